@@ -1,0 +1,69 @@
+import type { Identity } from '../identity/identity.ts';
+
+/** Who and where, shared by every record of one client session. */
+export interface SessionContext {
+  /** Unique per client connection, e.g. a ULID or random hex. */
+  readonly session: string;
+  readonly identity: Identity;
+  readonly client: { readonly address: string; readonly port: number };
+  readonly database: string;
+  readonly protocol: 'postgres' | 'mysql';
+}
+
+export interface ConnectionStartEvent {
+  readonly type: 'connection.start';
+  readonly context: SessionContext;
+  readonly tls: boolean;
+}
+
+export interface ConnectionEndEvent {
+  readonly type: 'connection.end';
+  readonly context: SessionContext;
+  readonly durationMs: number;
+  readonly statements: number;
+  /** Why the session ended: 'client' (Terminate or close), 'upstream', 'shutdown', 'protocol-error', 'audit-failure'. */
+  readonly reason: string;
+}
+
+/** A client that failed authentication never gets a SessionContext; it is still recorded. */
+export interface ConnectionRefusedEvent {
+  readonly type: 'connection.refused';
+  readonly client: { readonly address: string; readonly port: number };
+  readonly protocol: 'postgres' | 'mysql';
+  readonly user: string;
+  readonly database: string;
+  readonly sqlstate: string;
+  readonly reason: string;
+}
+
+export interface StatementEvent {
+  readonly type: 'statement';
+  readonly context: SessionContext;
+  /** Normalised text: literals replaced by $n placeholders; null when the statement could not be parsed. */
+  readonly statement: string | null;
+  readonly fingerprint: string | null;
+  /** 'simple' (Query message), 'extended' (Parse/Bind/Execute), 'text' / 'prepared' for MySQL. */
+  readonly via: 'simple' | 'extended' | 'text' | 'prepared';
+  readonly outcome: 'ok' | 'error' | 'refused';
+  /** Command tag without the row count, e.g. 'SELECT', 'INSERT'. */
+  readonly command?: string;
+  /** Rows returned or affected. */
+  readonly rows?: number;
+  readonly durationMs: number;
+  readonly sqlstate?: string;
+  /** Why a statement was refused (guardrail name, audit failure, ...). */
+  readonly reason?: string;
+}
+
+export type AuditEvent = ConnectionStartEvent | ConnectionEndEvent | ConnectionRefusedEvent | StatementEvent;
+
+/** Where the proxy sends its audit events. Implementations must not block the caller. */
+export interface AuditSink {
+  record(event: AuditEvent): void;
+  /** False once a write failed; the proxy then refuses statements when failing closed. */
+  readonly healthy: boolean;
+  /** Human-readable cause of the last failure (no secrets). */
+  readonly failure: string | undefined;
+  /** Flushes, writes a final signed checkpoint (seal) and closes. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,241 @@
+import { readFileSync } from 'node:fs';
+import Value from 'typebox/value';
+import { parseAllDocuments } from 'yaml';
+import { ConfigError } from '../errors.ts';
+import { type ProxyConfigDocument, ProxyConfigSchema, type SecretValueConfig } from './schema.ts';
+import { schemaProblems } from './validate.ts';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface UpstreamConfig {
+  readonly protocol: 'postgres' | 'mysql';
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  /** Resolved secret; never logged. Absent for trust authentication. */
+  readonly password?: string;
+  readonly tls: { readonly mode: 'disable' | 'require' | 'verify-full'; readonly ca?: Buffer; readonly serverName?: string };
+  readonly connectTimeoutMs: number;
+}
+
+/** The proxy configuration, validated, with defaults applied, files read and secrets resolved. */
+export interface ProxyConfig {
+  readonly source: string;
+  readonly listen: HostPort;
+  readonly upstream: UpstreamConfig;
+  readonly clientTls?: { readonly cert: Buffer; readonly key: Buffer; readonly required: boolean };
+  readonly identity: ProxyConfigDocument['identity'];
+  readonly audit: {
+    readonly file?: string;
+    readonly stdout: boolean;
+    readonly signingKeyFile?: string;
+    readonly checkpointEveryRecords: number;
+    readonly checkpointIntervalMs: number;
+    readonly failClosed: boolean;
+  };
+  readonly admin?: HostPort;
+  readonly limits: {
+    readonly maxConnections: number;
+    readonly maxMessageBytes: number;
+    readonly shutdownGraceMs: number;
+    readonly startupTimeoutMs: number;
+  };
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** The other YAML documents of the file (policy kinds), validated by the policy loader. */
+  readonly policyDocuments: readonly unknown[];
+}
+
+/** Command-line values that override the file. */
+export interface ConfigOverrides {
+  readonly listen?: string;
+  readonly upstream?: string;
+  readonly auditFile?: string;
+  readonly adminListen?: string;
+}
+
+export function loadProxyConfig(file: string, overrides: ConfigOverrides = {}): ProxyConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, '', `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  return parseProxyConfig(text, file, overrides);
+}
+
+export function parseProxyConfig(text: string, file: string, overrides: ConfigOverrides = {}): ProxyConfig {
+  const documents = parseAllDocuments(text);
+  if (!Array.isArray(documents)) throw new ConfigError(file, '', 'is not a YAML document stream');
+  const values: unknown[] = [];
+  for (const [index, document] of documents.entries()) {
+    const error = document.errors[0];
+    if (error) {
+      const line = error.linePos?.[0];
+      throw new ConfigError(file, line ? `line ${line.line}, column ${line.col}` : `document ${index + 1}`, error.message.split('\n')[0] ?? 'invalid YAML');
+    }
+    const value = document.toJS();
+    if (value !== null && value !== undefined) values.push(value);
+  }
+  const proxyIndex = values.findIndex((v) => isObject(v) && (v['kind'] === undefined || v['kind'] === 'Proxy'));
+  if (proxyIndex < 0) throw new ConfigError(file, '', 'has no proxy settings (a document with `upstream:` and `identity:`)');
+  const raw = structuredClone(values[proxyIndex]) as Record<string, unknown>;
+  applyOverrides(raw, overrides);
+
+  const problems = schemaProblems(ProxyConfigSchema, raw);
+  const first = problems[0];
+  if (first) throw new ConfigError(file, first.field, first.problem);
+  const document = Value.Default(ProxyConfigSchema, raw) as ProxyConfigDocument;
+
+  return {
+    source: file,
+    listen: parseHostPort(document.listen ?? '127.0.0.1:6432', file, 'listen'),
+    upstream: resolveUpstream(document, file),
+    ...(document.clientTls && {
+      clientTls: {
+        cert: readFileField(document.clientTls.certFile, file, 'clientTls.certFile'),
+        key: readFileField(document.clientTls.keyFile, file, 'clientTls.keyFile'),
+        required: document.clientTls.required ?? false,
+      },
+    }),
+    identity: checkIdentity(document.identity, file),
+    audit: {
+      ...(document.audit?.file !== undefined && { file: document.audit.file }),
+      stdout: document.audit?.stdout ?? true,
+      ...(document.audit?.signingKeyFile !== undefined && { signingKeyFile: document.audit.signingKeyFile }),
+      checkpointEveryRecords: document.audit?.checkpointEveryRecords ?? 1000,
+      checkpointIntervalMs: (document.audit?.checkpointIntervalSeconds ?? 10) * 1000,
+      failClosed: document.audit?.failClosed ?? true,
+    },
+    ...(document.admin && { admin: parseHostPort(document.admin.listen, file, 'admin.listen') }),
+    limits: {
+      maxConnections: document.limits?.maxConnections ?? 1000,
+      maxMessageBytes: document.limits?.maxMessageBytes ?? 64 * 1024 * 1024,
+      shutdownGraceMs: (document.limits?.shutdownGraceSeconds ?? 30) * 1000,
+      startupTimeoutMs: (document.limits?.startupTimeoutSeconds ?? 15) * 1000,
+    },
+    logLevel: document.log?.level ?? 'info',
+    policyDocuments: values.filter((_, i) => i !== proxyIndex),
+  };
+}
+
+function applyOverrides(raw: Record<string, unknown>, overrides: ConfigOverrides): void {
+  if (overrides.listen !== undefined) raw['listen'] = overrides.listen;
+  if (overrides.upstream !== undefined) {
+    // A URL on the command line replaces the upstream's address and credentials, keeps its TLS settings.
+    const previous = isObject(raw['upstream']) ? raw['upstream'] : {};
+    raw['upstream'] = { url: overrides.upstream, ...(previous['tls'] !== undefined && { tls: previous['tls'] }) };
+  }
+  if (overrides.auditFile !== undefined) raw['audit'] = { ...(isObject(raw['audit']) ? raw['audit'] : {}), file: overrides.auditFile };
+  if (overrides.adminListen !== undefined) raw['admin'] = { listen: overrides.adminListen };
+}
+
+function resolveUpstream(document: ProxyConfigDocument, file: string): UpstreamConfig {
+  const u = document.upstream;
+  let fromUrl: Partial<{ protocol: 'postgres' | 'mysql'; host: string; port: number; database: string; user: string; password: string; sslmode: string }> = {};
+  if (u.url !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(u.url);
+    } catch {
+      throw new ConfigError(file, 'upstream.url', 'is not a URL (expected postgres://USER:PASSWORD@HOST:PORT/DATABASE)');
+    }
+    const scheme = url.protocol.replace(/:$/, '');
+    const protocol = scheme === 'postgres' || scheme === 'postgresql' ? 'postgres' : scheme === 'mysql' || scheme === 'mariadb' ? 'mysql' : undefined;
+    if (!protocol) throw new ConfigError(file, 'upstream.url', `has scheme "${scheme}"; use postgres:// or mysql://`);
+    fromUrl = {
+      protocol,
+      ...(url.hostname && { host: url.hostname.replace(/^\[|\]$/g, '') }),
+      ...(url.port && { port: Number(url.port) }),
+      ...(url.pathname.length > 1 && { database: decodeURIComponent(url.pathname.slice(1)) }),
+      ...(url.username && { user: decodeURIComponent(url.username) }),
+      ...(url.password && { password: decodeURIComponent(url.password) }),
+      ...(url.searchParams.get('sslmode') !== null && { sslmode: url.searchParams.get('sslmode')! }),
+    };
+  }
+  const protocol = u.protocol ?? fromUrl.protocol ?? 'postgres';
+  const user = u.user ?? fromUrl.user;
+  if (!user) throw new ConfigError(file, 'upstream.user', 'is required (or give it in upstream.url)');
+  const host = u.host ?? fromUrl.host;
+  if (!host) throw new ConfigError(file, 'upstream.host', 'is required (or give it in upstream.url)');
+  const password = u.password ? resolveSecret(u.password, file, 'upstream.password') : fromUrl.password;
+  const mode = u.tls?.mode ?? sslmodeToTlsMode(fromUrl.sslmode, file);
+  return {
+    protocol,
+    host,
+    port: u.port ?? fromUrl.port ?? (protocol === 'mysql' ? 3306 : 5432),
+    database: u.database ?? fromUrl.database ?? user,
+    user,
+    ...(password !== undefined && { password }),
+    tls: {
+      mode,
+      ...(u.tls?.caFile !== undefined && { ca: readFileField(u.tls.caFile, file, 'upstream.tls.caFile') }),
+      ...(u.tls?.serverName !== undefined && { serverName: u.tls.serverName }),
+    },
+    connectTimeoutMs: (u.connectTimeoutSeconds ?? 10) * 1000,
+  };
+}
+
+function sslmodeToTlsMode(sslmode: string | undefined, file: string): 'disable' | 'require' | 'verify-full' {
+  switch (sslmode) {
+    case undefined:
+    case 'disable':
+    case 'prefer':
+    case 'allow':
+      return sslmode === undefined || sslmode === 'disable' ? 'disable' : 'require';
+    case 'require':
+      return 'require';
+    case 'verify-ca':
+    case 'verify-full':
+      return 'verify-full';
+    default:
+      throw new ConfigError(file, 'upstream.url', `has sslmode=${sslmode}; use disable, require or verify-full`);
+  }
+}
+
+function checkIdentity(identity: ProxyConfigDocument['identity'], file: string): ProxyConfigDocument['identity'] {
+  const section = { token: identity.token, 'token-file': identity.tokenFile, local: identity.local }[identity.mode];
+  const key = identity.mode === 'token-file' ? 'tokenFile' : identity.mode;
+  if (!section) throw new ConfigError(file, `identity.${key}`, `is required when identity.mode is ${identity.mode}`);
+  const verify = identity.mode === 'token' ? identity.token : identity.mode === 'token-file' ? identity.tokenFile?.verify : undefined;
+  if (verify) {
+    const sources = [verify.jwksUrl, verify.jwksFile, verify.publicKeyFile].filter((s) => s !== undefined);
+    const at = identity.mode === 'token' ? 'identity.token' : 'identity.tokenFile.verify';
+    if (sources.length !== 1) throw new ConfigError(file, at, 'needs exactly one of jwksUrl, jwksFile or publicKeyFile');
+  }
+  return identity;
+}
+
+export function resolveSecret(secret: SecretValueConfig, file: string, field: string): string {
+  const given = (['value', 'file', 'env'] as const).filter((k) => secret[k] !== undefined);
+  if (given.length !== 1) throw new ConfigError(file, field, 'needs exactly one of value, file or env');
+  if (secret.value !== undefined) return secret.value;
+  if (secret.env !== undefined) {
+    const value = process.env[secret.env];
+    if (value === undefined) throw new ConfigError(file, `${field}.env`, `environment variable ${secret.env} is not set`);
+    return value;
+  }
+  return readFileField(secret.file!, file, `${field}.file`).toString('utf8').replace(/\r?\n$/, '');
+}
+
+function readFileField(path: string, file: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(file, field, `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
+
+export function parseHostPort(value: string, file: string, field: string): HostPort {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new ConfigError(file, field, `"${value}" is not HOST:PORT`);
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,163 @@
+import Type, { type Static } from 'typebox';
+
+/**
+ * The proxy's own settings (the first document of the config file). Policy kinds (DatabaseAccess,
+ * Guardrail, MaskingPolicy) are separate documents with their own schemas in crds/.
+ */
+
+const HostPort = Type.String({
+  pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$',
+  description: 'HOST:PORT, for example 127.0.0.1:6432 ([::1]:6432 for IPv6)',
+});
+
+const SecretValue = Type.Object(
+  {
+    value: Type.Optional(Type.String({ description: 'Inline value. Prefer `file` outside development.' })),
+    file: Type.Optional(Type.String({ description: 'Path of a file holding the value (trailing newline ignored).' })),
+    env: Type.Optional(Type.String({ description: 'Name of an environment variable holding the value.' })),
+  },
+  { additionalProperties: false, description: 'Exactly one of value, file or env.' },
+);
+
+export const UpstreamTlsMode = Type.Enum(['disable', 'require', 'verify-full']);
+
+const Upstream = Type.Object(
+  {
+    url: Type.Optional(
+      Type.String({
+        description:
+          'postgres://USER:PASSWORD@HOST:PORT/DATABASE (or mysql://). Fields set below override the URL.',
+      }),
+    ),
+    protocol: Type.Optional(Type.Enum(['postgres', 'mysql'], { default: 'postgres' })),
+    host: Type.Optional(Type.String({ minLength: 1 })),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    database: Type.Optional(Type.String({ minLength: 1 })),
+    user: Type.Optional(Type.String({ minLength: 1 })),
+    password: Type.Optional(SecretValue),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          mode: Type.Optional(UpstreamTlsMode),
+          caFile: Type.Optional(Type.String({ description: 'CA bundle (PEM) for verify-full.' })),
+          serverName: Type.Optional(Type.String({ description: 'Name to verify instead of host.' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    connectTimeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 10 })),
+  },
+  { additionalProperties: false },
+);
+
+const JwtVerification = Type.Object(
+  {
+    issuer: Type.String({ minLength: 1, description: 'Expected `iss` claim.' }),
+    audience: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+      description: 'Expected `aud` claim (one value or a list, any of which may match).',
+    }),
+    jwksUrl: Type.Optional(Type.String({ description: "URL of the issuer's JSON Web Key Set." })),
+    jwksFile: Type.Optional(Type.String({ description: 'A JSON Web Key Set in a local file.' })),
+    publicKeyFile: Type.Optional(Type.String({ description: 'A PEM public key (SPKI) that signs the tokens.' })),
+    algorithms: Type.Optional(Type.Array(Type.String(), { description: 'Accepted JWS algorithms; default: RS256, ES256 and the rest of the asymmetric ones.' })),
+    clockToleranceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300, default: 30 })),
+    groupsClaim: Type.Optional(Type.String({ default: 'groups', description: 'Claim that lists the groups of an OIDC user.' })),
+    subjectClaim: Type.Optional(Type.String({ default: 'sub', description: 'Claim that names the subject.' })),
+  },
+  { additionalProperties: false },
+);
+
+const LocalUser = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    password: Type.String({ minLength: 1, description: 'Development only: stored and compared in clear.' }),
+    groups: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: false },
+);
+
+const IdentityConfig = Type.Object(
+  {
+    mode: Type.Enum(['token', 'token-file', 'local']),
+    token: Type.Optional(JwtVerification),
+    tokenFile: Type.Optional(
+      Type.Object(
+        {
+          path: Type.String({ minLength: 1, description: "The pod's projected service-account token." }),
+          verify: JwtVerification,
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    local: Type.Optional(Type.Object({ users: Type.Array(LocalUser, { minItems: 1 }) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+
+const Audit = Type.Object(
+  {
+    file: Type.Optional(Type.String({ minLength: 1, description: 'JSON-lines audit log; created if missing, appended to.' })),
+    stdout: Type.Optional(Type.Boolean({ default: true, description: 'Also write each record to stdout (pino JSON).' })),
+    signingKeyFile: Type.Optional(
+      Type.String({ description: 'Ed25519 private key (PKCS#8 PEM) that signs checkpoints. Without it an ephemeral key is made at start.' }),
+    ),
+    checkpointEveryRecords: Type.Optional(Type.Integer({ minimum: 1, default: 1000 })),
+    checkpointIntervalSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 10 })),
+    failClosed: Type.Optional(
+      Type.Boolean({ default: true, description: 'Refuse statements while the audit file cannot be written.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ProxyConfigSchema = Type.Object(
+  {
+    apiVersion: Type.Optional(Type.Literal('gatehouse.dev/v1alpha1')),
+    kind: Type.Optional(Type.Literal('Proxy')),
+    listen: Type.Optional(HostPort),
+    upstream: Upstream,
+    clientTls: Type.Optional(
+      Type.Object(
+        {
+          certFile: Type.String({ minLength: 1 }),
+          keyFile: Type.String({ minLength: 1 }),
+          required: Type.Optional(
+            Type.Boolean({ default: false, description: 'Refuse clients that do not negotiate TLS.' }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    identity: IdentityConfig,
+    audit: Type.Optional(Audit),
+    admin: Type.Optional(Type.Object({ listen: HostPort }, { additionalProperties: false })),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxConnections: Type.Optional(Type.Integer({ minimum: 1, default: 1000 })),
+          maxMessageBytes: Type.Optional(
+            Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'Largest client message accepted.' }),
+          ),
+          shutdownGraceSeconds: Type.Optional(Type.Number({ minimum: 0, default: 30 })),
+          startupTimeoutSeconds: Type.Optional(
+            Type.Number({ exclusiveMinimum: 0, default: 15, description: 'Time a client has to finish startup and authentication.' }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    log: Type.Optional(
+      Type.Object(
+        { level: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], { default: 'info' })) },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ProxyConfigDocument = Static<typeof ProxyConfigSchema>;
+export type JwtVerificationConfig = Static<typeof JwtVerification>;
+export type IdentityConfig = Static<typeof IdentityConfig>;
+export type AuditConfigDocument = Static<typeof Audit>;
+export type SecretValueConfig = Static<typeof SecretValue>;
