@@ -132,7 +132,7 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
         await stopServer(dataDir, owner);
       } else {
         throw new Error(
-          `PostgreSQL did not start within ${timeoutMs} ms (pg_ctl: ${result.stderr.trim() || result.stdout.trim()}); ` +
+          `PostgreSQL did not start (pg_ctl, waiting at most ${timeoutMs} ms: ${result.stderr.trim() || result.stdout.trim()}); ` +
             `server log tail:\n${logTail(log)}`,
         );
       }
