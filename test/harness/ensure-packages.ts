@@ -1,0 +1,102 @@
+// Installs the Debian packages that the tests and the benchmark run for real, when any is missing.
+// Run as a script before vitest: `node test/harness/ensure-packages.ts`.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { runningAsRoot } from './os-user.ts';
+import { PG_BIN_DIR } from './postgres.ts';
+
+const PACKAGES = [
+  'postgresql-15',
+  'postgresql-client-15',
+  'postgresql-contrib',
+  'mariadb-server',
+  'mariadb-client',
+  'haproxy',
+  'pgbouncer',
+  'openssl',
+];
+
+/** What the harness and the benchmark call by full path; checked after installing, whatever dpkg says. */
+const PROGRAMS = [
+  `${PG_BIN_DIR}/initdb`,
+  `${PG_BIN_DIR}/pg_ctl`,
+  `${PG_BIN_DIR}/postgres`,
+  `${PG_BIN_DIR}/psql`,
+  `${PG_BIN_DIR}/pgbench`,
+  '/usr/bin/psql',
+  '/usr/sbin/mariadbd',
+  '/usr/bin/mariadb-install-db',
+  '/usr/bin/mariadb',
+  '/usr/bin/mysql',
+  '/usr/sbin/haproxy',
+  '/usr/sbin/pgbouncer',
+  '/usr/bin/openssl',
+  '/sbin/runuser',
+];
+
+const POLICY_RC_D = '/usr/sbin/policy-rc.d';
+
+const missing = missingPackages();
+if (missing.length > 0) {
+  if (!runningAsRoot()) {
+    fail(
+      `missing Debian packages: ${missing.join(' ')}; install them as root: apt-get install ${missing.join(' ')}`,
+    );
+  }
+  install(missing);
+}
+const absent = PROGRAMS.filter((program) => !existsSync(program));
+if (absent.length > 0) fail(`programs still missing after installing packages: ${absent.join(' ')}`);
+
+function missingPackages(): string[] {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format placeholders
+  const query = spawnSync('dpkg-query', ['-W', '-f=${Package} ${Status}\\n', ...PACKAGES], {
+    encoding: 'utf8',
+  });
+  if (query.error !== undefined) fail(`cannot ask dpkg which packages are installed: ${query.error.message}`);
+  // dpkg-query exits 1 when some package is unknown to it; the listed ones are still printed.
+  const installed = new Set(
+    query.stdout
+      .split('\n')
+      .filter((line) => line.endsWith(' install ok installed'))
+      .map((line) => line.split(' ')[0]),
+  );
+  return PACKAGES.filter((name) => !installed.has(name));
+}
+
+/**
+ * Debian starts the services that it installs; our tests start their own instances on free ports,
+ * so a policy-rc.d that forbids starting anything stands in place during the install.
+ */
+function install(packages: string[]): void {
+  const savedPolicy = `${POLICY_RC_D}.gatehouse-saved`;
+  const hadPolicy = existsSync(POLICY_RC_D);
+  if (hadPolicy) renameSync(POLICY_RC_D, savedPolicy);
+  writeFileSync(
+    POLICY_RC_D,
+    '#!/bin/sh\n# Written by gatehouse test/harness/ensure-packages.ts while it installs.\nexit 101\n',
+  );
+  chmodSync(POLICY_RC_D, 0o755);
+  try {
+    apt(['update']);
+    apt(['install', '--yes', '--no-install-recommends', ...packages]);
+  } finally {
+    rmSync(POLICY_RC_D, { force: true });
+    if (hadPolicy) renameSync(savedPolicy, POLICY_RC_D);
+  }
+}
+
+function apt(args: string[]): void {
+  process.stderr.write(`ensure-packages: apt-get ${args.join(' ')}\n`);
+  const result = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', '-o', 'Dpkg::Use-Pty=0', ...args], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  if (result.error !== undefined) fail(`apt-get ${args[0]} could not run: ${result.error.message}`);
+  if (result.status !== 0) fail(`apt-get ${args[0]} failed with exit code ${result.status}`);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`ensure-packages: ${message}\n`);
+  process.exit(1);
+}
