@@ -34,7 +34,8 @@ import { MessageFramer, MessageScanner } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
 import { StartupReader } from './startup-reader.ts';
-import { connectUpstream, type UpstreamConnection, UpstreamError } from './upstream.ts';
+import { connectUpstream, type UpstreamConnection } from './upstream.ts';
+import { UpstreamError } from './upstream-error.ts';
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
