@@ -231,12 +231,22 @@ describe('failing closed', () => {
   });
 
   it('turns unhealthy when a file holds no audit records it could continue', async () => {
-    const file = join(dir, 'other.log');
-    await writeFile(file, Array.from({ length: 20 }, (_, i) => `plain line ${i}\n`).join(''));
-    const log = await openAuditLog(options({ file }));
-    expect(log.healthy).toBe(false);
-    expect(log.failure).toMatch(/not JSON/);
-    await log.close();
+    for (const lines of [3, 20]) {
+      const file = join(dir, `other-${lines}.log`);
+      await writeFile(file, Array.from({ length: lines }, (_, i) => `plain line ${i}\n`).join(''));
+      const log = await openAuditLog(options({ file }));
+      expect(log.healthy).toBe(false);
+      expect(log.failure).toMatch(/not an audit log|not JSON/);
+      await log.close();
+    }
+  });
+
+  it('starts a chain after a first write that a crash cut short', async () => {
+    const opts = options();
+    await writeFile(opts.file!, '{"seq":1,"prev":"000');
+    await writeSession(opts, 1);
+    const result = verifyAuditLog(await readFile(opts.file!));
+    expect(result).toMatchObject({ ok: true, sealed: true, recoveries: [{ seq: 2, damage: 'torn-line' }] });
   });
 
   it('turns unhealthy rather than continue after a last record that was altered', async () => {

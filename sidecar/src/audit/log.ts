@@ -102,8 +102,12 @@ class ChainedAuditLog implements AuditLog {
   #pendingRecords = 0;
   #pendingBytes = 0;
   #inFlightBytes = 0;
+  /** The latest checkpoint queued but not yet written. */
   #unanchored: HeadAnchor | undefined;
+  /** The latest checkpoint written but not yet synced and copied to the head file. */
+  #toAnchor: HeadAnchor | undefined;
   #draining: Promise<void> | undefined;
+  #anchoring: Promise<void> | undefined;
 
   #failure: string | undefined;
   #writeFailed = false;
@@ -188,11 +192,10 @@ class ChainedAuditLog implements AuditLog {
     if (tail.last) {
       this.#seq = tail.last.record.seq;
       this.#prev = tail.last.hash;
-    } else if (tail.damaged.length > 0) {
-      this.#logger.error(
-        { file },
-        'audit file holds no whole record: starting a new chain after its damaged lines',
-      );
+    } else if (tail.damaged.length > 1 || tail.damaged[0]?.terminated) {
+      // Only a crash during the very first write leaves a log without a whole record, and it leaves
+      // one line without its newline: anything else is some other file.
+      throw new Error('it holds no audit record: not an audit log');
     }
     for (const line of tail.damaged) {
       recoveries.push({
@@ -261,7 +264,10 @@ class ChainedAuditLog implements AuditLog {
   }
 
   async flush(): Promise<void> {
-    while (this.#draining) await this.#draining;
+    while (this.#draining || this.#anchoring) {
+      await this.#draining;
+      await this.#anchoring;
+    }
   }
 
   close(): Promise<void> {
@@ -350,9 +356,8 @@ class ChainedAuditLog implements AuditLog {
         await writeAll(handle, Buffer.from(`${batch.join('\n')}\n`, 'utf8'));
         this.#written += records;
         if (anchor) {
-          // The anchor must never name a checkpoint that a power cut could take back out of the log.
-          await handle.datasync();
-          await writeHeadFile(this.#headFile!, anchor);
+          this.#toAnchor = anchor;
+          this.#anchoring ??= this.#anchor(handle);
         }
       } catch (error) {
         this.#failWrites(
@@ -370,6 +375,25 @@ class ChainedAuditLog implements AuditLog {
       }
     }
     this.#draining = undefined;
+  }
+
+  /**
+   * Syncs the log, then copies the checkpoint into the head file, so the anchor never names a
+   * checkpoint that a power cut could take back out of the log. Runs beside the appends, which need
+   * not wait for the disk to sync; checkpoints written meanwhile replace the one waiting.
+   */
+  async #anchor(handle: FileHandle): Promise<void> {
+    while (this.#toAnchor && !this.#writeFailed) {
+      const anchor = this.#toAnchor;
+      this.#toAnchor = undefined;
+      try {
+        await handle.datasync();
+        await writeHeadFile(this.#headFile!, anchor);
+      } catch (error) {
+        this.#failWrites(`audit head ${this.#headFile}: ${describeError(error)}`, 0);
+      }
+    }
+    this.#anchoring = undefined;
   }
 
   /** Writes into the chain how many records were lost since the last such note. */
@@ -402,6 +426,7 @@ class ChainedAuditLog implements AuditLog {
     this.#pendingRecords = 0;
     this.#pendingBytes = 0;
     this.#unanchored = undefined;
+    this.#toAnchor = undefined;
     this.#logger.error(
       { failure, lost: lostRecords },
       'audit file write failed: no further records will be written to it',

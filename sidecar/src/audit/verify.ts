@@ -190,7 +190,7 @@ export class AuditLogVerifier {
     if (damage === 'torn-line') {
       const expected = this.#awaitingRecovery.shift();
       if (!expected || record['sha256'] !== expected.sha256) {
-        return 'log.recover names an torn line that is not the one before this log.open';
+        return 'log.recover names a torn line that is not the one before this log.open';
       }
     }
     this.#recoveries.push({ seq: record.seq, damage });
