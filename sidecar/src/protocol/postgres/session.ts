@@ -80,7 +80,7 @@ interface Refusal {
 }
 
 type Pending =
-  | { kind: 'query'; texts: QueryText[]; index: number; started: number; refusal?: Refusal }
+  | { kind: 'query'; texts: readonly QueryText[]; index: number; started: number; refusal?: Refusal }
   | { kind: 'execute'; text: QueryText; started: number; refusal?: Refusal }
   | { kind: 'parse' | 'bind' | 'describe' | 'close' }
   | { kind: 'sync' }
@@ -310,7 +310,9 @@ export class PostgresSession {
       const tooMany = upstreamError?.sqlstate === '53300';
       throw new RefusedStart(
         tooMany ? '53300' : '08006',
-        tooMany ? 'the database has too many connections' : 'Gatehouse could not connect to the database; see the proxy log',
+        tooMany
+          ? 'the database has too many connections'
+          : 'Gatehouse could not connect to the database; see the proxy log',
       );
     }
   }
