@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --liftoff-only
 import { runAuditVerify } from './cli/audit-verify.ts';
 import { PROXY_USAGE, runProxyCommand } from './cli/proxy-command.ts';
 import { UserError } from './errors.ts';

@@ -9,6 +9,7 @@ import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metric
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
 import { loadSqlParser } from './sql/normalize.ts';
+import { wasmTieringWarning } from './sql/wasm-tiering.ts';
 
 export interface RunningProxy {
   readonly address: { host: string; port: number };
@@ -86,11 +87,8 @@ export async function startProxy(
       );
     }
   }
-  if (config.identity.mode === 'local') {
-    logger.warn(
-      'identity mode "local": users and passwords come from the config file; for development only, never in production',
-    );
-  }
+  const tiering = wasmTieringWarning();
+  if (tiering) logger.warn(tiering);
   logger.info(
     {
       listen: `${address.host}:${address.port}`,

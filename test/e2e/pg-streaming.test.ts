@@ -23,9 +23,10 @@ describe('streaming', () => {
       if (m.name === 'dataRow') rows++;
     });
     const done = client.waitFor('commandComplete');
+    const ready = client.waitFor('readyForQuery');
     client.query('SELECT g, md5(g::text) FROM generate_series(1, 10000000) g');
     const complete = (await done) as unknown as { text: string };
-    await client.waitFor('readyForQuery');
+    await ready;
     client.close();
     const after = proxy.memory();
     console.log(`10M rows: proxy RSS ${before.rssKb} kB before, peak ${after.peakKb} kB`);

@@ -197,9 +197,13 @@ describe('audit', () => {
     expect(statement).toMatchObject({ subject: 'local:demo', outcome: 'ok', command: 'SELECT', rows: 1 });
     expect(records.some((r) => r['type'] === 'connection.start')).toBe(true);
     expect(records.some((r) => r['type'] === 'connection.end')).toBe(true);
-    const verified = await run(process.execPath, [MAIN, 'audit', 'verify', '--allow-unsealed', proxy.auditFile!]).catch(
-      (e: { stdout: string; code: number }) => e,
-    );
+    const verified = await run(process.execPath, [
+      MAIN,
+      'audit',
+      'verify',
+      '--allow-unsealed',
+      proxy.auditFile!,
+    ]).catch((e: { stdout: string; code: number }) => e);
     expect((verified as { stdout: string }).stdout).toMatch(/^ok/);
   });
 });

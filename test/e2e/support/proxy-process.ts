@@ -39,11 +39,15 @@ export async function startProxyProcess(
     ...config,
   };
   writeFileSync(file, stringify(merged));
-  const child = spawn(process.execPath, [MAIN, 'proxy', '--config', file, ...(options.args ?? [])], {
-    cwd: dir,
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--liftoff-only', MAIN, 'proxy', '--config', file, ...(options.args ?? [])],
+    {
+      cwd: dir,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
   const listening = new Promise<{ port: number; adminPort: number | undefined }>((resolveListen, reject) => {

@@ -484,6 +484,11 @@ export class PostgresSession {
     if (this.closed) return;
     this.deps.metrics.bytesOut(chunk.length);
     const client = this.client;
+    if (process.env['DBG_RAW']) {
+      client.write(chunk);
+      if (client.writableNeedDrain) this.upstream!.pause();
+      return;
+    }
     client.cork();
     try {
       this.scanner!.scan(
