@@ -18,7 +18,11 @@ export interface UpstreamConfig {
   readonly user: string;
   /** Resolved secret; never logged. Absent for trust authentication. */
   readonly password?: string;
-  readonly tls: { readonly mode: 'disable' | 'require' | 'verify-full'; readonly ca?: Buffer; readonly serverName?: string };
+  readonly tls: {
+    readonly mode: 'disable' | 'require' | 'verify-full';
+    readonly ca?: Buffer;
+    readonly serverName?: string;
+  };
   readonly connectTimeoutMs: number;
 }
 
@@ -62,7 +66,11 @@ export function loadProxyConfig(file: string, overrides: ConfigOverrides = {}): 
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(file, '', `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new ConfigError(
+      file,
+      '',
+      `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
   return parseProxyConfig(text, file, overrides);
 }
@@ -75,13 +83,20 @@ export function parseProxyConfig(text: string, file: string, overrides: ConfigOv
     const error = document.errors[0];
     if (error) {
       const line = error.linePos?.[0];
-      throw new ConfigError(file, line ? `line ${line.line}, column ${line.col}` : `document ${index + 1}`, error.message.split('\n')[0] ?? 'invalid YAML');
+      throw new ConfigError(
+        file,
+        line ? `line ${line.line}, column ${line.col}` : `document ${index + 1}`,
+        error.message.split('\n')[0] ?? 'invalid YAML',
+      );
     }
     const value = document.toJS();
     if (value !== null && value !== undefined) values.push(value);
   }
-  const proxyIndex = values.findIndex((v) => isObject(v) && (v['kind'] === undefined || v['kind'] === 'Proxy'));
-  if (proxyIndex < 0) throw new ConfigError(file, '', 'has no proxy settings (a document with `upstream:` and `identity:`)');
+  const proxyIndex = values.findIndex(
+    (v) => isObject(v) && (v['kind'] === undefined || v['kind'] === 'Proxy'),
+  );
+  if (proxyIndex < 0)
+    throw new ConfigError(file, '', 'has no proxy settings (a document with `upstream:` and `identity:`)');
   const raw = structuredClone(values[proxyIndex]) as Record<string, unknown>;
   applyOverrides(raw, overrides);
 
@@ -127,25 +142,47 @@ function applyOverrides(raw: Record<string, unknown>, overrides: ConfigOverrides
   if (overrides.upstream !== undefined) {
     // A URL on the command line replaces the upstream's address and credentials, keeps its TLS settings.
     const previous = isObject(raw['upstream']) ? raw['upstream'] : {};
-    raw['upstream'] = { url: overrides.upstream, ...(previous['tls'] !== undefined && { tls: previous['tls'] }) };
+    raw['upstream'] = {
+      url: overrides.upstream,
+      ...(previous['tls'] !== undefined && { tls: previous['tls'] }),
+    };
   }
-  if (overrides.auditFile !== undefined) raw['audit'] = { ...(isObject(raw['audit']) ? raw['audit'] : {}), file: overrides.auditFile };
+  if (overrides.auditFile !== undefined)
+    raw['audit'] = { ...(isObject(raw['audit']) ? raw['audit'] : {}), file: overrides.auditFile };
   if (overrides.adminListen !== undefined) raw['admin'] = { listen: overrides.adminListen };
 }
 
 function resolveUpstream(document: ProxyConfigDocument, file: string): UpstreamConfig {
   const u = document.upstream;
-  let fromUrl: Partial<{ protocol: 'postgres' | 'mysql'; host: string; port: number; database: string; user: string; password: string; sslmode: string }> = {};
+  let fromUrl: Partial<{
+    protocol: 'postgres' | 'mysql';
+    host: string;
+    port: number;
+    database: string;
+    user: string;
+    password: string;
+    sslmode: string;
+  }> = {};
   if (u.url !== undefined) {
     let url: URL;
     try {
       url = new URL(u.url);
     } catch {
-      throw new ConfigError(file, 'upstream.url', 'is not a URL (expected postgres://USER:PASSWORD@HOST:PORT/DATABASE)');
+      throw new ConfigError(
+        file,
+        'upstream.url',
+        'is not a URL (expected postgres://USER:PASSWORD@HOST:PORT/DATABASE)',
+      );
     }
     const scheme = url.protocol.replace(/:$/, '');
-    const protocol = scheme === 'postgres' || scheme === 'postgresql' ? 'postgres' : scheme === 'mysql' || scheme === 'mariadb' ? 'mysql' : undefined;
-    if (!protocol) throw new ConfigError(file, 'upstream.url', `has scheme "${scheme}"; use postgres:// or mysql://`);
+    const protocol =
+      scheme === 'postgres' || scheme === 'postgresql'
+        ? 'postgres'
+        : scheme === 'mysql' || scheme === 'mariadb'
+          ? 'mysql'
+          : undefined;
+    if (!protocol)
+      throw new ConfigError(file, 'upstream.url', `has scheme "${scheme}"; use postgres:// or mysql://`);
     fromUrl = {
       protocol,
       ...(url.hostname && { host: url.hostname.replace(/^\[|\]$/g, '') }),
@@ -192,19 +229,35 @@ function sslmodeToTlsMode(sslmode: string | undefined, file: string): 'disable' 
     case 'verify-full':
       return 'verify-full';
     default:
-      throw new ConfigError(file, 'upstream.url', `has sslmode=${sslmode}; use disable, require or verify-full`);
+      throw new ConfigError(
+        file,
+        'upstream.url',
+        `has sslmode=${sslmode}; use disable, require or verify-full`,
+      );
   }
 }
 
-function checkIdentity(identity: ProxyConfigDocument['identity'], file: string): ProxyConfigDocument['identity'] {
-  const section = { token: identity.token, 'token-file': identity.tokenFile, local: identity.local }[identity.mode];
+function checkIdentity(
+  identity: ProxyConfigDocument['identity'],
+  file: string,
+): ProxyConfigDocument['identity'] {
+  const section = { token: identity.token, 'token-file': identity.tokenFile, local: identity.local }[
+    identity.mode
+  ];
   const key = identity.mode === 'token-file' ? 'tokenFile' : identity.mode;
-  if (!section) throw new ConfigError(file, `identity.${key}`, `is required when identity.mode is ${identity.mode}`);
-  const verify = identity.mode === 'token' ? identity.token : identity.mode === 'token-file' ? identity.tokenFile?.verify : undefined;
+  if (!section)
+    throw new ConfigError(file, `identity.${key}`, `is required when identity.mode is ${identity.mode}`);
+  const verify =
+    identity.mode === 'token'
+      ? identity.token
+      : identity.mode === 'token-file'
+        ? identity.tokenFile?.verify
+        : undefined;
   if (verify) {
     const sources = [verify.jwksUrl, verify.jwksFile, verify.publicKeyFile].filter((s) => s !== undefined);
     const at = identity.mode === 'token' ? 'identity.token' : 'identity.tokenFile.verify';
-    if (sources.length !== 1) throw new ConfigError(file, at, 'needs exactly one of jwksUrl, jwksFile or publicKeyFile');
+    if (sources.length !== 1)
+      throw new ConfigError(file, at, 'needs exactly one of jwksUrl, jwksFile or publicKeyFile');
   }
   return identity;
 }
@@ -215,17 +268,24 @@ export function resolveSecret(secret: SecretValueConfig, file: string, field: st
   if (secret.value !== undefined) return secret.value;
   if (secret.env !== undefined) {
     const value = process.env[secret.env];
-    if (value === undefined) throw new ConfigError(file, `${field}.env`, `environment variable ${secret.env} is not set`);
+    if (value === undefined)
+      throw new ConfigError(file, `${field}.env`, `environment variable ${secret.env} is not set`);
     return value;
   }
-  return readFileField(secret.file!, file, `${field}.file`).toString('utf8').replace(/\r?\n$/, '');
+  return readFileField(secret.file!, file, `${field}.file`)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 function readFileField(path: string, file: string, field: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new ConfigError(file, field, `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new ConfigError(
+      file,
+      field,
+      `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
 }
 

@@ -13,7 +13,9 @@ const HostPort = Type.String({
 const SecretValue = Type.Object(
   {
     value: Type.Optional(Type.String({ description: 'Inline value. Prefer `file` outside development.' })),
-    file: Type.Optional(Type.String({ description: 'Path of a file holding the value (trailing newline ignored).' })),
+    file: Type.Optional(
+      Type.String({ description: 'Path of a file holding the value (trailing newline ignored).' }),
+    ),
     env: Type.Optional(Type.String({ description: 'Name of an environment variable holding the value.' })),
   },
   { additionalProperties: false, description: 'Exactly one of value, file or env.' },
@@ -53,16 +55,29 @@ const Upstream = Type.Object(
 const JwtVerification = Type.Object(
   {
     issuer: Type.String({ minLength: 1, description: 'Expected `iss` claim.' }),
-    audience: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
-      description: 'Expected `aud` claim (one value or a list, any of which may match).',
-    }),
+    audience: Type.Union(
+      [Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })],
+      {
+        description: 'Expected `aud` claim (one value or a list, any of which may match).',
+      },
+    ),
     jwksUrl: Type.Optional(Type.String({ description: "URL of the issuer's JSON Web Key Set." })),
     jwksFile: Type.Optional(Type.String({ description: 'A JSON Web Key Set in a local file.' })),
-    publicKeyFile: Type.Optional(Type.String({ description: 'A PEM public key (SPKI) that signs the tokens.' })),
-    algorithms: Type.Optional(Type.Array(Type.String(), { description: 'Accepted JWS algorithms; default: RS256, ES256 and the rest of the asymmetric ones.' })),
+    publicKeyFile: Type.Optional(
+      Type.String({ description: 'A PEM public key (SPKI) that signs the tokens.' }),
+    ),
+    algorithms: Type.Optional(
+      Type.Array(Type.String(), {
+        description: 'Accepted JWS algorithms; default: RS256, ES256 and the rest of the asymmetric ones.',
+      }),
+    ),
     clockToleranceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300, default: 30 })),
-    groupsClaim: Type.Optional(Type.String({ default: 'groups', description: 'Claim that lists the groups of an OIDC user.' })),
-    subjectClaim: Type.Optional(Type.String({ default: 'sub', description: 'Claim that names the subject.' })),
+    groupsClaim: Type.Optional(
+      Type.String({ default: 'groups', description: 'Claim that lists the groups of an OIDC user.' }),
+    ),
+    subjectClaim: Type.Optional(
+      Type.String({ default: 'sub', description: 'Claim that names the subject.' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -89,22 +104,34 @@ const IdentityConfig = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    local: Type.Optional(Type.Object({ users: Type.Array(LocalUser, { minItems: 1 }) }, { additionalProperties: false })),
+    local: Type.Optional(
+      Type.Object({ users: Type.Array(LocalUser, { minItems: 1 }) }, { additionalProperties: false }),
+    ),
   },
   { additionalProperties: false },
 );
 
 const Audit = Type.Object(
   {
-    file: Type.Optional(Type.String({ minLength: 1, description: 'JSON-lines audit log; created if missing, appended to.' })),
-    stdout: Type.Optional(Type.Boolean({ default: true, description: 'Also write each record to stdout (pino JSON).' })),
+    file: Type.Optional(
+      Type.String({ minLength: 1, description: 'JSON-lines audit log; created if missing, appended to.' }),
+    ),
+    stdout: Type.Optional(
+      Type.Boolean({ default: true, description: 'Also write each record to stdout (pino JSON).' }),
+    ),
     signingKeyFile: Type.Optional(
-      Type.String({ description: 'Ed25519 private key (PKCS#8 PEM) that signs checkpoints. Without it an ephemeral key is made at start.' }),
+      Type.String({
+        description:
+          'Ed25519 private key (PKCS#8 PEM) that signs checkpoints. Without it an ephemeral key is made at start.',
+      }),
     ),
     checkpointEveryRecords: Type.Optional(Type.Integer({ minimum: 1, default: 1000 })),
     checkpointIntervalSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 10 })),
     failClosed: Type.Optional(
-      Type.Boolean({ default: true, description: 'Refuse statements while the audit file cannot be written.' }),
+      Type.Boolean({
+        default: true,
+        description: 'Refuse statements while the audit file cannot be written.',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -136,11 +163,19 @@ export const ProxyConfigSchema = Type.Object(
         {
           maxConnections: Type.Optional(Type.Integer({ minimum: 1, default: 1000 })),
           maxMessageBytes: Type.Optional(
-            Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024, description: 'Largest client message accepted.' }),
+            Type.Integer({
+              minimum: 1024,
+              default: 64 * 1024 * 1024,
+              description: 'Largest client message accepted.',
+            }),
           ),
           shutdownGraceSeconds: Type.Optional(Type.Number({ minimum: 0, default: 30 })),
           startupTimeoutSeconds: Type.Optional(
-            Type.Number({ exclusiveMinimum: 0, default: 15, description: 'Time a client has to finish startup and authentication.' }),
+            Type.Number({
+              exclusiveMinimum: 0,
+              default: 15,
+              description: 'Time a client has to finish startup and authentication.',
+            }),
           ),
         },
         { additionalProperties: false },
@@ -148,7 +183,11 @@ export const ProxyConfigSchema = Type.Object(
     ),
     log: Type.Optional(
       Type.Object(
-        { level: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], { default: 'info' })) },
+        {
+          level: Type.Optional(
+            Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], { default: 'info' }),
+          ),
+        },
         { additionalProperties: false },
       ),
     ),

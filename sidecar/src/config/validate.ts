@@ -71,5 +71,9 @@ export function schemaProblems(schema: TSchema, value: unknown): SchemaProblem[]
 
 function describeType(type: unknown): string {
   const names = Array.isArray(type) ? type : [type];
-  return names.map((t) => (t === 'integer' ? 'a whole number' : t === 'object' ? 'a mapping' : t === 'array' ? 'a list' : `a ${t}`)).join(' or ');
+  return names
+    .map((t) =>
+      t === 'integer' ? 'a whole number' : t === 'object' ? 'a mapping' : t === 'array' ? 'a list' : `a ${t}`,
+    )
+    .join(' or ');
 }

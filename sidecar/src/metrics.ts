@@ -1,0 +1,72 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The proxy's Prometheus metrics, on a registry of their own so tests and embeddings do not collide. */
+export interface ProxyMetrics {
+  readonly registry: Registry;
+  readonly connectionsActive: Gauge<'protocol'>;
+  readonly connectionsTotal: Counter<'protocol' | 'outcome'>;
+  readonly statementsTotal: Counter<'protocol' | 'outcome'>;
+  readonly statementDuration: Histogram<'protocol'>;
+  readonly upstreamErrorsTotal: Counter<'protocol' | 'kind'>;
+  readonly bytesTotal: Counter<'protocol' | 'direction'>;
+  readonly auditRecordsTotal: Counter<'type'>;
+  readonly auditFailuresTotal: Counter;
+}
+
+export function createMetrics(): ProxyMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'gatehouse_process_' });
+  return {
+    registry,
+    connectionsActive: new Gauge({
+      name: 'gatehouse_connections_active',
+      help: 'Client sessions currently open through the proxy.',
+      labelNames: ['protocol'],
+      registers: [registry],
+    }),
+    connectionsTotal: new Counter({
+      name: 'gatehouse_connections_total',
+      help: 'Client connections by outcome: accepted, refused (authentication or policy), failed (upstream or protocol error), cancel.',
+      labelNames: ['protocol', 'outcome'],
+      registers: [registry],
+    }),
+    statementsTotal: new Counter({
+      name: 'gatehouse_statements_total',
+      help: 'Statements by outcome: ok, error (the database refused it), refused (Gatehouse refused it).',
+      labelNames: ['protocol', 'outcome'],
+      registers: [registry],
+    }),
+    statementDuration: new Histogram({
+      name: 'gatehouse_statement_duration_seconds',
+      help: 'Time from a statement reaching the proxy to its completion from the database.',
+      labelNames: ['protocol'],
+      buckets: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+      ],
+      registers: [registry],
+    }),
+    upstreamErrorsTotal: new Counter({
+      name: 'gatehouse_upstream_errors_total',
+      help: 'Failures reaching or talking to the database: connect, auth, tls, closed.',
+      labelNames: ['protocol', 'kind'],
+      registers: [registry],
+    }),
+    bytesTotal: new Counter({
+      name: 'gatehouse_bytes_total',
+      help: 'Bytes relayed, by direction: client_to_upstream, upstream_to_client.',
+      labelNames: ['protocol', 'direction'],
+      registers: [registry],
+    }),
+    auditRecordsTotal: new Counter({
+      name: 'gatehouse_audit_records_total',
+      help: 'Audit records produced, by type.',
+      labelNames: ['type'],
+      registers: [registry],
+    }),
+    auditFailuresTotal: new Counter({
+      name: 'gatehouse_audit_write_failures_total',
+      help: 'Times the audit sink failed; while failed, statements are refused (fail closed).',
+      registers: [registry],
+    }),
+  };
+}

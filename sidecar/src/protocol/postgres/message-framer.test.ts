@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { MessageFramer, MessageScanner } from './message-framer.ts';
+import { ProtocolError } from './protocol-error.ts';
+
+function msg(type: string, body: string | Buffer): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body) : body;
+  const out = Buffer.alloc(5 + b.length);
+  out[0] = type.charCodeAt(0);
+  out.writeInt32BE(4 + b.length, 1);
+  b.copy(out, 5);
+  return out;
+}
+
+/** Deterministic pseudo-random splits, so a failure reproduces. */
+function splitRandomly(data: Buffer, seed: number): Buffer[] {
+  let state = seed;
+  const next = () => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state;
+  };
+  const parts: Buffer[] = [];
+  let offset = 0;
+  while (offset < data.length) {
+    const n = 1 + (next() % 17);
+    parts.push(data.subarray(offset, offset + n));
+    offset += n;
+  }
+  return parts;
+}
+
+const stream = Buffer.concat([
+  msg('T', 'row description'),
+  msg('D', 'a'.repeat(40)),
+  msg('D', ''),
+  msg('C', 'SELECT 2\0'),
+  msg('Z', 'I'),
+  msg('D', 'b'.repeat(100)),
+  msg('E', 'SERROR\0C42601\0\0'),
+]);
+
+describe('MessageFramer', () => {
+  it('yields the same messages whatever the chunking', () => {
+    for (let seed = 1; seed < 200; seed++) {
+      const framer = new MessageFramer(1 << 20);
+      const seen: string[] = [];
+      for (const part of splitRandomly(stream, seed)) {
+        framer.push(part, (type, frame) => seen.push(`${String.fromCharCode(type)}:${frame.length}`));
+      }
+      expect(seen).toEqual(['T:20', 'D:45', 'D:5', 'C:14', 'Z:6', 'D:105', 'E:20']);
+      expect(framer.buffered).toBe(0);
+    }
+  });
+
+  it('rejects lengths below 4 and messages over the limit', () => {
+    const bad = Buffer.from([81, 0, 0, 0, 3]);
+    expect(() => new MessageFramer(1024).push(bad, () => {})).toThrow(ProtocolError);
+    const big = Buffer.from([81, 0, 0, 8, 0]);
+    expect(() => new MessageFramer(1024).push(big, () => {})).toThrow(/exceeds the limit/);
+  });
+});
+
+describe('MessageScanner', () => {
+  it('forwards every byte unchanged and reports wanted messages whatever the chunking', () => {
+    for (let seed = 1; seed < 300; seed++) {
+      const scanner = new MessageScanner(
+        ['C', 'Z', 'E', 'T'].map((t) => t.charCodeAt(0)),
+        1 << 20,
+      );
+      const out: Buffer[] = [];
+      const seen: string[] = [];
+      for (const part of splitRandomly(stream, seed)) {
+        scanner.scan(
+          part,
+          (type, frame) => {
+            seen.push(`${String.fromCharCode(type)}:${frame.toString('latin1', 5)}`);
+            return frame;
+          },
+          (bytes) => out.push(Buffer.from(bytes)),
+        );
+      }
+      expect(Buffer.concat(out).equals(stream)).toBe(true);
+      expect(seen).toEqual(['T:row description', 'C:SELECT 2\0', 'Z:I', 'E:SERROR\0C42601\0\0']);
+    }
+  });
+
+  it('replaces and drops wanted messages in place, keeping the rest in order', () => {
+    for (let seed = 1; seed < 300; seed++) {
+      const scanner = new MessageScanner(
+        ['C', 'E'].map((t) => t.charCodeAt(0)),
+        1 << 20,
+      );
+      const out: Buffer[] = [];
+      for (const part of splitRandomly(stream, seed)) {
+        scanner.scan(
+          part,
+          (type) => (type === 67 ? msg('C', 'SELECT 0\0') : undefined),
+          (bytes) => out.push(Buffer.from(bytes)),
+        );
+      }
+      const expected = Buffer.concat([
+        msg('T', 'row description'),
+        msg('D', 'a'.repeat(40)),
+        msg('D', ''),
+        msg('C', 'SELECT 0\0'),
+        msg('Z', 'I'),
+        msg('D', 'b'.repeat(100)),
+      ]);
+      expect(Buffer.concat(out).equals(expected)).toBe(true);
+    }
+  });
+
+  it('passes a large uninspected row through without assembling it', () => {
+    const scanner = new MessageScanner([67], 1024);
+    const row = msg('D', Buffer.alloc(1 << 20, 1));
+    let forwarded = 0;
+    for (const part of [row.subarray(0, 3), row.subarray(3, 70000), row.subarray(70000)]) {
+      scanner.scan(
+        part,
+        (_t, f) => f,
+        (bytes) => {
+          forwarded += bytes.length;
+        },
+      );
+    }
+    expect(forwarded).toBe(row.length);
+  });
+});

@@ -1,0 +1,776 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { type SecureContext, TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
+import type { ProxyConfig } from '../../config/load.ts';
+import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
+import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
+import {
+  authenticationCleartextPassword,
+  authenticationOk,
+  backendKeyData,
+  type ErrorFields,
+  errorResponse,
+  negotiateProtocolVersion,
+  parameterStatus,
+  readyForQuery,
+} from './backend-writer.ts';
+import { sendCancel } from './cancel.ts';
+import type { CancelKeys } from './cancel-keys.ts';
+import {
+  bindNames,
+  commandTag,
+  errorFields,
+  executePortal,
+  parseMessage,
+  passwordText,
+  queryText,
+  splitCommandTag,
+  targetOf,
+  transactionStatus,
+} from './message-fields.ts';
+import { MessageFramer, MessageScanner } from './message-framer.ts';
+import { ProtocolError } from './protocol-error.ts';
+import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
+import { StartupReader } from './startup-reader.ts';
+import { connectUpstream, type UpstreamConnection, UpstreamError } from './upstream.ts';
+
+const SSL_REQUEST = 80877103;
+const GSSENC_REQUEST = 80877104;
+const CANCEL_REQUEST = 80877102;
+const MAX_STARTUP_PACKET = 10_000;
+const MAX_PASSWORD_MESSAGE = 64 * 1024;
+
+const c = (ch: string) => ch.charCodeAt(0);
+/** Frontend message types the proxy accepts after startup. */
+const FRONTEND_TYPES = new Set('QPBEDCSHFXdcf'.split('').map(c));
+/** Backend message types the proxy reads; DataRow and CopyData pass uninspected. */
+const WANTED_BACKEND_TYPES = '123tTnCIsEZGHWV'.split('').map(c);
+
+/** The bound metric children a session updates. */
+export interface SessionMetrics {
+  statementOk(): void;
+  statementError(): void;
+  statementRefused(): void;
+  observeDuration(seconds: number): void;
+  bytesIn(n: number): void;
+  bytesOut(n: number): void;
+  upstreamError(kind: string): void;
+  connection(outcome: 'accepted' | 'refused' | 'failed' | 'cancel'): void;
+  active(delta: number): void;
+}
+
+export interface SessionDeps {
+  readonly config: ProxyConfig;
+  readonly authenticator: Authenticator;
+  readonly audit: AuditSink;
+  readonly logger: Logger;
+  readonly metrics: SessionMetrics;
+  readonly cancelKeys: CancelKeys;
+  readonly tlsContext: SecureContext | undefined;
+  readonly draining: () => boolean;
+}
+
+/** Why Gatehouse refused a statement; the server's answer to the stand-in message is replaced by this. */
+interface Refusal {
+  readonly fields: ErrorFields;
+  readonly reason: string;
+}
+
+type Pending =
+  | { kind: 'query'; texts: QueryText[]; index: number; started: number; refusal?: Refusal }
+  | { kind: 'execute'; text: QueryText; started: number; refusal?: Refusal }
+  | { kind: 'parse' | 'bind' | 'describe' | 'close' }
+  | { kind: 'sync' }
+  | { kind: 'function'; started: number; refusal?: Refusal };
+
+/**
+ * A stand-in the server can only answer with a syntax error: it never runs anything, yet it moves the
+ * server's protocol state exactly as a failed statement would (aborting the transaction block, skipping
+ * to Sync in a pipeline). Its error is then replaced by the refusal.
+ */
+const REFUSED_QUERY = frontendMessage('Q', Buffer.from('GATEHOUSE REFUSED\0'));
+const REFUSED_PARSE = frontendMessage('P', Buffer.from('gatehouse.refused\0GATEHOUSE REFUSED\0\0\0'));
+
+function frontendMessage(type: string, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = c(type);
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+/** Runs one client connection from its first byte to its close. Never throws. */
+export function handleConnection(socket: Socket, deps: SessionDeps): PostgresSession {
+  const session = new PostgresSession(socket, deps);
+  session.start();
+  return session;
+}
+
+export class PostgresSession {
+  readonly id = randomBytes(8).toString('hex');
+  private client: Socket;
+  private upstream: Socket | undefined;
+  private readonly deps: SessionDeps;
+  private logger: Logger;
+  private context: SessionContext | undefined;
+  private cancelProcessId: number | undefined;
+  private closed = false;
+  private startedAt = Date.now();
+  private statementCount = 0;
+  private txStatus: 'I' | 'T' | 'E' = 'I';
+  private tls = false;
+  private endReason = 'client';
+
+  private readonly pending: Pending[] = [];
+  private readonly statements = new Map<string, QueryText>();
+  private readonly portals = new Map<string, QueryText>();
+  private framer: MessageFramer | undefined;
+  private scanner: MessageScanner | undefined;
+  private readonly onClosed: Array<() => void> = [];
+
+  constructor(client: Socket, deps: SessionDeps) {
+    this.client = client;
+    this.deps = deps;
+    this.logger = deps.logger.child({ session: this.id, client: client.remoteAddress });
+  }
+
+  /** Resolves when the session has ended. */
+  whenClosed(listener: () => void): void {
+    if (this.closed) listener();
+    else this.onClosed.push(listener);
+  }
+
+  /** True while the session has no statement in flight and no open transaction. */
+  get idle(): boolean {
+    return this.pending.length === 0 && this.txStatus === 'I';
+  }
+
+  start(): void {
+    this.client.setNoDelay(true);
+    this.client.on('error', (error) => this.logger.debug({ err: error.message }, 'client socket error'));
+    void this.handshake().catch((error: unknown) => this.failStartup(error));
+  }
+
+  /** Ends the session as the server would on an administrator's shutdown. */
+  terminate(reason: string): void {
+    if (this.closed) return;
+    this.endReason = reason;
+    this.sendFatal({
+      severity: 'FATAL',
+      code: '57P01',
+      message: 'terminating connection because Gatehouse is shutting down',
+    });
+  }
+
+  private async handshake(): Promise<void> {
+    const { config, authenticator } = this.deps;
+    const reader = new StartupReader();
+    reader.attach(this.client);
+    const timer = setTimeout(() => {
+      this.logger.info('client did not finish startup in time');
+      this.close('startup-timeout');
+    }, config.limits.startupTimeoutMs);
+    try {
+      let params: Map<string, string> | undefined;
+      let negotiate: string[] | undefined;
+      while (!params) {
+        const packet = await reader.readUntyped(MAX_STARTUP_PACKET);
+        const code = packet.readInt32BE(0);
+        if (code === SSL_REQUEST) {
+          if (reader.bufferedBytes > 0)
+            throw new ProtocolError('received unencrypted data after SSL request');
+          if (this.deps.tlsContext && !this.tls) {
+            this.client.write('S');
+            reader.detach();
+            this.client = await this.upgradeToTls(this.client, this.deps.tlsContext);
+            this.tls = true;
+            reader.attach(this.client);
+          } else this.client.write('N');
+          continue;
+        }
+        if (code === GSSENC_REQUEST) {
+          this.client.write('N');
+          continue;
+        }
+        if (code === CANCEL_REQUEST) {
+          clearTimeout(timer);
+          reader.detach();
+          await this.forwardCancel(packet);
+          return;
+        }
+        const major = code >>> 16;
+        const minor = code & 0xffff;
+        if (major !== 3) {
+          throw new ProtocolError(
+            `unsupported frontend protocol ${major}.${minor}: server supports 3.0`,
+            '0A000',
+          );
+        }
+        params = parseStartupParameters(packet);
+        const unknownOptions = [...params.keys()].filter((k) => k.startsWith('_pq_.'));
+        if (minor > 0 || unknownOptions.length > 0) negotiate = unknownOptions;
+      }
+      if (config.clientTls?.required && !this.tls) {
+        throw new AuthError('this Gatehouse requires TLS: connect with sslmode=require or stronger', '28000');
+      }
+      const user = params.get('user') ?? '';
+      if (negotiate) this.client.write(negotiateProtocolVersion(negotiate));
+
+      let password: string | undefined;
+      if (authenticator.needsPassword) {
+        this.client.write(authenticationCleartextPassword());
+        const { type, frame } = await reader.readTyped(MAX_PASSWORD_MESSAGE);
+        if (type !== c('p')) throw new ProtocolError('expected a password message');
+        password = passwordText(frame);
+      }
+      let identity: Identity;
+      try {
+        identity = await authenticator.authenticate(password === undefined ? { user } : { user, password });
+      } catch (error) {
+        const reason = error instanceof AuthError ? error.message : 'authentication failed';
+        const sqlstate = error instanceof AuthError ? error.sqlstate : '28P01';
+        this.refuseConnection(user, params.get('database') ?? user, sqlstate, reason);
+        throw new AuthError(reason, sqlstate);
+      }
+      this.logger = this.logger.child({
+        subject: identity.subject,
+        ...(identity.pod && { pod: identity.pod }),
+      });
+
+      if (this.deps.audit.failure !== undefined && config.audit.failClosed) {
+        this.refuseConnection(user, config.upstream.database, '58030', 'audit log unavailable');
+        throw new RefusedStart(
+          '58030',
+          `Gatehouse cannot write its audit log, so it accepts no connections: ${this.deps.audit.failure}`,
+        );
+      }
+
+      let upstreamParams: Record<string, string>;
+      try {
+        upstreamParams = upstreamStartupParameters(params, identity);
+      } catch (error) {
+        if (!(error instanceof StartupRefusal)) throw error;
+        this.refuseConnection(user, config.upstream.database, '42501', error.message);
+        throw new RefusedStart('42501', error.message);
+      }
+
+      const upstream = await this.openUpstream(upstreamParams);
+      const leftover = reader.detach();
+      clearTimeout(timer);
+      if (this.closed) {
+        upstream.socket.destroy();
+        return;
+      }
+      this.beginRelay(identity, upstream, leftover);
+    } catch (error) {
+      clearTimeout(timer);
+      reader.detach();
+      throw error;
+    }
+  }
+
+  private upgradeToTls(socket: Socket, secureContext: SecureContext): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const secure = new TLSSocket(socket, { isServer: true, secureContext });
+      const onError = (error: Error) =>
+        reject(new ProtocolError(`TLS handshake failed: ${error.message}`, '08P01'));
+      secure.once('secure', () => {
+        secure.off('error', onError);
+        secure.on('error', (error) => this.logger.debug({ err: error.message }, 'client TLS error'));
+        resolve(secure);
+      });
+      secure.once('error', onError);
+    });
+  }
+
+  private async openUpstream(parameters: Record<string, string>): Promise<UpstreamConnection> {
+    const u = this.deps.config.upstream;
+    try {
+      return await connectUpstream({
+        host: u.host,
+        port: u.port,
+        database: u.database,
+        user: u.user,
+        ...(u.password !== undefined && { password: u.password }),
+        tls: u.tls,
+        connectTimeoutMs: u.connectTimeoutMs,
+        startupParameters: parameters,
+      });
+    } catch (error) {
+      const upstreamError = error instanceof UpstreamError ? error : undefined;
+      this.deps.metrics.upstreamError(upstreamError?.kind ?? 'connect');
+      this.logger.error(
+        { err: error instanceof Error ? error.message : String(error), upstream: `${u.host}:${u.port}` },
+        'cannot open the upstream connection',
+      );
+      // The client learns that the database is unavailable, not the proxy's credentials or addresses.
+      throw new RefusedStart(
+        upstreamError?.code === '53300' ? '53300' : '08006',
+        upstreamError?.code === '53300'
+          ? 'the database has too many connections'
+          : 'Gatehouse could not connect to the database; see the proxy log',
+      );
+    }
+  }
+
+  private beginRelay(identity: Identity, upstream: UpstreamConnection, leftover: Buffer): void {
+    const { config, cancelKeys, metrics } = this.deps;
+    this.upstream = upstream.socket;
+    this.txStatus = upstream.transactionStatus ?? 'I';
+    const key = cancelKeys.issue(upstream.backendKey);
+    this.cancelProcessId = key.processId;
+    this.context = {
+      session: this.id,
+      identity,
+      client: { address: this.client.remoteAddress ?? '', port: this.client.remotePort ?? 0 },
+      database: config.upstream.database,
+      protocol: 'postgres',
+    };
+    const hello: Buffer[] = [authenticationOk()];
+    for (const [name, value] of upstream.parameters) hello.push(parameterStatus(name, value));
+    hello.push(backendKeyData(key.processId, key.secretKey), readyForQuery(this.txStatus));
+    this.client.write(Buffer.concat(hello));
+    metrics.connection('accepted');
+    metrics.active(1);
+    this.deps.audit.record({ type: 'connection.start', context: this.context, tls: this.tls });
+    this.logger.info({ database: config.upstream.database, tls: this.tls }, 'session started');
+
+    this.framer = new MessageFramer(config.limits.maxMessageBytes);
+    this.scanner = new MessageScanner(WANTED_BACKEND_TYPES, 256 * 1024 * 1024);
+    const client = this.client;
+    const server = upstream.socket;
+
+    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    server.on('data', (chunk: Buffer) => this.onServerData(chunk));
+    client.on('drain', () => server.resume());
+    server.on('drain', () => client.resume());
+    client.on('close', () => this.close(this.endReason));
+    client.on('end', () => this.close(this.endReason));
+    server.on('close', () => this.close('upstream'));
+    server.on('end', () => this.close('upstream'));
+    server.on('error', (error) => {
+      this.deps.metrics.upstreamError('closed');
+      this.logger.warn({ err: error.message }, 'upstream connection error');
+      this.close('upstream');
+    });
+    if (upstream.leftover.length > 0) this.onServerData(upstream.leftover);
+    if (leftover.length > 0) this.onClientData(leftover);
+    server.resume();
+    client.resume();
+  }
+
+  private onClientData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.deps.metrics.bytesIn(chunk.length);
+    const server = this.upstream!;
+    server.cork();
+    try {
+      this.framer!.push(chunk, (type, frame) => {
+        const out = this.onClientMessage(type, frame);
+        if (out) server.write(out);
+      });
+    } catch (error) {
+      this.protocolViolation(error);
+      return;
+    } finally {
+      server.uncork();
+    }
+    if (server.writableNeedDrain) this.client.pause();
+  }
+
+  /** Tracks what the message will make the server answer; returns the bytes to send upstream. */
+  private onClientMessage(type: number, frame: Buffer): Buffer | undefined {
+    switch (type) {
+      case 81: {
+        // Query
+        const started = performance.now();
+        const refusal = this.auditRefusal();
+        const texts = describeQuery(queryText(frame));
+        if (refusal) {
+          this.pending.push({ kind: 'query', texts, index: 0, started, refusal });
+          return REFUSED_QUERY;
+        }
+        this.pending.push({ kind: 'query', texts, index: 0, started });
+        return frame;
+      }
+      case 80: {
+        // Parse
+        const { name, sql } = parseMessage(frame);
+        this.statements.set(name, describeStatement(sql));
+        this.pending.push({ kind: 'parse' });
+        return frame;
+      }
+      case 66: {
+        // Bind
+        const { portal, statement } = bindNames(frame);
+        this.portals.set(portal, this.statements.get(statement) ?? UNKNOWN_TEXT);
+        this.pending.push({ kind: 'bind' });
+        return frame;
+      }
+      case 69: {
+        // Execute
+        const text = this.portals.get(executePortal(frame)) ?? UNKNOWN_TEXT;
+        const refusal = this.auditRefusal();
+        const started = performance.now();
+        if (refusal) {
+          this.pending.push({ kind: 'execute', text, started, refusal });
+          return REFUSED_PARSE;
+        }
+        this.pending.push({ kind: 'execute', text, started });
+        return frame;
+      }
+      case 68:
+        // Describe
+        targetOf(frame);
+        this.pending.push({ kind: 'describe' });
+        return frame;
+      case 67: {
+        // Close
+        const target = targetOf(frame);
+        if (target.kind === 'S') this.statements.delete(target.name);
+        else this.portals.delete(target.name);
+        this.pending.push({ kind: 'close' });
+        return frame;
+      }
+      case 83:
+        // Sync
+        this.pending.push({ kind: 'sync' });
+        return frame;
+      case 70: {
+        // FunctionCall (fast-path interface)
+        const refusal = this.auditRefusal();
+        const started = performance.now();
+        if (refusal) {
+          this.pending.push({ kind: 'function', started, refusal });
+          return REFUSED_QUERY;
+        }
+        this.pending.push({ kind: 'function', started });
+        return frame;
+      }
+      case 88:
+        // Terminate
+        this.endReason = 'client';
+        return frame;
+      default:
+        if (!FRONTEND_TYPES.has(type)) {
+          throw new ProtocolError(`invalid frontend message type ${type}`);
+        }
+        // Flush, CopyData, CopyDone, CopyFail: nothing to answer.
+        return frame;
+    }
+  }
+
+  private auditRefusal(): Refusal | undefined {
+    const { audit, config } = this.deps;
+    if (audit.healthy || !config.audit.failClosed) return undefined;
+    return {
+      reason: 'audit-unavailable',
+      fields: {
+        severity: 'ERROR',
+        code: '58030',
+        message: 'Gatehouse refused the statement: the audit log cannot be written',
+        detail: audit.failure ?? 'audit sink failed',
+        hint: 'Statements are refused until the audit log can be written again; ask the operator of this proxy.',
+      },
+    };
+  }
+
+  private onServerData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.deps.metrics.bytesOut(chunk.length);
+    const client = this.client;
+    client.cork();
+    try {
+      this.scanner!.scan(
+        chunk,
+        (type, frame) => this.onServerMessage(type, frame),
+        (bytes) => client.write(bytes),
+      );
+    } catch (error) {
+      this.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'invalid data from the database',
+      );
+      this.deps.metrics.upstreamError('protocol');
+      this.sendFatal({
+        severity: 'FATAL',
+        code: '08P01',
+        message: 'Gatehouse received invalid data from the database',
+      });
+      return;
+    } finally {
+      client.uncork();
+    }
+    if (client.writableNeedDrain) this.upstream!.pause();
+  }
+
+  /** Matches the server's answers to what was asked, for the audit; returns what the client gets. */
+  private onServerMessage(type: number, frame: Buffer): Buffer | undefined {
+    const head = this.pending[0];
+    switch (type) {
+      case 49: // ParseComplete
+      case 50: // BindComplete
+      case 51: // CloseComplete
+      case 110: // NoData
+        this.pending.shift();
+        return frame;
+      case 84: // RowDescription: ends a Describe; within a query or execute it heads the rows
+        if (head?.kind === 'describe') this.pending.shift();
+        return frame;
+      case 67: {
+        // CommandComplete
+        const { command, rows } = splitCommandTag(commandTag(frame));
+        if (head?.kind === 'query') {
+          this.recordStatement(
+            head,
+            head.texts[head.index] ?? head.texts[head.texts.length - 1] ?? UNKNOWN_TEXT,
+            'ok',
+            { command, rows },
+          );
+          head.index++;
+          head.started = performance.now();
+        } else if (head?.kind === 'execute') {
+          this.recordStatement(head, head.text, 'ok', { command, rows });
+          this.pending.shift();
+        }
+        return frame;
+      }
+      case 73: // EmptyQueryResponse
+        if (head?.kind === 'query') head.index++;
+        else if (head?.kind === 'execute') this.pending.shift();
+        return frame;
+      case 115: // PortalSuspended
+        if (head?.kind === 'execute') {
+          this.recordStatement(head, head.text, 'ok', { command: 'SUSPENDED' });
+          this.pending.shift();
+        }
+        return frame;
+      case 69:
+        return this.onServerError(head, frame);
+      case 90: {
+        // ReadyForQuery
+        this.txStatus = transactionStatus(frame);
+        // Everything before the Sync or Query this answers is settled.
+        while (this.pending.length > 0) {
+          const done = this.pending.shift()!;
+          if (done.kind === 'sync' || done.kind === 'query' || done.kind === 'function') break;
+        }
+        if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));
+        return frame;
+      }
+      case 86: // FunctionCallResponse
+        if (head?.kind === 'function')
+          this.recordStatement(head, FUNCTION_CALL_TEXT, 'ok', { command: 'FUNCTION CALL' });
+        return frame;
+      default:
+        // ParameterDescription, CopyIn/Out/Both responses: part of the current answer.
+        return frame;
+    }
+  }
+
+  private onServerError(head: Pending | undefined, frame: Buffer): Buffer {
+    const fields = errorFields(frame);
+    const sqlstate = fields.get('C');
+    if (fields.get('S') === 'FATAL' || fields.get('V') === 'FATAL') this.endReason = 'upstream';
+    if (!head) return frame;
+    const refusal = 'refusal' in head ? head.refusal : undefined;
+    if (head.kind === 'query') {
+      const text = head.texts[head.index] ?? UNKNOWN_TEXT;
+      if (refusal) {
+        for (const t of head.texts)
+          this.recordStatement(head, t, 'refused', { reason: refusal.reason, sqlstate: refusal.fields.code });
+      } else this.recordStatement(head, text, 'error', { ...(sqlstate && { sqlstate }) });
+      head.index = head.texts.length;
+      return refusal ? errorResponse(refusal.fields) : frame;
+    }
+    if (head.kind === 'function') {
+      if (refusal)
+        this.recordStatement(head, FUNCTION_CALL_TEXT, 'refused', {
+          reason: refusal.reason,
+          sqlstate: refusal.fields.code,
+        });
+      else this.recordStatement(head, FUNCTION_CALL_TEXT, 'error', { ...(sqlstate && { sqlstate }) });
+      return refusal ? errorResponse(refusal.fields) : frame;
+    }
+    if (head.kind === 'sync') return frame;
+    if (head.kind === 'execute') {
+      if (refusal)
+        this.recordStatement(head, head.text, 'refused', {
+          reason: refusal.reason,
+          sqlstate: refusal.fields.code,
+        });
+      else this.recordStatement(head, head.text, 'error', { ...(sqlstate && { sqlstate }) });
+    }
+    // After an error the server skips every message up to the next Sync.
+    while (this.pending.length > 0 && this.pending[0]!.kind !== 'sync') this.pending.shift();
+    return refusal ? errorResponse(refusal.fields) : frame;
+  }
+
+  private recordStatement(
+    started: { kind: 'query' | 'execute' | 'function'; started: number },
+    text: QueryText,
+    outcome: StatementEvent['outcome'],
+    extra: { command?: string; rows?: number | undefined; sqlstate?: string; reason?: string },
+  ): void {
+    const seconds = (performance.now() - started.started) / 1000;
+    const { metrics } = this.deps;
+    if (outcome === 'ok') metrics.statementOk();
+    else if (outcome === 'error') metrics.statementError();
+    else metrics.statementRefused();
+    metrics.observeDuration(seconds);
+    this.statementCount++;
+    this.deps.audit.record({
+      type: 'statement',
+      context: this.context!,
+      statement: text.statement,
+      fingerprint: text.fingerprint,
+      via: started.kind === 'execute' ? 'extended' : 'simple',
+      outcome,
+      ...(extra.command !== undefined && { command: extra.command }),
+      ...(extra.rows !== undefined && { rows: extra.rows }),
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+      ...(extra.sqlstate !== undefined && { sqlstate: extra.sqlstate }),
+      ...(extra.reason !== undefined && { reason: extra.reason }),
+    });
+  }
+
+  private async forwardCancel(packet: Buffer): Promise<void> {
+    this.deps.metrics.connection('cancel');
+    if (packet.length < 12) {
+      this.client.destroy();
+      return;
+    }
+    const processId = packet.readInt32BE(4);
+    const target = this.deps.cancelKeys.lookup(processId, packet.subarray(8));
+    // Like PostgreSQL, never tell the requester whether the key matched.
+    this.client.destroy();
+    if (!target) {
+      this.logger.info('cancel request with an unknown key ignored');
+      return;
+    }
+    const u = this.deps.config.upstream;
+    try {
+      await sendCancel({
+        host: u.host,
+        port: u.port,
+        tls: u.tls,
+        processId: target.processId,
+        secretKey: target.secretKey,
+      });
+      this.logger.info('cancel request forwarded');
+    } catch (error) {
+      this.logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'cancel request could not be forwarded',
+      );
+    }
+  }
+
+  private refuseConnection(user: string, database: string, sqlstate: string, reason: string): void {
+    this.deps.metrics.connection('refused');
+    this.deps.audit.record({
+      type: 'connection.refused',
+      client: { address: this.client.remoteAddress ?? '', port: this.client.remotePort ?? 0 },
+      protocol: 'postgres',
+      user,
+      database,
+      sqlstate,
+      reason,
+    });
+  }
+
+  private failStartup(error: unknown): void {
+    if (this.closed) return;
+    if (error instanceof AuthError || error instanceof RefusedStart) {
+      this.logger.info({ sqlstate: error.sqlstate, reason: error.message }, 'connection refused');
+      this.sendFatal({ severity: 'FATAL', code: error.sqlstate, message: error.message }, 'refused');
+      return;
+    }
+    if (error instanceof ProtocolError) {
+      if (error.sqlstate !== '08006') {
+        this.deps.metrics.connection('failed');
+        this.logger.info({ reason: error.message }, 'protocol error during startup');
+        this.sendFatal({ severity: 'FATAL', code: error.sqlstate, message: error.message }, 'protocol-error');
+      } else this.close('client');
+      return;
+    }
+    this.deps.metrics.connection('failed');
+    this.logger.error(
+      { err: error instanceof Error ? error.message : String(error) },
+      'session failed during startup',
+    );
+    this.sendFatal(
+      { severity: 'FATAL', code: 'XX000', message: 'internal error in Gatehouse; see the proxy log' },
+      'internal-error',
+    );
+  }
+
+  private protocolViolation(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const sqlstate = error instanceof ProtocolError ? error.sqlstate : 'XX000';
+    this.logger.warn({ reason: message }, 'protocol violation by client; closing the session');
+    this.sendFatal({ severity: 'FATAL', code: sqlstate, message }, 'protocol-error');
+  }
+
+  private sendFatal(fields: ErrorFields, reason?: string): void {
+    if (reason) this.endReason = reason;
+    if (!this.client.destroyed && this.client.writable) this.client.end(errorResponse(fields));
+    this.close(this.endReason);
+  }
+
+  /** Idempotent: tears both sides down and writes the session's last audit record. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.upstream) {
+      if (!this.upstream.destroyed && this.upstream.writable)
+        this.upstream.end(frontendMessage('X', Buffer.alloc(0)));
+      setTimeout(() => this.upstream?.destroy(), 1000).unref();
+    }
+    if (!this.client.writableEnded) this.client.end();
+    setTimeout(() => this.client.destroy(), 1000).unref();
+    if (this.cancelProcessId !== undefined) this.deps.cancelKeys.release(this.cancelProcessId);
+    if (this.context) {
+      this.deps.metrics.active(-1);
+      this.deps.audit.record({
+        type: 'connection.end',
+        context: this.context,
+        durationMs: Date.now() - this.startedAt,
+        statements: this.statementCount,
+        reason,
+      });
+      this.logger.info({ reason, statements: this.statementCount }, 'session ended');
+    }
+    for (const listener of this.onClosed.splice(0)) listener();
+  }
+}
+
+/** A startup the proxy refuses for policy or availability, with the SQLSTATE the client gets. */
+class RefusedStart extends Error {
+  readonly sqlstate: string;
+  constructor(sqlstate: string, message: string) {
+    super(message);
+    this.sqlstate = sqlstate;
+  }
+}
+
+const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+const FUNCTION_CALL_TEXT: QueryText = { statement: '<fast-path function call>', fingerprint: null };
+
+function parseStartupParameters(packet: Buffer): Map<string, string> {
+  const params = new Map<string, string>();
+  let offset = 4;
+  while (offset < packet.length && packet[offset] !== 0) {
+    const keyEnd = packet.indexOf(0, offset);
+    if (keyEnd < 0) throw new ProtocolError('invalid startup packet layout');
+    const valueEnd = packet.indexOf(0, keyEnd + 1);
+    if (valueEnd < 0) throw new ProtocolError('invalid startup packet layout');
+    params.set(packet.toString('utf8', offset, keyEnd), packet.toString('utf8', keyEnd + 1, valueEnd));
+    offset = valueEnd + 1;
+  }
+  if (!params.has('user'))
+    throw new ProtocolError('no PostgreSQL user name specified in startup packet', '28000');
+  return params;
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import type { Identity } from '../../identity/identity.ts';
+import {
+  applicationNameFor,
+  StartupRefusal,
+  settingsInOptions,
+  upstreamStartupParameters,
+} from './startup-parameters.ts';
+
+const identity: Identity = { subject: 'system:serviceaccount:shop:api', groups: [], method: 'token' };
+
+describe('settingsInOptions', () => {
+  it.each([
+    ['-c search_path=app', ['search_path']],
+    ['-csearch_path=app -c statement_timeout=5s', ['search_path', 'statement_timeout']],
+    ['--role=postgres', ['role']],
+    ['-c session-authorization=postgres', ['session_authorization']],
+    ['-c x=a\\ b -c role=y', ['x', 'role']],
+    ['', []],
+  ])('%s', (options, names) => {
+    expect(settingsInOptions(options)).toEqual(names);
+  });
+});
+
+describe('upstreamStartupParameters', () => {
+  it('keeps client settings, drops user and database, and names the identity', () => {
+    const params = upstreamStartupParameters(
+      new Map([
+        ['user', 'x'],
+        ['database', 'db'],
+        ['application_name', 'psql'],
+        ['client_encoding', 'UTF8'],
+        ['options', '-c search_path=app'],
+      ]),
+      identity,
+    );
+    expect(params).toEqual({
+      client_encoding: 'UTF8',
+      options: '-c search_path=app',
+      application_name: 'gatehouse:system:serviceaccount:shop:api',
+    });
+  });
+
+  it.each([
+    [['role', 'postgres']],
+    [['ROLE', 'postgres']],
+    [['session_authorization', 'postgres']],
+    [['options', '-c role=postgres']],
+    [['options', '--session_authorization=postgres']],
+    [['replication', 'database']],
+  ])('refuses identity changes at startup: %j', (entry) => {
+    expect(() =>
+      upstreamStartupParameters(new Map([['user', 'x'], entry as [string, string]]), identity),
+    ).toThrow(StartupRefusal);
+  });
+
+  it('keeps application_name within 63 bytes', () => {
+    const long = applicationNameFor({
+      ...identity,
+      subject: `system:serviceaccount:${'n'.repeat(40)}:${'s'.repeat(40)}`,
+    });
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(63);
+    expect(long.startsWith('gatehouse:system:serviceaccount:')).toBe(true);
+  });
+});

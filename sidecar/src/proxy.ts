@@ -1,0 +1,148 @@
+import type { Server } from 'node:http';
+import { type Logger, pino } from 'pino';
+import { startAdminServer } from './admin/admin-server.ts';
+import { openAuditLog } from './audit/log.ts';
+import type { ProxyConfig } from './config/load.ts';
+import { UserError } from './errors.ts';
+import { createAuthenticator } from './identity/create-authenticator.ts';
+import { createMetrics, type ProxyMetrics } from './metrics.ts';
+import { PostgresProxyServer } from './protocol/postgres/server.ts';
+import type { SessionMetrics } from './protocol/postgres/session.ts';
+import { loadSqlParser } from './sql/normalize.ts';
+
+export interface RunningProxy {
+  readonly address: { host: string; port: number };
+  readonly adminAddress?: { host: string; port: number };
+  readonly metrics: ProxyMetrics;
+  /** Graceful stop: no new connections, sessions finish within the grace period, audit log sealed. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function createLogger(level: ProxyConfig['logLevel']): Logger {
+  return pino({ level, base: { service: 'gatehouse' }, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+/** Starts the proxy described by `config`; resolves once it listens. */
+export async function startProxy(
+  config: ProxyConfig,
+  options: { logger?: Logger } = {},
+): Promise<RunningProxy> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  if (config.upstream.protocol !== 'postgres') {
+    throw new UserError(
+      `${config.source}: upstream.protocol: ${config.upstream.protocol} is not supported yet; use postgres`,
+    );
+  }
+  await loadSqlParser();
+  const metrics = createMetrics();
+  const authenticator = await createAuthenticator(config.identity, { logger });
+  const audit = await openAuditLog({
+    ...(config.audit.file !== undefined && { file: config.audit.file }),
+    stdout: config.audit.stdout,
+    ...(config.audit.signingKeyFile !== undefined && { signingKeyFile: config.audit.signingKeyFile }),
+    checkpointEveryRecords: config.audit.checkpointEveryRecords,
+    checkpointIntervalMs: config.audit.checkpointIntervalMs,
+    logger,
+    onRecord: (type) => metrics.auditRecordsTotal.labels(type).inc(),
+    onFailure: () => metrics.auditFailuresTotal.inc(),
+  });
+
+  const server = new PostgresProxyServer({
+    config,
+    authenticator,
+    audit,
+    logger,
+    metrics: sessionMetrics(metrics, 'postgres'),
+  });
+  let address: { host: string; port: number };
+  try {
+    const bound = await server.listen(config.listen.host, config.listen.port);
+    address = { host: bound.address, port: bound.port };
+  } catch (error) {
+    authenticator.close();
+    await audit.close();
+    throw new UserError(
+      `cannot listen on ${config.listen.host}:${config.listen.port}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+
+  let draining = false;
+  let admin: { server: Server; address: { host: string; port: number } } | undefined;
+  if (config.admin) {
+    try {
+      const started = await startAdminServer(config.admin.host, config.admin.port, metrics.registry, {
+        notReadyReason: () =>
+          draining ? 'shutting down' : audit.healthy ? undefined : `audit log unavailable: ${audit.failure}`,
+      });
+      admin = {
+        server: started.server,
+        address: { host: started.address.address, port: started.address.port },
+      };
+    } catch (error) {
+      await server.shutdown(0);
+      authenticator.close();
+      await audit.close();
+      throw new UserError(
+        `cannot listen on ${config.admin.host}:${config.admin.port} (admin): ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  }
+  if (config.identity.mode === 'local') {
+    logger.warn(
+      'identity mode "local": users and passwords come from the config file; for development only, never in production',
+    );
+  }
+  logger.info(
+    {
+      listen: `${address.host}:${address.port}`,
+      upstream: `${config.upstream.host}:${config.upstream.port}/${config.upstream.database}`,
+      identity: config.identity.mode,
+      audit: config.audit.file ?? '(stdout only)',
+      ...(admin && { admin: `${admin.address.host}:${admin.address.port}` }),
+    },
+    'gatehouse proxy listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    ...(admin && { adminAddress: admin.address }),
+    metrics,
+    close(graceMs = config.limits.shutdownGraceMs) {
+      closing ??= (async () => {
+        draining = true;
+        logger.info(
+          { graceMs, sessions: server.sessionCount },
+          'shutting down: no new connections, sessions finishing',
+        );
+        await server.shutdown(graceMs);
+        authenticator.close();
+        await audit.close();
+        if (admin) await new Promise((resolve) => admin!.server.close(resolve));
+        logger.info('gatehouse proxy stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function sessionMetrics(m: ProxyMetrics, protocol: 'postgres' | 'mysql'): SessionMetrics {
+  const ok = m.statementsTotal.labels(protocol, 'ok');
+  const error = m.statementsTotal.labels(protocol, 'error');
+  const refused = m.statementsTotal.labels(protocol, 'refused');
+  const duration = m.statementDuration.labels(protocol);
+  const bytesIn = m.bytesTotal.labels(protocol, 'client_to_upstream');
+  const bytesOut = m.bytesTotal.labels(protocol, 'upstream_to_client');
+  const active = m.connectionsActive.labels(protocol);
+  return {
+    statementOk: () => ok.inc(),
+    statementError: () => error.inc(),
+    statementRefused: () => refused.inc(),
+    observeDuration: (seconds) => duration.observe(seconds),
+    bytesIn: (n) => bytesIn.inc(n),
+    bytesOut: (n) => bytesOut.inc(n),
+    upstreamError: (kind) => m.upstreamErrorsTotal.labels(protocol, kind).inc(),
+    connection: (outcome) => m.connectionsTotal.labels(protocol, outcome).inc(),
+    active: (delta) => active.inc(delta),
+  };
+}
