@@ -31,7 +31,7 @@ const PROGRAMS = [
   '/usr/sbin/haproxy',
   '/usr/sbin/pgbouncer',
   '/usr/bin/openssl',
-  '/usr/sbin/runuser',
+  '/sbin/runuser',
 ];
 
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';

@@ -23,7 +23,7 @@ const DEFAULT_TIMEOUT_MS = 60_000;
  */
 export function exec(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
   const asOtherUser = options.user !== undefined && runningAsRoot();
-  const command = asOtherUser ? '/usr/sbin/runuser' : file;
+  const command = asOtherUser ? '/sbin/runuser' : file;
   const commandArgs = asOtherUser ? ['-u', options.user!, '--', file, ...args] : [...args];
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {

@@ -25,6 +25,10 @@ afterAll(async () => {
   await rm(strangerCaDir, { recursive: true, force: true });
 });
 
+it('runs the tests on Node 24, the version the project requires', () => {
+  expect(process.versions.node.split('.')[0]).toBe('24');
+});
+
 describe('PostgreSQL', () => {
   it.each(['127.0.0.1', 'localhost'])(
     'lets scram_user in over TLS verified against the CA as %s',

@@ -81,27 +81,29 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
     dataDir,
     logFile,
   };
-  const run = (program: string, args: string[], input?: string) =>
-    exec(join(PG_BIN_DIR, program), args, { user: owner?.name, cwd: baseDir, input });
 
   let started = false;
   try {
     await prepareDirectories(info, baseDir, options.tls, owner);
     const passwordFile = join(baseDir, 'admin-password');
     await writeOwnedFile(passwordFile, info.admin.password, owner);
-    await run('initdb', [
-      '--pgdata',
-      dataDir,
-      '--username',
-      ADMIN,
-      '--pwfile',
-      passwordFile,
-      '--encoding',
-      'UTF8',
-      '--locale',
-      'C',
-      '--no-sync',
-    ]);
+    await exec(
+      join(PG_BIN_DIR, 'initdb'),
+      [
+        '--pgdata',
+        dataDir,
+        '--username',
+        ADMIN,
+        '--pwfile',
+        passwordFile,
+        '--encoding',
+        'UTF8',
+        '--locale',
+        'C',
+        '--no-sync',
+      ],
+      { user: owner?.name, cwd: baseDir },
+    );
     await rm(passwordFile);
     await writeOwnedFile(join(dataDir, 'pg_hba.conf'), hbaConf(info), owner);
     await appendSettings(dataDir, info, options.settings ?? {});
@@ -132,7 +134,7 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
         await stopServer(dataDir, owner);
       } else {
         throw new Error(
-          `PostgreSQL did not start within ${timeoutMs} ms (pg_ctl: ${result.stderr.trim() || result.stdout.trim()}); ` +
+          `PostgreSQL did not start (pg_ctl, waiting at most ${timeoutMs} ms: ${result.stderr.trim() || result.stdout.trim()}); ` +
             `server log tail:\n${logTail(log)}`,
         );
       }

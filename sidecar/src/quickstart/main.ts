@@ -1,0 +1,181 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { type HostPort, loadProxyConfig, type ProxyConfig } from '../config/load.ts';
+import { UserError } from '../errors.ts';
+import { startProxy } from '../proxy.ts';
+import { startEmbeddedPostgres } from './embedded-postgres.ts';
+
+/**
+ * `npm start`: a first look at Gatehouse with nothing else installed. An embedded PostgreSQL (PGlite)
+ * with sample data, and the proxy in front of it, configured by examples/quickstart/gatehouse.yaml.
+ */
+
+const exampleDir = fileURLToPath(new URL('../../../examples/quickstart/', import.meta.url));
+
+const usage = `Usage: npm start -- [options]
+
+  --fresh           delete the sample database and seed it again
+  --data-dir DIR    where the sample database lives (default: .gatehouse/quickstart-db)
+  --db-port PORT    port of the embedded database (default: any free port)
+  --config FILE     proxy configuration (default: examples/quickstart/gatehouse.yaml)
+  -h, --help        show this help`;
+
+interface QuickstartArgs {
+  readonly fresh: boolean;
+  readonly dataDir: string;
+  readonly dbPort: number;
+  readonly configFile: string;
+}
+
+async function main(): Promise<void> {
+  const args = parseQuickstartArgs(process.argv.slice(2));
+  if (!args) {
+    process.stdout.write(`${usage}\n`);
+    return;
+  }
+  const database = await startEmbeddedPostgres({
+    dataDir: args.dataDir,
+    seedFile: resolve(exampleDir, 'seed.sql'),
+    fresh: args.fresh,
+    port: args.dbPort,
+  });
+  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  let config: ProxyConfig;
+  try {
+    config = loadProxyConfig(args.configFile, {
+      upstream: `postgres://postgres:postgres@${database.host}:${database.port}/postgres`,
+    });
+    proxy = await startProxy(config, { logger: pino({ level: config.logLevel }) });
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+
+  process.stdout.write(
+    banner({
+      config,
+      proxy: proxy.address,
+      admin: proxy.adminAddress,
+      dataDir: database.dataDir,
+      seeded: database.seeded,
+    }),
+  );
+  const failure = await Promise.race([stopSignal(), database.failure]);
+  if (failure) {
+    await proxy.close();
+    throw failure;
+  }
+  process.stdout.write('Stopping...\n');
+  await proxy.close();
+  await database.close();
+}
+
+function parseQuickstartArgs(argv: string[]): QuickstartArgs | undefined {
+  let values: ReturnType<typeof parse>['values'];
+  try {
+    values = parse(argv).values;
+  } catch (error) {
+    throw new UserError(`${(error as Error).message} (npm start -- --help lists the options)`);
+  }
+  if (values.help) return undefined;
+  const dbPort = Number(values['db-port'] ?? '0');
+  if (!Number.isInteger(dbPort) || dbPort < 0 || dbPort > 65535) {
+    throw new UserError(`--db-port must be a port number (0-65535), not "${values['db-port']}"`);
+  }
+  return {
+    fresh: values.fresh ?? false,
+    dataDir: resolve(values['data-dir'] ?? '.gatehouse/quickstart-db'),
+    dbPort,
+    configFile: values.config ? resolve(values.config) : resolve(exampleDir, 'gatehouse.yaml'),
+  };
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      fresh: { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      'db-port': { type: 'string' },
+      config: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+interface BannerFacts {
+  readonly config: ProxyConfig;
+  readonly proxy: HostPort;
+  readonly admin: HostPort | undefined;
+  readonly dataDir: string;
+  readonly seeded: boolean;
+}
+
+function banner({ config, proxy, admin, dataDir, seeded }: BannerFacts): string {
+  // Local users are development accounts whose passwords the quickstart file shows in clear anyway.
+  const users = config.identity.mode === 'local' ? (config.identity.local?.users ?? []) : [];
+  const connect = users.map((user) => {
+    const url = `postgres://${encodeURIComponent(user.name)}:${encodeURIComponent(user.password)}@${urlHost(proxy)}/postgres`;
+    return `  psql "${url}"${user.groups?.length ? `   # groups: ${user.groups.join(', ')}` : ''}`;
+  });
+  const lines = [
+    '',
+    `Gatehouse is listening on ${urlHost(proxy)}, in front of an embedded PostgreSQL with sample data.`,
+    '',
+    ...(connect.length ? ['Connect through Gatehouse:', ...connect, ''] : []),
+    'Then try:  SELECT name, email, ssn, card_number FROM customers LIMIT 5;',
+    '',
+    `  Database   ${dataDir} (${seeded ? 'sample data loaded' : 'reused; --fresh reloads the sample data'})`,
+    ...(config.audit.file ? [`  Audit log  ${resolve(config.audit.file)}`] : []),
+    ...(admin ? [`  Metrics    http://${urlHost(admin)}/metrics`] : []),
+    '',
+    'Ctrl-C to stop.',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** HOST:PORT as a client dials it: wildcard addresses become loopback, IPv6 gets brackets. */
+function urlHost({ host, port }: HostPort): string {
+  const dial = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return dial.includes(':') ? `[${dial}]:${port}` : `${dial}:${port}`;
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second one stops at once, for a shutdown that hangs. */
+function stopSignal(): Promise<undefined> {
+  return new Promise((resolveStop) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      process.once('SIGINT', () => process.exit(130)).once('SIGTERM', () => process.exit(143));
+      resolveStop(undefined);
+    };
+    process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  });
+}
+
+const listenProblems: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'the address is in use (is another Gatehouse running?)',
+  EACCES: 'permission denied',
+  EADDRNOTAVAIL: 'no such local address',
+};
+
+function describe(error: unknown): string {
+  if (error instanceof UserError) return error.message;
+  const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  const problem = code === undefined ? undefined : listenProblems[code];
+  if (problem && address !== undefined && port !== undefined) {
+    return `cannot listen on ${urlHost({ host: address, port })}: ${problem}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`gatehouse quickstart: ${describe(error)}\n`);
+    process.exit(2);
+  },
+);

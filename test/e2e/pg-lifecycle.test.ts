@@ -1,0 +1,153 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { describe, expect, inject, it } from 'vitest';
+import { localProxyConfig, pgClient, proxyDsn, psql } from './support/clients.ts';
+import { MAIN, startProxyProcess } from './support/proxy-process.ts';
+
+const run = promisify(execFile);
+const pgInfo = inject('postgres');
+
+async function metric(adminPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+describe('upstream authentication', () => {
+  it.each(['scram', 'md5', 'clear'] as const)('logs in upstream with %s credentials the client never sees', async (method) => {
+    const user = pgInfo.users[method];
+    const config = localProxyConfig(pgInfo);
+    config['upstream'] = { ...(config['upstream'] as object), user: user.user, password: { value: user.password } };
+    const proxy = await startProxyProcess(config);
+    try {
+      const result = await psql(proxyDsn(proxy.port), ['-At', '-c', 'SELECT current_user']);
+      expect(result.stdout.trim()).toBe(user.user);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('verifies the upstream certificate with verify-full', async () => {
+    const config = localProxyConfig(pgInfo);
+    config['upstream'] = { ...(config['upstream'] as object), tls: { mode: 'verify-full', caFile: pgInfo.caFile } };
+    const proxy = await startProxyProcess(config);
+    try {
+      const result = await psql(proxyDsn(proxy.port), ['-At', '-c', 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()']);
+      expect(result.stdout.trim()).toBe('t');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('gives the client a clean error when the database is unreachable', async () => {
+    const config = localProxyConfig(pgInfo);
+    config['upstream'] = { ...(config['upstream'] as object), port: 1, connectTimeoutSeconds: 2 };
+    const proxy = await startProxyProcess(config);
+    try {
+      const result = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1']);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain('could not connect to the database');
+      expect(proxy.child.exitCode).toBeNull();
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('client TLS', () => {
+  it('serves TLS with the configured certificate and can require it', async () => {
+    const config = localProxyConfig(pgInfo, { clientTls: { certFile: pgInfo.certFile, keyFile: pgInfo.keyFile, required: true } });
+    const proxy = await startProxyProcess(config);
+    try {
+      const secure = await psql(proxyDsn(proxy.port).replace('sslmode=disable', `sslmode=verify-full sslrootcert=${pgInfo.caFile}`), ['-At', '-c', 'SELECT 1']);
+      expect(secure.stderr).toBe('');
+      expect(secure.stdout.trim()).toBe('1');
+      const plain = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1']);
+      expect(plain.code).not.toBe(0);
+      expect(plain.stderr).toContain('requires TLS');
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('capacity and shutdown', () => {
+  it('carries 500 concurrent sessions', async () => {
+    const proxy = await startProxyProcess(localProxyConfig(pgInfo));
+    const clients: pg.Client[] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        clients.push(...(await Promise.all(Array.from({ length: 50 }, () => pgClient(proxy.port)))));
+      }
+      const results = await Promise.all(clients.map((c, i) => c.query('SELECT $1::int AS i', [i])));
+      expect(results.map((r) => r.rows[0].i)).toEqual(clients.map((_, i) => i));
+      expect(await metric(proxy.adminPort!, 'gatehouse_connections_active{protocol="postgres"}')).toBe(500);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+      await proxy.stop();
+    }
+  }, 120_000);
+
+  it('on SIGTERM stops accepting, lets a running statement finish, and seals the audit log', async () => {
+    const proxy = await startProxyProcess(localProxyConfig(pgInfo, { limits: { shutdownGraceSeconds: 20 } }));
+    const busy = await pgClient(proxy.port);
+    busy.on('error', () => {});
+    const idle = await pgClient(proxy.port);
+    const idleEnded = new Promise<string>((resolve) => idle.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message)));
+    const running = busy.query('SELECT pg_sleep(1.5) AS slept');
+    await new Promise((r) => setTimeout(r, 200));
+    const exit = proxy.stop('SIGTERM');
+    expect(await idleEnded).toBe('57P01');
+    await new Promise((r) => setTimeout(r, 100));
+    const refused = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1']);
+    expect(refused.code).not.toBe(0);
+    expect((await running).rows).toHaveLength(1);
+    expect(await exit).toBe(0);
+    const verified = await run(process.execPath, [MAIN, 'audit', 'verify', proxy.auditFile!]);
+    expect(verified.stdout).toMatch(/^ok.*sealed/);
+  }, 60_000);
+});
+
+describe('fail closed on audit failure', () => {
+  it('refuses statements when the audit log cannot be written, and says why', async () => {
+    const proxy = await startProxyProcess(localProxyConfig(pgInfo, { audit: { file: '/dev/full', stdout: false } }));
+    try {
+      const result = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1', '-c', 'SELECT 2']);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/audit log/);
+      expect(proxy.lines.join('\n')).toMatch(/ENOSPC|no space/i);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('command line', () => {
+  const cli = (args: string[]) => run(process.execPath, [MAIN, ...args]).then(
+    (r) => ({ code: 0, ...r }),
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+
+  it('rejects an unknown flag, a missing config and an invalid field in one line with exit code 2', async () => {
+    const unknown = await cli(['proxy', '--nope']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
+    expect(unknown.stderr).toContain("Unknown option '--nope'");
+
+    const missing = await cli(['proxy', '--config', '/nonexistent/gatehouse.yaml']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('/nonexistent/gatehouse.yaml: cannot read the config file (ENOENT)');
+
+    const dir = join(process.env['TMPDIR'] ?? '/tmp', `gatehouse-cli-${process.pid}`);
+    await run('mkdir', ['-p', dir]);
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'upstream:\n  url: postgres://u@127.0.0.1:5432/db\n  tls:\n    mode: sometimes\nidentity:\n  mode: local\n  local:\n    users: [{name: a, password: b}]\n');
+    const invalid = await cli(['proxy', '--config', file]);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr.trim()).toBe(`gatehouse: ${file}: upstream.tls.mode: must be one of disable, require, verify-full`);
+    expect(invalid.stderr).not.toContain('    at ');
+  });
+});
