@@ -12,13 +12,13 @@ import { psql } from '../harness/pg-env.ts';
 import { PG_BIN_DIR, type PostgresInfo, startPostgres } from '../harness/postgres.ts';
 import { generateTls } from '../harness/tls.ts';
 import { startGatehouse } from './gatehouse.ts';
-import { checkGoals, formatGoals } from './goals.ts';
+import { checkGoals, formatGoals, type GoalCheck } from './goals.ts';
 import { HAPROXY, startHaproxy } from './haproxy.ts';
 import { initPgbench, PGBENCH, runPgbench } from './pgbench.ts';
 import { PGBOUNCER, startPgbouncer } from './pgbouncer.ts';
 import { formatResultsTable } from './results-table.ts';
 import { runMatrix } from './run-matrix.ts';
-import { summarize } from './summarize.ts';
+import { type ResultRow, summarize } from './summarize.ts';
 import { TARGET_NAMES, type Target, type TargetName } from './target.ts';
 import { LARGE_RESULT_SCRIPT, WORKLOADS } from './workloads.ts';
 
@@ -38,6 +38,15 @@ type BenchOptions = {
   scale: number;
   targets: TargetName[];
   out: string;
+};
+
+type Machine = {
+  cpus: number;
+  cpuModel: string;
+  kernel: string;
+  node: string;
+  loadAverageBefore: number;
+  loadAverageAfter: number;
 };
 
 class UsageError extends Error {}
@@ -122,35 +131,21 @@ async function main(argv: string[]): Promise<number> {
     const goals = checkGoals(rows);
     for (const row of rows) failures.push(...row.errors.map((e) => `${row.target} ${row.workload} ${e}`));
 
-    console.log(
-      `\nGatehouse PostgreSQL proxy benchmark: medians of ${options.rounds} round(s) of ${options.durationSeconds} s`,
-    );
-    console.log(
-      `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Linux ${release()}, Node ${process.version}\n`,
-    );
-    console.log(formatResultsTable(rows));
-    const large = rows.filter((r) => r.workload.startsWith('large-result/') && r.rounds > 0);
-    if (large.length > 0) {
-      console.log(
-        `\nlarge result rows/s: ${large.map((r) => `${r.target} ${(r.rowsPerSecond / 1e6).toFixed(2)} M`).join(', ')}`,
-      );
-    }
-    console.log(`\nTargets from the issue:\n${formatGoals(goals)}`);
-    if (failures.length > 0)
-      console.log(`\nFailures:\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);
+    const machine: Machine = {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      kernel: release(),
+      node: process.version,
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadavg()[0]!,
+    };
+    printReport(options, machine, rows, goals, failures);
 
     const out = resolve(options.out);
     const report = {
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model,
-        kernel: release(),
-        node: process.version,
-        loadAverageBefore: loadBefore,
-        loadAverageAfter: loadavg()[0],
-      },
+      machine,
       versions: await versions(postgres.info, options.targets),
       settings: { ...options, out: undefined, workloads: WORKLOADS },
       results: rows,
@@ -229,6 +224,32 @@ function ensurePrograms(targets: readonly TargetName[]): void {
       `missing ${missing().join(', ')}: run \`node ${ENSURE_PACKAGES}\` as root to install them`,
     );
   }
+}
+
+function printReport(
+  options: BenchOptions,
+  machine: Machine,
+  rows: readonly ResultRow[],
+  goals: readonly GoalCheck[],
+  failures: readonly string[],
+): void {
+  console.log(
+    `\nGatehouse PostgreSQL proxy benchmark: medians of ${options.rounds} round(s) of ${options.durationSeconds} s`,
+  );
+  console.log(
+    `${machine.cpus} CPUs (${machine.cpuModel}), Linux ${machine.kernel}, Node ${machine.node}; load average ` +
+      `${machine.loadAverageBefore.toFixed(1)} before, ${machine.loadAverageAfter.toFixed(1)} after ` +
+      '(the benchmark alone keeps 2 to 3 busy; more means other work shared the CPUs)\n',
+  );
+  console.log(formatResultsTable(rows));
+  const large = rows.filter((r) => r.workload.startsWith('large-result/') && r.rounds > 0);
+  if (large.length > 0) {
+    const rates = large.map((r) => `${r.target} ${(r.rowsPerSecond / 1e6).toFixed(2)} M`);
+    console.log(`\nlarge result, rows/s: ${rates.join(', ')}`);
+  }
+  console.log(`\nTargets from the issue:\n${formatGoals(goals)}`);
+  if (failures.length > 0)
+    console.log(`\nFailures:\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);
 }
 
 function startTarget(name: TargetName, server: PostgresInfo, dir: string): Promise<Target> {
