@@ -9,8 +9,6 @@ export interface ProxyMetrics {
   readonly statementDuration: Histogram<'protocol'>;
   readonly upstreamErrorsTotal: Counter<'protocol' | 'kind'>;
   readonly bytesTotal: Counter<'protocol' | 'direction'>;
-  readonly auditRecordsTotal: Counter<'type'>;
-  readonly auditFailuresTotal: Counter;
 }
 
 export function createMetrics(): ProxyMetrics {
@@ -57,16 +55,36 @@ export function createMetrics(): ProxyMetrics {
       labelNames: ['protocol', 'direction'],
       registers: [registry],
     }),
-    auditRecordsTotal: new Counter({
-      name: 'gatehouse_audit_records_total',
-      help: 'Audit records produced, by type.',
-      labelNames: ['type'],
-      registers: [registry],
-    }),
-    auditFailuresTotal: new Counter({
-      name: 'gatehouse_audit_write_failures_total',
-      help: 'Times the audit sink failed; while failed, statements are refused (fail closed).',
-      registers: [registry],
-    }),
   };
+}
+
+/** Audit health as gauges read at scrape time, so the hot path pays nothing for them. */
+export function registerAuditMetrics(
+  registry: Registry,
+  audit: { readonly written: number; readonly lost: number; readonly healthy: boolean },
+): void {
+  new Gauge({
+    name: 'gatehouse_audit_records_written',
+    help: 'Audit records written to the audit file since start.',
+    registers: [registry],
+    collect() {
+      this.set(audit.written);
+    },
+  });
+  new Gauge({
+    name: 'gatehouse_audit_records_lost',
+    help: 'Audit records that could not be written since start; statements are refused while the sink fails.',
+    registers: [registry],
+    collect() {
+      this.set(audit.lost);
+    },
+  });
+  new Gauge({
+    name: 'gatehouse_audit_healthy',
+    help: '1 while the audit sink accepts records, 0 while it fails (statements are then refused).',
+    registers: [registry],
+    collect() {
+      this.set(audit.healthy ? 1 : 0);
+    },
+  });
 }

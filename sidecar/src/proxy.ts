@@ -5,7 +5,7 @@ import { openAuditLog } from './audit/log.ts';
 import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
-import { createMetrics, type ProxyMetrics } from './metrics.ts';
+import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
 import { loadSqlParser } from './sql/normalize.ts';
@@ -43,9 +43,8 @@ export async function startProxy(
     checkpointEveryRecords: config.audit.checkpointEveryRecords,
     checkpointIntervalMs: config.audit.checkpointIntervalMs,
     logger,
-    onRecord: (type) => metrics.auditRecordsTotal.labels(type).inc(),
-    onFailure: () => metrics.auditFailuresTotal.inc(),
   });
+  registerAuditMetrics(metrics.registry, audit);
 
   const server = new PostgresProxyServer({
     config,

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
+import type pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { localProxyConfig, pgClient, proxyDsn, psql } from './support/clients.ts';
 import { MAIN, startProxyProcess } from './support/proxy-process.ts';
@@ -17,25 +17,39 @@ async function metric(adminPort: number, name: string): Promise<number> {
 }
 
 describe('upstream authentication', () => {
-  it.each(['scram', 'md5', 'clear'] as const)('logs in upstream with %s credentials the client never sees', async (method) => {
-    const user = pgInfo.users[method];
-    const config = localProxyConfig(pgInfo);
-    config['upstream'] = { ...(config['upstream'] as object), user: user.user, password: { value: user.password } };
-    const proxy = await startProxyProcess(config);
-    try {
-      const result = await psql(proxyDsn(proxy.port), ['-At', '-c', 'SELECT current_user']);
-      expect(result.stdout.trim()).toBe(user.user);
-    } finally {
-      await proxy.stop();
-    }
-  });
+  it.each(['scram', 'md5', 'clear'] as const)(
+    'logs in upstream with %s credentials the client never sees',
+    async (method) => {
+      const user = pgInfo.users[method];
+      const config = localProxyConfig(pgInfo);
+      config['upstream'] = {
+        ...(config['upstream'] as object),
+        user: user.user,
+        password: { value: user.password },
+      };
+      const proxy = await startProxyProcess(config);
+      try {
+        const result = await psql(proxyDsn(proxy.port), ['-At', '-c', 'SELECT current_user']);
+        expect(result.stdout.trim()).toBe(user.user);
+      } finally {
+        await proxy.stop();
+      }
+    },
+  );
 
   it('verifies the upstream certificate with verify-full', async () => {
     const config = localProxyConfig(pgInfo);
-    config['upstream'] = { ...(config['upstream'] as object), tls: { mode: 'verify-full', caFile: pgInfo.caFile } };
+    config['upstream'] = {
+      ...(config['upstream'] as object),
+      tls: { mode: 'verify-full', caFile: pgInfo.caFile },
+    };
     const proxy = await startProxyProcess(config);
     try {
-      const result = await psql(proxyDsn(proxy.port), ['-At', '-c', 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()']);
+      const result = await psql(proxyDsn(proxy.port), [
+        '-At',
+        '-c',
+        'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+      ]);
       expect(result.stdout.trim()).toBe('t');
     } finally {
       await proxy.stop();
@@ -59,10 +73,15 @@ describe('upstream authentication', () => {
 
 describe('client TLS', () => {
   it('serves TLS with the configured certificate and can require it', async () => {
-    const config = localProxyConfig(pgInfo, { clientTls: { certFile: pgInfo.certFile, keyFile: pgInfo.keyFile, required: true } });
+    const config = localProxyConfig(pgInfo, {
+      clientTls: { certFile: pgInfo.certFile, keyFile: pgInfo.keyFile, required: true },
+    });
     const proxy = await startProxyProcess(config);
     try {
-      const secure = await psql(proxyDsn(proxy.port).replace('sslmode=disable', `sslmode=verify-full sslrootcert=${pgInfo.caFile}`), ['-At', '-c', 'SELECT 1']);
+      const secure = await psql(
+        proxyDsn(proxy.port).replace('sslmode=disable', `sslmode=verify-full sslrootcert=${pgInfo.caFile}`),
+        ['-At', '-c', 'SELECT 1'],
+      );
       expect(secure.stderr).toBe('');
       expect(secure.stdout.trim()).toBe('1');
       const plain = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1']);
@@ -96,7 +115,9 @@ describe('capacity and shutdown', () => {
     const busy = await pgClient(proxy.port);
     busy.on('error', () => {});
     const idle = await pgClient(proxy.port);
-    const idleEnded = new Promise<string>((resolve) => idle.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message)));
+    const idleEnded = new Promise<string>((resolve) =>
+      idle.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message)),
+    );
     const running = busy.query('SELECT pg_sleep(1.5) AS slept');
     await new Promise((r) => setTimeout(r, 200));
     const exit = proxy.stop('SIGTERM');
@@ -113,7 +134,9 @@ describe('capacity and shutdown', () => {
 
 describe('fail closed on audit failure', () => {
   it('refuses statements when the audit log cannot be written, and says why', async () => {
-    const proxy = await startProxyProcess(localProxyConfig(pgInfo, { audit: { file: '/dev/full', stdout: false } }));
+    const proxy = await startProxyProcess(
+      localProxyConfig(pgInfo, { audit: { file: '/dev/full', stdout: false } }),
+    );
     try {
       const result = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1', '-c', 'SELECT 2']);
       expect(result.code).not.toBe(0);
@@ -126,10 +149,11 @@ describe('fail closed on audit failure', () => {
 });
 
 describe('command line', () => {
-  const cli = (args: string[]) => run(process.execPath, [MAIN, ...args]).then(
-    (r) => ({ code: 0, ...r }),
-    (e: { code: number; stdout: string; stderr: string }) => e,
-  );
+  const cli = (args: string[]) =>
+    run(process.execPath, [MAIN, ...args]).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
 
   it('rejects an unknown flag, a missing config and an invalid field in one line with exit code 2', async () => {
     const unknown = await cli(['proxy', '--nope']);
@@ -144,10 +168,15 @@ describe('command line', () => {
     const dir = join(process.env['TMPDIR'] ?? '/tmp', `gatehouse-cli-${process.pid}`);
     await run('mkdir', ['-p', dir]);
     const file = join(dir, 'bad.yaml');
-    writeFileSync(file, 'upstream:\n  url: postgres://u@127.0.0.1:5432/db\n  tls:\n    mode: sometimes\nidentity:\n  mode: local\n  local:\n    users: [{name: a, password: b}]\n');
+    writeFileSync(
+      file,
+      'upstream:\n  url: postgres://u@127.0.0.1:5432/db\n  tls:\n    mode: sometimes\nidentity:\n  mode: local\n  local:\n    users: [{name: a, password: b}]\n',
+    );
     const invalid = await cli(['proxy', '--config', file]);
     expect(invalid.code).toBe(2);
-    expect(invalid.stderr.trim()).toBe(`gatehouse: ${file}: upstream.tls.mode: must be one of disable, require, verify-full`);
+    expect(invalid.stderr.trim()).toBe(
+      `gatehouse: ${file}: upstream.tls.mode: must be one of disable, require, verify-full`,
+    );
     expect(invalid.stderr).not.toContain('    at ');
   });
 });

@@ -36,15 +36,26 @@ describe('through psql', () => {
 
   it('copies in and out (COPY FROM STDIN / TO STDOUT)', async () => {
     const rows = Array.from({ length: 5000 }, (_, i) => `${i}\tname ${i}`).join('\n');
-    const copyIn = await psql(proxyDsn(proxy.port), ['-c', 'TRUNCATE t_items', '-c', 'COPY t_items FROM STDIN'], { input: `${rows}\n\\.\n` });
+    const copyIn = await psql(
+      proxyDsn(proxy.port),
+      ['-c', 'TRUNCATE t_items', '-c', 'COPY t_items FROM STDIN'],
+      { input: `${rows}\n\\.\n` },
+    );
     expect(copyIn.stderr).toBe('');
     expect(copyIn.stdout).toContain('COPY 5000');
-    const copyOut = await psql(proxyDsn(proxy.port), ['-c', 'COPY (SELECT * FROM t_items ORDER BY id) TO STDOUT']);
+    const copyOut = await psql(proxyDsn(proxy.port), [
+      '-c',
+      'COPY (SELECT * FROM t_items ORDER BY id) TO STDOUT',
+    ]);
     expect(copyOut.stdout.trim()).toBe(rows);
   });
 
   it('shows the identity to the database as application_name', async () => {
-    const result = await psql(proxyDsn(proxy.port), ['-At', '-c', 'SELECT current_setting($$application_name$$)']);
+    const result = await psql(proxyDsn(proxy.port), [
+      '-At',
+      '-c',
+      'SELECT current_setting($$application_name$$)',
+    ]);
     expect(result.stdout.trim()).toBe('gatehouse:local:demo');
   });
 
@@ -55,7 +66,9 @@ describe('through psql', () => {
   });
 
   it('refuses an identity change through startup options', async () => {
-    const result = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1'], { env: { PGOPTIONS: '-c role=pg_read_all_data' } });
+    const result = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1'], {
+      env: { PGOPTIONS: '-c role=pg_read_all_data' },
+    });
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('changes the session identity');
   });
@@ -75,7 +88,9 @@ describe('through node-postgres', () => {
       await client.query('BEGIN');
       await client.query("INSERT INTO t_items VALUES (100001, 'rolled back')");
       await client.query('ROLLBACK');
-      expect((await client.query('SELECT count(*)::int AS n FROM t_items WHERE id = 100001')).rows[0].n).toBe(0);
+      expect((await client.query('SELECT count(*)::int AS n FROM t_items WHERE id = 100001')).rows[0].n).toBe(
+        0,
+      );
 
       const notices: string[] = [];
       client.on('notice', (n) => notices.push(n.message ?? ''));
@@ -97,7 +112,9 @@ describe('through node-postgres', () => {
     const notifier = await pgClient(proxy.port, 'admin', 'admin-secret');
     try {
       await listener.query('LISTEN gatehouse_events');
-      const received = new Promise<string>((resolve) => listener.on('notification', (n) => resolve(n.payload ?? '')));
+      const received = new Promise<string>((resolve) =>
+        listener.on('notification', (n) => resolve(n.payload ?? '')),
+      );
       await notifier.query("NOTIFY gatehouse_events, 'payload-1'");
       expect(await received).toBe('payload-1');
     } finally {
@@ -109,7 +126,14 @@ describe('through node-postgres', () => {
 
 describe('through postgres.js', () => {
   it('pipelines prepared statements and cancels a running query', async () => {
-    const sql = postgres({ host: '127.0.0.1', port: proxy.port, database: 'app', username: 'demo', password: 'demo-secret', max: 1 });
+    const sql = postgres({
+      host: '127.0.0.1',
+      port: proxy.port,
+      database: 'app',
+      username: 'demo',
+      password: 'demo-secret',
+      max: 1,
+    });
     try {
       const results = await Promise.all(Array.from({ length: 50 }, (_, i) => sql`SELECT ${i}::int AS i`));
       expect(results.map((r) => r[0]!.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
@@ -134,7 +158,14 @@ describe('through postgres.js', () => {
 
 describe('pgbench', () => {
   it('initialises (COPY) and runs select-only transactions in simple and prepared modes', async () => {
-    const env = { PGHOST: '127.0.0.1', PGPORT: String(proxy.port), PGUSER: 'admin', PGPASSWORD: 'admin-secret', PGDATABASE: 'app', PGSSLMODE: 'disable' };
+    const env = {
+      PGHOST: '127.0.0.1',
+      PGPORT: String(proxy.port),
+      PGUSER: 'admin',
+      PGPASSWORD: 'admin-secret',
+      PGDATABASE: 'app',
+      PGSSLMODE: 'disable',
+    };
     await pgbench(['-i', '-s', '1', '-q'], env);
     for (const mode of ['simple', 'extended', 'prepared']) {
       const { stdout } = await pgbench(['-S', '-M', mode, '-c', '4', '-j', '2', '-t', '200'], env);
@@ -156,12 +187,19 @@ describe('audit', () => {
     const text = readFileSync(proxy.auditFile!, 'utf8');
     expect(text).not.toContain(secret);
     expect(text).not.toContain('bound-parameter-value-77');
-    const records = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const statement = records.find((r) => r['type'] === 'statement' && String(r['statement']).startsWith('SELECT $1 AS x'));
+    const records = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const statement = records.find(
+      (r) => r['type'] === 'statement' && String(r['statement']).startsWith('SELECT $1 AS x'),
+    );
     expect(statement).toMatchObject({ subject: 'local:demo', outcome: 'ok', command: 'SELECT', rows: 1 });
     expect(records.some((r) => r['type'] === 'connection.start')).toBe(true);
     expect(records.some((r) => r['type'] === 'connection.end')).toBe(true);
-    const verified = await run(process.execPath, [MAIN, 'audit', 'verify', proxy.auditFile!]).catch((e: { stdout: string; code: number }) => e);
+    const verified = await run(process.execPath, [MAIN, 'audit', 'verify', '--allow-unsealed', proxy.auditFile!]).catch(
+      (e: { stdout: string; code: number }) => e,
+    );
     expect((verified as { stdout: string }).stdout).toMatch(/^ok/);
   });
 });

@@ -8,7 +8,10 @@ export type PostgresInfo = ProvidedContext['postgres'];
 const run = promisify(execFile);
 
 /** The proxy settings most tests share: local users demo/admin in front of the harness's database. */
-export function localProxyConfig(postgres: PostgresInfo, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function localProxyConfig(
+  postgres: PostgresInfo,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     upstream: {
       host: postgres.host,
@@ -65,13 +68,23 @@ export async function psql(
   });
 }
 
-export async function pgbench(args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
+export async function pgbench(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ stdout: string; stderr: string }> {
   return run('/usr/bin/pgbench', args, { env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 });
 }
 
 /** A node-postgres client connected through the proxy. */
 export async function pgClient(port: number, user = 'demo', password = 'demo-secret'): Promise<pg.Client> {
-  const client = new pg.Client({ host: '127.0.0.1', port, database: 'app', user, password, connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    database: 'app',
+    user,
+    password,
+    connectionTimeoutMillis: 10_000,
+  });
   await client.connect();
   return client;
 }

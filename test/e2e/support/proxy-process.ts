@@ -27,10 +27,17 @@ export interface ProxyProcess {
  * Runs the real CLI (`gatehouse proxy`) as a child process on Node 24, with `config` written as its YAML
  * file; the proxy listens on a free port that it reports in its first log line.
  */
-export async function startProxyProcess(config: Record<string, unknown>, options: { args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(
+  config: Record<string, unknown>,
+  options: { args?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<ProxyProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-proxy-'));
   const file = join(dir, 'gatehouse.yaml');
-  const merged: Record<string, unknown> = { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, ...config };
+  const merged: Record<string, unknown> = {
+    listen: '127.0.0.1:0',
+    admin: { listen: '127.0.0.1:0' },
+    ...config,
+  };
   writeFileSync(file, stringify(merged));
   const child = spawn(process.execPath, [MAIN, 'proxy', '--config', file, ...(options.args ?? [])], {
     cwd: dir,
@@ -60,7 +67,9 @@ export async function startProxyProcess(config: Record<string, unknown>, options
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    void exited.then((code) => reject(new Error(`proxy exited with ${code} before listening:\n${lines.join('\n')}`)));
+    void exited.then((code) =>
+      reject(new Error(`proxy exited with ${code} before listening:\n${lines.join('\n')}`)),
+    );
   });
   const { port, adminPort } = await listening;
   const auditPath = (merged['audit'] as { file?: string } | undefined)?.file;

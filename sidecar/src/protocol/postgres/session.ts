@@ -34,7 +34,8 @@ import { MessageFramer, MessageScanner } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
 import { StartupReader } from './startup-reader.ts';
-import { connectUpstream, type UpstreamConnection, UpstreamError } from './upstream.ts';
+import { connectUpstream, type UpstreamConnection } from './upstream.ts';
+import { UpstreamError } from './upstream-error.ts';
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
@@ -79,7 +80,7 @@ interface Refusal {
 }
 
 type Pending =
-  | { kind: 'query'; texts: QueryText[]; index: number; started: number; refusal?: Refusal }
+  | { kind: 'query'; texts: readonly QueryText[]; index: number; started: number; refusal?: Refusal }
   | { kind: 'execute'; text: QueryText; started: number; refusal?: Refusal }
   | { kind: 'parse' | 'bind' | 'describe' | 'close' }
   | { kind: 'sync' }
@@ -300,15 +301,16 @@ export class PostgresSession {
       });
     } catch (error) {
       const upstreamError = error instanceof UpstreamError ? error : undefined;
-      this.deps.metrics.upstreamError(upstreamError?.kind ?? 'connect');
+      this.deps.metrics.upstreamError(upstreamError?.failure ?? 'network');
       this.logger.error(
         { err: error instanceof Error ? error.message : String(error), upstream: `${u.host}:${u.port}` },
         'cannot open the upstream connection',
       );
       // The client learns that the database is unavailable, not the proxy's credentials or addresses.
+      const tooMany = upstreamError?.sqlstate === '53300';
       throw new RefusedStart(
-        upstreamError?.code === '53300' ? '53300' : '08006',
-        upstreamError?.code === '53300'
+        tooMany ? '53300' : '08006',
+        tooMany
           ? 'the database has too many connections'
           : 'Gatehouse could not connect to the database; see the proxy log',
       );
@@ -319,7 +321,8 @@ export class PostgresSession {
     const { config, cancelKeys, metrics } = this.deps;
     this.upstream = upstream.socket;
     this.txStatus = upstream.transactionStatus ?? 'I';
-    const key = cancelKeys.issue(upstream.backendKey);
+    // A server without cancel keys (some poolers, PGlite) still gets a key for the client, which then cancels nothing.
+    const key = cancelKeys.issue(upstream.backendKey ?? { processId: 0, secretKey: Buffer.alloc(0) });
     this.cancelProcessId = key.processId;
     this.context = {
       session: this.id,
@@ -646,7 +649,7 @@ export class PostgresSession {
     const target = this.deps.cancelKeys.lookup(processId, packet.subarray(8));
     // Like PostgreSQL, never tell the requester whether the key matched.
     this.client.destroy();
-    if (!target) {
+    if (!target || target.secretKey.length === 0) {
       this.logger.info('cancel request with an unknown key ignored');
       return;
     }

@@ -1,0 +1,114 @@
+import { createHash, type KeyObject, sign, verify } from 'node:crypto';
+
+/**
+ * The line format shared by the writer and the verifier.
+ *
+ * A record is one line: the canonical JSON of its fields (JSON.stringify, keys in the writer's
+ * order, no whitespace), with `"hash"` appended as the last key: the hex SHA-256 of the line as it
+ * was before `hash` was added (its body). Each record's `prev` is the previous record's `hash`, and
+ * the first record's is GENESIS, so changing, removing, inserting or reordering any record breaks
+ * the chain at that point. A checkpoint line also appends `"sig"`: an Ed25519 signature over its seq
+ * and hash, and since its hash covers its `prev`, the signature covers every record before it.
+ */
+export const GENESIS = '0'.repeat(64);
+
+export interface ChainedLine {
+  readonly line: string;
+  readonly hash: string;
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Serializes a record; `fields` gains its `hash` as the last key, so it prints like its line. */
+export function chainLine(fields: Record<string, unknown>): ChainedLine {
+  const body = JSON.stringify(fields);
+  const hash = sha256Hex(body);
+  fields['hash'] = hash;
+  return { line: `${body.slice(0, -1)},"hash":"${hash}"}`, hash };
+}
+
+/** Serializes and signs a checkpoint; `fields` gains `hash` and `sig`. */
+export function chainSignedLine(
+  fields: Record<string, unknown> & { seq: number },
+  key: KeyObject,
+): ChainedLine {
+  const body = JSON.stringify(fields);
+  const hash = sha256Hex(body);
+  const sig = sign(null, checkpointMessage(fields.seq, hash), key).toString('base64');
+  fields['hash'] = hash;
+  fields['sig'] = sig;
+  return { line: `${body.slice(0, -1)},"hash":"${hash}","sig":"${sig}"}`, hash };
+}
+
+/** Domain-separated, so a checkpoint signature means nothing anywhere else. */
+function checkpointMessage(seq: number, hash: string): Buffer {
+  return Buffer.from(`gatehouse.audit.checkpoint.v1\n${seq}\n${hash}`, 'utf8');
+}
+
+export function checkpointSignatureValid(seq: number, hash: string, sig: string, key: KeyObject): boolean {
+  try {
+    return verify(null, checkpointMessage(seq, hash), key, Buffer.from(sig, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+export interface ParsedRecord {
+  readonly seq: number;
+  readonly prev: string;
+  readonly type: string;
+  readonly [field: string]: unknown;
+}
+
+export type ParsedLine =
+  | {
+      readonly ok: true;
+      readonly record: ParsedRecord;
+      readonly hash: string;
+      readonly sig: string | undefined;
+    }
+  | {
+      readonly ok: false;
+      readonly reason: string;
+      /** Not JSON at all: what a write cut short by a crash leaves (a prefix of a line never parses). */
+      readonly torn: boolean;
+      readonly record?: ParsedRecord;
+    };
+
+/**
+ * Reads one line and checks it against its own hash. A line whose bytes are not exactly what the
+ * writer would have produced for its fields (other key order, spacing, escapes) is rejected, so
+ * the hash always covers the bytes on disk.
+ */
+export function parseChainLine(line: string): ParsedLine {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return { ok: false, reason: 'not a JSON line', torn: true };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, reason: 'not a JSON object', torn: false };
+  }
+  const { hash, sig, ...body } = value as Record<string, unknown>;
+  if (
+    !Number.isSafeInteger(body['seq']) ||
+    typeof body['prev'] !== 'string' ||
+    typeof body['type'] !== 'string' ||
+    typeof hash !== 'string'
+  ) {
+    return { ok: false, reason: 'not an audit record (seq, prev, type or hash missing)', torn: false };
+  }
+  const record = body as ParsedRecord;
+  if (sig !== undefined && typeof sig !== 'string')
+    return { ok: false, reason: 'sig is not a string', torn: false, record };
+  const bodyText = JSON.stringify(body);
+  const canonical = `${bodyText.slice(0, -1)},"hash":${JSON.stringify(hash)}${sig === undefined ? '' : `,"sig":${JSON.stringify(sig)}`}}`;
+  if (canonical !== line)
+    return { ok: false, reason: 'not in canonical form (bytes were edited)', torn: false, record };
+  if (sha256Hex(bodyText) !== hash)
+    return { ok: false, reason: "hash does not match the record's content", torn: false, record };
+  return { ok: true, record, hash, sig };
+}

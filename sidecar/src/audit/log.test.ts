@@ -1,0 +1,293 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type AuditLogOptions, openAuditLog } from './log.ts';
+import { collectingLogger, statementEvent } from './testing.ts';
+import { verifyAuditLog } from './verify.ts';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function options(overrides: Partial<AuditLogOptions> = {}): AuditLogOptions {
+  return {
+    file: join(dir, 'audit.jsonl'),
+    stdout: false,
+    checkpointEveryRecords: 4,
+    checkpointIntervalMs: 60_000,
+    logger: collectingLogger().logger,
+    ...overrides,
+  };
+}
+
+async function writeSession(opts: AuditLogOptions, statements: number): Promise<void> {
+  const log = await openAuditLog(opts);
+  for (let i = 0; i < statements; i++) log.record(statementEvent(i));
+  await log.close();
+  expect(log.healthy).toBe(true);
+}
+
+function records(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line));
+}
+
+async function verifyFile(file: string, extra: { allowUnsealed?: boolean } = {}) {
+  return verifyAuditLog(await readFile(file), { head: await readFile(`${file}.head`, 'utf8'), ...extra });
+}
+
+describe('openAuditLog', () => {
+  it('writes a chain that opens, checkpoints every N records and ends in a seal', async () => {
+    const opts = options();
+    await writeSession(opts, 10);
+    const written = records(await readFile(opts.file!, 'utf8'));
+    expect(written.map((r) => r['type'])).toEqual([
+      'log.open',
+      'checkpoint',
+      ...Array(4).fill('statement'),
+      'checkpoint',
+      ...Array(4).fill('statement'),
+      'checkpoint',
+      'statement',
+      'statement',
+      'checkpoint',
+    ]);
+    expect(written.map((r) => r['seq'])).toEqual(written.map((_, i) => i + 1));
+    expect(written.at(-1)?.['final']).toBe(true);
+    expect(written[2]).toMatchObject({
+      type: 'statement',
+      subject: 'system:serviceaccount:shop:orders',
+      namespace: 'shop',
+      pod: 'orders-7d9f-abcde',
+      clientAddress: '10.1.2.3',
+      database: 'shop',
+      statement: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1',
+      outcome: 'ok',
+      rows: 0,
+    });
+    expect(await verifyFile(opts.file!)).toMatchObject({
+      ok: true,
+      records: 15,
+      checkpoints: 4,
+      sealed: true,
+    });
+  });
+
+  it('writes a checkpoint after the interval when records were written since the last one', async () => {
+    const opts = options({ checkpointEveryRecords: 1000, checkpointIntervalMs: 20 });
+    const log = await openAuditLog(opts);
+    log.record(statementEvent(1));
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    await log.flush();
+    const types = records(await readFile(opts.file!, 'utf8')).map((r) => r['type']);
+    // One timed checkpoint after the statement, and none for the idle intervals after it.
+    expect(types).toEqual(['log.open', 'checkpoint', 'statement', 'checkpoint']);
+    await log.close();
+  });
+
+  it('logs every record, checkpoints included, through pino with the exact bytes of the file', async () => {
+    const { logger, lines } = collectingLogger();
+    const opts = options({ stdout: true, logger });
+    await writeSession(opts, 5);
+    const fileLines = (await readFile(opts.file!, 'utf8')).split('\n').filter(Boolean);
+    const audit = lines.filter((line) => line['audit']).map((line) => JSON.stringify(line['audit']));
+    expect(audit).toEqual(fileLines);
+    expect(lines.every((line) => line['level'] === 30)).toBe(true);
+  });
+
+  it('continues the chain of an existing log, which then verifies as one', async () => {
+    const opts = options();
+    await writeSession(opts, 5);
+    await writeSession(opts, 3);
+    const written = records(await readFile(opts.file!, 'utf8'));
+    const opens = written.filter((r) => r['type'] === 'log.open');
+    expect(opens).toHaveLength(2);
+    expect(opens[1]?.['resume']).toBe('sealed');
+    expect(await verifyFile(opts.file!)).toMatchObject({ ok: true, sealed: true, recoveries: [] });
+  });
+
+  it('signs with the given key, so a verifier can pin it', async () => {
+    const keyFile = join(dir, 'signing.pem');
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const opts = options({ signingKeyFile: keyFile });
+    await writeSession(opts, 3);
+    await writeSession(opts, 3);
+    const pinned = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+    expect(verifyAuditLog(await readFile(opts.file!), { publicKey: pinned }).ok).toBe(true);
+  });
+
+  it('refuses a signing key that is not Ed25519', async () => {
+    const keyFile = join(dir, 'rsa.pem');
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    await expect(openAuditLog(options({ signingKeyFile: keyFile }))).rejects.toThrow(/needs ed25519/);
+  });
+
+  it('records a line torn by a crash when it continues the log, instead of hiding it', async () => {
+    const { logger, lines } = collectingLogger();
+    const opts = options({ logger });
+    await writeSession(opts, 6);
+    const size = (await readFile(opts.file!)).length;
+    await truncate(opts.file!, size - 40); // cuts the seal in half, as a crash mid-write would
+
+    const torn = await verifyFile(opts.file!);
+    expect(torn.ok).toBe(false);
+    expect(torn.firstBad?.reason).toMatch(/last line is cut/);
+
+    await writeSession(opts, 2);
+    const result = await verifyFile(opts.file!);
+    expect(result).toMatchObject({ ok: true, sealed: true });
+    expect(result.recoveries.map((r) => r.damage)).toEqual(['torn-line', 'head-mismatch']);
+    const wholeLines = (await readFile(opts.file!, 'utf8')).split('\n').filter((line) => line.endsWith('}'));
+    const reopened = records(wholeLines.join('\n')).filter((r) => r['type'] === 'log.open')[1];
+    expect(reopened?.['resume']).toBe('unsealed');
+    expect(lines.some((line) => String(line['msg']).includes('torn line'))).toBe(true);
+  });
+
+  it('records a log cut after a checkpoint when it continues it', async () => {
+    const opts = options();
+    await writeSession(opts, 6);
+    const text = await readFile(opts.file!, 'utf8');
+    const kept = text.split('\n').slice(0, 7).join('\n') + '\n'; // up to the checkpoint at seq 7
+    await writeFile(opts.file!, kept);
+    await writeSession(opts, 1);
+    const result = await verifyFile(opts.file!);
+    expect(result.ok).toBe(true);
+    expect(result.recoveries).toEqual([{ seq: 9, damage: 'head-mismatch' }]);
+  });
+
+  it('continues after a crash that left the log unsealed', async () => {
+    const file = join(dir, 'crash.jsonl');
+    const logModule = fileURLToPath(new URL('./log.ts', import.meta.url));
+    const script = `
+      import pino from 'pino';
+      import { openAuditLog } from ${JSON.stringify(logModule)};
+      const log = await openAuditLog({ file: ${JSON.stringify(file)}, stdout: false, checkpointEveryRecords: 3,
+        checkpointIntervalMs: 60000, logger: pino({ level: 'silent' }) });
+      for (let i = 0; i < 7; i++) log.record({ type: 'connection.refused', client: { address: '10.0.0.9', port: 1 },
+        protocol: 'postgres', user: 'mallory', database: 'shop', sqlstate: '28P01', reason: 'bad token' });
+      await log.flush();
+      process.exit(0);
+    `;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+      encoding: 'utf8',
+    });
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+
+    const crashed = await verifyFile(file);
+    expect(crashed.ok).toBe(false);
+    expect(crashed.firstBad?.unsealed).toBe(true);
+    expect(await verifyFile(file, { allowUnsealed: true })).toMatchObject({
+      ok: true,
+      sealed: false,
+      unsigned: 1,
+    });
+
+    await writeSession(options({ file }), 1);
+    expect(await verifyFile(file)).toMatchObject({ ok: true, sealed: true, recoveries: [] });
+    const opens = records(await readFile(file, 'utf8')).filter((r) => r['type'] === 'log.open');
+    expect(opens[1]?.['resume']).toBe('unsealed');
+  });
+});
+
+describe('failing closed', () => {
+  it('turns unhealthy on ENOSPC and counts every record it could not write', async () => {
+    const { logger, lines } = collectingLogger();
+    const log = await openAuditLog(options({ file: '/dev/full', logger }));
+    expect(log.healthy).toBe(false);
+    expect(log.failure).toMatch(/ENOSPC/);
+    log.record(statementEvent(1));
+    log.record(statementEvent(2));
+    await log.close();
+    expect(log.lost).toBe(4); // log.open and its checkpoint, then the two statements
+    expect(lines.filter((line) => line['auditNotWritten'])).toHaveLength(2);
+    expect(lines.some((line) => line['msg'] === 'audit records were lost while this log was open')).toBe(
+      true,
+    );
+  });
+
+  it('turns unhealthy when the file cannot be opened', async () => {
+    await writeFile(join(dir, 'not-a-directory'), '');
+    const log = await openAuditLog(options({ file: join(dir, 'not-a-directory', 'audit.jsonl') }));
+    expect(log.healthy).toBe(false);
+    expect(log.failure).toMatch(/ENOTDIR/);
+    log.record(statementEvent(1));
+    expect(log.lost).toBe(1);
+    await log.close();
+  });
+
+  it('turns unhealthy when a file holds no audit records it could continue', async () => {
+    for (const lines of [3, 20]) {
+      const file = join(dir, `other-${lines}.log`);
+      await writeFile(file, Array.from({ length: lines }, (_, i) => `plain line ${i}\n`).join(''));
+      const log = await openAuditLog(options({ file }));
+      expect(log.healthy).toBe(false);
+      expect(log.failure).toMatch(/not an audit log|not JSON/);
+      await log.close();
+    }
+  });
+
+  it('starts a chain after a first write that a crash cut short', async () => {
+    const opts = options();
+    await writeFile(opts.file!, '{"seq":1,"prev":"000');
+    await writeSession(opts, 1);
+    const result = verifyAuditLog(await readFile(opts.file!));
+    expect(result).toMatchObject({ ok: true, sealed: true, recoveries: [{ seq: 2, damage: 'torn-line' }] });
+  });
+
+  it('turns unhealthy rather than continue after a last record that was altered', async () => {
+    const opts = options();
+    await writeSession(opts, 2);
+    const text = await readFile(opts.file!, 'utf8');
+    await writeFile(opts.file!, text.replace(/"lost":0,"final":true/, '"lost":5,"final":true'));
+    const log = await openAuditLog(opts);
+    expect(log.healthy).toBe(false);
+    expect(log.failure).toMatch(/not a valid audit record: hash does not match/);
+    await log.close();
+  });
+
+  it('refuses records while the disk lags, then writes down how many were lost', async () => {
+    // A FIFO nobody reads blocks writes once the pipe buffer (64 KiB) is full: a disk that stalls.
+    const fifo = join(dir, 'slow.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const log = await openAuditLog(
+      options({ file: fifo, maxPendingBytes: 32 * 1024, checkpointEveryRecords: 50 }),
+    );
+    for (let i = 0; i < 2000 && log.healthy; i++) {
+      log.record(statementEvent(i));
+      if (i % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(log.healthy).toBe(false);
+    expect(log.failure).toMatch(/wait for the disk/);
+    log.record(statementEvent(-1));
+    expect(log.lost).toBeGreaterThanOrEqual(2);
+
+    const chunks: Buffer[] = [];
+    const reader = createReadStream(fifo);
+    reader.on('data', (chunk) => chunks.push(chunk as Buffer));
+    const ended = new Promise<void>((resolve) => reader.on('end', () => resolve()));
+    await log.flush();
+    expect(log.healthy).toBe(true);
+    await log.close();
+    await ended;
+
+    const text = Buffer.concat(chunks).toString('utf8');
+    const loss = records(text).filter((r) => r['type'] === 'audit.loss');
+    expect(loss.map((r) => r['lost'])).toEqual([log.lost]);
+    expect(verifyAuditLog(text)).toMatchObject({ ok: true, sealed: true, lost: log.lost });
+  });
+});

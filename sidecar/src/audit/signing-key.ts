@@ -1,0 +1,62 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { UserError } from '../errors.ts';
+import { sha256Hex } from './chain.ts';
+
+export interface SigningKey {
+  readonly privateKey: KeyObject;
+  /** Base64 of the DER SubjectPublicKeyInfo, as written in `log.open`. */
+  readonly publicKey: string;
+  /** First 16 hex digits of the SHA-256 of the DER public key: a short name for logs. */
+  readonly keyId: string;
+}
+
+/**
+ * Loads the Ed25519 key from a PKCS#8 PEM file, or makes a key for this run only when no file is
+ * given (its public key still goes into `log.open`, so checkpoints remain checkable, but anyone who
+ * can rewrite the log can also make a key of their own: see log.ts on what pinning adds).
+ */
+export async function loadSigningKey(file: string | undefined): Promise<SigningKey> {
+  let privateKey: KeyObject;
+  if (file === undefined) {
+    privateKey = generateKeyPairSync('ed25519').privateKey;
+  } else {
+    let pem: Buffer;
+    try {
+      pem = await readFile(file);
+    } catch (error) {
+      throw new UserError(
+        `audit signing key ${file}: cannot read it (${(error as NodeJS.ErrnoException).code})`,
+      );
+    }
+    try {
+      privateKey = createPrivateKey(pem);
+    } catch {
+      throw new UserError(`audit signing key ${file}: not a PEM private key`);
+    }
+    if (privateKey.asymmetricKeyType !== 'ed25519') {
+      throw new UserError(
+        `audit signing key ${file}: is ${privateKey.asymmetricKeyType ?? 'not an asymmetric key'}, needs ed25519 (openssl genpkey -algorithm ed25519)`,
+      );
+    }
+  }
+  const der = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  return { privateKey, publicKey: der.toString('base64'), keyId: sha256Hex(der).slice(0, 16) };
+}
+
+/** The public key as `log.open` writes it, from a PEM public (or private) key; throws when not Ed25519. */
+export function publicKeyFromPem(pem: string | Buffer): string {
+  const key = createPublicKey(pem);
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`is ${key.asymmetricKeyType}, not ed25519`);
+  return key.export({ type: 'spki', format: 'der' }).toString('base64');
+}
+
+/** The key of a `log.open` record; undefined when it is not an Ed25519 public key. */
+export function importPublicKey(base64: string): KeyObject | undefined {
+  try {
+    const key = createPublicKey({ key: Buffer.from(base64, 'base64'), format: 'der', type: 'spki' });
+    return key.asymmetricKeyType === 'ed25519' ? key : undefined;
+  } catch {
+    return undefined;
+  }
+}

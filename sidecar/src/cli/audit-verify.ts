@@ -1,0 +1,113 @@
+import { access, readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { publicKeyFromPem } from '../audit/signing-key.ts';
+import { type VerifyResult, verifyAuditLogFile } from '../audit/verify.ts';
+
+const USAGE =
+  'usage: gatehouse audit verify FILE [--public-key PEMFILE] [--head HEADFILE] [--allow-unsealed]\n' +
+  '  --public-key      require every log.open to carry this Ed25519 public key (PEM)\n' +
+  '  --head            head anchor to check against (default: FILE.head when it exists)\n' +
+  '  --allow-unsealed  accept a log that does not end in a seal (one still being written)\n';
+
+interface Output {
+  write(text: string): unknown;
+}
+
+/**
+ * `gatehouse audit verify`: prints one line and returns the exit code: 0 when the log is complete
+ * and unaltered, 1 when it is not, 2 for a usage error or a file that cannot be read.
+ */
+export async function runAuditVerify(
+  argv: string[],
+  io: { readonly stdout: Output; readonly stderr: Output } = process,
+): Promise<number> {
+  let file: string;
+  let values: { 'public-key'?: string; head?: string; 'allow-unsealed'?: boolean };
+  try {
+    const parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        'public-key': { type: 'string' },
+        head: { type: 'string' },
+        'allow-unsealed': { type: 'boolean' },
+      },
+    });
+    if (parsed.positionals.length !== 1) throw new Error('give exactly one log FILE');
+    file = parsed.positionals[0]!;
+    values = parsed.values;
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+
+  let publicKey: string | undefined;
+  if (values['public-key'] !== undefined) {
+    try {
+      publicKey = publicKeyFromPem(await readFile(values['public-key']));
+    } catch (error) {
+      io.stderr.write(`public key ${values['public-key']}: ${describe(error)}\n`);
+      return 2;
+    }
+  }
+
+  const headFile = values.head ?? ((await exists(`${file}.head`)) ? `${file}.head` : undefined);
+  let head: string | undefined;
+  if (headFile !== undefined) {
+    try {
+      head = await readFile(headFile, 'utf8');
+    } catch (error) {
+      io.stderr.write(`head anchor ${headFile}: ${describe(error)}\n`);
+      return 2;
+    }
+  }
+
+  let result: VerifyResult;
+  try {
+    result = await verifyAuditLogFile(file, { publicKey, head, allowUnsealed: values['allow-unsealed'] });
+  } catch (error) {
+    io.stderr.write(`${file}: ${describe(error)}\n`);
+    return 2;
+  }
+  io.stdout.write(`${summarize(result, publicKey !== undefined)}\n`);
+  return result.ok ? 0 : 1;
+}
+
+export function summarize(result: VerifyResult, pinned: boolean): string {
+  const bad = result.firstBad;
+  if (bad) {
+    const where = bad.line === 0 ? 'head anchor' : `record seq ${bad.seq} (line ${bad.line})`;
+    if (bad.unsealed) return `NOT SEALED: ${bad.reason} (--allow-unsealed accepts a log still being written)`;
+    return `TAMPERED: ${where}: ${bad.reason}`;
+  }
+  const parts = [`ok: ${result.records} records`, `${result.checkpoints} checkpoints`];
+  parts.push(
+    result.sealed
+      ? 'sealed'
+      : `not sealed (${result.unsigned} records after the last checkpoint are unsigned)`,
+  );
+  if (result.head === 'matched') parts.push('head anchor matched');
+  if (pinned) parts.push('key pinned');
+  if (result.recoveries.length > 0) {
+    const list = result.recoveries.map((r) => `seq ${r.seq} ${r.damage}`).join(', ');
+    parts.push(`${result.recoveries.length} damage(s) recorded by the writer (${list})`);
+  }
+  if (result.lost > 0) parts.push(`${result.lost} records lost (recorded by audit.loss)`);
+  return parts.join(', ');
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function describe(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const message = error instanceof Error ? error.message : String(error);
+  return code && !message.startsWith(code) ? `${code}: ${message}` : message;
+}
