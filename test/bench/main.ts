@@ -16,6 +16,7 @@ import { checkGoals, formatGoals, type GoalCheck } from './goals.ts';
 import { HAPROXY, startHaproxy } from './haproxy.ts';
 import { initPgbench, PGBENCH, runPgbench } from './pgbench.ts';
 import { PGBOUNCER, startPgbouncer } from './pgbouncer.ts';
+import { rssKb } from './process-usage.ts';
 import { formatResultsTable } from './results-table.ts';
 import { runMatrix } from './run-matrix.ts';
 import { type ResultRow, summarize } from './summarize.ts';
@@ -99,10 +100,13 @@ async function main(argv: string[]): Promise<number> {
     signal.throwIfAborted();
 
     const targets: Target[] = [];
+    /** Each proxy's memory before any client came, beside its peaks under load. */
+    const startRssMb: Partial<Record<TargetName, number>> = {};
     for (const name of options.targets) {
       try {
         const target = await startTarget(name, postgres.info, dir);
         cleanups.push(() => target.stop());
+        if (target.pid !== undefined) startRssMb[name] = rssKb(target.pid) / 1024;
         signal.throwIfAborted();
         await warmUp(postgres.info, target, { ...options, logDir, largeResultScript, signal });
         targets.push(target);
@@ -139,7 +143,7 @@ async function main(argv: string[]): Promise<number> {
       loadAverageBefore: loadBefore,
       loadAverageAfter: loadavg()[0]!,
     };
-    printReport(options, machine, rows, goals, failures);
+    printReport(options, machine, rows, startRssMb, goals, failures);
 
     const out = resolve(options.out);
     const report = {
@@ -149,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
       versions: await versions(postgres.info, options.targets),
       settings: { ...options, out: undefined, workloads: WORKLOADS },
       results: rows,
+      startRssMb,
       samples: cells.map((c) => ({ target: c.target, workload: c.workload.id, samples: c.samples })),
       goals,
       failures,
@@ -230,6 +235,7 @@ function printReport(
   options: BenchOptions,
   machine: Machine,
   rows: readonly ResultRow[],
+  startRssMb: Partial<Record<TargetName, number>>,
   goals: readonly GoalCheck[],
   failures: readonly string[],
 ): void {
@@ -247,6 +253,8 @@ function printReport(
     const rates = large.map((r) => `${r.target} ${(r.rowsPerSecond / 1e6).toFixed(2)} M`);
     console.log(`\nlarge result, rows/s: ${rates.join(', ')}`);
   }
+  const idle = Object.entries(startRssMb).map(([name, mb]) => `${name} ${mb.toFixed(1)} MB`);
+  if (idle.length > 0) console.log(`\nproxy RSS right after start, before any client: ${idle.join(', ')}`);
   console.log(`\nTargets from the issue:\n${formatGoals(goals)}`);
   if (failures.length > 0)
     console.log(`\nFailures:\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);

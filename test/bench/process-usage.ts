@@ -14,8 +14,17 @@ export function cpuTimeMicros(pid: number): number {
 
 /** Peak resident set size (VmHWM) in kB since the process started or since resetPeakRss. */
 export function peakRssKb(pid: number): number {
+  return statusKb(pid, 'VmHWM');
+}
+
+/** Resident set size (VmRSS) in kB now. */
+export function rssKb(pid: number): number {
+  return statusKb(pid, 'VmRSS');
+}
+
+function statusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN);
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
 }
 
 /**
