@@ -248,6 +248,10 @@ function printReport(
       '(the benchmark alone keeps 2 to 3 busy; more means other work shared the CPUs)\n',
   );
   console.log(formatResultsTable(rows));
+  console.log(
+    '\nvs direct / vs haproxy: median over rounds of the TPS ratio within a round (runs seconds apart), so it can\n' +
+      'differ from the ratio of the median TPS shown. Proxy CPU: utime+stime of the proxy process per transaction.',
+  );
   const large = rows.filter((r) => r.workload.startsWith('large-result/') && r.rounds > 0);
   if (large.length > 0) {
     const rates = large.map((r) => `${r.target} ${(r.rowsPerSecond / 1e6).toFixed(2)} M`);
