@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import type { PostgresInfo } from '../harness/postgres.ts';
+import { startBackground } from './background-process.ts';
+import type { Target } from './target.ts';
+
+const MAIN = resolve(import.meta.dirname, '../../sidecar/src/main.ts');
+const START_TIMEOUT_MS = 30_000;
+const BENCH_USER = 'bench';
+
+/**
+ * The real CLI (`gatehouse proxy`) as a child process, as a user runs it: identity mode local, audit to a
+ * file, admin endpoint on. It listens on a port of the kernel's choosing and names it in its first log line.
+ */
+export async function startGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
+  const login = { user: BENCH_USER, password: randomBytes(18).toString('base64url') };
+  const configFile = join(dir, 'gatehouse.yaml');
+  const config = {
+    listen: '127.0.0.1:0',
+    admin: { listen: '127.0.0.1:0' },
+    upstream: {
+      host: server.host,
+      port: server.port,
+      database: server.database,
+      user: server.admin.user,
+      password: { value: server.admin.password },
+      // Every target runs without TLS, so that all of them pay for the same work.
+      tls: { mode: 'disable' },
+    },
+    identity: { mode: 'local', local: { users: [{ name: login.user, password: login.password }] } },
+    audit: { file: join(dir, 'audit.jsonl'), stdout: false },
+  };
+  await writeFile(configFile, stringify(config), { mode: 0o600 });
+
+  let onListening: (port: number) => void = () => {};
+  const listening = new Promise<number>((resolveListening) => {
+    onListening = resolveListening;
+  });
+  const gatehouse = startBackground('gatehouse', process.execPath, [MAIN, 'proxy', '--config', configFile], {
+    cwd: dir,
+    onLine(line) {
+      if (!line.includes('gatehouse proxy listening')) return;
+      const listen = (JSON.parse(line) as { listen?: string }).listen;
+      onListening(Number(listen?.split(':').pop()));
+    },
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const port = await Promise.race([
+      listening,
+      gatehouse.exited.then((how) => {
+        throw new Error(
+          `gatehouse exited (${how}) before listening: ${gatehouse.likelyCause()}\n${gatehouse.recentOutput()}`,
+        );
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `gatehouse did not listen within ${START_TIMEOUT_MS} ms:\n${gatehouse.recentOutput()}`,
+              ),
+            ),
+          START_TIMEOUT_MS,
+        );
+      }),
+    ]);
+    return {
+      name: 'gatehouse',
+      host: '127.0.0.1',
+      port,
+      login,
+      pid: gatehouse.pid,
+      stop: () => gatehouse.stop(),
+    };
+  } catch (error) {
+    await gatehouse.stop();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
