@@ -38,7 +38,7 @@ export async function startGatehouse(server: PostgresInfo, dir: string): Promise
   const listening = new Promise<number>((resolveListening) => {
     onListening = resolveListening;
   });
-  const gatehouse = startBackground('gatehouse', process.execPath, [MAIN, 'proxy', '--config', configFile], {
+  const gatehouse = startBackground('gatehouse', process.execPath, ['--liftoff-only', MAIN, 'proxy', '--config', configFile], {
     cwd: dir,
     onLine(line) {
       if (!line.includes('gatehouse proxy listening')) return;
