@@ -38,14 +38,19 @@ export async function startGatehouse(server: PostgresInfo, dir: string): Promise
   const listening = new Promise<number>((resolveListening) => {
     onListening = resolveListening;
   });
-  const gatehouse = startBackground('gatehouse', process.execPath, ['--liftoff-only', MAIN, 'proxy', '--config', configFile], {
-    cwd: dir,
-    onLine(line) {
-      if (!line.includes('gatehouse proxy listening')) return;
-      const listen = (JSON.parse(line) as { listen?: string }).listen;
-      onListening(Number(listen?.split(':').pop()));
+  const gatehouse = startBackground(
+    'gatehouse',
+    process.execPath,
+    ['--liftoff-only', MAIN, 'proxy', '--config', configFile],
+    {
+      cwd: dir,
+      onLine(line) {
+        if (!line.includes('gatehouse proxy listening')) return;
+        const listen = (JSON.parse(line) as { listen?: string }).listen;
+        onListening(Number(listen?.split(':').pop()));
+      },
     },
-  });
+  );
   let timer: NodeJS.Timeout | undefined;
   try {
     const port = await Promise.race([

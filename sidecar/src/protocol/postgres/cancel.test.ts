@@ -27,7 +27,7 @@ function activeQuery(pid: number): string {
       '-Atc',
       `SELECT query FROM pg_stat_activity WHERE pid = ${pid} AND state = 'active'`,
     ],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', env: { ...process.env, PGPASSWORD: pg.admin.password } },
   ).trim();
 }
 

@@ -39,23 +39,80 @@ const stream = Buffer.concat([
 ]);
 
 describe('MessageFramer', () => {
-  it('yields the same messages whatever the chunking', () => {
+  it('yields the same messages and forwards the same bytes whatever the chunking', () => {
     for (let seed = 1; seed < 200; seed++) {
       const framer = new MessageFramer(1 << 20);
       const seen: string[] = [];
+      const out: Buffer[] = [];
       for (const part of splitRandomly(stream, seed)) {
-        framer.push(part, (type, frame) => seen.push(`${String.fromCharCode(type)}:${frame.length}`));
+        framer.push(
+          part,
+          (type, frame) => {
+            seen.push(`${String.fromCharCode(type)}:${frame.length}`);
+            return frame;
+          },
+          (bytes) => out.push(Buffer.from(bytes)),
+        );
       }
       expect(seen).toEqual(['T:20', 'D:45', 'D:5', 'C:14', 'Z:6', 'D:105', 'E:20']);
+      expect(Buffer.concat(out).equals(stream)).toBe(true);
       expect(framer.buffered).toBe(0);
     }
   });
 
+  it('forwards a chunk of unchanged messages as one slice, and replaces or drops in place', () => {
+    const framer = new MessageFramer(1 << 20);
+    const out: Buffer[] = [];
+    framer.push(
+      stream,
+      (_type, frame) => frame,
+      (bytes) => out.push(bytes),
+    );
+    expect(out).toHaveLength(1);
+    out.length = 0;
+    framer.push(
+      stream,
+      (type, frame) => (type === 67 ? msg('C', 'X\0') : type === 69 ? undefined : frame),
+      (b) => out.push(b),
+    );
+    const expected = Buffer.concat([
+      msg('T', 'row description'),
+      msg('D', 'a'.repeat(40)),
+      msg('D', ''),
+      msg('C', 'X\0'),
+      msg('Z', 'I'),
+      msg('D', 'b'.repeat(100)),
+    ]);
+    expect(Buffer.concat(out).equals(expected)).toBe(true);
+    // Runs before and after the replacement, and the replacement itself.
+    expect(out).toHaveLength(3);
+  });
+
+  it('assembles a large message from many chunks without quadratic copying', () => {
+    const big = msg('d', Buffer.alloc(8 << 20, 7));
+    const framer = new MessageFramer(64 << 20);
+    let got: Buffer | undefined;
+    const started = performance.now();
+    for (let i = 0; i < big.length; i += 1000) {
+      framer.push(
+        big.subarray(i, i + 1000),
+        (_t, frame) => frame,
+        (bytes) => {
+          got = bytes;
+        },
+      );
+    }
+    expect(got?.equals(big)).toBe(true);
+    // 8 MiB in 1000-byte pieces: re-concatenating on every piece would copy ~35 GB.
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
   it('rejects lengths below 4 and messages over the limit', () => {
     const bad = Buffer.from([81, 0, 0, 0, 3]);
-    expect(() => new MessageFramer(1024).push(bad, () => {})).toThrow(ProtocolError);
+    const keep = (_t: number, f: Buffer) => f;
+    expect(() => new MessageFramer(1024).push(bad, keep, () => {})).toThrow(ProtocolError);
     const big = Buffer.from([81, 0, 0, 8, 0]);
-    expect(() => new MessageFramer(1024).push(big, () => {})).toThrow(/exceeds the limit/);
+    expect(() => new MessageFramer(1024).push(big, keep, () => {})).toThrow(/exceeds the limit/);
   });
 });
 

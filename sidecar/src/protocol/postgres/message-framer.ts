@@ -2,11 +2,15 @@ import { ProtocolError } from './protocol-error.ts';
 
 /**
  * Splits a byte stream of type-tagged PostgreSQL messages (1-byte type, int32 length that counts itself,
- * body) into whole messages. A message that lies within one chunk is returned as a view of that chunk;
- * only a message that spans chunks is copied, so a result stream is never re-buffered.
+ * body) into whole messages, each handed to a handler that decides what to forward. A message that lies
+ * within one chunk is a view of that chunk, and consecutive messages forwarded unchanged go out as one
+ * slice of it: the usual chunk costs one write. Only a message that spans chunks is copied, once.
  */
 export class MessageFramer {
-  private pending: Buffer | undefined;
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+  /** Length of the message being assembled from parts, once its header is known. */
+  private needed = 0;
   readonly maxMessageBytes: number;
 
   constructor(maxMessageBytes: number) {
@@ -14,37 +18,62 @@ export class MessageFramer {
   }
 
   /**
-   * Calls `onMessage(type, frame)` for every complete message; `frame` holds the whole message including
-   * its 5-byte header and is only valid during the call unless copied.
+   * Frames `chunk`: `handle(type, frame)` returns the bytes to forward in place of the frame (the frame
+   * itself, a replacement, or nothing); `output` receives the bytes to forward, in order.
    */
-  push(chunk: Buffer, onMessage: (type: number, frame: Buffer) => void): void {
+  push(chunk: Buffer, handle: MessageHandler, output: (bytes: Buffer) => void): void {
     let data = chunk;
-    if (this.pending) {
-      data = Buffer.concat([this.pending, chunk]);
-      this.pending = undefined;
+    if (this.partsLength > 0) {
+      this.parts.push(chunk);
+      this.partsLength += chunk.length;
+      if (this.needed === 0 && this.partsLength >= 5)
+        this.needed = this.checkedLength(Buffer.concat(this.parts, 5), 0);
+      if (this.needed === 0 || this.partsLength < this.needed) return;
+      data = Buffer.concat(this.parts, this.partsLength);
+      this.parts = [];
+      this.partsLength = 0;
+      this.needed = 0;
     }
     let offset = 0;
+    let runStart = 0;
     const end = data.length;
     while (end - offset >= 5) {
-      const length = data.readInt32BE(offset + 1);
-      if (length < 4) throw new ProtocolError(`invalid message length ${length}`);
-      if (length + 1 > this.maxMessageBytes) {
-        throw new ProtocolError(
-          `message of ${length + 1} bytes exceeds the limit of ${this.maxMessageBytes}`,
-          '54000',
-        );
-      }
-      const frameEnd = offset + 1 + length;
+      const frameEnd = offset + this.checkedLength(data, offset);
       if (frameEnd > end) break;
-      onMessage(data[offset]!, data.subarray(offset, frameEnd));
+      const frame = data.subarray(offset, frameEnd);
+      const replacement = handle(data[offset]!, frame);
+      if (replacement !== frame) {
+        if (offset > runStart) output(data.subarray(runStart, offset));
+        if (replacement) output(replacement);
+        runStart = frameEnd;
+      }
       offset = frameEnd;
     }
-    if (offset < end) this.pending = Buffer.from(data.subarray(offset));
+    if (offset > runStart) output(data.subarray(runStart, offset));
+    if (offset < end) {
+      const rest = Buffer.from(data.subarray(offset));
+      this.parts = [rest];
+      this.partsLength = rest.length;
+      this.needed = rest.length >= 5 ? this.checkedLength(rest, 0) : 0;
+    }
   }
 
   /** Bytes received but not yet part of a whole message. */
   get buffered(): number {
-    return this.pending?.length ?? 0;
+    return this.partsLength;
+  }
+
+  /** The whole frame length (header included) of the message at `offset`, validated. */
+  private checkedLength(data: Buffer, offset: number): number {
+    const length = data.readInt32BE(offset + 1);
+    if (length < 4) throw new ProtocolError(`invalid message length ${length}`);
+    if (length + 1 > this.maxMessageBytes) {
+      throw new ProtocolError(
+        `message of ${length + 1} bytes exceeds the limit of ${this.maxMessageBytes}`,
+        '54000',
+      );
+    }
+    return length + 1;
   }
 }
 

@@ -16,6 +16,7 @@ import {
   parameterStatus,
   readyForQuery,
 } from './backend-writer.ts';
+import { BatchedWrite } from './batched-write.ts';
 import { sendCancel } from './cancel.ts';
 import type { CancelKeys } from './cancel-keys.ts';
 import {
@@ -129,6 +130,10 @@ export class PostgresSession {
   private readonly portals = new Map<string, QueryText>();
   private framer: MessageFramer | undefined;
   private scanner: MessageScanner | undefined;
+  private readonly toServer = new BatchedWrite();
+  private readonly toClient = new BatchedWrite();
+  private readonly handleClientMessage = (type: number, frame: Buffer) => this.onClientMessage(type, frame);
+  private readonly handleServerMessage = (type: number, frame: Buffer) => this.onServerMessage(type, frame);
   private readonly onClosed: Array<() => void> = [];
 
   constructor(client: Socket, deps: SessionDeps) {
@@ -368,18 +373,14 @@ export class PostgresSession {
     if (this.closed) return;
     this.deps.metrics.bytesIn(chunk.length);
     const server = this.upstream!;
-    server.cork();
     try {
-      this.framer!.push(chunk, (type, frame) => {
-        const out = this.onClientMessage(type, frame);
-        if (out) server.write(out);
-      });
+      this.framer!.push(chunk, this.handleClientMessage, this.toServer.add);
     } catch (error) {
+      this.toServer.reset();
       this.protocolViolation(error);
       return;
-    } finally {
-      server.uncork();
     }
+    this.toServer.flush(server);
     if (server.writableNeedDrain) this.client.pause();
   }
 
@@ -484,19 +485,10 @@ export class PostgresSession {
     if (this.closed) return;
     this.deps.metrics.bytesOut(chunk.length);
     const client = this.client;
-    if (process.env['DBG_RAW']) {
-      client.write(chunk);
-      if (client.writableNeedDrain) this.upstream!.pause();
-      return;
-    }
-    client.cork();
     try {
-      this.scanner!.scan(
-        chunk,
-        (type, frame) => this.onServerMessage(type, frame),
-        (bytes) => client.write(bytes),
-      );
+      this.scanner!.scan(chunk, this.handleServerMessage, this.toClient.add);
     } catch (error) {
+      this.toClient.reset();
       this.logger.error(
         { err: error instanceof Error ? error.message : String(error) },
         'invalid data from the database',
@@ -508,9 +500,8 @@ export class PostgresSession {
         message: 'Gatehouse received invalid data from the database',
       });
       return;
-    } finally {
-      client.uncork();
     }
+    this.toClient.flush(client);
     if (client.writableNeedDrain) this.upstream!.pause();
   }
 
