@@ -11,5 +11,8 @@ export default defineConfig({
     // The machine has two cores, and the servers under test need some of them.
     maxWorkers: 2,
     fileParallelism: true,
+    // The JSON report lets .ci/run print a plain 'N passed, N failed' line.
+    reporters: ['default', 'json'],
+    outputFile: { json: '.cache/vitest-results.json' },
   },
 });
