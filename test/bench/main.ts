@@ -14,6 +14,7 @@ import { generateTls } from '../harness/tls.ts';
 import { startGatehouse } from './gatehouse.ts';
 import { checkGoals, formatGoals, type GoalCheck } from './goals.ts';
 import { HAPROXY, startHaproxy } from './haproxy.ts';
+import { startNodeRelay } from './node-relay.ts';
 import { initPgbench, PGBENCH, runPgbench } from './pgbench.ts';
 import { PGBOUNCER, startPgbouncer } from './pgbouncer.ts';
 import { rssKb } from './process-usage.ts';
@@ -274,7 +275,12 @@ function startTarget(name: TargetName, server: PostgresInfo, dir: string): Promi
       stop: async () => {},
     });
   }
-  const start = { haproxy: startHaproxy, pgbouncer: startPgbouncer, gatehouse: startGatehouse }[name];
+  const start = {
+    haproxy: startHaproxy,
+    pgbouncer: startPgbouncer,
+    'node-relay': startNodeRelay,
+    gatehouse: startGatehouse,
+  }[name];
   const targetDir = join(dir, name);
   return mkdir(targetDir, { mode: 0o755 }).then(() => start(server, targetDir));
 }

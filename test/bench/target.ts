@@ -1,6 +1,6 @@
 import type { PgLogin } from '../harness/postgres.ts';
 
-export const TARGET_NAMES = ['direct', 'haproxy', 'pgbouncer', 'gatehouse'] as const;
+export const TARGET_NAMES = ['direct', 'haproxy', 'pgbouncer', 'node-relay', 'gatehouse'] as const;
 
 export type TargetName = (typeof TARGET_NAMES)[number];
 

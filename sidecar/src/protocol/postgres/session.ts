@@ -74,6 +74,16 @@ export interface SessionDeps {
   readonly draining: () => boolean;
 }
 
+/** A Query message in flight; its text is described for the audit once it is on its way upstream. */
+interface PendingQuery {
+  kind: 'query';
+  sql: string;
+  texts: readonly QueryText[] | undefined;
+  index: number;
+  started: number;
+  refusal?: Refusal;
+}
+
 /** Why Gatehouse refused a statement; the server's answer to the stand-in message is replaced by this. */
 interface Refusal {
   readonly fields: ErrorFields;
@@ -81,7 +91,7 @@ interface Refusal {
 }
 
 type Pending =
-  | { kind: 'query'; texts: readonly QueryText[]; index: number; started: number; refusal?: Refusal }
+  | PendingQuery
   | { kind: 'execute'; text: QueryText; started: number; refusal?: Refusal }
   | { kind: 'parse' | 'bind' | 'describe' | 'close' }
   | { kind: 'sync' }
@@ -126,6 +136,7 @@ export class PostgresSession {
   private endReason = 'client';
 
   private readonly pending: Pending[] = [];
+  private readonly undescribed: PendingQuery[] = [];
   private readonly statements = new Map<string, QueryText>();
   private readonly portals = new Map<string, QueryText>();
   private framer: MessageFramer | undefined;
@@ -381,6 +392,9 @@ export class PostgresSession {
       return;
     }
     this.toServer.flush(server);
+    // Normalising for the audit log while the database works keeps it off the statement's latency.
+    for (const query of this.undescribed) query.texts = describeQuery(query.sql);
+    this.undescribed.length = 0;
     if (server.writableNeedDrain) this.client.pause();
   }
 
@@ -391,13 +405,16 @@ export class PostgresSession {
         // Query
         const started = performance.now();
         const refusal = this.auditRefusal();
-        const texts = describeQuery(queryText(frame));
-        if (refusal) {
-          this.pending.push({ kind: 'query', texts, index: 0, started, refusal });
-          return REFUSED_QUERY;
-        }
-        this.pending.push({ kind: 'query', texts, index: 0, started });
-        return frame;
+        const query: PendingQuery = {
+          kind: 'query',
+          sql: queryText(frame),
+          texts: undefined,
+          index: 0,
+          started,
+        };
+        this.pending.push(refusal ? { ...query, refusal } : query);
+        this.undescribed.push(this.pending[this.pending.length - 1] as PendingQuery);
+        return refusal ? REFUSED_QUERY : frame;
       }
       case 80: {
         // Parse
@@ -522,12 +539,7 @@ export class PostgresSession {
         // CommandComplete
         const { command, rows } = splitCommandTag(commandTag(frame));
         if (head?.kind === 'query') {
-          this.recordStatement(
-            head,
-            head.texts[head.index] ?? head.texts[head.texts.length - 1] ?? UNKNOWN_TEXT,
-            'ok',
-            { command, rows },
-          );
+          this.recordStatement(head, textAt(head, head.index), 'ok', { command, rows });
           head.index++;
           head.started = performance.now();
         } else if (head?.kind === 'execute') {
@@ -576,12 +588,12 @@ export class PostgresSession {
     if (!head) return frame;
     const refusal = 'refusal' in head ? head.refusal : undefined;
     if (head.kind === 'query') {
-      const text = head.texts[head.index] ?? UNKNOWN_TEXT;
+      const text = textAt(head, head.index);
       if (refusal) {
-        for (const t of head.texts)
+        for (const t of textsOf(head))
           this.recordStatement(head, t, 'refused', { reason: refusal.reason, sqlstate: refusal.fields.code });
       } else this.recordStatement(head, text, 'error', { ...(sqlstate && { sqlstate }) });
-      head.index = head.texts.length;
+      head.index = textsOf(head).length;
       return refusal ? errorResponse(refusal.fields) : frame;
     }
     if (head.kind === 'function') {
@@ -756,6 +768,17 @@ class RefusedStart extends Error {
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+
+function textsOf(query: PendingQuery): readonly QueryText[] {
+  query.texts ??= describeQuery(query.sql);
+  return query.texts;
+}
+
+/** The statement a completion belongs to; past the end (the server ran more than we split), the last. */
+function textAt(query: PendingQuery, index: number): QueryText {
+  const texts = textsOf(query);
+  return texts[index] ?? texts[texts.length - 1] ?? UNKNOWN_TEXT;
+}
 const FUNCTION_CALL_TEXT: QueryText = { statement: '<fast-path function call>', fingerprint: null };
 
 function parseStartupParameters(packet: Buffer): Map<string, string> {
