@@ -1,11 +1,14 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
+import { serialize } from 'pg-protocol';
 import { describe, expect, inject, it } from 'vitest';
-import { localProxyConfig, pgClient, proxyDsn, psql } from './support/clients.ts';
+import { directClient, localProxyConfig, pgClient, proxyDsn, psql } from './support/clients.ts';
 import { MAIN, startProxyProcess } from './support/proxy-process.ts';
+import { RawClient } from './support/raw-client.ts';
 
 const run = promisify(execFile);
 const pgInfo = inject('postgres');
@@ -67,6 +70,48 @@ describe('upstream authentication', () => {
       expect(proxy.child.exitCode).toBeNull();
     } finally {
       await proxy.stop();
+    }
+  });
+});
+
+describe('a client that leaves during startup', () => {
+  it('leaves no upstream session behind', async () => {
+    // A relay that holds each upstream connection back for 500 ms, so the client is gone before it is up.
+    const slow = createServer((inbound) => {
+      setTimeout(() => {
+        const outbound = connect({ host: pgInfo.host, port: pgInfo.port });
+        inbound.pipe(outbound).on('error', () => {});
+        outbound.pipe(inbound).on('error', () => {});
+        inbound.on('error', () => outbound.destroy());
+        outbound.on('error', () => inbound.destroy());
+        inbound.on('close', () => outbound.destroy());
+      }, 500);
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const config = localProxyConfig(pgInfo);
+    config['upstream'] = { ...(config['upstream'] as object), port: (slow.address() as AddressInfo).port };
+    const proxy = await startProxyProcess(config);
+    const direct = await directClient(pgInfo);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const client = await RawClient.connect(proxy.port);
+        client.onMessage((m) => {
+          if (m.name === 'authenticationCleartextPassword') {
+            client.socket.write(serialize.password('demo-secret'));
+            setTimeout(() => client.socket.destroy(), 50);
+          }
+        });
+        client.socket.write(serialize.startup({ user: 'demo', database: 'app' }));
+      }
+      await new Promise((r) => setTimeout(r, 2500));
+      const left = await direct.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'gatehouse:local:demo'",
+      );
+      expect(left.rows[0].n).toBe(0);
+    } finally {
+      await direct.end();
+      await proxy.stop();
+      slow.close();
     }
   });
 });

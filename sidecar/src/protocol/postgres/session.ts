@@ -276,8 +276,10 @@ export class PostgresSession {
       const upstream = await this.openUpstream(upstreamParams);
       const leftover = reader.detach();
       clearTimeout(timer);
-      if (this.closed) {
+      // The client may have gone while we authenticated or connected; its 'close' has then fired already.
+      if (this.closed || this.client.destroyed || this.client.readableEnded) {
         upstream.socket.destroy();
+        this.close('client');
         return;
       }
       this.beginRelay(identity, upstream, leftover);
