@@ -1,0 +1,128 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../errors.ts';
+import { parseProxyConfig } from './load.ts';
+
+const LOCAL = 'identity:\n  mode: local\n  local:\n    users: [{name: demo, password: demo}]\n';
+
+function errorOf(text: string, overrides = {}): string {
+  try {
+    parseProxyConfig(text, 'g.yaml', overrides);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseProxyConfig', () => {
+  it('applies defaults and reads the upstream URL', () => {
+    const config = parseProxyConfig(
+      `upstream:\n  url: postgres://app:s%40cret@db.internal:6543/shop?sslmode=verify-full\n${LOCAL}`,
+      'g.yaml',
+    );
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 6432 });
+    expect(config.upstream).toMatchObject({
+      protocol: 'postgres',
+      host: 'db.internal',
+      port: 6543,
+      database: 'shop',
+      user: 'app',
+      password: 's@cret',
+      tls: { mode: 'verify-full' },
+    });
+    expect(config.audit).toMatchObject({
+      stdout: true,
+      failClosed: true,
+      checkpointEveryRecords: 1000,
+      checkpointIntervalMs: 10_000,
+    });
+    expect(config.limits.maxConnections).toBe(1000);
+    expect(config.policyDocuments).toEqual([]);
+  });
+
+  it('lets flags override the file, keeping the upstream TLS settings', () => {
+    const config = parseProxyConfig(
+      `upstream:\n  url: postgres://a@h/db\n  tls: {mode: require}\n${LOCAL}`,
+      'g.yaml',
+      {
+        upstream: 'postgres://b:pw@other:5433/db2',
+        listen: '0.0.0.0:7000',
+        auditFile: 'x.jsonl',
+        adminListen: '[::1]:9999',
+      },
+    );
+    expect(config.upstream).toMatchObject({
+      host: 'other',
+      port: 5433,
+      user: 'b',
+      database: 'db2',
+      tls: { mode: 'require' },
+    });
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 7000 });
+    expect(config.audit.file).toBe('x.jsonl');
+    expect(config.admin).toEqual({ host: '::1', port: 9999 });
+  });
+
+  it('resolves the upstream password from a file or the environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
+    writeFileSync(join(dir, 'pw'), 'from-file\n');
+    const fromFile = parseProxyConfig(
+      `upstream:\n  host: h\n  user: u\n  password: {file: ${join(dir, 'pw')}}\n${LOCAL}`,
+      'g.yaml',
+    );
+    expect(fromFile.upstream.password).toBe('from-file');
+    process.env['GATEHOUSE_TEST_PW'] = 'from-env';
+    const fromEnv = parseProxyConfig(
+      `upstream:\n  host: h\n  user: u\n  password: {env: GATEHOUSE_TEST_PW}\n${LOCAL}`,
+      'g.yaml',
+    );
+    expect(fromEnv.upstream.password).toBe('from-env');
+  });
+
+  it('keeps the other documents of the file for the policy loader', () => {
+    const config = parseProxyConfig(
+      `upstream: {url: postgres://u@h/db}\n${LOCAL}---\nkind: Guardrail\nmetadata: {name: g}\n`,
+      'g.yaml',
+    );
+    expect(config.policyDocuments).toEqual([{ kind: 'Guardrail', metadata: { name: 'g' } }]);
+  });
+
+  it.each([
+    [`upstream: {url: postgres://u@h/db}\n${LOCAL}lissen: 1`, 'g.yaml: lissen: is not a known field'],
+    [
+      `upstream: {url: postgres://u@h/db, tls: {mode: sometimes}}\n${LOCAL}`,
+      'g.yaml: upstream.tls.mode: must be one of disable, require, verify-full',
+    ],
+    [
+      `upstream: {url: "http://h/db"}\n${LOCAL}`,
+      'g.yaml: upstream.url: has scheme "http"; use postgres:// or mysql://',
+    ],
+    [
+      `upstream: {url: postgres://h/db}\n${LOCAL}`,
+      'g.yaml: upstream.user: is required (or give it in upstream.url)',
+    ],
+    [
+      `upstream: {url: postgres://u@h/db}\nidentity: {mode: token}\n`,
+      'g.yaml: identity.token: is required when identity.mode is token',
+    ],
+    [
+      `upstream: {url: postgres://u@h/db}\nidentity: {mode: token, token: {issuer: i, audience: a}}\n`,
+      'g.yaml: identity.token: needs exactly one of jwksUrl, jwksFile or publicKeyFile',
+    ],
+    [
+      `upstream: {url: postgres://u@h/db}\n${LOCAL}listen: "nohost"`,
+      'g.yaml: listen: is not in the expected form',
+    ],
+    [
+      `upstream: {url: postgres://u@h/db, password: {value: a, env: B}}\n${LOCAL}`,
+      'g.yaml: upstream.password: needs exactly one of value, file or env',
+    ],
+    [`upstream: [1\n`, 'g.yaml: line 2, column 1: Flow sequence'],
+    [`kind: Guardrail\n`, 'g.yaml: has no proxy settings'],
+  ])('%s → %s', (text, message) => {
+    expect(errorOf(text)).toContain(message);
+  });
+});
