@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -9,6 +9,7 @@ import {
   type TestIssuer,
   unsignedToken,
 } from '../../sidecar/src/identity/test-issuer.ts';
+import { projectFile } from '../support/kubelet-volume.ts';
 import { localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -167,15 +168,9 @@ describe('token identity at the gateway', () => {
 describe('token-file identity in a sidecar', () => {
   it('uses the pod token from the file and follows its rotation', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-token-'));
-    // The kubelet's layout: token -> ..data/token, ..data -> a timestamped directory swapped atomically.
-    const writeVersion = (name: string, token: string) => {
-      mkdirSync(join(dir, name));
-      writeFileSync(join(dir, name, 'token'), token);
-      symlinkSync(name, join(dir, '..data_tmp'));
-      renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
-    };
-    writeVersion(
-      '..v1',
+    await projectFile(
+      dir,
+      'token',
       await issuer.sign(
         serviceAccountClaims({
           issuer: ISSUER,
@@ -186,7 +181,6 @@ describe('token-file identity in a sidecar', () => {
         }),
       ),
     );
-    symlinkSync('..data/token', join(dir, 'token'));
     const sidecar = await startProxyProcess(
       localProxyConfig(pgInfo, {
         identity: {
@@ -200,8 +194,9 @@ describe('token-file identity in a sidecar', () => {
       const first = await psql(appDsn, ['-At', '-c', "SELECT current_setting('application_name')"]);
       expect(first.stdout.trim()).toBe('gatehouse:system:serviceaccount:shop:api');
 
-      writeVersion(
-        '..v2',
+      await projectFile(
+        dir,
+        'token',
         await issuer.sign(
           serviceAccountClaims({
             issuer: ISSUER,

@@ -1,7 +1,8 @@
-import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { projectFile } from '../../../test/support/kubelet-volume.ts';
 import { watchFileContent } from './file-watch.ts';
 
 const stops: Array<() => void> = [];
@@ -43,16 +44,9 @@ describe('watchFileContent', () => {
 
   it("follows a ConfigMap volume's ..data symlink swap", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-watch-'));
-    const version = (name: string, text: string) => {
-      mkdirSync(join(dir, name));
-      writeFileSync(join(dir, name, 'gatehouse.yaml'), text);
-      symlinkSync(name, join(dir, '..data_tmp'));
-      renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
-    };
-    version('..v1', 'bundle-1');
-    symlinkSync('..data/gatehouse.yaml', join(dir, 'gatehouse.yaml'));
+    await projectFile(dir, 'gatehouse.yaml', 'bundle-1');
     const seen = collect(join(dir, 'gatehouse.yaml'));
-    version('..v2', 'bundle-2');
+    await projectFile(dir, 'gatehouse.yaml', 'bundle-2');
     await settle();
     expect(seen).toEqual(['bundle-2']);
   });

@@ -1,8 +1,9 @@
-import { mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JWTPayload } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { projectFile } from '../../../test/support/kubelet-volume.ts';
 import { AuthError, type Authenticator, type Identity } from './identity.ts';
 import { captureLogs } from './log-capture.ts';
 import { createTestIssuer, nowSeconds, serviceAccountClaims, type TestIssuer } from './test-issuer.ts';
@@ -56,19 +57,8 @@ async function freshDirectory(): Promise<string> {
   return directory;
 }
 
-/**
- * Writes `token` the way kubelet's atomic writer updates a projected volume: a new timestamped
- * directory, a `..data_tmp` symlink renamed over `..data`, `token` → `..data/token`, old directory removed.
- */
-async function projectToken(directory: string, token: string): Promise<void> {
-  const stamp = `..${new Date().toISOString().replace(/[-:.]/g, '_')}.${process.hrtime.bigint()}`;
-  await mkdir(join(directory, stamp));
-  await writeFile(join(directory, stamp, 'token'), token, { mode: 0o600 });
-  const previous = await readlink(join(directory, '..data')).catch(() => undefined);
-  await symlink(stamp, join(directory, '..data_tmp'));
-  await rename(join(directory, '..data_tmp'), join(directory, '..data'));
-  if (previous === undefined) await symlink('..data/token', join(directory, 'token'));
-  else await rm(join(directory, previous), { recursive: true });
+function projectToken(directory: string, token: string): Promise<void> {
+  return projectFile(directory, 'token', token);
 }
 
 async function open(path: string, refreshIntervalMs = HOUR_MS): Promise<Authenticator> {
