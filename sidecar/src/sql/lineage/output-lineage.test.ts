@@ -722,6 +722,10 @@ describe('writes', () => {
       ['orders.customer_id <- customers.id', 'orders.shipped_to <- customers.email'],
     ],
     [
+      'INSERT INTO customers VALUES (3, (SELECT min(ssn) FROM customers))',
+      ['customers.id <- ', 'customers.name <- customers.ssn'],
+    ],
+    [
       "INSERT INTO customers (id, notes) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET notes = customers.card",
       ['customers.id <- ', 'customers.notes <- customers.card'],
     ],

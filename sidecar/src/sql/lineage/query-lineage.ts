@@ -1368,7 +1368,9 @@ export function modifyRelation(node: ModifyNode, outer: Level, ctx: Context): Re
     );
     const source = insert.selectStmt ? queryRelation(insert.selectStmt, base, ctx) : EMPTY;
     const inserted = new Map<string, Trace>();
-    columns.forEach((column, index) => {
+    // Without a column list, columns past the values get their defaults.
+    const filled = insert.cols || source.rest ? columns : columns.slice(0, source.columns.length);
+    filled.forEach((column, index) => {
       let trace = source.columns[index]?.trace ?? CLEAN;
       if (source.rest) trace = union(trace, source.rest);
       if (partial.has(column)) trace = union(trace, columnTraceByName(original, column));

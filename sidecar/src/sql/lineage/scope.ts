@@ -1,4 +1,4 @@
-import { CLEAN, type Trace, union, unionAll } from './trace.ts';
+import { CLEAN, type Trace, transform, union, unionAll } from './trace.ts';
 import type { TableRef } from './types.ts';
 
 /** One output column of a row source, with the lineage of its values. */
@@ -51,7 +51,7 @@ export function entryOf(name: string | undefined, relation: Relation, whole?: Tr
     name,
     schema: undefined,
     relation,
-    whole: whole ?? wholeOf(relation),
+    whole: whole ?? transform(wholeOf(relation)),
     table: undefined,
   };
 }
