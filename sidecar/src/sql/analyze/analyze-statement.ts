@@ -16,6 +16,7 @@ const cache = new Lru<string, StatementFacts>(CACHE_ENTRIES);
 
 const UNPARSEABLE: StatementFacts = unknownText("PostgreSQL's parser rejects the text");
 const TOO_DEEP: StatementFacts = unknownText('it nests too deeply for Gatehouse to parse safely');
+const PARSER_FAILED: StatementFacts = unknownText('the SQL parser failed on it');
 
 function unknownText(detail: string): StatementFacts {
   return assembleFacts(
@@ -60,5 +61,6 @@ function analyze(sql: string): StatementFacts {
   const count = collector.topLevel(sql);
   if (count === 'syntax') return UNPARSEABLE;
   if (count === 'nesting') return TOO_DEEP;
+  if (count === 'parser') return PARSER_FAILED;
   return collector.finish({ parsed: true, statementCount: count });
 }

@@ -375,10 +375,7 @@ export class StatementCollector {
     }
     const stmts = parseStatements(sql);
     if (typeof stmts === 'string') {
-      opaque(
-        draft,
-        `${stmts === 'syntax' ? 'SQL text that does not parse' : 'SQL text nested too deeply'} (in ${label})`,
-      );
+      opaque(draft, `${PARSE_FAILURES[stmts]} (in ${label})`);
       return;
     }
     const via = [...ctx.via, label];
@@ -449,6 +446,11 @@ export class StatementCollector {
 }
 
 const NONE: readonly string[] = Object.freeze([]);
+const PARSE_FAILURES: Record<ParseFailure, string> = {
+  syntax: 'SQL text that does not parse',
+  nesting: 'SQL text nested too deeply',
+  parser: 'SQL text the parser failed on',
+};
 const FUNCNAME = new Set(['funcname']);
 const SELECT_HANDLED = new Set(['withClause', 'larg', 'rarg', 'intoClause', 'lockingClause']);
 
@@ -513,8 +515,8 @@ interface RawStatement {
   readonly stmt_len?: number;
 }
 
-/** Why a text gave no statements. */
-export type ParseFailure = 'syntax' | 'nesting';
+/** Why a text gave no statements: a syntax error, nesting too deep to parse safely, or a parser that failed otherwise. */
+export type ParseFailure = 'syntax' | 'nesting' | 'parser';
 
 /** The statements of `sql`, or why there are none: PostgreSQL's parser rejects it, or it may nest too deeply to parse safely. */
 export function parseStatements(sql: string): readonly RawStatement[] | ParseFailure {
@@ -525,7 +527,10 @@ export function parseStatements(sql: string): readonly RawStatement[] | ParseFai
     if (error instanceof SqlError) return 'syntax';
     // The WebAssembly stack overflowed after all: parser-nesting.ts underestimated.
     if (error instanceof RangeError) return 'nesting';
-    throw error;
+    // Not loaded yet: a programming error, not a property of the text.
+    if (error instanceof Error && /not initialized/.test(error.message)) throw error;
+    // Anything else (a WebAssembly trap once the module is corrupt): fail closed.
+    return 'parser';
   }
 }
 
