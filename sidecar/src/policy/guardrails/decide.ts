@@ -1,0 +1,220 @@
+import type {
+  GuardrailAction,
+  GuardrailDocumentType,
+  GuardrailRuleSpec,
+} from '../../../../crds/guardrail.ts';
+import type { Identity } from '../../identity/identity.ts';
+import type { Finding, GuardrailRuleKind, StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import type { Grant, Policy } from '../load-policy.ts';
+import { anySubjectMatches } from '../subject-matches.ts';
+import { globMatches, tableMatches } from './glob.ts';
+
+export interface DecisionContext {
+  /** The upstream database the session is connected to. */
+  readonly database: string;
+}
+
+/** One guardrail rule matching one finding. */
+export interface GuardrailHit {
+  readonly guardrail: string;
+  readonly rule: string;
+  readonly kind: GuardrailRuleKind;
+  readonly action: GuardrailAction;
+  /** Index in StatementFacts.statements. */
+  readonly statement: number;
+  readonly message: string;
+}
+
+export interface Allow {
+  readonly outcome: 'allow';
+  /** What rules of guardrails in dryRun mode would have done. */
+  readonly dryRun: readonly GuardrailHit[];
+}
+
+export interface AllowWithWarnings {
+  readonly outcome: 'allow-with-warnings';
+  readonly warnings: readonly GuardrailHit[];
+  readonly dryRun: readonly GuardrailHit[];
+}
+
+export interface Refusal {
+  readonly outcome: 'refuse';
+  readonly action: 'block' | 'requireApproval';
+  /** A Guardrail's rule refused it, or a DatabaseAccess does not allow it (or no DatabaseAccess grants the subject). */
+  readonly policyKind: 'Guardrail' | 'DatabaseAccess';
+  /** The Guardrail's name, or the DatabaseAccess's ('' when none grants the subject). */
+  readonly guardrail: string;
+  /** The rule's name; `allow` for a statement class the DatabaseAccess does not allow; `subjects` for no grant. */
+  readonly rule: string;
+  readonly kind?: GuardrailRuleKind;
+  readonly statement?: number;
+  /** For the client: names the policy and the reason; identifiers only, never values from the SQL. */
+  readonly message: string;
+  readonly sqlstate: '42501';
+  readonly warnings: readonly GuardrailHit[];
+  readonly dryRun: readonly GuardrailHit[];
+}
+
+export type Decision = Allow | AllowWithWarnings | Refusal;
+
+/**
+ * What to do with a statement: pure, from its facts, who sent it and the policy.
+ *
+ * Every DatabaseAccess whose subjects include the identity (and whose upstream database, if it names
+ * one, is this one) is a grant; grants add up, so the statement runs if one grant allows it. A grant
+ * allows it when its `allow` has every class the statement needs, and no enforcing rule of its
+ * guardrails blocks it or asks for approval. When every grant refuses, the refusal reported is an
+ * approval request if some grant asks for one (approval would let it run), else the first block.
+ */
+export function decide(
+  facts: StatementFacts,
+  identity: Identity,
+  policy: Policy,
+  context: DecisionContext,
+): Decision {
+  const grants = policy.grants.filter(
+    (grant) =>
+      anySubjectMatches(grant.access.spec.subjects, identity, grant.access.metadata.namespace) &&
+      (grant.access.spec.upstream?.database === undefined ||
+        grant.access.spec.upstream.database === context.database),
+  );
+  if (grants.length === 0) {
+    return refusal({
+      policyKind: 'DatabaseAccess',
+      guardrail: '',
+      rule: 'subjects',
+      message: `Gatehouse: no DatabaseAccess grants ${identity.subject} access to database "${context.database}"`,
+    });
+  }
+  const decisions = grants.map((grant) => decideForGrant(facts, identity, grant, context));
+  return (
+    decisions.find((d) => d.outcome === 'allow') ??
+    decisions.find((d) => d.outcome === 'allow-with-warnings') ??
+    decisions.find((d) => d.outcome === 'refuse' && d.action === 'requireApproval') ??
+    decisions[0]!
+  );
+}
+
+function decideForGrant(
+  facts: StatementFacts,
+  identity: Identity,
+  grant: Grant,
+  context: DecisionContext,
+): Decision {
+  const access = grant.access;
+  const allowed = new Set(access.spec.allow);
+  const missing = facts.classes.filter((c) => !allowed.has(c));
+  if (missing.length > 0) {
+    const statement = facts.statements.findIndex((s) => s.classes.some((c) => !allowed.has(c)));
+    const needing = facts.statements[statement];
+    return refusal({
+      policyKind: 'DatabaseAccess',
+      guardrail: access.metadata.name,
+      rule: 'allow',
+      statement,
+      message: `Gatehouse: DatabaseAccess "${access.metadata.name}" does not allow ${missing.join(', ')}, which ${
+        needing ? describe(needing) : 'this statement'
+      } needs (it allows ${access.spec.allow.join(', ')})`,
+    });
+  }
+
+  const blocks: GuardrailHit[] = [];
+  const approvals: GuardrailHit[] = [];
+  const warnings: GuardrailHit[] = [];
+  const dryRun: GuardrailHit[] = [];
+  for (const guardrail of grant.guardrails) {
+    for (const rule of guardrail.spec.rules) {
+      for (const finding of facts.findings) {
+        if (!ruleMatches(rule, finding, identity, guardrail, context)) continue;
+        const hit = hitOf(guardrail, rule, finding, facts);
+        if (guardrail.spec.mode === 'dryRun') dryRun.push(hit);
+        else if (hit.action === 'block') blocks.push(hit);
+        else if (hit.action === 'requireApproval') approvals.push(hit);
+        else warnings.push(hit);
+      }
+    }
+  }
+  const first = blocks[0] ?? approvals[0];
+  if (first) {
+    return {
+      outcome: 'refuse',
+      action: first.action === 'requireApproval' ? 'requireApproval' : 'block',
+      policyKind: 'Guardrail',
+      guardrail: first.guardrail,
+      rule: first.rule,
+      kind: first.kind,
+      statement: first.statement,
+      message: first.message,
+      sqlstate: '42501',
+      warnings,
+      dryRun,
+    };
+  }
+  return warnings.length > 0
+    ? { outcome: 'allow-with-warnings', warnings, dryRun }
+    : { outcome: 'allow', dryRun };
+}
+
+function ruleMatches(
+  rule: GuardrailRuleSpec,
+  finding: Finding,
+  identity: Identity,
+  guardrail: GuardrailDocumentType,
+  context: DecisionContext,
+): boolean {
+  if (!rule.kinds.includes(finding.kind)) return false;
+  // Findings whose tables cannot be known match every table pattern.
+  if (rule.tables !== undefined && finding.tables !== undefined) {
+    const tables = finding.tables;
+    if (!rule.tables.some((pattern) => tables.some((table) => tableMatches(pattern, table)))) return false;
+  }
+  if (
+    rule.subjects !== undefined &&
+    !anySubjectMatches(rule.subjects, identity, guardrail.metadata.namespace)
+  )
+    return false;
+  if (
+    rule.databases !== undefined &&
+    !rule.databases.some((pattern) => globMatches(pattern, context.database))
+  )
+    return false;
+  return true;
+}
+
+const VERBS: Record<GuardrailAction, string> = {
+  block: 'blocked',
+  requireApproval: 'requires approval for',
+  warn: 'warns about',
+};
+
+function hitOf(
+  guardrail: GuardrailDocumentType,
+  rule: GuardrailRuleSpec,
+  finding: Finding,
+  facts: StatementFacts,
+): GuardrailHit {
+  const action = rule.action ?? 'block';
+  const statement = facts.statements[finding.statement];
+  const what = statement ? describe(statement) : 'the statement';
+  const advice = rule.message ? ` ${rule.message}` : '';
+  return {
+    guardrail: guardrail.metadata.name,
+    rule: rule.name,
+    kind: finding.kind,
+    action,
+    statement: finding.statement,
+    message: `Gatehouse guardrail "${guardrail.metadata.name}" (rule ${rule.name}) ${VERBS[action]} ${what}: ${finding.detail}.${advice}`,
+  };
+}
+
+function describe(statement: StatementFacts['statements'][number]): string {
+  return statement.via.length > 0
+    ? `${statement.summary} (inside ${statement.via.join(' > ')})`
+    : statement.summary;
+}
+
+function refusal(
+  fields: Pick<Refusal, 'policyKind' | 'guardrail' | 'rule' | 'message'> & { statement?: number },
+): Refusal {
+  return { outcome: 'refuse', action: 'block', sqlstate: '42501', warnings: [], dryRun: [], ...fields };
+}

@@ -1,0 +1,40 @@
+import { API_VERSION } from '../../../../crds/common.ts';
+import {
+  GUARDRAIL_RULE_KINDS,
+  type GuardrailDocumentType,
+  type GuardrailRuleKind,
+} from '../../../../crds/guardrail.ts';
+
+const ADVICE: Record<GuardrailRuleKind, string> = {
+  drop: 'Drop objects through your migration tool, or ask a database administrator.',
+  truncate: 'Delete the rows you mean with a WHERE clause, or ask a database administrator.',
+  'delete-without-where': 'Add a WHERE clause that names the rows (for example by key).',
+  'update-without-where': 'Add a WHERE clause that names the rows (for example by key).',
+  alter: 'Change the schema through your migration tool, or ask a database administrator.',
+  grant: 'Privileges are managed by database administrators.',
+  'multi-statement': 'Send one statement per query, or use the extended protocol.',
+  'dynamic-sql': 'Send the SQL itself, so that Gatehouse can check it.',
+  'file-access': "Use COPY ... TO STDOUT / FROM STDIN to move data through the client's connection.",
+  'copy-program': "Use COPY ... TO STDOUT / FROM STDIN to move data through the client's connection.",
+  'identity-change': 'Connect as the identity you need instead of switching roles.',
+  'unknown-statement': 'Check the statement for syntax errors.',
+};
+
+/**
+ * The built-in guardrail set for the quickstart and as a starting point: one rule per built-in
+ * kind, each named after its kind, each blocking.
+ */
+export const DEFAULT_GUARDRAIL: GuardrailDocumentType = {
+  apiVersion: API_VERSION,
+  kind: 'Guardrail',
+  metadata: { name: 'gatehouse-defaults' },
+  spec: {
+    mode: 'enforce',
+    rules: GUARDRAIL_RULE_KINDS.map((kind) => ({
+      name: kind,
+      kinds: [kind],
+      action: 'block',
+      message: ADVICE[kind],
+    })),
+  },
+};

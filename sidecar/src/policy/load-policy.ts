@@ -1,0 +1,271 @@
+import type { TSchema } from 'typebox';
+import Value from 'typebox/value';
+import { API_VERSION } from '../../../crds/common.ts';
+import { DatabaseAccessDocument, type DatabaseAccessDocumentType } from '../../../crds/database-access.ts';
+import { GuardrailDocument, type GuardrailDocumentType } from '../../../crds/guardrail.ts';
+import { MaskingPolicyDocument, type MaskingPolicyDocumentType } from '../../../crds/masking-policy.ts';
+import { schemaProblems } from '../config/validate.ts';
+import { ConfigError } from '../errors.ts';
+import type { SubjectSpec } from './subject-matches.ts';
+
+/** A DatabaseAccess with the Guardrails and MaskingPolicies it names, in the order it names them. */
+export interface Grant {
+  readonly access: DatabaseAccessDocumentType;
+  readonly guardrails: readonly GuardrailDocumentType[];
+  readonly maskingPolicies: readonly MaskingPolicyDocumentType[];
+}
+
+/** Every policy document of a source, validated, defaults applied, references resolved. */
+export interface Policy {
+  readonly source: string;
+  readonly grants: readonly Grant[];
+  /** By policyKey(namespace, name). */
+  readonly guardrails: ReadonlyMap<string, GuardrailDocumentType>;
+  readonly maskingPolicies: ReadonlyMap<string, MaskingPolicyDocumentType>;
+}
+
+export interface PolicyProblem {
+  /** `Guardrail "no-destructive" (document 2)`, or `document 2` when the kind or name is unusable. */
+  readonly document: string;
+  /** Dotted path inside the document: `spec.rules[0].kinds[1]`. */
+  readonly field: string;
+  readonly problem: string;
+}
+
+/** All problems of a set of policy documents; the message lists every one, a line each. */
+export class PolicyError extends ConfigError {
+  readonly problems: readonly PolicyProblem[];
+  constructor(source: string, problems: readonly PolicyProblem[]) {
+    const first = problems[0] ?? { document: 'policy', field: '', problem: 'is invalid' };
+    super(source, `${first.document}: ${first.field}`, first.problem);
+    this.problems = problems;
+    this.message = problems.map((p) => `${source}: ${p.document}: ${p.field}: ${p.problem}`).join('\n');
+  }
+}
+
+const SCHEMAS: Record<string, TSchema> = {
+  DatabaseAccess: DatabaseAccessDocument,
+  Guardrail: GuardrailDocument,
+  MaskingPolicy: MaskingPolicyDocument,
+};
+const KINDS = Object.keys(SCHEMAS);
+
+export function policyKey(namespace: string | undefined, name: string): string {
+  return `${namespace ?? ''}/${name}`;
+}
+
+/**
+ * Validates policy documents (DatabaseAccess, Guardrail, MaskingPolicy, as in a config file or a
+ * compiled bundle) and resolves the references between them. Throws PolicyError naming every
+ * problem: the document (kind, name, position), the field and what is allowed there.
+ */
+export function loadPolicyDocuments(docs: readonly unknown[], source: string): Policy {
+  const problems: PolicyProblem[] = [];
+  const accesses: { doc: DatabaseAccessDocumentType; label: string }[] = [];
+  const guardrails = new Map<string, GuardrailDocumentType>();
+  const maskingPolicies = new Map<string, MaskingPolicyDocumentType>();
+  /** Documents with problems, so that references to them are not reported again. */
+  const invalid = new Set<string>();
+
+  docs.forEach((raw, index) => {
+    const position = `document ${index + 1}`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      problems.push({ document: position, field: '(document)', problem: 'must be a mapping' });
+      return;
+    }
+    const record = raw as Record<string, unknown>;
+    const kind = record['kind'];
+    if (typeof kind !== 'string' || !(kind in SCHEMAS)) {
+      problems.push({
+        document: position,
+        field: 'kind',
+        problem:
+          kind === undefined
+            ? `is required: one of ${KINDS.join(', ')}`
+            : `is ${JSON.stringify(kind)}; must be one of ${KINDS.join(', ')}`,
+      });
+      return;
+    }
+    const label = documentLabel(kind, record, position);
+    const schema = SCHEMAS[kind]!;
+    const found = schemaProblems(schema, record).map((p) => ({
+      document: label,
+      field: p.field,
+      problem: p.field === 'apiVersion' ? `must be ${API_VERSION}` : withForm(p.problem, schema, p.field),
+    }));
+    if (found.length > 0) {
+      problems.push(...found);
+      const name = (record['metadata'] as Record<string, unknown> | undefined)?.['name'];
+      const namespace = (record['metadata'] as Record<string, unknown> | undefined)?.['namespace'];
+      if (typeof name === 'string')
+        invalid.add(`${kind}:${policyKey(typeof namespace === 'string' ? namespace : undefined, name)}`);
+      return;
+    }
+    const doc = Value.Default(schema, structuredClone(record)) as {
+      metadata: { name: string; namespace?: string };
+    };
+    const key = policyKey(doc.metadata.namespace, doc.metadata.name);
+    const add = <T>(map: Map<string, T>) => {
+      if (map.has(key))
+        problems.push({ document: label, field: 'metadata.name', problem: `another ${kind} has this name` });
+      else map.set(key, doc as T);
+    };
+    if (kind === 'DatabaseAccess') {
+      const access = doc as DatabaseAccessDocumentType;
+      if (accesses.some((a) => policyKey(a.doc.metadata.namespace, a.doc.metadata.name) === key))
+        problems.push({
+          document: label,
+          field: 'metadata.name',
+          problem: 'another DatabaseAccess has this name',
+        });
+      accesses.push({ doc: access, label });
+      checkSubjects(
+        access.spec.subjects,
+        (i) => `spec.subjects[${i}]`,
+        access.metadata.namespace,
+        label,
+        problems,
+      );
+    } else if (kind === 'Guardrail') {
+      const guardrail = doc as GuardrailDocumentType;
+      add(guardrails);
+      checkGuardrail(guardrail, label, problems);
+    } else {
+      const masking = doc as MaskingPolicyDocumentType;
+      add(maskingPolicies);
+      checkMaskingPolicy(masking, label, problems);
+    }
+  });
+
+  const grants: Grant[] = accesses.map(({ doc, label }) => {
+    const namespace = doc.metadata.namespace;
+    const resolve = <T>(
+      names: readonly string[] | undefined,
+      map: ReadonlyMap<string, T>,
+      kind: string,
+      field: string,
+    ) =>
+      (names ?? []).flatMap((name, i) => {
+        const found = map.get(policyKey(namespace, name));
+        if (!found && !invalid.has(`${kind}:${policyKey(namespace, name)}`))
+          problems.push({
+            document: label,
+            field: `${field}[${i}]`,
+            problem: `names ${kind} "${name}", which is not defined${namespace ? ` in namespace ${namespace}` : ''}`,
+          });
+        return found ? [found] : [];
+      });
+    return {
+      access: doc,
+      guardrails: resolve(doc.spec.guardrails, guardrails, 'Guardrail', 'spec.guardrails'),
+      maskingPolicies: resolve(
+        doc.spec.maskingPolicies,
+        maskingPolicies,
+        'MaskingPolicy',
+        'spec.maskingPolicies',
+      ),
+    };
+  });
+
+  if (problems.length > 0) throw new PolicyError(source, problems);
+  return { source, grants, guardrails, maskingPolicies };
+}
+
+/** Says which form is expected: for a pattern, from the schema's description of the field. */
+function withForm(problem: string, schema: TSchema, field: string): string {
+  if (problem === 'must match format "date-time"')
+    return 'must be an RFC 3339 time, such as 2030-01-31T18:00:00Z';
+  if (problem !== 'is not in the expected form') return problem;
+  let node: unknown = schema;
+  for (const part of field.split(/\.|(?=\[)/)) {
+    if (typeof node !== 'object' || node === null) return problem;
+    const record = node as Record<string, unknown>;
+    node = part.startsWith('[')
+      ? record['items']
+      : (record['properties'] as Record<string, unknown> | undefined)?.[part];
+  }
+  const description =
+    typeof node === 'object' && node !== null ? (node as Record<string, unknown>)['description'] : undefined;
+  return typeof description === 'string' ? `${problem}: ${description}` : problem;
+}
+
+function documentLabel(kind: string, record: Record<string, unknown>, position: string): string {
+  const metadata = record['metadata'];
+  const name =
+    typeof metadata === 'object' && metadata !== null
+      ? (metadata as Record<string, unknown>)['name']
+      : undefined;
+  const namespace =
+    typeof metadata === 'object' && metadata !== null
+      ? (metadata as Record<string, unknown>)['namespace']
+      : undefined;
+  if (typeof name !== 'string') return `${kind} (${position})`;
+  return `${kind} "${typeof namespace === 'string' ? `${namespace}/` : ''}${name}" (${position})`;
+}
+
+function checkSubjects(
+  subjects: readonly SubjectSpec[] | undefined,
+  fieldOf: (index: number) => string,
+  namespace: string | undefined,
+  label: string,
+  problems: PolicyProblem[],
+): void {
+  (subjects ?? []).forEach((subject, i) => {
+    if (subject.kind !== 'ServiceAccount' && subject.namespace !== undefined)
+      problems.push({
+        document: label,
+        field: `${fieldOf(i)}.namespace`,
+        problem: 'is only for kind ServiceAccount',
+      });
+    if (subject.kind === 'ServiceAccount' && subject.namespace === undefined && namespace === undefined)
+      problems.push({
+        document: label,
+        field: `${fieldOf(i)}.namespace`,
+        problem: 'is required for a ServiceAccount when the document has no metadata.namespace',
+      });
+  });
+}
+
+function checkGuardrail(guardrail: GuardrailDocumentType, label: string, problems: PolicyProblem[]): void {
+  const seen = new Set<string>();
+  guardrail.spec.rules.forEach((rule, i) => {
+    if (seen.has(rule.name))
+      problems.push({
+        document: label,
+        field: `spec.rules[${i}].name`,
+        problem: 'is the name of an earlier rule too',
+      });
+    seen.add(rule.name);
+    checkSubjects(
+      rule.subjects,
+      (j) => `spec.rules[${i}].subjects[${j}]`,
+      guardrail.metadata.namespace,
+      label,
+      problems,
+    );
+  });
+}
+
+function checkMaskingPolicy(
+  policy: MaskingPolicyDocumentType,
+  label: string,
+  problems: PolicyProblem[],
+): void {
+  (policy.spec.rules ?? []).forEach((rule, i) => {
+    if ((rule.columns ?? []).length === 0 && (rule.classifiers ?? []).length === 0)
+      problems.push({
+        document: label,
+        field: `spec.rules[${i}]`,
+        problem: 'needs columns, classifiers or both',
+      });
+  });
+  (policy.spec.exemptions ?? []).forEach((exemption, i) => {
+    checkSubjects(
+      [exemption.subject],
+      () => `spec.exemptions[${i}].subject`,
+      policy.metadata.namespace,
+      label,
+      problems,
+    );
+  });
+}
