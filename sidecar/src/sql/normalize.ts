@@ -1,5 +1,6 @@
 import { fingerprintSync, loadModule, normalizeSync, parseSync, scanSync } from 'libpg-query';
 import { Lru } from './lru.ts';
+import { mayNestTooDeeply } from './parser-nesting.ts';
 
 /** What the audit log may say about one SQL statement. */
 export interface QueryText {
@@ -102,6 +103,8 @@ export function describeStatement(sql: string): QueryText {
 }
 
 function describeStatements(sql: string): readonly QueryText[] {
+  // Text nested deeper than the parser's stack would overflow it and corrupt the module for good.
+  if (mayNestTooDeeply(sql)) return UNPARSEABLE_QUERY;
   if (!maySplit(sql)) return listOf(describeOne(sql));
   // The parser, not a semicolon search, finds the boundaries: quotes, dollar quotes, comments and
   // BEGIN ATOMIC bodies all hold semicolons that do not end a statement.
@@ -153,6 +156,7 @@ function isBlankOrSemicolon(code: number): boolean {
 
 function describeOne(text: string): QueryText {
   if (endOfContent(text) === 0) return EMPTY_STATEMENT;
+  if (mayNestTooDeeply(text)) return UNPARSEABLE;
   let normal: string;
   try {
     normal = normalizeSync(text);

@@ -1,4 +1,5 @@
 import { parseSync, SqlError } from 'libpg-query';
+import { mayNestTooDeeply } from '../parser-nesting.ts';
 import { assembleFacts, type StatementEntry } from './assemble-facts.ts';
 import {
   type AstNode,
@@ -23,7 +24,6 @@ import {
   SQL_TEXT_ARGUMENT,
   WRITE_FUNCTIONS,
 } from './function-catalog.ts';
-import { mayNestTooDeeply } from './parser-nesting.ts';
 import { visitPlpgsql } from './plpgsql-body.ts';
 import {
   cteNames,

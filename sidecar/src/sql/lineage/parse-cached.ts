@@ -1,5 +1,6 @@
 import { parseSync, type RawStmt, SqlError } from 'libpg-query';
 import { Lru } from '../lru.ts';
+import { mayNestTooDeeply } from '../parser-nesting.ts';
 
 /*
  * View definitions are parsed every time a statement reads the view, so their parse trees are cached
@@ -22,6 +23,8 @@ export function parseCached(sql: string): readonly RawStmt[] | null {
 
 /** Like parseCached, without keeping the tree. */
 export function parse(sql: string): readonly RawStmt[] | null {
+  // Text nested deeper than the parser's stack would overflow it and corrupt the module for good.
+  if (mayNestTooDeeply(sql)) return null;
   let stmts: readonly RawStmt[] | null;
   try {
     stmts = sql === '' ? [] : (parseSync(sql).stmts ?? []);

@@ -1,7 +1,7 @@
 import { parseSync } from 'libpg-query';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadSqlParser } from '../normalize.ts';
-import { analyzeStatement } from './analyze-statement.ts';
+import { analyzeStatement } from './analyze/analyze-statement.ts';
+import { loadSqlParser } from './normalize.ts';
 import { mayNestTooDeeply } from './parser-nesting.ts';
 
 beforeAll(async () => {
@@ -56,5 +56,18 @@ describe('parser nesting guard', () => {
   ])('lets %s through to the parser', (_, sql) => {
     expect(mayNestTooDeeply(sql)).toBe(false);
     expect(analyzeStatement(sql).parsed).toBe(true);
+  });
+});
+
+describe('the parser survives hostile nesting', () => {
+  it('describes ordinary statements after many statements nested deeper than its stack', async () => {
+    const { describeQuery, describeStatement } = await import('./normalize.ts');
+    const deep = `SELECT ${repeat(20_000, '1', '+')}`;
+    for (let i = 0; i < 40; i++) {
+      expect(describeQuery(`SELECT ${i}; ${deep}`)).toEqual([{ statement: null, fingerprint: null }]);
+      expect(describeStatement(`${deep} + ${i}`)).toEqual({ statement: null, fingerprint: null });
+    }
+    expect(describeQuery('SELECT a FROM t WHERE b = 1; SELECT 2')).toHaveLength(2);
+    expect(describeStatement('SELECT a FROM t WHERE b = 1').statement).toBe('SELECT a FROM t WHERE b = $1');
   });
 });
