@@ -2,10 +2,12 @@ import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { openAuditLog } from './audit/log.ts';
-import type { ProxyConfig } from './config/load.ts';
+import { watchFileContent } from './config/file-watch.ts';
+import { type ProxyConfig, parseProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
+import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
 import { loadSqlParser } from './sql/normalize.ts';
@@ -47,11 +49,34 @@ export async function startProxy(
   });
   registerAuditMetrics(metrics.registry, audit);
 
+  let policy =
+    config.policyDocuments.length > 0
+      ? loadPolicyDocuments(config.policyDocuments, config.source)
+      : undefined;
+  if (!policy)
+    logger.warn('no policy documents in the config: statements are audited, not checked against guardrails');
+  const stopWatching = watchFileContent(config.source, (text) => {
+    try {
+      const next = parseProxyConfig(text, config.source).policyDocuments;
+      policy = next.length > 0 ? loadPolicyDocuments(next, config.source) : undefined;
+      logger.info(
+        { file: config.source, documents: next.length },
+        'policy reloaded; settings other than policy documents apply at the next start',
+      );
+    } catch (error) {
+      logger.error(
+        { file: config.source, err: error instanceof Error ? error.message : String(error) },
+        'policy reload refused: the previous policy stays in force',
+      );
+    }
+  });
+
   const server = new PostgresProxyServer({
     config,
     authenticator,
     audit,
     logger,
+    policy: () => policy,
     metrics: sessionMetrics(metrics, 'postgres'),
   });
   let address: { host: string; port: number };
@@ -59,6 +84,7 @@ export async function startProxy(
     const bound = await server.listen(config.listen.host, config.listen.port);
     address = { host: bound.address, port: bound.port };
   } catch (error) {
+    stopWatching();
     authenticator.close();
     await audit.close();
     throw new UserError(
@@ -80,6 +106,7 @@ export async function startProxy(
       };
     } catch (error) {
       await server.shutdown(0);
+      stopWatching();
       authenticator.close();
       await audit.close();
       throw new UserError(
@@ -112,6 +139,7 @@ export async function startProxy(
           { graceMs, sessions: server.sessionCount },
           'shutting down: no new connections, sessions finishing',
         );
+        stopWatching();
         await server.shutdown(graceMs);
         authenticator.close();
         await audit.close();

@@ -29,7 +29,7 @@ export interface ProxyProcess {
  */
 export async function startProxyProcess(
   config: Record<string, unknown>,
-  options: { args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  options: { args?: string[]; env?: NodeJS.ProcessEnv; extraDocuments?: readonly unknown[] } = {},
 ): Promise<ProxyProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-proxy-'));
   const file = join(dir, 'gatehouse.yaml');
@@ -38,7 +38,7 @@ export async function startProxyProcess(
     admin: { listen: '127.0.0.1:0' },
     ...config,
   };
-  writeFileSync(file, stringify(merged));
+  writeFileSync(file, [merged, ...(options.extraDocuments ?? [])].map((doc) => stringify(doc)).join('---\n'));
   const child = spawn(
     process.execPath,
     ['--liftoff-only', MAIN, 'proxy', '--config', file, ...(options.args ?? [])],

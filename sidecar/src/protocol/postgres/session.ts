@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
+import type { Decision } from '../../policy/guardrails/decide.ts';
+import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import {
   authenticationCleartextPassword,
@@ -72,6 +74,8 @@ export interface SessionDeps {
   readonly cancelKeys: CancelKeys;
   readonly tlsContext: SecureContext | undefined;
   readonly draining: () => boolean;
+  /** The guardrail policy in force (undefined: audit only); read per statement so reloads apply at once. */
+  readonly policy: PolicySource;
 }
 
 /** A Query message in flight; its text is described for the audit once it is on its way upstream. */
@@ -93,7 +97,8 @@ interface Refusal {
 type Pending =
   | PendingQuery
   | { kind: 'execute'; text: QueryText; started: number; refusal?: Refusal }
-  | { kind: 'parse' | 'bind' | 'describe' | 'close' }
+  | { kind: 'parse'; started: number; text?: QueryText; refusal?: Refusal }
+  | { kind: 'bind' | 'describe' | 'close' }
   | { kind: 'sync' }
   | { kind: 'function'; started: number; refusal?: Refusal };
 
@@ -135,6 +140,7 @@ export class PostgresSession {
   private tls = false;
   private endReason = 'client';
 
+  private gate: StatementGate | undefined;
   private readonly pending: Pending[] = [];
   private readonly undescribed: PendingQuery[] = [];
   private readonly statements = new Map<string, QueryText>();
@@ -340,6 +346,7 @@ export class PostgresSession {
     this.upstream = upstream.socket;
     this.txStatus = upstream.transactionStatus ?? 'I';
     // A server without cancel keys (some poolers, PGlite) still gets a key for the client, which then cancels nothing.
+    this.gate = new StatementGate(this.deps.policy, identity, config.upstream.database);
     const key = cancelKeys.issue(upstream.backendKey ?? { processId: 0, secretKey: Buffer.alloc(0) });
     this.cancelProcessId = key.processId;
     this.context = {
@@ -406,10 +413,11 @@ export class PostgresSession {
       case 81: {
         // Query
         const started = performance.now();
-        const refusal = this.auditRefusal();
+        const sql = queryText(frame);
+        const refusal = this.auditRefusal() ?? this.guardrailRefusal(sql);
         const query: PendingQuery = {
           kind: 'query',
-          sql: queryText(frame),
+          sql,
           texts: undefined,
           index: 0,
           started,
@@ -421,8 +429,14 @@ export class PostgresSession {
       case 80: {
         // Parse
         const { name, sql } = parseMessage(frame);
-        this.statements.set(name, describeStatement(sql));
-        this.pending.push({ kind: 'parse' });
+        const text = describeStatement(sql);
+        this.statements.set(name, text);
+        const refusal = this.guardrailRefusal(sql);
+        if (refusal) {
+          this.pending.push({ kind: 'parse', started: performance.now(), text, refusal });
+          return REFUSED_PARSE;
+        }
+        this.pending.push({ kind: 'parse', started: 0 });
         return frame;
       }
       case 66: {
@@ -496,6 +510,46 @@ export class PostgresSession {
         message: 'Gatehouse refused the statement: the audit log cannot be written',
         detail: audit.failure ?? 'audit sink failed',
         hint: 'Statements are refused until the audit log can be written again; ask the operator of this proxy.',
+      },
+    };
+  }
+
+  /** A refusal when the policy in force does not let this identity run `sql`. */
+  private guardrailRefusal(sql: string): Refusal | undefined {
+    let decision: Decision | undefined;
+    try {
+      decision = this.gate?.check(sql);
+    } catch (error) {
+      // Fail closed: a statement Gatehouse cannot judge does not run.
+      this.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'statement analysis failed',
+      );
+      return {
+        reason: 'analysis-failed',
+        fields: {
+          severity: 'ERROR',
+          code: '42501',
+          message: 'Gatehouse could not analyse the statement, so it was not run',
+        },
+      };
+    }
+    if (!decision) return undefined;
+    if (decision.outcome === 'allow-with-warnings') {
+      for (const warning of decision.warnings) {
+        this.logger.info({ guardrail: warning.guardrail, rule: warning.rule }, 'guardrail warning');
+      }
+    }
+    if (decision.outcome !== 'refuse') return undefined;
+    return {
+      reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}`,
+      fields: {
+        severity: 'ERROR',
+        code: decision.sqlstate,
+        message: decision.message,
+        ...(decision.action === 'requireApproval' && {
+          hint: 'This statement requires approval before it can run; ask an approver of this database.',
+        }),
       },
     };
   }
@@ -608,6 +662,12 @@ export class PostgresSession {
       return refusal ? errorResponse(refusal.fields) : frame;
     }
     if (head.kind === 'sync') return frame;
+    if (head.kind === 'parse' && head.refusal) {
+      this.recordStatement(head, head.text ?? UNKNOWN_TEXT, 'refused', {
+        reason: head.refusal.reason,
+        sqlstate: head.refusal.fields.code,
+      });
+    }
     if (head.kind === 'execute') {
       if (refusal)
         this.recordStatement(head, head.text, 'refused', {
@@ -622,7 +682,7 @@ export class PostgresSession {
   }
 
   private recordStatement(
-    started: { kind: 'query' | 'execute' | 'function'; started: number },
+    started: { kind: 'query' | 'execute' | 'function' | 'parse'; started: number },
     text: QueryText,
     outcome: StatementEvent['outcome'],
     extra: { command?: string; rows?: number | undefined; sqlstate?: string; reason?: string },
@@ -639,7 +699,7 @@ export class PostgresSession {
       context: this.context!,
       statement: text.statement,
       fingerprint: text.fingerprint,
-      via: started.kind === 'execute' ? 'extended' : 'simple',
+      via: started.kind === 'execute' || started.kind === 'parse' ? 'extended' : 'simple',
       outcome,
       ...(extra.command !== undefined && { command: extra.command }),
       ...(extra.rows !== undefined && { rows: extra.rows }),
