@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { psql } from './support/clients.ts';
 import { REPO_ROOT } from './support/proxy-process.ts';
 
@@ -12,13 +12,17 @@ const QUICKSTART_CONFIG = join(REPO_ROOT, 'examples/quickstart/gatehouse.yaml');
 
 /** The quickstart config with free ports and the audit log in `dir`, so tests never collide. */
 function quickstartConfigIn(dir: string): string {
-  const config = parse(readFileSync(QUICKSTART_CONFIG, 'utf8')) as Record<string, unknown>;
+  const config = parseAllDocuments(readFileSync(QUICKSTART_CONFIG, 'utf8'))[0]!.toJS() as Record<
+    string,
+    unknown
+  >;
   config['listen'] = '127.0.0.1:0';
   config['admin'] = { listen: '127.0.0.1:0' };
   config['audit'] = { ...(config['audit'] as object), file: join(dir, 'audit.jsonl') };
   config['log'] = { level: 'info' };
   const file = join(dir, 'gatehouse.yaml');
-  writeFileSync(file, stringify(config));
+  const policy = readFileSync(QUICKSTART_CONFIG, 'utf8').split(/^---$/m).slice(1);
+  writeFileSync(file, [stringify(config), ...policy].join('---'));
   return file;
 }
 
@@ -74,6 +78,23 @@ describe('quickstart', () => {
       'SELECT count(*) FROM orders',
     ]);
     expect(admin.stdout.trim()).toBe('1000');
+    const dropped = await psql(`postgres://demo:demo@127.0.0.1:${port}/postgres?sslmode=disable`, [
+      '-c',
+      'DELETE FROM orders',
+    ]);
+    expect(dropped.code).not.toBe(0);
+    expect(dropped.stderr).toContain('Gatehouse guardrail "defaults"');
+    const truncate = await psql(`postgres://admin:admin@127.0.0.1:${port}/postgres?sslmode=disable`, [
+      '-c',
+      'TRUNCATE orders',
+    ]);
+    expect(truncate.stderr).toMatch(/approval/);
+    const still = await psql(`postgres://admin:admin@127.0.0.1:${port}/postgres?sslmode=disable`, [
+      '-At',
+      '-c',
+      'SELECT count(*) FROM orders',
+    ]);
+    expect(still.stdout.trim()).toBe('1000');
     const wrong = await psql(`postgres://demo:nope@127.0.0.1:${port}/postgres?sslmode=disable`, [
       '-c',
       'SELECT 1',
