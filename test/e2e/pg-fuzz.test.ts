@@ -60,6 +60,8 @@ beforeAll(async () => {
   // A non-superuser upstream, so random function calls cannot touch the server's state.
   (config['upstream'] as Record<string, unknown>)['user'] = pgInfo.users.scram.user;
   (config['upstream'] as Record<string, unknown>)['password'] = { value: pgInfo.users.scram.password };
+  // A user of its own, so that the leak check below does not count other tests' sessions.
+  config['identity'] = { mode: 'local', local: { users: [{ name: 'fuzzer', password: 'fuzzer-secret' }] } };
   proxy = await startProxyProcess(config);
 });
 
@@ -69,7 +71,7 @@ afterAll(async () => {
 
 describe('hostile input', () => {
   it('survives 100,000 random and mutated messages; other sessions are unaffected', async () => {
-    const canary = await RawClient.login(proxy.port, 'demo', 'demo-secret');
+    const canary = await RawClient.login(proxy.port, 'fuzzer', 'fuzzer-secret');
     const next = rng(0x5eed);
     let sent = 0;
 
@@ -90,7 +92,7 @@ describe('hostile input', () => {
     const perSession = 500;
     while (sent < 100_000) {
       const batch = await Promise.all(
-        Array.from({ length: 10 }, () => RawClient.login(proxy.port, 'demo', 'demo-secret')),
+        Array.from({ length: 10 }, () => RawClient.login(proxy.port, 'fuzzer', 'fuzzer-secret')),
       );
       await Promise.all(
         batch.map(async (client) => {
@@ -111,7 +113,7 @@ describe('hostile input', () => {
     expect(sent).toBeGreaterThanOrEqual(100_000);
     expect(proxy.child.exitCode).toBeNull();
 
-    const fresh = await RawClient.login(proxy.port, 'demo', 'demo-secret');
+    const fresh = await RawClient.login(proxy.port, 'fuzzer', 'fuzzer-secret');
     const row = fresh.waitFor('dataRow');
     fresh.query("SELECT 'alive'");
     expect(((await row) as unknown as { fields: string[] }).fields).toEqual(['alive']);
@@ -125,8 +127,7 @@ describe('hostile input', () => {
       for (let i = 0; i < 50 && leaked !== 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
         const result = await direct.query(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND application_name LIKE 'gatehouse:%'",
-          [pgInfo.users.scram.user],
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'gatehouse:local:fuzzer'",
         );
         leaked = result.rows[0].n;
       }

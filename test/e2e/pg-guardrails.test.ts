@@ -98,6 +98,8 @@ afterAll(async () => {
 });
 
 const single = (sql: string) => describeQuery(sql).length === 1;
+/** node-postgres sends a query without parameters in the simple protocol unless told otherwise. */
+const extended = (text: string) => ({ text, queryMode: 'extended' }) as pg.QueryConfig;
 
 describe('red-team block cases are refused before they reach the database', () => {
   const blocks = CASES.filter((c) => c.expect === 'block');
@@ -125,7 +127,7 @@ describe('red-team block cases are refused before they reach the database', () =
       const before = await snapshot();
       const c = await client();
       try {
-        const error = (await c.query({ text: testCase.sql, values: [] }).then(
+        const error = (await c.query(extended(testCase.sql)).then(
           () => undefined,
           (e: unknown) => e,
         )) as { code?: string } | undefined;
@@ -232,5 +234,69 @@ describe('policy hot reload', () => {
       await session.end();
       await reloading.stop();
     }
+  });
+});
+
+describe('warn and dryRun', () => {
+  it('lets a warned statement run with a NOTICE, and audits what a dry-run rule would have done', async () => {
+    const config = localProxyConfig(pgInfo);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const watched = await startProxyProcess(config, {
+      extraDocuments: [
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'Guardrail',
+          metadata: { name: 'watch-alter' },
+          spec: {
+            rules: [{ name: 'alter', kinds: ['alter'], action: 'warn', message: 'ALTER is being watched.' }],
+          },
+        },
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'Guardrail',
+          metadata: { name: 'trial' },
+          spec: { mode: 'dryRun', rules: [{ name: 'no-drop', kinds: ['drop'], action: 'block' }] },
+        },
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'DatabaseAccess',
+          metadata: { name: 'demo' },
+          spec: {
+            subjects: [{ kind: 'User', name: 'local:demo' }],
+            allow: ['read', 'write', 'ddl'],
+            guardrails: ['watch-alter', 'trial'],
+          },
+        },
+      ],
+    });
+    const c = await client(DATABASE, watched.port);
+    try {
+      const notices: string[] = [];
+      c.on('notice', (n) => notices.push(n.message ?? ''));
+      await c.query('ALTER TABLE orders ADD COLUMN IF NOT EXISTS watched_note text');
+      await c.query(extended('ALTER TABLE orders DROP COLUMN IF EXISTS watched_note'));
+      expect(notices.filter((n) => n.includes('ALTER is being watched.'))).toHaveLength(2);
+      await c.query('CREATE TABLE IF NOT EXISTS dry_run_probe(x int)');
+      await c.query('DROP TABLE dry_run_probe');
+    } finally {
+      await c.end();
+      await watched.stop();
+    }
+    const records = readFileSync(watched.auditFile!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const drop = records.find(
+      (r) => r['type'] === 'statement' && r['statement'] === 'DROP TABLE dry_run_probe',
+    );
+    expect(drop).toMatchObject({ outcome: 'ok', reason: 'dry run: trial/no-drop would block' });
+    const alter = records.find(
+      (r) => r['type'] === 'statement' && String(r['statement']).startsWith('ALTER TABLE orders DROP'),
+    );
+    expect(alter).toMatchObject({
+      outcome: 'ok',
+      via: 'extended',
+      reason: 'dry run: trial/no-drop would block; warning: watch-alter/alter',
+    });
   });
 });

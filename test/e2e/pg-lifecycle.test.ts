@@ -90,6 +90,8 @@ describe('a client that leaves during startup', () => {
     await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
     const config = localProxyConfig(pgInfo);
     config['upstream'] = { ...(config['upstream'] as object), port: (slow.address() as AddressInfo).port };
+    // A user of its own, so sessions of tests running beside this one are not counted.
+    config['identity'] = { mode: 'local', local: { users: [{ name: 'leaver', password: 'leaver-secret' }] } };
     const proxy = await startProxyProcess(config);
     const direct = await directClient(pgInfo);
     try {
@@ -97,15 +99,15 @@ describe('a client that leaves during startup', () => {
         const client = await RawClient.connect(proxy.port);
         client.onMessage((m) => {
           if (m.name === 'authenticationCleartextPassword') {
-            client.socket.write(serialize.password('demo-secret'));
+            client.socket.write(serialize.password('leaver-secret'));
             setTimeout(() => client.socket.destroy(), 50);
           }
         });
-        client.socket.write(serialize.startup({ user: 'demo', database: 'app' }));
+        client.socket.write(serialize.startup({ user: 'leaver', database: 'app' }));
       }
       await new Promise((r) => setTimeout(r, 2500));
       const left = await direct.query(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'gatehouse:local:demo'",
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'gatehouse:local:leaver'",
       );
       expect(left.rows[0].n).toBe(0);
     } finally {

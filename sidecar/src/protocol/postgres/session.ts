@@ -15,6 +15,7 @@ import {
   type ErrorFields,
   errorResponse,
   negotiateProtocolVersion,
+  noticeResponse,
   parameterStatus,
   readyForQuery,
 } from './backend-writer.ts';
@@ -86,6 +87,20 @@ interface PendingQuery {
   index: number;
   started: number;
   refusal?: Refusal;
+  /** Guardrail warnings and dry-run findings, for the audit record. */
+  notes?: readonly string[];
+  /** A NOTICE for the client, sent just before the server's first answer to this message. */
+  notice?: Buffer | undefined;
+}
+
+/** A prepared statement's or portal's text, with what the guardrails noted when it was parsed. */
+type PreparedText = QueryText & { readonly notes?: readonly string[] };
+
+/** What the policy says of one text. */
+interface Verdict {
+  readonly refusal?: Refusal;
+  readonly notes?: readonly string[];
+  readonly notice?: Buffer;
 }
 
 /** Why Gatehouse refused a statement; the server's answer to the stand-in message is replaced by this. */
@@ -96,8 +111,15 @@ interface Refusal {
 
 type Pending =
   | PendingQuery
-  | { kind: 'execute'; text: QueryText; started: number; refusal?: Refusal }
-  | { kind: 'parse'; started: number; text?: QueryText; refusal?: Refusal }
+  | { kind: 'execute'; text: QueryText; started: number; refusal?: Refusal; notes?: readonly string[] }
+  | {
+      kind: 'parse';
+      started: number;
+      text?: QueryText;
+      refusal?: Refusal;
+      notes?: readonly string[];
+      notice?: Buffer | undefined;
+    }
   | { kind: 'bind' | 'describe' | 'close' }
   | { kind: 'sync' }
   | { kind: 'function'; started: number; refusal?: Refusal };
@@ -143,8 +165,8 @@ export class PostgresSession {
   private gate: StatementGate | undefined;
   private readonly pending: Pending[] = [];
   private readonly undescribed: PendingQuery[] = [];
-  private readonly statements = new Map<string, QueryText>();
-  private readonly portals = new Map<string, QueryText>();
+  private readonly statements = new Map<string, PreparedText>();
+  private readonly portals = new Map<string, PreparedText>();
   private framer: MessageFramer | undefined;
   private scanner: MessageScanner | undefined;
   private readonly toServer = new BatchedWrite();
@@ -414,7 +436,9 @@ export class PostgresSession {
         // Query
         const started = performance.now();
         const sql = queryText(frame);
-        const refusal = this.auditRefusal() ?? this.guardrailRefusal(sql);
+        const audit = this.auditRefusal();
+        const verdict: Verdict = audit ? { refusal: audit } : this.judge(sql);
+        const refusal = verdict.refusal;
         const query: PendingQuery = {
           kind: 'query',
           sql,
@@ -422,6 +446,8 @@ export class PostgresSession {
           index: 0,
           started,
         };
+        if (verdict.notes) query.notes = verdict.notes;
+        query.notice = verdict.notice;
         this.pending.push(refusal ? { ...query, refusal } : query);
         this.undescribed.push(this.pending[this.pending.length - 1] as PendingQuery);
         return refusal ? REFUSED_QUERY : frame;
@@ -430,13 +456,13 @@ export class PostgresSession {
         // Parse
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
-        this.statements.set(name, text);
-        const refusal = this.guardrailRefusal(sql);
-        if (refusal) {
-          this.pending.push({ kind: 'parse', started: performance.now(), text, refusal });
+        const verdict = this.judge(sql);
+        this.statements.set(name, verdict.notes ? { ...text, notes: verdict.notes } : text);
+        if (verdict.refusal) {
+          this.pending.push({ kind: 'parse', started: performance.now(), text, refusal: verdict.refusal });
           return REFUSED_PARSE;
         }
-        this.pending.push({ kind: 'parse', started: 0 });
+        this.pending.push({ kind: 'parse', started: 0, notice: verdict.notice });
         return frame;
       }
       case 66: {
@@ -448,14 +474,18 @@ export class PostgresSession {
       }
       case 69: {
         // Execute
-        const text = this.portals.get(executePortal(frame)) ?? UNKNOWN_TEXT;
+        const text: PreparedText = this.portals.get(executePortal(frame)) ?? UNKNOWN_TEXT;
         const refusal = this.auditRefusal();
         const started = performance.now();
         if (refusal) {
           this.pending.push({ kind: 'execute', text, started, refusal });
           return REFUSED_PARSE;
         }
-        this.pending.push({ kind: 'execute', text, started });
+        this.pending.push(
+          text.notes
+            ? { kind: 'execute', text, started, notes: text.notes }
+            : { kind: 'execute', text, started },
+        );
         return frame;
       }
       case 68:
@@ -514,8 +544,8 @@ export class PostgresSession {
     };
   }
 
-  /** A refusal when the policy in force does not let this identity run `sql`. */
-  private guardrailRefusal(sql: string): Refusal | undefined {
+  /** What the policy in force says of `sql` for this identity: a refusal, or notes and a notice. */
+  private judge(sql: string): Verdict {
     let decision: Decision | undefined;
     try {
       decision = this.gate?.check(sql);
@@ -526,32 +556,45 @@ export class PostgresSession {
         'statement analysis failed',
       );
       return {
-        reason: 'analysis-failed',
-        fields: {
-          severity: 'ERROR',
-          code: '42501',
-          message: 'Gatehouse could not analyse the statement, so it was not run',
+        refusal: {
+          reason: 'analysis-failed',
+          fields: {
+            severity: 'ERROR',
+            code: '42501',
+            message: 'Gatehouse could not analyse the statement, so it was not run',
+          },
         },
       };
     }
-    if (!decision) return undefined;
-    if (decision.outcome === 'allow-with-warnings') {
-      for (const warning of decision.warnings) {
-        this.logger.info({ guardrail: warning.guardrail, rule: warning.rule }, 'guardrail warning');
-      }
+    if (!decision) return {};
+    const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
+    if (decision.outcome === 'refuse') {
+      return {
+        refusal: {
+          reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}`,
+          fields: {
+            severity: 'ERROR',
+            code: decision.sqlstate,
+            message: decision.message,
+            ...(decision.action === 'requireApproval' && {
+              hint: 'This statement requires approval before it can run; ask an approver of this database.',
+            }),
+          },
+        },
+      };
     }
-    if (decision.outcome !== 'refuse') return undefined;
-    return {
-      reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}`,
-      fields: {
-        severity: 'ERROR',
-        code: decision.sqlstate,
-        message: decision.message,
-        ...(decision.action === 'requireApproval' && {
-          hint: 'This statement requires approval before it can run; ask an approver of this database.',
+    if (decision.outcome === 'allow-with-warnings') {
+      for (const warning of decision.warnings) notes.push(`warning: ${warning.guardrail}/${warning.rule}`);
+      return {
+        ...(notes.length > 0 && { notes }),
+        notice: noticeResponse({
+          severity: 'WARNING',
+          code: '01000',
+          message: decision.warnings.map((w) => w.message).join('\n'),
         }),
-      },
-    };
+      };
+    }
+    return notes.length > 0 ? { notes } : {};
   }
 
   private onServerData(chunk: Buffer): void {
@@ -578,9 +621,20 @@ export class PostgresSession {
     if (client.writableNeedDrain) this.upstream!.pause();
   }
 
-  /** Matches the server's answers to what was asked, for the audit; returns what the client gets. */
+  /** The client's copy of a server message, led by a guardrail warning owed for this exchange. */
   private onServerMessage(type: number, frame: Buffer): Buffer | undefined {
     const head = this.pending[0];
+    const out = this.answerServerMessage(type, frame, head);
+    if (head && (head.kind === 'query' || head.kind === 'parse') && head.notice && out) {
+      const notice = head.notice;
+      head.notice = undefined;
+      return Buffer.concat([notice, out]);
+    }
+    return out;
+  }
+
+  /** Matches the server's answers to what was asked, for the audit; returns what the client gets. */
+  private answerServerMessage(type: number, frame: Buffer, head: Pending | undefined): Buffer | undefined {
     switch (type) {
       case 49: // ParseComplete
       case 50: // BindComplete
@@ -682,7 +736,7 @@ export class PostgresSession {
   }
 
   private recordStatement(
-    started: { kind: 'query' | 'execute' | 'function' | 'parse'; started: number },
+    started: { kind: 'query' | 'execute' | 'function' | 'parse'; started: number; notes?: readonly string[] },
     text: QueryText,
     outcome: StatementEvent['outcome'],
     extra: { command?: string; rows?: number | undefined; sqlstate?: string; reason?: string },
@@ -705,7 +759,9 @@ export class PostgresSession {
       ...(extra.rows !== undefined && { rows: extra.rows }),
       durationMs: Math.round(seconds * 1e6) / 1e3,
       ...(extra.sqlstate !== undefined && { sqlstate: extra.sqlstate }),
-      ...(extra.reason !== undefined && { reason: extra.reason }),
+      ...(extra.reason !== undefined
+        ? { reason: extra.reason }
+        : 'notes' in started && started.notes !== undefined && { reason: started.notes.join('; ') }),
     });
   }
 
