@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import type { PostgresInfo } from '../harness/postgres.ts';
 import { startBackground } from './background-process.ts';
 import type { Target } from './target.ts';
@@ -14,9 +15,38 @@ const BENCH_USER = 'bench';
  * The real CLI (`gatehouse proxy`) as a child process, as a user runs it: identity mode local, audit to a
  * file, admin endpoint on. It listens on a port of the kernel's choosing and names it in its first log line.
  */
-export async function startGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
+export function startGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
+  return startGatehouseTarget(server, dir, 'gatehouse', []);
+}
+
+/**
+ * The same with the full policy path: every statement parsed, analysed and decided against the
+ * built-in guardrails (every kind blocks) and a DatabaseAccess grant, before it is forwarded.
+ */
+export function startGuardedGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
+  return startGatehouseTarget(server, dir, 'gatehouse-guarded', [
+    DEFAULT_GUARDRAIL,
+    {
+      apiVersion: 'gatehouse.dev/v1alpha1',
+      kind: 'DatabaseAccess',
+      metadata: { name: 'bench' },
+      spec: {
+        subjects: [{ kind: 'User', name: `local:${BENCH_USER}` }],
+        allow: ['read', 'write'],
+        guardrails: [DEFAULT_GUARDRAIL.metadata.name],
+      },
+    },
+  ]);
+}
+
+async function startGatehouseTarget(
+  server: PostgresInfo,
+  dir: string,
+  name: 'gatehouse' | 'gatehouse-guarded',
+  policy: readonly unknown[],
+): Promise<Target> {
   const login = { user: BENCH_USER, password: randomBytes(18).toString('base64url') };
-  const configFile = join(dir, 'gatehouse.yaml');
+  const configFile = join(dir, `${name}.yaml`);
   const config = {
     listen: '127.0.0.1:0',
     admin: { listen: '127.0.0.1:0' },
@@ -30,16 +60,17 @@ export async function startGatehouse(server: PostgresInfo, dir: string): Promise
       tls: { mode: 'disable' },
     },
     identity: { mode: 'local', local: { users: [{ name: login.user, password: login.password }] } },
-    audit: { file: join(dir, 'audit.jsonl'), stdout: false },
+    audit: { file: join(dir, `${name}-audit.jsonl`), stdout: false },
   };
-  await writeFile(configFile, stringify(config), { mode: 0o600 });
+  const documents = [config, ...policy].map((document) => stringify(document)).join('---\n');
+  await writeFile(configFile, documents, { mode: 0o600 });
 
   let onListening: (port: number) => void = () => {};
   const listening = new Promise<number>((resolveListening) => {
     onListening = resolveListening;
   });
   const gatehouse = startBackground(
-    'gatehouse',
+    name,
     process.execPath,
     ['--liftoff-only', MAIN, 'proxy', '--config', configFile],
     {
@@ -73,7 +104,7 @@ export async function startGatehouse(server: PostgresInfo, dir: string): Promise
       }),
     ]);
     return {
-      name: 'gatehouse',
+      name,
       host: '127.0.0.1',
       port,
       login,

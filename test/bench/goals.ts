@@ -10,6 +10,8 @@ export type GoalCheck = {
 };
 
 const THROUGHPUT_SHARE = 0.85;
+/** With the full policy path (guardrails), the guardrails issue asks for 80%. */
+const GUARDED_THROUGHPUT_SHARE = 0.8;
 const LATENCY_ALLOWANCE_US = 100;
 
 /**
@@ -30,6 +32,15 @@ export function checkGoals(rows: readonly ResultRow[]): GoalCheck[] {
         workload,
         met: Number.isFinite(share) ? share >= THROUGHPUT_SHARE : undefined,
         measured: Number.isFinite(share) ? `${(share * 100).toFixed(1)}%` : 'not measured',
+      });
+      const guarded =
+        rows.find((r) => r.target === 'gatehouse-guarded' && r.workload === workload)?.ratioVsHaproxy ??
+        Number.NaN;
+      checks.push({
+        goal: `gatehouse-guarded TPS >= ${GUARDED_THROUGHPUT_SHARE * 100}% of haproxy`,
+        workload,
+        met: Number.isFinite(guarded) ? guarded >= GUARDED_THROUGHPUT_SHARE : undefined,
+        measured: Number.isFinite(guarded) ? `${(guarded * 100).toFixed(1)}%` : 'not measured',
       });
     } else if (clients === 1) {
       const extra = row?.p50OverDirectUs ?? Number.NaN;

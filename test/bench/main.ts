@@ -11,7 +11,7 @@ import { runningAsRoot } from '../harness/os-user.ts';
 import { psql } from '../harness/pg-env.ts';
 import { PG_BIN_DIR, type PostgresInfo, startPostgres } from '../harness/postgres.ts';
 import { generateTls } from '../harness/tls.ts';
-import { startGatehouse } from './gatehouse.ts';
+import { startGatehouse, startGuardedGatehouse } from './gatehouse.ts';
 import { checkGoals, formatGoals, type GoalCheck } from './goals.ts';
 import { HAPROXY, startHaproxy } from './haproxy.ts';
 import { startNodeRelay } from './node-relay.ts';
@@ -280,6 +280,7 @@ function startTarget(name: TargetName, server: PostgresInfo, dir: string): Promi
     pgbouncer: startPgbouncer,
     'node-relay': startNodeRelay,
     gatehouse: startGatehouse,
+    'gatehouse-guarded': startGuardedGatehouse,
   }[name];
   const targetDir = join(dir, name);
   return mkdir(targetDir, { mode: 0o755 }).then(() => start(server, targetDir));

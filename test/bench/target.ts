@@ -1,6 +1,13 @@
 import type { PgLogin } from '../harness/postgres.ts';
 
-export const TARGET_NAMES = ['direct', 'haproxy', 'pgbouncer', 'node-relay', 'gatehouse'] as const;
+export const TARGET_NAMES = [
+  'direct',
+  'haproxy',
+  'pgbouncer',
+  'node-relay',
+  'gatehouse',
+  'gatehouse-guarded',
+] as const;
 
 export type TargetName = (typeof TARGET_NAMES)[number];
 
