@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { connect } from 'node:net';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { openAuditLog } from './audit/log.ts';
@@ -127,6 +128,8 @@ export async function startProxy(
     'gatehouse proxy listening',
   );
 
+  probeUpstream(config, logger);
+
   let closing: Promise<void> | undefined;
   return {
     address,
@@ -170,4 +173,26 @@ function sessionMetrics(m: ProxyMetrics, protocol: 'postgres' | 'mysql'): Sessio
     connection: (outcome) => m.connectionsTotal.labels(protocol, outcome).inc(),
     active: (delta) => active.inc(delta),
   };
+}
+
+/**
+ * Says at start, in one line, when the database cannot be reached: the proxy keeps running (in a pod
+ * the database may come up later) and refuses clients with 08006 until it can connect.
+ */
+function probeUpstream(config: ProxyConfig, logger: Logger): void {
+  const { host, port, connectTimeoutMs } = config.upstream;
+  const socket = host.startsWith('/')
+    ? connect({ path: `${host}/.s.PGSQL.${port}` })
+    : connect({ host, port });
+  socket.setTimeout(connectTimeoutMs);
+  const fail = (reason: string) => {
+    socket.destroy();
+    logger.error(
+      { upstream: `${host}:${port}`, reason },
+      'the database is not reachable: clients are refused (08006) until it is',
+    );
+  };
+  socket.once('connect', () => socket.destroy());
+  socket.once('timeout', () => fail(`no answer within ${connectTimeoutMs} ms`));
+  socket.once('error', (error: NodeJS.ErrnoException) => fail(error.code ?? error.message));
 }

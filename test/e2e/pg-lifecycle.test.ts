@@ -67,6 +67,9 @@ describe('upstream authentication', () => {
       const result = await psql(proxyDsn(proxy.port), ['-c', 'SELECT 1']);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain('could not connect to the database');
+      expect(proxy.lines.join('\n')).toMatch(
+        /the database is not reachable.*ECONNREFUSED|ECONNREFUSED.*the database is not reachable/,
+      );
       expect(proxy.child.exitCode).toBeNull();
     } finally {
       await proxy.stop();
