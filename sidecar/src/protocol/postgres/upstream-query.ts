@@ -1,0 +1,97 @@
+import type { Socket } from 'node:net';
+import { BackendMessageReader } from './backend-message-reader.ts';
+
+/** One result set of a simple query, every value in text form (null for SQL NULL). */
+export type TextRows = (string | null)[][];
+
+const MAX_MESSAGE = 64 * 1024 * 1024;
+
+/**
+ * Runs `sql` (one or several statements) on an idle upstream connection that no client uses yet, and
+ * returns one TextRows per statement. The socket is left paused with no listeners of ours, and the
+ * bytes read past the final ReadyForQuery are handed back, as connectUpstream does.
+ */
+export function runUpstreamQuery(
+  socket: Socket,
+  sql: string,
+  timeoutMs: number,
+): Promise<{ results: TextRows[]; leftover: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const reader = new BackendMessageReader(MAX_MESSAGE);
+    const results: TextRows[] = [];
+    let current: TextRows = [];
+    let failure: Error | undefined;
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      if (error) reject(error);
+      else resolve({ results, leftover: reader.remainder() });
+    };
+    const onData = (chunk: Buffer) => {
+      reader.push(chunk);
+      try {
+        for (let frame = reader.next(); frame; frame = reader.next()) {
+          const type = String.fromCharCode(frame.type);
+          if (type === 'D') current.push(dataRowValues(frame.body));
+          else if (type === 'C') {
+            results.push(current);
+            current = [];
+          } else if (type === 'E') failure ??= serverError(frame.body);
+          else if (type === 'Z') {
+            finish(failure);
+            return;
+          }
+        }
+      } catch (error) {
+        finish(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+    const onError = (error: Error) => finish(error);
+    const onClose = () => finish(new Error('the database closed the connection during the query'));
+    const timer = setTimeout(
+      () => finish(new Error(`the query got no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    const body = Buffer.from(`${sql}\0`, 'utf8');
+    const message = Buffer.allocUnsafe(5 + body.length);
+    message[0] = 81;
+    message.writeInt32BE(4 + body.length, 1);
+    body.copy(message, 5);
+    socket.write(message);
+    socket.resume();
+  });
+}
+
+function dataRowValues(body: Buffer): (string | null)[] {
+  const count = body.readInt16BE(0);
+  const values: (string | null)[] = [];
+  let offset = 2;
+  for (let i = 0; i < count; i++) {
+    const length = body.readInt32BE(offset);
+    offset += 4;
+    if (length < 0) values.push(null);
+    else {
+      values.push(body.toString('utf8', offset, offset + length));
+      offset += length;
+    }
+  }
+  return values;
+}
+
+function serverError(body: Buffer): Error {
+  const fields = new Map<string, string>();
+  let offset = 0;
+  while (offset < body.length && body[offset] !== 0) {
+    const end = body.indexOf(0, offset + 1);
+    if (end < 0) break;
+    fields.set(String.fromCharCode(body[offset]!), body.toString('utf8', offset + 1, end));
+    offset = end + 1;
+  }
+  return new Error(`query failed: ${fields.get('C') ?? ''} ${fields.get('M') ?? ''}`.trim());
+}
