@@ -166,6 +166,44 @@ describe('MessageScanner', () => {
     }
   });
 
+  it('starts and stops assembling a type between messages, as a handler asks', () => {
+    for (let seed = 1; seed < 200; seed++) {
+      const scanner = new MessageScanner(
+        ['T', 'C'].map((t) => t.charCodeAt(0)),
+        1 << 20,
+      );
+      const out: Buffer[] = [];
+      const rows: string[] = [];
+      for (const part of splitRandomly(stream, seed)) {
+        scanner.scan(
+          part,
+          (type, frame) => {
+            if (type === 84) scanner.want(68, true);
+            if (type === 67) scanner.want(68, false);
+            if (type === 68) {
+              rows.push(frame.toString('latin1', 5));
+              return msg('D', 'masked');
+            }
+            return frame;
+          },
+          (bytes) => out.push(Buffer.from(bytes)),
+        );
+      }
+      // Rows between RowDescription and CommandComplete are rewritten; the one after passes as it came.
+      expect(rows).toEqual(['a'.repeat(40), '']);
+      const expected = Buffer.concat([
+        msg('T', 'row description'),
+        msg('D', 'masked'),
+        msg('D', 'masked'),
+        msg('C', 'SELECT 2\0'),
+        msg('Z', 'I'),
+        msg('D', 'b'.repeat(100)),
+        msg('E', 'SERROR\0C42601\0\0'),
+      ]);
+      expect(Buffer.concat(out).equals(expected)).toBe(true);
+    }
+  });
+
   it('passes a large uninspected row through without assembling it', () => {
     const scanner = new MessageScanner([67], 1024);
     const row = msg('D', Buffer.alloc(1 << 20, 1));

@@ -101,6 +101,14 @@ export class MessageScanner {
     this.maxMessageBytes = maxMessageBytes;
   }
 
+  /**
+   * Starts or stops assembling messages of `type`, from the next message on: masking turns DataRow on
+   * for the results it rewrites and off again, so results it does not touch still pass uncopied.
+   */
+  want(type: number, wanted: boolean): void {
+    this.wanted[type] = wanted ? 1 : 0;
+  }
+
   /** Scans `chunk`, calling `output` with the bytes to forward, in order, and `handle` for wanted messages. */
   scan(chunk: Buffer, handle: MessageHandler, output: (bytes: Buffer) => void): void {
     let offset = 0;
