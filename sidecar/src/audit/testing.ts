@@ -1,6 +1,10 @@
 /** Helpers for the audit tests and benchmark: real events, a real pino logger that keeps its lines. */
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { SessionContext, StatementEvent } from './events.ts';
+import { openAuditLog } from './log.ts';
 
 export const sessionContext: SessionContext = {
   session: '01JTESTSESSION',
@@ -36,4 +40,28 @@ export function collectingLogger(): { logger: Logger; lines: Record<string, unkn
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   return { logger, lines };
+}
+
+/**
+ * Writes a real, sealed audit log of ten statements signed with a fresh Ed25519 key (checkpoints every
+ * four records) into `dir`; returns the log and the key files.
+ */
+export async function writeSignedLog(
+  dir: string,
+): Promise<{ file: string; keyFile: string; publicKeyPem: string }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const keyFile = join(dir, 'signing.pem');
+  await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const file = join(dir, 'audit.jsonl');
+  const log = await openAuditLog({
+    file,
+    stdout: false,
+    signingKeyFile: keyFile,
+    checkpointEveryRecords: 4,
+    checkpointIntervalMs: 60_000,
+    logger: collectingLogger().logger,
+  });
+  for (let i = 0; i < 10; i++) log.record(statementEvent(i));
+  await log.close();
+  return { file, keyFile, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
 }

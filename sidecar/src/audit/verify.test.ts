@@ -1,12 +1,11 @@
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chainLine, GENESIS, sha256Hex } from './chain.ts';
 import { openAuditLog } from './log.ts';
 import { publicKeyFromPem } from './signing-key.ts';
-import { collectingLogger, statementEvent } from './testing.ts';
+import { collectingLogger, statementEvent, writeSignedLog } from './testing.ts';
 import { type VerifyOptions, verifyAuditLog } from './verify.ts';
 
 /*
@@ -24,21 +23,10 @@ let forgedFile: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gatehouse-verify-'));
-  keyFile = join(dir, 'signing.pem');
-  const { privateKey } = generateKeyPairSync('ed25519');
-  await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const written = await writeSignedLog(dir);
+  const file = written.file;
+  keyFile = written.keyFile;
   publicKey = publicKeyFromPem(await readFile(keyFile));
-  const file = join(dir, 'audit.jsonl');
-  const log = await openAuditLog({
-    file,
-    stdout: false,
-    signingKeyFile: keyFile,
-    checkpointEveryRecords: 4,
-    checkpointIntervalMs: 60_000,
-    logger: collectingLogger().logger,
-  });
-  for (let i = 0; i < 10; i++) log.record(statementEvent(i));
-  await log.close();
   lines = (await readFile(file, 'utf8')).split('\n').slice(0, -1);
   head = await readFile(`${file}.head`, 'utf8');
 

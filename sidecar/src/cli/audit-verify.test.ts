@@ -3,8 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAuditLog } from '../audit/log.ts';
-import { collectingLogger, statementEvent } from '../audit/testing.ts';
+import { writeSignedLog } from '../audit/testing.ts';
 import { runAuditVerify } from './audit-verify.ts';
 
 let dir: string;
@@ -13,22 +12,10 @@ let publicPem: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-verify-'));
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const keyFile = join(dir, 'signing.pem');
-  await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const written = await writeSignedLog(dir);
+  file = written.file;
   publicPem = join(dir, 'public.pem');
-  await writeFile(publicPem, publicKey.export({ type: 'spki', format: 'pem' }));
-  file = join(dir, 'audit.jsonl');
-  const log = await openAuditLog({
-    file,
-    stdout: false,
-    signingKeyFile: keyFile,
-    checkpointEveryRecords: 4,
-    checkpointIntervalMs: 60_000,
-    logger: collectingLogger().logger,
-  });
-  for (let i = 0; i < 10; i++) log.record(statementEvent(i));
-  await log.close();
+  await writeFile(publicPem, written.publicKeyPem);
 });
 
 afterAll(async () => {

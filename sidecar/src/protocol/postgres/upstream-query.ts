@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { BackendMessageReader } from './backend-message-reader.ts';
+import { readErrorFields } from './upstream.ts';
 
 /** One result set of a simple query, every value in text form (null for SQL NULL). */
 export type TextRows = (string | null)[][];
@@ -85,13 +86,6 @@ function dataRowValues(body: Buffer): (string | null)[] {
 }
 
 function serverError(body: Buffer): Error {
-  const fields = new Map<string, string>();
-  let offset = 0;
-  while (offset < body.length && body[offset] !== 0) {
-    const end = body.indexOf(0, offset + 1);
-    if (end < 0) break;
-    fields.set(String.fromCharCode(body[offset]!), body.toString('utf8', offset + 1, end));
-    offset = end + 1;
-  }
-  return new Error(`query failed: ${fields.get('C') ?? ''} ${fields.get('M') ?? ''}`.trim());
+  const { sqlstate, message } = readErrorFields(body);
+  return new Error(`query failed: ${sqlstate} ${message}`);
 }

@@ -244,7 +244,7 @@ function readMechanisms(body: Buffer): string[] {
 }
 
 /** ErrorResponse fields by their one-letter codes (PostgreSQL protocol, "Error and Notice Message Fields"). */
-function readErrorFields(body: Buffer): UpstreamServerError {
+export function readErrorFields(body: Buffer): UpstreamServerError {
   const fields = new Map<string, string>();
   let start = 0;
   while (start < body.length && body[start] !== 0) {
