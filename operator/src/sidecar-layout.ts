@@ -1,0 +1,57 @@
+/**
+ * Where things live in an injected pod: the one agreement between the policy compiler (which writes
+ * paths into the sidecar's config), the injector (which mounts volumes at them) and the tests that
+ * play kubelet. Change a value here, not in either side.
+ */
+
+/** Names the operator gives to objects it owns, and the labels and annotations it reads or writes. */
+export const LABEL_INJECT = 'gatehouse.dev/inject';
+/** Set to "disabled" on a pod (or its template) to opt out of injection. */
+export const INJECT_DISABLED = 'disabled';
+export const ANNOTATION_INJECTED = 'gatehouse.dev/injected';
+/** Hash of what was injected (access spec + bundle name + image); re-injection replaces when it differs. */
+export const ANNOTATION_SPEC_HASH = 'gatehouse.dev/spec-hash';
+/** Stamped on selected workloads' pod templates when a change needs new pods. */
+export const ANNOTATION_RESTARTED_FOR = 'gatehouse.dev/restarted-for';
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'gatehouse-operator';
+/** Label on a bundle ConfigMap naming the DatabaseAccess it was compiled from. */
+export const LABEL_BUNDLE_OF = 'gatehouse.dev/database-access';
+export const FINALIZER = 'gatehouse.dev/finalizer';
+
+/** Name of the policy bundle ConfigMap compiled from a DatabaseAccess (same namespace). */
+export function bundleConfigMapName(accessName: string): string {
+  return `gatehouse-bundle-${accessName}`.slice(0, 253);
+}
+
+/** Keys of the bundle ConfigMap. */
+export const BUNDLE_CONFIG_KEY = 'gatehouse.yaml';
+/** The cluster's service-account JWKS, fetched by the operator, so sidecars verify tokens offline. */
+export const BUNDLE_JWKS_KEY = 'jwks.json';
+
+/** Mount points inside the sidecar container. */
+export const BUNDLE_MOUNT = '/etc/gatehouse/bundle';
+export const CREDENTIALS_MOUNT = '/etc/gatehouse/credentials';
+export const TOKEN_MOUNT = '/var/run/secrets/gatehouse.dev/serviceaccount';
+export const TOKEN_FILE = 'token';
+/** emptyDir for the audit log (the root filesystem is read-only). */
+export const AUDIT_MOUNT = '/var/lib/gatehouse/audit';
+export const AUDIT_FILE = 'audit.jsonl';
+
+/** Projected token: audience and lifetime. */
+export const TOKEN_AUDIENCE = 'gatehouse.dev';
+export const TOKEN_EXPIRATION_SECONDS = 3600;
+
+/** Ports: the app connects to 127.0.0.1:<listen port>; probes and metrics on the admin port. */
+export const DEFAULT_LISTEN_PORT = { postgres: 5432, mysql: 3306 } as const;
+export const DEFAULT_UPSTREAM_PORT = { postgres: 5432, mysql: 3306 } as const;
+export const ADMIN_PORT = 15090;
+
+/** Volume names in the pod (prefixed so they do not collide with the app's). */
+export const VOLUME_BUNDLE = 'gatehouse-bundle';
+export const VOLUME_CREDENTIALS = 'gatehouse-credentials';
+export const VOLUME_TOKEN = 'gatehouse-token';
+export const VOLUME_AUDIT = 'gatehouse-audit';
+
+/** The sidecar's command line: the image's entrypoint is `gatehouse`. */
+export const SIDECAR_ARGS = ['proxy', '--config', `${BUNDLE_MOUNT}/${BUNDLE_CONFIG_KEY}`] as const;
