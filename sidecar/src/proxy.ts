@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { type Logger, pino } from 'pino';
@@ -9,8 +10,11 @@ import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
+import { createMaskingKey } from './policy/masking/masking-key.ts';
+import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
+import { connectUpstream } from './protocol/postgres/upstream.ts';
 import { loadSqlParser } from './sql/normalize.ts';
 import { wasmTieringWarning } from './sql/wasm-tiering.ts';
 
@@ -72,6 +76,32 @@ export async function startProxy(
     }
   });
 
+  if (!config.masking.key)
+    logger.warn(
+      'masking.key is not set: hash and tokenize use a random key, so their values change at every start',
+    );
+  const maskingKey = createMaskingKey(config.masking.key ?? randomBytes(32));
+  const catalog = new CatalogCache({
+    connect: () => {
+      const u = config.upstream;
+      return connectUpstream({
+        host: u.host,
+        port: u.port,
+        database: u.database,
+        user: u.user,
+        ...(u.password !== undefined && { password: u.password }),
+        tls: u.tls,
+        connectTimeoutMs: u.connectTimeoutMs,
+        startupParameters: { application_name: 'gatehouse catalog', statement_timeout: '10000' },
+      });
+    },
+    logger: logger.child({ component: 'catalog' }),
+    refreshMs: config.masking.catalogRefreshMs,
+    sampleRows: config.masking.sampleRows,
+    maxSampledTables: config.masking.maxSampledTables,
+    queryTimeoutMs: 30_000,
+  });
+
   const server = new PostgresProxyServer({
     config,
     authenticator,
@@ -79,6 +109,8 @@ export async function startProxy(
     logger,
     policy: () => policy,
     metrics: sessionMetrics(metrics, 'postgres'),
+    catalog,
+    maskingKey,
   });
   let address: { host: string; port: number };
   try {
@@ -144,6 +176,7 @@ export async function startProxy(
         );
         stopWatching();
         await server.shutdown(graceMs);
+        catalog.close();
         authenticator.close();
         await audit.close();
         if (admin) await new Promise((resolve) => admin!.server.close(resolve));

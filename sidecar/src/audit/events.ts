@@ -53,6 +53,8 @@ export interface StatementEvent {
   readonly sqlstate?: string;
   /** Why a statement was refused (guardrail name, audit failure, ...). */
   readonly reason?: string;
+  /** Output columns masked, each with its sources, why they are sensitive and the method. */
+  readonly masked?: readonly string[];
 }
 
 export type AuditEvent = ConnectionStartEvent | ConnectionEndEvent | ConnectionRefusedEvent | StatementEvent;

@@ -41,6 +41,7 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         durationMs: event.durationMs,
         sqlstate: event.sqlstate,
         reason: event.reason,
+        masked: event.masked,
       };
   }
 }

@@ -49,6 +49,13 @@ export interface ProxyConfig {
     readonly startupTimeoutMs: number;
   };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  readonly masking: {
+    /** Resolved secret behind hash and tokenize; absent: a random key per start. Never logged. */
+    readonly key?: Buffer;
+    readonly catalogRefreshMs: number;
+    readonly sampleRows: number;
+    readonly maxSampledTables: number;
+  };
   /** The other YAML documents of the file (policy kinds), validated by the policy loader. */
   readonly policyDocuments: readonly unknown[];
 }
@@ -133,6 +140,14 @@ export function parseProxyConfig(text: string, file: string, overrides: ConfigOv
       startupTimeoutMs: (document.limits?.startupTimeoutSeconds ?? 15) * 1000,
     },
     logLevel: document.log?.level ?? 'info',
+    masking: {
+      ...(document.masking?.key !== undefined && {
+        key: maskingKey(resolveSecret(document.masking.key, file, 'masking.key'), file),
+      }),
+      catalogRefreshMs: (document.masking?.catalogRefreshSeconds ?? 300) * 1000,
+      sampleRows: document.masking?.sampleRows ?? 50,
+      maxSampledTables: document.masking?.maxSampledTables ?? 500,
+    },
     policyDocuments: values.filter((_, i) => i !== proxyIndex),
   };
 }
@@ -260,6 +275,13 @@ function checkIdentity(
       throw new ConfigError(file, at, 'needs exactly one of jwksUrl, jwksFile or publicKeyFile');
   }
   return identity;
+}
+
+function maskingKey(secret: string, file: string): Buffer {
+  const key = Buffer.from(secret, 'utf8');
+  if (key.length < 16)
+    throw new ConfigError(file, 'masking.key', `must be at least 16 bytes (it has ${key.length})`);
+  return key;
 }
 
 export function resolveSecret(secret: SecretValueConfig, file: string, field: string): string {

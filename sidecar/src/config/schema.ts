@@ -181,6 +181,31 @@ export const ProxyConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    masking: Type.Optional(
+      Type.Object(
+        {
+          /** Secret (16+ bytes) behind hash and tokenize; without it a random key is made at each start. */
+          key: Type.Optional(SecretValue),
+          catalogRefreshSeconds: Type.Optional(
+            Type.Number({
+              exclusiveMinimum: 0,
+              default: 300,
+              description:
+                'How old the catalog (tables, columns, views) may get before it is reloaded; DDL through the proxy reloads it at once.',
+            }),
+          ),
+          sampleRows: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              default: 50,
+              description: 'Rows read per table to classify columns by value; 0 turns value sampling off.',
+            }),
+          ),
+          maxSampledTables: Type.Optional(Type.Integer({ minimum: 0, default: 500 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     log: Type.Optional(
       Type.Object(
         {

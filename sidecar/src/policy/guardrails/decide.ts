@@ -5,6 +5,7 @@ import type {
 } from '../../../../crds/guardrail.ts';
 import type { Identity } from '../../identity/identity.ts';
 import type { Finding, GuardrailRuleKind, StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import { grantsFor } from '../grants-for.ts';
 import type { Grant, Policy } from '../load-policy.ts';
 import { anySubjectMatches } from '../subject-matches.ts';
 import { globMatches, tableMatches } from './glob.ts';
@@ -72,12 +73,7 @@ export function decide(
   policy: Policy,
   context: DecisionContext,
 ): Decision {
-  const grants = policy.grants.filter(
-    (grant) =>
-      anySubjectMatches(grant.access.spec.subjects, identity, grant.access.metadata.namespace) &&
-      (grant.access.spec.upstream?.database === undefined ||
-        grant.access.spec.upstream.database === context.database),
-  );
+  const grants = grantsFor(identity, policy, context.database);
   if (grants.length === 0) {
     return refusal({
       policyKind: 'DatabaseAccess',

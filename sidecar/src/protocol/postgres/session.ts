@@ -6,6 +6,9 @@ import type { AuditSink, SessionContext, StatementEvent } from '../../audit/even
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import type { Decision } from '../../policy/guardrails/decide.ts';
+import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
+import type { MaskingKey } from '../../policy/masking/masking-key.ts';
+import { MaskingGate, planAt, type TextMasking } from '../../policy/masking-gate.ts';
 import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import {
@@ -22,6 +25,7 @@ import {
 import { BatchedWrite } from './batched-write.ts';
 import { sendCancel } from './cancel.ts';
 import type { CancelKeys } from './cancel-keys.ts';
+import type { CatalogCache } from './catalog-cache.ts';
 import {
   bindNames,
   commandTag,
@@ -36,6 +40,16 @@ import {
 } from './message-fields.ts';
 import { MessageFramer, MessageScanner } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
+import {
+  bindResultFormats,
+  createRowMasker,
+  formatAt,
+  needsRowInspection,
+  type ResultField,
+  type RowMasker,
+  rowDescriptionFields,
+} from './row-masker.ts';
+import { scrubFieldsMessage, scrubNotification, scrubParameterStatus } from './scrub-messages.ts';
 import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
 import { StartupReader } from './startup-reader.ts';
 import { connectUpstream, type UpstreamConnection } from './upstream.ts';
@@ -50,8 +64,14 @@ const MAX_PASSWORD_MESSAGE = 64 * 1024;
 const c = (ch: string) => ch.charCodeAt(0);
 /** Frontend message types the proxy accepts after startup. */
 const FRONTEND_TYPES = new Set('QPBEDCSHFXdcf'.split('').map(c));
-/** Backend message types the proxy reads; DataRow and CopyData pass uninspected. */
-const WANTED_BACKEND_TYPES = '123tTnCIsEZGHWV'.split('').map(c);
+/**
+ * Backend message types the proxy reads; DataRow and CopyData pass uninspected unless a result is
+ * masked (see MessageScanner.want). Notices and notifications are read for masked sessions' scrubbing.
+ */
+const WANTED_BACKEND_TYPES = '123tTnCIsEZGHWVNA'.split('').map(c);
+const DATA_ROW = 68;
+/** Command tags after which the catalog masking relies on may have changed. */
+const CATALOG_CHANGING = /^(CREATE|ALTER|DROP|COMMENT|IMPORT|SECURITY LABEL|GRANT|REVOKE)\b/;
 
 /** The bound metric children a session updates. */
 export interface SessionMetrics {
@@ -77,6 +97,10 @@ export interface SessionDeps {
   readonly draining: () => boolean;
   /** The guardrail policy in force (undefined: audit only); read per statement so reloads apply at once. */
   readonly policy: PolicySource;
+  /** The upstream's catalog for masking (shared by the proxy's sessions). */
+  readonly catalog: CatalogCache;
+  /** Key behind the hash and tokenize masking methods. */
+  readonly maskingKey: MaskingKey;
 }
 
 /** A Query message in flight; its text is described for the audit once it is on its way upstream. */
@@ -91,16 +115,35 @@ interface PendingQuery {
   notes?: readonly string[];
   /** A NOTICE for the client, sent just before the server's first answer to this message. */
   notice?: Buffer | undefined;
+  /** How the results of the text's statements are masked (undefined: this identity sees clear values). */
+  masking?: TextMasking | undefined;
+  /** The current result's masker, from its RowDescription to its CommandComplete. */
+  rowMasker?: RowMasker | undefined;
 }
 
-/** A prepared statement's or portal's text, with what the guardrails noted when it was parsed. */
-type PreparedText = QueryText & { readonly notes?: readonly string[] };
+/**
+ * A prepared statement's text, with what the guardrails noted and masking planned when it was
+ * parsed, and its result columns once a Describe has told them.
+ */
+type PreparedText = QueryText & {
+  readonly notes?: readonly string[];
+  readonly masking?: TextMasking | undefined;
+  fields?: ResultField[];
+};
+
+/** A bound portal: its statement, Bind's result formats, and its columns if described. */
+interface PortalText {
+  readonly text: PreparedText;
+  readonly formats: readonly number[];
+  fields?: ResultField[];
+}
 
 /** What the policy says of one text. */
 interface Verdict {
   readonly refusal?: Refusal;
   readonly notes?: readonly string[];
   readonly notice?: Buffer;
+  readonly masking?: TextMasking;
 }
 
 /** Why Gatehouse refused a statement; the server's answer to the stand-in message is replaced by this. */
@@ -111,7 +154,15 @@ interface Refusal {
 
 type Pending =
   | PendingQuery
-  | { kind: 'execute'; text: QueryText; started: number; refusal?: Refusal; notes?: readonly string[] }
+  | {
+      kind: 'execute';
+      text: QueryText;
+      portal?: PortalText;
+      started: number;
+      refusal?: Refusal;
+      notes?: readonly string[];
+      rowMasker?: RowMasker;
+    }
   | {
       kind: 'parse';
       started: number;
@@ -120,7 +171,8 @@ type Pending =
       notes?: readonly string[];
       notice?: Buffer | undefined;
     }
-  | { kind: 'bind' | 'describe' | 'close' }
+  | { kind: 'describe'; entry?: { fields?: ResultField[] } }
+  | { kind: 'bind' | 'close' }
   | { kind: 'sync' }
   | { kind: 'function'; started: number; refusal?: Refusal };
 
@@ -163,10 +215,13 @@ export class PostgresSession {
   private endReason = 'client';
 
   private gate: StatementGate | undefined;
+  private masking: MaskingGate | undefined;
+  /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
+  private scrubbing = false;
   private readonly pending: Pending[] = [];
   private readonly undescribed: PendingQuery[] = [];
   private readonly statements = new Map<string, PreparedText>();
-  private readonly portals = new Map<string, PreparedText>();
+  private readonly portals = new Map<string, PortalText>();
   private framer: MessageFramer | undefined;
   private scanner: MessageScanner | undefined;
   private readonly toServer = new BatchedWrite();
@@ -301,7 +356,13 @@ export class PostgresSession {
         throw new RefusedStart('42501', error.message);
       }
 
+      this.masking = new MaskingGate(this.deps.policy, identity, config.upstream.database, () =>
+        this.deps.catalog.current(),
+      );
+      // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
+      const catalogReady = this.masking.settings() ? this.deps.catalog.ready() : undefined;
       const upstream = await this.openUpstream(upstreamParams);
+      await catalogReady;
       const leftover = reader.detach();
       clearTimeout(timer);
       // The client may have gone while we authenticated or connected; its 'close' has then fired already.
@@ -448,6 +509,7 @@ export class PostgresSession {
         };
         if (verdict.notes) query.notes = verdict.notes;
         query.notice = verdict.notice;
+        query.masking = verdict.masking;
         this.pending.push(refusal ? { ...query, refusal } : query);
         this.undescribed.push(this.pending[this.pending.length - 1] as PendingQuery);
         return refusal ? REFUSED_QUERY : frame;
@@ -457,7 +519,11 @@ export class PostgresSession {
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
         const verdict = this.judge(sql);
-        this.statements.set(name, verdict.notes ? { ...text, notes: verdict.notes } : text);
+        this.statements.set(name, {
+          ...text,
+          ...(verdict.notes && { notes: verdict.notes }),
+          ...(verdict.masking && { masking: verdict.masking }),
+        });
         if (verdict.refusal) {
           this.pending.push({ kind: 'parse', started: performance.now(), text, refusal: verdict.refusal });
           return REFUSED_PARSE;
@@ -468,31 +534,39 @@ export class PostgresSession {
       case 66: {
         // Bind
         const { portal, statement } = bindNames(frame);
-        this.portals.set(portal, this.statements.get(statement) ?? UNKNOWN_TEXT);
+        this.portals.set(portal, {
+          text: this.statements.get(statement) ?? UNKNOWN_TEXT,
+          formats: bindResultFormats(frame),
+        });
         this.pending.push({ kind: 'bind' });
         return frame;
       }
       case 69: {
         // Execute
-        const text: PreparedText = this.portals.get(executePortal(frame)) ?? UNKNOWN_TEXT;
+        const portal = this.portals.get(executePortal(frame));
+        const text: PreparedText = portal?.text ?? UNKNOWN_TEXT;
         const refusal = this.auditRefusal();
         const started = performance.now();
         if (refusal) {
           this.pending.push({ kind: 'execute', text, started, refusal });
           return REFUSED_PARSE;
         }
-        this.pending.push(
-          text.notes
-            ? { kind: 'execute', text, started, notes: text.notes }
-            : { kind: 'execute', text, started },
-        );
+        this.pending.push({
+          kind: 'execute',
+          text,
+          started,
+          ...(portal && { portal }),
+          ...(text.notes && { notes: text.notes }),
+        });
         return frame;
       }
-      case 68:
-        // Describe
-        targetOf(frame);
-        this.pending.push({ kind: 'describe' });
+      case 68: {
+        // Describe: its RowDescription tells the statement's or portal's result columns.
+        const target = targetOf(frame);
+        const entry = target.kind === 'S' ? this.statements.get(target.name) : this.portals.get(target.name);
+        this.pending.push(entry ? { kind: 'describe', entry } : { kind: 'describe' });
         return frame;
+      }
       case 67: {
         // Close
         const target = targetOf(frame);
@@ -506,8 +580,8 @@ export class PostgresSession {
         this.pending.push({ kind: 'sync' });
         return frame;
       case 70: {
-        // FunctionCall (fast-path interface)
-        const refusal = this.auditRefusal();
+        // FunctionCall (fast-path interface): its result cannot be traced, so masked sessions may not use it.
+        const refusal = this.auditRefusal() ?? this.fastPathRefusal();
         const started = performance.now();
         if (refusal) {
           this.pending.push({ kind: 'function', started, refusal });
@@ -544,8 +618,56 @@ export class PostgresSession {
     };
   }
 
-  /** What the policy in force says of `sql` for this identity: a refusal, or notes and a notice. */
+  /**
+   * What the policy in force says of `sql` for this identity: a refusal, or notes, a notice and how
+   * its results are masked.
+   */
   private judge(sql: string): Verdict {
+    const verdict = this.judgeGuardrails(sql);
+    if (verdict.refusal || !this.masking) return verdict;
+    let masking: TextMasking | undefined;
+    try {
+      masking = this.masking.check(sql);
+    } catch (error) {
+      this.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'masking analysis failed',
+      );
+      return { refusal: ANALYSIS_FAILED };
+    }
+    this.scrubbing = masking !== undefined;
+    if (!masking) return verdict;
+    if (masking.refusal) {
+      const policies = masking.settings.policies.map((name) => `"${name}"`).join(', ');
+      return {
+        refusal: {
+          reason: `MaskingPolicy ${masking.settings.policies.join(', ')}: ${masking.refusal}`,
+          fields: {
+            severity: 'ERROR',
+            code: '42501',
+            message: `Gatehouse: MaskingPolicy ${policies} refuses this statement: ${masking.refusal}`,
+          },
+        },
+      };
+    }
+    return { ...verdict, masking };
+  }
+
+  /** Fast-path function calls return values no lineage can trace: refused where masking applies. */
+  private fastPathRefusal(): Refusal | undefined {
+    const settings = this.masking?.settings();
+    if (!settings) return undefined;
+    return {
+      reason: `MaskingPolicy ${settings.policies.join(', ')}: fast-path function call`,
+      fields: {
+        severity: 'ERROR',
+        code: '42501',
+        message: 'Gatehouse: fast-path function calls are not allowed where masking applies; use SELECT',
+      },
+    };
+  }
+
+  private judgeGuardrails(sql: string): Verdict {
     let decision: Decision | undefined;
     try {
       decision = this.gate?.check(sql);
@@ -555,16 +677,7 @@ export class PostgresSession {
         { err: error instanceof Error ? error.message : String(error) },
         'statement analysis failed',
       );
-      return {
-        refusal: {
-          reason: 'analysis-failed',
-          fields: {
-            severity: 'ERROR',
-            code: '42501',
-            message: 'Gatehouse could not analyse the statement, so it was not run',
-          },
-        },
-      };
+      return { refusal: ANALYSIS_FAILED };
     }
     if (!decision) return {};
     const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
@@ -624,13 +737,38 @@ export class PostgresSession {
   /** The client's copy of a server message, led by a guardrail warning owed for this exchange. */
   private onServerMessage(type: number, frame: Buffer): Buffer | undefined {
     const head = this.pending[0];
-    const out = this.answerServerMessage(type, frame, head);
+    if (type === DATA_ROW) return this.maskRow(head, frame);
+    if (type === COPY_DATA) return scrubCopyData(frame);
+    let out = this.answerServerMessage(type, frame, head);
+    if (this.scrubbing && out === frame) out = scrubServerText(type, frame);
+    const next = this.pending[0];
+    this.scanner!.want(DATA_ROW, this.rowsWanted(next));
+    if (type === COPY_OUT_RESPONSE) this.scanner!.want(COPY_DATA, this.scrubbing);
+    else if (type === 67 || type === 69 || type === 90) this.scanner!.want(COPY_DATA, false);
     if (head && (head.kind === 'query' || head.kind === 'parse') && head.notice && out) {
       const notice = head.notice;
       head.notice = undefined;
       return Buffer.concat([notice, out]);
     }
     return out;
+  }
+
+  /** Whether the rows of the result now coming must be read: a masker is set or may be needed. */
+  private rowsWanted(head: Pending | undefined): boolean {
+    if (head?.kind === 'query') return head.rowMasker !== undefined;
+    if (head?.kind !== 'execute') return false;
+    const masking = (head.text as PreparedText).masking;
+    if (!masking) return false;
+    return head.rowMasker !== undefined || needsRowInspection(planAt(masking, 0), portalFields(head.portal));
+  }
+
+  private maskRow(head: Pending | undefined, frame: Buffer): Buffer {
+    if (head?.kind === 'query') return head.rowMasker ? head.rowMasker(frame) : frame;
+    if (head?.kind !== 'execute') return frame;
+    const masking = (head.text as PreparedText).masking;
+    if (!masking) return frame;
+    head.rowMasker ??= createRowMasker(planAt(masking, 0), portalFields(head.portal), this.deps.maskingKey);
+    return head.rowMasker(frame);
   }
 
   /** Matches the server's answers to what was asked, for the audit; returns what the client gets. */
@@ -643,17 +781,31 @@ export class PostgresSession {
         this.pending.shift();
         return frame;
       case 84: // RowDescription: ends a Describe; within a query or execute it heads the rows
-        if (head?.kind === 'describe') this.pending.shift();
+        if (head?.kind === 'describe') {
+          if (head.entry && this.scrubbing) head.entry.fields = rowDescriptionFields(frame);
+          this.pending.shift();
+        } else if (head?.kind === 'query' && head.masking) {
+          const plan = planAt(head.masking, head.index);
+          const fields = rowDescriptionFields(frame);
+          head.rowMasker = needsRowInspection(plan, fields)
+            ? createRowMasker(plan, fields, this.deps.maskingKey)
+            : undefined;
+        }
         return frame;
       case 67: {
         // CommandComplete
         const { command, rows } = splitCommandTag(commandTag(frame));
+        if (CATALOG_CHANGING.test(command)) this.deps.catalog.invalidate();
         if (head?.kind === 'query') {
-          this.recordStatement(head, textAt(head, head.index), 'ok', { command, rows });
+          const masked = head.masking ? planAt(head.masking, head.index).masked : undefined;
+          this.recordStatement(head, textAt(head, head.index), 'ok', { command, rows, masked });
           head.index++;
+          head.rowMasker = undefined;
           head.started = performance.now();
         } else if (head?.kind === 'execute') {
-          this.recordStatement(head, head.text, 'ok', { command, rows });
+          const masking = (head.text as PreparedText).masking;
+          const masked = masking ? planAt(masking, 0).masked : undefined;
+          this.recordStatement(head, head.text, 'ok', { command, rows, masked });
           this.pending.shift();
         }
         return frame;
@@ -704,6 +856,7 @@ export class PostgresSession {
           this.recordStatement(head, t, 'refused', { reason: refusal.reason, sqlstate: refusal.fields.code });
       } else this.recordStatement(head, text, 'error', { ...(sqlstate && { sqlstate }) });
       head.index = textsOf(head).length;
+      head.rowMasker = undefined;
       return refusal ? errorResponse(refusal.fields) : frame;
     }
     if (head.kind === 'function') {
@@ -739,7 +892,13 @@ export class PostgresSession {
     started: { kind: 'query' | 'execute' | 'function' | 'parse'; started: number; notes?: readonly string[] },
     text: QueryText,
     outcome: StatementEvent['outcome'],
-    extra: { command?: string; rows?: number | undefined; sqlstate?: string; reason?: string },
+    extra: {
+      command?: string;
+      rows?: number | undefined;
+      sqlstate?: string;
+      reason?: string;
+      masked?: readonly string[] | undefined;
+    },
   ): void {
     const seconds = (performance.now() - started.started) / 1000;
     const { metrics } = this.deps;
@@ -762,6 +921,7 @@ export class PostgresSession {
       ...(extra.reason !== undefined
         ? { reason: extra.reason }
         : 'notes' in started && started.notes !== undefined && { reason: started.notes.join('; ') }),
+      ...(extra.masked !== undefined && extra.masked.length > 0 && { masked: extra.masked }),
     });
   }
 
@@ -887,6 +1047,16 @@ class RefusedStart extends Error {
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
 
+/** Fail closed: a statement Gatehouse cannot judge does not run. */
+const ANALYSIS_FAILED: Refusal = {
+  reason: 'analysis-failed',
+  fields: {
+    severity: 'ERROR',
+    code: '42501',
+    message: 'Gatehouse could not analyse the statement, so it was not run',
+  },
+};
+
 function textsOf(query: PendingQuery): readonly QueryText[] {
   query.texts ??= describeQuery(query.sql);
   return query.texts;
@@ -897,6 +1067,37 @@ function textAt(query: PendingQuery, index: number): QueryText {
   const texts = textsOf(query);
   return texts[index] ?? texts[texts.length - 1] ?? UNKNOWN_TEXT;
 }
+/** A portal's result columns: from Describe of the portal, else the statement's with Bind's formats. */
+function portalFields(portal: PortalText | undefined): ResultField[] | undefined {
+  if (!portal) return undefined;
+  if (portal.fields) return portal.fields;
+  return portal.text.fields?.map((field, i) => ({ ...field, format: formatAt(portal.formats, i) }));
+}
+
+const COPY_DATA = 100;
+const COPY_OUT_RESPONSE = 72;
+
+/** Errors, notices, notifications and parameter values of a masked session, scrubbed of values. */
+function scrubServerText(type: number, frame: Buffer): Buffer {
+  if (type === 69 || type === 78) return scrubFieldsMessage(frame);
+  if (type === 65) return scrubNotification(frame);
+  if (type === 83) return scrubParameterStatus(frame);
+  return frame;
+}
+
+/** A COPY TO STDOUT row of a masked session (COPY of masked columns is refused): the value scan. */
+function scrubCopyData(frame: Buffer): Buffer {
+  const text = frame.toString('utf8', 5);
+  const scrubbed = maskTextFreeform(text);
+  if (scrubbed === text) return frame;
+  const body = Buffer.from(scrubbed, 'utf8');
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = COPY_DATA;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
 const FUNCTION_CALL_TEXT: QueryText = { statement: '<fast-path function call>', fingerprint: null };
 
 function parseStartupParameters(packet: Buffer): Map<string, string> {

@@ -1,0 +1,96 @@
+import type { Identity } from '../identity/identity.ts';
+import type { Catalog } from '../sql/lineage/catalog.ts';
+import { outputLineage } from '../sql/lineage/output-lineage.ts';
+import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../sql/lineage/session.ts';
+import type { Policy } from './load-policy.ts';
+import { type MaskingSettings, maskingFor, nextExemptionExpiry } from './masking/masking-for.ts';
+import { type SampledKinds, sensitiveColumns } from './masking/sensitive-columns.ts';
+import {
+  MASK_EVERYTHING,
+  planStatementMasking,
+  type StatementMaskPlan,
+} from './masking/statement-mask-plan.ts';
+import type { PolicySource } from './statement-gate.ts';
+
+/** What the proxy knows of the upstream's tables: the catalog and what value sampling found. */
+export interface CatalogSnapshot {
+  readonly catalog: Catalog;
+  readonly samples: SampledKinds;
+}
+
+/** Masking of one Query or Parse text: a plan per statement, or why it must not run. */
+export interface TextMasking {
+  readonly settings: MaskingSettings;
+  /** One per statement of the text, in order; results past the end get `MASK_EVERYTHING`. */
+  readonly plans: readonly StatementMaskPlan[];
+  readonly refusal?: string;
+}
+
+/**
+ * One session's masking checkpoint. It keeps the session state lineage needs (temporary views,
+ * cursors, prepared statements, search_path), so that a FETCH or EXECUTE is traced to the query
+ * behind it.
+ */
+export class MaskingGate {
+  private session: SessionState = EMPTY_SESSION;
+  private readonly policy: PolicySource;
+  private readonly identity: Identity;
+  private readonly database: string;
+  private readonly snapshot: () => CatalogSnapshot | undefined;
+  private cached: { policy: Policy; settings: MaskingSettings | undefined; until: number } | undefined;
+
+  constructor(
+    policy: PolicySource,
+    identity: Identity,
+    database: string,
+    snapshot: () => CatalogSnapshot | undefined,
+  ) {
+    this.policy = policy;
+    this.identity = identity;
+    this.database = database;
+    this.snapshot = snapshot;
+  }
+
+  /** The masking in force for this identity now (policy reloads and exemption expiry apply at once). */
+  settings(): MaskingSettings | undefined {
+    const policy = this.policy();
+    if (!policy) return undefined;
+    const now = Date.now();
+    if (this.cached?.policy !== policy || now >= this.cached.until) {
+      const expiry = nextExemptionExpiry(this.identity, policy, this.database, now);
+      this.cached = {
+        policy,
+        settings: maskingFor(this.identity, policy, this.database, now),
+        until: expiry ?? Number.POSITIVE_INFINITY,
+      };
+    }
+    return this.cached.settings;
+  }
+
+  /** Plans masking for a text the guardrails allowed; undefined when this identity sees clear values. */
+  check(sql: string): TextMasking | undefined {
+    const settings = this.settings();
+    if (!settings) return undefined;
+    const snapshot = this.snapshot();
+    // Without a catalog nothing can be shown to be clean, so every result column is masked.
+    if (!snapshot) return { settings, plans: [] };
+    const lineage = outputLineage(sql, snapshot.catalog, { session: this.session });
+    if (lineage.parseError)
+      return { settings, plans: [], refusal: 'Gatehouse cannot trace which columns it would return' };
+    const sensitivity = sensitiveColumns(snapshot.catalog, settings, snapshot.samples);
+    const plans: StatementMaskPlan[] = [];
+    for (const statement of lineage.statements) {
+      const plan = planStatementMasking(statement, sensitivity, settings);
+      if (plan.refusal) return { settings, plans: [], refusal: plan.refusal };
+      plans.push(plan);
+    }
+    for (const statement of lineage.statements)
+      if (statement.effects.length > 0) this.session = applySessionEffects(this.session, statement.effects);
+    return { settings, plans };
+  }
+}
+
+/** The plan for the result of statement `index` of a text. */
+export function planAt(masking: TextMasking, index: number): StatementMaskPlan {
+  return masking.plans[index] ?? MASK_EVERYTHING;
+}

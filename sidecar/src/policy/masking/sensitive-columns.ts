@@ -1,0 +1,128 @@
+import type { MaskingMethod } from '../../../../crds/masking-policy.ts';
+import type { Catalog } from '../../sql/lineage/catalog.ts';
+import { columnKey, tableKey } from '../../sql/lineage/trace.ts';
+import { globMatches } from '../guardrails/glob.ts';
+import { classifyColumn } from './classify-column.ts';
+import type { MaskingRuleSettings, MaskingSettings } from './masking-for.ts';
+import type { PiiKind } from './pii-kind.ts';
+
+/** How one catalog column is masked, and why (for the audit record). */
+export interface ColumnMasking {
+  readonly method: MaskingMethod;
+  readonly kind: PiiKind | null;
+  /** `ssn by name`, `email by sampled values`, `rule pii/rules[0]`, `statistics of table values`. */
+  readonly reason: string;
+}
+
+/** Which catalog columns are sensitive for one MaskingSettings, keyed like lineage traces them. */
+export interface Sensitivity {
+  readonly columns: ReadonlyMap<string, ColumnMasking>;
+  /** Tables (by tableKey) with at least one sensitive column: reading one makes untraceable outputs masked. */
+  readonly tables: ReadonlySet<string>;
+}
+
+/** What value sampling found in a column (by columnKey): the kind most of its sampled values have. */
+export type SampledKinds = ReadonlyMap<string, PiiKind>;
+
+/** The method auto-detection uses: it shows nothing of the value and keeps the column's type. */
+export const AUTO_DETECT_METHOD: MaskingMethod = 'redact';
+
+/**
+ * Columns of PostgreSQL's statistics relations that hold values copied from user tables (most
+ * common values, histogram bounds): whoever sees a column masked must not read it here.
+ */
+const STATISTICS_VALUE_COLUMNS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['pg_stats', new Set(['most_common_vals', 'histogram_bounds', 'most_common_elems'])],
+  ['pg_stats_ext', new Set(['most_common_vals', 'most_common_val_nulls', 'most_common_freqs'])],
+  ['pg_stats_ext_exprs', new Set(['most_common_vals', 'histogram_bounds', 'most_common_elems', 'expr'])],
+  ['pg_statistic', new Set(['stavalues1', 'stavalues2', 'stavalues3', 'stavalues4', 'stavalues5'])],
+  ['pg_statistic_ext_data', new Set(['stxdmcv', 'stxdexpr', 'stxdndistinct', 'stxddependencies'])],
+]);
+
+const cache = new WeakMap<Catalog, WeakMap<MaskingSettings, WeakMap<SampledKinds, Sensitivity>>>();
+const NO_SAMPLES: SampledKinds = new Map();
+
+/**
+ * Classifies every column of the catalog once per (catalog, settings, samples): explicit rules
+ * first (the first matching rule decides), then auto-detection by column name and by sampled values.
+ */
+export function sensitiveColumns(
+  catalog: Catalog,
+  settings: MaskingSettings,
+  samples: SampledKinds = NO_SAMPLES,
+): Sensitivity {
+  let bySettings = cache.get(catalog);
+  if (!bySettings) {
+    bySettings = new WeakMap();
+    cache.set(catalog, bySettings);
+  }
+  let bySamples = bySettings.get(settings);
+  if (!bySamples) {
+    bySamples = new WeakMap();
+    bySettings.set(settings, bySamples);
+  }
+  const hit = bySamples.get(samples);
+  if (hit) return hit;
+
+  const columns = new Map<string, ColumnMasking>();
+  const tables = new Set<string>();
+  for (const table of catalog.tables.values()) {
+    const statistics = table.schema === 'pg_catalog' ? STATISTICS_VALUE_COLUMNS.get(table.name) : undefined;
+    for (const column of table.columns) {
+      const ref = { schema: table.schema, table: table.name, column: column.name };
+      const key = columnKey(ref);
+      let masking: ColumnMasking | undefined;
+      if (statistics?.has(column.name)) {
+        masking = { method: 'redact', kind: null, reason: 'statistics of table values' };
+      } else if (table.schema !== 'pg_catalog' && table.schema !== 'information_schema') {
+        masking = classify(ref, settings, samples.get(key));
+      }
+      if (masking) {
+        columns.set(key, masking);
+        tables.add(tableKey(ref));
+      }
+    }
+  }
+  const result: Sensitivity = Object.freeze({ columns, tables });
+  bySamples.set(samples, result);
+  return result;
+}
+
+function classify(
+  ref: { schema: string; table: string; column: string },
+  settings: MaskingSettings,
+  sampled: PiiKind | undefined,
+): ColumnMasking | undefined {
+  const byName = classifyColumn(ref.column, ref.table);
+  const kind = byName ?? sampled ?? null;
+  for (const rule of settings.rules) {
+    if (ruleMatches(rule, ref, kind)) return { method: rule.method, kind, reason: `rule ${rule.source}` };
+  }
+  if (!settings.autoDetect) return undefined;
+  if (byName) return { method: AUTO_DETECT_METHOD, kind: byName, reason: `${byName} by name` };
+  if (sampled) return { method: AUTO_DETECT_METHOD, kind: sampled, reason: `${sampled} by sampled values` };
+  return undefined;
+}
+
+/** A rule with both columns and classifiers needs both to match; with one, that one. */
+function ruleMatches(
+  rule: MaskingRuleSettings,
+  ref: { schema: string; table: string; column: string },
+  kind: PiiKind | null,
+): boolean {
+  const columnOk = rule.columns.length === 0 || rule.columns.some((pattern) => columnMatches(pattern, ref));
+  const kindOk = rule.kinds.length === 0 || (kind !== null && rule.kinds.includes(kind));
+  return columnOk && kindOk && (rule.columns.length > 0 || rule.kinds.length > 0);
+}
+
+/** `table.column` in any schema, or `schema.table.column`; `*` and `?` are wildcards. */
+function columnMatches(pattern: string, ref: { schema: string; table: string; column: string }): boolean {
+  const parts = pattern.split('.');
+  if (parts.length === 2) return globMatches(parts[0]!, ref.table) && globMatches(parts[1]!, ref.column);
+  return (
+    parts.length === 3 &&
+    globMatches(parts[0]!, ref.schema) &&
+    globMatches(parts[1]!, ref.table) &&
+    globMatches(parts[2]!, ref.column)
+  );
+}

@@ -1,0 +1,160 @@
+import type { MaskingMethod } from '../../../../crds/masking-policy.ts';
+import { columnKey, tableKey } from '../../sql/lineage/trace.ts';
+import type { ColumnRef, Lineage, StatementLineage } from '../../sql/lineage/types.ts';
+import type { MaskingSettings } from './masking-for.ts';
+import type { PiiKind } from './pii-kind.ts';
+import type { ColumnMasking, Sensitivity } from './sensitive-columns.ts';
+
+/** How one output column is masked. */
+export interface OutputMask {
+  readonly method: MaskingMethod;
+  /** The source column's kind when the value passes through unchanged; null for derived values. */
+  readonly kind: PiiKind | null;
+  /** For the audit record: `email <- public.customers.email (email by name)`. */
+  readonly reason: string;
+}
+
+/** What masking does to one statement's result, or why the statement must not run. */
+export interface StatementMaskPlan {
+  /** Per output column (result order); undefined entries are clean (the value scan still looks at them). */
+  readonly columns: readonly (OutputMask | undefined)[];
+  /** Applies to result columns past `columns` (lineage could not tell them apart); undefined: clean. */
+  readonly rest: OutputMask | undefined;
+  /** Set when the statement would reveal or copy masked values in a way masking cannot cover. */
+  readonly refusal?: string;
+  /** Masked output columns with their reasons, for the audit record (`rest` only when it applies to all). */
+  readonly masked: readonly string[];
+}
+
+export const NOTHING_MASKED: StatementMaskPlan = Object.freeze({
+  columns: Object.freeze([]),
+  rest: undefined,
+  masked: Object.freeze([]),
+});
+
+/** For results Gatehouse cannot relate to any statement it traced: every column masked. */
+export const MASK_EVERYTHING: StatementMaskPlan = Object.freeze({
+  columns: Object.freeze([]),
+  rest: Object.freeze({ method: 'redact', kind: null, reason: 'result not traced' }) as OutputMask,
+  masked: Object.freeze(['* (result not traced)']),
+});
+
+/**
+ * Applies the sensitivity of catalog columns to a statement's lineage. Values derived from a
+ * sensitive column are masked; values that pass one through unchanged keep its method and kind.
+ * Untraceable values are masked when the statement reads a sensitive table or data it cannot see.
+ * Refused: predicates over masked columns (unless allowed), writes that copy masked values into
+ * columns or functions that are not masked the same way, and COPY out of masked columns.
+ */
+export function planStatementMasking(
+  lineage: StatementLineage,
+  sensitivity: Sensitivity,
+  settings: MaskingSettings,
+): StatementMaskPlan {
+  const readsSensitive =
+    lineage.readsUnknown || lineage.reads.some((table) => sensitivity.tables.has(tableKey(table)));
+  const maskOf = (value: Lineage, name: string): OutputMask | undefined =>
+    outputMask(value, name, sensitivity, readsSensitive);
+
+  const predicates = sensitiveSources(lineage.predicates, sensitivity);
+  if (predicates.length > 0 && !settings.allowPredicatesOnMasked) {
+    return refuse(
+      `it filters, joins, groups or orders by ${describeSources(predicates)}, which this identity sees masked`,
+    );
+  }
+  for (const write of lineage.writes) {
+    if (!maskOf(write, '')) continue;
+    if (write.target.kind === 'column') {
+      const target = sensitivity.columns.get(columnKey(write.target.column));
+      const sources = sensitiveSources(write, sensitivity);
+      // Masked values may move between columns masked alike (UPDATE t SET email = lower(email)).
+      if (target && sources.every((s) => sensitivity.columns.get(columnKey(s))?.method === target.method))
+        continue;
+      return refuse(
+        `it would copy masked values into ${qualified(write.target.column)}, which is not masked the same way`,
+      );
+    }
+    return refuse(`it would pass masked values to ${write.target.name}()`);
+  }
+
+  const columns = lineage.columns ?? [];
+  let planned: (OutputMask | undefined)[];
+  let rest: OutputMask | undefined;
+  if (lineage.exact) {
+    planned = columns.map((column) => maskOf(column, column.name));
+    rest = readsSensitive ? { method: 'redact', kind: null, reason: 'column not traced' } : undefined;
+  } else {
+    // A `*` over something whose columns are unknown: every column may hold any of the values.
+    const union: Lineage = {
+      sources: columns.flatMap((c) => c.sources),
+      wholeRows: columns.flatMap((c) => c.wholeRows),
+      transformed: true,
+      opaque: columns.length === 0 || columns.some((c) => c.opaque),
+    };
+    rest = maskOf(union, '*');
+    planned = [];
+  }
+  const masked: string[] = [];
+  for (const mask of planned) if (mask) masked.push(mask.reason);
+  if (rest && !lineage.exact) masked.push(rest.reason);
+  if (lineage.kind === 'CopyStmt' && masked.length > 0) {
+    return refuse(
+      `COPY would send ${masked.join(', ')} unmasked; read masked columns with SELECT, which masks them`,
+    );
+  }
+  if (masked.length === 0 && !rest) return NOTHING_MASKED;
+  return Object.freeze({ columns: Object.freeze(planned), rest, masked: Object.freeze(masked) });
+}
+
+function refuse(refusal: string): StatementMaskPlan {
+  return Object.freeze({ ...NOTHING_MASKED, refusal });
+}
+
+function outputMask(
+  value: Lineage,
+  name: string,
+  sensitivity: Sensitivity,
+  readsSensitive: boolean,
+): OutputMask | undefined {
+  const sources = sensitiveSources(value, sensitivity);
+  const wholeRow = value.wholeRows.some((table) => sensitivity.tables.has(tableKey(table)));
+  const untraced = value.opaque && readsSensitive;
+  if (sources.length === 0 && !wholeRow && !untraced) return undefined;
+  const maskings = sources.map((s) => sensitivity.columns.get(columnKey(s))!);
+  const why = [
+    ...sources.map((s, i) => `${qualified(s)} (${maskings[i]!.reason})`),
+    ...(wholeRow ? ['whole row'] : []),
+    ...(untraced ? ['not traced'] : []),
+  ];
+  const reason = `${name || '?column?'} <- ${why.join(', ')}`;
+  const first = maskings[0];
+  if (first && sources.length === 1 && !value.transformed && !wholeRow && !value.opaque)
+    return { method: first.method, kind: first.kind, reason: `${reason}: ${first.method}` };
+  // Derived values: keyed methods still apply (they reveal nothing); partial masks assume the source's layout.
+  const method = derivedMethod(maskings);
+  return { method, kind: null, reason: `${reason}: ${method}` };
+}
+
+function derivedMethod(maskings: readonly ColumnMasking[]): MaskingMethod {
+  const first = maskings[0]?.method;
+  if (
+    first !== undefined &&
+    (first === 'hash' || first === 'tokenize' || first === 'nullify') &&
+    maskings.every((m) => m.method === first)
+  )
+    return first;
+  return 'redact';
+}
+
+function sensitiveSources(value: Lineage, sensitivity: Sensitivity): ColumnRef[] {
+  return value.sources.filter((source) => sensitivity.columns.has(columnKey(source)));
+}
+
+function describeSources(sources: readonly ColumnRef[]): string {
+  const names = [...new Set(sources.map(qualified))];
+  return names.length === 1 ? names[0]! : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+}
+
+function qualified(ref: ColumnRef): string {
+  return `${ref.schema}.${ref.table}.${ref.column}`;
+}

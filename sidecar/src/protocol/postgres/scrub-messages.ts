@@ -1,0 +1,80 @@
+import { REDACTED } from '../../policy/masking/mask-methods.ts';
+import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
+
+/**
+ * Side channels of a masked session: the server quotes values in errors and notices (a unique
+ * violation's `Key (ssn)=(123-45-6789)`, a cast error's `invalid input syntax ...: "..."`, a check
+ * violation's `Failing row contains (...)`), in NOTIFY payloads and in ParameterStatus. Those values
+ * can be any column's, so the quoted parts are redacted whatever they look like, and the rest of the
+ * text goes through the value scan.
+ */
+
+/** Fields whose text can quote values: message, detail, hint, context, internal query. */
+const SCRUBBED_FIELDS = new Set('MDHWq'.split('').map((ch) => ch.charCodeAt(0)));
+
+const KEY_VALUES = /(Key \((?:[^()]|\([^()]*\))*\)=)\((?:[^()]|\([^()]*\))*\)/g;
+const FAILING_ROW = /(Failing row contains )\(.*\)/gs;
+const QUOTED_VALUE = /(: )"(?:[^"]|"")*"/g;
+
+export function scrubText(text: string): string {
+  const quoted = text
+    .replace(KEY_VALUES, `$1(${REDACTED})`)
+    .replace(FAILING_ROW, `$1(${REDACTED})`)
+    .replace(QUOTED_VALUE, `$1"${REDACTED}"`);
+  return maskTextFreeform(quoted);
+}
+
+/** ErrorResponse or NoticeResponse with its value-bearing fields scrubbed; the frame itself if unchanged. */
+export function scrubFieldsMessage(frame: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let changed = false;
+  let offset = 5;
+  while (offset < frame.length && frame[offset] !== 0) {
+    const code = frame[offset]!;
+    const end = frame.indexOf(0, offset + 1);
+    if (end < 0) return frame;
+    const value = frame.toString('utf8', offset + 1, end);
+    const scrubbed = SCRUBBED_FIELDS.has(code) ? scrubText(value) : value;
+    if (scrubbed !== value) changed = true;
+    parts.push(Buffer.from([code]), Buffer.from(scrubbed, 'utf8'), Buffer.from([0]));
+    offset = end + 1;
+  }
+  if (!changed) return frame;
+  return message(frame[0]!, Buffer.concat([...parts, Buffer.from([0])]));
+}
+
+/** NotificationResponse with its payload scanned. */
+export function scrubNotification(frame: Buffer): Buffer {
+  const channelEnd = frame.indexOf(0, 9);
+  const payloadEnd = frame.indexOf(0, channelEnd + 1);
+  if (channelEnd < 0 || payloadEnd < 0) return frame;
+  const payload = frame.toString('utf8', channelEnd + 1, payloadEnd);
+  const scrubbed = maskTextFreeform(payload);
+  if (scrubbed === payload) return frame;
+  return message(
+    frame[0]!,
+    Buffer.concat([frame.subarray(5, channelEnd + 1), Buffer.from(scrubbed, 'utf8'), Buffer.from([0])]),
+  );
+}
+
+/** ParameterStatus with its value scanned (application_name can be set to anything). */
+export function scrubParameterStatus(frame: Buffer): Buffer {
+  const nameEnd = frame.indexOf(0, 5);
+  const valueEnd = frame.indexOf(0, nameEnd + 1);
+  if (nameEnd < 0 || valueEnd < 0) return frame;
+  const value = frame.toString('utf8', nameEnd + 1, valueEnd);
+  const scrubbed = maskTextFreeform(value);
+  if (scrubbed === value) return frame;
+  return message(
+    frame[0]!,
+    Buffer.concat([frame.subarray(5, nameEnd + 1), Buffer.from(scrubbed, 'utf8'), Buffer.from([0])]),
+  );
+}
+
+function message(type: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
