@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -380,6 +380,59 @@ describe('what each identity sees', () => {
       }
     } finally {
       await direct.end();
+    }
+  });
+});
+
+describe('masking policy hot reload', () => {
+  it('masks or unmasks an open session as soon as the policy file changes', async () => {
+    const config = localProxyConfig(pgInfo);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const masking = {
+      apiVersion: 'gatehouse.dev/v1alpha1',
+      kind: 'MaskingPolicy',
+      metadata: { name: 'pii' },
+      spec: { autoDetect: true },
+    };
+    const access = {
+      apiVersion: 'gatehouse.dev/v1alpha1',
+      kind: 'DatabaseAccess',
+      metadata: { name: 'demo' },
+      spec: { subjects: [user('demo')], allow: ['read'], maskingPolicies: [] },
+    };
+    const reloading = await startProxyProcess(config, { extraDocuments: [masking, access] });
+    const file = join(reloading.dir, 'gatehouse.yaml');
+    const session = new pg.Client({
+      host: '127.0.0.1',
+      port: reloading.port,
+      database: DATABASE,
+      user: 'demo',
+      password: 'demo-secret',
+    });
+    await session.connect();
+    const email = async () => (await session.query('SELECT email FROM customers WHERE id = 1')).rows[0].email;
+    try {
+      expect(await email()).toBe('alice@example.com');
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace('maskingPolicies: []', 'maskingPolicies:\n    - pii'),
+      );
+      await expect.poll(email, { timeout: 5000, interval: 100 }).toBe('****');
+      // The catalog is loaded in the background once masking applies: clean columns are shown again.
+      await expect
+        .poll(async () => (await session.query('SELECT id, score FROM accounts WHERE id = 1')).rows[0], {
+          timeout: 5000,
+          interval: 100,
+        })
+        .toEqual({ id: 1, score: 7 });
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace('maskingPolicies:\n    - pii', 'maskingPolicies: []'),
+      );
+      await expect.poll(email, { timeout: 5000, interval: 100 }).toBe('alice@example.com');
+    } finally {
+      await session.end();
+      await reloading.stop();
     }
   });
 });

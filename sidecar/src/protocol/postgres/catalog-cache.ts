@@ -22,6 +22,8 @@ export interface CatalogCacheOptions {
   readonly queryTimeoutMs: number;
 }
 
+/** How soon a failed first load is tried again when a statement needs the catalog. */
+const RETRY_MS = 2000;
 const SKIPPED_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast']);
 /** Types whose values cannot be PII on their own (numbers, dates are only PII by name or lineage). */
 const UNSAMPLED_FAMILIES = new Set(['integer', 'numeric', 'float', 'bool', 'date', 'timestamp', 'uuid']);
@@ -45,8 +47,9 @@ export class CatalogCache {
   }
 
   current(): CatalogSnapshot | undefined {
-    if (this.snapshot && (this.stale || Date.now() - this.loadedAt > this.options.refreshMs))
-      void this.load();
+    const age = Date.now() - this.loadedAt;
+    const due = this.snapshot ? this.stale || age > this.options.refreshMs : age > RETRY_MS;
+    if (due) void this.load();
     return this.snapshot;
   }
 

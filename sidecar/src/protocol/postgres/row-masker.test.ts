@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { createMaskingKey } from '../../policy/masking/masking-key.ts';
+import { PG_TYPE } from '../../policy/masking/pg-types.ts';
+import type { StatementMaskPlan } from '../../policy/masking/statement-mask-plan.ts';
+import { bindResultFormats, createRowMasker, needsRowInspection, type ResultField } from './row-masker.ts';
+
+const key = createMaskingKey(Buffer.alloc(32, 7));
+
+function dataRow(cells: (Buffer | null)[]): Buffer {
+  const parts = cells.map((cell) => {
+    const length = Buffer.alloc(4);
+    length.writeInt32BE(cell === null ? -1 : cell.length);
+    return cell === null ? length : Buffer.concat([length, cell]);
+  });
+  const body = Buffer.concat([Buffer.from([cells.length >> 8, cells.length & 0xff]), ...parts]);
+  const head = Buffer.alloc(5);
+  head[0] = 68;
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+function cellsOf(frame: Buffer): (string | null)[] {
+  const count = frame.readInt16BE(5);
+  const out: (string | null)[] = [];
+  let offset = 7;
+  for (let i = 0; i < count; i++) {
+    const length = frame.readInt32BE(offset);
+    offset += 4;
+    out.push(length < 0 ? null : frame.toString('hex', offset, offset + length));
+    if (length > 0) offset += length;
+  }
+  return out;
+}
+
+const field = (typeOid: number, format = 0): ResultField => ({ name: 'c', typeOid, typmod: -1, format });
+const redactSecond: StatementMaskPlan = {
+  columns: [undefined, { method: 'redact', kind: 'email', reason: 'r' }],
+  rest: undefined,
+  masked: ['r'],
+};
+
+describe('createRowMasker', () => {
+  it('masks the planned column, keeps the others byte for byte, and keeps NULLs', () => {
+    const mask = createRowMasker(redactSecond, [field(PG_TYPE.int4, 1), field(PG_TYPE.text)], key);
+    const id = Buffer.from([0, 0, 0, 42]);
+    const out = mask(dataRow([id, Buffer.from('alice@example.com')]));
+    expect(cellsOf(out)).toEqual([id.toString('hex'), Buffer.from('****').toString('hex')]);
+    const nulls = dataRow([id, null]);
+    expect(mask(nulls)).toBe(nulls);
+  });
+
+  it('scans clean text cells, masking only what looks sensitive', () => {
+    const clean: StatementMaskPlan = { columns: [], rest: undefined, masked: [] };
+    const mask = createRowMasker(clean, [field(PG_TYPE.text)], key);
+    const plain = dataRow([Buffer.from('printer jammed')]);
+    expect(mask(plain)).toBe(plain);
+    const out = mask(dataRow([Buffer.from('mail bob@example.com')]));
+    expect(Buffer.from(cellsOf(out)[0]!, 'hex').toString()).toBe('mail ****');
+  });
+
+  it('makes masked cells NULL when the result columns were never described', () => {
+    const mask = createRowMasker(redactSecond, undefined, key);
+    expect(cellsOf(mask(dataRow([Buffer.from('1'), Buffer.from('x')])))).toEqual(['31', null]);
+  });
+
+  it('masks binary int4 cells with an int4', () => {
+    const plan: StatementMaskPlan = {
+      columns: [{ method: 'redact', kind: null, reason: 'r' }],
+      rest: undefined,
+      masked: ['r'],
+    };
+    const out = createRowMasker(plan, [field(PG_TYPE.int4, 1)], key)(dataRow([Buffer.from([0, 1, 2, 3])]));
+    expect(cellsOf(out)).toEqual(['00000000']);
+  });
+});
+
+describe('needsRowInspection', () => {
+  it('lets results of numbers pass uncopied when nothing is masked', () => {
+    const clean: StatementMaskPlan = { columns: [], rest: undefined, masked: [] };
+    expect(needsRowInspection(clean, [field(PG_TYPE.int4), field(PG_TYPE.numeric)])).toBe(false);
+    expect(needsRowInspection(clean, [field(PG_TYPE.int4), field(PG_TYPE.varchar)])).toBe(true);
+    expect(needsRowInspection(clean, undefined)).toBe(true);
+    expect(needsRowInspection(redactSecond, [field(PG_TYPE.int4), field(PG_TYPE.int4)])).toBe(true);
+  });
+});
+
+describe('bindResultFormats', () => {
+  it('reads the result formats after the parameters', () => {
+    const body = Buffer.concat([
+      Buffer.from('p\0s\0'),
+      Buffer.from([0, 1, 0, 1]), // one parameter format: binary
+      Buffer.from([0, 2, 0, 0, 0, 2, 0x61, 0x62, 0xff, 0xff, 0xff, 0xff]), // two parameters: 'ab', NULL
+      Buffer.from([0, 2, 0, 1, 0, 0]), // result formats: binary, text
+    ]);
+    const frame = Buffer.concat([Buffer.from([66, 0, 0, 0, 0]), body]);
+    frame.writeInt32BE(4 + body.length, 1);
+    expect(bindResultFormats(frame)).toEqual([1, 0]);
+  });
+});
