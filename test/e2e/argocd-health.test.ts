@@ -1,8 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ARGOCD_DIR, runHealthCheck } from '../harness/argocd-health.ts';
+import { ARGOCD_DIR, argoCdConfigFiles, runHealthCheck } from '../harness/argocd-health.ts';
 
 type HealthCase = { inputPath: string; healthStatus: { status: string; message: string } };
 
@@ -31,6 +31,24 @@ describe('Argo CD health check (charts/gatehouse/argocd/health.lua, run by Lua 5
     expect(await runHealthCheck(object)).toEqual({
       status: 'Progressing',
       message: 'Waiting for the Gatehouse operator to observe generation 8',
+    });
+  });
+
+  it('is installed by config generated from health.lua, one key per kind', async () => {
+    for (const file of await argoCdConfigFiles()) {
+      const committed = await readFile(resolve(ARGOCD_DIR, '../../..', file.path), 'utf8').catch(
+        () => '(missing)',
+      );
+      expect(committed === file.content, `${file.path} is stale: run npm run gen and commit the result`).toBe(
+        true,
+      );
+    }
+    const configMap = parse(await readFile(join(ARGOCD_DIR, 'argocd-cm.yaml'), 'utf8'));
+    const lua = await readFile(join(ARGOCD_DIR, 'health.lua'), 'utf8');
+    expect(configMap.data).toEqual({
+      'resource.customizations.health.gatehouse.dev_DatabaseAccess': lua,
+      'resource.customizations.health.gatehouse.dev_Guardrail': lua,
+      'resource.customizations.health.gatehouse.dev_MaskingPolicy': lua,
     });
   });
 });
