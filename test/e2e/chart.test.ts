@@ -278,6 +278,57 @@ describe('helm template', () => {
   });
 });
 
+describe('docs/install.md and examples/argocd', () => {
+  it('lists every value of the chart in the values table', async () => {
+    const schema = JSON.parse(await readFile(resolve(CHART_DIR, 'values.schema.json'), 'utf8'));
+    const docs = await readFile(resolve(CHART_DIR, '../../docs/install.md'), 'utf8');
+    const documented = new Set([...docs.matchAll(/^\| `([\w.]+)` \|/gm)].map((match) => match[1]));
+    const missing: string[] = [];
+    const walk = (
+      node: { properties?: Record<string, unknown>; additionalProperties?: unknown },
+      prefix: string,
+    ) => {
+      for (const [key, child] of Object.entries(node.properties ?? {})) {
+        const path = prefix + key;
+        if (documented.has(path) || path === 'global') continue;
+        const childNode = child as typeof node;
+        // A group is documented by its leaves; a leaf (or a free-form map) by its own row.
+        if (childNode.properties !== undefined && key !== 'resources') walk(childNode, `${path}.`);
+        else missing.push(path);
+      }
+    };
+    walk(schema, '');
+    expect(missing).toEqual([]);
+  });
+
+  it('has an Argo CD Application that installs this chart with the sync options it needs', async () => {
+    const application = parseObjects(
+      await readFile(resolve(CHART_DIR, '../../examples/argocd/application.yaml'), 'utf8'),
+    )[0]!;
+    expect(application.kind).toBe('Application');
+    expect(application.spec.source.path).toBe('charts/gatehouse');
+    expect(application.spec.syncPolicy.syncOptions).toEqual(
+      expect.arrayContaining(['CreateNamespace=true', 'ServerSideApply=true']),
+    );
+    // Its values pass the chart's schema, and the caBundle it ignores is this release's webhook's.
+    const valuesArgs = Object.entries({
+      replicaCount: application.spec.source.helm.valuesObject.replicaCount,
+      'podDisruptionBudget.enabled': application.spec.source.helm.valuesObject.podDisruptionBudget.enabled,
+    }).flatMap(([key, value]) => ['--set', `${key}=${value}`]);
+    const rendered = await helm([
+      'template',
+      application.spec.source.helm.releaseName,
+      CHART_DIR,
+      '--namespace',
+      application.spec.destination.namespace,
+      ...valuesArgs,
+    ]);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    const webhook = find(parseObjects(rendered.stdout), 'MutatingWebhookConfiguration');
+    expect(application.spec.ignoreDifferences[0].name).toBe(webhook.metadata.name);
+  });
+});
+
 describe('charts/manifests/gatehouse.yaml', () => {
   it('is what helm template renders from the chart', async () => {
     const committed = await readFile(resolve(CHART_DIR, '../manifests/gatehouse.yaml'), 'utf8').catch(
