@@ -91,6 +91,18 @@ describe('handleAdmissionReview', () => {
     expect(annotations.value['gatehouse.dev/injected']).toBe('first');
   });
 
+  test('an opted-out pod is left alone, without warnings about overlapping accesses', async () => {
+    const optedOut = {
+      ...appPod,
+      metadata: { labels: { app: 'orders', 'gatehouse.dev/inject': 'disabled' } },
+    };
+    const answer = await handleAdmissionReview(
+      review({ object: optedOut }),
+      deps(() => [accessFor('second', 'orders'), accessFor('first', 'orders')]),
+    );
+    expect(answer.response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+  });
+
   test.each<[string, Partial<NonNullable<AdmissionReview['request']>>]>([
     ['an UPDATE', { operation: 'UPDATE' as const }],
     ['another kind', { kind: { group: 'apps', version: 'v1', kind: 'Deployment' } }],
