@@ -21,11 +21,18 @@ export function startGatehouse(server: PostgresInfo, dir: string): Promise<Targe
 
 /**
  * The same with the full policy path: every statement parsed, analysed and decided against the
- * built-in guardrails (every kind blocks) and a DatabaseAccess grant, before it is forwarded.
+ * built-in guardrails (every kind blocks) and a DatabaseAccess grant, its output columns traced for
+ * masking (auto-detection: bench_people's email and ssn are masked), result text scanned.
  */
 export function startGuardedGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
   return startGatehouseTarget(server, dir, 'gatehouse-guarded', [
     DEFAULT_GUARDRAIL,
+    {
+      apiVersion: 'gatehouse.dev/v1alpha1',
+      kind: 'MaskingPolicy',
+      metadata: { name: 'pii' },
+      spec: { autoDetect: true },
+    },
     {
       apiVersion: 'gatehouse.dev/v1alpha1',
       kind: 'DatabaseAccess',
@@ -34,6 +41,7 @@ export function startGuardedGatehouse(server: PostgresInfo, dir: string): Promis
         subjects: [{ kind: 'User', name: `local:${BENCH_USER}` }],
         allow: ['read', 'write'],
         guardrails: [DEFAULT_GUARDRAIL.metadata.name],
+        maskingPolicies: ['pii'],
       },
     },
   ]);
@@ -61,6 +69,7 @@ async function startGatehouseTarget(
     },
     identity: { mode: 'local', local: { users: [{ name: login.user, password: login.password }] } },
     audit: { file: join(dir, `${name}-audit.jsonl`), stdout: false },
+    masking: { key: { value: randomBytes(32).toString('base64url') } },
   };
   const documents = [config, ...policy].map((document) => stringify(document)).join('---\n');
   await writeFile(configFile, documents, { mode: 0o600 });

@@ -22,7 +22,7 @@ import { formatResultsTable } from './results-table.ts';
 import { runMatrix } from './run-matrix.ts';
 import { type ResultRow, summarize } from './summarize.ts';
 import { TARGET_NAMES, type Target, type TargetName } from './target.ts';
-import { LARGE_RESULT_SCRIPT, WORKLOADS } from './workloads.ts';
+import { LARGE_RESULT_SCRIPT, MASKED_ROWS_SCRIPT, WORKLOADS } from './workloads.ts';
 
 const USAGE = `usage: node test/bench/main.ts [options]      (npm run bench -- [options])
 
@@ -86,8 +86,10 @@ async function main(argv: string[]): Promise<number> {
     await chmod(dir, 0o755);
     const logDir = join(dir, 'logs');
     await mkdir(logDir);
-    const largeResultScript = join(dir, 'large-result.sql');
-    await writeFile(largeResultScript, LARGE_RESULT_SCRIPT);
+    const scriptDir = join(dir, 'scripts');
+    await mkdir(scriptDir);
+    await writeFile(join(scriptDir, 'large-result.sql'), LARGE_RESULT_SCRIPT);
+    await writeFile(join(scriptDir, 'masked-rows.sql'), MASKED_ROWS_SCRIPT);
 
     log('starting PostgreSQL 15 and loading pgbench data ...');
     const postgres = await startPostgres({
@@ -109,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
         cleanups.push(() => target.stop());
         if (target.pid !== undefined) startRssMb[name] = rssKb(target.pid) / 1024;
         signal.throwIfAborted();
-        await warmUp(postgres.info, target, { ...options, logDir, largeResultScript, signal });
+        await warmUp(postgres.info, target, { ...options, logDir, scriptDir, signal });
         targets.push(target);
       } catch (error) {
         signal.throwIfAborted();
@@ -128,7 +130,7 @@ async function main(argv: string[]): Promise<number> {
       rounds: options.rounds,
       durationSeconds: options.durationSeconds,
       logDir,
-      largeResultScript,
+      scriptDir,
       signal,
       progress: log,
     });
@@ -293,7 +295,7 @@ function startTarget(name: TargetName, server: PostgresInfo, dir: string): Promi
 async function warmUp(
   server: PostgresInfo,
   target: Target,
-  options: BenchOptions & { logDir: string; largeResultScript: string; signal: AbortSignal },
+  options: BenchOptions & { logDir: string; scriptDir: string; signal: AbortSignal },
 ): Promise<void> {
   const workload = WORKLOADS.find((w) => w.protocol === 'prepared' && w.clients > 1) ?? WORKLOADS[0]!;
   await runPgbench(server, target, workload, {

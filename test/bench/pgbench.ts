@@ -5,7 +5,7 @@ import { pgEnv } from '../harness/pg-env.ts';
 import { PG_BIN_DIR, type PostgresInfo, withoutPgVariables } from '../harness/postgres.ts';
 import { percentile, readLatencyLog } from './latency-log.ts';
 import type { Target } from './target.ts';
-import type { Workload } from './workloads.ts';
+import { MASKED_ROWS_SETUP, type Workload } from './workloads.ts';
 
 export const PGBENCH = join(PG_BIN_DIR, 'pgbench');
 
@@ -23,8 +23,8 @@ export type PgbenchRunOptions = {
   logDir: string;
   /** A unique stem for this run's log files. */
   logName: string;
-  /** The custom script file of the large-result workload. */
-  largeResultScript: string;
+  /** Folder of the custom scripts: `<script>.sql` for every workload but select-only. */
+  scriptDir: string;
   signal: AbortSignal;
 };
 
@@ -33,6 +33,10 @@ export async function initPgbench(server: PostgresInfo, scale: number): Promise<
   await exec(PGBENCH, ['-i', '-q', '-s', String(scale)], {
     env: clientEnv(server, {}),
     timeoutMs: 600_000,
+  });
+  await exec(join(PG_BIN_DIR, 'psql'), ['-v', 'ON_ERROR_STOP=1', '-q', '-c', MASKED_ROWS_SETUP], {
+    env: clientEnv(server, {}),
+    timeoutMs: 60_000,
   });
 }
 
@@ -49,7 +53,9 @@ export async function runPgbench(
     `--client=${workload.clients}`,
     `--jobs=${workload.threads}`,
     `--protocol=${workload.protocol}`,
-    ...(workload.script === 'select-only' ? ['--select-only'] : [`--file=${options.largeResultScript}`]),
+    ...(workload.script === 'select-only'
+      ? ['--select-only']
+      : [`--file=${join(options.scriptDir, `${workload.script}.sql`)}`]),
     '--log',
     `--log-prefix=${join(options.logDir, options.logName)}`,
   ];

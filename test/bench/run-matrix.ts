@@ -18,7 +18,7 @@ export type MatrixOptions = {
   rounds: number;
   durationSeconds: number;
   logDir: string;
-  largeResultScript: string;
+  scriptDir: string;
   signal: AbortSignal;
   progress(line: string): void;
 };

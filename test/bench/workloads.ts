@@ -1,7 +1,7 @@
 export type Workload = {
   /** Stable name in the table and the JSON, e.g. select-only/prepared/8. */
   id: string;
-  script: 'select-only' | 'large-result';
+  script: 'select-only' | 'large-result' | 'masked-rows';
   protocol: 'simple' | 'prepared';
   clients: number;
   /** pgbench worker threads (-j): one per core at most, on a 2-core machine that runs everything else too. */
@@ -11,6 +11,7 @@ export type Workload = {
 };
 
 export const LARGE_RESULT_ROWS = 100_000;
+export const MASKED_ROWS = 100;
 
 function selectOnly(protocol: Workload['protocol'], clients: number): Workload {
   return {
@@ -37,7 +38,26 @@ export const WORKLOADS: readonly Workload[] = [
     threads: 1,
     rowsPerTransaction: LARGE_RESULT_ROWS,
   },
+  {
+    id: 'masked-rows/simple/8',
+    script: 'masked-rows',
+    protocol: 'simple',
+    clients: 8,
+    threads: 2,
+    rowsPerTransaction: MASKED_ROWS,
+  },
 ];
+
+/**
+ * 100 rows of a table with two columns masking detects by name (email, ssn) and two clean ones: the
+ * cost of masking on a full result, through a target with a MaskingPolicy (gatehouse-guarded).
+ */
+export const MASKED_ROWS_SCRIPT = `SELECT id, email, ssn, city FROM bench_people WHERE id <= ${MASKED_ROWS};\n`;
+export const MASKED_ROWS_SETUP = `DROP TABLE IF EXISTS bench_people;
+CREATE TABLE bench_people(id int PRIMARY KEY, email text, ssn text, city text);
+INSERT INTO bench_people SELECT i, 'person' || i || '@example.com', lpad((100000000 + i)::text, 9, '0'), 'Springfield'
+  FROM generate_series(1, 1000) AS i;
+ANALYZE bench_people;`;
 
 /** The pgbench custom script of the large-result workload. */
 export const LARGE_RESULT_SCRIPT = `SELECT * FROM pgbench_accounts LIMIT ${LARGE_RESULT_ROWS};\n`;
