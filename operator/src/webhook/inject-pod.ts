@@ -199,9 +199,10 @@ function sidecarVolumes(access: DatabaseAccess): V1Volume[] {
   ];
   const credentials = access.spec.upstream?.credentialsSecretRef;
   if (credentials !== undefined) {
-    // 0400 files belong to root: the sidecar's user reads them only when the pod sets fsGroup (the
-    // kubelet then adds group read). The volume is mounted into the sidecar alone either way.
-    volumes.push({ name: VOLUME_CREDENTIALS, secret: { secretName: credentials.name, defaultMode: 0o400 } });
+    // Secret files belong to root and the sidecar runs as a non-root user without the pod's fsGroup,
+    // so they must be world-readable; the volume is mounted into the sidecar container alone, where
+    // no other process runs, so no app container can read them.
+    volumes.push({ name: VOLUME_CREDENTIALS, secret: { secretName: credentials.name, defaultMode: 0o444 } });
   }
   volumes.push(
     {
