@@ -151,6 +151,7 @@ function cellRewrite(
     // Binary cells of text types are UTF-8 text too (jsonb behind a version byte); other binary
     // layouts (arrays, composites) are not text and are left to lineage.
     if (format === BINARY_FORMAT && !textual) return undefined;
+    if (!mayHoldPii(cell)) return undefined;
     const skip = format === BINARY_FORMAT && jsonbBinary ? 1 : 0;
     const text = cell.toString('utf8', skip);
     const scrubbed = maskTextFreeform(text);
@@ -158,6 +159,13 @@ function cellRewrite(
     const masked = Buffer.from(scrubbed, 'utf8');
     return skip === 1 ? Buffer.concat([cell.subarray(0, 1), masked]) : masked;
   };
+}
+
+/** The shortest value a detector finds is 5 characters (`a@b.c`); blank padding holds nothing. */
+function mayHoldPii(cell: Buffer): boolean {
+  if (cell.length < 5) return false;
+  for (let i = 0; i < cell.length; i++) if (cell[i] !== 0x20) return true;
+  return false;
 }
 
 function rebuild(

@@ -1,4 +1,4 @@
-import { parseSync, SqlError } from 'libpg-query';
+import { parseTree } from '../parse-tree.ts';
 import { mayNestTooDeeply } from '../parser-nesting.ts';
 import { assembleFacts, type StatementEntry } from './assemble-facts.ts';
 import {
@@ -520,18 +520,7 @@ export type ParseFailure = 'syntax' | 'nesting' | 'parser';
 
 /** The statements of `sql`, or why there are none: PostgreSQL's parser rejects it, or it may nest too deeply to parse safely. */
 export function parseStatements(sql: string): readonly RawStatement[] | ParseFailure {
-  if (mayNestTooDeeply(sql)) return 'nesting';
-  try {
-    return (parseSync(sql).stmts ?? []) as readonly RawStatement[];
-  } catch (error) {
-    if (error instanceof SqlError) return 'syntax';
-    // The WebAssembly stack overflowed after all: parser-nesting.ts underestimated.
-    if (error instanceof RangeError) return 'nesting';
-    // Not loaded yet: a programming error, not a property of the text.
-    if (error instanceof Error && /not initialized/.test(error.message)) throw error;
-    // Anything else (a WebAssembly trap once the module is corrupt): fail closed.
-    return 'parser';
-  }
+  return parseTree(sql) as readonly RawStatement[] | ParseFailure;
 }
 
 /** The text of one statement; locations are byte offsets into the UTF-8 text. */

@@ -1,6 +1,6 @@
-import { parseSync, type RawStmt, SqlError } from 'libpg-query';
+import type { RawStmt } from 'libpg-query';
 import { Lru } from '../lru.ts';
-import { mayNestTooDeeply } from '../parser-nesting.ts';
+import { parseTree } from '../parse-tree.ts';
 
 /*
  * View definitions are parsed every time a statement reads the view, so their parse trees are cached
@@ -21,18 +21,8 @@ export function parseCached(sql: string): readonly RawStmt[] | null {
   return stmts;
 }
 
-/** Like parseCached, without keeping the tree. */
+/** Like parseCached, without keeping the tree (beyond the last one, which analysis shares). */
 export function parse(sql: string): readonly RawStmt[] | null {
-  // Text nested deeper than the parser's stack would overflow it and corrupt the module for good.
-  if (mayNestTooDeeply(sql)) return null;
-  let stmts: readonly RawStmt[] | null;
-  try {
-    stmts = sql === '' ? [] : (parseSync(sql).stmts ?? []);
-  } catch (error) {
-    // A syntax error, or nesting too deep for the parser's stack: either way the text cannot be
-    // analysed. Anything else (the parser not loaded yet) is the caller's bug, not bad SQL.
-    if (!(error instanceof SqlError) && !(error instanceof RangeError)) throw error;
-    stmts = null;
-  }
-  return stmts;
+  const result = parseTree(sql);
+  return typeof result === 'string' ? null : result;
 }
