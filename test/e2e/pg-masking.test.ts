@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts';
@@ -291,6 +292,30 @@ describe('what each identity sees', () => {
       values: [1],
     });
     expect(rows).toEqual([{ id: 1, score: 7, contact: '****' }]);
+  });
+
+  it('masks pipelined prepared statements of postgres.js (Describe of the statement, binary and text)', async () => {
+    const sql = postgres({
+      host: '127.0.0.1',
+      port: proxy.port,
+      database: DATABASE,
+      username: 'demo',
+      password: 'demo-secret',
+      max: 1,
+    });
+    try {
+      const results = await Promise.all(
+        [1, 2, 1, 2].map((id) => sql`SELECT id, email, ssn, notes, card FROM customers WHERE id = ${id}`),
+      );
+      for (const [row] of results) {
+        expect(row).toMatchObject({ email: '****', ssn: '****' });
+        expect(String(row!['card'])).toMatch(/^\d{16}$/);
+      }
+      expect(results.map(([row]) => row!['id'])).toEqual([1, 2, 1, 2]);
+      expect(leak(JSON.stringify(results))).toBeUndefined();
+    } finally {
+      await sql.end();
+    }
   });
 
   it('scans clean free-text columns and masks what is inside, leaving the rest', async () => {
