@@ -68,7 +68,12 @@ function recoverableForms(value: string): string[] {
   forms.push(createHash('sha256').update(value).digest('hex'));
   return forms;
 }
-const FORBIDDEN = PII.flatMap((value) => recoverableForms(value).map((form) => ({ value, form })));
+/** Pieces that identify a person on their own: local parts, surnames, SSN serials. */
+const PIECES = ['alice', 'smith', 'jones', '45-67', '65-43'];
+const FORBIDDEN = [
+  ...PII.flatMap((value) => recoverableForms(value).map((form) => ({ value, form }))),
+  ...PIECES.map((piece) => ({ value: piece, form: piece })),
+];
 
 /** The first PII value found in clear or recoverable form in what the client received, if any. */
 function leak(received: string): string | undefined {
@@ -236,6 +241,43 @@ const OWN_MASK_CASES = [
   'SELECT jsonb_each_text(to_jsonb(a)) FROM accounts a',
   'SELECT v FROM customers, unnest(ARRAY[email, ssn]) AS v',
   'SELECT row(name, email)::text FROM customers',
+  'SELECT "ssn" FROM "public"."customers"',
+  'SELECT customers.ssn FROM public.customers',
+  'SELECT (SELECT ssn) FROM customers',
+  'SELECT ARRAY(SELECT ssn FROM customers)',
+  'SELECT ssn COLLATE "C" FROM customers',
+  'SELECT t.* FROM (TABLE customers) t',
+  'TABLE customers',
+  'VALUES ((SELECT email FROM customers ORDER BY id LIMIT 1))',
+  'SELECT * FROM customers c NATURAL JOIN customers d',
+  "SELECT format('%I', email) FROM customers",
+  "SELECT convert_from(decode(encode(convert_to(ssn, 'UTF8'), 'hex'), 'hex'), 'UTF8') FROM customers",
+  'SELECT substring(card from 1 for 8), substring(card from 9) FROM customers',
+  "SELECT regexp_replace(email, '@', ' at ') FROM customers",
+  "SELECT split_part(email, '@', 1) FROM customers",
+  'SELECT ascii(substr(ssn, 1, 1)) FROM customers',
+  "SELECT (ssn LIKE '1%')::int FROM customers",
+  "SELECT CASE WHEN ssn LIKE '1%' THEN 1 ELSE 0 END FROM customers",
+  'SELECT id, (SELECT count(*) FROM customers c2 WHERE c2.ssn < c1.ssn) FROM customers c1',
+  'SELECT email FROM ONLY customers FOR UPDATE',
+  'SELECT email::varchar(3) FROM customers',
+  "SELECT jsonb_path_query(to_jsonb(c), '$.ssn') FROM customers c",
+  "SELECT unnest(string_to_array(ssn, '-')) FROM customers",
+  "SELECT * FROM (SELECT email FROM customers UNION SELECT 'x') u",
+  "SELECT greatest(email, 'a') FROM customers",
+  'SELECT lead(card) OVER w FROM customers WINDOW w AS (ORDER BY id)',
+  'SELECT * FROM json_to_recordset((SELECT json_agg(c) FROM customers c)) AS x(name text, email text)',
+  'SELECT DISTINCT ON (ssn) id FROM customers',
+  "SELECT id FROM customers GROUP BY id HAVING max(ssn) > '5'",
+  'SELECT * FROM customers TABLESAMPLE SYSTEM (100)',
+  "SELECT lo_from_bytea(0, convert_to(ssn, 'UTF8')) FROM customers",
+  "SELECT string_agg(email, ',' ORDER BY email) FROM customers",
+  'SELECT to_tsvector(email) FROM customers',
+  'SELECT quote_literal(ssn) FROM customers',
+  "SELECT md5(ssn) = md5('123-45-6789') FROM customers",
+  'SELECT (SELECT ssn FROM customers ORDER BY id LIMIT 1) AS x',
+  'SELECT xmlelement(name x, email) FROM customers',
+  'EXPLAIN (VERBOSE, COSTS OFF) SELECT email FROM customers',
 ];
 
 const MASK_CASES = [
