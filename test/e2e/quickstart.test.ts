@@ -78,6 +78,25 @@ describe('quickstart', () => {
       'SELECT count(*) FROM orders',
     ]);
     expect(admin.stdout.trim()).toBe('1000');
+    // demo sees personal data masked (emails tokenized, cards partial, the rest redacted); admin in clear.
+    const demoRow = await psql(`postgres://demo:demo@127.0.0.1:${port}/postgres?sslmode=disable`, [
+      '-At',
+      '-c',
+      'SELECT name, email, ssn, card_number FROM customers WHERE id = 1',
+    ]);
+    const adminRow = await psql(`postgres://admin:admin@127.0.0.1:${port}/postgres?sslmode=disable`, [
+      '-At',
+      '-c',
+      'SELECT name, email, ssn, card_number FROM customers WHERE id = 1',
+    ]);
+    const [name, email, ssn, card] = adminRow.stdout.trim().split('|');
+    expect(ssn).toMatch(/^9\d\d-\d\d-\d{4}$/);
+    const [maskedName, maskedEmail, maskedSsn, maskedCard] = demoRow.stdout.trim().split('|');
+    expect([maskedName, maskedSsn]).toEqual(['****', '****']);
+    expect(maskedEmail).toMatch(/^[^@]+@[^@]+\.[a-z]+$/);
+    expect(maskedEmail).not.toBe(email);
+    expect(maskedCard).toBe(`************${card!.slice(-4)}`);
+    expect(demoRow.stdout).not.toContain(name!);
     const dropped = await psql(`postgres://demo:demo@127.0.0.1:${port}/postgres?sslmode=disable`, [
       '-c',
       'DELETE FROM orders',
