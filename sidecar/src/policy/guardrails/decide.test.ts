@@ -186,7 +186,6 @@ const BLOCK: Record<string, readonly EvasionCase[]> = {
     { sql: 'SET LOCAL ROLE postgres', finding: 'identity-change' },
     { sql: 'SET "ROLE" TO postgres', finding: 'identity-change' },
     { sql: 'SET SESSION AUTHORIZATION postgres', finding: 'identity-change' },
-    { sql: 'RESET ROLE', finding: 'identity-change' },
     { sql: "SELECT pg_catalog.set_config('Role', 'postgres', false)", finding: 'identity-change' },
     { sql: "SELECT set_config(lower('ROLE'), 'postgres', false)", finding: 'identity-change' },
     { sql: 'GRANT postgres TO app', finding: 'grant' },

@@ -62,6 +62,11 @@ const CLASSES: readonly ClassCase[] = [
   { sql: 'LISTEN jobs', classes: [] },
   { sql: 'DEALLOCATE ALL', classes: [] },
   { sql: 'DISCARD PLANS', classes: [] },
+  // What connection pools send when a connection is returned: back to the login identity, allowed.
+  { sql: 'DISCARD ALL', classes: [] },
+  { sql: 'RESET ROLE', classes: [] },
+  { sql: 'RESET SESSION AUTHORIZATION', classes: [] },
+  { sql: 'SET ROLE NONE', classes: ['admin'] },
   { sql: 'PREPARE q AS SELECT 1', classes: ['read'] },
   { sql: 'DO $$BEGIN UPDATE orders SET amount = 0 WHERE id = 1; END$$', classes: ['write'] },
   { sql: 'DO $$BEGIN EXECUTE $q$UPDATE orders SET amount = 0 WHERE id = 1$q$; END$$', classes: ['write'] },

@@ -746,7 +746,10 @@ const HANDLERS: Record<string, Handler> = {
 
   VariableSetStmt(draft, node) {
     const name = (str(node['name']) ?? '').trim().toLowerCase();
-    if (IDENTITY_SETTINGS.has(name)) {
+    // RESET ROLE and RESET SESSION AUTHORIZATION go back to the identity Gatehouse logged in with,
+    // which the session has anyway (every change away from it is refused): poolers send them.
+    const reset = String(node['kind']).startsWith('VAR_RESET');
+    if (IDENTITY_SETTINGS.has(name) && !reset) {
       const spelled = name === 'role' ? 'ROLE' : 'SESSION AUTHORIZATION';
       draft.command = `${draft.command} ${spelled}`;
       addFinding(draft, 'identity-change', "it changes the session's identity");
@@ -754,10 +757,10 @@ const HANDLERS: Record<string, Handler> = {
     } else if (isAdminSetting(name)) draft.classes.add('admin');
   },
 
-  DiscardStmt(draft, node) {
+  DiscardStmt(_draft, node) {
+    // DISCARD ALL resets the session to how Gatehouse opened it (drivers' pools send it on return);
+    // it forgets prepared statements.
     if ((node['target'] ?? 'DISCARD_ALL') !== 'DISCARD_ALL') return;
-    addFinding(draft, 'identity-change', 'it resets the session authorization');
-    draft.classes.add('admin');
     this.deallocated.push('*');
   },
 

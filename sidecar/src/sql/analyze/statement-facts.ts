@@ -86,9 +86,10 @@ export interface StatementFact {
  *   lo_export, pg_ls_dir...), views of configuration files, LOAD, CREATE TABLESPACE, C-language
  *   functions, foreign tables and servers with a filename or program option.
  * - copy-program: COPY ... PROGRAM, and program options of foreign tables (also file-access).
- * - identity-change: SET/RESET ROLE and SESSION AUTHORIZATION (in any spelling, also as a function's
- *   SET clause), set_config() of role or session_authorization or of a name not known until run
- *   time, DISCARD ALL, SECURITY DEFINER functions.
+ * - identity-change: SET ROLE and SESSION AUTHORIZATION (in any spelling, also as a function's SET
+ *   clause), set_config() of role or session_authorization or of a name not known until run time,
+ *   SECURITY DEFINER functions. RESET ROLE, RESET SESSION AUTHORIZATION and DISCARD ALL are not:
+ *   they return to the login identity, which every other change away from is refused.
  * - unknown-statement: text the parser rejects or that nests too deeply to parse safely, statement
  *   types Gatehouse does not know, EXECUTE of a prepared statement it has not seen prepared.
  */
