@@ -213,6 +213,8 @@ export class PostgresSession {
   private txStatus: 'I' | 'T' | 'E' = 'I';
   private tls = false;
   private endReason = 'client';
+  /** The client's Terminate went upstream: the server needs no second one. */
+  private terminateSent = false;
 
   private gate: StatementGate | undefined;
   private masking: MaskingGate | undefined;
@@ -462,6 +464,8 @@ export class PostgresSession {
     server.on('close', () => this.close('upstream'));
     server.on('end', () => this.close('upstream'));
     server.on('error', (error) => {
+      // After the session ended (the server may reset a connection it already said goodbye to).
+      if (this.closed) return;
       this.deps.metrics.upstreamError('closed');
       this.logger.warn({ err: error.message }, 'upstream connection error');
       this.close('upstream');
@@ -593,6 +597,7 @@ export class PostgresSession {
       case 88:
         // Terminate
         this.endReason = 'client';
+        this.terminateSent = true;
         return frame;
       default:
         if (!FRONTEND_TYPES.has(type)) {
@@ -1015,7 +1020,8 @@ export class PostgresSession {
     this.closed = true;
     if (this.upstream) {
       if (!this.upstream.destroyed && this.upstream.writable)
-        this.upstream.end(frontendMessage('X', Buffer.alloc(0)));
+        if (this.terminateSent) this.upstream.end();
+        else this.upstream.end(frontendMessage('X', Buffer.alloc(0)));
       setTimeout(() => this.upstream?.destroy(), 1000).unref();
     }
     if (!this.client.writableEnded) this.client.end();
