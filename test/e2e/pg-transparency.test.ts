@@ -172,6 +172,8 @@ describe('pgbench', () => {
       expect(stdout).toMatch(/number of transactions actually processed: 800\/800/);
       expect(stdout).toMatch(/number of failed transactions: 0/);
     }
+    // Clients that end with Terminate end cleanly upstream too: no reset reported as an error.
+    expect(proxy.lines.filter((line) => line.includes('upstream connection error'))).toEqual([]);
   });
 });
 
