@@ -19,8 +19,11 @@ import { KubeApi, type KubeObject, objectKey, resourcePath } from './runtime/kub
 import { LeaderElector } from './runtime/leader-election.ts';
 import { type ProbeServer, startHealthServer, startMetricsServer } from './runtime/probe-servers.ts';
 import { ServiceAccountIssuer } from './runtime/service-account-issuer.ts';
+import { handleAdmissionReview } from './webhook/admission-review.ts';
+import { type CertificateSource, kubeCertificateClient, startCertificateSource } from './webhook/certificates.ts';
 import { matchesAccess } from './webhook/matches-access.ts';
 import { parseServerVersion } from './webhook/server-version.ts';
+import { startWebhookServer, type WebhookServer } from './webhook/webhook-server.ts';
 
 export interface OperatorOptions {
   readonly kubeConfig: KubeConfig;
@@ -40,11 +43,24 @@ export interface OperatorOptions {
   readonly workers?: number;
   /** Called when leadership is lost without stop(): the process should exit and start again. */
   readonly onLeadershipLost?: () => void;
+  /** The pod-injection webhook, served on every replica; absent: no webhook (controllers only). */
+  readonly webhook?: WebhookOptions;
+}
+
+export interface WebhookOptions {
+  readonly port: number;
+  /** The MutatingWebhookConfiguration whose caBundle the operator keeps current (cert mode self). */
+  readonly configurationName: string;
+  readonly serviceName: string;
+  /** The Secret (in the operator's namespace) holding the serving certificate and, in mode self, its CA. */
+  readonly secretName: string;
+  readonly certMode: 'self' | 'cert-manager';
 }
 
 export interface RunningOperator {
   readonly metricsPort: number;
   readonly healthPort: number;
+  readonly webhookPort?: number;
   readonly identity: string;
   readonly api: KubeApi;
   /** The DatabaseAccess cache, which the webhook reads on every replica. */
@@ -144,6 +160,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   let stopping = false;
   const metricsServer = await startMetricsServer(registry, host, options.metricsPort);
   servers.push(metricsServer);
+  let webhook: { server: WebhookServer; certificates: CertificateSource } | undefined;
+  if (options.webhook) webhook = await startWebhook(options, api, accesses, serverVersion, host);
   const healthServer = await startHealthServer(host, options.healthPort, () => {
     if (stopping) return 'shutting down';
     const unsynced = informers.filter((i) => !i.synced).map((i) => i.path);
@@ -205,6 +223,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   return {
     metricsPort: metricsServer.port,
     healthPort: healthServer.port,
+    ...(webhook && { webhookPort: webhook.server.address.port }),
     identity,
     api,
     accesses,
@@ -220,9 +239,71 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       issuer.stop();
       await elector?.stop();
       leader = false;
+      webhook?.certificates.stop();
+      await webhook?.server.close();
       await Promise.all(informers.map((i) => i.stop()));
       await Promise.all(servers.map((s) => s.close()));
       logger.info('gatehouse operator stopped');
     },
   };
+}
+
+async function startWebhook(
+  options: OperatorOptions,
+  api: KubeApi,
+  accesses: Informer<DatabaseAccessObject>,
+  serverVersion: { major: number; minor: number },
+  host: string,
+): Promise<{ server: WebhookServer; certificates: CertificateSource }> {
+  const webhook = options.webhook!;
+  const logger = options.logger.child({ component: 'webhook' });
+  const client = kubeCertificateClient(options.kubeConfig);
+  const certificates =
+    webhook.certMode === 'self'
+      ? await startCertificateSource({
+          mode: 'self-managed',
+          client,
+          namespace: options.namespace,
+          secretName: webhook.secretName,
+          service: webhook.serviceName,
+          webhookConfigurationName: webhook.configurationName,
+          extraNames: await webhookUrlHosts(api, webhook.configurationName),
+          logger,
+        })
+      : await startCertificateSource({
+          mode: 'cert-manager',
+          client,
+          namespace: options.namespace,
+          secretName: webhook.secretName,
+          logger,
+        });
+  const server = await startWebhookServer({
+    host,
+    port: webhook.port,
+    certificate: certificates.current,
+    handler: (review) =>
+      handleAdmissionReview(review, {
+        listAccesses: (namespace) => [...accesses.list(namespace)],
+        image: options.sidecarImage,
+        serverVersion,
+        logger,
+      }),
+    logger,
+  });
+  return { server, certificates };
+}
+
+/**
+ * Hosts of webhooks registered by `url:` (a webhook outside the cluster, or a test calling
+ * 127.0.0.1) go into the certificate beside the Service names, so the API server can verify it.
+ */
+async function webhookUrlHosts(api: KubeApi, configurationName: string): Promise<string[]> {
+  const configuration = await api.getOptional<{ webhooks?: { clientConfig?: { url?: string } }[] }>(
+    `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${encodeURIComponent(configurationName)}`,
+  );
+  const hosts = (configuration?.webhooks ?? []).flatMap((w) => {
+    const url = w.clientConfig?.url;
+    return url ? [new URL(url).hostname.replace(/^\[|\]$/g, '')] : [];
+  });
+  return [...new Set(hosts)];
 }

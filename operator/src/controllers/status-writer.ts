@@ -10,7 +10,7 @@ export async function writeStatus(
   api: KubeApi,
   objectPath: string,
   current: unknown,
-  status: Record<string, unknown>,
+  status: object,
 ): Promise<boolean> {
   if (isDeepStrictEqual(stripUndefined(current), stripUndefined(status))) return false;
   // A merge patch of the whole status: lists (conditions, workloads) are replaced, not merged.

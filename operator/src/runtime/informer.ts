@@ -1,4 +1,4 @@
-import { ListWatch, Watch } from '@kubernetes/client-node';
+import { type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeApi, KubeList, KubeObject } from './kube-api.ts';
 
@@ -17,7 +17,7 @@ const RESTART_MAX_MS = 30_000;
  */
 export class Informer<T extends KubeObject> {
   readonly path: string;
-  readonly #listWatch: ListWatch<T & { metadata: NonNullable<T['metadata']> }>;
+  readonly #listWatch: ListWatch<KubernetesObject>;
   readonly #handlers: InformerHandler<T>[] = [];
   readonly #logger: Logger;
   #synced = false;
@@ -37,10 +37,10 @@ export class Informer<T extends KubeObject> {
       this.#failures = 0;
       return result as KubeList<T> as never;
     };
-    this.#listWatch = new ListWatch(path, new Watch(api.config), list, false, options.labelSelector);
+    this.#listWatch = new ListWatch<KubernetesObject>(path, new Watch(api.config), list, false, options.labelSelector);
     for (const event of ['add', 'update', 'delete'] as const) {
       this.#listWatch.on(event, (object) => {
-        for (const handler of this.#handlers) handler(event, object as T);
+        for (const handler of this.#handlers) handler(event, object as unknown as T);
       });
     }
     this.#listWatch.on('error', (error: unknown) => this.#scheduleRestart(error));
@@ -72,11 +72,11 @@ export class Informer<T extends KubeObject> {
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
-    return this.#listWatch.get(name, namespace) as T | undefined;
+    return this.#listWatch.get(name, namespace) as unknown as T | undefined;
   }
 
   list(namespace?: string): readonly T[] {
-    return this.#listWatch.list(namespace) as readonly T[];
+    return this.#listWatch.list(namespace) as unknown as readonly T[];
   }
 
   async stop(): Promise<void> {

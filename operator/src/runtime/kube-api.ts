@@ -14,7 +14,6 @@ export interface ObjectMeta {
   finalizers?: string[];
   deletionTimestamp?: string;
   ownerReferences?: OwnerReference[];
-  creationTimestamp?: string;
 }
 
 export interface OwnerReference {
@@ -97,7 +96,8 @@ export class KubeApi {
       if (value !== undefined) url.searchParams.set(key, value);
     const options: RequestOptions & { headers: Record<string, string> } = {
       method,
-      headers: { Accept: 'application/json' },
+      // JSON first, but not only: /openid/v1/jwks answers application/jwk-set+json and nothing else.
+      headers: { Accept: 'application/json, */*;q=0.5' },
       timeout: this.#timeoutMs,
     };
     await this.config.applyToHTTPSOptions(options);
