@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import type { KubeApi } from '../../../operator/src/runtime/kube-api.ts';
-import { projectFile } from '../../support/kubelet-volume.ts';
 import { MAIN } from './proxy-process.ts';
 
 /**
@@ -36,9 +35,8 @@ export async function materializeVolumes(api: KubeApi, pod: V1Pod, container: V1
       out = out.replaceAll(mountPath, dir);
     return out;
   };
-  const project = async (dir: string, data: Record<string, string>) => {
-    for (const [key, value] of Object.entries(data)) await projectFile(dir, key, localPath(value));
-  };
+  const project = (dir: string, data: Record<string, string>) =>
+    projectFiles(dir, Object.fromEntries(Object.entries(data).map(([key, value]) => [key, localPath(value)])));
   const volumes = pod.spec?.volumes ?? [];
   for (const mount of container.volumeMounts ?? []) {
     const dir = join(root, mount.name);
@@ -59,8 +57,12 @@ export async function materializeVolumes(api: KubeApi, pod: V1Pod, container: V1
       const secret = await api.get<{ data?: Record<string, string> }>(
         `/api/v1/namespaces/${namespace}/secrets/${volume.secret.secretName}`,
       );
-      for (const [key, value] of Object.entries(secret.data ?? {}))
-        await projectFile(dir, key, Buffer.from(value, 'base64').toString('utf8'));
+      await projectFiles(
+        dir,
+        Object.fromEntries(
+          Object.entries(secret.data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]),
+        ),
+      );
     } else if (volume.projected) {
       for (const source of volume.projected.sources ?? []) {
         const request = source.serviceAccountToken;
@@ -77,7 +79,7 @@ export async function materializeVolumes(api: KubeApi, pod: V1Pod, container: V1
             },
           },
         );
-        await projectFile(dir, request.path, answer.status.token);
+        await projectFiles(dir, { [request.path]: answer.status.token });
       }
     } else if (!volume.emptyDir) {
       throw new Error(`volume ${volume.name} is of a kind this test cannot play`);
@@ -149,4 +151,27 @@ export async function runContainer(
       }
     },
   };
+}
+
+/**
+ * Every key of a volume at once, the way kubelet's atomic writer does it (test/support/kubelet-volume.ts
+ * does one file): a new timestamped directory, `..data` swapped to it by a rename, `KEY → ..data/KEY`
+ * links, the previous directory removed. A reader sees the old set of files or the new one, never a mix.
+ */
+async function projectFiles(directory: string, files: Record<string, string>): Promise<void> {
+  const stamp = `..${new Date().toISOString().replace(/[-:.]/g, '_')}.${process.hrtime.bigint()}`;
+  await mkdir(join(directory, stamp));
+  for (const [name, content] of Object.entries(files))
+    await writeFile(join(directory, stamp, name), content, { mode: 0o600 });
+  const previous = await readlink(join(directory, '..data')).catch(() => undefined);
+  await symlink(stamp, join(directory, '..data_tmp'));
+  await rename(join(directory, '..data_tmp'), join(directory, '..data'));
+  for (const name of Object.keys(files)) {
+    const exists = await lstat(join(directory, name)).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) await symlink(`..data/${name}`, join(directory, name));
+  }
+  if (previous !== undefined) await rm(join(directory, previous), { recursive: true });
 }
