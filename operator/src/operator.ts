@@ -20,7 +20,11 @@ import { LeaderElector } from './runtime/leader-election.ts';
 import { type ProbeServer, startHealthServer, startMetricsServer } from './runtime/probe-servers.ts';
 import { ServiceAccountIssuer } from './runtime/service-account-issuer.ts';
 import { handleAdmissionReview } from './webhook/admission-review.ts';
-import { type CertificateSource, kubeCertificateClient, startCertificateSource } from './webhook/certificates.ts';
+import {
+  type CertificateSource,
+  kubeCertificateClient,
+  startCertificateSource,
+} from './webhook/certificates.ts';
 import { matchesAccess } from './webhook/matches-access.ts';
 import { parseServerVersion } from './webhook/server-version.ts';
 import { startWebhookServer, type WebhookServer } from './webhook/webhook-server.ts';
@@ -135,16 +139,19 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   accesses.on((_event, access) => {
     accessController.queue.add(key(access));
     // A policy's status names the accesses that use it.
-    for (const name of access.spec.guardrails ?? []) guardrailController.queue.add(objectKey(access.metadata.namespace, name));
+    for (const name of access.spec.guardrails ?? [])
+      guardrailController.queue.add(objectKey(access.metadata.namespace, name));
     for (const name of access.spec.maskingPolicies ?? [])
       maskingController.queue.add(objectKey(access.metadata.namespace, name));
   });
-  const onPolicy = (kind: 'Guardrail' | 'MaskingPolicy', controller: Controller) => (_event: string, policy: PolicyEventObject) => {
-    controller.queue.add(key(policy));
-    // Every bundle that uses the policy is recompiled; running sidecars reload it from the ConfigMap.
-    for (const name of usersOf(kind, accesses.list(policy.metadata.namespace), policy.metadata.name))
-      accessController.queue.add(objectKey(policy.metadata.namespace, name));
-  };
+  const onPolicy =
+    (kind: 'Guardrail' | 'MaskingPolicy', controller: Controller) =>
+    (_event: string, policy: PolicyEventObject) => {
+      controller.queue.add(key(policy));
+      // Every bundle that uses the policy is recompiled; running sidecars reload it from the ConfigMap.
+      for (const name of usersOf(kind, accesses.list(policy.metadata.namespace), policy.metadata.name))
+        accessController.queue.add(objectKey(policy.metadata.namespace, name));
+    };
   guardrails.on(onPolicy('Guardrail', guardrailController));
   maskingPolicies.on(onPolicy('MaskingPolicy', maskingController));
   pods.on((_event, pod) => {

@@ -35,10 +35,17 @@ let operator: { child: ChildProcess; lines: string[]; healthPort: number; metric
 let admin: pg.Client;
 const startedAt = Date.now();
 
-type Access = { metadata: { name: string; finalizers?: string[]; uid?: string }; status?: DatabaseAccessStatus };
+type Access = {
+  metadata: { name: string; finalizers?: string[]; uid?: string };
+  status?: DatabaseAccessStatus;
+};
 
 /** Until `check` returns a value (not undefined), or fails with the last error and `what`. */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -49,7 +56,9 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>, 
       last = error;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}\n${operator.lines.slice(-15).join('\n')}`);
+      throw new Error(
+        `timed out waiting for ${what}${last ? `: ${String(last)}` : ''}\n${operator.lines.slice(-15).join('\n')}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -64,7 +73,9 @@ function condition(access: Access | undefined, type: string) {
 
 async function readyAccess(namespace: string, name: string, check: (a: Access) => boolean = () => true) {
   return eventually(`DatabaseAccess ${namespace}/${name} Ready`, async () => {
-    const access = await api.get<Access & { metadata: { generation: number } }>(gatehouse('databaseaccesses', namespace, name));
+    const access = await api.get<Access & { metadata: { generation: number } }>(
+      gatehouse('databaseaccesses', namespace, name),
+    );
     const ready = condition(access, 'Ready');
     return ready?.status === 'True' &&
       access.status?.observedGeneration === access.metadata.generation &&
@@ -161,7 +172,9 @@ beforeAll(async () => {
       const current = await api.get<{ status?: { conditions?: { type: string; status: string }[] } }>(
         `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
       );
-      return current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined;
+      return (
+        current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined
+      );
     });
   }
   await api.create('/api/v1/namespaces', { metadata: { name: OPERATOR_NAMESPACE } });
@@ -193,10 +206,14 @@ beforeAll(async () => {
     ],
   });
   operator = await startOperatorProcess(webhookPort);
-  await eventually('the operator ready and leading', async () => {
-    const response = await fetch(`http://127.0.0.1:${operator.healthPort}/readyz`);
-    return response.ok && operator.lines.some((l) => l.includes('controllers started')) ? true : undefined;
-  }, 60_000);
+  await eventually(
+    'the operator ready and leading',
+    async () => {
+      const response = await fetch(`http://127.0.0.1:${operator.healthPort}/readyz`);
+      return response.ok && operator.lines.some((l) => l.includes('controllers started')) ? true : undefined;
+    },
+    60_000,
+  );
   await eventually('caBundle patched into the webhook', async () => {
     const configuration = await api.get<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(
       `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK_CONFIG}`,
@@ -237,7 +254,9 @@ afterAll(async () => {
   }
   await admin?.end();
   await cluster?.stop();
-  console.log(`operator e2e: ${((Date.now() - startedAt) / 1000).toFixed(1)} s including the API server start`);
+  console.log(
+    `operator e2e: ${((Date.now() - startedAt) / 1000).toFixed(1)} s including the API server start`,
+  );
 });
 
 async function createNamespace(name: string) {
@@ -309,7 +328,12 @@ describe('gatehouse operator against a real API server', () => {
       data: Record<string, string>;
     }>(`/api/v1/namespaces/${namespace}/configmaps/${bundleConfigMapName('orders')}`);
     expect(configMap.metadata.ownerReferences).toEqual([
-      expect.objectContaining({ kind: 'DatabaseAccess', name: 'orders', uid: access.metadata.uid, controller: true }),
+      expect.objectContaining({
+        kind: 'DatabaseAccess',
+        name: 'orders',
+        uid: access.metadata.uid,
+        controller: true,
+      }),
     ]);
     // Credentials are mounted from the Secret, never copied into the bundle.
     expect(configMap.data[BUNDLE_CONFIG_KEY]).not.toContain(pgInfo.admin.password);
@@ -325,7 +349,10 @@ describe('gatehouse operator against a real API server', () => {
 
     await api.create(`/api/v1/namespaces/${namespace}/pods`, {
       metadata: { name: 'orders-0', labels: { app: 'orders' } },
-      spec: { serviceAccountName: 'orders-app', containers: [{ name: 'app', image: 'example.com/orders:1' }] },
+      spec: {
+        serviceAccountName: 'orders-app',
+        containers: [{ name: 'app', image: 'example.com/orders:1' }],
+      },
     });
     const pod = await api.get<V1Pod>(`/api/v1/namespaces/${namespace}/pods/orders-0`);
     const name = sidecarContainerName('orders');
@@ -334,13 +361,20 @@ describe('gatehouse operator against a real API server', () => {
     expect(pod.metadata?.annotations?.[ANNOTATION_INJECTED]).toBeDefined();
     const container = all.find((c) => c.name === name) as V1Container;
 
-    const covered = await readyAccess(namespace, 'orders', (a) => (a.status?.workloads ?? []).some((w) => w.current === 1));
+    const covered = await readyAccess(namespace, 'orders', (a) =>
+      (a.status?.workloads ?? []).some((w) => w.current === 1),
+    );
     expect(covered.status?.workloads).toEqual([
       { kind: 'Pod', name: 'orders-0', pods: 1, injected: 1, current: 1, missing: [] },
     ]);
 
     const kubelet = await materializeVolumes(api, pod, container);
-    sidecar = await runContainer(container, kubelet, ['--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    sidecar = await runContainer(container, kubelet, [
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+    ]);
     const app = new pg.Client({ host: '127.0.0.1', port: sidecar.port, database: DATABASE, user: 'app' });
     await app.connect();
     app.on('error', () => {});
@@ -351,7 +385,10 @@ describe('gatehouse operator against a real API server', () => {
         .filter((l) => l.startsWith('{') && l.includes('"audit"'))
         .map((l) => (JSON.parse(l) as { audit: Record<string, unknown> }).audit);
     const refused = await eventually('the refusal audited', async () =>
-      auditRecords().find((r) => r['type'] === 'statement' && r['outcome'] !== 'ok' && String(r['statement']).startsWith('DROP')),
+      auditRecords().find(
+        (r) =>
+          r['type'] === 'statement' && r['outcome'] !== 'ok' && String(r['statement']).startsWith('DROP'),
+      ),
     );
     expect(refused).toMatchObject({
       subject: `system:serviceaccount:${namespace}:orders-app`,
@@ -413,7 +450,9 @@ describe('references, validation, rollout and deletion', () => {
     const events = await api.get<{ items: { reason: string; involvedObject: { name: string } }[] }>(
       `/api/v1/namespaces/${namespace}/events`,
     );
-    expect(events.items.some((e) => e.reason === 'ReferenceNotFound' && e.involvedObject.name === 'orders')).toBe(true);
+    expect(
+      events.items.some((e) => e.reason === 'ReferenceNotFound' && e.involvedObject.name === 'orders'),
+    ).toBe(true);
 
     await createPolicies(namespace);
     // The Guardrail and MaskingPolicy are watched; the Secret is looked for again on the next pass.
@@ -477,7 +516,9 @@ describe('references, validation, rollout and deletion', () => {
     expect(await stamp()).toBe(first);
 
     // A new sidecar port needs new pods.
-    await api.patch(gatehouse('databaseaccesses', namespace, 'orders'), { spec: { sidecar: { port: 15432 } } });
+    await api.patch(gatehouse('databaseaccesses', namespace, 'orders'), {
+      spec: { sidecar: { port: 15432 } },
+    });
     const second = await eventually('the Deployment stamped again', async () => {
       const value = await stamp();
       return value !== first ? value : undefined;
@@ -490,14 +531,20 @@ describe('references, validation, rollout and deletion', () => {
 
     await api.delete(gatehouse('databaseaccesses', namespace, 'orders'));
     await eventually('the DatabaseAccess gone', async () =>
-      (await api.getOptional(gatehouse('databaseaccesses', namespace, 'orders'))) === undefined ? true : undefined,
+      (await api.getOptional(gatehouse('databaseaccesses', namespace, 'orders'))) === undefined
+        ? true
+        : undefined,
     );
-    expect(await api.getOptional(`/api/v1/namespaces/${namespace}/configmaps/${bundleConfigMapName('orders')}`)).toBeUndefined();
+    expect(
+      await api.getOptional(`/api/v1/namespaces/${namespace}/configmaps/${bundleConfigMapName('orders')}`),
+    ).toBeUndefined();
   }, 60_000);
 
   it('publishes reconcile metrics', async () => {
     const text = await (await fetch(`http://127.0.0.1:${operator.metricsPort}/metrics`)).text();
-    expect(text).toMatch(/gatehouse_operator_reconcile_total\{controller="databaseaccess",result="(success|requeue)"\} [1-9]/);
+    expect(text).toMatch(
+      /gatehouse_operator_reconcile_total\{controller="databaseaccess",result="(success|requeue)"\} [1-9]/,
+    );
     expect(text).toContain('gatehouse_operator_workqueue_depth');
     expect(text).toMatch(/gatehouse_operator_leader 1/);
   });

@@ -5,12 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { parseProxyConfig } from '../../../sidecar/src/config/load.ts';
 import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
-import {
-  BUNDLE_CONFIG_KEY,
-  BUNDLE_JWKS_KEY,
-  CREDENTIALS_MOUNT,
-  TOKEN_AUDIENCE,
-} from '../sidecar-layout.ts';
+import { BUNDLE_CONFIG_KEY, BUNDLE_JWKS_KEY, CREDENTIALS_MOUNT, TOKEN_AUDIENCE } from '../sidecar-layout.ts';
 import { type BundleInput, BundleSpecError, compileBundle } from './compile-bundle.ts';
 
 const JWKS = '{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}';

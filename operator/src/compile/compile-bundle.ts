@@ -63,7 +63,8 @@ export class BundleSpecError extends Error {
 export function compileBundle(input: BundleInput): CompiledBundle {
   const { access } = input;
   const upstream = access.spec.upstream;
-  if (!upstream) throw new BundleSpecError('spec.upstream', 'is required in a cluster (the database to proxy)');
+  if (!upstream)
+    throw new BundleSpecError('spec.upstream', 'is required in a cluster (the database to proxy)');
   const credentials = upstream.credentialsSecretRef;
   if (!credentials)
     throw new BundleSpecError(
@@ -73,7 +74,10 @@ export function compileBundle(input: BundleInput): CompiledBundle {
   const protocol = upstream.protocol ?? 'postgres';
   const listenPort = access.spec.sidecar?.port ?? DEFAULT_LISTEN_PORT[protocol];
   if (listenPort === ADMIN_PORT)
-    throw new BundleSpecError('spec.sidecar.port', `${ADMIN_PORT} is the sidecar's admin port; choose another`);
+    throw new BundleSpecError(
+      'spec.sidecar.port',
+      `${ADMIN_PORT} is the sidecar's admin port; choose another`,
+    );
   if (upstream.tls?.caSecretRef)
     throw new BundleSpecError(
       'spec.upstream.tls.caSecretRef',
@@ -125,10 +129,6 @@ export function compileBundle(input: BundleInput): CompiledBundle {
   ];
   const config = documents.map((d) => stringify(d, { sortMapEntries: true })).join('---\n');
   const data = { [BUNDLE_CONFIG_KEY]: config, [BUNDLE_JWKS_KEY]: input.jwks };
-  const hash = createHash('sha256')
-    .update(config)
-    .update('\0')
-    .update(input.jwks)
-    .digest('hex');
+  const hash = createHash('sha256').update(config).update('\0').update(input.jwks).digest('hex');
   return { data, hash };
 }

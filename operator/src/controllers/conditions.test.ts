@@ -41,6 +41,10 @@ describe('mergeConditions', () => {
       reason: 'ReferenceNotFound',
       message: 'Guardrail "g" not found',
     });
-    expect(conditions.map((c) => `${c.type}=${c.status}`)).toEqual(['Ready=False', 'Reconciling=False', 'Stalled=True']);
+    expect(conditions.map((c) => `${c.type}=${c.status}`)).toEqual([
+      'Ready=False',
+      'Reconciling=False',
+      'Stalled=True',
+    ]);
   });
 });

@@ -43,9 +43,24 @@ export function standardConditions(
   switch (outcome.kind) {
     case 'unknown':
       return [
-        { type: 'Ready', status: 'Unknown', reason: 'Reconciling', message: 'First seen; not reconciled yet' },
-        { type: 'Reconciling', status: 'True', reason: 'Reconciling', message: 'First seen; not reconciled yet' },
-        { type: 'Stalled', status: 'Unknown', reason: 'Reconciling', message: 'First seen; not reconciled yet' },
+        {
+          type: 'Ready',
+          status: 'Unknown',
+          reason: 'Reconciling',
+          message: 'First seen; not reconciled yet',
+        },
+        {
+          type: 'Reconciling',
+          status: 'True',
+          reason: 'Reconciling',
+          message: 'First seen; not reconciled yet',
+        },
+        {
+          type: 'Stalled',
+          status: 'Unknown',
+          reason: 'Reconciling',
+          message: 'First seen; not reconciled yet',
+        },
       ];
     case 'ready':
       return [

@@ -8,6 +8,7 @@ import type { GuardrailSpecType } from '../../../crds/guardrail.ts';
 import type { MaskingPolicySpecType } from '../../../crds/masking-policy.ts';
 import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
 import { BundleSpecError, type CompiledBundle, compileBundle } from '../compile/compile-bundle.ts';
+import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
 import type { EventRecorder } from '../runtime/event-recorder.ts';
 import type { Informer } from '../runtime/informer.ts';
 import {
@@ -18,7 +19,6 @@ import {
   resourcePath,
   splitKey,
 } from '../runtime/kube-api.ts';
-import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
 import type { ServiceAccountIssuer } from '../runtime/service-account-issuer.ts';
 import {
   ANNOTATION_RESTARTED_FOR,
@@ -32,8 +32,8 @@ import {
 import { injectionPlan } from '../webhook/inject-pod.ts';
 import { matchesAccess } from '../webhook/matches-access.ts';
 import type { ServerVersion } from '../webhook/server-version.ts';
-import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
 import { gatehousePath } from './api-paths.ts';
+import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
 import { writeStatus } from './status-writer.ts';
 import { type WorkloadStatus, workloadStatuses } from './workload-status.ts';
 
@@ -61,7 +61,9 @@ interface ConfigMapObject extends KubeObject {
 }
 
 interface WorkloadObject extends KubeObject {
-  spec?: { template?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } } };
+  spec?: {
+    template?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } };
+  };
 }
 
 export interface DatabaseAccessControllerDeps {
@@ -113,7 +115,11 @@ export class DatabaseAccessController implements Reconciler {
     if (meta.deletionTimestamp) {
       if (!meta.finalizers?.includes(FINALIZER)) return { outcome: 'deleting' };
       await this.#deleteBundle(access);
-      await this.#setFinalizers(path, meta, (meta.finalizers ?? []).filter((f) => f !== FINALIZER));
+      await this.#setFinalizers(
+        path,
+        meta,
+        (meta.finalizers ?? []).filter((f) => f !== FINALIZER),
+      );
       return { outcome: 'finalized' };
     }
     if (!meta.finalizers?.includes(FINALIZER)) {
@@ -132,7 +138,10 @@ export class DatabaseAccessController implements Reconciler {
       const next = {
         ...status,
         observedGeneration: meta.generation,
-        conditions: this.#conditions(access, standardConditions({ kind: 'retrying', reason: 'ReconcileError', message })),
+        conditions: this.#conditions(
+          access,
+          standardConditions({ kind: 'retrying', reason: 'ReconcileError', message }),
+        ),
       };
       await this.#report(access, 'Warning', 'ReconcileError', message, status);
       await writeStatus(this.#d.api, path, status, next).catch(() => {});
@@ -140,9 +149,17 @@ export class DatabaseAccessController implements Reconciler {
     }
   }
 
-  async #converge(access: DatabaseAccessObject, path: string, status: DatabaseAccessStatus): Promise<ReconcileResult> {
+  async #converge(
+    access: DatabaseAccessObject,
+    path: string,
+    status: DatabaseAccessStatus,
+  ): Promise<ReconcileResult> {
     const { namespace = '', name, generation } = access.metadata;
-    const stalled = async (reason: string, message: string, requeueAfterMs?: number): Promise<ReconcileResult> => {
+    const stalled = async (
+      reason: string,
+      message: string,
+      requeueAfterMs?: number,
+    ): Promise<ReconcileResult> => {
       const next: DatabaseAccessStatus = {
         ...status,
         observedGeneration: generation,
@@ -157,7 +174,9 @@ export class DatabaseAccessController implements Reconciler {
     const credentials = access.spec.upstream?.credentialsSecretRef;
     let secretMissing = false;
     if (credentials) {
-      const secret = await this.#d.api.getOptional<V1Secret>(resourcePath('v1', 'secrets', namespace, credentials.name));
+      const secret = await this.#d.api.getOptional<V1Secret>(
+        resourcePath('v1', 'secrets', namespace, credentials.name),
+      );
       if (!secret) {
         secretMissing = true;
         missing.push(`Secret "${credentials.name}" not found`);
@@ -181,7 +200,11 @@ export class DatabaseAccessController implements Reconciler {
       else missing.push(`MaskingPolicy "${ref}" not found`);
     }
     if (missing.length > 0)
-      return stalled('ReferenceNotFound', missing.join('; '), secretMissing ? MISSING_SECRET_RECHECK_MS : undefined);
+      return stalled(
+        'ReferenceNotFound',
+        missing.join('; '),
+        secretMissing ? MISSING_SECRET_RECHECK_MS : undefined,
+      );
 
     const keys = await this.#d.issuer.get();
     let bundle: CompiledBundle;
@@ -189,23 +212,29 @@ export class DatabaseAccessController implements Reconciler {
       bundle = compileBundle({
         access: { metadata: { name, namespace }, spec: access.spec },
         guardrails: guardrails.map((g) => ({ metadata: { name: g.metadata.name, namespace }, spec: g.spec })),
-        maskingPolicies: maskingPolicies.map((m) => ({ metadata: { name: m.metadata.name, namespace }, spec: m.spec })),
+        maskingPolicies: maskingPolicies.map((m) => ({
+          metadata: { name: m.metadata.name, namespace },
+          spec: m.spec,
+        })),
         issuer: keys.issuer,
         jwks: keys.jwks,
       });
       // What the sidecar will do with it: a bundle it would refuse must never reach a running pod.
-      loadPolicyDocuments(policyDocumentsOf(bundle.data[BUNDLE_CONFIG_KEY]!), `bundle of ${namespace}/${name}`);
+      loadPolicyDocuments(
+        policyDocumentsOf(bundle.data[BUNDLE_CONFIG_KEY]!),
+        `bundle of ${namespace}/${name}`,
+      );
     } catch (error) {
       if (error instanceof BundleSpecError) return stalled('InvalidSpec', error.message);
-      if (error instanceof Error && error.name === 'PolicyError') return stalled('InvalidPolicy', error.message);
+      if (error instanceof Error && error.name === 'PolicyError')
+        return stalled('InvalidPolicy', error.message);
       throw error;
     }
 
     const configMap = bundleConfigMapName(name);
     const conflicts: string[] = [];
     const bundleWritten = await this.#ensureBundle(access, configMap, bundle, conflicts);
-    if (bundleWritten === 'conflict')
-      return stalled('BundleConflict', conflicts.join('; '));
+    if (bundleWritten === 'conflict') return stalled('BundleConflict', conflicts.join('; '));
 
     const plan = injectionPlan(
       { metadata: { name, namespace }, spec: access.spec },
@@ -222,21 +251,39 @@ export class DatabaseAccessController implements Reconciler {
     const message = `bundle ${configMap} compiled; ${current} of ${podCount} selected pods carry the current sidecar`;
     const next: DatabaseAccessStatus = {
       observedGeneration: generation,
-      conditions: this.#conditions(access, standardConditions({ kind: 'ready', reason: 'BundleCompiled', message })),
+      conditions: this.#conditions(
+        access,
+        standardConditions({ kind: 'ready', reason: 'BundleCompiled', message }),
+      ),
       bundle: { configMap, hash: bundle.hash },
       workloads,
       conflicts,
     };
     if (bundleWritten === 'written')
-      await this.#d.events.record(access, 'Normal', 'BundleCompiled', `compiled ${configMap} (${bundle.hash.slice(0, 12)})`);
+      await this.#d.events.record(
+        access,
+        'Normal',
+        'BundleCompiled',
+        `compiled ${configMap} (${bundle.hash.slice(0, 12)})`,
+      );
     for (const workload of rolled.stamped)
-      await this.#d.events.record(access, 'Normal', 'RolloutStarted', `stamped ${workload} to roll its pods onto the new sidecar`);
+      await this.#d.events.record(
+        access,
+        'Normal',
+        'RolloutStarted',
+        `stamped ${workload} to roll its pods onto the new sidecar`,
+      );
     await writeStatus(this.#d.api, path, access.status, next);
     return { outcome: 'Ready', requeueAfterMs: RESYNC_MS };
   }
 
   #conditions(access: DatabaseAccessObject, desired: DesiredCondition[]): Condition[] {
-    return mergeConditions(access.status?.conditions, desired, access.metadata.generation, this.#d.now?.() ?? new Date());
+    return mergeConditions(
+      access.status?.conditions,
+      desired,
+      access.metadata.generation,
+      this.#d.now?.() ?? new Date(),
+    );
   }
 
   /** An event when the Ready reason changes, so a stuck resource does not fill the event log. */
@@ -275,7 +322,14 @@ export class DatabaseAccessController implements Reconciler {
         labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_BUNDLE_OF]: name },
         annotations: { 'gatehouse.dev/bundle-hash': bundle.hash },
         ownerReferences: [
-          { apiVersion: API_VERSION, kind: 'DatabaseAccess', name, uid, controller: true, blockOwnerDeletion: true },
+          {
+            apiVersion: API_VERSION,
+            kind: 'DatabaseAccess',
+            name,
+            uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
         ],
       },
       data: bundle.data,
@@ -285,9 +339,13 @@ export class DatabaseAccessController implements Reconciler {
       await this.#d.api.create(resourcePath('v1', 'configmaps', namespace), desired);
       return 'written';
     }
-    const owned = existing.metadata.ownerReferences?.some((o) => o.uid === uid && o.kind === 'DatabaseAccess');
+    const owned = existing.metadata.ownerReferences?.some(
+      (o) => o.uid === uid && o.kind === 'DatabaseAccess',
+    );
     if (!owned) {
-      conflicts.push(`ConfigMap "${configMap}" exists and is not owned by this DatabaseAccess; rename or delete it`);
+      conflicts.push(
+        `ConfigMap "${configMap}" exists and is not owned by this DatabaseAccess; rename or delete it`,
+      );
       return 'conflict';
     }
     if (existing.metadata.annotations?.['gatehouse.dev/bundle-hash'] === bundle.hash) return 'unchanged';
@@ -303,8 +361,7 @@ export class DatabaseAccessController implements Reconciler {
     const path = resourcePath('v1', 'configmaps', namespace, bundleConfigMapName(name));
     const existing = await this.#d.api.getOptional<ConfigMapObject>(path);
     // Deleted here rather than left to the garbage collector, which a cluster may not run (envtest, vcluster).
-    if (existing?.metadata.ownerReferences?.some((o) => o.uid === uid))
-      await this.#d.api.delete(path);
+    if (existing?.metadata.ownerReferences?.some((o) => o.uid === uid)) await this.#d.api.delete(path);
   }
 
   /**
@@ -326,7 +383,11 @@ export class DatabaseAccessController implements Reconciler {
       const collection = resourcePath('apps/v1', rollable.plural, namespace);
       const candidates =
         selector.name !== undefined
-          ? [await this.#d.api.getOptional<WorkloadObject>(`${collection}/${encodeURIComponent(selector.name)}`)]
+          ? [
+              await this.#d.api.getOptional<WorkloadObject>(
+                `${collection}/${encodeURIComponent(selector.name)}`,
+              ),
+            ]
           : (await this.#d.api.list<WorkloadObject>(collection)).items;
       for (const workload of candidates) {
         if (!workload) continue;

@@ -53,10 +53,15 @@ export class PolicyController implements Reconciler {
       outcome = {
         kind: 'ready',
         reason: 'Accepted',
-        message: users.length > 0 ? `used by DatabaseAccess ${users.join(', ')}` : 'not used by any DatabaseAccess',
+        message:
+          users.length > 0 ? `used by DatabaseAccess ${users.join(', ')}` : 'not used by any DatabaseAccess',
       };
     } catch (error) {
-      outcome = { kind: 'stalled', reason: 'InvalidPolicy', message: error instanceof Error ? error.message : String(error) };
+      outcome = {
+        kind: 'stalled',
+        reason: 'InvalidPolicy',
+        message: error instanceof Error ? error.message : String(error),
+      };
     }
     const status = {
       observedGeneration: object.metadata.generation,
@@ -67,7 +72,12 @@ export class PolicyController implements Reconciler {
         new Date(),
       ),
     };
-    await writeStatus(this.#api, gatehousePath(this.#kind as GatehouseKind, namespace, name), object.status, status);
+    await writeStatus(
+      this.#api,
+      gatehousePath(this.#kind as GatehouseKind, namespace, name),
+      object.status,
+      status,
+    );
     return { outcome: outcome.kind === 'ready' ? 'Ready' : outcome.reason };
   }
 }

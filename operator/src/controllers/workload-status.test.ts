@@ -3,14 +3,27 @@ import { describe, expect, it } from 'vitest';
 import { ANNOTATION_INJECTED, ANNOTATION_SPEC_HASH } from '../sidecar-layout.ts';
 import { workloadOf, workloadStatuses } from './workload-status.ts';
 
-function pod(name: string, options: { owner?: [string, string]; hash?: string; specHash?: string } = {}): V1Pod {
+function pod(
+  name: string,
+  options: { owner?: [string, string]; hash?: string; specHash?: string } = {},
+): V1Pod {
   return {
     metadata: {
       name,
       labels: options.hash ? { 'pod-template-hash': options.hash } : {},
-      annotations: options.specHash ? { [ANNOTATION_INJECTED]: 'true', [ANNOTATION_SPEC_HASH]: options.specHash } : {},
+      annotations: options.specHash
+        ? { [ANNOTATION_INJECTED]: 'true', [ANNOTATION_SPEC_HASH]: options.specHash }
+        : {},
       ownerReferences: options.owner
-        ? [{ apiVersion: 'apps/v1', kind: options.owner[0], name: options.owner[1], uid: 'u', controller: true }]
+        ? [
+            {
+              apiVersion: 'apps/v1',
+              kind: options.owner[0],
+              name: options.owner[1],
+              uid: 'u',
+              controller: true,
+            },
+          ]
         : [],
     },
   };
@@ -18,11 +31,16 @@ function pod(name: string, options: { owner?: [string, string]; hash?: string; s
 
 describe('workloadStatuses', () => {
   it('finds the Deployment behind a ReplicaSet, and treats a bare pod as its own workload', () => {
-    expect(workloadOf(pod('web-7c9d8-abcde', { owner: ['ReplicaSet', 'web-7c9d8'], hash: '7c9d8' }))).toEqual({
-      kind: 'Deployment',
-      name: 'web',
+    expect(workloadOf(pod('web-7c9d8-abcde', { owner: ['ReplicaSet', 'web-7c9d8'], hash: '7c9d8' }))).toEqual(
+      {
+        kind: 'Deployment',
+        name: 'web',
+      },
+    );
+    expect(workloadOf(pod('db-0', { owner: ['StatefulSet', 'db'] }))).toEqual({
+      kind: 'StatefulSet',
+      name: 'db',
     });
-    expect(workloadOf(pod('db-0', { owner: ['StatefulSet', 'db'] }))).toEqual({ kind: 'StatefulSet', name: 'db' });
     expect(workloadOf(pod('lonely'))).toEqual({ kind: 'Pod', name: 'lonely' });
   });
 

@@ -50,7 +50,11 @@ export class EventRecorder {
       });
     } catch (error) {
       this.#logger.warn(
-        { object: `${namespace}/${name}`, reason, err: error instanceof Error ? error.message : String(error) },
+        {
+          object: `${namespace}/${name}`,
+          reason,
+          err: error instanceof Error ? error.message : String(error),
+        },
         'could not record an event',
       );
     }

@@ -37,7 +37,13 @@ export class Informer<T extends KubeObject> {
       this.#failures = 0;
       return result as KubeList<T> as never;
     };
-    this.#listWatch = new ListWatch<KubernetesObject>(path, new Watch(api.config), list, false, options.labelSelector);
+    this.#listWatch = new ListWatch<KubernetesObject>(
+      path,
+      new Watch(api.config),
+      list,
+      false,
+      options.labelSelector,
+    );
     for (const event of ['add', 'update', 'delete'] as const) {
       this.#listWatch.on(event, (object) => {
         for (const handler of this.#handlers) handler(event, object as unknown as T);

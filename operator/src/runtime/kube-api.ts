@@ -120,7 +120,7 @@ export class KubeApi {
       req.on('error', reject);
       req.end(payload);
     });
-    const body = text && text.trimStart().startsWith('{') ? JSON.parse(text) : text;
+    const body = text.trimStart().startsWith('{') ? JSON.parse(text) : text;
     if (status < 200 || status >= 300) {
       const reason = (body as { reason?: string }).reason ?? String(status);
       const message = (body as { message?: string }).message ?? (typeof body === 'string' ? body : '');
@@ -143,7 +143,10 @@ export class KubeApi {
     }
   }
 
-  list<T>(path: string, query: { labelSelector?: string; fieldSelector?: string } = {}): Promise<KubeList<T>> {
+  list<T>(
+    path: string,
+    query: { labelSelector?: string; fieldSelector?: string } = {},
+  ): Promise<KubeList<T>> {
     return this.request<KubeList<T>>('GET', path, { query });
   }
 
@@ -187,5 +190,7 @@ export function objectKey(namespace: string | undefined, name: string): string {
 
 export function splitKey(key: string): { namespace: string; name: string } {
   const slash = key.indexOf('/');
-  return slash < 0 ? { namespace: '', name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+  return slash < 0
+    ? { namespace: '', name: key }
+    : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }

@@ -45,14 +45,18 @@ describe('LeaderElector against a real API server', () => {
     const b = candidate('b', 'release');
     expect(await a.acquire(() => {})).toBe(true);
     let bLeads = false;
-    const bAcquired = b.acquire(() => {}).then((won) => {
-      bLeads = won;
-    });
+    const bAcquired = b
+      .acquire(() => {})
+      .then((won) => {
+        bLeads = won;
+      });
     // b keeps trying for longer than several renewals of a, and must not win while a renews.
     await new Promise((resolve) => setTimeout(resolve, 4000));
     expect(bLeads).toBe(false);
     expect(a.leading).toBe(true);
-    const lease = await api.get<{ spec: LeaseSpec }>('/apis/coordination.k8s.io/v1/namespaces/election/leases/release');
+    const lease = await api.get<{ spec: LeaseSpec }>(
+      '/apis/coordination.k8s.io/v1/namespaces/election/leases/release',
+    );
     expect(lease.spec.holderIdentity).toBe('a');
 
     const released = Date.now();
@@ -61,7 +65,9 @@ describe('LeaderElector against a real API server', () => {
     expect(bLeads).toBe(true);
     // Released, not expired: b takes it on its next retry, well within the lease duration.
     expect(Date.now() - released).toBeLessThan(1500);
-    const after = await api.get<{ spec: LeaseSpec }>('/apis/coordination.k8s.io/v1/namespaces/election/leases/release');
+    const after = await api.get<{ spec: LeaseSpec }>(
+      '/apis/coordination.k8s.io/v1/namespaces/election/leases/release',
+    );
     expect(after.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
     await b.stop();
   }, 30_000);
@@ -81,7 +87,9 @@ describe('LeaderElector against a real API server', () => {
     const b = candidate('b', 'crash');
     expect(await b.acquire(() => {})).toBe(true);
     expect(Date.now() - crashed).toBeGreaterThanOrEqual(2800);
-    const lease = await api.get<{ spec: LeaseSpec }>('/apis/coordination.k8s.io/v1/namespaces/election/leases/crash');
+    const lease = await api.get<{ spec: LeaseSpec }>(
+      '/apis/coordination.k8s.io/v1/namespaces/election/leases/crash',
+    );
     expect(lease.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 5 });
     await b.stop();
   }, 30_000);

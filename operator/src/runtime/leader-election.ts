@@ -90,11 +90,19 @@ export class LeaderElector {
       if (lease.spec.holderIdentity !== this.#o.identity) return;
       await this.#o.api.replace(this.#path, {
         ...lease,
-        spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(new Date()) },
+        spec: {
+          ...lease.spec,
+          holderIdentity: null,
+          leaseDurationSeconds: 1,
+          renewTime: microTime(new Date()),
+        },
       });
       this.#o.logger.info('released the leader lease');
     } catch (error) {
-      this.#o.logger.warn({ err: errorText(error) }, 'could not release the leader lease; it expires on its own');
+      this.#o.logger.warn(
+        { err: errorText(error) },
+        'could not release the leader lease; it expires on its own',
+      );
     }
   }
 

@@ -39,7 +39,10 @@ export class ServiceAccountIssuer {
         const changed = next.issuer !== this.#current?.issuer || next.jwks !== this.#current?.jwks;
         this.#current = next;
         if (changed) {
-          this.#logger.info({ issuer: next.issuer }, 'service-account signing keys changed; recompiling bundles');
+          this.#logger.info(
+            { issuer: next.issuer },
+            'service-account signing keys changed; recompiling bundles',
+          );
           onChange();
         }
       } catch (error) {

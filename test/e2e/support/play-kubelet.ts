@@ -23,7 +23,11 @@ export interface KubeletPlay {
   resyncConfigMap(volume: string): Promise<void>;
 }
 
-export async function materializeVolumes(api: KubeApi, pod: V1Pod, container: V1Container): Promise<KubeletPlay> {
+export async function materializeVolumes(
+  api: KubeApi,
+  pod: V1Pod,
+  container: V1Container,
+): Promise<KubeletPlay> {
   const namespace = pod.metadata!.namespace!;
   const root = await mkdtemp(join(tmpdir(), 'gatehouse-kubelet-'));
   const mounts = new Map<string, string>();
@@ -36,7 +40,10 @@ export async function materializeVolumes(api: KubeApi, pod: V1Pod, container: V1
     return out;
   };
   const project = (dir: string, data: Record<string, string>) =>
-    projectFiles(dir, Object.fromEntries(Object.entries(data).map(([key, value]) => [key, localPath(value)])));
+    projectFiles(
+      dir,
+      Object.fromEntries(Object.entries(data).map(([key, value]) => [key, localPath(value)])),
+    );
   const volumes = pod.spec?.volumes ?? [];
   for (const mount of container.volumeMounts ?? []) {
     const dir = join(root, mount.name);
@@ -60,7 +67,10 @@ export async function materializeVolumes(api: KubeApi, pod: V1Pod, container: V1
       await projectFiles(
         dir,
         Object.fromEntries(
-          Object.entries(secret.data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]),
+          Object.entries(secret.data ?? {}).map(([key, value]) => [
+            key,
+            Buffer.from(value, 'base64').toString('utf8'),
+          ]),
         ),
       );
     } else if (volume.projected) {
@@ -75,7 +85,12 @@ export async function materializeVolumes(api: KubeApi, pod: V1Pod, container: V1
             spec: {
               audiences: [request.audience],
               expirationSeconds: request.expirationSeconds,
-              boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name, uid: pod.metadata!.uid },
+              boundObjectRef: {
+                apiVersion: 'v1',
+                kind: 'Pod',
+                name: pod.metadata!.name,
+                uid: pod.metadata!.uid,
+              },
             },
           },
         );
@@ -117,7 +132,8 @@ export async function runContainer(
 ): Promise<SidecarProcess> {
   const args = [...(container.command?.slice(1) ?? []), ...(container.args ?? [])].map(kubelet.localPath);
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const variable of container.env ?? []) if (variable.value !== undefined) env[variable.name] = variable.value;
+  for (const variable of container.env ?? [])
+    if (variable.value !== undefined) env[variable.name] = variable.value;
   const child = spawn(process.execPath, ['--liftoff-only', MAIN, ...args, ...extraArgs], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
