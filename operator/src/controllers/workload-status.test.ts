@@ -51,6 +51,7 @@ describe('workloadStatuses', () => {
         pod('web-b', { owner: ['ReplicaSet', 'web-1'], hash: '1', specHash: 'h1' }),
         pod('web-c', { owner: ['ReplicaSet', 'web-1'], hash: '1' }),
         pod('tool', { specHash: 'h2' }),
+        { metadata: { name: 'opted-out', labels: { 'gatehouse.dev/inject': 'disabled' } } },
       ],
       'h2',
       [{ kind: 'DaemonSet', name: 'agent' }],

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_INJECTED, ANNOTATION_SPEC_HASH } from '../sidecar-layout.ts';
+import { ANNOTATION_INJECTED, ANNOTATION_SPEC_HASH, INJECT_DISABLED, LABEL_INJECT } from '../sidecar-layout.ts';
 
 /** One workload a DatabaseAccess covers, and how many of its pods carry the current sidecar. */
 export interface WorkloadStatus {
@@ -29,7 +29,8 @@ export function workloadOf(pod: V1Pod): { kind: string; name: string } {
 
 /**
  * Groups the selected pods by workload (plus `workloads` known to be selected, even without pods),
- * sorted by kind and name so the status is stable. Pods being deleted are left out.
+ * sorted by kind and name so the status is stable. Pods being deleted, and pods that opted out of
+ * injection (`gatehouse.dev/inject: disabled`), are left out: nobody expects a sidecar in them.
  */
 export function workloadStatuses(
   pods: readonly V1Pod[],
@@ -48,7 +49,7 @@ export function workloadStatuses(
   };
   for (const workload of workloads) entry(workload);
   for (const pod of pods) {
-    if (pod.metadata?.deletionTimestamp) continue;
+    if (pod.metadata?.deletionTimestamp || optedOut(pod)) continue;
     const status = entry(workloadOf(pod));
     const annotations = pod.metadata?.annotations ?? {};
     status.pods++;
@@ -58,4 +59,11 @@ export function workloadStatuses(
   }
   for (const status of byKey.values()) status.missing.sort();
   return [...byKey.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
+}
+
+function optedOut(pod: V1Pod): boolean {
+  return (
+    pod.metadata?.labels?.[LABEL_INJECT] === INJECT_DISABLED ||
+    pod.metadata?.annotations?.[LABEL_INJECT] === INJECT_DISABLED
+  );
 }

@@ -1,0 +1,261 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { KubeConfig } from '@kubernetes/client-node';
+import { API_VERSION } from '../../../crds/common.ts';
+import { DatabaseAccessSpec } from '../../../crds/database-access.ts';
+import { GuardrailSpec } from '../../../crds/guardrail.ts';
+import { MaskingPolicySpec } from '../../../crds/masking-policy.ts';
+import { crdOpenApiSchema } from '../../../crds/openapi.ts';
+import type { DatabaseAccessStatus } from '../../../operator/src/controllers/database-access-controller.ts';
+import { KubeApi } from '../../../operator/src/runtime/kube-api.ts';
+import { freePort } from '../../harness/free-port.ts';
+import { type KubeCluster, startKube } from '../../harness/kube/start-kube.ts';
+import type { KubeVersion } from '../../harness/kube/versions.ts';
+import { MAIN } from './proxy-process.ts';
+
+export const OPERATOR_NAMESPACE = 'gatehouse-system';
+export const WEBHOOK_CONFIG = 'gatehouse';
+
+export type AccessView = {
+  metadata: { name: string; generation?: number; finalizers?: string[]; uid?: string };
+  status?: DatabaseAccessStatus;
+};
+
+/** `gatehouse operator` as a child process, with its log lines. */
+export interface OperatorProcess {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  stop(): Promise<void>;
+}
+
+export interface OperatorCluster {
+  readonly cluster: KubeCluster;
+  readonly api: KubeApi;
+  /** The first operator; the webhook configuration points at its port. */
+  readonly operator: OperatorProcess;
+  /** Another replica of the operator, for leader election. */
+  startReplica(): Promise<OperatorProcess>;
+  eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs?: number): Promise<T>;
+  /** Until the DatabaseAccess is Ready for its current generation and `check` holds. */
+  readyAccess(namespace: string, name: string, check?: (a: AccessView) => boolean): Promise<AccessView>;
+  stop(): Promise<void>;
+}
+
+export function gatehousePath(plural: string, namespace: string, name?: string): string {
+  return `/apis/${API_VERSION}/namespaces/${namespace}/${plural}${name ? `/${name}` : ''}`;
+}
+
+export function conditionOf(object: AccessView | undefined, type: string) {
+  return object?.status?.conditions?.find((c) => c.type === type);
+}
+
+/**
+ * A real kube-apiserver with our CRDs, a MutatingWebhookConfiguration that calls the operator by URL
+ * on loopback, and the real CLI (`gatehouse operator`) running against it with leader election, as
+ * the chart runs it.
+ */
+export async function startOperatorCluster(
+  options: { version?: KubeVersion } = {},
+): Promise<OperatorCluster> {
+  const cluster = await startKube(options.version ? { version: options.version } : {});
+  const processes: OperatorProcess[] = [];
+  try {
+    const config = new KubeConfig();
+    config.loadFromFile(cluster.kubeconfigPath);
+    const api = new KubeApi(config);
+    const eventually = async <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs;
+      let last: unknown;
+      for (;;) {
+        try {
+          const value = await check();
+          if (value !== undefined) return value;
+        } catch (error) {
+          last = error;
+        }
+        if (Date.now() > deadline) {
+          const logs = processes.flatMap((p) => p.lines.slice(-10)).join('\n');
+          throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}\n${logs}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+
+    for (const crd of customResourceDefinitions())
+      await api.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+    for (const crd of customResourceDefinitions()) {
+      await eventually(`CRD ${crd.metadata.name} established`, async () => {
+        const current = await api.get<{ status?: { conditions?: { type: string; status: string }[] } }>(
+          `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
+        );
+        return (
+          current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ||
+          undefined
+        );
+      });
+    }
+    await api.create('/api/v1/namespaces', { metadata: { name: OPERATOR_NAMESPACE } });
+    const webhookPort = await freePort();
+    await api.create('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+      metadata: { name: WEBHOOK_CONFIG },
+      webhooks: [
+        {
+          name: 'pods.gatehouse.dev',
+          clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-pods` },
+          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
+          // Fail rather than the chart's Ignore: a webhook that is not called must fail the test, not pass unnoticed.
+          failurePolicy: 'Fail',
+          sideEffects: 'None',
+          admissionReviewVersions: ['v1'],
+          timeoutSeconds: 10,
+          namespaceSelector: {
+            matchExpressions: [
+              {
+                key: 'kubernetes.io/metadata.name',
+                operator: 'NotIn',
+                values: ['kube-system', 'kube-public', 'kube-node-lease', OPERATOR_NAMESPACE],
+              },
+            ],
+          },
+        },
+      ],
+    });
+
+    const launch = async (port: number) => {
+      const started = await startOperatorProcess(cluster.kubeconfigPath, port);
+      processes.push(started);
+      return started;
+    };
+    const operator = await launch(webhookPort);
+    await eventually(
+      'the operator ready and leading',
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${operator.healthPort}/readyz`);
+        return response.ok && operator.lines.some((l) => l.includes('controllers started'))
+          ? true
+          : undefined;
+      },
+      60_000,
+    );
+    await eventually('caBundle patched into the webhook', async () => {
+      const configuration = await api.get<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(
+        `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK_CONFIG}`,
+      );
+      return configuration.webhooks[0]?.clientConfig.caBundle || undefined;
+    });
+
+    return {
+      cluster,
+      api,
+      operator,
+      startReplica: async () => launch(await freePort()),
+      eventually,
+      readyAccess: (namespace, name, check = () => true) =>
+        eventually(`DatabaseAccess ${namespace}/${name} Ready`, async () => {
+          const access = await api.get<AccessView>(gatehousePath('databaseaccesses', namespace, name));
+          const ready = conditionOf(access, 'Ready');
+          return ready?.status === 'True' &&
+            access.status?.observedGeneration === access.metadata.generation &&
+            check(access)
+            ? access
+            : undefined;
+        }),
+      async stop() {
+        for (const p of processes) await p.stop();
+        await cluster.stop();
+      },
+    };
+  } catch (error) {
+    for (const p of processes) await p.stop();
+    await cluster.stop();
+    throw error;
+  }
+}
+
+/** CRDs built from the kinds' schemas, with the status subresource. */
+function customResourceDefinitions() {
+  const kinds = [
+    { kind: 'DatabaseAccess', plural: 'databaseaccesses', spec: DatabaseAccessSpec },
+    { kind: 'Guardrail', plural: 'guardrails', spec: GuardrailSpec },
+    { kind: 'MaskingPolicy', plural: 'maskingpolicies', spec: MaskingPolicySpec },
+  ];
+  return kinds.map(({ kind, plural, spec }) => ({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.gatehouse.dev` },
+    spec: {
+      group: 'gatehouse.dev',
+      scope: 'Namespaced',
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+      versions: [
+        {
+          name: 'v1alpha1',
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              required: ['spec'],
+              properties: {
+                spec: crdOpenApiSchema(spec),
+                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+              },
+            },
+          },
+        },
+      ],
+    },
+  }));
+}
+
+async function startOperatorProcess(kubeconfig: string, webhookPort: number): Promise<OperatorProcess> {
+  const [metricsPort, healthPort] = [await freePort(), await freePort()];
+  const child = spawn(
+    process.execPath,
+    [
+      '--liftoff-only',
+      MAIN,
+      'operator',
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${OPERATOR_NAMESPACE}`,
+      `--webhook-port=${webhookPort}`,
+      `--metrics-port=${metricsPort}`,
+      `--health-port=${healthPort}`,
+      '--leader-elect=true',
+      '--sidecar-image=ghcr.io/gatehouse/gatehouse:e2e',
+      `--webhook-config-name=${WEBHOOK_CONFIG}`,
+      '--webhook-service-name=gatehouse-webhook',
+      '--webhook-secret-name=gatehouse-webhook-tls',
+      '--cert-mode=self',
+      '--log-level=info',
+      '--bind-address=127.0.0.1',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const lines: string[] = [];
+  let buffered = '';
+  const onData = (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+      lines.push(buffered.slice(0, newline));
+      buffered = buffered.slice(newline + 1);
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    lines,
+    healthPort,
+    metricsPort,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
