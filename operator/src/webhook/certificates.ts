@@ -366,7 +366,7 @@ async function keyed(
 function parseBundle(pem: string | undefined): x509.X509Certificate[] {
   if (pem === undefined) return [];
   try {
-    return [...new x509.X509Certificates(pem)];
+    return x509.PemConverter.decode(pem).map((der) => new x509.X509Certificate(der));
   } catch {
     return [];
   }

@@ -59,7 +59,13 @@ export type InjectResult = {
   skipped?: SkipReason;
 };
 
-type InjectedResources = { container: string; volumes: string[]; env: Record<string, string[]> };
+type InjectedResources = {
+  container: string;
+  volumes: string[];
+  env: Record<string, string[]>;
+  /** Set when injection named the default service account (see addSidecar). */
+  serviceAccountName?: string;
+};
 
 /** Enough for a proxy that parses and relays; `spec.sidecar.resources` replaces both maps when set. */
 const DEFAULT_RESOURCES: V1ResourceRequirements = {
@@ -69,6 +75,7 @@ const DEFAULT_RESOURCES: V1ResourceRequirements = {
 /** A non-root user the sidecar image need not name: runAsNonRoot alone fails for images whose USER is a name. */
 const SIDECAR_USER = 65532;
 const LOOPBACK = '127.0.0.1';
+const DEFAULT_SERVICE_ACCOUNT = 'default';
 
 /**
  * Adds the Gatehouse sidecar for `access` to `pod`, a pure function of its input (pod in, pod out).
@@ -129,6 +136,11 @@ function addSidecar(
     if (added.length > 0) ownedEnv[app.name] = added;
   }
 
+  // A projected token needs a named service account. The ServiceAccount admission plugin names
+  // `default` before webhooks run; where it is off (as in envtest-style clusters) injection does it.
+  const namesServiceAccount = spec.serviceAccountName === undefined && spec.serviceAccount === undefined;
+  if (namesServiceAccount) spec.serviceAccountName = DEFAULT_SERVICE_ACCOUNT;
+
   if (plan.native) spec.initContainers = [plan.container, ...(spec.initContainers ?? [])];
   else spec.containers = [plan.container, ...spec.containers];
   spec.volumes = [...(spec.volumes ?? []), ...plan.volumes];
@@ -137,6 +149,7 @@ function addSidecar(
     container: plan.container.name,
     volumes: plan.volumes.map((volume) => volume.name),
     env: ownedEnv,
+    ...(namesServiceAccount && { serviceAccountName: DEFAULT_SERVICE_ACCOUNT }),
   };
   result.metadata = {
     ...result.metadata,
@@ -339,6 +352,9 @@ function removeInjection(pod: V1Pod): V1Pod {
   if (Object.keys(annotations).length === 0) delete copy.metadata!.annotations;
   const spec = copy.spec;
   if (owned === undefined || spec === undefined) return copy;
+  if (owned.serviceAccountName !== undefined && spec.serviceAccountName === owned.serviceAccountName) {
+    delete spec.serviceAccountName;
+  }
   const notOurs = (container: V1Container) => container.name !== owned.container;
   spec.containers = spec.containers.filter(notOurs);
   if (spec.initContainers !== undefined) {
@@ -363,7 +379,12 @@ function parseInjectedResources(text: string): InjectedResources | undefined {
   try {
     const value = JSON.parse(text) as Partial<InjectedResources>;
     if (typeof value.container !== 'string' || !Array.isArray(value.volumes)) return undefined;
-    return { container: value.container, volumes: value.volumes, env: value.env ?? {} };
+    return {
+      container: value.container,
+      volumes: value.volumes,
+      env: value.env ?? {},
+      ...(typeof value.serviceAccountName === 'string' && { serviceAccountName: value.serviceAccountName }),
+    };
   } catch {
     return undefined;
   }

@@ -12,6 +12,7 @@ const PATCHED_PATHS = [
   ['spec', 'initContainers'],
   ['spec', 'containers'],
   ['spec', 'volumes'],
+  ['spec', 'serviceAccountName'],
 ] as const;
 
 /**
