@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['sidecar/**/*.test.ts', 'operator/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['crds/**/*.test.ts', 'sidecar/**/*.test.ts', 'operator/**/*.test.ts', 'test/**/*.test.ts'],
     // One PostgreSQL and one MariaDB for the whole run, shared by every test file.
     globalSetup: ['test/harness/global-setup.ts'],
     testTimeout: 60_000,

@@ -12,10 +12,17 @@ export const API_VERSION = `${API_GROUP}/v1alpha1`;
 /** A string restricted to `values`, written as `{type: string, enum: [...]}` as CRD schemas need. */
 export function stringEnum<const T extends readonly string[]>(
   values: T,
-  options: { description?: string; default?: T[number] } = {},
+  options: { description?: string; default?: T[number]; 'x-kubernetes-validations'?: CelRule[] } = {},
 ) {
   return Type.Enum(values as unknown as T[number][], { type: 'string', ...options });
 }
+
+/**
+ * A CEL rule that the API server checks on the node that carries it (`x-kubernetes-validations`).
+ * Local validation ignores these; they are for the rules a structural schema cannot say: one-of
+ * choices and immutable fields (a rule that reads `oldSelf` runs on updates only).
+ */
+export type CelRule = { rule: string; message: string };
 
 /** An RFC 1123 name, as Kubernetes requires for object names. */
 export const ObjectName = Type.String({

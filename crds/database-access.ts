@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { documentSchema, ObjectName, Subject, stringEnum } from './common.ts';
+import { type CelRule, documentSchema, ObjectName, Subject, stringEnum } from './common.ts';
 
 /** Statement classes a grant can allow; sidecar/src/sql/analyze/statement-catalog.ts maps statements to them. */
 export const STATEMENT_CLASSES = ['read', 'write', 'ddl', 'admin'] as const;
@@ -32,12 +32,30 @@ const WorkloadSelector = Type.Object(
   {
     additionalProperties: false,
     description: 'Workloads in the same namespace that get a sidecar: kind and name, or matchLabels.',
+    'x-kubernetes-validations': [
+      { rule: '!has(self.name) || has(self.kind)', message: 'workloadSelector.name needs a kind' },
+      {
+        rule: 'has(self.name) != has(self.matchLabels)',
+        message: 'workloadSelector needs either name (with kind) or matchLabels, not both',
+      },
+    ] satisfies CelRule[],
   },
 );
 
 const Upstream = Type.Object(
   {
-    protocol: Type.Optional(stringEnum(['postgres', 'mysql'], { default: 'postgres' })),
+    protocol: Type.Optional(
+      stringEnum(['postgres', 'mysql'], {
+        default: 'postgres',
+        description: 'Immutable: a sidecar speaks one protocol; create a new DatabaseAccess to switch.',
+        'x-kubernetes-validations': [
+          {
+            rule: 'self == oldSelf',
+            message: 'upstream.protocol is immutable; create a new DatabaseAccess to switch protocols',
+          },
+        ],
+      }),
+    ),
     host: Type.String({ minLength: 1 }),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     database: Type.Optional(Type.String({ minLength: 1 })),

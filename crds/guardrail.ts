@@ -58,7 +58,12 @@ export const GuardrailSpec = Type.Object(
         description: 'dryRun records what the rules would have done and lets every statement run.',
       }),
     ),
-    rules: Type.Array(GuardrailRule, { minItems: 1 }),
+    rules: Type.Array(GuardrailRule, {
+      minItems: 1,
+      // The API server refuses two rules with one name: audit records and messages name the rule.
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+    }),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { documentSchema, Subject, stringEnum } from './common.ts';
+import { type CelRule, documentSchema, Subject, stringEnum } from './common.ts';
 
 export const MASKING_CLASSIFIERS = [
   'email',
@@ -33,7 +33,16 @@ export const MaskingRule = Type.Object(
     classifiers: Type.Optional(Type.Array(stringEnum(MASKING_CLASSIFIERS))),
     method: stringEnum(MASKING_METHODS),
   },
-  { additionalProperties: false, description: 'Needs columns, classifiers or both.' },
+  {
+    additionalProperties: false,
+    description: 'Needs columns, classifiers or both.',
+    'x-kubernetes-validations': [
+      {
+        rule: 'has(self.columns) || has(self.classifiers)',
+        message: 'a masking rule needs columns, classifiers or both',
+      },
+    ] satisfies CelRule[],
+  },
 );
 
 export const MaskingExemption = Type.Object(

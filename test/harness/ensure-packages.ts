@@ -14,6 +14,8 @@ const PACKAGES = [
   'haproxy',
   'pgbouncer',
   'openssl',
+  // Lua 5.1, the language of Argo CD's health checks (gopher-lua): the chart's checks run for real.
+  'lua5.1',
 ];
 
 /** What the harness and the benchmark call by full path; checked after installing, whatever dpkg says. */
@@ -31,6 +33,7 @@ const PROGRAMS = [
   '/usr/sbin/haproxy',
   '/usr/sbin/pgbouncer',
   '/usr/bin/openssl',
+  '/usr/bin/lua5.1',
   '/sbin/runuser',
 ];
 
