@@ -6,6 +6,7 @@ import { API_VERSION } from '../../../crds/common.ts';
 import type { DatabaseAccessSpecType } from '../../../crds/database-access.ts';
 import type { GuardrailSpecType } from '../../../crds/guardrail.ts';
 import type { MaskingPolicySpecType } from '../../../crds/masking-policy.ts';
+import type { DatabaseAccessStatusType } from '../../../crds/status.ts';
 import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
 import { BundleSpecError, type CompiledBundle, compileBundle } from '../compile/compile-bundle.ts';
 import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
@@ -35,15 +36,9 @@ import type { ServerVersion } from '../webhook/server-version.ts';
 import { gatehousePath } from './api-paths.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
 import { writeStatus } from './status-writer.ts';
-import { type WorkloadStatus, workloadStatuses } from './workload-status.ts';
+import { workloadStatuses } from './workload-status.ts';
 
-export interface DatabaseAccessStatus {
-  observedGeneration?: number;
-  conditions?: Condition[];
-  bundle?: { configMap: string; hash: string };
-  workloads?: WorkloadStatus[];
-  conflicts?: string[];
-}
+export type DatabaseAccessStatus = DatabaseAccessStatusType;
 
 export interface DatabaseAccessObject extends KubeObject {
   spec: DatabaseAccessSpecType;
@@ -232,9 +227,12 @@ export class DatabaseAccessController implements Reconciler {
     }
 
     const configMap = bundleConfigMapName(name);
-    const conflicts: string[] = [];
-    const bundleWritten = await this.#ensureBundle(access, configMap, bundle, conflicts);
-    if (bundleWritten === 'conflict') return stalled('BundleConflict', conflicts.join('; '));
+    const bundleWritten = await this.#ensureBundle(access, configMap, bundle);
+    if (bundleWritten === 'conflict')
+      return stalled(
+        'BundleConflict',
+        `ConfigMap "${configMap}" exists and is not owned by this DatabaseAccess; rename or delete it`,
+      );
 
     const plan = injectionPlan(
       { metadata: { name, namespace }, spec: access.spec },
@@ -245,6 +243,12 @@ export class DatabaseAccessController implements Reconciler {
     const pods = this.#d.pods
       .list(namespace)
       .filter((pod) => matchesAccess(pod, { metadata: { name, namespace }, spec: access.spec }));
+    // A pod gets one sidecar: the webhook picks one access, and the others that select it are conflicts.
+    const conflicts = this.#d.accesses
+      .list(namespace)
+      .filter((other) => other.metadata.name !== name && pods.some((pod) => matchesAccess(pod, other)))
+      .map((other) => `${namespace}/${other.metadata.name}`)
+      .sort();
     const workloads = workloadStatuses(pods, plan.hash, rolled.selected);
     const podCount = workloads.reduce((n, w) => n + w.pods, 0);
     const current = workloads.reduce((n, w) => n + w.current, 0);
@@ -309,7 +313,6 @@ export class DatabaseAccessController implements Reconciler {
     access: DatabaseAccessObject,
     configMap: string,
     bundle: CompiledBundle,
-    conflicts: string[],
   ): Promise<'written' | 'unchanged' | 'conflict'> {
     const { namespace = '', name, uid = '' } = access.metadata;
     const path = resourcePath('v1', 'configmaps', namespace, configMap);
@@ -342,12 +345,7 @@ export class DatabaseAccessController implements Reconciler {
     const owned = existing.metadata.ownerReferences?.some(
       (o) => o.uid === uid && o.kind === 'DatabaseAccess',
     );
-    if (!owned) {
-      conflicts.push(
-        `ConfigMap "${configMap}" exists and is not owned by this DatabaseAccess; rename or delete it`,
-      );
-      return 'conflict';
-    }
+    if (!owned) return 'conflict';
     if (existing.metadata.annotations?.['gatehouse.dev/bundle-hash'] === bundle.hash) return 'unchanged';
     await this.#d.api.replace(path, {
       ...desired,

@@ -1,5 +1,10 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_INJECTED, ANNOTATION_SPEC_HASH, INJECT_DISABLED, LABEL_INJECT } from '../sidecar-layout.ts';
+import {
+  ANNOTATION_INJECTED,
+  ANNOTATION_SPEC_HASH,
+  INJECT_DISABLED,
+  LABEL_INJECT,
+} from '../sidecar-layout.ts';
 
 /** One workload a DatabaseAccess covers, and how many of its pods carry the current sidecar. */
 export interface WorkloadStatus {
@@ -10,11 +15,13 @@ export interface WorkloadStatus {
   injected: number;
   /** Pods whose sidecar matches the access as it is now. */
   current: number;
-  /** Pods that should carry the current sidecar and do not (not injected, or injected from an older spec). */
+  /** Pods that should carry the current sidecar and do not (not injected, or injected from an older spec); the first 100. */
   missing: string[];
 }
 
 const POD_TEMPLATE_HASH = 'pod-template-hash';
+/** The status lists this many missing pods per workload; `pods` and `current` still count them all. */
+const MAX_MISSING = 100;
 
 /** The workload a pod belongs to: its controller, seen through a Deployment's ReplicaSet; the pod itself when bare. */
 export function workloadOf(pod: V1Pod): { kind: string; name: string } {
@@ -57,7 +64,7 @@ export function workloadStatuses(
     if (annotations[ANNOTATION_SPEC_HASH] === currentHash) status.current++;
     else status.missing.push(pod.metadata?.name ?? '');
   }
-  for (const status of byKey.values()) status.missing.sort();
+  for (const status of byKey.values()) status.missing = status.missing.sort().slice(0, MAX_MISSING);
   return [...byKey.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
 }
 

@@ -1,16 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import { API_VERSION } from '../../../crds/common.ts';
-import { DatabaseAccessSpec } from '../../../crds/database-access.ts';
-import { GuardrailSpec } from '../../../crds/guardrail.ts';
-import { MaskingPolicySpec } from '../../../crds/masking-policy.ts';
-import { crdOpenApiSchema } from '../../../crds/openapi.ts';
 import type { DatabaseAccessStatus } from '../../../operator/src/controllers/database-access-controller.ts';
 import { KubeApi } from '../../../operator/src/runtime/kube-api.ts';
 import { freePort } from '../../harness/free-port.ts';
 import { type KubeCluster, startKube } from '../../harness/kube/start-kube.ts';
 import type { KubeVersion } from '../../harness/kube/versions.ts';
-import { MAIN } from './proxy-process.ts';
+import { MAIN, REPO_ROOT } from './proxy-process.ts';
 
 export const OPERATOR_NAMESPACE = 'gatehouse-system';
 export const WEBHOOK_CONFIG = 'gatehouse';
@@ -173,41 +172,13 @@ export async function startOperatorCluster(
   }
 }
 
-/** CRDs built from the kinds' schemas, with the status subresource. */
-function customResourceDefinitions() {
-  const kinds = [
-    { kind: 'DatabaseAccess', plural: 'databaseaccesses', spec: DatabaseAccessSpec },
-    { kind: 'Guardrail', plural: 'guardrails', spec: GuardrailSpec },
-    { kind: 'MaskingPolicy', plural: 'maskingpolicies', spec: MaskingPolicySpec },
-  ];
-  return kinds.map(({ kind, plural, spec }) => ({
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.gatehouse.dev` },
-    spec: {
-      group: 'gatehouse.dev',
-      scope: 'Namespaced',
-      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
-      versions: [
-        {
-          name: 'v1alpha1',
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              required: ['spec'],
-              properties: {
-                spec: crdOpenApiSchema(spec),
-                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-              },
-            },
-          },
-        },
-      ],
-    },
-  }));
+/** The CRDs as `npm run gen` writes them to crds/generated/ (and the chart ships them). */
+function customResourceDefinitions(): { metadata: { name: string } }[] {
+  const dir = join(REPO_ROOT, 'crds/generated');
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.yaml'))
+    .sort()
+    .map((file) => parse(readFileSync(join(dir, file), 'utf8')) as { metadata: { name: string } });
 }
 
 async function startOperatorProcess(kubeconfig: string, webhookPort: number): Promise<OperatorProcess> {
