@@ -136,8 +136,17 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const controllers = [accessController, guardrailController, maskingController];
   const key = (object: KubeObject) => objectKey(object.metadata.namespace, object.metadata.name);
 
-  accesses.on((_event, access) => {
-    accessController.queue.add(key(access));
+  /** Generation last seen per access: a spec change (not our own status writes) may change its siblings' conflicts. */
+  const seenGenerations = new Map<string, number | undefined>();
+  accesses.on((event, access) => {
+    const accessKey = key(access);
+    accessController.queue.add(accessKey);
+    if (event === 'delete' || seenGenerations.get(accessKey) !== access.metadata.generation) {
+      for (const sibling of accesses.list(access.metadata.namespace))
+        accessController.queue.add(key(sibling));
+    }
+    if (event === 'delete') seenGenerations.delete(accessKey);
+    else seenGenerations.set(accessKey, access.metadata.generation);
     // A policy's status names the accesses that use it.
     for (const name of access.spec.guardrails ?? [])
       guardrailController.queue.add(objectKey(access.metadata.namespace, name));

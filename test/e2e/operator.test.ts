@@ -269,6 +269,26 @@ describe('references, validation, rollout and deletion', () => {
     await env.readyAccess(namespace, 'orders', (a) => a.metadata.generation === 3);
     expect(await stamp()).toBe(second);
 
+    // A second access selecting the same pods is a conflict both report.
+    await api.create(gatehousePath('databaseaccesses', namespace), {
+      apiVersion: API_VERSION,
+      kind: 'DatabaseAccess',
+      metadata: { name: 'orders-copy' },
+      spec: accessSpec(pgInfo, DATABASE),
+    });
+    await env.readyAccess(
+      namespace,
+      'orders',
+      (a) => a.status?.conflicts?.[0] === `${namespace}/orders-copy`,
+    );
+    await env.readyAccess(
+      namespace,
+      'orders-copy',
+      (a) => a.status?.conflicts?.[0] === `${namespace}/orders`,
+    );
+    await api.delete(gatehousePath('databaseaccesses', namespace, 'orders-copy'));
+    await env.readyAccess(namespace, 'orders', (a) => a.status?.conflicts?.length === 0);
+
     await api.delete(gatehousePath('databaseaccesses', namespace, 'orders'));
     await env.eventually('the DatabaseAccess gone', async () =>
       (await api.getOptional(gatehousePath('databaseaccesses', namespace, 'orders'))) === undefined
