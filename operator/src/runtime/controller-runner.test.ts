@@ -57,8 +57,9 @@ describe('Controller', () => {
     expect(metrics).toContain('gatehouse_operator_reconcile_total{controller="test",result="success"} 1');
   });
 
-  it('requeues after the delay a reconcile asks for', async () => {
+  it('requeues after the delay a reconcile asks for, and reports the queue depth', async () => {
     const { logger } = capture();
+    const registry = new Registry();
     const seen: number[] = [];
     const controller = new Controller(
       {
@@ -69,10 +70,11 @@ describe('Controller', () => {
         },
       },
       logger,
-      controllerMetrics(new Registry()),
+      controllerMetrics(registry),
     );
-    controller.start(1);
     controller.queue.add('k');
+    expect(await registry.metrics()).toContain('gatehouse_operator_workqueue_depth{controller="requeue"} 1');
+    controller.start(1);
     while (seen.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
     await controller.stop();
     expect(seen[1]! - seen[0]!).toBeGreaterThanOrEqual(25);

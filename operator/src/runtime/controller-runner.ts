@@ -13,11 +13,13 @@ export interface Reconciler {
 export interface ControllerMetrics {
   readonly reconciles: Counter<'controller' | 'result'>;
   readonly duration: Histogram<'controller'>;
-  readonly depth: Gauge<'controller'>;
+  /** Queues whose depth is reported, by controller name; read at each scrape. */
+  readonly queues: Map<string, WorkQueue>;
 }
 
 export function controllerMetrics(registry: Registry): ControllerMetrics {
-  return {
+  const metrics: ControllerMetrics = {
+    queues: new Map(),
     reconciles: new Counter({
       name: 'gatehouse_operator_reconcile_total',
       help: 'Reconciles by controller and result (success, requeue, error).',
@@ -31,13 +33,17 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
       buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    depth: new Gauge({
-      name: 'gatehouse_operator_workqueue_depth',
-      help: 'Keys waiting in the work queue.',
-      labelNames: ['controller'],
-      registers: [registry],
-    }),
   };
+  new Gauge({
+    name: 'gatehouse_operator_workqueue_depth',
+    help: 'Keys waiting in the work queue.',
+    labelNames: ['controller'],
+    registers: [registry],
+    collect() {
+      for (const [controller, queue] of metrics.queues) this.set({ controller }, queue.length);
+    },
+  });
+  return metrics;
 }
 
 /**
@@ -57,6 +63,7 @@ export class Controller {
     this.queue = queue;
     this.#logger = logger.child({ controller: reconciler.name });
     this.#metrics = metrics;
+    metrics.queues.set(reconciler.name, queue);
   }
 
   get name(): string {
@@ -75,7 +82,6 @@ export class Controller {
 
   async #work(): Promise<void> {
     for (;;) {
-      this.#metrics.depth.set({ controller: this.name }, this.queue.length);
       const key = await this.queue.get();
       if (key === undefined) return;
       const started = performance.now();
