@@ -309,6 +309,8 @@ describe('references, validation, rollout and deletion', () => {
     expect(text).toContain('gatehouse_operator_workqueue_depth{controller="databaseaccess"}');
     expect(text).toMatch(/^gatehouse_operator_leader 1$/m);
     expect((await fetch(`http://127.0.0.1:${env.operator.healthPort}/healthz`)).status).toBe(200);
+    // The operator runs as the chart's ServiceAccount: nothing it did may have been refused by RBAC.
+    expect(env.operator.lines.filter((line) => /forbidden/i.test(line))).toEqual([]);
   });
 
   it('hands the controllers to a second replica when the leader shuts down', async () => {

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { API_VERSION } from '../../../crds/common.ts';
 import type { DatabaseAccessStatus } from '../../../operator/src/controllers/database-access-controller.ts';
 import { KubeApi } from '../../../operator/src/runtime/kube-api.ts';
@@ -12,7 +12,10 @@ import type { KubeVersion } from '../../harness/kube/versions.ts';
 import { MAIN, REPO_ROOT } from './proxy-process.ts';
 
 export const OPERATOR_NAMESPACE = 'gatehouse-system';
-export const WEBHOOK_CONFIG = 'gatehouse';
+/** As the chart names it for a release `gatehouse` in gatehouse-system (its RBAC grants access to this name only). */
+export const WEBHOOK_CONFIG = 'gatehouse-gatehouse-system';
+/** Kinds of the rendered chart that the test applies: the operator's identity and its least-privilege RBAC. */
+const RBAC_KINDS = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
 
 export type AccessView = {
   metadata: { name: string; generation?: number; finalizers?: string[]; uid?: string };
@@ -121,8 +124,9 @@ export async function startOperatorCluster(
       ],
     });
 
+    const kubeconfig = await operatorKubeconfig(api, cluster);
     const launch = async (port: number) => {
-      const started = await startOperatorProcess(cluster.kubeconfigPath, port);
+      const started = await startOperatorProcess(kubeconfig, port);
       processes.push(started);
       return started;
     };
@@ -170,6 +174,57 @@ export async function startOperatorCluster(
     await cluster.stop();
     throw error;
   }
+}
+
+/**
+ * A kubeconfig for the chart's operator ServiceAccount, with the chart's RBAC applied (from the
+ * rendered manifests, charts/manifests/gatehouse.yaml): the operator runs with exactly the rights
+ * a release gives it, so a missing permission fails here, not in someone's cluster.
+ */
+async function operatorKubeconfig(api: KubeApi, cluster: KubeCluster): Promise<string> {
+  const manifests = parseAllDocuments(
+    readFileSync(join(REPO_ROOT, 'charts/manifests/gatehouse.yaml'), 'utf8'),
+  )
+    .map(
+      (document) =>
+        document.toJS() as {
+          apiVersion: string;
+          kind: string;
+          metadata: { name: string; namespace?: string };
+        },
+    )
+    .filter((object) => object && RBAC_KINDS.includes(object.kind));
+  let serviceAccount: string | undefined;
+  for (const object of manifests) {
+    const group = object.apiVersion.includes('/')
+      ? `/apis/${object.apiVersion}`
+      : `/api/${object.apiVersion}`;
+    const plural = `${object.kind.toLowerCase()}s`;
+    const namespace = object.metadata.namespace ? `/namespaces/${object.metadata.namespace}` : '';
+    await api.create(`${group}${namespace}/${plural}`, object);
+    if (object.kind === 'ServiceAccount') serviceAccount = object.metadata.name;
+  }
+  if (!serviceAccount) throw new Error('the rendered chart has no ServiceAccount');
+  const answer = await api.create<{ status: { token: string } }>(
+    `/api/v1/namespaces/${OPERATOR_NAMESPACE}/serviceaccounts/${serviceAccount}/token`,
+    { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 86_400 } },
+  );
+  const path = join(cluster.kubeconfigPath, '..', 'operator.kubeconfig');
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'test', cluster: { server: cluster.server, 'certificate-authority': cluster.caFile } },
+      ],
+      users: [{ name: serviceAccount, user: { token: answer.status.token } }],
+      contexts: [{ name: 'operator', context: { cluster: 'test', user: serviceAccount } }],
+      'current-context': 'operator',
+    }),
+    { mode: 0o600 },
+  );
+  return path;
 }
 
 /** The CRDs as `npm run gen` writes them to crds/generated/ (and the chart ships them). */
