@@ -118,7 +118,6 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       events,
       sidecarImage: options.sidecarImage,
       serverVersion,
-      logger,
     }),
     logger,
     metrics,

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../../crds/common.ts';
 import type { DatabaseAccessSpecType } from '../../../crds/database-access.ts';
@@ -71,8 +70,6 @@ export interface DatabaseAccessControllerDeps {
   readonly events: EventRecorder;
   readonly sidecarImage: string;
   readonly serverVersion: ServerVersion;
-  readonly logger: Logger;
-  readonly now?: () => Date;
 }
 
 /** Kinds whose pod template a rollout may stamp; the others (ReplicaSet, Job...) are owned by something else. */
@@ -167,20 +164,19 @@ export class DatabaseAccessController implements Reconciler {
 
     const missing: string[] = [];
     const credentials = access.spec.upstream?.credentialsSecretRef;
-    let secretMissing = false;
+    let secretProblem = false;
     if (credentials) {
       const secret = await this.#d.api.getOptional<V1Secret>(
         resourcePath('v1', 'secrets', namespace, credentials.name),
       );
-      if (!secret) {
-        secretMissing = true;
-        missing.push(`Secret "${credentials.name}" not found`);
-      } else {
+      if (!secret) missing.push(`Secret "${credentials.name}" not found`);
+      else {
         for (const key of [credentials.userKey ?? 'username', credentials.passwordKey ?? 'password']) {
           if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined)
             missing.push(`Secret "${credentials.name}" has no key "${key}"`);
         }
       }
+      secretProblem = missing.length > 0;
     }
     const guardrails: GuardrailObject[] = [];
     for (const ref of access.spec.guardrails ?? []) {
@@ -198,7 +194,7 @@ export class DatabaseAccessController implements Reconciler {
       return stalled(
         'ReferenceNotFound',
         missing.join('; '),
-        secretMissing ? MISSING_SECRET_RECHECK_MS : undefined,
+        secretProblem ? MISSING_SECRET_RECHECK_MS : undefined,
       );
 
     const keys = await this.#d.issuer.get();
@@ -282,12 +278,7 @@ export class DatabaseAccessController implements Reconciler {
   }
 
   #conditions(access: DatabaseAccessObject, desired: DesiredCondition[]): Condition[] {
-    return mergeConditions(
-      access.status?.conditions,
-      desired,
-      access.metadata.generation,
-      this.#d.now?.() ?? new Date(),
-    );
+    return mergeConditions(access.status?.conditions, desired, access.metadata.generation, new Date());
   }
 
   /** An event when the Ready reason changes, so a stuck resource does not fill the event log. */
