@@ -62,6 +62,8 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   if (leaderElect !== 'true' && leaderElect !== 'false')
     throw new UserError(`gatehouse operator: --leader-elect is "${leaderElect}"; use true or false`);
   const webhookPort = port(values['webhook-port'], 'webhook-port');
+  const metricsPort = port(values['metrics-port'], 'metrics-port');
+  const healthPort = port(values['health-port'], 'health-port');
 
   const kubeConfig = new KubeConfig();
   if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
@@ -79,8 +81,8 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
     logger,
     namespace,
     sidecarImage: image,
-    metricsPort: port(values['metrics-port'], 'metrics-port'),
-    healthPort: port(values['health-port'], 'health-port'),
+    metricsPort,
+    healthPort,
     leaderElect: leaderElect === 'true',
     bindHost: values['bind-address'],
     ...(webhookPort !== 0 && {
