@@ -81,6 +81,7 @@ export async function handleAdmissionReview(
       image: deps.image,
       serverVersion: deps.serverVersion,
     });
+    if (result.skipped === 'opted-out') return answer();
     const notes = [...result.conflicts, ...selection.passedOver.map((passed) => passed.reason)];
     deps.logger.info(
       {

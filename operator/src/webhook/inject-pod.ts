@@ -199,6 +199,8 @@ function sidecarVolumes(access: DatabaseAccess): V1Volume[] {
   ];
   const credentials = access.spec.upstream?.credentialsSecretRef;
   if (credentials !== undefined) {
+    // 0400 files belong to root: the sidecar's user reads them only when the pod sets fsGroup (the
+    // kubelet then adds group read). The volume is mounted into the sidecar alone either way.
     volumes.push({ name: VOLUME_CREDENTIALS, secret: { secretName: credentials.name, defaultMode: 0o400 } });
   }
   volumes.push(
