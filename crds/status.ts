@@ -46,7 +46,6 @@ export const Condition = Type.Object(
 );
 
 const Conditions = Type.Array(Condition, {
-  maxItems: 8,
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
 });
@@ -79,9 +78,8 @@ export const WorkloadStatus = Type.Object(
     }),
     missing: Type.Optional(
       Type.Array(ObjectName, {
-        maxItems: 100,
         description:
-          'Pods without a sidecar (the first 100): created while the webhook was unreachable, or opted out.',
+          'Pods that should carry the current sidecar and do not: created while the webhook was unreachable, or injected for an older spec.',
       }),
     ),
   },

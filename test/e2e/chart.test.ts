@@ -214,6 +214,14 @@ describe('helm template', () => {
     });
   });
 
+  it('refuses clusters older than 1.28, whose API servers lack what the CRDs need', async () => {
+    const old = await helm(['template', 'gatehouse', CHART_DIR, '--kube-version', '1.27.9']);
+    expect(old.code).not.toBe(0);
+    expect(old.stderr).toContain('chart requires kubeVersion: >=1.28.0-0');
+    const eks = await helm(['template', 'gatehouse', CHART_DIR, '--kube-version', 'v1.28.15-eks-1']);
+    expect(eks.code, eks.stderr).toBe(0);
+  });
+
   it('adds a PodDisruptionBudget and pins images by digest when asked', async () => {
     const digest = `sha256:${'a'.repeat(64)}`;
     const objects = await render(
