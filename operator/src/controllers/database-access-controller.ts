@@ -31,6 +31,7 @@ import {
 } from '../sidecar-layout.ts';
 import { injectionPlan } from '../webhook/inject-pod.ts';
 import { matchesAccess } from '../webhook/matches-access.ts';
+import { selectAccess } from '../webhook/select-access.ts';
 import type { ServerVersion } from '../webhook/server-version.ts';
 import { gatehousePath } from './api-paths.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
@@ -236,13 +237,14 @@ export class DatabaseAccessController implements Reconciler {
       this.#d.serverVersion,
     );
     const rolled = await this.#rollWorkloads(access, rolloutHash(plan.hash, access.spec));
-    const pods = this.#d.pods
-      .list(namespace)
-      .filter((pod) => matchesAccess(pod, { metadata: { name, namespace }, spec: access.spec }));
-    // A pod gets one sidecar: the webhook picks one access, and the others that select it are conflicts.
-    const conflicts = this.#d.accesses
-      .list(namespace)
-      .filter((other) => other.metadata.name !== name && pods.some((pod) => matchesAccess(pod, other)))
+    const self = { metadata: { name, namespace }, spec: access.spec };
+    const siblings = this.#d.accesses.list(namespace);
+    const selected = this.#d.pods.list(namespace).filter((pod) => matchesAccess(pod, self));
+    // One sidecar per pod: where several accesses select a pod, the webhook's choice carries it and
+    // the others report a conflict instead of counting the pod as missing their sidecar.
+    const pods = selected.filter((pod) => selectAccess(pod, siblings).chosen?.metadata.name === name);
+    const conflicts = siblings
+      .filter((other) => other.metadata.name !== name && selected.some((pod) => matchesAccess(pod, other)))
       .map((other) => `${namespace}/${other.metadata.name}`)
       .sort();
     const workloads = workloadStatuses(pods, plan.hash, rolled.selected);
