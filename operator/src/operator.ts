@@ -123,12 +123,12 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     metrics,
   );
   const guardrailController = new Controller(
-    new PolicyController('Guardrail', api, guardrails as never, accesses),
+    new PolicyController('Guardrail', api, guardrails, accesses),
     logger,
     metrics,
   );
   const maskingController = new Controller(
-    new PolicyController('MaskingPolicy', api, maskingPolicies as never, accesses),
+    new PolicyController('MaskingPolicy', api, maskingPolicies, accesses),
     logger,
     metrics,
   );

@@ -23,14 +23,14 @@ export class PolicyController implements Reconciler {
   readonly name: string;
   readonly #kind: 'Guardrail' | 'MaskingPolicy';
   readonly #api: KubeApi;
-  readonly #objects: Informer<PolicyObject>;
-  readonly #accesses: Informer<DatabaseAccessObject>;
+  readonly #objects: Pick<Informer<PolicyObject>, 'get'>;
+  readonly #accesses: Pick<Informer<DatabaseAccessObject>, 'list'>;
 
   constructor(
     kind: 'Guardrail' | 'MaskingPolicy',
     api: KubeApi,
-    objects: Informer<PolicyObject>,
-    accesses: Informer<DatabaseAccessObject>,
+    objects: Pick<Informer<PolicyObject>, 'get'>,
+    accesses: Pick<Informer<DatabaseAccessObject>, 'list'>,
   ) {
     this.#kind = kind;
     this.name = kind.toLowerCase();
