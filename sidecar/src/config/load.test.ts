@@ -82,6 +82,20 @@ describe('parseProxyConfig', () => {
     expect(fromEnv.upstream.password).toBe('from-env');
   });
 
+  it('reads the upstream user from a file, as a pod mounts it from a Secret', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
+    writeFileSync(join(dir, 'username'), 'app_user\n');
+    const config = parseProxyConfig(
+      `upstream:\n  host: h\n  user: {file: ${join(dir, 'username')}}\n${LOCAL}`,
+      'g.yaml',
+    );
+    expect(config.upstream.user).toBe('app_user');
+    expect(config.upstream.database).toBe('app_user');
+    expect(errorOf(`upstream:\n  host: h\n  user: {file: ${join(dir, 'missing')}}\n${LOCAL}`)).toMatch(
+      /^g\.yaml: upstream\.user\.file: cannot read .*missing \(ENOENT\)$/,
+    );
+  });
+
   it('keeps the other documents of the file for the policy loader', () => {
     const config = parseProxyConfig(
       `upstream: {url: postgres://u@h/db}\n${LOCAL}---\nkind: Guardrail\nmetadata: {name: g}\n`,

@@ -209,7 +209,8 @@ function resolveUpstream(document: ProxyConfigDocument, file: string): UpstreamC
     };
   }
   const protocol = u.protocol ?? fromUrl.protocol ?? 'postgres';
-  const user = u.user ?? fromUrl.user;
+  const user =
+    typeof u.user === 'object' ? resolveSecret(u.user, file, 'upstream.user') : (u.user ?? fromUrl.user);
   if (!user) throw new ConfigError(file, 'upstream.user', 'is required (or give it in upstream.url)');
   const host = u.host ?? fromUrl.host;
   if (!host) throw new ConfigError(file, 'upstream.host', 'is required (or give it in upstream.url)');

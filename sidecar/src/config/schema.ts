@@ -35,7 +35,11 @@ const Upstream = Type.Object(
     host: Type.Optional(Type.String({ minLength: 1 })),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     database: Type.Optional(Type.String({ minLength: 1 })),
-    user: Type.Optional(Type.String({ minLength: 1 })),
+    user: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), SecretValue], {
+        description: 'The database user: a name, or a SecretValue (a file mounted from a Secret, in a pod).',
+      }),
+    ),
     password: Type.Optional(SecretValue),
     tls: Type.Optional(
       Type.Object(

@@ -1,0 +1,137 @@
+import { readFile } from 'node:fs/promises';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { parseCliArgs } from '../../../sidecar/src/cli/proxy-command.ts';
+import { UserError } from '../../../sidecar/src/errors.ts';
+import { startOperator } from '../operator.ts';
+
+export const OPERATOR_USAGE = `usage: gatehouse operator --sidecar-image IMAGE [options]
+
+  --namespace NS              the operator's namespace (Lease, webhook Secret); default: the pod's, or gatehouse-system
+  --sidecar-image IMAGE       image of the injected sidecar (required)
+  --webhook-port PORT         HTTPS port of the pod-injection webhook (default 9443; 0 disables the webhook)
+  --webhook-config-name NAME  MutatingWebhookConfiguration whose caBundle is kept current (default gatehouse)
+  --webhook-service-name NAME Service in front of the webhook, named in its certificate (default gatehouse-webhook)
+  --webhook-secret-name NAME  Secret with the webhook's certificate (default gatehouse-webhook-tls)
+  --cert-mode self|cert-manager  who issues the webhook certificate (default self)
+  --metrics-port PORT         Prometheus /metrics (default 8080)
+  --health-port PORT          /healthz and /readyz (default 8081)
+  --leader-elect true|false   run controllers only while holding the Lease (default true)
+  --log-level LEVEL           fatal, error, warn, info, debug or trace (default info)
+  --bind-address HOST         address the servers listen on (default 0.0.0.0)
+  --kubeconfig FILE           outside a cluster; default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account`;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** `gatehouse operator`: runs until SIGTERM or SIGINT, then shuts down gracefully (lease released). */
+export async function runOperatorCommand(argv: string[]): Promise<number> {
+  const { values } = parseCliArgs({
+    args: argv,
+    strict: true,
+    options: {
+      namespace: { type: 'string' },
+      'sidecar-image': { type: 'string' },
+      'webhook-port': { type: 'string', default: '9443' },
+      'webhook-config-name': { type: 'string', default: 'gatehouse' },
+      'webhook-service-name': { type: 'string', default: 'gatehouse-webhook' },
+      'webhook-secret-name': { type: 'string', default: 'gatehouse-webhook-tls' },
+      'cert-mode': { type: 'string', default: 'self' },
+      'metrics-port': { type: 'string', default: '8080' },
+      'health-port': { type: 'string', default: '8081' },
+      'leader-elect': { type: 'string', default: 'true' },
+      'log-level': { type: 'string', default: 'info' },
+      'bind-address': { type: 'string', default: '0.0.0.0' },
+      kubeconfig: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(OPERATOR_USAGE);
+    return 0;
+  }
+  const image = values['sidecar-image'];
+  if (!image) throw new UserError('gatehouse operator: --sidecar-image IMAGE is required');
+  const certMode = values['cert-mode'];
+  if (certMode !== 'self' && certMode !== 'cert-manager')
+    throw new UserError(`gatehouse operator: --cert-mode is "${certMode}"; use self or cert-manager`);
+  const logLevel = values['log-level'] as (typeof LOG_LEVELS)[number];
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new UserError(`gatehouse operator: --log-level is "${logLevel}"; use ${LOG_LEVELS.join(', ')}`);
+  const leaderElect = values['leader-elect'];
+  if (leaderElect !== 'true' && leaderElect !== 'false')
+    throw new UserError(`gatehouse operator: --leader-elect is "${leaderElect}"; use true or false`);
+  const webhookPort = port(values['webhook-port'], 'webhook-port');
+  const metricsPort = port(values['metrics-port'], 'metrics-port');
+  const healthPort = port(values['health-port'], 'health-port');
+
+  const kubeConfig = new KubeConfig();
+  if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
+  else kubeConfig.loadFromDefault();
+  const namespace = values.namespace ?? (await inClusterNamespace()) ?? 'gatehouse-system';
+  const logger = pino({
+    level: logLevel,
+    base: { service: 'gatehouse-operator' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
+
+  let exitCode = 0;
+  const operator = await startOperator({
+    kubeConfig,
+    logger,
+    namespace,
+    sidecarImage: image,
+    metricsPort,
+    healthPort,
+    leaderElect: leaderElect === 'true',
+    bindHost: values['bind-address'],
+    ...(webhookPort !== 0 && {
+      webhook: {
+        port: webhookPort,
+        configurationName: values['webhook-config-name'],
+        serviceName: values['webhook-service-name'],
+        secretName: values['webhook-secret-name'],
+        certMode,
+      },
+    }),
+    onLeadershipLost: () => {
+      // Another replica may lead by now; this one's caches and queues cannot be trusted to stand down cleanly.
+      logger.fatal('leadership lost: exiting so the replica restarts as a follower');
+      exitCode = 1;
+      process.kill(process.pid, 'SIGTERM');
+    },
+  });
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'signal received');
+      operator.stop().then(resolve, (error: unknown) => {
+        logger.error({ err: String(error) }, 'error during shutdown');
+        exitCode = 1;
+        resolve();
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  return exitCode;
+}
+
+function port(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UserError(`gatehouse operator: --${flag} is "${value}"; use a port number`);
+  return n;
+}
+
+async function inClusterNamespace(): Promise<string | undefined> {
+  return readFile(IN_CLUSTER_NAMESPACE, 'utf8').then(
+    (text) => text.trim() || undefined,
+    () => undefined,
+  );
+}

@@ -1,0 +1,148 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { parseProxyConfig } from '../../../sidecar/src/config/load.ts';
+import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
+import { BUNDLE_CONFIG_KEY, BUNDLE_JWKS_KEY, CREDENTIALS_MOUNT, TOKEN_AUDIENCE } from '../sidecar-layout.ts';
+import { type BundleInput, BundleSpecError, compileBundle } from './compile-bundle.ts';
+
+const JWKS = '{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}';
+
+function input(overrides: Partial<BundleInput['access']['spec']> = {}): BundleInput {
+  return {
+    access: {
+      metadata: { name: 'orders-app', namespace: 'shop' },
+      spec: {
+        subjects: [{ kind: 'ServiceAccount', name: 'orders' }],
+        allow: ['read', 'write'],
+        guardrails: ['no-drop'],
+        maskingPolicies: ['pii'],
+        upstream: {
+          protocol: 'postgres',
+          host: 'db.shop.svc',
+          port: 6543,
+          database: 'orders',
+          credentialsSecretRef: { name: 'db-creds', userKey: 'user', passwordKey: 'pass' },
+          tls: { mode: 'disable' },
+        },
+        ...overrides,
+      },
+    },
+    guardrails: [
+      {
+        metadata: { name: 'no-drop', namespace: 'shop' },
+        spec: { mode: 'enforce', rules: [{ name: 'drops', kinds: ['drop', 'truncate'], action: 'block' }] },
+      },
+    ],
+    maskingPolicies: [
+      {
+        metadata: { name: 'pii', namespace: 'shop' },
+        spec: { autoDetect: true, rules: [{ columns: ['customers.email'], method: 'redact' }] },
+      },
+    ],
+    issuer: 'https://kubernetes.default.svc.cluster.local',
+    jwks: JWKS,
+  };
+}
+
+/** Plays kubelet: the Secret's keys as files, and the config's mount paths pointed at them. */
+function loadAsSidecar(config: string) {
+  const credentials = mkdtempSync(join(tmpdir(), 'gatehouse-credentials-'));
+  writeFileSync(join(credentials, 'user'), 'orders_app\n');
+  writeFileSync(join(credentials, 'pass'), 's3cret\n');
+  const text = config.replaceAll(CREDENTIALS_MOUNT, credentials);
+  const proxy = parseProxyConfig(text, 'bundle.yaml');
+  return { proxy, policy: loadPolicyDocuments(proxy.policyDocuments, 'bundle.yaml') };
+}
+
+describe('compileBundle', () => {
+  it('compiles a bundle that the sidecar loads: proxy settings, the access and every policy it names', () => {
+    const bundle = compileBundle(input());
+    expect(Object.keys(bundle.data).sort()).toEqual([BUNDLE_CONFIG_KEY, BUNDLE_JWKS_KEY].sort());
+    expect(bundle.data[BUNDLE_JWKS_KEY]).toBe(JWKS);
+    const { proxy, policy } = loadAsSidecar(bundle.data[BUNDLE_CONFIG_KEY]!);
+    expect(proxy.listen).toEqual({ host: '127.0.0.1', port: 5432 });
+    expect(proxy.admin).toEqual({ host: '0.0.0.0', port: 15090 });
+    expect(proxy.upstream).toMatchObject({
+      protocol: 'postgres',
+      host: 'db.shop.svc',
+      port: 6543,
+      database: 'orders',
+      user: 'orders_app',
+      password: 's3cret',
+      tls: { mode: 'disable' },
+    });
+    expect(proxy.identity).toMatchObject({
+      mode: 'token-file',
+      tokenFile: {
+        path: '/var/run/secrets/gatehouse.dev/serviceaccount/token',
+        verify: {
+          issuer: 'https://kubernetes.default.svc.cluster.local',
+          audience: TOKEN_AUDIENCE,
+          jwksFile: '/etc/gatehouse/bundle/jwks.json',
+        },
+      },
+    });
+    expect(proxy.audit).toMatchObject({ file: '/var/lib/gatehouse/audit/audit.jsonl', stdout: true });
+    expect(policy.grants).toHaveLength(1);
+    expect(policy.grants[0]!.guardrails.map((g) => g.metadata.name)).toEqual(['no-drop']);
+    expect(policy.grants[0]!.maskingPolicies.map((m) => m.metadata.name)).toEqual(['pii']);
+    expect(policy.grants[0]!.access.metadata).toEqual({ name: 'orders-app', namespace: 'shop' });
+  });
+
+  it('never puts credentials in the bundle, only the paths where the Secret is mounted', () => {
+    const config = compileBundle(input()).data[BUNDLE_CONFIG_KEY]!;
+    const proxy = parseAllDocuments(config)[0]!.toJS() as { upstream: Record<string, unknown> };
+    expect(proxy.upstream['user']).toEqual({ file: `${CREDENTIALS_MOUNT}/user` });
+    expect(proxy.upstream['password']).toEqual({ file: `${CREDENTIALS_MOUNT}/pass` });
+    expect(config).not.toContain('s3cret');
+  });
+
+  it('is deterministic, and its hash follows any change to the access, a policy or the keys', () => {
+    const base = compileBundle(input());
+    expect(compileBundle(input()).hash).toBe(base.hash);
+    expect(base.hash).toMatch(/^[0-9a-f]{64}$/);
+    const changedGuardrail = input();
+    (changedGuardrail.guardrails[0]!.spec.rules[0]!.kinds as string[]).push('alter');
+    expect(compileBundle(changedGuardrail).hash).not.toBe(base.hash);
+    expect(compileBundle({ ...input(), jwks: '{"keys":[]}' }).hash).not.toBe(base.hash);
+    expect(compileBundle(input({ allow: ['read'] })).hash).not.toBe(base.hash);
+  });
+
+  it('uses the sidecar port and protocol defaults', () => {
+    const mysql = input({
+      upstream: { protocol: 'mysql', host: 'm', credentialsSecretRef: { name: 's' } },
+      sidecar: { port: 13306 },
+    });
+    const proxy = parseAllDocuments(compileBundle(mysql).data[BUNDLE_CONFIG_KEY]!)[0]!.toJS();
+    expect(proxy).toMatchObject({
+      listen: '127.0.0.1:13306',
+      upstream: {
+        protocol: 'mysql',
+        port: 3306,
+        tls: { mode: 'require' },
+        user: { file: `${CREDENTIALS_MOUNT}/username` },
+        password: { file: `${CREDENTIALS_MOUNT}/password` },
+      },
+    });
+  });
+
+  it('names the field when the access cannot become a sidecar configuration', () => {
+    const fieldOf = (spec: Partial<BundleInput['access']['spec']>) => {
+      try {
+        compileBundle(input(spec));
+      } catch (error) {
+        expect(error).toBeInstanceOf(BundleSpecError);
+        return (error as BundleSpecError).field;
+      }
+      throw new Error('expected a BundleSpecError');
+    };
+    const noUpstream = input();
+    delete (noUpstream.access.spec as { upstream?: unknown }).upstream;
+    expect(() => compileBundle(noUpstream)).toThrow(/spec\.upstream: is required/);
+    expect(fieldOf({ upstream: { host: 'h' } })).toBe('spec.upstream.credentialsSecretRef');
+    expect(fieldOf({ sidecar: { port: 15090 } })).toBe('spec.sidecar.port');
+  });
+});

@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { stringify } from 'yaml';
+import { API_VERSION } from '../../../crds/common.ts';
+import type { DatabaseAccessSpecType } from '../../../crds/database-access.ts';
+import type { GuardrailSpecType } from '../../../crds/guardrail.ts';
+import type { MaskingPolicySpecType } from '../../../crds/masking-policy.ts';
+import {
+  ADMIN_PORT,
+  AUDIT_FILE,
+  AUDIT_MOUNT,
+  BUNDLE_CONFIG_KEY,
+  BUNDLE_JWKS_KEY,
+  BUNDLE_MOUNT,
+  CREDENTIALS_MOUNT,
+  DEFAULT_LISTEN_PORT,
+  DEFAULT_UPSTREAM_PORT,
+  TOKEN_AUDIENCE,
+  TOKEN_FILE,
+  TOKEN_MOUNT,
+} from '../sidecar-layout.ts';
+
+/** A policy object as read from the API server: only name, namespace and spec matter to the bundle. */
+export interface PolicyObject<S> {
+  readonly metadata: { readonly name: string; readonly namespace?: string };
+  readonly spec: S;
+}
+
+export interface BundleInput {
+  readonly access: PolicyObject<DatabaseAccessSpecType>;
+  /** In the order the DatabaseAccess names them. */
+  readonly guardrails: readonly PolicyObject<GuardrailSpecType>[];
+  readonly maskingPolicies: readonly PolicyObject<MaskingPolicySpecType>[];
+  /** The cluster's service-account issuer (`iss` of projected tokens). */
+  readonly issuer: string;
+  /** The cluster's /openid/v1/jwks, as served. */
+  readonly jwks: string;
+}
+
+export interface CompiledBundle {
+  /** The ConfigMap's data. */
+  readonly data: Record<string, string>;
+  /** sha256 of the data: what status.bundle.hash reports. */
+  readonly hash: string;
+}
+
+/** The DatabaseAccess cannot be turned into a sidecar configuration; `field` says which part is wrong. */
+export class BundleSpecError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.name = 'BundleSpecError';
+    this.field = field;
+  }
+}
+
+/**
+ * Compiles a DatabaseAccess and the policies it names into the sidecar's configuration: the proxy
+ * settings document first, then the policy documents, as one multi-document YAML that `gatehouse
+ * proxy --config` loads. Credentials never enter the bundle: the proxy reads them from the files the
+ * injected Secret volume provides. Pure and deterministic: the same input gives the same bytes and
+ * hash, so an unchanged bundle is never rewritten.
+ */
+export function compileBundle(input: BundleInput): CompiledBundle {
+  const { access } = input;
+  const upstream = access.spec.upstream;
+  if (!upstream)
+    throw new BundleSpecError('spec.upstream', 'is required in a cluster (the database to proxy)');
+  const credentials = upstream.credentialsSecretRef;
+  if (!credentials)
+    throw new BundleSpecError(
+      'spec.upstream.credentialsSecretRef',
+      'is required: the Secret with the database user and password',
+    );
+  const protocol = upstream.protocol ?? 'postgres';
+  const listenPort = access.spec.sidecar?.port ?? DEFAULT_LISTEN_PORT[protocol];
+  if (listenPort === ADMIN_PORT)
+    throw new BundleSpecError(
+      'spec.sidecar.port',
+      `${ADMIN_PORT} is the sidecar's admin port; choose another`,
+    );
+  if (upstream.tls?.caSecretRef)
+    throw new BundleSpecError(
+      'spec.upstream.tls.caSecretRef',
+      'is not supported yet: the sidecar has no CA volume; use mode require, or verify-full with a publicly trusted certificate',
+    );
+
+  const proxy = {
+    apiVersion: API_VERSION,
+    kind: 'Proxy',
+    listen: `127.0.0.1:${listenPort}`,
+    admin: { listen: `0.0.0.0:${ADMIN_PORT}` },
+    upstream: {
+      protocol,
+      host: upstream.host,
+      port: upstream.port ?? DEFAULT_UPSTREAM_PORT[protocol],
+      ...(upstream.database !== undefined && { database: upstream.database }),
+      user: { file: `${CREDENTIALS_MOUNT}/${credentials.userKey ?? 'username'}` },
+      password: { file: `${CREDENTIALS_MOUNT}/${credentials.passwordKey ?? 'password'}` },
+      tls: {
+        mode: upstream.tls?.mode ?? 'require',
+        ...(upstream.tls?.serverName !== undefined && { serverName: upstream.tls.serverName }),
+      },
+    },
+    identity: {
+      mode: 'token-file',
+      tokenFile: {
+        path: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+        verify: {
+          issuer: input.issuer,
+          audience: TOKEN_AUDIENCE,
+          jwksFile: `${BUNDLE_MOUNT}/${BUNDLE_JWKS_KEY}`,
+        },
+      },
+    },
+    audit: { file: `${AUDIT_MOUNT}/${AUDIT_FILE}`, stdout: true },
+  };
+  const namespace = access.metadata.namespace;
+  const document = (kind: string, object: PolicyObject<unknown>) => ({
+    apiVersion: API_VERSION,
+    kind,
+    metadata: { name: object.metadata.name, ...(namespace !== undefined && { namespace }) },
+    spec: object.spec,
+  });
+  const documents = [
+    proxy,
+    document('DatabaseAccess', access),
+    ...input.guardrails.map((g) => document('Guardrail', g)),
+    ...input.maskingPolicies.map((m) => document('MaskingPolicy', m)),
+  ];
+  const config = documents.map((d) => stringify(d, { sortMapEntries: true })).join('---\n');
+  const data = { [BUNDLE_CONFIG_KEY]: config, [BUNDLE_JWKS_KEY]: input.jwks };
+  const hash = createHash('sha256').update(config).update('\0').update(input.jwks).digest('hex');
+  return { data, hash };
+}

@@ -1,0 +1,421 @@
+import { createHash } from 'node:crypto';
+import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { API_VERSION } from '../../../crds/common.ts';
+import type { DatabaseAccessSpecType } from '../../../crds/database-access.ts';
+import type { GuardrailSpecType } from '../../../crds/guardrail.ts';
+import type { MaskingPolicySpecType } from '../../../crds/masking-policy.ts';
+import type { DatabaseAccessStatusType } from '../../../crds/status.ts';
+import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
+import { BundleSpecError, type CompiledBundle, compileBundle } from '../compile/compile-bundle.ts';
+import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
+import type { EventRecorder } from '../runtime/event-recorder.ts';
+import type { Informer } from '../runtime/informer.ts';
+import {
+  isConflict,
+  type KubeApi,
+  type KubeObject,
+  type ObjectMeta,
+  resourcePath,
+  splitKey,
+} from '../runtime/kube-api.ts';
+import type { ServiceAccountIssuer } from '../runtime/service-account-issuer.ts';
+import {
+  ANNOTATION_RESTARTED_FOR,
+  BUNDLE_CONFIG_KEY,
+  bundleConfigMapName,
+  FINALIZER,
+  LABEL_BUNDLE_OF,
+  LABEL_MANAGED_BY,
+  MANAGED_BY,
+} from '../sidecar-layout.ts';
+import { injectionPlan } from '../webhook/inject-pod.ts';
+import { matchesAccess } from '../webhook/matches-access.ts';
+import { selectAccess } from '../webhook/select-access.ts';
+import type { ServerVersion } from '../webhook/server-version.ts';
+import { gatehousePath } from './api-paths.ts';
+import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
+import { writeStatus } from './status-writer.ts';
+import { workloadStatuses } from './workload-status.ts';
+
+export type DatabaseAccessStatus = DatabaseAccessStatusType;
+
+export interface DatabaseAccessObject extends KubeObject {
+  spec: DatabaseAccessSpecType;
+  status?: DatabaseAccessStatus;
+}
+export interface GuardrailObject extends KubeObject {
+  spec: GuardrailSpecType;
+}
+export interface MaskingPolicyObject extends KubeObject {
+  spec: MaskingPolicySpecType;
+}
+
+interface ConfigMapObject extends KubeObject {
+  data?: Record<string, string>;
+}
+
+interface WorkloadObject extends KubeObject {
+  spec?: {
+    template?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } };
+  };
+}
+
+export interface DatabaseAccessControllerDeps {
+  readonly api: KubeApi;
+  readonly accesses: Informer<DatabaseAccessObject>;
+  readonly guardrails: Informer<GuardrailObject>;
+  readonly maskingPolicies: Informer<MaskingPolicyObject>;
+  readonly pods: Informer<V1Pod & KubeObject>;
+  readonly issuer: ServiceAccountIssuer;
+  readonly events: EventRecorder;
+  readonly sidecarImage: string;
+  readonly serverVersion: ServerVersion;
+}
+
+/** Kinds whose pod template a rollout may stamp; the others (ReplicaSet, Job...) are owned by something else. */
+const ROLLABLE = [
+  { kind: 'Deployment', plural: 'deployments' },
+  { kind: 'StatefulSet', plural: 'statefulsets' },
+  { kind: 'DaemonSet', plural: 'daemonsets' },
+] as const;
+
+/** Secrets are not watched (the operator keeps no copy of credentials), so a missing one is looked for again. */
+const MISSING_SECRET_RECHECK_MS = 30_000;
+/** Pods come and go without touching the access; the pod informer requeues, this is a safety net. */
+const RESYNC_MS = 10 * 60_000;
+
+/**
+ * DatabaseAccess → its compiled policy bundle (a ConfigMap it owns), its workloads rolled when a
+ * change needs new pods, and a status that says which pods carry the current sidecar. Level-based:
+ * every pass reads the world and makes it so, whatever event caused it.
+ */
+export class DatabaseAccessController implements Reconciler {
+  readonly name = 'databaseaccess';
+  readonly #d: DatabaseAccessControllerDeps;
+
+  constructor(deps: DatabaseAccessControllerDeps) {
+    this.#d = deps;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const access = this.#d.accesses.get(namespace, name);
+    if (!access) return { outcome: 'gone' };
+    const path = gatehousePath('DatabaseAccess', namespace, name);
+    const meta = access.metadata;
+
+    if (meta.deletionTimestamp) {
+      if (!meta.finalizers?.includes(FINALIZER)) return { outcome: 'deleting' };
+      await this.#deleteBundle(access);
+      await this.#setFinalizers(
+        path,
+        meta,
+        (meta.finalizers ?? []).filter((f) => f !== FINALIZER),
+      );
+      return { outcome: 'finalized' };
+    }
+    if (!meta.finalizers?.includes(FINALIZER)) {
+      await this.#setFinalizers(path, meta, [...(meta.finalizers ?? []), FINALIZER]);
+    }
+    let status: DatabaseAccessStatus = access.status ?? {};
+    if (!status.conditions?.length) {
+      status = { ...status, conditions: this.#conditions(access, standardConditions({ kind: 'unknown' })) };
+      await writeStatus(this.#d.api, path, access.status, status);
+    }
+
+    try {
+      return await this.#converge(access, path, status);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const next = {
+        ...status,
+        observedGeneration: meta.generation,
+        conditions: this.#conditions(
+          access,
+          standardConditions({ kind: 'retrying', reason: 'ReconcileError', message }),
+        ),
+      };
+      await this.#report(access, 'Warning', 'ReconcileError', message, status);
+      await writeStatus(this.#d.api, path, status, next).catch(() => {});
+      throw error;
+    }
+  }
+
+  async #converge(
+    access: DatabaseAccessObject,
+    path: string,
+    status: DatabaseAccessStatus,
+  ): Promise<ReconcileResult> {
+    const { namespace = '', name, generation } = access.metadata;
+    const stalled = async (
+      reason: string,
+      message: string,
+      requeueAfterMs?: number,
+    ): Promise<ReconcileResult> => {
+      const next: DatabaseAccessStatus = {
+        ...status,
+        observedGeneration: generation,
+        conditions: this.#conditions(access, standardConditions({ kind: 'stalled', reason, message })),
+      };
+      await this.#report(access, 'Warning', reason, message, status);
+      await writeStatus(this.#d.api, path, access.status, next);
+      return { outcome: reason, ...(requeueAfterMs !== undefined && { requeueAfterMs }) };
+    };
+
+    const missing: string[] = [];
+    const credentials = access.spec.upstream?.credentialsSecretRef;
+    let secretProblem = false;
+    if (credentials) {
+      const secret = await this.#d.api.getOptional<V1Secret>(
+        resourcePath('v1', 'secrets', namespace, credentials.name),
+      );
+      if (!secret) missing.push(`Secret "${credentials.name}" not found`);
+      else {
+        for (const key of [credentials.userKey ?? 'username', credentials.passwordKey ?? 'password']) {
+          if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined)
+            missing.push(`Secret "${credentials.name}" has no key "${key}"`);
+        }
+      }
+      secretProblem = missing.length > 0;
+    }
+    const guardrails: GuardrailObject[] = [];
+    for (const ref of access.spec.guardrails ?? []) {
+      const found = this.#d.guardrails.get(namespace, ref);
+      if (found) guardrails.push(found);
+      else missing.push(`Guardrail "${ref}" not found`);
+    }
+    const maskingPolicies: MaskingPolicyObject[] = [];
+    for (const ref of access.spec.maskingPolicies ?? []) {
+      const found = this.#d.maskingPolicies.get(namespace, ref);
+      if (found) maskingPolicies.push(found);
+      else missing.push(`MaskingPolicy "${ref}" not found`);
+    }
+    if (missing.length > 0)
+      return stalled(
+        'ReferenceNotFound',
+        missing.join('; '),
+        secretProblem ? MISSING_SECRET_RECHECK_MS : undefined,
+      );
+
+    const keys = await this.#d.issuer.get();
+    let bundle: CompiledBundle;
+    try {
+      bundle = compileBundle({
+        access: { metadata: { name, namespace }, spec: access.spec },
+        guardrails: guardrails.map((g) => ({ metadata: { name: g.metadata.name, namespace }, spec: g.spec })),
+        maskingPolicies: maskingPolicies.map((m) => ({
+          metadata: { name: m.metadata.name, namespace },
+          spec: m.spec,
+        })),
+        issuer: keys.issuer,
+        jwks: keys.jwks,
+      });
+      // What the sidecar will do with it: a bundle it would refuse must never reach a running pod.
+      loadPolicyDocuments(
+        policyDocumentsOf(bundle.data[BUNDLE_CONFIG_KEY]!),
+        `bundle of ${namespace}/${name}`,
+      );
+    } catch (error) {
+      if (error instanceof BundleSpecError) return stalled('InvalidSpec', error.message);
+      if (error instanceof Error && error.name === 'PolicyError')
+        return stalled('InvalidPolicy', error.message);
+      throw error;
+    }
+
+    const configMap = bundleConfigMapName(name);
+    const bundleWritten = await this.#ensureBundle(access, configMap, bundle);
+    if (bundleWritten === 'conflict')
+      return stalled(
+        'BundleConflict',
+        `ConfigMap "${configMap}" exists and is not owned by this DatabaseAccess; rename or delete it`,
+      );
+
+    const plan = injectionPlan(
+      { metadata: { name, namespace }, spec: access.spec },
+      this.#d.sidecarImage,
+      this.#d.serverVersion,
+    );
+    const rolled = await this.#rollWorkloads(access, rolloutHash(plan.hash, access.spec));
+    const self = { metadata: { name, namespace }, spec: access.spec };
+    const siblings = this.#d.accesses.list(namespace);
+    const selected = this.#d.pods.list(namespace).filter((pod) => matchesAccess(pod, self));
+    // One sidecar per pod: where several accesses select a pod, the webhook's choice carries it and
+    // the others report a conflict instead of counting the pod as missing their sidecar.
+    const pods = selected.filter((pod) => selectAccess(pod, siblings).chosen?.metadata.name === name);
+    const conflicts = siblings
+      .filter((other) => other.metadata.name !== name && selected.some((pod) => matchesAccess(pod, other)))
+      .map((other) => `${namespace}/${other.metadata.name}`)
+      .sort();
+    const workloads = workloadStatuses(pods, plan.hash, rolled.selected);
+    const podCount = workloads.reduce((n, w) => n + w.pods, 0);
+    const current = workloads.reduce((n, w) => n + w.current, 0);
+    const message = `bundle ${configMap} compiled; ${current} of ${podCount} selected pods carry the current sidecar`;
+    const next: DatabaseAccessStatus = {
+      observedGeneration: generation,
+      conditions: this.#conditions(
+        access,
+        standardConditions({ kind: 'ready', reason: 'BundleCompiled', message }),
+      ),
+      bundle: { configMap, hash: bundle.hash },
+      workloads,
+      conflicts,
+    };
+    if (bundleWritten === 'written')
+      await this.#d.events.record(
+        access,
+        'Normal',
+        'BundleCompiled',
+        `compiled ${configMap} (${bundle.hash.slice(0, 12)})`,
+      );
+    for (const workload of rolled.stamped)
+      await this.#d.events.record(
+        access,
+        'Normal',
+        'RolloutStarted',
+        `stamped ${workload} to roll its pods onto the new sidecar`,
+      );
+    await writeStatus(this.#d.api, path, access.status, next);
+    return { outcome: 'Ready', requeueAfterMs: RESYNC_MS };
+  }
+
+  #conditions(access: DatabaseAccessObject, desired: DesiredCondition[]): Condition[] {
+    return mergeConditions(access.status?.conditions, desired, access.metadata.generation, new Date());
+  }
+
+  /** An event when the Ready reason changes, so a stuck resource does not fill the event log. */
+  async #report(
+    access: DatabaseAccessObject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    status: DatabaseAccessStatus,
+  ): Promise<void> {
+    const ready = status.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.reason === reason && ready.message === message) return;
+    await this.#d.events.record(access, type, reason, message);
+  }
+
+  async #setFinalizers(path: string, meta: ObjectMeta, finalizers: string[]): Promise<void> {
+    // resourceVersion makes this a compare-and-swap: another writer's finalizer is never dropped.
+    await this.#d.api.patch(path, { metadata: { finalizers, resourceVersion: meta.resourceVersion } });
+  }
+
+  /** Returns 'written' when the ConfigMap was created or changed, 'unchanged', or 'conflict' when it is not ours. */
+  async #ensureBundle(
+    access: DatabaseAccessObject,
+    configMap: string,
+    bundle: CompiledBundle,
+  ): Promise<'written' | 'unchanged' | 'conflict'> {
+    const { namespace = '', name, uid = '' } = access.metadata;
+    const path = resourcePath('v1', 'configmaps', namespace, configMap);
+    const desired = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: configMap,
+        namespace,
+        labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_BUNDLE_OF]: name },
+        annotations: { 'gatehouse.dev/bundle-hash': bundle.hash },
+        ownerReferences: [
+          {
+            apiVersion: API_VERSION,
+            kind: 'DatabaseAccess',
+            name,
+            uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
+      },
+      data: bundle.data,
+    };
+    const existing = await this.#d.api.getOptional<ConfigMapObject>(path);
+    if (!existing) {
+      await this.#d.api.create(resourcePath('v1', 'configmaps', namespace), desired);
+      return 'written';
+    }
+    const owned = existing.metadata.ownerReferences?.some(
+      (o) => o.uid === uid && o.kind === 'DatabaseAccess',
+    );
+    if (!owned) return 'conflict';
+    if (existing.metadata.annotations?.['gatehouse.dev/bundle-hash'] === bundle.hash) return 'unchanged';
+    await this.#d.api.replace(path, {
+      ...desired,
+      metadata: { ...desired.metadata, resourceVersion: existing.metadata.resourceVersion },
+    });
+    return 'written';
+  }
+
+  async #deleteBundle(access: DatabaseAccessObject): Promise<void> {
+    const { namespace = '', name, uid } = access.metadata;
+    const path = resourcePath('v1', 'configmaps', namespace, bundleConfigMapName(name));
+    const existing = await this.#d.api.getOptional<ConfigMapObject>(path);
+    // Deleted here rather than left to the garbage collector, which a cluster may not run (envtest, vcluster).
+    if (existing?.metadata.ownerReferences?.some((o) => o.uid === uid)) await this.#d.api.delete(path);
+  }
+
+  /**
+   * The Deployments, StatefulSets and DaemonSets the access selects; with rolloutStrategy Workload,
+   * those whose pod template does not carry `hash` are stamped with it, which rolls their pods.
+   */
+  async #rollWorkloads(
+    access: DatabaseAccessObject,
+    hash: string,
+  ): Promise<{ selected: { kind: string; name: string }[]; stamped: string[] }> {
+    const selector = access.spec.workloadSelector;
+    const namespace = access.metadata.namespace ?? '';
+    const selected: { kind: string; name: string }[] = [];
+    const stamped: string[] = [];
+    if (!selector) return { selected, stamped };
+    const kind = selector.kind ?? (selector.name !== undefined ? 'Deployment' : undefined);
+    for (const rollable of ROLLABLE) {
+      if (kind !== undefined && kind !== rollable.kind) continue;
+      const collection = resourcePath('apps/v1', rollable.plural, namespace);
+      const candidates =
+        selector.name !== undefined
+          ? [
+              await this.#d.api.getOptional<WorkloadObject>(
+                `${collection}/${encodeURIComponent(selector.name)}`,
+              ),
+            ]
+          : (await this.#d.api.list<WorkloadObject>(collection)).items;
+      for (const workload of candidates) {
+        if (!workload) continue;
+        const template = workload.spec?.template?.metadata;
+        const labels = template?.labels ?? {};
+        if (!Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v)) continue;
+        selected.push({ kind: rollable.kind, name: workload.metadata.name });
+        if (access.spec.sidecar?.rolloutStrategy === 'None') continue;
+        if (template?.annotations?.[ANNOTATION_RESTARTED_FOR] === hash) continue;
+        try {
+          await this.#d.api.patch(`${collection}/${encodeURIComponent(workload.metadata.name)}`, {
+            metadata: { resourceVersion: workload.metadata.resourceVersion },
+            spec: { template: { metadata: { annotations: { [ANNOTATION_RESTARTED_FOR]: hash } } } },
+          });
+          stamped.push(`${rollable.kind} "${workload.metadata.name}"`);
+        } catch (error) {
+          if (!isConflict(error)) throw error;
+          throw new Error(`${rollable.kind} "${workload.metadata.name}" changed while stamping it; retrying`);
+        }
+      }
+    }
+    return { selected, stamped };
+  }
+}
+
+/** What needs new pods: the injected container and volumes (image, port, Secret) and the upstream the sidecar connects to at start. */
+export function rolloutHash(planHash: string, spec: DatabaseAccessSpecType): string {
+  return createHash('sha256')
+    .update(planHash)
+    .update(JSON.stringify(spec.upstream ?? {}))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** The policy documents of a compiled config: every document after the proxy settings. */
+function policyDocumentsOf(config: string): unknown[] {
+  return parseAllDocuments(config)
+    .slice(1)
+    .map((document) => document.toJS());
+}

@@ -1,0 +1,324 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { API_VERSION } from '../../crds/common.ts';
+import { PLURALS } from './controllers/api-paths.ts';
+import {
+  DatabaseAccessController,
+  type DatabaseAccessObject,
+  type GuardrailObject,
+  type MaskingPolicyObject,
+} from './controllers/database-access-controller.ts';
+import { PolicyController, usersOf } from './controllers/policy-controller.ts';
+import { Controller, controllerMetrics } from './runtime/controller-runner.ts';
+import { EventRecorder } from './runtime/event-recorder.ts';
+import { Informer } from './runtime/informer.ts';
+import { KubeApi, type KubeObject, objectKey, resourcePath } from './runtime/kube-api.ts';
+import { LeaderElector } from './runtime/leader-election.ts';
+import { type ProbeServer, startHealthServer, startMetricsServer } from './runtime/probe-servers.ts';
+import { ServiceAccountIssuer } from './runtime/service-account-issuer.ts';
+import { handleAdmissionReview } from './webhook/admission-review.ts';
+import {
+  type CertificateSource,
+  kubeCertificateClient,
+  startCertificateSource,
+} from './webhook/certificates.ts';
+import { matchesAccess } from './webhook/matches-access.ts';
+import { parseServerVersion } from './webhook/server-version.ts';
+import { startWebhookServer, type WebhookServer } from './webhook/webhook-server.ts';
+
+export interface OperatorOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly logger: Logger;
+  /** The operator's own namespace: the leader Lease lives here. */
+  readonly namespace: string;
+  readonly sidecarImage: string;
+  readonly metricsPort: number;
+  readonly healthPort: number;
+  readonly leaderElect: boolean;
+  /** Address the metrics and health servers bind (0.0.0.0 in a pod). */
+  readonly bindHost?: string;
+  readonly leaseName?: string;
+  /** Lease timings; the defaults are client-go's (15 s lease, 10 s renew deadline, 2 s retry). */
+  readonly lease?: { durationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  /** Concurrent reconciles per controller. */
+  readonly workers?: number;
+  /** Called when leadership is lost without stop(): the process should exit and start again. */
+  readonly onLeadershipLost?: () => void;
+  /** The pod-injection webhook, served on every replica; absent: no webhook (controllers only). */
+  readonly webhook?: WebhookOptions;
+}
+
+export interface WebhookOptions {
+  readonly port: number;
+  /** The MutatingWebhookConfiguration whose caBundle the operator keeps current (cert mode self). */
+  readonly configurationName: string;
+  readonly serviceName: string;
+  /** The Secret (in the operator's namespace) holding the serving certificate and, in mode self, its CA. */
+  readonly secretName: string;
+  readonly certMode: 'self' | 'cert-manager';
+}
+
+export interface RunningOperator {
+  readonly metricsPort: number;
+  readonly healthPort: number;
+  readonly webhookPort?: number;
+  readonly identity: string;
+  readonly api: KubeApi;
+  /** The DatabaseAccess cache, which the webhook reads on every replica. */
+  readonly accesses: Informer<DatabaseAccessObject>;
+  readonly serverVersion: { major: number; minor: number };
+  readonly registry: Registry;
+  isLeader(): boolean;
+  /** Resolves once this replica leads and its controllers run. */
+  readonly leading: Promise<void>;
+  /** Graceful: stop taking work, finish reconciles in progress, release the lease, close servers. */
+  stop(): Promise<void>;
+}
+
+type PolicyEventObject = GuardrailObject | MaskingPolicyObject;
+
+/**
+ * The operator's control loop: informers (on every replica, so the webhook can read them), and the
+ * controllers that write (on the leader only).
+ */
+export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
+  const { logger } = options;
+  const api = new KubeApi(options.kubeConfig);
+  const serverVersion = parseServerVersion(await api.get('/version'));
+  const identity = `${hostname()}-${randomBytes(4).toString('hex')}`;
+  const gatehouse = (plural: string) => `/apis/${API_VERSION}/${plural}`;
+
+  const accesses = new Informer<DatabaseAccessObject>(api, gatehouse(PLURALS.DatabaseAccess), logger);
+  const guardrails = new Informer<GuardrailObject>(api, gatehouse(PLURALS.Guardrail), logger);
+  const maskingPolicies = new Informer<MaskingPolicyObject>(api, gatehouse(PLURALS.MaskingPolicy), logger);
+  const pods = new Informer<V1Pod & KubeObject>(api, resourcePath('v1', 'pods'), logger);
+  const issuer = new ServiceAccountIssuer(api, logger);
+  const events = new EventRecorder(api, 'gatehouse-operator', logger);
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'gatehouse_operator_' });
+  const metrics = controllerMetrics(registry);
+  const leaderGauge = new Gauge({
+    name: 'gatehouse_operator_leader',
+    help: '1 while this replica holds the leader lease.',
+    registers: [registry],
+  });
+
+  const accessController = new Controller(
+    new DatabaseAccessController({
+      api,
+      accesses,
+      guardrails,
+      maskingPolicies,
+      pods,
+      issuer,
+      events,
+      sidecarImage: options.sidecarImage,
+      serverVersion,
+    }),
+    logger,
+    metrics,
+  );
+  const guardrailController = new Controller(
+    new PolicyController('Guardrail', api, guardrails, accesses),
+    logger,
+    metrics,
+  );
+  const maskingController = new Controller(
+    new PolicyController('MaskingPolicy', api, maskingPolicies, accesses),
+    logger,
+    metrics,
+  );
+  const controllers = [accessController, guardrailController, maskingController];
+  const key = (object: KubeObject) => objectKey(object.metadata.namespace, object.metadata.name);
+
+  /** Generation last seen per access: a spec change (not our own status writes) may change its siblings' conflicts. */
+  const seenGenerations = new Map<string, number | undefined>();
+  accesses.on((event, access) => {
+    const accessKey = key(access);
+    accessController.queue.add(accessKey);
+    if (event === 'delete' || seenGenerations.get(accessKey) !== access.metadata.generation) {
+      for (const sibling of accesses.list(access.metadata.namespace))
+        accessController.queue.add(key(sibling));
+    }
+    if (event === 'delete') seenGenerations.delete(accessKey);
+    else seenGenerations.set(accessKey, access.metadata.generation);
+    // A policy's status names the accesses that use it.
+    for (const name of access.spec.guardrails ?? [])
+      guardrailController.queue.add(objectKey(access.metadata.namespace, name));
+    for (const name of access.spec.maskingPolicies ?? [])
+      maskingController.queue.add(objectKey(access.metadata.namespace, name));
+  });
+  const onPolicy =
+    (kind: 'Guardrail' | 'MaskingPolicy', controller: Controller) =>
+    (_event: string, policy: PolicyEventObject) => {
+      controller.queue.add(key(policy));
+      // Every bundle that uses the policy is recompiled; running sidecars reload it from the ConfigMap.
+      for (const name of usersOf(kind, accesses.list(policy.metadata.namespace), policy.metadata.name))
+        accessController.queue.add(objectKey(policy.metadata.namespace, name));
+    };
+  guardrails.on(onPolicy('Guardrail', guardrailController));
+  maskingPolicies.on(onPolicy('MaskingPolicy', maskingController));
+  pods.on((_event, pod) => {
+    for (const access of accesses.list(pod.metadata.namespace)) {
+      if (matchesAccess(pod, access)) accessController.queue.add(key(access));
+    }
+  });
+
+  const informers = [accesses, guardrails, maskingPolicies, pods];
+  await Promise.all(informers.map((informer) => informer.start()));
+  const host = options.bindHost ?? '0.0.0.0';
+  const servers: ProbeServer[] = [];
+  let stopping = false;
+  const metricsServer = await startMetricsServer(registry, host, options.metricsPort);
+  servers.push(metricsServer);
+  let webhook: { server: WebhookServer; certificates: CertificateSource } | undefined;
+  if (options.webhook) webhook = await startWebhook(options, api, accesses, serverVersion, host);
+  const healthServer = await startHealthServer(host, options.healthPort, () => {
+    if (stopping) return 'shutting down';
+    const unsynced = informers.filter((i) => !i.synced).map((i) => i.path);
+    return unsynced.length > 0 ? `caches not synced: ${unsynced.join(', ')}` : undefined;
+  });
+  servers.push(healthServer);
+
+  let leader = false;
+  const startControllers = () => {
+    leader = true;
+    leaderGauge.set(1);
+    for (const controller of controllers) controller.start(options.workers ?? 2);
+    for (const access of accesses.list()) accessController.queue.add(key(access));
+    for (const g of guardrails.list()) guardrailController.queue.add(key(g));
+    for (const m of maskingPolicies.list()) maskingController.queue.add(key(m));
+    issuer.start(() => {
+      for (const access of accesses.list()) accessController.queue.add(key(access));
+    });
+    logger.info({ identity, controllers: controllers.map((c) => c.name) }, 'controllers started');
+  };
+
+  let elector: LeaderElector | undefined;
+  let leading: Promise<void>;
+  if (options.leaderElect) {
+    elector = new LeaderElector({
+      api,
+      namespace: options.namespace,
+      name: options.leaseName ?? 'gatehouse-operator',
+      identity,
+      logger,
+      ...(options.lease?.durationMs !== undefined && { leaseDurationMs: options.lease.durationMs }),
+      ...(options.lease?.renewDeadlineMs !== undefined && { renewDeadlineMs: options.lease.renewDeadlineMs }),
+      ...(options.lease?.retryPeriodMs !== undefined && { retryPeriodMs: options.lease.retryPeriodMs }),
+    });
+    leading = elector
+      .acquire(() => {
+        leader = false;
+        leaderGauge.set(0);
+        options.onLeadershipLost?.();
+      })
+      .then((won) => {
+        if (won && !stopping) startControllers();
+      });
+  } else {
+    startControllers();
+    leading = Promise.resolve();
+  }
+  logger.info(
+    {
+      identity,
+      kubernetes: `${serverVersion.major}.${serverVersion.minor}`,
+      metrics: metricsServer.port,
+      health: healthServer.port,
+      leaderElect: options.leaderElect,
+    },
+    'gatehouse operator started',
+  );
+
+  return {
+    metricsPort: metricsServer.port,
+    healthPort: healthServer.port,
+    ...(webhook && { webhookPort: webhook.server.address.port }),
+    identity,
+    api,
+    accesses,
+    serverVersion,
+    registry,
+    isLeader: () => leader,
+    leading,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      logger.info('shutting down: finishing reconciles in progress');
+      await Promise.all(controllers.map((c) => c.stop()));
+      issuer.stop();
+      await elector?.stop();
+      leader = false;
+      webhook?.certificates.stop();
+      await webhook?.server.close();
+      await Promise.all(informers.map((i) => i.stop()));
+      await Promise.all(servers.map((s) => s.close()));
+      logger.info('gatehouse operator stopped');
+    },
+  };
+}
+
+async function startWebhook(
+  options: OperatorOptions,
+  api: KubeApi,
+  accesses: Informer<DatabaseAccessObject>,
+  serverVersion: { major: number; minor: number },
+  host: string,
+): Promise<{ server: WebhookServer; certificates: CertificateSource }> {
+  const webhook = options.webhook!;
+  const logger = options.logger.child({ component: 'webhook' });
+  const client = kubeCertificateClient(options.kubeConfig);
+  const certificates =
+    webhook.certMode === 'self'
+      ? await startCertificateSource({
+          mode: 'self-managed',
+          client,
+          namespace: options.namespace,
+          secretName: webhook.secretName,
+          service: webhook.serviceName,
+          webhookConfigurationName: webhook.configurationName,
+          extraNames: await webhookUrlHosts(api, webhook.configurationName),
+          logger,
+        })
+      : await startCertificateSource({
+          mode: 'cert-manager',
+          client,
+          namespace: options.namespace,
+          secretName: webhook.secretName,
+          logger,
+        });
+  const server = await startWebhookServer({
+    host,
+    port: webhook.port,
+    certificate: certificates.current,
+    handler: (review) =>
+      handleAdmissionReview(review, {
+        listAccesses: (namespace) => [...accesses.list(namespace)],
+        image: options.sidecarImage,
+        serverVersion,
+        logger,
+      }),
+    logger,
+  });
+  return { server, certificates };
+}
+
+/**
+ * Hosts of webhooks registered by `url:` (a webhook outside the cluster, or a test calling
+ * 127.0.0.1) go into the certificate beside the Service names, so the API server can verify it.
+ */
+async function webhookUrlHosts(api: KubeApi, configurationName: string): Promise<string[]> {
+  const configuration = await api.getOptional<{ webhooks?: { clientConfig?: { url?: string } }[] }>(
+    `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${encodeURIComponent(configurationName)}`,
+  );
+  const hosts = (configuration?.webhooks ?? []).flatMap((w) => {
+    const url = w.clientConfig?.url;
+    return url ? [new URL(url).hostname.replace(/^\[|\]$/g, '')] : [];
+  });
+  return [...new Set(hosts)];
+}
