@@ -152,10 +152,7 @@ describe('gatehouse operator against a real API server', () => {
     await app.end();
   }, 90_000);
 
-  // Masking in the data path is wired on main, not yet in this branch: without it the sidecar passes
-  // values through and this would fail for that reason alone. It passes with main merged (checked
-  // in a scratch merge); remove .skip when this branch has it.
-  it.skip('masks the email column through the sidecar', async () => {
+  it('masks the email column through the sidecar', async () => {
     const app = new pg.Client({ host: '127.0.0.1', port: sidecar!.port, database: DATABASE, user: 'app' });
     await app.connect();
     const { rows } = await app.query('SELECT id, email FROM customers ORDER BY id');
