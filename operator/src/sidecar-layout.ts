@@ -24,6 +24,15 @@ export function bundleConfigMapName(accessName: string): string {
   return `gatehouse-bundle-${accessName}`.slice(0, 253);
 }
 
+/**
+ * The namespace's masking key, made by the operator once (32 random bytes) and shared by every
+ * sidecar of the namespace, so that `hash` and `tokenize` give the same values in every pod and
+ * across restarts: masked joins keep working. Never rotated by the operator (rotating changes every
+ * token); delete the Secret to make a new one.
+ */
+export const MASKING_KEY_SECRET = 'gatehouse-masking-key';
+export const MASKING_KEY_KEY = 'key';
+
 /** Keys of the bundle ConfigMap. */
 export const BUNDLE_CONFIG_KEY = 'gatehouse.yaml';
 /** The cluster's service-account JWKS, fetched by the operator, so sidecars verify tokens offline. */
@@ -32,6 +41,10 @@ export const BUNDLE_JWKS_KEY = 'jwks.json';
 /** Mount points inside the sidecar container. */
 export const BUNDLE_MOUNT = '/etc/gatehouse/bundle';
 export const CREDENTIALS_MOUNT = '/etc/gatehouse/credentials';
+export const MASKING_KEY_MOUNT = '/etc/gatehouse/masking-key';
+/** The CA that signs the database's certificate (spec.upstream.tls.caSecretRef), as `ca.crt`. */
+export const UPSTREAM_CA_MOUNT = '/etc/gatehouse/upstream-ca';
+export const UPSTREAM_CA_FILE = 'ca.crt';
 export const TOKEN_MOUNT = '/var/run/secrets/gatehouse.dev/serviceaccount';
 export const TOKEN_FILE = 'token';
 /** emptyDir for the audit log (the root filesystem is read-only). */
@@ -52,6 +65,8 @@ export const VOLUME_BUNDLE = 'gatehouse-bundle';
 export const VOLUME_CREDENTIALS = 'gatehouse-credentials';
 export const VOLUME_TOKEN = 'gatehouse-token';
 export const VOLUME_AUDIT = 'gatehouse-audit';
+export const VOLUME_MASKING_KEY = 'gatehouse-masking-key';
+export const VOLUME_UPSTREAM_CA = 'gatehouse-upstream-ca';
 
 /** The sidecar's command line: the image's entrypoint is `gatehouse`. */
 export const SIDECAR_ARGS = ['proxy', '--config', `${BUNDLE_MOUNT}/${BUNDLE_CONFIG_KEY}`] as const;

@@ -161,7 +161,9 @@ describe('helm template', () => {
     const grants = (rules: Array<Record<string, string[]>>, resource: string) =>
       rules.filter((rule) => rule['resources']!.includes(resource));
     expect(grants(clusterRules, 'leases')).toEqual([]);
-    expect(grants(clusterRules, 'secrets').flatMap((rule) => rule['verbs'])).toEqual(['get']);
+    // Reads the Secrets accesses name (existence only) and creates each namespace's masking key; never lists,
+    // updates or deletes them.
+    expect(grants(clusterRules, 'secrets').flatMap((rule) => rule['verbs'])).toEqual(['get', 'create']);
     expect(grants(clusterRules, 'mutatingwebhookconfigurations')[0]!['resourceNames']).toEqual([
       `gatehouse-${RELEASE_NAMESPACE}`,
     ]);

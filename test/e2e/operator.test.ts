@@ -98,6 +98,12 @@ describe('gatehouse operator against a real API server', () => {
       expect(conditionOf(policy, 'Ready')?.message).toBe('used by DatabaseAccess orders');
     }
 
+    // The namespace's masking key, made once for every sidecar of the namespace (tokens agree across pods).
+    const maskingKey = await api.get<{ data?: Record<string, string> }>(
+      `/api/v1/namespaces/${namespace}/secrets/gatehouse-masking-key`,
+    );
+    expect(Buffer.from(maskingKey.data?.['key'] ?? '', 'base64').toString()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+
     const injected = await createSelectedPod(api, namespace, 'orders-0', 'orders');
     expect(injected.copies).toBe(1);
     expect(injected.placement).toBe('initContainers');

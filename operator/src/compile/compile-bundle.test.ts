@@ -5,7 +5,16 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { parseProxyConfig } from '../../../sidecar/src/config/load.ts';
 import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
-import { BUNDLE_CONFIG_KEY, BUNDLE_JWKS_KEY, CREDENTIALS_MOUNT, TOKEN_AUDIENCE } from '../sidecar-layout.ts';
+import {
+  BUNDLE_CONFIG_KEY,
+  BUNDLE_JWKS_KEY,
+  CREDENTIALS_MOUNT,
+  MASKING_KEY_KEY,
+  MASKING_KEY_MOUNT,
+  TOKEN_AUDIENCE,
+  UPSTREAM_CA_FILE,
+  UPSTREAM_CA_MOUNT,
+} from '../sidecar-layout.ts';
 import { type BundleInput, BundleSpecError, compileBundle } from './compile-bundle.ts';
 
 const JWKS = '{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}';
@@ -52,7 +61,9 @@ function loadAsSidecar(config: string) {
   const credentials = mkdtempSync(join(tmpdir(), 'gatehouse-credentials-'));
   writeFileSync(join(credentials, 'user'), 'orders_app\n');
   writeFileSync(join(credentials, 'pass'), 's3cret\n');
-  const text = config.replaceAll(CREDENTIALS_MOUNT, credentials);
+  const maskingKey = mkdtempSync(join(tmpdir(), 'gatehouse-masking-key-'));
+  writeFileSync(join(maskingKey, MASKING_KEY_KEY), 'k'.repeat(43));
+  const text = config.replaceAll(CREDENTIALS_MOUNT, credentials).replaceAll(MASKING_KEY_MOUNT, maskingKey);
   const proxy = parseProxyConfig(text, 'bundle.yaml');
   return { proxy, policy: loadPolicyDocuments(proxy.policyDocuments, 'bundle.yaml') };
 }
@@ -127,6 +138,27 @@ describe('compileBundle', () => {
         password: { file: `${CREDENTIALS_MOUNT}/password` },
       },
     });
+  });
+
+  it('points verify-full at the CA Secret the injector mounts, and masking at the namespace key', () => {
+    const bundle = compileBundle(
+      input({
+        upstream: {
+          host: 'db.shop.svc',
+          credentialsSecretRef: { name: 'db-creds' },
+          tls: { mode: 'verify-full', caSecretRef: { name: 'db-ca' } },
+        },
+      }),
+    );
+    const proxy = parseAllDocuments(bundle.data[BUNDLE_CONFIG_KEY]!)[0]!.toJS() as {
+      upstream: { tls: Record<string, unknown> };
+      masking: unknown;
+    };
+    expect(proxy.upstream.tls).toEqual({
+      mode: 'verify-full',
+      caFile: `${UPSTREAM_CA_MOUNT}/${UPSTREAM_CA_FILE}`,
+    });
+    expect(proxy.masking).toEqual({ key: { file: `${MASKING_KEY_MOUNT}/${MASKING_KEY_KEY}` } });
   });
 
   it('names the field when the access cannot become a sidecar configuration', () => {

@@ -14,9 +14,13 @@ import {
   CREDENTIALS_MOUNT,
   DEFAULT_LISTEN_PORT,
   DEFAULT_UPSTREAM_PORT,
+  MASKING_KEY_KEY,
+  MASKING_KEY_MOUNT,
   TOKEN_AUDIENCE,
   TOKEN_FILE,
   TOKEN_MOUNT,
+  UPSTREAM_CA_FILE,
+  UPSTREAM_CA_MOUNT,
 } from '../sidecar-layout.ts';
 
 /** A policy object as read from the API server: only name, namespace and spec matter to the bundle. */
@@ -78,11 +82,6 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       'spec.sidecar.port',
       `${ADMIN_PORT} is the sidecar's admin port; choose another`,
     );
-  if (upstream.tls?.caSecretRef)
-    throw new BundleSpecError(
-      'spec.upstream.tls.caSecretRef',
-      'is not supported yet: the sidecar has no CA volume; use mode require, or verify-full with a publicly trusted certificate',
-    );
 
   const proxy = {
     apiVersion: API_VERSION,
@@ -99,6 +98,9 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       tls: {
         mode: upstream.tls?.mode ?? 'require',
         ...(upstream.tls?.serverName !== undefined && { serverName: upstream.tls.serverName }),
+        ...(upstream.tls?.caSecretRef !== undefined && {
+          caFile: `${UPSTREAM_CA_MOUNT}/${UPSTREAM_CA_FILE}`,
+        }),
       },
     },
     identity: {
@@ -113,6 +115,7 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       },
     },
     audit: { file: `${AUDIT_MOUNT}/${AUDIT_FILE}`, stdout: true },
+    masking: { key: { file: `${MASKING_KEY_MOUNT}/${MASKING_KEY_KEY}` } },
   };
   const namespace = access.metadata.namespace;
   const document = (kind: string, object: PolicyObject<unknown>) => ({

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../../crds/common.ts';
@@ -28,6 +28,9 @@ import {
   LABEL_BUNDLE_OF,
   LABEL_MANAGED_BY,
   MANAGED_BY,
+  MASKING_KEY_KEY,
+  MASKING_KEY_SECRET,
+  UPSTREAM_CA_FILE,
 } from '../sidecar-layout.ts';
 import { injectionPlan } from '../webhook/inject-pod.ts';
 import { matchesAccess } from '../webhook/matches-access.ts';
@@ -179,6 +182,17 @@ export class DatabaseAccessController implements Reconciler {
       }
       secretProblem = missing.length > 0;
     }
+    const ca = access.spec.upstream?.tls?.caSecretRef;
+    if (ca) {
+      const secret = await this.#d.api.getOptional<V1Secret>(
+        resourcePath('v1', 'secrets', namespace, ca.name),
+      );
+      const key = ca.key ?? UPSTREAM_CA_FILE;
+      if (!secret) missing.push(`Secret "${ca.name}" not found`);
+      else if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined)
+        missing.push(`Secret "${ca.name}" has no key "${key}"`);
+      secretProblem ||= missing.length > 0;
+    }
     const guardrails: GuardrailObject[] = [];
     for (const ref of access.spec.guardrails ?? []) {
       const found = this.#d.guardrails.get(namespace, ref);
@@ -223,6 +237,8 @@ export class DatabaseAccessController implements Reconciler {
       throw error;
     }
 
+    // Before the bundle: pods wait for the bundle's ConfigMap, so they never start without the key.
+    await this.#ensureMaskingKey(namespace);
     const configMap = bundleConfigMapName(name);
     const bundleWritten = await this.#ensureBundle(access, configMap, bundle);
     if (bundleWritten === 'conflict')
@@ -302,6 +318,26 @@ export class DatabaseAccessController implements Reconciler {
   }
 
   /** Returns 'written' when the ConfigMap was created or changed, 'unchanged', or 'conflict' when it is not ours. */
+  /** The namespace's masking key Secret (see MASKING_KEY_SECRET): made once, never overwritten. */
+  async #ensureMaskingKey(namespace: string): Promise<void> {
+    const path = resourcePath('v1', 'secrets', namespace, MASKING_KEY_SECRET);
+    if (await this.#d.api.getOptional<V1Secret>(path)) return;
+    const secret: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: MASKING_KEY_SECRET, namespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY } },
+      type: 'Opaque',
+      // 256 random bits written as text (base64url), since the sidecar reads the key file as text.
+      stringData: { [MASKING_KEY_KEY]: randomBytes(32).toString('base64url') },
+    };
+    try {
+      await this.#d.api.create(resourcePath('v1', 'secrets', namespace), secret);
+    } catch (error) {
+      // Another replica or reconcile made it first: theirs is the key.
+      if (!isConflict(error)) throw error;
+    }
+  }
+
   async #ensureBundle(
     access: DatabaseAccessObject,
     configMap: string,

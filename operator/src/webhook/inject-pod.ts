@@ -11,15 +11,21 @@ import {
   DEFAULT_LISTEN_PORT,
   INJECT_DISABLED,
   LABEL_INJECT,
+  MASKING_KEY_MOUNT,
+  MASKING_KEY_SECRET,
   SIDECAR_ARGS,
   TOKEN_AUDIENCE,
   TOKEN_EXPIRATION_SECONDS,
   TOKEN_FILE,
   TOKEN_MOUNT,
+  UPSTREAM_CA_FILE,
+  UPSTREAM_CA_MOUNT,
   VOLUME_AUDIT,
   VOLUME_BUNDLE,
   VOLUME_CREDENTIALS,
+  VOLUME_MASKING_KEY,
   VOLUME_TOKEN,
+  VOLUME_UPSTREAM_CA,
 } from '../sidecar-layout.ts';
 import type { DatabaseAccess } from './database-access.ts';
 import { type JsonPatchOperation, podPatch } from './json-patch.ts';
@@ -204,6 +210,18 @@ function sidecarVolumes(access: DatabaseAccess): V1Volume[] {
     // no other process runs, so no app container can read them.
     volumes.push({ name: VOLUME_CREDENTIALS, secret: { secretName: credentials.name, defaultMode: 0o444 } });
   }
+  volumes.push({ name: VOLUME_MASKING_KEY, secret: { secretName: MASKING_KEY_SECRET, defaultMode: 0o444 } });
+  const ca = access.spec.upstream?.tls?.caSecretRef;
+  if (ca !== undefined) {
+    volumes.push({
+      name: VOLUME_UPSTREAM_CA,
+      secret: {
+        secretName: ca.name,
+        items: [{ key: ca.key ?? UPSTREAM_CA_FILE, path: UPSTREAM_CA_FILE }],
+        defaultMode: 0o444,
+      },
+    });
+  }
   volumes.push(
     {
       name: VOLUME_TOKEN,
@@ -227,6 +245,8 @@ function sidecarVolumes(access: DatabaseAccess): V1Volume[] {
 const MOUNT_PATHS: Record<string, string> = {
   [VOLUME_BUNDLE]: BUNDLE_MOUNT,
   [VOLUME_CREDENTIALS]: CREDENTIALS_MOUNT,
+  [VOLUME_MASKING_KEY]: MASKING_KEY_MOUNT,
+  [VOLUME_UPSTREAM_CA]: UPSTREAM_CA_MOUNT,
   [VOLUME_TOKEN]: TOKEN_MOUNT,
   [VOLUME_AUDIT]: AUDIT_MOUNT,
 };

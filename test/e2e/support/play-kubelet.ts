@@ -64,12 +64,14 @@ export async function materializeVolumes(
       const secret = await api.get<{ data?: Record<string, string> }>(
         `/api/v1/namespaces/${namespace}/secrets/${volume.secret.secretName}`,
       );
+      // `items` picks keys and names their files, as the kubelet does; without it every key is a file.
+      const items = volume.secret.items ?? Object.keys(secret.data ?? {}).map((key) => ({ key, path: key }));
       await projectFiles(
         dir,
         Object.fromEntries(
-          Object.entries(secret.data ?? {}).map(([key, value]) => [
-            key,
-            Buffer.from(value, 'base64').toString('utf8'),
+          items.map(({ key, path }) => [
+            path,
+            Buffer.from(secret.data?.[key] ?? '', 'base64').toString('utf8'),
           ]),
         ),
       );
