@@ -182,6 +182,22 @@ describe('red-team allow cases run and return what PostgreSQL returns', () => {
   });
 });
 
+describe('who may connect', () => {
+  it('refuses a session to an identity no DatabaseAccess names, with 28000, and audits it', async () => {
+    const refused = await client(DATABASE, proxy.port, 'admin', 'admin-secret').then(
+      () => undefined,
+      (e: { code?: string; message?: string }) => e,
+    );
+    expect(refused?.code).toBe('28000');
+    expect(refused?.message).toBe(
+      `Gatehouse: no DatabaseAccess grants local:admin access to database "${DATABASE}"`,
+    );
+    await expect
+      .poll(() => readFileSync(proxy.auditFile!, 'utf8'))
+      .toMatch(/"type":"connection.refused".*"user":"admin".*"sqlstate":"28000"/);
+  });
+});
+
 describe('policy hot reload', () => {
   it('applies a changed policy without a restart, keeps sessions, and refuses an invalid one', async () => {
     const access = (guardrails: string[]) => ({

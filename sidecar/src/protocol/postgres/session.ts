@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
+import { grantsFor } from '../../policy/grants-for.ts';
 import type { Decision } from '../../policy/guardrails/decide.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
@@ -347,6 +348,14 @@ export class PostgresSession {
           '58030',
           `Gatehouse cannot write its audit log, so it accepts no connections: ${this.deps.audit.failure}`,
         );
+      }
+
+      // Who may connect is the policy's first question: an identity no grant names gets no session.
+      const policy = this.deps.policy();
+      if (policy && grantsFor(identity, policy, config.upstream.database).length === 0) {
+        const reason = `no DatabaseAccess grants ${identity.subject} access to database "${config.upstream.database}"`;
+        this.refuseConnection(user, config.upstream.database, '28000', reason);
+        throw new RefusedStart('28000', `Gatehouse: ${reason}`);
       }
 
       let upstreamParams: Record<string, string>;
