@@ -14,7 +14,7 @@ import { createMaskingKey } from './policy/masking/masking-key.ts';
 import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
-import { connectUpstream } from './protocol/postgres/upstream.ts';
+import { connectUpstream, upstreamOptions } from './protocol/postgres/upstream.ts';
 import { loadSqlParser } from './sql/normalize.ts';
 import { wasmTieringWarning } from './sql/wasm-tiering.ts';
 
@@ -82,19 +82,13 @@ export async function startProxy(
     );
   const maskingKey = createMaskingKey(config.masking.key ?? randomBytes(32));
   const catalog = new CatalogCache({
-    connect: () => {
-      const u = config.upstream;
-      return connectUpstream({
-        host: u.host,
-        port: u.port,
-        database: u.database,
-        user: u.user,
-        ...(u.password !== undefined && { password: u.password }),
-        tls: u.tls,
-        connectTimeoutMs: u.connectTimeoutMs,
-        startupParameters: { application_name: 'gatehouse catalog', statement_timeout: '10000' },
-      });
-    },
+    connect: () =>
+      connectUpstream(
+        upstreamOptions(config.upstream, {
+          application_name: 'gatehouse catalog',
+          statement_timeout: '10000',
+        }),
+      ),
     logger: logger.child({ component: 'catalog' }),
     refreshMs: config.masking.catalogRefreshMs,
     sampleRows: config.masking.sampleRows,

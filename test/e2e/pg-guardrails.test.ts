@@ -4,22 +4,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts';
+import { redTeamCases } from '../support/redteam.ts';
 import { directClient, localProxyConfig } from './support/clients.ts';
-import { type ProxyProcess, REPO_ROOT, startProxyProcess } from './support/proxy-process.ts';
+import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /** The red-team cases of ../shared/redteam, copied into the repository so CI needs nothing beside it. */
-interface RedTeamCase {
-  readonly id: string;
-  readonly sql: string;
-  readonly expect: 'block' | 'mask' | 'allow';
-}
-const CASES: RedTeamCase[] = readFileSync(
-  join(REPO_ROOT, 'sidecar/src/policy/guardrails/testdata/redteam-postgres.jsonl'),
-  'utf8',
-)
-  .trim()
-  .split('\n')
-  .map((line) => JSON.parse(line) as RedTeamCase);
+const CASES = redTeamCases('postgres');
 
 const SCHEMA = `
 DROP TABLE IF EXISTS orders; DROP TABLE IF EXISTS customers;

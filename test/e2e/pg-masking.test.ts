@@ -6,8 +6,9 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts';
+import { REDTEAM_PII, redTeamCases } from '../support/redteam.ts';
 import { directClient, localProxyConfig } from './support/clients.ts';
-import { type ProxyProcess, REPO_ROOT, startProxyProcess } from './support/proxy-process.ts';
+import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
  * Masking through the real proxy against a real PostgreSQL loaded with the red-team schema: every
@@ -15,18 +16,7 @@ import { type ProxyProcess, REPO_ROOT, startProxyProcess } from './support/proxy
  * extended protocol, text and binary. A case passes when the statement is refused, or when nothing
  * that reaches the client (rows, errors, notices) holds a PII value in clear or in a reversible form.
  */
-interface RedTeamCase {
-  readonly id: string;
-  readonly sql: string;
-  readonly expect: 'block' | 'mask' | 'allow';
-}
-const CASES: RedTeamCase[] = readFileSync(
-  join(REPO_ROOT, 'sidecar/src/policy/guardrails/testdata/redteam-postgres.jsonl'),
-  'utf8',
-)
-  .trim()
-  .split('\n')
-  .map((line) => JSON.parse(line) as RedTeamCase);
+const CASES = redTeamCases('postgres');
 
 const SCHEMA = `
 DROP TABLE IF EXISTS orders; DROP TABLE IF EXISTS customers; DROP TABLE IF EXISTS accounts; DROP TABLE IF EXISTS tickets;
@@ -42,20 +32,7 @@ CREATE TABLE tickets(id int, body text);
 INSERT INTO tickets VALUES (1, 'please call me at +1-555-0142, or mail erin@example.com'), (2, 'printer on floor 2 is jammed');
 ANALYZE customers; ANALYZE orders; ANALYZE accounts; ANALYZE tickets;`;
 
-const PII = [
-  'Alice Smith',
-  'alice@example.com',
-  '123-45-6789',
-  '+1-555-0100',
-  '4111111111111111',
-  'Bob Jones',
-  'bob@example.com',
-  '987-65-4321',
-  '+1-555-0199',
-  '5500000000000004',
-  'carol@example.com',
-  'dave@example.com',
-];
+const PII = [...REDTEAM_PII, 'carol@example.com', 'dave@example.com'];
 
 /** A value and the forms it can be recovered from: case, reversal, digits, base64, hex, md5, JSON. */
 function recoverableForms(value: string): string[] {

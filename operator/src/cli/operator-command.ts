@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parseCliArgs } from '../../../sidecar/src/cli/proxy-command.ts';
+import { untilSignal } from '../../../sidecar/src/cli/until-signal.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
 import { startOperator } from '../operator.ts';
 
@@ -101,24 +102,7 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
       process.kill(process.pid, 'SIGTERM');
     },
   });
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'signal received');
-      operator.stop().then(resolve, (error: unknown) => {
-        logger.error({ err: String(error) }, 'error during shutdown');
-        exitCode = 1;
-        resolve();
-      });
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  if (!(await untilSignal(logger, () => operator.stop()))) exitCode = 1;
   return exitCode;
 }
 

@@ -2,6 +2,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { loadProxyConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { createLogger, startProxy } from '../proxy.ts';
+import { untilSignal } from './until-signal.ts';
 
 export const PROXY_USAGE = `usage: gatehouse proxy --config FILE [--listen HOST:PORT] [--upstream URL] [--audit-file PATH] [--admin-listen HOST:PORT]
 
@@ -40,23 +41,7 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
   });
   const logger = createLogger(config.logLevel);
   const proxy = await startProxy(config, { logger });
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'signal received');
-      proxy.close().then(resolve, (error: unknown) => {
-        logger.error({ err: String(error) }, 'error during shutdown');
-        resolve();
-      });
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await untilSignal(logger, () => proxy.close());
   return 0;
 }
 

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { REDTEAM_PII } from '../../../../test/support/redteam.ts';
 import { findSensitive } from './find-sensitive.ts';
 import { maskTextFreeform } from './mask-text-freeform.ts';
 import { createMaskingKey } from './masking-key.ts';
@@ -12,18 +13,7 @@ import { createMaskingKey } from './masking-key.ts';
  */
 
 const SCHEMA = `masking_redteam_${process.pid}`;
-const PII = [
-  'Alice Smith',
-  'alice@example.com',
-  '123-45-6789',
-  '+1-555-0100',
-  '4111111111111111',
-  'Bob Jones',
-  'bob@example.com',
-  '987-65-4321',
-  '+1-555-0199',
-  '5500000000000004',
-];
+const PII = REDTEAM_PII;
 const server = inject('postgres');
 const key = createMaskingKey(Buffer.alloc(32, 0x17));
 let client: pg.Client;

@@ -53,7 +53,7 @@ import {
 import { scrubFieldsMessage, scrubNotification, scrubParameterStatus } from './scrub-messages.ts';
 import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
 import { StartupReader } from './startup-reader.ts';
-import { connectUpstream, type UpstreamConnection } from './upstream.ts';
+import { connectUpstream, type UpstreamConnection, upstreamOptions } from './upstream.ts';
 import { UpstreamError } from './upstream-error.ts';
 
 const SSL_REQUEST = 80877103;
@@ -407,16 +407,7 @@ export class PostgresSession {
   private async openUpstream(parameters: Record<string, string>): Promise<UpstreamConnection> {
     const u = this.deps.config.upstream;
     try {
-      return await connectUpstream({
-        host: u.host,
-        port: u.port,
-        database: u.database,
-        user: u.user,
-        ...(u.password !== undefined && { password: u.password }),
-        tls: u.tls,
-        connectTimeoutMs: u.connectTimeoutMs,
-        startupParameters: parameters,
-      });
+      return await connectUpstream(upstreamOptions(u, parameters));
     } catch (error) {
       const upstreamError = error instanceof UpstreamError ? error : undefined;
       this.deps.metrics.upstreamError(upstreamError?.failure ?? 'network');

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { serialize } from 'pg-protocol';
+import type { UpstreamConfig } from '../../config/load.ts';
 import { type BackendFrame, BackendMessageReader } from './backend-message-reader.ts';
 import {
   SCRAM_SHA_256,
@@ -84,6 +85,23 @@ const MSG_READY = 0x5a; // Z
  * never sees, and returns once the server is ready for the first query.
  * Throws UpstreamError; the socket is destroyed on any failure.
  */
+/** What connectUpstream needs, from the proxy's upstream settings. */
+export function upstreamOptions(
+  u: UpstreamConfig,
+  startupParameters: Readonly<Record<string, string>>,
+): UpstreamOptions {
+  return {
+    host: u.host,
+    port: u.port,
+    database: u.database,
+    user: u.user,
+    ...(u.password !== undefined && { password: u.password }),
+    tls: u.tls,
+    connectTimeoutMs: u.connectTimeoutMs,
+    startupParameters,
+  };
+}
+
 export async function connectUpstream(options: UpstreamOptions): Promise<UpstreamConnection> {
   const label = `upstream ${options.user}@${options.host}:${options.port}/${options.database}`;
   const timeout = AbortSignal.timeout(options.connectTimeoutMs);
