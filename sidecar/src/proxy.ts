@@ -9,6 +9,8 @@ import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
+import { createMysqlGate } from './protocol/mysql/mysql-gate.ts';
+import { MysqlProxyServer } from './protocol/mysql/server.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
 import { loadSqlParser } from './sql/normalize.ts';
@@ -32,11 +34,6 @@ export async function startProxy(
   options: { logger?: Logger } = {},
 ): Promise<RunningProxy> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  if (config.upstream.protocol !== 'postgres') {
-    throw new UserError(
-      `${config.source}: upstream.protocol: ${config.upstream.protocol} is not supported yet; use postgres`,
-    );
-  }
   await loadSqlParser();
   const metrics = createMetrics();
   const authenticator = await createAuthenticator(config.identity, { logger });
@@ -72,14 +69,31 @@ export async function startProxy(
     }
   });
 
-  const server = new PostgresProxyServer({
-    config,
-    authenticator,
-    audit,
-    logger,
-    policy: () => policy,
-    metrics: sessionMetrics(metrics, 'postgres'),
-  });
+  const server =
+    config.upstream.protocol === 'mysql'
+      ? new MysqlProxyServer({
+          config,
+          authenticator,
+          audit,
+          logger,
+          metrics: sessionMetrics(metrics, 'mysql'),
+          createGate: (identity, sqlMode) =>
+            createMysqlGate({
+              policy: () => policy,
+              identity,
+              database: config.upstream.database,
+              sqlMode,
+              analyze: undefined,
+            }),
+        })
+      : new PostgresProxyServer({
+          config,
+          authenticator,
+          audit,
+          logger,
+          policy: () => policy,
+          metrics: sessionMetrics(metrics, 'postgres'),
+        });
   let address: { host: string; port: number };
   try {
     const bound = await server.listen(config.listen.host, config.listen.port);
@@ -182,7 +196,7 @@ function sessionMetrics(m: ProxyMetrics, protocol: 'postgres' | 'mysql'): Sessio
 function probeUpstream(config: ProxyConfig, logger: Logger): void {
   const { host, port, connectTimeoutMs } = config.upstream;
   const socket = host.startsWith('/')
-    ? connect({ path: `${host}/.s.PGSQL.${port}` })
+    ? connect({ path: config.upstream.protocol === 'mysql' ? host : `${host}/.s.PGSQL.${port}` })
     : connect({ host, port });
   socket.setTimeout(connectTimeoutMs);
   const fail = (reason: string) => {
