@@ -25,7 +25,11 @@ function policyWith(allow: StatementClass[]): Policy {
         apiVersion: API_VERSION,
         kind: 'DatabaseAccess',
         metadata: { name: 'app' },
-        spec: { subjects: [{ kind: 'User', name: 'local:alice' }], allow, guardrails: ['gatehouse-defaults'] },
+        spec: {
+          subjects: [{ kind: 'User', name: 'local:alice' }],
+          allow,
+          guardrails: ['gatehouse-defaults'],
+        },
       },
     ],
     'test',
@@ -65,7 +69,10 @@ describe('MySQL red-team cases with the default guardrails', () => {
     expect(decision.outcome === 'refuse' && decision.policyKind).toBe('Guardrail');
   });
 
-  it.each(REDTEAM.filter((c) => c.expect !== 'block'))('$id ($expect) is allowed for read and write', ({ sql }) => {
-    expect(decide(facts(sql), ALICE, READ_WRITE, CONTEXT)).toEqual({ outcome: 'allow', dryRun: [] });
-  });
+  it.each(REDTEAM.filter((c) => c.expect !== 'block'))(
+    '$id ($expect) is allowed for read and write',
+    ({ sql }) => {
+      expect(decide(facts(sql), ALICE, READ_WRITE, CONTEXT)).toEqual({ outcome: 'allow', dryRun: [] });
+    },
+  );
 });
