@@ -13,6 +13,7 @@ import { createMysqlGate } from './protocol/mysql/mysql-gate.ts';
 import { MysqlProxyServer } from './protocol/mysql/server.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
+import { loadMysqlParser } from './sql/mysql/parser.ts';
 import { loadSqlParser } from './sql/normalize.ts';
 import { wasmTieringWarning } from './sql/wasm-tiering.ts';
 
@@ -35,6 +36,7 @@ export async function startProxy(
 ): Promise<RunningProxy> {
   const logger = options.logger ?? createLogger(config.logLevel);
   await loadSqlParser();
+  if (config.upstream.protocol === 'mysql') await loadMysqlParser();
   const metrics = createMetrics();
   const authenticator = await createAuthenticator(config.identity, { logger });
   const audit = await openAuditLog({
@@ -83,7 +85,6 @@ export async function startProxy(
               identity,
               database: config.upstream.database,
               sqlMode,
-              analyze: undefined,
             }),
         })
       : new PostgresProxyServer({

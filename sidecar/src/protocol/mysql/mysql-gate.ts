@@ -1,39 +1,71 @@
 import type { Identity } from '../../identity/identity.ts';
 import { decide } from '../../policy/guardrails/decide.ts';
 import type { PolicySource } from '../../policy/statement-gate.ts';
-import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import { analyzeMysql } from '../../sql/mysql/analyze-mysql.ts';
+import { lexMysql } from '../../sql/mysql/lexer.ts';
+import { normalizeMysql } from '../../sql/mysql/normalize-mysql.ts';
+import {
+  applyMysqlSessionEffects,
+  initialMysqlSession,
+  type MysqlSessionState,
+  resolveMysqlExecutes,
+} from '../../sql/mysql/session.ts';
+import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode } from '../../sql/mysql/sql-mode.ts';
 import type { QueryText } from '../../sql/normalize.ts';
-import { describeMysqlStatement } from './audit-text.ts';
 import type { MysqlGate } from './session.ts';
 
-/** MySQL dialect analysis: the facts of one COM_QUERY or prepared text under the session's sql_mode. */
-export type MysqlAnalyzer = (sql: string, options: { sqlMode: string }) => StatementFacts;
+const UNREADABLE: QueryText = Object.freeze({ statement: null, fingerprint: null });
 
 /**
  * One session's guardrail checkpoint for MySQL, as StatementGate is for PostgreSQL: the same decide()
- * over facts from the MySQL analyser, with the session's sql_mode followed through SET statements.
+ * over facts from the MySQL analyser. It follows what the session's statements change in how later
+ * ones read: sql_mode (ANSI_QUOTES, NO_BACKSLASH_ESCAPES) and SQL PREPAREd statements. Only allowed
+ * text changes that state, since refused text never reaches the server.
  */
 export function createMysqlGate(options: {
   policy: PolicySource;
   identity: Identity;
   database: string;
-  sqlMode: string;
-  analyze: MysqlAnalyzer | undefined;
+  /** `@@SESSION.sql_mode` when the session started; '' or unknown text reads as the server default. */
+  sqlMode: string | null;
 }): MysqlGate {
-  const { policy, identity, database, analyze } = options;
+  const { policy, identity, database } = options;
+  let state: MysqlSessionState = initialMysqlSession(
+    options.sqlMode === null ? null : parseSqlMode(options.sqlMode),
+  );
   return {
     check(sql) {
+      const facts = resolveMysqlExecutes(analyzeMysql(sql, { sqlMode: state.sqlMode }), state);
       const current = policy();
-      if (!current) return undefined;
-      if (!analyze) throw new Error('no MySQL analyser: statements cannot be judged');
-      const facts = analyze(sql, { sqlMode: options.sqlMode });
-      return decide(facts, identity, current, { database });
+      const decision = current ? decide(facts, identity, current, { database }) : undefined;
+      if (decision?.outcome !== 'refuse') state = applyMysqlSessionEffects(state, facts);
+      return decision;
     },
-    describe(sql): readonly QueryText[] {
-      return [describeMysqlStatement(sql)];
+    describe(sql) {
+      return describeStatements(sql, state.sqlMode);
     },
     describeOne(sql) {
-      return describeMysqlStatement(sql);
+      return describeStatements(sql, state.sqlMode)[0] ?? { statement: '', fingerprint: null };
+    },
+    reset() {
+      // COM_RESET_CONNECTION restores the global sql_mode, which the proxy has not read: unknown.
+      state = initialMysqlSession(null);
     },
   };
+}
+
+/** One audit description per statement, read under the session's sql_mode (under every mode when unknown). */
+function describeStatements(sql: string, mode: MysqlSqlMode | null): readonly QueryText[] {
+  if (mode) return splitAndNormalize(sql, mode);
+  const readings = EVERY_SQL_MODE.map((m) => splitAndNormalize(sql, m));
+  const first = JSON.stringify(readings[0]);
+  return readings.every((r) => JSON.stringify(r) === first) ? readings[0]! : [UNREADABLE];
+}
+
+function splitAndNormalize(sql: string, mode: MysqlSqlMode): readonly QueryText[] {
+  const lexed = lexMysql(sql, mode);
+  if (lexed.error !== null) return [UNREADABLE];
+  if (lexed.statements.length <= 1) return [normalizeMysql(sql, mode)];
+  // Each statement under the mode it is read in: a SET sql_mode earlier in the text changes it.
+  return lexed.statements.map((s) => normalizeMysql(sql.slice(s.start, s.end), s.mode));
 }

@@ -36,6 +36,8 @@ export interface MysqlGate {
   describe(sql: string): readonly QueryText[];
   /** The audit description of one prepared statement's text. */
   describeOne(sql: string): QueryText;
+  /** COM_RESET_CONNECTION succeeded: forget what the session's statements had changed. */
+  reset(): void;
 }
 
 export interface MysqlSessionDeps {
@@ -50,7 +52,7 @@ export interface MysqlSessionDeps {
   /** The upstream's greeting (version, capabilities, charset), as last seen. */
   readonly greeting: () => Promise<ServerGreeting>;
   readonly rememberGreeting: (greeting: ServerGreeting) => void;
-  readonly createGate: (identity: Identity, sqlMode: string) => MysqlGate;
+  readonly createGate: (identity: Identity, sqlMode: string | null) => MysqlGate;
 }
 
 const MAX_HANDSHAKE_PACKET = 64 * 1024;
@@ -328,7 +330,7 @@ export class MysqlSession {
       }
       this.upstreamThreadId = upstream.greeting.threadId;
       this.status = upstream.status;
-      const sqlMode = upstream.setupRows[upstream.setupRows.length - 1]?.[0] ?? '';
+      const sqlMode = upstream.setupRows[upstream.setupRows.length - 1]?.[0] ?? null;
       this.gate = this.deps.createGate(identity, sqlMode);
       this.client.write(okPacket(seq, this.status));
       this.beginRelay(identity, upstream.socket, upstream.leftover, leftover);
@@ -433,8 +435,9 @@ export class MysqlSession {
         const sql = payload.toString('utf8', 1);
         const kill = this.killRewrite(sql, answerSeq, started);
         if (kill) return kill === 'refused' ? undefined : kill;
-        const refusal = this.auditRefusal() ?? this.judge(sql);
+        // Described before judging: the text is read under the sql_mode in force before it runs.
         const texts = this.gate!.describe(sql);
+        const refusal = this.auditRefusal() ?? this.judge(sql);
         if ('kind' in refusal) {
           this.refuse(refusal, texts, 'text', answerSeq, started);
           return undefined;
@@ -733,6 +736,7 @@ export class MysqlSession {
   private afterReset(): void {
     this.statements.clear();
     this.lastPrepared = undefined;
+    this.gate?.reset();
     for (const sql of this.setupQueries) {
       this.pending.push({
         tracker: new ResponseTracker('results', this.deprecateEof),
