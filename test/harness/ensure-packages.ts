@@ -14,6 +14,8 @@ const PACKAGES = [
   'haproxy',
   'pgbouncer',
   'openssl',
+  // The MySQL rows of the benchmark (sysbench oltp_point_select).
+  'sysbench',
 ];
 
 /** What the harness and the benchmark call by full path; checked after installing, whatever dpkg says. */
@@ -30,6 +32,7 @@ const PROGRAMS = [
   '/usr/bin/mysql',
   '/usr/sbin/haproxy',
   '/usr/sbin/pgbouncer',
+  '/usr/bin/sysbench',
   '/usr/bin/openssl',
   '/sbin/runuser',
 ];

@@ -1,7 +1,9 @@
 import type { Identity } from '../../identity/identity.ts';
 import { decide } from '../../policy/guardrails/decide.ts';
 import type { PolicySource } from '../../policy/statement-gate.ts';
-import { analyzeMysql } from '../../sql/mysql/analyze-mysql.ts';
+import type { StatementKind } from '../../sql/analyze/statement-facts.ts';
+import { Lru } from '../../sql/lru.ts';
+import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-mysql.ts';
 import { lexMysql } from '../../sql/mysql/lexer.ts';
 import { normalizeMysql } from '../../sql/mysql/normalize-mysql.ts';
 import {
@@ -10,11 +12,48 @@ import {
   type MysqlSessionState,
   resolveMysqlExecutes,
 } from '../../sql/mysql/session.ts';
-import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode } from '../../sql/mysql/sql-mode.ts';
+import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode, sqlModeKey } from '../../sql/mysql/sql-mode.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlGate } from './session.ts';
 
 const UNREADABLE: QueryText = Object.freeze({ statement: null, fingerprint: null });
+
+/** Kinds whose facts do not depend on the values of the literals in them (unlike UPDATE/DELETE's WHERE 1=1). */
+const SHAPE_SAFE_KINDS: ReadonlySet<StatementKind> = new Set(['select', 'insert']);
+const SHAPES = new Lru<string, MysqlStatementFacts>(2048);
+
+/**
+ * analyzeMysql, cached also by the text's shape: its tokens with every literal value erased (the audit
+ * normalisation, read under the same sql_mode). Texts that differ only in literals (an application's
+ * `WHERE id=42`) then cost one analysis. Only facts that no literal value can change are shared: plain
+ * SELECT and INSERT statements with no finding at all and no effect on the session (no PREPARE, user
+ * variable, sql_mode, HANDLER). Everything else is analysed for its own text.
+ */
+function analyzeByShape(sql: string, mode: MysqlSqlMode | null, shape: string | null | undefined) {
+  if (!mode || !shape) return analyzeMysql(sql, { sqlMode: mode });
+  const key = sqlModeKey(mode) + shape;
+  const cached = SHAPES.get(key);
+  if (cached) return cached;
+  const facts = analyzeMysql(sql, { sqlMode: mode });
+  if (literalIndependent(facts)) SHAPES.set(key, facts);
+  return facts;
+}
+
+function literalIndependent(facts: MysqlStatementFacts): boolean {
+  return (
+    facts.parsed &&
+    facts.findings.length === 0 &&
+    facts.statements.every((s) => SHAPE_SAFE_KINDS.has(s.kind)) &&
+    facts.prepared.length === 0 &&
+    facts.unresolvedExecutes.length === 0 &&
+    facts.deallocated.length === 0 &&
+    facts.cursors.length === 0 &&
+    facts.sideChannels.length === 0 &&
+    facts.sqlModeAfter === undefined &&
+    facts.userVariables.length === 0 &&
+    facts.handlers.length === 0
+  );
+}
 
 /**
  * One session's guardrail checkpoint for MySQL, as StatementGate is for PostgreSQL: the same decide()
@@ -34,8 +73,8 @@ export function createMysqlGate(options: {
     options.sqlMode === null ? null : parseSqlMode(options.sqlMode),
   );
   return {
-    check(sql) {
-      const facts = resolveMysqlExecutes(analyzeMysql(sql, { sqlMode: state.sqlMode }), state);
+    check(sql, shape) {
+      const facts = resolveMysqlExecutes(analyzeByShape(sql, state.sqlMode, shape), state);
       const current = policy();
       const decision = current ? decide(facts, identity, current, { database }) : undefined;
       if (decision?.outcome !== 'refuse') state = applyMysqlSessionEffects(state, facts);

@@ -30,8 +30,11 @@ import { connectMysqlUpstream, MysqlUpstreamError, type ServerGreeting } from '.
 
 /** Judges statements for one session; built once the identity is known. */
 export interface MysqlGate {
-  /** The decision for one COM_QUERY or COM_STMT_PREPARE text; undefined when no policy is configured. */
-  check(sql: string): Decision | undefined;
+  /**
+   * The decision for one COM_QUERY or COM_STMT_PREPARE text; undefined when no policy is configured.
+   * `shape` is the text's audit normalisation (literals erased), which lets analyses be shared.
+   */
+  check(sql: string, shape?: string | null): Decision | undefined;
   /** Splits a COM_QUERY text into its statements' audit descriptions. */
   describe(sql: string): readonly QueryText[];
   /** The audit description of one prepared statement's text. */
@@ -437,7 +440,7 @@ export class MysqlSession {
         if (kill) return kill === 'refused' ? undefined : kill;
         // Described before judging: the text is read under the sql_mode in force before it runs.
         const texts = this.gate!.describe(sql);
-        const refusal = this.auditRefusal() ?? this.judge(sql);
+        const refusal = this.auditRefusal() ?? this.judge(sql, shapeOf(texts));
         if ('kind' in refusal) {
           this.refuse(refusal, texts, 'text', answerSeq, started);
           return undefined;
@@ -448,7 +451,7 @@ export class MysqlSession {
       case Command.STMT_PREPARE: {
         const sql = payload.toString('utf8', 1);
         const text = this.gate!.describeOne(sql);
-        const refusal = this.auditRefusal() ?? this.judge(sql);
+        const refusal = this.auditRefusal() ?? this.judge(sql, text.statement);
         if ('kind' in refusal) {
           this.refuse(refusal, [text], 'prepared', answerSeq, started);
           return undefined;
@@ -591,10 +594,10 @@ export class MysqlSession {
     return packet(Buffer.from(`\x03KILL ${kill.scope} ${target.upstreamThreadId}`, 'latin1'), 0);
   }
 
-  private judge(sql: string): Refusal | { notes?: readonly string[] } {
+  private judge(sql: string, shape: string | null): Refusal | { notes?: readonly string[] } {
     let decision: Decision | undefined;
     try {
-      decision = this.gate?.check(sql);
+      decision = this.gate?.check(sql, shape);
     } catch (error) {
       this.logger.error(
         { err: error instanceof Error ? error.message : String(error) },
@@ -894,6 +897,12 @@ function withPrefix(socket: Socket, prefix: Buffer): Duplex {
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+
+/** The shape of a COM_QUERY text: its statements' normalisations, when every one could be read. */
+function shapeOf(texts: readonly QueryText[]): string | null {
+  if (texts.some((t) => t.statement === null)) return null;
+  return texts.map((t) => t.statement).join(';\n');
+}
 
 function notesOf(verdict: { notes?: readonly string[] }): { notes?: readonly string[] } {
   return verdict.notes ? { notes: verdict.notes } : {};
