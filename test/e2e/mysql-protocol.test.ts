@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mysql as mysqlCli } from '../harness/mysql-cli.ts';
@@ -150,6 +151,34 @@ describe('TLS towards the database', () => {
     } finally {
       await tlsProxy.stop();
     }
+  });
+});
+
+describe('capabilities', () => {
+  it('refuses a client that asks for compression it was not offered, with error 1235', async () => {
+    const socket = connect({ host: '127.0.0.1', port: proxy.port });
+    const received: Buffer[] = [];
+    socket.on('data', (d: Buffer) => received.push(d));
+    await new Promise((r) => socket.once('data', r));
+    const greeting = received[0]!.subarray(4);
+    const versionEnd = greeting.indexOf(0, 1);
+    const offered = greeting.readUInt16LE(versionEnd + 1 + 4 + 9);
+    expect(offered & 32).toBe(0);
+    const response = Buffer.concat([
+      Buffer.from(Uint32Array.of(0x200 | 0x8000 | 0x80000 | 32).buffer),
+      Buffer.from(Uint32Array.of(1 << 24).buffer),
+      Buffer.from([45]),
+      Buffer.alloc(23),
+      Buffer.from('demo\0'),
+      Buffer.from([0]),
+      Buffer.from('mysql_clear_password\0'),
+    ]);
+    const header = Buffer.from([response.length, 0, 0, 1]);
+    socket.write(Buffer.concat([header, response]));
+    await new Promise((r) => socket.once('close', r));
+    const answer = Buffer.concat(received.slice(1));
+    expect(answer[4]).toBe(0xff);
+    expect(answer.readUInt16LE(5)).toBe(1235);
   });
 });
 

@@ -19,7 +19,8 @@ export interface ResultEnd {
   readonly rows?: number;
   readonly errorCode?: number;
   readonly sqlstate?: string;
-  readonly status: number;
+  /** The server status flags, when the packet that ended the result carried them. */
+  readonly status: number | undefined;
   /** The whole command's answer is complete. */
   readonly last: boolean;
 }
@@ -91,17 +92,17 @@ export class ResponseTracker {
       case 'single':
         this.phase = { kind: 'done' };
         return {
-          end: { ok: true, status: first === 0x00 ? okFields(payload).status : 0, last: true },
+          end: { ok: true, status: first === 0x00 ? okFields(payload).status : undefined, last: true },
         };
       case 'field-list':
         if (first === 0xff) return { end: this.finish(errorEnd(payload)) };
         this.phase = { kind: 'done' };
-        return { end: { ok: true, status: 0, last: true } };
+        return { end: { ok: true, status: undefined, last: true } };
       case 'prepare': {
         if (phase.kind !== 'head') {
           // An EOF after a definition block.
           this.phase = phase.kind === 'eof' ? phase.next : { kind: 'done' };
-          return this.phase.kind === 'done' ? { end: { ok: true, status: 0, last: true } } : {};
+          return this.phase.kind === 'done' ? { end: { ok: true, status: undefined, last: true } } : {};
         }
         const r = new PayloadReader(payload, 1);
         const statementId = r.u32();
@@ -113,7 +114,7 @@ export class ResponseTracker {
         this.phase = next;
         return {
           prepared: { statementId },
-          ...(next.kind === 'done' && { end: { ok: true, status: 0, last: true } }),
+          ...(next.kind === 'done' && { end: { ok: true, status: undefined, last: true } }),
         };
       }
       case 'results':
@@ -151,7 +152,7 @@ export class ResponseTracker {
   }
 
   private endResult(end: ResultEnd): ResultEnd {
-    const more = (end.status & ServerStatus.MORE_RESULTS_EXISTS) !== 0;
+    const more = ((end.status ?? 0) & ServerStatus.MORE_RESULTS_EXISTS) !== 0;
     this.phase = more ? { kind: 'head' } : { kind: 'done' };
     return { ...end, last: !more };
   }
@@ -176,5 +177,5 @@ function eofStatus(payload: Buffer): number {
 function errorEnd(payload: Buffer): ResultEnd {
   const code = payload.length >= 3 ? payload.readUInt16LE(1) : 0;
   const sqlstate = payload.length >= 9 && payload[3] === 0x23 ? payload.toString('ascii', 4, 9) : undefined;
-  return { ok: false, errorCode: code, ...(sqlstate && { sqlstate }), status: 0, last: true };
+  return { ok: false, errorCode: code, ...(sqlstate && { sqlstate }), status: undefined, last: true };
 }

@@ -709,7 +709,7 @@ export class MysqlSession {
   }
 
   private onResultEnd(head: Pending, end: NonNullable<ReturnType<ResponseTracker['read']>['end']>): void {
-    if (end.status !== 0 || end.ok) this.status = end.status || this.status;
+    if (end.status !== undefined) this.status = end.status;
     if (head.internal) return;
     if (head.command === 'PREPARE') {
       // A prepare is audited when it fails; its executions are audited as statements.
