@@ -17,11 +17,18 @@ import { cpuTimeMicros, peakRssKb, resetPeakRss } from './process-usage.ts';
 export const MYSQLSLAP = '/usr/bin/mysqlslap';
 export const SYSBENCH = '/usr/bin/sysbench';
 const MAIN = resolve(import.meta.dirname, '../../sidecar/src/main.ts');
+const NODE_RELAY_SERVER = join(import.meta.dirname, 'node-relay-server.ts');
 const TABLE_ROWS = 100_000;
 const DISTINCT_QUERIES = 1000;
 const START_TIMEOUT_MS = 30_000;
 
-export const MYSQL_TARGET_NAMES = ['direct', 'haproxy', 'gatehouse', 'gatehouse-guarded'] as const;
+export const MYSQL_TARGET_NAMES = [
+  'direct',
+  'haproxy',
+  'node-relay',
+  'gatehouse',
+  'gatehouse-guarded',
+] as const;
 type MysqlTargetName = (typeof MYSQL_TARGET_NAMES)[number];
 
 type MysqlTarget = {
@@ -281,6 +288,7 @@ function startTarget(name: MysqlTargetName, server: MariaDbInfo, dir: string): P
   if (name === 'direct')
     return Promise.resolve({ name, port: server.port, login: server.users.native, stop: async () => {} });
   if (name === 'haproxy') return startHaproxy(server, dir);
+  if (name === 'node-relay') return startNodeRelay(server, dir);
   return startGatehouse(name, server, dir);
 }
 
@@ -305,6 +313,25 @@ function startHaproxy(server: MariaDbInfo, dir: string): Promise<MysqlTarget> {
       pid: haproxy.pid,
       stop: () => haproxy.stop(),
     };
+  });
+}
+
+/** A bare Node.js byte relay (`pipe()`): the floor for any proxy written for Node on this machine. */
+function startNodeRelay(server: MariaDbInfo, dir: string): Promise<MysqlTarget> {
+  return onFreePort(async (port) => {
+    const relay = startBackground(
+      'node-relay-mysql',
+      process.execPath,
+      [NODE_RELAY_SERVER, String(port), server.host, String(server.port)],
+      { cwd: dir },
+    );
+    try {
+      await waitForPort(relay, port);
+    } catch (error) {
+      await relay.stop();
+      throw error;
+    }
+    return { name: 'node-relay', port, login: server.users.native, pid: relay.pid, stop: () => relay.stop() };
   });
 }
 
