@@ -241,10 +241,24 @@ describe('audit', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { type?: string; event?: { type?: string } } & Record<string, unknown>);
     const statements = records.filter(
-      (r) =>
-        JSON.stringify(r).includes('"statement"') && JSON.stringify(r).includes('proto_items WHERE name'),
+      (r) => r['type'] === 'statement' && String(r['statement']).includes('proto_items WHERE name'),
     );
-    expect(statements.length).toBeGreaterThanOrEqual(2);
-    expect(JSON.stringify(statements)).toContain('"protocol":"mysql"');
+    expect(statements).toEqual([
+      expect.objectContaining({
+        protocol: 'mysql',
+        subject: 'local:demo',
+        via: 'text',
+        outcome: 'ok',
+        command: 'SELECT',
+        rows: 0,
+        statement: 'SELECT id FROM proto_items WHERE name = ? OR id = ?',
+      }),
+      expect.objectContaining({
+        via: 'prepared',
+        outcome: 'ok',
+        command: 'SELECT',
+        statement: 'SELECT id FROM proto_items WHERE name = ?',
+      }),
+    ]);
   });
 });

@@ -723,7 +723,7 @@ export class MysqlSession {
     const text = head.texts[head.index] ?? head.texts[head.texts.length - 1] ?? UNKNOWN_TEXT;
     if (end.ok)
       this.record(head.via ?? 'text', head.started, text, 'ok', {
-        command: head.command,
+        command: commandOf(text) ?? head.command,
         rows: end.rows,
         ...(head.notes && { reason: head.notes.join('; ') }),
       });
@@ -902,6 +902,12 @@ const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
 function shapeOf(texts: readonly QueryText[]): string | null {
   if (texts.some((t) => t.statement === null)) return null;
   return texts.map((t) => t.statement).join(';\n');
+}
+
+/** The statement's first keyword, as the audit's command (`SELECT`, `INSERT`...), like PostgreSQL's tag. */
+function commandOf(text: QueryText): string | undefined {
+  const word = /^[A-Za-z]+/.exec(text.statement ?? '')?.[0];
+  return word?.toUpperCase();
 }
 
 function notesOf(verdict: { notes?: readonly string[] }): { notes?: readonly string[] } {
