@@ -6,6 +6,7 @@ import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-g
 import { lexMysql } from '../../sidecar/src/sql/mysql/lexer.ts';
 import { DEFAULT_SQL_MODE } from '../../sidecar/src/sql/mysql/sql-mode.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
+import { comQuery, RawMysqlClient } from './support/mysql-raw-client.ts';
 import { type ProxyProcess, REPO_ROOT, startProxyProcess } from './support/proxy-process.ts';
 
 /** ../shared/redteam/mysql.jsonl and its schema, copied into the repository. */
@@ -119,6 +120,38 @@ describe('red-team block cases are refused before they reach the database', () =
       expect(await snapshot()).toBe(before);
     },
   );
+});
+
+describe('refusals keep their place among pipelined commands', () => {
+  it('answers a refused command after the answers owed before it, and keeps the session', async () => {
+    const raw = await RawMysqlClient.login(proxy.port, 'demo', 'demo-secret');
+    try {
+      // One write: a slow query, a refused one, then another query: the answers must come in that order.
+      raw.socket.write(
+        Buffer.concat([
+          comQuery('SELECT SLEEP(0.3) AS slept'),
+          comQuery('DROP TABLE customers'),
+          comQuery("SELECT 'after' AS x"),
+        ]),
+      );
+      const first = await raw.next();
+      expect(first.payload[0]).toBe(1); // one column: the SLEEP result comes first
+      await raw.next(); // column definition
+      const row = await raw.next();
+      expect(row.payload.toString('utf8', 1)).toBe('0');
+      expect((await raw.next()).payload[0]).toBe(0xfe);
+      const refused = await raw.next();
+      expect(refused.seq).toBe(1);
+      expect(refused.payload[0]).toBe(0xff);
+      expect([1142, 1227]).toContain(refused.payload.readUInt16LE(1));
+      expect((await raw.next()).payload[0]).toBe(1);
+      await raw.next();
+      expect((await raw.next()).payload.toString('utf8', 1)).toBe('after');
+      expect((await raw.next()).payload[0]).toBe(0xfe);
+    } finally {
+      raw.close();
+    }
+  });
 });
 
 describe('red-team allow cases run and return what MariaDB returns', () => {
