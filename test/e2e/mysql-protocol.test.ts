@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -95,6 +96,15 @@ describe('mysql2 through the proxy', () => {
       const [binary] = await c.execute('SELECT blob_col FROM proto_items WHERE id = ?', [100]);
       expect((binary as { blob_col: Buffer }[])[0]!.blob_col.equals(big)).toBe(true);
       await c.query('DELETE FROM proto_items WHERE id = 100');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('connects over TLS to the proxy', async () => {
+    const c = await mysqlClient(proxy.port, { ssl: { ca: readFileSync(tls.caFile, 'utf8') } });
+    try {
+      expect((await c.query('SELECT 1 AS one'))[0]).toEqual([{ one: 1 }]);
     } finally {
       await c.end();
     }
@@ -231,7 +241,6 @@ describe('audit', () => {
       await c.end();
     }
     await new Promise((r) => setTimeout(r, 300));
-    const { readFileSync } = await import('node:fs');
     const text = readFileSync(proxy.auditFile!, 'utf8');
     expect(text).not.toContain('secret-literal-7781');
     expect(text).not.toContain('424242');

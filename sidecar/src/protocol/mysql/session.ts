@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
@@ -23,6 +22,7 @@ import { HandshakeReader } from './handshake-reader.ts';
 import { killTarget, type SessionRegistry } from './kill.ts';
 import { PayloadReader, packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
+import { withPrefix } from './prefixed-stream.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { type ResponseShape, ResponseTracker } from './response-tracker.ts';
 import { authSwitchPacket, errPacket, greetingPacket, okPacket } from './server-packets.ts';
@@ -868,32 +868,6 @@ class RefusedStart extends Error {
     this.kind = kind;
     this.seq = seq;
   }
-}
-
-/** The socket as a stream that first yields `prefix`: bytes already read from it. */
-function withPrefix(socket: Socket, prefix: Buffer): Duplex {
-  const stream = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      socket.write(chunk, callback);
-    },
-    final(callback) {
-      socket.end(callback);
-    },
-    destroy(error, callback) {
-      socket.destroy(error ?? undefined);
-      callback(error);
-    },
-  });
-  stream.push(prefix);
-  socket.on('data', (chunk: Buffer) => {
-    if (!stream.push(chunk)) socket.pause();
-  });
-  socket.on('end', () => stream.push(null));
-  socket.on('error', (error) => stream.destroy(error));
-  return stream;
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };

@@ -5,12 +5,15 @@ import {
   privateDecrypt,
   randomBytes,
 } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import mysql2 from 'mysql2';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Capability } from './constants.ts';
 import { HandshakeReader } from './handshake-reader.ts';
 import { PayloadReader, PayloadWriter, packet } from './packet-io.ts';
+import { withPrefix } from './prefixed-stream.ts';
 import { cachingSha2Response, nativePasswordResponse } from './scramble.ts';
 import { connectMysqlUpstream, MysqlUpstreamError } from './upstream.ts';
 
@@ -19,6 +22,7 @@ const sha1 = (b: Buffer) => createHash('sha1').update(b).digest();
 const xor = (a: Buffer, b: Buffer) => Buffer.from(a.map((v, i) => v ^ b[i % b.length]!));
 
 const PASSWORD = 'pässword-42';
+const tls = inject('tls');
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const PUBLIC_PEM = publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
@@ -56,7 +60,7 @@ describe('scrambles', () => {
   });
 });
 
-type Mode = 'fast' | 'full-rsa' | 'switch-to-sha2' | 'wrong-password';
+type Mode = 'fast' | 'full-rsa' | 'full-tls' | 'switch-to-sha2' | 'wrong-password';
 
 /**
  * A server that speaks only the login of caching_sha2_password (MariaDB 10.11 has none), checking the
@@ -66,8 +70,9 @@ async function fakeServer(mode: Mode): Promise<{ server: Server; port: number; s
   const seen: string[] = [];
   const server = createServer((socket: Socket) => {
     void (async () => {
-      const reader = new HandshakeReader();
+      let reader = new HandshakeReader();
       reader.attach(socket);
+      let stream: Socket = socket;
       const scramble = Buffer.from(randomBytes(20).map((b) => 0x21 + (b % 90)));
       const greetPlugin = mode === 'switch-to-sha2' ? 'mysql_native_password' : 'caching_sha2_password';
       const caps =
@@ -79,7 +84,8 @@ async function fakeServer(mode: Mode): Promise<{ server: Server; port: number; s
         Capability.CONNECT_WITH_DB |
         Capability.LONG_PASSWORD |
         Capability.TRANSACTIONS |
-        Capability.DEPRECATE_EOF;
+        Capability.DEPRECATE_EOF |
+        (mode === 'full-tls' ? Capability.SSL : 0);
       socket.write(
         packet(
           new PayloadWriter()
@@ -101,7 +107,22 @@ async function fakeServer(mode: Mode): Promise<{ server: Server; port: number; s
           0,
         ),
       );
-      const response = await reader.read();
+      let response = await reader.read();
+      if (mode === 'full-tls') {
+        // The SSLRequest, then TLS with the test CA's server certificate.
+        seen.push(`ssl-request=${response.payload.length === 32}`);
+        const early = reader.detach();
+        stream = new TLSSocket(early.length > 0 ? withPrefix(socket, early) : socket, {
+          isServer: true,
+          secureContext: createSecureContext({
+            cert: readFileSync(tls.certFile),
+            key: readFileSync(tls.keyFile),
+          }),
+        });
+        reader = new HandshakeReader();
+        reader.attach(stream);
+        response = await reader.read();
+      }
       const r = new PayloadReader(response.payload);
       r.u32();
       r.u32();
@@ -140,7 +161,12 @@ async function fakeServer(mode: Mode): Promise<{ server: Server; port: number; s
         );
         return;
       }
-      if (mode === 'full-rsa') {
+      if (mode === 'full-tls') {
+        stream.write(packet(Buffer.from([0x01, 0x04]), seq++));
+        const clear = await reader.read();
+        seen.push(`tls-password-ok=${clear.payload.toString('utf8') === `${PASSWORD}\0`}`);
+        seq = clear.seq + 1;
+      } else if (mode === 'full-rsa') {
         socket.write(packet(Buffer.from([0x01, 0x04]), seq++));
         const ask = await reader.read();
         seen.push(`asked-key=${ask.payload[0] === 0x02}`);
@@ -156,7 +182,7 @@ async function fakeServer(mode: Mode): Promise<{ server: Server; port: number; s
       } else {
         socket.write(packet(Buffer.from([0x01, 0x03]), seq++));
       }
-      socket.write(packet(Buffer.from([0, 0, 0, 2, 0, 0, 0]), seq));
+      stream.write(packet(Buffer.from([0, 0, 0, 2, 0, 0, 0]), seq));
     })().catch(() => socket.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -169,14 +195,14 @@ afterEach(() => {
   open = undefined;
 });
 
-const connectTo = (port: number) =>
+const connectTo = (port: number, tlsMode: 'disable' | 'verify-full' = 'disable') =>
   connectMysqlUpstream({
     host: '127.0.0.1',
     port,
     user: 'proxy',
     password: PASSWORD,
     database: 'app',
-    tls: { mode: 'disable' },
+    tls: tlsMode === 'disable' ? { mode: 'disable' } : { mode: 'verify-full', ca: readFileSync(tls.caFile) },
     connectTimeoutMs: 5000,
     clientCapabilities: Capability.DEPRECATE_EOF | Capability.PROTOCOL_41,
     charset: 45,
@@ -200,6 +226,16 @@ describe('caching_sha2_password login', () => {
     upstream.socket.destroy();
     expect(fake.seen).toContain('asked-key=true');
     expect(fake.seen).toContain('rsa-password-ok=true');
+  });
+
+  it('takes the full path over TLS, sending the password itself only there', async () => {
+    const fake = await fakeServer('full-tls');
+    open = fake.server;
+    const upstream = await connectTo(fake.port, 'verify-full');
+    expect(upstream.tls).toBe(true);
+    upstream.socket.destroy();
+    expect(fake.seen).toContain('ssl-request=true');
+    expect(fake.seen).toContain('tls-password-ok=true');
   });
 
   it('follows a switch from mysql_native_password', async () => {
