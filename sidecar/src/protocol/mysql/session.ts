@@ -121,6 +121,8 @@ export class MysqlSession {
   private deprecateEof = false;
   private gate: MysqlGate | undefined;
   private setupQueries: readonly string[] = [];
+  /** Set by classify for a packet of an internal command's answer that the tracker must not read. */
+  private dropUnread = false;
 
   private readonly pending: Pending[] = [];
   private readonly statements = new Map<number, PreparedText>();
@@ -682,8 +684,13 @@ export class MysqlSession {
 
   private classify(first: number, length: number): boolean {
     const head = this.pending[0];
-    if (!head?.tracker || head.internal) return true;
-    return head.tracker.classify(first, length) || head.tracker.done;
+    if (!head?.tracker) return true;
+    const wanted = head.tracker.classify(first, length) || head.tracker.done;
+    if (!head.internal) return wanted;
+    // The answer to a command of the proxy's own never reaches the client: every packet is taken, and
+    // those the tracker has accounted for already are only dropped.
+    this.dropUnread = !wanted;
+    return true;
   }
 
   private onServerPacket(p: Buffer): Buffer | undefined {
@@ -692,6 +699,10 @@ export class MysqlSession {
       // Nothing asked: the server says goodbye (an ERR before it closes, e.g. after KILL CONNECTION).
       if (p[4] === 0xff) this.endReason = 'upstream';
       return p;
+    }
+    if (this.dropUnread) {
+      this.dropUnread = false;
+      return undefined;
     }
     const { end, prepared } = head.tracker.read(p.subarray(4));
     if (prepared && head.prepares) {
