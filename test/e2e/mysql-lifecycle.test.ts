@@ -151,6 +151,35 @@ describe('limits and shutdown', () => {
   });
 });
 
+describe('the identity in the database', () => {
+  it('reaches the general log and @gatehouse_identity intact, whatever characters the name holds', async () => {
+    const name = "o'hara\\'; DROP TABLE t; -- ";
+    const tagged = await startProxyProcess(
+      mysqlProxyConfig(server, {
+        identity: { mode: 'local', local: { users: [{ name, password: 'quote-secret' }] } },
+      }),
+    );
+    const admin = await directMysql(server);
+    try {
+      await admin.query("SET GLOBAL log_output = 'TABLE', GLOBAL general_log = 1");
+      const c = await mysqlClient(tagged.port, { user: name, password: 'quote-secret' });
+      const [rows] = await c.query('SELECT @gatehouse_identity AS who');
+      expect(rows).toEqual([{ who: `local:${name}` }]);
+      await c.end();
+      const [logged] = await admin.query(
+        "SELECT CONVERT(argument USING utf8mb4) AS sql_text FROM mysql.general_log WHERE argument LIKE 'SET @gatehouse_identity%' ORDER BY event_time DESC LIMIT 1",
+      );
+      expect((logged as { sql_text: string }[])[0]?.sql_text).toContain(
+        "@gatehouse_identity = _utf8mb4'local:o''hara",
+      );
+    } finally {
+      await admin.query('SET GLOBAL general_log = 0');
+      await admin.end();
+      await tagged.stop();
+    }
+  });
+});
+
 describe('token identity', () => {
   const ISSUER = 'https://kubernetes.default.svc.cluster.local';
   const AUDIENCE = 'gatehouse.dev';

@@ -947,12 +947,12 @@ function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
 }
 
 /**
- * Tags the upstream session with the identity, so the database's own logs and queries see it: a user
- * variable, set from a hex literal so that no identity text can change the statement.
+ * Tags the upstream session with the identity, so the database's own logs (general log, processlist,
+ * slow log) and queries see it in clear. The literal doubles quotes and backslashes: under either
+ * backslash mode it stays one string, so no identity text can change the statement (at worst a
+ * backslash shows twice).
  */
 function identitySetup(identity: Identity, session: string): string[] {
-  const hex = (text: string) => Buffer.from(text, 'utf8').toString('hex');
-  return [
-    `SET @gatehouse_identity = CONVERT(X'${hex(identity.subject)}' USING utf8mb4), @gatehouse_session = X'${hex(session)}'`,
-  ];
+  const literal = (text: string) => `_utf8mb4'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+  return [`SET @gatehouse_identity = ${literal(identity.subject)}, @gatehouse_session = ${literal(session)}`];
 }
