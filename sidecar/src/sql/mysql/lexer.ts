@@ -451,6 +451,9 @@ export function sqlModeSetBy(tokens: readonly MysqlToken[]): SqlModeChange {
       tokens[i + 1]?.type === 'punct' && (tokens[i + 1]!.value === '=' || tokens[i + 1]!.value === ':=');
     if (!named || afterDot || !assigned) continue;
     if (tokens[1]?.type === 'word' && tokens[1].value === 'STATEMENT') return null;
+    const before = tokens[i - 1];
+    if (before?.type === 'word' && OTHER_SCOPES.has(before.value)) continue;
+    // `SET GLOBAL a = 1, sql_mode = ...`: which scope the server gives it is not worth guessing.
     if (otherScope && t.type !== 'system-variable') return null;
     const value = tokens[i + 2];
     const end = tokens[i + 3];

@@ -638,7 +638,7 @@ function viewColumns(
   return cols.columns.map((col, i) => ({ name: names[i] ?? col.name, trace: col.trace }));
 }
 
-function resolveColumn(parts: readonly string[], scope: Scope | null, c: Collector): Trace {
+function resolveColumn(parts: readonly string[], scope: Scope | null): Trace {
   const column = parts[parts.length - 1]!.toLowerCase();
   const qualifier = parts.length > 1 ? parts[parts.length - 2]!.toLowerCase() : null;
   const whole = parts.length > 2 ? parts.slice(0, -1).join('.').toLowerCase() : null;
@@ -673,13 +673,12 @@ function traceExpr(expr: unknown, scope: Scope, c: Collector): Trace {
       const name = identName(body) ?? '';
       if (name.startsWith('@@')) return CLEAN;
       if (name.startsWith('@')) return variableTrace(name.slice(1).toLowerCase(), c);
-      return resolveColumn([name], scope, c);
+      return resolveColumn([name], scope);
     }
     case 'CompoundIdentifier':
       return resolveColumn(
         asArray(body).map((p) => identName(p) ?? ''),
         scope,
-        c,
       );
     case 'Value':
     case 'TypedString':
