@@ -263,8 +263,8 @@ function dmlLineage(
     if (source) {
       const values = queryColumns(source, EMPTY_SCOPE, c);
       const target = relations[0];
-      const named = asArray(field(body, 'columns')).map((col) =>
-        (nameParts([col]).pop() ?? identName(col) ?? '').toLowerCase(),
+      const named = asArray(field(body, 'columns')).map(
+        (col) => (Array.isArray(col) ? nameParts(col).pop() : identName(col))?.toLowerCase() ?? '',
       );
       const columns = named.length > 0 ? named : (target?.columns ?? []).map((col) => col.name.toLowerCase());
       columns.forEach((name, i) => {
@@ -391,13 +391,14 @@ function queryColumns(query: unknown, parent: Scope, c: Collector): Columns {
     ctes.set(name, renamed(cols.columns, asArray(field(alias, 'columns'))));
   }
   const scope: Scope = { ...parent, ctes };
-  const out = setExprColumns(field(query, 'body'), scope, c);
-  for (const o of asArray(
-    field(field(query, 'order_by'), 'kind')
-      ? field(field(field(query, 'order_by'), 'kind'), 'Expressions')
-      : [],
-  ))
-    c.predicates = union(c.predicates, traceExpr(field(o, 'expr'), scope, c));
+  const body = field(query, 'body');
+  const orderBy = asArray(field(field(field(query, 'order_by'), 'kind'), 'Expressions')).map((o) =>
+    field(o, 'expr'),
+  );
+  // ORDER BY of a plain SELECT sees its FROM; of a UNION, only the result's names.
+  const select = field(body, 'Select');
+  const out = select ? selectColumns(select, scope, c, orderBy) : setExprColumns(body, scope, c);
+  if (!select) for (const o of orderBy) c.predicates = union(c.predicates, traceExpr(o, scope, c));
   c.predicates = union(c.predicates, traceGeneric(field(query, 'limit_clause'), scope, c));
   return out;
 }
@@ -453,7 +454,12 @@ function unknownColumns(c: Collector): Columns {
   return { columns: [{ name: '?column?', trace: OPAQUE }], exact: false };
 }
 
-function selectColumns(select: unknown, parent: Scope, c: Collector): Columns {
+function selectColumns(
+  select: unknown,
+  parent: Scope,
+  c: Collector,
+  orderBy: readonly unknown[] = [],
+): Columns {
   const relations: Relation[] = [];
   for (const twj of asArray(field(select, 'from'))) relations.push(...fromRelations(twj, parent, c));
   const scope: Scope = { relations, parent, ctes: parent.ctes };
@@ -463,6 +469,7 @@ function selectColumns(select: unknown, parent: Scope, c: Collector): Columns {
   c.predicates = union(c.predicates, traceExpr(field(select, 'selection'), scope, c));
   c.predicates = union(c.predicates, traceGeneric(field(select, 'group_by'), scope, c));
   c.predicates = union(c.predicates, traceExpr(field(select, 'having'), scope, c));
+  for (const o of orderBy) c.predicates = union(c.predicates, traceExpr(o, scope, c));
   return projection(asArray(field(select, 'projection')), scope, c);
 }
 
