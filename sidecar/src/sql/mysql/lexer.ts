@@ -215,7 +215,7 @@ function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable:
       push('ident', name, quoteIdent(name), pos, end);
       continue;
     }
-    if (c === '@') {
+    if (c === '@' && !followsAccountName(tokens, pos)) {
       lexVariable(sql, pos, mode, push);
       continue;
     }
@@ -242,6 +242,12 @@ function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable:
 function followsName(tokens: readonly MysqlToken[], pos: number): boolean {
   const last = tokens[tokens.length - 1];
   return last !== undefined && (last.type === 'word' || last.type === 'ident') && last.end === pos;
+}
+
+/** `'user'@'host'`, `` `user`@host ``: the `@` of an account name joins two names, it opens no variable. */
+function followsAccountName(tokens: readonly MysqlToken[], pos: number): boolean {
+  const last = tokens[tokens.length - 1];
+  return last !== undefined && last.end === pos && (last.type === 'string' || last.type === 'ident');
 }
 
 function lineEnd(sql: string, pos: number): number {
