@@ -86,6 +86,20 @@ describe('MySQL red-team masking cases', () => {
     expect(sensitiveColumns(sql).flat()).toEqual([]);
   });
 
+  const evasions = readFileSync(
+    new URL('../../../../test/fixtures/mysql-evasion-cases.jsonl', import.meta.url),
+    'utf8',
+  )
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as RedTeamCase);
+  it.each(evasions.filter((c) => c.expect === 'mask'))(
+    '$id (parser-choice fixture): lineage marks PII outputs',
+    ({ sql }) => {
+      expect(sensitiveColumns(sql).flat().length).toBeGreaterThan(0);
+    },
+  );
+
   it('marks exactly the PII columns of SELECT *', () => {
     expect(sensitiveColumns('SELECT * FROM customers')).toEqual([['name', 'email', 'ssn', 'phone', 'card']]);
   });
