@@ -96,6 +96,8 @@ const BLOCKED: readonly [string, string, GuardrailRuleKind][] = [
   ['5 where', "DELETE FROM customers WHERE email LIKE '%'", 'delete-without-where'],
   ['5 where', 'DELETE c FROM customers c JOIN orders o ON c.id = c.id', 'delete-without-where'],
   ['5 where', 'UPDATE customers c JOIN orders o ON 1 = 1 SET c.notes = o.amount', 'update-without-where'],
+  ['5 where', 'UPDATE customers c, orders o SET c.notes = o.amount', 'update-without-where'],
+  ['5 where', 'UPDATE orders SET amount = 0 ORDER BY id DESC LIMIT 10', 'update-without-where'],
   // 6. dynamic SQL and stored code
   ['6 dynamic', 'SET @s = CONCAT("DROP ", "TABLE customers"); PREPARE st FROM @s; EXECUTE st', 'dynamic-sql'],
   ['6 dynamic', 'CALL purge_everything()', 'dynamic-sql'],
@@ -163,6 +165,22 @@ const ALLOWED: readonly [string, string][] = [
   ['fp show', 'DESCRIBE orders'],
   ['fp temp', 'CREATE TEMPORARY TABLE scratch (a int)'],
   ['fp maintenance', 'CHECK TABLE orders'],
+  ['fp grammar', 'SELECT * FROM orders LOCK IN SHARE MODE'],
+  ['fp grammar', 'SELECT customer_id, SUM(amount) FROM orders GROUP BY customer_id WITH ROLLUP'],
+  ['fp grammar', 'SELECT id MOD 2, id DIV 2, id XOR 1 FROM orders'],
+  ['fp grammar', 'UPDATE orders o, customers c SET o.amount = 0 WHERE o.customer_id = c.id AND c.id = 1'],
+  [
+    'fp grammar',
+    'SELECT SQL_CALC_FOUND_ROWS STRAIGHT_JOIN o.id FROM orders o USE INDEX (PRIMARY) LIMIT ?, ?',
+  ],
+  [
+    'fp grammar',
+    "SELECT doc->>'$.a', NOW() - INTERVAL 1 DAY FROM orders WHERE MATCH(shipped_to) AGAINST ('x')",
+  ],
+  ['fp grammar', 'INSERT IGNORE INTO orders VALUES ROW(1, 1, 1, ?), ROW(2, 2, 2, ?)'],
+  ['fp grammar', 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET autocommit = 0'],
+  ['fp grammar', 'SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci'],
+  ['fp grammar', "SHOW VARIABLES LIKE 'version%'"],
 ];
 
 describe('analyzeMysql with the default guardrails', () => {

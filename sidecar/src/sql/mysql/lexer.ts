@@ -129,6 +129,17 @@ export function lexMysql(sql: string, mode: MysqlSqlMode): LexResult {
 }
 
 function statementOf(tokens: readonly MysqlToken[], mode: MysqlSqlMode): LexedStatement {
+  return {
+    tokens,
+    canonical: joinTokens(tokens),
+    start: tokens[0]!.start,
+    end: tokens[tokens.length - 1]!.end,
+    mode,
+  };
+}
+
+/** Canonical text of tokens: one blank where the source had any separation, none elsewhere. */
+export function joinTokens(tokens: readonly Pick<MysqlToken, 'canonical' | 'spaced'>[]): string {
   let canonical = '';
   for (const token of tokens) {
     // Tokens that were apart must stay apart: `- -1` must not become a `--` comment, nor `/ *` a `/*`.
@@ -141,13 +152,7 @@ function statementOf(tokens: readonly MysqlToken[], mode: MysqlSqlMode): LexedSt
       canonical += ' ';
     canonical += token.canonical;
   }
-  return {
-    tokens,
-    canonical,
-    start: tokens[0]!.start,
-    end: tokens[tokens.length - 1]!.end,
-    mode,
-  };
+  return canonical;
 }
 
 /** Whether anything but blanks, comments and semicolons follows (a cheap pre-check; comments may hide code). */

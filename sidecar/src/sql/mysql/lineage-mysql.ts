@@ -25,6 +25,7 @@ import { MYSQL_COUNTING_FUNCTIONS, MYSQL_PURE_FUNCTIONS } from './builtins.ts';
 import { functionName } from './effective-where.ts';
 import { type LexedStatement, lexMysql } from './lexer.ts';
 import { parseMysqlStatement } from './parser.ts';
+import { parserText } from './parser-text.ts';
 import type { MysqlSessionState } from './session.ts';
 import { EVERY_SQL_MODE, type MysqlSqlMode } from './sql-mode.ts';
 
@@ -188,15 +189,6 @@ function finish(
   });
 }
 
-/** Strips INSERT/UPDATE/DELETE modifiers the parser does not know (they change nothing lineage sees). */
-function parseableText(statement: LexedStatement): string {
-  const modifiers = new Set(['LOW_PRIORITY', 'QUICK', 'IGNORE', 'DELAYED', 'HIGH_PRIORITY']);
-  const tokens = statement.tokens;
-  const keep = tokens.filter((t, i) => !(t.type === 'word' && modifiers.has(t.value) && i > 0 && i < 5));
-  if (keep.length === tokens.length) return statement.canonical;
-  return keep.map((t) => t.canonical).join(' ');
-}
-
 function parsedLineage(statement: LexedStatement, c: Collector): MysqlStatementLineage | null {
   const outfile = statement.tokens.some(
     (t, i) =>
@@ -205,7 +197,7 @@ function parsedLineage(statement: LexedStatement, c: Collector): MysqlStatementL
       statement.tokens[i - 1]?.value === 'INTO',
   );
   if (outfile) return finish('SelectInto', c, null, true);
-  const ast = parseMysqlStatement(parseableText(statement));
+  const ast = parseMysqlStatement(parserText(statement.tokens));
   const v = variant(ast);
   if (!v) return null;
   const [kind, body] = v;

@@ -14,6 +14,7 @@ import {
 import { restrictsTarget } from './effective-where.ts';
 import type { LexedStatement, MysqlToken } from './lexer.ts';
 import { type MysqlAst, parseMysqlStatement } from './parser.ts';
+import { parserText } from './parser-text.ts';
 
 type NewFinding = Omit<Finding, 'statement'>;
 
@@ -66,12 +67,6 @@ const PRIVILEGED_VARIABLES = new Set([
 const FILE_FUNCTIONS = new Set(['load_file']);
 /** UDFs that run programs (lib_mysqludf_sys): if installed, they are what they say. */
 const PROGRAM_FUNCTIONS = new Set(['sys_exec', 'sys_eval']);
-const MODIFIERS: Record<string, ReadonlySet<string>> = {
-  DELETE: new Set(['LOW_PRIORITY', 'QUICK', 'IGNORE']),
-  UPDATE: new Set(['LOW_PRIORITY', 'IGNORE']),
-  INSERT: new Set(['LOW_PRIORITY', 'DELAYED', 'HIGH_PRIORITY', 'IGNORE']),
-  REPLACE: new Set(['LOW_PRIORITY', 'DELAYED']),
-};
 
 class Statement {
   readonly tokens: readonly MysqlToken[];
@@ -430,16 +425,6 @@ function dynamicEntry(command: string, detail: string): StatementEntry {
   return entry('do', command, command, ADMIN, { findings: [{ kind: 'dynamic-sql', detail }] });
 }
 
-/** The canonical text with modifiers that the parser does not know removed from after the keyword. */
-function withoutModifiers(s: Statement, keyword: string): string {
-  const modifiers = MODIFIERS[keyword];
-  const at = s.find(keyword);
-  if (!modifiers || at < 0) return s.lexed.canonical;
-  let end = at + 1;
-  while (modifiers.has(s.word(end))) end++;
-  return end === at + 1 ? s.lexed.canonical : s.text(0, at + 1) + ' ' + s.text(end);
-}
-
 function parsed(text: string): MysqlAst | null {
   return parseMysqlStatement(text);
 }
@@ -449,7 +434,7 @@ function unparsed(command: string): StatementEntry {
 }
 
 function query(s: Statement): StatementEntry {
-  const ast = parsed(s.lexed.canonical);
+  const ast = parsed(parserText(s.tokens));
   const body = field(ast, 'Query');
   if (!body) return unparsed('SELECT');
   const facts = emptyAstFacts();
@@ -477,7 +462,7 @@ function fieldsOf(facts: AstFacts): EntryFields {
 }
 
 function insert(s: Statement, keyword: 'INSERT' | 'REPLACE'): StatementEntry {
-  const ast = parsed(withoutModifiers(s, keyword));
+  const ast = parsed(parserText(s.tokens));
   const body = field(ast, 'Insert');
   if (!body) return unparsed(keyword);
   const table = objectName(field(field(body, 'table'), 'TableName') ?? field(body, 'table_name'));
@@ -520,7 +505,7 @@ function assignmentsOf(body: unknown): string[] {
 }
 
 function update(s: Statement): StatementEntry {
-  const ast = parsed(withoutModifiers(s, 'UPDATE'));
+  const ast = parsed(parserText(s.tokens));
   const body = field(ast, 'Update');
   if (!body) return unparsed('UPDATE');
   const twj = field(body, 'table');
@@ -580,7 +565,7 @@ function targetsUnrestricted(
 }
 
 function del(s: Statement): StatementEntry {
-  const ast = parsed(withoutModifiers(s, 'DELETE'));
+  const ast = parsed(parserText(s.tokens));
   const body = field(ast, 'Delete');
   if (!body) return unparsed('DELETE');
   const from = variant(field(body, 'from'));
