@@ -97,17 +97,55 @@ interface Extra {
   handlers: { name: string; table: string }[];
 }
 
+/**
+ * Conditional comments (`/*!NNNNN`, `/*M!`) run on some servers and not on others, and either
+ * reading may be the dangerous one (`DELETE FROM t /*!99999 WHERE id = 1 *\/` deletes every row
+ * on a server older than the version): when the readings differ, the statements of both are judged.
+ */
 function analyzeUnder(sql: string, mode: MysqlSqlMode): MysqlStatementFacts {
-  const lexed = lexMysql(sql, mode);
+  const code = lexMysql(sql, mode, 'code');
+  const asCode = analyzeReading(code, mode);
+  if (!code.conditional) return finish(asCode.entries, asCode.topLevel, asCode.parsed, asCode.extra);
+  const skipped = lexMysql(sql, mode, 'comment');
+  if (JSON.stringify(canonicalOf(skipped)) === JSON.stringify(canonicalOf(code)))
+    return finish(asCode.entries, asCode.topLevel, asCode.parsed, asCode.extra);
+  const asComment = analyzeReading(skipped, mode);
+  const entries = [
+    ...asCode.entries,
+    ...asComment.entries.map((e) => ({ ...e, via: ['conditional comments skipped', ...e.via] })),
+  ];
   const extra: Extra = {
-    prepared: [],
-    unresolvedExecutes: [],
-    deallocated: [],
-    sideChannels: [],
-    sqlModeAfter: undefined,
-    userVariables: [],
-    handlers: [],
+    prepared: [...asCode.extra.prepared, ...asComment.extra.prepared],
+    unresolvedExecutes: [...asCode.extra.unresolvedExecutes, ...asComment.extra.unresolvedExecutes],
+    deallocated: [...asCode.extra.deallocated, ...asComment.extra.deallocated],
+    sideChannels: [...asCode.extra.sideChannels, ...asComment.extra.sideChannels],
+    sqlModeAfter: sameMode(asCode.extra.sqlModeAfter, asComment.extra.sqlModeAfter)
+      ? asCode.extra.sqlModeAfter
+      : null,
+    userVariables: [...new Set([...asCode.extra.userVariables, ...asComment.extra.userVariables])],
+    handlers: [...asCode.extra.handlers, ...asComment.extra.handlers],
   };
+  return finish(
+    entries,
+    Math.max(asCode.topLevel, asComment.topLevel),
+    asCode.parsed && asComment.parsed,
+    extra,
+  );
+}
+
+function sameMode(a: MysqlSqlMode | null | undefined, b: MysqlSqlMode | null | undefined): boolean {
+  return a === b || (a != null && b != null && sqlModeKey(a) === sqlModeKey(b));
+}
+
+interface Reading {
+  readonly entries: StatementEntry[];
+  readonly topLevel: number;
+  readonly parsed: boolean;
+  readonly extra: Extra;
+}
+
+function analyzeReading(lexed: LexResult, mode: MysqlSqlMode): Reading {
+  const extra = emptyExtra();
   const entries: StatementEntry[] = [];
   const prepared = new Map<string, readonly StatementEntry[]>();
   const constants = new Map<string, string>();
@@ -155,8 +193,7 @@ function analyzeUnder(sql: string, mode: MysqlSqlMode): MysqlStatementFacts {
   }
   if (lexed.modeAfter === null) extra.sqlModeAfter = null;
   else if (lexed.modeAfter !== mode) extra.sqlModeAfter = lexed.modeAfter;
-  const parsed = !entries.some((e) => e.kind === 'unknown');
-  return finish(entries, topLevel, parsed, extra);
+  return { entries, topLevel, parsed: !entries.some((e) => e.kind === 'unknown'), extra };
 }
 
 /** `@v := expr` and `INTO @v` in any statement. */

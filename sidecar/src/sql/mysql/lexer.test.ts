@@ -85,6 +85,14 @@ describe('lexMysql', () => {
     expect(lexMysql(sql, DEFAULT_SQL_MODE).error).toBe(error);
   });
 
+  it('reads conditional comments as comments when asked, and says the text has them', () => {
+    const sql = 'SELECT 1 /*!50000 , 2 */ /*M!, 3 */ /*!, 4 */';
+    expect(lexMysql(sql, DEFAULT_SQL_MODE, 'comment').statements[0]!.canonical).toBe('SELECT 1 , 4');
+    expect(lexMysql(sql, DEFAULT_SQL_MODE).statements[0]!.canonical).toBe('SELECT 1 , 2 , 3 , 4');
+    expect(lexMysql(sql, DEFAULT_SQL_MODE).conditional).toBe(true);
+    expect(lexMysql('SELECT 1 /*!, 4 */', DEFAULT_SQL_MODE).conditional).toBe(false);
+  });
+
   it('keeps source offsets of tokens', () => {
     const sql = "SELECT  'x' /* c */ , 42";
     const tokens = lexMysql(sql, DEFAULT_SQL_MODE).statements[0]!.tokens;

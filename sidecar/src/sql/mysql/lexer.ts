@@ -51,6 +51,22 @@ export interface LexResult {
   readonly error: string | null;
   /** The session's sql_mode after the text runs: unchanged, a new one, or null when it cannot be told. */
   readonly modeAfter: MysqlSqlMode | null;
+  /**
+   * Whether the text holds comments that some servers run and others skip: `/*!NNNNN` (skipped by
+   * servers older than the version), `/*M!` and `/*M!NNNNNN` (skipped by MySQL).
+   */
+  readonly conditional: boolean;
+}
+
+/**
+ * How to read conditional comments: as code (what a server new enough, or MariaDB, runs), or as
+ * comments (what an older server, or MySQL, runs). Fail-closed analysis reads both.
+ */
+export type ConditionalComments = 'code' | 'comment';
+
+interface LexOptions {
+  readonly conditional: ConditionalComments;
+  seen: boolean;
 }
 
 /** A statement's effect on sql_mode: a new mode, null for a value that cannot be told, undefined for none. */
@@ -87,15 +103,20 @@ const ESCAPES: Record<string, string> = {
 /**
  * Splits MySQL/MariaDB text into statements of tokens the way the server reads it: `#` and `-- `
  * comments (`--` only before a blank or control character), non-nesting `/* *\/` comments, executable
- * comments `/*! *\/`, `/*!NNNNN *\/`, `/*M! *\/` and `/*M!NNNNNN *\/` whose content is read as code whatever
- * the server's version (so what any server might run is judged), optimizer hints `/*+ *\/` (dropped),
+ * comments `/*! *\/` (always code), `/*!NNNNN *\/`, `/*M! *\/` and `/*M!NNNNNN *\/` (code on some servers,
+ * comments on others: read as `conditional` says), optimizer hints `/*+ *\/` (dropped),
  * quotes with doubled quotes and backslash escapes unless NO_BACKSLASH_ESCAPES, `"` as identifier
  * quote under ANSI_QUOTES, and `SET sql_mode` taking effect for the statements after it.
  *
  * `DELIMITER` is a command of the mysql client, never sent to the server; text that holds it is
  * split at `;` like any other and its DELIMITER lines fail to parse.
  */
-export function lexMysql(sql: string, mode: MysqlSqlMode): LexResult {
+export function lexMysql(
+  sql: string,
+  mode: MysqlSqlMode,
+  conditional: ConditionalComments = 'code',
+): LexResult {
+  const options: LexOptions = { conditional, seen: false };
   const statements: LexedStatement[] = [];
   let current: MysqlSqlMode | null = mode;
   let pos = 0;
@@ -108,10 +129,11 @@ export function lexMysql(sql: string, mode: MysqlSqlMode): LexResult {
             statements,
             error: 'sql_mode was set to a value that cannot be told, and later statements depend on it',
             modeAfter: null,
+            conditional: options.seen,
           };
         break;
       }
-      const lexed = lexStatement(sql, pos, current, inExecutable);
+      const lexed = lexStatement(sql, pos, current, inExecutable, options);
       pos = lexed.end;
       inExecutable = lexed.inExecutable;
       if (lexed.tokens.length > 0) {
@@ -122,10 +144,11 @@ export function lexMysql(sql: string, mode: MysqlSqlMode): LexResult {
     }
     if (inExecutable) throw new LexError('an executable comment is not closed');
   } catch (error) {
-    if (error instanceof LexError) return { statements, error: error.message, modeAfter: null };
+    if (error instanceof LexError)
+      return { statements, error: error.message, modeAfter: null, conditional: options.seen };
     throw error;
   }
-  return { statements, error: null, modeAfter: current };
+  return { statements, error: null, modeAfter: current, conditional: options.seen };
 }
 
 function statementOf(tokens: readonly MysqlToken[], mode: MysqlSqlMode): LexedStatement {
@@ -166,7 +189,13 @@ interface StatementScan {
   readonly inExecutable: boolean;
 }
 
-function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable: boolean): StatementScan {
+function lexStatement(
+  sql: string,
+  from: number,
+  mode: MysqlSqlMode,
+  executable: boolean,
+  options: LexOptions,
+): StatementScan {
   const tokens: MysqlToken[] = [];
   let inExecutable = executable;
   let pos = from;
@@ -196,7 +225,7 @@ function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable:
       continue;
     }
     if (c === '/' && sql[pos + 1] === '*') {
-      const opened = openComment(sql, pos, inExecutable);
+      const opened = openComment(sql, pos, inExecutable, options);
       pos = opened.pos;
       inExecutable = opened.inExecutable;
       spaced = true;
@@ -265,6 +294,7 @@ function openComment(
   sql: string,
   pos: number,
   inExecutable: boolean,
+  options: LexOptions,
 ): { pos: number; inExecutable: boolean } {
   const executable = sql[pos + 2] === '!' ? 3 : sql.startsWith('M!', pos + 2) ? 4 : 0;
   if (executable > 0) {
@@ -278,7 +308,9 @@ function openComment(
     // Servers read five or six digits as a version; other counts are read differently by different servers.
     if (digits !== 0 && digits !== 5 && digits !== 6)
       throw new LexError('an executable comment has a version number servers read differently');
-    return { pos: p, inExecutable: true };
+    const conditional = digits > 0 || executable === 4;
+    if (conditional) options.seen = true;
+    if (!conditional || options.conditional === 'code') return { pos: p, inExecutable: true };
   }
   // MySQL does not nest comments: inside an executable comment the first `*/` would close both.
   if (inExecutable) throw new LexError('a comment opens inside an executable comment');

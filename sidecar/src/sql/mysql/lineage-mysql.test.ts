@@ -179,11 +179,22 @@ const CASES: readonly [string, string, string[][]][] = [
   ['multi', 'SELECT id FROM orders; SELECT card FROM customers', [[], ['card']]],
   ['multi', 'SELECT email FROM customers; SELECT 1', [['email'], []]],
   ['executable comment', 'SELECT id /*!, ssn */ FROM customers', [['ssn']]],
+  ['conditional comment', 'SELECT /*!99999 ssn, */ notes FROM customers', [['ssn']]],
+  ['conditional comment', 'SELECT notes /*M!, phone */ FROM customers', [['phone']]],
 ];
 
 describe('mysqlOutputLineage', () => {
   it.each(CASES)('%s: %s', (_class, sql, expected) => {
     expect(sensitiveColumns(sql)).toEqual(expected);
+  });
+
+  it('reads conditional comments both ways: the columns may be either reading', () => {
+    const lineage = mysqlOutputLineage(
+      'SELECT /*!99999 id, */ notes FROM customers',
+      CATALOG,
+      initialMysqlSession(DEFAULT_SQL_MODE),
+    );
+    expect(lineage.statements[0]!.exact).toBe(false);
   });
 
   it('keeps predicates apart from outputs', () => {

@@ -23,7 +23,7 @@ import type {
 import { asArray, field, identName, isObject, nameParts, variant } from './ast.ts';
 import { MYSQL_COUNTING_FUNCTIONS, MYSQL_PURE_FUNCTIONS } from './builtins.ts';
 import { functionName } from './effective-where.ts';
-import { type LexedStatement, lexMysql } from './lexer.ts';
+import { type ConditionalComments, type LexedStatement, lexMysql } from './lexer.ts';
 import { parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
 import type { MysqlSessionState } from './session.ts';
@@ -53,8 +53,27 @@ export function mysqlOutputLineage(
   catalog: Catalog,
   session: MysqlSessionState,
 ): MysqlLineageResult {
-  const statements = lexUnder(sql, session.sqlMode);
-  if (statements === null) return UNREADABLE;
+  const code = lexUnder(sql, session.sqlMode, 'code');
+  if (code === null) return UNREADABLE;
+  const asCode = readingLineage(code.statements, catalog, session);
+  if (!code.conditional || asCode === null) return asCode ?? UNREADABLE;
+  // Conditional comments: a server may skip them, so the result may have the columns of either reading.
+  const skipped = lexUnder(sql, session.sqlMode, 'comment');
+  if (skipped === null) return UNREADABLE;
+  if (sameStatements(skipped.statements, code.statements)) return asCode;
+  const asComment = readingLineage(skipped.statements, catalog, session);
+  if (asComment === null) return UNREADABLE;
+  const count = Math.max(asCode.statements.length, asComment.statements.length);
+  const statements: MysqlStatementLineage[] = [];
+  for (let i = 0; i < count; i++) statements.push(eitherOf(asCode.statements[i], asComment.statements[i]));
+  return Object.freeze({ statements: Object.freeze(statements), parseError: false });
+}
+
+function readingLineage(
+  statements: readonly LexedStatement[],
+  catalog: Catalog,
+  session: MysqlSessionState,
+): MysqlLineageResult | null {
   const out: MysqlStatementLineage[] = [];
   const variables = new Map(session.userVariables);
   for (const statement of statements) {
@@ -65,26 +84,52 @@ export function mysqlOutputLineage(
       if (!(error instanceof RangeError)) throw error;
       lineage = null;
     }
-    if (lineage === null) return UNREADABLE;
+    if (lineage === null) return null;
     out.push(lineage);
     for (const v of lineage.userVariables) variables.set(v.name, v.lineage);
   }
   return Object.freeze({ statements: Object.freeze(out), parseError: false });
 }
 
-function lexUnder(sql: string, mode: MysqlSqlMode | null): readonly LexedStatement[] | null {
+/** A statement that is one of two readings: its result columns may be either's, so not exact. */
+function eitherOf(
+  a: MysqlStatementLineage | undefined,
+  b: MysqlStatementLineage | undefined,
+): MysqlStatementLineage {
+  if (!a || !b) return { ...(a ?? b)!, exact: false };
+  const columns =
+    a.columns === null && b.columns === null ? null : [...(a.columns ?? []), ...(b.columns ?? [])];
+  const reads = new Map([...a.reads, ...b.reads].map((r) => [tableKey(r), r]));
+  return Object.freeze({
+    kind: a.kind,
+    columns,
+    exact: false,
+    reads: [...reads.values()],
+    readsUnknown: a.readsUnknown || b.readsUnknown,
+    predicates: toLineage(union(fromLineage(a.predicates), fromLineage(b.predicates))),
+    writes: [...a.writes, ...b.writes],
+    effects: [...a.effects, ...b.effects],
+    userVariables: [...a.userVariables, ...b.userVariables],
+  });
+}
+
+function sameStatements(a: readonly LexedStatement[], b: readonly LexedStatement[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.canonical === b[i]!.canonical);
+}
+
+function lexUnder(
+  sql: string,
+  mode: MysqlSqlMode | null,
+  conditional: ConditionalComments,
+): { statements: readonly LexedStatement[]; conditional: boolean } | null {
   if (mode) {
-    const lexed = lexMysql(sql, mode);
-    return lexed.error === null ? lexed.statements : null;
+    const lexed = lexMysql(sql, mode, conditional);
+    return lexed.error === null ? lexed : null;
   }
-  const readings = EVERY_SQL_MODE.map((m) => lexMysql(sql, m));
+  const readings = EVERY_SQL_MODE.map((m) => lexMysql(sql, m, conditional));
   const first = readings[0]!;
-  const same = readings.every(
-    (r) =>
-      r.error === null &&
-      r.statements.map((s) => s.canonical).join(';') === first.statements.map((s) => s.canonical).join(';'),
-  );
-  return same ? first.statements : null;
+  const same = readings.every((r) => r.error === null && sameStatements(r.statements, first.statements));
+  return same ? first : null;
 }
 
 interface StatementEnv {
