@@ -873,6 +873,7 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
   const userVariables: string[] = [];
   const constants: [string, string | null][] = [];
   let classes: StatementClass[] = [];
+  const findings: NewFinding[] = [];
   let scope = 'SESSION';
   for (const [from, to] of assignments(s, 1)) {
     let i = from;
@@ -891,10 +892,12 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
         : ['session', target.value];
       if (prefix !== 'session' && prefix !== 'local') classes = ['admin'];
       if (name && PRIVILEGED_VARIABLES.has(name)) classes = ['admin'];
+      if (name) findings.push(...settingFindings(name));
     } else {
       if (scope !== 'SESSION' && scope !== 'LOCAL') classes = ['admin'];
       const name = target.type === 'word' ? target.value.toLowerCase() : target.value.toLowerCase();
       if (PRIVILEGED_VARIABLES.has(name)) classes = ['admin'];
+      findings.push(...settingFindings(name));
       if (name === 'names' || name === 'character' || name === 'charset') continue;
     }
     if (valueAt < to) {
@@ -906,10 +909,27 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
   const summary = userVariables.length > 0 ? `SET @${userVariables.join(', @')}` : 'SET';
   const reads = entries.flatMap((e) => e.tablesRead);
   if (reads.length > 0) classes = [...new Set([...classes, 'read' as const])];
-  return result([...entries, entry('set', 'SET', summary, classes, { tablesRead: reads })], {
+  return result([...entries, entry('set', 'SET', summary, classes, { tablesRead: reads, findings })], {
     userVariables,
     constants,
   });
+}
+
+/** Server settings that name files the server writes, or SQL text it runs later. */
+const FILE_SETTINGS = new Set([
+  'general_log_file',
+  'slow_query_log_file',
+  'log_error',
+  'innodb_data_home_dir',
+]);
+const SQL_SETTINGS = new Set(['init_connect', 'init_slave', 'init_replica', 'init_file']);
+
+function settingFindings(name: string): NewFinding[] {
+  if (FILE_SETTINGS.has(name))
+    return [{ kind: 'file-access', detail: `it points the server's ${name} at a file` }];
+  if (SQL_SETTINGS.has(name))
+    return [{ kind: 'dynamic-sql', detail: `it stores SQL text the server runs later (${name})` }];
+  return [];
 }
 
 /** MariaDB's `SET STATEMENT var=value[, ...] FOR statement`: the statement, with the settings. */
@@ -1000,6 +1020,7 @@ function prepare(s: Statement, ctx: RuleContext): StatementResult {
 }
 
 function execute(s: Statement, ctx: RuleContext): StatementResult {
+  if (s.word(1) === 'IMMEDIATE') return executeImmediate(s, ctx);
   const name = s.name(1)?.name.toLowerCase();
   if (!name) return unknownResult(s);
   const known = ctx.prepared.get(name);
@@ -1023,6 +1044,26 @@ function execute(s: Statement, ctx: RuleContext): StatementResult {
     ],
     { executes: name },
   );
+}
+
+/** MariaDB's `EXECUTE IMMEDIATE 'text'`: the text, when it is a literal; else dynamic SQL. */
+function executeImmediate(s: Statement, ctx: RuleContext): StatementResult {
+  const text = s.tokens[2];
+  const literal =
+    text?.type === 'string' && (s.tokens.length === 3 || s.word(3) === 'USING') ? text.value : null;
+  const inner = literal === null ? 'unknown' : ctx.analyzeText(literal);
+  if (inner === 'unknown')
+    return result([
+      entry('execute', 'EXECUTE IMMEDIATE', 'EXECUTE IMMEDIATE', ADMIN, {
+        findings: [
+          { kind: 'dynamic-sql', detail: 'it runs SQL text built at run time, which Gatehouse cannot see' },
+        ],
+      }),
+    ]);
+  return result([
+    ...nested(inner, 'EXECUTE IMMEDIATE'),
+    entry('execute', 'EXECUTE IMMEDIATE', 'EXECUTE IMMEDIATE', NONE),
+  ]);
 }
 
 function handler(s: Statement): StatementResult {
