@@ -74,7 +74,10 @@ export type SqlModeChange = MysqlSqlMode | null | undefined;
 
 class LexError extends Error {}
 
-const SPACE = /[\s]/;
+/** Blanks as MySQL's lexer counts them (ASCII space and controls; NBSP and other Unicode spaces are not). */
+function isSpace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13);
+}
 
 function isIdentChar(code: number): boolean {
   return (
@@ -163,19 +166,23 @@ function statementOf(tokens: readonly MysqlToken[], mode: MysqlSqlMode): LexedSt
 
 /** Canonical text of tokens: one blank where the source had any separation, none elsewhere. */
 export function joinTokens(tokens: readonly Pick<MysqlToken, 'canonical' | 'spaced'>[]): string {
-  let canonical = '';
+  const parts: string[] = [];
+  let last = '';
   for (const token of tokens) {
+    const text = token.canonical;
     // Tokens that were apart must stay apart: `- -1` must not become a `--` comment, nor `/ *` a `/*`.
+    // (The last part is looked at, not the text so far: that would flatten a growing string every time.)
     if (
-      canonical !== '' &&
+      parts.length > 0 &&
       (token.spaced ||
-        (canonical.endsWith('-') && token.canonical.startsWith('-')) ||
-        (canonical.endsWith('/') && token.canonical.startsWith('*')))
+        (last.endsWith('-') && text.startsWith('-')) ||
+        (last.endsWith('/') && text.startsWith('*')))
     )
-      canonical += ' ';
-    canonical += token.canonical;
+      parts.push(' ');
+    parts.push(text);
+    last = text;
   }
-  return canonical;
+  return parts.join('');
 }
 
 /** Whether anything but blanks, comments and semicolons follows (a cheap pre-check; comments may hide code). */
@@ -208,7 +215,7 @@ function lexStatement(
   while (pos < sql.length) {
     const c = sql[pos]!;
     const code = c.charCodeAt(0);
-    if (SPACE.test(c)) {
+    if (isSpace(code)) {
       pos++;
       spaced = true;
       continue;
@@ -265,7 +272,7 @@ function lexStatement(
       lexWordOrNumber(sql, pos, mode, push);
       continue;
     }
-    const op = OPERATORS.find((o) => sql.startsWith(o, pos));
+    const op = '<>!:|&-'.includes(c) ? OPERATORS.find((o) => sql.startsWith(o, pos)) : undefined;
     if (op) push('punct', op, op, pos, pos + op.length);
     else push('punct', c, c, pos, pos + 1);
   }
@@ -411,7 +418,7 @@ function variableCanonical(name: string): string {
   return /^[a-z0-9_$]+$/.test(name) ? '@' + name : '@gatehouse_quoted_variable';
 }
 
-const NUMBER = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/;
+const NUMBER = /(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/y;
 const HEX_NUMBER = /^0x[0-9a-fA-F]+$/;
 const BIT_NUMBER = /^0b[01]+$/;
 
@@ -447,7 +454,8 @@ function lexWordOrNumber(sql: string, pos: number, mode: MysqlSqlMode, push: Pus
     push('bit', word.slice(2), word, pos, p);
     return;
   }
-  const number = NUMBER.exec(sql.slice(pos, pos + 400));
+  NUMBER.lastIndex = pos;
+  const number = NUMBER.exec(sql);
   if (number) {
     const end = pos + number[0].length;
     // Identifiers may begin with digits (`1abc`); a number is one only when no name character follows.

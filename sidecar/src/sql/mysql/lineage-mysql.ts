@@ -23,7 +23,7 @@ import type {
 import { asArray, field, identName, isObject, nameParts, variant } from './ast.ts';
 import { MYSQL_COUNTING_FUNCTIONS, MYSQL_PURE_FUNCTIONS } from './builtins.ts';
 import { functionName } from './effective-where.ts';
-import { type ConditionalComments, type LexedStatement, lexMysql } from './lexer.ts';
+import { type ConditionalComments, joinTokens, type LexedStatement, lexMysql } from './lexer.ts';
 import { parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
 import type { MysqlSessionState } from './session.ts';
@@ -355,10 +355,7 @@ function setLineage(statement: LexedStatement, c: Collector): MysqlStatementLine
     const op = tokens[from + 1];
     if (target?.type !== 'variable' || op?.type !== 'punct' || (op.value !== '=' && op.value !== ':='))
       continue;
-    const text = tokens
-      .slice(from + 2, to)
-      .map((t) => (t.spaced ? ' ' : '') + t.canonical)
-      .join('');
+    const text = joinTokens(tokens.slice(from + 2, to));
     const ast = parseMysqlStatement('SELECT ' + text);
     const body = field(ast, 'Query');
     if (!body) return null;

@@ -12,7 +12,7 @@ import {
   tablesOf,
 } from './ast-facts.ts';
 import { restrictsTarget } from './effective-where.ts';
-import type { LexedStatement, MysqlToken } from './lexer.ts';
+import { joinTokens, type LexedStatement, type MysqlToken } from './lexer.ts';
 import { type MysqlAst, parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
 
@@ -89,13 +89,7 @@ class Statement {
   }
   /** Canonical text of tokens [from, to). */
   text(from: number, to = this.tokens.length): string {
-    let out = '';
-    for (let i = from; i < to; i++) {
-      const t = this.tokens[i]!;
-      if (out !== '' && (t.spaced || (out.endsWith('-') && t.canonical.startsWith('-')))) out += ' ';
-      out += t.canonical;
-    }
-    return out;
+    return joinTokens(this.tokens.slice(from, to));
   }
   /** A name (`db.t`, `` `t` ``) starting at token i: its text and the index after it. */
   name(i: number): { name: string; next: number } | undefined {
