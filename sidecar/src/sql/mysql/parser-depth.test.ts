@@ -8,6 +8,9 @@ beforeAll(async () => {
   await loadMysqlParser();
 });
 
+let probes = 0;
+/** A text never parsed before (parses are cached): whether the parser still works. */
+const parserWorks = () => parseMysqlStatement(`SELECT ${++probes}`) !== null;
 const depth = (sql: string) => operatorDepth(lexMysql(sql, DEFAULT_SQL_MODE).statements[0]!.tokens);
 const chain = (n: number, op: string) => Array.from({ length: n + 1 }, (_, i) => `a${i}`).join(` ${op} `);
 const nested = (levels: number, inner: string): string =>
@@ -37,7 +40,7 @@ describe('the parser survives every statement the depth guard lets through', () 
     ['UNION of 8,000', Array.from({ length: 8000 }, () => 'SELECT 1').join(' UNION ')],
   ])('%s is refused without parsing', (_name, sql) => {
     expect(parseMysqlStatement(lexMysql(sql, DEFAULT_SQL_MODE).statements[0]!.canonical)).toBe(null);
-    expect(parseMysqlStatement('SELECT 1')).not.toBe(null);
+    expect(parserWorks()).toBe(true);
   });
 
   // The deepest shapes under the limit: long chains, chains at every nesting level the parser allows.
@@ -56,6 +59,6 @@ describe('the parser survives every statement the depth guard lets through', () 
     ['40 nested functions', `SELECT ${'f('.repeat(40)}${chain(250, '+')}${')'.repeat(40)}`],
   ])('%s', (_name, sql) => {
     parseMysqlStatement(lexMysql(sql, DEFAULT_SQL_MODE).statements[0]!.canonical);
-    expect(parseMysqlStatement('SELECT 1')).not.toBe(null);
+    expect(parserWorks()).toBe(true);
   });
 });

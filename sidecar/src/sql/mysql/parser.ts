@@ -1,4 +1,5 @@
 import { init, parse } from '@guanmingchiu/sqlparser-ts';
+import { Lru } from '../lru.ts';
 import { lexMysql } from './lexer.ts';
 import { mayOverflowParser } from './parser-depth.ts';
 import { DEFAULT_SQL_MODE } from './sql-mode.ts';
@@ -7,6 +8,15 @@ import { DEFAULT_SQL_MODE } from './sql-mode.ts';
 export type MysqlAst = Record<string, unknown>;
 
 let loaded = false;
+
+/*
+ * analyzeMysql and mysqlOutputLineage parse the same statements one after the other: the second
+ * parse is a hit. Trees are shared, so nothing may change them. At most 2 x CACHE_ENTRIES trees of
+ * statements up to MAX_CACHED_CHARS.
+ */
+const CACHE_ENTRIES = 256;
+const MAX_CACHED_CHARS = 4096;
+const cache = new Lru<string, MysqlAst | 'rejected'>(CACHE_ENTRIES);
 
 /** Loads the MySQL parser's WebAssembly module. Call once at startup, before analysing MySQL text. */
 export async function loadMysqlParser(): Promise<void> {
@@ -22,6 +32,14 @@ export async function loadMysqlParser(): Promise<void> {
  */
 export function parseMysqlStatement(canonical: string): MysqlAst | null {
   if (!loaded) throw new Error('loadMysqlParser() must finish before MySQL text is analysed');
+  const cached = cache.get(canonical);
+  if (cached !== undefined) return cached === 'rejected' ? null : cached;
+  const ast = parseUncached(canonical);
+  if (canonical.length <= MAX_CACHED_CHARS) cache.set(canonical, ast ?? 'rejected');
+  return ast;
+}
+
+function parseUncached(canonical: string): MysqlAst | null {
   // Canonical text is in the default sql_mode's spelling, so it lexes the same way again.
   const lexed = lexMysql(canonical, DEFAULT_SQL_MODE);
   if (lexed.error !== null || lexed.statements.length !== 1) return null;
