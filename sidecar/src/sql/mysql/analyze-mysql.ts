@@ -29,6 +29,8 @@ export interface MysqlStatementFacts extends StatementFacts {
   readonly userVariables: readonly string[];
   /** HANDLER ... OPEN: handler names (lower-cased) and the table each reads. */
   readonly handlers: readonly { readonly name: string; readonly table: string }[];
+  /** The session's default database after the text (USE); undefined when unchanged. */
+  readonly databaseAfter: string | undefined;
 }
 
 export interface MysqlAnalyzeOptions {
@@ -84,6 +86,7 @@ function unknownFacts(detail: string): MysqlStatementFacts {
     sqlModeAfter: null,
     userVariables: [],
     handlers: [],
+    databaseAfter: undefined,
   });
 }
 
@@ -95,6 +98,7 @@ interface Extra {
   sqlModeAfter: MysqlSqlMode | null | undefined;
   userVariables: string[];
   handlers: { name: string; table: string }[];
+  databaseAfter: string | undefined;
 }
 
 /**
@@ -124,6 +128,8 @@ function analyzeUnder(sql: string, mode: MysqlSqlMode): MysqlStatementFacts {
       : null,
     userVariables: [...new Set([...asCode.extra.userVariables, ...asComment.extra.userVariables])],
     handlers: [...asCode.extra.handlers, ...asComment.extra.handlers],
+    databaseAfter:
+      asCode.extra.databaseAfter === asComment.extra.databaseAfter ? asCode.extra.databaseAfter : undefined,
   };
   return finish(
     entries,
@@ -179,6 +185,7 @@ function analyzeReading(lexed: LexResult, mode: MysqlSqlMode): Reading {
     }
     if (analysed.sideChannel) extra.sideChannels.push(analysed.sideChannel);
     if (analysed.handler) extra.handlers.push(analysed.handler);
+    if (analysed.database !== undefined) extra.databaseAfter = analysed.database;
     for (const v of analysed.userVariables) if (!extra.userVariables.includes(v)) extra.userVariables.push(v);
     for (const v of assignedInQuery(statement.tokens))
       if (!extra.userVariables.includes(v)) extra.userVariables.push(v);
@@ -228,6 +235,7 @@ function emptyExtra(): Extra {
     sqlModeAfter: undefined,
     userVariables: [],
     handlers: [],
+    databaseAfter: undefined,
   };
 }
 
@@ -256,5 +264,6 @@ function finish(
     sqlModeAfter: extra.sqlModeAfter,
     userVariables: Object.freeze([...extra.userVariables]),
     handlers: Object.freeze(extra.handlers.map((h) => Object.freeze({ ...h }))),
+    databaseAfter: extra.databaseAfter,
   });
 }

@@ -254,6 +254,26 @@ describe('user variables and handlers across the session', () => {
     expect(afterSession(texts)).toEqual(expected);
   });
 
+  it('resolves unqualified tables in the database USE chose', () => {
+    const twoDatabases = createCatalog({
+      searchPath: ['rt'],
+      tables: [
+        { schema: 'rt', name: 'people', columns: [{ name: 'nickname' }] },
+        { schema: 'hr', name: 'people', columns: [{ name: 'ssn' }] },
+      ],
+    });
+    const sources = (sql: string, session: MysqlSessionState) =>
+      mysqlOutputLineage(sql, twoDatabases, session).statements.map((s) =>
+        (s.columns ?? []).flatMap((c) => c.sources.map((x) => `${x.schema}.${x.table}.${x.column}`)),
+      );
+    let session = initialMysqlSession(DEFAULT_SQL_MODE);
+    expect(sources('SELECT * FROM people', session)).toEqual([['rt.people.nickname']]);
+    expect(sources('USE hr; SELECT * FROM people', session)).toEqual([[], ['hr.people.ssn']]);
+    session = applyMysqlSessionEffects(session, analyzeMysql('USE hr', { sqlMode: DEFAULT_SQL_MODE }));
+    expect(session.database).toBe('hr');
+    expect(sources('SELECT * FROM people', session)).toEqual([['hr.people.ssn']]);
+  });
+
   it('a variable assigned without lineage is untraceable wherever it is read', () => {
     let session = initialMysqlSession(DEFAULT_SQL_MODE);
     session = applyMysqlSessionEffects(

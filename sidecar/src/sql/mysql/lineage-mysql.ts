@@ -76,10 +76,15 @@ function readingLineage(
 ): MysqlLineageResult | null {
   const out: MysqlStatementLineage[] = [];
   const variables = new Map(session.userVariables);
+  let database = session.database;
   for (const statement of statements) {
+    const first = statement.tokens[0];
+    const named = statement.tokens[1];
+    if (first?.type === 'word' && first.value === 'USE' && named)
+      database = named.type === 'ident' ? named.value : named.canonical;
     let lineage: MysqlStatementLineage | null;
     try {
-      lineage = statementLineage(statement, { catalog, session, variables });
+      lineage = statementLineage(statement, { catalog, session, variables, database });
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       lineage = null;
@@ -136,6 +141,8 @@ interface StatementEnv {
   readonly catalog: Catalog;
   readonly session: MysqlSessionState;
   readonly variables: ReadonlyMap<string, Lineage>;
+  /** The default database (USE earlier in the session or the text), or null for the catalog's searchPath. */
+  readonly database: string | null;
 }
 
 /** Mutable facts gathered while one statement is traced. */
@@ -398,6 +405,7 @@ function executeLineage(statement: LexedStatement, c: Collector): MysqlStatement
       ...c.env.session,
       sqlMode: prepared.mode,
       userVariables: c.env.variables,
+      database: c.env.database,
     });
     if (inner.parseError || inner.statements.length !== 1) return null;
     return inner.statements[0]!;
@@ -600,7 +608,8 @@ function tableRelation(parts: readonly string[], alias: string | null, scope: Sc
     if (cte) return { names, columns: cte };
   }
   const catalog = c.env.catalog;
-  const schemas = parts.length > 1 ? [parts[0]!] : catalog.searchPath;
+  const schemas =
+    parts.length > 1 ? [parts[0]!] : c.env.database !== null ? [c.env.database] : catalog.searchPath;
   for (const schema of schemas) {
     const view = lookup(catalog.views, schema, name);
     if (view) {
@@ -623,7 +632,7 @@ function tableRelation(parts: readonly string[], alias: string | null, scope: Sc
       };
     }
   }
-  const ref = { schema: parts.length > 1 ? parts[0]! : (catalog.searchPath[0] ?? ''), table: name };
+  const ref = { schema: parts.length > 1 ? parts[0]! : (schemas[0] ?? ''), table: name };
   c.reads.set(tableKey(ref), ref);
   c.readsUnknown = true;
   return { names, columns: null };

@@ -42,6 +42,8 @@ export interface StatementResult {
   readonly constants: [string, string | null][];
   readonly sideChannel?: 'diagnostics' | 'processlist';
   readonly handler?: { readonly name: string; readonly table: string };
+  /** USE: the session's default database from now on. */
+  readonly database?: string;
 }
 
 const NONE: readonly StatementClass[] = [];
@@ -369,8 +371,11 @@ function analyzeByKeyword(s: Statement, ctx: RuleContext): StatementResult {
     }
     case 'UNLOCK':
       return result([entry('transaction', 'UNLOCK TABLES', 'UNLOCK TABLES', NONE)]);
-    case 'USE':
-      return result([entry('set', 'USE', `USE ${s.name(1)?.name ?? ''}`, NONE)]);
+    case 'USE': {
+      const database = s.name(1)?.name;
+      if (!database) return unknownResult(s);
+      return result([entry('set', 'USE', `USE ${database}`, NONE)], { database });
+    }
     case 'HELP':
       return result([entry('show', 'HELP', 'HELP', NONE)]);
     case 'INSTALL':
