@@ -265,6 +265,9 @@ describe('statement facts', () => {
     expect(facts('GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT').sideChannels).toEqual(['diagnostics']);
     expect(facts('SHOW FULL PROCESSLIST').sideChannels).toEqual(['processlist']);
     expect(facts('SHOW TABLES').sideChannels).toEqual([]);
+    expect(
+      facts('SELECT EXTRACTVALUE(1, CONCAT(0x7e, (SELECT ssn FROM customers LIMIT 1)))').sideChannels,
+    ).toEqual(['error-text']);
   });
 
   it('caches by sql_mode and text, and freezes', () => {

@@ -17,7 +17,9 @@ export type MysqlSideChannel =
   /** SHOW WARNINGS / SHOW ERRORS / GET DIAGNOSTICS: messages quote values of rows and literals. */
   | 'diagnostics'
   /** SHOW PROCESSLIST: other sessions' statement texts, literals included. */
-  | 'processlist';
+  | 'processlist'
+  /** EXTRACTVALUE, UPDATEXML, GTID_SUBSET...: their error messages quote the values they were given. */
+  | 'error-text';
 
 /** StatementFacts of MySQL text, with what the session must remember after it runs. */
 export interface MysqlStatementFacts extends StatementFacts {

@@ -40,7 +40,7 @@ export interface StatementResult {
   readonly deallocates?: string;
   readonly userVariables: string[];
   readonly constants: [string, string | null][];
-  readonly sideChannel?: 'diagnostics' | 'processlist';
+  readonly sideChannel?: 'diagnostics' | 'processlist' | 'error-text';
   readonly handler?: { readonly name: string; readonly table: string };
   /** USE: the session's default database from now on. */
   readonly database?: string;
@@ -67,6 +67,8 @@ const PRIVILEGED_VARIABLES = new Set([
   'rand_seed1',
 ]);
 const FILE_FUNCTIONS = new Set(['load_file']);
+/** Functions whose error messages quote the value they were given (error-based extraction). */
+const ERROR_TEXT_FUNCTIONS = new Set(['extractvalue', 'updatexml', 'gtid_subset', 'gtid_subtract']);
 /** UDFs that run programs (lib_mysqludf_sys): if installed, they are what they say. */
 const PROGRAM_FUNCTIONS = new Set(['sys_exec', 'sys_eval']);
 
@@ -199,9 +201,14 @@ function nested(entries: readonly StatementEntry[], via: string): StatementEntry
  * or DUMPFILE, file and program functions. Read from tokens so that a statement the parser cannot
  * read still shows them.
  */
-function tokenFindings(s: Statement): { findings: NewFinding[]; classes: StatementClass[] } {
+function tokenFindings(s: Statement): {
+  findings: NewFinding[];
+  classes: StatementClass[];
+  errorText: boolean;
+} {
   const findings: NewFinding[] = [];
   const classes: StatementClass[] = [];
+  let errorText = false;
   for (let i = 0; i < s.tokens.length; i++) {
     const w = s.word(i);
     if ((w === 'OUTFILE' || w === 'DUMPFILE') && s.word(i - 1) === 'INTO') {
@@ -215,20 +222,25 @@ function tokenFindings(s: Statement): { findings: NewFinding[]; classes: Stateme
         findings.push({ kind: 'file-access', detail: `it reads a server file (${name})` });
         classes.push('admin');
       }
+      if (ERROR_TEXT_FUNCTIONS.has(name)) errorText = true;
       if (PROGRAM_FUNCTIONS.has(name)) {
         findings.push({ kind: 'dynamic-sql', detail: `it runs a program on the server (${name})` });
         classes.push('admin');
       }
     }
   }
-  return { findings, classes };
+  return { findings, classes, errorText };
 }
 
 /** Analyses one top-level statement. */
 export function analyzeLexed(lexed: LexedStatement, ctx: RuleContext): StatementResult {
   const s = new Statement(lexed);
   const extra = tokenFindings(s);
-  const analysed = analyzeByKeyword(s, ctx);
+  const byKeyword = analyzeByKeyword(s, ctx);
+  const analysed =
+    extra.errorText && !byKeyword.sideChannel
+      ? { ...byKeyword, sideChannel: 'error-text' as const }
+      : byKeyword;
   if (extra.findings.length === 0) return analysed;
   const entries = [...analysed.entries];
   const last = entries.length - 1;
