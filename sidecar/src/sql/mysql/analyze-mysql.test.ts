@@ -70,7 +70,16 @@ const BLOCKED: readonly [string, string, GuardrailRuleKind][] = [
   ['2 lexer', 'SELECT "it\\"s"; DROP TABLE customers; #"', 'drop'],
   ['2 lexer', "SELECT '/*'; DROP TABLE customers; -- */", 'drop'],
   ['2 lexer', 'SET sql_mode=\'ANSI_QUOTES\'; SELECT "a;"; DROP TABLE customers', 'drop'],
-  ['2 lexer', 'SET @@session.sql_mode = CONCAT(@@sql_mode, ",ANSI_QUOTES"); SELECT 1', 'unknown-statement'],
+  [
+    '2 lexer',
+    'SET @@session.sql_mode = CONCAT(@@sql_mode, ",ANSI_QUOTES"); SELECT "a;"; DROP TABLE customers',
+    'drop',
+  ],
+  [
+    '2 lexer',
+    'SET @@session.sql_mode = REPLACE(@@sql_mode, "ANSI_QUOTES", ""); SELECT 1',
+    'unknown-statement',
+  ],
   ['2 lexer', "SELECT 'unterminated", 'unknown-statement'],
   ['2 lexer', 'SELECT 1 /* unterminated', 'unknown-statement'],
   // 3. several statements

@@ -1,4 +1,4 @@
-import { type MysqlSqlMode, parseSqlMode } from './sql-mode.ts';
+import { type MysqlSqlMode, modeOf, parseSqlMode } from './sql-mode.ts';
 
 export type MysqlTokenType =
   /** Unquoted identifier or keyword; `value` is upper-cased. */
@@ -141,7 +141,7 @@ export function lexMysql(
       inExecutable = lexed.inExecutable;
       if (lexed.tokens.length > 0) {
         statements.push(statementOf(lexed.tokens, current));
-        const change = sqlModeSetBy(lexed.tokens);
+        const change = sqlModeSetBy(lexed.tokens, current);
         if (change !== undefined) current = change;
       }
     }
@@ -481,7 +481,7 @@ const OTHER_SCOPES = new Set(['GLOBAL', 'PERSIST', 'PERSIST_ONLY']);
  * literal (DEFAULT, an expression, a variable) cannot be told from the text: null. MariaDB's
  * `SET STATEMENT sql_mode=... FOR` changes it for one statement read under the old one: null too.
  */
-export function sqlModeSetBy(tokens: readonly MysqlToken[]): SqlModeChange {
+export function sqlModeSetBy(tokens: readonly MysqlToken[], current: MysqlSqlMode): SqlModeChange {
   if (tokens[0]?.type !== 'word' || tokens[0].value !== 'SET') return undefined;
   let change: SqlModeChange;
   let depth = 0;
@@ -513,7 +513,46 @@ export function sqlModeSetBy(tokens: readonly MysqlToken[]): SqlModeChange {
       change = parseSqlMode(value.value);
     else if (value && single && value.type === 'word' && value.value !== 'DEFAULT')
       change = parseSqlMode(value.value);
-    else return null;
+    else {
+      const added = valueEnd(tokens, i + 2);
+      const appended = added && concatenatedModes(tokens.slice(i + 2, added), change ?? current);
+      if (!appended) return null;
+      change = appended;
+    }
   }
   return change;
+}
+
+/** Index after the value starting at `from`: the next top-level comma or the end. */
+function valueEnd(tokens: readonly MysqlToken[], from: number): number {
+  let depth = 0;
+  let i = from;
+  for (; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.type === 'punct' && t.value === '(') depth++;
+    if (t.type === 'punct' && t.value === ')') depth--;
+    if (depth === 0 && t.type === 'punct' && t.value === ',') break;
+  }
+  return i;
+}
+
+const OWN_MODE = new Set(['sql_mode', 'session.sql_mode', 'local.sql_mode']);
+
+/**
+ * `CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')`, nested too (as Rails sends it): the current modes
+ * plus the literal ones. Anything else (REPLACE, variables, other functions) is undefined.
+ */
+function concatenatedModes(value: readonly MysqlToken[], current: MysqlSqlMode): MysqlSqlMode | undefined {
+  let ansiQuotes = current.ansiQuotes;
+  let noBackslashEscapes = current.noBackslashEscapes;
+  for (const t of value) {
+    if (t.type === 'word' && t.value === 'CONCAT') continue;
+    if (t.type === 'punct' && (t.value === '(' || t.value === ')' || t.value === ',')) continue;
+    if (t.type === 'system-variable' && OWN_MODE.has(t.value)) continue;
+    if (t.type !== 'string') return undefined;
+    const added = parseSqlMode(t.value);
+    ansiQuotes ||= added.ansiQuotes;
+    noBackslashEscapes ||= added.noBackslashEscapes;
+  }
+  return modeOf(ansiQuotes, noBackslashEscapes);
 }
