@@ -26,6 +26,8 @@ export interface WhereTarget {
  */
 export function restrictsTarget(predicate: unknown, target: WhereTarget): boolean {
   if (predicate === undefined || predicate === null) return false;
+  // sqlparser-ts binds XOR tighter than `=` (MySQL: looser), so `id = 2 XOR 1` would pass for `id = 3`.
+  if (hasXor(predicate)) return false;
   return restricts(predicate, false, target);
 }
 
@@ -119,6 +121,13 @@ function restricts(expr: unknown, negated: boolean, target: WhereTarget): boolea
     default:
       return false;
   }
+}
+
+function hasXor(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(hasXor);
+  if (!isObject(node)) return false;
+  if (node['op'] === 'Xor') return true;
+  return Object.values(node).some(hasXor);
 }
 
 function comparesTarget(left: unknown, right: unknown, target: WhereTarget): boolean {

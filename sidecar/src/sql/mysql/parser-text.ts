@@ -15,7 +15,8 @@ const isPunct = (t: MysqlToken | undefined, value: string) => t?.type === 'punct
 /**
  * The statement rewritten into the MySQL grammar sqlparser-ts knows, without changing what it reads
  * or writes: modifiers of DELETE/UPDATE/INSERT/REPLACE dropped, `LOCK IN SHARE MODE` as `FOR SHARE`,
- * `WITH ROLLUP` dropped (it adds subtotal rows of the same columns), `a MOD b` as `a % b`, and
+ * `WITH ROLLUP` dropped (it adds subtotal rows of the same columns), `a MOD b` as `a % b`, `||` and
+ * `&&` as OR and AND, and
  * multi-table `UPDATE t1, t2` as `UPDATE t1 CROSS JOIN t2` (a comma join is a cross join).
  */
 export function parserText(tokens: readonly MysqlToken[]): string {
@@ -57,6 +58,13 @@ export function parserText(tokens: readonly MysqlToken[]): string {
     }
     if (isWord(t, 'MOD') && !isPunct(tokens[i + 1], '(') && i > 0) {
       out.push({ canonical: '%', spaced: true });
+      changed = true;
+      continue;
+    }
+    // sqlparser-ts reads `||` as concatenation and `&&` tighter than `=`; MySQL reads OR and AND
+    // (`||` is concatenation only under PIPES_AS_CONCAT: reading OR there too can only over-refuse).
+    if (isPunct(t, '||') || isPunct(t, '&&')) {
+      out.push({ canonical: t.value === '||' ? 'OR' : 'AND', spaced: true });
       changed = true;
       continue;
     }
