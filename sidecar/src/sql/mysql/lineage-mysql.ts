@@ -205,6 +205,20 @@ function statementLineage(statement: LexedStatement, env: StatementEnv): MysqlSt
       c.readsUnknown = true;
       return finish('Call', c, [{ name: '?column?', ...toLineage(OPAQUE) }], false);
     case 'SHOW':
+      // Other sessions' statements (with their literals) and binary-log row events: untraceable values.
+      if (['PROCESSLIST', 'FULL', 'BINLOG', 'RELAYLOG', 'ENGINE'].includes(words[1] ?? '')) {
+        c.readsUnknown = true;
+        return finish('Show', c, [{ name: '?column?', ...toLineage(OPAQUE) }], false);
+      }
+      return finish(w0, c, [], false);
+    case 'DO': {
+      // DO evaluates expressions for their effects, such as `@v := (SELECT ...)`.
+      const ast = parseMysqlStatement('SELECT ' + joinTokens(statement.tokens.slice(1)));
+      const body = field(ast, 'Query');
+      if (!body) return null;
+      queryColumns(body, EMPTY_SCOPE, c);
+      return finish('Do', c, null, true);
+    }
     case 'EXPLAIN':
     case 'DESCRIBE':
     case 'DESC':
@@ -480,11 +494,6 @@ function setExprColumns(body: unknown, scope: Scope, c: Collector): Columns {
           trace: unionAll(rows.map((row) => traceExpr(asArray(row)[i], scope, c))),
         });
       return { columns, exact: true };
-    }
-    case 'Table': {
-      const name = field(node, 'table_name');
-      const relation = tableRelation([String(name ?? '')], null, scope, c);
-      return relation.columns ? { columns: relation.columns, exact: true } : unknownColumns(c);
     }
     default:
       return unknownColumns(c);

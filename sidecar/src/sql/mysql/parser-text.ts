@@ -16,7 +16,7 @@ const isPunct = (t: MysqlToken | undefined, value: string) => t?.type === 'punct
  * The statement rewritten into the MySQL grammar sqlparser-ts knows, without changing what it reads
  * or writes: modifiers of DELETE/UPDATE/INSERT/REPLACE dropped, `LOCK IN SHARE MODE` as `FOR SHARE`,
  * `WITH ROLLUP` dropped (it adds subtotal rows of the same columns), `a MOD b` as `a % b`, `||` and
- * `&&` as OR and AND, and
+ * `&&` as OR and AND, `TABLE t` as `SELECT * FROM t`, and
  * multi-table `UPDATE t1, t2` as `UPDATE t1 CROSS JOIN t2` (a comma join is a cross join).
  */
 export function parserText(tokens: readonly MysqlToken[]): string {
@@ -63,6 +63,20 @@ export function parserText(tokens: readonly MysqlToken[]): string {
     }
     // sqlparser-ts reads `||` as concatenation and `&&` tighter than `=`; MySQL reads OR and AND
     // (`||` is concatenation only under PIPES_AS_CONCAT: reading OR there too can only over-refuse).
+    // MySQL 8's `TABLE t` is `SELECT * FROM t`.
+    if (
+      isWord(t, 'TABLE') &&
+      (i === 0 ||
+        isPunct(tokens[i - 1], '(') ||
+        isWord(tokens[i - 1], 'UNION') ||
+        isWord(tokens[i - 1], 'ALL') ||
+        isWord(tokens[i - 1], 'DISTINCT')) &&
+      tokens[i + 1]?.type !== 'punct'
+    ) {
+      out.push({ canonical: 'SELECT * FROM', spaced: t.spaced });
+      changed = true;
+      continue;
+    }
     if (isPunct(t, '||') || isPunct(t, '&&')) {
       out.push({ canonical: t.value === '||' ? 'OR' : 'AND', spaced: true });
       changed = true;
