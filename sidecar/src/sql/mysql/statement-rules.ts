@@ -275,7 +275,7 @@ function analyzeByKeyword(s: Statement, ctx: RuleContext): StatementResult {
       ]);
     }
     case 'DROP':
-      return drop(s, ctx);
+      return drop(s);
     case 'ALTER':
       return result([alter(s)]);
     case 'RENAME': {
@@ -613,7 +613,7 @@ function del(s: Statement): StatementEntry {
 
 const DROP_ADMIN = new Set(['DATABASE', 'SCHEMA', 'USER', 'ROLE', 'SERVER', 'TABLESPACE', 'LOGFILE']);
 
-function drop(s: Statement, _ctx: RuleContext): StatementResult {
+function drop(s: Statement): StatementResult {
   let i = 1;
   const temporary = s.word(i) === 'TEMPORARY';
   if (temporary) i++;
@@ -627,7 +627,7 @@ function drop(s: Statement, _ctx: RuleContext): StatementResult {
       : unknownResult(s);
   }
   const objectType = what === 'TABLES' ? 'TABLE' : what;
-  const objects = what === 'INDEX' ? s.names(i + 1) : s.names(i + 1);
+  const objects = s.names(i + 1);
   const onTable = what === 'INDEX' && s.find('ON') > 0 ? s.names(s.find('ON') + 1) : [];
   const command = `DROP ${temporary ? 'TEMPORARY ' : ''}${objectType}`;
   // DROP TEMPORARY TABLE drops only the session's own temporary tables: scratch space, like creating them.
