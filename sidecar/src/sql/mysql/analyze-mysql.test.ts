@@ -137,6 +137,12 @@ const BLOCKED: readonly [string, string, GuardrailRuleKind][] = [
   ['6 dynamic', "EXECUTE IMMEDIATE CONCAT('DROP TABLE ', 'customers')", 'dynamic-sql'],
   ['6 dynamic', "SET GLOBAL init_connect = 'DELETE FROM customers'", 'dynamic-sql'],
   ['9 files', "SET GLOBAL general_log_file = '/var/www/shell.php'", 'file-access'],
+  // 7. protocol paths: texts of COM_STMT_PREPARE, whose ? are bound later to any value
+  ['7 prepared', 'DELETE FROM customers WHERE ? = ?', 'delete-without-where'],
+  ['7 prepared', 'DELETE FROM customers WHERE id = ? OR ?', 'delete-without-where'],
+  ['7 prepared', 'UPDATE customers SET ssn = ? WHERE id = id + ?', 'update-without-where'],
+  ['7 prepared', 'UPDATE customers SET ssn = ? WHERE ? IS NOT NULL', 'update-without-where'],
+  ['7 prepared', 'DELETE FROM customers WHERE email LIKE ? OR 1', 'delete-without-where'],
   // 8. identity and privileges
   ['8 identity', 'SET ROLE admin', 'identity-change'],
   ['8 identity', 'SET DEFAULT ROLE ALL TO alice', 'identity-change'],
@@ -201,6 +207,9 @@ const ALLOWED: readonly [string, string][] = [
   ['fp prepare', "EXECUTE IMMEDIATE 'SELECT id FROM orders WHERE id = ?' USING 1"],
   ['fp prepare', "SET @q = 'SELECT 1'; PREPARE s FROM @q; EXECUTE s; DEALLOCATE PREPARE s"],
   ['fp handler', 'HANDLER orders OPEN'],
+  ['fp prepared', 'UPDATE customers SET notes = ? WHERE id IN (?, ?)'],
+  ['fp prepared', 'SELECT * FROM customers WHERE id = ? LIMIT ?'],
+  ['fp prepared', 'INSERT INTO orders (id, amount) VALUES (?, ?)'],
   ['fp show', 'SHOW WARNINGS'],
   ['fp show', 'DESCRIBE orders'],
   ['fp temp', 'CREATE TEMPORARY TABLE scratch (a int)'],
