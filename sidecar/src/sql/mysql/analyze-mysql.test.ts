@@ -82,6 +82,10 @@ const BLOCKED: readonly [string, string, GuardrailRuleKind][] = [
   ],
   ['2 lexer', "SELECT 'unterminated", 'unknown-statement'],
   ['2 lexer', 'SELECT 1 /* unterminated', 'unknown-statement'],
+  ['2 lexer', 'SET NAMES gbk', 'unknown-statement'],
+  ['2 lexer', "SET CHARACTER SET 'sjis'", 'unknown-statement'],
+  ['2 lexer', 'SET character_set_client = big5', 'unknown-statement'],
+  ['2 lexer', 'SET @@session.character_set_client = @cs', 'unknown-statement'],
   // 3. several statements
   ['3 stacked', 'SELECT 1; DELETE FROM orders WHERE id = 1', 'multi-statement'],
   ['3 stacked', 'SELECT * FROM orders;UPDATE orders SET amount = 0 WHERE id = 2', 'multi-statement'],
@@ -229,6 +233,7 @@ const ALLOWED: readonly [string, string][] = [
   ['fp grammar', 'INSERT IGNORE INTO orders VALUES ROW(1, 1, 1, ?), ROW(2, 2, 2, ?)'],
   ['fp grammar', 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET autocommit = 0'],
   ['fp grammar', 'SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci'],
+  ['fp grammar', "SET NAMES 'latin1'; SET CHARACTER SET utf8mb4; SET character_set_results = NULL"],
   ['fp grammar', "SHOW VARIABLES LIKE 'version%'"],
 ];
 

@@ -891,6 +891,12 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
     if (['SESSION', 'LOCAL', 'GLOBAL', 'PERSIST', 'PERSIST_ONLY'].includes(s.word(i))) scope = s.word(i++);
     const target = s.tokens[i];
     if (!target) return unknownResult(s);
+    if (setsUnsafeCharset(target, s.tokens.slice(i + 1, to)))
+      return result([
+        unknownEntry(
+          'it switches the connection to a character set in which part of a multibyte character reads as a quote or backslash',
+        ),
+      ]);
     const op = s.tokens[i + 1];
     const valueAt = op?.type === 'punct' && (op.value === '=' || op.value === ':=') ? i + 2 : i + 1;
     if (target.type === 'variable') {
@@ -924,6 +930,30 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
     userVariables,
     constants,
   });
+}
+
+const CHARSET_SETTINGS = new Set([
+  'names',
+  'character',
+  'charset',
+  'character_set_client',
+  'character_set_connection',
+]);
+/** Client character sets whose multibyte characters may end in 0x5C (`\`): the lexer reads UTF-8. */
+const UNSAFE_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis']);
+
+function setsUnsafeCharset(target: MysqlToken, value: readonly MysqlToken[]): boolean {
+  const name = (
+    target.type === 'system-variable' ? target.value.split('.').pop()! : target.value
+  ).toLowerCase();
+  if (!CHARSET_SETTINGS.has(name)) return false;
+  return value.some(
+    (t) =>
+      t.type === 'variable' ||
+      t.type === 'system-variable' ||
+      ((t.type === 'word' || t.type === 'string' || t.type === 'ident') &&
+        UNSAFE_CHARSETS.has(t.value.toLowerCase())),
+  );
 }
 
 /** Server settings that name files the server writes, or SQL text it runs later. */
