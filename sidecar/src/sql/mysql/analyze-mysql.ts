@@ -17,7 +17,9 @@ export type MysqlSideChannel =
   /** SHOW WARNINGS / SHOW ERRORS / GET DIAGNOSTICS: messages quote values of rows and literals. */
   | 'diagnostics'
   /** SHOW PROCESSLIST: other sessions' statement texts, literals included. */
-  | 'processlist';
+  | 'processlist'
+  /** EXTRACTVALUE, UPDATEXML, GTID_SUBSET...: their error messages quote the values they were given. */
+  | 'error-text';
 
 /** StatementFacts of MySQL text, with what the session must remember after it runs. */
 export interface MysqlStatementFacts extends StatementFacts {
@@ -29,6 +31,8 @@ export interface MysqlStatementFacts extends StatementFacts {
   readonly userVariables: readonly string[];
   /** HANDLER ... OPEN: handler names (lower-cased) and the table each reads. */
   readonly handlers: readonly { readonly name: string; readonly table: string }[];
+  /** The session's default database after the text (USE); undefined when unchanged. */
+  readonly databaseAfter: string | undefined;
 }
 
 export interface MysqlAnalyzeOptions {
@@ -84,6 +88,7 @@ function unknownFacts(detail: string): MysqlStatementFacts {
     sqlModeAfter: null,
     userVariables: [],
     handlers: [],
+    databaseAfter: undefined,
   });
 }
 
@@ -95,19 +100,60 @@ interface Extra {
   sqlModeAfter: MysqlSqlMode | null | undefined;
   userVariables: string[];
   handlers: { name: string; table: string }[];
+  databaseAfter: string | undefined;
 }
 
+/**
+ * Conditional comments (`/*!NNNNN`, `/*M!`) run on some servers and not on others, and either
+ * reading may be the dangerous one (`DELETE FROM t /*!99999 WHERE id = 1 *\/` deletes every row
+ * on a server older than the version): when the readings differ, the statements of both are judged.
+ */
 function analyzeUnder(sql: string, mode: MysqlSqlMode): MysqlStatementFacts {
-  const lexed = lexMysql(sql, mode);
+  const code = lexMysql(sql, mode, 'code');
+  const asCode = analyzeReading(code, mode);
+  if (!code.conditional) return finish(asCode.entries, asCode.topLevel, asCode.parsed, asCode.extra);
+  const skipped = lexMysql(sql, mode, 'comment');
+  if (JSON.stringify(canonicalOf(skipped)) === JSON.stringify(canonicalOf(code)))
+    return finish(asCode.entries, asCode.topLevel, asCode.parsed, asCode.extra);
+  const asComment = analyzeReading(skipped, mode);
+  const entries = [
+    ...asCode.entries,
+    ...asComment.entries.map((e) => ({ ...e, via: ['conditional comments skipped', ...e.via] })),
+  ];
   const extra: Extra = {
-    prepared: [],
-    unresolvedExecutes: [],
-    deallocated: [],
-    sideChannels: [],
-    sqlModeAfter: undefined,
-    userVariables: [],
-    handlers: [],
+    prepared: [...asCode.extra.prepared, ...asComment.extra.prepared],
+    unresolvedExecutes: [...asCode.extra.unresolvedExecutes, ...asComment.extra.unresolvedExecutes],
+    deallocated: [...asCode.extra.deallocated, ...asComment.extra.deallocated],
+    sideChannels: [...asCode.extra.sideChannels, ...asComment.extra.sideChannels],
+    sqlModeAfter: sameMode(asCode.extra.sqlModeAfter, asComment.extra.sqlModeAfter)
+      ? asCode.extra.sqlModeAfter
+      : null,
+    userVariables: [...new Set([...asCode.extra.userVariables, ...asComment.extra.userVariables])],
+    handlers: [...asCode.extra.handlers, ...asComment.extra.handlers],
+    databaseAfter:
+      asCode.extra.databaseAfter === asComment.extra.databaseAfter ? asCode.extra.databaseAfter : undefined,
   };
+  return finish(
+    entries,
+    Math.max(asCode.topLevel, asComment.topLevel),
+    asCode.parsed && asComment.parsed,
+    extra,
+  );
+}
+
+function sameMode(a: MysqlSqlMode | null | undefined, b: MysqlSqlMode | null | undefined): boolean {
+  return a === b || (a != null && b != null && sqlModeKey(a) === sqlModeKey(b));
+}
+
+interface Reading {
+  readonly entries: StatementEntry[];
+  readonly topLevel: number;
+  readonly parsed: boolean;
+  readonly extra: Extra;
+}
+
+function analyzeReading(lexed: LexResult, mode: MysqlSqlMode): Reading {
+  const extra = emptyExtra();
   const entries: StatementEntry[] = [];
   const prepared = new Map<string, readonly StatementEntry[]>();
   const constants = new Map<string, string>();
@@ -141,6 +187,7 @@ function analyzeUnder(sql: string, mode: MysqlSqlMode): MysqlStatementFacts {
     }
     if (analysed.sideChannel) extra.sideChannels.push(analysed.sideChannel);
     if (analysed.handler) extra.handlers.push(analysed.handler);
+    if (analysed.database !== undefined) extra.databaseAfter = analysed.database;
     for (const v of analysed.userVariables) if (!extra.userVariables.includes(v)) extra.userVariables.push(v);
     for (const v of assignedInQuery(statement.tokens))
       if (!extra.userVariables.includes(v)) extra.userVariables.push(v);
@@ -155,8 +202,7 @@ function analyzeUnder(sql: string, mode: MysqlSqlMode): MysqlStatementFacts {
   }
   if (lexed.modeAfter === null) extra.sqlModeAfter = null;
   else if (lexed.modeAfter !== mode) extra.sqlModeAfter = lexed.modeAfter;
-  const parsed = !entries.some((e) => e.kind === 'unknown');
-  return finish(entries, topLevel, parsed, extra);
+  return { entries, topLevel, parsed: !entries.some((e) => e.kind === 'unknown'), extra };
 }
 
 /** `@v := expr` and `INTO @v` in any statement. */
@@ -191,6 +237,7 @@ function emptyExtra(): Extra {
     sqlModeAfter: undefined,
     userVariables: [],
     handlers: [],
+    databaseAfter: undefined,
   };
 }
 
@@ -219,5 +266,6 @@ function finish(
     sqlModeAfter: extra.sqlModeAfter,
     userVariables: Object.freeze([...extra.userVariables]),
     handlers: Object.freeze(extra.handlers.map((h) => Object.freeze({ ...h }))),
+    databaseAfter: extra.databaseAfter,
   });
 }

@@ -14,7 +14,8 @@ export interface WhereTarget {
  * - A comparison restricts when one side is a value of target columns (a column, under CAST, COLLATE,
  *   BINARY, LOWER/UPPER/TRIM, `+ -`) and the other mentions no column that could be the target's:
  *   `= <=> < > <= >=`, LIKE/RLIKE/REGEXP (not `'%'`), IN (list), BETWEEN, and in negative polarity `<> !=`.
- * - A bare column (`WHERE flag`), `col IS NULL`, and the constants false, 0 and NULL restrict.
+ * - `col IS NULL`, and the constants false, 0 and NULL restrict; a bare column (`WHERE id`) does not (it
+ *   matches every non-zero row), nor does LIKE with a pattern that is not a literal (`CONCAT('%')`).
  * - EXISTS (subquery) restricts when the subquery's WHERE restricts the target; `col IN (subquery)`
  *   when the subquery does not mention the target.
  * - Nothing else: `1`, `true`, `1=1`, `'a'='a'`, `id=id`, `x OR 1`, `NOT 0`, `IS NOT NULL`, functions,
@@ -25,6 +26,8 @@ export interface WhereTarget {
  */
 export function restrictsTarget(predicate: unknown, target: WhereTarget): boolean {
   if (predicate === undefined || predicate === null) return false;
+  // sqlparser-ts binds XOR tighter than `=` (MySQL: looser), so `id = 2 XOR 1` would pass for `id = 3`.
+  if (hasXor(predicate)) return false;
   return restricts(predicate, false, target);
 }
 
@@ -69,10 +72,7 @@ function restricts(expr: unknown, negated: boolean, target: WhereTarget): boolea
       if (typeof op !== 'string' || !comparisons.has(op)) return false;
       return comparesTarget(left, right, target);
     }
-    case 'Identifier':
-    case 'CompoundIdentifier':
-      // `WHERE flag`: rows where the column is zero or NULL do not match.
-      return isTargetValue(expr, target);
+    // A bare column (`WHERE id`) matches every row where it is not zero or NULL: for most columns, all.
     case 'Value':
       return isFalseConstant(field(body, 'value'), negated);
     case 'IsNull':
@@ -108,9 +108,10 @@ function restricts(expr: unknown, negated: boolean, target: WhereTarget): boolea
     case 'RLike':
     case 'SimilarTo': {
       if (field(body, 'negated') === true ? !negated : negated) return false;
+      // Only a literal pattern (or a parameter) can be seen not to match everything: not CONCAT('%').
       const pattern = field(body, 'pattern');
-      if (matchesEverything(pattern)) return false;
-      return comparesTarget(field(body, 'expr'), pattern, target);
+      if (!isLiteralPattern(pattern) || matchesEverything(pattern)) return false;
+      return isTargetValue(field(body, 'expr'), target);
     }
     case 'Exists': {
       if (field(body, 'negated') === true ? !negated : negated) return false;
@@ -120,6 +121,13 @@ function restricts(expr: unknown, negated: boolean, target: WhereTarget): boolea
     default:
       return false;
   }
+}
+
+function hasXor(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(hasXor);
+  if (!isObject(node)) return false;
+  if (node['op'] === 'Xor') return true;
+  return Object.values(node).some(hasXor);
 }
 
 function comparesTarget(left: unknown, right: unknown, target: WhereTarget): boolean {
@@ -141,6 +149,11 @@ function isFalseConstant(value: unknown, negated: boolean): boolean {
     return zero !== negated;
   }
   return false;
+}
+
+function isLiteralPattern(pattern: unknown): boolean {
+  const v = variant(pattern);
+  return v?.[0] === 'Value' && variant(field(v[1], 'value'))?.[0] !== 'Null';
 }
 
 function matchesEverything(pattern: unknown): boolean {

@@ -1,4 +1,4 @@
-import { type MysqlSqlMode, parseSqlMode } from './sql-mode.ts';
+import { type MysqlSqlMode, modeOf, parseSqlMode } from './sql-mode.ts';
 
 export type MysqlTokenType =
   /** Unquoted identifier or keyword; `value` is upper-cased. */
@@ -51,6 +51,22 @@ export interface LexResult {
   readonly error: string | null;
   /** The session's sql_mode after the text runs: unchanged, a new one, or null when it cannot be told. */
   readonly modeAfter: MysqlSqlMode | null;
+  /**
+   * Whether the text holds comments that some servers run and others skip: `/*!NNNNN` (skipped by
+   * servers older than the version), `/*M!` and `/*M!NNNNNN` (skipped by MySQL).
+   */
+  readonly conditional: boolean;
+}
+
+/**
+ * How to read conditional comments: as code (what a server new enough, or MariaDB, runs), or as
+ * comments (what an older server, or MySQL, runs). Fail-closed analysis reads both.
+ */
+export type ConditionalComments = 'code' | 'comment';
+
+interface LexOptions {
+  readonly conditional: ConditionalComments;
+  seen: boolean;
 }
 
 /** A statement's effect on sql_mode: a new mode, null for a value that cannot be told, undefined for none. */
@@ -58,7 +74,10 @@ export type SqlModeChange = MysqlSqlMode | null | undefined;
 
 class LexError extends Error {}
 
-const SPACE = /[\s]/;
+/** Blanks as MySQL's lexer counts them (ASCII space and controls; NBSP and other Unicode spaces are not). */
+function isSpace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13);
+}
 
 function isIdentChar(code: number): boolean {
   return (
@@ -87,15 +106,20 @@ const ESCAPES: Record<string, string> = {
 /**
  * Splits MySQL/MariaDB text into statements of tokens the way the server reads it: `#` and `-- `
  * comments (`--` only before a blank or control character), non-nesting `/* *\/` comments, executable
- * comments `/*! *\/`, `/*!NNNNN *\/`, `/*M! *\/` and `/*M!NNNNNN *\/` whose content is read as code whatever
- * the server's version (so what any server might run is judged), optimizer hints `/*+ *\/` (dropped),
+ * comments `/*! *\/` (always code), `/*!NNNNN *\/`, `/*M! *\/` and `/*M!NNNNNN *\/` (code on some servers,
+ * comments on others: read as `conditional` says), optimizer hints `/*+ *\/` (dropped),
  * quotes with doubled quotes and backslash escapes unless NO_BACKSLASH_ESCAPES, `"` as identifier
  * quote under ANSI_QUOTES, and `SET sql_mode` taking effect for the statements after it.
  *
  * `DELIMITER` is a command of the mysql client, never sent to the server; text that holds it is
  * split at `;` like any other and its DELIMITER lines fail to parse.
  */
-export function lexMysql(sql: string, mode: MysqlSqlMode): LexResult {
+export function lexMysql(
+  sql: string,
+  mode: MysqlSqlMode,
+  conditional: ConditionalComments = 'code',
+): LexResult {
+  const options: LexOptions = { conditional, seen: false };
   const statements: LexedStatement[] = [];
   let current: MysqlSqlMode | null = mode;
   let pos = 0;
@@ -108,46 +132,57 @@ export function lexMysql(sql: string, mode: MysqlSqlMode): LexResult {
             statements,
             error: 'sql_mode was set to a value that cannot be told, and later statements depend on it',
             modeAfter: null,
+            conditional: options.seen,
           };
         break;
       }
-      const lexed = lexStatement(sql, pos, current, inExecutable);
+      const lexed = lexStatement(sql, pos, current, inExecutable, options);
       pos = lexed.end;
       inExecutable = lexed.inExecutable;
       if (lexed.tokens.length > 0) {
         statements.push(statementOf(lexed.tokens, current));
-        const change = sqlModeSetBy(lexed.tokens);
+        const change = sqlModeSetBy(lexed.tokens, current);
         if (change !== undefined) current = change;
       }
     }
     if (inExecutable) throw new LexError('an executable comment is not closed');
   } catch (error) {
-    if (error instanceof LexError) return { statements, error: error.message, modeAfter: null };
+    if (error instanceof LexError)
+      return { statements, error: error.message, modeAfter: null, conditional: options.seen };
     throw error;
   }
-  return { statements, error: null, modeAfter: current };
+  return { statements, error: null, modeAfter: current, conditional: options.seen };
 }
 
 function statementOf(tokens: readonly MysqlToken[], mode: MysqlSqlMode): LexedStatement {
-  let canonical = '';
-  for (const token of tokens) {
-    // Tokens that were apart must stay apart: `- -1` must not become a `--` comment, nor `/ *` a `/*`.
-    if (
-      canonical !== '' &&
-      (token.spaced ||
-        (canonical.endsWith('-') && token.canonical.startsWith('-')) ||
-        (canonical.endsWith('/') && token.canonical.startsWith('*')))
-    )
-      canonical += ' ';
-    canonical += token.canonical;
-  }
   return {
     tokens,
-    canonical,
+    canonical: joinTokens(tokens),
     start: tokens[0]!.start,
     end: tokens[tokens.length - 1]!.end,
     mode,
   };
+}
+
+/** Canonical text of tokens: one blank where the source had any separation, none elsewhere. */
+export function joinTokens(tokens: readonly Pick<MysqlToken, 'canonical' | 'spaced'>[]): string {
+  const parts: string[] = [];
+  let last = '';
+  for (const token of tokens) {
+    const text = token.canonical;
+    // Tokens that were apart must stay apart: `- -1` must not become a `--` comment, nor `/ *` a `/*`.
+    // (The last part is looked at, not the text so far: that would flatten a growing string every time.)
+    if (
+      parts.length > 0 &&
+      (token.spaced ||
+        (last.endsWith('-') && text.startsWith('-')) ||
+        (last.endsWith('/') && text.startsWith('*')))
+    )
+      parts.push(' ');
+    parts.push(text);
+    last = text;
+  }
+  return parts.join('');
 }
 
 /** Whether anything but blanks, comments and semicolons follows (a cheap pre-check; comments may hide code). */
@@ -161,7 +196,13 @@ interface StatementScan {
   readonly inExecutable: boolean;
 }
 
-function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable: boolean): StatementScan {
+function lexStatement(
+  sql: string,
+  from: number,
+  mode: MysqlSqlMode,
+  executable: boolean,
+  options: LexOptions,
+): StatementScan {
   const tokens: MysqlToken[] = [];
   let inExecutable = executable;
   let pos = from;
@@ -174,7 +215,7 @@ function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable:
   while (pos < sql.length) {
     const c = sql[pos]!;
     const code = c.charCodeAt(0);
-    if (SPACE.test(c)) {
+    if (isSpace(code)) {
       pos++;
       spaced = true;
       continue;
@@ -191,7 +232,7 @@ function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable:
       continue;
     }
     if (c === '/' && sql[pos + 1] === '*') {
-      const opened = openComment(sql, pos, inExecutable);
+      const opened = openComment(sql, pos, inExecutable, options);
       pos = opened.pos;
       inExecutable = opened.inExecutable;
       spaced = true;
@@ -215,7 +256,7 @@ function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable:
       push('ident', name, quoteIdent(name), pos, end);
       continue;
     }
-    if (c === '@') {
+    if (c === '@' && !followsAccountName(tokens, pos)) {
       lexVariable(sql, pos, mode, push);
       continue;
     }
@@ -231,7 +272,7 @@ function lexStatement(sql: string, from: number, mode: MysqlSqlMode, executable:
       lexWordOrNumber(sql, pos, mode, push);
       continue;
     }
-    const op = OPERATORS.find((o) => sql.startsWith(o, pos));
+    const op = '<>!:|&-'.includes(c) ? OPERATORS.find((o) => sql.startsWith(o, pos)) : undefined;
     if (op) push('punct', op, op, pos, pos + op.length);
     else push('punct', c, c, pos, pos + 1);
   }
@@ -244,6 +285,12 @@ function followsName(tokens: readonly MysqlToken[], pos: number): boolean {
   return last !== undefined && (last.type === 'word' || last.type === 'ident') && last.end === pos;
 }
 
+/** `'user'@'host'`, `` `user`@host ``: the `@` of an account name joins two names, it opens no variable. */
+function followsAccountName(tokens: readonly MysqlToken[], pos: number): boolean {
+  const last = tokens[tokens.length - 1];
+  return last !== undefined && last.end === pos && (last.type === 'string' || last.type === 'ident');
+}
+
 function lineEnd(sql: string, pos: number): number {
   const end = sql.indexOf('\n', pos);
   return end < 0 ? sql.length : end + 1;
@@ -254,6 +301,7 @@ function openComment(
   sql: string,
   pos: number,
   inExecutable: boolean,
+  options: LexOptions,
 ): { pos: number; inExecutable: boolean } {
   const executable = sql[pos + 2] === '!' ? 3 : sql.startsWith('M!', pos + 2) ? 4 : 0;
   if (executable > 0) {
@@ -267,7 +315,9 @@ function openComment(
     // Servers read five or six digits as a version; other counts are read differently by different servers.
     if (digits !== 0 && digits !== 5 && digits !== 6)
       throw new LexError('an executable comment has a version number servers read differently');
-    return { pos: p, inExecutable: true };
+    const conditional = digits > 0 || executable === 4;
+    if (conditional) options.seen = true;
+    if (!conditional || options.conditional === 'code') return { pos: p, inExecutable: true };
   }
   // MySQL does not nest comments: inside an executable comment the first `*/` would close both.
   if (inExecutable) throw new LexError('a comment opens inside an executable comment');
@@ -368,7 +418,7 @@ function variableCanonical(name: string): string {
   return /^[a-z0-9_$]+$/.test(name) ? '@' + name : '@gatehouse_quoted_variable';
 }
 
-const NUMBER = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/;
+const NUMBER = /(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/y;
 const HEX_NUMBER = /^0x[0-9a-fA-F]+$/;
 const BIT_NUMBER = /^0b[01]+$/;
 
@@ -404,7 +454,8 @@ function lexWordOrNumber(sql: string, pos: number, mode: MysqlSqlMode, push: Pus
     push('bit', word.slice(2), word, pos, p);
     return;
   }
-  const number = NUMBER.exec(sql.slice(pos, pos + 400));
+  NUMBER.lastIndex = pos;
+  const number = NUMBER.exec(sql);
   if (number) {
     const end = pos + number[0].length;
     // Identifiers may begin with digits (`1abc`); a number is one only when no name character follows.
@@ -430,7 +481,7 @@ const OTHER_SCOPES = new Set(['GLOBAL', 'PERSIST', 'PERSIST_ONLY']);
  * literal (DEFAULT, an expression, a variable) cannot be told from the text: null. MariaDB's
  * `SET STATEMENT sql_mode=... FOR` changes it for one statement read under the old one: null too.
  */
-export function sqlModeSetBy(tokens: readonly MysqlToken[]): SqlModeChange {
+export function sqlModeSetBy(tokens: readonly MysqlToken[], current: MysqlSqlMode): SqlModeChange {
   if (tokens[0]?.type !== 'word' || tokens[0].value !== 'SET') return undefined;
   let change: SqlModeChange;
   let depth = 0;
@@ -451,6 +502,9 @@ export function sqlModeSetBy(tokens: readonly MysqlToken[]): SqlModeChange {
       tokens[i + 1]?.type === 'punct' && (tokens[i + 1]!.value === '=' || tokens[i + 1]!.value === ':=');
     if (!named || afterDot || !assigned) continue;
     if (tokens[1]?.type === 'word' && tokens[1].value === 'STATEMENT') return null;
+    const before = tokens[i - 1];
+    if (before?.type === 'word' && OTHER_SCOPES.has(before.value)) continue;
+    // `SET GLOBAL a = 1, sql_mode = ...`: which scope the server gives it is not worth guessing.
     if (otherScope && t.type !== 'system-variable') return null;
     const value = tokens[i + 2];
     const end = tokens[i + 3];
@@ -459,7 +513,46 @@ export function sqlModeSetBy(tokens: readonly MysqlToken[]): SqlModeChange {
       change = parseSqlMode(value.value);
     else if (value && single && value.type === 'word' && value.value !== 'DEFAULT')
       change = parseSqlMode(value.value);
-    else return null;
+    else {
+      const added = valueEnd(tokens, i + 2);
+      const appended = added && concatenatedModes(tokens.slice(i + 2, added), change ?? current);
+      if (!appended) return null;
+      change = appended;
+    }
   }
   return change;
+}
+
+/** Index after the value starting at `from`: the next top-level comma or the end. */
+function valueEnd(tokens: readonly MysqlToken[], from: number): number {
+  let depth = 0;
+  let i = from;
+  for (; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.type === 'punct' && t.value === '(') depth++;
+    if (t.type === 'punct' && t.value === ')') depth--;
+    if (depth === 0 && t.type === 'punct' && t.value === ',') break;
+  }
+  return i;
+}
+
+const OWN_MODE = new Set(['sql_mode', 'session.sql_mode', 'local.sql_mode']);
+
+/**
+ * `CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')`, nested too (as Rails sends it): the current modes
+ * plus the literal ones. Anything else (REPLACE, variables, other functions) is undefined.
+ */
+function concatenatedModes(value: readonly MysqlToken[], current: MysqlSqlMode): MysqlSqlMode | undefined {
+  let ansiQuotes = current.ansiQuotes;
+  let noBackslashEscapes = current.noBackslashEscapes;
+  for (const t of value) {
+    if (t.type === 'word' && t.value === 'CONCAT') continue;
+    if (t.type === 'punct' && (t.value === '(' || t.value === ')' || t.value === ',')) continue;
+    if (t.type === 'system-variable' && OWN_MODE.has(t.value)) continue;
+    if (t.type !== 'string') return undefined;
+    const added = parseSqlMode(t.value);
+    ansiQuotes ||= added.ansiQuotes;
+    noBackslashEscapes ||= added.noBackslashEscapes;
+  }
+  return modeOf(ansiQuotes, noBackslashEscapes);
 }

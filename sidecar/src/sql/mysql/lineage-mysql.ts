@@ -23,8 +23,9 @@ import type {
 import { asArray, field, identName, isObject, nameParts, variant } from './ast.ts';
 import { MYSQL_COUNTING_FUNCTIONS, MYSQL_PURE_FUNCTIONS } from './builtins.ts';
 import { functionName } from './effective-where.ts';
-import { type LexedStatement, lexMysql } from './lexer.ts';
+import { type ConditionalComments, joinTokens, type LexedStatement, lexMysql } from './lexer.ts';
 import { parseMysqlStatement } from './parser.ts';
+import { parserText } from './parser-text.ts';
 import type { MysqlSessionState } from './session.ts';
 import { EVERY_SQL_MODE, type MysqlSqlMode } from './sql-mode.ts';
 
@@ -52,44 +53,96 @@ export function mysqlOutputLineage(
   catalog: Catalog,
   session: MysqlSessionState,
 ): MysqlLineageResult {
-  const statements = lexUnder(sql, session.sqlMode);
-  if (statements === null) return UNREADABLE;
+  const code = lexUnder(sql, session.sqlMode, 'code');
+  if (code === null) return UNREADABLE;
+  const asCode = readingLineage(code.statements, catalog, session);
+  if (!code.conditional || asCode === null) return asCode ?? UNREADABLE;
+  // Conditional comments: a server may skip them, so the result may have the columns of either reading.
+  const skipped = lexUnder(sql, session.sqlMode, 'comment');
+  if (skipped === null) return UNREADABLE;
+  if (sameStatements(skipped.statements, code.statements)) return asCode;
+  const asComment = readingLineage(skipped.statements, catalog, session);
+  if (asComment === null) return UNREADABLE;
+  const count = Math.max(asCode.statements.length, asComment.statements.length);
+  const statements: MysqlStatementLineage[] = [];
+  for (let i = 0; i < count; i++) statements.push(eitherOf(asCode.statements[i], asComment.statements[i]));
+  return Object.freeze({ statements: Object.freeze(statements), parseError: false });
+}
+
+function readingLineage(
+  statements: readonly LexedStatement[],
+  catalog: Catalog,
+  session: MysqlSessionState,
+): MysqlLineageResult | null {
   const out: MysqlStatementLineage[] = [];
   const variables = new Map(session.userVariables);
+  let database = session.database;
   for (const statement of statements) {
+    const first = statement.tokens[0];
+    const named = statement.tokens[1];
+    if (first?.type === 'word' && first.value === 'USE' && named)
+      database = named.type === 'ident' ? named.value : named.canonical;
     let lineage: MysqlStatementLineage | null;
     try {
-      lineage = statementLineage(statement, { catalog, session, variables });
+      lineage = statementLineage(statement, { catalog, session, variables, database });
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       lineage = null;
     }
-    if (lineage === null) return UNREADABLE;
+    if (lineage === null) return null;
     out.push(lineage);
     for (const v of lineage.userVariables) variables.set(v.name, v.lineage);
   }
   return Object.freeze({ statements: Object.freeze(out), parseError: false });
 }
 
-function lexUnder(sql: string, mode: MysqlSqlMode | null): readonly LexedStatement[] | null {
+/** A statement that is one of two readings: its result columns may be either's, so not exact. */
+function eitherOf(
+  a: MysqlStatementLineage | undefined,
+  b: MysqlStatementLineage | undefined,
+): MysqlStatementLineage {
+  if (!a || !b) return { ...(a ?? b)!, exact: false };
+  const columns =
+    a.columns === null && b.columns === null ? null : [...(a.columns ?? []), ...(b.columns ?? [])];
+  const reads = new Map([...a.reads, ...b.reads].map((r) => [tableKey(r), r]));
+  return Object.freeze({
+    kind: a.kind,
+    columns,
+    exact: false,
+    reads: [...reads.values()],
+    readsUnknown: a.readsUnknown || b.readsUnknown,
+    predicates: toLineage(union(fromLineage(a.predicates), fromLineage(b.predicates))),
+    writes: [...a.writes, ...b.writes],
+    effects: [...a.effects, ...b.effects],
+    userVariables: [...a.userVariables, ...b.userVariables],
+  });
+}
+
+function sameStatements(a: readonly LexedStatement[], b: readonly LexedStatement[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.canonical === b[i]!.canonical);
+}
+
+function lexUnder(
+  sql: string,
+  mode: MysqlSqlMode | null,
+  conditional: ConditionalComments,
+): { statements: readonly LexedStatement[]; conditional: boolean } | null {
   if (mode) {
-    const lexed = lexMysql(sql, mode);
-    return lexed.error === null ? lexed.statements : null;
+    const lexed = lexMysql(sql, mode, conditional);
+    return lexed.error === null ? lexed : null;
   }
-  const readings = EVERY_SQL_MODE.map((m) => lexMysql(sql, m));
+  const readings = EVERY_SQL_MODE.map((m) => lexMysql(sql, m, conditional));
   const first = readings[0]!;
-  const same = readings.every(
-    (r) =>
-      r.error === null &&
-      r.statements.map((s) => s.canonical).join(';') === first.statements.map((s) => s.canonical).join(';'),
-  );
-  return same ? first.statements : null;
+  const same = readings.every((r) => r.error === null && sameStatements(r.statements, first.statements));
+  return same ? first : null;
 }
 
 interface StatementEnv {
   readonly catalog: Catalog;
   readonly session: MysqlSessionState;
   readonly variables: ReadonlyMap<string, Lineage>;
+  /** The default database (USE earlier in the session or the text), or null for the catalog's searchPath. */
+  readonly database: string | null;
 }
 
 /** Mutable facts gathered while one statement is traced. */
@@ -152,6 +205,20 @@ function statementLineage(statement: LexedStatement, env: StatementEnv): MysqlSt
       c.readsUnknown = true;
       return finish('Call', c, [{ name: '?column?', ...toLineage(OPAQUE) }], false);
     case 'SHOW':
+      // Other sessions' statements (with their literals) and binary-log row events: untraceable values.
+      if (['PROCESSLIST', 'FULL', 'BINLOG', 'RELAYLOG', 'ENGINE'].includes(words[1] ?? '')) {
+        c.readsUnknown = true;
+        return finish('Show', c, [{ name: '?column?', ...toLineage(OPAQUE) }], false);
+      }
+      return finish(w0, c, [], false);
+    case 'DO': {
+      // DO evaluates expressions for their effects, such as `@v := (SELECT ...)`.
+      const ast = parseMysqlStatement('SELECT ' + joinTokens(statement.tokens.slice(1)));
+      const body = field(ast, 'Query');
+      if (!body) return null;
+      queryColumns(body, EMPTY_SCOPE, c);
+      return finish('Do', c, null, true);
+    }
     case 'EXPLAIN':
     case 'DESCRIBE':
     case 'DESC':
@@ -188,15 +255,6 @@ function finish(
   });
 }
 
-/** Strips INSERT/UPDATE/DELETE modifiers the parser does not know (they change nothing lineage sees). */
-function parseableText(statement: LexedStatement): string {
-  const modifiers = new Set(['LOW_PRIORITY', 'QUICK', 'IGNORE', 'DELAYED', 'HIGH_PRIORITY']);
-  const tokens = statement.tokens;
-  const keep = tokens.filter((t, i) => !(t.type === 'word' && modifiers.has(t.value) && i > 0 && i < 5));
-  if (keep.length === tokens.length) return statement.canonical;
-  return keep.map((t) => t.canonical).join(' ');
-}
-
 function parsedLineage(statement: LexedStatement, c: Collector): MysqlStatementLineage | null {
   const outfile = statement.tokens.some(
     (t, i) =>
@@ -205,7 +263,7 @@ function parsedLineage(statement: LexedStatement, c: Collector): MysqlStatementL
       statement.tokens[i - 1]?.value === 'INTO',
   );
   if (outfile) return finish('SelectInto', c, null, true);
-  const ast = parseMysqlStatement(parseableText(statement));
+  const ast = parseMysqlStatement(parserText(statement.tokens));
   const v = variant(ast);
   if (!v) return null;
   const [kind, body] = v;
@@ -263,8 +321,8 @@ function dmlLineage(
     if (source) {
       const values = queryColumns(source, EMPTY_SCOPE, c);
       const target = relations[0];
-      const named = asArray(field(body, 'columns')).map((col) =>
-        (nameParts([col]).pop() ?? identName(col) ?? '').toLowerCase(),
+      const named = asArray(field(body, 'columns')).map(
+        (col) => (Array.isArray(col) ? nameParts(col).pop() : identName(col))?.toLowerCase() ?? '',
       );
       const columns = named.length > 0 ? named : (target?.columns ?? []).map((col) => col.name.toLowerCase());
       columns.forEach((name, i) => {
@@ -318,10 +376,7 @@ function setLineage(statement: LexedStatement, c: Collector): MysqlStatementLine
     const op = tokens[from + 1];
     if (target?.type !== 'variable' || op?.type !== 'punct' || (op.value !== '=' && op.value !== ':='))
       continue;
-    const text = tokens
-      .slice(from + 2, to)
-      .map((t) => (t.spaced ? ' ' : '') + t.canonical)
-      .join('');
+    const text = joinTokens(tokens.slice(from + 2, to));
     const ast = parseMysqlStatement('SELECT ' + text);
     const body = field(ast, 'Query');
     if (!body) return null;
@@ -364,6 +419,7 @@ function executeLineage(statement: LexedStatement, c: Collector): MysqlStatement
       ...c.env.session,
       sqlMode: prepared.mode,
       userVariables: c.env.variables,
+      database: c.env.database,
     });
     if (inner.parseError || inner.statements.length !== 1) return null;
     return inner.statements[0]!;
@@ -391,13 +447,14 @@ function queryColumns(query: unknown, parent: Scope, c: Collector): Columns {
     ctes.set(name, renamed(cols.columns, asArray(field(alias, 'columns'))));
   }
   const scope: Scope = { ...parent, ctes };
-  const out = setExprColumns(field(query, 'body'), scope, c);
-  for (const o of asArray(
-    field(field(query, 'order_by'), 'kind')
-      ? field(field(field(query, 'order_by'), 'kind'), 'Expressions')
-      : [],
-  ))
-    c.predicates = union(c.predicates, traceExpr(field(o, 'expr'), scope, c));
+  const body = field(query, 'body');
+  const orderBy = asArray(field(field(field(query, 'order_by'), 'kind'), 'Expressions')).map((o) =>
+    field(o, 'expr'),
+  );
+  // ORDER BY of a plain SELECT sees its FROM; of a UNION, only the result's names.
+  const select = field(body, 'Select');
+  const out = select ? selectColumns(select, scope, c, orderBy) : setExprColumns(body, scope, c);
+  if (!select) for (const o of orderBy) c.predicates = union(c.predicates, traceExpr(o, scope, c));
   c.predicates = union(c.predicates, traceGeneric(field(query, 'limit_clause'), scope, c));
   return out;
 }
@@ -438,11 +495,6 @@ function setExprColumns(body: unknown, scope: Scope, c: Collector): Columns {
         });
       return { columns, exact: true };
     }
-    case 'Table': {
-      const name = field(node, 'table_name');
-      const relation = tableRelation([String(name ?? '')], null, scope, c);
-      return relation.columns ? { columns: relation.columns, exact: true } : unknownColumns(c);
-    }
     default:
       return unknownColumns(c);
   }
@@ -453,7 +505,12 @@ function unknownColumns(c: Collector): Columns {
   return { columns: [{ name: '?column?', trace: OPAQUE }], exact: false };
 }
 
-function selectColumns(select: unknown, parent: Scope, c: Collector): Columns {
+function selectColumns(
+  select: unknown,
+  parent: Scope,
+  c: Collector,
+  orderBy: readonly unknown[] = [],
+): Columns {
   const relations: Relation[] = [];
   for (const twj of asArray(field(select, 'from'))) relations.push(...fromRelations(twj, parent, c));
   const scope: Scope = { relations, parent, ctes: parent.ctes };
@@ -463,6 +520,7 @@ function selectColumns(select: unknown, parent: Scope, c: Collector): Columns {
   c.predicates = union(c.predicates, traceExpr(field(select, 'selection'), scope, c));
   c.predicates = union(c.predicates, traceGeneric(field(select, 'group_by'), scope, c));
   c.predicates = union(c.predicates, traceExpr(field(select, 'having'), scope, c));
+  for (const o of orderBy) c.predicates = union(c.predicates, traceExpr(o, scope, c));
   return projection(asArray(field(select, 'projection')), scope, c);
 }
 
@@ -559,7 +617,8 @@ function tableRelation(parts: readonly string[], alias: string | null, scope: Sc
     if (cte) return { names, columns: cte };
   }
   const catalog = c.env.catalog;
-  const schemas = parts.length > 1 ? [parts[0]!] : catalog.searchPath;
+  const schemas =
+    parts.length > 1 ? [parts[0]!] : c.env.database !== null ? [c.env.database] : catalog.searchPath;
   for (const schema of schemas) {
     const view = lookup(catalog.views, schema, name);
     if (view) {
@@ -582,7 +641,7 @@ function tableRelation(parts: readonly string[], alias: string | null, scope: Sc
       };
     }
   }
-  const ref = { schema: parts.length > 1 ? parts[0]! : (catalog.searchPath[0] ?? ''), table: name };
+  const ref = { schema: parts.length > 1 ? parts[0]! : (schemas[0] ?? ''), table: name };
   c.reads.set(tableKey(ref), ref);
   c.readsUnknown = true;
   return { names, columns: null };
@@ -638,7 +697,7 @@ function viewColumns(
   return cols.columns.map((col, i) => ({ name: names[i] ?? col.name, trace: col.trace }));
 }
 
-function resolveColumn(parts: readonly string[], scope: Scope | null, c: Collector): Trace {
+function resolveColumn(parts: readonly string[], scope: Scope | null): Trace {
   const column = parts[parts.length - 1]!.toLowerCase();
   const qualifier = parts.length > 1 ? parts[parts.length - 2]!.toLowerCase() : null;
   const whole = parts.length > 2 ? parts.slice(0, -1).join('.').toLowerCase() : null;
@@ -673,13 +732,12 @@ function traceExpr(expr: unknown, scope: Scope, c: Collector): Trace {
       const name = identName(body) ?? '';
       if (name.startsWith('@@')) return CLEAN;
       if (name.startsWith('@')) return variableTrace(name.slice(1).toLowerCase(), c);
-      return resolveColumn([name], scope, c);
+      return resolveColumn([name], scope);
     }
     case 'CompoundIdentifier':
       return resolveColumn(
         asArray(body).map((p) => identName(p) ?? ''),
         scope,
-        c,
       );
     case 'Value':
     case 'TypedString':

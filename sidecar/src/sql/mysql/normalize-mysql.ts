@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Lru } from '../lru.ts';
-import { lexMysql, type MysqlToken } from './lexer.ts';
+import { joinTokens, lexMysql, type MysqlToken } from './lexer.ts';
 import { type MysqlSqlMode, sqlModeKey } from './sql-mode.ts';
 
 /** What the audit log may say about MySQL text. */
@@ -44,11 +44,5 @@ function describe(sql: string, sqlMode: MysqlSqlMode): MysqlQueryText {
 }
 
 function normalizeTokens(tokens: readonly MysqlToken[]): string {
-  let out = '';
-  for (const token of tokens) {
-    const text = LITERALS.has(token.type) ? '?' : token.canonical;
-    if (out !== '' && (token.spaced || (out.endsWith('-') && text.startsWith('-')))) out += ' ';
-    out += text;
-  }
-  return out;
+  return joinTokens(tokens.map((t) => (LITERALS.has(t.type) ? { canonical: '?', spaced: t.spaced } : t)));
 }

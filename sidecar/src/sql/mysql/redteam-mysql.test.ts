@@ -76,3 +76,43 @@ describe('MySQL red-team cases with the default guardrails', () => {
     },
   );
 });
+
+interface EvasionCase extends RedTeamCase {
+  /** The statements MariaDB 10.11 runs for the text, by kind. */
+  readonly truth: readonly string[];
+}
+
+/** The cases docs/mysql-parser-choice.md measured parsers on, with what MariaDB runs for each. */
+const EVASIONS: readonly EvasionCase[] = readFileSync(
+  new URL('../../../../test/fixtures/mysql-evasion-cases.jsonl', import.meta.url),
+  'utf8',
+)
+  .split('\n')
+  .filter((line) => line.trim() !== '')
+  .map((line) => JSON.parse(line) as EvasionCase);
+
+/** Read as code on purpose: which version a server has is not the proxy's to assume (fail closed). */
+const FUTURE_VERSION = 'x-versioned-future';
+
+describe('MySQL evasion cases (parser-choice fixtures)', () => {
+  it.each(EVASIONS.filter((c) => c.id !== FUTURE_VERSION))(
+    '$id: splits as MariaDB does',
+    ({ sql, truth }) => {
+      expect(facts(sql).statementCount).toBe(truth.length);
+    },
+  );
+
+  it.each(EVASIONS.filter((c) => c.expect === 'block' || c.id === FUTURE_VERSION))(
+    '$id is refused',
+    ({ sql }) => {
+      expect(decide(facts(sql), ALICE, EVERYTHING, CONTEXT).outcome).toBe('refuse');
+    },
+  );
+
+  it.each(EVASIONS.filter((c) => c.expect !== 'block' && c.id !== FUTURE_VERSION))(
+    '$id ($expect) is allowed for read and write',
+    ({ sql }) => {
+      expect(decide(facts(sql), ALICE, READ_WRITE, CONTEXT)).toEqual({ outcome: 'allow', dryRun: [] });
+    },
+  );
+});

@@ -21,10 +21,18 @@ export interface MysqlSessionState {
   readonly prepared: ReadonlyMap<string, MysqlPreparedStatement>;
   /** Open HANDLERs: handler name (lower-cased) to the table it reads. */
   readonly handlers: ReadonlyMap<string, string>;
+  /** The default database (USE); null for the one the session connected to (the catalog's searchPath). */
+  readonly database: string | null;
 }
 
 export function initialMysqlSession(sqlMode: MysqlSqlMode | null): MysqlSessionState {
-  return Object.freeze({ sqlMode, userVariables: new Map(), prepared: new Map(), handlers: new Map() });
+  return Object.freeze({
+    sqlMode,
+    userVariables: new Map(),
+    prepared: new Map(),
+    handlers: new Map(),
+    database: null,
+  });
 }
 
 const UNTRACED: Lineage = Object.freeze({ sources: [], wholeRows: [], transformed: true, opaque: true });
@@ -65,7 +73,8 @@ export function applyMysqlSessionEffects(
     for (const h of facts.handlers) next.set(h.name, h.table);
     handlers = next;
   }
-  return Object.freeze({ sqlMode, userVariables, prepared, handlers });
+  const database = facts.databaseAfter ?? state.database;
+  return Object.freeze({ sqlMode, userVariables, prepared, handlers, database });
 }
 
 /** Judges EXECUTE of statements PREPAREd in earlier messages of the session by what they prepared. */

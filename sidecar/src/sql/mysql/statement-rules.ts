@@ -12,8 +12,9 @@ import {
   tablesOf,
 } from './ast-facts.ts';
 import { restrictsTarget } from './effective-where.ts';
-import type { LexedStatement, MysqlToken } from './lexer.ts';
+import { joinTokens, type LexedStatement, type MysqlToken } from './lexer.ts';
 import { type MysqlAst, parseMysqlStatement } from './parser.ts';
+import { parserText } from './parser-text.ts';
 
 type NewFinding = Omit<Finding, 'statement'>;
 
@@ -39,8 +40,10 @@ export interface StatementResult {
   readonly deallocates?: string;
   readonly userVariables: string[];
   readonly constants: [string, string | null][];
-  readonly sideChannel?: 'diagnostics' | 'processlist';
+  readonly sideChannel?: 'diagnostics' | 'processlist' | 'error-text';
   readonly handler?: { readonly name: string; readonly table: string };
+  /** USE: the session's default database from now on. */
+  readonly database?: string;
 }
 
 const NONE: readonly StatementClass[] = [];
@@ -64,14 +67,10 @@ const PRIVILEGED_VARIABLES = new Set([
   'rand_seed1',
 ]);
 const FILE_FUNCTIONS = new Set(['load_file']);
+/** Functions whose error messages quote the value they were given (error-based extraction). */
+const ERROR_TEXT_FUNCTIONS = new Set(['extractvalue', 'updatexml', 'gtid_subset', 'gtid_subtract']);
 /** UDFs that run programs (lib_mysqludf_sys): if installed, they are what they say. */
 const PROGRAM_FUNCTIONS = new Set(['sys_exec', 'sys_eval']);
-const MODIFIERS: Record<string, ReadonlySet<string>> = {
-  DELETE: new Set(['LOW_PRIORITY', 'QUICK', 'IGNORE']),
-  UPDATE: new Set(['LOW_PRIORITY', 'IGNORE']),
-  INSERT: new Set(['LOW_PRIORITY', 'DELAYED', 'HIGH_PRIORITY', 'IGNORE']),
-  REPLACE: new Set(['LOW_PRIORITY', 'DELAYED']),
-};
 
 class Statement {
   readonly tokens: readonly MysqlToken[];
@@ -94,13 +93,7 @@ class Statement {
   }
   /** Canonical text of tokens [from, to). */
   text(from: number, to = this.tokens.length): string {
-    let out = '';
-    for (let i = from; i < to; i++) {
-      const t = this.tokens[i]!;
-      if (out !== '' && (t.spaced || (out.endsWith('-') && t.canonical.startsWith('-')))) out += ' ';
-      out += t.canonical;
-    }
-    return out;
+    return joinTokens(this.tokens.slice(from, to));
   }
   /** A name (`db.t`, `` `t` ``) starting at token i: its text and the index after it. */
   name(i: number): { name: string; next: number } | undefined {
@@ -208,9 +201,14 @@ function nested(entries: readonly StatementEntry[], via: string): StatementEntry
  * or DUMPFILE, file and program functions. Read from tokens so that a statement the parser cannot
  * read still shows them.
  */
-function tokenFindings(s: Statement): { findings: NewFinding[]; classes: StatementClass[] } {
+function tokenFindings(s: Statement): {
+  findings: NewFinding[];
+  classes: StatementClass[];
+  errorText: boolean;
+} {
   const findings: NewFinding[] = [];
   const classes: StatementClass[] = [];
+  let errorText = false;
   for (let i = 0; i < s.tokens.length; i++) {
     const w = s.word(i);
     if ((w === 'OUTFILE' || w === 'DUMPFILE') && s.word(i - 1) === 'INTO') {
@@ -224,20 +222,25 @@ function tokenFindings(s: Statement): { findings: NewFinding[]; classes: Stateme
         findings.push({ kind: 'file-access', detail: `it reads a server file (${name})` });
         classes.push('admin');
       }
+      if (ERROR_TEXT_FUNCTIONS.has(name)) errorText = true;
       if (PROGRAM_FUNCTIONS.has(name)) {
         findings.push({ kind: 'dynamic-sql', detail: `it runs a program on the server (${name})` });
         classes.push('admin');
       }
     }
   }
-  return { findings, classes };
+  return { findings, classes, errorText };
 }
 
 /** Analyses one top-level statement. */
 export function analyzeLexed(lexed: LexedStatement, ctx: RuleContext): StatementResult {
   const s = new Statement(lexed);
   const extra = tokenFindings(s);
-  const analysed = analyzeByKeyword(s, ctx);
+  const byKeyword = analyzeByKeyword(s, ctx);
+  const analysed =
+    extra.errorText && !byKeyword.sideChannel
+      ? { ...byKeyword, sideChannel: 'error-text' as const }
+      : byKeyword;
   if (extra.findings.length === 0) return analysed;
   const entries = [...analysed.entries];
   const last = entries.length - 1;
@@ -272,7 +275,7 @@ function analyzeByKeyword(s: Statement, ctx: RuleContext): StatementResult {
       ]);
     }
     case 'DROP':
-      return drop(s, ctx);
+      return drop(s);
     case 'ALTER':
       return result([alter(s)]);
     case 'RENAME': {
@@ -380,8 +383,11 @@ function analyzeByKeyword(s: Statement, ctx: RuleContext): StatementResult {
     }
     case 'UNLOCK':
       return result([entry('transaction', 'UNLOCK TABLES', 'UNLOCK TABLES', NONE)]);
-    case 'USE':
-      return result([entry('set', 'USE', `USE ${s.name(1)?.name ?? ''}`, NONE)]);
+    case 'USE': {
+      const database = s.name(1)?.name;
+      if (!database) return unknownResult(s);
+      return result([entry('set', 'USE', `USE ${database}`, NONE)], { database });
+    }
     case 'HELP':
       return result([entry('show', 'HELP', 'HELP', NONE)]);
     case 'INSTALL':
@@ -430,16 +436,6 @@ function dynamicEntry(command: string, detail: string): StatementEntry {
   return entry('do', command, command, ADMIN, { findings: [{ kind: 'dynamic-sql', detail }] });
 }
 
-/** The canonical text with modifiers that the parser does not know removed from after the keyword. */
-function withoutModifiers(s: Statement, keyword: string): string {
-  const modifiers = MODIFIERS[keyword];
-  const at = s.find(keyword);
-  if (!modifiers || at < 0) return s.lexed.canonical;
-  let end = at + 1;
-  while (modifiers.has(s.word(end))) end++;
-  return end === at + 1 ? s.lexed.canonical : s.text(0, at + 1) + ' ' + s.text(end);
-}
-
 function parsed(text: string): MysqlAst | null {
   return parseMysqlStatement(text);
 }
@@ -449,7 +445,7 @@ function unparsed(command: string): StatementEntry {
 }
 
 function query(s: Statement): StatementEntry {
-  const ast = parsed(s.lexed.canonical);
+  const ast = parsed(parserText(s.tokens));
   const body = field(ast, 'Query');
   if (!body) return unparsed('SELECT');
   const facts = emptyAstFacts();
@@ -477,7 +473,7 @@ function fieldsOf(facts: AstFacts): EntryFields {
 }
 
 function insert(s: Statement, keyword: 'INSERT' | 'REPLACE'): StatementEntry {
-  const ast = parsed(withoutModifiers(s, keyword));
+  const ast = parsed(parserText(s.tokens));
   const body = field(ast, 'Insert');
   if (!body) return unparsed(keyword);
   const table = objectName(field(field(body, 'table'), 'TableName') ?? field(body, 'table_name'));
@@ -520,7 +516,7 @@ function assignmentsOf(body: unknown): string[] {
 }
 
 function update(s: Statement): StatementEntry {
-  const ast = parsed(withoutModifiers(s, 'UPDATE'));
+  const ast = parsed(parserText(s.tokens));
   const body = field(ast, 'Update');
   if (!body) return unparsed('UPDATE');
   const twj = field(body, 'table');
@@ -580,7 +576,7 @@ function targetsUnrestricted(
 }
 
 function del(s: Statement): StatementEntry {
-  const ast = parsed(withoutModifiers(s, 'DELETE'));
+  const ast = parsed(parserText(s.tokens));
   const body = field(ast, 'Delete');
   if (!body) return unparsed('DELETE');
   const from = variant(field(body, 'from'));
@@ -617,7 +613,7 @@ function del(s: Statement): StatementEntry {
 
 const DROP_ADMIN = new Set(['DATABASE', 'SCHEMA', 'USER', 'ROLE', 'SERVER', 'TABLESPACE', 'LOGFILE']);
 
-function drop(s: Statement, _ctx: RuleContext): StatementResult {
+function drop(s: Statement): StatementResult {
   let i = 1;
   const temporary = s.word(i) === 'TEMPORARY';
   if (temporary) i++;
@@ -631,7 +627,7 @@ function drop(s: Statement, _ctx: RuleContext): StatementResult {
       : unknownResult(s);
   }
   const objectType = what === 'TABLES' ? 'TABLE' : what;
-  const objects = what === 'INDEX' ? s.names(i + 1) : s.names(i + 1);
+  const objects = s.names(i + 1);
   const onTable = what === 'INDEX' && s.find('ON') > 0 ? s.names(s.find('ON') + 1) : [];
   const command = `DROP ${temporary ? 'TEMPORARY ' : ''}${objectType}`;
   // DROP TEMPORARY TABLE drops only the session's own temporary tables: scratch space, like creating them.
@@ -888,12 +884,19 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
   const userVariables: string[] = [];
   const constants: [string, string | null][] = [];
   let classes: StatementClass[] = [];
+  const findings: NewFinding[] = [];
   let scope = 'SESSION';
   for (const [from, to] of assignments(s, 1)) {
     let i = from;
     if (['SESSION', 'LOCAL', 'GLOBAL', 'PERSIST', 'PERSIST_ONLY'].includes(s.word(i))) scope = s.word(i++);
     const target = s.tokens[i];
     if (!target) return unknownResult(s);
+    if (setsUnsafeCharset(target, s.tokens.slice(i + 1, to)))
+      return result([
+        unknownEntry(
+          'it switches the connection to a character set in which part of a multibyte character reads as a quote or backslash',
+        ),
+      ]);
     const op = s.tokens[i + 1];
     const valueAt = op?.type === 'punct' && (op.value === '=' || op.value === ':=') ? i + 2 : i + 1;
     if (target.type === 'variable') {
@@ -906,10 +909,12 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
         : ['session', target.value];
       if (prefix !== 'session' && prefix !== 'local') classes = ['admin'];
       if (name && PRIVILEGED_VARIABLES.has(name)) classes = ['admin'];
+      if (name) findings.push(...settingFindings(name));
     } else {
       if (scope !== 'SESSION' && scope !== 'LOCAL') classes = ['admin'];
       const name = target.type === 'word' ? target.value.toLowerCase() : target.value.toLowerCase();
       if (PRIVILEGED_VARIABLES.has(name)) classes = ['admin'];
+      findings.push(...settingFindings(name));
       if (name === 'names' || name === 'character' || name === 'charset') continue;
     }
     if (valueAt < to) {
@@ -921,10 +926,51 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
   const summary = userVariables.length > 0 ? `SET @${userVariables.join(', @')}` : 'SET';
   const reads = entries.flatMap((e) => e.tablesRead);
   if (reads.length > 0) classes = [...new Set([...classes, 'read' as const])];
-  return result([...entries, entry('set', 'SET', summary, classes, { tablesRead: reads })], {
+  return result([...entries, entry('set', 'SET', summary, classes, { tablesRead: reads, findings })], {
     userVariables,
     constants,
   });
+}
+
+const CHARSET_SETTINGS = new Set([
+  'names',
+  'character',
+  'charset',
+  'character_set_client',
+  'character_set_connection',
+]);
+/** Client character sets whose multibyte characters may end in 0x5C (`\`): the lexer reads UTF-8. */
+const UNSAFE_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis']);
+
+function setsUnsafeCharset(target: MysqlToken, value: readonly MysqlToken[]): boolean {
+  const name = (
+    target.type === 'system-variable' ? target.value.split('.').pop()! : target.value
+  ).toLowerCase();
+  if (!CHARSET_SETTINGS.has(name)) return false;
+  return value.some(
+    (t) =>
+      t.type === 'variable' ||
+      t.type === 'system-variable' ||
+      ((t.type === 'word' || t.type === 'string' || t.type === 'ident') &&
+        UNSAFE_CHARSETS.has(t.value.toLowerCase())),
+  );
+}
+
+/** Server settings that name files the server writes, or SQL text it runs later. */
+const FILE_SETTINGS = new Set([
+  'general_log_file',
+  'slow_query_log_file',
+  'log_error',
+  'innodb_data_home_dir',
+]);
+const SQL_SETTINGS = new Set(['init_connect', 'init_slave', 'init_replica', 'init_file']);
+
+function settingFindings(name: string): NewFinding[] {
+  if (FILE_SETTINGS.has(name))
+    return [{ kind: 'file-access', detail: `it points the server's ${name} at a file` }];
+  if (SQL_SETTINGS.has(name))
+    return [{ kind: 'dynamic-sql', detail: `it stores SQL text the server runs later (${name})` }];
+  return [];
 }
 
 /** MariaDB's `SET STATEMENT var=value[, ...] FOR statement`: the statement, with the settings. */
@@ -1015,6 +1061,7 @@ function prepare(s: Statement, ctx: RuleContext): StatementResult {
 }
 
 function execute(s: Statement, ctx: RuleContext): StatementResult {
+  if (s.word(1) === 'IMMEDIATE') return executeImmediate(s, ctx);
   const name = s.name(1)?.name.toLowerCase();
   if (!name) return unknownResult(s);
   const known = ctx.prepared.get(name);
@@ -1038,6 +1085,26 @@ function execute(s: Statement, ctx: RuleContext): StatementResult {
     ],
     { executes: name },
   );
+}
+
+/** MariaDB's `EXECUTE IMMEDIATE 'text'`: the text, when it is a literal; else dynamic SQL. */
+function executeImmediate(s: Statement, ctx: RuleContext): StatementResult {
+  const text = s.tokens[2];
+  const literal =
+    text?.type === 'string' && (s.tokens.length === 3 || s.word(3) === 'USING') ? text.value : null;
+  const inner = literal === null ? 'unknown' : ctx.analyzeText(literal);
+  if (inner === 'unknown')
+    return result([
+      entry('execute', 'EXECUTE IMMEDIATE', 'EXECUTE IMMEDIATE', ADMIN, {
+        findings: [
+          { kind: 'dynamic-sql', detail: 'it runs SQL text built at run time, which Gatehouse cannot see' },
+        ],
+      }),
+    ]);
+  return result([
+    ...nested(inner, 'EXECUTE IMMEDIATE'),
+    entry('execute', 'EXECUTE IMMEDIATE', 'EXECUTE IMMEDIATE', NONE),
+  ]);
 }
 
 function handler(s: Statement): StatementResult {
