@@ -221,6 +221,15 @@ describe('the mysql command-line client through the proxy', () => {
     expect(result.stdout.trim()).toBe('42');
   });
 
+  it('refuses a client character set whose multibyte characters can hide a backslash', async () => {
+    const result = await mysqlCli(['--default-character-set=gbk', '-e', 'SELECT 1'], {
+      server,
+      login: demo,
+      port: proxy.port,
+    });
+    expect(result.stderr).toMatch(/ERROR 1115/);
+  });
+
   it('refuses LOAD DATA LOCAL INFILE', async () => {
     const result = await mysqlCli(
       ['--local-infile=1', '-e', "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE proto_items"],

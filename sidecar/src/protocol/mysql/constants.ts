@@ -124,8 +124,19 @@ export const MysqlError = {
   AUDIT_UNAVAILABLE: { code: 1026, sqlstate: 'HY000' },
   /** ER_UNKNOWN_STMT_HANDLER */
   UNKNOWN_STATEMENT: { code: 1243, sqlstate: 'HY000' },
+  /** ER_UNKNOWN_CHARACTER_SET */
+  UNKNOWN_CHARACTER_SET: { code: 1115, sqlstate: '42000' },
   /** ER_NO_SUCH_THREAD */
   NO_SUCH_THREAD: { code: 1094, sqlstate: 'HY000' },
 } as const;
 
 export type MysqlErrorKind = { readonly code: number; readonly sqlstate: string };
+
+/**
+ * Collation ids (as sent in the handshake) of big5, sjis, gbk, cp932 and gb18030, whose multibyte
+ * characters may end in a byte that reads as `\`: the analyser reads text as UTF-8, so a session in one
+ * of them could hide a quote from it. Refused at the handshake.
+ */
+export const UNSAFE_CLIENT_COLLATIONS: ReadonlySet<number> = new Set([
+  1, 84, 13, 88, 28, 87, 95, 96, 248, 249, 250,
+]);

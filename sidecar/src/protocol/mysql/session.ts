@@ -17,6 +17,7 @@ import {
   type MysqlErrorKind,
   RELAYED_CAPABILITIES,
   ServerStatus,
+  UNSAFE_CLIENT_COLLATIONS,
 } from './constants.ts';
 import { HandshakeReader } from './handshake-reader.ts';
 import { killTarget, type SessionRegistry } from './kill.ts';
@@ -228,6 +229,12 @@ export class MysqlSession {
         throw new RefusedStart(
           MysqlError.NOT_SUPPORTED,
           'Gatehouse does not support compression: connect without it',
+          seq,
+        );
+      if (UNSAFE_CLIENT_COLLATIONS.has(response.charset))
+        throw new RefusedStart(
+          MysqlError.UNKNOWN_CHARACTER_SET,
+          'Gatehouse does not accept this client character set (big5, sjis, gbk, cp932, gb18030): use utf8mb4',
           seq,
         );
       if (config.clientTls?.required && !this.tls)
