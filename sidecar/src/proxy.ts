@@ -79,6 +79,7 @@ export async function startProxy(
           audit,
           logger,
           metrics: sessionMetrics(metrics, 'mysql'),
+          policy: () => policy,
           createGate: (identity, sqlMode) =>
             createMysqlGate({
               policy: () => policy,

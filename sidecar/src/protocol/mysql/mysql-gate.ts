@@ -5,6 +5,7 @@ import type { StatementKind } from '../../sql/analyze/statement-facts.ts';
 import { Lru } from '../../sql/lru.ts';
 import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-mysql.ts';
 import { lexMysql } from '../../sql/mysql/lexer.ts';
+import { mysqlOutputLineage } from '../../sql/mysql/lineage-mysql.ts';
 import { normalizeMysql } from '../../sql/mysql/normalize-mysql.ts';
 import {
   applyMysqlSessionEffects,
@@ -85,6 +86,9 @@ export function createMysqlGate(options: {
     },
     describeOne(sql) {
       return describeStatements(sql, state.sqlMode)[0] ?? { statement: '', fingerprint: null };
+    },
+    lineage(sql, catalog) {
+      return mysqlOutputLineage(sql, catalog, state);
     },
     reset() {
       // COM_RESET_CONNECTION restores the global sql_mode, which the proxy has not read: unknown.

@@ -44,6 +44,10 @@ type Phase =
 export class ResponseTracker {
   readonly shape: ResponseShape;
   private phase: Phase = { kind: 'head' };
+  /** What the last packet classify did not ask for was: masking reads those too. */
+  lastAccounted: 'definition' | 'row' | undefined;
+  /** Results ended so far: the index of the result the next packets belong to. */
+  resultIndex = 0;
   private readonly deprecateEof: boolean;
 
   constructor(shape: ResponseShape, deprecateEof: boolean) {
@@ -61,6 +65,8 @@ export class ResponseTracker {
   /** True when the packet must be read by `read`; otherwise the tracker has accounted for it. */
   classify(first: number, length: number): boolean {
     const phase = this.phase;
+    this.lastAccounted =
+      phase.kind === 'definitions' ? 'definition' : phase.kind === 'rows' ? 'row' : undefined;
     switch (phase.kind) {
       case 'head':
       case 'eof':
@@ -152,6 +158,7 @@ export class ResponseTracker {
   }
 
   private endResult(end: ResultEnd): ResultEnd {
+    this.resultIndex++;
     const more = ((end.status ?? 0) & ServerStatus.MORE_RESULTS_EXISTS) !== 0;
     this.phase = more ? { kind: 'head' } : { kind: 'done' };
     return { ...end, last: !more };

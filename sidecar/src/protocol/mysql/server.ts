@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { createMaskingKey } from '../../policy/masking/masking-key.ts';
 import { MysqlError } from './constants.ts';
 import { SessionRegistry } from './kill.ts';
 import { errPacket } from './server-packets.ts';
@@ -9,7 +11,7 @@ import { fetchGreeting, type ServerGreeting } from './upstream.ts';
 
 export type MysqlServerDeps = Omit<
   MysqlSessionDeps,
-  'tlsContext' | 'draining' | 'sessions' | 'greeting' | 'rememberGreeting'
+  'tlsContext' | 'draining' | 'sessions' | 'greeting' | 'rememberGreeting' | 'maskingKey'
 >;
 
 /** Accepts MySQL clients and runs a session for each, up to the connection limit. */
@@ -28,6 +30,8 @@ export class MysqlProxyServer {
       tlsContext: tls ? createSecureContext({ cert: tls.cert, key: tls.key }) : undefined,
       draining: () => this.draining,
       sessions: new SessionRegistry(),
+      // No key is configured yet: hash and tokenize stay consistent for the life of the process.
+      maskingKey: createMaskingKey(randomBytes(32)),
       greeting: () => this.currentGreeting(),
       rememberGreeting: (g) => {
         this.greeting = g;

@@ -6,6 +6,10 @@ import type { AuditSink, SessionContext, StatementEvent } from '../../audit/even
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import type { Decision } from '../../policy/guardrails/decide.ts';
+import type { MaskingKey } from '../../policy/masking/masking-key.ts';
+import type { PolicySource } from '../../policy/statement-gate.ts';
+import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
+import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { BatchedWrite } from '../postgres/batched-write.ts';
 import type { SessionMetrics } from '../postgres/session.ts';
@@ -13,6 +17,7 @@ import { CommandFramer } from './command-framer.ts';
 import {
   Capability,
   Command,
+  MAX_PACKET_PAYLOAD,
   MysqlError,
   type MysqlErrorKind,
   RELAYED_CAPABILITIES,
@@ -21,6 +26,9 @@ import {
 } from './constants.ts';
 import { HandshakeReader } from './handshake-reader.ts';
 import { killTarget, type SessionRegistry } from './kill.ts';
+import { type ResultMask, resultMasks } from './masking/result-masks.ts';
+import { type ColumnType, columnType, maskBinaryRow, maskTextRow } from './masking/row-rewrite.ts';
+import { type SessionMasking, sessionMasking } from './masking/session-masking.ts';
 import { PayloadReader, packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
 import { withPrefix } from './prefixed-stream.ts';
@@ -42,6 +50,8 @@ export interface MysqlGate {
   describeOne(sql: string): QueryText;
   /** COM_RESET_CONNECTION succeeded: forget what the session's statements had changed. */
   reset(): void;
+  /** Where the output columns of `sql` come from, read in the session's state before it runs. */
+  lineage(sql: string, catalog: Catalog): MysqlLineageResult;
 }
 
 export interface MysqlSessionDeps {
@@ -57,6 +67,10 @@ export interface MysqlSessionDeps {
   readonly greeting: () => Promise<ServerGreeting>;
   readonly rememberGreeting: (greeting: ServerGreeting) => void;
   readonly createGate: (identity: Identity, sqlMode: string | null) => MysqlGate;
+  /** The policy in force: its MaskingPolicies decide, at login, what the session's results hide. */
+  readonly policy: PolicySource;
+  /** The key of the keyed masks (hash, tokenize), one per proxy process. */
+  readonly maskingKey: MaskingKey;
 }
 
 const MAX_HANDSHAKE_PACKET = 64 * 1024;
@@ -78,11 +92,17 @@ interface Pending {
   readonly prepares?: PreparedText;
   /** COM_RESET_CONNECTION: the session state is gone once it succeeds. */
   readonly resets?: boolean;
+  /** Set when the session masks: each result's column masks, by result (missing: mask all). */
+  readonly masks?: readonly ResultMask[];
+  /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
+  readonly binary?: boolean;
 }
 
 interface PreparedText {
   readonly text: QueryText;
   readonly notes?: readonly string[];
+  /** What its executions' rows hide, when the session masks. */
+  readonly masks?: ResultMask;
 }
 
 interface Refusal {
@@ -124,6 +144,12 @@ export class MysqlSession {
   private setupQueries: readonly string[] = [];
   /** Set by classify for a packet of an internal command's answer that the tracker must not read. */
   private dropUnread = false;
+  private masking: SessionMasking | undefined;
+  private catalog: Catalog | undefined;
+  /** Set by classify for a column definition or row that masking reads. */
+  private maskedPacket: 'definition' | 'row' | 'too-large' | undefined;
+  private columns: ColumnType[] = [];
+  private columnsOf: { head: Pending; result: number } | undefined;
 
   private readonly pending: Pending[] = [];
   private readonly statements = new Map<number, PreparedText>();
@@ -299,6 +325,13 @@ export class MysqlSession {
       }
 
       this.setupQueries = identitySetup(identity, this.id);
+      // Masking is decided at login, by the policy then in force, over the database's tables.
+      const masking = sessionMasking(
+        this.deps.policy(),
+        identity,
+        config.upstream.database,
+        this.deps.maskingKey,
+      );
       const u = config.upstream;
       let upstream: Awaited<ReturnType<typeof connectMysqlUpstream>>;
       try {
@@ -318,7 +351,11 @@ export class MysqlSession {
             gatehouse_session: this.id,
             ...(identity.pod && { gatehouse_pod: identity.pod }),
           },
-          setupQueries: [...this.setupQueries, 'SELECT @@SESSION.sql_mode'],
+          setupQueries: [
+            ...this.setupQueries,
+            ...(masking ? [CATALOG_QUERY] : []),
+            'SELECT @@SESSION.sql_mode',
+          ],
         });
       } catch (error) {
         this.logUpstreamFailure(error);
@@ -342,8 +379,15 @@ export class MysqlSession {
       }
       this.upstreamThreadId = upstream.greeting.threadId;
       this.status = upstream.status;
-      const sqlMode = upstream.setupRows[upstream.setupRows.length - 1]?.[0] ?? null;
+      const sqlMode = upstream.setupRows[upstream.setupRows.length - 1]?.[0]?.[0] ?? null;
       this.gate = this.deps.createGate(identity, sqlMode);
+      if (masking) {
+        this.masking = masking;
+        this.catalog = catalogOf(
+          upstream.setupRows[upstream.setupRows.length - 2] ?? [],
+          config.upstream.database,
+        );
+      }
       this.client.write(okPacket(seq, this.status));
       this.beginRelay(identity, upstream.socket, upstream.leftover, leftover);
     } catch (error) {
@@ -449,24 +493,49 @@ export class MysqlSession {
         if (kill) return kill === 'refused' ? undefined : kill;
         // Described before judging: the text is read under the sql_mode in force before it runs.
         const texts = this.gate!.describe(sql);
+        const masks = this.masksOf(sql);
         const refusal = this.auditRefusal() ?? this.judge(sql, shapeOf(texts));
-        if ('kind' in refusal) {
-          this.refuse(refusal, texts, 'text', answerSeq, started);
+        if ('kind' in refusal || masks?.refusal) {
+          this.refuse(
+            'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
+            texts,
+            'text',
+            answerSeq,
+            started,
+          );
           return undefined;
         }
-        this.expect('results', { via: 'text', texts, started, command: 'QUERY', ...notesOf(refusal) });
+        this.expect('results', {
+          via: 'text',
+          texts,
+          started,
+          command: 'QUERY',
+          ...notesOf(refusal),
+          ...(masks && { masks: masks.results }),
+        });
         return frame;
       }
       case Command.STMT_PREPARE: {
         const sql = payload.toString('utf8', 1);
         const text = this.gate!.describeOne(sql);
+        const masks = this.masksOf(sql);
         const refusal = this.auditRefusal() ?? this.judge(sql, text.statement);
-        if ('kind' in refusal) {
-          this.refuse(refusal, [text], 'prepared', answerSeq, started);
+        if ('kind' in refusal || masks?.refusal) {
+          this.refuse(
+            'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
+            [text],
+            'prepared',
+            answerSeq,
+            started,
+          );
           return undefined;
         }
         const notes = notesOf(refusal);
-        this.expect('prepare', { started, command: 'PREPARE', prepares: { text, ...notes } });
+        this.expect('prepare', {
+          started,
+          command: 'PREPARE',
+          prepares: { text, ...notes, ...(masks && { masks: masks.results[0] ?? 'all' }) },
+        });
         return frame;
       }
       case Command.STMT_EXECUTE: {
@@ -500,6 +569,7 @@ export class MysqlSession {
           started,
           command: 'EXECUTE',
           ...(prepared?.notes && { notes: prepared.notes }),
+          ...(this.masking && { masks: [prepared?.masks ?? 'all'], binary: true }),
         });
         return frame;
       }
@@ -693,6 +763,11 @@ export class MysqlSession {
     const head = this.pending[0];
     if (!head?.tracker) return true;
     const wanted = head.tracker.classify(first, length) || head.tracker.done;
+    if (head.masks && !wanted && head.tracker.lastAccounted) {
+      // Masking reads every column definition (for the types) and every row.
+      this.maskedPacket = length >= MAX_PACKET_PAYLOAD ? 'too-large' : head.tracker.lastAccounted;
+      return true;
+    }
     if (!head.internal) return wanted;
     // The answer to a command of the proxy's own never reaches the client: every packet is taken, and
     // those the tracker has accounted for already are only dropped.
@@ -711,6 +786,11 @@ export class MysqlSession {
       this.dropUnread = false;
       return undefined;
     }
+    if (this.maskedPacket) {
+      const kind = this.maskedPacket;
+      this.maskedPacket = undefined;
+      return this.maskPacket(head, kind, p);
+    }
     const { end, prepared } = head.tracker.read(p.subarray(4));
     if (prepared && head.prepares) {
       this.statements.set(prepared.statementId, head.prepares);
@@ -724,6 +804,53 @@ export class MysqlSession {
     while (this.pending.length > 0 && this.pending[0]!.synthetic) out.push(this.pending.shift()!.synthetic!);
     if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));
     return out.length === 1 ? out[0] : out.length === 0 ? undefined : Buffer.concat(out);
+  }
+
+  /** The masks of a text's results when the session masks; a refusal when it filters by masked columns. */
+  private masksOf(sql: string): ReturnType<typeof resultMasks> | undefined {
+    if (!this.masking || !this.catalog) return undefined;
+    return resultMasks(this.gate!.lineage(sql, this.catalog), this.catalog, this.masking);
+  }
+
+  /** A column definition (kept for its type) or a row (masked) of a result the session masks. */
+  private maskPacket(head: Pending, kind: 'definition' | 'row' | 'too-large', p: Buffer): Buffer | undefined {
+    if (kind === 'too-large') {
+      // Its continuation would pass unread: a row that cannot be masked ends the session instead.
+      this.logger.warn('a row of 16 MiB or more in a masked result: closing the session');
+      this.sendFatal(
+        MysqlError.PACKET_TOO_LARGE,
+        'Gatehouse cannot mask rows of 16 MiB or more',
+        0,
+        'masking',
+      );
+      return undefined;
+    }
+    const result = head.tracker!.resultIndex;
+    if (this.columnsOf?.head !== head || this.columnsOf.result !== result) {
+      this.columns = [];
+      this.columnsOf = { head, result };
+    }
+    if (kind === 'definition') {
+      this.columns.push(columnType(p.subarray(4)));
+      return p;
+    }
+    const payload = p.subarray(4);
+    const mask = head.masks?.[result] ?? 'all';
+    const masking = this.masking!;
+    const masked = head.binary
+      ? maskBinaryRow(payload, this.columns, mask, masking)
+      : maskTextRow(payload, this.columns, mask, masking);
+    if (masked === payload) return p;
+    if (masked.length >= MAX_PACKET_PAYLOAD) {
+      this.sendFatal(
+        MysqlError.PACKET_TOO_LARGE,
+        'Gatehouse cannot mask rows of 16 MiB or more',
+        0,
+        'masking',
+      );
+      return undefined;
+    }
+    return packet(masked, p[3]!);
   }
 
   private onResultEnd(head: Pending, end: NonNullable<ReturnType<ResponseTracker['read']>['end']>): void {
@@ -889,6 +1016,35 @@ class RefusedStart extends Error {
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+
+/**
+ * The base tables of the session's database and their columns, for lineage. Views are left out on
+ * purpose: a view the catalog does not list cannot be traced, so what it returns is masked.
+ */
+const CATALOG_QUERY =
+  "SELECT c.TABLE_NAME, c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE <> 'VIEW' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION";
+
+function catalogOf(rows: readonly (readonly (string | null)[])[], database: string): Catalog {
+  const tables = new Map<string, { schema: string; name: string; columns: { name: string }[] }>();
+  for (const [table, column] of rows) {
+    if (table === null || table === undefined || column === null || column === undefined) continue;
+    let entry = tables.get(table);
+    if (!entry) {
+      entry = { schema: database, name: table, columns: [] };
+      tables.set(table, entry);
+    }
+    entry.columns.push({ name: column });
+  }
+  return createCatalog({ tables: [...tables.values()], searchPath: [database] });
+}
+
+function maskingRefusal(reason: string): Refusal {
+  return {
+    kind: MysqlError.TABLE_ACCESS_DENIED,
+    message: `Gatehouse masking refuses the statement: ${reason}, which would reveal masked values; the MaskingPolicy does not allow predicates over masked columns`,
+    reason: `MaskingPolicy: ${reason}`,
+  };
+}
 
 /** The shape of a COM_QUERY text: its statements' normalisations, when every one could be read. */
 function shapeOf(texts: readonly QueryText[]): string | null {

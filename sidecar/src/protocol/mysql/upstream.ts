@@ -44,8 +44,8 @@ export interface MysqlUpstream {
   /** What both sides use from here on. */
   readonly capabilities: number;
   readonly status: number;
-  /** The first row of each setup query. */
-  readonly setupRows: readonly (readonly (string | null)[] | undefined)[];
+  /** The rows of each setup query. */
+  readonly setupRows: readonly (readonly (readonly (string | null)[])[])[];
   readonly leftover: Buffer;
   readonly tls: boolean;
 }
@@ -215,7 +215,7 @@ export async function connectMysqlUpstream(options: MysqlUpstreamOptions): Promi
       );
     }
 
-    const setupRows: (readonly (string | null)[] | undefined)[] = [];
+    const setupRows: (readonly (readonly (string | null)[])[])[] = [];
     const queries = options.setupQueries ?? [];
     if (queries.length > 0) {
       socket.write(
@@ -225,7 +225,7 @@ export async function connectMysqlUpstream(options: MysqlUpstreamOptions): Promi
       );
       for (const _ of queries) {
         const result = await readTextResult(reader, capabilities, signal);
-        setupRows.push(result.firstRow);
+        setupRows.push(result.rows);
         status = result.status;
       }
     }
@@ -310,20 +310,20 @@ function serverError(payload: Buffer, what: string): MysqlUpstreamError {
   return new MysqlUpstreamError('server', `${what}: server error ${code}: ${message}`, code);
 }
 
-/** Reads one text-protocol result (OK, ERR or a result set) and returns its first row. */
+/** Reads one text-protocol result (OK, ERR or a result set) and returns its rows. */
 async function readTextResult(
   reader: HandshakeReader,
   capabilities: number,
   signal: AbortSignal,
-): Promise<{ firstRow: (string | null)[] | undefined; status: number }> {
+): Promise<{ rows: (string | null)[][]; status: number }> {
   const head = (await withSignal(reader.read(), signal)).payload;
-  if (head[0] === 0x00) return { firstRow: undefined, status: okStatus(head) };
+  if (head[0] === 0x00) return { rows: [], status: okStatus(head) };
   if (head[0] === 0xff) throw serverError(head, 'setup query');
   const columns = new PayloadReader(head).lenenc();
   for (let i = 0; i < columns; i++) await withSignal(reader.read(), signal);
   const deprecateEof = (capabilities & Capability.DEPRECATE_EOF) !== 0;
   if (!deprecateEof) await withSignal(reader.read(), signal);
-  let firstRow: (string | null)[] | undefined;
+  const rows: (string | null)[][] = [];
   for (;;) {
     const row = (await withSignal(reader.read(), signal)).payload;
     if (row[0] === 0xff) throw serverError(row, 'setup query');
@@ -332,21 +332,20 @@ async function readTextResult(
       if (deprecateEof) {
         r.lenenc();
         r.lenenc();
-        return { firstRow, status: r.u16() };
+        return { rows, status: r.u16() };
       }
       r.u16();
-      return { firstRow, status: r.u16() };
+      return { rows, status: r.u16() };
     }
-    if (firstRow === undefined) {
-      const r = new PayloadReader(row);
-      firstRow = [];
-      for (let i = 0; i < columns; i++) {
-        if (r.buffer[r.offset] === 0xfb) {
-          r.skip(1);
-          firstRow.push(null);
-        } else firstRow.push(r.lenencBytes().toString('utf8'));
-      }
+    const r = new PayloadReader(row);
+    const values: (string | null)[] = [];
+    for (let i = 0; i < columns; i++) {
+      if (r.buffer[r.offset] === 0xfb) {
+        r.skip(1);
+        values.push(null);
+      } else values.push(r.lenencBytes().toString('utf8'));
     }
+    rows.push(values);
   }
 }
 
