@@ -94,7 +94,6 @@ function pgTypeOf(column: ColumnType): number {
   }
 }
 
-
 export interface RowMasking {
   readonly key: MaskingKey;
   readonly scanValues: boolean;
