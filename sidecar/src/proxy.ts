@@ -11,10 +11,13 @@ import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
+import { createMysqlGate } from './protocol/mysql/mysql-gate.ts';
+import { MysqlProxyServer } from './protocol/mysql/server.ts';
 import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
 import { connectUpstream, upstreamOptions } from './protocol/postgres/upstream.ts';
+import { loadMysqlParser } from './sql/mysql/parser.ts';
 import { loadSqlParser } from './sql/normalize.ts';
 import { wasmTieringWarning } from './sql/wasm-tiering.ts';
 
@@ -36,12 +39,8 @@ export async function startProxy(
   options: { logger?: Logger } = {},
 ): Promise<RunningProxy> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  if (config.upstream.protocol !== 'postgres') {
-    throw new UserError(
-      `${config.source}: upstream.protocol: ${config.upstream.protocol} is not supported yet; use postgres`,
-    );
-  }
   await loadSqlParser();
+  if (config.upstream.protocol === 'mysql') await loadMysqlParser();
   const metrics = createMetrics();
   const authenticator = await createAuthenticator(config.identity, { logger });
   const audit = await openAuditLog({
@@ -81,31 +80,52 @@ export async function startProxy(
       'masking.key is not set: hash and tokenize use a random key, so their values change at every start',
     );
   const maskingKey = createMaskingKey(config.masking.key ?? randomBytes(32));
-  const catalog = new CatalogCache({
-    connect: () =>
-      connectUpstream(
-        upstreamOptions(config.upstream, {
-          application_name: 'gatehouse catalog',
-          statement_timeout: '10000',
-        }),
-      ),
-    logger: logger.child({ component: 'catalog' }),
-    refreshMs: config.masking.catalogRefreshMs,
-    sampleRows: config.masking.sampleRows,
-    maxSampledTables: config.masking.maxSampledTables,
-    queryTimeoutMs: 30_000,
-  });
+  const catalog =
+    config.upstream.protocol === 'postgres'
+      ? new CatalogCache({
+          connect: () =>
+            connectUpstream(
+              upstreamOptions(config.upstream, {
+                application_name: 'gatehouse catalog',
+                statement_timeout: '10000',
+              }),
+            ),
+          logger: logger.child({ component: 'catalog' }),
+          refreshMs: config.masking.catalogRefreshMs,
+          sampleRows: config.masking.sampleRows,
+          maxSampledTables: config.masking.maxSampledTables,
+          queryTimeoutMs: 30_000,
+        })
+      : undefined;
 
-  const server = new PostgresProxyServer({
-    config,
-    authenticator,
-    audit,
-    logger,
-    policy: () => policy,
-    metrics: sessionMetrics(metrics, 'postgres'),
-    catalog,
-    maskingKey,
-  });
+  const server =
+    config.upstream.protocol === 'mysql'
+      ? new MysqlProxyServer({
+          config,
+          authenticator,
+          audit,
+          logger,
+          metrics: sessionMetrics(metrics, 'mysql'),
+          policy: () => policy,
+          maskingKey,
+          createGate: (identity, sqlMode) =>
+            createMysqlGate({
+              policy: () => policy,
+              identity,
+              database: config.upstream.database,
+              sqlMode,
+            }),
+        })
+      : new PostgresProxyServer({
+          config,
+          authenticator,
+          audit,
+          logger,
+          policy: () => policy,
+          metrics: sessionMetrics(metrics, 'postgres'),
+          catalog: catalog!,
+          maskingKey,
+        });
   let address: { host: string; port: number };
   try {
     const bound = await server.listen(config.listen.host, config.listen.port);
@@ -170,7 +190,7 @@ export async function startProxy(
         );
         stopWatching();
         await server.shutdown(graceMs);
-        catalog.close();
+        catalog?.close();
         authenticator.close();
         await audit.close();
         if (admin) await new Promise((resolve) => admin!.server.close(resolve));
@@ -209,7 +229,7 @@ function sessionMetrics(m: ProxyMetrics, protocol: 'postgres' | 'mysql'): Sessio
 function probeUpstream(config: ProxyConfig, logger: Logger): void {
   const { host, port, connectTimeoutMs } = config.upstream;
   const socket = host.startsWith('/')
-    ? connect({ path: `${host}/.s.PGSQL.${port}` })
+    ? connect({ path: config.upstream.protocol === 'mysql' ? host : `${host}/.s.PGSQL.${port}` })
     : connect({ host, port });
   socket.setTimeout(connectTimeoutMs);
   const fail = (reason: string) => {

@@ -14,6 +14,14 @@ import { generateTls } from '../harness/tls.ts';
 import { startGatehouse, startGuardedGatehouse } from './gatehouse.ts';
 import { checkGoals, formatGoals, type GoalCheck } from './goals.ts';
 import { HAPROXY, startHaproxy } from './haproxy.ts';
+import {
+  formatMysqlTable,
+  MYSQLSLAP,
+  type MysqlResultRow,
+  mysqlGoal,
+  runMysqlBench,
+  SYSBENCH,
+} from './mysql-bench.ts';
 import { startNodeRelay } from './node-relay.ts';
 import { initPgbench, PGBENCH, runPgbench } from './pgbench.ts';
 import { PGBOUNCER, startPgbouncer } from './pgbouncer.ts';
@@ -31,6 +39,7 @@ const USAGE = `usage: node test/bench/main.ts [options]      (npm run bench -- [
   --rounds N        rounds over all targets and workloads; the report shows medians (default 3)
   --scale N         pgbench -i scale factor (default 10)
   --targets LIST    comma-separated subset of ${TARGET_NAMES.join(',')} (default all)
+  --protocols LIST  postgres, mysql or both (default postgres,mysql); MySQL runs mysqlslap point selects
   --out FILE        where to write the results as JSON (default bench-results.json)`;
 
 type BenchOptions = {
@@ -39,6 +48,7 @@ type BenchOptions = {
   warmupSeconds: number;
   scale: number;
   targets: TargetName[];
+  protocols: Array<'postgres' | 'mysql'>;
   out: string;
 };
 
@@ -90,6 +100,23 @@ async function main(argv: string[]): Promise<number> {
     await mkdir(scriptDir);
     await writeFile(join(scriptDir, 'large-result.sql'), LARGE_RESULT_SCRIPT);
     await writeFile(join(scriptDir, 'masked-rows.sql'), MASKED_ROWS_SCRIPT);
+
+    const mysql = options.protocols.includes('mysql')
+      ? await runMysqlBench(join(dir, 'mysql'), await generateTls(join(dir, 'mysql-tls')), {
+          durationSeconds: options.durationSeconds,
+          rounds: options.rounds,
+          signal,
+          log,
+        })
+      : undefined;
+    if (mysql) failures.push(...mysql.failures);
+    if (!options.protocols.includes('postgres')) {
+      if (mysql) printMysqlReport(mysql.rows, mysql.version);
+      const out = resolve(options.out);
+      await writeFile(out, `${JSON.stringify({ startedAt: started.toISOString(), mysql }, null, 2)}\n`);
+      console.log(`\nresults written to ${out}`);
+      return failures.length === 0 ? 0 : 1;
+    }
 
     log('starting PostgreSQL 15 and loading pgbench data ...');
     const postgres = await startPostgres({
@@ -147,6 +174,7 @@ async function main(argv: string[]): Promise<number> {
       loadAverageAfter: loadavg()[0]!,
     };
     printReport(options, machine, rows, startRssMb, goals, failures);
+    if (mysql) printMysqlReport(mysql.rows, mysql.version);
 
     const out = resolve(options.out);
     const report = {
@@ -160,6 +188,7 @@ async function main(argv: string[]): Promise<number> {
       samples: cells.map((c) => ({ target: c.target, workload: c.workload.id, samples: c.samples })),
       goals,
       failures,
+      ...(mysql && { mysql: { ...mysql, goal: mysqlGoal(mysql.rows) } }),
     };
     await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`\nresults written to ${out}`);
@@ -177,6 +206,7 @@ const FLAGS = {
   rounds: { type: 'string' },
   scale: { type: 'string' },
   targets: { type: 'string' },
+  protocols: { type: 'string' },
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -192,6 +222,10 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
   const targets = (values.targets ?? TARGET_NAMES.join(',')).split(',').map((t) => t.trim());
   const unknown = targets.filter((t) => !(TARGET_NAMES as readonly string[]).includes(t));
   if (unknown.length > 0) throw new UsageError(`unknown target(s): ${unknown.join(', ')}`);
+  const protocols = (values.protocols ?? 'postgres,mysql').split(',').map((p) => p.trim());
+  const unknownProtocols = protocols.filter((p) => p !== 'postgres' && p !== 'mysql');
+  if (unknownProtocols.length > 0)
+    throw new UsageError(`unknown protocol(s): ${unknownProtocols.join(', ')}`);
   const quick = values.quick === true;
   return {
     durationSeconds: positiveInteger('--duration', values.duration, quick ? 3 : 5),
@@ -199,6 +233,7 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
     warmupSeconds: quick ? 1 : 2,
     scale: positiveInteger('--scale', values.scale, 10),
     targets: TARGET_NAMES.filter((name) => targets.includes(name)),
+    protocols: (['postgres', 'mysql'] as const).filter((p) => protocols.includes(p)),
     out: values.out ?? 'bench-results.json',
   };
 }
@@ -220,6 +255,9 @@ function ensurePrograms(targets: readonly TargetName[]): void {
     '/usr/bin/openssl',
     ...(targets.includes('haproxy') ? [HAPROXY] : []),
     ...(targets.includes('pgbouncer') ? [PGBOUNCER] : []),
+    '/usr/sbin/mariadbd',
+    MYSQLSLAP,
+    SYSBENCH,
   ];
   const missing = () => needed.filter((program) => !existsSync(program));
   if (missing().length === 0) return;
@@ -265,6 +303,18 @@ function printReport(
   console.log(`\nTargets from the issue:\n${formatGoals(goals)}`);
   if (failures.length > 0)
     console.log(`\nFailures:\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);
+}
+
+function printMysqlReport(rows: readonly MysqlResultRow[], version: string): void {
+  console.log(
+    `\nGatehouse MySQL proxy benchmark (MariaDB ${version}): sysbench oltp_point_select (prepared) and mysqlslap point selects (text)\n`,
+  );
+  console.log(formatMysqlTable(rows));
+  const goal = mysqlGoal(rows);
+  const verdict = goal.met === undefined ? 'not measured' : goal.met ? 'met' : 'NOT met';
+  console.log(
+    `\nTarget from the issue: gatehouse-guarded >= 80% of haproxy, oltp_point_select at 8 clients: ${goal.measured} (${verdict})`,
+  );
 }
 
 function startTarget(name: TargetName, server: PostgresInfo, dir: string): Promise<Target> {

@@ -16,6 +16,8 @@ const PACKAGES = [
   'openssl',
   // Lua 5.1, the language of Argo CD's health checks (gopher-lua): the chart's checks run for real.
   'lua5.1',
+  // The MySQL rows of the benchmark (sysbench oltp_point_select).
+  'sysbench',
 ];
 
 /** What the harness and the benchmark call by full path; checked after installing, whatever dpkg says. */
@@ -32,6 +34,7 @@ const PROGRAMS = [
   '/usr/bin/mysql',
   '/usr/sbin/haproxy',
   '/usr/sbin/pgbouncer',
+  '/usr/bin/sysbench',
   '/usr/bin/openssl',
   '/usr/bin/lua5.1',
   '/sbin/runuser',

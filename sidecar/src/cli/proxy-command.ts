@@ -8,7 +8,9 @@ export const PROXY_USAGE = `usage: gatehouse proxy --config FILE [--listen HOST:
 
   --config FILE            YAML configuration (required); flags below override it
   --listen HOST:PORT       where clients connect (default 127.0.0.1:6432)
-  --upstream URL           postgres://USER:PASSWORD@HOST:PORT/DATABASE of the database
+  --upstream URL           the database: postgres://USER:PASSWORD@HOST:PORT/DATABASE, or
+                           mysql://USER:PASSWORD@HOST:PORT/DATABASE for MySQL and MariaDB
+                           (the scheme selects the protocol)
   --audit-file PATH        append the hash-chained audit log to PATH
   --admin-listen HOST:PORT serve /metrics, /healthz and /readyz`;
 

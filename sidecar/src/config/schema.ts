@@ -31,7 +31,8 @@ const Upstream = Type.Object(
           'postgres://USER:PASSWORD@HOST:PORT/DATABASE (or mysql://). Fields set below override the URL.',
       }),
     ),
-    protocol: Type.Optional(Type.Enum(['postgres', 'mysql'], { default: 'postgres' })),
+    // No default here: the loader takes the URL's scheme first, then postgres.
+    protocol: Type.Optional(Type.Enum(['postgres', 'mysql'])),
     host: Type.Optional(Type.String({ minLength: 1 })),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     database: Type.Optional(Type.String({ minLength: 1 })),

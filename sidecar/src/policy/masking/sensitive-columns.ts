@@ -75,7 +75,7 @@ export function sensitiveColumns(
       if (statistics?.has(column.name)) {
         masking = { method: 'redact', kind: null, reason: 'statistics of table values' };
       } else if (table.schema !== 'pg_catalog' && table.schema !== 'information_schema') {
-        masking = classify(ref, settings, samples.get(key));
+        masking = classifyCatalogColumn(ref, settings, samples.get(key));
       }
       if (masking) {
         columns.set(key, masking);
@@ -88,10 +88,14 @@ export function sensitiveColumns(
   return result;
 }
 
-function classify(
+/**
+ * How one catalog column is masked under `settings`, if it is: the first explicit rule that matches
+ * it, else auto-detection by its name or by what sampling found in its values.
+ */
+export function classifyCatalogColumn(
   ref: { schema: string; table: string; column: string },
   settings: MaskingSettings,
-  sampled: PiiKind | undefined,
+  sampled?: PiiKind,
 ): ColumnMasking | undefined {
   const byName = classifyColumn(ref.column, ref.table);
   const kind = byName ?? sampled ?? null;

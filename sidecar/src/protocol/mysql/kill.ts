@@ -1,0 +1,42 @@
+/** What the proxy knows of each session for KILL: who it is and which upstream thread serves it. */
+export interface KillableSession {
+  readonly upstreamThreadId: number | undefined;
+  readonly identity: { readonly subject: string } | undefined;
+}
+
+/**
+ * Gives each session the thread id its client sees, and finds a session by that id or by the upstream
+ * thread id (which `SELECT CONNECTION_ID()` shows through the proxy).
+ */
+export class SessionRegistry {
+  private readonly byId = new Map<number, KillableSession>();
+  private next = 1;
+
+  register(session: KillableSession): number {
+    while (this.byId.has(this.next)) this.next = (this.next % 0x7fffffff) + 1;
+    const id = this.next;
+    this.next = (this.next % 0x7fffffff) + 1;
+    this.byId.set(id, session);
+    return id;
+  }
+
+  release(id: number): void {
+    this.byId.delete(id);
+  }
+
+  lookup(id: number): KillableSession | undefined {
+    const direct = this.byId.get(id);
+    if (direct) return direct;
+    for (const session of this.byId.values()) if (session.upstreamThreadId === id) return session;
+    return undefined;
+  }
+}
+
+const KILL = /^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(QUERY|CONNECTION)\s+)?(?:ID\s+)?(\d{1,10})\s*;?\s*$/i;
+
+/** The target of a plain `KILL [QUERY|CONNECTION] n`; undefined for anything else. */
+export function killTarget(sql: string): { scope: 'QUERY' | 'CONNECTION'; id: number } | undefined {
+  const match = KILL.exec(sql);
+  if (!match) return undefined;
+  return { scope: match[1]?.toUpperCase() === 'QUERY' ? 'QUERY' : 'CONNECTION', id: Number(match[2]) };
+}

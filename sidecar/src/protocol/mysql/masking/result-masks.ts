@@ -1,0 +1,65 @@
+import type { Catalog } from '../../../sql/lineage/catalog.ts';
+import type { Lineage } from '../../../sql/lineage/types.ts';
+import type { MysqlLineageResult } from '../../../sql/mysql/lineage-mysql.ts';
+import type { ColumnMask, SessionMasking } from './session-masking.ts';
+
+/** Masks for the columns of one result set, in order; 'all' masks every column. */
+export type ResultMask = readonly (ColumnMask | undefined)[] | 'all';
+
+/** What masking asks of one text: a mask per result (by statement), or a refusal. */
+export interface TextMasks {
+  readonly results: readonly ResultMask[];
+  /** Set when the text filters or orders by a masked column and the policy does not allow it. */
+  readonly refusal?: string;
+}
+
+const REDACT_UNKNOWN: ColumnMask = { method: 'redact', kind: null };
+
+/**
+ * From the lineage of a text to the masks of its results: a column is masked when a sensitive catalog
+ * column flows into it, when it carries whole rows of a relation with sensitive columns, and, when it
+ * cannot be traced, whenever the statement reads a sensitive relation or one the catalog does not know.
+ * Text that cannot be traced at all masks everything.
+ */
+export function resultMasks(
+  lineage: MysqlLineageResult,
+  catalog: Catalog,
+  masking: SessionMasking,
+): TextMasks {
+  if (lineage.parseError) return { results: [] };
+  const sensitiveTables = new Set<string>();
+  for (const table of catalog.tables.values())
+    if (table.columns.some((c) => masking.columnMask(table.schema, table.name, c.name)))
+      sensitiveTables.add(`${table.schema}.${table.name}`.toLowerCase());
+  const isSensitiveTable = (schema: string, table: string) =>
+    sensitiveTables.has(`${schema}.${table}`.toLowerCase());
+  const sourceMask = (l: Lineage): ColumnMask | undefined => {
+    for (const s of l.sources) {
+      const mask = masking.columnMask(s.schema, s.table, s.column);
+      if (mask) return mask;
+    }
+    if (l.wholeRows.some((r) => isSensitiveTable(r.schema, r.table))) return REDACT_UNKNOWN;
+    return undefined;
+  };
+  const results: ResultMask[] = [];
+  let refusal: string | undefined;
+  for (const statement of lineage.statements) {
+    const readsSensitive =
+      statement.readsUnknown || statement.reads.some((r) => isSensitiveTable(r.schema, r.table));
+    if (!masking.allowPredicates && refusal === undefined) {
+      const over = statement.predicates.sources.find((s) => masking.columnMask(s.schema, s.table, s.column));
+      if (over) refusal = `it filters or orders by the masked column ${over.table}.${over.column}`;
+    }
+    const columns = statement.columns;
+    if (columns === null) {
+      results.push(readsSensitive ? 'all' : []);
+      continue;
+    }
+    const masks = columns.map(
+      (c) => sourceMask(c) ?? (c.opaque && readsSensitive ? REDACT_UNKNOWN : undefined),
+    );
+    if (!statement.exact) results.push(masks.some((m) => m !== undefined) ? 'all' : []);
+    else results.push(masks);
+  }
+  return refusal === undefined ? { results } : { results, refusal };
+}

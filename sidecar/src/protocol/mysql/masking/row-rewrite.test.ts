@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createMaskingKey } from '../../../policy/masking/masking-key.ts';
+import { PayloadReader, PayloadWriter } from '../packet-io.ts';
+import { type ColumnType, maskBinaryRow, maskTextRow } from './row-rewrite.ts';
+
+const key = createMaskingKey(randomBytes(32));
+const UTF8 = 45;
+const BINARY = 63;
+const INT: ColumnType = { type: 3, charset: BINARY };
+const TEXT: ColumnType = { type: 253, charset: UTF8 };
+const DATETIME: ColumnType = { type: 12, charset: BINARY };
+const BIGINT: ColumnType = { type: 8, charset: BINARY };
+const columns = [INT, TEXT, DATETIME, BIGINT, TEXT];
+
+/** id 7, 'alice@example.com', 2024-01-02 03:04:05, 4111111111111111, NULL. */
+function binaryRow(): Buffer {
+  const datetime = Buffer.from([7, 0xe8, 0x07, 1, 2, 3, 4, 5]);
+  const bigint = Buffer.alloc(8);
+  bigint.writeBigInt64LE(4111111111111111n);
+  return new PayloadWriter()
+    .u8(0)
+    .bytes(Buffer.from([0b0100_0000])) // (5 + 7 + 2) / 8 = 1 byte; bit 2 + 4: column 4 is NULL
+    .u32(7)
+    .lenencBytes('alice@example.com')
+    .bytes(datetime)
+    .bytes(bigint)
+    .build();
+}
+
+describe('maskBinaryRow', () => {
+  it('masks string cells as text and nulls masked fixed-size cells, keeping the rest byte for byte', () => {
+    const out = maskBinaryRow(
+      binaryRow(),
+      columns,
+      [undefined, { method: 'partial', kind: 'email' }, { method: 'redact', kind: null }],
+      {
+        key,
+        scanValues: true,
+      },
+    );
+    const r = new PayloadReader(out, 1);
+    const bitmap = r.bytes(1);
+    // Column 2 (DATETIME, masked) and column 3 (a card number found by the value scan) became NULL.
+    expect([...bitmap]).toEqual([0b0111_0000]);
+    expect(r.u32()).toBe(7);
+    expect(r.lenencBytes().toString()).toBe('a***@example.com');
+    expect(r.remaining).toBe(0);
+  });
+
+  it('returns the very same buffer when nothing is masked', () => {
+    const row = binaryRow();
+    expect(maskBinaryRow(row, columns, [], { key, scanValues: false })).toBe(row);
+  });
+});
+
+describe('maskTextRow', () => {
+  it('masks by column, scans the others, keeps NULLs', () => {
+    const row = new PayloadWriter()
+      .lenencBytes('7')
+      .lenencBytes('123-45-6789')
+      .u8(0xfb)
+      .lenencBytes('write to bob@example.com today')
+      .build();
+    const out = maskTextRow(row, [INT, TEXT, TEXT, TEXT], [undefined, { method: 'redact', kind: 'ssn' }], {
+      key,
+      scanValues: true,
+    });
+    const r = new PayloadReader(out);
+    expect(r.lenencBytes().toString()).toBe('7');
+    expect(r.lenencBytes().toString()).toBe('****');
+    expect(r.u8()).toBe(0xfb);
+    const scanned = r.lenencBytes().toString();
+    expect(scanned).toMatch(/^write to .* today$/);
+    expect(scanned).not.toContain('bob@example.com');
+  });
+});

@@ -1,0 +1,212 @@
+import { classifyValue } from '../../../policy/masking/classify-value.ts';
+import { type MaskContext, maskValue } from '../../../policy/masking/mask-methods.ts';
+import { maskTextFreeform } from '../../../policy/masking/mask-text-freeform.ts';
+import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
+import { PG_TYPE } from '../../../policy/masking/pg-types.ts';
+import { PayloadReader, PayloadWriter } from '../packet-io.ts';
+import type { ResultMask } from './result-masks.ts';
+
+/** What the row rewriter needs of a column definition. */
+export interface ColumnType {
+  readonly type: number;
+  readonly charset: number;
+}
+
+const BINARY_CHARSET = 63;
+
+/** The type and character set of a column definition packet (protocol 4.1). */
+export function columnType(payload: Buffer): ColumnType {
+  const r = new PayloadReader(payload);
+  for (let i = 0; i < 6; i++) r.lenencBytes();
+  r.lenenc();
+  const charset = r.u16();
+  r.u32();
+  return { type: r.u8(), charset };
+}
+
+const MYSQL_TYPE = {
+  DECIMAL: 0,
+  TINY: 1,
+  SHORT: 2,
+  LONG: 3,
+  FLOAT: 4,
+  DOUBLE: 5,
+  NULL: 6,
+  TIMESTAMP: 7,
+  LONGLONG: 8,
+  INT24: 9,
+  DATE: 10,
+  TIME: 11,
+  DATETIME: 12,
+  YEAR: 13,
+  NEWDATE: 14,
+  JSON: 245,
+  NEWDECIMAL: 246,
+} as const;
+
+/** Fixed sizes of binary-protocol values; -1: one length byte then that many bytes; absent: length-encoded. */
+const BINARY_SIZE: Readonly<Record<number, number>> = {
+  [MYSQL_TYPE.TINY]: 1,
+  [MYSQL_TYPE.SHORT]: 2,
+  [MYSQL_TYPE.YEAR]: 2,
+  [MYSQL_TYPE.LONG]: 4,
+  [MYSQL_TYPE.INT24]: 4,
+  [MYSQL_TYPE.FLOAT]: 4,
+  [MYSQL_TYPE.LONGLONG]: 8,
+  [MYSQL_TYPE.DOUBLE]: 8,
+  [MYSQL_TYPE.NULL]: 0,
+  [MYSQL_TYPE.DATE]: -1,
+  [MYSQL_TYPE.NEWDATE]: -1,
+  [MYSQL_TYPE.DATETIME]: -1,
+  [MYSQL_TYPE.TIMESTAMP]: -1,
+  [MYSQL_TYPE.TIME]: -1,
+};
+
+/** The PostgreSQL type whose text format matches MySQL's for the masking functions. */
+function pgTypeOf(column: ColumnType): number {
+  switch (column.type) {
+    case MYSQL_TYPE.TINY:
+    case MYSQL_TYPE.SHORT:
+    case MYSQL_TYPE.INT24:
+    case MYSQL_TYPE.YEAR:
+      return PG_TYPE.int4;
+    case MYSQL_TYPE.LONG:
+    case MYSQL_TYPE.LONGLONG:
+      return PG_TYPE.int8;
+    case MYSQL_TYPE.DECIMAL:
+    case MYSQL_TYPE.NEWDECIMAL:
+      return PG_TYPE.numeric;
+    case MYSQL_TYPE.FLOAT:
+    case MYSQL_TYPE.DOUBLE:
+      return PG_TYPE.float8;
+    case MYSQL_TYPE.DATE:
+    case MYSQL_TYPE.NEWDATE:
+      return PG_TYPE.date;
+    case MYSQL_TYPE.DATETIME:
+    case MYSQL_TYPE.TIMESTAMP:
+      return PG_TYPE.timestamp;
+    case MYSQL_TYPE.TIME:
+      return PG_TYPE.time;
+    case MYSQL_TYPE.JSON:
+      return PG_TYPE.json;
+    default:
+      return PG_TYPE.text;
+  }
+}
+
+export interface RowMasking {
+  readonly key: MaskingKey;
+  readonly scanValues: boolean;
+}
+
+/**
+ * One cell's text after masking: the column's mask when it has one, else (autoDetect) the value scan;
+ * null for SQL NULL. Returns the input itself when nothing changes.
+ */
+function maskCell(
+  text: string,
+  column: ColumnType,
+  mask: ResultMask,
+  index: number,
+  masking: RowMasking,
+): string | null {
+  const columnMask = mask === 'all' ? { method: 'redact' as const, kind: null } : mask[index];
+  const typeOid = pgTypeOf(column);
+  if (columnMask) {
+    const context: MaskContext = { key: masking.key, kind: columnMask.kind, typeOid };
+    return maskValue(text, columnMask.method, context);
+  }
+  if (!masking.scanValues) return text;
+  if (typeOid === PG_TYPE.text || typeOid === PG_TYPE.json) {
+    if (column.charset === BINARY_CHARSET) return text;
+    return maskTextFreeform(text, { key: masking.key });
+  }
+  // A number can be a card or an SSN too.
+  if (typeOid === PG_TYPE.int8 || typeOid === PG_TYPE.numeric)
+    return classifyValue(text) ? maskValue(text, 'redact', { key: masking.key, typeOid }) : text;
+  return text;
+}
+
+/** A text-protocol row with its cells masked; the input itself when nothing changed. */
+export function maskTextRow(
+  payload: Buffer,
+  columns: readonly ColumnType[],
+  mask: ResultMask,
+  masking: RowMasking,
+): Buffer {
+  const r = new PayloadReader(payload);
+  const out = new PayloadWriter();
+  let changed = false;
+  for (let i = 0; i < columns.length; i++) {
+    if (payload[r.offset] === 0xfb) {
+      r.skip(1);
+      out.u8(0xfb);
+      continue;
+    }
+    const bytes = r.lenencBytes();
+    const column = columns[i]!;
+    const encoding = column.charset === BINARY_CHARSET ? 'latin1' : 'utf8';
+    const text = bytes.toString(encoding);
+    const masked = maskCell(text, column, mask, i, masking);
+    if (masked === text) out.lenencBytes(bytes);
+    else {
+      changed = true;
+      if (masked === null) out.u8(0xfb);
+      else out.lenencBytes(Buffer.from(masked, encoding));
+    }
+  }
+  return changed ? out.build() : payload;
+}
+
+/**
+ * A binary-protocol row (COM_STMT_EXECUTE) with its cells masked. String-like values are masked as
+ * text; a masked value of a fixed-size or temporal type becomes NULL (its binary form cannot carry the
+ * masks' text).
+ */
+export function maskBinaryRow(
+  payload: Buffer,
+  columns: readonly ColumnType[],
+  mask: ResultMask,
+  masking: RowMasking,
+): Buffer {
+  const bitmapLength = (columns.length + 7 + 2) >> 3;
+  const r = new PayloadReader(payload, 1);
+  const bitmap = Buffer.from(r.bytes(bitmapLength));
+  const values: Buffer[] = [];
+  let changed = false;
+  for (let i = 0; i < columns.length; i++) {
+    const bit = i + 2;
+    if (bitmap[bit >> 3]! & (1 << (bit & 7))) continue;
+    const column = columns[i]!;
+    const size = BINARY_SIZE[column.type];
+    const start = r.offset;
+    if (size === undefined) {
+      const bytes = r.lenencBytes();
+      const encoding = column.charset === BINARY_CHARSET ? 'latin1' : 'utf8';
+      const text = bytes.toString(encoding);
+      const masked = maskCell(text, column, mask, i, masking);
+      if (masked === text) values.push(payload.subarray(start, r.offset));
+      else {
+        changed = true;
+        if (masked === null) bitmap[bit >> 3]! |= 1 << (bit & 7);
+        else values.push(new PayloadWriter().lenencBytes(Buffer.from(masked, encoding)).build());
+      }
+      continue;
+    }
+    r.skip(size >= 0 ? size : r.u8());
+    const masked =
+      mask === 'all' || mask[i] !== undefined || sensitiveNumber(payload, start, column, masking);
+    if (masked) {
+      changed = true;
+      bitmap[bit >> 3]! |= 1 << (bit & 7);
+    } else values.push(payload.subarray(start, r.offset));
+  }
+  if (!changed) return payload;
+  return Buffer.concat([payload.subarray(0, 1), bitmap, ...values]);
+}
+
+/** A BIGINT that the value scan takes for a card number or an SSN. */
+function sensitiveNumber(payload: Buffer, at: number, column: ColumnType, masking: RowMasking): boolean {
+  if (!masking.scanValues || column.type !== MYSQL_TYPE.LONGLONG) return false;
+  return classifyValue(payload.readBigInt64LE(at).toString()) !== null;
+}

@@ -1,0 +1,60 @@
+import type { Identity } from '../../../identity/identity.ts';
+import type { Policy } from '../../../policy/load-policy.ts';
+import type { MaskMethod } from '../../../policy/masking/mask-methods.ts';
+import { maskingFor } from '../../../policy/masking/masking-for.ts';
+import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
+import type { PiiKind } from '../../../policy/masking/pii-kind.ts';
+import { classifyCatalogColumn } from '../../../policy/masking/sensitive-columns.ts';
+
+/** How one column's values are masked. */
+export interface ColumnMask {
+  readonly method: MaskMethod;
+  /** The column's classification, which shapes partial masks; null when not known. */
+  readonly kind: PiiKind | null;
+}
+
+/** The MaskingPolicies that apply to one session, resolved for the columns of the catalog. */
+export interface SessionMasking {
+  readonly key: MaskingKey;
+  /** autoDetect: scan every text value that leaves, as a second line behind lineage. */
+  readonly scanValues: boolean;
+  /** Every policy allows predicates (WHERE, JOIN, ORDER BY...) over masked columns. */
+  readonly allowPredicates: boolean;
+  /** How a catalog column is masked; undefined when it is not sensitive. */
+  columnMask(schema: string, table: string, column: string): ColumnMask | undefined;
+}
+
+/**
+ * The masking of one session: the MaskingPolicies of every grant of the identity on this database,
+ * less those whose exemptions name the identity (until they expire), as for PostgreSQL
+ * (policy/masking/masking-for.ts, sensitive-columns.ts). Undefined when no policy applies.
+ * MySQL identifiers compare case-insensitively, so columns are classified in lower case.
+ */
+export function sessionMasking(
+  policy: Policy | undefined,
+  identity: Identity,
+  database: string,
+  key: MaskingKey,
+  now = Date.now(),
+): SessionMasking | undefined {
+  if (!policy) return undefined;
+  const settings = maskingFor(identity, policy, database, now);
+  if (!settings) return undefined;
+  const cache = new Map<string, ColumnMask | undefined>();
+  return {
+    key,
+    scanValues: settings.autoDetect,
+    allowPredicates: settings.allowPredicatesOnMasked,
+    columnMask(schema, table, column) {
+      const id = `${schema}\u0000${table}\u0000${column}`.toLowerCase();
+      if (cache.has(id)) return cache.get(id);
+      const masking = classifyCatalogColumn(
+        { schema: schema.toLowerCase(), table: table.toLowerCase(), column: column.toLowerCase() },
+        settings,
+      );
+      const mask = masking && { method: masking.method, kind: masking.kind };
+      cache.set(id, mask);
+      return mask;
+    },
+  };
+}

@@ -1,0 +1,114 @@
+import type { Identity } from '../../identity/identity.ts';
+import { decide } from '../../policy/guardrails/decide.ts';
+import type { PolicySource } from '../../policy/statement-gate.ts';
+import type { StatementKind } from '../../sql/analyze/statement-facts.ts';
+import { Lru } from '../../sql/lru.ts';
+import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-mysql.ts';
+import { lexMysql } from '../../sql/mysql/lexer.ts';
+import { mysqlOutputLineage } from '../../sql/mysql/lineage-mysql.ts';
+import { normalizeMysql } from '../../sql/mysql/normalize-mysql.ts';
+import {
+  applyMysqlSessionEffects,
+  initialMysqlSession,
+  type MysqlSessionState,
+  resolveMysqlExecutes,
+} from '../../sql/mysql/session.ts';
+import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode, sqlModeKey } from '../../sql/mysql/sql-mode.ts';
+import type { QueryText } from '../../sql/normalize.ts';
+import type { MysqlGate } from './session.ts';
+
+const UNREADABLE: QueryText = Object.freeze({ statement: null, fingerprint: null });
+
+/** Kinds whose facts do not depend on the values of the literals in them (unlike UPDATE/DELETE's WHERE 1=1). */
+const SHAPE_SAFE_KINDS: ReadonlySet<StatementKind> = new Set(['select', 'insert']);
+const SHAPES = new Lru<string, MysqlStatementFacts>(2048);
+
+/**
+ * analyzeMysql, cached also by the text's shape: its tokens with every literal value erased (the audit
+ * normalisation, read under the same sql_mode). Texts that differ only in literals (an application's
+ * `WHERE id=42`) then cost one analysis. Only facts that no literal value can change are shared: plain
+ * SELECT and INSERT statements with no finding at all and no effect on the session (no PREPARE, user
+ * variable, sql_mode, HANDLER). Everything else is analysed for its own text.
+ */
+function analyzeByShape(sql: string, mode: MysqlSqlMode | null, shape: string | null | undefined) {
+  if (!mode || !shape) return analyzeMysql(sql, { sqlMode: mode });
+  const key = sqlModeKey(mode) + shape;
+  const cached = SHAPES.get(key);
+  if (cached) return cached;
+  const facts = analyzeMysql(sql, { sqlMode: mode });
+  if (literalIndependent(facts)) SHAPES.set(key, facts);
+  return facts;
+}
+
+function literalIndependent(facts: MysqlStatementFacts): boolean {
+  return (
+    facts.parsed &&
+    facts.findings.length === 0 &&
+    facts.statements.every((s) => SHAPE_SAFE_KINDS.has(s.kind)) &&
+    facts.prepared.length === 0 &&
+    facts.unresolvedExecutes.length === 0 &&
+    facts.deallocated.length === 0 &&
+    facts.cursors.length === 0 &&
+    facts.sideChannels.length === 0 &&
+    facts.sqlModeAfter === undefined &&
+    facts.userVariables.length === 0 &&
+    facts.handlers.length === 0
+  );
+}
+
+/**
+ * One session's guardrail checkpoint for MySQL, as StatementGate is for PostgreSQL: the same decide()
+ * over facts from the MySQL analyser. It follows what the session's statements change in how later
+ * ones read: sql_mode (ANSI_QUOTES, NO_BACKSLASH_ESCAPES) and SQL PREPAREd statements. Only allowed
+ * text changes that state, since refused text never reaches the server.
+ */
+export function createMysqlGate(options: {
+  policy: PolicySource;
+  identity: Identity;
+  database: string;
+  /** `@@SESSION.sql_mode` when the session started; '' or unknown text reads as the server default. */
+  sqlMode: string | null;
+}): MysqlGate {
+  const { policy, identity, database } = options;
+  let state: MysqlSessionState = initialMysqlSession(
+    options.sqlMode === null ? null : parseSqlMode(options.sqlMode),
+  );
+  return {
+    check(sql, shape) {
+      const facts = resolveMysqlExecutes(analyzeByShape(sql, state.sqlMode, shape), state);
+      const current = policy();
+      const decision = current ? decide(facts, identity, current, { database }) : undefined;
+      if (decision?.outcome !== 'refuse') state = applyMysqlSessionEffects(state, facts);
+      return decision;
+    },
+    describe(sql) {
+      return describeStatements(sql, state.sqlMode);
+    },
+    describeOne(sql) {
+      return describeStatements(sql, state.sqlMode)[0] ?? { statement: '', fingerprint: null };
+    },
+    lineage(sql, catalog) {
+      return mysqlOutputLineage(sql, catalog, state);
+    },
+    reset() {
+      // COM_RESET_CONNECTION restores the global sql_mode, which the proxy has not read: unknown.
+      state = initialMysqlSession(null);
+    },
+  };
+}
+
+/** One audit description per statement, read under the session's sql_mode (under every mode when unknown). */
+function describeStatements(sql: string, mode: MysqlSqlMode | null): readonly QueryText[] {
+  if (mode) return splitAndNormalize(sql, mode);
+  const readings = EVERY_SQL_MODE.map((m) => splitAndNormalize(sql, m));
+  const first = JSON.stringify(readings[0]);
+  return readings.every((r) => JSON.stringify(r) === first) ? readings[0]! : [UNREADABLE];
+}
+
+function splitAndNormalize(sql: string, mode: MysqlSqlMode): readonly QueryText[] {
+  const lexed = lexMysql(sql, mode);
+  if (lexed.error !== null) return [UNREADABLE];
+  if (lexed.statements.length <= 1) return [normalizeMysql(sql, mode)];
+  // Each statement under the mode it is read in: a SET sql_mode earlier in the text changes it.
+  return lexed.statements.map((s) => normalizeMysql(sql.slice(s.start, s.end), s.mode));
+}

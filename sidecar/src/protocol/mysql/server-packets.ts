@@ -1,0 +1,53 @@
+import type { MysqlErrorKind } from './constants.ts';
+import { PayloadWriter, packet } from './packet-io.ts';
+
+/** An ERR packet (protocol 4.1 layout); `message` must never hold values from the SQL. */
+export function errPacket(kind: MysqlErrorKind, message: string, seq: number): Buffer {
+  const payload = new PayloadWriter()
+    .u8(0xff)
+    .u16(kind.code)
+    .bytes(Buffer.from(`#${kind.sqlstate}`, 'ascii'))
+    .bytes(Buffer.from(message, 'utf8'))
+    .build();
+  return packet(payload, seq);
+}
+
+export function okPacket(seq: number, status: number, warnings = 0): Buffer {
+  return packet(new PayloadWriter().u8(0).lenenc(0).lenenc(0).u16(status).u16(warnings).build(), seq);
+}
+
+export interface Greeting {
+  readonly serverVersion: string;
+  readonly connectionId: number;
+  /** 20 bytes. */
+  readonly scramble: Buffer;
+  readonly capabilities: number;
+  readonly charset: number;
+  readonly status: number;
+  readonly authPlugin: string;
+}
+
+/** Handshake v10, the server's first packet. */
+export function greetingPacket(g: Greeting): Buffer {
+  const payload = new PayloadWriter()
+    .u8(10)
+    .nul(g.serverVersion)
+    .u32(g.connectionId)
+    .bytes(g.scramble.subarray(0, 8))
+    .u8(0)
+    .u16(g.capabilities & 0xffff)
+    .u8(g.charset)
+    .u16(g.status)
+    .u16(g.capabilities >>> 16)
+    .u8(g.scramble.length + 1)
+    .zeros(10)
+    .bytes(g.scramble.subarray(8))
+    .u8(0)
+    .nul(g.authPlugin)
+    .build();
+  return packet(payload, 0);
+}
+
+export function authSwitchPacket(plugin: string, data: Buffer, seq: number): Buffer {
+  return packet(new PayloadWriter().u8(0xfe).nul(plugin).bytes(data).build(), seq);
+}

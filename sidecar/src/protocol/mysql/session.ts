@@ -1,0 +1,1121 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { type SecureContext, TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
+import type { ProxyConfig } from '../../config/load.ts';
+import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
+import type { Decision } from '../../policy/guardrails/decide.ts';
+import type { MaskingKey } from '../../policy/masking/masking-key.ts';
+import type { PolicySource } from '../../policy/statement-gate.ts';
+import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
+import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
+import type { QueryText } from '../../sql/normalize.ts';
+import { BatchedWrite } from '../postgres/batched-write.ts';
+import type { SessionMetrics } from '../postgres/session.ts';
+import { CommandFramer } from './command-framer.ts';
+import {
+  Capability,
+  Command,
+  MAX_PACKET_PAYLOAD,
+  MysqlError,
+  type MysqlErrorKind,
+  RELAYED_CAPABILITIES,
+  ServerStatus,
+  UNSAFE_CLIENT_COLLATIONS,
+} from './constants.ts';
+import { HandshakeReader } from './handshake-reader.ts';
+import { killTarget, type SessionRegistry } from './kill.ts';
+import { type ResultMask, resultMasks } from './masking/result-masks.ts';
+import { type ColumnType, columnType, maskBinaryRow, maskTextRow } from './masking/row-rewrite.ts';
+import { type SessionMasking, sessionMasking } from './masking/session-masking.ts';
+import { PayloadReader, packet } from './packet-io.ts';
+import { PacketScanner } from './packet-scanner.ts';
+import { withPrefix } from './prefixed-stream.ts';
+import { ProtocolError } from './protocol-error.ts';
+import { type ResponseShape, ResponseTracker } from './response-tracker.ts';
+import { authSwitchPacket, errPacket, greetingPacket, okPacket } from './server-packets.ts';
+import { connectMysqlUpstream, MysqlUpstreamError, type ServerGreeting } from './upstream.ts';
+
+/** Judges statements for one session; built once the identity is known. */
+export interface MysqlGate {
+  /**
+   * The decision for one COM_QUERY or COM_STMT_PREPARE text; undefined when no policy is configured.
+   * `shape` is the text's audit normalisation (literals erased), which lets analyses be shared.
+   */
+  check(sql: string, shape?: string | null): Decision | undefined;
+  /** Splits a COM_QUERY text into its statements' audit descriptions. */
+  describe(sql: string): readonly QueryText[];
+  /** The audit description of one prepared statement's text. */
+  describeOne(sql: string): QueryText;
+  /** COM_RESET_CONNECTION succeeded: forget what the session's statements had changed. */
+  reset(): void;
+  /** Where the output columns of `sql` come from, read in the session's state before it runs. */
+  lineage(sql: string, catalog: Catalog): MysqlLineageResult;
+}
+
+export interface MysqlSessionDeps {
+  readonly config: ProxyConfig;
+  readonly authenticator: Authenticator;
+  readonly audit: AuditSink;
+  readonly logger: Logger;
+  readonly metrics: SessionMetrics;
+  readonly tlsContext: SecureContext | undefined;
+  readonly draining: () => boolean;
+  readonly sessions: SessionRegistry;
+  /** The upstream's greeting (version, capabilities, charset), as last seen. */
+  readonly greeting: () => Promise<ServerGreeting>;
+  readonly rememberGreeting: (greeting: ServerGreeting) => void;
+  readonly createGate: (identity: Identity, sqlMode: string | null) => MysqlGate;
+  /** The policy in force: its MaskingPolicies decide, at login, what the session's results hide. */
+  readonly policy: PolicySource;
+  /** The key of the keyed masks (hash, tokenize), one per proxy process. */
+  readonly maskingKey: MaskingKey;
+}
+
+const MAX_HANDSHAKE_PACKET = 64 * 1024;
+
+/** What the proxy must remember about a command until the server has answered it. */
+interface Pending {
+  readonly tracker: ResponseTracker | undefined;
+  /** An answer the proxy makes itself (a refusal), sent once everything before it is answered. */
+  readonly synthetic?: Buffer;
+  /** A command the proxy sent on its own: its answer is dropped. */
+  readonly internal?: boolean;
+  readonly via?: 'text' | 'prepared';
+  readonly texts?: readonly QueryText[];
+  index: number;
+  started: number;
+  readonly command: string;
+  readonly notes?: readonly string[];
+  /** For COM_STMT_PREPARE: the text the new statement id will stand for. */
+  readonly prepares?: PreparedText;
+  /** COM_RESET_CONNECTION: the session state is gone once it succeeds. */
+  readonly resets?: boolean;
+  /** Set when the session masks: each result's column masks, by result (missing: mask all). */
+  readonly masks?: readonly ResultMask[];
+  /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
+  readonly binary?: boolean;
+}
+
+interface PreparedText {
+  readonly text: QueryText;
+  readonly notes?: readonly string[];
+  /** What its executions' rows hide, when the session masks. */
+  readonly masks?: ResultMask;
+}
+
+interface Refusal {
+  readonly kind: MysqlErrorKind;
+  readonly message: string;
+  readonly reason: string;
+}
+
+/** Runs one client connection from its first byte to its close. Never throws. */
+export function handleMysqlConnection(socket: Socket, deps: MysqlSessionDeps): MysqlSession {
+  const session = new MysqlSession(socket, deps);
+  session.start();
+  return session;
+}
+
+export class MysqlSession {
+  readonly id = randomBytes(8).toString('hex');
+  /** The thread id the client sees (its greeting's connection id), mapped to the upstream's. */
+  readonly connectionId: number;
+  upstreamThreadId: number | undefined;
+  identity: Identity | undefined;
+
+  private client: Socket;
+  /** Read before TLS: a TLS socket over a wrapped stream does not know the address. */
+  private readonly peer: { readonly address: string; readonly port: number };
+  private upstream: Socket | undefined;
+  private readonly deps: MysqlSessionDeps;
+  private logger: Logger;
+  private context: SessionContext | undefined;
+  private closed = false;
+  private readonly startedAt = Date.now();
+  private statementCount = 0;
+  private status = ServerStatus.AUTOCOMMIT as number;
+  private tls = false;
+  private endReason = 'client';
+  private capabilities = 0;
+  private deprecateEof = false;
+  private gate: MysqlGate | undefined;
+  private setupQueries: readonly string[] = [];
+  /** Set by classify for a packet of an internal command's answer that the tracker must not read. */
+  private dropUnread = false;
+  private masking: SessionMasking | undefined;
+  private catalog: Catalog | undefined;
+  /** Set by classify for a column definition or row that masking reads. */
+  private maskedPacket: 'definition' | 'row' | 'too-large' | undefined;
+  private columns: ColumnType[] = [];
+  private columnsOf: { head: Pending; result: number } | undefined;
+
+  private readonly pending: Pending[] = [];
+  private readonly statements = new Map<number, PreparedText>();
+  private lastPrepared: PreparedText | undefined;
+  private framer: CommandFramer | undefined;
+  private scanner: PacketScanner | undefined;
+  private readonly toServer = new BatchedWrite();
+  private readonly toClient = new BatchedWrite();
+  private readonly onClosed: Array<() => void> = [];
+  private readonly handleCommand = (frame: Buffer, payload: Buffer, lastSeq: number) =>
+    this.onCommand(frame, payload, lastSeq);
+  private readonly classifyPacket = (first: number, length: number) => this.classify(first, length);
+  private readonly handlePacket = (p: Buffer) => this.onServerPacket(p);
+
+  constructor(client: Socket, deps: MysqlSessionDeps) {
+    this.client = client;
+    this.peer = { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
+    this.deps = deps;
+    this.connectionId = deps.sessions.register(this);
+    this.logger = deps.logger.child({ session: this.id, client: client.remoteAddress });
+  }
+
+  whenClosed(listener: () => void): void {
+    if (this.closed) listener();
+    else this.onClosed.push(listener);
+  }
+
+  /** True while no command is in flight and no transaction is open. */
+  get idle(): boolean {
+    return this.pending.length === 0 && (this.status & ServerStatus.IN_TRANS) === 0;
+  }
+
+  start(): void {
+    this.client.setNoDelay(true);
+    this.client.on('error', (error) => this.logger.debug({ err: error.message }, 'client socket error'));
+    void this.handshake().catch((error: unknown) => this.failStartup(error));
+  }
+
+  /** Ends the session; the client reads the error on its next command. */
+  terminate(reason: string): void {
+    if (this.closed) return;
+    this.endReason = reason;
+    this.sendFatal(MysqlError.SHUTDOWN, 'Gatehouse is shutting down', 0);
+  }
+
+  private async handshake(): Promise<void> {
+    const { config, authenticator } = this.deps;
+    const reader = new HandshakeReader(MAX_HANDSHAKE_PACKET);
+    reader.attach(this.client);
+    const timer = setTimeout(() => {
+      this.logger.info('client did not finish the handshake in time');
+      this.close('startup-timeout');
+    }, config.limits.startupTimeoutMs);
+    try {
+      let upstreamGreeting: ServerGreeting;
+      try {
+        upstreamGreeting = await this.deps.greeting();
+      } catch (error) {
+        this.logUpstreamFailure(error);
+        throw new RefusedStart(
+          MysqlError.UPSTREAM_UNAVAILABLE,
+          'Gatehouse could not connect to the database; see the proxy log',
+        );
+      }
+      const scramble = randomScramble();
+      const offered =
+        ((upstreamGreeting.capabilities & RELAYED_CAPABILITIES) |
+          Capability.PROTOCOL_41 |
+          Capability.PLUGIN_AUTH |
+          Capability.SECURE_CONNECTION |
+          (this.deps.tlsContext ? Capability.SSL : 0)) >>>
+        0;
+      const plugin = authenticator.needsPassword ? 'mysql_clear_password' : 'mysql_native_password';
+      this.client.write(
+        greetingPacket({
+          serverVersion: upstreamGreeting.serverVersion,
+          connectionId: this.connectionId,
+          scramble,
+          capabilities: offered,
+          charset: upstreamGreeting.charset || 45,
+          status: ServerStatus.AUTOCOMMIT,
+          authPlugin: plugin,
+        }),
+      );
+
+      let reply = await reader.read();
+      let clientCaps = reply.payload.length >= 4 ? reply.payload.readUInt32LE(0) : 0;
+      if (reply.payload.length === 32 && clientCaps & Capability.SSL) {
+        if (!this.deps.tlsContext) throw new ProtocolError('client asked for TLS, which was not offered');
+        // Clients send their TLS ClientHello right behind the request: those bytes belong to TLS.
+        const early = reader.detach();
+        this.client = await this.upgradeToTls(this.client, this.deps.tlsContext, early);
+        this.tls = true;
+        reader.attach(this.client);
+        reply = await reader.read();
+        clientCaps = reply.payload.length >= 4 ? reply.payload.readUInt32LE(0) : 0;
+      }
+      const response = parseHandshakeResponse(reply.payload);
+      let seq = (reply.seq + 1) & 0xff;
+      this.capabilities = (response.capabilities & offered) >>> 0;
+      this.deprecateEof = (this.capabilities & Capability.DEPRECATE_EOF) !== 0;
+      if (response.capabilities & Capability.COMPRESS)
+        throw new RefusedStart(
+          MysqlError.NOT_SUPPORTED,
+          'Gatehouse does not support compression: connect without it',
+          seq,
+        );
+      if (UNSAFE_CLIENT_COLLATIONS.has(response.charset))
+        throw new RefusedStart(
+          MysqlError.UNKNOWN_CHARACTER_SET,
+          'Gatehouse does not accept this client character set (big5, sjis, gbk, cp932, gb18030): use utf8mb4',
+          seq,
+        );
+      if (config.clientTls?.required && !this.tls)
+        throw new RefusedStart(
+          MysqlError.ACCESS_DENIED,
+          'this Gatehouse requires TLS: connect with --ssl',
+          seq,
+        );
+
+      let password: string | undefined;
+      if (authenticator.needsPassword) {
+        if (config.identity.mode === 'token' && !this.tls) {
+          this.refuseConnection(response.user, '28000', 'token over a connection without TLS');
+          throw new RefusedStart(
+            MysqlError.ACCESS_DENIED,
+            'Gatehouse takes tokens only over TLS: connect with --ssl',
+            seq,
+          );
+        }
+        if (response.plugin === 'mysql_clear_password') password = nulTerminated(response.auth);
+        else {
+          this.client.write(authSwitchPacket('mysql_clear_password', Buffer.alloc(0), seq));
+          const answer = await reader.read();
+          seq = (answer.seq + 1) & 0xff;
+          password = nulTerminated(answer.payload);
+        }
+      }
+      let identity: Identity;
+      try {
+        identity = await authenticator.authenticate(
+          password === undefined ? { user: response.user } : { user: response.user, password },
+        );
+      } catch (error) {
+        const reason = error instanceof AuthError ? error.message : 'authentication failed';
+        this.refuseConnection(response.user, error instanceof AuthError ? error.sqlstate : '28P01', reason);
+        throw new RefusedStart(
+          MysqlError.ACCESS_DENIED,
+          `Access denied for user '${response.user}' (Gatehouse: ${reason})`,
+          seq,
+        );
+      }
+      this.identity = identity;
+      this.logger = this.logger.child({
+        subject: identity.subject,
+        ...(identity.pod && { pod: identity.pod }),
+      });
+      if (response.database !== '' && response.database !== config.upstream.database) {
+        this.refuseConnection(response.user, '42000', `database ${response.database} is not served here`);
+        throw new RefusedStart(
+          MysqlError.DB_ACCESS_DENIED,
+          `Gatehouse serves database '${config.upstream.database}' only`,
+          seq,
+        );
+      }
+      if (this.deps.audit.failure !== undefined && config.audit.failClosed) {
+        this.refuseConnection(response.user, '58030', 'audit log unavailable');
+        throw new RefusedStart(
+          MysqlError.AUDIT_UNAVAILABLE,
+          `Gatehouse cannot write its audit log, so it accepts no connections: ${this.deps.audit.failure}`,
+          seq,
+        );
+      }
+
+      this.setupQueries = identitySetup(identity, this.id);
+      // Masking is decided at login, by the policy then in force, over the database's tables.
+      const masking = sessionMasking(
+        this.deps.policy(),
+        identity,
+        config.upstream.database,
+        this.deps.maskingKey,
+      );
+      const u = config.upstream;
+      let upstream: Awaited<ReturnType<typeof connectMysqlUpstream>>;
+      try {
+        upstream = await connectMysqlUpstream({
+          host: u.host,
+          port: u.port,
+          user: u.user,
+          ...(u.password !== undefined && { password: u.password }),
+          database: u.database,
+          tls: u.tls,
+          connectTimeoutMs: u.connectTimeoutMs,
+          clientCapabilities: this.capabilities,
+          charset: response.charset,
+          attributes: {
+            program_name: 'gatehouse',
+            gatehouse_identity: identity.subject,
+            gatehouse_session: this.id,
+            ...(identity.pod && { gatehouse_pod: identity.pod }),
+          },
+          setupQueries: [
+            ...this.setupQueries,
+            ...(masking ? [CATALOG_QUERY] : []),
+            'SELECT @@SESSION.sql_mode',
+          ],
+        });
+      } catch (error) {
+        this.logUpstreamFailure(error);
+        const tooMany = error instanceof MysqlUpstreamError && error.serverCode === 1040;
+        throw new RefusedStart(
+          tooMany ? MysqlError.TOO_MANY_CONNECTIONS : MysqlError.UPSTREAM_UNAVAILABLE,
+          tooMany
+            ? 'the database has too many connections'
+            : 'Gatehouse could not connect to the database; see the proxy log',
+          seq,
+        );
+      }
+      this.deps.rememberGreeting(upstream.greeting);
+      const leftover = reader.detach();
+      clearTimeout(timer);
+      if (this.closed || this.client.destroyed || this.client.readableEnded) {
+        upstream.socket.on('error', () => {});
+        upstream.socket.destroy();
+        this.close('client');
+        return;
+      }
+      this.upstreamThreadId = upstream.greeting.threadId;
+      this.status = upstream.status;
+      const sqlMode = upstream.setupRows[upstream.setupRows.length - 1]?.[0]?.[0] ?? null;
+      this.gate = this.deps.createGate(identity, sqlMode);
+      if (masking) {
+        this.masking = masking;
+        this.catalog = catalogOf(
+          upstream.setupRows[upstream.setupRows.length - 2] ?? [],
+          config.upstream.database,
+        );
+      }
+      this.client.write(okPacket(seq, this.status));
+      this.beginRelay(identity, upstream.socket, upstream.leftover, leftover);
+    } catch (error) {
+      clearTimeout(timer);
+      reader.detach();
+      throw error;
+    }
+  }
+
+  private upgradeToTls(socket: Socket, secureContext: SecureContext, early: Buffer): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const secure = new TLSSocket(early.length > 0 ? withPrefix(socket, early) : socket, {
+        isServer: true,
+        secureContext,
+      });
+      const onError = (error: Error) => reject(new ProtocolError(`TLS handshake failed: ${error.message}`));
+      secure.once('secure', () => {
+        secure.off('error', onError);
+        secure.on('error', (error) => this.logger.debug({ err: error.message }, 'client TLS error'));
+        resolve(secure);
+      });
+      secure.once('error', onError);
+    });
+  }
+
+  private logUpstreamFailure(error: unknown): void {
+    const u = this.deps.config.upstream;
+    this.deps.metrics.upstreamError(error instanceof MysqlUpstreamError ? error.failure : 'network');
+    this.logger.error(
+      { err: error instanceof Error ? error.message : String(error), upstream: `${u.host}:${u.port}` },
+      'cannot open the upstream connection',
+    );
+  }
+
+  private beginRelay(
+    identity: Identity,
+    server: Socket,
+    serverLeftover: Buffer,
+    clientLeftover: Buffer,
+  ): void {
+    const { config, metrics } = this.deps;
+    this.upstream = server;
+    this.context = {
+      session: this.id,
+      identity,
+      client: this.peer,
+      database: config.upstream.database,
+      protocol: 'mysql',
+    };
+    metrics.connection('accepted');
+    metrics.active(1);
+    this.deps.audit.record({ type: 'connection.start', context: this.context, tls: this.tls });
+    this.logger.info({ database: config.upstream.database, tls: this.tls }, 'session started');
+
+    this.framer = new CommandFramer(config.limits.maxMessageBytes);
+    this.scanner = new PacketScanner(64 * 1024 * 1024);
+    const client = this.client;
+    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    server.on('data', (chunk: Buffer) => this.onServerData(chunk));
+    client.on('drain', () => server.resume());
+    server.on('drain', () => client.resume());
+    client.on('close', () => this.close(this.endReason));
+    client.on('end', () => this.close(this.endReason));
+    server.on('close', () => this.close('upstream'));
+    server.on('end', () => this.close('upstream'));
+    server.on('error', (error) => {
+      this.deps.metrics.upstreamError('closed');
+      this.logger.warn({ err: error.message }, 'upstream connection error');
+      this.close('upstream');
+    });
+    if (serverLeftover.length > 0) this.onServerData(serverLeftover);
+    if (clientLeftover.length > 0) this.onClientData(clientLeftover);
+    server.resume();
+    client.resume();
+  }
+
+  private onClientData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.deps.metrics.bytesIn(chunk.length);
+    const server = this.upstream!;
+    try {
+      this.framer!.push(chunk, this.handleCommand, this.toServer.add);
+    } catch (error) {
+      this.toServer.reset();
+      this.protocolViolation(error);
+      return;
+    }
+    this.toServer.flush(server);
+    this.flushSynthetic();
+    if (server.writableNeedDrain) this.client.pause();
+  }
+
+  /** Decides what one client command becomes upstream; returns the bytes to send (or nothing). */
+  private onCommand(frame: Buffer, payload: Buffer, lastSeq: number): Buffer | undefined {
+    if (payload.length === 0) throw new ProtocolError('empty command packet');
+    const command = payload[0]!;
+    const answerSeq = (lastSeq + 1) & 0xff;
+    const started = performance.now();
+    switch (command) {
+      case Command.QUERY: {
+        const sql = payload.toString('utf8', 1);
+        const kill = this.killRewrite(sql, answerSeq, started);
+        if (kill) return kill === 'refused' ? undefined : kill;
+        // Described before judging: the text is read under the sql_mode in force before it runs.
+        const texts = this.gate!.describe(sql);
+        const masks = this.masksOf(sql);
+        const refusal = this.auditRefusal() ?? this.judge(sql, shapeOf(texts));
+        if ('kind' in refusal || masks?.refusal) {
+          this.refuse(
+            'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
+            texts,
+            'text',
+            answerSeq,
+            started,
+          );
+          return undefined;
+        }
+        this.expect('results', {
+          via: 'text',
+          texts,
+          started,
+          command: 'QUERY',
+          ...notesOf(refusal),
+          ...(masks && { masks: masks.results }),
+        });
+        return frame;
+      }
+      case Command.STMT_PREPARE: {
+        const sql = payload.toString('utf8', 1);
+        const text = this.gate!.describeOne(sql);
+        const masks = this.masksOf(sql);
+        const refusal = this.auditRefusal() ?? this.judge(sql, text.statement);
+        if ('kind' in refusal || masks?.refusal) {
+          this.refuse(
+            'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
+            [text],
+            'prepared',
+            answerSeq,
+            started,
+          );
+          return undefined;
+        }
+        const notes = notesOf(refusal);
+        this.expect('prepare', {
+          started,
+          command: 'PREPARE',
+          prepares: { text, ...notes, ...(masks && { masks: masks.results[0] ?? 'all' }) },
+        });
+        return frame;
+      }
+      case Command.STMT_EXECUTE: {
+        const r = new PayloadReader(payload, 1);
+        const id = r.u32();
+        const flags = r.u8();
+        const prepared = id === 0xffffffff ? this.lastPrepared : this.statements.get(id);
+        const text = prepared?.text ?? UNKNOWN_TEXT;
+        const audit = this.auditRefusal();
+        if (audit) {
+          this.refuse(audit, [text], 'prepared', answerSeq, started);
+          return undefined;
+        }
+        if (flags & 0x07) {
+          this.refuse(
+            {
+              kind: MysqlError.NOT_SUPPORTED,
+              message: 'Gatehouse does not relay server-side cursors: execute without a cursor',
+              reason: 'cursor',
+            },
+            [text],
+            'prepared',
+            answerSeq,
+            started,
+          );
+          return undefined;
+        }
+        this.expect('results', {
+          via: 'prepared',
+          texts: [text],
+          started,
+          command: 'EXECUTE',
+          ...(prepared?.notes && { notes: prepared.notes }),
+          ...(this.masking && { masks: [prepared?.masks ?? 'all'], binary: true }),
+        });
+        return frame;
+      }
+      case Command.STMT_CLOSE: {
+        const id = new PayloadReader(payload, 1).u32();
+        this.statements.delete(id);
+        return frame;
+      }
+      case Command.STMT_SEND_LONG_DATA:
+        return frame;
+      case Command.STMT_RESET:
+      case Command.PING:
+      case Command.SET_OPTION:
+      case Command.STATISTICS:
+        this.expect('single', { started, command: commandName(command) });
+        return frame;
+      case Command.INIT_DB: {
+        const database = payload.toString('utf8', 1);
+        const texts = [{ statement: `USE \`${database.replaceAll('`', '``')}\``, fingerprint: null }];
+        this.expect('single', { via: 'text', texts, started, command: 'INIT DB' });
+        return frame;
+      }
+      case Command.FIELD_LIST:
+        this.expect('field-list', { started, command: 'FIELD LIST' });
+        return frame;
+      case Command.RESET_CONNECTION:
+        this.expect('single', { started, command: 'RESET CONNECTION', resets: true });
+        return frame;
+      case Command.QUIT:
+        this.endReason = 'client';
+        return frame;
+      case Command.PROCESS_KILL: {
+        const target = new PayloadReader(payload, 1).u32();
+        const rewritten = this.killRewrite(`KILL ${target}`, answerSeq, started);
+        return rewritten === 'refused' || rewritten === undefined ? undefined : rewritten;
+      }
+      case Command.CHANGE_USER:
+        this.refuse(
+          {
+            kind: MysqlError.SPECIFIC_ACCESS_DENIED,
+            message:
+              'Gatehouse refuses COM_CHANGE_USER: the identity is fixed for the connection; open a new connection',
+            reason: 'change-user',
+          },
+          [{ statement: '<change user>', fingerprint: null }],
+          'text',
+          answerSeq,
+          started,
+        );
+        return undefined;
+      default:
+        // Replication, shutdown, debug and the long-gone commands: not for a governed session.
+        this.refuse(
+          {
+            kind: MysqlError.UNKNOWN_COMMAND,
+            message: `Gatehouse does not relay command 0x${command.toString(16)}`,
+            reason: 'unsupported-command',
+          },
+          [{ statement: `<command 0x${command.toString(16)}>`, fingerprint: null }],
+          'text',
+          answerSeq,
+          started,
+        );
+        return undefined;
+    }
+  }
+
+  private expect(shape: ResponseShape, entry: Omit<Pending, 'tracker' | 'index'>): void {
+    this.pending.push({ ...entry, tracker: new ResponseTracker(shape, this.deprecateEof), index: 0 });
+  }
+
+  /**
+   * `KILL [QUERY|CONNECTION] n` names a thread id the client saw in its greeting: the proxy maps it to the
+   * upstream thread, and only for a session of the same identity. Returns the rewritten command, 'refused'
+   * (answered already), or undefined when `sql` is no KILL.
+   */
+  private killRewrite(sql: string, answerSeq: number, started: number): Buffer | 'refused' | undefined {
+    const kill = killTarget(sql);
+    if (!kill) return undefined;
+    const target = this.deps.sessions.lookup(kill.id);
+    const text: QueryText = { statement: `KILL ${kill.scope} ?`, fingerprint: null };
+    if (
+      !target ||
+      target.upstreamThreadId === undefined ||
+      target.identity?.subject !== this.identity?.subject
+    ) {
+      this.refuse(
+        {
+          kind: MysqlError.NO_SUCH_THREAD,
+          message: `Unknown thread id: ${kill.id}`,
+          reason: 'kill-not-own-session',
+        },
+        [text],
+        'text',
+        answerSeq,
+        started,
+      );
+      return 'refused';
+    }
+    this.expect('results', { via: 'text', texts: [text], started, command: 'KILL' });
+    return packet(Buffer.from(`\x03KILL ${kill.scope} ${target.upstreamThreadId}`, 'latin1'), 0);
+  }
+
+  private judge(sql: string, shape: string | null): Refusal | { notes?: readonly string[] } {
+    let decision: Decision | undefined;
+    try {
+      decision = this.gate?.check(sql, shape);
+    } catch (error) {
+      this.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'statement analysis failed',
+      );
+      return {
+        kind: MysqlError.SPECIFIC_ACCESS_DENIED,
+        message: 'Gatehouse could not analyse the statement, so it was not run',
+        reason: 'analysis-failed',
+      };
+    }
+    if (!decision) return {};
+    const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
+    if (decision.outcome === 'refuse') {
+      const byAccess = decision.policyKind === 'DatabaseAccess';
+      return {
+        kind: byAccess ? MysqlError.SPECIFIC_ACCESS_DENIED : MysqlError.TABLE_ACCESS_DENIED,
+        message:
+          decision.action === 'requireApproval'
+            ? `${decision.message} (this statement requires approval before it can run)`
+            : decision.message,
+        reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}`,
+      };
+    }
+    if (decision.outcome === 'allow-with-warnings')
+      for (const warning of decision.warnings) notes.push(`warning: ${warning.guardrail}/${warning.rule}`);
+    return notes.length > 0 ? { notes } : {};
+  }
+
+  private auditRefusal(): Refusal | undefined {
+    const { audit, config } = this.deps;
+    if (audit.healthy || !config.audit.failClosed) return undefined;
+    return {
+      kind: MysqlError.AUDIT_UNAVAILABLE,
+      message: 'Gatehouse refused the statement: the audit log cannot be written',
+      reason: 'audit-unavailable',
+    };
+  }
+
+  /** Answers a command with an error of our own, in order with the answers still owed. */
+  private refuse(
+    refusal: Refusal,
+    texts: readonly QueryText[],
+    via: 'text' | 'prepared',
+    seq: number,
+    started: number,
+  ): void {
+    const err = errPacket(refusal.kind, refusal.message, seq);
+    for (const text of texts.length > 0 ? texts : [UNKNOWN_TEXT])
+      this.record(via, started, text, 'refused', { reason: refusal.reason, sqlstate: refusal.kind.sqlstate });
+    this.pending.push({ tracker: undefined, synthetic: err, index: 0, started, command: 'REFUSED' });
+  }
+
+  /** Sends refusals that nothing is waiting before any more. */
+  private flushSynthetic(): void {
+    let wrote = false;
+    while (this.pending.length > 0 && this.pending[0]!.synthetic) {
+      this.toClient.add(this.pending.shift()!.synthetic!);
+      wrote = true;
+    }
+    if (wrote) this.toClient.flush(this.client);
+  }
+
+  private onServerData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.deps.metrics.bytesOut(chunk.length);
+    try {
+      this.scanner!.scan(chunk, this.classifyPacket, this.handlePacket, this.toClient.add);
+    } catch (error) {
+      this.toClient.reset();
+      this.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'invalid data from the database',
+      );
+      this.deps.metrics.upstreamError('protocol');
+      this.sendFatal(MysqlError.MALFORMED, 'Gatehouse received invalid data from the database', 0);
+      return;
+    }
+    this.toClient.flush(this.client);
+    if (this.client.writableNeedDrain) this.upstream!.pause();
+  }
+
+  private classify(first: number, length: number): boolean {
+    const head = this.pending[0];
+    if (!head?.tracker) return true;
+    const wanted = head.tracker.classify(first, length) || head.tracker.done;
+    if (head.masks && !wanted && head.tracker.lastAccounted) {
+      // Masking reads every column definition (for the types) and every row.
+      this.maskedPacket = length >= MAX_PACKET_PAYLOAD ? 'too-large' : head.tracker.lastAccounted;
+      return true;
+    }
+    if (!head.internal) return wanted;
+    // The answer to a command of the proxy's own never reaches the client: every packet is taken, and
+    // those the tracker has accounted for already are only dropped.
+    this.dropUnread = !wanted;
+    return true;
+  }
+
+  private onServerPacket(p: Buffer): Buffer | undefined {
+    const head = this.pending[0];
+    if (!head?.tracker) {
+      // Nothing asked: the server says goodbye (an ERR before it closes, e.g. after KILL CONNECTION).
+      if (p[4] === 0xff) this.endReason = 'upstream';
+      return p;
+    }
+    if (this.dropUnread) {
+      this.dropUnread = false;
+      return undefined;
+    }
+    if (this.maskedPacket) {
+      const kind = this.maskedPacket;
+      this.maskedPacket = undefined;
+      return this.maskPacket(head, kind, p);
+    }
+    const { end, prepared } = head.tracker.read(p.subarray(4));
+    if (prepared && head.prepares) {
+      this.statements.set(prepared.statementId, head.prepares);
+      this.lastPrepared = head.prepares;
+    }
+    if (end) this.onResultEnd(head, end);
+    if (!head.tracker.done) return head.internal ? undefined : p;
+    this.pending.shift();
+    if (head.resets && end?.ok) this.afterReset();
+    const out = head.internal ? [] : [p];
+    while (this.pending.length > 0 && this.pending[0]!.synthetic) out.push(this.pending.shift()!.synthetic!);
+    if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));
+    return out.length === 1 ? out[0] : out.length === 0 ? undefined : Buffer.concat(out);
+  }
+
+  /** The masks of a text's results when the session masks; a refusal when it filters by masked columns. */
+  private masksOf(sql: string): ReturnType<typeof resultMasks> | undefined {
+    if (!this.masking || !this.catalog) return undefined;
+    return resultMasks(this.gate!.lineage(sql, this.catalog), this.catalog, this.masking);
+  }
+
+  /** A column definition (kept for its type) or a row (masked) of a result the session masks. */
+  private maskPacket(head: Pending, kind: 'definition' | 'row' | 'too-large', p: Buffer): Buffer | undefined {
+    if (kind === 'too-large') {
+      // Its continuation would pass unread: a row that cannot be masked ends the session instead.
+      this.logger.warn('a row of 16 MiB or more in a masked result: closing the session');
+      this.sendFatal(
+        MysqlError.PACKET_TOO_LARGE,
+        'Gatehouse cannot mask rows of 16 MiB or more',
+        0,
+        'masking',
+      );
+      return undefined;
+    }
+    const result = head.tracker!.resultIndex;
+    if (this.columnsOf?.head !== head || this.columnsOf.result !== result) {
+      this.columns = [];
+      this.columnsOf = { head, result };
+    }
+    if (kind === 'definition') {
+      this.columns.push(columnType(p.subarray(4)));
+      return p;
+    }
+    const payload = p.subarray(4);
+    const mask = head.masks?.[result] ?? 'all';
+    const masking = this.masking!;
+    const masked = head.binary
+      ? maskBinaryRow(payload, this.columns, mask, masking)
+      : maskTextRow(payload, this.columns, mask, masking);
+    if (masked === payload) return p;
+    if (masked.length >= MAX_PACKET_PAYLOAD) {
+      this.sendFatal(
+        MysqlError.PACKET_TOO_LARGE,
+        'Gatehouse cannot mask rows of 16 MiB or more',
+        0,
+        'masking',
+      );
+      return undefined;
+    }
+    return packet(masked, p[3]!);
+  }
+
+  private onResultEnd(head: Pending, end: NonNullable<ReturnType<ResponseTracker['read']>['end']>): void {
+    if (end.status !== undefined) this.status = end.status;
+    if (head.internal) return;
+    if (head.command === 'PREPARE') {
+      // A prepare is audited when it fails; its executions are audited as statements.
+      if (!end.ok)
+        this.record('prepared', head.started, head.prepares?.text ?? UNKNOWN_TEXT, 'error', {
+          ...(end.sqlstate && { sqlstate: end.sqlstate }),
+        });
+      return;
+    }
+    if (!head.texts) return;
+    const text = head.texts[head.index] ?? head.texts[head.texts.length - 1] ?? UNKNOWN_TEXT;
+    if (end.ok)
+      this.record(head.via ?? 'text', head.started, text, 'ok', {
+        command: commandOf(text) ?? head.command,
+        rows: end.rows,
+        ...(head.notes && { reason: head.notes.join('; ') }),
+      });
+    else
+      this.record(head.via ?? 'text', head.started, text, 'error', {
+        ...(end.sqlstate && { sqlstate: end.sqlstate }),
+      });
+    head.index++;
+    head.started = performance.now();
+  }
+
+  /** COM_RESET_CONNECTION dropped user variables and prepared statements: tag the session again. */
+  private afterReset(): void {
+    this.statements.clear();
+    this.lastPrepared = undefined;
+    this.gate?.reset();
+    for (const sql of this.setupQueries) {
+      this.pending.push({
+        tracker: new ResponseTracker('results', this.deprecateEof),
+        internal: true,
+        index: 0,
+        started: performance.now(),
+        command: 'SETUP',
+      });
+      this.upstream!.write(packet(Buffer.from(`\x03${sql}`, 'utf8'), 0));
+    }
+  }
+
+  private record(
+    via: 'text' | 'prepared',
+    started: number,
+    text: QueryText,
+    outcome: StatementEvent['outcome'],
+    extra: { command?: string; rows?: number | undefined; sqlstate?: string; reason?: string },
+  ): void {
+    const seconds = (performance.now() - started) / 1000;
+    const { metrics } = this.deps;
+    if (outcome === 'ok') metrics.statementOk();
+    else if (outcome === 'error') metrics.statementError();
+    else metrics.statementRefused();
+    metrics.observeDuration(seconds);
+    this.statementCount++;
+    this.deps.audit.record({
+      type: 'statement',
+      context: this.context!,
+      statement: text.statement,
+      fingerprint: text.fingerprint,
+      via,
+      outcome,
+      ...(extra.command !== undefined && { command: extra.command }),
+      ...(extra.rows !== undefined && { rows: extra.rows }),
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+      ...(extra.sqlstate !== undefined && { sqlstate: extra.sqlstate }),
+      ...(extra.reason !== undefined && { reason: extra.reason }),
+    });
+  }
+
+  private refuseConnection(user: string, sqlstate: string, reason: string): void {
+    this.deps.metrics.connection('refused');
+    this.deps.audit.record({
+      type: 'connection.refused',
+      client: this.peer,
+      protocol: 'mysql',
+      user,
+      database: this.deps.config.upstream.database,
+      sqlstate,
+      reason,
+    });
+  }
+
+  private failStartup(error: unknown): void {
+    if (this.closed) return;
+    if (error instanceof RefusedStart) {
+      this.logger.info({ code: error.kind.code, reason: error.message }, 'connection refused');
+      this.sendFatal(error.kind, error.message, error.seq, 'refused');
+      return;
+    }
+    if (error instanceof ProtocolError) {
+      this.deps.metrics.connection('failed');
+      this.logger.info({ reason: error.message }, 'protocol error during the handshake');
+      this.sendFatal(MysqlError.MALFORMED, error.message, 2, 'protocol-error');
+      return;
+    }
+    this.deps.metrics.connection('failed');
+    this.logger.error(
+      { err: error instanceof Error ? error.message : String(error) },
+      'session failed during the handshake',
+    );
+    this.sendFatal(
+      MysqlError.MALFORMED,
+      'internal error in Gatehouse; see the proxy log',
+      2,
+      'internal-error',
+    );
+  }
+
+  private protocolViolation(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.logger.warn({ reason: message }, 'protocol violation by client; closing the session');
+    this.sendFatal(MysqlError.MALFORMED, `Gatehouse closed the connection: ${message}`, 1, 'protocol-error');
+  }
+
+  private sendFatal(kind: MysqlErrorKind, message: string, seq: number, reason?: string): void {
+    if (reason) this.endReason = reason;
+    if (!this.client.destroyed && this.client.writable) this.client.end(errPacket(kind, message, seq));
+    this.close(this.endReason);
+  }
+
+  /** Idempotent: tears both sides down and writes the session's last audit record. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.deps.sessions.release(this.connectionId);
+    if (this.upstream) {
+      if (!this.upstream.destroyed && this.upstream.writable)
+        this.upstream.end(packet(Buffer.from([Command.QUIT]), 0));
+      setTimeout(() => this.upstream?.destroy(), 1000).unref();
+    }
+    if (!this.client.writableEnded) this.client.end();
+    setTimeout(() => this.client.destroy(), 1000).unref();
+    if (this.context) {
+      this.deps.metrics.active(-1);
+      this.deps.audit.record({
+        type: 'connection.end',
+        context: this.context,
+        durationMs: Date.now() - this.startedAt,
+        statements: this.statementCount,
+        reason,
+      });
+      this.logger.info({ reason, statements: this.statementCount }, 'session ended');
+    }
+    for (const listener of this.onClosed.splice(0)) listener();
+  }
+}
+
+/** A handshake the proxy refuses, with the error the client gets. */
+class RefusedStart extends Error {
+  readonly kind: MysqlErrorKind;
+  readonly seq: number;
+  constructor(kind: MysqlErrorKind, message: string, seq = 0) {
+    super(message);
+    this.kind = kind;
+    this.seq = seq;
+  }
+}
+
+const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+
+/**
+ * The base tables of the session's database and their columns, for lineage. Views are left out on
+ * purpose: a view the catalog does not list cannot be traced, so what it returns is masked.
+ */
+const CATALOG_QUERY =
+  "SELECT c.TABLE_NAME, c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE <> 'VIEW' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION";
+
+function catalogOf(rows: readonly (readonly (string | null)[])[], database: string): Catalog {
+  const tables = new Map<string, { schema: string; name: string; columns: { name: string }[] }>();
+  for (const [table, column] of rows) {
+    if (table === null || table === undefined || column === null || column === undefined) continue;
+    let entry = tables.get(table);
+    if (!entry) {
+      entry = { schema: database, name: table, columns: [] };
+      tables.set(table, entry);
+    }
+    entry.columns.push({ name: column });
+  }
+  return createCatalog({ tables: [...tables.values()], searchPath: [database] });
+}
+
+function maskingRefusal(reason: string): Refusal {
+  return {
+    kind: MysqlError.TABLE_ACCESS_DENIED,
+    message: `Gatehouse masking refuses the statement: ${reason}, which would reveal masked values; the MaskingPolicy does not allow predicates over masked columns`,
+    reason: `MaskingPolicy: ${reason}`,
+  };
+}
+
+/** The shape of a COM_QUERY text: its statements' normalisations, when every one could be read. */
+function shapeOf(texts: readonly QueryText[]): string | null {
+  if (texts.some((t) => t.statement === null)) return null;
+  return texts.map((t) => t.statement).join(';\n');
+}
+
+/** The statement's first keyword, as the audit's command (`SELECT`, `INSERT`...), like PostgreSQL's tag. */
+function commandOf(text: QueryText): string | undefined {
+  const word = /^[A-Za-z]+/.exec(text.statement ?? '')?.[0];
+  return word?.toUpperCase();
+}
+
+function notesOf(verdict: { notes?: readonly string[] }): { notes?: readonly string[] } {
+  return verdict.notes ? { notes: verdict.notes } : {};
+}
+
+function commandName(command: number): string {
+  for (const [name, value] of Object.entries(Command))
+    if (value === command) return name.replaceAll('_', ' ');
+  return `0x${command.toString(16)}`;
+}
+
+/** 20 printable bytes: some clients treat the scramble as a C string. */
+function randomScramble(): Buffer {
+  const bytes = randomBytes(20);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = 0x21 + (bytes[i]! % 94);
+  return bytes;
+}
+
+function nulTerminated(bytes: Buffer): string {
+  const end = bytes.indexOf(0);
+  return bytes.toString('utf8', 0, end < 0 ? bytes.length : end);
+}
+
+interface HandshakeResponse {
+  readonly capabilities: number;
+  readonly charset: number;
+  readonly user: string;
+  readonly auth: Buffer;
+  readonly database: string;
+  readonly plugin: string;
+}
+
+function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
+  const r = new PayloadReader(payload);
+  const capabilities = r.u32();
+  if (!(capabilities & Capability.PROTOCOL_41))
+    throw new ProtocolError('Gatehouse speaks protocol 4.1 only; this client is too old');
+  r.u32();
+  const charset = r.u8();
+  r.skip(23);
+  const user = r.nulBytes().toString('utf8');
+  let auth: Buffer;
+  if (capabilities & Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA) auth = r.lenencBytes();
+  else if (capabilities & Capability.SECURE_CONNECTION) auth = r.bytes(r.u8());
+  else auth = r.nulBytes();
+  const database =
+    capabilities & Capability.CONNECT_WITH_DB && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
+  const plugin =
+    capabilities & Capability.PLUGIN_AUTH && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
+  return { capabilities, charset, user, auth, database, plugin };
+}
+
+/**
+ * Tags the upstream session with the identity, so the database's own logs (general log, processlist,
+ * slow log) and queries see it in clear. The literal doubles quotes and backslashes: under either
+ * backslash mode it stays one string, so no identity text can change the statement (at worst a
+ * backslash shows twice).
+ */
+function identitySetup(identity: Identity, session: string): string[] {
+  const literal = (text: string) => `_utf8mb4'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+  return [`SET @gatehouse_identity = ${literal(identity.subject)}, @gatehouse_session = ${literal(session)}`];
+}

@@ -1,0 +1,40 @@
+/**
+ * The parts of MySQL's `sql_mode` that change how text is tokenised. Other modes change what
+ * statements do, not what they are, so the analysis ignores them.
+ */
+export interface MysqlSqlMode {
+  /** `"x"` is an identifier, not a string. */
+  readonly ansiQuotes: boolean;
+  /** A backslash in a string is an ordinary character. */
+  readonly noBackslashEscapes: boolean;
+}
+
+export const DEFAULT_SQL_MODE: MysqlSqlMode = Object.freeze({ ansiQuotes: false, noBackslashEscapes: false });
+
+/** Every combination, for text whose mode cannot be known: it is read the same under all of them, or not at all. */
+export const EVERY_SQL_MODE: readonly MysqlSqlMode[] = Object.freeze(
+  [false, true].flatMap((ansiQuotes) =>
+    [false, true].map((noBackslashEscapes) => Object.freeze({ ansiQuotes, noBackslashEscapes })),
+  ),
+);
+
+/** Combination modes (MySQL and MariaDB) that include ANSI_QUOTES. */
+const ANSI_QUOTES_MODES = new Set(['ANSI_QUOTES', 'ANSI', 'DB2', 'MAXDB', 'MSSQL', 'ORACLE', 'POSTGRESQL']);
+
+/** The value of `sql_mode` as the server takes it: a comma-separated list, case-insensitive. */
+export function parseSqlMode(value: string): MysqlSqlMode {
+  const names = value.split(',').map((name) => name.trim().toUpperCase());
+  return modeOf(
+    names.some((name) => ANSI_QUOTES_MODES.has(name)),
+    names.includes('NO_BACKSLASH_ESCAPES'),
+  );
+}
+
+export function modeOf(ansiQuotes: boolean, noBackslashEscapes: boolean): MysqlSqlMode {
+  return EVERY_SQL_MODE[(ansiQuotes ? 2 : 0) + (noBackslashEscapes ? 1 : 0)]!;
+}
+
+/** A short key for caches. */
+export function sqlModeKey(mode: MysqlSqlMode): string {
+  return (mode.ansiQuotes ? 'A' : 'a') + (mode.noBackslashEscapes ? 'B' : 'b');
+}

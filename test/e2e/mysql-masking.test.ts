@@ -1,0 +1,232 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
+import { lexMysql } from '../../sidecar/src/sql/mysql/lexer.ts';
+import { DEFAULT_SQL_MODE } from '../../sidecar/src/sql/mysql/sql-mode.ts';
+import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
+import { type ProxyProcess, REPO_ROOT, startProxyProcess } from './support/proxy-process.ts';
+
+interface RedTeamCase {
+  readonly id: string;
+  readonly sql: string;
+  readonly expect: 'block' | 'mask' | 'allow';
+}
+const CASES: RedTeamCase[] = readFileSync(
+  join(REPO_ROOT, 'sidecar/src/policy/guardrails/testdata/redteam-mysql.jsonl'),
+  'utf8',
+)
+  .trim()
+  .split('\n')
+  .map((line) => JSON.parse(line) as RedTeamCase);
+
+/** The red-team schema (../shared/redteam/schema-mysql.sql) in a database of its own. */
+const DATABASE = 'rt_mask';
+const SCHEMA = `DROP DATABASE IF EXISTS rt_mask; CREATE DATABASE rt_mask; USE rt_mask;
+CREATE TABLE customers(id int, name text, email text, ssn text, phone text, card text, notes text);
+CREATE TABLE orders(id int, customer_id int, amount decimal(10,2), shipped_to text);
+INSERT INTO customers VALUES (1,'Alice Smith','alice@example.com','123-45-6789','+1-555-0100','4111111111111111','vip'),(2,'Bob Jones','bob@example.com','987-65-4321','+1-555-0199','5500000000000004','test');
+INSERT INTO orders VALUES (1,1,10.5,'1 Main St'),(2,2,20,'2 Oak Ave');
+CREATE VIEW contacts AS SELECT id, email AS contact FROM customers;`;
+
+/** Every PII value of the data, in the forms a leak could take. */
+const PII = [
+  'Alice Smith',
+  'Bob Jones',
+  'alice@example.com',
+  'bob@example.com',
+  '123-45-6789',
+  '987-65-4321',
+  '+1-555-0100',
+  '+1-555-0199',
+  '4111111111111111',
+  '5500000000000004',
+];
+const leaks = (result: unknown): string[] => {
+  const text = JSON.stringify(result, (_k, v: unknown) =>
+    Buffer.isBuffer(v)
+      ? v.toString('latin1')
+      : (v as { type?: string; data?: number[] })?.type === 'Buffer'
+        ? Buffer.from((v as { data: number[] }).data).toString('latin1')
+        : v,
+  );
+  const lower = text.toLowerCase();
+  return PII.filter(
+    (value) =>
+      lower.includes(value.toLowerCase()) ||
+      lower.includes(Buffer.from(value).toString('hex')) ||
+      lower.includes(Buffer.from(value).toString('base64').toLowerCase()),
+  );
+};
+
+const server = inject('mariadb');
+let proxy: ProxyProcess;
+
+beforeAll(async () => {
+  const admin = await directMysql(server);
+  await admin.query(SCHEMA);
+  await admin.query(`GRANT ALL PRIVILEGES ON rt_mask.* TO '${server.users.native.user}'@'%'`);
+  await admin.end();
+  const config = mysqlProxyConfig(server);
+  (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+  proxy = await startProxyProcess(config, {
+    extraDocuments: [
+      DEFAULT_GUARDRAIL,
+      {
+        apiVersion: 'gatehouse.dev/v1alpha1',
+        kind: 'MaskingPolicy',
+        metadata: { name: 'pii' },
+        spec: { autoDetect: true },
+      },
+      {
+        apiVersion: 'gatehouse.dev/v1alpha1',
+        kind: 'DatabaseAccess',
+        metadata: { name: 'demo' },
+        spec: {
+          subjects: [{ kind: 'User', name: 'local:demo' }],
+          allow: ['read', 'write'],
+          guardrails: ['gatehouse-defaults'],
+          maskingPolicies: ['pii'],
+        },
+      },
+    ],
+  });
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+});
+
+const client = () => mysqlClient(proxy.port, { database: DATABASE, multipleStatements: true });
+const single = (sql: string) => lexMysql(sql, DEFAULT_SQL_MODE).statements.length === 1;
+
+/** Runs `run` in a transaction rolled back after, so DML cases leave the rows as they were. */
+async function inRollback<T>(c: mysql.Connection, run: () => Promise<T>): Promise<T> {
+  await c.query('BEGIN');
+  try {
+    return await run();
+  } finally {
+    await c.query('ROLLBACK');
+  }
+}
+
+describe('red-team mask cases return no clear PII (or are refused)', () => {
+  const masks = CASES.filter((c) => c.expect === 'mask');
+  it.each(masks.map((c) => [c.id, c] as const))('%s (COM_QUERY)', async (_id, testCase) => {
+    const c = await client();
+    try {
+      const outcome = await inRollback(c, () => c.query(testCase.sql)).then(
+        ([rows]) => rows,
+        (e: { errno?: number }) => ({ refused: e.errno }),
+      );
+      if ('refused' in (outcome as object))
+        expect([1142, 1227]).toContain((outcome as { refused: number }).refused);
+      expect(leaks(outcome)).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it.each(masks.filter((c) => single(c.sql)).map((c) => [c.id, c] as const))(
+    '%s (prepared statement)',
+    async (_id, testCase) => {
+      const c = await client();
+      try {
+        const outcome = await inRollback(c, () => c.execute(testCase.sql)).then(
+          ([rows]) => rows,
+          (e: { errno?: number }) => ({ refused: e.errno }),
+        );
+        if ('refused' in (outcome as object))
+          expect([1142, 1227]).toContain((outcome as { refused: number }).refused);
+        expect(leaks(outcome)).toEqual([]);
+      } finally {
+        await c.end();
+      }
+    },
+  );
+});
+
+describe('the leak check itself', () => {
+  it('sees the PII of every mask case through a proxy without a MaskingPolicy', async () => {
+    const config = mysqlProxyConfig(server);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const plain = await startProxyProcess(config);
+    const c = await mysqlClient(plain.port, { database: DATABASE, multipleStatements: true });
+    try {
+      for (const testCase of CASES.filter((t) => t.expect === 'mask')) {
+        const [rows] = await inRollback(c, () => c.query(testCase.sql));
+        expect(leaks(rows), testCase.id).not.toEqual([]);
+      }
+    } finally {
+      await c.end();
+      await plain.stop();
+    }
+  });
+});
+
+describe('masking keeps what is not sensitive', () => {
+  it('leaves ids, notes and orders as they are, and redacts PII columns (auto-detection)', async () => {
+    const c = await client();
+    try {
+      const [rows] = await c.query('SELECT id, email, ssn, notes FROM customers ORDER BY id');
+      const list = rows as { id: number; email: string; ssn: string; notes: string }[];
+      expect(list.map((r) => [r.id, r.notes])).toEqual([
+        [1, 'vip'],
+        [2, 'test'],
+      ]);
+      expect(list[0]!.email).toBe('****');
+      expect(list[0]!.ssn).toBe('****');
+      const [orders] = await c.query('SELECT id, customer_id, amount FROM orders ORDER BY id');
+      expect(orders).toEqual([
+        { id: 1, customer_id: 1, amount: '10.50' },
+        { id: 2, customer_id: 2, amount: '20.00' },
+      ]);
+      const [prepared] = await c.execute('SELECT id, email FROM customers WHERE id = ?', [2]);
+      expect((prepared as { id: number }[])[0]!.id).toBe(2);
+      expect(leaks(prepared)).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('masks what comes through a view the catalog cannot trace', async () => {
+    const c = await client();
+    try {
+      const [rows] = await c.query('SELECT contact FROM contacts');
+      expect(leaks(rows)).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('refuses a predicate over a masked column, which would reveal it one question at a time', async () => {
+    const c = await client();
+    try {
+      const error = (await c.query("SELECT id FROM customers WHERE ssn LIKE '1%'").then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { errno?: number; sqlMessage?: string } | undefined;
+      expect(error?.errno).toBe(1142);
+      expect(error?.sqlMessage).toMatch(/masked column customers\.ssn/);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('scans values as a second line: PII in a column no name gives away is masked', async () => {
+    const admin = await directMysql(server, DATABASE);
+    await admin.query(
+      "CREATE TABLE IF NOT EXISTS memos(id int, body text); REPLACE INTO memos VALUES (1, 'call alice@example.com about 4111111111111111')",
+    );
+    await admin.end();
+    const c = await client();
+    try {
+      const [rows] = await c.query('SELECT body FROM memos');
+      expect(leaks(rows)).toEqual([]);
+      expect((rows as { body: string }[])[0]!.body).toMatch(/^call .* about /);
+    } finally {
+      await c.end();
+    }
+  });
+});
