@@ -81,6 +81,23 @@ const single = (sql: string) => lexMysql(sql, DEFAULT_SQL_MODE).statements.lengt
 
 type MysqlFailure = { errno?: number; sqlMessage?: string } | undefined;
 
+describe('who may connect', () => {
+  it('refuses a login to an identity no DatabaseAccess names (1045, naming why)', async () => {
+    const refused = (await mysqlClient(proxy.port, {
+      user: 'admin',
+      password: 'admin-secret',
+      database: DATABASE,
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as MysqlFailure;
+    expect(refused?.errno).toBe(1045);
+    expect(refused?.sqlMessage).toContain(
+      `no DatabaseAccess grants local:admin access to database '${DATABASE}'`,
+    );
+  });
+});
+
 describe('red-team block cases are refused before they reach the database', () => {
   const blocks = CASES.filter((c) => c.expect === 'block');
 

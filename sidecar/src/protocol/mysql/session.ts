@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
+import { grantsFor } from '../../policy/grants-for.ts';
 import type { Decision } from '../../policy/guardrails/decide.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { PolicySource } from '../../policy/statement-gate.ts';
@@ -320,6 +321,18 @@ export class MysqlSession {
         throw new RefusedStart(
           MysqlError.AUDIT_UNAVAILABLE,
           `Gatehouse cannot write its audit log, so it accepts no connections: ${this.deps.audit.failure}`,
+          seq,
+        );
+      }
+
+      // Who may connect is the policy's first question: an identity no grant names gets no session.
+      const policy = this.deps.policy();
+      if (policy && grantsFor(identity, policy, config.upstream.database).length === 0) {
+        const reason = `no DatabaseAccess grants ${identity.subject} access to database '${config.upstream.database}'`;
+        this.refuseConnection(response.user, '28000', reason);
+        throw new RefusedStart(
+          MysqlError.ACCESS_DENIED,
+          `Access denied for user '${response.user}' (Gatehouse: ${reason})`,
           seq,
         );
       }
