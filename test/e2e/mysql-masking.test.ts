@@ -214,6 +214,27 @@ describe('masking keeps what is not sensitive', () => {
     }
   });
 
+  it('refuses writes that would copy masked values into a column shown in clear', async () => {
+    const c = await client();
+    try {
+      for (const sql of [
+        'UPDATE customers SET notes = ssn WHERE id = 1',
+        'INSERT INTO customers (id, notes) SELECT 9, email FROM customers WHERE id = 1',
+      ]) {
+        const error = (await c.query(sql).then(
+          () => undefined,
+          (e: unknown) => e,
+        )) as { errno?: number; sqlMessage?: string } | undefined;
+        expect(error?.errno, sql).toBe(1142);
+        expect(error?.sqlMessage, sql).toMatch(/copy masked values into customers\.notes/);
+      }
+      const [rows] = await c.query('SELECT notes FROM customers WHERE id = 1');
+      expect(rows).toEqual([{ notes: 'vip' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('scans values as a second line: PII in a column no name gives away is masked', async () => {
     const admin = await directMysql(server, DATABASE);
     await admin.query(

@@ -50,6 +50,24 @@ export function resultMasks(
       const over = statement.predicates.sources.find((s) => masking.columnMask(s.schema, s.table, s.column));
       if (over) refusal = `it filters or orders by the masked column ${over.table}.${over.column}`;
     }
+    // Masked values must not be laundered into columns (or functions) that show them in clear later.
+    for (const write of statement.writes) {
+      if (refusal !== undefined) break;
+      const mask = sourceMask(write) ?? (write.opaque && readsSensitive ? REDACT_UNKNOWN : undefined);
+      if (!mask) continue;
+      if (write.target.kind === 'function') {
+        refusal = `it would pass masked values to ${write.target.name}()`;
+        break;
+      }
+      const { schema, table, column } = write.target.column;
+      const target = masking.columnMask(schema, table, column);
+      const sameMethod = write.sources.every((s) => {
+        const m = masking.columnMask(s.schema, s.table, s.column);
+        return m === undefined || m.method === target?.method;
+      });
+      if (!target || !sameMethod || write.wholeRows.length > 0)
+        refusal = `it would copy masked values into ${table}.${column}, which is not masked the same way`;
+    }
     const columns = statement.columns;
     if (columns === null) {
       results.push(readsSensitive ? 'all' : []);
