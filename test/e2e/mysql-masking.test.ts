@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -248,6 +248,50 @@ describe('masking keeps what is not sensitive', () => {
       expect((rows as { body: string }[])[0]!.body).toMatch(/^call .* about /);
     } finally {
       await c.end();
+    }
+  });
+});
+
+describe('masking policy hot reload', () => {
+  it('masks or unmasks an open session at its next command when the policy file changes', async () => {
+    const config = mysqlProxyConfig(server);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const reloading = await startProxyProcess(config, {
+      extraDocuments: [
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'MaskingPolicy',
+          metadata: { name: 'pii' },
+          spec: { autoDetect: true },
+        },
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'DatabaseAccess',
+          metadata: { name: 'demo' },
+          spec: { subjects: [{ kind: 'User', name: 'local:demo' }], allow: ['read'], maskingPolicies: [] },
+        },
+      ],
+    });
+    const file = join(reloading.dir, 'gatehouse.yaml');
+    const c = await mysqlClient(reloading.port, { database: DATABASE });
+    const email = async () =>
+      ((await c.query('SELECT email FROM customers WHERE id = 1'))[0] as { email: string }[])[0]!.email;
+    try {
+      expect(await email()).toBe('alice@example.com');
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace('maskingPolicies: []', 'maskingPolicies:\n    - pii'),
+      );
+      // Masked since the reload, the session has no catalog of its own: every column is masked.
+      await expect.poll(email, { timeout: 5000, interval: 100 }).toBe('****');
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace('maskingPolicies:\n    - pii', 'maskingPolicies: []'),
+      );
+      await expect.poll(email, { timeout: 5000, interval: 100 }).toBe('alice@example.com');
+    } finally {
+      await c.end();
+      await reloading.stop();
     }
   });
 });

@@ -7,6 +7,7 @@ import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
 import type { Decision } from '../../policy/guardrails/decide.ts';
+import type { Policy } from '../../policy/load-policy.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { PolicySource } from '../../policy/statement-gate.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
@@ -95,6 +96,8 @@ interface Pending {
   readonly resets?: boolean;
   /** Set when the session masks: each result's column masks, by result (missing: mask all). */
   readonly masks?: readonly ResultMask[];
+  /** The masking in force when the command was judged (its key and value scan). */
+  readonly masking?: SessionMasking;
   /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
   readonly binary?: boolean;
 }
@@ -145,7 +148,9 @@ export class MysqlSession {
   private setupQueries: readonly string[] = [];
   /** Set by classify for a packet of an internal command's answer that the tracker must not read. */
   private dropUnread = false;
-  private masking: SessionMasking | undefined;
+  private maskingMemo:
+    | { policy: Policy | undefined; at: number; masking: SessionMasking | undefined }
+    | undefined;
   private catalog: Catalog | undefined;
   /** Set by classify for a column definition or row that masking reads. */
   private maskedPacket: 'definition' | 'row' | 'too-large' | undefined;
@@ -395,7 +400,7 @@ export class MysqlSession {
       const sqlMode = upstream.setupRows[upstream.setupRows.length - 1]?.[0]?.[0] ?? null;
       this.gate = this.deps.createGate(identity, sqlMode);
       if (masking) {
-        this.masking = masking;
+        this.maskingMemo = { policy, at: Date.now(), masking };
         this.catalog = catalogOf(
           upstream.setupRows[upstream.setupRows.length - 2] ?? [],
           config.upstream.database,
@@ -506,7 +511,8 @@ export class MysqlSession {
         if (kill) return kill === 'refused' ? undefined : kill;
         // Described before judging: the text is read under the sql_mode in force before it runs.
         const texts = this.gate!.describe(sql);
-        const masks = this.masksOf(sql);
+        const masking = this.maskingNow();
+        const masks = masking && this.masksOf(sql, masking);
         const refusal = this.auditRefusal() ?? this.judge(sql, shapeOf(texts));
         if ('kind' in refusal || masks?.refusal) {
           this.refuse(
@@ -524,14 +530,15 @@ export class MysqlSession {
           started,
           command: 'QUERY',
           ...notesOf(refusal),
-          ...(masks && { masks: masks.results }),
+          ...(masks && { masks: masks.results, masking }),
         });
         return frame;
       }
       case Command.STMT_PREPARE: {
         const sql = payload.toString('utf8', 1);
         const text = this.gate!.describeOne(sql);
-        const masks = this.masksOf(sql);
+        const masking = this.maskingNow();
+        const masks = masking && this.masksOf(sql, masking);
         const refusal = this.auditRefusal() ?? this.judge(sql, text.statement);
         if ('kind' in refusal || masks?.refusal) {
           this.refuse(
@@ -582,7 +589,11 @@ export class MysqlSession {
           started,
           command: 'EXECUTE',
           ...(prepared?.notes && { notes: prepared.notes }),
-          ...(this.masking && { masks: [prepared?.masks ?? 'all'], binary: true }),
+          ...(this.maskingNow() && {
+            masks: [prepared?.masks ?? 'all'],
+            binary: true,
+            masking: this.maskingNow(),
+          }),
         });
         return frame;
       }
@@ -820,9 +831,30 @@ export class MysqlSession {
   }
 
   /** The masks of a text's results when the session masks; a refusal when it filters by masked columns. */
-  private masksOf(sql: string): ReturnType<typeof resultMasks> | undefined {
-    if (!this.masking || !this.catalog) return undefined;
-    return resultMasks(this.gate!.lineage(sql, this.catalog), this.catalog, this.masking);
+  private masksOf(sql: string, masking: SessionMasking): ReturnType<typeof resultMasks> {
+    // Masked only since a policy reload, the session has no catalog: every result is masked whole.
+    if (!this.catalog) return { results: [] };
+    return resultMasks(this.gate!.lineage(sql, this.catalog), this.catalog, masking);
+  }
+
+  /**
+   * The masking in force now: policy reloads and exemption expiries apply to the next command (looked
+   * at again at least every 30 s).
+   */
+  private maskingNow(): SessionMasking | undefined {
+    const policy = this.deps.policy();
+    const now = Date.now();
+    let memo = this.maskingMemo;
+    if (memo === undefined || memo.policy !== policy || now - memo.at > 30_000) {
+      const { database } = this.deps.config.upstream;
+      memo = {
+        policy,
+        at: now,
+        masking: sessionMasking(policy, this.identity!, database, this.deps.maskingKey, now),
+      };
+      this.maskingMemo = memo;
+    }
+    return memo.masking;
   }
 
   /** A column definition (kept for its type) or a row (masked) of a result the session masks. */
@@ -849,7 +881,8 @@ export class MysqlSession {
     }
     const payload = p.subarray(4);
     const mask = head.masks?.[result] ?? 'all';
-    const masking = this.masking!;
+    const masking = head.masking ?? this.maskingNow();
+    if (!masking) return p;
     const masked = head.binary
       ? maskBinaryRow(payload, this.columns, mask, masking)
       : maskTextRow(payload, this.columns, mask, masking);
