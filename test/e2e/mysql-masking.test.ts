@@ -214,6 +214,33 @@ describe('masking keeps what is not sensitive', () => {
     }
   });
 
+  it('records masked columns and their sources in the audit log', async () => {
+    const c = await client();
+    try {
+      await c.query('SELECT email AS contact_point, id FROM customers');
+      await c.execute('SELECT ssn AS ref FROM customers WHERE id = ?', [1]);
+    } finally {
+      await c.end();
+    }
+    const records = () =>
+      readFileSync(proxy.auditFile!, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((r) => r['type'] === 'statement' && r['outcome'] === 'ok');
+    await expect
+      .poll(() => records().find((r) => String(r['statement']).includes('contact_point'))?.['masked'])
+      .toEqual([`contact_point <- ${DATABASE}.customers.email: redact`]);
+    await expect
+      .poll(
+        () =>
+          records().find((r) => r['via'] === 'prepared' && String(r['statement']).includes('ref'))?.[
+            'masked'
+          ],
+      )
+      .toEqual([`ref <- ${DATABASE}.customers.ssn: redact`]);
+  });
+
   it('refuses writes that would copy masked values into a column shown in clear', async () => {
     const c = await client();
     try {

@@ -98,6 +98,8 @@ interface Pending {
   readonly masks?: readonly ResultMask[];
   /** The masking in force when the command was judged (its key and value scan). */
   readonly masking?: SessionMasking;
+  /** Per result, the masked columns described for the audit record. */
+  readonly masked?: readonly (readonly string[])[];
   /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
   readonly binary?: boolean;
 }
@@ -107,6 +109,8 @@ interface PreparedText {
   readonly notes?: readonly string[];
   /** What its executions' rows hide, when the session masks. */
   readonly masks?: ResultMask;
+  /** Those masked columns described for the audit record. */
+  readonly masked?: readonly string[];
 }
 
 interface Refusal {
@@ -530,7 +534,7 @@ export class MysqlSession {
           started,
           command: 'QUERY',
           ...notesOf(refusal),
-          ...(masks && { masks: masks.results, masking }),
+          ...(masks && { masks: masks.results, masking, masked: masks.described }),
         });
         return frame;
       }
@@ -554,7 +558,11 @@ export class MysqlSession {
         this.expect('prepare', {
           started,
           command: 'PREPARE',
-          prepares: { text, ...notes, ...(masks && { masks: masks.results[0] ?? 'all' }) },
+          prepares: {
+            text,
+            ...notes,
+            ...(masks && { masks: masks.results[0] ?? 'all', masked: masks.described[0] ?? ['*: redact'] }),
+          },
         });
         return frame;
       }
@@ -591,6 +599,7 @@ export class MysqlSession {
           ...(prepared?.notes && { notes: prepared.notes }),
           ...(this.maskingNow() && {
             masks: [prepared?.masks ?? 'all'],
+            masked: [prepared?.masked ?? ['* (not traced): redact']],
             binary: true,
             masking: this.maskingNow(),
           }),
@@ -833,7 +842,7 @@ export class MysqlSession {
   /** The masks of a text's results when the session masks; a refusal when it filters by masked columns. */
   private masksOf(sql: string, masking: SessionMasking): ReturnType<typeof resultMasks> {
     // Masked only since a policy reload, the session has no catalog: every result is masked whole.
-    if (!this.catalog) return { results: [] };
+    if (!this.catalog) return { results: [], described: [] };
     return resultMasks(this.gate!.lineage(sql, this.catalog), this.catalog, masking);
   }
 
@@ -917,6 +926,7 @@ export class MysqlSession {
         command: commandOf(text) ?? head.command,
         rows: end.rows,
         ...(head.notes && { reason: head.notes.join('; ') }),
+        masked: head.masked?.[head.index],
       });
     else
       this.record(head.via ?? 'text', head.started, text, 'error', {
@@ -948,7 +958,13 @@ export class MysqlSession {
     started: number,
     text: QueryText,
     outcome: StatementEvent['outcome'],
-    extra: { command?: string; rows?: number | undefined; sqlstate?: string; reason?: string },
+    extra: {
+      command?: string;
+      rows?: number | undefined;
+      sqlstate?: string;
+      reason?: string;
+      masked?: readonly string[] | undefined;
+    },
   ): void {
     const seconds = (performance.now() - started) / 1000;
     const { metrics } = this.deps;
@@ -969,6 +985,7 @@ export class MysqlSession {
       durationMs: Math.round(seconds * 1e6) / 1e3,
       ...(extra.sqlstate !== undefined && { sqlstate: extra.sqlstate }),
       ...(extra.reason !== undefined && { reason: extra.reason }),
+      ...(extra.masked !== undefined && extra.masked.length > 0 && { masked: extra.masked }),
     });
   }
 

@@ -9,6 +9,8 @@ export type ResultMask = readonly (ColumnMask | undefined)[] | 'all';
 /** What masking asks of one text: a mask per result (by statement), or a refusal. */
 export interface TextMasks {
   readonly results: readonly ResultMask[];
+  /** Per result, its masked columns for the audit record: `email <- rt.customers.email: redact`. */
+  readonly described: readonly (readonly string[])[];
   /** Set when the text filters or orders by a masked column and the policy does not allow it. */
   readonly refusal?: string;
 }
@@ -26,7 +28,7 @@ export function resultMasks(
   catalog: Catalog,
   masking: SessionMasking,
 ): TextMasks {
-  if (lineage.parseError) return { results: [] };
+  if (lineage.parseError) return { results: [], described: [] };
   const sensitiveTables = new Set<string>();
   for (const table of catalog.tables.values())
     if (table.columns.some((c) => masking.columnMask(table.schema, table.name, c.name)))
@@ -42,6 +44,7 @@ export function resultMasks(
     return undefined;
   };
   const results: ResultMask[] = [];
+  const described: string[][] = [];
   let refusal: string | undefined;
   for (const statement of lineage.statements) {
     const readsSensitive =
@@ -71,13 +74,27 @@ export function resultMasks(
     const columns = statement.columns;
     if (columns === null) {
       results.push(readsSensitive ? 'all' : []);
+      described.push(readsSensitive ? ['* (not traced): redact'] : []);
       continue;
     }
     const masks = columns.map(
       (c) => sourceMask(c) ?? (c.opaque && readsSensitive ? REDACT_UNKNOWN : undefined),
     );
-    if (!statement.exact) results.push(masks.some((m) => m !== undefined) ? 'all' : []);
-    else results.push(masks);
+    if (!statement.exact) {
+      const any = masks.some((m) => m !== undefined);
+      results.push(any ? 'all' : []);
+      described.push(any ? ['* (columns not told apart): redact'] : []);
+    } else {
+      results.push(masks);
+      described.push(
+        columns.flatMap((c, i) => {
+          const mask = masks[i];
+          if (!mask) return [];
+          const from = c.sources.map((s) => `${s.schema}.${s.table}.${s.column}`).join(', ') || 'not traced';
+          return [`${c.name} <- ${from}: ${mask.method}`];
+        }),
+      );
+    }
   }
-  return refusal === undefined ? { results } : { results, refusal };
+  return refusal === undefined ? { results, described } : { results, described, refusal };
 }
