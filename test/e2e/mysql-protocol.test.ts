@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mysql as mysqlCli } from '../harness/mysql-cli.ts';
@@ -230,13 +232,59 @@ describe('the mysql command-line client through the proxy', () => {
     expect(result.stderr).toMatch(/ERROR 1115/);
   });
 
-  it('refuses LOAD DATA LOCAL INFILE', async () => {
+  it('refuses LOAD DATA LOCAL INFILE when no policy allows it', async () => {
     const result = await mysqlCli(
       ['--local-infile=1', '-e', "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE proto_items"],
       { server, login: demo, port: proxy.port },
     );
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/ERROR/);
+    expect(result.stderr).toMatch(/ERROR 1227 .*LOAD DATA LOCAL needs a policy that allows it/);
+  });
+
+  it('relays LOAD DATA LOCAL INFILE when a policy allows it, and the file reaches the table', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-infile-'));
+    const file = join(dir, 'items.tsv');
+    writeFileSync(file, '101\tdamson\n102\telderberry\n');
+    const config = mysqlProxyConfig(server);
+    const allowing = await startProxyProcess(config, {
+      extraDocuments: [
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'Guardrail',
+          metadata: { name: 'no-drop' },
+          spec: { rules: [{ name: 'drop', kinds: ['drop'], action: 'block' }] },
+        },
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'DatabaseAccess',
+          metadata: { name: 'loader' },
+          // Loading a client file needs write and admin (file access), with no guardrail blocking it.
+          spec: {
+            subjects: [{ kind: 'User', name: 'local:demo' }],
+            allow: ['read', 'write', 'admin'],
+            guardrails: ['no-drop'],
+          },
+        },
+      ],
+    });
+    try {
+      const result = await mysqlCli(
+        [
+          '--local-infile=1',
+          '-e',
+          `LOAD DATA LOCAL INFILE '${file}' INTO TABLE proto_items (id, name); SELECT name FROM proto_items WHERE id > 100 ORDER BY id`,
+        ],
+        { server, login: demo, port: allowing.port },
+      );
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toContain('damson');
+      expect(result.stdout).toContain('elderberry');
+    } finally {
+      await allowing.stop();
+      const admin = await directMysql(server);
+      await admin.query('DELETE FROM proto_items WHERE id > 100');
+      await admin.end();
+    }
   });
 });
 

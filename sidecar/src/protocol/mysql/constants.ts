@@ -26,8 +26,8 @@ export const Capability = {
 } as const;
 
 /**
- * What the proxy can relay unchanged. Absent on purpose: COMPRESS (refused), LOCAL_FILES (LOAD DATA
- * LOCAL is refused), OPTIONAL_RESULTSET_METADATA and QUERY_ATTRIBUTES (they change the layout of
+ * What the proxy can relay unchanged (LOCAL_FILES too: a LOAD DATA LOCAL the policy allows is relayed,
+ * for the file its text names only). Absent on purpose: COMPRESS (refused), OPTIONAL_RESULTSET_METADATA and QUERY_ATTRIBUTES (they change the layout of
  * results and of COM_QUERY), and MariaDB's extended capabilities (we present ourselves as MySQL-41).
  */
 export const RELAYED_CAPABILITIES =
@@ -43,6 +43,7 @@ export const RELAYED_CAPABILITIES =
   Capability.TRANSACTIONS |
   Capability.SECURE_CONNECTION |
   Capability.MULTI_STATEMENTS |
+  Capability.LOCAL_FILES |
   Capability.MULTI_RESULTS |
   Capability.PS_MULTI_RESULTS |
   Capability.PLUGIN_AUTH |

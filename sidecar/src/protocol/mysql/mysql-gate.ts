@@ -74,6 +74,22 @@ export function createMysqlGate(options: {
     options.sqlMode === null ? null : parseSqlMode(options.sqlMode),
   );
   return {
+    localInfiles(sql) {
+      // Read under the session's sql_mode; when it cannot be told, no upload is allowed (fail closed).
+      if (!state.sqlMode) return [];
+      const lexed = lexMysql(sql, state.sqlMode);
+      if (lexed.error) return [];
+      const files: string[] = [];
+      for (const { tokens } of lexed.statements) {
+        const word = (i: number) => (tokens[i]?.type === 'word' ? tokens[i]!.value : undefined);
+        if (word(0) !== 'LOAD' || (word(1) !== 'DATA' && word(1) !== 'XML')) continue;
+        let i = 2;
+        while (word(i) === 'LOW_PRIORITY' || word(i) === 'CONCURRENT') i++;
+        if (word(i) === 'LOCAL' && word(i + 1) === 'INFILE' && tokens[i + 2]?.type === 'string')
+          files.push(tokens[i + 2]!.value);
+      }
+      return files;
+    },
     check(sql, shape) {
       const facts = resolveMysqlExecutes(analyzeByShape(sql, state.sqlMode, shape), state);
       const current = policy();

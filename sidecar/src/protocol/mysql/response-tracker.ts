@@ -89,7 +89,7 @@ export class ResponseTracker {
    * ignores). Returns the end of a result when this packet ends one, and the
    * statement id when it is a COM_STMT_PREPARE's OK.
    */
-  read(payload: Buffer): { end?: ResultEnd; prepared?: PreparedOk } {
+  read(payload: Buffer): { end?: ResultEnd; prepared?: PreparedOk; localInfile?: string } {
     const phase = this.phase;
     const first = payload[0];
     if (phase.kind === 'done') return {};
@@ -124,6 +124,8 @@ export class ResponseTracker {
         };
       }
       case 'results':
+        // LOAD DATA LOCAL: the server asks the client for a file; its OK or ERR follows the upload.
+        if (phase.kind === 'head' && first === 0xfb) return { localInfile: payload.toString('utf8', 1) };
         return { end: this.readResults(phase, payload) };
     }
   }
@@ -135,8 +137,6 @@ export class ResponseTracker {
         const ok = okFields(payload);
         return this.endResult({ ok: true, rows: ok.affectedRows, status: ok.status, last: false });
       }
-      if (first === 0xfb)
-        throw new Error('LOCAL INFILE request from a server that was not allowed to send one');
       const columns = new PayloadReader(payload).lenenc();
       this.phase = this.definitions(columns, { kind: 'rows', count: 0 });
       return undefined;

@@ -54,6 +54,8 @@ export interface MysqlGate {
   reset(): void;
   /** Where the output columns of `sql` come from, read in the session's state before it runs. */
   lineage(sql: string, catalog: Catalog): MysqlLineageResult;
+  /** The client files the text's LOAD DATA LOCAL statements name, in order. */
+  localInfiles(sql: string): string[];
 }
 
 export interface MysqlSessionDeps {
@@ -100,6 +102,8 @@ interface Pending {
   readonly masking?: SessionMasking;
   /** Per result, the masked columns described for the audit record. */
   readonly masked?: readonly (readonly string[])[];
+  /** Client files the server may ask for (LOAD DATA LOCAL the policy allowed), in order. */
+  readonly localInfiles?: string[];
   /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
   readonly binary?: boolean;
 }
@@ -112,6 +116,13 @@ interface PreparedText {
   /** Those masked columns described for the audit record. */
   readonly masked?: readonly string[];
 }
+
+/** A client file goes to the server only when a policy allows the statement that asks for it. */
+const LOCAL_INFILE_WITHOUT_POLICY = {
+  kind: MysqlError.SPECIFIC_ACCESS_DENIED,
+  message: 'Gatehouse: LOAD DATA LOCAL needs a policy that allows it (no policy documents are configured)',
+  reason: 'local-infile',
+} as const;
 
 interface Refusal {
   readonly kind: MysqlErrorKind;
@@ -147,6 +158,8 @@ export class MysqlSession {
   private tls = false;
   private endReason = 'client';
   private capabilities = 0;
+  /** The client is sending a LOAD DATA LOCAL file: its packets are data, not commands. */
+  private uploading = false;
   private deprecateEof = false;
   private gate: MysqlGate | undefined;
   private setupQueries: readonly string[] = [];
@@ -504,6 +517,11 @@ export class MysqlSession {
 
   /** Decides what one client command becomes upstream; returns the bytes to send (or nothing). */
   private onCommand(frame: Buffer, payload: Buffer, lastSeq: number): Buffer | undefined {
+    if (this.uploading) {
+      // LOAD DATA LOCAL: the file's packets go up as they come; an empty packet ends it.
+      if (payload.length === 0) this.uploading = false;
+      return frame;
+    }
     if (payload.length === 0) throw new ProtocolError('empty command packet');
     const command = payload[0]!;
     const answerSeq = (lastSeq + 1) & 0xff;
@@ -517,7 +535,11 @@ export class MysqlSession {
         const texts = this.gate!.describe(sql);
         const masking = this.maskingNow();
         const masks = masking && this.masksOf(sql, masking);
-        const refusal = this.auditRefusal() ?? this.judge(sql, shapeOf(texts));
+        const localInfiles = this.gate!.localInfiles(sql);
+        const refusal =
+          this.auditRefusal() ??
+          (localInfiles.length > 0 && !this.deps.policy() ? LOCAL_INFILE_WITHOUT_POLICY : undefined) ??
+          this.judge(sql, shapeOf(texts));
         if ('kind' in refusal || masks?.refusal) {
           this.refuse(
             'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
@@ -535,6 +557,7 @@ export class MysqlSession {
           command: 'QUERY',
           ...notesOf(refusal),
           ...(masks && { masks: masks.results, masking, masked: masks.described }),
+          localInfiles,
         });
         return frame;
       }
@@ -824,7 +847,8 @@ export class MysqlSession {
       this.maskedPacket = undefined;
       return this.maskPacket(head, kind, p);
     }
-    const { end, prepared } = head.tracker.read(p.subarray(4));
+    const { end, prepared, localInfile } = head.tracker.read(p.subarray(4));
+    if (localInfile !== undefined) return this.onLocalInfile(head, localInfile, p);
     if (prepared && head.prepares) {
       this.statements.set(prepared.statementId, head.prepares);
       this.lastPrepared = head.prepares;
@@ -837,6 +861,29 @@ export class MysqlSession {
     while (this.pending.length > 0 && this.pending[0]!.synthetic) out.push(this.pending.shift()!.synthetic!);
     if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));
     return out.length === 1 ? out[0] : out.length === 0 ? undefined : Buffer.concat(out);
+  }
+
+  /**
+   * The server asks for a client file (LOAD DATA LOCAL). Relayed only for the file the allowed statement
+   * names: a server that asks for another (say ~/.ssh/id_rsa) ends the session, the client never sees it.
+   */
+  private onLocalInfile(head: Pending, file: string, p: Buffer): Buffer | undefined {
+    const expected = head.localInfiles?.shift();
+    if (head.internal || expected !== file) {
+      this.logger.error(
+        { expected: expected === undefined ? null : 'a different file' },
+        'the database asked for a client file the statement did not name: closing the session',
+      );
+      this.sendFatal(
+        MysqlError.MALFORMED,
+        'Gatehouse refused a request from the database for a file the statement did not name',
+        0,
+        'protocol-error',
+      );
+      return undefined;
+    }
+    this.uploading = true;
+    return p;
   }
 
   /** The masks of a text's results when the session masks; a refusal when it filters by masked columns. */
