@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts';
 import { REDTEAM_PII, redTeamCases } from '../support/redteam.ts';
-import { directClient, localProxyConfig } from './support/clients.ts';
+import { directClient, localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -210,6 +210,9 @@ const OWN_MASK_CASES = [
   "SELECT set_config('application_name', email, false) FROM customers",
   'COPY (SELECT email FROM customers) TO STDOUT',
   'COPY customers TO STDOUT',
+  'COPY (SELECT body FROM tickets) TO STDOUT (FORMAT binary)',
+  'COPY tickets TO STDOUT WITH BINARY',
+  'COPY (SELECT body FROM tickets) TO STDOUT',
   'UPDATE customers SET notes = email WHERE id = 1',
   'INSERT INTO orders(id, shipped_to) SELECT 9, phone FROM customers',
   "INSERT INTO accounts VALUES (3, 'carol@example.com', 1)",
@@ -344,6 +347,18 @@ describe('what each identity sees', () => {
     expect(bodies[0]).not.toContain('erin@example.com');
     expect(bodies[0]).not.toContain('555-0142');
     expect(bodies[1]).toBe('printer on floor 2 is jammed');
+  });
+
+  it('scans COPY TO rows as text, and refuses binary COPY TO, which it cannot scan', async () => {
+    const dsn = `host=127.0.0.1 port=${proxy.port} dbname=${DATABASE} user=demo password=demo-secret sslmode=disable`;
+    const text = await psql(dsn, ['-c', 'COPY (SELECT id, body FROM tickets ORDER BY id) TO STDOUT']);
+    expect(text.stderr).toBe('');
+    expect(text.stdout).toContain('please call me at');
+    expect(text.stdout).not.toContain('erin@example.com');
+    expect(text.stdout).toContain('printer on floor 2 is jammed');
+    const binary = await psql(dsn, ['-c', 'COPY (SELECT body FROM tickets) TO STDOUT (FORMAT binary)']);
+    expect(binary.code).not.toBe(0);
+    expect(binary.stderr).toContain('COPY TO in binary format cannot be checked');
   });
 
   it('refuses predicates over masked columns with a message naming the policy', async () => {

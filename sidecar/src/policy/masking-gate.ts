@@ -2,6 +2,7 @@ import type { Identity } from '../identity/identity.ts';
 import type { Catalog } from '../sql/lineage/catalog.ts';
 import { outputLineage } from '../sql/lineage/output-lineage.ts';
 import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../sql/lineage/session.ts';
+import { parseTree } from '../sql/parse-tree.ts';
 import type { Policy } from './load-policy.ts';
 import { type MaskingSettings, maskingFor, nextExemptionExpiry } from './masking/masking-for.ts';
 import { type SampledKinds, sensitiveColumns } from './masking/sensitive-columns.ts';
@@ -77,6 +78,12 @@ export class MaskingGate {
     const lineage = outputLineage(sql, snapshot.catalog, { session: this.session });
     if (lineage.parseError)
       return { settings, plans: [], refusal: 'Gatehouse cannot trace which columns it would return' };
+    if (binaryCopyOut(sql))
+      return {
+        settings,
+        plans: [],
+        refusal: 'COPY TO in binary format cannot be checked for personal data; use the text or CSV format',
+      };
     const sensitivity = sensitiveColumns(snapshot.catalog, settings, snapshot.samples);
     const plans: StatementMaskPlan[] = [];
     for (const statement of lineage.statements) {
@@ -88,6 +95,25 @@ export class MaskingGate {
       if (statement.effects.length > 0) this.session = applySessionEffects(this.session, statement.effects);
     return { settings, plans };
   }
+}
+
+/**
+ * Whether the text has a COPY ... TO in binary format: its rows cannot be value-scanned, so a session
+ * that sees masked values may not run it (the tree is the one lineage has just parsed).
+ */
+function binaryCopyOut(sql: string): boolean {
+  const stmts = parseTree(sql);
+  if (typeof stmts === 'string') return false;
+  return stmts.some((raw) => {
+    const copy = (raw.stmt as { CopyStmt?: { is_from?: boolean; options?: unknown[] } } | undefined)
+      ?.CopyStmt;
+    if (!copy || copy.is_from) return false;
+    return (copy.options ?? []).some((option) => {
+      const def = (option as { DefElem?: { defname?: string; arg?: { String?: { sval?: string } } } })
+        .DefElem;
+      return def?.defname === 'format' && def.arg?.String?.sval?.toLowerCase() === 'binary';
+    });
+  });
 }
 
 /** The plan for the result of statement `index` of a text. */

@@ -748,7 +748,8 @@ export class PostgresSession {
     if (this.scrubbing && out === frame) out = scrubServerText(type, frame);
     const next = this.pending[0];
     this.scanner!.want(DATA_ROW, this.rowsWanted(next));
-    if (type === COPY_OUT_RESPONSE) this.scanner!.want(COPY_DATA, this.scrubbing);
+    // Text COPY rows are scanned; binary ones are not text (COPY of masked columns is refused anyway).
+    if (type === COPY_OUT_RESPONSE) this.scanner!.want(COPY_DATA, this.scrubbing && frame[5] === 0);
     else if (type === 67 || type === 69 || type === 90) this.scanner!.want(COPY_DATA, false);
     if (head && (head.kind === 'query' || head.kind === 'parse') && head.notice && out) {
       const notice = head.notice;
