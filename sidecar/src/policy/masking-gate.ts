@@ -69,13 +69,16 @@ export class MaskingGate {
   }
 
   /** Plans masking for a text the guardrails allowed; undefined when this identity sees clear values. */
-  check(sql: string): TextMasking | undefined {
+  check(sql: string, shape?: string): TextMasking | undefined {
     const settings = this.settings();
     if (!settings) return undefined;
     const snapshot = this.snapshot();
     // Without a catalog nothing can be shown to be clean, so every result column is masked.
     if (!snapshot) return { settings, plans: [] };
-    const lineage = outputLineage(sql, snapshot.catalog, { session: this.session });
+    const lineage = outputLineage(sql, snapshot.catalog, {
+      session: this.session,
+      ...(shape !== undefined && { shape }),
+    });
     if (lineage.parseError)
       return { settings, plans: [], refusal: 'Gatehouse cannot trace which columns it would return' };
     if (binaryCopyOut(sql))

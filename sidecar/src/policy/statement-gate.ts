@@ -2,6 +2,7 @@ import type { Identity } from '../identity/identity.ts';
 import { analyzeStatement } from '../sql/analyze/analyze-statement.ts';
 import { resolveExecutes } from '../sql/analyze/assemble-facts.ts';
 import type { StatementFacts } from '../sql/analyze/statement-facts.ts';
+import { Lru } from '../sql/lru.ts';
 import { type Decision, decide } from './guardrails/decide.ts';
 import type { Policy } from './load-policy.ts';
 
@@ -24,11 +25,14 @@ export class StatementGate {
     this.database = database;
   }
 
-  /** The decision for one Query or Parse text; undefined when no policy is configured. */
-  check(sql: string): Decision | undefined {
+  /**
+   * The decision for one Query or Parse text; undefined when no policy is configured. `shape` (see
+   * statementShape) lets texts that differ only in literal values share one analysis.
+   */
+  check(sql: string, shape?: string): Decision | undefined {
     const policy = this.policy();
     if (!policy) return undefined;
-    const facts = resolveExecutes(analyzeStatement(sql), (name) => this.prepared.get(name));
+    const facts = resolveExecutes(analyzeByShape(sql, shape), (name) => this.prepared.get(name));
     const decision = decide(facts, this.identity, policy, { database: this.database });
     if (decision.outcome !== 'refuse') {
       // Only what was allowed can have been prepared; what was refused never reached the server.
@@ -40,4 +44,34 @@ export class StatementGate {
     }
     return decision;
   }
+}
+
+const SHAPES = new Lru<string, StatementFacts>(2048);
+/** Kinds whose facts no literal value changes (unlike UPDATE and DELETE, whose WHERE may be `'a' = 'a'`). */
+const SHAPE_SAFE_KINDS: ReadonlySet<string> = new Set(['select', 'insert']);
+/** Functions whose facts depend on the value of an argument: set_config('role', ...). */
+const VALUE_SENSITIVE_FUNCTIONS: ReadonlySet<string> = new Set(['set_config']);
+
+/** analyzeStatement, shared between texts of one shape when nothing in the facts can depend on a literal. */
+function analyzeByShape(sql: string, shape: string | undefined): StatementFacts {
+  if (shape === undefined) return analyzeStatement(sql);
+  const cached = SHAPES.get(shape);
+  if (cached) return cached;
+  const facts = analyzeStatement(sql);
+  if (literalIndependent(facts)) SHAPES.set(shape, facts);
+  return facts;
+}
+
+function literalIndependent(facts: StatementFacts): boolean {
+  return (
+    facts.parsed &&
+    facts.statementCount === 1 &&
+    facts.findings.length === 0 &&
+    facts.statements.every((s) => SHAPE_SAFE_KINDS.has(s.kind)) &&
+    facts.prepared.length === 0 &&
+    facts.unresolvedExecutes.length === 0 &&
+    facts.deallocated.length === 0 &&
+    facts.cursors.length === 0 &&
+    !facts.functions.some((f) => VALUE_SENSITIVE_FUNCTIONS.has(f.slice(f.lastIndexOf('.') + 1).toLowerCase()))
+  );
 }

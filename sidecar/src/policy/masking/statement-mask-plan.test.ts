@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createCatalog } from '../../sql/lineage/catalog.ts';
 import { outputLineage } from '../../sql/lineage/output-lineage.ts';
 import { loadSqlParser } from '../../sql/normalize.ts';
+import { statementShape } from '../../sql/statement-shape.ts';
 import type { MaskingSettings } from './masking-for.ts';
 import { sensitiveColumns } from './sensitive-columns.ts';
 import { planStatementMasking } from './statement-mask-plan.ts';
@@ -132,6 +133,28 @@ describe('planStatementMasking', () => {
     expect(methods('SELECT mystery(amount) FROM orders')).toEqual(['redact']);
     expect(methods('SELECT abs(amount) FROM orders')).toEqual(['-']);
     expect(plan('SELECT * FROM unknown_table')[0]?.rest).toMatchObject({ method: 'redact' });
+  });
+
+  it('shares lineage between texts of one shape only where no literal changes it', () => {
+    const refusal = (sql: string) => {
+      const [statement] = outputLineage(sql, catalog, { shape: statementShape(sql)! }).statements;
+      return planStatementMasking(statement!, sensitiveColumns(catalog, AUTO, SAMPLES), AUTO).refusal;
+    };
+    // ORDER BY 2 names id, ORDER BY 1 names email: the same shape, different predicates.
+    expect(statementShape('SELECT email, id FROM customers ORDER BY 2')).toBe(
+      statementShape('SELECT email, id FROM customers ORDER BY 1'),
+    );
+    expect(refusal('SELECT email, id FROM customers ORDER BY 2')).toBeUndefined();
+    expect(refusal('SELECT email, id FROM customers ORDER BY 1')).toMatch(/public\.customers\.email/);
+    expect(refusal('SELECT id FROM customers GROUP BY id, 1 HAVING count(*) > 0')).toBeUndefined();
+    // A plain select by key is shared: the second text is answered from the first one's result.
+    const first = outputLineage('SELECT email FROM customers WHERE id = 1', catalog, {
+      shape: statementShape('SELECT email FROM customers WHERE id = 1')!,
+    });
+    const second = outputLineage('SELECT email FROM customers WHERE id = 2', catalog, {
+      shape: statementShape('SELECT email FROM customers WHERE id = 2')!,
+    });
+    expect(second).toBe(first);
   });
 
   it('lists masked columns with their reasons', () => {

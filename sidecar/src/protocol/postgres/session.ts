@@ -12,6 +12,7 @@ import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking } from '../../policy/masking-gate.ts';
 import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
+import { statementShape } from '../../sql/statement-shape.ts';
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -628,11 +629,13 @@ export class PostgresSession {
    * its results are masked.
    */
   private judge(sql: string): Verdict {
-    const verdict = this.judgeGuardrails(sql);
+    // Texts that differ only in literals share analyses where no literal can change them.
+    const shape = this.deps.policy() ? statementShape(sql) : undefined;
+    const verdict = this.judgeGuardrails(sql, shape);
     if (verdict.refusal || !this.masking) return verdict;
     let masking: TextMasking | undefined;
     try {
-      masking = this.masking.check(sql);
+      masking = this.masking.check(sql, shape);
     } catch (error) {
       this.logger.error(
         { err: error instanceof Error ? error.message : String(error) },
@@ -672,10 +675,10 @@ export class PostgresSession {
     };
   }
 
-  private judgeGuardrails(sql: string): Verdict {
+  private judgeGuardrails(sql: string, shape: string | undefined): Verdict {
     let decision: Decision | undefined;
     try {
-      decision = this.gate?.check(sql);
+      decision = this.gate?.check(sql, shape);
     } catch (error) {
       // Fail closed: a statement Gatehouse cannot judge does not run.
       this.logger.error(

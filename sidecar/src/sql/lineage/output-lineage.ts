@@ -11,6 +11,11 @@ export interface LineageOptions {
   readonly session?: SessionState;
   /** How deep views over views are expanded; deeper ones are opaque. */
   readonly maxViewDepth?: number;
+  /**
+   * The text's shape (statementShape): a SELECT or INSERT whose lineage no literal value can change
+   * is then cached by shape, so texts that differ only in literals are traced once.
+   */
+  readonly shape?: string;
 }
 
 const DEFAULT_MAX_VIEW_DEPTH = 16;
@@ -24,6 +29,35 @@ const DEFAULT_MAX_VIEW_DEPTH = 16;
 const CACHE_ENTRIES = 1024;
 const MAX_CACHED_CHARS = 4096;
 const caches = new WeakMap<Catalog, Lru<string, LineageResult>>();
+
+/** Keys of results cached by shape start with a byte no SQL text starts with. */
+const SHAPE_KEY = '\u0001';
+/** Functions whose lineage depends on a literal argument: the setting they name. */
+const SETTING_FUNCTIONS = /\b(set_config|current_setting)\b/i;
+
+/**
+ * Whether the lineage of a statement cannot change with its literal values: a plain SELECT or INSERT,
+ * no setting functions, and no constant in ORDER BY, GROUP BY or DISTINCT ON (a position, `ORDER BY 2`,
+ * names an output column).
+ */
+function shapeSafe(raw: RawStmt, shape: string): boolean {
+  const node = raw.stmt as Record<string, unknown> | undefined;
+  if (!node || !('SelectStmt' in node || 'InsertStmt' in node)) return false;
+  if (SETTING_FUNCTIONS.test(shape)) return false;
+  return !hasConstantSortKey(node);
+}
+
+function hasConstantSortKey(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasConstantSortKey);
+  if (typeof value !== 'object' || value === null) return false;
+  for (const [key, child] of Object.entries(value)) {
+    // Any constant inside these clauses (grouping sets included) may be a position: not shape-safe.
+    if (key === 'sortClause' || key === 'groupClause' || key === 'distinctClause') {
+      if (JSON.stringify(child).includes('"A_Const"')) return true;
+    } else if (hasConstantSortKey(child)) return true;
+  }
+  return false;
+}
 
 const UNPARSEABLE: LineageResult = Object.freeze({ statements: Object.freeze([]), parseError: true });
 
@@ -44,7 +78,9 @@ export function outputLineage(sql: string, catalog: Catalog, options: LineageOpt
       cache = new Lru(CACHE_ENTRIES);
       caches.set(catalog, cache);
     }
-    const hit = cache.get(prefix + sql);
+    const hit =
+      cache.get(prefix + sql) ??
+      (options.shape === undefined ? undefined : cache.get(SHAPE_KEY + prefix + options.shape));
     if (hit) return hit;
   }
   const stmts = parse(sql);
@@ -62,7 +98,11 @@ export function outputLineage(sql: string, catalog: Catalog, options: LineageOpt
     if (analysed.lineage.effects.length > 0) current = applySessionEffects(current, analysed.lineage.effects);
   }
   const result: LineageResult = Object.freeze({ statements: Object.freeze(statements), parseError: false });
-  if (cache && !usedSession) cache.set(prefix + sql, result);
+  if (cache && !usedSession) {
+    cache.set(prefix + sql, result);
+    if (options.shape !== undefined && stmts.length === 1 && shapeSafe(stmts[0]!, options.shape))
+      cache.set(SHAPE_KEY + prefix + options.shape, result);
+  }
   return result;
 }
 

@@ -1,0 +1,79 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadSqlParser } from '../sql/normalize.ts';
+import { statementShape } from '../sql/statement-shape.ts';
+import { DEFAULT_GUARDRAIL } from './guardrails/default-guardrails.ts';
+import { loadPolicyDocuments } from './load-policy.ts';
+import { StatementGate } from './statement-gate.ts';
+
+const policy = () =>
+  loadPolicyDocuments(
+    [
+      DEFAULT_GUARDRAIL,
+      {
+        apiVersion: 'gatehouse.dev/v1alpha1',
+        kind: 'DatabaseAccess',
+        metadata: { name: 'app' },
+        spec: {
+          subjects: [{ kind: 'User', name: 'app' }],
+          allow: ['read', 'write'],
+          guardrails: [DEFAULT_GUARDRAIL.metadata.name],
+        },
+      },
+    ],
+    'test',
+  );
+
+beforeAll(async () => {
+  await loadSqlParser();
+});
+
+/** Judges each text in turn with its shape, as the session does, and says which were refused. */
+function outcomes(texts: readonly string[]): string[] {
+  const loaded = policy();
+  const gate = new StatementGate(() => loaded, { subject: 'app', groups: [], method: 'local' }, 'app');
+  return texts.map((sql) => gate.check(sql, statementShape(sql))!.outcome);
+}
+
+describe('StatementGate with shapes: texts that differ only in literals', () => {
+  it('share the analysis of a plain select', () => {
+    expect(statementShape('SELECT abalance FROM accounts WHERE aid = 42')).toBe(
+      statementShape('SELECT abalance FROM accounts WHERE aid = 7'),
+    );
+    expect(
+      outcomes([
+        'SELECT abalance FROM accounts WHERE aid = 42',
+        'SELECT abalance FROM accounts WHERE aid = 7',
+      ]),
+    ).toEqual(['allow', 'allow']);
+  });
+
+  it('never let an allowed literal vouch for a refused one', () => {
+    expect(
+      outcomes([
+        "SELECT set_config('application_name', 'x', false)",
+        "SELECT set_config('role', 'postgres', false)",
+      ]),
+    ).toEqual(['allow', 'refuse']);
+    // Constant predicates: whatever the first is judged, the second is judged on its own.
+    expect(outcomes(["DELETE FROM orders WHERE 'a' = 'b'", "DELETE FROM orders WHERE 'a' = 'a'"])[1]).toBe(
+      'refuse',
+    );
+    expect(
+      outcomes([
+        'UPDATE orders SET amount = 1 WHERE id = 2',
+        'UPDATE orders SET amount = 1 WHERE id = id',
+      ])[1],
+    ).toBe('refuse');
+    expect(
+      outcomes([
+        "SELECT query_to_xml('select 1', true, true, '')",
+        "SELECT query_to_xml('select 2', true, true, '')",
+      ]),
+    ).toEqual(['refuse', 'refuse']);
+  });
+
+  it('take no shape from texts with parameters or several statements', () => {
+    expect(statementShape('SELECT $1::int + 1')).toBeUndefined();
+    expect(statementShape('SELECT 1; SELECT 2')).toBeUndefined();
+  });
+});
