@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { drainSessions } from '../drain-sessions.ts';
 import { MysqlError } from './constants.ts';
 import { SessionRegistry } from './kill.ts';
 import { errPacket } from './server-packets.ts';
@@ -100,19 +101,6 @@ export class MysqlProxyServer {
   /** As PostgresProxyServer.shutdown: idle sessions end at once, busy ones when idle or after the grace. */
   async shutdown(graceMs: number): Promise<void> {
     this.draining = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const session of this.sessions) if (session.idle) session.terminate('shutdown');
-    const allEnded = new Promise<void>((resolve) => {
-      const check = () => (this.sessions.size === 0 ? resolve() : setTimeout(check, 50).unref());
-      check();
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, graceMs);
-    });
-    await Promise.race([allEnded, grace]);
-    clearTimeout(timer);
-    for (const session of this.sessions) session.terminate('shutdown');
-    await closed;
+    await drainSessions(this.server, this.sessions, graceMs);
   }
 }

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
+import { recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
@@ -901,37 +902,21 @@ export class PostgresSession {
     started: { kind: 'query' | 'execute' | 'function' | 'parse'; started: number; notes?: readonly string[] },
     text: QueryText,
     outcome: StatementEvent['outcome'],
-    extra: {
-      command?: string;
-      rows?: number | undefined;
-      sqlstate?: string;
-      reason?: string;
-      masked?: readonly string[] | undefined;
-    },
+    extra: StatementOutcome,
   ): void {
-    const seconds = (performance.now() - started.started) / 1000;
-    const { metrics } = this.deps;
-    if (outcome === 'ok') metrics.statementOk();
-    else if (outcome === 'error') metrics.statementError();
-    else metrics.statementRefused();
-    metrics.observeDuration(seconds);
     this.statementCount++;
-    this.deps.audit.record({
-      type: 'statement',
-      context: this.context!,
-      statement: text.statement,
-      fingerprint: text.fingerprint,
-      via: started.kind === 'execute' || started.kind === 'parse' ? 'extended' : 'simple',
+    recordStatement(
+      this.deps,
+      this.context!,
+      started.kind === 'execute' || started.kind === 'parse' ? 'extended' : 'simple',
+      started.started,
+      text,
       outcome,
-      ...(extra.command !== undefined && { command: extra.command }),
-      ...(extra.rows !== undefined && { rows: extra.rows }),
-      durationMs: Math.round(seconds * 1e6) / 1e3,
-      ...(extra.sqlstate !== undefined && { sqlstate: extra.sqlstate }),
-      ...(extra.reason !== undefined
-        ? { reason: extra.reason }
-        : 'notes' in started && started.notes !== undefined && { reason: started.notes.join('; ') }),
-      ...(extra.masked !== undefined && extra.masked.length > 0 && { masked: extra.masked }),
-    });
+      {
+        ...extra,
+        reason: extra.reason ?? ('notes' in started ? started.notes?.join('; ') : undefined),
+      },
+    );
   }
 
   private async forwardCancel(packet: Buffer): Promise<void> {

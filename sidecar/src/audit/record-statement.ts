@@ -1,0 +1,44 @@
+import type { SessionMetrics } from '../protocol/postgres/session.ts';
+import type { QueryText } from '../sql/normalize.ts';
+import type { AuditSink, SessionContext, StatementEvent } from './events.ts';
+
+/** What a session knows of a statement's end, beyond its text and outcome. */
+export interface StatementOutcome {
+  readonly command?: string | undefined;
+  readonly rows?: number | undefined;
+  readonly sqlstate?: string | undefined;
+  readonly reason?: string | undefined;
+  readonly masked?: readonly string[] | undefined;
+}
+
+/** One statement's audit record and metrics, for either protocol. */
+export function recordStatement(
+  sink: { audit: AuditSink; metrics: SessionMetrics },
+  context: SessionContext,
+  via: StatementEvent['via'],
+  started: number,
+  text: QueryText,
+  outcome: StatementEvent['outcome'],
+  extra: StatementOutcome,
+): void {
+  const seconds = (performance.now() - started) / 1000;
+  const { metrics } = sink;
+  if (outcome === 'ok') metrics.statementOk();
+  else if (outcome === 'error') metrics.statementError();
+  else metrics.statementRefused();
+  metrics.observeDuration(seconds);
+  sink.audit.record({
+    type: 'statement',
+    context,
+    statement: text.statement,
+    fingerprint: text.fingerprint,
+    via,
+    outcome,
+    ...(extra.command !== undefined && { command: extra.command }),
+    ...(extra.rows !== undefined && { rows: extra.rows }),
+    durationMs: Math.round(seconds * 1e6) / 1e3,
+    ...(extra.sqlstate !== undefined && { sqlstate: extra.sqlstate }),
+    ...(extra.reason !== undefined && { reason: extra.reason }),
+    ...(extra.masked !== undefined && extra.masked.length > 0 && { masked: extra.masked }),
+  });
+}
