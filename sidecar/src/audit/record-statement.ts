@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { SessionMetrics } from '../protocol/postgres/session.ts';
 import type { QueryText } from '../sql/normalize.ts';
 import type { AuditSink, SessionContext, StatementEvent } from './events.ts';
@@ -41,4 +42,23 @@ export function recordStatement(
     ...(extra.reason !== undefined && { reason: extra.reason }),
     ...(extra.masked !== undefined && extra.masked.length > 0 && { masked: extra.masked }),
   });
+}
+
+/** The last audit record of a session, with the metric and log line that go with it. */
+export function recordSessionEnd(
+  sink: { audit: AuditSink; metrics: SessionMetrics; logger: Logger },
+  context: SessionContext,
+  startedAt: number,
+  statements: number,
+  reason: string,
+): void {
+  sink.metrics.active(-1);
+  sink.audit.record({
+    type: 'connection.end',
+    context,
+    durationMs: Date.now() - startedAt,
+    statements,
+    reason,
+  });
+  sink.logger.info({ reason, statements }, 'session ended');
 }

@@ -81,7 +81,7 @@ export class MaskingGate {
     });
     if (lineage.parseError)
       return { settings, plans: [], refusal: 'Gatehouse cannot trace which columns it would return' };
-    if (binaryCopyOut(sql))
+    if (lineage.statements.some((s) => s.kind === 'CopyStmt') && binaryCopyOut(sql))
       return {
         settings,
         plans: [],

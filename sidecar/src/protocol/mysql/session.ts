@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
-import { recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
+import { recordSessionEnd, recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
@@ -601,6 +601,7 @@ export class MysqlSession {
           this.refuse(audit, [text], 'prepared', answerSeq, started);
           return undefined;
         }
+        const masking = this.maskingNow();
         if (flags & 0x07) {
           this.refuse(
             {
@@ -621,11 +622,11 @@ export class MysqlSession {
           started,
           command: 'EXECUTE',
           ...(prepared?.notes && { notes: prepared.notes }),
-          ...(this.maskingNow() && {
+          ...(masking && {
             masks: [prepared?.masks ?? 'all'],
             masked: [prepared?.masked ?? ['* (not traced): redact']],
             binary: true,
-            masking: this.maskingNow(),
+            masking,
           }),
         });
         return frame;
@@ -1075,17 +1076,14 @@ export class MysqlSession {
     }
     if (!this.client.writableEnded) this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();
-    if (this.context) {
-      this.deps.metrics.active(-1);
-      this.deps.audit.record({
-        type: 'connection.end',
-        context: this.context,
-        durationMs: Date.now() - this.startedAt,
-        statements: this.statementCount,
+    if (this.context)
+      recordSessionEnd(
+        { audit: this.deps.audit, metrics: this.deps.metrics, logger: this.logger },
+        this.context,
+        this.startedAt,
+        this.statementCount,
         reason,
-      });
-      this.logger.info({ reason, statements: this.statementCount }, 'session ended');
-    }
+      );
     for (const listener of this.onClosed.splice(0)) listener();
   }
 }

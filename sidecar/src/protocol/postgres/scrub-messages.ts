@@ -43,31 +43,26 @@ export function scrubFieldsMessage(frame: Buffer): Buffer {
   return message(frame[0]!, Buffer.concat([...parts, Buffer.from([0])]));
 }
 
-/** NotificationResponse with its payload scanned. */
+/** NotificationResponse with its payload scanned (after the process id and the channel). */
 export function scrubNotification(frame: Buffer): Buffer {
-  const channelEnd = frame.indexOf(0, 9);
-  const payloadEnd = frame.indexOf(0, channelEnd + 1);
-  if (channelEnd < 0 || payloadEnd < 0) return frame;
-  const payload = frame.toString('utf8', channelEnd + 1, payloadEnd);
-  const scrubbed = maskTextFreeform(payload);
-  if (scrubbed === payload) return frame;
-  return message(
-    frame[0]!,
-    Buffer.concat([frame.subarray(5, channelEnd + 1), Buffer.from(scrubbed, 'utf8'), Buffer.from([0])]),
-  );
+  return scrubLastString(frame, frame.indexOf(0, 9));
 }
 
 /** ParameterStatus with its value scanned (application_name can be set to anything). */
 export function scrubParameterStatus(frame: Buffer): Buffer {
-  const nameEnd = frame.indexOf(0, 5);
-  const valueEnd = frame.indexOf(0, nameEnd + 1);
-  if (nameEnd < 0 || valueEnd < 0) return frame;
-  const value = frame.toString('utf8', nameEnd + 1, valueEnd);
+  return scrubLastString(frame, frame.indexOf(0, 5));
+}
+
+/** The message with the string after the NUL at `before` value-scanned; the frame itself if unchanged. */
+function scrubLastString(frame: Buffer, before: number): Buffer {
+  const end = frame.indexOf(0, before + 1);
+  if (before < 0 || end < 0) return frame;
+  const value = frame.toString('utf8', before + 1, end);
   const scrubbed = maskTextFreeform(value);
   if (scrubbed === value) return frame;
   return message(
     frame[0]!,
-    Buffer.concat([frame.subarray(5, nameEnd + 1), Buffer.from(scrubbed, 'utf8'), Buffer.from([0])]),
+    Buffer.concat([frame.subarray(5, before + 1), Buffer.from(scrubbed, 'utf8'), Buffer.from([0])]),
   );
 }
 

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
-import { recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
+import { recordSessionEnd, recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
@@ -524,7 +524,7 @@ export class PostgresSession {
         // Parse
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
-        const verdict = this.judge(sql);
+        const verdict = this.judge(sql, text);
         this.statements.set(name, {
           ...text,
           ...(verdict.notes && { notes: verdict.notes }),
@@ -629,9 +629,11 @@ export class PostgresSession {
    * What the policy in force says of `sql` for this identity: a refusal, or notes, a notice and how
    * its results are masked.
    */
-  private judge(sql: string): Verdict {
+  private judge(sql: string, described?: QueryText): Verdict {
     // Texts that differ only in literals share analyses where no literal can change them.
-    const shape = this.deps.policy() ? statementShape(sql) : undefined;
+    const shape = this.deps.policy()
+      ? statementShape(sql, described === undefined ? undefined : [described])
+      : undefined;
     const verdict = this.judgeGuardrails(sql, shape);
     if (verdict.refusal || !this.masking) return verdict;
     let masking: TextMasking | undefined;
@@ -1016,17 +1018,14 @@ export class PostgresSession {
     if (!this.client.writableEnded) this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();
     if (this.cancelProcessId !== undefined) this.deps.cancelKeys.release(this.cancelProcessId);
-    if (this.context) {
-      this.deps.metrics.active(-1);
-      this.deps.audit.record({
-        type: 'connection.end',
-        context: this.context,
-        durationMs: Date.now() - this.startedAt,
-        statements: this.statementCount,
+    if (this.context)
+      recordSessionEnd(
+        { audit: this.deps.audit, metrics: this.deps.metrics, logger: this.logger },
+        this.context,
+        this.startedAt,
+        this.statementCount,
         reason,
-      });
-      this.logger.info({ reason, statements: this.statementCount }, 'session ended');
-    }
+      );
     for (const listener of this.onClosed.splice(0)) listener();
   }
 }
