@@ -1,5 +1,5 @@
 // Installs the Debian packages that the tests and the benchmark run for real, when any is missing.
-// Run as a script before vitest: `node test/harness/ensure-packages.ts`.
+// Run as a script (`node test/harness/ensure-packages.ts`); test/harness/prepare.ts runs it before vitest.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { runningAsRoot } from './os-user.ts';

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { type ExecResult, exec } from './exec.ts';
-import { goBinary } from './kube/go-binary.ts';
+import { buildGoBinary, type GoBinaryRecipe, requireGoBinary } from './kube/go-binary.ts';
 import { kubeCacheDir } from './kube/kube-binaries.ts';
 
 export const CHART_DIR = resolve(import.meta.dirname, '../../charts/gatehouse');
@@ -17,12 +17,20 @@ const HELM_KUBE_MAJOR = '1';
 const HELM_KUBE_MINOR = '37';
 
 /**
- * The `helm` binary, built from the Go module proxy on first use (about 3 minutes on two cores) and
- * cached beside the kube binaries, under $XDG_CACHE_HOME/gatehouse/helm-VERSION.
+ * The `helm` binary, which the preparation step builds from the Go module proxy (about 3 minutes on
+ * two cores) and caches beside the kube binaries, under $XDG_CACHE_HOME/gatehouse/helm-VERSION.
  */
-export function helmBinary(): Promise<string> {
+export function helmBinary(): string {
+  return requireGoBinary(helmRecipe());
+}
+
+export async function buildHelm(): Promise<void> {
+  await buildGoBinary(helmRecipe());
+}
+
+function helmRecipe(): GoBinaryRecipe {
   const stamp = (pkg: string, name: string, value: string) => `-X helm.sh/helm/v3/${pkg}.${name}=${value}`;
-  return goBinary({
+  return {
     binary: join(kubeCacheDir(), '..', `helm-${HELM_VERSION}`, 'helm'),
     module: 'helm.sh/helm/v3',
     version: HELM_VERSION,
@@ -38,7 +46,7 @@ export function helmBinary(): Promise<string> {
       stamp('pkg/lint/rules', 'k8sVersionMinor', HELM_KUBE_MINOR),
     ],
     expectedMinutes: 3,
-  });
+  };
 }
 
 /**
@@ -47,7 +55,7 @@ export function helmBinary(): Promise<string> {
  * callers decide what a failure means.
  */
 export async function helm(args: readonly string[], options: { cwd?: string } = {}): Promise<ExecResult> {
-  const binary = await helmBinary();
+  const binary = helmBinary();
   const home = join(kubeCacheDir(), '..', `helm-${HELM_VERSION}`, 'home');
   const env = {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',

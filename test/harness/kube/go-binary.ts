@@ -24,14 +24,16 @@ export type GoBinaryRecipe = {
 const GO_CANDIDATES = ['/usr/local/go/bin/go', '/usr/lib/go/bin/go'];
 const BUILD_TIMEOUT_MS = 45 * 60_000;
 const GO_MOD_TIMEOUT_MS = 10 * 60_000;
+const HEARTBEAT_MS = 30_000;
 
 /**
  * Builds a Go program once from the Go module proxy: a throwaway module requires the given
  * version, `go build` writes the binary into a temporary directory beside the final path, and a
- * rename publishes it, so a reader never sees half a binary. A lock file keeps two test processes
- * from building the same binary at once.
+ * rename publishes it, so a reader never sees half a binary. A lock file keeps two processes
+ * from building the same binary at once. Only the preparation step (test/harness/prepare.ts)
+ * calls this: a build takes minutes, far longer than any test hook may wait.
  */
-export async function goBinary(recipe: GoBinaryRecipe): Promise<string> {
+export async function buildGoBinary(recipe: GoBinaryRecipe): Promise<string> {
   if (existsSync(recipe.binary)) return recipe.binary;
   const label = `${basename(recipe.binary)} ${recipe.version}`;
   await mkdir(dirname(recipe.binary), { recursive: true });
@@ -45,12 +47,29 @@ export async function goBinary(recipe: GoBinaryRecipe): Promise<string> {
   return recipe.binary;
 }
 
+/**
+ * The path of a binary that the preparation step built. Tests call this: a missing binary is
+ * an error that says how to build it, never a build inside a hook with a timeout.
+ */
+export function requireGoBinary(recipe: GoBinaryRecipe): string {
+  if (existsSync(recipe.binary)) return recipe.binary;
+  throw new Error(
+    `${basename(recipe.binary)} ${recipe.version} is not built (expected at ${recipe.binary}): ` +
+      'run `node test/harness/prepare.ts` first (`npm test` does)',
+  );
+}
+
 async function build(recipe: GoBinaryRecipe, label: string): Promise<void> {
   const started = performance.now();
   log(
     `building ${label} from the Go module proxy (first run only, about ${recipe.expectedMinutes} min on two cores) into ${recipe.binary}`,
   );
   const workDir = await mkdtemp(join(dirname(recipe.binary), '.build-'));
+  // Go prints nothing while it compiles; a line every half minute shows the build is alive.
+  const heartbeat = setInterval(() => {
+    const elapsed = Math.round((performance.now() - started) / 1000);
+    log(`still building ${label} (${Math.floor(elapsed / 60)} min ${elapsed % 60} s so far)`);
+  }, HEARTBEAT_MS);
   try {
     const go = goCommand();
     const dependency = await runGo(
@@ -81,6 +100,7 @@ async function build(recipe: GoBinaryRecipe, label: string): Promise<void> {
     );
     await rename(output, recipe.binary);
   } finally {
+    clearInterval(heartbeat);
     await rm(workDir, { recursive: true, force: true });
   }
   const seconds = Math.round((performance.now() - started) / 1000);
@@ -142,5 +162,5 @@ function goCommand(): string {
 }
 
 function log(message: string): void {
-  process.stderr.write(`kube harness: ${message}\n`);
+  process.stderr.write(`prepare: ${message}\n`);
 }

@@ -1,19 +1,25 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { goBinary } from './go-binary.ts';
+import { buildGoBinary, type GoBinaryRecipe, requireGoBinary } from './go-binary.ts';
 import { ETCD_VERSION, type KubeVersion } from './versions.ts';
 
 export type KubeBinaries = { kubeApiserver: string; etcd: string };
 
 /**
- * kube-apiserver and etcd for one Kubernetes version, built from the Go module proxy on first use
- * and cached under $XDG_CACHE_HOME/gatehouse/kube (~/.cache/gatehouse/kube by default).
+ * kube-apiserver and etcd for one Kubernetes version, as the preparation step built them from the
+ * Go module proxy into $XDG_CACHE_HOME/gatehouse/kube (~/.cache/gatehouse/kube by default).
  */
-export async function kubeBinaries(version: KubeVersion): Promise<KubeBinaries> {
-  // One at a time: each build alone keeps both cores busy.
-  const etcd = await etcdBinary();
-  const kubeApiserver = await kubeApiserverBinary(version);
-  return { kubeApiserver, etcd };
+export function kubeBinaries(version: KubeVersion): KubeBinaries {
+  return {
+    kubeApiserver: requireGoBinary(kubeApiserverRecipe(version)),
+    etcd: requireGoBinary(etcdRecipe()),
+  };
+}
+
+/** Builds what kubeBinaries needs when it is missing; one at a time, since each build alone keeps both cores busy. */
+export async function buildKubeBinaries(version: KubeVersion): Promise<void> {
+  await buildGoBinary(etcdRecipe());
+  await buildGoBinary(kubeApiserverRecipe(version));
 }
 
 export function kubeCacheDir(): string {
@@ -21,10 +27,10 @@ export function kubeCacheDir(): string {
   return join(cacheHome, 'gatehouse', 'kube');
 }
 
-function kubeApiserverBinary(version: KubeVersion): Promise<string> {
+function kubeApiserverRecipe(version: KubeVersion): GoBinaryRecipe {
   const [, minor, patch] = /^v1\.(\d+)\.(\d+)$/.exec(version)!;
   const versionPackage = 'k8s.io/component-base/version';
-  return goBinary({
+  return {
     binary: join(kubeCacheDir(), version, 'kube-apiserver'),
     module: 'k8s.io/kubernetes',
     version,
@@ -40,11 +46,11 @@ function kubeApiserverBinary(version: KubeVersion): Promise<string> {
       `-X ${versionPackage}.gitTreeState=clean`,
     ],
     expectedMinutes: 5,
-  });
+  };
 }
 
-function etcdBinary(): Promise<string> {
-  return goBinary({
+function etcdRecipe(): GoBinaryRecipe {
+  return {
     binary: join(kubeCacheDir(), `etcd-${ETCD_VERSION}`, 'etcd'),
     module: 'go.etcd.io/etcd/server/v3',
     version: ETCD_VERSION,
@@ -52,7 +58,7 @@ function etcdBinary(): Promise<string> {
     mainPackage: 'go.etcd.io/etcd/server/v3',
     ldflags: ['-s', '-w'],
     expectedMinutes: 2,
-  });
+  };
 }
 
 /**

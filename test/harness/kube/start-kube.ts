@@ -44,12 +44,12 @@ const DEFAULT_START_TIMEOUT_MS = 90_000;
  * A real kube-apiserver backed by a real etcd, both on free loopback ports with their state in a
  * fresh temporary directory, started the way controller-runtime's envtest starts them. There is no
  * controller-manager, scheduler or kubelet: Pods stay Pending and service-account tokens come only
- * from the TokenRequest API. The first call for a version builds the binaries (see kubeBinaries).
+ * from the TokenRequest API. The binaries come from the preparation step (see kubeBinaries).
  */
 export async function startKube(options: StartKubeOptions = {}): Promise<KubeCluster> {
   const version = options.version ?? LATEST_KUBE_VERSION;
   const timeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-  const binaries = await kubeBinaries(version);
+  const binaries = kubeBinaries(version);
   const baseDir = await mkdtemp(join(tmpdir(), 'gatehouse-kube-'));
   const servers: ServerProcess[] = [];
   const stop = async () => {
