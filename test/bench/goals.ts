@@ -1,6 +1,6 @@
 import type { ResultRow } from './summarize.ts';
 
-/** A performance target from the issue, checked against one workload. */
+/** One of the project's performance goals, checked against one workload. */
 export type GoalCheck = {
   goal: string;
   workload: string;
@@ -10,12 +10,12 @@ export type GoalCheck = {
 };
 
 const THROUGHPUT_SHARE = 0.85;
-/** With the full policy path (guardrails), the guardrails issue asks for 80%. */
+/** With the full policy path (guardrails and masking), the goal is 80%. */
 const GUARDED_THROUGHPUT_SHARE = 0.8;
 const LATENCY_ALLOWANCE_US = 100;
 
 /**
- * The issue's targets: at 8 clients Gatehouse keeps at least 85% of HAProxy's throughput; at 1 client its
+ * The project's goals: at 8 clients Gatehouse keeps at least 85% of HAProxy's throughput; at 1 client its
  * median latency is within 100 µs of connecting directly. Each is checked for both protocols, comparing
  * the runs of the same round (see summarize).
  */

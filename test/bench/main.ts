@@ -300,7 +300,7 @@ function printReport(
   }
   const idle = Object.entries(startRssMb).map(([name, mb]) => `${name} ${mb.toFixed(1)} MB`);
   if (idle.length > 0) console.log(`\nproxy RSS right after start, before any client: ${idle.join(', ')}`);
-  console.log(`\nTargets from the issue:\n${formatGoals(goals)}`);
+  console.log(`\nThe project's goals:\n${formatGoals(goals)}`);
   if (failures.length > 0)
     console.log(`\nFailures:\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);
 }
@@ -313,7 +313,7 @@ function printMysqlReport(rows: readonly MysqlResultRow[], version: string): voi
   const goal = mysqlGoal(rows);
   const verdict = goal.met === undefined ? 'not measured' : goal.met ? 'met' : 'NOT met';
   console.log(
-    `\nTarget from the issue: gatehouse-guarded >= 80% of haproxy, oltp_point_select at 8 clients: ${goal.measured} (${verdict})`,
+    `\nThe project's goal: gatehouse-guarded >= 80% of haproxy, oltp_point_select at 8 clients: ${goal.measured} (${verdict})`,
   );
 }
 

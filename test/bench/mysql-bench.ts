@@ -210,7 +210,7 @@ export function formatMysqlTable(rows: readonly MysqlResultRow[]): string {
   return lines.join('\n');
 }
 
-/** The MySQL target: sysbench oltp_point_select through Gatehouse with the full policy keeps at least 80% of HAProxy's throughput at 8 threads. */
+/** The project's MySQL goal: sysbench oltp_point_select through Gatehouse with the full policy keeps at least 80% of HAProxy's throughput at 8 threads. */
 export function mysqlGoal(rows: readonly MysqlResultRow[]): { met: boolean | undefined; measured: string } {
   const share = rows.find(
     (r) => r.target === 'gatehouse-guarded' && r.clients === 8 && r.workload.startsWith('oltp_point_select/'),
