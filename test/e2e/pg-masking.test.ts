@@ -133,6 +133,7 @@ const single = (sql: string) => describeQuery(sql).length === 1;
 interface Outcome {
   readonly refused: boolean;
   readonly error?: string;
+  readonly code?: string;
   /** Everything the client got: rows, error fields, notices. */
   readonly received: string;
   readonly rows: unknown[];
@@ -170,6 +171,7 @@ async function run(
     return {
       refused: e.code === '42501',
       error: e.message,
+      code: e.code,
       rows: [],
       received: JSON.stringify({ fields, notices }),
     };
@@ -282,6 +284,79 @@ describe('masked cases return no PII on any channel', () => {
   );
 });
 
+/**
+ * Errors as a side channel: expressions over masked values that make the server fail and quote the
+ * value, transformed so that no pattern recognises it (`[968,70,5127 x` in a JSON error's context).
+ * Every column kind, several transformations and many failing conversions; the statement may be refused,
+ * but if it runs, the client gets the SQLSTATE and a fixed text, nothing the server wrote.
+ */
+const FAILING_WRAPPERS = [
+  (x: string) => `(${x})::int`,
+  (x: string) => `(${x})::json`,
+  (x: string) => `('[' || ${x} || ' x')::json`,
+  (x: string) => `(${x})::jsonb`,
+  (x: string) => `(${x})::date`,
+  (x: string) => `(${x})::numeric`,
+  (x: string) => `(${x})::uuid`,
+  (x: string) => `(${x})::inet`,
+  (x: string) => `(${x})::bool`,
+  (x: string) => `(${x})::interval`,
+  (x: string) => `(${x})::regclass`,
+  (x: string) => `(${x})::point`,
+  (x: string) => `(${x})::money`,
+  (x: string) => `CAST(${x} AS bigint)`,
+  (x: string) => `xmlparse(content ${x} || '<')`,
+  (x: string) => `to_tsquery(${x} || ' & & ')`,
+  (x: string) => `jsonb_path_query('{}', (${x} || ' ?')::jsonpath)`,
+  (x: string) => `int4(${x})`,
+];
+const TRANSFORMS = [
+  (c: string) => c,
+  (c: string) => `replace(${c}, '-', ',')`,
+  (c: string) => `reverse(${c})`,
+  (c: string) => `translate(${c}, '0123456789@.', 'abcdefghij##')`,
+  (c: string) => `'~' || upper(${c})`,
+];
+const MASKED_COLUMNS = [
+  ['customers', 'ssn'],
+  ['customers', 'email'],
+  ['customers', 'phone'],
+  ['customers', 'card'],
+  ['customers', 'name'],
+  ['accounts', 'contact'],
+] as const;
+const ERROR_ORACLES = MASKED_COLUMNS.flatMap(([table, column], c) =>
+  FAILING_WRAPPERS.map((wrap, w) => {
+    const transform = TRANSFORMS[(c + w) % TRANSFORMS.length]!;
+    return `SELECT id, ${wrap(transform(column))} AS v FROM ${table} ORDER BY id`;
+  }),
+);
+
+describe('errors are not a side channel', () => {
+  it.each(ERROR_ORACLES)('%s', async (sql) => {
+    for (const mode of ['simple', 'extended'] as const) {
+      const outcome = await run(sql, { mode });
+      expect(leak(outcome.received), outcome.received).toBeUndefined();
+      if (outcome.refused || outcome.error === undefined) continue;
+      expect(outcome.code, outcome.received).toMatch(/^[0-9A-Z]{5}$/);
+      expect(outcome.error).toBe(
+        `Gatehouse withheld the database's error text (SQLSTATE ${outcome.code}): the statement reads or writes data this identity sees masked, and the text could quote it`,
+      );
+      const { fields } = JSON.parse(outcome.received) as { fields: Record<string, unknown> };
+      expect(fields['detail']).toBeUndefined();
+      expect(fields['where']).toBeUndefined();
+    }
+  });
+
+  it('the oracles do fail on the database and quote the value there (control: an unmasked grant)', async () => {
+    const quoting = await Promise.all(
+      ERROR_ORACLES.map(async (sql) => (await run(sql, { name: 'admin' })).received),
+    );
+    const quoted = quoting.filter((received) => /123|alice|Alice|4111|555|carol|dave/i.test(received));
+    expect(quoted.length).toBeGreaterThan(ERROR_ORACLES.length / 4);
+  });
+});
+
 describe('what each identity sees', () => {
   it('the leak check finds PII in every form it looks for (control: an unmasked grant)', async () => {
     const clear = await run(
@@ -367,11 +442,18 @@ describe('what each identity sees', () => {
     expect(outcome.error).toMatch(/MaskingPolicy "pii" refuses this statement: .*public\.customers\.ssn/);
   });
 
-  it('scrubs values the server quotes in errors', async () => {
+  it('withholds the text of errors of statements that write masked data, keeping the SQLSTATE', async () => {
     const outcome = await run("INSERT INTO accounts VALUES (3, 'carol@example.com', 1)");
     expect(outcome.refused).toBe(false);
-    expect(outcome.received).toContain('duplicate key value');
+    expect(outcome.code).toBe('23505');
+    expect(outcome.error).toMatch(/^Gatehouse withheld the database's error text \(SQLSTATE 23505\)/);
     expect(outcome.received).not.toContain('carol@example.com');
+  });
+
+  it('keeps the errors of statements that touch no masked data, with quoted values scrubbed', async () => {
+    const outcome = await run("SELECT 'abc'::int");
+    expect(outcome.code).toBe('22P02');
+    expect(outcome.error).toBe('invalid input syntax for type integer: "****"');
   });
 
   it('shows clear values to an exempt subject until the exemption expires, and to unmasked grants', async () => {

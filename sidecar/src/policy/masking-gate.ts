@@ -119,6 +119,14 @@ function binaryCopyOut(sql: string): boolean {
   });
 }
 
+/**
+ * Whether the server's error and notice texts for this text must be withheld: some statement of it
+ * touches masked data, or nothing could be traced (see StatementMaskPlan.withholdsServerText).
+ */
+export function withholdsServerText(masking: TextMasking): boolean {
+  return masking.plans.length === 0 || masking.plans.some((plan) => plan.withholdsServerText);
+}
+
 /** The plan for the result of statement `index` of a text. */
 export function planAt(masking: TextMasking, index: number): StatementMaskPlan {
   return masking.plans[index] ?? MASK_EVERYTHING;

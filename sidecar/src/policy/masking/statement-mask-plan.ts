@@ -24,12 +24,25 @@ export interface StatementMaskPlan {
   readonly refusal?: string;
   /** Masked output columns with their reasons, for the audit record (`rest` only when it applies to all). */
   readonly masked: readonly string[];
+  /**
+   * The statement reads or writes a table with masked columns, or data it cannot see: the server's
+   * error and notice texts for it may quote those values in any form (a failed cast, an XPath error, a
+   * RAISE), so they are withheld whole rather than scrubbed by pattern.
+   */
+  readonly withholdsServerText: boolean;
 }
 
 export const NOTHING_MASKED: StatementMaskPlan = Object.freeze({
   columns: Object.freeze([]),
   rest: undefined,
   masked: Object.freeze([]),
+  withholdsServerText: false,
+});
+
+/** Nothing in the result is masked, but the statement touches masked data: its errors are withheld. */
+const NOTHING_MASKED_TEXT_WITHHELD: StatementMaskPlan = Object.freeze({
+  ...NOTHING_MASKED,
+  withholdsServerText: true,
 });
 
 /** For results Gatehouse cannot relate to any statement it traced: every column masked. */
@@ -37,6 +50,7 @@ export const MASK_EVERYTHING: StatementMaskPlan = Object.freeze({
   columns: Object.freeze([]),
   rest: Object.freeze({ method: 'redact', kind: null, reason: 'result not traced' }) as OutputMask,
   masked: Object.freeze(['* (result not traced)']),
+  withholdsServerText: true,
 });
 
 /**
@@ -53,6 +67,11 @@ export function planStatementMasking(
 ): StatementMaskPlan {
   const readsSensitive =
     lineage.readsUnknown || lineage.reads.some((table) => sensitivity.tables.has(tableKey(table)));
+  const touchesSensitive =
+    readsSensitive ||
+    lineage.writes.some(
+      (write) => write.target.kind === 'column' && sensitivity.tables.has(tableKey(write.target.column)),
+    );
   const maskOf = (value: Lineage, name: string): OutputMask | undefined =>
     outputMask(value, name, sensitivity, readsSensitive);
 
@@ -102,8 +121,13 @@ export function planStatementMasking(
       `COPY would send ${masked.join(', ')} unmasked; read masked columns with SELECT, which masks them`,
     );
   }
-  if (masked.length === 0 && !rest) return NOTHING_MASKED;
-  return Object.freeze({ columns: Object.freeze(planned), rest, masked: Object.freeze(masked) });
+  if (masked.length === 0 && !rest) return touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED;
+  return Object.freeze({
+    columns: Object.freeze(planned),
+    rest,
+    masked: Object.freeze(masked),
+    withholdsServerText: touchesSensitive,
+  });
 }
 
 function refuse(refusal: string): StatementMaskPlan {

@@ -53,6 +53,7 @@ for (const [method, columns, label] of cases) {
     columns: [undefined, mask, mask, undefined],
     rest: undefined,
     masked: ['bench'],
+    withholdsServerText: true,
   };
   const masker = createRowMasker(plan, columns, key);
   for (let i = 0; i < 100_000; i++) masker(rows[i & 4095]!);

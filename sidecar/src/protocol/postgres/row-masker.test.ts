@@ -37,6 +37,7 @@ const redactSecond: StatementMaskPlan = {
   columns: [undefined, { method: 'redact', kind: 'email', reason: 'r' }],
   rest: undefined,
   masked: ['r'],
+  withholdsServerText: true,
 };
 
 describe('createRowMasker', () => {
@@ -50,7 +51,7 @@ describe('createRowMasker', () => {
   });
 
   it('scans clean text cells, masking only what looks sensitive', () => {
-    const clean: StatementMaskPlan = { columns: [], rest: undefined, masked: [] };
+    const clean: StatementMaskPlan = { columns: [], rest: undefined, masked: [], withholdsServerText: false };
     const mask = createRowMasker(clean, [field(PG_TYPE.text)], key);
     const plain = dataRow([Buffer.from('printer jammed')]);
     expect(mask(plain)).toBe(plain);
@@ -68,6 +69,7 @@ describe('createRowMasker', () => {
       columns: [{ method: 'redact', kind: null, reason: 'r' }],
       rest: undefined,
       masked: ['r'],
+      withholdsServerText: true,
     };
     const out = createRowMasker(plan, [field(PG_TYPE.int4, 1)], key)(dataRow([Buffer.from([0, 1, 2, 3])]));
     expect(cellsOf(out)).toEqual(['00000000']);
@@ -76,7 +78,7 @@ describe('createRowMasker', () => {
 
 describe('needsRowInspection', () => {
   it('lets results of numbers pass uncopied when nothing is masked', () => {
-    const clean: StatementMaskPlan = { columns: [], rest: undefined, masked: [] };
+    const clean: StatementMaskPlan = { columns: [], rest: undefined, masked: [], withholdsServerText: false };
     expect(needsRowInspection(clean, [field(PG_TYPE.int4), field(PG_TYPE.numeric)])).toBe(false);
     expect(needsRowInspection(clean, [field(PG_TYPE.int4), field(PG_TYPE.varchar)])).toBe(true);
     expect(needsRowInspection(clean, undefined)).toBe(true);

@@ -43,6 +43,53 @@ export function scrubFieldsMessage(frame: Buffer): Buffer {
   return message(frame[0]!, Buffer.concat([...parts, Buffer.from([0])]));
 }
 
+/**
+ * Fields an ErrorResponse or NoticeResponse keeps when its text is withheld: severity, SQLSTATE and the
+ * names of the schema, table, column, type and constraint involved (catalog names, never values).
+ */
+const KEPT_WHEN_WITHHELD = new Set('SVCstcdn'.split('').map((ch) => ch.charCodeAt(0)));
+const MESSAGE_FIELD = 'M'.charCodeAt(0);
+const HINT_FIELD = 'H'.charCodeAt(0);
+
+/**
+ * ErrorResponse or NoticeResponse for a statement that touches masked data: the server's message,
+ * detail, hint, context, position and internal query can quote any value the statement handled, in any
+ * transformed form (a cast error quoting `[968,70,5127`), so they are replaced by a fixed text that keeps
+ * the SQLSTATE and says why; no pattern scrubbing can keep up with what a server may quote.
+ */
+export function withholdServerText(frame: Buffer): Buffer {
+  const kept: Buffer[] = [];
+  let sqlstate = '';
+  let offset = 5;
+  while (offset < frame.length && frame[offset] !== 0) {
+    const code = frame[offset]!;
+    const end = frame.indexOf(0, offset + 1);
+    if (end < 0) break;
+    if (code === 'C'.charCodeAt(0)) sqlstate = frame.toString('latin1', offset + 1, end);
+    if (KEPT_WHEN_WITHHELD.has(code)) kept.push(frame.subarray(offset, end + 1));
+    offset = end + 1;
+  }
+  const text = (code: number, value: string) =>
+    Buffer.concat([Buffer.from([code]), Buffer.from(value, 'utf8'), Buffer.from([0])]);
+  const notice = frame[0] === 'N'.charCodeAt(0);
+  const what = notice ? 'notice' : 'error';
+  return message(
+    frame[0]!,
+    Buffer.concat([
+      ...kept,
+      text(
+        MESSAGE_FIELD,
+        `Gatehouse withheld the database's ${what} text${sqlstate ? ` (SQLSTATE ${sqlstate})` : ''}: the statement reads or writes data this identity sees masked, and the text could quote it`,
+      ),
+      text(
+        HINT_FIELD,
+        'The SQLSTATE is the database’s own; the proxy log and the audit record name the statement.',
+      ),
+      Buffer.from([0]),
+    ]),
+  );
+}
+
 /** NotificationResponse with its payload scanned (after the process id and the channel). */
 export function scrubNotification(frame: Buffer): Buffer {
   return scrubLastString(frame, frame.indexOf(0, 9));

@@ -10,7 +10,7 @@ import { grantsFor } from '../../policy/grants-for.ts';
 import type { Decision } from '../../policy/guardrails/decide.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
-import { MaskingGate, planAt, type TextMasking } from '../../policy/masking-gate.ts';
+import { MaskingGate, planAt, type TextMasking, withholdsServerText } from '../../policy/masking-gate.ts';
 import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import { statementShape } from '../../sql/statement-shape.ts';
@@ -52,7 +52,12 @@ import {
   type RowMasker,
   rowDescriptionFields,
 } from './row-masker.ts';
-import { scrubFieldsMessage, scrubNotification, scrubParameterStatus } from './scrub-messages.ts';
+import {
+  scrubFieldsMessage,
+  scrubNotification,
+  scrubParameterStatus,
+  withholdServerText,
+} from './scrub-messages.ts';
 import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
 import { StartupReader } from './startup-reader.ts';
 import { connectUpstream, type UpstreamConnection, upstreamOptions } from './upstream.ts';
@@ -750,8 +755,13 @@ export class PostgresSession {
     const head = this.pending[0];
     if (type === DATA_ROW) return this.maskRow(head, frame);
     if (type === COPY_DATA) return scrubCopyData(frame);
+    // Decided before the answer moves the exchange on: the text belongs to the statement it answers.
+    const withheld = (type === 69 || type === 78) && this.withholdsServerText(head);
     let out = this.answerServerMessage(type, frame, head);
-    if (this.scrubbing && out === frame) out = scrubServerText(type, frame);
+    if (out === frame) {
+      if (withheld) out = withholdServerText(frame);
+      else if (this.scrubbing) out = scrubServerText(type, frame);
+    }
     const next = this.pending[0];
     this.scanner!.want(DATA_ROW, this.rowsWanted(next));
     // Text COPY rows are scanned; binary ones are not text (COPY of masked columns is refused anyway).
@@ -763,6 +773,17 @@ export class PostgresSession {
       return Buffer.concat([notice, out]);
     }
     return out;
+  }
+
+  /** Whether the server's texts answering `head` are withheld: its statement touches masked data. */
+  private withholdsServerText(head: Pending | undefined): boolean {
+    const masking =
+      head?.kind === 'query'
+        ? head.masking
+        : head?.kind === 'execute'
+          ? (head.text as PreparedText).masking
+          : undefined;
+    return masking !== undefined && withholdsServerText(masking);
   }
 
   /** Whether the rows of the result now coming must be read: a masker is set or may be needed. */
