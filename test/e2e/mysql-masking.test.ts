@@ -147,6 +147,77 @@ describe('red-team mask cases return no clear PII (or are refused)', () => {
   );
 });
 
+/**
+ * Errors and warnings as a side channel: functions that fail on a masked value and quote it, transformed
+ * (MariaDB's `XPATH syntax error: '~968705127'`). Whatever runs, the client gets the errno and a fixed
+ * text, and SHOW WARNINGS after it shows the messages masked.
+ */
+const MYSQL_FAILING = [
+  (x: string) => `extractvalue(1, concat('~', ${x}))`,
+  (x: string) => `updatexml(1, concat(0x7e, ${x}), 1)`,
+  (x: string) => `json_extract(${x}, '$')`,
+  (x: string) => `json_extract('{}', concat('$', ${x}))`,
+  (x: string) => `st_geomfromtext(${x})`,
+  (x: string) => `cast(${x} AS decimal(30,2)) + cast(${x} AS double)`,
+  (x: string) => `regexp_substr('a', concat('(', ${x}))`,
+  (x: string) => `exp(length(${x}) * 1000)`,
+  (x: string) => `inet6_aton(${x}) + (SELECT 1 UNION SELECT 2)`,
+];
+const MYSQL_TRANSFORMS = [
+  (c: string) => c,
+  (c: string) => `replace(${c}, '-', '')`,
+  (c: string) => `reverse(${c})`,
+  (c: string) => `upper(${c})`,
+];
+const MYSQL_ORACLES = ['ssn', 'email', 'phone', 'card', 'name'].flatMap((column, c) =>
+  MYSQL_FAILING.map(
+    (wrap, w) =>
+      `SELECT id, ${wrap(MYSQL_TRANSFORMS[(c + w) % MYSQL_TRANSFORMS.length]!(column))} AS v FROM customers ORDER BY id`,
+  ),
+);
+const WITHHELD = /^Gatehouse withheld the database's error text \(error \d+\)/;
+
+describe('errors and warnings are not a side channel', () => {
+  it.each(MYSQL_ORACLES)('%s', async (sql) => {
+    const c = await client();
+    try {
+      // A prepared statement can also fail at COM_STMT_PREPARE, before any row is read: such an error
+      // quotes only the text, and is left as it is; an error while executing is withheld like any other.
+      for (const [via, run] of [
+        ['text', (q: string) => c.query(q)],
+        ['prepared', (q: string) => c.execute(q)],
+      ] as const) {
+        const outcome = await run(sql).then(
+          ([rows]) => ({ rows }),
+          (e: { errno?: number; sqlMessage?: string }) => ({ errno: e.errno, message: e.sqlMessage }),
+        );
+        const [warnings] = await c.query('SHOW WARNINGS');
+        expect(leaks({ outcome, warnings })).toEqual([]);
+        if (via === 'text' && 'errno' in outcome && outcome.errno !== 1142 && outcome.errno !== 1227)
+          expect(outcome.message).toMatch(WITHHELD);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('refuses GET DIAGNOSTICS, which would copy a message into a variable lineage cannot follow', async () => {
+    const c = await client();
+    try {
+      await c.query('SELECT cast(ssn AS decimal(30,2)) FROM customers').catch(() => {});
+      const refused = await c.query('GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT').then(
+        () => undefined,
+        (e: { errno?: number }) => e.errno,
+      );
+      expect([1142, 1227]).toContain(refused);
+      const [rows] = await c.query('SELECT @m AS m');
+      expect(leaks(rows)).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
 describe('the leak check itself', () => {
   it('sees the PII of every mask case through a proxy without a MaskingPolicy', async () => {
     const config = mysqlProxyConfig(server);

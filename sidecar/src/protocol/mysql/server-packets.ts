@@ -12,6 +12,21 @@ export function errPacket(kind: MysqlErrorKind, message: string, seq: number): B
   return packet(payload, seq);
 }
 
+/**
+ * The server's ERR packet for a command that touches masked data, with its message replaced: errno
+ * and SQLSTATE stay, the text (which can quote any value the statement handled, in any form, as
+ * `XPATH syntax error: '~968705127'` does) is withheld.
+ */
+export function withholdErrorText(p: Buffer): Buffer {
+  const errno = p.readUInt16LE(5);
+  const sqlstate = p[7] === 0x23 ? p.toString('ascii', 8, 13) : 'HY000';
+  return errPacket(
+    { code: errno, sqlstate },
+    `Gatehouse withheld the database's error text (error ${errno}): the statement reads or writes data this identity sees masked, and the text could quote it`,
+    p[3]!,
+  );
+}
+
 export function okPacket(seq: number, status: number, warnings = 0): Buffer {
   return packet(new PayloadWriter().u8(0).lenenc(0).lenenc(0).u16(status).u16(warnings).build(), seq);
 }

@@ -37,7 +37,13 @@ import { PacketScanner } from './packet-scanner.ts';
 import { withPrefix } from './prefixed-stream.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { type ResponseShape, ResponseTracker } from './response-tracker.ts';
-import { authSwitchPacket, errPacket, greetingPacket, okPacket } from './server-packets.ts';
+import {
+  authSwitchPacket,
+  errPacket,
+  greetingPacket,
+  okPacket,
+  withholdErrorText,
+} from './server-packets.ts';
 import { connectMysqlUpstream, MysqlUpstreamError, type ServerGreeting } from './upstream.ts';
 
 /** Judges statements for one session; built once the identity is known. */
@@ -103,6 +109,8 @@ interface Pending {
   readonly masking?: SessionMasking;
   /** Per result, the masked columns described for the audit record. */
   readonly masked?: readonly (readonly string[])[];
+  /** The command touches masked data: the text of the server's error for it is withheld. */
+  readonly withholdsServerText?: boolean;
   /** Client files the server may ask for (LOAD DATA LOCAL the policy allowed), in order. */
   readonly localInfiles?: string[];
   /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
@@ -116,6 +124,8 @@ interface PreparedText {
   readonly masks?: ResultMask;
   /** Those masked columns described for the audit record. */
   readonly masked?: readonly string[];
+  /** Its executions touch masked data: the server's error texts for them are withheld. */
+  readonly withholdsServerText?: boolean;
 }
 
 /** A client file goes to the server only when a policy allows the statement that asks for it. */
@@ -557,7 +567,12 @@ export class MysqlSession {
           started,
           command: 'QUERY',
           ...notesOf(refusal),
-          ...(masks && { masks: masks.results, masking, masked: masks.described }),
+          ...(masks && {
+            masks: masks.results,
+            masking,
+            masked: masks.described,
+            withholdsServerText: masks.withholdsServerText,
+          }),
           localInfiles,
         });
         return frame;
@@ -585,7 +600,11 @@ export class MysqlSession {
           prepares: {
             text,
             ...notes,
-            ...(masks && { masks: masks.results[0] ?? 'all', masked: masks.described[0] ?? ['*: redact'] }),
+            ...(masks && {
+              masks: masks.results[0] ?? 'all',
+              masked: masks.described[0] ?? ['*: redact'],
+              withholdsServerText: masks.withholdsServerText,
+            }),
           },
         });
         return frame;
@@ -625,6 +644,7 @@ export class MysqlSession {
           ...(masking && {
             masks: [prepared?.masks ?? 'all'],
             masked: [prepared?.masked ?? ['* (not traced): redact']],
+            withholdsServerText: prepared?.withholdsServerText ?? true,
             binary: true,
             masking,
           }),
@@ -849,6 +869,7 @@ export class MysqlSession {
       this.maskedPacket = undefined;
       return this.maskPacket(head, kind, p);
     }
+    if (p[4] === 0xff && head.withholdsServerText && !head.internal) p = withholdErrorText(p);
     const { end, prepared, localInfile } = head.tracker.read(p.subarray(4));
     if (localInfile !== undefined) return this.onLocalInfile(head, localInfile, p);
     if (prepared && head.prepares) {
@@ -891,7 +912,7 @@ export class MysqlSession {
   /** The masks of a text's results when the session masks; a refusal when it filters by masked columns. */
   private masksOf(sql: string, masking: SessionMasking): ReturnType<typeof resultMasks> {
     // Masked only since a policy reload, the session has no catalog: every result is masked whole.
-    if (!this.catalog) return { results: [], described: [] };
+    if (!this.catalog) return { results: [], described: [], withholdsServerText: true };
     return resultMasks(this.gate!.lineage(sql, this.catalog), this.catalog, masking);
   }
 

@@ -205,8 +205,11 @@ function statementLineage(statement: LexedStatement, env: StatementEnv): MysqlSt
       c.readsUnknown = true;
       return finish('Call', c, [{ name: '?column?', ...toLineage(OPAQUE) }], false);
     case 'SHOW':
-      // Other sessions' statements (with their literals) and binary-log row events: untraceable values.
-      if (['PROCESSLIST', 'FULL', 'BINLOG', 'RELAYLOG', 'ENGINE'].includes(words[1] ?? '')) {
+      // Other sessions' statements (with their literals), binary-log row events, and the messages of
+      // the last statement's warnings and errors, which quote the values it handled: untraceable values.
+      if (
+        ['PROCESSLIST', 'FULL', 'BINLOG', 'RELAYLOG', 'ENGINE', 'WARNINGS', 'ERRORS'].includes(words[1] ?? '')
+      ) {
         c.readsUnknown = true;
         return finish('Show', c, [{ name: '?column?', ...toLineage(OPAQUE) }], false);
       }

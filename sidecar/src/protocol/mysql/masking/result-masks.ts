@@ -13,6 +13,11 @@ export interface TextMasks {
   readonly described: readonly (readonly string[])[];
   /** Set when the text filters or orders by a masked column and the policy does not allow it. */
   readonly refusal?: string;
+  /**
+   * The text reads or writes a relation with masked columns, or data it cannot trace: the server's
+   * error messages for it may quote those values in any form, so they are withheld whole.
+   */
+  readonly withholdsServerText: boolean;
 }
 
 const REDACT_UNKNOWN: ColumnMask = { method: 'redact', kind: null };
@@ -28,7 +33,7 @@ export function resultMasks(
   catalog: Catalog,
   masking: SessionMasking,
 ): TextMasks {
-  if (lineage.parseError) return { results: [], described: [] };
+  if (lineage.parseError) return { results: [], described: [], withholdsServerText: true };
   const sensitiveTables = new Set<string>();
   for (const table of catalog.tables.values())
     if (table.columns.some((c) => masking.columnMask(table.schema, table.name, c.name)))
@@ -46,9 +51,20 @@ export function resultMasks(
   const results: ResultMask[] = [];
   const described: string[][] = [];
   let refusal: string | undefined;
+  let withholdsServerText = false;
   for (const statement of lineage.statements) {
     const readsSensitive =
       statement.readsUnknown || statement.reads.some((r) => isSensitiveTable(r.schema, r.table));
+    withholdsServerText ||=
+      readsSensitive ||
+      statement.writes.some(
+        (w) => w.target.kind === 'column' && isSensitiveTable(w.target.column.schema, w.target.column.table),
+      );
+    // GET DIAGNOSTICS copies the last statement's messages, which quote the values it handled, into
+    // variables that lineage cannot tie to them; SHOW WARNINGS shows the same messages, masked.
+    if (statement.kind === 'GET' && refusal === undefined)
+      refusal =
+        'GET DIAGNOSTICS can carry masked values out of messages; use SHOW WARNINGS, which masks them';
     if (!masking.allowPredicates && refusal === undefined) {
       const over = statement.predicates.sources.find((s) => masking.columnMask(s.schema, s.table, s.column));
       if (over) refusal = `it filters or orders by the masked column ${over.table}.${over.column}`;
@@ -96,5 +112,7 @@ export function resultMasks(
       );
     }
   }
-  return refusal === undefined ? { results, described } : { results, described, refusal };
+  return refusal === undefined
+    ? { results, described, withholdsServerText }
+    : { results, described, refusal, withholdsServerText };
 }
