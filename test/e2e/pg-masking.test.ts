@@ -357,6 +357,94 @@ describe('errors are not a side channel', () => {
   });
 });
 
+/**
+ * Control flow and cardinality as channels: each statement below returns only masked columns, yet
+ * chooses whether to fail, wait or how many rows to return by a masked value, so asking it many times
+ * rebuilds the value bit by bit. Built from every masked column, reached directly and through aliases,
+ * CTEs and subqueries, and many shapes of condition. Each must be refused.
+ */
+const REACHED = [
+  (column: string, table: string) => ({ value: column, from: table }),
+  (column: string, table: string) => ({ value: 'v', from: `(SELECT ${column} AS v FROM ${table}) s` }),
+  (column: string, table: string) => ({
+    value: 'w.c',
+    from: `(WITH t AS (SELECT ${column} AS c FROM ${table}) SELECT * FROM t) w`,
+  }),
+];
+const CONDITIONS = [
+  (v: string) => `CASE WHEN ascii(substr(${v}, 1, 1)) > 50 THEN 1/0 ELSE 1 END`,
+  (v: string) => `CASE ${v} WHEN 'x' THEN 1 ELSE 2 END`,
+  (v: string) => `CASE WHEN ${v} LIKE '1%' THEN 'a' END`,
+  (v: string) => `(SELECT count(*) FROM generate_series(1, ascii(substr(${v}, 2, 1))))`,
+  (v: string) => `generate_series(1, length(${v}))`,
+  (v: string) => `unnest(string_to_array(${v}, '-'))`,
+  (v: string) => `regexp_matches(${v}, '[0-9]', 'g')`,
+  (v: string) => `repeat('x', ascii(${v}))`,
+  (v: string) => `lpad('x', ascii(${v}) * 1000)`,
+  (v: string) => `1 / (ascii(${v}) - 49)`,
+  (v: string) => `sqrt(ascii(${v}) - 52)`,
+  (v: string) => `power(10, ascii(${v}))`,
+  (v: string) => `to_number(${v}, '999')`,
+  (v: string) => `(${v} || '')::json`,
+  (v: string) => `${v}::int`,
+  (v: string) => `${v}::date`,
+  (v: string) => `'abc' ~ ${v}`,
+  (v: string) => `'abc' LIKE ${v}`,
+  (v: string) => `${v} IS NULL OR 1/0 = 1`,
+  (v: string) => `${v} > '5' AND (SELECT 1 UNION SELECT 2) = 1`,
+  (v: string) => `coalesce(${v}, (1/0)::text)`,
+  (v: string) => `(string_to_array('a,b,c', ','))[ascii(${v}) - 48]`,
+  (v: string) => `json_build_object(${v}, 1)`,
+  (v: string) => `count(DISTINCT ${v})`,
+  (v: string) => `sum(ascii(${v}))`,
+];
+const CONDITION_ORACLES = MASKED_COLUMNS.flatMap(([table, column], c) =>
+  CONDITIONS.map((condition, k) => {
+    const { value, from } = REACHED[(c + k) % REACHED.length]!(column, table);
+    return `SELECT ${condition(value)} AS v FROM ${from}`;
+  }),
+);
+
+/** Uses that cannot reveal more than the masked output they reach: they run, masked. */
+const TOTAL_USES = [
+  'SELECT lower(email), upper(name), concat(ssn, $$x$$), md5(email), ssn || $$!$$ FROM customers',
+  'SELECT coalesce(email, $$none$$), split_part(email, $$@$$, 2), left(card, 4), substr(ssn, 1, 3) FROM customers',
+  'SELECT replace(phone, $$-$$, $$$$), ssn::text, ssn::varchar(3), length(ssn), reverse(name) FROM customers',
+  'SELECT max(ssn), min(email), string_agg(name, $$,$$), array_agg(phone) FROM customers',
+  'SELECT email = $$x$$ AS same, ssn IS NULL AS missing, greatest(email, name) FROM customers',
+  'SELECT format($$%s <%s>$$, name, email), json_build_object($$email$$, email) FROM customers',
+];
+
+describe('conditions on masked values are refused', () => {
+  it.each(CONDITION_ORACLES)('%s', async (sql) => {
+    for (const mode of ['simple', 'extended'] as const) {
+      const outcome = await run(sql, { mode });
+      expect(outcome.code, outcome.received).toBe('42501');
+      expect(leak(outcome.received)).toBeUndefined();
+    }
+  });
+
+  it('the oracles are valid SQL that runs for an identity that sees clear values (control)', async () => {
+    for (const sql of CONDITION_ORACLES) {
+      const outcome = await run(sql, { name: 'admin' });
+      // Runtime errors (division by zero, bad input) are what an oracle is made of; not syntax or names.
+      expect(['42601', '42703', '42883', '42P01', '42501', '42804']).not.toContain(outcome.code);
+    }
+  });
+
+  it.each(TOTAL_USES)('runs, masked: %s', async (sql) => {
+    const outcome = await run(sql);
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.rows.length).toBeGreaterThan(0);
+    expect(leak(outcome.received), outcome.received).toBeUndefined();
+  });
+
+  it('counts values by NULL-ness only, and returns the true count', async () => {
+    const outcome = await run('SELECT count(ssn) AS n, count(*) AS total FROM customers');
+    expect(outcome.rows).toEqual([{ n: '2', total: '2' }]);
+  });
+});
+
 describe('what each identity sees', () => {
   it('the leak check finds PII in every form it looks for (control: an unmasked grant)', async () => {
     const clear = await run(

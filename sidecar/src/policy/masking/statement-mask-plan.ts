@@ -78,7 +78,7 @@ export function planStatementMasking(
   const predicates = sensitiveSources(lineage.predicates, sensitivity);
   if (predicates.length > 0 && !settings.allowPredicatesOnMasked) {
     return refuse(
-      `it filters, joins, groups or orders by ${describeSources(predicates)}, which this identity sees masked`,
+      `it filters, joins, groups, orders or branches on ${describeSources(predicates)}, or passes it where its value decides whether the statement fails or how many rows it returns; this identity sees it masked`,
     );
   }
   for (const write of lineage.writes) {

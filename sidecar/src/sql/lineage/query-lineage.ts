@@ -2,6 +2,7 @@ import type {
   A_Expr,
   A_Indirection,
   Alias,
+  CaseExpr,
   ColumnRef,
   CommonTableExpr,
   FuncCall,
@@ -43,6 +44,7 @@ import {
   starColumns,
   wholeOf,
 } from './scope.ts';
+import { mayFail, totalArgument, totalCast, totalOperands } from './total-expressions.ts';
 import {
   CLEAN,
   fromLineage,
@@ -1050,8 +1052,18 @@ function expressionOf(node: Node, level: Level, ctx: Context): Trace {
   if ('TypeCast' in node) {
     const arg = node.TypeCast.arg;
     if (!arg || ('A_Const' in arg && arg.A_Const.isnull)) return CLEAN;
-    return transform(expression(arg, level, ctx));
+    const value = expression(arg, level, ctx);
+    // A cast that may reject the value is an error oracle on it.
+    if (!totalCast(node.TypeCast.typeName)) recordPredicate(ctx, value);
+    return transform(value);
   }
+  if ('CaseExpr' in node) return caseExpression(node.CaseExpr, level, ctx);
+  if ('BoolExpr' in node || 'CoalesceExpr' in node)
+    return shortCircuit(
+      'BoolExpr' in node ? (node.BoolExpr.args ?? []) : (node.CoalesceExpr.args ?? []),
+      level,
+      ctx,
+    );
   if ('CollateClause' in node) return expressionOrClean(node.CollateClause.arg, level, ctx);
   if ('NamedArgExpr' in node) return expressionOrClean(node.NamedArgExpr.arg, level, ctx);
   if ('A_Indirection' in node) return indirection(node.A_Indirection, level, ctx);
@@ -1130,6 +1142,7 @@ function indirection(node: A_Indirection, level: Level, ctx: Context): Trace {
   let subscripts = CLEAN;
   for (const step of steps)
     if ('A_Indices' in step) subscripts = union(subscripts, parts(step.A_Indices, level, ctx));
+  recordPredicate(ctx, subscripts);
   return subscripts === CLEAN ? base : transform(union(base, subscripts));
 }
 
@@ -1153,11 +1166,41 @@ function subLink(link: SubLink, level: Level, ctx: Context): Trace {
   }
 }
 
+/** CASE: the value of its result, chosen by conditions that are always conditions on what they read. */
+function caseExpression(node: CaseExpr, level: Level, ctx: Context): Trace {
+  const subject = expressionOrClean(node.arg as Node | undefined, level, ctx);
+  recordPredicate(ctx, subject);
+  let trace = subject;
+  for (const when of node.args ?? []) {
+    if (!('CaseWhen' in when)) continue;
+    const condition = expressionOrClean(when.CaseWhen.expr as Node | undefined, level, ctx);
+    recordPredicate(ctx, condition);
+    trace = union(
+      trace,
+      union(condition, expressionOrClean(when.CaseWhen.result as Node | undefined, level, ctx)),
+    );
+  }
+  return transform(union(trace, expressionOrClean(node.defresult as Node | undefined, level, ctx)));
+}
+
+/**
+ * AND, OR and COALESCE evaluate their later arguments or not depending on the earlier ones: when a
+ * later one may fail, that choice is an oracle on every argument, so all are conditions.
+ */
+function shortCircuit(args: readonly Node[], level: Level, ctx: Context): Trace {
+  const traces = args.map((arg) => expression(arg, level, ctx));
+  if (args.some(mayFail)) for (const trace of traces) recordPredicate(ctx, trace);
+  return transform(unionAll(traces));
+}
+
 function operatorExpression(expr: A_Expr, level: Level, ctx: Context): Trace {
-  const operands = union(
-    expressionOrClean(expr.lexpr, level, ctx),
-    expressionOrClean(expr.rexpr, level, ctx),
-  );
+  const left = expressionOrClean(expr.lexpr, level, ctx);
+  const right = expressionOrClean(expr.rexpr, level, ctx);
+  // Arithmetic can overflow or divide by zero, a pattern can be malformed: conditions on the value.
+  const total = totalOperands(expr);
+  if (!total.left) recordPredicate(ctx, left);
+  if (!total.right) recordPredicate(ctx, right);
+  const operands = union(left, right);
   const checked =
     expr.kind === 'AEXPR_BETWEEN' ||
     expr.kind === 'AEXPR_NOT_BETWEEN' ||
@@ -1207,6 +1250,25 @@ function trustedFunction(schema: string | undefined, name: string, ctx: Context)
 
 function functionCall(call: FuncCall, level: Level, ctx: Context): Trace {
   const args = (call.args ?? []).map((arg) => expression(arg, level, ctx));
+  const { schema: calledSchema, name: calledName } = functionName(call);
+  const builtin = calledName !== undefined && trustedFunction(calledSchema, calledName, ctx);
+  // count(x) looks only at whether x is NULL: its result is the true count, clean.
+  if (
+    builtin &&
+    calledName === 'count' &&
+    !call.agg_distinct &&
+    !call.agg_order &&
+    !call.agg_filter &&
+    !call.over
+  )
+    return CLEAN;
+  // A value may reach the result only through positions where the function cannot fail, wait or change
+  // the number of rows on it; anywhere else it is a condition (a set-returning function's count, ...).
+  // Sinks and functions Gatehouse cannot see into are writes of their arguments instead (below).
+  if (builtin && PURE_FUNCTIONS.has(calledName))
+    args.forEach((arg, index) => {
+      if (!totalArgument(call, calledName, index)) recordPredicate(ctx, arg);
+    });
   let trace = unionAll(args);
   if (call.agg_order) {
     // Ordered-set aggregates (percentile_disc ... WITHIN GROUP (ORDER BY ssn)) return the ordered values.
