@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import Cursor from 'pg-cursor';
+import { serialize } from 'pg-protocol';
+import QueryStream from 'pg-query-stream';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
@@ -9,6 +12,7 @@ import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts
 import { REDTEAM_PII, redTeamCases } from '../support/redteam.ts';
 import { directClient, localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
+import { RawClient } from './support/raw-client.ts';
 
 /**
  * Masking through the real proxy against a real PostgreSQL loaded with the red-team schema: every
@@ -28,9 +32,11 @@ INSERT INTO orders VALUES (1,1,10.5,'1 Main St'),(2,2,20,'2 Oak Ave');
 CREATE TABLE accounts(id int PRIMARY KEY, contact text UNIQUE, score int);
 INSERT INTO accounts VALUES (1, 'carol@example.com', 7), (2, 'dave@example.com', 9);
 -- Free text: the column is clean, the value scan finds what is inside.
+-- Fifty people, for drivers that page through results; their SSNs are checked by the paging tests.
+CREATE TABLE people AS SELECT i AS id, '9' || lpad(i::text, 2, '0') || '-12-3456' AS ssn, 'person' || i || '@example.org' AS email, i * 10 AS score FROM generate_series(1, 50) AS i;
 CREATE TABLE tickets(id int, body text);
 INSERT INTO tickets VALUES (1, 'please call me at +1-555-0142, or mail erin@example.com'), (2, 'printer on floor 2 is jammed');
-ANALYZE customers; ANALYZE orders; ANALYZE accounts; ANALYZE tickets;`;
+ANALYZE customers; ANALYZE orders; ANALYZE accounts; ANALYZE tickets; ANALYZE people;`;
 
 const PII = [...REDTEAM_PII, 'carol@example.com', 'dave@example.com'];
 
@@ -442,6 +448,138 @@ describe('conditions on masked values are refused', () => {
   it('counts values by NULL-ness only, and returns the true count', async () => {
     const outcome = await run('SELECT count(ssn) AS n, count(*) AS total FROM customers');
     expect(outcome.rows).toEqual([{ n: '2', total: '2' }]);
+  });
+});
+
+/** The first SSN or email of the paging table found in clear in `received`, if any. */
+function peopleLeak(received: string): string | undefined {
+  for (let i = 1; i <= 50; i++) {
+    const ssn = `9${String(i).padStart(2, '0')}-12-3456`;
+    if (received.includes(ssn) || received.includes(`person${i}@example.org`)) return ssn;
+  }
+  return undefined;
+}
+
+const demoConnection = {
+  host: '127.0.0.1',
+  database: DATABASE,
+  user: 'demo',
+  password: 'demo-secret',
+};
+
+describe('every path that returns rows is masked, however the driver pages or reuses', () => {
+  const PAGED = 'SELECT id, ssn, email, score FROM people ORDER BY id';
+
+  async function withClient<T>(use: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({ ...demoConnection, port: proxy.port });
+    await client.connect();
+    try {
+      return await use(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it.each([1, 3, 7, 50])('pg-cursor reading %i rows at a time (Execute with a row limit)', async (batch) => {
+    const rows = await withClient(async (client) => {
+      const cursor = client.query(new Cursor(PAGED));
+      const all: unknown[] = [];
+      for (;;) {
+        const page = await cursor.read(batch);
+        if (page.length === 0) break;
+        all.push(...page);
+      }
+      await cursor.close();
+      return all;
+    });
+    expect(rows).toHaveLength(50);
+    expect(peopleLeak(JSON.stringify(rows))).toBeUndefined();
+    expect(rows[49]).toMatchObject({ id: 50, score: 500, ssn: '****' });
+  });
+
+  it('pg-query-stream with a small batch size', async () => {
+    const rows = await withClient(
+      (client) =>
+        new Promise<unknown[]>((resolve, reject) => {
+          const all: unknown[] = [];
+          const stream = client.query(new QueryStream(PAGED, [], { batchSize: 4 }));
+          stream.on('data', (row: unknown) => all.push(row));
+          stream.on('end', () => resolve(all));
+          stream.on('error', reject);
+        }),
+    );
+    expect(rows).toHaveLength(50);
+    expect(peopleLeak(JSON.stringify(rows))).toBeUndefined();
+  });
+
+  it('postgres.js cursors and reused named statements', async () => {
+    const sql = postgres({ ...demoConnection, username: 'demo', port: proxy.port, max: 1 });
+    try {
+      const paged: unknown[] = [];
+      for await (const rows of sql`SELECT id, ssn, email, score FROM people ORDER BY id`.cursor(6))
+        paged.push(...rows);
+      expect(paged).toHaveLength(50);
+      expect(peopleLeak(JSON.stringify(paged))).toBeUndefined();
+      for (let i = 1; i <= 8; i++) {
+        const [row] = await sql`SELECT id, ssn, score FROM people WHERE id = ${i}`;
+        expect(row).toMatchObject({ id: i, ssn: '****', score: i * 10 });
+      }
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('a statement the client never describes is masked by type, in text and binary (no NULLs)', async () => {
+    const client = await RawClient.login(proxy.port, 'demo', 'demo-secret', DATABASE);
+    try {
+      // pg-protocol hands DataRow cells over as strings; the masked ones are ASCII either way.
+      const rows: (string | null)[][] = [];
+      const off = client.onMessage((m) => {
+        if (m.name === 'dataRow') rows.push((m as unknown as { fields: (string | null)[] }).fields);
+      });
+      client.socket.write(
+        serialize.parse({ name: 's1', text: 'SELECT id, ssn, score FROM people WHERE id = $1', types: [] }),
+      );
+      for (const [i, binary] of [
+        [1, false],
+        [2, true],
+        [3, false],
+        [4, true],
+      ] as const) {
+        client.socket.write(
+          Buffer.concat([
+            serialize.bind({ statement: 's1', values: [String(i)], binary }),
+            serialize.execute({}),
+            serialize.sync(),
+          ]),
+        );
+        await client.waitFor('readyForQuery');
+      }
+      off();
+      expect(rows).toHaveLength(4);
+      for (const [index, row] of rows.entries()) {
+        expect(row[1], `row ${index}: the masked column is a value of its type, not NULL`).not.toBeNull();
+        expect(row[1]).toBe('****');
+        expect(peopleLeak(row.join('|'))).toBeUndefined();
+      }
+      expect(String(rows[0]![2])).toBe('10');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a named statement executed again and again keeps its masks (not NULLs)', async () => {
+    await withClient(async (client) => {
+      for (let i = 1; i <= 8; i++) {
+        const { rows } = await client.query({
+          name: 'by-id',
+          text: 'SELECT id, ssn, email, score FROM people WHERE id = $1',
+          values: [i],
+        });
+        expect(rows).toEqual([{ id: i, ssn: '****', email: expect.any(String), score: i * 10 }]);
+        expect(peopleLeak(JSON.stringify(rows))).toBeUndefined();
+      }
+    });
   });
 });
 

@@ -30,13 +30,13 @@ export class RawClient {
   }
 
   /** Connects and authenticates with a password; resolves at the first ReadyForQuery. */
-  static async login(port: number, user: string, password: string): Promise<RawClient> {
+  static async login(port: number, user: string, password: string, database = 'app'): Promise<RawClient> {
     const client = await RawClient.connect(port);
     const ready = client.waitFor('readyForQuery');
     client.onMessage((m) => {
       if (m.name === 'authenticationCleartextPassword') client.socket.write(serialize.password(password));
     });
-    client.socket.write(serialize.startup({ user, database: 'app' }));
+    client.socket.write(serialize.startup({ user, database }));
     await ready;
     return client;
   }

@@ -179,7 +179,12 @@ type Pending =
       notes?: readonly string[];
       notice?: Buffer | undefined;
     }
-  | { kind: 'describe'; entry?: { fields?: ResultField[] } }
+  | {
+      kind: 'describe';
+      entry?: { fields?: ResultField[] };
+      /** Sent by the proxy itself, so its answer (ParameterDescription, RowDescription or NoData) is dropped. */
+      internal?: boolean;
+    }
   | { kind: 'bind' | 'close' }
   | { kind: 'sync' }
   | { kind: 'function'; started: number; refusal?: Refusal };
@@ -191,6 +196,11 @@ type Pending =
  */
 const REFUSED_QUERY = frontendMessage('Q', Buffer.from('GATEHOUSE REFUSED\0'));
 const REFUSED_PARSE = frontendMessage('P', Buffer.from('gatehouse.refused\0GATEHOUSE REFUSED\0\0\0'));
+
+/** Describe of a prepared statement, as a client would send it. */
+function describeStatementMessage(name: string): Buffer {
+  return frontendMessage('D', Buffer.concat([Buffer.from('S'), Buffer.from(`${name}\0`, 'utf8')]));
+}
 
 function frontendMessage(type: string, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
@@ -495,6 +505,9 @@ export class PostgresSession {
       return;
     }
     this.toServer.flush(server);
+    // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
+    // by DataRows straight away: whether they are read must be decided now, not at a later server message.
+    this.scanner?.want(DATA_ROW, this.rowsWanted(this.pending[0]));
     // Normalising for the audit log while the database works keeps it off the statement's latency.
     for (const query of this.undescribed) query.texts = describeQuery(query.sql);
     this.undescribed.length = 0;
@@ -540,7 +553,12 @@ export class PostgresSession {
           return REFUSED_PARSE;
         }
         this.pending.push({ kind: 'parse', started: 0, notice: verdict.notice });
-        return frame;
+        if (!verdict.masking) return frame;
+        // Rows of a masked statement are rewritten by column type. A driver may execute it without ever
+        // describing it (JDBC past prepareThreshold), so the proxy describes it itself, right away.
+        const entry = this.statements.get(name)!;
+        this.pending.push({ kind: 'describe', entry, internal: true });
+        return Buffer.concat([frame, describeStatementMessage(name)]);
       }
       case 66: {
         // Bind
@@ -753,6 +771,10 @@ export class PostgresSession {
   /** The client's copy of a server message, led by a guardrail warning owed for this exchange. */
   private onServerMessage(type: number, frame: Buffer): Buffer | undefined {
     const head = this.pending[0];
+    if (head?.kind === 'describe' && head.internal && (type === 116 || type === 84 || type === 110)) {
+      this.answerServerMessage(type, frame, head);
+      return undefined;
+    }
     if (type === DATA_ROW) return this.maskRow(head, frame);
     if (type === COPY_DATA) return scrubCopyData(frame);
     // Decided before the answer moves the exchange on: the text belongs to the statement it answers.
@@ -815,7 +837,8 @@ export class PostgresSession {
         return frame;
       case 84: // RowDescription: ends a Describe; within a query or execute it heads the rows
         if (head?.kind === 'describe') {
-          if (head.entry && this.scrubbing) head.entry.fields = rowDescriptionFields(frame);
+          if (head.entry && (this.scrubbing || head.internal))
+            head.entry.fields = rowDescriptionFields(frame);
           this.pending.shift();
         } else if (head?.kind === 'query' && head.masking) {
           const plan = planAt(head.masking, head.index);
