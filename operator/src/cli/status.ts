@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import {
   ApiException,
   CoreV1Api,
@@ -7,6 +6,8 @@ import {
   type V1Pod,
   VersionApi,
 } from '@kubernetes/client-node';
+import { parseCliArgs } from '../../../sidecar/src/cli/parse-cli-args.ts';
+import { UserError } from '../../../sidecar/src/errors.ts';
 import {
   ANNOTATION_INJECTED,
   ANNOTATION_SPEC_HASH,
@@ -61,23 +62,26 @@ const PLURAL = 'databaseaccesses';
 /** `gatehouse status` (also `kubectl gatehouse status`): returns the exit code. */
 export async function runStatusCommand(argv: string[], options: StatusOptions = {}): Promise<number> {
   const write = options.write ?? ((text: string) => void process.stdout.write(text));
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      namespace: { type: 'string', short: 'n' },
-      output: { type: 'string', short: 'o', default: 'table' },
-      image: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+  const { values } = parseCliArgs(
+    {
+      args: argv,
+      strict: true,
+      options: {
+        namespace: { type: 'string', short: 'n' },
+        output: { type: 'string', short: 'o', default: 'table' },
+        image: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     },
-  });
+    'status',
+  );
   if (values.help) {
     write(`${STATUS_USAGE}\n`);
     return 0;
   }
   if (values.output !== 'table' && values.output !== 'json') {
-    throw new Error(`gatehouse status: -o must be table or json, not ${values.output}`);
+    throw new UserError(`-o must be table or json, not "${values.output}"`);
   }
   const config = new KubeConfig();
   const file = values.kubeconfig ?? options.kubeconfig;
