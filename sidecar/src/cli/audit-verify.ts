@@ -8,6 +8,7 @@ import { parseCliArgs } from './parse-cli-args.ts';
 export const AUDIT_VERIFY_USAGE = `  --public-key PEMFILE  require every log.open to carry this Ed25519 public key (PEM)
   --head HEADFILE       head anchor to check against (default: FILE.head when it exists)
   --allow-unsealed      accept a log that does not end in a seal (one still being written)
+  -h, --help            show this text
 
 Prints one line; exits 0 when the log is complete and unaltered, 1 when it is not, 2 for a usage
 error or a file that cannot be read.`;

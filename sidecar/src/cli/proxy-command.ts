@@ -1,6 +1,4 @@
-import { loadProxyConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
-import { createLogger, type LogFormat, startProxy } from '../proxy.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
 import { untilSignal } from './until-signal.ts';
 
@@ -47,6 +45,11 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
   const format = values['log-format'];
   if (!LOG_FORMATS.includes(format))
     throw new UserError(`--log-format must be one of ${LOG_FORMATS.join(', ')}, not "${format}"`);
+  // Loaded here, not at the top: `gatehouse --version` and `--help` need none of the proxy.
+  const [{ loadProxyConfig }, { createLogger, startProxy }] = await Promise.all([
+    import('../config/load.ts'),
+    import('../proxy.ts'),
+  ]);
   const config = loadProxyConfig(file, {
     ...(values.listen !== undefined && { listen: values.listen }),
     ...(values.upstream !== undefined && { upstream: values.upstream }),
