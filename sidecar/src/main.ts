@@ -7,7 +7,7 @@ const major = Number(process.versions.node.split('.')[0]);
 if (major < REQUIRED_NODE_MAJOR) {
   process.stderr.write(
     `gatehouse: needs Node.js ${REQUIRED_NODE_MAJOR} or later, but ${process.execPath} is Node.js ${process.versions.node}; ` +
-      `install Node.js ${REQUIRED_NODE_MAJOR} (https://nodejs.org) and put it first on PATH, or run the gatehouse image\n`,
+      `install Node.js ${REQUIRED_NODE_MAJOR} (https://nodejs.org) and put it first on PATH\n`,
   );
   process.exitCode = 2;
 } else {

@@ -20,6 +20,7 @@ import { injectionPlan, injectPod } from '../webhook/inject-pod.ts';
 import { matchesAccess } from '../webhook/matches-access.ts';
 import { parseServerVersion, type ServerVersion } from '../webhook/server-version.ts';
 import { sidecarContainerName } from '../webhook/sidecar-container-name.ts';
+import { describeApiFailure } from './api-failure.ts';
 
 export const STATUS_USAGE = `usage: gatehouse status [-n NAMESPACE] [-o table|json] [--image IMAGE] [--kubeconfig FILE]
 
@@ -85,9 +86,24 @@ export async function runStatusCommand(argv: string[], options: StatusOptions = 
   }
   const config = new KubeConfig();
   const file = values.kubeconfig ?? options.kubeconfig;
-  if (file !== undefined) config.loadFromFile(file);
-  else config.loadFromDefault();
-  const statuses = await collectStatus(config, { namespace: values.namespace, image: values.image });
+  try {
+    if (file !== undefined) config.loadFromFile(file);
+    else config.loadFromDefault();
+  } catch (error) {
+    throw new UserError(`cannot load the kubeconfig${file ? ` ${file}` : ''}: ${(error as Error).message}`);
+  }
+  // What the client falls back to when it finds no kubeconfig and no service account.
+  const cluster = config.getCurrentCluster();
+  if (file === undefined && cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080')
+    throw new UserError(
+      'no kubeconfig found: set KUBECONFIG, create ~/.kube/config or pass --kubeconfig FILE',
+    );
+  let statuses: AccessStatus[];
+  try {
+    statuses = await collectStatus(config, { namespace: values.namespace, image: values.image });
+  } catch (error) {
+    throw new UserError(describeApiFailure(config.getCurrentCluster()?.server, error));
+  }
   write(
     values.output === 'json' ? `${JSON.stringify({ items: statuses }, null, 2)}\n` : formatTable(statuses),
   );
