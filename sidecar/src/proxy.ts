@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import { connect } from 'node:net';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { openAuditLog } from './audit/log.ts';
@@ -11,12 +10,15 @@ import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
+import { prettyDestination } from './pretty-log.ts';
 import { createMysqlGate } from './protocol/mysql/mysql-gate.ts';
 import { MysqlProxyServer } from './protocol/mysql/server.ts';
 import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
 import { connectUpstream, upstreamOptions } from './protocol/postgres/upstream.ts';
+import { probeUpstream } from './protocol/probe-upstream.ts';
+import { readyLine } from './ready-line.ts';
 import { loadMysqlParser } from './sql/mysql/parser.ts';
 import { loadSqlParser } from './sql/normalize.ts';
 import { wasmTieringWarning } from './sql/wasm-tiering.ts';
@@ -29,16 +31,31 @@ export interface RunningProxy {
   close(graceMs?: number): Promise<void>;
 }
 
-export function createLogger(level: ProxyConfig['logLevel']): Logger {
-  return pino({ level, base: { service: 'gatehouse' }, timestamp: pino.stdTimeFunctions.isoTime });
+/** `json`: one record a line on stdout, for collectors; `pretty`: one readable line a record, for a terminal. */
+export type LogFormat = 'json' | 'pretty';
+
+export function createLogger(level: ProxyConfig['logLevel'], format: LogFormat = 'json'): Logger {
+  const options = { level, base: { service: 'gatehouse' }, timestamp: pino.stdTimeFunctions.isoTime };
+  return format === 'pretty'
+    ? pino(options, prettyDestination(process.stdout, { colors: process.stdout.isTTY === true }))
+    : pino(options);
 }
 
 /** Starts the proxy described by `config`; resolves once it listens. */
 export async function startProxy(
   config: ProxyConfig,
-  options: { logger?: Logger } = {},
+  options: {
+    logger?: Logger;
+    /** Log the ready line even when the log level hides `info` (the CLI does: a person waits for it). */
+    announceReady?: boolean;
+  } = {},
 ): Promise<RunningProxy> {
   const logger = options.logger ?? createLogger(config.logLevel);
+  // Policy first: a typo in it is the whole answer, not one line among the start-up logs.
+  let policy =
+    config.policyDocuments.length > 0
+      ? loadPolicyDocuments(config.policyDocuments, config.source, config.policyDocumentNumbers)
+      : undefined;
   await loadSqlParser();
   if (config.upstream.protocol === 'mysql') await loadMysqlParser();
   const metrics = createMetrics();
@@ -53,18 +70,17 @@ export async function startProxy(
   });
   registerAuditMetrics(metrics.registry, audit);
 
-  let policy =
-    config.policyDocuments.length > 0
-      ? loadPolicyDocuments(config.policyDocuments, config.source)
-      : undefined;
   if (!policy)
     logger.warn('no policy documents in the config: statements are audited, not checked against guardrails');
   const stopWatching = watchFileContent(config.source, (text) => {
     try {
-      const next = parseProxyConfig(text, config.source).policyDocuments;
-      policy = next.length > 0 ? loadPolicyDocuments(next, config.source) : undefined;
+      const next = parseProxyConfig(text, config.source);
+      policy =
+        next.policyDocuments.length > 0
+          ? loadPolicyDocuments(next.policyDocuments, config.source, next.policyDocumentNumbers)
+          : undefined;
       logger.info(
-        { file: config.source, documents: next.length },
+        { file: config.source, documents: next.policyDocuments.length },
         'policy reloaded; settings other than policy documents apply at the next start',
       );
     } catch (error) {
@@ -163,18 +179,21 @@ export async function startProxy(
   }
   const tiering = wasmTieringWarning();
   if (tiering) logger.warn(tiering);
-  logger.info(
+  const announcer =
+    options.announceReady && !logger.isLevelEnabled('info') ? logger.child({}, { level: 'info' }) : logger;
+  announcer.info(
     {
       listen: `${address.host}:${address.port}`,
+      protocol: config.upstream.protocol,
       upstream: `${config.upstream.host}:${config.upstream.port}/${config.upstream.database}`,
       identity: config.identity.mode,
       audit: config.audit.file ?? '(stdout only)',
       ...(admin && { admin: `${admin.address.host}:${admin.address.port}` }),
     },
-    'gatehouse proxy listening',
+    readyLine(config, policy, address, admin?.address),
   );
 
-  probeUpstream(config, logger);
+  void reportUpstream(config, logger);
 
   let closing: Promise<void> | undefined;
   return {
@@ -223,23 +242,18 @@ function sessionMetrics(m: ProxyMetrics, protocol: 'postgres' | 'mysql'): Sessio
 }
 
 /**
- * Says at start, in one line, when the database cannot be reached: the proxy keeps running (in a pod
- * the database may come up later) and refuses clients with 08006 until it can connect.
+ * Says at start, in one line, when the database cannot be reached or refuses the proxy's login
+ * (wrong user or password, no such database): the proxy keeps running (in a pod the database may
+ * come up or be fixed later) and refuses clients until it can log in.
  */
-function probeUpstream(config: ProxyConfig, logger: Logger): void {
-  const { host, port, connectTimeoutMs } = config.upstream;
-  const socket = host.startsWith('/')
-    ? connect({ path: config.upstream.protocol === 'mysql' ? host : `${host}/.s.PGSQL.${port}` })
-    : connect({ host, port });
-  socket.setTimeout(connectTimeoutMs);
-  const fail = (reason: string) => {
-    socket.destroy();
-    logger.error(
-      { upstream: `${host}:${port}`, reason },
-      'the database is not reachable: clients are refused (08006) until it is',
-    );
-  };
-  socket.once('connect', () => socket.destroy());
-  socket.once('timeout', () => fail(`no answer within ${connectTimeoutMs} ms`));
-  socket.once('error', (error: NodeJS.ErrnoException) => fail(error.code ?? error.message));
+async function reportUpstream(config: ProxyConfig, logger: Logger): Promise<void> {
+  const probe = await probeUpstream(config.upstream);
+  if (probe.ok) return;
+  const { host, port, database, user } = config.upstream;
+  logger.error(
+    { upstream: `${host}:${port}/${database}`, user, reason: probe.reason },
+    probe.unreachable
+      ? 'the database is not reachable: clients are refused until it is'
+      : "the database refused the proxy's login: clients are refused until it accepts it",
+  );
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { parseCliArgs } from '../../../sidecar/src/cli/proxy-command.ts';
+import { parseCliArgs } from '../../../sidecar/src/cli/parse-cli-args.ts';
 import { untilSignal } from '../../../sidecar/src/cli/until-signal.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
 import { startOperator } from '../operator.ts';
@@ -27,41 +27,44 @@ const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/name
 
 /** `gatehouse operator`: runs until SIGTERM or SIGINT, then shuts down gracefully (lease released). */
 export async function runOperatorCommand(argv: string[]): Promise<number> {
-  const { values } = parseCliArgs({
-    args: argv,
-    strict: true,
-    options: {
-      namespace: { type: 'string' },
-      'sidecar-image': { type: 'string' },
-      'webhook-port': { type: 'string', default: '9443' },
-      'webhook-config-name': { type: 'string', default: 'gatehouse' },
-      'webhook-service-name': { type: 'string', default: 'gatehouse-webhook' },
-      'webhook-secret-name': { type: 'string', default: 'gatehouse-webhook-tls' },
-      'cert-mode': { type: 'string', default: 'self' },
-      'metrics-port': { type: 'string', default: '8080' },
-      'health-port': { type: 'string', default: '8081' },
-      'leader-elect': { type: 'string', default: 'true' },
-      'log-level': { type: 'string', default: 'info' },
-      'bind-address': { type: 'string', default: '0.0.0.0' },
-      kubeconfig: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+  const { values } = parseCliArgs(
+    {
+      args: argv,
+      strict: true,
+      options: {
+        namespace: { type: 'string' },
+        'sidecar-image': { type: 'string' },
+        'webhook-port': { type: 'string', default: '9443' },
+        'webhook-config-name': { type: 'string', default: 'gatehouse' },
+        'webhook-service-name': { type: 'string', default: 'gatehouse-webhook' },
+        'webhook-secret-name': { type: 'string', default: 'gatehouse-webhook-tls' },
+        'cert-mode': { type: 'string', default: 'self' },
+        'metrics-port': { type: 'string', default: '8080' },
+        'health-port': { type: 'string', default: '8081' },
+        'leader-elect': { type: 'string', default: 'true' },
+        'log-level': { type: 'string', default: 'info' },
+        'bind-address': { type: 'string', default: '0.0.0.0' },
+        kubeconfig: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     },
-  });
+    'operator',
+  );
   if (values.help) {
     console.log(OPERATOR_USAGE);
     return 0;
   }
   const image = values['sidecar-image'];
-  if (!image) throw new UserError('gatehouse operator: --sidecar-image IMAGE is required');
+  if (!image) throw new UserError('--sidecar-image IMAGE is required');
   const certMode = values['cert-mode'];
   if (certMode !== 'self' && certMode !== 'cert-manager')
-    throw new UserError(`gatehouse operator: --cert-mode is "${certMode}"; use self or cert-manager`);
+    throw new UserError(`--cert-mode is "${certMode}"; use self or cert-manager`);
   const logLevel = values['log-level'] as (typeof LOG_LEVELS)[number];
   if (!LOG_LEVELS.includes(logLevel))
-    throw new UserError(`gatehouse operator: --log-level is "${logLevel}"; use ${LOG_LEVELS.join(', ')}`);
+    throw new UserError(`--log-level is "${logLevel}"; use ${LOG_LEVELS.join(', ')}`);
   const leaderElect = values['leader-elect'];
   if (leaderElect !== 'true' && leaderElect !== 'false')
-    throw new UserError(`gatehouse operator: --leader-elect is "${leaderElect}"; use true or false`);
+    throw new UserError(`--leader-elect is "${leaderElect}"; use true or false`);
   const webhookPort = port(values['webhook-port'], 'webhook-port');
   const metricsPort = port(values['metrics-port'], 'metrics-port');
   const healthPort = port(values['health-port'], 'health-port');
@@ -109,7 +112,7 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
 function port(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new UserError(`gatehouse operator: --${flag} is "${value}"; use a port number`);
+    throw new UserError(`--${flag} is "${value}"; use a port number`);
   return n;
 }
 

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import {
   ApiException,
   CoreV1Api,
@@ -7,6 +6,8 @@ import {
   type V1Pod,
   VersionApi,
 } from '@kubernetes/client-node';
+import { parseCliArgs } from '../../../sidecar/src/cli/parse-cli-args.ts';
+import { UserError } from '../../../sidecar/src/errors.ts';
 import {
   ANNOTATION_INJECTED,
   ANNOTATION_SPEC_HASH,
@@ -19,6 +20,7 @@ import { injectionPlan, injectPod } from '../webhook/inject-pod.ts';
 import { matchesAccess } from '../webhook/matches-access.ts';
 import { parseServerVersion, type ServerVersion } from '../webhook/server-version.ts';
 import { sidecarContainerName } from '../webhook/sidecar-container-name.ts';
+import { describeApiFailure } from './api-failure.ts';
 
 export const STATUS_USAGE = `usage: gatehouse status [-n NAMESPACE] [-o table|json] [--image IMAGE] [--kubeconfig FILE]
 
@@ -61,29 +63,47 @@ const PLURAL = 'databaseaccesses';
 /** `gatehouse status` (also `kubectl gatehouse status`): returns the exit code. */
 export async function runStatusCommand(argv: string[], options: StatusOptions = {}): Promise<number> {
   const write = options.write ?? ((text: string) => void process.stdout.write(text));
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      namespace: { type: 'string', short: 'n' },
-      output: { type: 'string', short: 'o', default: 'table' },
-      image: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+  const { values } = parseCliArgs(
+    {
+      args: argv,
+      strict: true,
+      options: {
+        namespace: { type: 'string', short: 'n' },
+        output: { type: 'string', short: 'o', default: 'table' },
+        image: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     },
-  });
+    'status',
+  );
   if (values.help) {
     write(`${STATUS_USAGE}\n`);
     return 0;
   }
   if (values.output !== 'table' && values.output !== 'json') {
-    throw new Error(`gatehouse status: -o must be table or json, not ${values.output}`);
+    throw new UserError(`-o must be table or json, not "${values.output}"`);
   }
   const config = new KubeConfig();
   const file = values.kubeconfig ?? options.kubeconfig;
-  if (file !== undefined) config.loadFromFile(file);
-  else config.loadFromDefault();
-  const statuses = await collectStatus(config, { namespace: values.namespace, image: values.image });
+  try {
+    if (file !== undefined) config.loadFromFile(file);
+    else config.loadFromDefault();
+  } catch (error) {
+    throw new UserError(`cannot load the kubeconfig${file ? ` ${file}` : ''}: ${(error as Error).message}`);
+  }
+  // What the client falls back to when it finds no kubeconfig and no service account.
+  const cluster = config.getCurrentCluster();
+  if (file === undefined && cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080')
+    throw new UserError(
+      'no kubeconfig found: set KUBECONFIG, create ~/.kube/config or pass --kubeconfig FILE',
+    );
+  let statuses: AccessStatus[];
+  try {
+    statuses = await collectStatus(config, { namespace: values.namespace, image: values.image });
+  } catch (error) {
+    throw new UserError(describeApiFailure(config.getCurrentCluster()?.server, error));
+  }
   write(
     values.output === 'json' ? `${JSON.stringify({ items: statuses }, null, 2)}\n` : formatTable(statuses),
   );

@@ -85,7 +85,8 @@ describe('gatehouse audit verify', () => {
     for (const argv of [[], [file, file], [file, '--bogus'], [file, '--head']]) {
       const result = await run(...argv);
       expect(result.code).toBe(2);
-      expect(result.stderr).toMatch(/usage: gatehouse audit verify FILE/);
+      // One line naming the problem and where the usage is, not the usage itself.
+      expect(result.stderr).toMatch(/^gatehouse: [^\n]+ \(see gatehouse audit verify --help\)\n$/);
     }
     expect(await run(join(dir, 'missing.jsonl'))).toMatchObject({
       code: 2,

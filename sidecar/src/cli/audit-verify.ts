@@ -1,13 +1,22 @@
 import { access, readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { publicKeyFromPem } from '../audit/signing-key.ts';
 import { type VerifyResult, verifyAuditLogFile } from '../audit/verify.ts';
+import { UserError } from '../errors.ts';
+import { parseCliArgs } from './parse-cli-args.ts';
 
-const USAGE =
-  'usage: gatehouse audit verify FILE [--public-key PEMFILE] [--head HEADFILE] [--allow-unsealed]\n' +
-  '  --public-key      require every log.open to carry this Ed25519 public key (PEM)\n' +
-  '  --head            head anchor to check against (default: FILE.head when it exists)\n' +
-  '  --allow-unsealed  accept a log that does not end in a seal (one still being written)\n';
+/** The options of `gatehouse audit verify`, also listed by `gatehouse audit --help`. */
+export const AUDIT_VERIFY_USAGE = `  --public-key PEMFILE  require every log.open to carry this Ed25519 public key (PEM)
+  --head HEADFILE       head anchor to check against (default: FILE.head when it exists)
+  --allow-unsealed      accept a log that does not end in a seal (one still being written)
+  -h, --help            show this text
+
+Prints one line; exits 0 when the log is complete and unaltered, 1 when it is not, 2 for a usage
+error or a file that cannot be read.`;
+
+const USAGE = `usage: gatehouse audit verify FILE [--public-key PEMFILE] [--head HEADFILE] [--allow-unsealed]
+
+${AUDIT_VERIFY_USAGE}
+`;
 
 interface Output {
   write(text: string): unknown;
@@ -22,23 +31,32 @@ export async function runAuditVerify(
   io: { readonly stdout: Output; readonly stderr: Output } = process,
 ): Promise<number> {
   let file: string;
-  let values: { 'public-key'?: string; head?: string; 'allow-unsealed'?: boolean };
+  let values: { 'public-key'?: string; head?: string; 'allow-unsealed'?: boolean; help?: boolean };
   try {
-    const parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        'public-key': { type: 'string' },
-        head: { type: 'string' },
-        'allow-unsealed': { type: 'boolean' },
+    const parsed = parseCliArgs(
+      {
+        args: argv,
+        strict: true,
+        allowPositionals: true,
+        options: {
+          'public-key': { type: 'string' },
+          head: { type: 'string' },
+          'allow-unsealed': { type: 'boolean' },
+          help: { type: 'boolean', short: 'h' },
+        },
       },
-    });
-    if (parsed.positionals.length !== 1) throw new Error('give exactly one log FILE');
+      'audit verify',
+    );
+    if (parsed.values.help) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    if (parsed.positionals.length !== 1)
+      throw new UserError('give exactly one log FILE (see gatehouse audit verify --help)');
     file = parsed.positionals[0]!;
     values = parsed.values;
   } catch (error) {
-    io.stderr.write(`${(error as Error).message}\n${USAGE}`);
+    io.stderr.write(`gatehouse: ${(error as Error).message}\n`);
     return 2;
   }
 

@@ -1,10 +1,8 @@
-import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { loadProxyConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
-import { createLogger, startProxy } from '../proxy.ts';
+import { parseCliArgs } from './parse-cli-args.ts';
 import { untilSignal } from './until-signal.ts';
 
-export const PROXY_USAGE = `usage: gatehouse proxy --config FILE [--listen HOST:PORT] [--upstream URL] [--audit-file PATH] [--admin-listen HOST:PORT]
+export const PROXY_USAGE = `usage: gatehouse proxy --config FILE [options]
 
   --config FILE            YAML configuration (required); flags below override it
   --listen HOST:PORT       where clients connect (default 127.0.0.1:6432)
@@ -12,46 +10,56 @@ export const PROXY_USAGE = `usage: gatehouse proxy --config FILE [--listen HOST:
                            mysql://USER:PASSWORD@HOST:PORT/DATABASE for MySQL and MariaDB
                            (the scheme selects the protocol)
   --audit-file PATH        append the hash-chained audit log to PATH
-  --admin-listen HOST:PORT serve /metrics, /healthz and /readyz`;
+  --admin-listen HOST:PORT serve /metrics, /healthz and /readyz
+  --log-level LEVEL        fatal, error, warn, info (default), debug or trace
+  --log-format FORMAT      json (one record a line, for collectors), pretty (one readable line
+                           a record), or auto (default: pretty on a terminal, json otherwise)`;
+
+const LOG_FORMATS = ['auto', 'json', 'pretty'];
 
 /** `gatehouse proxy`: runs until SIGTERM or SIGINT, then shuts down gracefully. */
 export async function runProxyCommand(argv: string[]): Promise<number> {
-  const { values } = parseCliArgs({
-    args: argv,
-    strict: true,
-    options: {
-      config: { type: 'string' },
-      listen: { type: 'string' },
-      upstream: { type: 'string' },
-      'audit-file': { type: 'string' },
-      'admin-listen': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+  const { values } = parseCliArgs(
+    {
+      args: argv,
+      strict: true,
+      options: {
+        config: { type: 'string' },
+        listen: { type: 'string' },
+        upstream: { type: 'string' },
+        'audit-file': { type: 'string' },
+        'admin-listen': { type: 'string' },
+        'log-level': { type: 'string' },
+        'log-format': { type: 'string', default: 'auto' },
+        help: { type: 'boolean', short: 'h' },
+      },
     },
-  });
+    'proxy',
+  );
   if (values.help) {
     console.log(PROXY_USAGE);
     return 0;
   }
   const file = values.config;
-  if (typeof file !== 'string')
-    throw new UserError('gatehouse proxy: --config FILE is required (see gatehouse proxy --help)');
+  if (typeof file !== 'string') throw new UserError('--config FILE is required (see gatehouse proxy --help)');
+  const format = values['log-format'];
+  if (!LOG_FORMATS.includes(format))
+    throw new UserError(`--log-format must be one of ${LOG_FORMATS.join(', ')}, not "${format}"`);
+  // Loaded here, not at the top: `gatehouse --version` and `--help` need none of the proxy.
+  const [{ loadProxyConfig }, { createLogger, startProxy }] = await Promise.all([
+    import('../config/load.ts'),
+    import('../proxy.ts'),
+  ]);
   const config = loadProxyConfig(file, {
     ...(values.listen !== undefined && { listen: values.listen }),
     ...(values.upstream !== undefined && { upstream: values.upstream }),
     ...(values['audit-file'] !== undefined && { auditFile: values['audit-file'] }),
     ...(values['admin-listen'] !== undefined && { adminListen: values['admin-listen'] }),
+    ...(values['log-level'] !== undefined && { logLevel: values['log-level'] }),
   });
-  const logger = createLogger(config.logLevel);
-  const proxy = await startProxy(config, { logger });
+  const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  const logger = createLogger(config.logLevel, pretty ? 'pretty' : 'json');
+  const proxy = await startProxy(config, { logger, announceReady: true });
   await untilSignal(logger, () => proxy.close());
   return 0;
-}
-
-/** parseArgs with errors a person can read: unknown flags and missing values become UserErrors. */
-export function parseCliArgs<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
-  try {
-    return parseArgs(config);
-  } catch (error) {
-    throw new UserError((error as Error).message.split('\n')[0] ?? 'invalid arguments');
-  }
 }

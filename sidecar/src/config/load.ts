@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Value from 'typebox/value';
 import { parseAllDocuments } from 'yaml';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, UserError } from '../errors.ts';
 import { type ProxyConfigDocument, ProxyConfigSchema, type SecretValueConfig } from './schema.ts';
 import { schemaProblems } from './validate.ts';
 
@@ -58,6 +58,8 @@ export interface ProxyConfig {
   };
   /** The other YAML documents of the file (policy kinds), validated by the policy loader. */
   readonly policyDocuments: readonly unknown[];
+  /** Where each policy document sits in the file, counted from 1 as an editor does (the proxy settings included). */
+  readonly policyDocumentNumbers: readonly number[];
 }
 
 /** Command-line values that override the file. */
@@ -66,7 +68,27 @@ export interface ConfigOverrides {
   readonly upstream?: string;
   readonly auditFile?: string;
   readonly adminListen?: string;
+  readonly logLevel?: string;
 }
+
+/** The flag behind each overridden field, so that a bad value is blamed on the flag, not on the file. */
+const OVERRIDE_FLAGS: ReadonlyArray<{
+  key: keyof ConfigOverrides;
+  flag: string;
+  field: string;
+  form?: string;
+}> = [
+  { key: 'listen', flag: '--listen', field: 'listen', form: 'HOST:PORT' },
+  { key: 'upstream', flag: '--upstream', field: 'upstream.url' },
+  { key: 'auditFile', flag: '--audit-file', field: 'audit.file' },
+  { key: 'adminListen', flag: '--admin-listen', field: 'admin.listen', form: 'HOST:PORT' },
+  { key: 'logLevel', flag: '--log-level', field: 'log.level' },
+];
+
+/** `--upstream` replaces the file's address and credentials: a part it lacks is the flag's fault. */
+const UPSTREAM_PARTS: Readonly<Record<string, string>> = { 'upstream.user': 'user', 'upstream.host': 'host' };
+
+const URL_FORM = 'postgres:// or mysql://USER:PASSWORD@HOST:PORT/DATABASE';
 
 export function loadProxyConfig(file: string, overrides: ConfigOverrides = {}): ProxyConfig {
   let text: string;
@@ -83,9 +105,31 @@ export function loadProxyConfig(file: string, overrides: ConfigOverrides = {}): 
 }
 
 export function parseProxyConfig(text: string, file: string, overrides: ConfigOverrides = {}): ProxyConfig {
+  try {
+    return parseConfigText(text, file, overrides);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw blameFlag(error, overrides) ?? error;
+  }
+}
+
+function blameFlag(error: ConfigError, overrides: ConfigOverrides): UserError | undefined {
+  const part = UPSTREAM_PARTS[error.field];
+  if (overrides.upstream !== undefined && part !== undefined)
+    return new UserError(`--upstream names no ${part} (expected ${URL_FORM})`);
+  const override = OVERRIDE_FLAGS.find(
+    ({ key, field }) => overrides[key] !== undefined && field === error.field,
+  );
+  if (!override) return undefined;
+  const form = override.form && !error.problem.includes(override.form) ? ` (${override.form})` : '';
+  return new UserError(`${override.flag} ${error.problem}${form}`);
+}
+
+function parseConfigText(text: string, file: string, overrides: ConfigOverrides): ProxyConfig {
   const documents = parseAllDocuments(text);
   if (!Array.isArray(documents)) throw new ConfigError(file, '', 'is not a YAML document stream');
   const values: unknown[] = [];
+  const numbers: number[] = [];
   for (const [index, document] of documents.entries()) {
     const error = document.errors[0];
     if (error) {
@@ -97,7 +141,10 @@ export function parseProxyConfig(text: string, file: string, overrides: ConfigOv
       );
     }
     const value = document.toJS();
-    if (value !== null && value !== undefined) values.push(value);
+    if (value !== null && value !== undefined) {
+      values.push(value);
+      numbers.push(index + 1);
+    }
   }
   const proxyIndex = values.findIndex(
     (v) => isObject(v) && (v['kind'] === undefined || v['kind'] === 'Proxy'),
@@ -149,6 +196,7 @@ export function parseProxyConfig(text: string, file: string, overrides: ConfigOv
       maxSampledTables: document.masking?.maxSampledTables ?? 500,
     },
     policyDocuments: values.filter((_, i) => i !== proxyIndex),
+    policyDocumentNumbers: numbers.filter((_, i) => i !== proxyIndex),
   };
 }
 
@@ -165,6 +213,8 @@ function applyOverrides(raw: Record<string, unknown>, overrides: ConfigOverrides
   if (overrides.auditFile !== undefined)
     raw['audit'] = { ...(isObject(raw['audit']) ? raw['audit'] : {}), file: overrides.auditFile };
   if (overrides.adminListen !== undefined) raw['admin'] = { listen: overrides.adminListen };
+  if (overrides.logLevel !== undefined)
+    raw['log'] = { ...(isObject(raw['log']) ? raw['log'] : {}), level: overrides.logLevel };
 }
 
 function resolveUpstream(document: ProxyConfigDocument, file: string): UpstreamConfig {
@@ -183,11 +233,7 @@ function resolveUpstream(document: ProxyConfigDocument, file: string): UpstreamC
     try {
       url = new URL(u.url);
     } catch {
-      throw new ConfigError(
-        file,
-        'upstream.url',
-        'is not a URL (expected postgres://USER:PASSWORD@HOST:PORT/DATABASE)',
-      );
+      throw new ConfigError(file, 'upstream.url', `is not a URL (expected ${URL_FORM})`);
     }
     const scheme = url.protocol.replace(/:$/, '');
     const protocol =

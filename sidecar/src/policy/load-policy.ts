@@ -58,8 +58,14 @@ export function policyKey(namespace: string | undefined, name: string): string {
  * Validates policy documents (DatabaseAccess, Guardrail, MaskingPolicy, as in a config file or a
  * compiled bundle) and resolves the references between them. Throws PolicyError naming every
  * problem: the document (kind, name, position), the field and what is allowed there.
+ * `documentNumbers` gives each document's position in its file (counted from 1, as an editor shows
+ * it); without it, the documents are numbered as given.
  */
-export function loadPolicyDocuments(docs: readonly unknown[], source: string): Policy {
+export function loadPolicyDocuments(
+  docs: readonly unknown[],
+  source: string,
+  documentNumbers?: readonly number[],
+): Policy {
   const problems: PolicyProblem[] = [];
   const accesses: { doc: DatabaseAccessDocumentType; label: string }[] = [];
   const guardrails = new Map<string, GuardrailDocumentType>();
@@ -68,7 +74,7 @@ export function loadPolicyDocuments(docs: readonly unknown[], source: string): P
   const invalid = new Set<string>();
 
   docs.forEach((raw, index) => {
-    const position = `document ${index + 1}`;
+    const position = `document ${documentNumbers?.[index] ?? index + 1}`;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       problems.push({ document: position, field: '(document)', problem: 'must be a mapping' });
       return;

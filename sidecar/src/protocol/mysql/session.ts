@@ -462,6 +462,7 @@ export class MysqlSession {
   private logUpstreamFailure(error: unknown): void {
     const u = this.deps.config.upstream;
     this.deps.metrics.upstreamError(error instanceof MysqlUpstreamError ? error.failure : 'network');
+    this.deps.metrics.connection('failed');
     this.logger.error(
       { err: error instanceof Error ? error.message : String(error), upstream: `${u.host}:${u.port}` },
       'cannot open the upstream connection',

@@ -428,6 +428,7 @@ export class PostgresSession {
     } catch (error) {
       const upstreamError = error instanceof UpstreamError ? error : undefined;
       this.deps.metrics.upstreamError(upstreamError?.failure ?? 'network');
+      this.deps.metrics.connection('failed');
       this.logger.error(
         { err: error instanceof Error ? error.message : String(error), upstream: `${u.host}:${u.port}` },
         'cannot open the upstream connection',

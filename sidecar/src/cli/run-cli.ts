@@ -1,0 +1,83 @@
+import { UserError } from '../errors.ts';
+import { AUDIT_VERIFY_USAGE, runAuditVerify } from './audit-verify.ts';
+import { PROXY_USAGE, runProxyCommand } from './proxy-command.ts';
+import { packageVersion } from './version.ts';
+
+const USAGE = `usage: gatehouse <command> [options]
+
+commands:
+  proxy          run the database proxy (the sidecar)
+  operator       run the Kubernetes operator (controllers and the injection webhook)
+  status         show each DatabaseAccess and whether its pods carry the current sidecar
+  audit verify   prove an audit log complete and unaltered
+  version        print the version (also --version)
+  help           show this text
+
+${PROXY_USAGE}
+
+Run \`gatehouse <command> --help\` for a command's options.`;
+
+const AUDIT_USAGE = `usage: gatehouse audit verify FILE [options]
+
+${AUDIT_VERIFY_USAGE}`;
+
+/** The `gatehouse` command line: runs one command and returns its exit code. */
+export async function runCli(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'proxy':
+      return runProxyCommand(rest);
+    case 'operator': {
+      // Loaded on demand: the Kubernetes client is not part of the sidecar's start-up.
+      const { runOperatorCommand } = await import('../../../operator/src/cli/operator-command.ts');
+      return runOperatorCommand(rest);
+    }
+    case 'status': {
+      const { runStatusCommand } = await import('../../../operator/src/cli/status.ts');
+      return runStatusCommand(rest);
+    }
+    case 'audit':
+      if (rest[0] === 'verify') return runAuditVerify(rest.slice(1));
+      if (rest[0] === '--help' || rest[0] === '-h' || rest[0] === 'help') {
+        console.log(AUDIT_USAGE);
+        return 0;
+      }
+      throw new UserError(
+        rest[0] === undefined
+          ? 'audit needs a subcommand: gatehouse audit verify FILE (see gatehouse audit --help)'
+          : `unknown audit subcommand "${rest[0]}" (see gatehouse audit --help)`,
+      );
+    case 'version':
+    case '--version':
+    case '-V':
+      console.log(`gatehouse ${packageVersion()}`);
+      return 0;
+    case 'help':
+    case '--help':
+    case '-h':
+    case undefined:
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UserError(`unknown command "${command}" (see gatehouse --help)`);
+  }
+}
+
+/** Runs the CLI as the process: one line on stderr for any error, never a stack trace unless asked. */
+export function runAsProcess(argv: string[]): void {
+  runCli(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      if (error instanceof UserError) {
+        console.error(`gatehouse: ${error.message}`);
+        process.exitCode = 2;
+        return;
+      }
+      console.error(`gatehouse: internal error: ${error instanceof Error ? error.message : String(error)}`);
+      if (process.env['GATEHOUSE_DEBUG'] && error instanceof Error) console.error(error.stack);
+      process.exitCode = 1;
+    },
+  );
+}
