@@ -5,12 +5,13 @@ import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { openAuditLog } from './audit/log.ts';
 import { watchFileContent } from './config/file-watch.ts';
-import { type ProxyConfig, parseProxyConfig } from './config/load.ts';
+import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
+import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
 import { createMysqlGate } from './protocol/mysql/mysql-gate.ts';
 import { MysqlProxyServer } from './protocol/mysql/server.ts';
 import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
@@ -53,26 +54,28 @@ export async function startProxy(
   });
   registerAuditMetrics(metrics.registry, audit);
 
-  let policy =
-    config.policyDocuments.length > 0
-      ? loadPolicyDocuments(config.policyDocuments, config.source)
-      : undefined;
-  if (!policy)
-    logger.warn('no policy documents in the config: statements are audited, not checked against guardrails');
+  let policyDocuments = config.policyDocuments;
+  let policy = policyDocuments.length > 0 ? loadPolicyDocuments(policyDocuments, config.source) : undefined;
+  if (!policy && !config.policyNone)
+    logger.warn(
+      'no policy documents in the config: statements are audited, not checked against guardrails (policy.none: true says this is intended)',
+    );
+  // Logged at warn: a policy change matters to whoever watches the proxy, and the quickstart shows warn.
   const stopWatching = watchFileContent(config.source, (text) => {
-    try {
-      const next = parseProxyConfig(text, config.source).policyDocuments;
-      policy = next.length > 0 ? loadPolicyDocuments(next, config.source) : undefined;
-      logger.info(
-        { file: config.source, documents: next.length },
-        'policy reloaded; settings other than policy documents apply at the next start',
-      );
-    } catch (error) {
+    const reload = reloadPolicy(policyDocuments, text, config.source);
+    if (!reload.accepted) {
       logger.error(
-        { file: config.source, err: error instanceof Error ? error.message : String(error) },
-        'policy reload refused: the previous policy stays in force',
+        { file: config.source, err: reload.reason },
+        `policy reload refused, the previous policy stays in force: ${reload.reason.split('\n')[0]}`,
       );
+      return;
     }
+    policy = reload.policy;
+    policyDocuments = reload.documents;
+    logger.warn(
+      { file: config.source, documents: reload.documents.length, ...reload.change },
+      `policy reloaded from ${config.source}: ${describePolicyChange(reload.change)} (other settings apply at the next start)`,
+    );
   });
 
   if (!config.masking.key)

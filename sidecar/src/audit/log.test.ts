@@ -213,7 +213,9 @@ describe('one writer', () => {
     const before = await readFile(opts.file!);
     const headBefore = await readFile(`${opts.file}.head`);
     await expect(openAuditLog(opts)).rejects.toThrow(
-      new RegExp(`^the audit log ${opts.file} is in use by process ${process.pid} \\(another Gatehouse\\?\\)`),
+      new RegExp(
+        `^the audit log ${opts.file} is in use by process ${process.pid} \\(another Gatehouse\\?\\)`,
+      ),
     );
     expect(await readFile(opts.file!)).toEqual(before);
     expect(await readFile(`${opts.file}.head`)).toEqual(headBefore);

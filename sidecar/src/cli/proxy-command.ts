@@ -1,6 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { loadProxyConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
+import { checkPortsFree } from '../port-check.ts';
 import { createLogger, startProxy } from '../proxy.ts';
 import { untilSignal } from './until-signal.ts';
 
@@ -41,6 +42,19 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
     ...(values['audit-file'] !== undefined && { auditFile: values['audit-file'] }),
     ...(values['admin-listen'] !== undefined && { adminListen: values['admin-listen'] }),
   });
+  // Before the audit log is opened: a start that cannot listen must not append to it.
+  await checkPortsFree([
+    { ...config.listen, role: 'the proxy', change: '--listen HOST:PORT (or listen: in the config)' },
+    ...(config.admin
+      ? [
+          {
+            ...config.admin,
+            role: 'metrics',
+            change: '--admin-listen HOST:PORT (or admin.listen: in the config)',
+          },
+        ]
+      : []),
+  ]);
   const logger = createLogger(config.logLevel);
   const proxy = await startProxy(config, { logger });
   await untilSignal(logger, () => proxy.close());

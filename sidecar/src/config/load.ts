@@ -58,6 +58,8 @@ export interface ProxyConfig {
   };
   /** The other YAML documents of the file (policy kinds), validated by the policy loader. */
   readonly policyDocuments: readonly unknown[];
+  /** `policy.none`: the file says it holds no policy on purpose (then it holds none). */
+  readonly policyNone: boolean;
 }
 
 /** Command-line values that override the file. */
@@ -111,6 +113,14 @@ export function parseProxyConfig(text: string, file: string, overrides: ConfigOv
   const first = problems[0];
   if (first) throw new ConfigError(file, first.field, first.problem);
   const document = Value.Default(ProxyConfigSchema, raw) as ProxyConfigDocument;
+  const policyDocuments = values.filter((_, i) => i !== proxyIndex);
+  const policyNone = document.policy?.none ?? false;
+  if (policyNone && policyDocuments.length > 0)
+    throw new ConfigError(
+      file,
+      'policy.none',
+      `is true, but the file holds ${policyDocuments.length} policy document${policyDocuments.length === 1 ? '' : 's'}: remove one or the other`,
+    );
 
   return {
     source: file,
@@ -148,7 +158,8 @@ export function parseProxyConfig(text: string, file: string, overrides: ConfigOv
       sampleRows: document.masking?.sampleRows ?? 50,
       maxSampledTables: document.masking?.maxSampledTables ?? 500,
     },
-    policyDocuments: values.filter((_, i) => i !== proxyIndex),
+    policyDocuments,
+    policyNone,
   };
 }
 
