@@ -5,6 +5,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { UserError } from '../errors.ts';
 import { acquireExclusiveLock } from '../exclusive-lock.ts';
+import { CopyInBufferingDatabase } from './copy-in.ts';
 import type { EmbeddedPostgres, EmbeddedPostgresOptions, WorkerReport } from './embedded-postgres.ts';
 
 /**
@@ -41,8 +42,16 @@ async function serveDatabase(options: EmbeddedPostgresOptions): Promise<ServedDa
       await runSeed(db, seedSql, options.seedFile);
       seedFailed = false;
     }
+    const served = new CopyInBufferingDatabase(db, {
+      onFailure: (error) =>
+        // Uncaught on purpose: the thread ends, and the quickstart stops saying why.
+        setImmediate(() => {
+          throw new Error(`PGlite failed: ${messageOf(error)}`);
+        }),
+    });
     const server = new PGLiteSocketServer({
-      db,
+      // The server uses only the members CopyInBufferingDatabase has (see copy-in.ts).
+      db: served as unknown as PGlite,
       host,
       port: options.port ?? 0,
       maxConnections: MAX_CLIENT_CONNECTIONS,
