@@ -64,9 +64,10 @@ export async function startProxy(
   const stopWatching = watchFileContent(config.source, (text) => {
     const reload = reloadPolicy(policyDocuments, text, config.source);
     if (!reload.accepted) {
+      const [first, ...more] = reload.reason.split('\n');
       logger.error(
-        { file: config.source, err: reload.reason },
-        `policy reload refused, the previous policy stays in force: ${reload.reason.split('\n')[0]}`,
+        { file: config.source, ...(more.length > 0 && { problems: [first, ...more] }) },
+        `policy reload refused, the previous policy stays in force: ${first}`,
       );
       return;
     }
