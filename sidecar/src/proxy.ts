@@ -51,6 +51,10 @@ export async function startProxy(
     checkpointEveryRecords: config.audit.checkpointEveryRecords,
     checkpointIntervalMs: config.audit.checkpointIntervalMs,
     logger,
+  }).catch((error: unknown) => {
+    // Refused (another process writes the file): nothing may keep this process alive.
+    authenticator.close();
+    throw error;
   });
   registerAuditMetrics(metrics.registry, audit);
 
