@@ -56,13 +56,15 @@ export function acquireExclusiveLock(target: string, what: string): ExclusiveLoc
   const content = `${JSON.stringify(mine)}\n`;
   for (let attempt = 0; ; attempt++) {
     if (create(lockFile, content)) break;
-    const owner = readOwner(lockFile);
-    if (owner === 'gone') continue;
-    if (owner !== 'unreadable' && isAlive(owner)) throw new LockHeldError(what, lockFile, owner);
+    const found = readLockFile(lockFile);
+    if (found === undefined) continue;
+    const owner = parseOwner(found);
+    if (owner && isAlive(owner)) throw new LockHeldError(what, lockFile, owner);
     // Stale (its owner died) or not a lock this code wrote: take it over.
     if (attempt >= 3)
       throw new UserError(`cannot lock ${what}: ${lockFile} comes back each time it is taken over`);
-    rmSync(lockFile, { force: true });
+    // Only the stale lock just read: another process taking it over may have replaced it since.
+    if (readLockFile(lockFile) === found) rmSync(lockFile, { force: true });
   }
   held.add(lockFile);
   installExitHook();
@@ -107,15 +109,14 @@ function create(lockFile: string, content: string): boolean {
   }
 }
 
-function readOwner(lockFile: string): LockOwner | 'gone' | 'unreadable' {
-  let text: string;
+/** The lock file's text, or undefined when it is gone. */
+function readLockFile(lockFile: string): string | undefined {
   try {
-    text = readFileSync(lockFile, 'utf8');
+    return readFileSync(lockFile, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  return parseOwner(text) ?? 'unreadable';
 }
 
 /** The owner a lock file names; a bare pid is the form earlier versions wrote. */
