@@ -4,12 +4,13 @@ import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { openAuditLog } from './audit/log.ts';
 import { watchFileContent } from './config/file-watch.ts';
-import { type ProxyConfig, parseProxyConfig } from './config/load.ts';
+import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
+import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
 import { prettyDestination } from './pretty-log.ts';
 import { createMysqlGate } from './protocol/mysql/mysql-gate.ts';
 import { MysqlProxyServer } from './protocol/mysql/server.ts';
@@ -67,28 +68,35 @@ export async function startProxy(
     checkpointEveryRecords: config.audit.checkpointEveryRecords,
     checkpointIntervalMs: config.audit.checkpointIntervalMs,
     logger,
+  }).catch((error: unknown) => {
+    // Refused (another process writes the file): nothing may keep this process alive.
+    authenticator.close();
+    throw error;
   });
   registerAuditMetrics(metrics.registry, audit);
 
-  if (!policy)
-    logger.warn('no policy documents in the config: statements are audited, not checked against guardrails');
+  let policyDocuments = config.policyDocuments;
+  if (!policy && !config.policyNone)
+    logger.warn(
+      'no policy documents in the config: statements are audited, not checked against guardrails (policy.none: true says this is intended)',
+    );
+  // Logged at warn: a policy change matters to whoever watches the proxy, and the quickstart shows warn.
   const stopWatching = watchFileContent(config.source, (text) => {
-    try {
-      const next = parseProxyConfig(text, config.source);
-      policy =
-        next.policyDocuments.length > 0
-          ? loadPolicyDocuments(next.policyDocuments, config.source, next.policyDocumentNumbers)
-          : undefined;
-      logger.info(
-        { file: config.source, documents: next.policyDocuments.length },
-        'policy reloaded; settings other than policy documents apply at the next start',
-      );
-    } catch (error) {
+    const reload = reloadPolicy(policyDocuments, text, config.source);
+    if (!reload.accepted) {
+      const [first, ...more] = reload.reason.split('\n');
       logger.error(
-        { file: config.source, err: error instanceof Error ? error.message : String(error) },
-        'policy reload refused: the previous policy stays in force',
+        { file: config.source, ...(more.length > 0 && { problems: [first, ...more] }) },
+        `policy reload refused, the previous policy stays in force: ${first}`,
       );
+      return;
     }
+    policy = reload.policy;
+    policyDocuments = reload.documents;
+    logger.warn(
+      { file: config.source, documents: reload.documents.length, ...reload.change },
+      `policy reloaded from ${config.source}: ${describePolicyChange(reload.change)} (other settings apply at the next start)`,
+    );
   });
 
   if (!config.masking.key)

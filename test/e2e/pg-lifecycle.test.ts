@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -228,5 +228,29 @@ describe('command line', () => {
       `gatehouse: ${file}: upstream.tls.mode: must be one of disable, require, verify-full`,
     );
     expect(invalid.stderr).not.toContain('    at ');
+  });
+
+  it('refuses a taken port in one line naming the flag, before it opens the audit log', async () => {
+    const dir = join(process.env['TMPDIR'] ?? '/tmp', `gatehouse-cli-port-${process.pid}`);
+    await run('mkdir', ['-p', dir]);
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const file = join(dir, 'taken.yaml');
+      const auditFile = join(dir, 'taken-audit.jsonl');
+      writeFileSync(
+        file,
+        `listen: 127.0.0.1:${port}\nupstream:\n  url: postgres://u@127.0.0.1:5432/db\naudit:\n  file: ${auditFile}\nidentity:\n  mode: local\n  local:\n    users: [{name: a, password: b}]\n`,
+      );
+      const taken = await cli(['proxy', '--config', file]);
+      expect(taken.code).toBe(2);
+      expect(taken.stderr).toBe(
+        `gatehouse: port ${port} on 127.0.0.1 (the proxy) is in use (another Gatehouse?); choose another with --listen HOST:PORT (or listen: in the config)\n`,
+      );
+      expect(existsSync(auditFile)).toBe(false);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -11,7 +12,7 @@ const pgInfo = inject('postgres');
 const QUICKSTART_CONFIG = join(REPO_ROOT, 'examples/quickstart/gatehouse.yaml');
 
 /** The quickstart config with free ports and the audit log in `dir`, so tests never collide. */
-function quickstartConfigIn(dir: string): string {
+function quickstartConfigIn(dir: string, logLevel = 'info'): string {
   const config = parseAllDocuments(readFileSync(QUICKSTART_CONFIG, 'utf8'))[0]!.toJS() as Record<
     string,
     unknown
@@ -19,12 +20,15 @@ function quickstartConfigIn(dir: string): string {
   config['listen'] = '127.0.0.1:0';
   config['admin'] = { listen: '127.0.0.1:0' };
   config['audit'] = { ...(config['audit'] as object), file: join(dir, 'audit.jsonl') };
-  config['log'] = { level: 'info' };
+  config['log'] = { level: logLevel };
   const file = join(dir, 'gatehouse.yaml');
   const policy = readFileSync(QUICKSTART_CONFIG, 'utf8').split(/^---$/m).slice(1);
   writeFileSync(file, [stringify(config), ...policy].join('---'));
   return file;
 }
+
+/** Seeding takes seconds: the quickstart tests share one sample database, started one at a time. */
+const sharedDataDir = join(mkdtempSync(join(tmpdir(), 'gatehouse-quickstart-db-')), 'db');
 
 let child: ChildProcess | undefined;
 afterEach(async () => {
@@ -52,6 +56,51 @@ function startAndWaitForPort(args: string[], cwd: string): Promise<{ port: numbe
   });
 }
 
+/** A port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs a command to its end. */
+function runToExit(
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = spawn(process.execPath, ['--liftoff-only', ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  run.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  run.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  return new Promise((resolve) => run.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function waitForOutput(
+  output: () => string,
+  pattern: RegExp,
+  from: number,
+  timeoutMs = 10_000,
+): Promise<string> {
+  for (let waited = 0; waited < timeoutMs; waited += 100) {
+    const found = pattern.exec(output().slice(from));
+    if (found) return found[0];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no ${pattern} in the output:\n${output().slice(from)}`);
+}
+
 describe('quickstart', () => {
   it('npm start serves the sample data through Gatehouse to demo and admin, and audits it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-quickstart-'));
@@ -59,7 +108,7 @@ describe('quickstart', () => {
       [
         join(REPO_ROOT, 'sidecar/src/quickstart/main.ts'),
         '--data-dir',
-        join(dir, 'db'),
+        sharedDataDir,
         '--config',
         quickstartConfigIn(dir),
       ],
@@ -148,4 +197,174 @@ describe('quickstart', () => {
     expect(result.stderr).toBe('');
     expect(result.stdout).toMatch(/^app\|PostgreSQL 15/);
   });
+
+  it("moves its ports by flag, and a second start refuses before touching the first one's files", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-quickstart-'));
+    const [port, adminPort, dbPort] = [await freePort(), await freePort(), await freePort()];
+    // The quickstart's own log level (warn): what it shows is what a user sees.
+    const config = quickstartConfigIn(dir, 'warn');
+    const quickstart = join(REPO_ROOT, 'sidecar/src/quickstart/main.ts');
+    const dataDir = sharedDataDir;
+    const first = { args: ['--data-dir', dataDir, '--config', config] };
+    child = spawn(
+      process.execPath,
+      [
+        '--liftoff-only',
+        quickstart,
+        ...first.args,
+        '--port',
+        `${port}`,
+        '--admin-port',
+        `${adminPort}`,
+        '--db-port',
+        `${dbPort}`,
+      ],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let text = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    const output = () => text;
+    // The first start initialises the database: slow on a busy machine.
+    await waitForOutput(output, new RegExp(`Gatehouse is listening on 127\\.0\\.0\\.1:${port}`), 0, 150_000);
+    expect(output()).toContain(`Metrics    http://127.0.0.1:${adminPort}/metrics`);
+    const firstPid = child.pid!;
+    const auditFile = join(dir, 'audit.jsonl');
+    const demo = `postgres://demo:demo@127.0.0.1:${port}/postgres?sslmode=disable`;
+    const admin = `postgres://admin:admin@127.0.0.1:${port}/postgres?sslmode=disable`;
+    expect((await psql(demo, ['-At', '-c', 'SELECT 1'])).stdout.trim()).toBe('1');
+    /** Who opened the audit log: a second writer would add a log.open of its own. */
+    const opens = () =>
+      readFileSync(auditFile, 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('"type":"log.open"'))
+        .map((line) => JSON.parse(line).pid);
+
+    // The same ports: refused on the first port, before any file is touched.
+    const samePorts = await runToExit(
+      [
+        quickstart,
+        '--data-dir',
+        join(dir, 'other'),
+        '--config',
+        config,
+        '--port',
+        `${port}`,
+        '--admin-port',
+        `${adminPort}`,
+      ],
+      dir,
+    );
+    expect(samePorts.code).toBe(2);
+    expect(samePorts.stderr).toBe(
+      `gatehouse quickstart: port ${port} on 127.0.0.1 (the proxy) is in use (another Gatehouse?); choose another with --port\n`,
+    );
+    const sameDbPort = await runToExit(
+      [
+        quickstart,
+        '--data-dir',
+        join(dir, 'other'),
+        '--config',
+        config,
+        '--port',
+        '0',
+        '--admin-port',
+        '0',
+        '--db-port',
+        `${dbPort}`,
+      ],
+      dir,
+    );
+    expect(sameDbPort.stderr).toBe(
+      `gatehouse quickstart: port ${dbPort} on 127.0.0.1 (the embedded database) is in use (another Gatehouse?); choose another with --db-port\n`,
+    );
+    expect(existsSync(join(dir, 'other'))).toBe(false);
+    // Free ports, the same database: refused, naming the first process.
+    const sameData = await runToExit([quickstart, ...first.args, '--port', '0', '--admin-port', '0'], dir);
+    expect(sameData.code).toBe(2);
+    expect(sameData.stderr).toMatch(
+      new RegExp(
+        `^gatehouse quickstart: the database ${dataDir} is in use by process ${firstPid} \\(another Gatehouse\\?\\)`,
+      ),
+    );
+    // Free ports, the same audit log: refused, naming the first process.
+    const sameAudit = await runToExit(
+      [
+        join(REPO_ROOT, 'sidecar/src/main.ts'),
+        'proxy',
+        '--config',
+        config,
+        '--listen',
+        '127.0.0.1:0',
+        '--admin-listen',
+        '127.0.0.1:0',
+        '--upstream',
+        `postgres://${pgInfo.admin.user}:${encodeURIComponent(pgInfo.admin.password)}@${pgInfo.host}:${pgInfo.port}/${pgInfo.database}`,
+      ],
+      dir,
+    );
+    expect(sameAudit.code).toBe(2);
+    expect(sameAudit.stderr).toMatch(
+      new RegExp(
+        `^gatehouse: the audit log \\S*audit\\.jsonl is in use by process ${firstPid} \\(another Gatehouse\\?\\)`,
+      ),
+    );
+    expect(opens()).toEqual([firstPid]);
+
+    // COPY FROM a file through Gatehouse into the embedded database, then other sessions go on.
+    const csv = join(dir, 'orders.csv');
+    writeFileSync(
+      csv,
+      '1,10.50,paid,1 Main St,2025-01-01 10:00:00+00\n2,20.00,pending,2 Main St,2025-01-02 10:00:00+00\n',
+    );
+    const orders = async () => (await psql(demo, ['-At', '-c', 'SELECT count(*) FROM orders'])).stdout.trim();
+    const before = Number(await orders());
+    const copied = await psql(admin, [
+      '-c',
+      `\\copy orders (customer_id, amount, status, shipped_to, created_at) FROM '${csv}' CSV`,
+    ]);
+    expect(copied.stderr).toBe('');
+    expect(copied.stdout.trim()).toBe('COPY 2');
+    expect(Number(await orders())).toBe(before + 2);
+
+    // Saving the file with its policy deleted is refused, loudly, and masking stays.
+    const policyFile = readFileSync(config, 'utf8');
+    const settingsOnly = policyFile.split(/^---$/m)[0]!;
+    let from = output().length;
+    writeFileSync(config, settingsOnly);
+    expect(await waitForOutput(output, /.*policy reload refused.*/, from)).toContain(
+      'now holds no policy documents (it held Guardrail defaults, Guardrail admin-approvals, MaskingPolicy pii, DatabaseAccess demo, DatabaseAccess admin)',
+    );
+    const ssn = () => psql(demo, ['-At', '-c', 'SELECT ssn FROM customers WHERE id = 1']);
+    expect((await ssn()).stdout.trim()).toBe('****');
+
+    // A change is shown at the quickstart's log level, with what changed.
+    from = output().length;
+    writeFileSync(
+      config,
+      policyFile.replace('    - columns: ["customers.card_number"]\n      method: partial\n', ''),
+    );
+    expect(await waitForOutput(output, /.*policy reloaded.*/, from)).toContain('changed MaskingPolicy pii');
+    // Saying so, a file may hold no policy.
+    from = output().length;
+    writeFileSync(config, `${settingsOnly}policy:\n  none: true\n`);
+    expect(await waitForOutput(output, /.*policy reloaded.*/, from)).toContain(
+      'removed Guardrail defaults, Guardrail admin-approvals, MaskingPolicy pii, DatabaseAccess demo, DatabaseAccess admin',
+    );
+    expect((await ssn()).stdout.trim()).toMatch(/^9\d\d-\d\d-\d{4}$/);
+
+    const exited = new Promise((r) => child!.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+    const verify = await runToExit(
+      [join(REPO_ROOT, 'sidecar/src/main.ts'), 'audit', 'verify', auditFile],
+      dir,
+    );
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
+  }, 240_000);
 });

@@ -204,6 +204,36 @@ describe('openAuditLog', () => {
   });
 });
 
+describe('one writer', () => {
+  it('refuses a second writer of the same file before it writes anything, naming the first', async () => {
+    const opts = options();
+    const first = await openAuditLog(opts);
+    first.record(statementEvent(1));
+    await first.flush();
+    const before = await readFile(opts.file!);
+    const headBefore = await readFile(`${opts.file}.head`);
+    await expect(openAuditLog(opts)).rejects.toThrow(
+      new RegExp(
+        `^the audit log ${opts.file} is in use by process ${process.pid} \\(another Gatehouse\\?\\)`,
+      ),
+    );
+    expect(await readFile(opts.file!)).toEqual(before);
+    expect(await readFile(`${opts.file}.head`)).toEqual(headBefore);
+    await first.close();
+
+    await writeSession(opts, 1);
+    expect(await verifyFile(opts.file!)).toMatchObject({ ok: true, sealed: true, recoveries: [] });
+  });
+
+  it('takes over the lock of a writer that died without closing', async () => {
+    const opts = options();
+    const crashed = spawnSync(process.execPath, ['-e', 'process.exit(0)']);
+    await writeFile(`${opts.file}.lock`, `${crashed.pid}\n`);
+    await writeSession(opts, 1);
+    expect(await verifyFile(opts.file!)).toMatchObject({ ok: true, sealed: true });
+  });
+});
+
 describe('failing closed', () => {
   it('turns unhealthy on ENOSPC and counts every record it could not write', async () => {
     const { logger, lines } = collectingLogger();

@@ -20,6 +20,9 @@
  * included, also goes to stdout through pino for an external collector, and a copy of the
  * checkpoints kept elsewhere proves what the file held up to each of them.
  *
+ * One writer at a time: the file is locked (`FILE.lock`, see exclusive-lock.ts) before anything is
+ * written, so a second process given the same file refuses to start instead of forking the chain.
+ *
  * Writes are batched and asynchronous; memory waiting for the disk is bounded. When that bound is
  * reached or a write fails, `healthy` turns false (the proxy then refuses statements), every record
  * that could not be written is counted and logged, and the count is written into the chain as an
@@ -27,10 +30,11 @@
  * partial write may have left a torn line; the next start records that as damage).
  */
 
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { UserError } from '../errors.ts';
+import { acquireExclusiveLock, type ExclusiveLock, LockHeldError } from '../exclusive-lock.ts';
 import { chainLine, chainSignedLine, GENESIS, parseChainLine, sha256Hex } from './chain.ts';
 import type { AuditEvent, AuditSink } from './events.ts';
 import { type HeadAnchor, parseHead, readHeadFile, writeHeadFile } from './head.ts';
@@ -99,6 +103,8 @@ class ChainedAuditLog implements AuditLog {
   #sinceCheckpoint = 0;
 
   #handle: FileHandle | undefined;
+  /** Held while the file is open: a second writer would fork the chain (verify: TAMPERED). */
+  #lock: ExclusiveLock | undefined;
   #headFile: string | undefined;
   /** File offset just after everything queued so far: where the next line will land. */
   #fileEnd = 0;
@@ -152,12 +158,14 @@ class ChainedAuditLog implements AuditLog {
     const recoveries: Recovery[] = [];
     if (file !== undefined) {
       try {
+        this.#lock = await lockUnlessSpecial(file);
         const found = await this.#openFile(file, recoveries);
         resume = found.resume;
         if (found.terminatePartialLine) this.#queue('', 0);
       } catch (error) {
         await this.#handle?.close().catch(() => undefined);
         this.#handle = undefined;
+        if (error instanceof LockHeldError) throw error;
         this.#failWrites(`audit file ${file}: ${describeError(error)}`, 0);
         return;
       }
@@ -292,6 +300,7 @@ class ChainedAuditLog implements AuditLog {
     } catch (error) {
       this.#failWrites(`audit file ${this.#options.file}: ${describeError(error)}`, 0);
     }
+    this.#lock?.release();
     if (this.#lost > 0) {
       this.#logger.error(
         { lost: this.#lost, failure: this.#failure },
@@ -448,6 +457,19 @@ class ChainedAuditLog implements AuditLog {
       'audit record not written to the audit file',
     );
   }
+}
+
+/**
+ * Locks a regular file (or one still to be created) against a second writer; a device or pipe
+ * (/dev/stdout, a FIFO to a collector) is not a chain another run could fork.
+ */
+async function lockUnlessSpecial(file: string): Promise<ExclusiveLock | undefined> {
+  try {
+    if (!(await stat(file)).isFile()) return undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  return acquireExclusiveLock(file, `the audit log ${file}`);
 }
 
 async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {

@@ -1,4 +1,5 @@
 import { UserError } from '../errors.ts';
+import { checkPortsFree } from '../port-check.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
 import { untilSignal } from './until-signal.ts';
 
@@ -57,6 +58,19 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
     ...(values['admin-listen'] !== undefined && { adminListen: values['admin-listen'] }),
     ...(values['log-level'] !== undefined && { logLevel: values['log-level'] }),
   });
+  // Before the audit log is opened: a start that cannot listen must not append to it.
+  await checkPortsFree([
+    { ...config.listen, role: 'the proxy', change: '--listen HOST:PORT (or listen: in the config)' },
+    ...(config.admin
+      ? [
+          {
+            ...config.admin,
+            role: 'metrics',
+            change: '--admin-listen HOST:PORT (or admin.listen: in the config)',
+          },
+        ]
+      : []),
+  ]);
   const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
   const logger = createLogger(config.logLevel, pretty ? 'pretty' : 'json');
   const proxy = await startProxy(config, { logger, announceReady: true });

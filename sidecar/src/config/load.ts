@@ -60,6 +60,8 @@ export interface ProxyConfig {
   readonly policyDocuments: readonly unknown[];
   /** Where each policy document sits in the file, counted from 1 as an editor does (the proxy settings included). */
   readonly policyDocumentNumbers: readonly number[];
+  /** `policy.none`: the file says it holds no policy on purpose (then it holds none). */
+  readonly policyNone: boolean;
 }
 
 /** Command-line values that override the file. */
@@ -158,6 +160,14 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
   const first = problems[0];
   if (first) throw new ConfigError(file, first.field, first.problem);
   const document = Value.Default(ProxyConfigSchema, raw) as ProxyConfigDocument;
+  const policyDocuments = values.filter((_, i) => i !== proxyIndex);
+  const policyNone = document.policy?.none ?? false;
+  if (policyNone && policyDocuments.length > 0)
+    throw new ConfigError(
+      file,
+      'policy.none',
+      `is true, but the file holds ${policyDocuments.length} policy document${policyDocuments.length === 1 ? '' : 's'}: remove one or the other`,
+    );
 
   return {
     source: file,
@@ -197,6 +207,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
     },
     policyDocuments: values.filter((_, i) => i !== proxyIndex),
     policyDocumentNumbers: numbers.filter((_, i) => i !== proxyIndex),
+    policyNone,
   };
 }
 

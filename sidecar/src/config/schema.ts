@@ -211,6 +211,20 @@ export const ProxyConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    policy: Type.Optional(
+      Type.Object(
+        {
+          none: Type.Optional(
+            Type.Boolean({
+              default: false,
+              description:
+                'The file holds no policy documents on purpose: statements are audited, none is checked or masked. Without it, a reload that removes every policy document is refused.',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     log: Type.Optional(
       Type.Object(
         {

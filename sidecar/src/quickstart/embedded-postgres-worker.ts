@@ -1,9 +1,11 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { UserError } from '../errors.ts';
+import { acquireExclusiveLock } from '../exclusive-lock.ts';
+import { CopyInBufferingDatabase } from './copy-in.ts';
 import type { EmbeddedPostgres, EmbeddedPostgresOptions, WorkerReport } from './embedded-postgres.ts';
 
 /**
@@ -24,7 +26,10 @@ async function serveDatabase(options: EmbeddedPostgresOptions): Promise<ServedDa
   const dataDir = resolve(options.dataDir);
   const host = options.host ?? '127.0.0.1';
   const seedSql = readSeed(options.seedFile);
-  const releaseLock = lockDataDir(dataDir);
+  // PGlite does not lock its data directory: a second process opening it would corrupt it.
+  mkdirSync(dirname(dataDir), { recursive: true });
+  const lock = acquireExclusiveLock(dataDir, `the database ${dataDir}`);
+  const releaseLock = () => lock.release();
   let db: PGlite | undefined;
   let seeded = false;
   let seedFailed = false;
@@ -37,8 +42,16 @@ async function serveDatabase(options: EmbeddedPostgresOptions): Promise<ServedDa
       await runSeed(db, seedSql, options.seedFile);
       seedFailed = false;
     }
+    const served = new CopyInBufferingDatabase(db, {
+      onFailure: (error) =>
+        // Uncaught on purpose: the thread ends, and the quickstart stops saying why.
+        setImmediate(() => {
+          throw new Error(`PGlite failed: ${messageOf(error)}`);
+        }),
+    });
     const server = new PGLiteSocketServer({
-      db,
+      // The server uses only the members CopyInBufferingDatabase has (see copy-in.ts).
+      db: served as unknown as PGlite,
       host,
       port: options.port ?? 0,
       maxConnections: MAX_CLIENT_CONNECTIONS,
@@ -119,54 +132,6 @@ async function listen(server: PGLiteSocketServer, host: string, port: number): P
     const code = (error as NodeJS.ErrnoException).code;
     const problem = code === 'EADDRINUSE' ? 'the address is in use' : (code ?? messageOf(error));
     throw new UserError(`the embedded database cannot listen on ${host}:${port}: ${problem}`);
-  }
-}
-
-/**
- * PGlite does not lock its data directory: a second process opening it would corrupt it. The lock is a
- * file beside the directory holding the owner's pid; one left by a process that died is taken over.
- */
-function lockDataDir(dataDir: string): () => void {
-  const lockFile = `${dataDir}.lock`;
-  mkdirSync(dirname(lockFile), { recursive: true });
-  for (;;) {
-    try {
-      writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
-      let held = true;
-      return () => {
-        if (held) rmSync(lockFile, { force: true });
-        held = false;
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new UserError(`cannot create the lock file ${lockFile}: ${messageOf(error)}`);
-      }
-    }
-    const owner = lockOwner(lockFile);
-    if (owner !== undefined && isRunning(owner)) {
-      throw new UserError(
-        `${dataDir} is in use by process ${owner}; stop it first (or delete ${lockFile} if that process is not a quickstart)`,
-      );
-    }
-    rmSync(lockFile, { force: true });
-  }
-}
-
-function lockOwner(lockFile: string): number | undefined {
-  try {
-    const pid = Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
-    return Number.isInteger(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, connect as netConnect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +125,47 @@ describe('a new database', () => {
     }
   });
 
+  test("takes psql's \\copy FROM a file, refuses bad rows, and keeps serving other connections", async () => {
+    await psql(db, 'CREATE TABLE copy_probe (id integer PRIMARY KEY, note text NOT NULL)');
+    const csv = join(workDir, 'rows.csv');
+    writeFileSync(csv, '1,one\n2,"two, with a comma"\n3,three\n');
+    expect(await psql(db, `\\copy copy_probe (id, note) FROM '${csv}' CSV`)).toBe('COPY 3');
+    expect(await psql(db, "SELECT string_agg(note, '|' ORDER BY id) FROM copy_probe")).toBe(
+      'one|two, with a comma|three',
+    );
+    writeFileSync(csv, '4,four\nfive,5\n');
+    await expect(psql(db, `\\copy copy_probe (id, note) FROM '${csv}' CSV`)).rejects.toThrow(
+      /invalid input syntax for type integer: "five"/,
+    );
+    // Inside a transaction, a failed COPY fails the transaction, as on PostgreSQL.
+    const client = await connect(db);
+    try {
+      await client.query('BEGIN');
+      await expect(client.query('COPY copy_probe FROM STDIN; SELECT 1')).rejects.toThrow(
+        'COPY FROM STDIN must be the only statement of its query on the embedded database',
+      );
+      await expect(client.query('SELECT 1')).rejects.toThrow(/current transaction is aborted/);
+      await client.query('ROLLBACK');
+      // A named statement makes node-postgres use the extended protocol.
+      await expect(client.query({ name: 'load', text: 'COPY copy_probe FROM STDIN' })).rejects.toThrow(
+        /COPY FROM STDIN over the extended query protocol is not supported by the embedded database/,
+      );
+      expect((await client.query('SELECT count(*)::int AS n FROM copy_probe')).rows).toEqual([{ n: 3 }]);
+    } finally {
+      await client.end();
+    }
+    expect(await psql(db, 'SELECT count(*) FROM copy_probe')).toBe('3');
+  });
+
+  test('serves other connections after a client leaves in the middle of a COPY', async () => {
+    await psql(db, 'CREATE TABLE IF NOT EXISTS copy_left (id integer)');
+    const socket = await rawSession(db);
+    await socket.send(message('Q', 'COPY copy_left FROM STDIN\0'), 'G');
+    socket.destroy(message('d', '1\n'));
+    const waiting = psql(db, 'SELECT count(*) FROM copy_left');
+    expect(await waiting).toBe('0');
+  });
+
   test('cannot be opened twice at the same time', async () => {
     const second = startEmbeddedPostgres({ dataDir: db.dataDir, seedFile });
     await expect(second).rejects.toBeInstanceOf(UserError);
@@ -197,6 +238,41 @@ function passesLuhn(digits: string): boolean {
     sum += digit > 9 ? digit - 9 : digit;
   }
   return /^\d{13,19}$/.test(digits) && sum % 10 === 0;
+}
+
+function message(type: string, body: string): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(Buffer.byteLength(body) + 4, 1);
+  return Buffer.concat([head, Buffer.from(body)]);
+}
+
+/** A protocol session on a bare socket, for what no client library does: leave in the middle of a COPY. */
+async function rawSession(db: EmbeddedPostgres) {
+  const socket = netConnect(db.port, db.host);
+  let received = Buffer.alloc(0);
+  const types: string[] = [];
+  socket.on('data', (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    while (received.length >= 5 && received.length >= 1 + received.readInt32BE(1)) {
+      types.push(String.fromCharCode(received[0]!));
+      received = received.subarray(1 + received.readInt32BE(1));
+    }
+  });
+  /** Sends `bytes` and waits for a backend message of type `until`. */
+  const send = async (bytes: Buffer, until: string) => {
+    const from = types.length;
+    socket.write(bytes);
+    for (let i = 0; i < 200 && !types.slice(from).includes(until); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(types.slice(from)).toContain(until);
+  };
+  const params = 'user\0demo\0database\0postgres\0\0';
+  const startup = Buffer.alloc(8);
+  startup.writeInt32BE(8 + Buffer.byteLength(params), 0);
+  startup.writeInt32BE(196608, 4);
+  await send(Buffer.concat([startup, Buffer.from(params)]), 'Z');
+  return { send, destroy: (last: Buffer) => socket.end(last, () => socket.destroy()) };
 }
 
 function listenOnFreePort(): Promise<Server> {

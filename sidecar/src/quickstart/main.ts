@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type HostPort, loadProxyConfig, type ProxyConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
+import { checkPortsFree } from '../port-check.ts';
 import { startProxy } from '../proxy.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
 
@@ -12,19 +13,26 @@ import { startEmbeddedPostgres } from './embedded-postgres.ts';
  * with sample data, and the proxy in front of it, configured by examples/quickstart/gatehouse.yaml.
  */
 
+/** The embedded database serves the proxy only, on this machine. */
+const DB_HOST = '127.0.0.1';
+
 const exampleDir = fileURLToPath(new URL('../../../examples/quickstart/', import.meta.url));
 
 const usage = `Usage: npm start -- [options]
 
-  --fresh           delete the sample database and seed it again
-  --data-dir DIR    where the sample database lives (default: .gatehouse/quickstart-db)
-  --db-port PORT    port of the embedded database (default: any free port)
-  --config FILE     proxy configuration (default: examples/quickstart/gatehouse.yaml)
-  -h, --help        show this help`;
+  --port PORT        where clients connect to Gatehouse (default: listen: in the config, 6432)
+  --admin-port PORT  metrics and health checks (default: admin.listen: in the config, 9090)
+  --db-port PORT     the embedded database itself (default: any free port)
+  --fresh            delete the sample database and seed it again
+  --data-dir DIR     where the sample database lives (default: .gatehouse/quickstart-db)
+  --config FILE      proxy configuration (default: examples/quickstart/gatehouse.yaml)
+  -h, --help         show this help`;
 
 interface QuickstartArgs {
   readonly fresh: boolean;
   readonly dataDir: string;
+  readonly port?: number;
+  readonly adminPort?: number;
   readonly dbPort: number;
   readonly configFile: string;
 }
@@ -35,10 +43,23 @@ async function main(): Promise<void> {
     process.stdout.write(`${usage}\n`);
     return;
   }
+  const fromFile = loadProxyConfig(args.configFile);
+  const listen = { ...fromFile.listen, ...(args.port !== undefined && { port: args.port }) };
+  const admin =
+    args.adminPort !== undefined
+      ? { host: fromFile.admin?.host ?? '127.0.0.1', port: args.adminPort }
+      : fromFile.admin;
+  // Every port first: a start that cannot listen must not seed a database or append to the audit log.
+  await checkPortsFree([
+    { ...listen, role: 'the proxy', change: '--port' },
+    ...(admin ? [{ ...admin, role: 'metrics', change: '--admin-port' }] : []),
+    { host: DB_HOST, port: args.dbPort, role: 'the embedded database', change: '--db-port' },
+  ]);
   const database = await startEmbeddedPostgres({
     dataDir: args.dataDir,
     seedFile: resolve(exampleDir, 'seed.sql'),
     fresh: args.fresh,
+    host: DB_HOST,
     port: args.dbPort,
   });
   let proxy: Awaited<ReturnType<typeof startProxy>>;
@@ -46,6 +67,8 @@ async function main(): Promise<void> {
   try {
     config = loadProxyConfig(args.configFile, {
       upstream: `postgres://postgres:postgres@${database.host}:${database.port}/postgres`,
+      listen: hostPort(listen),
+      ...(admin && { adminListen: hostPort(admin) }),
     });
     proxy = await startProxy(config, { logger: pino({ level: config.logLevel }) });
   } catch (error) {
@@ -80,16 +103,29 @@ function parseQuickstartArgs(argv: string[]): QuickstartArgs | undefined {
     throw new UserError(`${(error as Error).message} (npm start -- --help lists the options)`);
   }
   if (values.help) return undefined;
-  const dbPort = Number(values['db-port'] ?? '0');
-  if (!Number.isInteger(dbPort) || dbPort < 0 || dbPort > 65535) {
-    throw new UserError(`--db-port must be a port number (0-65535), not "${values['db-port']}"`);
-  }
+  const port = portFlag('port', values.port);
+  const adminPort = portFlag('admin-port', values['admin-port']);
   return {
     fresh: values.fresh ?? false,
     dataDir: resolve(values['data-dir'] ?? '.gatehouse/quickstart-db'),
-    dbPort,
+    ...(port !== undefined && { port }),
+    ...(adminPort !== undefined && { adminPort }),
+    dbPort: portFlag('db-port', values['db-port']) ?? 0,
     configFile: values.config ? resolve(values.config) : resolve(exampleDir, 'gatehouse.yaml'),
   };
+}
+
+function portFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (value.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UserError(`--${name} must be a port number (0-65535, 0 for any free port), not "${value}"`);
+  }
+  return port;
+}
+
+function hostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function parse(argv: string[]) {
@@ -99,6 +135,8 @@ function parse(argv: string[]) {
     allowPositionals: false,
     options: {
       fresh: { type: 'boolean' },
+      port: { type: 'string' },
+      'admin-port': { type: 'string' },
       'data-dir': { type: 'string' },
       'db-port': { type: 'string' },
       config: { type: 'string' },
