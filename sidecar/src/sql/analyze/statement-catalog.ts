@@ -8,14 +8,14 @@ import type { StatementClass, StatementKind } from './statement-facts.ts';
  *   STDOUT; and creating TEMPORARY tables, views and sequences (session-private scratch space that
  *   nothing outside the session sees; PostgreSQL counts them as DDL, Gatehouse does not).
  * - write: INSERT, UPDATE, DELETE, MERGE, TRUNCATE, COPY ... FROM STDIN, SELECT ... FOR UPDATE/SHARE,
- *   LOCK, NOTIFY, REFRESH MATERIALIZED VIEW, and functions that change data (nextval, setval,
- *   lo_unlink, pg_notify...).
+ *   LOCK, NOTIFY, REFRESH MATERIALIZED VIEW, ANALYZE (it refreshes the planner's statistics and
+ *   changes no row), and functions that change data (nextval, setval, lo_unlink, pg_notify...).
  * - ddl: CREATE, ALTER, DROP, COMMENT ON, SECURITY LABEL of schema objects (tables, views, indexes,
  *   functions, types, schemas, triggers, rules, policies...), SELECT INTO and CREATE TABLE AS.
  * - admin: roles and privileges (CREATE/ALTER/DROP ROLE, GRANT, REVOKE, ALTER DEFAULT PRIVILEGES,
  *   REASSIGN/DROP OWNED), identity changes (SET ROLE, SET SESSION AUTHORIZATION, set_config('role'),
  *   DISCARD ALL), databases, tablespaces, extensions, languages, foreign-data wrappers, servers, user
- *   mappings, publications, subscriptions, event triggers, ALTER SYSTEM, LOAD, VACUUM, ANALYZE,
+ *   mappings, publications, subscriptions, event triggers, ALTER SYSTEM, LOAD, VACUUM,
  *   CLUSTER, REINDEX, CHECKPOINT, two-phase commit, superuser-only settings, server file and program
  *   access, server administration functions (pg_terminate_backend...), and any code Gatehouse cannot
  *   see into (CALL, DO or function bodies that are not analysable, EXECUTE of non-constant strings).
@@ -189,7 +189,9 @@ export function statementType(type: string, node: AstNode): StatementType | unde
         ? ADMIN
         : type === 'TransactionStmt' && TWO_PHASE.has(str(node['kind']) ?? '')
           ? ADMIN
-          : classes,
+          : type === 'VacuumStmt' && !node['is_vacuumcmd']
+            ? WRITE
+            : classes,
     command: typeof command === 'string' ? command : command(node),
   };
 }

@@ -279,6 +279,27 @@ describe('statement facts', () => {
     expect(f.statements[0]!.where).toBe('effective');
   });
 
+  it('plain EXPLAIN runs nothing: the statement it plans is not judged for its writes', () => {
+    for (const sql of [
+      'EXPLAIN DELETE FROM customers',
+      'EXPLAIN UPDATE customers SET notes = NULL',
+      'DESCRIBE DELETE FROM customers',
+      'EXPLAIN FORMAT=JSON DELETE FROM customers',
+    ]) {
+      expect(
+        facts(sql).findings.map((f) => f.kind),
+        sql,
+      ).toEqual([]);
+      expect(facts(sql).classes, sql).toEqual(['read']);
+    }
+    expect(facts('EXPLAIN ANALYZE DELETE FROM customers').findings.map((f) => f.kind)).toContain(
+      'delete-without-where',
+    );
+    expect(facts('ANALYZE DELETE FROM customers').findings.map((f) => f.kind)).toContain(
+      'delete-without-where',
+    );
+  });
+
   it('classes follow the statement', () => {
     expect(facts('SELECT 1').classes).toEqual(['read']);
     expect(facts('SELECT * FROM t FOR UPDATE').classes).toEqual(['read', 'write']);

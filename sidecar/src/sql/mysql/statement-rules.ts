@@ -1190,7 +1190,27 @@ function explain(s: Statement, ctx: RuleContext): StatementResult {
   // MySQL's EXPLAIN ANALYZE runs the statement; plain EXPLAIN does not, but its statement is judged all the same.
   const via = s.words.slice(1, i).includes('ANALYZE') ? 'EXPLAIN ANALYZE' : 'EXPLAIN';
   const inner = analyzeLexed({ ...s.lexed, tokens: s.tokens.slice(i), canonical: s.text(i) }, ctx);
-  return result([...nested(inner.entries, via), entry('explain', via, via, READ)]);
+  const judged = via === 'EXPLAIN' ? plannedOnly(inner.entries) : inner.entries;
+  return result([...nested(judged, via), entry('explain', via, via, READ)]);
+}
+
+/**
+ * What plain EXPLAIN makes of a statement: it plans it and never runs it, so its writes do not happen
+ * (`EXPLAIN DELETE FROM t` deletes nothing). What planning may evaluate still counts: functions and
+ * code (the optimizer can call a constant function) keep their findings, and the tables it would write
+ * are read.
+ */
+function plannedOnly(entries: readonly StatementEntry[]): StatementEntry[] {
+  return entries.map((e) => ({
+    ...e,
+    classes: e.classes.map((c) => (c === 'write' ? 'read' : c)),
+    tablesRead: [...e.tablesRead, ...e.tablesWritten],
+    tablesWritten: [],
+    columnsWritten: [],
+    findings: e.findings.filter(
+      (f) => f.kind !== 'delete-without-where' && f.kind !== 'update-without-where',
+    ),
+  }));
 }
 
 /** ANALYZE TABLE (statistics), or MariaDB's ANALYZE statement, which runs the statement. */
