@@ -81,6 +81,10 @@ export function planStatementMasking(
       `it filters, joins, groups, orders or branches on ${describeSources(predicates)}, or passes it where its value decides whether the statement fails or how many rows it returns; this identity sees it masked`,
     );
   }
+  if (!settings.allowPredicatesOnMasked) {
+    const compared = comparedInClear(lineage.equalities ?? [], sensitivity);
+    if (compared) return refuse(compared);
+  }
   for (const write of lineage.writes) {
     if (!maskOf(write, '')) continue;
     if (write.target.kind === 'column') {
@@ -128,6 +132,28 @@ export function planStatementMasking(
     masked: Object.freeze(masked),
     withholdsServerText: touchesSensitive,
   });
+}
+
+/**
+ * Equality between values reveals no more than deterministic tokens of them do: GROUP BY, DISTINCT,
+ * UNION and JOIN equality are allowed over columns masked with the same keyed method (tokenize or
+ * hash), and over clean columns. Any other group that holds a masked value (redacted, partial, or
+ * compared with a clean column, whose clear values would then name the masked ones) is refused.
+ */
+function comparedInClear(groups: readonly Lineage[], sensitivity: Sensitivity): string | undefined {
+  for (const group of groups) {
+    const masked = sensitiveSources(group, sensitivity);
+    if (masked.length === 0) continue;
+    const methods = new Set(masked.map((s) => sensitivity.columns.get(columnKey(s))!.method));
+    const [method] = methods;
+    const keyed = methods.size === 1 && (method === 'tokenize' || method === 'hash');
+    if (keyed && masked.length === group.sources.length) continue;
+    const why = keyed
+      ? 'with columns shown in clear'
+      : `and ${describeSources(masked)} ${masked.length === 1 ? 'is' : 'are'} not tokenized or hashed alike`;
+    return `it compares ${describeSources(group.sources)} for equality (GROUP BY, DISTINCT, UNION or a join) ${why}; this identity sees ${describeSources(masked)} masked`;
+  }
+  return undefined;
 }
 
 function refuse(refusal: string): StatementMaskPlan {

@@ -16,6 +16,8 @@ export interface Context {
   readonly reads: Map<string, TableRef>;
   readsUnknown: boolean;
   predicates: Trace;
+  /** Values compared only for equality with each other (see recordEquality), one trace per group. */
+  readonly equalities: Trace[];
   /** Predicates of the query level being analysed, for EXISTS and IN, whose value is their predicate. */
   levelPredicates: Trace;
   readonly writes: Map<string, { target: WriteTarget; trace: Trace }>;
@@ -47,6 +49,7 @@ export function createContext(
     reads: new Map(),
     readsUnknown: false,
     predicates: CLEAN,
+    equalities: [],
     levelPredicates: CLEAN,
     writes: new Map(),
     effects: [],
@@ -61,6 +64,18 @@ export function recordPredicate(ctx: Context, trace: Trace): void {
   if (ctx.hidePredicates > 0) return;
   ctx.levelPredicates = union(ctx.levelPredicates, trace);
   ctx.predicates = union(ctx.predicates, trace);
+}
+
+/**
+ * Values the statement only tests for equality with each other: a GROUP BY or DISTINCT ON key, the
+ * columns of SELECT DISTINCT and UNION, the two sides of `a.x = b.y` in a JOIN, a DISTINCT aggregate's
+ * argument. Each trace is one group whose members are compared with each other. Only values passed
+ * through unchanged can be told apart this way; anything computed from them is a plain predicate.
+ */
+export function recordEquality(ctx: Context, group: Trace): void {
+  if (ctx.hidePredicates > 0 || (group.columns.size === 0 && group.rows.size === 0 && !group.opaque)) return;
+  if (group.transformed || group.opaque || group.rows.size > 0) recordPredicate(ctx, group);
+  else ctx.equalities.push(group);
 }
 
 export function recordRead(ctx: Context, table: TableRef): void {

@@ -655,23 +655,41 @@ describe('predicates', () => {
     ["SELECT c.id FROM customers AS c(i, n, e, s) WHERE s LIKE '1%'", 'customers.ssn'],
     [
       "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id AND c.phone > '+1'",
-      'customers.id, customers.phone, orders.customer_id',
+      'customers.phone',
+      'customers.id = orders.customer_id',
     ],
     [
       'SELECT notes FROM customers GROUP BY notes HAVING max(card) > $$4$$',
-      'customers.card, customers.notes',
+      'customers.card',
+      'customers.notes',
     ],
     ['SELECT id FROM customers ORDER BY email', 'customers.email'],
     ['SELECT id, email AS e FROM customers ORDER BY e', 'customers.email'],
     ['SELECT id, name FROM customers ORDER BY 2', 'customers.name'],
-    ['SELECT DISTINCT ON (phone) id FROM customers', 'customers.phone'],
+    ['SELECT DISTINCT ON (phone) id FROM customers', '', 'customers.phone'],
+    ['SELECT DISTINCT email, id FROM customers', '', 'customers.email; customers.id'],
+    [
+      'SELECT email FROM customers UNION SELECT contact FROM customer_contacts',
+      '',
+      'customer_contacts.contact = customers.email',
+    ],
+    ["SELECT email FROM customers UNION SELECT 'x'", 'customers.email'],
+    [
+      'SELECT count(DISTINCT email), array_agg(DISTINCT name) FROM customers',
+      '',
+      'customers.email; customers.name',
+    ],
+    ['SELECT o.id FROM orders o JOIN customers c USING (id)', '', 'customers.id = orders.id'],
+    ['SELECT 1 FROM customers a, customers b WHERE a.email = b.email', '', 'customers.email'],
+    ['SELECT 1 FROM customers GROUP BY lower(email)', 'customers.email'],
     [
       'SELECT row_number() OVER (PARTITION BY notes ORDER BY ssn) FROM customers',
       'customers.notes, customers.ssn',
     ],
     [
       "SELECT count(*) FROM orders o WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = o.customer_id AND c.ssn LIKE '9%')",
-      'customers.id, customers.ssn, orders.customer_id',
+      'customers.ssn',
+      'customers.id = orders.customer_id',
     ],
     [
       "SELECT id FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE email LIKE 'a%')",
@@ -688,9 +706,16 @@ describe('predicates', () => {
     ],
     ["EXPLAIN ANALYZE SELECT id FROM customers WHERE ssn = '123-45-6789'", 'customers.ssn'],
     ["SELECT id FROM customers c WHERE c::text LIKE '%123%'", ROW],
-  ])('%s', (sql, predicates) => {
+  ] as [string, string, string?][])('%s', (sql, predicates, equalities = '') => {
     const statement = lastRows(outputLineage(sql, CATALOG).statements)!;
     expect(describeLineage(statement.predicates)).toBe(predicates);
+    const groups = (statement.equalities ?? []).map((group) =>
+      group.sources
+        .map((source) => `${source.table}.${source.column}`)
+        .sort()
+        .join(' = '),
+    );
+    expect(groups.join('; ')).toBe(equalities);
   });
 
   it('does not count the WHERE clause inside a catalog view as the client predicate', () => {

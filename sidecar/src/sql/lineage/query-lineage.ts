@@ -24,6 +24,7 @@ import { qualifiedName } from './catalog.ts';
 import {
   type Context,
   MAX_DEPTH,
+  recordEquality,
   recordPredicate,
   recordRead,
   recordUnknownCode,
@@ -115,6 +116,8 @@ function selectRelation(stmt: SelectStmt, outer: Level, ctx: Context): Relation 
     const left = stmt.larg ? queryRelation({ SelectStmt: stmt.larg }, base, ctx) : UNKNOWN;
     const right = stmt.rarg ? queryRelation({ SelectStmt: stmt.rarg }, base, ctx) : UNKNOWN;
     const combined = positionalUnion(left, right);
+    // UNION, INTERSECT and EXCEPT without ALL compare every column for equality to remove duplicates.
+    if (!stmt.all) for (const col of combined.columns) recordEquality(ctx, col.trace);
     finishOutput(stmt, undefined, combined, base, ctx);
     return combined;
   }
@@ -139,11 +142,12 @@ function selectRelation(stmt: SelectStmt, outer: Level, ctx: Context): Relation 
 
   const items = fromList(stmt.fromClause, outer, ctes, ctx);
   const level: Level = { items, parent: outer, ctes };
-  if (stmt.whereClause) recordPredicate(ctx, expression(stmt.whereClause, level, ctx));
+  if (stmt.whereClause) condition(stmt.whereClause, level, ctx);
   for (const window of stmt.windowClause ?? [])
     if ('WindowDef' in window) windowPredicates(window.WindowDef, level, ctx);
   const output = targetList(stmt.targetList, level, ctx);
-  for (const group of stmt.groupClause ?? []) recordPredicate(ctx, groupKey(group, level, output, ctx));
+  for (const group of stmt.groupClause ?? [])
+    for (const key of groupKeys(group, level, output, ctx)) recordEquality(ctx, key);
   if (stmt.havingClause) recordPredicate(ctx, expression(stmt.havingClause, level, ctx));
   finishOutput(stmt, level, output, base, ctx);
   return output;
@@ -157,8 +161,11 @@ function finishOutput(
   base: Level,
   ctx: Context,
 ): void {
-  for (const key of stmt.distinctClause ?? [])
-    if (!isEmptyNode(key)) recordPredicate(ctx, sortKey(key, level, output, ctx));
+  for (const key of stmt.distinctClause ?? []) {
+    if (!isEmptyNode(key)) recordEquality(ctx, sortKey(key, level, output, ctx));
+    // SELECT DISTINCT compares whole output rows: every column for equality.
+    else for (const col of output.columns) recordEquality(ctx, col.trace);
+  }
   for (const sort of stmt.sortClause ?? [])
     if ('SortBy' in sort && sort.SortBy.node)
       recordPredicate(ctx, sortKey(sort.SortBy.node, level, output, ctx));
@@ -186,13 +193,38 @@ function sortKey(node: Node, level: Level | undefined, output: Relation, ctx: Co
   return expression(node, level, ctx);
 }
 
-/** GROUP BY keys: like ORDER BY, but input columns win over output names; grouping sets nest. */
-function groupKey(node: Node, level: Level, output: Relation, ctx: Context): Trace {
+/** GROUP BY keys, one each: like ORDER BY, but input columns win over output names; grouping sets nest. */
+function groupKeys(node: Node, level: Level, output: Relation, ctx: Context): Trace[] {
   if ('GroupingSet' in node)
-    return unionAll((node.GroupingSet.content ?? []).map((item) => groupKey(item, level, output, ctx)));
-  if ('List' in node)
-    return unionAll((node.List.items ?? []).map((item) => groupKey(item, level, output, ctx)));
-  return sortKey(node, level, output, ctx);
+    return (node.GroupingSet.content ?? []).flatMap((item) => groupKeys(item, level, output, ctx));
+  if ('List' in node) return (node.List.items ?? []).flatMap((item) => groupKeys(item, level, output, ctx));
+  return [sortKey(node, level, output, ctx)];
+}
+
+/**
+ * A WHERE or JOIN condition: each `a = b` between two columns among its AND-ed parts compares them for
+ * equality only; everything else in it is a predicate over what it reads.
+ */
+function condition(node: Node, level: Level, ctx: Context): void {
+  if ('BoolExpr' in node && node.BoolExpr.boolop === 'AND_EXPR') {
+    for (const part of node.BoolExpr.args ?? []) condition(part, level, ctx);
+    return;
+  }
+  const expr = 'A_Expr' in node ? node.A_Expr : undefined;
+  const { lexpr, rexpr } = expr ?? {};
+  if (
+    expr?.kind === 'AEXPR_OP' &&
+    (expr.name ?? []).length === 1 &&
+    stringOf(expr.name?.[0]) === '=' &&
+    lexpr !== undefined &&
+    'ColumnRef' in lexpr &&
+    rexpr !== undefined &&
+    'ColumnRef' in rexpr
+  ) {
+    recordEquality(ctx, union(expression(lexpr, level, ctx), expression(rexpr, level, ctx)));
+    return;
+  }
+  recordPredicate(ctx, expression(node, level, ctx));
 }
 
 function integerConstant(node: Node): number | undefined {
@@ -214,7 +246,11 @@ function windowPredicates(window: WindowDef, level: Level, ctx: Context): void {
   if (window.endOffset) recordPredicate(ctx, expression(window.endOffset, level, ctx));
 }
 
-/** Column-wise union of two row sources of the same shape (UNION, VALUES rows, recursive CTE rounds). */
+/**
+ * Column-wise union of two row sources of the same shape (UNION, VALUES rows, recursive CTE rounds).
+ * A column that holds data on one side and only constants on the other mixes literals among the values:
+ * comparing it (DISTINCT, GROUP BY) compares values with literals, so it counts as computed.
+ */
 function positionalUnion(left: Relation, right: Relation): Relation {
   if (left.columns.length !== right.columns.length || left.rest || right.rest) {
     // Shapes that do not line up: every column may hold anything either side holds.
@@ -225,10 +261,11 @@ function positionalUnion(left: Relation, right: Relation): Relation {
     };
   }
   return {
-    columns: left.columns.map((col, index) => ({
-      name: col.name,
-      trace: union(col.trace, right.columns[index]!.trace),
-    })),
+    columns: left.columns.map((col, index) => {
+      const other = right.columns[index]!.trace;
+      const both = union(col.trace, other);
+      return { name: col.name, trace: isClean(col.trace) !== isClean(other) ? transform(both) : both };
+    }),
     rest: null,
   };
 }
@@ -629,8 +666,8 @@ function joinItem(
     );
     return { name, trace: join.jointype === 'JOIN_FULL' ? transform(trace) : trace };
   });
-  if (usingColumns.length > 0) recordPredicate(ctx, unionAll(usingColumns.map((col) => col.trace)));
-  if (join.quals) recordPredicate(ctx, expression(join.quals, { items: inputs, parent: outer, ctes }, ctx));
+  for (const col of usingColumns) recordEquality(ctx, col.trace);
+  if (join.quals) condition(join.quals, { items: inputs, parent: outer, ctes }, ctx);
   const merged = new Set(using);
   const relation: Relation = {
     columns: [
@@ -1252,22 +1289,20 @@ function functionCall(call: FuncCall, level: Level, ctx: Context): Trace {
   const args = (call.args ?? []).map((arg) => expression(arg, level, ctx));
   const { schema: calledSchema, name: calledName } = functionName(call);
   const builtin = calledName !== undefined && trustedFunction(calledSchema, calledName, ctx);
-  // count(x) looks only at whether x is NULL: its result is the true count, clean.
-  if (
-    builtin &&
-    calledName === 'count' &&
-    !call.agg_distinct &&
-    !call.agg_order &&
-    !call.agg_filter &&
-    !call.over
-  )
+  // count(x) looks only at whether x is NULL, count(DISTINCT x) at which values are equal: the true count.
+  if (builtin && calledName === 'count' && !call.agg_order && !call.agg_filter && !call.over) {
+    if (call.agg_distinct) for (const arg of args) recordEquality(ctx, arg);
     return CLEAN;
+  }
   // A value may reach the result only through positions where the function cannot fail, wait or change
   // the number of rows on it; anywhere else it is a condition (a set-returning function's count, ...).
   // Sinks and functions Gatehouse cannot see into are writes of their arguments instead (below).
   if (builtin && PURE_FUNCTIONS.has(calledName))
     args.forEach((arg, index) => {
-      if (!totalArgument(call, calledName, index)) recordPredicate(ctx, arg);
+      // array_agg(DISTINCT email): the value passes on, compared for equality with the others.
+      if (call.agg_distinct && totalArgument({ ...call, agg_distinct: false }, calledName, index))
+        recordEquality(ctx, arg);
+      else if (!totalArgument(call, calledName, index)) recordPredicate(ctx, arg);
     });
   let trace = unionAll(args);
   if (call.agg_order) {

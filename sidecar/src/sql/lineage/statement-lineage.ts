@@ -3,6 +3,7 @@ import type { Catalog } from './catalog.ts';
 import {
   type Context,
   createContext,
+  recordEquality,
   recordPredicate,
   recordRead,
   recordUnknownCode,
@@ -78,6 +79,7 @@ function finish(kind: string, rows: Relation | null, ctx: Context): StatementLin
     reads: [...ctx.reads.values()],
     readsUnknown: ctx.readsUnknown,
     predicates: toLineage(ctx.predicates),
+    ...(ctx.equalities.length > 0 && { equalities: ctx.equalities.map(toLineage) }),
     writes: [...ctx.writes.values()].map(({ target, trace }) => ({ target, ...toLineage(trace) })),
     effects,
   };
@@ -234,6 +236,7 @@ function mergeReads(ctx: Context, inner: Context): void {
   ctx.readsUnknown ||= inner.readsUnknown;
   ctx.usedSession ||= inner.usedSession;
   recordPredicate(ctx, inner.predicates);
+  for (const group of inner.equalities) recordEquality(ctx, group);
 }
 
 /**
@@ -301,6 +304,7 @@ function fromStatementLineage(lineage: StatementLineage, ctx: Context): Relation
   for (const table of lineage.reads) recordRead(ctx, table);
   ctx.readsUnknown ||= lineage.readsUnknown;
   recordPredicate(ctx, fromLineage(lineage.predicates));
+  for (const group of lineage.equalities ?? []) recordEquality(ctx, fromLineage(group));
   const columns = (lineage.columns ?? []).map((col) => ({ name: col.name, trace: fromLineage(col) }));
   if (lineage.exact) return { columns, rest: null };
   return { columns, rest: unionAll(columns.map((col) => col.trace)) };

@@ -105,6 +105,11 @@ export interface StatementLineage {
    * ORDER BY, DISTINCT ON, window PARTITION/ORDER BY, aggregate FILTER/ORDER BY, LIMIT, EXISTS and IN.
    */
   readonly predicates: Lineage;
+  /**
+   * Groups of columns that are compared only for equality with each other (GROUP BY, DISTINCT, UNION,
+   * JOIN equality): revealing no more than deterministic tokens of them do. Absent: none.
+   */
+  readonly equalities?: readonly Lineage[];
   /** Columns and functions the statement writes to, with the lineage of what it writes. */
   readonly writes: readonly WriteLineage[];
   /** Session state the statement changes; apply them with `applySessionEffects` once it succeeds. */
