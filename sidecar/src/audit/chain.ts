@@ -60,7 +60,12 @@ export function checkpointSignatureValid(seq: number, hash: string, sig: string,
  * public key at this place in the chain (its seq and prev), so it cannot be moved to another log or
  * place, and nobody without the previous key can hand the log over to a key of their own.
  */
-export function keyChangeSignature(seq: number, prev: string, publicKey: string, previousKey: KeyObject): string {
+export function keyChangeSignature(
+  seq: number,
+  prev: string,
+  publicKey: string,
+  previousKey: KeyObject,
+): string {
   return sign(null, keyChangeMessage(seq, prev, publicKey), previousKey).toString('base64');
 }
 

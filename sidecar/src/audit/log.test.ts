@@ -1,13 +1,20 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type AuditLogOptions, openAuditLog } from './log.ts';
-import { collectingLogger, statementEvent } from './testing.ts';
+import {
+  canMount,
+  collectingLogger,
+  fillDisk,
+  statementEvent,
+  statementStartEvent,
+  withSmallDisk,
+} from './testing.ts';
 import { verifyAuditLog } from './verify.ts';
 
 let dir: string;
@@ -222,7 +229,9 @@ describe('failing closed', () => {
       'statement',
       'statement',
     ]);
-    expect(notWritten.every((line) => (line['auditNotWritten'] as { seq?: number }).seq === undefined)).toBe(true);
+    expect(notWritten.every((line) => (line['auditNotWritten'] as { seq?: number }).seq === undefined)).toBe(
+      true,
+    );
     expect(lines.some((line) => line['msg'] === 'audit records were lost while this log was open')).toBe(
       true,
     );
@@ -297,5 +306,71 @@ describe('failing closed', () => {
     const loss = records(text).filter((r) => r['type'] === 'audit.loss');
     expect(loss.map((r) => r['lost'])).toEqual([log.lost]);
     expect(verifyAuditLog(text)).toMatchObject({ ok: true, sealed: true, lost: log.lost });
+  });
+});
+
+describe.skipIf(!canMount)('a full disk (tmpfs, as root)', () => {
+  it('loses the first record it cannot write, takes none after it, writes the loss down and resumes within a second of space returning', async () => {
+    await withSmallDisk('256k', async (disk) => {
+      const file = join(disk, 'audit.jsonl');
+      const log = await openAuditLog(options({ file, checkpointEveryRecords: 1000 }));
+      const filler = join(disk, 'filler');
+      fillDisk(filler);
+
+      let accepted = 0;
+      let written: boolean | Promise<boolean> = true;
+      while (accepted < 1000 && (written = await log.recordBefore(statementStartEvent(accepted))) === true)
+        accepted++;
+      expect(written).toBe(false);
+      expect(log.healthy).toBe(false);
+      expect(log.failure).toMatch(/ENOSPC/);
+      // Nothing is taken after the first failed write, whether anyone waits or not.
+      expect(await log.recordBefore(statementStartEvent(-1))).toBe(false);
+      log.record(statementEvent(-2));
+      expect(log.lost).toBe(3);
+
+      // The file holds exactly the records that were accepted, and no torn line (it was cut back).
+      await log.flush();
+      const during = await readFile(file, 'utf8');
+      expect(during.endsWith('\n')).toBe(true);
+      expect(records(during).filter((r) => r['type'] === 'statement.start')).toHaveLength(accepted);
+
+      await unlink(filler);
+      const freed = performance.now();
+      while (!log.healthy && performance.now() - freed < 5000) await new Promise((r) => setTimeout(r, 5));
+      expect(log.healthy).toBe(true);
+      expect(performance.now() - freed).toBeLessThan(1000);
+      expect(await log.recordBefore(statementStartEvent(1))).toBe(true);
+      await log.close();
+
+      const all = records(await readFile(file, 'utf8'));
+      const loss = all.filter((r) => r['type'] === 'audit.loss');
+      expect(loss).toHaveLength(1);
+      expect(loss[0]).toMatchObject({ lost: 3, byType: { 'statement.start': 2, statement: 1 } });
+      expect(loss[0]?.['reason']).toMatch(/ENOSPC/);
+      // The loss comes right after the last record written before the disk filled, and the chain goes on.
+      const lossAt = all.indexOf(loss[0]!);
+      expect(all.slice(0, lossAt).filter((r) => r['type'] === 'statement.start')).toHaveLength(accepted);
+      expect(await verifyFile(file)).toMatchObject({ ok: true, sealed: true, lost: 3 });
+    });
+  });
+
+  it('tells every record of a failed write that it was lost, also those that waited together', async () => {
+    await withSmallDisk('256k', async (disk) => {
+      const file = join(disk, 'audit.jsonl');
+      const log = await openAuditLog(options({ file, checkpointEveryRecords: 1000 }));
+      fillDisk(join(disk, 'filler'));
+      // Far more than the slack of the log's last page: one group commit that cannot be written whole.
+      const answers = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => log.recordBefore(statementStartEvent(i))),
+      );
+      const firstLost = answers.indexOf(false);
+      expect(firstLost).toBeGreaterThanOrEqual(0);
+      expect(answers.slice(firstLost).every((answer) => answer === false)).toBe(true);
+      await log.flush();
+      const kept = records(await readFile(file, 'utf8')).filter((r) => r['type'] === 'statement.start');
+      expect(kept).toHaveLength(firstLost);
+      await log.close();
+    });
   });
 });

@@ -36,7 +36,14 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { UserError } from '../errors.ts';
-import { chainLine, chainSignedLine, GENESIS, keyChangeSignature, parseChainLine, sha256Hex } from './chain.ts';
+import {
+  chainLine,
+  chainSignedLine,
+  GENESIS,
+  keyChangeSignature,
+  parseChainLine,
+  sha256Hex,
+} from './chain.ts';
 import type { AuditEvent, AuditSink } from './events.ts';
 import { type HeadAnchor, parseHead, readHeadFile, writeHeadFile } from './head.ts';
 import { auditFields } from './record.ts';
@@ -167,6 +174,7 @@ class ChainedAuditLog implements AuditLog {
   /** Losses not yet written down in an `audit.loss` record: how many of each type, and since when. */
   #unrecordedLoss = new Map<string, number>();
   #unrecordedSince: string | undefined;
+  #unrecordedReason: string | undefined;
   #writtenRecords = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -229,7 +237,10 @@ class ChainedAuditLog implements AuditLog {
    * The `log.open` fields. A log signed so far by another key gets a signature of the change by that
    * key when this run has it; without one, verify trusts the records from here only if this key is pinned.
    */
-  #openFields(resume: 'sealed' | 'unsealed' | undefined, lastKeyId: string | undefined): Record<string, unknown> {
+  #openFields(
+    resume: 'sealed' | 'unsealed' | undefined,
+    lastKeyId: string | undefined,
+  ): Record<string, unknown> {
     const fields: Record<string, unknown> = {
       type: 'log.open',
       version: 1,
@@ -243,7 +254,12 @@ class ChainedAuditLog implements AuditLog {
     const previous = this.#previousKey;
     if (previous?.keyId === lastKeyId) {
       fields['previousKeyId'] = previous.keyId;
-      fields['keyChange'] = keyChangeSignature(this.#seq + 1, this.#prev, this.#key.publicKey, previous.privateKey);
+      fields['keyChange'] = keyChangeSignature(
+        this.#seq + 1,
+        this.#prev,
+        this.#key.publicKey,
+        previous.privateKey,
+      );
       this.#logger.info(
         { previousKeyId: previous.keyId, keyId: this.#key.keyId },
         'audit signing key changed: the previous key signs the change',
@@ -592,6 +608,8 @@ class ChainedAuditLog implements AuditLog {
       this.#broken = true;
       this.#repairTimer ??= setInterval(() => void this.#repair(), REPAIR_INTERVAL_MS);
       this.#repairTimer.unref();
+      // At once: the first try cuts the file back, even when it cannot write yet.
+      void this.#repair();
     } else this.#dead = true;
     for (const queued of lost) {
       if (queued.fields) this.#lose(queued.fields, failure);
@@ -607,9 +625,11 @@ class ChainedAuditLog implements AuditLog {
       const loss = this.#lossFields();
       const taken = this.#unrecordedLoss;
       const takenSince = this.#unrecordedSince;
+      const takenReason = this.#unrecordedReason;
       // Records lost while this write is on its way are counted for the next note.
       this.#unrecordedLoss = new Map();
       this.#unrecordedSince = undefined;
+      this.#unrecordedReason = undefined;
       const noted = loss && this.#chain(loss);
       const offset = from.offset + (noted ? Buffer.byteLength(noted.line) + 1 : 0);
       const sealed = this.#checkpointLine(false);
@@ -618,14 +638,21 @@ class ChainedAuditLog implements AuditLog {
         const lines = noted ? `${noted.line}\n${sealed.line}\n` : `${sealed.line}\n`;
         await writeAll(handle, Buffer.from(lines, 'utf8'));
       } catch {
+        // The failed write may have left part of a line: cut it off again.
+        await handle.truncate(from.offset).catch(() => undefined);
         this.#seq = from.seq;
         this.#prev = from.prev;
         for (const [type, count] of this.#unrecordedLoss) taken.set(type, (taken.get(type) ?? 0) + count);
         this.#unrecordedLoss = taken;
         this.#unrecordedSince = takenSince ?? this.#unrecordedSince;
+        this.#unrecordedReason = takenReason ?? this.#unrecordedReason;
         return;
       }
-      this.#written = { seq: this.#seq, prev: this.#prev, offset: offset + Buffer.byteLength(sealed.line) + 1 };
+      this.#written = {
+        seq: this.#seq,
+        prev: this.#prev,
+        offset: offset + Buffer.byteLength(sealed.line) + 1,
+      };
       this.#fileEnd = this.#written.offset;
       this.#writtenRecords += noted ? 2 : 1;
       if (this.#options.stdout) {
@@ -637,7 +664,10 @@ class ChainedAuditLog implements AuditLog {
       clearInterval(this.#repairTimer);
       this.#repairTimer = undefined;
       this.#recordLoss();
-      this.#logger.warn({ lost: this.#lost }, 'audit file writable again: the loss is written down, records are taken again');
+      this.#logger.warn(
+        { lost: this.#lost },
+        'audit file writable again: the loss is written down, records are taken again',
+      );
       if (this.#headFile !== undefined) {
         this.#toAnchor = { offset, checkpoint: sealed.line };
         this.#anchoring ??= this.#anchor(handle);
@@ -658,7 +688,7 @@ class ChainedAuditLog implements AuditLog {
       lost,
       byType: Object.fromEntries(this.#unrecordedLoss),
       since: this.#unrecordedSince,
-      reason: this.#failure ?? 'the audit file could not keep up',
+      reason: this.#unrecordedReason ?? 'the audit file could not keep up',
     };
   }
 
@@ -669,6 +699,7 @@ class ChainedAuditLog implements AuditLog {
     this.#append(fields, undefined);
     this.#unrecordedLoss = new Map();
     this.#unrecordedSince = undefined;
+    this.#unrecordedReason = undefined;
   }
 
   #overflow(): void {
@@ -693,9 +724,13 @@ class ChainedAuditLog implements AuditLog {
     this.#lost++;
     this.#unrecordedLoss.set(type, (this.#unrecordedLoss.get(type) ?? 0) + 1);
     this.#unrecordedSince ??= new Date().toISOString();
+    this.#unrecordedReason ??= why;
     // The record's place in the chain went to a later one: only its content is worth logging.
     const { seq: _seq, prev: _prev, hash: _hash, sig: _sig, ...content } = fields;
-    this.#logger.error({ auditNotWritten: content, failure: why }, 'audit record not written to the audit file');
+    this.#logger.error(
+      { auditNotWritten: content, failure: why },
+      'audit record not written to the audit file',
+    );
   }
 }
 

@@ -102,7 +102,8 @@ export class AuditHeldWrite {
   /** The index of the first message whose record is neither written nor lost yet. */
   #firstUnsettled(): number {
     const gates = this.#gates;
-    for (let i = 0; i < gates.length; i++) if (gates[i] !== undefined && gates[i]!.written === undefined) return i;
+    for (let i = 0; i < gates.length; i++)
+      if (gates[i] !== undefined && gates[i]!.written === undefined) return i;
     return gates.length;
   }
 
