@@ -318,9 +318,11 @@ describe.skipIf(!canMount)('a full disk (tmpfs, as root)', () => {
       fillDisk(filler);
 
       let accepted = 0;
-      let written: boolean | Promise<boolean> = true;
-      while (accepted < 1000 && (written = await log.recordBefore(statementStartEvent(accepted))) === true)
-        accepted++;
+      let written = true;
+      while (written && accepted < 1000) {
+        written = await log.recordBefore(statementStartEvent(accepted));
+        if (written) accepted++;
+      }
       expect(written).toBe(false);
       expect(log.healthy).toBe(false);
       expect(log.failure).toMatch(/ENOSPC/);
