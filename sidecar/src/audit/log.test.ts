@@ -18,8 +18,15 @@ import {
 import { verifyAuditLog } from './verify.ts';
 
 let dir: string;
+/** A persistent signing key, as the quickstart and the operator give the proxy: runs continue one key. */
+let keyFile: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-'));
+  keyFile = join(dir, 'signing.pem');
+  await writeFile(
+    keyFile,
+    generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
+  );
 });
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -29,6 +36,7 @@ function options(overrides: Partial<AuditLogOptions> = {}): AuditLogOptions {
   return {
     file: join(dir, 'audit.jsonl'),
     stdout: false,
+    signingKeyFile: keyFile,
     checkpointEveryRecords: 4,
     checkpointIntervalMs: 60_000,
     logger: collectingLogger().logger,
@@ -125,10 +133,10 @@ describe('openAuditLog', () => {
   });
 
   it('signs with the given key, so a verifier can pin it', async () => {
-    const keyFile = join(dir, 'signing.pem');
+    const pinnedKeyFile = join(dir, 'pinned.pem');
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const opts = options({ signingKeyFile: keyFile });
+    await writeFile(pinnedKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const opts = options({ signingKeyFile: pinnedKeyFile });
     await writeSession(opts, 3);
     await writeSession(opts, 3);
     const pinned = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
@@ -181,7 +189,8 @@ describe('openAuditLog', () => {
     const script = `
       import pino from 'pino';
       import { openAuditLog } from ${JSON.stringify(logModule)};
-      const log = await openAuditLog({ file: ${JSON.stringify(file)}, stdout: false, checkpointEveryRecords: 3,
+      const log = await openAuditLog({ file: ${JSON.stringify(file)}, signingKeyFile: ${JSON.stringify(keyFile)},
+        stdout: false, checkpointEveryRecords: 3,
         checkpointIntervalMs: 60000, logger: pino({ level: 'silent' }) });
       for (let i = 0; i < 7; i++) log.record({ type: 'connection.refused', client: { address: '10.0.0.9', port: 1 },
         protocol: 'postgres', user: 'mallory', database: 'shop', sqlstate: '28P01', reason: 'bad token' });

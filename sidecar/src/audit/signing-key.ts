@@ -40,8 +40,8 @@ export async function loadSigningKey(file: string | undefined): Promise<SigningK
       );
     }
   }
-  const der = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  return { privateKey, publicKey: der.toString('base64'), keyId: sha256Hex(der).slice(0, 16) };
+  const publicKey = createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).toString('base64');
+  return { privateKey, publicKey, keyId: keyIdOf(publicKey) };
 }
 
 /** The public key as `log.open` writes it, from a PEM public (or private) key; throws when not Ed25519. */
@@ -49,6 +49,11 @@ export function publicKeyFromPem(pem: string | Buffer): string {
   const key = createPublicKey(pem);
   if (key.asymmetricKeyType !== 'ed25519') throw new Error(`is ${key.asymmetricKeyType}, not ed25519`);
   return key.export({ type: 'spki', format: 'der' }).toString('base64');
+}
+
+/** The short name of a public key as `log.open` writes it (base64 DER SPKI). */
+export function keyIdOf(publicKey: string): string {
+  return sha256Hex(Buffer.from(publicKey, 'base64')).slice(0, 16);
 }
 
 /** The key of a `log.open` record; undefined when it is not an Ed25519 public key. */
