@@ -89,7 +89,7 @@ function rechain(kept: readonly string[], records: readonly Fields[], key: KeyOb
   return { log: `${out.join('\n')}\n`, head };
 }
 
-/** The records after line `from`, without the first eight statements, checkpoints named by the attacker's key. */
+/** The records after line `from`, without the first eight statements, every key the attacker's. */
 function restWithoutEight(from: number): Fields[] {
   let dropped = 0;
   return lines
@@ -97,7 +97,13 @@ function restWithoutEight(from: number): Fields[] {
     .map(parse)
     .filter((record) => !(record['type'] === 'statement' && dropped++ < 8))
     .map((record) =>
-      record['type'] === 'checkpoint' ? { ...record, keyId: keyIdOf(attackerPublicKey) } : record,
+      record['type'] === 'checkpoint' || record['type'] === 'log.open'
+        ? {
+            ...record,
+            keyId: keyIdOf(attackerPublicKey),
+            ...(record['type'] === 'log.open' && { publicKey: attackerPublicKey }),
+          }
+        : record,
     );
 }
 
