@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { UserError } from '../errors.ts';
 import { sha256Hex } from './chain.ts';
 
@@ -64,4 +65,33 @@ export function importPublicKey(base64: string): KeyObject | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Makes an Ed25519 signing key at `file` (PKCS#8 PEM, readable by its owner only) unless one is
+ * there, and its public half beside it as `FILE.pub` (what `audit verify --public-key` takes). A key
+ * that stays from run to run keeps one log verifiable across restarts. Returns whether it made one.
+ */
+export async function ensureSigningKeyFile(file: string): Promise<'made' | 'found'> {
+  await mkdir(dirname(file), { recursive: true });
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, 'wx', 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'found';
+    throw error;
+  }
+  try {
+    await handle.writeFile(privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  } finally {
+    await handle.close();
+  }
+  const pub = await open(`${file}.pub`, 'w', 0o644);
+  try {
+    await pub.writeFile(publicKey.export({ type: 'spki', format: 'pem' }));
+  } finally {
+    await pub.close();
+  }
+  return 'made';
 }
