@@ -26,6 +26,7 @@ export class AuditHeldWrite {
   #marked: { readonly bytes: Buffer; readonly gate: Gate } | undefined;
   #held = 0;
   #heldBytes = 0;
+  #whenIdle: (() => void)[] = [];
 
   /**
    * `socket` is where the bytes go (undefined once the session is gone); `onReleased` runs after held
@@ -71,10 +72,19 @@ export class AuditHeldWrite {
     return this.#held > 0 ? this.#heldBytes : 0;
   }
 
+  /**
+   * Runs `then` once nothing is held any more (at once when nothing is): a session whose client hung
+   * up right after sending a statement lets it go (or be refused) before it closes the upstream.
+   */
+  whenIdle(then: () => void): void {
+    if (this.#held === 0) then();
+    else this.#whenIdle.push(then);
+  }
+
   /** Writes everything up to the first message whose record is not written yet. */
   flush(): void {
     const socket = this.#socket();
-    if (socket === undefined || this.#bytes.length === 0) return;
+    if (socket === undefined || socket.destroyed || this.#bytes.length === 0) return;
     const ready = this.#held > 0 ? this.#firstUnsettled() : this.#bytes.length;
     if (ready === 0) return;
     const bytes = this.#bytes.splice(0, ready);
@@ -108,6 +118,7 @@ export class AuditHeldWrite {
   }
 
   reset(): void {
+    this.#whenIdle = [];
     this.#bytes = [];
     this.#gates = [];
     this.#marked = undefined;
@@ -119,6 +130,7 @@ export class AuditHeldWrite {
     if (this.#bytes.length === 0) return;
     this.flush();
     this.#onReleased();
+    if (this.#held === 0) for (const then of this.#whenIdle.splice(0)) then();
   }
 }
 

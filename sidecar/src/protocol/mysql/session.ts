@@ -187,7 +187,7 @@ export class MysqlSession {
   private framer: CommandFramer | undefined;
   private scanner: PacketScanner | undefined;
   private readonly toServer = new AuditHeldWrite(
-    () => (this.closed ? undefined : this.upstream),
+    () => this.upstream,
     () => this.onAuditReleased(),
   );
   private readonly toClient = new BatchedWrite();
@@ -1115,11 +1115,19 @@ export class MysqlSession {
     if (this.closed) return;
     this.closed = true;
     this.deps.sessions.release(this.connectionId);
-    this.toServer.reset();
-    if (this.upstream) {
-      if (!this.upstream.destroyed && this.upstream.writable)
-        this.upstream.end(packet(Buffer.from([Command.QUIT]), 0));
-      setTimeout(() => this.upstream?.destroy(), 1000).unref();
+    const upstream = this.upstream;
+    if (upstream) {
+      const endUpstream = () => {
+        if (!upstream.destroyed && upstream.writable) upstream.end(packet(Buffer.from([Command.QUIT]), 0));
+        setTimeout(() => upstream.destroy(), 1000).unref();
+      };
+      // A client that hung up right after its last commands still has them run once their records
+      // are written (as if they had gone straight through); any other end drops them.
+      if (reason === 'client') this.toServer.whenIdle(endUpstream);
+      else {
+        this.toServer.reset();
+        endUpstream();
+      }
     }
     if (!this.client.writableEnded) this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();

@@ -235,7 +235,7 @@ export class PostgresSession {
   private framer: MessageFramer | undefined;
   private scanner: MessageScanner | undefined;
   private readonly toServer = new AuditHeldWrite(
-    () => (this.closed ? undefined : this.upstream),
+    () => this.upstream,
     () => this.onAuditReleased(),
   );
   private readonly toClient = new BatchedWrite();
@@ -1055,15 +1055,24 @@ export class PostgresSession {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.upstream) {
-      if (!this.upstream.destroyed && this.upstream.writable)
-        if (this.terminateSent) this.upstream.end();
-        else this.upstream.end(frontendMessage('X', Buffer.alloc(0)));
-      setTimeout(() => this.upstream?.destroy(), 1000).unref();
+    const upstream = this.upstream;
+    if (upstream) {
+      const endUpstream = () => {
+        if (!upstream.destroyed && upstream.writable)
+          if (this.terminateSent) upstream.end();
+          else upstream.end(frontendMessage('X', Buffer.alloc(0)));
+        setTimeout(() => upstream.destroy(), 1000).unref();
+      };
+      // A client that hung up right after its last statements still has them run once their records
+      // are written (as if they had gone straight through); any other end drops them.
+      if (reason === 'client') this.toServer.whenIdle(endUpstream);
+      else {
+        this.toServer.reset();
+        endUpstream();
+      }
     }
     if (!this.client.writableEnded) this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();
-    this.toServer.reset();
     if (this.cancelProcessId !== undefined) this.deps.cancelKeys.release(this.cancelProcessId);
     if (this.context)
       recordSessionEnd(

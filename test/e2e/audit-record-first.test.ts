@@ -7,6 +7,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { canMount, fillDisk, withSmallDisk } from '../../sidecar/src/audit/testing.ts';
 import { directClient, localProxyConfig, pgClient } from './support/clients.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
+import { comQuery, RawMysqlClient } from './support/mysql-raw-client.ts';
 import { MAIN, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -187,4 +188,59 @@ describe.skipIf(!canMount)('the audit disk fills up (tmpfs, as root)', () => {
       expect(verified.stdout).toMatch(/^ok.*sealed.*records lost \(recorded by audit\.loss\)/);
     });
   }, 60_000);
+});
+
+/** Polls `rows` until it returns something, for up to two seconds. */
+async function eventually<T>(rows: () => Promise<T[]>): Promise<T[]> {
+  for (let i = 0; i < 100; i++) {
+    const found = await rows();
+    if (found.length > 0) return found;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return [];
+}
+
+describe('a statement held for its record', () => {
+  it('PostgreSQL: still runs when the client hangs up right after sending it', async () => {
+    const direct = await directClient(pgInfo);
+    const table = 'gh_audit_hangup';
+    await direct.query(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (id int PRIMARY KEY)`);
+    await direct.query(`GRANT ALL ON ${table} TO PUBLIC`);
+    const proxy = await startProxyProcess(localProxyConfig(pgInfo));
+    try {
+      const client = await pgClient(proxy.port);
+      client.on('error', () => {});
+      // node-postgres sends Query, then Terminate and FIN at once, without waiting for the answer.
+      void client.query(`INSERT INTO ${table} VALUES (1)`).catch(() => undefined);
+      await client.end();
+      const rows = await eventually(async () => (await direct.query(`SELECT id FROM ${table}`)).rows);
+      expect(rows).toEqual([{ id: 1 }]);
+    } finally {
+      await proxy.stop();
+      await direct.query(`DROP TABLE ${table}`);
+      await direct.end();
+    }
+  });
+
+  it('MySQL: still runs when the client hangs up right after sending it', async () => {
+    const direct = await directMysql(mariadb);
+    const table = 'gh_audit_hangup';
+    await direct.query(
+      `DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (id int PRIMARY KEY) ENGINE=InnoDB`,
+    );
+    const proxy = await startProxyProcess(mysqlProxyConfig(mariadb));
+    try {
+      const raw = await RawMysqlClient.login(proxy.port, 'demo', 'demo-secret');
+      raw.socket.write(comQuery(`INSERT INTO ${table} VALUES (1)`));
+      raw.close();
+      const rows = await eventually(
+        async () => (await direct.query(`SELECT id FROM ${table}`))[0] as unknown[],
+      );
+      expect(rows).toEqual([{ id: 1 }]);
+    } finally {
+      await proxy.stop();
+      await direct.query(`DROP TABLE ${table}`);
+      await direct.end();
+    }
+  });
 });
