@@ -33,6 +33,17 @@ export function bundleConfigMapName(accessName: string): string {
 export const MASKING_KEY_SECRET = 'gatehouse-masking-key';
 export const MASKING_KEY_KEY = 'key';
 
+/**
+ * The namespace's audit signing key (Ed25519, PKCS#8 PEM) and its public half, made by the operator
+ * once and shared by every sidecar of the namespace, so that each pod's audit log is signed by a key
+ * that outlives the pod's restarts and that an auditor can pin (`gatehouse audit verify --public-key`,
+ * with `public.pem` from the Secret). Never rotated by the operator; delete the Secret to make a new one
+ * (logs written since then verify with the new key pinned).
+ */
+export const AUDIT_SIGNING_KEY_SECRET = 'gatehouse-audit-signing-key';
+export const AUDIT_SIGNING_KEY_KEY = 'key.pem';
+export const AUDIT_SIGNING_PUBLIC_KEY_KEY = 'public.pem';
+
 /** Keys of the bundle ConfigMap. */
 export const BUNDLE_CONFIG_KEY = 'gatehouse.yaml';
 /** The cluster's service-account JWKS, fetched by the operator, so sidecars verify tokens offline. */
@@ -42,6 +53,7 @@ export const BUNDLE_JWKS_KEY = 'jwks.json';
 export const BUNDLE_MOUNT = '/etc/gatehouse/bundle';
 export const CREDENTIALS_MOUNT = '/etc/gatehouse/credentials';
 export const MASKING_KEY_MOUNT = '/etc/gatehouse/masking-key';
+export const AUDIT_SIGNING_KEY_MOUNT = '/etc/gatehouse/audit-signing-key';
 /** The CA that signs the database's certificate (spec.upstream.tls.caSecretRef), as `ca.crt`. */
 export const UPSTREAM_CA_MOUNT = '/etc/gatehouse/upstream-ca';
 export const UPSTREAM_CA_FILE = 'ca.crt';
@@ -66,6 +78,7 @@ export const VOLUME_CREDENTIALS = 'gatehouse-credentials';
 export const VOLUME_TOKEN = 'gatehouse-token';
 export const VOLUME_AUDIT = 'gatehouse-audit';
 export const VOLUME_MASKING_KEY = 'gatehouse-masking-key';
+export const VOLUME_AUDIT_SIGNING_KEY = 'gatehouse-audit-signing-key';
 export const VOLUME_UPSTREAM_CA = 'gatehouse-upstream-ca';
 
 /** The sidecar's command line: the image's entrypoint is `gatehouse`. */

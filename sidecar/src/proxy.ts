@@ -65,6 +65,10 @@ export async function startProxy(
     ...(config.audit.file !== undefined && { file: config.audit.file }),
     stdout: config.audit.stdout,
     ...(config.audit.signingKeyFile !== undefined && { signingKeyFile: config.audit.signingKeyFile }),
+    ...(config.audit.previousSigningKeyFile !== undefined && {
+      previousSigningKeyFile: config.audit.previousSigningKeyFile,
+    }),
+    syncEachWrite: config.audit.syncEachWrite,
     checkpointEveryRecords: config.audit.checkpointEveryRecords,
     checkpointIntervalMs: config.audit.checkpointIntervalMs,
     logger,

@@ -9,6 +9,7 @@ import {
   FINALIZER,
   VOLUME_BUNDLE,
 } from '../../operator/src/sidecar-layout.ts';
+import { publicKeyFromPem } from '../../sidecar/src/audit/signing-key.ts';
 import {
   type AccessView,
   conditionOf,
@@ -104,6 +105,17 @@ describe('gatehouse operator against a real API server', () => {
     );
     expect(Buffer.from(maskingKey.data?.['key'] ?? '', 'base64').toString()).toMatch(/^[A-Za-z0-9_-]{43}$/);
 
+    // And its audit signing key, so every sidecar's log verifies across restarts with the key pinned.
+    const signingKey = await api.get<{ data?: Record<string, string> }>(
+      `/api/v1/namespaces/${namespace}/secrets/gatehouse-audit-signing-key`,
+    );
+    const signingPublicKey = publicKeyFromPem(
+      Buffer.from(signingKey.data?.['public.pem'] ?? '', 'base64').toString(),
+    );
+    expect(publicKeyFromPem(Buffer.from(signingKey.data?.['key.pem'] ?? '', 'base64').toString())).toBe(
+      signingPublicKey,
+    );
+
     const injected = await createSelectedPod(api, namespace, 'orders-0', 'orders');
     expect(injected.copies).toBe(1);
     expect(injected.placement).toBe('initContainers');
@@ -121,6 +133,9 @@ describe('gatehouse operator against a real API server', () => {
     app.on('error', () => {});
     expect((await app.query('SELECT count(*)::int AS n FROM customers')).rows).toEqual([{ n: 2 }]);
     await expect(app.query('DROP TABLE scratch')).rejects.toMatchObject({ code: '42501' });
+    expect(auditRecords(sidecar!).find((r) => r['type'] === 'log.open')?.['publicKey']).toBe(
+      signingPublicKey,
+    );
     const refused = await env.eventually('the refusal audited', async () =>
       auditRecords(sidecar!).find(
         (r) => r['type'] === 'statement' && String(r['statement']).startsWith('DROP'),

@@ -1,12 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { psql } from './support/clients.ts';
-import { REPO_ROOT } from './support/proxy-process.ts';
+import { MAIN, REPO_ROOT } from './support/proxy-process.ts';
 
 const pgInfo = inject('postgres');
 const QUICKSTART_CONFIG = join(REPO_ROOT, 'examples/quickstart/gatehouse.yaml');
@@ -173,6 +173,47 @@ describe('quickstart', () => {
     expect(audit).toContain('"subject":"local:demo"');
     expect(audit).toContain('"statement":"SELECT count(*) FROM customers"');
     expect(output()).toContain('psql "postgres://demo:demo@');
+  }, 180_000);
+
+  it('signs its audit log with a key kept in its data directory, so the log verifies across restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-quickstart-'));
+    const config = quickstartConfigIn(dir);
+    const keyFile = join(dir, 'audit-signing-key.pem');
+    for (const run of [1, 2]) {
+      const { port, output } = await startAndWaitForPort(
+        [
+          join(REPO_ROOT, 'sidecar/src/quickstart/main.ts'),
+          '--data-dir',
+          join(dir, 'db'),
+          '--config',
+          config,
+        ],
+        dir,
+      );
+      const result = await psql(`postgres://demo:demo@127.0.0.1:${port}/postgres?sslmode=disable`, [
+        '-At',
+        '-c',
+        `SELECT ${run}`,
+      ]);
+      expect(result.stdout.trim()).toBe(String(run));
+      expect(output()).toContain(`--public-key ${keyFile}.pub`);
+      const exited = new Promise((r) => child!.once('exit', r));
+      child!.kill('SIGTERM');
+      await exited;
+    }
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const verified = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [MAIN, 'audit', 'verify', join(dir, 'audit.jsonl'), '--public-key', `${keyFile}.pub`],
+        (error, stdout) => (error ? reject(new Error(`${error.message}\n${stdout}`)) : resolve(stdout)),
+      ),
+    );
+    expect(verified).toMatch(
+      /^ok: .* sealed, head anchor matched, keys pinned\n {2}key \w+ from seq 1: pinned/,
+    );
+    // One key across both runs: no second key line.
+    expect(verified.trim().split('\n')).toHaveLength(2);
   }, 180_000);
 
   it('runs the same policy in front of a real PostgreSQL with --upstream', async () => {

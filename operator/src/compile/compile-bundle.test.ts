@@ -96,7 +96,12 @@ describe('compileBundle', () => {
         },
       },
     });
-    expect(proxy.audit).toMatchObject({ file: '/var/lib/gatehouse/audit/audit.jsonl', stdout: true });
+    expect(proxy.audit).toMatchObject({
+      file: '/var/lib/gatehouse/audit/audit.jsonl',
+      stdout: true,
+      // The namespace's persistent key, so the log verifies across pod restarts with the key pinned.
+      signingKeyFile: '/etc/gatehouse/audit-signing-key/key.pem',
+    });
     expect(policy.grants).toHaveLength(1);
     expect(policy.grants[0]!.guardrails.map((g) => g.metadata.name)).toEqual(['no-drop']);
     expect(policy.grants[0]!.maskingPolicies.map((m) => m.metadata.name)).toEqual(['pii']);

@@ -8,6 +8,8 @@ import {
   ADMIN_PORT,
   AUDIT_FILE,
   AUDIT_MOUNT,
+  AUDIT_SIGNING_KEY_KEY,
+  AUDIT_SIGNING_KEY_MOUNT,
   BUNDLE_CONFIG_KEY,
   BUNDLE_JWKS_KEY,
   BUNDLE_MOUNT,
@@ -114,7 +116,11 @@ export function compileBundle(input: BundleInput): CompiledBundle {
         },
       },
     },
-    audit: { file: `${AUDIT_MOUNT}/${AUDIT_FILE}`, stdout: true },
+    audit: {
+      file: `${AUDIT_MOUNT}/${AUDIT_FILE}`,
+      stdout: true,
+      signingKeyFile: `${AUDIT_SIGNING_KEY_MOUNT}/${AUDIT_SIGNING_KEY_KEY}`,
+    },
     masking: { key: { file: `${MASKING_KEY_MOUNT}/${MASKING_KEY_KEY}` } },
   };
   const namespace = access.metadata.namespace;

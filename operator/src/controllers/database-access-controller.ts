@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../../crds/common.ts';
@@ -22,6 +22,9 @@ import {
 import type { ServiceAccountIssuer } from '../runtime/service-account-issuer.ts';
 import {
   ANNOTATION_RESTARTED_FOR,
+  AUDIT_SIGNING_KEY_KEY,
+  AUDIT_SIGNING_KEY_SECRET,
+  AUDIT_SIGNING_PUBLIC_KEY_KEY,
   BUNDLE_CONFIG_KEY,
   bundleConfigMapName,
   FINALIZER,
@@ -239,6 +242,7 @@ export class DatabaseAccessController implements Reconciler {
 
     // Before the bundle: pods wait for the bundle's ConfigMap, so they never start without the key.
     await this.#ensureMaskingKey(namespace);
+    await this.#ensureAuditSigningKey(namespace);
     const configMap = bundleConfigMapName(name);
     const bundleWritten = await this.#ensureBundle(access, configMap, bundle);
     if (bundleWritten === 'conflict')
@@ -320,20 +324,41 @@ export class DatabaseAccessController implements Reconciler {
   /** Returns 'written' when the ConfigMap was created or changed, 'unchanged', or 'conflict' when it is not ours. */
   /** The namespace's masking key Secret (see MASKING_KEY_SECRET): made once, never overwritten. */
   async #ensureMaskingKey(namespace: string): Promise<void> {
-    const path = resourcePath('v1', 'secrets', namespace, MASKING_KEY_SECRET);
+    // 256 random bits written as text (base64url), since the sidecar reads the key file as text.
+    await this.#ensureSecretOnce(namespace, MASKING_KEY_SECRET, () => ({
+      [MASKING_KEY_KEY]: randomBytes(32).toString('base64url'),
+    }));
+  }
+
+  /** The namespace's audit signing key Secret (see AUDIT_SIGNING_KEY_SECRET): made once, never overwritten. */
+  async #ensureAuditSigningKey(namespace: string): Promise<void> {
+    await this.#ensureSecretOnce(namespace, AUDIT_SIGNING_KEY_SECRET, () => {
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+      return {
+        [AUDIT_SIGNING_KEY_KEY]: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        [AUDIT_SIGNING_PUBLIC_KEY_KEY]: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      };
+    });
+  }
+
+  /** Creates a Secret of ours unless it exists; another replica or reconcile that made it first wins. */
+  async #ensureSecretOnce(
+    namespace: string,
+    name: string,
+    stringData: () => Record<string, string>,
+  ): Promise<void> {
+    const path = resourcePath('v1', 'secrets', namespace, name);
     if (await this.#d.api.getOptional<V1Secret>(path)) return;
     const secret: V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name: MASKING_KEY_SECRET, namespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY } },
+      metadata: { name, namespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY } },
       type: 'Opaque',
-      // 256 random bits written as text (base64url), since the sidecar reads the key file as text.
-      stringData: { [MASKING_KEY_KEY]: randomBytes(32).toString('base64url') },
+      stringData: stringData(),
     };
     try {
       await this.#d.api.create(resourcePath('v1', 'secrets', namespace), secret);
     } catch (error) {
-      // Another replica or reconcile made it first: theirs is the key.
       if (!isConflict(error)) throw error;
     }
   }

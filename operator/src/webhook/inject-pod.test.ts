@@ -147,6 +147,25 @@ describe('injectPod details', () => {
     ]);
   });
 
+  test("the namespace's audit signing key is mounted read-only into the sidecar only", () => {
+    const { pod } = injectPod({ ...first!.input });
+    const volume = pod.spec?.volumes?.find((v) => v.name === 'gatehouse-audit-signing-key');
+    expect(volume?.secret?.secretName).toBe('gatehouse-audit-signing-key');
+    const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+    const mounts = all.flatMap((container) =>
+      (container.volumeMounts ?? [])
+        .filter((mount) => mount.name === 'gatehouse-audit-signing-key')
+        .map((mount) => ({ container: container.name, path: mount.mountPath, readOnly: mount.readOnly })),
+    );
+    expect(mounts).toEqual([
+      {
+        container: sidecarContainerName(first!.input.access.metadata.name),
+        path: '/etc/gatehouse/audit-signing-key',
+        readOnly: true,
+      },
+    ]);
+  });
+
   test('a changed access changes the spec hash, the same access keeps it', () => {
     const { input } = first!;
     const hash = (access: DatabaseAccess) =>

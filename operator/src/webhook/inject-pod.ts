@@ -5,6 +5,8 @@ import {
   ANNOTATION_INJECTED,
   ANNOTATION_SPEC_HASH,
   AUDIT_MOUNT,
+  AUDIT_SIGNING_KEY_MOUNT,
+  AUDIT_SIGNING_KEY_SECRET,
   BUNDLE_MOUNT,
   bundleConfigMapName,
   CREDENTIALS_MOUNT,
@@ -21,6 +23,7 @@ import {
   UPSTREAM_CA_FILE,
   UPSTREAM_CA_MOUNT,
   VOLUME_AUDIT,
+  VOLUME_AUDIT_SIGNING_KEY,
   VOLUME_BUNDLE,
   VOLUME_CREDENTIALS,
   VOLUME_MASKING_KEY,
@@ -211,6 +214,10 @@ function sidecarVolumes(access: DatabaseAccess): V1Volume[] {
     volumes.push({ name: VOLUME_CREDENTIALS, secret: { secretName: credentials.name, defaultMode: 0o444 } });
   }
   volumes.push({ name: VOLUME_MASKING_KEY, secret: { secretName: MASKING_KEY_SECRET, defaultMode: 0o444 } });
+  volumes.push({
+    name: VOLUME_AUDIT_SIGNING_KEY,
+    secret: { secretName: AUDIT_SIGNING_KEY_SECRET, defaultMode: 0o444 },
+  });
   const ca = access.spec.upstream?.tls?.caSecretRef;
   if (ca !== undefined) {
     volumes.push({
@@ -246,6 +253,7 @@ const MOUNT_PATHS: Record<string, string> = {
   [VOLUME_BUNDLE]: BUNDLE_MOUNT,
   [VOLUME_CREDENTIALS]: CREDENTIALS_MOUNT,
   [VOLUME_MASKING_KEY]: MASKING_KEY_MOUNT,
+  [VOLUME_AUDIT_SIGNING_KEY]: AUDIT_SIGNING_KEY_MOUNT,
   [VOLUME_UPSTREAM_CA]: UPSTREAM_CA_MOUNT,
   [VOLUME_TOKEN]: TOKEN_MOUNT,
   [VOLUME_AUDIT]: AUDIT_MOUNT,

@@ -55,6 +55,38 @@ export function checkpointSignatureValid(seq: number, hash: string, sig: string,
   }
 }
 
+/**
+ * A `log.open` that changes the signing key carries this: the previous key's signature over the new
+ * public key at this place in the chain (its seq and prev), so it cannot be moved to another log or
+ * place, and nobody without the previous key can hand the log over to a key of their own.
+ */
+export function keyChangeSignature(
+  seq: number,
+  prev: string,
+  publicKey: string,
+  previousKey: KeyObject,
+): string {
+  return sign(null, keyChangeMessage(seq, prev, publicKey), previousKey).toString('base64');
+}
+
+export function keyChangeSignatureValid(
+  seq: number,
+  prev: string,
+  publicKey: string,
+  sig: string,
+  previousKey: KeyObject,
+): boolean {
+  try {
+    return verify(null, keyChangeMessage(seq, prev, publicKey), previousKey, Buffer.from(sig, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+function keyChangeMessage(seq: number, prev: string, publicKey: string): Buffer {
+  return Buffer.from(`gatehouse.audit.key-change.v1\n${seq}\n${prev}\n${publicKey}`, 'utf8');
+}
+
 export interface ParsedRecord {
   readonly seq: number;
   readonly prev: string;

@@ -57,11 +57,34 @@ export interface StatementEvent {
   readonly masked?: readonly string[];
 }
 
-export type AuditEvent = ConnectionStartEvent | ConnectionEndEvent | ConnectionRefusedEvent | StatementEvent;
+/**
+ * A statement about to be sent to the database: written before it is sent, so that no statement runs
+ * without a record (its outcome follows in a `statement` record once the database answers).
+ */
+export interface StatementStartEvent {
+  readonly type: 'statement.start';
+  readonly context: SessionContext;
+  readonly via: StatementEvent['via'];
+  readonly statement: string | null;
+  readonly fingerprint: string | null;
+}
+
+export type AuditEvent =
+  | ConnectionStartEvent
+  | ConnectionEndEvent
+  | ConnectionRefusedEvent
+  | StatementStartEvent
+  | StatementEvent;
 
 /** Where the proxy sends its audit events. Implementations must not block the caller. */
 export interface AuditSink {
   record(event: AuditEvent): void;
+  /**
+   * Records an event that must be in the log before what it tells of happens: true once the writer
+   * has written it (a Promise until then), false when it was lost. True at once when there is no file
+   * to wait for.
+   */
+  recordBefore(event: AuditEvent): Promise<boolean> | boolean;
   /** False once a write failed; the proxy then refuses statements when failing closed. */
   readonly healthy: boolean;
   /** Human-readable cause of the last failure (no secrets). */

@@ -1,18 +1,32 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type AuditLogOptions, openAuditLog } from './log.ts';
-import { collectingLogger, statementEvent } from './testing.ts';
+import {
+  canMount,
+  collectingLogger,
+  fillDisk,
+  statementEvent,
+  statementStartEvent,
+  withSmallDisk,
+} from './testing.ts';
 import { verifyAuditLog } from './verify.ts';
 
 let dir: string;
+/** A persistent signing key, as the quickstart and the operator give the proxy: runs continue one key. */
+let keyFile: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-'));
+  keyFile = join(dir, 'signing.pem');
+  await writeFile(
+    keyFile,
+    generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
+  );
 });
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -22,6 +36,7 @@ function options(overrides: Partial<AuditLogOptions> = {}): AuditLogOptions {
   return {
     file: join(dir, 'audit.jsonl'),
     stdout: false,
+    signingKeyFile: keyFile,
     checkpointEveryRecords: 4,
     checkpointIntervalMs: 60_000,
     logger: collectingLogger().logger,
@@ -118,10 +133,10 @@ describe('openAuditLog', () => {
   });
 
   it('signs with the given key, so a verifier can pin it', async () => {
-    const keyFile = join(dir, 'signing.pem');
+    const pinnedKeyFile = join(dir, 'pinned.pem');
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const opts = options({ signingKeyFile: keyFile });
+    await writeFile(pinnedKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const opts = options({ signingKeyFile: pinnedKeyFile });
     await writeSession(opts, 3);
     await writeSession(opts, 3);
     const pinned = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
@@ -174,7 +189,8 @@ describe('openAuditLog', () => {
     const script = `
       import pino from 'pino';
       import { openAuditLog } from ${JSON.stringify(logModule)};
-      const log = await openAuditLog({ file: ${JSON.stringify(file)}, stdout: false, checkpointEveryRecords: 3,
+      const log = await openAuditLog({ file: ${JSON.stringify(file)}, signingKeyFile: ${JSON.stringify(keyFile)},
+        stdout: false, checkpointEveryRecords: 3,
         checkpointIntervalMs: 60000, logger: pino({ level: 'silent' }) });
       for (let i = 0; i < 7; i++) log.record({ type: 'connection.refused', client: { address: '10.0.0.9', port: 1 },
         protocol: 'postgres', user: 'mallory', database: 'shop', sqlstate: '28P01', reason: 'bad token' });
@@ -244,7 +260,17 @@ describe('failing closed', () => {
     log.record(statementEvent(2));
     await log.close();
     expect(log.lost).toBe(4); // log.open and its checkpoint, then the two statements
-    expect(lines.filter((line) => line['auditNotWritten'])).toHaveLength(2);
+    // Each lost record is logged with its content (its place in the chain went to no one).
+    const notWritten = lines.filter((line) => line['auditNotWritten']);
+    expect(notWritten.map((line) => (line['auditNotWritten'] as { type: string }).type)).toEqual([
+      'log.open',
+      'checkpoint',
+      'statement',
+      'statement',
+    ]);
+    expect(notWritten.every((line) => (line['auditNotWritten'] as { seq?: number }).seq === undefined)).toBe(
+      true,
+    );
     expect(lines.some((line) => line['msg'] === 'audit records were lost while this log was open')).toBe(
       true,
     );
@@ -319,5 +345,73 @@ describe('failing closed', () => {
     const loss = records(text).filter((r) => r['type'] === 'audit.loss');
     expect(loss.map((r) => r['lost'])).toEqual([log.lost]);
     expect(verifyAuditLog(text)).toMatchObject({ ok: true, sealed: true, lost: log.lost });
+  });
+});
+
+describe.skipIf(!canMount)('a full disk (tmpfs, as root)', () => {
+  it('loses the first record it cannot write, takes none after it, writes the loss down and resumes within a second of space returning', async () => {
+    await withSmallDisk('256k', async (disk) => {
+      const file = join(disk, 'audit.jsonl');
+      const log = await openAuditLog(options({ file, checkpointEveryRecords: 1000 }));
+      const filler = join(disk, 'filler');
+      fillDisk(filler);
+
+      let accepted = 0;
+      let written = true;
+      while (written && accepted < 1000) {
+        written = await log.recordBefore(statementStartEvent(accepted));
+        if (written) accepted++;
+      }
+      expect(written).toBe(false);
+      expect(log.healthy).toBe(false);
+      expect(log.failure).toMatch(/ENOSPC/);
+      // Nothing is taken after the first failed write, whether anyone waits or not.
+      expect(await log.recordBefore(statementStartEvent(-1))).toBe(false);
+      log.record(statementEvent(-2));
+      expect(log.lost).toBe(3);
+
+      // The file holds exactly the records that were accepted, and no torn line (it was cut back).
+      await log.flush();
+      const during = await readFile(file, 'utf8');
+      expect(during.endsWith('\n')).toBe(true);
+      expect(records(during).filter((r) => r['type'] === 'statement.start')).toHaveLength(accepted);
+
+      await unlink(filler);
+      const freed = performance.now();
+      while (!log.healthy && performance.now() - freed < 5000) await new Promise((r) => setTimeout(r, 5));
+      expect(log.healthy).toBe(true);
+      expect(performance.now() - freed).toBeLessThan(1000);
+      expect(await log.recordBefore(statementStartEvent(1))).toBe(true);
+      await log.close();
+
+      const all = records(await readFile(file, 'utf8'));
+      const loss = all.filter((r) => r['type'] === 'audit.loss');
+      expect(loss).toHaveLength(1);
+      expect(loss[0]).toMatchObject({ lost: 3, byType: { 'statement.start': 2, statement: 1 } });
+      expect(loss[0]?.['reason']).toMatch(/ENOSPC/);
+      // The loss comes right after the last record written before the disk filled, and the chain goes on.
+      const lossAt = all.indexOf(loss[0]!);
+      expect(all.slice(0, lossAt).filter((r) => r['type'] === 'statement.start')).toHaveLength(accepted);
+      expect(await verifyFile(file)).toMatchObject({ ok: true, sealed: true, lost: 3 });
+    });
+  });
+
+  it('tells every record of a failed write that it was lost, also those that waited together', async () => {
+    await withSmallDisk('256k', async (disk) => {
+      const file = join(disk, 'audit.jsonl');
+      const log = await openAuditLog(options({ file, checkpointEveryRecords: 1000 }));
+      fillDisk(join(disk, 'filler'));
+      // Far more than the slack of the log's last page: one group commit that cannot be written whole.
+      const answers = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => log.recordBefore(statementStartEvent(i))),
+      );
+      const firstLost = answers.indexOf(false);
+      expect(firstLost).toBeGreaterThanOrEqual(0);
+      expect(answers.slice(firstLost).every((answer) => answer === false)).toBe(true);
+      await log.flush();
+      const kept = records(await readFile(file, 'utf8')).filter((r) => r['type'] === 'statement.start');
+      expect(kept).toHaveLength(firstLost);
+      await log.close();
+    });
   });
 });

@@ -12,10 +12,13 @@
  * - Someone who can rewrite both the log and its head file can cut the log back to any earlier
  *   checkpoint and copy that checkpoint into the head; the cut then looks like a crash after that
  *   checkpoint (the log ends without a seal: verify fails, but cannot tell a cut from a crash).
- * - Without a pinned key (`signingKeyFile` plus `verify --public-key`) the key is made afresh at
- *   each start, and someone who can rewrite the log can rewrite all of it with a key of their own.
- *   With a pinned key they cannot forge checkpoints unless they can also read the key file, which
- *   an attacker in the same pod usually can.
+ * - A `log.open` that changes the signing key must carry a signature by the previous key (made when
+ *   `previousSigningKeyFile` names it), or verify rejects the log from there unless the new key is
+ *   pinned: so nobody can splice a key of their own into the middle of a log. A key made afresh at
+ *   each start (no `signingKeyFile`) cannot sign for the next one: such a log verifies only up to
+ *   its first restart. A log rewritten whole from its first record with a key of one's own is caught
+ *   only by pinning the key (`verify --public-key`); an attacker who can read the key file (in the
+ *   same pod, usually) can forge anything.
  * So the anchor that survives a compromised host is off the host: every record, checkpoints
  * included, also goes to stdout through pino for an external collector, and a copy of the
  * checkpoints kept elsewhere proves what the file held up to each of them.
@@ -23,11 +26,13 @@
  * One writer at a time: the file is locked (`FILE.lock`, see exclusive-lock.ts) before anything is
  * written, so a second process given the same file refuses to start instead of forking the chain.
  *
- * Writes are batched and asynchronous; memory waiting for the disk is bounded. When that bound is
- * reached or a write fails, `healthy` turns false (the proxy then refuses statements), every record
- * that could not be written is counted and logged, and the count is written into the chain as an
- * `audit.loss` record once the disk catches up (a failed write stops the file for good, since a
- * partial write may have left a torn line; the next start records that as damage).
+ * Writes are group commits: records wait in memory until the write before them ends (statements
+ * wait for theirs: `recordBefore`), so many sessions' records share one write; records nobody waits
+ * for wait up to BATCH_DELAY_MS for company. Memory waiting for the disk is bounded. When a write
+ * fails (ENOSPC), everything from the failed write on is lost: its waiters learn it at once, `healthy`
+ * turns false (the proxy then refuses statements), the file is cut back to its last whole record,
+ * and every REPAIR_INTERVAL_MS the log tries to write an `audit.loss` record counting what was lost;
+ * once that write succeeds, the log is healthy again.
  */
 
 import { type FileHandle, open, stat } from 'node:fs/promises';
@@ -35,7 +40,14 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { UserError } from '../errors.ts';
 import { acquireExclusiveLock, type ExclusiveLock, LockHeldError } from '../exclusive-lock.ts';
-import { chainLine, chainSignedLine, GENESIS, parseChainLine, sha256Hex } from './chain.ts';
+import {
+  chainLine,
+  chainSignedLine,
+  GENESIS,
+  keyChangeSignature,
+  parseChainLine,
+  sha256Hex,
+} from './chain.ts';
 import type { AuditEvent, AuditSink } from './events.ts';
 import { type HeadAnchor, parseHead, readHeadFile, writeHeadFile } from './head.ts';
 import { auditFields } from './record.ts';
@@ -45,10 +57,12 @@ import { readLogTail } from './tail.ts';
 export interface AuditLogOptions {
   /** JSON-lines file to append to; a chain already in it is continued. */
   readonly file?: string;
-  /** Also log every record through `logger` at info level, as `{ audit: record }`. */
+  /** Also log every record through `logger` at info level, as `{ audit: record }`, once it is written. */
   readonly stdout: boolean;
   /** PKCS#8 PEM Ed25519 private key; without it a key is made for this run only. */
   readonly signingKeyFile?: string;
+  /** The key that signed the log so far, when `signingKeyFile` replaces it: it signs the change. */
+  readonly previousSigningKeyFile?: string;
   readonly checkpointEveryRecords: number;
   readonly checkpointIntervalMs: number;
   readonly logger: Logger;
@@ -56,6 +70,8 @@ export interface AuditLogOptions {
   readonly headFile?: string;
   /** Bytes that may wait for the disk (queued plus being written) before records are refused; 8 MiB by default. */
   readonly maxPendingBytes?: number;
+  /** fdatasync after every write, before its waiters go on: survives power loss, costs a disk flush per write. */
+  readonly syncEachWrite?: boolean;
 }
 
 export interface AuditLog extends AuditSink {
@@ -68,10 +84,12 @@ export interface AuditLog extends AuditSink {
 }
 
 const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
-/** How long a record may wait in memory for others to share its write. */
+/** How long a record nobody waits for may wait in memory for others to share its write. */
 const BATCH_DELAY_MS = 5;
 /** A batch this large is written at once. */
 const BATCH_BYTES = 64 * 1024;
+/** How often a log whose write failed tries again (by writing its `audit.loss` record). */
+export const REPAIR_INTERVAL_MS = 200;
 
 export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> {
   if (options.file === undefined && !options.stdout) {
@@ -82,7 +100,12 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
       throw new UserError(`audit: ${name} must be a positive integer`);
     }
   }
-  const log = new ChainedAuditLog(options, await loadSigningKey(options.signingKeyFile));
+  const key = await loadSigningKey(options.signingKeyFile);
+  const previous =
+    options.previousSigningKeyFile === undefined
+      ? undefined
+      : await loadSigningKey(options.previousSigningKeyFile);
+  const log = new ChainedAuditLog(options, key, previous);
   await log.start();
   return log;
 }
@@ -92,9 +115,28 @@ interface Recovery {
   readonly [field: string]: unknown;
 }
 
+/** A line waiting for the disk. */
+interface Queued {
+  readonly line: string;
+  /** The record's type; undefined for the newline that ends a torn line. */
+  readonly type: string | undefined;
+  /** Its fields, for the stdout copy made once it is written. */
+  readonly fields: Record<string, unknown> | undefined;
+  /** Told whether the line was written, for a statement that waits for its record. */
+  readonly accepted: ((written: boolean) => void) | undefined;
+}
+
+/** Where the chain stands after some line: to continue from it when what follows is lost. */
+interface ChainPoint {
+  readonly seq: number;
+  readonly prev: string;
+  readonly offset: number;
+}
+
 class ChainedAuditLog implements AuditLog {
   readonly #options: AuditLogOptions;
   readonly #key: SigningKey;
+  readonly #previousKey: SigningKey | undefined;
   readonly #logger: Logger;
   readonly #maxPendingBytes: number;
 
@@ -105,33 +147,49 @@ class ChainedAuditLog implements AuditLog {
   #handle: FileHandle | undefined;
   /** Held while the file is open: a second writer would fork the chain (verify: TAMPERED). */
   #lock: ExclusiveLock | undefined;
+  /** A regular file, which can be cut back to its last whole record after a failed write. */
+  #regular = false;
   #headFile: string | undefined;
   /** File offset just after everything queued so far: where the next line will land. */
   #fileEnd = 0;
-  #pending: string[] = [];
-  #pendingRecords = 0;
+  /** The chain just after the last line written. */
+  #written: ChainPoint = { seq: 0, prev: GENESIS, offset: 0 };
+  #pending: Queued[] = [];
   #pendingBytes = 0;
+  /** Queued lines whose writer waits for them: they are written without the batching delay. */
+  #pendingWaiters = 0;
   #inFlightBytes = 0;
   /** The latest checkpoint queued but not yet written. */
   #unanchored: HeadAnchor | undefined;
   /** The latest checkpoint written but not yet synced and copied to the head file. */
   #toAnchor: HeadAnchor | undefined;
-  #draining: Promise<void> | undefined;
+  #writing: Promise<void> | undefined;
   #anchoring: Promise<void> | undefined;
+  #batchTimer: NodeJS.Timeout | undefined;
+  #batchImmediate: NodeJS.Immediate | undefined;
 
   #failure: string | undefined;
-  #writeFailed = false;
+  /** A write failed: nothing is written until the loss is (see #repair). */
+  #broken = false;
+  /** The file cannot be written at all (could not be opened, or is no regular file and a write failed). */
+  #dead = false;
+  #repairTimer: NodeJS.Timeout | undefined;
+  #repairing: Promise<void> | undefined;
   #overflowing = false;
-  #lostUnrecorded = 0;
   #lost = 0;
-  #written = 0;
+  /** Losses not yet written down in an `audit.loss` record: how many of each type, and since when. */
+  #unrecordedLoss = new Map<string, number>();
+  #unrecordedSince: string | undefined;
+  #unrecordedReason: string | undefined;
+  #writtenRecords = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #checkpointTimer: NodeJS.Timeout | undefined;
 
-  constructor(options: AuditLogOptions, key: SigningKey) {
+  constructor(options: AuditLogOptions, key: SigningKey, previousKey: SigningKey | undefined) {
     this.#options = options;
     this.#key = key;
+    this.#previousKey = previousKey;
     this.#logger = options.logger;
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
   }
@@ -145,7 +203,7 @@ class ChainedAuditLog implements AuditLog {
   }
 
   get written(): number {
-    return this.#written;
+    return this.#writtenRecords;
   }
 
   get lost(): number {
@@ -155,22 +213,43 @@ class ChainedAuditLog implements AuditLog {
   async start(): Promise<void> {
     const file = this.#options.file;
     let resume: 'sealed' | 'unsealed' | undefined;
+    let lastKeyId: string | undefined;
     const recoveries: Recovery[] = [];
     if (file !== undefined) {
       try {
         this.#lock = await lockUnlessSpecial(file);
         const found = await this.#openFile(file, recoveries);
         resume = found.resume;
-        if (found.terminatePartialLine) this.#queue('', 0);
+        lastKeyId = found.lastKeyId;
+        if (found.terminatePartialLine) this.#queue('', undefined, undefined, undefined);
       } catch (error) {
         await this.#handle?.close().catch(() => undefined);
         this.#handle = undefined;
         if (error instanceof LockHeldError) throw error;
-        this.#failWrites(`audit file ${file}: ${describeError(error)}`, 0);
+        this.#die(`audit file ${file}: ${describeError(error)}`);
         return;
       }
     }
-    this.#append({
+    this.#append(this.#openFields(resume, lastKeyId), undefined);
+    for (const recovery of recoveries) this.#append({ type: 'log.recover', ...recovery }, undefined);
+    // Signs the point where this run continues the chain and anchors the head to it at once.
+    this.#checkpoint(false);
+    this.#checkpointTimer = setInterval(() => {
+      if (this.#sinceCheckpoint > 0 && !this.#broken && !this.#dead) this.#checkpoint(false);
+    }, this.#options.checkpointIntervalMs);
+    this.#checkpointTimer.unref();
+    await this.flush();
+  }
+
+  /**
+   * The `log.open` fields. A log signed so far by another key gets a signature of the change by that
+   * key when this run has it; without one, verify trusts the records from here only if this key is pinned.
+   */
+  #openFields(
+    resume: 'sealed' | 'unsealed' | undefined,
+    lastKeyId: string | undefined,
+  ): Record<string, unknown> {
+    const fields: Record<string, unknown> = {
       type: 'log.open',
       version: 1,
       keyId: this.#key.keyId,
@@ -178,29 +257,52 @@ class ChainedAuditLog implements AuditLog {
       host: hostname(),
       pid: process.pid,
       resume,
-    });
-    for (const recovery of recoveries) this.#append({ type: 'log.recover', ...recovery });
-    // Signs the point where this run continues the chain and anchors the head to it at once.
-    this.#checkpoint(false);
-    this.#timer = setInterval(() => {
-      if (this.#sinceCheckpoint > 0 && !this.#writeFailed) this.#checkpoint(false);
-    }, this.#options.checkpointIntervalMs);
-    this.#timer.unref();
-    await this.flush();
+    };
+    if (lastKeyId === undefined || lastKeyId === this.#key.keyId) return fields;
+    const previous = this.#previousKey;
+    if (previous?.keyId === lastKeyId) {
+      fields['previousKeyId'] = previous.keyId;
+      fields['keyChange'] = keyChangeSignature(
+        this.#seq + 1,
+        this.#prev,
+        this.#key.publicKey,
+        previous.privateKey,
+      );
+      this.#logger.info(
+        { previousKeyId: previous.keyId, keyId: this.#key.keyId },
+        'audit signing key changed: the previous key signs the change',
+      );
+    } else {
+      this.#logger.warn(
+        { file: this.#options.file, previousKeyId: lastKeyId, keyId: this.#key.keyId },
+        this.#options.signingKeyFile === undefined
+          ? 'audit log continues with a key made for this run only: verify rejects it from here unless that key is pinned; configure audit.signingKeyFile'
+          : 'audit log continues with a new signing key that the previous key did not sign (set audit.previousSigningKeyFile): verify rejects it from here unless the new key is pinned',
+      );
+    }
+    return fields;
   }
 
   /** Opens the file and finds where its chain continues; reports damage instead of hiding it. */
   async #openFile(
     file: string,
     recoveries: Recovery[],
-  ): Promise<{ resume: 'sealed' | 'unsealed' | undefined; terminatePartialLine: boolean }> {
+  ): Promise<{
+    resume: 'sealed' | 'unsealed' | undefined;
+    lastKeyId: string | undefined;
+    terminatePartialLine: boolean;
+  }> {
     const handle = await open(file, 'a+', 0o640);
     this.#handle = handle;
     const stat = await handle.stat();
-    if (!stat.isFile()) return { resume: undefined, terminatePartialLine: false };
+    if (!stat.isFile()) return { resume: undefined, lastKeyId: undefined, terminatePartialLine: false };
+    this.#regular = true;
     this.#headFile = this.#options.headFile ?? `${file}.head`;
     this.#fileEnd = stat.size;
-    const tail = stat.size === 0 ? { last: undefined, damaged: [] } : await readLogTail(handle, stat.size);
+    const tail =
+      stat.size === 0
+        ? { last: undefined, lastKeyId: undefined, damaged: [] }
+        : await readLogTail(handle, stat.size);
     if (tail.last) {
       this.#seq = tail.last.record.seq;
       this.#prev = tail.last.hash;
@@ -209,6 +311,7 @@ class ChainedAuditLog implements AuditLog {
       // one line without its newline: anything else is some other file.
       throw new Error('it holds no audit record: not an audit log');
     }
+    this.#written = { seq: this.#seq, prev: this.#prev, offset: stat.size };
     for (const line of tail.damaged) {
       recoveries.push({
         damage: 'torn-line',
@@ -237,7 +340,11 @@ class ChainedAuditLog implements AuditLog {
           ? 'sealed'
           : 'unsealed';
     const lastLine = tail.damaged.at(-1);
-    return { resume, terminatePartialLine: lastLine !== undefined && !lastLine.terminated };
+    return {
+      resume,
+      lastKeyId: tail.lastKeyId,
+      terminatePartialLine: lastLine !== undefined && !lastLine.terminated,
+    };
   }
 
   /** Why the log does not hold the checkpoint named by its head anchor, or undefined when it does. */
@@ -262,23 +369,44 @@ class ChainedAuditLog implements AuditLog {
 
   record(event: AuditEvent): void {
     const fields = auditFields(event);
-    if (this.#closed || this.#writeFailed) {
+    if (this.#refuses(fields)) return;
+    this.#append(fields, undefined);
+    if (++this.#sinceCheckpoint >= this.#options.checkpointEveryRecords) this.#checkpoint(false);
+  }
+
+  recordBefore(event: AuditEvent): Promise<boolean> | boolean {
+    if (this.#options.file === undefined) {
+      this.record(event);
+      return true;
+    }
+    const fields = auditFields(event);
+    if (this.#refuses(fields)) return false;
+    const accepted = new Promise<boolean>((resolve) => this.#append(fields, resolve));
+    if (++this.#sinceCheckpoint >= this.#options.checkpointEveryRecords) this.#checkpoint(false);
+    return accepted;
+  }
+
+  /** Loses the record when the log takes none now; true when it did. */
+  #refuses(fields: Record<string, unknown>): boolean {
+    if (this.#closed || this.#broken || this.#dead) {
       this.#lose(fields, this.#closed ? 'the audit log is closed' : this.#failure);
-      return;
+      return true;
     }
     if (this.#pendingBytes + this.#inFlightBytes >= this.#maxPendingBytes) {
       this.#overflow();
       this.#lose(fields, this.#failure);
-      return;
+      return true;
     }
-    this.#append(fields);
-    if (++this.#sinceCheckpoint >= this.#options.checkpointEveryRecords) this.#checkpoint(false);
+    return false;
   }
 
   async flush(): Promise<void> {
-    while (this.#draining || this.#anchoring) {
-      await this.#draining;
-      await this.#anchoring;
+    for (;;) {
+      if (this.#writing) await this.#writing;
+      else if (this.#repairing) await this.#repairing;
+      else if (this.#anchoring) await this.#anchoring;
+      else if (this.#pending.length > 0 && !this.#broken && !this.#dead) this.#startWrite();
+      else return;
     }
   }
 
@@ -289,8 +417,12 @@ class ChainedAuditLog implements AuditLog {
 
   async #close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#timer);
-    if (!this.#writeFailed) {
+    clearInterval(this.#checkpointTimer);
+    await this.flush();
+    // One last try to write down what was lost; the seal follows only a log that is whole.
+    if (this.#broken) await this.#repair();
+    clearInterval(this.#repairTimer);
+    if (!this.#broken && !this.#dead) {
       this.#recordLoss();
       this.#checkpoint(true);
     }
@@ -298,7 +430,7 @@ class ChainedAuditLog implements AuditLog {
     try {
       await this.#handle?.close();
     } catch (error) {
-      this.#failWrites(`audit file ${this.#options.file}: ${describeError(error)}`, 0);
+      this.#die(`audit file ${this.#options.file}: ${describeError(error)}`);
     }
     this.#lock?.release();
     if (this.#lost > 0) {
@@ -309,7 +441,8 @@ class ChainedAuditLog implements AuditLog {
     }
   }
 
-  #append(typeFields: Record<string, unknown>): void {
+  /** Gives the record its place in the chain: seq, prev, time, and its hash. */
+  #chain(typeFields: Record<string, unknown>): { fields: Record<string, unknown>; line: string } {
     const fields: Record<string, unknown> = {
       seq: ++this.#seq,
       prev: this.#prev,
@@ -318,11 +451,18 @@ class ChainedAuditLog implements AuditLog {
     };
     const { line, hash } = chainLine(fields);
     this.#prev = hash;
-    this.#queue(line, 1);
-    if (this.#options.stdout) this.#logger.info({ audit: fields });
+    return { fields, line };
   }
 
-  #checkpoint(final: boolean): void {
+  #append(typeFields: Record<string, unknown>, accepted: ((written: boolean) => void) | undefined): void {
+    const { fields, line } = this.#chain(typeFields);
+    if (this.#queue(line, fields['type'] as string, fields, accepted)) return;
+    // No file: stdout is the only destination, and takes the record at once.
+    if (this.#options.stdout) this.#logger.info({ audit: fields });
+    accepted?.(true);
+  }
+
+  #checkpointLine(final: boolean): { fields: Record<string, unknown>; line: string } {
     const fields = {
       seq: ++this.#seq,
       prev: this.#prev,
@@ -332,95 +472,243 @@ class ChainedAuditLog implements AuditLog {
       lost: this.#lost,
       final: final || undefined,
     };
-    const offset = this.#fileEnd;
     const { line, hash } = chainSignedLine(fields, this.#key.privateKey);
     this.#prev = hash;
     this.#sinceCheckpoint = 0;
-    if (this.#queue(line, 1) && this.#headFile !== undefined) this.#unanchored = { offset, checkpoint: line };
-    if (this.#options.stdout) this.#logger.info({ audit: fields });
+    return { fields, line };
   }
 
-  /** Puts a line (or, with records = 0, the newline that ends a torn line) in the next batch. */
-  #queue(line: string, records: number): boolean {
-    if (this.#handle === undefined || this.#writeFailed) return false;
+  #checkpoint(final: boolean): void {
+    const offset = this.#fileEnd;
+    const { fields, line } = this.#checkpointLine(final);
+    if (this.#queue(line, 'checkpoint', fields, undefined)) {
+      if (this.#headFile !== undefined) this.#unanchored = { offset, checkpoint: line };
+    } else if (this.#options.stdout) this.#logger.info({ audit: fields });
+  }
+
+  /** Puts a line (or, with no type, the newline that ends a torn line) in the next write. */
+  #queue(
+    line: string,
+    type: string | undefined,
+    fields: Record<string, unknown> | undefined,
+    accepted: ((written: boolean) => void) | undefined,
+  ): boolean {
+    if (this.#handle === undefined) return false;
     const bytes = Buffer.byteLength(line) + 1;
-    this.#pending.push(line);
-    this.#pendingRecords += records;
+    this.#pending.push({ line, type, fields, accepted });
     this.#pendingBytes += bytes;
+    if (accepted) this.#pendingWaiters++;
     this.#fileEnd += bytes;
-    this.#draining ??= this.#drain();
+    this.#schedule();
     return true;
   }
 
-  async #drain(): Promise<void> {
-    // Gather a few milliseconds of records into one write: a write per statement costs a thread-pool
-    // round trip (futex wake-ups, context switches) that showed up as a third of the proxy's cost.
-    const handle = this.#handle!;
-    while (this.#pending.length > 0 && !this.#writeFailed) {
-      if (this.#pendingBytes < BATCH_BYTES && !this.#closing) {
-        await new Promise((resolve) => setTimeout(resolve, BATCH_DELAY_MS));
-      }
-      const batch = this.#pending;
-      const records = this.#pendingRecords;
-      const anchor = this.#unanchored;
-      this.#inFlightBytes = this.#pendingBytes;
-      this.#pending = [];
-      this.#pendingRecords = 0;
-      this.#pendingBytes = 0;
-      this.#unanchored = undefined;
-      try {
-        await writeAll(handle, Buffer.from(`${batch.join('\n')}\n`, 'utf8'));
-        this.#written += records;
-        if (anchor) {
-          this.#toAnchor = anchor;
-          this.#anchoring ??= this.#anchor(handle);
-        }
-      } catch (error) {
-        this.#failWrites(
-          `audit file ${this.#options.file}: ${describeError(error)}`,
-          records + this.#pendingRecords,
-        );
-      } finally {
-        this.#inFlightBytes = 0;
-      }
-      if (this.#overflowing && this.#pendingBytes <= this.#maxPendingBytes / 2 && !this.#writeFailed) {
-        this.#overflowing = false;
-        this.#failure = undefined;
-        this.#recordLoss();
-        this.#logger.warn({ lost: this.#lost }, 'audit writes caught up with the proxy');
-      }
+  /**
+   * Group commit: a line someone waits for goes out as soon as the write before it has ended (after
+   * the other events of this turn of the event loop, which join it); others wait a few milliseconds
+   * for company, since a write per record costs a thread-pool round trip each.
+   */
+  #schedule(): void {
+    if (this.#writing || this.#broken || this.#dead || this.#pending.length === 0) return;
+    if (this.#pendingWaiters > 0 || this.#pendingBytes >= BATCH_BYTES || this.#closed) {
+      if (this.#batchImmediate === undefined) this.#batchImmediate = setImmediate(this.#startWrite);
+    } else {
+      this.#batchTimer ??= setTimeout(this.#startWrite, BATCH_DELAY_MS);
     }
-    this.#draining = undefined;
+  }
+
+  readonly #startWrite = (): void => {
+    clearTimeout(this.#batchTimer);
+    clearImmediate(this.#batchImmediate);
+    this.#batchTimer = undefined;
+    this.#batchImmediate = undefined;
+    if (this.#writing || this.#broken || this.#dead || this.#pending.length === 0) return;
+    this.#writing = this.#writeBatch();
+  };
+
+  async #writeBatch(): Promise<void> {
+    const handle = this.#handle!;
+    const batch = this.#pending;
+    const anchor = this.#unanchored;
+    const end: ChainPoint = { seq: this.#seq, prev: this.#prev, offset: this.#fileEnd };
+    this.#inFlightBytes = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#pendingWaiters = 0;
+    this.#unanchored = undefined;
+    let failure: unknown;
+    try {
+      await writeAll(handle, Buffer.from(`${batch.map((q) => q.line).join('\n')}\n`, 'utf8'));
+      if (this.#options.syncEachWrite) await handle.datasync();
+    } catch (error) {
+      failure = error;
+    }
+    this.#inFlightBytes = 0;
+    if (failure === undefined) {
+      this.#written = end;
+      for (const queued of batch) {
+        if (queued.type !== undefined) this.#writtenRecords++;
+        if (this.#options.stdout && queued.fields) this.#logger.info({ audit: queued.fields });
+        queued.accepted?.(true);
+      }
+      if (anchor) {
+        this.#toAnchor = anchor;
+        this.#anchoring ??= this.#anchor(handle);
+      }
+    } else {
+      this.#break(`audit file ${this.#options.file}: ${describeError(failure)}`, batch);
+    }
+    this.#writing = undefined;
+    if (this.#overflowing && this.#pendingBytes <= this.#maxPendingBytes / 2 && !this.#broken) {
+      this.#overflowing = false;
+      this.#failure = undefined;
+      this.#recordLoss();
+      this.#logger.warn({ lost: this.#lost }, 'audit writes caught up with the proxy');
+    }
+    this.#schedule();
   }
 
   /**
    * Syncs the log, then copies the checkpoint into the head file, so the anchor never names a
    * checkpoint that a power cut could take back out of the log. Runs beside the appends, which need
-   * not wait for the disk to sync; checkpoints written meanwhile replace the one waiting.
+   * not wait for the disk to sync; checkpoints written meanwhile replace the one waiting. A head that
+   * cannot be written stays at an older checkpoint, which the log still holds: nothing is lost.
    */
   async #anchor(handle: FileHandle): Promise<void> {
-    while (this.#toAnchor && !this.#writeFailed) {
+    while (this.#toAnchor && !this.#dead) {
       const anchor = this.#toAnchor;
       this.#toAnchor = undefined;
       try {
         await handle.datasync();
         await writeHeadFile(this.#headFile!, anchor);
       } catch (error) {
-        this.#failWrites(`audit head ${this.#headFile}: ${describeError(error)}`, 0);
+        this.#logger.error(
+          { headFile: this.#headFile, err: describeError(error) },
+          'audit head anchor not updated: it names an older checkpoint until the next one is written',
+        );
+        break;
       }
     }
     this.#anchoring = undefined;
   }
 
+  /**
+   * A write failed: it and everything queued after it are lost (their waiters hear it now), and the
+   * chain continues from the last line written. The file is cut back there before the next write,
+   * since the failed one may have left part of a line.
+   */
+  #break(failure: string, batch: readonly Queued[]): void {
+    const lost = [...batch, ...this.#pending];
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#pendingWaiters = 0;
+    this.#unanchored = undefined;
+    this.#seq = this.#written.seq;
+    this.#prev = this.#written.prev;
+    this.#fileEnd = this.#written.offset;
+    this.#failure = failure;
+    this.#logger.error(
+      { failure, lost: lost.filter((q) => q.type !== undefined).length },
+      this.#regular
+        ? 'audit file write failed: refusing records until the loss can be written down'
+        : 'audit file write failed: no further records will be written to it',
+    );
+    if (this.#regular) {
+      this.#broken = true;
+      this.#repairTimer ??= setInterval(() => void this.#repair(), REPAIR_INTERVAL_MS);
+      this.#repairTimer.unref();
+      // At once: the first try cuts the file back, even when it cannot write yet.
+      void this.#repair();
+    } else this.#dead = true;
+    for (const queued of lost) {
+      if (queued.fields) this.#lose(queued.fields, failure);
+      queued.accepted?.(false);
+    }
+  }
+
+  /** Cuts the file back to its last whole record and writes down the loss; healthy again when that works. */
+  #repair(): Promise<void> {
+    this.#repairing ??= (async () => {
+      const handle = this.#handle!;
+      const from = this.#written;
+      const loss = this.#lossFields();
+      const taken = this.#unrecordedLoss;
+      const takenSince = this.#unrecordedSince;
+      const takenReason = this.#unrecordedReason;
+      // Records lost while this write is on its way are counted for the next note.
+      this.#unrecordedLoss = new Map();
+      this.#unrecordedSince = undefined;
+      this.#unrecordedReason = undefined;
+      const noted = loss && this.#chain(loss);
+      const offset = from.offset + (noted ? Buffer.byteLength(noted.line) + 1 : 0);
+      const sealed = this.#checkpointLine(false);
+      try {
+        await handle.truncate(from.offset);
+        const lines = noted ? `${noted.line}\n${sealed.line}\n` : `${sealed.line}\n`;
+        await writeAll(handle, Buffer.from(lines, 'utf8'));
+      } catch {
+        // The failed write may have left part of a line: cut it off again.
+        await handle.truncate(from.offset).catch(() => undefined);
+        this.#seq = from.seq;
+        this.#prev = from.prev;
+        for (const [type, count] of this.#unrecordedLoss) taken.set(type, (taken.get(type) ?? 0) + count);
+        this.#unrecordedLoss = taken;
+        this.#unrecordedSince = takenSince ?? this.#unrecordedSince;
+        this.#unrecordedReason = takenReason ?? this.#unrecordedReason;
+        return;
+      }
+      this.#written = {
+        seq: this.#seq,
+        prev: this.#prev,
+        offset: offset + Buffer.byteLength(sealed.line) + 1,
+      };
+      this.#fileEnd = this.#written.offset;
+      this.#writtenRecords += noted ? 2 : 1;
+      if (this.#options.stdout) {
+        if (noted) this.#logger.info({ audit: noted.fields });
+        this.#logger.info({ audit: sealed.fields });
+      }
+      this.#broken = false;
+      this.#failure = undefined;
+      clearInterval(this.#repairTimer);
+      this.#repairTimer = undefined;
+      this.#recordLoss();
+      this.#logger.warn(
+        { lost: this.#lost },
+        'audit file writable again: the loss is written down, records are taken again',
+      );
+      if (this.#headFile !== undefined) {
+        this.#toAnchor = { offset, checkpoint: sealed.line };
+        this.#anchoring ??= this.#anchor(handle);
+      }
+    })().finally(() => {
+      this.#repairing = undefined;
+    });
+    return this.#repairing;
+  }
+
+  /** The fields of an `audit.loss` record for the losses not yet written down; undefined when none. */
+  #lossFields(): Record<string, unknown> | undefined {
+    if (this.#unrecordedLoss.size === 0) return undefined;
+    let lost = 0;
+    for (const count of this.#unrecordedLoss.values()) lost += count;
+    return {
+      type: 'audit.loss',
+      lost,
+      byType: Object.fromEntries(this.#unrecordedLoss),
+      since: this.#unrecordedSince,
+      reason: this.#unrecordedReason ?? 'the audit file could not keep up',
+    };
+  }
+
   /** Writes into the chain how many records were lost since the last such note. */
   #recordLoss(): void {
-    if (this.#lostUnrecorded === 0) return;
-    this.#append({
-      type: 'audit.loss',
-      lost: this.#lostUnrecorded,
-      reason: 'the audit file could not keep up',
-    });
-    this.#lostUnrecorded = 0;
+    const fields = this.#lossFields();
+    if (!fields) return;
+    this.#append(fields, undefined);
+    this.#unrecordedLoss = new Map();
+    this.#unrecordedSince = undefined;
+    this.#unrecordedReason = undefined;
   }
 
   #overflow(): void {
@@ -433,27 +721,23 @@ class ChainedAuditLog implements AuditLog {
     );
   }
 
-  /** A failed write may have left a torn line, so the file takes nothing more from this run. */
-  #failWrites(failure: string, lostRecords: number): void {
-    this.#writeFailed = true;
+  /** The file cannot be written at all: every record from now on is lost. */
+  #die(failure: string): void {
+    this.#dead = true;
     this.#failure = failure;
-    this.#lost += lostRecords;
-    this.#pending = [];
-    this.#pendingRecords = 0;
-    this.#pendingBytes = 0;
-    this.#unanchored = undefined;
-    this.#toAnchor = undefined;
-    this.#logger.error(
-      { failure, lost: lostRecords },
-      'audit file write failed: no further records will be written to it',
-    );
+    this.#logger.error({ failure }, 'audit file cannot be written: no further records will be written to it');
   }
 
   #lose(fields: Record<string, unknown>, why: string | undefined): void {
+    const type = String(fields['type']);
     this.#lost++;
-    this.#lostUnrecorded++;
+    this.#unrecordedLoss.set(type, (this.#unrecordedLoss.get(type) ?? 0) + 1);
+    this.#unrecordedSince ??= new Date().toISOString();
+    this.#unrecordedReason ??= why;
+    // The record's place in the chain went to a later one: only its content is worth logging.
+    const { seq: _seq, prev: _prev, hash: _hash, sig: _sig, ...content } = fields;
     this.#logger.error(
-      { auditNotWritten: fields, failure: why },
+      { auditNotWritten: content, failure: why },
       'audit record not written to the audit file',
     );
   }

@@ -44,6 +44,36 @@ export function recordStatement(
   });
 }
 
+/**
+ * The `statement.start` records of the statements one message sends to the database, made before it
+ * is sent. Returns what `AuditHeldWrite.hold` waits for: with `failClosed`, whether the writer wrote
+ * them (the last one's answer: the log writes in order and loses everything after a failed write);
+ * without it, true at once (the records are written as usual, and nothing waits for them).
+ */
+export function recordStatementStart(
+  audit: AuditSink,
+  failClosed: boolean,
+  context: SessionContext,
+  via: StatementEvent['via'],
+  texts: readonly QueryText[],
+): Promise<boolean> | boolean {
+  let written: Promise<boolean> | boolean = true;
+  for (const text of texts.length > 0 ? texts : [UNKNOWN_TEXT]) {
+    const event = {
+      type: 'statement.start',
+      context,
+      via,
+      statement: text.statement,
+      fingerprint: text.fingerprint,
+    } as const;
+    if (failClosed) written = audit.recordBefore(event);
+    else audit.record(event);
+  }
+  return written;
+}
+
+const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+
 /** The last audit record of a session, with the metric and log line that go with it. */
 export function recordSessionEnd(
   sink: { audit: AuditSink; metrics: SessionMetrics; logger: Logger },

@@ -28,6 +28,15 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         sqlstate: event.sqlstate,
         reason: event.reason,
       };
+    case 'statement.start':
+      return {
+        type: event.type,
+        session: event.context.session,
+        subject: event.context.identity.subject,
+        via: event.via,
+        statement: event.statement,
+        fingerprint: event.fingerprint,
+      };
     case 'statement':
       return {
         type: event.type,

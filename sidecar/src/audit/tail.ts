@@ -12,6 +12,8 @@ export interface DamagedLine {
 export interface LogTail {
   /** The last line that is a whole audit record; undefined when the log holds none. */
   readonly last: { readonly record: ParsedRecord; readonly hash: string } | undefined;
+  /** The `keyId` of the last record that names one (a checkpoint or log.open): the key that signed last. */
+  readonly lastKeyId: string | undefined;
   /** Torn lines after it, oldest first. */
   readonly damaged: readonly DamagedLine[];
 }
@@ -28,10 +30,22 @@ const MAX_LINE_BYTES = 64 * 1024 * 1024;
  */
 export async function readLogTail(handle: FileHandle, size: number): Promise<LogTail> {
   const damaged: DamagedLine[] = [];
+  let last: LogTail['last'];
   for await (const line of linesFromEnd(handle, size)) {
     if (line.bytes.length === 0 && !line.terminated) continue;
     const parsed = parseChainLine(line.bytes.toString('utf8'));
-    if (parsed.ok) return { last: { record: parsed.record, hash: parsed.hash }, damaged };
+    if (last) {
+      // Past the last record, only its key is sought: every run checkpoints right after its log.open.
+      if (parsed.ok && typeof parsed.record['keyId'] === 'string')
+        return { last, lastKeyId: parsed.record['keyId'], damaged };
+      continue;
+    }
+    if (parsed.ok) {
+      last = { record: parsed.record, hash: parsed.hash };
+      if (typeof parsed.record['keyId'] === 'string')
+        return { last, lastKeyId: parsed.record['keyId'], damaged };
+      continue;
+    }
     // Only a torn line is a crash's doing; a whole line that fails its checks was altered, and
     // continuing after it would bless it.
     if (!parsed.torn)
@@ -43,7 +57,7 @@ export async function readLogTail(handle: FileHandle, size: number): Promise<Log
       );
     }
   }
-  return { last: undefined, damaged };
+  return { last, lastKeyId: undefined, damaged };
 }
 
 async function* linesFromEnd(handle: FileHandle, size: number): AsyncGenerator<DamagedLine> {

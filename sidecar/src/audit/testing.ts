@@ -1,9 +1,12 @@
 /** Helpers for the audit tests and benchmark: real events, a real pino logger that keeps its lines. */
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import type { SessionContext, StatementEvent } from './events.ts';
+import type { SessionContext, StatementEvent, StatementStartEvent } from './events.ts';
 import { openAuditLog } from './log.ts';
 
 export const sessionContext: SessionContext = {
@@ -33,6 +36,49 @@ export function statementEvent(rows: number): StatementEvent {
     rows,
     durationMs: 0.42,
   };
+}
+
+export function statementStartEvent(n: number): StatementStartEvent {
+  return {
+    type: 'statement.start',
+    context: sessionContext,
+    statement: `INSERT INTO filled (id) VALUES ($${(n % 9) + 1})`,
+    fingerprint: null,
+    via: 'simple',
+  };
+}
+
+/** Whether this process may mount file systems (root): the small-disk tests need it. */
+export const canMount = process.getuid?.() === 0;
+
+/**
+ * Runs `body` with a directory on a tmpfs of `size` (e.g. '256k'): a real small disk that fills up.
+ * Needs root; unmounted afterwards.
+ */
+export async function withSmallDisk<T>(size: string, body: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-small-disk-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0777`, 'tmpfs', dir]);
+  try {
+    return await body(dir);
+  } finally {
+    execFileSync('umount', ['-l', dir]);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Fills the file system of `file` to the last block; returns how many bytes it took. */
+export function fillDisk(file: string): number {
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(4096, 0x2e);
+  let total = 0;
+  try {
+    for (;;) total += writeSync(fd, block);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  } finally {
+    closeSync(fd);
+  }
+  return total;
 }
 
 /** A pino logger writing to an array of parsed lines. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chainLine, GENESIS, sha256Hex } from './chain.ts';
 import { openAuditLog } from './log.ts';
-import { publicKeyFromPem } from './signing-key.ts';
+import { keyIdOf, publicKeyFromPem } from './signing-key.ts';
 import { collectingLogger, statementEvent, writeSignedLog } from './testing.ts';
 import { type VerifyOptions, verifyAuditLog } from './verify.ts';
 
@@ -66,6 +66,7 @@ describe('verifyAuditLog', () => {
       recoveries: [],
       lost: 0,
       head: 'matched',
+      keys: [{ keyId: keyIdOf(publicKey), fromSeq: 1, trust: 'pinned' }],
     });
   });
 

@@ -1,16 +1,42 @@
 import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { checkpointSignatureValid, GENESIS, type ParsedRecord, parseChainLine, sha256Hex } from './chain.ts';
+import {
+  checkpointSignatureValid,
+  GENESIS,
+  keyChangeSignatureValid,
+  type ParsedRecord,
+  parseChainLine,
+  sha256Hex,
+} from './chain.ts';
 import { type HeadAnchor, parseHead } from './head.ts';
-import { importPublicKey } from './signing-key.ts';
+import { importPublicKey, keyIdOf } from './signing-key.ts';
 
 export interface VerifyOptions {
-  /** Pin the signing key: base64 DER SPKI, as `publicKeyFromPem` returns it. Every `log.open` must carry it. */
+  /**
+   * Pin the signing key: base64 DER SPKI, as `publicKeyFromPem` returns it. The log's first key must
+   * be it, and every later key it or signed over by the key before it.
+   */
   readonly publicKey?: string;
+  /** More keys to pin the same way (a log whose key was changed without the previous key's signature). */
+  readonly publicKeys?: readonly string[];
   /** The text of the head anchor file: the log must hold the checkpoint it names. */
   readonly head?: string;
   /** Accept a log that does not end in a seal (one still being written). */
   readonly allowUnsealed?: boolean;
+}
+
+/** A key whose checkpoints the verifier accepted, from the `log.open` that brought it in. */
+export interface TrustedKey {
+  readonly keyId: string;
+  readonly fromSeq: number;
+  /**
+   * Why it was trusted: `pinned` (given to verify), `signed` (the key before it signed the change, in
+   * its log.open), or `first-record` (the key of the log's first record, taken on its word: this
+   * proves the log consistent, not who wrote it).
+   */
+  readonly trust: 'pinned' | 'signed' | 'first-record';
+  /** For `signed`: the key that signed the change. */
+  readonly signedBy?: string;
 }
 
 export interface VerifyResult {
@@ -28,6 +54,8 @@ export interface VerifyResult {
   readonly lost: number;
   /** Whether the head anchor was given and its checkpoint found. */
   readonly head: 'matched' | 'none';
+  /** The signing keys, in the order the log brought them in, and why each was trusted. */
+  readonly keys: readonly TrustedKey[];
   readonly firstBad?: {
     readonly seq: number;
     readonly line: number;
@@ -49,7 +77,7 @@ interface Torn {
  * be verified: feed it each line's bytes (without the newline), then call `finish`.
  */
 export class AuditLogVerifier {
-  readonly #pinned: string | undefined;
+  readonly #pinned: ReadonlySet<string>;
   readonly #allowUnsealed: boolean;
   readonly #head: HeadAnchor | undefined;
   readonly #headSeq: number | undefined;
@@ -59,6 +87,8 @@ export class AuditLogVerifier {
   #expectedSeq = 1;
   #prev = GENESIS;
   #key: KeyObject | undefined;
+  #publicKey: string | undefined;
+  readonly #keys: TrustedKey[] = [];
   #started = false;
   #sealed = false;
   #records = 0;
@@ -72,7 +102,10 @@ export class AuditLogVerifier {
   #firstBad: VerifyResult['firstBad'];
 
   constructor(options: VerifyOptions = {}) {
-    this.#pinned = options.publicKey;
+    this.#pinned = new Set([
+      ...(options.publicKey === undefined ? [] : [options.publicKey]),
+      ...(options.publicKeys ?? []),
+    ]);
     this.#allowUnsealed = options.allowUnsealed ?? false;
     if (options.head !== undefined) {
       const head = parseHead(options.head);
@@ -170,19 +203,53 @@ export class AuditLogVerifier {
   #open(record: ParsedRecord): string | undefined {
     const publicKey = record['publicKey'];
     const key = typeof publicKey === 'string' ? importPublicKey(publicKey) : undefined;
-    if (!key) return 'log.open carries no Ed25519 public key';
-    if (this.#pinned !== undefined && publicKey !== this.#pinned) {
-      return 'log.open carries a public key other than the pinned one';
-    }
+    if (!key || typeof publicKey !== 'string') return 'log.open carries no Ed25519 public key';
     const previous = !this.#started ? undefined : this.#sealed ? 'sealed' : 'unsealed';
     if (record['resume'] !== previous) {
       return `log.open says the log before it was ${record['resume'] ?? 'empty'}, but it was ${previous ?? 'empty'}`;
     }
+    if (publicKey !== this.#publicKey) {
+      const problem = this.#trust(record, publicKey);
+      if (problem) return problem;
+    }
     this.#key = key;
+    this.#publicKey = publicKey;
     this.#started = true;
     this.#awaitingRecovery = this.#torn;
     this.#torn = [];
     return undefined;
+  }
+
+  /**
+   * Takes a new signing key into trust, or says why not. The first key is the pinned one, or (with no
+   * pin) the log's own word; every later one is pinned or signed over by the key before it, since
+   * anyone who can write the file can start a `log.open` with a key of their own.
+   */
+  #trust(record: ParsedRecord, publicKey: string): string | undefined {
+    const keyId = keyIdOf(publicKey);
+    const pinned = this.#pinned.has(publicKey);
+    if (this.#publicKey === undefined) {
+      if (this.#pinned.size > 0 && !pinned) return 'log.open carries a public key other than the pinned one';
+      this.#keys.push({ keyId, fromSeq: record.seq, trust: pinned ? 'pinned' : 'first-record' });
+      return undefined;
+    }
+    const previousId = keyIdOf(this.#publicKey);
+    const sig = record['keyChange'];
+    if (
+      typeof sig === 'string' &&
+      keyChangeSignatureValid(record.seq, record.prev, publicKey, sig, this.#key!)
+    ) {
+      this.#keys.push({ keyId, fromSeq: record.seq, trust: 'signed', signedBy: previousId });
+      return undefined;
+    }
+    if (pinned) {
+      this.#keys.push({ keyId, fromSeq: record.seq, trust: 'pinned' });
+      return undefined;
+    }
+    return (
+      `log.open changes the signing key from ${previousId} to ${keyId} without ${sig === undefined ? 'a' : 'a valid'} signature by ${previousId}: ` +
+      'anyone who can write the file could have written everything from here (pin the new key with --public-key if the change was legitimate)'
+    );
   }
 
   #recover(record: ParsedRecord): string | undefined {
@@ -209,6 +276,7 @@ export class AuditLogVerifier {
       recoveries: this.#recoveries,
       lost: this.#lost,
       head: this.#headMatched ? 'matched' : 'none',
+      keys: this.#keys,
       ...(this.#firstBad ? { firstBad: this.#firstBad } : {}),
     };
   }

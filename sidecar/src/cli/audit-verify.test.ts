@@ -3,12 +3,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyIdOf, publicKeyFromPem } from '../audit/signing-key.ts';
 import { writeSignedLog } from '../audit/testing.ts';
 import { runAuditVerify } from './audit-verify.ts';
 
 let dir: string;
 let file: string;
 let publicPem: string;
+let keyId: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-verify-'));
@@ -16,6 +18,7 @@ beforeAll(async () => {
   file = written.file;
   publicPem = join(dir, 'public.pem');
   await writeFile(publicPem, written.publicKeyPem);
+  keyId = keyIdOf(publicKeyFromPem(written.publicKeyPem));
 });
 
 afterAll(async () => {
@@ -33,12 +36,18 @@ async function run(...argv: string[]): Promise<{ code: number; stdout: string; s
 }
 
 describe('gatehouse audit verify', () => {
-  it('prints one line and exits 0 for an intact log, using FILE.head by default', async () => {
+  it('prints one line and the key it trusted, and exits 0 for an intact log, using FILE.head by default', async () => {
     expect(await run(file, '--public-key', publicPem)).toEqual({
       code: 0,
-      stdout: 'ok: 15 records, 4 checkpoints, sealed, head anchor matched, key pinned\n',
+      stdout:
+        'ok: 15 records, 4 checkpoints, sealed, head anchor matched, keys pinned\n' +
+        `  key ${keyId} from seq 1: pinned with --public-key\n`,
       stderr: '',
     });
+    expect((await run(file)).stdout).toBe(
+      'ok: 15 records, 4 checkpoints, sealed, head anchor matched, key not pinned\n' +
+        `  key ${keyId} from seq 1: taken from the log itself (not pinned: this proves the log consistent, not that Gatehouse wrote it; pin it with --public-key)\n`,
+    );
   });
 
   it('exits 1 and names the first bad record of a tampered log', async () => {
@@ -64,8 +73,9 @@ describe('gatehouse audit verify', () => {
     );
     expect(await run(cut, '--allow-unsealed')).toMatchObject({
       code: 0,
-      stdout:
-        'ok: 12 records, 3 checkpoints, not sealed (0 records after the last checkpoint are unsigned)\n',
+      stdout: expect.stringMatching(
+        /^ok: 12 records, 3 checkpoints, not sealed \(0 records after the last checkpoint are unsigned\), key not pinned\n {2}key /,
+      ),
     });
   });
 

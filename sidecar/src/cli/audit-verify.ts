@@ -1,19 +1,21 @@
 import { access, readFile } from 'node:fs/promises';
 import { publicKeyFromPem } from '../audit/signing-key.ts';
-import { type VerifyResult, verifyAuditLogFile } from '../audit/verify.ts';
+import { type TrustedKey, type VerifyResult, verifyAuditLogFile } from '../audit/verify.ts';
 import { UserError } from '../errors.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
 
 /** The options of `gatehouse audit verify`, also listed by `gatehouse audit --help`. */
-export const AUDIT_VERIFY_USAGE = `  --public-key PEMFILE  require every log.open to carry this Ed25519 public key (PEM)
+export const AUDIT_VERIFY_USAGE = `  --public-key PEMFILE  pin the signing key (Ed25519 PEM, public or private): the log must start with
+                        it, and change keys only to one it signed or one also pinned (repeatable)
   --head HEADFILE       head anchor to check against (default: FILE.head when it exists)
   --allow-unsealed      accept a log that does not end in a seal (one still being written)
   -h, --help            show this text
 
-Prints one line; exits 0 when the log is complete and unaltered, 1 when it is not, 2 for a usage
-error or a file that cannot be read.`;
+Prints one line, then for a log that passes one line per signing key saying why it was trusted;
+exits 0 when the log is complete and unaltered, 1 when it is not, 2 for a usage error or a file
+that cannot be read.`;
 
-const USAGE = `usage: gatehouse audit verify FILE [--public-key PEMFILE] [--head HEADFILE] [--allow-unsealed]
+const USAGE = `usage: gatehouse audit verify FILE [--public-key PEMFILE]... [--head HEADFILE] [--allow-unsealed]
 
 ${AUDIT_VERIFY_USAGE}
 `;
@@ -23,15 +25,16 @@ interface Output {
 }
 
 /**
- * `gatehouse audit verify`: prints one line and returns the exit code: 0 when the log is complete
- * and unaltered, 1 when it is not, 2 for a usage error or a file that cannot be read.
+ * `gatehouse audit verify`: prints one line, then (for a log that passes) one line per signing key
+ * saying why it was trusted; returns the exit code: 0 when the log is complete and unaltered, 1 when
+ * it is not, 2 for a usage error or a file that cannot be read.
  */
 export async function runAuditVerify(
   argv: string[],
   io: { readonly stdout: Output; readonly stderr: Output } = process,
 ): Promise<number> {
   let file: string;
-  let values: { 'public-key'?: string; head?: string; 'allow-unsealed'?: boolean; help?: boolean };
+  let values: { 'public-key'?: string[]; head?: string; 'allow-unsealed'?: boolean; help?: boolean };
   try {
     const parsed = parseCliArgs(
       {
@@ -39,7 +42,7 @@ export async function runAuditVerify(
         strict: true,
         allowPositionals: true,
         options: {
-          'public-key': { type: 'string' },
+          'public-key': { type: 'string', multiple: true },
           head: { type: 'string' },
           'allow-unsealed': { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
@@ -60,12 +63,12 @@ export async function runAuditVerify(
     return 2;
   }
 
-  let publicKey: string | undefined;
-  if (values['public-key'] !== undefined) {
+  const publicKeys: string[] = [];
+  for (const keyFile of values['public-key'] ?? []) {
     try {
-      publicKey = publicKeyFromPem(await readFile(values['public-key']));
+      publicKeys.push(publicKeyFromPem(await readFile(keyFile)));
     } catch (error) {
-      io.stderr.write(`public key ${values['public-key']}: ${describe(error)}\n`);
+      io.stderr.write(`public key ${keyFile}: ${describe(error)}\n`);
       return 2;
     }
   }
@@ -83,16 +86,29 @@ export async function runAuditVerify(
 
   let result: VerifyResult;
   try {
-    result = await verifyAuditLogFile(file, { publicKey, head, allowUnsealed: values['allow-unsealed'] });
+    result = await verifyAuditLogFile(file, { publicKeys, head, allowUnsealed: values['allow-unsealed'] });
   } catch (error) {
     io.stderr.write(`${file}: ${describe(error)}\n`);
     return 2;
   }
-  io.stdout.write(`${summarize(result, publicKey !== undefined)}\n`);
+  io.stdout.write(`${summarize(result)}\n`);
+  // What a passing log proves rests on these keys: say which, and why each was believed.
+  if (result.ok) io.stdout.write(`${result.keys.map(describeKey).join('\n')}\n`);
   return result.ok ? 0 : 1;
 }
 
-export function summarize(result: VerifyResult, pinned: boolean): string {
+/** Which key was trusted from where, and why: the line an auditor reads before believing the first. */
+export function describeKey(key: TrustedKey): string {
+  const why =
+    key.trust === 'pinned'
+      ? 'pinned with --public-key'
+      : key.trust === 'signed'
+        ? `the change to it is signed by key ${key.signedBy}`
+        : 'taken from the log itself (not pinned: this proves the log consistent, not that Gatehouse wrote it; pin it with --public-key)';
+  return `  key ${key.keyId} from seq ${key.fromSeq}: ${why}`;
+}
+
+export function summarize(result: VerifyResult): string {
   const bad = result.firstBad;
   if (bad) {
     const where = bad.line === 0 ? 'head anchor' : `record seq ${bad.seq} (line ${bad.line})`;
@@ -106,7 +122,8 @@ export function summarize(result: VerifyResult, pinned: boolean): string {
       : `not sealed (${result.unsigned} records after the last checkpoint are unsigned)`,
   );
   if (result.head === 'matched') parts.push('head anchor matched');
-  if (pinned) parts.push('key pinned');
+  const pinned = result.keys[0]?.trust === 'pinned';
+  parts.push(pinned ? 'keys pinned' : 'key not pinned');
   if (result.recoveries.length > 0) {
     const list = result.recoveries.map((r) => `seq ${r.seq} ${r.damage}`).join(', ');
     parts.push(`${result.recoveries.length} damage(s) recorded by the writer (${list})`);

@@ -37,6 +37,8 @@ export interface ProxyConfig {
     readonly file?: string;
     readonly stdout: boolean;
     readonly signingKeyFile?: string;
+    readonly previousSigningKeyFile?: string;
+    readonly syncEachWrite: boolean;
     readonly checkpointEveryRecords: number;
     readonly checkpointIntervalMs: number;
     readonly failClosed: boolean;
@@ -185,6 +187,10 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       ...(document.audit?.file !== undefined && { file: document.audit.file }),
       stdout: document.audit?.stdout ?? true,
       ...(document.audit?.signingKeyFile !== undefined && { signingKeyFile: document.audit.signingKeyFile }),
+      ...(document.audit?.previousSigningKeyFile !== undefined && {
+        previousSigningKeyFile: document.audit.previousSigningKeyFile,
+      }),
+      syncEachWrite: document.audit?.syncEachWrite ?? false,
       checkpointEveryRecords: document.audit?.checkpointEveryRecords ?? 1000,
       checkpointIntervalMs: (document.audit?.checkpointIntervalSeconds ?? 10) * 1000,
       failClosed: document.audit?.failClosed ?? true,

@@ -130,6 +130,19 @@ const Audit = Type.Object(
           'Ed25519 private key (PKCS#8 PEM) that signs checkpoints. Without it an ephemeral key is made at start.',
       }),
     ),
+    previousSigningKeyFile: Type.Optional(
+      Type.String({
+        description:
+          'The Ed25519 key that signed the log so far, when signingKeyFile replaces it: it signs the change in the log.',
+      }),
+    ),
+    syncEachWrite: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'fdatasync the audit file after every write, before the statements waiting for it run (survives power loss; costs a disk flush per write).',
+      }),
+    ),
     checkpointEveryRecords: Type.Optional(Type.Integer({ minimum: 1, default: 1000 })),
     checkpointIntervalSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 10 })),
     failClosed: Type.Optional(

@@ -1,7 +1,8 @@
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { ensureSigningKeyFile } from '../audit/signing-key.ts';
 import { type HostPort, loadProxyConfig, type ProxyConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { checkPortsFree } from '../port-check.ts';
@@ -65,11 +66,15 @@ async function main(): Promise<void> {
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   let config: ProxyConfig;
   try {
-    config = loadProxyConfig(args.configFile, {
-      upstream: `postgres://postgres:postgres@${database.host}:${database.port}/postgres`,
-      listen: hostPort(listen),
-      ...(admin && { adminListen: hostPort(admin) }),
-    });
+    config = withPersistentSigningKey(
+      loadProxyConfig(args.configFile, {
+        upstream: `postgres://postgres:postgres@${database.host}:${database.port}/postgres`,
+        listen: hostPort(listen),
+        ...(admin && { adminListen: hostPort(admin) }),
+      }),
+      join(dirname(args.dataDir), 'audit-signing-key.pem'),
+    );
+    if (config.audit.signingKeyFile !== undefined) await ensureSigningKeyFile(config.audit.signingKeyFile);
     proxy = await startProxy(config, { logger: pino({ level: config.logLevel }) });
   } catch (error) {
     await database.close();
@@ -93,6 +98,16 @@ async function main(): Promise<void> {
   process.stdout.write('Stopping...\n');
   await proxy.close();
   await database.close();
+}
+
+/**
+ * The quickstart signs its audit log with a key kept in its data directory (beside the sample
+ * database, so --fresh keeps it), unless the config names one: the log then verifies across restarts,
+ * and `audit verify --public-key KEY.pub` pins it.
+ */
+function withPersistentSigningKey(config: ProxyConfig, keyFile: string): ProxyConfig {
+  if (config.audit.signingKeyFile !== undefined || config.audit.file === undefined) return config;
+  return { ...config, audit: { ...config.audit, signingKeyFile: keyFile } };
 }
 
 function parseQuickstartArgs(argv: string[]): QuickstartArgs | undefined {
@@ -169,6 +184,11 @@ function banner({ config, proxy, admin, dataDir, seeded }: BannerFacts): string 
     '',
     `  Database   ${dataDir} (${seeded ? 'sample data loaded' : 'reused; --fresh reloads the sample data'})`,
     ...(config.audit.file ? [`  Audit log  ${resolve(config.audit.file)}`] : []),
+    ...(config.audit.file && config.audit.signingKeyFile
+      ? [
+          `  Verify it  npx gatehouse audit verify --allow-unsealed ${config.audit.file} --public-key ${config.audit.signingKeyFile}.pub`,
+        ]
+      : []),
     ...(admin ? [`  Metrics    http://${urlHost(admin)}/metrics`] : []),
     '',
     'Ctrl-C to stop.',

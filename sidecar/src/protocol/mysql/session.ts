@@ -3,7 +3,12 @@ import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
-import { recordSessionEnd, recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
+import {
+  recordSessionEnd,
+  recordStatement,
+  recordStatementStart,
+  type StatementOutcome,
+} from '../../audit/record-statement.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
@@ -14,6 +19,7 @@ import type { PolicySource } from '../../policy/statement-gate.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
 import type { QueryText } from '../../sql/normalize.ts';
+import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import { BatchedWrite } from '../postgres/batched-write.ts';
 import type { SessionMetrics } from '../postgres/session.ts';
 import { CommandFramer } from './command-framer.ts';
@@ -190,7 +196,10 @@ export class MysqlSession {
   private lastPrepared: PreparedText | undefined;
   private framer: CommandFramer | undefined;
   private scanner: PacketScanner | undefined;
-  private readonly toServer = new BatchedWrite();
+  private readonly toServer = new AuditHeldWrite(
+    () => this.upstream,
+    () => this.onAuditReleased(),
+  );
   private readonly toClient = new BatchedWrite();
   private readonly onClosed: Array<() => void> = [];
   private readonly handleCommand = (frame: Buffer, payload: Buffer, lastSeq: number) =>
@@ -522,9 +531,41 @@ export class MysqlSession {
       this.protocolViolation(error);
       return;
     }
-    this.toServer.flush(server);
+    this.toServer.flush();
     this.flushSynthetic();
-    if (server.writableNeedDrain) this.client.pause();
+    if (server.writableNeedDrain || this.toServer.heldBytes > MAX_HELD_BYTES) this.client.pause();
+  }
+
+  /** Commands held for their audit records went (or were refused): owed answers can follow. */
+  private onAuditReleased(): void {
+    if (this.closed) return;
+    this.flushSynthetic();
+    if (!this.upstream!.writableNeedDrain && this.toServer.heldBytes <= MAX_HELD_BYTES) this.client.resume();
+  }
+
+  /**
+   * `frame`, held until the `statement.start` records of its statements are written. When they are
+   * lost (failClosed), the command never reaches the server: the answer the last pending entry
+   * expected from it becomes the refusal.
+   */
+  private holdForAudit(
+    frame: Buffer,
+    via: 'text' | 'prepared',
+    texts: readonly QueryText[],
+    answerSeq: number,
+    started: number,
+  ): Buffer {
+    const expected = this.pending[this.pending.length - 1]!;
+    const { audit, config } = this.deps;
+    const written = recordStatementStart(audit, config.audit.failClosed, this.context!, via, texts);
+    return this.toServer.hold(frame, written, () => {
+      const at = this.pending.indexOf(expected);
+      if (at !== -1) {
+        this.refuse(this.auditUnavailable(), texts, via, answerSeq, started);
+        this.pending[at] = this.pending.pop()!;
+      }
+      return undefined;
+    });
   }
 
   /** Decides what one client command becomes upstream; returns the bytes to send (or nothing). */
@@ -576,7 +617,7 @@ export class MysqlSession {
           }),
           localInfiles,
         });
-        return frame;
+        return this.holdForAudit(frame, 'text', texts, answerSeq, started);
       }
       case Command.STMT_PREPARE: {
         const sql = payload.toString('utf8', 1);
@@ -650,7 +691,7 @@ export class MysqlSession {
             masking,
           }),
         });
-        return frame;
+        return this.holdForAudit(frame, 'prepared', [text], answerSeq, started);
       }
       case Command.STMT_CLOSE: {
         const id = new PayloadReader(payload, 1).u32();
@@ -669,7 +710,7 @@ export class MysqlSession {
         const database = payload.toString('utf8', 1);
         const texts = [{ statement: `USE \`${database.replaceAll('`', '``')}\``, fingerprint: null }];
         this.expect('single', { via: 'text', texts, started, command: 'INIT DB' });
-        return frame;
+        return this.holdForAudit(frame, 'text', texts, answerSeq, started);
       }
       case Command.FIELD_LIST:
         this.expect('field-list', { started, command: 'FIELD LIST' });
@@ -749,7 +790,8 @@ export class MysqlSession {
       return 'refused';
     }
     this.expect('results', { via: 'text', texts: [text], started, command: 'KILL' });
-    return packet(Buffer.from(`\x03KILL ${kill.scope} ${target.upstreamThreadId}`, 'latin1'), 0);
+    const rewritten = packet(Buffer.from(`\x03KILL ${kill.scope} ${target.upstreamThreadId}`, 'latin1'), 0);
+    return this.holdForAudit(rewritten, 'text', [text], answerSeq, started);
   }
 
   private judge(sql: string, shape: string | null): Refusal | { notes?: readonly string[] } {
@@ -788,6 +830,10 @@ export class MysqlSession {
   private auditRefusal(): Refusal | undefined {
     const { audit, config } = this.deps;
     if (audit.healthy || !config.audit.failClosed) return undefined;
+    return this.auditUnavailable();
+  }
+
+  private auditUnavailable(): Refusal {
     return {
       kind: MysqlError.AUDIT_UNAVAILABLE,
       message: 'Gatehouse refused the statement: the audit log cannot be written',
@@ -1091,10 +1137,19 @@ export class MysqlSession {
     if (this.closed) return;
     this.closed = true;
     this.deps.sessions.release(this.connectionId);
-    if (this.upstream) {
-      if (!this.upstream.destroyed && this.upstream.writable)
-        this.upstream.end(packet(Buffer.from([Command.QUIT]), 0));
-      setTimeout(() => this.upstream?.destroy(), 1000).unref();
+    const upstream = this.upstream;
+    if (upstream) {
+      const endUpstream = () => {
+        if (!upstream.destroyed && upstream.writable) upstream.end(packet(Buffer.from([Command.QUIT]), 0));
+        setTimeout(() => upstream.destroy(), 1000).unref();
+      };
+      // A client that hung up right after its last commands still has them run once their records
+      // are written (as if they had gone straight through); any other end drops them.
+      if (reason === 'client') this.toServer.whenIdle(endUpstream);
+      else {
+        this.toServer.reset();
+        endUpstream();
+      }
     }
     if (!this.client.writableEnded) this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();

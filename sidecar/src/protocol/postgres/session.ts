@@ -3,7 +3,12 @@ import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
-import { recordSessionEnd, recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
+import {
+  recordSessionEnd,
+  recordStatement,
+  recordStatementStart,
+  type StatementOutcome,
+} from '../../audit/record-statement.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
@@ -14,6 +19,7 @@ import { MaskingGate, planAt, type TextMasking, withholdsServerText } from '../.
 import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import { statementShape } from '../../sql/statement-shape.ts';
+import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -111,7 +117,7 @@ export interface SessionDeps {
   readonly maskingKey: MaskingKey;
 }
 
-/** A Query message in flight; its text is described for the audit once it is on its way upstream. */
+/** A Query message in flight. */
 interface PendingQuery {
   kind: 'query';
   sql: string;
@@ -239,12 +245,14 @@ export class PostgresSession {
   /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
   private scrubbing = false;
   private readonly pending: Pending[] = [];
-  private readonly undescribed: PendingQuery[] = [];
   private readonly statements = new Map<string, PreparedText>();
   private readonly portals = new Map<string, PortalText>();
   private framer: MessageFramer | undefined;
   private scanner: MessageScanner | undefined;
-  private readonly toServer = new BatchedWrite();
+  private readonly toServer = new AuditHeldWrite(
+    () => this.upstream,
+    () => this.onAuditReleased(),
+  );
   private readonly toClient = new BatchedWrite();
   private readonly handleClientMessage = (type: number, frame: Buffer) => this.onClientMessage(type, frame);
   private readonly handleServerMessage = (type: number, frame: Buffer) => this.onServerMessage(type, frame);
@@ -505,14 +513,32 @@ export class PostgresSession {
       this.protocolViolation(error);
       return;
     }
-    this.toServer.flush(server);
+    this.toServer.flush();
     // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
     // by DataRows straight away: whether they are read must be decided now, not at a later server message.
     this.scanner?.want(DATA_ROW, this.rowsWanted(this.pending[0]));
-    // Normalising for the audit log while the database works keeps it off the statement's latency.
-    for (const query of this.undescribed) query.texts = describeQuery(query.sql);
-    this.undescribed.length = 0;
-    if (server.writableNeedDrain) this.client.pause();
+    if (server.writableNeedDrain || this.toServer.heldBytes > MAX_HELD_BYTES) this.client.pause();
+  }
+
+  /** Statements held for their audit records went (or were refused): owed answers can follow. */
+  private onAuditReleased(): void {
+    if (this.closed) return;
+    if (!this.upstream!.writableNeedDrain && this.toServer.heldBytes <= MAX_HELD_BYTES) this.client.resume();
+  }
+
+  /**
+   * `frame`, held until the `statement.start` records of its statements are written; when they are
+   * lost (failClosed), `refuse` turns it into a refusal and names the stand-in the server gets instead.
+   */
+  private holdForAudit(
+    frame: Buffer,
+    via: StatementEvent['via'],
+    texts: readonly QueryText[],
+    refuse: (refusal: Refusal) => Buffer,
+  ): Buffer {
+    const { audit, config } = this.deps;
+    const written = recordStatementStart(audit, config.audit.failClosed, this.context!, via, texts);
+    return this.toServer.hold(frame, written, () => refuse(this.auditUnavailable()));
   }
 
   /** Tracks what the message will make the server answer; returns the bytes to send upstream. */
@@ -528,16 +554,23 @@ export class PostgresSession {
         const query: PendingQuery = {
           kind: 'query',
           sql,
-          texts: undefined,
+          texts: describeQuery(sql),
           index: 0,
           started,
         };
         if (verdict.notes) query.notes = verdict.notes;
         query.notice = verdict.notice;
         query.masking = verdict.masking;
-        this.pending.push(refusal ? { ...query, refusal } : query);
-        this.undescribed.push(this.pending[this.pending.length - 1] as PendingQuery);
-        return refusal ? REFUSED_QUERY : frame;
+        if (refusal) {
+          this.pending.push({ ...query, refusal });
+          return REFUSED_QUERY;
+        }
+        this.pending.push(query);
+        return this.holdForAudit(frame, 'simple', textsOf(query), (lost) => {
+          query.refusal = lost;
+          query.notice = undefined;
+          return REFUSED_QUERY;
+        });
       }
       case 80: {
         // Parse
@@ -581,14 +614,18 @@ export class PostgresSession {
           this.pending.push({ kind: 'execute', text, started, refusal });
           return REFUSED_PARSE;
         }
-        this.pending.push({
+        const execute: Extract<Pending, { kind: 'execute' }> = {
           kind: 'execute',
           text,
           started,
           ...(portal && { portal }),
           ...(text.notes && { notes: text.notes }),
+        };
+        this.pending.push(execute);
+        return this.holdForAudit(frame, 'extended', [text], (lost) => {
+          execute.refusal = lost;
+          return REFUSED_PARSE;
         });
-        return frame;
       }
       case 68: {
         // Describe: its RowDescription tells the statement's or portal's result columns.
@@ -617,8 +654,12 @@ export class PostgresSession {
           this.pending.push({ kind: 'function', started, refusal });
           return REFUSED_QUERY;
         }
-        this.pending.push({ kind: 'function', started });
-        return frame;
+        const call: Extract<Pending, { kind: 'function' }> = { kind: 'function', started };
+        this.pending.push(call);
+        return this.holdForAudit(frame, 'simple', [FUNCTION_CALL_TEXT], (lost) => {
+          call.refusal = lost;
+          return REFUSED_QUERY;
+        });
       }
       case 88:
         // Terminate
@@ -637,6 +678,11 @@ export class PostgresSession {
   private auditRefusal(): Refusal | undefined {
     const { audit, config } = this.deps;
     if (audit.healthy || !config.audit.failClosed) return undefined;
+    return this.auditUnavailable();
+  }
+
+  private auditUnavailable(): Refusal {
+    const { audit } = this.deps;
     return {
       reason: 'audit-unavailable',
       fields: {
@@ -1054,11 +1100,21 @@ export class PostgresSession {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.upstream) {
-      if (!this.upstream.destroyed && this.upstream.writable)
-        if (this.terminateSent) this.upstream.end();
-        else this.upstream.end(frontendMessage('X', Buffer.alloc(0)));
-      setTimeout(() => this.upstream?.destroy(), 1000).unref();
+    const upstream = this.upstream;
+    if (upstream) {
+      const endUpstream = () => {
+        if (!upstream.destroyed && upstream.writable)
+          if (this.terminateSent) upstream.end();
+          else upstream.end(frontendMessage('X', Buffer.alloc(0)));
+        setTimeout(() => upstream.destroy(), 1000).unref();
+      };
+      // A client that hung up right after its last statements still has them run once their records
+      // are written (as if they had gone straight through); any other end drops them.
+      if (reason === 'client') this.toServer.whenIdle(endUpstream);
+      else {
+        this.toServer.reset();
+        endUpstream();
+      }
     }
     if (!this.client.writableEnded) this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();
