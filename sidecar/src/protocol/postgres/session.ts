@@ -13,6 +13,12 @@ import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking } from '../../policy/masking-gate.ts';
 import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
+import {
+  readingRefusal,
+  type ServerReading,
+  UNKNOWN_READING,
+  withParameter,
+} from '../../sql/server-reading.ts';
 import { statementShape } from '../../sql/statement-shape.ts';
 import {
   authenticationCleartextPassword,
@@ -69,9 +75,10 @@ const c = (ch: string) => ch.charCodeAt(0);
 const FRONTEND_TYPES = new Set('QPBEDCSHFXdcf'.split('').map(c));
 /**
  * Backend message types the proxy reads; DataRow and CopyData pass uninspected unless a result is
- * masked (see MessageScanner.want). Notices and notifications are read for masked sessions' scrubbing.
+ * masked (see MessageScanner.want). Notices and notifications are read for masked sessions' scrubbing;
+ * ParameterStatus tells how the server reads text (see server-reading.ts).
  */
-const WANTED_BACKEND_TYPES = '123tTnCIsEZGHWVNA'.split('').map(c);
+const WANTED_BACKEND_TYPES = '123tTnCIsSEZGHWVNA'.split('').map(c);
 const DATA_ROW = 68;
 /** Command tags after which the catalog masking relies on may have changed. */
 const CATALOG_CHANGING = /^(CREATE|ALTER|DROP|COMMENT|IMPORT|SECURITY LABEL|GRANT|REVOKE)\b/;
@@ -223,6 +230,8 @@ export class PostgresSession {
   private masking: MaskingGate | undefined;
   /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
   private scrubbing = false;
+  /** How the server reads text (standard_conforming_strings, client_encoding), as it last reported. */
+  private reading: ServerReading = UNKNOWN_READING;
   private readonly pending: Pending[] = [];
   private readonly undescribed: PendingQuery[] = [];
   private readonly statements = new Map<string, PreparedText>();
@@ -444,7 +453,10 @@ export class PostgresSession {
       protocol: 'postgres',
     };
     const hello: Buffer[] = [authenticationOk()];
-    for (const [name, value] of upstream.parameters) hello.push(parameterStatus(name, value));
+    for (const [name, value] of upstream.parameters) {
+      hello.push(parameterStatus(name, value));
+      this.reading = withParameter(this.reading, name, value);
+    }
     hello.push(backendKeyData(key.processId, key.secretKey), readyForQuery(this.txStatus));
     this.client.write(Buffer.concat(hello));
     metrics.connection('accepted');
@@ -630,6 +642,20 @@ export class PostgresSession {
    * its results are masked.
    */
   private judge(sql: string, described?: QueryText): Verdict {
+    const misread = readingRefusal(sql, this.reading, this.settled());
+    if (misread) {
+      this.logger.info({ reason: misread }, 'statement refused: the server may read it differently');
+      return {
+        refusal: {
+          reason: `server-reading: ${misread}`,
+          fields: {
+            severity: 'ERROR',
+            code: '42501',
+            message: `Gatehouse refused the statement: ${misread}`,
+          },
+        },
+      };
+    }
     // Texts that differ only in literals share analyses where no literal can change them.
     const shape = this.deps.policy()
       ? statementShape(sql, described === undefined ? undefined : [described])
@@ -662,6 +688,11 @@ export class PostgresSession {
       };
     }
     return { ...verdict, masking };
+  }
+
+  /** No statement is still running: the settings the server last reported are the ones it reads with. */
+  private settled(): boolean {
+    return !this.pending.some((p) => p.kind === 'query' || p.kind === 'execute' || p.kind === 'function');
   }
 
   /** Fast-path function calls return values no lineage can trace: refused where masking applies. */
@@ -834,6 +865,18 @@ export class PostgresSession {
         return frame;
       case 69:
         return this.onServerError(head, frame);
+      case 83: {
+        // ParameterStatus: sent before ReadyForQuery when a setting the server reports has changed.
+        const nameEnd = frame.indexOf(0, 5);
+        const valueEnd = frame.indexOf(0, nameEnd + 1);
+        if (nameEnd > 0 && valueEnd > 0)
+          this.reading = withParameter(
+            this.reading,
+            frame.toString('utf8', 5, nameEnd),
+            frame.toString('utf8', nameEnd + 1, valueEnd),
+          );
+        return frame;
+      }
       case 90: {
         // ReadyForQuery
         this.txStatus = transactionStatus(frame);
