@@ -13,6 +13,7 @@ import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { PolicySource } from '../../policy/statement-gate.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
+import { unreadableSqlMode } from '../../sql/mysql/sql-mode.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { BatchedWrite } from '../postgres/batched-write.ts';
 import type { SessionMetrics } from '../postgres/session.ts';
@@ -390,7 +391,7 @@ export class MysqlSession {
           setupQueries: [
             ...this.setupQueries,
             ...(masking ? [CATALOG_QUERY] : []),
-            'SELECT @@SESSION.sql_mode',
+            'SELECT @@SESSION.sql_mode, @@SESSION.character_set_client',
           ],
         });
       } catch (error) {
@@ -415,7 +416,16 @@ export class MysqlSession {
       }
       this.upstreamThreadId = upstream.greeting.threadId;
       this.status = upstream.status;
-      const sqlMode = upstream.setupRows[upstream.setupRows.length - 1]?.[0]?.[0] ?? null;
+      const [sqlMode = null, clientCharset = null] =
+        upstream.setupRows[upstream.setupRows.length - 1]?.[0] ?? [];
+      // The server's own defaults (sql_mode, init_connect, a character set forced on clients) may
+      // make it read text in a way the analysis does not: such a session is not started.
+      const unreadable = unreadableSession(sqlMode, clientCharset);
+      if (unreadable) {
+        upstream.socket.on('error', () => {});
+        upstream.socket.destroy();
+        throw new RefusedStart(MysqlError.NOT_SUPPORTED, `Gatehouse: ${unreadable}`, seq);
+      }
       this.gate = this.deps.createGate(identity, sqlMode);
       if (masking) {
         this.maskingMemo = { policy, at: Date.now(), masking };
@@ -579,14 +589,17 @@ export class MysqlSession {
           return undefined;
         }
         const notes = notesOf(refusal);
+        const prepares: PreparedText = {
+          text,
+          ...notes,
+          ...(masks && { masks: masks.results[0] ?? 'all', masked: masks.described[0] ?? ['*: redact'] }),
+        };
+        // MariaDB's COM_STMT_EXECUTE of id -1 (pipelined after this prepare) runs this statement.
+        this.lastPrepared = prepares;
         this.expect('prepare', {
           started,
           command: 'PREPARE',
-          prepares: {
-            text,
-            ...notes,
-            ...(masks && { masks: masks.results[0] ?? 'all', masked: masks.described[0] ?? ['*: redact'] }),
-          },
+          prepares,
         });
         return frame;
       }
@@ -595,8 +608,10 @@ export class MysqlSession {
         const id = r.u32();
         const flags = r.u8();
         const prepared = id === 0xffffffff ? this.lastPrepared : this.statements.get(id);
-        const text = prepared?.text ?? UNKNOWN_TEXT;
-        const audit = this.auditRefusal();
+        const text = prepared?.text ?? UNJUDGED_EXECUTE;
+        // Only statements whose COM_STMT_PREPARE Gatehouse judged run: an id it did not see prepared
+        // (or -1 after a failed prepare) has no analysis to mask it by.
+        const audit = this.auditRefusal() ?? (prepared ? undefined : UNKNOWN_STATEMENT_ID);
         if (audit) {
           this.refuse(audit, [text], 'prepared', answerSeq, started);
           return undefined;
@@ -633,6 +648,7 @@ export class MysqlSession {
       }
       case Command.STMT_CLOSE: {
         const id = new PayloadReader(payload, 1).u32();
+        if (this.statements.get(id) === this.lastPrepared) this.lastPrepared = undefined;
         this.statements.delete(id);
         return frame;
       }
@@ -962,6 +978,7 @@ export class MysqlSession {
     if (head.internal) return;
     if (head.command === 'PREPARE') {
       // A prepare is audited when it fails; its executions are audited as statements.
+      if (!end.ok && this.lastPrepared === head.prepares) this.lastPrepared = undefined;
       if (!end.ok)
         this.record('prepared', head.started, head.prepares?.text ?? UNKNOWN_TEXT, 'error', {
           ...(end.sqlstate && { sqlstate: end.sqlstate }),
@@ -1100,6 +1117,28 @@ class RefusedStart extends Error {
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+
+/** Client character sets whose multibyte characters may end in a quote or backslash byte. */
+const UNSAFE_CLIENT_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis']);
+
+/** Why the session's starting sql_mode or character_set_client cannot be read as the server reads them. */
+function unreadableSession(sqlMode: string | null, clientCharset: string | null): string | undefined {
+  const mode = sqlMode === null ? undefined : unreadableSqlMode(sqlMode);
+  if (mode)
+    return `the server starts sessions with sql_mode ${mode}, under which Gatehouse cannot read statements as the server does`;
+  if (clientCharset !== null && UNSAFE_CLIENT_CHARSETS.has(clientCharset.toLowerCase()))
+    return `the server starts sessions with character_set_client ${clientCharset}, in which part of a character can read as a quote or backslash; use utf8mb4`;
+  return undefined;
+}
+const UNJUDGED_EXECUTE: QueryText = {
+  statement: '<COM_STMT_EXECUTE of a statement Gatehouse did not see prepared>',
+  fingerprint: null,
+};
+const UNKNOWN_STATEMENT_ID: Refusal = {
+  kind: MysqlError.UNKNOWN_STATEMENT,
+  message: 'Gatehouse: unknown prepared statement handler: it was not prepared through Gatehouse',
+  reason: 'unjudged-name: COM_STMT_EXECUTE of a statement id Gatehouse did not see prepared',
+};
 
 /**
  * The base tables of the session's database and their columns, for lineage. Views are left out on

@@ -15,6 +15,7 @@ import { restrictsTarget } from './effective-where.ts';
 import { joinTokens, type LexedStatement, type MysqlToken } from './lexer.ts';
 import { type MysqlAst, parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
+import { unreadableSqlMode } from './sql-mode.ts';
 
 type NewFinding = Omit<Finding, 'statement'>;
 
@@ -891,6 +892,8 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
     if (['SESSION', 'LOCAL', 'GLOBAL', 'PERSIST', 'PERSIST_ONLY'].includes(s.word(i))) scope = s.word(i++);
     const target = s.tokens[i];
     if (!target) return unknownResult(s);
+    const modeRefusal = sqlModeRefusal(target, s.tokens.slice(i + 1, to));
+    if (modeRefusal) return result([unknownEntry(modeRefusal)]);
     if (setsUnsafeCharset(target, s.tokens.slice(i + 1, to)))
       return result([
         unknownEntry(
@@ -930,6 +933,31 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
     userVariables,
     constants,
   });
+}
+
+/**
+ * Why an assignment to sql_mode (any scope) may not run: it sets a mode the analysis cannot read
+ * statements under, or a value that cannot be told from the text (a variable, a query), which
+ * could be one.
+ */
+function sqlModeRefusal(target: MysqlToken, value: readonly MysqlToken[]): string | undefined {
+  const name = (
+    target.type === 'system-variable' ? target.value.split('.').pop()! : target.value
+  ).toLowerCase();
+  if (
+    name !== 'sql_mode' ||
+    (target.type !== 'system-variable' && target.type !== 'word' && target.type !== 'ident')
+  )
+    return undefined;
+  for (const token of value) {
+    if (token.type === 'variable' || (token.type === 'word' && token.value.toUpperCase() === 'SELECT'))
+      return 'it sets sql_mode to a value Gatehouse cannot tell from the text';
+    if (token.type !== 'string' && token.type !== 'word' && token.type !== 'ident') continue;
+    const mode = unreadableSqlMode(token.value);
+    if (mode)
+      return `it sets sql_mode ${mode}, under which Gatehouse cannot read statements as the server does`;
+  }
+  return undefined;
 }
 
 const CHARSET_SETTINGS = new Set([
