@@ -419,6 +419,49 @@ describe('a name never stands for another query than the server runs', () => {
     }
   });
 
+  it('SQL FETCH of a portal bound through the protocol is refused', async () => {
+    const raw = await login();
+    try {
+      // An implicit transaction block: the server drops c at its end.
+      await exchange(raw, [q("DECLARE c CURSOR FOR SELECT 'x' AS v; FETCH 1 FROM c")], 1);
+      const bound = await exchange(
+        raw,
+        [
+          q('BEGIN'),
+          serialize.parse({ name: 'n', text: 'SELECT name FROM customers' }),
+          serialize.bind({ statement: 'n', portal: 'c' }),
+          serialize.sync(),
+        ],
+        2,
+      );
+      expect(bound.errors).toEqual([]);
+      const fetched = await exchange(raw, [q('FETCH ALL FROM c')], 1);
+      expect(fetched.errors[0]?.code).toBe('34000');
+      expectNoSsn(fetched);
+      await exchange(raw, [q('ROLLBACK')], 1);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a DECLARE sent by Parse makes its name again each time it runs', async () => {
+    const raw = await login();
+    try {
+      const declare = 'DECLARE c CURSOR WITH HOLD FOR SELECT name FROM customers';
+      await exchange(raw, [serialize.parse({ name: 'd', text: declare }), ...bindExecute('d')], 1);
+      await exchange(raw, [q('CLOSE c')], 1);
+      const again = await exchange(raw, bindExecute('d'), 1);
+      expect(again.errors).toEqual([]);
+      const clash = await exchange(raw, [q("DECLARE c CURSOR WITH HOLD FOR SELECT 'x' AS name")], 1);
+      expect(clash.errors[0]?.code).toBe('42P03');
+      const fetched = await exchange(raw, [q('FETCH ALL FROM c')], 1);
+      expect(fetched.cells.length).toBe(2);
+      expectNoSsn(fetched);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('DISCARD ALL frees every name, protocol and SQL', async () => {
     const raw = await login();
     try {

@@ -151,6 +151,12 @@ export class SessionNames<Statement, Portal> {
       const declares = effect?.declares?.name;
       if (declares !== undefined && (this.isPortal(declares) || made.has(`P${declares}`)))
         return refusal('42P03', `Gatehouse: cursor "${declares}" already exists`);
+      const fetches = effect?.fetches;
+      if (fetches !== undefined && this.portals.has(fetches))
+        return refusal(
+          '34000',
+          `Gatehouse: the portal "${fetches}" was bound through the protocol; read it with Execute, not FETCH`,
+        );
       if (prepares !== undefined) made.add(`S${prepares}`);
       if (declares !== undefined) made.add(`P${declares}`);
     }
@@ -246,6 +252,8 @@ export interface SqlNameEffect {
   readonly declares?: { readonly name: string; readonly holdable: boolean };
   readonly deallocates?: string | null;
   readonly closes?: string | null;
+  /** FETCH or MOVE: the cursor it reads. */
+  readonly fetches?: string;
   /** COMMIT, ROLLBACK (not to a savepoint), PREPARE TRANSACTION: portals and cursors without HOLD end. */
   readonly endsTransaction?: boolean;
 }
@@ -256,7 +264,7 @@ const CURSOR_OPT_HOLD = 0x0020;
 
 /** Per top-level statement of `sql`, the names it makes or removes; empty when it names none. */
 export function sqlNameEffects(sql: string): readonly (SqlNameEffect | undefined)[] {
-  if (!/prepare|deallocate|declare|close|discard|commit|rollback|end|abort/i.test(sql)) return [];
+  if (!/prepare|deallocate|declare|close|discard|commit|rollback|end|abort|fetch|move/i.test(sql)) return [];
   const stmts = parseTree(sql);
   if (typeof stmts === 'string') return [];
   return stmts.map((raw) => {
@@ -280,6 +288,7 @@ export function sqlNameEffects(sql: string): readonly (SqlNameEffect | undefined
       const name = stmt['ClosePortalStmt']['portalname'];
       return { closes: typeof name === 'string' ? name : null };
     }
+    if (stmt['FetchStmt']) return { fetches: String(stmt['FetchStmt']['portalname'] ?? '') };
     if (stmt['DiscardStmt']?.['target'] === 'DISCARD_ALL') return { deallocates: null, closes: null };
     if (ENDING_TRANSACTION.has(String(stmt['TransactionStmt']?.['kind']))) return { endsTransaction: true };
     return undefined;

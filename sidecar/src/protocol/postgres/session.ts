@@ -600,6 +600,9 @@ export class PostgresSession {
         // Execute
         const named = this.names.portal(executePortal(frame));
         const portal = isNameRefusal(named) ? undefined : named;
+        // Each run of a PREPARE or DECLARE sent by Parse makes its name again.
+        const makes = portal?.text.nameEffect;
+        if (makes?.prepares !== undefined || makes?.declares !== undefined) this.names.admitSql([makes]);
         const text: PreparedText = portal?.text ?? UNJUDGED_EXECUTE;
         const refusal = this.auditRefusal() ?? (isNameRefusal(named) ? nameRefusal(named) : undefined);
         const started = performance.now();
