@@ -130,6 +130,30 @@ describe('sql_mode and character sets the analysis does not read', () => {
     expect(Number((left as { n: number }[])[0]!.n)).toBe(3);
   });
 
+  it.each([
+    'SET NAMES sjis',
+    "SET NAMES 'gbk'",
+    'SET CHARACTER SET big5',
+    'SET character_set_client = cp932',
+    'SET @@session.character_set_client = gb18030',
+    '/*!40101 SET NAMES sjis */',
+  ])('%s is refused', async (set) => {
+    const c = await mysqlClient(proxy.port, { database: DATABASE });
+    try {
+      await expect(c.query(set)).rejects.toThrow(/Gatehouse/);
+      const [rows] = await c.query('SELECT @@character_set_client AS c');
+      expect((rows as { c: string }[])[0]!.c).toBe('utf8mb4');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a client asking for sjis in its handshake is refused', async () => {
+    await expect(
+      mysqlClient(proxy.port, { database: DATABASE, charset: 'SJIS_JAPANESE_CI' }),
+    ).rejects.toThrow(/character set/);
+  });
+
   it('harmless sql_mode changes still run', async () => {
     const c = await mysqlClient(proxy.port, { database: DATABASE });
     try {

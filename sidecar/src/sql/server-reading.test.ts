@@ -116,6 +116,46 @@ describe('readingRefusal', () => {
   });
 });
 
+describe('generated spellings of turning standard_conforming_strings off', () => {
+  const scopes = ['', 'SESSION ', 'LOCAL ', 'session '];
+  const names = [
+    'standard_conforming_strings',
+    'STANDARD_CONFORMING_STRINGS',
+    '"standard_conforming_strings"',
+  ];
+  const operators = [' = ', ' TO ', '=', ' to '];
+  const offValues = ['off', 'false', '0', 'no', 'of', 'f', 'n', 'fa', 'fals', 'OFF', 'False', 'NO'];
+  const quoted = (v: string) => [v, `'${v}'`, `E'${v}'`];
+  const sets = scopes.flatMap((scope) =>
+    names.flatMap((name) =>
+      operators.flatMap((op) =>
+        offValues.flatMap((v) => quoted(v).map((value) => `SET ${scope}${name}${op}${value}`)),
+      ),
+    ),
+  );
+  const calls = offValues.flatMap((v) =>
+    ['false', 'true'].flatMap((local) => [
+      `SELECT set_config('standard_conforming_strings', '${v}', ${local})`,
+      `SELECT 1 WHERE set_config('Standard_Conforming_Strings', '${v}', ${local}) IS NOT NULL`,
+      `WITH x AS (SELECT pg_catalog.set_config('standard_conforming_strings', '${v}', ${local})) SELECT 1 FROM x`,
+      `SELECT * FROM (SELECT set_config('standard_conforming_strings'::text, '${v}'::text, ${local})) s`,
+      `INSERT INTO t SELECT set_config('standard_conforming_strings', '${v}', ${local})`,
+    ]),
+  );
+  it(`refuses all ${sets.length + calls.length} of them`, () => {
+    const passed = [...sets, ...calls].filter((sql) => readingRefusal(sql, ON_UTF8, true) === undefined);
+    expect(passed).toEqual([]);
+  });
+
+  const onValues = ['on', 'true', '1', 'yes', 't', 'y', 'ON', "'on'", "'true'"];
+  it('allows every spelling of turning it on', () => {
+    const sets = scopes.flatMap((scope) =>
+      operators.flatMap((op) => onValues.map((v) => `SET ${scope}standard_conforming_strings${op}${v}`)),
+    );
+    expect(sets.filter((sql) => readingRefusal(sql, ON_UTF8, true) !== undefined)).toEqual([]);
+  });
+});
+
 describe('withParameter', () => {
   it('follows what the server reports', () => {
     let reading = withParameter(UNKNOWN_READING, 'standard_conforming_strings', 'on');

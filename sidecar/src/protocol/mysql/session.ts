@@ -867,10 +867,8 @@ export class MysqlSession {
     }
     const { end, prepared, localInfile } = head.tracker.read(p.subarray(4));
     if (localInfile !== undefined) return this.onLocalInfile(head, localInfile, p);
-    if (prepared && head.prepares) {
-      this.statements.set(prepared.statementId, head.prepares);
-      this.lastPrepared = head.prepares;
-    }
+    // lastPrepared was set when the prepare went upstream: a later prepare may have gone since.
+    if (prepared && head.prepares) this.statements.set(prepared.statementId, head.prepares);
     if (end) this.onResultEnd(head, end);
     if (!head.tracker.done) return head.internal ? undefined : p;
     this.pending.shift();
