@@ -82,8 +82,9 @@ const TRUE_SPELLINGS = new Set(['t', 'tr', 'tru', 'true', 'y', 'ye', 'yes', 'on'
  * the server reported and the session follows.
  */
 function settingRefusal(sql: string): string | undefined {
-  // Settings are changed by SET (a keyword, never escaped) or set_config (maybe spelled U&"...").
-  if (!/set|u&/i.test(sql)) return undefined;
+  // Settings are changed by SET (a keyword, never escaped) or set_config (maybe spelled U&"..."),
+  // both starting a word.
+  if (!/\bset|u&/i.test(sql)) return undefined;
   const stmts = parseTree(sql);
   if (typeof stmts === 'string') return undefined;
   let refused = false;
