@@ -265,7 +265,8 @@ const CURSOR_OPT_HOLD = 0x0020;
 /** Per top-level statement of `sql`, the names it makes or removes; empty when it names none. */
 export function sqlNameEffects(sql: string): readonly (SqlNameEffect | undefined)[] {
   // Each of these statements starts with its keyword, which no escape can spell.
-  if (!/\b(prepare|deallocate|declare|close|discard|commit|rollback|end|abort|fetch|move)\b/i.test(sql)) return [];
+  if (!/\b(prepare|deallocate|declare|close|discard|commit|rollback|end|abort|fetch|move)\b/i.test(sql))
+    return [];
   const stmts = parseTree(sql);
   if (typeof stmts === 'string') return [];
   return stmts.map((raw) => {
