@@ -185,6 +185,30 @@ describe('sql_mode and character sets the analysis does not read', () => {
   });
 });
 
+describe('without any policy (audit only)', () => {
+  it.each([
+    "SET sql_mode = 'PIPES_AS_CONCAT'",
+    "SET @@session.sql_mode = 'ANSI'",
+    'SET NAMES sjis',
+    'SET sql_mode = @m',
+  ])('%s is refused all the same', async (set) => {
+    const config = mysqlProxyConfig(server);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const bare = await startProxyProcess(config);
+    try {
+      const c = await mysqlClient(bare.port, { database: DATABASE });
+      try {
+        await expect(c.query(set)).rejects.toThrow(/Gatehouse refused the statement/);
+        await c.query('SELECT 1');
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await bare.stop();
+    }
+  });
+});
+
 describe('every prepared statement a command runs was judged', () => {
   it('COM_STMT_EXECUTE of an id Gatehouse did not see prepared is refused', async () => {
     const raw = await RawMysqlClient.login(proxy.port, 'demo', 'demo-secret');

@@ -217,6 +217,35 @@ describe('a session that turns standard_conforming_strings off', () => {
   });
 });
 
+describe('without any policy (audit only)', () => {
+  it('turning standard_conforming_strings off is refused, and so is the attack after a function did', async () => {
+    const config = localProxyConfig(pgInfo);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const bare = await startProxyProcess(config);
+    try {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: bare.port,
+        database: DATABASE,
+        user: 'demo',
+        password: 'demo-secret',
+      });
+      c.on('error', () => {});
+      await c.connect();
+      try {
+        expect((await failure(c.query('SET standard_conforming_strings = off')))?.code).toBe('42501');
+        await c.query('SELECT scs_off()');
+        expect((await failure(c.query(ATTACK)))?.code).toBe('42501');
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await bare.stop();
+    }
+    expect(await rowCount()).toBe(ROWS);
+  });
+});
+
 describe('a session that starts with standard_conforming_strings off', () => {
   it.each([
     '-c standard_conforming_strings=off',

@@ -58,6 +58,11 @@ export interface MysqlGate {
   lineage(sql: string, catalog: Catalog): MysqlLineageResult;
   /** The client files the text's LOAD DATA LOCAL statements name, in order. */
   localInfiles(sql: string): string[];
+  /**
+   * Why the server would read text after `sql` differently from the analysis (an sql_mode or
+   * character set it cannot read), whatever the policy; undefined when it would not.
+   */
+  misread(sql: string, shape?: string | null): string | undefined;
 }
 
 export interface MysqlSessionDeps {
@@ -750,6 +755,14 @@ export class MysqlSession {
   private judge(sql: string, shape: string | null): Refusal | { notes?: readonly string[] } {
     let decision: Decision | undefined;
     try {
+      // Refused with or without a policy: the analysis, the masking and the audit would all misread what follows.
+      const misread = this.gate?.misread(sql, shape);
+      if (misread)
+        return {
+          kind: MysqlError.NOT_SUPPORTED,
+          message: `Gatehouse refused the statement: ${misread}`,
+          reason: `server-reading: ${misread}`,
+        };
       decision = this.gate?.check(sql, shape);
     } catch (error) {
       this.logger.error(
