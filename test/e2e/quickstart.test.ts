@@ -127,6 +127,15 @@ describe('quickstart', () => {
       'SELECT count(*) FROM orders',
     ]);
     expect(admin.stdout.trim()).toBe('1000');
+    // PGlite reports standard_conforming_strings and client_encoding as PostgreSQL does, so a
+    // backslash in a '...' string and non-ASCII text are read, not refused (server-reading.ts).
+    const reading = await psql(`postgres://demo:demo@127.0.0.1:${port}/postgres?sslmode=disable`, [
+      '-At',
+      '-c',
+      "SELECT 'a\\b' || 'é'",
+    ]);
+    expect(reading.stderr).toBe('');
+    expect(reading.stdout.trim()).toBe('a\\bé');
     // demo sees personal data masked (emails tokenized, cards partial, the rest redacted); admin in clear.
     const demoRow = await psql(`postgres://demo:demo@127.0.0.1:${port}/postgres?sslmode=disable`, [
       '-At',

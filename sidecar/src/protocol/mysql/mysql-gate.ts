@@ -14,6 +14,7 @@ import {
   resolveMysqlExecutes,
 } from '../../sql/mysql/session.ts';
 import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode, sqlModeKey } from '../../sql/mysql/sql-mode.ts';
+import { changesReading } from '../../sql/mysql/statement-rules.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlGate } from './session.ts';
 
@@ -96,6 +97,10 @@ export function createMysqlGate(options: {
       const decision = current ? decide(facts, identity, current, { database }) : undefined;
       if (decision?.outcome !== 'refuse') state = applyMysqlSessionEffects(state, facts);
       return decision;
+    },
+    misread(sql, shape) {
+      const facts = analyzeByShape(sql, state.sqlMode, shape);
+      return facts.findings.find((f) => f.kind === 'unknown-statement' && changesReading(f.detail))?.detail;
     },
     describe(sql) {
       return describeStatements(sql, state.sqlMode);

@@ -18,6 +18,7 @@ import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { PolicySource } from '../../policy/statement-gate.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
+import { unreadableSqlMode } from '../../sql/mysql/sql-mode.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import { BatchedWrite } from '../postgres/batched-write.ts';
@@ -69,6 +70,11 @@ export interface MysqlGate {
   lineage(sql: string, catalog: Catalog): MysqlLineageResult;
   /** The client files the text's LOAD DATA LOCAL statements name, in order. */
   localInfiles(sql: string): string[];
+  /**
+   * Why the server would read text after `sql` differently from the analysis (an sql_mode or
+   * character set it cannot read), whatever the policy; undefined when it would not.
+   */
+  misread(sql: string, shape?: string | null): string | undefined;
 }
 
 export interface MysqlSessionDeps {
@@ -409,7 +415,7 @@ export class MysqlSession {
           setupQueries: [
             ...this.setupQueries,
             ...(masking ? [CATALOG_QUERY] : []),
-            'SELECT @@SESSION.sql_mode',
+            'SELECT @@SESSION.sql_mode, @@SESSION.character_set_client',
           ],
         });
       } catch (error) {
@@ -434,7 +440,16 @@ export class MysqlSession {
       }
       this.upstreamThreadId = upstream.greeting.threadId;
       this.status = upstream.status;
-      const sqlMode = upstream.setupRows[upstream.setupRows.length - 1]?.[0]?.[0] ?? null;
+      const [sqlMode = null, clientCharset = null] =
+        upstream.setupRows[upstream.setupRows.length - 1]?.[0] ?? [];
+      // The server's own defaults (sql_mode, init_connect, a character set forced on clients) may
+      // make it read text in a way the analysis does not: such a session is not started.
+      const unreadable = unreadableSession(sqlMode, clientCharset);
+      if (unreadable) {
+        upstream.socket.on('error', () => {});
+        upstream.socket.destroy();
+        throw new RefusedStart(MysqlError.NOT_SUPPORTED, `Gatehouse: ${unreadable}`, seq);
+      }
       this.gate = this.deps.createGate(identity, sqlMode);
       if (masking) {
         this.maskingMemo = { policy, at: Date.now(), masking };
@@ -636,18 +651,21 @@ export class MysqlSession {
           return undefined;
         }
         const notes = notesOf(refusal);
+        const prepares: PreparedText = {
+          text,
+          ...notes,
+          ...(masks && {
+            masks: masks.results[0] ?? 'all',
+            masked: masks.described[0] ?? ['*: redact'],
+            withholdsServerText: masks.withholdsServerText,
+          }),
+        };
+        // MariaDB's COM_STMT_EXECUTE of id -1 (pipelined after this prepare) runs this statement.
+        this.lastPrepared = prepares;
         this.expect('prepare', {
           started,
           command: 'PREPARE',
-          prepares: {
-            text,
-            ...notes,
-            ...(masks && {
-              masks: masks.results[0] ?? 'all',
-              masked: masks.described[0] ?? ['*: redact'],
-              withholdsServerText: masks.withholdsServerText,
-            }),
-          },
+          prepares,
         });
         return frame;
       }
@@ -656,8 +674,10 @@ export class MysqlSession {
         const id = r.u32();
         const flags = r.u8();
         const prepared = id === 0xffffffff ? this.lastPrepared : this.statements.get(id);
-        const text = prepared?.text ?? UNKNOWN_TEXT;
-        const audit = this.auditRefusal();
+        const text = prepared?.text ?? UNJUDGED_EXECUTE;
+        // Only statements whose COM_STMT_PREPARE Gatehouse judged run: an id it did not see prepared
+        // (or -1 after a failed prepare) has no analysis to mask it by.
+        const audit = this.auditRefusal() ?? (prepared ? undefined : UNKNOWN_STATEMENT_ID);
         if (audit) {
           this.refuse(audit, [text], 'prepared', answerSeq, started);
           return undefined;
@@ -695,6 +715,7 @@ export class MysqlSession {
       }
       case Command.STMT_CLOSE: {
         const id = new PayloadReader(payload, 1).u32();
+        if (this.statements.get(id) === this.lastPrepared) this.lastPrepared = undefined;
         this.statements.delete(id);
         return frame;
       }
@@ -797,6 +818,14 @@ export class MysqlSession {
   private judge(sql: string, shape: string | null): Refusal | { notes?: readonly string[] } {
     let decision: Decision | undefined;
     try {
+      // Refused with or without a policy: the analysis, the masking and the audit would all misread what follows.
+      const misread = this.gate?.misread(sql, shape);
+      if (misread)
+        return {
+          kind: MysqlError.NOT_SUPPORTED,
+          message: `Gatehouse refused the statement: ${misread}`,
+          reason: `server-reading: ${misread}`,
+        };
       decision = this.gate?.check(sql, shape);
     } catch (error) {
       this.logger.error(
@@ -919,10 +948,8 @@ export class MysqlSession {
     if (p[4] === 0xff && head.withholdsServerText && !head.internal) p = withholdErrorText(p);
     const { end, prepared, localInfile } = head.tracker.read(p.subarray(4));
     if (localInfile !== undefined) return this.onLocalInfile(head, localInfile, p);
-    if (prepared && head.prepares) {
-      this.statements.set(prepared.statementId, head.prepares);
-      this.lastPrepared = head.prepares;
-    }
+    // lastPrepared was set when the prepare went upstream: a later prepare may have gone since.
+    if (prepared && head.prepares) this.statements.set(prepared.statementId, head.prepares);
     if (end) this.onResultEnd(head, end);
     if (!head.tracker.done) return head.internal ? undefined : p;
     this.pending.shift();
@@ -1030,6 +1057,7 @@ export class MysqlSession {
     if (head.internal) return;
     if (head.command === 'PREPARE') {
       // A prepare is audited when it fails; its executions are audited as statements.
+      if (!end.ok && this.lastPrepared === head.prepares) this.lastPrepared = undefined;
       if (!end.ok)
         this.record('prepared', head.started, head.prepares?.text ?? UNKNOWN_TEXT, 'error', {
           ...(end.sqlstate && { sqlstate: end.sqlstate }),
@@ -1177,6 +1205,28 @@ class RefusedStart extends Error {
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+
+/** Client character sets whose multibyte characters may end in a quote or backslash byte. */
+const UNSAFE_CLIENT_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis']);
+
+/** Why the session's starting sql_mode or character_set_client cannot be read as the server reads them. */
+function unreadableSession(sqlMode: string | null, clientCharset: string | null): string | undefined {
+  const mode = sqlMode === null ? undefined : unreadableSqlMode(sqlMode);
+  if (mode)
+    return `the server starts sessions with sql_mode ${mode}, under which Gatehouse cannot read statements as the server does`;
+  if (clientCharset !== null && UNSAFE_CLIENT_CHARSETS.has(clientCharset.toLowerCase()))
+    return `the server starts sessions with character_set_client ${clientCharset}, in which part of a character can read as a quote or backslash; use utf8mb4`;
+  return undefined;
+}
+const UNJUDGED_EXECUTE: QueryText = {
+  statement: '<COM_STMT_EXECUTE of a statement Gatehouse did not see prepared>',
+  fingerprint: null,
+};
+const UNKNOWN_STATEMENT_ID: Refusal = {
+  kind: MysqlError.UNKNOWN_STATEMENT,
+  message: 'Gatehouse: unknown prepared statement handler: it was not prepared through Gatehouse',
+  reason: 'unjudged-name: COM_STMT_EXECUTE of a statement id Gatehouse did not see prepared',
+};
 
 /**
  * The base tables of the session's database and their columns, for lineage. Views are left out on

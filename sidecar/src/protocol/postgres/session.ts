@@ -18,6 +18,12 @@ import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking, withholdsServerText } from '../../policy/masking-gate.ts';
 import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
+import {
+  readingRefusal,
+  type ServerReading,
+  UNKNOWN_READING,
+  withParameter,
+} from '../../sql/server-reading.ts';
 import { statementShape } from '../../sql/statement-shape.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import {
@@ -64,6 +70,14 @@ import {
   scrubParameterStatus,
   withholdServerText,
 } from './scrub-messages.ts';
+import {
+  isNameRefusal,
+  type NameRefusal,
+  SessionNames,
+  type Settlement,
+  type SqlNameEffect,
+  sqlNameEffects,
+} from './session-names.ts';
 import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
 import { StartupReader } from './startup-reader.ts';
 import { connectUpstream, type UpstreamConnection, upstreamOptions } from './upstream.ts';
@@ -80,9 +94,10 @@ const c = (ch: string) => ch.charCodeAt(0);
 const FRONTEND_TYPES = new Set('QPBEDCSHFXdcf'.split('').map(c));
 /**
  * Backend message types the proxy reads; DataRow and CopyData pass uninspected unless a result is
- * masked (see MessageScanner.want). Notices and notifications are read for masked sessions' scrubbing.
+ * masked (see MessageScanner.want). Notices and notifications are read for masked sessions' scrubbing;
+ * ParameterStatus tells how the server reads text (see server-reading.ts).
  */
-const WANTED_BACKEND_TYPES = '123tTnCIsEZGHWVNA'.split('').map(c);
+const WANTED_BACKEND_TYPES = '123tTnCIsSEZGHWVNA'.split('').map(c);
 const DATA_ROW = 68;
 /** Command tags after which the catalog masking relies on may have changed. */
 const CATALOG_CHANGING = /^(CREATE|ALTER|DROP|COMMENT|IMPORT|SECURITY LABEL|GRANT|REVOKE)\b/;
@@ -133,6 +148,10 @@ interface PendingQuery {
   masking?: TextMasking | undefined;
   /** The current result's masker, from its RowDescription to its CommandComplete. */
   rowMasker?: RowMasker | undefined;
+  /** Per statement, the prepared statement and cursor names it makes or removes. */
+  nameEffects?: readonly (SqlNameEffect | undefined)[];
+  /** When the message came, for SessionNames. */
+  stamp: number;
 }
 
 /**
@@ -142,6 +161,8 @@ interface PendingQuery {
 type PreparedText = QueryText & {
   readonly notes?: readonly string[];
   readonly masking?: TextMasking | undefined;
+  /** The names its statement makes or removes when executed (a PREPARE, DEALLOCATE... sent by Parse). */
+  readonly nameEffect?: SqlNameEffect | undefined;
   fields?: ResultField[];
 };
 
@@ -158,6 +179,7 @@ interface Verdict {
   readonly notes?: readonly string[];
   readonly notice?: Buffer;
   readonly masking?: TextMasking;
+  readonly nameEffects?: readonly (SqlNameEffect | undefined)[];
 }
 
 /** Why Gatehouse refused a statement; the server's answer to the stand-in message is replaced by this. */
@@ -173,6 +195,7 @@ type Pending =
       text: QueryText;
       portal?: PortalText;
       started: number;
+      stamp?: number;
       refusal?: Refusal;
       notes?: readonly string[];
       rowMasker?: RowMasker;
@@ -184,14 +207,18 @@ type Pending =
       refusal?: Refusal;
       notes?: readonly string[];
       notice?: Buffer | undefined;
+      settlement?: Settlement;
     }
   | {
       kind: 'describe';
       entry?: { fields?: ResultField[] };
+      refusal?: Refusal;
+      started?: number;
       /** Sent by the proxy itself, so its answer (ParameterDescription, RowDescription or NoData) is dropped. */
       internal?: boolean;
     }
-  | { kind: 'bind' | 'close' }
+  | { kind: 'bind'; settlement?: Settlement; refusal?: Refusal; started?: number }
+  | { kind: 'close'; settlement: Settlement }
   | { kind: 'sync' }
   | { kind: 'function'; started: number; refusal?: Refusal };
 
@@ -244,9 +271,11 @@ export class PostgresSession {
   private masking: MaskingGate | undefined;
   /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
   private scrubbing = false;
+  /** How the server reads text (standard_conforming_strings, client_encoding), as it last reported. */
+  private reading: ServerReading = UNKNOWN_READING;
   private readonly pending: Pending[] = [];
-  private readonly statements = new Map<string, PreparedText>();
-  private readonly portals = new Map<string, PortalText>();
+  /** What each prepared statement and portal name stands for; Bind, Describe and Execute use nothing else. */
+  private readonly names = new SessionNames<PreparedText, PortalText>();
   private framer: MessageFramer | undefined;
   private scanner: MessageScanner | undefined;
   private readonly toServer = new AuditHeldWrite(
@@ -468,7 +497,10 @@ export class PostgresSession {
       protocol: 'postgres',
     };
     const hello: Buffer[] = [authenticationOk()];
-    for (const [name, value] of upstream.parameters) hello.push(parameterStatus(name, value));
+    for (const [name, value] of upstream.parameters) {
+      hello.push(parameterStatus(name, value));
+      this.reading = withParameter(this.reading, name, value);
+    }
     hello.push(backendKeyData(key.processId, key.secretKey), readyForQuery(this.txStatus));
     this.client.write(Buffer.concat(hello));
     metrics.connection('accepted');
@@ -547,6 +579,7 @@ export class PostgresSession {
       case 81: {
         // Query
         const started = performance.now();
+        const stamp = this.names.stamp();
         const sql = queryText(frame);
         const audit = this.auditRefusal();
         const verdict: Verdict = audit ? { refusal: audit } : this.judge(sql);
@@ -557,10 +590,13 @@ export class PostgresSession {
           texts: describeQuery(sql),
           index: 0,
           started,
+          stamp,
         };
         if (verdict.notes) query.notes = verdict.notes;
         query.notice = verdict.notice;
         query.masking = verdict.masking;
+        if (verdict.nameEffects) query.nameEffects = verdict.nameEffects;
+        this.names.synced(true);
         if (refusal) {
           this.pending.push({ ...query, refusal });
           return REFUSED_QUERY;
@@ -577,38 +613,55 @@ export class PostgresSession {
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
         const verdict = this.judge(sql, text);
-        this.statements.set(name, {
+        const prepared: PreparedText = {
           ...text,
           ...(verdict.notes && { notes: verdict.notes }),
           ...(verdict.masking && { masking: verdict.masking }),
-        });
-        if (verdict.refusal) {
-          this.pending.push({ kind: 'parse', started: performance.now(), text, refusal: verdict.refusal });
+          ...(verdict.nameEffects?.[0] && { nameEffect: verdict.nameEffects[0] }),
+        };
+        // A refused Parse never reaches the server, which keeps whatever the name stood for.
+        const settlement = verdict.refusal ? undefined : this.names.parse(name, prepared);
+        const refusal = verdict.refusal ?? (settlement?.refusal && nameRefusal(settlement.refusal));
+        if (refusal) {
+          this.pending.push({ kind: 'parse', started: performance.now(), text, refusal });
           return REFUSED_PARSE;
         }
-        this.pending.push({ kind: 'parse', started: 0, notice: verdict.notice });
+        this.pending.push({
+          kind: 'parse',
+          started: 0,
+          notice: verdict.notice,
+          ...(settlement && { settlement }),
+        });
         if (!verdict.masking) return frame;
         // Rows of a masked statement are rewritten by column type. A driver may execute it without ever
         // describing it (JDBC past prepareThreshold), so the proxy describes it itself, right away.
-        const entry = this.statements.get(name)!;
-        this.pending.push({ kind: 'describe', entry, internal: true });
+        this.pending.push({ kind: 'describe', entry: prepared, internal: true });
         return Buffer.concat([frame, describeStatementMessage(name)]);
       }
       case 66: {
         // Bind
         const { portal, statement } = bindNames(frame);
-        this.portals.set(portal, {
-          text: this.statements.get(statement) ?? UNKNOWN_TEXT,
-          formats: bindResultFormats(frame),
-        });
-        this.pending.push({ kind: 'bind' });
+        const text = this.names.statement(statement);
+        const settlement = isNameRefusal(text)
+          ? { refusal: text }
+          : this.names.bind(portal, { text, formats: bindResultFormats(frame) });
+        if (settlement.refusal) {
+          const refusal = nameRefusal(settlement.refusal);
+          this.pending.push({ kind: 'bind', refusal, started: performance.now() });
+          return REFUSED_PARSE;
+        }
+        this.pending.push({ kind: 'bind', settlement });
         return frame;
       }
       case 69: {
         // Execute
-        const portal = this.portals.get(executePortal(frame));
-        const text: PreparedText = portal?.text ?? UNKNOWN_TEXT;
-        const refusal = this.auditRefusal();
+        const named = this.names.portal(executePortal(frame));
+        const portal = isNameRefusal(named) ? undefined : named;
+        // Each run of a PREPARE or DECLARE sent by Parse makes its name again.
+        const makes = portal?.text.nameEffect;
+        if (makes?.prepares !== undefined || makes?.declares !== undefined) this.names.admitSql([makes]);
+        const text: PreparedText = portal?.text ?? UNJUDGED_EXECUTE;
+        const refusal = this.auditRefusal() ?? (isNameRefusal(named) ? nameRefusal(named) : undefined);
         const started = performance.now();
         if (refusal) {
           this.pending.push({ kind: 'execute', text, started, refusal });
@@ -618,6 +671,7 @@ export class PostgresSession {
           kind: 'execute',
           text,
           started,
+          stamp: this.names.stamp(),
           ...(portal && { portal }),
           ...(text.notes && { notes: text.notes }),
         };
@@ -630,26 +684,32 @@ export class PostgresSession {
       case 68: {
         // Describe: its RowDescription tells the statement's or portal's result columns.
         const target = targetOf(frame);
-        const entry = target.kind === 'S' ? this.statements.get(target.name) : this.portals.get(target.name);
-        this.pending.push(entry ? { kind: 'describe', entry } : { kind: 'describe' });
+        const entry =
+          target.kind === 'S' ? this.names.statement(target.name) : this.names.portal(target.name);
+        if (isNameRefusal(entry)) {
+          this.pending.push({ kind: 'describe', refusal: nameRefusal(entry), started: performance.now() });
+          return REFUSED_PARSE;
+        }
+        this.pending.push({ kind: 'describe', entry });
         return frame;
       }
       case 67: {
         // Close
+        // Closing runs nothing and shows nothing, so any name may be closed; it is forgotten everywhere.
         const target = targetOf(frame);
-        if (target.kind === 'S') this.statements.delete(target.name);
-        else this.portals.delete(target.name);
-        this.pending.push({ kind: 'close' });
+        this.pending.push({ kind: 'close', settlement: this.names.close(target.kind, target.name) });
         return frame;
       }
       case 83:
         // Sync
+        this.names.synced(false);
         this.pending.push({ kind: 'sync' });
         return frame;
       case 70: {
         // FunctionCall (fast-path interface): its result cannot be traced, so masked sessions may not use it.
         const refusal = this.auditRefusal() ?? this.fastPathRefusal();
         const started = performance.now();
+        this.names.synced(false);
         if (refusal) {
           this.pending.push({ kind: 'function', started, refusal });
           return REFUSED_QUERY;
@@ -700,6 +760,32 @@ export class PostgresSession {
    * its results are masked.
    */
   private judge(sql: string, described?: QueryText): Verdict {
+    // Names come first: a PREPARE or DECLARE of a name in use must not reach the analyses, which
+    // would take the new definition while the server keeps the old.
+    const nameEffects = sqlNameEffects(sql);
+    const conflict = this.names.sqlConflict(nameEffects);
+    if (conflict) return { refusal: nameRefusal(conflict) };
+    const verdict = this.judgeText(sql, described);
+    if (verdict.refusal || nameEffects.length === 0) return verdict;
+    this.names.admitSql(nameEffects);
+    return { ...verdict, nameEffects };
+  }
+
+  private judgeText(sql: string, described?: QueryText): Verdict {
+    const misread = readingRefusal(sql, this.reading, this.settled());
+    if (misread) {
+      this.logger.info({ reason: misread }, 'statement refused: the server may read it differently');
+      return {
+        refusal: {
+          reason: `server-reading: ${misread}`,
+          fields: {
+            severity: 'ERROR',
+            code: '42501',
+            message: `Gatehouse refused the statement: ${misread}`,
+          },
+        },
+      };
+    }
     // Texts that differ only in literals share analyses where no literal can change them.
     const shape = this.deps.policy()
       ? statementShape(sql, described === undefined ? undefined : [described])
@@ -732,6 +818,11 @@ export class PostgresSession {
       };
     }
     return { ...verdict, masking };
+  }
+
+  /** No statement is still running: the settings the server last reported are the ones it reads with. */
+  private settled(): boolean {
+    return !this.pending.some((p) => p.kind === 'query' || p.kind === 'execute' || p.kind === 'function');
   }
 
   /** Fast-path function calls return values no lineage can trace: refused where masking applies. */
@@ -880,6 +971,7 @@ export class PostgresSession {
       case 50: // BindComplete
       case 51: // CloseComplete
       case 110: // NoData
+        if (head && 'settlement' in head) head.settlement?.done?.();
         this.pending.shift();
         return frame;
       case 84: // RowDescription: ends a Describe; within a query or execute it heads the rows
@@ -901,6 +993,7 @@ export class PostgresSession {
         if (CATALOG_CHANGING.test(command)) this.deps.catalog.invalidate();
         if (head?.kind === 'query') {
           const masked = head.masking ? planAt(head.masking, head.index).masked : undefined;
+          this.names.completedSql(head.nameEffects?.[head.index], head.stamp, command);
           this.recordStatement(head, textAt(head, head.index), 'ok', { command, rows, masked });
           head.index++;
           head.rowMasker = undefined;
@@ -908,6 +1001,7 @@ export class PostgresSession {
         } else if (head?.kind === 'execute') {
           const masking = (head.text as PreparedText).masking;
           const masked = masking ? planAt(masking, 0).masked : undefined;
+          this.names.completedSql((head.text as PreparedText).nameEffect, head.stamp ?? 0, command);
           this.recordStatement(head, head.text, 'ok', { command, rows, masked });
           this.pending.shift();
         }
@@ -925,9 +1019,22 @@ export class PostgresSession {
         return frame;
       case 69:
         return this.onServerError(head, frame);
+      case 83: {
+        // ParameterStatus: sent before ReadyForQuery when a setting the server reports has changed.
+        const nameEnd = frame.indexOf(0, 5);
+        const valueEnd = frame.indexOf(0, nameEnd + 1);
+        if (nameEnd > 0 && valueEnd > 0)
+          this.reading = withParameter(
+            this.reading,
+            frame.toString('utf8', 5, nameEnd),
+            frame.toString('utf8', nameEnd + 1, valueEnd),
+          );
+        return frame;
+      }
       case 90: {
         // ReadyForQuery
         this.txStatus = transactionStatus(frame);
+        this.names.ready(this.txStatus);
         // Everything before the Sync or Query this answers is settled.
         while (this.pending.length > 0) {
           const done = this.pending.shift()!;
@@ -972,6 +1079,13 @@ export class PostgresSession {
       return refusal ? errorResponse(refusal.fields) : frame;
     }
     if (head.kind === 'sync') return frame;
+    if ((head.kind === 'bind' || head.kind === 'describe') && head.refusal) {
+      const text = head.kind === 'bind' ? UNJUDGED_BIND : UNJUDGED_DESCRIBE;
+      this.recordStatement({ kind: 'execute', started: head.started ?? performance.now() }, text, 'refused', {
+        reason: head.refusal.reason,
+        sqlstate: head.refusal.fields.code,
+      });
+    }
     if (head.kind === 'parse' && head.refusal) {
       this.recordStatement(head, head.text ?? UNKNOWN_TEXT, 'refused', {
         reason: head.refusal.reason,
@@ -986,8 +1100,13 @@ export class PostgresSession {
         });
       else this.recordStatement(head, head.text, 'error', { ...(sqlstate && { sqlstate }) });
     }
-    // After an error the server skips every message up to the next Sync.
-    while (this.pending.length > 0 && this.pending[0]!.kind !== 'sync') this.pending.shift();
+    // After an error the server skips every message up to the next Sync: none of them changed a name.
+    const undo: (() => void)[] = [];
+    while (this.pending.length > 0 && this.pending[0]!.kind !== 'sync') {
+      const skipped = this.pending.shift()!;
+      if ('settlement' in skipped && skipped.settlement?.undo) undo.push(skipped.settlement.undo);
+    }
+    for (const step of undo.reverse()) step();
     return refusal ? errorResponse(refusal.fields) : frame;
   }
 
@@ -1141,6 +1260,25 @@ class RefusedStart extends Error {
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+const UNJUDGED_EXECUTE: QueryText = {
+  statement: '<Execute of a portal Gatehouse did not judge>',
+  fingerprint: null,
+};
+const UNJUDGED_BIND: QueryText = {
+  statement: '<Bind of a statement Gatehouse did not judge>',
+  fingerprint: null,
+};
+const UNJUDGED_DESCRIBE: QueryText = {
+  statement: '<Describe of a name Gatehouse did not judge>',
+  fingerprint: null,
+};
+
+function nameRefusal(refusal: NameRefusal): Refusal {
+  return {
+    reason: `unjudged-name: ${refusal.message}`,
+    fields: { severity: 'ERROR', code: refusal.code, message: refusal.message },
+  };
+}
 
 /** Fail closed: a statement Gatehouse cannot judge does not run. */
 const ANALYSIS_FAILED: Refusal = {

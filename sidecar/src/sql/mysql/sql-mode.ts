@@ -38,3 +38,28 @@ export function modeOf(ansiQuotes: boolean, noBackslashEscapes: boolean): MysqlS
 export function sqlModeKey(mode: MysqlSqlMode): string {
   return (mode.ansiQuotes ? 'A' : 'a') + (mode.noBackslashEscapes ? 'B' : 'b');
 }
+
+/**
+ * Modes that change how statements are parsed in ways the analysis does not follow: `||` as
+ * concatenation rather than OR, NOT binding tighter than BETWEEN or LIKE. The combination modes
+ * include PIPES_AS_CONCAT. (IGNORE_SPACE, which clients such as mysql2 ask for at connection, only
+ * lets `count (x)` be the call the analysis already reads it as.)
+ */
+const UNREADABLE_MODES = new Set([
+  'PIPES_AS_CONCAT',
+  'HIGH_NOT_PRECEDENCE',
+  'ANSI',
+  'DB2',
+  'MAXDB',
+  'MSSQL',
+  'ORACLE',
+  'POSTGRESQL',
+]);
+
+/** The first mode in an sql_mode value that Gatehouse cannot read statements under, if any. */
+export function unreadableSqlMode(value: string): string | undefined {
+  return value
+    .split(',')
+    .map((name) => name.trim().toUpperCase())
+    .find((name) => UNREADABLE_MODES.has(name));
+}

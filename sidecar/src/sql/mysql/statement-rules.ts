@@ -15,6 +15,7 @@ import { restrictsTarget } from './effective-where.ts';
 import { joinTokens, type LexedStatement, type MysqlToken } from './lexer.ts';
 import { type MysqlAst, parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
+import { unreadableSqlMode } from './sql-mode.ts';
 
 type NewFinding = Omit<Finding, 'statement'>;
 
@@ -891,12 +892,9 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
     if (['SESSION', 'LOCAL', 'GLOBAL', 'PERSIST', 'PERSIST_ONLY'].includes(s.word(i))) scope = s.word(i++);
     const target = s.tokens[i];
     if (!target) return unknownResult(s);
-    if (setsUnsafeCharset(target, s.tokens.slice(i + 1, to)))
-      return result([
-        unknownEntry(
-          'it switches the connection to a character set in which part of a multibyte character reads as a quote or backslash',
-        ),
-      ]);
+    const modeRefusal = sqlModeRefusal(target, s.tokens.slice(i + 1, to));
+    if (modeRefusal) return result([unknownEntry(modeRefusal)]);
+    if (setsUnsafeCharset(target, s.tokens.slice(i + 1, to))) return result([unknownEntry(UNSAFE_CHARSET)]);
     const op = s.tokens[i + 1];
     const valueAt = op?.type === 'punct' && (op.value === '=' || op.value === ':=') ? i + 2 : i + 1;
     if (target.type === 'variable') {
@@ -930,6 +928,45 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
     userVariables,
     constants,
   });
+}
+
+const UNSAFE_CHARSET =
+  'it switches the connection to a character set in which part of a multibyte character reads as a quote or backslash';
+const UNTOLD_SQL_MODE = 'it sets sql_mode to a value Gatehouse cannot tell from the text';
+const UNREADABLE_SQL_MODE = (mode: string) =>
+  `it sets sql_mode ${mode}, under which Gatehouse cannot read statements as the server does`;
+
+/** Whether a finding's detail says the statement changes how the server reads later text. */
+export function changesReading(detail: string): boolean {
+  return (
+    detail === UNSAFE_CHARSET ||
+    detail === UNTOLD_SQL_MODE ||
+    /^it sets sql_mode \S+, under which/.test(detail)
+  );
+}
+
+/**
+ * Why an assignment to sql_mode (any scope) may not run: it sets a mode the analysis cannot read
+ * statements under, or a value that cannot be told from the text (a variable, a query), which
+ * could be one.
+ */
+function sqlModeRefusal(target: MysqlToken, value: readonly MysqlToken[]): string | undefined {
+  const name = (
+    target.type === 'system-variable' ? target.value.split('.').pop()! : target.value
+  ).toLowerCase();
+  if (
+    name !== 'sql_mode' ||
+    (target.type !== 'system-variable' && target.type !== 'word' && target.type !== 'ident')
+  )
+    return undefined;
+  for (const token of value) {
+    if (token.type === 'variable' || (token.type === 'word' && token.value.toUpperCase() === 'SELECT'))
+      return UNTOLD_SQL_MODE;
+    if (token.type !== 'string' && token.type !== 'word' && token.type !== 'ident') continue;
+    const mode = unreadableSqlMode(token.value);
+    if (mode) return UNREADABLE_SQL_MODE(mode);
+  }
+  return undefined;
 }
 
 const CHARSET_SETTINGS = new Set([
