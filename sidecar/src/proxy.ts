@@ -224,7 +224,7 @@ function sessionMetrics(m: ProxyMetrics, protocol: 'postgres' | 'mysql'): Sessio
 
 /**
  * Says at start, in one line, when the database cannot be reached: the proxy keeps running (in a pod
- * the database may come up later) and refuses clients with 08006 until it can connect.
+ * the database may come up later) and refuses clients, naming the cause, until it can connect.
  */
 function probeUpstream(config: ProxyConfig, logger: Logger): void {
   const { host, port, connectTimeoutMs } = config.upstream;
@@ -236,7 +236,7 @@ function probeUpstream(config: ProxyConfig, logger: Logger): void {
     socket.destroy();
     logger.error(
       { upstream: `${host}:${port}`, reason },
-      'the database is not reachable: clients are refused (08006) until it is',
+      'the database is not reachable: clients are refused until it is',
     );
   };
   socket.once('connect', () => socket.destroy());
