@@ -371,20 +371,36 @@ function setLineage(statement: LexedStatement, c: Collector): MysqlStatementLine
       start = i + 1;
     }
   }
+  const writes: WriteLineage[] = [];
   for (const [from, to] of pieces) {
-    const target = tokens[from];
-    const op = tokens[from + 1];
-    if (target?.type !== 'variable' || op?.type !== 'punct' || (op.value !== '=' && op.value !== ':='))
+    const scoped = tokens[from]?.type === 'word' && SET_SCOPES.has(tokens[from]!.value);
+    const at = scoped ? from + 1 : from;
+    const target = tokens[at];
+    const op = tokens[at + 1];
+    if (!target || op?.type !== 'punct' || (op.value !== '=' && op.value !== ':=')) continue;
+    const text = joinTokens(tokens.slice(at + 2, to));
+    const body = field(parseMysqlStatement('SELECT ' + text), 'Query');
+    if (target.type === 'variable' && !scoped) {
+      if (!body) return null;
+      const columns = queryColumns(body, EMPTY_SCOPE, c);
+      c.assigned.push({ name: target.value, trace: unionAll(columns.columns.map((col) => col.trace)) });
       continue;
-    const text = joinTokens(tokens.slice(from + 2, to));
-    const ast = parseMysqlStatement('SELECT ' + text);
-    const body = field(ast, 'Query');
-    if (!body) return null;
-    const columns = queryColumns(body, EMPTY_SCOPE, c);
-    c.assigned.push({ name: target.value, trace: unionAll(columns.columns.map((col) => col.trace)) });
+    }
+    if (target.type !== 'system-variable' && target.type !== 'word' && target.type !== 'ident') continue;
+    // A system variable is read back by functions of the session (NOW() reads @@timestamp,
+    // CONNECTION_ID() @@pseudo_thread_id) and by @@name: what it stores is a write, judged as one.
+    // A value that is no expression (ON, DEFAULT) names no column; anything else unread stays opaque.
+    const value = body
+      ? unionAll(queryColumns(body, EMPTY_SCOPE, c).columns.map((col) => col.trace))
+      : OPAQUE;
+    const name = target.value.toLowerCase().replace(/^(session|local|global)\./, '');
+    writes.push({ target: { kind: 'function', name: `@@${name}` }, ...toLineage(value) });
   }
-  return finish('Set', c, null, true);
+  return finish('Set', c, null, true, writes);
 }
+
+/** Scope words of `SET [SESSION|GLOBAL|...] name = value`. */
+const SET_SCOPES = new Set(['SESSION', 'LOCAL', 'GLOBAL', 'PERSIST', 'PERSIST_ONLY']);
 
 function handlerLineage(
   statement: LexedStatement,
@@ -779,7 +795,12 @@ function traceExpr(expr: unknown, scope: Scope, c: Collector): Trace {
 
 function variableTrace(name: string, c: Collector): Trace {
   const lineage = c.env.variables.get(name);
-  if (!lineage) return CLEAN;
+  // Not assigned by any statement the proxy saw: code it cannot see (a trigger, a stored routine)
+  // may have set it from any column.
+  if (!lineage) {
+    c.readsUnknown = true;
+    return OPAQUE;
+  }
   // A variable whose value could not be traced may hold anything the session read.
   if (lineage.opaque) c.readsUnknown = true;
   return fromLineage(lineage);
