@@ -142,6 +142,24 @@ const Audit = Type.Object(
   { additionalProperties: false },
 );
 
+/** Client TLS with a certificate the proxy makes, signed by a CA of its own that clients trust. */
+const ClientTlsAuto = Type.Object(
+  {
+    dir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Where the CA and certificate are kept and reused (default .gatehouse/tls).',
+      }),
+    ),
+    names: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        description: 'Extra DNS names or IP addresses clients reach the proxy by.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ProxyConfigSchema = Type.Object(
   {
     apiVersion: Type.Optional(Type.Literal('gatehouse.dev/v1alpha1')),
@@ -149,16 +167,21 @@ export const ProxyConfigSchema = Type.Object(
     listen: Type.Optional(HostPort),
     upstream: Upstream,
     clientTls: Type.Optional(
-      Type.Object(
-        {
-          certFile: Type.String({ minLength: 1 }),
-          keyFile: Type.String({ minLength: 1 }),
-          required: Type.Optional(
-            Type.Boolean({ default: false, description: 'Refuse clients that do not negotiate TLS.' }),
-          ),
-        },
-        { additionalProperties: false },
-      ),
+      Type.Union([
+        // `auto`: the proxy makes its own CA and certificate (see ClientTlsAuto).
+        Type.Literal('auto'),
+        Type.Object(
+          {
+            certFile: Type.Optional(Type.String({ minLength: 1 })),
+            keyFile: Type.Optional(Type.String({ minLength: 1 })),
+            auto: Type.Optional(ClientTlsAuto),
+            required: Type.Optional(
+              Type.Boolean({ default: false, description: 'Refuse clients that do not negotiate TLS.' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ]),
     ),
     identity: IdentityConfig,
     audit: Type.Optional(Audit),
