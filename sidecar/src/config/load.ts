@@ -113,6 +113,9 @@ export function parseProxyConfig(text: string, file: string, overrides: ConfigOv
     throw new ConfigError(file, '', 'has no proxy settings (a document with `upstream:` and `identity:`)');
   const raw = structuredClone(values[proxyIndex]) as Record<string, unknown>;
   applyOverrides(raw, overrides);
+  if (raw['clientTls'] === 'auto') raw['clientTls'] = { auto: {} };
+  else if (typeof raw['clientTls'] === 'string')
+    throw new ConfigError(file, 'clientTls', 'must be `auto`, or hold certFile and keyFile (or auto: {...})');
 
   const problems = schemaProblems(ProxyConfigSchema, raw);
   const first = problems[0];
@@ -306,16 +309,16 @@ function resolveClientTls(
   file: string,
 ): Pick<ProxyConfig, 'clientTls' | 'clientTlsAuto'> {
   if (tls === undefined) return {};
-  const auto = tls === 'auto' ? {} : tls.auto;
-  const required = tls !== 'auto' && (tls.required ?? false);
+  const { auto } = tls;
+  const required = tls.required ?? false;
   if (auto !== undefined) {
-    if (tls !== 'auto' && (tls.certFile !== undefined || tls.keyFile !== undefined))
+    if (tls.certFile !== undefined || tls.keyFile !== undefined)
       throw new ConfigError(file, 'clientTls', 'takes either certFile and keyFile or auto, not both');
     return {
       clientTlsAuto: { dir: resolve(auto.dir ?? '.gatehouse/tls'), names: auto.names ?? [], required },
     };
   }
-  if (tls === 'auto' || tls.certFile === undefined || tls.keyFile === undefined)
+  if (tls.certFile === undefined || tls.keyFile === undefined)
     throw new ConfigError(
       file,
       'clientTls',

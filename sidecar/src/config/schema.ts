@@ -166,22 +166,19 @@ export const ProxyConfigSchema = Type.Object(
     kind: Type.Optional(Type.Literal('Proxy')),
     listen: Type.Optional(HostPort),
     upstream: Upstream,
+    // `clientTls: auto` is read as `clientTls: { auto: {} }` (load.ts).
     clientTls: Type.Optional(
-      Type.Union([
-        // `auto`: the proxy makes its own CA and certificate (see ClientTlsAuto).
-        Type.Literal('auto'),
-        Type.Object(
-          {
-            certFile: Type.Optional(Type.String({ minLength: 1 })),
-            keyFile: Type.Optional(Type.String({ minLength: 1 })),
-            auto: Type.Optional(ClientTlsAuto),
-            required: Type.Optional(
-              Type.Boolean({ default: false, description: 'Refuse clients that do not negotiate TLS.' }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
-      ]),
+      Type.Object(
+        {
+          certFile: Type.Optional(Type.String({ minLength: 1 })),
+          keyFile: Type.Optional(Type.String({ minLength: 1 })),
+          auto: Type.Optional(ClientTlsAuto),
+          required: Type.Optional(
+            Type.Boolean({ default: false, description: 'Refuse clients that do not negotiate TLS.' }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
     ),
     identity: IdentityConfig,
     audit: Type.Optional(Audit),
