@@ -302,6 +302,18 @@ describe('masking keeps what is not sensitive', () => {
       )) as { errno?: number; sqlMessage?: string } | undefined;
       expect(error?.errno).toBe(1142);
       expect(error?.sqlMessage).toMatch(/store masked values in the system variable @@timestamp/);
+      // MariaDB's per-statement form too, and the statement it runs is masked as it would be alone.
+      const scoped = (await c
+        .query('SET STATEMENT timestamp = (SELECT card FROM customers WHERE id = 1) FOR SELECT NOW()')
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )) as { errno?: number } | undefined;
+      expect(scoped?.errno).toBe(1142);
+      const [named] = await c.query(
+        'SET STATEMENT max_statement_time = 10 FOR SELECT id, name FROM customers',
+      );
+      expect(leaks(named)).toEqual([]);
       // Unmasked sources may still set it.
       await c.query('SET SESSION timestamp = (SELECT 1000000000 + id FROM customers WHERE id = 1)');
       const [[now]] = (await c.query('SELECT UNIX_TIMESTAMP() AS t')) as unknown as [[{ t: number }]];

@@ -194,6 +194,8 @@ const CASES: readonly [string, string, string[][]][] = [
     [['ssn']],
   ],
   ['session', 'SELECT LAST_INSERT_ID() AS id FROM customers', [['id']]],
+  // MariaDB's SET STATEMENT ... FOR: the statement's own columns.
+  ['set statement', 'SET STATEMENT max_statement_time=1 FOR SELECT id, ssn FROM customers', [['ssn']]],
   // A variable no statement of the session set: a trigger or routine may have.
   ['variable', 'SELECT @set_elsewhere AS v', [['v']]],
 ];
@@ -262,6 +264,18 @@ describe('mysqlOutputLineage', () => {
       ['@@autocommit', [], true],
     ]);
     expect(statement.userVariables.map((v) => v.name)).toEqual(['v']);
+    const scoped = mysqlOutputLineage(
+      'SET STATEMENT timestamp = (SELECT LENGTH(card) FROM customers LIMIT 1) FOR SELECT NOW() AS t',
+      CATALOG,
+      initialMysqlSession(DEFAULT_SQL_MODE),
+    ).statements[0]!;
+    expect(
+      scoped.writes.map((w) => [
+        w.target.kind === 'function' && w.target.name,
+        w.sources.map((s) => s.column),
+      ]),
+    ).toEqual([['@@timestamp', ['card']]]);
+    expect(scoped.columns?.map((c) => c.name)).toEqual(['t']);
   });
 
   it('refuses text that cannot be read', () => {

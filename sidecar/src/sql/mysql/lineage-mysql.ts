@@ -23,7 +23,13 @@ import type {
 import { asArray, field, identName, isObject, nameParts, variant } from './ast.ts';
 import { MYSQL_COUNTING_FUNCTIONS, MYSQL_PURE_FUNCTIONS } from './builtins.ts';
 import { functionName } from './effective-where.ts';
-import { type ConditionalComments, joinTokens, type LexedStatement, lexMysql } from './lexer.ts';
+import {
+  type ConditionalComments,
+  joinTokens,
+  type LexedStatement,
+  lexMysql,
+  type MysqlToken,
+} from './lexer.ts';
 import { parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
 import type { MysqlSessionState } from './session.ts';
@@ -196,6 +202,7 @@ function statementLineage(statement: LexedStatement, env: StatementEnv): MysqlSt
     case 'UPDATE':
       return parsedLineage(statement, c);
     case 'SET':
+      if (words[first + 1] === 'STATEMENT') return setStatementLineage(statement, env);
       return setLineage(statement, c);
     case 'HANDLER':
       return handlerLineage(statement, words, c);
@@ -397,6 +404,39 @@ function setLineage(statement: LexedStatement, c: Collector): MysqlStatementLine
     writes.push({ target: { kind: 'function', name: `@@${name}` }, ...toLineage(value) });
   }
   return finish('Set', c, null, true, writes);
+}
+
+/**
+ * MariaDB's `SET STATEMENT name = value[, ...] FOR statement`: the statement's lineage, with the
+ * settings as writes (what they store, its NOW() or CONNECTION_ID() reads back). Unreadable without FOR.
+ */
+function setStatementLineage(statement: LexedStatement, env: StatementEnv): MysqlStatementLineage | null {
+  const tokens = statement.tokens;
+  let depth = 0;
+  let at = -1;
+  for (let i = 2; i < tokens.length && at < 0; i++) {
+    const t = tokens[i]!;
+    if (t.type === 'punct' && t.value === '(') depth++;
+    else if (t.type === 'punct' && t.value === ')') depth--;
+    else if (depth === 0 && t.type === 'word' && t.value === 'FOR') at = i;
+  }
+  if (at < 0) return null;
+  const part = (from: readonly MysqlToken[]): LexedStatement => ({
+    ...statement,
+    tokens: from,
+    canonical: joinTokens(from),
+  });
+  const settings = setLineage(part([tokens[0]!, ...tokens.slice(2, at)]), new Collector(env, 0));
+  const inner = statementLineage(part(tokens.slice(at + 1)), env);
+  if (settings === null || inner === null) return null;
+  const reads = new Map([...settings.reads, ...inner.reads].map((r) => [tableKey(r), r]));
+  return Object.freeze({
+    ...inner,
+    reads: [...reads.values()],
+    readsUnknown: settings.readsUnknown || inner.readsUnknown,
+    writes: [...settings.writes, ...inner.writes],
+    userVariables: [...settings.userVariables, ...inner.userVariables],
+  });
 }
 
 /** Scope words of `SET [SESSION|GLOBAL|...] name = value`. */
