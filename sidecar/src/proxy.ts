@@ -23,9 +23,12 @@ import { readyLine } from './ready-line.ts';
 import { loadMysqlParser } from './sql/mysql/parser.ts';
 import { loadSqlParser } from './sql/normalize.ts';
 import { wasmTieringWarning } from './sql/wasm-tiering.ts';
+import type { AutoClientTls } from './tls/client-tls-auto.ts';
 
 export interface RunningProxy {
   readonly address: { host: string; port: number };
+  /** With `clientTls: auto`: the CA file clients verify the proxy's certificate with. */
+  readonly clientTlsCaFile?: string;
   readonly adminAddress?: { host: string; port: number };
   readonly metrics: ProxyMetrics;
   /** Graceful stop: no new connections, sessions finish within the grace period, audit log sealed. */
@@ -44,19 +47,20 @@ export function createLogger(level: ProxyConfig['logLevel'], format: LogFormat =
 
 /** Starts the proxy described by `config`; resolves once it listens. */
 export async function startProxy(
-  config: ProxyConfig,
+  settings: ProxyConfig,
   options: {
     logger?: Logger;
     /** Log the ready line even when the log level hides `info` (the CLI does: a person waits for it). */
     announceReady?: boolean;
   } = {},
 ): Promise<RunningProxy> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(settings.logLevel);
   // Policy first: a typo in it is the whole answer, not one line among the start-up logs.
   let policy =
-    config.policyDocuments.length > 0
-      ? loadPolicyDocuments(config.policyDocuments, config.source, config.policyDocumentNumbers)
+    settings.policyDocuments.length > 0
+      ? loadPolicyDocuments(settings.policyDocuments, settings.source, settings.policyDocumentNumbers)
       : undefined;
+  const { config, caFile } = await withAutoClientTls(settings, logger);
   await loadSqlParser();
   if (config.upstream.protocol === 'mysql') await loadMysqlParser();
   const metrics = createMetrics();
@@ -201,6 +205,7 @@ export async function startProxy(
       identity: config.identity.mode,
       audit: config.audit.file ?? '(stdout only)',
       ...(admin && { admin: `${admin.address.host}:${admin.address.port}` }),
+      ...(caFile !== undefined && { clientTlsCa: caFile }),
     },
     readyLine(config, policy, address, admin?.address),
   );
@@ -210,6 +215,7 @@ export async function startProxy(
   let closing: Promise<void> | undefined;
   return {
     address,
+    ...(caFile !== undefined && { clientTlsCaFile: caFile }),
     ...(admin && { adminAddress: admin.address }),
     metrics,
     close(graceMs = config.limits.shutdownGraceMs) {
@@ -229,6 +235,44 @@ export async function startProxy(
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * `clientTls: auto`: the certificate the proxy serves, made or reused in its directory, and where its
+ * CA is. A new CA is a warning: clients that trusted the old one must be given the new file.
+ */
+async function withAutoClientTls(
+  config: ProxyConfig,
+  logger: Logger,
+): Promise<{ config: ProxyConfig; caFile?: string }> {
+  const auto = config.clientTlsAuto;
+  if (!auto) return { config };
+  // Loaded only here: the X.509 library is not needed by proxies that are given their certificate.
+  const { clientTlsNames, ensureAutoClientTls } = await import('./tls/client-tls-auto.ts');
+  const names = clientTlsNames(config.listen.host, auto.names);
+  let tls: AutoClientTls;
+  try {
+    tls = await ensureAutoClientTls(auto.dir, names);
+  } catch (error) {
+    throw new UserError(
+      `clientTls: auto cannot keep its certificate in ${auto.dir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+  const fields = { caFile: tls.caFile, names };
+  if (tls.made === 'ca')
+    logger.warn(fields, 'client TLS: made a new CA; clients verify the proxy with this CA file');
+  else
+    logger.info(
+      fields,
+      `client TLS: ${tls.made === 'certificate' ? 'issued a new' : 'reusing the'} certificate`,
+    );
+  return {
+    config: {
+      ...config,
+      clientTls: { cert: Buffer.from(tls.cert), key: Buffer.from(tls.key), required: auto.required },
+    },
+    caFile: tls.caFile,
   };
 }
 

@@ -333,6 +333,92 @@ describe('masking keeps what is not sensitive', () => {
     }
   });
 
+  it('shows functions of the session in clear: CONNECTION_ID() is the id KILL takes', async () => {
+    const c = await client();
+    const killer = await client();
+    const admin = await directMysql(server, DATABASE);
+    try {
+      const [rows] = await c.query(
+        'SELECT CONNECTION_ID() AS id, DATABASE() AS db, VERSION() AS v, 6 * 7 AS answer, ssn FROM customers WHERE id = 1',
+      );
+      const row = (rows as { id: number; db: string; v: string; answer: number; ssn: string }[])[0]!;
+      expect(leaks(rows)).toEqual([]);
+      expect(row.db).toBe(DATABASE);
+      expect(row.answer).toBe(42);
+      const [[direct]] = (await admin.query('SELECT VERSION() AS v')) as unknown as [[{ v: string }]];
+      expect(row.v).toBe(direct.v);
+      expect(row.id).toBeGreaterThan(0);
+      // Handled from the start: the KILL may end the query before the next line runs.
+      // MariaDB answers a killed SLEEP with 1 (interrupted), or the error 1317.
+      const sleeping = c.query('SELECT SLEEP(30) AS slept').then(
+        ([r]) => (r as { slept: number }[])[0]!.slept,
+        (e: unknown) => (e as { errno?: number }).errno,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await killer.query(`KILL QUERY ${row.id}`);
+      const outcome = await sleeping;
+      expect([1, 1317]).toContain(outcome);
+    } finally {
+      await c.end();
+      await killer.end();
+      await admin.end();
+    }
+  });
+
+  it('refuses storing a masked value in a system variable a session function reads (@@timestamp)', async () => {
+    const c = await client();
+    try {
+      const error = (await c.query('SET SESSION timestamp = (SELECT card FROM customers WHERE id = 1)').then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { errno?: number; sqlMessage?: string } | undefined;
+      expect(error?.errno).toBe(1142);
+      expect(error?.sqlMessage).toMatch(/store masked values in the system variable @@timestamp/);
+      // MariaDB's per-statement form too, and the statement it runs is masked as it would be alone.
+      const scoped = (await c
+        .query('SET STATEMENT timestamp = (SELECT card FROM customers WHERE id = 1) FOR SELECT NOW()')
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )) as { errno?: number } | undefined;
+      expect(scoped?.errno).toBe(1142);
+      const [named] = await c.query(
+        'SET STATEMENT max_statement_time = 10 FOR SELECT id, name FROM customers',
+      );
+      expect(leaks(named)).toEqual([]);
+      // Unmasked sources may still set it.
+      await c.query('SET SESSION timestamp = (SELECT 1000000000 + id FROM customers WHERE id = 1)');
+      const [[now]] = (await c.query('SELECT UNIX_TIMESTAMP() AS t')) as unknown as [[{ t: number }]];
+      expect(Number(now.t)).toBe(1000000001);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('masks a variable the session never set: code it cannot see (a trigger) may have set it', async () => {
+    const c = await client();
+    try {
+      const admin = await directMysql(server, DATABASE);
+      await admin.query(
+        "CREATE OR REPLACE TRIGGER orders_last_ssn AFTER INSERT ON orders FOR EACH ROW SET @last_ssn = (SELECT REPLACE(ssn, '-', '') FROM customers WHERE id = NEW.customer_id)",
+      );
+      await admin.end();
+      const [vars] = await inRollback(c, async () => {
+        await c.query("INSERT INTO orders VALUES (3, 1, 5, '3 Elm St')");
+        return c.query('SELECT @last_ssn AS ssn');
+      });
+      // Digits only: the value scan does not know them for an SSN, only lineage can.
+      const ssn = (vars as { ssn: string | null }[])[0]!.ssn;
+      expect(ssn).not.toBeNull();
+      expect(ssn).not.toBe('123456789');
+    } finally {
+      await c.end();
+      const admin = await directMysql(server, DATABASE);
+      await admin.query('DROP TRIGGER IF EXISTS orders_last_ssn');
+      await admin.end();
+    }
+  });
+
   it('scans values as a second line: PII in a column no name gives away is masked', async () => {
     const admin = await directMysql(server, DATABASE);
     await admin.query(

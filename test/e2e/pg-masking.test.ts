@@ -639,6 +639,19 @@ describe('what each identity sees', () => {
     expect((again.rows[0] as { card: string }).card).toBe(alice!['card']);
   });
 
+  it('shows functions of the session in clear, as MySQL sessions do (pg_backend_pid is what pg_cancel_backend takes)', async () => {
+    for (const mode of ['simple', 'extended'] as const) {
+      const { rows } = await run(
+        'SELECT pg_backend_pid() AS pid, current_database() AS db, current_user AS who, version() AS v, 6 * 7 AS answer, ssn FROM customers WHERE id = 1',
+        { mode },
+      );
+      const row = rows[0] as { pid: number; db: string; who: string; v: string; answer: number; ssn: string };
+      expect(row.pid).toBeGreaterThan(0);
+      expect(row).toMatchObject({ db: DATABASE, answer: 42, ssn: '****' });
+      expect(row.v).toMatch(/^PostgreSQL /);
+    }
+  });
+
   it('masks binary-format cells with values of the column type', async () => {
     const { rows } = await run('SELECT id, score, contact FROM accounts WHERE id = $1', {
       mode: 'extended',

@@ -121,6 +121,15 @@ describe('quickstart', () => {
     ]);
     expect(demo.stderr).toBe('');
     expect(demo.stdout.trim()).toBe('200');
+    // The quickstart serves TLS with a CA of its own (clientTls: auto), and the banner names its file.
+    const caFile = join(dir, '.gatehouse/tls/ca.crt');
+    const verified = await psql(
+      `postgres://demo:demo@127.0.0.1:${port}/postgres?sslmode=verify-full&sslrootcert=${caFile}`,
+      ['-At', '-c', 'SELECT count(*) FROM products'],
+    );
+    expect(verified.stderr).toBe('');
+    expect(verified.stdout.trim()).toBe('12');
+    expect(output()).toContain(`TLS CA     ${caFile}`);
     const admin = await psql(`postgres://admin:admin@127.0.0.1:${port}/postgres?sslmode=disable`, [
       '-At',
       '-c',

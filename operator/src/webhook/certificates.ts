@@ -1,6 +1,4 @@
 import 'reflect-metadata';
-import { randomBytes, webcrypto } from 'node:crypto';
-import { isIP } from 'node:net';
 import {
   AdmissionregistrationV1Api,
   ApiException,
@@ -9,15 +7,20 @@ import {
   type V1MutatingWebhookConfiguration,
   type V1Secret,
 } from '@kubernetes/client-node';
-import * as x509 from '@peculiar/x509';
+import type * as x509 from '@peculiar/x509';
 import type { Logger } from 'pino';
+import {
+  createCertificateAuthority,
+  freshEnough,
+  issuedBy,
+  issueServerCertificate,
+  type KeyedCertificate,
+  keyed,
+  parseBundle,
+  pemBundle,
+  sameNames,
+} from '../../../sidecar/src/tls/certificates.ts';
 import type { ServingCertificate } from './webhook-server.ts';
-
-type CryptoKey = webcrypto.CryptoKey;
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
-
-// @peculiar/x509 is typed against the DOM's Crypto; Node's WebCrypto is the same API.
-x509.cryptoProvider.set(webcrypto as never);
 
 /** The few API calls certificate management makes; `kubeCertificateClient` implements them with @kubernetes/client-node. */
 export type CertificateKubeClient = {
@@ -54,11 +57,8 @@ export type IssuedServingCertificate = ServingCertificate & {
   renewed: boolean;
 };
 
-const DAY_MS = 86_400_000;
 const CA_VALIDITY_DAYS = 5 * 365;
 const SERVING_VALIDITY_DAYS = 365;
-const ECDSA_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 /** The CA's key, so a renewed serving certificate chains to the CA the API server already trusts. */
 export const CA_KEY_KEY = 'ca.key';
 export const CA_CERT_KEY = 'ca.crt';
@@ -92,7 +92,11 @@ async function ensureOnce(options: ServingCertificateOptions): Promise<IssuedSer
   let caBundle = stored?.caBundle ?? [];
   if (ca === undefined || !freshEnough(ca.certificate, now)) {
     const previous = ca?.certificate;
-    ca = await createCertificateAuthority(options, now);
+    ca = await createCertificateAuthority(
+      `gatehouse-webhook-ca ${options.namespace}/${options.service}`,
+      now,
+      CA_VALIDITY_DAYS,
+    );
     caBundle = [ca.certificate, ...(previous !== undefined && previous.notAfter > now ? [previous] : [])];
   }
   const serving = stored?.serving;
@@ -112,7 +116,7 @@ async function ensureOnce(options: ServingCertificateOptions): Promise<IssuedSer
     };
   }
 
-  const issued = await issueServingCertificate(ca, names, now);
+  const issued = await issueServerCertificate(ca, names, now, SERVING_VALIDITY_DAYS);
   const secret: V1Secret = {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -277,63 +281,9 @@ export function kubeCertificateClient(config: KubeConfig): CertificateKubeClient
   };
 }
 
-type KeyedCertificate = { certificate: x509.X509Certificate; key: CryptoKey; keyPem: string };
-
 function servingNames(options: ServingCertificateOptions): string[] {
   const service = `${options.service}.${options.namespace}.svc`;
   return [service, `${service}.cluster.local`, ...(options.extraNames ?? [])];
-}
-
-async function createCertificateAuthority(
-  options: ServingCertificateOptions,
-  now: Date,
-): Promise<KeyedCertificate> {
-  const keys = (await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serialNumber(),
-    name: `CN=gatehouse-webhook-ca ${options.namespace}/${options.service}`,
-    notBefore: backdated(now),
-    notAfter: new Date(now.getTime() + CA_VALIDITY_DAYS * DAY_MS),
-    signingAlgorithm: SIGNING,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return { certificate, key: keys.privateKey, keyPem: await privateKeyPem(keys.privateKey) };
-}
-
-async function issueServingCertificate(
-  ca: KeyedCertificate,
-  names: string[],
-  now: Date,
-): Promise<KeyedCertificate> {
-  const keys = (await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const certificate = await x509.X509CertificateGenerator.create({
-    serialNumber: serialNumber(),
-    subject: `CN=${names[0]}`,
-    issuer: ca.certificate.subject,
-    notBefore: backdated(now),
-    notAfter: new Date(
-      Math.min(now.getTime() + SERVING_VALIDITY_DAYS * DAY_MS, ca.certificate.notAfter.getTime()),
-    ),
-    signingAlgorithm: SIGNING,
-    publicKey: keys.publicKey,
-    signingKey: ca.key,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(
-        names.map((name) => ({ type: isIP(name) === 0 ? 'dns' : 'ip', value: name })),
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.certificate.publicKey),
-    ],
-  });
-  return { certificate, key: keys.privateKey, keyPem: await privateKeyPem(keys.privateKey) };
 }
 
 type Stored = { ca?: KeyedCertificate; caBundle: x509.X509Certificate[]; serving?: KeyedCertificate };
@@ -347,74 +297,6 @@ async function readStored(secret: V1Secret): Promise<Stored> {
     ca: await keyed(caCertificate, decode(secret.data?.[CA_KEY_KEY])),
     serving: await keyed(parseBundle(decode(secret.data?.['tls.crt']))[0], decode(secret.data?.['tls.key'])),
   };
-}
-
-async function keyed(
-  certificate: x509.X509Certificate | undefined,
-  keyPem: string | undefined,
-): Promise<KeyedCertificate | undefined> {
-  if (certificate === undefined || keyPem === undefined) return undefined;
-  try {
-    const der = x509.PemConverter.decodeFirst(keyPem);
-    const key = await webcrypto.subtle.importKey('pkcs8', der, ECDSA_P256, true, ['sign']);
-    return { certificate, key, keyPem };
-  } catch {
-    return undefined;
-  }
-}
-
-function parseBundle(pem: string | undefined): x509.X509Certificate[] {
-  if (pem === undefined) return [];
-  try {
-    return x509.PemConverter.decode(pem).map((der) => new x509.X509Certificate(der));
-  } catch {
-    return [];
-  }
-}
-
-/** At least a third of the validity left, and already valid. */
-function freshEnough(certificate: x509.X509Certificate, now: Date): boolean {
-  const start = certificate.notBefore.getTime();
-  const end = certificate.notAfter.getTime();
-  return start <= now.getTime() && end - now.getTime() >= (end - start) / 3;
-}
-
-async function issuedBy(certificate: x509.X509Certificate, ca: x509.X509Certificate): Promise<boolean> {
-  try {
-    return (
-      certificate.issuer === ca.subject &&
-      (await certificate.verify({ publicKey: ca.publicKey, signatureOnly: true }))
-    );
-  } catch {
-    return false;
-  }
-}
-
-function sameNames(certificate: x509.X509Certificate, names: string[]): boolean {
-  const extension = certificate.getExtension(x509.SubjectAlternativeNameExtension);
-  const present = (extension?.names.items ?? []).map((item) => item.value).sort();
-  return JSON.stringify(present) === JSON.stringify([...names].sort());
-}
-
-/** A few minutes of slack for clocks that run behind. */
-function backdated(now: Date): Date {
-  return new Date(now.getTime() - 5 * 60_000);
-}
-
-function serialNumber(): string {
-  // Positive (top bit clear), 16 random bytes, as RFC 5280 asks.
-  const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
-  return bytes.toString('hex');
-}
-
-async function privateKeyPem(key: CryptoKey): Promise<string> {
-  const der = await webcrypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
-}
-
-function pemBundle(certificates: x509.X509Certificate[]): string {
-  return certificates.map((certificate) => certificate.toString('pem')).join('\n');
 }
 
 function base64(text: string): string {

@@ -32,7 +32,10 @@ export interface ConnectionRefusedEvent {
   readonly protocol: 'postgres' | 'mysql';
   readonly user: string;
   readonly database: string;
+  /** The SQLSTATE the client was sent (MySQL's own for MySQL clients). */
   readonly sqlstate: string;
+  /** MySQL only: the error number the client was sent (1045, 1044...). */
+  readonly errno?: number;
   readonly reason: string;
 }
 

@@ -27,6 +27,7 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         database: event.database,
         sqlstate: event.sqlstate,
         reason: event.reason,
+        errno: event.errno,
       };
     case 'statement.start':
       return {

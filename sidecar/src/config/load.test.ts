@@ -1,6 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.ts';
 import { parseProxyConfig } from './load.ts';
@@ -41,6 +41,28 @@ describe('parseProxyConfig', () => {
     });
     expect(config.limits.maxConnections).toBe(1000);
     expect(config.policyDocuments).toEqual([]);
+  });
+
+  it('takes clientTls: auto, its options, or a certificate and key, and says when it is neither', () => {
+    const base = `upstream:\n  url: mysql://app:x@db:3306/shop\n${LOCAL}`;
+    expect(parseProxyConfig(`${base}clientTls: auto\n`, 'g.yaml').clientTlsAuto).toEqual({
+      dir: resolve('.gatehouse/tls'),
+      names: [],
+      required: false,
+    });
+    expect(
+      parseProxyConfig(
+        `${base}clientTls:\n  auto: {dir: /etc/gh, names: [db.example.test]}\n  required: true\n`,
+        'g.yaml',
+      ).clientTlsAuto,
+    ).toEqual({ dir: '/etc/gh', names: ['db.example.test'], required: true });
+    expect(errorOf(`${base}clientTls:\n  required: true\n`)).toMatch(
+      /clientTls.*needs certFile and keyFile, or `auto`/,
+    );
+    expect(errorOf(`${base}clientTls:\n  auto: {}\n  certFile: a.pem\n  keyFile: k.pem\n`)).toMatch(
+      /either certFile and keyFile or auto/,
+    );
+    expect(errorOf(`${base}clientTls: automatic\n`)).toMatch(/clientTls/);
   });
 
   it('lets flags override the file, keeping the upstream TLS settings', () => {

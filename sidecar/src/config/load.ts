@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import Value from 'typebox/value';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError, UserError } from '../errors.ts';
@@ -32,6 +33,12 @@ export interface ProxyConfig {
   readonly listen: HostPort;
   readonly upstream: UpstreamConfig;
   readonly clientTls?: { readonly cert: Buffer; readonly key: Buffer; readonly required: boolean };
+  /** `clientTls: auto`: startProxy makes (or reuses) the CA and certificate in `dir`, then serves them. */
+  readonly clientTlsAuto?: {
+    readonly dir: string;
+    readonly names: readonly string[];
+    readonly required: boolean;
+  };
   readonly identity: ProxyConfigDocument['identity'];
   readonly audit: {
     readonly file?: string;
@@ -157,6 +164,9 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
     throw new ConfigError(file, '', 'has no proxy settings (a document with `upstream:` and `identity:`)');
   const raw = structuredClone(values[proxyIndex]) as Record<string, unknown>;
   applyOverrides(raw, overrides);
+  if (raw['clientTls'] === 'auto') raw['clientTls'] = { auto: {} };
+  else if (typeof raw['clientTls'] === 'string')
+    throw new ConfigError(file, 'clientTls', 'must be `auto`, or hold certFile and keyFile (or auto: {...})');
 
   const problems = schemaProblems(ProxyConfigSchema, raw);
   const first = problems[0];
@@ -175,13 +185,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
     source: file,
     listen: parseHostPort(document.listen ?? '127.0.0.1:6432', file, 'listen'),
     upstream: resolveUpstream(document, file),
-    ...(document.clientTls && {
-      clientTls: {
-        cert: readFileField(document.clientTls.certFile, file, 'clientTls.certFile'),
-        key: readFileField(document.clientTls.keyFile, file, 'clientTls.keyFile'),
-        required: document.clientTls.required ?? false,
-      },
-    }),
+    ...resolveClientTls(document.clientTls, file),
     identity: checkIdentity(document.identity, file),
     audit: {
       ...(document.audit?.file !== undefined && { file: document.audit.file }),
@@ -361,6 +365,35 @@ export function resolveSecret(secret: SecretValueConfig, file: string, field: st
   return readFileField(secret.file!, file, `${field}.file`)
     .toString('utf8')
     .replace(/\r?\n$/, '');
+}
+
+function resolveClientTls(
+  tls: ProxyConfigDocument['clientTls'],
+  file: string,
+): Pick<ProxyConfig, 'clientTls' | 'clientTlsAuto'> {
+  if (tls === undefined) return {};
+  const { auto } = tls;
+  const required = tls.required ?? false;
+  if (auto !== undefined) {
+    if (tls.certFile !== undefined || tls.keyFile !== undefined)
+      throw new ConfigError(file, 'clientTls', 'takes either certFile and keyFile or auto, not both');
+    return {
+      clientTlsAuto: { dir: resolve(auto.dir ?? '.gatehouse/tls'), names: auto.names ?? [], required },
+    };
+  }
+  if (tls.certFile === undefined || tls.keyFile === undefined)
+    throw new ConfigError(
+      file,
+      'clientTls',
+      'needs certFile and keyFile, or `auto` for a generated certificate',
+    );
+  return {
+    clientTls: {
+      cert: readFileField(tls.certFile, file, 'clientTls.certFile'),
+      key: readFileField(tls.keyFile, file, 'clientTls.keyFile'),
+      required,
+    },
+  };
 }
 
 function readFileField(path: string, file: string, field: string): Buffer {

@@ -155,17 +155,37 @@ const Audit = Type.Object(
   { additionalProperties: false },
 );
 
+/** Client TLS with a certificate the proxy makes, signed by a CA of its own that clients trust. */
+const ClientTlsAuto = Type.Object(
+  {
+    dir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Where the CA and certificate are kept and reused (default .gatehouse/tls).',
+      }),
+    ),
+    names: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        description: 'Extra DNS names or IP addresses clients reach the proxy by.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ProxyConfigSchema = Type.Object(
   {
     apiVersion: Type.Optional(Type.Literal('gatehouse.dev/v1alpha1')),
     kind: Type.Optional(Type.Literal('Proxy')),
     listen: Type.Optional(HostPort),
     upstream: Upstream,
+    // `clientTls: auto` is read as `clientTls: { auto: {} }` (load.ts).
     clientTls: Type.Optional(
       Type.Object(
         {
-          certFile: Type.String({ minLength: 1 }),
-          keyFile: Type.String({ minLength: 1 }),
+          certFile: Type.Optional(Type.String({ minLength: 1 })),
+          keyFile: Type.Optional(Type.String({ minLength: 1 })),
+          auto: Type.Optional(ClientTlsAuto),
           required: Type.Optional(
             Type.Boolean({ default: false, description: 'Refuse clients that do not negotiate TLS.' }),
           ),

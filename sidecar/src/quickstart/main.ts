@@ -88,6 +88,7 @@ async function main(): Promise<void> {
       admin: proxy.adminAddress,
       dataDir: database.dataDir,
       seeded: database.seeded,
+      caFile: proxy.clientTlsCaFile,
     }),
   );
   const failure = await Promise.race([stopSignal(), database.failure]);
@@ -166,9 +167,11 @@ interface BannerFacts {
   readonly admin: HostPort | undefined;
   readonly dataDir: string;
   readonly seeded: boolean;
+  /** `clientTls: auto`: the CA clients verify the proxy with. */
+  readonly caFile: string | undefined;
 }
 
-function banner({ config, proxy, admin, dataDir, seeded }: BannerFacts): string {
+function banner({ config, proxy, admin, dataDir, seeded, caFile }: BannerFacts): string {
   // Local users are development accounts whose passwords the quickstart file shows in clear anyway.
   const users = config.identity.mode === 'local' ? (config.identity.local?.users ?? []) : [];
   const connect = users.map((user) => {
@@ -188,6 +191,9 @@ function banner({ config, proxy, admin, dataDir, seeded }: BannerFacts): string 
       ? [
           `  Verify it  npx gatehouse audit verify --allow-unsealed ${config.audit.file} --public-key ${config.audit.signingKeyFile}.pub`,
         ]
+      : []),
+    ...(caFile
+      ? [`  TLS CA     ${caFile} (verify with: psql "...?sslmode=verify-full&sslrootcert=${caFile}")`]
       : []),
     ...(admin ? [`  Metrics    http://${urlHost(admin)}/metrics`] : []),
     '',

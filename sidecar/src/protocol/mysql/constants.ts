@@ -119,8 +119,12 @@ export const MysqlError = {
   SPECIFIC_ACCESS_DENIED: { code: 1227, sqlstate: '42000' },
   /** ER_NOT_SUPPORTED_YET */
   NOT_SUPPORTED: { code: 1235, sqlstate: '42000' },
-  /** ER_CANT_CONNECT / upstream unavailable: CR_CONN_HOST_ERROR is client-side, the server uses 2013-like text. */
-  UPSTREAM_UNAVAILABLE: { code: 2003, sqlstate: '08S01' },
+  /**
+   * ER_UNKNOWN_ERROR, with the SQLSTATE of a failed connection (pools retry 08xxx): the database is
+   * unreachable or refused the proxy's own login. Never a number of 2000-2999: those are the client
+   * library's own, and libmysqlclient/libmariadb read one from a server as a malformed packet (2027).
+   */
+  UPSTREAM_UNAVAILABLE: { code: 1105, sqlstate: '08S01' },
   /** ER_ERROR_ON_WRITE: the audit log cannot be written. */
   AUDIT_UNAVAILABLE: { code: 1026, sqlstate: 'HY000' },
   /** ER_UNKNOWN_STMT_HANDLER */

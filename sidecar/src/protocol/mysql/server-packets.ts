@@ -1,15 +1,15 @@
 import type { MysqlErrorKind } from './constants.ts';
 import { PayloadWriter, packet } from './packet-io.ts';
 
-/** An ERR packet (protocol 4.1 layout); `message` must never hold values from the SQL. */
-export function errPacket(kind: MysqlErrorKind, message: string, seq: number): Buffer {
-  const payload = new PayloadWriter()
-    .u8(0xff)
-    .u16(kind.code)
-    .bytes(Buffer.from(`#${kind.sqlstate}`, 'ascii'))
-    .bytes(Buffer.from(message, 'utf8'))
-    .build();
-  return packet(payload, seq);
+/**
+ * An ERR packet; `message` must never hold values from the SQL. Before the greeting the client knows
+ * no capabilities yet, so the packet has the pre-4.1 layout (no `#SQLSTATE`), as a server's own
+ * refusals there do (`greeted` false).
+ */
+export function errPacket(kind: MysqlErrorKind, message: string, seq: number, greeted = true): Buffer {
+  const writer = new PayloadWriter().u8(0xff).u16(kind.code);
+  if (greeted) writer.bytes(Buffer.from(`#${kind.sqlstate}`, 'ascii'));
+  return packet(writer.bytes(Buffer.from(message, 'utf8')).build(), seq);
 }
 
 /**

@@ -88,8 +88,8 @@ export class MysqlProxyServer {
       socket.on('error', () => {});
       socket.end(
         this.draining
-          ? errPacket(MysqlError.SHUTDOWN, 'Gatehouse is shutting down', 0)
-          : errPacket(MysqlError.TOO_MANY_CONNECTIONS, 'Too many connections', 0),
+          ? errPacket(MysqlError.SHUTDOWN, 'Gatehouse is shutting down', 0, false)
+          : errPacket(MysqlError.TOO_MANY_CONNECTIONS, 'Too many connections', 0, false),
       );
       return;
     }

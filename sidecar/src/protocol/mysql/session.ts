@@ -51,7 +51,12 @@ import {
   okPacket,
   withholdErrorText,
 } from './server-packets.ts';
-import { connectMysqlUpstream, MysqlUpstreamError, type ServerGreeting } from './upstream.ts';
+import {
+  connectMysqlUpstream,
+  MysqlUpstreamError,
+  type ServerGreeting,
+  upstreamFailureForClient,
+} from './upstream.ts';
 
 /** Judges statements for one session; built once the identity is known. */
 export interface MysqlGate {
@@ -179,7 +184,11 @@ export class MysqlSession {
   private statementCount = 0;
   private status = ServerStatus.AUTOCOMMIT as number;
   private tls = false;
+  /** The client has our greeting: from then on it reads errors with their SQLSTATE. */
+  private greeted = false;
   private endReason = 'client';
+  /** The client sent COM_QUIT: the server closing its side is expected from here on. */
+  private quitting = false;
   private capabilities = 0;
   /** The client is sending a LOAD DATA LOCAL file: its packets are data, not commands. */
   private uploading = false;
@@ -258,10 +267,7 @@ export class MysqlSession {
         upstreamGreeting = await this.deps.greeting();
       } catch (error) {
         this.logUpstreamFailure(error);
-        throw new RefusedStart(
-          MysqlError.UPSTREAM_UNAVAILABLE,
-          'Gatehouse could not connect to the database; see the proxy log',
-        );
+        throw new RefusedStart(MysqlError.UPSTREAM_UNAVAILABLE, upstreamFailureForClient(error));
       }
       const scramble = randomScramble();
       const offered =
@@ -283,6 +289,7 @@ export class MysqlSession {
           authPlugin: plugin,
         }),
       );
+      this.greeted = true;
 
       let reply = await reader.read();
       let clientCaps = reply.payload.length >= 4 ? reply.payload.readUInt32LE(0) : 0;
@@ -322,7 +329,11 @@ export class MysqlSession {
       let password: string | undefined;
       if (authenticator.needsPassword) {
         if (config.identity.mode === 'token' && !this.tls) {
-          this.refuseConnection(response.user, '28000', 'token over a connection without TLS');
+          this.refuseConnection(
+            response.user,
+            MysqlError.ACCESS_DENIED,
+            'token over a connection without TLS',
+          );
           throw new RefusedStart(
             MysqlError.ACCESS_DENIED,
             'Gatehouse takes tokens only over TLS: connect with --ssl',
@@ -344,7 +355,7 @@ export class MysqlSession {
         );
       } catch (error) {
         const reason = error instanceof AuthError ? error.message : 'authentication failed';
-        this.refuseConnection(response.user, error instanceof AuthError ? error.sqlstate : '28P01', reason);
+        this.refuseConnection(response.user, MysqlError.ACCESS_DENIED, reason);
         throw new RefusedStart(
           MysqlError.ACCESS_DENIED,
           `Access denied for user '${response.user}' (Gatehouse: ${reason})`,
@@ -357,7 +368,11 @@ export class MysqlSession {
         ...(identity.pod && { pod: identity.pod }),
       });
       if (response.database !== '' && response.database !== config.upstream.database) {
-        this.refuseConnection(response.user, '42000', `database ${response.database} is not served here`);
+        this.refuseConnection(
+          response.user,
+          MysqlError.DB_ACCESS_DENIED,
+          `database ${response.database} is not served here`,
+        );
         throw new RefusedStart(
           MysqlError.DB_ACCESS_DENIED,
           `Gatehouse serves database '${config.upstream.database}' only`,
@@ -365,7 +380,7 @@ export class MysqlSession {
         );
       }
       if (this.deps.audit.failure !== undefined && config.audit.failClosed) {
-        this.refuseConnection(response.user, '58030', 'audit log unavailable');
+        this.refuseConnection(response.user, MysqlError.AUDIT_UNAVAILABLE, 'audit log unavailable');
         throw new RefusedStart(
           MysqlError.AUDIT_UNAVAILABLE,
           `Gatehouse cannot write its audit log, so it accepts no connections: ${this.deps.audit.failure}`,
@@ -377,7 +392,7 @@ export class MysqlSession {
       const policy = this.deps.policy();
       if (policy && grantsFor(identity, policy, config.upstream.database).length === 0) {
         const reason = `no DatabaseAccess grants ${identity.subject} access to database '${config.upstream.database}'`;
-        this.refuseConnection(response.user, '28000', reason);
+        this.refuseConnection(response.user, MysqlError.ACCESS_DENIED, reason);
         throw new RefusedStart(
           MysqlError.ACCESS_DENIED,
           `Access denied for user '${response.user}' (Gatehouse: ${reason})`,
@@ -423,9 +438,7 @@ export class MysqlSession {
         const tooMany = error instanceof MysqlUpstreamError && error.serverCode === 1040;
         throw new RefusedStart(
           tooMany ? MysqlError.TOO_MANY_CONNECTIONS : MysqlError.UPSTREAM_UNAVAILABLE,
-          tooMany
-            ? 'the database has too many connections'
-            : 'Gatehouse could not connect to the database; see the proxy log',
+          tooMany ? 'the database has too many connections' : upstreamFailureForClient(error),
           seq,
         );
       }
@@ -522,17 +535,29 @@ export class MysqlSession {
     server.on('drain', () => client.resume());
     client.on('close', () => this.close(this.endReason));
     client.on('end', () => this.close(this.endReason));
-    server.on('close', () => this.close('upstream'));
-    server.on('end', () => this.close('upstream'));
-    server.on('error', (error) => {
-      this.deps.metrics.upstreamError('closed');
-      this.logger.warn({ err: error.message }, 'upstream connection error');
-      this.close('upstream');
-    });
+    server.on('close', () => this.upstreamEnded(undefined));
+    server.on('end', () => this.upstreamEnded(undefined));
+    server.on('error', (error) => this.upstreamEnded(error));
     if (serverLeftover.length > 0) this.onServerData(serverLeftover);
     if (clientLeftover.length > 0) this.onClientData(clientLeftover);
     server.resume();
     client.resume();
+  }
+
+  /**
+   * The database's side ended. Once the client has gone (or said COM_QUIT, which the server answers
+   * by closing, sometimes with a reset) that is the end the client asked for, not a database failure.
+   */
+  private upstreamEnded(error: Error | undefined): void {
+    if (this.closed || this.quitting) {
+      if (error) this.logger.debug({ err: error.message }, 'upstream reset after the client left');
+      this.close(this.endReason);
+      return;
+    }
+    this.deps.metrics.upstreamError('closed');
+    if (error) this.logger.warn({ err: error.message }, 'upstream connection error');
+    else this.logger.warn('the database closed the connection');
+    this.close('upstream');
   }
 
   private onClientData(chunk: Buffer): void {
@@ -741,6 +766,7 @@ export class MysqlSession {
         return frame;
       case Command.QUIT:
         this.endReason = 'client';
+        this.quitting = true;
         return frame;
       case Command.PROCESS_KILL: {
         const target = new PayloadReader(payload, 1).u32();
@@ -1109,7 +1135,8 @@ export class MysqlSession {
     recordStatement(this.deps, this.context!, via, started, text, outcome, extra);
   }
 
-  private refuseConnection(user: string, sqlstate: string, reason: string): void {
+  /** Audits a refused login with the MySQL error the client gets (its number and SQLSTATE). */
+  private refuseConnection(user: string, kind: MysqlErrorKind, reason: string): void {
     this.deps.metrics.connection('refused');
     this.deps.audit.record({
       type: 'connection.refused',
@@ -1117,7 +1144,8 @@ export class MysqlSession {
       protocol: 'mysql',
       user,
       database: this.deps.config.upstream.database,
-      sqlstate,
+      sqlstate: kind.sqlstate,
+      errno: kind.code,
       reason,
     });
   }
@@ -1156,7 +1184,8 @@ export class MysqlSession {
 
   private sendFatal(kind: MysqlErrorKind, message: string, seq: number, reason?: string): void {
     if (reason) this.endReason = reason;
-    if (!this.client.destroyed && this.client.writable) this.client.end(errPacket(kind, message, seq));
+    if (!this.client.destroyed && this.client.writable)
+      this.client.end(errPacket(kind, message, seq, this.greeted));
     this.close(this.endReason);
   }
 

@@ -15,7 +15,7 @@ import { HandshakeReader } from './handshake-reader.ts';
 import { PayloadReader, PayloadWriter, packet } from './packet-io.ts';
 import { withPrefix } from './prefixed-stream.ts';
 import { cachingSha2Response, nativePasswordResponse } from './scramble.ts';
-import { connectMysqlUpstream, MysqlUpstreamError } from './upstream.ts';
+import { connectMysqlUpstream, MysqlUpstreamError, upstreamFailureForClient } from './upstream.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest();
@@ -253,5 +253,26 @@ describe('caching_sha2_password login', () => {
     expect(error).toBeInstanceOf(MysqlUpstreamError);
     expect((error as MysqlUpstreamError).serverCode).toBe(1045);
     expect((error as Error).message).not.toContain(PASSWORD);
+  });
+});
+
+describe('upstreamFailureForClient', () => {
+  it.each([
+    [new MysqlUpstreamError('network', '10.1.2.3:3306: ECONNREFUSED'), /not reachable \(ECONNREFUSED\)/],
+    [new MysqlUpstreamError('timeout', 'no login within 5000 ms'), /did not answer in time/],
+    [
+      new MysqlUpstreamError('server', "login: server error 1045: Access denied for user 'svc'", 1045),
+      /upstream user or password is wrong/,
+    ],
+    [
+      new MysqlUpstreamError('server', 'login: server error 1049: Unknown database', 1049),
+      /does not exist \(error 1049\)/,
+    ],
+    [new MysqlUpstreamError('server', 'x', 1130), /refused the connection \(error 1130\)/],
+    [new Error('boom'), /an unexpected error/],
+  ])('names the cause of %s, never the address or the account', (error, cause) => {
+    const message = upstreamFailureForClient(error);
+    expect(message).toMatch(cause);
+    expect(message).not.toMatch(/10\.1\.2\.3|svc|boom/);
   });
 });

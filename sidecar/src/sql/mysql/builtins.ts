@@ -27,7 +27,17 @@ updatexml upper user utc_date utc_time utc_timestamp uuid uuid_short uuid_to_bin
 variance version week weekday weekofyear weight_string year yearweek row_number rank dense_rank
 percent_rank cume_dist ntile lag lead first_value last_value nth_value
 `;
-export const MYSQL_PURE_FUNCTIONS: ReadonlySet<string> = new Set(PURE.split(/\s+/).filter(Boolean));
+/**
+ * Functions of the session, not of any column: who and where it is, how many rows the last statement
+ * touched. CONNECTION_ID() is @@pseudo_thread_id, which a session may set: lineage judges such a SET
+ * as a write, so no masked value reaches it. LAST_INSERT_ID() is absent on purpose:
+ * LAST_INSERT_ID(expr) stores any value for the next call to return.
+ */
+const SESSION = 'connection_id schema session_user system_user current_role found_rows row_count';
+
+export const MYSQL_PURE_FUNCTIONS: ReadonlySet<string> = new Set(
+  `${PURE} ${SESSION}`.split(/\s+/).filter(Boolean),
+);
 
 /** Functions whose value reveals nothing of their arguments' values. */
 export const MYSQL_COUNTING_FUNCTIONS: ReadonlySet<string> = new Set([

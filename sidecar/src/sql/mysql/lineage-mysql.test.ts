@@ -187,6 +187,17 @@ const CASES: readonly [string, string, string[][]][] = [
   ['executable comment', 'SELECT id /*!, ssn */ FROM customers', [['ssn']]],
   ['conditional comment', 'SELECT /*!99999 ssn, */ notes FROM customers', [['ssn']]],
   ['conditional comment', 'SELECT notes /*M!, phone */ FROM customers', [['phone']]],
+  // Functions of the session depend on no column; LAST_INSERT_ID() returns what LAST_INSERT_ID(x) stored.
+  [
+    'session',
+    'SELECT CONNECTION_ID() a, FOUND_ROWS() b, ROW_COUNT() c, SCHEMA() d, DATABASE() e, VERSION() f, 7 g, ssn FROM customers',
+    [['ssn']],
+  ],
+  ['session', 'SELECT LAST_INSERT_ID() AS id FROM customers', [['id']]],
+  // MariaDB's SET STATEMENT ... FOR: the statement's own columns.
+  ['set statement', 'SET STATEMENT max_statement_time=1 FOR SELECT id, ssn FROM customers', [['ssn']]],
+  // A variable no statement of the session set: a trigger or routine may have.
+  ['variable', 'SELECT @set_elsewhere AS v', [['v']]],
 ];
 
 describe('mysqlOutputLineage', () => {
@@ -231,6 +242,40 @@ describe('mysqlOutputLineage', () => {
       initialMysqlSession(DEFAULT_SQL_MODE),
     );
     expect(insert.statements[0]!.writes[0]!.sources.map((s) => s.column)).toEqual(['email']);
+  });
+
+  it('records what SET stores in system variables as writes (session functions read them back)', () => {
+    const set = mysqlOutputLineage(
+      "SET SESSION timestamp = (SELECT LENGTH(card) FROM customers LIMIT 1), @@session.pseudo_thread_id = 7, sql_mode = 'ANSI', autocommit = ON, @v = 1",
+      CATALOG,
+      initialMysqlSession(DEFAULT_SQL_MODE),
+    );
+    const statement = set.statements[0]!;
+    expect(
+      statement.writes.map((w) => [
+        w.target.kind === 'function' && w.target.name,
+        w.sources.map((s) => s.column),
+        w.opaque,
+      ]),
+    ).toEqual([
+      ['@@timestamp', ['card'], false],
+      ['@@pseudo_thread_id', [], false],
+      ['@@sql_mode', [], false],
+      ['@@autocommit', [], true],
+    ]);
+    expect(statement.userVariables.map((v) => v.name)).toEqual(['v']);
+    const scoped = mysqlOutputLineage(
+      'SET STATEMENT timestamp = (SELECT LENGTH(card) FROM customers LIMIT 1) FOR SELECT NOW() AS t',
+      CATALOG,
+      initialMysqlSession(DEFAULT_SQL_MODE),
+    ).statements[0]!;
+    expect(
+      scoped.writes.map((w) => [
+        w.target.kind === 'function' && w.target.name,
+        w.sources.map((s) => s.column),
+      ]),
+    ).toEqual([['@@timestamp', ['card']]]);
+    expect(scoped.columns?.map((c) => c.name)).toEqual(['t']);
   });
 
   it('refuses text that cannot be read', () => {

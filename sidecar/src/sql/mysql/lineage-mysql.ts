@@ -23,7 +23,13 @@ import type {
 import { asArray, field, identName, isObject, nameParts, variant } from './ast.ts';
 import { MYSQL_COUNTING_FUNCTIONS, MYSQL_PURE_FUNCTIONS } from './builtins.ts';
 import { functionName } from './effective-where.ts';
-import { type ConditionalComments, joinTokens, type LexedStatement, lexMysql } from './lexer.ts';
+import {
+  type ConditionalComments,
+  joinTokens,
+  type LexedStatement,
+  lexMysql,
+  type MysqlToken,
+} from './lexer.ts';
 import { parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
 import type { MysqlSessionState } from './session.ts';
@@ -196,6 +202,7 @@ function statementLineage(statement: LexedStatement, env: StatementEnv): MysqlSt
     case 'UPDATE':
       return parsedLineage(statement, c);
     case 'SET':
+      if (words[first + 1] === 'STATEMENT') return setStatementLineage(statement, env);
       return setLineage(statement, c);
     case 'HANDLER':
       return handlerLineage(statement, words, c);
@@ -374,20 +381,69 @@ function setLineage(statement: LexedStatement, c: Collector): MysqlStatementLine
       start = i + 1;
     }
   }
+  const writes: WriteLineage[] = [];
   for (const [from, to] of pieces) {
-    const target = tokens[from];
-    const op = tokens[from + 1];
-    if (target?.type !== 'variable' || op?.type !== 'punct' || (op.value !== '=' && op.value !== ':='))
+    const scoped = tokens[from]?.type === 'word' && SET_SCOPES.has(tokens[from]!.value);
+    const at = scoped ? from + 1 : from;
+    const target = tokens[at];
+    const op = tokens[at + 1];
+    if (!target || op?.type !== 'punct' || (op.value !== '=' && op.value !== ':=')) continue;
+    const text = joinTokens(tokens.slice(at + 2, to));
+    const body = field(parseMysqlStatement('SELECT ' + text), 'Query');
+    if (target.type === 'variable' && !scoped) {
+      if (!body) return null;
+      const columns = queryColumns(body, EMPTY_SCOPE, c);
+      c.assigned.push({ name: target.value, trace: unionAll(columns.columns.map((col) => col.trace)) });
       continue;
-    const text = joinTokens(tokens.slice(from + 2, to));
-    const ast = parseMysqlStatement('SELECT ' + text);
-    const body = field(ast, 'Query');
-    if (!body) return null;
-    const columns = queryColumns(body, EMPTY_SCOPE, c);
-    c.assigned.push({ name: target.value, trace: unionAll(columns.columns.map((col) => col.trace)) });
+    }
+    if (target.type !== 'system-variable' && target.type !== 'word' && target.type !== 'ident') continue;
+    // A system variable is read back by functions of the session (NOW() reads @@timestamp,
+    // CONNECTION_ID() @@pseudo_thread_id) and by @@name: what it stores is a write, judged as one.
+    // A value that is no expression (ON, DEFAULT) names no column; anything else unread stays opaque.
+    const value = body
+      ? unionAll(queryColumns(body, EMPTY_SCOPE, c).columns.map((col) => col.trace))
+      : OPAQUE;
+    const name = target.value.toLowerCase().replace(/^(session|local|global)\./, '');
+    writes.push({ target: { kind: 'function', name: `@@${name}` }, ...toLineage(value) });
   }
-  return finish('Set', c, null, true);
+  return finish('Set', c, null, true, writes);
 }
+
+/**
+ * MariaDB's `SET STATEMENT name = value[, ...] FOR statement`: the statement's lineage, with the
+ * settings as writes (what they store, its NOW() or CONNECTION_ID() reads back). Unreadable without FOR.
+ */
+function setStatementLineage(statement: LexedStatement, env: StatementEnv): MysqlStatementLineage | null {
+  const tokens = statement.tokens;
+  let depth = 0;
+  let at = -1;
+  for (let i = 2; i < tokens.length && at < 0; i++) {
+    const t = tokens[i]!;
+    if (t.type === 'punct' && t.value === '(') depth++;
+    else if (t.type === 'punct' && t.value === ')') depth--;
+    else if (depth === 0 && t.type === 'word' && t.value === 'FOR') at = i;
+  }
+  if (at < 0) return null;
+  const part = (from: readonly MysqlToken[]): LexedStatement => ({
+    ...statement,
+    tokens: from,
+    canonical: joinTokens(from),
+  });
+  const settings = setLineage(part([tokens[0]!, ...tokens.slice(2, at)]), new Collector(env, 0));
+  const inner = statementLineage(part(tokens.slice(at + 1)), env);
+  if (settings === null || inner === null) return null;
+  const reads = new Map([...settings.reads, ...inner.reads].map((r) => [tableKey(r), r]));
+  return Object.freeze({
+    ...inner,
+    reads: [...reads.values()],
+    readsUnknown: settings.readsUnknown || inner.readsUnknown,
+    writes: [...settings.writes, ...inner.writes],
+    userVariables: [...settings.userVariables, ...inner.userVariables],
+  });
+}
+
+/** Scope words of `SET [SESSION|GLOBAL|...] name = value`. */
+const SET_SCOPES = new Set(['SESSION', 'LOCAL', 'GLOBAL', 'PERSIST', 'PERSIST_ONLY']);
 
 function handlerLineage(
   statement: LexedStatement,
@@ -782,7 +838,12 @@ function traceExpr(expr: unknown, scope: Scope, c: Collector): Trace {
 
 function variableTrace(name: string, c: Collector): Trace {
   const lineage = c.env.variables.get(name);
-  if (!lineage) return CLEAN;
+  // Not assigned by any statement the proxy saw: code it cannot see (a trigger, a stored routine)
+  // may have set it from any column.
+  if (!lineage) {
+    c.readsUnknown = true;
+    return OPAQUE;
+  }
   // A variable whose value could not be traced may hold anything the session read.
   if (lineage.opaque) c.readsUnknown = true;
   return fromLineage(lineage);

@@ -75,7 +75,10 @@ export function resultMasks(
       const mask = sourceMask(write) ?? (write.opaque && readsSensitive ? REDACT_UNKNOWN : undefined);
       if (!mask) continue;
       if (write.target.kind === 'function') {
-        refusal = `it would pass masked values to ${write.target.name}()`;
+        const name = write.target.name;
+        refusal = name.startsWith('@@')
+          ? `it would store masked values in the system variable ${name}`
+          : `it would pass masked values to ${name}()`;
         break;
       }
       const { schema, table, column } = write.target.column;
