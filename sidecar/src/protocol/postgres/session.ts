@@ -30,6 +30,12 @@ import { sendCancel } from './cancel.ts';
 import type { CancelKeys } from './cancel-keys.ts';
 import type { CatalogCache } from './catalog-cache.ts';
 import {
+  type CopyRowMasker,
+  copyOutLayout,
+  copyTextSplitsSafely,
+  createCopyTextMasker,
+} from './copy-text-masker.ts';
+import {
   bindNames,
   commandTag,
   errorFields,
@@ -37,6 +43,7 @@ import {
   parseMessage,
   passwordText,
   queryText,
+  readCString,
   splitCommandTag,
   targetOf,
   transactionStatus,
@@ -223,6 +230,10 @@ export class PostgresSession {
   private masking: MaskingGate | undefined;
   /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
   private scrubbing = false;
+  /** The masker of the COPY ... TO STDOUT now streaming, from its CopyOutResponse to its end. */
+  private copyMasker: CopyRowMasker | undefined;
+  /** The server's client_encoding, which decides whether COPY rows split by their bytes. */
+  private clientEncoding: string | undefined;
   private readonly pending: Pending[] = [];
   private readonly undescribed: PendingQuery[] = [];
   private readonly statements = new Map<string, PreparedText>();
@@ -443,6 +454,7 @@ export class PostgresSession {
       database: config.upstream.database,
       protocol: 'postgres',
     };
+    this.clientEncoding = upstream.parameters.get('client_encoding');
     const hello: Buffer[] = [authenticationOk()];
     for (const [name, value] of upstream.parameters) hello.push(parameterStatus(name, value));
     hello.push(backendKeyData(key.processId, key.secretKey), readyForQuery(this.txStatus));
@@ -749,20 +761,50 @@ export class PostgresSession {
   private onServerMessage(type: number, frame: Buffer): Buffer | undefined {
     const head = this.pending[0];
     if (type === DATA_ROW) return this.maskRow(head, frame);
-    if (type === COPY_DATA) return scrubCopyData(frame);
+    if (type === COPY_DATA) return this.copyMasker ? this.copyMasker(frame) : scrubCopyData(frame);
+    if (type === PARAMETER_STATUS) this.noteParameter(frame);
     let out = this.answerServerMessage(type, frame, head);
     if (this.scrubbing && out === frame) out = scrubServerText(type, frame);
     const next = this.pending[0];
     this.scanner!.want(DATA_ROW, this.rowsWanted(next));
-    // Text COPY rows are scanned; binary ones are not text (COPY of masked columns is refused anyway).
-    if (type === COPY_OUT_RESPONSE) this.scanner!.want(COPY_DATA, this.scrubbing && frame[5] === 0);
-    else if (type === 67 || type === 69 || type === 90) this.scanner!.want(COPY_DATA, false);
+    // Text COPY rows are scanned, and masked where the plan masks columns; binary ones are not text
+    // (COPY of masked columns in binary is refused before it runs, and throws here if it comes).
+    if (type === COPY_OUT_RESPONSE) {
+      this.copyMasker = this.copyMaskerFor(head, frame);
+      this.scanner!.want(COPY_DATA, this.scrubbing && frame[5] === 0);
+    } else if (type === 67 || type === 69 || type === 90) {
+      this.copyMasker = undefined;
+      this.scanner!.want(COPY_DATA, false);
+    }
     if (head && (head.kind === 'query' || head.kind === 'parse') && head.notice && out) {
       const notice = head.notice;
       head.notice = undefined;
       return Buffer.concat([notice, out]);
     }
     return out;
+  }
+
+  /** The masker for a COPY ... TO STDOUT's rows, when its statement's plan masks columns. */
+  private copyMaskerFor(head: Pending | undefined, frame: Buffer): CopyRowMasker | undefined {
+    const masking =
+      head?.kind === 'query'
+        ? head.masking
+        : head?.kind === 'execute'
+          ? (head.text as PreparedText).masking
+          : undefined;
+    if (!masking) return undefined;
+    const plan = planAt(masking, head?.kind === 'query' ? head.index : 0);
+    if (!plan.rest && !plan.columns.some((mask) => mask !== undefined)) return undefined;
+    if (!copyTextSplitsSafely(this.clientEncoding))
+      throw new Error(
+        `COPY of masked columns in client encoding ${this.clientEncoding ?? '(unknown)'}, whose rows cannot be split safely`,
+      );
+    return createCopyTextMasker(plan, copyOutLayout(frame), this.deps.maskingKey);
+  }
+
+  private noteParameter(frame: Buffer): void {
+    const [name, next] = readCString(frame, 5);
+    if (name.toLowerCase() === 'client_encoding') this.clientEncoding = readCString(frame, next)[0];
   }
 
   /** Whether the rows of the result now coming must be read: a masker is set or may be needed. */
@@ -1070,6 +1112,7 @@ function portalFields(portal: PortalText | undefined): ResultField[] | undefined
 
 const COPY_DATA = 100;
 const COPY_OUT_RESPONSE = 72;
+const PARAMETER_STATUS = 83;
 
 /** Errors, notices, notifications and parameter values of a masked session, scrubbed of values. */
 function scrubServerText(type: number, frame: Buffer): Buffer {
@@ -1079,7 +1122,7 @@ function scrubServerText(type: number, frame: Buffer): Buffer {
   return frame;
 }
 
-/** A COPY TO STDOUT row of a masked session (COPY of masked columns is refused): the value scan. */
+/** A COPY TO STDOUT row of a masked session with no masked column: the value scan. */
 function scrubCopyData(frame: Buffer): Buffer {
   const text = frame.toString('utf8', 5);
   const scrubbed = maskTextFreeform(text);
