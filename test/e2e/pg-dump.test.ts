@@ -188,6 +188,32 @@ describe('pg_dump through the proxy', () => {
     expect(copyRows(dump.stdout, 'customers').length).toBe(args[0] === '--data-only' ? 2 : 0);
   });
 
+  it("shows catalog metadata in clear to a masked identity, but not other sessions' statement texts", async () => {
+    const columns = await psql(proxyDsn('demo'), [
+      '-At',
+      '-c',
+      "SELECT column_name || ' ' || coalesce(column_default, '-') FROM information_schema.columns WHERE table_name = 'customers' ORDER BY ordinal_position",
+    ]);
+    expect(columns.stderr).toBe('');
+    expect(columns.stdout.trim().split('\n')).toEqual([
+      'id -',
+      'name -',
+      'email -',
+      'ssn -',
+      "note 'none'::text",
+    ]);
+    const described = await psql(proxyDsn('demo'), ['-c', '\\d customers']);
+    expect(described.stderr).toBe('');
+    expect(described.stdout).toContain('customers_pkey');
+    const activity = await psql(proxyDsn('demo'), [
+      '-At',
+      '-c',
+      "SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid() AND 'Alice Smith' <> ''",
+    ]);
+    expect(activity.stderr).toBe('');
+    expect(activity.stdout.trim()).toBe('****');
+  });
+
   it('masks COPY TO STDOUT of masked columns in text format, and refuses the formats it cannot mask', async () => {
     const text = await psql(proxyDsn('demo'), ['-c', 'COPY customers (ssn, id) TO STDOUT']);
     expect(text.stderr).toBe('');

@@ -21,6 +21,21 @@ const catalog = createCatalog({
       name: 'pg_stats',
       columns: ['tablename', 'attname', 'most_common_vals'].map((name) => ({ name })),
     },
+    {
+      schema: 'pg_catalog',
+      name: 'pg_stat_activity',
+      columns: ['pid', 'usename', 'state', 'query'].map((name) => ({ name })),
+    },
+    {
+      schema: 'pg_catalog',
+      name: 'pg_authid',
+      columns: ['rolname', 'rolpassword'].map((name) => ({ name })),
+    },
+    {
+      schema: 'information_schema',
+      name: 'columns',
+      columns: ['table_name', 'column_name', 'column_default'].map((name) => ({ name })),
+    },
   ],
   views: [
     {
@@ -76,6 +91,10 @@ describe('planStatementMasking', () => {
     ['SELECT amount FROM orders', ['-']],
     ['SELECT most_common_vals FROM pg_stats', ['redact']],
     ['SELECT attname FROM pg_stats', ['-']],
+    // Other sessions' statement texts and credentials are data; names and defaults are metadata.
+    ['SELECT pid, usename, state, query FROM pg_stat_activity', ['-', '-', '-', 'redact']],
+    ['SELECT rolname, rolpassword FROM pg_authid', ['-', 'redact']],
+    ['SELECT table_name, column_name, column_default FROM information_schema.columns', ['-', '-', '-']],
   ])('%s → %j', (sql, expected) => {
     expect(methods(sql)).toEqual(expected);
   });
