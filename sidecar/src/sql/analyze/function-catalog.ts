@@ -143,7 +143,6 @@ export const HARMLESS_SETTINGS: ReadonlySet<string> = new Set([
   'lock_timeout',
   'idle_in_transaction_session_timeout',
   'synchronize_seqscans',
-  'application_name',
 ]);
 
 /** Settings only a superuser may change (a subset: those that hide activity or bypass checks). */
