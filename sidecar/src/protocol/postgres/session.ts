@@ -771,7 +771,8 @@ export class PostgresSession {
     // (COPY of masked columns in binary is refused before it runs, and throws here if it comes).
     if (type === COPY_OUT_RESPONSE) {
       this.copyMasker = this.copyMaskerFor(head, frame);
-      this.scanner!.want(COPY_DATA, this.scrubbing && frame[5] === 0);
+      // The masker decides by the statement's own plan, whatever the last statement checked was.
+      this.scanner!.want(COPY_DATA, (this.scrubbing || this.copyMasker !== undefined) && frame[5] === 0);
     } else if (type === 67 || type === 69 || type === 90) {
       this.copyMasker = undefined;
       this.scanner!.want(COPY_DATA, false);
