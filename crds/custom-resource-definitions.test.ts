@@ -315,6 +315,11 @@ describe.each(KUBE_VERSIONS)('CRDs on kube-apiserver %s', (version) => {
       tables: ['public.cust*'],
     });
     expect(mixed.status, mixed.body.message).toBe(201);
+    const deleted = await kubeRequest<Status>(kube, {
+      method: 'DELETE',
+      path: `${GROUP_PATH}/namespaces/${NAMESPACE}/guardrails/mixed`,
+    });
+    expect(deleted.status, deleted.body.message).toBe(200);
   });
 
   it('writes status only through the status subresource, in metav1.Condition shape', async () => {

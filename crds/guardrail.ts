@@ -65,7 +65,8 @@ export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
 export const GuardrailRule = Type.Object(
   {
     name: LabelName,
-    kinds: Type.Array(stringEnum(GUARDRAIL_RULE_KINDS), {
+    // maxLength and maxItems bound the API server's cost estimate of the CEL rules below.
+    kinds: Type.Array(stringEnum(GUARDRAIL_RULE_KINDS, { maxLength: 32 }), {
       minItems: 1,
       maxItems: GUARDRAIL_RULE_KINDS.length,
       // A kind named twice is a typo; the API server refuses duplicates in a set.
@@ -106,6 +107,9 @@ export const GuardrailSpec = Type.Object(
     ),
     rules: Type.Array(GuardrailRule, {
       minItems: 1,
+      // Bounds the API server's cost estimate of the rules' CEL checks; a guardrail of more rules is
+      // better split into several Guardrails.
+      maxItems: 100,
       // The API server refuses two rules with one name: audit records and messages name the rule.
       'x-kubernetes-list-type': 'map',
       'x-kubernetes-list-map-keys': ['name'],
