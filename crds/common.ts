@@ -12,7 +12,12 @@ export const API_VERSION = `${API_GROUP}/v1alpha1`;
 /** A string restricted to `values`, written as `{type: string, enum: [...]}` as CRD schemas need. */
 export function stringEnum<const T extends readonly string[]>(
   values: T,
-  options: { description?: string; default?: T[number]; 'x-kubernetes-validations'?: CelRule[] } = {},
+  options: {
+    description?: string;
+    default?: T[number];
+    maxLength?: number;
+    'x-kubernetes-validations'?: CelRule[];
+  } = {},
 ) {
   return Type.Enum(values as unknown as T[number][], { type: 'string', ...options });
 }

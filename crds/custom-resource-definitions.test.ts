@@ -279,6 +279,49 @@ describe.each(KUBE_VERSIONS)('CRDs on kube-apiserver %s', (version) => {
     expectRejected(response, 'spec.rules[1]', 'Duplicate value');
   });
 
+  it('rejects guardrail rules whose tables, subjects or databases cannot mean what they say (CEL)', async () => {
+    const guardrailWith = (name: string, rule: Record<string, unknown>) =>
+      create('guardrails', {
+        apiVersion: API_VERSION,
+        kind: 'Guardrail',
+        metadata: { name },
+        spec: { rules: [{ name: 'r', kinds: ['drop'], ...rule }] },
+      });
+    expectRejected(
+      await guardrailWith('tables-no-table-kind', { kinds: ['dynamic-sql'], tables: ['public.*'] }),
+      'spec.rules[0]',
+      'tables narrows only the kinds whose findings name tables',
+    );
+    expectRejected(
+      await guardrailWith('empty-tables', { tables: [] }),
+      'tables is empty and would match no table',
+    );
+    expectRejected(
+      await guardrailWith('empty-subjects', { subjects: [] }),
+      'subjects is empty and would match nobody',
+    );
+    expectRejected(
+      await guardrailWith('empty-databases', { databases: [] }),
+      'databases is empty and would match no database',
+    );
+    expectRejected(
+      await guardrailWith('twice', { kinds: ['drop', 'drop'] }),
+      'spec.rules[0].kinds[1]',
+      'Duplicate value',
+    );
+    // Tables beside a kind that names tables: dynamic SQL may touch them too, so the mix is allowed.
+    const mixed = await guardrailWith('mixed', {
+      kinds: ['truncate', 'dynamic-sql'],
+      tables: ['public.cust*'],
+    });
+    expect(mixed.status, mixed.body.message).toBe(201);
+    const deleted = await kubeRequest<Status>(kube, {
+      method: 'DELETE',
+      path: `${GROUP_PATH}/namespaces/${NAMESPACE}/guardrails/mixed`,
+    });
+    expect(deleted.status, deleted.body.message).toBe(200);
+  });
+
   it('writes status only through the status subresource, in metav1.Condition shape', async () => {
     const condition = {
       type: 'Ready',

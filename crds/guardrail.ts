@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { documentSchema, LabelName, Subject, stringEnum } from './common.ts';
+import { type CelRule, documentSchema, LabelName, Subject, stringEnum } from './common.ts';
 
 /**
  * What a guardrail rule can match. The SQL analysis reports each of these as a finding on a
@@ -21,13 +21,57 @@ export const GUARDRAIL_RULE_KINDS = [
 ] as const;
 export type GuardrailRuleKind = (typeof GUARDRAIL_RULE_KINDS)[number];
 
+/** Kinds whose findings name the tables they concern, so that a rule's `tables` can narrow them. */
+export const TABLE_RULE_KINDS = [
+  'drop',
+  'truncate',
+  'delete-without-where',
+  'update-without-where',
+  'alter',
+  'grant',
+] as const satisfies readonly GuardrailRuleKind[];
+
+/**
+ * The checks of a rule that its schema cannot say, as the API server's CEL rules and, with the same
+ * messages, as load-policy.ts's checks of local policy files. An empty list would silently match
+ * nothing (tables, databases) or nobody (subjects); tables on kinds that never name tables would
+ * silently match every statement of them.
+ */
+export const GUARDRAIL_RULE_CHECKS = {
+  tablesNeedTableKind: {
+    rule: `!has(self.tables) || self.kinds.exists(k, k in [${TABLE_RULE_KINDS.map((k) => `'${k}'`).join(', ')}])`,
+    message: `tables narrows only the kinds whose findings name tables (${TABLE_RULE_KINDS.join(', ')}); this rule has none of them, so leave tables out`,
+  },
+  tablesNotEmpty: {
+    rule: '!has(self.tables) || size(self.tables) > 0',
+    message:
+      'tables is empty and would match no table; list patterns, or leave tables out to match every table',
+  },
+  subjectsNotEmpty: {
+    rule: '!has(self.subjects) || size(self.subjects) > 0',
+    message:
+      'subjects is empty and would match nobody; list subjects, or leave subjects out to match everyone',
+  },
+  databasesNotEmpty: {
+    rule: '!has(self.databases) || size(self.databases) > 0',
+    message:
+      'databases is empty and would match no database; list patterns, or leave databases out to match every database',
+  },
+} as const satisfies Record<string, CelRule>;
+
 export const GUARDRAIL_ACTIONS = ['block', 'warn', 'requireApproval'] as const;
 export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
 
 export const GuardrailRule = Type.Object(
   {
     name: LabelName,
-    kinds: Type.Array(stringEnum(GUARDRAIL_RULE_KINDS), { minItems: 1 }),
+    // maxLength and maxItems bound the API server's cost estimate of the CEL rules below.
+    kinds: Type.Array(stringEnum(GUARDRAIL_RULE_KINDS, { maxLength: 32 }), {
+      minItems: 1,
+      maxItems: GUARDRAIL_RULE_KINDS.length,
+      // A kind named twice is a typo; the API server refuses duplicates in a set.
+      'x-kubernetes-list-type': 'set',
+    }),
     tables: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         description:
@@ -47,7 +91,10 @@ export const GuardrailRule = Type.Object(
       Type.String({ description: 'Shown to the client after the reason; say what to do instead.' }),
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    'x-kubernetes-validations': Object.values(GUARDRAIL_RULE_CHECKS) satisfies CelRule[],
+  },
 );
 
 export const GuardrailSpec = Type.Object(
@@ -60,6 +107,9 @@ export const GuardrailSpec = Type.Object(
     ),
     rules: Type.Array(GuardrailRule, {
       minItems: 1,
+      // Bounds the API server's cost estimate of the rules' CEL checks; a guardrail of more rules is
+      // better split into several Guardrails.
+      maxItems: 100,
       // The API server refuses two rules with one name: audit records and messages name the rule.
       'x-kubernetes-list-type': 'map',
       'x-kubernetes-list-map-keys': ['name'],

@@ -2,7 +2,13 @@ import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { API_VERSION } from '../../../crds/common.ts';
 import { DatabaseAccessDocument, type DatabaseAccessDocumentType } from '../../../crds/database-access.ts';
-import { GuardrailDocument, type GuardrailDocumentType } from '../../../crds/guardrail.ts';
+import {
+  GUARDRAIL_RULE_CHECKS,
+  GuardrailDocument,
+  type GuardrailDocumentType,
+  type GuardrailRuleSpec,
+  TABLE_RULE_KINDS,
+} from '../../../crds/guardrail.ts';
 import { MaskingPolicyDocument, type MaskingPolicyDocumentType } from '../../../crds/masking-policy.ts';
 import { schemaProblems } from '../config/validate.ts';
 import { ConfigError } from '../errors.ts';
@@ -242,6 +248,8 @@ function checkGuardrail(guardrail: GuardrailDocumentType, label: string, problem
         problem: 'is the name of an earlier rule too',
       });
     seen.add(rule.name);
+    for (const { field, problem } of guardrailRuleProblems(rule))
+      problems.push({ document: label, field: `spec.rules[${i}]${field}`, problem });
     checkSubjects(
       rule.subjects,
       (j) => `spec.rules[${i}].subjects[${j}]`,
@@ -250,6 +258,23 @@ function checkGuardrail(guardrail: GuardrailDocumentType, label: string, problem
       problems,
     );
   });
+}
+
+/** The API server's CEL rules of a guardrail rule (GUARDRAIL_RULE_CHECKS), for local files. */
+function guardrailRuleProblems(rule: GuardrailRuleSpec): { field: string; problem: string }[] {
+  const found: { field: string; problem: string }[] = [];
+  const tableKinds: readonly string[] = TABLE_RULE_KINDS;
+  const duplicate = rule.kinds.find((kind, i) => rule.kinds.indexOf(kind) !== i);
+  if (duplicate !== undefined) found.push({ field: '.kinds', problem: `names ${duplicate} twice` });
+  if (rule.tables !== undefined && rule.tables.length === 0)
+    found.push({ field: '.tables', problem: GUARDRAIL_RULE_CHECKS.tablesNotEmpty.message });
+  else if (rule.tables !== undefined && !rule.kinds.some((kind) => tableKinds.includes(kind)))
+    found.push({ field: '.tables', problem: GUARDRAIL_RULE_CHECKS.tablesNeedTableKind.message });
+  if (rule.subjects !== undefined && rule.subjects.length === 0)
+    found.push({ field: '.subjects', problem: GUARDRAIL_RULE_CHECKS.subjectsNotEmpty.message });
+  if (rule.databases !== undefined && rule.databases.length === 0)
+    found.push({ field: '.databases', problem: GUARDRAIL_RULE_CHECKS.databasesNotEmpty.message });
+  return found;
 }
 
 function checkMaskingPolicy(

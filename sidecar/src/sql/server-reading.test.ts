@@ -88,6 +88,12 @@ describe('readingRefusal', () => {
     "SELECT set_config('standard_conforming_strings', $1, false)",
     "SELECT set_config('standard_' || 'conforming_strings', 'off', false)",
     "SELECT set_config('standard_conforming_strings', current_setting('x'), false)",
+    "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'standard_conforming_strings'",
+    "SELECT set_config(name, ' No ', false) FROM pg_settings",
+    "SELECT set_config(name, 'f', false) FROM pg_settings",
+    "SELECT set_config(name, 'OF', false) FROM pg_settings",
+    "SELECT set_config(name, '0', false) FROM pg_settings",
+    'SELECT set_config(name, setting, false) FROM pg_settings',
     'ALTER ROLE app SET standard_conforming_strings = off',
     'ALTER DATABASE app SET standard_conforming_strings TO off',
     'ALTER ROLE app IN DATABASE app SET standard_conforming_strings = off',
@@ -110,6 +116,9 @@ describe('readingRefusal', () => {
     'RESET ALL',
     "SELECT set_config('standard_conforming_strings', 'on', false)",
     "SELECT set_config('search_path', 'public', false)",
+    // pg_dump's own: a computed name, but a value no boolean parse reads as off.
+    "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+    "SELECT set_config(name, 'on', false) FROM pg_settings",
     'SET search_path = public',
   ])('allows %s', (sql) => {
     expect(readingRefusal(sql, ON_UTF8, true)).toBeUndefined();

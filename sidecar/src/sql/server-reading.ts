@@ -102,9 +102,14 @@ function settingRefusal(sql: string): string | undefined {
       if (name !== 'set_config') return;
       const [nameArg, value] = positionalArgs(call.args ?? [], ['setting_name', 'new_value']);
       const setting = constantText(nameArg);
-      // A computed name may be this one; a literal name other than this one does not change how text is read.
-      if (setting !== undefined && setting.toLowerCase() !== 'standard_conforming_strings') return;
-      if (setting === undefined || !isTrueConstant(value)) refused = true;
+      // A computed name may be this one (pg_dump's `set_config(name, ...) FROM pg_settings WHERE ...`):
+      // refused unless the value is a constant no boolean parse reads as off. A literal name other than
+      // this one does not change how text is read.
+      if (setting === undefined) {
+        const text = constantText(value);
+        if (text === undefined || mayReadAsOff(text)) refused = true;
+      } else if (setting.toLowerCase() === 'standard_conforming_strings' && !isTrueConstant(value))
+        refused = true;
     }
   });
   return refused
@@ -124,6 +129,17 @@ function positionalArgs(args: readonly unknown[], names: readonly string[]): unk
     }
   });
   return out;
+}
+
+/**
+ * Whether PostgreSQL's boolean input could read `text` as false: `false`, `no`, `off`, `0` and their
+ * unique prefixes (`f`, `n`, `of`), in any case, with surrounding blanks. Anything else is true or an
+ * error, and neither turns the setting off.
+ */
+function mayReadAsOff(text: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (t.length === 0) return false;
+  return 'false'.startsWith(t) || 'no'.startsWith(t) || (t.length >= 2 && 'off'.startsWith(t)) || t === '0';
 }
 
 function isTrueConstant(node: unknown): boolean {

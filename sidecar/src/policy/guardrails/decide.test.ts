@@ -188,6 +188,47 @@ const BLOCK: Record<string, readonly EvasionCase[]> = {
     { sql: 'SET SESSION AUTHORIZATION postgres', finding: 'identity-change' },
     { sql: "SELECT pg_catalog.set_config('Role', 'postgres', false)", finding: 'identity-change' },
     { sql: "SELECT set_config(lower('ROLE'), 'postgres', false)", finding: 'identity-change' },
+    // pg_dump's shape proves the name only for a harmless setting, and only in exactly that shape.
+    {
+      sql: "SELECT set_config(name, 'postgres', false) FROM pg_settings WHERE name = 'role'",
+      finding: 'identity-change',
+    },
+    {
+      sql: "SELECT set_config(name, 'postgres', false) FROM pg_settings WHERE name = 'lock_timeout' OR true",
+      finding: 'identity-change',
+    },
+    {
+      sql: "SELECT set_config(name, 'postgres', false) FROM pg_settings WHERE name <> 'lock_timeout'",
+      finding: 'identity-change',
+    },
+    {
+      sql: "WITH pg_settings AS (SELECT 'role' AS name, 1 AS x) SELECT set_config(name, 'postgres', false) FROM pg_settings WHERE name = 'lock_timeout'",
+      finding: 'identity-change',
+    },
+    {
+      sql: "SELECT set_config(s.name, 'postgres', false) FROM pg_settings s WHERE s.name = 'lock_timeout'",
+      finding: 'identity-change',
+    },
+    {
+      sql: "SELECT set_config(name, 'postgres', false) FROM pg_settings, pg_roles WHERE name = 'lock_timeout'",
+      finding: 'identity-change',
+    },
+    {
+      sql: "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'lock_timeout' UNION ALL SELECT set_config(name, 'postgres', false) FROM pg_settings",
+      finding: 'identity-change',
+    },
+    {
+      sql: "SELECT set_config(name, current_user, false) FROM pg_settings WHERE name = 'lock_timeout'",
+      finding: 'identity-change',
+    },
+    {
+      sql: "SELECT set_config(name, 'x', false) FROM myschema.pg_settings WHERE name = 'lock_timeout'",
+      finding: 'identity-change',
+    },
+    {
+      sql: "SELECT set_config(name, 'x', false), set_config(setting, 'postgres', false) FROM pg_settings WHERE name = 'lock_timeout'",
+      finding: 'identity-change',
+    },
     { sql: 'GRANT postgres TO app', finding: 'grant' },
     { sql: 'ALTER ROLE app SUPERUSER', finding: 'grant' },
     {
@@ -231,6 +272,9 @@ const ALLOW: readonly string[] = [
   'SELECT $1::text',
   "SET statement_timeout = '5s'",
   "SELECT set_config('search_path', 'public', true)",
+  // pg_dump 15 (and later) sets this only where the server knows it.
+  "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+  "SELECT pg_catalog.set_config(pg_settings.name, '0', false) FROM pg_catalog.pg_settings WHERE 'lock_timeout' = name",
   'SHOW ROLE',
   "SELECT current_setting('role')",
   'CREATE TEMP TABLE scratch AS SELECT id FROM orders',

@@ -28,16 +28,50 @@ export type SampledKinds = ReadonlyMap<string, PiiKind>;
 export const AUTO_DETECT_METHOD: MaskingMethod = 'redact';
 
 /**
- * Columns of PostgreSQL's statistics relations that hold values copied from user tables (most
- * common values, histogram bounds): whoever sees a column masked must not read it here.
+ * The columns of PostgreSQL's system relations that hold data rather than metadata, with why. The
+ * rest of pg_catalog and information_schema is metadata (names, types, definitions written by DDL)
+ * and comes back clear to introspection; these are masked like a sensitive column for whoever sees
+ * masked values: values copied from user tables (most common values, histogram bounds), other
+ * sessions' statement texts with their literals, large object contents, and credentials.
  */
-const STATISTICS_VALUE_COLUMNS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
-  ['pg_stats', new Set(['most_common_vals', 'histogram_bounds', 'most_common_elems'])],
-  ['pg_stats_ext', new Set(['most_common_vals', 'most_common_val_nulls', 'most_common_freqs'])],
-  ['pg_stats_ext_exprs', new Set(['most_common_vals', 'histogram_bounds', 'most_common_elems', 'expr'])],
-  ['pg_statistic', new Set(['stavalues1', 'stavalues2', 'stavalues3', 'stavalues4', 'stavalues5'])],
-  ['pg_statistic_ext_data', new Set(['stxdmcv', 'stxdexpr', 'stxdndistinct', 'stxddependencies'])],
-]);
+const SYSTEM_VALUE_COLUMNS: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map(
+  Object.entries({
+    'pg_catalog.pg_stats': statistics('most_common_vals', 'histogram_bounds', 'most_common_elems'),
+    'pg_catalog.pg_stats_ext': statistics('most_common_vals', 'most_common_val_nulls', 'most_common_freqs'),
+    'pg_catalog.pg_stats_ext_exprs': statistics(
+      'most_common_vals',
+      'histogram_bounds',
+      'most_common_elems',
+      'expr',
+    ),
+    'pg_catalog.pg_statistic': statistics(
+      'stavalues1',
+      'stavalues2',
+      'stavalues3',
+      'stavalues4',
+      'stavalues5',
+    ),
+    'pg_catalog.pg_statistic_ext_data': statistics(
+      'stxdmcv',
+      'stxdexpr',
+      'stxdndistinct',
+      'stxddependencies',
+    ),
+    'pg_catalog.pg_stat_activity': new Map([['query', 'statement texts of sessions, with their literals']]),
+    'pg_catalog.pg_largeobject': new Map([['data', 'large object contents']]),
+    'pg_catalog.pg_authid': new Map([['rolpassword', 'credentials']]),
+    'pg_catalog.pg_shadow': new Map([['passwd', 'credentials']]),
+    'pg_catalog.pg_user_mapping': new Map([['umoptions', 'credentials']]),
+    'pg_catalog.pg_user_mappings': new Map([['umoptions', 'credentials']]),
+    'pg_catalog.pg_subscription': new Map([['subconninfo', 'credentials']]),
+    'pg_catalog.pg_stat_wal_receiver': new Map([['conninfo', 'credentials']]),
+    'information_schema.user_mapping_options': new Map([['option_value', 'credentials']]),
+  }),
+);
+
+function statistics(...columns: string[]): ReadonlyMap<string, string> {
+  return new Map(columns.map((column) => [column, 'statistics of table values']));
+}
 
 const cache = new WeakMap<Catalog, WeakMap<MaskingSettings, WeakMap<SampledKinds, Sensitivity>>>();
 const NO_SAMPLES: SampledKinds = new Map();
@@ -67,13 +101,14 @@ export function sensitiveColumns(
   const columns = new Map<string, ColumnMasking>();
   const tables = new Set<string>();
   for (const table of catalog.tables.values()) {
-    const statistics = table.schema === 'pg_catalog' ? STATISTICS_VALUE_COLUMNS.get(table.name) : undefined;
+    const values = SYSTEM_VALUE_COLUMNS.get(`${table.schema}.${table.name}`);
     for (const column of table.columns) {
       const ref = { schema: table.schema, table: table.name, column: column.name };
       const key = columnKey(ref);
       let masking: ColumnMasking | undefined;
-      if (statistics?.has(column.name)) {
-        masking = { method: 'redact', kind: null, reason: 'statistics of table values' };
+      const value = values?.get(column.name);
+      if (value !== undefined) {
+        masking = { method: 'redact', kind: null, reason: value };
       } else if (table.schema !== 'pg_catalog' && table.schema !== 'information_schema') {
         masking = classifyCatalogColumn(ref, settings, samples.get(key));
       }

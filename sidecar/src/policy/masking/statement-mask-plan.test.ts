@@ -21,6 +21,21 @@ const catalog = createCatalog({
       name: 'pg_stats',
       columns: ['tablename', 'attname', 'most_common_vals'].map((name) => ({ name })),
     },
+    {
+      schema: 'pg_catalog',
+      name: 'pg_stat_activity',
+      columns: ['pid', 'usename', 'state', 'query'].map((name) => ({ name })),
+    },
+    {
+      schema: 'pg_catalog',
+      name: 'pg_authid',
+      columns: ['rolname', 'rolpassword'].map((name) => ({ name })),
+    },
+    {
+      schema: 'information_schema',
+      name: 'columns',
+      columns: ['table_name', 'column_name', 'column_default'].map((name) => ({ name })),
+    },
   ],
   views: [
     {
@@ -76,6 +91,10 @@ describe('planStatementMasking', () => {
     ['SELECT amount FROM orders', ['-']],
     ['SELECT most_common_vals FROM pg_stats', ['redact']],
     ['SELECT attname FROM pg_stats', ['-']],
+    // Other sessions' statement texts and credentials are data; names and defaults are metadata.
+    ['SELECT pid, usename, state, query FROM pg_stat_activity', ['-', '-', '-', 'redact']],
+    ['SELECT rolname, rolpassword FROM pg_authid', ['-', 'redact']],
+    ['SELECT table_name, column_name, column_default FROM information_schema.columns', ['-', '-', '-']],
   ])('%s → %j', (sql, expected) => {
     expect(methods(sql)).toEqual(expected);
   });
@@ -108,10 +127,53 @@ describe('planStatementMasking', () => {
       "SELECT set_config('application_name', email, false) FROM customers",
       /pass masked values to set_config/,
     ],
-    ['COPY customers TO STDOUT', /COPY would send/],
+    ['COPY customers TO STDOUT (FORMAT csv)', /COPY would send/],
+    ['COPY customers TO STDOUT CSV', /COPY would send/],
+    ['COPY customers TO STDOUT BINARY', /COPY would send/],
+    ["COPY customers TO STDOUT (DELIMITER ',')", /COPY would send/],
+    ["COPY customers TO STDOUT WITH NULL AS 'x'", /COPY would send/],
+    ['COPY customers (id, email) TO STDOUT (HEADER)', /COPY would send/],
+    ['COPY (SELECT * FROM customers c CROSS JOIN unknown_table u) TO STDOUT', /COPY would send/],
     ['CREATE TABLE t AS SELECT email AS x FROM customers', /copy masked values into public\.t\.x/],
   ])('refuses %s', (sql, reason) => {
     expect(plan(sql)[0]?.refusal).toMatch(reason);
+  });
+
+  it('masks COPY TO STDOUT in the plain text format like a SELECT of the same columns', () => {
+    const typed = createCatalog({
+      tables: [
+        {
+          schema: 'public',
+          name: 'customers',
+          columns: [
+            { name: 'id', typeOid: 23 },
+            { name: 'email', typeOid: 25 },
+            { name: 'ssn', typeOid: 1043 },
+          ],
+        },
+      ],
+    });
+    const planOf = (sql: string) => {
+      const [lineage] = outputLineage(sql, typed).statements;
+      return planStatementMasking(lineage!, sensitiveColumns(typed, AUTO, new Map()), AUTO);
+    };
+    for (const sql of [
+      'COPY public.customers (id, email, ssn) TO stdout;',
+      'COPY customers TO STDOUT',
+      'COPY customers TO STDOUT (FORMAT text)',
+    ]) {
+      const copy = planOf(sql);
+      expect(copy.refusal).toBeUndefined();
+      expect(copy.columns.map((c) => c?.method ?? '-')).toEqual(['-', 'redact', 'redact']);
+      expect(copy.copyTypes).toEqual([23, 25, 1043]);
+    }
+    expect(planOf('COPY customers (ssn, id) TO STDOUT').copyTypes).toEqual([1043, 23]);
+    // A query's column types are not in the catalog: masked cells of unknown type become NULL.
+    expect(planOf('COPY (SELECT email, id FROM customers) TO STDOUT').copyTypes).toEqual([
+      undefined,
+      undefined,
+    ]);
+    expect(planOf('SELECT email FROM customers').copyTypes).toBeUndefined();
   });
 
   it('allows predicates over masked columns when the policy says so, and same-method copies', () => {

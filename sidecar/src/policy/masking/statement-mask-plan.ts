@@ -30,6 +30,11 @@ export interface StatementMaskPlan {
    * RAISE), so they are withheld whole rather than scrubbed by pattern.
    */
   readonly withholdsServerText: boolean;
+  /**
+   * For a COPY ... TO STDOUT in plain text format whose rows the proxy masks: each column's type OID
+   * where known (masked columns of unknown type become `\N`). See copy-text-masker.ts.
+   */
+  readonly copyTypes?: readonly (number | undefined)[];
 }
 
 export const NOTHING_MASKED: StatementMaskPlan = Object.freeze({
@@ -58,7 +63,8 @@ export const MASK_EVERYTHING: StatementMaskPlan = Object.freeze({
  * sensitive column are masked; values that pass one through unchanged keep its method and kind.
  * Untraceable values are masked when the statement reads a sensitive table or data it cannot see.
  * Refused: predicates over masked columns (unless allowed), writes that copy masked values into
- * columns or functions that are not masked the same way, and COPY out of masked columns.
+ * columns or functions that are not masked the same way, and COPY out of masked columns in any
+ * format but plain text.
  */
 export function planStatementMasking(
   lineage: StatementLineage,
@@ -120,10 +126,16 @@ export function planStatementMasking(
   const masked: string[] = [];
   for (const mask of planned) if (mask) masked.push(mask.reason);
   if (rest && !lineage.exact) masked.push(rest.reason);
+  let copyTypes: readonly (number | undefined)[] | undefined;
   if (lineage.kind === 'CopyStmt' && masked.length > 0) {
-    return refuse(
-      `COPY would send ${masked.join(', ')} unmasked; read masked columns with SELECT, which masks them`,
-    );
+    // Rows of the plain text format split into fields without doubt, one column each: they are
+    // masked like a SELECT's. Any other layout, or columns lineage cannot match one to one, would
+    // send the values unmasked.
+    if (!lineage.exact || !lineage.copyOut?.plainText)
+      return refuse(
+        `COPY would send ${masked.join(', ')} unmasked in this format; use COPY's default text format without options, or SELECT, which mask them`,
+      );
+    copyTypes = Object.freeze([...lineage.copyOut.types]);
   }
   if (masked.length === 0 && !rest) return touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED;
   return Object.freeze({
@@ -131,6 +143,7 @@ export function planStatementMasking(
     rest,
     masked: Object.freeze(masked),
     withholdsServerText: touchesSensitive,
+    ...(copyTypes && { copyTypes }),
   });
 }
 

@@ -18,6 +18,11 @@ import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { PolicySource } from '../../policy/statement-gate.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
+import {
+  isMetadataRelation,
+  METADATA_RELATIONS,
+  METADATA_SCHEMA,
+} from '../../sql/mysql/metadata-relations.ts';
 import { unreadableSqlMode } from '../../sql/mysql/sql-mode.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
@@ -1258,20 +1263,22 @@ const UNKNOWN_STATEMENT_ID: Refusal = {
 };
 
 /**
- * The base tables of the session's database and their columns, for lineage. Views are left out on
+ * The base tables of the session's database and their columns, for lineage, and the columns of the
+ * information_schema relations that hold metadata (metadata-relations.ts). Views are left out on
  * purpose: a view the catalog does not list cannot be traced, so what it returns is masked.
  */
-const CATALOG_QUERY =
-  "SELECT c.TABLE_NAME, c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE <> 'VIEW' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION";
+const CATALOG_QUERY = `SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME WHERE (c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE <> 'VIEW') OR (c.TABLE_SCHEMA = '${METADATA_SCHEMA}' AND c.TABLE_NAME IN (${METADATA_RELATIONS.map((name) => `'${name}'`).join(', ')})) ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`;
 
 function catalogOf(rows: readonly (readonly (string | null)[])[], database: string): Catalog {
   const tables = new Map<string, { schema: string; name: string; columns: { name: string }[] }>();
-  for (const [table, column] of rows) {
-    if (table === null || table === undefined || column === null || column === undefined) continue;
-    let entry = tables.get(table);
+  for (const [schema, table, column] of rows) {
+    if (schema == null || table == null || column == null) continue;
+    const metadata = isMetadataRelation(schema, table);
+    const key = `${metadata ? METADATA_SCHEMA : ''}\u0000${table}`;
+    let entry = tables.get(key);
     if (!entry) {
-      entry = { schema: database, name: table, columns: [] };
-      tables.set(table, entry);
+      entry = { schema: metadata ? METADATA_SCHEMA : database, name: table, columns: [] };
+      tables.set(key, entry);
     }
     entry.columns.push({ name: column });
   }

@@ -68,6 +68,11 @@ export function formatAt(formats: readonly number[], i: number): number {
 /** Types whose values are numbers, dates, addresses or flags: the value scan has nothing to find there. */
 const NOT_SCANNED = new Set(['integer', 'numeric', 'float', 'uuid', 'inet', 'date', 'timestamp', 'bool']);
 
+/** Whether the value scan reads cells of this type (unknown types: yes). */
+export function isScannedType(typeOid: number | undefined): boolean {
+  return typeOid === undefined || !NOT_SCANNED.has(typeFamily(typeOid));
+}
+
 /**
  * Whether a result needs its rows read at all: some column is masked, or may hold text the value
  * scan must look at. Results of numbers and dates only, with no masked column, pass uncopied.

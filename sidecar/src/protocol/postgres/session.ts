@@ -42,6 +42,12 @@ import { sendCancel } from './cancel.ts';
 import type { CancelKeys } from './cancel-keys.ts';
 import type { CatalogCache } from './catalog-cache.ts';
 import {
+  type CopyRowMasker,
+  copyOutLayout,
+  copyTextSplitsSafely,
+  createCopyTextMasker,
+} from './copy-text-masker.ts';
+import {
   bindNames,
   commandTag,
   errorFields,
@@ -230,6 +236,13 @@ type Pending =
 const REFUSED_QUERY = frontendMessage('Q', Buffer.from('GATEHOUSE REFUSED\0'));
 const REFUSED_PARSE = frontendMessage('P', Buffer.from('gatehouse.refused\0GATEHOUSE REFUSED\0\0\0'));
 
+/** How the results of the statement an exchange answers are masked (undefined: shown as they are). */
+function exchangeMasking(head: Pending | undefined): TextMasking | undefined {
+  if (head?.kind === 'query') return head.masking;
+  if (head?.kind === 'execute') return (head.text as PreparedText).masking;
+  return undefined;
+}
+
 /** Describe of a prepared statement, as a client would send it. */
 function describeStatementMessage(name: string): Buffer {
   return frontendMessage('D', Buffer.concat([Buffer.from('S'), Buffer.from(`${name}\0`, 'utf8')]));
@@ -273,6 +286,8 @@ export class PostgresSession {
   private scrubbing = false;
   /** How the server reads text (standard_conforming_strings, client_encoding), as it last reported. */
   private reading: ServerReading = UNKNOWN_READING;
+  /** The masker of the COPY ... TO STDOUT now streaming, from its CopyOutResponse to its end. */
+  private copyMasker: CopyRowMasker | undefined;
   private readonly pending: Pending[] = [];
   /** What each prepared statement and portal name stands for; Bind, Describe and Execute use nothing else. */
   private readonly names = new SessionNames<PreparedText, PortalText>();
@@ -914,7 +929,7 @@ export class PostgresSession {
       return undefined;
     }
     if (type === DATA_ROW) return this.maskRow(head, frame);
-    if (type === COPY_DATA) return scrubCopyData(frame);
+    if (type === COPY_DATA) return this.copyMasker ? this.copyMasker(frame) : scrubCopyData(frame);
     // Decided before the answer moves the exchange on: the text belongs to the statement it answers.
     const withheld = (type === 69 || type === 78) && this.withholdsServerText(head);
     let out = this.answerServerMessage(type, frame, head);
@@ -924,9 +939,16 @@ export class PostgresSession {
     }
     const next = this.pending[0];
     this.scanner!.want(DATA_ROW, this.rowsWanted(next));
-    // Text COPY rows are scanned; binary ones are not text (COPY of masked columns is refused anyway).
-    if (type === COPY_OUT_RESPONSE) this.scanner!.want(COPY_DATA, this.scrubbing && frame[5] === 0);
-    else if (type === 67 || type === 69 || type === 90) this.scanner!.want(COPY_DATA, false);
+    // Text COPY rows are scanned, and masked where the plan masks columns; binary ones are not text
+    // (COPY of masked columns in binary is refused before it runs, and throws here if it comes).
+    if (type === COPY_OUT_RESPONSE) {
+      this.copyMasker = this.copyMaskerFor(head, frame);
+      // The masker decides by the statement's own plan, whatever the last statement checked was.
+      this.scanner!.want(COPY_DATA, (this.scrubbing || this.copyMasker !== undefined) && frame[5] === 0);
+    } else if (type === 67 || type === 69 || type === 90) {
+      this.copyMasker = undefined;
+      this.scanner!.want(COPY_DATA, false);
+    }
     if (head && (head.kind === 'query' || head.kind === 'parse') && head.notice && out) {
       const notice = head.notice;
       head.notice = undefined;
@@ -937,13 +959,22 @@ export class PostgresSession {
 
   /** Whether the server's texts answering `head` are withheld: its statement touches masked data. */
   private withholdsServerText(head: Pending | undefined): boolean {
-    const masking =
-      head?.kind === 'query'
-        ? head.masking
-        : head?.kind === 'execute'
-          ? (head.text as PreparedText).masking
-          : undefined;
+    const masking = exchangeMasking(head);
     return masking !== undefined && withholdsServerText(masking);
+  }
+
+  /** The masker for a COPY ... TO STDOUT's rows, when its statement's plan masks columns. */
+  private copyMaskerFor(head: Pending | undefined, frame: Buffer): CopyRowMasker | undefined {
+    const masking = exchangeMasking(head);
+    if (!masking) return undefined;
+    const plan = planAt(masking, head?.kind === 'query' ? head.index : 0);
+    if (!plan.rest && !plan.columns.some((mask) => mask !== undefined)) return undefined;
+    const encoding = this.reading.clientEncoding;
+    if (!copyTextSplitsSafely(encoding))
+      throw new Error(
+        `COPY of masked columns in client encoding ${encoding ?? '(unknown)'}, whose rows cannot be split safely`,
+      );
+    return createCopyTextMasker(plan, copyOutLayout(frame), this.deps.maskingKey);
   }
 
   /** Whether the rows of the result now coming must be read: a masker is set or may be needed. */
@@ -1318,7 +1349,7 @@ function scrubServerText(type: number, frame: Buffer): Buffer {
   return frame;
 }
 
-/** A COPY TO STDOUT row of a masked session (COPY of masked columns is refused): the value scan. */
+/** A COPY TO STDOUT row of a masked session with no masked column: the value scan. */
 function scrubCopyData(frame: Buffer): Buffer {
   const text = frame.toString('utf8', 5);
   const scrubbed = maskTextFreeform(text);

@@ -40,6 +40,17 @@ const CLASSES: readonly ClassCase[] = [
   { sql: 'SELECT * FROM orders FOR UPDATE', classes: ['read', 'write'] },
   { sql: "SELECT nextval('orders_id_seq')", classes: ['read', 'write'] },
   { sql: 'LOCK TABLE orders', classes: ['write'] },
+  { sql: 'LOCK TABLE public.orders IN ACCESS SHARE MODE', classes: ['read'] },
+  { sql: 'LOCK TABLE orders IN ROW SHARE MODE', classes: ['write'] },
+  { sql: 'LOCK TABLE orders IN ACCESS EXCLUSIVE MODE', classes: ['write'] },
+  {
+    sql: "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+    classes: ['read'],
+  },
+  {
+    sql: "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'role'",
+    classes: ['read', 'admin'],
+  },
   { sql: 'TRUNCATE orders', classes: ['write'] },
   { sql: 'CREATE TABLE t (a int)', classes: ['ddl'] },
   { sql: 'CREATE INDEX ON orders (amount)', classes: ['ddl'] },

@@ -130,6 +130,21 @@ export const WRITE_FUNCTIONS: ReadonlySet<string> = new Set([
 /** Settings whose change is an identity change. */
 export const IDENTITY_SETTINGS: ReadonlySet<string> = new Set(['role', 'session_authorization']);
 
+/**
+ * Settings a dump tool sets for its own session that neither change who the session is nor how
+ * text is lexed or values are formatted (so masking reads output as it always does): the closed
+ * list against which a setting named only through a row of pg_settings is judged (see
+ * provenSettingCalls in statement-collector.ts). Anything not listed keeps the judgement of a
+ * setting named at run time.
+ */
+export const HARMLESS_SETTINGS: ReadonlySet<string> = new Set([
+  'restrict_nonsystem_relation_kind',
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+  'synchronize_seqscans',
+]);
+
 /** Settings only a superuser may change (a subset: those that hide activity or bypass checks). */
 export function isAdminSetting(name: string): boolean {
   return (

@@ -5,11 +5,13 @@ import type { StatementClass, StatementKind } from './statement-facts.ts';
  * Statement classes: what a DatabaseAccess must `allow` for a statement to run.
  *
  * - read: SELECT, VALUES, TABLE, EXPLAIN (without ANALYZE), DECLARE CURSOR / FETCH, COPY ... TO
- *   STDOUT; and creating TEMPORARY tables, views and sequences (session-private scratch space that
+ *   STDOUT, LOCK ... IN ACCESS SHARE MODE (the lock every SELECT takes; pg_dump takes it on what it
+ *   dumps); and creating TEMPORARY tables, views and sequences (session-private scratch space that
  *   nothing outside the session sees; PostgreSQL counts them as DDL, Gatehouse does not).
  * - write: INSERT, UPDATE, DELETE, MERGE, TRUNCATE, COPY ... FROM STDIN, SELECT ... FOR UPDATE/SHARE,
- *   LOCK, NOTIFY, REFRESH MATERIALIZED VIEW, ANALYZE (it refreshes the planner's statistics and
- *   changes no row), and functions that change data (nextval, setval, lo_unlink, pg_notify...).
+ *   LOCK in any stronger mode than ACCESS SHARE, NOTIFY, REFRESH MATERIALIZED VIEW, ANALYZE (it
+ *   refreshes the planner's statistics and changes no row), and functions that change data (nextval,
+ *   setval, lo_unlink, pg_notify...).
  * - ddl: CREATE, ALTER, DROP, COMMENT ON, SECURITY LABEL of schema objects (tables, views, indexes,
  *   functions, types, schemas, triggers, rules, policies...), SELECT INTO and CREATE TABLE AS.
  * - admin: roles and privileges (CREATE/ALTER/DROP ROLE, GRANT, REVOKE, ALTER DEFAULT PRIVILEGES,
@@ -191,7 +193,9 @@ export function statementType(type: string, node: AstNode): StatementType | unde
           ? ADMIN
           : type === 'VacuumStmt' && !node['is_vacuumcmd']
             ? WRITE
-            : classes,
+            : type === 'LockStmt' && node['mode'] === ACCESS_SHARE_LOCK
+              ? READ
+              : classes,
     command: typeof command === 'string' ? command : command(node),
   };
 }
@@ -199,6 +203,9 @@ export function statementType(type: string, node: AstNode): StatementType | unde
 export function isStatementType(type: string): boolean {
   return type in TYPES;
 }
+
+/** LOCKMODE AccessShareLock in PostgreSQL's lockdefs.h: what SELECT takes, and conflicts only with ACCESS EXCLUSIVE. */
+const ACCESS_SHARE_LOCK = 1;
 
 const TWO_PHASE = new Set([
   'TRANS_STMT_PREPARE',

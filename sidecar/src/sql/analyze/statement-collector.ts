@@ -19,6 +19,7 @@ import {
   DYNAMIC_SQL_PREFIXES,
   FILE_FUNCTIONS,
   FILE_VIEWS,
+  HARMLESS_SETTINGS,
   IDENTITY_SETTINGS,
   isAdminSetting,
   SQL_TEXT_ARGUMENT,
@@ -86,6 +87,90 @@ const QUERY_KINDS = new Set<StatementKind>(['select', 'insert', 'update', 'delet
 /** Object types a DROP of which names tables, so rules restricted to tables can match it. */
 const TABLE_OBJECT_TYPES = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE']);
 
+/**
+ * pg_dump's way of setting a setting only where the server has it:
+ * `SELECT set_config(name, 'value', false) FROM pg_settings WHERE name = 'setting'`. Each row the
+ * query returns has `name` equal to the literal, so each call sets that setting and no other. Only
+ * this exact shape proves it: one un-aliased pg_settings (not a CTE), a WHERE of `name = 'literal'`
+ * alone, every output a set_config of that `name` to a constant, nothing else (no joins, grouping,
+ * set operations or subqueries that could bring other rows). Returns each such call with the
+ * setting it sets; nothing when any part differs.
+ *
+ * What the proof assumes: that `pg_settings` is the system view or at least a relation whose `name`
+ * compares as text; shadowing it with a column type whose `=` is not equality takes a new type or
+ * operator, which is DDL judged on its own. The value is a constant, so even then the call could
+ * only store that constant.
+ */
+function provenSettingCalls(select: AstNode, scope: RangeScope): Map<AstNode, string> {
+  const proven = new Map<AstNode, string>();
+  const from = list(select['fromClause']);
+  const relation = from.length === 1 ? nodeOf(from[0], 'RangeVar') : undefined;
+  if (!relation || relation['alias'] !== undefined || isCte(relation, scope)) return proven;
+  if (str(relation['relname']) !== 'pg_settings') return proven;
+  const schema = str(relation['schemaname']);
+  if (schema !== undefined && schema !== 'pg_catalog') return proven;
+  if (relation['catalogname'] !== undefined) return proven;
+  for (const key of [
+    'withClause',
+    'larg',
+    'rarg',
+    'groupClause',
+    'havingClause',
+    'windowClause',
+    'distinctClause',
+    'intoClause',
+    'valuesLists',
+    'lockingClause',
+  ])
+    if (select[key] !== undefined) return proven;
+  const setting = equalityWithLiteral(select['whereClause']);
+  if (setting === undefined) return proven;
+  const calls: AstNode[] = [];
+  for (const target of list(select['targetList'])) {
+    const call = nodeOf(nodeOf(target, 'ResTarget')?.['val'], 'FuncCall');
+    if (!call || !isSettingNameCall(call)) return proven;
+    calls.push(call);
+  }
+  for (const call of calls) proven.set(call, setting);
+  return proven;
+}
+
+/** `set_config(name, 'constant', false|true)`, possibly `pg_catalog.`-qualified, of pg_settings' `name`. */
+function isSettingNameCall(call: AstNode): boolean {
+  const parts = names(call['funcname']) ?? [];
+  const qualified = parts[0] === 'pg_catalog' ? parts.slice(1) : parts;
+  if (qualified.length !== 1 || qualified[0] !== 'set_config') return false;
+  for (const key of ['agg_order', 'agg_filter', 'over', 'agg_star', 'agg_distinct', 'func_variadic'])
+    if (call[key] !== undefined && call[key] !== false) return false;
+  const args = list(call['args']);
+  return args.length === 3 && isSettingsNameColumn(args[0]) && stringConstant(args[1]) !== undefined;
+}
+
+function isSettingsNameColumn(value: unknown): boolean {
+  const fields = names(nodeOf(value, 'ColumnRef')?.['fields']);
+  return (
+    fields !== undefined &&
+    fields.at(-1) === 'name' &&
+    (fields.length === 1 || (fields.length === 2 && fields[0] === 'pg_settings'))
+  );
+}
+
+/** The literal of a WHERE that is exactly `name = 'literal'` (either side), else undefined. */
+function equalityWithLiteral(where: unknown): string | undefined {
+  const expr = nodeOf(where, 'A_Expr');
+  if (expr?.['kind'] !== 'AEXPR_OP') return undefined;
+  const operator = names(expr['name']) ?? [];
+  const plain = operator.length === 1 || (operator.length === 2 && operator[0] === 'pg_catalog');
+  if (!plain || operator.at(-1) !== '=') return undefined;
+  const [left, right] = [expr['lexpr'], expr['rexpr']];
+  const literal = isSettingsNameColumn(left)
+    ? stringConstant(right)
+    : isSettingsNameColumn(right)
+      ? stringConstant(left)
+      : undefined;
+  return literal?.toLowerCase();
+}
+
 /** Turns parse trees into statement entries; one collector per analysed text. */
 export class StatementCollector {
   readonly entries: StatementEntry[] = [];
@@ -94,6 +179,8 @@ export class StatementCollector {
   readonly unresolvedExecutes: string[] = [];
   readonly deallocated: string[] = [];
   readonly cursors: { name: string; query: number }[] = [];
+  /** set_config calls whose setting name a pg_settings row proves, see provenSettingCalls. */
+  readonly #provenSettings = new Map<AstNode, string>();
 
   /** Analyses every statement of `sql` at top level; returns how many there are, or why there are none. */
   topLevel(sql: string): number | ParseFailure {
@@ -320,14 +407,15 @@ export class StatementCollector {
       if (text === undefined) draft.classes.add('admin');
       else this.text(text, draft, ctx, `${base}()`);
     }
-    if (base === 'set_config') this.#setConfig(args[0], draft);
+    if (base === 'set_config') this.#setConfig(args[0], draft, this.#provenSettings.get(node));
     if (ADMIN_FUNCTIONS.has(base)) draft.classes.add('admin');
     if (WRITE_FUNCTIONS.has(base)) draft.classes.add('write');
     this.#fields(node, draft, ctx, scope, query, FUNCNAME);
   }
 
-  #setConfig(nameArgument: unknown, draft: Draft): void {
+  #setConfig(nameArgument: unknown, draft: Draft, proven: string | undefined): void {
     const setting = stringConstant(nameArgument)?.trim().toLowerCase();
+    if (setting === undefined && proven !== undefined && HARMLESS_SETTINGS.has(proven)) return;
     if (setting === undefined) {
       addFinding(draft, 'identity-change', 'it calls set_config() on a setting named at run time');
       draft.classes.add('admin');
@@ -348,6 +436,8 @@ export class StatementCollector {
     if (isObject(node['rarg'])) this.select(node['rarg'], draft, ctx, withScope);
     const level: RangeScope = { ...withScope, items: rangeItems(node['fromClause'], withScope) };
     if (Array.isArray(node['lockingClause'])) draft.classes.add('write');
+    for (const [call, setting] of provenSettingCalls(node, withScope))
+      this.#provenSettings.set(call, setting);
     this.#fields(node, draft, ctx, level, true, SELECT_HANDLED);
   }
 

@@ -87,8 +87,9 @@ export interface StatementFact {
  *   functions, foreign tables and servers with a filename or program option.
  * - copy-program: COPY ... PROGRAM, and program options of foreign tables (also file-access).
  * - identity-change: SET ROLE and SESSION AUTHORIZATION (in any spelling, also as a function's SET
- *   clause), set_config() of role or session_authorization or of a name not known until run time,
- *   SECURITY DEFINER functions. RESET ROLE, RESET SESSION AUTHORIZATION and DISCARD ALL are not:
+ *   clause), set_config() of role or session_authorization or of a name not known until run time
+ *   (pg_dump's `set_config(name, ...) FROM pg_settings WHERE name = 'x'` names x, and passes only for
+ *   the harmless settings of function-catalog.ts), SECURITY DEFINER functions. RESET ROLE, RESET SESSION AUTHORIZATION and DISCARD ALL are not:
  *   they return to the login identity, which every other change away from is refused.
  * - unknown-statement: text the parser rejects or that nests too deeply to parse safely, statement
  *   types Gatehouse does not know, EXECUTE of a prepared statement it has not seen prepared.

@@ -1,7 +1,7 @@
 import type { Catalog } from './catalog.ts';
 import type { SessionState } from './session.ts';
 import { CLEAN, columnKey, type Trace, tableKey, union } from './trace.ts';
-import type { SessionEffect, TableRef, WriteTarget } from './types.ts';
+import type { CopyOut, SessionEffect, TableRef, WriteTarget } from './types.ts';
 
 /** What the analysis of one statement accumulates besides the lineage of its output columns. */
 export interface Context {
@@ -29,6 +29,8 @@ export interface Context {
   settingsRead: boolean;
   /** Settings written by this statement, visible to its own current_setting calls on the second pass. */
   readonly pendingSettings: ReadonlyMap<string | null, Trace>;
+  /** Set by a COPY ... TO STDOUT. */
+  copyOut?: CopyOut;
 }
 
 export const MAX_DEPTH = 400;

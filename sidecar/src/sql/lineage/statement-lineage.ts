@@ -1,5 +1,5 @@
 import type { CopyStmt, ExplainStmt, Node, VariableSetStmt } from 'libpg-query';
-import type { Catalog } from './catalog.ts';
+import { type Catalog, qualifiedName } from './catalog.ts';
 import {
   type Context,
   createContext,
@@ -82,6 +82,7 @@ function finish(kind: string, rows: Relation | null, ctx: Context): StatementLin
     ...(ctx.equalities.length > 0 && { equalities: ctx.equalities.map(toLineage) }),
     writes: [...ctx.writes.values()].map(({ target, trace }) => ({ target, ...toLineage(trace) })),
     effects,
+    ...(ctx.copyOut && { copyOut: ctx.copyOut }),
   };
 }
 
@@ -342,6 +343,8 @@ function copy(stmt: CopyStmt, ctx: Context): Relation | null {
   const toClient = !stmt.filename && !stmt.is_program;
   if (stmt.query) {
     const relation = queryRelation(stmt.query, ROOT, ctx);
+    if (toClient && !stmt.is_from)
+      ctx.copyOut = { plainText: plainTextCopy(stmt), types: relation.columns.map(() => undefined) };
     return toClient ? relation : null;
   }
   const range = stmt.relation;
@@ -366,7 +369,26 @@ function copy(stmt: CopyStmt, ctx: Context): Relation | null {
     if (stmt.whereClause) recordPredicate(ctx, expression(stmt.whereClause, ROOT, ctx));
     return null;
   }
-  return toClient ? { columns, rest: listed.length === 0 ? table.relation.rest : null } : null;
+  if (!toClient) return null;
+  const known = table.table && ctx.catalog.tables.get(qualifiedName(table.table.schema, table.table.table));
+  ctx.copyOut = {
+    plainText: plainTextCopy(stmt),
+    types: columns.map((col) => known?.columns.find((c) => c.name === col.name)?.typeOid),
+  };
+  return { columns, rest: listed.length === 0 ? table.relation.rest : null };
+}
+
+/**
+ * COPY's default text format with nothing that changes how a row is split: no option other than
+ * `FORMAT text` (DELIMITER, NULL, HEADER, ENCODING, the CSV options and the old `BINARY`/`CSV`
+ * keywords all arrive as options).
+ */
+function plainTextCopy(stmt: CopyStmt): boolean {
+  return (stmt.options ?? []).every((option) => {
+    const def = 'DefElem' in option ? option.DefElem : undefined;
+    const value = def?.arg && 'String' in def.arg ? def.arg.String.sval : undefined;
+    return def?.defname === 'format' && value?.toLowerCase() === 'text';
+  });
 }
 
 function setVariable(stmt: VariableSetStmt, ctx: Context): void {

@@ -114,6 +114,19 @@ export interface StatementLineage {
   readonly writes: readonly WriteLineage[];
   /** Session state the statement changes; apply them with `applySessionEffects` once it succeeds. */
   readonly effects: readonly SessionEffect[];
+  /** For COPY ... TO STDOUT: how its data stream is laid out, so that masking can rewrite its rows. */
+  readonly copyOut?: CopyOut;
+}
+
+/** The data stream of a COPY ... TO STDOUT. */
+export interface CopyOut {
+  /**
+   * True only for COPY's default text format with no option that changes its layout (DELIMITER,
+   * NULL, HEADER, ENCODING...): rows the proxy can split into fields without doubt.
+   */
+  readonly plainText: boolean;
+  /** Type OID of each output column where the catalog tells it (COPY of a table); undefined otherwise. */
+  readonly types: readonly (number | undefined)[];
 }
 
 /** One entry per statement in the text, in order. */

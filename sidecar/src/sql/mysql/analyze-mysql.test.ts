@@ -308,6 +308,26 @@ describe('statement facts', () => {
     expect(facts('SET GLOBAL max_connections = 10').classes).toEqual(['admin']);
     expect(facts('SET sql_log_bin = 0').classes).toEqual(['admin']);
     expect(facts('START TRANSACTION').classes).toEqual([]);
+  });
+
+  it.each([
+    // mariadb-dump's lock: READ locks are reads.
+    [
+      'LOCK TABLES `customers` READ /*!32311 LOCAL */,`orders` READ /*!32311 LOCAL */',
+      ['read'],
+      ['customers', 'orders'],
+    ],
+    ['LOCK TABLE t AS x READ, u y READ LOCAL NOWAIT', ['read'], ['t', 'u']],
+    ['LOCK TABLES t READ, u WRITE', ['write'], ['t', 'u']],
+    ['LOCK TABLES t LOW_PRIORITY WRITE', ['write'], ['t']],
+    ['LOCK TABLES t WRITE CONCURRENT WAIT 3', ['write'], ['t']],
+    // Not read to its end: a write, as any lock was before.
+    ['LOCK TABLES t READ garbage', ['write'], ['t']],
+    ['LOCK TABLES t', ['write'], ['t']],
+  ])('%s needs %j', (sql, classes, tables) => {
+    const analysed = facts(sql);
+    expect(analysed.classes).toEqual(classes);
+    expect(analysed.tablesRead).toEqual(tables);
     expect(facts('not sql at all').classes).toEqual(['read', 'write', 'ddl', 'admin']);
   });
 

@@ -102,19 +102,32 @@ function readingLineage(
   return Object.freeze({ statements: Object.freeze(out), parseError: false });
 }
 
-/** A statement that is one of two readings: its result columns may be either's, so not exact. */
+/**
+ * A statement that is one of two readings: its result columns may be either's. When both readings
+ * return the same number of columns, each exactly (`SELECT /*!40001 SQL_NO_CACHE *\/ a, b` of
+ * mariadb-dump), column i is column i of one of them: it is traced to both, and stays exact.
+ * Otherwise the columns cannot be told apart.
+ */
 function eitherOf(
   a: MysqlStatementLineage | undefined,
   b: MysqlStatementLineage | undefined,
 ): MysqlStatementLineage {
   if (!a || !b) return { ...(a ?? b)!, exact: false };
-  const columns =
-    a.columns === null && b.columns === null ? null : [...(a.columns ?? []), ...(b.columns ?? [])];
+  const aligned =
+    a.exact && b.exact && a.columns !== null && b.columns !== null && a.columns.length === b.columns.length;
+  const columns = aligned
+    ? a.columns!.map((column, i) => ({
+        name: column.name,
+        ...toLineage(union(fromLineage(column), fromLineage(b.columns![i]!))),
+      }))
+    : a.columns === null && b.columns === null
+      ? null
+      : [...(a.columns ?? []), ...(b.columns ?? [])];
   const reads = new Map([...a.reads, ...b.reads].map((r) => [tableKey(r), r]));
   return Object.freeze({
     kind: a.kind,
     columns,
-    exact: false,
+    exact: aligned,
     reads: [...reads.values()],
     readsUnknown: a.readsUnknown || b.readsUnknown,
     predicates: toLineage(union(fromLineage(a.predicates), fromLineage(b.predicates))),
@@ -214,8 +227,11 @@ function statementLineage(statement: LexedStatement, env: StatementEnv): MysqlSt
     case 'SHOW':
       // Other sessions' statements (with their literals), binary-log row events, and the messages of
       // the last statement's warnings and errors, which quote the values it handled: untraceable values.
+      // SHOW FULL TABLES / COLUMNS / FIELDS are metadata like their short forms; SHOW FULL PROCESSLIST
+      // is not.
       if (
-        ['PROCESSLIST', 'FULL', 'BINLOG', 'RELAYLOG', 'ENGINE', 'WARNINGS', 'ERRORS'].includes(words[1] ?? '')
+        ['PROCESSLIST', 'BINLOG', 'RELAYLOG', 'ENGINE', 'WARNINGS', 'ERRORS'].includes(words[1] ?? '') ||
+        (words[1] === 'FULL' && !['TABLES', 'COLUMNS', 'FIELDS'].includes(words[2] ?? ''))
       ) {
         c.readsUnknown = true;
         return finish('Show', c, [{ name: '?column?', ...toLineage(OPAQUE) }], false);

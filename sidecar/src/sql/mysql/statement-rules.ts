@@ -73,6 +73,47 @@ const ERROR_TEXT_FUNCTIONS = new Set(['extractvalue', 'updatexml', 'gtid_subset'
 /** UDFs that run programs (lib_mysqludf_sys): if installed, they are what they say. */
 const PROGRAM_FUNCTIONS = new Set(['sys_exec', 'sys_eval']);
 
+const LOCK_TYPE_WORDS = new Set(['READ', 'WRITE', 'LOW_PRIORITY']);
+
+/**
+ * The items of `LOCK TABLES name [[AS] alias] lock_type, ...` from token `at` to the end, with
+ * whether every lock is `READ [LOCAL]`; undefined when the text is not exactly that list (then
+ * nothing is concluded from it). MariaDB's trailing `WAIT n` / `NOWAIT` are accepted.
+ */
+function lockItems(s: Statement, at: number): { tables: string[]; readOnly: boolean } | undefined {
+  const tables: string[] = [];
+  let readOnly = true;
+  let i = at;
+  for (;;) {
+    const name = s.name(i);
+    if (!name) return undefined;
+    tables.push(name.name);
+    i = name.next;
+    if (s.word(i) === 'AS') i++;
+    const alias = s.tokens[i];
+    if (alias && (alias.type === 'ident' || (alias.type === 'word' && !LOCK_TYPE_WORDS.has(alias.value))))
+      i++;
+    if (s.word(i) === 'READ') {
+      i++;
+      if (s.word(i) === 'LOCAL') i++;
+    } else {
+      readOnly = false;
+      if (s.word(i) === 'LOW_PRIORITY') i++;
+      if (s.word(i) !== 'WRITE') return undefined;
+      i++;
+      if (s.word(i) === 'CONCURRENT') i++;
+    }
+    const next = s.tokens[i];
+    if (next?.type === 'punct' && next.value === ',') {
+      i++;
+      continue;
+    }
+    if (s.word(i) === 'NOWAIT') i++;
+    else if (s.word(i) === 'WAIT' && s.tokens[i + 1]?.type === 'number') i += 2;
+    return i === s.tokens.length ? { tables, readOnly } : undefined;
+  }
+}
+
 class Statement {
   readonly tokens: readonly MysqlToken[];
   readonly words: readonly string[];
@@ -377,9 +418,14 @@ function analyzeByKeyword(s: Statement, ctx: RuleContext): StatementResult {
       return result([entry('transaction', w0, w0, NONE)]);
     case 'LOCK': {
       const at = s.word(1) === 'TABLES' || s.word(1) === 'TABLE' ? 2 : 1;
-      const tables = s.names(at);
+      // READ locks (what mariadb-dump takes) block writers as a long SELECT does: a read. Any
+      // other lock, or a list Gatehouse does not read to its end, is a write as before.
+      const items = lockItems(s, at);
+      const tables = items?.tables ?? s.names(at);
       return result([
-        entry('lock', 'LOCK TABLES', `LOCK TABLES ${tables.join(', ')}`, WRITE, { tablesRead: tables }),
+        entry('lock', 'LOCK TABLES', `LOCK TABLES ${tables.join(', ')}`, items?.readOnly ? READ : WRITE, {
+          tablesRead: tables,
+        }),
       ]);
     }
     case 'UNLOCK':

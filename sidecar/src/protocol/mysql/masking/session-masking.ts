@@ -5,6 +5,7 @@ import { maskingFor } from '../../../policy/masking/masking-for.ts';
 import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
 import type { PiiKind } from '../../../policy/masking/pii-kind.ts';
 import { classifyCatalogColumn } from '../../../policy/masking/sensitive-columns.ts';
+import { isMetadataRelation } from '../../../sql/mysql/metadata-relations.ts';
 
 /** How one column's values are masked. */
 export interface ColumnMask {
@@ -48,10 +49,13 @@ export function sessionMasking(
     columnMask(schema, table, column) {
       const id = `${schema}\u0000${table}\u0000${column}`.toLowerCase();
       if (cache.has(id)) return cache.get(id);
-      const masking = classifyCatalogColumn(
-        { schema: schema.toLowerCase(), table: table.toLowerCase(), column: column.toLowerCase() },
-        settings,
-      );
+      // Metadata (names and definitions) is not personal data, as pg_catalog is not for PostgreSQL.
+      const masking = isMetadataRelation(schema, table)
+        ? undefined
+        : classifyCatalogColumn(
+            { schema: schema.toLowerCase(), table: table.toLowerCase(), column: column.toLowerCase() },
+            settings,
+          );
       const mask = masking && { method: masking.method, kind: masking.kind };
       cache.set(id, mask);
       return mask;
