@@ -3,6 +3,7 @@ import { classifyValue } from '../../policy/masking/classify-value.ts';
 import { typeFamily } from '../../policy/masking/pg-types.ts';
 import type { PiiKind } from '../../policy/masking/pii-kind.ts';
 import type { CatalogSnapshot } from '../../policy/masking-gate.ts';
+import { loadPgCodeCatalog } from '../../sql/analyze/pg-code-catalog.ts';
 import { loadCatalog } from '../../sql/catalog-loader.ts';
 import type { Catalog, CatalogTable } from '../../sql/lineage/catalog.ts';
 import { columnKey } from '../../sql/lineage/trace.ts';
@@ -38,6 +39,7 @@ export class CatalogCache {
   private snapshot: CatalogSnapshot | undefined;
   private loadedAt = 0;
   private loading: Promise<void> | undefined;
+  private loadStartedAt = 0;
   private stale = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly options: CatalogCacheOptions;
@@ -56,6 +58,18 @@ export class CatalogCache {
   /** Waits for a first catalog (a session's first statement should not be judged without one). */
   async ready(): Promise<void> {
     if (!this.snapshot) await this.load();
+  }
+
+  /**
+   * Reloads now, unless a load that started after this call was made has finished meanwhile: for a
+   * statement that names something the catalog does not know (created directly on the database).
+   * Concurrent callers share one load.
+   */
+  async refresh(): Promise<void> {
+    const requested = Date.now();
+    if (this.loading) await this.loading;
+    if (this.loadStartedAt >= requested) return;
+    await this.load();
   }
 
   /** After DDL: reload soon (coalescing bursts of DDL into one reload). */
@@ -83,6 +97,7 @@ export class CatalogCache {
   private async loadOnce(): Promise<void> {
     const { logger } = this.options;
     const started = performance.now();
+    this.loadStartedAt = Date.now();
     this.stale = false;
     let upstream: UpstreamConnection | undefined;
     try {
@@ -91,8 +106,9 @@ export class CatalogCache {
       const query = async (sql: string) =>
         (await runUpstreamQuery(socket, sql, this.options.queryTimeoutMs)).results;
       const catalog = await loadCatalog(query);
+      const code = await loadPgCodeCatalog(query);
       const samples = await this.sample(catalog, query);
-      this.snapshot = Object.freeze({ catalog, samples });
+      this.snapshot = Object.freeze({ catalog, samples, code });
       this.loadedAt = Date.now();
       logger.info(
         {
@@ -100,7 +116,7 @@ export class CatalogCache {
           sampledColumnsFlagged: samples.size,
           ms: Math.round(performance.now() - started),
         },
-        'catalog loaded for masking',
+        'catalog loaded for masking and guardrails',
       );
     } catch (error) {
       // Keep the previous catalog if there is one; without any, masking masks every column.

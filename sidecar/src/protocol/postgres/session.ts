@@ -11,7 +11,7 @@ import type { Decision } from '../../policy/guardrails/decide.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking } from '../../policy/masking-gate.ts';
-import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
+import { type GateDecision, type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import { statementShape } from '../../sql/statement-shape.ts';
 import {
@@ -41,7 +41,7 @@ import {
   targetOf,
   transactionStatus,
 } from './message-fields.ts';
-import { MessageFramer, MessageScanner } from './message-framer.ts';
+import { HOLD, MessageFramer, MessageScanner } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
 import {
   bindResultFormats,
@@ -144,6 +144,8 @@ interface PortalText {
 /** What the policy says of one text. */
 interface Verdict {
   readonly refusal?: Refusal;
+  /** The statement names a routine the catalog does not know: judge it again after a refresh. */
+  readonly refreshCatalog?: boolean;
   readonly notes?: readonly string[];
   readonly notice?: Buffer;
   readonly masking?: TextMasking;
@@ -232,6 +234,8 @@ export class PostgresSession {
   private readonly toServer = new BatchedWrite();
   private readonly toClient = new BatchedWrite();
   private readonly handleClientMessage = (type: number, frame: Buffer) => this.onClientMessage(type, frame);
+  /** The held message is judged again once, against a catalog reloaded for it. */
+  private catalogRefreshed = false;
   private readonly handleServerMessage = (type: number, frame: Buffer) => this.onServerMessage(type, frame);
   private readonly onClosed: Array<() => void> = [];
 
@@ -373,7 +377,9 @@ export class PostgresSession {
         this.deps.catalog.current(),
       );
       // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
-      const catalogReady = this.masking.settings() ? this.deps.catalog.ready() : undefined;
+      // Guarded ones too: calls of stored code are judged by what the catalog says the code does.
+      const catalogReady =
+        this.masking.settings() || this.deps.policy() ? this.deps.catalog.ready() : undefined;
       const upstream = await this.openUpstream(upstreamParams);
       await catalogReady;
       const leftover = reader.detach();
@@ -433,7 +439,12 @@ export class PostgresSession {
     this.upstream = upstream.socket;
     this.txStatus = upstream.transactionStatus ?? 'I';
     // A server without cancel keys (some poolers, PGlite) still gets a key for the client, which then cancels nothing.
-    this.gate = new StatementGate(this.deps.policy, identity, config.upstream.database);
+    this.gate = new StatementGate(
+      this.deps.policy,
+      identity,
+      config.upstream.database,
+      () => this.deps.catalog.current()?.code,
+    );
     const key = cancelKeys.issue(upstream.backendKey ?? { processId: 0, secretKey: Buffer.alloc(0) });
     this.cancelProcessId = key.processId;
     this.context = {
@@ -489,6 +500,11 @@ export class PostgresSession {
       this.protocolViolation(error);
       return;
     }
+    this.afterClientMessages(server);
+  }
+
+  private afterClientMessages(server: Socket): void {
+    if (this.framer!.holding && !this.catalogRefreshed) this.refreshCatalogThenResume(server);
     this.toServer.flush(server);
     // Normalising for the audit log while the database works keeps it off the statement's latency.
     for (const query of this.undescribed) query.texts = describeQuery(query.sql);
@@ -496,8 +512,32 @@ export class PostgresSession {
     if (server.writableNeedDrain) this.client.pause();
   }
 
+  /**
+   * A statement named a routine the catalog does not know (created directly on the database, or
+   * since the last load): the client's stream waits while the catalog reloads, then the statement
+   * is judged again, once. Still unknown, it is refused.
+   */
+  private refreshCatalogThenResume(server: Socket): void {
+    this.catalogRefreshed = true;
+    this.client.pause();
+    this.logger.debug('statement names a routine the catalog does not know: reloading the catalog');
+    void this.deps.catalog.refresh().then(() => {
+      if (this.closed) return;
+      try {
+        this.framer!.resume(this.handleClientMessage, this.toServer.add);
+      } catch (error) {
+        this.toServer.reset();
+        this.protocolViolation(error);
+        return;
+      }
+      this.catalogRefreshed = false;
+      this.afterClientMessages(server);
+      if (!server.writableNeedDrain && !this.framer!.holding) this.client.resume();
+    });
+  }
+
   /** Tracks what the message will make the server answer; returns the bytes to send upstream. */
-  private onClientMessage(type: number, frame: Buffer): Buffer | undefined {
+  private onClientMessage(type: number, frame: Buffer): Buffer | undefined | typeof HOLD {
     switch (type) {
       case 81: {
         // Query
@@ -505,6 +545,7 @@ export class PostgresSession {
         const sql = queryText(frame);
         const audit = this.auditRefusal();
         const verdict: Verdict = audit ? { refusal: audit } : this.judge(sql);
+        if (verdict.refreshCatalog) return HOLD;
         const refusal = verdict.refusal;
         const query: PendingQuery = {
           kind: 'query',
@@ -525,6 +566,7 @@ export class PostgresSession {
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
         const verdict = this.judge(sql, text);
+        if (verdict.refreshCatalog) return HOLD;
         this.statements.set(name, {
           ...text,
           ...(verdict.notes && { notes: verdict.notes }),
@@ -587,7 +629,7 @@ export class PostgresSession {
         return frame;
       case 70: {
         // FunctionCall (fast-path interface): its result cannot be traced, so masked sessions may not use it.
-        const refusal = this.auditRefusal() ?? this.fastPathRefusal();
+        const refusal = this.auditRefusal() ?? this.fastPathRefusal() ?? this.fastPathGuardrails(frame);
         const started = performance.now();
         if (refusal) {
           this.pending.push({ kind: 'function', started, refusal });
@@ -678,8 +720,30 @@ export class PostgresSession {
     };
   }
 
+  /**
+   * A fast-path call names its function by OID: judged as `SELECT schema.name()`, the call of the
+   * routine the catalog knows by that OID; an OID it does not know is refused.
+   */
+  private fastPathGuardrails(frame: Buffer): Refusal | undefined {
+    if (!this.deps.policy()) return undefined;
+    const oid = frame.length >= 9 ? frame.readUInt32BE(5) : -1;
+    const target = this.deps.catalog.current()?.code.byOid(oid);
+    if (!target) {
+      return {
+        reason: 'fast-path call of an unknown function',
+        fields: {
+          severity: 'ERROR',
+          code: '42501',
+          message: `Gatehouse: fast-path call of function OID ${oid}, which Gatehouse's catalog of the database does not know; use SELECT`,
+        },
+      };
+    }
+    const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+    return this.judgeGuardrails(`SELECT ${quote(target.schema)}.${quote(target.name)}()`, undefined).refusal;
+  }
+
   private judgeGuardrails(sql: string, shape: string | undefined): Verdict {
-    let decision: Decision | undefined;
+    let decision: GateDecision | undefined;
     try {
       decision = this.gate?.check(sql, shape);
     } catch (error) {
@@ -691,11 +755,17 @@ export class PostgresSession {
       return { refusal: ANALYSIS_FAILED };
     }
     if (!decision) return {};
+    if (decision.outcome === 'refuse' && decision.unknownRoutines.length > 0 && !this.catalogRefreshed)
+      return { refreshCatalog: true };
     const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
+    // The audit record names the stored code the statement runs (functions, triggers, rules, views).
+    if (decision.code.length > 0) notes.push(`runs ${decision.code.join(', ')}`);
     if (decision.outcome === 'refuse') {
       return {
         refusal: {
-          reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}`,
+          reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}${
+            decision.code.length > 0 ? `; runs ${decision.code.join(', ')}` : ''
+          }`,
           fields: {
             severity: 'ERROR',
             code: decision.sqlstate,

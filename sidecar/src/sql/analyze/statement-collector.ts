@@ -67,6 +67,7 @@ interface Draft {
   readonly columnsRead: Set<string>;
   readonly columnsWritten: Set<string>;
   readonly functions: Set<string>;
+  readonly operators: Set<string>;
   executes?: string;
   where?: 'effective' | 'ineffective' | 'absent';
   readonly findings: { kind: GuardrailRuleKind; detail: string; tables?: readonly string[] }[];
@@ -135,6 +136,7 @@ export class StatementCollector {
       columnsRead: new Set(),
       columnsWritten: new Set(),
       functions: new Set(),
+      operators: new Set(),
       findings: [],
     };
     if (!known) {
@@ -165,6 +167,7 @@ export class StatementCollector {
         columnsRead: frozen(draft.columnsRead),
         columnsWritten: frozen(draft.columnsWritten),
         functions: frozen(draft.functions),
+        ...(draft.operators.size > 0 && { operators: frozen(draft.operators) }),
         ...(draft.executes !== undefined && { executes: draft.executes }),
         ...(draft.where !== undefined && { where: draft.where }),
         findings: Object.freeze(draft.findings.map((f) => Object.freeze(f))),
@@ -250,6 +253,17 @@ export class StatementCollector {
       case 'ColumnRef':
         this.#columnRef(node, draft, scope);
         return;
+      case 'A_Expr':
+        for (const op of operatorsOf(node)) draft.operators.add(op);
+        break;
+      case 'SortBy':
+      case 'SubLink':
+        addOperator(draft, node[type === 'SortBy' ? 'useOp' : 'operName']);
+        break;
+      case 'CaseExpr':
+        // CASE x WHEN y compares with `=`.
+        if (node['arg'] !== undefined) draft.operators.add('=');
+        break;
       case 'DefElem':
         this.#defElem(node, draft);
         this.walk(node['arg'], draft, ctx, scope, query);
@@ -465,6 +479,25 @@ function addFinding(draft: Draft, kind: GuardrailRuleKind, detail: string, table
 }
 
 /** Code Gatehouse cannot see into: a dynamic-sql finding, and every privilege it might use. */
+/** The operators an A_Expr applies: BETWEEN is `>=` and `<=`, IN `=` or `<>`, LIKE `~~`... as named. */
+function operatorsOf(node: AstNode): string[] {
+  const written = names(node['name']);
+  if (!written || written.length === 0) return [];
+  const kind = str(node['kind']) ?? '';
+  if (kind.startsWith('AEXPR_BETWEEN') || kind.startsWith('AEXPR_NOT_BETWEEN')) return ['>=', '<='];
+  if (kind === 'AEXPR_DISTINCT' || kind === 'AEXPR_NOT_DISTINCT' || kind === 'AEXPR_NULLIF') return ['='];
+  return [operatorName(written)];
+}
+
+function addOperator(draft: Draft, name: unknown): void {
+  const written = names(name);
+  if (written && written.length > 0) draft.operators.add(operatorName(written));
+}
+
+function operatorName(parts: readonly string[]): string {
+  return (parts[0] === 'pg_catalog' ? parts.slice(1) : parts).join('.');
+}
+
 function opaque(draft: Draft, what: string): void {
   addFinding(draft, 'dynamic-sql', `it runs ${what}, which Gatehouse cannot analyse`);
   draft.classes.add('admin');

@@ -61,6 +61,11 @@ export interface StatementFact {
   readonly columnsWritten: readonly string[];
   /** Functions called, as written with `pg_catalog.` stripped (`pg_read_file`, `myschema.f`). */
   readonly functions: readonly string[];
+  /**
+   * Operators written (`=`, `###`, `OPERATOR(s.###)` as `s.###`), where a user-defined operator runs
+   * the function behind it; absent when none.
+   */
+  readonly operators?: readonly string[];
   /** For EXECUTE: the name of the prepared statement it runs. */
   readonly executes?: string;
   /** UPDATE, DELETE and MERGE's update/delete actions: whether the rows are restricted (effective-where.ts). */
