@@ -2,7 +2,15 @@ import type { Identity } from '../identity/identity.ts';
 import { analyzeStatement } from '../sql/analyze/analyze-statement.ts';
 import { resolveExecutes } from '../sql/analyze/assemble-facts.ts';
 import type { StatementFacts } from '../sql/analyze/statement-facts.ts';
-import { type CodeCatalog, type CodeUnit, opaqueCall, type ReachedCode, reachCode } from '../sql/code-reach.ts';
+import {
+  type CodeCatalog,
+  type CodeUnit,
+  changesStoredCode,
+  opaqueCall,
+  type ReachedCode,
+  reachCode,
+  withPendingCode,
+} from '../sql/code-reach.ts';
 import { Lru } from '../sql/lru.ts';
 import { type Decision, decide } from './guardrails/decide.ts';
 import type { Policy } from './load-policy.ts';
@@ -19,6 +27,8 @@ export type GateDecision = Decision & {
   readonly code: readonly string[];
   /** Routines called that the catalog does not know: a refreshed catalog may tell them. */
   readonly unknownRoutines: readonly string[];
+  /** The statement changes stored code (DDL, nested or not): the catalog must be reloaded after it. */
+  readonly changesCode: boolean;
 };
 
 /**
@@ -26,8 +36,16 @@ export type GateDecision = Decision & {
  * nothing is known of any routine or relation, so every call and every relation counts as code
  * Gatehouse cannot see into.
  */
-export function withStoredCode(facts: StatementFacts, catalog: CodeCatalog | undefined): ReachedCode {
-  const known = catalog ?? NO_CATALOG;
+export function withStoredCode(
+  facts: StatementFacts,
+  catalog: CodeCatalog | undefined,
+  pending: readonly StatementFacts[] = [],
+): ReachedCode {
+  const base = catalog ?? NO_CATALOG;
+  const own = changesStoredCode(facts) ? [facts] : [];
+  if (pending.length > 0 || own.length > 0)
+    return reachCode(facts, withPendingCode(base, [...pending, ...own]));
+  const known = base;
   let byCatalog = reached.get(facts);
   if (byCatalog?.catalog !== known) {
     byCatalog = { catalog: known, result: reachCode(facts, known) };
@@ -43,8 +61,7 @@ const reached = new WeakMap<StatementFacts, { catalog: CodeCatalog; result: Reac
 const UNKNOWN_RELATION_CODE: CodeUnit = Object.freeze({
   id: 'no-catalog',
   label: 'the code of relations in a database whose catalog Gatehouse could not load',
-  facts: () =>
-    opaqueCall('the code of relations', 'no catalog of the database could be loaded'),
+  facts: () => opaqueCall('the code of relations', 'no catalog of the database could be loaded'),
 });
 
 const NO_CATALOG: CodeCatalog = {
@@ -65,12 +82,22 @@ export class StatementGate {
   private readonly database: string;
 
   private readonly code: CodeSource;
+  /** DDL the session ran that the catalog may not show yet (uncommitted, or not reloaded). */
+  private pending: StatementFacts[] = [];
 
   constructor(policy: PolicySource, identity: Identity, database: string, code: CodeSource) {
     this.policy = policy;
     this.identity = identity;
     this.database = database;
     this.code = code;
+  }
+
+  /**
+   * The catalog now shows everything the session committed: its pending DDL is forgotten. Call when
+   * no transaction is open and a catalog loaded after the session's last DDL is in force.
+   */
+  settle(): void {
+    if (this.pending.length > 0) this.pending = [];
   }
 
   /**
@@ -81,12 +108,16 @@ export class StatementGate {
     const policy = this.policy();
     if (!policy) return undefined;
     const resolved = resolveExecutes(analyzeByShape(sql, shape), (name) => this.prepared.get(name));
-    const { facts, code, unknown } = withStoredCode(resolved, this.code());
+    const { facts, code, unknown } = withStoredCode(resolved, this.code(), this.pending);
+    const changesCode = changesStoredCode(facts);
     const decision = {
       ...decide(facts, this.identity, policy, { database: this.database }),
       code,
       unknownRoutines: unknown,
+      changesCode,
     };
+    if (changesCode && decision.outcome !== 'refuse' && this.pending.length < MAX_PENDING)
+      this.pending.push(facts);
     if (decision.outcome !== 'refuse') {
       // Only what was allowed can have been prepared; what was refused never reached the server.
       for (const prepared of facts.prepared) this.prepared.set(prepared.name, prepared.facts);
@@ -98,6 +129,9 @@ export class StatementGate {
     return decision;
   }
 }
+
+/** Pending DDL texts kept per session at most; past it, later DDL is still judged, and reloads catch up. */
+const MAX_PENDING = 256;
 
 const SHAPES = new Lru<string, StatementFacts>(2048);
 /** Kinds whose facts no literal value changes (unlike UPDATE and DELETE, whose WHERE may be `'a' = 'a'`). */

@@ -174,9 +174,83 @@ export function opaqueCall(label: string, why: string): StatementFacts {
         columnsRead: [],
         columnsWritten: [],
         functions: [],
-        findings: [{ kind: 'dynamic-sql', detail: `it runs ${label}, which Gatehouse cannot analyse: ${why}` }],
+        findings: [
+          { kind: 'dynamic-sql', detail: `it runs ${label}, which Gatehouse cannot analyse: ${why}` },
+        ],
       },
     ],
     { parsed: true, statementCount: 1, prepared: [], unresolvedExecutes: [], deallocated: [], cursors: [] },
   );
+}
+
+/** Statement kinds that change what stored code exists or where it runs. */
+const CODE_CHANGING_KINDS: ReadonlySet<string> = new Set(['create', 'alter', 'drop', 'comment']);
+
+/** Whether the facts hold DDL (nested or not) after which the catalog of stored code may be out of date. */
+export function changesStoredCode(facts: StatementFacts): boolean {
+  return facts.statements.some((s) => CODE_CHANGING_KINDS.has(s.kind));
+}
+
+/**
+ * The catalog as the session sees it before its DDL is committed (or loaded): `base`, plus the DDL of
+ * `pending` texts attached to every name it creates or alters. A CREATE FUNCTION's body counts as a
+ * candidate of every call of the function's name; a CREATE TRIGGER, RULE, VIEW, INDEX or POLICY, or
+ * an ALTER TABLE, counts as code that runs when its relation is read or written. This over-approximates
+ * (the DDL's whole analysis is attached) so that `CREATE OR REPLACE FUNCTION f ... ; SELECT f()` in
+ * one text or one transaction is judged by the new body, which no catalog reload can show yet.
+ */
+export function withPendingCode(base: CodeCatalog, pending: readonly StatementFacts[]): CodeCatalog {
+  const byName = new Map<string, CodeUnit[]>();
+  let count = 0;
+  for (const facts of pending) {
+    for (const s of facts.statements) {
+      if (s.kind !== 'create' && s.kind !== 'alter') continue;
+      const names = new Set([...s.objects, ...s.tablesWritten].map(lastPart));
+      if (names.size === 0) continue;
+      const id = `pending:${count++}`;
+      const label = `uncommitted ${s.summary}`;
+      const unit: CodeUnit = { id, label, facts: () => pendingFacts(facts, s.topLevel) };
+      for (const name of names) byName.set(name, [...(byName.get(name) ?? []), unit]);
+    }
+  }
+  if (byName.size === 0) return base;
+  const extra = (name: string) => byName.get(lastPart(name)) ?? [];
+  return {
+    routine(name) {
+      const found = base.routine(name);
+      const more = extra(name);
+      if (more.length === 0) return found;
+      return typeof found === 'object' ? [...found, ...more] : more;
+    },
+    operator: (name) => [...base.operator(name), ...extra(name)],
+    onWrite: (relation) => [...base.onWrite(relation), ...extra(relation)],
+    onRead: (relation) => [...base.onRead(relation), ...extra(relation)],
+  };
+}
+
+function lastPart(name: string): string {
+  return name.slice(name.lastIndexOf('.') + 1);
+}
+
+/** The statements of one top-level DDL statement, as code that runs: without the DDL class. */
+function pendingFacts(facts: StatementFacts, topLevel: number): StatementFacts {
+  const entries: StatementEntry[] = facts.statements
+    .filter((s) => s.topLevel === topLevel)
+    .map((s) => {
+      const { findings, ...rest } = s;
+      return {
+        ...rest,
+        topLevel: 0,
+        classes: CODE_CHANGING_KINDS.has(s.kind) ? s.classes.filter((c) => c !== 'ddl') : s.classes,
+        findings: findings.map(({ statement: _i, ...f }) => f),
+      };
+    });
+  return assembleFacts(entries, {
+    parsed: true,
+    statementCount: 1,
+    prepared: [],
+    unresolvedExecutes: [],
+    deallocated: [],
+    cursors: [],
+  });
 }

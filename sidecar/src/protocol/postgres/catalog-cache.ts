@@ -39,7 +39,11 @@ export class CatalogCache {
   private snapshot: CatalogSnapshot | undefined;
   private loadedAt = 0;
   private loading: Promise<void> | undefined;
+  /** Events in order (a counter, not a clock: two in one millisecond stay ordered). */
+  private events = 0;
   private loadStartedAt = 0;
+  private snapshotStartedAt = 0;
+  private invalidatedAt = 0;
   private stale = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly options: CatalogCacheOptions;
@@ -55,6 +59,11 @@ export class CatalogCache {
     return this.snapshot;
   }
 
+  /** DDL ran since the catalog in force started loading: it may not show what the DDL changed. */
+  get outdated(): boolean {
+    return this.invalidatedAt > this.snapshotStartedAt;
+  }
+
   /** Waits for a first catalog (a session's first statement should not be judged without one). */
   async ready(): Promise<void> {
     if (!this.snapshot) await this.load();
@@ -66,15 +75,17 @@ export class CatalogCache {
    * Concurrent callers share one load.
    */
   async refresh(): Promise<void> {
-    const requested = Date.now();
+    const requested = ++this.events;
     if (this.loading) await this.loading;
-    if (this.loadStartedAt >= requested) return;
+    // A load that started since (someone else's) is as good, and load() joins it if it still runs.
+    if (this.loadStartedAt > requested && !this.loading) return;
     await this.load();
   }
 
   /** After DDL: reload soon (coalescing bursts of DDL into one reload). */
   invalidate(): void {
     this.stale = true;
+    this.invalidatedAt = ++this.events;
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -97,7 +108,8 @@ export class CatalogCache {
   private async loadOnce(): Promise<void> {
     const { logger } = this.options;
     const started = performance.now();
-    this.loadStartedAt = Date.now();
+    const startedAt = ++this.events;
+    this.loadStartedAt = startedAt;
     this.stale = false;
     let upstream: UpstreamConnection | undefined;
     try {
@@ -109,6 +121,7 @@ export class CatalogCache {
       const code = await loadPgCodeCatalog(query);
       const samples = await this.sample(catalog, query);
       this.snapshot = Object.freeze({ catalog, samples, code });
+      this.snapshotStartedAt = startedAt;
       this.loadedAt = Date.now();
       logger.info(
         {

@@ -7,7 +7,6 @@ import { recordSessionEnd, recordStatement, type StatementOutcome } from '../../
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
-import type { Decision } from '../../policy/guardrails/decide.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking } from '../../policy/masking-gate.ts';
@@ -236,6 +235,8 @@ export class PostgresSession {
   private readonly handleClientMessage = (type: number, frame: Buffer) => this.onClientMessage(type, frame);
   /** The held message is judged again once, against a catalog reloaded for it. */
   private catalogRefreshed = false;
+  /** A statement judged as changing stored code was sent: the catalog is reloaded once it is done. */
+  private codeChanged = false;
   private readonly handleServerMessage = (type: number, frame: Buffer) => this.onServerMessage(type, frame);
   private readonly onClosed: Array<() => void> = [];
 
@@ -743,6 +744,13 @@ export class PostgresSession {
   }
 
   private judgeGuardrails(sql: string, shape: string | undefined): Verdict {
+    // After DDL (this session's or another's) the catalog may not show the code it changed: reload
+    // first. The session's own DDL that the catalog cannot show yet (uncommitted) stays pending in
+    // the gate until no transaction is open and a later catalog is in force.
+    if (this.gate && this.deps.policy()) {
+      if (this.deps.catalog.outdated && !this.catalogRefreshed) return { refreshCatalog: true };
+      if (this.txStatus === 'I' && !this.codeChanged && !this.deps.catalog.outdated) this.gate.settle();
+    }
     let decision: GateDecision | undefined;
     try {
       decision = this.gate?.check(sql, shape);
@@ -757,6 +765,7 @@ export class PostgresSession {
     if (!decision) return {};
     if (decision.outcome === 'refuse' && decision.unknownRoutines.length > 0 && !this.catalogRefreshed)
       return { refreshCatalog: true };
+    if (decision.changesCode && decision.outcome !== 'refuse') this.codeChanged = true;
     const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
     // The audit record names the stored code the statement runs (functions, triggers, rules, views).
     if (decision.code.length > 0) notes.push(`runs ${decision.code.join(', ')}`);
@@ -907,6 +916,10 @@ export class PostgresSession {
       case 90: {
         // ReadyForQuery
         this.txStatus = transactionStatus(frame);
+        if (this.codeChanged) {
+          this.codeChanged = false;
+          this.deps.catalog.invalidate();
+        }
         // Everything before the Sync or Query this answers is settled.
         while (this.pending.length > 0) {
           const done = this.pending.shift()!;

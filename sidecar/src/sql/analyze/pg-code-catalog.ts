@@ -201,14 +201,21 @@ export function buildPgCodeCatalog(rows: {
     }
   }
   const operatorUnits = new Map<string, number[]>();
-  for (const [name, fn] of rows.operators) operatorUnits.set(name!, [...(operatorUnits.get(name!) ?? []), Number(fn)]);
+  for (const [name, fn] of rows.operators)
+    operatorUnits.set(name!, [...(operatorUnits.get(name!) ?? []), Number(fn)]);
 
   /** A function OID the routines list misses (dropped meanwhile): opaque, never trusted. */
   const oidUnitsOrUnknown = (oid: number): CodeUnit[] => {
     const found = oidUnits(oid);
     if (found.length > 0 || oid < FIRST_NORMAL_OID) return found;
     const id = `missing:${oid}`;
-    return [once(id, () => ({ id, label: `function ${oid}`, facts: () => opaqueCall(`function ${oid}`, 'its definition could not be read') }))];
+    return [
+      once(id, () => ({
+        id,
+        label: `function ${oid}`,
+        facts: () => opaqueCall(`function ${oid}`, 'its definition could not be read'),
+      })),
+    ];
   };
 
   const writeUnits = (relation: string, seen: Set<string>): CodeUnit[] => {

@@ -850,9 +850,8 @@ const HANDLERS: Record<string, Handler> = {
   },
 
   CallStmt(draft, node, ctx, scope) {
+    // The procedure is one of `functions`: the guardrails judge its body from the catalog (code-reach.ts).
     this.walk(node, draft, ctx, scope, true);
-    const name = [...draft.functions][0] ?? 'a procedure';
-    addFinding(draft, 'dynamic-sql', `it runs procedure ${name}, whose body Gatehouse does not see`);
   },
 
   CreateFunctionStmt(draft, node, ctx, scope) {
