@@ -219,7 +219,9 @@ describe('harmless stored code runs', () => {
       await c.query("CALL ok_forget('hello')");
       await c.query("INSERT INTO shaped VALUES ('quiet')");
       expect((await c.query('SELECT msg FROM shaped'))[0]).toEqual([{ msg: 'QUIET' }]);
-      expect((await c.query("SELECT UPPER('x') AS u, LAST_INSERT_ID() >= 0 AS t"))[0]).toEqual([{ u: 'X', t: 1 }]);
+      expect((await c.query("SELECT UPPER('x') AS u, LAST_INSERT_ID() >= 0 AS t"))[0]).toEqual([
+        { u: 'X', t: 1 },
+      ]);
     } finally {
       await c.end();
     }
@@ -242,9 +244,13 @@ describe('routines are DDL to create, and a call is judged by what the routine d
       await c.query("CALL made_here('from admin')");
       await c.query('CREATE FUNCTION made_fn(a INT) RETURNS INT DETERMINISTIC RETURN a * 3');
       expect((await c.query('SELECT made_fn(2) AS n'))[0]).toEqual([{ n: 6 }]);
-      await c.query('CREATE TRIGGER made_trig BEFORE INSERT ON log FOR EACH ROW SET NEW.msg = LOWER(NEW.msg)');
+      await c.query(
+        'CREATE TRIGGER made_trig BEFORE INSERT ON log FOR EACH ROW SET NEW.msg = LOWER(NEW.msg)',
+      );
       await c.query("INSERT INTO log VALUES ('LOUD')");
-      const [rows] = await admin.query("SELECT msg FROM sc.log WHERE msg IN ('from admin', 'loud') ORDER BY msg");
+      const [rows] = await admin.query(
+        "SELECT msg FROM sc.log WHERE msg IN ('from admin', 'loud') ORDER BY msg",
+      );
       expect(rows).toEqual([{ msg: 'from admin' }, { msg: 'loud' }]);
     } finally {
       await c.end();

@@ -186,9 +186,15 @@ export function opaqueCall(label: string, why: string): StatementFacts {
 /** Statement kinds that change what stored code exists or where it runs. */
 const CODE_CHANGING_KINDS: ReadonlySet<string> = new Set(['create', 'alter', 'drop', 'comment']);
 
-/** Whether the facts hold DDL (nested or not) after which the catalog of stored code may be out of date. */
+/**
+ * Whether the facts hold DDL (nested or not) after which the catalog of stored code may be out of
+ * date. Session-private objects (temporary tables and views, which need no `ddl`) do not count: no
+ * other session can reach them, and this session's own are judged with their DDL (withPendingCode).
+ */
 export function changesStoredCode(facts: StatementFacts): boolean {
-  return facts.statements.some((s) => CODE_CHANGING_KINDS.has(s.kind));
+  return facts.statements.some(
+    (s) => CODE_CHANGING_KINDS.has(s.kind) && (s.classes.includes('ddl') || s.classes.includes('admin')),
+  );
 }
 
 /**

@@ -43,7 +43,7 @@ export class CatalogCache {
   private events = 0;
   private loadStartedAt = 0;
   private snapshotStartedAt = 0;
-  private invalidatedAt = 0;
+  private codeInvalidatedAt = 0;
   private stale = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly options: CatalogCacheOptions;
@@ -59,9 +59,18 @@ export class CatalogCache {
     return this.snapshot;
   }
 
-  /** DDL ran since the catalog in force started loading: it may not show what the DDL changed. */
+  /** DDL that changes stored code ran since the catalog in force started loading. */
   get outdated(): boolean {
-    return this.invalidatedAt > this.snapshotStartedAt;
+    return this.codeInvalidatedAt > this.snapshotStartedAt;
+  }
+
+  /**
+   * After a statement that changed stored code (functions, triggers, rules, views...): reload soon,
+   * and until a catalog loaded since is in force, guardrail decisions wait for it (see `outdated`).
+   */
+  invalidateCode(): void {
+    this.codeInvalidatedAt = ++this.events;
+    this.invalidate();
   }
 
   /** Waits for a first catalog (a session's first statement should not be judged without one). */
@@ -85,7 +94,6 @@ export class CatalogCache {
   /** After DDL: reload soon (coalescing bursts of DDL into one reload). */
   invalidate(): void {
     this.stale = true;
-    this.invalidatedAt = ++this.events;
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;

@@ -918,7 +918,7 @@ export class PostgresSession {
         this.txStatus = transactionStatus(frame);
         if (this.codeChanged) {
           this.codeChanged = false;
-          this.deps.catalog.invalidate();
+          this.deps.catalog.invalidateCode();
         }
         // Everything before the Sync or Query this answers is settled.
         while (this.pending.length > 0) {

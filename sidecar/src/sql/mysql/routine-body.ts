@@ -249,10 +249,10 @@ class BodyReader {
         return;
       case 'SELECT':
       case 'WITH': // SELECT ... INTO local variables: the variables are not tables.
-      {
-        this.#tokens(withoutLocalInto(tokens));
-        return;
-      }
+        {
+          this.#tokens(withoutLocalInto(tokens));
+          return;
+        }
       case 'SET': {
         this.#set(tokens);
         return;
