@@ -227,6 +227,9 @@ describe('other ways to reach stored code are refused too', () => {
     ['INSERT INTO with_trigger VALUES (1)'],
     ['INSERT INTO with_rule VALUES (1)'],
     ['EXPLAIN ANALYZE SELECT gh_pl()'],
+    // Planning folds an IMMUTABLE function with constant arguments: plain EXPLAIN runs it.
+    ['EXPLAIN SELECT gh_immutable_liar(1)'],
+    ['EXPLAIN SELECT * FROM gh_view'],
     ['PREPARE p1 AS SELECT gh_pl(); EXECUTE p1'],
     ['BEGIN; DECLARE c1 CURSOR FOR SELECT gh_pl(); FETCH c1; COMMIT'],
     ['COPY (SELECT gh_pl()) TO STDOUT'],

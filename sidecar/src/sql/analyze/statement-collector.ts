@@ -771,8 +771,19 @@ const HANDLERS: Record<string, Handler> = {
   },
 
   ExplainStmt(draft, node, ctx, scope) {
-    // Plain EXPLAIN plans without running anything, so its statement is not analysed as run.
-    if (!explainAnalyzes(node['options'])) return;
+    // Plain EXPLAIN plans without running the statement, so it is not analysed as run. But planning
+    // calls functions (IMMUTABLE ones with constant arguments are folded, STABLE ones estimated) and
+    // expands views: the functions, operators and relations read are kept for the code they reach.
+    if (!explainAnalyzes(node['options'])) {
+      const plan = new StatementCollector();
+      plan.statementValue(node['query'], { topLevel: 0, via: [], depth: ctx.depth }, scope);
+      for (const entry of plan.entries) {
+        for (const name of entry.functions) draft.functions.add(name);
+        for (const name of entry.operators ?? []) draft.operators.add(name);
+        for (const name of entry.tablesRead) draft.tablesRead.add(name);
+      }
+      return;
+    }
     draft.command = 'EXPLAIN ANALYZE';
     this.statementValue(node['query'], nested(ctx, draft), scope);
   },
