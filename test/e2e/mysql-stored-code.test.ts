@@ -178,6 +178,8 @@ describe('other ways into stored code are refused too', () => {
     ['CALL gh_p_calls()'],
     ['CALL ok_log(gh_del())'],
     ['SELECT * FROM gh_view'],
+    ['EXPLAIN SELECT gh_del()'],
+    ['SELECT * FROM v WHERE id = (SELECT gh_del())'],
     ['INSERT INTO trig_t VALUES (1)'],
     ['SELECT sc.no_such_function()'],
   ])('%s', async (sql) => {

@@ -145,7 +145,7 @@ export class CatalogCache {
         { err: error instanceof Error ? error.message : String(error) },
         this.snapshot
           ? 'catalog reload failed; masking keeps the previous catalog'
-          : 'catalog could not be loaded; masked sessions see every column masked until it can',
+          : 'catalog could not be loaded; masked sessions see every column masked, and guarded sessions are refused calls of functions and access to tables, until it can',
       );
       this.loadedAt = Date.now();
     } finally {
