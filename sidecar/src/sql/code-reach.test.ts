@@ -82,6 +82,19 @@ describe('reachCode', () => {
   });
 });
 
+describe('routines being created', () => {
+  it('may call routines created after them (judged where they run), but not known harmful ones', () => {
+    const code = catalog({ gh_d: 'DELETE FROM v' });
+    expect(kinds("CREATE FUNCTION a() RETURNS int LANGUAGE sql AS 'SELECT nowhere()'", code)).toEqual([]);
+    expect(
+      kinds(
+        'CREATE FUNCTION b() RETURNS int LANGUAGE plpgsql AS $$BEGIN PERFORM gh_d(); RETURN 1; END$$',
+        code,
+      ),
+    ).toContain('delete-without-where');
+  });
+});
+
 describe('withPendingCode and changesStoredCode', () => {
   it('attaches DDL the catalog cannot show yet to the names it creates', () => {
     const pending = analyzeStatement(

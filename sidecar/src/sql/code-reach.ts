@@ -43,6 +43,17 @@ export interface ReachedCode {
   readonly unknown: readonly string[];
 }
 
+/**
+ * Bodies that run only when called (and are judged again then): names they call that the catalog
+ * does not know yet are not held against their creation. An event's body runs unseen, so it is not
+ * one of them.
+ */
+const DEFERRED_BODIES: ReadonlySet<string> = new Set([
+  'CREATE FUNCTION',
+  'CREATE PROCEDURE',
+  'CREATE TRIGGER',
+]);
+
 /** How deep code calling code is followed; deeper chains are refused as `dynamic-sql`. */
 export const MAX_CODE_DEPTH = 8;
 /** Units expanded per statement at most (a call graph that fans out is refused, not walked for long). */
@@ -89,7 +100,8 @@ export function reachCode(facts: StatementFacts, catalog: CodeCatalog): ReachedC
   ): void => {
     const missing: string[] = [];
     const units = unitsOf(statement, missing);
-    if (missing.length > 0)
+    // A routine being created may call one created after it: its body is judged again where it runs.
+    if (missing.length > 0 && !via.some((label) => DEFERRED_BODIES.has(label)))
       extra.push({
         kind: 'dynamic-sql',
         detail: `it calls ${missing.map((n) => `${n}()`).join(', ')}, which Gatehouse's catalog of the database does not know`,
