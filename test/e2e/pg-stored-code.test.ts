@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { directClient, localProxyConfig } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
+import { RawClient } from './support/raw-client.ts';
 
 /*
  * Guardrails see into stored code: a statement that calls a user function, writes a table with
@@ -365,5 +367,69 @@ describe('code changed through the proxy', () => {
     } finally {
       await owner.end();
     }
+  });
+});
+
+describe('fast-path function calls', () => {
+  /** A FunctionCall message: the function by OID, text arguments, a text result. */
+  function functionCall(oid: number, args: readonly string[]): Buffer {
+    const parts = [Buffer.alloc(4), Buffer.from([0, 0]), Buffer.alloc(2)];
+    parts[0]!.writeUInt32BE(oid);
+    parts[2]!.writeUInt16BE(args.length);
+    for (const arg of args) {
+      const length = Buffer.alloc(4);
+      length.writeInt32BE(Buffer.byteLength(arg));
+      parts.push(length, Buffer.from(arg));
+    }
+    parts.push(Buffer.from([0, 0]));
+    const body = Buffer.concat(parts);
+    const head = Buffer.alloc(5);
+    head[0] = 'F'.charCodeAt(0);
+    head.writeInt32BE(4 + body.length, 1);
+    return Buffer.concat([head, body]);
+  }
+
+  async function login(): Promise<RawClient> {
+    const client = await RawClient.connect(proxy.port);
+    const ready = client.waitFor('readyForQuery');
+    client.onMessage((m) => {
+      if (m.name === 'authenticationCleartextPassword')
+        client.socket.write(serialize.password('demo-secret'));
+    });
+    client.socket.write(serialize.startup({ user: 'demo', database: DATABASE }));
+    await ready;
+    return client;
+  }
+
+  const oid = async (signature: string) =>
+    Number((await admin.query(`SELECT '${signature}'::regprocedure::oid AS oid`)).rows[0].oid);
+
+  it('judges the function an OID names like a call of it, and refuses OIDs the catalog does not know', async () => {
+    const before = await state();
+    const client = await login();
+    try {
+      const answers: string[] = [];
+      for (const [target, args] of [
+        [await oid('gh_d_int()'), []],
+        [await oid('ok_add(int)'), ['41']],
+        [999_999_999, []],
+      ] as const) {
+        let answer = 'ran';
+        const off = client.onMessage((m) => {
+          // pg-protocol does not know FunctionCallResponse ('V'): it reports it as an error without a code.
+          const code = (m as { code?: string }).code;
+          if (m.name === 'error' && code !== undefined) answer = `error ${code}`;
+        });
+        const ready = client.waitFor('readyForQuery', false);
+        client.socket.write(functionCall(target, args));
+        await ready;
+        off();
+        answers.push(answer);
+      }
+      expect(answers).toEqual(['error 42501', 'ran', 'error 42501']);
+    } finally {
+      client.socket.end(serialize.end());
+    }
+    expect(await state()).toBe(before);
   });
 });
