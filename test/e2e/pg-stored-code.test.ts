@@ -57,6 +57,8 @@ CREATE VIEW gh_view AS SELECT gh_d_int() AS n;
 CREATE VIEW gh_view_outer AS SELECT * FROM gh_view;
 CREATE TABLE with_default(id int, n int DEFAULT gh_d_int());
 CREATE TABLE with_check(id int, n int CHECK (gh_overloaded('x') > 0));
+CREATE DOMAIN gh_dom AS int CHECK (gh_overloaded('x') > 0);
+CREATE TABLE with_domain(id int, n gh_dom);
 CREATE FUNCTION gh_trigger_fn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN DELETE FROM v; RETURN NEW; END$$;
 CREATE TABLE with_trigger(id int);
 CREATE TRIGGER empties_v BEFORE INSERT ON with_trigger FOR EACH ROW EXECUTE FUNCTION gh_trigger_fn();
@@ -226,6 +228,10 @@ describe('other ways to reach stored code are refused too', () => {
     ['INSERT INTO with_default(id) VALUES (1)'],
     ['INSERT INTO with_default VALUES (1, DEFAULT)'],
     ['INSERT INTO with_check VALUES (1, 1)'],
+    ['INSERT INTO with_domain VALUES (1, 1)'],
+    ['SELECT 1::gh_dom'],
+    ['SELECT CAST(1 AS public.gh_dom)'],
+    ["SELECT '1'::text::gh_dom"],
     ['INSERT INTO with_trigger VALUES (1)'],
     ['INSERT INTO with_rule VALUES (1)'],
     ['EXPLAIN ANALYZE SELECT gh_pl()'],

@@ -28,6 +28,8 @@ export interface CodeCatalog {
   routine(name: string): readonly CodeUnit[] | 'builtin' | undefined;
   /** Units an operator `name` may run (user-defined operators); empty for built-in ones. */
   operator(name: string): readonly CodeUnit[];
+  /** Code a cast to the type runs: a domain's constraints, a user-defined cast's function. */
+  type?(name: string): readonly CodeUnit[];
   /** Code that runs when the relation is written: triggers, rules, defaults, constraints, index expressions. */
   onWrite(relation: string): readonly CodeUnit[];
   /** Code that runs when the relation is read: a view's definition, row-level security policies. */
@@ -85,6 +87,7 @@ export function reachCode(facts: StatementFacts, catalog: CodeCatalog): ReachedC
       } else units.push(...found);
     }
     for (const name of statement.operators ?? []) units.push(...catalog.operator(name));
+    for (const name of statement.types ?? []) units.push(...(catalog.type?.(name) ?? []));
     for (const table of statement.tablesWritten) units.push(...catalog.onWrite(table));
     for (const table of statement.tablesRead) units.push(...catalog.onRead(table));
     return units;
@@ -241,6 +244,7 @@ export function withPendingCode(base: CodeCatalog, pending: readonly StatementFa
       return typeof found === 'object' ? [...found, ...more] : more;
     },
     operator: (name) => [...base.operator(name), ...extra(name)],
+    type: (name) => [...(base.type?.(name) ?? []), ...extra(name)],
     onWrite: (relation) => [...base.onWrite(relation), ...extra(relation)],
     onRead: (relation) => [...base.onRead(relation), ...extra(relation)],
   };

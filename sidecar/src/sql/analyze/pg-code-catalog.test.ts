@@ -68,6 +68,7 @@ const CATALOG = buildPgCodeCatalog({
   ],
   implicit: [['public', 'defaulted', '20002', 'f']],
   operators: [['###', '20002']],
+  casts: [['gh_dom', '20002']],
 });
 
 const judged = (sql: string) => reachCode(analyzeStatement(sql), CATALOG);
@@ -94,6 +95,9 @@ describe('buildPgCodeCatalog', () => {
     ['SELECT * FROM plain_view', []],
     ['INSERT INTO plain_view VALUES (1)', ['delete-without-where']],
     ['SELECT elsewhere.ok_add()', ['dynamic-sql']],
+    ['SELECT 1::gh_dom', ['delete-without-where']],
+    ['SELECT CAST(1 AS public.gh_dom)', ['delete-without-where']],
+    ['SELECT 1::int, upper(x)::text FROM t', []],
   ])('%s → %j', (sql, expected) => {
     expect([...new Set(kinds(sql))]).toEqual(expected);
   });

@@ -15,7 +15,8 @@ export const FIRST_NORMAL_OID = 16384;
  * name; user ones with their language, volatility and definition, aggregates with their support
  * functions), the triggers and non-view rules of every relation, user views' definitions, the user
  * functions a relation's defaults, constraints (its own and its columns' domains'), index
- * expressions and row-level security policies depend on, and user-defined operators.
+ * expressions and row-level security policies depend on, user-defined operators, and the user
+ * functions a cast to a type runs (its domain constraints, user-defined casts to it).
  */
 export const CODE_CATALOG_SQL = `
 SELECT p.oid::bigint, n.nspname, p.proname, p.prokind::text, l.lanname, p.provolatile::text,
@@ -60,7 +61,15 @@ SELECT n.nspname, c.relname, x.fn::bigint, x.on_read
          WHERE d.refclassid = 'pg_proc'::regclass) x
   JOIN pg_class c ON c.oid = x.rel JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE x.fn >= ${FIRST_NORMAL_OID};
-SELECT o.oprname, o.oprcode::oid::bigint FROM pg_operator o WHERE o.oid >= ${FIRST_NORMAL_OID};`;
+SELECT o.oprname, o.oprcode::oid::bigint FROM pg_operator o WHERE o.oid >= ${FIRST_NORMAL_OID};
+SELECT t.typname, x.fn::bigint
+  FROM (SELECT co.contypid AS typ, d.refobjid AS fn
+          FROM pg_depend d JOIN pg_constraint co ON d.classid = 'pg_constraint'::regclass AND co.oid = d.objid
+         WHERE d.refclassid = 'pg_proc'::regclass AND co.contypid <> 0
+        UNION ALL
+        SELECT c.casttarget, c.castfunc FROM pg_cast c WHERE c.castfunc <> 0) x
+  JOIN pg_type t ON t.oid = x.typ
+ WHERE x.fn >= ${FIRST_NORMAL_OID};`;
 
 type Rows = (string | null)[][];
 
@@ -82,9 +91,9 @@ export interface PgCodeCatalog extends CodeCatalog {
 }
 
 export async function loadPgCodeCatalog(query: CatalogQuery): Promise<PgCodeCatalog> {
-  const [routines = [], triggers = [], rules = [], views = [], implicit = [], operators = []] =
+  const [routines = [], triggers = [], rules = [], views = [], implicit = [], operators = [], casts = []] =
     await query(CODE_CATALOG_SQL);
-  return buildPgCodeCatalog({ routines, triggers, rules, views, implicit, operators });
+  return buildPgCodeCatalog({ routines, triggers, rules, views, implicit, operators, casts });
 }
 
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
@@ -104,6 +113,7 @@ export function buildPgCodeCatalog(rows: {
   views: Rows;
   implicit: Rows;
   operators: Rows;
+  casts?: Rows;
 }): PgCodeCatalog {
   const builtinNames = new Set<string>();
   const builtinByOid = new Map<number, { schema: string; name: string }>();
@@ -200,6 +210,9 @@ export function buildPgCodeCatalog(rows: {
       if (onReadToo === 't') add(onRead, key, unit);
     }
   }
+  const castUnits = new Map<string, number[]>();
+  for (const [type, fn] of rows.casts ?? [])
+    castUnits.set(type!, [...(castUnits.get(type!) ?? []), Number(fn)]);
   const operatorUnits = new Map<string, number[]>();
   for (const [name, fn] of rows.operators)
     operatorUnits.set(name!, [...(operatorUnits.get(name!) ?? []), Number(fn)]);
@@ -244,6 +257,10 @@ export function buildPgCodeCatalog(rows: {
     operator(name) {
       const op = name.slice(name.lastIndexOf('.') + 1);
       return (operatorUnits.get(op) ?? []).flatMap((oid) => oidUnitsOrUnknown(oid));
+    },
+    type(name) {
+      const type = name.slice(name.lastIndexOf('.') + 1);
+      return (castUnits.get(type) ?? []).flatMap((oid) => oidUnitsOrUnknown(oid));
     },
     onWrite(relation) {
       return writeUnits(relation, new Set());

@@ -68,6 +68,7 @@ interface Draft {
   readonly columnsWritten: Set<string>;
   readonly functions: Set<string>;
   readonly operators: Set<string>;
+  readonly types: Set<string>;
   executes?: string;
   where?: 'effective' | 'ineffective' | 'absent';
   readonly findings: { kind: GuardrailRuleKind; detail: string; tables?: readonly string[] }[];
@@ -137,6 +138,7 @@ export class StatementCollector {
       columnsWritten: new Set(),
       functions: new Set(),
       operators: new Set(),
+      types: new Set(),
       findings: [],
     };
     if (!known) {
@@ -168,6 +170,7 @@ export class StatementCollector {
         columnsWritten: frozen(draft.columnsWritten),
         functions: frozen(draft.functions),
         ...(draft.operators.size > 0 && { operators: frozen(draft.operators) }),
+        ...(draft.types.size > 0 && { types: frozen(draft.types) }),
         ...(draft.executes !== undefined && { executes: draft.executes }),
         ...(draft.where !== undefined && { where: draft.where }),
         findings: Object.freeze(draft.findings.map((f) => Object.freeze(f))),
@@ -264,6 +267,12 @@ export class StatementCollector {
         // CASE x WHEN y compares with `=`.
         if (node['arg'] !== undefined) draft.operators.add('=');
         break;
+      case 'TypeCast': {
+        // A cast to a domain checks its constraints; a user-defined cast runs its function.
+        const type = isObject(node['typeName']) ? names(node['typeName']['names']) : undefined;
+        if (type && type.length > 0) draft.types.add(operatorName(type));
+        break;
+      }
       case 'DefElem':
         this.#defElem(node, draft);
         this.walk(node['arg'], draft, ctx, scope, query);

@@ -66,6 +66,8 @@ export interface StatementFact {
    * the function behind it; absent when none.
    */
   readonly operators?: readonly string[];
+  /** Types cast to (`x::d`, `CAST(x AS d)`), where a domain's constraints or a user cast run code. */
+  readonly types?: readonly string[];
   /** For EXECUTE: the name of the prepared statement it runs. */
   readonly executes?: string;
   /** UPDATE, DELETE and MERGE's update/delete actions: whether the rows are restricted (effective-where.ts). */
