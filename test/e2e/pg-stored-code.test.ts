@@ -62,6 +62,11 @@ CREATE TABLE with_domain(id int, n gh_dom);
 CREATE FUNCTION gh_trigger_fn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN DELETE FROM v; RETURN NEW; END$$;
 CREATE TABLE with_trigger(id int);
 CREATE TRIGGER empties_v BEFORE INSERT ON with_trigger FOR EACH ROW EXECUTE FUNCTION gh_trigger_fn();
+CREATE TABLE parent(id int PRIMARY KEY);
+INSERT INTO parent VALUES (1);
+CREATE TABLE child(id int REFERENCES parent ON DELETE CASCADE);
+INSERT INTO child VALUES (1);
+CREATE TRIGGER empties_v_too AFTER DELETE ON child FOR EACH ROW EXECUTE FUNCTION gh_trigger_fn();
 CREATE TABLE with_rule(id int);
 CREATE RULE empties_v AS ON INSERT TO with_rule DO ALSO DELETE FROM v;
 
@@ -234,6 +239,8 @@ describe('other ways to reach stored code are refused too', () => {
     ["SELECT '1'::text::gh_dom"],
     ['INSERT INTO with_trigger VALUES (1)'],
     ['INSERT INTO with_rule VALUES (1)'],
+    // The cascade deletes from child, whose trigger empties v.
+    ['DELETE FROM parent WHERE id = 1'],
     ['EXPLAIN ANALYZE SELECT gh_pl()'],
     // Planning folds an IMMUTABLE function with constant arguments: plain EXPLAIN runs it.
     ['EXPLAIN SELECT gh_immutable_liar(1)'],

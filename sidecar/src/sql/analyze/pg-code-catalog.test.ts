@@ -69,6 +69,7 @@ const CATALOG = buildPgCodeCatalog({
   implicit: [['public', 'defaulted', '20002', 'f']],
   operators: [['###', '20002']],
   casts: [['gh_dom', '20002']],
+  cascades: [['public', 'parent', 'public', 'audited']],
 });
 
 const judged = (sql: string) => reachCode(analyzeStatement(sql), CATALOG);
@@ -96,6 +97,7 @@ describe('buildPgCodeCatalog', () => {
     ['INSERT INTO plain_view VALUES (1)', ['delete-without-where']],
     ['SELECT elsewhere.ok_add()', ['dynamic-sql']],
     ['SELECT 1::gh_dom', ['delete-without-where']],
+    ['DELETE FROM parent WHERE id = 1', ['delete-without-where']],
     ['SELECT CAST(1 AS public.gh_dom)', ['delete-without-where']],
     ['SELECT 1::int, upper(x)::text FROM t', []],
   ])('%s → %j', (sql, expected) => {

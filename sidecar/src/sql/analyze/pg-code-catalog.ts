@@ -16,7 +16,8 @@ export const FIRST_NORMAL_OID = 16384;
  * functions), the triggers and non-view rules of every relation, user views' definitions, the user
  * functions a relation's defaults, constraints (its own and its columns' domains'), index
  * expressions and row-level security policies depend on, user-defined operators, and the user
- * functions a cast to a type runs (its domain constraints, user-defined casts to it).
+ * functions a cast to a type runs (its domain constraints, user-defined casts to it), and the foreign
+ * keys whose ON DELETE/UPDATE actions write a referencing table (whose triggers then fire).
  */
 export const CODE_CATALOG_SQL = `
 SELECT p.oid::bigint, n.nspname, p.proname, p.prokind::text, l.lanname, p.provolatile::text,
@@ -69,7 +70,12 @@ SELECT t.typname, x.fn::bigint
         UNION ALL
         SELECT c.casttarget, c.castfunc FROM pg_cast c WHERE c.castfunc <> 0) x
   JOIN pg_type t ON t.oid = x.typ
- WHERE x.fn >= ${FIRST_NORMAL_OID};`;
+ WHERE x.fn >= ${FIRST_NORMAL_OID};
+SELECT pn.nspname, p.relname, cn.nspname, c.relname
+  FROM pg_constraint co
+  JOIN pg_class p ON p.oid = co.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+  JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+ WHERE co.contype = 'f' AND (co.confdeltype IN ('c', 'n', 'd') OR co.confupdtype IN ('c', 'n', 'd'));`;
 
 type Rows = (string | null)[][];
 
@@ -91,9 +97,17 @@ export interface PgCodeCatalog extends CodeCatalog {
 }
 
 export async function loadPgCodeCatalog(query: CatalogQuery): Promise<PgCodeCatalog> {
-  const [routines = [], triggers = [], rules = [], views = [], implicit = [], operators = [], casts = []] =
-    await query(CODE_CATALOG_SQL);
-  return buildPgCodeCatalog({ routines, triggers, rules, views, implicit, operators, casts });
+  const [
+    routines = [],
+    triggers = [],
+    rules = [],
+    views = [],
+    implicit = [],
+    operators = [],
+    casts = [],
+    cascades = [],
+  ] = await query(CODE_CATALOG_SQL);
+  return buildPgCodeCatalog({ routines, triggers, rules, views, implicit, operators, casts, cascades });
 }
 
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
@@ -114,6 +128,7 @@ export function buildPgCodeCatalog(rows: {
   implicit: Rows;
   operators: Rows;
   casts?: Rows;
+  cascades?: Rows;
 }): PgCodeCatalog {
   const builtinNames = new Set<string>();
   const builtinByOid = new Map<number, { schema: string; name: string }>();
@@ -231,6 +246,14 @@ export function buildPgCodeCatalog(rows: {
     ];
   };
 
+  // Referenced table → tables its foreign keys' CASCADE / SET NULL / SET DEFAULT actions write.
+  const cascadesTo = new Map<string, string[]>();
+  for (const [schema, table, childSchema, child] of rows.cascades ?? []) {
+    const key = relations.add(schema!, table!);
+    relations.add(childSchema!, child!);
+    cascadesTo.set(key, [...(cascadesTo.get(key) ?? []), `${childSchema}.${child}`]);
+  }
+
   const writeUnits = (relation: string, seen: Set<string>): CodeUnit[] => {
     const out: CodeUnit[] = [];
     for (const key of relations.resolve(relation)) {
@@ -240,6 +263,7 @@ export function buildPgCodeCatalog(rows: {
       // Writing through a view writes the tables it reads (auto-updatable views): their code runs too.
       const view = viewReads.get(key);
       if (view) for (const base of view().tablesRead) out.push(...writeUnits(base, seen));
+      for (const child of cascadesTo.get(key) ?? []) out.push(...writeUnits(child, seen));
     }
     return out;
   };
