@@ -12,8 +12,11 @@ import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
 import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
 import { prettyDestination } from './pretty-log.ts';
+import { MysqlCodeCatalogCache } from './protocol/mysql/code-catalog-cache.ts';
+import { Capability } from './protocol/mysql/constants.ts';
 import { createMysqlGate } from './protocol/mysql/mysql-gate.ts';
 import { MysqlProxyServer } from './protocol/mysql/server.ts';
+import { connectMysqlUpstream } from './protocol/mysql/upstream.ts';
 import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
 import type { SessionMetrics } from './protocol/postgres/session.ts';
@@ -130,6 +133,32 @@ export async function startProxy(
         })
       : undefined;
 
+  const code =
+    config.upstream.protocol === 'mysql'
+      ? new MysqlCodeCatalogCache({
+          load: async (queries) => {
+            const u = config.upstream;
+            const upstream = await connectMysqlUpstream({
+              host: u.host,
+              port: u.port,
+              user: u.user,
+              ...(u.password !== undefined && { password: u.password }),
+              database: u.database,
+              tls: u.tls,
+              connectTimeoutMs: u.connectTimeoutMs,
+              clientCapabilities: Capability.DEPRECATE_EOF | Capability.PROTOCOL_41,
+              charset: 45,
+              attributes: { program_name: 'gatehouse catalog' },
+              setupQueries: queries,
+            });
+            upstream.socket.destroy();
+            return upstream.setupRows;
+          },
+          logger: logger.child({ component: 'catalog' }),
+          refreshMs: config.masking.catalogRefreshMs,
+        })
+      : undefined;
+
   const server =
     config.upstream.protocol === 'mysql'
       ? new MysqlProxyServer({
@@ -140,12 +169,14 @@ export async function startProxy(
           metrics: sessionMetrics(metrics, 'mysql'),
           policy: () => policy,
           maskingKey,
+          code: code!,
           createGate: (identity, sqlMode) =>
             createMysqlGate({
               policy: () => policy,
               identity,
               database: config.upstream.database,
               sqlMode,
+              code: () => code!.current(),
             }),
         })
       : new PostgresProxyServer({

@@ -1,4 +1,5 @@
 import type { Identity } from '../identity/identity.ts';
+import type { PgCodeCatalog } from '../sql/analyze/pg-code-catalog.ts';
 import type { Catalog } from '../sql/lineage/catalog.ts';
 import { outputLineage } from '../sql/lineage/output-lineage.ts';
 import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../sql/lineage/session.ts';
@@ -17,6 +18,8 @@ import type { PolicySource } from './statement-gate.ts';
 export interface CatalogSnapshot {
   readonly catalog: Catalog;
   readonly samples: SampledKinds;
+  /** The stored code statements may run (functions, triggers, rules, views), for the guardrails. */
+  readonly code: PgCodeCatalog;
 }
 
 /** Masking of one Query or Parse text: a plan per statement, or why it must not run. */

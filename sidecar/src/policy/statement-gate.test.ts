@@ -1,9 +1,18 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { CodeCatalog } from '../sql/code-reach.ts';
 import { loadSqlParser } from '../sql/normalize.ts';
 import { statementShape } from '../sql/statement-shape.ts';
 import { DEFAULT_GUARDRAIL } from './guardrails/default-guardrails.ts';
 import { loadPolicyDocuments } from './load-policy.ts';
 import { StatementGate } from './statement-gate.ts';
+
+/** A database with no user code: every function named is a built-in, no relation has triggers. */
+const BUILTINS_ONLY: CodeCatalog = {
+  routine: () => 'builtin',
+  operator: () => [],
+  onWrite: () => [],
+  onRead: () => [],
+};
 
 const policy = () =>
   loadPolicyDocuments(
@@ -30,7 +39,12 @@ beforeAll(async () => {
 /** Judges each text in turn with its shape, as the session does, and says which were refused. */
 function outcomes(texts: readonly string[]): string[] {
   const loaded = policy();
-  const gate = new StatementGate(() => loaded, { subject: 'app', groups: [], method: 'local' }, 'app');
+  const gate = new StatementGate(
+    () => loaded,
+    { subject: 'app', groups: [], method: 'local' },
+    'app',
+    () => BUILTINS_ONLY,
+  );
   return texts.map((sql) => gate.check(sql, statementShape(sql))!.outcome);
 }
 

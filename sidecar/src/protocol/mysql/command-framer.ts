@@ -7,7 +7,14 @@ import { ProtocolError } from './protocol-error.ts';
  * last packet. Returns the bytes to forward in place of the frame: the frame itself, a replacement,
  * or nothing.
  */
-export type CommandHandler = (frame: Buffer, payload: Buffer, lastSeq: number) => Buffer | undefined;
+export type CommandHandler = (
+  frame: Buffer,
+  payload: Buffer,
+  lastSeq: number,
+) => Buffer | undefined | typeof HOLD_COMMAND;
+
+/** Returned by a handler: stop before this command and keep it (and what follows) until `resume`. */
+export const HOLD_COMMAND: unique symbol = Symbol('hold command');
 
 /**
  * Splits the client's byte stream into commands. A command that lies in one chunk is a view of it, and
@@ -20,12 +27,18 @@ export class CommandFramer {
   /** Bytes the stashed command needs at least before it is worth looking at again. */
   private needed = 0;
   private readonly maxCommandBytes: number;
+  private held = false;
 
   constructor(maxCommandBytes: number) {
     this.maxCommandBytes = maxCommandBytes;
   }
 
   push(chunk: Buffer, handle: CommandHandler, output: (bytes: Buffer) => void): void {
+    if (this.held) {
+      this.parts.push(chunk);
+      this.partsLength += chunk.length;
+      return;
+    }
     let data = chunk;
     if (this.partsLength > 0) {
       this.parts.push(chunk);
@@ -48,6 +61,16 @@ export class CommandFramer {
       const frame = data.subarray(offset, extent.end);
       const payload = extent.packets === 1 ? frame.subarray(4) : joinPayloads(frame);
       const replacement = handle(frame, payload, extent.lastSeq);
+      if (replacement === HOLD_COMMAND) {
+        // The handler waits (for a catalog refresh): this command and the rest are read later.
+        if (offset > runStart) output(data.subarray(runStart, offset));
+        const rest = Buffer.from(data.subarray(offset));
+        this.parts = [rest];
+        this.partsLength = rest.length;
+        this.needed = 0;
+        this.held = true;
+        return;
+      }
       if (replacement !== frame) {
         if (offset > runStart) output(data.subarray(runStart, offset));
         if (replacement) output(replacement);
@@ -61,6 +84,21 @@ export class CommandFramer {
       this.parts = [rest];
       this.partsLength = rest.length;
     }
+  }
+
+  /** Whether a handler is holding the stream (see HOLD_COMMAND). */
+  get holding(): boolean {
+    return this.held;
+  }
+
+  /** Reads on after a hold: the held command is handed to `handle` again, then what came after it. */
+  resume(handle: CommandHandler, output: (bytes: Buffer) => void): void {
+    this.held = false;
+    const data = Buffer.concat(this.parts, this.partsLength);
+    this.parts = [];
+    this.partsLength = 0;
+    this.needed = 0;
+    if (data.length > 0) this.push(data, handle, output);
   }
 
   /** Where the command at `offset` ends (possibly beyond `data`, as far as the headers seen tell). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CommandFramer } from './command-framer.ts';
+import { CommandFramer, HOLD_COMMAND } from './command-framer.ts';
 import { ServerStatus } from './constants.ts';
 import { PayloadWriter, packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
@@ -149,5 +149,35 @@ describe('CommandFramer', () => {
         () => {},
       ),
     ).toThrow(ProtocolError);
+  });
+});
+
+describe('CommandFramer HOLD_COMMAND', () => {
+  it('keeps the held command and everything after it until resume hands them on, in order', () => {
+    const commands = ['SELECT 1', 'SELECT late()', 'SELECT 3'].map((sql) =>
+      packet(Buffer.concat([Buffer.from([3]), Buffer.from(sql)]), 0),
+    );
+    const input = Buffer.concat(commands);
+    for (const seed of [1, 2, 3]) {
+      const framer = new CommandFramer(1 << 20);
+      const out: Buffer[] = [];
+      const seen: string[] = [];
+      let holdOnce = true;
+      const handle = (frame: Buffer, payload: Buffer) => {
+        const sql = payload.toString('utf8', 1);
+        if (sql === 'SELECT late()' && holdOnce) {
+          holdOnce = false;
+          return HOLD_COMMAND;
+        }
+        seen.push(sql);
+        return frame;
+      };
+      for (const part of chunks(input, seed, 7)) framer.push(part, handle, (b) => out.push(Buffer.from(b)));
+      expect(framer.holding).toBe(true);
+      expect(Buffer.concat(out)).toEqual(commands[0]);
+      framer.resume(handle, (b) => out.push(Buffer.from(b)));
+      expect(seen).toEqual(['SELECT 1', 'SELECT late()', 'SELECT 3']);
+      expect(Buffer.concat(out)).toEqual(input);
+    }
   });
 });

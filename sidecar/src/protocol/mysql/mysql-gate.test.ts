@@ -4,7 +4,7 @@ import { createMysqlGate } from './mysql-gate.ts';
 
 const identity = { subject: 'local:demo', groups: [], method: 'local' as const };
 const gate = (sqlMode: string | null = '') =>
-  createMysqlGate({ policy: () => undefined, identity, database: 'app', sqlMode });
+  createMysqlGate({ policy: () => undefined, identity, database: 'app', sqlMode, code: () => undefined });
 
 beforeAll(async () => {
   await loadMysqlParser();

@@ -1,7 +1,13 @@
 import type { Identity } from '../../identity/identity.ts';
 import { decide } from '../../policy/guardrails/decide.ts';
-import type { PolicySource } from '../../policy/statement-gate.ts';
-import type { StatementKind } from '../../sql/analyze/statement-facts.ts';
+import {
+  type CodeSource,
+  type GateDecision,
+  type PolicySource,
+  withStoredCode,
+} from '../../policy/statement-gate.ts';
+import type { StatementFacts, StatementKind } from '../../sql/analyze/statement-facts.ts';
+import { changesStoredCode } from '../../sql/code-reach.ts';
 import { Lru } from '../../sql/lru.ts';
 import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-mysql.ts';
 import { lexMysql } from '../../sql/mysql/lexer.ts';
@@ -69,8 +75,12 @@ export function createMysqlGate(options: {
   database: string;
   /** `@@SESSION.sql_mode` when the session started; '' or unknown text reads as the server default. */
   sqlMode: string | null;
+  /** The server's stored code: calls, triggers and views are judged by what their code does. */
+  code: CodeSource;
 }): MysqlGate {
   const { policy, identity, database } = options;
+  /** DDL the session ran that the catalog may not show yet (see StatementGate). */
+  let pending: StatementFacts[] = [];
   let state: MysqlSessionState = initialMysqlSession(
     options.sqlMode === null ? null : parseSqlMode(options.sqlMode),
   );
@@ -94,13 +104,30 @@ export function createMysqlGate(options: {
     check(sql, shape) {
       const facts = resolveMysqlExecutes(analyzeByShape(sql, state.sqlMode, shape), state);
       const current = policy();
-      const decision = current ? decide(facts, identity, current, { database }) : undefined;
-      if (decision?.outcome !== 'refuse') state = applyMysqlSessionEffects(state, facts);
+      if (!current) {
+        state = applyMysqlSessionEffects(state, facts);
+        return undefined;
+      }
+      const reached = withStoredCode(facts, options.code(), pending);
+      const changesCode = changesStoredCode(reached.facts);
+      const decision: GateDecision = {
+        ...decide(reached.facts, identity, current, { database }),
+        code: reached.code,
+        unknownRoutines: reached.unknown,
+        changesCode,
+      };
+      if (decision.outcome !== 'refuse') {
+        state = applyMysqlSessionEffects(state, facts);
+        if (changesCode && pending.length < 256) pending.push(reached.facts);
+      }
       return decision;
     },
     misread(sql, shape) {
       const facts = analyzeByShape(sql, state.sqlMode, shape);
       return facts.findings.find((f) => f.kind === 'unknown-statement' && changesReading(f.detail))?.detail;
+    },
+    settle() {
+      if (pending.length > 0) pending = [];
     },
     describe(sql) {
       return describeStatements(sql, state.sqlMode);

@@ -12,10 +12,9 @@ import {
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
-import type { Decision } from '../../policy/guardrails/decide.ts';
 import type { Policy } from '../../policy/load-policy.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
-import type { PolicySource } from '../../policy/statement-gate.ts';
+import type { GateDecision, PolicySource } from '../../policy/statement-gate.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
 import {
@@ -28,7 +27,8 @@ import type { QueryText } from '../../sql/normalize.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import { BatchedWrite } from '../postgres/batched-write.ts';
 import type { SessionMetrics } from '../postgres/session.ts';
-import { CommandFramer } from './command-framer.ts';
+import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
+import { CommandFramer, HOLD_COMMAND } from './command-framer.ts';
 import {
   Capability,
   Command,
@@ -69,7 +69,9 @@ export interface MysqlGate {
    * The decision for one COM_QUERY or COM_STMT_PREPARE text; undefined when no policy is configured.
    * `shape` is the text's audit normalisation (literals erased), which lets analyses be shared.
    */
-  check(sql: string, shape?: string | null): Decision | undefined;
+  check(sql: string, shape?: string | null): GateDecision | undefined;
+  /** No transaction is open and the catalog shows the session's DDL: forget what it kept of it. */
+  settle(): void;
   /** Splits a COM_QUERY text into its statements' audit descriptions. */
   describe(sql: string): readonly QueryText[];
   /** The audit description of one prepared statement's text. */
@@ -104,6 +106,8 @@ export interface MysqlSessionDeps {
   readonly policy: PolicySource;
   /** The key of the keyed masks (hash, tokenize), one per proxy process. */
   readonly maskingKey: MaskingKey;
+  /** The server's stored code, for the guardrails (shared by the proxy's sessions). */
+  readonly code: MysqlCodeCatalogCache;
 }
 
 const MAX_HANDSHAKE_PACKET = 64 * 1024;
@@ -125,6 +129,8 @@ interface Pending {
   readonly prepares?: PreparedText;
   /** COM_RESET_CONNECTION: the session state is gone once it succeeds. */
   readonly resets?: boolean;
+  /** The command changes stored code: the catalog is reloaded once it is answered. */
+  readonly changesCode?: boolean;
   /** Set when the session masks: each result's column masks, by result (missing: mask all). */
   readonly masks?: readonly ResultMask[];
   /** The masking in force when the command was judged (its key and value scan). */
@@ -224,6 +230,12 @@ export class MysqlSession {
   private readonly onClosed: Array<() => void> = [];
   private readonly handleCommand = (frame: Buffer, payload: Buffer, lastSeq: number) =>
     this.onCommand(frame, payload, lastSeq);
+  /** The held command is judged again once, against a catalog reloaded for it. */
+  private catalogRefreshed = false;
+  /** Routines the held command named that the catalog did not know. */
+  private unknownRoutines: readonly string[] = [];
+  /** The last judged command changes stored code. */
+  private judgedChangesCode = false;
   private readonly classifyPacket = (first: number, length: number) => this.classify(first, length);
   private readonly handlePacket = (p: Buffer) => this.onServerPacket(p);
 
@@ -414,8 +426,11 @@ export class MysqlSession {
         this.deps.maskingKey,
       );
       const u = config.upstream;
+      // Guarded sessions wait for a first catalog of stored code, loaded over a connection of its own.
+      const codeReady = this.deps.policy() ? this.deps.code.ready() : undefined;
       let upstream: Awaited<ReturnType<typeof connectMysqlUpstream>>;
       try {
+        await codeReady;
         upstream = await connectMysqlUpstream({
           host: u.host,
           port: u.port,
@@ -576,6 +591,11 @@ export class MysqlSession {
       this.protocolViolation(error);
       return;
     }
+    this.afterCommands(server);
+  }
+
+  private afterCommands(server: Socket): void {
+    if (this.framer!.holding && !this.catalogRefreshed) this.refreshCatalogThenResume(server);
     this.toServer.flush();
     this.flushSynthetic();
     if (server.writableNeedDrain || this.toServer.heldBytes > MAX_HELD_BYTES) this.client.pause();
@@ -613,8 +633,36 @@ export class MysqlSession {
     });
   }
 
+  /**
+   * A statement named a function the catalog does not know, or DDL ran since it was loaded: the
+   * client's stream waits while the catalog reloads, then the command is judged again, once.
+   */
+  private refreshCatalogThenResume(server: Socket): void {
+    this.catalogRefreshed = true;
+    this.client.pause();
+    const unknown = this.unknownRoutines;
+    this.unknownRoutines = [];
+    void this.deps.code.refresh(unknown).then(() => {
+      if (this.closed) return;
+      try {
+        this.framer!.resume(this.handleCommand, this.toServer.add);
+      } catch (error) {
+        this.toServer.reset();
+        this.protocolViolation(error);
+        return;
+      }
+      this.catalogRefreshed = false;
+      this.afterCommands(server);
+      if (!server.writableNeedDrain && !this.framer!.holding) this.client.resume();
+    });
+  }
+
   /** Decides what one client command becomes upstream; returns the bytes to send (or nothing). */
-  private onCommand(frame: Buffer, payload: Buffer, lastSeq: number): Buffer | undefined {
+  private onCommand(
+    frame: Buffer,
+    payload: Buffer,
+    lastSeq: number,
+  ): Buffer | undefined | typeof HOLD_COMMAND {
     if (this.uploading) {
       // LOAD DATA LOCAL: the file's packets go up as they come; an empty packet ends it.
       if (payload.length === 0) this.uploading = false;
@@ -638,6 +686,7 @@ export class MysqlSession {
           this.auditRefusal() ??
           (localInfiles.length > 0 && !this.deps.policy() ? LOCAL_INFILE_WITHOUT_POLICY : undefined) ??
           this.judge(sql, shapeOf(texts));
+        if (refusal === HOLD_COMMAND) return HOLD_COMMAND;
         if ('kind' in refusal || masks?.refusal) {
           this.refuse(
             'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
@@ -661,6 +710,7 @@ export class MysqlSession {
             withholdsServerText: masks.withholdsServerText,
           }),
           localInfiles,
+          ...(this.judgedChangesCode && { changesCode: true }),
         });
         return this.holdForAudit(frame, 'text', texts, answerSeq, started);
       }
@@ -670,6 +720,7 @@ export class MysqlSession {
         const masking = this.maskingNow();
         const masks = masking && this.masksOf(sql, masking);
         const refusal = this.auditRefusal() ?? this.judge(sql, text.statement);
+        if (refusal === HOLD_COMMAND) return HOLD_COMMAND;
         if ('kind' in refusal || masks?.refusal) {
           this.refuse(
             'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
@@ -846,8 +897,19 @@ export class MysqlSession {
     return this.holdForAudit(rewritten, 'text', [text], answerSeq, started);
   }
 
-  private judge(sql: string, shape: string | null): Refusal | { notes?: readonly string[] } {
-    let decision: Decision | undefined;
+  private judge(
+    sql: string,
+    shape: string | null,
+  ): Refusal | { notes?: readonly string[] } | typeof HOLD_COMMAND {
+    this.judgedChangesCode = false;
+    // After DDL the catalog may not show the code it changed: reload first. The session's own DDL
+    // the catalog cannot show yet (uncommitted) stays pending in the gate until no transaction is
+    // open and a later catalog is in force.
+    if (this.gate && this.deps.policy()) {
+      if (this.deps.code.outdated && !this.catalogRefreshed) return HOLD_COMMAND;
+      if (!(this.status & ServerStatus.IN_TRANS) && !this.deps.code.outdated) this.gate.settle();
+    }
+    let decision: GateDecision | undefined;
     try {
       // Refused with or without a policy: the analysis, the masking and the audit would all misread what follows.
       const misread = this.gate?.misread(sql, shape);
@@ -870,7 +932,14 @@ export class MysqlSession {
       };
     }
     if (!decision) return {};
+    if (decision.outcome === 'refuse' && decision.unknownRoutines.length > 0 && !this.catalogRefreshed) {
+      this.unknownRoutines = decision.unknownRoutines;
+      return HOLD_COMMAND;
+    }
+    if (decision.changesCode && decision.outcome !== 'refuse') this.judgedChangesCode = true;
     const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
+    // The audit record names the stored code the statement runs (routines, triggers, views).
+    if (decision.code.length > 0) notes.push(`runs ${decision.code.join(', ')}`);
     if (decision.outcome === 'refuse') {
       const byAccess = decision.policyKind === 'DatabaseAccess';
       return {
@@ -879,7 +948,9 @@ export class MysqlSession {
           decision.action === 'requireApproval'
             ? `${decision.message} (this statement requires approval before it can run)`
             : decision.message,
-        reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}`,
+        reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}${
+          decision.code.length > 0 ? `; runs ${decision.code.join(', ')}` : ''
+        }`,
       };
     }
     if (decision.outcome === 'allow-with-warnings')
@@ -985,6 +1056,7 @@ export class MysqlSession {
     if (!head.tracker.done) return head.internal ? undefined : p;
     this.pending.shift();
     if (head.resets && end?.ok) this.afterReset();
+    if (head.changesCode) this.deps.code.invalidate();
     const out = head.internal ? [] : [p];
     while (this.pending.length > 0 && this.pending[0]!.synthetic) out.push(this.pending.shift()!.synthetic!);
     if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));

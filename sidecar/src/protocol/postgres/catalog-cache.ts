@@ -3,6 +3,7 @@ import { classifyValue } from '../../policy/masking/classify-value.ts';
 import { typeFamily } from '../../policy/masking/pg-types.ts';
 import type { PiiKind } from '../../policy/masking/pii-kind.ts';
 import type { CatalogSnapshot } from '../../policy/masking-gate.ts';
+import { loadPgCodeCatalog } from '../../sql/analyze/pg-code-catalog.ts';
 import { loadCatalog } from '../../sql/catalog-loader.ts';
 import type { Catalog, CatalogTable } from '../../sql/lineage/catalog.ts';
 import { columnKey } from '../../sql/lineage/trace.ts';
@@ -38,6 +39,11 @@ export class CatalogCache {
   private snapshot: CatalogSnapshot | undefined;
   private loadedAt = 0;
   private loading: Promise<void> | undefined;
+  /** Events in order (a counter, not a clock: two in one millisecond stay ordered). */
+  private events = 0;
+  private loadStartedAt = 0;
+  private snapshotStartedAt = 0;
+  private codeInvalidatedAt = 0;
   private stale = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly options: CatalogCacheOptions;
@@ -53,9 +59,36 @@ export class CatalogCache {
     return this.snapshot;
   }
 
+  /** DDL that changes stored code ran since the catalog in force started loading. */
+  get outdated(): boolean {
+    return this.codeInvalidatedAt > this.snapshotStartedAt;
+  }
+
+  /**
+   * After a statement that changed stored code (functions, triggers, rules, views...): reload soon,
+   * and until a catalog loaded since is in force, guardrail decisions wait for it (see `outdated`).
+   */
+  invalidateCode(): void {
+    this.codeInvalidatedAt = ++this.events;
+    this.invalidate();
+  }
+
   /** Waits for a first catalog (a session's first statement should not be judged without one). */
   async ready(): Promise<void> {
     if (!this.snapshot) await this.load();
+  }
+
+  /**
+   * Reloads now, unless a load that started after this call was made has finished meanwhile: for a
+   * statement that names something the catalog does not know (created directly on the database).
+   * Concurrent callers share one load.
+   */
+  async refresh(): Promise<void> {
+    const requested = ++this.events;
+    if (this.loading) await this.loading;
+    // A load that started since (someone else's) is as good, and load() joins it if it still runs.
+    if (this.loadStartedAt > requested && !this.loading) return;
+    await this.load();
   }
 
   /** After DDL: reload soon (coalescing bursts of DDL into one reload). */
@@ -83,6 +116,8 @@ export class CatalogCache {
   private async loadOnce(): Promise<void> {
     const { logger } = this.options;
     const started = performance.now();
+    const startedAt = ++this.events;
+    this.loadStartedAt = startedAt;
     this.stale = false;
     let upstream: UpstreamConnection | undefined;
     try {
@@ -91,8 +126,10 @@ export class CatalogCache {
       const query = async (sql: string) =>
         (await runUpstreamQuery(socket, sql, this.options.queryTimeoutMs)).results;
       const catalog = await loadCatalog(query);
+      const code = await loadPgCodeCatalog(query);
       const samples = await this.sample(catalog, query);
-      this.snapshot = Object.freeze({ catalog, samples });
+      this.snapshot = Object.freeze({ catalog, samples, code });
+      this.snapshotStartedAt = startedAt;
       this.loadedAt = Date.now();
       logger.info(
         {
@@ -100,7 +137,7 @@ export class CatalogCache {
           sampledColumnsFlagged: samples.size,
           ms: Math.round(performance.now() - started),
         },
-        'catalog loaded for masking',
+        'catalog loaded for masking and guardrails',
       );
     } catch (error) {
       // Keep the previous catalog if there is one; without any, masking masks every column.
@@ -108,7 +145,7 @@ export class CatalogCache {
         { err: error instanceof Error ? error.message : String(error) },
         this.snapshot
           ? 'catalog reload failed; masking keeps the previous catalog'
-          : 'catalog could not be loaded; masked sessions see every column masked until it can',
+          : 'catalog could not be loaded; masked sessions see every column masked, and guarded sessions are refused calls of functions and access to tables, until it can',
       );
       this.loadedAt = Date.now();
     } finally {

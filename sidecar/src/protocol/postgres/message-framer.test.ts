@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MessageFramer, MessageScanner } from './message-framer.ts';
+import { HOLD, MessageFramer, MessageScanner } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
 
 function msg(type: string, body: string | Buffer): Buffer {
@@ -218,5 +218,33 @@ describe('MessageScanner', () => {
       );
     }
     expect(forwarded).toBe(row.length);
+  });
+});
+
+describe('MessageFramer HOLD', () => {
+  it('keeps the held message and everything after it, in order, until resume hands them on', () => {
+    const input = Buffer.concat([msg('Q', 'one\0'), msg('Q', 'two\0'), msg('S', ''), msg('Q', 'three\0')]);
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const framer = new MessageFramer(1 << 20);
+      const out: Buffer[] = [];
+      const seen: string[] = [];
+      let holdOnce = true;
+      const handle = (type: number, frame: Buffer) => {
+        if (type === 81 && frame.toString('latin1', 5, 8) === 'two' && holdOnce) {
+          holdOnce = false;
+          return HOLD;
+        }
+        seen.push(String.fromCharCode(type));
+        return frame;
+      };
+      for (const part of splitRandomly(input, seed))
+        framer.push(part, handle, (b) => out.push(Buffer.from(b)));
+      expect(framer.holding).toBe(true);
+      expect(Buffer.concat(out)).toEqual(msg('Q', 'one\0'));
+      framer.resume(handle, (b) => out.push(Buffer.from(b)));
+      expect(framer.holding).toBe(false);
+      expect(seen).toEqual(['Q', 'Q', 'S', 'Q']);
+      expect(Buffer.concat(out)).toEqual(input);
+    }
   });
 });

@@ -8,6 +8,8 @@ import { ProtocolError } from './protocol-error.ts';
  */
 export class MessageFramer {
   private parts: Buffer[] = [];
+  /** A handler returned HOLD: bytes are kept, unread, until `resume`. */
+  private held = false;
   private partsLength = 0;
   /** Length of the message being assembled from parts, once its header is known. */
   private needed = 0;
@@ -21,7 +23,12 @@ export class MessageFramer {
    * Frames `chunk`: `handle(type, frame)` returns the bytes to forward in place of the frame (the frame
    * itself, a replacement, or nothing); `output` receives the bytes to forward, in order.
    */
-  push(chunk: Buffer, handle: MessageHandler, output: (bytes: Buffer) => void): void {
+  push(chunk: Buffer, handle: FramerHandler, output: (bytes: Buffer) => void): void {
+    if (this.held) {
+      this.parts.push(chunk);
+      this.partsLength += chunk.length;
+      return;
+    }
     let data = chunk;
     if (this.partsLength > 0) {
       this.parts.push(chunk);
@@ -42,6 +49,16 @@ export class MessageFramer {
       if (frameEnd > end) break;
       const frame = data.subarray(offset, frameEnd);
       const replacement = handle(data[offset]!, frame);
+      if (replacement === HOLD) {
+        // The handler must wait (for a catalog refresh): this message and the rest are read later.
+        if (offset > runStart) output(data.subarray(runStart, offset));
+        const rest = Buffer.from(data.subarray(offset));
+        this.parts = [rest];
+        this.partsLength = rest.length;
+        this.needed = 0;
+        this.held = true;
+        return;
+      }
       if (replacement !== frame) {
         if (offset > runStart) output(data.subarray(runStart, offset));
         if (replacement) output(replacement);
@@ -56,6 +73,21 @@ export class MessageFramer {
       this.partsLength = rest.length;
       this.needed = rest.length >= 5 ? this.checkedLength(rest, 0) : 0;
     }
+  }
+
+  /** Whether a handler is holding the stream (see HOLD). */
+  get holding(): boolean {
+    return this.held;
+  }
+
+  /** Reads on after a HOLD: the held message is handed to `handle` again, then what came after it. */
+  resume(handle: FramerHandler, output: (bytes: Buffer) => void): void {
+    this.held = false;
+    const data = Buffer.concat(this.parts, this.partsLength);
+    this.parts = [];
+    this.partsLength = 0;
+    this.needed = 0;
+    if (data.length > 0) this.push(data, handle, output);
   }
 
   /** Bytes received but not yet part of a whole message. */
@@ -79,6 +111,12 @@ export class MessageFramer {
 
 /** Decides what reaches the peer in place of a wanted message: the frame itself, a replacement, or nothing. */
 export type MessageHandler = (type: number, frame: Buffer) => Buffer | undefined;
+
+/** Returned by a framer's handler: stop before this message and keep it, until `resume`. */
+export const HOLD: unique symbol = Symbol('hold');
+
+/** A MessageHandler that may also HOLD the stream. */
+export type FramerHandler = (type: number, frame: Buffer) => Buffer | undefined | typeof HOLD;
 
 /**
  * Follows message boundaries in the server's stream without assembling the messages the proxy does not

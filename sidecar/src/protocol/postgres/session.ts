@@ -12,11 +12,10 @@ import {
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
-import type { Decision } from '../../policy/guardrails/decide.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking, withholdsServerText } from '../../policy/masking-gate.ts';
-import { type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
+import { type GateDecision, type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import {
   readingRefusal,
@@ -59,7 +58,7 @@ import {
   targetOf,
   transactionStatus,
 } from './message-fields.ts';
-import { MessageFramer, MessageScanner } from './message-framer.ts';
+import { HOLD, MessageFramer, MessageScanner } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
 import {
   bindResultFormats,
@@ -182,6 +181,8 @@ interface PortalText {
 /** What the policy says of one text. */
 interface Verdict {
   readonly refusal?: Refusal;
+  /** The statement names a routine the catalog does not know: judge it again after a refresh. */
+  readonly refreshCatalog?: boolean;
   readonly notes?: readonly string[];
   readonly notice?: Buffer;
   readonly masking?: TextMasking;
@@ -299,6 +300,10 @@ export class PostgresSession {
   );
   private readonly toClient = new BatchedWrite();
   private readonly handleClientMessage = (type: number, frame: Buffer) => this.onClientMessage(type, frame);
+  /** The held message is judged again once, against a catalog reloaded for it. */
+  private catalogRefreshed = false;
+  /** A statement judged as changing stored code was sent: the catalog is reloaded once it is done. */
+  private codeChanged = false;
   private readonly handleServerMessage = (type: number, frame: Buffer) => this.onServerMessage(type, frame);
   private readonly onClosed: Array<() => void> = [];
 
@@ -440,7 +445,9 @@ export class PostgresSession {
         this.deps.catalog.current(),
       );
       // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
-      const catalogReady = this.masking.settings() ? this.deps.catalog.ready() : undefined;
+      // Guarded ones too: calls of stored code are judged by what the catalog says the code does.
+      const catalogReady =
+        this.masking.settings() || this.deps.policy() ? this.deps.catalog.ready() : undefined;
       const upstream = await this.openUpstream(upstreamParams);
       await catalogReady;
       const leftover = reader.detach();
@@ -501,7 +508,12 @@ export class PostgresSession {
     this.upstream = upstream.socket;
     this.txStatus = upstream.transactionStatus ?? 'I';
     // A server without cancel keys (some poolers, PGlite) still gets a key for the client, which then cancels nothing.
-    this.gate = new StatementGate(this.deps.policy, identity, config.upstream.database);
+    this.gate = new StatementGate(
+      this.deps.policy,
+      identity,
+      config.upstream.database,
+      () => this.deps.catalog.current()?.code,
+    );
     const key = cancelKeys.issue(upstream.backendKey ?? { processId: 0, secretKey: Buffer.alloc(0) });
     this.cancelProcessId = key.processId;
     this.context = {
@@ -560,6 +572,11 @@ export class PostgresSession {
       this.protocolViolation(error);
       return;
     }
+    this.afterClientMessages(server);
+  }
+
+  private afterClientMessages(server: Socket): void {
+    if (this.framer!.holding && !this.catalogRefreshed) this.refreshCatalogThenResume(server);
     this.toServer.flush();
     // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
     // by DataRows straight away: whether they are read must be decided now, not at a later server message.
@@ -588,8 +605,32 @@ export class PostgresSession {
     return this.toServer.hold(frame, written, () => refuse(this.auditUnavailable()));
   }
 
+  /**
+   * A statement named a routine the catalog does not know (created directly on the database, or
+   * since the last load): the client's stream waits while the catalog reloads, then the statement
+   * is judged again, once. Still unknown, it is refused.
+   */
+  private refreshCatalogThenResume(server: Socket): void {
+    this.catalogRefreshed = true;
+    this.client.pause();
+    this.logger.debug('statement names a routine the catalog does not know: reloading the catalog');
+    void this.deps.catalog.refresh().then(() => {
+      if (this.closed) return;
+      try {
+        this.framer!.resume(this.handleClientMessage, this.toServer.add);
+      } catch (error) {
+        this.toServer.reset();
+        this.protocolViolation(error);
+        return;
+      }
+      this.catalogRefreshed = false;
+      this.afterClientMessages(server);
+      if (!server.writableNeedDrain && !this.framer!.holding) this.client.resume();
+    });
+  }
+
   /** Tracks what the message will make the server answer; returns the bytes to send upstream. */
-  private onClientMessage(type: number, frame: Buffer): Buffer | undefined {
+  private onClientMessage(type: number, frame: Buffer): Buffer | undefined | typeof HOLD {
     switch (type) {
       case 81: {
         // Query
@@ -598,6 +639,7 @@ export class PostgresSession {
         const sql = queryText(frame);
         const audit = this.auditRefusal();
         const verdict: Verdict = audit ? { refusal: audit } : this.judge(sql);
+        if (verdict.refreshCatalog) return HOLD;
         const refusal = verdict.refusal;
         const query: PendingQuery = {
           kind: 'query',
@@ -628,6 +670,7 @@ export class PostgresSession {
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
         const verdict = this.judge(sql, text);
+        if (verdict.refreshCatalog) return HOLD;
         const prepared: PreparedText = {
           ...text,
           ...(verdict.notes && { notes: verdict.notes }),
@@ -722,7 +765,7 @@ export class PostgresSession {
         return frame;
       case 70: {
         // FunctionCall (fast-path interface): its result cannot be traced, so masked sessions may not use it.
-        const refusal = this.auditRefusal() ?? this.fastPathRefusal();
+        const refusal = this.auditRefusal() ?? this.fastPathRefusal() ?? this.fastPathGuardrails(frame);
         const started = performance.now();
         this.names.synced(false);
         if (refusal) {
@@ -854,8 +897,37 @@ export class PostgresSession {
     };
   }
 
+  /**
+   * A fast-path call names its function by OID: judged as `SELECT schema.name()`, the call of the
+   * routine the catalog knows by that OID; an OID it does not know is refused.
+   */
+  private fastPathGuardrails(frame: Buffer): Refusal | undefined {
+    if (!this.deps.policy()) return undefined;
+    const oid = frame.length >= 9 ? frame.readUInt32BE(5) : -1;
+    const target = this.deps.catalog.current()?.code.byOid(oid);
+    if (!target) {
+      return {
+        reason: 'fast-path call of an unknown function',
+        fields: {
+          severity: 'ERROR',
+          code: '42501',
+          message: `Gatehouse: fast-path call of function OID ${oid}, which Gatehouse's catalog of the database does not know; use SELECT`,
+        },
+      };
+    }
+    const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+    return this.judgeGuardrails(`SELECT ${quote(target.schema)}.${quote(target.name)}()`, undefined).refusal;
+  }
+
   private judgeGuardrails(sql: string, shape: string | undefined): Verdict {
-    let decision: Decision | undefined;
+    // After DDL (this session's or another's) the catalog may not show the code it changed: reload
+    // first. The session's own DDL that the catalog cannot show yet (uncommitted) stays pending in
+    // the gate until no transaction is open and a later catalog is in force.
+    if (this.gate && this.deps.policy()) {
+      if (this.deps.catalog.outdated && !this.catalogRefreshed) return { refreshCatalog: true };
+      if (this.txStatus === 'I' && !this.codeChanged && !this.deps.catalog.outdated) this.gate.settle();
+    }
+    let decision: GateDecision | undefined;
     try {
       decision = this.gate?.check(sql, shape);
     } catch (error) {
@@ -867,11 +939,18 @@ export class PostgresSession {
       return { refusal: ANALYSIS_FAILED };
     }
     if (!decision) return {};
+    if (decision.outcome === 'refuse' && decision.unknownRoutines.length > 0 && !this.catalogRefreshed)
+      return { refreshCatalog: true };
+    if (decision.changesCode && decision.outcome !== 'refuse') this.codeChanged = true;
     const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
+    // The audit record names the stored code the statement runs (functions, triggers, rules, views).
+    if (decision.code.length > 0) notes.push(`runs ${decision.code.join(', ')}`);
     if (decision.outcome === 'refuse') {
       return {
         refusal: {
-          reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}`,
+          reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}${
+            decision.code.length > 0 ? `; runs ${decision.code.join(', ')}` : ''
+          }`,
           fields: {
             severity: 'ERROR',
             code: decision.sqlstate,
@@ -1066,6 +1145,10 @@ export class PostgresSession {
         // ReadyForQuery
         this.txStatus = transactionStatus(frame);
         this.names.ready(this.txStatus);
+        if (this.codeChanged) {
+          this.codeChanged = false;
+          this.deps.catalog.invalidateCode();
+        }
         // Everything before the Sync or Query this answers is settled.
         while (this.pending.length > 0) {
           const done = this.pending.shift()!;

@@ -20,10 +20,11 @@ import type { StatementClass, StatementKind } from './statement-facts.ts';
  *   mappings, publications, subscriptions, event triggers, ALTER SYSTEM, LOAD, VACUUM,
  *   CLUSTER, REINDEX, CHECKPOINT, two-phase commit, superuser-only settings, server file and program
  *   access, server administration functions (pg_terminate_backend...), and any code Gatehouse cannot
- *   see into (CALL, DO or function bodies that are not analysable, EXECUTE of non-constant strings).
+ *   see into (DO or function bodies that are not analysable, EXECUTE of non-constant strings).
  * - none: transaction control, ordinary session settings (SET/RESET/SHOW), LISTEN/UNLISTEN, CLOSE,
  *   DEALLOCATE, DISCARD PLANS/TEMP/SEQUENCES, PREPARE and EXECUTE themselves (they take the classes
- *   of the prepared statement), DO itself (it takes those of its body).
+ *   of the prepared statement), DO itself (it takes those of its body), CALL itself (it takes those
+ *   of the procedure's body, read from the catalog: see sql/code-reach.ts).
  * - A statement nobody can parse, or of a type this table does not know, needs every class.
  */
 export interface StatementType {
@@ -63,7 +64,7 @@ const TYPES: Record<string, Entry> = {
   FetchStmt: ['fetch', READ, (n) => (n['ismove'] ? 'MOVE' : 'FETCH')],
   ClosePortalStmt: ['close-cursor', NONE, 'CLOSE CURSOR'],
   DoStmt: ['do', NONE, 'DO'],
-  CallStmt: ['call', ADMIN, 'CALL'],
+  CallStmt: ['call', NONE, 'CALL'],
   LockStmt: ['lock', WRITE, 'LOCK TABLE'],
   ListenStmt: ['listen', NONE, 'LISTEN'],
   UnlistenStmt: ['listen', NONE, 'UNLISTEN'],

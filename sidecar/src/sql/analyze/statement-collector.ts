@@ -68,6 +68,8 @@ interface Draft {
   readonly columnsRead: Set<string>;
   readonly columnsWritten: Set<string>;
   readonly functions: Set<string>;
+  readonly operators: Set<string>;
+  readonly types: Set<string>;
   executes?: string;
   where?: 'effective' | 'ineffective' | 'absent';
   readonly findings: { kind: GuardrailRuleKind; detail: string; tables?: readonly string[] }[];
@@ -222,6 +224,8 @@ export class StatementCollector {
       columnsRead: new Set(),
       columnsWritten: new Set(),
       functions: new Set(),
+      operators: new Set(),
+      types: new Set(),
       findings: [],
     };
     if (!known) {
@@ -252,6 +256,8 @@ export class StatementCollector {
         columnsRead: frozen(draft.columnsRead),
         columnsWritten: frozen(draft.columnsWritten),
         functions: frozen(draft.functions),
+        ...(draft.operators.size > 0 && { operators: frozen(draft.operators) }),
+        ...(draft.types.size > 0 && { types: frozen(draft.types) }),
         ...(draft.executes !== undefined && { executes: draft.executes }),
         ...(draft.where !== undefined && { where: draft.where }),
         findings: Object.freeze(draft.findings.map((f) => Object.freeze(f))),
@@ -337,6 +343,23 @@ export class StatementCollector {
       case 'ColumnRef':
         this.#columnRef(node, draft, scope);
         return;
+      case 'A_Expr':
+        for (const op of operatorsOf(node)) draft.operators.add(op);
+        break;
+      case 'SortBy':
+      case 'SubLink':
+        addOperator(draft, node[type === 'SortBy' ? 'useOp' : 'operName']);
+        break;
+      case 'CaseExpr':
+        // CASE x WHEN y compares with `=`.
+        if (node['arg'] !== undefined) draft.operators.add('=');
+        break;
+      case 'TypeCast': {
+        // A cast to a domain checks its constraints; a user-defined cast runs its function.
+        const type = isObject(node['typeName']) ? names(node['typeName']['names']) : undefined;
+        if (type && type.length > 0) draft.types.add(operatorName(type));
+        break;
+      }
       case 'DefElem':
         this.#defElem(node, draft);
         this.walk(node['arg'], draft, ctx, scope, query);
@@ -555,6 +578,25 @@ function addFinding(draft: Draft, kind: GuardrailRuleKind, detail: string, table
 }
 
 /** Code Gatehouse cannot see into: a dynamic-sql finding, and every privilege it might use. */
+/** The operators an A_Expr applies: BETWEEN is `>=` and `<=`, IN `=` or `<>`, LIKE `~~`... as named. */
+function operatorsOf(node: AstNode): string[] {
+  const written = names(node['name']);
+  if (!written || written.length === 0) return [];
+  const kind = str(node['kind']) ?? '';
+  if (kind.startsWith('AEXPR_BETWEEN') || kind.startsWith('AEXPR_NOT_BETWEEN')) return ['>=', '<='];
+  if (kind === 'AEXPR_DISTINCT' || kind === 'AEXPR_NOT_DISTINCT' || kind === 'AEXPR_NULLIF') return ['='];
+  return [operatorName(written)];
+}
+
+function addOperator(draft: Draft, name: unknown): void {
+  const written = names(name);
+  if (written && written.length > 0) draft.operators.add(operatorName(written));
+}
+
+function operatorName(parts: readonly string[]): string {
+  return (parts[0] === 'pg_catalog' ? parts.slice(1) : parts).join('.');
+}
+
 function opaque(draft: Draft, what: string): void {
   addFinding(draft, 'dynamic-sql', `it runs ${what}, which Gatehouse cannot analyse`);
   draft.classes.add('admin');
@@ -828,8 +870,19 @@ const HANDLERS: Record<string, Handler> = {
   },
 
   ExplainStmt(draft, node, ctx, scope) {
-    // Plain EXPLAIN plans without running anything, so its statement is not analysed as run.
-    if (!explainAnalyzes(node['options'])) return;
+    // Plain EXPLAIN plans without running the statement, so it is not analysed as run. But planning
+    // calls functions (IMMUTABLE ones with constant arguments are folded, STABLE ones estimated) and
+    // expands views: the functions, operators and relations read are kept for the code they reach.
+    if (!explainAnalyzes(node['options'])) {
+      const plan = new StatementCollector();
+      plan.statementValue(node['query'], { topLevel: 0, via: [], depth: ctx.depth }, scope);
+      for (const entry of plan.entries) {
+        for (const name of entry.functions) draft.functions.add(name);
+        for (const name of entry.operators ?? []) draft.operators.add(name);
+        for (const name of entry.tablesRead) draft.tablesRead.add(name);
+      }
+      return;
+    }
     draft.command = 'EXPLAIN ANALYZE';
     this.statementValue(node['query'], nested(ctx, draft), scope);
   },
@@ -907,9 +960,8 @@ const HANDLERS: Record<string, Handler> = {
   },
 
   CallStmt(draft, node, ctx, scope) {
+    // The procedure is one of `functions`: the guardrails judge its body from the catalog (code-reach.ts).
     this.walk(node, draft, ctx, scope, true);
-    const name = [...draft.functions][0] ?? 'a procedure';
-    addFinding(draft, 'dynamic-sql', `it runs procedure ${name}, whose body Gatehouse does not see`);
   },
 
   CreateFunctionStmt(draft, node, ctx, scope) {

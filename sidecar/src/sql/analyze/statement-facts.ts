@@ -61,6 +61,13 @@ export interface StatementFact {
   readonly columnsWritten: readonly string[];
   /** Functions called, as written with `pg_catalog.` stripped (`pg_read_file`, `myschema.f`). */
   readonly functions: readonly string[];
+  /**
+   * Operators written (`=`, `###`, `OPERATOR(s.###)` as `s.###`), where a user-defined operator runs
+   * the function behind it; absent when none.
+   */
+  readonly operators?: readonly string[];
+  /** Types cast to (`x::d`, `CAST(x AS d)`), where a domain's constraints or a user cast run code. */
+  readonly types?: readonly string[];
   /** For EXECUTE: the name of the prepared statement it runs. */
   readonly executes?: string;
   /** UPDATE, DELETE and MERGE's update/delete actions: whether the rows are restricted (effective-where.ts). */
@@ -80,8 +87,9 @@ export interface StatementFact {
  * - alter: ALTER of anything, RENAME, ALTER SYSTEM, REASSIGN OWNED.
  * - grant: GRANT, REVOKE (privileges or roles), ALTER DEFAULT PRIVILEGES, CREATE ROLE, ALTER ROLE.
  * - multi-statement: see assemble-facts.ts; several statements that do something, one changing it.
- * - dynamic-sql: DO, CALL, functions that run SQL text (query_to_xml, dblink..., ts_stat), EXECUTE
- *   of strings built at run time, bodies in languages or shapes that cannot be analysed.
+ * - dynamic-sql: DO, functions that run SQL text (query_to_xml, dblink..., ts_stat), EXECUTE of
+ *   strings built at run time, bodies in languages or shapes that cannot be analysed; and, once the
+ *   catalog's stored code is reached (sql/code-reach.ts), calls of routines it does not know.
  * - file-access: COPY to or from a server file or program, file functions (pg_read_file, lo_import,
  *   lo_export, pg_ls_dir...), views of configuration files, LOAD, CREATE TABLESPACE, C-language
  *   functions, foreign tables and servers with a filename or program option.

@@ -5,7 +5,9 @@ import type { Identity } from '../../identity/identity.ts';
 import { decide } from '../../policy/guardrails/decide.ts';
 import { DEFAULT_GUARDRAIL } from '../../policy/guardrails/default-guardrails.ts';
 import { loadPolicyDocuments } from '../../policy/load-policy.ts';
+import { withStoredCode } from '../../policy/statement-gate.ts';
 import { analyzeMysql } from './analyze-mysql.ts';
+import { buildMysqlCodeCatalog } from './mysql-code-catalog.ts';
 import { loadMysqlParser } from './parser.ts';
 import { applyMysqlSessionEffects, initialMysqlSession, resolveMysqlExecutes } from './session.ts';
 import { DEFAULT_SQL_MODE, parseSqlMode } from './sql-mode.ts';
@@ -48,7 +50,10 @@ const READ_WRITE = loadPolicyDocuments(
   'test',
 );
 
+/** A server with no stored code: facts as the gate judges them, with the (absent) code they reach. */
+const NO_STORED_CODE = buildMysqlCodeCatalog({ routines: [], parameters: [], triggers: [], views: [] });
 const facts = (sql: string, mode = DEFAULT_SQL_MODE) => analyzeMysql(sql, { sqlMode: mode });
+const judged = (sql: string) => withStoredCode(facts(sql), NO_STORED_CODE).facts;
 
 /** [class, sql, the finding that must refuse it] — our own cases, by the red-team README's classes. */
 const BLOCKED: readonly [string, string, GuardrailRuleKind][] = [
@@ -132,9 +137,20 @@ const BLOCKED: readonly [string, string, GuardrailRuleKind][] = [
   // 6. dynamic SQL and stored code
   ['6 dynamic', 'SET @s = CONCAT("DROP ", "TABLE customers"); PREPARE st FROM @s; EXECUTE st', 'dynamic-sql'],
   ['6 dynamic', 'CALL purge_everything()', 'dynamic-sql'],
-  ['6 dynamic', 'CREATE PROCEDURE p() BEGIN DELETE FROM customers; END', 'dynamic-sql'],
-  ['6 dynamic', 'CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW SET NEW.amount = 0', 'dynamic-sql'],
-  ['6 dynamic', 'CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO DELETE FROM customers', 'dynamic-sql'],
+  // Stored code is judged by its body when it is created (and again where it runs).
+  ['6 dynamic', 'CREATE PROCEDURE p() BEGIN DELETE FROM customers; END', 'delete-without-where'],
+  [
+    '6 dynamic',
+    'CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW DELETE FROM customers',
+    'delete-without-where',
+  ],
+  ['6 dynamic', 'CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO DELETE FROM customers', 'delete-without-where'],
+  ['6 dynamic', 'CREATE PROCEDURE p() BEGIN PREPARE s FROM @q; EXECUTE s; END', 'dynamic-sql'],
+  [
+    '6 dynamic',
+    'CREATE PROCEDURE p() BEGIN FOR i IN 1..3 DO DELETE FROM customers WHERE id = i; END FOR; END',
+    'unknown-statement',
+  ],
   ['6 dynamic', 'BEGIN NOT ATOMIC DELETE FROM customers WHERE id = 1; END', 'dynamic-sql'],
   ['6 dynamic', "BINLOG 'AAAA'", 'dynamic-sql'],
   ['6 dynamic', "EXECUTE IMMEDIATE 'TRUNCATE customers'", 'truncate'],
@@ -239,7 +255,7 @@ const ALLOWED: readonly [string, string][] = [
 
 describe('analyzeMysql with the default guardrails', () => {
   it.each(BLOCKED)('%s: %s is refused for %s', (_class, sql, kind) => {
-    const f = facts(sql);
+    const f = judged(sql);
     expect(f.findings.map((x) => x.kind)).toContain(kind);
     const decision = decide(f, ALICE, EVERYTHING, { database: 'rt' });
     expect(decision.outcome).toBe('refuse');
@@ -247,7 +263,7 @@ describe('analyzeMysql with the default guardrails', () => {
   });
 
   it.each(ALLOWED)('%s: %s is allowed', (_class, sql) => {
-    const f = facts(sql);
+    const f = judged(sql);
     expect(f.findings).toEqual([]);
     expect(decide(f, ALICE, READ_WRITE, { database: 'rt' }).outcome).toBe('allow');
   });

@@ -1,7 +1,8 @@
 import { assembleFacts, type StatementEntry } from '../analyze/assemble-facts.ts';
 import type { PreparedStatement, StatementFacts } from '../analyze/statement-facts.ts';
 import { Lru } from '../lru.ts';
-import { type LexResult, lexMysql } from './lexer.ts';
+import { type LexedStatement, type LexResult, lexMysql } from './lexer.ts';
+import { analyzeMysqlRoutineBody, storedCodeBody } from './routine-body.ts';
 import { EVERY_SQL_MODE, type MysqlSqlMode, sqlModeKey } from './sql-mode.ts';
 import { analyzeLexed, type RuleContext, unknownEntry } from './statement-rules.ts';
 
@@ -110,12 +111,12 @@ interface Extra {
  */
 function analyzeUnder(sql: string, mode: MysqlSqlMode): MysqlStatementFacts {
   const code = lexMysql(sql, mode, 'code');
-  const asCode = analyzeReading(code, mode);
+  const asCode = analyzeReading(sql, code, mode);
   if (!code.conditional) return finish(asCode.entries, asCode.topLevel, asCode.parsed, asCode.extra);
   const skipped = lexMysql(sql, mode, 'comment');
   if (JSON.stringify(canonicalOf(skipped)) === JSON.stringify(canonicalOf(code)))
     return finish(asCode.entries, asCode.topLevel, asCode.parsed, asCode.extra);
-  const asComment = analyzeReading(skipped, mode);
+  const asComment = analyzeReading(sql, skipped, mode);
   const entries = [
     ...asCode.entries,
     ...asComment.entries.map((e) => ({ ...e, via: ['conditional comments skipped', ...e.via] })),
@@ -152,14 +153,18 @@ interface Reading {
   readonly extra: Extra;
 }
 
-function analyzeReading(lexed: LexResult, mode: MysqlSqlMode): Reading {
+function analyzeReading(sql: string, lexed: LexResult, mode: MysqlSqlMode): Reading {
   const extra = emptyExtra();
   const entries: StatementEntry[] = [];
   const prepared = new Map<string, readonly StatementEntry[]>();
   const constants = new Map<string, string>();
   let topLevel = 0;
-  for (const statement of lexed.statements) {
+  const statements = compoundCreates(lexed.statements);
+  for (const statement of statements) {
     const ctx: RuleContext = {
+      source: sql,
+      analyzeBody: (text, options) =>
+        analyzeMysqlRoutineBody(text, statement.mode, options).statements.map(entryOf),
       analyzeText: (text) => {
         const inner = analyzeMysql(text, { sqlMode: statement.mode });
         return inner.parsed ? inner.statements.map(entryOf) : 'unknown';
@@ -203,6 +208,34 @@ function analyzeReading(lexed: LexResult, mode: MysqlSqlMode): Reading {
   if (lexed.modeAfter === null) extra.sqlModeAfter = null;
   else if (lexed.modeAfter !== mode) extra.sqlModeAfter = lexed.modeAfter;
   return { entries, topLevel, parsed: !entries.some((e) => e.kind === 'unknown'), extra };
+}
+
+/**
+ * `CREATE PROCEDURE p() BEGIN ...; ...; END`: the lexer splits at every `;`, the server reads one
+ * compound statement. A CREATE of stored code whose body starts a block (BEGIN, or a label) takes the
+ * rest of the text as its body: what follows its END, if anything, is judged as part of the body, so
+ * it is judged still (though not as a statement of its own).
+ */
+function compoundCreates(statements: readonly LexedStatement[]): readonly LexedStatement[] {
+  const at = statements.findIndex((s) => {
+    const body = storedCodeBody(s.tokens);
+    if (!body) return false;
+    const first = s.tokens[body.start];
+    const second = s.tokens[body.start + 1];
+    return (
+      (first?.type === 'word' && first.value === 'BEGIN') ||
+      (second?.type === 'punct' && second.value === ':')
+    );
+  });
+  if (at < 0 || at === statements.length - 1) return statements;
+  const rest = statements.slice(at);
+  const merged: LexedStatement = {
+    ...rest[0]!,
+    tokens: rest.flatMap((s) => s.tokens),
+    canonical: rest.map((s) => s.canonical).join(';\n'),
+    end: rest[rest.length - 1]!.end,
+  };
+  return [...statements.slice(0, at), merged];
 }
 
 /** `@v := expr` and `INTO @v` in any statement. */

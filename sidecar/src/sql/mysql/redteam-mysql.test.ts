@@ -6,7 +6,9 @@ import type { Identity } from '../../identity/identity.ts';
 import { decide } from '../../policy/guardrails/decide.ts';
 import { DEFAULT_GUARDRAIL } from '../../policy/guardrails/default-guardrails.ts';
 import { loadPolicyDocuments, type Policy } from '../../policy/load-policy.ts';
+import { withStoredCode } from '../../policy/statement-gate.ts';
 import { analyzeMysql } from './analyze-mysql.ts';
+import { buildMysqlCodeCatalog } from './mysql-code-catalog.ts';
 import { loadMysqlParser } from './parser.ts';
 import { DEFAULT_SQL_MODE } from './sql-mode.ts';
 
@@ -53,7 +55,10 @@ const REDTEAM: readonly RedTeamCase[] = readFileSync(
   .filter((line) => line.trim() !== '')
   .map((line) => JSON.parse(line) as RedTeamCase);
 
-const facts = (sql: string) => analyzeMysql(sql, { sqlMode: DEFAULT_SQL_MODE });
+/** A server with no stored code: facts as the gate judges them, with the (absent) code they reach. */
+const NO_STORED_CODE = buildMysqlCodeCatalog({ routines: [], parameters: [], triggers: [], views: [] });
+const facts = (sql: string) =>
+  withStoredCode(analyzeMysql(sql, { sqlMode: DEFAULT_SQL_MODE }), NO_STORED_CODE).facts;
 
 describe('MySQL red-team cases with the default guardrails', () => {
   it('has cases of each expectation', () => {

@@ -15,6 +15,7 @@ import { restrictsTarget } from './effective-where.ts';
 import { joinTokens, type LexedStatement, type MysqlToken } from './lexer.ts';
 import { type MysqlAst, parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
+import { storedCodeBody } from './routine-body.ts';
 import { unreadableSqlMode } from './sql-mode.ts';
 
 type NewFinding = Omit<Finding, 'statement'>;
@@ -27,6 +28,13 @@ export interface RuleContext {
   readonly prepared: ReadonlyMap<string, readonly StatementEntry[]>;
   /** User variables set to a literal earlier in the same text (`SET @s = 'text'` or `0x...`). */
   readonly constants: ReadonlyMap<string, string>;
+  /** The whole text the statement is part of (its tokens' offsets point into it). */
+  readonly source: string;
+  /** Analysis of a stored routine, trigger or event body (routine-body.ts). */
+  analyzeBody(
+    text: string,
+    options: { parameters: readonly string[]; trigger: boolean },
+  ): readonly StatementEntry[];
 }
 
 /** One top-level statement's analysis: its entries (nested ones first) and its side effects. */
@@ -355,17 +363,8 @@ function analyzeByKeyword(s: Statement, ctx: RuleContext): StatementResult {
           })
         : unknownResult(s);
     }
-    case 'CALL': {
-      const name = s.name(1)?.name ?? 'a procedure';
-      return result([
-        entry('call', 'CALL', `CALL ${name}`, ADMIN, {
-          objects: [name],
-          findings: [
-            { kind: 'dynamic-sql', detail: `it calls stored code (${name}) that Gatehouse cannot see into` },
-          ],
-        }),
-      ]);
-    }
+    case 'CALL':
+      return call(s);
     case 'DO':
       return result([expressionStatement(s, 1, 'DO')]);
     case 'HANDLER':
@@ -465,6 +464,40 @@ function analyzeByKeyword(s: Statement, ctx: RuleContext): StatementResult {
     default:
       return unknownResult(s);
   }
+}
+
+/**
+ * CALL takes the classes of the procedure's body, which the catalog tells (sql/code-reach.ts); the
+ * arguments are expressions the statement evaluates.
+ */
+function call(s: Statement): StatementResult {
+  const name = s.name(1);
+  if (!name) return unknownResult(s);
+  const procedure = name.name.toLowerCase();
+  let args: StatementEntry | undefined;
+  if (s.tokens[name.next]?.type === 'punct' && s.tokens[name.next]!.value === '(') {
+    let depth = 0;
+    let close = -1;
+    for (let i = name.next; i < s.tokens.length && close < 0; i++) {
+      const t = s.tokens[i]!;
+      if (t.type === 'punct' && t.value === '(') depth++;
+      else if (t.type === 'punct' && t.value === ')' && --depth === 0) close = i;
+    }
+    if (close !== s.tokens.length - 1) return unknownResult(s);
+    if (close > name.next + 1) args = expressionStatement(s, name.next + 1, 'CALL', close);
+  } else if (name.next !== s.tokens.length) return unknownResult(s);
+  const fields = args ?? entry('call', 'CALL', `CALL ${procedure}`, NONE);
+  return result([
+    {
+      ...fields,
+      kind: 'call',
+      command: 'CALL',
+      summary: `CALL ${procedure}`,
+      classes: fields.classes,
+      objects: [procedure],
+      functions: [...new Set([procedure, ...fields.functions])],
+    },
+  ]);
 }
 
 function unknownResult(s: Statement): StatementResult {
@@ -816,6 +849,19 @@ function create(s: Statement, ctx: RuleContext): StatementResult {
         findings: [{ kind: 'file-access', detail: 'it loads a shared library into the server' }],
       }),
     ]);
+  const body = STORED_CODE.has(what) ? storedCodeBody(s.tokens) : undefined;
+  if (body) {
+    // Creating code is DDL; what the code does is judged now (as for PostgreSQL's CREATE FUNCTION)
+    // and again wherever it runs: CALL, a stored function in an expression, a trigger on a write.
+    const text = ctx.source.slice(s.tokens[body.start]!.start, s.lexed.end);
+    return result([
+      ...nested(
+        [...ctx.analyzeBody(text, { parameters: body.parameters, trigger: what === 'TRIGGER' })],
+        command,
+      ),
+      entry('create', command, summary, DDL, { objects }),
+    ]);
+  }
   if (STORED_CODE.has(what))
     return result([
       entry('create', command, summary, DDL, {

@@ -1,0 +1,118 @@
+import type { Logger } from 'pino';
+import type { CodeCatalog } from '../../sql/code-reach.ts';
+import {
+  buildMysqlCodeCatalog,
+  MYSQL_CODE_CATALOG_QUERIES,
+  type MysqlCodeCatalogRows,
+} from '../../sql/mysql/mysql-code-catalog.ts';
+
+export interface MysqlCodeCatalogCacheOptions {
+  /** Runs MYSQL_CODE_CATALOG_QUERIES over a connection of its own, with the proxy's credentials. */
+  readonly load: (
+    queries: readonly string[],
+  ) => Promise<readonly (readonly (readonly (string | null)[])[])[]>;
+  readonly logger: Logger;
+  /** A catalog older than this is reloaded in the background (code changed outside the proxy). */
+  readonly refreshMs: number;
+}
+
+/** Names assumed to be the server's own functions at most (each came from an unknown call). */
+const MAX_ASSUMED = 4096;
+
+/**
+ * The MySQL server's stored code (routines, triggers, views) for the guardrails, shared by the proxy's
+ * sessions: loaded on first need, reloaded after DDL through the proxy, periodically, and before a
+ * decision on a statement that names a function it does not know.
+ */
+export class MysqlCodeCatalogCache {
+  private catalog: CodeCatalog | undefined;
+  private rows: MysqlCodeCatalogRows | undefined;
+  private readonly assumed = new Set<string>();
+  private loading: Promise<void> | undefined;
+  private loadedAt = 0;
+  private events = 0;
+  private loadStartedAt = 0;
+  private snapshotStartedAt = 0;
+  private invalidatedAt = 0;
+  private readonly options: MysqlCodeCatalogCacheOptions;
+
+  constructor(options: MysqlCodeCatalogCacheOptions) {
+    this.options = options;
+  }
+
+  current(): CodeCatalog | undefined {
+    if (Date.now() - this.loadedAt > this.options.refreshMs) void this.load();
+    return this.catalog;
+  }
+
+  async ready(): Promise<void> {
+    if (!this.catalog) await this.load();
+  }
+
+  /** DDL ran since the catalog in force started loading. */
+  get outdated(): boolean {
+    return this.invalidatedAt > this.snapshotStartedAt;
+  }
+
+  invalidate(): void {
+    this.invalidatedAt = ++this.events;
+  }
+
+  /**
+   * Reloads now (joining a load that started since), then takes `unknown` names that are still no
+   * stored routine to be the server's own functions (built-ins this proxy does not list, loadable
+   * functions): MySQL resolves those before stored functions.
+   */
+  async refresh(unknown: readonly string[] = []): Promise<void> {
+    const requested = ++this.events;
+    if (this.loading) await this.loading;
+    if (!(this.loadStartedAt > requested && !this.loading)) await this.load();
+    let added = false;
+    for (const name of unknown) {
+      if (name.includes('.') || this.assumed.size >= MAX_ASSUMED) continue;
+      if (!this.assumed.has(name.toLowerCase())) {
+        this.assumed.add(name.toLowerCase());
+        added = true;
+      }
+    }
+    if (added && this.rows) this.catalog = buildMysqlCodeCatalog(this.rows, new Set(this.assumed));
+  }
+
+  private load(): Promise<void> {
+    this.loading ??= this.loadOnce().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  private async loadOnce(): Promise<void> {
+    const started = ++this.events;
+    this.loadStartedAt = started;
+    const at = performance.now();
+    try {
+      const [routines = [], parameters = [], triggers = [], views = []] =
+        await this.options.load(MYSQL_CODE_CATALOG_QUERIES);
+      this.rows = { routines, parameters, triggers, views };
+      this.catalog = buildMysqlCodeCatalog(this.rows, new Set(this.assumed));
+      this.snapshotStartedAt = started;
+      this.options.logger.info(
+        {
+          routines: routines.length,
+          triggers: triggers.length,
+          views: views.length,
+          ms: Math.round(performance.now() - at),
+        },
+        'stored-code catalog loaded for the guardrails',
+      );
+    } catch (error) {
+      this.options.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        this.catalog
+          ? 'stored-code catalog reload failed; the guardrails keep the previous one'
+          : 'stored-code catalog could not be loaded; calls of stored code and access to tables are refused until it can',
+      );
+    } finally {
+      this.loadedAt = Date.now();
+    }
+  }
+}
