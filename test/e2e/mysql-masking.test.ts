@@ -236,6 +236,76 @@ describe('the leak check itself', () => {
   });
 });
 
+describe('a value from several masked sources takes the strictest method of them all', () => {
+  // Emails tokenized (format-preserving: a token looks like an email), everything else redacted.
+  let tokenizing: ProxyProcess;
+  beforeAll(async () => {
+    const config = mysqlProxyConfig(server);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    tokenizing = await startProxyProcess(config, {
+      extraDocuments: [
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'MaskingPolicy',
+          metadata: { name: 'pii' },
+          spec: { autoDetect: true, rules: [{ classifiers: ['email'], method: 'tokenize' }] },
+        },
+        {
+          apiVersion: 'gatehouse.dev/v1alpha1',
+          kind: 'DatabaseAccess',
+          metadata: { name: 'demo' },
+          spec: {
+            subjects: [{ kind: 'User', name: 'local:demo' }],
+            allow: ['read'],
+            maskingPolicies: ['pii'],
+          },
+        },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await tokenizing?.stop();
+  });
+
+  it.each([
+    'SELECT concat(email, ssn) AS v FROM customers',
+    "SELECT concat_ws('|', email, ssn, name) AS v FROM customers",
+    "SELECT concat_ws('|', email, card, phone) AS v FROM customers",
+    'SELECT email AS v FROM customers UNION SELECT ssn FROM customers',
+    'SELECT email AS v FROM customers UNION ALL SELECT card FROM customers',
+    'SELECT coalesce(email, ssn) AS v FROM customers',
+    'SELECT if(id > 0, email, ssn) AS v FROM customers',
+  ])('%s (text and prepared)', async (sql) => {
+    const c = await mysqlClient(tokenizing.port, { database: DATABASE });
+    try {
+      for (const run of [(q: string) => c.query(q), (q: string) => c.execute(q)]) {
+        const outcome = await run(sql).then(
+          ([rows]) => rows,
+          (e: { errno?: number }) => ({ refused: e.errno }),
+        );
+        if ('refused' in (outcome as object))
+          expect([1142, 1227]).toContain((outcome as { refused: number }).refused);
+        expect(leaks(outcome)).toEqual([]);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('keeps tokenizing an email passed through on its own (control)', async () => {
+    const c = await mysqlClient(tokenizing.port, { database: DATABASE });
+    try {
+      const [rows] = await c.query('SELECT email FROM customers ORDER BY id');
+      const emails = (rows as { email: string }[]).map((r) => r.email);
+      expect(emails).toHaveLength(2);
+      for (const email of emails) expect(email).toMatch(/^[^@*]+@[^@]+$/);
+      expect(leaks(rows)).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
 describe('masking keeps what is not sensitive', () => {
   it('leaves ids, notes and orders as they are, and redacts PII columns (auto-detection)', async () => {
     const c = await client();

@@ -23,6 +23,25 @@ export interface TextMasks {
 const REDACT_UNKNOWN: ColumnMask = { method: 'redact', kind: null };
 
 /**
+ * The mask of a value from one or more masked sources, by the rule PostgreSQL's planner follows
+ * (policy/masking/statement-mask-plan.ts): a single source passed through unchanged keeps its mask;
+ * anything derived, or from several sources, keeps a keyed method only when every source has that same
+ * method (tokens reveal nothing), and is redacted otherwise. So `concat(email, ssn)` with the email
+ * tokenized and the SSN redacted is redacted whole: the strictest method of all its sources.
+ */
+export function strictestMask(masks: readonly ColumnMask[], passedThrough: boolean): ColumnMask {
+  const [first] = masks;
+  if (first && masks.length === 1 && passedThrough) return first;
+  const method = first?.method;
+  if (
+    (method === 'tokenize' || method === 'hash' || method === 'nullify') &&
+    masks.every((m) => m.method === method)
+  )
+    return { method, kind: null };
+  return REDACT_UNKNOWN;
+}
+
+/**
  * From the lineage of a text to the masks of its results: a column is masked when a sensitive catalog
  * column flows into it, when it carries whole rows of a relation with sensitive columns, and, when it
  * cannot be traced, whenever the statement reads a sensitive relation or one the catalog does not know.
@@ -41,12 +60,10 @@ export function resultMasks(
   const isSensitiveTable = (schema: string, table: string) =>
     sensitiveTables.has(`${schema}.${table}`.toLowerCase());
   const sourceMask = (l: Lineage): ColumnMask | undefined => {
-    for (const s of l.sources) {
-      const mask = masking.columnMask(s.schema, s.table, s.column);
-      if (mask) return mask;
-    }
-    if (l.wholeRows.some((r) => isSensitiveTable(r.schema, r.table))) return REDACT_UNKNOWN;
-    return undefined;
+    const masks = l.sources.flatMap((s) => masking.columnMask(s.schema, s.table, s.column) ?? []);
+    const wholeRow = l.wholeRows.some((r) => isSensitiveTable(r.schema, r.table));
+    if (masks.length === 0) return wholeRow ? REDACT_UNKNOWN : undefined;
+    return strictestMask(masks, l.sources.length === 1 && !l.transformed && !l.opaque && !wholeRow);
   };
   const results: ResultMask[] = [];
   const described: string[][] = [];
