@@ -614,6 +614,32 @@ describe('every path that returns rows is masked, however the driver pages or re
   });
 });
 
+describe('no laundering into relations the catalog does not know', () => {
+  it.each([
+    "INSERT INTO laundry SELECT 1000 + id, translate(ssn, '0123456789-', 'abcdefghijx') FROM customers",
+    'INSERT INTO laundry SELECT id, reverse(email) FROM customers',
+    'INSERT INTO public.laundry SELECT id, ssn FROM customers',
+    'INSERT INTO laundry (id, body) SELECT id, upper(name) FROM customers',
+    'INSERT INTO laundry VALUES (1, (SELECT md5(card) FROM customers ORDER BY id LIMIT 1))',
+    'WITH s AS (SELECT id, phone FROM customers) INSERT INTO laundry SELECT * FROM s',
+    'UPDATE laundry SET body = (SELECT ssn FROM customers ORDER BY id LIMIT 1) WHERE id = 1',
+  ])('%s', async (sql) => {
+    // Made on the database directly, after the proxy loaded its catalog: the proxy does not know it.
+    const direct = await directClient({ ...pgInfo, database: DATABASE });
+    try {
+      await direct.query('DROP TABLE IF EXISTS laundry; CREATE TABLE laundry(id int, body text)');
+      await direct.query('INSERT INTO laundry VALUES (1, $1)', ['clean']);
+      const outcome = await run(sql);
+      expect(outcome.code, outcome.received).toBe('42501');
+      const { rows } = await direct.query('SELECT id, body FROM laundry ORDER BY id');
+      expect(rows).toEqual([{ id: 1, body: 'clean' }]);
+    } finally {
+      await direct.query('DROP TABLE IF EXISTS laundry');
+      await direct.end();
+    }
+  });
+});
+
 describe('what each identity sees', () => {
   it('the leak check finds PII in every form it looks for (control: an unmasked grant)', async () => {
     const clear = await run(

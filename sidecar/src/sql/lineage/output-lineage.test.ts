@@ -649,6 +649,20 @@ describe('transformed', () => {
   });
 });
 
+describe('writes into relations the catalog does not know', () => {
+  it.each([
+    ['INSERT INTO unknown_t SELECT id, translate(ssn, $$0123456789$$, $$abcdefghij$$) FROM customers'],
+    ['INSERT INTO unknown_t SELECT * FROM customers'],
+    ['WITH s AS (SELECT email FROM customers) INSERT INTO elsewhere.unknown_t SELECT * FROM s'],
+  ])('%s writes every value it inserts somewhere no policy masks', (sql) => {
+    const statement = outputLineage(sql, CATALOG).statements.at(-1)!;
+    const written = statement.writes.flatMap((write) =>
+      write.target.kind === 'column' ? write.sources.map((source) => source.column) : [],
+    );
+    expect(written.some((column) => ['ssn', 'email'].includes(column))).toBe(true);
+  });
+});
+
 describe('predicates', () => {
   it.each([
     ["SELECT id FROM customers WHERE ssn LIKE '1%'", 'customers.ssn'],

@@ -1474,6 +1474,10 @@ export function modifyRelation(node: ModifyNode, outer: Level, ctx: Context): Re
       inserted.set(column, trace);
       assign(column, trace);
     });
+    // A relation the catalog does not know (made on the database directly), with no column list: what
+    // goes where cannot be told, so every value written lands in a column no policy masks.
+    if (!insert.cols && original.columns.length === 0)
+      assign('?column?', unionAll([...source.columns.map((col) => col.trace), source.rest ?? CLEAN]));
     const conflict = insert.onConflictClause;
     if (conflict?.action === 'ONCONFLICT_UPDATE') {
       keepsOld = true;
