@@ -49,3 +49,18 @@ export const MYSQL_COUNTING_FUNCTIONS: ReadonlySet<string> = new Set([
   'cume_dist',
   'ntile',
 ]);
+
+/**
+ * Built-ins through which a value the session sees masked may pass to an output column (then masked):
+ * for every value they return one result and cannot fail, wait or branch on it. The same rule as
+ * PostgreSQL's (sql/lineage/total-expressions.ts); an allowlist, so a function not named here (JSON
+ * parsing, XPath, geometry, regular expressions, arithmetic that can overflow, IF's condition) makes
+ * its arguments conditions, which masking refuses over masked columns.
+ */
+export const MYSQL_TOTAL_FUNCTIONS: ReadonlySet<string> = new Set(
+  `ascii bit_length char_length character_length concat concat_ws hex lcase lower ucase upper length
+   octet_length md5 sha sha1 quote reverse replace ltrim rtrim trim to_base64 soundex min max any_value
+   group_concat first_value last_value coalesce ifnull nullif greatest least isnull strcmp`
+    .split(/\s+/)
+    .filter(Boolean),
+);

@@ -21,7 +21,7 @@ import type {
   WriteLineage,
 } from '../lineage/types.ts';
 import { asArray, field, identName, isObject, nameParts, variant } from './ast.ts';
-import { MYSQL_COUNTING_FUNCTIONS, MYSQL_PURE_FUNCTIONS } from './builtins.ts';
+import { MYSQL_COUNTING_FUNCTIONS, MYSQL_PURE_FUNCTIONS, MYSQL_TOTAL_FUNCTIONS } from './builtins.ts';
 import { functionName } from './effective-where.ts';
 import {
   type ConditionalComments,
@@ -822,8 +822,31 @@ function traceExpr(expr: unknown, scope: Scope, c: Collector): Trace {
     case 'Collate':
       return traceExpr(field(body, 'expr'), scope, c);
     case 'Convert':
-    case 'Cast':
-      return transform(traceExpr(field(body, 'expr'), scope, c));
+    case 'Cast': {
+      // A conversion may fail or change on the value (DOUBLE out of range, JSON): a condition on it.
+      const value = traceExpr(field(body, 'expr'), scope, c);
+      condition(c, value);
+      return transform(value);
+    }
+    case 'Case': {
+      // Which branch runs is chosen by the operand and conditions: conditions on what they read.
+      let trace = traceGeneric(field(body, 'operand'), scope, c);
+      condition(c, trace);
+      for (const when of asArray(field(body, 'conditions'))) {
+        const test = traceGeneric(field(when, 'condition'), scope, c);
+        condition(c, test);
+        trace = union(trace, union(test, traceGeneric(field(when, 'result'), scope, c)));
+      }
+      return transform(union(trace, traceGeneric(field(body, 'else_result'), scope, c)));
+    }
+    case 'Like':
+    case 'ILike':
+    case 'RLike': {
+      // A pattern built from a value may be malformed: an error oracle on it.
+      const pattern = traceGeneric(field(body, 'pattern'), scope, c);
+      condition(c, pattern);
+      return transform(union(traceGeneric(field(body, 'expr'), scope, c), pattern));
+    }
     case 'Subquery': {
       const cols = queryColumns(body, scope, c);
       return unionAll(cols.columns.map((col) => col.trace));
@@ -841,15 +864,31 @@ function traceExpr(expr: unknown, scope: Scope, c: Collector): Trace {
         if (target?.startsWith('@')) c.assigned.push({ name: target.slice(1).toLowerCase(), trace: value });
         return value;
       }
-      return transform(
-        union(traceExpr(field(body, 'left'), scope, c), traceExpr(field(body, 'right'), scope, c)),
+      const operands = union(
+        traceExpr(field(body, 'left'), scope, c),
+        traceExpr(field(body, 'right'), scope, c),
       );
+      // Comparisons and concatenation are total; arithmetic can overflow, and AND, OR and XOR choose
+      // whether to evaluate their other side by this one.
+      if (!TOTAL_OPERATORS.has(String(field(body, 'op')))) condition(c, operands);
+      return transform(operands);
     }
     case 'Function':
       return functionTrace(body, scope, c);
     default:
       return transform(traceGeneric(body, scope, c));
   }
+}
+
+/** Binary operators total in both operands: comparisons and string concatenation. */
+const TOTAL_OPERATORS = new Set(['Eq', 'NotEq', 'Lt', 'Gt', 'LtEq', 'GtEq', 'Spaceship', 'StringConcat']);
+
+/**
+ * A use of a value that can fail, wait, branch or change the number of rows on it: recorded with the
+ * predicates, so masking refuses it over masked columns (see MYSQL_TOTAL_FUNCTIONS).
+ */
+function condition(c: Collector, trace: Trace): void {
+  c.predicates = union(c.predicates, trace);
 }
 
 function variableTrace(name: string, c: Collector): Trace {
@@ -869,6 +908,7 @@ function functionTrace(body: unknown, scope: Scope, c: Collector): Trace {
   const name = functionName(body) ?? '';
   const qualified = nameParts(field(body, 'name')).length > 1;
   const args = traceGeneric({ args: field(body, 'args') }, scope, c);
+  if (!MYSQL_COUNTING_FUNCTIONS.has(name) && !MYSQL_TOTAL_FUNCTIONS.has(name)) condition(c, args);
   const over = field(body, 'over');
   if (over) c.predicates = union(c.predicates, traceGeneric(over, scope, c));
   if (MYSQL_COUNTING_FUNCTIONS.has(name)) return transform(CLEAN);
