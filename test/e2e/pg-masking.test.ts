@@ -9,6 +9,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts';
+import { exec } from '../harness/exec.ts';
 import { REDTEAM_PII, redTeamCases } from '../support/redteam.ts';
 import { directClient, localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
@@ -596,6 +597,35 @@ describe('every path that returns rows is masked, however the driver pages or re
       expect(String(rows[0]![2])).toBe('10');
     } finally {
       client.close();
+    }
+  });
+
+  // The drivers that page and reuse statements by default, run as an application runs them.
+  it.each([
+    {
+      driver: 'asyncpg (cursor.fetch(7), prepared fetch x8)',
+      program: '/usr/bin/python3',
+      args: [join(import.meta.dirname, 'drivers/asyncpg_paging.py')],
+    },
+    {
+      driver: 'JDBC (setFetchSize(5), prepareThreshold past 5)',
+      program: '/usr/bin/java',
+      args: ['-cp', '/usr/share/java/postgresql.jar', join(import.meta.dirname, 'drivers/JdbcPaging.java')],
+    },
+  ])('$driver', async ({ program, args }) => {
+    const { stdout } = await exec(program, [...args, String(proxy.port), DATABASE, 'demo', 'demo-secret'], {
+      timeoutMs: 60_000,
+    });
+    const { paged, prepared } = JSON.parse(stdout) as {
+      paged: { id: number; ssn: string | null; score: number }[];
+      prepared: { id: number; ssn: string | null; score: number }[];
+    };
+    expect(paged).toHaveLength(50);
+    expect(prepared).toHaveLength(8);
+    expect(peopleLeak(stdout)).toBeUndefined();
+    for (const row of [...paged, ...prepared]) {
+      expect(row.ssn, `row ${row.id}: masked, not NULL`).toBe('****');
+      expect(row.score).toBe(row.id * 10);
     }
   });
 

@@ -18,6 +18,11 @@ const PACKAGES = [
   'lua5.1',
   // The MySQL rows of the benchmark (sysbench oltp_point_select).
   'sysbench',
+  // Drivers that page through results and reuse statements by default, run for real in the masking
+  // tests: asyncpg (Python) and the PostgreSQL JDBC driver on a JDK (single-file `java X.java`).
+  'python3-asyncpg',
+  'libpostgresql-jdbc-java',
+  'openjdk-17-jdk-headless',
 ];
 
 /** What the harness and the benchmark call by full path; checked after installing, whatever dpkg says. */
@@ -37,6 +42,9 @@ const PROGRAMS = [
   '/usr/bin/sysbench',
   '/usr/bin/openssl',
   '/usr/bin/lua5.1',
+  '/usr/bin/python3',
+  '/usr/bin/java',
+  '/usr/share/java/postgresql.jar',
   '/sbin/runuser',
 ];
 
