@@ -189,7 +189,7 @@ function banner({ config, proxy, admin, dataDir, seeded, caFile }: BannerFacts):
     ...(config.audit.file ? [`  Audit log  ${resolve(config.audit.file)}`] : []),
     ...(config.audit.file && config.audit.signingKeyFile
       ? [
-          `  Verify it  npx gatehouse audit verify --allow-unsealed ${config.audit.file} --public-key ${config.audit.signingKeyFile}.pub`,
+          `  Verify it  npx --no-install gatehouse audit verify --allow-unsealed ${config.audit.file} --public-key ${config.audit.signingKeyFile}.pub`,
         ]
       : []),
     ...(caFile
