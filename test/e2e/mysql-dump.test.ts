@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -33,7 +34,6 @@ const leaks = (text: string) =>
 
 const server = inject('mariadb');
 let proxy: ProxyProcess;
-const user = (name: string) => ({ kind: 'User', name: `local:${name}` });
 
 beforeAll(async () => {
   const admin = await directMysql(server);
@@ -46,24 +46,16 @@ beforeAll(async () => {
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
   proxy = await startProxyProcess(config, {
     extraDocuments: [
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'MaskingPolicy',
-        metadata: { name: 'pii' },
-        spec: { autoDetect: true },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'readers' },
-        spec: { subjects: [user('demo')], allow: ['read'], maskingPolicies: ['pii'] },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'admin' },
-        spec: { subjects: [user('admin')], allow: ['read', 'write', 'ddl'] },
-      },
+      policyDocument('MaskingPolicy', 'pii', { autoDetect: true }),
+      policyDocument('DatabaseAccess', 'readers', {
+        subjects: [localUser('demo')],
+        allow: ['read'],
+        maskingPolicies: ['pii'],
+      }),
+      policyDocument('DatabaseAccess', 'admin', {
+        subjects: [localUser('admin')],
+        allow: ['read', 'write', 'ddl'],
+      }),
     ],
   });
 });

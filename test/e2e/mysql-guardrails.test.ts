@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { lexMysql } from '../../sidecar/src/sql/mysql/lexer.ts';
 import { DEFAULT_SQL_MODE } from '../../sidecar/src/sql/mysql/sql-mode.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { comQuery, RawMysqlClient } from './support/mysql-raw-client.ts';
 import { type ProxyProcess, REPO_ROOT, startProxyProcess } from './support/proxy-process.ts';
@@ -58,16 +59,11 @@ beforeAll(async () => {
   proxy = await startProxyProcess(config, {
     extraDocuments: [
       DEFAULT_GUARDRAIL,
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'demo' },
-        spec: {
-          subjects: [{ kind: 'User', name: 'local:demo' }],
-          allow: ['read', 'write'],
-          guardrails: ['gatehouse-defaults'],
-        },
-      },
+      policyDocument('DatabaseAccess', 'demo', {
+        subjects: [localUser('demo')],
+        allow: ['read', 'write'],
+        guardrails: ['gatehouse-defaults'],
+      }),
     ],
   });
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { lexMysql } from '../../sidecar/src/sql/mysql/lexer.ts';
 import { DEFAULT_SQL_MODE } from '../../sidecar/src/sql/mysql/sql-mode.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { type ProxyProcess, REPO_ROOT, startProxyProcess } from './support/proxy-process.ts';
 
@@ -73,23 +74,13 @@ beforeAll(async () => {
   proxy = await startProxyProcess(config, {
     extraDocuments: [
       DEFAULT_GUARDRAIL,
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'MaskingPolicy',
-        metadata: { name: 'pii' },
-        spec: { autoDetect: true },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'demo' },
-        spec: {
-          subjects: [{ kind: 'User', name: 'local:demo' }],
-          allow: ['read', 'write'],
-          guardrails: ['gatehouse-defaults'],
-          maskingPolicies: ['pii'],
-        },
-      },
+      policyDocument('MaskingPolicy', 'pii', { autoDetect: true }),
+      policyDocument('DatabaseAccess', 'demo', {
+        subjects: [localUser('demo')],
+        allow: ['read', 'write'],
+        guardrails: ['gatehouse-defaults'],
+        maskingPolicies: ['pii'],
+      }),
     ],
   });
 });
@@ -295,22 +286,15 @@ describe('a value from several masked sources takes the strictest method of them
     (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
     tokenizing = await startProxyProcess(config, {
       extraDocuments: [
-        {
-          apiVersion: 'gatehouse.dev/v1alpha1',
-          kind: 'MaskingPolicy',
-          metadata: { name: 'pii' },
-          spec: { autoDetect: true, rules: [{ classifiers: ['email'], method: 'tokenize' }] },
-        },
-        {
-          apiVersion: 'gatehouse.dev/v1alpha1',
-          kind: 'DatabaseAccess',
-          metadata: { name: 'demo' },
-          spec: {
-            subjects: [{ kind: 'User', name: 'local:demo' }],
-            allow: ['read'],
-            maskingPolicies: ['pii'],
-          },
-        },
+        policyDocument('MaskingPolicy', 'pii', {
+          autoDetect: true,
+          rules: [{ classifiers: ['email'], method: 'tokenize' }],
+        }),
+        policyDocument('DatabaseAccess', 'demo', {
+          subjects: [localUser('demo')],
+          allow: ['read'],
+          maskingPolicies: ['pii'],
+        }),
       ],
     });
   });
@@ -563,18 +547,12 @@ describe('masking policy hot reload', () => {
     (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
     const reloading = await startProxyProcess(config, {
       extraDocuments: [
-        {
-          apiVersion: 'gatehouse.dev/v1alpha1',
-          kind: 'MaskingPolicy',
-          metadata: { name: 'pii' },
-          spec: { autoDetect: true },
-        },
-        {
-          apiVersion: 'gatehouse.dev/v1alpha1',
-          kind: 'DatabaseAccess',
-          metadata: { name: 'demo' },
-          spec: { subjects: [{ kind: 'User', name: 'local:demo' }], allow: ['read'], maskingPolicies: [] },
-        },
+        policyDocument('MaskingPolicy', 'pii', { autoDetect: true }),
+        policyDocument('DatabaseAccess', 'demo', {
+          subjects: [localUser('demo')],
+          allow: ['read'],
+          maskingPolicies: [],
+        }),
       ],
     });
     const file = join(reloading.dir, 'gatehouse.yaml');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mysql as mysqlCli } from '../harness/mysql-cli.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -248,19 +249,16 @@ describe('the mysql command-line client through the proxy', () => {
     const config = mysqlProxyConfig(server);
     const allowing = await startProxyProcess(config, {
       extraDocuments: [
-        {
-          apiVersion: 'gatehouse.dev/v1alpha1',
-          kind: 'Guardrail',
-          metadata: { name: 'no-drop' },
-          spec: { rules: [{ name: 'drop', kinds: ['drop'], action: 'block' }] },
-        },
+        policyDocument('Guardrail', 'no-drop', {
+          rules: [{ name: 'drop', kinds: ['drop'], action: 'block' }],
+        }),
         {
           apiVersion: 'gatehouse.dev/v1alpha1',
           kind: 'DatabaseAccess',
           metadata: { name: 'loader' },
           // Loading a client file needs write and admin (file access), with no guardrail blocking it.
           spec: {
-            subjects: [{ kind: 'User', name: 'local:demo' }],
+            subjects: [localUser('demo')],
             allow: ['read', 'write', 'admin'],
             guardrails: ['no-drop'],
           },

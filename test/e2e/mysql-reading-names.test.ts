@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { RawMysqlClient, type RawPacket, rawPacket } from './support/mysql-raw-client.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
@@ -28,26 +29,16 @@ beforeAll(async () => {
   proxy = await startProxyProcess(config, {
     extraDocuments: [
       DEFAULT_GUARDRAIL,
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'MaskingPolicy',
-        metadata: { name: 'pii' },
-        spec: {
-          autoDetect: true,
-          rules: [{ columns: ['customers.ssn', 'customers.name'], method: 'redact' }],
-        },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'demo' },
-        spec: {
-          subjects: [{ kind: 'User', name: 'local:demo' }],
-          allow: ['read', 'write'],
-          guardrails: ['gatehouse-defaults'],
-          maskingPolicies: ['pii'],
-        },
-      },
+      policyDocument('MaskingPolicy', 'pii', {
+        autoDetect: true,
+        rules: [{ columns: ['customers.ssn', 'customers.name'], method: 'redact' }],
+      }),
+      policyDocument('DatabaseAccess', 'demo', {
+        subjects: [localUser('demo')],
+        allow: ['read', 'write'],
+        guardrails: ['gatehouse-defaults'],
+        maskingPolicies: ['pii'],
+      }),
     ],
   });
 });

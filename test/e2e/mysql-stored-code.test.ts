@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -86,26 +87,16 @@ beforeAll(async () => {
   proxy = await startProxyProcess(config, {
     extraDocuments: [
       DEFAULT_GUARDRAIL,
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'demo' },
-        spec: {
-          subjects: [{ kind: 'User', name: 'local:demo' }],
-          allow: ['read', 'write'],
-          guardrails: ['gatehouse-defaults'],
-        },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'admin' },
-        spec: {
-          subjects: [{ kind: 'User', name: 'local:admin' }],
-          allow: ['read', 'write', 'ddl'],
-          guardrails: ['gatehouse-defaults'],
-        },
-      },
+      policyDocument('DatabaseAccess', 'demo', {
+        subjects: [localUser('demo')],
+        allow: ['read', 'write'],
+        guardrails: ['gatehouse-defaults'],
+      }),
+      policyDocument('DatabaseAccess', 'admin', {
+        subjects: [localUser('admin')],
+        allow: ['read', 'write', 'ddl'],
+        guardrails: ['gatehouse-defaults'],
+      }),
     ],
   });
 });

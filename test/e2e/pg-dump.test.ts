@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directClient, localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -39,8 +40,6 @@ function leaks(text: string): string[] {
   return [...PII, ...PIECES].filter((value) => lower.includes(value.toLowerCase()));
 }
 
-const user = (name: string) => ({ kind: 'User', name: `local:${name}` });
-
 beforeAll(async () => {
   const bootstrap = await directClient(pgInfo);
   for (const name of [DATABASE, RESTORED]) {
@@ -57,24 +56,19 @@ beforeAll(async () => {
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
   proxy = await startProxyProcess(config, {
     extraDocuments: [
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'MaskingPolicy',
-        metadata: { name: 'pii' },
-        spec: { autoDetect: true, rules: [{ columns: ['customers.email'], method: 'tokenize' }] },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'readers' },
-        spec: { subjects: [user('demo')], allow: ['read'], maskingPolicies: ['pii'] },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'admin' },
-        spec: { subjects: [user('admin')], allow: ['read', 'write', 'ddl'] },
-      },
+      policyDocument('MaskingPolicy', 'pii', {
+        autoDetect: true,
+        rules: [{ columns: ['customers.email'], method: 'tokenize' }],
+      }),
+      policyDocument('DatabaseAccess', 'readers', {
+        subjects: [localUser('demo')],
+        allow: ['read'],
+        maskingPolicies: ['pii'],
+      }),
+      policyDocument('DatabaseAccess', 'admin', {
+        subjects: [localUser('admin')],
+        allow: ['read', 'write', 'ddl'],
+      }),
     ],
   });
 });

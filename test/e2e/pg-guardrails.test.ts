@@ -4,6 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { redTeamCases } from '../support/redteam.ts';
 import { directClient, localProxyConfig } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
@@ -68,16 +69,11 @@ beforeAll(async () => {
     // The policy documents follow the proxy document in the same file.
     extraDocuments: [
       DEFAULT_GUARDRAIL,
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'demo' },
-        spec: {
-          subjects: [{ kind: 'User', name: 'local:demo' }],
-          allow: ['read', 'write'],
-          guardrails: ['gatehouse-defaults'],
-        },
-      },
+      policyDocument('DatabaseAccess', 'demo', {
+        subjects: [localUser('demo')],
+        allow: ['read', 'write'],
+        guardrails: ['gatehouse-defaults'],
+      }),
     ],
   });
 });
@@ -190,18 +186,15 @@ describe('who may connect', () => {
 
 describe('policy hot reload', () => {
   it('applies a changed policy without a restart, keeps sessions, and refuses an invalid one', async () => {
-    const access = (guardrails: string[]) => ({
-      apiVersion: 'gatehouse.dev/v1alpha1',
-      kind: 'DatabaseAccess',
-      metadata: { name: 'demo' },
-      spec: { subjects: [{ kind: 'User', name: 'local:demo' }], allow: ['read', 'write', 'ddl'], guardrails },
+    const access = (guardrails: string[]) =>
+      policyDocument('DatabaseAccess', 'demo', {
+        subjects: [localUser('demo')],
+        allow: ['read', 'write', 'ddl'],
+        guardrails,
+      });
+    const noDrop = policyDocument('Guardrail', 'no-drop', {
+      rules: [{ name: 'drop', kinds: ['drop'], action: 'block' }],
     });
-    const noDrop = {
-      apiVersion: 'gatehouse.dev/v1alpha1',
-      kind: 'Guardrail',
-      metadata: { name: 'no-drop' },
-      spec: { rules: [{ name: 'drop', kinds: ['drop'], action: 'block' }] },
-    };
     const config = localProxyConfig(pgInfo);
     (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
     const reloading = await startProxyProcess(config, { extraDocuments: [noDrop, access([])] });
@@ -249,30 +242,18 @@ describe('warn and dryRun', () => {
     (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
     const watched = await startProxyProcess(config, {
       extraDocuments: [
-        {
-          apiVersion: 'gatehouse.dev/v1alpha1',
-          kind: 'Guardrail',
-          metadata: { name: 'watch-alter' },
-          spec: {
-            rules: [{ name: 'alter', kinds: ['alter'], action: 'warn', message: 'ALTER is being watched.' }],
-          },
-        },
-        {
-          apiVersion: 'gatehouse.dev/v1alpha1',
-          kind: 'Guardrail',
-          metadata: { name: 'trial' },
-          spec: { mode: 'dryRun', rules: [{ name: 'no-drop', kinds: ['drop'], action: 'block' }] },
-        },
-        {
-          apiVersion: 'gatehouse.dev/v1alpha1',
-          kind: 'DatabaseAccess',
-          metadata: { name: 'demo' },
-          spec: {
-            subjects: [{ kind: 'User', name: 'local:demo' }],
-            allow: ['read', 'write', 'ddl'],
-            guardrails: ['watch-alter', 'trial'],
-          },
-        },
+        policyDocument('Guardrail', 'watch-alter', {
+          rules: [{ name: 'alter', kinds: ['alter'], action: 'warn', message: 'ALTER is being watched.' }],
+        }),
+        policyDocument('Guardrail', 'trial', {
+          mode: 'dryRun',
+          rules: [{ name: 'no-drop', kinds: ['drop'], action: 'block' }],
+        }),
+        policyDocument('DatabaseAccess', 'demo', {
+          subjects: [localUser('demo')],
+          allow: ['read', 'write', 'ddl'],
+          guardrails: ['watch-alter', 'trial'],
+        }),
       ],
     });
     const c = await client(DATABASE, watched.port);

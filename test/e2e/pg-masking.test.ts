@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts';
 import { exec } from '../harness/exec.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { REDTEAM_PII, redTeamCases } from '../support/redteam.ts';
 import { directClient, localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
@@ -73,7 +74,6 @@ const pgInfo = inject('postgres');
 const DATABASE = 'redteam_masking';
 let proxy: ProxyProcess;
 
-const user = (name: string) => ({ kind: 'User', name: `local:${name}` });
 const FUTURE = new Date(Date.now() + 24 * 3600_000).toISOString();
 const PAST = new Date(Date.now() - 3600_000).toISOString();
 
@@ -96,36 +96,24 @@ beforeAll(async () => {
   proxy = await startProxyProcess(config, {
     extraDocuments: [
       DEFAULT_GUARDRAIL,
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'MaskingPolicy',
-        metadata: { name: 'pii' },
-        spec: {
-          autoDetect: true,
-          rules: [{ columns: ['customers.card'], method: 'tokenize' }],
-          exemptions: [
-            { subject: user('auditor'), expires: FUTURE },
-            { subject: user('lapsed'), expires: PAST },
-          ],
-        },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'people' },
-        spec: {
-          subjects: [user('demo'), user('auditor'), user('lapsed')],
-          allow: ['read', 'write'],
-          guardrails: ['gatehouse-defaults'],
-          maskingPolicies: ['pii'],
-        },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'admin' },
-        spec: { subjects: [user('admin')], allow: ['read', 'write', 'ddl'] },
-      },
+      policyDocument('MaskingPolicy', 'pii', {
+        autoDetect: true,
+        rules: [{ columns: ['customers.card'], method: 'tokenize' }],
+        exemptions: [
+          { subject: localUser('auditor'), expires: FUTURE },
+          { subject: localUser('lapsed'), expires: PAST },
+        ],
+      }),
+      policyDocument('DatabaseAccess', 'people', {
+        subjects: [localUser('demo'), localUser('auditor'), localUser('lapsed')],
+        allow: ['read', 'write'],
+        guardrails: ['gatehouse-defaults'],
+        maskingPolicies: ['pii'],
+      }),
+      policyDocument('DatabaseAccess', 'admin', {
+        subjects: [localUser('admin')],
+        allow: ['read', 'write', 'ddl'],
+      }),
     ],
   });
 });
@@ -855,18 +843,12 @@ describe('masking policy hot reload', () => {
   it('masks or unmasks an open session as soon as the policy file changes', async () => {
     const config = localProxyConfig(pgInfo);
     (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
-    const masking = {
-      apiVersion: 'gatehouse.dev/v1alpha1',
-      kind: 'MaskingPolicy',
-      metadata: { name: 'pii' },
-      spec: { autoDetect: true },
-    };
-    const access = {
-      apiVersion: 'gatehouse.dev/v1alpha1',
-      kind: 'DatabaseAccess',
-      metadata: { name: 'demo' },
-      spec: { subjects: [user('demo')], allow: ['read'], maskingPolicies: [] },
-    };
+    const masking = policyDocument('MaskingPolicy', 'pii', { autoDetect: true });
+    const access = policyDocument('DatabaseAccess', 'demo', {
+      subjects: [localUser('demo')],
+      allow: ['read'],
+      maskingPolicies: [],
+    });
     const reloading = await startProxyProcess(config, { extraDocuments: [masking, access] });
     const file = join(reloading.dir, 'gatehouse.yaml');
     const session = new pg.Client({

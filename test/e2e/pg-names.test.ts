@@ -5,6 +5,7 @@ import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directClient, localProxyConfig } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 import { RawClient } from './support/raw-client.ts';
@@ -86,26 +87,16 @@ beforeAll(async () => {
   proxy = await startProxyProcess(config, {
     extraDocuments: [
       DEFAULT_GUARDRAIL,
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'MaskingPolicy',
-        metadata: { name: 'pii' },
-        spec: {
-          autoDetect: true,
-          rules: [{ columns: ['customers.ssn', 'customers.name'], method: 'redact' }],
-        },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'people' },
-        spec: {
-          subjects: [{ kind: 'User', name: 'local:demo' }],
-          allow: ['read', 'write'],
-          guardrails: ['gatehouse-defaults'],
-          maskingPolicies: ['pii'],
-        },
-      },
+      policyDocument('MaskingPolicy', 'pii', {
+        autoDetect: true,
+        rules: [{ columns: ['customers.ssn', 'customers.name'], method: 'redact' }],
+      }),
+      policyDocument('DatabaseAccess', 'people', {
+        subjects: [localUser('demo')],
+        allow: ['read', 'write'],
+        guardrails: ['gatehouse-defaults'],
+        maskingPolicies: ['pii'],
+      }),
     ],
   });
 });

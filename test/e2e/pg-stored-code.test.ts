@@ -3,6 +3,7 @@ import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directClient, localProxyConfig } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 import { RawClient } from './support/raw-client.ts';
@@ -133,22 +134,15 @@ beforeAll(async () => {
   proxy = await startProxyProcess(config, {
     extraDocuments: [
       DEFAULT_GUARDRAIL,
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'demo' },
-        spec: {
-          subjects: [{ kind: 'User', name: 'local:demo' }],
-          allow: ['read', 'write'],
-          guardrails: ['gatehouse-defaults'],
-        },
-      },
-      {
-        apiVersion: 'gatehouse.dev/v1alpha1',
-        kind: 'DatabaseAccess',
-        metadata: { name: 'owner' },
-        spec: { subjects: [{ kind: 'User', name: 'local:admin' }], allow: ['read', 'write', 'ddl'] },
-      },
+      policyDocument('DatabaseAccess', 'demo', {
+        subjects: [localUser('demo')],
+        allow: ['read', 'write'],
+        guardrails: ['gatehouse-defaults'],
+      }),
+      policyDocument('DatabaseAccess', 'owner', {
+        subjects: [localUser('admin')],
+        allow: ['read', 'write', 'ddl'],
+      }),
     ],
   });
 });

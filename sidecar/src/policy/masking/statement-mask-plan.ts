@@ -3,7 +3,7 @@ import { columnKey, tableKey } from '../../sql/lineage/trace.ts';
 import type { ColumnRef, Lineage, StatementLineage } from '../../sql/lineage/types.ts';
 import type { MaskingSettings } from './masking-for.ts';
 import type { PiiKind } from './pii-kind.ts';
-import type { ColumnMasking, Sensitivity } from './sensitive-columns.ts';
+import type { Sensitivity } from './sensitive-columns.ts';
 
 /** How one output column is masked. */
 export interface OutputMask {
@@ -198,7 +198,12 @@ function outputMask(
   return { method, kind: null, reason: `${reason}: ${method}` };
 }
 
-function derivedMethod(maskings: readonly ColumnMasking[]): MaskingMethod {
+/**
+ * The method of a value derived from masked sources (or drawn from several), in both protocols: a
+ * keyed method survives only when every source has that same method (tokens reveal nothing more);
+ * anything else, a mix included, is redacted, the strictest.
+ */
+export function derivedMethod(maskings: readonly { readonly method: MaskingMethod }[]): MaskingMethod {
   const first = maskings[0]?.method;
   if (
     first !== undefined &&

@@ -1,3 +1,4 @@
+import { derivedMethod } from '../../../policy/masking/statement-mask-plan.ts';
 import type { Catalog } from '../../../sql/lineage/catalog.ts';
 import type { Lineage } from '../../../sql/lineage/types.ts';
 import type { MysqlLineageResult } from '../../../sql/mysql/lineage-mysql.ts';
@@ -23,22 +24,15 @@ export interface TextMasks {
 const REDACT_UNKNOWN: ColumnMask = { method: 'redact', kind: null };
 
 /**
- * The mask of a value from one or more masked sources, by the rule PostgreSQL's planner follows
- * (policy/masking/statement-mask-plan.ts): a single source passed through unchanged keeps its mask;
- * anything derived, or from several sources, keeps a keyed method only when every source has that same
- * method (tokens reveal nothing), and is redacted otherwise. So `concat(email, ssn)` with the email
- * tokenized and the SSN redacted is redacted whole: the strictest method of all its sources.
+ * The mask of a value from one or more masked sources, by the PostgreSQL planner's rule: a single
+ * source passed through unchanged keeps its mask; anything else takes `derivedMethod`, so
+ * `concat(email, ssn)` with the email tokenized and the SSN redacted is redacted whole.
  */
 export function strictestMask(masks: readonly ColumnMask[], passedThrough: boolean): ColumnMask {
   const [first] = masks;
   if (first && masks.length === 1 && passedThrough) return first;
-  const method = first?.method;
-  if (
-    (method === 'tokenize' || method === 'hash' || method === 'nullify') &&
-    masks.every((m) => m.method === method)
-  )
-    return { method, kind: null };
-  return REDACT_UNKNOWN;
+  const method = derivedMethod(masks);
+  return method === 'redact' ? REDACT_UNKNOWN : { method, kind: null };
 }
 
 /**
