@@ -38,8 +38,13 @@ export const TABLE_RULE_KINDS = [
  * silently match every statement of them.
  */
 export const GUARDRAIL_RULE_CHECKS = {
+  kindsOrRowLimit: {
+    rule: 'has(self.kinds) != (has(self.maxAffectedRows) || has(self.maxAffectedRowsPerMinute))',
+    message:
+      'a rule either matches findings (kinds) or limits the rows statements change (maxAffectedRows, maxAffectedRowsPerMinute): give one of the two, in separate rules if you need both',
+  },
   tablesNeedTableKind: {
-    rule: `!has(self.tables) || self.kinds.exists(k, k in [${TABLE_RULE_KINDS.map((k) => `'${k}'`).join(', ')}])`,
+    rule: `!has(self.tables) || !has(self.kinds) || self.kinds.exists(k, k in [${TABLE_RULE_KINDS.map((k) => `'${k}'`).join(', ')}])`,
     message: `tables narrows only the kinds whose findings name tables (${TABLE_RULE_KINDS.join(', ')}); this rule has none of them, so leave tables out`,
   },
   tablesNotEmpty: {
@@ -66,16 +71,34 @@ export const GuardrailRule = Type.Object(
   {
     name: LabelName,
     // maxLength and maxItems bound the API server's cost estimate of the CEL rules below.
-    kinds: Type.Array(stringEnum(GUARDRAIL_RULE_KINDS, { maxLength: 32 }), {
-      minItems: 1,
-      maxItems: GUARDRAIL_RULE_KINDS.length,
-      // A kind named twice is a typo; the API server refuses duplicates in a set.
-      'x-kubernetes-list-type': 'set',
-    }),
+    kinds: Type.Optional(
+      Type.Array(stringEnum(GUARDRAIL_RULE_KINDS, { maxLength: 32 }), {
+        minItems: 1,
+        maxItems: GUARDRAIL_RULE_KINDS.length,
+        // A kind named twice is a typo; the API server refuses duplicates in a set.
+        'x-kubernetes-list-type': 'set',
+        description:
+          'The findings this rule matches (see docs/guardrails.md). A rule has kinds or a row limit, not both.',
+      }),
+    ),
+    maxAffectedRows: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'The most rows one transaction may update or delete, as the database counts them (rows changed by triggers, foreign-key cascades and functions included; inserted rows are not counted). Every statement that may change rows runs under the check; one that takes its transaction over the limit is rolled back and refused with the count. Applies to statements that write a table matching `tables` (or whose tables cannot be known).',
+      }),
+    ),
+    maxAffectedRowsPerMinute: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'The most rows one identity may update or delete over any 60 seconds, across its sessions and transactions on this proxy (each proxy counts its own sessions).',
+      }),
+    ),
     tables: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         description:
-          'Glob patterns (`*`, `?`) over `schema.table` or `table` (any schema). Without it the rule matches every table. Statements whose tables cannot be known (dynamic SQL, identity changes...) match any pattern.',
+          'Glob patterns (`*`, `?`) over `schema.table` or `table` (any schema). Without it the rule matches every table. Statements whose tables cannot be known (dynamic SQL, identity changes...) match any pattern. On a row-limit rule: the statements writing a matching table.',
       }),
     ),
     subjects: Type.Optional(

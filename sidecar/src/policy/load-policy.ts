@@ -264,11 +264,19 @@ function checkGuardrail(guardrail: GuardrailDocumentType, label: string, problem
 function guardrailRuleProblems(rule: GuardrailRuleSpec): { field: string; problem: string }[] {
   const found: { field: string; problem: string }[] = [];
   const tableKinds: readonly string[] = TABLE_RULE_KINDS;
-  const duplicate = rule.kinds.find((kind, i) => rule.kinds.indexOf(kind) !== i);
+  const kinds = rule.kinds;
+  const limits = rule.maxAffectedRows !== undefined || rule.maxAffectedRowsPerMinute !== undefined;
+  if ((kinds !== undefined) === limits)
+    found.push({ field: '', problem: GUARDRAIL_RULE_CHECKS.kindsOrRowLimit.message });
+  const duplicate = kinds?.find((kind, i) => kinds.indexOf(kind) !== i);
   if (duplicate !== undefined) found.push({ field: '.kinds', problem: `names ${duplicate} twice` });
   if (rule.tables !== undefined && rule.tables.length === 0)
     found.push({ field: '.tables', problem: GUARDRAIL_RULE_CHECKS.tablesNotEmpty.message });
-  else if (rule.tables !== undefined && !rule.kinds.some((kind) => tableKinds.includes(kind)))
+  else if (
+    rule.tables !== undefined &&
+    kinds !== undefined &&
+    !kinds.some((kind) => tableKinds.includes(kind))
+  )
     found.push({ field: '.tables', problem: GUARDRAIL_RULE_CHECKS.tablesNeedTableKind.message });
   if (rule.subjects !== undefined && rule.subjects.length === 0)
     found.push({ field: '.subjects', problem: GUARDRAIL_RULE_CHECKS.subjectsNotEmpty.message });

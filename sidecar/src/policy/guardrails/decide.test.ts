@@ -75,7 +75,7 @@ describe('red-team cases with the default guardrails', () => {
   it.each(REDTEAM.filter((c) => c.expect !== 'block'))(
     '$id ($expect) is allowed for read and write',
     ({ sql }) => {
-      expect(decide(analyzeStatement(sql), ALICE, READ_WRITE, CONTEXT)).toEqual({
+      expect(decide(analyzeStatement(sql), ALICE, READ_WRITE, CONTEXT)).toMatchObject({
         outcome: 'allow',
         dryRun: [],
       });
@@ -313,7 +313,7 @@ describe('our evasion cases with the default guardrails', () => {
   it.each(ALLOW)('allows %s for read and write', (sql) => {
     const facts = analyzeStatement(sql);
     expect(facts.parsed).toBe(true);
-    expect(decide(facts, ALICE, READ_WRITE, CONTEXT)).toEqual({ outcome: 'allow', dryRun: [] });
+    expect(decide(facts, ALICE, READ_WRITE, CONTEXT)).toMatchObject({ outcome: 'allow', dryRun: [] });
   });
 });
 
@@ -444,6 +444,7 @@ describe('decide', () => {
     expect(decide(analyzeStatement('SELECT 1'), ALICE, policy, CONTEXT)).toEqual({
       outcome: 'allow',
       dryRun: [],
+      rowLimits: [],
     });
   });
 

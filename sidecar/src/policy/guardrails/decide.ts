@@ -9,6 +9,7 @@ import { grantsFor } from '../grants-for.ts';
 import type { Grant, Policy } from '../load-policy.ts';
 import { anySubjectMatches } from '../subject-matches.ts';
 import { globMatches, tableMatches } from './glob.ts';
+import { mayChangeRows, type RowLimit } from './row-limits.ts';
 
 export interface DecisionContext {
   /** The upstream database the session is connected to. */
@@ -30,12 +31,18 @@ export interface Allow {
   readonly outcome: 'allow';
   /** What rules of guardrails in dryRun mode would have done. */
   readonly dryRun: readonly GuardrailHit[];
+  /**
+   * Row limits the statement runs under (see row-limits.ts): not empty only when it may change rows
+   * and a rule with maxAffectedRows or maxAffectedRowsPerMinute applies. The protocol must measure.
+   */
+  readonly rowLimits: readonly RowLimit[];
 }
 
 export interface AllowWithWarnings {
   readonly outcome: 'allow-with-warnings';
   readonly warnings: readonly GuardrailHit[];
   readonly dryRun: readonly GuardrailHit[];
+  readonly rowLimits: readonly RowLimit[];
 }
 
 export interface Refusal {
@@ -118,8 +125,15 @@ function decideForGrant(
   const approvals: GuardrailHit[] = [];
   const warnings: GuardrailHit[] = [];
   const dryRun: GuardrailHit[] = [];
+  const rowLimits: RowLimit[] = [];
+  const changesRows = mayChangeRows(facts);
   for (const guardrail of grant.guardrails) {
     for (const rule of guardrail.spec.rules) {
+      if (rule.kinds === undefined) {
+        if (changesRows && limitApplies(rule, facts, identity, guardrail, context))
+          rowLimits.push(rowLimitOf(guardrail, rule));
+        continue;
+      }
       for (const finding of facts.findings) {
         if (!ruleMatches(rule, finding, identity, guardrail, context)) continue;
         const hit = hitOf(guardrail, rule, finding, facts);
@@ -147,8 +161,38 @@ function decideForGrant(
     };
   }
   return warnings.length > 0
-    ? { outcome: 'allow-with-warnings', warnings, dryRun }
-    : { outcome: 'allow', dryRun };
+    ? { outcome: 'allow-with-warnings', warnings, dryRun, rowLimits }
+    : { outcome: 'allow', dryRun, rowLimits };
+}
+
+/** A row-limit rule applies to a statement writing a table it names, or whose writes cannot all be named. */
+function limitApplies(
+  rule: GuardrailRuleSpec,
+  facts: StatementFacts,
+  identity: Identity,
+  guardrail: GuardrailDocumentType,
+  context: DecisionContext,
+): boolean {
+  if (!selectorsMatch(rule, identity, guardrail, context)) return false;
+  if (rule.tables === undefined) return true;
+  const patterns = rule.tables;
+  const opaque =
+    !facts.parsed ||
+    facts.tablesWritten.length === 0 ||
+    facts.findings.some((f) => f.kind === 'dynamic-sql' || f.kind === 'unknown-statement');
+  return opaque || facts.tablesWritten.some((table) => patterns.some((p) => tableMatches(p, table)));
+}
+
+function rowLimitOf(guardrail: GuardrailDocumentType, rule: GuardrailRuleSpec): RowLimit {
+  return {
+    guardrail: guardrail.metadata.name,
+    rule: rule.name,
+    action: rule.action ?? 'block',
+    dryRun: guardrail.spec.mode === 'dryRun',
+    ...(rule.maxAffectedRows !== undefined && { perTransaction: rule.maxAffectedRows }),
+    ...(rule.maxAffectedRowsPerMinute !== undefined && { perMinute: rule.maxAffectedRowsPerMinute }),
+    ...(rule.message !== undefined && { advice: rule.message }),
+  };
 }
 
 function ruleMatches(
@@ -158,12 +202,21 @@ function ruleMatches(
   guardrail: GuardrailDocumentType,
   context: DecisionContext,
 ): boolean {
-  if (!rule.kinds.includes(finding.kind)) return false;
+  if (!rule.kinds?.includes(finding.kind)) return false;
   // Findings whose tables cannot be known match every table pattern.
   if (rule.tables !== undefined && finding.tables !== undefined) {
     const tables = finding.tables;
     if (!rule.tables.some((pattern) => tables.some((table) => tableMatches(pattern, table)))) return false;
   }
+  return selectorsMatch(rule, identity, guardrail, context);
+}
+
+function selectorsMatch(
+  rule: GuardrailRuleSpec,
+  identity: Identity,
+  guardrail: GuardrailDocumentType,
+  context: DecisionContext,
+): boolean {
   if (
     rule.subjects !== undefined &&
     !anySubjectMatches(rule.subjects, identity, guardrail.metadata.namespace)

@@ -21,8 +21,14 @@ const ADVICE: Record<GuardrailRuleKind, string> = {
 };
 
 /**
+ * Rows one transaction may update or delete under the built-in guardrail: a few pages of a screen's
+ * edits pass, emptying or rewriting a table of a few thousand rows does not.
+ */
+export const DEFAULT_MAX_AFFECTED_ROWS = 1000;
+
+/**
  * The built-in guardrail set for the quickstart and as a starting point: one rule per built-in
- * kind, each named after its kind, each blocking.
+ * kind, each named after its kind, each blocking, and a row limit (`row-limit`).
  */
 export const DEFAULT_GUARDRAIL: GuardrailDocumentType = {
   apiVersion: API_VERSION,
@@ -30,11 +36,20 @@ export const DEFAULT_GUARDRAIL: GuardrailDocumentType = {
   metadata: { name: 'gatehouse-defaults' },
   spec: {
     mode: 'enforce',
-    rules: GUARDRAIL_RULE_KINDS.map((kind) => ({
-      name: kind,
-      kinds: [kind],
-      action: 'block',
-      message: ADVICE[kind],
-    })),
+    rules: [
+      ...GUARDRAIL_RULE_KINDS.map((kind) => ({
+        name: kind,
+        kinds: [kind],
+        action: 'block' as const,
+        message: ADVICE[kind],
+      })),
+      {
+        name: 'row-limit',
+        maxAffectedRows: DEFAULT_MAX_AFFECTED_ROWS,
+        action: 'block',
+        message:
+          'Change rows in smaller transactions, by key, or ask for a guardrail with a higher maxAffectedRows.',
+      },
+    ],
   },
 };
