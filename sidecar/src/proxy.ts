@@ -8,6 +8,7 @@ import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
+import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
 import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
@@ -159,6 +160,8 @@ export async function startProxy(
         })
       : undefined;
 
+  // Shared by every session, so that maxAffectedRowsPerMinute holds across an identity's connections.
+  const rowBudget = new RowBudget();
   const server =
     config.upstream.protocol === 'mysql'
       ? new MysqlProxyServer({
@@ -170,6 +173,7 @@ export async function startProxy(
           policy: () => policy,
           maskingKey,
           code: code!,
+          rowBudget,
           createGate: (identity, sqlMode) =>
             createMysqlGate({
               policy: () => policy,
@@ -188,6 +192,7 @@ export async function startProxy(
           metrics: sessionMetrics(metrics, 'postgres'),
           catalog: catalog!,
           maskingKey,
+          rowBudget,
         });
   let address: { host: string; port: number };
   try {

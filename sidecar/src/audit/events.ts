@@ -52,6 +52,11 @@ export interface StatementEvent {
   readonly command?: string;
   /** Rows returned or affected. */
   readonly rows?: number;
+  /**
+   * Under a row limit (Guardrail maxAffectedRows...): the rows the statement's transaction had updated
+   * or deleted once it ran, as the database counted them.
+   */
+  readonly rowsChanged?: number;
   readonly durationMs: number;
   readonly sqlstate?: string;
   /** Why a statement was refused (guardrail name, audit failure, ...). */

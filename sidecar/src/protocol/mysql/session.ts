@@ -12,6 +12,7 @@ import {
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
+import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
 import type { Policy } from '../../policy/load-policy.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { GateDecision, PolicySource } from '../../policy/statement-gate.ts';
@@ -108,6 +109,8 @@ export interface MysqlSessionDeps {
   readonly maskingKey: MaskingKey;
   /** The server's stored code, for the guardrails (shared by the proxy's sessions). */
   readonly code: MysqlCodeCatalogCache;
+  /** Rows each identity changed over the last minute, for maxAffectedRowsPerMinute (one per proxy). */
+  readonly rowBudget: RowBudget;
 }
 
 const MAX_HANDSHAKE_PACKET = 64 * 1024;

@@ -12,6 +12,7 @@ import {
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
+import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking, withholdsServerText } from '../../policy/masking-gate.ts';
@@ -135,6 +136,8 @@ export interface SessionDeps {
   readonly catalog: CatalogCache;
   /** Key behind the hash and tokenize masking methods. */
   readonly maskingKey: MaskingKey;
+  /** Rows each identity changed over the last minute, for maxAffectedRowsPerMinute (one per proxy). */
+  readonly rowBudget: RowBudget;
 }
 
 /** A Query message in flight. */
