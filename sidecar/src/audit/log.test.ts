@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,36 @@ async function verifyFile(file: string, extra: { allowUnsealed?: boolean } = {})
 }
 
 describe('openAuditLog', () => {
+  it('writes a record a statement waits for on the spot, so the statement goes on in the same turn', async () => {
+    const log = await openAuditLog(options({ checkpointEveryRecords: 1000 }));
+    await log.flush();
+    for (let i = 0; i < 20; i++) {
+      expect(log.recordBefore(statementStartEvent(i))).toBe(true);
+      // Already in the file (the page cache) when recordBefore returns: nothing waits on the thread pool.
+      const starts = records(readFileSync(options().file!, 'utf8')).filter(
+        (r) => r['type'] === 'statement.start',
+      );
+      expect(starts).toHaveLength(i + 1);
+    }
+    // Behind a write under way, it waits for its turn (group commit) instead.
+    log.record(statementEvent(1));
+    const flushing = log.flush();
+    const behind = log.recordBefore(statementStartEvent(99));
+    expect(behind).toBeInstanceOf(Promise);
+    expect(await behind).toBe(true);
+    await flushing;
+    await log.close();
+    expect(await verifyFile(options().file!)).toMatchObject({ ok: true, sealed: true, lost: 0 });
+  });
+
+  it('keeps a disk flush per write off the event loop (syncEachWrite)', async () => {
+    const log = await openAuditLog(options({ syncEachWrite: true }));
+    const written = log.recordBefore(statementStartEvent(1));
+    expect(written).toBeInstanceOf(Promise);
+    expect(await written).toBe(true);
+    await log.close();
+  });
+
   it('writes a chain that opens, checkpoints every N records and ends in a seal', async () => {
     const opts = options();
     await writeSession(opts, 10);
