@@ -578,3 +578,36 @@ describe('masking policy hot reload', () => {
     }
   });
 });
+
+describe('exemptions', () => {
+  it('ends an exemption at its expiry instant, on the next statement of an open session', async () => {
+    const config = mysqlProxyConfig(server);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const expires = new Date(Date.now() + 4000);
+    const proxy = await startProxyProcess(config, {
+      extraDocuments: [
+        policyDocument('MaskingPolicy', 'pii', {
+          autoDetect: true,
+          exemptions: [{ subject: localUser('demo'), expires: expires.toISOString() }],
+        }),
+        policyDocument('DatabaseAccess', 'demo', {
+          subjects: [localUser('demo')],
+          allow: ['read'],
+          maskingPolicies: ['pii'],
+        }),
+      ],
+    });
+    const c = await mysqlClient(proxy.port, { database: DATABASE });
+    const email = async () =>
+      ((await c.query('SELECT email FROM customers WHERE id = 1'))[0] as { email: string }[])[0]!.email;
+    try {
+      expect(await email()).toBe('alice@example.com');
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, expires.getTime() - Date.now()) + 200));
+      // Not up to half a minute later (the old per-session memo): at the next statement.
+      expect(await email()).not.toBe('alice@example.com');
+    } finally {
+      await c.end();
+      await proxy.stop();
+    }
+  });
+});

@@ -4,8 +4,8 @@ import type { Catalog } from '../sql/lineage/catalog.ts';
 import { outputLineage } from '../sql/lineage/output-lineage.ts';
 import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../sql/lineage/session.ts';
 import { parseTree } from '../sql/parse-tree.ts';
-import type { Policy } from './load-policy.ts';
-import { type MaskingSettings, maskingFor, nextExemptionExpiry } from './masking/masking-for.ts';
+import type { MaskingSettings } from './masking/masking-for.ts';
+import { MaskingSettingsCache } from './masking/masking-settings-cache.ts';
 import { type SampledKinds, sensitiveColumns } from './masking/sensitive-columns.ts';
 import {
   MASK_EVERYTHING,
@@ -38,10 +38,8 @@ export interface TextMasking {
 export class MaskingGate {
   private session: SessionState = EMPTY_SESSION;
   private readonly policy: PolicySource;
-  private readonly identity: Identity;
-  private readonly database: string;
   private readonly snapshot: () => CatalogSnapshot | undefined;
-  private cached: { policy: Policy; settings: MaskingSettings | undefined; until: number } | undefined;
+  private readonly cache: MaskingSettingsCache<MaskingSettings>;
 
   constructor(
     policy: PolicySource,
@@ -50,25 +48,13 @@ export class MaskingGate {
     snapshot: () => CatalogSnapshot | undefined,
   ) {
     this.policy = policy;
-    this.identity = identity;
-    this.database = database;
     this.snapshot = snapshot;
+    this.cache = new MaskingSettingsCache(identity, database, (settings) => settings);
   }
 
   /** The masking in force for this identity now (policy reloads and exemption expiry apply at once). */
   settings(): MaskingSettings | undefined {
-    const policy = this.policy();
-    if (!policy) return undefined;
-    const now = Date.now();
-    if (this.cached?.policy !== policy || now >= this.cached.until) {
-      const expiry = nextExemptionExpiry(this.identity, policy, this.database, now);
-      this.cached = {
-        policy,
-        settings: maskingFor(this.identity, policy, this.database, now),
-        until: expiry ?? Number.POSITIVE_INFINITY,
-      };
-    }
-    return this.cached.settings;
+    return this.cache.get(this.policy());
   }
 
   /** Plans masking for a text the guardrails allowed; undefined when this identity sees clear values. */

@@ -13,8 +13,8 @@ import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
 import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
-import type { Policy } from '../../policy/load-policy.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
+import type { MaskingSettingsCache } from '../../policy/masking/masking-settings-cache.ts';
 import type { GateDecision, PolicySource } from '../../policy/statement-gate.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
@@ -44,7 +44,7 @@ import { HandshakeReader } from './handshake-reader.ts';
 import { killTarget, type SessionRegistry } from './kill.ts';
 import { type ResultMask, resultMasks } from './masking/result-masks.ts';
 import { type ColumnType, columnType, maskBinaryRow, maskTextRow } from './masking/row-rewrite.ts';
-import { type SessionMasking, sessionMasking } from './masking/session-masking.ts';
+import { type SessionMasking, sessionMaskingCache } from './masking/session-masking.ts';
 import { PayloadReader, packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
 import { withPrefix } from './prefixed-stream.ts';
@@ -211,9 +211,8 @@ export class MysqlSession {
   private setupQueries: readonly string[] = [];
   /** Set by classify for a packet of an internal command's answer that the tracker must not read. */
   private dropUnread = false;
-  private maskingMemo:
-    | { policy: Policy | undefined; at: number; masking: SessionMasking | undefined }
-    | undefined;
+  /** The masking in force for the identity; set once it is known. */
+  private masking: MaskingSettingsCache<SessionMasking> | undefined;
   private catalog: Catalog | undefined;
   /** Set by classify for a column definition or row that masking reads. */
   private maskedPacket: 'definition' | 'row' | 'too-large' | undefined;
@@ -422,12 +421,8 @@ export class MysqlSession {
 
       this.setupQueries = identitySetup(identity, this.id);
       // Masking is decided at login, by the policy then in force, over the database's tables.
-      const masking = sessionMasking(
-        this.deps.policy(),
-        identity,
-        config.upstream.database,
-        this.deps.maskingKey,
-      );
+      this.masking = sessionMaskingCache(identity, config.upstream.database, this.deps.maskingKey);
+      const masking = this.masking.get(this.deps.policy());
       const u = config.upstream;
       // Guarded sessions wait for a first catalog of stored code, loaded over a connection of its own.
       const codeReady = this.deps.policy() ? this.deps.code.ready() : undefined;
@@ -488,7 +483,6 @@ export class MysqlSession {
       }
       this.gate = this.deps.createGate(identity, sqlMode);
       if (masking) {
-        this.maskingMemo = { policy, at: Date.now(), masking };
         this.catalog = catalogOf(
           upstream.setupRows[upstream.setupRows.length - 2] ?? [],
           config.upstream.database,
@@ -1096,24 +1090,9 @@ export class MysqlSession {
     return resultMasks(this.gate!.lineage(sql, this.catalog), this.catalog, masking);
   }
 
-  /**
-   * The masking in force now: policy reloads and exemption expiries apply to the next command (looked
-   * at again at least every 30 s).
-   */
+  /** The masking in force now: policy reloads and exemption expiries apply to the next command. */
   private maskingNow(): SessionMasking | undefined {
-    const policy = this.deps.policy();
-    const now = Date.now();
-    let memo = this.maskingMemo;
-    if (memo === undefined || memo.policy !== policy || now - memo.at > 30_000) {
-      const { database } = this.deps.config.upstream;
-      memo = {
-        policy,
-        at: now,
-        masking: sessionMasking(policy, this.identity!, database, this.deps.maskingKey, now),
-      };
-      this.maskingMemo = memo;
-    }
-    return memo.masking;
+    return this.masking?.get(this.deps.policy());
   }
 
   /** A column definition (kept for its type) or a row (masked) of a result the session masks. */

@@ -1,8 +1,8 @@
 import type { Identity } from '../../../identity/identity.ts';
-import type { Policy } from '../../../policy/load-policy.ts';
 import type { MaskMethod } from '../../../policy/masking/mask-methods.ts';
-import { maskingFor } from '../../../policy/masking/masking-for.ts';
+import type { MaskingSettings } from '../../../policy/masking/masking-for.ts';
 import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
+import { MaskingSettingsCache } from '../../../policy/masking/masking-settings-cache.ts';
 import type { PiiKind } from '../../../policy/masking/pii-kind.ts';
 import { classifyCatalogColumn } from '../../../policy/masking/sensitive-columns.ts';
 import { isMetadataRelation } from '../../../sql/mysql/metadata-relations.ts';
@@ -28,19 +28,19 @@ export interface SessionMasking {
 /**
  * The masking of one session: the MaskingPolicies of every grant of the identity on this database,
  * less those whose exemptions name the identity (until they expire), as for PostgreSQL
- * (policy/masking/masking-for.ts, sensitive-columns.ts). Undefined when no policy applies.
+ * (policy/masking/masking-for.ts, sensitive-columns.ts), worked out again when the policy changes
+ * or an exemption expires (MaskingSettingsCache).
  * MySQL identifiers compare case-insensitively, so columns are classified in lower case.
  */
-export function sessionMasking(
-  policy: Policy | undefined,
+export function sessionMaskingCache(
   identity: Identity,
   database: string,
   key: MaskingKey,
-  now = Date.now(),
-): SessionMasking | undefined {
-  if (!policy) return undefined;
-  const settings = maskingFor(identity, policy, database, now);
-  if (!settings) return undefined;
+): MaskingSettingsCache<SessionMasking> {
+  return new MaskingSettingsCache(identity, database, (settings) => sessionMasking(settings, key));
+}
+
+function sessionMasking(settings: MaskingSettings, key: MaskingKey): SessionMasking {
   const cache = new Map<string, ColumnMask | undefined>();
   return {
     key,
