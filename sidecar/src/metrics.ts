@@ -88,3 +88,38 @@ export function registerAuditMetrics(
     },
   });
 }
+
+/** The bound metric children a session updates. */
+export interface SessionMetrics {
+  statementOk(): void;
+  statementError(): void;
+  statementRefused(): void;
+  observeDuration(seconds: number): void;
+  bytesIn(n: number): void;
+  bytesOut(n: number): void;
+  upstreamError(kind: string): void;
+  connection(outcome: 'accepted' | 'refused' | 'failed' | 'cancel'): void;
+  active(delta: number): void;
+}
+
+/** The metric children one protocol's sessions update, bound once. */
+export function sessionMetrics(m: ProxyMetrics, protocol: 'postgres' | 'mysql'): SessionMetrics {
+  const ok = m.statementsTotal.labels(protocol, 'ok');
+  const error = m.statementsTotal.labels(protocol, 'error');
+  const refused = m.statementsTotal.labels(protocol, 'refused');
+  const duration = m.statementDuration.labels(protocol);
+  const bytesIn = m.bytesTotal.labels(protocol, 'client_to_upstream');
+  const bytesOut = m.bytesTotal.labels(protocol, 'upstream_to_client');
+  const active = m.connectionsActive.labels(protocol);
+  return {
+    statementOk: () => ok.inc(),
+    statementError: () => error.inc(),
+    statementRefused: () => refused.inc(),
+    observeDuration: (seconds) => duration.observe(seconds),
+    bytesIn: (n) => bytesIn.inc(n),
+    bytesOut: (n) => bytesOut.inc(n),
+    upstreamError: (kind) => m.upstreamErrorsTotal.labels(protocol, kind).inc(),
+    connection: (outcome) => m.connectionsTotal.labels(protocol, outcome).inc(),
+    active: (delta) => active.inc(delta),
+  };
+}

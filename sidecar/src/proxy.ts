@@ -7,7 +7,7 @@ import { watchFileContent } from './config/file-watch.ts';
 import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
-import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
+import { createMetrics, type ProxyMetrics, registerAuditMetrics, sessionMetrics } from './metrics.ts';
 import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
@@ -20,7 +20,6 @@ import { MysqlProxyServer } from './protocol/mysql/server.ts';
 import { connectMysqlUpstream } from './protocol/mysql/upstream.ts';
 import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
 import { PostgresProxyServer } from './protocol/postgres/server.ts';
-import type { SessionMetrics } from './protocol/postgres/session.ts';
 import { connectUpstream, upstreamOptions } from './protocol/postgres/upstream.ts';
 import { probeUpstream } from './protocol/probe-upstream.ts';
 import { readyLine } from './ready-line.ts';
@@ -309,27 +308,6 @@ async function withAutoClientTls(
       clientTls: { cert: Buffer.from(tls.cert), key: Buffer.from(tls.key), required: auto.required },
     },
     caFile: tls.caFile,
-  };
-}
-
-function sessionMetrics(m: ProxyMetrics, protocol: 'postgres' | 'mysql'): SessionMetrics {
-  const ok = m.statementsTotal.labels(protocol, 'ok');
-  const error = m.statementsTotal.labels(protocol, 'error');
-  const refused = m.statementsTotal.labels(protocol, 'refused');
-  const duration = m.statementDuration.labels(protocol);
-  const bytesIn = m.bytesTotal.labels(protocol, 'client_to_upstream');
-  const bytesOut = m.bytesTotal.labels(protocol, 'upstream_to_client');
-  const active = m.connectionsActive.labels(protocol);
-  return {
-    statementOk: () => ok.inc(),
-    statementError: () => error.inc(),
-    statementRefused: () => refused.inc(),
-    observeDuration: (seconds) => duration.observe(seconds),
-    bytesIn: (n) => bytesIn.inc(n),
-    bytesOut: (n) => bytesOut.inc(n),
-    upstreamError: (kind) => m.upstreamErrorsTotal.labels(protocol, kind).inc(),
-    connection: (outcome) => m.connectionsTotal.labels(protocol, outcome).inc(),
-    active: (delta) => active.inc(delta),
   };
 }
 

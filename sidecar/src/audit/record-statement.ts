@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { SessionMetrics } from '../protocol/postgres/session.ts';
+import type { SessionMetrics } from '../metrics.ts';
 import type { QueryText } from '../sql/normalize.ts';
 import type { AuditSink, SessionContext, StatementEvent } from './events.ts';
 

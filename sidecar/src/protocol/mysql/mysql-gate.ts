@@ -13,12 +13,8 @@ import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-
 import { lexMysql } from '../../sql/mysql/lexer.ts';
 import { mysqlOutputLineage } from '../../sql/mysql/lineage-mysql.ts';
 import { normalizeMysql } from '../../sql/mysql/normalize-mysql.ts';
-import {
-  applyMysqlSessionEffects,
-  initialMysqlSession,
-  type MysqlSessionState,
-  resolveMysqlExecutes,
-} from '../../sql/mysql/session.ts';
+import { applyMysqlSessionEffects, resolveMysqlExecutes } from '../../sql/mysql/session.ts';
+import { initialMysqlSession, type MysqlSessionState } from '../../sql/mysql/session-state.ts';
 import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode, sqlModeKey } from '../../sql/mysql/sql-mode.ts';
 import { changesReading } from '../../sql/mysql/statement-rules.ts';
 import type { QueryText } from '../../sql/normalize.ts';

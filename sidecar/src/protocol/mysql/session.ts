@@ -11,6 +11,7 @@ import {
 } from '../../audit/record-statement.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
+import type { SessionMetrics } from '../../metrics.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
 import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
@@ -26,8 +27,7 @@ import {
 import { unreadableSqlMode } from '../../sql/mysql/sql-mode.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
-import { BatchedWrite } from '../postgres/batched-write.ts';
-import type { SessionMetrics } from '../postgres/session.ts';
+import { BatchedWrite } from '../batched-write.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import { CommandFramer, HOLD_COMMAND } from './command-framer.ts';
 import {

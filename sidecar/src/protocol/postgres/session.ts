@@ -11,6 +11,7 @@ import {
 } from '../../audit/record-statement.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
+import type { SessionMetrics } from '../../metrics.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
 import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
@@ -26,6 +27,7 @@ import {
 } from '../../sql/server-reading.ts';
 import { statementShape } from '../../sql/statement-shape.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
+import { BatchedWrite } from '../batched-write.ts';
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -37,7 +39,6 @@ import {
   parameterStatus,
   readyForQuery,
 } from './backend-writer.ts';
-import { BatchedWrite } from './batched-write.ts';
 import { sendCancel } from './cancel.ts';
 import type { CancelKeys } from './cancel-keys.ts';
 import type { CatalogCache } from './catalog-cache.ts';
@@ -107,19 +108,6 @@ const WANTED_BACKEND_TYPES = '123tTnCIsSEZGHWVNA'.split('').map(c);
 const DATA_ROW = 68;
 /** Command tags after which the catalog masking relies on may have changed. */
 const CATALOG_CHANGING = /^(CREATE|ALTER|DROP|COMMENT|IMPORT|SECURITY LABEL|GRANT|REVOKE)\b/;
-
-/** The bound metric children a session updates. */
-export interface SessionMetrics {
-  statementOk(): void;
-  statementError(): void;
-  statementRefused(): void;
-  observeDuration(seconds: number): void;
-  bytesIn(n: number): void;
-  bytesOut(n: number): void;
-  upstreamError(kind: string): void;
-  connection(outcome: 'accepted' | 'refused' | 'failed' | 'cancel'): void;
-  active(delta: number): void;
-}
 
 export interface SessionDeps {
   readonly config: ProxyConfig;

@@ -9,7 +9,8 @@ import { withStoredCode } from '../../policy/statement-gate.ts';
 import { analyzeMysql } from './analyze-mysql.ts';
 import { buildMysqlCodeCatalog } from './mysql-code-catalog.ts';
 import { loadMysqlParser } from './parser.ts';
-import { applyMysqlSessionEffects, initialMysqlSession, resolveMysqlExecutes } from './session.ts';
+import { applyMysqlSessionEffects, resolveMysqlExecutes } from './session.ts';
+import { initialMysqlSession } from './session-state.ts';
 import { DEFAULT_SQL_MODE, parseSqlMode } from './sql-mode.ts';
 
 beforeAll(async () => {

@@ -2,9 +2,10 @@ import { assembleFacts, type StatementEntry } from '../analyze/assemble-facts.ts
 import type { PreparedStatement, StatementFacts } from '../analyze/statement-facts.ts';
 import { Lru } from '../lru.ts';
 import { type LexedStatement, type LexResult, lexMysql } from './lexer.ts';
-import { analyzeMysqlRoutineBody, storedCodeBody } from './routine-body.ts';
+import { analyzeMysqlRoutineBody } from './routine-body.ts';
 import { EVERY_SQL_MODE, type MysqlSqlMode, sqlModeKey } from './sql-mode.ts';
 import { analyzeLexed, type RuleContext, unknownEntry } from './statement-rules.ts';
+import { storedCodeBody } from './stored-code-body.ts';
 
 /** A MySQL PREPARE in the text: what EXECUTE of the name runs, and its text for lineage. */
 export interface MysqlPreparedStatement extends PreparedStatement {
@@ -164,7 +165,7 @@ function analyzeReading(sql: string, lexed: LexResult, mode: MysqlSqlMode): Read
     const ctx: RuleContext = {
       source: sql,
       analyzeBody: (text, options) =>
-        analyzeMysqlRoutineBody(text, statement.mode, options).statements.map(entryOf),
+        analyzeMysqlRoutineBody(text, statement.mode, analyzeMysql, options).statements.map(entryOf),
       analyzeText: (text) => {
         const inner = analyzeMysql(text, { sqlMode: statement.mode });
         return inner.parsed ? inner.statements.map(entryOf) : 'unknown';

@@ -5,7 +5,8 @@ import type { ColumnLineage, StatementLineage } from '../lineage/types.ts';
 import { analyzeMysql } from './analyze-mysql.ts';
 import { mysqlOutputLineage } from './lineage-mysql.ts';
 import { loadMysqlParser } from './parser.ts';
-import { applyMysqlSessionEffects, initialMysqlSession, type MysqlSessionState } from './session.ts';
+import { applyMysqlSessionEffects } from './session.ts';
+import { initialMysqlSession, type MysqlSessionState } from './session-state.ts';
 import { DEFAULT_SQL_MODE } from './sql-mode.ts';
 
 beforeAll(async () => {

@@ -32,7 +32,7 @@ import {
 } from './lexer.ts';
 import { parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
-import type { MysqlSessionState } from './session.ts';
+import type { MysqlSessionState } from './session-state.ts';
 import { EVERY_SQL_MODE, type MysqlSqlMode } from './sql-mode.ts';
 
 /** A statement's lineage, with what it stores in user variables (`SET @v = ...`, `@v :=`, `INTO @v`). */

@@ -102,7 +102,7 @@ export function buildMysqlCodeCatalog(
           if (r.language !== 'SQL') return opaqueCall(label, `its body is in language ${r.language}`);
           if (r.definition === null)
             return opaqueCall(label, "its body is not visible to Gatehouse's database account");
-          return analyzeMysqlRoutineBody(r.definition, modeOf(r.sqlMode), {
+          return analyzeMysqlRoutineBody(r.definition, modeOf(r.sqlMode), analyzeMysql, {
             parameters: parameters.get(`${lower(r.schema)}.${lower(r.name)}`) ?? [],
           });
         }),
@@ -120,7 +120,7 @@ export function buildMysqlCodeCatalog(
       facts: lazy(() =>
         action === null || action === undefined
           ? opaqueCall(label, "its body is not visible to Gatehouse's database account")
-          : analyzeMysqlRoutineBody(action, modeOf(sqlMode ?? ''), { trigger: true }),
+          : analyzeMysqlRoutineBody(action, modeOf(sqlMode ?? ''), analyzeMysql, { trigger: true }),
       ),
     };
     const key = lower(table);

@@ -4,15 +4,16 @@ import { analyzeMysql } from './analyze-mysql.ts';
 import { lexMysql } from './lexer.ts';
 import { buildMysqlCodeCatalog } from './mysql-code-catalog.ts';
 import { loadMysqlParser } from './parser.ts';
-import { analyzeMysqlRoutineBody, storedCodeBody } from './routine-body.ts';
+import { analyzeMysqlRoutineBody } from './routine-body.ts';
 import { DEFAULT_SQL_MODE } from './sql-mode.ts';
+import { storedCodeBody } from './stored-code-body.ts';
 
 beforeAll(async () => {
   await loadMysqlParser();
 });
 
 const body = (text: string, options: { parameters?: readonly string[]; trigger?: boolean } = {}) =>
-  analyzeMysqlRoutineBody(text, DEFAULT_SQL_MODE, options);
+  analyzeMysqlRoutineBody(text, DEFAULT_SQL_MODE, analyzeMysql, options);
 const kinds = (text: string, options: { parameters?: readonly string[]; trigger?: boolean } = {}) => [
   ...new Set(body(text, options).findings.map((f) => f.kind)),
 ];

@@ -15,8 +15,8 @@ import { restrictsTarget } from './effective-where.ts';
 import { joinTokens, type LexedStatement, type MysqlToken } from './lexer.ts';
 import { type MysqlAst, parseMysqlStatement } from './parser.ts';
 import { parserText } from './parser-text.ts';
-import { storedCodeBody } from './routine-body.ts';
 import { unreadableSqlMode } from './sql-mode.ts';
+import { storedCodeBody } from './stored-code-body.ts';
 
 type NewFinding = Omit<Finding, 'statement'>;
 
