@@ -30,7 +30,13 @@ import { formatResultsTable } from './results-table.ts';
 import { runMatrix } from './run-matrix.ts';
 import { type ResultRow, summarize } from './summarize.ts';
 import { TARGET_NAMES, type Target, type TargetName } from './target.ts';
-import { LARGE_RESULT_SCRIPT, MASKED_ROWS_SCRIPT, WORKLOADS } from './workloads.ts';
+import {
+  LARGE_RESULT_SCRIPT,
+  MASKED_ROWS_SCRIPT,
+  UPDATE_BY_KEY_SCRIPT,
+  WORKLOADS,
+  type Workload,
+} from './workloads.ts';
 
 const USAGE = `usage: node test/bench/main.ts [options]      (npm run bench -- [options])
 
@@ -40,6 +46,7 @@ const USAGE = `usage: node test/bench/main.ts [options]      (npm run bench -- [
   --scale N         pgbench -i scale factor (default 10)
   --targets LIST    comma-separated subset of ${TARGET_NAMES.join(',')} (default all)
   --protocols LIST  postgres, mysql or both (default postgres,mysql); MySQL runs mysqlslap point selects
+  --workloads LIST  comma-separated prefixes of PostgreSQL workload ids (update-by-key, select-only/prepared...; default all)
   --out FILE        where to write the results as JSON (default bench-results.json)`;
 
 type BenchOptions = {
@@ -49,6 +56,7 @@ type BenchOptions = {
   scale: number;
   targets: TargetName[];
   protocols: Array<'postgres' | 'mysql'>;
+  workloads: readonly Workload[];
   out: string;
 };
 
@@ -100,6 +108,7 @@ async function main(argv: string[]): Promise<number> {
     await mkdir(scriptDir);
     await writeFile(join(scriptDir, 'large-result.sql'), LARGE_RESULT_SCRIPT);
     await writeFile(join(scriptDir, 'masked-rows.sql'), MASKED_ROWS_SCRIPT);
+    await writeFile(join(scriptDir, 'update-by-key.sql'), UPDATE_BY_KEY_SCRIPT);
 
     const mysql = options.protocols.includes('mysql')
       ? await runMysqlBench(join(dir, 'mysql'), await generateTls(join(dir, 'mysql-tls')), {
@@ -150,10 +159,10 @@ async function main(argv: string[]): Promise<number> {
     if (targets.length === 0) throw new Error('no target could be started');
 
     log(
-      `running ${options.rounds} round(s) x ${WORKLOADS.length} workloads x ${targets.length} targets, ` +
+      `running ${options.rounds} round(s) x ${options.workloads.length} workloads x ${targets.length} targets, ` +
         `${options.durationSeconds} s each ...`,
     );
-    const cells = await runMatrix(postgres.info, targets, WORKLOADS, {
+    const cells = await runMatrix(postgres.info, targets, options.workloads, {
       rounds: options.rounds,
       durationSeconds: options.durationSeconds,
       logDir,
@@ -182,7 +191,7 @@ async function main(argv: string[]): Promise<number> {
       finishedAt: new Date().toISOString(),
       machine,
       versions: await versions(postgres.info, options.targets),
-      settings: { ...options, out: undefined, workloads: WORKLOADS },
+      settings: { ...options, out: undefined },
       results: rows,
       startRssMb,
       samples: cells.map((c) => ({ target: c.target, workload: c.workload.id, samples: c.samples })),
@@ -207,6 +216,7 @@ const FLAGS = {
   scale: { type: 'string' },
   targets: { type: 'string' },
   protocols: { type: 'string' },
+  workloads: { type: 'string' },
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -226,6 +236,9 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
   const unknownProtocols = protocols.filter((p) => p !== 'postgres' && p !== 'mysql');
   if (unknownProtocols.length > 0)
     throw new UsageError(`unknown protocol(s): ${unknownProtocols.join(', ')}`);
+  const prefixes = values.workloads?.split(',').map((w) => w.trim());
+  const workloads = prefixes ? WORKLOADS.filter((w) => prefixes.some((p) => w.id.startsWith(p))) : WORKLOADS;
+  if (workloads.length === 0) throw new UsageError(`no workload id starts with ${values.workloads}`);
   const quick = values.quick === true;
   return {
     durationSeconds: positiveInteger('--duration', values.duration, quick ? 3 : 5),
@@ -234,6 +247,7 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
     scale: positiveInteger('--scale', values.scale, 10),
     targets: TARGET_NAMES.filter((name) => targets.includes(name)),
     protocols: (['postgres', 'mysql'] as const).filter((p) => protocols.includes(p)),
+    workloads,
     out: values.out ?? 'bench-results.json',
   };
 }

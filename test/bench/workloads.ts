@@ -1,7 +1,7 @@
 export type Workload = {
   /** Stable name in the table and the JSON, e.g. select-only/prepared/8. */
   id: string;
-  script: 'select-only' | 'large-result' | 'masked-rows';
+  script: 'select-only' | 'large-result' | 'masked-rows' | 'update-by-key';
   protocol: 'simple' | 'prepared';
   clients: number;
   /** pgbench worker threads (-j): one per core at most, on a 2-core machine that runs everything else too. */
@@ -24,6 +24,21 @@ function selectOnly(protocol: Workload['protocol'], clients: number): Workload {
   };
 }
 
+/**
+ * One row updated by key per transaction, 8 clients: the cost of the row check a row limit adds to
+ * every statement that may change rows (gatehouse-guarded: the defaults' maxAffectedRows).
+ */
+function updateByKey(protocol: Workload['protocol']): Workload {
+  return {
+    id: `update-by-key/${protocol}/8`,
+    script: 'update-by-key',
+    protocol,
+    clients: 8,
+    threads: 2,
+    rowsPerTransaction: 1,
+  };
+}
+
 /** pgbench -S (one primary-key lookup per transaction) at 1 and 8 clients, and one large result. */
 export const WORKLOADS: readonly Workload[] = [
   selectOnly('simple', 1),
@@ -38,6 +53,8 @@ export const WORKLOADS: readonly Workload[] = [
     threads: 1,
     rowsPerTransaction: LARGE_RESULT_ROWS,
   },
+  updateByKey('simple'),
+  updateByKey('prepared'),
   {
     id: 'masked-rows/simple/8',
     script: 'masked-rows',
@@ -61,3 +78,8 @@ ANALYZE bench_people;`;
 
 /** The pgbench custom script of the large-result workload. */
 export const LARGE_RESULT_SCRIPT = `SELECT * FROM pgbench_accounts LIMIT ${LARGE_RESULT_ROWS};\n`;
+
+/** The pgbench custom script of the update-by-key workload (pgbench_accounts has 100000 rows per scale). */
+export const UPDATE_BY_KEY_SCRIPT = `\\set aid random(1, 100000)
+UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;
+`;

@@ -265,7 +265,8 @@ const BLOCK: Record<string, readonly EvasionCase[]> = {
 const ALLOW: readonly string[] = [
   "SELECT E'DROP TABLE customers\\'; --'",
   'SELECT $tag$ ; DROP TABLE customers; $tag$',
-  "BEGIN; UPDATE customers SET notes = 'x' WHERE id = 1; COMMIT",
+  // COMMIT goes on its own: in the same text the defaults' row limit could not count the change.
+  "BEGIN; UPDATE customers SET notes = 'x' WHERE id = 1",
   'SELECT 1; SELECT 2',
   'EXPLAIN (ANALYZE false) DELETE FROM customers',
   "EXPLAIN (ANALYZE off) UPDATE customers SET notes = 'x'",

@@ -9,7 +9,7 @@ import { grantsFor } from '../grants-for.ts';
 import type { Grant, Policy } from '../load-policy.ts';
 import { anySubjectMatches } from '../subject-matches.ts';
 import { globMatches, tableMatches } from './glob.ts';
-import { mayChangeRows, type RowLimit } from './row-limits.ts';
+import { mayChangeRows, type RowLimit, uncountableChange } from './row-limits.ts';
 
 export interface DecisionContext {
   /** The upstream database the session is connected to. */
@@ -36,6 +36,8 @@ export interface Allow {
    * and a rule with maxAffectedRows or maxAffectedRowsPerMinute applies. The protocol must measure.
    */
   readonly rowLimits: readonly RowLimit[];
+  /** With row limits: the statement in a few words, for the message when a count goes over. */
+  readonly rowsWhat?: string;
 }
 
 export interface AllowWithWarnings {
@@ -43,6 +45,7 @@ export interface AllowWithWarnings {
   readonly warnings: readonly GuardrailHit[];
   readonly dryRun: readonly GuardrailHit[];
   readonly rowLimits: readonly RowLimit[];
+  readonly rowsWhat?: string;
 }
 
 export interface Refusal {
@@ -160,9 +163,31 @@ function decideForGrant(
       dryRun,
     };
   }
+  const enforcing = rowLimits.find((l) => !l.dryRun && l.action !== 'warn');
+  const uncountable = enforcing && uncountableChange(facts);
+  if (enforcing && uncountable) {
+    return {
+      outcome: 'refuse',
+      action: enforcing.action === 'requireApproval' ? 'requireApproval' : 'block',
+      policyKind: 'Guardrail',
+      guardrail: enforcing.guardrail,
+      rule: enforcing.rule,
+      message: `Gatehouse guardrail "${enforcing.guardrail}" (rule ${enforcing.rule}) limits the rows a transaction may change, and cannot count them for ${rowsWhat(facts)}: ${uncountable}.`,
+      sqlstate: '42501',
+      warnings,
+      dryRun,
+    };
+  }
+  const what = rowLimits.length > 0 ? { rowsWhat: rowsWhat(facts) } : {};
   return warnings.length > 0
-    ? { outcome: 'allow-with-warnings', warnings, dryRun, rowLimits }
-    : { outcome: 'allow', dryRun, rowLimits };
+    ? { outcome: 'allow-with-warnings', warnings, dryRun, rowLimits, ...what }
+    : { outcome: 'allow', dryRun, rowLimits, ...what };
+}
+
+/** The statement a row count is about: the first that writes, else the first. */
+function rowsWhat(facts: StatementFacts): string {
+  const writing = facts.statements.find((s) => s.tablesWritten.length > 0) ?? facts.statements[0];
+  return writing ? describe(writing) : 'the statement';
 }
 
 /** A row-limit rule applies to a statement writing a table it names, or whose writes cannot all be named. */

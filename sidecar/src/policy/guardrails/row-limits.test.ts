@@ -192,6 +192,48 @@ describe('decide with row limits', () => {
     expect(rulesFor('SELECT 1 FROM customers', allowAll)).toEqual([]);
   });
 
+  it('refuses under an enforcing limit what cannot be counted before it commits', () => {
+    const onlyLimits = loadPolicyDocuments(
+      [
+        limits,
+        {
+          ...access,
+          spec: { ...access.spec, allow: ['read', 'write', 'ddl', 'admin'], guardrails: ['limits'] },
+        },
+      ],
+      'test',
+    );
+    for (const sql of [
+      'BEGIN; DELETE FROM orders WHERE id = 1; COMMIT',
+      'UPDATE orders SET a = 1 WHERE id = 1; END',
+      "DELETE FROM orders WHERE id = 1; PREPARE TRANSACTION 'x'",
+      'TRUNCATE orders',
+      'DO $$ BEGIN DELETE FROM orders WHERE id = 1; COMMIT; END $$',
+      "SELECT dblink_exec('x', 'DELETE FROM orders')",
+      'DELETE FROM orders WHERE',
+    ])
+      expect(rulesFor(sql, onlyLimits), sql).toMatch(
+        /limits the rows a transaction may change, and cannot count them/,
+      );
+    // Transaction control that ends nothing, or sent on its own, is counted as usual.
+    expect(rulesFor('BEGIN; DELETE FROM orders WHERE id = 1', onlyLimits)).toEqual(['orders']);
+    expect(rulesFor('SAVEPOINT s; DELETE FROM orders WHERE id = 1; RELEASE s', onlyLimits)).toEqual([
+      'orders',
+    ]);
+    expect(rulesFor('COMMIT', onlyLimits)).toEqual([]);
+  });
+
+  it('does not refuse what it cannot count under warn and dryRun limits', () => {
+    const warnOnly = loadPolicyDocuments(
+      [
+        { ...limits, spec: { rules: [{ name: 'w', maxAffectedRows: 1, action: 'warn' }] } },
+        { ...access, spec: { ...access.spec, guardrails: ['limits'] } },
+      ],
+      'test',
+    );
+    expect(rulesFor('TRUNCATE orders', warnOnly)).toEqual(['w']);
+  });
+
   it('leaves reads and other subjects alone', () => {
     expect(rulesFor('SELECT * FROM public.orders')).toEqual([]);
     expect(DEFAULT_GUARDRAIL.spec.rules.find((r) => r.name === 'row-limit')?.maxAffectedRows).toBe(

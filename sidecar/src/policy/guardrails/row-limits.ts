@@ -39,6 +39,44 @@ export function mayChangeRows(facts: StatementFacts): boolean {
   return facts.statements.some((s) => OPAQUE_KINDS.has(s.kind));
 }
 
+/** Transaction control that ends the transaction: what was changed before it commits (or not) unmeasured. */
+const ENDS_TRANSACTION: ReadonlySet<string> = new Set(['COMMIT', 'ROLLBACK', 'PREPARE TRANSACTION']);
+
+/**
+ * Why the rows a statement changes cannot be counted before they are committed, or undefined when
+ * they can. The count is the transaction's own, read after the statement and before anything can
+ * commit: a text that ends its transaction itself (COMMIT in the same Query, a procedure or DO body
+ * with COMMIT, or one that runs code Gatehouse cannot see into, which may commit), TRUNCATE (which
+ * the database does not count as deleted rows) and writes over other connections (dblink) escape it.
+ * Under an enforcing row limit such statements are refused.
+ */
+export function uncountableChange(facts: StatementFacts): string | undefined {
+  for (const s of facts.statements) {
+    if (s.kind === 'truncate') return 'TRUNCATE removes rows the database does not count; use DELETE';
+    if (s.kind === 'transaction' && ENDS_TRANSACTION.has(s.command))
+      return s.via.length > 0
+        ? `it runs ${s.command} inside ${s.via.join(' > ')}, which ends the transaction before its changes can be counted`
+        : `${s.command} in the same text as a change ends the transaction before it can be counted; send it separately`;
+  }
+  if (
+    facts.functions.some((f) =>
+      f
+        .slice(f.lastIndexOf('.') + 1)
+        .toLowerCase()
+        .startsWith('dblink'),
+    )
+  )
+    return 'dblink changes rows over another connection, which the database does not count for this transaction';
+  const runsCode = facts.statements.some((s) => s.via.length === 0 && (s.kind === 'call' || s.kind === 'do'));
+  const opaque =
+    !facts.parsed || facts.findings.some((f) => f.kind === 'dynamic-sql' || f.kind === 'unknown-statement');
+  if (opaque && runsCode)
+    return 'it runs code Gatehouse cannot see into, which may end the transaction before its changes can be counted';
+  // Appended to an unparsed text, the proxy's count could become part of the client's SQL.
+  if (!facts.parsed) return 'the statement does not parse, so its changes cannot be counted';
+  return undefined;
+}
+
 /** What the database counted for a transaction, and what the identity changed recently. */
 export interface RowCounts {
   /** Rows the transaction has updated or deleted so far, this statement included. */

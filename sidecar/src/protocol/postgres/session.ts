@@ -13,7 +13,7 @@ import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import type { SessionMetrics } from '../../metrics.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
-import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
+import { judgeRowCounts, type RowBudget, type RowLimit, rowCap } from '../../policy/guardrails/row-limits.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking, withholdsServerText } from '../../policy/masking-gate.ts';
@@ -62,6 +62,14 @@ import {
 } from './message-fields.ts';
 import { HOLD, MessageFramer, MessageScanner } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
+import {
+  checkColumn,
+  checkCount,
+  checkFailure,
+  firstColumnName,
+  rowCheckMessages,
+  withRowCheck,
+} from './row-check.ts';
 import {
   bindResultFormats,
   createRowMasker,
@@ -148,6 +156,37 @@ interface PendingQuery {
   nameEffects?: readonly (SqlNameEffect | undefined)[];
   /** When the message came, for SessionNames. */
   stamp: number;
+  /** The rows the text changes are counted by a check the proxy appended to it. */
+  check?: RowCheck | undefined;
+}
+
+/** The row limits a statement runs under, and what it is called in their messages. */
+interface RowsMeasured {
+  readonly limits: readonly RowLimit[];
+  readonly what: string;
+}
+
+/**
+ * One row check in flight (see row-check.ts): the client's last completion is held until the check
+ * answers, then forwarded (the count is under the cap) or replaced by the refusal.
+ */
+interface RowCheck {
+  readonly rows: RowsMeasured;
+  /** Simple protocol: the check's result column, new for each text. */
+  readonly column?: string;
+  /** Whether the check's result is coming (simple protocol: its RowDescription was seen). */
+  answering: boolean;
+  count?: number | undefined;
+  /** The client statement's completion, with what its audit record needs. */
+  held?: {
+    readonly frame: Buffer;
+    readonly text: QueryText;
+    readonly command: string;
+    readonly rows?: number | undefined;
+    readonly masked?: readonly string[] | undefined;
+  };
+  /** Whose record the held completion is (the Query or Execute). */
+  readonly owner: { kind: 'query' | 'execute'; started: number; notes?: readonly string[] };
 }
 
 /**
@@ -159,6 +198,8 @@ type PreparedText = QueryText & {
   readonly masking?: TextMasking | undefined;
   /** The names its statement makes or removes when executed (a PREPARE, DEALLOCATE... sent by Parse). */
   readonly nameEffect?: SqlNameEffect | undefined;
+  /** Row limits it runs under: each Execute is followed by a row check. */
+  readonly rows?: RowsMeasured | undefined;
   fields?: ResultField[];
 };
 
@@ -178,6 +219,7 @@ interface Verdict {
   readonly notice?: Buffer;
   readonly masking?: TextMasking;
   readonly nameEffects?: readonly (SqlNameEffect | undefined)[];
+  readonly rows?: RowsMeasured;
 }
 
 /** Why Gatehouse refused a statement; the server's answer to the stand-in message is replaced by this. */
@@ -197,6 +239,16 @@ type Pending =
       refusal?: Refusal;
       notes?: readonly string[];
       rowMasker?: RowMasker;
+      check?: RowCheck;
+    }
+  | {
+      /** A message of the extended-protocol row check the proxy sent after an Execute. */
+      kind: 'rowcheck';
+      step: 'parse' | 'bind' | 'execute' | 'close';
+      /** The check's statement (closed by the `close` step). */
+      statement: string;
+      /** Absent for the Close of a check statement left by an earlier failed check. */
+      check?: RowCheck;
     }
   | {
       kind: 'parse';
@@ -233,6 +285,11 @@ function exchangeMasking(head: Pending | undefined): TextMasking | undefined {
   if (head?.kind === 'query') return head.masking;
   if (head?.kind === 'execute') return (head.text as PreparedText).masking;
   return undefined;
+}
+
+/** Close of a prepared statement. */
+function closeStatementMessage(name: string): Buffer {
+  return frontendMessage('C', Buffer.from(`S${name}\0`, 'utf8'));
 }
 
 /** Describe of a prepared statement, as a client would send it. */
@@ -297,6 +354,14 @@ export class PostgresSession {
   private codeChanged = false;
   private readonly handleServerMessage = (type: number, frame: Buffer) => this.onServerMessage(type, frame);
   private readonly onClosed: Array<() => void> = [];
+  /**
+   * Rows the current transaction had changed at its last row check: what the next check's count is
+   * compared with. Only ever behind the server (it is updated as results arrive), which makes caps
+   * computed from it stricter, never laxer.
+   */
+  private rowsBefore = 0;
+  /** Row-check statements a failed check left prepared on the server: closed with the next check. */
+  private staleChecks: string[] = [];
 
   constructor(client: Socket, deps: SessionDeps) {
     this.client = client;
@@ -650,9 +715,16 @@ export class PostgresSession {
           return REFUSED_QUERY;
         }
         this.pending.push(query);
-        return this.holdForAudit(frame, 'simple', textsOf(query), (lost) => {
+        let sent = frame;
+        if (verdict.rows) {
+          const column = checkColumn();
+          query.check = { rows: verdict.rows, column, answering: false, owner: query };
+          sent = withRowCheck(sql, column, this.rowCapNow(verdict.rows.limits));
+        }
+        return this.holdForAudit(sent, 'simple', textsOf(query), (lost) => {
           query.refusal = lost;
           query.notice = undefined;
+          query.check = undefined;
           return REFUSED_QUERY;
         });
       }
@@ -667,6 +739,7 @@ export class PostgresSession {
           ...(verdict.notes && { notes: verdict.notes }),
           ...(verdict.masking && { masking: verdict.masking }),
           ...(verdict.nameEffects?.[0] && { nameEffect: verdict.nameEffects[0] }),
+          ...(verdict.rows && { rows: verdict.rows }),
         };
         // A refused Parse never reaches the server, which keeps whatever the name stood for.
         const settlement = verdict.refusal ? undefined : this.names.parse(name, prepared);
@@ -725,7 +798,9 @@ export class PostgresSession {
           ...(text.notes && { notes: text.notes }),
         };
         this.pending.push(execute);
-        return this.holdForAudit(frame, 'extended', [text], (lost) => {
+        const sent = text.rows ? Buffer.concat([frame, this.rowCheckAfter(execute, text.rows)]) : frame;
+        // Lost audit records turn the Execute and its check into one stand-in, whose error skips to Sync.
+        return this.holdForAudit(sent, 'extended', [text], (lost) => {
           execute.refusal = lost;
           return REFUSED_PARSE;
         });
@@ -782,6 +857,26 @@ export class PostgresSession {
         // Flush, CopyData, CopyDone, CopyFail: nothing to answer.
         return frame;
     }
+  }
+
+  /** The largest transaction count the statement's enforcing limits allow, from what is known now. */
+  private rowCapNow(limits: readonly RowLimit[]): number | undefined {
+    return rowCap(limits, {
+      before: this.rowsBefore,
+      minute: this.deps.rowBudget.spent(this.context!.identity.subject),
+    });
+  }
+
+  /** The extended-protocol row check sent right after `execute`, with the pending answers it is owed. */
+  private rowCheckAfter(execute: Extract<Pending, { kind: 'execute' }>, rows: RowsMeasured): Buffer {
+    const check: RowCheck = { rows, answering: true, owner: execute };
+    execute.check = check;
+    const stale = this.staleChecks.splice(0);
+    for (const statement of stale) this.pending.push({ kind: 'rowcheck', step: 'close', statement });
+    const { messages, statement } = rowCheckMessages(this.rowCapNow(rows.limits));
+    for (const step of ['parse', 'bind', 'execute', 'close'] as const)
+      this.pending.push({ kind: 'rowcheck', step, statement, check });
+    return Buffer.concat([...stale.map(closeStatementMessage), messages]);
   }
 
   private auditRefusal(): Refusal | undefined {
@@ -953,9 +1048,14 @@ export class PostgresSession {
         },
       };
     }
+    const rows: Pick<Verdict, 'rows'> =
+      decision.rowLimits.length > 0
+        ? { rows: { limits: decision.rowLimits, what: decision.rowsWhat ?? 'the statement' } }
+        : {};
     if (decision.outcome === 'allow-with-warnings') {
       for (const warning of decision.warnings) notes.push(`warning: ${warning.guardrail}/${warning.rule}`);
       return {
+        ...rows,
         ...(notes.length > 0 && { notes }),
         notice: noticeResponse({
           severity: 'WARNING',
@@ -964,7 +1064,7 @@ export class PostgresSession {
         }),
       };
     }
-    return notes.length > 0 ? { notes } : {};
+    return notes.length > 0 ? { notes, ...rows } : rows;
   }
 
   private onServerData(chunk: Buffer): void {
@@ -998,7 +1098,21 @@ export class PostgresSession {
       this.answerServerMessage(type, frame, head);
       return undefined;
     }
-    if (type === DATA_ROW) return this.maskRow(head, frame);
+    if (type === DATA_ROW) {
+      const check = head?.kind === 'rowcheck' ? head.check : head?.kind === 'query' ? head.check : undefined;
+      if (check?.answering && (head?.kind === 'rowcheck' || check.held)) {
+        check.count = checkCount(frame);
+        return undefined;
+      }
+      return this.maskRow(head, frame);
+    }
+    // A completion held for a check that is not coming after all (the text split differently than the
+    // server ran it): it goes on, ahead of what follows.
+    const stray = this.strayHeld(head, type, frame);
+    if (stray) {
+      const rest = this.onServerMessage(type, frame);
+      return rest ? Buffer.concat([stray, rest]) : stray;
+    }
     if (type === COPY_DATA) return this.copyMasker ? this.copyMasker(frame) : scrubCopyData(frame);
     // Decided before the answer moves the exchange on: the text belongs to the statement it answers.
     const withheld = (type === 69 || type === 78) && this.withholdsServerText(head);
@@ -1049,7 +1163,8 @@ export class PostgresSession {
 
   /** Whether the rows of the result now coming must be read: a masker is set or may be needed. */
   private rowsWanted(head: Pending | undefined): boolean {
-    if (head?.kind === 'query') return head.rowMasker !== undefined;
+    if (head?.kind === 'query') return head.rowMasker !== undefined || head.check?.answering === true;
+    if (head?.kind === 'rowcheck') return head.step === 'execute';
     if (head?.kind !== 'execute') return false;
     const masking = (head.text as PreparedText).masking;
     if (!masking) return false;
@@ -1072,10 +1187,18 @@ export class PostgresSession {
       case 50: // BindComplete
       case 51: // CloseComplete
       case 110: // NoData
+        if (head?.kind === 'rowcheck') {
+          this.pending.shift();
+          return undefined;
+        }
         if (head && 'settlement' in head) head.settlement?.done?.();
         this.pending.shift();
         return frame;
       case 84: // RowDescription: ends a Describe; within a query or execute it heads the rows
+        if (head?.kind === 'query' && head.check?.held && firstColumnName(frame) === head.check.column) {
+          head.check.answering = true;
+          return undefined;
+        }
         if (head?.kind === 'describe') {
           if (head.entry && (this.scrubbing || head.internal))
             head.entry.fields = rowDescriptionFields(frame);
@@ -1090,12 +1213,30 @@ export class PostgresSession {
         return frame;
       case 67: {
         // CommandComplete
+        if (head?.kind === 'rowcheck' && head.check) {
+          this.pending.shift();
+          return this.rowCheckPassed(head.check);
+        }
+        if (head?.kind === 'query' && head.check?.answering) {
+          const check = head.check;
+          head.check = undefined;
+          return this.rowCheckPassed(check);
+        }
         const { command, rows } = splitCommandTag(commandTag(frame));
         if (CATALOG_CHANGING.test(command)) this.deps.catalog.invalidate();
+        if (command === 'COMMIT' || command === 'PREPARE TRANSACTION') this.rowsBefore = 0;
         if (head?.kind === 'query') {
           const masked = head.masking ? planAt(head.masking, head.index).masked : undefined;
           this.names.completedSql(head.nameEffects?.[head.index], head.stamp, command);
-          this.recordStatement(head, textAt(head, head.index), 'ok', { command, rows, masked });
+          const text = textAt(head, head.index);
+          if (head.check && head.index === textsOf(head).length - 1) {
+            // The text's last statement: its completion waits for the check that follows it.
+            head.check.held = { frame, text, command, rows, masked };
+            head.index++;
+            head.rowMasker = undefined;
+            return undefined;
+          }
+          this.recordStatement(head, text, 'ok', { command, rows, masked });
           head.index++;
           head.rowMasker = undefined;
           head.started = performance.now();
@@ -1103,8 +1244,12 @@ export class PostgresSession {
           const masking = (head.text as PreparedText).masking;
           const masked = masking ? planAt(masking, 0).masked : undefined;
           this.names.completedSql((head.text as PreparedText).nameEffect, head.stamp ?? 0, command);
-          this.recordStatement(head, head.text, 'ok', { command, rows, masked });
           this.pending.shift();
+          if (head.check) {
+            head.check.held = { frame, text: head.text, command, rows, masked };
+            return undefined;
+          }
+          this.recordStatement(head, head.text, 'ok', { command, rows, masked });
         }
         return frame;
       }
@@ -1114,8 +1259,12 @@ export class PostgresSession {
         return frame;
       case 115: // PortalSuspended
         if (head?.kind === 'execute') {
-          this.recordStatement(head, head.text, 'ok', { command: 'SUSPENDED' });
           this.pending.shift();
+          if (head.check) {
+            head.check.held = { frame, text: head.text, command: 'SUSPENDED' };
+            return undefined;
+          }
+          this.recordStatement(head, head.text, 'ok', { command: 'SUSPENDED' });
         }
         return frame;
       case 69:
@@ -1135,6 +1284,7 @@ export class PostgresSession {
       case 90: {
         // ReadyForQuery
         this.txStatus = transactionStatus(frame);
+        if (this.txStatus === 'I') this.rowsBefore = 0;
         this.names.ready(this.txStatus);
         if (this.codeChanged) {
           this.codeChanged = false;
@@ -1163,6 +1313,19 @@ export class PostgresSession {
     const sqlstate = fields.get('C');
     if (fields.get('S') === 'FATAL' || fields.get('V') === 'FATAL') this.endReason = 'upstream';
     if (!head) return frame;
+    if (head.kind === 'rowcheck') {
+      const out = head.check ? this.rowCheckFailed(head.check, fields) : frame;
+      // Its own Close is skipped with the rest: the statement stays prepared until the next check.
+      this.skipToSync();
+      return out;
+    }
+    if (head.kind === 'query' && head.check && (head.check.held || head.check.answering)) {
+      const out = this.rowCheckFailed(head.check, fields);
+      head.check = undefined;
+      head.index = textsOf(head).length;
+      head.rowMasker = undefined;
+      return out;
+    }
     const refusal = 'refusal' in head ? head.refusal : undefined;
     if (head.kind === 'query') {
       const text = textAt(head, head.index);
@@ -1205,14 +1368,127 @@ export class PostgresSession {
         });
       else this.recordStatement(head, head.text, 'error', { ...(sqlstate && { sqlstate }) });
     }
-    // After an error the server skips every message up to the next Sync: none of them changed a name.
+    this.skipToSync();
+    return refusal ? errorResponse(refusal.fields) : frame;
+  }
+
+  /** After an error the server skips every message up to the next Sync: none of them changed a name. */
+  private skipToSync(): void {
     const undo: (() => void)[] = [];
     while (this.pending.length > 0 && this.pending[0]!.kind !== 'sync') {
       const skipped = this.pending.shift()!;
       if ('settlement' in skipped && skipped.settlement?.undo) undo.push(skipped.settlement.undo);
+      // A check statement whose Close was skipped may exist (Close of one that does not is no error).
+      if (
+        skipped.kind === 'rowcheck' &&
+        skipped.step === 'close' &&
+        this.staleChecks.length < MAX_STALE_CHECKS
+      )
+        this.staleChecks.push(skipped.statement);
     }
     for (const step of undo.reverse()) step();
-    return refusal ? errorResponse(refusal.fields) : frame;
+  }
+
+  /**
+   * A held completion whose check is not what this message is: forwarded (and recorded) ahead of it.
+   * Only when the server ran the text as more statements than Gatehouse split it into.
+   */
+  private strayHeld(head: Pending | undefined, type: number, frame: Buffer): Buffer | undefined {
+    if (head?.kind !== 'query' || !head.check?.held || head.check.answering) return undefined;
+    if (type === 69 || (type === 84 && firstColumnName(frame) === head.check.column)) return undefined;
+    const held = head.check.held;
+    head.check.held = undefined;
+    this.recordStatement(head, held.text, 'ok', held);
+    return held.frame;
+  }
+
+  /** The check's count is within the caps: the held completion goes to the client, with the count recorded. */
+  private rowCheckPassed(check: RowCheck): Buffer | undefined {
+    const count = check.count ?? -1;
+    const subject = this.context!.identity.subject;
+    const notes = [...(check.owner.notes ?? [])];
+    let notice: Buffer | undefined;
+    if (count >= 0) {
+      const before = this.rowsBefore;
+      const minute = this.deps.rowBudget.spent(subject);
+      const judged = judgeRowCounts(
+        check.rows.limits,
+        { transaction: count, before, minute },
+        check.rows.what,
+      );
+      // A count lower than the last is a new transaction the proxy did not see begin.
+      this.deps.rowBudget.add(subject, count >= before ? count - before : count);
+      this.rowsBefore = count;
+      for (const hit of judged.dryRun)
+        notes.push(
+          `dry run: ${hit.limit.guardrail}/${hit.limit.rule} would ${hit.limit.action} (${hit.count} rows)`,
+        );
+      for (const hit of judged.warnings)
+        notes.push(`warning: ${hit.limit.guardrail}/${hit.limit.rule} (${hit.count} rows)`);
+      if (judged.warnings.length > 0)
+        notice = noticeResponse({
+          severity: 'WARNING',
+          code: '01000',
+          message: judged.warnings.map((w) => w.message).join('\n'),
+        });
+    } else notes.push('rows changed not counted: track_counts is off on the database');
+    const held = check.held;
+    if (!held) return notice;
+    this.recordStatement(check.owner, held.text, 'ok', {
+      ...held,
+      ...(count >= 0 && { rowsChanged: count }),
+      ...(notes.length > 0 && { reason: notes.join('; ') }),
+    });
+    return notice ? Buffer.concat([notice, held.frame]) : held.frame;
+  }
+
+  /**
+   * The check raised (over a cap, track_counts off) or failed otherwise: the transaction is aborted,
+   * nothing the statement changed is kept. The client gets the refusal instead of the check's error.
+   */
+  private rowCheckFailed(check: RowCheck, fields: Map<string, string>): Buffer {
+    const failure = checkFailure(fields.get('M') ?? '');
+    const limit = check.rows.limits.find((l) => !l.dryRun && l.action !== 'warn') ?? check.rows.limits[0]!;
+    const named = `Gatehouse guardrail "${limit.guardrail}" (rule ${limit.rule})`;
+    let message: string;
+    let reason: string;
+    if (failure.count !== undefined) {
+      const judged = judgeRowCounts(
+        check.rows.limits,
+        {
+          transaction: failure.count,
+          before: this.rowsBefore,
+          minute: this.deps.rowBudget.spent(this.context!.identity.subject),
+        },
+        check.rows.what,
+      );
+      const hit = judged.refusal;
+      message =
+        hit?.message ??
+        `${named} refused ${check.rows.what}: its transaction updated or deleted ${failure.count} rows, over what the row limits allow; nothing it changed was kept.`;
+      reason = hit
+        ? `Guardrail ${hit.limit.guardrail}: ${hit.limit.rule} (${hit.scope === 'minute' ? 'maxAffectedRowsPerMinute' : 'maxAffectedRows'}: ${hit.count} rows, limit ${hit.max})`
+        : `Guardrail ${limit.guardrail}: ${limit.rule} (${failure.count} rows)`;
+    } else if (failure.trackCountsOff) {
+      message = `${named} refused ${check.rows.what}: the database does not count changed rows (track_counts is off), so the row limit cannot be checked; nothing it changed was kept.`;
+      reason = `Guardrail ${limit.guardrail}: ${limit.rule} (track_counts is off)`;
+    } else {
+      const code = fields.get('C') ?? 'unknown';
+      message = `${named} refused ${check.rows.what}: counting the rows it changed failed (SQLSTATE ${code}); nothing it changed was kept.`;
+      reason = `Guardrail ${limit.guardrail}: ${limit.rule} (row count failed: ${code})`;
+    }
+    const text = check.held?.text ?? UNKNOWN_TEXT;
+    this.recordStatement(check.owner, text, 'refused', {
+      reason,
+      sqlstate: '42501',
+      ...(failure.count !== undefined && { rowsChanged: failure.count }),
+    });
+    return errorResponse({
+      severity: 'ERROR',
+      code: '42501',
+      message,
+      ...(limit.advice && { hint: limit.advice }),
+    });
   }
 
   private recordStatement(
@@ -1365,6 +1641,8 @@ class RefusedStart extends Error {
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+/** Check statements left prepared by failed checks, at most (past it they stay until the session ends). */
+const MAX_STALE_CHECKS = 64;
 const UNJUDGED_EXECUTE: QueryText = {
   statement: '<Execute of a portal Gatehouse did not judge>',
   fingerprint: null,

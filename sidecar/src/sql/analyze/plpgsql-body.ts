@@ -38,6 +38,15 @@ const DYNAMIC_FIELDS: Record<string, string> = {
   PLpgSQL_stmt_return_query: 'dynquery',
 };
 
+/**
+ * Transaction control in a procedure or DO body: no SQL text of its own, but it ends the transaction
+ * mid-body, which row limits must know (what was changed before it is committed unmeasured).
+ */
+const TRANSACTION_CONTROL: Record<string, string> = {
+  PLpgSQL_stmt_commit: 'COMMIT',
+  PLpgSQL_stmt_rollback: 'ROLLBACK',
+};
+
 function walk(value: unknown, visitor: PlpgsqlVisitor): void {
   if (Array.isArray(value)) {
     for (const item of value) walk(item, visitor);
@@ -50,6 +59,8 @@ function walk(value: unknown, visitor: PlpgsqlVisitor): void {
       expression(child, visitor);
       continue;
     }
+    const control = TRANSACTION_CONTROL[key];
+    if (control) visitor.statement(control);
     const dynamicField = DYNAMIC_FIELDS[key];
     if (dynamicField && isObject(child)) {
       const expr = isObject(child[dynamicField]) ? child[dynamicField]['PLpgSQL_expr'] : undefined;
