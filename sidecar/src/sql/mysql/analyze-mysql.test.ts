@@ -220,7 +220,9 @@ const ALLOWED: readonly [string, string][] = [
     'fp where',
     'INSERT INTO orders (id, amount) VALUES (9, 1) ON DUPLICATE KEY UPDATE amount = VALUES(amount)',
   ],
-  ['fp stacked', 'BEGIN; UPDATE orders SET amount = 1 WHERE id = 1; COMMIT'],
+  // A change and its COMMIT in one text cannot be counted before it commits: under the defaults' row
+  // limit it is refused (row-limits.test.ts); a read between BEGIN and COMMIT is not.
+  ['fp stacked', 'BEGIN; SELECT amount FROM orders WHERE id = 1; COMMIT'],
   ['fp stacked', 'SELECT 1; SELECT 2'],
   ['fp session', 'SET NAMES utf8mb4; SET @x = 1; SELECT @x'],
   ['fp session', 'SET SESSION sql_mode = "ANSI_QUOTES"'],
