@@ -35,10 +35,10 @@ import {
   MASKING_KEY_SECRET,
   UPSTREAM_CA_FILE,
 } from '../sidecar-layout.ts';
-import { injectionPlan } from '../webhook/inject-pod.ts';
-import { matchesAccess } from '../webhook/matches-access.ts';
-import { selectAccess } from '../webhook/select-access.ts';
-import type { ServerVersion } from '../webhook/server-version.ts';
+import { injectionPlan } from '../workload/inject-pod.ts';
+import { matchesAccess } from '../workload/matches-access.ts';
+import { selectAccess } from '../workload/select-access.ts';
+import type { ServerVersion } from '../workload/server-version.ts';
 import { gatehousePath } from './api-paths.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
 import { writeStatus } from './status-writer.ts';
