@@ -25,9 +25,9 @@ import {
   kubeCertificateClient,
   startCertificateSource,
 } from './webhook/certificates.ts';
-import { matchesAccess } from './webhook/matches-access.ts';
-import { parseServerVersion } from './webhook/server-version.ts';
 import { startWebhookServer, type WebhookServer } from './webhook/webhook-server.ts';
+import { matchesAccess } from './workload/matches-access.ts';
+import { parseServerVersion } from './workload/server-version.ts';
 
 export interface OperatorOptions {
   readonly kubeConfig: KubeConfig;

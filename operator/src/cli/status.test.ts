@@ -2,14 +2,14 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { kubeRequest } from '../../../test/harness/kube/kube-request.ts';
 import { type KubeCluster, startKube } from '../../../test/harness/kube/start-kube.ts';
-import type { DatabaseAccess } from '../webhook/database-access.ts';
-import { injectPod } from '../webhook/inject-pod.ts';
-import { parseServerVersion, type ServerVersion } from '../webhook/server-version.ts';
 import {
   createAccess,
   createNamespace,
   installDatabaseAccessDefinition,
-} from '../webhook/testdata/kube-fixtures.ts';
+} from '../../../test/support/kube-fixtures.ts';
+import type { DatabaseAccess } from '../workload/database-access.ts';
+import { injectPod } from '../workload/inject-pod.ts';
+import { parseServerVersion, type ServerVersion } from '../workload/server-version.ts';
 import { type AccessStatus, runStatusCommand } from './status.ts';
 
 const FIRST_RUN_TIMEOUT_MS = 40 * 60_000;

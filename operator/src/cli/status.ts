@@ -15,11 +15,11 @@ import {
   INJECT_DISABLED,
   LABEL_INJECT,
 } from '../sidecar-layout.ts';
-import type { DatabaseAccess } from '../webhook/database-access.ts';
-import { injectionPlan, injectPod } from '../webhook/inject-pod.ts';
-import { matchesAccess } from '../webhook/matches-access.ts';
-import { parseServerVersion, type ServerVersion } from '../webhook/server-version.ts';
-import { sidecarContainerName } from '../webhook/sidecar-container-name.ts';
+import type { DatabaseAccess } from '../workload/database-access.ts';
+import { injectionPlan, injectPod } from '../workload/inject-pod.ts';
+import { matchesAccess } from '../workload/matches-access.ts';
+import { parseServerVersion, type ServerVersion } from '../workload/server-version.ts';
+import { sidecarContainerName } from '../workload/sidecar-container-name.ts';
 import { describeApiFailure } from './api-failure.ts';
 
 export const STATUS_USAGE = `usage: gatehouse status [-n NAMESPACE] [-o table|json] [--image IMAGE] [--kubeconfig FILE]

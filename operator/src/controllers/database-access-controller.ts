@@ -10,10 +10,10 @@ import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts'
 import { BundleSpecError, type CompiledBundle, compileBundle } from '../compile/compile-bundle.ts';
 import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
 import type { EventRecorder } from '../runtime/event-recorder.ts';
-import type { Informer } from '../runtime/informer.ts';
+import type { ObjectCache } from '../runtime/informer.ts';
 import {
   isConflict,
-  type KubeApi,
+  type KubeClient,
   type KubeObject,
   type ObjectMeta,
   resourcePath,
@@ -35,10 +35,10 @@ import {
   MASKING_KEY_SECRET,
   UPSTREAM_CA_FILE,
 } from '../sidecar-layout.ts';
-import { injectionPlan } from '../webhook/inject-pod.ts';
-import { matchesAccess } from '../webhook/matches-access.ts';
-import { selectAccess } from '../webhook/select-access.ts';
-import type { ServerVersion } from '../webhook/server-version.ts';
+import { injectionPlan } from '../workload/inject-pod.ts';
+import { matchesAccess } from '../workload/matches-access.ts';
+import { selectAccess } from '../workload/select-access.ts';
+import type { ServerVersion } from '../workload/server-version.ts';
 import { gatehousePath } from './api-paths.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
 import { writeStatus } from './status-writer.ts';
@@ -68,11 +68,11 @@ interface WorkloadObject extends KubeObject {
 }
 
 export interface DatabaseAccessControllerDeps {
-  readonly api: KubeApi;
-  readonly accesses: Informer<DatabaseAccessObject>;
-  readonly guardrails: Informer<GuardrailObject>;
-  readonly maskingPolicies: Informer<MaskingPolicyObject>;
-  readonly pods: Informer<V1Pod & KubeObject>;
+  readonly api: KubeClient;
+  readonly accesses: ObjectCache<DatabaseAccessObject>;
+  readonly guardrails: ObjectCache<GuardrailObject>;
+  readonly maskingPolicies: ObjectCache<MaskingPolicyObject>;
+  readonly pods: ObjectCache<V1Pod & KubeObject>;
   readonly issuer: ServiceAccountIssuer;
   readonly events: EventRecorder;
   readonly sidecarImage: string;

@@ -1,8 +1,8 @@
 import { API_VERSION } from '../../../crds/common.ts';
 import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
 import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
-import type { Informer } from '../runtime/informer.ts';
-import { type KubeApi, type KubeObject, splitKey } from '../runtime/kube-api.ts';
+import type { ObjectCache } from '../runtime/informer.ts';
+import { type KubeClient, type KubeObject, splitKey } from '../runtime/kube-api.ts';
 import { type GatehouseKind, gatehousePath } from './api-paths.ts';
 import { type Condition, mergeConditions, standardConditions } from './conditions.ts';
 import type { DatabaseAccessObject } from './database-access-controller.ts';
@@ -22,15 +22,15 @@ interface PolicyObject extends KubeObject {
 export class PolicyController implements Reconciler {
   readonly name: string;
   readonly #kind: 'Guardrail' | 'MaskingPolicy';
-  readonly #api: KubeApi;
-  readonly #objects: Pick<Informer<PolicyObject>, 'get'>;
-  readonly #accesses: Pick<Informer<DatabaseAccessObject>, 'list'>;
+  readonly #api: KubeClient;
+  readonly #objects: Pick<ObjectCache<PolicyObject>, 'get'>;
+  readonly #accesses: Pick<ObjectCache<DatabaseAccessObject>, 'list'>;
 
   constructor(
     kind: 'Guardrail' | 'MaskingPolicy',
-    api: KubeApi,
-    objects: Pick<Informer<PolicyObject>, 'get'>,
-    accesses: Pick<Informer<DatabaseAccessObject>, 'list'>,
+    api: KubeClient,
+    objects: Pick<ObjectCache<PolicyObject>, 'get'>,
+    accesses: Pick<ObjectCache<DatabaseAccessObject>, 'list'>,
   ) {
     this.#kind = kind;
     this.name = kind.toLowerCase();

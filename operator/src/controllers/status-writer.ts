@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { KubeApi } from '../runtime/kube-api.ts';
+import type { KubeClient } from '../runtime/kube-api.ts';
 
 /**
  * Writes `status` through the status subresource, unless it equals what the object already has: an
@@ -7,7 +7,7 @@ import type { KubeApi } from '../runtime/kube-api.ts';
  * Returns whether it wrote.
  */
 export async function writeStatus(
-  api: KubeApi,
+  api: KubeClient,
   objectPath: string,
   current: unknown,
   status: object,

@@ -1,17 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type KubeApi, type KubeObject, resourcePath } from './kube-api.ts';
+import { type KubeClient, type KubeObject, resourcePath } from './kube-api.ts';
 
 /**
  * Writes core/v1 Events about our objects (`kubectl describe` and `kubectl get events` show them).
  * Best effort: an event that cannot be written is logged, never fails a reconcile.
  */
 export class EventRecorder {
-  readonly #api: KubeApi;
+  readonly #api: KubeClient;
   readonly #component: string;
   readonly #logger: Logger;
 
-  constructor(api: KubeApi, component: string, logger: Logger) {
+  constructor(api: KubeClient, component: string, logger: Logger) {
     this.#api = api;
     this.#component = component;
     this.#logger = logger;

@@ -5,6 +5,13 @@ import type { KubeApi, KubeList, KubeObject } from './kube-api.ts';
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
 
+/** What a reconcile reads: the cache, never the API server, so reads cost nothing and see one moment. */
+export interface ObjectCache<T extends KubeObject> {
+  get(namespace: string | undefined, name: string): T | undefined;
+  /** Every object, or those of one namespace. */
+  list(namespace?: string): readonly T[];
+}
+
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
 
@@ -15,7 +22,7 @@ const RESTART_MAX_MS = 30_000;
  * that failed): this class restarts it with exponential backoff, so a controller never silently
  * stops seeing changes.
  */
-export class Informer<T extends KubeObject> {
+export class Informer<T extends KubeObject> implements ObjectCache<T> {
   readonly path: string;
   readonly #listWatch: ListWatch<KubernetesObject>;
   readonly #handlers: InformerHandler<T>[] = [];

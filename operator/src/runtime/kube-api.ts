@@ -70,12 +70,34 @@ export interface RequestOptionsInit {
 }
 
 /**
+ * What the operator asks of the API server: the controllers, the status writer, the event recorder,
+ * the issuer and leader election depend on this, not on HTTP, so each reconcile state can be tested
+ * against an in-memory API server (operator/src/runtime/fake-kube-api.ts) as well as the real one.
+ */
+export interface KubeClient {
+  get<T>(path: string): Promise<T>;
+  /** The object, or undefined when it does not exist. */
+  getOptional<T>(path: string): Promise<T | undefined>;
+  list<T>(path: string, query?: ListQuery): Promise<KubeList<T>>;
+  create<T>(path: string, body: unknown): Promise<T>;
+  replace<T>(path: string, body: unknown): Promise<T>;
+  patch<T>(path: string, body: unknown, type?: PatchType): Promise<T>;
+  /** Deletes; a missing object counts as deleted. */
+  delete(path: string, query?: Record<string, string>): Promise<void>;
+}
+
+export type ListQuery = {
+  labelSelector?: string;
+  fieldSelector?: string;
+};
+
+/**
  * JSON over HTTPS to the API server, authenticated the way the kubeconfig (or the in-cluster service
  * account) says; client-node's KubeConfig supplies the TLS and credentials. Paths are the API's own
  * (`/apis/gatehouse.dev/v1alpha1/namespaces/NS/databaseaccesses`), which reads better in logs and
  * RBAC reviews than a generated method per kind.
  */
-export class KubeApi {
+export class KubeApi implements KubeClient {
   readonly config: KubeConfig;
   readonly #timeoutMs: number;
 
@@ -143,10 +165,7 @@ export class KubeApi {
     }
   }
 
-  list<T>(
-    path: string,
-    query: { labelSelector?: string; fieldSelector?: string } = {},
-  ): Promise<KubeList<T>> {
+  list<T>(path: string, query: ListQuery = {}): Promise<KubeList<T>> {
     return this.request<KubeList<T>>('GET', path, { query });
   }
 

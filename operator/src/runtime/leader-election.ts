@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { isConflict, isNotFound, type KubeApi, resourcePath } from './kube-api.ts';
+import { isConflict, isNotFound, type KubeClient, resourcePath } from './kube-api.ts';
 
 interface Lease {
   apiVersion: 'coordination.k8s.io/v1';
@@ -15,7 +15,7 @@ interface Lease {
 }
 
 export interface LeaderElectionOptions {
-  readonly api: KubeApi;
+  readonly api: KubeClient;
   readonly namespace: string;
   readonly name: string;
   /** Unique per process: hostname (the pod name) and a random suffix. */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { KubeApi } from './kube-api.ts';
+import type { KubeClient } from './kube-api.ts';
 
 export interface IssuerKeys {
   /** `iss` of the cluster's service-account tokens. */
@@ -14,13 +14,13 @@ export interface IssuerKeys {
  * rarely; when they do, `onChange` lets every bundle be recompiled.
  */
 export class ServiceAccountIssuer {
-  readonly #api: KubeApi;
+  readonly #api: KubeClient;
   readonly #logger: Logger;
   readonly #refreshMs: number;
   #current: IssuerKeys | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(api: KubeApi, logger: Logger, options: { refreshMs?: number } = {}) {
+  constructor(api: KubeClient, logger: Logger, options: { refreshMs?: number } = {}) {
     this.#api = api;
     this.#logger = logger;
     this.#refreshMs = options.refreshMs ?? 5 * 60_000;

@@ -1,9 +1,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
 import { describe, expect, test } from 'vitest';
+import type { DatabaseAccess } from '../workload/database-access.ts';
+import type { JsonPatchOperation } from '../workload/json-patch.ts';
 import { type AdmissionDeps, type AdmissionReview, handleAdmissionReview } from './admission-review.ts';
-import type { DatabaseAccess } from './database-access.ts';
-import type { JsonPatchOperation } from './json-patch.ts';
 
 const accessFor = (name: string, app: string): DatabaseAccess => ({
   metadata: { name, namespace: 'shop' },

@@ -1,9 +1,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { DatabaseAccess } from './database-access.ts';
-import { injectPod } from './inject-pod.ts';
-import { selectAccess } from './select-access.ts';
-import type { ServerVersion } from './server-version.ts';
+import type { DatabaseAccess } from '../workload/database-access.ts';
+import { injectPod } from '../workload/inject-pod.ts';
+import { selectAccess } from '../workload/select-access.ts';
+import type { ServerVersion } from '../workload/server-version.ts';
 
 /** admission.k8s.io/v1 AdmissionReview, the fields a mutating webhook reads and writes. */
 export type AdmissionReview = {

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { kubeRequest } from '../../../test/harness/kube/kube-request.ts';
 import { type KubeCluster, startKube } from '../../../test/harness/kube/start-kube.ts';
+import { createNamespace } from '../../../test/support/kube-fixtures.ts';
 import {
   type CertificateKubeClient,
   ensureServingCertificate,
@@ -12,7 +13,6 @@ import {
   patchCaBundle,
   startCertificateSource,
 } from './certificates.ts';
-import { createNamespace } from './testdata/kube-fixtures.ts';
 
 const FIRST_RUN_TIMEOUT_MS = 40 * 60_000;
 const DAY_MS = 86_400_000;

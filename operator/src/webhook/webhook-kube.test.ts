@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { kubeRequest } from '../../../test/harness/kube/kube-request.ts';
 import { type KubeCluster, startKube } from '../../../test/harness/kube/start-kube.ts';
 import { KUBE_VERSIONS } from '../../../test/harness/kube/versions.ts';
+import {
+  createAccess,
+  createNamespace,
+  installDatabaseAccessDefinition,
+  listAccesses,
+} from '../../../test/support/kube-fixtures.ts';
 import { ANNOTATION_INJECTED, ANNOTATION_SPEC_HASH, TOKEN_MOUNT } from '../sidecar-layout.ts';
+import { parseServerVersion } from '../workload/server-version.ts';
 import { handleAdmissionReview } from './admission-review.ts';
 import {
   type CertificateSource,
@@ -14,13 +21,6 @@ import {
   kubeCertificateClient,
   startCertificateSource,
 } from './certificates.ts';
-import { parseServerVersion } from './server-version.ts';
-import {
-  createAccess,
-  createNamespace,
-  installDatabaseAccessDefinition,
-  listAccesses,
-} from './testdata/kube-fixtures.ts';
 import { MUTATE_PODS_PATH, startWebhookServer, type WebhookServer } from './webhook-server.ts';
 
 const FIRST_RUN_TIMEOUT_MS = 40 * 60_000;

@@ -4,7 +4,7 @@ import type { ProvidedContext } from 'vitest';
 import { API_VERSION } from '../../../crds/common.ts';
 import type { KubeApi } from '../../../operator/src/runtime/kube-api.ts';
 import { ANNOTATION_INJECTED } from '../../../operator/src/sidecar-layout.ts';
-import { sidecarContainerName } from '../../../operator/src/webhook/sidecar-container-name.ts';
+import { sidecarContainerName } from '../../../operator/src/workload/sidecar-container-name.ts';
 import { gatehousePath } from './operator-cluster.ts';
 import { type KubeletPlay, materializeVolumes, runContainer, type SidecarProcess } from './play-kubelet.ts';
 

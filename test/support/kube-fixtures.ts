@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { expect, vi } from 'vitest';
-import { DatabaseAccessSpec } from '../../../../crds/database-access.ts';
-import { crdOpenApiSchema } from '../../../../crds/openapi.ts';
-import { kubeRequest } from '../../../../test/harness/kube/kube-request.ts';
-import type { KubeCluster } from '../../../../test/harness/kube/start-kube.ts';
-import type { DatabaseAccess } from '../database-access.ts';
+import { DatabaseAccessSpec } from '../../crds/database-access.ts';
+import { crdOpenApiSchema } from '../../crds/openapi.ts';
+import type { DatabaseAccess } from '../../operator/src/workload/database-access.ts';
+import { kubeRequest } from '../harness/kube/kube-request.ts';
+import type { KubeCluster } from '../harness/kube/start-kube.ts';
 
 /** Test helpers for the webhook and the status command against a real API server. */
 
