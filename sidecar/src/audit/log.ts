@@ -90,7 +90,7 @@ const BATCH_DELAY_MS = 5;
 /** A batch this large is written at once. */
 const BATCH_BYTES = 64 * 1024;
 /** A synchronous write slower than this means the disk pushes back (dirty-page throttling, a slow volume). */
-const SLOW_SYNC_WRITE_MS = 2;
+const SLOW_SYNC_WRITE_MS = 10;
 /** How long writes then go through the thread pool before one is tried on the spot again. */
 const SLOW_DISK_BACKOFF_MS = 5000;
 
@@ -199,6 +199,7 @@ class ChainedAuditLog implements AuditLog {
   #checkpointTimer: NodeJS.Timeout | undefined;
   /** Until when (performance.now()) records are written through the thread pool: see #canWriteNow. */
   #slowDiskUntil = 0;
+  #slowDiskLogged = Number.NEGATIVE_INFINITY;
 
   constructor(options: AuditLogOptions, key: SigningKey, previousKey: SigningKey | undefined) {
     this.#options = options;
@@ -435,11 +436,16 @@ class ChainedAuditLog implements AuditLog {
     }
     const took = performance.now() - started;
     if (took > SLOW_SYNC_WRITE_MS) {
-      this.#slowDiskUntil = performance.now() + SLOW_DISK_BACKOFF_MS;
-      this.#logger.warn(
-        { writeMs: Math.round(took), backoffMs: SLOW_DISK_BACKOFF_MS },
-        'audit write stalled: writing through the thread pool for a while',
-      );
+      const now = performance.now();
+      this.#slowDiskUntil = now + SLOW_DISK_BACKOFF_MS;
+      // Once a minute at most: a disk that stays slow would otherwise fill the log with this line.
+      if (now - this.#slowDiskLogged >= 60_000) {
+        this.#slowDiskLogged = now;
+        this.#logger.warn(
+          { writeMs: Math.round(took), backoffMs: SLOW_DISK_BACKOFF_MS },
+          'audit write stalled: writing through the thread pool for a while',
+        );
+      }
     }
     this.#endBatch(batch, failure);
   }

@@ -44,19 +44,35 @@ async function arrived(text: string): Promise<void> {
 }
 
 describe('AuditHeldWrite', () => {
-  it('writes what precedes a held statement at once, and the statement and all after it once its record is written', async () => {
+  it('keeps what leads up to a held statement with it, and writes them together once its record is written', async () => {
     const w = writer();
     const r = record();
     w.add(Buffer.from('parse;'));
     w.add(w.hold(Buffer.from('execute;'), r.written, () => Buffer.from('stand-in;')));
     w.add(Buffer.from('sync;'));
     w.flush();
-    await arrived('parse;');
-    expect(w.heldBytes).toBe('execute;sync;'.length);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(received).toBe('');
+    expect(w.heldBytes).toBe('parse;execute;sync;'.length);
     r.settle(true);
     await arrived('parse;execute;sync;');
     expect(released).toBe(1);
     expect(w.heldBytes).toBe(0);
+  });
+
+  it('writes what precedes a settled statement while a later one still waits', async () => {
+    const w = writer();
+    const first = record();
+    const second = record();
+    w.add(Buffer.from('parse1;'));
+    w.add(w.hold(Buffer.from('execute1;'), first.written, () => undefined));
+    w.add(Buffer.from('parse2;'));
+    w.add(w.hold(Buffer.from('execute2;'), second.written, () => undefined));
+    w.flush();
+    first.settle(true);
+    await arrived('parse1;execute1;');
+    second.settle(true);
+    await arrived('parse1;execute1;parse2;execute2;');
   });
 
   it('sends the stand-in in place of a statement whose record was lost, and what follows it', async () => {
