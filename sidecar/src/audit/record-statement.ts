@@ -10,6 +10,7 @@ export interface StatementOutcome {
   readonly sqlstate?: string | undefined;
   readonly reason?: string | undefined;
   readonly masked?: readonly string[] | undefined;
+  readonly rowsChanged?: number | undefined;
 }
 
 /** One statement's audit record and metrics, for either protocol. */
@@ -37,6 +38,7 @@ export function recordStatement(
     outcome,
     ...(extra.command !== undefined && { command: extra.command }),
     ...(extra.rows !== undefined && { rows: extra.rows }),
+    ...(extra.rowsChanged !== undefined && { rowsChanged: extra.rowsChanged }),
     durationMs: Math.round(seconds * 1e6) / 1e3,
     ...(extra.sqlstate !== undefined && { sqlstate: extra.sqlstate }),
     ...(extra.reason !== undefined && { reason: extra.reason }),

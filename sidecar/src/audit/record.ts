@@ -48,6 +48,7 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         outcome: event.outcome,
         command: event.command,
         rows: event.rows,
+        rowsChanged: event.rowsChanged,
         durationMs: event.durationMs,
         sqlstate: event.sqlstate,
         reason: event.reason,
