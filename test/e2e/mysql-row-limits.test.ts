@@ -5,6 +5,7 @@ import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-g
 import { mysql as mysqlCli } from '../harness/mysql-cli.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
+import { comQuery, RawMysqlClient } from './support/mysql-raw-client.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -27,7 +28,16 @@ INSERT INTO parent VALUES (1), (2);
 CREATE TABLE child(id int PRIMARY KEY, p int, FOREIGN KEY (p) REFERENCES parent(id) ON DELETE CASCADE) ENGINE=InnoDB;
 INSERT INTO child SELECT seq, 1 FROM seq_1_to_2500;
 CREATE TABLE my(id int PRIMARY KEY) ENGINE=MyISAM;
-INSERT INTO my VALUES (1), (2);`;
+INSERT INTO my VALUES (1), (2);
+CREATE TABLE to_my(id int PRIMARY KEY) ENGINE=InnoDB;
+INSERT INTO to_my VALUES (1);
+CREATE TRIGGER to_my_writes_my AFTER DELETE ON to_my FOR EACH ROW DELETE FROM my WHERE id = OLD.id;`;
+
+/** Routines that run as the proxy's database user (a definer of its own would need the admin class). */
+const ROUTINES = (definer: string) => `USE rl;
+CREATE DEFINER = ${definer} PROCEDURE wipe() DELETE FROM t WHERE id > 0;
+CREATE DEFINER = ${definer} PROCEDURE wipe_and_commit() BEGIN DELETE FROM t WHERE id = 1; COMMIT; END;
+CREATE DEFINER = ${definer} FUNCTION wipe_f() RETURNS int MODIFIES SQL DATA BEGIN DELETE FROM t WHERE id > 0; RETURN 1; END;`;
 
 const server = inject('mariadb');
 let proxy: ProxyProcess;
@@ -47,6 +57,22 @@ async function snapshot(): Promise<string> {
 const client = (user = 'demo') =>
   mysqlClient(proxy.port, { user, password: `${user}-secret`, database: DATABASE, multipleStatements: true });
 
+/** The first statement record that matches, waiting for the audit log to be written. */
+async function auditRecord(
+  matches: (r: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown> | undefined> {
+  for (let i = 0; i < 50; i++) {
+    const found = readFileSync(proxy.auditFile!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((r) => r['type'] === 'statement' && matches(r));
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
+}
+
 type Failure = { errno?: number; sqlMessage?: string } | undefined;
 const failure = (p: Promise<unknown>) =>
   p.then(
@@ -58,11 +84,15 @@ beforeAll(async () => {
   admin = await directMysql(server);
   await admin.query(SCHEMA);
   await admin.query(`GRANT ALL PRIVILEGES ON rl.* TO '${server.users.native.user}'@'%'`);
+  await admin.query(ROUTINES(`'${server.users.native.user}'@'%'`));
   const config = mysqlProxyConfig(server);
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
   // "limit" is under a row limit only, without the syntactic rules that catch some spellings first.
   const local = (config['identity'] as { local: { users: unknown[] } }).local;
-  local.users.push({ name: 'limit', password: 'limit-secret' });
+  local.users.push(
+    { name: 'limit', password: 'limit-secret' },
+    { name: 'warned', password: 'warned-secret' },
+  );
   proxy = await startProxyProcess(config, {
     extraDocuments: [
       DEFAULT_GUARDRAIL,
@@ -83,6 +113,15 @@ beforeAll(async () => {
         subjects: [localUser('limit')],
         allow: ['read', 'write'],
         guardrails: ['rows-only'],
+      }),
+      policyDocument('Guardrail', 'warn-rows', {
+        mode: 'enforce',
+        rules: [{ name: 'rows', maxAffectedRows: 10, action: 'warn' }],
+      }),
+      policyDocument('DatabaseAccess', 'warned', {
+        subjects: [localUser('warned')],
+        allow: ['read', 'write'],
+        guardrails: ['warn-rows'],
       }),
       policyDocument('DatabaseAccess', 'admins', {
         subjects: [localUser('admin')],
@@ -226,6 +265,118 @@ describe('what the database does beyond the statement counts or is refused', () 
       await c.end();
     }
     expect(await snapshot()).toBe(before);
+  });
+});
+
+describe('statements that reach the rows another way', () => {
+  const cases: readonly [string, string, RegExp][] = [
+    ['a procedure', 'CALL wipe()', /updated or deleted 3000 rows/],
+    ['a function in a SELECT', 'SELECT wipe_f() AS done', /updated or deleted 3000 rows/],
+    [
+      'two statements in one text',
+      'DELETE FROM t WHERE id <= 600; DELETE FROM t WHERE id > 2400',
+      /1200 rows/,
+    ],
+    ['an SQL PREPARE', "PREPARE s FROM 'DELETE FROM t WHERE id > 0'; EXECUTE s", /3000 rows/],
+    ['a procedure that commits', 'CALL wipe_and_commit()', /ends or commits the transaction/],
+    ['a trigger writing a MyISAM table', 'DELETE FROM to_my WHERE id = 1', /not transactional/],
+  ];
+  it.each(cases)('%s', async (_name, sql, why) => {
+    const before = await snapshot();
+    const [[toMy]] = (await admin.query('SELECT COUNT(*) AS n FROM rl.to_my')) as unknown as [
+      [{ n: number }],
+    ];
+    const c = await client('limit');
+    try {
+      const error = await failure(c.query(sql));
+      expect(error?.errno, error?.sqlMessage).toBe(1142);
+      expect(error?.sqlMessage).toMatch(why);
+    } finally {
+      await c.end();
+    }
+    expect(await snapshot()).toBe(before);
+    const [[after]] = (await admin.query('SELECT COUNT(*) AS n FROM rl.to_my')) as unknown as [
+      [{ n: number }],
+    ];
+    expect(after?.n).toBe(toMy?.n);
+  });
+
+  it('with autocommit off, the statement is rolled back to its savepoint and the transaction goes on', async () => {
+    const before = await snapshot();
+    const c = await client('limit');
+    try {
+      await c.query('SET autocommit = 0');
+      await c.query('UPDATE t SET x = 0 WHERE id = 9');
+      expect((await failure(c.query('DELETE FROM t WHERE id > 0')))?.errno).toBe(1142);
+      const [[row]] = (await c.query('SELECT x FROM t WHERE id = 9')) as unknown as [[{ x: number }]];
+      expect(row?.x).toBe(0);
+      await c.query('ROLLBACK');
+    } finally {
+      await c.end();
+    }
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('pipelined commands wait for the count: the next one sees the rows rolled back', async () => {
+    const before = await snapshot();
+    const raw = await RawMysqlClient.login(proxy.port, 'limit', 'limit-secret');
+    try {
+      raw.socket.write(
+        Buffer.concat([comQuery('DELETE FROM t WHERE id > 0'), comQuery('SELECT COUNT(*) FROM t')]),
+      );
+      const refused = await raw.next();
+      expect(refused.payload[0]).toBe(0xff);
+      expect(refused.payload.readUInt16LE(1)).toBe(1142);
+      expect((await raw.next()).payload[0]).toBe(1);
+      await raw.next();
+      expect((await raw.next()).payload.toString('utf8', 1)).toBe(String(ROWS));
+    } finally {
+      raw.close();
+    }
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('a table created outside the proxy is looked up; a MyISAM one is refused, an InnoDB one counted', async () => {
+    await admin.query(
+      'CREATE TABLE rl.later_my(id int PRIMARY KEY) ENGINE=MyISAM; INSERT INTO rl.later_my VALUES (1)',
+    );
+    await admin.query(
+      'CREATE TABLE rl.later_inno(id int PRIMARY KEY) ENGINE=InnoDB; INSERT INTO rl.later_inno VALUES (1), (2)',
+    );
+    const c = await client('limit');
+    try {
+      expect((await failure(c.query('DELETE FROM later_my WHERE id = 1')))?.sqlMessage).toMatch(
+        /not transactional/,
+      );
+      const [done] = (await c.query('DELETE FROM later_inno WHERE id = 1')) as unknown as [
+        { affectedRows: number },
+      ];
+      expect(done.affectedRows).toBe(1);
+    } finally {
+      await c.end();
+    }
+    const [[my]] = (await admin.query('SELECT COUNT(*) AS n FROM rl.later_my')) as unknown as [
+      [{ n: number }],
+    ];
+    expect(my?.n).toBe(1);
+  });
+
+  it('a warn limit measures and records, and lets the statement run', async () => {
+    const c = await client('warned');
+    try {
+      const [changed] = (await c.query('UPDATE t SET x = -x WHERE id <= 20')) as unknown as [
+        { affectedRows: number },
+      ];
+      expect(changed.affectedRows).toBe(20);
+    } finally {
+      await c.query('UPDATE t SET x = -x WHERE id <= 20');
+      await c.end();
+    }
+    const record = await auditRecord(
+      (r) =>
+        r['outcome'] === 'ok' && String(r['reason']).includes('warning: warn-rows/rows: 20 rows over 10'),
+    );
+    expect(record?.['rowsChanged']).toBe(20);
   });
 });
 

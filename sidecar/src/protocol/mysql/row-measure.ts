@@ -77,6 +77,41 @@ const ENDS_TRANSACTION: ReadonlySet<string> = new Set([
   'unknown',
 ]);
 
+/** Kinds of statement that may update or delete rows when they run (INSERT: REPLACE, ON DUPLICATE KEY UPDATE, triggers). */
+const CHANGING_KINDS: ReadonlySet<string> = new Set([
+  'update',
+  'delete',
+  'insert',
+  'merge',
+  'truncate',
+  'call',
+  'execute',
+  'load',
+  'copy',
+  'unknown',
+]);
+
+/** A statement inside a definition (CREATE PROCEDURE, TRIGGER, EVENT, VIEW...) that does not run now. */
+function defined(s: StatementFacts['statements'][number]): boolean {
+  const outer = s.via[0];
+  return (
+    outer !== undefined && /^(CREATE|ALTER)\b/i.test(outer) && !/^CREATE (TEMPORARY )?TABLE\b/i.test(outer)
+  );
+}
+
+/**
+ * Whether the statement, run now, may update or delete existing rows: what needs counting. A CREATE
+ * PROCEDURE whose body deletes changes no row yet; the body is counted when a CALL runs it. A CREATE
+ * TABLE fills a new table (inserts are not counted); DROP, ALTER and TRUNCATE do change existing rows.
+ */
+export function needsCount(facts: StatementFacts): boolean {
+  if (!facts.parsed || facts.findings.some((f) => f.kind === 'dynamic-sql' || f.kind === 'unknown-statement'))
+    return true;
+  return facts.statements.some(
+    (s) => !defined(s) && (CHANGING_KINDS.has(s.kind) || (s.kind !== 'create' && s.tablesWritten.length > 0)),
+  );
+}
+
 /**
  * Why the rows the statement changes cannot be counted before they are kept, or undefined when they
  * can. `facts` are the statement's with the stored code it runs; unqualified names are in `database`.
@@ -90,6 +125,7 @@ export function unmeasurable(
   if (!facts.parsed || facts.findings.some((f) => f.kind === 'dynamic-sql' || f.kind === 'unknown-statement'))
     return { reason: 'it runs SQL Gatehouse cannot see, whose tables it cannot check' };
   for (const s of facts.statements) {
+    if (defined(s)) continue;
     const autocommit = s.kind === 'set' && /autocommit|completion_type/i.test(s.summary);
     if (ENDS_TRANSACTION.has(s.kind) || autocommit)
       return {

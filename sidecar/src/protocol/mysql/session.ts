@@ -54,6 +54,7 @@ import { type ResponseShape, ResponseTracker, type ResultEnd } from './response-
 import {
   counterQuery,
   counterValue,
+  needsCount,
   outsideTransaction,
   SAVEPOINT,
   unmeasurable,
@@ -984,7 +985,10 @@ export class MysqlSession {
    * be counted, run with a note when no limit on it enforces, or held (answers owed before it must come
    * first, so that the status flags say whether a transaction is open; or the table catalog reloads).
    */
-  private planRows(rows: RowsToMeasure): Measurement | Refusal | { note: string } | typeof HOLD_COMMAND {
+  private planRows(
+    rows: RowsToMeasure,
+  ): Measurement | Refusal | { note: string } | typeof HOLD_COMMAND | undefined {
+    if (!needsCount(rows.facts)) return undefined;
     if (this.pending.some((entry) => entry.tracker !== undefined)) {
       this.quietHold = true;
       return this.holdCommands();
