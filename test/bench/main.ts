@@ -40,6 +40,7 @@ const USAGE = `usage: node test/bench/main.ts [options]      (npm run bench -- [
   --scale N         pgbench -i scale factor (default 10)
   --targets LIST    comma-separated subset of ${TARGET_NAMES.join(',')} (default all)
   --protocols LIST  postgres, mysql or both (default postgres,mysql); MySQL runs mysqlslap point selects
+  --mysql-workloads LIST  comma-separated parts of MySQL workload ids to run (e.g. update), default all
   --out FILE        where to write the results as JSON (default bench-results.json)`;
 
 type BenchOptions = {
@@ -49,6 +50,7 @@ type BenchOptions = {
   scale: number;
   targets: TargetName[];
   protocols: Array<'postgres' | 'mysql'>;
+  mysqlWorkloads: string[];
   out: string;
 };
 
@@ -105,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
       ? await runMysqlBench(join(dir, 'mysql'), await generateTls(join(dir, 'mysql-tls')), {
           durationSeconds: options.durationSeconds,
           rounds: options.rounds,
+          workloads: options.mysqlWorkloads,
           signal,
           log,
         })
@@ -207,6 +210,7 @@ const FLAGS = {
   scale: { type: 'string' },
   targets: { type: 'string' },
   protocols: { type: 'string' },
+  'mysql-workloads': { type: 'string' },
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -234,6 +238,10 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
     scale: positiveInteger('--scale', values.scale, 10),
     targets: TARGET_NAMES.filter((name) => targets.includes(name)),
     protocols: (['postgres', 'mysql'] as const).filter((p) => protocols.includes(p)),
+    mysqlWorkloads: (values['mysql-workloads'] ?? '')
+      .split(',')
+      .map((w) => w.trim())
+      .filter(Boolean),
     out: values.out ?? 'bench-results.json',
   };
 }
