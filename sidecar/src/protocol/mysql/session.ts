@@ -276,6 +276,13 @@ export class MysqlSession {
   private txRows = 0;
   /** The upstream is MariaDB (whose session counters are in information_schema). */
   private mariadb = true;
+  /**
+   * The counters as the last measured statement left them, while nothing else has run on the
+   * connection since: the next measured statement starts from it instead of reading them again. The
+   * proxy's COMMIT and ROLLBACK do not move them; any other client command forgets it (FLUSH STATUS
+   * or COM_RESET_CONNECTION could reset them).
+   */
+  private lastCount: number | undefined;
   private readonly statements = new Map<number, PreparedText>();
   private lastPrepared: PreparedText | undefined;
   private framer: CommandFramer | undefined;
@@ -697,6 +704,7 @@ export class MysqlSession {
           if (i !== -1) this.pending.splice(i, 1);
         }
         this.measuring = undefined;
+        this.lastCount = undefined;
         this.resumeCommands();
       }
       return undefined;
@@ -1037,17 +1045,21 @@ export class MysqlSession {
     const failed = (end: ResultEnd | undefined) => {
       if (!end?.ok) m.broken = true;
     };
-    return Buffer.concat([
-      this.internalCommand(m, m.implicit ? 'START TRANSACTION' : `SAVEPOINT ${SAVEPOINT}`, {
-        onDone: failed,
-      }),
-      this.internalCommand(m, counterQuery(this.mariadb), {
-        onRow: (row) => {
-          m.before = counterValue(row);
-        },
-        onDone: failed,
-      }),
-    ]);
+    const open = this.internalCommand(m, m.implicit ? 'START TRANSACTION' : `SAVEPOINT ${SAVEPOINT}`, {
+      onDone: failed,
+    });
+    if (this.lastCount !== undefined) {
+      m.before = this.lastCount;
+      this.lastCount = undefined;
+      return open;
+    }
+    const before = this.internalCommand(m, counterQuery(this.mariadb), {
+      onRow: (row) => {
+        m.before = counterValue(row);
+      },
+      onDone: failed,
+    });
+    return Buffer.concat([open, before]);
   }
 
   /** The client's statement between the proxy's commands, all held for its audit record together. */
@@ -1078,6 +1090,7 @@ export class MysqlSession {
   private decideRows(m: Measurement): void {
     const { before, after } = m;
     const delta = before !== undefined && after !== undefined && !m.broken ? after - before : undefined;
+    if (delta !== undefined && delta >= 0) this.lastCount = after;
     if (delta === undefined || delta < 0) {
       const limit = m.limits.find((l) => !l.dryRun && l.action !== 'warn');
       if (!limit) {
@@ -1258,6 +1271,7 @@ export class MysqlSession {
   }
 
   private expect(shape: ResponseShape, entry: Omit<Pending, 'tracker' | 'index'>): void {
+    if (!entry.measure) this.lastCount = undefined;
     this.pending.push({ ...entry, tracker: new ResponseTracker(shape, this.deprecateEof), index: 0 });
   }
 
