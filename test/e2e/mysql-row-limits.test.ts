@@ -92,6 +92,7 @@ beforeAll(async () => {
   local.users.push(
     { name: 'limit', password: 'limit-secret' },
     { name: 'warned', password: 'warned-secret' },
+    { name: 'dry', password: 'dry-secret' },
   );
   proxy = await startProxyProcess(config, {
     extraDocuments: [
@@ -117,6 +118,15 @@ beforeAll(async () => {
       policyDocument('Guardrail', 'warn-rows', {
         mode: 'enforce',
         rules: [{ name: 'rows', maxAffectedRows: 10, action: 'warn' }],
+      }),
+      policyDocument('Guardrail', 'dry-rows', {
+        mode: 'dryRun',
+        rules: [{ name: 'rows', maxAffectedRows: 10, action: 'block' }],
+      }),
+      policyDocument('DatabaseAccess', 'dry', {
+        subjects: [localUser('dry')],
+        allow: ['read', 'write'],
+        guardrails: ['dry-rows'],
       }),
       policyDocument('DatabaseAccess', 'warned', {
         subjects: [localUser('warned')],
@@ -377,6 +387,35 @@ describe('statements that reach the rows another way', () => {
         r['outcome'] === 'ok' && String(r['reason']).includes('warning: warn-rows/rows: 20 rows over 10'),
     );
     expect(record?.['rowsChanged']).toBe(20);
+  });
+
+  it('a dryRun guardrail measures and records what it would have refused', async () => {
+    const c = await client('dry');
+    try {
+      const [changed] = (await c.execute('UPDATE t SET x = -x WHERE id <= ?', [30])) as unknown as [
+        { affectedRows: number },
+      ];
+      expect(changed.affectedRows).toBe(30);
+      // What it cannot count runs too, with a note.
+      await c.query('DELETE FROM my WHERE id = 99');
+    } finally {
+      await c.query('UPDATE t SET x = -x WHERE id <= 30');
+      await c.end();
+    }
+    const record = await auditRecord(
+      (r) =>
+        r['outcome'] === 'ok' &&
+        String(r['reason']).includes('dry run: dry-rows/rows would block: 30 rows over 10'),
+    );
+    expect(record?.['rowsChanged']).toBe(30);
+    expect(
+      await auditRecord(
+        (r) =>
+          r['outcome'] === 'ok' &&
+          String(r['reason']).includes('row limit not measured') &&
+          String(r['reason']).includes('not transactional'),
+      ),
+    ).toBeDefined();
   });
 });
 
