@@ -47,6 +47,7 @@ const USAGE = `usage: node test/bench/main.ts [options]      (npm run bench -- [
   --targets LIST    comma-separated subset of ${TARGET_NAMES.join(',')} (default all)
   --protocols LIST  postgres, mysql or both (default postgres,mysql); MySQL runs mysqlslap point selects
   --workloads LIST  comma-separated prefixes of PostgreSQL workload ids (update-by-key, select-only/prepared...; default all)
+  --mysql-workloads LIST  comma-separated parts of MySQL workload ids to run (e.g. update), default all
   --out FILE        where to write the results as JSON (default bench-results.json)`;
 
 type BenchOptions = {
@@ -57,6 +58,7 @@ type BenchOptions = {
   targets: TargetName[];
   protocols: Array<'postgres' | 'mysql'>;
   workloads: readonly Workload[];
+  mysqlWorkloads: string[];
   out: string;
 };
 
@@ -114,6 +116,7 @@ async function main(argv: string[]): Promise<number> {
       ? await runMysqlBench(join(dir, 'mysql'), await generateTls(join(dir, 'mysql-tls')), {
           durationSeconds: options.durationSeconds,
           rounds: options.rounds,
+          workloads: options.mysqlWorkloads,
           signal,
           log,
         })
@@ -217,6 +220,7 @@ const FLAGS = {
   targets: { type: 'string' },
   protocols: { type: 'string' },
   workloads: { type: 'string' },
+  'mysql-workloads': { type: 'string' },
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -248,6 +252,10 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
     targets: TARGET_NAMES.filter((name) => targets.includes(name)),
     protocols: (['postgres', 'mysql'] as const).filter((p) => protocols.includes(p)),
     workloads,
+    mysqlWorkloads: (values['mysql-workloads'] ?? '')
+      .split(',')
+      .map((w) => w.trim())
+      .filter(Boolean),
     out: values.out ?? 'bench-results.json',
   };
 }

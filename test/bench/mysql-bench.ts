@@ -1,6 +1,8 @@
 // The MySQL rows of `npm run bench`: sysbench oltp_point_select (prepared statements) and mysqlslap point
-// selects (text protocol) against MariaDB directly, through HAProxy and through Gatehouse (audit only, and
-// with the full policy), in one run, so that the ratios hold.
+// selects (text protocol), and the same two for one-row updates by key (sysbench oltp_update_non_index,
+// mysqlslap UPDATE), against MariaDB directly, through HAProxy and through Gatehouse (audit only, and
+// with the full policy, whose row limit makes the proxy count each update's rows), in one run, so that
+// the ratios hold.
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -56,6 +58,8 @@ export type MysqlResultRow = {
 export type MysqlBenchOptions = {
   durationSeconds: number;
   rounds: number;
+  /** Run only the workloads whose id contains one of these (all when empty). */
+  workloads?: readonly string[];
   signal: AbortSignal;
   log: (line: string) => void;
 };
@@ -92,6 +96,12 @@ export async function runMysqlBench(
       lines.push(`SELECT c FROM sbtest1 WHERE id=${1 + (seed % TABLE_ROWS)};`);
     }
     await writeFile(queryFile, `${lines.join('\n')}\n`);
+    // One row each, by key, autocommit: under the row limit each runs in a transaction of the proxy's own.
+    const updateFile = join(dir, 'update.sql');
+    await writeFile(
+      updateFile,
+      `${lines.map((line) => line.replace(/^SELECT c FROM sbtest1 WHERE/, 'UPDATE sbtest1 SET k = k + 1 WHERE')).join('\n')}\n`,
+    );
 
     const targets: MysqlTarget[] = [];
     for (const name of MYSQL_TARGET_NAMES) {
@@ -104,26 +114,47 @@ export async function runMysqlBench(
         options.log(`mysql ${name}: NOT MEASURED: ${(error as Error).message}`);
       }
     }
-    const workloads = [
+    const every = [
       ...[1, 8].map((clients) => ({
         id: `oltp_point_select/prepared/${clients}`,
         clients,
         tool: 'sysbench' as const,
+        test: 'oltp_point_select',
+        file: queryFile,
       })),
       ...[1, 8].map((clients) => ({
         id: `point-select/text/${clients}`,
         clients,
         tool: 'mysqlslap' as const,
+        test: '',
+        file: queryFile,
+      })),
+      ...[1, 8].map((clients) => ({
+        id: `oltp_update_non_index/prepared/${clients}`,
+        clients,
+        tool: 'sysbench' as const,
+        test: 'oltp_update_non_index',
+        file: queryFile,
+      })),
+      ...[1, 8].map((clients) => ({
+        id: `update-by-key/text/${clients}`,
+        clients,
+        tool: 'mysqlslap' as const,
+        test: '',
+        file: updateFile,
       })),
     ];
-    // Warm-up: proves each target works and lets V8 compile the proxy's hot paths; direct sets mysqlslap's query count.
-    const counts = new Map<number, number>();
+    const chosen = options.workloads ?? [];
+    const workloads = every.filter((w) => chosen.length === 0 || chosen.some((c) => w.id.includes(c)));
+    // Warm-up: proves each target works and lets V8 compile the proxy's hot paths; each target's probe
+    // sets its mysqlslap query count, so that every run lasts about the run's duration (a guarded write
+    // can be several times slower than a direct one).
+    const counts = new Map<string, number>();
     for (const target of targets) await sysbench(target, 'run', 8, 1);
     for (const workload of workloads.filter((w) => w.tool === 'mysqlslap')) {
       for (const target of targets) {
-        const probe = await mysqlslap(target, queryFile, workload.clients, 2000 * workload.clients);
-        if (target.name === 'direct')
-          counts.set(workload.clients, Math.round(probe.qps * options.durationSeconds));
+        const probe = await mysqlslap(target, workload.file, workload.clients, 2000 * workload.clients);
+        counts.set(`${target.name}|${workload.id}`, Math.round(probe.qps * options.durationSeconds));
       }
     }
     const samples = new Map<string, { qps: number; cpuUs: number | null; peakKb: number | null }[]>();
@@ -135,8 +166,13 @@ export async function runMysqlBench(
           const cpuBefore = target.pid === undefined ? 0 : cpuTimeMicros(target.pid);
           const result =
             workload.tool === 'sysbench'
-              ? await sysbench(target, 'run', workload.clients, options.durationSeconds)
-              : await mysqlslap(target, queryFile, workload.clients, counts.get(workload.clients) ?? 10_000);
+              ? await sysbench(target, 'run', workload.clients, options.durationSeconds, workload.test)
+              : await mysqlslap(
+                  target,
+                  workload.file,
+                  workload.clients,
+                  counts.get(`${target.name}|${workload.id}`) ?? 10_000,
+                );
           const cpuUs =
             target.pid === undefined ? null : (cpuTimeMicros(target.pid) - cpuBefore) / result.queries;
           const peakKb = target.pid === undefined ? null : peakRssKb(target.pid);
@@ -248,17 +284,21 @@ async function mysqlslap(
   return { qps: queries / seconds, queries };
 }
 
-/** sysbench's oltp_point_select: a prepared primary-key lookup per query (`prepare` loads sbtest1). */
+/**
+ * sysbench's oltp_point_select (a prepared primary-key lookup per query; `prepare` loads sbtest1) or
+ * oltp_update_non_index (a prepared one-row UPDATE by key per query, autocommit).
+ */
 async function sysbench(
   target: MysqlTarget,
   command: 'prepare' | 'run',
   threads: number,
   seconds: number,
+  test = 'oltp_point_select',
 ): Promise<{ qps: number; queries: number }> {
   const result = await exec(
     SYSBENCH,
     [
-      'oltp_point_select',
+      test,
       '--db-driver=mysql',
       '--mysql-host=127.0.0.1',
       `--mysql-port=${target.port}`,

@@ -5,6 +5,7 @@ import {
   MYSQL_CODE_CATALOG_QUERIES,
   type MysqlCodeCatalogRows,
 } from '../../sql/mysql/mysql-code-catalog.ts';
+import { buildTableCatalog, CASCADES_QUERY, type MysqlTableCatalog, TABLES_QUERY } from './row-measure.ts';
 
 export interface MysqlCodeCatalogCacheOptions {
   /** Runs MYSQL_CODE_CATALOG_QUERIES over a connection of its own, with the proxy's credentials. */
@@ -26,6 +27,7 @@ const MAX_ASSUMED = 4096;
  */
 export class MysqlCodeCatalogCache {
   private catalog: CodeCatalog | undefined;
+  private tableCatalog: MysqlTableCatalog | undefined;
   private rows: MysqlCodeCatalogRows | undefined;
   private readonly assumed = new Set<string>();
   private loading: Promise<void> | undefined;
@@ -43,6 +45,11 @@ export class MysqlCodeCatalogCache {
   current(): CodeCatalog | undefined {
     if (Date.now() - this.loadedAt > this.options.refreshMs) void this.load();
     return this.catalog;
+  }
+
+  /** The tables' engines and cascading foreign keys, for row limits; loaded and refreshed with the code. */
+  tables(): MysqlTableCatalog | undefined {
+    return this.tableCatalog;
   }
 
   async ready(): Promise<void> {
@@ -90,9 +97,10 @@ export class MysqlCodeCatalogCache {
     this.loadStartedAt = started;
     const at = performance.now();
     try {
-      const [routines = [], parameters = [], triggers = [], views = []] =
-        await this.options.load(MYSQL_CODE_CATALOG_QUERIES);
+      const [routines = [], parameters = [], triggers = [], views = [], tables = [], cascades = []] =
+        await this.options.load([...MYSQL_CODE_CATALOG_QUERIES, TABLES_QUERY, CASCADES_QUERY]);
       this.rows = { routines, parameters, triggers, views };
+      this.tableCatalog = buildTableCatalog(tables, cascades);
       this.catalog = buildMysqlCodeCatalog(this.rows, new Set(this.assumed));
       this.snapshotStartedAt = started;
       this.options.logger.info(

@@ -106,11 +106,12 @@ export function createMysqlGate(options: {
       }
       const reached = withStoredCode(facts, options.code(), pending);
       const changesCode = changesStoredCode(reached.facts);
-      const decision: GateDecision = {
+      const decision: GateDecision & { reached: StatementFacts } = {
         ...decide(reached.facts, identity, current, { database }),
         code: reached.code,
         unknownRoutines: reached.unknown,
         changesCode,
+        reached: reached.facts,
       };
       if (decision.outcome !== 'refuse') {
         state = applyMysqlSessionEffects(state, facts);

@@ -13,10 +13,11 @@ import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import type { SessionMetrics } from '../../metrics.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
-import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
+import { judgeRowCounts, type RowBudget, type RowLimit } from '../../policy/guardrails/row-limits.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { MaskingSettingsCache } from '../../policy/masking/masking-settings-cache.ts';
 import type { GateDecision, PolicySource } from '../../policy/statement-gate.ts';
+import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
 import {
@@ -49,7 +50,16 @@ import { PayloadReader, packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
 import { withPrefix } from './prefixed-stream.ts';
 import { ProtocolError } from './protocol-error.ts';
-import { type ResponseShape, ResponseTracker } from './response-tracker.ts';
+import { type ResponseShape, ResponseTracker, type ResultEnd } from './response-tracker.ts';
+import {
+  counterQuery,
+  counterValue,
+  needsCount,
+  outsideTransaction,
+  SAVEPOINT,
+  unmeasurable,
+  withStatus,
+} from './row-measure.ts';
 import {
   authSwitchPacket,
   errPacket,
@@ -70,7 +80,7 @@ export interface MysqlGate {
    * The decision for one COM_QUERY or COM_STMT_PREPARE text; undefined when no policy is configured.
    * `shape` is the text's audit normalisation (literals erased), which lets analyses be shared.
    */
-  check(sql: string, shape?: string | null): GateDecision | undefined;
+  check(sql: string, shape?: string | null): (GateDecision & { reached: StatementFacts }) | undefined;
   /** No transaction is open and the catalog shows the session's DDL: forget what it kept of it. */
   settle(): void;
   /** Splits a COM_QUERY text into its statements' audit descriptions. */
@@ -146,6 +156,41 @@ interface Pending {
   readonly localInfiles?: string[];
   /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
   readonly binary?: boolean;
+  /** The client's command runs under row limits: its answer's last packet waits for the count. */
+  readonly measure?: Measurement;
+  /** An internal command's rows (text protocol), read as they pass. */
+  readonly onRow?: (row: Buffer) => void;
+  /** An internal command was answered. */
+  readonly onDone?: (end: ResultEnd | undefined) => void;
+}
+
+/** What a statement under row limits needs: the limits, and its facts with the code it runs. */
+interface RowsToMeasure {
+  readonly limits: readonly RowLimit[];
+  readonly facts: StatementFacts;
+}
+
+/** One statement being measured (see row-measure.ts): from its first internal command to the decision. */
+interface Measurement {
+  readonly limits: readonly RowLimit[];
+  /** The proxy opened the transaction (the client had none, under autocommit). */
+  readonly implicit: boolean;
+  readonly what: string;
+  /** Rows the client's transaction had changed before this statement, as measured. */
+  readonly txBefore: number;
+  /** Rows the identity changed in the last minute before this statement. */
+  readonly minute: number;
+  before?: number;
+  after?: number;
+  /** One of the proxy's own commands failed: the count cannot be trusted. */
+  broken?: boolean;
+  /** The client answer's last packet (frame), its end and the text it is recorded under. */
+  held?: Buffer;
+  heldEnd?: ResultEnd;
+  heldText?: QueryText;
+  client?: Pending;
+  /** The proxy's own commands for it, still owed an answer or not. */
+  readonly internals: Pending[];
 }
 
 interface PreparedText {
@@ -157,6 +202,8 @@ interface PreparedText {
   readonly masked?: readonly string[];
   /** Its executions touch masked data: the server's error texts for them are withheld. */
   readonly withholdsServerText?: boolean;
+  /** Its executions run under row limits. */
+  readonly rows?: RowsToMeasure;
 }
 
 /** A client file goes to the server only when a policy allows the statement that asks for it. */
@@ -220,6 +267,21 @@ export class MysqlSession {
   private columnsOf: { head: Pending; result: number } | undefined;
 
   private readonly pending: Pending[] = [];
+  /** The statement under row limits whose count is awaited: the client's next commands wait. */
+  private measuring: Measurement | undefined;
+  /** A statement under row limits waits until every answer owed before it has come (exact status flags). */
+  private quietHold = false;
+  /** Rows the client's open transaction has changed, as measured statement by statement. */
+  private txRows = 0;
+  /** The upstream is MariaDB (whose session counters are in information_schema). */
+  private mariadb = true;
+  /**
+   * The counters as the last measured statement left them, while nothing else has run on the
+   * connection since: the next measured statement starts from it instead of reading them again. The
+   * proxy's COMMIT and ROLLBACK do not move them; any other client command forgets it (FLUSH STATUS
+   * or COM_RESET_CONNECTION could reset them).
+   */
+  private lastCount: number | undefined;
   private readonly statements = new Map<number, PreparedText>();
   private lastPrepared: PreparedText | undefined;
   private framer: CommandFramer | undefined;
@@ -470,6 +532,7 @@ export class MysqlSession {
         return;
       }
       this.upstreamThreadId = upstream.greeting.threadId;
+      this.mariadb = /mariadb/i.test(upstream.greeting.serverVersion);
       this.status = upstream.status;
       const [sqlMode = null, clientCharset = null] =
         upstream.setupRows[upstream.setupRows.length - 1]?.[0] ?? [];
@@ -592,7 +655,8 @@ export class MysqlSession {
   }
 
   private afterCommands(server: Socket): void {
-    if (this.framer!.holding && !this.catalogRefreshed) this.refreshCatalogThenResume(server);
+    if (this.framer!.holding && !this.catalogRefreshed && !this.quietHold && !this.measuring)
+      this.refreshCatalogThenResume(server);
     this.toServer.flush();
     this.flushSynthetic();
     if (server.writableNeedDrain || this.toServer.heldBytes > MAX_HELD_BYTES) this.client.pause();
@@ -616,6 +680,7 @@ export class MysqlSession {
     texts: readonly QueryText[],
     answerSeq: number,
     started: number,
+    measure?: Measurement,
   ): Buffer {
     const expected = this.pending[this.pending.length - 1]!;
     const { audit, config } = this.deps;
@@ -625,6 +690,16 @@ export class MysqlSession {
       if (at !== -1) {
         this.refuse(this.auditUnavailable(), texts, via, answerSeq, started);
         this.pending[at] = this.pending.pop()!;
+      }
+      if (measure) {
+        // The proxy's own commands around it did not go either.
+        for (const entry of measure.internals) {
+          const i = this.pending.indexOf(entry);
+          if (i !== -1) this.pending.splice(i, 1);
+        }
+        this.measuring = undefined;
+        this.lastCount = undefined;
+        this.resumeCommands();
       }
       return undefined;
     });
@@ -666,6 +741,9 @@ export class MysqlSession {
       return frame;
     }
     if (payload.length === 0) throw new ProtocolError('empty command packet');
+    // A statement under row limits is being counted: what it changed may still be rolled back, so
+    // nothing else may run in its transaction before the decision.
+    if (this.measuring) return this.holdCommands();
     const command = payload[0]!;
     const answerSeq = (lastSeq + 1) & 0xff;
     const started = performance.now();
@@ -694,12 +772,21 @@ export class MysqlSession {
           );
           return undefined;
         }
+        const plan = refusal.rows && this.planRows(refusal.rows);
+        if (plan === HOLD_COMMAND) return HOLD_COMMAND;
+        if (plan && 'kind' in plan) {
+          this.refuse(plan, texts, 'text', answerSeq, started);
+          return undefined;
+        }
+        const measure = plan && 'limits' in plan ? plan : undefined;
+        const prefix = measure && this.measurePrefix(measure);
         this.expect('results', {
           via: 'text',
           texts,
           started,
           command: 'QUERY',
-          ...notesOf(refusal),
+          ...withNote(refusal.notes, plan && 'note' in plan ? plan.note : undefined),
+          ...(measure && { measure }),
           ...(masks && {
             masks: masks.results,
             masking,
@@ -709,6 +796,7 @@ export class MysqlSession {
           localInfiles,
           ...(this.judgedChangesCode && { changesCode: true }),
         });
+        if (measure) return this.sendMeasured(measure, prefix!, frame, 'text', texts, answerSeq, started);
         return this.holdForAudit(frame, 'text', texts, answerSeq, started);
       }
       case Command.STMT_PREPARE: {
@@ -732,6 +820,7 @@ export class MysqlSession {
         const prepares: PreparedText = {
           text,
           ...notes,
+          ...(refusal.rows && { rows: refusal.rows }),
           ...(masks && {
             masks: masks.results[0] ?? 'all',
             masked: masks.described[0] ?? ['*: redact'],
@@ -775,12 +864,21 @@ export class MysqlSession {
           );
           return undefined;
         }
+        const plan = prepared?.rows && this.planRows(prepared.rows);
+        if (plan === HOLD_COMMAND) return HOLD_COMMAND;
+        if (plan && 'kind' in plan) {
+          this.refuse(plan, [text], 'prepared', answerSeq, started);
+          return undefined;
+        }
+        const measure = plan && 'limits' in plan ? plan : undefined;
+        const prefix = measure && this.measurePrefix(measure);
         this.expect('results', {
           via: 'prepared',
           texts: [text],
           started,
           command: 'EXECUTE',
-          ...(prepared?.notes && { notes: prepared.notes }),
+          ...withNote(prepared?.notes, plan && 'note' in plan ? plan.note : undefined),
+          ...(measure && { measure }),
           ...(masking && {
             masks: [prepared?.masks ?? 'all'],
             masked: [prepared?.masked ?? ['* (not traced): redact']],
@@ -789,6 +887,8 @@ export class MysqlSession {
             masking,
           }),
         });
+        if (measure)
+          return this.sendMeasured(measure, prefix!, frame, 'prepared', [text], answerSeq, started);
         return this.holdForAudit(frame, 'prepared', [text], answerSeq, started);
       }
       case Command.STMT_CLOSE: {
@@ -857,7 +957,315 @@ export class MysqlSession {
     }
   }
 
+  /** Holds the client's commands (and stops reading it) until resumeCommands. */
+  private holdCommands(): typeof HOLD_COMMAND {
+    this.client.pause();
+    return HOLD_COMMAND;
+  }
+
+  /** Reads the client's held commands again, once no statement under row limits waits. */
+  private resumeCommands(): void {
+    setImmediate(() => {
+      if (this.closed || this.measuring) return;
+      this.quietHold = false;
+      if (!this.framer!.holding) return;
+      const server = this.upstream!;
+      try {
+        this.framer!.resume(this.handleCommand, this.toServer.add);
+      } catch (error) {
+        this.toServer.reset();
+        this.protocolViolation(error);
+        return;
+      }
+      this.afterCommands(server);
+      if (!server.writableNeedDrain && !this.framer!.holding) this.client.resume();
+    });
+  }
+
+  /**
+   * How a statement under row limits runs: measured (a Measurement), refused because its rows cannot
+   * be counted, run with a note when no limit on it enforces, or held (answers owed before it must come
+   * first, so that the status flags say whether a transaction is open; or the table catalog reloads).
+   */
+  private planRows(
+    rows: RowsToMeasure,
+  ): Measurement | Refusal | { note: string } | typeof HOLD_COMMAND | undefined {
+    if (!needsCount(rows.facts)) return undefined;
+    if (this.pending.some((entry) => entry.tracker !== undefined)) {
+      this.quietHold = true;
+      return this.holdCommands();
+    }
+    const what = describeWrite(rows.facts);
+    const why = unmeasurable(rows.facts, this.deps.code.tables(), this.deps.config.upstream.database);
+    if (why?.unknown && !this.catalogRefreshed) return HOLD_COMMAND;
+    if (why) {
+      const limit = rows.limits.find((l) => !l.dryRun && l.action !== 'warn');
+      if (!limit) return { note: `row limit not measured: ${why.reason}` };
+      return {
+        kind: MysqlError.TABLE_ACCESS_DENIED,
+        message: `Gatehouse guardrail "${limit.guardrail}" (rule ${limit.rule}) refused ${what}: the rows it changes cannot be counted, because ${why.reason}.${limit.advice ? ` ${limit.advice}` : ''}`,
+        reason: `Guardrail ${limit.guardrail}: ${limit.rule}; not measurable: ${why.reason}`,
+      };
+    }
+    const inTransaction = (this.status & ServerStatus.IN_TRANS) !== 0;
+    return {
+      limits: rows.limits,
+      implicit: !inTransaction && (this.status & ServerStatus.AUTOCOMMIT) !== 0,
+      what,
+      txBefore: inTransaction ? this.txRows : 0,
+      minute: this.deps.rowBudget.spent(this.identity!.subject),
+      internals: [],
+    };
+  }
+
+  /** A command of the proxy's own, answered to it alone; its bytes go where the caller puts them. */
+  private internalCommand(m: Measurement, sql: string, hooks: Pick<Pending, 'onRow' | 'onDone'>): Buffer {
+    const entry: Pending = {
+      tracker: new ResponseTracker('results', this.deprecateEof),
+      internal: true,
+      index: 0,
+      started: performance.now(),
+      command: 'ROW LIMIT',
+      ...hooks,
+    };
+    this.pending.push(entry);
+    m.internals.push(entry);
+    return packet(Buffer.from(`\x03${sql}`, 'utf8'), 0);
+  }
+
+  /** Opens the proxy's transaction or savepoint and reads the counters, before the client's statement. */
+  private measurePrefix(m: Measurement): Buffer {
+    this.measuring = m;
+    const failed = (end: ResultEnd | undefined) => {
+      if (!end?.ok) m.broken = true;
+    };
+    const open = this.internalCommand(m, m.implicit ? 'START TRANSACTION' : `SAVEPOINT ${SAVEPOINT}`, {
+      onDone: failed,
+    });
+    if (this.lastCount !== undefined) {
+      m.before = this.lastCount;
+      this.lastCount = undefined;
+      return open;
+    }
+    const before = this.internalCommand(m, counterQuery(this.mariadb), {
+      onRow: (row) => {
+        m.before = counterValue(row);
+      },
+      onDone: failed,
+    });
+    return Buffer.concat([open, before]);
+  }
+
+  /** The client's statement between the proxy's commands, all held for its audit record together. */
+  private sendMeasured(
+    m: Measurement,
+    prefix: Buffer,
+    frame: Buffer,
+    via: 'text' | 'prepared',
+    texts: readonly QueryText[],
+    answerSeq: number,
+    started: number,
+  ): Buffer {
+    const after = packet(Buffer.from(`\x03${counterQuery(this.mariadb)}`, 'utf8'), 0);
+    const bytes = this.holdForAudit(Buffer.concat([prefix, frame, after]), via, texts, answerSeq, started, m);
+    this.internalCommand(m, counterQuery(this.mariadb), {
+      onRow: (row) => {
+        m.after = counterValue(row);
+      },
+      onDone: (end) => {
+        if (!end?.ok) m.broken = true;
+        this.decideRows(m);
+      },
+    });
+    return bytes;
+  }
+
+  /** The counters are in: keep what the statement changed, or roll it back and refuse it. */
+  private decideRows(m: Measurement): void {
+    const { before, after } = m;
+    const delta = before !== undefined && after !== undefined && !m.broken ? after - before : undefined;
+    if (delta !== undefined && delta >= 0) this.lastCount = after;
+    if (delta === undefined || delta < 0) {
+      const limit = m.limits.find((l) => !l.dryRun && l.action !== 'warn');
+      if (!limit) {
+        this.keepRows(m, undefined, 0, ['row limit not measured: the counters could not be read']);
+        return;
+      }
+      this.rollBackRows(
+        m,
+        {
+          kind: MysqlError.TABLE_ACCESS_DENIED,
+          message: `Gatehouse guardrail "${limit.guardrail}" (rule ${limit.rule}) refused ${m.what}: the database's row counters could not be read, so what it changed cannot be counted; nothing it changed was kept`,
+          reason: `Guardrail ${limit.guardrail}: ${limit.rule}; not measurable: the row counters could not be read`,
+        },
+        undefined,
+      );
+      return;
+    }
+    const counts = { transaction: m.txBefore + delta, before: m.txBefore, minute: m.minute };
+    const judged = judgeRowCounts(m.limits, counts, m.what);
+    const notes = [
+      ...judged.warnings.map(
+        (h) =>
+          `warning: ${h.limit.guardrail}/${h.limit.rule}: ${h.count} rows ${h.scope === 'minute' ? 'in a minute ' : ''}over ${h.max}`,
+      ),
+      ...judged.dryRun.map(
+        (h) =>
+          `dry run: ${h.limit.guardrail}/${h.limit.rule} would ${h.limit.action}: ${h.count} rows ${h.scope === 'minute' ? 'in a minute ' : ''}over ${h.max}`,
+      ),
+    ];
+    const hit = judged.refusal;
+    if (!hit) {
+      this.keepRows(m, counts.transaction, delta, notes);
+      return;
+    }
+    this.rollBackRows(
+      m,
+      {
+        kind: MysqlError.TABLE_ACCESS_DENIED,
+        message:
+          hit.limit.action === 'requireApproval'
+            ? `${hit.message} (this statement requires approval before it can run)`
+            : hit.message,
+        reason: `Guardrail ${hit.limit.guardrail}: ${hit.limit.rule}; ${hit.count} rows ${
+          hit.scope === 'minute' ? 'in the last minute' : 'in the transaction'
+        }, over ${hit.scope === 'minute' ? 'maxAffectedRowsPerMinute' : 'maxAffectedRows'} ${hit.max}`,
+      },
+      counts.transaction,
+      notes,
+    );
+  }
+
+  private keepRows(m: Measurement, total: number | undefined, delta: number, notes: readonly string[]): void {
+    const subject = this.identity!.subject;
+    if (!m.implicit) {
+      if (total !== undefined) this.txRows = total;
+      this.deps.rowBudget.add(subject, delta);
+      this.releaseHeld(m, undefined, total, notes);
+      this.finishRows();
+      return;
+    }
+    this.toServer.add(
+      this.internalCommand(m, 'COMMIT', {
+        onDone: (end) => {
+          if (end?.ok) {
+            this.deps.rowBudget.add(subject, delta);
+            this.releaseHeld(m, outsideTransaction(this.status), total, notes);
+          } else
+            this.answerHeld(
+              m,
+              {
+                kind: MysqlError.TABLE_ACCESS_DENIED,
+                message: `Gatehouse: the transaction it opened to count the rows of ${m.what} did not commit (error ${end?.errorCode ?? 'unknown'}); nothing it changed was kept`,
+                reason: `row limit: commit failed (${end?.errorCode ?? 'unknown'})`,
+              },
+              'error',
+              total,
+              notes,
+            );
+          this.finishRows();
+        },
+      }),
+    );
+    this.toServer.flush();
+  }
+
+  private rollBackRows(
+    m: Measurement,
+    refusal: Refusal,
+    total: number | undefined,
+    notes: readonly string[] = [],
+  ): void {
+    this.toServer.add(
+      this.internalCommand(m, m.implicit ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${SAVEPOINT}`, {
+        onDone: (end) => {
+          if (!end?.ok) {
+            // The rows may still be there: ending the session rolls its transaction back.
+            this.logger.error(
+              { errno: end?.errorCode },
+              'could not roll back a statement over its row limit',
+            );
+            this.sendFatal(
+              refusal.kind,
+              `${refusal.message}; Gatehouse could not roll it back and closed the connection, which rolls the transaction back`,
+              m.held?.[3] ?? 1,
+              'row-limit',
+            );
+            return;
+          }
+          this.answerHeld(m, refusal, 'refused', total, notes);
+          this.finishRows();
+        },
+      }),
+    );
+    this.toServer.flush();
+  }
+
+  /** Sends the client's held answer (with the status flags given) and its audit record. */
+  private releaseHeld(
+    m: Measurement,
+    status: number | undefined,
+    total: number | undefined,
+    notes: readonly string[],
+  ): void {
+    const held = m.held;
+    if (!held) return;
+    const first = held[4];
+    const patched =
+      status !== undefined && (first === 0x00 || first === 0xfe)
+        ? packet(withStatus(held.subarray(4), status), held[3]!)
+        : held;
+    const end = m.heldEnd;
+    if (end && m.client) {
+      const head = m.client;
+      const text = m.heldText ?? UNKNOWN_TEXT;
+      const reason = [...(head.notes ?? []), ...notes];
+      if (end.ok)
+        this.record(head.via ?? 'text', head.started, text, 'ok', {
+          command: commandOf(text) ?? head.command,
+          rows: end.rows,
+          rowsChanged: total,
+          ...(reason.length > 0 && { reason: reason.join('; ') }),
+          masked: head.masked?.[head.index],
+        });
+      else
+        this.record(head.via ?? 'text', head.started, text, 'error', {
+          ...(end.sqlstate && { sqlstate: end.sqlstate }),
+          rowsChanged: total,
+        });
+    }
+    this.toClient.add(patched);
+    this.toClient.flush(this.client);
+  }
+
+  /** Answers the client's held statement with an error of the proxy's own instead. */
+  private answerHeld(
+    m: Measurement,
+    refusal: Refusal,
+    outcome: 'refused' | 'error',
+    total: number | undefined,
+    notes: readonly string[],
+  ): void {
+    const held = m.held;
+    if (!held) return;
+    const head = m.client;
+    if (head)
+      this.record(head.via ?? 'text', head.started, m.heldText ?? UNKNOWN_TEXT, outcome, {
+        reason: [refusal.reason, ...notes].join('; '),
+        sqlstate: refusal.kind.sqlstate,
+        rowsChanged: total,
+      });
+    this.toClient.add(errPacket(refusal.kind, refusal.message, held[3]!));
+    this.toClient.flush(this.client);
+  }
+
+  private finishRows(): void {
+    this.measuring = undefined;
+    this.resumeCommands();
+  }
+
   private expect(shape: ResponseShape, entry: Omit<Pending, 'tracker' | 'index'>): void {
+    if (!entry.measure) this.lastCount = undefined;
     this.pending.push({ ...entry, tracker: new ResponseTracker(shape, this.deprecateEof), index: 0 });
   }
 
@@ -897,7 +1305,7 @@ export class MysqlSession {
   private judge(
     sql: string,
     shape: string | null,
-  ): Refusal | { notes?: readonly string[] } | typeof HOLD_COMMAND {
+  ): Refusal | { notes?: readonly string[]; rows?: RowsToMeasure } | typeof HOLD_COMMAND {
     this.judgedChangesCode = false;
     // After DDL the catalog may not show the code it changed: reload first. The session's own DDL
     // the catalog cannot show yet (uncommitted) stays pending in the gate until no transaction is
@@ -906,7 +1314,7 @@ export class MysqlSession {
       if (this.deps.code.outdated && !this.catalogRefreshed) return HOLD_COMMAND;
       if (!(this.status & ServerStatus.IN_TRANS) && !this.deps.code.outdated) this.gate.settle();
     }
-    let decision: GateDecision | undefined;
+    let decision: ReturnType<MysqlGate['check']>;
     try {
       // Refused with or without a policy: the analysis, the masking and the audit would all misread what follows.
       const misread = this.gate?.misread(sql, shape);
@@ -952,7 +1360,9 @@ export class MysqlSession {
     }
     if (decision.outcome === 'allow-with-warnings')
       for (const warning of decision.warnings) notes.push(`warning: ${warning.guardrail}/${warning.rule}`);
-    return notes.length > 0 ? { notes } : {};
+    const rows =
+      decision.rowLimits.length > 0 ? { limits: decision.rowLimits, facts: decision.reached } : undefined;
+    return { ...(notes.length > 0 && { notes }), ...(rows && { rows }) };
   }
 
   private auditRefusal(): Refusal | undefined {
@@ -1037,6 +1447,7 @@ export class MysqlSession {
     }
     if (this.dropUnread) {
       this.dropUnread = false;
+      if (head.onRow && head.tracker.lastAccounted === 'row') head.onRow(p.subarray(4));
       return undefined;
     }
     if (this.maskedPacket) {
@@ -1049,12 +1460,17 @@ export class MysqlSession {
     if (localInfile !== undefined) return this.onLocalInfile(head, localInfile, p);
     // lastPrepared was set when the prepare went upstream: a later prepare may have gone since.
     if (prepared && head.prepares) this.statements.set(prepared.statementId, head.prepares);
+    // The last packet of a measured statement's answer waits for the count.
+    const holds = head.measure !== undefined && end?.last === true;
+    if (holds) head.measure!.held = p;
     if (end) this.onResultEnd(head, end);
     if (!head.tracker.done) return head.internal ? undefined : p;
     this.pending.shift();
+    if (head.internal) head.onDone?.(end);
+    if (this.quietHold && !this.pending.some((entry) => entry.tracker !== undefined)) this.resumeCommands();
     if (head.resets && end?.ok) this.afterReset();
     if (head.changesCode) this.deps.code.invalidate();
-    const out = head.internal ? [] : [p];
+    const out = head.internal || holds ? [] : [p];
     while (this.pending.length > 0 && this.pending[0]!.synthetic) out.push(this.pending.shift()!.synthetic!);
     if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));
     return out.length === 1 ? out[0] : out.length === 0 ? undefined : Buffer.concat(out);
@@ -1138,7 +1554,10 @@ export class MysqlSession {
   }
 
   private onResultEnd(head: Pending, end: NonNullable<ReturnType<ResponseTracker['read']>['end']>): void {
-    if (end.status !== undefined) this.status = end.status;
+    if (end.status !== undefined) {
+      this.status = end.status;
+      if (!(end.status & ServerStatus.IN_TRANS)) this.txRows = 0;
+    }
     if (head.internal) return;
     if (head.command === 'PREPARE') {
       // A prepare is audited when it fails; its executions are audited as statements.
@@ -1151,6 +1570,13 @@ export class MysqlSession {
     }
     if (!head.texts) return;
     const text = head.texts[head.index] ?? head.texts[head.texts.length - 1] ?? UNKNOWN_TEXT;
+    if (head.measure && end.last) {
+      // Recorded once the count decides what the client is told.
+      head.measure.heldEnd = end;
+      head.measure.heldText = text;
+      head.measure.client = head;
+      return;
+    }
     if (end.ok)
       this.record(head.via ?? 'text', head.started, text, 'ok', {
         command: commandOf(text) ?? head.command,
@@ -1357,6 +1783,22 @@ function shapeOf(texts: readonly QueryText[]): string | null {
 function commandOf(text: QueryText): string | undefined {
   const word = /^[A-Za-z]+/.exec(text.statement ?? '')?.[0];
   return word?.toUpperCase();
+}
+
+/** The notes with one more, when there is one. */
+function withNote(
+  notes: readonly string[] | undefined,
+  note: string | undefined,
+): { notes?: readonly string[] } {
+  const all = [...(notes ?? []), ...(note ? [note] : [])];
+  return all.length > 0 ? { notes: all } : {};
+}
+
+/** The statement for a row-limit message: its top-level statements in a few words, never values. */
+function describeWrite(facts: StatementFacts): string {
+  const summaries = facts.statements.filter((s) => s.via.length === 0).map((s) => s.summary);
+  if (summaries.length === 0) return 'the statement';
+  return summaries.length > 3 ? `${summaries.slice(0, 3).join('; ')}; ...` : summaries.join('; ');
 }
 
 function notesOf(verdict: { notes?: readonly string[] }): { notes?: readonly string[] } {

@@ -976,6 +976,8 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
   const entries: StatementEntry[] = [];
   const userVariables: string[] = [];
   const constants: [string, string | null][] = [];
+  /** Settings that end the transaction or change when it ends: named in the summary (row limits). */
+  const ending: string[] = [];
   let classes: StatementClass[] = [];
   const findings: NewFinding[] = [];
   let scope = 'SESSION';
@@ -999,11 +1001,13 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
         : ['session', target.value];
       if (prefix !== 'session' && prefix !== 'local') classes = ['admin'];
       if (name && PRIVILEGED_VARIABLES.has(name)) classes = ['admin'];
+      if (name && ENDING_VARIABLES.has(name.toLowerCase())) ending.push(name.toLowerCase());
       if (name) findings.push(...settingFindings(name));
     } else {
       if (scope !== 'SESSION' && scope !== 'LOCAL') classes = ['admin'];
       const name = target.type === 'word' ? target.value.toLowerCase() : target.value.toLowerCase();
       if (PRIVILEGED_VARIABLES.has(name)) classes = ['admin'];
+      if (ENDING_VARIABLES.has(name)) ending.push(name);
       findings.push(...settingFindings(name));
       if (name === 'names' || name === 'character' || name === 'charset') continue;
     }
@@ -1013,7 +1017,8 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
       if (value.tablesRead.length > 0 || value.functions.length > 0) entries.push({ ...value, via: ['SET'] });
     }
   }
-  const summary = userVariables.length > 0 ? `SET @${userVariables.join(', @')}` : 'SET';
+  const named = [...userVariables.map((v) => `@${v}`), ...ending];
+  const summary = named.length > 0 ? `SET ${named.join(', ')}` : 'SET';
   const reads = entries.flatMap((e) => e.tablesRead);
   if (reads.length > 0) classes = [...new Set([...classes, 'read' as const])];
   return result([...entries, entry('set', 'SET', summary, classes, { tablesRead: reads, findings })], {
@@ -1021,6 +1026,9 @@ function set(s: Statement, ctx: RuleContext): StatementResult {
     constants,
   });
 }
+
+/** Session variables whose SET commits the open transaction or decides how it ends. */
+const ENDING_VARIABLES: ReadonlySet<string> = new Set(['autocommit', 'completion_type']);
 
 const UNSAFE_CHARSET =
   'it switches the connection to a character set in which part of a multibyte character reads as a quote or backslash';
