@@ -252,6 +252,21 @@ describe('what the database does beyond the statement counts or is refused', () 
     expect(await snapshot()).toBe(before);
   });
 
+  it('lets plain inserts into a parent of cascading foreign keys through: they cascade to nothing', async () => {
+    const c = await client();
+    try {
+      await c.query('INSERT INTO parent (id) VALUES (900001)');
+      await c.execute('INSERT INTO parent (id) VALUES (?)', [900002]);
+      const upsert = await failure(
+        c.query('INSERT INTO parent (id) VALUES (900001) ON DUPLICATE KEY UPDATE id = 900003'),
+      );
+      expect(upsert?.sqlMessage).toMatch(/CASCADE/);
+    } finally {
+      await admin.query('DELETE FROM rl.parent WHERE id >= 900001');
+      await c.end();
+    }
+  });
+
   it('refuses writes to a non-transactional (MyISAM) table', async () => {
     const before = await snapshot();
     const c = await client();

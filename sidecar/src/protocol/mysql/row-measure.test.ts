@@ -92,9 +92,21 @@ describe('unmeasurable', () => {
       /not transactional/,
     );
   });
-  it('refuses parents of cascading foreign keys', () => {
-    expect(unmeasurable(facts('DELETE FROM parent WHERE id = 1'), CATALOG, 'app')?.reason).toMatch(/CASCADE/);
+  it.each([
+    'DELETE FROM parent WHERE id = 1',
+    'UPDATE parent SET id = 2 WHERE id = 1',
+    'REPLACE INTO parent VALUES (1)',
+    'INSERT INTO parent VALUES (1) ON DUPLICATE KEY UPDATE id = 2',
+    'DELETE parent FROM parent JOIN t ON parent.id = t.id',
+  ])('refuses changes to parents of cascading foreign keys: %s', (sql) => {
+    expect(unmeasurable(facts(sql), CATALOG, 'app')?.reason).toMatch(/CASCADE/);
   });
+  it.each(['INSERT INTO parent VALUES (1)', 'INSERT IGNORE INTO parent SELECT id FROM t'])(
+    'lets a plain insert into a parent through (it cascades to nothing): %s',
+    (sql) => {
+      expect(unmeasurable(facts(sql), CATALOG, 'app')).toBeUndefined();
+    },
+  );
   it('asks for a reload for a table it does not know, and refuses without a catalog', () => {
     expect(unmeasurable(facts('DELETE FROM fresh WHERE id = 1'), CATALOG, 'app')).toMatchObject({
       unknown: true,

@@ -133,6 +133,12 @@ export function unmeasurable(
       };
   }
   if (!catalog) return { reason: 'no catalog of the tables could be loaded' };
+  // Only updates and deletes of a parent cascade: a plain INSERT (no REPLACE, no ON DUPLICATE KEY
+  // UPDATE) adds rows and changes none of its children.
+  const changingExisting = new Set<string>();
+  for (const s of facts.statements)
+    if (!defined(s) && !(s.kind === 'insert' && s.command === 'INSERT'))
+      for (const table of s.tablesWritten) changingExisting.add(qualified(table, database));
   for (const table of facts.tablesWritten) {
     const key = qualified(table, database);
     const transactional = catalog.transactional.get(key);
@@ -142,7 +148,7 @@ export function unmeasurable(
       return {
         reason: `it writes ${table}, whose storage engine is not transactional, so nothing it changed could be rolled back`,
       };
-    if (catalog.cascadeParents.has(key))
+    if (catalog.cascadeParents.has(key) && changingExisting.has(key))
       return {
         reason: `it writes ${table}, which foreign keys reference with ON DELETE/UPDATE CASCADE or SET NULL, and the database does not count the rows a cascade changes`,
       };

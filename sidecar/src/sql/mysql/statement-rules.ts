@@ -575,7 +575,10 @@ function insert(s: Statement, keyword: 'INSERT' | 'REPLACE'): StatementEntry {
     if (name) addOnce(facts.columnsWritten, `${table}.${name.toLowerCase()}`);
   }
   for (const a of assignmentsOf(body)) addOnce(facts.columnsWritten, `${table}.${a}`);
-  return entry('insert', keyword, `${keyword} INTO ${table}`, WRITE, {
+  // An upsert updates existing rows (and so may cascade): its command says so, a plain INSERT's does not.
+  const upsert = asArray(field(field(body, 'on'), 'DuplicateKeyUpdate')).length > 0;
+  const command = upsert ? `${keyword} ... ON DUPLICATE KEY UPDATE` : keyword;
+  return entry('insert', command, `${keyword} INTO ${table}`, WRITE, {
     ...fieldsOf(facts),
     tablesWritten: written,
   });
