@@ -22,7 +22,7 @@ export function startGatehouse(server: PostgresInfo, dir: string): Promise<Targe
 /**
  * The same with the full policy path: every statement parsed, analysed and decided against the
  * built-in guardrails (every kind blocks) and a DatabaseAccess grant, its output columns traced for
- * masking (auto-detection: bench_people's email and ssn are masked), result text scanned.
+ * masking (bench_people's email tokenized, its ssn redacted by auto-detection), result text scanned.
  */
 export function startGuardedGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
   return startGatehouseTarget(server, dir, 'gatehouse-guarded', [
@@ -31,7 +31,8 @@ export function startGuardedGatehouse(server: PostgresInfo, dir: string): Promis
       apiVersion: 'gatehouse.dev/v1alpha1',
       kind: 'MaskingPolicy',
       metadata: { name: 'pii' },
-      spec: { autoDetect: true },
+      // Auto-detection redacts the ssn; the email is tokenized, the costliest method per cell.
+      spec: { autoDetect: true, rules: [{ columns: ['bench_people.email'], method: 'tokenize' }] },
     },
     {
       apiVersion: 'gatehouse.dev/v1alpha1',

@@ -174,7 +174,16 @@ async function main(argv: string[]): Promise<number> {
       progress: log,
     });
     const rows = summarize(cells);
-    const goals = checkGoals(rows);
+    const memory = Object.fromEntries(
+      options.targets.map((name) => {
+        const peaks = rows.filter((r) => r.target === name && r.peakRssMb !== null).map((r) => r.peakRssMb!);
+        return [
+          name,
+          { idleMb: startRssMb[name], peakMb: peaks.length > 0 ? Math.max(...peaks) : undefined },
+        ];
+      }),
+    );
+    const goals = checkGoals(rows, memory);
     for (const row of rows) failures.push(...row.errors.map((e) => `${row.target} ${row.workload} ${e}`));
 
     const machine: Machine = {

@@ -15,6 +15,9 @@ export type ResultRow = {
   ratioVsDirect: number;
   /** The same against HAProxy. */
   ratioVsHaproxy: number;
+  /** The same against the bare Node relay (the floor for a proxy in Node) and against PgBouncer. */
+  ratioVsNodeRelay: number;
+  ratioVsPgbouncer: number;
   p50Us: number;
   p99Us: number;
   /** Median over rounds of this target's p50 minus direct's p50 in the same round. */
@@ -50,6 +53,16 @@ export function summarize(cells: readonly Cell[]): ResultRow[] {
       ratioVsHaproxy: pairedMedian(
         samples,
         samplesOf('haproxy', workload.id),
+        (mine, theirs) => mine.tps / theirs.tps,
+      ),
+      ratioVsNodeRelay: pairedMedian(
+        samples,
+        samplesOf('node-relay', workload.id),
+        (mine, theirs) => mine.tps / theirs.tps,
+      ),
+      ratioVsPgbouncer: pairedMedian(
+        samples,
+        samplesOf('pgbouncer', workload.id),
         (mine, theirs) => mine.tps / theirs.tps,
       ),
       p50Us: median(samples.map((s) => s.p50Us)),
