@@ -61,9 +61,9 @@ export function parametrize(
   placeholder: (index: number) => string,
 ): { text: string; values: string[] } {
   const values: string[] = [];
-  // Literals that must stay literals: typed ones (DATE '...'), GROUP_CONCAT's SEPARATOR, casts ('...'::jsonb).
+  // Literals that must stay literals: typed ones (DATE '...', X'2d'), GROUP_CONCAT's SEPARATOR, casts ('...'::jsonb).
   const text = sql.replace(
-    /(?<!(?:DATE|TIMESTAMPTZ|TIMESTAMP|SEPARATOR)\s*)'([^']*)'(?!::)/g,
+    /(?<!(?:\bDATE|\bTIMESTAMPTZ|\bTIMESTAMP|\bSEPARATOR|\bX)\s*)'([^']*)'(?!::)/g,
     (_all, value: string) => {
       values.push(value);
       return placeholder(values.length);

@@ -30,8 +30,15 @@ export interface FuzzTarget {
    * after: what the client would receive without the proxy, to show that the oracle sees PII there.
    */
   direct(sql: string): Promise<readonly string[]>;
-  /** Rows changed since the seed, counted by key over a direct connection; then puts the seed back. */
-  changedRowsAndRestore(): Promise<number>;
+  /**
+   * Changes every masked value directly in the database, keeping its shape, and returns the oracle for
+   * the new values; restore() undoes it. A leak seen again with these values is no coincidence.
+   */
+  perturbSecrets(): Promise<LeakOracle>;
+  /** Rows changed since the seed, counted by key (inserted, updated or deleted) over a direct connection. */
+  changedRows(): Promise<number>;
+  /** Puts the seed back, if anything changed. */
+  restore(): Promise<void>;
   /** Whether the proxy process is still running. */
   alive(): boolean;
   close(): Promise<void>;

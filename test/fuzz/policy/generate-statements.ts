@@ -17,8 +17,8 @@ import {
  * statements on every machine.
  */
 
-export type SqlType = 'text' | 'int' | 'num' | 'date' | 'ts' | 'bool' | 'json';
-const TYPES: readonly SqlType[] = ['text', 'int', 'num', 'date', 'ts', 'bool', 'json'];
+export type SqlType = 'text' | 'int' | 'num' | 'date' | 'ts' | 'bool' | 'json' | 'bytes';
+const TYPES: readonly SqlType[] = ['text', 'int', 'num', 'date', 'ts', 'bool', 'json', 'bytes'];
 
 export interface Column {
   readonly name: string;
@@ -117,8 +117,10 @@ export interface Dialect {
   wholeRow(alias: string): SqlNode | undefined;
   jsonText(value: SqlPart): SqlNode;
   literal(type: SqlType, random: Random): string;
-  /** Extra expression forms the dialect has (ILIKE, regex operators, SIMILAR TO...). */
-  extraText(random: Random, arg: () => SqlNode): SqlNode | undefined;
+  /** Predicates only the dialect has (ILIKE, regex operators, SIMILAR TO, SOUNDS LIKE...). */
+  extraPredicate(random: Random, arg: () => SqlNode): SqlNode | undefined;
+  /** Text values only the dialect spells so: arrays, row values, variadic functions, charset conversions. */
+  extraText(random: Random, arg: (type: SqlType) => SqlNode): SqlNode | undefined;
   returning: boolean;
   /** A call that sends its text argument out of band (a notification), where the dialect has one. */
   notify(value: SqlPart): SqlNode | undefined;
@@ -147,6 +149,7 @@ export const POSTGRES_DIALECT: Dialect = {
       ts: 'timestamptz',
       bool: 'boolean',
       json: 'jsonb',
+      bytes: 'bytea',
     })[type],
   concat: (a, b) => expr(a, ' || ', b),
   stringAgg: (value) => expr('string_agg(', value, "::text, ',')"),
@@ -161,11 +164,38 @@ export const POSTGRES_DIALECT: Dialect = {
       ts: "TIMESTAMPTZ '2024-01-01 00:00:00+00'",
       bool: random.pick(['true', 'false']),
       json: '\'{"k": 1}\'::jsonb',
+      bytes: "'\\x2d'::bytea",
       text: "''",
       int: '0',
       num: '0',
     }[type],
   extraText(random, arg) {
+    switch (random.int(8)) {
+      case 0:
+        return expr('array_to_string(ARRAY[', arg('text'), ', ', arg('text'), "], ',')");
+      case 1:
+        return expr('(ROW(', arg('text'), ', ', arg('int'), '))::text');
+      case 2:
+        return expr('(ARRAY[', arg('text'), '])::text');
+      case 3:
+        return expr("format('%s|%s', ", arg('text'), ', ', arg(random.pick(TYPES)), ')');
+      case 4:
+        return expr('concat(', arg('text'), ', ', arg(random.pick(TYPES)), ')');
+      case 5:
+        return expr(
+          'encode(convert_to(',
+          arg('text'),
+          ", 'UTF8'), ",
+          random.pick(["'base64'", "'hex'", "'escape'"]),
+          ')',
+        );
+      case 6:
+        return expr('(string_to_array(', arg('text'), ", '-'))[", random.pick(['1', '2', '3']), ']');
+      default:
+        return undefined;
+    }
+  },
+  extraPredicate(random, arg) {
     switch (random.int(6)) {
       case 0:
         return expr(arg(), ' ILIKE ', random.pick(PATTERNS));
@@ -195,6 +225,7 @@ export const MYSQL_DIALECT: Dialect = {
       ts: 'DATETIME',
       bool: 'UNSIGNED',
       json: 'JSON',
+      bytes: 'BINARY',
     })[type],
   concat: (a, b) => expr('CONCAT(', a, ', ', b, ')'),
   stringAgg: (value) => expr('GROUP_CONCAT(', value, " SEPARATOR ',')"),
@@ -209,11 +240,40 @@ export const MYSQL_DIALECT: Dialect = {
       ts: "TIMESTAMP '2024-01-01 00:00:00'",
       bool: random.pick(['TRUE', 'FALSE']),
       json: "JSON_OBJECT('k', 1)",
+      bytes: "X'2d'",
       text: "''",
       int: '0',
       num: '0',
     }[type],
   extraText(random, arg) {
+    switch (random.int(7)) {
+      case 0:
+        return expr(
+          'CONCAT_WS(',
+          random.pick(["'-'", "''", "','"]),
+          ', ',
+          arg('text'),
+          ', ',
+          arg('text'),
+          ')',
+        );
+      case 1:
+        return expr(
+          'CONVERT(',
+          arg('text'),
+          random.pick([' USING latin1)', ' USING utf8mb4)', ' USING ascii)']),
+        );
+      case 2:
+        return expr('CAST(', arg('text'), ' AS BINARY)');
+      case 3:
+        return expr('JSON_UNQUOTE(JSON_ARRAY(', arg('text'), ', ', arg('int'), '))');
+      case 4:
+        return expr('CONCAT(', arg('text'), ', ', arg(random.pick(TYPES)), ', ', arg('text'), ')');
+      default:
+        return undefined;
+    }
+  },
+  extraPredicate(random, arg) {
     switch (random.int(5)) {
       case 0:
         return expr(arg(), " REGEXP '^9'");
@@ -404,6 +464,8 @@ export class Generator {
       () => (scope.window ? this.windowCall(type, scope, depth) : undefined),
       () => (type === 'json' || type === 'text' ? this.json(type, scope, depth) : undefined),
       () =>
+        type === 'text' ? this.dialect.extraText(r, (t) => this.expression(t, scope, depth + 1)) : undefined,
+      () =>
         type === 'text' && r.chance(0.3)
           ? this.dialect.notify(this.expression('text', scope, depth + 1))
           : undefined,
@@ -512,7 +574,9 @@ export class Generator {
       case 8:
         return expr(sub(t), ' BETWEEN ', sub(t), ' AND ', sub(t));
       case 9:
-        return this.dialect.extraText(r, () => sub('text')) ?? expr(sub('text'), ' LIKE ', r.pick(PATTERNS));
+        return (
+          this.dialect.extraPredicate(r, () => sub('text')) ?? expr(sub('text'), ' LIKE ', r.pick(PATTERNS))
+        );
       default:
         return expr(this.dialect.literal('bool', r));
     }
@@ -892,6 +956,7 @@ export const PG_ARGUMENT_TYPES: Readonly<Record<string, SqlType>> = {
   'timestamp with time zone': 'ts',
   boolean: 'bool',
   jsonb: 'json',
+  bytea: 'bytes',
 };
 export const PG_RESULT_TYPES: Readonly<Record<string, SqlType>> = {
   ...PG_ARGUMENT_TYPES,

@@ -6,7 +6,8 @@ import type { MariaDbInfo } from '../../harness/mariadb.ts';
 import { FUZZ_USER, fuzzPolicyDocuments, parametrize, ROW_LIMIT } from './fuzz-policy-documents.ts';
 import type { ClientMode, FuzzTarget, Outcome } from './fuzz-target.ts';
 import { MYSQL_DIALECT, MYSQL_FUNCTIONS, SAMPLE_SCHEMA } from './generate-statements.ts';
-import { LeakOracle, receivedText, type SecretValue } from './leak-oracle.ts';
+import { receivedText } from './leak-oracle.ts';
+import { learnSecrets, perturbStatements } from './learn-secrets.ts';
 
 const DATABASE = 'policy_fuzz';
 /** The seed's copy, where only the administrator can read it. */
@@ -114,33 +115,23 @@ export async function startMysqlTarget(
     };
   };
 
-  const secrets: SecretValue[] = [];
-  const visible: string[] = [];
-  const maskedColumns: string[] = [];
-  for (const table of SAMPLE_SCHEMA) {
-    const [clear] = (await admin.query(`SELECT * FROM ${DATABASE}.${table.name} ORDER BY id`)) as [
-      Record<string, unknown>[],
-      unknown,
-    ];
-    const seen = await run(`SELECT * FROM ${table.name} ORDER BY id`, 'text');
-    if (seen.failed || seen.refused) throw new Error(`the fuzz identity cannot read ${table.name}`);
-    visible.push(...seen.received);
-    const [proxied] = (await (await connect('text')).query(`SELECT * FROM ${table.name} ORDER BY id`)) as [
-      Record<string, unknown>[],
-      unknown,
-    ];
-    for (const column of table.columns) {
-      const masked = clear.some((row, i) => String(row[column.name]) !== String(proxied[i]?.[column.name]));
-      if (!masked) continue;
-      maskedColumns.push(`${table.name}.${column.name}`);
-      for (const row of clear)
-        if (row[column.name] !== null)
-          secrets.push({ column: `${table.name}.${column.name}`, value: String(row[column.name]) });
-    }
-  }
-  const oracle = new LeakOracle(secrets, visible);
+  const readStored = async (table: string) =>
+    (
+      (await admin.query(`SELECT * FROM ${DATABASE}.${table} ORDER BY id`)) as [
+        Record<string, unknown>[],
+        unknown,
+      ]
+    )[0];
+  const readThroughProxy = async (table: string) =>
+    (
+      (await (await connect('text')).query(`SELECT * FROM ${table} ORDER BY id`)) as [
+        Record<string, unknown>[],
+        unknown,
+      ]
+    )[0];
+  const { oracle, maskedColumns } = await learnSecrets(readStored, readThroughProxy);
 
-  const changedRowsAndRestore = async (): Promise<number> => {
+  const changedRows = async (): Promise<number> => {
     let changed = 0;
     for (const t of TABLES) {
       const [rows] = (await admin.query(
@@ -150,12 +141,14 @@ export async function startMysqlTarget(
       )) as [Array<{ n: string | number }>, unknown];
       changed += Number(rows[0]?.n ?? 0);
     }
-    if (changed > 0) {
+    return changed;
+  };
+  const restore = async (): Promise<void> => {
+    if ((await changedRows()) > 0) {
       await admin.query(`SET FOREIGN_KEY_CHECKS = 0;
         ${TABLES.map((t) => `DELETE FROM ${DATABASE}.${t}; INSERT INTO ${DATABASE}.${t} SELECT * FROM ${SEED_COPY}.${t};`).join('\n')}
         SET FOREIGN_KEY_CHECKS = 1;`);
     }
-    return changed;
   };
 
   const directly = async (sql: string): Promise<readonly string[]> => {
@@ -171,8 +164,17 @@ export async function startMysqlTarget(
     }
   };
 
+  const perturbSecrets = async () => {
+    const statements = perturbStatements(maskedColumns, rotateDigits, (c) => `${c} + INTERVAL 1 DAY`);
+    await admin.query(
+      statements.map((sql) => `${sql.replace(/^UPDATE /, `UPDATE ${DATABASE}.`)};`).join('\n'),
+    );
+    return (await learnSecrets(readStored, readThroughProxy)).oracle;
+  };
+
   return {
     protocol: 'mysql',
+    perturbSecrets,
     direct: directly,
     dialect: MYSQL_DIALECT,
     functions: MYSQL_FUNCTIONS,
@@ -180,7 +182,8 @@ export async function startMysqlTarget(
     maskedColumns,
     rowLimit: options.rowLimit ? ROW_LIMIT : undefined,
     run,
-    changedRowsAndRestore,
+    changedRows,
+    restore,
     alive: () => proxy.child.exitCode === null && proxy.child.signalCode === null,
     async close() {
       for (const connection of clients.values()) await connection.end().catch(() => {});
@@ -193,4 +196,13 @@ export async function startMysqlTarget(
 /** Column names only: mysql2's field objects also hold the driver's whole read buffer. */
 function columnNames(fields: unknown): string[] {
   return Array.isArray(fields) ? fields.map((f: { name?: string }) => String(f?.name ?? '')) : [];
+}
+
+/** MariaDB has no translate(): each digit to a placeholder, then each placeholder to the next digit. */
+function rotateDigits(column: string): string {
+  const placeholders = [...'⓪①②③④⑤⑥⑦⑧⑨'];
+  let sql = column;
+  for (let d = 0; d < 10; d++) sql = `REPLACE(${sql}, '${d}', '${placeholders[d]}')`;
+  for (let d = 0; d < 10; d++) sql = `REPLACE(${sql}, '${placeholders[d]}', '${(d + 1) % 10}')`;
+  return sql;
 }

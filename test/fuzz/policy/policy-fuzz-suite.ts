@@ -41,6 +41,16 @@ export function policyFuzzSuite(options: {
         ]),
       );
       expect(target.oracle.find(await target.direct('SELECT * FROM customers'))).toBeDefined();
+      // A leak follows the data: with every masked value changed, the new values show instead.
+      try {
+        const perturbed = await target.perturbSecrets();
+        const after = await target.direct('SELECT ssn, card_number, address FROM customers');
+        expect(perturbed.find(after)).toBeDefined();
+        expect(target.oracle.find(after)).toBeUndefined();
+      } finally {
+        await target.restore();
+      }
+      expect(await target.changedRows()).toBe(0);
       let revealing = 0;
       const sample = 200;
       for (let index = 0; index < sample; index++) {
@@ -76,7 +86,7 @@ export function policyFuzzSuite(options: {
           const leaks = await Promise.all(
             (['text', 'prepared'] as const).map(async (mode) => {
               const outcome = await target.run(sql, mode);
-              await target.changedRowsAndRestore();
+              await target.restore();
               return target.oracle.find(outcome.received) !== undefined;
             }),
           );

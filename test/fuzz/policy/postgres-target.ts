@@ -6,7 +6,8 @@ import type { PostgresInfo } from '../../harness/postgres.ts';
 import { FUZZ_USER, fuzzPolicyDocuments, parametrize, ROW_LIMIT } from './fuzz-policy-documents.ts';
 import type { ClientMode, FuzzTarget, Outcome } from './fuzz-target.ts';
 import { POSTGRES_DIALECT, pgCatalogFunctions, SAMPLE_SCHEMA } from './generate-statements.ts';
-import { LeakOracle, receivedText, type SecretValue } from './leak-oracle.ts';
+import { receivedText } from './leak-oracle.ts';
+import { learnSecrets, perturbStatements } from './learn-secrets.ts';
 
 const DATABASE = 'policy_fuzz';
 const UPSTREAM = { user: 'gatehouse_fuzz', password: 'gatehouse-fuzz-upstream' };
@@ -46,6 +47,8 @@ export async function startPostgresTarget(
   await bootstrap.end();
 
   const admin = direct(DATABASE);
+  // Without a listener, the server going away first would end the process with an unhandled error.
+  admin.on('error', () => {});
   await admin.connect();
   await admin.query(readFileSync(join(REPO_ROOT, 'examples/quickstart/seed.sql'), 'utf8'));
   await admin.query(`DELETE FROM orders WHERE customer_id > ${CUSTOMERS}; DELETE FROM customers WHERE id > ${CUSTOMERS};
@@ -140,42 +143,29 @@ export async function startPostgresTarget(
     }
   };
 
-  // The oracle's knowledge, read around the proxy: every value of every column the proxy masks.
-  const secrets: SecretValue[] = [];
-  const visible: string[] = [];
-  const maskedColumns: string[] = [];
-  for (const table of SAMPLE_SCHEMA) {
-    const clear = (await admin.query(`SELECT * FROM ${table.name} ORDER BY id`)).rows;
-    const seen = await run(`SELECT * FROM ${table.name} ORDER BY id`, 'text');
-    if (seen.failed || seen.refused) throw new Error(`the fuzz identity cannot read ${table.name}`);
-    visible.push(...seen.received);
-    const proxied = (await (await connect('text')).client.query(`SELECT * FROM ${table.name} ORDER BY id`))
-      .rows;
-    for (const column of table.columns) {
-      const masked = clear.some((row, i) => row[column.name] !== proxied[i]?.[column.name]);
-      if (!masked) continue;
-      maskedColumns.push(`${table.name}.${column.name}`);
-      for (const row of clear)
-        if (row[column.name] !== null)
-          secrets.push({ column: `${table.name}.${column.name}`, value: String(row[column.name]) });
-    }
-  }
-  const oracle = new LeakOracle(secrets, visible);
+  const readStored = async (table: string) =>
+    (await admin.query(`SELECT * FROM ${table} ORDER BY id`)).rows as Record<string, unknown>[];
+  const readThroughProxy = async (table: string) =>
+    (await (await connect('text')).client.query(`SELECT * FROM ${table} ORDER BY id`)).rows as Record<
+      string,
+      unknown
+    >[];
+  const { oracle, maskedColumns } = await learnSecrets(readStored, readThroughProxy);
 
-  const changedRowsAndRestore = async (): Promise<number> => {
+  const changedRows = async (): Promise<number> => {
     const diff = TABLES.map(
       (t) => `SELECT '${t}' AS t, count(DISTINCT id)::int AS n FROM (
         (SELECT * FROM public.${t} EXCEPT ALL SELECT * FROM fuzz_seed.${t})
         UNION ALL (SELECT * FROM fuzz_seed.${t} EXCEPT ALL SELECT * FROM public.${t})) d`,
     ).join(' UNION ALL ');
     const counts = (await admin.query<{ t: string; n: number }>(diff)).rows;
-    const changed = counts.reduce((sum, row) => sum + Number(row.n), 0);
-    if (changed > 0) {
-      await admin.query(`BEGIN; TRUNCATE ${TABLES.join(', ')};
-        ${['customers', 'products', 'orders'].map((t) => `INSERT INTO public.${t} SELECT * FROM fuzz_seed.${t};`).join('\n')}
-        COMMIT;`);
-    }
-    return changed;
+    return counts.reduce((sum, row) => sum + Number(row.n), 0);
+  };
+  const restore = async (): Promise<void> => {
+    if ((await changedRows()) === 0) return;
+    await admin.query(`BEGIN; TRUNCATE ${TABLES.join(', ')};
+      ${['customers', 'products', 'orders'].map((t) => `INSERT INTO public.${t} SELECT * FROM fuzz_seed.${t};`).join('\n')}
+      COMMIT;`);
   };
 
   const directly = async (sql: string): Promise<readonly string[]> => {
@@ -190,8 +180,19 @@ export async function startPostgresTarget(
     }
   };
 
+  const perturbSecrets = async () => {
+    const statements = perturbStatements(
+      maskedColumns,
+      (c) => `translate(${c}, '0123456789', '1234567890')`,
+      (c) => `${c} + 1`,
+    );
+    await admin.query(statements.join(';\n'));
+    return (await learnSecrets(readStored, readThroughProxy)).oracle;
+  };
+
   return {
     protocol: 'postgres',
+    perturbSecrets,
     direct: directly,
     dialect: POSTGRES_DIALECT,
     functions,
@@ -199,7 +200,8 @@ export async function startPostgresTarget(
     maskedColumns,
     rowLimit: options.rowLimit ? ROW_LIMIT : undefined,
     run,
-    changedRowsAndRestore,
+    changedRows,
+    restore,
     alive: () => proxy.child.exitCode === null && proxy.child.signalCode === null,
     async close() {
       for (const { client } of clients.values()) await client.end().catch(() => {});
