@@ -14,6 +14,6 @@ const server = inject('postgres');
 policyFuzzSuite({
   title: 'generated statements through the proxy (PostgreSQL)',
   start: (rowLimit) => startPostgresTarget(server, { rowLimit }),
-  statements: 1500,
+  statements: 1000,
   knownLeaks: KNOWN_LEAKS,
 });

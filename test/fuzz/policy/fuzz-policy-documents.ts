@@ -61,13 +61,15 @@ export function parametrize(
   placeholder: (index: number) => string,
 ): { text: string; values: string[] } {
   const values: string[] = [];
-  // Literals that must stay literals: typed ones (DATE '...', X'2d'), GROUP_CONCAT's SEPARATOR, casts ('...'::jsonb).
-  const text = sql.replace(
-    /(?<!(?:\bDATE|\bTIMESTAMPTZ|\bTIMESTAMP|\bSEPARATOR|\bX)\s*)'([^']*)'(?!::)/g,
-    (_all, value: string) => {
-      values.push(value);
-      return placeholder(values.length);
-    },
-  );
+  // Literals that must stay literals: typed ones (DATE '...', X'2d'), GROUP_CONCAT's SEPARATOR, casts
+  // ('...'::jsonb). The global match takes the literals in order, so quotes always pair up.
+  const text = sql.replace(/'([^']*)'/g, (literal: string, value: string, offset: number) => {
+    const before = sql.slice(0, offset);
+    const after = sql.slice(offset + literal.length);
+    if (/\b(DATE|TIMESTAMPTZ|TIMESTAMP|SEPARATOR|X)\s*$/.test(before) || after.startsWith('::'))
+      return literal;
+    values.push(value);
+    return placeholder(values.length);
+  });
   return { text, values };
 }

@@ -69,7 +69,8 @@ export class LeakOracle {
       if (visibleText.includes(form)) continue;
       if (!this.forms.has(form)) this.forms.set(form, leak);
     }
-    this.lengths = [...new Set([...this.forms.keys()].map((f) => f.length))];
+    // Longest first: a value in clear is reported as such, not as one of its pieces.
+    this.lengths = [...new Set([...this.forms.keys()].map((f) => f.length))].sort((a, b) => b - a);
   }
 
   /** How many forms are looked for. */
