@@ -128,7 +128,22 @@ export interface Dialect {
   writes(g: Generator): Array<() => SqlNode>;
 }
 
-const WORDS = ["'a'", "'9'", "'-'", "'@'", "'example'", "'%'", "'x'", "'0'", "'1'", "' '", "''"];
+/** Short words, and pieces of email layout: masking methods treat what looks like an email differently. */
+const WORDS = [
+  "'a'",
+  "'9'",
+  "'-'",
+  "'@'",
+  "'example'",
+  "'%'",
+  "'x'",
+  "'0'",
+  "'1'",
+  "' '",
+  "''",
+  "'a@b.'",
+  "'.com'",
+];
 const PATTERNS = ["'9%'", "'%@%'", "'%1%'", "'_%'", "'%-%'", "'O%'", "'%.com'"];
 
 const commonLiteral = (type: SqlType, random: Random): string | undefined => {
@@ -465,6 +480,7 @@ export class Generator {
       () => (type === 'json' || type === 'text' ? this.json(type, scope, depth) : undefined),
       () =>
         type === 'text' ? this.dialect.extraText(r, (t) => this.expression(t, scope, depth + 1)) : undefined,
+      () => (type === 'text' ? this.shaped(this.expression('text', scope, depth + 1)) : undefined),
       () =>
         type === 'text' && r.chance(0.3)
           ? this.dialect.notify(this.expression('text', scope, depth + 1))
@@ -501,6 +517,22 @@ export class Generator {
       return this.castNode(expr(this.random.pick(pii).ref), 'text');
     }
     return expr(this.dialect.literal(type, this.random));
+  }
+
+  /**
+   * A value dressed as an email: masking methods that keep an email's layout (its '@', dots and
+   * top-level domain) must not keep what was put in those places.
+   */
+  private shaped(value: SqlNode): SqlNode {
+    const { concat } = this.dialect;
+    switch (this.random.int(3)) {
+      case 0:
+        return concat(expr("'a@b.'"), value);
+      case 1:
+        return concat(value, expr("'@example.com'"));
+      default:
+        return concat(concat(expr("'a@'"), value), expr("'.com'"));
+    }
   }
 
   private castNode(inner: SqlNode, type: SqlType): SqlNode {
@@ -879,9 +911,11 @@ export class Generator {
   private mirrorSelect(table: Table): SqlNode {
     const alias = `${table.alias}s`;
     const scope: Scope = { columns: this.tableScope(table, alias), aggregate: false, window: false };
+    // The same key half the time, so that ON CONFLICT / ON DUPLICATE KEY UPDATE fire.
+    const key = this.random.chance(0.5) ? `${alias}.id` : `${alias}.id + 1000`;
     const items = table.columns.map((c) =>
       c.name === 'id'
-        ? clause(`${alias}.id + 1000`)
+        ? clause(key)
         : this.random.chance(0.7)
           ? clause(`${alias}.${c.name}`)
           : clause(this.expression(c.type, scope, 2)),
@@ -897,12 +931,31 @@ export class Generator {
   private insertSuffix(table: Table): SqlPart {
     const scope: Scope = { columns: this.tableScope(table, table.name), aggregate: false, window: false };
     if (this.dialect.name === 'postgres') {
+      const conflict = this.random.int(3);
       return clause(
-        this.random.chance(0.3) ? optionalClause(' ON CONFLICT DO NOTHING') : '',
+        conflict === 0 ? optionalClause(' ON CONFLICT DO NOTHING') : '',
+        conflict === 1 ? this.conflictUpdate(table, ' ON CONFLICT (id) DO UPDATE SET ', 'EXCLUDED.') : '',
         this.returning(scope),
       );
     }
     return '';
+  }
+
+  /** `SET column = expression` over the row in the table and the row proposed (EXCLUDED / VALUES()). */
+  private conflictUpdate(table: Table, prefix: string, proposed: string): SqlNode {
+    const column = this.random.pick(table.columns.filter((c) => c.name !== 'id'));
+    const scope: Scope = {
+      columns: [
+        ...this.tableScope(table, table.name),
+        ...table.columns.map((c) => ({
+          ref: proposed.endsWith('.') ? `${proposed}${c.name}` : `${proposed}(${c.name})`,
+          column: c,
+        })),
+      ],
+      aggregate: false,
+      window: false,
+    };
+    return clause(`${prefix}${column.name} = `, this.expression(column.type, scope, 2));
   }
 
   merge(): SqlNode {
@@ -937,11 +990,7 @@ export class Generator {
   }
 
   insertOnDuplicate(): SqlNode {
-    return this.insertSelect((table) => {
-      const column = this.random.pick(table.columns.filter((c) => c.name !== 'id'));
-      const scope: Scope = { columns: this.tableScope(table, table.name), aggregate: false, window: false };
-      return clause(` ON DUPLICATE KEY UPDATE ${column.name} = `, this.expression(column.type, scope, 2));
-    });
+    return this.insertSelect((table) => this.conflictUpdate(table, ' ON DUPLICATE KEY UPDATE ', 'VALUES'));
   }
 }
 

@@ -31,20 +31,24 @@ export async function learnSecrets(
   return { oracle: new LeakOracle(secrets, visible), maskedColumns };
 }
 
+/** Every ASCII letter and digit, and the same moved on by one in its class: a shape-keeping bijection. */
+export const ROTATE_FROM = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+export const ROTATE_TO = '1234567890bcdefghijklmnopqrstuvwxyzaBCDEFGHIJKLMNOPQRSTUVWXYZA';
+
 /**
- * Statements that change every masked value while keeping its shape (each digit moved on by one,
- * each date by a day), to tell a leak from a coincidence: a leak follows the data, a random run of
- * digits in a token or a hash does not.
+ * Statements that change every masked value while keeping its shape (each letter and digit moved on
+ * by one in its class, each date by a day), to tell a leak from a coincidence: a leak follows the
+ * data; a run of digits in a token, or a product name that happens to end like someone's email, does not.
  */
 export function perturbStatements(
   maskedColumns: readonly string[],
-  rotateDigits: (column: string) => string,
+  rotate: (column: string) => string,
   nextDay: (column: string) => string,
 ): string[] {
   return maskedColumns.flatMap((qualified) => {
     const [table, name] = qualified.split('.') as [string, string];
     const column = SAMPLE_SCHEMA.find((t) => t.name === table)?.columns.find((c) => c.name === name);
-    if (column?.type === 'text') return [`UPDATE ${table} SET ${name} = ${rotateDigits(name)}`];
+    if (column?.type === 'text') return [`UPDATE ${table} SET ${name} = ${rotate(name)}`];
     if (column?.type === 'date') return [`UPDATE ${table} SET ${name} = ${nextDay(name)}`];
     return [];
   });

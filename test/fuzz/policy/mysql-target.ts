@@ -7,7 +7,7 @@ import { FUZZ_USER, fuzzPolicyDocuments, parametrize, ROW_LIMIT } from './fuzz-p
 import type { ClientMode, FuzzTarget, Outcome } from './fuzz-target.ts';
 import { MYSQL_DIALECT, MYSQL_FUNCTIONS, SAMPLE_SCHEMA } from './generate-statements.ts';
 import { receivedText } from './leak-oracle.ts';
-import { learnSecrets, perturbStatements } from './learn-secrets.ts';
+import { learnSecrets, perturbStatements, ROTATE_FROM, ROTATE_TO } from './learn-secrets.ts';
 
 const DATABASE = 'policy_fuzz';
 /** The seed's copy, where only the administrator can read it. */
@@ -165,7 +165,7 @@ export async function startMysqlTarget(
   };
 
   const perturbSecrets = async () => {
-    const statements = perturbStatements(maskedColumns, rotateDigits, (c) => `${c} + INTERVAL 1 DAY`);
+    const statements = perturbStatements(maskedColumns, rotate, (c) => `${c} + INTERVAL 1 DAY`);
     await admin.query(
       statements.map((sql) => `${sql.replace(/^UPDATE /, `UPDATE ${DATABASE}.`)};`).join('\n'),
     );
@@ -198,11 +198,16 @@ function columnNames(fields: unknown): string[] {
   return Array.isArray(fields) ? fields.map((f: { name?: string }) => String(f?.name ?? '')) : [];
 }
 
-/** MariaDB has no translate(): each digit to a placeholder, then each placeholder to the next digit. */
-function rotateDigits(column: string): string {
-  const placeholders = [...'⓪①②③④⑤⑥⑦⑧⑨'];
+/**
+ * MariaDB has no translate(): each letter and digit to a placeholder (circled characters, which the
+ * data never holds), then each placeholder to its character moved on by one. REPLACE matches case.
+ */
+function rotate(column: string): string {
+  const from = [...ROTATE_FROM];
+  const to = [...ROTATE_TO];
+  const placeholder = (i: number) => String.fromCodePoint(0x2460 + i);
   let sql = column;
-  for (let d = 0; d < 10; d++) sql = `REPLACE(${sql}, '${d}', '${placeholders[d]}')`;
-  for (let d = 0; d < 10; d++) sql = `REPLACE(${sql}, '${placeholders[d]}', '${(d + 1) % 10}')`;
+  for (let i = 0; i < from.length; i++) sql = `REPLACE(${sql}, '${from[i]}', '${placeholder(i)}')`;
+  for (let i = 0; i < to.length; i++) sql = `REPLACE(${sql}, '${placeholder(i)}', '${to[i]}')`;
   return sql;
 }

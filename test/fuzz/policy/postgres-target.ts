@@ -7,7 +7,7 @@ import { FUZZ_USER, fuzzPolicyDocuments, parametrize, ROW_LIMIT } from './fuzz-p
 import type { ClientMode, FuzzTarget, Outcome } from './fuzz-target.ts';
 import { POSTGRES_DIALECT, pgCatalogFunctions, SAMPLE_SCHEMA } from './generate-statements.ts';
 import { receivedText } from './leak-oracle.ts';
-import { learnSecrets, perturbStatements } from './learn-secrets.ts';
+import { learnSecrets, perturbStatements, ROTATE_FROM, ROTATE_TO } from './learn-secrets.ts';
 
 const DATABASE = 'policy_fuzz';
 const UPSTREAM = { user: 'gatehouse_fuzz', password: 'gatehouse-fuzz-upstream' };
@@ -183,7 +183,7 @@ export async function startPostgresTarget(
   const perturbSecrets = async () => {
     const statements = perturbStatements(
       maskedColumns,
-      (c) => `translate(${c}, '0123456789', '1234567890')`,
+      (c) => `translate(${c}, '${ROTATE_FROM}', '${ROTATE_TO}')`,
       (c) => `${c} + 1`,
     );
     await admin.query(statements.join(';\n'));
