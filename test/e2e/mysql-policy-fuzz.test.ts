@@ -14,6 +14,6 @@ const server = inject('mariadb');
 policyFuzzSuite({
   title: 'generated statements through the proxy (MariaDB)',
   start: (rowLimit) => startMysqlTarget(server, { rowLimit }),
-  statements: 1000,
+  statements: 800,
   knownLeaks: KNOWN_LEAKS,
 });

@@ -846,6 +846,20 @@ export class Generator {
 
   // ---- writes ----
 
+  /** The column a write sets: mostly one with personal data, where a copy could change its masking. */
+  private setColumn(table: Table): Column {
+    const settable = table.columns.filter((c) => c.name !== 'id');
+    const pii = settable.filter((c) => c.pii);
+    return this.random.pick(pii.length > 0 && this.random.chance(0.7) ? pii : settable);
+  }
+
+  /** The value a write sets: often another column's personal data, sometimes dressed as an email. */
+  private writeValue(column: Column, scope: Scope): SqlNode {
+    if (column.type === 'text' && this.random.chance(0.3))
+      return this.shaped(this.expression('text', scope, 2));
+    return this.expression(column.type, scope, 1);
+  }
+
   private writeTarget(): Table {
     return this.random.chance(0.5) ? this.schema[0]! : this.random.pick(this.schema);
   }
@@ -858,10 +872,10 @@ export class Generator {
   update(): SqlNode {
     const table = this.writeTarget();
     const scope: Scope = { columns: this.tableScope(table, table.name), aggregate: false, window: false };
-    const column = this.random.pick(table.columns.filter((c) => c.name !== 'id'));
+    const column = this.setColumn(table);
     return query(
       `UPDATE ${table.name} SET ${column.name} = `,
-      this.expression(column.type, scope, 1),
+      this.writeValue(column, scope),
       ' WHERE ',
       this.rowsFilter(`${table.name}.id`, scope),
       this.returning(scope),
@@ -943,7 +957,7 @@ export class Generator {
 
   /** `SET column = expression` over the row in the table and the row proposed (EXCLUDED / VALUES()). */
   private conflictUpdate(table: Table, prefix: string, proposed: string): SqlNode {
-    const column = this.random.pick(table.columns.filter((c) => c.name !== 'id'));
+    const column = this.setColumn(table);
     const scope: Scope = {
       columns: [
         ...this.tableScope(table, table.name),
@@ -955,7 +969,7 @@ export class Generator {
       aggregate: false,
       window: false,
     };
-    return clause(`${prefix}${column.name} = `, this.expression(column.type, scope, 2));
+    return clause(`${prefix}${column.name} = `, this.writeValue(column, scope));
   }
 
   merge(): SqlNode {
