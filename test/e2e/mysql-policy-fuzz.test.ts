@@ -7,7 +7,22 @@ import { policyFuzzSuite } from '../fuzz/policy/policy-fuzz-suite.ts';
  * counts them without failing, so that only a new leak fails it. Each entry says what leaks; whoever
  * fixes one deletes it (the suite says when an entry no longer leaks).
  */
-const KNOWN_LEAKS: readonly string[] = [];
+const KNOWN_LEAKS: readonly string[] = [
+  // A scalar subquery in INSERT ... VALUES copies a customer's email (and address) into products.name,
+  // which is not masked: the next SELECT * FROM products shows them in clear, in both COM_QUERY and
+  // prepared statements. The same INSERT ... SELECT is refused ("would copy masked values into ...");
+  // the VALUES list and MariaDB's INSERT ... SET are not checked for copies. Found by seed 20261207,
+  // statement 219.
+  "INSERT INTO products (id, sku, name, category, price) VALUES (5039, '-', (SELECT CONCAT_WS('-', cv.email, cv.address) FROM customers AS cv WHERE cv.id = 5), '%', 0.5)",
+  // The same through MariaDB's INSERT ... SET (written by hand in the generator's spelling after the one above).
+  "INSERT INTO products SET id = 5039, sku = '-', name = (SELECT CONCAT_WS('-', cv.email, cv.address) FROM customers AS cv WHERE cv.id = 5), category = '%', price = 0.5",
+  // ON DUPLICATE KEY UPDATE assignments are not checked for copies either: the SSN of the conflicting
+  // row, put where an email's top-level domain goes, survives the email tokenization in clear (and a card
+  // number as its domain). INSERT ... SELECT, UPDATE and REPLACE with the same value are refused; on
+  // PostgreSQL, ON CONFLICT DO UPDATE is refused. Found by hand following the fuzzer's read-back of a
+  // tokenized email; the grammar writes it (ON DUPLICATE KEY UPDATE over VALUES(), values dressed as emails).
+  "INSERT INTO customers (id, name, email, phone, ssn, card_number, date_of_birth, address, created_at) SELECT cs.id, cs.name, cs.email, cs.phone, cs.ssn, cs.card_number, cs.date_of_birth, cs.address, cs.created_at FROM customers AS cs WHERE cs.id = 1 ON DUPLICATE KEY UPDATE email = CONCAT('a@b.', VALUES(ssn))",
+];
 
 const server = inject('mariadb');
 

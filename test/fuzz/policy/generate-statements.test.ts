@@ -104,6 +104,7 @@ describe('generate-statements', () => {
       'UPDATE ',
       'DELETE FROM',
       'INSERT INTO',
+      ') VALUES (',
       '(SELECT',
       ' BETWEEN ',
       ...own,

@@ -431,6 +431,7 @@ export class Generator {
         () => this.update(),
         () => this.delete(),
         () => this.insertSelect(),
+        () => this.insertValues(),
         ...this.dialect.writes(this),
       ])();
       return { tree, sql: render(tree), write: true };
@@ -918,6 +919,35 @@ export class Generator {
       `INSERT INTO ${table.name} (${table.columns.map((c) => c.name).join(', ')}) `,
       source,
       suffix(table),
+    );
+  }
+
+  /**
+   * One new row, its values literals or scalar subqueries over another row (`INSERT ... VALUES`, and
+   * MariaDB's `INSERT ... SET`): the subquery can carry personal data into any column.
+   */
+  insertValues(): SqlNode {
+    const table = this.writeTarget();
+    const source = this.schema[0]!;
+    const values = table.columns.map((c) => {
+      if (c.name === 'id') return clause(String(5000 + this.random.int(1000)));
+      if (!this.random.chance(0.5)) return clause(this.dialect.literal(c.type, this.random));
+      const alias = 'cv';
+      const scope: Scope = { columns: this.tableScope(source, alias), aggregate: false, window: false };
+      return expr(
+        '(SELECT ',
+        this.writeValue(c, scope),
+        ` FROM ${source.name} AS ${alias} WHERE ${alias}.id = ${1 + this.random.int(12)})`,
+      );
+    });
+    if (this.dialect.name === 'mysql' && this.random.chance(0.5)) {
+      const assignments = table.columns.map((c, i) => clause(`${c.name} = `, values[i]!));
+      return query(`INSERT INTO ${table.name} SET `, ...list(assignments));
+    }
+    return query(
+      `INSERT INTO ${table.name} (${table.columns.map((c) => c.name).join(', ')}) VALUES (`,
+      ...list(values),
+      ')',
     );
   }
 

@@ -71,20 +71,6 @@ export async function runPolicyFuzz(target: FuzzTarget, options: FuzzOptions): P
   const limit = options.statements ?? Number.POSITIVE_INFINITY;
   const until = options.until ?? Number.POSITIVE_INFINITY;
 
-  /** The PII the client got from one execution (read-back after writes included), if any. */
-  const findLeak = async (oracle: LeakOracle, outcome: Outcome, changed: number) => {
-    const leak = oracle.find(outcome.received);
-    if (leak) return `${leak.column} as ${leak.form}`;
-    // A write may have copied masked values where they are not masked: read every table back as the
-    // masked identity before the seed is put back.
-    if (changed === 0) return undefined;
-    for (const table of SAMPLE_SCHEMA) {
-      const found = oracle.find((await target.run(`SELECT * FROM ${table.name}`, 'text')).received);
-      if (found) return `${found.column} as ${found.form}, read back with SELECT * FROM ${table.name}`;
-    }
-    return undefined;
-  };
-
   /**
    * Whether a leak follows the data: run again with every masked value changed. A six-digit piece of
    * a card number inside a 32-digit token is chance, and does not come back with other digits.
@@ -93,7 +79,7 @@ export async function runPolicyFuzz(target: FuzzTarget, options: FuzzOptions): P
     try {
       const oracle = await target.perturbSecrets();
       const outcome = await target.run(sql, mode);
-      return (await findLeak(oracle, outcome, await target.changedRows())) !== undefined;
+      return (await findLeak(target, oracle, outcome, await target.changedRows())) !== undefined;
     } finally {
       await target.restore();
     }
@@ -103,7 +89,7 @@ export async function runPolicyFuzz(target: FuzzTarget, options: FuzzOptions): P
   const check = async (sql: string, mode: ClientMode) => {
     const outcome = await target.run(sql, mode);
     const changed = await target.changedRows();
-    const leak = await findLeak(target.oracle, outcome, changed);
+    const leak = await findLeak(target, target.oracle, outcome, changed);
     await target.restore();
     if (leak) {
       if (await leaksAgainWithOtherValues(sql, mode)) return { outcome, kind: 'leak' as const, what: leak };
@@ -193,6 +179,27 @@ export async function runPolicyFuzz(target: FuzzTarget, options: FuzzOptions): P
       seconds: (Date.now() - started) / 1000,
     };
   }
+}
+
+/**
+ * The PII a client got from one execution, if any, described without the value. After a write that
+ * changed rows, every table is read back as the masked identity: a write may have copied masked
+ * values where they are not masked. Call before the seed is put back.
+ */
+export async function findLeak(
+  target: FuzzTarget,
+  oracle: LeakOracle,
+  outcome: Outcome,
+  changed: number,
+): Promise<string | undefined> {
+  const leak = oracle.find(outcome.received);
+  if (leak) return `${leak.column} as ${leak.form}`;
+  if (changed === 0) return undefined;
+  for (const table of SAMPLE_SCHEMA) {
+    const found = oracle.find((await target.run(`SELECT * FROM ${table.name}`, 'text')).received);
+    if (found) return `${found.column} as ${found.form}, read back with SELECT * FROM ${table.name}`;
+  }
+  return undefined;
 }
 
 export function formatCounterexample(example: Counterexample): string {
