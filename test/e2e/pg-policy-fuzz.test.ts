@@ -7,6 +7,7 @@ import { startPostgresTarget } from '../fuzz/policy/postgres-target.ts';
  * counts them without failing, so that only a new leak fails it. Each entry says what leaks; whoever
  * fixes one deletes it (the suite says when an entry no longer leaks).
  */
+// None so far: seeds 1 and 4 (about 39,000 statements, 78,000 executions) and this seed found no leak.
 const KNOWN_LEAKS: readonly string[] = [];
 
 const server = inject('postgres');
