@@ -12,7 +12,7 @@ import {
   planStatementMasking,
   type StatementMaskPlan,
 } from './masking/statement-mask-plan.ts';
-import type { PolicySource } from './statement-gate.ts';
+import type { PolicySource } from './sources.ts';
 
 /** What the proxy knows of the upstream's tables: the catalog and what value sampling found. */
 export interface CatalogSnapshot {

@@ -13,13 +13,7 @@ import {
 } from '../sql/code-reach.ts';
 import { Lru } from '../sql/lru.ts';
 import { type Decision, decide } from './guardrails/decide.ts';
-import type { Policy } from './load-policy.ts';
-
-/** Where the session reads the policy in force; a reload swaps what it returns. */
-export type PolicySource = () => Policy | undefined;
-
-/** Where the session reads the database's stored code; undefined while no catalog could be loaded. */
-export type CodeSource = () => CodeCatalog | undefined;
+import type { CodeSource, PolicySource } from './sources.ts';
 
 /** A decision, with the stored code the statement runs (for the audit record) and names not in the catalog. */
 export type GateDecision = Decision & {

@@ -1,11 +1,7 @@
 import type { Identity } from '../../identity/identity.ts';
 import { decide } from '../../policy/guardrails/decide.ts';
-import {
-  type CodeSource,
-  type GateDecision,
-  type PolicySource,
-  withStoredCode,
-} from '../../policy/statement-gate.ts';
+import type { CodeSource, PolicySource } from '../../policy/sources.ts';
+import { type GateDecision, withStoredCode } from '../../policy/statement-gate.ts';
 import type { StatementFacts, StatementKind } from '../../sql/analyze/statement-facts.ts';
 import { changesStoredCode } from '../../sql/code-reach.ts';
 import { Lru } from '../../sql/lru.ts';

@@ -17,7 +17,8 @@ import { judgeRowCounts, type RowBudget, type RowLimit, rowCap } from '../../pol
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { MaskingGate, planAt, type TextMasking, withholdsServerText } from '../../policy/masking-gate.ts';
-import { type GateDecision, type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
+import type { PolicySource } from '../../policy/sources.ts';
+import { type GateDecision, StatementGate } from '../../policy/statement-gate.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import {
   readingRefusal,
