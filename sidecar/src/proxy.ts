@@ -8,6 +8,7 @@ import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics, sessionMetrics } from './metrics.ts';
+import { createMysqlGate } from './policy/gates/mysql-gate.ts';
 import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
@@ -15,7 +16,6 @@ import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
 import { prettyDestination } from './pretty-log.ts';
 import { MysqlCodeCatalogCache } from './protocol/mysql/code-catalog-cache.ts';
 import { Capability } from './protocol/mysql/constants.ts';
-import { createMysqlGate } from './protocol/mysql/mysql-gate.ts';
 import { MysqlProxyServer } from './protocol/mysql/server.ts';
 import { connectMysqlUpstream } from './protocol/mysql/upstream.ts';
 import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
@@ -173,8 +173,9 @@ export async function startProxy(
           maskingKey,
           code: code!,
           rowBudget,
-          createGate: (identity, sqlMode) =>
+          createGate: (identity, sqlMode, masking) =>
             createMysqlGate({
+              ...masking,
               policy: () => policy,
               identity,
               database: config.upstream.database,

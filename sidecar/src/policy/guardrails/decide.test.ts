@@ -7,8 +7,8 @@ import type { Identity } from '../../identity/identity.ts';
 import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
 import type { CodeCatalog } from '../../sql/code-reach.ts';
 import { loadSqlParser } from '../../sql/normalize.ts';
+import { withStoredCode } from '../gates/stored-code.ts';
 import { loadPolicyDocuments, type Policy } from '../load-policy.ts';
-import { withStoredCode } from '../statement-gate.ts';
 import { decide } from './decide.ts';
 import { DEFAULT_GUARDRAIL } from './default-guardrails.ts';
 

@@ -12,14 +12,17 @@ import {
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import type { SessionMetrics } from '../../metrics.ts';
+import type { MysqlGate, MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
+import type { Allowed, Refused } from '../../policy/gates/session-gate.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
 import { judgeRowCounts, type RowBudget, type RowLimit } from '../../policy/guardrails/row-limits.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { MaskingSettingsCache } from '../../policy/masking/masking-settings-cache.ts';
-import type { GateDecision, PolicySource } from '../../policy/statement-gate.ts';
+import type { ResultMask } from '../../policy/masking/mysql-result-masks.ts';
+import { type SessionMasking, sessionMaskingCache } from '../../policy/masking/mysql-session-masking.ts';
+import type { PolicySource } from '../../policy/sources.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
-import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
 import {
   isMetadataRelation,
   METADATA_RELATIONS,
@@ -43,9 +46,7 @@ import {
 } from './constants.ts';
 import { HandshakeReader } from './handshake-reader.ts';
 import { killTarget, type SessionRegistry } from './kill.ts';
-import { type ResultMask, resultMasks } from './masking/result-masks.ts';
 import { type ColumnType, columnType, maskBinaryRow, maskTextRow } from './masking/row-rewrite.ts';
-import { type SessionMasking, sessionMaskingCache } from './masking/session-masking.ts';
 import { PayloadReader, packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
 import { withPrefix } from './prefixed-stream.ts';
@@ -74,32 +75,6 @@ import {
   upstreamFailureForClient,
 } from './upstream.ts';
 
-/** Judges statements for one session; built once the identity is known. */
-export interface MysqlGate {
-  /**
-   * The decision for one COM_QUERY or COM_STMT_PREPARE text; undefined when no policy is configured.
-   * `shape` is the text's audit normalisation (literals erased), which lets analyses be shared.
-   */
-  check(sql: string, shape?: string | null): (GateDecision & { reached: StatementFacts }) | undefined;
-  /** No transaction is open and the catalog shows the session's DDL: forget what it kept of it. */
-  settle(): void;
-  /** Splits a COM_QUERY text into its statements' audit descriptions. */
-  describe(sql: string): readonly QueryText[];
-  /** The audit description of one prepared statement's text. */
-  describeOne(sql: string): QueryText;
-  /** COM_RESET_CONNECTION succeeded: forget what the session's statements had changed. */
-  reset(): void;
-  /** Where the output columns of `sql` come from, read in the session's state before it runs. */
-  lineage(sql: string, catalog: Catalog): MysqlLineageResult;
-  /** The client files the text's LOAD DATA LOCAL statements name, in order. */
-  localInfiles(sql: string): string[];
-  /**
-   * Why the server would read text after `sql` differently from the analysis (an sql_mode or
-   * character set it cannot read), whatever the policy; undefined when it would not.
-   */
-  misread(sql: string, shape?: string | null): string | undefined;
-}
-
 export interface MysqlSessionDeps {
   readonly config: ProxyConfig;
   readonly authenticator: Authenticator;
@@ -112,7 +87,11 @@ export interface MysqlSessionDeps {
   /** The upstream's greeting (version, capabilities, charset), as last seen. */
   readonly greeting: () => Promise<ServerGreeting>;
   readonly rememberGreeting: (greeting: ServerGreeting) => void;
-  readonly createGate: (identity: Identity, sqlMode: string | null) => MysqlGate;
+  readonly createGate: (
+    identity: Identity,
+    sqlMode: string | null,
+    masking: { masking: () => SessionMasking | undefined; catalog: () => Catalog | undefined },
+  ) => MysqlGate;
   /** The policy in force: its MaskingPolicies decide, at login, what the session's results hide. */
   readonly policy: PolicySource;
   /** The key of the keyed masks (hash, tokenize), one per proxy process. */
@@ -544,7 +523,10 @@ export class MysqlSession {
         upstream.socket.destroy();
         throw new RefusedStart(MysqlError.NOT_SUPPORTED, `Gatehouse: ${unreadable}`, seq);
       }
-      this.gate = this.deps.createGate(identity, sqlMode);
+      this.gate = this.deps.createGate(identity, sqlMode, {
+        masking: () => this.maskingNow(),
+        catalog: () => this.catalog,
+      });
       if (masking) {
         this.catalog = catalogOf(
           upstream.setupRows[upstream.setupRows.length - 2] ?? [],
@@ -754,25 +736,18 @@ export class MysqlSession {
         if (kill) return kill === 'refused' ? undefined : kill;
         // Described before judging: the text is read under the sql_mode in force before it runs.
         const texts = this.gate!.describe(sql);
-        const masking = this.maskingNow();
-        const masks = masking && this.masksOf(sql, masking);
         const localInfiles = this.gate!.localInfiles(sql);
-        const refusal =
+        const verdict =
           this.auditRefusal() ??
           (localInfiles.length > 0 && !this.deps.policy() ? LOCAL_INFILE_WITHOUT_POLICY : undefined) ??
-          this.judge(sql, shapeOf(texts));
-        if (refusal === HOLD_COMMAND) return HOLD_COMMAND;
-        if ('kind' in refusal || masks?.refusal) {
-          this.refuse(
-            'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
-            texts,
-            'text',
-            answerSeq,
-            started,
-          );
+          this.judge(sql, texts);
+        if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
+        if ('kind' in verdict) {
+          this.refuse(verdict, texts, 'text', answerSeq, started);
           return undefined;
         }
-        const plan = refusal.rows && this.planRows(refusal.rows);
+        const masks = verdict.masking;
+        const plan = verdict.rows && this.planRows(verdict.rows);
         if (plan === HOLD_COMMAND) return HOLD_COMMAND;
         if (plan && 'kind' in plan) {
           this.refuse(plan, texts, 'text', answerSeq, started);
@@ -785,11 +760,11 @@ export class MysqlSession {
           texts,
           started,
           command: 'QUERY',
-          ...withNote(refusal.notes, plan && 'note' in plan ? plan.note : undefined),
+          ...withNote(verdict.notes, plan && 'note' in plan ? plan.note : undefined),
           ...(measure && { measure }),
           ...(masks && {
             masks: masks.results,
-            masking,
+            masking: masks.settings,
             masked: masks.described,
             withholdsServerText: masks.withholdsServerText,
           }),
@@ -802,25 +777,17 @@ export class MysqlSession {
       case Command.STMT_PREPARE: {
         const sql = payload.toString('utf8', 1);
         const text = this.gate!.describeOne(sql);
-        const masking = this.maskingNow();
-        const masks = masking && this.masksOf(sql, masking);
-        const refusal = this.auditRefusal() ?? this.judge(sql, text.statement);
-        if (refusal === HOLD_COMMAND) return HOLD_COMMAND;
-        if ('kind' in refusal || masks?.refusal) {
-          this.refuse(
-            'kind' in refusal ? refusal : maskingRefusal(masks!.refusal!),
-            [text],
-            'prepared',
-            answerSeq,
-            started,
-          );
+        const verdict = this.auditRefusal() ?? this.judge(sql, [text]);
+        if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
+        if ('kind' in verdict) {
+          this.refuse(verdict, [text], 'prepared', answerSeq, started);
           return undefined;
         }
-        const notes = notesOf(refusal);
+        const masks = verdict.masking;
         const prepares: PreparedText = {
           text,
-          ...notes,
-          ...(refusal.rows && { rows: refusal.rows }),
+          ...withNote(verdict.notes, undefined),
+          ...(verdict.rows && { rows: verdict.rows }),
           ...(masks && {
             masks: masks.results[0] ?? 'all',
             masked: masks.described[0] ?? ['*: redact'],
@@ -1302,67 +1269,33 @@ export class MysqlSession {
     return this.holdForAudit(rewritten, 'text', [text], answerSeq, started);
   }
 
+  /** The gate's verdict on a text, with a refusal worded as MySQL's error; HOLD_COMMAND: reload the catalog first. */
   private judge(
     sql: string,
-    shape: string | null,
-  ): Refusal | { notes?: readonly string[]; rows?: RowsToMeasure } | typeof HOLD_COMMAND {
+    texts: readonly QueryText[],
+  ): Refusal | Allowed<MysqlTextMasking> | typeof HOLD_COMMAND {
     this.judgedChangesCode = false;
-    // After DDL the catalog may not show the code it changed: reload first. The session's own DDL
-    // the catalog cannot show yet (uncommitted) stays pending in the gate until no transaction is
-    // open and a later catalog is in force.
-    if (this.gate && this.deps.policy()) {
-      if (this.deps.code.outdated && !this.catalogRefreshed) return HOLD_COMMAND;
-      if (!(this.status & ServerStatus.IN_TRANS) && !this.deps.code.outdated) this.gate.settle();
-    }
-    let decision: ReturnType<MysqlGate['check']>;
-    try {
-      // Refused with or without a policy: the analysis, the masking and the audit would all misread what follows.
-      const misread = this.gate?.misread(sql, shape);
-      if (misread)
-        return {
-          kind: MysqlError.NOT_SUPPORTED,
-          message: `Gatehouse refused the statement: ${misread}`,
-          reason: `server-reading: ${misread}`,
-        };
-      decision = this.gate?.check(sql, shape);
-    } catch (error) {
-      this.logger.error(
-        { err: error instanceof Error ? error.message : String(error) },
-        'statement analysis failed',
-      );
-      return {
-        kind: MysqlError.SPECIFIC_ACCESS_DENIED,
-        message: 'Gatehouse could not analyse the statement, so it was not run',
-        reason: 'analysis-failed',
-      };
-    }
-    if (!decision) return {};
-    if (decision.outcome === 'refuse' && decision.unknownRoutines.length > 0 && !this.catalogRefreshed) {
-      this.unknownRoutines = decision.unknownRoutines;
+    const verdict = this.gate!.check(sql, texts, {
+      idle: !(this.status & ServerStatus.IN_TRANS),
+      outdated: this.deps.code.outdated,
+      refreshed: this.catalogRefreshed,
+    });
+    if (verdict.outcome === 'refresh-catalog') {
+      if (verdict.unknownRoutines.length > 0) this.unknownRoutines = verdict.unknownRoutines;
       return HOLD_COMMAND;
     }
-    if (decision.changesCode && decision.outcome !== 'refuse') this.judgedChangesCode = true;
-    const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
-    // The audit record names the stored code the statement runs (routines, triggers, views).
-    if (decision.code.length > 0) notes.push(`runs ${decision.code.join(', ')}`);
-    if (decision.outcome === 'refuse') {
-      const byAccess = decision.policyKind === 'DatabaseAccess';
-      return {
-        kind: byAccess ? MysqlError.SPECIFIC_ACCESS_DENIED : MysqlError.TABLE_ACCESS_DENIED,
-        message:
-          decision.action === 'requireApproval'
-            ? `${decision.message} (this statement requires approval before it can run)`
-            : decision.message,
-        reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}${
-          decision.code.length > 0 ? `; runs ${decision.code.join(', ')}` : ''
-        }`,
-      };
+    if (verdict.outcome === 'allow') {
+      if (verdict.changesCode) this.judgedChangesCode = true;
+      return verdict;
     }
-    if (decision.outcome === 'allow-with-warnings')
-      for (const warning of decision.warnings) notes.push(`warning: ${warning.guardrail}/${warning.rule}`);
-    const rows =
-      decision.rowLimits.length > 0 ? { limits: decision.rowLimits, facts: decision.reached } : undefined;
-    return { ...(notes.length > 0 && { notes }), ...(rows && { rows }) };
+    if (verdict.failure)
+      this.logger.error({ err: verdict.failure.error }, `${verdict.failure.stage} analysis failed`);
+    return {
+      kind: mysqlError(verdict),
+      message:
+        verdict.message + (verdict.approval ? ' (this statement requires approval before it can run)' : ''),
+      reason: verdict.reason,
+    };
   }
 
   private auditRefusal(): Refusal | undefined {
@@ -1497,13 +1430,6 @@ export class MysqlSession {
     }
     this.uploading = true;
     return p;
-  }
-
-  /** The masks of a text's results when the session masks; a refusal when it filters by masked columns. */
-  private masksOf(sql: string, masking: SessionMasking): ReturnType<typeof resultMasks> {
-    // Masked only since a policy reload, the session has no catalog: every result is masked whole.
-    if (!this.catalog) return { results: [], described: [], withholdsServerText: true };
-    return resultMasks(this.gate!.lineage(sql, this.catalog), this.catalog, masking);
   }
 
   /** The masking in force now: policy reloads and exemption expiries apply to the next command. */
@@ -1765,18 +1691,20 @@ function catalogOf(rows: readonly (readonly (string | null)[])[], database: stri
   return createCatalog({ tables: [...tables.values()], searchPath: [database] });
 }
 
-function maskingRefusal(reason: string): Refusal {
-  return {
-    kind: MysqlError.TABLE_ACCESS_DENIED,
-    message: `Gatehouse masking refuses the statement: ${reason}, which would reveal masked values; the MaskingPolicy does not allow predicates over masked columns`,
-    reason: `MaskingPolicy: ${reason}`,
-  };
-}
-
-/** The shape of a COM_QUERY text: its statements' normalisations, when every one could be read. */
-function shapeOf(texts: readonly QueryText[]): string | null {
-  if (texts.some((t) => t.statement === null)) return null;
-  return texts.map((t) => t.statement).join(';\n');
+/** The MySQL error for a refusal of the gate. */
+function mysqlError(refused: Refused): MysqlErrorKind {
+  switch (refused.cause) {
+    case 'guardrail':
+      return refused.policyKind === 'DatabaseAccess'
+        ? MysqlError.SPECIFIC_ACCESS_DENIED
+        : MysqlError.TABLE_ACCESS_DENIED;
+    case 'server-reading':
+      return MysqlError.NOT_SUPPORTED;
+    case 'analysis-failed':
+      return MysqlError.SPECIFIC_ACCESS_DENIED;
+    case 'masking':
+      return MysqlError.TABLE_ACCESS_DENIED;
+  }
 }
 
 /** The statement's first keyword, as the audit's command (`SELECT`, `INSERT`...), like PostgreSQL's tag. */
@@ -1799,10 +1727,6 @@ function describeWrite(facts: StatementFacts): string {
   const summaries = facts.statements.filter((s) => s.via.length === 0).map((s) => s.summary);
   if (summaries.length === 0) return 'the statement';
   return summaries.length > 3 ? `${summaries.slice(0, 3).join('; ')}; ...` : summaries.join('; ');
-}
-
-function notesOf(verdict: { notes?: readonly string[] }): { notes?: readonly string[] } {
-  return verdict.notes ? { notes: verdict.notes } : {};
 }
 
 function commandName(command: number): string {

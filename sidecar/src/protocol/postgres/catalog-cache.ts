@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
+import type { CatalogSnapshot } from '../../policy/gates/postgres-masking.ts';
 import { classifyValue } from '../../policy/masking/classify-value.ts';
 import { typeFamily } from '../../policy/masking/pg-types.ts';
 import type { PiiKind } from '../../policy/masking/pii-kind.ts';
-import type { CatalogSnapshot } from '../../policy/masking-gate.ts';
 import { loadPgCodeCatalog } from '../../sql/analyze/pg-code-catalog.ts';
 import { loadCatalog } from '../../sql/catalog-loader.ts';
 import type { Catalog, CatalogTable } from '../../sql/lineage/catalog.ts';

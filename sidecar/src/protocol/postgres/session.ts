@@ -12,12 +12,14 @@ import {
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
 import type { SessionMetrics } from '../../metrics.ts';
+import { PostgresGate } from '../../policy/gates/postgres-gate.ts';
+import { planAt, type TextMasking, withholdsServerText } from '../../policy/gates/postgres-masking.ts';
+import type { Moment, Refused } from '../../policy/gates/session-gate.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
 import { judgeRowCounts, type RowBudget, type RowLimit, rowCap } from '../../policy/guardrails/row-limits.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
-import { MaskingGate, planAt, type TextMasking, withholdsServerText } from '../../policy/masking-gate.ts';
-import { type GateDecision, type PolicySource, StatementGate } from '../../policy/statement-gate.ts';
+import type { PolicySource } from '../../policy/sources.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import {
   readingRefusal,
@@ -25,7 +27,6 @@ import {
   UNKNOWN_READING,
   withParameter,
 } from '../../sql/server-reading.ts';
-import { statementShape } from '../../sql/statement-shape.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import { BatchedWrite } from '../batched-write.ts';
 import {
@@ -329,8 +330,7 @@ export class PostgresSession {
   /** The client's Terminate went upstream: the server needs no second one. */
   private terminateSent = false;
 
-  private gate: StatementGate | undefined;
-  private masking: MaskingGate | undefined;
+  private gate: PostgresGate | undefined;
   /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
   private scrubbing = false;
   /** How the server reads text (standard_conforming_strings, client_encoding), as it last reported. */
@@ -497,13 +497,17 @@ export class PostgresSession {
         throw new RefusedStart('42501', error.message);
       }
 
-      this.masking = new MaskingGate(this.deps.policy, identity, config.upstream.database, () =>
-        this.deps.catalog.current(),
-      );
+      this.gate = new PostgresGate({
+        policy: this.deps.policy,
+        identity,
+        database: config.upstream.database,
+        code: () => this.deps.catalog.current()?.code,
+        snapshot: () => this.deps.catalog.current(),
+        misread: (sql) => readingRefusal(sql, this.reading, this.settled()),
+      });
       // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
       // Guarded ones too: calls of stored code are judged by what the catalog says the code does.
-      const catalogReady =
-        this.masking.settings() || this.deps.policy() ? this.deps.catalog.ready() : undefined;
+      const catalogReady = this.gate.settings() || this.deps.policy() ? this.deps.catalog.ready() : undefined;
       const upstream = await this.openUpstream(upstreamParams);
       await catalogReady;
       const leftover = reader.detach();
@@ -564,12 +568,6 @@ export class PostgresSession {
     this.upstream = upstream.socket;
     this.txStatus = upstream.transactionStatus ?? 'I';
     // A server without cancel keys (some poolers, PGlite) still gets a key for the client, which then cancels nothing.
-    this.gate = new StatementGate(
-      this.deps.policy,
-      identity,
-      config.upstream.database,
-      () => this.deps.catalog.current()?.code,
-    );
     const key = cancelKeys.issue(upstream.backendKey ?? { processId: 0, secretKey: Buffer.alloc(0) });
     this.cancelProcessId = key.processId;
     this.context = {
@@ -916,52 +914,39 @@ export class PostgresSession {
   }
 
   private judgeText(sql: string, described?: QueryText): Verdict {
-    const misread = readingRefusal(sql, this.reading, this.settled());
-    if (misread) {
-      this.logger.info({ reason: misread }, 'statement refused: the server may read it differently');
-      return {
-        refusal: {
-          reason: `server-reading: ${misread}`,
-          fields: {
-            severity: 'ERROR',
-            code: '42501',
-            message: `Gatehouse refused the statement: ${misread}`,
-          },
-        },
-      };
+    const verdict = this.gate!.check(sql, described === undefined ? undefined : [described], this.moment());
+    if (verdict.outcome === 'refresh-catalog') return { refreshCatalog: true };
+    if (verdict.outcome === 'refuse') {
+      if (verdict.cause === 'masking') this.scrubbing = true;
+      this.logRefusal(verdict);
+      return { refusal: pgRefusal(verdict) };
     }
-    // Texts that differ only in literals share analyses where no literal can change them.
-    const shape = this.deps.policy()
-      ? statementShape(sql, described === undefined ? undefined : [described])
-      : undefined;
-    const verdict = this.judgeGuardrails(sql, shape);
-    if (verdict.refusal || !this.masking) return verdict;
-    let masking: TextMasking | undefined;
-    try {
-      masking = this.masking.check(sql, shape);
-    } catch (error) {
-      this.logger.error(
-        { err: error instanceof Error ? error.message : String(error) },
-        'masking analysis failed',
-      );
-      return { refusal: ANALYSIS_FAILED };
-    }
-    this.scrubbing = masking !== undefined;
-    if (!masking) return verdict;
-    if (masking.refusal) {
-      const policies = masking.settings.policies.map((name) => `"${name}"`).join(', ');
-      return {
-        refusal: {
-          reason: `MaskingPolicy ${masking.settings.policies.join(', ')}: ${masking.refusal}`,
-          fields: {
-            severity: 'ERROR',
-            code: '42501',
-            message: `Gatehouse: MaskingPolicy ${policies} refuses this statement: ${masking.refusal}`,
-          },
-        },
-      };
-    }
-    return { ...verdict, masking };
+    this.scrubbing = verdict.masking !== undefined;
+    if (verdict.changesCode) this.codeChanged = true;
+    return {
+      ...(verdict.notes.length > 0 && { notes: verdict.notes }),
+      ...(verdict.rows && { rows: verdict.rows }),
+      ...(verdict.warnings.length > 0 && {
+        notice: noticeResponse({ severity: 'WARNING', code: '01000', message: verdict.warnings.join('\n') }),
+      }),
+      ...(verdict.masking && { masking: verdict.masking }),
+    };
+  }
+
+  /** Where the session stands for the gate: DDL it sent is settled only once committed and answered. */
+  private moment(): Moment {
+    return {
+      idle: this.txStatus === 'I' && !this.codeChanged,
+      outdated: this.deps.catalog.outdated,
+      refreshed: this.catalogRefreshed,
+    };
+  }
+
+  private logRefusal(refused: Refused): void {
+    if (refused.failure)
+      this.logger.error({ err: refused.failure.error }, `${refused.failure.stage} analysis failed`);
+    else if (refused.cause === 'server-reading')
+      this.logger.info({ reason: refused.reason }, 'statement refused: the server may read it differently');
   }
 
   /** No statement is still running: the settings the server last reported are the ones it reads with. */
@@ -971,7 +956,7 @@ export class PostgresSession {
 
   /** Fast-path function calls return values no lineage can trace: refused where masking applies. */
   private fastPathRefusal(): Refusal | undefined {
-    const settings = this.masking?.settings();
+    const settings = this.gate?.settings();
     if (!settings) return undefined;
     return {
       reason: `MaskingPolicy ${settings.policies.join(', ')}: fast-path function call`,
@@ -1002,69 +987,14 @@ export class PostgresSession {
       };
     }
     const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-    return this.judgeGuardrails(`SELECT ${quote(target.schema)}.${quote(target.name)}()`, undefined).refusal;
-  }
-
-  private judgeGuardrails(sql: string, shape: string | undefined): Verdict {
-    // After DDL (this session's or another's) the catalog may not show the code it changed: reload
-    // first. The session's own DDL that the catalog cannot show yet (uncommitted) stays pending in
-    // the gate until no transaction is open and a later catalog is in force.
-    if (this.gate && this.deps.policy()) {
-      if (this.deps.catalog.outdated && !this.catalogRefreshed) return { refreshCatalog: true };
-      if (this.txStatus === 'I' && !this.codeChanged && !this.deps.catalog.outdated) this.gate.settle();
-    }
-    let decision: GateDecision | undefined;
-    try {
-      decision = this.gate?.check(sql, shape);
-    } catch (error) {
-      // Fail closed: a statement Gatehouse cannot judge does not run.
-      this.logger.error(
-        { err: error instanceof Error ? error.message : String(error) },
-        'statement analysis failed',
-      );
-      return { refusal: ANALYSIS_FAILED };
-    }
-    if (!decision) return {};
-    if (decision.outcome === 'refuse' && decision.unknownRoutines.length > 0 && !this.catalogRefreshed)
-      return { refreshCatalog: true };
-    if (decision.changesCode && decision.outcome !== 'refuse') this.codeChanged = true;
-    const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
-    // The audit record names the stored code the statement runs (functions, triggers, rules, views).
-    if (decision.code.length > 0) notes.push(`runs ${decision.code.join(', ')}`);
-    if (decision.outcome === 'refuse') {
-      return {
-        refusal: {
-          reason: `${decision.policyKind} ${decision.guardrail || '(none)'}: ${decision.rule}${
-            decision.code.length > 0 ? `; runs ${decision.code.join(', ')}` : ''
-          }`,
-          fields: {
-            severity: 'ERROR',
-            code: decision.sqlstate,
-            message: decision.message,
-            ...(decision.action === 'requireApproval' && {
-              hint: 'This statement requires approval before it can run; ask an approver of this database.',
-            }),
-          },
-        },
-      };
-    }
-    const rows: Pick<Verdict, 'rows'> =
-      decision.rowLimits.length > 0
-        ? { rows: { limits: decision.rowLimits, what: decision.rowsWhat ?? 'the statement' } }
-        : {};
-    if (decision.outcome === 'allow-with-warnings') {
-      for (const warning of decision.warnings) notes.push(`warning: ${warning.guardrail}/${warning.rule}`);
-      return {
-        ...rows,
-        ...(notes.length > 0 && { notes }),
-        notice: noticeResponse({
-          severity: 'WARNING',
-          code: '01000',
-          message: decision.warnings.map((w) => w.message).join('\n'),
-        }),
-      };
-    }
-    return notes.length > 0 ? { notes, ...rows } : rows;
+    const verdict = this.gate!.guard(
+      `SELECT ${quote(target.schema)}.${quote(target.name)}()`,
+      undefined,
+      this.moment(),
+    );
+    if (verdict.outcome !== 'refuse') return undefined;
+    this.logRefusal(verdict);
+    return pgRefusal(verdict);
   }
 
   private onServerData(chunk: Buffer): void {
@@ -1663,15 +1593,20 @@ function nameRefusal(refusal: NameRefusal): Refusal {
   };
 }
 
-/** Fail closed: a statement Gatehouse cannot judge does not run. */
-const ANALYSIS_FAILED: Refusal = {
-  reason: 'analysis-failed',
-  fields: {
-    severity: 'ERROR',
-    code: '42501',
-    message: 'Gatehouse could not analyse the statement, so it was not run',
-  },
-};
+/** The ErrorResponse for a refusal of the gate: every one is 42501 (insufficient privilege). */
+function pgRefusal(refused: Refused): Refusal {
+  return {
+    reason: refused.reason,
+    fields: {
+      severity: 'ERROR',
+      code: '42501',
+      message: refused.message,
+      ...(refused.approval && {
+        hint: 'This statement requires approval before it can run; ask an approver of this database.',
+      }),
+    },
+  };
+}
 
 function textsOf(query: PendingQuery): readonly QueryText[] {
   query.texts ??= describeQuery(query.sql);

@@ -2,9 +2,9 @@ import { classifyValue } from '../../../policy/masking/classify-value.ts';
 import { type MaskContext, maskValue } from '../../../policy/masking/mask-methods.ts';
 import { maskTextFreeform } from '../../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
+import type { ResultMask } from '../../../policy/masking/mysql-result-masks.ts';
 import { PG_TYPE } from '../../../policy/masking/pg-types.ts';
 import { PayloadReader, PayloadWriter } from '../packet-io.ts';
-import type { ResultMask } from './result-masks.ts';
 
 /** What the row rewriter needs of a column definition. */
 export interface ColumnType {

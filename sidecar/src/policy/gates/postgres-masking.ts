@@ -1,18 +1,18 @@
-import type { Identity } from '../identity/identity.ts';
-import type { PgCodeCatalog } from '../sql/analyze/pg-code-catalog.ts';
-import type { Catalog } from '../sql/lineage/catalog.ts';
-import { outputLineage } from '../sql/lineage/output-lineage.ts';
-import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../sql/lineage/session.ts';
-import { parseTree } from '../sql/parse-tree.ts';
-import type { MaskingSettings } from './masking/masking-for.ts';
-import { MaskingSettingsCache } from './masking/masking-settings-cache.ts';
-import { type SampledKinds, sensitiveColumns } from './masking/sensitive-columns.ts';
+import type { Identity } from '../../identity/identity.ts';
+import type { PgCodeCatalog } from '../../sql/analyze/pg-code-catalog.ts';
+import type { Catalog } from '../../sql/lineage/catalog.ts';
+import { outputLineage } from '../../sql/lineage/output-lineage.ts';
+import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../../sql/lineage/session.ts';
+import { parseTree } from '../../sql/parse-tree.ts';
+import type { MaskingSettings } from '../masking/masking-for.ts';
+import { MaskingSettingsCache } from '../masking/masking-settings-cache.ts';
+import { type SampledKinds, sensitiveColumns } from '../masking/sensitive-columns.ts';
 import {
   MASK_EVERYTHING,
   planStatementMasking,
   type StatementMaskPlan,
-} from './masking/statement-mask-plan.ts';
-import type { PolicySource } from './statement-gate.ts';
+} from '../masking/statement-mask-plan.ts';
+import type { PolicySource } from '../sources.ts';
 
 /** What the proxy knows of the upstream's tables: the catalog and what value sampling found. */
 export interface CatalogSnapshot {
@@ -55,6 +55,11 @@ export class MaskingGate {
   /** The masking in force for this identity now (policy reloads and exemption expiry apply at once). */
   settings(): MaskingSettings | undefined {
     return this.cache.get(this.policy());
+  }
+
+  /** Forget the session state lineage followed (a connection reset). */
+  reset(): void {
+    this.session = EMPTY_SESSION;
   }
 
   /** Plans masking for a text the guardrails allowed; undefined when this identity sees clear values. */

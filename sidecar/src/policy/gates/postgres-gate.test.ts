@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CodeCatalog } from '../sql/code-reach.ts';
-import { loadSqlParser } from '../sql/normalize.ts';
-import { statementShape } from '../sql/statement-shape.ts';
-import { DEFAULT_GUARDRAIL } from './guardrails/default-guardrails.ts';
-import { loadPolicyDocuments } from './load-policy.ts';
-import { StatementGate } from './statement-gate.ts';
+import type { CodeCatalog } from '../../sql/code-reach.ts';
+import { loadSqlParser } from '../../sql/normalize.ts';
+import { statementShape } from '../../sql/statement-shape.ts';
+import { DEFAULT_GUARDRAIL } from '../guardrails/default-guardrails.ts';
+import { loadPolicyDocuments } from '../load-policy.ts';
+import { PostgresGate } from './postgres-gate.ts';
 
 /** A database with no user code: every function named is a built-in, no relation has triggers. */
 const BUILTINS_ONLY: CodeCatalog = {
@@ -39,16 +39,19 @@ beforeAll(async () => {
 /** Judges each text in turn with its shape, as the session does, and says which were refused. */
 function outcomes(texts: readonly string[]): string[] {
   const loaded = policy();
-  const gate = new StatementGate(
-    () => loaded,
-    { subject: 'app', groups: [], method: 'local' },
-    'app',
-    () => BUILTINS_ONLY,
-  );
-  return texts.map((sql) => gate.check(sql, statementShape(sql))!.outcome);
+  const gate = new PostgresGate({
+    policy: () => loaded,
+    identity: { subject: 'app', groups: [], method: 'local' },
+    database: 'app',
+    code: () => BUILTINS_ONLY,
+    snapshot: () => undefined,
+    misread: () => undefined,
+  });
+  const idle = { idle: true, outdated: false, refreshed: false };
+  return texts.map((sql) => gate.check(sql, undefined, idle).outcome);
 }
 
-describe('StatementGate with shapes: texts that differ only in literals', () => {
+describe('PostgresGate with shapes: texts that differ only in literals', () => {
   it('share the analysis of a plain select', () => {
     expect(statementShape('SELECT abalance FROM accounts WHERE aid = 42')).toBe(
       statementShape('SELECT abalance FROM accounts WHERE aid = 7'),

@@ -1,11 +1,11 @@
-import type { Identity } from '../../../identity/identity.ts';
-import type { MaskMethod } from '../../../policy/masking/mask-methods.ts';
-import type { MaskingSettings } from '../../../policy/masking/masking-for.ts';
-import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
-import { MaskingSettingsCache } from '../../../policy/masking/masking-settings-cache.ts';
-import type { PiiKind } from '../../../policy/masking/pii-kind.ts';
-import { classifyCatalogColumn } from '../../../policy/masking/sensitive-columns.ts';
-import { isMetadataRelation } from '../../../sql/mysql/metadata-relations.ts';
+import type { Identity } from '../../identity/identity.ts';
+import { isMetadataRelation } from '../../sql/mysql/metadata-relations.ts';
+import type { MaskMethod } from './mask-methods.ts';
+import type { MaskingSettings } from './masking-for.ts';
+import type { MaskingKey } from './masking-key.ts';
+import { MaskingSettingsCache } from './masking-settings-cache.ts';
+import type { PiiKind } from './pii-kind.ts';
+import { classifyCatalogColumn } from './sensitive-columns.ts';
 
 /** How one column's values are masked. */
 export interface ColumnMask {

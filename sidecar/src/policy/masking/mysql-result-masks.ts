@@ -1,8 +1,8 @@
-import { derivedMethod } from '../../../policy/masking/statement-mask-plan.ts';
-import type { Catalog } from '../../../sql/lineage/catalog.ts';
-import type { Lineage } from '../../../sql/lineage/types.ts';
-import type { MysqlLineageResult } from '../../../sql/mysql/lineage-mysql.ts';
-import type { ColumnMask, SessionMasking } from './session-masking.ts';
+import type { Catalog } from '../../sql/lineage/catalog.ts';
+import type { Lineage } from '../../sql/lineage/types.ts';
+import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
+import type { ColumnMask, SessionMasking } from './mysql-session-masking.ts';
+import { derivedMethod } from './statement-mask-plan.ts';
 
 /** Masks for the columns of one result set, in order; 'all' masks every column. */
 export type ResultMask = readonly (ColumnMask | undefined)[] | 'all';

@@ -1,0 +1,183 @@
+import type { Identity } from '../../identity/identity.ts';
+import type { Catalog } from '../../sql/lineage/catalog.ts';
+import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-mysql.ts';
+import { lexMysql } from '../../sql/mysql/lexer.ts';
+import { mysqlOutputLineage } from '../../sql/mysql/lineage-mysql.ts';
+import { normalizeMysql } from '../../sql/mysql/normalize-mysql.ts';
+import { applyMysqlSessionEffects, resolveMysqlExecutes } from '../../sql/mysql/session.ts';
+import { initialMysqlSession, type MysqlSessionState } from '../../sql/mysql/session-state.ts';
+import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode, sqlModeKey } from '../../sql/mysql/sql-mode.ts';
+import { changesReading } from '../../sql/mysql/statement-rules.ts';
+import type { QueryText } from '../../sql/normalize.ts';
+import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
+import type { SessionMasking } from '../masking/mysql-session-masking.ts';
+import type { CodeSource, PolicySource } from '../sources.ts';
+import {
+  analysisFailed,
+  type Moment,
+  misreadRefusal,
+  type SessionGate,
+  type Verdict,
+} from './session-gate.ts';
+import { analyzeByShape } from './shape-cache.ts';
+import { CodeGuard } from './stored-code.ts';
+
+/** The masks of one text's results, with the masking they were planned under (its key and value scan). */
+export type MysqlTextMasking = TextMasks & { readonly settings: SessionMasking };
+
+/** The MySQL gate: the common verbs, and what only MySQL asks. */
+export interface MysqlGate extends SessionGate<MysqlTextMasking> {
+  /** The audit description of one prepared statement's text. */
+  describeOne(sql: string): QueryText;
+  /** The client files the text's LOAD DATA LOCAL statements name, in order. */
+  localInfiles(sql: string): string[];
+}
+
+const UNREADABLE: QueryText = Object.freeze({ statement: null, fingerprint: null });
+
+/**
+ * One session's gate for MySQL, as PostgresGate is for PostgreSQL: the same decide() over facts from
+ * the MySQL analyser, then the masks of its results. It follows what the session's statements change
+ * in how later ones read: sql_mode (ANSI_QUOTES, NO_BACKSLASH_ESCAPES) and SQL PREPAREd statements.
+ * Only allowed text changes that state, since refused text never reaches the server.
+ */
+export function createMysqlGate(options: {
+  policy: PolicySource;
+  identity: Identity;
+  database: string;
+  /** `@@SESSION.sql_mode` when the session started; '' or unknown text reads as the server default. */
+  sqlMode: string | null;
+  /** The server's stored code: calls, triggers and views are judged by what their code does. */
+  code: CodeSource;
+  /** The masking in force for the identity now; undefined when it sees clear values. */
+  masking?: () => SessionMasking | undefined;
+  /** The tables masking traces columns to; undefined: every result is masked whole. */
+  catalog?: () => Catalog | undefined;
+}): MysqlGate {
+  const { policy } = options;
+  const code = new CodeGuard(options.identity, options.database, options.code);
+  let state: MysqlSessionState = initialMysqlSession(
+    options.sqlMode === null ? null : parseSqlMode(options.sqlMode),
+  );
+
+  /**
+   * analyzeMysql, shared also by the text's shape (its audit normalisation read under the same
+   * sql_mode) when the analysis cannot depend on a literal; see shape-cache.ts.
+   */
+  const analyze = (sql: string, shape: string | null) => {
+    const mode = state.sqlMode;
+    return analyzeByShape(
+      mode && shape ? `mysql\u0000${sqlModeKey(mode)}${shape}` : undefined,
+      () => analyzeMysql(sql, { sqlMode: mode }),
+      sessionNeutral,
+    );
+  };
+
+  /** The masks of a text's results, planned in the state before it runs. */
+  const masksOf = (sql: string): MysqlTextMasking | undefined => {
+    const settings = options.masking?.();
+    if (!settings) return undefined;
+    const catalog = options.catalog?.();
+    // Masked only since a policy reload, the session has no catalog: every result is masked whole.
+    if (!catalog) return { settings, results: [], described: [], withholdsServerText: true };
+    return { settings, ...resultMasks(mysqlOutputLineage(sql, catalog, state), catalog, settings) };
+  };
+
+  return {
+    describe(sql) {
+      return describeStatements(sql, state.sqlMode);
+    },
+    describeOne(sql) {
+      return describeStatements(sql, state.sqlMode)[0] ?? { statement: '', fingerprint: null };
+    },
+    localInfiles(sql) {
+      // Read under the session's sql_mode; when it cannot be told, no upload is allowed (fail closed).
+      if (!state.sqlMode) return [];
+      const lexed = lexMysql(sql, state.sqlMode);
+      if (lexed.error) return [];
+      const files: string[] = [];
+      for (const { tokens } of lexed.statements) {
+        const word = (i: number) => (tokens[i]?.type === 'word' ? tokens[i]!.value : undefined);
+        if (word(0) !== 'LOAD' || (word(1) !== 'DATA' && word(1) !== 'XML')) continue;
+        let i = 2;
+        while (word(i) === 'LOW_PRIORITY' || word(i) === 'CONCURRENT') i++;
+        if (word(i) === 'LOCAL' && word(i + 1) === 'INFILE' && tokens[i + 2]?.type === 'string')
+          files.push(tokens[i + 2]!.value);
+      }
+      return files;
+    },
+    check(sql, texts, moment: Moment): Verdict<MysqlTextMasking> {
+      const shape = shapeOf(texts ?? describeStatements(sql, state.sqlMode));
+      const masking = masksOf(sql);
+      const current = policy();
+      if (current) {
+        const hold = code.before(moment);
+        if (hold) return hold;
+      }
+      let verdict: Verdict<never>;
+      try {
+        // Refused with or without a policy: the analysis, the masking and the audit would all misread what follows.
+        const analysed = analyze(sql, shape);
+        const misread = analysed.findings.find(
+          (f) => f.kind === 'unknown-statement' && changesReading(f.detail),
+        )?.detail;
+        if (misread) return misreadRefusal(misread);
+        const facts = resolveMysqlExecutes(analysed, state);
+        verdict = current
+          ? code.judge(facts, current, moment).verdict
+          : { outcome: 'allow', notes: [], warnings: [], changesCode: false };
+        if (verdict.outcome === 'allow') state = applyMysqlSessionEffects(state, facts);
+      } catch (error) {
+        return analysisFailed('statement', error);
+      }
+      if (verdict.outcome !== 'allow' || !masking) return verdict;
+      if (masking.refusal)
+        return {
+          outcome: 'refuse',
+          cause: 'masking',
+          reason: `MaskingPolicy: ${masking.refusal}`,
+          message: `Gatehouse masking refuses the statement: ${masking.refusal}, which would reveal masked values; the MaskingPolicy does not allow predicates over masked columns`,
+        };
+      return { ...verdict, masking };
+    },
+    settle() {
+      code.settle();
+    },
+    reset() {
+      // COM_RESET_CONNECTION restores the global sql_mode, which the proxy has not read: unknown.
+      state = initialMysqlSession(null);
+    },
+  };
+}
+
+/** Shared by shape beyond the common rule: nothing that changes the session or reaches outside it. */
+function sessionNeutral(facts: MysqlStatementFacts): boolean {
+  return (
+    facts.sideChannels.length === 0 &&
+    facts.sqlModeAfter === undefined &&
+    facts.userVariables.length === 0 &&
+    facts.handlers.length === 0
+  );
+}
+
+/** The shape of a text: its statements' normalisations, when every one could be read. */
+function shapeOf(texts: readonly QueryText[]): string | null {
+  if (texts.some((t) => t.statement === null)) return null;
+  return texts.map((t) => t.statement).join(';\n');
+}
+
+/** One audit description per statement, read under the session's sql_mode (under every mode when unknown). */
+function describeStatements(sql: string, mode: MysqlSqlMode | null): readonly QueryText[] {
+  if (mode) return splitAndNormalize(sql, mode);
+  const readings = EVERY_SQL_MODE.map((m) => splitAndNormalize(sql, m));
+  const first = JSON.stringify(readings[0]);
+  return readings.every((r) => JSON.stringify(r) === first) ? readings[0]! : [UNREADABLE];
+}
+
+function splitAndNormalize(sql: string, mode: MysqlSqlMode): readonly QueryText[] {
+  const lexed = lexMysql(sql, mode);
+  if (lexed.error !== null) return [UNREADABLE];
+  if (lexed.statements.length <= 1) return [normalizeMysql(sql, mode)];
+  // Each statement under the mode it is read in: a SET sql_mode earlier in the text changes it.
+  return lexed.statements.map((s) => normalizeMysql(sql.slice(s.start, s.end), s.mode));
+}

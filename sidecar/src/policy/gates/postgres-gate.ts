@@ -1,0 +1,134 @@
+import type { Identity } from '../../identity/identity.ts';
+import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
+import { resolveExecutes } from '../../sql/analyze/assemble-facts.ts';
+import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import { describeQuery, type QueryText } from '../../sql/normalize.ts';
+import { statementShape } from '../../sql/statement-shape.ts';
+import type { MaskingSettings } from '../masking/masking-for.ts';
+import type { CodeSource, PolicySource } from '../sources.ts';
+import { type CatalogSnapshot, MaskingGate, type TextMasking } from './postgres-masking.ts';
+import type { Moment, SessionGate, Verdict } from './session-gate.ts';
+import { analysisFailed, misreadRefusal } from './session-gate.ts';
+import { analyzeByShape } from './shape-cache.ts';
+import { CodeGuard } from './stored-code.ts';
+
+/** Functions whose facts depend on the value of an argument: set_config('role', ...). */
+const VALUE_SENSITIVE_FUNCTIONS: ReadonlySet<string> = new Set(['set_config']);
+
+/**
+ * One PostgreSQL session's gate: the guardrails over the statement and the stored code it runs, then
+ * the masking of its results (MaskingGate). It remembers what the session's SQL PREPAREs hold, so
+ * that a later `EXECUTE name` is judged by the statement it runs rather than waved through as opaque.
+ */
+export class PostgresGate implements SessionGate<TextMasking> {
+  private readonly prepared = new Map<string, StatementFacts>();
+  private readonly policy: PolicySource;
+  private readonly code: CodeGuard;
+  private readonly masking: MaskingGate;
+  private readonly misread: (sql: string) => string | undefined;
+
+  constructor(options: {
+    policy: PolicySource;
+    identity: Identity;
+    database: string;
+    /** The stored code statements may run, for the guardrails. */
+    code: CodeSource;
+    /** The upstream's tables and what sampling found, for masking (shared by the proxy's sessions). */
+    snapshot: () => CatalogSnapshot | undefined;
+    /** Why the server would read the text differently from the analysis (its reported settings). */
+    misread: (sql: string) => string | undefined;
+  }) {
+    this.policy = options.policy;
+    this.code = new CodeGuard(options.identity, options.database, options.code);
+    this.masking = new MaskingGate(options.policy, options.identity, options.database, options.snapshot);
+    this.misread = options.misread;
+  }
+
+  describe(sql: string): readonly QueryText[] {
+    return describeQuery(sql);
+  }
+
+  check(sql: string, texts: readonly QueryText[] | undefined, moment: Moment): Verdict<TextMasking> {
+    const misread = this.misread(sql);
+    if (misread) return misreadRefusal(misread);
+    // Texts that differ only in literals share analyses where no literal can change them.
+    const shape = this.policy() ? statementShape(sql, texts) : undefined;
+    const verdict = this.guard(sql, shape, moment);
+    if (verdict.outcome !== 'allow') return verdict;
+    let masking: TextMasking | undefined;
+    try {
+      masking = this.masking.check(sql, shape);
+    } catch (error) {
+      return analysisFailed('masking', error);
+    }
+    if (!masking) return verdict;
+    if (masking.refusal) {
+      const policies = masking.settings.policies.map((name) => `"${name}"`).join(', ');
+      return {
+        outcome: 'refuse',
+        cause: 'masking',
+        reason: `MaskingPolicy ${masking.settings.policies.join(', ')}: ${masking.refusal}`,
+        message: `Gatehouse: MaskingPolicy ${policies} refuses this statement: ${masking.refusal}`,
+      };
+    }
+    return { ...verdict, masking };
+  }
+
+  /**
+   * The guardrails alone, for a statement the session makes up (a fast-path call, judged as the
+   * SELECT of its function); `shape` as statementShape gives it.
+   */
+  guard(sql: string, shape: string | undefined, moment: Moment): Verdict<never> {
+    const policy = this.policy();
+    if (!policy) return { outcome: 'allow', notes: [], warnings: [], changesCode: false };
+    const hold = this.code.before(moment);
+    if (hold) return hold;
+    let facts: StatementFacts;
+    try {
+      facts = resolveExecutes(
+        analyzeByShape(
+          shape === undefined ? undefined : `pg\u0000${shape}`,
+          () => analyzeStatement(sql),
+          literalIndependent,
+        ),
+        (name) => this.prepared.get(name),
+      );
+      const { verdict } = this.code.judge(facts, policy, moment);
+      if (verdict.outcome !== 'allow') return verdict;
+      // Only what was allowed can have been prepared; what was refused never reached the server.
+      for (const prepared of facts.prepared) this.prepared.set(prepared.name, prepared.facts);
+      for (const name of facts.deallocated) {
+        if (name === '*') this.prepared.clear();
+        else this.prepared.delete(name);
+      }
+      return verdict;
+    } catch (error) {
+      return analysisFailed('statement', error);
+    }
+  }
+
+  /** The masking in force for this identity now (policy reloads and exemption expiry apply at once). */
+  settings(): MaskingSettings | undefined {
+    return this.masking.settings();
+  }
+
+  settle(): void {
+    this.code.settle();
+  }
+
+  reset(): void {
+    // PostgreSQL has no reset of the connection in its protocol (DISCARD ALL is judged as a statement):
+    // this is for a session that starts over on the same gate.
+    this.prepared.clear();
+    this.code.settle();
+    this.masking.reset();
+  }
+}
+
+/** Shared by shape beyond the common rule: one statement, and no function whose facts follow a literal. */
+function literalIndependent(facts: StatementFacts): boolean {
+  return (
+    facts.statementCount === 1 &&
+    !facts.functions.some((f) => VALUE_SENSITIVE_FUNCTIONS.has(f.slice(f.lastIndexOf('.') + 1).toLowerCase()))
+  );
+}

@@ -1,0 +1,63 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
+import { loadSqlParser } from '../../sql/normalize.ts';
+import { analyzeByShape } from './shape-cache.ts';
+
+beforeAll(async () => {
+  await loadSqlParser();
+});
+
+/** analyzeStatement, counting its calls. */
+function counted(sql: string) {
+  const calls = { n: 0 };
+  return {
+    calls,
+    analyze: () => {
+      calls.n++;
+      return analyzeStatement(sql);
+    },
+  };
+}
+
+describe('analyzeByShape', () => {
+  it('analyses a literal-independent text once per key, and each key on its own', () => {
+    const first = counted('SELECT a FROM t WHERE b = 1');
+    const key = `test\u0000${Math.random()}`;
+    const a = analyzeByShape(key, first.analyze, () => true);
+    const b = analyzeByShape(key, first.analyze, () => true);
+    expect(b).toBe(a);
+    expect(first.calls.n).toBe(1);
+    // Another protocol's key for the same shape text never gets this analysis.
+    analyzeByShape(`other${key}`, first.analyze, () => true);
+    expect(first.calls.n).toBe(2);
+  });
+
+  it('keeps no analysis a literal can change, nor one the protocol keeps apart', () => {
+    const spellings = [
+      "DELETE FROM t WHERE 'a' = 'a'",
+      'UPDATE t SET a = 1 WHERE b = b',
+      'PREPARE p AS SELECT 1',
+      'DEALLOCATE p',
+      'DECLARE c CURSOR FOR SELECT 1',
+      'SELECT * FROM nowhere(',
+    ];
+    for (const sql of spellings) {
+      const text = counted(sql);
+      const key = `test\u0000${sql}`;
+      analyzeByShape(key, text.analyze, () => true);
+      analyzeByShape(key, text.analyze, () => true);
+      expect(text.calls.n, sql).toBe(2);
+    }
+    const vetoed = counted('SELECT 1');
+    analyzeByShape('test\u0000vetoed', vetoed.analyze, () => false);
+    analyzeByShape('test\u0000vetoed', vetoed.analyze, () => false);
+    expect(vetoed.calls.n).toBe(2);
+  });
+
+  it('analyses every time without a key', () => {
+    const text = counted('SELECT 1');
+    analyzeByShape(undefined, text.analyze, () => true);
+    analyzeByShape(undefined, text.analyze, () => true);
+    expect(text.calls.n).toBe(2);
+  });
+});
