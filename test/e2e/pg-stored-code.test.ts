@@ -49,6 +49,9 @@ CREATE FUNCTION shadow.lower(text) RETURNS text LANGUAGE sql AS $$DELETE FROM pu
 CREATE FUNCTION gh_recursive(n int) RETURNS int LANGUAGE plpgsql AS
   $$BEGIN IF n > 0 THEN RETURN gh_recursive(n - 1); END IF; DELETE FROM v; RETURN 0; END$$;
 CREATE PROCEDURE gh_p() LANGUAGE plpgsql AS $$BEGIN DELETE FROM v; END$$;
+-- Calls a function created only later, directly on the database (see the fast-path tests).
+CREATE FUNCTION gh_fp_later() RETURNS int LANGUAGE plpgsql AS $$BEGIN RETURN gh_fp_missing(); END$$;
+CREATE FUNCTION gh_fp_narrow() RETURNS int LANGUAGE sql AS 'DELETE FROM v WHERE id = 50 RETURNING 1';
 CREATE PROCEDURE gh_p_sql() LANGUAGE sql AS $$UPDATE v SET x = NULL$$;
 CREATE FUNCTION gh_op_fn(int, int) RETURNS bool LANGUAGE sql AS 'DELETE FROM v RETURNING true';
 CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, FUNCTION = gh_op_fn);
@@ -434,6 +437,51 @@ describe('fast-path function calls', () => {
         answers.push(answer);
       }
       expect(answers).toEqual(['error 42501', 'ran', 'error 42501']);
+    } finally {
+      client.socket.end(serialize.end());
+    }
+    expect(await state()).toBe(before);
+  });
+
+  /** Sends one FunctionCall and says how it ended: `ran` or `error CODE: message`. */
+  async function callOnce(client: RawClient, target: number, args: readonly string[] = []): Promise<string> {
+    let answer = 'ran';
+    const off = client.onMessage((m) => {
+      const { code, message } = m as { code?: string; message?: string };
+      if (m.name === 'error' && code !== undefined) answer = `error ${code}: ${message}`;
+    });
+    const ready = client.waitFor('readyForQuery', false);
+    client.socket.write(functionCall(target, args));
+    await ready;
+    off();
+    return answer;
+  }
+
+  it('waits for the catalog when the function calls one it does not know yet, then judges it', async () => {
+    const before = await state();
+    const client = await login();
+    try {
+      // The session is under way with the catalog it has ...
+      expect(await callOnce(client, await oid('ok_add(int)'), ['1'])).toBe('ran');
+      // ... when a function is created directly on the database, behind the proxy's catalog.
+      await admin.query(
+        `CREATE FUNCTION gh_fp_missing() RETURNS int LANGUAGE sql AS 'DELETE FROM v RETURNING 1'`,
+      );
+      expect(await callOnce(client, await oid('gh_fp_later()'))).toMatch(/^error 42501: .*gh_fp_missing/);
+    } finally {
+      client.socket.end(serialize.end());
+      await admin.query('DROP FUNCTION IF EXISTS gh_fp_missing()');
+    }
+    expect(await state()).toBe(before);
+  });
+
+  it('refuses a fast-path call under a row limit: its changes could not be counted', async () => {
+    const before = await state();
+    const client = await login();
+    try {
+      expect(await callOnce(client, await oid('gh_fp_narrow()'))).toMatch(
+        /^error 42501: .*row limit.*cannot be counted; call it with SELECT/,
+      );
     } finally {
       client.socket.end(serialize.end());
     }

@@ -28,7 +28,6 @@ describe('mayChangeRows', () => {
     'INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2',
     'MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE',
     'WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d',
-    'CALL p()',
     'DO $$ BEGIN DELETE FROM t; END $$',
     'EXECUTE stmt',
     'this is not sql',
@@ -190,6 +189,29 @@ describe('decide with row limits', () => {
     expect(rulesFor('SELECT some_function()', allowAll, 'none')).toEqual(['orders']);
     expect(rulesFor('SELECT 1 FROM customers', allowAll, 'none')).toEqual(['orders']);
     expect(rulesFor('SELECT 1 FROM customers', allowAll)).toEqual([]);
+    // A procedure nobody can read may also commit half-way: refused rather than counted.
+    expect(rulesFor('CALL p()', allowAll, 'none')).toMatch(/cannot count them/);
+  });
+
+  it('spares calls of routines whose bodies only read, and measures those whose bodies write', () => {
+    const catalog: CodeCatalog = {
+      routine: (name) =>
+        name === 'reads' || name === 'writes'
+          ? [
+              {
+                id: name,
+                label: `function public.${name}`,
+                facts: () =>
+                  analyzeStatement(name === 'reads' ? 'SELECT 1' : 'UPDATE t SET a = 1 WHERE id = 1'),
+              },
+            ]
+          : 'builtin',
+      operator: () => [],
+      onWrite: () => [],
+      onRead: () => [],
+    };
+    expect(rulesFor('SELECT reads()', policy, catalog)).toEqual([]);
+    expect(rulesFor('SELECT writes()', policy, catalog)).toEqual(['row-limit']);
   });
 
   it('refuses under an enforcing limit what cannot be counted before it commits', () => {

@@ -23,14 +23,18 @@ export interface RowLimit {
   readonly advice?: string;
 }
 
-/** Statement kinds that run code or statements the analysis may not see whole. */
-const OPAQUE_KINDS: ReadonlySet<string> = new Set(['do', 'call', 'execute', 'unknown']);
+/**
+ * Statement kinds that run statements the analysis may not see whole. A call of a routine is not one:
+ * the gates reach its body (sql/code-reach.ts), whose statements are in the facts, and a body that
+ * cannot be read is a `dynamic-sql` finding.
+ */
+const OPAQUE_KINDS: ReadonlySet<string> = new Set(['do', 'execute', 'unknown']);
 
 /**
  * Whether running the statement may update or delete rows, closed-world: a write class, a written
- * table, a statement that runs code (DO, CALL, EXECUTE), or code Gatehouse cannot see into (dynamic
- * SQL, unknown statements, routines the catalog does not know) all count as "may". The measurement,
- * not this, decides how many rows changed; this only spares plain reads its cost.
+ * table, DO or EXECUTE, or code Gatehouse cannot see into (dynamic SQL, unknown statements, routines
+ * the catalog does not know) all count as "may". Pass the facts with the stored code they reach. The
+ * measurement, not this, decides how many rows changed; this only spares reads its cost.
  */
 export function mayChangeRows(facts: StatementFacts): boolean {
   if (!facts.parsed) return true;

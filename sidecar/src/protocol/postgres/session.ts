@@ -829,7 +829,10 @@ export class PostgresSession {
         return frame;
       case 70: {
         // FunctionCall (fast-path interface): its result cannot be traced, so masked sessions may not use it.
-        const refusal = this.auditRefusal() ?? this.fastPathRefusal() ?? this.fastPathGuardrails(frame);
+        const judged = this.auditRefusal() ?? this.fastPathRefusal() ?? this.fastPathGuardrails(frame);
+        // A function the catalog may not show yet: judged again once it is reloaded, as a Query is.
+        if (judged === HOLD) return HOLD;
+        const refusal = judged;
         const started = performance.now();
         this.names.synced(false);
         if (refusal) {
@@ -972,7 +975,7 @@ export class PostgresSession {
    * A fast-path call names its function by OID: judged as `SELECT schema.name()`, the call of the
    * routine the catalog knows by that OID; an OID it does not know is refused.
    */
-  private fastPathGuardrails(frame: Buffer): Refusal | undefined {
+  private fastPathGuardrails(frame: Buffer): Refusal | undefined | typeof HOLD {
     if (!this.deps.policy()) return undefined;
     const oid = frame.length >= 9 ? frame.readUInt32BE(5) : -1;
     const target = this.deps.catalog.current()?.code.byOid(oid);
@@ -992,6 +995,17 @@ export class PostgresSession {
       undefined,
       this.moment(),
     );
+    if (verdict.outcome === 'refresh-catalog') return HOLD;
+    if (verdict.outcome === 'allow' && verdict.rows?.limits.some((l) => !l.dryRun && l.action !== 'warn'))
+      // The row check follows a Query or an Execute; a fast-path call has no place for it.
+      return {
+        reason: `Guardrail rows: fast-path call of ${target.schema}.${target.name} under a row limit`,
+        fields: {
+          severity: 'ERROR',
+          code: '42501',
+          message: `Gatehouse: a row limit applies to ${target.schema}.${target.name}(), and the rows a fast-path call changes cannot be counted; call it with SELECT`,
+        },
+      };
     if (verdict.outcome !== 'refuse') return undefined;
     this.logRefusal(verdict);
     return pgRefusal(verdict);
