@@ -7,7 +7,12 @@ import { policyFuzzSuite } from '../fuzz/policy/policy-fuzz-suite.ts';
  * counts them without failing, so that only a new leak fails it. Each entry says what leaks; whoever
  * fixes one deletes it (the suite says when an entry no longer leaks).
  */
-const KNOWN_LEAKS: readonly string[] = [
+/**
+ * Leaks the fuzzer found, fixed since: MySQL lineage read VALUES rows in the newer parser's shape as
+ * empty (so their values counted as clean), and did not follow INSERT ... SET or ON DUPLICATE KEY
+ * UPDATE assignments, or writes to columns its catalog did not know. Each must stay closed.
+ */
+const FORMER_LEAKS: readonly string[] = [
   // A scalar subquery in INSERT ... VALUES copies a customer's email (and address) into products.name,
   // which is not masked: the next SELECT * FROM products shows them in clear, in both COM_QUERY and
   // prepared statements. The same INSERT ... SELECT is refused ("would copy masked values into ...");
@@ -40,5 +45,6 @@ policyFuzzSuite({
   title: 'generated statements through the proxy (MariaDB)',
   start: (rowLimit) => startMysqlTarget(server, { rowLimit }),
   statements: 800,
-  knownLeaks: KNOWN_LEAKS,
+  knownLeaks: [],
+  formerLeaks: FORMER_LEAKS,
 });

@@ -23,6 +23,8 @@ export function policyFuzzSuite(options: {
   readonly statements: number;
   /** Minimal statements of leaks already reported, matched by exact text. */
   readonly knownLeaks: readonly string[];
+  /** Minimal statements of leaks the fuzzer found and that were fixed: each must stay closed. */
+  readonly formerLeaks?: readonly string[];
 }): void {
   let target: FuzzTarget;
   const rowLimit = rowLimitSupported();
@@ -82,6 +84,19 @@ export function policyFuzzSuite(options: {
       });
       console.log(formatSummary(summary));
       expect(summary.counterexamples.map(formatCounterexample)).toEqual([]);
+    });
+
+    it.runIf((options.formerLeaks ?? []).length > 0)('leaks found and fixed stay closed', async () => {
+      const open: string[] = [];
+      for (const sql of options.formerLeaks ?? []) {
+        for (const mode of ['text', 'prepared'] as const) {
+          const outcome = await target.run(sql, mode);
+          const leak = await findLeak(target, target.oracle, outcome, await target.changedRows());
+          await target.restore();
+          if (leak !== undefined) open.push(`${mode}: ${sql}`);
+        }
+      }
+      expect(open).toEqual([]);
     });
 
     it.runIf(options.knownLeaks.length > 0)(

@@ -354,3 +354,70 @@ describe('user variables and handlers across the session', () => {
     expect(lineage.statements[0]!.columns![0]!.opaque).toBe(true);
   });
 });
+
+describe('writes carry what they copy, in every INSERT form', () => {
+  /** The writes of a text whose value carries PII (a customers source, or untraceable in a PII read). */
+  function piiWrites(sql: string): string[] {
+    const result = mysqlOutputLineage(sql, CATALOG, initialMysqlSession(DEFAULT_SQL_MODE));
+    expect(result.parseError, sql).toBe(false);
+    return result.statements.flatMap((s) =>
+      s.writes
+        .filter((w) => w.target.kind === 'column' && sensitive(s, { name: '', ...w }))
+        .map((w) => (w.target.kind === 'column' ? `${w.target.column.table}.${w.target.column.column}` : '')),
+    );
+  }
+
+  const VALUES_OF = [
+    '(SELECT email FROM customers WHERE id = 1)',
+    "(SELECT CONCAT_WS('-', c.ssn, c.name) FROM customers AS c LIMIT 1)",
+    "CONCAT('a@b.', (SELECT ssn FROM customers LIMIT 1))",
+    '(SELECT MAX(card) FROM customers)',
+    'LOWER((SELECT `phone` FROM rt.customers ORDER BY id LIMIT 1))',
+  ];
+  const FORMS: readonly ((value: string) => [sql: string, target: string])[] = [
+    (v) => [`INSERT INTO orders (id, shipped_to) VALUES (1, ${v})`, 'orders.shipped_to'],
+    (v) => [`INSERT INTO orders (id, shipped_to) VALUES (1, 'x'), (2, ${v})`, 'orders.shipped_to'],
+    (v) => [`INSERT INTO orders VALUES (1, 2, 3, ${v})`, 'orders.shipped_to'],
+    (v) => [`INSERT INTO orders (id, shipped_to) VALUES ROW(1, ${v})`, 'orders.shipped_to'],
+    (v) => [`INSERT INTO orders SET id = 1, shipped_to = ${v}`, 'orders.shipped_to'],
+    (v) => [`REPLACE INTO orders SET id = 1, shipped_to = ${v}`, 'orders.shipped_to'],
+    (v) => [`REPLACE INTO orders (id, shipped_to) VALUES (1, ${v})`, 'orders.shipped_to'],
+    (v) => [
+      `INSERT INTO orders (id, shipped_to) VALUES (1, 'x') ON DUPLICATE KEY UPDATE shipped_to = ${v}`,
+      'orders.shipped_to',
+    ],
+    (v) => [`INSERT INTO fresh (a) VALUES (${v})`, 'fresh.a'],
+    (v) => [`INSERT INTO fresh VALUES (${v})`, 'fresh.*'],
+    (v) => [`INSERT INTO orders (id, not_in_catalog) VALUES (1, ${v})`, 'orders.not_in_catalog'],
+  ];
+
+  for (const form of FORMS)
+    for (const value of VALUES_OF) {
+      const [sql, target] = form(value);
+      it(`${sql} writes PII into ${target}`, () => {
+        expect(piiWrites(sql)).toContain(target);
+      });
+    }
+
+  it('ON DUPLICATE KEY UPDATE sees the row and VALUES(): a column copied into another carries its own data', () => {
+    expect(
+      piiWrites(
+        "INSERT INTO customers (id, email) VALUES (1, 'x@y.z') ON DUPLICATE KEY UPDATE notes = CONCAT('a@b.', VALUES(ssn))",
+      ),
+    ).toContain('customers.notes');
+    expect(piiWrites('INSERT INTO customers (id) VALUES (1) ON DUPLICATE KEY UPDATE notes = name')).toContain(
+      'customers.notes',
+    );
+  });
+
+  it('leaves clean values clean', () => {
+    expect(piiWrites("INSERT INTO orders (id, shipped_to) VALUES (1, 'x'), (2, CONCAT('a', 'b'))")).toEqual(
+      [],
+    );
+    expect(piiWrites("INSERT INTO orders SET id = 1, shipped_to = 'x'")).toEqual([]);
+  });
+
+  it('traces a VALUES statement of its own', () => {
+    expect(sensitiveColumns('VALUES ROW((SELECT ssn FROM customers LIMIT 1), 1)')).toEqual([['column_0']]);
+  });
+});

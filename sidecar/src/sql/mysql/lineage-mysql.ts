@@ -343,20 +343,41 @@ function dmlLineage(
     }
   }
   if (kind === 'Insert') {
+    const target = relations[0];
+    const targetScope: Scope = { relations: target ? [target] : [], parent: null, ctes: new Map() };
     const source = field(body, 'source');
     if (source) {
       const values = queryColumns(source, EMPTY_SCOPE, c);
-      const target = relations[0];
       const named = asArray(field(body, 'columns')).map(
         (col) => (Array.isArray(col) ? nameParts(col).pop() : identName(col))?.toLowerCase() ?? '',
       );
       const columns = named.length > 0 ? named : (target?.columns ?? []).map((col) => col.name.toLowerCase());
+      // Values matched to columns by position; where they cannot be (a count that differs, columns the
+      // catalog does not list), every column may get any of them.
+      const matched = values.exact && values.columns.length === columns.length;
+      const anyValue = unionAll(values.columns.map((x) => x.trace));
       columns.forEach((name, i) => {
-        const ref = writeTarget([name], { relations: target ? [target] : [], parent: null, ctes: new Map() });
-        const value =
-          values.columns[i]?.trace ?? (values.exact ? CLEAN : unionAll(values.columns.map((x) => x.trace)));
+        const ref = writeTarget([name], targetScope);
+        const value = matched ? values.columns[i]!.trace : makeOpaque(anyValue);
         if (ref) writes.push({ target: { kind: 'column', column: ref }, ...toLineage(value) });
       });
+      // A table whose columns nobody can name still receives every value.
+      if (columns.length === 0) {
+        const ref = writeTarget(['*'], targetScope);
+        if (ref) writes.push({ target: { kind: 'column', column: ref }, ...toLineage(makeOpaque(anyValue)) });
+      }
+    }
+    // INSERT ... SET col = expr, and ON DUPLICATE KEY UPDATE col = expr: the expressions may read the
+    // row's own columns (and VALUES(col), the value the insert gave col), so they see the target table.
+    const assignments = [
+      ...asArray(field(body, 'assignments')),
+      ...asArray(field(field(body, 'on'), 'DuplicateKeyUpdate')),
+    ];
+    for (const a of assignments) {
+      const value = traceExpr(field(a, 'value'), targetScope, c);
+      const name = nameParts(field(field(a, 'target'), 'ColumnName') ?? field(a, 'target'));
+      const ref = writeTarget(name, targetScope);
+      if (ref) writes.push({ target: { kind: 'column', column: ref }, ...toLineage(value) });
     }
   }
   const returning = asArray(field(body, 'returning'));
@@ -367,6 +388,11 @@ function dmlLineage(
   return finish(kind, c, null, true, writes);
 }
 
+/**
+ * The catalog column a write assigns. A column the catalog does not know (a table created since it
+ * loaded, a view it cannot trace) is still a write, to a column no policy masks: a masked value may
+ * never go there, so the write is kept with an empty schema rather than dropped.
+ */
 function writeTarget(
   parts: readonly string[],
   scope: Scope,
@@ -380,7 +406,8 @@ function writeTarget(
     const source = found ? [...found.trace.columns.values()][0] : undefined;
     if (source) return source;
   }
-  return undefined;
+  const table = qualifier || [...(scope.relations[0]?.names ?? [])][0] || '?';
+  return { schema: '', table, column };
 }
 
 function setLineage(statement: LexedStatement, c: Collector): MysqlStatementLineage | null {
@@ -560,8 +587,14 @@ function setExprColumns(body: unknown, scope: Scope, c: Collector): Columns {
       return { columns, exact: left.exact && right.exact && left.columns.length === right.columns.length };
     }
     case 'Values': {
-      const rows = asArray(field(node, 'rows'));
-      const width = asArray(rows[0]).length;
+      // A row is a list of expressions, or (newer parser versions) `{content: [...]}`; a shape not
+      // known here is untraceable rather than empty.
+      const rows = asArray(field(node, 'rows')).map((row) =>
+        Array.isArray(row) ? row : field(row, 'content') === undefined ? null : asArray(field(row, 'content')),
+      );
+      if (rows.length === 0 || rows.some((row) => row === null)) return unknownColumns(c);
+      const width = rows[0]!.length;
+      if (width === 0 || rows.some((row) => row!.length !== width)) return unknownColumns(c);
       const columns: Column[] = [];
       for (let i = 0; i < width; i++)
         columns.push({
