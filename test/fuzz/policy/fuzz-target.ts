@@ -37,6 +37,11 @@ export interface FuzzTarget {
   perturbSecrets(): Promise<LeakOracle>;
   /** Rows changed since the seed, counted by key (inserted, updated or deleted) over a direct connection. */
   changedRows(): Promise<number>;
+  /**
+   * Rows of the seed updated or deleted since, by key: what a row limit bounds (inserted rows are not
+   * counted by maxAffectedRows).
+   */
+  rowsUpdatedOrDeleted(): Promise<number>;
   /** Puts the seed back, if anything changed. */
   restore(): Promise<void>;
   /** Whether the proxy process is still running. */

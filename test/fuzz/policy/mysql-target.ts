@@ -143,6 +143,16 @@ export async function startMysqlTarget(
     }
     return changed;
   };
+  const rowsUpdatedOrDeleted = async (): Promise<number> => {
+    let changed = 0;
+    for (const t of TABLES) {
+      const [rows] = (await admin.query(
+        `SELECT COUNT(DISTINCT id) AS n FROM (SELECT * FROM ${SEED_COPY}.${t} EXCEPT ALL SELECT * FROM ${DATABASE}.${t}) d`,
+      )) as [Array<{ n: string | number }>, unknown];
+      changed += Number(rows[0]?.n ?? 0);
+    }
+    return changed;
+  };
   const restore = async (): Promise<void> => {
     if ((await changedRows()) > 0) {
       await admin.query(`SET FOREIGN_KEY_CHECKS = 0;
@@ -183,6 +193,7 @@ export async function startMysqlTarget(
     rowLimit: options.rowLimit ? ROW_LIMIT : undefined,
     run,
     changedRows,
+    rowsUpdatedOrDeleted,
     restore,
     alive: () => proxy.child.exitCode === null && proxy.child.signalCode === null,
     async close() {

@@ -161,6 +161,14 @@ export async function startPostgresTarget(
     const counts = (await admin.query<{ t: string; n: number }>(diff)).rows;
     return counts.reduce((sum, row) => sum + Number(row.n), 0);
   };
+  const rowsUpdatedOrDeleted = async (): Promise<number> => {
+    const diff = TABLES.map(
+      (t) =>
+        `SELECT count(DISTINCT id)::int AS n FROM (SELECT * FROM fuzz_seed.${t} EXCEPT ALL SELECT * FROM public.${t}) d`,
+    ).join(' UNION ALL ');
+    const counts = (await admin.query<{ n: number }>(diff)).rows;
+    return counts.reduce((sum, row) => sum + Number(row.n), 0);
+  };
   const restore = async (): Promise<void> => {
     if ((await changedRows()) === 0) return;
     await admin.query(`BEGIN; TRUNCATE ${TABLES.join(', ')};
@@ -201,6 +209,7 @@ export async function startPostgresTarget(
     rowLimit: options.rowLimit ? ROW_LIMIT : undefined,
     run,
     changedRows,
+    rowsUpdatedOrDeleted,
     restore,
     alive: () => proxy.child.exitCode === null && proxy.child.signalCode === null,
     async close() {

@@ -43,6 +43,9 @@ function scriptedTarget(rowLimit: number | undefined): FuzzTarget & { runs: numb
     async changedRows() {
       return lastChanged;
     },
+    async rowsUpdatedOrDeleted() {
+      return lastChanged;
+    },
     async restore() {
       perturbed = false;
       lastChanged = 0;
@@ -74,7 +77,7 @@ describe('runPolicyFuzz', () => {
     expect(overLimit.length).toBeGreaterThan(0);
     for (const example of overLimit) {
       expect(example.minimal).toMatch(/^UPDATE/);
-      expect(example.what).toBe('changed 9 rows, limit 5');
+      expect(example.what).toBe('updated or deleted 9 rows, limit 5');
     }
     const unlimited = await runPolicyFuzz(scriptedTarget(undefined), { seed: 3, statements: 60 });
     expect(unlimited.counterexamples.filter((c) => c.kind === 'row-limit')).toEqual([]);

@@ -89,17 +89,18 @@ export async function runPolicyFuzz(target: FuzzTarget, options: FuzzOptions): P
   const check = async (sql: string, mode: ClientMode) => {
     const outcome = await target.run(sql, mode);
     const changed = await target.changedRows();
+    const limited = changed > 0 ? await target.rowsUpdatedOrDeleted() : 0;
     const leak = await findLeak(target, target.oracle, outcome, changed);
     await target.restore();
     if (leak) {
       if (await leaksAgainWithOtherValues(sql, mode)) return { outcome, kind: 'leak' as const, what: leak };
       coincidences++;
     }
-    if (target.rowLimit !== undefined && changed > target.rowLimit)
+    if (target.rowLimit !== undefined && limited > target.rowLimit)
       return {
         outcome,
         kind: 'row-limit' as const,
-        what: `changed ${changed} rows, limit ${target.rowLimit}`,
+        what: `updated or deleted ${limited} rows, limit ${target.rowLimit}`,
       };
     if (!target.alive()) return { outcome, kind: 'proxy-exit' as const, what: 'the proxy exited' };
     return { outcome };

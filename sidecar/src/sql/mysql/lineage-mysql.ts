@@ -169,6 +169,8 @@ class Collector {
   readonly reads = new Map<string, TableRef>();
   readsUnknown = false;
   predicates: Trace = CLEAN;
+  /** Values only compared for equality with each other, one trace per group (see recordEquality). */
+  readonly equalities: Trace[] = [];
   readonly assigned: { name: string; trace: Trace }[] = [];
   readonly env: StatementEnv;
   readonly depth: number;
@@ -275,6 +277,7 @@ function finish(
     reads: [...c.reads.values()],
     readsUnknown: c.readsUnknown,
     predicates: toLineage(c.predicates),
+    ...(c.equalities.length > 0 && { equalities: c.equalities.map(toLineage) }),
     writes,
     effects: [],
     userVariables: c.assigned.map((a) => ({ name: a.name, lineage: toLineage(a.trace) })),
@@ -584,13 +587,19 @@ function setExprColumns(body: unknown, scope: Scope, c: Collector): Columns {
         name: col.name,
         trace: union(col.trace, right.columns[i]?.trace ?? OPAQUE),
       }));
+      // UNION, INTERSECT and EXCEPT without ALL compare whole rows of both sides for equality.
+      if (field(node, 'set_quantifier') !== 'All') for (const col of columns) recordEquality(c, col.trace);
       return { columns, exact: left.exact && right.exact && left.columns.length === right.columns.length };
     }
     case 'Values': {
       // A row is a list of expressions, or (newer parser versions) `{content: [...]}`; a shape not
       // known here is untraceable rather than empty.
       const rows = asArray(field(node, 'rows')).map((row) =>
-        Array.isArray(row) ? row : field(row, 'content') === undefined ? null : asArray(field(row, 'content')),
+        Array.isArray(row)
+          ? row
+          : field(row, 'content') === undefined
+            ? null
+            : asArray(field(row, 'content')),
       );
       if (rows.length === 0 || rows.some((row) => row === null)) return unknownColumns(c);
       const width = rows[0]!.length;
@@ -623,13 +632,76 @@ function selectColumns(
   for (const twj of asArray(field(select, 'from'))) relations.push(...fromRelations(twj, parent, c));
   const scope: Scope = { relations, parent, ctes: parent.ctes };
   for (const twj of asArray(field(select, 'from')))
-    for (const join of asArray(field(twj, 'joins')))
-      c.predicates = union(c.predicates, traceGeneric(field(join, 'join_operator'), scope, c));
+    for (const join of asArray(field(twj, 'joins'))) joinCondition(field(join, 'join_operator'), scope, c);
   c.predicates = union(c.predicates, traceExpr(field(select, 'selection'), scope, c));
-  c.predicates = union(c.predicates, traceGeneric(field(select, 'group_by'), scope, c));
+  const output = projection(asArray(field(select, 'projection')), scope, c);
+  const groupBy = field(select, 'group_by');
+  const keys = asArray(asArray(field(groupBy, 'Expressions'))[0]);
+  if (groupBy !== undefined && field(groupBy, 'Expressions') === undefined)
+    condition(c, traceGeneric(groupBy, scope, c));
+  for (const key of keys) {
+    // GROUP BY 2 groups by the second output column.
+    const position = positionOf(key);
+    if (position !== undefined) {
+      const column = output.exact ? output.columns[position - 1] : undefined;
+      if (column) recordEquality(c, column.trace);
+      else condition(c, unionAll(output.columns.map((col) => makeOpaque(col.trace))));
+    } else if (isColumnReference(key)) recordEquality(c, traceExpr(key, scope, c));
+    else condition(c, traceExpr(key, scope, c));
+  }
+  // The GROUP BY modifiers (WITH ROLLUP) and anything else in the clause are read as conditions.
+  condition(c, traceGeneric(asArray(field(groupBy, 'Expressions')).slice(1), scope, c));
   c.predicates = union(c.predicates, traceExpr(field(select, 'having'), scope, c));
   for (const o of orderBy) c.predicates = union(c.predicates, traceExpr(o, scope, c));
-  return projection(asArray(field(select, 'projection')), scope, c);
+  // SELECT DISTINCT compares whole output rows: every column for equality.
+  const distinct = field(select, 'distinct');
+  if (distinct === 'Distinct') for (const col of output.columns) recordEquality(c, col.trace);
+  else if (distinct !== undefined && distinct !== null && distinct !== 'All')
+    condition(c, unionAll(output.columns.map((col) => makeOpaque(col.trace))));
+  return output;
+}
+
+/** `JOIN ... ON a.x = b.y` compares two columns for equality only; any other join condition is a predicate. */
+function joinCondition(operator: unknown, scope: Scope, c: Collector): void {
+  const on = field(variant(operator)?.[1], 'On');
+  const eq = field(on, 'BinaryOp');
+  if (
+    eq !== undefined &&
+    field(eq, 'op') === 'Eq' &&
+    isColumnReference(field(eq, 'left')) &&
+    isColumnReference(field(eq, 'right'))
+  ) {
+    recordEquality(c, union(traceExpr(field(eq, 'left'), scope, c), traceExpr(field(eq, 'right'), scope, c)));
+    return;
+  }
+  c.predicates = union(c.predicates, traceGeneric(operator, scope, c));
+}
+
+function isColumnReference(expr: unknown): boolean {
+  const kind = variant(expr)?.[0];
+  if (kind === 'CompoundIdentifier') return true;
+  if (kind !== 'Identifier') return false;
+  const name = identName(variant(expr)![1]) ?? '';
+  return !name.startsWith('@');
+}
+
+/** The output position a GROUP BY key names (`GROUP BY 2`), if it is a plain integer. */
+function positionOf(expr: unknown): number | undefined {
+  const number = field(field(field(expr, 'Value'), 'value'), 'Number');
+  const text = Array.isArray(number) ? number[0] : undefined;
+  return typeof text === 'string' && /^[1-9][0-9]*$/.test(text) ? Number(text) : undefined;
+}
+
+/**
+ * Values the statement only tests for equality with each other (GROUP BY keys, SELECT DISTINCT and
+ * UNION columns, `JOIN ... ON a.x = b.y`, DISTINCT aggregates), as for PostgreSQL
+ * (sql/lineage/context.ts): only values passed through unchanged can be compared this way, anything
+ * computed from them is a plain condition.
+ */
+function recordEquality(c: Collector, group: Trace): void {
+  if (group.columns.size === 0 && group.rows.size === 0 && !group.opaque) return;
+  if (group.transformed || group.opaque || group.rows.size > 0) condition(c, group);
+  else c.equalities.push(group);
 }
 
 function projection(items: readonly unknown[], scope: Scope, c: Collector): Columns {
@@ -941,6 +1013,9 @@ function functionTrace(body: unknown, scope: Scope, c: Collector): Trace {
   const name = functionName(body) ?? '';
   const qualified = nameParts(field(body, 'name')).length > 1;
   const args = traceGeneric({ args: field(body, 'args') }, scope, c);
+  // COUNT(DISTINCT x), GROUP_CONCAT(DISTINCT x)...: the argument is compared for equality.
+  if (field(field(field(body, 'args'), 'List'), 'duplicate_treatment') === 'Distinct')
+    recordEquality(c, args);
   if (!MYSQL_COUNTING_FUNCTIONS.has(name) && !MYSQL_TOTAL_FUNCTIONS.has(name)) condition(c, args);
   const over = field(body, 'over');
   if (over) c.predicates = union(c.predicates, traceGeneric(over, scope, c));
