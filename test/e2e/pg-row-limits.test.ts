@@ -342,7 +342,10 @@ describe('what the check lets through', () => {
 
 describe('what cannot be counted before it commits is refused under an enforcing limit', () => {
   const UNCOUNTABLE = [
-    ['a change and COMMIT in one text', 'BEGIN; DELETE FROM items WHERE id = 1; COMMIT'],
+    [
+      'two transactions in one text',
+      'BEGIN; DELETE FROM items WHERE id = 1; COMMIT; BEGIN; DELETE FROM items WHERE id = 2; COMMIT',
+    ],
     ['TRUNCATE', 'TRUNCATE items'],
     ['a procedure that commits', 'CALL purge_and_commit()'],
     ['a DO block', 'DO $$BEGIN DELETE FROM items WHERE id > 0; COMMIT; END$$'],
@@ -358,6 +361,47 @@ describe('what cannot be counted before it commits is refused under an enforcing
       await c.end();
     }
     expect(await fingerprint()).toBe(before);
+  });
+});
+
+describe('a text that ends its own transaction is counted before its COMMIT', () => {
+  const WHOLE_TABLE = ['id > 0', 'id <> -1', 'true', "body LIKE '%'", 'id IS NOT NULL'];
+  const ENDS = ['COMMIT', 'END', 'COMMIT AND NO CHAIN', 'commit /* done */', 'COMMIT;\n-- trailing comment'];
+  it.each(WHOLE_TABLE.flatMap((where, i) => [[`BEGIN; DELETE FROM items WHERE ${where}; ${ENDS[i]!}`]]))(
+    'refuses %s and keeps nothing (the transaction is left aborted, as for a failed statement)',
+    async (sql) => {
+      const before = await fingerprint();
+      const c = await client();
+      try {
+        const error = await failure(c.query(sql));
+        expect(error?.code).toBe('42501');
+        expect(error?.message).toMatch(/over the limit/);
+        // The COMMIT never ran: the client's transaction is still open, aborted.
+        await expect(c.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+        await c.query('ROLLBACK');
+      } finally {
+        await c.end();
+      }
+      expect(await fingerprint()).toBe(before);
+    },
+  );
+
+  it.each([
+    'BEGIN; UPDATE items SET body = body WHERE id = 1; COMMIT',
+    'START TRANSACTION; DELETE FROM items WHERE id = -5; END',
+    'UPDATE items SET body = body WHERE id IN (1, 2); COMMIT',
+  ])('runs %s when it stays under the limit, with normal results', async (sql) => {
+    const c = await client();
+    try {
+      const results = await c.query(sql);
+      const commands = (Array.isArray(results) ? results : [results]).map((r) => r.command);
+      expect(commands.at(-1)).toMatch(/^(COMMIT|END)$|COMMIT/);
+      expect(commands).not.toContain('SELECT');
+      // Committed: no transaction is left open.
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
   });
 });
 

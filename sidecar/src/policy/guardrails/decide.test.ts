@@ -265,8 +265,8 @@ const BLOCK: Record<string, readonly EvasionCase[]> = {
 const ALLOW: readonly string[] = [
   "SELECT E'DROP TABLE customers\\'; --'",
   'SELECT $tag$ ; DROP TABLE customers; $tag$',
-  // COMMIT goes on its own: in the same text the defaults' row limit could not count the change.
-  "BEGIN; UPDATE customers SET notes = 'x' WHERE id = 1",
+  // The row check runs before a text's final COMMIT (PostgreSQL's simple protocol).
+  "BEGIN; UPDATE customers SET notes = 'x' WHERE id = 1; COMMIT",
   'SELECT 1; SELECT 2',
   'EXPLAIN (ANALYZE false) DELETE FROM customers',
   "EXPLAIN (ANALYZE off) UPDATE customers SET notes = 'x'",

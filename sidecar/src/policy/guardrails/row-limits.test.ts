@@ -226,9 +226,10 @@ describe('decide with row limits', () => {
       'test',
     );
     for (const sql of [
-      'BEGIN; DELETE FROM orders WHERE id = 1; COMMIT',
-      'UPDATE orders SET a = 1 WHERE id = 1; END',
-      "DELETE FROM orders WHERE id = 1; PREPARE TRANSACTION 'x'",
+      'BEGIN; DELETE FROM orders WHERE id = 1; COMMIT; BEGIN; DELETE FROM orders WHERE id = 2; COMMIT',
+      'DELETE FROM orders WHERE id = 1; COMMIT; SELECT 1',
+      'COMMIT; DELETE FROM orders WHERE id = 1; COMMIT',
+      'BEGIN; DELETE FROM orders WHERE id = 1; ROLLBACK; DELETE FROM orders WHERE id = 2',
       'TRUNCATE orders',
       'DO $$ BEGIN DELETE FROM orders WHERE id = 1; COMMIT; END $$',
       "SELECT dblink_exec('x', 'DELETE FROM orders')",
@@ -237,6 +238,15 @@ describe('decide with row limits', () => {
       expect(rulesFor(sql, onlyLimits), sql).toMatch(
         /limits the rows a transaction may change, and cannot count them/,
       );
+    // One transaction end, the text's last statement: the check can run just before it.
+    for (const sql of [
+      'BEGIN; DELETE FROM orders WHERE id = 1; COMMIT',
+      'UPDATE orders SET a = 1 WHERE id = 1; END',
+      "DELETE FROM orders WHERE id = 1; PREPARE TRANSACTION 'x'",
+      'START TRANSACTION; DELETE FROM orders WHERE id = 1; COMMIT AND CHAIN',
+      'BEGIN; DELETE FROM orders WHERE id = 1; ROLLBACK',
+    ])
+      expect(rulesFor(sql, onlyLimits), sql).toEqual(['orders']);
     // Transaction control that ends nothing, or sent on its own, is counted as usual.
     expect(rulesFor('BEGIN; DELETE FROM orders WHERE id = 1', onlyLimits)).toEqual(['orders']);
     expect(rulesFor('SAVEPOINT s; DELETE FROM orders WHERE id = 1; RELEASE s', onlyLimits)).toEqual([

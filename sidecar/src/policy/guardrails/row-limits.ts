@@ -55,8 +55,10 @@ const ENDS_TRANSACTION: ReadonlySet<string> = new Set(['COMMIT', 'ROLLBACK', 'PR
  * Under an enforcing row limit such statements are refused.
  */
 export function uncountableChange(facts: StatementFacts): string | undefined {
+  const finalEnd = finalTransactionEnd(facts);
   for (const s of facts.statements) {
     if (s.kind === 'truncate') return 'TRUNCATE removes rows the database does not count; use DELETE';
+    if (s === finalEnd) continue;
     if (s.kind === 'transaction' && ENDS_TRANSACTION.has(s.command))
       return s.via.length > 0
         ? `it runs ${s.command} inside ${s.via.join(' > ')}, which ends the transaction before its changes can be counted`
@@ -79,6 +81,19 @@ export function uncountableChange(facts: StatementFacts): string | undefined {
   // Appended to an unparsed text, the proxy's count could become part of the client's SQL.
   if (!facts.parsed) return 'the statement does not parse, so its changes cannot be counted';
   return undefined;
+}
+
+/**
+ * The statement that ends the text's transaction as its very last top-level statement (`BEGIN; UPDATE
+ * ...; COMMIT`), when it is the text's only transaction end: a protocol that can run the row check
+ * just before it (PostgreSQL's simple protocol does) counts the transaction before it commits.
+ */
+export function finalTransactionEnd(facts: StatementFacts): StatementFacts['statements'][number] | undefined {
+  const ends = facts.statements.filter((s) => s.kind === 'transaction' && ENDS_TRANSACTION.has(s.command));
+  const [end] = ends;
+  if (ends.length !== 1 || !end || end.via.length > 0) return undefined;
+  if (facts.statementCount < 2 || end.topLevel !== facts.statementCount - 1) return undefined;
+  return end;
 }
 
 /** What the database counted for a transaction, and what the identity changed recently. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { parseTree } from '../../sql/parse-tree.ts';
 
 /**
  * The server-side half of Guardrail row limits on PostgreSQL: a query the proxy runs right after a
@@ -52,10 +53,21 @@ function capLiteral(cap: number | undefined): string {
  * client's own). The newline ends a trailing `--` comment. Only texts that parse are measured, so no
  * open literal or comment can swallow the check.
  */
-export function withRowCheck(sql: string, column: string, cap: number | undefined): Buffer {
-  const text = `${sql}\n;${checkQuery(column, capLiteral(cap))}`;
-  const body = Buffer.from(`${text}\0`, 'utf8');
-  return message('Q', body);
+export function withRowCheck(sql: string, column: string, cap: number | undefined, before?: number): Buffer {
+  const check = checkQuery(column, capLiteral(cap));
+  if (before === undefined) return message('Q', Buffer.from(`${sql}\n;${check}\0`, 'utf8'));
+  // Before the text's final COMMIT (a byte offset: where the parser says that statement starts, right
+  // after the semicolon that ends the one before), so the check runs before anything can commit.
+  const bytes = Buffer.from(sql, 'utf8');
+  return message(
+    'Q',
+    Buffer.concat([
+      bytes.subarray(0, before),
+      Buffer.from(`\n${check};\n`, 'utf8'),
+      bytes.subarray(before),
+      Buffer.from([0]),
+    ]),
+  );
 }
 
 /**
@@ -92,6 +104,17 @@ export function rowCheckMessages(cap: number | undefined): { messages: Buffer; s
     ]),
     statement,
   };
+}
+
+/**
+ * Where the text's last statement starts, as a byte offset into its UTF-8 form; undefined when the
+ * text does not parse into two statements or more.
+ */
+export function lastStatementStart(sql: string): number | undefined {
+  const stmts = parseTree(sql);
+  if (typeof stmts === 'string' || stmts.length < 2) return undefined;
+  const start = stmts[stmts.length - 1]!.stmt_location;
+  return typeof start === 'number' && start > 0 ? start : undefined;
 }
 
 /** The count in a check's DataRow (one text column); undefined if it is not one. */

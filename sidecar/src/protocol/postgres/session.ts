@@ -14,9 +14,15 @@ import { AuthError, type Authenticator, type Identity } from '../../identity/ide
 import type { SessionMetrics } from '../../metrics.ts';
 import { PostgresGate } from '../../policy/gates/postgres-gate.ts';
 import { planAt, type TextMasking, withholdsServerText } from '../../policy/gates/postgres-masking.ts';
-import type { Moment, Refused } from '../../policy/gates/session-gate.ts';
+import type { Moment, Refused, RowsMeasured } from '../../policy/gates/session-gate.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
-import { judgeRowCounts, type RowBudget, type RowLimit, rowCap } from '../../policy/guardrails/row-limits.ts';
+import {
+  finalTransactionEnd,
+  judgeRowCounts,
+  type RowBudget,
+  type RowLimit,
+  rowCap,
+} from '../../policy/guardrails/row-limits.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { PolicySource } from '../../policy/sources.ts';
@@ -68,6 +74,7 @@ import {
   checkCount,
   checkFailure,
   firstColumnName,
+  lastStatementStart,
   rowCheckMessages,
   withRowCheck,
 } from './row-check.ts';
@@ -161,12 +168,6 @@ interface PendingQuery {
   check?: RowCheck | undefined;
 }
 
-/** The row limits a statement runs under, and what it is called in their messages. */
-interface RowsMeasured {
-  readonly limits: readonly RowLimit[];
-  readonly what: string;
-}
-
 /**
  * One row check in flight (see row-check.ts): the client's last completion is held until the check
  * answers, then forwarded (the count is under the cap) or replaced by the refusal.
@@ -175,6 +176,8 @@ interface RowCheck {
   readonly rows: RowsMeasured;
   /** Simple protocol: the check's result column, new for each text. */
   readonly column?: string;
+  /** Simple protocol: the index of the statement whose completion the check follows. */
+  readonly after?: number;
   /** Whether the check's result is coming (simple protocol: its RowDescription was seen). */
   answering: boolean;
   count?: number | undefined;
@@ -716,8 +719,13 @@ export class PostgresSession {
         let sent = frame;
         if (verdict.rows) {
           const column = checkColumn();
-          query.check = { rows: verdict.rows, column, answering: false, owner: query };
-          sent = withRowCheck(sql, column, this.rowCapNow(verdict.rows.limits));
+          // `BEGIN; ...; COMMIT` in one text: the check goes before the COMMIT, after the statement
+          // before it (policy/guardrails/row-limits.ts finalTransactionEnd).
+          const beforeEnd = finalTransactionEnd(verdict.rows.facts) ? lastStatementStart(sql) : undefined;
+          const texts = textsOf(query).length;
+          const after = beforeEnd === undefined ? texts - 1 : texts - 2;
+          query.check = { rows: verdict.rows, column, answering: false, owner: query, after };
+          sent = withRowCheck(sql, column, this.rowCapNow(verdict.rows.limits), beforeEnd);
         }
         return this.holdForAudit(sent, 'simple', textsOf(query), (lost) => {
           query.refusal = lost;
@@ -1173,8 +1181,8 @@ export class PostgresSession {
           const masked = head.masking ? planAt(head.masking, head.index).masked : undefined;
           this.names.completedSql(head.nameEffects?.[head.index], head.stamp, command);
           const text = textAt(head, head.index);
-          if (head.check && head.index === textsOf(head).length - 1) {
-            // The text's last statement: its completion waits for the check that follows it.
+          if (head.check && head.index === (head.check.after ?? textsOf(head).length - 1)) {
+            // The statement the check follows: its completion waits for the check's answer.
             head.check.held = { frame, text, command, rows, masked };
             head.index++;
             head.rowMasker = undefined;
