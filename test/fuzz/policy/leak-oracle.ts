@@ -82,16 +82,21 @@ export class LeakOracle {
   find(received: readonly string[]): Leak | undefined {
     for (const text of received) {
       const lower = text.toLowerCase();
+      // A number of many digits (pow(price, price)) holds a six-digit piece of anything by chance, and
+      // again after the values are changed; whole values and their full digit strings still count.
+      const longNumber = LONG_NUMBER.test(lower) && (lower.match(/\d/g)?.length ?? 0) > 24;
       for (const length of this.lengths) {
         for (let i = 0; i + length <= lower.length; i++) {
           const hit = this.forms.get(lower.slice(i, i + length));
-          if (hit) return hit;
+          if (hit && !(longNumber && hit.form.endsWith('piece'))) return hit;
         }
       }
     }
     return undefined;
   }
 }
+
+const LONG_NUMBER = /^[-+]?\d[\d.]*(e[-+]?\d+)?$/;
 
 /** SSNs, card numbers and emails: values where a fragment already narrows down a person. */
 function identifiesByPieces(value: string): boolean {
