@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Identity } from '../../identity/identity.ts';
 import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
+import { buildPgCodeCatalog } from '../../sql/analyze/pg-code-catalog.ts';
 import type { CodeCatalog } from '../../sql/code-reach.ts';
 import { loadSqlParser } from '../../sql/normalize.ts';
 import { withStoredCode } from '../gates/stored-code.ts';
@@ -191,6 +192,37 @@ describe('decide with row limits', () => {
     expect(rulesFor('SELECT 1 FROM customers', allowAll)).toEqual([]);
     // A procedure nobody can read may also commit half-way: refused rather than counted.
     expect(rulesFor('CALL p()', allowAll, 'none')).toMatch(/cannot count them/);
+  });
+
+  it('refuses writes to foreign tables under a row limit: their rows change on another server', () => {
+    const catalog = buildPgCodeCatalog({
+      routines: [],
+      triggers: [],
+      rules: [],
+      views: [],
+      implicit: [],
+      operators: [],
+      foreign: [['public', 'remote_orders']],
+    });
+    const allowAll = loadPolicyDocuments(
+      [
+        limits,
+        {
+          ...access,
+          spec: { ...access.spec, allow: ['read', 'write', 'ddl', 'admin'], guardrails: ['limits'] },
+        },
+      ],
+      'test',
+    );
+    for (const sql of [
+      'DELETE FROM remote_orders WHERE id = 1',
+      'UPDATE public.remote_orders SET a = 1',
+      'WITH d AS (DELETE FROM remote_orders RETURNING 1) SELECT count(*) FROM d',
+    ])
+      expect(rulesFor(sql, allowAll, catalog), sql).toMatch(
+        /remote_orders, whose rows change on another server/,
+      );
+    expect(rulesFor('SELECT * FROM remote_orders', allowAll, catalog)).toEqual([]);
   });
 
   it('spares calls of routines whose bodies only read, and measures those whose bodies write', () => {

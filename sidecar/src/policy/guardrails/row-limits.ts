@@ -1,4 +1,5 @@
 import type { GuardrailAction } from '../../../../crds/guardrail.ts';
+import { FOREIGN_WRITE } from '../../sql/analyze/pg-code-catalog.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 
 /**
@@ -64,6 +65,9 @@ export function uncountableChange(facts: StatementFacts): string | undefined {
         ? `it runs ${s.command} inside ${s.via.join(' > ')}, which ends the transaction before its changes can be counted`
         : `${s.command} in the same text as a change ends the transaction before it can be counted; send it separately`;
   }
+  const foreign = facts.statements.find((s) => s.command === FOREIGN_WRITE);
+  if (foreign)
+    return `it writes ${foreign.summary}, whose rows change on another server, which this database does not count`;
   if (
     facts.functions.some((f) =>
       f

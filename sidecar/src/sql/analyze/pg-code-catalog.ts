@@ -75,7 +75,10 @@ SELECT pn.nspname, p.relname, cn.nspname, c.relname
   FROM pg_constraint co
   JOIN pg_class p ON p.oid = co.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
   JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
- WHERE co.contype = 'f' AND (co.confdeltype IN ('c', 'n', 'd') OR co.confupdtype IN ('c', 'n', 'd'));`;
+ WHERE co.contype = 'f' AND (co.confdeltype IN ('c', 'n', 'd') OR co.confupdtype IN ('c', 'n', 'd'));
+SELECT n.nspname, c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'f';`;
 
 type Rows = (string | null)[][];
 
@@ -106,8 +109,19 @@ export async function loadPgCodeCatalog(query: CatalogQuery): Promise<PgCodeCata
     operators = [],
     casts = [],
     cascades = [],
+    foreign = [],
   ] = await query(CODE_CATALOG_SQL);
-  return buildPgCodeCatalog({ routines, triggers, rules, views, implicit, operators, casts, cascades });
+  return buildPgCodeCatalog({
+    routines,
+    triggers,
+    rules,
+    views,
+    implicit,
+    operators,
+    casts,
+    cascades,
+    foreign,
+  });
 }
 
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
@@ -129,6 +143,8 @@ export function buildPgCodeCatalog(rows: {
   operators: Rows;
   casts?: Rows;
   cascades?: Rows;
+  /** Foreign tables (schema, name): writing one changes rows on another server. */
+  foreign?: Rows;
 }): PgCodeCatalog {
   const builtinNames = new Set<string>();
   const builtinByOid = new Map<number, { schema: string; name: string }>();
@@ -245,6 +261,15 @@ export function buildPgCodeCatalog(rows: {
       })),
     ];
   };
+
+  // A foreign table's rows live on another server: what a write does there (its triggers, how many rows
+  // it changes) is not seen, nor counted by this database's statistics.
+  for (const [schema, table] of rows.foreign ?? []) {
+    const key = relations.add(schema!, table!);
+    const id = `foreign:${key}`;
+    const label = `foreign table ${schema}.${table}`;
+    add(onWrite, key, () => once(id, () => ({ id, label, facts: () => foreignWrite(label) })));
+  }
 
   // Referenced table → tables its foreign keys' CASCADE / SET NULL / SET DEFAULT actions write.
   const cascadesTo = new Map<string, string[]>();
@@ -386,4 +411,33 @@ function callEntry(statement: StatementFact, label: string): StatementEntry {
 
 function withoutIndexes(statement: StatementFact): StatementEntry {
   return { ...statement, findings: statement.findings.map(({ statement: _i, ...f }) => f) };
+}
+
+/** The command of the statement a write to a foreign table reaches (see row-limits.ts uncountableChange). */
+export const FOREIGN_WRITE = 'FOREIGN TABLE WRITE';
+
+/** A write to a foreign table, as code Gatehouse cannot see into: it runs on another server. */
+function foreignWrite(label: string): StatementFacts {
+  return assembleFacts(
+    [
+      {
+        kind: 'call',
+        command: FOREIGN_WRITE,
+        summary: label,
+        topLevel: 0,
+        via: [],
+        classes: ['admin'],
+        tablesRead: [],
+        tablesWritten: [],
+        objects: [],
+        columnsRead: [],
+        columnsWritten: [],
+        functions: [],
+        findings: [
+          { kind: 'dynamic-sql', detail: `it writes ${label}, whose rows and code are on another server` },
+        ],
+      },
+    ],
+    { parsed: true, statementCount: 1, prepared: [], unresolvedExecutes: [], deallocated: [], cursors: [] },
+  );
 }
