@@ -6,7 +6,7 @@ import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-g
 import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { redTeamCases } from '../support/redteam.ts';
-import { directClient, localProxyConfig } from './support/clients.ts';
+import { freshDatabase, localProxyConfig } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /** The red-team cases of ../shared/redteam, copied into the repository so CI needs nothing beside it. */
@@ -50,18 +50,7 @@ async function client(
 await loadSqlParser();
 
 beforeAll(async () => {
-  const bootstrap = await directClient(pgInfo);
-  await bootstrap.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
-  await bootstrap.query(`CREATE DATABASE ${DATABASE}`);
-  await bootstrap.end();
-  admin = new pg.Client({
-    host: pgInfo.host,
-    port: pgInfo.port,
-    database: DATABASE,
-    user: pgInfo.admin.user,
-    password: pgInfo.admin.password,
-  });
-  await admin.connect();
+  admin = await freshDatabase(pgInfo, DATABASE);
   await admin.query(SCHEMA);
   const config = localProxyConfig(pgInfo);
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;

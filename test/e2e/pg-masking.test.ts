@@ -12,7 +12,7 @@ import { describeQuery, loadSqlParser } from '../../sidecar/src/sql/normalize.ts
 import { exec } from '../harness/exec.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { REDTEAM_PII, redTeamCases } from '../support/redteam.ts';
-import { directClient, localProxyConfig, psql } from './support/clients.ts';
+import { directClient, freshDatabase, localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 import { RawClient } from './support/raw-client.ts';
 
@@ -78,11 +78,7 @@ const FUTURE = new Date(Date.now() + 24 * 3600_000).toISOString();
 const PAST = new Date(Date.now() - 3600_000).toISOString();
 
 beforeAll(async () => {
-  const bootstrap = await directClient(pgInfo);
-  await bootstrap.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
-  await bootstrap.query(`CREATE DATABASE ${DATABASE}`);
-  await bootstrap.end();
-  const admin = await directClient({ ...pgInfo, database: DATABASE });
+  const admin = await freshDatabase(pgInfo, DATABASE);
   await admin.query(SCHEMA);
   await admin.end();
   const config = localProxyConfig(pgInfo, {

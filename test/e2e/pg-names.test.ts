@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { directClient, localProxyConfig } from './support/clients.ts';
+import { freshDatabase, localProxyConfig } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 import { RawClient } from './support/raw-client.ts';
 
@@ -71,12 +71,7 @@ async function login(): Promise<RawClient> {
 }
 
 beforeAll(async () => {
-  const bootstrap = await directClient(pgInfo);
-  await bootstrap.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
-  await bootstrap.query(`CREATE DATABASE ${DATABASE}`);
-  await bootstrap.end();
-  const admin = new pg.Client({ ...pgInfo, database: DATABASE, ...pgInfo.admin });
-  await admin.connect();
+  const admin = await freshDatabase(pgInfo, DATABASE);
   await admin.query(`CREATE TABLE customers(id int, name text, ssn text);
     INSERT INTO customers VALUES (1, '${NAMES[0]}', '${SSNS[0]}'), (2, '${NAMES[1]}', '${SSNS[1]}'); ANALYZE customers;`);
   await admin.end();

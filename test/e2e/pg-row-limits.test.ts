@@ -4,7 +4,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { directClient, localProxyConfig, psql } from './support/clients.ts';
+import { freshDatabase, localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -75,18 +75,7 @@ const failure = (p: Promise<unknown>) =>
   );
 
 beforeAll(async () => {
-  const bootstrap = await directClient(pgInfo);
-  await bootstrap.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
-  await bootstrap.query(`CREATE DATABASE ${DATABASE}`);
-  await bootstrap.end();
-  admin = new pg.Client({
-    host: pgInfo.host,
-    port: pgInfo.port,
-    database: DATABASE,
-    user: pgInfo.admin.user,
-    password: pgInfo.admin.password,
-  });
-  await admin.connect();
+  admin = await freshDatabase(pgInfo, DATABASE);
   await admin.query(SCHEMA);
   // A foreign table over this very database: its rows change on "another server" the statistics miss.
   await admin.query(`CREATE EXTENSION IF NOT EXISTS postgres_fdw;

@@ -3,7 +3,7 @@ import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { directClient, localProxyConfig, psql } from './support/clients.ts';
+import { freshDatabase, localProxyConfig, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 import { RawClient } from './support/raw-client.ts';
 
@@ -46,18 +46,7 @@ const failure = (p: Promise<unknown>) =>
   );
 
 beforeAll(async () => {
-  const bootstrap = await directClient(pgInfo);
-  await bootstrap.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
-  await bootstrap.query(`CREATE DATABASE ${DATABASE}`);
-  await bootstrap.end();
-  admin = new pg.Client({
-    host: pgInfo.host,
-    port: pgInfo.port,
-    database: DATABASE,
-    user: pgInfo.admin.user,
-    password: pgInfo.admin.password,
-  });
-  await admin.connect();
+  admin = await freshDatabase(pgInfo, DATABASE);
   await admin.query('CREATE TABLE v(id int PRIMARY KEY, x text)');
   await admin.query(`INSERT INTO v SELECT g, 'row ' || g FROM generate_series(1, ${ROWS}) g`);
   await admin.query(

@@ -4,7 +4,7 @@ import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { directClient, localProxyConfig } from './support/clients.ts';
+import { freshDatabase, localProxyConfig } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 import { RawClient } from './support/raw-client.ts';
 
@@ -119,18 +119,7 @@ async function outcome(
 }
 
 beforeAll(async () => {
-  const bootstrap = await directClient(pgInfo);
-  await bootstrap.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
-  await bootstrap.query(`CREATE DATABASE ${DATABASE}`);
-  await bootstrap.end();
-  admin = new pg.Client({
-    host: pgInfo.host,
-    port: pgInfo.port,
-    database: DATABASE,
-    user: pgInfo.admin.user,
-    password: pgInfo.admin.password,
-  });
-  await admin.connect();
+  admin = await freshDatabase(pgInfo, DATABASE);
   await admin.query(SCHEMA);
   const config = localProxyConfig(pgInfo);
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;

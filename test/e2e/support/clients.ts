@@ -101,3 +101,15 @@ export async function directClient(postgres: PostgresInfo): Promise<pg.Client> {
   await client.connect();
   return client;
 }
+
+/** Drops and creates `database`, and returns an admin client connected to it (the caller ends it). */
+export async function freshDatabase(postgres: PostgresInfo, database: string): Promise<pg.Client> {
+  const bootstrap = await directClient(postgres);
+  try {
+    await bootstrap.query(`DROP DATABASE IF EXISTS ${database}`);
+    await bootstrap.query(`CREATE DATABASE ${database}`);
+  } finally {
+    await bootstrap.end();
+  }
+  return directClient({ ...postgres, database });
+}

@@ -2,7 +2,7 @@ import type { Catalog } from '../../sql/lineage/catalog.ts';
 import type { Lineage } from '../../sql/lineage/types.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
 import type { ColumnMask, SessionMasking } from './mysql-session-masking.ts';
-import { derivedMethod } from './statement-mask-plan.ts';
+import { comparedInClear, derivedMethod } from './statement-mask-plan.ts';
 
 /** Masks for the columns of one result set, in order; 'all' masks every column. */
 export type ResultMask = readonly (ColumnMask | undefined)[] | 'all';
@@ -79,7 +79,11 @@ export function resultMasks(
     if (!masking.allowPredicates && refusal === undefined) {
       const over = statement.predicates.sources.find((s) => masking.columnMask(s.schema, s.table, s.column));
       if (over) refusal = `it filters or orders by the masked column ${over.table}.${over.column}`;
-      else refusal = comparedInClear(statement.equalities ?? [], masking);
+      else
+        refusal = comparedInClear(
+          statement.equalities ?? [],
+          (s) => masking.columnMask(s.schema, s.table, s.column)?.method,
+        );
     }
     // Masked values must not be laundered into columns (or functions) that show them in clear later.
     for (const write of statement.writes) {
@@ -130,27 +134,4 @@ export function resultMasks(
   return refusal === undefined
     ? { results, described, withholdsServerText }
     : { results, described, refusal, withholdsServerText };
-}
-
-/**
- * Equality is allowed where the masks reveal it anyway, as for PostgreSQL (statement-mask-plan.ts): a
- * group of values compared only with each other (GROUP BY, DISTINCT, UNION, `JOIN ON a.x = b.y`) passes
- * when every member is masked with one keyed, deterministic method (tokenize or hash); a group that
- * mixes a masked value with a clear one, or masks it another way, is refused.
- */
-function comparedInClear(groups: readonly Lineage[], masking: SessionMasking): string | undefined {
-  for (const group of groups) {
-    const masks = group.sources.map((s) => masking.columnMask(s.schema, s.table, s.column));
-    const masked = group.sources.filter((_, i) => masks[i] !== undefined);
-    if (masked.length === 0) continue;
-    const methods = new Set(masks.flatMap((m) => (m ? [m.method] : [])));
-    const [method] = methods;
-    const keyed = methods.size === 1 && (method === 'tokenize' || method === 'hash');
-    if (keyed && masked.length === group.sources.length) continue;
-    const names = (sources: readonly { table: string; column: string }[]) =>
-      sources.map((s) => `${s.table}.${s.column}`).join(', ');
-    const why = keyed ? 'with columns shown in clear' : `and ${names(masked)} not tokenized or hashed alike`;
-    return `it compares ${names(group.sources)} for equality (GROUP BY, DISTINCT, UNION or a join) ${why}; this identity sees ${names(masked)} masked`;
-  }
-  return undefined;
 }

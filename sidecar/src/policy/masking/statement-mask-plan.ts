@@ -88,7 +88,10 @@ export function planStatementMasking(
     );
   }
   if (!settings.allowPredicatesOnMasked) {
-    const compared = comparedInClear(lineage.equalities ?? [], sensitivity);
+    const compared = comparedInClear(
+      lineage.equalities ?? [],
+      (s) => sensitivity.columns.get(columnKey(s))?.method,
+    );
     if (compared) return refuse(compared);
   }
   for (const write of lineage.writes) {
@@ -153,11 +156,20 @@ export function planStatementMasking(
  * hash), and over clean columns. Any other group that holds a masked value (redacted, partial, or
  * compared with a clean column, whose clear values would then name the masked ones) is refused.
  */
-function comparedInClear(groups: readonly Lineage[], sensitivity: Sensitivity): string | undefined {
+/**
+ * Equality is allowed where the masks reveal it anyway, for both protocols: a group of values compared
+ * only with each other (GROUP BY, DISTINCT, UNION, a join's `a.x = b.y`) passes when every member is
+ * masked with one keyed, deterministic method (tokenize or hash). `methodOf` says how this identity
+ * sees a source column (undefined: in clear).
+ */
+export function comparedInClear(
+  groups: readonly Lineage[],
+  methodOf: (source: ColumnRef) => MaskingMethod | undefined,
+): string | undefined {
   for (const group of groups) {
-    const masked = sensitiveSources(group, sensitivity);
+    const masked = group.sources.filter((s) => methodOf(s) !== undefined);
     if (masked.length === 0) continue;
-    const methods = new Set(masked.map((s) => sensitivity.columns.get(columnKey(s))!.method));
+    const methods = new Set(masked.map((s) => methodOf(s)!));
     const [method] = methods;
     const keyed = methods.size === 1 && (method === 'tokenize' || method === 'hash');
     if (keyed && masked.length === group.sources.length) continue;

@@ -1,6 +1,6 @@
 import type { Catalog } from './catalog.ts';
 import type { SessionState } from './session.ts';
-import { CLEAN, columnKey, type Trace, tableKey, union } from './trace.ts';
+import { CLEAN, columnKey, equalityUse, type Trace, tableKey, union } from './trace.ts';
 import type { CopyOut, SessionEffect, TableRef, WriteTarget } from './types.ts';
 
 /** What the analysis of one statement accumulates besides the lineage of its output columns. */
@@ -75,9 +75,10 @@ export function recordPredicate(ctx: Context, trace: Trace): void {
  * through unchanged can be told apart this way; anything computed from them is a plain predicate.
  */
 export function recordEquality(ctx: Context, group: Trace): void {
-  if (ctx.hidePredicates > 0 || (group.columns.size === 0 && group.rows.size === 0 && !group.opaque)) return;
-  if (group.transformed || group.opaque || group.rows.size > 0) recordPredicate(ctx, group);
-  else ctx.equalities.push(group);
+  if (ctx.hidePredicates > 0) return;
+  const use = equalityUse(group);
+  if (use === 'condition') recordPredicate(ctx, group);
+  else if (use === 'group') ctx.equalities.push(group);
 }
 
 export function recordRead(ctx: Context, table: TableRef): void {

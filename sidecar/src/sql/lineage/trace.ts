@@ -112,3 +112,14 @@ function mergeMaps<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V>): Rea
   }
   return merged ?? a;
 }
+
+/**
+ * How a value used only for equality with others (a GROUP BY key, a DISTINCT or UNION column, one side
+ * of `a.x = b.y`) counts, for both protocols' lineage: nothing when it carries no data, an equality
+ * group when its columns pass through unchanged, else a plain condition (anything computed from a value
+ * can be told apart by more than equality).
+ */
+export function equalityUse(group: Trace): 'none' | 'group' | 'condition' {
+  if (group.columns.size === 0 && group.rows.size === 0 && !group.opaque) return 'none';
+  return group.transformed || group.opaque || group.rows.size > 0 ? 'condition' : 'group';
+}

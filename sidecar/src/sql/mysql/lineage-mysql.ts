@@ -1,6 +1,7 @@
 import { type Catalog, type CatalogTable, qualifiedName } from '../lineage/catalog.ts';
 import {
   CLEAN,
+  equalityUse,
   fromLineage,
   makeOpaque,
   OPAQUE,
@@ -699,9 +700,9 @@ function positionOf(expr: unknown): number | undefined {
  * computed from them is a plain condition.
  */
 function recordEquality(c: Collector, group: Trace): void {
-  if (group.columns.size === 0 && group.rows.size === 0 && !group.opaque) return;
-  if (group.transformed || group.opaque || group.rows.size > 0) condition(c, group);
-  else c.equalities.push(group);
+  const use = equalityUse(group);
+  if (use === 'condition') condition(c, group);
+  else if (use === 'group') c.equalities.push(group);
 }
 
 function projection(items: readonly unknown[], scope: Scope, c: Collector): Columns {
