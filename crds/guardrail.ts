@@ -57,6 +57,11 @@ export const GUARDRAIL_RULE_CHECKS = {
     message:
       'subjects is empty and would match nobody; list subjects, or leave subjects out to match everyone',
   },
+  approvalNeedsRequireApproval: {
+    rule: "!has(self.approval) || (has(self.action) && self.action == 'requireApproval')",
+    message:
+      'approval says who may release a held statement; it belongs only on a rule whose action is requireApproval',
+  },
   databasesNotEmpty: {
     rule: '!has(self.databases) || size(self.databases) > 0',
     message:
@@ -66,6 +71,152 @@ export const GUARDRAIL_RULE_CHECKS = {
 
 export const GUARDRAIL_ACTIONS = ['block', 'warn', 'requireApproval'] as const;
 export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
+
+export const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+const ClockTime = Type.String({
+  pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$',
+  description: '`HH:MM`, 24-hour clock.',
+});
+
+/** A recurring span of the week in one time zone; `to` before `from` runs past midnight. */
+export const ApprovalWindow = Type.Object(
+  {
+    days: Type.Optional(
+      Type.Array(stringEnum(WEEKDAYS), {
+        minItems: 1,
+        'x-kubernetes-list-type': 'set',
+        description: 'The days the window opens on (the day `from` falls on); without it, every day.',
+      }),
+    ),
+    from: ClockTime,
+    to: ClockTime,
+    timeZone: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: 'An IANA time zone such as `Europe/Paris`; without it, UTC.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const AUTO_APPROVE_TESTS = [
+  'subjects',
+  'windows',
+  'kinds',
+  'tables',
+  'maxAffectedRows',
+  'sensitiveColumns',
+  'noDenialForHours',
+] as const;
+
+export const AUTO_APPROVE_CHECKS = {
+  someTest: {
+    rule: AUTO_APPROVE_TESTS.map((test) => `has(self.${test})`).join(' || '),
+    message: `a condition with no test would approve every statement the rule holds; give at least one of ${AUTO_APPROVE_TESTS.join(', ')}`,
+  },
+} as const satisfies Record<string, CelRule>;
+
+/**
+ * A condition under which a held statement is approved without a person. Every field given must hold;
+ * a fact the proxy could not establish (rows not measured, tables not known) fails the field.
+ */
+export const AutoApproveCondition = Type.Object(
+  {
+    name: LabelName,
+    subjects: Type.Optional(
+      Type.Array(Subject, { minItems: 1, description: 'The requester is one of these.' }),
+    ),
+    windows: Type.Optional(
+      Type.Array(ApprovalWindow, {
+        minItems: 1,
+        maxItems: 14,
+        description: 'The statement arrives inside one of these windows.',
+      }),
+    ),
+    kinds: Type.Optional(
+      Type.Array(stringEnum(GUARDRAIL_RULE_KINDS, { maxLength: 32 }), {
+        minItems: 1,
+        'x-kubernetes-list-type': 'set',
+        description: 'Every finding of the statement is of one of these kinds.',
+      }),
+    ),
+    tables: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description:
+          'Every table the statement names matches one of these patterns (`schema.table` globs; a pattern with a schema matches only tables whose schema the statement names).',
+      }),
+    ),
+    maxAffectedRows: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'The rows the statement was measured to change (under a rolled-back savepoint) are at most this many.',
+      }),
+    ),
+    sensitiveColumns: Type.Optional(
+      stringEnum(['none'], {
+        description: '`none`: the statement touches no masked or sensitive column.',
+      }),
+    ),
+    noDenialForHours: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 720,
+        description: 'No request of the requester was denied in the last this many hours.',
+      }),
+    ),
+  },
+  { additionalProperties: false, 'x-kubernetes-validations': [AUTO_APPROVE_CHECKS.someTest] },
+);
+
+/** Who may release a statement a requireApproval rule holds, and for how long it waits. */
+export const ApprovalSettings = Type.Object(
+  {
+    approvers: Type.Array(Subject, {
+      minItems: 1,
+      description: 'Who may approve or deny: users, groups, service accounts.',
+    }),
+    waitSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 3600,
+        default: 120,
+        description:
+          'How long the session waits for a decision before it answers that the request is still pending.',
+      }),
+    ),
+    ttlSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 604800,
+        default: 900,
+        description:
+          'How long a request stays open for a decision, and how long an approval stays usable: a client that gave up waiting may run the identical statement once within it.',
+      }),
+    ),
+    allowSelfApproval: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: 'Whether a requester who is also an approver may approve their own request.',
+      }),
+    ),
+    autoApprove: Type.Optional(
+      Type.Array(AutoApproveCondition, {
+        minItems: 1,
+        maxItems: 20,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+        description: 'Conditions that approve without a person; the decision names the condition.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const GuardrailRule = Type.Object(
   {
@@ -113,6 +264,7 @@ export const GuardrailRule = Type.Object(
     message: Type.Optional(
       Type.String({ description: 'Shown to the client after the reason; say what to do instead.' }),
     ),
+    approval: Type.Optional(ApprovalSettings),
   },
   {
     additionalProperties: false,
@@ -144,5 +296,8 @@ export const GuardrailSpec = Type.Object(
 export const GuardrailDocument = documentSchema('Guardrail', GuardrailSpec);
 
 export type GuardrailRuleSpec = Static<typeof GuardrailRule>;
+export type ApprovalSettingsSpec = Static<typeof ApprovalSettings>;
+export type AutoApproveConditionSpec = Static<typeof AutoApproveCondition>;
+export type ApprovalWindowSpec = Static<typeof ApprovalWindow>;
 export type GuardrailSpecType = Static<typeof GuardrailSpec>;
 export type GuardrailDocumentType = Static<typeof GuardrailDocument>;

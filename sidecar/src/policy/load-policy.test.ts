@@ -290,6 +290,76 @@ describe('loadPolicyDocuments', () => {
       'is "Firewall"; must be one of DatabaseAccess, Guardrail, MaskingPolicy',
     ],
     [
+      'approval settings on a rule that blocks',
+      '1.spec.rules.0.approval',
+      { approvers: [{ kind: 'Group', name: 'dba' }] },
+      GUARDRAIL,
+      'spec.rules[0].approval',
+      'it belongs only on a rule whose action is requireApproval',
+    ],
+    [
+      'approval settings without approvers',
+      '1.spec.rules.1.approval',
+      { waitSeconds: 30 },
+      GUARDRAIL,
+      'spec.rules[1].approval.approvers',
+      'is required',
+    ],
+    [
+      'an auto-approval condition with no test',
+      '1.spec.rules.1.approval',
+      { approvers: [{ kind: 'Group', name: 'dba' }], autoApprove: [{ name: 'always' }] },
+      GUARDRAIL,
+      'spec.rules[1].approval.autoApprove[0]',
+      'a condition with no test would approve every statement',
+    ],
+    [
+      'an unknown time zone',
+      '1.spec.rules.1.approval',
+      {
+        approvers: [{ kind: 'Group', name: 'dba' }],
+        autoApprove: [
+          { name: 'night', windows: [{ from: '01:00', to: '05:00', timeZone: 'Europe/Pariss' }] },
+        ],
+      },
+      GUARDRAIL,
+      'spec.rules[1].approval.autoApprove[0].windows[0].timeZone',
+      'is not an IANA time zone',
+    ],
+    [
+      'a bad clock time',
+      '1.spec.rules.1.approval',
+      {
+        approvers: [{ kind: 'Group', name: 'dba' }],
+        autoApprove: [{ name: 'night', windows: [{ from: '24:00', to: '05:00' }] }],
+      },
+      GUARDRAIL,
+      'spec.rules[1].approval.autoApprove[0].windows[0].from',
+      '',
+    ],
+    [
+      'a waitSeconds of zero',
+      '1.spec.rules.1.approval',
+      { approvers: [{ kind: 'Group', name: 'dba' }], waitSeconds: 0 },
+      GUARDRAIL,
+      'spec.rules[1].approval.waitSeconds',
+      '',
+    ],
+    [
+      'two conditions of one name',
+      '1.spec.rules.1.approval',
+      {
+        approvers: [{ kind: 'Group', name: 'dba' }],
+        autoApprove: [
+          { name: 'night', maxAffectedRows: 5 },
+          { name: 'night', noDenialForHours: 5 },
+        ],
+      },
+      GUARDRAIL,
+      'spec.rules[1].approval.autoApprove[1].name',
+      'is the name of an earlier condition too',
+    ],
+    [
       'a bad name',
       '1.metadata.name',
       'No_Destructive',
@@ -310,6 +380,32 @@ describe('loadPolicyDocuments', () => {
       expect(error.message).toContain(`policy.yaml: ${document}: ${field}: `);
     },
   );
+
+  it('loads approval settings with their defaults', () => {
+    const docs = edited('1.spec.rules.1.approval', {
+      approvers: [
+        { kind: 'Group', name: 'approvers' },
+        { kind: 'ServiceAccount', name: 'release-bot' },
+      ],
+      autoApprove: [
+        { name: 'night', windows: [{ days: ['Mon'], from: '22:00', to: '06:00', timeZone: 'Europe/Paris' }] },
+      ],
+    });
+    const policy = loadPolicyDocuments(docs, 'policy.yaml');
+    const guardrail = [...policy.guardrails.values()][0]!;
+    expect(guardrail.spec.rules[1]!.approval).toEqual({
+      approvers: [
+        { kind: 'Group', name: 'approvers' },
+        { kind: 'ServiceAccount', name: 'release-bot' },
+      ],
+      waitSeconds: 120,
+      ttlSeconds: 900,
+      allowSelfApproval: false,
+      autoApprove: [
+        { name: 'night', windows: [{ days: ['Mon'], from: '22:00', to: '06:00', timeZone: 'Europe/Paris' }] },
+      ],
+    });
+  });
 
   it('does not report references to documents that are themselves invalid', () => {
     const error = problemsOf(edited('1.spec.mode', 'loud'));

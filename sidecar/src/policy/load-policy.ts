@@ -3,6 +3,8 @@ import Value from 'typebox/value';
 import { API_VERSION } from '../../../crds/common.ts';
 import { DatabaseAccessDocument, type DatabaseAccessDocumentType } from '../../../crds/database-access.ts';
 import {
+  AUTO_APPROVE_CHECKS,
+  AUTO_APPROVE_TESTS,
   GUARDRAIL_RULE_CHECKS,
   GuardrailDocument,
   type GuardrailDocumentType,
@@ -10,6 +12,7 @@ import {
   TABLE_RULE_KINDS,
 } from '../../../crds/guardrail.ts';
 import { MaskingPolicyDocument, type MaskingPolicyDocumentType } from '../../../crds/masking-policy.ts';
+import { isTimeZone } from '../approvals/approval-window.ts';
 import { schemaProblems } from '../config/validate.ts';
 import { ConfigError } from '../errors.ts';
 import type { SubjectSpec } from './subject-matches.ts';
@@ -257,6 +260,22 @@ function checkGuardrail(guardrail: GuardrailDocumentType, label: string, problem
       label,
       problems,
     );
+    checkSubjects(
+      rule.approval?.approvers,
+      (j) => `spec.rules[${i}].approval.approvers[${j}]`,
+      guardrail.metadata.namespace,
+      label,
+      problems,
+    );
+    rule.approval?.autoApprove?.forEach((condition, j) => {
+      checkSubjects(
+        condition.subjects,
+        (k) => `spec.rules[${i}].approval.autoApprove[${j}].subjects[${k}]`,
+        guardrail.metadata.namespace,
+        label,
+        problems,
+      );
+    });
   });
 }
 
@@ -282,6 +301,25 @@ function guardrailRuleProblems(rule: GuardrailRuleSpec): { field: string; proble
     found.push({ field: '.subjects', problem: GUARDRAIL_RULE_CHECKS.subjectsNotEmpty.message });
   if (rule.databases !== undefined && rule.databases.length === 0)
     found.push({ field: '.databases', problem: GUARDRAIL_RULE_CHECKS.databasesNotEmpty.message });
+  if (rule.approval !== undefined && rule.action !== 'requireApproval')
+    found.push({ field: '.approval', problem: GUARDRAIL_RULE_CHECKS.approvalNeedsRequireApproval.message });
+  rule.approval?.autoApprove?.forEach((condition, i) => {
+    if (!AUTO_APPROVE_TESTS.some((test) => condition[test] !== undefined))
+      found.push({ field: `.approval.autoApprove[${i}]`, problem: AUTO_APPROVE_CHECKS.someTest.message });
+    const names = rule.approval?.autoApprove?.map((c) => c.name) ?? [];
+    if (names.indexOf(condition.name) !== i)
+      found.push({
+        field: `.approval.autoApprove[${i}].name`,
+        problem: 'is the name of an earlier condition too',
+      });
+    condition.windows?.forEach((window, j) => {
+      if (window.timeZone !== undefined && !isTimeZone(window.timeZone))
+        found.push({
+          field: `.approval.autoApprove[${i}].windows[${j}].timeZone`,
+          problem: `${JSON.stringify(window.timeZone)} is not an IANA time zone this runtime knows (such as Europe/Paris)`,
+        });
+    });
+  });
   return found;
 }
 
