@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
+import { ApprovalBook } from './approvals/approval-book.ts';
+import { approvalsHandler } from './approvals/serve-approvals.ts';
 import { openAuditLog } from './audit/log.ts';
 import { watchFileContent } from './config/file-watch.ts';
 import type { ProxyConfig } from './config/load.ts';
@@ -208,12 +210,16 @@ export async function startProxy(
   }
 
   let draining = false;
+  // Held statements wait here for their decisions (see docs/approvals.md).
+  const approvalBook = new ApprovalBook();
   let admin: { server: Server; address: { host: string; port: number } } | undefined;
   if (config.admin) {
     try {
+      const approvals = await approvalsHandler(config.admin.host, authenticator, approvalBook, logger);
       const started = await startAdminServer(config.admin.host, config.admin.port, metrics.registry, {
         notReadyReason: () =>
           draining ? 'shutting down' : audit.healthy ? undefined : `audit log unavailable: ${audit.failure}`,
+        ...(approvals && { approvals }),
       });
       admin = {
         server: started.server,

@@ -1,10 +1,12 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 export interface AdminProbes {
   /** Ready to take connections: listening, audit writable, not shutting down. Returns the reason when not. */
   readonly notReadyReason: () => string | undefined;
+  /** Serves `/approvals` and below (approvals-api.ts) when the proxy decides approvals itself. */
+  readonly approvals?: (request: IncomingMessage, response: ServerResponse) => void;
 }
 
 /** Serves /metrics (Prometheus), /healthz (the process answers) and /readyz (it should get traffic). */
@@ -15,7 +17,11 @@ export function startAdminServer(
   probes: AdminProbes,
 ): Promise<{ server: Server; address: AddressInfo }> {
   const server = createServer((request, response) => {
-    const path = (request.url ?? '/').split('?')[0];
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    if (probes.approvals && (path === '/approvals' || path.startsWith('/approvals/'))) {
+      probes.approvals(request, response);
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;

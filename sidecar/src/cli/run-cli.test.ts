@@ -45,6 +45,7 @@ describe('--help', () => {
     [['status', '--help'], 'usage: gatehouse status'],
     [['audit', '--help'], 'usage: gatehouse audit verify FILE'],
     [['audit', 'verify', '--help'], 'usage: gatehouse audit verify FILE'],
+    [['approvals', '--help'], 'usage: gatehouse approvals list'],
   ])('gatehouse %j prints its usage on stdout and exits 0', (argv, usage) => {
     const result = gatehouse(...argv);
     expect(result, JSON.stringify(result)).toMatchObject({ code: 0, stderr: '' });

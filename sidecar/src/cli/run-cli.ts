@@ -10,6 +10,7 @@ commands:
   operator       run the Kubernetes operator (controllers and the injection webhook)
   status         show each DatabaseAccess and whether its pods carry the current sidecar
   audit verify   prove an audit log complete and unaltered
+  approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
   version        print the version (also --version)
   help           show this text
 
@@ -35,6 +36,10 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'status': {
       const { runStatusCommand } = await import('../../../operator/src/cli/status.ts');
       return runStatusCommand(rest);
+    }
+    case 'approvals': {
+      const { runApprovalsCommand } = await import('./approvals-command.ts');
+      return runApprovalsCommand(rest);
     }
     case 'audit':
       if (rest[0] === 'verify') return runAuditVerify(rest.slice(1));
