@@ -21,7 +21,7 @@ type CrdStatus = { status?: { conditions?: Condition[] } };
 type Table = { columnDefinitions: Array<{ name: string }>; rows: Array<{ cells: unknown[] }> };
 
 const NAMESPACE = 'crd-test';
-const GROUP_PATH = '/apis/gatehouse.dev/v1alpha1';
+const GROUP_PATH = `/apis/${API_VERSION}`;
 const ESTABLISHED_TIMEOUT_MS = 30_000;
 /** The first run on a machine builds etcd and kube-apiserver from source; later runs start in seconds. */
 const FIRST_RUN_TIMEOUT_MS = 40 * 60_000;

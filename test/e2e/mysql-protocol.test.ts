@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { API_VERSION } from '../../crds/common.ts';
 import { mysql as mysqlCli } from '../harness/mysql-cli.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
@@ -253,7 +254,7 @@ describe('the mysql command-line client through the proxy', () => {
           rules: [{ name: 'drop', kinds: ['drop'], action: 'block' }],
         }),
         {
-          apiVersion: 'gatehouse.dev/v1alpha1',
+          apiVersion: API_VERSION,
           kind: 'DatabaseAccess',
           metadata: { name: 'loader' },
           // Loading a client file needs write and admin (file access), with no guardrail blocking it.

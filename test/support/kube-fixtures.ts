@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { expect, vi } from 'vitest';
+import { API_VERSION } from '../../crds/common.ts';
 import { DatabaseAccessSpec } from '../../crds/database-access.ts';
 import { crdOpenApiSchema } from '../../crds/openapi.ts';
 import type { DatabaseAccess } from '../../operator/src/workload/database-access.ts';
@@ -63,7 +64,7 @@ export async function installDatabaseAccessDefinition(kube: KubeCluster): Promis
   expect([201, 409]).toContain(response.status);
   await vi.waitFor(
     async () => {
-      const listed = await kubeRequest(kube, { path: '/apis/gatehouse.dev/v1alpha1/databaseaccesses' });
+      const listed = await kubeRequest(kube, { path: `/apis/${API_VERSION}/databaseaccesses` });
       expect(listed.status).toBe(200);
     },
     { timeout: 30_000, interval: 200 },
@@ -74,15 +75,15 @@ export async function createAccess(kube: KubeCluster, access: DatabaseAccess): P
   const namespace = access.metadata.namespace!;
   const response = await kubeRequest(kube, {
     method: 'POST',
-    path: `/apis/gatehouse.dev/v1alpha1/namespaces/${namespace}/databaseaccesses`,
-    body: { apiVersion: 'gatehouse.dev/v1alpha1', kind: 'DatabaseAccess', ...access },
+    path: `/apis/${API_VERSION}/namespaces/${namespace}/databaseaccesses`,
+    body: { apiVersion: API_VERSION, kind: 'DatabaseAccess', ...access },
   });
   expect(response.status, JSON.stringify(response.body)).toBe(201);
 }
 
 export async function listAccesses(kube: KubeCluster, namespace: string): Promise<DatabaseAccess[]> {
   const response = await kubeRequest<{ items: DatabaseAccess[] }>(kube, {
-    path: `/apis/gatehouse.dev/v1alpha1/namespaces/${namespace}/databaseaccesses`,
+    path: `/apis/${API_VERSION}/namespaces/${namespace}/databaseaccesses`,
   });
   if (response.status !== 200)
     throw new Error(`listing DatabaseAccesses failed with HTTP ${response.status}`);

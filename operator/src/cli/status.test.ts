@@ -1,5 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { API_VERSION } from '../../../crds/common.ts';
 import { kubeRequest } from '../../../test/harness/kube/kube-request.ts';
 import { type KubeCluster, startKube } from '../../../test/harness/kube/start-kube.ts';
 import {
@@ -82,7 +83,7 @@ beforeAll(async () => {
   await createAccess(kube, orders(otherNamespace));
   const ready = await kubeRequest(kube, {
     method: 'PATCH',
-    path: `/apis/gatehouse.dev/v1alpha1/namespaces/${namespace}/databaseaccesses/orders-db/status`,
+    path: `/apis/${API_VERSION}/namespaces/${namespace}/databaseaccesses/orders-db/status`,
     contentType: 'application/merge-patch+json',
     body: {
       status: {

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { API_VERSION } from '../../../crds/common.ts';
 import type { ObjectCache } from './informer.ts';
 import {
   isNotFound,
@@ -528,7 +529,7 @@ const NAMESPACES = { apiVersion: 'v1', resource: RESOURCES['v1/namespaces']! };
 
 /** Our CRDs: namespaced, with a status subresource, as crds/generated/ declares them. */
 const CUSTOM_KINDS: Record<string, Record<string, string>> = {
-  'gatehouse.dev/v1alpha1': {
+  [API_VERSION]: {
     databaseaccesses: 'DatabaseAccess',
     guardrails: 'Guardrail',
     maskingpolicies: 'MaskingPolicy',

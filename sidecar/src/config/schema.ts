@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { API_VERSION } from '../../../crds/common.ts';
 
 /**
  * The proxy's own settings (the first document of the config file). Policy kinds (DatabaseAccess,
@@ -175,7 +176,7 @@ const ClientTlsAuto = Type.Object(
 
 export const ProxyConfigSchema = Type.Object(
   {
-    apiVersion: Type.Optional(Type.Literal('gatehouse.dev/v1alpha1')),
+    apiVersion: Type.Optional(Type.Literal(API_VERSION)),
     kind: Type.Optional(Type.Literal('Proxy')),
     listen: Type.Optional(HostPort),
     upstream: Upstream,

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../../../crds/common.ts';
 import type { CodeCatalog } from '../../sql/code-reach.ts';
 import { loadSqlParser } from '../../sql/normalize.ts';
 import { statementShape } from '../../sql/statement-shape.ts';
@@ -19,7 +20,7 @@ const policy = () =>
     [
       DEFAULT_GUARDRAIL,
       {
-        apiVersion: 'gatehouse.dev/v1alpha1',
+        apiVersion: API_VERSION,
         kind: 'DatabaseAccess',
         metadata: { name: 'app' },
         spec: {
