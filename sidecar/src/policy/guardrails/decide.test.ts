@@ -470,6 +470,44 @@ describe('decide', () => {
     });
   });
 
+  it('names every requireApproval rule a held statement matched, with who may release it', () => {
+    const approvers = [{ kind: 'Group' as const, name: 'approvers' }];
+    const policy = loadPolicyDocuments(
+      [
+        guardrail('approve-drops', {
+          rules: [
+            { name: 'drops', kinds: ['drop'], action: 'requireApproval', approval: { approvers } },
+            { name: 'public-drops', kinds: ['drop'], tables: ['public.*'], action: 'requireApproval' },
+            { name: 'also-drops', kinds: ['drop'], action: 'requireApproval', approval: { approvers } },
+          ],
+        }),
+        guardrail('no-truncate', { rules: [{ name: 'truncates', kinds: ['truncate'] }] }),
+        access('ops', ['read', 'write', 'ddl'], ['approve-drops', 'no-truncate']),
+      ],
+      'test',
+    );
+    const held = decide(analyzeStatement('DROP TABLE public.orders, public.items'), ALICE, policy, CONTEXT);
+    expect(held).toMatchObject({ outcome: 'refuse', action: 'requireApproval', rule: 'drops' });
+    expect(held.outcome === 'refuse' && held.approvals).toEqual([
+      {
+        guardrail: 'approve-drops',
+        rule: 'drops',
+        settings: { approvers, waitSeconds: 120, ttlSeconds: 900, allowSelfApproval: false },
+      },
+      // A rule without approval settings: nobody can release the statement past it.
+      { guardrail: 'approve-drops', rule: 'public-drops' },
+      {
+        guardrail: 'approve-drops',
+        rule: 'also-drops',
+        settings: { approvers, waitSeconds: 120, ttlSeconds: 900, allowSelfApproval: false },
+      },
+    ]);
+    // A block among the hits: no approval can release it.
+    const blocked = decide(analyzeStatement('DROP TABLE a; TRUNCATE b'), ALICE, policy, CONTEXT);
+    expect(blocked).toMatchObject({ outcome: 'refuse', action: 'block', rule: 'truncates' });
+    expect(blocked.outcome === 'refuse' && blocked.approvals).toBeUndefined();
+  });
+
   it('refuses EXECUTE of a prepared statement the session has not resolved', () => {
     expect(decide(analyzeStatement('EXECUTE anything'), ALICE, EVERYTHING, CONTEXT)).toMatchObject({
       outcome: 'refuse',

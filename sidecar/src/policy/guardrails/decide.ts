@@ -1,4 +1,5 @@
 import type {
+  ApprovalSettingsSpec,
   GuardrailAction,
   GuardrailDocumentType,
   GuardrailRuleSpec,
@@ -48,9 +49,24 @@ export interface AllowWithWarnings {
   readonly rowsWhat?: string;
 }
 
+/** A requireApproval rule that holds a statement, and who may release it (see docs/approvals.md). */
+export interface ApprovalDemand {
+  readonly guardrail: string;
+  readonly namespace?: string;
+  readonly rule: string;
+  /** Absent: the rule names no approvers, so nobody can release the statement. */
+  readonly settings?: ApprovalSettingsSpec;
+}
+
 export interface Refusal {
   readonly outcome: 'refuse';
   readonly action: 'block' | 'requireApproval';
+  /**
+   * With action requireApproval: every requireApproval rule the statement matched, once each. An
+   * approval must satisfy all of them: releasing it past one rule's approvers would let another
+   * rule's be skipped.
+   */
+  readonly approvals?: readonly ApprovalDemand[];
   /** A Guardrail's rule refused it, or a DatabaseAccess does not allow it (or no DatabaseAccess grants the subject). */
   readonly policyKind: 'Guardrail' | 'DatabaseAccess';
   /** The Guardrail's name, or the DatabaseAccess's ('' when none grants the subject). */
@@ -149,9 +165,11 @@ function decideForGrant(
   }
   const first = blocks[0] ?? approvals[0];
   if (first) {
+    const demands = blocks.length === 0 ? approvalDemands(approvals, grant) : undefined;
     return {
       outcome: 'refuse',
       action: first.action === 'requireApproval' ? 'requireApproval' : 'block',
+      ...(demands && { approvals: demands }),
       policyKind: 'Guardrail',
       guardrail: first.guardrail,
       rule: first.rule,
@@ -260,6 +278,23 @@ const VERBS: Record<GuardrailAction, string> = {
   requireApproval: 'requires approval for',
   warn: 'warns about',
 };
+
+function approvalDemands(hits: readonly GuardrailHit[], grant: Grant): ApprovalDemand[] {
+  const demands: ApprovalDemand[] = [];
+  for (const hit of hits) {
+    if (demands.some((d) => d.guardrail === hit.guardrail && d.rule === hit.rule)) continue;
+    const guardrail = grant.guardrails.find((g) => g.metadata.name === hit.guardrail);
+    const rule = guardrail?.spec.rules.find((r) => r.name === hit.rule);
+    const namespace = guardrail?.metadata.namespace;
+    demands.push({
+      guardrail: hit.guardrail,
+      rule: hit.rule,
+      ...(namespace !== undefined && { namespace }),
+      ...(rule?.approval !== undefined && { settings: rule.approval }),
+    });
+  }
+  return demands;
+}
 
 function hitOf(
   guardrail: GuardrailDocumentType,
