@@ -45,7 +45,7 @@ function ask(statement = 'DROP TABLE orders', params: (Buffer | null)[] = [], wh
     binding: { subject: who.subject, database: 'shop', statement, parametersHash: parametersHash(params) },
     fingerprint: `fp:${statement.replace(/\d+/g, '?')}`,
     requester: who,
-    rule,
+    rules: [rule],
     impact: { tables: ['orders'] },
   };
 }
@@ -123,9 +123,33 @@ describe('ApprovalBook', () => {
     const selfish = new ApprovalBook();
     const own = selfish.open({
       ...ask('DROP TABLE t', [], lead),
-      rule: { ...rule, allowSelfApproval: true },
+      rules: [{ ...rule, allowSelfApproval: true }],
     });
     expect(isRequest(selfish.decide(own.request.id, lead, 'approve', 'mine'))).toBe(true);
+  });
+
+  it('with several rules, a decider must be an approver of each, and self-approval allowed by each', () => {
+    const { b } = book();
+    const security: ApprovalRule = {
+      ...rule,
+      guardrail: 'security',
+      rule: 'pii-drops',
+      namespace: 'shop',
+      approvers: [{ kind: 'Group', name: 'security' }],
+      allowSelfApproval: true,
+      ttlSeconds: 60,
+    };
+    const both = b.open({ ...ask('DROP TABLE customers', [], lead), rules: [rule, security] }).request;
+    // The shorter TTL applies.
+    expect(both.expiresAt - both.requestedAt).toBe(60_000);
+    expect(b.mayDecide(both.id, person('local:sec', ['security']))).toMatchObject({
+      problem: 'not-an-approver',
+      message: 'local:sec is not an approver of rule admin-approvals of Guardrail production',
+    });
+    expect(b.mayDecide(both.id, lead)).toMatchObject({ problem: 'not-an-approver' });
+    const lead2 = person('local:lead', ['approvers', 'security']);
+    expect(b.mayDecide(both.id, lead2)).toMatchObject({ problem: 'self-approval' });
+    expect(b.mayDecide(both.id, person('local:carol', ['approvers', 'security']))).toBeUndefined();
   });
 
   it('a denial is final, recorded in the history, and the statement asks anew', () => {

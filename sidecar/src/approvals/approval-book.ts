@@ -7,9 +7,11 @@ import {
   type ApprovalRule,
   AUTO_APPROVER,
   bindingKey,
+  describeRules,
   type ShapeBinding,
   type StatementBinding,
   shapeKey,
+  ttlSecondsOf,
 } from './approval-request.ts';
 
 /** The longest an approver may approve a statement's shape for (30 days). */
@@ -38,7 +40,7 @@ export interface OpenRequest {
   readonly binding: StatementBinding;
   readonly fingerprint: string | null;
   readonly requester: Identity;
-  readonly rule: ApprovalRule;
+  readonly rules: readonly ApprovalRule[];
   readonly impact: ApprovalImpact;
   readonly reason?: string;
 }
@@ -131,11 +133,11 @@ export class ApprovalBook {
       binding: input.binding,
       fingerprint: input.fingerprint,
       requester: { subject: input.requester.subject, groups: [...input.requester.groups] },
-      rule: input.rule,
+      rules: input.rules,
       ...(input.reason !== undefined && { reason: input.reason }),
       impact: input.impact,
       requestedAt: now,
-      expiresAt: now + input.rule.ttlSeconds * 1000,
+      expiresAt: now + ttlSecondsOf(input.rules) * 1000,
       phase: 'Pending',
     };
     this.requests.set(request.id, request);
@@ -151,15 +153,17 @@ export class ApprovalBook {
     if (!request) return { problem: 'not-found', message: `there is no approval request ${id}` };
     if (request.phase !== 'Pending')
       return { problem: 'not-pending', message: `request ${id} is ${request.phase}, not Pending` };
-    if (!anySubjectMatches(request.rule.approvers, decider, request.rule.namespace))
+    const notApproverOf = request.rules.filter((r) => !anySubjectMatches(r.approvers, decider, r.namespace));
+    if (notApproverOf.length > 0)
       return {
         problem: 'not-an-approver',
-        message: `${decider.subject} is not an approver of rule ${request.rule.rule} of Guardrail ${request.rule.guardrail}`,
+        message: `${decider.subject} is not an approver of ${describeRules(notApproverOf)}`,
       };
-    if (decider.subject === request.requester.subject && !request.rule.allowSelfApproval)
+    const noSelf = request.rules.filter((r) => !r.allowSelfApproval);
+    if (decider.subject === request.requester.subject && noSelf.length > 0)
       return {
         problem: 'self-approval',
-        message: `${decider.subject} asked for request ${id} and may not decide it (rule ${request.rule.rule} does not allow self-approval)`,
+        message: `${decider.subject} asked for request ${id} and may not decide it (${describeRules(noSelf)} does not allow self-approval)`,
       };
     return undefined;
   }
@@ -265,7 +269,7 @@ export class ApprovalBook {
     // An approval is usable for the rule's TTL from the moment it is given.
     const approved = this.update(
       request,
-      { phase: 'Approved', decision, expiresAt: decision.at + request.rule.ttlSeconds * 1000 },
+      { phase: 'Approved', decision, expiresAt: decision.at + ttlSecondsOf(request.rules) * 1000 },
       'approved',
     );
     if (decision.shapeUntil !== undefined && request.fingerprint !== null) {

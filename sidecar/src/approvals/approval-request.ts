@@ -37,7 +37,7 @@ export interface ApprovalImpact {
   readonly tables?: readonly string[];
 }
 
-/** The rule that held the statement, and what it says about deciding. */
+/** A rule that held the statement, and what it says about deciding. */
 export interface ApprovalRule {
   readonly guardrail: string;
   readonly rule: string;
@@ -66,7 +66,11 @@ export interface ApprovalRequest {
   readonly binding: StatementBinding;
   readonly fingerprint: string | null;
   readonly requester: { readonly subject: string; readonly groups: readonly string[] };
-  readonly rule: ApprovalRule;
+  /**
+   * Every requireApproval rule the statement matched (at least one). A decider must be an approver of
+   * each; the shortest wait and TTL apply.
+   */
+  readonly rules: readonly ApprovalRule[];
   /** What the requester said the statement or access is for, when they said. */
   readonly reason?: string;
   readonly impact: ApprovalImpact;
@@ -79,6 +83,19 @@ export interface ApprovalRequest {
 }
 
 export const AUTO_APPROVER = 'gatehouse:auto-approve';
+
+export function waitSecondsOf(rules: readonly ApprovalRule[]): number {
+  return Math.min(...rules.map((r) => r.waitSeconds));
+}
+
+export function ttlSecondsOf(rules: readonly ApprovalRule[]): number {
+  return Math.min(...rules.map((r) => r.ttlSeconds));
+}
+
+/** `rule drops of Guardrail admin-approvals and rule x of Guardrail y`, for messages. */
+export function describeRules(rules: readonly ApprovalRule[]): string {
+  return rules.map((r) => `rule ${r.rule} of Guardrail ${r.guardrail}`).join(' and ');
+}
 
 /**
  * A digest of bound parameter values and their format codes, so that an approval of one set of

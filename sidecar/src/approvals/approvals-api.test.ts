@@ -30,14 +30,16 @@ function setup() {
     },
     fingerprint: 'fp1',
     requester: { subject: 'local:admin', groups: ['dba'], method: 'local' },
-    rule: {
-      guardrail: 'production',
-      rule: 'admin-approvals',
-      approvers: [{ kind: 'Group', name: 'approvers' }],
-      allowSelfApproval: false,
-      waitSeconds: 120,
-      ttlSeconds: 900,
-    },
+    rules: [
+      {
+        guardrail: 'production',
+        rule: 'admin-approvals',
+        approvers: [{ kind: 'Group', name: 'approvers' }],
+        allowSelfApproval: false,
+        waitSeconds: 120,
+        ttlSeconds: 900,
+      },
+    ],
     impact: { tables: ['customers'] },
   });
   const call = (path: string, user?: string, body?: unknown, headers: Record<string, string> = {}) =>
@@ -95,7 +97,7 @@ describe('approvals API', () => {
       requester: { subject: 'local:admin', groups: ['dba'] },
       database: 'shop',
       statement: "DROP TABLE customers -- 'jane@example.com'",
-      rule: { guardrail: 'production', name: 'admin-approvals' },
+      rules: [{ guardrail: 'production', name: 'admin-approvals' }],
       impact: { tables: ['customers'] },
       requestedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),

@@ -122,11 +122,11 @@ const STATUS_OF: Record<DecisionRefusal['problem'], ContentfulStatusCode> = {
   invalid: 400,
 };
 
-/** The requester sees their own requests; an approver of the rule sees the rule's. */
+/** The requester sees their own requests; an approver of one of its rules sees it (deciding needs all). */
 function maysee(request: ApprovalRequest, caller: Identity): boolean {
   return (
     caller.subject === request.requester.subject ||
-    anySubjectMatches(request.rule.approvers, caller, request.rule.namespace)
+    request.rules.some((rule) => anySubjectMatches(rule.approvers, caller, rule.namespace))
   );
 }
 
@@ -176,7 +176,7 @@ export function view(request: ApprovalRequest) {
     statement: request.binding.statement,
     parametersHash: request.binding.parametersHash,
     fingerprint: request.fingerprint,
-    rule: { guardrail: request.rule.guardrail, name: request.rule.rule },
+    rules: request.rules.map((rule) => ({ guardrail: rule.guardrail, name: rule.rule })),
     ...(request.reason !== undefined && { reason: request.reason }),
     impact: request.impact,
     requestedAt: iso(request.requestedAt),

@@ -2,10 +2,28 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Identity } from '../identity/identity.ts';
 import { ApprovalBook } from './approval-book.ts';
 import { parametersHash } from './approval-request.ts';
-import { type HeldStatement, heldNotice, hold, notReleasedMessage, waitForDecision } from './hold.ts';
+import {
+  type HeldStatement,
+  type HoldingRule,
+  heldNotice,
+  hold,
+  notReleasedMessage,
+  waitForDecision,
+} from './hold.ts';
 
 const admin: Identity = { subject: 'local:admin', groups: ['admins'], method: 'local' };
 const lead: Identity = { subject: 'local:lead', groups: ['approvers'], method: 'local' };
+
+const rule = (over: Partial<HoldingRule> = {}): HoldingRule => ({
+  guardrail: 'admin-approvals',
+  rule: 'drops',
+  approvers: [{ kind: 'Group', name: 'approvers' }],
+  allowSelfApproval: false,
+  waitSeconds: 120,
+  ttlSeconds: 900,
+  autoApprove: [],
+  ...over,
+});
 
 const held = (over: Partial<HeldStatement> = {}): HeldStatement => ({
   binding: {
@@ -16,15 +34,7 @@ const held = (over: Partial<HeldStatement> = {}): HeldStatement => ({
   },
   fingerprint: 'fp-drop-t',
   requester: admin,
-  rule: {
-    guardrail: 'admin-approvals',
-    rule: 'drops',
-    approvers: [{ kind: 'Group', name: 'approvers' }],
-    allowSelfApproval: false,
-    waitSeconds: 120,
-    ttlSeconds: 900,
-  },
-  autoApprove: [],
+  rules: [rule()],
   impact: { tables: ['t'] },
   facts: { kinds: ['drop'], tables: ['t'], affectedRows: undefined, sensitiveColumns: [] },
   ...over,
@@ -108,12 +118,16 @@ describe('hold and waitForDecision', () => {
     const outcome = hold(
       book,
       held({
-        autoApprove: [
-          {
-            name: 'admins-at-night',
-            subjects: [{ kind: 'Group', name: 'admins' }],
-            windows: [{ from: '09:00', to: '11:00' }],
-          },
+        rules: [
+          rule({
+            autoApprove: [
+              {
+                name: 'admins-at-night',
+                subjects: [{ kind: 'Group', name: 'admins' }],
+                windows: [{ from: '09:00', to: '11:00' }],
+              },
+            ],
+          }),
         ],
       }),
       at(),
@@ -127,8 +141,35 @@ describe('hold and waitForDecision', () => {
 
   it('a condition whose fact is unknown does not approve (rows not measured)', () => {
     const book = new ApprovalBook();
-    const outcome = hold(book, held({ autoApprove: [{ name: 'small', maxAffectedRows: 1_000_000 }] }), at());
+    const outcome = hold(
+      book,
+      held({ rules: [rule({ autoApprove: [{ name: 'small', maxAffectedRows: 1_000_000 }] })] }),
+      at(),
+    );
     expect(outcome).toHaveProperty('pending');
+  });
+
+  it('with several rules, conditions approve only when each rule has one that holds', () => {
+    const admins = { name: 'admins', subjects: [{ kind: 'Group' as const, name: 'admins' }] };
+    const second = rule({
+      guardrail: 'security',
+      rule: 'pii',
+      approvers: [{ kind: 'Group', name: 'security' }],
+    });
+    expect(
+      hold(new ApprovalBook(), held({ rules: [rule({ autoApprove: [admins] }), second] }), at()),
+    ).toHaveProperty('pending');
+    const both = hold(
+      new ApprovalBook(),
+      held({
+        rules: [
+          rule({ autoApprove: [admins] }),
+          { ...second, autoApprove: [{ ...admins, name: 'admins-too' }] },
+        ],
+      }),
+      at(),
+    );
+    expect(both).toMatchObject({ run: true, request: { decision: { condition: 'admins, admins-too' } } });
   });
 
   it('an approved shape releases other literals of the statement for the same identity', () => {

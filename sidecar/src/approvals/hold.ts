@@ -1,16 +1,27 @@
 import type { AutoApproveConditionSpec } from '../../../crds/guardrail.ts';
 import type { Identity } from '../identity/identity.ts';
 import type { ApprovalBook } from './approval-book.ts';
-import type { ApprovalImpact, ApprovalRequest, ApprovalRule, StatementBinding } from './approval-request.ts';
+import {
+  type ApprovalImpact,
+  type ApprovalRequest,
+  type ApprovalRule,
+  describeRules,
+  type StatementBinding,
+  ttlSecondsOf,
+  waitSecondsOf,
+} from './approval-request.ts';
 import { type AutoApproveFacts, autoApproval } from './auto-approve.ts';
 
-/** A statement a requireApproval rule refused, and what is known of it for the approver and the conditions. */
+/** A requireApproval rule with the conditions under which it approves by itself. */
+export type HoldingRule = ApprovalRule & { readonly autoApprove: readonly AutoApproveConditionSpec[] };
+
+/** A statement requireApproval rules refused, and what is known of it for the approver and the conditions. */
 export interface HeldStatement {
   readonly binding: StatementBinding;
   readonly fingerprint: string | null;
   readonly requester: Identity;
-  readonly rule: ApprovalRule;
-  readonly autoApprove: readonly AutoApproveConditionSpec[];
+  /** At least one; releasing the statement takes every one of them. */
+  readonly rules: readonly HoldingRule[];
   readonly impact: ApprovalImpact;
   readonly facts: Pick<AutoApproveFacts, 'kinds' | 'tables' | 'affectedRows' | 'sensitiveColumns'>;
 }
@@ -46,18 +57,24 @@ export function hold(
     binding: held.binding,
     fingerprint: held.fingerprint,
     requester: held.requester,
-    rule: held.rule,
+    rules: held.rules.map(({ autoApprove: _, ...rule }) => rule),
     impact: held.impact,
   });
-  const auto = autoApproval(held.autoApprove, {
-    ...held.facts,
-    requester: held.requester,
-    ...(held.rule.namespace !== undefined && { namespace: held.rule.namespace }),
-    at,
-    deniedSince: (since) => book.deniedSince(held.requester.subject, since),
-  });
-  if (auto) {
-    book.approveAutomatically(request.id, auto.condition);
+  // Approved without a person only when each rule has a condition that holds.
+  const met: string[] = [];
+  for (const rule of held.rules) {
+    const auto = autoApproval(rule.autoApprove, {
+      ...held.facts,
+      requester: held.requester,
+      ...(rule.namespace !== undefined && { namespace: rule.namespace }),
+      at,
+      deniedSince: (since) => book.deniedSince(held.requester.subject, since),
+    });
+    if (!auto) break;
+    met.push(auto.condition);
+  }
+  if (met.length === held.rules.length) {
+    book.approveAutomatically(request.id, met.join(', '));
     const claimed = book.claim(held.binding, held.fingerprint);
     if (claimed) return { run: true, request: claimed.request, by: 'condition' };
   }
@@ -126,14 +143,14 @@ export function waitForDecision(
 /** For the client while it waits (a PostgreSQL NoticeResponse): the request and how to decide it. */
 export function heldNotice(request: ApprovalRequest): string {
   return (
-    `statement held for approval: request ${request.id} (rule ${request.rule.rule} of Guardrail ${request.rule.guardrail}); ` +
-    `waiting up to ${request.rule.waitSeconds} s. An approver runs: gatehouse approvals approve ${request.id} --reason "..."`
+    `statement held for approval: request ${request.id} (${describeRules(request.rules)}); ` +
+    `waiting up to ${waitSecondsOf(request.rules)} s. An approver runs: gatehouse approvals approve ${request.id} --reason "..."`
   );
 }
 
 /** For the client when the statement does not run (SQLSTATE 42501 on PostgreSQL, error 1142 on MySQL). */
 export function notReleasedMessage(request: ApprovalRequest): string {
-  const rule = `rule ${request.rule.rule} of Guardrail ${request.rule.guardrail}`;
+  const rule = describeRules(request.rules);
   switch (request.phase) {
     case 'Denied':
       return `request ${request.id} was denied by ${request.decision?.by ?? 'an approver'}: ${request.decision?.reason ?? ''} (${rule})`;
@@ -145,8 +162,8 @@ export function notReleasedMessage(request: ApprovalRequest): string {
       return `request ${request.id} expired before anyone decided it (${rule}); run the statement again to ask anew`;
     default:
       return (
-        `request ${request.id} is still pending after ${request.rule.waitSeconds} s (${rule}); once it is approved, ` +
-        `run the identical statement again within ${request.rule.ttlSeconds} s of the approval`
+        `request ${request.id} is still pending after ${waitSecondsOf(request.rules)} s (${rule}); once it is approved, ` +
+        `run the identical statement again within ${ttlSecondsOf(request.rules)} s of the approval`
       );
   }
 }

@@ -53,18 +53,20 @@ function held(statement: string) {
     },
     fingerprint: `fp:${statement}`,
     requester: { subject: 'local:admin', groups: ['admins'], method: 'local' },
-    rule: {
-      guardrail: 'admin-approvals',
-      rule: 'drops',
-      // admin is an approver too, so that its own request is refused as self-approval.
-      approvers: [
-        { kind: 'Group', name: 'approvers' },
-        { kind: 'Group', name: 'admins' },
-      ],
-      allowSelfApproval: false,
-      waitSeconds: 120,
-      ttlSeconds: 900,
-    },
+    rules: [
+      {
+        guardrail: 'admin-approvals',
+        rule: 'drops',
+        // admin is an approver too, so that its own request is refused as self-approval.
+        approvers: [
+          { kind: 'Group', name: 'approvers' },
+          { kind: 'Group', name: 'admins' },
+        ],
+        allowSelfApproval: false,
+        waitSeconds: 120,
+        ttlSeconds: 900,
+      },
+    ],
     impact: { tables: ['customers'] },
   }).request;
 }
@@ -107,7 +109,7 @@ describe('gatehouse approvals', () => {
     ]);
     const show = await cli('show', request.id, ...as('lead'));
     expect(show.stdout).toContain('statement:            DROP TABLE customers');
-    expect(show.stdout).toContain('rule:                 drops of Guardrail admin-approvals');
+    expect(show.stdout).toContain('rules:                drops of Guardrail admin-approvals');
 
     const own = await cli('approve', request.id, '--reason', 'mine', ...as('admin'));
     expect(own).toMatchObject({ code: 1, stdout: '' });

@@ -190,7 +190,7 @@ function table(list: readonly ApprovalView[]): string {
     r.phase,
     r.requester.subject,
     r.database,
-    r.rule.name,
+    r.rules.map((rule) => rule.name).join(','),
     oneLine(r.statement, 60),
   ]);
   const header = ['ID', 'PHASE', 'REQUESTER', 'DATABASE', 'RULE', 'STATEMENT'];
@@ -207,7 +207,7 @@ function details(r: ApprovalView): string {
       `${r.requester.subject}${r.requester.groups.length ? ` (groups: ${r.requester.groups.join(', ')})` : ''}`,
     ],
     ['database', r.database],
-    ['rule', `${r.rule.name} of Guardrail ${r.rule.guardrail}`],
+    ['rules', r.rules.map((rule) => `${rule.name} of Guardrail ${rule.guardrail}`).join('; ')],
     ['statement', r.statement],
     ['reason', r.reason],
     ['affected rows', r.impact.affectedRows?.toString()],
