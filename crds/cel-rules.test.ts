@@ -8,7 +8,7 @@ import { KubeApi, KubeApiError } from '../operator/src/runtime/kube-api.ts';
 import { loadPolicyDocuments, PolicyError } from '../sidecar/src/policy/load-policy.ts';
 import { type KubeCluster, startKube } from '../test/harness/kube/start-kube.ts';
 import { API_VERSION } from './common.ts';
-import { AUTO_APPROVE_CHECKS, GUARDRAIL_RULE_CHECKS } from './guardrail.ts';
+import { AUTO_APPROVE_CHECKS, GUARDRAIL_RULE_CHECKS, NOTIFY_CHECKS } from './guardrail.ts';
 
 /**
  * Every CEL rule of the Guardrail CRD, broken on purpose: the real API server refuses the object with
@@ -25,6 +25,12 @@ const broken: Record<string, Record<string, unknown>> = {
   subjectsNotEmpty: { name: 'r', kinds: ['drop'], subjects: [] },
   approvalNeedsRequireApproval: { name: 'r', kinds: ['drop'], approval: { approvers } },
   databasesNotEmpty: { name: 'r', kinds: ['drop'], databases: [] },
+  urlOrSecret: {
+    name: 'r',
+    kinds: ['drop'],
+    action: 'requireApproval',
+    approval: { approvers, notify: [{ type: 'slack' }] },
+  },
   someTest: {
     name: 'r',
     kinds: ['drop'],
@@ -32,7 +38,7 @@ const broken: Record<string, Record<string, unknown>> = {
     approval: { approvers, autoApprove: [{ name: 'always' }] },
   },
 };
-const checks = { ...GUARDRAIL_RULE_CHECKS, ...AUTO_APPROVE_CHECKS };
+const checks = { ...GUARDRAIL_RULE_CHECKS, ...AUTO_APPROVE_CHECKS, ...NOTIFY_CHECKS };
 
 const guardrail = (rule: Record<string, unknown>) => ({
   apiVersion: API_VERSION,
@@ -110,6 +116,10 @@ describe('the Guardrail CRD CEL rules, in the API server and the policy loader',
       approval: {
         approvers,
         waitSeconds: 60,
+        notify: [
+          { type: 'slack', url: 'https://hooks.example.invalid/T000/B000/XXX' },
+          { type: 'webhook', urlSecretRef: { name: 'approvals-webhook', key: 'url' } },
+        ],
         autoApprove: [
           {
             name: 'night',

@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { type CelRule, documentSchema, LabelName, Subject, stringEnum } from './common.ts';
+import { type CelRule, documentSchema, LabelName, ObjectName, Subject, stringEnum } from './common.ts';
 
 /**
  * What a guardrail rule can match. The SQL analysis reports each of these as a finding on a
@@ -174,6 +174,51 @@ export const AutoApproveCondition = Type.Object(
   { additionalProperties: false, 'x-kubernetes-validations': [AUTO_APPROVE_CHECKS.someTest] },
 );
 
+export const NOTIFY_TYPES = ['slack', 'webhook'] as const;
+
+export const NOTIFY_CHECKS = {
+  urlOrSecret: {
+    rule: 'has(self.url) != has(self.urlSecretRef)',
+    message: 'give url or urlSecretRef, one of the two',
+  },
+} as const satisfies Record<string, CelRule>;
+
+/**
+ * Where a new request is announced. `slack`: a Slack-compatible incoming webhook (Slack, Mattermost,
+ * Rocket.Chat take the same `text`/`blocks` message); `webhook`: the request as JSON.
+ */
+export const NotifyTarget = Type.Object(
+  {
+    type: stringEnum(NOTIFY_TYPES),
+    url: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 2048,
+        pattern: '^https?://',
+        description:
+          'The endpoint. An incoming-webhook URL is a credential: in a cluster prefer urlSecretRef, which keeps it out of the Guardrail.',
+      }),
+    ),
+    urlSecretRef: Type.Optional(
+      Type.Object(
+        {
+          name: ObjectName,
+          key: Type.String({ minLength: 1, maxLength: 253 }),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "A Secret in the Guardrail's namespace holding the URL (read by the operator, which sends).",
+        },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    'x-kubernetes-validations': [NOTIFY_CHECKS.urlOrSecret],
+  },
+);
+
 /** Who may release a statement a requireApproval rule holds, and for how long it waits. */
 export const ApprovalSettings = Type.Object(
   {
@@ -203,6 +248,14 @@ export const ApprovalSettings = Type.Object(
       Type.Boolean({
         default: false,
         description: 'Whether a requester who is also an approver may approve their own request.',
+      }),
+    ),
+    notify: Type.Optional(
+      Type.Array(NotifyTarget, {
+        minItems: 1,
+        maxItems: 10,
+        description:
+          'Where each new request is announced; a delivery that fails is logged and never holds the statement longer.',
       }),
     ),
     autoApprove: Type.Optional(
@@ -299,5 +352,6 @@ export type GuardrailRuleSpec = Static<typeof GuardrailRule>;
 export type ApprovalSettingsSpec = Static<typeof ApprovalSettings>;
 export type AutoApproveConditionSpec = Static<typeof AutoApproveCondition>;
 export type ApprovalWindowSpec = Static<typeof ApprovalWindow>;
+export type NotifyTargetSpec = Static<typeof NotifyTarget>;
 export type GuardrailSpecType = Static<typeof GuardrailSpec>;
 export type GuardrailDocumentType = Static<typeof GuardrailDocument>;

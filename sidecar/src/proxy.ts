@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
+import { announceRequests } from './approvals/notify.ts';
 import { approvalsHandler } from './approvals/serve-approvals.ts';
 import { openAuditLog } from './audit/log.ts';
 import { watchFileContent } from './config/file-watch.ts';
@@ -212,6 +213,7 @@ export async function startProxy(
   let draining = false;
   // Held statements wait here for their decisions (see docs/approvals.md).
   const approvalBook = new ApprovalBook();
+  approvalBook.onChange(announceRequests(logger.child({ component: 'approvals' })));
   let admin: { server: Server; address: { host: string; port: number } } | undefined;
   if (config.admin) {
     try {

@@ -44,6 +44,7 @@ function ask(statement = 'DROP TABLE orders', params: (Buffer | null)[] = [], wh
   return {
     binding: { subject: who.subject, database: 'shop', statement, parametersHash: parametersHash(params) },
     fingerprint: `fp:${statement.replace(/\d+/g, '?')}`,
+    shape: statement.replace(/\d+/g, '$1'),
     requester: who,
     rules: [rule],
     impact: { tables: ['orders'] },

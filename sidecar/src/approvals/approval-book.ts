@@ -39,6 +39,7 @@ export type DecisionRefusal =
 export interface OpenRequest {
   readonly binding: StatementBinding;
   readonly fingerprint: string | null;
+  readonly shape: string | null;
   readonly requester: Identity;
   readonly rules: readonly ApprovalRule[];
   readonly impact: ApprovalImpact;
@@ -132,6 +133,7 @@ export class ApprovalBook {
       id: this.newId(),
       binding: input.binding,
       fingerprint: input.fingerprint,
+      shape: input.shape,
       requester: { subject: input.requester.subject, groups: [...input.requester.groups] },
       rules: input.rules,
       ...(input.reason !== undefined && { reason: input.reason }),

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { NotifyTargetSpec } from '../../../crds/guardrail.ts';
 import type { SubjectSpec } from '../policy/subject-matches.ts';
 
 /**
@@ -45,6 +46,8 @@ export interface ApprovalRule {
   readonly namespace?: string;
   readonly approvers: readonly SubjectSpec[];
   readonly allowSelfApproval: boolean;
+  /** Where a new request is announced. */
+  readonly notify?: readonly NotifyTargetSpec[];
   readonly waitSeconds: number;
   readonly ttlSeconds: number;
 }
@@ -65,6 +68,11 @@ export interface ApprovalRequest {
   readonly id: string;
   readonly binding: StatementBinding;
   readonly fingerprint: string | null;
+  /**
+   * The statement with literals as placeholders and comments removed (null when it could not be
+   * parsed): what leaves the proxy in notifications, where the text's values must not.
+   */
+  readonly shape: string | null;
   readonly requester: { readonly subject: string; readonly groups: readonly string[] };
   /**
    * Every requireApproval rule the statement matched (at least one). A decider must be an approver of

@@ -29,6 +29,7 @@ function setup() {
       parametersHash: parametersHash([]),
     },
     fingerprint: 'fp1',
+    shape: 'DROP TABLE customers',
     requester: { subject: 'local:admin', groups: ['dba'], method: 'local' },
     rules: [
       {

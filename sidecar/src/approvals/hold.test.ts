@@ -33,6 +33,7 @@ const held = (over: Partial<HeldStatement> = {}): HeldStatement => ({
     parametersHash: parametersHash([]),
   },
   fingerprint: 'fp-drop-t',
+  shape: 'DROP TABLE t',
   requester: admin,
   rules: [rule()],
   impact: { tables: ['t'] },

@@ -19,6 +19,7 @@ export type HoldingRule = ApprovalRule & { readonly autoApprove: readonly AutoAp
 export interface HeldStatement {
   readonly binding: StatementBinding;
   readonly fingerprint: string | null;
+  readonly shape: string | null;
   readonly requester: Identity;
   /** At least one; releasing the statement takes every one of them. */
   readonly rules: readonly HoldingRule[];
@@ -56,6 +57,7 @@ export function hold(
   const { request } = book.open({
     binding: held.binding,
     fingerprint: held.fingerprint,
+    shape: held.shape,
     requester: held.requester,
     rules: held.rules.map(({ autoApprove: _, ...rule }) => rule),
     impact: held.impact,

@@ -52,6 +52,7 @@ function held(statement: string) {
       parametersHash: parametersHash([]),
     },
     fingerprint: `fp:${statement}`,
+    shape: statement,
     requester: { subject: 'local:admin', groups: ['admins'], method: 'local' },
     rules: [
       {

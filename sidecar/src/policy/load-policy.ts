@@ -9,6 +9,7 @@ import {
   GuardrailDocument,
   type GuardrailDocumentType,
   type GuardrailRuleSpec,
+  NOTIFY_CHECKS,
   TABLE_RULE_KINDS,
 } from '../../../crds/guardrail.ts';
 import { MaskingPolicyDocument, type MaskingPolicyDocumentType } from '../../../crds/masking-policy.ts';
@@ -303,6 +304,10 @@ function guardrailRuleProblems(rule: GuardrailRuleSpec): { field: string; proble
     found.push({ field: '.databases', problem: GUARDRAIL_RULE_CHECKS.databasesNotEmpty.message });
   if (rule.approval !== undefined && rule.action !== 'requireApproval')
     found.push({ field: '.approval', problem: GUARDRAIL_RULE_CHECKS.approvalNeedsRequireApproval.message });
+  rule.approval?.notify?.forEach((target, i) => {
+    if ((target.url === undefined) === (target.urlSecretRef === undefined))
+      found.push({ field: `.approval.notify[${i}]`, problem: NOTIFY_CHECKS.urlOrSecret.message });
+  });
   rule.approval?.autoApprove?.forEach((condition, i) => {
     if (!AUTO_APPROVE_TESTS.some((test) => condition[test] !== undefined))
       found.push({ field: `.approval.autoApprove[${i}]`, problem: AUTO_APPROVE_CHECKS.someTest.message });
