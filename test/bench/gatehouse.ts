@@ -9,7 +9,7 @@ import type { Target } from './target.ts';
 
 const MAIN = resolve(import.meta.dirname, '../../sidecar/src/main.ts');
 const START_TIMEOUT_MS = 30_000;
-const BENCH_USER = 'bench';
+export const BENCH_USER = 'bench';
 
 /**
  * The real CLI (`gatehouse proxy`) as a child process, as a user runs it: identity mode local, audit to a
@@ -20,32 +20,36 @@ export function startGatehouse(server: PostgresInfo, dir: string): Promise<Targe
 }
 
 /**
- * The same with the full policy path: every statement parsed, analysed and decided against the
- * built-in guardrails (every kind blocks) and a DatabaseAccess grant, its output columns traced for
- * masking (bench_people's email tokenized, its ssn redacted by auto-detection), result text scanned.
+ * The full policy path: every statement parsed, analysed and decided against the built-in guardrails
+ * (every kind blocks) and a DatabaseAccess grant, its output columns traced for masking (bench_people's
+ * email tokenized, its ssn redacted by auto-detection), result text scanned. The stage measurements
+ * (stages.ts) judge under the same documents.
  */
+export const GUARDED_POLICY: readonly unknown[] = [
+  DEFAULT_GUARDRAIL,
+  {
+    apiVersion: 'gatehouse.dev/v1alpha1',
+    kind: 'MaskingPolicy',
+    metadata: { name: 'pii' },
+    // Auto-detection redacts the ssn; the email is tokenized, the costliest method per cell.
+    spec: { autoDetect: true, rules: [{ columns: ['bench_people.email'], method: 'tokenize' }] },
+  },
+  {
+    apiVersion: 'gatehouse.dev/v1alpha1',
+    kind: 'DatabaseAccess',
+    metadata: { name: 'bench' },
+    spec: {
+      subjects: [{ kind: 'User', name: `local:${BENCH_USER}` }],
+      allow: ['read', 'write'],
+      guardrails: [DEFAULT_GUARDRAIL.metadata.name],
+      maskingPolicies: ['pii'],
+    },
+  },
+];
+
+/** The same with the full policy (GUARDED_POLICY). */
 export function startGuardedGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
-  return startGatehouseTarget(server, dir, 'gatehouse-guarded', [
-    DEFAULT_GUARDRAIL,
-    {
-      apiVersion: 'gatehouse.dev/v1alpha1',
-      kind: 'MaskingPolicy',
-      metadata: { name: 'pii' },
-      // Auto-detection redacts the ssn; the email is tokenized, the costliest method per cell.
-      spec: { autoDetect: true, rules: [{ columns: ['bench_people.email'], method: 'tokenize' }] },
-    },
-    {
-      apiVersion: 'gatehouse.dev/v1alpha1',
-      kind: 'DatabaseAccess',
-      metadata: { name: 'bench' },
-      spec: {
-        subjects: [{ kind: 'User', name: `local:${BENCH_USER}` }],
-        allow: ['read', 'write'],
-        guardrails: [DEFAULT_GUARDRAIL.metadata.name],
-        maskingPolicies: ['pii'],
-      },
-    },
-  ]);
+  return startGatehouseTarget(server, dir, 'gatehouse-guarded', GUARDED_POLICY);
 }
 
 async function startGatehouseTarget(

@@ -28,6 +28,7 @@ import { PGBOUNCER, startPgbouncer } from './pgbouncer.ts';
 import { rssKb } from './process-usage.ts';
 import { formatResultsTable } from './results-table.ts';
 import { runMatrix } from './run-matrix.ts';
+import { formatStageTable, runStages, type StageRow } from './stages.ts';
 import { type ResultRow, summarize } from './summarize.ts';
 import { TARGET_NAMES, type Target, type TargetName } from './target.ts';
 import {
@@ -174,6 +175,14 @@ async function main(argv: string[]): Promise<number> {
       progress: log,
     });
     const rows = summarize(cells);
+    log('measuring the cost of each stage of a statement, in process ...');
+    let stages: StageRow[] = [];
+    try {
+      stages = await runStages(postgres.info, options.scale, options.durationSeconds >= 5 ? 1 : 0.25);
+    } catch (error) {
+      signal.throwIfAborted();
+      failures.push(`stages: ${(error as Error).message}`);
+    }
     const memory = Object.fromEntries(
       options.targets.map((name) => {
         const peaks = rows.filter((r) => r.target === name && r.peakRssMb !== null).map((r) => r.peakRssMb!);
@@ -194,7 +203,7 @@ async function main(argv: string[]): Promise<number> {
       loadAverageBefore: loadBefore,
       loadAverageAfter: loadavg()[0]!,
     };
-    printReport(options, machine, rows, startRssMb, goals, failures);
+    printReport(options, machine, rows, startRssMb, goals, failures, stages);
     if (mysql) printMysqlReport(mysql.rows, mysql.version);
 
     const out = resolve(options.out);
@@ -208,6 +217,7 @@ async function main(argv: string[]): Promise<number> {
       startRssMb,
       samples: cells.map((c) => ({ target: c.target, workload: c.workload.id, samples: c.samples })),
       goals,
+      stages,
       failures,
       ...(mysql && { mysql: { ...mysql, goal: mysqlGoal(mysql.rows) } }),
     };
@@ -310,6 +320,7 @@ function printReport(
   startRssMb: Partial<Record<TargetName, number>>,
   goals: readonly GoalCheck[],
   failures: readonly string[],
+  stages: readonly StageRow[],
 ): void {
   console.log(
     `\nGatehouse PostgreSQL proxy benchmark: medians of ${options.rounds} round(s) of ${options.durationSeconds} s`,
@@ -331,6 +342,14 @@ function printReport(
   }
   const idle = Object.entries(startRssMb).map(([name, mb]) => `${name} ${mb.toFixed(1)} MB`);
   if (idle.length > 0) console.log(`\nproxy RSS right after start, before any client: ${idle.join(', ')}`);
+  if (stages.length > 0) {
+    console.log(
+      '\nCost of each stage of a statement, measured in one process on the real functions (test/bench/stages.ts):\n' +
+        `${formatStageTable(stages)}\n` +
+        `p50 and p99 over batches of 8 calls; calls/s on one core. Analysis and lineage hits are what pgbench's\n` +
+        'texts pay after the first of their shape; misses are texts of a new shape.',
+    );
+  }
   console.log(`\nThe project's goals:\n${formatGoals(goals)}`);
   if (failures.length > 0)
     console.log(`\nFailures:\n${failures.map((f) => `- ${f.split('\n')[0]}`).join('\n')}`);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MYSQL_TARGET_NAMES } from './mysql-bench.ts';
+import { STAGE_KINDS } from './stages.ts';
 import { TARGET_NAMES } from './target.ts';
 
 const README = readFileSync(join(import.meta.dirname, 'README.md'), 'utf8');
@@ -24,6 +25,11 @@ describe('the benchmark README describes the targets the benchmark runs', () => 
     for (const name of names) expect(body).toContain(`\`${name}\``);
     const counted = /\b(\w+) targets\b/.exec(body)?.[1]?.toLowerCase();
     expect(counted).toBe(NUMBER_WORDS[names.length]);
+  });
+
+  it('describes every stage whose cost the benchmark measures', () => {
+    const body = section('## Cost of each stage');
+    for (const kind of STAGE_KINDS) expect(body).toContain(`\`${kind}`);
   });
 
   it('speaks of the project goals, not of an issue', () => {

@@ -11,6 +11,7 @@ import {
   canMount,
   collectingLogger,
   fillDisk,
+  sessionContext,
   statementEvent,
   statementStartEvent,
   withSmallDisk,
@@ -157,6 +158,29 @@ describe('openAuditLog', () => {
     const opens = written.filter((r) => r['type'] === 'log.open');
     expect(opens).toHaveLength(2);
     expect(opens[1]?.['resume']).toBe('sealed');
+    expect(await verifyFile(opts.file!)).toMatchObject({ ok: true, sealed: true, recoveries: [] });
+  });
+
+  it('anchors its head at the right byte when records hold multi-byte text, across restarts, batches and sessions', async () => {
+    const opts = options({ checkpointEveryRecords: 3 });
+    const other = { ...sessionContext, session: 'ÖTHER-セッション', database: 'dätabase' };
+    for (let run = 0; run < 3; run++) {
+      const log = await openAuditLog(opts);
+      for (let i = 0; i < 7 + run; i++) {
+        const start = { ...statementStartEvent(i), statement: `SELECT 'ü漢🦊' || $${i}` };
+        await log.recordBefore(i % 2 === 0 ? start : { ...start, context: other });
+        log.record({ ...statementEvent(i), context: i % 2 === 0 ? sessionContext : other });
+        // Some records share a write, some wait for the next turn.
+        if (i % 3 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      await log.close();
+      expect(log.healthy).toBe(true);
+    }
+    const written = records(await readFile(opts.file!, 'utf8'));
+    // A head anchored at a wrong offset is damage the next run records (head-mismatch).
+    expect(written.filter((r) => r['type'] === 'log.recover')).toEqual([]);
+    expect(written.filter((r) => r['session'] === other.session)).toHaveLength(22);
+    expect(written.filter((r) => r['database'] === other.database)).toHaveLength(11);
     expect(await verifyFile(opts.file!)).toMatchObject({ ok: true, sealed: true, recoveries: [] });
   });
 

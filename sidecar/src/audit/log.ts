@@ -42,8 +42,9 @@ import type { Logger } from 'pino';
 import { UserError } from '../errors.ts';
 import { acquireExclusiveLock, type ExclusiveLock, LockHeldError } from '../exclusive-lock.ts';
 import {
-  chainLine,
-  chainSignedLine,
+  chainSignedText,
+  chainText,
+  chainTextBytes,
   GENESIS,
   keyChangeSignature,
   parseChainLine,
@@ -51,7 +52,7 @@ import {
 } from './chain.ts';
 import type { AuditEvent, AuditSink } from './events.ts';
 import { type HeadAnchor, parseHead, readHeadFile, writeHeadFile } from './head.ts';
-import { auditFields } from './record.ts';
+import { auditFields, auditText } from './record.ts';
 import { loadSigningKey, type SigningKey } from './signing-key.ts';
 import { readLogTail } from './tail.ts';
 
@@ -94,7 +95,7 @@ const SLOW_SYNC_WRITE_MS = 10;
 /** How long writes then go through the thread pool before one is tried on the spot again. */
 const SLOW_DISK_BACKOFF_MS = 5000;
 
-/** Lines taken for one write, and where the chain and the file stand once they are written. */
+/** Records taken for one write, and where the chain and the file stand once they are written. */
 interface Batch {
   readonly lines: readonly Queued[];
   readonly anchor: HeadAnchor | undefined;
@@ -127,12 +128,22 @@ interface Recovery {
   readonly [field: string]: unknown;
 }
 
-/** A line waiting for the disk. */
+/**
+ * A record waiting for the disk. Its place (`seq`) is given when it is recorded, its `prev` and hash
+ * when its batch is taken for a write (`#chainRecord`): hashing happens once per batch, at the end of
+ * the event loop's turn, off the path of the statement that recorded it; the chain is the same.
+ */
 interface Queued {
-  readonly line: string;
+  readonly seq: number;
+  /** Its fields after seq and prev as JSON text without braces (`"time":...,"type":...`). */
+  readonly text: string;
+  /** The line, once chained; '' for the newline that ends a torn line. */
+  line: string | undefined;
   /** The record's type; undefined for the newline that ends a torn line. */
   readonly type: string | undefined;
-  /** Its fields, for the stdout copy made once it is written. */
+  /** A checkpoint: signed when chained. */
+  readonly signed: boolean;
+  /** With stdout on, its fields for the stdout copy made once it is written; they gain prev and hash when chained. */
   readonly fields: Record<string, unknown> | undefined;
   /** Told whether the line was written, for a statement that waits for its record. */
   readonly accepted: ((written: boolean) => void) | undefined;
@@ -152,7 +163,9 @@ class ChainedAuditLog implements AuditLog {
   readonly #logger: Logger;
   readonly #maxPendingBytes: number;
 
+  /** The last place given to a record. */
   #seq = 0;
+  /** The hash of the last record chained: records queued since have their place but not yet their prev. */
   #prev = GENESIS;
   #sinceCheckpoint = 0;
 
@@ -171,8 +184,8 @@ class ChainedAuditLog implements AuditLog {
   /** Queued lines whose writer waits for them: they are written without the batching delay. */
   #pendingWaiters = 0;
   #inFlightBytes = 0;
-  /** The latest checkpoint queued but not yet written. */
-  #unanchored: HeadAnchor | undefined;
+  /** The latest checkpoint queued but not yet written, and where it lands. */
+  #unanchored: { readonly offset: number; readonly record: Queued } | undefined;
   /** The latest checkpoint written but not yet synced and copied to the head file. */
   #toAnchor: HeadAnchor | undefined;
   #writing: Promise<void> | undefined;
@@ -236,7 +249,17 @@ class ChainedAuditLog implements AuditLog {
         const found = await this.#openFile(file, recoveries);
         resume = found.resume;
         lastKeyId = found.lastKeyId;
-        if (found.terminatePartialLine) this.#queue('', undefined, undefined, undefined);
+        if (found.terminatePartialLine) {
+          this.#queue({
+            seq: 0,
+            text: '',
+            line: '',
+            type: undefined,
+            signed: false,
+            fields: undefined,
+            accepted: undefined,
+          });
+        }
       } catch (error) {
         await this.#handle?.close().catch(() => undefined);
         this.#handle = undefined;
@@ -245,8 +268,8 @@ class ChainedAuditLog implements AuditLog {
         return;
       }
     }
-    this.#append(this.#openFields(resume, lastKeyId), undefined);
-    for (const recovery of recoveries) this.#append({ type: 'log.recover', ...recovery }, undefined);
+    this.#appendFields(this.#openFields(resume, lastKeyId));
+    for (const recovery of recoveries) this.#appendFields({ type: 'log.recover', ...recovery });
     // Signs the point where this run continues the chain and anchors the head to it at once.
     this.#checkpoint(false);
     this.#checkpointTimer = setInterval(() => {
@@ -383,9 +406,8 @@ class ChainedAuditLog implements AuditLog {
   }
 
   record(event: AuditEvent): void {
-    const fields = auditFields(event);
-    if (this.#refuses(fields)) return;
-    this.#append(fields, undefined);
+    if (this.#refuses(event)) return;
+    this.#appendEvent(event, undefined);
     if (++this.#sinceCheckpoint >= this.#options.checkpointEveryRecords) this.#checkpoint(false);
   }
 
@@ -394,9 +416,8 @@ class ChainedAuditLog implements AuditLog {
       this.record(event);
       return true;
     }
-    const fields = auditFields(event);
-    if (this.#refuses(fields)) return false;
-    const accepted = new Promise<boolean>((resolve) => this.#append(fields, resolve));
+    if (this.#refuses(event)) return false;
+    const accepted = new Promise<boolean>((resolve) => this.#appendEvent(event, resolve));
     if (++this.#sinceCheckpoint >= this.#options.checkpointEveryRecords) this.#checkpoint(false);
     return accepted;
   }
@@ -451,14 +472,14 @@ class ChainedAuditLog implements AuditLog {
   }
 
   /** Loses the record when the log takes none now; true when it did. */
-  #refuses(fields: Record<string, unknown>): boolean {
+  #refuses(event: AuditEvent): boolean {
     if (this.#closed || this.#broken || this.#dead) {
-      this.#lose(fields, this.#closed ? 'the audit log is closed' : this.#failure);
+      this.#lose(auditFields(event), this.#closed ? 'the audit log is closed' : this.#failure);
       return true;
     }
     if (this.#pendingBytes + this.#inFlightBytes >= this.#maxPendingBytes) {
       this.#overflow();
-      this.#lose(fields, this.#failure);
+      this.#lose(auditFields(event), this.#failure);
       return true;
     }
     return false;
@@ -505,63 +526,102 @@ class ChainedAuditLog implements AuditLog {
     }
   }
 
-  /** Gives the record its place in the chain: seq, prev, time, and its hash. */
-  #chain(typeFields: Record<string, unknown>): { fields: Record<string, unknown>; line: string } {
-    const fields: Record<string, unknown> = {
-      seq: ++this.#seq,
-      prev: this.#prev,
-      time: new Date().toISOString(),
-      ...typeFields,
+  /**
+   * Gives a record its place in the chain (seq) and its time; its fields are serialised now, its prev
+   * and hash come when its batch is taken (#chainRecord). `text` is its type's fields as JSON text.
+   */
+  #place(
+    type: string,
+    text: string,
+    signed: boolean,
+    typeFields: (() => Record<string, unknown>) | undefined,
+    accepted: ((written: boolean) => void) | undefined,
+  ): Queued {
+    const seq = ++this.#seq;
+    const time = isoNow();
+    return {
+      seq,
+      text: `"time":"${time}",${text}`,
+      line: undefined,
+      type,
+      signed,
+      // Only the stdout copy needs them as an object: pino serialises them again.
+      fields: this.#options.stdout ? { seq, prev: '', time, ...typeFields?.() } : undefined,
+      accepted,
     };
-    const { line, hash } = chainLine(fields);
-    this.#prev = hash;
-    return { fields, line };
   }
 
-  #append(typeFields: Record<string, unknown>, accepted: ((written: boolean) => void) | undefined): void {
-    const { fields, line } = this.#chain(typeFields);
-    if (this.#queue(line, fields['type'] as string, fields, accepted)) return;
+  /** Hashes (and for a checkpoint signs) a placed record after the last one chained. */
+  #chainRecord(record: Queued): void {
+    if (record.signed) {
+      const { line, hash, sig } = chainSignedText(record.seq, this.#prev, record.text, this.#key.privateKey);
+      record.line = line;
+      if (record.fields) Object.assign(record.fields, { prev: this.#prev, hash, sig });
+      this.#prev = hash;
+    } else {
+      const { line, hash } = chainText(record.seq, this.#prev, record.text);
+      record.line = line;
+      if (record.fields) Object.assign(record.fields, { prev: this.#prev, hash });
+      this.#prev = hash;
+    }
+  }
+
+  #appendEvent(event: AuditEvent, accepted: ((written: boolean) => void) | undefined): void {
+    this.#append(this.#place(event.type, auditText(event), false, () => auditFields(event), accepted));
+  }
+
+  #appendFields(typeFields: Record<string, unknown>): void {
+    this.#append(this.#placeFields(typeFields));
+  }
+
+  #placeFields(typeFields: Record<string, unknown>): Queued {
+    const text = JSON.stringify(typeFields).slice(1, -1);
+    return this.#place(String(typeFields['type']), text, false, () => typeFields, undefined);
+  }
+
+  #append(record: Queued): void {
+    if (this.#queue(record)) return;
     // No file: stdout is the only destination, and takes the record at once.
-    if (this.#options.stdout) this.#logger.info({ audit: fields });
-    accepted?.(true);
+    this.#chainRecord(record);
+    if (record.fields) this.#logger.info({ audit: record.fields });
+    record.accepted?.(true);
   }
 
-  #checkpointLine(final: boolean): { fields: Record<string, unknown>; line: string } {
-    const fields = {
-      seq: ++this.#seq,
-      prev: this.#prev,
-      time: new Date().toISOString(),
+  #checkpointRecord(final: boolean): Queued {
+    this.#sinceCheckpoint = 0;
+    const typeFields = {
       type: 'checkpoint',
       keyId: this.#key.keyId,
       lost: this.#lost,
       final: final || undefined,
     };
-    const { line, hash } = chainSignedLine(fields, this.#key.privateKey);
-    this.#prev = hash;
-    this.#sinceCheckpoint = 0;
-    return { fields, line };
+    return this.#place(
+      'checkpoint',
+      JSON.stringify(typeFields).slice(1, -1),
+      true,
+      () => typeFields,
+      undefined,
+    );
   }
 
   #checkpoint(final: boolean): void {
     const offset = this.#fileEnd;
-    const { fields, line } = this.#checkpointLine(final);
-    if (this.#queue(line, 'checkpoint', fields, undefined)) {
-      if (this.#headFile !== undefined) this.#unanchored = { offset, checkpoint: line };
-    } else if (this.#options.stdout) this.#logger.info({ audit: fields });
+    const record = this.#checkpointRecord(final);
+    if (this.#queue(record)) {
+      if (this.#headFile !== undefined) this.#unanchored = { offset, record };
+    } else {
+      this.#chainRecord(record);
+      if (record.fields) this.#logger.info({ audit: record.fields });
+    }
   }
 
-  /** Puts a line (or, with no type, the newline that ends a torn line) in the next write. */
-  #queue(
-    line: string,
-    type: string | undefined,
-    fields: Record<string, unknown> | undefined,
-    accepted: ((written: boolean) => void) | undefined,
-  ): boolean {
+  /** Puts a record (or, with no type, the newline that ends a torn line) in the next write. */
+  #queue(record: Queued): boolean {
     if (this.#handle === undefined) return false;
-    const bytes = Buffer.byteLength(line) + 1;
-    this.#pending.push({ line, type, fields, accepted });
+    const bytes = record.type === undefined ? 1 : chainTextBytes(record.seq, record.text, record.signed) + 1;
+    this.#pending.push(record);
     this.#pendingBytes += bytes;
-    if (accepted) this.#pendingWaiters++;
+    if (record.accepted) this.#pendingWaiters++;
     this.#fileEnd += bytes;
     this.#schedule();
     return true;
@@ -605,11 +665,16 @@ class ChainedAuditLog implements AuditLog {
     this.#schedule();
   }
 
-  /** Takes what is queued for one write, with the chain point the file reaches once it is written. */
+  /**
+   * Takes what is queued for one write, chained, with the chain point the file reaches once it is
+   * written. Every record queued has its place, so after chaining them `#seq` and `#prev` agree.
+   */
   #takeBatch(): Batch {
+    for (const record of this.#pending) if (record.line === undefined) this.#chainRecord(record);
+    const unanchored = this.#unanchored;
     const batch: Batch = {
       lines: this.#pending,
-      anchor: this.#unanchored,
+      anchor: unanchored && { offset: unanchored.offset, checkpoint: unanchored.record.line! },
       end: { seq: this.#seq, prev: this.#prev, offset: this.#fileEnd },
     };
     clearTimeout(this.#batchTimer);
@@ -630,7 +695,7 @@ class ChainedAuditLog implements AuditLog {
       this.#written = batch.end;
       for (const queued of batch.lines) {
         if (queued.type !== undefined) this.#writtenRecords++;
-        if (this.#options.stdout && queued.fields) this.#logger.info({ audit: queued.fields });
+        if (queued.fields) this.#logger.info({ audit: queued.fields });
         queued.accepted?.(true);
       }
       if (batch.anchor) {
@@ -701,7 +766,7 @@ class ChainedAuditLog implements AuditLog {
       void this.#repair();
     } else this.#dead = true;
     for (const queued of lost) {
-      if (queued.fields) this.#lose(queued.fields, failure);
+      if (queued.type !== undefined) this.#lose(JSON.parse(`{${queued.text}}`), failure);
       queued.accepted?.(false);
     }
   }
@@ -719,9 +784,12 @@ class ChainedAuditLog implements AuditLog {
       this.#unrecordedLoss = new Map();
       this.#unrecordedSince = undefined;
       this.#unrecordedReason = undefined;
-      const noted = loss && this.#chain(loss);
-      const offset = from.offset + (noted ? Buffer.byteLength(noted.line) + 1 : 0);
-      const sealed = this.#checkpointLine(false);
+      // Nothing is queued while the log is broken: these two follow the last record written.
+      const noted = loss && this.#placeFields(loss);
+      if (noted) this.#chainRecord(noted);
+      const offset = from.offset + (noted ? Buffer.byteLength(noted.line!) + 1 : 0);
+      const sealed = this.#checkpointRecord(false);
+      this.#chainRecord(sealed);
       try {
         await handle.truncate(from.offset);
         const lines = noted ? `${noted.line}\n${sealed.line}\n` : `${sealed.line}\n`;
@@ -740,14 +808,12 @@ class ChainedAuditLog implements AuditLog {
       this.#written = {
         seq: this.#seq,
         prev: this.#prev,
-        offset: offset + Buffer.byteLength(sealed.line) + 1,
+        offset: offset + Buffer.byteLength(sealed.line!) + 1,
       };
       this.#fileEnd = this.#written.offset;
       this.#writtenRecords += noted ? 2 : 1;
-      if (this.#options.stdout) {
-        if (noted) this.#logger.info({ audit: noted.fields });
-        this.#logger.info({ audit: sealed.fields });
-      }
+      if (noted?.fields) this.#logger.info({ audit: noted.fields });
+      if (sealed.fields) this.#logger.info({ audit: sealed.fields });
       this.#broken = false;
       this.#failure = undefined;
       clearInterval(this.#repairTimer);
@@ -758,7 +824,7 @@ class ChainedAuditLog implements AuditLog {
         'audit file writable again: the loss is written down, records are taken again',
       );
       if (this.#headFile !== undefined) {
-        this.#toAnchor = { offset, checkpoint: sealed.line };
+        this.#toAnchor = { offset, checkpoint: sealed.line! };
         this.#anchoring ??= this.#anchor(handle);
       }
     })().finally(() => {
@@ -785,7 +851,7 @@ class ChainedAuditLog implements AuditLog {
   #recordLoss(): void {
     const fields = this.#lossFields();
     if (!fields) return;
-    this.#append(fields, undefined);
+    this.#appendFields(fields);
     this.#unrecordedLoss = new Map();
     this.#unrecordedSince = undefined;
     this.#unrecordedReason = undefined;
@@ -842,6 +908,18 @@ async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
     const { bytesWritten } = await handle.write(data, offset, data.length - offset);
     offset += bytesWritten;
   }
+}
+
+/** The time of a record; records of one millisecond share its text. */
+let isoMs = Number.NaN;
+let isoText = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
 }
 
 function describeError(error: unknown): string {
