@@ -95,3 +95,89 @@ describe('PostgresGate with shapes: texts that differ only in literals', () => {
     expect(statementShape('SELECT 1; SELECT 2')).toBeUndefined();
   });
 });
+
+describe('PostgresGate with approvals', () => {
+  const held = () => {
+    const loaded = loadPolicyDocuments(
+      [
+        DEFAULT_GUARDRAIL,
+        {
+          apiVersion: API_VERSION,
+          kind: 'Guardrail',
+          metadata: { name: 'approvals' },
+          spec: {
+            rules: [
+              {
+                name: 'drops',
+                kinds: ['drop', 'truncate'],
+                action: 'requireApproval',
+                approval: { approvers: [{ kind: 'Group', name: 'approvers' }] },
+              },
+            ],
+          },
+        },
+        {
+          apiVersion: API_VERSION,
+          kind: 'DatabaseAccess',
+          metadata: { name: 'ops' },
+          spec: {
+            subjects: [{ kind: 'User', name: 'ops' }],
+            allow: ['read', 'write', 'ddl'],
+            guardrails: ['approvals'],
+          },
+        },
+      ],
+      'test',
+    );
+    return new PostgresGate({
+      policy: () => loaded,
+      identity: { subject: 'ops', groups: [], method: 'local' },
+      database: 'app',
+      code: () => BUILTINS_ONLY,
+      snapshot: () => undefined,
+      misread: () => undefined,
+    });
+  };
+  const idle = { idle: true, outdated: false, refreshed: false };
+
+  it('a held statement says which rules hold it and what the conditions read', () => {
+    const verdict = held().check('DROP TABLE staging.batches', undefined, idle);
+    expect(verdict).toMatchObject({
+      outcome: 'refuse',
+      approval: true,
+      held: {
+        demands: [{ guardrail: 'approvals', rule: 'drops', settings: { waitSeconds: 120 } }],
+        kinds: ['drop'],
+        tables: ['staging.batches'],
+      },
+    });
+  });
+
+  it('the tables of a held statement are unknown when some cannot be known', () => {
+    const tables = (sql: string) => {
+      const verdict = held().check(sql, undefined, idle);
+      if (verdict.outcome !== 'refuse' || !verdict.held) throw new Error(`${sql} was not held`);
+      return verdict.held.tables;
+    };
+    expect([...(tables('DROP TABLE a; TRUNCATE b') ?? [])].sort()).toEqual(['a', 'b']);
+    expect(tables('DROP SCHEMA staging CASCADE')).toBeUndefined();
+  });
+
+  it('runs once released, with the approval in its notes, and only past the rules released', () => {
+    const gate = held();
+    const released = { ...idle, released: new Set(['approvals/drops']) };
+    expect(gate.check('TRUNCATE staging.batches', undefined, released)).toMatchObject({
+      outcome: 'allow',
+      notes: ['approved: approvals/drops'],
+    });
+    expect(
+      gate.check('TRUNCATE staging.batches', undefined, { ...idle, released: new Set(['approvals/other']) }),
+    ).toMatchObject({
+      outcome: 'refuse',
+    });
+    // A release does not open what the grant does not allow.
+    expect(gate.check('GRANT ALL ON staging.batches TO public', undefined, released)).toMatchObject({
+      outcome: 'refuse',
+    });
+  });
+});

@@ -1,6 +1,7 @@
+import type { GuardrailRuleKind } from '../../../../crds/guardrail.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import type { QueryText } from '../../sql/normalize.ts';
-import type { Decision } from '../guardrails/decide.ts';
+import type { ApprovalDemand, Decision } from '../guardrails/decide.ts';
 import type { RowLimit } from '../guardrails/row-limits.ts';
 
 /**
@@ -32,6 +33,8 @@ export interface Moment {
   readonly outdated: boolean;
   /** This text was held for a catalog reload already: it is judged now, whatever the catalog says. */
   readonly refreshed: boolean;
+  /** requireApproval rules an approval released for this text (`guardrail/rule`, see approvalKey). */
+  readonly released?: ReadonlySet<string>;
 }
 
 /** What a gate says of one text; each protocol words a refusal as its own error in a few lines. */
@@ -74,6 +77,16 @@ export interface Refused {
   /** A guardrail refusal: which kind of policy refused, and whether approval would let it run. */
   readonly policyKind?: 'Guardrail' | 'DatabaseAccess';
   readonly approval?: boolean;
+  /**
+   * When approval would let it run: every rule that holds it, and what the approver and the
+   * auto-approval conditions are shown of it.
+   */
+  readonly held?: {
+    readonly demands: readonly ApprovalDemand[];
+    readonly kinds: readonly GuardrailRuleKind[];
+    /** The tables its statements name; undefined when some cannot be known (dynamic SQL, unknown code). */
+    readonly tables: readonly string[] | undefined;
+  };
   /** An analysis failed: which one and why, for the proxy log (never sent to the client). */
   readonly failure?: { readonly stage: 'statement' | 'masking'; readonly error: string };
 }
@@ -123,8 +136,16 @@ export function guardrailVerdict(
       message: decision.message,
       policyKind: decision.policyKind,
       approval: decision.action === 'requireApproval',
+      ...(decision.approvals && {
+        held: {
+          demands: decision.approvals,
+          kinds: [...new Set(reached.facts.findings.map((f) => f.kind))],
+          tables: heldTables(reached.facts),
+        },
+      }),
     };
   const notes = decision.dryRun.map((hit) => `dry run: ${hit.guardrail}/${hit.rule} would ${hit.action}`);
+  for (const hit of decision.approved ?? []) notes.push(`approved: ${hit.guardrail}/${hit.rule}`);
   // The audit record names the stored code the statement runs (functions, triggers, rules, views).
   if (runs) notes.push(runs);
   const warnings = decision.outcome === 'allow-with-warnings' ? decision.warnings : [];
@@ -138,4 +159,21 @@ export function guardrailVerdict(
       rows: { limits: decision.rowLimits, what: decision.rowsWhat ?? 'the statement', facts: reached.facts },
     }),
   };
+}
+
+/**
+ * The tables a held statement names, for the approver and the `tables` condition; undefined when
+ * some cannot be known: text the parser rejects, dynamic SQL, or a finding that names no tables.
+ */
+function heldTables(facts: StatementFacts): readonly string[] | undefined {
+  if (!facts.parsed) return undefined;
+  const tables = new Set([...facts.tablesRead, ...facts.tablesWritten]);
+  for (const finding of facts.findings) {
+    // Several statements in one text: each one's own findings name its tables.
+    if (finding.kind === 'multi-statement') continue;
+    if (finding.kind === 'dynamic-sql' || finding.kind === 'unknown-statement' || !finding.tables)
+      return undefined;
+    for (const table of finding.tables) tables.add(table);
+  }
+  return [...tables];
 }

@@ -100,7 +100,10 @@ export class CodeGuard {
     moment: Moment,
   ): { verdict: Verdict<never>; reached: StatementFacts } {
     const code = withStoredCode(facts, this.code(), this.pending);
-    const decision = decide(code.facts, this.identity, policy, { database: this.database });
+    const decision = decide(code.facts, this.identity, policy, {
+      database: this.database,
+      ...(moment.released && { released: moment.released }),
+    });
     const changesCode = changesStoredCode(code.facts);
     if (decision.outcome === 'refuse' && code.unknown.length > 0 && !moment.refreshed)
       return { verdict: { outcome: 'refresh-catalog', unknownRoutines: code.unknown }, reached: code.facts };

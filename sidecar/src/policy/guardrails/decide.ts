@@ -15,6 +15,16 @@ import { mayChangeRows, type RowLimit, uncountableChange } from './row-limits.ts
 export interface DecisionContext {
   /** The upstream database the session is connected to. */
   readonly database: string;
+  /**
+   * requireApproval rules an approval released for this statement, as `guardrail/rule` (see
+   * approvalKey): their hits no longer hold it. Blocks and other rules still apply.
+   */
+  readonly released?: ReadonlySet<string>;
+}
+
+/** How a requireApproval rule is named in DecisionContext.released. */
+export function approvalKey(guardrail: string, rule: string): string {
+  return `${guardrail}/${rule}`;
 }
 
 /** One guardrail rule matching one finding. */
@@ -30,6 +40,8 @@ export interface GuardrailHit {
 
 export interface Allow {
   readonly outcome: 'allow';
+  /** requireApproval rules it matched that an approval released (DecisionContext.released). */
+  readonly approved?: readonly GuardrailHit[];
   /** What rules of guardrails in dryRun mode would have done. */
   readonly dryRun: readonly GuardrailHit[];
   /**
@@ -43,6 +55,7 @@ export interface Allow {
 
 export interface AllowWithWarnings {
   readonly outcome: 'allow-with-warnings';
+  readonly approved?: readonly GuardrailHit[];
   readonly warnings: readonly GuardrailHit[];
   readonly dryRun: readonly GuardrailHit[];
   readonly rowLimits: readonly RowLimit[];
@@ -142,6 +155,7 @@ function decideForGrant(
 
   const blocks: GuardrailHit[] = [];
   const approvals: GuardrailHit[] = [];
+  const approved: GuardrailHit[] = [];
   const warnings: GuardrailHit[] = [];
   const dryRun: GuardrailHit[] = [];
   const rowLimits: RowLimit[] = [];
@@ -158,7 +172,8 @@ function decideForGrant(
         const hit = hitOf(guardrail, rule, finding, facts);
         if (guardrail.spec.mode === 'dryRun') dryRun.push(hit);
         else if (hit.action === 'block') blocks.push(hit);
-        else if (hit.action === 'requireApproval') approvals.push(hit);
+        else if (hit.action === 'requireApproval')
+          (context.released?.has(approvalKey(hit.guardrail, hit.rule)) ? approved : approvals).push(hit);
         else warnings.push(hit);
       }
     }
@@ -196,7 +211,10 @@ function decideForGrant(
       dryRun,
     };
   }
-  const what = rowLimits.length > 0 ? { rowsWhat: rowsWhat(facts) } : {};
+  const what = {
+    ...(rowLimits.length > 0 && { rowsWhat: rowsWhat(facts) }),
+    ...(approved.length > 0 && { approved }),
+  };
   return warnings.length > 0
     ? { outcome: 'allow-with-warnings', warnings, dryRun, rowLimits, ...what }
     : { outcome: 'allow', dryRun, rowLimits, ...what };
