@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
+import { approvalAuditEvent } from './approvals/approval-audit.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
 import { announceRequests } from './approvals/notify.ts';
 import { approvalsHandler } from './approvals/serve-approvals.ts';
@@ -214,6 +215,7 @@ export async function startProxy(
   // Held statements wait here for their decisions (see docs/approvals.md).
   const approvalBook = new ApprovalBook();
   approvalBook.onChange(announceRequests(logger.child({ component: 'approvals' })));
+  approvalBook.onChange((change) => audit.record(approvalAuditEvent(change)));
   let admin: { server: Server; address: { host: string; port: number } } | undefined;
   if (config.admin) {
     try {

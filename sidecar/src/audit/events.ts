@@ -63,6 +63,33 @@ export interface StatementEvent {
   readonly reason?: string;
   /** Output columns masked, each with its sources, why they are sensitive and the method. */
   readonly masked?: readonly string[];
+  /** The approval request that released it, when a requireApproval rule held it. */
+  readonly approval?: string;
+}
+
+/**
+ * A step of an approval request (docs/approvals.md): asked, decided, used, or ended unused. The
+ * statement appears as its shape (literals as placeholders), as in statement records.
+ */
+export interface ApprovalAuditEvent {
+  readonly type: 'approval';
+  readonly event: 'requested' | 'approved' | 'denied' | 'expired' | 'executed' | 'withdrawn';
+  readonly request: string;
+  /** The requester. */
+  readonly subject: string;
+  readonly database: string;
+  readonly statement: string | null;
+  readonly fingerprint: string | null;
+  readonly parametersHash: string;
+  /** The rules that held it, `guardrail/rule`. */
+  readonly rules: readonly string[];
+  /** Who decided: a subject, or `gatehouse:auto-approve`. */
+  readonly by?: string;
+  readonly reason?: string;
+  /** The auto-approval condition(s) that decided. */
+  readonly condition?: string;
+  /** When an approval of the statement's shape ends (ISO 8601). */
+  readonly shapeUntil?: string;
 }
 
 /**
@@ -82,7 +109,8 @@ export type AuditEvent =
   | ConnectionEndEvent
   | ConnectionRefusedEvent
   | StatementStartEvent
-  | StatementEvent;
+  | StatementEvent
+  | ApprovalAuditEvent;
 
 /** Where the proxy sends its audit events. Implementations must not block the caller. */
 export interface AuditSink {

@@ -64,7 +64,20 @@ function events(n: number): AuditEvent[] {
         sqlstate: '42501',
         reason: text,
         masked: [text, `${text} (email, tokenize)`],
+        approval: `ar-${n}`,
       }),
+    },
+    {
+      type: 'approval',
+      event: (['requested', 'approved', 'denied', 'expired', 'executed', 'withdrawn'] as const)[n % 6]!,
+      request: `ar-${n}`,
+      subject: text,
+      database: text,
+      statement: n % 5 === 0 ? null : text,
+      fingerprint: null,
+      parametersHash: '',
+      rules: [text, 'g/r'],
+      ...(optional && { by: text, reason: text, condition: text, shapeUntil: '2026-12-07T00:00:00.000Z' }),
     },
     { type: 'connection.start', context: ctx, tls: optional },
     { type: 'connection.end', context: ctx, durationMs: number, statements: n, reason: text },
@@ -92,7 +105,7 @@ describe('auditText', () => {
         checked++;
       }
     }
-    expect(checked).toBe(600);
+    expect(checked).toBe(720);
   });
 
   it("keeps each session's fields to its own records", () => {

@@ -53,6 +53,23 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         sqlstate: event.sqlstate,
         reason: event.reason,
         masked: event.masked,
+        approval: event.approval,
+      };
+    case 'approval':
+      return {
+        type: event.type,
+        event: event.event,
+        request: event.request,
+        subject: event.subject,
+        database: event.database,
+        statement: event.statement,
+        fingerprint: event.fingerprint,
+        parametersHash: event.parametersHash,
+        rules: [...event.rules],
+        by: event.by,
+        reason: event.reason,
+        condition: event.condition,
+        shapeUntil: event.shapeUntil,
       };
   }
 }
@@ -93,7 +110,8 @@ export function auditText(event: AuditEvent): string {
         `${member('statement', event.statement)}${member('fingerprint', event.fingerprint)}` +
         `${member('outcome', event.outcome)}${member('command', event.command)}${member('rows', event.rows)}` +
         `${member('rowsChanged', event.rowsChanged)}${member('durationMs', event.durationMs)}` +
-        `${member('sqlstate', event.sqlstate)}${member('reason', event.reason)}${member('masked', event.masked)}`
+        `${member('sqlstate', event.sqlstate)}${member('reason', event.reason)}${member('masked', event.masked)}` +
+        member('approval', event.approval)
       );
     default:
       return JSON.stringify(auditFields(event)).slice(1, -1);

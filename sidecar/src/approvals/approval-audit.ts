@@ -1,0 +1,21 @@
+import type { ApprovalAuditEvent } from '../audit/events.ts';
+import type { ApprovalChange } from './approval-book.ts';
+
+/** The audit record of a step of an approval request. */
+export function approvalAuditEvent({ event, request }: ApprovalChange): ApprovalAuditEvent {
+  const decision = event === 'approved' || event === 'denied' ? request.decision : undefined;
+  return {
+    type: 'approval',
+    event,
+    request: request.id,
+    subject: request.requester.subject,
+    database: request.binding.database,
+    statement: request.shape,
+    fingerprint: request.fingerprint,
+    parametersHash: request.binding.parametersHash,
+    rules: request.rules.map((rule) => `${rule.guardrail}/${rule.rule}`),
+    ...(decision && { by: decision.by, reason: decision.reason }),
+    ...(decision?.condition !== undefined && { condition: decision.condition }),
+    ...(decision?.shapeUntil !== undefined && { shapeUntil: new Date(decision.shapeUntil).toISOString() }),
+  };
+}
