@@ -115,6 +115,23 @@ describe('tokenizing cells as bytes', () => {
     }
   });
 
+  it('gives repeated domains the token of the text path under each key, whatever their case', () => {
+    const other = createMaskingKey(Buffer.from('another golden token key of 32 b'));
+    const domains = ['example.com', 'Example.com', 'EXAMPLE.COM', 'ex.co', 'example.org', 'a.b.example.com'];
+    for (let n = 0; n < 2000; n++) {
+      const k = n % 3 === 0 ? other : key;
+      const value = `${word(1, 12)}@${domains[randomInt(domains.length)]}`;
+      const token = createCellMasker('tokenize', { key: k, kind: null, typeOid: PG_TYPE.text })(
+        Buffer.from(value),
+        TEXT_FORMAT,
+      );
+      expect([value, Buffer.from(token!).toString()]).toEqual([
+        value,
+        maskValue(value, 'tokenize', { key: k, kind: null, typeOid: PG_TYPE.text }),
+      ]);
+    }
+  });
+
   it('never lets the token of a card number pass the Luhn check', () => {
     const masker = createCellMasker('tokenize', { key, kind: 'card', typeOid: PG_TYPE.text });
     for (let n = 0; n < 2000; n++) {

@@ -142,9 +142,9 @@ export function tokenizeAsciiBytes(cell: Buffer, end: number, mac: HmacSha256): 
   if (at > 0 && dot > at + 1 && dot < end - 1) {
     substituteBytes(cell, 0, at, prfOfBytes(mac, TAG_EMAIL_LOCAL, cell, 0, end, at), out);
     out[at] = 64;
-    const domain = tokenizeDomain(cell.toString('latin1', at + 1, end), dot - at - 1, mac);
-    out.write(domain, at + 1, 'latin1');
-    out.set(cell.subarray(dot, cell.length), dot);
+    const domain = recentDomainToken(cell, at + 1, end, dot - at - 1, mac);
+    for (let i = 0; i < domain.length; i++) out[at + 1 + i] = domain[i]!;
+    for (let i = dot; i < cell.length; i++) out[i] = cell[i]!;
     return out;
   }
   substituteBytes(cell, 0, end, prfOfBytes(mac, TAG_VALUE, cell, 0, end, end), out);
@@ -155,6 +155,45 @@ export function tokenizeAsciiBytes(cell: Buffer, end: number, mac: HmacSha256): 
     out[last] = 48 + ((out[last]! - 47) % 10);
   }
   return out;
+}
+
+/*
+ * The tokenized domain names of the last few addresses, as bytes: a column of emails has few domains,
+ * and comparing a dozen bytes costs less than building the string the domain cache is keyed by.
+ */
+interface RecentDomain {
+  mac: HmacSha256 | undefined;
+  domain: Uint8Array;
+  token: Uint8Array;
+}
+const RECENT_DOMAINS = 8;
+const recentDomains: RecentDomain[] = Array.from({ length: RECENT_DOMAINS }, () => ({
+  mac: undefined,
+  domain: new Uint8Array(0),
+  token: new Uint8Array(0),
+}));
+let nextRecent = 0;
+
+function recentDomainToken(
+  cell: Buffer,
+  start: number,
+  end: number,
+  nameLength: number,
+  mac: HmacSha256,
+): Uint8Array {
+  const length = end - start;
+  search: for (const recent of recentDomains) {
+    if (recent.mac !== mac || recent.domain.length !== length) continue;
+    for (let i = 0; i < length; i++) if (recent.domain[i] !== cell[start + i]) continue search;
+    return recent.token;
+  }
+  const token = Buffer.from(tokenizeDomain(cell.toString('latin1', start, end), nameLength, mac), 'latin1');
+  const slot = recentDomains[nextRecent]!;
+  nextRecent = (nextRecent + 1) % RECENT_DOMAINS;
+  slot.mac = mac;
+  slot.domain = new Uint8Array(cell.subarray(start, end));
+  slot.token = token;
+  return token;
 }
 
 const DIGIT = 1;

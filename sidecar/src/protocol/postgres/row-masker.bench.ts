@@ -43,6 +43,16 @@ const rows = Array.from({ length: 4096 }, (_, i) =>
     (i * 0.37).toFixed(2),
   ]),
 );
+/** The same columns holding nothing personal: what an identity under a masking policy mostly reads. */
+const cleanRows = Array.from({ length: 4096 }, (_, i) =>
+  dataRow([
+    String(i + 1),
+    `item ${i + 1}`,
+    i % 3 === 0 ? 'shipped' : 'pending',
+    CITIES[i % 5]!,
+    (i * 0.37).toFixed(2),
+  ]),
+);
 const fields: ResultField[] = [PG_TYPE.int4, PG_TYPE.text, PG_TYPE.text, PG_TYPE.text, PG_TYPE.numeric].map(
   (typeOid) => ({ name: 'c', typeOid, typmod: -1, format: 0 }),
 );
@@ -83,16 +93,21 @@ const plans: [string, StatementMaskPlan][] = [
       withholdsServerText: true,
     },
   ],
-  [
-    'nothing masked, 3 text cells scanned',
-    { columns: [], rest: undefined, masked: [], withholdsServerText: false },
-  ],
 ];
+const clean: StatementMaskPlan = { columns: [], rest: undefined, masked: [], withholdsServerText: false };
 
 console.log('Rows of (id int4, email text, ssn text, city text, score numeric), text format:');
 for (const [label, plan] of plans) {
   const masker = createRowMasker(plan, fields, key);
   const nanos = best((i) => masker(rows[i & 4095]!), ROWS);
+  console.log(`  ${label.padEnd(46)} ${(nanos / 1000).toFixed(2).padStart(6)} µs/row`);
+}
+const scanning = createRowMasker(clean, fields, key);
+for (const [label, source] of [
+  ['nothing masked, 3 text cells scanned (PII found)', rows],
+  ['nothing masked, nothing personal in the row', cleanRows],
+] as const) {
+  const nanos = best((i) => scanning(source[i & 4095]!), ROWS);
   console.log(`  ${label.padEnd(46)} ${(nanos / 1000).toFixed(2).padStart(6)} µs/row`);
 }
 
