@@ -127,6 +127,27 @@ describe('createRowMasker on generated rows', () => {
   });
 });
 
+describe('createRowMasker after a row that failed', () => {
+  it('carries nothing of that row into the next', () => {
+    const redact = { method: 'redact', kind: null, reason: 'r' } as const;
+    const plan: StatementMaskPlan = {
+      columns: [redact, redact, redact],
+      rest: undefined,
+      masked: ['r'],
+      withholdsServerText: true,
+    };
+    const mask = createRowMasker(plan, [field(PG_TYPE.text), field(PG_TYPE.text), field(PG_TYPE.text)], key);
+    // A row that claims three cells and holds two: reading the third throws after the second was replaced.
+    const truncated = dataRow([null, Buffer.from('secret')]);
+    truncated.writeInt16BE(3, 5);
+    expect(() => mask(truncated)).toThrow();
+    const out = mask(dataRow([Buffer.from('a'), null, Buffer.from('b')]));
+    expect(out.readInt32BE(1)).toBe(out.length - 1);
+    const stars = Buffer.from('****').toString('hex');
+    expect(cellsOf(out)).toEqual([stars, null, stars]);
+  });
+});
+
 describe('needsRowInspection', () => {
   it('lets results of numbers pass uncopied when nothing is masked', () => {
     const clean: StatementMaskPlan = { columns: [], rest: undefined, masked: [], withholdsServerText: false };

@@ -123,7 +123,10 @@ export function createRowMasker(
   // Per column, reused row after row: the replacement and where the original cell's length sits.
   const replacements: (Uint8Array | null | undefined)[] = [];
   const at: number[] = [];
+  // Set while a row's replacements are pending: a row that threw halfway leaves none for the next.
+  let pending = false;
   return (frame) => {
+    if (pending) replacements.fill(undefined);
     const columns = frame.readInt16BE(5);
     let offset = 7;
     let first = -1;
@@ -137,12 +140,15 @@ export function createRowMasker(
       const replacement = rewriteAt(i)(frame, offset - length, offset, formats[i]!);
       if (replacement === undefined) continue;
       if (first < 0) first = i;
+      pending = true;
       replacements[i] = replacement;
       at[i] = start;
       size += (replacement === null ? 0 : replacement.length) - length;
     }
     if (first < 0) return frame;
-    return rebuild(frame, columns, first, size, replacements, at);
+    const out = rebuild(frame, columns, first, size, replacements, at);
+    pending = false;
+    return out;
   };
 }
 
