@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 /*
  * Decoders for text hidden in base64 or hex (`encode(convert_to(ssn, 'UTF8'), 'base64')`, bytea
  * output). Both give up at the first byte that cannot be text, so the random bytes behind ordinary
@@ -12,7 +14,6 @@ BASE64_VALUES[45] = 62; // '-' in the URL-safe alphabet
 BASE64_VALUES[95] = 63; // '_'
 
 let scratch = Buffer.allocUnsafe(256);
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Text keeps tab, newline, carriage return and everything from space up, except DEL. */
 function textByte(byte: number): boolean {
@@ -26,11 +27,11 @@ function ensureScratch(bytes: number): void {
 function asText(length: number, sawHighByte: boolean): string | null {
   if (length < 4) return null;
   if (!sawHighByte) return scratch.toString('latin1', 0, length);
-  try {
-    return utf8.decode(scratch.subarray(0, length));
-  } catch {
-    return null;
-  }
+  // Checked before decoding, not by a fatal TextDecoder: its exception cost about 6 µs per mixed-case
+  // id or SKU (`SKU-000123` reads as base64). A byte order mark is dropped, as TextDecoder drops it.
+  if (!isUtf8(scratch.subarray(0, length))) return null;
+  const bom = scratch[0] === 0xef && scratch[1] === 0xbb && scratch[2] === 0xbf ? 3 : 0;
+  return scratch.toString('utf8', bom, length);
 }
 
 /**

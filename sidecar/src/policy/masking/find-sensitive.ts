@@ -102,6 +102,8 @@ interface Features {
   percent: boolean;
   base64Run: boolean;
   hexRun: boolean;
+  /** Five dashes in a row, as a PEM header starts. */
+  dashRun: boolean;
 }
 
 const features: Features = {
@@ -120,6 +122,7 @@ const features: Features = {
   percent: false,
   base64Run: false,
   hexRun: false,
+  dashRun: false,
 };
 
 /* Character classes for measure, as bits in a table indexed by char code. */
@@ -146,7 +149,8 @@ for (let c = 0; c < 65536; c++) {
   CLASSES[c] = bits;
 }
 
-function measure(text: string): Features {
+/** Features of text, or of the UTF-8 bytes text[start..end) when text is a buffer. */
+function measure(text: string | Buffer, start = 0, end = text.length): Features {
   // Locals, not properties, inside the loop: it runs for every character of every scanned cell.
   let digits = 0;
   let digitCluster = 0;
@@ -172,8 +176,11 @@ function measure(text: string): Features {
   let runLower = false;
   let runMarks = false;
   let hexLength = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+  let dashes = 0;
+  let dashRun = false;
+  const bytes = typeof text === 'string' ? undefined : text;
+  for (let i = start; i < end; i++) {
+    const c = bytes === undefined ? (text as string).charCodeAt(i) : bytes[i]!;
     const k = CLASSES[c]!;
     if (k & C_DIGIT) {
       digits++;
@@ -198,6 +205,11 @@ function measure(text: string): Features {
       runUpper = false;
       runLower = false;
       runMarks = false;
+    }
+    if (c === 45) {
+      if (++dashes >= 5) dashRun = true;
+    } else {
+      dashes = 0;
     }
     if (k & C_HEX) {
       if (++hexLength >= 8) hexRun = true;
@@ -241,12 +253,81 @@ function measure(text: string): Features {
   f.hexRun = hexRun;
   f.colonSpace = colonSpace;
   f.doubleColon = doubleColon;
+  f.dashRun = dashRun;
   return f;
 }
 
+/* The detectors scan() wakes, as bits: each is skipped unless the text has what it needs. */
+const G_EMAIL = 1 << 0;
+const G_SSN = 1 << 1;
+const G_CARD = 1 << 2;
+const G_PHONE = 1 << 3;
+const G_IPV4 = 1 << 4;
+const G_IPV6 = 1 << 5;
+const G_IBAN = 1 << 6;
+const G_NINO = 1 << 7;
+const G_DNI = 1 << 8;
+const G_SECRET = 1 << 9;
+const G_NAME = 1 << 10;
+const G_STREET = 1 << 11;
+const G_JSON = 1 << 12;
+const G_EQUALS = 1 << 13;
+const G_COLON = 1 << 14;
+const G_URL = 1 << 15;
+const G_BASE64 = 1 << 16;
+const G_HEX = 1 << 17;
+const G_PERCENT = 1 << 18;
+
+/**
+ * Which detectors can find anything in a text with these features. Every threshold is a count or a
+ * flag that can only grow when a text is measured as its UTF-8 bytes instead of its characters (a
+ * character beyond ASCII is one or more bytes above 127, each counted where the character is), so
+ * what bytes do not wake, their text does not either: mayFindSensitive relies on that.
+ */
+function gates(f: Features, text: string | Buffer): number {
+  let g = 0;
+  if (f.at) g |= G_EMAIL;
+  if (f.digitCluster >= 9) g |= G_SSN;
+  if (f.digitCluster >= 13) g |= G_CARD;
+  if (f.digitCluster >= 7) g |= G_PHONE;
+  if (f.digits >= 4 && f.dots >= 3) g |= G_IPV4;
+  if (f.colons >= 7 || f.doubleColon) g |= G_IPV6;
+  if (f.upper >= 2 && f.digits >= 10) g |= G_IBAN;
+  if (f.upper >= 3 && f.digits >= 6) g |= G_NINO;
+  if (f.upper >= 1 && f.digits >= 7) g |= G_DNI;
+  // Every credential shape is one token of 16 or more characters, except a PEM header.
+  if (f.longestToken >= 16 || (f.longestToken >= 5 && f.dashRun && text.includes('-----BEGIN')))
+    g |= G_SECRET;
+  if (f.upper >= 2 && f.spaces >= 1) g |= G_NAME;
+  if (f.digits >= 1 && f.upper >= 1 && f.spaces >= 1) g |= G_STREET;
+  if (f.quote && f.colons >= 1) g |= G_JSON;
+  if (f.equals) g |= G_EQUALS;
+  if (f.colonSpace) g |= G_COLON;
+  if (f.at && f.colons >= 1) g |= G_URL;
+  if (f.base64Run) g |= G_BASE64;
+  if (f.hexRun) g |= G_HEX;
+  if (f.percent) g |= G_PERCENT;
+  return g;
+}
+
+/**
+ * A cheap, sure "no" before a cell is decoded: false when findSensitive finds nothing in the UTF-8
+ * text of these bytes, because no detector would even look. True means it may; scan to know.
+ */
+export function mayFindSensitive(bytes: Buffer, start = 0, end = bytes.length): boolean {
+  if (end - start < MIN_TEXT) return false;
+  const f = measure(bytes, start, end);
+  return gates(f, f.dashRun ? bytes.subarray(start, end) : bytes) !== 0;
+}
+
+/** Shorter texts hold nothing a detector finds. */
+const MIN_TEXT = 4;
+
 function scan(text: string, decode: boolean): Finding[] | null {
-  if (text.length < 4) return null;
+  if (text.length < MIN_TEXT) return null;
   const f = measure(text);
+  const g = gates(f, text);
+  if (g === 0) return null;
   let out: Finding[] | null = null;
   const add = (kind: PiiKind, start: number, end: number, encoding?: Encoding): void => {
     const finding: Finding = encoding === undefined ? { kind, start, end } : { kind, start, end, encoding };
@@ -254,13 +335,13 @@ function scan(text: string, decode: boolean): Finding[] | null {
     else out.push(finding);
   };
 
-  if (f.at) each(EMAIL, text, (m) => add('email', m.index, m.index + m[0].length));
-  if (f.digitCluster >= 9) {
+  if (g & G_EMAIL) each(EMAIL, text, (m) => add('email', m.index, m.index + m[0].length));
+  if (g & G_SSN) {
     each(SSN, text, (m) => {
       if (ssnValid(Number(m[1]), Number(m[3]), Number(m[4]))) add('ssn', m.index, m.index + m[0].length);
     });
   }
-  if (f.digitCluster >= 13) {
+  if (g & G_CARD) {
     each(CARD, text, (m) => {
       if (cardNumberValid(text, m.index, m.index + m[0].length)) add('card', m.index, m.index + m[0].length);
     });
@@ -278,59 +359,58 @@ function scan(text: string, decode: boolean): Finding[] | null {
       if (ahvValid(text, m.index, m.index + m[0].length)) add('national-id', m.index, m.index + m[0].length);
     });
   }
-  if (f.digitCluster >= 7) {
+  if (g & G_PHONE) {
     each(PHONE_INTERNATIONAL, text, (m) => add('phone', m.index, m.index + m[0].length));
     if (f.digitCluster >= 10) {
       each(PHONE_NANP, text, (m) => add('phone', m.index, m.index + m[0].length));
       each(PHONE_TRUNK_PREFIX, text, (m) => add('phone', m.index, m.index + m[0].length));
     }
   }
-  if (f.digits >= 4 && f.dots >= 3) {
+  if (g & G_IPV4) {
     each(IPV4, text, (m) => {
       const end = m.index + m[0].length;
       if (ipv4Valid(text, m.index, end) && !unremarkableIpv4(m[0])) add('ip', m.index, end);
     });
   }
-  if (f.colons >= 7 || f.doubleColon) {
+  if (g & G_IPV6) {
     each(IPV6, text, (m) => {
       const end = m.index + m[0].length;
       if (m[0] !== '::' && m[0] !== '::1' && ipv6Valid(text, m.index, end)) add('ip', m.index, end);
     });
   }
-  if (f.upper >= 2 && f.digits >= 10) {
+  if (g & G_IBAN) {
     each(IBAN_START, text, (m) => {
       const end = ibanEnd(text, m.index);
       if (end > 0) add('iban', m.index, end);
     });
   }
-  if (f.upper >= 3 && f.digits >= 6) {
+  if (g & G_NINO) {
     each(NINO, text, (m) => {
       if (ninoValid(text, m.index, m.index + m[0].length)) {
         add('national-id', m.index, m.index + m[0].length);
       }
     });
   }
-  if (f.upper >= 1 && f.digits >= 7) {
+  if (g & G_DNI) {
     each(DNI, text, (m) => {
       if (dniValid(text, m.index, m.index + m[0].length)) add('national-id', m.index, m.index + m[0].length);
     });
   }
-  // Every credential shape is one token of 16 or more characters, except a PEM header.
-  if (f.longestToken >= 16 || (f.longestToken >= 5 && text.includes('-----BEGIN'))) {
+  if (g & G_SECRET) {
     each(SECRET_PATTERN, text, (m) => {
       if (plausibleSecret(m)) add('secret', m.index, m.index + m[0].length);
     });
   }
-  if (f.upper >= 2 && f.spaces >= 1) {
+  if (g & G_NAME) {
     each(PERSON_NAME, text, (m) => {
       if (isGivenName(m[1]!)) add('person-name', m.index, m.index + m[0].length);
     });
   }
-  if (f.digits >= 1 && f.upper >= 1 && f.spaces >= 1) {
+  if (g & G_STREET) {
     each(STREET, text, (m) => add('address', m.index, m.index + m[0].length));
     each(STREET_EUROPEAN, text, (m) => add('address', m.index, m.index + m[0].length));
   }
-  if (f.quote && f.colons >= 1) {
+  if (g & G_JSON) {
     each(JSON_MEMBER, text, (m) => {
       const raw = m[2]!;
       const start = m.index + m[0].length - raw.length;
@@ -344,7 +424,7 @@ function scan(text: string, decode: boolean): Finding[] | null {
       );
     });
   }
-  if (f.equals) {
+  if (g & G_EQUALS) {
     each(KEY_EQUALS_VALUE, text, (m) => {
       const raw = m[2]!;
       const start = m.index + m[0].length - raw.length;
@@ -359,30 +439,28 @@ function scan(text: string, decode: boolean): Finding[] | null {
     });
     if (text.includes('Key (')) detailKeys(text, add);
   }
-  if (f.colonSpace) {
+  if (g & G_COLON) {
     each(KEY_COLON_VALUE, text, (m) => {
       const raw = m[2]!.trimEnd();
       const start = m.index + m[0].length - m[2]!.length;
       hinted(m[1]!.trim(), text, start, start + raw.length, add);
     });
   }
-  if (f.at && f.colons >= 1) {
+  if (g & G_URL) {
     each(URL_PASSWORD, text, (m) => {
       const end = m.index + m[0].length - 1;
       add('secret', end - m[1]!.length, end);
     });
   }
   if (decode) {
-    // The scans of decoded text below reuse `features`: read what is left to read first.
-    const { base64Run, hexRun, percent } = f;
-    if (base64Run) {
+    if (g & G_BASE64) {
       each(BASE64, text, (m) => {
         const decoded = decodeBase64Text(text, m.index, m.index + m[0].length);
         const inner = decoded === null ? null : scan(decoded, false);
         if (inner !== null) add(inner[0]!.kind, m.index, m.index + m[0].length, 'base64');
       });
     }
-    if (hexRun) {
+    if (g & G_HEX) {
       each(HEX, text, (m) => {
         const prefix = m[0].startsWith('\\x') ? 2 : 0;
         const decoded = decodeHexText(text, m.index + prefix, m.index + m[0].length);
@@ -390,7 +468,7 @@ function scan(text: string, decode: boolean): Finding[] | null {
         if (inner !== null) add(inner[0]!.kind, m.index, m.index + m[0].length, 'hex');
       });
     }
-    if (percent) {
+    if (g & G_PERCENT) {
       each(PERCENT, text, (m) => {
         const decoded = decodePercent(m[0]);
         const inner = decoded === null ? null : scan(decoded, false);

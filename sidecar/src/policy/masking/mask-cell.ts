@@ -2,6 +2,7 @@ import { decodeBinary, encodeBinary } from './binary-codecs.ts';
 import { MASK_FUNCTIONS, type MaskContext, type MaskMethod, REDACTED } from './mask-methods.ts';
 import { arrayElementType, PG_TYPE, typeFamily } from './pg-types.ts';
 import { prfOfBytes, TAG_VALUE } from './prf.ts';
+import { tokenizeAsciiBytes } from './tokenize.ts';
 
 /** PostgreSQL's format codes in Bind and RowDescription. */
 export const TEXT_FORMAT = 0;
@@ -75,7 +76,20 @@ export function createCellMasker(method: MaskMethod, context: MaskContext): Cell
   if (family === 'bytea') maskBinary = byteaMasker(method, context);
   else if (family === 'array') maskBinary = arrayMasker(method, context);
   else maskBinary = (cell) => maskViaText(cell, oid, mask, context);
-  return (cell, format) => (format === BINARY_FORMAT ? maskBinary(cell, format) : maskText(cell));
+  const masker: CellMasker = (cell, format) =>
+    format === BINARY_FORMAT ? maskBinary(cell, format) : maskText(cell);
+  if (method === 'tokenize' && TEXT_LIKE.has(oid)) {
+    // Both formats of these types are the UTF-8 text; ASCII values are tokenized as bytes, others
+    // take the text path. char(n) trailing blanks are not part of the value (see `significant`).
+    const mac = context.key.tokenize;
+    const padded = family === 'bpchar';
+    return (cell, format) => {
+      let end = cell.length;
+      if (padded) while (end > 0 && cell[end - 1] === 32) end--;
+      return tokenizeAsciiBytes(asBuffer(cell), end, mac) ?? masker(cell, format);
+    };
+  }
+  return masker;
 }
 
 /** One-off masking of a cell; prefer createCellMasker for a column's every row. */

@@ -1,5 +1,5 @@
 import type { HmacSha256 } from './hmac-sha256.ts';
-import { prf, TAG_EMAIL_DOMAIN, TAG_EMAIL_LOCAL, TAG_VALUE } from './prf.ts';
+import { prf, prfOfBytes, TAG_EMAIL_DOMAIN, TAG_EMAIL_LOCAL, TAG_VALUE } from './prf.ts';
 import { luhnValid } from './validators.ts';
 
 /*
@@ -113,6 +113,136 @@ function failLuhn(token: string): string {
   while (token.charCodeAt(last) < 48 || token.charCodeAt(last) > 57) last--;
   const digit = (token.charCodeAt(last) - 47) % 10;
   return token.slice(0, last) + digit + token.slice(last + 1);
+}
+
+/**
+ * tokenizeText for a value given as ASCII bytes (UTF-8 and Latin-1 alike), straight into a new
+ * buffer: the same token without decoding the cell, building strings or encoding the result. `end`
+ * may stop before trailing bytes that are copied unchanged (char(n)'s blanks, which tokenize
+ * ignores). Returns undefined when a byte is not ASCII: the caller takes the text path.
+ */
+export function tokenizeAsciiBytes(cell: Buffer, end: number, mac: HmacSha256): Buffer | undefined {
+  let at = -1;
+  let dot = -1;
+  let digits = 0;
+  let cardOnly = true;
+  for (let i = 0; i < cell.length; i++) {
+    const c = cell[i]!;
+    if (c > 127) return undefined;
+    if (i >= end) continue;
+    const kind = CLASS[c]!;
+    if (kind === DIGIT) digits++;
+    else if (c !== 32 && c !== 45) {
+      cardOnly = false;
+      if (c === 64) at = i;
+      else if (c === 46) dot = i;
+    }
+  }
+  const out = Buffer.allocUnsafe(cell.length);
+  if (at > 0 && dot > at + 1 && dot < end - 1) {
+    substituteBytes(cell, 0, at, prfOfBytes(mac, TAG_EMAIL_LOCAL, cell, 0, end, at), out);
+    out[at] = 64;
+    const domain = recentDomainToken(cell, at + 1, end, dot - at - 1, mac);
+    for (let i = 0; i < domain.length; i++) out[at + 1 + i] = domain[i]!;
+    for (let i = dot; i < cell.length; i++) out[i] = cell[i]!;
+    return out;
+  }
+  substituteBytes(cell, 0, end, prfOfBytes(mac, TAG_VALUE, cell, 0, end, end), out);
+  if (end < cell.length) out.set(cell.subarray(end), end);
+  if (cardOnly && digits >= 13 && digits <= 19 && luhnValidBytes(cell, end) && luhnValidBytes(out, end)) {
+    let last = end - 1;
+    while (CLASS[out[last]!] !== DIGIT) last--;
+    out[last] = 48 + ((out[last]! - 47) % 10);
+  }
+  return out;
+}
+
+/*
+ * The tokenized domain names of the last few addresses, as bytes: a column of emails has few domains,
+ * and comparing a dozen bytes costs less than building the string the domain cache is keyed by.
+ */
+interface RecentDomain {
+  mac: HmacSha256 | undefined;
+  domain: Uint8Array;
+  token: Uint8Array;
+}
+const RECENT_DOMAINS = 8;
+const recentDomains: RecentDomain[] = Array.from({ length: RECENT_DOMAINS }, () => ({
+  mac: undefined,
+  domain: new Uint8Array(0),
+  token: new Uint8Array(0),
+}));
+let nextRecent = 0;
+
+function recentDomainToken(
+  cell: Buffer,
+  start: number,
+  end: number,
+  nameLength: number,
+  mac: HmacSha256,
+): Uint8Array {
+  const length = end - start;
+  search: for (const recent of recentDomains) {
+    if (recent.mac !== mac || recent.domain.length !== length) continue;
+    for (let i = 0; i < length; i++) if (recent.domain[i] !== cell[start + i]) continue search;
+    return recent.token;
+  }
+  const token = Buffer.from(tokenizeDomain(cell.toString('latin1', start, end), nameLength, mac), 'latin1');
+  const slot = recentDomains[nextRecent]!;
+  nextRecent = (nextRecent + 1) % RECENT_DOMAINS;
+  slot.mac = mac;
+  slot.domain = new Uint8Array(cell.subarray(start, end));
+  slot.token = token;
+  return token;
+}
+
+const DIGIT = 1;
+const LOWER = 2;
+const UPPER = 3;
+
+/** Per ASCII byte: 0 kept as it is, else DIGIT, LOWER or UPPER. */
+const CLASS = new Uint8Array(256);
+/** SUBSTITUTE[class << 8 | stream byte]: the replacement drawn by that byte, as substitute() draws it. */
+const SUBSTITUTE = new Uint8Array(4 << 8);
+for (let c = 48; c <= 57; c++) CLASS[c] = DIGIT;
+for (let c = 97; c <= 122; c++) CLASS[c] = LOWER;
+for (let c = 65; c <= 90; c++) CLASS[c] = UPPER;
+for (let b = 0; b < 256; b++) {
+  SUBSTITUTE[(DIGIT << 8) | b] = 48 + (b % 10);
+  SUBSTITUTE[(LOWER << 8) | b] = 97 + (b % 26);
+  SUBSTITUTE[(UPPER << 8) | b] = 65 + (b % 26);
+}
+
+/** substitute() on ASCII bytes: stream[i] draws the replacement of from[start + i]. */
+function substituteBytes(
+  from: Uint8Array,
+  start: number,
+  end: number,
+  stream: Uint8Array,
+  out: Uint8Array,
+): void {
+  for (let i = start; i < end; i++) {
+    const c = from[i]!;
+    const kind = CLASS[c]!;
+    out[i] = kind === 0 ? c : SUBSTITUTE[(kind << 8) | stream[i - start]!]!;
+  }
+}
+
+function luhnValidBytes(bytes: Uint8Array, end: number): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = end - 1; i >= 0; i--) {
+    const c = bytes[i]!;
+    if (c < 48 || c > 57) continue;
+    let d = c - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
 }
 
 const NUMBER = /^([+-]?)([0-9]*)(?:\.([0-9]*))?([eE][+-]?[0-9]+)?$/;

@@ -1,3 +1,4 @@
+import { mayFindSensitive } from '../../policy/masking/find-sensitive.ts';
 import { createCellMasker, TEXT_FORMAT } from '../../policy/masking/mask-cell.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
@@ -102,6 +103,7 @@ export function createCopyTextMasker(
 
 /** The value scan of a clear field, as for a SELECT's clear text cell. */
 function scanField(value: Buffer): Uint8Array | undefined {
+  if (!mayFindSensitive(value)) return undefined;
   const text = value.toString('utf8');
   const scrubbed = maskTextFreeform(text);
   return scrubbed === text ? undefined : Buffer.from(scrubbed, 'utf8');

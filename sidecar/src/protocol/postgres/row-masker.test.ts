@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { createCellMasker } from '../../policy/masking/mask-cell.ts';
+import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import { createMaskingKey } from '../../policy/masking/masking-key.ts';
 import { PG_TYPE } from '../../policy/masking/pg-types.ts';
 import type { StatementMaskPlan } from '../../policy/masking/statement-mask-plan.ts';
@@ -73,6 +75,76 @@ describe('createRowMasker', () => {
     };
     const out = createRowMasker(plan, [field(PG_TYPE.int4, 1)], key)(dataRow([Buffer.from([0, 1, 2, 3])]));
     expect(cellsOf(out)).toEqual(['00000000']);
+  });
+});
+
+describe('createRowMasker on generated rows', () => {
+  it('gives each cell what its column masker or the value scan gives it, in a well-formed frame', () => {
+    const methods = [undefined, 'redact', 'tokenize', 'nullify', 'hash'] as const;
+    const values = [
+      '',
+      'x',
+      'shipped',
+      'alice@example.com',
+      'mail bob@example.com',
+      '123-45-6789',
+      'é€😀 Zoë',
+      'a'.repeat(300),
+    ];
+    for (let n = 0; n < 500; n++) {
+      const count = 1 + (n % 7);
+      const columns = Array.from({ length: count }, (_, i) => methods[(n * 7 + i * 3) % methods.length]);
+      const plan: StatementMaskPlan = {
+        columns: columns.map((method) => (method ? { method, kind: null, reason: 'r' } : undefined)),
+        rest: undefined,
+        masked: ['r'],
+        withholdsServerText: true,
+      };
+      const fields = columns.map(() => field(PG_TYPE.text));
+      const mask = createRowMasker(plan, fields, key);
+      for (let row = 0; row < 5; row++) {
+        const cells = columns.map((_, i) =>
+          (n + row + i) % 6 === 0 ? null : Buffer.from(values[(n * 5 + row * 3 + i) % values.length]!),
+        );
+        const out = mask(dataRow(cells));
+        expect(out.readInt32BE(1)).toBe(out.length - 1);
+        const expected = cells.map((cell, i) => {
+          if (cell === null) return null;
+          const method = columns[i];
+          if (method === undefined) {
+            const text = cell.toString();
+            return Buffer.from(maskTextFreeform(text)).toString('hex');
+          }
+          const masked = createCellMasker(method, { key, kind: null, typeOid: PG_TYPE.text, typmod: -1 })(
+            cell,
+            0,
+          );
+          return masked === null ? null : Buffer.from(masked).toString('hex');
+        });
+        expect(cellsOf(out)).toEqual(expected);
+      }
+    }
+  });
+});
+
+describe('createRowMasker after a row that failed', () => {
+  it('carries nothing of that row into the next', () => {
+    const redact = { method: 'redact', kind: null, reason: 'r' } as const;
+    const plan: StatementMaskPlan = {
+      columns: [redact, redact, redact],
+      rest: undefined,
+      masked: ['r'],
+      withholdsServerText: true,
+    };
+    const mask = createRowMasker(plan, [field(PG_TYPE.text), field(PG_TYPE.text), field(PG_TYPE.text)], key);
+    // A row that claims three cells and holds two: reading the third throws after the second was replaced.
+    const truncated = dataRow([null, Buffer.from('secret')]);
+    truncated.writeInt16BE(3, 5);
+    expect(() => mask(truncated)).toThrow();
+    const out = mask(dataRow([Buffer.from('a'), null, Buffer.from('b')]));
+    expect(out.readInt32BE(1)).toBe(out.length - 1);
+    const stars = Buffer.from('****').toString('hex');
+    expect(cellsOf(out)).toEqual([stars, null, stars]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { mayFindSensitive } from '../../policy/masking/find-sensitive.ts';
 import { BINARY_FORMAT, type CellMasker, createCellMasker } from '../../policy/masking/mask-cell.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
@@ -17,8 +18,13 @@ export interface ResultField {
 /** Rewrites one DataRow message; returns the frame itself when no cell changed. */
 export type RowMasker = (frame: Buffer) => Buffer;
 
-/** Per cell: the replacement (null for SQL NULL), or undefined to keep it. */
-type CellRewrite = (cell: Buffer, format: number) => Uint8Array | null | undefined;
+/** Per cell frame[start..end): the replacement (null for SQL NULL), or undefined to keep it. */
+type CellRewrite = (
+  frame: Buffer,
+  start: number,
+  end: number,
+  format: number,
+) => Uint8Array | null | undefined;
 
 export function rowDescriptionFields(frame: Buffer): ResultField[] {
   const count = frame.readInt16BE(5);
@@ -91,6 +97,7 @@ export function needsRowInspection(
 /**
  * The DataRow rewriter for one result. `fields` may be unknown (an Execute whose portal was never
  * described): masked columns then become NULL, which every type accepts, and text cells are scanned.
+ * A row allocates nothing unless a cell changes, and then only the new frame.
  */
 export function createRowMasker(
   plan: StatementMaskPlan,
@@ -98,7 +105,7 @@ export function createRowMasker(
   key: MaskingKey,
 ): RowMasker {
   const rewrites: CellRewrite[] = [];
-  const count = fields?.length ?? 0;
+  const formats: number[] = [];
   const rewriteAt = (i: number): CellRewrite => {
     let rewrite = rewrites[i];
     if (!rewrite) {
@@ -108,29 +115,91 @@ export function createRowMasker(
         key,
       );
       rewrites[i] = rewrite;
+      formats[i] = fields?.[i]?.format ?? 0;
     }
     return rewrite;
   };
-  for (let i = 0; i < count; i++) rewriteAt(i);
+  for (let i = 0; i < (fields?.length ?? 0); i++) rewriteAt(i);
+  // Per column, reused row after row: the replacement and where the original cell's length sits.
+  const replacements: (Uint8Array | null | undefined)[] = [];
+  const at: number[] = [];
+  // Set while a row's replacements are pending: a row that threw halfway leaves none for the next.
+  let pending = false;
   return (frame) => {
+    if (pending) replacements.fill(undefined);
     const columns = frame.readInt16BE(5);
     let offset = 7;
-    let changed: (Uint8Array | null | undefined)[] | undefined;
+    let first = -1;
+    let size = frame.length;
     for (let i = 0; i < columns; i++) {
       const length = frame.readInt32BE(offset);
+      const start = offset;
       offset += 4;
       if (length < 0) continue;
-      const cell = frame.subarray(offset, offset + length);
       offset += length;
-      const format = fields?.[i]?.format ?? 0;
-      const replacement = rewriteAt(i)(cell, format);
-      if (replacement !== undefined) {
-        changed ??= new Array(columns);
-        changed[i] = replacement;
-      }
+      const replacement = rewriteAt(i)(frame, offset - length, offset, formats[i]!);
+      if (replacement === undefined) continue;
+      if (first < 0) first = i;
+      pending = true;
+      replacements[i] = replacement;
+      at[i] = start;
+      size += (replacement === null ? 0 : replacement.length) - length;
     }
-    return changed ? rebuild(frame, columns, changed) : frame;
+    if (first < 0) return frame;
+    const out = rebuild(frame, columns, first, size, replacements, at);
+    pending = false;
+    return out;
   };
+}
+
+/**
+ * The frame with the replaced cells (from `first` on; replacements[i] set for each, then cleared)
+ * written over, the unchanged runs between them copied whole. Byte loops and shifts, not Buffer's
+ * copy and writeInt32BE, whose argument checks cost more than the few bytes a row moves.
+ */
+function rebuild(
+  frame: Buffer,
+  columns: number,
+  first: number,
+  size: number,
+  replacements: (Uint8Array | null | undefined)[],
+  at: readonly number[],
+): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let copied = 0;
+  let written = 0;
+  for (let i = first; i < columns; i++) {
+    const replacement = replacements[i];
+    if (replacement === undefined) continue;
+    replacements[i] = undefined;
+    const start = at[i]!;
+    written = copyBytes(frame, copied, start, out, written);
+    const length =
+      (frame[start]! << 24) | (frame[start + 1]! << 16) | (frame[start + 2]! << 8) | frame[start + 3]!;
+    copied = start + 4 + Math.max(0, length);
+    written = writeInt32(out, written, replacement === null ? -1 : replacement.length);
+    if (replacement !== null) written = copyBytes(replacement, 0, replacement.length, out, written);
+  }
+  copyBytes(frame, copied, frame.length, out, written);
+  writeInt32(out, 1, size - 1);
+  return out;
+}
+
+function copyBytes(from: Uint8Array, start: number, end: number, to: Uint8Array, at: number): number {
+  if (end - start > 64) {
+    to.set(from.subarray(start, end), at);
+    return at + end - start;
+  }
+  for (let i = start; i < end; i++) to[at++] = from[i]!;
+  return at;
+}
+
+function writeInt32(to: Uint8Array, at: number, value: number): number {
+  to[at] = value >>> 24;
+  to[at + 1] = value >>> 16;
+  to[at + 2] = value >>> 8;
+  to[at + 3] = value;
+  return at + 4;
 }
 
 function cellRewrite(
@@ -146,64 +215,24 @@ function cellRewrite(
       typeOid: field.typeOid,
       typmod: field.typmod,
     });
-    return (cell, format) => masker(cell, format);
+    return (frame, start, end, format) => masker(frame.subarray(start, end), format);
   }
   const family = field ? typeFamily(field.typeOid) : 'text';
   if (NOT_SCANNED.has(family)) return () => undefined;
   const jsonbBinary = field?.typeOid === PG_TYPE.jsonb;
   const textual = family === 'text' || family === 'bpchar' || family === 'json';
-  return (cell, format) => {
+  return (frame, start, end, format) => {
     // Binary cells of text types are UTF-8 text too (jsonb behind a version byte); other binary
     // layouts (arrays, composites) are not text and are left to lineage.
     if (format === BINARY_FORMAT && !textual) return undefined;
-    if (!mayHoldPii(cell)) return undefined;
     const skip = format === BINARY_FORMAT && jsonbBinary ? 1 : 0;
+    // Most cells are told apart from anything sensitive by one pass over their bytes.
+    if (!mayFindSensitive(frame, start + skip, end)) return undefined;
+    const cell = frame.subarray(start, end);
     const text = cell.toString('utf8', skip);
     const scrubbed = maskTextFreeform(text);
     if (scrubbed === text) return undefined;
     const masked = Buffer.from(scrubbed, 'utf8');
     return skip === 1 ? Buffer.concat([cell.subarray(0, 1), masked]) : masked;
   };
-}
-
-/** The shortest value a detector finds is 5 characters (`a@b.c`); blank padding holds nothing. */
-function mayHoldPii(cell: Buffer): boolean {
-  if (cell.length < 5) return false;
-  for (let i = 0; i < cell.length; i++) if (cell[i] !== 0x20) return true;
-  return false;
-}
-
-function rebuild(
-  frame: Buffer,
-  columns: number,
-  changed: readonly (Uint8Array | null | undefined)[],
-): Buffer {
-  let size = 7;
-  let offset = 7;
-  const cells: { length: number; bytes: Uint8Array | undefined }[] = [];
-  for (let i = 0; i < columns; i++) {
-    const length = frame.readInt32BE(offset);
-    offset += 4;
-    const original = length < 0 ? undefined : frame.subarray(offset, offset + length);
-    if (length > 0) offset += length;
-    const replacement = changed[i];
-    if (replacement === undefined) cells.push({ length, bytes: original });
-    else if (replacement === null) cells.push({ length: -1, bytes: undefined });
-    else cells.push({ length: replacement.length, bytes: replacement });
-    size += 4 + Math.max(0, cells[i]!.length);
-  }
-  const out = Buffer.allocUnsafe(size);
-  out[0] = 68;
-  out.writeInt32BE(size - 1, 1);
-  out.writeInt16BE(columns, 5);
-  let at = 7;
-  for (const cell of cells) {
-    out.writeInt32BE(cell.length, at);
-    at += 4;
-    if (cell.bytes && cell.length > 0) {
-      out.set(cell.bytes, at);
-      at += cell.length;
-    }
-  }
-  return out;
 }

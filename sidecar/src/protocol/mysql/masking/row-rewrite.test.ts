@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { classifyValue } from '../../../policy/masking/classify-value.ts';
+import { maskValue } from '../../../policy/masking/mask-methods.ts';
+import { maskTextFreeform } from '../../../policy/masking/mask-text-freeform.ts';
 import { createMaskingKey } from '../../../policy/masking/masking-key.ts';
+import { PG_TYPE } from '../../../policy/masking/pg-types.ts';
 import { PayloadReader, PayloadWriter } from '../packet-io.ts';
 import { type ColumnType, maskBinaryRow, maskTextRow } from './row-rewrite.ts';
 
@@ -73,5 +77,74 @@ describe('maskTextRow', () => {
     const scanned = r.lenencBytes().toString();
     expect(scanned).toMatch(/^write to .* today$/);
     expect(scanned).not.toContain('bob@example.com');
+  });
+});
+
+describe('maskTextRow on generated rows', () => {
+  /** What each cell must become: the column's mask on its text, or the value scan's scrubbing. */
+  function expected(
+    text: string,
+    column: ColumnType,
+    method: 'redact' | 'tokenize' | 'hash' | 'partial' | undefined,
+    scanValues: boolean,
+  ): string | null {
+    const typeOid = column.type === 3 ? PG_TYPE.int8 : PG_TYPE.text;
+    if (method) return maskValue(text, method, { key, kind: null, typeOid });
+    if (!scanValues) return text;
+    if (column.type === 253) return column.charset === BINARY ? text : maskTextFreeform(text, { key });
+    // A BIGINT can hold a card number or an SSN: what the value scan takes for one is zeroed.
+    return classifyValue(text) ? '0' : text;
+  }
+
+  it('gives every cell its mask or the value scan, copying the rest byte for byte', () => {
+    const BLOB: ColumnType = { type: 252, charset: BINARY };
+    const kinds = [INT, TEXT, TEXT, BLOB, TEXT];
+    const methods = [undefined, 'redact', 'tokenize', 'hash', 'partial'] as const;
+    const values = [
+      '7',
+      'shipped',
+      'alice@example.com',
+      'call 555-010-0100',
+      'Zoë Ångström',
+      '',
+      'x'.repeat(300),
+    ];
+    for (let n = 0; n < 300; n++) {
+      const count = 1 + (n % 5);
+      const cols = Array.from({ length: count }, (_, i) => kinds[(n + i) % kinds.length]!);
+      const mask = cols.map((_, i) => {
+        const method = methods[(n * 3 + i) % methods.length];
+        return method && { method, kind: null };
+      });
+      const scanValues = n % 2 === 0;
+      const cells = cols.map((_, i) => ((n + i) % 7 === 0 ? null : values[(n * 5 + i) % values.length]!));
+      const w = new PayloadWriter();
+      for (const cell of cells) {
+        if (cell === null) w.u8(0xfb);
+        else w.lenencBytes(cell);
+      }
+      const out = maskTextRow(w.build(), cols, mask, { key, scanValues });
+      const r = new PayloadReader(out);
+      const got = cols.map((column) => {
+        if (out[r.offset] === 0xfb) {
+          r.skip(1);
+          return null;
+        }
+        return r.lenencBytes().toString(column.charset === BINARY ? 'latin1' : 'utf8');
+      });
+      expect(r.remaining).toBe(0);
+      // Binary-charset cells are bytes, read as Latin-1 on both sides.
+      const want = cells.map((cell, i) =>
+        cell === null
+          ? null
+          : expected(
+              cols[i]!.charset === BINARY ? Buffer.from(cell).toString('latin1') : cell,
+              cols[i]!,
+              mask[i]?.method,
+              scanValues,
+            ),
+      );
+      expect([n, got]).toEqual([n, want]);
+    }
   });
 });

@@ -1,4 +1,6 @@
 import { classifyValue } from '../../../policy/masking/classify-value.ts';
+import { mayFindSensitive } from '../../../policy/masking/find-sensitive.ts';
+import { createCellMasker, TEXT_FORMAT } from '../../../policy/masking/mask-cell.ts';
 import { type MaskContext, maskValue } from '../../../policy/masking/mask-methods.ts';
 import { maskTextFreeform } from '../../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
@@ -99,32 +101,76 @@ export interface RowMasking {
   readonly scanValues: boolean;
 }
 
+/** A cell's bytes to what replaces them (null: SQL NULL), or undefined to keep them. */
+type CellRewrite = (bytes: Buffer) => Uint8Array | null | undefined;
+
+interface Prepared {
+  readonly mask: ResultMask;
+  readonly masking: RowMasking;
+  readonly rewrites: readonly (CellRewrite | undefined)[];
+}
+
+/** Per result (its column list, kept by the session for all its rows): the cell rewriters. */
+const prepared = new WeakMap<readonly ColumnType[], Prepared>();
+
+function rewritesFor(
+  columns: readonly ColumnType[],
+  mask: ResultMask,
+  masking: RowMasking,
+): readonly (CellRewrite | undefined)[] {
+  const known = prepared.get(columns);
+  if (known && known.mask === mask && known.masking === masking && known.rewrites.length === columns.length)
+    return known.rewrites;
+  const rewrites = columns.map((column, i) => cellRewrite(column, mask, i, masking));
+  prepared.set(columns, { mask, masking, rewrites });
+  return rewrites;
+}
+
 /**
- * One cell's text after masking: the column's mask when it has one, else (autoDetect) the value scan;
- * null for SQL NULL. Returns the input itself when nothing changes.
+ * One column's cells: the column's mask when it has one (PostgreSQL's cell maskers, on the text
+ * MySQL sends for both protocols' string-like values), else (autoDetect) the value scan, which a
+ * pass over the bytes mostly answers before anything is decoded.
  */
-function maskCell(
-  text: string,
+function cellRewrite(
   column: ColumnType,
   mask: ResultMask,
   index: number,
   masking: RowMasking,
-): string | null {
+): CellRewrite | undefined {
   const columnMask = mask === 'all' ? { method: 'redact' as const, kind: null } : mask[index];
   const typeOid = pgTypeOf(column);
+  const binaryCharset = column.charset === BINARY_CHARSET;
   if (columnMask) {
-    const context: MaskContext = { key: masking.key, kind: columnMask.kind, typeOid };
-    return maskValue(text, columnMask.method, context);
+    if (binaryCharset) {
+      // Bytes, not UTF-8: masked as Latin-1 text so that every byte survives the round trip.
+      const context: MaskContext = { key: masking.key, kind: columnMask.kind, typeOid };
+      return (bytes) => {
+        const masked = maskValue(bytes.toString('latin1'), columnMask.method, context);
+        return masked === null ? null : Buffer.from(masked, 'latin1');
+      };
+    }
+    const masker = createCellMasker(columnMask.method, { key: masking.key, kind: columnMask.kind, typeOid });
+    return (bytes) => masker(bytes, TEXT_FORMAT);
   }
-  if (!masking.scanValues) return text;
+  if (!masking.scanValues) return undefined;
   if (typeOid === PG_TYPE.text || typeOid === PG_TYPE.json) {
-    if (column.charset === BINARY_CHARSET) return text;
-    return maskTextFreeform(text, { key: masking.key });
+    if (binaryCharset) return undefined;
+    return (bytes) => {
+      if (!mayFindSensitive(bytes)) return undefined;
+      const text = bytes.toString('utf8');
+      const scrubbed = maskTextFreeform(text, { key: masking.key });
+      return scrubbed === text ? undefined : Buffer.from(scrubbed, 'utf8');
+    };
   }
   // A number can be a card or an SSN too.
-  if (typeOid === PG_TYPE.int8 || typeOid === PG_TYPE.numeric)
-    return classifyValue(text) ? maskValue(text, 'redact', { key: masking.key, typeOid }) : text;
-  return text;
+  if (typeOid === PG_TYPE.int8 || typeOid === PG_TYPE.numeric) {
+    return (bytes) => {
+      const text = bytes.toString('latin1');
+      if (!classifyValue(text)) return undefined;
+      return Buffer.from(maskValue(text, 'redact', { key: masking.key, typeOid }) ?? '0', 'latin1');
+    };
+  }
+  return undefined;
 }
 
 /** A text-protocol row with its cells masked; the input itself when nothing changed. */
@@ -134,28 +180,30 @@ export function maskTextRow(
   mask: ResultMask,
   masking: RowMasking,
 ): Buffer {
+  const rewrites = rewritesFor(columns, mask, masking);
   const r = new PayloadReader(payload);
-  const out = new PayloadWriter();
-  let changed = false;
+  let out: PayloadWriter | undefined;
+  let copied = 0;
   for (let i = 0; i < columns.length; i++) {
     if (payload[r.offset] === 0xfb) {
       r.skip(1);
-      out.u8(0xfb);
       continue;
     }
+    const start = r.offset;
     const bytes = r.lenencBytes();
-    const column = columns[i]!;
-    const encoding = column.charset === BINARY_CHARSET ? 'latin1' : 'utf8';
-    const text = bytes.toString(encoding);
-    const masked = maskCell(text, column, mask, i, masking);
-    if (masked === text) out.lenencBytes(bytes);
-    else {
-      changed = true;
-      if (masked === null) out.u8(0xfb);
-      else out.lenencBytes(Buffer.from(masked, encoding));
-    }
+    const rewrite = rewrites[i];
+    const masked = rewrite?.(bytes);
+    if (masked === undefined) continue;
+    // The first change starts the new row: everything before it is copied as it came.
+    out ??= new PayloadWriter();
+    out.bytes(payload.subarray(copied, start));
+    copied = r.offset;
+    if (masked === null) out.u8(0xfb);
+    else out.lenencBytes(Buffer.from(masked.buffer, masked.byteOffset, masked.byteLength));
   }
-  return changed ? out.build() : payload;
+  if (!out) return payload;
+  out.bytes(payload.subarray(copied));
+  return out.build();
 }
 
 /**
@@ -169,6 +217,7 @@ export function maskBinaryRow(
   mask: ResultMask,
   masking: RowMasking,
 ): Buffer {
+  const rewrites = rewritesFor(columns, mask, masking);
   const bitmapLength = (columns.length + 7 + 2) >> 3;
   const r = new PayloadReader(payload, 1);
   const bitmap = Buffer.from(r.bytes(bitmapLength));
@@ -182,14 +231,17 @@ export function maskBinaryRow(
     const start = r.offset;
     if (size === undefined) {
       const bytes = r.lenencBytes();
-      const encoding = column.charset === BINARY_CHARSET ? 'latin1' : 'utf8';
-      const text = bytes.toString(encoding);
-      const masked = maskCell(text, column, mask, i, masking);
-      if (masked === text) values.push(payload.subarray(start, r.offset));
+      const masked = rewrites[i]?.(bytes);
+      if (masked === undefined) values.push(payload.subarray(start, r.offset));
       else {
         changed = true;
         if (masked === null) bitmap[bit >> 3]! |= 1 << (bit & 7);
-        else values.push(new PayloadWriter().lenencBytes(Buffer.from(masked, encoding)).build());
+        else
+          values.push(
+            new PayloadWriter()
+              .lenencBytes(Buffer.from(masked.buffer, masked.byteOffset, masked.byteLength))
+              .build(),
+          );
       }
       continue;
     }
