@@ -49,6 +49,7 @@ import {
 import { sendCancel } from './cancel.ts';
 import type { CancelKeys } from './cancel-keys.ts';
 import type { CatalogCache } from './catalog-cache.ts';
+import { Backend, encodeMessage, Frontend, StartupCode } from './codes.ts';
 import {
   type CopyRowMasker,
   copyOutLayout,
@@ -106,22 +107,36 @@ import { StartupReader } from './startup-reader.ts';
 import { connectUpstream, type UpstreamConnection, upstreamOptions } from './upstream.ts';
 import { UpstreamError } from './upstream-error.ts';
 
-const SSL_REQUEST = 80877103;
-const GSSENC_REQUEST = 80877104;
-const CANCEL_REQUEST = 80877102;
 const MAX_STARTUP_PACKET = 10_000;
 const MAX_PASSWORD_MESSAGE = 64 * 1024;
 
-const c = (ch: string) => ch.charCodeAt(0);
 /** Frontend message types the proxy accepts after startup. */
-const FRONTEND_TYPES = new Set('QPBEDCSHFXdcf'.split('').map(c));
+const FRONTEND_TYPES = new Set<number>(Object.values(Frontend).filter((t) => t !== Frontend.Password));
 /**
  * Backend message types the proxy reads; DataRow and CopyData pass uninspected unless a result is
  * masked (see MessageScanner.want). Notices and notifications are read for masked sessions' scrubbing;
  * ParameterStatus tells how the server reads text (see server-reading.ts).
  */
-const WANTED_BACKEND_TYPES = '123tTnCIsSEZGHWVNA'.split('').map(c);
-const DATA_ROW = 68;
+const WANTED_BACKEND_TYPES = [
+  Backend.ParseComplete,
+  Backend.BindComplete,
+  Backend.CloseComplete,
+  Backend.ParameterDescription,
+  Backend.RowDescription,
+  Backend.NoData,
+  Backend.CommandComplete,
+  Backend.EmptyQueryResponse,
+  Backend.PortalSuspended,
+  Backend.ParameterStatus,
+  Backend.ErrorResponse,
+  Backend.ReadyForQuery,
+  Backend.CopyInResponse,
+  Backend.CopyOutResponse,
+  Backend.CopyBothResponse,
+  Backend.FunctionCallResponse,
+  Backend.NoticeResponse,
+  Backend.NotificationResponse,
+];
 /** Command tags after which the catalog masking relies on may have changed. */
 const CATALOG_CHANGING = /^(CREATE|ALTER|DROP|COMMENT|IMPORT|SECURITY LABEL|GRANT|REVOKE)\b/;
 
@@ -281,8 +296,11 @@ type Pending =
  * server's protocol state exactly as a failed statement would (aborting the transaction block, skipping
  * to Sync in a pipeline). Its error is then replaced by the refusal.
  */
-const REFUSED_QUERY = frontendMessage('Q', Buffer.from('GATEHOUSE REFUSED\0'));
-const REFUSED_PARSE = frontendMessage('P', Buffer.from('gatehouse.refused\0GATEHOUSE REFUSED\0\0\0'));
+const REFUSED_QUERY = encodeMessage(Frontend.Query, Buffer.from('GATEHOUSE REFUSED\0'));
+const REFUSED_PARSE = encodeMessage(
+  Frontend.Parse,
+  Buffer.from('gatehouse.refused\0GATEHOUSE REFUSED\0\0\0'),
+);
 
 /** How the results of the statement an exchange answers are masked (undefined: shown as they are). */
 function exchangeMasking(head: Pending | undefined): TextMasking | undefined {
@@ -293,20 +311,12 @@ function exchangeMasking(head: Pending | undefined): TextMasking | undefined {
 
 /** Close of a prepared statement. */
 function closeStatementMessage(name: string): Buffer {
-  return frontendMessage('C', Buffer.from(`S${name}\0`, 'utf8'));
+  return encodeMessage(Frontend.Close, Buffer.from(`S${name}\0`, 'utf8'));
 }
 
 /** Describe of a prepared statement, as a client would send it. */
 function describeStatementMessage(name: string): Buffer {
-  return frontendMessage('D', Buffer.concat([Buffer.from('S'), Buffer.from(`${name}\0`, 'utf8')]));
-}
-
-function frontendMessage(type: string, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = c(type);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
+  return encodeMessage(Frontend.Describe, Buffer.from(`S${name}\0`, 'utf8'));
 }
 
 /** Runs one client connection from its first byte to its close. Never throws. */
@@ -414,7 +424,7 @@ export class PostgresSession {
       while (!params) {
         const packet = await reader.readUntyped(MAX_STARTUP_PACKET);
         const code = packet.readInt32BE(0);
-        if (code === SSL_REQUEST) {
+        if (code === StartupCode.SslRequest) {
           if (reader.bufferedBytes > 0)
             throw new ProtocolError('received unencrypted data after SSL request');
           if (this.deps.tlsContext && !this.tls) {
@@ -426,11 +436,11 @@ export class PostgresSession {
           } else this.client.write('N');
           continue;
         }
-        if (code === GSSENC_REQUEST) {
+        if (code === StartupCode.GssEncRequest) {
           this.client.write('N');
           continue;
         }
-        if (code === CANCEL_REQUEST) {
+        if (code === StartupCode.CancelRequest) {
           clearTimeout(timer);
           reader.detach();
           await this.forwardCancel(packet);
@@ -458,7 +468,7 @@ export class PostgresSession {
       if (authenticator.needsPassword) {
         this.client.write(authenticationCleartextPassword());
         const { type, frame } = await reader.readTyped(MAX_PASSWORD_MESSAGE);
-        if (type !== c('p')) throw new ProtocolError('expected a password message');
+        if (type !== Frontend.Password) throw new ProtocolError('expected a password message');
         password = passwordText(frame);
       }
       let identity: Identity;
@@ -637,7 +647,7 @@ export class PostgresSession {
     this.toServer.flush();
     // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
     // by DataRows straight away: whether they are read must be decided now, not at a later server message.
-    this.scanner?.want(DATA_ROW, this.rowsWanted(this.pending[0]));
+    this.scanner?.want(Backend.DataRow, this.rowsWanted(this.pending[0]));
     if (server.writableNeedDrain || this.toServer.heldBytes > MAX_HELD_BYTES) this.client.pause();
   }
 
@@ -689,8 +699,7 @@ export class PostgresSession {
   /** Tracks what the message will make the server answer; returns the bytes to send upstream. */
   private onClientMessage(type: number, frame: Buffer): Buffer | undefined | typeof HOLD {
     switch (type) {
-      case 81: {
-        // Query
+      case Frontend.Query: {
         const started = performance.now();
         const stamp = this.names.stamp();
         const sql = queryText(frame);
@@ -734,8 +743,7 @@ export class PostgresSession {
           return REFUSED_QUERY;
         });
       }
-      case 80: {
-        // Parse
+      case Frontend.Parse: {
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
         const verdict = this.judge(sql, text);
@@ -766,8 +774,7 @@ export class PostgresSession {
         this.pending.push({ kind: 'describe', entry: prepared, internal: true });
         return Buffer.concat([frame, describeStatementMessage(name)]);
       }
-      case 66: {
-        // Bind
+      case Frontend.Bind: {
         const { portal, statement } = bindNames(frame);
         const text = this.names.statement(statement);
         const settlement = isNameRefusal(text)
@@ -781,8 +788,7 @@ export class PostgresSession {
         this.pending.push({ kind: 'bind', settlement });
         return frame;
       }
-      case 69: {
-        // Execute
+      case Frontend.Execute: {
         const named = this.names.portal(executePortal(frame));
         const portal = isNameRefusal(named) ? undefined : named;
         // Each run of a PREPARE or DECLARE sent by Parse makes its name again.
@@ -811,8 +817,8 @@ export class PostgresSession {
           return REFUSED_PARSE;
         });
       }
-      case 68: {
-        // Describe: its RowDescription tells the statement's or portal's result columns.
+      case Frontend.Describe: {
+        // Its RowDescription tells the statement's or portal's result columns.
         const target = targetOf(frame);
         const entry =
           target.kind === 'S' ? this.names.statement(target.name) : this.names.portal(target.name);
@@ -823,20 +829,18 @@ export class PostgresSession {
         this.pending.push({ kind: 'describe', entry });
         return frame;
       }
-      case 67: {
-        // Close
+      case Frontend.Close: {
         // Closing runs nothing and shows nothing, so any name may be closed; it is forgotten everywhere.
         const target = targetOf(frame);
         this.pending.push({ kind: 'close', settlement: this.names.close(target.kind, target.name) });
         return frame;
       }
-      case 83:
-        // Sync
+      case Frontend.Sync:
         this.names.synced(false);
         this.pending.push({ kind: 'sync' });
         return frame;
-      case 70: {
-        // FunctionCall (fast-path interface): its result cannot be traced, so masked sessions may not use it.
+      case Frontend.FunctionCall: {
+        // The fast-path interface: its result cannot be traced, so masked sessions may not use it.
         const judged = this.auditRefusal() ?? this.fastPathRefusal() ?? this.fastPathGuardrails(frame);
         // A function the catalog may not show yet: judged again once it is reloaded, as a Query is.
         if (judged === HOLD) return HOLD;
@@ -854,8 +858,7 @@ export class PostgresSession {
           return REFUSED_QUERY;
         });
       }
-      case 88:
-        // Terminate
+      case Frontend.Terminate:
         this.endReason = 'client';
         this.terminateSent = true;
         return frame;
@@ -1046,11 +1049,15 @@ export class PostgresSession {
   /** The client's copy of a server message, led by a guardrail warning owed for this exchange. */
   private onServerMessage(type: number, frame: Buffer): Buffer | undefined {
     const head = this.pending[0];
-    if (head?.kind === 'describe' && head.internal && (type === 116 || type === 84 || type === 110)) {
+    if (
+      head?.kind === 'describe' &&
+      head.internal &&
+      (type === Backend.ParameterDescription || type === Backend.RowDescription || type === Backend.NoData)
+    ) {
       this.answerServerMessage(type, frame, head);
       return undefined;
     }
-    if (type === DATA_ROW) {
+    if (type === Backend.DataRow) {
       const check = head?.kind === 'rowcheck' ? head.check : head?.kind === 'query' ? head.check : undefined;
       if (check?.answering && (head?.kind === 'rowcheck' || check.held)) {
         check.count = checkCount(frame);
@@ -1065,25 +1072,33 @@ export class PostgresSession {
       const rest = this.onServerMessage(type, frame);
       return rest ? Buffer.concat([stray, rest]) : stray;
     }
-    if (type === COPY_DATA) return this.copyMasker ? this.copyMasker(frame) : scrubCopyData(frame);
+    if (type === Backend.CopyData) return this.copyMasker ? this.copyMasker(frame) : scrubCopyData(frame);
     // Decided before the answer moves the exchange on: the text belongs to the statement it answers.
-    const withheld = (type === 69 || type === 78) && this.withholdsServerText(head);
+    const withheld =
+      (type === Backend.ErrorResponse || type === Backend.NoticeResponse) && this.withholdsServerText(head);
     let out = this.answerServerMessage(type, frame, head);
     if (out === frame) {
       if (withheld) out = withholdServerText(frame);
       else if (this.scrubbing) out = scrubServerText(type, frame);
     }
     const next = this.pending[0];
-    this.scanner!.want(DATA_ROW, this.rowsWanted(next));
+    this.scanner!.want(Backend.DataRow, this.rowsWanted(next));
     // Text COPY rows are scanned, and masked where the plan masks columns; binary ones are not text
     // (COPY of masked columns in binary is refused before it runs, and throws here if it comes).
-    if (type === COPY_OUT_RESPONSE) {
+    if (type === Backend.CopyOutResponse) {
       this.copyMasker = this.copyMaskerFor(head, frame);
       // The masker decides by the statement's own plan, whatever the last statement checked was.
-      this.scanner!.want(COPY_DATA, (this.scrubbing || this.copyMasker !== undefined) && frame[5] === 0);
-    } else if (type === 67 || type === 69 || type === 90) {
+      this.scanner!.want(
+        Backend.CopyData,
+        (this.scrubbing || this.copyMasker !== undefined) && frame[5] === 0,
+      );
+    } else if (
+      type === Backend.CommandComplete ||
+      type === Backend.ErrorResponse ||
+      type === Backend.ReadyForQuery
+    ) {
       this.copyMasker = undefined;
-      this.scanner!.want(COPY_DATA, false);
+      this.scanner!.want(Backend.CopyData, false);
     }
     if (head && (head.kind === 'query' || head.kind === 'parse') && head.notice && out) {
       const notice = head.notice;
@@ -1135,10 +1150,10 @@ export class PostgresSession {
   /** Matches the server's answers to what was asked, for the audit; returns what the client gets. */
   private answerServerMessage(type: number, frame: Buffer, head: Pending | undefined): Buffer | undefined {
     switch (type) {
-      case 49: // ParseComplete
-      case 50: // BindComplete
-      case 51: // CloseComplete
-      case 110: // NoData
+      case Backend.ParseComplete:
+      case Backend.BindComplete:
+      case Backend.CloseComplete:
+      case Backend.NoData:
         if (head?.kind === 'rowcheck') {
           this.pending.shift();
           return undefined;
@@ -1146,7 +1161,7 @@ export class PostgresSession {
         if (head && 'settlement' in head) head.settlement?.done?.();
         this.pending.shift();
         return frame;
-      case 84: // RowDescription: ends a Describe; within a query or execute it heads the rows
+      case Backend.RowDescription: // ends a Describe; within a query or execute it heads the rows
         if (head?.kind === 'query' && head.check?.held && firstColumnName(frame) === head.check.column) {
           head.check.answering = true;
           return undefined;
@@ -1163,8 +1178,7 @@ export class PostgresSession {
             : undefined;
         }
         return frame;
-      case 67: {
-        // CommandComplete
+      case Backend.CommandComplete: {
         if (head?.kind === 'rowcheck' && head.check) {
           this.pending.shift();
           return this.rowCheckPassed(head.check);
@@ -1205,11 +1219,11 @@ export class PostgresSession {
         }
         return frame;
       }
-      case 73: // EmptyQueryResponse
+      case Backend.EmptyQueryResponse:
         if (head?.kind === 'query') head.index++;
         else if (head?.kind === 'execute') this.pending.shift();
         return frame;
-      case 115: // PortalSuspended
+      case Backend.PortalSuspended:
         if (head?.kind === 'execute') {
           this.pending.shift();
           if (head.check) {
@@ -1219,10 +1233,10 @@ export class PostgresSession {
           this.recordStatement(head, head.text, 'ok', { command: 'SUSPENDED' });
         }
         return frame;
-      case 69:
+      case Backend.ErrorResponse:
         return this.onServerError(head, frame);
-      case 83: {
-        // ParameterStatus: sent before ReadyForQuery when a setting the server reports has changed.
+      case Backend.ParameterStatus: {
+        // Sent before ReadyForQuery when a setting the server reports has changed.
         const nameEnd = frame.indexOf(0, 5);
         const valueEnd = frame.indexOf(0, nameEnd + 1);
         if (nameEnd > 0 && valueEnd > 0)
@@ -1233,8 +1247,7 @@ export class PostgresSession {
           );
         return frame;
       }
-      case 90: {
-        // ReadyForQuery
+      case Backend.ReadyForQuery: {
         this.txStatus = transactionStatus(frame);
         if (this.txStatus === 'I') this.rowsBefore = 0;
         this.names.ready(this.txStatus);
@@ -1250,7 +1263,7 @@ export class PostgresSession {
         if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));
         return frame;
       }
-      case 86: // FunctionCallResponse
+      case Backend.FunctionCallResponse:
         if (head?.kind === 'function')
           this.recordStatement(head, FUNCTION_CALL_TEXT, 'ok', { command: 'FUNCTION CALL' });
         return frame;
@@ -1347,7 +1360,11 @@ export class PostgresSession {
    */
   private strayHeld(head: Pending | undefined, type: number, frame: Buffer): Buffer | undefined {
     if (head?.kind !== 'query' || !head.check?.held || head.check.answering) return undefined;
-    if (type === 69 || (type === 84 && firstColumnName(frame) === head.check.column)) return undefined;
+    if (
+      type === Backend.ErrorResponse ||
+      (type === Backend.RowDescription && firstColumnName(frame) === head.check.column)
+    )
+      return undefined;
     const held = head.check.held;
     head.check.held = undefined;
     this.recordStatement(head, held.text, 'ok', held);
@@ -1557,7 +1574,7 @@ export class PostgresSession {
       const endUpstream = () => {
         if (!upstream.destroyed && upstream.writable)
           if (this.terminateSent) upstream.end();
-          else upstream.end(frontendMessage('X', Buffer.alloc(0)));
+          else upstream.end(encodeMessage(Frontend.Terminate, Buffer.alloc(0)));
         setTimeout(() => upstream.destroy(), 1000).unref();
       };
       // A client that hung up right after its last statements still has them run once their records
@@ -1647,14 +1664,11 @@ function portalFields(portal: PortalText | undefined): ResultField[] | undefined
   return portal.text.fields?.map((field, i) => ({ ...field, format: formatAt(portal.formats, i) }));
 }
 
-const COPY_DATA = 100;
-const COPY_OUT_RESPONSE = 72;
-
 /** Errors, notices, notifications and parameter values of a masked session, scrubbed of values. */
 function scrubServerText(type: number, frame: Buffer): Buffer {
-  if (type === 69 || type === 78) return scrubFieldsMessage(frame);
-  if (type === 65) return scrubNotification(frame);
-  if (type === 83) return scrubParameterStatus(frame);
+  if (type === Backend.ErrorResponse || type === Backend.NoticeResponse) return scrubFieldsMessage(frame);
+  if (type === Backend.NotificationResponse) return scrubNotification(frame);
+  if (type === Backend.ParameterStatus) return scrubParameterStatus(frame);
   return frame;
 }
 
@@ -1664,11 +1678,7 @@ function scrubCopyData(frame: Buffer): Buffer {
   const scrubbed = maskTextFreeform(text);
   if (scrubbed === text) return frame;
   const body = Buffer.from(scrubbed, 'utf8');
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = COPY_DATA;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
+  return encodeMessage(Backend.CopyData, body);
 }
 
 const FUNCTION_CALL_TEXT: QueryText = { statement: '<fast-path function call>', fingerprint: null };
