@@ -160,6 +160,37 @@ describe('capacity and shutdown', () => {
     }
   }, 120_000);
 
+  it('frees the connection slot of each cancel request', async () => {
+    const proxy = await startProxyProcess(localProxyConfig(pgInfo, { limits: { maxConnections: 1 } }));
+    try {
+      // Keys right and wrong, and one too short to hold a key: each is answered by a close.
+      const requests = [16, 16, 12].map((length, i) => {
+        const packet = Buffer.alloc(length);
+        packet.writeInt32BE(length, 0);
+        packet.writeInt32BE(80877102, 4);
+        if (length >= 12) packet.writeInt32BE(1000 + i, 8);
+        return packet;
+      });
+      for (const packet of requests) {
+        await new Promise<void>((resolve, reject) => {
+          const socket = connect(proxy.port, '127.0.0.1', () => socket.end(packet));
+          socket.on('error', reject);
+          socket.on('close', () => resolve());
+          socket.resume();
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const client = await pgClient(proxy.port);
+      try {
+        expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('on SIGTERM stops accepting, lets a running statement finish, and seals the audit log', async () => {
     const proxy = await startProxyProcess(localProxyConfig(pgInfo, { limits: { shutdownGraceSeconds: 20 } }));
     const busy = await pgClient(proxy.port);

@@ -1,55 +1,27 @@
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
+import type { SessionContext, StatementEvent } from '../../audit/events.ts';
 import {
   recordSessionEnd,
   recordStatement,
   recordStatementStart,
   type StatementOutcome,
 } from '../../audit/record-statement.ts';
-import type { ProxyConfig } from '../../config/load.ts';
-import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
-import type { SessionMetrics } from '../../metrics.ts';
-import { PostgresGate } from '../../policy/gates/postgres-gate.ts';
+import type { PostgresGate } from '../../policy/gates/postgres-gate.ts';
 import { planAt, type TextMasking, withholdsServerText } from '../../policy/gates/postgres-masking.ts';
 import type { Moment, Refused, RowsMeasured } from '../../policy/gates/session-gate.ts';
-import { grantsFor } from '../../policy/grants-for.ts';
 import {
   finalTransactionEnd,
   judgeRowCounts,
-  type RowBudget,
   type RowLimit,
   rowCap,
 } from '../../policy/guardrails/row-limits.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
-import type { MaskingKey } from '../../policy/masking/masking-key.ts';
-import type { PolicySource } from '../../policy/sources.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
-import {
-  readingRefusal,
-  type ServerReading,
-  UNKNOWN_READING,
-  withParameter,
-} from '../../sql/server-reading.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import { BatchedWrite } from '../batched-write.ts';
-import {
-  authenticationCleartextPassword,
-  authenticationOk,
-  backendKeyData,
-  type ErrorFields,
-  errorResponse,
-  negotiateProtocolVersion,
-  noticeResponse,
-  parameterStatus,
-  readyForQuery,
-} from './backend-writer.ts';
-import { sendCancel } from './cancel.ts';
-import type { CancelKeys } from './cancel-keys.ts';
-import type { CatalogCache } from './catalog-cache.ts';
-import { Backend, encodeMessage, Frontend, StartupCode } from './codes.ts';
+import { type ErrorFields, errorResponse, noticeResponse } from './backend-writer.ts';
+import { Backend, encodeMessage, Frontend } from './codes.ts';
 import {
   type CopyRowMasker,
   copyOutLayout,
@@ -62,7 +34,6 @@ import {
   errorFields,
   executePortal,
   parseMessage,
-  passwordText,
   queryText,
   splitCommandTag,
   targetOf,
@@ -70,6 +41,7 @@ import {
 } from './message-fields.ts';
 import { HOLD, MessageFramer, MessageScanner } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
+import type { ReportedReading } from './reported-reading.ts';
 import {
   checkColumn,
   checkCount,
@@ -94,6 +66,7 @@ import {
   scrubParameterStatus,
   withholdServerText,
 } from './scrub-messages.ts';
+import type { SessionDeps } from './session-deps.ts';
 import {
   isNameRefusal,
   type NameRefusal,
@@ -102,13 +75,10 @@ import {
   type SqlNameEffect,
   sqlNameEffects,
 } from './session-names.ts';
-import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
-import { StartupReader } from './startup-reader.ts';
-import { connectUpstream, type UpstreamConnection, upstreamOptions } from './upstream.ts';
-import { UpstreamError } from './upstream-error.ts';
+import type { Established } from './startup.ts';
 
-const MAX_STARTUP_PACKET = 10_000;
-const MAX_PASSWORD_MESSAGE = 64 * 1024;
+const _MAX_STARTUP_PACKET = 10_000;
+const _MAX_PASSWORD_MESSAGE = 64 * 1024;
 
 /** Frontend message types the proxy accepts after startup. */
 const FRONTEND_TYPES = new Set<number>(Object.values(Frontend).filter((t) => t !== Frontend.Password));
@@ -139,25 +109,6 @@ const WANTED_BACKEND_TYPES = [
 ];
 /** Command tags after which the catalog masking relies on may have changed. */
 const CATALOG_CHANGING = /^(CREATE|ALTER|DROP|COMMENT|IMPORT|SECURITY LABEL|GRANT|REVOKE)\b/;
-
-export interface SessionDeps {
-  readonly config: ProxyConfig;
-  readonly authenticator: Authenticator;
-  readonly audit: AuditSink;
-  readonly logger: Logger;
-  readonly metrics: SessionMetrics;
-  readonly cancelKeys: CancelKeys;
-  readonly tlsContext: SecureContext | undefined;
-  readonly draining: () => boolean;
-  /** The guardrail policy in force (undefined: audit only); read per statement so reloads apply at once. */
-  readonly policy: PolicySource;
-  /** The upstream's catalog for masking (shared by the proxy's sessions). */
-  readonly catalog: CatalogCache;
-  /** Key behind the hash and tokenize masking methods. */
-  readonly maskingKey: MaskingKey;
-  /** Rows each identity changed over the last minute, for maxAffectedRowsPerMinute (one per proxy). */
-  readonly rowBudget: RowBudget;
-}
 
 /** A Query message in flight. */
 interface PendingQuery {
@@ -319,42 +270,37 @@ function describeStatementMessage(name: string): Buffer {
   return encodeMessage(Frontend.Describe, Buffer.from(`S${name}\0`, 'utf8'));
 }
 
-/** Runs one client connection from its first byte to its close. Never throws. */
-export function handleConnection(socket: Socket, deps: SessionDeps): PostgresSession {
-  const session = new PostgresSession(socket, deps);
-  session.start();
-  return session;
-}
-
+/** A running session: the relay between an established client and its upstream, and what it governs. */
 export class PostgresSession {
-  readonly id = randomBytes(8).toString('hex');
-  private client: Socket;
-  private upstream: Socket | undefined;
+  readonly id: string;
+  private readonly client: Socket;
+  private readonly upstream: Socket;
   private readonly deps: SessionDeps;
-  private logger: Logger;
-  private context: SessionContext | undefined;
-  private cancelProcessId: number | undefined;
+  private readonly logger: Logger;
+  private readonly context: SessionContext;
+  private readonly cancelProcessId: number;
+  private readonly established: Established;
   private closed = false;
   private startedAt = Date.now();
   private statementCount = 0;
-  private txStatus: 'I' | 'T' | 'E' = 'I';
-  private tls = false;
+  private txStatus: 'I' | 'T' | 'E';
+  private readonly tls: boolean;
   private endReason = 'client';
   /** The client's Terminate went upstream: the server needs no second one. */
   private terminateSent = false;
 
-  private gate: PostgresGate | undefined;
+  private readonly gate: PostgresGate;
   /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
   private scrubbing = false;
   /** How the server reads text (standard_conforming_strings, client_encoding), as it last reported. */
-  private reading: ServerReading = UNKNOWN_READING;
+  private readonly reading: ReportedReading;
   /** The masker of the COPY ... TO STDOUT now streaming, from its CopyOutResponse to its end. */
   private copyMasker: CopyRowMasker | undefined;
   private readonly pending: Pending[] = [];
   /** What each prepared statement and portal name stands for; Bind, Describe and Execute use nothing else. */
   private readonly names = new SessionNames<PreparedText, PortalText>();
-  private framer: MessageFramer | undefined;
-  private scanner: MessageScanner | undefined;
+  private readonly framer: MessageFramer;
+  private readonly scanner: MessageScanner;
   private readonly toServer = new AuditHeldWrite(
     () => this.upstream,
     () => this.onAuditReleased(),
@@ -376,10 +322,28 @@ export class PostgresSession {
   /** Row-check statements a failed check left prepared on the server: closed with the next check. */
   private staleChecks: string[] = [];
 
-  constructor(client: Socket, deps: SessionDeps) {
-    this.client = client;
+  constructor(id: string, established: Established, deps: SessionDeps) {
+    this.id = id;
+    this.established = established;
     this.deps = deps;
-    this.logger = deps.logger.child({ session: this.id, client: client.remoteAddress });
+    this.client = established.client;
+    this.upstream = established.upstream.socket;
+    this.logger = established.logger;
+    this.tls = established.tls;
+    this.gate = established.gate;
+    this.reading = established.reading;
+    this.reading.settled = () => this.settled();
+    this.cancelProcessId = established.cancelProcessId;
+    this.txStatus = established.upstream.transactionStatus ?? 'I';
+    this.context = {
+      session: id,
+      identity: established.identity,
+      client: { address: this.client.remoteAddress ?? '', port: this.client.remotePort ?? 0 },
+      database: deps.config.upstream.database,
+      protocol: 'postgres',
+    };
+    this.framer = new MessageFramer(deps.config.limits.maxMessageBytes);
+    this.scanner = new MessageScanner(WANTED_BACKEND_TYPES, 256 * 1024 * 1024);
   }
 
   /** Resolves when the session has ended. */
@@ -393,12 +357,6 @@ export class PostgresSession {
     return this.pending.length === 0 && this.txStatus === 'I';
   }
 
-  start(): void {
-    this.client.setNoDelay(true);
-    this.client.on('error', (error) => this.logger.debug({ err: error.message }, 'client socket error'));
-    void this.handshake().catch((error: unknown) => this.failStartup(error));
-  }
-
   /** Ends the session as the server would on an administrator's shutdown. */
   terminate(reason: string): void {
     if (this.closed) return;
@@ -410,203 +368,15 @@ export class PostgresSession {
     });
   }
 
-  private async handshake(): Promise<void> {
-    const { config, authenticator } = this.deps;
-    const reader = new StartupReader();
-    reader.attach(this.client);
-    const timer = setTimeout(() => {
-      this.logger.info('client did not finish startup in time');
-      this.close('startup-timeout');
-    }, config.limits.startupTimeoutMs);
-    try {
-      let params: Map<string, string> | undefined;
-      let negotiate: string[] | undefined;
-      while (!params) {
-        const packet = await reader.readUntyped(MAX_STARTUP_PACKET);
-        const code = packet.readInt32BE(0);
-        if (code === StartupCode.SslRequest) {
-          if (reader.bufferedBytes > 0)
-            throw new ProtocolError('received unencrypted data after SSL request');
-          if (this.deps.tlsContext && !this.tls) {
-            this.client.write('S');
-            reader.detach();
-            this.client = await this.upgradeToTls(this.client, this.deps.tlsContext);
-            this.tls = true;
-            reader.attach(this.client);
-          } else this.client.write('N');
-          continue;
-        }
-        if (code === StartupCode.GssEncRequest) {
-          this.client.write('N');
-          continue;
-        }
-        if (code === StartupCode.CancelRequest) {
-          clearTimeout(timer);
-          reader.detach();
-          await this.forwardCancel(packet);
-          return;
-        }
-        const major = code >>> 16;
-        const minor = code & 0xffff;
-        if (major !== 3) {
-          throw new ProtocolError(
-            `unsupported frontend protocol ${major}.${minor}: server supports 3.0`,
-            '0A000',
-          );
-        }
-        params = parseStartupParameters(packet);
-        const unknownOptions = [...params.keys()].filter((k) => k.startsWith('_pq_.'));
-        if (minor > 0 || unknownOptions.length > 0) negotiate = unknownOptions;
-      }
-      if (config.clientTls?.required && !this.tls) {
-        throw new AuthError('this Gatehouse requires TLS: connect with sslmode=require or stronger', '28000');
-      }
-      const user = params.get('user') ?? '';
-      if (negotiate) this.client.write(negotiateProtocolVersion(negotiate));
-
-      let password: string | undefined;
-      if (authenticator.needsPassword) {
-        this.client.write(authenticationCleartextPassword());
-        const { type, frame } = await reader.readTyped(MAX_PASSWORD_MESSAGE);
-        if (type !== Frontend.Password) throw new ProtocolError('expected a password message');
-        password = passwordText(frame);
-      }
-      let identity: Identity;
-      try {
-        identity = await authenticator.authenticate(password === undefined ? { user } : { user, password });
-      } catch (error) {
-        const reason = error instanceof AuthError ? error.message : 'authentication failed';
-        const sqlstate = error instanceof AuthError ? error.sqlstate : '28P01';
-        this.refuseConnection(user, params.get('database') ?? user, sqlstate, reason);
-        throw new AuthError(reason, sqlstate);
-      }
-      this.logger = this.logger.child({
-        subject: identity.subject,
-        ...(identity.pod && { pod: identity.pod }),
-      });
-
-      if (this.deps.audit.failure !== undefined && config.audit.failClosed) {
-        this.refuseConnection(user, config.upstream.database, '58030', 'audit log unavailable');
-        throw new RefusedStart(
-          '58030',
-          `Gatehouse cannot write its audit log, so it accepts no connections: ${this.deps.audit.failure}`,
-        );
-      }
-
-      // Who may connect is the policy's first question: an identity no grant names gets no session.
-      const policy = this.deps.policy();
-      if (policy && grantsFor(identity, policy, config.upstream.database).length === 0) {
-        const reason = `no DatabaseAccess grants ${identity.subject} access to database "${config.upstream.database}"`;
-        this.refuseConnection(user, config.upstream.database, '28000', reason);
-        throw new RefusedStart('28000', `Gatehouse: ${reason}`);
-      }
-
-      let upstreamParams: Record<string, string>;
-      try {
-        upstreamParams = upstreamStartupParameters(params, identity);
-      } catch (error) {
-        if (!(error instanceof StartupRefusal)) throw error;
-        this.refuseConnection(user, config.upstream.database, '42501', error.message);
-        throw new RefusedStart('42501', error.message);
-      }
-
-      this.gate = new PostgresGate({
-        policy: this.deps.policy,
-        identity,
-        database: config.upstream.database,
-        code: () => this.deps.catalog.current()?.code,
-        snapshot: () => this.deps.catalog.current(),
-        misread: (sql) => readingRefusal(sql, this.reading, this.settled()),
-      });
-      // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
-      // Guarded ones too: calls of stored code are judged by what the catalog says the code does.
-      const catalogReady = this.gate.settings() || this.deps.policy() ? this.deps.catalog.ready() : undefined;
-      const upstream = await this.openUpstream(upstreamParams);
-      await catalogReady;
-      const leftover = reader.detach();
-      clearTimeout(timer);
-      // The client may have gone while we authenticated or connected; its 'close' has then fired already.
-      if (this.closed || this.client.destroyed || this.client.readableEnded) {
-        upstream.socket.destroy();
-        this.close('client');
-        return;
-      }
-      this.beginRelay(identity, upstream, leftover);
-    } catch (error) {
-      clearTimeout(timer);
-      reader.detach();
-      throw error;
-    }
-  }
-
-  private upgradeToTls(socket: Socket, secureContext: SecureContext): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const secure = new TLSSocket(socket, { isServer: true, secureContext });
-      const onError = (error: Error) =>
-        reject(new ProtocolError(`TLS handshake failed: ${error.message}`, '08P01'));
-      secure.once('secure', () => {
-        secure.off('error', onError);
-        secure.on('error', (error) => this.logger.debug({ err: error.message }, 'client TLS error'));
-        resolve(secure);
-      });
-      secure.once('error', onError);
-    });
-  }
-
-  private async openUpstream(parameters: Record<string, string>): Promise<UpstreamConnection> {
-    const u = this.deps.config.upstream;
-    try {
-      return await connectUpstream(upstreamOptions(u, parameters));
-    } catch (error) {
-      const upstreamError = error instanceof UpstreamError ? error : undefined;
-      this.deps.metrics.upstreamError(upstreamError?.failure ?? 'network');
-      this.deps.metrics.connection('failed');
-      this.logger.error(
-        { err: error instanceof Error ? error.message : String(error), upstream: `${u.host}:${u.port}` },
-        'cannot open the upstream connection',
-      );
-      // The client learns that the database is unavailable, not the proxy's credentials or addresses.
-      const tooMany = upstreamError?.sqlstate === '53300';
-      throw new RefusedStart(
-        tooMany ? '53300' : '08006',
-        tooMany
-          ? 'the database has too many connections'
-          : 'Gatehouse could not connect to the database; see the proxy log',
-      );
-    }
-  }
-
-  private beginRelay(identity: Identity, upstream: UpstreamConnection, leftover: Buffer): void {
-    const { config, cancelKeys, metrics } = this.deps;
-    this.upstream = upstream.socket;
-    this.txStatus = upstream.transactionStatus ?? 'I';
-    // A server without cancel keys (some poolers, PGlite) still gets a key for the client, which then cancels nothing.
-    const key = cancelKeys.issue(upstream.backendKey ?? { processId: 0, secretKey: Buffer.alloc(0) });
-    this.cancelProcessId = key.processId;
-    this.context = {
-      session: this.id,
-      identity,
-      client: { address: this.client.remoteAddress ?? '', port: this.client.remotePort ?? 0 },
-      database: config.upstream.database,
-      protocol: 'postgres',
-    };
-    const hello: Buffer[] = [authenticationOk()];
-    for (const [name, value] of upstream.parameters) {
-      hello.push(parameterStatus(name, value));
-      this.reading = withParameter(this.reading, name, value);
-    }
-    hello.push(backendKeyData(key.processId, key.secretKey), readyForQuery(this.txStatus));
-    this.client.write(Buffer.concat(hello));
+  start(): void {
+    const { config, metrics } = this.deps;
     metrics.connection('accepted');
     metrics.active(1);
     this.deps.audit.record({ type: 'connection.start', context: this.context, tls: this.tls });
     this.logger.info({ database: config.upstream.database, tls: this.tls }, 'session started');
 
-    this.framer = new MessageFramer(config.limits.maxMessageBytes);
-    this.scanner = new MessageScanner(WANTED_BACKEND_TYPES, 256 * 1024 * 1024);
     const client = this.client;
-    const server = upstream.socket;
-
+    const server = this.upstream;
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     server.on('data', (chunk: Buffer) => this.onServerData(chunk));
     client.on('drain', () => server.resume());
@@ -622,8 +392,9 @@ export class PostgresSession {
       this.logger.warn({ err: error.message }, 'upstream connection error');
       this.close('upstream');
     });
-    if (upstream.leftover.length > 0) this.onServerData(upstream.leftover);
-    if (leftover.length > 0) this.onClientData(leftover);
+    const serverLeftover = this.established.upstream.leftover;
+    if (serverLeftover.length > 0) this.onServerData(serverLeftover);
+    if (this.established.leftover.length > 0) this.onClientData(this.established.leftover);
     server.resume();
     client.resume();
   }
@@ -631,9 +402,9 @@ export class PostgresSession {
   private onClientData(chunk: Buffer): void {
     if (this.closed) return;
     this.deps.metrics.bytesIn(chunk.length);
-    const server = this.upstream!;
+    const server = this.upstream;
     try {
-      this.framer!.push(chunk, this.handleClientMessage, this.toServer.add);
+      this.framer.push(chunk, this.handleClientMessage, this.toServer.add);
     } catch (error) {
       this.toServer.reset();
       this.protocolViolation(error);
@@ -643,18 +414,18 @@ export class PostgresSession {
   }
 
   private afterClientMessages(server: Socket): void {
-    if (this.framer!.holding && !this.catalogRefreshed) this.refreshCatalogThenResume(server);
+    if (this.framer.holding && !this.catalogRefreshed) this.refreshCatalogThenResume(server);
     this.toServer.flush();
     // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
     // by DataRows straight away: whether they are read must be decided now, not at a later server message.
-    this.scanner?.want(Backend.DataRow, this.rowsWanted(this.pending[0]));
+    this.scanner.want(Backend.DataRow, this.rowsWanted(this.pending[0]));
     if (server.writableNeedDrain || this.toServer.heldBytes > MAX_HELD_BYTES) this.client.pause();
   }
 
   /** Statements held for their audit records went (or were refused): owed answers can follow. */
   private onAuditReleased(): void {
     if (this.closed) return;
-    if (!this.upstream!.writableNeedDrain && this.toServer.heldBytes <= MAX_HELD_BYTES) this.client.resume();
+    if (!this.upstream.writableNeedDrain && this.toServer.heldBytes <= MAX_HELD_BYTES) this.client.resume();
   }
 
   /**
@@ -668,7 +439,7 @@ export class PostgresSession {
     refuse: (refusal: Refusal) => Buffer,
   ): Buffer {
     const { audit, config } = this.deps;
-    const written = recordStatementStart(audit, config.audit.failClosed, this.context!, via, texts);
+    const written = recordStatementStart(audit, config.audit.failClosed, this.context, via, texts);
     return this.toServer.hold(frame, written, () => refuse(this.auditUnavailable()));
   }
 
@@ -684,7 +455,7 @@ export class PostgresSession {
     void this.deps.catalog.refresh().then(() => {
       if (this.closed) return;
       try {
-        this.framer!.resume(this.handleClientMessage, this.toServer.add);
+        this.framer.resume(this.handleClientMessage, this.toServer.add);
       } catch (error) {
         this.toServer.reset();
         this.protocolViolation(error);
@@ -692,7 +463,7 @@ export class PostgresSession {
       }
       this.catalogRefreshed = false;
       this.afterClientMessages(server);
-      if (!server.writableNeedDrain && !this.framer!.holding) this.client.resume();
+      if (!server.writableNeedDrain && !this.framer.holding) this.client.resume();
     });
   }
 
@@ -875,7 +646,7 @@ export class PostgresSession {
   private rowCapNow(limits: readonly RowLimit[]): number | undefined {
     return rowCap(limits, {
       before: this.rowsBefore,
-      minute: this.deps.rowBudget.spent(this.context!.identity.subject),
+      minute: this.deps.rowBudget.spent(this.context.identity.subject),
     });
   }
 
@@ -928,7 +699,7 @@ export class PostgresSession {
   }
 
   private judgeText(sql: string, described?: QueryText): Verdict {
-    const verdict = this.gate!.check(sql, described === undefined ? undefined : [described], this.moment());
+    const verdict = this.gate.check(sql, described === undefined ? undefined : [described], this.moment());
     if (verdict.outcome === 'refresh-catalog') return { refreshCatalog: true };
     if (verdict.outcome === 'refuse') {
       if (verdict.cause === 'masking') this.scrubbing = true;
@@ -970,7 +741,7 @@ export class PostgresSession {
 
   /** Fast-path function calls return values no lineage can trace: refused where masking applies. */
   private fastPathRefusal(): Refusal | undefined {
-    const settings = this.gate?.settings();
+    const settings = this.gate.settings();
     if (!settings) return undefined;
     return {
       reason: `MaskingPolicy ${settings.policies.join(', ')}: fast-path function call`,
@@ -1001,7 +772,7 @@ export class PostgresSession {
       };
     }
     const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-    const verdict = this.gate!.guard(
+    const verdict = this.gate.guard(
       `SELECT ${quote(target.schema)}.${quote(target.name)}()`,
       undefined,
       this.moment(),
@@ -1027,7 +798,7 @@ export class PostgresSession {
     this.deps.metrics.bytesOut(chunk.length);
     const client = this.client;
     try {
-      this.scanner!.scan(chunk, this.handleServerMessage, this.toClient.add);
+      this.scanner.scan(chunk, this.handleServerMessage, this.toClient.add);
     } catch (error) {
       this.toClient.reset();
       this.logger.error(
@@ -1043,7 +814,7 @@ export class PostgresSession {
       return;
     }
     this.toClient.flush(client);
-    if (client.writableNeedDrain) this.upstream!.pause();
+    if (client.writableNeedDrain) this.upstream.pause();
   }
 
   /** The client's copy of a server message, led by a guardrail warning owed for this exchange. */
@@ -1082,13 +853,13 @@ export class PostgresSession {
       else if (this.scrubbing) out = scrubServerText(type, frame);
     }
     const next = this.pending[0];
-    this.scanner!.want(Backend.DataRow, this.rowsWanted(next));
+    this.scanner.want(Backend.DataRow, this.rowsWanted(next));
     // Text COPY rows are scanned, and masked where the plan masks columns; binary ones are not text
     // (COPY of masked columns in binary is refused before it runs, and throws here if it comes).
     if (type === Backend.CopyOutResponse) {
       this.copyMasker = this.copyMaskerFor(head, frame);
       // The masker decides by the statement's own plan, whatever the last statement checked was.
-      this.scanner!.want(
+      this.scanner.want(
         Backend.CopyData,
         (this.scrubbing || this.copyMasker !== undefined) && frame[5] === 0,
       );
@@ -1098,7 +869,7 @@ export class PostgresSession {
       type === Backend.ReadyForQuery
     ) {
       this.copyMasker = undefined;
-      this.scanner!.want(Backend.CopyData, false);
+      this.scanner.want(Backend.CopyData, false);
     }
     if (head && (head.kind === 'query' || head.kind === 'parse') && head.notice && out) {
       const notice = head.notice;
@@ -1120,7 +891,7 @@ export class PostgresSession {
     if (!masking) return undefined;
     const plan = planAt(masking, head?.kind === 'query' ? head.index : 0);
     if (!plan.rest && !plan.columns.some((mask) => mask !== undefined)) return undefined;
-    const encoding = this.reading.clientEncoding;
+    const encoding = this.reading.current.clientEncoding;
     if (!copyTextSplitsSafely(encoding))
       throw new Error(
         `COPY of masked columns in client encoding ${encoding ?? '(unknown)'}, whose rows cannot be split safely`,
@@ -1240,8 +1011,7 @@ export class PostgresSession {
         const nameEnd = frame.indexOf(0, 5);
         const valueEnd = frame.indexOf(0, nameEnd + 1);
         if (nameEnd > 0 && valueEnd > 0)
-          this.reading = withParameter(
-            this.reading,
+          this.reading.report(
             frame.toString('utf8', 5, nameEnd),
             frame.toString('utf8', nameEnd + 1, valueEnd),
           );
@@ -1374,7 +1144,7 @@ export class PostgresSession {
   /** The check's count is within the caps: the held completion goes to the client, with the count recorded. */
   private rowCheckPassed(check: RowCheck): Buffer | undefined {
     const count = check.count ?? -1;
-    const subject = this.context!.identity.subject;
+    const subject = this.context.identity.subject;
     const notes = [...(check.owner.notes ?? [])];
     let notice: Buffer | undefined;
     if (count >= 0) {
@@ -1427,7 +1197,7 @@ export class PostgresSession {
         {
           transaction: failure.count,
           before: this.rowsBefore,
-          minute: this.deps.rowBudget.spent(this.context!.identity.subject),
+          minute: this.deps.rowBudget.spent(this.context.identity.subject),
         },
         check.rows.what,
       );
@@ -1469,7 +1239,7 @@ export class PostgresSession {
     this.statementCount++;
     recordStatement(
       this.deps,
-      this.context!,
+      this.context,
       started.kind === 'execute' || started.kind === 'parse' ? 'extended' : 'simple',
       started.started,
       text,
@@ -1478,77 +1248,6 @@ export class PostgresSession {
         ...extra,
         reason: extra.reason ?? ('notes' in started ? started.notes?.join('; ') : undefined),
       },
-    );
-  }
-
-  private async forwardCancel(packet: Buffer): Promise<void> {
-    this.deps.metrics.connection('cancel');
-    if (packet.length < 12) {
-      this.client.destroy();
-      return;
-    }
-    const processId = packet.readInt32BE(4);
-    const target = this.deps.cancelKeys.lookup(processId, packet.subarray(8));
-    // Like PostgreSQL, never tell the requester whether the key matched.
-    this.client.destroy();
-    if (!target || target.secretKey.length === 0) {
-      this.logger.info('cancel request with an unknown key ignored');
-      return;
-    }
-    const u = this.deps.config.upstream;
-    try {
-      await sendCancel({
-        host: u.host,
-        port: u.port,
-        tls: u.tls,
-        processId: target.processId,
-        secretKey: target.secretKey,
-      });
-      this.logger.info('cancel request forwarded');
-    } catch (error) {
-      this.logger.warn(
-        { err: error instanceof Error ? error.message : String(error) },
-        'cancel request could not be forwarded',
-      );
-    }
-  }
-
-  private refuseConnection(user: string, database: string, sqlstate: string, reason: string): void {
-    this.deps.metrics.connection('refused');
-    this.deps.audit.record({
-      type: 'connection.refused',
-      client: { address: this.client.remoteAddress ?? '', port: this.client.remotePort ?? 0 },
-      protocol: 'postgres',
-      user,
-      database,
-      sqlstate,
-      reason,
-    });
-  }
-
-  private failStartup(error: unknown): void {
-    if (this.closed) return;
-    if (error instanceof AuthError || error instanceof RefusedStart) {
-      this.logger.info({ sqlstate: error.sqlstate, reason: error.message }, 'connection refused');
-      this.sendFatal({ severity: 'FATAL', code: error.sqlstate, message: error.message }, 'refused');
-      return;
-    }
-    if (error instanceof ProtocolError) {
-      if (error.sqlstate !== '08006') {
-        this.deps.metrics.connection('failed');
-        this.logger.info({ reason: error.message }, 'protocol error during startup');
-        this.sendFatal({ severity: 'FATAL', code: error.sqlstate, message: error.message }, 'protocol-error');
-      } else this.close('client');
-      return;
-    }
-    this.deps.metrics.connection('failed');
-    this.logger.error(
-      { err: error instanceof Error ? error.message : String(error) },
-      'session failed during startup',
-    );
-    this.sendFatal(
-      { severity: 'FATAL', code: 'XX000', message: 'internal error in Gatehouse; see the proxy log' },
-      'internal-error',
     );
   }
 
@@ -1597,15 +1296,6 @@ export class PostgresSession {
         reason,
       );
     for (const listener of this.onClosed.splice(0)) listener();
-  }
-}
-
-/** A startup the proxy refuses for policy or availability, with the SQLSTATE the client gets. */
-class RefusedStart extends Error {
-  readonly sqlstate: string;
-  constructor(sqlstate: string, message: string) {
-    super(message);
-    this.sqlstate = sqlstate;
   }
 }
 
@@ -1682,19 +1372,3 @@ function scrubCopyData(frame: Buffer): Buffer {
 }
 
 const FUNCTION_CALL_TEXT: QueryText = { statement: '<fast-path function call>', fingerprint: null };
-
-function parseStartupParameters(packet: Buffer): Map<string, string> {
-  const params = new Map<string, string>();
-  let offset = 4;
-  while (offset < packet.length && packet[offset] !== 0) {
-    const keyEnd = packet.indexOf(0, offset);
-    if (keyEnd < 0) throw new ProtocolError('invalid startup packet layout');
-    const valueEnd = packet.indexOf(0, keyEnd + 1);
-    if (valueEnd < 0) throw new ProtocolError('invalid startup packet layout');
-    params.set(packet.toString('utf8', offset, keyEnd), packet.toString('utf8', keyEnd + 1, valueEnd));
-    offset = valueEnd + 1;
-  }
-  if (!params.has('user'))
-    throw new ProtocolError('no PostgreSQL user name specified in startup packet', '28000');
-  return params;
-}
