@@ -29,6 +29,19 @@ import {
   createCopyTextMasker,
 } from './copy-text-masker.ts';
 import {
+  Answer,
+  Exchange,
+  type Pending,
+  type PendingExecute,
+  type PendingQuery,
+  type PortalText,
+  type PreparedText,
+  type Refusal,
+  type RowCheck,
+  textAt,
+  textsOf,
+} from './exchange.ts';
+import {
   bindNames,
   commandTag,
   errorFields,
@@ -44,9 +57,7 @@ import { ProtocolError } from './protocol-error.ts';
 import type { ReportedReading } from './reported-reading.ts';
 import {
   checkColumn,
-  checkCount,
   checkFailure,
-  firstColumnName,
   lastStatementStart,
   rowCheckMessages,
   withRowCheck,
@@ -57,7 +68,6 @@ import {
   formatAt,
   needsRowInspection,
   type ResultField,
-  type RowMasker,
   rowDescriptionFields,
 } from './row-masker.ts';
 import {
@@ -71,14 +81,10 @@ import {
   isNameRefusal,
   type NameRefusal,
   SessionNames,
-  type Settlement,
   type SqlNameEffect,
   sqlNameEffects,
 } from './session-names.ts';
 import type { Established } from './startup.ts';
-
-const _MAX_STARTUP_PACKET = 10_000;
-const _MAX_PASSWORD_MESSAGE = 64 * 1024;
 
 /** Frontend message types the proxy accepts after startup. */
 const FRONTEND_TYPES = new Set<number>(Object.values(Frontend).filter((t) => t !== Frontend.Password));
@@ -110,76 +116,6 @@ const WANTED_BACKEND_TYPES = [
 /** Command tags after which the catalog masking relies on may have changed. */
 const CATALOG_CHANGING = /^(CREATE|ALTER|DROP|COMMENT|IMPORT|SECURITY LABEL|GRANT|REVOKE)\b/;
 
-/** A Query message in flight. */
-interface PendingQuery {
-  kind: 'query';
-  sql: string;
-  texts: readonly QueryText[] | undefined;
-  index: number;
-  started: number;
-  refusal?: Refusal;
-  /** Guardrail warnings and dry-run findings, for the audit record. */
-  notes?: readonly string[];
-  /** A NOTICE for the client, sent just before the server's first answer to this message. */
-  notice?: Buffer | undefined;
-  /** How the results of the text's statements are masked (undefined: this identity sees clear values). */
-  masking?: TextMasking | undefined;
-  /** The current result's masker, from its RowDescription to its CommandComplete. */
-  rowMasker?: RowMasker | undefined;
-  /** Per statement, the prepared statement and cursor names it makes or removes. */
-  nameEffects?: readonly (SqlNameEffect | undefined)[];
-  /** When the message came, for SessionNames. */
-  stamp: number;
-  /** The rows the text changes are counted by a check the proxy appended to it. */
-  check?: RowCheck | undefined;
-}
-
-/**
- * One row check in flight (see row-check.ts): the client's last completion is held until the check
- * answers, then forwarded (the count is under the cap) or replaced by the refusal.
- */
-interface RowCheck {
-  readonly rows: RowsMeasured;
-  /** Simple protocol: the check's result column, new for each text. */
-  readonly column?: string;
-  /** Simple protocol: the index of the statement whose completion the check follows. */
-  readonly after?: number;
-  /** Whether the check's result is coming (simple protocol: its RowDescription was seen). */
-  answering: boolean;
-  count?: number | undefined;
-  /** The client statement's completion, with what its audit record needs. */
-  held?: {
-    readonly frame: Buffer;
-    readonly text: QueryText;
-    readonly command: string;
-    readonly rows?: number | undefined;
-    readonly masked?: readonly string[] | undefined;
-  };
-  /** Whose record the held completion is (the Query or Execute). */
-  readonly owner: { kind: 'query' | 'execute'; started: number; notes?: readonly string[] };
-}
-
-/**
- * A prepared statement's text, with what the guardrails noted and masking planned when it was
- * parsed, and its result columns once a Describe has told them.
- */
-type PreparedText = QueryText & {
-  readonly notes?: readonly string[];
-  readonly masking?: TextMasking | undefined;
-  /** The names its statement makes or removes when executed (a PREPARE, DEALLOCATE... sent by Parse). */
-  readonly nameEffect?: SqlNameEffect | undefined;
-  /** Row limits it runs under: each Execute is followed by a row check. */
-  readonly rows?: RowsMeasured | undefined;
-  fields?: ResultField[];
-};
-
-/** A bound portal: its statement, Bind's result formats, and its columns if described. */
-interface PortalText {
-  readonly text: PreparedText;
-  readonly formats: readonly number[];
-  fields?: ResultField[];
-}
-
 /** What the policy says of one text. */
 interface Verdict {
   readonly refusal?: Refusal;
@@ -191,56 +127,6 @@ interface Verdict {
   readonly nameEffects?: readonly (SqlNameEffect | undefined)[];
   readonly rows?: RowsMeasured;
 }
-
-/** Why Gatehouse refused a statement; the server's answer to the stand-in message is replaced by this. */
-interface Refusal {
-  readonly fields: ErrorFields;
-  readonly reason: string;
-}
-
-type Pending =
-  | PendingQuery
-  | {
-      kind: 'execute';
-      text: QueryText;
-      portal?: PortalText;
-      started: number;
-      stamp?: number;
-      refusal?: Refusal;
-      notes?: readonly string[];
-      rowMasker?: RowMasker;
-      check?: RowCheck;
-    }
-  | {
-      /** A message of the extended-protocol row check the proxy sent after an Execute. */
-      kind: 'rowcheck';
-      step: 'parse' | 'bind' | 'execute' | 'close';
-      /** The check's statement (closed by the `close` step). */
-      statement: string;
-      /** Absent for the Close of a check statement left by an earlier failed check. */
-      check?: RowCheck;
-    }
-  | {
-      kind: 'parse';
-      started: number;
-      text?: QueryText;
-      refusal?: Refusal;
-      notes?: readonly string[];
-      notice?: Buffer | undefined;
-      settlement?: Settlement;
-    }
-  | {
-      kind: 'describe';
-      entry?: { fields?: ResultField[] };
-      refusal?: Refusal;
-      started?: number;
-      /** Sent by the proxy itself, so its answer (ParameterDescription, RowDescription or NoData) is dropped. */
-      internal?: boolean;
-    }
-  | { kind: 'bind'; settlement?: Settlement; refusal?: Refusal; started?: number }
-  | { kind: 'close'; settlement: Settlement }
-  | { kind: 'sync' }
-  | { kind: 'function'; started: number; refusal?: Refusal };
 
 /**
  * A stand-in the server can only answer with a syntax error: it never runs anything, yet it moves the
@@ -296,7 +182,6 @@ export class PostgresSession {
   private readonly reading: ReportedReading;
   /** The masker of the COPY ... TO STDOUT now streaming, from its CopyOutResponse to its end. */
   private copyMasker: CopyRowMasker | undefined;
-  private readonly pending: Pending[] = [];
   /** What each prepared statement and portal name stands for; Bind, Describe and Execute use nothing else. */
   private readonly names = new SessionNames<PreparedText, PortalText>();
   private readonly framer: MessageFramer;
@@ -319,8 +204,8 @@ export class PostgresSession {
    * computed from it stricter, never laxer.
    */
   private rowsBefore = 0;
-  /** Row-check statements a failed check left prepared on the server: closed with the next check. */
-  private staleChecks: string[] = [];
+  /** What was asked of the server, and what its answers complete. */
+  private readonly exchange = new Exchange();
 
   constructor(id: string, established: Established, deps: SessionDeps) {
     this.id = id;
@@ -354,7 +239,7 @@ export class PostgresSession {
 
   /** True while the session has no statement in flight and no open transaction. */
   get idle(): boolean {
-    return this.pending.length === 0 && this.txStatus === 'I';
+    return this.exchange.size === 0 && this.txStatus === 'I';
   }
 
   /** Ends the session as the server would on an administrator's shutdown. */
@@ -418,7 +303,7 @@ export class PostgresSession {
     this.toServer.flush();
     // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
     // by DataRows straight away: whether they are read must be decided now, not at a later server message.
-    this.scanner.want(Backend.DataRow, this.rowsWanted(this.pending[0]));
+    this.scanner.want(Backend.DataRow, this.rowsWanted(this.exchange.head));
     if (server.writableNeedDrain || this.toServer.heldBytes > MAX_HELD_BYTES) this.client.pause();
   }
 
@@ -492,10 +377,10 @@ export class PostgresSession {
         if (verdict.nameEffects) query.nameEffects = verdict.nameEffects;
         this.names.synced(true);
         if (refusal) {
-          this.pending.push({ ...query, refusal });
+          this.exchange.expect({ ...query, refusal });
           return REFUSED_QUERY;
         }
-        this.pending.push(query);
+        this.exchange.expect(query);
         let sent = frame;
         if (verdict.rows) {
           const column = checkColumn();
@@ -530,10 +415,10 @@ export class PostgresSession {
         const settlement = verdict.refusal ? undefined : this.names.parse(name, prepared);
         const refusal = verdict.refusal ?? (settlement?.refusal && nameRefusal(settlement.refusal));
         if (refusal) {
-          this.pending.push({ kind: 'parse', started: performance.now(), text, refusal });
+          this.exchange.expect({ kind: 'parse', started: performance.now(), text, refusal });
           return REFUSED_PARSE;
         }
-        this.pending.push({
+        this.exchange.expect({
           kind: 'parse',
           started: 0,
           notice: verdict.notice,
@@ -542,7 +427,7 @@ export class PostgresSession {
         if (!verdict.masking) return frame;
         // Rows of a masked statement are rewritten by column type. A driver may execute it without ever
         // describing it (JDBC past prepareThreshold), so the proxy describes it itself, right away.
-        this.pending.push({ kind: 'describe', entry: prepared, internal: true });
+        this.exchange.expect({ kind: 'describe', entry: prepared, internal: true });
         return Buffer.concat([frame, describeStatementMessage(name)]);
       }
       case Frontend.Bind: {
@@ -553,10 +438,10 @@ export class PostgresSession {
           : this.names.bind(portal, { text, formats: bindResultFormats(frame) });
         if (settlement.refusal) {
           const refusal = nameRefusal(settlement.refusal);
-          this.pending.push({ kind: 'bind', refusal, started: performance.now() });
+          this.exchange.expect({ kind: 'bind', refusal, started: performance.now() });
           return REFUSED_PARSE;
         }
-        this.pending.push({ kind: 'bind', settlement });
+        this.exchange.expect({ kind: 'bind', settlement });
         return frame;
       }
       case Frontend.Execute: {
@@ -569,10 +454,10 @@ export class PostgresSession {
         const refusal = this.auditRefusal() ?? (isNameRefusal(named) ? nameRefusal(named) : undefined);
         const started = performance.now();
         if (refusal) {
-          this.pending.push({ kind: 'execute', text, started, refusal });
+          this.exchange.expect({ kind: 'execute', text, started, refusal });
           return REFUSED_PARSE;
         }
-        const execute: Extract<Pending, { kind: 'execute' }> = {
+        const execute: PendingExecute = {
           kind: 'execute',
           text,
           started,
@@ -580,7 +465,7 @@ export class PostgresSession {
           ...(portal && { portal }),
           ...(text.notes && { notes: text.notes }),
         };
-        this.pending.push(execute);
+        this.exchange.expect(execute);
         const sent = text.rows ? Buffer.concat([frame, this.rowCheckAfter(execute, text.rows)]) : frame;
         // Lost audit records turn the Execute and its check into one stand-in, whose error skips to Sync.
         return this.holdForAudit(sent, 'extended', [text], (lost) => {
@@ -594,21 +479,21 @@ export class PostgresSession {
         const entry =
           target.kind === 'S' ? this.names.statement(target.name) : this.names.portal(target.name);
         if (isNameRefusal(entry)) {
-          this.pending.push({ kind: 'describe', refusal: nameRefusal(entry), started: performance.now() });
+          this.exchange.expect({ kind: 'describe', refusal: nameRefusal(entry), started: performance.now() });
           return REFUSED_PARSE;
         }
-        this.pending.push({ kind: 'describe', entry });
+        this.exchange.expect({ kind: 'describe', entry });
         return frame;
       }
       case Frontend.Close: {
         // Closing runs nothing and shows nothing, so any name may be closed; it is forgotten everywhere.
         const target = targetOf(frame);
-        this.pending.push({ kind: 'close', settlement: this.names.close(target.kind, target.name) });
+        this.exchange.expect({ kind: 'close', settlement: this.names.close(target.kind, target.name) });
         return frame;
       }
       case Frontend.Sync:
         this.names.synced(false);
-        this.pending.push({ kind: 'sync' });
+        this.exchange.expect({ kind: 'sync' });
         return frame;
       case Frontend.FunctionCall: {
         // The fast-path interface: its result cannot be traced, so masked sessions may not use it.
@@ -619,11 +504,11 @@ export class PostgresSession {
         const started = performance.now();
         this.names.synced(false);
         if (refusal) {
-          this.pending.push({ kind: 'function', started, refusal });
+          this.exchange.expect({ kind: 'function', started, refusal });
           return REFUSED_QUERY;
         }
         const call: Extract<Pending, { kind: 'function' }> = { kind: 'function', started };
-        this.pending.push(call);
+        this.exchange.expect(call);
         return this.holdForAudit(frame, 'simple', [FUNCTION_CALL_TEXT], (lost) => {
           call.refusal = lost;
           return REFUSED_QUERY;
@@ -651,14 +536,10 @@ export class PostgresSession {
   }
 
   /** The extended-protocol row check sent right after `execute`, with the pending answers it is owed. */
-  private rowCheckAfter(execute: Extract<Pending, { kind: 'execute' }>, rows: RowsMeasured): Buffer {
+  private rowCheckAfter(execute: PendingExecute, rows: RowsMeasured): Buffer {
     const check: RowCheck = { rows, answering: true, owner: execute };
-    execute.check = check;
-    const stale = this.staleChecks.splice(0);
-    for (const statement of stale) this.pending.push({ kind: 'rowcheck', step: 'close', statement });
     const { messages, statement } = rowCheckMessages(this.rowCapNow(rows.limits));
-    for (const step of ['parse', 'bind', 'execute', 'close'] as const)
-      this.pending.push({ kind: 'rowcheck', step, statement, check });
+    const stale = this.exchange.expectRowCheck(execute, check, statement);
     return Buffer.concat([...stale.map(closeStatementMessage), messages]);
   }
 
@@ -736,7 +617,7 @@ export class PostgresSession {
 
   /** No statement is still running: the settings the server last reported are the ones it reads with. */
   private settled(): boolean {
-    return !this.pending.some((p) => p.kind === 'query' || p.kind === 'execute' || p.kind === 'function');
+    return this.exchange.settled();
   }
 
   /** Fast-path function calls return values no lineage can trace: refused where masking applies. */
@@ -819,41 +700,91 @@ export class PostgresSession {
 
   /** The client's copy of a server message, led by a guardrail warning owed for this exchange. */
   private onServerMessage(type: number, frame: Buffer): Buffer | undefined {
-    const head = this.pending[0];
-    if (
-      head?.kind === 'describe' &&
-      head.internal &&
-      (type === Backend.ParameterDescription || type === Backend.RowDescription || type === Backend.NoData)
-    ) {
-      this.answerServerMessage(type, frame, head);
-      return undefined;
-    }
-    if (type === Backend.DataRow) {
-      const check = head?.kind === 'rowcheck' ? head.check : head?.kind === 'query' ? head.check : undefined;
-      if (check?.answering && (head?.kind === 'rowcheck' || check.held)) {
-        check.count = checkCount(frame);
-        return undefined;
-      }
-      return this.maskRow(head, frame);
-    }
-    // A completion held for a check that is not coming after all (the text split differently than the
-    // server ran it): it goes on, ahead of what follows.
-    const stray = this.strayHeld(head, type, frame);
-    if (stray) {
-      const rest = this.onServerMessage(type, frame);
-      return rest ? Buffer.concat([stray, rest]) : stray;
-    }
-    if (type === Backend.CopyData) return this.copyMasker ? this.copyMasker(frame) : scrubCopyData(frame);
+    const exchange = this.exchange;
+    const head = exchange.head;
     // Decided before the answer moves the exchange on: the text belongs to the statement it answers.
     const withheld =
       (type === Backend.ErrorResponse || type === Backend.NoticeResponse) && this.withholdsServerText(head);
-    let out = this.answerServerMessage(type, frame, head);
+    const answer = exchange.answer(type, frame);
+    let out: Buffer | undefined = frame;
+    switch (answer) {
+      case Answer.Row:
+        return this.maskRow(head, frame);
+      case Answer.CheckRow:
+        return undefined;
+      case Answer.Drop:
+        // The answer to the proxy's own Describe; or to its row check, whose rows may come next.
+        if (head?.kind === 'describe') return undefined;
+        out = undefined;
+        break;
+      case Answer.Stray: {
+        // A completion held for a check that is not coming after all: it goes on, ahead of what follows.
+        const check = exchange.check!;
+        const held = check.held!;
+        check.held = undefined;
+        this.recordStatement(check.owner, held.text, 'ok', held);
+        const rest = this.onServerMessage(type, frame);
+        return rest ? Buffer.concat([held.frame, rest]) : held.frame;
+      }
+      case Answer.Settled:
+        if (head && 'settlement' in head) head.settlement?.done?.();
+        break;
+      case Answer.Described:
+        if (head?.kind === 'describe') {
+          if (head.entry && (this.scrubbing || head.internal))
+            head.entry.fields = rowDescriptionFields(frame);
+          if (head.internal) return undefined;
+        }
+        break;
+      case Answer.ResultHead:
+        if (head?.kind === 'query' && head.masking) {
+          const plan = planAt(head.masking, head.index);
+          const fields = rowDescriptionFields(frame);
+          head.rowMasker = needsRowInspection(plan, fields)
+            ? createRowMasker(plan, fields, this.deps.maskingKey)
+            : undefined;
+        }
+        break;
+      case Answer.CheckDone:
+        out = this.rowCheckPassed(exchange.check!);
+        break;
+      case Answer.Completed:
+        out = this.completed(head, frame);
+        break;
+      case Answer.Suspended:
+        if (head?.kind === 'execute') {
+          if (head.check) {
+            head.check.held = { frame, text: head.text, command: 'SUSPENDED' };
+            out = undefined;
+          } else this.recordStatement(head, head.text, 'ok', { command: 'SUSPENDED' });
+        }
+        break;
+      case Answer.Failed:
+        out = this.failed(head, frame);
+        break;
+      case Answer.Ready:
+        this.txStatus = transactionStatus(frame);
+        if (this.txStatus === 'I') this.rowsBefore = 0;
+        this.names.ready(this.txStatus);
+        if (this.codeChanged) {
+          this.codeChanged = false;
+          this.deps.catalog.invalidateCode();
+        }
+        if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));
+        break;
+      case Answer.FunctionResult:
+        if (head?.kind === 'function')
+          this.recordStatement(head, FUNCTION_CALL_TEXT, 'ok', { command: 'FUNCTION CALL' });
+        break;
+      default:
+        if (type === Backend.CopyData) return this.copyMasker ? this.copyMasker(frame) : scrubCopyData(frame);
+        if (type === Backend.ParameterStatus) this.reportParameter(frame);
+    }
     if (out === frame) {
       if (withheld) out = withholdServerText(frame);
       else if (this.scrubbing) out = scrubServerText(type, frame);
     }
-    const next = this.pending[0];
-    this.scanner.want(Backend.DataRow, this.rowsWanted(next));
+    this.scanner.want(Backend.DataRow, this.rowsWanted(exchange.head));
     // Text COPY rows are scanned, and masked where the plan masks columns; binary ones are not text
     // (COPY of masked columns in binary is refused before it runs, and throws here if it comes).
     if (type === Backend.CopyOutResponse) {
@@ -877,6 +808,98 @@ export class PostgresSession {
       return Buffer.concat([notice, out]);
     }
     return out;
+  }
+
+  /** ParameterStatus: sent before ReadyForQuery when a setting the server reports has changed. */
+  private reportParameter(frame: Buffer): void {
+    const nameEnd = frame.indexOf(0, 5);
+    const valueEnd = frame.indexOf(0, nameEnd + 1);
+    if (nameEnd > 0 && valueEnd > 0)
+      this.reading.report(frame.toString('utf8', 5, nameEnd), frame.toString('utf8', nameEnd + 1, valueEnd));
+  }
+
+  /** A client statement's CommandComplete: recorded, or held for the row check that follows it. */
+  private completed(head: Pending | undefined, frame: Buffer): Buffer | undefined {
+    const { command, rows } = splitCommandTag(commandTag(frame));
+    if (CATALOG_CHANGING.test(command)) this.deps.catalog.invalidate();
+    if (command === 'COMMIT' || command === 'PREPARE TRANSACTION') this.rowsBefore = 0;
+    if (head?.kind === 'query') {
+      const index = this.exchange.index;
+      const masked = head.masking ? planAt(head.masking, index).masked : undefined;
+      this.names.completedSql(head.nameEffects?.[index], head.stamp, command);
+      const text = textAt(head, index);
+      if (head.check && index === (head.check.after ?? textsOf(head).length - 1)) {
+        // The statement the check follows: its completion waits for the check's answer.
+        head.check.held = { frame, text, command, rows, masked };
+        return undefined;
+      }
+      this.recordStatement(head, text, 'ok', { command, rows, masked });
+      head.started = performance.now();
+    } else if (head?.kind === 'execute') {
+      const masking = (head.text as PreparedText).masking;
+      const masked = masking ? planAt(masking, 0).masked : undefined;
+      this.names.completedSql((head.text as PreparedText).nameEffect, head.stamp ?? 0, command);
+      if (head.check) {
+        head.check.held = { frame, text: head.text, command, rows, masked };
+        return undefined;
+      }
+      this.recordStatement(head, head.text, 'ok', { command, rows, masked });
+    }
+    return frame;
+  }
+
+  /** An ErrorResponse: recorded against what it answers; a refusal's stand-in error becomes the refusal. */
+  private failed(head: Pending | undefined, frame: Buffer): Buffer {
+    const fields = errorFields(frame);
+    const sqlstate = fields.get('C');
+    if (fields.get('S') === 'FATAL' || fields.get('V') === 'FATAL') this.endReason = 'upstream';
+    if (!head) return frame;
+    const check = this.exchange.check;
+    if (head.kind === 'rowcheck') return check ? this.rowCheckFailed(check, fields) : frame;
+    if (check) return this.rowCheckFailed(check, fields);
+    const refusal = 'refusal' in head ? head.refusal : undefined;
+    if (head.kind === 'query') {
+      if (refusal) {
+        for (const t of textsOf(head))
+          this.recordStatement(head, t, 'refused', { reason: refusal.reason, sqlstate: refusal.fields.code });
+      } else
+        this.recordStatement(head, textAt(head, this.exchange.index), 'error', {
+          ...(sqlstate && { sqlstate }),
+        });
+      return refusal ? errorResponse(refusal.fields) : frame;
+    }
+    if (head.kind === 'function') {
+      if (refusal)
+        this.recordStatement(head, FUNCTION_CALL_TEXT, 'refused', {
+          reason: refusal.reason,
+          sqlstate: refusal.fields.code,
+        });
+      else this.recordStatement(head, FUNCTION_CALL_TEXT, 'error', { ...(sqlstate && { sqlstate }) });
+      return refusal ? errorResponse(refusal.fields) : frame;
+    }
+    if (head.kind === 'sync') return frame;
+    if ((head.kind === 'bind' || head.kind === 'describe') && head.refusal) {
+      const text = head.kind === 'bind' ? UNJUDGED_BIND : UNJUDGED_DESCRIBE;
+      this.recordStatement({ kind: 'execute', started: head.started ?? performance.now() }, text, 'refused', {
+        reason: head.refusal.reason,
+        sqlstate: head.refusal.fields.code,
+      });
+    }
+    if (head.kind === 'parse' && head.refusal) {
+      this.recordStatement(head, head.text ?? UNKNOWN_TEXT, 'refused', {
+        reason: head.refusal.reason,
+        sqlstate: head.refusal.fields.code,
+      });
+    }
+    if (head.kind === 'execute') {
+      if (refusal)
+        this.recordStatement(head, head.text, 'refused', {
+          reason: refusal.reason,
+          sqlstate: refusal.fields.code,
+        });
+      else this.recordStatement(head, head.text, 'error', { ...(sqlstate && { sqlstate }) });
+    }
+    return refusal ? errorResponse(refusal.fields) : frame;
   }
 
   /** Whether the server's texts answering `head` are withheld: its statement touches masked data. */
@@ -916,229 +939,6 @@ export class PostgresSession {
     if (!masking) return frame;
     head.rowMasker ??= createRowMasker(planAt(masking, 0), portalFields(head.portal), this.deps.maskingKey);
     return head.rowMasker(frame);
-  }
-
-  /** Matches the server's answers to what was asked, for the audit; returns what the client gets. */
-  private answerServerMessage(type: number, frame: Buffer, head: Pending | undefined): Buffer | undefined {
-    switch (type) {
-      case Backend.ParseComplete:
-      case Backend.BindComplete:
-      case Backend.CloseComplete:
-      case Backend.NoData:
-        if (head?.kind === 'rowcheck') {
-          this.pending.shift();
-          return undefined;
-        }
-        if (head && 'settlement' in head) head.settlement?.done?.();
-        this.pending.shift();
-        return frame;
-      case Backend.RowDescription: // ends a Describe; within a query or execute it heads the rows
-        if (head?.kind === 'query' && head.check?.held && firstColumnName(frame) === head.check.column) {
-          head.check.answering = true;
-          return undefined;
-        }
-        if (head?.kind === 'describe') {
-          if (head.entry && (this.scrubbing || head.internal))
-            head.entry.fields = rowDescriptionFields(frame);
-          this.pending.shift();
-        } else if (head?.kind === 'query' && head.masking) {
-          const plan = planAt(head.masking, head.index);
-          const fields = rowDescriptionFields(frame);
-          head.rowMasker = needsRowInspection(plan, fields)
-            ? createRowMasker(plan, fields, this.deps.maskingKey)
-            : undefined;
-        }
-        return frame;
-      case Backend.CommandComplete: {
-        if (head?.kind === 'rowcheck' && head.check) {
-          this.pending.shift();
-          return this.rowCheckPassed(head.check);
-        }
-        if (head?.kind === 'query' && head.check?.answering) {
-          const check = head.check;
-          head.check = undefined;
-          return this.rowCheckPassed(check);
-        }
-        const { command, rows } = splitCommandTag(commandTag(frame));
-        if (CATALOG_CHANGING.test(command)) this.deps.catalog.invalidate();
-        if (command === 'COMMIT' || command === 'PREPARE TRANSACTION') this.rowsBefore = 0;
-        if (head?.kind === 'query') {
-          const masked = head.masking ? planAt(head.masking, head.index).masked : undefined;
-          this.names.completedSql(head.nameEffects?.[head.index], head.stamp, command);
-          const text = textAt(head, head.index);
-          if (head.check && head.index === (head.check.after ?? textsOf(head).length - 1)) {
-            // The statement the check follows: its completion waits for the check's answer.
-            head.check.held = { frame, text, command, rows, masked };
-            head.index++;
-            head.rowMasker = undefined;
-            return undefined;
-          }
-          this.recordStatement(head, text, 'ok', { command, rows, masked });
-          head.index++;
-          head.rowMasker = undefined;
-          head.started = performance.now();
-        } else if (head?.kind === 'execute') {
-          const masking = (head.text as PreparedText).masking;
-          const masked = masking ? planAt(masking, 0).masked : undefined;
-          this.names.completedSql((head.text as PreparedText).nameEffect, head.stamp ?? 0, command);
-          this.pending.shift();
-          if (head.check) {
-            head.check.held = { frame, text: head.text, command, rows, masked };
-            return undefined;
-          }
-          this.recordStatement(head, head.text, 'ok', { command, rows, masked });
-        }
-        return frame;
-      }
-      case Backend.EmptyQueryResponse:
-        if (head?.kind === 'query') head.index++;
-        else if (head?.kind === 'execute') this.pending.shift();
-        return frame;
-      case Backend.PortalSuspended:
-        if (head?.kind === 'execute') {
-          this.pending.shift();
-          if (head.check) {
-            head.check.held = { frame, text: head.text, command: 'SUSPENDED' };
-            return undefined;
-          }
-          this.recordStatement(head, head.text, 'ok', { command: 'SUSPENDED' });
-        }
-        return frame;
-      case Backend.ErrorResponse:
-        return this.onServerError(head, frame);
-      case Backend.ParameterStatus: {
-        // Sent before ReadyForQuery when a setting the server reports has changed.
-        const nameEnd = frame.indexOf(0, 5);
-        const valueEnd = frame.indexOf(0, nameEnd + 1);
-        if (nameEnd > 0 && valueEnd > 0)
-          this.reading.report(
-            frame.toString('utf8', 5, nameEnd),
-            frame.toString('utf8', nameEnd + 1, valueEnd),
-          );
-        return frame;
-      }
-      case Backend.ReadyForQuery: {
-        this.txStatus = transactionStatus(frame);
-        if (this.txStatus === 'I') this.rowsBefore = 0;
-        this.names.ready(this.txStatus);
-        if (this.codeChanged) {
-          this.codeChanged = false;
-          this.deps.catalog.invalidateCode();
-        }
-        // Everything before the Sync or Query this answers is settled.
-        while (this.pending.length > 0) {
-          const done = this.pending.shift()!;
-          if (done.kind === 'sync' || done.kind === 'query' || done.kind === 'function') break;
-        }
-        if (this.deps.draining() && this.idle) setImmediate(() => this.terminate('shutdown'));
-        return frame;
-      }
-      case Backend.FunctionCallResponse:
-        if (head?.kind === 'function')
-          this.recordStatement(head, FUNCTION_CALL_TEXT, 'ok', { command: 'FUNCTION CALL' });
-        return frame;
-      default:
-        // ParameterDescription, CopyIn/Out/Both responses: part of the current answer.
-        return frame;
-    }
-  }
-
-  private onServerError(head: Pending | undefined, frame: Buffer): Buffer {
-    const fields = errorFields(frame);
-    const sqlstate = fields.get('C');
-    if (fields.get('S') === 'FATAL' || fields.get('V') === 'FATAL') this.endReason = 'upstream';
-    if (!head) return frame;
-    if (head.kind === 'rowcheck') {
-      const out = head.check ? this.rowCheckFailed(head.check, fields) : frame;
-      // Its own Close is skipped with the rest: the statement stays prepared until the next check.
-      this.skipToSync();
-      return out;
-    }
-    if (head.kind === 'query' && head.check && (head.check.held || head.check.answering)) {
-      const out = this.rowCheckFailed(head.check, fields);
-      head.check = undefined;
-      head.index = textsOf(head).length;
-      head.rowMasker = undefined;
-      return out;
-    }
-    const refusal = 'refusal' in head ? head.refusal : undefined;
-    if (head.kind === 'query') {
-      const text = textAt(head, head.index);
-      if (refusal) {
-        for (const t of textsOf(head))
-          this.recordStatement(head, t, 'refused', { reason: refusal.reason, sqlstate: refusal.fields.code });
-      } else this.recordStatement(head, text, 'error', { ...(sqlstate && { sqlstate }) });
-      head.index = textsOf(head).length;
-      head.rowMasker = undefined;
-      return refusal ? errorResponse(refusal.fields) : frame;
-    }
-    if (head.kind === 'function') {
-      if (refusal)
-        this.recordStatement(head, FUNCTION_CALL_TEXT, 'refused', {
-          reason: refusal.reason,
-          sqlstate: refusal.fields.code,
-        });
-      else this.recordStatement(head, FUNCTION_CALL_TEXT, 'error', { ...(sqlstate && { sqlstate }) });
-      return refusal ? errorResponse(refusal.fields) : frame;
-    }
-    if (head.kind === 'sync') return frame;
-    if ((head.kind === 'bind' || head.kind === 'describe') && head.refusal) {
-      const text = head.kind === 'bind' ? UNJUDGED_BIND : UNJUDGED_DESCRIBE;
-      this.recordStatement({ kind: 'execute', started: head.started ?? performance.now() }, text, 'refused', {
-        reason: head.refusal.reason,
-        sqlstate: head.refusal.fields.code,
-      });
-    }
-    if (head.kind === 'parse' && head.refusal) {
-      this.recordStatement(head, head.text ?? UNKNOWN_TEXT, 'refused', {
-        reason: head.refusal.reason,
-        sqlstate: head.refusal.fields.code,
-      });
-    }
-    if (head.kind === 'execute') {
-      if (refusal)
-        this.recordStatement(head, head.text, 'refused', {
-          reason: refusal.reason,
-          sqlstate: refusal.fields.code,
-        });
-      else this.recordStatement(head, head.text, 'error', { ...(sqlstate && { sqlstate }) });
-    }
-    this.skipToSync();
-    return refusal ? errorResponse(refusal.fields) : frame;
-  }
-
-  /** After an error the server skips every message up to the next Sync: none of them changed a name. */
-  private skipToSync(): void {
-    const undo: (() => void)[] = [];
-    while (this.pending.length > 0 && this.pending[0]!.kind !== 'sync') {
-      const skipped = this.pending.shift()!;
-      if ('settlement' in skipped && skipped.settlement?.undo) undo.push(skipped.settlement.undo);
-      // A check statement whose Close was skipped may exist (Close of one that does not is no error).
-      if (
-        skipped.kind === 'rowcheck' &&
-        skipped.step === 'close' &&
-        this.staleChecks.length < MAX_STALE_CHECKS
-      )
-        this.staleChecks.push(skipped.statement);
-    }
-    for (const step of undo.reverse()) step();
-  }
-
-  /**
-   * A held completion whose check is not what this message is: forwarded (and recorded) ahead of it.
-   * Only when the server ran the text as more statements than Gatehouse split it into.
-   */
-  private strayHeld(head: Pending | undefined, type: number, frame: Buffer): Buffer | undefined {
-    if (head?.kind !== 'query' || !head.check?.held || head.check.answering) return undefined;
-    if (
-      type === Backend.ErrorResponse ||
-      (type === Backend.RowDescription && firstColumnName(frame) === head.check.column)
-    )
-      return undefined;
-    const held = head.check.held;
-    head.check.held = undefined;
-    this.recordStatement(head, held.text, 'ok', held);
-    return held.frame;
   }
 
   /** The check's count is within the caps: the held completion goes to the client, with the count recorded. */
@@ -1300,8 +1100,6 @@ export class PostgresSession {
 }
 
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
-/** Check statements left prepared by failed checks, at most (past it they stay until the session ends). */
-const MAX_STALE_CHECKS = 64;
 const UNJUDGED_EXECUTE: QueryText = {
   statement: '<Execute of a portal Gatehouse did not judge>',
   fingerprint: null,
@@ -1337,16 +1135,6 @@ function pgRefusal(refused: Refused): Refusal {
   };
 }
 
-function textsOf(query: PendingQuery): readonly QueryText[] {
-  query.texts ??= describeQuery(query.sql);
-  return query.texts;
-}
-
-/** The statement a completion belongs to; past the end (the server ran more than we split), the last. */
-function textAt(query: PendingQuery, index: number): QueryText {
-  const texts = textsOf(query);
-  return texts[index] ?? texts[texts.length - 1] ?? UNKNOWN_TEXT;
-}
 /** A portal's result columns: from Describe of the portal, else the statement's with Bind's formats. */
 function portalFields(portal: PortalText | undefined): ResultField[] | undefined {
   if (!portal) return undefined;
