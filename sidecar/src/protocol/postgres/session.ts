@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { SessionContext, StatementEvent } from '../../audit/events.ts';
 import {
@@ -18,9 +17,8 @@ import {
 } from '../../policy/guardrails/row-limits.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
-import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
-import { BatchedWrite } from '../batched-write.ts';
-import { type ErrorFields, errorResponse, noticeResponse } from './backend-writer.ts';
+import { type FatalCause, type RelayProtocol, SessionCore } from '../session-core.ts';
+import { errorResponse, noticeResponse } from './backend-writer.ts';
 import { Backend, encodeMessage, Frontend } from './codes.ts';
 import {
   type CopyRowMasker,
@@ -157,23 +155,18 @@ function describeStatementMessage(name: string): Buffer {
 }
 
 /** A running session: the relay between an established client and its upstream, and what it governs. */
-export class PostgresSession {
+export class PostgresSession implements RelayProtocol {
   readonly id: string;
-  private readonly client: Socket;
-  private readonly upstream: Socket;
+  private readonly core: SessionCore;
   private readonly deps: SessionDeps;
   private readonly logger: Logger;
   private readonly context: SessionContext;
   private readonly cancelProcessId: number;
   private readonly established: Established;
-  private closed = false;
   private startedAt = Date.now();
   private statementCount = 0;
   private txStatus: 'I' | 'T' | 'E';
   private readonly tls: boolean;
-  private endReason = 'client';
-  /** The client's Terminate went upstream: the server needs no second one. */
-  private terminateSent = false;
 
   private readonly gate: PostgresGate;
   /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
@@ -186,18 +179,12 @@ export class PostgresSession {
   private readonly names = new SessionNames<PreparedText, PortalText>();
   private readonly framer: MessageFramer;
   private readonly scanner: MessageScanner;
-  private readonly toServer = new AuditHeldWrite(
-    () => this.upstream,
-    () => this.onAuditReleased(),
-  );
-  private readonly toClient = new BatchedWrite();
   private readonly handleClientMessage = (type: number, frame: Buffer) => this.onClientMessage(type, frame);
   /** The held message is judged again once, against a catalog reloaded for it. */
   private catalogRefreshed = false;
   /** A statement judged as changing stored code was sent: the catalog is reloaded once it is done. */
   private codeChanged = false;
   private readonly handleServerMessage = (type: number, frame: Buffer) => this.onServerMessage(type, frame);
-  private readonly onClosed: Array<() => void> = [];
   /**
    * Rows the current transaction had changed at its last row check: what the next check's count is
    * compared with. Only ever behind the server (it is updated as results arrive), which makes caps
@@ -211,8 +198,6 @@ export class PostgresSession {
     this.id = id;
     this.established = established;
     this.deps = deps;
-    this.client = established.client;
-    this.upstream = established.upstream.socket;
     this.logger = established.logger;
     this.tls = established.tls;
     this.gate = established.gate;
@@ -223,18 +208,26 @@ export class PostgresSession {
     this.context = {
       session: id,
       identity: established.identity,
-      client: { address: this.client.remoteAddress ?? '', port: this.client.remotePort ?? 0 },
+      client: { address: established.client.remoteAddress ?? '', port: established.client.remotePort ?? 0 },
       database: deps.config.upstream.database,
       protocol: 'postgres',
     };
     this.framer = new MessageFramer(deps.config.limits.maxMessageBytes);
     this.scanner = new MessageScanner(WANTED_BACKEND_TYPES, 256 * 1024 * 1024);
+    this.core = new SessionCore(
+      {
+        client: established.client,
+        server: established.upstream.socket,
+        metrics: deps.metrics,
+        logger: this.logger,
+      },
+      this,
+    );
   }
 
-  /** Resolves when the session has ended. */
+  /** Runs `listener` once the session has ended. */
   whenClosed(listener: () => void): void {
-    if (this.closed) listener();
-    else this.onClosed.push(listener);
+    this.core.whenClosed(listener);
   }
 
   /** True while the session has no statement in flight and no open transaction. */
@@ -244,73 +237,74 @@ export class PostgresSession {
 
   /** Ends the session as the server would on an administrator's shutdown. */
   terminate(reason: string): void {
-    if (this.closed) return;
-    this.endReason = reason;
-    this.sendFatal({
-      severity: 'FATAL',
-      code: '57P01',
-      message: 'terminating connection because Gatehouse is shutting down',
-    });
+    this.core.terminate(reason);
+  }
+
+  close(reason: string): void {
+    this.core.close(reason);
   }
 
   start(): void {
-    const { config, metrics } = this.deps;
-    metrics.connection('accepted');
-    metrics.active(1);
+    const { config } = this.deps;
     this.deps.audit.record({ type: 'connection.start', context: this.context, tls: this.tls });
     this.logger.info({ database: config.upstream.database, tls: this.tls }, 'session started');
-
-    const client = this.client;
-    const server = this.upstream;
-    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    server.on('data', (chunk: Buffer) => this.onServerData(chunk));
-    client.on('drain', () => server.resume());
-    server.on('drain', () => client.resume());
-    client.on('close', () => this.close(this.endReason));
-    client.on('end', () => this.close(this.endReason));
-    server.on('close', () => this.close('upstream'));
-    server.on('end', () => this.close('upstream'));
-    server.on('error', (error) => {
-      // After the session ended (the server may reset a connection it already said goodbye to).
-      if (this.closed) return;
-      this.deps.metrics.upstreamError('closed');
-      this.logger.warn({ err: error.message }, 'upstream connection error');
-      this.close('upstream');
-    });
-    const serverLeftover = this.established.upstream.leftover;
-    if (serverLeftover.length > 0) this.onServerData(serverLeftover);
-    if (this.established.leftover.length > 0) this.onClientData(this.established.leftover);
-    server.resume();
-    client.resume();
+    this.core.start(this.established.upstream.leftover, this.established.leftover);
   }
 
-  private onClientData(chunk: Buffer): void {
-    if (this.closed) return;
-    this.deps.metrics.bytesIn(chunk.length);
-    const server = this.upstream;
-    try {
-      this.framer.push(chunk, this.handleClientMessage, this.toServer.add);
-    } catch (error) {
-      this.toServer.reset();
-      this.protocolViolation(error);
-      return;
-    }
-    this.afterClientMessages(server);
+  // RelayProtocol: what the session core asks of PostgreSQL.
+
+  clientChunk(chunk: Buffer, out: (bytes: Buffer) => void): void {
+    this.framer.push(chunk, this.handleClientMessage, out);
   }
 
-  private afterClientMessages(server: Socket): void {
-    if (this.framer.holding && !this.catalogRefreshed) this.refreshCatalogThenResume(server);
-    this.toServer.flush();
+  afterClientChunk(): void {
+    if (this.framer.holding && !this.catalogRefreshed) this.refreshCatalogThenResume();
     // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
     // by DataRows straight away: whether they are read must be decided now, not at a later server message.
     this.scanner.want(Backend.DataRow, this.rowsWanted(this.exchange.head));
-    if (server.writableNeedDrain || this.toServer.heldBytes > MAX_HELD_BYTES) this.client.pause();
   }
 
-  /** Statements held for their audit records went (or were refused): owed answers can follow. */
-  private onAuditReleased(): void {
-    if (this.closed) return;
-    if (!this.upstream.writableNeedDrain && this.toServer.heldBytes <= MAX_HELD_BYTES) this.client.resume();
+  holdingClient(): boolean {
+    return this.framer.holding;
+  }
+
+  serverChunk(chunk: Buffer, out: (bytes: Buffer) => void): void {
+    this.scanner.scan(chunk, this.handleServerMessage, out);
+  }
+
+  auditReleased(): void {}
+
+  fatal(cause: FatalCause, error?: unknown): Buffer {
+    if (cause === 'shutdown')
+      return errorResponse({
+        severity: 'FATAL',
+        code: '57P01',
+        message: 'terminating connection because Gatehouse is shutting down',
+      });
+    if (cause === 'server-protocol')
+      return errorResponse({
+        severity: 'FATAL',
+        code: '08P01',
+        message: 'Gatehouse received invalid data from the database',
+      });
+    const message = error instanceof Error ? error.message : String(error);
+    const sqlstate = error instanceof ProtocolError ? error.sqlstate : 'XX000';
+    return errorResponse({ severity: 'FATAL', code: sqlstate, message });
+  }
+
+  quit(): Buffer {
+    return TERMINATE;
+  }
+
+  ended(reason: string): void {
+    this.deps.cancelKeys.release(this.cancelProcessId);
+    recordSessionEnd(
+      { audit: this.deps.audit, metrics: this.deps.metrics, logger: this.logger },
+      this.context,
+      this.startedAt,
+      this.statementCount,
+      reason,
+    );
   }
 
   /**
@@ -325,7 +319,7 @@ export class PostgresSession {
   ): Buffer {
     const { audit, config } = this.deps;
     const written = recordStatementStart(audit, config.audit.failClosed, this.context, via, texts);
-    return this.toServer.hold(frame, written, () => refuse(this.auditUnavailable()));
+    return this.core.toServer.hold(frame, written, () => refuse(this.auditUnavailable()));
   }
 
   /**
@@ -333,22 +327,12 @@ export class PostgresSession {
    * since the last load): the client's stream waits while the catalog reloads, then the statement
    * is judged again, once. Still unknown, it is refused.
    */
-  private refreshCatalogThenResume(server: Socket): void {
+  private refreshCatalogThenResume(): void {
     this.catalogRefreshed = true;
-    this.client.pause();
     this.logger.debug('statement names a routine the catalog does not know: reloading the catalog');
-    void this.deps.catalog.refresh().then(() => {
-      if (this.closed) return;
-      try {
-        this.framer.resume(this.handleClientMessage, this.toServer.add);
-      } catch (error) {
-        this.toServer.reset();
-        this.protocolViolation(error);
-        return;
-      }
+    this.core.holdClientUntil(this.deps.catalog.refresh(), (out) => {
+      this.framer.resume(this.handleClientMessage, out);
       this.catalogRefreshed = false;
-      this.afterClientMessages(server);
-      if (!server.writableNeedDrain && !this.framer.holding) this.client.resume();
     });
   }
 
@@ -515,8 +499,7 @@ export class PostgresSession {
         });
       }
       case Frontend.Terminate:
-        this.endReason = 'client';
-        this.terminateSent = true;
+        this.core.clientQuit();
         return frame;
       default:
         if (!FRONTEND_TYPES.has(type)) {
@@ -674,30 +657,6 @@ export class PostgresSession {
     return pgRefusal(verdict);
   }
 
-  private onServerData(chunk: Buffer): void {
-    if (this.closed) return;
-    this.deps.metrics.bytesOut(chunk.length);
-    const client = this.client;
-    try {
-      this.scanner.scan(chunk, this.handleServerMessage, this.toClient.add);
-    } catch (error) {
-      this.toClient.reset();
-      this.logger.error(
-        { err: error instanceof Error ? error.message : String(error) },
-        'invalid data from the database',
-      );
-      this.deps.metrics.upstreamError('protocol');
-      this.sendFatal({
-        severity: 'FATAL',
-        code: '08P01',
-        message: 'Gatehouse received invalid data from the database',
-      });
-      return;
-    }
-    this.toClient.flush(client);
-    if (client.writableNeedDrain) this.upstream.pause();
-  }
-
   /** The client's copy of a server message, led by a guardrail warning owed for this exchange. */
   private onServerMessage(type: number, frame: Buffer): Buffer | undefined {
     const exchange = this.exchange;
@@ -852,7 +811,7 @@ export class PostgresSession {
   private failed(head: Pending | undefined, frame: Buffer): Buffer {
     const fields = errorFields(frame);
     const sqlstate = fields.get('C');
-    if (fields.get('S') === 'FATAL' || fields.get('V') === 'FATAL') this.endReason = 'upstream';
+    if (fields.get('S') === 'FATAL' || fields.get('V') === 'FATAL') this.core.endReason = 'upstream';
     if (!head) return frame;
     const check = this.exchange.check;
     if (head.kind === 'rowcheck') return check ? this.rowCheckFailed(check, fields) : frame;
@@ -1050,55 +1009,10 @@ export class PostgresSession {
       },
     );
   }
-
-  private protocolViolation(error: unknown): void {
-    const message = error instanceof Error ? error.message : String(error);
-    const sqlstate = error instanceof ProtocolError ? error.sqlstate : 'XX000';
-    this.logger.warn({ reason: message }, 'protocol violation by client; closing the session');
-    this.sendFatal({ severity: 'FATAL', code: sqlstate, message }, 'protocol-error');
-  }
-
-  private sendFatal(fields: ErrorFields, reason?: string): void {
-    if (reason) this.endReason = reason;
-    if (!this.client.destroyed && this.client.writable) this.client.end(errorResponse(fields));
-    this.close(this.endReason);
-  }
-
-  /** Idempotent: tears both sides down and writes the session's last audit record. */
-  close(reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    const upstream = this.upstream;
-    if (upstream) {
-      const endUpstream = () => {
-        if (!upstream.destroyed && upstream.writable)
-          if (this.terminateSent) upstream.end();
-          else upstream.end(encodeMessage(Frontend.Terminate, Buffer.alloc(0)));
-        setTimeout(() => upstream.destroy(), 1000).unref();
-      };
-      // A client that hung up right after its last statements still has them run once their records
-      // are written (as if they had gone straight through); any other end drops them.
-      if (reason === 'client') this.toServer.whenIdle(endUpstream);
-      else {
-        this.toServer.reset();
-        endUpstream();
-      }
-    }
-    if (!this.client.writableEnded) this.client.end();
-    setTimeout(() => this.client.destroy(), 1000).unref();
-    if (this.cancelProcessId !== undefined) this.deps.cancelKeys.release(this.cancelProcessId);
-    if (this.context)
-      recordSessionEnd(
-        { audit: this.deps.audit, metrics: this.deps.metrics, logger: this.logger },
-        this.context,
-        this.startedAt,
-        this.statementCount,
-        reason,
-      );
-    for (const listener of this.onClosed.splice(0)) listener();
-  }
 }
 
+/** Ends the server's session when the client did not send its own Terminate. */
+const TERMINATE = encodeMessage(Frontend.Terminate, Buffer.alloc(0));
 const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
 const UNJUDGED_EXECUTE: QueryText = {
   statement: '<Execute of a portal Gatehouse did not judge>',
