@@ -165,6 +165,11 @@ export async function startProxy(
 
   // Shared by every session, so that maxAffectedRowsPerMinute holds across an identity's connections.
   const rowBudget = new RowBudget();
+  // Held statements wait here for their decisions (see docs/approvals.md).
+  const approvalBook = new ApprovalBook();
+  approvalBook.onChange(announceRequests(logger.child({ component: 'approvals' })));
+  approvalBook.onChange((change) => audit.record(approvalAuditEvent(change)));
+
   const server =
     config.upstream.protocol === 'mysql'
       ? new MysqlProxyServer({
@@ -197,6 +202,7 @@ export async function startProxy(
           catalog: catalog!,
           maskingKey,
           rowBudget,
+          approvals: approvalBook,
         });
   let address: { host: string; port: number };
   try {
@@ -212,10 +218,6 @@ export async function startProxy(
   }
 
   let draining = false;
-  // Held statements wait here for their decisions (see docs/approvals.md).
-  const approvalBook = new ApprovalBook();
-  approvalBook.onChange(announceRequests(logger.child({ component: 'approvals' })));
-  approvalBook.onChange((change) => audit.record(approvalAuditEvent(change)));
   let admin: { server: Server; address: { host: string; port: number } } | undefined;
   if (config.admin) {
     try {

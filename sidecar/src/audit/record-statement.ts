@@ -12,6 +12,8 @@ export interface StatementOutcome {
   readonly masked?: readonly string[] | undefined;
   /** Under a row limit: the rows the statement's transaction had changed, as the database counted them. */
   readonly rowsChanged?: number | undefined;
+  /** The approval request that released it. */
+  readonly approval?: string | undefined;
 }
 
 /** One statement's audit record and metrics, for either protocol. */
@@ -44,6 +46,7 @@ export function recordStatement(
     ...(extra.sqlstate !== undefined && { sqlstate: extra.sqlstate }),
     ...(extra.reason !== undefined && { reason: extra.reason }),
     ...(extra.masked !== undefined && extra.masked.length > 0 && { masked: extra.masked }),
+    ...(extra.approval !== undefined && { approval: extra.approval }),
   });
 }
 

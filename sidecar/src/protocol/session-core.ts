@@ -146,6 +146,14 @@ export class SessionCore {
     });
   }
 
+  /**
+   * Writes to the client now, outside the relay: a message the protocol allows at any time (a
+   * PostgreSQL NoticeResponse). Answers from the server are flushed per chunk, so none waits behind.
+   */
+  tellClient(bytes: Buffer): void {
+    if (!this.#closed && this.client.writable) this.client.write(bytes);
+  }
+
   /** Ends the session as the server would on an administrator's shutdown. */
   terminate(reason: string): void {
     if (this.#closed) return;

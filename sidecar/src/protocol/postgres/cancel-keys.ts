@@ -9,6 +9,8 @@ export interface UpstreamKey {
 interface Entry {
   readonly secret: Buffer;
   readonly upstream: UpstreamKey;
+  /** The session's own work a cancel ends (a statement waiting for approval, which the server never saw). */
+  onCancel?: () => void;
 }
 
 /**
@@ -27,11 +29,19 @@ export class CancelKeys {
     return { processId, secretKey: secret };
   }
 
+  /** The upstream key of a valid cancel; the session's own cancel listener runs first. */
   lookup(processId: number, secretKey: Buffer): UpstreamKey | undefined {
     const entry = this.entries.get(processId);
     if (!entry || entry.secret.length !== secretKey.length || !timingSafeEqual(entry.secret, secretKey))
       return undefined;
+    entry.onCancel?.();
     return entry.upstream;
+  }
+
+  /** What a valid cancel of this session also ends, besides the server's statement. */
+  onCancel(processId: number, listener: () => void): void {
+    const entry = this.entries.get(processId);
+    if (entry) entry.onCancel = listener;
   }
 
   release(processId: number): void {

@@ -1,3 +1,12 @@
+import { waitSecondsOf } from '../../approvals/approval-request.ts';
+import { heldStatement, releasedRules } from '../../approvals/held-statement.ts';
+import {
+  type HeldStatement,
+  heldNotice,
+  hold,
+  notReleasedMessage,
+  waitForDecision,
+} from '../../approvals/hold.ts';
 import type { StatementEvent } from '../../audit/events.ts';
 import { recordStatementStart } from '../../audit/record-statement.ts';
 import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
@@ -38,6 +47,8 @@ const FRONTEND_TYPES = new Set<number>(Object.values(Frontend).filter((t) => t !
 /** What the policy says of one text. */
 interface Verdict {
   readonly refusal?: Refusal;
+  /** Refused, but an approval can release it: what to hold (the refusal stands when it cannot be held). */
+  readonly held?: HeldStatement;
   /** The statement names a routine the catalog does not know: judge it again after a refresh. */
   readonly refreshCatalog?: boolean;
   readonly notes?: readonly string[];
@@ -95,8 +106,18 @@ export class ClientMessages {
         const stamp = this.state.names.stamp();
         const sql = queryText(frame);
         const audit = this.auditRefusal();
-        const verdict: Verdict = audit ? { refusal: audit } : this.judge(sql);
+        const approval = this.approvalOf(sql);
+        let verdict: Verdict = audit
+          ? { refusal: audit }
+          : (approval.refusal ?? this.judge(sql, undefined, approval.released));
         if (verdict.refreshCatalog) return HOLD;
+        let approvedBy = approval.request;
+        if (verdict.held && approval.released === undefined) {
+          const held = this.hold(sql, verdict.held);
+          if (held === HOLD) return HOLD;
+          verdict = held.verdict;
+          approvedBy = held.request;
+        }
         const refusal = verdict.refusal;
         const query: PendingQuery = {
           kind: 'query',
@@ -110,6 +131,7 @@ export class ClientMessages {
         query.notice = verdict.notice;
         query.masking = verdict.masking;
         if (verdict.nameEffects) query.nameEffects = verdict.nameEffects;
+        if (approvedBy !== undefined && !refusal) query.approval = approvedBy;
         this.state.names.synced(true);
         if (refusal) {
           this.state.exchange.expect({ ...query, refusal });
@@ -271,6 +293,64 @@ export class ClientMessages {
     }
   }
 
+  /**
+   * A Query an approval rule holds: released at once (an approval of it waiting to be used, an
+   * approved shape, a rule's condition), judged again past the rules released; otherwise the client
+   * is told the request and how to decide it, and the stream waits (HOLD) until the request is
+   * decided, the wait ends or the client cancels. Then the message is handled again (approvalOf).
+   */
+  private hold(sql: string, held: HeldStatement): { verdict: Verdict; request: string } | typeof HOLD {
+    const { approvals } = this.state.deps;
+    const start = hold(approvals, held, new Date());
+    if ('run' in start) {
+      this.state.logger.info({ request: start.request.id, by: start.by }, 'held statement released at once');
+      return { verdict: this.judge(sql, undefined, releasedRules(held)), request: start.request.id };
+    }
+    const request = start.pending;
+    this.state.logger.info({ request: request.id }, 'statement held for approval');
+    this.core.tellClient(noticeResponse({ severity: 'NOTICE', code: '01000', message: heldNotice(request) }));
+    const cancel = new AbortController();
+    this.state.cancelWait = cancel;
+    const wait: NonNullable<SessionState['approvalWait']> = {
+      sql,
+      waiting: waitForDecision(
+        approvals,
+        held,
+        request.id,
+        waitSecondsOf(request.rules) * 1000,
+        cancel.signal,
+      ).then((outcome) => {
+        wait.outcome = outcome;
+        wait.released = releasedRules(held);
+        this.state.cancelWait = undefined;
+      }),
+    };
+    this.state.approvalWait = wait;
+    return HOLD;
+  }
+
+  /** The held Query's decision, when this message is the one that waited. */
+  private approvalOf(sql: string): { refusal?: Verdict; released?: ReadonlySet<string>; request?: string } {
+    const wait = this.state.approvalWait;
+    if (!wait?.outcome || wait.sql !== sql) return {};
+    this.state.approvalWait = undefined;
+    const { outcome } = wait;
+    if (outcome.run) return { released: wait.released!, request: outcome.request.id };
+    const request = outcome.request;
+    return {
+      refusal: {
+        refusal: {
+          reason: `approval ${request.id}: ${request.phase}`,
+          fields: {
+            severity: 'ERROR',
+            code: '42501',
+            message: `Gatehouse: ${notReleasedMessage(request)}`,
+          },
+        },
+      },
+    };
+  }
+
   /** The largest transaction count the statement's enforcing limits allow, from what is known now. */
   rowCapNow(limits: readonly RowLimit[]): number | undefined {
     return rowCap(limits, {
@@ -311,29 +391,40 @@ export class ClientMessages {
    * What the policy in force says of `sql` for this identity: a refusal, or notes, a notice and how
    * its results are masked.
    */
-  private judge(sql: string, described?: QueryText): Verdict {
+  private judge(sql: string, described?: QueryText, released?: ReadonlySet<string>): Verdict {
     // Names come first: a PREPARE or DECLARE of a name in use must not reach the analyses, which
     // would take the new definition while the server keeps the old.
     const nameEffects = sqlNameEffects(sql);
     const conflict = this.state.names.sqlConflict(nameEffects);
     if (conflict) return { refusal: nameRefusal(conflict) };
-    const verdict = this.judgeText(sql, described);
+    const verdict = this.judgeText(sql, described, released);
     if (verdict.refusal || nameEffects.length === 0) return verdict;
     this.state.names.admitSql(nameEffects);
     return { ...verdict, nameEffects };
   }
 
-  private judgeText(sql: string, described?: QueryText): Verdict {
+  private judgeText(sql: string, described?: QueryText, released?: ReadonlySet<string>): Verdict {
     const verdict = this.state.gate.check(
       sql,
       described === undefined ? undefined : [described],
-      this.moment(),
+      released ? { ...this.moment(), released } : this.moment(),
     );
     if (verdict.outcome === 'refresh-catalog') return { refreshCatalog: true };
     if (verdict.outcome === 'refuse') {
       if (verdict.cause === 'masking') this.state.scrubbing = true;
       this.logRefusal(verdict);
-      return { refusal: pgRefusal(verdict) };
+      const text = described ?? describeQuery(sql)[0];
+      const held =
+        released === undefined
+          ? heldStatement(verdict, {
+              identity: this.state.context.identity,
+              database: this.state.context.database,
+              sql,
+              fingerprint: text?.fingerprint ?? null,
+              shape: text?.statement ?? null,
+            })
+          : undefined;
+      return { refusal: pgRefusal(verdict), ...(held && { held }) };
     }
     this.state.scrubbing = verdict.masking !== undefined;
     if (verdict.changesCode) this.state.codeChanged = true;

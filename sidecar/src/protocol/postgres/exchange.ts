@@ -57,6 +57,8 @@ export interface PendingQuery {
   stamp: number;
   /** The rows the text changes are counted by a check the proxy appended to it. */
   check?: RowCheck | undefined;
+  /** The approval request that released it. */
+  approval?: string;
 }
 
 /**

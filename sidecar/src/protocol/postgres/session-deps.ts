@@ -1,5 +1,6 @@
 import type { SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import type { ApprovalBook } from '../../approvals/approval-book.ts';
 import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import type { Authenticator } from '../../identity/identity.ts';
@@ -28,4 +29,6 @@ export interface SessionDeps {
   readonly maskingKey: MaskingKey;
   /** Rows each identity changed over the last minute, for maxAffectedRowsPerMinute (one per proxy). */
   readonly rowBudget: RowBudget;
+  /** Statements held for approval wait here for their decisions (one per proxy). */
+  readonly approvals: ApprovalBook;
 }

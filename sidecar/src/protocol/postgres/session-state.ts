@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { HoldOutcome } from '../../approvals/hold.ts';
 import type { SessionContext, StatementEvent } from '../../audit/events.ts';
 import { recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
 import type { PostgresGate } from '../../policy/gates/postgres-gate.ts';
@@ -26,6 +27,18 @@ export class SessionState {
   scrubbing = false;
   /** The held message is judged again once, against a catalog reloaded for it. */
   catalogRefreshed = false;
+  /**
+   * A Query held for approval: the text, and once its wait ended, what became of it. The held message
+   * is judged again when the wait ends, and this says whether it runs (past the rules released) or not.
+   */
+  approvalWait?: {
+    readonly sql: string;
+    readonly waiting: Promise<unknown>;
+    outcome?: HoldOutcome;
+    released?: ReadonlySet<string>;
+  };
+  /** Aborts the wait of a held statement: the client's CancelRequest. */
+  cancelWait?: AbortController;
   /** A statement judged as changing stored code was sent: the catalog is reloaded once it is done. */
   codeChanged = false;
   /**
@@ -52,7 +65,12 @@ export class SessionState {
   }
 
   recordStatement(
-    started: { kind: 'query' | 'execute' | 'function' | 'parse'; started: number; notes?: readonly string[] },
+    started: {
+      kind: 'query' | 'execute' | 'function' | 'parse';
+      started: number;
+      notes?: readonly string[];
+      approval?: string;
+    },
     text: QueryText,
     outcome: StatementEvent['outcome'],
     extra: StatementOutcome,
@@ -68,6 +86,7 @@ export class SessionState {
       {
         ...extra,
         reason: extra.reason ?? ('notes' in started ? started.notes?.join('; ') : undefined),
+        ...('approval' in started && { approval: started.approval }),
       },
     );
   }
