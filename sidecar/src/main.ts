@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --liftoff-only
+#!/usr/bin/env -S node --liftoff-only --max-semi-space-size=8
 // No static imports here: an older Node must reach the version check below instead of failing
 // inside a dependency with an error that names neither Gatehouse nor Node.
 const REQUIRED_NODE_MAJOR = 24;

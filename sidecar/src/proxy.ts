@@ -11,23 +11,15 @@ import { watchFileContent } from './config/file-watch.ts';
 import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
-import { createMetrics, type ProxyMetrics, registerAuditMetrics, sessionMetrics } from './metrics.ts';
-import { createMysqlGate } from './policy/gates/mysql-gate.ts';
+import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
 import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
 import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
 import { prettyDestination } from './pretty-log.ts';
-import { MysqlCodeCatalogCache } from './protocol/mysql/code-catalog-cache.ts';
-import { Capability } from './protocol/mysql/constants.ts';
-import { MysqlProxyServer } from './protocol/mysql/server.ts';
-import { connectMysqlUpstream } from './protocol/mysql/upstream.ts';
-import { CatalogCache } from './protocol/postgres/catalog-cache.ts';
-import { PostgresProxyServer } from './protocol/postgres/server.ts';
-import { connectUpstream, upstreamOptions } from './protocol/postgres/upstream.ts';
 import { probeUpstream } from './protocol/probe-upstream.ts';
+import { createProtocolServer } from './proxy-servers.ts';
 import { readyLine } from './ready-line.ts';
-import { loadMysqlParser } from './sql/mysql/parser.ts';
 import { loadSqlParser } from './sql/normalize.ts';
 import { wasmTieringWarning } from './sql/wasm-tiering.ts';
 import type { AutoClientTls } from './tls/client-tls-auto.ts';
@@ -69,7 +61,6 @@ export async function startProxy(
       : undefined;
   const { config, caFile } = await withAutoClientTls(settings, logger);
   await loadSqlParser();
-  if (config.upstream.protocol === 'mysql') await loadMysqlParser();
   const metrics = createMetrics();
   const authenticator = await createAuthenticator(config.identity, { logger });
   const audit = await openAuditLog({
@@ -119,50 +110,6 @@ export async function startProxy(
       'masking.key is not set: hash and tokenize use a random key, so their values change at every start',
     );
   const maskingKey = createMaskingKey(config.masking.key ?? randomBytes(32));
-  const catalog =
-    config.upstream.protocol === 'postgres'
-      ? new CatalogCache({
-          connect: () =>
-            connectUpstream(
-              upstreamOptions(config.upstream, {
-                application_name: 'gatehouse catalog',
-                statement_timeout: '10000',
-              }),
-            ),
-          logger: logger.child({ component: 'catalog' }),
-          refreshMs: config.masking.catalogRefreshMs,
-          sampleRows: config.masking.sampleRows,
-          maxSampledTables: config.masking.maxSampledTables,
-          queryTimeoutMs: 30_000,
-        })
-      : undefined;
-
-  const code =
-    config.upstream.protocol === 'mysql'
-      ? new MysqlCodeCatalogCache({
-          load: async (queries) => {
-            const u = config.upstream;
-            const upstream = await connectMysqlUpstream({
-              host: u.host,
-              port: u.port,
-              user: u.user,
-              ...(u.password !== undefined && { password: u.password }),
-              database: u.database,
-              tls: u.tls,
-              connectTimeoutMs: u.connectTimeoutMs,
-              clientCapabilities: Capability.DEPRECATE_EOF | Capability.PROTOCOL_41,
-              charset: 45,
-              attributes: { program_name: 'gatehouse catalog' },
-              setupQueries: queries,
-            });
-            upstream.socket.destroy();
-            return upstream.setupRows;
-          },
-          logger: logger.child({ component: 'catalog' }),
-          refreshMs: config.masking.catalogRefreshMs,
-        })
-      : undefined;
-
   // Shared by every session, so that maxAffectedRowsPerMinute holds across an identity's connections.
   const rowBudget = new RowBudget();
   // Held statements wait here for their decisions (see docs/approvals.md).
@@ -170,40 +117,17 @@ export async function startProxy(
   approvalBook.onChange(announceRequests(logger.child({ component: 'approvals' })));
   approvalBook.onChange((change) => audit.record(approvalAuditEvent(change)));
 
-  const server =
-    config.upstream.protocol === 'mysql'
-      ? new MysqlProxyServer({
-          config,
-          authenticator,
-          audit,
-          logger,
-          metrics: sessionMetrics(metrics, 'mysql'),
-          policy: () => policy,
-          maskingKey,
-          code: code!,
-          rowBudget,
-          createGate: (identity, sqlMode, masking) =>
-            createMysqlGate({
-              ...masking,
-              policy: () => policy,
-              identity,
-              database: config.upstream.database,
-              sqlMode,
-              code: () => code!.current(),
-            }),
-        })
-      : new PostgresProxyServer({
-          config,
-          authenticator,
-          audit,
-          logger,
-          policy: () => policy,
-          metrics: sessionMetrics(metrics, 'postgres'),
-          catalog: catalog!,
-          maskingKey,
-          rowBudget,
-          approvals: approvalBook,
-        });
+  const server = await createProtocolServer({
+    config,
+    authenticator,
+    audit,
+    logger,
+    metrics,
+    policy: () => policy,
+    maskingKey,
+    rowBudget,
+    approvals: approvalBook,
+  });
   let address: { host: string; port: number };
   try {
     const bound = await server.listen(config.listen.host, config.listen.port);
@@ -275,7 +199,7 @@ export async function startProxy(
         );
         stopWatching();
         await server.shutdown(graceMs);
-        catalog?.close();
+        server.close();
         authenticator.close();
         await audit.close();
         if (admin) await new Promise((resolve) => admin!.server.close(resolve));

@@ -86,7 +86,7 @@ async function startGatehouseTarget(
   const gatehouse = startBackground(
     name,
     process.execPath,
-    ['--liftoff-only', MAIN, 'proxy', '--config', configFile],
+    ['--liftoff-only', '--max-semi-space-size=8', MAIN, 'proxy', '--config', configFile],
     {
       cwd: dir,
       onLine(line) {

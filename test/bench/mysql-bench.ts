@@ -421,7 +421,7 @@ async function startGatehouse(
   const gatehouse = startBackground(
     `${name}-mysql`,
     process.execPath,
-    ['--liftoff-only', MAIN, 'proxy', '--config', configFile],
+    ['--liftoff-only', '--max-semi-space-size=8', MAIN, 'proxy', '--config', configFile],
     {
       cwd: dir,
       onLine(line) {

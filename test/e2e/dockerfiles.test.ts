@@ -82,12 +82,17 @@ describe.each([
     expect(user).toBe('65532:65532');
   });
 
-  it('starts the gatehouse CLI with --liftoff-only, and the right subcommand by default', async () => {
+  it('starts the gatehouse CLI with --liftoff-only and a bounded young generation, and the right subcommand by default', async () => {
     const runtime = (await load()).at(-1)!;
     const entrypoint = JSON.parse(args(runtime, 'ENTRYPOINT')[0]!) as string[];
-    expect(entrypoint).toEqual(['node', '--liftoff-only', '/app/dist/sidecar/src/main.js']);
+    expect(entrypoint).toEqual([
+      'node',
+      '--liftoff-only',
+      '--max-semi-space-size=8',
+      '/app/dist/sidecar/src/main.js',
+    ]);
     const bin = JSON.parse(await readFile(resolve(root, 'package.json'), 'utf8')).bin.gatehouse as string;
-    expect(entrypoint[2]).toBe(`/app/${bin}`);
+    expect(entrypoint.at(-1)).toBe(`/app/${bin}`);
     expect(existsSync(resolve(root, bin.replace(/^dist\//, '').replace(/\.js$/, '.ts')))).toBe(true);
     expect(JSON.parse(args(runtime, 'CMD')[0]!)).toEqual(defaultArgs);
   });

@@ -3,8 +3,6 @@ import type { IdentityConfig } from '../config/schema.ts';
 import { UserError } from '../errors.ts';
 import type { Authenticator } from './identity.ts';
 import { createLocalAuthenticator } from './local-authenticator.ts';
-import { createTokenAuthenticator } from './token-authenticator.ts';
-import { createTokenFileAuthenticator } from './token-file-authenticator.ts';
 import type { RemoteJwksOptions } from './verification-key.ts';
 
 export interface AuthenticatorOptions {
@@ -26,11 +24,15 @@ export async function createAuthenticator(
   const logger = options.logger.child({ component: 'identity', mode: config.mode });
   const remote = options.remoteJwks && { remoteJwks: options.remoteJwks };
   switch (config.mode) {
-    case 'token':
+    // The token modes' modules (and the JOSE library) load only when the mode needs them.
+    case 'token': {
       if (!config.token) throw missingSection('token', config.mode);
+      const { createTokenAuthenticator } = await import('./token-authenticator.ts');
       return createTokenAuthenticator(config.token, { logger, ...remote });
-    case 'token-file':
+    }
+    case 'token-file': {
       if (!config.tokenFile) throw missingSection('tokenFile', config.mode);
+      const { createTokenFileAuthenticator } = await import('./token-file-authenticator.ts');
       return createTokenFileAuthenticator(config.tokenFile, {
         logger,
         ...remote,
@@ -38,6 +40,7 @@ export async function createAuthenticator(
           refreshIntervalMs: options.tokenFileRefreshIntervalMs,
         }),
       });
+    }
     case 'local':
       if (!config.local) throw missingSection('local', config.mode);
       return createLocalAuthenticator(config.local, { logger });

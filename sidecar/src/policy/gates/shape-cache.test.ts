@@ -60,4 +60,23 @@ describe('analyzeByShape', () => {
     analyzeByShape(undefined, text.analyze, () => true);
     expect(text.calls.n).toBe(2);
   });
+
+  it('keeps no shape longer than 16,384 characters: a bulk INSERT of each new row count would fill it', () => {
+    for (const rows of [2_000, 5_000]) {
+      const values = Array.from({ length: rows }, (_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ');
+      const sql = `INSERT INTO t (a, b) VALUES ${values}`;
+      expect(sql.length).toBeGreaterThan(16_384);
+      const text = counted(sql);
+      analyzeByShape(`test\u0000${sql}`, text.analyze, () => true);
+      analyzeByShape(`test\u0000${sql}`, text.analyze, () => true);
+      expect(text.calls.n, `${rows} rows`).toBe(2);
+    }
+    // Just under the limit it is kept.
+    const short = `SELECT a FROM t WHERE b IN (${'$1, '.repeat(3_000)}$2)`;
+    expect(short.length).toBeLessThanOrEqual(16_384 - 'test\u0000'.length);
+    const kept = counted(short);
+    analyzeByShape(`test\u0000${short}`, kept.analyze, () => true);
+    analyzeByShape(`test\u0000${short}`, kept.analyze, () => true);
+    expect(kept.calls.n).toBe(1);
+  });
 });

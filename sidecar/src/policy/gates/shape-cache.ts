@@ -5,8 +5,22 @@ import { Lru } from '../../sql/lru.ts';
  * Analyses shared between texts of one shape (their audit normalisation: every literal value
  * erased), for both protocols: an application's `WHERE id = 42` then costs one analysis, not one per
  * id. Keys start with the protocol and whatever else changes how a text is read (MySQL's sql_mode).
+ *
+ * Memory bound: at most 2 x 8 MiB of entries as approximateBytes counts them (measured: an analysis
+ * takes about 1.5 KB plus 2.5 bytes per character of its text). Shapes longer than MAX_CACHED_CHARS
+ * (a bulk INSERT of many rows, whose row count makes each shape new) are analysed every time: one
+ * such shape would otherwise push every other one out.
  */
-const SHAPES = new Lru<string, StatementFacts>(4096);
+const SHAPES = new Lru<string, StatementFacts>(4096, {
+  budget: 8 * 1024 * 1024,
+  weigh: (key) => approximateBytes(key),
+});
+
+const MAX_CACHED_CHARS = 16_384;
+
+function approximateBytes(key: string): number {
+  return 1536 + 4 * key.length;
+}
 
 /** Kinds whose facts no literal value changes (unlike UPDATE and DELETE, whose WHERE may be `'a' = 'a'`). */
 const SHAPE_SAFE_KINDS: ReadonlySet<string> = new Set(['select', 'insert']);
@@ -27,7 +41,8 @@ export function analyzeByShape<F extends StatementFacts>(
   const cached = SHAPES.get(key) as F | undefined;
   if (cached) return cached;
   const facts = analyze();
-  if (literalIndependent(facts) && alsoShared(facts)) SHAPES.set(key, facts);
+  if (key.length <= MAX_CACHED_CHARS && literalIndependent(facts) && alsoShared(facts))
+    SHAPES.set(key, facts);
   return facts;
 }
 
