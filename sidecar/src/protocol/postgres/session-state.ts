@@ -36,6 +36,8 @@ export class SessionState {
     readonly waiting: Promise<unknown>;
     outcome?: HoldOutcome;
     released?: ReadonlySet<string>;
+    /** The client's stream is set to resume when the wait ends. */
+    resumes?: boolean;
   };
   /** Aborts the wait of a held statement: the client's CancelRequest. */
   cancelWait?: AbortController;
