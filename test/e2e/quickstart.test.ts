@@ -170,11 +170,38 @@ describe('quickstart', () => {
     ]);
     expect(dropped.code).not.toBe(0);
     expect(dropped.stderr).toContain('Gatehouse guardrail "defaults"');
-    const truncate = await psql(`postgres://admin:admin@127.0.0.1:${port}/postgres?sslmode=disable`, [
+    // admin's TRUNCATE waits for approval; admin may not approve its own, lead denies it (the CLI as a
+    // user would run it, against the quickstart's admin endpoint).
+    const truncating = psql(`postgres://admin:admin@127.0.0.1:${port}/postgres?sslmode=disable`, [
       '-c',
       'TRUNCATE orders',
     ]);
-    expect(truncate.stderr).toMatch(/approval/);
+    const adminPort = /"admin":"127\.0\.0\.1:(\d+)"/.exec(output())?.[1];
+    expect(adminPort).toBeDefined();
+    const approvals = (user: string, ...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [MAIN, 'approvals', ...args, '--server', `http://127.0.0.1:${adminPort}`, '--user', user],
+          { env: { ...process.env, GATEHOUSE_PASSWORD: user } },
+          (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+        );
+      });
+    let held: { id: string; statement: string } | undefined;
+    for (let i = 0; i < 100 && !held; i++) {
+      const listed = await approvals('lead', 'list', '--json', '--phase', 'Pending');
+      held = (JSON.parse(listed.stdout || '[]') as { id: string; statement: string }[])[0];
+      if (!held) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(held?.statement).toBe('TRUNCATE orders');
+    const own = await approvals('admin', 'approve', held!.id, '--reason', 'mine');
+    expect(own.code).toBe(1);
+    expect(own.stderr).toContain('may not decide it');
+    const denied = await approvals('lead', 'deny', held!.id, '--reason', 'keep the sample data');
+    expect(denied.stdout).toBe(`${held!.id} denied by local:lead\n`);
+    const truncate = await truncating;
+    expect(truncate.stderr).toContain('statement held for approval');
+    expect(truncate.stderr).toContain(`request ${held!.id} was denied by local:lead: keep the sample data`);
     const still = await psql(`postgres://admin:admin@127.0.0.1:${port}/postgres?sslmode=disable`, [
       '-At',
       '-c',
