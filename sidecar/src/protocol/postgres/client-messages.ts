@@ -294,58 +294,30 @@ export class ClientMessages {
   }
 
   /**
-   * A Query an approval rule holds: released at once (an approval of it waiting to be used, an
-   * approved shape, a rule's condition), judged again past the rules released; otherwise the client
-   * is told the request and how to decide it, and the stream waits (HOLD) until the request is
-   * decided, the wait ends or the client cancels. Then the message is handled again (approvalOf).
+   * A Query an approval rule holds: released at once (judged again past the rules released), or the
+   * client is told the request and the stream waits (HOLD) until it is decided, the wait ends or the
+   * client cancels; then the Query is handled again and approvalOf says what became of it.
    */
   private hold(sql: string, held: HeldStatement): { verdict: Verdict; request: string } | typeof HOLD {
-    const { approvals } = this.state.deps;
-    const start = hold(approvals, held, new Date());
-    if ('run' in start) {
-      this.state.logger.info({ request: start.request.id, by: start.by }, 'held statement released at once');
-      return { verdict: this.judge(sql, undefined, releasedRules(held)), request: start.request.id };
-    }
-    const request = start.pending;
-    this.state.logger.info({ request: request.id }, 'statement held for approval');
-    this.core.tellClient(noticeResponse({ severity: 'NOTICE', code: '01000', message: heldNotice(request) }));
-    const cancel = new AbortController();
-    this.state.cancelWait = cancel;
-    const wait: NonNullable<SessionState['approvalWait']> = {
-      sql,
-      waiting: waitForDecision(
-        approvals,
-        held,
-        request.id,
-        waitSecondsOf(request.rules) * 1000,
-        cancel.signal,
-      ).then((outcome) => {
-        wait.outcome = outcome;
-        wait.released = releasedRules(held);
-        this.state.cancelWait = undefined;
-      }),
-    };
-    this.state.approvalWait = wait;
+    const start = this.state.holds.begin(sql, held);
+    if (start.run) return { verdict: this.judge(sql, undefined, start.released), request: start.request };
+    this.core.tellClient(
+      noticeResponse({ severity: 'NOTICE', code: '01000', message: heldNotice(start.request) }),
+    );
     return HOLD;
   }
 
   /** The held Query's decision, when this message is the one that waited. */
   private approvalOf(sql: string): { refusal?: Verdict; released?: ReadonlySet<string>; request?: string } {
-    const wait = this.state.approvalWait;
-    if (!wait?.outcome || wait.sql !== sql) return {};
-    this.state.approvalWait = undefined;
-    const { outcome } = wait;
-    if (outcome.run) return { released: wait.released!, request: outcome.request.id };
-    const request = outcome.request;
+    const end = this.state.holds.take(sql);
+    if (!end) return {};
+    if (end.run) return { released: end.released, request: end.request };
+    const request = end.request;
     return {
       refusal: {
         refusal: {
           reason: `approval ${request.id}: ${request.phase}`,
-          fields: {
-            severity: 'ERROR',
-            code: '42501',
-            message: `Gatehouse: ${notReleasedMessage(request)}`,
-          },
+          fields: { severity: 'ERROR', code: '42501', message: `Gatehouse: ${notReleasedMessage(request)}` },
         },
       },
     };

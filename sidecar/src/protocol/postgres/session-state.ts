@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { HoldOutcome } from '../../approvals/hold.ts';
+import { SessionHolds } from '../../approvals/session-holds.ts';
 import type { SessionContext, StatementEvent } from '../../audit/events.ts';
 import { recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
 import type { PostgresGate } from '../../policy/gates/postgres-gate.ts';
@@ -27,20 +27,8 @@ export class SessionState {
   scrubbing = false;
   /** The held message is judged again once, against a catalog reloaded for it. */
   catalogRefreshed = false;
-  /**
-   * A Query held for approval: the text, and once its wait ended, what became of it. The held message
-   * is judged again when the wait ends, and this says whether it runs (past the rules released) or not.
-   */
-  approvalWait?: {
-    readonly sql: string;
-    readonly waiting: Promise<unknown>;
-    outcome?: HoldOutcome;
-    released?: ReadonlySet<string>;
-    /** The client's stream is set to resume when the wait ends. */
-    resumes?: boolean;
-  };
-  /** Aborts the wait of a held statement: the client's CancelRequest. */
-  cancelWait?: AbortController;
+  /** A Query waiting for approval (at most one: nothing behind it is read meanwhile). */
+  readonly holds: SessionHolds;
   /** A statement judged as changing stored code was sent: the catalog is reloaded once it is done. */
   codeChanged = false;
   /**
@@ -56,6 +44,7 @@ export class SessionState {
     this.logger = established.logger;
     this.context = context;
     this.gate = established.gate;
+    this.holds = new SessionHolds(deps.approvals, established.logger);
     this.reading = established.reading;
     this.reading.settled = () => this.exchange.settled();
     this.txStatus = established.upstream.transactionStatus ?? 'I';

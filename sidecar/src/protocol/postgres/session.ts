@@ -48,8 +48,8 @@ export class PostgresSession implements RelayProtocol {
     this.clientMessages = new ClientMessages(this.state, this.core);
     this.serverMessages = new ServerMessages(this.state, this.core);
     // A statement waiting for approval never reached the server: a cancel, or the session's end, withdraws it.
-    deps.cancelKeys.onCancel(established.cancelProcessId, () => this.state.cancelWait?.abort());
-    this.core.whenClosed(() => this.state.cancelWait?.abort());
+    deps.cancelKeys.onCancel(established.cancelProcessId, () => this.state.holds.cancel());
+    this.core.whenClosed(() => this.state.holds.cancel());
   }
 
   /** Runs `listener` once the session has ended. */
@@ -85,12 +85,12 @@ export class PostgresSession implements RelayProtocol {
   }
 
   afterClientChunk(): void {
-    const approval = this.state.approvalWait;
-    if (this.framer.holding && approval && !approval.outcome) {
+    if (this.framer.holding && this.state.holds.waiting) {
       // Once per wait: more of the client's bytes may arrive while it is held.
-      if (!approval.resumes) this.waitForApprovalThenResume(approval);
-    }
-    else if (this.framer.holding && !this.state.catalogRefreshed) this.refreshCatalogThenResume();
+      const waiting = this.state.holds.resumeAfter();
+      if (waiting)
+        this.core.holdClientUntil(waiting, (out) => this.framer.resume(this.clientMessages.handle, out));
+    } else if (this.framer.holding && !this.state.catalogRefreshed) this.refreshCatalogThenResume();
     // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
     // by DataRows straight away: whether they are read must be decided now, not at a later server message.
     this.serverMessages.scanner.want(
@@ -140,12 +140,6 @@ export class PostgresSession implements RelayProtocol {
       this.state.statementCount,
       reason,
     );
-  }
-
-  /** A Query held for approval: the client's stream waits for the decision, then the Query is handled again. */
-  private waitForApprovalThenResume(approval: NonNullable<SessionState['approvalWait']>): void {
-    approval.resumes = true;
-    this.core.holdClientUntil(approval.waiting, (out) => this.framer.resume(this.clientMessages.handle, out));
   }
 
   /**
