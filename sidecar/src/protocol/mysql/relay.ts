@@ -12,12 +12,10 @@ import type { Identity } from '../../identity/identity.ts';
 import type { SessionMetrics } from '../../metrics.ts';
 import type { MysqlGate, MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
 import type { Allowed, Refused } from '../../policy/gates/session-gate.ts';
-import { judgeRowCounts, type RowBudget, type RowLimit } from '../../policy/guardrails/row-limits.ts';
+import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
 import type { MaskingSettingsCache } from '../../policy/masking/masking-settings-cache.ts';
-import type { ResultMask } from '../../policy/masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
 import type { PolicySource } from '../../policy/sources.ts';
-import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import { BatchedWrite } from '../batched-write.ts';
@@ -29,17 +27,18 @@ import { killTarget, type SessionRegistry } from './kill.ts';
 import { type ColumnType, columnType, maskBinaryRow, maskTextRow } from './masking/row-rewrite.ts';
 import { PayloadReader, packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
+import {
+  commandOf,
+  type Measurement,
+  type Pending,
+  type PreparedText,
+  type Refusal,
+  type RowsToMeasure,
+  UNKNOWN_TEXT,
+} from './pending.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { type ResponseShape, ResponseTracker, type ResultEnd } from './response-tracker.ts';
-import {
-  counterQuery,
-  counterValue,
-  needsCount,
-  outsideTransaction,
-  SAVEPOINT,
-  unmeasurable,
-  withStatus,
-} from './row-measure.ts';
+import { RowCounting } from './row-counting.ts';
 import { errPacket, withholdErrorText } from './server-packets.ts';
 
 /** What the running session needs of the proxy. */
@@ -67,99 +66,12 @@ export interface SessionControl {
   terminate(reason: string): void;
 }
 
-/** What the proxy must remember about a command until the server has answered it. */
-interface Pending {
-  readonly tracker: ResponseTracker | undefined;
-  /** An answer the proxy makes itself (a refusal), sent once everything before it is answered. */
-  readonly synthetic?: Buffer;
-  /** A command the proxy sent on its own: its answer is dropped. */
-  readonly internal?: boolean;
-  readonly via?: 'text' | 'prepared';
-  readonly texts?: readonly QueryText[];
-  index: number;
-  started: number;
-  readonly command: string;
-  readonly notes?: readonly string[];
-  /** For COM_STMT_PREPARE: the text the new statement id will stand for. */
-  readonly prepares?: PreparedText;
-  /** COM_RESET_CONNECTION: the session state is gone once it succeeds. */
-  readonly resets?: boolean;
-  /** The command changes stored code: the catalog is reloaded once it is answered. */
-  readonly changesCode?: boolean;
-  /** Set when the session masks: each result's column masks, by result (missing: mask all). */
-  readonly masks?: readonly ResultMask[];
-  /** The masking in force when the command was judged (its key and value scan). */
-  readonly masking?: SessionMasking;
-  /** Per result, the masked columns described for the audit record. */
-  readonly masked?: readonly (readonly string[])[];
-  /** The command touches masked data: the text of the server's error for it is withheld. */
-  readonly withholdsServerText?: boolean;
-  /** Client files the server may ask for (LOAD DATA LOCAL the policy allowed), in order. */
-  readonly localInfiles?: string[];
-  /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
-  readonly binary?: boolean;
-  /** The client's command runs under row limits: its answer's last packet waits for the count. */
-  readonly measure?: Measurement;
-  /** An internal command's rows (text protocol), read as they pass. */
-  readonly onRow?: (row: Buffer) => void;
-  /** An internal command was answered. */
-  readonly onDone?: (end: ResultEnd | undefined) => void;
-}
-
-/** What a statement under row limits needs: the limits, and its facts with the code it runs. */
-interface RowsToMeasure {
-  readonly limits: readonly RowLimit[];
-  readonly facts: StatementFacts;
-}
-
-/** One statement being measured (see row-measure.ts): from its first internal command to the decision. */
-interface Measurement {
-  readonly limits: readonly RowLimit[];
-  /** The proxy opened the transaction (the client had none, under autocommit). */
-  readonly implicit: boolean;
-  readonly what: string;
-  /** Rows the client's transaction had changed before this statement, as measured. */
-  readonly txBefore: number;
-  /** Rows the identity changed in the last minute before this statement. */
-  readonly minute: number;
-  before?: number;
-  after?: number;
-  /** One of the proxy's own commands failed: the count cannot be trusted. */
-  broken?: boolean;
-  /** The client answer's last packet (frame), its end and the text it is recorded under. */
-  held?: Buffer;
-  heldEnd?: ResultEnd;
-  heldText?: QueryText;
-  client?: Pending;
-  /** The proxy's own commands for it, still owed an answer or not. */
-  readonly internals: Pending[];
-}
-
-interface PreparedText {
-  readonly text: QueryText;
-  readonly notes?: readonly string[];
-  /** What its executions' rows hide, when the session masks. */
-  readonly masks?: ResultMask;
-  /** Those masked columns described for the audit record. */
-  readonly masked?: readonly string[];
-  /** Its executions touch masked data: the server's error texts for them are withheld. */
-  readonly withholdsServerText?: boolean;
-  /** Its executions run under row limits. */
-  readonly rows?: RowsToMeasure;
-}
-
 /** A client file goes to the server only when a policy allows the statement that asks for it. */
 const LOCAL_INFILE_WITHOUT_POLICY = {
   kind: MysqlError.SPECIFIC_ACCESS_DENIED,
   message: 'Gatehouse: LOAD DATA LOCAL needs a policy that allows it (no policy documents are configured)',
   reason: 'local-infile',
 } as const;
-
-interface Refusal {
-  readonly kind: MysqlErrorKind;
-  readonly message: string;
-  readonly reason: string;
-}
 
 /**
  * A logged-in session from its first command to its close: relays both sides, governs each command,
@@ -179,7 +91,6 @@ export class MysqlRelay {
   private readonly setupQueries: readonly string[];
   private readonly deprecateEof: boolean;
   /** The upstream is MariaDB (whose session counters are in information_schema). */
-  private readonly mariadb: boolean;
   private readonly framer: CommandFramer;
   private readonly scanner: PacketScanner;
   private readonly startedAt = Date.now();
@@ -197,19 +108,8 @@ export class MysqlRelay {
   private columnsOf: { head: Pending; result: number } | undefined;
 
   private readonly pending: Pending[] = [];
-  /** The statement under row limits whose count is awaited: the client's next commands wait. */
-  private measuring: Measurement | undefined;
-  /** A statement under row limits waits until every answer owed before it has come (exact status flags). */
-  private quietHold = false;
-  /** Rows the client's open transaction has changed, as measured statement by statement. */
-  private txRows = 0;
-  /**
-   * The counters as the last measured statement left them, while nothing else has run on the
-   * connection since: the next measured statement starts from it instead of reading them again. The
-   * proxy's COMMIT and ROLLBACK do not move them; any other client command forgets it (FLUSH STATUS
-   * or COM_RESET_CONNECTION could reset them).
-   */
-  private lastCount: number | undefined;
+  /** Counts what statements under row limits change. */
+  private readonly counting: RowCounting;
   private readonly statements = new Map<number, PreparedText>();
   private lastPrepared: PreparedText | undefined;
   private readonly toServer = new AuditHeldWrite(
@@ -237,13 +137,38 @@ export class MysqlRelay {
     this.masking = established.masking;
     this.setupQueries = established.setupQueries;
     this.deprecateEof = established.deprecateEof;
-    this.mariadb = established.mariadb;
     this.status = established.status;
     this.context = context;
     this.deps = deps;
     this.control = control;
     this.framer = new CommandFramer(deps.config.limits.maxMessageBytes);
     this.scanner = new PacketScanner(64 * 1024 * 1024);
+    this.counting = new RowCounting(
+      {
+        owe: (hooks) => this.oweInternal(hooks),
+        send: (bytes) => {
+          this.toServer.add(bytes);
+          this.toServer.flush();
+        },
+        answer: (bytes) => {
+          this.toClient.add(bytes);
+          this.toClient.flush(this.client);
+        },
+        record: (via, started, text, outcome, extra) => this.record(via, started, text, outcome, extra),
+        fatal: (refusal, seq) => this.control.sendFatal(refusal.kind, refusal.message, seq, 'row-limit'),
+        hold: () => this.holdCommands(),
+        resume: () => this.resumeCommands(),
+        status: () => this.status,
+      },
+      {
+        code: deps.code,
+        database: deps.config.upstream.database,
+        rowBudget: deps.rowBudget,
+        subject: established.identity.subject,
+        mariadb: established.mariadb,
+        logger: this.logger,
+      },
+    );
   }
 
   /** True while no command is in flight and no transaction is open. */
@@ -301,7 +226,12 @@ export class MysqlRelay {
   }
 
   private afterCommands(server: Socket): void {
-    if (this.framer.holding && !this.catalogRefreshed && !this.quietHold && !this.measuring)
+    if (
+      this.framer.holding &&
+      !this.catalogRefreshed &&
+      !this.counting.waitingForQuiet &&
+      !this.counting.counting
+    )
       this.refreshCatalogThenResume(server);
     this.toServer.flush();
     this.flushSynthetic();
@@ -343,9 +273,7 @@ export class MysqlRelay {
           const i = this.pending.indexOf(entry);
           if (i !== -1) this.pending.splice(i, 1);
         }
-        this.measuring = undefined;
-        this.lastCount = undefined;
-        this.resumeCommands();
+        this.counting.dropped();
       }
       return undefined;
     });
@@ -389,7 +317,7 @@ export class MysqlRelay {
     if (payload.length === 0) throw new ProtocolError('empty command packet');
     // A statement under row limits is being counted: what it changed may still be rolled back, so
     // nothing else may run in its transaction before the decision.
-    if (this.measuring) return this.holdCommands();
+    if (this.counting.counting) return this.holdCommands();
     const command = payload[0]!;
     const answerSeq = (lastSeq + 1) & 0xff;
     const started = performance.now();
@@ -418,7 +346,7 @@ export class MysqlRelay {
           return undefined;
         }
         const measure = plan && 'limits' in plan ? plan : undefined;
-        const prefix = measure && this.measurePrefix(measure);
+        const prefix = measure && this.counting.begin(measure);
         this.expect('results', {
           via: 'text',
           texts,
@@ -502,7 +430,7 @@ export class MysqlRelay {
           return undefined;
         }
         const measure = plan && 'limits' in plan ? plan : undefined;
-        const prefix = measure && this.measurePrefix(measure);
+        const prefix = measure && this.counting.begin(measure);
         this.expect('results', {
           via: 'prepared',
           texts: [text],
@@ -597,8 +525,8 @@ export class MysqlRelay {
   /** Reads the client's held commands again, once no statement under row limits waits. */
   private resumeCommands(): void {
     setImmediate(() => {
-      if (this.control.closed || this.measuring) return;
-      this.quietHold = false;
+      if (this.control.closed || this.counting.counting) return;
+      this.counting.resumed();
       if (!this.framer.holding) return;
       const server = this.upstream;
       try {
@@ -613,44 +541,17 @@ export class MysqlRelay {
     });
   }
 
-  /**
-   * How a statement under row limits runs: measured (a Measurement), refused because its rows cannot
-   * be counted, run with a note when no limit on it enforces, or held (answers owed before it must come
-   * first, so that the status flags say whether a transaction is open; or the table catalog reloads).
-   */
-  private planRows(
-    rows: RowsToMeasure,
-  ): Measurement | Refusal | { note: string } | typeof HOLD_COMMAND | undefined {
-    if (!needsCount(rows.facts)) return undefined;
-    if (this.pending.some((entry) => entry.tracker !== undefined)) {
-      this.quietHold = true;
-      return this.holdCommands();
-    }
-    const what = describeWrite(rows.facts);
-    const why = unmeasurable(rows.facts, this.deps.code.tables(), this.deps.config.upstream.database);
-    if (why?.unknown && !this.catalogRefreshed) return HOLD_COMMAND;
-    if (why) {
-      const limit = rows.limits.find((l) => !l.dryRun && l.action !== 'warn');
-      if (!limit) return { note: `row limit not measured: ${why.reason}` };
-      return {
-        kind: MysqlError.TABLE_ACCESS_DENIED,
-        message: `Gatehouse guardrail "${limit.guardrail}" (rule ${limit.rule}) refused ${what}: the rows it changes cannot be counted, because ${why.reason}.${limit.advice ? ` ${limit.advice}` : ''}`,
-        reason: `Guardrail ${limit.guardrail}: ${limit.rule}; not measurable: ${why.reason}`,
-      };
-    }
-    const inTransaction = (this.status & ServerStatus.IN_TRANS) !== 0;
-    return {
-      limits: rows.limits,
-      implicit: !inTransaction && (this.status & ServerStatus.AUTOCOMMIT) !== 0,
-      what,
-      txBefore: inTransaction ? this.txRows : 0,
-      minute: this.deps.rowBudget.spent(this.identity.subject),
-      internals: [],
-    };
+  /** How a statement under row limits runs (RowCounting.plan), given the answers owed before it. */
+  private planRows(rows: RowsToMeasure): ReturnType<RowCounting['plan']> {
+    return this.counting.plan(
+      rows,
+      this.pending.some((entry) => entry.tracker !== undefined),
+      this.catalogRefreshed,
+    );
   }
 
-  /** A command of the proxy's own, answered to it alone; its bytes go where the caller puts them. */
-  private internalCommand(m: Measurement, sql: string, hooks: Pick<Pending, 'onRow' | 'onDone'>): Buffer {
+  /** Queues the answer owed to a command of the proxy's own: it never reaches the client. */
+  private oweInternal(hooks: Pick<Pending, 'onRow' | 'onDone'>): Pending {
     const entry: Pending = {
       tracker: new ResponseTracker('results', this.deprecateEof),
       internal: true,
@@ -660,243 +561,33 @@ export class MysqlRelay {
       ...hooks,
     };
     this.pending.push(entry);
-    m.internals.push(entry);
-    return packet(Buffer.from(`\x03${sql}`, 'utf8'), 0);
-  }
-
-  /** Opens the proxy's transaction or savepoint and reads the counters, before the client's statement. */
-  private measurePrefix(m: Measurement): Buffer {
-    this.measuring = m;
-    const failed = (end: ResultEnd | undefined) => {
-      if (!end?.ok) m.broken = true;
-    };
-    const open = this.internalCommand(m, m.implicit ? 'START TRANSACTION' : `SAVEPOINT ${SAVEPOINT}`, {
-      onDone: failed,
-    });
-    if (this.lastCount !== undefined) {
-      m.before = this.lastCount;
-      this.lastCount = undefined;
-      return open;
-    }
-    const before = this.internalCommand(m, counterQuery(this.mariadb), {
-      onRow: (row) => {
-        m.before = counterValue(row);
-      },
-      onDone: failed,
-    });
-    return Buffer.concat([open, before]);
+    return entry;
   }
 
   /** The client's statement between the proxy's commands, all held for its audit record together. */
   private sendMeasured(
     m: Measurement,
-    prefix: Buffer,
+    around: { prefix: Buffer; suffix: Buffer },
     frame: Buffer,
     via: 'text' | 'prepared',
     texts: readonly QueryText[],
     answerSeq: number,
     started: number,
   ): Buffer {
-    const after = packet(Buffer.from(`\x03${counterQuery(this.mariadb)}`, 'utf8'), 0);
-    const bytes = this.holdForAudit(Buffer.concat([prefix, frame, after]), via, texts, answerSeq, started, m);
-    this.internalCommand(m, counterQuery(this.mariadb), {
-      onRow: (row) => {
-        m.after = counterValue(row);
-      },
-      onDone: (end) => {
-        if (!end?.ok) m.broken = true;
-        this.decideRows(m);
-      },
-    });
+    const bytes = this.holdForAudit(
+      Buffer.concat([around.prefix, frame, around.suffix]),
+      via,
+      texts,
+      answerSeq,
+      started,
+      m,
+    );
+    this.counting.sent(m);
     return bytes;
   }
 
-  /** The counters are in: keep what the statement changed, or roll it back and refuse it. */
-  private decideRows(m: Measurement): void {
-    const { before, after } = m;
-    const delta = before !== undefined && after !== undefined && !m.broken ? after - before : undefined;
-    if (delta !== undefined && delta >= 0) this.lastCount = after;
-    if (delta === undefined || delta < 0) {
-      const limit = m.limits.find((l) => !l.dryRun && l.action !== 'warn');
-      if (!limit) {
-        this.keepRows(m, undefined, 0, ['row limit not measured: the counters could not be read']);
-        return;
-      }
-      this.rollBackRows(
-        m,
-        {
-          kind: MysqlError.TABLE_ACCESS_DENIED,
-          message: `Gatehouse guardrail "${limit.guardrail}" (rule ${limit.rule}) refused ${m.what}: the database's row counters could not be read, so what it changed cannot be counted; nothing it changed was kept`,
-          reason: `Guardrail ${limit.guardrail}: ${limit.rule}; not measurable: the row counters could not be read`,
-        },
-        undefined,
-      );
-      return;
-    }
-    const counts = { transaction: m.txBefore + delta, before: m.txBefore, minute: m.minute };
-    const judged = judgeRowCounts(m.limits, counts, m.what);
-    const notes = [
-      ...judged.warnings.map(
-        (h) =>
-          `warning: ${h.limit.guardrail}/${h.limit.rule}: ${h.count} rows ${h.scope === 'minute' ? 'in a minute ' : ''}over ${h.max}`,
-      ),
-      ...judged.dryRun.map(
-        (h) =>
-          `dry run: ${h.limit.guardrail}/${h.limit.rule} would ${h.limit.action}: ${h.count} rows ${h.scope === 'minute' ? 'in a minute ' : ''}over ${h.max}`,
-      ),
-    ];
-    const hit = judged.refusal;
-    if (!hit) {
-      this.keepRows(m, counts.transaction, delta, notes);
-      return;
-    }
-    this.rollBackRows(
-      m,
-      {
-        kind: MysqlError.TABLE_ACCESS_DENIED,
-        message:
-          hit.limit.action === 'requireApproval'
-            ? `${hit.message} (this statement requires approval before it can run)`
-            : hit.message,
-        reason: `Guardrail ${hit.limit.guardrail}: ${hit.limit.rule}; ${hit.count} rows ${
-          hit.scope === 'minute' ? 'in the last minute' : 'in the transaction'
-        }, over ${hit.scope === 'minute' ? 'maxAffectedRowsPerMinute' : 'maxAffectedRows'} ${hit.max}`,
-      },
-      counts.transaction,
-      notes,
-    );
-  }
-
-  private keepRows(m: Measurement, total: number | undefined, delta: number, notes: readonly string[]): void {
-    const subject = this.identity.subject;
-    if (!m.implicit) {
-      if (total !== undefined) this.txRows = total;
-      this.deps.rowBudget.add(subject, delta);
-      this.releaseHeld(m, undefined, total, notes);
-      this.finishRows();
-      return;
-    }
-    this.toServer.add(
-      this.internalCommand(m, 'COMMIT', {
-        onDone: (end) => {
-          if (end?.ok) {
-            this.deps.rowBudget.add(subject, delta);
-            this.releaseHeld(m, outsideTransaction(this.status), total, notes);
-          } else
-            this.answerHeld(
-              m,
-              {
-                kind: MysqlError.TABLE_ACCESS_DENIED,
-                message: `Gatehouse: the transaction it opened to count the rows of ${m.what} did not commit (error ${end?.errorCode ?? 'unknown'}); nothing it changed was kept`,
-                reason: `row limit: commit failed (${end?.errorCode ?? 'unknown'})`,
-              },
-              'error',
-              total,
-              notes,
-            );
-          this.finishRows();
-        },
-      }),
-    );
-    this.toServer.flush();
-  }
-
-  private rollBackRows(
-    m: Measurement,
-    refusal: Refusal,
-    total: number | undefined,
-    notes: readonly string[] = [],
-  ): void {
-    this.toServer.add(
-      this.internalCommand(m, m.implicit ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${SAVEPOINT}`, {
-        onDone: (end) => {
-          if (!end?.ok) {
-            // The rows may still be there: ending the session rolls its transaction back.
-            this.logger.error(
-              { errno: end?.errorCode },
-              'could not roll back a statement over its row limit',
-            );
-            this.control.sendFatal(
-              refusal.kind,
-              `${refusal.message}; Gatehouse could not roll it back and closed the connection, which rolls the transaction back`,
-              m.held?.[3] ?? 1,
-              'row-limit',
-            );
-            return;
-          }
-          this.answerHeld(m, refusal, 'refused', total, notes);
-          this.finishRows();
-        },
-      }),
-    );
-    this.toServer.flush();
-  }
-
-  /** Sends the client's held answer (with the status flags given) and its audit record. */
-  private releaseHeld(
-    m: Measurement,
-    status: number | undefined,
-    total: number | undefined,
-    notes: readonly string[],
-  ): void {
-    const held = m.held;
-    if (!held) return;
-    const first = held[4];
-    const patched =
-      status !== undefined && (first === 0x00 || first === 0xfe)
-        ? packet(withStatus(held.subarray(4), status), held[3]!)
-        : held;
-    const end = m.heldEnd;
-    if (end && m.client) {
-      const head = m.client;
-      const text = m.heldText ?? UNKNOWN_TEXT;
-      const reason = [...(head.notes ?? []), ...notes];
-      if (end.ok)
-        this.record(head.via ?? 'text', head.started, text, 'ok', {
-          command: commandOf(text) ?? head.command,
-          rows: end.rows,
-          rowsChanged: total,
-          ...(reason.length > 0 && { reason: reason.join('; ') }),
-          masked: head.masked?.[head.index],
-        });
-      else
-        this.record(head.via ?? 'text', head.started, text, 'error', {
-          ...(end.sqlstate && { sqlstate: end.sqlstate }),
-          rowsChanged: total,
-        });
-    }
-    this.toClient.add(patched);
-    this.toClient.flush(this.client);
-  }
-
-  /** Answers the client's held statement with an error of the proxy's own instead. */
-  private answerHeld(
-    m: Measurement,
-    refusal: Refusal,
-    outcome: 'refused' | 'error',
-    total: number | undefined,
-    notes: readonly string[],
-  ): void {
-    const held = m.held;
-    if (!held) return;
-    const head = m.client;
-    if (head)
-      this.record(head.via ?? 'text', head.started, m.heldText ?? UNKNOWN_TEXT, outcome, {
-        reason: [refusal.reason, ...notes].join('; '),
-        sqlstate: refusal.kind.sqlstate,
-        rowsChanged: total,
-      });
-    this.toClient.add(errPacket(refusal.kind, refusal.message, held[3]!));
-    this.toClient.flush(this.client);
-  }
-
-  private finishRows(): void {
-    this.measuring = undefined;
-    this.resumeCommands();
-  }
-
   private expect(shape: ResponseShape, entry: Omit<Pending, 'tracker' | 'index'>): void {
-    if (!entry.measure) this.lastCount = undefined;
+    if (!entry.measure) this.counting.forget();
     this.pending.push({ ...entry, tracker: new ResponseTracker(shape, this.deprecateEof), index: 0 });
   }
 
@@ -1059,12 +750,12 @@ export class MysqlRelay {
     if (prepared && head.prepares) this.statements.set(prepared.statementId, head.prepares);
     // The last packet of a measured statement's answer waits for the count.
     const holds = head.measure !== undefined && end?.last === true;
-    if (holds) head.measure!.held = p;
-    if (end) this.onResultEnd(head, end);
+    if (end) this.onResultEnd(head, end, p);
     if (!head.tracker.done) return head.internal ? undefined : p;
     this.pending.shift();
     if (head.internal) head.onDone?.(end);
-    if (this.quietHold && !this.pending.some((entry) => entry.tracker !== undefined)) this.resumeCommands();
+    if (this.counting.waitingForQuiet && !this.pending.some((entry) => entry.tracker !== undefined))
+      this.resumeCommands();
     if (head.resets && end?.ok) this.afterReset();
     if (head.changesCode) this.deps.code.invalidate();
     const out = head.internal || holds ? [] : [p];
@@ -1143,10 +834,11 @@ export class MysqlRelay {
     return packet(masked, p[3]!);
   }
 
-  private onResultEnd(head: Pending, end: NonNullable<ReturnType<ResponseTracker['read']>['end']>): void {
+  /** A result of `head`'s answer ended with `frame`: the status flags, the audit record. */
+  private onResultEnd(head: Pending, end: ResultEnd, frame: Buffer): void {
     if (end.status !== undefined) {
       this.status = end.status;
-      if (!(end.status & ServerStatus.IN_TRANS)) this.txRows = 0;
+      this.counting.onStatus(end.status);
     }
     if (head.internal) return;
     if (head.command === 'PREPARE') {
@@ -1162,9 +854,7 @@ export class MysqlRelay {
     const text = head.texts[head.index] ?? head.texts[head.texts.length - 1] ?? UNKNOWN_TEXT;
     if (head.measure && end.last) {
       // Recorded once the count decides what the client is told.
-      head.measure.heldEnd = end;
-      head.measure.heldText = text;
-      head.measure.client = head;
+      this.counting.holdAnswer(head.measure, head, frame, end, text);
       return;
     }
     if (end.ok)
@@ -1251,7 +941,6 @@ export class MysqlRelay {
   }
 }
 
-const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
 const UNJUDGED_EXECUTE: QueryText = {
   statement: '<COM_STMT_EXECUTE of a statement Gatehouse did not see prepared>',
   fingerprint: null,
@@ -1278,12 +967,6 @@ function mysqlError(refused: Refused): MysqlErrorKind {
   }
 }
 
-/** The statement's first keyword, as the audit's command (`SELECT`, `INSERT`...), like PostgreSQL's tag. */
-function commandOf(text: QueryText): string | undefined {
-  const word = /^[A-Za-z]+/.exec(text.statement ?? '')?.[0];
-  return word?.toUpperCase();
-}
-
 /** The notes with one more, when there is one. */
 function withNote(
   notes: readonly string[] | undefined,
@@ -1291,13 +974,6 @@ function withNote(
 ): { notes?: readonly string[] } {
   const all = [...(notes ?? []), ...(note ? [note] : [])];
   return all.length > 0 ? { notes: all } : {};
-}
-
-/** The statement for a row-limit message: its top-level statements in a few words, never values. */
-function describeWrite(facts: StatementFacts): string {
-  const summaries = facts.statements.filter((s) => s.via.length === 0).map((s) => s.summary);
-  if (summaries.length === 0) return 'the statement';
-  return summaries.length > 3 ? `${summaries.slice(0, 3).join('; ')}; ...` : summaries.join('; ');
 }
 
 function commandName(command: number): string {
