@@ -108,3 +108,36 @@ export function commandOf(text: QueryText): string | undefined {
   const word = /^[A-Za-z]+/.exec(text.statement ?? '')?.[0];
   return word?.toUpperCase();
 }
+
+/** The statements prepared through the proxy, by the id the server gave each. */
+export class PreparedStatements {
+  private readonly byId = new Map<number, PreparedText>();
+  /** The last prepare sent: MariaDB's COM_STMT_EXECUTE of id -1 (pipelined after it) runs it. */
+  last: PreparedText | undefined;
+
+  /** The statement an execute of `id` runs; -1 is the last prepared. */
+  get(id: number): PreparedText | undefined {
+    return id === 0xffffffff ? this.last : this.byId.get(id);
+  }
+
+  /** The server answered a prepare with `id`. */
+  set(id: number, text: PreparedText): void {
+    this.byId.set(id, text);
+  }
+
+  /** The prepare of `text` failed: an execute of -1 has nothing to run. */
+  failed(text: PreparedText | undefined): void {
+    if (this.last === text) this.last = undefined;
+  }
+
+  close(id: number): void {
+    if (this.byId.get(id) === this.last) this.last = undefined;
+    this.byId.delete(id);
+  }
+
+  /** COM_RESET_CONNECTION dropped them all. */
+  clear(): void {
+    this.byId.clear();
+    this.last = undefined;
+  }
+}

@@ -10,8 +10,7 @@ import {
 import type { ProxyConfig } from '../../config/load.ts';
 import type { Identity } from '../../identity/identity.ts';
 import type { SessionMetrics } from '../../metrics.ts';
-import type { MysqlGate, MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
-import type { Allowed, Refused } from '../../policy/gates/session-gate.ts';
+import type { MysqlGate } from '../../policy/gates/mysql-gate.ts';
 import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
 import type { MaskingSettingsCache } from '../../policy/masking/masking-settings-cache.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
@@ -21,22 +20,22 @@ import { AuditHeldWrite, MAX_HELD_BYTES } from '../audit-held-write.ts';
 import { BatchedWrite } from '../batched-write.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import { CommandFramer, HOLD_COMMAND } from './command-framer.ts';
+import { AUDIT_UNAVAILABLE, CommandGovernor } from './commands.ts';
 import { Command, MAX_PACKET_PAYLOAD, MysqlError, type MysqlErrorKind, ServerStatus } from './constants.ts';
 import type { Established } from './handshake.ts';
-import { killTarget, type SessionRegistry } from './kill.ts';
+import type { SessionRegistry } from './kill.ts';
 import { type ColumnType, columnType, maskBinaryRow, maskTextRow } from './masking/row-rewrite.ts';
-import { PayloadReader, packet } from './packet-io.ts';
+import { packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
 import {
   commandOf,
   type Measurement,
   type Pending,
-  type PreparedText,
+  PreparedStatements,
   type Refusal,
   type RowsToMeasure,
   UNKNOWN_TEXT,
 } from './pending.ts';
-import { ProtocolError } from './protocol-error.ts';
 import { type ResponseShape, ResponseTracker, type ResultEnd } from './response-tracker.ts';
 import { RowCounting } from './row-counting.ts';
 import { errPacket, withholdErrorText } from './server-packets.ts';
@@ -66,13 +65,6 @@ export interface SessionControl {
   terminate(reason: string): void;
 }
 
-/** A client file goes to the server only when a policy allows the statement that asks for it. */
-const LOCAL_INFILE_WITHOUT_POLICY = {
-  kind: MysqlError.SPECIFIC_ACCESS_DENIED,
-  message: 'Gatehouse: LOAD DATA LOCAL needs a policy that allows it (no policy documents are configured)',
-  reason: 'local-infile',
-} as const;
-
 /**
  * A logged-in session from its first command to its close: relays both sides, governs each command,
  * tracks each answer, masks rows and measures rows under row limits.
@@ -98,8 +90,6 @@ export class MysqlRelay {
   private status: number;
   /** The client sent COM_QUIT: the server closing its side is expected from here on. */
   private quitting = false;
-  /** The client is sending a LOAD DATA LOCAL file: its packets are data, not commands. */
-  private uploading = false;
   /** Set by classify for a packet of an internal command's answer that the tracker must not read. */
   private dropUnread = false;
   /** Set by classify for a column definition or row that masking reads. */
@@ -110,21 +100,18 @@ export class MysqlRelay {
   private readonly pending: Pending[] = [];
   /** Counts what statements under row limits change. */
   private readonly counting: RowCounting;
-  private readonly statements = new Map<number, PreparedText>();
-  private lastPrepared: PreparedText | undefined;
+  private readonly prepared = new PreparedStatements();
+  /** Decides what each client command becomes upstream. */
+  private readonly commands: CommandGovernor;
   private readonly toServer = new AuditHeldWrite(
     () => this.upstream,
     () => this.onAuditReleased(),
   );
   private readonly toClient = new BatchedWrite();
   private readonly handleCommand = (frame: Buffer, payload: Buffer, lastSeq: number) =>
-    this.onCommand(frame, payload, lastSeq);
+    this.commands.onCommand(frame, payload, lastSeq);
   /** The held command is judged again once, against a catalog reloaded for it. */
   private catalogRefreshed = false;
-  /** Routines the held command named that the catalog did not know. */
-  private unknownRoutines: readonly string[] = [];
-  /** The last judged command changes stored code. */
-  private judgedChangesCode = false;
   private readonly classifyPacket = (first: number, length: number) => this.classify(first, length);
   private readonly handlePacket = (p: Buffer) => this.onServerPacket(p);
 
@@ -167,6 +154,32 @@ export class MysqlRelay {
         subject: established.identity.subject,
         mariadb: established.mariadb,
         logger: this.logger,
+      },
+    );
+    this.commands = new CommandGovernor(
+      {
+        status: () => this.status,
+        catalogRefreshed: () => this.catalogRefreshed,
+        masking: () => this.maskingNow(),
+        expect: (shape, entry) => this.expect(shape, entry),
+        refuse: (refusal, texts, via, seq, started) => this.refuse(refusal, texts, via, seq, started),
+        holdForAudit: (frame, via, texts, seq, started) => this.holdForAudit(frame, via, texts, seq, started),
+        sendMeasured: (m, around, frame, via, texts, seq, started) =>
+          this.sendMeasured(m, around, frame, via, texts, seq, started),
+        planRows: (rows) => this.planRows(rows),
+        hold: () => this.holdCommands(),
+        quit: () => {
+          this.control.endReason = 'client';
+          this.quitting = true;
+        },
+      },
+      deps,
+      {
+        gate: established.gate,
+        identity: established.identity,
+        logger: this.logger,
+        counting: this.counting,
+        prepared: this.prepared,
       },
     );
   }
@@ -264,7 +277,7 @@ export class MysqlRelay {
     return this.toServer.hold(frame, written, () => {
       const at = this.pending.indexOf(expected);
       if (at !== -1) {
-        this.refuse(this.auditUnavailable(), texts, via, answerSeq, started);
+        this.refuse(AUDIT_UNAVAILABLE, texts, via, answerSeq, started);
         this.pending[at] = this.pending.pop()!;
       }
       if (measure) {
@@ -286,8 +299,7 @@ export class MysqlRelay {
   private refreshCatalogThenResume(server: Socket): void {
     this.catalogRefreshed = true;
     this.client.pause();
-    const unknown = this.unknownRoutines;
-    this.unknownRoutines = [];
+    const unknown = this.commands.takeUnknownRoutines();
     void this.deps.code.refresh(unknown).then(() => {
       if (this.control.closed) return;
       try {
@@ -301,219 +313,6 @@ export class MysqlRelay {
       this.afterCommands(server);
       if (!server.writableNeedDrain && !this.framer.holding) this.client.resume();
     });
-  }
-
-  /** Decides what one client command becomes upstream; returns the bytes to send (or nothing). */
-  private onCommand(
-    frame: Buffer,
-    payload: Buffer,
-    lastSeq: number,
-  ): Buffer | undefined | typeof HOLD_COMMAND {
-    if (this.uploading) {
-      // LOAD DATA LOCAL: the file's packets go up as they come; an empty packet ends it.
-      if (payload.length === 0) this.uploading = false;
-      return frame;
-    }
-    if (payload.length === 0) throw new ProtocolError('empty command packet');
-    // A statement under row limits is being counted: what it changed may still be rolled back, so
-    // nothing else may run in its transaction before the decision.
-    if (this.counting.counting) return this.holdCommands();
-    const command = payload[0]!;
-    const answerSeq = (lastSeq + 1) & 0xff;
-    const started = performance.now();
-    switch (command) {
-      case Command.QUERY: {
-        const sql = payload.toString('utf8', 1);
-        const kill = this.killRewrite(sql, answerSeq, started);
-        if (kill) return kill === 'refused' ? undefined : kill;
-        // Described before judging: the text is read under the sql_mode in force before it runs.
-        const texts = this.gate.describe(sql);
-        const localInfiles = this.gate.localInfiles(sql);
-        const verdict =
-          this.auditRefusal() ??
-          (localInfiles.length > 0 && !this.deps.policy() ? LOCAL_INFILE_WITHOUT_POLICY : undefined) ??
-          this.judge(sql, texts);
-        if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
-        if ('kind' in verdict) {
-          this.refuse(verdict, texts, 'text', answerSeq, started);
-          return undefined;
-        }
-        const masks = verdict.masking;
-        const plan = verdict.rows && this.planRows(verdict.rows);
-        if (plan === HOLD_COMMAND) return HOLD_COMMAND;
-        if (plan && 'kind' in plan) {
-          this.refuse(plan, texts, 'text', answerSeq, started);
-          return undefined;
-        }
-        const measure = plan && 'limits' in plan ? plan : undefined;
-        const prefix = measure && this.counting.begin(measure);
-        this.expect('results', {
-          via: 'text',
-          texts,
-          started,
-          command: 'QUERY',
-          ...withNote(verdict.notes, plan && 'note' in plan ? plan.note : undefined),
-          ...(measure && { measure }),
-          ...(masks && {
-            masks: masks.results,
-            masking: masks.settings,
-            masked: masks.described,
-            withholdsServerText: masks.withholdsServerText,
-          }),
-          localInfiles,
-          ...(this.judgedChangesCode && { changesCode: true }),
-        });
-        if (measure) return this.sendMeasured(measure, prefix!, frame, 'text', texts, answerSeq, started);
-        return this.holdForAudit(frame, 'text', texts, answerSeq, started);
-      }
-      case Command.STMT_PREPARE: {
-        const sql = payload.toString('utf8', 1);
-        const text = this.gate.describeOne(sql);
-        const verdict = this.auditRefusal() ?? this.judge(sql, [text]);
-        if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
-        if ('kind' in verdict) {
-          this.refuse(verdict, [text], 'prepared', answerSeq, started);
-          return undefined;
-        }
-        const masks = verdict.masking;
-        const prepares: PreparedText = {
-          text,
-          ...withNote(verdict.notes, undefined),
-          ...(verdict.rows && { rows: verdict.rows }),
-          ...(masks && {
-            masks: masks.results[0] ?? 'all',
-            masked: masks.described[0] ?? ['*: redact'],
-            withholdsServerText: masks.withholdsServerText,
-          }),
-        };
-        // MariaDB's COM_STMT_EXECUTE of id -1 (pipelined after this prepare) runs this statement.
-        this.lastPrepared = prepares;
-        this.expect('prepare', {
-          started,
-          command: 'PREPARE',
-          prepares,
-        });
-        return frame;
-      }
-      case Command.STMT_EXECUTE: {
-        const r = new PayloadReader(payload, 1);
-        const id = r.u32();
-        const flags = r.u8();
-        const prepared = id === 0xffffffff ? this.lastPrepared : this.statements.get(id);
-        const text = prepared?.text ?? UNJUDGED_EXECUTE;
-        // Only statements whose COM_STMT_PREPARE Gatehouse judged run: an id it did not see prepared
-        // (or -1 after a failed prepare) has no analysis to mask it by.
-        const audit = this.auditRefusal() ?? (prepared ? undefined : UNKNOWN_STATEMENT_ID);
-        if (audit) {
-          this.refuse(audit, [text], 'prepared', answerSeq, started);
-          return undefined;
-        }
-        const masking = this.maskingNow();
-        if (flags & 0x07) {
-          this.refuse(
-            {
-              kind: MysqlError.NOT_SUPPORTED,
-              message: 'Gatehouse does not relay server-side cursors: execute without a cursor',
-              reason: 'cursor',
-            },
-            [text],
-            'prepared',
-            answerSeq,
-            started,
-          );
-          return undefined;
-        }
-        const plan = prepared?.rows && this.planRows(prepared.rows);
-        if (plan === HOLD_COMMAND) return HOLD_COMMAND;
-        if (plan && 'kind' in plan) {
-          this.refuse(plan, [text], 'prepared', answerSeq, started);
-          return undefined;
-        }
-        const measure = plan && 'limits' in plan ? plan : undefined;
-        const prefix = measure && this.counting.begin(measure);
-        this.expect('results', {
-          via: 'prepared',
-          texts: [text],
-          started,
-          command: 'EXECUTE',
-          ...withNote(prepared?.notes, plan && 'note' in plan ? plan.note : undefined),
-          ...(measure && { measure }),
-          ...(masking && {
-            masks: [prepared?.masks ?? 'all'],
-            masked: [prepared?.masked ?? ['* (not traced): redact']],
-            withholdsServerText: prepared?.withholdsServerText ?? true,
-            binary: true,
-            masking,
-          }),
-        });
-        if (measure)
-          return this.sendMeasured(measure, prefix!, frame, 'prepared', [text], answerSeq, started);
-        return this.holdForAudit(frame, 'prepared', [text], answerSeq, started);
-      }
-      case Command.STMT_CLOSE: {
-        const id = new PayloadReader(payload, 1).u32();
-        if (this.statements.get(id) === this.lastPrepared) this.lastPrepared = undefined;
-        this.statements.delete(id);
-        return frame;
-      }
-      case Command.STMT_SEND_LONG_DATA:
-        return frame;
-      case Command.STMT_RESET:
-      case Command.PING:
-      case Command.SET_OPTION:
-      case Command.STATISTICS:
-        this.expect('single', { started, command: commandName(command) });
-        return frame;
-      case Command.INIT_DB: {
-        const database = payload.toString('utf8', 1);
-        const texts = [{ statement: `USE \`${database.replaceAll('`', '``')}\``, fingerprint: null }];
-        this.expect('single', { via: 'text', texts, started, command: 'INIT DB' });
-        return this.holdForAudit(frame, 'text', texts, answerSeq, started);
-      }
-      case Command.FIELD_LIST:
-        this.expect('field-list', { started, command: 'FIELD LIST' });
-        return frame;
-      case Command.RESET_CONNECTION:
-        this.expect('single', { started, command: 'RESET CONNECTION', resets: true });
-        return frame;
-      case Command.QUIT:
-        this.control.endReason = 'client';
-        this.quitting = true;
-        return frame;
-      case Command.PROCESS_KILL: {
-        const target = new PayloadReader(payload, 1).u32();
-        const rewritten = this.killRewrite(`KILL ${target}`, answerSeq, started);
-        return rewritten === 'refused' || rewritten === undefined ? undefined : rewritten;
-      }
-      case Command.CHANGE_USER:
-        this.refuse(
-          {
-            kind: MysqlError.SPECIFIC_ACCESS_DENIED,
-            message:
-              'Gatehouse refuses COM_CHANGE_USER: the identity is fixed for the connection; open a new connection',
-            reason: 'change-user',
-          },
-          [{ statement: '<change user>', fingerprint: null }],
-          'text',
-          answerSeq,
-          started,
-        );
-        return undefined;
-      default:
-        // Replication, shutdown, debug and the long-gone commands: not for a governed session.
-        this.refuse(
-          {
-            kind: MysqlError.UNKNOWN_COMMAND,
-            message: `Gatehouse does not relay command 0x${command.toString(16)}`,
-            reason: 'unsupported-command',
-          },
-          [{ statement: `<command 0x${command.toString(16)}>`, fingerprint: null }],
-          'text',
-          answerSeq,
-          started,
-        );
-        return undefined;
-    }
   }
 
   /** Holds the client's commands (and stops reading it) until resumeCommands. */
@@ -589,82 +388,6 @@ export class MysqlRelay {
   private expect(shape: ResponseShape, entry: Omit<Pending, 'tracker' | 'index'>): void {
     if (!entry.measure) this.counting.forget();
     this.pending.push({ ...entry, tracker: new ResponseTracker(shape, this.deprecateEof), index: 0 });
-  }
-
-  /**
-   * `KILL [QUERY|CONNECTION] n` names a thread id the client saw in its greeting: the proxy maps it to the
-   * upstream thread, and only for a session of the same identity. Returns the rewritten command, 'refused'
-   * (answered already), or undefined when `sql` is no KILL.
-   */
-  private killRewrite(sql: string, answerSeq: number, started: number): Buffer | 'refused' | undefined {
-    const kill = killTarget(sql);
-    if (!kill) return undefined;
-    const target = this.deps.sessions.lookup(kill.id);
-    const text: QueryText = { statement: `KILL ${kill.scope} ?`, fingerprint: null };
-    if (
-      !target ||
-      target.upstreamThreadId === undefined ||
-      target.identity?.subject !== this.identity.subject
-    ) {
-      this.refuse(
-        {
-          kind: MysqlError.NO_SUCH_THREAD,
-          message: `Unknown thread id: ${kill.id}`,
-          reason: 'kill-not-own-session',
-        },
-        [text],
-        'text',
-        answerSeq,
-        started,
-      );
-      return 'refused';
-    }
-    this.expect('results', { via: 'text', texts: [text], started, command: 'KILL' });
-    const rewritten = packet(Buffer.from(`\x03KILL ${kill.scope} ${target.upstreamThreadId}`, 'latin1'), 0);
-    return this.holdForAudit(rewritten, 'text', [text], answerSeq, started);
-  }
-
-  /** The gate's verdict on a text, with a refusal worded as MySQL's error; HOLD_COMMAND: reload the catalog first. */
-  private judge(
-    sql: string,
-    texts: readonly QueryText[],
-  ): Refusal | Allowed<MysqlTextMasking> | typeof HOLD_COMMAND {
-    this.judgedChangesCode = false;
-    const verdict = this.gate.check(sql, texts, {
-      idle: !(this.status & ServerStatus.IN_TRANS),
-      outdated: this.deps.code.outdated,
-      refreshed: this.catalogRefreshed,
-    });
-    if (verdict.outcome === 'refresh-catalog') {
-      if (verdict.unknownRoutines.length > 0) this.unknownRoutines = verdict.unknownRoutines;
-      return HOLD_COMMAND;
-    }
-    if (verdict.outcome === 'allow') {
-      if (verdict.changesCode) this.judgedChangesCode = true;
-      return verdict;
-    }
-    if (verdict.failure)
-      this.logger.error({ err: verdict.failure.error }, `${verdict.failure.stage} analysis failed`);
-    return {
-      kind: mysqlError(verdict),
-      message:
-        verdict.message + (verdict.approval ? ' (this statement requires approval before it can run)' : ''),
-      reason: verdict.reason,
-    };
-  }
-
-  private auditRefusal(): Refusal | undefined {
-    const { audit, config } = this.deps;
-    if (audit.healthy || !config.audit.failClosed) return undefined;
-    return this.auditUnavailable();
-  }
-
-  private auditUnavailable(): Refusal {
-    return {
-      kind: MysqlError.AUDIT_UNAVAILABLE,
-      message: 'Gatehouse refused the statement: the audit log cannot be written',
-      reason: 'audit-unavailable',
-    };
   }
 
   /** Answers a command with an error of our own, in order with the answers still owed. */
@@ -747,7 +470,7 @@ export class MysqlRelay {
     const { end, prepared, localInfile } = head.tracker.read(p.subarray(4));
     if (localInfile !== undefined) return this.onLocalInfile(head, localInfile, p);
     // lastPrepared was set when the prepare went upstream: a later prepare may have gone since.
-    if (prepared && head.prepares) this.statements.set(prepared.statementId, head.prepares);
+    if (prepared && head.prepares) this.prepared.set(prepared.statementId, head.prepares);
     // The last packet of a measured statement's answer waits for the count.
     const holds = head.measure !== undefined && end?.last === true;
     if (end) this.onResultEnd(head, end, p);
@@ -783,7 +506,7 @@ export class MysqlRelay {
       );
       return undefined;
     }
-    this.uploading = true;
+    this.commands.uploadStarted();
     return p;
   }
 
@@ -843,7 +566,7 @@ export class MysqlRelay {
     if (head.internal) return;
     if (head.command === 'PREPARE') {
       // A prepare is audited when it fails; its executions are audited as statements.
-      if (!end.ok && this.lastPrepared === head.prepares) this.lastPrepared = undefined;
+      if (!end.ok) this.prepared.failed(head.prepares);
       if (!end.ok)
         this.record('prepared', head.started, head.prepares?.text ?? UNKNOWN_TEXT, 'error', {
           ...(end.sqlstate && { sqlstate: end.sqlstate }),
@@ -874,8 +597,7 @@ export class MysqlRelay {
 
   /** COM_RESET_CONNECTION dropped user variables and prepared statements: tag the session again. */
   private afterReset(): void {
-    this.statements.clear();
-    this.lastPrepared = undefined;
+    this.prepared.clear();
     this.gate.reset();
     for (const sql of this.setupQueries) {
       this.pending.push({
@@ -939,45 +661,4 @@ export class MysqlRelay {
       reason,
     );
   }
-}
-
-const UNJUDGED_EXECUTE: QueryText = {
-  statement: '<COM_STMT_EXECUTE of a statement Gatehouse did not see prepared>',
-  fingerprint: null,
-};
-const UNKNOWN_STATEMENT_ID: Refusal = {
-  kind: MysqlError.UNKNOWN_STATEMENT,
-  message: 'Gatehouse: unknown prepared statement handler: it was not prepared through Gatehouse',
-  reason: 'unjudged-name: COM_STMT_EXECUTE of a statement id Gatehouse did not see prepared',
-};
-
-/** The MySQL error for a refusal of the gate. */
-function mysqlError(refused: Refused): MysqlErrorKind {
-  switch (refused.cause) {
-    case 'guardrail':
-      return refused.policyKind === 'DatabaseAccess'
-        ? MysqlError.SPECIFIC_ACCESS_DENIED
-        : MysqlError.TABLE_ACCESS_DENIED;
-    case 'server-reading':
-      return MysqlError.NOT_SUPPORTED;
-    case 'analysis-failed':
-      return MysqlError.SPECIFIC_ACCESS_DENIED;
-    case 'masking':
-      return MysqlError.TABLE_ACCESS_DENIED;
-  }
-}
-
-/** The notes with one more, when there is one. */
-function withNote(
-  notes: readonly string[] | undefined,
-  note: string | undefined,
-): { notes?: readonly string[] } {
-  const all = [...(notes ?? []), ...(note ? [note] : [])];
-  return all.length > 0 ? { notes: all } : {};
-}
-
-function commandName(command: number): string {
-  for (const [name, value] of Object.entries(Command))
-    if (value === command) return name.replaceAll('_', ' ');
-  return `0x${command.toString(16)}`;
 }
