@@ -97,7 +97,7 @@ export class MysqlSession implements SessionControl {
       protocol: 'mysql' as const,
     };
     this.relay = new MysqlRelay(established, context, this.deps, this);
-    this.relay.start(established);
+    this.relay.start();
   }
 
   /** Ends the session; the client reads the error on its next command. */
