@@ -10,8 +10,8 @@ import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
 import { Command, MysqlError, type MysqlErrorKind, ServerStatus } from './constants.ts';
-import { killTarget, type SessionRegistry } from './kill.ts';
-import { PayloadReader, packet } from './packet-io.ts';
+import { mapKill, type SessionRegistry } from './kill.ts';
+import { PayloadReader } from './packet-io.ts';
 import type {
   Measurement,
   Pending,
@@ -354,36 +354,18 @@ export class CommandGovernor {
   }
 
   /**
-   * `KILL [QUERY|CONNECTION] n` names a thread id the client saw in its greeting: the proxy maps it to the
-   * upstream thread, and only for a session of the same identity. Returns the rewritten command, 'refused'
-   * (answered already), or undefined when `sql` is no KILL.
+   * A KILL goes upstream for the thread the client's id maps to (kill.ts); 'refused' when answered
+   * already, undefined when `sql` is no KILL.
    */
   private killRewrite(sql: string, answerSeq: number, started: number): Buffer | 'refused' | undefined {
-    const kill = killTarget(sql);
+    const kill = mapKill(sql, this.deps.sessions, this.identity.subject);
     if (!kill) return undefined;
-    const target = this.deps.sessions.lookup(kill.id);
-    const text: QueryText = { statement: `KILL ${kill.scope} ?`, fingerprint: null };
-    if (
-      !target ||
-      target.upstreamThreadId === undefined ||
-      target.identity?.subject !== this.identity.subject
-    ) {
-      this.port.refuse(
-        {
-          kind: MysqlError.NO_SUCH_THREAD,
-          message: `Unknown thread id: ${kill.id}`,
-          reason: 'kill-not-own-session',
-        },
-        [text],
-        'text',
-        answerSeq,
-        started,
-      );
+    if ('refusal' in kill) {
+      this.port.refuse(kill.refusal, [kill.text], 'text', answerSeq, started);
       return 'refused';
     }
-    this.port.expect('results', { via: 'text', texts: [text], started, command: 'KILL' });
-    const rewritten = packet(Buffer.from(`\x03KILL ${kill.scope} ${target.upstreamThreadId}`, 'latin1'), 0);
-    return this.port.holdForAudit(rewritten, 'text', [text], answerSeq, started);
+    this.port.expect('results', { via: 'text', texts: [kill.text], started, command: 'KILL' });
+    return this.port.holdForAudit(kill.upstream, 'text', [kill.text], answerSeq, started);
   }
 
   /** The gate's verdict on a text, with a refusal worded as MySQL's error; HOLD_COMMAND: reload the catalog first. */

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -25,7 +24,7 @@ import {
   UNSAFE_CLIENT_COLLATIONS,
 } from './constants.ts';
 import { HandshakeReader } from './handshake-reader.ts';
-import { PayloadReader } from './packet-io.ts';
+import { nulTerminated, parseHandshakeResponse, randomScramble } from './handshake-response.ts';
 import { withPrefix } from './prefixed-stream.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { authSwitchPacket, greetingPacket, okPacket } from './server-packets.ts';
@@ -399,45 +398,4 @@ function unreadableSession(sqlMode: string | null, clientCharset: string | null)
   if (clientCharset !== null && UNSAFE_CLIENT_CHARSETS.has(clientCharset.toLowerCase()))
     return `the server starts sessions with character_set_client ${clientCharset}, in which part of a character can read as a quote or backslash; use utf8mb4`;
   return undefined;
-}
-
-/** 20 printable bytes: some clients treat the scramble as a C string. */
-function randomScramble(): Buffer {
-  const bytes = randomBytes(20);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = 0x21 + (bytes[i]! % 94);
-  return bytes;
-}
-
-function nulTerminated(bytes: Buffer): string {
-  const end = bytes.indexOf(0);
-  return bytes.toString('utf8', 0, end < 0 ? bytes.length : end);
-}
-
-interface HandshakeResponse {
-  readonly capabilities: number;
-  readonly charset: number;
-  readonly user: string;
-  readonly auth: Buffer;
-  readonly database: string;
-  readonly plugin: string;
-}
-
-function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
-  const r = new PayloadReader(payload);
-  const capabilities = r.u32();
-  if (!(capabilities & Capability.PROTOCOL_41))
-    throw new ProtocolError('Gatehouse speaks protocol 4.1 only; this client is too old');
-  r.u32();
-  const charset = r.u8();
-  r.skip(23);
-  const user = r.nulBytes().toString('utf8');
-  let auth: Buffer;
-  if (capabilities & Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA) auth = r.lenencBytes();
-  else if (capabilities & Capability.SECURE_CONNECTION) auth = r.bytes(r.u8());
-  else auth = r.nulBytes();
-  const database =
-    capabilities & Capability.CONNECT_WITH_DB && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
-  const plugin =
-    capabilities & Capability.PLUGIN_AUTH && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
-  return { capabilities, charset, user, auth, database, plugin };
 }
