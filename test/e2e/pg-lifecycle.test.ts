@@ -160,6 +160,75 @@ describe('capacity and shutdown', () => {
     }
   }, 120_000);
 
+  it('counts the database ending a live session as an upstream error, and a client leaving as none', async () => {
+    const proxy = await startProxyProcess(localProxyConfig(pgInfo));
+    const closed = 'gatehouse_upstream_errors_total{protocol="postgres",kind="closed"}';
+    const admin = await directClient(pgInfo);
+    try {
+      // Clients leaving every way: Terminate, a dropped socket, a dropped socket mid-statement.
+      const polite = await pgClient(proxy.port);
+      await polite.query('SELECT 1');
+      await polite.end();
+      const abrupt = await pgClient(proxy.port);
+      abrupt.on('error', () => {});
+      await abrupt.query('SELECT 1');
+      (abrupt as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      const busy = await pgClient(proxy.port);
+      busy.on('error', () => {});
+      void busy.query('SELECT pg_sleep(2)').catch(() => {});
+      await new Promise((r) => setTimeout(r, 100));
+      (busy as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await metric(proxy.adminPort!, closed)).toBe(0);
+      const lines = proxy.lines.filter((l) => l.includes('"level":40') || l.includes('"level":50'));
+      expect(lines.filter((l) => /upstream|database closed/.test(l))).toEqual([]);
+
+      // The database ending a session: the server's FATAL, then its close.
+      const victim = await pgClient(proxy.port);
+      victim.on('error', () => {});
+      const { rows } = await victim.query('SELECT pg_backend_pid() AS pid');
+      await admin.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await metric(proxy.adminPort!, closed)).toBe(1);
+      expect(proxy.lines.some((l) => l.includes('"level":40') && l.includes('database closed'))).toBe(true);
+      await victim.end().catch(() => {});
+    } finally {
+      await admin.end();
+      await proxy.stop();
+    }
+  });
+
+  it('frees the connection slot of each cancel request', async () => {
+    const proxy = await startProxyProcess(localProxyConfig(pgInfo, { limits: { maxConnections: 1 } }));
+    try {
+      // Keys right and wrong, and one too short to hold a key: each is answered by a close.
+      const requests = [16, 16, 12].map((length, i) => {
+        const packet = Buffer.alloc(length);
+        packet.writeInt32BE(length, 0);
+        packet.writeInt32BE(80877102, 4);
+        if (length >= 12) packet.writeInt32BE(1000 + i, 8);
+        return packet;
+      });
+      for (const packet of requests) {
+        await new Promise<void>((resolve, reject) => {
+          const socket = connect(proxy.port, '127.0.0.1', () => socket.end(packet));
+          socket.on('error', reject);
+          socket.on('close', () => resolve());
+          socket.resume();
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const client = await pgClient(proxy.port);
+      try {
+        expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('on SIGTERM stops accepting, lets a running statement finish, and seals the audit log', async () => {
     const proxy = await startProxyProcess(localProxyConfig(pgInfo, { limits: { shutdownGraceSeconds: 20 } }));
     const busy = await pgClient(proxy.port);

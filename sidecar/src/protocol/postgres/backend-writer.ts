@@ -1,12 +1,5 @@
 /** Builds the server-side messages the proxy itself sends to a client. */
-
-function message(type: string, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
+import { Backend, encodeMessage as message } from './codes.ts';
 
 function int32(value: number): Buffer {
   const b = Buffer.allocUnsafe(4);
@@ -18,25 +11,25 @@ function cstring(value: string): Buffer {
   return Buffer.from(`${value.replaceAll('\0', '')}\0`, 'utf8');
 }
 
-export const authenticationOk = (): Buffer => message('R', int32(0));
-export const authenticationCleartextPassword = (): Buffer => message('R', int32(3));
+export const authenticationOk = (): Buffer => message(Backend.Authentication, int32(0));
+export const authenticationCleartextPassword = (): Buffer => message(Backend.Authentication, int32(3));
 
 export function parameterStatus(name: string, value: string): Buffer {
-  return message('S', Buffer.concat([cstring(name), cstring(value)]));
+  return message(Backend.ParameterStatus, Buffer.concat([cstring(name), cstring(value)]));
 }
 
 export function backendKeyData(processId: number, secretKey: Buffer): Buffer {
-  return message('K', Buffer.concat([int32(processId), secretKey]));
+  return message(Backend.BackendKeyData, Buffer.concat([int32(processId), secretKey]));
 }
 
 export function readyForQuery(status: 'I' | 'T' | 'E'): Buffer {
-  return message('Z', Buffer.from(status, 'latin1'));
+  return message(Backend.ReadyForQuery, Buffer.from(status, 'latin1'));
 }
 
 /** The client asked for a newer minor protocol version or unknown `_pq_.` options: we speak 3.0. */
 export function negotiateProtocolVersion(unsupportedOptions: string[]): Buffer {
   return message(
-    'v',
+    Backend.NegotiateProtocolVersion,
     Buffer.concat([int32(196608), int32(unsupportedOptions.length), ...unsupportedOptions.map(cstring)]),
   );
 }
@@ -66,5 +59,5 @@ function fields(f: ErrorFields): Buffer {
   return Buffer.concat(parts);
 }
 
-export const errorResponse = (f: ErrorFields): Buffer => message('E', fields(f));
-export const noticeResponse = (f: ErrorFields): Buffer => message('N', fields(f));
+export const errorResponse = (f: ErrorFields): Buffer => message(Backend.ErrorResponse, fields(f));
+export const noticeResponse = (f: ErrorFields): Buffer => message(Backend.NoticeResponse, fields(f));

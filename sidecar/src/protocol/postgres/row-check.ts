@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { parseTree } from '../../sql/parse-tree.ts';
+import { encodeMessage, Frontend } from './codes.ts';
 
 /**
  * The server-side half of Guardrail row limits on PostgreSQL: a query the proxy runs right after a
@@ -55,12 +56,12 @@ function capLiteral(cap: number | undefined): string {
  */
 export function withRowCheck(sql: string, column: string, cap: number | undefined, before?: number): Buffer {
   const check = checkQuery(column, capLiteral(cap));
-  if (before === undefined) return message('Q', Buffer.from(`${sql}\n;${check}\0`, 'utf8'));
+  if (before === undefined) return encodeMessage(Frontend.Query, Buffer.from(`${sql}\n;${check}\0`, 'utf8'));
   // Before the text's final COMMIT (a byte offset: where the parser says that statement starts, right
   // after the semicolon that ends the one before), so the check runs before anything can commit.
   const bytes = Buffer.from(sql, 'utf8');
-  return message(
-    'Q',
+  return encodeMessage(
+    Frontend.Query,
     Buffer.concat([
       bytes.subarray(0, before),
       Buffer.from(`\n${check};\n`, 'utf8'),
@@ -97,10 +98,10 @@ export function rowCheckMessages(cap: number | undefined): { messages: Buffer; s
   const close = Buffer.from(`S${statement}\0`, 'utf8');
   return {
     messages: Buffer.concat([
-      message('P', parse),
-      message('B', bind),
-      message('E', execute),
-      message('C', close),
+      encodeMessage(Frontend.Parse, parse),
+      encodeMessage(Frontend.Bind, bind),
+      encodeMessage(Frontend.Execute, execute),
+      encodeMessage(Frontend.Close, close),
     ]),
     statement,
   };
@@ -156,12 +157,4 @@ function int32(n: number): Buffer {
   const b = Buffer.allocUnsafe(4);
   b.writeInt32BE(n);
   return b;
-}
-
-function message(type: string, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out.write(type, 0, 'latin1');
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
 }

@@ -1,5 +1,6 @@
 import { REDACTED } from '../../policy/masking/mask-methods.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
+import { Backend } from './codes.ts';
 
 /**
  * Side channels of a masked session: the server quotes values in errors and notices (a unique
@@ -71,7 +72,7 @@ export function withholdServerText(frame: Buffer): Buffer {
   }
   const text = (code: number, value: string) =>
     Buffer.concat([Buffer.from([code]), Buffer.from(value, 'utf8'), Buffer.from([0])]);
-  const notice = frame[0] === 'N'.charCodeAt(0);
+  const notice = frame[0] === Backend.NoticeResponse;
   const what = notice ? 'notice' : 'error';
   return message(
     frame[0]!,

@@ -4,14 +4,15 @@ import { createSecureContext } from 'node:tls';
 import { drainSessions } from '../drain-sessions.ts';
 import { errorResponse } from './backend-writer.ts';
 import { CancelKeys } from './cancel-keys.ts';
-import { handleConnection, type PostgresSession, type SessionDeps } from './session.ts';
+import { handleConnection, type PostgresConnection } from './connection.ts';
+import type { SessionDeps } from './session-deps.ts';
 
 export type PostgresServerDeps = Omit<SessionDeps, 'cancelKeys' | 'tlsContext' | 'draining'>;
 
 /** Accepts PostgreSQL clients and runs a session for each, up to the connection limit. */
 export class PostgresProxyServer {
   private readonly server: Server;
-  private readonly sessions = new Set<PostgresSession>();
+  private readonly sessions = new Set<PostgresConnection>();
   private readonly deps: SessionDeps;
   private draining = false;
 

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { BackendMessageReader } from './backend-message-reader.ts';
+import { Backend, encodeMessage, Frontend } from './codes.ts';
 import { readErrorFields } from './upstream.ts';
 
 /** One result set of a simple query, every value in text form (null for SQL NULL). */
@@ -35,13 +36,13 @@ export function runUpstreamQuery(
       reader.push(chunk);
       try {
         for (let frame = reader.next(); frame; frame = reader.next()) {
-          const type = String.fromCharCode(frame.type);
-          if (type === 'D') current.push(dataRowValues(frame.body));
-          else if (type === 'C') {
+          const type = frame.type;
+          if (type === Backend.DataRow) current.push(dataRowValues(frame.body));
+          else if (type === Backend.CommandComplete) {
             results.push(current);
             current = [];
-          } else if (type === 'E') failure ??= serverError(frame.body);
-          else if (type === 'Z') {
+          } else if (type === Backend.ErrorResponse) failure ??= serverError(frame.body);
+          else if (type === Backend.ReadyForQuery) {
             finish(failure);
             return;
           }
@@ -59,12 +60,7 @@ export function runUpstreamQuery(
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
-    const body = Buffer.from(`${sql}\0`, 'utf8');
-    const message = Buffer.allocUnsafe(5 + body.length);
-    message[0] = 81;
-    message.writeInt32BE(4 + body.length, 1);
-    body.copy(message, 5);
-    socket.write(message);
+    socket.write(encodeMessage(Frontend.Query, Buffer.from(`${sql}\0`, 'utf8')));
     socket.resume();
   });
 }

@@ -4,6 +4,7 @@ import type tls from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { UpstreamConfig } from '../../config/load.ts';
 import { type BackendFrame, BackendMessageReader } from './backend-message-reader.ts';
+import { Backend } from './codes.ts';
 import {
   SCRAM_SHA_256,
   ScramError,
@@ -71,14 +72,6 @@ const UNSUPPORTED_AUTH = new Map([
   [7, 'GSSAPI'],
   [9, 'SSPI'],
 ]);
-
-const MSG_AUTH = 0x52; // R
-const MSG_ERROR = 0x45; // E
-const MSG_NOTICE = 0x4e; // N
-const MSG_NEGOTIATE_VERSION = 0x76; // v
-const MSG_PARAMETER_STATUS = 0x53; // S
-const MSG_BACKEND_KEY = 0x4b; // K
-const MSG_READY = 0x5a; // Z
 
 /**
  * Opens an authenticated session to PostgreSQL on a client's behalf, with credentials the client
@@ -225,7 +218,7 @@ async function awaitReady(
   let backendKey: BackendKey | undefined;
   for (;;) {
     const frame = await inbox.next();
-    if (frame.type === MSG_PARAMETER_STATUS) {
+    if (frame.type === Backend.ParameterStatus) {
       const nameEnd = frame.body.indexOf(0);
       const valueEnd = frame.body.indexOf(0, nameEnd + 1);
       if (nameEnd <= 0 || valueEnd < 0) throw inbox.malformed('ParameterStatus');
@@ -233,16 +226,16 @@ async function awaitReady(
         frame.body.toString('utf8', 0, nameEnd),
         frame.body.toString('utf8', nameEnd + 1, valueEnd),
       );
-    } else if (frame.type === MSG_BACKEND_KEY) {
+    } else if (frame.type === Backend.BackendKeyData) {
       if (frame.body.length < 8) throw inbox.malformed('BackendKeyData');
       backendKey = { processId: frame.body.readInt32BE(0), secretKey: Buffer.from(frame.body.subarray(4)) };
-    } else if (frame.type === MSG_READY) {
+    } else if (frame.type === Backend.ReadyForQuery) {
       const status = String.fromCharCode(frame.body[0] ?? 0);
       if (frame.body.length !== 1 || (status !== 'I' && status !== 'T' && status !== 'E')) {
         throw inbox.malformed('ReadyForQuery');
       }
       return { parameters, backendKey, transactionStatus: status };
-    } else if (frame.type !== MSG_NOTICE) {
+    } else if (frame.type !== Backend.NoticeResponse) {
       throw inbox.unexpected(frame, 'startup');
     }
   }
@@ -308,7 +301,7 @@ class Inbox {
   /** The next message; an ErrorResponse is thrown as an UpstreamError. */
   async next(): Promise<BackendFrame> {
     const frame = this.take() ?? (await this.wait());
-    if (frame.type === MSG_ERROR) {
+    if (frame.type === Backend.ErrorResponse) {
       const server = readErrorFields(frame.body);
       throw new UpstreamError(
         'server',
@@ -325,8 +318,8 @@ class Inbox {
   async nextAuthentication(): Promise<{ code: number; data: Buffer }> {
     for (;;) {
       const frame = await this.next();
-      if (frame.type === MSG_NOTICE || frame.type === MSG_NEGOTIATE_VERSION) continue;
-      if (frame.type !== MSG_AUTH) throw this.unexpected(frame, 'authentication');
+      if (frame.type === Backend.NoticeResponse || frame.type === Backend.NegotiateProtocolVersion) continue;
+      if (frame.type !== Backend.Authentication) throw this.unexpected(frame, 'authentication');
       if (frame.body.length < 4) throw this.malformed('Authentication');
       return { code: frame.body.readInt32BE(0), data: frame.body.subarray(4) };
     }

@@ -1,0 +1,422 @@
+import type { StatementEvent } from '../../audit/events.ts';
+import { recordStatementStart } from '../../audit/record-statement.ts';
+import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
+import type { Moment, Refused, RowsMeasured } from '../../policy/gates/session-gate.ts';
+import { finalTransactionEnd, type RowLimit, rowCap } from '../../policy/guardrails/row-limits.ts';
+import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
+import type { SessionCore } from '../session-core.ts';
+import { noticeResponse } from './backend-writer.ts';
+import { encodeMessage, Frontend } from './codes.ts';
+import {
+  type Pending,
+  type PendingExecute,
+  type PendingQuery,
+  type PreparedText,
+  type Refusal,
+  type RowCheck,
+  textsOf,
+} from './exchange.ts';
+import { bindNames, executePortal, parseMessage, queryText, targetOf } from './message-fields.ts';
+import { HOLD } from './message-framer.ts';
+import { ProtocolError } from './protocol-error.ts';
+import {
+  FUNCTION_CALL_TEXT,
+  nameRefusal,
+  pgRefusal,
+  REFUSED_PARSE,
+  REFUSED_QUERY,
+  UNJUDGED_EXECUTE,
+} from './refusals.ts';
+import { checkColumn, lastStatementStart, rowCheckMessages, withRowCheck } from './row-check.ts';
+import { bindResultFormats } from './row-masker.ts';
+import { isNameRefusal, type SqlNameEffect, sqlNameEffects } from './session-names.ts';
+import type { SessionState } from './session-state.ts';
+
+/** Frontend message types the proxy accepts after startup. */
+const FRONTEND_TYPES = new Set<number>(Object.values(Frontend).filter((t) => t !== Frontend.Password));
+
+/** What the policy says of one text. */
+interface Verdict {
+  readonly refusal?: Refusal;
+  /** The statement names a routine the catalog does not know: judge it again after a refresh. */
+  readonly refreshCatalog?: boolean;
+  readonly notes?: readonly string[];
+  readonly notice?: Buffer;
+  readonly masking?: TextMasking;
+  readonly nameEffects?: readonly (SqlNameEffect | undefined)[];
+  readonly rows?: RowsMeasured;
+}
+
+/** Close of a prepared statement. */
+function closeStatementMessage(name: string): Buffer {
+  return encodeMessage(Frontend.Close, Buffer.from(`S${name}\0`, 'utf8'));
+}
+
+/** Describe of a prepared statement, as a client would send it. */
+function describeStatementMessage(name: string): Buffer {
+  return encodeMessage(Frontend.Describe, Buffer.from(`S${name}\0`, 'utf8'));
+}
+
+/**
+ * The statement governance of client messages: each is judged by the policy in force, tracked in the
+ * exchange, held for its audit record, or replaced by a stand-in whose error becomes the refusal.
+ */
+export class ClientMessages {
+  private readonly state: SessionState;
+  private readonly core: SessionCore;
+  /** The framer's handler, made once. */
+  readonly handle = (type: number, frame: Buffer) => this.onClientMessage(type, frame);
+
+  constructor(state: SessionState, core: SessionCore) {
+    this.state = state;
+    this.core = core;
+  }
+
+  /**
+   * `frame`, held until the `statement.start` records of its statements are written; when they are
+   * lost (failClosed), `refuse` turns it into a refusal and names the stand-in the server gets instead.
+   */
+  private holdForAudit(
+    frame: Buffer,
+    via: StatementEvent['via'],
+    texts: readonly QueryText[],
+    refuse: (refusal: Refusal) => Buffer,
+  ): Buffer {
+    const { audit, config } = this.state.deps;
+    const written = recordStatementStart(audit, config.audit.failClosed, this.state.context, via, texts);
+    return this.core.toServer.hold(frame, written, () => refuse(this.auditUnavailable()));
+  }
+
+  /** Tracks what the message will make the server answer; returns the bytes to send upstream. */
+  onClientMessage(type: number, frame: Buffer): Buffer | undefined | typeof HOLD {
+    switch (type) {
+      case Frontend.Query: {
+        const started = performance.now();
+        const stamp = this.state.names.stamp();
+        const sql = queryText(frame);
+        const audit = this.auditRefusal();
+        const verdict: Verdict = audit ? { refusal: audit } : this.judge(sql);
+        if (verdict.refreshCatalog) return HOLD;
+        const refusal = verdict.refusal;
+        const query: PendingQuery = {
+          kind: 'query',
+          sql,
+          texts: describeQuery(sql),
+          index: 0,
+          started,
+          stamp,
+        };
+        if (verdict.notes) query.notes = verdict.notes;
+        query.notice = verdict.notice;
+        query.masking = verdict.masking;
+        if (verdict.nameEffects) query.nameEffects = verdict.nameEffects;
+        this.state.names.synced(true);
+        if (refusal) {
+          this.state.exchange.expect({ ...query, refusal });
+          return REFUSED_QUERY;
+        }
+        this.state.exchange.expect(query);
+        let sent = frame;
+        if (verdict.rows) {
+          const column = checkColumn();
+          // `BEGIN; ...; COMMIT` in one text: the check goes before the COMMIT, after the statement
+          // before it (policy/guardrails/row-limits.ts finalTransactionEnd).
+          const beforeEnd = finalTransactionEnd(verdict.rows.facts) ? lastStatementStart(sql) : undefined;
+          const texts = textsOf(query).length;
+          const after = beforeEnd === undefined ? texts - 1 : texts - 2;
+          query.check = { rows: verdict.rows, column, answering: false, owner: query, after };
+          sent = withRowCheck(sql, column, this.rowCapNow(verdict.rows.limits), beforeEnd);
+        }
+        return this.holdForAudit(sent, 'simple', textsOf(query), (lost) => {
+          query.refusal = lost;
+          query.notice = undefined;
+          query.check = undefined;
+          return REFUSED_QUERY;
+        });
+      }
+      case Frontend.Parse: {
+        const { name, sql } = parseMessage(frame);
+        const text = describeStatement(sql);
+        const verdict = this.judge(sql, text);
+        if (verdict.refreshCatalog) return HOLD;
+        const prepared: PreparedText = {
+          ...text,
+          ...(verdict.notes && { notes: verdict.notes }),
+          ...(verdict.masking && { masking: verdict.masking }),
+          ...(verdict.nameEffects?.[0] && { nameEffect: verdict.nameEffects[0] }),
+          ...(verdict.rows && { rows: verdict.rows }),
+        };
+        // A refused Parse never reaches the server, which keeps whatever the name stood for.
+        const settlement = verdict.refusal ? undefined : this.state.names.parse(name, prepared);
+        const refusal = verdict.refusal ?? (settlement?.refusal && nameRefusal(settlement.refusal));
+        if (refusal) {
+          this.state.exchange.expect({ kind: 'parse', started: performance.now(), text, refusal });
+          return REFUSED_PARSE;
+        }
+        this.state.exchange.expect({
+          kind: 'parse',
+          started: 0,
+          notice: verdict.notice,
+          ...(settlement && { settlement }),
+        });
+        if (!verdict.masking) return frame;
+        // Rows of a masked statement are rewritten by column type. A driver may execute it without ever
+        // describing it (JDBC past prepareThreshold), so the proxy describes it itself, right away.
+        this.state.exchange.expect({ kind: 'describe', entry: prepared, internal: true });
+        return Buffer.concat([frame, describeStatementMessage(name)]);
+      }
+      case Frontend.Bind: {
+        const { portal, statement } = bindNames(frame);
+        const text = this.state.names.statement(statement);
+        const settlement = isNameRefusal(text)
+          ? { refusal: text }
+          : this.state.names.bind(portal, { text, formats: bindResultFormats(frame) });
+        if (settlement.refusal) {
+          const refusal = nameRefusal(settlement.refusal);
+          this.state.exchange.expect({ kind: 'bind', refusal, started: performance.now() });
+          return REFUSED_PARSE;
+        }
+        this.state.exchange.expect({ kind: 'bind', settlement });
+        return frame;
+      }
+      case Frontend.Execute: {
+        const named = this.state.names.portal(executePortal(frame));
+        const portal = isNameRefusal(named) ? undefined : named;
+        // Each run of a PREPARE or DECLARE sent by Parse makes its name again.
+        const makes = portal?.text.nameEffect;
+        if (makes?.prepares !== undefined || makes?.declares !== undefined)
+          this.state.names.admitSql([makes]);
+        const text: PreparedText = portal?.text ?? UNJUDGED_EXECUTE;
+        const refusal = this.auditRefusal() ?? (isNameRefusal(named) ? nameRefusal(named) : undefined);
+        const started = performance.now();
+        if (refusal) {
+          this.state.exchange.expect({ kind: 'execute', text, started, refusal });
+          return REFUSED_PARSE;
+        }
+        const execute: PendingExecute = {
+          kind: 'execute',
+          text,
+          started,
+          stamp: this.state.names.stamp(),
+          ...(portal && { portal }),
+          ...(text.notes && { notes: text.notes }),
+        };
+        this.state.exchange.expect(execute);
+        const sent = text.rows ? Buffer.concat([frame, this.rowCheckAfter(execute, text.rows)]) : frame;
+        // Lost audit records turn the Execute and its check into one stand-in, whose error skips to Sync.
+        return this.holdForAudit(sent, 'extended', [text], (lost) => {
+          execute.refusal = lost;
+          return REFUSED_PARSE;
+        });
+      }
+      case Frontend.Describe: {
+        // Its RowDescription tells the statement's or portal's result columns.
+        const target = targetOf(frame);
+        const entry =
+          target.kind === 'S'
+            ? this.state.names.statement(target.name)
+            : this.state.names.portal(target.name);
+        if (isNameRefusal(entry)) {
+          this.state.exchange.expect({
+            kind: 'describe',
+            refusal: nameRefusal(entry),
+            started: performance.now(),
+          });
+          return REFUSED_PARSE;
+        }
+        this.state.exchange.expect({ kind: 'describe', entry });
+        return frame;
+      }
+      case Frontend.Close: {
+        // Closing runs nothing and shows nothing, so any name may be closed; it is forgotten everywhere.
+        const target = targetOf(frame);
+        this.state.exchange.expect({
+          kind: 'close',
+          settlement: this.state.names.close(target.kind, target.name),
+        });
+        return frame;
+      }
+      case Frontend.Sync:
+        this.state.names.synced(false);
+        this.state.exchange.expect({ kind: 'sync' });
+        return frame;
+      case Frontend.FunctionCall: {
+        // The fast-path interface: its result cannot be traced, so masked sessions may not use it.
+        const judged = this.auditRefusal() ?? this.fastPathRefusal() ?? this.fastPathGuardrails(frame);
+        // A function the catalog may not show yet: judged again once it is reloaded, as a Query is.
+        if (judged === HOLD) return HOLD;
+        const refusal = judged;
+        const started = performance.now();
+        this.state.names.synced(false);
+        if (refusal) {
+          this.state.exchange.expect({ kind: 'function', started, refusal });
+          return REFUSED_QUERY;
+        }
+        const call: Extract<Pending, { kind: 'function' }> = { kind: 'function', started };
+        this.state.exchange.expect(call);
+        return this.holdForAudit(frame, 'simple', [FUNCTION_CALL_TEXT], (lost) => {
+          call.refusal = lost;
+          return REFUSED_QUERY;
+        });
+      }
+      case Frontend.Terminate:
+        this.core.clientQuit();
+        return frame;
+      default:
+        if (!FRONTEND_TYPES.has(type)) {
+          throw new ProtocolError(`invalid frontend message type ${type}`);
+        }
+        // Flush, CopyData, CopyDone, CopyFail: nothing to answer.
+        return frame;
+    }
+  }
+
+  /** The largest transaction count the statement's enforcing limits allow, from what is known now. */
+  rowCapNow(limits: readonly RowLimit[]): number | undefined {
+    return rowCap(limits, {
+      before: this.state.rowsBefore,
+      minute: this.state.deps.rowBudget.spent(this.state.context.identity.subject),
+    });
+  }
+
+  /** The extended-protocol row check sent right after `execute`, with the pending answers it is owed. */
+  private rowCheckAfter(execute: PendingExecute, rows: RowsMeasured): Buffer {
+    const check: RowCheck = { rows, answering: true, owner: execute };
+    const { messages, statement } = rowCheckMessages(this.rowCapNow(rows.limits));
+    const stale = this.state.exchange.expectRowCheck(execute, check, statement);
+    return Buffer.concat([...stale.map(closeStatementMessage), messages]);
+  }
+
+  private auditRefusal(): Refusal | undefined {
+    const { audit, config } = this.state.deps;
+    if (audit.healthy || !config.audit.failClosed) return undefined;
+    return this.auditUnavailable();
+  }
+
+  private auditUnavailable(): Refusal {
+    const { audit } = this.state.deps;
+    return {
+      reason: 'audit-unavailable',
+      fields: {
+        severity: 'ERROR',
+        code: '58030',
+        message: 'Gatehouse refused the statement: the audit log cannot be written',
+        detail: audit.failure ?? 'audit sink failed',
+        hint: 'Statements are refused until the audit log can be written again; ask the operator of this proxy.',
+      },
+    };
+  }
+
+  /**
+   * What the policy in force says of `sql` for this identity: a refusal, or notes, a notice and how
+   * its results are masked.
+   */
+  private judge(sql: string, described?: QueryText): Verdict {
+    // Names come first: a PREPARE or DECLARE of a name in use must not reach the analyses, which
+    // would take the new definition while the server keeps the old.
+    const nameEffects = sqlNameEffects(sql);
+    const conflict = this.state.names.sqlConflict(nameEffects);
+    if (conflict) return { refusal: nameRefusal(conflict) };
+    const verdict = this.judgeText(sql, described);
+    if (verdict.refusal || nameEffects.length === 0) return verdict;
+    this.state.names.admitSql(nameEffects);
+    return { ...verdict, nameEffects };
+  }
+
+  private judgeText(sql: string, described?: QueryText): Verdict {
+    const verdict = this.state.gate.check(
+      sql,
+      described === undefined ? undefined : [described],
+      this.moment(),
+    );
+    if (verdict.outcome === 'refresh-catalog') return { refreshCatalog: true };
+    if (verdict.outcome === 'refuse') {
+      if (verdict.cause === 'masking') this.state.scrubbing = true;
+      this.logRefusal(verdict);
+      return { refusal: pgRefusal(verdict) };
+    }
+    this.state.scrubbing = verdict.masking !== undefined;
+    if (verdict.changesCode) this.state.codeChanged = true;
+    return {
+      ...(verdict.notes.length > 0 && { notes: verdict.notes }),
+      ...(verdict.rows && { rows: verdict.rows }),
+      ...(verdict.warnings.length > 0 && {
+        notice: noticeResponse({ severity: 'WARNING', code: '01000', message: verdict.warnings.join('\n') }),
+      }),
+      ...(verdict.masking && { masking: verdict.masking }),
+    };
+  }
+
+  /** Where the session stands for the gate: DDL it sent is settled only once committed and answered. */
+  private moment(): Moment {
+    return {
+      idle: this.state.txStatus === 'I' && !this.state.codeChanged,
+      outdated: this.state.deps.catalog.outdated,
+      refreshed: this.state.catalogRefreshed,
+    };
+  }
+
+  private logRefusal(refused: Refused): void {
+    if (refused.failure)
+      this.state.logger.error({ err: refused.failure.error }, `${refused.failure.stage} analysis failed`);
+    else if (refused.cause === 'server-reading')
+      this.state.logger.info(
+        { reason: refused.reason },
+        'statement refused: the server may read it differently',
+      );
+  }
+
+  /** Fast-path function calls return values no lineage can trace: refused where masking applies. */
+  private fastPathRefusal(): Refusal | undefined {
+    const settings = this.state.gate.settings();
+    if (!settings) return undefined;
+    return {
+      reason: `MaskingPolicy ${settings.policies.join(', ')}: fast-path function call`,
+      fields: {
+        severity: 'ERROR',
+        code: '42501',
+        message: 'Gatehouse: fast-path function calls are not allowed where masking applies; use SELECT',
+      },
+    };
+  }
+
+  /**
+   * A fast-path call names its function by OID: judged as `SELECT schema.name()`, the call of the
+   * routine the catalog knows by that OID; an OID it does not know is refused.
+   */
+  private fastPathGuardrails(frame: Buffer): Refusal | undefined | typeof HOLD {
+    if (!this.state.deps.policy()) return undefined;
+    const oid = frame.length >= 9 ? frame.readUInt32BE(5) : -1;
+    const target = this.state.deps.catalog.current()?.code.byOid(oid);
+    if (!target) {
+      return {
+        reason: 'fast-path call of an unknown function',
+        fields: {
+          severity: 'ERROR',
+          code: '42501',
+          message: `Gatehouse: fast-path call of function OID ${oid}, which Gatehouse's catalog of the database does not know; use SELECT`,
+        },
+      };
+    }
+    const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+    const verdict = this.state.gate.guard(
+      `SELECT ${quote(target.schema)}.${quote(target.name)}()`,
+      undefined,
+      this.moment(),
+    );
+    if (verdict.outcome === 'refresh-catalog') return HOLD;
+    if (verdict.outcome === 'allow' && verdict.rows?.limits.some((l) => !l.dryRun && l.action !== 'warn'))
+      // The row check follows a Query or an Execute; a fast-path call has no place for it.
+      return {
+        reason: `Guardrail rows: fast-path call of ${target.schema}.${target.name} under a row limit`,
+        fields: {
+          severity: 'ERROR',
+          code: '42501',
+          message: `Gatehouse: a row limit applies to ${target.schema}.${target.name}(), and the rows a fast-path call changes cannot be counted; call it with SELECT`,
+        },
+      };
+    if (verdict.outcome !== 'refuse') return undefined;
+    this.logRefusal(verdict);
+    return pgRefusal(verdict);
+  }
+}

@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import type { SessionContext, StatementEvent } from '../../audit/events.ts';
+import { recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
+import type { PostgresGate } from '../../policy/gates/postgres-gate.ts';
+import type { QueryText } from '../../sql/normalize.ts';
+import { Exchange, type PortalText, type PreparedText } from './exchange.ts';
+import type { ReportedReading } from './reported-reading.ts';
+import type { SessionDeps } from './session-deps.ts';
+import { SessionNames } from './session-names.ts';
+import type { Established } from './startup.ts';
+
+/** What one session knows, shared by the handling of client messages and of server answers. */
+export class SessionState {
+  readonly deps: SessionDeps;
+  readonly logger: Logger;
+  readonly context: SessionContext;
+  readonly gate: PostgresGate;
+  /** How the server reads text (standard_conforming_strings, client_encoding), as it last reported. */
+  readonly reading: ReportedReading;
+  /** What was asked of the server, and what its answers complete. */
+  readonly exchange = new Exchange();
+  /** What each prepared statement and portal name stands for; Bind, Describe and Execute use nothing else. */
+  readonly names = new SessionNames<PreparedText, PortalText>();
+  txStatus: 'I' | 'T' | 'E';
+  /** Whether the identity saw masked values at its last statement: its errors and notices are scrubbed. */
+  scrubbing = false;
+  /** The held message is judged again once, against a catalog reloaded for it. */
+  catalogRefreshed = false;
+  /** A statement judged as changing stored code was sent: the catalog is reloaded once it is done. */
+  codeChanged = false;
+  /**
+   * Rows the current transaction had changed at its last row check: what the next check's count is
+   * compared with. Only ever behind the server (it is updated as results arrive), which makes caps
+   * computed from it stricter, never laxer.
+   */
+  rowsBefore = 0;
+  statementCount = 0;
+
+  constructor(established: Established, deps: SessionDeps, context: SessionContext) {
+    this.deps = deps;
+    this.logger = established.logger;
+    this.context = context;
+    this.gate = established.gate;
+    this.reading = established.reading;
+    this.reading.settled = () => this.exchange.settled();
+    this.txStatus = established.upstream.transactionStatus ?? 'I';
+  }
+
+  /** True while the session has no statement in flight and no open transaction. */
+  get idle(): boolean {
+    return this.exchange.size === 0 && this.txStatus === 'I';
+  }
+
+  recordStatement(
+    started: { kind: 'query' | 'execute' | 'function' | 'parse'; started: number; notes?: readonly string[] },
+    text: QueryText,
+    outcome: StatementEvent['outcome'],
+    extra: StatementOutcome,
+  ): void {
+    this.statementCount++;
+    recordStatement(
+      this.deps,
+      this.context,
+      started.kind === 'execute' || started.kind === 'parse' ? 'extended' : 'simple',
+      started.started,
+      text,
+      outcome,
+      {
+        ...extra,
+        reason: extra.reason ?? ('notes' in started ? started.notes?.join('; ') : undefined),
+      },
+    );
+  }
+}
