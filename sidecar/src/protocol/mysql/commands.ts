@@ -3,13 +3,23 @@ import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import type { Identity } from '../../identity/identity.ts';
 import type { MysqlGate, MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
-import type { Allowed, Refused } from '../../policy/gates/session-gate.ts';
+import type { Allowed } from '../../policy/gates/session-gate.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
 import type { PolicySource } from '../../policy/sources.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
-import { Command, MysqlError, type MysqlErrorKind, ServerStatus } from './constants.ts';
+import {
+  AUDIT_UNAVAILABLE,
+  CHANGE_USER,
+  CURSOR,
+  gateRefusal,
+  LOCAL_INFILE_WITHOUT_POLICY,
+  UNJUDGED_EXECUTE,
+  UNKNOWN_STATEMENT_ID,
+  unsupportedCommand,
+} from './command-refusals.ts';
+import { Command, ServerStatus } from './constants.ts';
 import { mapKill, type SessionRegistry } from './kill.ts';
 import { PayloadReader } from './packet-io.ts';
 import type {
@@ -83,20 +93,6 @@ export interface CommandDeps {
   readonly code: MysqlCodeCatalogCache;
   readonly sessions: SessionRegistry;
 }
-
-/** The refusal of a statement whose audit record cannot be written (failClosed). */
-export const AUDIT_UNAVAILABLE: Refusal = {
-  kind: MysqlError.AUDIT_UNAVAILABLE,
-  message: 'Gatehouse refused the statement: the audit log cannot be written',
-  reason: 'audit-unavailable',
-};
-
-/** A client file goes to the server only when a policy allows the statement that asks for it. */
-const LOCAL_INFILE_WITHOUT_POLICY = {
-  kind: MysqlError.SPECIFIC_ACCESS_DENIED,
-  message: 'Gatehouse: LOAD DATA LOCAL needs a policy that allows it (no policy documents are configured)',
-  reason: 'local-infile',
-} as const;
 
 export class CommandGovernor {
   private readonly port: CommandPort;
@@ -249,17 +245,7 @@ export class CommandGovernor {
         }
         const masking = this.port.masking();
         if (flags & 0x07) {
-          this.port.refuse(
-            {
-              kind: MysqlError.NOT_SUPPORTED,
-              message: 'Gatehouse does not relay server-side cursors: execute without a cursor',
-              reason: 'cursor',
-            },
-            [text],
-            'prepared',
-            answerSeq,
-            started,
-          );
+          this.port.refuse(CURSOR, [text], 'prepared', answerSeq, started);
           return undefined;
         }
         const plan = prepared?.rows && this.port.planRows(prepared.rows);
@@ -324,32 +310,18 @@ export class CommandGovernor {
       }
       case Command.CHANGE_USER:
         this.port.refuse(
-          {
-            kind: MysqlError.SPECIFIC_ACCESS_DENIED,
-            message:
-              'Gatehouse refuses COM_CHANGE_USER: the identity is fixed for the connection; open a new connection',
-            reason: 'change-user',
-          },
+          CHANGE_USER,
           [{ statement: '<change user>', fingerprint: null }],
           'text',
           answerSeq,
           started,
         );
         return undefined;
-      default:
-        // Replication, shutdown, debug and the long-gone commands: not for a governed session.
-        this.port.refuse(
-          {
-            kind: MysqlError.UNKNOWN_COMMAND,
-            message: `Gatehouse does not relay command 0x${command.toString(16)}`,
-            reason: 'unsupported-command',
-          },
-          [{ statement: `<command 0x${command.toString(16)}>`, fingerprint: null }],
-          'text',
-          answerSeq,
-          started,
-        );
+      default: {
+        const { refusal, text } = unsupportedCommand(command);
+        this.port.refuse(refusal, [text], 'text', answerSeq, started);
         return undefined;
+      }
     }
   }
 
@@ -389,44 +361,13 @@ export class CommandGovernor {
     }
     if (verdict.failure)
       this.logger.error({ err: verdict.failure.error }, `${verdict.failure.stage} analysis failed`);
-    return {
-      kind: mysqlError(verdict),
-      message:
-        verdict.message + (verdict.approval ? ' (this statement requires approval before it can run)' : ''),
-      reason: verdict.reason,
-    };
+    return gateRefusal(verdict);
   }
 
   private auditRefusal(): Refusal | undefined {
     const { audit, config } = this.deps;
     if (audit.healthy || !config.audit.failClosed) return undefined;
     return AUDIT_UNAVAILABLE;
-  }
-}
-
-const UNJUDGED_EXECUTE: QueryText = {
-  statement: '<COM_STMT_EXECUTE of a statement Gatehouse did not see prepared>',
-  fingerprint: null,
-};
-const UNKNOWN_STATEMENT_ID: Refusal = {
-  kind: MysqlError.UNKNOWN_STATEMENT,
-  message: 'Gatehouse: unknown prepared statement handler: it was not prepared through Gatehouse',
-  reason: 'unjudged-name: COM_STMT_EXECUTE of a statement id Gatehouse did not see prepared',
-};
-
-/** The MySQL error for a refusal of the gate. */
-function mysqlError(refused: Refused): MysqlErrorKind {
-  switch (refused.cause) {
-    case 'guardrail':
-      return refused.policyKind === 'DatabaseAccess'
-        ? MysqlError.SPECIFIC_ACCESS_DENIED
-        : MysqlError.TABLE_ACCESS_DENIED;
-    case 'server-reading':
-      return MysqlError.NOT_SUPPORTED;
-    case 'analysis-failed':
-      return MysqlError.SPECIFIC_ACCESS_DENIED;
-    case 'masking':
-      return MysqlError.TABLE_ACCESS_DENIED;
   }
 }
 

@@ -10,7 +10,7 @@ import {
   RefusedStart,
 } from './handshake.ts';
 import { ProtocolError } from './protocol-error.ts';
-import { MysqlRelay, type RelayDeps, type SessionControl } from './relay.ts';
+import { MysqlRelay, type RelayDeps } from './relay.ts';
 import { errPacket } from './server-packets.ts';
 
 export type MysqlSessionDeps = HandshakeDeps & RelayDeps;
@@ -23,22 +23,23 @@ export function handleMysqlConnection(socket: Socket, deps: MysqlSessionDeps): M
 }
 
 /**
- * One client connection: its login (handshake.ts), then its running session (relay.ts), and its end,
- * whichever side or phase causes it.
+ * One client connection: its login (handshake.ts), then its running session (relay.ts over the
+ * session core), and its end, whichever side or phase causes it.
  */
-export class MysqlSession implements SessionControl {
+export class MysqlSession {
   readonly id = randomBytes(8).toString('hex');
   /** The thread id the client sees (its greeting's connection id), mapped to the upstream's. */
   readonly connectionId: number;
   upstreamThreadId: number | undefined;
   identity: Identity | undefined;
-  closed = false;
-  endReason = 'client';
 
   private readonly line: ClientLine;
   private readonly deps: MysqlSessionDeps;
-  /** Set once the client is logged in. */
+  /** Set once the client is logged in: from then on the session core owns the end. */
   private relay: MysqlRelay | undefined;
+  private startupClosed = false;
+  /** Why the login ends, when it does (the session core keeps its own once it runs). */
+  private endReason = 'client';
   private readonly onClosed: Array<() => void> = [];
 
   constructor(client: Socket, deps: MysqlSessionDeps) {
@@ -50,6 +51,10 @@ export class MysqlSession implements SessionControl {
       tls: false,
       logger: deps.logger.child({ session: this.id, client: client.remoteAddress }),
     };
+  }
+
+  get closed(): boolean {
+    return this.relay ? this.relay.core.closed : this.startupClosed;
   }
 
   whenClosed(listener: () => void): void {
@@ -87,6 +92,11 @@ export class MysqlSession implements SessionControl {
   }
 
   private begin(established: Established, peer: { readonly address: string; readonly port: number }): void {
+    if (this.startupClosed) {
+      established.upstream.on('error', () => {});
+      established.upstream.destroy();
+      return;
+    }
     this.identity = established.identity;
     this.upstreamThreadId = established.upstreamThreadId;
     const context = {
@@ -96,15 +106,38 @@ export class MysqlSession implements SessionControl {
       database: this.deps.config.upstream.database,
       protocol: 'mysql' as const,
     };
-    this.relay = new MysqlRelay(established, context, this.deps, this);
-    this.relay.start();
+    const relay = new MysqlRelay(established, context, this.deps, () =>
+      this.deps.sessions.release(this.connectionId),
+    );
+    this.relay = relay;
+    relay.core.whenClosed(() => this.notifyClosed());
+    relay.start();
   }
 
   /** Ends the session; the client reads the error on its next command. */
   terminate(reason: string): void {
+    if (this.relay) {
+      this.relay.core.terminate(reason);
+      return;
+    }
     if (this.closed) return;
     this.endReason = reason;
     this.sendFatal(MysqlError.SHUTDOWN, 'Gatehouse is shutting down', 0);
+  }
+
+  /** Idempotent: tears both sides down and writes the session's last audit record. */
+  close(reason: string): void {
+    if (this.relay) {
+      this.relay.core.close(reason);
+      return;
+    }
+    if (this.startupClosed) return;
+    this.startupClosed = true;
+    this.deps.sessions.release(this.connectionId);
+    const client = this.line.socket;
+    if (!client.writableEnded) client.end();
+    setTimeout(() => client.destroy(), 1000).unref();
+    this.notifyClosed();
   }
 
   private failStartup(error: unknown): void {
@@ -134,23 +167,15 @@ export class MysqlSession implements SessionControl {
     );
   }
 
-  sendFatal(kind: MysqlErrorKind, message: string, seq: number, reason?: string): void {
+  /** Answers a login with a fatal error and closes. */
+  private sendFatal(kind: MysqlErrorKind, message: string, seq: number, reason?: string): void {
     if (reason) this.endReason = reason;
     const client = this.line.socket;
     if (!client.destroyed && client.writable) client.end(errPacket(kind, message, seq, this.line.greeted));
     this.close(this.endReason);
   }
 
-  /** Idempotent: tears both sides down and writes the session's last audit record. */
-  close(reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.deps.sessions.release(this.connectionId);
-    this.relay?.endUpstream(reason);
-    const client = this.line.socket;
-    if (!client.writableEnded) client.end();
-    setTimeout(() => client.destroy(), 1000).unref();
-    this.relay?.recordEnd(reason);
+  private notifyClosed(): void {
     for (const listener of this.onClosed.splice(0)) listener();
   }
 }
