@@ -289,6 +289,23 @@ describe('RowCounting', () => {
     });
   });
 
+  it('keeps what is over a warn-only or dry-run limit, with a note for the audit', () => {
+    for (const [limit, note] of [
+      [WARN, 'warning: g/r: 9 rows over 5'],
+      [{ ...LIMIT, dryRun: true }, 'dry run: g/r would block: 9 rows over 5'],
+    ] as const) {
+      const s = session();
+      const { m } = run(s, 'DELETE FROM t', [limit]);
+      s.answer({ ...OK, status: IN_TRANS });
+      s.answer({ ...OK, status: IN_TRANS }, counterRow('0'));
+      s.counting.holdAnswer(m, client, CLIENT_OK, { ok: true, rows: 9, status: IN_TRANS, last: true }, TEXT);
+      s.answer({ ...OK, status: IN_TRANS }, counterRow('9'));
+      expect(s.sent).toEqual(['COMMIT']);
+      s.answer({ ...OK, status: AUTOCOMMIT });
+      expect(s.records[0]).toMatchObject({ outcome: 'ok', rowsChanged: 9, reason: note });
+    }
+  });
+
   it('ends the session when the rollback fails, and answers an error when the commit fails', () => {
     const s = session();
     const { m } = run(s, 'DELETE FROM t');

@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import type { StatementEvent } from '../../audit/events.ts';
 import type { StatementOutcome } from '../../audit/record-statement.ts';
 import { judgeRowCounts, type RowBudget } from '../../policy/guardrails/row-limits.ts';
-import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
@@ -20,6 +19,8 @@ import type { ResultEnd } from './response-tracker.ts';
 import {
   counterQuery,
   counterValue,
+  describeWrite,
+  limitNotes,
   needsCount,
   outsideTransaction,
   SAVEPOINT,
@@ -262,16 +263,7 @@ export class RowCounting {
     }
     const counts = { transaction: m.txBefore + delta, before: m.txBefore, minute: m.minute };
     const judged = judgeRowCounts(m.limits, counts, m.what);
-    const notes = [
-      ...judged.warnings.map(
-        (h) =>
-          `warning: ${h.limit.guardrail}/${h.limit.rule}: ${h.count} rows ${h.scope === 'minute' ? 'in a minute ' : ''}over ${h.max}`,
-      ),
-      ...judged.dryRun.map(
-        (h) =>
-          `dry run: ${h.limit.guardrail}/${h.limit.rule} would ${h.limit.action}: ${h.count} rows ${h.scope === 'minute' ? 'in a minute ' : ''}over ${h.max}`,
-      ),
-    ];
+    const notes = limitNotes(judged);
     const hit = judged.refusal;
     if (!hit) {
       this.keep(m, counts.transaction, delta, notes);
@@ -423,11 +415,4 @@ export class RowCounting {
 /** A COM_QUERY of the proxy's own. */
 function commandPacket(sql: string): Buffer {
   return packet(Buffer.from(`\x03${sql}`, 'utf8'), 0);
-}
-
-/** The statement for a row-limit message: its top-level statements in a few words, never values. */
-function describeWrite(facts: StatementFacts): string {
-  const summaries = facts.statements.filter((s) => s.via.length === 0).map((s) => s.summary);
-  if (summaries.length === 0) return 'the statement';
-  return summaries.length > 3 ? `${summaries.slice(0, 3).join('; ')}; ...` : summaries.join('; ');
 }
