@@ -180,7 +180,7 @@ export class CommandGovernor {
           return undefined;
         }
         const measure = plan && 'limits' in plan ? plan : undefined;
-        const prefix = measure && this.counting.begin(measure);
+        const around = measure && this.counting.begin(measure);
         this.port.expect('results', {
           via: 'text',
           texts,
@@ -197,8 +197,8 @@ export class CommandGovernor {
           localInfiles,
           ...(this.judgedChangesCode && { changesCode: true }),
         });
-        if (measure)
-          return this.port.sendMeasured(measure, prefix!, frame, 'text', texts, answerSeq, started);
+        if (measure && around)
+          return this.port.sendMeasured(measure, around, frame, 'text', texts, answerSeq, started);
         return this.port.holdForAudit(frame, 'text', texts, answerSeq, started);
       }
       case Command.STMT_PREPARE: {
@@ -255,7 +255,7 @@ export class CommandGovernor {
           return undefined;
         }
         const measure = plan && 'limits' in plan ? plan : undefined;
-        const prefix = measure && this.counting.begin(measure);
+        const around = measure && this.counting.begin(measure);
         this.port.expect('results', {
           via: 'prepared',
           texts: [text],
@@ -271,8 +271,8 @@ export class CommandGovernor {
             masking,
           }),
         });
-        if (measure)
-          return this.port.sendMeasured(measure, prefix!, frame, 'prepared', [text], answerSeq, started);
+        if (measure && around)
+          return this.port.sendMeasured(measure, around, frame, 'prepared', [text], answerSeq, started);
         return this.port.holdForAudit(frame, 'prepared', [text], answerSeq, started);
       }
       case Command.STMT_CLOSE: {
