@@ -50,10 +50,11 @@ export class PostgresConnection implements DrainableSession {
     const client = this.startup.client;
     client.setNoDelay(true);
     client.on('error', (error) => this.startup.logger.debug({ err: error.message }, 'client socket error'));
-    void this.startup.run().then(
-      (established) => this.begin(established),
-      (error: unknown) => this.failStartup(error),
-    );
+    // A failure to begin the session is a failure of the startup too: the client gets its FATAL.
+    void this.startup
+      .run()
+      .then((established) => this.begin(established))
+      .catch((error: unknown) => this.failStartup(error));
   }
 
   /** Ends the connection as the server would on an administrator's shutdown. */
