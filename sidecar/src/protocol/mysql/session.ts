@@ -78,17 +78,17 @@ export class MysqlSession {
       this.close('startup-timeout');
     }, this.deps.config.limits.startupTimeoutMs);
     const who = { session: this.id, connectionId: this.connectionId, peer, closed: () => this.closed };
-    void mysqlHandshake(this.line, who, this.deps).then(
-      (established) => {
+    // A failure to begin the session once logged in is a startup failure too, never an unhandled rejection.
+    void mysqlHandshake(this.line, who, this.deps)
+      .then((established) => {
         clearTimeout(timer);
         if (established) this.begin(established, peer);
         else this.close('client');
-      },
-      (error: unknown) => {
+      })
+      .catch((error: unknown) => {
         clearTimeout(timer);
         this.failStartup(error);
-      },
-    );
+      });
   }
 
   private begin(established: Established, peer: { readonly address: string; readonly port: number }): void {
