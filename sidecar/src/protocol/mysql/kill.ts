@@ -1,3 +1,8 @@
+import type { QueryText } from '../../sql/normalize.ts';
+import { MysqlError } from './constants.ts';
+import { packet } from './packet-io.ts';
+import type { Refusal } from './pending.ts';
+
 /** What the proxy knows of each session for KILL: who it is and which upstream thread serves it. */
 export interface KillableSession {
   readonly upstreamThreadId: number | undefined;
@@ -39,4 +44,33 @@ export function killTarget(sql: string): { scope: 'QUERY' | 'CONNECTION'; id: nu
   const match = KILL.exec(sql);
   if (!match) return undefined;
   return { scope: match[1]?.toUpperCase() === 'QUERY' ? 'QUERY' : 'CONNECTION', id: Number(match[2]) };
+}
+
+/**
+ * What a `KILL [QUERY|CONNECTION] n` becomes through the proxy: `n` is a thread id the client saw in a
+ * greeting, mapped to the upstream thread, and only for a session of the same identity; any other is
+ * refused as the server refuses an unknown thread. Undefined when `sql` is no plain KILL.
+ */
+export function mapKill(
+  sql: string,
+  sessions: SessionRegistry,
+  subject: string,
+): { text: QueryText; upstream: Buffer } | { text: QueryText; refusal: Refusal } | undefined {
+  const kill = killTarget(sql);
+  if (!kill) return undefined;
+  const target = sessions.lookup(kill.id);
+  const text: QueryText = { statement: `KILL ${kill.scope} ?`, fingerprint: null };
+  if (!target || target.upstreamThreadId === undefined || target.identity?.subject !== subject)
+    return {
+      text,
+      refusal: {
+        kind: MysqlError.NO_SUCH_THREAD,
+        message: `Unknown thread id: ${kill.id}`,
+        reason: 'kill-not-own-session',
+      },
+    };
+  return {
+    text,
+    upstream: packet(Buffer.from(`\x03KILL ${kill.scope} ${target.upstreamThreadId}`, 'latin1'), 0),
+  };
 }

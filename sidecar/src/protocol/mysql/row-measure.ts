@@ -1,3 +1,4 @@
+import type { RowJudgement } from '../../policy/guardrails/row-limits.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import { ServerStatus } from './constants.ts';
 import { PayloadReader } from './packet-io.ts';
@@ -178,4 +179,23 @@ export function withStatus(payload: Buffer, status: number): Buffer {
 /** The status flags the client sees once the proxy's own transaction has committed. */
 export function outsideTransaction(status: number): number {
   return status & ~ServerStatus.IN_TRANS;
+}
+
+/** The statement for a row-limit message: its top-level statements in a few words, never values. */
+export function describeWrite(facts: StatementFacts): string {
+  const summaries = facts.statements.filter((s) => s.via.length === 0).map((s) => s.summary);
+  if (summaries.length === 0) return 'the statement';
+  return summaries.length > 3 ? `${summaries.slice(0, 3).join('; ')}; ...` : summaries.join('; ');
+}
+
+/** The audit notes of limits a count passed over without refusing: warnings and dry runs. */
+export function limitNotes(judged: RowJudgement): string[] {
+  const over = (h: RowJudgement['warnings'][number]) =>
+    `${h.count} rows ${h.scope === 'minute' ? 'in a minute ' : ''}over ${h.max}`;
+  return [
+    ...judged.warnings.map((h) => `warning: ${h.limit.guardrail}/${h.limit.rule}: ${over(h)}`),
+    ...judged.dryRun.map(
+      (h) => `dry run: ${h.limit.guardrail}/${h.limit.rule} would ${h.limit.action}: ${over(h)}`,
+    ),
+  ];
 }

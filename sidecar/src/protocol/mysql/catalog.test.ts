@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { qualifiedName } from '../../sql/lineage/catalog.ts';
+import {
+  CATALOG_QUERY,
+  catalogOf,
+  identitySetup,
+  loginQueries,
+  readLoginResults,
+  SESSION_SETTINGS_QUERY,
+  type TextRows,
+} from './catalog.ts';
+
+const IDENTITY_TAG = identitySetup({ subject: 'alice' } as never, 'abc');
+const CATALOG_ROWS: TextRows = [
+  ['app', 'customers', 'id'],
+  ['app', 'customers', 'email'],
+  ['information_schema', 'COLUMNS', 'COLUMN_NAME'],
+];
+const SETTINGS_ROWS: TextRows = [['STRICT_TRANS_TABLES', 'utf8mb4']];
+
+describe('loginQueries', () => {
+  it('asks for the catalog only when the session masks, and always for the settings last', () => {
+    expect(loginQueries(IDENTITY_TAG, true).map((q) => q.name)).toEqual(['identity', 'catalog', 'session']);
+    expect(loginQueries(IDENTITY_TAG, false).map((q) => q.name)).toEqual(['identity', 'session']);
+    expect(loginQueries(IDENTITY_TAG, true)[1]!.sql).toBe(CATALOG_QUERY);
+    expect(loginQueries([], false)).toEqual([{ name: 'session', sql: SESSION_SETTINGS_QUERY }]);
+  });
+});
+
+describe('readLoginResults', () => {
+  it('reads the settings and the catalog by name, with the catalog asked for', () => {
+    const queries = loginQueries(IDENTITY_TAG, true);
+    const facts = readLoginResults(queries, [[], CATALOG_ROWS, SETTINGS_ROWS], 'app');
+    expect(facts.sqlMode).toBe('STRICT_TRANS_TABLES');
+    expect(facts.clientCharset).toBe('utf8mb4');
+    expect(facts.catalog?.tables.get(qualifiedName('app', 'customers'))?.columns).toEqual([
+      { name: 'id' },
+      { name: 'email' },
+    ]);
+  });
+
+  it('has no catalog when none was asked for, and reads the settings from their own result', () => {
+    const queries = loginQueries(IDENTITY_TAG, false);
+    const facts = readLoginResults(queries, [[], SETTINGS_ROWS], 'app');
+    expect(facts).toEqual({ sqlMode: 'STRICT_TRANS_TABLES', clientCharset: 'utf8mb4', catalog: undefined });
+  });
+
+  it('does not take rows of one query for another whatever the order they were sent in', () => {
+    // The settings first and the catalog after: position-based reading would swap them.
+    const queries = [...loginQueries(IDENTITY_TAG, true)].reverse();
+    const facts = readLoginResults(queries, [SETTINGS_ROWS, CATALOG_ROWS, []], 'app');
+    expect(facts.sqlMode).toBe('STRICT_TRANS_TABLES');
+    expect([...(facts.catalog?.tables.keys() ?? [])]).toHaveLength(2);
+  });
+
+  it('gives null settings for a NULL value or an empty result', () => {
+    const queries = loginQueries([], false);
+    expect(readLoginResults(queries, [[[null, 'latin1']]], 'app')).toMatchObject({
+      sqlMode: null,
+      clientCharset: 'latin1',
+    });
+    expect(readLoginResults(queries, [[]], 'app')).toMatchObject({ sqlMode: null, clientCharset: null });
+  });
+
+  it('refuses results that do not match the queries one to one', () => {
+    const queries = loginQueries(IDENTITY_TAG, true);
+    expect(() => readLoginResults(queries, [[], SETTINGS_ROWS], 'app')).toThrow(/3 sent, 2 results/);
+    expect(() => readLoginResults(queries, [[], CATALOG_ROWS, SETTINGS_ROWS, []], 'app')).toThrow();
+  });
+});
+
+describe('catalogOf', () => {
+  it('puts metadata relations under information_schema and the rest in the session database', () => {
+    const catalog = catalogOf(CATALOG_ROWS, 'app');
+    expect(catalog.searchPath).toEqual(['app']);
+    expect(catalog.tables.get(qualifiedName('information_schema', 'COLUMNS'))?.columns).toEqual([
+      { name: 'COLUMN_NAME' },
+    ]);
+  });
+
+  it('skips rows with a NULL name', () => {
+    const catalog = catalogOf(
+      [
+        ['app', null, 'x'],
+        [null, 't', 'x'],
+        ['app', 't', null],
+        ['app', 't', 'y'],
+      ],
+      'app',
+    );
+    expect(catalog.tables.get(qualifiedName('app', 't'))?.columns).toEqual([{ name: 'y' }]);
+    expect(catalog.tables.size).toBe(1);
+  });
+});
+
+describe('identitySetup', () => {
+  it('keeps any identity text inside one string literal', () => {
+    for (const subject of ["o'brien", 'back\\slash', "x\\'; DROP TABLE t; --", "''", '\\'])
+      expect(identitySetup({ subject } as never, 's')[0]).toMatch(
+        /^SET @gatehouse_identity = _utf8mb4'(?:[^'\\]|''|\\\\)*', @gatehouse_session = _utf8mb4's'$/,
+      );
+  });
+});

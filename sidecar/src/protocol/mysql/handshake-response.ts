@@ -1,0 +1,47 @@
+import { randomBytes } from 'node:crypto';
+import { Capability } from './constants.ts';
+import { PayloadReader } from './packet-io.ts';
+import { ProtocolError } from './protocol-error.ts';
+
+/** The client's side of the MySQL handshake: its HandshakeResponse41, and the proxy's scramble. */
+
+/** 20 printable bytes: some clients treat the scramble as a C string. */
+export function randomScramble(): Buffer {
+  const bytes = randomBytes(20);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = 0x21 + (bytes[i]! % 94);
+  return bytes;
+}
+
+export function nulTerminated(bytes: Buffer): string {
+  const end = bytes.indexOf(0);
+  return bytes.toString('utf8', 0, end < 0 ? bytes.length : end);
+}
+
+export interface HandshakeResponse {
+  readonly capabilities: number;
+  readonly charset: number;
+  readonly user: string;
+  readonly auth: Buffer;
+  readonly database: string;
+  readonly plugin: string;
+}
+
+export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
+  const r = new PayloadReader(payload);
+  const capabilities = r.u32();
+  if (!(capabilities & Capability.PROTOCOL_41))
+    throw new ProtocolError('Gatehouse speaks protocol 4.1 only; this client is too old');
+  r.u32();
+  const charset = r.u8();
+  r.skip(23);
+  const user = r.nulBytes().toString('utf8');
+  let auth: Buffer;
+  if (capabilities & Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA) auth = r.lenencBytes();
+  else if (capabilities & Capability.SECURE_CONNECTION) auth = r.bytes(r.u8());
+  else auth = r.nulBytes();
+  const database =
+    capabilities & Capability.CONNECT_WITH_DB && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
+  const plugin =
+    capabilities & Capability.PLUGIN_AUTH && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
+  return { capabilities, charset, user, auth, database, plugin };
+}

@@ -1,0 +1,143 @@
+import type { RowLimit } from '../../policy/guardrails/row-limits.ts';
+import type { ResultMask } from '../../policy/masking/mysql-result-masks.ts';
+import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
+import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import type { QueryText } from '../../sql/normalize.ts';
+import type { MysqlErrorKind } from './constants.ts';
+import type { ResponseTracker, ResultEnd } from './response-tracker.ts';
+
+/**
+ * What the MySQL session remembers between a command and its answer: the entries of its queue of
+ * owed answers, the statements it prepared, and the statement under row limits being counted.
+ */
+
+/** What the proxy must remember about a command until the server has answered it. */
+export interface Pending {
+  readonly tracker: ResponseTracker | undefined;
+  /** An answer the proxy makes itself (a refusal), sent once everything before it is answered. */
+  readonly synthetic?: Buffer;
+  /** A command the proxy sent on its own: its answer is dropped. */
+  readonly internal?: boolean;
+  readonly via?: 'text' | 'prepared';
+  readonly texts?: readonly QueryText[];
+  index: number;
+  started: number;
+  readonly command: string;
+  readonly notes?: readonly string[];
+  /** For COM_STMT_PREPARE: the text the new statement id will stand for. */
+  readonly prepares?: PreparedText;
+  /** COM_RESET_CONNECTION: the session state is gone once it succeeds. */
+  readonly resets?: boolean;
+  /** The command changes stored code: the catalog is reloaded once it is answered. */
+  readonly changesCode?: boolean;
+  /** Set when the session masks: each result's column masks, by result (missing: mask all). */
+  readonly masks?: readonly ResultMask[];
+  /** The masking in force when the command was judged (its key and value scan). */
+  readonly masking?: SessionMasking;
+  /** Per result, the masked columns described for the audit record. */
+  readonly masked?: readonly (readonly string[])[];
+  /** The command touches masked data: the text of the server's error for it is withheld. */
+  readonly withholdsServerText?: boolean;
+  /** Client files the server may ask for (LOAD DATA LOCAL the policy allowed), in order. */
+  readonly localInfiles?: string[];
+  /** The rows are in the binary protocol (COM_STMT_EXECUTE). */
+  readonly binary?: boolean;
+  /** The client's command runs under row limits: its answer's last packet waits for the count. */
+  readonly measure?: Measurement;
+  /** An internal command's rows (text protocol), read as they pass. */
+  readonly onRow?: (row: Buffer) => void;
+  /** An internal command was answered. */
+  readonly onDone?: (end: ResultEnd | undefined) => void;
+}
+
+/** What a statement under row limits needs: the limits, and its facts with the code it runs. */
+export interface RowsToMeasure {
+  readonly limits: readonly RowLimit[];
+  readonly facts: StatementFacts;
+}
+
+/** One statement being measured (see row-counting.ts): from its first internal command to the decision. */
+export interface Measurement {
+  readonly limits: readonly RowLimit[];
+  /** The proxy opened the transaction (the client had none, under autocommit). */
+  readonly implicit: boolean;
+  readonly what: string;
+  /** Rows the client's transaction had changed before this statement, as measured. */
+  readonly txBefore: number;
+  /** Rows the identity changed in the last minute before this statement. */
+  readonly minute: number;
+  before?: number;
+  after?: number;
+  /** One of the proxy's own commands failed: the count cannot be trusted. */
+  broken?: boolean;
+  /** The client answer's last packet (frame), its end and the text it is recorded under. */
+  held?: Buffer;
+  heldEnd?: ResultEnd;
+  heldText?: QueryText;
+  client?: Pending;
+  /** The proxy's own commands for it, still owed an answer or not. */
+  readonly internals: Pending[];
+}
+
+/** What a statement id prepared through the proxy stands for. */
+export interface PreparedText {
+  readonly text: QueryText;
+  readonly notes?: readonly string[];
+  /** What its executions' rows hide, when the session masks. */
+  readonly masks?: ResultMask;
+  /** Those masked columns described for the audit record. */
+  readonly masked?: readonly string[];
+  /** Its executions touch masked data: the server's error texts for them are withheld. */
+  readonly withholdsServerText?: boolean;
+  /** Its executions run under row limits. */
+  readonly rows?: RowsToMeasure;
+}
+
+/** An answer of the proxy's own in place of the server's: the error and why, for the audit. */
+export interface Refusal {
+  readonly kind: MysqlErrorKind;
+  readonly message: string;
+  readonly reason: string;
+}
+
+/** The text of a statement the proxy could not name. */
+export const UNKNOWN_TEXT: QueryText = { statement: null, fingerprint: null };
+
+/** The statement's first keyword, as the audit's command (`SELECT`, `INSERT`...), like PostgreSQL's tag. */
+export function commandOf(text: QueryText): string | undefined {
+  const word = /^[A-Za-z]+/.exec(text.statement ?? '')?.[0];
+  return word?.toUpperCase();
+}
+
+/** The statements prepared through the proxy, by the id the server gave each. */
+export class PreparedStatements {
+  private readonly byId = new Map<number, PreparedText>();
+  /** The last prepare sent: MariaDB's COM_STMT_EXECUTE of id -1 (pipelined after it) runs it. */
+  last: PreparedText | undefined;
+
+  /** The statement an execute of `id` runs; -1 is the last prepared. */
+  get(id: number): PreparedText | undefined {
+    return id === 0xffffffff ? this.last : this.byId.get(id);
+  }
+
+  /** The server answered a prepare with `id`. */
+  set(id: number, text: PreparedText): void {
+    this.byId.set(id, text);
+  }
+
+  /** The prepare of `text` failed: an execute of -1 has nothing to run. */
+  failed(text: PreparedText | undefined): void {
+    if (this.last === text) this.last = undefined;
+  }
+
+  close(id: number): void {
+    if (this.byId.get(id) === this.last) this.last = undefined;
+    this.byId.delete(id);
+  }
+
+  /** COM_RESET_CONNECTION dropped them all. */
+  clear(): void {
+    this.byId.clear();
+    this.last = undefined;
+  }
+}
