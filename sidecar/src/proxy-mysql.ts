@@ -43,6 +43,7 @@ export async function createMysqlServer(deps: ProtocolServerDeps): Promise<Proto
     maskingKey: deps.maskingKey,
     code,
     rowBudget: deps.rowBudget,
+    approvals: deps.approvals,
     createGate: (identity, sqlMode, masking) =>
       createMysqlGate({
         ...masking,

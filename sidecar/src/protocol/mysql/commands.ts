@@ -1,4 +1,8 @@
 import type { Logger } from 'pino';
+import type { ApprovalRequest } from '../../approvals/approval-request.ts';
+import { heldStatement } from '../../approvals/held-statement.ts';
+import { type HeldStatement, notReleasedMessage } from '../../approvals/hold.ts';
+import type { SessionHolds } from '../../approvals/session-holds.ts';
 import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import type { Identity } from '../../identity/identity.ts';
@@ -19,7 +23,7 @@ import {
   UNKNOWN_STATEMENT_ID,
   unsupportedCommand,
 } from './command-refusals.ts';
-import { Command, ServerStatus } from './constants.ts';
+import { Command, MysqlError, ServerStatus } from './constants.ts';
 import { mapKill, type SessionRegistry } from './kill.ts';
 import { PayloadReader } from './packet-io.ts';
 import type {
@@ -108,6 +112,7 @@ export class CommandGovernor {
   private unknownRoutines: readonly string[] = [];
   /** The last judged command changes stored code. */
   private judgedChangesCode = false;
+  private readonly holds: SessionHolds;
 
   constructor(
     port: CommandPort,
@@ -116,6 +121,7 @@ export class CommandGovernor {
       gate: MysqlGate;
       identity: Identity;
       logger: Logger;
+      holds: SessionHolds;
       counting: RowCounting;
       prepared: PreparedStatements;
     },
@@ -125,6 +131,7 @@ export class CommandGovernor {
     this.gate = session.gate;
     this.identity = session.identity;
     this.logger = session.logger;
+    this.holds = session.holds;
     this.counting = session.counting;
     this.prepared = session.prepared;
   }
@@ -163,10 +170,21 @@ export class CommandGovernor {
         // Described before judging: the text is read under the sql_mode in force before it runs.
         const texts = this.gate.describe(sql);
         const localInfiles = this.gate.localInfiles(sql);
-        const verdict =
+        const approval = this.holds.take(sql);
+        let verdict =
           this.auditRefusal() ??
+          (approval && !approval.run ? approvalRefusal(approval.request) : undefined) ??
           (localInfiles.length > 0 && !this.deps.policy() ? LOCAL_INFILE_WITHOUT_POLICY : undefined) ??
-          this.judge(sql, texts);
+          this.judge(sql, texts, approval?.run ? approval.released : undefined);
+        let approvedBy = approval?.run ? approval.request : undefined;
+        const held = verdict === HOLD_COMMAND ? undefined : (verdict as { held?: HeldStatement }).held;
+        if (held && !approval) {
+          // MySQL has no asynchronous notice: the session simply waits, then runs or answers why not.
+          const start = this.holds.begin(sql, held);
+          if (!start.run) return HOLD_COMMAND;
+          verdict = this.judge(sql, texts, start.released);
+          approvedBy = start.request;
+        }
         if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
         if ('kind' in verdict) {
           this.port.refuse(verdict, texts, 'text', answerSeq, started);
@@ -186,7 +204,10 @@ export class CommandGovernor {
           texts,
           started,
           command: 'QUERY',
-          ...withNote(verdict.notes, plan && 'note' in plan ? plan.note : undefined),
+          ...withNote(
+            approvedBy === undefined ? verdict.notes : [...verdict.notes, `approval ${approvedBy}`],
+            plan && 'note' in plan ? plan.note : undefined,
+          ),
           ...(measure && { measure }),
           ...(masks && {
             masks: masks.results,
@@ -344,12 +365,14 @@ export class CommandGovernor {
   private judge(
     sql: string,
     texts: readonly QueryText[],
-  ): Refusal | Allowed<MysqlTextMasking> | typeof HOLD_COMMAND {
+    released?: ReadonlySet<string>,
+  ): (Refusal & { held?: HeldStatement }) | Allowed<MysqlTextMasking> | typeof HOLD_COMMAND {
     this.judgedChangesCode = false;
     const verdict = this.gate.check(sql, texts, {
       idle: !(this.port.status() & ServerStatus.IN_TRANS),
       outdated: this.deps.code.outdated,
       refreshed: this.port.catalogRefreshed(),
+      ...(released && { released }),
     });
     if (verdict.outcome === 'refresh-catalog') {
       if (verdict.unknownRoutines.length > 0) this.unknownRoutines = verdict.unknownRoutines;
@@ -361,7 +384,18 @@ export class CommandGovernor {
     }
     if (verdict.failure)
       this.logger.error({ err: verdict.failure.error }, `${verdict.failure.stage} analysis failed`);
-    return gateRefusal(verdict);
+    // Only a single statement is held: its text is what the approval binds.
+    const held =
+      released === undefined && texts.length === 1
+        ? heldStatement(verdict, {
+            identity: this.identity,
+            database: this.deps.config.upstream.database,
+            sql,
+            fingerprint: texts[0]!.fingerprint,
+            shape: texts[0]!.statement,
+          })
+        : undefined;
+    return { ...gateRefusal(verdict), ...(held && { held }) };
   }
 
   private auditRefusal(): Refusal | undefined {
@@ -369,6 +403,15 @@ export class CommandGovernor {
     if (audit.healthy || !config.audit.failClosed) return undefined;
     return AUDIT_UNAVAILABLE;
   }
+}
+
+/** A held statement that did not run (denied, withdrawn, expired, still pending), as MySQL's error. */
+function approvalRefusal(request: ApprovalRequest): Refusal {
+  return {
+    kind: MysqlError.TABLE_ACCESS_DENIED,
+    message: `Gatehouse: ${notReleasedMessage(request)}`,
+    reason: `approval ${request.id}: ${request.phase}`,
+  };
 }
 
 /** The notes with one more, when there is one. */

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { ApprovalBook } from '../../approvals/approval-book.ts';
+import { SessionHolds } from '../../approvals/session-holds.ts';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
 import {
   recordSessionEnd,
@@ -41,6 +43,8 @@ export interface RelayDeps {
   readonly code: MysqlCodeCatalogCache;
   /** Rows each identity changed over the last minute, for maxAffectedRowsPerMinute (one per proxy). */
   readonly rowBudget: RowBudget;
+  /** Statements held for approval wait here for their decisions (one per proxy). */
+  readonly approvals: ApprovalBook;
 }
 
 /**
@@ -57,6 +61,8 @@ export class MysqlRelay implements RelayProtocol {
   private readonly established: Established;
   /** Runs once the session has ended, after its last audit record. */
   private readonly onEnded: () => void;
+  /** A statement waiting for approval. */
+  private readonly holds: SessionHolds;
   /** The masking in force for the identity. */
   private readonly masking: MaskingSettingsCache<SessionMasking>;
   private readonly framer: CommandFramer;
@@ -154,6 +160,9 @@ export class MysqlRelay implements RelayProtocol {
         logger: this.logger,
       },
     );
+    this.holds = new SessionHolds(deps.approvals, this.logger);
+    // A session that ends while a statement waits withdraws its request.
+    this.core.whenClosed(() => this.holds.cancel());
     this.commands = new CommandGovernor(
       {
         status: () => this.exchange.status,
@@ -174,6 +183,7 @@ export class MysqlRelay implements RelayProtocol {
         gate: established.gate,
         identity: established.identity,
         logger: this.logger,
+        holds: this.holds,
         counting: this.counting,
         prepared: this.prepared,
       },
@@ -203,7 +213,11 @@ export class MysqlRelay implements RelayProtocol {
   }
 
   afterClientChunk(): void {
-    if (
+    if (this.framer.holding && this.holds.waiting) {
+      // A statement waits for approval; once per wait, as more bytes may arrive while it is held.
+      const waiting = this.holds.resumeAfter();
+      if (waiting) this.core.holdClientUntil(waiting, (out) => this.framer.resume(this.handleCommand, out));
+    } else if (
       this.framer.holding &&
       !this.catalogRefreshed &&
       !this.counting.waitingForQuiet &&
