@@ -25,6 +25,7 @@ import {
   type RowCheck,
   textsOf,
 } from './exchange.ts';
+import { fastPathGuardrails, fastPathRefusal } from './fast-path.ts';
 import { bindNames, executePortal, parseMessage, queryText, targetOf } from './message-fields.ts';
 import { HOLD } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
@@ -264,7 +265,10 @@ export class ClientMessages {
         return frame;
       case Frontend.FunctionCall: {
         // The fast-path interface: its result cannot be traced, so masked sessions may not use it.
-        const judged = this.auditRefusal() ?? this.fastPathRefusal() ?? this.fastPathGuardrails(frame);
+        const judged =
+          this.auditRefusal() ??
+          fastPathRefusal(this.state) ??
+          fastPathGuardrails(this.state, frame, this.moment(), (refused) => this.logRefusal(refused));
         // A function the catalog may not show yet: judged again once it is reloaded, as a Query is.
         if (judged === HOLD) return HOLD;
         const refusal = judged;
@@ -427,59 +431,5 @@ export class ClientMessages {
         { reason: refused.reason },
         'statement refused: the server may read it differently',
       );
-  }
-
-  /** Fast-path function calls return values no lineage can trace: refused where masking applies. */
-  private fastPathRefusal(): Refusal | undefined {
-    const settings = this.state.gate.settings();
-    if (!settings) return undefined;
-    return {
-      reason: `MaskingPolicy ${settings.policies.join(', ')}: fast-path function call`,
-      fields: {
-        severity: 'ERROR',
-        code: '42501',
-        message: 'Gatehouse: fast-path function calls are not allowed where masking applies; use SELECT',
-      },
-    };
-  }
-
-  /**
-   * A fast-path call names its function by OID: judged as `SELECT schema.name()`, the call of the
-   * routine the catalog knows by that OID; an OID it does not know is refused.
-   */
-  private fastPathGuardrails(frame: Buffer): Refusal | undefined | typeof HOLD {
-    if (!this.state.deps.policy()) return undefined;
-    const oid = frame.length >= 9 ? frame.readUInt32BE(5) : -1;
-    const target = this.state.deps.catalog.current()?.code.byOid(oid);
-    if (!target) {
-      return {
-        reason: 'fast-path call of an unknown function',
-        fields: {
-          severity: 'ERROR',
-          code: '42501',
-          message: `Gatehouse: fast-path call of function OID ${oid}, which Gatehouse's catalog of the database does not know; use SELECT`,
-        },
-      };
-    }
-    const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-    const verdict = this.state.gate.guard(
-      `SELECT ${quote(target.schema)}.${quote(target.name)}()`,
-      undefined,
-      this.moment(),
-    );
-    if (verdict.outcome === 'refresh-catalog') return HOLD;
-    if (verdict.outcome === 'allow' && verdict.rows?.limits.some((l) => !l.dryRun && l.action !== 'warn'))
-      // The row check follows a Query or an Execute; a fast-path call has no place for it.
-      return {
-        reason: `Guardrail rows: fast-path call of ${target.schema}.${target.name} under a row limit`,
-        fields: {
-          severity: 'ERROR',
-          code: '42501',
-          message: `Gatehouse: a row limit applies to ${target.schema}.${target.name}(), and the rows a fast-path call changes cannot be counted; call it with SELECT`,
-        },
-      };
-    if (verdict.outcome !== 'refuse') return undefined;
-    this.logRefusal(verdict);
-    return pgRefusal(verdict);
   }
 }
