@@ -162,11 +162,31 @@ describe('the quickstart policy in front of MariaDB', () => {
     expect((await run('demo', 'demo', 'SELECT COUNT(*) FROM quickstart_notes')).stdout.trim()).toBe('1');
   });
 
-  it('lets admin change the schema, and asks for approval of its DROP', async () => {
+  it('lets admin change the schema, and holds its DROP for approval until lead decides', async () => {
     const alter = await run('admin', 'admin', 'ALTER TABLE quickstart_notes COMMENT = "x"');
     expect(alter.stderr).toBe('');
-    const drop = await run('admin', 'admin', 'DROP TABLE quickstart_notes');
-    expect(drop.stderr).toMatch(/ERROR 1142[\s\S]*approval/);
+    const dropping = run('admin', 'admin', 'DROP TABLE quickstart_notes');
+    const lead = `Basic ${Buffer.from('lead:lead').toString('base64')}`;
+    const approvals = `http://127.0.0.1:${proxy.adminPort}/approvals`;
+    let id: string | undefined;
+    for (let i = 0; i < 200 && !id; i++) {
+      const pending = (await (
+        await fetch(`${approvals}?phase=Pending`, { headers: { authorization: lead } })
+      ).json()) as { id: string; statement: string }[];
+      id = pending.find((r) => r.statement === 'DROP TABLE quickstart_notes')?.id;
+      if (!id) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(id).toBeDefined();
+    const denied = await fetch(`${approvals}/${id}/deny`, {
+      method: 'POST',
+      headers: { authorization: lead, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'keep the notes' }),
+    });
+    expect(denied.status).toBe(200);
+    const drop = await dropping;
+    expect(drop.stderr).toMatch(
+      new RegExp(`ERROR 1142[\\s\\S]*request ${id} was denied by local:lead: keep the notes`),
+    );
     const admin = await directMysql(server, SHOP);
     const [tables] = await admin.query("SHOW TABLES LIKE 'quickstart_notes'");
     await admin.end();
