@@ -58,7 +58,7 @@ beforeAll(async () => {
         rules: [
           {
             name: 'sweeping',
-            kinds: ['drop', 'truncate', 'delete-without-where'],
+            kinds: ['drop', 'truncate', 'delete-without-where', 'update-without-where'],
             action: 'requireApproval',
             approval: {
               approvers: [{ kind: 'Group', name: 'approvers' }],
@@ -283,6 +283,39 @@ describe('PostgreSQL: a statement held for approval', () => {
     expect(await count()).toBe(5);
     await c.end();
   }, 15_000);
+
+  it('extended protocol: an approval releases the statement with the parameters it was asked for, and no others', async () => {
+    await seed();
+    const c = await client();
+    const update = (note: string) =>
+      c
+        .query({ text: 'UPDATE orders SET note = $1', values: [note] })
+        .catch((e: unknown) => e as pg.DatabaseError);
+    const notes = async () =>
+      (await admin.query('SELECT DISTINCT note FROM orders')).rows.map((r: { note: string }) => r.note);
+
+    const first = update('approved');
+    const request = await pendingFor('UPDATE orders SET note = $1');
+    expect((await api(`/approvals/${request.id}/approve`, 'lead', { reason: 'ok' })).status).toBe(200);
+    const done = await first;
+    expect(done).not.toBeInstanceOf(Error);
+    expect(await notes()).toEqual(['approved']);
+
+    // The same text with other parameters is another statement: held anew.
+    const other = update('sneaky');
+    const second = await pendingFor('UPDATE orders SET note = $1');
+    expect(second.id).not.toBe(request.id);
+    const shown = await api(`/approvals/${second.id}`, 'lead');
+    expect(shown.body.parametersHash).not.toBe('');
+    await api(`/approvals/${second.id}/deny`, 'lead', { reason: 'no' });
+    const refused = (await other) as pg.DatabaseError;
+    expect(refused.code).toBe('42501');
+    expect(refused.message).toContain('was denied by local:lead');
+    expect(await notes()).toEqual(['approved']);
+    // The session and its prepared statements go on.
+    expect((await c.query({ text: 'SELECT $1::int AS n', values: [7] })).rows).toEqual([{ n: 7 }]);
+    await c.end();
+  });
 
   it('a condition of the rule approves at once, and the records name it', async () => {
     await admin.query('INSERT INTO staging.batches SELECT generate_series(1, 3)');

@@ -43,12 +43,12 @@ const RUNS: ReadonlyMap<string, PiiKind | null> = new Map<string, PiiKind | null
       'accountholdername legalname',
   ),
   ...words(
-    'address',
+    'street-address',
     'address addr street streetaddress streetname addressline shippedto shipto shippingaddress ' +
       'billingaddress homeaddress mailingaddress postaladdress residentialaddress deliveryaddress ' +
       'postcode postalcode zip zipcode',
   ),
-  ...words('birth-date', 'dob dateofbirth birthdate birthday birthdt bday bornon birthdateutc'),
+  ...words('date-of-birth', 'dob dateofbirth birthdate birthday birthdt bday bornon birthdateutc'),
   ...words(
     'secret',
     'password passwd pwd passphrase passcode secret secrets clientsecret apisecret apikey apitoken ' +

@@ -16,7 +16,7 @@ import {
  * Without a hint only shapes that stand on their own count (see findSensitive); a hint, usually the
  * column name's kind from classifyColumn, also admits shapes that are PII only in that column:
  * nine bare digits under 'ssn' or 'national-id' (checked as SSN, Canadian SIN or Dutch BSN), dates
- * under 'birth-date', plain words under 'person-name'. Dates alone are not PII. Text that merely
+ * under 'date-of-birth', plain words under 'person-name'. Dates alone are not PII. Text that merely
  * contains sensitive data is for findSensitive.
  */
 export function classifyValue(value: string, hint?: PiiKind | null): PiiKind | null {
@@ -55,11 +55,11 @@ function fitsHint(text: string, hint: PiiKind): boolean {
       const digits = digitsOf(text, 0, text.length).length;
       return /^[0-9 -]+$/.test(text) && digits >= 12 && digits <= 19 && luhnValid(text, 0, text.length);
     }
-    case 'birth-date':
+    case 'date-of-birth':
       return dateLike(text);
     case 'person-name':
       return PERSON_WORDS.test(text);
-    case 'address':
+    case 'street-address':
       return /\p{L}/u.test(text) && text.length >= 3;
     case 'email':
       return text.includes('@');

@@ -89,13 +89,13 @@ describe('findSensitive: single values', () => {
     ['Mary Ann Smith', 'person-name'],
     ["Patrick O'Brien", 'person-name'],
     ['José García', 'person-name'],
-    ['1 Main St', 'address'],
-    ['2 Oak Ave', 'address'],
-    ['1600 Pennsylvania Avenue', 'address'],
-    ['221B Baker Street', 'address'],
-    ['12 Elm St., Apt 4', 'address'],
-    ['Hauptstraße 5', 'address'],
-    ['12 rue de Rivoli', 'address'],
+    ['1 Main St', 'street-address'],
+    ['2 Oak Ave', 'street-address'],
+    ['1600 Pennsylvania Avenue', 'street-address'],
+    ['221B Baker Street', 'street-address'],
+    ['12 Elm St., Apt 4', 'street-address'],
+    ['Hauptstraße 5', 'street-address'],
+    ['12 rue de Rivoli', 'street-address'],
     ['eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl', 'secret'],
     ['AKIAIOSFODNN7EXAMPLE', 'secret'],
     ['ghp_abcdefghijklmnopqrstuvwxyz0123456789', 'secret'],
@@ -274,7 +274,7 @@ describe('findSensitive: the red-team PII inside longer text', () => {
 
   it('uses keys as hints for values that are sensitive only by context', () => {
     expect(kindsIn('{"ssn": 123456789, "id": 123456789}')).toEqual(['ssn:123456789']);
-    expect(kindsIn('{"dob": "1980-05-17", "created": "2024-01-15"}')).toEqual(['birth-date:1980-05-17']);
+    expect(kindsIn('{"dob": "1980-05-17", "created": "2024-01-15"}')).toEqual(['date-of-birth:1980-05-17']);
     expect(kindsIn('host=db user=app password=hunter2 port=5432')).toEqual(['secret:hunter2']);
     expect(kindsIn('Name: Zyx Qwerty, age 4')).toEqual(['person-name:Zyx Qwerty']);
     expect(kindsIn('{"name": "Widget", "last_name": "Qwerty"}')).toEqual(['person-name:Qwerty']);
@@ -284,7 +284,7 @@ describe('findSensitive: the red-team PII inside longer text', () => {
 
   it('leaves the non-PII columns of the red-team rows alone', () => {
     const text = '(1,1,10.5,"1 Main St") (2,2,20,"2 Oak Ave") vip test';
-    expect(kindsIn(text)).toEqual(['address:1 Main St', 'address:2 Oak Ave']);
+    expect(kindsIn(text)).toEqual(['street-address:1 Main St', 'street-address:2 Oak Ave']);
   });
 
   it('finds a card glued to the end or the start of other digits', () => {

@@ -407,8 +407,8 @@ function scan(text: string, decode: boolean): Finding[] | null {
     });
   }
   if (g & G_STREET) {
-    each(STREET, text, (m) => add('address', m.index, m.index + m[0].length));
-    each(STREET_EUROPEAN, text, (m) => add('address', m.index, m.index + m[0].length));
+    each(STREET, text, (m) => add('street-address', m.index, m.index + m[0].length));
+    each(STREET_EUROPEAN, text, (m) => add('street-address', m.index, m.index + m[0].length));
   }
   if (g & G_JSON) {
     each(JSON_MEMBER, text, (m) => {

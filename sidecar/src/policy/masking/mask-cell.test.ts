@@ -55,10 +55,10 @@ const SAMPLES: Sample[] = [
   { type: 'inet', literal: '192.168.1.20', kind: 'ip' },
   { type: 'inet', literal: '2001:db8::1/64', kind: 'ip' },
   { type: 'cidr', literal: '10.1.0.0/16', kind: 'ip' },
-  { type: 'date', literal: '1980-05-17', kind: 'birth-date' },
-  { type: 'date', literal: 'infinity', kind: 'birth-date' },
-  { type: 'timestamp', literal: '1980-05-17 13:45:00.25', kind: 'birth-date' },
-  { type: 'timestamptz', literal: '1980-05-17 13:45:00+02', kind: 'birth-date' },
+  { type: 'date', literal: '1980-05-17', kind: 'date-of-birth' },
+  { type: 'date', literal: 'infinity', kind: 'date-of-birth' },
+  { type: 'timestamp', literal: '1980-05-17 13:45:00.25', kind: 'date-of-birth' },
+  { type: 'timestamptz', literal: '1980-05-17 13:45:00+02', kind: 'date-of-birth' },
   { type: 'json', literal: '{"name": "Alice Smith", "ssn": "123-45-6789", "n": [1, -2.5e3]}', kind: null },
   { type: 'jsonb', literal: '{"email": "alice@example.com", "card": 4111111111111111}', kind: null },
   { type: 'bytea', literal: '\\x313233', kind: null },
@@ -68,7 +68,7 @@ const SAMPLES: Sample[] = [
   { type: 'varchar[]', literal: '{"a,b","{c}"}', kind: null },
   { type: 'varchar(2)[]', literal: '{ab,cd}', kind: null },
   { type: 'uuid[]', literal: '{123e4567-e89b-12d3-a456-426614174000}', kind: null },
-  { type: 'date[]', literal: '{1980-05-17,2001-02-03}', kind: 'birth-date' },
+  { type: 'date[]', literal: '{1980-05-17,2001-02-03}', kind: 'date-of-birth' },
   { type: 'numeric[]', literal: '{1.5,-20}', kind: null },
 ];
 

@@ -127,9 +127,9 @@ describe('partial', () => {
     ['GB82 WEST 1234 5698 7654 32', 'iban', 'GB** **** **** **** **54 32'],
     ['192.168.1.20', 'ip', '192.*.*.*'],
     ['Alice Smith', 'person-name', 'A**** S****'],
-    ['1 Main St', 'address', '* **** St'],
-    ['1980-05-17', 'birth-date', '1980-**-**'],
-    ['17/05/1980', 'birth-date', '**/**/1980'],
+    ['1 Main St', 'street-address', '* **** St'],
+    ['1980-05-17', 'date-of-birth', '1980-**-**'],
+    ['17/05/1980', 'date-of-birth', '**/**/1980'],
     ['hunter2', 'secret', '****'],
     ['AB123456C', 'national-id', '*******6C'],
     ['abc', null, '***'],
@@ -148,7 +148,7 @@ describe('partial', () => {
     ['123e4567-e89b-12d3-a456-426614174000', PG_TYPE.uuid, null, '00000000-0000-0000-0000-000000004000'],
     ['192.168.1.20', PG_TYPE.inet, 'ip', '192.0.0.0'],
     ['2001:db8::1/64', PG_TYPE.inet, 'ip', '2001:0:0:0:0:0:0:0/64'],
-    ['1980-05-17', PG_TYPE.date, 'birth-date', '1980-01-01'],
+    ['1980-05-17', PG_TYPE.date, 'date-of-birth', '1980-01-01'],
     ['Alice     ', PG_TYPE.bpchar, 'person-name', 'A****     '],
     [
       '{"email": "alice@example.com", "n": 4711}',
@@ -274,7 +274,7 @@ describe('tokenize', () => {
   });
 
   it('keeps dates in their year and addresses in their family', () => {
-    expect(maskValue('1980-05-17', 'tokenize', text('birth-date', { typeOid: PG_TYPE.date }))).toMatch(
+    expect(maskValue('1980-05-17', 'tokenize', text('date-of-birth', { typeOid: PG_TYPE.date }))).toMatch(
       /^1980-\d\d-\d\d$/,
     );
     expect(maskValue('1980-05-17 13:45:00', 'tokenize', text(null, { typeOid: PG_TYPE.timestamp }))).toMatch(

@@ -56,7 +56,7 @@ describe('maskingFor', () => {
     });
     expect(settings?.rules.map((r) => [r.source, r.method, r.kinds])).toEqual([
       ['pii/rules[0]', 'hash', []],
-      ['cards/rules[0]', 'partial', ['card', 'address']],
+      ['cards/rules[0]', 'partial', ['card', 'street-address']],
     ]);
   });
 

@@ -1,8 +1,4 @@
-import type {
-  MaskingClassifier,
-  MaskingMethod,
-  MaskingPolicyDocumentType,
-} from '../../../../crds/masking-policy.ts';
+import type { MaskingMethod, MaskingPolicyDocumentType } from '../../../../crds/masking-policy.ts';
 import type { Identity } from '../../identity/identity.ts';
 import { grantsFor } from '../grants-for.ts';
 import type { Policy } from '../load-policy.ts';
@@ -28,20 +24,6 @@ export interface MaskingSettings {
   readonly policies: readonly string[];
 }
 
-const KIND_OF_CLASSIFIER: Readonly<Record<MaskingClassifier, PiiKind>> = {
-  email: 'email',
-  phone: 'phone',
-  ssn: 'ssn',
-  'national-id': 'national-id',
-  card: 'card',
-  iban: 'iban',
-  ip: 'ip',
-  'person-name': 'person-name',
-  'street-address': 'address',
-  'date-of-birth': 'birth-date',
-  secret: 'secret',
-};
-
 /**
  * The masking in force for `identity`, or undefined when it sees clear values: no grant of it names a
  * MaskingPolicy, or every MaskingPolicy its grants name exempts it (until the exemption expires).
@@ -65,7 +47,7 @@ export function maskingFor(
       rules.push({
         source: `${masking.metadata.name}/rules[${index}]`,
         columns: rule.columns ?? [],
-        kinds: (rule.classifiers ?? []).map((c) => KIND_OF_CLASSIFIER[c]),
+        kinds: [...(rule.classifiers ?? [])],
         method: rule.method,
       });
     });

@@ -118,9 +118,9 @@ export function partialText(value: string, kind: PiiKind | null): string {
       return ip(value);
     case 'person-name':
       return personName(value);
-    case 'address':
+    case 'street-address':
       return address(value);
-    case 'birth-date':
+    case 'date-of-birth':
       return birthDate(value);
     case 'secret':
       return '****';

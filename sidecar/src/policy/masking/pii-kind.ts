@@ -1,17 +1,10 @@
-/** The kinds of sensitive data the classifiers recognise; a masking rule may name them. */
-export const PII_KINDS = [
-  'email',
-  'phone',
-  'ssn',
-  'national-id',
-  'card',
-  'iban',
-  'ip',
-  'person-name',
-  'address',
-  'birth-date',
-  'secret',
-] as const;
+import { MASKING_CLASSIFIERS } from '../../../../crds/masking-policy.ts';
+
+/**
+ * The kinds of sensitive data the classifiers recognise: the names a MaskingPolicy's `classifiers`
+ * use, so the CRD, the audit records and the code speak one vocabulary.
+ */
+export const PII_KINDS = MASKING_CLASSIFIERS;
 
 export type PiiKind = (typeof PII_KINDS)[number];
 
@@ -32,7 +25,7 @@ export const KIND_PRIORITY: readonly PiiKind[] = [
   'email',
   'phone',
   'ip',
-  'birth-date',
+  'date-of-birth',
   'person-name',
-  'address',
+  'street-address',
 ];

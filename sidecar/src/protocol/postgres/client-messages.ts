@@ -1,12 +1,5 @@
-import { waitSecondsOf } from '../../approvals/approval-request.ts';
 import { heldStatement, releasedRules } from '../../approvals/held-statement.ts';
-import {
-  type HeldStatement,
-  heldNotice,
-  hold,
-  notReleasedMessage,
-  waitForDecision,
-} from '../../approvals/hold.ts';
+import type { HeldStatement } from '../../approvals/hold.ts';
 import type { StatementEvent } from '../../audit/events.ts';
 import { recordStatementStart } from '../../audit/record-statement.ts';
 import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
@@ -14,12 +7,14 @@ import type { Moment, Refused, RowsMeasured } from '../../policy/gates/session-g
 import { finalTransactionEnd, type RowLimit, rowCap } from '../../policy/guardrails/row-limits.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
 import type { SessionCore } from '../session-core.ts';
+import { approvalRefusal, boundParametersHash, executeApproval, tellHeld } from './approval-holds.ts';
 import { noticeResponse } from './backend-writer.ts';
 import { encodeMessage, Frontend } from './codes.ts';
 import {
   type Pending,
   type PendingExecute,
   type PendingQuery,
+  type PortalText,
   type PreparedText,
   type Refusal,
   type RowCheck,
@@ -160,14 +155,25 @@ export class ClientMessages {
       case Frontend.Parse: {
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
-        const verdict = this.judge(sql, text);
+        let verdict = this.judge(sql, text);
         if (verdict.refreshCatalog) return HOLD;
+        // Held for approval: prepared as if released, it waits at each Execute for its parameters' approval.
+        let approval: PreparedText['approval'];
+        if (verdict.held) {
+          const released = this.judge(sql, text, releasedRules(verdict.held));
+          if (released.refreshCatalog) return HOLD;
+          if (!released.refusal) {
+            approval = { sql, held: verdict.held };
+            verdict = released;
+          }
+        }
         const prepared: PreparedText = {
           ...text,
           ...(verdict.notes && { notes: verdict.notes }),
           ...(verdict.masking && { masking: verdict.masking }),
           ...(verdict.nameEffects?.[0] && { nameEffect: verdict.nameEffects[0] }),
           ...(verdict.rows && { rows: verdict.rows }),
+          ...(approval && { approval }),
         };
         // A refused Parse never reaches the server, which keeps whatever the name stood for.
         const settlement = verdict.refusal ? undefined : this.state.names.parse(name, prepared);
@@ -193,7 +199,12 @@ export class ClientMessages {
         const text = this.state.names.statement(statement);
         const settlement = isNameRefusal(text)
           ? { refusal: text }
-          : this.state.names.bind(portal, { text, formats: bindResultFormats(frame) });
+          : this.state.names.bind(portal, {
+              text,
+              formats: bindResultFormats(frame),
+              // Only a statement an approval must release pays for reading its parameters.
+              ...(text.approval && { parametersHash: boundParametersHash(frame) }),
+            });
         if (settlement.refusal) {
           const refusal = nameRefusal(settlement.refusal);
           this.state.exchange.expect({ kind: 'bind', refusal, started: performance.now() });
@@ -205,12 +216,18 @@ export class ClientMessages {
       case Frontend.Execute: {
         const named = this.state.names.portal(executePortal(frame));
         const portal = isNameRefusal(named) ? undefined : named;
+        // Before anything the Execute changes: held, it is handled again once decided.
+        const approval = portal?.text.approval && executeApproval(this.state, this.core, portal);
+        if (approval === HOLD) return HOLD;
         // Each run of a PREPARE or DECLARE sent by Parse makes its name again.
         const makes = portal?.text.nameEffect;
         if (makes?.prepares !== undefined || makes?.declares !== undefined)
           this.state.names.admitSql([makes]);
         const text: PreparedText = portal?.text ?? UNJUDGED_EXECUTE;
-        const refusal = this.auditRefusal() ?? (isNameRefusal(named) ? nameRefusal(named) : undefined);
+        const refusal =
+          this.auditRefusal() ??
+          (isNameRefusal(named) ? nameRefusal(named) : undefined) ??
+          (approval && 'refusal' in approval ? approval.refusal : undefined);
         const started = performance.now();
         if (refusal) {
           this.state.exchange.expect({ kind: 'execute', text, started, refusal });
@@ -223,6 +240,7 @@ export class ClientMessages {
           stamp: this.state.names.stamp(),
           ...(portal && { portal }),
           ...(text.notes && { notes: text.notes }),
+          ...(approval && 'request' in approval && { approval: approval.request }),
         };
         this.state.exchange.expect(execute);
         const sent = text.rows ? Buffer.concat([frame, this.rowCheckAfter(execute, text.rows)]) : frame;
@@ -305,9 +323,7 @@ export class ClientMessages {
   private hold(sql: string, held: HeldStatement): { verdict: Verdict; request: string } | typeof HOLD {
     const start = this.state.holds.begin(sql, held);
     if (start.run) return { verdict: this.judge(sql, undefined, start.released), request: start.request };
-    this.core.tellClient(
-      noticeResponse({ severity: 'NOTICE', code: '01000', message: heldNotice(start.request) }),
-    );
+    tellHeld(this.core, start.request);
     return HOLD;
   }
 
@@ -316,15 +332,7 @@ export class ClientMessages {
     const end = this.state.holds.take(sql);
     if (!end) return {};
     if (end.run) return { released: end.released, request: end.request };
-    const request = end.request;
-    return {
-      refusal: {
-        refusal: {
-          reason: `approval ${request.id}: ${request.phase}`,
-          fields: { severity: 'ERROR', code: '42501', message: `Gatehouse: ${notReleasedMessage(request)}` },
-        },
-      },
-    };
+    return { refusal: { refusal: approvalRefusal(end.request) } };
   }
 
   /** The largest transaction count the statement's enforcing limits allow, from what is known now. */

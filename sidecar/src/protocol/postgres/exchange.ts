@@ -1,3 +1,4 @@
+import type { HeldStatement } from '../../approvals/hold.ts';
 import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
 import type { RowsMeasured } from '../../policy/gates/session-gate.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
@@ -24,6 +25,11 @@ export type PreparedText = QueryText & {
   readonly nameEffect?: SqlNameEffect | undefined;
   /** Row limits it runs under: each Execute is followed by a row check. */
   readonly rows?: RowsMeasured | undefined;
+  /**
+   * A requireApproval rule holds it: judged as if released (what it masks, the rows it counts), it
+   * waits at each Execute for an approval of its text with that Execute's bound parameters.
+   */
+  readonly approval?: { readonly sql: string; readonly held: HeldStatement };
   fields?: ResultField[];
 };
 
@@ -31,6 +37,8 @@ export type PreparedText = QueryText & {
 export interface PortalText {
   readonly text: PreparedText;
   readonly formats: readonly number[];
+  /** For a statement an approval must release: the digest of the parameters this Bind bound. */
+  readonly parametersHash?: string;
   fields?: ResultField[];
 }
 
@@ -96,6 +104,8 @@ export interface PendingExecute {
   notes?: readonly string[];
   rowMasker?: RowMasker;
   check?: RowCheck;
+  /** The approval request that released it. */
+  approval?: string;
 }
 
 /** What the client (or the proxy) asked the server, in the order the server answers. */

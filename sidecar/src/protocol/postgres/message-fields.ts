@@ -30,6 +30,33 @@ export function bindNames(frame: Buffer): { portal: string; statement: string } 
   return { portal, statement };
 }
 
+/** Bind: the parameter values (null for SQL NULL) and their format codes. */
+export function bindParameters(frame: Buffer): { values: (Buffer | null)[]; formats: number[] } {
+  let offset = frame.indexOf(0, BODY) + 1; // portal
+  offset = frame.indexOf(0, offset) + 1; // statement
+  if (offset <= 0 || offset + 2 > frame.length) throw new ProtocolError('Bind message too short');
+  const formatCount = frame.readInt16BE(offset);
+  offset += 2;
+  const formats: number[] = [];
+  for (let i = 0; i < formatCount; i++) formats.push(frame.readInt16BE(offset + 2 * i));
+  offset += 2 * formatCount;
+  const count = frame.readInt16BE(offset);
+  offset += 2;
+  const values: (Buffer | null)[] = [];
+  for (let i = 0; i < count; i++) {
+    const length = frame.readInt32BE(offset);
+    offset += 4;
+    if (length < 0) values.push(null);
+    else {
+      if (offset + length > frame.length)
+        throw new ProtocolError('Bind parameter past the end of the message');
+      values.push(frame.subarray(offset, offset + length));
+      offset += length;
+    }
+  }
+  return { values, formats };
+}
+
 /** Execute: portal name. */
 export function executePortal(frame: Buffer): string {
   return readCString(frame, BODY)[0];
