@@ -14,7 +14,6 @@ import {
   type Pending,
   type PendingExecute,
   type PendingQuery,
-  type PortalText,
   type PreparedText,
   type Refusal,
   type RowCheck,
