@@ -1,6 +1,7 @@
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
+import { approvalsClient } from './support/approvals.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -67,35 +68,14 @@ const count = async () => {
   return Number((rows as { n: number }[])[0]!.n);
 };
 
-// biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field in the tests
-async function api(path: string, user: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`http://127.0.0.1:${proxy.adminPort}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${user}:${user}-secret`).toString('base64')}`,
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-    },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: await response.json() };
-}
-
-async function pendingFor(statement: string): Promise<string> {
-  for (let i = 0; i < 200; i++) {
-    const { body } = await api('/approvals?phase=Pending', 'lead');
-    const found = (body as { id: string; statement: string }[]).find((r) => r.statement === statement);
-    if (found) return found.id;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`no Pending request for ${statement}`);
-}
+const { api, pendingFor } = approvalsClient(() => proxy.adminPort);
 
 describe('MySQL: a statement held for approval', () => {
   it('waits, and runs once another user approves it', async () => {
     await seed();
     const c = await mysqlClient(proxy.port, { database: DATABASE });
     const running = c.query('DELETE FROM orders');
-    const id = await pendingFor('DELETE FROM orders');
+    const { id } = await pendingFor('DELETE FROM orders');
     expect(await count()).toBe(3);
     // The requester sees the request, and may not decide it.
     expect(await api(`/approvals/${id}/approve`, 'demo', { reason: 'mine' })).toMatchObject({
@@ -115,7 +95,7 @@ describe('MySQL: a statement held for approval', () => {
     const running = c
       .query('TRUNCATE TABLE orders')
       .catch((e: unknown) => e as { errno: number; message: string });
-    const id = await pendingFor('TRUNCATE TABLE orders');
+    const { id } = await pendingFor('TRUNCATE TABLE orders');
     await api(`/approvals/${id}/deny`, 'lead', { reason: 'keep them' });
     const error = (await running) as { errno: number; message: string };
     expect(error.errno).toBe(1142);

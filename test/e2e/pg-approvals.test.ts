@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { freshDatabase, localProxyConfig, proxyDsn } from './support/clients.ts';
+import { approvalsClient } from './support/approvals.ts';
+import { freshDatabase, localProxyConfig, pgClient, proxyDsn } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -91,38 +92,10 @@ async function seed(): Promise<void> {
   );
 }
 
-const as = (user: string) => `Basic ${Buffer.from(`${user}:${user}-secret`).toString('base64')}`;
-
-// biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field in the tests
-async function api(path: string, user: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`http://127.0.0.1:${proxy.adminPort}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: as(user), ...(body !== undefined && { 'content-type': 'application/json' }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: await response.json() };
-}
-
-/** The Pending request whose statement is `statement`, once it appears. */
-async function pendingFor(statement: string): Promise<{ id: string }> {
-  for (let i = 0; i < 200; i++) {
-    const { body } = await api('/approvals?phase=Pending', 'lead');
-    const found = (body as { id: string; statement: string }[]).find((r) => r.statement === statement);
-    if (found) return found;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`no Pending request for ${statement}`);
-}
+const { api, pendingFor } = approvalsClient(() => proxy.adminPort);
 
 async function client(user = 'demo'): Promise<pg.Client> {
-  const c = new pg.Client({
-    host: '127.0.0.1',
-    port: proxy.port,
-    database: DATABASE,
-    user,
-    password: `${user}-secret`,
-  });
-  await c.connect();
+  const c = await pgClient(proxy.port, user, `${user}-secret`, DATABASE);
   c.on('error', () => {});
   return c;
 }

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
+import type pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { freshDatabase, localProxyConfig, psql } from './support/clients.ts';
+import { freshDatabase, localProxyConfig, pgClient, psql } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -55,14 +55,7 @@ async function fingerprint(): Promise<string> {
 }
 
 async function client(user = 'demo'): Promise<pg.Client> {
-  const c = new pg.Client({
-    host: '127.0.0.1',
-    port: proxy.port,
-    database: DATABASE,
-    user,
-    password: `${user}-secret`,
-  });
-  await c.connect();
+  const c = await pgClient(proxy.port, user, `${user}-secret`, DATABASE);
   c.on('error', () => {});
   return c;
 }

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
+import type pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEFAULT_GUARDRAIL } from '../../sidecar/src/policy/guardrails/default-guardrails.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { freshDatabase, localProxyConfig } from './support/clients.ts';
+import { freshDatabase, localProxyConfig, pgClient } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 import { RawClient } from './support/raw-client.ts';
 
@@ -94,14 +94,7 @@ async function state(): Promise<string> {
 }
 
 async function client(user = 'demo'): Promise<pg.Client> {
-  const c = new pg.Client({
-    host: '127.0.0.1',
-    port: proxy.port,
-    database: DATABASE,
-    user,
-    password: `${user}-secret`,
-  });
-  await c.connect();
+  const c = await pgClient(proxy.port, user, `${user}-secret`, DATABASE);
   c.on('error', () => {});
   return c;
 }

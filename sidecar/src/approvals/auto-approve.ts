@@ -4,7 +4,7 @@ import {
   type GuardrailRuleKind,
 } from '../../../crds/guardrail.ts';
 import type { Identity } from '../identity/identity.ts';
-import { globMatches } from '../policy/guardrails/glob.ts';
+import { globMatches, splitTableName } from '../policy/guardrails/glob.ts';
 import { anySubjectMatches } from '../policy/subject-matches.ts';
 import { withinWindow } from './approval-window.ts';
 
@@ -70,17 +70,9 @@ function holds(condition: AutoApproveConditionSpec, facts: AutoApproveFacts): bo
  * resolve an unqualified name anywhere.
  */
 export function tableWithin(pattern: string, table: string): boolean {
-  const [patternSchema, patternName] = splitSchema(pattern);
-  const [tableSchema, tableName] = splitSchema(table);
+  const [patternSchema, patternName] = splitTableName(pattern);
+  const [tableSchema, tableName] = splitTableName(table);
   if (!globMatches(patternName, tableName)) return false;
   if (patternSchema === undefined || patternSchema === '*') return true;
   return tableSchema !== undefined && globMatches(patternSchema, tableSchema);
-}
-
-function splitSchema(name: string): [string | undefined, string] {
-  const dot = name.lastIndexOf('.');
-  if (dot < 0) return [undefined, name];
-  const schema = name.slice(0, dot);
-  const schemaDot = schema.lastIndexOf('.');
-  return [schemaDot < 0 ? schema : schema.slice(schemaDot + 1), name.slice(dot + 1)];
 }

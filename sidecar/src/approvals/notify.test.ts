@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../../test/harness/free-port.ts';
 import { captureLogs } from '../identity/log-capture.ts';
 import { ApprovalBook } from './approval-book.ts';
 import { type ApprovalRule, parametersHash } from './approval-request.ts';
@@ -24,10 +25,7 @@ const server = createServer((request: IncomingMessage, response) => {
 beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  closedPort = (probe.address() as AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
+  closedPort = await freePort();
 });
 afterAll(() => new Promise((resolve) => server.close(resolve)));
 

@@ -1,7 +1,7 @@
-import { type AddressInfo, createServer } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../../test/harness/free-port.ts';
 import { startAdminServer } from '../admin/admin-server.ts';
 import { ApprovalBook } from '../approvals/approval-book.ts';
 import { parametersHash } from '../approvals/approval-request.ts';
@@ -35,10 +35,7 @@ beforeAll(async () => {
     approvals: getRequestListener(app.fetch),
   });
   server = `http://127.0.0.1:${started.address.port}`;
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  closedServer = `http://127.0.0.1:${(probe.address() as AddressInfo).port}`;
-  await new Promise((resolve) => probe.close(resolve));
+  closedServer = `http://127.0.0.1:${await freePort()}`;
   close = () => new Promise((resolve) => started.server.close(() => resolve()));
 });
 afterAll(() => close());

@@ -174,11 +174,19 @@ function entryOf(statement: StatementFact, extra: readonly Omit<Finding, 'statem
 
 /** Facts of one call whose code Gatehouse cannot analyse: `dynamic-sql`, and every class it may need. */
 export function opaqueCall(label: string, why: string): StatementFacts {
+  return opaqueStatement(label, 'CALL', `it runs ${label}, which Gatehouse cannot analyse: ${why}`);
+}
+
+/**
+ * One statement Gatehouse cannot see into, as facts: an `admin` call with a `dynamic-sql` finding
+ * saying why (`detail`), which only a grant of everything lets run.
+ */
+export function opaqueStatement(label: string, command: string, detail: string): StatementFacts {
   return assembleFacts(
     [
       {
         kind: 'call',
-        command: 'CALL',
+        command,
         summary: label,
         topLevel: 0,
         via: [],
@@ -189,9 +197,7 @@ export function opaqueCall(label: string, why: string): StatementFacts {
         columnsRead: [],
         columnsWritten: [],
         functions: [],
-        findings: [
-          { kind: 'dynamic-sql', detail: `it runs ${label}, which Gatehouse cannot analyse: ${why}` },
-        ],
+        findings: [{ kind: 'dynamic-sql', detail }],
       },
     ],
     { parsed: true, statementCount: 1, prepared: [], unresolvedExecutes: [], deallocated: [], cursors: [] },

@@ -76,11 +76,16 @@ export async function pgbench(
 }
 
 /** A node-postgres client connected through the proxy. */
-export async function pgClient(port: number, user = 'demo', password = 'demo-secret'): Promise<pg.Client> {
+export async function pgClient(
+  port: number,
+  user = 'demo',
+  password = 'demo-secret',
+  database = 'app',
+): Promise<pg.Client> {
   const client = new pg.Client({
     host: '127.0.0.1',
     port,
-    database: 'app',
+    database,
     user,
     password,
     connectionTimeoutMillis: 10_000,

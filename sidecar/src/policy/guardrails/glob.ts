@@ -24,13 +24,14 @@ function globRegExp(pattern: string): RegExp {
  * schema; an unqualified table matches any schema pattern, as search_path may resolve it anywhere.
  */
 export function tableMatches(pattern: string, table: string): boolean {
-  const [patternSchema, patternName] = splitLast(pattern);
-  const [tableSchema, tableName] = splitLast(table);
+  const [patternSchema, patternName] = splitTableName(pattern);
+  const [tableSchema, tableName] = splitTableName(table);
   if (!globMatches(patternName, tableName)) return false;
   return patternSchema === undefined || tableSchema === undefined || globMatches(patternSchema, tableSchema);
 }
 
-function splitLast(name: string): [string | undefined, string] {
+/** `[schema, table]` of `table`, `schema.table` or `catalog.schema.table`; no schema when unqualified. */
+export function splitTableName(name: string): [string | undefined, string] {
   const dot = name.lastIndexOf('.');
   if (dot < 0) return [undefined, name];
   const schema = name.slice(0, dot);

@@ -10,30 +10,9 @@ import { type Pending, PreparedStatements } from './pending.ts';
 import type { ResultEnd } from './response-tracker.ts';
 import { RowCounting } from './row-counting.ts';
 import { buildTableCatalog } from './row-measure.ts';
+import { column, err, ok, okEnd, textRow } from './server-payloads.testing.ts';
 
 const { AUTOCOMMIT, IN_TRANS, MORE_RESULTS_EXISTS } = ServerStatus;
-const ok = (status: number, affected = 0) =>
-  new PayloadWriter().u8(0).lenenc(affected).lenenc(0).u16(status).u16(0).build();
-const okEnd = (status: number) => new PayloadWriter().u8(0xfe).lenenc(0).lenenc(0).u16(status).u16(0).build();
-const err = (code: number, sqlstate: string, message = 'boom') =>
-  new PayloadWriter()
-    .u8(0xff)
-    .u16(code)
-    .bytes(Buffer.from(`#${sqlstate}${message}`, 'utf8'))
-    .build();
-const column = (name: string) =>
-  new PayloadWriter()
-    .lenencBytes('def')
-    .lenencBytes('')
-    .lenencBytes('')
-    .lenencBytes('')
-    .lenencBytes(name)
-    .build();
-const textRow = (...values: string[]) => {
-  const w = new PayloadWriter();
-  for (const v of values) w.lenencBytes(v);
-  return w.build();
-};
 const text = (statement: string) => ({ statement, fingerprint: null });
 
 /** An exchange without sockets: what it records, ends and hands the client. */

@@ -3,32 +3,9 @@ import { MysqlError, ServerStatus } from './constants.ts';
 import { PayloadWriter } from './packet-io.ts';
 import { ResponseTracker, type ResultEnd } from './response-tracker.ts';
 import { errPacket } from './server-packets.ts';
+import { column, eof, err, ok, okEnd, textRow } from './server-payloads.testing.ts';
 
 const { AUTOCOMMIT, IN_TRANS, MORE_RESULTS_EXISTS } = ServerStatus;
-const ok = (status: number, affected = 0) =>
-  new PayloadWriter().u8(0).lenenc(affected).lenenc(0).u16(status).u16(0).build();
-/** The OK that ends rows under DEPRECATE_EOF (0xFE header). */
-const okEnd = (status: number) => new PayloadWriter().u8(0xfe).lenenc(0).lenenc(0).u16(status).u16(0).build();
-const eof = (status: number) => new PayloadWriter().u8(0xfe).u16(0).u16(status).build();
-const err = (code: number, sqlstate: string) =>
-  new PayloadWriter()
-    .u8(0xff)
-    .u16(code)
-    .bytes(Buffer.from(`#${sqlstate}boom`, 'ascii'))
-    .build();
-const column = (name: string) =>
-  new PayloadWriter()
-    .lenencBytes('def')
-    .lenencBytes('')
-    .lenencBytes('')
-    .lenencBytes('')
-    .lenencBytes(name)
-    .build();
-const textRow = (...values: string[]) => {
-  const w = new PayloadWriter();
-  for (const v of values) w.lenencBytes(v);
-  return w.build();
-};
 /** A binary-protocol row: header 0x00 (which an OK also starts with), NULL bitmap, values. */
 const binaryRow = (value: number) => new PayloadWriter().u8(0).u8(0).u32(value).build();
 

@@ -396,15 +396,16 @@ export class ClientMessages {
     if (verdict.outcome === 'refuse') {
       if (verdict.cause === 'masking') this.state.scrubbing = true;
       this.logRefusal(verdict);
-      const text = described ?? describeQuery(sql)[0];
+      // Only a refusal an approval could lift is described for the approver (once more: cached).
+      const text = verdict.held && released === undefined ? (described ?? describeQuery(sql)[0]) : undefined;
       const held =
-        released === undefined
+        text !== undefined
           ? heldStatement(verdict, {
               identity: this.state.context.identity,
               database: this.state.context.database,
               sql,
-              fingerprint: text?.fingerprint ?? null,
-              shape: text?.statement ?? null,
+              fingerprint: text.fingerprint ?? null,
+              shape: text.statement ?? null,
             })
           : undefined;
       return { refusal: pgRefusal(verdict), ...(held && { held }) };

@@ -1,5 +1,5 @@
 import type { CatalogQuery } from '../catalog-loader.ts';
-import { type CodeCatalog, type CodeUnit, opaqueCall } from '../code-reach.ts';
+import { type CodeCatalog, type CodeUnit, opaqueCall, opaqueStatement } from '../code-reach.ts';
 import { analyzeStatement } from './analyze-statement.ts';
 import { assembleFacts, type StatementEntry } from './assemble-facts.ts';
 import type { StatementFact, StatementFacts } from './statement-facts.ts';
@@ -418,26 +418,9 @@ export const FOREIGN_WRITE = 'FOREIGN TABLE WRITE';
 
 /** A write to a foreign table, as code Gatehouse cannot see into: it runs on another server. */
 function foreignWrite(label: string): StatementFacts {
-  return assembleFacts(
-    [
-      {
-        kind: 'call',
-        command: FOREIGN_WRITE,
-        summary: label,
-        topLevel: 0,
-        via: [],
-        classes: ['admin'],
-        tablesRead: [],
-        tablesWritten: [],
-        objects: [],
-        columnsRead: [],
-        columnsWritten: [],
-        functions: [],
-        findings: [
-          { kind: 'dynamic-sql', detail: `it writes ${label}, whose rows and code are on another server` },
-        ],
-      },
-    ],
-    { parsed: true, statementCount: 1, prepared: [], unresolvedExecutes: [], deallocated: [], cursors: [] },
+  return opaqueStatement(
+    label,
+    FOREIGN_WRITE,
+    `it writes ${label}, whose rows and code are on another server`,
   );
 }
