@@ -1,18 +1,14 @@
 import type { Logger } from 'pino';
-import type { ApprovalRequest } from '../../approvals/approval-request.ts';
-import { heldStatement } from '../../approvals/held-statement.ts';
-import { type HeldStatement, notReleasedMessage } from '../../approvals/hold.ts';
+import { heldStatement, releasedRules } from '../../approvals/held-statement.ts';
+import type { HeldStatement } from '../../approvals/hold.ts';
 import type { SessionHolds } from '../../approvals/session-holds.ts';
-import type { AuditSink } from '../../audit/events.ts';
-import type { ProxyConfig } from '../../config/load.ts';
 import type { Identity } from '../../identity/identity.ts';
 import type { MysqlGate, MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
 import type { Allowed } from '../../policy/gates/session-gate.ts';
-import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
-import type { PolicySource } from '../../policy/sources.ts';
 import type { QueryText } from '../../sql/normalize.ts';
-import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
+import { approvalRefusal, executeApproval, heldText } from './approval-holds.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
+import type { CommandDeps, CommandPort } from './command-port.ts';
 import {
   AUDIT_UNAVAILABLE,
   CHANGE_USER,
@@ -23,19 +19,11 @@ import {
   UNKNOWN_STATEMENT_ID,
   unsupportedCommand,
 } from './command-refusals.ts';
-import { Command, MysqlError, ServerStatus } from './constants.ts';
-import { mapKill, type SessionRegistry } from './kill.ts';
+import { Command, ServerStatus } from './constants.ts';
+import { mapKill } from './kill.ts';
 import { PayloadReader } from './packet-io.ts';
-import type {
-  Measurement,
-  Pending,
-  PreparedStatements,
-  PreparedText,
-  Refusal,
-  RowsToMeasure,
-} from './pending.ts';
+import type { PreparedStatements, PreparedText, Refusal } from './pending.ts';
 import { ProtocolError } from './protocol-error.ts';
-import type { ResponseShape } from './response-tracker.ts';
 import type { RowCounting } from './row-counting.ts';
 
 /**
@@ -45,59 +33,6 @@ import type { RowCounting } from './row-counting.ts';
  * governed session has no use for are refused. The session supplies the queue of owed answers and
  * the sockets through a CommandPort.
  */
-
-/** What governing commands asks of the session. */
-export interface CommandPort {
-  /** The server status flags as the last answer left them. */
-  status(): number;
-  /** The command being judged is judged again, against a catalog reloaded for it. */
-  catalogRefreshed(): boolean;
-  /** The masking in force now (policy reloads apply to the next command). */
-  masking(): SessionMasking | undefined;
-  /** Queues the answer the server owes to the command. */
-  expect(shape: ResponseShape, entry: Omit<Pending, 'tracker' | 'index'>): void;
-  /** Answers the command with an error of the proxy's own, in order with the answers owed. */
-  refuse(
-    refusal: Refusal,
-    texts: readonly QueryText[],
-    via: 'text' | 'prepared',
-    seq: number,
-    started: number,
-  ): void;
-  /** `frame`, held until the audit records of `texts` are written. */
-  holdForAudit(
-    frame: Buffer,
-    via: 'text' | 'prepared',
-    texts: readonly QueryText[],
-    seq: number,
-    started: number,
-  ): Buffer;
-  /** The command between the proxy's own commands that count its rows, held for its audit record. */
-  sendMeasured(
-    m: Measurement,
-    around: { prefix: Buffer; suffix: Buffer },
-    frame: Buffer,
-    via: 'text' | 'prepared',
-    texts: readonly QueryText[],
-    seq: number,
-    started: number,
-  ): Buffer;
-  /** How a statement under row limits runs (RowCounting.plan). */
-  planRows(rows: RowsToMeasure): ReturnType<RowCounting['plan']>;
-  /** Stops reading the client's commands until the session resumes them. */
-  hold(): typeof HOLD_COMMAND;
-  /** The client said COM_QUIT. */
-  quit(): void;
-}
-
-export interface CommandDeps {
-  readonly config: ProxyConfig;
-  readonly audit: AuditSink;
-  readonly policy: PolicySource;
-  readonly code: MysqlCodeCatalogCache;
-  readonly sessions: SessionRegistry;
-}
-
 export class CommandGovernor {
   private readonly port: CommandPort;
   private readonly deps: CommandDeps;
@@ -225,8 +160,15 @@ export class CommandGovernor {
       case Command.STMT_PREPARE: {
         const sql = payload.toString('utf8', 1);
         const text = this.gate.describeOne(sql);
-        const verdict = this.auditRefusal() ?? this.judge(sql, [text]);
+        let verdict = this.auditRefusal() ?? this.judge(sql, [text]);
         if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
+        // Held for approval: prepared as if released, each execution waits for its parameters' approval.
+        const held = (verdict as { held?: HeldStatement }).held;
+        if (held) {
+          const released = this.judge(sql, [text], releasedRules(held));
+          if (released === HOLD_COMMAND) return HOLD_COMMAND;
+          if (!('kind' in released)) verdict = released;
+        }
         if ('kind' in verdict) {
           this.port.refuse(verdict, [text], 'prepared', answerSeq, started);
           return undefined;
@@ -241,6 +183,7 @@ export class CommandGovernor {
             masked: masks.described[0] ?? ['*: redact'],
             withholdsServerText: masks.withholdsServerText,
           }),
+          ...(held && { approval: { sql, held } }),
         };
         // MariaDB's COM_STMT_EXECUTE of id -1 (pipelined after this prepare) runs this statement.
         this.prepared.last = prepares;
@@ -269,6 +212,15 @@ export class CommandGovernor {
           this.port.refuse(CURSOR, [text], 'prepared', answerSeq, started);
           return undefined;
         }
+        // Before anything the execution changes: held, it is handled again once decided.
+        const approval =
+          prepared?.approval && executeApproval(this.holds, this.prepared, id, prepared, payload);
+        if (approval === HOLD_COMMAND) return HOLD_COMMAND;
+        if (approval && 'refusal' in approval) {
+          this.port.refuse(approval.refusal, [text], 'prepared', answerSeq, started);
+          return undefined;
+        }
+        const sent = approval?.rebound ?? frame;
         const plan = prepared?.rows && this.port.planRows(prepared.rows);
         if (plan === HOLD_COMMAND) return HOLD_COMMAND;
         if (plan && 'kind' in plan) {
@@ -282,7 +234,10 @@ export class CommandGovernor {
           texts: [text],
           started,
           command: 'EXECUTE',
-          ...withNote(prepared?.notes, plan && 'note' in plan ? plan.note : undefined),
+          ...withNote(
+            approval ? [...(prepared?.notes ?? []), `approval ${approval.request}`] : prepared?.notes,
+            plan && 'note' in plan ? plan.note : undefined,
+          ),
           ...(measure && { measure }),
           ...(masking && {
             masks: [prepared?.masks ?? 'all'],
@@ -293,8 +248,8 @@ export class CommandGovernor {
           }),
         });
         if (measure && around)
-          return this.port.sendMeasured(measure, around, frame, 'prepared', [text], answerSeq, started);
-        return this.port.holdForAudit(frame, 'prepared', [text], answerSeq, started);
+          return this.port.sendMeasured(measure, around, sent, 'prepared', [text], answerSeq, started);
+        return this.port.holdForAudit(sent, 'prepared', [text], answerSeq, started);
       }
       case Command.STMT_CLOSE: {
         const id = new PayloadReader(payload, 1).u32();
@@ -302,8 +257,12 @@ export class CommandGovernor {
         return frame;
       }
       case Command.STMT_SEND_LONG_DATA:
+        this.prepared.longData(new PayloadReader(payload, 1).u32(), true);
         return frame;
       case Command.STMT_RESET:
+        this.prepared.longData(new PayloadReader(payload, 1).u32(), false);
+        this.port.expect('single', { started, command: 'STMT RESET' });
+        return frame;
       case Command.PING:
       case Command.SET_OPTION:
       case Command.STATISTICS:
@@ -384,15 +343,15 @@ export class CommandGovernor {
     }
     if (verdict.failure)
       this.logger.error({ err: verdict.failure.error }, `${verdict.failure.stage} analysis failed`);
-    // Only a single statement is held: its text is what the approval binds.
+    // The whole text is held, and the approval binds it whole: a text of several statements is
+    // approved as one, never one of its statements apart from the others.
     const held =
-      released === undefined && texts.length === 1
+      released === undefined
         ? heldStatement(verdict, {
             identity: this.identity,
             database: this.deps.config.upstream.database,
             sql,
-            fingerprint: texts[0]!.fingerprint,
-            shape: texts[0]!.statement,
+            ...heldText(texts),
           })
         : undefined;
     return { ...gateRefusal(verdict), ...(held && { held }) };
@@ -403,15 +362,6 @@ export class CommandGovernor {
     if (audit.healthy || !config.audit.failClosed) return undefined;
     return AUDIT_UNAVAILABLE;
   }
-}
-
-/** A held statement that did not run (denied, withdrawn, expired, still pending), as MySQL's error. */
-function approvalRefusal(request: ApprovalRequest): Refusal {
-  return {
-    kind: MysqlError.TABLE_ACCESS_DENIED,
-    message: `Gatehouse: ${notReleasedMessage(request)}`,
-    reason: `approval ${request.id}: ${request.phase}`,
-  };
 }
 
 /** The notes with one more, when there is one. */

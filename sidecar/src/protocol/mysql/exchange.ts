@@ -206,7 +206,7 @@ export class MysqlExchange {
     const { end, prepared, localInfile } = tracker.read(p.subarray(4));
     if (localInfile !== undefined) return this.onLocalInfile(head, localInfile, p);
     // prepared.last was set when the prepare went upstream: a later prepare may have gone since.
-    if (prepared && head.prepares) this.prepared.set(prepared.statementId, head.prepares);
+    if (prepared && head.prepares) this.prepared.set(prepared.statementId, head.prepares, prepared.params);
     // The last packet of a measured statement's answer waits for the count.
     const holds = head.measure !== undefined && end?.last === true;
     if (end) this.onResultEnd(head, end, p);

@@ -36,6 +36,24 @@ describe('mapKill', () => {
     }
   });
 
+  it('withdraws what the target holds for approval, and still kills upstream; never for another identity', () => {
+    const sessions = new SessionRegistry();
+    const withdrawn: string[] = [];
+    const held = (subject: string, thread: number) =>
+      sessions.register({
+        upstreamThreadId: thread,
+        identity: { subject },
+        withdrawHeld: () => withdrawn.push(subject) > 0,
+      });
+    const mine = held('alice', 501);
+    const theirs = held('bob', 502);
+    const query = mapKill(`KILL QUERY ${mine}`, sessions, 'alice');
+    expect(query && 'upstream' in query && sqlOf(query.upstream)).toBe('KILL QUERY 501');
+    expect(mapKill(`KILL QUERY ${theirs}`, sessions, 'alice')).toHaveProperty('refusal');
+    expect(mapKill(`KILL ${mine}`, sessions, 'alice')).toHaveProperty('upstream');
+    expect(withdrawn).toEqual(['alice', 'alice']);
+  });
+
   it('leaves anything but a plain KILL to the gate', () => {
     const { sessions } = registry();
     for (const sql of [

@@ -7,6 +7,8 @@ import type { Refusal } from './pending.ts';
 export interface KillableSession {
   readonly upstreamThreadId: number | undefined;
   readonly identity: { readonly subject: string } | undefined;
+  /** Withdraws the request its statement waits on, if one does; whether one did. */
+  withdrawHeld?(): boolean;
 }
 
 /**
@@ -49,7 +51,9 @@ export function killTarget(sql: string): { scope: 'QUERY' | 'CONNECTION'; id: nu
 /**
  * What a `KILL [QUERY|CONNECTION] n` becomes through the proxy: `n` is a thread id the client saw in a
  * greeting, mapped to the upstream thread, and only for a session of the same identity; any other is
- * refused as the server refuses an unknown thread. Undefined when `sql` is no plain KILL.
+ * refused as the server refuses an unknown thread. Undefined when `sql` is no plain KILL. A statement
+ * the target holds for approval has not reached the server: the KILL withdraws its request, and still
+ * goes upstream for whatever the server runs for that session.
  */
 export function mapKill(
   sql: string,
@@ -69,6 +73,7 @@ export function mapKill(
         reason: 'kill-not-own-session',
       },
     };
+  target.withdrawHeld?.();
   return {
     text,
     upstream: packet(Buffer.from(`\x03KILL ${kill.scope} ${target.upstreamThreadId}`, 'latin1'), 0),

@@ -1,3 +1,4 @@
+import type { HeldStatement } from '../../approvals/hold.ts';
 import type { RowLimit } from '../../policy/guardrails/row-limits.ts';
 import type { ResultMask } from '../../policy/masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
@@ -91,6 +92,11 @@ export interface PreparedText {
   readonly withholdsServerText?: boolean;
   /** Its executions run under row limits. */
   readonly rows?: RowsToMeasure;
+  /**
+   * A requireApproval rule holds it: it was prepared as if released, and each execution waits for an
+   * approval of `sql` with the parameters it binds.
+   */
+  readonly approval?: { readonly sql: string; readonly held: HeldStatement };
 }
 
 /** An answer of the proxy's own in place of the server's: the error and why, for the audit. */
@@ -109,9 +115,20 @@ export function commandOf(text: QueryText): string | undefined {
   return word?.toUpperCase();
 }
 
+/** What the proxy knows of a prepared statement's parameters, for executions an approval must release. */
+export interface PreparedParameters {
+  /** How many the server said it has. */
+  readonly count: number;
+  /** The types the client last bound (type | flags << 8), which executions that send none reuse. */
+  types?: readonly number[];
+  /** Values were sent apart (COM_STMT_SEND_LONG_DATA) since the last reset: an execution does not carry them. */
+  longData?: boolean;
+}
+
 /** The statements prepared through the proxy, by the id the server gave each. */
 export class PreparedStatements {
   private readonly byId = new Map<number, PreparedText>();
+  private readonly parametersById = new Map<number, PreparedParameters>();
   /** The last prepare sent: MariaDB's COM_STMT_EXECUTE of id -1 (pipelined after it) runs it. */
   last: PreparedText | undefined;
 
@@ -120,9 +137,21 @@ export class PreparedStatements {
     return id === 0xffffffff ? this.last : this.byId.get(id);
   }
 
-  /** The server answered a prepare with `id`. */
-  set(id: number, text: PreparedText): void {
+  /** The server answered a prepare with `id`, of `parameters` parameters. */
+  set(id: number, text: PreparedText, parameters: number): void {
     this.byId.set(id, text);
+    this.parametersById.set(id, { count: parameters });
+  }
+
+  /** What is known of the parameters of statement `id` (not of -1, whose id the client never saw). */
+  parameters(id: number): PreparedParameters | undefined {
+    return this.parametersById.get(id);
+  }
+
+  /** COM_STMT_SEND_LONG_DATA (true) or COM_STMT_RESET (false) for statement `id`. */
+  longData(id: number, sent: boolean): void {
+    const parameters = this.parametersById.get(id);
+    if (parameters) parameters.longData = sent;
   }
 
   /** The prepare of `text` failed: an execute of -1 has nothing to run. */
@@ -133,11 +162,13 @@ export class PreparedStatements {
   close(id: number): void {
     if (this.byId.get(id) === this.last) this.last = undefined;
     this.byId.delete(id);
+    this.parametersById.delete(id);
   }
 
   /** COM_RESET_CONNECTION dropped them all. */
   clear(): void {
     this.byId.clear();
+    this.parametersById.clear();
     this.last = undefined;
   }
 }

@@ -195,6 +195,14 @@ export class MysqlRelay implements RelayProtocol {
     return this.exchange.empty && (this.exchange.status & ServerStatus.IN_TRANS) === 0;
   }
 
+  /** Withdraws the request a statement of this session waits on; whether one waited. */
+  withdrawHeld(): boolean {
+    if (!this.holds.waiting) return false;
+    this.logger.info('the statement waiting for approval was killed');
+    this.holds.cancel();
+    return true;
+  }
+
   /** Starts relaying; the leftovers of the login are the first bytes of each side. */
   start(): void {
     const { tls, serverLeftover, clientLeftover } = this.established;

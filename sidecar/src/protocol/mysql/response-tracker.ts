@@ -27,6 +27,8 @@ export interface ResultEnd {
 
 export interface PreparedOk {
   readonly statementId: number;
+  /** How many parameters the statement has. */
+  readonly params: number;
 }
 
 type Phase =
@@ -119,7 +121,7 @@ export class ResponseTracker {
         if (params > 0) next = this.definitions(params, next);
         this.phase = next;
         return {
-          prepared: { statementId },
+          prepared: { statementId, params },
           ...(next.kind === 'done' && { end: { ok: true, status: undefined, last: true } }),
         };
       }

@@ -67,6 +67,11 @@ export class MysqlSession {
     return this.relay?.idle ?? true;
   }
 
+  /** A KILL from another connection: the statement waiting for approval, if any, is withdrawn. */
+  withdrawHeld(): boolean {
+    return this.relay?.withdrawHeld() ?? false;
+  }
+
   start(): void {
     const client = this.line.socket;
     // Read before TLS: a TLS socket over a wrapped stream does not know the address.
