@@ -249,12 +249,14 @@ function decideForGrant(
         if (shapeFinding === undefined) shapeFinding = unknownShape(facts, identity, context);
         if (shapeFinding && ruleMatches(rule, shapeFinding, identity, guardrail, context)) {
           findings.push(shapeFinding);
-          context.shape?.unknown({
-            guardrail: guardrail.metadata.name,
-            rule: rule.name,
-            ...(guardrail.metadata.namespace !== undefined && { namespace: guardrail.metadata.namespace }),
-            ...(rule.approval !== undefined && { approval: rule.approval }),
-          });
+          // Learned only where approving the shape would cover the text.
+          if (shapeCoverable(facts))
+            context.shape?.unknown({
+              guardrail: guardrail.metadata.name,
+              rule: rule.name,
+              ...(guardrail.metadata.namespace !== undefined && { namespace: guardrail.metadata.namespace }),
+              ...(rule.approval !== undefined && { approval: rule.approval }),
+            });
         }
       }
       for (const finding of findings) {

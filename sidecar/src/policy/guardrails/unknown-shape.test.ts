@@ -54,7 +54,7 @@ function policy(rules: Record<string, unknown>[], mode?: 'dryRun') {
   );
 }
 
-const approval = { approvers: [{ kind: 'Group', name: 'approvers' }] };
+const approval = { approvers: [{ kind: 'Group' as const, name: 'approvers' }] };
 const CLOSED_WORLD = policy([
   {
     name: 'closed-world',
@@ -66,7 +66,8 @@ const CLOSED_WORLD = policy([
 ]);
 
 function setup() {
-  const shapes = new ShapeRegistry(new ApprovalBook());
+  const book = new ApprovalBook();
+  const shapes = new ShapeRegistry(book);
   const dryRuns: GuardrailHit[][] = [];
   const hooks: PolicyHooks = { shapes, dryRun: (hits) => dryRuns.push([...hits]) };
   const judge = (sql: string, who: Identity = BOT, p = CLOSED_WORLD) =>
@@ -75,7 +76,31 @@ function setup() {
     ).verdict;
   const approve = (identity = 'local:bot') =>
     shapes.approve(LEAD, { subject: identity, forSeconds: 600, reason: 'seen' });
-  return { shapes, dryRuns, judge, approve };
+  /** A person approves the text's shape on a request of its own (`--for`), as for any held text. */
+  const approveOnRequest = (sql: string) => {
+    const shape = pgTextShape(describeQuery(sql));
+    if (!shape) return;
+    const { request } = book.open({
+      binding: { subject: BOT.subject, database: 'shop', statement: sql, parametersHash: '' },
+      fingerprint: shape.fingerprint,
+      shape: shape.shape,
+      requester: BOT,
+      rules: [
+        {
+          guardrail: 'agents',
+          rule: 'closed-world',
+          approvers: approval.approvers,
+          allowSelfApproval: false,
+          waitSeconds: 5,
+          ttlSeconds: 60,
+        },
+      ],
+      impact: {},
+    });
+    book.decide(request.id, LEAD, 'approve', 'seen', { shapeForSeconds: 600 });
+    expect(shapes.approved(BOT.subject, 'shop', shape.fingerprint)).toBe(true);
+  };
+  return { shapes, dryRuns, judge, approve, approveOnRequest };
 }
 
 describe('unknown-shape rules', () => {
@@ -142,7 +167,7 @@ describe('unknown-shape rules', () => {
   });
 
   it('never let an approved shape stand for text whose literals steer what it does', () => {
-    const { judge, approve } = setup();
+    const { judge, shapes, approveOnRequest } = setup();
     const steered = [
       "SELECT query_to_xml('select 1', true, false, '')",
       "SELECT set_config('application_name', 'x', false)",
@@ -153,8 +178,12 @@ describe('unknown-shape rules', () => {
       "SELECT nextval('orders_id_seq')",
       "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
     ];
-    for (const sql of steered) judge(sql);
-    approve();
+    for (const sql of steered) {
+      judge(sql);
+      approveOnRequest(sql);
+    }
+    // Nor are they learned: approving their shapes would not cover them.
+    expect(shapes.list()).toEqual([]);
     for (const sql of steered) {
       const verdict = judge(sql);
       expect(verdict.outcome, sql).toBe('refuse');
