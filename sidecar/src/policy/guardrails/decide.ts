@@ -153,6 +153,11 @@ export interface Refusal {
    * rule's be skipped.
    */
   readonly approvals?: readonly ApprovalDemand[];
+  /**
+   * With approvals: the kinds the holding rules matched, which may include one no finding has
+   * (`unknown-shape`), so that an auto-approval condition's `kinds` sees it.
+   */
+  readonly heldKinds?: readonly GuardrailRuleKind[];
   /** A Guardrail's rule refused it, or a DatabaseAccess does not allow it (or no DatabaseAccess grants the subject). */
   readonly policyKind: 'Guardrail' | 'DatabaseAccess';
   /** The Guardrail's name, or the DatabaseAccess's ('' when none grants the subject). */
@@ -275,7 +280,7 @@ function decideForGrant(
     return {
       outcome: 'refuse',
       action: first.action === 'requireApproval' ? 'requireApproval' : 'block',
-      ...(demands && { approvals: demands }),
+      ...(demands && { approvals: demands, heldKinds: [...new Set(approvals.map((h) => h.kind))] }),
       policyKind: 'Guardrail',
       guardrail: first.guardrail,
       rule: first.rule,

@@ -269,3 +269,11 @@ describe('the shape an approval binds', () => {
       expect(fingerprint(sql), sql).toBeUndefined();
   });
 });
+
+describe('auto-approval conditions on an unknown-shape rule', () => {
+  it('see the unknown-shape kind, so a condition on other kinds does not approve every new shape', () => {
+    const { judge } = setup();
+    const verdict = judge('SELECT id FROM orders WHERE id = 1');
+    expect(verdict.outcome === 'refuse' && verdict.held?.kinds).toEqual(['unknown-shape']);
+  });
+});
