@@ -44,9 +44,11 @@ export function slackMessage(request: ApprovalRequest): { text: string; blocks: 
 export function slackDecisionMessage(request: ApprovalRequest): { text: string } {
   const { decision } = request;
   const what =
-    request.phase === 'Expired'
-      ? 'expired before anyone decided it'
-      : `was ${request.phase.toLowerCase()} by ${decision?.by ?? 'an approver'}: ${decision?.reason ?? ''}`;
+    request.phase !== 'Expired'
+      ? `was ${request.phase.toLowerCase()} by ${decision?.by ?? 'an approver'}: ${decision?.reason ?? ''}`
+      : decision
+        ? `was approved by ${decision.by} and expired unused`
+        : 'expired before anyone decided it';
   return {
     text: `Request ${request.id} of ${request.requester.subject} on ${request.binding.database} ${what} (${describeRules(request.rules)})`,
   };
