@@ -226,6 +226,10 @@ describe('unknown-shape, held for approval, with notifications', () => {
     const rows = await bot.query('select id,note from orders  where id=2 -- again');
     expect(performance.now() - started).toBeLessThan(WAIT_SECONDS * 1000);
     expect(rows.rows).toEqual([{ id: 2, note: 'two' }]);
+    // Through the extended protocol too: the parameter stands where the literal stood.
+    const bound = await bot.query('SELECT id, note FROM orders WHERE id = $1', [1]);
+    expect(bound.rows).toEqual([{ id: 1, note: 'one' }]);
+    expect(performance.now() - started).toBeLessThan(WAIT_SECONDS * 1000);
     expect(notices).toEqual([]);
     // Another shape is held again, and still pending after waitSeconds.
     const other = await bot.query('SELECT id, note FROM customers WHERE id = 1').catch((e: unknown) => e);
