@@ -1,7 +1,8 @@
 import type { ApprovalSettingsSpec } from '../../../../crds/guardrail.ts';
 import type { Identity } from '../../identity/identity.ts';
 import type { TextShape } from '../../sql/text-shape.ts';
-import type { GuardrailHit, ShapeContext } from '../guardrails/decide.ts';
+import type { GuardrailHit } from '../guardrails/decide.ts';
+import type { ShapeContext } from '../guardrails/unknown-shape.ts';
 
 /** The rule of a Guardrail that met a shape no person approved. */
 export interface ShapeRule {
