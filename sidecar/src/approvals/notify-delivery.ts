@@ -46,7 +46,11 @@ export function announceRequests(
       for (const target of rule.notify ?? []) {
         if (event !== 'requested' && target.onDecision !== true) continue;
         // After the session has told its client, never before: the delivery starts on a later turn.
-        setImmediate(() => void deliver(target, request, logger, options));
+        setImmediate(() => {
+          deliver(target, request, logger, options).catch((error: unknown) =>
+            logger.error({ request: request.id, err: (error as Error).name }, 'approval notification broke'),
+          );
+        });
       }
     }
   };
