@@ -108,6 +108,24 @@ describe('the Guardrail CRD CEL rules, in the API server and the policy loader',
     expect(localProblems(doc)).toContain(message);
   });
 
+  it('both accept an unknown-shape rule that blocks with approvers, rules in dryRun, and notify targets with onDecision', async () => {
+    const doc = guardrail({
+      name: 'closed-world',
+      kinds: ['unknown-shape'],
+      action: 'block',
+      mode: 'dryRun',
+      approval: {
+        approvers,
+        notify: [{ type: 'webhook', url: 'https://hooks.example.invalid/x', onDecision: true }],
+      },
+    });
+    expect(await create(doc)).toBeUndefined();
+    expect(localProblems(doc)).toEqual([]);
+    const bad = guardrail({ name: 'r', kinds: ['drop'], mode: 'sometimes' });
+    expect(await create(bad)).toBeInstanceOf(KubeApiError);
+    expect(localProblems(bad).length).toBeGreaterThan(0);
+  });
+
   it('both accept a rule with approval settings and auto-approval conditions', async () => {
     const doc = guardrail({
       name: 'r',

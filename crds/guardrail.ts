@@ -2,10 +2,10 @@ import Type, { type Static } from 'typebox';
 import { type CelRule, documentSchema, LabelName, ObjectName, Subject, stringEnum } from './common.ts';
 
 /**
- * What a guardrail rule can match. The SQL analysis reports each of these as a finding on a
- * statement; sidecar/src/sql/analyze/statement-facts.ts says exactly when each one is reported.
+ * What the SQL analysis reports as a finding on a statement; sidecar/src/sql/analyze/statement-facts.ts
+ * says exactly when each one is reported.
  */
-export const GUARDRAIL_RULE_KINDS = [
+export const FINDING_KINDS = [
   'drop',
   'truncate',
   'delete-without-where',
@@ -19,6 +19,12 @@ export const GUARDRAIL_RULE_KINDS = [
   'identity-change',
   'unknown-statement',
 ] as const;
+
+/**
+ * What a guardrail rule can match: the findings, and `unknown-shape`, which the analysis cannot
+ * report: a statement whose shape no person approved for its identity (see docs/approvals.md).
+ */
+export const GUARDRAIL_RULE_KINDS = [...FINDING_KINDS, 'unknown-shape'] as const;
 export type GuardrailRuleKind = (typeof GUARDRAIL_RULE_KINDS)[number];
 
 /** Kinds whose findings name the tables they concern, so that a rule's `tables` can narrow them. */
@@ -58,9 +64,9 @@ export const GUARDRAIL_RULE_CHECKS = {
       'subjects is empty and would match nobody; list subjects, or leave subjects out to match everyone',
   },
   approvalNeedsRequireApproval: {
-    rule: "!has(self.approval) || (has(self.action) && self.action == 'requireApproval')",
+    rule: "!has(self.approval) || (has(self.action) && self.action == 'requireApproval') || (has(self.kinds) && self.kinds.exists(k, k == 'unknown-shape'))",
     message:
-      'approval says who may release a held statement; it belongs only on a rule whose action is requireApproval',
+      'approval says who may release a held statement or approve learned shapes; it belongs only on a rule whose action is requireApproval or whose kinds include unknown-shape',
   },
   databasesNotEmpty: {
     rule: '!has(self.databases) || size(self.databases) > 0',
@@ -71,6 +77,8 @@ export const GUARDRAIL_RULE_CHECKS = {
 
 export const GUARDRAIL_ACTIONS = ['block', 'warn', 'requireApproval'] as const;
 export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
+
+export const GUARDRAIL_MODES = ['enforce', 'dryRun'] as const;
 
 export const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
@@ -199,6 +207,12 @@ export const NotifyTarget = Type.Object(
           'The endpoint. An incoming-webhook URL is a credential: in a cluster prefer urlSecretRef, which keeps it out of the Guardrail.',
       }),
     ),
+    onDecision: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: 'Announce the decision too (approved, denied, expired), not only the new request.',
+      }),
+    ),
     urlSecretRef: Type.Optional(
       Type.Object(
         {
@@ -208,7 +222,7 @@ export const NotifyTarget = Type.Object(
         {
           additionalProperties: false,
           description:
-            "A Secret in the Guardrail's namespace holding the URL (read by the operator, which sends).",
+            "A Secret in the Guardrail's namespace holding the URL. A standalone proxy reads it as the file `$GATEHOUSE_NOTIFY_SECRETS_DIR/NAME/KEY` (the layout of a mounted Secret).",
         },
       ),
     ),
@@ -314,6 +328,12 @@ export const GuardrailRule = Type.Object(
       }),
     ),
     action: Type.Optional(stringEnum(GUARDRAIL_ACTIONS, { default: 'block' })),
+    mode: Type.Optional(
+      stringEnum(GUARDRAIL_MODES, {
+        description:
+          "dryRun: this rule records what it would have done (an audit note and a log line) and lets the statement run, whatever its action; enforce, or without it: as the Guardrail's mode says. A Guardrail in dryRun keeps all its rules in dryRun.",
+      }),
+    ),
     message: Type.Optional(
       Type.String({ description: 'Shown to the client after the reason; say what to do instead.' }),
     ),
@@ -328,7 +348,7 @@ export const GuardrailRule = Type.Object(
 export const GuardrailSpec = Type.Object(
   {
     mode: Type.Optional(
-      stringEnum(['enforce', 'dryRun'], {
+      stringEnum(GUARDRAIL_MODES, {
         default: 'enforce',
         description: 'dryRun records what the rules would have done and lets every statement run.',
       }),

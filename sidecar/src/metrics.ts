@@ -9,6 +9,7 @@ export interface ProxyMetrics {
   readonly statementDuration: Histogram<'protocol'>;
   readonly upstreamErrorsTotal: Counter<'protocol' | 'kind'>;
   readonly bytesTotal: Counter<'protocol' | 'direction'>;
+  readonly approvalNotificationsTotal: Counter<'type' | 'outcome'>;
 }
 
 export function createMetrics(): ProxyMetrics {
@@ -53,6 +54,12 @@ export function createMetrics(): ProxyMetrics {
       name: 'gatehouse_bytes_total',
       help: 'Bytes relayed, by direction: client_to_upstream, upstream_to_client.',
       labelNames: ['protocol', 'direction'],
+      registers: [registry],
+    }),
+    approvalNotificationsTotal: new Counter({
+      name: 'gatehouse_approval_notifications_total',
+      help: 'Approval notifications by target type (slack, webhook) and outcome: sent, failed (after its retries), skipped (its URL could not be had).',
+      labelNames: ['type', 'outcome'],
       registers: [registry],
     }),
   };

@@ -52,6 +52,7 @@ export async function createMysqlServer(deps: ProtocolServerDeps): Promise<Proto
         database: config.upstream.database,
         sqlMode,
         code: () => code.current(),
+        ...(deps.policyHooks && { hooks: deps.policyHooks }),
       }),
   });
   return {

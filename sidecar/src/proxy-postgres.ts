@@ -32,6 +32,7 @@ export function createPostgresServer(deps: ProtocolServerDeps): ProtocolServer {
     maskingKey: deps.maskingKey,
     rowBudget: deps.rowBudget,
     approvals: deps.approvals,
+    ...(deps.policyHooks && { policyHooks: deps.policyHooks }),
   });
   return {
     listen: (host, port) => server.listen(host, port),

@@ -5,6 +5,7 @@ import type { AuditLog } from './audit/log.ts';
 import type { ProxyConfig } from './config/load.ts';
 import type { Authenticator } from './identity/identity.ts';
 import type { ProxyMetrics } from './metrics.ts';
+import type { PolicyHooks } from './policy/gates/policy-hooks.ts';
 import type { RowBudget } from './policy/guardrails/row-limits.ts';
 import type { MaskingKey } from './policy/masking/masking-key.ts';
 import type { PolicySource } from './policy/sources.ts';
@@ -29,6 +30,8 @@ export interface ProtocolServerDeps {
   readonly rowBudget: RowBudget;
   /** Where statements held for approval wait for their decisions. */
   readonly approvals: ApprovalBook;
+  /** Approved shapes for unknown-shape rules, and the dryRun log. */
+  readonly policyHooks?: PolicyHooks;
 }
 
 /**

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
-import { approvalAuditEvent } from './approvals/approval-audit.ts';
+import { approvalAuditEvent, shapeGrantAuditEvent } from './approvals/approval-audit.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
-import { announceRequests } from './approvals/notify.ts';
+import { ShapeRegistry } from './approvals/learned-shapes.ts';
+import { announceRequests } from './approvals/notify-delivery.ts';
 import { approvalsHandler } from './approvals/serve-approvals.ts';
 import { openAuditLog } from './audit/log.ts';
 import { watchFileContent } from './config/file-watch.ts';
@@ -12,6 +13,7 @@ import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
+import type { PolicyHooks } from './policy/gates/policy-hooks.ts';
 import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
@@ -114,8 +116,25 @@ export async function startProxy(
   const rowBudget = new RowBudget();
   // Held statements wait here for their decisions (see docs/approvals.md).
   const approvalBook = new ApprovalBook();
-  approvalBook.onChange(announceRequests(logger.child({ component: 'approvals' })));
+  const approvalsLogger = logger.child({ component: 'approvals' });
+  approvalBook.onChange(
+    announceRequests(approvalsLogger, {
+      count: (type, outcome) => metrics.approvalNotificationsTotal.inc({ type, outcome }),
+    }),
+  );
   approvalBook.onChange((change) => audit.record(approvalAuditEvent(change)));
+  const shapes = new ShapeRegistry(approvalBook, {
+    onGrant: (grant) => audit.record(shapeGrantAuditEvent(grant)),
+  });
+  const guardrailsLogger = logger.child({ component: 'guardrails' });
+  const policyHooks: PolicyHooks = {
+    shapes,
+    dryRun: (hits, identity) =>
+      guardrailsLogger.info(
+        { subject: identity.subject, rules: hits.map((h) => `${h.guardrail}/${h.rule}`) },
+        `dry run: ${hits.map((h) => `${h.guardrail}/${h.rule} would ${h.action}`).join(', ')}`,
+      ),
+  };
 
   const server = await createProtocolServer({
     config,
@@ -127,6 +146,7 @@ export async function startProxy(
     maskingKey,
     rowBudget,
     approvals: approvalBook,
+    policyHooks,
   });
   let address: { host: string; port: number };
   try {
@@ -145,7 +165,13 @@ export async function startProxy(
   let admin: { server: Server; address: { host: string; port: number } } | undefined;
   if (config.admin) {
     try {
-      const approvals = await approvalsHandler(config.admin.host, authenticator, approvalBook, logger);
+      const approvals = await approvalsHandler(
+        config.admin.host,
+        authenticator,
+        approvalBook,
+        logger,
+        shapes,
+      );
       const started = await startAdminServer(config.admin.host, config.admin.port, metrics.registry, {
         notReadyReason: () =>
           draining ? 'shutting down' : audit.healthy ? undefined : `audit log unavailable: ${audit.failure}`,

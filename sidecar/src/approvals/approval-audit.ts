@@ -1,5 +1,6 @@
 import type { ApprovalAuditEvent } from '../audit/events.ts';
 import type { ApprovalChange } from './approval-book.ts';
+import type { ShapeGrant } from './learned-shapes.ts';
 
 /** The audit record of a step of an approval request. */
 export function approvalAuditEvent({ event, request }: ApprovalChange): ApprovalAuditEvent {
@@ -17,5 +18,23 @@ export function approvalAuditEvent({ event, request }: ApprovalChange): Approval
     ...(decision && { by: decision.by, reason: decision.reason }),
     ...(decision?.condition !== undefined && { condition: decision.condition }),
     ...(decision?.shapeUntil !== undefined && { shapeUntil: new Date(decision.shapeUntil).toISOString() }),
+  };
+}
+
+/** Learned shapes approved in one go: one `approved` record each, with the grant's id for a request. */
+export function shapeGrantAuditEvent(grant: ShapeGrant): ApprovalAuditEvent {
+  return {
+    type: 'approval',
+    event: 'approved',
+    request: grant.id,
+    subject: grant.subject,
+    database: grant.database,
+    statement: grant.shape,
+    fingerprint: grant.fingerprint,
+    parametersHash: '',
+    rules: grant.rules.map((rule) => `${rule.guardrail}/${rule.rule}`),
+    by: grant.by,
+    reason: grant.reason,
+    shapeUntil: new Date(grant.until).toISOString(),
   };
 }

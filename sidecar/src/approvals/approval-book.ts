@@ -118,6 +118,12 @@ export class ApprovalBook {
     return undefined;
   }
 
+  /** When a person's approval of this shape for its identity on a request (`--for`) ends, if one stands. */
+  shapeApprovedUntil(shape: ShapeBinding): number | undefined {
+    const found = this.shapes.get(shapeKey(shape));
+    return found !== undefined && this.now() < found.until ? found.until : undefined;
+  }
+
   /**
    * The Pending request for this statement: the one already open for the identical binding (a
    * client that sends the statement again while it waits joins it), or a new one.

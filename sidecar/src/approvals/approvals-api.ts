@@ -6,6 +6,8 @@ import { AuthError, type Authenticator, type Identity } from '../identity/identi
 import { anySubjectMatches } from '../policy/subject-matches.ts';
 import type { ApprovalBook, DecisionRefusal } from './approval-book.ts';
 import { APPROVAL_PHASES, type ApprovalPhase, type ApprovalRequest } from './approval-request.ts';
+import type { ShapeRegistry } from './learned-shapes.ts';
+import { learnedShapesRoutes } from './learned-shapes-api.ts';
 
 /** The longest reason kept; a decision's reason is for people and audit records, not for documents. */
 const MAX_REASON = 1000;
@@ -26,6 +28,8 @@ export function approvalsApi(options: {
   book: ApprovalBook;
   authenticator: Authenticator;
   logger: Logger;
+  /** The shapes unknown-shape rules learned, approved in one go (see learned-shapes-api.ts). */
+  shapes?: ShapeRegistry;
 }): Hono<{ Variables: { caller: Identity } }> {
   const { book, authenticator, logger } = options;
   const app = new Hono<{ Variables: { caller: Identity } }>();
@@ -78,6 +82,8 @@ export function approvalsApi(options: {
       .filter((request) => maysee(request, caller));
     return c.json(visible.map(view));
   });
+
+  if (options.shapes) learnedShapesRoutes(app, options.shapes, logger);
 
   app.get('/approvals/:id', (c) => {
     const request = book.get(c.req.param('id'));

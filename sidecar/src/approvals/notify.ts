@@ -1,10 +1,4 @@
-import type { Logger } from 'pino';
-import type { NotifyTargetSpec } from '../../../crds/guardrail.ts';
-import type { ApprovalChange } from './approval-book.ts';
 import { type ApprovalRequest, describeRules } from './approval-request.ts';
-
-/** A delivery that takes longer is abandoned (and logged): announcing never holds anything up. */
-const DELIVERY_TIMEOUT_MS = 5_000;
 
 /**
  * The announcement of a new request. Only the statement's shape (literals as placeholders) leaves
@@ -46,10 +40,25 @@ export function slackMessage(request: ApprovalRequest): { text: string; blocks: 
   };
 }
 
+/** What became of a request, for a target with `onDecision`: who decided and why, or that it expired. */
+export function slackDecisionMessage(request: ApprovalRequest): { text: string } {
+  const { decision } = request;
+  const what =
+    request.phase !== 'Expired'
+      ? `was ${request.phase.toLowerCase()} by ${decision?.by ?? 'an approver'}: ${decision?.reason ?? ''}`
+      : decision
+        ? `was approved by ${decision.by} and expired unused`
+        : 'expired before anyone decided it';
+  return {
+    text: `Request ${request.id} of ${request.requester.subject} on ${request.binding.database} ${what} (${describeRules(request.rules)})`,
+  };
+}
+
 /** The request as a generic webhook receives it: the API's view with the shape in place of the text. */
 export function webhookMessage(request: ApprovalRequest): Record<string, unknown> {
+  const { decision } = request;
   return {
-    type: 'gatehouse.approval.requested',
+    type: request.phase === 'Pending' ? 'gatehouse.approval.requested' : 'gatehouse.approval.decided',
     request: {
       id: request.id,
       phase: request.phase,
@@ -61,6 +70,14 @@ export function webhookMessage(request: ApprovalRequest): Record<string, unknown
       impact: request.impact,
       requestedAt: new Date(request.requestedAt).toISOString(),
       expiresAt: new Date(request.expiresAt).toISOString(),
+      ...(decision && {
+        decision: {
+          by: decision.by,
+          reason: decision.reason,
+          at: new Date(decision.at).toISOString(),
+          ...(decision.condition !== undefined && { condition: decision.condition }),
+        },
+      }),
     },
   };
 }
@@ -73,63 +90,4 @@ function impactLine(request: ApprovalRequest): string {
   if (tables?.length) parts.push(`tables ${tables.join(', ')}`);
   if (sensitiveColumns?.length) parts.push(`sensitive columns ${sensitiveColumns.join(', ')}`);
   return parts.join(' · ');
-}
-
-/**
- * Announces each new request to its rules' targets, in the background. Targets that name a Secret
- * are the operator's to send; a standalone proxy skips them (and says so once).
- */
-export function announceRequests(
-  logger: Logger,
-  send: typeof fetch = fetch,
-): (change: ApprovalChange) => void {
-  const warned = new Set<string>();
-  return ({ event, request }) => {
-    if (event !== 'requested') return;
-    for (const rule of request.rules) {
-      for (const target of rule.notify ?? []) {
-        if (target.url === undefined) {
-          const key = `${rule.guardrail}/${rule.rule}`;
-          if (!warned.has(key))
-            logger.warn(
-              { guardrail: rule.guardrail, rule: rule.rule },
-              'a notify target with urlSecretRef is sent by the operator; a standalone proxy needs url',
-            );
-          warned.add(key);
-          continue;
-        }
-        void deliver(target as NotifyTargetSpec & { url: string }, request, logger, send);
-      }
-    }
-  };
-}
-
-async function deliver(
-  target: NotifyTargetSpec & { url: string },
-  request: ApprovalRequest,
-  logger: Logger,
-  send: typeof fetch,
-): Promise<void> {
-  const body = target.type === 'slack' ? slackMessage(request) : webhookMessage(request);
-  // The URL is a credential (an incoming webhook's path is its secret): only its origin is logged.
-  const where = new URL(target.url).origin;
-  try {
-    const response = await send(target.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
-    });
-    if (!response.ok)
-      logger.warn(
-        { request: request.id, target: where, status: response.status },
-        'approval notification refused',
-      );
-    else logger.debug({ request: request.id, target: where }, 'approval notification sent');
-  } catch (error) {
-    logger.warn(
-      { request: request.id, target: where, err: (error as Error).message },
-      'approval notification failed',
-    );
-  }
 }

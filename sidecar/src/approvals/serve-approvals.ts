@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../identity/identity.ts';
 import type { ApprovalBook } from './approval-book.ts';
+import type { ShapeRegistry } from './learned-shapes.ts';
 
 /**
  * The `/approvals` handler of the admin endpoint, or undefined where the proxy must not serve it:
@@ -17,6 +18,7 @@ export async function approvalsHandler(
   authenticator: Authenticator,
   book: ApprovalBook,
   logger: Logger,
+  shapes?: ShapeRegistry,
 ): Promise<((request: IncomingMessage, response: ServerResponse) => void) | undefined> {
   if (!authenticator.needsPassword) return undefined;
   if (!isLoopback(adminHost)) {
@@ -31,7 +33,12 @@ export async function approvalsHandler(
     import('./approvals-api.ts'),
   ]);
   return getRequestListener(
-    approvalsApi({ book, authenticator, logger: logger.child({ component: 'approvals' }) }).fetch,
+    approvalsApi({
+      book,
+      authenticator,
+      logger: logger.child({ component: 'approvals' }),
+      ...(shapes && { shapes }),
+    }).fetch,
   );
 }
 

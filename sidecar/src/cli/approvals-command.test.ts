@@ -154,6 +154,13 @@ describe('gatehouse approvals', () => {
       ],
       [['show', 'ar-none', ...as('lead')], /there is no approval request ar-none/, 1],
       [['list', '--phase', 'Done', ...as('lead')], /phase must be one of/, 1],
+      [['learned', ...as('lead')], /learned needs --identity SUBJECT/, 2],
+      [
+        ['approve-shapes', '--identity', 'local:bot', '--reason', 'x', ...as('lead')],
+        /needs --for DURATION/,
+        2,
+      ],
+      [['approve-shapes', '--identity', 'local:bot', '--for', '1d', ...as('lead')], /needs --reason/, 2],
     ];
     for (const [argv, message, code] of cases) {
       const result = await cli(...argv);

@@ -1,11 +1,15 @@
 import type { ApprovalView } from '../approvals/approvals-api.ts';
 import { UserError } from '../errors.ts';
+import { approveShapes, listLearned } from './learned-shapes-command.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
 
 export const APPROVALS_USAGE = `usage: gatehouse approvals list [--phase PHASE] [--json]
        gatehouse approvals show ID [--json]
        gatehouse approvals approve ID --reason TEXT [--for DURATION]
        gatehouse approvals deny ID --reason TEXT
+       gatehouse approvals learned --identity SUBJECT [--database DB] [--json]
+       gatehouse approvals approve-shapes --identity SUBJECT --for DURATION --reason TEXT
+                                          [--database DB] [--fingerprint F]...
 
   --server URL       the proxy's admin endpoint (default: $GATEHOUSE_SERVER, else the quickstart's
                      http://127.0.0.1:9090)
@@ -17,7 +21,11 @@ export const APPROVALS_USAGE = `usage: gatehouse approvals list [--phase PHASE] 
   --for DURATION     approve the statement's shape (its text with literals as placeholders) for the
                      requester for this long, not only this statement: 90s, 30m, 12h, 7d (at most 30d)
   --phase PHASE      list only Pending, Approved, Denied, Expired, Executed or Withdrawn requests
-  --json             list and show print JSON: an array of requests, or one request
+  --json             list, show and learned print JSON: an array of requests, one request, or the
+                     learned shapes
+  --identity SUBJECT learned, approve-shapes: whose shapes (local:NAME, or a token's subject)
+  --database DB      learned, approve-shapes: only this database's shapes
+  --fingerprint F    approve-shapes: only this shape (repeat it); without it, every learned shape
   -h, --help         show this text
 
 Lists only the requests you may decide or that you made. Exits 0 on success, 1 when the proxy
@@ -49,6 +57,9 @@ export async function runApprovalsCommand(
         for: { type: 'string' },
         phase: { type: 'string' },
         json: { type: 'boolean' },
+        identity: { type: 'string' },
+        database: { type: 'string' },
+        fingerprint: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     },
@@ -104,9 +115,23 @@ export async function runApprovalsCommand(
       );
       return 0;
     }
+    case 'learned':
+    case 'approve-shapes': {
+      if (id !== undefined) throw new UserError(`${action} takes no ID (see gatehouse approvals --help)`);
+      const answer =
+        action === 'learned'
+          ? await listLearned(values, call, io)
+          : await approveShapes(
+              values,
+              values.for === undefined ? undefined : durationSeconds(values.for),
+              call,
+              io,
+            );
+      return answer.ok ? 0 : refused(answer, io);
+    }
     case undefined:
       throw new UserError(
-        'approvals needs a subcommand: list, show, approve or deny (see gatehouse approvals --help)',
+        'approvals needs a subcommand: list, show, approve, deny, learned or approve-shapes (see gatehouse approvals --help)',
       );
     default:
       throw new UserError(`unknown approvals subcommand "${action}" (see gatehouse approvals --help)`);

@@ -302,7 +302,7 @@ function guardrailRuleProblems(rule: GuardrailRuleSpec): { field: string; proble
     found.push({ field: '.subjects', problem: GUARDRAIL_RULE_CHECKS.subjectsNotEmpty.message });
   if (rule.databases !== undefined && rule.databases.length === 0)
     found.push({ field: '.databases', problem: GUARDRAIL_RULE_CHECKS.databasesNotEmpty.message });
-  if (rule.approval !== undefined && rule.action !== 'requireApproval')
+  if (rule.approval !== undefined && rule.action !== 'requireApproval' && !kinds?.includes('unknown-shape'))
     found.push({ field: '.approval', problem: GUARDRAIL_RULE_CHECKS.approvalNeedsRequireApproval.message });
   rule.approval?.notify?.forEach((target, i) => {
     if ((target.url === undefined) === (target.urlSecretRef === undefined))

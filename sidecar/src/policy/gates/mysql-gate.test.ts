@@ -1,5 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../../../crds/common.ts';
+import { ApprovalBook } from '../../approvals/approval-book.ts';
+import { ShapeRegistry } from '../../approvals/learned-shapes.ts';
 import { loadMysqlParser } from '../../sql/mysql/parser.ts';
+import { loadPolicyDocuments } from '../load-policy.ts';
 import { createMysqlGate } from './mysql-gate.ts';
 
 const identity = { subject: 'local:demo', groups: [], method: 'local' as const };
@@ -34,5 +38,66 @@ describe('MysqlGate.localInfiles', () => {
     expect(
       gate('NO_BACKSLASH_ESCAPES').localInfiles("LOAD DATA LOCAL INFILE 'C:\\new.csv' INTO TABLE t"),
     ).toEqual(['C:\\new.csv']);
+  });
+});
+
+describe('MysqlGate with an unknown-shape rule', () => {
+  it('refuses a shape nobody approved, learns it, and runs the texts of its shape once approved', () => {
+    const shapes = new ShapeRegistry(new ApprovalBook());
+    const policy = loadPolicyDocuments(
+      [
+        {
+          apiVersion: API_VERSION,
+          kind: 'Guardrail',
+          metadata: { name: 'agents' },
+          spec: {
+            rules: [
+              {
+                name: 'closed-world',
+                kinds: ['unknown-shape'],
+                action: 'block',
+                approval: { approvers: [{ kind: 'Group', name: 'approvers' }] },
+              },
+            ],
+          },
+        },
+        {
+          apiVersion: API_VERSION,
+          kind: 'DatabaseAccess',
+          metadata: { name: 'app' },
+          spec: {
+            subjects: [{ kind: 'User', name: 'local:demo' }],
+            allow: ['read', 'write'],
+            guardrails: ['agents'],
+          },
+        },
+      ],
+      'test',
+    );
+    const mysql = createMysqlGate({
+      policy: () => policy,
+      identity,
+      database: 'app',
+      sqlMode: '',
+      // A catalog with no triggers or views: without one, every table may run unseen code.
+      code: () => ({ routine: () => 'builtin', operator: () => [], onWrite: () => [], onRead: () => [] }),
+      hooks: { shapes },
+    });
+    const moment = { idle: true, outdated: false, refreshed: true };
+    const check = (sql: string) => mysql.check(sql, undefined, moment).outcome;
+    expect(check('SELECT id FROM orders WHERE id = 1')).toBe('refuse');
+    expect(shapes.list().map((s) => s.shape)).toEqual(['SELECT id FROM orders WHERE id = ?']);
+    shapes.approve(
+      { subject: 'local:lead', groups: ['approvers'], method: 'local' },
+      { subject: 'local:demo', forSeconds: 60, reason: 'seen' },
+    );
+    expect(check('SELECT id FROM orders WHERE id = 42 /* again */')).toBe('allow');
+    for (const other of [
+      'SELECT id FROM secret.orders WHERE id = 1',
+      'SELECT id FROM Orders WHERE id = 1',
+      'SELECT id FROM orders WHERE id = 1 OR 1 = 1',
+      'SELECT id FROM orders WHERE id = 1; DELETE FROM orders',
+    ])
+      expect(check(other), other).toBe('refuse');
   });
 });

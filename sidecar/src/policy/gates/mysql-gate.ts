@@ -9,9 +9,11 @@ import { initialMysqlSession, type MysqlSessionState } from '../../sql/mysql/ses
 import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode, sqlModeKey } from '../../sql/mysql/sql-mode.ts';
 import { changesReading } from '../../sql/mysql/statement-rules.ts';
 import type { QueryText } from '../../sql/normalize.ts';
+import { textShape } from '../../sql/text-shape.ts';
 import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
+import type { PolicyHooks } from './policy-hooks.ts';
 import {
   analysisFailed,
   type Moment,
@@ -53,9 +55,11 @@ export function createMysqlGate(options: {
   masking?: () => SessionMasking | undefined;
   /** The tables masking traces columns to; undefined: every result is masked whole. */
   catalog?: () => Catalog | undefined;
+  /** Approved shapes for unknown-shape rules, and where dryRun hits are logged. */
+  hooks?: PolicyHooks;
 }): MysqlGate {
   const { policy } = options;
-  const code = new CodeGuard(options.identity, options.database, options.code);
+  const code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
   let state: MysqlSessionState = initialMysqlSession(
     options.sqlMode === null ? null : parseSqlMode(options.sqlMode),
   );
@@ -107,7 +111,8 @@ export function createMysqlGate(options: {
       return files;
     },
     check(sql, texts, moment: Moment): Verdict<MysqlTextMasking> {
-      const shape = shapeOf(texts ?? describeStatements(sql, state.sqlMode));
+      const described = texts ?? describeStatements(sql, state.sqlMode);
+      const shape = shapeOf(described);
       const masking = masksOf(sql);
       const current = policy();
       if (current) {
@@ -124,7 +129,7 @@ export function createMysqlGate(options: {
         if (misread) return misreadRefusal(misread);
         const facts = resolveMysqlExecutes(analysed, state);
         verdict = current
-          ? code.judge(facts, current, moment).verdict
+          ? code.judge(facts, current, moment, () => textShape(described)).verdict
           : { outcome: 'allow', notes: [], warnings: [], changesCode: false };
         if (verdict.outcome === 'allow') state = applyMysqlSessionEffects(state, facts);
       } catch (error) {

@@ -3,9 +3,10 @@ import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
 import { resolveExecutes } from '../../sql/analyze/assemble-facts.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
-import { statementShape } from '../../sql/statement-shape.ts';
+import { pgTextShape, statementShape } from '../../sql/statement-shape.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
+import type { PolicyHooks } from './policy-hooks.ts';
 import { type CatalogSnapshot, MaskingGate, type TextMasking } from './postgres-masking.ts';
 import type { Moment, SessionGate, Verdict } from './session-gate.ts';
 import { analysisFailed, misreadRefusal } from './session-gate.ts';
@@ -37,9 +38,11 @@ export class PostgresGate implements SessionGate<TextMasking> {
     snapshot: () => CatalogSnapshot | undefined;
     /** Why the server would read the text differently from the analysis (its reported settings). */
     misread: (sql: string) => string | undefined;
+    /** Approved shapes for unknown-shape rules, and where dryRun hits are logged. */
+    hooks?: PolicyHooks;
   }) {
     this.policy = options.policy;
-    this.code = new CodeGuard(options.identity, options.database, options.code);
+    this.code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
     this.masking = new MaskingGate(options.policy, options.identity, options.database, options.snapshot);
     this.misread = options.misread;
   }
@@ -53,7 +56,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
     if (misread) return misreadRefusal(misread);
     // Texts that differ only in literals share analyses where no literal can change them.
     const shape = this.policy() ? statementShape(sql, texts) : undefined;
-    const verdict = this.guard(sql, shape, moment);
+    const verdict = this.guard(sql, shape, moment, texts);
     if (verdict.outcome !== 'allow') return verdict;
     let masking: TextMasking | undefined;
     try {
@@ -78,7 +81,12 @@ export class PostgresGate implements SessionGate<TextMasking> {
    * The guardrails alone, for a statement the session makes up (a fast-path call, judged as the
    * SELECT of its function); `shape` as statementShape gives it.
    */
-  guard(sql: string, shape: string | undefined, moment: Moment): Verdict<never> {
+  guard(
+    sql: string,
+    shape: string | undefined,
+    moment: Moment,
+    texts?: readonly QueryText[],
+  ): Verdict<never> {
     const policy = this.policy();
     if (!policy) return { outcome: 'allow', notes: [], warnings: [], changesCode: false };
     const hold = this.code.before(moment);
@@ -93,7 +101,9 @@ export class PostgresGate implements SessionGate<TextMasking> {
         ),
         (name) => this.prepared.get(name),
       );
-      const { verdict } = this.code.judge(facts, policy, moment);
+      const { verdict } = this.code.judge(facts, policy, moment, () =>
+        pgTextShape(texts ?? describeQuery(sql)),
+      );
       if (verdict.outcome !== 'allow') return verdict;
       // Only what was allowed can have been prepared; what was refused never reached the server.
       for (const prepared of facts.prepared) this.prepared.set(prepared.name, prepared.facts);

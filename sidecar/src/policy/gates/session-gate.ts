@@ -139,7 +139,7 @@ export function guardrailVerdict(
       ...(decision.approvals && {
         held: {
           demands: decision.approvals,
-          kinds: [...new Set(reached.facts.findings.map((f) => f.kind))],
+          kinds: [...new Set([...reached.facts.findings.map((f) => f.kind), ...(decision.heldKinds ?? [])])],
           tables: heldTables(reached.facts),
         },
       }),

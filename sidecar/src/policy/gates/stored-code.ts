@@ -9,9 +9,11 @@ import {
   reachCode,
   withPendingCode,
 } from '../../sql/code-reach.ts';
+import type { TextShape } from '../../sql/text-shape.ts';
 import { decide } from '../guardrails/decide.ts';
 import type { Policy } from '../load-policy.ts';
 import type { CodeSource } from '../sources.ts';
+import { type PolicyHooks, shapeContext } from './policy-hooks.ts';
 import { guardrailVerdict, type Moment, type RefreshCatalog, type Verdict } from './session-gate.ts';
 
 /**
@@ -67,11 +69,13 @@ export class CodeGuard {
   private readonly identity: Identity;
   private readonly database: string;
   private readonly code: CodeSource;
+  private readonly hooks: PolicyHooks | undefined;
 
-  constructor(identity: Identity, database: string, code: CodeSource) {
+  constructor(identity: Identity, database: string, code: CodeSource, hooks?: PolicyHooks) {
     this.identity = identity;
     this.database = database;
     this.code = code;
+    this.hooks = hooks;
   }
 
   /** Forget the kept DDL: the catalog shows everything the session committed. */
@@ -92,18 +96,22 @@ export class CodeGuard {
   /**
    * The verdict of the guardrails on facts (PREPAREd statements resolved), and the facts with the
    * stored code they run. A refusal that names routines the catalog does not know asks for a reload
-   * first, once.
+   * first, once. `shapeOf`: the text's shape, asked only by unknown-shape rules.
    */
   judge(
     facts: StatementFacts,
     policy: Policy,
     moment: Moment,
+    shapeOf: () => TextShape | null = () => null,
   ): { verdict: Verdict<never>; reached: StatementFacts } {
     const code = withStoredCode(facts, this.code(), this.pending);
+    const shape = shapeContext(this.hooks, this.identity, this.database, shapeOf);
     const decision = decide(code.facts, this.identity, policy, {
       database: this.database,
       ...(moment.released && { released: moment.released }),
+      ...(shape && { shape }),
     });
+    if (decision.dryRun.length > 0) this.hooks?.dryRun?.(decision.dryRun, this.identity);
     const changesCode = changesStoredCode(code.facts);
     if (decision.outcome === 'refuse' && code.unknown.length > 0 && !moment.refreshed)
       return { verdict: { outcome: 'refresh-catalog', unknownRoutines: code.unknown }, reached: code.facts };

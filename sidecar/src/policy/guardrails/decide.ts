@@ -11,6 +11,7 @@ import type { Grant, Policy } from '../load-policy.ts';
 import { anySubjectMatches } from '../subject-matches.ts';
 import { globMatches, tableMatches } from './glob.ts';
 import { mayChangeRows, type RowLimit, uncountableChange } from './row-limits.ts';
+import { type ShapeContext, shapeCoverable, unknownShape } from './unknown-shape.ts';
 
 export interface DecisionContext {
   /** The upstream database the session is connected to. */
@@ -20,6 +21,8 @@ export interface DecisionContext {
    * approvalKey): their hits no longer hold it. Blocks and other rules still apply.
    */
   readonly released?: ReadonlySet<string>;
+  /** The text's shape, for `unknown-shape` rules; absent: it has none, and no approval can cover it. */
+  readonly shape?: ShapeContext;
 }
 
 /** How a requireApproval rule is named in DecisionContext.released. */
@@ -80,6 +83,11 @@ export interface Refusal {
    * rule's be skipped.
    */
   readonly approvals?: readonly ApprovalDemand[];
+  /**
+   * With approvals: the kinds the holding rules matched, which may include one no finding has
+   * (`unknown-shape`), so that an auto-approval condition's `kinds` sees it.
+   */
+  readonly heldKinds?: readonly GuardrailRuleKind[];
   /** A Guardrail's rule refused it, or a DatabaseAccess does not allow it (or no DatabaseAccess grants the subject). */
   readonly policyKind: 'Guardrail' | 'DatabaseAccess';
   /** The Guardrail's name, or the DatabaseAccess's ('' when none grants the subject). */
@@ -160,6 +168,8 @@ function decideForGrant(
   const dryRun: GuardrailHit[] = [];
   const rowLimits: RowLimit[] = [];
   const changesRows = mayChangeRows(facts);
+  // Asked at most once per text: null when its shape is approved, undefined until asked.
+  let shapeFinding: Finding | null | undefined;
   for (const guardrail of grant.guardrails) {
     for (const rule of guardrail.spec.rules) {
       if (rule.kinds === undefined) {
@@ -167,10 +177,27 @@ function decideForGrant(
           rowLimits.push(rowLimitOf(guardrail, rule));
         continue;
       }
-      for (const finding of facts.findings) {
-        if (!ruleMatches(rule, finding, identity, guardrail, context)) continue;
+      const findings: Finding[] = facts.findings.filter((f) =>
+        ruleMatches(rule, f, identity, guardrail, context),
+      );
+      if (rule.kinds.includes('unknown-shape')) {
+        if (shapeFinding === undefined)
+          shapeFinding = unknownShape(facts, identity, context.database, context.shape);
+        if (shapeFinding && ruleMatches(rule, shapeFinding, identity, guardrail, context)) {
+          findings.push(shapeFinding);
+          // Learned only where approving the shape would cover the text.
+          if (shapeCoverable(facts))
+            context.shape?.unknown({
+              guardrail: guardrail.metadata.name,
+              rule: rule.name,
+              ...(guardrail.metadata.namespace !== undefined && { namespace: guardrail.metadata.namespace }),
+              ...(rule.approval !== undefined && { approval: rule.approval }),
+            });
+        }
+      }
+      for (const finding of findings) {
         const hit = hitOf(guardrail, rule, finding, facts);
-        if (guardrail.spec.mode === 'dryRun') dryRun.push(hit);
+        if (inDryRun(guardrail, rule)) dryRun.push(hit);
         else if (hit.action === 'block') blocks.push(hit);
         else if (hit.action === 'requireApproval')
           (context.released?.has(approvalKey(hit.guardrail, hit.rule)) ? approved : approvals).push(hit);
@@ -184,7 +211,7 @@ function decideForGrant(
     return {
       outcome: 'refuse',
       action: first.action === 'requireApproval' ? 'requireApproval' : 'block',
-      ...(demands && { approvals: demands }),
+      ...(demands && { approvals: demands, heldKinds: [...new Set(approvals.map((h) => h.kind))] }),
       policyKind: 'Guardrail',
       guardrail: first.guardrail,
       rule: first.rule,
@@ -249,11 +276,16 @@ function rowLimitOf(guardrail: GuardrailDocumentType, rule: GuardrailRuleSpec): 
     guardrail: guardrail.metadata.name,
     rule: rule.name,
     action: rule.action ?? 'block',
-    dryRun: guardrail.spec.mode === 'dryRun',
+    dryRun: inDryRun(guardrail, rule),
     ...(rule.maxAffectedRows !== undefined && { perTransaction: rule.maxAffectedRows }),
     ...(rule.maxAffectedRowsPerMinute !== undefined && { perMinute: rule.maxAffectedRowsPerMinute }),
     ...(rule.message !== undefined && { advice: rule.message }),
   };
+}
+
+/** A rule records without acting when it, or its whole Guardrail, is in dryRun. */
+function inDryRun(guardrail: GuardrailDocumentType, rule: GuardrailRuleSpec): boolean {
+  return guardrail.spec.mode === 'dryRun' || rule.mode === 'dryRun';
 }
 
 function ruleMatches(

@@ -1,11 +1,7 @@
 import { API_VERSION } from '../../../../crds/common.ts';
-import {
-  GUARDRAIL_RULE_KINDS,
-  type GuardrailDocumentType,
-  type GuardrailRuleKind,
-} from '../../../../crds/guardrail.ts';
+import { FINDING_KINDS, type GuardrailDocumentType } from '../../../../crds/guardrail.ts';
 
-const ADVICE: Record<GuardrailRuleKind, string> = {
+const ADVICE: Record<(typeof FINDING_KINDS)[number], string> = {
   drop: 'Drop objects through your migration tool, or ask a database administrator.',
   truncate: 'Delete the rows you mean with a WHERE clause, or ask a database administrator.',
   'delete-without-where': 'Add a WHERE clause that names the rows (for example by key).',
@@ -27,8 +23,8 @@ const ADVICE: Record<GuardrailRuleKind, string> = {
 export const DEFAULT_MAX_AFFECTED_ROWS = 1000;
 
 /**
- * The built-in guardrail set for the quickstart and as a starting point: one rule per built-in
- * kind, each named after its kind, each blocking, and a row limit (`row-limit`).
+ * The built-in guardrail set for the quickstart and as a starting point: one rule per finding kind
+ * (unknown-shape, a closed world, is a choice, not a default), each named after its kind, each blocking, and a row limit (`row-limit`).
  */
 export const DEFAULT_GUARDRAIL: GuardrailDocumentType = {
   apiVersion: API_VERSION,
@@ -37,7 +33,7 @@ export const DEFAULT_GUARDRAIL: GuardrailDocumentType = {
   spec: {
     mode: 'enforce',
     rules: [
-      ...GUARDRAIL_RULE_KINDS.map((kind) => ({
+      ...FINDING_KINDS.map((kind) => ({
         name: kind,
         kinds: [kind],
         action: 'block' as const,

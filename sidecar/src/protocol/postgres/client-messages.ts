@@ -6,6 +6,7 @@ import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
 import type { Moment, Refused, RowsMeasured } from '../../policy/gates/session-gate.ts';
 import { finalTransactionEnd, type RowLimit, rowCap } from '../../policy/guardrails/row-limits.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
+import { pgTextShape } from '../../sql/statement-shape.ts';
 import type { SessionCore } from '../session-core.ts';
 import { approvalRefusal, boundParametersHash, executeApproval, tellHeld } from './approval-holds.ts';
 import { noticeResponse } from './backend-writer.ts';
@@ -397,15 +398,19 @@ export class ClientMessages {
       if (verdict.cause === 'masking') this.state.scrubbing = true;
       this.logRefusal(verdict);
       // Only a refusal an approval could lift is described for the approver (once more: cached).
-      const text = verdict.held && released === undefined ? (described ?? describeQuery(sql)[0]) : undefined;
+      // The shape spans every statement of the text: an approved shape of its first must not cover more.
+      const shape =
+        verdict.held && released === undefined
+          ? pgTextShape(described ? [described] : describeQuery(sql))
+          : undefined;
       const held =
-        text !== undefined
+        shape !== undefined
           ? heldStatement(verdict, {
               identity: this.state.context.identity,
               database: this.state.context.database,
               sql,
-              fingerprint: text.fingerprint ?? null,
-              shape: text.statement ?? null,
+              fingerprint: shape?.fingerprint ?? null,
+              shape: shape?.shape ?? null,
             })
           : undefined;
       return { refusal: pgRefusal(verdict), ...(held && { held }) };

@@ -5,6 +5,7 @@ import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import type { Authenticator } from '../../identity/identity.ts';
 import type { SessionMetrics } from '../../metrics.ts';
+import type { PolicyHooks } from '../../policy/gates/policy-hooks.ts';
 import type { RowBudget } from '../../policy/guardrails/row-limits.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import type { PolicySource } from '../../policy/sources.ts';
@@ -31,4 +32,6 @@ export interface SessionDeps {
   readonly rowBudget: RowBudget;
   /** Statements held for approval wait here for their decisions (one per proxy). */
   readonly approvals: ApprovalBook;
+  /** Approved shapes for unknown-shape rules, and the dryRun log (one per proxy). */
+  readonly policyHooks?: PolicyHooks;
 }

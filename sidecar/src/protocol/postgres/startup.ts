@@ -190,6 +190,7 @@ export class Startup {
         code: () => this.deps.catalog.current()?.code,
         snapshot: () => this.deps.catalog.current(),
         misread: (sql) => reading.misread(sql),
+        ...(this.deps.policyHooks && { hooks: this.deps.policyHooks }),
       });
       // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
       // Guarded ones too: calls of stored code are judged by what the catalog says the code does.
