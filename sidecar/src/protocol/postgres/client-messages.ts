@@ -1,4 +1,4 @@
-import { heldStatement, releasedRules } from '../../approvals/held-statement.ts';
+import { heldStatement, releasedRules, withMeasured } from '../../approvals/held-statement.ts';
 import type { HeldStatement } from '../../approvals/hold.ts';
 import type { StatementEvent } from '../../audit/events.ts';
 import { recordStatementStart } from '../../audit/record-statement.ts';
@@ -20,6 +20,7 @@ import {
   textsOf,
 } from './exchange.ts';
 import { fastPathGuardrails, fastPathRefusal } from './fast-path.ts';
+import { measureHeld } from './held-impact.ts';
 import { bindNames, executePortal, parseMessage, queryText, targetOf } from './message-fields.ts';
 import { HOLD } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
@@ -315,12 +316,22 @@ export class ClientMessages {
   }
 
   /**
-   * A Query an approval rule holds: released at once (judged again past the rules released), or the
-   * client is told the request and the stream waits (HOLD) until it is decided, the wait ends or the
+   * A Query an approval rule holds: released at once (judged again past the rules released), or its
+   * impact is measured (the stream waits, and the Query is handled again), then the client is told the request and the stream waits (HOLD) until it is decided, the wait ends or the
    * client cancels; then the Query is handled again and approvalOf says what became of it.
    */
   private hold(sql: string, held: HeldStatement): { verdict: Verdict; request: string } | typeof HOLD {
-    const start = this.state.holds.begin(sql, held);
+    // What the approver is shown is measured first, on this session's connection, while the stream waits.
+    let measuredHeld = held;
+    if (!this.state.holds.releasesAtOnce(held)) {
+      const measured = this.state.impact.take(sql);
+      if (!measured) {
+        this.state.impact.start(sql, measureHeld(this.state, this.core, sql, held));
+        return HOLD;
+      }
+      measuredHeld = withMeasured(held, measured);
+    }
+    const start = this.state.holds.begin(sql, measuredHeld);
     if (start.run) return { verdict: this.judge(sql, undefined, start.released), request: start.request };
     tellHeld(this.core, start.request);
     return HOLD;
@@ -336,10 +347,12 @@ export class ClientMessages {
 
   /** The largest transaction count the statement's enforcing limits allow, from what is known now. */
   rowCapNow(limits: readonly RowLimit[]): number | undefined {
-    return rowCap(limits, {
+    const cap = rowCap(limits, {
       before: this.state.rowsBefore,
       minute: this.state.deps.rowBudget.spent(this.state.context.identity.subject),
     });
+    // The database's count also holds the rows the proxy's measurements changed and rolled back.
+    return cap === undefined ? undefined : cap + this.state.measuredRows;
   }
 
   /** The extended-protocol row check sent right after `execute`, with the pending answers it is owed. */
