@@ -50,6 +50,8 @@ import type { RowCounting } from './row-counting.ts';
 export interface CommandPort {
   /** The server status flags as the last answer left them. */
   status(): number;
+  /** The held statement with its impact measured, or HOLD_COMMAND while it is measured (relay.ts). */
+  measureHeld(sql: string, held: HeldStatement): HeldStatement | typeof HOLD_COMMAND;
   /** The command being judged is judged again, against a catalog reloaded for it. */
   catalogRefreshed(): boolean;
   /** The masking in force now (policy reloads apply to the next command). */
@@ -180,7 +182,9 @@ export class CommandGovernor {
         const held = verdict === HOLD_COMMAND ? undefined : (verdict as { held?: HeldStatement }).held;
         if (held && !approval) {
           // MySQL has no asynchronous notice: the session simply waits, then runs or answers why not.
-          const start = this.holds.begin(sql, held);
+          const measured = this.port.measureHeld(sql, held);
+          if (measured === HOLD_COMMAND) return HOLD_COMMAND;
+          const start = this.holds.begin(sql, measured);
           if (!start.run) return HOLD_COMMAND;
           verdict = this.judge(sql, texts, start.released);
           approvedBy = start.request;

@@ -82,7 +82,7 @@ export async function measurePostgresImpact(
   let measured: Measured;
   if (opened.status !== 'T') measured = notMeasured(plan, failure('opening the measurement', opened.error));
   else if (plan.measure === 'rows')
-    measured = await measureRows(link, plan.explain, sql, valueOf(opened, before));
+    measured = await measureRows(link, plan.explain, sql, firstValue(opened, before));
   else measured = await listDependents(link, plan.targets);
   const closed = await link.query(closer);
   const intact = closed.status === status && closed.error === undefined;
@@ -109,7 +109,7 @@ async function measureRows(
   const ran = await link.query(`${sql}\n;${checkQuery(after, '(-1)::pg_catalog.int8')}`);
   if (ran.status !== 'T') return { ...estimate, notMeasured: failure('the statement', ran.error) };
   const start = Number(before);
-  const end = Number(valueOf(ran, after));
+  const end = Number(firstValue(ran, after));
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end))
     return { ...estimate, notMeasured: 'the row counts could not be read' };
   if (start < 0 || end < 0)
@@ -138,7 +138,7 @@ function failure(what: string, sqlstate: string | undefined): string {
 }
 
 /** The first value of the result whose first column is `column`. */
-function valueOf(answer: QueryAnswer, column: string): string | undefined {
+function firstValue(answer: QueryAnswer, column: string): string | undefined {
   return answer.results.find((r) => r.columns[0] === column)?.rows[0]?.[0] ?? undefined;
 }
 
