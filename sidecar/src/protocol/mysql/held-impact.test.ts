@@ -79,7 +79,8 @@ describe('measureMysqlImpact', () => {
       async run(sql: string): Promise<MysqlAnswer> {
         if (sql.startsWith('SELECT CAST')) {
           sent.push(sql);
-          return { ok: true, rows: [row(String((counter += 3)))], inTransaction: true };
+          counter += 3;
+          return { ok: true, rows: [row(String(counter))], inTransaction: true };
         }
         const a = await link.run(sql);
         return { ...a, inTransaction: sql !== 'ROLLBACK' };
