@@ -23,6 +23,7 @@ beforeAll(async () => {
   await admin.query(`CREATE TABLE ${DATABASE}.orders(id int primary key, note text) ENGINE=InnoDB`);
   await admin.query(`CREATE TABLE ${DATABASE}.archive(id int, note text) ENGINE=InnoDB`);
   await admin.query(`CREATE TABLE ${DATABASE}.customers(id int primary key) ENGINE=InnoDB`);
+  await admin.query(`CREATE TABLE ${DATABASE}.people(id int, email text) ENGINE=InnoDB`);
   await admin.query(`CREATE VIEW ${DATABASE}.customer_ids AS SELECT id FROM ${DATABASE}.customers`);
   await admin.query(
     `CREATE TABLE ${DATABASE}.invoices(customer int, CONSTRAINT invoice_customer FOREIGN KEY (customer) REFERENCES ${DATABASE}.customers(id)) ENGINE=InnoDB`,
@@ -52,15 +53,17 @@ beforeAll(async () => {
               approvers: [{ kind: 'Group', name: 'approvers' }],
               waitSeconds: 30,
               ttlSeconds: 60,
-              autoApprove: [{ name: 'small', maxAffectedRows: 3 }],
+              autoApprove: [{ name: 'small', maxAffectedRows: 3, sensitiveColumns: 'none' }],
             },
           },
         ],
       }),
+      policyDocument('MaskingPolicy', 'pii', { rules: [{ columns: ['people.email'], method: 'redact' }] }),
       policyDocument('DatabaseAccess', 'demo', {
         subjects: [localUser('demo')],
         allow: ['read', 'write', 'ddl'],
         guardrails: ['holds'],
+        maskingPolicies: ['pii'],
       }),
     ],
   });
@@ -76,6 +79,8 @@ const seed = async () => {
   await admin.query(`DELETE FROM ${DATABASE}.archive`);
   await admin.query(`INSERT INTO ${DATABASE}.orders VALUES (1,'a'),(2,'b'),(3,'c'),(4,'d'),(5,'e')`);
   await admin.query(`INSERT INTO ${DATABASE}.archive VALUES (1,'a'),(2,'b')`);
+  await admin.query(`DELETE FROM ${DATABASE}.people`);
+  await admin.query(`INSERT INTO ${DATABASE}.people VALUES (1,'ann@example.com')`);
 };
 const count = async (table = 'orders') => {
   const [rows] = await admin.query(`SELECT count(*) AS n FROM ${DATABASE}.${table}`);
@@ -113,6 +118,21 @@ describe('MySQL: the impact of a held statement', () => {
     expect(((await running) as { errno: number }).errno).toBe(1142);
     const [rows] = await admin.query(`SELECT count(*) AS n FROM ${DATABASE}.orders WHERE note IS NULL`);
     expect(Number((rows as { n: number }[])[0]!.n)).toBe(0);
+    await c.end();
+  });
+
+  it('names the masked columns a statement touches, which a sensitiveColumns: none condition does not approve', async () => {
+    await seed();
+    const c = await mysqlClient(proxy.port, { database: DATABASE });
+    const running = c.query('DELETE FROM people').catch((e: unknown) => e as { errno: number });
+    const { id } = await pendingFor('DELETE FROM people');
+    expect((await api(`/approvals/${id}`, 'lead')).body.impact).toMatchObject({
+      affectedRows: 1,
+      sensitiveColumns: [`${DATABASE}.people.email`],
+    });
+    await api(`/approvals/${id}/deny`, 'lead', { reason: 'no' });
+    expect(((await running) as { errno: number }).errno).toBe(1142);
+    expect(await count('people')).toBe(1);
     await c.end();
   });
 

@@ -39,6 +39,7 @@ beforeAll(async () => {
     CREATE TABLE archive(id int, note text);
     CREATE VIEW open_orders AS SELECT id FROM orders WHERE note = 'x';
     CREATE TABLE lines(order_id int REFERENCES orders(id));
+    CREATE TABLE customers(id int, email text);
     ANALYZE orders;`);
   const config = localProxyConfig(pgInfo, {
     identity: {
@@ -67,15 +68,17 @@ beforeAll(async () => {
               notify: [
                 { type: 'webhook', url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/` },
               ],
-              autoApprove: [{ name: 'small', maxAffectedRows: 3 }],
+              autoApprove: [{ name: 'small', maxAffectedRows: 3, sensitiveColumns: 'none' }],
             },
           },
         ],
       }),
+      policyDocument('MaskingPolicy', 'pii', { rules: [{ columns: ['customers.email'], method: 'redact' }] }),
       policyDocument('DatabaseAccess', 'people', {
         subjects: [localUser('demo'), localUser('lead')],
         allow: ['read', 'write', 'ddl'],
         guardrails: ['holds'],
+        maskingPolicies: ['pii'],
       }),
     ],
   });
@@ -90,7 +93,8 @@ afterAll(async () => {
 const { api, pendingFor } = approvalsClient(() => proxy.adminPort);
 
 async function seed(rows: number): Promise<void> {
-  await admin.query('TRUNCATE lines, archive; DELETE FROM orders');
+  await admin.query('TRUNCATE lines, archive, customers; DELETE FROM orders');
+  await admin.query("INSERT INTO customers VALUES (1, 'ann@example.com')");
   await admin.query(`INSERT INTO orders SELECT g, 'x' FROM generate_series(1, ${rows}) g`);
   await admin.query(`INSERT INTO archive SELECT g, 'x' FROM generate_series(1, 2) g`);
 }
@@ -164,6 +168,31 @@ describe('PostgreSQL: the impact of a held statement', () => {
     expect(Number((await admin.query("SELECT count(*) FROM orders WHERE note = 'x'")).rows[0].count)).toBe(5);
     await api(`/approvals/${request.id}/deny`, 'lead', { reason: 'no' });
     expect(((await running) as pg.DatabaseError).code).toBe('42501');
+    await c.end();
+  });
+
+  it('names the masked columns a statement touches, which a sensitiveColumns: none condition does not approve', async () => {
+    await seed(1);
+    const c = await client();
+    const running = c.query('DELETE FROM customers').catch((e: unknown) => e as pg.DatabaseError);
+    const request = await pendingFor('DELETE FROM customers');
+    // One row, within maxAffectedRows, but the row holds a masked column: a person decides.
+    const impact = (await api(`/approvals/${request.id}`, 'lead')).body.impact;
+    expect(impact).toMatchObject({ affectedRows: 1, sensitiveColumns: ['public.customers.email'] });
+    expect(await show(request.id)).toContain('public.customers.email');
+    await api(`/approvals/${request.id}/deny`, 'lead', { reason: 'no' });
+    await running;
+    // One row that touches no masked column: the condition approves it by itself.
+    expect((await c.query('UPDATE orders SET note = NULL')).rowCount).toBe(1);
+    const list = (await api('/approvals', 'lead')).body as {
+      statement: string;
+      impact: { sensitiveColumns?: string[] };
+      decision?: { condition?: string };
+    }[];
+    expect(list.find((r) => r.statement === 'UPDATE orders SET note = NULL')).toMatchObject({
+      impact: { sensitiveColumns: [] },
+      decision: { condition: 'small' },
+    });
     await c.end();
   });
 

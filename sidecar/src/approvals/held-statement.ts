@@ -51,10 +51,18 @@ export function heldStatement(
     shape: statement.shape,
     requester: statement.identity,
     rules,
-    impact: held.tables ? { tables: held.tables } : {},
+    impact: {
+      ...(held.tables && { tables: held.tables }),
+      ...(held.sensitiveColumns && { sensitiveColumns: held.sensitiveColumns }),
+    },
     ...(held.facts && { statementFacts: held.facts }),
-    // Until the protocol measures them, the conditions that read rows and sensitive columns do not hold.
-    facts: { kinds: held.kinds, tables: held.tables, affectedRows: undefined, sensitiveColumns: undefined },
+    // Until the protocol measures the rows, the conditions that read them do not hold.
+    facts: {
+      kinds: held.kinds,
+      tables: held.tables,
+      affectedRows: undefined,
+      sensitiveColumns: held.sensitiveColumns,
+    },
   };
 }
 

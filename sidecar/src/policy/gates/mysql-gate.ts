@@ -11,6 +11,7 @@ import { changesReading } from '../../sql/mysql/statement-rules.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
+import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
 import {
   analysisFailed,
@@ -129,6 +130,21 @@ export function createMysqlGate(options: {
         if (verdict.outcome === 'allow') state = applyMysqlSessionEffects(state, facts);
       } catch (error) {
         return analysisFailed('statement', error);
+      }
+      if (verdict.outcome === 'refuse' && verdict.held?.facts) {
+        // A held statement: the columns masked for this identity that it touches, for its approver.
+        const settings = options.masking?.();
+        const catalog = options.catalog?.();
+        const touched =
+          settings &&
+          catalog &&
+          touchedSensitiveColumns(
+            verdict.held.facts,
+            catalog,
+            (schema, table, column) => settings.columnMask(schema, table, column) !== undefined,
+            true,
+          );
+        return touched ? { ...verdict, held: { ...verdict.held, sensitiveColumns: touched } } : verdict;
       }
       if (verdict.outcome !== 'allow' || !masking) return verdict;
       if (masking.refusal)

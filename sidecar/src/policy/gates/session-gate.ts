@@ -88,6 +88,11 @@ export interface Refused {
     readonly tables: readonly string[] | undefined;
     /** Its facts with the stored code it reaches: what measuring its impact needs to know. */
     readonly facts?: StatementFacts;
+    /**
+     * The columns masked for the requester that it reads or writes (`schema.table.column`); undefined
+     * when it cannot be told (the requester sees clear values, no catalog, facts too coarse).
+     */
+    readonly sensitiveColumns?: readonly string[];
   };
   /** An analysis failed: which one and why, for the proxy log (never sent to the client). */
   readonly failure?: { readonly stage: 'statement' | 'masking'; readonly error: string };

@@ -1,6 +1,8 @@
 import { type ImpactPlan, impactPlan, type Measured } from '../../approvals/impact-plan.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
-import { PayloadReader } from './packet-io.ts';
+import { ServerStatus } from './constants.ts';
+import type { MysqlExchange } from './exchange.ts';
+import { PayloadReader, packet } from './packet-io.ts';
 import { counterQuery, counterValue, type MysqlTableCatalog, unmeasurable } from './row-measure.ts';
 
 /**
@@ -213,4 +215,23 @@ export async function measureMysqlHeld(
     return { notMeasured: 'the measurement could not restore the transaction' };
   }
   return result.measured;
+}
+
+/** Runs one COM_QUERY of the proxy's own on the session's connection, its answer kept from the client. */
+export function proxyCommand(exchange: MysqlExchange, send: (bytes: Buffer) => void): MysqlLink['run'] {
+  return (sql) =>
+    new Promise((resolve) => {
+      const rows: Buffer[] = [];
+      exchange.owe('IMPACT', {
+        onRow: (row) => rows.push(Buffer.from(row)),
+        onDone: (end) =>
+          resolve({
+            ok: end?.ok ?? false,
+            errorCode: end?.errorCode,
+            rows,
+            inTransaction: (exchange.status & ServerStatus.IN_TRANS) !== 0,
+          }),
+      });
+      send(packet(Buffer.from(`\x03${sql}`, 'utf8'), 0));
+    });
 }

@@ -27,7 +27,7 @@ import { CommandGovernor } from './commands.ts';
 import { Command, MysqlError, type MysqlErrorKind, ServerStatus } from './constants.ts';
 import { MysqlExchange } from './exchange.ts';
 import type { Established } from './handshake.ts';
-import { type MysqlImpactSession, measureMysqlHeld } from './held-impact.ts';
+import { type MysqlImpactSession, measureMysqlHeld, proxyCommand } from './held-impact.ts';
 import type { SessionRegistry } from './kill.ts';
 import { packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
@@ -347,22 +347,10 @@ export class MysqlRelay implements RelayProtocol {
     return {
       whenQuiet: () =>
         this.exchange.answersOwed ? new Promise((resolve) => this.quiet.push(resolve)) : Promise.resolve(),
-      run: (sql) =>
-        new Promise((resolve) => {
-          const rows: Buffer[] = [];
-          this.exchange.owe('IMPACT', {
-            onRow: (row) => rows.push(Buffer.from(row)),
-            onDone: (end) =>
-              resolve({
-                ok: end?.ok ?? false,
-                errorCode: end?.errorCode,
-                rows,
-                inTransaction: (this.exchange.status & ServerStatus.IN_TRANS) !== 0,
-              }),
-          });
-          this.core.toServer.add(packet(Buffer.from(`\x03${sql}`, 'utf8'), 0));
-          this.core.toServer.flush();
-        }),
+      run: proxyCommand(this.exchange, (bytes) => {
+        this.core.toServer.add(bytes);
+        this.core.toServer.flush();
+      }),
       inTransaction: () => (this.exchange.status & ServerStatus.IN_TRANS) !== 0,
       catalog: this.deps.code.tables(),
       database: this.deps.config.upstream.database,
