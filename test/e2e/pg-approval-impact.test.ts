@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
@@ -5,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runApprovalsCommand } from '../../sidecar/src/cli/approvals-command.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { approvalsClient } from './support/approvals.ts';
-import { freshDatabase, localProxyConfig, pgClient } from './support/clients.ts';
+import { freshDatabase, localProxyConfig, pgClient, proxyDsn } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -229,6 +230,54 @@ describe('PostgreSQL: the impact of a held statement', () => {
     expect((await c.query('SELECT count(*) FROM orders')).rows[0].count).toBe('5');
     await c.end();
   });
+
+  it('bounds the measurement in time: a statement that waits for a lock is not measured, and says so', async () => {
+    await seed(5);
+    await admin.query('BEGIN');
+    await admin.query('SELECT * FROM orders FOR UPDATE');
+    try {
+      const c = await client();
+      const started = performance.now();
+      const running = c.query('DELETE FROM orders').catch((e: unknown) => e as pg.DatabaseError);
+      const request = await pendingFor('DELETE FROM orders');
+      expect(performance.now() - started).toBeLessThan(8_000);
+      const impact = (await api(`/approvals/${request.id}`, 'lead')).body.impact;
+      expect(impact.affectedRows).toBeUndefined();
+      expect(impact.notMeasured).toMatch(/waited for a lock past the measurement's 2000 ms limit/);
+      await api(`/approvals/${request.id}/deny`, 'lead', { reason: 'no' });
+      await running;
+      await c.end();
+    } finally {
+      await admin.query('ROLLBACK');
+    }
+    expect(await count()).toBe(5);
+  }, 20_000);
+
+  it("a cancel while the statement is measured ends it, and opens no request (psql's Ctrl-C)", async () => {
+    await seed(5);
+    await admin.query('BEGIN');
+    await admin.query('SELECT * FROM orders FOR UPDATE');
+    try {
+      const dsn = proxyDsn(proxy.port, 'demo', 'demo-secret').replace('dbname=app', `dbname=${DATABASE}`);
+      const child = spawn('/usr/bin/psql', [dsn, '-X', '-c', 'DELETE FROM orders'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const closed = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      child.kill('SIGINT');
+      expect(await closed).not.toBe(0);
+      expect(stderr).toContain('Gatehouse was measuring it for its approver');
+      const list = (await api('/approvals', 'lead')).body as { statement: string; phase: string }[];
+      expect(list.filter((r) => r.statement === 'DELETE FROM orders' && r.phase === 'Pending')).toEqual([]);
+    } finally {
+      await admin.query('ROLLBACK');
+    }
+    expect(await count()).toBe(5);
+  }, 20_000);
 
   it('lists what depends on a table a DROP would remove', async () => {
     await seed(1);

@@ -7,7 +7,13 @@ import type { Measured } from './impact-plan.ts';
  */
 export class PendingImpact {
   private current:
-    | { readonly text: string; readonly waiting: Promise<void>; measured?: Measured; resumes: boolean }
+    | {
+        readonly text: string;
+        readonly waiting: Promise<void>;
+        measured?: Measured;
+        resumes: boolean;
+        cancelled: boolean;
+      }
     | undefined;
 
   /** Starts waiting for `measuring`, which must settle (a failure is a measurement that says why). */
@@ -15,6 +21,7 @@ export class PendingImpact {
     const current: NonNullable<typeof this.current> = {
       text,
       resumes: false,
+      cancelled: false,
       waiting: measuring.then(
         (measured) => {
           current.measured = measured;
@@ -42,11 +49,19 @@ export class PendingImpact {
     return current.waiting;
   }
 
+  /**
+   * The client cancelled while its statement was measured (the server got the cancel too): once the
+   * measurement is done its request is opened and withdrawn at once, as a cancel while it waits would.
+   */
+  cancel(): void {
+    if (this.current) this.current.cancelled = true;
+  }
+
   /** The measurement, when `text` is the one measured and it is done; handed out once. */
-  take(text: string): Measured | undefined {
+  take(text: string): { readonly measured: Measured; readonly cancelled: boolean } | undefined {
     const current = this.current;
     if (!current?.measured || current.text !== text) return undefined;
     this.current = undefined;
-    return current.measured;
+    return { measured: current.measured, cancelled: current.cancelled };
   }
 }

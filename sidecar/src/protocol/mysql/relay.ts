@@ -337,8 +337,8 @@ export class MysqlRelay implements RelayProtocol {
    */
   private measureHeld(sql: string, held: HeldStatement): HeldStatement | typeof HOLD_COMMAND {
     if (this.holds.releasesAtOnce(held)) return held;
-    const measured = this.impact.take(sql);
-    if (measured) return withMeasured(held, measured);
+    const taken = this.impact.take(sql);
+    if (taken) return withMeasured(held, taken.measured);
     this.impact.start(sql, measureMysqlHeld(this.impactSession(), sql, held.statementFacts));
     return HOLD_COMMAND;
   }

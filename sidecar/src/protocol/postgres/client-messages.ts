@@ -54,6 +54,16 @@ interface Verdict {
   readonly rows?: RowsMeasured;
 }
 
+/** A held Query the client cancelled while its impact was measured, answered as the server answers a cancel. */
+const CANCELLED_WHILE_MEASURED: Refusal = {
+  reason: 'cancelled while measured for approval',
+  fields: {
+    severity: 'ERROR',
+    code: '57014',
+    message: 'canceling statement due to user request (Gatehouse was measuring it for its approver)',
+  },
+};
+
 /** Close of a prepared statement. */
 function closeStatementMessage(name: string): Buffer {
   return encodeMessage(Frontend.Close, Buffer.from(`S${name}\0`, 'utf8'));
@@ -320,16 +330,18 @@ export class ClientMessages {
    * impact is measured (the stream waits, and the Query is handled again), then the client is told the request and the stream waits (HOLD) until it is decided, the wait ends or the
    * client cancels; then the Query is handled again and approvalOf says what became of it.
    */
-  private hold(sql: string, held: HeldStatement): { verdict: Verdict; request: string } | typeof HOLD {
+  private hold(sql: string, held: HeldStatement): { verdict: Verdict; request?: string } | typeof HOLD {
     // What the approver is shown is measured first, on this session's connection, while the stream waits.
     let measuredHeld = held;
     if (!this.state.holds.releasesAtOnce(held)) {
-      const measured = this.state.impact.take(sql);
-      if (!measured) {
+      const taken = this.state.impact.take(sql);
+      if (!taken) {
         this.state.impact.start(sql, measureHeld(this.state, this.core, sql, held));
         return HOLD;
       }
-      measuredHeld = withMeasured(held, measured);
+      // Cancelled while measured: no request is opened, and nothing runs.
+      if (taken.cancelled) return { verdict: { refusal: CANCELLED_WHILE_MEASURED } };
+      measuredHeld = withMeasured(held, taken.measured);
     }
     const start = this.state.holds.begin(sql, measuredHeld);
     if (start.run) return { verdict: this.judge(sql, undefined, start.released), request: start.request };

@@ -21,8 +21,10 @@ import { dataRowValues } from './upstream-query.ts';
  * status after it must be the one before, or the session is not intact (and is ended).
  */
 
-/** The longest each measuring statement may run (statement_timeout, lock_timeout). */
+/** The longest each measuring statement may run (statement_timeout). */
 export const MEASURE_TIMEOUT_MS = 3_000;
+/** The longest it may wait for a lock (lock_timeout), so that a lock wait is told apart. */
+const LOCK_TIMEOUT_MS = 2_000;
 const SAVEPOINT = 'gatehouse_impact';
 /** The most dependents listed; past it the list says there are more. */
 const MAX_DEPENDENTS = 50;
@@ -72,7 +74,7 @@ export async function measurePostgresImpact(
   const setup = [
     opener,
     `SET LOCAL statement_timeout = ${MEASURE_TIMEOUT_MS}`,
-    `SET LOCAL lock_timeout = ${MEASURE_TIMEOUT_MS}`,
+    `SET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS}`,
     ...(plan.measure === 'rows' ? [checkQuery(before, '(-1)::pg_catalog.int8')] : []),
   ].join(';\n');
   const opened = await link.query(setup);
@@ -132,8 +134,10 @@ function notMeasured(plan: ImpactPlan, reason: string): Measured {
 }
 
 function failure(what: string, sqlstate: string | undefined): string {
-  if (sqlstate === '57014') return `${what} ran past the measurement's ${MEASURE_TIMEOUT_MS} ms time limit`;
-  if (sqlstate === '55P03') return `${what} waited for a lock past the measurement's time limit`;
+  if (sqlstate === '57014')
+    return `${what} was cancelled, or ran past the measurement's ${MEASURE_TIMEOUT_MS} ms time limit`;
+  if (sqlstate === '55P03')
+    return `${what} waited for a lock past the measurement's ${LOCK_TIMEOUT_MS} ms limit`;
   return `${what} failed under measurement (SQLSTATE ${sqlstate ?? 'unknown'})`;
 }
 

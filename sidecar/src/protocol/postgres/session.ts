@@ -48,7 +48,10 @@ export class PostgresSession implements RelayProtocol {
     this.clientMessages = new ClientMessages(this.state, this.core);
     this.serverMessages = new ServerMessages(this.state, this.core);
     // A statement waiting for approval never reached the server: a cancel, or the session's end, withdraws it.
-    deps.cancelKeys.onCancel(established.cancelProcessId, () => this.state.holds.cancel());
+    deps.cancelKeys.onCancel(established.cancelProcessId, () => {
+      this.state.holds.cancel();
+      this.state.impact.cancel();
+    });
     this.core.whenClosed(() => this.state.holds.cancel());
   }
 
