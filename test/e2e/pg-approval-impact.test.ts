@@ -72,6 +72,9 @@ beforeAll(async () => {
               autoApprove: [{ name: 'small', maxAffectedRows: 3, sensitiveColumns: 'none' }],
             },
           },
+          // The database's count of a transaction keeps the rows a measurement rolled back: row
+          // limits must not count them against the client's own statements.
+          { name: 'cap', maxAffectedRows: 6, action: 'block' },
         ],
       }),
       policyDocument('MaskingPolicy', 'pii', { rules: [{ columns: ['customers.email'], method: 'redact' }] }),
@@ -278,6 +281,21 @@ describe('PostgreSQL: the impact of a held statement', () => {
     }
     expect(await count()).toBe(5);
   }, 20_000);
+
+  it('says that a statement sent with the extended protocol is not measured', async () => {
+    await seed(5);
+    const c = await client();
+    const running = c
+      .query({ name: 'sweep', text: 'DELETE FROM orders' })
+      .catch((e: unknown) => e as pg.DatabaseError);
+    const request = await pendingFor('DELETE FROM orders');
+    const impact = (await api(`/approvals/${request.id}`, 'lead')).body.impact;
+    expect(impact.affectedRows).toBeUndefined();
+    expect(impact.notMeasured).toMatch(/extended protocol/);
+    await api(`/approvals/${request.id}/deny`, 'lead', { reason: 'no' });
+    await running;
+    await c.end();
+  });
 
   it('lists what depends on a table a DROP would remove', async () => {
     await seed(1);

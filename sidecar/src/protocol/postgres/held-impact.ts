@@ -27,6 +27,9 @@ export async function measureHeld(
   const plan = impactPlan(facts, uncountableChange(facts));
   if (plan.measure === 'nothing') return {};
   if (plan.measure === 'impossible') return { notMeasured: plan.reason };
+  // Mid-pipeline (extended-protocol messages with no Sync yet) the server is in no state to run ours.
+  if (!state.exchange.endsAtReady)
+    return { notMeasured: 'the connection is in the middle of an extended-protocol exchange (no Sync yet)' };
   await state.whenQuiet();
   if (core.closed) return { notMeasured: 'the session ended' };
   const probe = new SessionProbe(
