@@ -46,6 +46,8 @@ describe('impactPlan', () => {
       'DELETE FROM orders; SELECT 1': /other statements/,
       "DELETE FROM orders WHERE (SELECT pg_read_file('/etc/passwd')) IS NULL": /file-access|calls/,
       'DELETE FROM': /does not parse/,
+      'DELETE FROM orders WHERE note ### 1': /operator ###/,
+      'DELETE FROM orders WHERE note OPERATOR(myschema.=) 1': /operator|calls/,
     };
     for (const [sql, reason] of Object.entries(refused)) {
       const p = plan(sql);

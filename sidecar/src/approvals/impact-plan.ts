@@ -64,6 +64,11 @@ const SIDE_EFFECT_FREE: ReadonlySet<string> = new Set(
   ].map((f) => f.toLowerCase()),
 );
 
+/** Built-in operator symbols: one written otherwise (`###`, `s.=`) may run a user's function. */
+const BUILTIN_OPERATORS: ReadonlySet<string> = new Set(
+  '= <> != < > <= >= + - * / % || ~~ !~~ ~~* !~~* ~ !~ ~* !~* @> <@ && AND OR NOT'.split(' '),
+);
+
 /**
  * The plan for a held statement's facts (with the stored code it reaches). `uncountable` is the
  * protocol's reason its row count cannot be read (row-limits.ts uncountableChange on PostgreSQL,
@@ -97,6 +102,14 @@ export function impactPlan(facts: StatementFacts, uncountable?: string): ImpactP
     return {
       measure: 'impossible',
       reason: `it calls ${called}, which could act outside the transaction before anyone approved it`,
+    };
+  const operator = facts.statements
+    .flatMap((st) => st.operators ?? [])
+    .find((o) => !BUILTIN_OPERATORS.has(o));
+  if (operator !== undefined)
+    return {
+      measure: 'impossible',
+      reason: `it uses the operator ${operator}, which could run a function that acts outside the transaction`,
     };
   return { measure: 'rows', explain: facts.statementCount === 1 };
 }

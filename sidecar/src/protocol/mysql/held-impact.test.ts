@@ -24,7 +24,7 @@ const CATALOG = buildTableCatalog(
   [['app', 'parent']],
 );
 const plan = (sql: string, mariadb = true) =>
-  mysqlImpactPlan(analyzeMysql(sql, { sqlMode: null }), CATALOG, 'app', mariadb);
+  mysqlImpactPlan(sql, analyzeMysql(sql, { sqlMode: null }), CATALOG, 'app', mariadb);
 
 /** A text-protocol row of these values (null as NULL). */
 function row(...values: (string | null)[]): Buffer {
@@ -46,6 +46,11 @@ describe('mysqlImpactPlan', () => {
     expect(plan('DELETE FROM my')).toMatchObject({ measure: 'impossible', reason: /not transactional/ });
     expect(plan('DELETE FROM parent')).toMatchObject({ measure: 'impossible', reason: /CASCADE/ });
     expect(plan('DROP TABLE t')).toMatchObject({ measure: 'dependents' });
+    expect(plan('UPDATE t SET a = (@n := @n + 1)')).toMatchObject({
+      measure: 'impossible',
+      reason: /user variables/,
+    });
+    expect(plan("DELETE FROM t WHERE a = 'ann@example.com'")).toEqual({ measure: 'rows', explain: true });
   });
 });
 

@@ -46,6 +46,7 @@ export interface MysqlProbeResult {
 
 /** The plan for a held MySQL statement (row-measure.ts says what its counters can count). */
 export function mysqlImpactPlan(
+  sql: string,
   facts: StatementFacts,
   catalog: MysqlTableCatalog | undefined,
   database: string,
@@ -62,6 +63,12 @@ export function mysqlImpactPlan(
     };
   if (facts.statementCount !== 1)
     return { measure: 'impossible', reason: 'a text of several statements is not measured' };
+  // A user variable assigned in an UPDATE or DELETE keeps its value after the rollback.
+  if (sql.includes(':='))
+    return {
+      measure: 'impossible',
+      reason: 'it assigns user variables, whose values a rollback does not restore',
+    };
   return plan;
 }
 
@@ -203,7 +210,7 @@ export async function measureMysqlHeld(
   facts: StatementFacts | undefined,
 ): Promise<Measured> {
   if (!facts) return {};
-  const plan = mysqlImpactPlan(facts, session.catalog, session.database, session.mariadb);
+  const plan = mysqlImpactPlan(sql, facts, session.catalog, session.database, session.mariadb);
   if (plan.measure === 'nothing') return {};
   if (plan.measure === 'impossible') return { notMeasured: plan.reason };
   await session.whenQuiet();
