@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { dependentsQuery, measurePostgresImpact, type ProbeLink, type QueryAnswer } from './impact-probe.ts';
+import { encodeMessage } from './codes.ts';
+import {
+  dependentsQuery,
+  measurePostgresImpact,
+  type ProbeLink,
+  type QueryAnswer,
+  SessionProbe,
+} from './impact-probe.ts';
 
 /** A server that answers each query by the first rule whose pattern it matches, and records them. */
 function fakeServer(rules: [RegExp, (sql: string) => Partial<QueryAnswer>][], start: 'I' | 'T') {
@@ -203,5 +210,45 @@ describe('dependentsQuery', () => {
     for (const name of names) expect(sql).toContain(Buffer.from(name).toString('hex'));
     // No bare comparison a search_path could redirect.
     expect(sql.replace(/OPERATOR\(pg_catalog\.(=|<>|\|\|)\)/g, '')).not.toMatch(/ (=|<>|\|\|) /);
+  });
+});
+
+describe('SessionProbe', () => {
+  const msg = (type: string, body: Buffer) => encodeMessage(type.charCodeAt(0), body);
+  const ready = (status: string) => msg('Z', Buffer.from(status));
+  const rowDescription = (name: string) =>
+    msg('T', Buffer.concat([Buffer.from([0, 1]), Buffer.from(`${name}\0`), Buffer.alloc(18)]));
+  const dataRow = (value: string) => {
+    const v = Buffer.from(value);
+    const head = Buffer.alloc(6);
+    head.writeInt16BE(1, 0);
+    head.writeInt32BE(v.length, 2);
+    return msg('D', Buffer.concat([head, v]));
+  };
+  const notification = msg('A', Buffer.concat([Buffer.alloc(4), Buffer.from('chan\0payload\0')]));
+
+  it('reads its answers across chunks, and hands back what comes when nothing is owed', async () => {
+    const written: Buffer[] = [];
+    const aside: number[] = [];
+    const probe = new SessionProbe(
+      (bytes) => written.push(bytes),
+      (type) => aside.push(type),
+    );
+    const answer = probe.query('SELECT 1');
+    expect(written[0]?.[0]).toBe('Q'.charCodeAt(0));
+    const bytes = Buffer.concat([
+      rowDescription('n'),
+      notification,
+      dataRow('42'),
+      msg('C', Buffer.from('SELECT 1\0')),
+      ready('T'),
+    ]);
+    expect(probe.push(bytes.subarray(0, 7))).toBeUndefined();
+    const rest = probe.push(Buffer.concat([bytes.subarray(7), notification]));
+    expect(await answer).toEqual({ results: [{ columns: ['n'], rows: [['42']] }], status: 'T' });
+    expect(aside).toEqual(['A'.charCodeAt(0)]);
+    // The notification after the last answer is the session's: handed back once, not kept.
+    expect(rest).toEqual(notification);
+    expect(probe.push(Buffer.alloc(0))).toEqual(Buffer.alloc(0));
   });
 });

@@ -28,6 +28,7 @@ const LOCK_TIMEOUT_MS = 2_000;
 const SAVEPOINT = 'gatehouse_impact';
 /** The most dependents listed; past it the list says there are more. */
 const MAX_DEPENDENTS = 50;
+const MAX_MESSAGE = 64 * 1024 * 1024;
 
 /** One simple-protocol Query's answer: each result's columns and text values, or its first error. */
 export interface QueryAnswer {
@@ -193,7 +194,7 @@ SELECT DISTINCT kind, name FROM (
  * dropped.
  */
 export class SessionProbe implements ProbeLink {
-  private readonly reader = new BackendMessageReader(64 * 1024 * 1024);
+  private reader = new BackendMessageReader(MAX_MESSAGE);
   private readonly write: (bytes: Buffer) => void;
   private readonly aside: (type: number, frame: Buffer) => void;
   private current:
@@ -219,19 +220,16 @@ export class SessionProbe implements ProbeLink {
   /** The server's bytes; what is left past the answer to the last query goes back to the session. */
   push(chunk: Buffer): Buffer | undefined {
     this.reader.push(chunk);
-    for (let frame = this.reader.next(); frame; frame = this.reader.next()) {
-      const current = this.current;
+    // Between the proxy's queries nothing is owed: what comes then is the session's (a notification).
+    for (let current = this.current; current; current = this.current) {
+      const frame = this.reader.next();
+      if (!frame) return undefined;
       const whole = encodeMessage(frame.type, frame.body);
-      if (frame.type === Backend.NotificationResponse || frame.type === Backend.ParameterStatus) {
-        this.aside(frame.type, whole);
-        continue;
-      }
-      if (!current) {
-        this.fail(new Error('the database answered a query the proxy did not send'));
-        return undefined;
-      }
       const results = current.answer.results;
-      if (frame.type === Backend.RowDescription) results.push({ columns: columnNames(frame.body), rows: [] });
+      if (frame.type === Backend.NotificationResponse || frame.type === Backend.ParameterStatus)
+        this.aside(frame.type, whole);
+      else if (frame.type === Backend.RowDescription)
+        results.push({ columns: columnNames(frame.body), rows: [] });
       else if (frame.type === Backend.DataRow)
         results[results.length - 1]?.rows.push(dataRowValues(frame.body));
       else if (frame.type === Backend.ErrorResponse)
@@ -241,7 +239,10 @@ export class SessionProbe implements ProbeLink {
         current.done({ ...current.answer, status: transactionStatus(whole) });
       }
     }
-    return this.current ? undefined : this.reader.remainder();
+    // Handed back once: the session's scanner reads them from here on.
+    const rest = this.reader.remainder();
+    this.reader = new BackendMessageReader(MAX_MESSAGE);
+    return rest;
   }
 
   /** The connection failed or timed out while a query was outstanding. */
