@@ -124,6 +124,18 @@ export class ApprovalBook {
     return found !== undefined && this.now() < found.until ? found.until : undefined;
   }
 
+  /** Whether `claim` would release this statement now, without claiming anything. */
+  releases(binding: StatementBinding, fingerprint: string | null): boolean {
+    this.sweep();
+    const id = this.live.get(bindingKey(binding));
+    if (id !== undefined && this.requests.get(id)?.phase === 'Approved') return true;
+    if (fingerprint === null) return false;
+    const shape = this.shapes.get(
+      shapeKey({ subject: binding.subject, database: binding.database, fingerprint }),
+    );
+    return shape !== undefined && this.requests.has(shape.requestId);
+  }
+
   /**
    * The Pending request for this statement: the one already open for the identical binding (a
    * client that sends the statement again while it waits joins it), or a new one.

@@ -28,6 +28,8 @@ export type ApprovalPhase = (typeof APPROVAL_PHASES)[number];
 export interface ApprovalImpact {
   /** Rows the statement changed under a rolled-back savepoint on the requester's own connection. */
   readonly affectedRows?: number;
+  /** Why a statement that changes rows was not measured (the session's transaction had failed...). */
+  readonly notMeasured?: string;
   /** The planner's estimate of the rows it reads or changes. */
   readonly estimatedRows?: number;
   /** Objects that depend on a DDL statement's target. */

@@ -3,6 +3,7 @@ import type { Refused } from '../policy/gates/session-gate.ts';
 import { approvalKey } from '../policy/guardrails/decide.ts';
 import { parametersHash } from './approval-request.ts';
 import type { HeldStatement, HoldingRule } from './hold.ts';
+import type { Measured } from './impact-plan.ts';
 
 /**
  * The held statement a refusal describes, or undefined when no approval can release it: the refusal
@@ -50,9 +51,30 @@ export function heldStatement(
     shape: statement.shape,
     requester: statement.identity,
     rules,
-    impact: held.tables ? { tables: held.tables } : {},
-    // Rows and sensitive columns are not measured yet: the conditions that read them do not hold.
-    facts: { kinds: held.kinds, tables: held.tables, affectedRows: undefined, sensitiveColumns: undefined },
+    impact: {
+      ...(held.tables && { tables: held.tables }),
+      ...(held.sensitiveColumns && { sensitiveColumns: held.sensitiveColumns }),
+    },
+    ...(held.facts && { statementFacts: held.facts }),
+    // Until the protocol measures the rows, the conditions that read them do not hold.
+    facts: {
+      kinds: held.kinds,
+      tables: held.tables,
+      affectedRows: undefined,
+      sensitiveColumns: held.sensitiveColumns,
+    },
+  };
+}
+
+/**
+ * The held statement with what its protocol measured on the session's own connection: shown to the
+ * approver, and the count `maxAffectedRows` conditions read (absent, they do not hold).
+ */
+export function withMeasured(held: HeldStatement, measured: Measured): HeldStatement {
+  return {
+    ...held,
+    impact: { ...held.impact, ...measured },
+    facts: { ...held.facts, affectedRows: measured.affectedRows },
   };
 }
 

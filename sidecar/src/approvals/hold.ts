@@ -1,5 +1,6 @@
 import type { AutoApproveConditionSpec } from '../../../crds/guardrail.ts';
 import type { Identity } from '../identity/identity.ts';
+import type { StatementFacts } from '../sql/analyze/statement-facts.ts';
 import type { ApprovalBook } from './approval-book.ts';
 import {
   type ApprovalImpact,
@@ -24,6 +25,8 @@ export interface HeldStatement {
   /** At least one; releasing the statement takes every one of them. */
   readonly rules: readonly HoldingRule[];
   readonly impact: ApprovalImpact;
+  /** The statement's facts with the stored code it reaches, for measuring its impact. */
+  readonly statementFacts?: StatementFacts;
   readonly facts: Pick<AutoApproveFacts, 'kinds' | 'tables' | 'affectedRows' | 'sensitiveColumns'>;
 }
 

@@ -83,11 +83,13 @@ export function webhookMessage(request: ApprovalRequest): Record<string, unknown
 }
 
 function impactLine(request: ApprovalRequest): string {
-  const { affectedRows, estimatedRows, tables, sensitiveColumns } = request.impact;
+  const { affectedRows, notMeasured, estimatedRows, tables, dependents, sensitiveColumns } = request.impact;
   const parts: string[] = [];
   if (affectedRows !== undefined) parts.push(`${affectedRows} rows measured`);
+  if (notMeasured !== undefined) parts.push(`rows not measured: ${notMeasured}`);
   if (estimatedRows !== undefined) parts.push(`about ${estimatedRows} rows planned`);
   if (tables?.length) parts.push(`tables ${tables.join(', ')}`);
+  if (dependents?.length) parts.push(`depended on by ${dependents.join(', ')}`);
   if (sensitiveColumns?.length) parts.push(`sensitive columns ${sensitiveColumns.join(', ')}`);
   return parts.join(' · ');
 }

@@ -40,6 +40,14 @@ export class SessionHolds {
     this.logger = logger;
   }
 
+  /**
+   * Whether the statement would be released at once (an approval or a shape approval waiting for it):
+   * its impact need not be measured, and it must not run before it is released.
+   */
+  releasesAtOnce(held: HeldStatement): boolean {
+    return this.book.releases(held.binding, held.fingerprint);
+  }
+
   /** Holds `text`: released at once, or pending (the session tells its client, and holds the stream). */
   begin(text: string, held: HeldStatement): HoldStart {
     const start = hold(this.book, held, new Date());

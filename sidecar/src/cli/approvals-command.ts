@@ -236,6 +236,7 @@ function details(r: ApprovalView): string {
     ['statement', r.statement],
     ['reason', r.reason],
     ['affected rows', r.impact.affectedRows?.toString()],
+    ['not measured', r.impact.notMeasured],
     ['estimated rows', r.impact.estimatedRows?.toString()],
     ['tables', r.impact.tables?.join(', ')],
     ['dependents', r.impact.dependents?.join(', ')],

@@ -12,6 +12,7 @@ import type { QueryText } from '../../sql/normalize.ts';
 import { textShape } from '../../sql/text-shape.ts';
 import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
+import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
 import type { PolicyHooks } from './policy-hooks.ts';
 import {
@@ -134,6 +135,21 @@ export function createMysqlGate(options: {
         if (verdict.outcome === 'allow') state = applyMysqlSessionEffects(state, facts);
       } catch (error) {
         return analysisFailed('statement', error);
+      }
+      if (verdict.outcome === 'refuse' && verdict.held?.facts) {
+        // A held statement: the columns masked for this identity that it touches, for its approver.
+        const settings = options.masking?.();
+        const catalog = options.catalog?.();
+        const touched =
+          settings &&
+          catalog &&
+          touchedSensitiveColumns(
+            verdict.held.facts,
+            catalog,
+            (schema, table, column) => settings.columnMask(schema, table, column) !== undefined,
+            true,
+          );
+        return touched ? { ...verdict, held: { ...verdict.held, sensitiveColumns: touched } } : verdict;
       }
       if (verdict.outcome !== 'allow' || !masking) return verdict;
       if (masking.refusal)

@@ -2,13 +2,16 @@ import type { Identity } from '../../identity/identity.ts';
 import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
 import { resolveExecutes } from '../../sql/analyze/assemble-facts.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import { columnKey } from '../../sql/lineage/trace.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
 import { pgTextShape, statementShape } from '../../sql/statement-shape.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
+import { sensitiveColumns } from '../masking/sensitive-columns.ts';
+import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
 import type { PolicyHooks } from './policy-hooks.ts';
 import { type CatalogSnapshot, MaskingGate, type TextMasking } from './postgres-masking.ts';
-import type { Moment, SessionGate, Verdict } from './session-gate.ts';
+import type { Moment, Refused, SessionGate, Verdict } from './session-gate.ts';
 import { analysisFailed, misreadRefusal } from './session-gate.ts';
 import { analyzeByShape } from './shape-cache.ts';
 import { CodeGuard } from './stored-code.ts';
@@ -27,6 +30,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
   private readonly code: CodeGuard;
   private readonly masking: MaskingGate;
   private readonly misread: (sql: string) => string | undefined;
+  private readonly snapshot: () => CatalogSnapshot | undefined;
 
   constructor(options: {
     policy: PolicySource;
@@ -45,6 +49,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
     this.code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
     this.masking = new MaskingGate(options.policy, options.identity, options.database, options.snapshot);
     this.misread = options.misread;
+    this.snapshot = options.snapshot;
   }
 
   describe(sql: string): readonly QueryText[] {
@@ -57,6 +62,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
     // Texts that differ only in literals share analyses where no literal can change them.
     const shape = this.policy() ? statementShape(sql, texts) : undefined;
     const verdict = this.guard(sql, shape, moment, texts);
+    if (verdict.outcome === 'refuse' && verdict.held?.facts) return this.withSensitive(verdict);
     if (verdict.outcome !== 'allow') return verdict;
     let masking: TextMasking | undefined;
     try {
@@ -115,6 +121,19 @@ export class PostgresGate implements SessionGate<TextMasking> {
     } catch (error) {
       return analysisFailed('statement', error);
     }
+  }
+
+  /** A held statement with the columns masked for this identity that it touches, for its approver. */
+  private withSensitive(verdict: Refused): Refused {
+    const settings = this.masking.settings();
+    const snapshot = this.snapshot();
+    const held = verdict.held;
+    if (!settings || !snapshot || !held?.facts) return verdict;
+    const sensitivity = sensitiveColumns(snapshot.catalog, settings, snapshot.samples);
+    const touched = touchedSensitiveColumns(held.facts, snapshot.catalog, (schema, table, column) =>
+      sensitivity.columns.has(columnKey({ schema, table, column })),
+    );
+    return touched ? { ...verdict, held: { ...held, sensitiveColumns: touched } } : verdict;
   }
 
   /** The masking in force for this identity now (policy reloads and exemption expiry apply at once). */

@@ -86,6 +86,13 @@ export interface Refused {
     readonly kinds: readonly GuardrailRuleKind[];
     /** The tables its statements name; undefined when some cannot be known (dynamic SQL, unknown code). */
     readonly tables: readonly string[] | undefined;
+    /** Its facts with the stored code it reaches: what measuring its impact needs to know. */
+    readonly facts?: StatementFacts;
+    /**
+     * The columns masked for the requester that it reads or writes (`schema.table.column`); undefined
+     * when it cannot be told (the requester sees clear values, no catalog, facts too coarse).
+     */
+    readonly sensitiveColumns?: readonly string[];
   };
   /** An analysis failed: which one and why, for the proxy log (never sent to the client). */
   readonly failure?: { readonly stage: 'statement' | 'masking'; readonly error: string };
@@ -141,6 +148,7 @@ export function guardrailVerdict(
           demands: decision.approvals,
           kinds: [...new Set([...reached.facts.findings.map((f) => f.kind), ...(decision.heldKinds ?? [])])],
           tables: heldTables(reached.facts),
+          facts: reached.facts,
         },
       }),
     };

@@ -1,3 +1,4 @@
+import type { HeldStatement } from '../../approvals/hold.ts';
 import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
@@ -14,6 +15,8 @@ import type { RowCounting } from './row-counting.ts';
 export interface CommandPort {
   /** The server status flags as the last answer left them. */
   status(): number;
+  /** The held statement with its impact measured, or HOLD_COMMAND while it is measured (relay.ts). */
+  measureHeld(sql: string, held: HeldStatement): HeldStatement | typeof HOLD_COMMAND;
   /** The command being judged is judged again, against a catalog reloaded for it. */
   catalogRefreshed(): boolean;
   /** The masking in force now (policy reloads apply to the next command). */

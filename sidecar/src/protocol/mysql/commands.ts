@@ -115,7 +115,9 @@ export class CommandGovernor {
         const held = verdict === HOLD_COMMAND ? undefined : (verdict as { held?: HeldStatement }).held;
         if (held && !approval) {
           // MySQL has no asynchronous notice: the session simply waits, then runs or answers why not.
-          const start = this.holds.begin(sql, held);
+          const measured = this.port.measureHeld(sql, held);
+          if (measured === HOLD_COMMAND) return HOLD_COMMAND;
+          const start = this.holds.begin(sql, measured);
           if (!start.run) return HOLD_COMMAND;
           verdict = this.judge(sql, texts, start.released);
           approvedBy = start.request;

@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
 import type { ApprovalBook } from '../../approvals/approval-book.ts';
+import { withMeasured } from '../../approvals/held-statement.ts';
+import type { HeldStatement } from '../../approvals/hold.ts';
+import { PendingImpact } from '../../approvals/pending-impact.ts';
 import { SessionHolds } from '../../approvals/session-holds.ts';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
 import {
@@ -24,6 +27,7 @@ import { CommandGovernor } from './commands.ts';
 import { Command, MysqlError, type MysqlErrorKind, ServerStatus } from './constants.ts';
 import { MysqlExchange } from './exchange.ts';
 import type { Established } from './handshake.ts';
+import { type MysqlImpactSession, measureMysqlHeld, proxyCommand } from './held-impact.ts';
 import type { SessionRegistry } from './kill.ts';
 import { packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
@@ -84,6 +88,10 @@ export class MysqlRelay implements RelayProtocol {
     this.commands.onCommand(frame, payload, lastSeq);
   /** The held command is judged again once, against a catalog reloaded for it. */
   private catalogRefreshed = false;
+  /** A held statement whose impact is measured before its request opens. */
+  private readonly impact = new PendingImpact();
+  /** Who waits for the server to owe nothing (a measurement of the proxy's own). */
+  private quiet: (() => void)[] = [];
 
   constructor(established: Established, context: SessionContext, deps: RelayDeps, onEnded: () => void) {
     this.established = established;
@@ -144,6 +152,7 @@ export class MysqlRelay implements RelayProtocol {
         uploadStarted: () => this.commands.uploadStarted(),
         completed: (head, end) => {
           if (this.counting.waitingForQuiet && !this.exchange.answersOwed) this.resumeCommands();
+          if (!this.exchange.answersOwed) for (const wake of this.quiet.splice(0)) wake();
           if (head.resets && end?.ok) this.afterReset();
           if (head.changesCode) this.deps.code.invalidate();
         },
@@ -176,6 +185,7 @@ export class MysqlRelay implements RelayProtocol {
           this.sendMeasured(m, around, frame, via, texts, seq, started),
         planRows: (rows) => this.planRows(rows),
         hold: () => this.holdCommands(),
+        measureHeld: (sql, held) => this.measureHeld(sql, held),
         quit: () => this.core.clientQuit(),
       },
       deps,
@@ -225,6 +235,10 @@ export class MysqlRelay implements RelayProtocol {
       // A statement waits for approval; once per wait, as more bytes may arrive while it is held.
       const waiting = this.holds.resumeAfter();
       if (waiting) this.core.holdClientUntil(waiting, (out) => this.framer.resume(this.handleCommand, out));
+    } else if (this.framer.holding && this.impact.waiting) {
+      const measuring = this.impact.resumeAfter();
+      if (measuring)
+        this.core.holdClientUntil(measuring, (out) => this.framer.resume(this.handleCommand, out));
     } else if (
       this.framer.holding &&
       !this.catalogRefreshed &&
@@ -323,6 +337,42 @@ export class MysqlRelay implements RelayProtocol {
       this.framer.resume(this.handleCommand, out);
       this.catalogRefreshed = false;
     });
+  }
+
+  /**
+   * The held statement with what it would do, measured on this connection first (the stream waits,
+   * HOLD_COMMAND, and the command is handled again); as it is when an approval releases it at once.
+   */
+  private measureHeld(sql: string, held: HeldStatement): HeldStatement | typeof HOLD_COMMAND {
+    if (this.holds.releasesAtOnce(held)) return held;
+    const taken = this.impact.take(sql);
+    if (taken) return withMeasured(held, taken.measured);
+    this.impact.start(sql, measureMysqlHeld(this.impactSession(), sql, held.statementFacts));
+    return HOLD_COMMAND;
+  }
+
+  private impactSession(): MysqlImpactSession {
+    return {
+      whenQuiet: () =>
+        this.exchange.answersOwed ? new Promise((resolve) => this.quiet.push(resolve)) : Promise.resolve(),
+      run: proxyCommand(this.exchange, (bytes) => {
+        this.core.toServer.add(bytes);
+        this.core.toServer.flush();
+      }),
+      inTransaction: () => (this.exchange.status & ServerStatus.IN_TRANS) !== 0,
+      catalog: this.deps.code.tables(),
+      database: this.deps.config.upstream.database,
+      mariadb: this.established.mariadb,
+      countersMoved: () => this.counting.forget(),
+      lost: () =>
+        this.fatalError(
+          MysqlError.TABLE_ACCESS_DENIED,
+          'Gatehouse could not measure a held statement safely and closed the connection, which rolls back its transaction',
+          1,
+          'upstream',
+        ),
+      closed: () => this.core.closed,
+    };
   }
 
   /** Holds the client's commands (and stops reading it) until resumeCommands. */

@@ -1,11 +1,16 @@
 import { type ApprovalRequest, parametersHash } from '../../approvals/approval-request.ts';
+import { withMeasured } from '../../approvals/held-statement.ts';
 import { heldNotice, notReleasedMessage } from '../../approvals/hold.ts';
+import { impactPlan } from '../../approvals/impact-plan.ts';
 import type { SessionCore } from '../session-core.ts';
 import { noticeResponse } from './backend-writer.ts';
 import type { PortalText, Refusal } from './exchange.ts';
 import { bindParameters } from './message-fields.ts';
 import { HOLD } from './message-framer.ts';
 import type { SessionState } from './session-state.ts';
+
+const EXTENDED_NOT_MEASURED =
+  'a statement sent with the extended protocol (a driver with parameters) is not measured yet';
 
 /** A held statement that did not run (denied, withdrawn, expired, still pending), as the client's error. */
 export function approvalRefusal(request: ApprovalRequest): Refusal {
@@ -42,7 +47,13 @@ export function executeApproval(
   const key = `${sql}\u0000${hash}`;
   const end = state.holds.take(key);
   if (end) return end.run ? { request: end.request } : { refusal: approvalRefusal(end.request) };
-  const start = state.holds.begin(key, { ...held, binding: { ...held.binding, parametersHash: hash } });
+  // Between a driver's Bind and Sync the connection is not free for the proxy's own queries.
+  const changesRows = held.statementFacts && impactPlan(held.statementFacts).measure === 'rows';
+  const bound = { ...held, binding: { ...held.binding, parametersHash: hash } };
+  const start = state.holds.begin(
+    key,
+    changesRows ? withMeasured(bound, { notMeasured: EXTENDED_NOT_MEASURED }) : bound,
+  );
   if (start.run) return { request: start.request };
   tellHeld(core, start.request);
   return HOLD;

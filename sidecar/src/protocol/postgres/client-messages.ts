@@ -1,4 +1,4 @@
-import { heldStatement, releasedRules } from '../../approvals/held-statement.ts';
+import { heldStatement, releasedRules, withMeasured } from '../../approvals/held-statement.ts';
 import type { HeldStatement } from '../../approvals/hold.ts';
 import type { StatementEvent } from '../../audit/events.ts';
 import { recordStatementStart } from '../../audit/record-statement.ts';
@@ -21,6 +21,7 @@ import {
   textsOf,
 } from './exchange.ts';
 import { fastPathGuardrails, fastPathRefusal } from './fast-path.ts';
+import { measureHeld } from './held-impact.ts';
 import { bindNames, executePortal, parseMessage, queryText, targetOf } from './message-fields.ts';
 import { HOLD } from './message-framer.ts';
 import { ProtocolError } from './protocol-error.ts';
@@ -53,6 +54,16 @@ interface Verdict {
   readonly nameEffects?: readonly (SqlNameEffect | undefined)[];
   readonly rows?: RowsMeasured;
 }
+
+/** A held Query the client cancelled while its impact was measured, answered as the server answers a cancel. */
+const CANCELLED_WHILE_MEASURED: Refusal = {
+  reason: 'cancelled while measured for approval',
+  fields: {
+    severity: 'ERROR',
+    code: '57014',
+    message: 'canceling statement due to user request (Gatehouse was measuring it for its approver)',
+  },
+};
 
 /** Close of a prepared statement. */
 function closeStatementMessage(name: string): Buffer {
@@ -316,12 +327,24 @@ export class ClientMessages {
   }
 
   /**
-   * A Query an approval rule holds: released at once (judged again past the rules released), or the
-   * client is told the request and the stream waits (HOLD) until it is decided, the wait ends or the
+   * A Query an approval rule holds: released at once (judged again past the rules released), or its
+   * impact is measured (the stream waits, and the Query is handled again), then the client is told the request and the stream waits (HOLD) until it is decided, the wait ends or the
    * client cancels; then the Query is handled again and approvalOf says what became of it.
    */
-  private hold(sql: string, held: HeldStatement): { verdict: Verdict; request: string } | typeof HOLD {
-    const start = this.state.holds.begin(sql, held);
+  private hold(sql: string, held: HeldStatement): { verdict: Verdict; request?: string } | typeof HOLD {
+    // What the approver is shown is measured first, on this session's connection, while the stream waits.
+    let measuredHeld = held;
+    if (!this.state.holds.releasesAtOnce(held)) {
+      const taken = this.state.impact.take(sql);
+      if (!taken) {
+        this.state.impact.start(sql, measureHeld(this.state, this.core, sql, held));
+        return HOLD;
+      }
+      // Cancelled while measured: no request is opened, and nothing runs.
+      if (taken.cancelled) return { verdict: { refusal: CANCELLED_WHILE_MEASURED } };
+      measuredHeld = withMeasured(held, taken.measured);
+    }
+    const start = this.state.holds.begin(sql, measuredHeld);
     if (start.run) return { verdict: this.judge(sql, undefined, start.released), request: start.request };
     tellHeld(this.core, start.request);
     return HOLD;
@@ -337,10 +360,12 @@ export class ClientMessages {
 
   /** The largest transaction count the statement's enforcing limits allow, from what is known now. */
   rowCapNow(limits: readonly RowLimit[]): number | undefined {
-    return rowCap(limits, {
+    const cap = rowCap(limits, {
       before: this.state.rowsBefore,
       minute: this.state.deps.rowBudget.spent(this.state.context.identity.subject),
     });
+    // The database's count also holds the rows the proxy's measurements changed and rolled back.
+    return cap === undefined ? undefined : cap + this.state.measuredRows;
   }
 
   /** The extended-protocol row check sent right after `execute`, with the pending answers it is owed. */

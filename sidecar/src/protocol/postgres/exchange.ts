@@ -219,6 +219,12 @@ export class Exchange {
     this.queue.push(entry);
   }
 
+  /** Whether a ReadyForQuery will follow what is queued (nothing, or a Sync, Query or FunctionCall last). */
+  get endsAtReady(): boolean {
+    const last = this.queue[this.queue.length - 1];
+    return !last || last.kind === 'sync' || last.kind === 'query' || last.kind === 'function';
+  }
+
   /** No statement is still running: the settings the server last reported are the ones it reads with. */
   settled(): boolean {
     return !this.queue.some((p) => p.kind === 'query' || p.kind === 'execute' || p.kind === 'function');

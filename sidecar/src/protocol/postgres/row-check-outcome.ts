@@ -7,7 +7,9 @@ import type { SessionState } from './session-state.ts';
 
 /** The check's count is within the caps: the held completion goes to the client, with the count recorded. */
 export function rowCheckPassed(state: SessionState, check: RowCheck): Buffer | undefined {
-  const count = check.count ?? -1;
+  // The proxy's own rolled-back measurements are in the database's count, not the client's.
+  const count =
+    check.count === undefined || check.count < 0 ? -1 : Math.max(0, check.count - state.measuredRows);
   const subject = state.context.identity.subject;
   const notes = [...(check.owner.notes ?? [])];
   let notice: Buffer | undefined;
@@ -46,7 +48,9 @@ export function rowCheckPassed(state: SessionState, check: RowCheck): Buffer | u
  * nothing the statement changed is kept. The client gets the refusal instead of the check's error.
  */
 export function rowCheckFailed(state: SessionState, check: RowCheck, fields: Map<string, string>): Buffer {
-  const failure = checkFailure(fields.get('M') ?? '');
+  const raw = checkFailure(fields.get('M') ?? '');
+  const failure =
+    raw.count === undefined ? raw : { ...raw, count: Math.max(0, raw.count - state.measuredRows) };
   const limit = check.rows.limits.find((l) => !l.dryRun && l.action !== 'warn') ?? check.rows.limits[0]!;
   const named = `Gatehouse guardrail "${limit.guardrail}" (rule ${limit.rule})`;
   let message: string;

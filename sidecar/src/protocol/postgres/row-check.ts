@@ -15,7 +15,7 @@ import { encodeMessage, Frontend } from './codes.ts';
  * depends on the counted value, so the planner cannot fold it into an error that fires every time.
  * With track_counts off the statistics are empty: an enforcing check fails then too.
  */
-function checkQuery(column: string, cap: string): string {
+export function checkQuery(column: string, cap: string): string {
   const q = (op: string) => `OPERATOR(pg_catalog.${op})`;
   return [
     `SELECT CASE WHEN pg_catalog.current_setting('track_counts') ${q('<>')} 'on' THEN`,

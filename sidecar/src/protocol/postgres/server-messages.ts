@@ -148,7 +148,10 @@ export class ServerMessages {
         break;
       case Answer.Ready:
         this.state.txStatus = transactionStatus(frame);
-        if (this.state.txStatus === 'I') this.state.rowsBefore = 0;
+        if (this.state.txStatus === 'I') {
+          this.state.rowsBefore = 0;
+          this.state.measuredRows = 0;
+        }
         this.state.names.ready(this.state.txStatus);
         if (this.state.codeChanged) {
           this.state.codeChanged = false;
@@ -156,6 +159,7 @@ export class ServerMessages {
         }
         if (this.state.deps.draining() && this.state.idle)
           setImmediate(() => this.core.terminate('shutdown'));
+        this.state.answered();
         break;
       case Answer.FunctionResult:
         if (head?.kind === 'function')
@@ -210,7 +214,10 @@ export class ServerMessages {
   private completed(head: Pending | undefined, frame: Buffer): Buffer | undefined {
     const { command, rows } = splitCommandTag(commandTag(frame));
     if (CATALOG_CHANGING.test(command)) this.state.deps.catalog.invalidate();
-    if (command === 'COMMIT' || command === 'PREPARE TRANSACTION') this.state.rowsBefore = 0;
+    if (command === 'COMMIT' || command === 'PREPARE TRANSACTION') {
+      this.state.rowsBefore = 0;
+      this.state.measuredRows = 0;
+    }
     if (head?.kind === 'query') {
       const index = this.state.exchange.index;
       const masked = head.masking ? planAt(head.masking, index).masked : undefined;

@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
+import { PendingImpact } from '../../approvals/pending-impact.ts';
 import { SessionHolds } from '../../approvals/session-holds.ts';
 import type { SessionContext, StatementEvent } from '../../audit/events.ts';
 import { recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
 import type { PostgresGate } from '../../policy/gates/postgres-gate.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { Exchange, type PortalText, type PreparedText } from './exchange.ts';
+import type { SessionProbe } from './impact-probe.ts';
 import type { ReportedReading } from './reported-reading.ts';
 import type { SessionDeps } from './session-deps.ts';
 import { SessionNames } from './session-names.ts';
@@ -29,6 +31,16 @@ export class SessionState {
   catalogRefreshed = false;
   /** A Query waiting for approval (at most one: nothing behind it is read meanwhile). */
   readonly holds: SessionHolds;
+  /** A held Query whose impact is measured before its request opens (at most one, like holds). */
+  readonly impact = new PendingImpact();
+  /** While the proxy's own measuring queries run: the server's answers go to it, not to the client. */
+  probe: SessionProbe | undefined;
+  /**
+   * Rows the proxy's measurements changed and rolled back inside the client's current transaction:
+   * the database's statistics still count them, so row checks subtract them (reset with rowsBefore).
+   */
+  measuredRows = 0;
+  private quiet: (() => void)[] = [];
   /** A statement judged as changing stored code was sent: the catalog is reloaded once it is done. */
   codeChanged = false;
   /**
@@ -53,6 +65,17 @@ export class SessionState {
   /** True while the session has no statement in flight and no open transaction. */
   get idle(): boolean {
     return this.exchange.size === 0 && this.txStatus === 'I';
+  }
+
+  /** Resolves once nothing the session sent is unanswered: the upstream is free for the proxy's own queries. */
+  whenQuiet(): Promise<void> {
+    if (this.exchange.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.quiet.push(resolve));
+  }
+
+  /** After each ReadyForQuery: wakes whoever waits for the upstream to be free. */
+  answered(): void {
+    if (this.exchange.size === 0) for (const wake of this.quiet.splice(0)) wake();
   }
 
   recordStatement(

@@ -48,7 +48,10 @@ export class PostgresSession implements RelayProtocol {
     this.clientMessages = new ClientMessages(this.state, this.core);
     this.serverMessages = new ServerMessages(this.state, this.core);
     // A statement waiting for approval never reached the server: a cancel, or the session's end, withdraws it.
-    deps.cancelKeys.onCancel(established.cancelProcessId, () => this.state.holds.cancel());
+    deps.cancelKeys.onCancel(established.cancelProcessId, () => {
+      this.state.holds.cancel();
+      this.state.impact.cancel();
+    });
     this.core.whenClosed(() => this.state.holds.cancel());
   }
 
@@ -90,6 +93,10 @@ export class PostgresSession implements RelayProtocol {
       const waiting = this.state.holds.resumeAfter();
       if (waiting)
         this.core.holdClientUntil(waiting, (out) => this.framer.resume(this.clientMessages.handle, out));
+    } else if (this.framer.holding && this.state.impact.waiting) {
+      const measuring = this.state.impact.resumeAfter();
+      if (measuring)
+        this.core.holdClientUntil(measuring, (out) => this.framer.resume(this.clientMessages.handle, out));
     } else if (this.framer.holding && !this.state.catalogRefreshed) this.refreshCatalogThenResume();
     // An Execute sent when nothing else is outstanding (the next page of a suspended portal) is answered
     // by DataRows straight away: whether they are read must be decided now, not at a later server message.
@@ -104,7 +111,10 @@ export class PostgresSession implements RelayProtocol {
   }
 
   serverChunk(chunk: Buffer, out: (bytes: Buffer) => void): void {
-    this.serverMessages.scanner.scan(chunk, this.serverMessages.handle, out);
+    // The proxy's own measuring queries of a held statement: their answers never reach the client.
+    const rest = this.state.probe ? this.state.probe.push(chunk) : chunk;
+    if (!rest || rest.length === 0) return;
+    this.serverMessages.scanner.scan(rest, this.serverMessages.handle, out);
   }
 
   auditReleased(): void {}

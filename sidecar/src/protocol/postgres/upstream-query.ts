@@ -65,7 +65,7 @@ export function runUpstreamQuery(
   });
 }
 
-function dataRowValues(body: Buffer): (string | null)[] {
+export function dataRowValues(body: Buffer): (string | null)[] {
   const count = body.readInt16BE(0);
   const values: (string | null)[] = [];
   let offset = 2;
