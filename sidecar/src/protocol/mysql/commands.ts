@@ -1,29 +1,24 @@
 import type { Logger } from 'pino';
-import type { ApprovalRequest } from '../../approvals/approval-request.ts';
-import { heldStatement } from '../../approvals/held-statement.ts';
-import { type HeldStatement, notReleasedMessage } from '../../approvals/hold.ts';
+import type { HeldStatement } from '../../approvals/hold.ts';
 import type { SessionHolds } from '../../approvals/session-holds.ts';
 import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import type { Identity } from '../../identity/identity.ts';
-import type { MysqlGate, MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
-import type { Allowed } from '../../policy/gates/session-gate.ts';
+import type { MysqlGate } from '../../policy/gates/mysql-gate.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
 import type { PolicySource } from '../../policy/sources.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
 import {
-  AUDIT_UNAVAILABLE,
   CHANGE_USER,
   CURSOR,
-  gateRefusal,
   LOCAL_INFILE_WITHOUT_POLICY,
   UNJUDGED_EXECUTE,
   UNKNOWN_STATEMENT_ID,
   unsupportedCommand,
 } from './command-refusals.ts';
-import { Command, MysqlError, ServerStatus } from './constants.ts';
+import { Command } from './constants.ts';
 import { mapKill, type SessionRegistry } from './kill.ts';
 import { PayloadReader } from './packet-io.ts';
 import type {
@@ -37,6 +32,7 @@ import type {
 import { ProtocolError } from './protocol-error.ts';
 import type { ResponseShape } from './response-tracker.ts';
 import type { RowCounting } from './row-counting.ts';
+import { approvalRefusal, StatementJudge } from './statement-judge.ts';
 
 /**
  * Command governance: what each client command becomes upstream. A statement is described, judged
@@ -103,15 +99,12 @@ export class CommandGovernor {
   private readonly deps: CommandDeps;
   private readonly gate: MysqlGate;
   private readonly identity: Identity;
-  private readonly logger: Logger;
   private readonly counting: RowCounting;
   private readonly prepared: PreparedStatements;
   /** The client is sending a LOAD DATA LOCAL file: its packets are data, not commands. */
   private uploading = false;
-  /** Routines the held command named that the catalog did not know. */
-  private unknownRoutines: readonly string[] = [];
-  /** The last judged command changes stored code. */
-  private judgedChangesCode = false;
+  /** The policy's verdicts on the texts the client sends. */
+  private readonly judge: StatementJudge;
   private readonly holds: SessionHolds;
 
   constructor(
@@ -130,10 +123,10 @@ export class CommandGovernor {
     this.deps = deps;
     this.gate = session.gate;
     this.identity = session.identity;
-    this.logger = session.logger;
     this.holds = session.holds;
     this.counting = session.counting;
     this.prepared = session.prepared;
+    this.judge = new StatementJudge(session.gate, session, deps, port);
   }
 
   /** The server asked for the client's file (LOAD DATA LOCAL): the client's next packets are its data. */
@@ -143,9 +136,7 @@ export class CommandGovernor {
 
   /** Routines the held command named that the catalog did not know (asked for once). */
   takeUnknownRoutines(): readonly string[] {
-    const unknown = this.unknownRoutines;
-    this.unknownRoutines = [];
-    return unknown;
+    return this.judge.takeUnknownRoutines();
   }
 
   /** Decides what one client command becomes upstream; returns the bytes to send (or nothing). */
@@ -172,17 +163,17 @@ export class CommandGovernor {
         const localInfiles = this.gate.localInfiles(sql);
         const approval = this.holds.take(sql);
         let verdict =
-          this.auditRefusal() ??
+          this.judge.auditRefusal() ??
           (approval && !approval.run ? approvalRefusal(approval.request) : undefined) ??
           (localInfiles.length > 0 && !this.deps.policy() ? LOCAL_INFILE_WITHOUT_POLICY : undefined) ??
-          this.judge(sql, texts, approval?.run ? approval.released : undefined);
+          this.judge.verdict(sql, texts, approval?.run ? approval.released : undefined);
         let approvedBy = approval?.run ? approval.request : undefined;
         const held = verdict === HOLD_COMMAND ? undefined : (verdict as { held?: HeldStatement }).held;
         if (held && !approval) {
           // MySQL has no asynchronous notice: the session simply waits, then runs or answers why not.
           const start = this.holds.begin(sql, held);
           if (!start.run) return HOLD_COMMAND;
-          verdict = this.judge(sql, texts, start.released);
+          verdict = this.judge.verdict(sql, texts, start.released);
           approvedBy = start.request;
         }
         if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
@@ -216,7 +207,7 @@ export class CommandGovernor {
             withholdsServerText: masks.withholdsServerText,
           }),
           localInfiles,
-          ...(this.judgedChangesCode && { changesCode: true }),
+          ...(this.judge.changesCode && { changesCode: true }),
         });
         if (measure && around)
           return this.port.sendMeasured(measure, around, frame, 'text', texts, answerSeq, started);
@@ -225,7 +216,7 @@ export class CommandGovernor {
       case Command.STMT_PREPARE: {
         const sql = payload.toString('utf8', 1);
         const text = this.gate.describeOne(sql);
-        const verdict = this.auditRefusal() ?? this.judge(sql, [text]);
+        const verdict = this.judge.auditRefusal() ?? this.judge.verdict(sql, [text]);
         if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
         if ('kind' in verdict) {
           this.port.refuse(verdict, [text], 'prepared', answerSeq, started);
@@ -259,7 +250,7 @@ export class CommandGovernor {
         const text = prepared?.text ?? UNJUDGED_EXECUTE;
         // Only statements whose COM_STMT_PREPARE Gatehouse judged run: an id it did not see prepared
         // (or -1 after a failed prepare) has no analysis to mask it by.
-        const audit = this.auditRefusal() ?? (prepared ? undefined : UNKNOWN_STATEMENT_ID);
+        const audit = this.judge.auditRefusal() ?? (prepared ? undefined : UNKNOWN_STATEMENT_ID);
         if (audit) {
           this.port.refuse(audit, [text], 'prepared', answerSeq, started);
           return undefined;
@@ -360,58 +351,6 @@ export class CommandGovernor {
     this.port.expect('results', { via: 'text', texts: [kill.text], started, command: 'KILL' });
     return this.port.holdForAudit(kill.upstream, 'text', [kill.text], answerSeq, started);
   }
-
-  /** The gate's verdict on a text, with a refusal worded as MySQL's error; HOLD_COMMAND: reload the catalog first. */
-  private judge(
-    sql: string,
-    texts: readonly QueryText[],
-    released?: ReadonlySet<string>,
-  ): (Refusal & { held?: HeldStatement }) | Allowed<MysqlTextMasking> | typeof HOLD_COMMAND {
-    this.judgedChangesCode = false;
-    const verdict = this.gate.check(sql, texts, {
-      idle: !(this.port.status() & ServerStatus.IN_TRANS),
-      outdated: this.deps.code.outdated,
-      refreshed: this.port.catalogRefreshed(),
-      ...(released && { released }),
-    });
-    if (verdict.outcome === 'refresh-catalog') {
-      if (verdict.unknownRoutines.length > 0) this.unknownRoutines = verdict.unknownRoutines;
-      return HOLD_COMMAND;
-    }
-    if (verdict.outcome === 'allow') {
-      if (verdict.changesCode) this.judgedChangesCode = true;
-      return verdict;
-    }
-    if (verdict.failure)
-      this.logger.error({ err: verdict.failure.error }, `${verdict.failure.stage} analysis failed`);
-    // Only a single statement is held: its text is what the approval binds.
-    const held =
-      released === undefined && texts.length === 1
-        ? heldStatement(verdict, {
-            identity: this.identity,
-            database: this.deps.config.upstream.database,
-            sql,
-            fingerprint: texts[0]!.fingerprint,
-            shape: texts[0]!.statement,
-          })
-        : undefined;
-    return { ...gateRefusal(verdict), ...(held && { held }) };
-  }
-
-  private auditRefusal(): Refusal | undefined {
-    const { audit, config } = this.deps;
-    if (audit.healthy || !config.audit.failClosed) return undefined;
-    return AUDIT_UNAVAILABLE;
-  }
-}
-
-/** A held statement that did not run (denied, withdrawn, expired, still pending), as MySQL's error. */
-function approvalRefusal(request: ApprovalRequest): Refusal {
-  return {
-    kind: MysqlError.TABLE_ACCESS_DENIED,
-    message: `Gatehouse: ${notReleasedMessage(request)}`,
-    reason: `approval ${request.id}: ${request.phase}`,
-  };
 }
 
 /** The notes with one more, when there is one. */
