@@ -31,6 +31,7 @@ import { createMaskingKey } from '../../sidecar/src/policy/masking/masking-key.t
 import { CatalogCache } from '../../sidecar/src/protocol/postgres/catalog-cache.ts';
 import { MessageFramer, MessageScanner } from '../../sidecar/src/protocol/postgres/message-framer.ts';
 import { createRowMasker, rowDescriptionFields } from '../../sidecar/src/protocol/postgres/row-masker.ts';
+import { WANTED_BACKEND_TYPES } from '../../sidecar/src/protocol/postgres/server-messages.ts';
 import { connectUpstream, type UpstreamConnection } from '../../sidecar/src/protocol/postgres/upstream.ts';
 import { analyzeStatement } from '../../sidecar/src/sql/analyze/analyze-statement.ts';
 import { outputLineage } from '../../sidecar/src/sql/lineage/output-lineage.ts';
@@ -72,8 +73,6 @@ export const STAGE_KINDS = [
 
 /** Calls timed together: a timer read costs tens of nanoseconds, some stages not much more. */
 const BATCH = 8;
-/** The backend messages postgres/session.ts assembles (its WANTED_BACKEND_TYPES); DataRows are not among them. */
-const SESSION_WANTED_TYPES = [...'123tTnCIsSEZGHWVNA'].map((c) => c.charCodeAt(0));
 const SELECT_ONLY = 'select-only';
 const MASKED = 'masked-rows (100)';
 
@@ -253,7 +252,7 @@ export async function measureStages(
       framer.push(selectTexts[i & 4095]!, frame, keep),
     ),
   );
-  const scanner = new MessageScanner(SESSION_WANTED_TYPES, 256 * 1024 * 1024);
+  const scanner = new MessageScanner(WANTED_BACKEND_TYPES, 256 * 1024 * 1024);
   rows.push(
     measure('framing: server answer', SELECT_ONLY, seconds, () => scanner.scan(selectAnswer, frame, keep)),
   );

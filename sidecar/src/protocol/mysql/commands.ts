@@ -1,30 +1,27 @@
 import type { Logger } from 'pino';
-import { heldStatement, releasedRules } from '../../approvals/held-statement.ts';
+import { releasedRules } from '../../approvals/held-statement.ts';
 import type { HeldStatement } from '../../approvals/hold.ts';
 import type { SessionHolds } from '../../approvals/session-holds.ts';
 import type { Identity } from '../../identity/identity.ts';
-import type { MysqlGate, MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
-import type { Allowed } from '../../policy/gates/session-gate.ts';
-import type { QueryText } from '../../sql/normalize.ts';
-import { approvalRefusal, executeApproval, heldText } from './approval-holds.ts';
+import type { MysqlGate } from '../../policy/gates/mysql-gate.ts';
+import { approvalRefusal, executeApproval } from './approval-holds.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
 import type { CommandDeps, CommandPort } from './command-port.ts';
 import {
-  AUDIT_UNAVAILABLE,
   CHANGE_USER,
   CURSOR,
-  gateRefusal,
   LOCAL_INFILE_WITHOUT_POLICY,
   UNJUDGED_EXECUTE,
   UNKNOWN_STATEMENT_ID,
   unsupportedCommand,
 } from './command-refusals.ts';
-import { Command, ServerStatus } from './constants.ts';
+import { Command } from './constants.ts';
 import { mapKill } from './kill.ts';
 import { PayloadReader } from './packet-io.ts';
-import type { PreparedStatements, PreparedText, Refusal } from './pending.ts';
+import type { PreparedStatements, PreparedText } from './pending.ts';
 import { ProtocolError } from './protocol-error.ts';
 import type { RowCounting } from './row-counting.ts';
+import { StatementJudge } from './statement-judge.ts';
 
 /**
  * Command governance: what each client command becomes upstream. A statement is described, judged
@@ -38,15 +35,12 @@ export class CommandGovernor {
   private readonly deps: CommandDeps;
   private readonly gate: MysqlGate;
   private readonly identity: Identity;
-  private readonly logger: Logger;
   private readonly counting: RowCounting;
   private readonly prepared: PreparedStatements;
   /** The client is sending a LOAD DATA LOCAL file: its packets are data, not commands. */
   private uploading = false;
-  /** Routines the held command named that the catalog did not know. */
-  private unknownRoutines: readonly string[] = [];
-  /** The last judged command changes stored code. */
-  private judgedChangesCode = false;
+  /** The policy's verdicts on the texts the client sends. */
+  private readonly judge: StatementJudge;
   private readonly holds: SessionHolds;
 
   constructor(
@@ -65,10 +59,10 @@ export class CommandGovernor {
     this.deps = deps;
     this.gate = session.gate;
     this.identity = session.identity;
-    this.logger = session.logger;
     this.holds = session.holds;
     this.counting = session.counting;
     this.prepared = session.prepared;
+    this.judge = new StatementJudge(session.gate, session, deps, port);
   }
 
   /** The server asked for the client's file (LOAD DATA LOCAL): the client's next packets are its data. */
@@ -78,9 +72,7 @@ export class CommandGovernor {
 
   /** Routines the held command named that the catalog did not know (asked for once). */
   takeUnknownRoutines(): readonly string[] {
-    const unknown = this.unknownRoutines;
-    this.unknownRoutines = [];
-    return unknown;
+    return this.judge.takeUnknownRoutines();
   }
 
   /** Decides what one client command becomes upstream; returns the bytes to send (or nothing). */
@@ -107,10 +99,10 @@ export class CommandGovernor {
         const localInfiles = this.gate.localInfiles(sql);
         const approval = this.holds.take(sql);
         let verdict =
-          this.auditRefusal() ??
+          this.judge.auditRefusal() ??
           (approval && !approval.run ? approvalRefusal(approval.request) : undefined) ??
           (localInfiles.length > 0 && !this.deps.policy() ? LOCAL_INFILE_WITHOUT_POLICY : undefined) ??
-          this.judge(sql, texts, approval?.run ? approval.released : undefined);
+          this.judge.verdict(sql, texts, approval?.run ? approval.released : undefined);
         let approvedBy = approval?.run ? approval.request : undefined;
         const held = verdict === HOLD_COMMAND ? undefined : (verdict as { held?: HeldStatement }).held;
         if (held && !approval) {
@@ -119,7 +111,7 @@ export class CommandGovernor {
           if (measured === HOLD_COMMAND) return HOLD_COMMAND;
           const start = this.holds.begin(sql, measured);
           if (!start.run) return HOLD_COMMAND;
-          verdict = this.judge(sql, texts, start.released);
+          verdict = this.judge.verdict(sql, texts, start.released);
           approvedBy = start.request;
         }
         if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
@@ -153,7 +145,7 @@ export class CommandGovernor {
             withholdsServerText: masks.withholdsServerText,
           }),
           localInfiles,
-          ...(this.judgedChangesCode && { changesCode: true }),
+          ...(this.judge.changesCode && { changesCode: true }),
         });
         if (measure && around)
           return this.port.sendMeasured(measure, around, frame, 'text', texts, answerSeq, started);
@@ -162,12 +154,12 @@ export class CommandGovernor {
       case Command.STMT_PREPARE: {
         const sql = payload.toString('utf8', 1);
         const text = this.gate.describeOne(sql);
-        let verdict = this.auditRefusal() ?? this.judge(sql, [text]);
+        let verdict = this.judge.auditRefusal() ?? this.judge.verdict(sql, [text]);
         if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
         // Held for approval: prepared as if released, each execution waits for its parameters' approval.
         const held = (verdict as { held?: HeldStatement }).held;
         if (held) {
-          const released = this.judge(sql, [text], releasedRules(held));
+          const released = this.judge.verdict(sql, [text], releasedRules(held));
           if (released === HOLD_COMMAND) return HOLD_COMMAND;
           if (!('kind' in released)) verdict = released;
         }
@@ -204,7 +196,7 @@ export class CommandGovernor {
         const text = prepared?.text ?? UNJUDGED_EXECUTE;
         // Only statements whose COM_STMT_PREPARE Gatehouse judged run: an id it did not see prepared
         // (or -1 after a failed prepare) has no analysis to mask it by.
-        const audit = this.auditRefusal() ?? (prepared ? undefined : UNKNOWN_STATEMENT_ID);
+        const audit = this.judge.auditRefusal() ?? (prepared ? undefined : UNKNOWN_STATEMENT_ID);
         if (audit) {
           this.port.refuse(audit, [text], 'prepared', answerSeq, started);
           return undefined;
@@ -320,49 +312,6 @@ export class CommandGovernor {
     }
     this.port.expect('results', { via: 'text', texts: [kill.text], started, command: 'KILL' });
     return this.port.holdForAudit(kill.upstream, 'text', [kill.text], answerSeq, started);
-  }
-
-  /** The gate's verdict on a text, with a refusal worded as MySQL's error; HOLD_COMMAND: reload the catalog first. */
-  private judge(
-    sql: string,
-    texts: readonly QueryText[],
-    released?: ReadonlySet<string>,
-  ): (Refusal & { held?: HeldStatement }) | Allowed<MysqlTextMasking> | typeof HOLD_COMMAND {
-    this.judgedChangesCode = false;
-    const verdict = this.gate.check(sql, texts, {
-      idle: !(this.port.status() & ServerStatus.IN_TRANS),
-      outdated: this.deps.code.outdated,
-      refreshed: this.port.catalogRefreshed(),
-      ...(released && { released }),
-    });
-    if (verdict.outcome === 'refresh-catalog') {
-      if (verdict.unknownRoutines.length > 0) this.unknownRoutines = verdict.unknownRoutines;
-      return HOLD_COMMAND;
-    }
-    if (verdict.outcome === 'allow') {
-      if (verdict.changesCode) this.judgedChangesCode = true;
-      return verdict;
-    }
-    if (verdict.failure)
-      this.logger.error({ err: verdict.failure.error }, `${verdict.failure.stage} analysis failed`);
-    // The whole text is held, and the approval binds it whole: a text of several statements is
-    // approved as one, never one of its statements apart from the others.
-    const held =
-      released === undefined
-        ? heldStatement(verdict, {
-            identity: this.identity,
-            database: this.deps.config.upstream.database,
-            sql,
-            ...heldText(texts),
-          })
-        : undefined;
-    return { ...gateRefusal(verdict), ...(held && { held }) };
-  }
-
-  private auditRefusal(): Refusal | undefined {
-    const { audit, config } = this.deps;
-    if (audit.healthy || !config.audit.failClosed) return undefined;
-    return AUDIT_UNAVAILABLE;
   }
 }
 

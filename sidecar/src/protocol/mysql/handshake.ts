@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { type SecureContext, TLSSocket } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
@@ -12,8 +12,8 @@ import type { MaskingSettingsCache } from '../../policy/masking/masking-settings
 import { type SessionMasking, sessionMaskingCache } from '../../policy/masking/mysql-session-masking.ts';
 import type { PolicySource } from '../../policy/sources.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
-import { unreadableSqlMode } from '../../sql/mysql/sql-mode.ts';
 import { identitySetup, loginQueries, readLoginResults } from './catalog.ts';
+import { upgradeClientToTls } from './client-tls.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import {
   Capability,
@@ -25,7 +25,7 @@ import {
 } from './constants.ts';
 import { HandshakeReader } from './handshake-reader.ts';
 import { nulTerminated, parseHandshakeResponse, randomScramble } from './handshake-response.ts';
-import { withPrefix } from './prefixed-stream.ts';
+import { logUpstreamFailure, RefusedStart, refuseConnection, unreadableSession } from './login-refusals.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { authSwitchPacket, greetingPacket, okPacket } from './server-packets.ts';
 import {
@@ -105,17 +105,6 @@ export interface Established {
   readonly masking: MaskingSettingsCache<SessionMasking>;
 }
 
-/** A handshake the proxy refuses, with the error the client gets. */
-export class RefusedStart extends Error {
-  readonly kind: MysqlErrorKind;
-  readonly seq: number;
-  constructor(kind: MysqlErrorKind, message: string, seq = 0) {
-    super(message);
-    this.kind = kind;
-    this.seq = seq;
-  }
-}
-
 const MAX_HANDSHAKE_PACKET = 64 * 1024;
 
 /**
@@ -168,7 +157,7 @@ export async function mysqlHandshake(
       if (!deps.tlsContext) throw new ProtocolError('client asked for TLS, which was not offered');
       // Clients send their TLS ClientHello right behind the request: those bytes belong to TLS.
       const early = reader.detach();
-      line.socket = await upgradeToTls(line, deps.tlsContext, early);
+      line.socket = await upgradeClientToTls(line, deps.tlsContext, early);
       line.tls = true;
       reader.attach(line.socket);
       reply = await reader.read();
@@ -337,65 +326,4 @@ export async function mysqlHandshake(
   } finally {
     reader.detach();
   }
-}
-
-function upgradeToTls(line: ClientLine, secureContext: SecureContext, early: Buffer): Promise<Socket> {
-  const socket = line.socket;
-  return new Promise((resolve, reject) => {
-    const secure = new TLSSocket(early.length > 0 ? withPrefix(socket, early) : socket, {
-      isServer: true,
-      secureContext,
-    });
-    const onError = (error: Error) => reject(new ProtocolError(`TLS handshake failed: ${error.message}`));
-    secure.once('secure', () => {
-      secure.off('error', onError);
-      secure.on('error', (error) => line.logger.debug({ err: error.message }, 'client TLS error'));
-      resolve(secure);
-    });
-    secure.once('error', onError);
-  });
-}
-
-function logUpstreamFailure(logger: Logger, deps: HandshakeDeps, error: unknown): void {
-  const u = deps.config.upstream;
-  deps.metrics.upstreamError(error instanceof MysqlUpstreamError ? error.failure : 'network');
-  deps.metrics.connection('failed');
-  logger.error(
-    { err: error instanceof Error ? error.message : String(error), upstream: `${u.host}:${u.port}` },
-    'cannot open the upstream connection',
-  );
-}
-
-/** Audits a refused login with the MySQL error the client gets (its number and SQLSTATE). */
-function refuseConnection(
-  who: Connecting,
-  deps: HandshakeDeps,
-  user: string,
-  kind: MysqlErrorKind,
-  reason: string,
-): void {
-  deps.metrics.connection('refused');
-  deps.audit.record({
-    type: 'connection.refused',
-    client: who.peer,
-    protocol: 'mysql',
-    user,
-    database: deps.config.upstream.database,
-    sqlstate: kind.sqlstate,
-    errno: kind.code,
-    reason,
-  });
-}
-
-/** Client character sets whose multibyte characters may end in a quote or backslash byte. */
-const UNSAFE_CLIENT_CHARSETS = new Set(['big5', 'cp932', 'gbk', 'gb18030', 'sjis']);
-
-/** Why the session's starting sql_mode or character_set_client cannot be read as the server reads them. */
-function unreadableSession(sqlMode: string | null, clientCharset: string | null): string | undefined {
-  const mode = sqlMode === null ? undefined : unreadableSqlMode(sqlMode);
-  if (mode)
-    return `the server starts sessions with sql_mode ${mode}, under which Gatehouse cannot read statements as the server does`;
-  if (clientCharset !== null && UNSAFE_CLIENT_CHARSETS.has(clientCharset.toLowerCase()))
-    return `the server starts sessions with character_set_client ${clientCharset}, in which part of a character can read as a quote or backslash; use utf8mb4`;
-  return undefined;
 }

@@ -1,3 +1,4 @@
+import { FrameScanner } from '../frame-scanner.ts';
 import { MAX_PACKET_PAYLOAD } from './constants.ts';
 import { ProtocolError } from './protocol-error.ts';
 
@@ -9,19 +10,18 @@ export type PacketHandler = (packet: Buffer) => Buffer | undefined;
 /**
  * Follows packet boundaries in the server's stream. Packets the classifier does not want (rows, column
  * definitions) go out as runs of the chunk they came in, uncopied and unassembled; continuation packets
- * of a 16 MiB payload are never classified. Wanted packets are assembled and handed to the handler.
+ * of a 16 MiB payload are never classified. Wanted packets are assembled and handed to the handler. The
+ * mechanics are FrameScanner's; a packet's header is a 3-byte length and a sequence id, and it is
+ * classified by its first payload byte.
  */
-export class PacketScanner {
-  private readonly header = Buffer.alloc(5);
-  private headerFill = 0;
-  private skipRemaining = 0;
-  private collecting: Buffer | undefined;
-  private collectFill = 0;
+export class PacketScanner extends FrameScanner<PacketHandler> {
+  /** The packet before this one was full: this one continues its payload. */
   private continuation = false;
-  private readonly maxPacketBytes: number;
+  /** The classifier of the scan under way. */
+  private classify: PacketClassifier = () => false;
 
   constructor(maxPacketBytes: number) {
-    this.maxPacketBytes = maxPacketBytes;
+    super({ lengthBytes: 4, peekBytes: 5 }, maxPacketBytes);
   }
 
   scan(
@@ -30,107 +30,26 @@ export class PacketScanner {
     handle: PacketHandler,
     output: (bytes: Buffer) => void,
   ): void {
-    let offset = 0;
-    let runStart = 0;
-    const end = chunk.length;
-    const flushRun = (upTo: number) => {
-      if (upTo > runStart) output(chunk.subarray(runStart, upTo));
-      runStart = upTo;
-    };
-    while (offset < end) {
-      if (this.skipRemaining > 0) {
-        const n = Math.min(this.skipRemaining, end - offset);
-        this.skipRemaining -= n;
-        offset += n;
-        continue;
-      }
-      if (this.collecting) {
-        const n = Math.min(this.collecting.length - this.collectFill, end - offset);
-        chunk.copy(this.collecting, this.collectFill, offset, offset + n);
-        this.collectFill += n;
-        offset += n;
-        runStart = offset;
-        if (this.collectFill === this.collecting.length) {
-          const whole = this.collecting;
-          this.collecting = undefined;
-          const out = handle(whole);
-          if (out) output(out);
-        }
-        continue;
-      }
-      if (this.headerFill === 0 && end - offset >= 5) {
-        const length = chunk.readUIntLE(offset, 3);
-        const packetEnd = offset + 4 + length;
-        const wanted = this.wants(length === 0 ? -1 : chunk[offset + 4]!, length, classify);
-        if (!wanted) {
-          if (packetEnd <= end) offset = packetEnd;
-          else {
-            this.skipRemaining = packetEnd - end;
-            offset = end;
-          }
-          continue;
-        }
-        if (packetEnd <= end) {
-          const whole = chunk.subarray(offset, packetEnd);
-          const out = handle(whole);
-          if (out !== whole) {
-            flushRun(offset);
-            if (out) output(out);
-            runStart = packetEnd;
-          }
-          offset = packetEnd;
-          continue;
-        }
-        flushRun(offset);
-        this.startCollecting(length, chunk.subarray(offset, end));
-        offset = end;
-        runStart = end;
-        continue;
-      }
-      // The header (and the first payload byte) straddle chunks: hold them back until known.
-      if (this.headerFill === 0) flushRun(offset);
-      const target = this.headerFill >= 4 && this.header.readUIntLE(0, 3) === 0 ? 4 : 5;
-      const n = Math.min(target - this.headerFill, end - offset);
-      chunk.copy(this.header, this.headerFill, offset, offset + n);
-      this.headerFill += n;
-      offset += n;
-      runStart = offset;
-      if (this.headerFill === 4 && this.header.readUIntLE(0, 3) !== 0) continue;
-      if (this.headerFill < 4) continue;
-      const length = this.header.readUIntLE(0, 3);
-      const got = this.headerFill;
-      this.headerFill = 0;
-      const wanted = this.wants(length === 0 ? -1 : this.header[4]!, length, classify);
-      if (!wanted) {
-        output(Buffer.from(this.header.subarray(0, got)));
-        this.skipRemaining = length - (got - 4);
-        continue;
-      }
-      this.startCollecting(length, this.header.subarray(0, got));
-      if (this.collectFill === this.collecting!.length) {
-        const whole = this.collecting!;
-        this.collecting = undefined;
-        const out = handle(whole);
-        if (out) output(out);
-      }
-    }
-    flushRun(end);
+    this.classify = classify;
+    this.scanFrames(chunk, handle, output);
   }
 
-  private wants(first: number, length: number, classify: PacketClassifier): boolean {
+  protected frameLength(data: Buffer, offset: number): number {
+    return data.readUIntLE(offset, 3) + 4;
+  }
+
+  protected wants(data: Buffer, offset: number, length: number): boolean {
     const continued = this.continuation;
-    this.continuation = length === MAX_PACKET_PAYLOAD;
+    this.continuation = length === MAX_PACKET_PAYLOAD + 4;
     if (continued) return false;
-    return classify(first, length);
+    return this.classify(length === 4 ? -1 : data[offset + 4]!, length - 4);
   }
 
-  private startCollecting(length: number, start: Buffer): void {
-    if (length + 4 > this.maxPacketBytes)
-      throw new ProtocolError(
-        `server packet of ${length + 4} bytes exceeds the limit of ${this.maxPacketBytes}`,
-      );
-    this.collecting = Buffer.allocUnsafe(length + 4);
-    start.copy(this.collecting, 0);
-    this.collectFill = start.length;
+  protected deliver(handle: PacketHandler, packet: Buffer): Buffer | undefined {
+    return handle(packet);
+  }
+
+  protected tooLarge(length: number, limit: number): Error {
+    return new ProtocolError(`server packet of ${length} bytes exceeds the limit of ${limit}`);
   }
 }

@@ -1,21 +1,20 @@
 import type { Logger } from 'pino';
-import type { StatementEvent } from '../../audit/events.ts';
-import type { StatementOutcome } from '../../audit/record-statement.ts';
 import { judgeRowCounts, type RowBudget } from '../../policy/guardrails/row-limits.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
-import { MysqlError, ServerStatus } from './constants.ts';
+import { ServerStatus } from './constants.ts';
+import { type HeldAnswerPort, refuseHeldAnswer, releaseHeldAnswer } from './held-answer.ts';
 import { packet } from './packet-io.ts';
-import {
-  commandOf,
-  type Measurement,
-  type Pending,
-  type Refusal,
-  type RowsToMeasure,
-  UNKNOWN_TEXT,
-} from './pending.ts';
+import type { Measurement, Pending, Refusal, RowsToMeasure } from './pending.ts';
 import type { ResultEnd } from './response-tracker.ts';
+import {
+  commitFailedRefusal,
+  countersUnreadableRefusal,
+  enforcingLimit,
+  overLimitRefusal,
+  unmeasurableRefusal,
+} from './row-limit-refusals.ts';
 import {
   counterQuery,
   counterValue,
@@ -25,9 +24,7 @@ import {
   outsideTransaction,
   SAVEPOINT,
   unmeasurable,
-  withStatus,
 } from './row-measure.ts';
-import { errPacket } from './server-packets.ts';
 
 /**
  * Counting what a statement under row limits changes (row-measure.ts says how), as a state machine
@@ -45,20 +42,11 @@ import { errPacket } from './server-packets.ts';
  */
 
 /** What counting asks of the session. */
-export interface RowCountingPort {
+export interface RowCountingPort extends HeldAnswerPort {
   /** Queues the answer owed to a command of the proxy's own, read by `hooks` and never relayed. */
   owe(hooks: Pick<Pending, 'onRow' | 'onDone'>): Pending;
   /** Sends a command of the proxy's own to the server now. */
   send(bytes: Buffer): void;
-  /** Sends an answer to the client now. */
-  answer(bytes: Buffer): void;
-  record(
-    via: 'text' | 'prepared',
-    started: number,
-    text: QueryText,
-    outcome: StatementEvent['outcome'],
-    extra: StatementOutcome,
-  ): void;
   /** Ends the session with this error (which rolls its transaction back). */
   fatal(refusal: Refusal, seq: number): void;
   /** Stops reading the client's commands; they are read again by `resume`. */
@@ -143,13 +131,9 @@ export class RowCounting {
     const why = unmeasurable(rows.facts, code.tables(), database);
     if (why?.unknown && !catalogRefreshed) return HOLD_COMMAND;
     if (why) {
-      const limit = rows.limits.find((l) => !l.dryRun && l.action !== 'warn');
+      const limit = enforcingLimit(rows.limits);
       if (!limit) return { note: `row limit not measured: ${why.reason}` };
-      return {
-        kind: MysqlError.TABLE_ACCESS_DENIED,
-        message: `Gatehouse guardrail "${limit.guardrail}" (rule ${limit.rule}) refused ${what}: the rows it changes cannot be counted, because ${why.reason}.${limit.advice ? ` ${limit.advice}` : ''}`,
-        reason: `Guardrail ${limit.guardrail}: ${limit.rule}; not measurable: ${why.reason}`,
-      };
+      return unmeasurableRefusal(limit, what, why.reason);
     }
     const status = this.port.status();
     const inTransaction = (status & ServerStatus.IN_TRANS) !== 0;
@@ -245,20 +229,12 @@ export class RowCounting {
     const delta = before !== undefined && after !== undefined && !m.broken ? after - before : undefined;
     if (delta !== undefined && delta >= 0) this.lastCount = after;
     if (delta === undefined || delta < 0) {
-      const limit = m.limits.find((l) => !l.dryRun && l.action !== 'warn');
+      const limit = enforcingLimit(m.limits);
       if (!limit) {
         this.keep(m, undefined, 0, ['row limit not measured: the counters could not be read']);
         return;
       }
-      this.rollBack(
-        m,
-        {
-          kind: MysqlError.TABLE_ACCESS_DENIED,
-          message: `Gatehouse guardrail "${limit.guardrail}" (rule ${limit.rule}) refused ${m.what}: the database's row counters could not be read, so what it changed cannot be counted; nothing it changed was kept`,
-          reason: `Guardrail ${limit.guardrail}: ${limit.rule}; not measurable: the row counters could not be read`,
-        },
-        undefined,
-      );
+      this.rollBack(m, countersUnreadableRefusal(limit, m.what), undefined);
       return;
     }
     const counts = { transaction: m.txBefore + delta, before: m.txBefore, minute: m.minute };
@@ -269,21 +245,7 @@ export class RowCounting {
       this.keep(m, counts.transaction, delta, notes);
       return;
     }
-    this.rollBack(
-      m,
-      {
-        kind: MysqlError.TABLE_ACCESS_DENIED,
-        message:
-          hit.limit.action === 'requireApproval'
-            ? `${hit.message} (this statement requires approval before it can run)`
-            : hit.message,
-        reason: `Guardrail ${hit.limit.guardrail}: ${hit.limit.rule}; ${hit.count} rows ${
-          hit.scope === 'minute' ? 'in the last minute' : 'in the transaction'
-        }, over ${hit.scope === 'minute' ? 'maxAffectedRowsPerMinute' : 'maxAffectedRows'} ${hit.max}`,
-      },
-      counts.transaction,
-      notes,
-    );
+    this.rollBack(m, overLimitRefusal(hit), counts.transaction, notes);
   }
 
   private keep(m: Measurement, total: number | undefined, delta: number, notes: readonly string[]): void {
@@ -291,7 +253,7 @@ export class RowCounting {
     if (!m.implicit) {
       if (total !== undefined) this.txRows = total;
       rowBudget.add(subject, delta);
-      this.release(m, undefined, total, notes);
+      releaseHeldAnswer(this.port, m, undefined, total, notes);
       this.finish();
       return;
     }
@@ -300,15 +262,12 @@ export class RowCounting {
         onDone: (end) => {
           if (end?.ok) {
             rowBudget.add(subject, delta);
-            this.release(m, outsideTransaction(this.port.status()), total, notes);
+            releaseHeldAnswer(this.port, m, outsideTransaction(this.port.status()), total, notes);
           } else
-            this.answerWith(
+            refuseHeldAnswer(
+              this.port,
               m,
-              {
-                kind: MysqlError.TABLE_ACCESS_DENIED,
-                message: `Gatehouse: the transaction it opened to count the rows of ${m.what} did not commit (error ${end?.errorCode ?? 'unknown'}); nothing it changed was kept`,
-                reason: `row limit: commit failed (${end?.errorCode ?? 'unknown'})`,
-              },
+              commitFailedRefusal(m.what, end?.errorCode),
               'error',
               total,
               notes,
@@ -343,67 +302,11 @@ export class RowCounting {
             );
             return;
           }
-          this.answerWith(m, refusal, 'refused', total, notes);
+          refuseHeldAnswer(this.port, m, refusal, 'refused', total, notes);
           this.finish();
         },
       }),
     );
-  }
-
-  /** Sends the client's held answer (with the status flags given) and its audit record. */
-  private release(
-    m: Measurement,
-    status: number | undefined,
-    total: number | undefined,
-    notes: readonly string[],
-  ): void {
-    const held = m.held;
-    if (!held) return;
-    const first = held[4];
-    const patched =
-      status !== undefined && (first === 0x00 || first === 0xfe)
-        ? packet(withStatus(held.subarray(4), status), held[3] ?? 0)
-        : held;
-    const end = m.heldEnd;
-    if (end && m.client) {
-      const head = m.client;
-      const text = m.heldText ?? UNKNOWN_TEXT;
-      const reason = [...(head.notes ?? []), ...notes];
-      if (end.ok)
-        this.port.record(head.via ?? 'text', head.started, text, 'ok', {
-          command: commandOf(text) ?? head.command,
-          rows: end.rows,
-          rowsChanged: total,
-          ...(reason.length > 0 && { reason: reason.join('; ') }),
-          masked: head.masked?.[head.index],
-        });
-      else
-        this.port.record(head.via ?? 'text', head.started, text, 'error', {
-          ...(end.sqlstate && { sqlstate: end.sqlstate }),
-          rowsChanged: total,
-        });
-    }
-    this.port.answer(patched);
-  }
-
-  /** Answers the client's held statement with an error of the proxy's own instead. */
-  private answerWith(
-    m: Measurement,
-    refusal: Refusal,
-    outcome: 'refused' | 'error',
-    total: number | undefined,
-    notes: readonly string[],
-  ): void {
-    const held = m.held;
-    if (!held) return;
-    const head = m.client;
-    if (head)
-      this.port.record(head.via ?? 'text', head.started, m.heldText ?? UNKNOWN_TEXT, outcome, {
-        reason: [refusal.reason, ...notes].join('; '),
-        sqlstate: refusal.kind.sqlstate,
-        rowsChanged: total,
-      });
-    this.port.answer(errPacket(refusal.kind, refusal.message, held[3] ?? 0));
   }
 
   private finish(): void {

@@ -2,13 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Identity } from '../../identity/identity.ts';
 import { MysqlError, type MysqlErrorKind } from './constants.ts';
-import {
-  type ClientLine,
-  type Established,
-  type HandshakeDeps,
-  mysqlHandshake,
-  RefusedStart,
-} from './handshake.ts';
+import { type ClientLine, type Established, type HandshakeDeps, mysqlHandshake } from './handshake.ts';
+import { RefusedStart } from './login-refusals.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { MysqlRelay, type RelayDeps } from './relay.ts';
 import { errPacket } from './server-packets.ts';

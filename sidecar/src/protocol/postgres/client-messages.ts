@@ -1,15 +1,12 @@
-import { heldStatement, releasedRules, withMeasured } from '../../approvals/held-statement.ts';
+import { releasedRules, withMeasured } from '../../approvals/held-statement.ts';
 import type { HeldStatement } from '../../approvals/hold.ts';
 import type { StatementEvent } from '../../audit/events.ts';
 import { recordStatementStart } from '../../audit/record-statement.ts';
-import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
-import type { Moment, Refused, RowsMeasured } from '../../policy/gates/session-gate.ts';
+import type { RowsMeasured } from '../../policy/gates/session-gate.ts';
 import { finalTransactionEnd, type RowLimit, rowCap } from '../../policy/guardrails/row-limits.ts';
 import { describeQuery, describeStatement, type QueryText } from '../../sql/normalize.ts';
-import { pgTextShape } from '../../sql/statement-shape.ts';
 import type { SessionCore } from '../session-core.ts';
 import { approvalRefusal, boundParametersHash, executeApproval, tellHeld } from './approval-holds.ts';
-import { noticeResponse } from './backend-writer.ts';
 import { encodeMessage, Frontend } from './codes.ts';
 import {
   type Pending,
@@ -28,32 +25,18 @@ import { ProtocolError } from './protocol-error.ts';
 import {
   FUNCTION_CALL_TEXT,
   nameRefusal,
-  pgRefusal,
   REFUSED_PARSE,
   REFUSED_QUERY,
   UNJUDGED_EXECUTE,
 } from './refusals.ts';
 import { checkColumn, lastStatementStart, rowCheckMessages, withRowCheck } from './row-check.ts';
 import { bindResultFormats } from './row-masker.ts';
-import { isNameRefusal, type SqlNameEffect, sqlNameEffects } from './session-names.ts';
+import { isNameRefusal } from './session-names.ts';
 import type { SessionState } from './session-state.ts';
+import { StatementJudge, type Verdict } from './statement-judge.ts';
 
 /** Frontend message types the proxy accepts after startup. */
 const FRONTEND_TYPES = new Set<number>(Object.values(Frontend).filter((t) => t !== Frontend.Password));
-
-/** What the policy says of one text. */
-interface Verdict {
-  readonly refusal?: Refusal;
-  /** Refused, but an approval can release it: what to hold (the refusal stands when it cannot be held). */
-  readonly held?: HeldStatement;
-  /** The statement names a routine the catalog does not know: judge it again after a refresh. */
-  readonly refreshCatalog?: boolean;
-  readonly notes?: readonly string[];
-  readonly notice?: Buffer;
-  readonly masking?: TextMasking;
-  readonly nameEffects?: readonly (SqlNameEffect | undefined)[];
-  readonly rows?: RowsMeasured;
-}
 
 /** A held Query the client cancelled while its impact was measured, answered as the server answers a cancel. */
 const CANCELLED_WHILE_MEASURED: Refusal = {
@@ -76,18 +59,21 @@ function describeStatementMessage(name: string): Buffer {
 }
 
 /**
- * The statement governance of client messages: each is judged by the policy in force, tracked in the
- * exchange, held for its audit record, or replaced by a stand-in whose error becomes the refusal.
+ * The statement governance of client messages: each is judged by the policy in force (StatementJudge),
+ * tracked in the exchange, held for its audit record, or replaced by a stand-in whose error becomes the
+ * refusal.
  */
 export class ClientMessages {
   private readonly state: SessionState;
   private readonly core: SessionCore;
+  private readonly judge: StatementJudge;
   /** The framer's handler, made once. */
   readonly handle = (type: number, frame: Buffer) => this.onClientMessage(type, frame);
 
   constructor(state: SessionState, core: SessionCore) {
     this.state = state;
     this.core = core;
+    this.judge = new StatementJudge(state);
   }
 
   /**
@@ -102,7 +88,7 @@ export class ClientMessages {
   ): Buffer {
     const { audit, config } = this.state.deps;
     const written = recordStatementStart(audit, config.audit.failClosed, this.state.context, via, texts);
-    return this.core.toServer.hold(frame, written, () => refuse(this.auditUnavailable()));
+    return this.core.toServer.hold(frame, written, () => refuse(this.judge.auditUnavailable()));
   }
 
   /** Tracks what the message will make the server answer; returns the bytes to send upstream. */
@@ -112,11 +98,11 @@ export class ClientMessages {
         const started = performance.now();
         const stamp = this.state.names.stamp();
         const sql = queryText(frame);
-        const audit = this.auditRefusal();
+        const audit = this.judge.auditRefusal();
         const approval = this.approvalOf(sql);
         let verdict: Verdict = audit
           ? { refusal: audit }
-          : (approval.refusal ?? this.judge(sql, undefined, approval.released));
+          : (approval.refusal ?? this.judge.verdict(sql, undefined, approval.released));
         if (verdict.refreshCatalog) return HOLD;
         let approvedBy = approval.request;
         if (verdict.held && approval.released === undefined) {
@@ -166,12 +152,12 @@ export class ClientMessages {
       case Frontend.Parse: {
         const { name, sql } = parseMessage(frame);
         const text = describeStatement(sql);
-        let verdict = this.judge(sql, text);
+        let verdict = this.judge.verdict(sql, text);
         if (verdict.refreshCatalog) return HOLD;
         // Held for approval: prepared as if released, it waits at each Execute for its parameters' approval.
         let approval: PreparedText['approval'];
         if (verdict.held) {
-          const released = this.judge(sql, text, releasedRules(verdict.held));
+          const released = this.judge.verdict(sql, text, releasedRules(verdict.held));
           if (released.refreshCatalog) return HOLD;
           if (!released.refusal) {
             approval = { sql, held: verdict.held };
@@ -236,7 +222,7 @@ export class ClientMessages {
           this.state.names.admitSql([makes]);
         const text: PreparedText = portal?.text ?? UNJUDGED_EXECUTE;
         const refusal =
-          this.auditRefusal() ??
+          this.judge.auditRefusal() ??
           (isNameRefusal(named) ? nameRefusal(named) : undefined) ??
           (approval && 'refusal' in approval ? approval.refusal : undefined);
         const started = performance.now();
@@ -295,9 +281,11 @@ export class ClientMessages {
       case Frontend.FunctionCall: {
         // The fast-path interface: its result cannot be traced, so masked sessions may not use it.
         const judged =
-          this.auditRefusal() ??
+          this.judge.auditRefusal() ??
           fastPathRefusal(this.state) ??
-          fastPathGuardrails(this.state, frame, this.moment(), (refused) => this.logRefusal(refused));
+          fastPathGuardrails(this.state, frame, this.judge.moment(), (refused) =>
+            this.judge.logRefusal(refused),
+          );
         // A function the catalog may not show yet: judged again once it is reloaded, as a Query is.
         if (judged === HOLD) return HOLD;
         const refusal = judged;
@@ -345,7 +333,8 @@ export class ClientMessages {
       measuredHeld = withMeasured(held, taken.measured);
     }
     const start = this.state.holds.begin(sql, measuredHeld);
-    if (start.run) return { verdict: this.judge(sql, undefined, start.released), request: start.request };
+    if (start.run)
+      return { verdict: this.judge.verdict(sql, undefined, start.released), request: start.request };
     tellHeld(this.core, start.request);
     return HOLD;
   }
@@ -374,100 +363,5 @@ export class ClientMessages {
     const { messages, statement } = rowCheckMessages(this.rowCapNow(rows.limits));
     const stale = this.state.exchange.expectRowCheck(execute, check, statement);
     return Buffer.concat([...stale.map(closeStatementMessage), messages]);
-  }
-
-  private auditRefusal(): Refusal | undefined {
-    const { audit, config } = this.state.deps;
-    if (audit.healthy || !config.audit.failClosed) return undefined;
-    return this.auditUnavailable();
-  }
-
-  private auditUnavailable(): Refusal {
-    const { audit } = this.state.deps;
-    return {
-      reason: 'audit-unavailable',
-      fields: {
-        severity: 'ERROR',
-        code: '58030',
-        message: 'Gatehouse refused the statement: the audit log cannot be written',
-        detail: audit.failure ?? 'audit sink failed',
-        hint: 'Statements are refused until the audit log can be written again; ask the operator of this proxy.',
-      },
-    };
-  }
-
-  /**
-   * What the policy in force says of `sql` for this identity: a refusal, or notes, a notice and how
-   * its results are masked.
-   */
-  private judge(sql: string, described?: QueryText, released?: ReadonlySet<string>): Verdict {
-    // Names come first: a PREPARE or DECLARE of a name in use must not reach the analyses, which
-    // would take the new definition while the server keeps the old.
-    const nameEffects = sqlNameEffects(sql);
-    const conflict = this.state.names.sqlConflict(nameEffects);
-    if (conflict) return { refusal: nameRefusal(conflict) };
-    const verdict = this.judgeText(sql, described, released);
-    if (verdict.refusal || nameEffects.length === 0) return verdict;
-    this.state.names.admitSql(nameEffects);
-    return { ...verdict, nameEffects };
-  }
-
-  private judgeText(sql: string, described?: QueryText, released?: ReadonlySet<string>): Verdict {
-    const verdict = this.state.gate.check(
-      sql,
-      described === undefined ? undefined : [described],
-      released ? { ...this.moment(), released } : this.moment(),
-    );
-    if (verdict.outcome === 'refresh-catalog') return { refreshCatalog: true };
-    if (verdict.outcome === 'refuse') {
-      if (verdict.cause === 'masking') this.state.scrubbing = true;
-      this.logRefusal(verdict);
-      // Only a refusal an approval could lift is described for the approver (once more: cached).
-      // The shape spans every statement of the text: an approved shape of its first must not cover more.
-      const shape =
-        verdict.held && released === undefined
-          ? pgTextShape(described ? [described] : describeQuery(sql))
-          : undefined;
-      const held =
-        shape !== undefined
-          ? heldStatement(verdict, {
-              identity: this.state.context.identity,
-              database: this.state.context.database,
-              sql,
-              fingerprint: shape?.fingerprint ?? null,
-              shape: shape?.shape ?? null,
-            })
-          : undefined;
-      return { refusal: pgRefusal(verdict), ...(held && { held }) };
-    }
-    this.state.scrubbing = verdict.masking !== undefined;
-    if (verdict.changesCode) this.state.codeChanged = true;
-    return {
-      ...(verdict.notes.length > 0 && { notes: verdict.notes }),
-      ...(verdict.rows && { rows: verdict.rows }),
-      ...(verdict.warnings.length > 0 && {
-        notice: noticeResponse({ severity: 'WARNING', code: '01000', message: verdict.warnings.join('\n') }),
-      }),
-      ...(verdict.masking && { masking: verdict.masking }),
-    };
-  }
-
-  /** Where the session stands for the gate: DDL it sent is settled only once committed and answered. */
-  private moment(): Moment {
-    return {
-      idle: this.state.txStatus === 'I' && !this.state.codeChanged,
-      outdated: this.state.deps.catalog.outdated,
-      refreshed: this.state.catalogRefreshed,
-    };
-  }
-
-  private logRefusal(refused: Refused): void {
-    if (refused.failure)
-      this.state.logger.error({ err: refused.failure.error }, `${refused.failure.stage} analysis failed`);
-    else if (refused.cause === 'server-reading')
-      this.state.logger.info(
-        { reason: refused.reason },
-        'statement refused: the server may read it differently',
-      );
   }
 }

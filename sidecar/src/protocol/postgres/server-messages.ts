@@ -34,7 +34,7 @@ import type { SessionState } from './session-state.ts';
  * masked (see MessageScanner.want). Notices and notifications are read for masked sessions' scrubbing;
  * ParameterStatus tells how the server reads text (see server-reading.ts).
  */
-const WANTED_BACKEND_TYPES = [
+export const WANTED_BACKEND_TYPES = [
   Backend.ParseComplete,
   Backend.BindComplete,
   Backend.CloseComplete,

@@ -1,0 +1,135 @@
+import { heldStatement } from '../../approvals/held-statement.ts';
+import type { HeldStatement } from '../../approvals/hold.ts';
+import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
+import type { Moment, Refused, RowsMeasured } from '../../policy/gates/session-gate.ts';
+import { describeQuery, type QueryText } from '../../sql/normalize.ts';
+import { pgTextShape } from '../../sql/statement-shape.ts';
+import { noticeResponse } from './backend-writer.ts';
+import type { Refusal } from './exchange.ts';
+import { nameRefusal, pgRefusal } from './refusals.ts';
+import { type SqlNameEffect, sqlNameEffects } from './session-names.ts';
+import type { SessionState } from './session-state.ts';
+
+/** What the policy says of one text. */
+export interface Verdict {
+  readonly refusal?: Refusal;
+  /** Refused, but an approval can release it: what to hold (the refusal stands when it cannot be held). */
+  readonly held?: HeldStatement;
+  /** The statement names a routine the catalog does not know: judge it again after a refresh. */
+  readonly refreshCatalog?: boolean;
+  readonly notes?: readonly string[];
+  readonly notice?: Buffer;
+  readonly masking?: TextMasking;
+  readonly nameEffects?: readonly (SqlNameEffect | undefined)[];
+  readonly rows?: RowsMeasured;
+}
+
+/**
+ * What the policy in force says of the texts a session's client sends: the gate's verdict worded for
+ * the wire (a refusal, notes, a notice, how results are masked), the names a text makes, and the
+ * refusal every statement gets while the audit log cannot be written.
+ */
+export class StatementJudge {
+  private readonly state: SessionState;
+
+  constructor(state: SessionState) {
+    this.state = state;
+  }
+
+  /** The refusal every statement gets while the audit log fails closed. */
+  auditRefusal(): Refusal | undefined {
+    const { audit, config } = this.state.deps;
+    if (audit.healthy || !config.audit.failClosed) return undefined;
+    return this.auditUnavailable();
+  }
+
+  /** The refusal of a statement while the audit log cannot be written, or whose record was lost. */
+  auditUnavailable(): Refusal {
+    const { audit } = this.state.deps;
+    return {
+      reason: 'audit-unavailable',
+      fields: {
+        severity: 'ERROR',
+        code: '58030',
+        message: 'Gatehouse refused the statement: the audit log cannot be written',
+        detail: audit.failure ?? 'audit sink failed',
+        hint: 'Statements are refused until the audit log can be written again; ask the operator of this proxy.',
+      },
+    };
+  }
+
+  /**
+   * What the policy in force says of `sql` for this identity: a refusal, or notes, a notice and how
+   * its results are masked.
+   */
+  verdict(sql: string, described?: QueryText, released?: ReadonlySet<string>): Verdict {
+    // Names come first: a PREPARE or DECLARE of a name in use must not reach the analyses, which
+    // would take the new definition while the server keeps the old.
+    const nameEffects = sqlNameEffects(sql);
+    const conflict = this.state.names.sqlConflict(nameEffects);
+    if (conflict) return { refusal: nameRefusal(conflict) };
+    const verdict = this.judgeText(sql, described, released);
+    if (verdict.refusal || nameEffects.length === 0) return verdict;
+    this.state.names.admitSql(nameEffects);
+    return { ...verdict, nameEffects };
+  }
+
+  private judgeText(sql: string, described?: QueryText, released?: ReadonlySet<string>): Verdict {
+    const verdict = this.state.gate.check(
+      sql,
+      described === undefined ? undefined : [described],
+      released ? { ...this.moment(), released } : this.moment(),
+    );
+    if (verdict.outcome === 'refresh-catalog') return { refreshCatalog: true };
+    if (verdict.outcome === 'refuse') {
+      if (verdict.cause === 'masking') this.state.scrubbing = true;
+      this.logRefusal(verdict);
+      // Only a refusal an approval could lift is described for the approver (once more: cached).
+      // The shape spans every statement of the text: an approved shape of its first must not cover more.
+      const shape =
+        verdict.held && released === undefined
+          ? pgTextShape(described ? [described] : describeQuery(sql))
+          : undefined;
+      const held =
+        shape !== undefined
+          ? heldStatement(verdict, {
+              identity: this.state.context.identity,
+              database: this.state.context.database,
+              sql,
+              fingerprint: shape?.fingerprint ?? null,
+              shape: shape?.shape ?? null,
+            })
+          : undefined;
+      return { refusal: pgRefusal(verdict), ...(held && { held }) };
+    }
+    this.state.scrubbing = verdict.masking !== undefined;
+    if (verdict.changesCode) this.state.codeChanged = true;
+    return {
+      ...(verdict.notes.length > 0 && { notes: verdict.notes }),
+      ...(verdict.rows && { rows: verdict.rows }),
+      ...(verdict.warnings.length > 0 && {
+        notice: noticeResponse({ severity: 'WARNING', code: '01000', message: verdict.warnings.join('\n') }),
+      }),
+      ...(verdict.masking && { masking: verdict.masking }),
+    };
+  }
+
+  /** Where the session stands for the gate: DDL it sent is settled only once committed and answered. */
+  moment(): Moment {
+    return {
+      idle: this.state.txStatus === 'I' && !this.state.codeChanged,
+      outdated: this.state.deps.catalog.outdated,
+      refreshed: this.state.catalogRefreshed,
+    };
+  }
+
+  logRefusal(refused: Refused): void {
+    if (refused.failure)
+      this.state.logger.error({ err: refused.failure.error }, `${refused.failure.stage} analysis failed`);
+    else if (refused.cause === 'server-reading')
+      this.state.logger.info(
+        { reason: refused.reason },
+        'statement refused: the server may read it differently',
+      );
+  }
+}
