@@ -182,6 +182,7 @@ export class AuditLogVerifier {
         seq: parsed.record?.seq ?? this.#expectedSeq,
         line: this.#line,
         reason: parsed.reason,
+        kind: 'break',
       };
       return;
     }
