@@ -44,10 +44,12 @@ export function extractColumns(record: Record<string, unknown> | undefined, rece
 }
 
 /** A record's own time decides its partition; one that has none or an invalid one takes its arrival time. */
-function timeOf(value: unknown, receivedAt: Date): Date {
+export function timeOf(value: unknown, receivedAt: Date): Date {
   if (typeof value !== 'string') return receivedAt;
   const time = new Date(value);
-  return Number.isNaN(time.getTime()) ? receivedAt : time;
+  const year = time.getUTCFullYear();
+  // A partition per day is made on demand: a time outside these years would make one for nonsense.
+  return Number.isNaN(year) || year < 2000 || year > 9999 ? receivedAt : time;
 }
 
 function text(value: unknown): string | undefined {
@@ -57,3 +59,28 @@ function text(value: unknown): string | undefined {
 function num(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
+
+/**
+ * The days a batch's rows will fall in, known before its chain is checked, so their partitions can
+ * be made before the ingest transaction takes its locks. Every line gets the time `extractColumns`
+ * will give it: its own (first key after `prev` in the writer's order, or read by parsing), or the
+ * arrival time.
+ */
+export function daysOf(lines: readonly string[], receivedAt: Date): Set<string> {
+  const days = new Set<string>([receivedAt.toISOString().slice(0, 10)]);
+  for (const line of lines) {
+    const match = LEADING_TIME.exec(line);
+    let value: unknown = match?.[1];
+    if (value === undefined) {
+      try {
+        value = (JSON.parse(line) as Record<string, unknown>)['time'];
+      } catch {
+        value = undefined;
+      }
+    }
+    days.add(timeOf(value, receivedAt).toISOString().slice(0, 10));
+  }
+  return days;
+}
+
+const LEADING_TIME = /^\{"seq":\d+,"prev":"[0-9a-f]*","time":"([^"\\]*)"/;
