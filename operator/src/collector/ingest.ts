@@ -1,4 +1,4 @@
-import { parseChainLine } from '../../../sidecar/src/audit/chain.ts';
+import { leadingSeq, parseChainLine } from '../../../sidecar/src/audit/chain.ts';
 import { keyIdOf } from '../../../sidecar/src/audit/signing-key.ts';
 import { AuditLogVerifier, type VerifierState } from '../../../sidecar/src/audit/verify.ts';
 import { extractColumns, type RecordColumns } from './extract.ts';
@@ -168,10 +168,4 @@ function tornRow(seq: number, line: string, receivedAt: Date): Omit<IngestRow, '
 
 function stringOr(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
-}
-
-/** Every record line starts `{"seq":N,`: read it without parsing the line. */
-function leadingSeq(line: string): number | undefined {
-  const match = /^\{"seq":(\d{1,15}),/.exec(line);
-  return match ? Number(match[1]) : undefined;
 }
