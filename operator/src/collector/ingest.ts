@@ -112,7 +112,7 @@ export function ingest(
       continue;
     }
     for (const tornLine of torn) {
-      if (verifying) verifier!.push(Buffer.from(tornLine, 'utf8'));
+      if (verifying) verifier!.pushLine(tornLine);
       rows.push({ ...tornRow(seq, tornLine, receivedAt), verified: verifying && !verifier!.firstBad });
     }
     torn = [];
@@ -131,7 +131,7 @@ export function ingest(
         );
     }
     if (verifying) {
-      verifier!.push(Buffer.from(line, 'utf8'));
+      verifier!.pushLine(line, parsed);
       const bad = verifier!.firstBad;
       if (bad) damage(statusOf(bad.kind), `seq ${bad.seq}: ${bad.reason}`);
     }

@@ -4,6 +4,7 @@ import {
   checkpointSignatureValid,
   GENESIS,
   keyChangeSignatureValid,
+  type ParsedLine,
   type ParsedRecord,
   parseChainLine,
   sha256Hex,
@@ -174,9 +175,21 @@ export class AuditLogVerifier {
 
   push(bytes: Uint8Array): void {
     if (this.#firstBad) return;
-    this.#line++;
     const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-    const parsed = parseChainLine(text);
+    this.#accept(text, parseChainLine(text), bytes);
+  }
+
+  /**
+   * `push` for a line already decoded, and parsed by `parseChainLine(text)` by a caller that needs
+   * its fields too (the collector), so it is parsed once.
+   */
+  pushLine(text: string, parsed: ParsedLine = parseChainLine(text)): void {
+    if (this.#firstBad) return;
+    this.#accept(text, parsed, Buffer.from(text, 'utf8'));
+  }
+
+  #accept(text: string, parsed: ParsedLine, bytes: Uint8Array): void {
+    this.#line++;
     if (!parsed.ok && !parsed.torn) {
       this.#firstBad = {
         seq: parsed.record?.seq ?? this.#expectedSeq,
