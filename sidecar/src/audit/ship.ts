@@ -165,10 +165,12 @@ class Shipper implements AuditShipper {
    * The next lines after `#offset` whose records the collector does not hold, up to the batch
    * limits, ending after a whole record; `end` is the offset after the last line taken (or skipped).
    */
-  async #readBatch(handle: FileHandle): Promise<{ lines: string[]; lastSeq: number; end: number }> {
+  async #readBatch(handle: FileHandle): Promise<Batch> {
     const maxRecords = this.#options.batchRecords ?? 1000;
     const maxBytes = this.#options.batchBytes ?? 4 * 1024 * 1024;
     const lines: string[] = [];
+    /** Per record taken: where its lines begin in `lines`, and the batch as it stood before it. */
+    const taken: { from: number; lastSeq: number; end: number }[] = [];
     let pending: string[] = [];
     let bytes = 0;
     let lastSeq = this.#acknowledged;
@@ -176,7 +178,7 @@ class Shipper implements AuditShipper {
     let end = this.#offset;
     let carry = Buffer.alloc(0);
     const buffer = Buffer.alloc(READ_CHUNK);
-    for (;;) {
+    reading: for (;;) {
       const { bytesRead } = await handle.read(buffer, 0, READ_CHUNK, position);
       if (bytesRead === 0) break;
       position += bytesRead;
@@ -200,16 +202,48 @@ class Shipper implements AuditShipper {
           end = lineEnd;
           continue;
         }
+        const added = pending.reduce((n, l) => n + l.length, 0) + line.length;
+        const full = lines.length + pending.length + 1 >= maxRecords || bytes + added >= maxBytes;
+        // A batch must end in a whole record, so the line that would end one is checked (see below).
+        if (full && !isJson(line)) {
+          pending.push(line);
+          continue;
+        }
+        taken.push({ from: lines.length, lastSeq, end });
         lines.push(...pending, line);
-        bytes += pending.reduce((n, l) => n + l.length, 0) + line.length;
+        bytes += added;
         pending = [];
         lastSeq = seq;
         end = lineEnd;
-        if (lines.length >= maxRecords || bytes >= maxBytes) return { lines, lastSeq, end };
+        if (full) break reading;
       }
       carry = Buffer.from(data.subarray(start));
     }
+    // A crash can leave a line cut after its `{"seq":N,`: it looks like a record but is torn. A batch
+    // must end in a whole record (see above), so one that ends in such a line gives it back.
+    while (taken.length > 0 && !isJson(lines[lines.length - 1]!)) {
+      const last = taken.pop()!;
+      lines.length = last.from;
+      lastSeq = last.lastSeq;
+      end = last.end;
+    }
     return { lines, lastSeq, end };
+  }
+}
+
+interface Batch {
+  readonly lines: string[];
+  readonly lastSeq: number;
+  /** The file offset after the last line taken or skipped. */
+  readonly end: number;
+}
+
+function isJson(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
   }
 }
 
