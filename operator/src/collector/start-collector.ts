@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { isLoopback } from '../../../sidecar/src/approvals/serve-approvals.ts';
+import { UserError } from '../../../sidecar/src/errors.ts';
 import { createLocalAuthenticator } from '../../../sidecar/src/identity/local-authenticator.ts';
 import { collectorApi } from './collector-api.ts';
 import { collectorAuthenticator, type TokenReviewer } from './collector-auth.ts';
@@ -25,7 +26,7 @@ export async function startCollector(
   options: { logger: Logger; tokenReviewer?: TokenReviewer },
 ): Promise<RunningCollector> {
   const { logger } = options;
-  const store = await CollectorStore.open(await openDriver(config.storeUrl, config.poolSize));
+  const store = await openStore(config);
   const retention = async () => {
     const dropped = await store.applyRetention(config.retentionDays);
     if (dropped.length > 0) logger.info({ days: dropped }, 'dropped audit partitions past the retention');
@@ -78,4 +79,15 @@ export async function startCollector(
       await store.close();
     },
   };
+}
+
+/** The store, or a one-line reason it cannot be opened (the URL is not repeated: it may hold a password). */
+async function openStore(config: CollectorConfig): Promise<CollectorStore> {
+  const driver = await openDriver(config.storeUrl, config.poolSize);
+  try {
+    return await CollectorStore.open(driver);
+  } catch (error) {
+    await driver.close().catch(() => {});
+    throw new UserError(`cannot open the collector's store: ${(error as Error).message}`);
+  }
 }

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { UserError } from '../../../sidecar/src/errors.ts';
 import { copyIn } from './copy-in.ts';
 
 /** What the store needs of a database: queries, COPY in, transactions. */
@@ -23,7 +24,7 @@ export async function openDriver(url: string, poolSize = 4): Promise<SqlDriver> 
     return openPgliteDriver(url.slice('pglite:'.length));
   }
   if (!/^postgres(ql)?:\/\//.test(url))
-    throw new Error('the store URL must start with postgres://, postgresql:// or pglite:');
+    throw new UserError('the store URL must start with postgres://, postgresql:// or pglite:');
   return pgDriver(new pg.Pool({ connectionString: url, max: poolSize }));
 }
 
