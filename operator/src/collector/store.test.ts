@@ -68,3 +68,24 @@ describe.each(stores)('the store on $name', ({ url }) => {
     expect(await store.lines(view.id)).toEqual([torn, malformed]);
   });
 });
+
+describe('replicas sharing one PostgreSQL store', () => {
+  it("never interleave one source's chain, however batches race", async () => {
+    const url = await freshStoreUrl('collector_replicas_test');
+    const replicas = [
+      await CollectorStore.open(await openDriver(url)),
+      await CollectorStore.open(await openDriver(url)),
+      await CollectorStore.open(await openDriver(url)),
+    ];
+    try {
+      // Every batch sent to every replica at once, as shippers retrying through a load balancer would.
+      const batches = [lines.slice(0, 3), lines.slice(0, 6), lines.slice(2, 9), lines.slice(5)];
+      await Promise.all(batches.flatMap((batch) => replicas.map((replica) => replica.ingest(source, batch))));
+      const [view] = await replicas[0]!.sources();
+      expect(view).toMatchObject({ status: 'ok', lastSeq: lines.length, records: lines.length });
+      expect(await replicas[0]!.lines(view!.id)).toEqual(lines);
+    } finally {
+      for (const replica of replicas) await replica.close();
+    }
+  });
+});
