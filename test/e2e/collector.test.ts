@@ -1,7 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CollectorStore } from '../../operator/src/collector/store.ts';
@@ -18,6 +19,7 @@ import { MAIN, type ProxyProcess, startProxyProcess } from './support/proxy-proc
  * nothing: the store ends up with every line of the file, byte for byte, and the chain verifies.
  */
 
+const run = promisify(execFile);
 const postgres = inject('postgres');
 const SHIPPER_TOKEN = 'e2e-shipper-token-0123456789';
 const READER = { name: 'lead', password: 'lead-secret' };
@@ -151,6 +153,35 @@ describe('the collector', () => {
     expect(sources.items).toEqual([
       expect.objectContaining({ cluster: 'e2e', pod: 'proxy-0', status: 'ok' }),
     ]);
+  });
+
+  it('answers gatehouse audit query as the API does, as JSON and as a table', async () => {
+    const query = async (...args: string[]) =>
+      (
+        await run(
+          process.execPath,
+          [
+            '--liftoff-only',
+            MAIN,
+            'audit',
+            'query',
+            ...args,
+            '--server',
+            `http://127.0.0.1:${port}`,
+            '--user',
+            READER.name,
+            '--subject',
+            'local:demo',
+          ],
+          { env: { ...process.env, GATEHOUSE_PASSWORD: READER.password } },
+        )
+      ).stdout;
+    const fromApi = await api<{ items: unknown[] }>('/v1/statements?subject=local:demo');
+    expect(JSON.parse(await query('--format', 'json'))).toEqual(fromApi);
+    const table = (await query('--since', '1h')).split('\n');
+    expect(table[0]).toMatch(/^time +subject +database +outcome +rows +statement/);
+    expect(table[1]).toMatch(/local:demo +app +ok +1 +SELECT \$1/);
+    expect(await query('sources')).toMatch(/e2e +standalone +proxy-0 +app +ok/);
   });
 
   it('refuses a shipper without the token, and a reader without a password', async () => {
