@@ -5,7 +5,8 @@
  * database), then into a throwaway PostgreSQL 15 (one source, then four sources at once, as four
  * proxies would send), then into PGlite.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -63,17 +64,32 @@ try {
       logKeyId: keyId,
     });
 
+    const postmaster = Number(
+      (await readFile(join(postgres.info.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0],
+    );
     started = now();
+    let serverCpu = await postgresCpuSeconds(postmaster);
     for (const batch of batches) await store.ingest(source('one'), batch);
-    report('PostgreSQL, one source', lines.length, started);
+    report(
+      'PostgreSQL, one source',
+      lines.length,
+      started,
+      (await postgresCpuSeconds(postmaster)) - serverCpu,
+    );
 
     started = now();
+    serverCpu = await postgresCpuSeconds(postmaster);
     await Promise.all(
       ['a', 'b', 'c', 'd'].map(async (pod) => {
         for (const batch of batches) await store.ingest(source(pod), batch);
       }),
     );
-    report('PostgreSQL, four sources at once', lines.length * 4, started);
+    report(
+      'PostgreSQL, four sources at once',
+      lines.length * 4,
+      started,
+      (await postgresCpuSeconds(postmaster)) - serverCpu,
+    );
     const sources = await store.sources();
     if (sources.some((s) => s.status !== 'ok' || s.lastSeq !== lines.length))
       throw new Error('a source is not whole');
@@ -105,12 +121,36 @@ function now(): { wall: number; cpu: NodeJS.CpuUsage } {
   return { wall: performance.now(), cpu: process.cpuUsage() };
 }
 
-function report(what: string, records: number, started: { wall: number; cpu: NodeJS.CpuUsage }): void {
+/** CPU seconds used so far by a PostgreSQL server: its postmaster and every process it started. */
+async function postgresCpuSeconds(postmaster: number): Promise<number> {
+  const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+  let total = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name (which may hold spaces): state is 3rd, ppid 4th, utime 14th, stime 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pid) !== postmaster && Number(fields[1]) !== postmaster) continue;
+    total += (Number(fields[11]) + Number(fields[12])) / ticks;
+  }
+  return total;
+}
+
+function report(
+  what: string,
+  records: number,
+  started: { wall: number; cpu: NodeJS.CpuUsage },
+  serverCpuSeconds?: number,
+): void {
   const seconds = (performance.now() - started.wall) / 1000;
   const used = process.cpuUsage(started.cpu);
   const cpuSeconds = (used.user + used.system) / 1e6;
   console.log(
     `${what}: ${Math.round(records / seconds).toLocaleString('en')} records/s wall (${records} in ${seconds.toFixed(2)} s), ` +
-      `${Math.round(records / cpuSeconds).toLocaleString('en')} records per collector CPU-second (load average ${loadavg()[0]!.toFixed(1)})`,
+      `${Math.round(records / cpuSeconds).toLocaleString('en')} records per collector CPU-second` +
+      (serverCpuSeconds === undefined
+        ? ''
+        : `, ${Math.round(records / serverCpuSeconds).toLocaleString('en')} per PostgreSQL CPU-second`) +
+      ` (load average ${loadavg()[0]!.toFixed(1)})`,
   );
 }
