@@ -94,6 +94,14 @@ describe('ingest', () => {
       duplicates: 4,
     },
     {
+      name: 'a record that comes after its gap was flagged',
+      batches: () => [lines.slice(0, 4), lines.slice(6), [lines[4]!]],
+      status: 'gap',
+      reason: /seq 7: .*2 record\(s\) removed/,
+      stored: () => lines.length - 1,
+      unverifiedFrom: 5,
+    },
+    {
       name: 'a resent record changed since',
       batches: () => [lines.slice(0, 8), [tamper(lines[5]!), ...lines.slice(8)]],
       status: 'broken',

@@ -107,7 +107,12 @@ export function ingest(
         duplicates++;
         continue;
       }
-      damage('broken', `seq ${seq} was sent again with other content than the record stored`);
+      damage(
+        'broken',
+        known === undefined
+          ? `seq ${seq} arrived after seq ${state.lastSeq}: out of order, or a record the store no longer holds`
+          : `seq ${seq} was sent again with other content than the record stored`,
+      );
       rows.push(row(seq, hash, line, false, receivedAt));
       continue;
     }
