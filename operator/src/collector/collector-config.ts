@@ -84,7 +84,7 @@ export function loadCollectorConfig(
 
   return {
     listen: parseListen(
-      overrides.listen ?? (typeof doc['listen'] === 'string' ? doc['listen'] : DEFAULT_LISTEN),
+      overrides.listen ?? (doc['listen'] === undefined ? DEFAULT_LISTEN : String(doc['listen'])),
     ),
     storeUrl,
     poolSize: Number(store['poolSize'] ?? 4),
