@@ -78,12 +78,23 @@ describe('replicas sharing one PostgreSQL store', () => {
       await CollectorStore.open(await openDriver(url)),
     ];
     try {
-      // Every batch sent to every replica at once, as shippers retrying through a load balancer would.
+      // A shipper sends its next batch only once the previous one was answered, but a batch it gave up
+      // waiting for may still arrive, at another replica, at the same time as its resend: each batch,
+      // overlapping the one before, reaches every replica at once.
       const batches = [lines.slice(0, 3), lines.slice(0, 6), lines.slice(2, 9), lines.slice(5)];
-      await Promise.all(batches.flatMap((batch) => replicas.map((replica) => replica.ingest(source, batch))));
-      const [view] = await replicas[0]!.sources();
-      expect(view).toMatchObject({ status: 'ok', lastSeq: lines.length, records: lines.length });
-      expect(await replicas[0]!.lines(view!.id)).toEqual(lines);
+      const pods = ['a', 'b', 'c', 'd', 'e', 'f'];
+      await Promise.all(
+        pods.map(async (pod) => {
+          for (const batch of batches)
+            await Promise.all(replicas.map((replica) => replica.ingest({ ...source, pod }, batch)));
+        }),
+      );
+      const views = await replicas[0]!.sources();
+      expect(views).toHaveLength(pods.length);
+      for (const view of views) {
+        expect(view).toMatchObject({ status: 'ok', lastSeq: lines.length, records: lines.length });
+        expect(await replicas[0]!.lines(view.id)).toEqual(lines);
+      }
     } finally {
       for (const replica of replicas) await replica.close();
     }
