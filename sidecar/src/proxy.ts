@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { approvalAuditEvent, shapeGrantAuditEvent } from './approvals/approval-audit.ts';
@@ -209,6 +211,7 @@ export async function startProxy(
   );
 
   void reportUpstream(config, logger);
+  const shipper = await startAuditShipper(config, logger);
 
   let closing: Promise<void> | undefined;
   return {
@@ -228,6 +231,8 @@ export async function startProxy(
         server.close();
         authenticator.close();
         await audit.close();
+        // After the seal, so the collector gets the log's last checkpoint too when it is reachable.
+        await shipper?.stop();
         if (admin) await new Promise((resolve) => admin!.server.close(resolve));
         logger.info('gatehouse proxy stopped');
       })();
@@ -289,4 +294,28 @@ async function reportUpstream(config: ProxyConfig, logger: Logger): Promise<void
       ? 'the database is not reachable: clients are refused until it is'
       : "the database refused the proxy's login: clients are refused until it accepts it",
   );
+}
+
+/** The audit shipper, when `audit.ship` asks for one; loaded only then. */
+async function startAuditShipper(config: ProxyConfig, logger: Logger) {
+  const ship = config.audit.ship;
+  if (!ship || config.audit.file === undefined) return undefined;
+  const { startShipper } = await import('./audit/ship.ts');
+  return startShipper({
+    file: config.audit.file,
+    target: {
+      url: ship.url,
+      ...(ship.tokenFile !== undefined && { tokenFile: ship.tokenFile }),
+      ...(ship.token !== undefined && { token: ship.token }),
+      ...(ship.caFile !== undefined && { ca: readFileSync(ship.caFile) }),
+    },
+    source: {
+      cluster: ship.cluster ?? 'local',
+      namespace: ship.namespace ?? process.env['POD_NAMESPACE'] ?? 'standalone',
+      pod: ship.pod ?? process.env['POD_NAME'] ?? hostname(),
+      database: config.upstream.database,
+    },
+    ...(ship.batchRecords !== undefined && { batchRecords: ship.batchRecords }),
+    logger,
+  });
 }

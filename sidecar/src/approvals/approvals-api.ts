@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
+import { credentialsOf } from '../identity/authorization-header.ts';
 import { AuthError, type Authenticator, type Identity } from '../identity/identity.ts';
 import { anySubjectMatches } from '../policy/subject-matches.ts';
 import type { ApprovalBook, DecisionRefusal } from './approval-book.ts';
@@ -134,21 +135,6 @@ function maysee(request: ApprovalRequest, caller: Identity): boolean {
     caller.subject === request.requester.subject ||
     request.rules.some((rule) => anySubjectMatches(rule.approvers, caller, rule.namespace))
   );
-}
-
-function credentialsOf(header: string | undefined): { user: string; password: string } | undefined {
-  if (!header) return undefined;
-  const space = header.indexOf(' ');
-  if (space < 0) return undefined;
-  const scheme = header.slice(0, space).toLowerCase();
-  const value = header.slice(space + 1).trim();
-  if (scheme === 'bearer' && value !== '') return { user: '', password: value };
-  if (scheme === 'basic') {
-    const decoded = Buffer.from(value, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon > 0) return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-  }
-  return undefined;
 }
 
 function decisionBody(

@@ -174,3 +174,9 @@ export function parseChainLine(line: string): ParsedLine {
     return { ok: false, reason: "hash does not match the record's content", torn: false, record };
   return { ok: true, record, hash, sig };
 }
+
+/** The seq of a record line, read from its first bytes (every record starts `{"seq":N,`) without parsing it. */
+export function leadingSeq(line: string): number | undefined {
+  const match = /^\{"seq":(\d{1,15}),/.exec(line);
+  return match ? Number(match[1]) : undefined;
+}

@@ -77,6 +77,7 @@ describe('verifyAuditLog', () => {
       seq: 5,
       line: 5,
       reason: expect.stringMatching(/hash does not match/),
+      kind: 'break',
     });
   });
 
@@ -89,6 +90,7 @@ describe('verifyAuditLog', () => {
       seq: 6,
       line: 6,
       reason: expect.stringMatching(/prev does not match/),
+      kind: 'break',
     });
   });
 
@@ -103,6 +105,7 @@ describe('verifyAuditLog', () => {
       seq: 6,
       line: 5,
       reason: expect.stringMatching(/1 record\(s\) removed/),
+      kind: 'gap',
     });
   });
 
@@ -114,7 +117,12 @@ describe('verifyAuditLog', () => {
 
   it('notices an inserted record', () => {
     const inserted = [...lines.slice(0, 5), lines[4]!, ...lines.slice(5)];
-    expect(verify(inserted).firstBad).toEqual({ seq: 5, line: 6, reason: expect.stringMatching(/inserted/) });
+    expect(verify(inserted).firstBad).toEqual({
+      seq: 5,
+      line: 6,
+      reason: expect.stringMatching(/inserted/),
+      kind: 'break',
+    });
   });
 
   it('notices a log cut after a checkpoint, through the head anchor and through the seal rule', () => {
@@ -143,7 +151,12 @@ describe('verifyAuditLog', () => {
       const sig = /"sig":"(.)/.exec(line)!;
       return line.replace(`"sig":"${sig[1]}`, `"sig":"${sig[1] === 'A' ? 'B' : 'A'}`);
     });
-    expect(verify(forged).firstBad).toEqual({ seq: 7, line: 7, reason: expect.stringMatching(/signature/) });
+    expect(verify(forged).firstBad).toEqual({
+      seq: 7,
+      line: 7,
+      reason: expect.stringMatching(/signature/),
+      kind: 'break',
+    });
   });
 
   it('notices a whole log rewritten with another key only when the key is pinned', async () => {
@@ -153,6 +166,7 @@ describe('verifyAuditLog', () => {
       seq: 1,
       line: 1,
       reason: 'log.open carries a public key other than the pinned one',
+      kind: 'foreign-key',
     });
   });
 
@@ -162,6 +176,7 @@ describe('verifyAuditLog', () => {
       seq: 1,
       line: 1,
       reason: 'the log does not start with a log.open record',
+      kind: 'break',
     });
     expect(verifyAuditLog('', {}).firstBad?.reason).toMatch(/empty/);
   });
@@ -178,6 +193,7 @@ describe('verifyAuditLog', () => {
       seq: 16,
       line: 16,
       reason: 'a statement record follows the seal',
+      kind: 'break',
     });
   });
 

@@ -4,6 +4,7 @@ import {
   checkpointSignatureValid,
   GENESIS,
   keyChangeSignatureValid,
+  type ParsedLine,
   type ParsedRecord,
   parseChainLine,
   sha256Hex,
@@ -23,7 +24,27 @@ export interface VerifyOptions {
   readonly head?: string;
   /** Accept a log that does not end in a seal (one still being written). */
   readonly allowUnsealed?: boolean;
+  /**
+   * Continue a chain checked earlier (by another process, or before a restart) from the state that
+   * `AuditLogVerifier.state()` gave then, so a log arriving in pieces is checked once, in order.
+   */
+  readonly resume?: VerifierState;
 }
+
+/** Where a verifier stands in a chain: plain data, so it can be stored and resumed elsewhere. */
+export interface VerifierState {
+  readonly expectedSeq: number;
+  readonly prev: string;
+  /** The key of the last log.open (base64 DER SPKI); undefined before the first. */
+  readonly publicKey: string | undefined;
+  readonly sealed: boolean;
+  readonly unsigned: number;
+  readonly torn: readonly Torn[];
+  readonly awaitingRecovery: readonly Torn[];
+}
+
+/** What kind of damage stopped the chain: records missing, a record not what was written, or a key not trusted. */
+export type ChainDamage = 'gap' | 'break' | 'foreign-key';
 
 /** A key whose checkpoints the verifier accepted, from the `log.open` that brought it in. */
 export interface TrustedKey {
@@ -62,10 +83,11 @@ export interface VerifyResult {
     readonly reason: string;
     /** True when the only problem is the missing seal: a cut, a crash, or a log still being written. */
     readonly unsealed?: boolean;
+    readonly kind?: ChainDamage;
   };
 }
 
-interface Torn {
+export interface Torn {
   readonly line: number;
   readonly seq: number;
   readonly sha256: string;
@@ -100,12 +122,26 @@ export class AuditLogVerifier {
   #torn: Torn[] = [];
   #awaitingRecovery: Torn[] = [];
   #firstBad: VerifyResult['firstBad'];
+  /** Set when the problem of the record being checked is a key that is not trusted. */
+  #untrusted = false;
 
   constructor(options: VerifyOptions = {}) {
     this.#pinned = new Set([
       ...(options.publicKey === undefined ? [] : [options.publicKey]),
       ...(options.publicKeys ?? []),
     ]);
+    const resume = options.resume;
+    if (resume) {
+      this.#expectedSeq = resume.expectedSeq;
+      this.#prev = resume.prev;
+      this.#publicKey = resume.publicKey;
+      this.#key = resume.publicKey === undefined ? undefined : importPublicKey(resume.publicKey);
+      this.#started = resume.publicKey !== undefined;
+      this.#sealed = resume.sealed;
+      this.#unsigned = resume.unsigned;
+      this.#torn = [...resume.torn];
+      this.#awaitingRecovery = [...resume.awaitingRecovery];
+    }
     this.#allowUnsealed = options.allowUnsealed ?? false;
     if (options.head !== undefined) {
       const head = parseHead(options.head);
@@ -119,16 +155,47 @@ export class AuditLogVerifier {
     }
   }
 
+  /** Where the chain stands now, for `VerifyOptions.resume`. */
+  state(): VerifierState {
+    return {
+      expectedSeq: this.#expectedSeq,
+      prev: this.#prev,
+      publicKey: this.#publicKey,
+      sealed: this.#sealed,
+      unsigned: this.#unsigned,
+      torn: [...this.#torn],
+      awaitingRecovery: [...this.#awaitingRecovery],
+    };
+  }
+
+  /** The first damage found so far, if any (what `finish` will report). */
+  get firstBad(): VerifyResult['firstBad'] {
+    return this.#firstBad;
+  }
+
   push(bytes: Uint8Array): void {
     if (this.#firstBad) return;
-    this.#line++;
     const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-    const parsed = parseChainLine(text);
+    this.#accept(text, parseChainLine(text), bytes);
+  }
+
+  /**
+   * `push` for a line already decoded, and parsed by `parseChainLine(text)` by a caller that needs
+   * its fields too (the collector), so it is parsed once.
+   */
+  pushLine(text: string, parsed: ParsedLine = parseChainLine(text)): void {
+    if (this.#firstBad) return;
+    this.#accept(text, parsed, Buffer.from(text, 'utf8'));
+  }
+
+  #accept(text: string, parsed: ParsedLine, bytes: Uint8Array): void {
+    this.#line++;
     if (!parsed.ok && !parsed.torn) {
       this.#firstBad = {
         seq: parsed.record?.seq ?? this.#expectedSeq,
         line: this.#line,
         reason: parsed.reason,
+        kind: 'break',
       };
       return;
     }
@@ -152,9 +219,11 @@ export class AuditLogVerifier {
       this.#firstBad = unaccountedFor(unaccounted);
       return;
     }
+    this.#untrusted = false;
     const problem = this.#problem(record, hash, sig, text);
     if (problem) {
-      this.#firstBad = { seq: record.seq, line: this.#line, reason: problem };
+      const kind = this.#untrusted ? 'foreign-key' : record.seq > this.#expectedSeq ? 'gap' : 'break';
+      this.#firstBad = { seq: record.seq, line: this.#line, reason: problem, kind };
       return;
     }
     this.#sealed = record.type === 'checkpoint' && record['final'] === true;
@@ -229,7 +298,10 @@ export class AuditLogVerifier {
     const keyId = keyIdOf(publicKey);
     const pinned = this.#pinned.has(publicKey);
     if (this.#publicKey === undefined) {
-      if (this.#pinned.size > 0 && !pinned) return 'log.open carries a public key other than the pinned one';
+      if (this.#pinned.size > 0 && !pinned) {
+        this.#untrusted = true;
+        return 'log.open carries a public key other than the pinned one';
+      }
       this.#keys.push({ keyId, fromSeq: record.seq, trust: pinned ? 'pinned' : 'first-record' });
       return undefined;
     }
@@ -246,6 +318,7 @@ export class AuditLogVerifier {
       this.#keys.push({ keyId, fromSeq: record.seq, trust: 'pinned' });
       return undefined;
     }
+    this.#untrusted = true;
     return (
       `log.open changes the signing key from ${previousId} to ${keyId} without ${sig === undefined ? 'a' : 'a valid'} signature by ${previousId}: ` +
       'anyone who can write the file could have written everything from here (pin the new key with --public-key if the change was legitimate)'

@@ -46,6 +46,8 @@ describe('--help', () => {
     [['audit', '--help'], 'usage: gatehouse audit verify FILE'],
     [['audit', 'verify', '--help'], 'usage: gatehouse audit verify FILE'],
     [['approvals', '--help'], 'usage: gatehouse approvals list'],
+    [['collector', '--help'], 'usage: gatehouse collector'],
+    [['audit', 'query', '--help'], 'usage: gatehouse audit query'],
   ])('gatehouse %j prints its usage on stdout and exits 0', (argv, usage) => {
     const result = gatehouse(...argv);
     expect(result, JSON.stringify(result)).toMatchObject({ code: 0, stderr: '' });
@@ -84,6 +86,24 @@ describe('bad input: one line, one prefix, exit 2', () => {
     [['audit'], /gatehouse audit verify FILE/],
     [['audit', 'check'], /unknown audit subcommand "check"/],
     [['nonsense'], /unknown command "nonsense"/],
+    [['collector', '--bogus'], /Unknown option '--bogus' \(see gatehouse collector --help\)/],
+    [['collector'], /store.url \(or --store URL\) is required/],
+    [['collector', '--store', 'mysql://x'], /the store URL must start with postgres/],
+    [
+      ['collector', '--store', 'pglite:memory', '--retention-days', '0'],
+      /retentionDays: must be a whole number/,
+    ],
+    [['audit', 'query', '--bogus'], /Unknown option '--bogus' \(see gatehouse audit query --help\)/],
+    [['audit', 'query', 'tables'], /asks for one of statements, sessions, sources/],
+    [
+      ['audit', 'query', '--since', 'lately', '--user', 'u', '--password', 'p'],
+      /--since: "lately" is neither/,
+    ],
+    [['audit', 'query'], /say who you are/],
+    [
+      ['collector', '--store', 'postgres://nobody:secret-password@127.0.0.1:1/none'],
+      /^gatehouse: cannot open the collector's store: connect ECONNREFUSED 127.0.0.1:1$/m,
+    ],
     [['proxy'], /^gatehouse: --config FILE is required \(see gatehouse proxy --help\)$/m],
     [['operator'], /^gatehouse: --sidecar-image IMAGE is required$/m],
   ])('gatehouse %j', (argv, pattern) => {

@@ -9,7 +9,9 @@ commands:
   proxy          run the database proxy (the sidecar)
   operator       run the Kubernetes operator (controllers and the injection webhook)
   status         show each DatabaseAccess and whether its pods carry the current sidecar
+  collector      collect the proxies' audit records into one store (PostgreSQL)
   audit verify   prove an audit log complete and unaltered
+  audit query    ask the collector who ran what (statements, sessions, sources)
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
   version        print the version (also --version)
   help           show this text
@@ -19,8 +21,11 @@ ${PROXY_USAGE}
 Run \`gatehouse <command> --help\` for a command's options.`;
 
 const AUDIT_USAGE = `usage: gatehouse audit verify FILE [options]
+       gatehouse audit query [statements|sessions|sources] [options]
 
-${AUDIT_VERIFY_USAGE}`;
+${AUDIT_VERIFY_USAGE}
+
+Run \`gatehouse audit query --help\` for the query's options.`;
 
 /** The `gatehouse` command line: runs one command and returns its exit code. */
 export async function runCli(argv: string[]): Promise<number> {
@@ -41,15 +46,23 @@ export async function runCli(argv: string[]): Promise<number> {
       const { runApprovalsCommand } = await import('./approvals-command.ts');
       return runApprovalsCommand(rest);
     }
+    case 'collector': {
+      const { runCollectorCommand } = await import('../../../operator/src/collector/collector-command.ts');
+      return runCollectorCommand(rest);
+    }
     case 'audit':
       if (rest[0] === 'verify') return runAuditVerify(rest.slice(1));
+      if (rest[0] === 'query') {
+        const { runAuditQuery } = await import('../../../operator/src/collector/audit-query-command.ts');
+        return runAuditQuery(rest.slice(1));
+      }
       if (rest[0] === '--help' || rest[0] === '-h' || rest[0] === 'help') {
         console.log(AUDIT_USAGE);
         return 0;
       }
       throw new UserError(
         rest[0] === undefined
-          ? 'audit needs a subcommand: gatehouse audit verify FILE (see gatehouse audit --help)'
+          ? 'audit needs a subcommand: gatehouse audit verify FILE, or gatehouse audit query (see gatehouse audit --help)'
           : `unknown audit subcommand "${rest[0]}" (see gatehouse audit --help)`,
       );
     case 'version':

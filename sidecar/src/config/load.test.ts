@@ -65,6 +65,39 @@ describe('parseProxyConfig', () => {
     expect(errorOf(`${base}clientTls: automatic\n`)).toMatch(/clientTls/);
   });
 
+  it('takes audit.ship only with an audit file to ship from and one way to authenticate', () => {
+    const base = `upstream:\n  url: postgres://app:x@db/shop\n${LOCAL}`;
+    const ship = (audit: string) => `${base}audit:\n${audit}`;
+    const config = parseProxyConfig(
+      ship('  file: a.jsonl\n  ship:\n    url: http://127.0.0.1:7450\n    tokenFile: /var/run/token\n'),
+      'g.yaml',
+    );
+    expect(config.audit.ship).toMatchObject({
+      url: 'http://127.0.0.1:7450',
+      tokenFile: '/var/run/token',
+      cluster: 'local',
+    });
+    expect(errorOf(ship('  ship:\n    url: http://c:7450\n    tokenFile: t\n'))).toMatch(
+      /audit.ship.*needs audit.file/,
+    );
+    expect(errorOf(ship('  file: a.jsonl\n  ship:\n    url: http://c:7450\n'))).toMatch(
+      /exactly one of tokenFile or token/,
+    );
+    expect(
+      errorOf(
+        ship(
+          '  file: a.jsonl\n  ship:\n    url: http://c:7450\n    tokenFile: t\n    token: long-enough-token-0\n',
+        ),
+      ),
+    ).toMatch(/exactly one of tokenFile or token/);
+    expect(errorOf(ship('  file: a.jsonl\n  ship:\n    url: ftp://c\n    tokenFile: t\n'))).toMatch(
+      /audit.ship.url/,
+    );
+    expect(errorOf(ship('  file: a.jsonl\n  ship:\n    url: http://c\n    token: short\n'))).toMatch(
+      /audit.ship.token/,
+    );
+  });
+
   it('lets flags override the file, keeping the upstream TLS settings', () => {
     const config = parseProxyConfig(
       `upstream:\n  url: postgres://a@h/db\n  tls: {mode: require}\n${LOCAL}`,

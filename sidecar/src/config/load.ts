@@ -3,7 +3,12 @@ import { resolve } from 'node:path';
 import Value from 'typebox/value';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError, UserError } from '../errors.ts';
-import { type ProxyConfigDocument, ProxyConfigSchema, type SecretValueConfig } from './schema.ts';
+import {
+  type AuditConfigDocument,
+  type ProxyConfigDocument,
+  ProxyConfigSchema,
+  type SecretValueConfig,
+} from './schema.ts';
 import { schemaProblems } from './validate.ts';
 
 export interface HostPort {
@@ -49,6 +54,7 @@ export interface ProxyConfig {
     readonly checkpointEveryRecords: number;
     readonly checkpointIntervalMs: number;
     readonly failClosed: boolean;
+    readonly ship?: NonNullable<AuditConfigDocument['ship']>;
   };
   readonly admin?: HostPort;
   readonly limits: {
@@ -198,6 +204,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       checkpointEveryRecords: document.audit?.checkpointEveryRecords ?? 1000,
       checkpointIntervalMs: (document.audit?.checkpointIntervalSeconds ?? 10) * 1000,
       failClosed: document.audit?.failClosed ?? true,
+      ...(document.audit?.ship !== undefined && { ship: checkShip(document.audit, file) }),
     },
     ...(document.admin && { admin: parseHostPort(document.admin.listen, file, 'admin.listen') }),
     limits: {
@@ -417,4 +424,18 @@ export function parseHostPort(value: string, file: string, field: string): HostP
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The file is the shipper's buffer, so shipping needs one; and a collector needs to know who sends. */
+function checkShip(audit: AuditConfigDocument, file: string): NonNullable<AuditConfigDocument['ship']> {
+  const ship = audit.ship!;
+  if (audit.file === undefined)
+    throw new ConfigError(
+      file,
+      'audit.ship',
+      'needs audit.file: records are shipped from the file, which keeps them while the collector is away',
+    );
+  if ((ship.tokenFile === undefined) === (ship.token === undefined))
+    throw new ConfigError(file, 'audit.ship', 'needs exactly one of tokenFile or token');
+  return ship;
 }

@@ -117,6 +117,46 @@ const IdentityConfig = Type.Object(
   { additionalProperties: false },
 );
 
+/** Shipping the audit file to the collector (docs/collector.md). */
+const AuditShip = Type.Object(
+  {
+    url: Type.String({
+      pattern: '^https?://',
+      description:
+        'The collector, e.g. http://127.0.0.1:7450 or https://gatehouse-collector.gatehouse-system:7450.',
+    }),
+    tokenFile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "A file holding the token sent to the collector: the pod's projected service-account token in a cluster (re-read on every batch), or a shared shipper token.",
+      }),
+    ),
+    token: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description: 'A shared shipper token written in the config (development).',
+      }),
+    ),
+    caFile: Type.Optional(
+      Type.String({ minLength: 1, description: 'CA certificate (PEM) of an https collector.' }),
+    ),
+    cluster: Type.Optional(
+      Type.String({
+        minLength: 1,
+        default: 'local',
+        description: 'The cluster name recorded with every record.',
+      }),
+    ),
+    namespace: Type.Optional(
+      Type.String({ minLength: 1, description: 'Default: $POD_NAMESPACE, else "standalone".' }),
+    ),
+    pod: Type.Optional(Type.String({ minLength: 1, description: 'Default: $POD_NAME, else the host name.' })),
+    batchRecords: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
+  },
+  { additionalProperties: false },
+);
+
 const Audit = Type.Object(
   {
     file: Type.Optional(
@@ -152,6 +192,7 @@ const Audit = Type.Object(
         description: 'Refuse statements while the audit file cannot be written.',
       }),
     ),
+    ship: Type.Optional(AuditShip),
   },
   { additionalProperties: false },
 );

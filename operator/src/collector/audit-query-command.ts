@@ -1,0 +1,138 @@
+import { parseCliArgs } from '../../../sidecar/src/cli/parse-cli-args.ts';
+import { UserError } from '../../../sidecar/src/errors.ts';
+import { DEFAULT_LISTEN } from './collector-config.ts';
+import { parseSince } from './time-range.ts';
+
+export const AUDIT_QUERY_USAGE = `usage: gatehouse audit query [statements|sessions|sources] [options]
+
+Asks the collector (docs/collector.md) what was run, by whom, and whether each source's chain holds.
+
+options:
+  --server URL          the collector (default http://${DEFAULT_LISTEN}, the quickstart's)
+  --token JWT           a bearer token; or
+  --user NAME           a local user, with --password P or $GATEHOUSE_PASSWORD
+  --subject S           only this identity
+  --database D          only this database
+  --outcome O           only statements that ended ok, error or refused
+  --since T             a duration back from now (15m, 2h, 7d) or an ISO 8601 time; also --from
+  --to T                up to this time
+  --limit N             at most N rows (default 100; follow \`next\` with --cursor)
+  --cursor C            the next page, as the previous answer named it
+  --format table|json   (default table)
+  -h, --help            show this text`;
+
+const KINDS = ['statements', 'sessions', 'sources'] as const;
+
+export async function runAuditQuery(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCliArgs(
+    {
+      args: argv,
+      allowPositionals: true,
+      options: {
+        server: { type: 'string', default: `http://${DEFAULT_LISTEN}` },
+        token: { type: 'string' },
+        user: { type: 'string' },
+        password: { type: 'string' },
+        subject: { type: 'string' },
+        database: { type: 'string' },
+        outcome: { type: 'string' },
+        since: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        limit: { type: 'string' },
+        cursor: { type: 'string' },
+        format: { type: 'string', default: 'table' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    },
+    'audit query',
+  );
+  if (values.help) {
+    console.log(AUDIT_QUERY_USAGE);
+    return 0;
+  }
+  const kind = positionals[0] ?? 'statements';
+  if (!(KINDS as readonly string[]).includes(kind) || positionals.length > 1)
+    throw new UserError(`audit query asks for one of ${KINDS.join(', ')}, not "${positionals.join(' ')}"`);
+  if (values.format !== 'table' && values.format !== 'json')
+    throw new UserError(`--format must be table or json, not "${values.format}"`);
+  const query = new URLSearchParams();
+  for (const name of ['subject', 'database', 'outcome', 'limit', 'cursor'] as const) {
+    const value = values[name];
+    if (value !== undefined) query.set(name, value);
+  }
+  const since = values.since ?? values.from;
+  for (const [name, value] of [
+    ['since', since],
+    ['until', values.to],
+  ] as const) {
+    if (value === undefined) continue;
+    const time = parseSince(value);
+    if (!time)
+      throw new UserError(
+        `--${name === 'until' ? 'to' : 'since'}: "${value}" is neither a duration (15m, 2h, 7d) nor an ISO 8601 time`,
+      );
+    query.set(name, time.toISOString());
+  }
+  const url = `${values.server.replace(/\/$/, '')}/v1/${kind}${kind === 'sources' || query.size === 0 ? '' : `?${query}`}`;
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: { authorization: authorization(values) } });
+  } catch (error) {
+    throw new UserError(
+      `cannot reach the collector at ${values.server}: ${(error as Error).cause ?? (error as Error).message}`,
+    );
+  }
+  const body = (await response.json().catch(() => undefined)) as
+    | { items?: Record<string, unknown>[]; next?: string; message?: string }
+    | undefined;
+  if (!response.ok)
+    throw new UserError(`the collector answered ${response.status}: ${body?.message ?? 'no reason given'}`);
+  if (values.format === 'json') {
+    console.log(JSON.stringify(body, null, 2));
+    return 0;
+  }
+  console.log(table(kind as (typeof KINDS)[number], body?.items ?? []));
+  if (body?.next) console.log(`\nmore: --cursor ${body.next}`);
+  return 0;
+}
+
+function authorization(values: { token?: string; user?: string; password?: string }): string {
+  if (values.token !== undefined) return `Bearer ${values.token}`;
+  if (values.user !== undefined) {
+    const password = values.password ?? process.env['GATEHOUSE_PASSWORD'];
+    if (password === undefined) throw new UserError('--user needs --password P or $GATEHOUSE_PASSWORD');
+    return `Basic ${Buffer.from(`${values.user}:${password}`).toString('base64')}`;
+  }
+  throw new UserError('say who you are: --token JWT, or --user NAME with --password P');
+}
+
+const COLUMNS: Record<(typeof KINDS)[number], readonly string[]> = {
+  statements: ['time', 'subject', 'database', 'outcome', 'rows', 'statement', 'reason'],
+  sessions: ['started', 'subject', 'database', 'pod', 'statements', 'durationMs', 'endReason'],
+  sources: ['cluster', 'namespace', 'pod', 'database', 'status', 'lastSeq', 'checkpointSeq', 'reason'],
+};
+const WIDEST = 60;
+
+/** Plain columns, each as wide as its widest cell up to WIDEST; longer cells end in an ellipsis. */
+function table(kind: (typeof KINDS)[number], items: readonly Record<string, unknown>[]): string {
+  if (items.length === 0) return `no ${kind}`;
+  const columns = COLUMNS[kind];
+  const cells = items.map((item) => columns.map((c) => cell(item[c])));
+  const widths = columns.map((c, i) =>
+    Math.min(WIDEST, Math.max(c.length, ...cells.map((row) => row[i]!.length))),
+  );
+  const line = (row: readonly string[]) =>
+    row
+      .map((value, i) =>
+        value.length > widths[i]! ? `${value.slice(0, widths[i]! - 1)}…` : value.padEnd(widths[i]!),
+      )
+      .join('  ')
+      .trimEnd();
+  return [line(columns), ...cells.map(line)].join('\n');
+}
+
+function cell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  return String(value).replace(/\s+/g, ' ');
+}

@@ -1,0 +1,153 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from 'pino';
+import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
+import type { CollectorStore, SourceKey } from './store.ts';
+import { CursorError, querySessions, queryStatements, type RecordFilter } from './store-queries.ts';
+import { parseSince } from './time-range.ts';
+
+/** The most lines one POST may carry; shippers send fewer (see ship.ts). */
+export const MAX_BATCH_LINES = 10_000;
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The collector's HTTP API, stateless over the store so that replicas can share one:
+ *
+ *   POST /v1/records     {"source": {cluster, namespace, pod, database, logKeyId}, "lines": [...]}
+ *                        → {"acknowledged": SEQ, "status", "stored", "duplicates"}; no lines: just ask
+ *   GET  /v1/sources     every source and its chain status
+ *   GET  /v1/statements  ?subject=&database=&outcome=&since=&until=&limit=&cursor=
+ *   GET  /v1/sessions    the same filters
+ *
+ * Errors are JSON `{"problem", "message"}`, as in the approvals API.
+ */
+export function collectorApi(options: {
+  store: CollectorStore;
+  authenticate: (header: string | undefined) => Promise<Caller>;
+  logger: Logger;
+}): Hono<{ Variables: { caller: Caller } }> {
+  const { store, authenticate, logger } = options;
+  const app = new Hono<{ Variables: { caller: Caller } }>();
+
+  app.onError((error, c) => {
+    logger.error({ err: error.message }, 'collector API failed');
+    return problem(c, 500, 'internal', 'the collector failed; see its log');
+  });
+  app.notFound((c) => problem(c, 404, 'not-found', 'no such route; see docs/collector.md'));
+  app.get('/healthz', (c) => c.text('ok'));
+
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => problem(c, 413, 'invalid', `the body is over ${MAX_BODY_BYTES / 1024 / 1024} MiB`),
+    }),
+  );
+  app.use('/v1/*', async (c, next) => {
+    try {
+      c.set('caller', await authenticate(c.req.header('authorization')));
+    } catch (error) {
+      if (!(error instanceof Unauthenticated)) throw error;
+      c.header('www-authenticate', 'Basic realm="gatehouse", Bearer');
+      return problem(c, 401, 'unauthenticated', error.message);
+    }
+    await next();
+  });
+
+  app.post('/v1/records', async (c) => {
+    const body = parseBatch(await c.req.json().catch(() => undefined));
+    if (typeof body === 'string') return problem(c, 400, 'invalid', body);
+    const refusal = mayShip(c.get('caller'), body.source);
+    if (refusal) return problem(c, 403, 'forbidden', refusal);
+    if (body.lines.length === 0) return c.json({ acknowledged: await store.acknowledged(body.source) });
+    const outcome = await store.ingest(body.source, body.lines);
+    if (outcome.status !== 'ok')
+      logger.warn({ source: body.source, status: outcome.status }, 'source chain damaged');
+    return c.json(outcome);
+  });
+
+  const reader = (c: { get: (key: 'caller') => Caller }) => c.get('caller').reader;
+  app.get('/v1/sources', async (c) => {
+    if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
+    return c.json({ items: await store.sources() });
+  });
+  for (const [path, query] of [
+    ['/v1/statements', queryStatements],
+    ['/v1/sessions', querySessions],
+  ] as const) {
+    app.get(path, async (c) => {
+      if (!reader(c))
+        return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
+      const filter = filterOf(c.req.query());
+      if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
+      try {
+        return c.json(await query(store.db, filter));
+      } catch (error) {
+        if (error instanceof CursorError) return problem(c, 400, 'invalid', error.message);
+        throw error;
+      }
+    });
+  }
+  return app;
+}
+
+const SOURCE_FIELDS = ['cluster', 'namespace', 'pod', 'database', 'logKeyId'] as const;
+
+function parseBatch(body: unknown): { source: SourceKey; lines: string[] } | string {
+  if (typeof body !== 'object' || body === null)
+    return 'send a JSON object {"source": {...}, "lines": [...]}';
+  const { source, lines } = body as { source?: Record<string, unknown>; lines?: unknown };
+  if (typeof source !== 'object' || source === null)
+    return `source: must be an object with ${SOURCE_FIELDS.join(', ')}`;
+  for (const field of SOURCE_FIELDS) {
+    const value = source[field];
+    if (typeof value !== 'string' || value === '' || value.length > 253)
+      return `source.${field}: must be a non-empty string of at most 253 characters`;
+  }
+  if (!Array.isArray(lines) || !lines.every((line) => typeof line === 'string'))
+    return 'lines: must be an array of strings (the audit log lines, without newlines)';
+  if (lines.length > MAX_BATCH_LINES) return `lines: at most ${MAX_BATCH_LINES} per request`;
+  if (lines.some((line) => line.includes('\n'))) return 'lines: a line may not contain a newline';
+  const key = Object.fromEntries(SOURCE_FIELDS.map((f) => [f, source[f] as string])) as unknown as SourceKey;
+  return { source: key, lines };
+}
+
+function filterOf(query: Record<string, string>): RecordFilter | string {
+  const filter: { -readonly [K in keyof RecordFilter]: RecordFilter[K] } = {};
+  for (const [name, value] of Object.entries(query)) {
+    switch (name) {
+      case 'subject':
+      case 'database':
+      case 'outcome':
+      case 'cursor':
+        filter[name] = value;
+        break;
+      case 'since':
+      case 'until': {
+        const time = parseSince(value);
+        if (!time) return `${name}: "${value}" is neither a duration (15m, 2h, 7d) nor an ISO 8601 time`;
+        filter[name] = time;
+        break;
+      }
+      case 'limit': {
+        const limit = Number(value);
+        if (!Number.isInteger(limit) || limit < 1) return 'limit: must be a positive integer';
+        filter.limit = limit;
+        break;
+      }
+      default:
+        return `unknown filter "${name}": use subject, database, outcome, since, until, limit, cursor`;
+    }
+  }
+  return filter;
+}
+
+function problem(
+  c: { json: (body: unknown, status: ContentfulStatusCode) => Response },
+  status: ContentfulStatusCode,
+  kind: string,
+  message: string,
+): Response {
+  return c.json({ problem: kind, message }, status);
+}

@@ -1,0 +1,70 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCollectorConfig } from './collector-config.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'gatehouse-collector-config-'));
+
+function file(text: string): string {
+  const path = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('loadCollectorConfig', () => {
+  it('reads every setting, secrets from files beside the config', () => {
+    writeFileSync(join(dir, 'store-url'), 'postgres://u:p@db/audit\n');
+    writeFileSync(join(dir, 'shipper-token'), 'a-shipper-token-from-a-file\n');
+    const config = loadCollectorConfig(
+      file(`listen: 0.0.0.0:8443
+store: {urlFile: store-url, poolSize: 8}
+retentionDays: 30
+auth:
+  shipperTokens: [{file: shipper-token}, {value: another-token-of-16}]
+  tokenReview: {}
+  readers: [oidc:alice]
+  localUsers: [{name: lead, password: lead-secret}]
+tls: {certFile: tls.crt, keyFile: tls.key}
+`),
+      {},
+    );
+    expect(config).toMatchObject({
+      listen: { host: '0.0.0.0', port: 8443 },
+      storeUrl: 'postgres://u:p@db/audit',
+      poolSize: 8,
+      retentionDays: 30,
+      shipperTokens: ['a-shipper-token-from-a-file', 'another-token-of-16'],
+      tokenReview: { audiences: ['gatehouse.dev'] },
+      readers: ['oidc:alice'],
+      localUsers: [{ name: 'lead', password: 'lead-secret' }],
+      tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
+    });
+  });
+
+  it('takes flags over the file, with defaults for the rest', () => {
+    const config = loadCollectorConfig(undefined, { store: 'pglite:memory', retentionDays: '7' });
+    expect(config).toMatchObject({
+      listen: { host: '127.0.0.1', port: 7450 },
+      storeUrl: 'pglite:memory',
+      retentionDays: 7,
+      shipperTokens: [],
+      tokenReview: undefined,
+    });
+  });
+
+  it.each([
+    ['store: {url: pglite:memory}\nretention: 3\n', /retention: is not a collector setting/],
+    ['listen: 7450\nstore: {url: pglite:memory}\n', /listen: "7450" is not HOST:PORT/],
+    ['store: {}\n', /store.url \(or --store URL\) is required/],
+    ['store: {url: pglite:memory}\nauth: {shipperTokens: [{value: short}]}\n', /at least 16 characters/],
+    [
+      'store: {url: pglite:memory}\nauth: {shipperTokens: [{file: missing}]}\n',
+      /cannot read missing: ENOENT/,
+    ],
+    ['store: {url: pglite:memory}\nauth: {localUsers: [{name: x}]}\n', /auth.localUsers\[0\].password/],
+    ['- a list\n', /is not a YAML mapping/],
+  ])('names the problem in %j', (text, message) => {
+    expect(() => loadCollectorConfig(file(text), {})).toThrow(message);
+  });
+});

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { isLoopback } from '../../../sidecar/src/approvals/serve-approvals.ts';
+import { UserError } from '../../../sidecar/src/errors.ts';
+import { createLocalAuthenticator } from '../../../sidecar/src/identity/local-authenticator.ts';
+import { collectorApi } from './collector-api.ts';
+import { collectorAuthenticator, type TokenReviewer } from './collector-auth.ts';
+import type { CollectorConfig } from './collector-config.ts';
+import { CollectorStore } from './store.ts';
+import { openDriver } from './store-driver.ts';
+
+export interface RunningCollector {
+  readonly url: string;
+  readonly store: CollectorStore;
+  close(): Promise<void>;
+}
+
+const RETENTION_INTERVAL_MS = 3_600_000;
+
+/** Opens the store (creating its tables), applies retention, and serves the API until closed. */
+export async function startCollector(
+  config: CollectorConfig,
+  options: { logger: Logger; tokenReviewer?: TokenReviewer },
+): Promise<RunningCollector> {
+  const { logger } = options;
+  const store = await openStore(config);
+  const retention = async () => {
+    const dropped = await store.applyRetention(config.retentionDays);
+    if (dropped.length > 0) logger.info({ days: dropped }, 'dropped audit partitions past the retention');
+  };
+  await retention();
+  const timer = setInterval(
+    () => void retention().catch((error: Error) => logger.error({ err: error.message }, 'retention failed')),
+    RETENTION_INTERVAL_MS,
+  );
+  timer.unref();
+
+  const authenticate = collectorAuthenticator({
+    shipperTokens: config.shipperTokens,
+    readers: config.readers,
+    ...(options.tokenReviewer && { tokenReviewer: options.tokenReviewer }),
+    ...(config.localUsers.length > 0 && {
+      localUsers: createLocalAuthenticator({ users: config.localUsers }, { logger }),
+    }),
+  });
+  if (!config.tls && !isLoopback(config.listen.host))
+    logger.warn(
+      { listen: config.listen.host },
+      'the collector listens beyond loopback without TLS: tokens and records cross the network in clear; set tls.certFile and tls.keyFile',
+    );
+  const app = collectorApi({ store, authenticate, logger: logger.child({ component: 'collector-api' }) });
+  const server = await new Promise<ReturnType<typeof serve>>((resolveListen, reject) => {
+    const s = serve(
+      {
+        fetch: app.fetch,
+        hostname: config.listen.host,
+        port: config.listen.port,
+        ...(config.tls && {
+          createServer: createHttpsServer,
+          serverOptions: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
+        }),
+      },
+      () => resolveListen(s),
+    );
+    s.once('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`;
+  return {
+    url,
+    store,
+    async close() {
+      clearInterval(timer);
+      await new Promise<void>((done) => server.close(() => done()));
+      await store.close();
+    },
+  };
+}
+
+/** The store, or a one-line reason it cannot be opened (the URL is not repeated: it may hold a password). */
+async function openStore(config: CollectorConfig): Promise<CollectorStore> {
+  const driver = await openDriver(config.storeUrl, config.poolSize);
+  try {
+    return await CollectorStore.open(driver);
+  } catch (error) {
+    await driver.close().catch(() => {});
+    throw new UserError(`cannot open the collector's store: ${(error as Error).message}`);
+  }
+}

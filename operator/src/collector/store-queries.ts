@@ -1,0 +1,214 @@
+import type { SqlClient } from './store-driver.ts';
+
+/** The filters the API and `gatehouse audit query` share. */
+export interface RecordFilter {
+  readonly subject?: string;
+  readonly database?: string;
+  readonly outcome?: string;
+  readonly since?: Date;
+  readonly until?: Date;
+  /** Page size; at most MAX_LIMIT. */
+  readonly limit?: number;
+  /** From the previous page's `next`. */
+  readonly cursor?: string;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  /** Pass as `cursor` for the next (older) page; absent on the last page. */
+  readonly next?: string;
+}
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+
+export interface StatementView {
+  readonly time: string;
+  readonly source: { readonly cluster: string; readonly namespace: string; readonly pod: string };
+  readonly seq: number;
+  readonly verified: boolean;
+  readonly session: string | null;
+  readonly subject: string | null;
+  readonly database: string | null;
+  readonly statement: string | null;
+  readonly fingerprint: string | null;
+  readonly outcome: string | null;
+  readonly command: string | null;
+  readonly rows: number | null;
+  readonly durationMs: number | null;
+  readonly reason: string | null;
+  readonly masked: readonly string[];
+}
+
+export interface SessionView {
+  readonly session: string;
+  readonly source: { readonly cluster: string; readonly namespace: string; readonly pod: string };
+  readonly started: string;
+  readonly ended: string | null;
+  readonly durationMs: number | null;
+  readonly statements: number | null;
+  readonly endReason: string | null;
+  readonly subject: string | null;
+  readonly groups: readonly string[];
+  readonly method: string | null;
+  readonly namespace: string | null;
+  readonly serviceAccount: string | null;
+  readonly pod: string | null;
+  readonly clientAddress: string | null;
+  readonly database: string | null;
+  readonly protocol: string | null;
+}
+
+/** Newest first, statement records only. */
+export async function queryStatements(db: SqlClient, filter: RecordFilter): Promise<Page<StatementView>> {
+  const rows = await page(db, 'statement', filter, 'r.*');
+  return paged(rows, filter, (r) => ({
+    time: iso(r['time']),
+    source: sourceOf(r),
+    seq: Number(r['seq']),
+    verified: r['verified'] === true,
+    session: str(r['session']),
+    subject: str(r['subject']),
+    database: str(r['database']),
+    statement: str(r['statement']),
+    fingerprint: str(r['fingerprint']),
+    outcome: str(r['outcome']),
+    command: str(r['command']),
+    rows: r['rows'] === null ? null : Number(r['rows']),
+    durationMs: r['duration_ms'] === null ? null : Number(r['duration_ms']),
+    reason: str(r['reason']),
+    masked: (r['masked'] as string[] | null) ?? [],
+  }));
+}
+
+/** Newest first, one per connection.start, with how its connection.end says it ended. */
+export async function querySessions(db: SqlClient, filter: RecordFilter): Promise<Page<SessionView>> {
+  const rows = await page(
+    db,
+    'connection.start',
+    filter,
+    'r.*, e.time AS end_time, e.line AS end_line',
+    `LEFT JOIN LATERAL (SELECT time, line FROM records e WHERE e.session = r.session AND e.source_id = r.source_id
+       AND e.type = 'connection.end' AND e.time >= r.time LIMIT 1) e ON true`,
+  );
+  return paged(rows, filter, (r) => {
+    const start = JSON.parse(String(r['line'])) as Record<string, unknown>;
+    const end = r['end_line'] ? (JSON.parse(String(r['end_line'])) as Record<string, unknown>) : {};
+    return {
+      session: String(r['session']),
+      source: sourceOf(r),
+      started: iso(r['time']),
+      ended: r['end_time'] ? iso(r['end_time']) : null,
+      durationMs: typeof end['durationMs'] === 'number' ? end['durationMs'] : null,
+      statements: typeof end['statements'] === 'number' ? end['statements'] : null,
+      endReason: str(end['reason']),
+      subject: str(start['subject']),
+      groups: Array.isArray(start['groups']) ? (start['groups'] as string[]) : [],
+      method: str(start['method']),
+      namespace: str(start['namespace']),
+      serviceAccount: str(start['serviceAccount']),
+      pod: str(start['pod']),
+      clientAddress: str(start['clientAddress']),
+      database: str(start['database']),
+      protocol: str(start['protocol']),
+    };
+  });
+}
+
+/**
+ * One page of records of `type`, newest first, keyed by (time, source, seq) so pages neither skip
+ * nor repeat records while new ones arrive. Only the filters given become conditions, so each query
+ * is one the indexes answer.
+ */
+async function page(
+  db: SqlClient,
+  type: string,
+  filter: RecordFilter,
+  columns: string,
+  join = '',
+): Promise<Record<string, unknown>[]> {
+  const params: unknown[] = [type];
+  const where = ['r.type = $1'];
+  const add = (condition: (n: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(condition(`$${params.length}`));
+  };
+  if (filter.subject !== undefined) add((n) => `r.subject = ${n}`, filter.subject);
+  if (filter.database !== undefined) add((n) => `r.database = ${n}`, filter.database);
+  if (filter.outcome !== undefined) add((n) => `r.outcome = ${n}`, filter.outcome);
+  if (filter.since !== undefined) add((n) => `r.time >= ${n}`, filter.since);
+  if (filter.until !== undefined) add((n) => `r.time < ${n}`, filter.until);
+  if (filter.cursor !== undefined) {
+    const [time, source, seq] = decodeCursor(filter.cursor);
+    params.push(time, source, seq);
+    const n = params.length;
+    where.push(`(r.time, r.source_id, r.seq) < ($${n - 2}::timestamptz, $${n - 1}::bigint, $${n}::bigint)`);
+  }
+  params.push(limitOf(filter) + 1);
+  return db.query(
+    `SELECT ${columns}, s.cluster AS source_cluster, s.namespace AS source_namespace, s.pod AS source_pod
+     FROM records r JOIN sources s ON s.id = r.source_id ${join}
+     WHERE ${where.join(' AND ')}
+     ORDER BY r.time DESC, r.source_id DESC, r.seq DESC LIMIT $${params.length}`,
+    params,
+  );
+}
+
+function paged<T>(
+  rows: Record<string, unknown>[],
+  filter: RecordFilter,
+  view: (r: Record<string, unknown>) => T,
+): Page<T> {
+  const limit = limitOf(filter);
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  if (rows.length <= limit || !last) return { items: items.map(view) };
+  return {
+    items: items.map(view),
+    next: encodeCursor(iso(last['time']), Number(last['source_id']), Number(last['seq'])),
+  };
+}
+
+function limitOf(filter: RecordFilter): number {
+  return Math.min(Math.max(1, Math.trunc(filter.limit ?? DEFAULT_LIMIT)), MAX_LIMIT);
+}
+
+export class CursorError extends Error {}
+
+function encodeCursor(time: string, source: number, seq: number): string {
+  return Buffer.from(JSON.stringify([time, source, seq])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string, number, number] {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (
+      Array.isArray(value) &&
+      value.length === 3 &&
+      typeof value[0] === 'string' &&
+      !Number.isNaN(Date.parse(value[0])) &&
+      Number.isSafeInteger(value[1]) &&
+      Number.isSafeInteger(value[2])
+    )
+      return value as [string, number, number];
+  } catch {
+    // Reported below, as any other cursor that is not one of ours.
+  }
+  throw new CursorError('cursor is not one this API gave out; pass the `next` of the previous page');
+}
+
+function sourceOf(r: Record<string, unknown>) {
+  return {
+    cluster: String(r['source_cluster']),
+    namespace: String(r['source_namespace']),
+    pod: String(r['source_pod']),
+  };
+}
+
+function iso(value: unknown): string {
+  return new Date(value as string | Date).toISOString();
+}
+
+function str(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}

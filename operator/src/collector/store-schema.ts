@@ -1,0 +1,89 @@
+/**
+ * The collector's tables. Migrations are numbered and only ever appended; each runs once, under an
+ * advisory lock, so replicas starting together apply them once and in order.
+ *
+ * - `sources`: one row per audit log (cluster, namespace, pod, database and the key its log began
+ *   with) with where its chain stands. Its row lock serialises ingest per source across replicas.
+ * - `records`: every line as written (`line`), partitioned by day of the record's own time, with the
+ *   columns the questions filter on beside it.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE sources (
+     id bigserial PRIMARY KEY,
+     cluster text NOT NULL,
+     namespace text NOT NULL,
+     pod text NOT NULL,
+     database text NOT NULL,
+     log_key_id text NOT NULL,
+     status text NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'broken', 'gap', 'foreign-key')),
+     reason text,
+     last_seq bigint NOT NULL DEFAULT 0,
+     last_hash text,
+     checkpoint_seq bigint,
+     checkpoint_time timestamptz,
+     verifier jsonb,
+     records bigint NOT NULL DEFAULT 0,
+     first_seen timestamptz NOT NULL DEFAULT now(),
+     last_seen timestamptz NOT NULL DEFAULT now(),
+     UNIQUE (cluster, namespace, pod, database, log_key_id)
+   );
+   CREATE TABLE records (
+     source_id bigint NOT NULL,
+     seq bigint NOT NULL,
+     time timestamptz NOT NULL,
+     type text NOT NULL,
+     hash text,
+     verified boolean NOT NULL,
+     session text,
+     subject text,
+     database text,
+     namespace text,
+     pod text,
+     statement text,
+     fingerprint text,
+     outcome text,
+     command text,
+     rows bigint,
+     duration_ms double precision,
+     reason text,
+     masked text[],
+     line text NOT NULL
+   ) PARTITION BY RANGE (time);
+   CREATE INDEX records_source_seq ON records (source_id, seq);
+   CREATE INDEX records_type_time ON records (type, time DESC);
+   CREATE INDEX records_subject_time ON records (subject, time DESC) WHERE subject IS NOT NULL;
+   CREATE INDEX records_database_time ON records (database, time DESC) WHERE database IS NOT NULL;
+   CREATE INDEX records_session ON records (session, time) WHERE session IS NOT NULL;
+   CREATE INDEX records_not_ok_time ON records (outcome, time DESC) WHERE outcome <> 'ok';`,
+];
+
+export const COPY_RECORDS = `COPY records (source_id, seq, time, type, hash, verified, session, subject, database,
+  namespace, pod, statement, fingerprint, outcome, command, rows, duration_ms, reason, masked, line) FROM STDIN`;
+
+/** An arbitrary constant naming the collector's migration lock among the database's advisory locks. */
+export const MIGRATION_LOCK = 0x6761_7465;
+/** The partition creation lock: DDL of one day by one replica at a time. */
+export const PARTITION_LOCK = 0x6761_7466;
+
+/** `records_p20261207` for the UTC day of `time`. */
+export function partitionName(day: string): string {
+  return `records_p${day.replaceAll('-', '')}`;
+}
+
+/** The UTC day (`YYYY-MM-DD`) a time falls in. */
+export function dayOf(time: Date): string {
+  return time.toISOString().slice(0, 10);
+}
+
+export function createPartitionSql(day: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new Error(`not a day: ${day}`);
+  const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+  return `CREATE TABLE IF NOT EXISTS ${partitionName(day)} PARTITION OF records
+    FOR VALUES FROM ('${day} 00:00:00+00') TO ('${next} 00:00:00+00')`;
+}
+
+/** The day a partition holds, from its name; undefined for any other table. */
+export function dayOfPartition(name: string): string | undefined {
+  const match = /^records_p(\d{4})(\d{2})(\d{2})$/.exec(name);
+  return match ? `${match[1]}-${match[2]}-${match[3]}` : undefined;
+}

@@ -1,0 +1,239 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify } from 'yaml';
+import { CollectorStore } from '../../operator/src/collector/store.ts';
+import { openDriver } from '../../operator/src/collector/store-driver.ts';
+import { freshStoreUrl } from '../../operator/src/collector/test-store.ts';
+import { verifyAuditLog } from '../../sidecar/src/audit/verify.ts';
+import { freePort } from '../harness/free-port.ts';
+import { localProxyConfig, pgClient } from './support/clients.ts';
+import { MAIN, type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
+
+/**
+ * A real proxy ships its audit log to a real collector (`gatehouse collector`, PostgreSQL store): the
+ * statements show up through the API, and a collector killed mid-stream and started again loses
+ * nothing: the store ends up with every line of the file, byte for byte, and the chain verifies.
+ */
+
+const run = promisify(execFile);
+const postgres = inject('postgres');
+const SHIPPER_TOKEN = 'e2e-shipper-token-0123456789';
+const READER = { name: 'lead', password: 'lead-secret' };
+
+interface CollectorProcess {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+let dir: string;
+let storeUrl: string;
+let port: number;
+let collector: CollectorProcess | undefined;
+let proxy: ProxyProcess | undefined;
+
+async function startCollector(): Promise<CollectorProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--liftoff-only',
+      MAIN,
+      'collector',
+      '--config',
+      join(dir, 'collector.yaml'),
+      '--listen',
+      `127.0.0.1:${port}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const lines: string[] = [];
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let buffered = '';
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        lines.push(line);
+        if (line.includes('gatehouse collector listening')) resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then(() => reject(new Error(`collector exited before listening:\n${lines.join('\n')}`)));
+  });
+  return {
+    child,
+    lines,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+async function api<T>(path: string): Promise<T> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+    headers: {
+      authorization: `Basic ${Buffer.from(`${READER.name}:${READER.password}`).toString('base64')}`,
+    },
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as T;
+}
+
+async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gatehouse-collector-e2e-'));
+  storeUrl = await freshStoreUrl('collector_e2e');
+  port = await freePort();
+  writeFileSync(
+    join(dir, 'collector.yaml'),
+    stringify({
+      store: { url: storeUrl },
+      auth: { shipperTokens: [{ value: SHIPPER_TOKEN }], localUsers: [READER] },
+    }),
+  );
+  collector = await startCollector();
+  proxy = await startProxyProcess(
+    localProxyConfig(postgres, {
+      audit: {
+        file: 'audit.jsonl',
+        stdout: false,
+        checkpointEveryRecords: 20,
+        ship: {
+          url: `http://127.0.0.1:${port}`,
+          token: SHIPPER_TOKEN,
+          cluster: 'e2e',
+          pod: 'proxy-0',
+          batchRecords: 50,
+        },
+      },
+      policy: { none: true },
+    }),
+  );
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await collector?.stop();
+});
+
+describe('the collector', () => {
+  it('shows the statements a proxy ran, within a second, with their identity', async () => {
+    const client = await pgClient(proxy!.port);
+    await client.query('SELECT 42 AS answer');
+    await client.end();
+    const started = Date.now();
+    const page = await eventually(async () => {
+      const answer = await api<{ items: { statement: string; subject: string; outcome: string }[] }>(
+        '/v1/statements?subject=local:demo&since=10m',
+      );
+      return answer.items.some((s) => s.statement?.startsWith('SELECT $1')) ? answer : undefined;
+    });
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(page.items[0]).toMatchObject({ subject: 'local:demo', outcome: 'ok' });
+    const sessions = await api<{ items: { subject: string; statements: number | null }[] }>('/v1/sessions');
+    expect(sessions.items[0]).toMatchObject({ subject: 'local:demo', statements: 1 });
+    const sources = await api<{ items: { cluster: string; pod: string; status: string }[] }>('/v1/sources');
+    expect(sources.items).toEqual([
+      expect.objectContaining({ cluster: 'e2e', pod: 'proxy-0', status: 'ok' }),
+    ]);
+  });
+
+  it('answers gatehouse audit query as the API does, as JSON and as a table', async () => {
+    const query = async (...args: string[]) =>
+      (
+        await run(
+          process.execPath,
+          [
+            '--liftoff-only',
+            MAIN,
+            'audit',
+            'query',
+            ...args,
+            '--server',
+            `http://127.0.0.1:${port}`,
+            '--user',
+            READER.name,
+            '--subject',
+            'local:demo',
+          ],
+          { env: { ...process.env, GATEHOUSE_PASSWORD: READER.password } },
+        )
+      ).stdout;
+    const fromApi = await api<{ items: unknown[] }>('/v1/statements?subject=local:demo');
+    expect(JSON.parse(await query('--format', 'json'))).toEqual(fromApi);
+    const table = (await query('--since', '1h')).split('\n');
+    expect(table[0]).toMatch(/^time +subject +database +outcome +rows +statement/);
+    expect(table[1]).toMatch(/local:demo +app +ok +1 +SELECT \$1/);
+    expect(await query('sources')).toMatch(/e2e +standalone +proxy-0 +app +ok/);
+  });
+
+  it('refuses a shipper without the token, and a reader without a password', async () => {
+    const bad = await fetch(`http://127.0.0.1:${port}/v1/records`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer not-the-token', 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(bad.status).toBe(401);
+    expect((await fetch(`http://127.0.0.1:${port}/v1/statements`)).status).toBe(401);
+  });
+
+  it('loses nothing when the collector is killed mid-stream and started again', async () => {
+    const client = await pgClient(proxy!.port);
+    let stop = false;
+    let ran = 0;
+    const load = (async () => {
+      while (!stop) {
+        await client.query('SELECT $1::int AS n', [ran]);
+        ran++;
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await collector!.stop('SIGKILL');
+    const whileDown = ran;
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    // Statements never waited for the collector.
+    expect(ran - whileDown).toBeGreaterThan(20);
+    collector = await startCollector();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    stop = true;
+    await load;
+    await client.end();
+    const proxyDir = proxy!.dir;
+    await proxy!.stop();
+    proxy = undefined;
+
+    const file = readFileSync(join(proxyDir, 'audit.jsonl'), 'utf8');
+    const lines = file.trimEnd().split('\n');
+    const lastSeq = JSON.parse(lines.at(-1)!).seq as number;
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ type: 'checkpoint', final: true });
+    const store = await CollectorStore.open(await openDriver(storeUrl));
+    try {
+      // The proxy shipped its seal on the way out.
+      const [source] = await store.sources();
+      expect(source).toMatchObject({ status: 'ok', lastSeq, checkpointSeq: lastSeq });
+      const stored = await store.lines(source!.id);
+      expect(stored.length).toBe(lines.length);
+      expect(stored).toEqual(lines);
+      expect(verifyAuditLog(`${stored.join('\n')}\n`)).toMatchObject({ ok: true, sealed: true });
+    } finally {
+      await store.close();
+    }
+  });
+});
