@@ -26,7 +26,7 @@ const Timestamp = (description: string) => Type.String({ format: 'date-time', de
 const HoldingRule = Type.Object(
   {
     guardrail: ObjectName,
-    name: LabelName,
+    rule: LabelName,
     namespace: Type.Optional(
       Type.String({
         minLength: 1,
