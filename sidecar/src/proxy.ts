@@ -116,6 +116,9 @@ export async function startProxy(
   const approvalBook = new ApprovalBook();
   approvalBook.onChange(announceRequests(logger.child({ component: 'approvals' })));
   approvalBook.onChange((change) => audit.record(approvalAuditEvent(change)));
+  // In a cluster, people decide through ApprovalRequest objects the operator writes (docs/approvals.md).
+  const operatorSync =
+    config.approvals && (await syncWithOperator(approvalBook, config.approvals.operator, logger));
 
   const server = await createProtocolServer({
     config,
@@ -198,6 +201,7 @@ export async function startProxy(
           'shutting down: no new connections, sessions finishing',
         );
         stopWatching();
+        operatorSync?.stop();
         await server.shutdown(graceMs);
         server.close();
         authenticator.close();
@@ -208,6 +212,20 @@ export async function startProxy(
       return closing;
     },
   };
+}
+
+/** Loaded only here: a standalone proxy does not carry the operator client. */
+async function syncWithOperator(
+  book: ApprovalBook,
+  operator: NonNullable<ProxyConfig['approvals']>['operator'],
+  logger: Logger,
+): Promise<{ stop(): void }> {
+  const [{ OperatorClient }, { OperatorSync }] = await Promise.all([
+    import('./approvals/operator-client.ts'),
+    import('./approvals/operator-sync.ts'),
+  ]);
+  logger.info({ operator: operator.url }, 'approvals are decided through the operator');
+  return new OperatorSync(book, new OperatorClient(operator), logger.child({ component: 'approvals' }));
 }
 
 /**
