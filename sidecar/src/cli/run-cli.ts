@@ -11,6 +11,7 @@ commands:
   status         show each DatabaseAccess and whether its pods carry the current sidecar
   audit verify   prove an audit log complete and unaltered
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
+  approve, deny  decide an ApprovalRequest in Kubernetes (kubectl gatehouse approve NAME --reason ...)
   version        print the version (also --version)
   help           show this text
 
@@ -36,6 +37,11 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'status': {
       const { runStatusCommand } = await import('../../../operator/src/cli/status.ts');
       return runStatusCommand(rest);
+    }
+    case 'approve':
+    case 'deny': {
+      const { runDecideCommand } = await import('../../../operator/src/cli/decide-command.ts');
+      return runDecideCommand(command, rest);
     }
     case 'approvals': {
       const { runApprovalsCommand } = await import('./approvals-command.ts');
