@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { approvalRequestPath } from '../../operator/src/approvals/approval-request-object.ts';
 import { ApprovalBook } from '../../sidecar/src/approvals/approval-book.ts';
 import { parametersHash } from '../../sidecar/src/approvals/approval-request.ts';
@@ -17,12 +15,8 @@ import {
 import { OperatorCallError, OperatorClient } from '../../sidecar/src/approvals/operator-client.ts';
 import { OperatorSync } from '../../sidecar/src/approvals/operator-sync.ts';
 import type { Identity } from '../../sidecar/src/identity/identity.ts';
-import {
-  OPERATOR_NAMESPACE,
-  type OperatorCluster,
-  startOperatorCluster,
-} from './support/operator-cluster.ts';
-import { MAIN } from './support/proxy-process.ts';
+import { type Approvers, prepareApprovers } from './support/kube-approvers.ts';
+import { type OperatorCluster, startOperatorCluster } from './support/operator-cluster.ts';
 
 /**
  * The Kubernetes side of approvals against a real kube-apiserver: the sidecar-side client (the
@@ -40,7 +34,7 @@ let dir: string;
 let book: ApprovalBook;
 let sync: OperatorSync;
 let client: OperatorClient;
-const kubeconfigs: Record<string, string> = {};
+let people: Approvers;
 
 const requester: Identity = { subject: APP, groups: ['system:serviceaccounts'], method: 'token-file' };
 
@@ -88,92 +82,15 @@ function pending(statement: HeldStatement): string {
   return start.pending.id;
 }
 
-async function token(account: string, audiences?: string[]): Promise<string> {
-  const answer = await env.api.create<{ status: { token: string } }>(
-    `/api/v1/namespaces/${NS}/serviceaccounts/${account}/token`,
-    {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600, ...(audiences && { audiences }) },
-    },
-  );
-  return answer.status.token;
-}
-
-/** `gatehouse approve|deny` as the CLI runs under kubectl, as `account`. */
-function decide(account: string, verdict: 'approve' | 'deny', name: string, reason = 'checked') {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      [
-        '--liftoff-only',
-        MAIN,
-        verdict,
-        name,
-        '-n',
-        NS,
-        '--reason',
-        reason,
-        '--kubeconfig',
-        kubeconfigs[account]!,
-      ],
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-    );
-  });
-}
-
-async function phaseOf(name: string): Promise<string | undefined> {
-  const object = await env.api.get<{ status?: { phase?: string } }>(approvalRequestPath(NS, name));
-  return object.status?.phase;
-}
-
 beforeAll(async () => {
   env = await startOperatorCluster();
   dir = await mkdtemp(join(tmpdir(), 'gatehouse-kube-approvals-'));
-  await env.api.create('/api/v1/namespaces', { metadata: { name: NS } });
-  for (const account of ['orders-app', 'lead', 'intruder'])
-    await env.api.create(`/api/v1/namespaces/${NS}/serviceaccounts`, { metadata: { name: account } });
-  // Everyone may write decisions as far as RBAC goes (the chart's approver ClusterRole): who may
-  // decide a given request is the rule's business, and the webhook's.
-  await env.api.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, {
-    metadata: { name: 'approvers' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'gatehouse-approver' },
-    subjects: ['orders-app', 'lead', 'intruder'].map((name) => ({
-      kind: 'ServiceAccount',
-      name,
-      namespace: NS,
-    })),
+  people = await prepareApprovers(env, NS, ['orders-app', 'lead', 'intruder'], dir);
+  client = new OperatorClient({
+    url: people.operatorUrl,
+    caFile: people.operatorCaFile,
+    tokenFile: people.sidecarTokenFile,
   });
-  for (const account of ['orders-app', 'lead', 'intruder']) {
-    const path = join(dir, `${account}.kubeconfig`);
-    await writeFile(
-      path,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          {
-            name: 'test',
-            cluster: { server: env.cluster.server, 'certificate-authority': env.cluster.caFile },
-          },
-        ],
-        users: [{ name: account, user: { token: await token(account) } }],
-        contexts: [{ name: account, context: { cluster: 'test', user: account, namespace: NS } }],
-        'current-context': account,
-      }),
-      { mode: 0o600 },
-    );
-    kubeconfigs[account] = path;
-  }
-  // The sidecar's side: the pod's projected token (audience gatehouse.dev) and the operator's CA.
-  const tokenFile = join(dir, 'token');
-  await writeFile(tokenFile, await token('orders-app', ['gatehouse.dev']));
-  const secret = await env.api.get<{ data: Record<string, string> }>(
-    `/api/v1/namespaces/${OPERATOR_NAMESPACE}/secrets/gatehouse-webhook-tls`,
-  );
-  const caFile = join(dir, 'operator-ca.crt');
-  await writeFile(caFile, Buffer.from(secret.data['ca.crt']!, 'base64'));
-  client = new OperatorClient({ url: `https://127.0.0.1:${env.operator.webhookPort}`, caFile, tokenFile });
   book = new ApprovalBook();
   sync = new OperatorSync(book, client, pino({ level: 'silent' }));
 }, 240_000);
@@ -203,7 +120,7 @@ describe('approvals through the operator and the Kubernetes API', () => {
       requestedBy: APP,
     });
 
-    const approved = await decide('lead', 'approve', id, 'release window');
+    const approved = await people.decide('lead', 'approve', id, 'release window');
     expect(approved, approved.stderr).toMatchObject({ code: 0 });
     expect(approved.stdout).toBe(`${NS}/${id} approved by system:serviceaccount:${NS}:lead\n`);
     const outcome = await waiting;
@@ -214,9 +131,9 @@ describe('approvals through the operator and the Kubernetes API', () => {
     });
     // The execution is reported back, and a second decision is refused.
     await env.eventually('Executed at the operator', async () =>
-      (await phaseOf(id)) === 'Executed' ? true : undefined,
+      (await people.phaseOf(id)) === 'Executed' ? true : undefined,
     );
-    expect(await decide('lead', 'deny', id)).toMatchObject({
+    expect(await people.decide('lead', 'deny', id)).toMatchObject({
       code: 1,
       stderr: expect.stringContaining('already decided'),
     });
@@ -226,17 +143,17 @@ describe('approvals through the operator and the Kubernetes API', () => {
     const statement = held();
     const id = pending(statement);
     await env.eventually('the ApprovalRequest', async () =>
-      (await phaseOf(id)) === 'Pending' ? true : undefined,
+      (await people.phaseOf(id)) === 'Pending' ? true : undefined,
     );
-    const intruder = await decide('intruder', 'approve', id);
+    const intruder = await people.decide('intruder', 'approve', id);
     expect(intruder).toMatchObject({ code: 1 });
     expect(intruder.stderr).toContain(
       `system:serviceaccount:${NS}:intruder is not an approver of rule drops`,
     );
-    const self = await decide('orders-app', 'approve', id);
+    const self = await people.decide('orders-app', 'approve', id);
     expect(self).toMatchObject({ code: 1 });
     expect(self.stderr).toContain('may not decide it');
-    expect(await phaseOf(id)).toBe('Pending');
+    expect(await people.phaseOf(id)).toBe('Pending');
     expect(book.get(id)?.phase).toBe('Pending');
   });
 
@@ -245,12 +162,12 @@ describe('approvals through the operator and the Kubernetes API', () => {
     const id = pending(statement);
     const waiting = waitForDecision(book, statement, id, 30_000);
     await env.eventually('the ApprovalRequest', async () =>
-      (await phaseOf(id)) === 'Pending' ? true : undefined,
+      (await people.phaseOf(id)) === 'Pending' ? true : undefined,
     );
     const { KubeConfig } = await import('@kubernetes/client-node');
     const { KubeApi } = await import('../../operator/src/runtime/kube-api.ts');
     const config = new KubeConfig();
-    config.loadFromFile(kubeconfigs['lead']!);
+    config.loadFromFile(people.kubeconfigs['lead']!);
     // An approver may not write the phase, only a decision.
     await expect(
       new KubeApi(config).patch(
@@ -293,22 +210,22 @@ describe('approvals through the operator and the Kubernetes API', () => {
     const abort = new AbortController();
     const waiting = waitForDecision(book, cancelled, id, 30_000, abort.signal);
     await env.eventually('the ApprovalRequest', async () =>
-      (await phaseOf(id)) === 'Pending' ? true : undefined,
+      (await people.phaseOf(id)) === 'Pending' ? true : undefined,
     );
     abort.abort();
     expect(await waiting).toMatchObject({ run: false, request: { phase: 'Withdrawn' } });
     await env.eventually('Withdrawn at the operator', async () =>
-      (await phaseOf(id)) === 'Withdrawn' ? true : undefined,
+      (await people.phaseOf(id)) === 'Withdrawn' ? true : undefined,
     );
 
     const brief = held({ rules: [rule({ ttlSeconds: 2 })] });
     const short = pending(brief);
     await env.eventually(
       'Expired by the operator',
-      async () => ((await phaseOf(short)) === 'Expired' ? true : undefined),
+      async () => ((await people.phaseOf(short)) === 'Expired' ? true : undefined),
       15_000,
     );
-    expect(await decide('lead', 'approve', short)).toMatchObject({ code: 1 });
+    expect(await people.decide('lead', 'approve', short)).toMatchObject({ code: 1 });
   });
 
   it('answers only a sidecar with its own gatehouse.dev token, and only about its own requests', async () => {
@@ -331,9 +248,9 @@ describe('approvals through the operator and the Kubernetes API', () => {
     };
     // A token for the API server's audience, not gatehouse.dev: refused.
     const wrongAudience = join(dir, 'wrong-audience');
-    await writeFile(wrongAudience, await token('orders-app'));
-    const caFile = join(dir, 'operator-ca.crt');
-    const url = `https://127.0.0.1:${env.operator.webhookPort}`;
+    await writeFile(wrongAudience, await people.token('orders-app'));
+    const caFile = people.operatorCaFile;
+    const url = people.operatorUrl;
     await expect(
       new OperatorClient({ url, caFile, tokenFile: wrongAudience }).create(body),
     ).rejects.toMatchObject({
@@ -341,7 +258,7 @@ describe('approvals through the operator and the Kubernetes API', () => {
     });
     // Another service account with a proper token sees none of orders-app's requests.
     const other = join(dir, 'other');
-    await writeFile(other, await token('intruder', ['gatehouse.dev']));
+    await writeFile(other, await people.token('intruder', ['gatehouse.dev']));
     const created = await client.create(body);
     expect(created).toMatchObject({ id: body.id, namespace: NS, phase: 'Pending' });
     const error = await new OperatorClient({ url, caFile, tokenFile: other })
