@@ -4,6 +4,7 @@ import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { approvalAuditEvent } from './approvals/approval-audit.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
+import type { ApprovalRequest } from './approvals/approval-request.ts';
 import { announceRequests } from './approvals/notify.ts';
 import { approvalsHandler } from './approvals/serve-approvals.ts';
 import { openAuditLog } from './audit/log.ts';
@@ -113,7 +114,7 @@ export async function startProxy(
   // Shared by every session, so that maxAffectedRowsPerMinute holds across an identity's connections.
   const rowBudget = new RowBudget();
   // Held statements wait here for their decisions (see docs/approvals.md).
-  const approvalBook = new ApprovalBook();
+  const approvalBook = new ApprovalBook(config.approvals ? { decideCommand: kubectlDecideCommand } : {});
   approvalBook.onChange(announceRequests(logger.child({ component: 'approvals' })));
   approvalBook.onChange((change) => audit.record(approvalAuditEvent(change)));
   // In a cluster, people decide through ApprovalRequest objects the operator writes (docs/approvals.md).
@@ -212,6 +213,12 @@ export async function startProxy(
       return closing;
     },
   };
+}
+
+/** In a cluster the request is an ApprovalRequest in the namespace of the rules (the sidecar's). */
+function kubectlDecideCommand(request: Pick<ApprovalRequest, 'id' | 'rules'>): string {
+  const namespace = request.rules[0]?.namespace;
+  return `kubectl gatehouse approve ${request.id}${namespace ? ` -n ${namespace}` : ''}`;
 }
 
 /** Loaded only here: a standalone proxy does not carry the operator client. */

@@ -107,6 +107,7 @@ describe('psql through a proxy that asks the operator', () => {
     expect(result, result.stderr).toMatchObject({ code: 0 });
     // psql printed the notice while it waited, naming the request.
     expect(result.stderr).toContain(`statement held for approval: request ${name}`);
+    expect(result.stderr).toContain(`An approver runs: kubectl gatehouse approve ${name} -n ${NS} --reason`);
     expect(result.stdout).toContain('DROP TABLE');
     const gone = await admin.query("SELECT to_regclass('public.victims') AS t");
     expect(gone.rows[0].t).toBeNull();

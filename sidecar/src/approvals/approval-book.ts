@@ -64,10 +64,19 @@ export class ApprovalBook {
   private readonly listeners = new Set<(change: ApprovalChange) => void>();
   private readonly now: () => number;
   private readonly newId: () => string;
+  private readonly decideCommand: ((request: Pick<ApprovalRequest, 'id' | 'rules'>) => string) | undefined;
 
-  constructor(options: { now?: () => number; newId?: () => string } = {}) {
+  constructor(
+    options: {
+      now?: () => number;
+      newId?: () => string;
+      /** How approvers decide, for the held notice (in Kubernetes: kubectl gatehouse approve). */
+      decideCommand?: (request: Pick<ApprovalRequest, 'id' | 'rules'>) => string;
+    } = {},
+  ) {
     this.now = options.now ?? Date.now;
     this.newId = options.newId ?? (() => `ar-${randomBytes(8).toString('hex')}`);
+    this.decideCommand = options.decideCommand;
   }
 
   /** Calls `listener` after every change (audit records, notifications, waiting sessions). */
@@ -122,8 +131,9 @@ export class ApprovalBook {
     const found = existing === undefined ? undefined : this.requests.get(existing);
     if (found?.phase === 'Pending') return { request: found, created: false };
     const now = this.now();
+    const id = this.newId();
     const request: ApprovalRequest = {
-      id: this.newId(),
+      id,
       binding: input.binding,
       fingerprint: input.fingerprint,
       shape: input.shape,
@@ -134,6 +144,7 @@ export class ApprovalBook {
       requestedAt: now,
       expiresAt: now + ttlSecondsOf(input.rules) * 1000,
       phase: 'Pending',
+      ...(this.decideCommand && { decideCommand: this.decideCommand({ id, rules: input.rules }) }),
     };
     this.requests.set(request.id, request);
     this.live.set(key, request.id);
