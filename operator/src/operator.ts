@@ -8,6 +8,7 @@ import { OPERATOR_APPROVALS_PREFIX } from '../../sidecar/src/approvals/operator-
 import { type ApprovalRequestObject, approvalRequestPath } from './approvals/approval-request-object.ts';
 import { ApprovalRequests } from './approvals/approval-requests.ts';
 import { approvalsEndpoint } from './approvals/approvals-endpoint.ts';
+import { bundleApprovalsEndpoint } from './approvals/bundle-approvals-endpoint.ts';
 import { APPROVAL_DECISIONS_PATH, reviewDecision } from './approvals/decision-review.ts';
 import { SidecarAuthenticator } from './approvals/sidecar-auth.ts';
 import { PLURALS } from './controllers/api-paths.ts';
@@ -23,6 +24,7 @@ import { EventRecorder } from './runtime/event-recorder.ts';
 import { Informer } from './runtime/informer.ts';
 import { KubeApi, type KubeObject, objectKey, resourcePath } from './runtime/kube-api.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
+import { ownUserName } from './runtime/own-user-name.ts';
 import { type ProbeServer, startHealthServer, startMetricsServer } from './runtime/probe-servers.ts';
 import { ServiceAccountIssuer } from './runtime/service-account-issuer.ts';
 import { handleAdmissionReview } from './webhook/admission-review.ts';
@@ -65,6 +67,8 @@ export interface WebhookOptions {
   /** The Secret (in the operator's namespace) holding the serving certificate and, in mode self, its CA. */
   readonly secretName: string;
   readonly certMode: 'self' | 'cert-manager';
+  /** What sidecars call for approvals; default https://SERVICE.NAMESPACE.svc (the webhook Service, port 443). */
+  readonly approvalsUrl?: string;
 }
 
 export interface RunningOperator {
@@ -88,24 +92,6 @@ type PolicyEventObject = GuardrailObject | MaskingPolicyObject;
 
 /** How often requests no one decided (or used) in time are marked Expired. */
 const EXPIRY_SWEEP_MS = 1000;
-
-/**
- * The operator's own user name (SelfSubjectReview), which the decision webhook lets write phases.
- * Unknown, the webhook admits no one's phase writes, the operator's own included: approvals stop
- * rather than let an approver pass as the operator.
- */
-async function ownUserName(api: KubeApi, logger: Logger): Promise<string | undefined> {
-  try {
-    const review = await api.create<{ status?: { userInfo?: { username?: string } } }>(
-      '/apis/authentication.k8s.io/v1/selfsubjectreviews',
-      { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
-    );
-    return review.status?.userInfo?.username;
-  } catch (error) {
-    logger.error({ err: String(error) }, 'SelfSubjectReview failed: approval decisions will be refused');
-    return undefined;
-  }
-}
 
 /**
  * The operator's control loop: informers (on every replica, so the webhook can read them), and the
@@ -153,6 +139,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       events,
       sidecarImage: options.sidecarImage,
       serverVersion,
+      ...(options.webhook && {
+        approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
+      }),
     }),
     logger,
     metrics,

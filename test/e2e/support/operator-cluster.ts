@@ -273,6 +273,8 @@ async function startOperatorProcess(kubeconfig: string, webhookPort: number): Pr
       '--webhook-service-name=gatehouse-webhook',
       '--webhook-secret-name=gatehouse-webhook-tls',
       '--cert-mode=self',
+      // The injected sidecars run as local processes here, so they reach the operator on loopback.
+      `--approvals-url=https://127.0.0.1:${webhookPort}`,
       '--log-level=info',
       '--bind-address=127.0.0.1',
     ],
