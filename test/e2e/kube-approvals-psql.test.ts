@@ -3,11 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { API_VERSION } from '../../crds/common.ts';
 import { approvalRequestPath } from '../../operator/src/approvals/approval-request-object.ts';
 import { policyDocument } from '../support/policy-documents.ts';
 import { freshDatabase, localProxyConfig, psql } from './support/clients.ts';
 import { type Approvers, prepareApprovers } from './support/kube-approvers.ts';
 import { type OperatorCluster, startOperatorCluster } from './support/operator-cluster.ts';
+import { accessSpec, createSelectedPod, runSidecar } from './support/operator-fixtures.ts';
+import type { SidecarProcess } from './support/play-kubelet.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -25,6 +28,7 @@ let env: OperatorCluster;
 let people: Approvers;
 let proxy: ProxyProcess;
 let admin: pg.Client;
+let injectedSidecar: SidecarProcess | undefined;
 
 beforeAll(async () => {
   [env, admin] = await Promise.all([startOperatorCluster(), freshDatabase(pgInfo, DATABASE)]);
@@ -77,6 +81,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  await injectedSidecar?.stop();
   await proxy?.stop();
   await admin?.end();
   await env?.stop();
@@ -131,5 +136,50 @@ describe('psql through a proxy that asks the operator', () => {
     );
     const kept = await admin.query("SELECT to_regclass('public.keepers') AS t");
     expect(kept.rows[0].t).toBe('keepers');
+  });
+});
+
+describe('a sidecar the operator injected, from the bundle it compiled', () => {
+  it('asks the operator by itself, and runs the held statement once the approver approves', async () => {
+    const { api } = env;
+    await api.create(`/api/v1/namespaces/${NS}/secrets`, {
+      metadata: { name: 'db-creds' },
+      stringData: { username: pgInfo.admin.user, password: pgInfo.admin.password },
+    });
+    await api.create(`/apis/${API_VERSION}/namespaces/${NS}/guardrails`, {
+      apiVersion: API_VERSION,
+      kind: 'Guardrail',
+      metadata: { name: 'admin-approvals' },
+      spec: {
+        rules: [
+          {
+            name: 'drops',
+            kinds: ['drop'],
+            action: 'requireApproval',
+            approval: { approvers: [{ kind: 'ServiceAccount', name: 'lead' }], waitSeconds: 20 },
+          },
+        ],
+      },
+    });
+    await api.create(`/apis/${API_VERSION}/namespaces/${NS}/databaseaccesses`, {
+      apiVersion: API_VERSION,
+      kind: 'DatabaseAccess',
+      metadata: { name: 'orders' },
+      spec: accessSpec(pgInfo, DATABASE, { guardrails: ['admin-approvals'], maskingPolicies: [] }),
+    });
+    await env.readyAccess(NS, 'orders');
+    const injected = await createSelectedPod(api, NS, 'orders-0', 'orders');
+    injectedSidecar = (await runSidecar(api, injected)).sidecar;
+    await admin.query('CREATE TABLE scratch(id int)');
+    const statement = 'DROP TABLE scratch';
+    const app = `host=127.0.0.1 port=${injectedSidecar.port} dbname=${DATABASE} user=app sslmode=disable`;
+    const running = psql(app, ['-c', statement], { timeoutMs: 60_000 });
+    const name = await pendingFor(statement);
+    expect(await people.decide('lead', 'approve', name, 'cleanup')).toMatchObject({ code: 0 });
+    const result = await running;
+    expect(result, result.stderr).toMatchObject({ code: 0 });
+    expect(result.stderr).toContain(`An approver runs: kubectl gatehouse approve ${name} -n ${NS}`);
+    const gone = await admin.query("SELECT to_regclass('public.scratch') AS t");
+    expect(gone.rows[0].t).toBeNull();
   });
 });
