@@ -1,4 +1,3 @@
-import type { WebhookOptions } from '../operator.ts';
 import { type KubeApi, resourcePath } from '../runtime/kube-api.ts';
 
 /**
@@ -9,7 +8,7 @@ import { type KubeApi, resourcePath } from '../runtime/kube-api.ts';
 export function bundleApprovalsEndpoint(
   api: KubeApi,
   namespace: string,
-  webhook: WebhookOptions,
+  webhook: { readonly serviceName: string; readonly secretName: string; readonly approvalsUrl?: string },
 ): () => Promise<{ url: string; ca: string } | undefined> {
   const url = webhook.approvalsUrl ?? `https://${webhook.serviceName}.${namespace}.svc`;
   return async () => {
