@@ -1,4 +1,5 @@
 import type { TSchema } from 'typebox';
+import { ApprovalRequestSpec, ApprovalRequestStatus } from './approval-request.ts';
 import { API_GROUP } from './common.ts';
 import { DatabaseAccessSpec } from './database-access.ts';
 import { GuardrailSpec } from './guardrail.ts';
@@ -28,6 +29,10 @@ export type ApiKind = {
   status: TSchema;
   /** Columns between Ready and Age. */
   summaryColumns: PrinterColumn[];
+  /** Columns before Age instead of Ready, the summary and Reason: a kind without conditions. */
+  columns?: PrinterColumn[];
+  /** Objects people keep in Git (Argo CD gets a health check for them); false for ones made at run time. */
+  declarative: boolean;
 };
 
 export const API_KINDS: readonly ApiKind[] = [
@@ -38,6 +43,7 @@ export const API_KINDS: readonly ApiKind[] = [
     shortNames: ['dba'],
     spec: DatabaseAccessSpec,
     status: DatabaseAccessStatus,
+    declarative: true,
     summaryColumns: [
       {
         name: 'Upstream',
@@ -68,6 +74,7 @@ export const API_KINDS: readonly ApiKind[] = [
     shortNames: ['gr'],
     spec: GuardrailSpec,
     status: CommonStatus,
+    declarative: true,
     summaryColumns: [
       { name: 'Mode', type: 'string', jsonPath: '.spec.mode', description: 'enforce or dryRun.' },
       {
@@ -85,12 +92,50 @@ export const API_KINDS: readonly ApiKind[] = [
     shortNames: ['mp'],
     spec: MaskingPolicySpec,
     status: CommonStatus,
+    declarative: true,
     summaryColumns: [
       {
         name: 'AutoDetect',
         type: 'boolean',
         jsonPath: '.spec.autoDetect',
         description: 'Whether values are classified and masked by content too.',
+      },
+    ],
+  },
+  {
+    kind: 'ApprovalRequest',
+    plural: 'approvalrequests',
+    singular: 'approvalrequest',
+    shortNames: ['ar'],
+    spec: ApprovalRequestSpec,
+    status: ApprovalRequestStatus,
+    declarative: false,
+    summaryColumns: [],
+    columns: [
+      {
+        name: 'Identity',
+        type: 'string',
+        jsonPath: '.spec.identity.subject',
+        description: 'Who sent the held statement.',
+      },
+      {
+        name: 'Database',
+        type: 'string',
+        jsonPath: '.spec.database',
+        description: 'The database it runs on.',
+      },
+      {
+        name: 'Phase',
+        type: 'string',
+        jsonPath: '.status.phase',
+        description: 'Pending, Approved, Denied, Expired, Executed or Withdrawn.',
+      },
+      {
+        name: 'By',
+        type: 'string',
+        jsonPath: '.status.decision.by',
+        description: 'Who decided, as the API server authenticated them.',
+        priority: 1,
       },
     ],
   },
@@ -144,7 +189,10 @@ export function customResourceDefinition(apiKind: ApiKind): Record<string, unkno
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: [READY_COLUMN, ...apiKind.summaryColumns, REASON_COLUMN, AGE_COLUMN],
+          additionalPrinterColumns: [
+            ...(apiKind.columns ?? [READY_COLUMN, ...apiKind.summaryColumns, REASON_COLUMN]),
+            AGE_COLUMN,
+          ],
           schema: {
             openAPIV3Schema: {
               type: 'object',

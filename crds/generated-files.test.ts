@@ -26,6 +26,7 @@ describe('generated CRD YAML', () => {
       'databaseaccesses.gatehouse.dev.yaml',
       'guardrails.gatehouse.dev.yaml',
       'maskingpolicies.gatehouse.dev.yaml',
+      'approvalrequests.gatehouse.dev.yaml',
     ]);
     expect(byName('charts/gatehouse/crds/')).toEqual(byName('crds/generated/'));
     for (const file of files) {

@@ -4,6 +4,13 @@ import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { API_VERSION } from '../../crds/common.ts';
+import { OPERATOR_APPROVALS_PREFIX } from '../../sidecar/src/approvals/operator-protocol.ts';
+import { type ApprovalRequestObject, approvalRequestPath } from './approvals/approval-request-object.ts';
+import { ApprovalRequests } from './approvals/approval-requests.ts';
+import { approvalsEndpoint } from './approvals/approvals-endpoint.ts';
+import { bundleApprovalsEndpoint } from './approvals/bundle-approvals-endpoint.ts';
+import { APPROVAL_DECISIONS_PATH, reviewDecision } from './approvals/decision-review.ts';
+import { SidecarAuthenticator } from './approvals/sidecar-auth.ts';
 import { PLURALS } from './controllers/api-paths.ts';
 import {
   DatabaseAccessController,
@@ -17,6 +24,7 @@ import { EventRecorder } from './runtime/event-recorder.ts';
 import { Informer } from './runtime/informer.ts';
 import { KubeApi, type KubeObject, objectKey, resourcePath } from './runtime/kube-api.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
+import { ownUserName } from './runtime/own-user-name.ts';
 import { type ProbeServer, startHealthServer, startMetricsServer } from './runtime/probe-servers.ts';
 import { ServiceAccountIssuer } from './runtime/service-account-issuer.ts';
 import { handleAdmissionReview } from './webhook/admission-review.ts';
@@ -59,6 +67,8 @@ export interface WebhookOptions {
   /** The Secret (in the operator's namespace) holding the serving certificate and, in mode self, its CA. */
   readonly secretName: string;
   readonly certMode: 'self' | 'cert-manager';
+  /** What sidecars call for approvals; default https://SERVICE.NAMESPACE.svc (the webhook Service, port 443). */
+  readonly approvalsUrl?: string;
 }
 
 export interface RunningOperator {
@@ -80,6 +90,9 @@ export interface RunningOperator {
 
 type PolicyEventObject = GuardrailObject | MaskingPolicyObject;
 
+/** How often requests no one decided (or used) in time are marked Expired. */
+const EXPIRY_SWEEP_MS = 1000;
+
 /**
  * The operator's control loop: informers (on every replica, so the webhook can read them), and the
  * controllers that write (on the leader only).
@@ -95,6 +108,14 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const guardrails = new Informer<GuardrailObject>(api, gatehouse(PLURALS.Guardrail), logger);
   const maskingPolicies = new Informer<MaskingPolicyObject>(api, gatehouse(PLURALS.MaskingPolicy), logger);
   const pods = new Informer<V1Pod & KubeObject>(api, resourcePath('v1', 'pods'), logger);
+  const approvalObjects = new Informer<ApprovalRequestObject>(api, approvalRequestPath(), logger);
+  const approvals = new ApprovalRequests({
+    api,
+    cache: approvalObjects,
+    logger: logger.child({ component: 'approvals' }),
+  });
+  approvalObjects.on((_event, object) => approvals.changed(object));
+  const operatorUser = await ownUserName(api, logger);
   const issuer = new ServiceAccountIssuer(api, logger);
   const events = new EventRecorder(api, 'gatehouse-operator', logger);
 
@@ -118,6 +139,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       events,
       sidecarImage: options.sidecarImage,
       serverVersion,
+      ...(options.webhook && {
+        approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
+      }),
     }),
     logger,
     metrics,
@@ -168,7 +192,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     }
   });
 
-  const informers = [accesses, guardrails, maskingPolicies, pods];
+  const informers = [accesses, guardrails, maskingPolicies, pods, approvalObjects];
   await Promise.all(informers.map((informer) => informer.start()));
   const host = options.bindHost ?? '0.0.0.0';
   const servers: ProbeServer[] = [];
@@ -176,7 +200,11 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const metricsServer = await startMetricsServer(registry, host, options.metricsPort);
   servers.push(metricsServer);
   let webhook: { server: WebhookServer; certificates: CertificateSource } | undefined;
-  if (options.webhook) webhook = await startWebhook(options, api, accesses, serverVersion, host);
+  if (options.webhook)
+    webhook = await startWebhook(options, api, accesses, serverVersion, host, { approvals, operatorUser });
+  // Every replica expires: each change tests the phase it leaves, so two replicas cannot both write one.
+  const sweeper = setInterval(() => void approvals.sweep(), EXPIRY_SWEEP_MS);
+  sweeper.unref();
   const healthServer = await startHealthServer(host, options.healthPort, () => {
     if (stopping) return 'shutting down';
     const unsynced = informers.filter((i) => !i.synced).map((i) => i.path);
@@ -252,6 +280,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       logger.info('shutting down: finishing reconciles in progress');
       await Promise.all(controllers.map((c) => c.stop()));
       issuer.stop();
+      clearInterval(sweeper);
       await elector?.stop();
       leader = false;
       webhook?.certificates.stop();
@@ -269,6 +298,7 @@ async function startWebhook(
   accesses: Informer<DatabaseAccessObject>,
   serverVersion: { major: number; minor: number },
   host: string,
+  approvalDeps: { approvals: ApprovalRequests; operatorUser: string | undefined },
 ): Promise<{ server: WebhookServer; certificates: CertificateSource }> {
   const webhook = options.webhook!;
   const logger = options.logger.child({ component: 'webhook' });
@@ -303,6 +333,18 @@ async function startWebhook(
         serverVersion,
         logger,
       }),
+    reviews: {
+      [APPROVAL_DECISIONS_PATH]: (review) =>
+        reviewDecision(review, { operatorUser: () => approvalDeps.operatorUser, logger }),
+    },
+    routes: {
+      prefix: OPERATOR_APPROVALS_PREFIX,
+      listener: approvalsEndpoint({
+        requests: approvalDeps.approvals,
+        authenticator: new SidecarAuthenticator(api),
+        logger: logger.child({ component: 'approvals' }),
+      }),
+    },
     logger,
   });
   return { server, certificates };

@@ -48,6 +48,8 @@ export const AUDIT_SIGNING_PUBLIC_KEY_KEY = 'public.pem';
 export const BUNDLE_CONFIG_KEY = 'gatehouse.yaml';
 /** The cluster's service-account JWKS, fetched by the operator, so sidecars verify tokens offline. */
 export const BUNDLE_JWKS_KEY = 'jwks.json';
+/** The CA of the operator's webhook certificate, which signs its approvals endpoint too. */
+export const BUNDLE_OPERATOR_CA_KEY = 'operator-ca.crt';
 
 /** Mount points inside the sidecar container. */
 export const BUNDLE_MOUNT = '/etc/gatehouse/bundle';

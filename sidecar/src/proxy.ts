@@ -6,6 +6,7 @@ import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
 import { approvalAuditEvent, shapeGrantAuditEvent } from './approvals/approval-audit.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
+import type { ApprovalRequest } from './approvals/approval-request.ts';
 import { ShapeRegistry } from './approvals/learned-shapes.ts';
 import { announceRequests } from './approvals/notify-delivery.ts';
 import { approvalsHandler } from './approvals/serve-approvals.ts';
@@ -117,7 +118,7 @@ export async function startProxy(
   // Shared by every session, so that maxAffectedRowsPerMinute holds across an identity's connections.
   const rowBudget = new RowBudget();
   // Held statements wait here for their decisions (see docs/approvals.md).
-  const approvalBook = new ApprovalBook();
+  const approvalBook = new ApprovalBook(config.approvals ? { decideCommand: kubectlDecideCommand } : {});
   const approvalsLogger = logger.child({ component: 'approvals' });
   approvalBook.onChange(
     announceRequests(approvalsLogger, {
@@ -128,6 +129,9 @@ export async function startProxy(
   const shapes = new ShapeRegistry(approvalBook, {
     onGrant: (grant) => audit.record(shapeGrantAuditEvent(grant)),
   });
+  // In a cluster, people decide through ApprovalRequest objects the operator writes (docs/approvals.md).
+  const operatorSync =
+    config.approvals && (await syncWithOperator(approvalBook, config.approvals.operator, logger));
   const guardrailsLogger = logger.child({ component: 'guardrails' });
   const policyHooks: PolicyHooks = {
     shapes,
@@ -227,6 +231,7 @@ export async function startProxy(
           'shutting down: no new connections, sessions finishing',
         );
         stopWatching();
+        operatorSync?.stop();
         await server.shutdown(graceMs);
         server.close();
         authenticator.close();
@@ -239,6 +244,26 @@ export async function startProxy(
       return closing;
     },
   };
+}
+
+/** In a cluster the request is an ApprovalRequest in the namespace of the rules (the sidecar's). */
+function kubectlDecideCommand(request: Pick<ApprovalRequest, 'id' | 'rules'>): string {
+  const namespace = request.rules[0]?.namespace;
+  return `kubectl gatehouse approve ${request.id}${namespace ? ` -n ${namespace}` : ''}`;
+}
+
+/** Loaded only here: a standalone proxy does not carry the operator client. */
+async function syncWithOperator(
+  book: ApprovalBook,
+  operator: NonNullable<ProxyConfig['approvals']>['operator'],
+  logger: Logger,
+): Promise<{ stop(): void }> {
+  const [{ OperatorClient }, { OperatorSync }] = await Promise.all([
+    import('./approvals/operator-client.ts'),
+    import('./approvals/operator-sync.ts'),
+  ]);
+  logger.info({ operator: operator.url }, 'approvals are decided through the operator');
+  return new OperatorSync(book, new OperatorClient(operator), logger.child({ component: 'approvals' }));
 }
 
 /**

@@ -65,6 +65,7 @@ describe('helm template', () => {
     const objects = await render();
     expect(objects.map((object) => object.kind).sort()).toEqual([
       'ClusterRole',
+      'ClusterRole',
       'ClusterRoleBinding',
       'Deployment',
       'MutatingWebhookConfiguration',
@@ -171,6 +172,35 @@ describe('helm template', () => {
     expect(grants(clusterRules, 'serviceaccounts/token')).toEqual([]);
     expect(grants(role.rules, 'leases')[0]!['verbs']).toEqual(['get', 'create', 'update']);
     expect(role.metadata.namespace).toBe(RELEASE_NAMESPACE);
+  });
+
+  it('ships an approver ClusterRole to bind, and a decision webhook that fails closed', async () => {
+    const objects = await render();
+    const approver = objects.find(
+      (o) => o.kind === 'ClusterRole' && o.metadata.name === 'gatehouse-approver',
+    );
+    expect(approver?.rules).toEqual([
+      { apiGroups: ['gatehouse.dev'], resources: ['approvalrequests'], verbs: ['get', 'list', 'watch'] },
+      {
+        apiGroups: ['gatehouse.dev'],
+        resources: ['approvalrequests/status'],
+        verbs: ['get', 'patch', 'update'],
+      },
+    ]);
+    const decisions = find(objects, 'MutatingWebhookConfiguration').webhooks.find(
+      (w: { name: string }) => w.name === 'approvalrequests.gatehouse.dev',
+    );
+    expect(decisions).toMatchObject({
+      failurePolicy: 'Fail',
+      clientConfig: { service: { path: '/approval-decisions', port: 443 } },
+      rules: [{ operations: ['UPDATE'], resources: ['approvalrequests/status'] }],
+    });
+    const operatorRole = find(objects, 'ClusterRole').rules as Array<Record<string, string[]>>;
+    expect(operatorRole).toEqual(
+      expect.arrayContaining([
+        { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      ]),
+    );
   });
 
   it('hands the certificate to cert-manager when asked', async () => {

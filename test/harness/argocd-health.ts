@@ -16,7 +16,10 @@ export type HealthStatus = { status: string; message: string };
 async function healthCheckKeys(): Promise<Record<string, string>> {
   const lua = await readFile(HEALTH_LUA, 'utf8');
   return Object.fromEntries(
-    API_KINDS.map((apiKind) => [`resource.customizations.health.${API_GROUP}_${apiKind.kind}`, lua]),
+    API_KINDS.filter((apiKind) => apiKind.declarative).map((apiKind) => [
+      `resource.customizations.health.${API_GROUP}_${apiKind.kind}`,
+      lua,
+    ]),
   );
 }
 

@@ -15,6 +15,7 @@ export const OPERATOR_USAGE = `usage: gatehouse operator --sidecar-image IMAGE [
   --webhook-service-name NAME Service in front of the webhook, named in its certificate (default gatehouse-webhook)
   --webhook-secret-name NAME  Secret with the webhook's certificate (default gatehouse-webhook-tls)
   --cert-mode self|cert-manager  who issues the webhook certificate (default self)
+  --approvals-url URL         where sidecars ask for approvals (default https://WEBHOOK-SERVICE.NAMESPACE.svc)
   --metrics-port PORT         Prometheus /metrics (default 8080)
   --health-port PORT          /healthz and /readyz (default 8081)
   --leader-elect true|false   run controllers only while holding the Lease (default true)
@@ -39,6 +40,7 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
         'webhook-service-name': { type: 'string', default: 'gatehouse-webhook' },
         'webhook-secret-name': { type: 'string', default: 'gatehouse-webhook-tls' },
         'cert-mode': { type: 'string', default: 'self' },
+        'approvals-url': { type: 'string' },
         'metrics-port': { type: 'string', default: '8080' },
         'health-port': { type: 'string', default: '8081' },
         'leader-elect': { type: 'string', default: 'true' },
@@ -96,6 +98,7 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
         serviceName: values['webhook-service-name'],
         secretName: values['webhook-secret-name'],
         certMode,
+        ...(values['approvals-url'] !== undefined && { approvalsUrl: approvalsUrl(values['approvals-url']) }),
       },
     }),
     onLeadershipLost: () => {
@@ -107,6 +110,12 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   });
   if (!(await untilSignal(logger, () => operator.stop()))) exitCode = 1;
   return exitCode;
+}
+
+function approvalsUrl(value: string): string {
+  if (!/^https:\/\/[^/]+\/?$/.test(value))
+    throw new UserError(`--approvals-url is "${value}"; use https://HOST[:PORT]`);
+  return value;
 }
 
 function port(value: string, flag: string): number {

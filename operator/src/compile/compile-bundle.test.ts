@@ -8,6 +8,7 @@ import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts'
 import {
   BUNDLE_CONFIG_KEY,
   BUNDLE_JWKS_KEY,
+  BUNDLE_OPERATOR_CA_KEY,
   CREDENTIALS_MOUNT,
   MASKING_KEY_KEY,
   MASKING_KEY_MOUNT,
@@ -125,6 +126,25 @@ describe('compileBundle', () => {
     expect(compileBundle(changedGuardrail).hash).not.toBe(base.hash);
     expect(compileBundle({ ...input(), jwks: '{"keys":[]}' }).hash).not.toBe(base.hash);
     expect(compileBundle(input({ allow: ['read'] })).hash).not.toBe(base.hash);
+  });
+
+  it("points the sidecar at the operator's approvals endpoint with its CA, when the operator serves one", () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const url = 'https://gatehouse-webhook.gatehouse-system.svc';
+    const bundle = compileBundle({ ...input(), approvals: { url, ca } });
+    expect(bundle.data[BUNDLE_OPERATOR_CA_KEY]).toBe(ca);
+    const { proxy } = loadAsSidecar(bundle.data[BUNDLE_CONFIG_KEY]!);
+    expect(proxy.approvals).toEqual({
+      operator: {
+        url,
+        caFile: `/etc/gatehouse/bundle/${BUNDLE_OPERATOR_CA_KEY}`,
+        tokenFile: proxy.identity.tokenFile?.path,
+      },
+    });
+    expect(compileBundle(input()).data[BUNDLE_OPERATOR_CA_KEY]).toBeUndefined();
+    expect(loadAsSidecar(compileBundle(input()).data[BUNDLE_CONFIG_KEY]!).proxy.approvals).toBeUndefined();
+    // A renewed CA is a new bundle: the sidecars get it with the ConfigMap.
+    expect(compileBundle({ ...input(), approvals: { url, ca: `${ca}\n` } }).hash).not.toBe(bundle.hash);
   });
 
   it('uses the sidecar port and protocol defaults', () => {

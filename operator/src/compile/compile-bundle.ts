@@ -13,6 +13,7 @@ import {
   BUNDLE_CONFIG_KEY,
   BUNDLE_JWKS_KEY,
   BUNDLE_MOUNT,
+  BUNDLE_OPERATOR_CA_KEY,
   CREDENTIALS_MOUNT,
   DEFAULT_LISTEN_PORT,
   DEFAULT_UPSTREAM_PORT,
@@ -40,6 +41,8 @@ export interface BundleInput {
   readonly issuer: string;
   /** The cluster's /openid/v1/jwks, as served. */
   readonly jwks: string;
+  /** Where the sidecar asks for approvals: the operator's endpoint and the CA of its certificate (PEM). */
+  readonly approvals?: { readonly url: string; readonly ca: string };
 }
 
 export interface CompiledBundle {
@@ -122,6 +125,12 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       signingKeyFile: `${AUDIT_SIGNING_KEY_MOUNT}/${AUDIT_SIGNING_KEY_KEY}`,
     },
     masking: { key: { file: `${MASKING_KEY_MOUNT}/${MASKING_KEY_KEY}` } },
+    // The token of identity.tokenFile authenticates the sidecar to the operator as well.
+    ...(input.approvals && {
+      approvals: {
+        operator: { url: input.approvals.url, caFile: `${BUNDLE_MOUNT}/${BUNDLE_OPERATOR_CA_KEY}` },
+      },
+    }),
   };
   const namespace = access.metadata.namespace;
   const document = (kind: string, object: PolicyObject<unknown>) => ({
@@ -137,7 +146,11 @@ export function compileBundle(input: BundleInput): CompiledBundle {
     ...input.maskingPolicies.map((m) => document('MaskingPolicy', m)),
   ];
   const config = documents.map((d) => stringify(d, { sortMapEntries: true })).join('---\n');
-  const data = { [BUNDLE_CONFIG_KEY]: config, [BUNDLE_JWKS_KEY]: input.jwks };
-  const hash = createHash('sha256').update(config).update('\0').update(input.jwks).digest('hex');
-  return { data, hash };
+  const data: Record<string, string> = { [BUNDLE_CONFIG_KEY]: config, [BUNDLE_JWKS_KEY]: input.jwks };
+  const hash = createHash('sha256').update(config).update('\0').update(input.jwks);
+  if (input.approvals) {
+    data[BUNDLE_OPERATOR_CA_KEY] = input.approvals.ca;
+    hash.update('\0').update(input.approvals.ca);
+  }
+  return { data, hash: hash.digest('hex') };
 }

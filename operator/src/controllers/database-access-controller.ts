@@ -77,6 +77,8 @@ export interface DatabaseAccessControllerDeps {
   readonly events: EventRecorder;
   readonly sidecarImage: string;
   readonly serverVersion: ServerVersion;
+  /** The operator's approvals endpoint for the bundles, when it serves one (undefined: not yet known). */
+  readonly approvalsEndpoint?: () => Promise<{ url: string; ca: string } | undefined>;
 }
 
 /** Kinds whose pod template a rollout may stamp; the others (ReplicaSet, Job...) are owned by something else. */
@@ -216,6 +218,7 @@ export class DatabaseAccessController implements Reconciler {
       );
 
     const keys = await this.#d.issuer.get();
+    const approvals = await this.#d.approvalsEndpoint?.();
     let bundle: CompiledBundle;
     try {
       bundle = compileBundle({
@@ -227,6 +230,7 @@ export class DatabaseAccessController implements Reconciler {
         })),
         issuer: keys.issuer,
         jwks: keys.jwks,
+        ...(approvals && { approvals }),
       });
       // What the sidecar will do with it: a bundle it would refuse must never reach a running pod.
       loadPolicyDocuments(

@@ -533,6 +533,7 @@ const CUSTOM_KINDS: Record<string, Record<string, string>> = {
     databaseaccesses: 'DatabaseAccess',
     guardrails: 'Guardrail',
     maskingpolicies: 'MaskingPolicy',
+    approvalrequests: 'ApprovalRequest',
   },
 };
 

@@ -22,6 +22,10 @@ export type AdmissionRequest = {
   namespace?: string;
   operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
   object?: unknown;
+  /** The object before an UPDATE. */
+  oldObject?: unknown;
+  /** Who made the API request, as the API server authenticated them. */
+  userInfo?: { username?: string; uid?: string; groups?: string[] };
   dryRun?: boolean;
 };
 
@@ -32,6 +36,8 @@ export type AdmissionResponse = {
   /** Base64 of the JSON Patch document. */
   patch?: string;
   warnings?: string[];
+  /** Why a request is refused; the API server shows `message` to the client. */
+  status?: { code: number; reason?: string; message: string };
 };
 
 export type AdmissionDeps = {

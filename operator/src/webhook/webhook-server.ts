@@ -17,6 +17,10 @@ export type WebhookServerOptions = {
    */
   certificate: () => ServingCertificate;
   handler: (review: AdmissionReview) => Promise<AdmissionReview>;
+  /** Other admission webhooks by path (the ApprovalRequest decision webhook). */
+  reviews?: Record<string, (review: AdmissionReview) => AdmissionReview | Promise<AdmissionReview>>;
+  /** Plain HTTPS routes under a path prefix (the sidecars' approvals endpoint), served as they are. */
+  routes?: { prefix: string; listener: (request: IncomingMessage, response: ServerResponse) => void };
   logger: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
   /** Larger bodies are refused with 413; the API server sends whole pods, well under this. */
   maxBodyBytes?: number;
@@ -33,8 +37,8 @@ const HEADERS_TIMEOUT_MS = 5_000;
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 /**
- * The admission webhook over HTTPS: POST /mutate-pods with an AdmissionReview in JSON, and GET
- * /healthz for probes. TLS 1.2 or newer, one certificate for every client (the API server calls by
+ * The admission webhooks over HTTPS: POST /mutate-pods (and the paths of `reviews`) with an
+ * AdmissionReview in JSON, GET /healthz for probes, and the `routes` prefix. TLS 1.2 or newer, one certificate for every client (the API server calls by
  * URL or Service and may send no SNI), swapped in place when `certificate()` changes.
  */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
@@ -92,12 +96,15 @@ async function serve(
   options: WebhookServerOptions,
   maxBodyBytes: number,
 ): Promise<void> {
-  const path = (request.url ?? '/').split('?')[0];
+  const path = (request.url ?? '/').split('?')[0] ?? '/';
   if (path === '/healthz') {
     if (request.method !== 'GET' && request.method !== 'HEAD') return respond(response, 405, 'use GET');
     return respond(response, 200, 'ok');
   }
-  if (path !== MUTATE_PODS_PATH) return respond(response, 404, `not found: POST ${MUTATE_PODS_PATH}`);
+  if (options.routes && (path === options.routes.prefix || path.startsWith(`${options.routes.prefix}/`)))
+    return options.routes.listener(request, response);
+  const handler = path === MUTATE_PODS_PATH ? options.handler : options.reviews?.[path];
+  if (!handler) return respond(response, 404, `not found: POST ${MUTATE_PODS_PATH}`);
   if (request.method !== 'POST') return respond(response, 405, 'use POST');
   const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (mediaType !== 'application/json') return respond(response, 415, 'send application/json');
@@ -121,7 +128,7 @@ async function serve(
   ) {
     return respond(response, 400, 'expected an admission.k8s.io/v1 AdmissionReview with a request');
   }
-  const answer = JSON.stringify(await options.handler(review));
+  const answer = JSON.stringify(await handler(review));
   response
     .writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) })
     .end(answer);

@@ -1,18 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Identity } from '../identity/identity.ts';
-import { anySubjectMatches } from '../policy/subject-matches.ts';
 import {
   type ApprovalImpact,
   type ApprovalRequest,
   type ApprovalRule,
   AUTO_APPROVER,
   bindingKey,
-  describeRules,
   type ShapeBinding,
   type StatementBinding,
   shapeKey,
   ttlSecondsOf,
 } from './approval-request.ts';
+import { type DecisionRefusal, decisionRefusal } from './decision-refusal.ts';
 
 /** The longest an approver may approve a statement's shape for (30 days). */
 export const MAX_SHAPE_APPROVAL_SECONDS = 30 * 24 * 3600;
@@ -28,13 +27,7 @@ export interface ApprovalChange {
   readonly request: ApprovalRequest;
 }
 
-/** Why a decision was not taken; the text is for the person who tried. */
-export type DecisionRefusal =
-  | { readonly problem: 'not-found'; readonly message: string }
-  | { readonly problem: 'not-pending'; readonly message: string }
-  | { readonly problem: 'not-an-approver'; readonly message: string }
-  | { readonly problem: 'self-approval'; readonly message: string }
-  | { readonly problem: 'invalid'; readonly message: string };
+export type { DecisionRefusal } from './decision-refusal.ts';
 
 export interface OpenRequest {
   readonly binding: StatementBinding;
@@ -71,10 +64,19 @@ export class ApprovalBook {
   private readonly listeners = new Set<(change: ApprovalChange) => void>();
   private readonly now: () => number;
   private readonly newId: () => string;
+  private readonly decideCommand: ((request: Pick<ApprovalRequest, 'id' | 'rules'>) => string) | undefined;
 
-  constructor(options: { now?: () => number; newId?: () => string } = {}) {
+  constructor(
+    options: {
+      now?: () => number;
+      newId?: () => string;
+      /** How approvers decide, for the held notice (in Kubernetes: kubectl gatehouse approve). */
+      decideCommand?: (request: Pick<ApprovalRequest, 'id' | 'rules'>) => string;
+    } = {},
+  ) {
     this.now = options.now ?? Date.now;
     this.newId = options.newId ?? (() => `ar-${randomBytes(8).toString('hex')}`);
+    this.decideCommand = options.decideCommand;
   }
 
   /** Calls `listener` after every change (audit records, notifications, waiting sessions). */
@@ -147,8 +149,9 @@ export class ApprovalBook {
     const found = existing === undefined ? undefined : this.requests.get(existing);
     if (found?.phase === 'Pending') return { request: found, created: false };
     const now = this.now();
+    const id = this.newId();
     const request: ApprovalRequest = {
-      id: this.newId(),
+      id,
       binding: input.binding,
       fingerprint: input.fingerprint,
       shape: input.shape,
@@ -159,6 +162,7 @@ export class ApprovalBook {
       requestedAt: now,
       expiresAt: now + ttlSecondsOf(input.rules) * 1000,
       phase: 'Pending',
+      ...(this.decideCommand && { decideCommand: this.decideCommand({ id, rules: input.rules }) }),
     };
     this.requests.set(request.id, request);
     this.live.set(key, request.id);
@@ -171,21 +175,7 @@ export class ApprovalBook {
   mayDecide(id: string, decider: Identity): DecisionRefusal | undefined {
     const request = this.get(id);
     if (!request) return { problem: 'not-found', message: `there is no approval request ${id}` };
-    if (request.phase !== 'Pending')
-      return { problem: 'not-pending', message: `request ${id} is ${request.phase}, not Pending` };
-    const notApproverOf = request.rules.filter((r) => !anySubjectMatches(r.approvers, decider, r.namespace));
-    if (notApproverOf.length > 0)
-      return {
-        problem: 'not-an-approver',
-        message: `${decider.subject} is not an approver of ${describeRules(notApproverOf)}`,
-      };
-    const noSelf = request.rules.filter((r) => !r.allowSelfApproval);
-    if (decider.subject === request.requester.subject && noSelf.length > 0)
-      return {
-        problem: 'self-approval',
-        message: `${decider.subject} asked for request ${id} and may not decide it (${describeRules(noSelf)} does not allow self-approval)`,
-      };
-    return undefined;
+    return decisionRefusal(request, decider);
   }
 
   /**

@@ -90,6 +90,8 @@ export interface ApprovalRequest {
   readonly phase: ApprovalPhase;
   readonly decision?: ApprovalDecision;
   readonly executedAt?: number;
+  /** What an approver runs to decide it, when not the standalone `gatehouse approvals approve ID`. */
+  readonly decideCommand?: string;
 }
 
 export const AUTO_APPROVER = 'gatehouse:auto-approve';

@@ -50,6 +50,18 @@ afterEach(() => vi.useRealTimers());
 const at = () => new Date();
 
 describe('hold and waitForDecision', () => {
+  it("names the book's way of deciding in the held notice (kubectl gatehouse in a cluster)", () => {
+    const book = new ApprovalBook({
+      decideCommand: ({ id, rules }) => `kubectl gatehouse approve ${id} -n ${rules[0]?.namespace}`,
+    });
+    const start = hold(book, held({ rules: [rule({ namespace: 'shop' })] }), at());
+    if (!('pending' in start)) throw new Error('expected a pending request');
+    expect(heldNotice(start.pending)).toContain(
+      `An approver runs: kubectl gatehouse approve ${start.pending.id} -n shop --reason "..."`,
+    );
+    expect(heldNotice(start.pending)).not.toContain('gatehouse approvals approve');
+  });
+
   it('opens a request, waits, and runs the statement when an approver approves', async () => {
     const book = new ApprovalBook();
     const first = hold(book, held(), at());

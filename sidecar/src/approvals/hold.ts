@@ -149,7 +149,7 @@ export function waitForDecision(
 export function heldNotice(request: ApprovalRequest): string {
   return (
     `statement held for approval: request ${request.id} (${describeRules(request.rules)}); ` +
-    `waiting up to ${waitSecondsOf(request.rules)} s. An approver runs: gatehouse approvals approve ${request.id} --reason "..."`
+    `waiting up to ${waitSecondsOf(request.rules)} s. An approver runs: ${request.decideCommand ?? `gatehouse approvals approve ${request.id}`} --reason "..."`
   );
 }
 

@@ -48,6 +48,8 @@ describe('--help', () => {
     [['approvals', '--help'], 'usage: gatehouse approvals list'],
     [['collector', '--help'], 'usage: gatehouse collector'],
     [['audit', 'query', '--help'], 'usage: gatehouse audit query'],
+    [['approve', '--help'], 'usage: gatehouse approve NAME'],
+    [['deny', '--help'], 'usage: gatehouse approve NAME'],
   ])('gatehouse %j prints its usage on stdout and exits 0', (argv, usage) => {
     const result = gatehouse(...argv);
     expect(result, JSON.stringify(result)).toMatchObject({ code: 0, stderr: '' });

@@ -13,6 +13,7 @@ commands:
   audit verify   prove an audit log complete and unaltered
   audit query    ask the collector who ran what (statements, sessions, sources)
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
+  approve, deny  decide an ApprovalRequest in Kubernetes (kubectl gatehouse approve NAME --reason ...)
   version        print the version (also --version)
   help           show this text
 
@@ -41,6 +42,11 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'status': {
       const { runStatusCommand } = await import('../../../operator/src/cli/status.ts');
       return runStatusCommand(rest);
+    }
+    case 'approve':
+    case 'deny': {
+      const { runDecideCommand } = await import('../../../operator/src/cli/decide-command.ts');
+      return runDecideCommand(command, rest);
     }
     case 'approvals': {
       const { runApprovalsCommand } = await import('./approvals-command.ts');

@@ -43,6 +43,27 @@ describe('parseProxyConfig', () => {
     expect(config.policyDocuments).toEqual([]);
   });
 
+  it('asks the operator for approvals with the token-file token unless another is named, and only over https', () => {
+    const upstream = 'upstream:\n  url: postgres://app:x@db:5432/shop\n';
+    const tokenFile =
+      'identity:\n  mode: token-file\n  tokenFile:\n    path: /var/run/token\n    verify: {issuer: https://k, audience: gatehouse.dev, jwksFile: /j.json}\n';
+    const operator = 'approvals:\n  operator:\n    url: https://gatehouse-webhook.gatehouse-system.svc\n';
+    expect(parseProxyConfig(upstream + tokenFile + operator, 'g.yaml').approvals).toEqual({
+      operator: { url: 'https://gatehouse-webhook.gatehouse-system.svc', tokenFile: '/var/run/token' },
+    });
+    expect(
+      parseProxyConfig(`${upstream}${LOCAL}${operator}    tokenFile: /t\n    caFile: /ca.crt\n`, 'g.yaml')
+        .approvals,
+    ).toEqual({
+      operator: { url: 'https://gatehouse-webhook.gatehouse-system.svc', tokenFile: '/t', caFile: '/ca.crt' },
+    });
+    expect(parseProxyConfig(upstream + LOCAL, 'g.yaml').approvals).toBeUndefined();
+    expect(errorOf(upstream + LOCAL + operator)).toContain('approvals.operator.tokenFile');
+    expect(errorOf(`${upstream}${tokenFile}approvals:\n  operator:\n    url: http://operator\n`)).toContain(
+      'approvals.operator.url',
+    );
+  });
+
   it('takes clientTls: auto, its options, or a certificate and key, and says when it is neither', () => {
     const base = `upstream:\n  url: mysql://app:x@db:3306/shop\n${LOCAL}`;
     expect(parseProxyConfig(`${base}clientTls: auto\n`, 'g.yaml').clientTlsAuto).toEqual({

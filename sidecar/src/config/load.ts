@@ -57,6 +57,10 @@ export interface ProxyConfig {
     readonly ship?: NonNullable<AuditConfigDocument['ship']>;
   };
   readonly admin?: HostPort;
+  /** Held statements are decided through the operator (Kubernetes), not on the admin endpoint. */
+  readonly approvals?: {
+    readonly operator: { readonly url: string; readonly caFile?: string; readonly tokenFile: string };
+  };
   readonly limits: {
     readonly maxConnections: number;
     readonly maxMessageBytes: number;
@@ -207,6 +211,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       ...(document.audit?.ship !== undefined && { ship: checkShip(document.audit, file) }),
     },
     ...(document.admin && { admin: parseHostPort(document.admin.listen, file, 'admin.listen') }),
+    ...(document.approvals?.operator && { approvals: { operator: resolveOperator(document, file) } }),
     limits: {
       maxConnections: document.limits?.maxConnections ?? 1000,
       maxMessageBytes: document.limits?.maxMessageBytes ?? 64 * 1024 * 1024,
@@ -226,6 +231,21 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
     policyDocumentNumbers: numbers.filter((_, i) => i !== proxyIndex),
     policyNone,
   };
+}
+
+function resolveOperator(
+  document: ProxyConfigDocument,
+  file: string,
+): NonNullable<ProxyConfig['approvals']>['operator'] {
+  const operator = document.approvals!.operator!;
+  const tokenFile = operator.tokenFile ?? document.identity.tokenFile?.path;
+  if (tokenFile === undefined)
+    throw new ConfigError(
+      file,
+      'approvals.operator.tokenFile',
+      'is required unless identity.mode is token-file (the token the operator authenticates the proxy by)',
+    );
+  return { url: operator.url, ...(operator.caFile !== undefined && { caFile: operator.caFile }), tokenFile };
 }
 
 function applyOverrides(raw: Record<string, unknown>, overrides: ConfigOverrides): void {

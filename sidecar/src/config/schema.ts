@@ -238,6 +238,35 @@ export const ProxyConfigSchema = Type.Object(
     identity: IdentityConfig,
     audit: Type.Optional(Audit),
     admin: Type.Optional(Type.Object({ listen: HostPort }, { additionalProperties: false })),
+    approvals: Type.Optional(
+      Type.Object(
+        {
+          operator: Type.Optional(
+            Type.Object(
+              {
+                url: Type.String({
+                  pattern: '^https://',
+                  description:
+                    "The operator's approvals endpoint (its webhook Service), e.g. https://gatehouse-webhook.gatehouse-system.svc.",
+                }),
+                caFile: Type.Optional(
+                  Type.String({ minLength: 1, description: "PEM CA that signs the operator's certificate." }),
+                ),
+                tokenFile: Type.Optional(
+                  Type.String({
+                    minLength: 1,
+                    description:
+                      "The pod's projected token (audience gatehouse.dev) sent to the operator; default: identity.tokenFile.path.",
+                  }),
+                ),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     limits: Type.Optional(
       Type.Object(
         {

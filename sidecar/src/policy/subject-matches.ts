@@ -11,7 +11,7 @@ export type SubjectSpec = Static<typeof Subject>;
  */
 export function subjectMatches(
   subject: SubjectSpec,
-  identity: Identity,
+  identity: Pick<Identity, 'subject' | 'groups'>,
   documentNamespace?: string,
 ): boolean {
   switch (subject.kind) {
@@ -32,7 +32,7 @@ export function subjectMatches(
 
 export function anySubjectMatches(
   subjects: readonly SubjectSpec[],
-  identity: Identity,
+  identity: Pick<Identity, 'subject' | 'groups'>,
   documentNamespace?: string,
 ): boolean {
   return subjects.some((subject) => subjectMatches(subject, identity, documentNamespace));

@@ -28,6 +28,8 @@ export interface OperatorProcess {
   readonly lines: string[];
   readonly healthPort: number;
   readonly metricsPort: number;
+  /** The HTTPS port of its webhooks and of the sidecars' approvals endpoint. */
+  readonly webhookPort: number;
   stop(): Promise<void>;
 }
 
@@ -120,6 +122,22 @@ export async function startOperatorCluster(
               },
             ],
           },
+        },
+        {
+          name: 'approvalrequests.gatehouse.dev',
+          clientConfig: { url: `https://127.0.0.1:${webhookPort}/approval-decisions` },
+          rules: [
+            {
+              apiGroups: ['gatehouse.dev'],
+              apiVersions: ['v1alpha1'],
+              operations: ['UPDATE'],
+              resources: ['approvalrequests/status'],
+            },
+          ],
+          failurePolicy: 'Fail',
+          sideEffects: 'None',
+          admissionReviewVersions: ['v1'],
+          timeoutSeconds: 10,
         },
       ],
     });
@@ -255,6 +273,8 @@ async function startOperatorProcess(kubeconfig: string, webhookPort: number): Pr
       '--webhook-service-name=gatehouse-webhook',
       '--webhook-secret-name=gatehouse-webhook-tls',
       '--cert-mode=self',
+      // The injected sidecars run as local processes here, so they reach the operator on loopback.
+      `--approvals-url=https://127.0.0.1:${webhookPort}`,
       '--log-level=info',
       '--bind-address=127.0.0.1',
     ],
@@ -277,6 +297,7 @@ async function startOperatorProcess(kubeconfig: string, webhookPort: number): Pr
     lines,
     healthPort,
     metricsPort,
+    webhookPort,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

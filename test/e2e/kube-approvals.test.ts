@@ -1,0 +1,273 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approvalRequestPath } from '../../operator/src/approvals/approval-request-object.ts';
+import { ApprovalBook } from '../../sidecar/src/approvals/approval-book.ts';
+import { parametersHash } from '../../sidecar/src/approvals/approval-request.ts';
+import {
+  type HeldStatement,
+  type HoldingRule,
+  hold,
+  waitForDecision,
+} from '../../sidecar/src/approvals/hold.ts';
+import { OperatorCallError, OperatorClient } from '../../sidecar/src/approvals/operator-client.ts';
+import { OperatorSync } from '../../sidecar/src/approvals/operator-sync.ts';
+import type { Identity } from '../../sidecar/src/identity/identity.ts';
+import { type Approvers, prepareApprovers } from './support/kube-approvers.ts';
+import { type OperatorCluster, startOperatorCluster } from './support/operator-cluster.ts';
+
+/**
+ * The Kubernetes side of approvals against a real kube-apiserver: the sidecar-side client (the
+ * proxy's ApprovalBook kept in step with the operator by OperatorSync, as `approvals.operator`
+ * configures it) asks the operator's endpoint with its pod's projected token; people decide with
+ * `gatehouse approve|deny` (kubectl gatehouse) as real API users (service-account tokens), and the
+ * operator's webhook stamps who they are. No psql here: the session side is the same book and
+ * waitForDecision the PostgreSQL and MySQL sessions use.
+ */
+const NS = 'shop';
+const APP = `system:serviceaccount:${NS}:orders-app`;
+
+let env: OperatorCluster;
+let dir: string;
+let book: ApprovalBook;
+let sync: OperatorSync;
+let client: OperatorClient;
+let people: Approvers;
+
+const requester: Identity = { subject: APP, groups: ['system:serviceaccounts'], method: 'token-file' };
+
+function rule(over: Partial<HoldingRule> = {}): HoldingRule {
+  return {
+    guardrail: 'admin-approvals',
+    rule: 'drops',
+    namespace: NS,
+    // The app's own account is an approver too, so that only the self-approval rule refuses it.
+    approvers: [
+      { kind: 'ServiceAccount', name: 'lead' },
+      { kind: 'User', name: APP },
+    ],
+    allowSelfApproval: false,
+    waitSeconds: 30,
+    ttlSeconds: 900,
+    autoApprove: [],
+    ...over,
+  };
+}
+
+let counter = 0;
+function held(over: Partial<HeldStatement> = {}): HeldStatement {
+  counter++;
+  return {
+    binding: {
+      subject: APP,
+      database: 'orders',
+      statement: `DROP TABLE t${counter}`,
+      parametersHash: parametersHash([]),
+    },
+    fingerprint: `fp-${counter}`,
+    shape: `DROP TABLE t${counter}`,
+    requester,
+    rules: [rule()],
+    impact: { tables: [`t${counter}`] },
+    facts: { kinds: ['drop'], tables: [`t${counter}`], affectedRows: undefined, sensitiveColumns: [] },
+    ...over,
+  };
+}
+
+function pending(statement: HeldStatement): string {
+  const start = hold(book, statement, new Date());
+  if (!('pending' in start)) throw new Error('expected a pending request');
+  return start.pending.id;
+}
+
+beforeAll(async () => {
+  env = await startOperatorCluster();
+  dir = await mkdtemp(join(tmpdir(), 'gatehouse-kube-approvals-'));
+  people = await prepareApprovers(env, NS, ['orders-app', 'lead', 'intruder'], dir);
+  client = new OperatorClient({
+    url: people.operatorUrl,
+    caFile: people.operatorCaFile,
+    tokenFile: people.sidecarTokenFile,
+  });
+  book = new ApprovalBook();
+  sync = new OperatorSync(book, client, pino({ level: 'silent' }));
+}, 240_000);
+
+afterAll(async () => {
+  sync?.stop();
+  await env?.stop();
+});
+
+describe('approvals through the operator and the Kubernetes API', () => {
+  it('creates the ApprovalRequest for the sidecar, and releases the statement when an approver approves', async () => {
+    const statement = held();
+    const id = pending(statement);
+    const waiting = waitForDecision(book, statement, id, 30_000);
+    const object = await env.eventually('the ApprovalRequest', () =>
+      env.api
+        .getOptional<{
+          spec: { identity: { subject: string }; statement: string; requestedBy: string; database: string };
+          status?: { phase?: string };
+        }>(approvalRequestPath(NS, id))
+        .then((o) => (o?.status?.phase === 'Pending' ? o : undefined)),
+    );
+    expect(object.spec).toMatchObject({
+      identity: { subject: APP },
+      database: 'orders',
+      statement: statement.binding.statement,
+      requestedBy: APP,
+    });
+
+    const approved = await people.decide('lead', 'approve', id, 'release window');
+    expect(approved, approved.stderr).toMatchObject({ code: 0 });
+    expect(approved.stdout).toBe(`${NS}/${id} approved by system:serviceaccount:${NS}:lead\n`);
+    const outcome = await waiting;
+    expect(outcome).toMatchObject({ run: true, request: { id, phase: 'Executed' } });
+    expect(outcome.request.decision).toMatchObject({
+      by: `system:serviceaccount:${NS}:lead`,
+      reason: 'release window',
+    });
+    // The execution is reported back, and a second decision is refused.
+    await env.eventually('Executed at the operator', async () =>
+      (await people.phaseOf(id)) === 'Executed' ? true : undefined,
+    );
+    expect(await people.decide('lead', 'deny', id)).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('already decided'),
+    });
+  });
+
+  it('refuses a user the rule does not name, and the requester deciding their own request', async () => {
+    const statement = held();
+    const id = pending(statement);
+    await env.eventually('the ApprovalRequest', async () =>
+      (await people.phaseOf(id)) === 'Pending' ? true : undefined,
+    );
+    const intruder = await people.decide('intruder', 'approve', id);
+    expect(intruder).toMatchObject({ code: 1 });
+    expect(intruder.stderr).toContain(
+      `system:serviceaccount:${NS}:intruder is not an approver of rule drops`,
+    );
+    const self = await people.decide('orders-app', 'approve', id);
+    expect(self).toMatchObject({ code: 1 });
+    expect(self.stderr).toContain('may not decide it');
+    expect(await people.phaseOf(id)).toBe('Pending');
+    expect(book.get(id)?.phase).toBe('Pending');
+  });
+
+  it('stamps the decider from the API server, whatever the client writes as the decider', async () => {
+    const statement = held();
+    const id = pending(statement);
+    const waiting = waitForDecision(book, statement, id, 30_000);
+    await env.eventually('the ApprovalRequest', async () =>
+      (await people.phaseOf(id)) === 'Pending' ? true : undefined,
+    );
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { KubeApi } = await import('../../operator/src/runtime/kube-api.ts');
+    const config = new KubeConfig();
+    config.loadFromFile(people.kubeconfigs['lead']!);
+    // An approver may not write the phase, only a decision.
+    await expect(
+      new KubeApi(config).patch(
+        approvalRequestPath(NS, id, true),
+        {
+          status: {
+            phase: 'Denied',
+            decision: { verdict: 'deny', reason: 'no', by: 'someone-else', groups: ['system:masters'] },
+          },
+        },
+        'merge',
+      ),
+    ).rejects.toThrow('the operator writes the phase');
+    const decidedAt = performance.now();
+    await new KubeApi(config).patch(
+      approvalRequestPath(NS, id, true),
+      {
+        status: {
+          decision: { verdict: 'deny', reason: 'not today', by: 'someone-else', groups: ['system:masters'] },
+        },
+      },
+      'merge',
+    );
+    const outcome = await waiting;
+    // From sending the decision to the API server to the end of the session's wait.
+    const decisionMs = performance.now() - decidedAt;
+    console.log(`kube approvals: decision sent to the held statement's answer: ${decisionMs.toFixed(0)} ms`);
+    expect(decisionMs).toBeLessThan(1000);
+    expect(outcome).toMatchObject({ run: false, request: { phase: 'Denied' } });
+    expect(outcome.request.decision).toMatchObject({
+      by: `system:serviceaccount:${NS}:lead`,
+      reason: 'not today',
+    });
+    expect(outcome.request.decision?.groups).not.toContain('system:masters');
+  });
+
+  it('withdraws a request the client cancelled, and expires one no one decided', async () => {
+    const cancelled = held();
+    const id = pending(cancelled);
+    const abort = new AbortController();
+    const waiting = waitForDecision(book, cancelled, id, 30_000, abort.signal);
+    await env.eventually('the ApprovalRequest', async () =>
+      (await people.phaseOf(id)) === 'Pending' ? true : undefined,
+    );
+    abort.abort();
+    expect(await waiting).toMatchObject({ run: false, request: { phase: 'Withdrawn' } });
+    await env.eventually('Withdrawn at the operator', async () =>
+      (await people.phaseOf(id)) === 'Withdrawn' ? true : undefined,
+    );
+
+    const brief = held({ rules: [rule({ ttlSeconds: 2 })] });
+    const short = pending(brief);
+    await env.eventually(
+      'Expired by the operator',
+      async () => ((await people.phaseOf(short)) === 'Expired' ? true : undefined),
+      15_000,
+    );
+    expect(await people.decide('lead', 'approve', short)).toMatchObject({ code: 1 });
+  });
+
+  it('answers only a sidecar with its own gatehouse.dev token, and only about its own requests', async () => {
+    const body = {
+      id: 'ar-00000000000000aa',
+      identity: { subject: APP, groups: [] },
+      database: 'orders',
+      statement: 'DROP TABLE x',
+      parametersHash: '',
+      rules: [
+        {
+          guardrail: 'admin-approvals',
+          rule: 'drops',
+          approvers: [{ kind: 'ServiceAccount' as const, name: 'lead' }],
+          allowSelfApproval: false,
+          waitSeconds: 30,
+          ttlSeconds: 900,
+        },
+      ],
+    };
+    // A token for the API server's audience, not gatehouse.dev: refused.
+    const wrongAudience = join(dir, 'wrong-audience');
+    await writeFile(wrongAudience, await people.token('orders-app'));
+    const caFile = people.operatorCaFile;
+    const url = people.operatorUrl;
+    await expect(
+      new OperatorClient({ url, caFile, tokenFile: wrongAudience }).create(body),
+    ).rejects.toMatchObject({
+      status: 401,
+    });
+    // Another service account with a proper token sees none of orders-app's requests.
+    const other = join(dir, 'other');
+    await writeFile(other, await people.token('intruder', ['gatehouse.dev']));
+    const created = await client.create(body);
+    expect(created).toMatchObject({ id: body.id, namespace: NS, phase: 'Pending' });
+    const error = await new OperatorClient({ url, caFile, tokenFile: other })
+      .get(body.id, 0)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OperatorCallError);
+    expect(error).toMatchObject({ status: 404 });
+    await expect(new OperatorClient({ url, caFile, tokenFile: other }).create(body)).rejects.toMatchObject({
+      status: 409,
+    });
+  });
+});
