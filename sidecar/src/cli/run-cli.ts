@@ -11,6 +11,7 @@ commands:
   status         show each DatabaseAccess and whether its pods carry the current sidecar
   audit verify   prove an audit log complete and unaltered
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
+  mcp            serve the Model Context Protocol to an AI agent, through the proxy (docs/mcp.md)
   version        print the version (also --version)
   help           show this text
 
@@ -40,6 +41,10 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'approvals': {
       const { runApprovalsCommand } = await import('./approvals-command.ts');
       return runApprovalsCommand(rest);
+    }
+    case 'mcp': {
+      const { runMcpCommand } = await import('./mcp-command.ts');
+      return runMcpCommand(rest);
     }
     case 'audit':
       if (rest[0] === 'verify') return runAuditVerify(rest.slice(1));

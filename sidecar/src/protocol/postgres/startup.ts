@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { clientApplicationField } from '../../audit/client-application.ts';
 import { AuthError, type Identity } from '../../identity/identity.ts';
 import { PostgresGate } from '../../policy/gates/postgres-gate.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
@@ -43,6 +44,8 @@ export interface Established {
   readonly reading: ReportedReading;
   /** The key the client cancels with (see cancel-keys.ts), released when the session ends. */
   readonly cancelProcessId: number;
+  /** The application name the client declared at startup (see clientApplication). */
+  readonly application?: string;
 }
 
 /** A startup the proxy refuses for policy or availability, with the SQLSTATE the client gets. */
@@ -216,6 +219,7 @@ export class Startup {
         gate,
         reading,
         cancelProcessId,
+        ...clientApplicationField(params.get('application_name')),
       };
     } catch (error) {
       clearTimeout(timer);
