@@ -175,7 +175,16 @@ describe.each([
     expect(tables.rows).toContainEqual(['public', 'customers', 'BASE TABLE']);
     const described = await callTool(client, 'describe_table', { table: 'public.customers' });
     expect(described.isError).toBeFalsy();
-    expect(rowsOf(described).rows.map((r) => r[1])).toEqual(['id', 'name', 'email', 'note']);
+    const columns = rowsOf(described);
+    expect(columns.columns.at(-1)).toBe('masked');
+    expect(Object.fromEntries(columns.rows.map((r) => [r[1], r.at(-1)]))).toEqual({
+      id: 'clear',
+      name: 'masked',
+      email: 'masked',
+      note: 'clear',
+    });
+    const unqualified = rowsOf(await callTool(client, 'describe_table', { table: 'customers' }));
+    expect(unqualified.rows).toEqual(columns.rows);
   });
 
   it('returns masked values, and hostile rows only as data', async () => {

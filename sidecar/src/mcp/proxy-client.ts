@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import { UserError } from '../errors.ts';
+import { REPORT_MASKING_PARAMETER } from '../protocol/postgres/masking-report.ts';
 import { type BoundedResult, type Cell, type ResultBounds, ResultCollector } from './bound-results.ts';
 
 /** Who the agent is to the proxy: what a psql user would type, never anything weaker. */
@@ -56,7 +57,7 @@ export class ProxyClient {
    */
   async withSession<T>(tool: string, run: (session: ProxySession) => Promise<T>): Promise<T> {
     const { user, password } = this.#login();
-    const client = new pg.Client({
+    const client = new ReportingClient({
       host: this.#endpoint.host,
       port: this.#endpoint.port,
       user,
@@ -89,6 +90,18 @@ export class ProxyClient {
     // The user name is ignored in token modes; the token is the password, re-read for rotation.
     const token = c.kind === 'token' ? c.token : readToken(c.path);
     return { user: 'mcp-agent', password: token };
+  }
+}
+
+/**
+ * node-postgres with one more startup parameter: the proxy then tells which columns each statement
+ * masked for this identity (sidecar/src/protocol/postgres/masking-report.ts), for describe_table.
+ */
+class ReportingClient extends pg.Client {
+  getStartupConf(): Record<string, string> {
+    const base = (pg.Client.prototype as unknown as { getStartupConf(): Record<string, string> })
+      .getStartupConf;
+    return { ...base.call(this), [REPORT_MASKING_PARAMETER]: 'on' };
   }
 }
 

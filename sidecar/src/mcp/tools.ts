@@ -1,5 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import { MASKING_REPORT_PREFIX } from '../protocol/postgres/masking-report.ts';
 import { type BoundedResult, formatResult, type ResultBounds } from './bound-results.ts';
 import type { Outcome, ProxyClient, ProxySession } from './proxy-client.ts';
 import { executableSql, explainSql, readOnlySql, ToolArgumentError, tableName } from './tool-arguments.ts';
@@ -21,9 +22,12 @@ const SQL = z.string().min(1).describe('One PostgreSQL statement');
 
 const LIST_TABLES = `SELECT table_schema, table_name, table_type FROM information_schema.tables
 WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`;
+// Without a schema, the table search_path finds, as the probe below (and any query) would.
 const DESCRIBE_TABLE = `SELECT table_schema, column_name, data_type, is_nullable, column_default
-FROM information_schema.columns WHERE table_name = $1 AND ($2::text IS NULL OR table_schema = $2)
-ORDER BY table_schema, ordinal_position`;
+FROM information_schema.columns WHERE table_name = $1 AND table_schema = coalesce($2::text,
+  (SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident($1))))
+ORDER BY ordinal_position`;
 
 /** The five tools, each a thin call through the proxy: the proxy, not this file, decides what runs. */
 export function registerTools(server: McpServer, proxy: ProxyClient, settings: ToolSettings): void {
@@ -113,13 +117,62 @@ async function readOnly(
   return answer(outcome, settings.bounds);
 }
 
+/**
+ * The table's columns, each marked as masked or not for this identity. The proxy says which: a
+ * `SELECT * ... LIMIT 0` of the table is planned like any read, and the proxy reports the columns
+ * its plan masks (masking-report.ts), so the marks are the masking the agent's queries get.
+ */
 async function describeTable(
   session: ProxySession,
   table: string,
   schema: string | null,
   settings: ToolSettings,
 ): Promise<ToolAnswer> {
-  return readOnly(session, DESCRIBE_TABLE, [table, schema], settings);
+  const begun = await session.control('BEGIN TRANSACTION READ ONLY');
+  if (begun) return answer(begun, settings.bounds);
+  const columns = await session.statement(DESCRIBE_TABLE, [table, schema], settings.bounds);
+  if (!columns.ok || columns.result.rows.length === 0) {
+    await session.control('ROLLBACK');
+    return columns.ok
+      ? text(`REFUSED: no table ${schema ? `${schema}.` : ''}${table} that this identity can see`, true)
+      : answer(columns, settings.bounds);
+  }
+  const found = columns.result.rows[0]![0]!;
+  const seen = session.notices.length;
+  const probe = await session.statement(
+    `SELECT * FROM ${quoted(found)}.${quoted(table)} LIMIT 0`,
+    [],
+    settings.bounds,
+  );
+  const reported = session.notices.splice(seen).filter((n) => n.startsWith(MASKING_REPORT_PREFIX));
+  await session.control('ROLLBACK');
+  const masked = maskedColumns(reported);
+  const mark = (column: string): string =>
+    !probe.ok ? 'unknown' : masked.has('*') || masked.has(column) ? 'masked' : 'clear';
+  const result: BoundedResult = {
+    ...columns.result,
+    columns: [...columns.result.columns, 'masked'],
+    rows: columns.result.rows.map((row) => [...row, mark(row[1] ?? '')]),
+  };
+  const note = probe.ok
+    ? 'masked: the values this identity gets from that column are masked by policy.'
+    : `masked: unknown, the proxy refused reading the table (${probe.message}).`;
+  return text(`${formatResult(result, settings.bounds)}\n${note}`, false);
+}
+
+/** Output names in the proxy's masking report (`email <- public.customers.email (...): tokenize`). */
+function maskedColumns(reports: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  for (const report of reports)
+    for (const entry of report.slice(MASKING_REPORT_PREFIX.length).split('; ')) {
+      // An untraced result masks every column.
+      names.add(entry.startsWith('* ') ? '*' : entry.split(' <- ')[0]!);
+    }
+  return names;
+}
+
+function quoted(identifier: string): string {
+  return `"${identifier.replaceAll('"', '""')}"`;
 }
 
 type Held = { readonly held: string };
@@ -158,7 +211,7 @@ function answer(outcome: Outcome | Held, bounds: ResultBounds): ToolAnswer {
       false,
     );
   }
-  const notices = outcome.notices.filter((n) => !HELD.test(n));
+  const notices = outcome.notices.filter((n) => !HELD.test(n) && !n.startsWith(MASKING_REPORT_PREFIX));
   const approved = outcome.notices.find((n) => HELD.test(n));
   const tail = [
     ...(approved

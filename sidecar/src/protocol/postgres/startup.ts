@@ -15,6 +15,7 @@ import {
 } from './backend-writer.ts';
 import { sendCancel } from './cancel.ts';
 import { Frontend, StartupCode } from './codes.ts';
+import { wantsMaskingReport } from './masking-report.ts';
 import { passwordText } from './message-fields.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { ReportedReading } from './reported-reading.ts';
@@ -46,6 +47,8 @@ export interface Established {
   readonly cancelProcessId: number;
   /** The application name the client declared at startup (see clientApplication). */
   readonly application?: string;
+  /** The client asked to be told which columns each statement masked (masking-report.ts). */
+  readonly reportsMasking: boolean;
 }
 
 /** A startup the proxy refuses for policy or availability, with the SQLSTATE the client gets. */
@@ -220,6 +223,7 @@ export class Startup {
         reading,
         cancelProcessId,
         ...clientApplicationField(params.get('application_name')),
+        reportsMasking: wantsMaskingReport(params),
       };
     } catch (error) {
       clearTimeout(timer);
