@@ -80,11 +80,7 @@ describe('formatResult', () => {
   });
 
   it('says which bound cut it', () => {
-    const { result } = collect([
-      ['0123456789', '0123456789'],
-      ['0123456789', '0123456789'],
-      ['0123456789'],
-    ]);
+    const { result } = collect([['0123456789', '0123456789'], ['0123456789', '0123456789'], ['0123456789']]);
     expect(formatResult(result, bounds)).toMatch(/cut at about 40 characters/);
     const cut = collect([['x'.repeat(11)]]).result;
     expect(formatResult(cut, bounds)).toMatch(/1 cell was longer than 10 characters and cut/);

@@ -3,6 +3,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { type Logger, pino } from 'pino';
 import { packageVersion } from '../cli/version.ts';
 import type { ProxyConfig } from '../config/load.ts';
+import { UserError } from '../errors.ts';
 import type { RunningProxy } from '../proxy.ts';
 import { type AgentCredentials, ProxyClient, type ProxyEndpoint } from './proxy-client.ts';
 import { serveHttp } from './serve-http.ts';
@@ -105,6 +106,10 @@ async function startInProcessProxy(settings: NonNullable<McpOptions['config']>, 
     ...(settings.upstream !== undefined && { upstream: settings.upstream }),
     ...(settings.auditFile !== undefined && { auditFile: settings.auditFile }),
   });
+  if (loaded.upstream.protocol !== 'postgres')
+    throw new UserError(
+      `${settings.file}: gatehouse mcp speaks PostgreSQL to the proxy, and this upstream is ${loaded.upstream.protocol} (not supported yet)`,
+    );
   // The agent's connection never leaves this process's loopback: client TLS would guard nothing.
   const { clientTls: _tls, clientTlsAuto: _auto, ...rest } = loaded;
   const config: ProxyConfig = rest;
