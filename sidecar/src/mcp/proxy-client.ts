@@ -75,7 +75,8 @@ export class ProxyClient {
       await client.connect();
     } catch (error) {
       client.end().catch(() => undefined);
-      return session.failedLogin(error) as T;
+      const e = error as { code?: string; message?: string };
+      throw new ProxyLoginError(e.message ?? String(error), sqlstateOf(e.code));
     }
     try {
       return await run(session);
@@ -103,6 +104,21 @@ class ReportingClient extends pg.Client {
       .getStartupConf;
     return { ...base.call(this), [REPORT_MASKING_PARAMETER]: 'on' };
   }
+}
+
+/** The proxy (or the network) refused the agent's connection: no statement was sent. */
+export class ProxyLoginError extends Error {
+  override readonly name = 'ProxyLoginError';
+  readonly sqlstate: string | undefined;
+
+  constructor(message: string, sqlstate: string | undefined) {
+    super(message);
+    this.sqlstate = sqlstate;
+  }
+}
+
+function sqlstateOf(code: unknown): string | undefined {
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
 function readToken(path: string): string {
@@ -192,13 +208,6 @@ export class ProxySession {
     }
   }
 
-  failedLogin(error: unknown): Outcome {
-    const failure = this.#failure(error);
-    return failure.ok
-      ? failure
-      : { ...failure, message: `the proxy refused the agent's login: ${failure.message}` };
-  }
-
   /**
    * Keeps the session open after the tool call returns, until `pending` settles: closing a session
    * whose statement waits for approval would withdraw the request before anyone could approve it.
@@ -217,7 +226,7 @@ export class ProxySession {
 
   #failure(error: unknown): Outcome {
     const e = error as { code?: string; message?: string };
-    const sqlstate = typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined;
+    const sqlstate = sqlstateOf(e.code);
     return {
       ok: false,
       ...(sqlstate && { sqlstate }),

@@ -1,8 +1,9 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import { UserError } from '../errors.ts';
 import { MASKING_REPORT_PREFIX } from '../protocol/postgres/masking-report.ts';
 import { type BoundedResult, formatResult, type ResultBounds } from './bound-results.ts';
-import type { Outcome, ProxyClient, ProxySession } from './proxy-client.ts';
+import { type Outcome, type ProxyClient, ProxyLoginError, type ProxySession } from './proxy-client.ts';
 import { executableSql, explainSql, readOnlySql, ToolArgumentError, tableName } from './tool-arguments.ts';
 
 export interface ToolSettings {
@@ -242,6 +243,13 @@ async function call(run: () => Promise<ToolAnswer>): Promise<ToolAnswer> {
     return await run();
   } catch (error) {
     if (error instanceof ToolArgumentError) return text(`REFUSED before sending: ${error.message}`, true);
+    // A token file that cannot be read: the agent's identity is missing, so nothing was sent.
+    if (error instanceof UserError) return text(`REFUSED before sending: ${error.message}`, true);
+    if (error instanceof ProxyLoginError)
+      return text(
+        `REFUSED: the proxy refused the agent's login${error.sqlstate ? ` (SQLSTATE ${error.sqlstate})` : ''}: ${error.message}`,
+        true,
+      );
     throw error;
   }
 }
