@@ -96,14 +96,16 @@ export async function runMcpCommand(argv: string[], env: NodeJS.ProcessEnv = pro
 type Values = Partial<Record<'token' | 'token-file' | 'user' | 'password', string>>;
 
 function credentialsOf(values: Values, env: NodeJS.ProcessEnv) {
-  const token = values.token ?? env['GATEHOUSE_TOKEN'];
+  // An empty variable is no identity (a shell's `GATEHOUSE_TOKEN=` must not log in with nothing).
+  const token = values.token ?? (env['GATEHOUSE_TOKEN'] || undefined);
+  if (token === '') throw new UserError('--token is empty');
   const given = [token !== undefined, values['token-file'] !== undefined, values.user !== undefined];
   if (given.filter(Boolean).length !== 1)
     throw new UserError(
       'give the agent one identity: --token JWT (or $GATEHOUSE_TOKEN), --token-file PATH, or --user NAME with --password',
     );
   if (values.user !== undefined) {
-    const password = values.password ?? env['GATEHOUSE_PASSWORD'];
+    const password = values.password ?? (env['GATEHOUSE_PASSWORD'] || undefined);
     if (password === undefined) throw new UserError('--user needs --password P or $GATEHOUSE_PASSWORD');
     return { kind: 'local' as const, user: values.user, password };
   }
