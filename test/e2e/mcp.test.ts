@@ -281,7 +281,10 @@ describe.each([
     for (const tool of ['list_tables', 'describe_table', 'query', 'execute', 'explain'])
       expect(byTool(tool).length, tool).toBeGreaterThan(0);
     for (const record of byTool('execute')) expect(record['subject']).toBe('local:agent');
-    expect(byTool('execute').some((r) => r['outcome'] === 'refused')).toBe(true);
+    // Every attempt of the looping agent is refused and recorded: 4 spellings, 3 times each.
+    const refused = byTool('execute').filter((r) => r['outcome'] === 'refused');
+    expect(refused.length).toBeGreaterThanOrEqual(12);
+    expect(refused.every((r) => String(r['reason']).includes('no-destruction'))).toBe(true);
   });
 });
 

@@ -46,6 +46,7 @@ describe('--help', () => {
     [['audit', '--help'], 'usage: gatehouse audit verify FILE'],
     [['audit', 'verify', '--help'], 'usage: gatehouse audit verify FILE'],
     [['approvals', '--help'], 'usage: gatehouse approvals list'],
+    [['mcp', '--help'], 'usage: gatehouse mcp'],
   ])('gatehouse %j prints its usage on stdout and exits 0', (argv, usage) => {
     const result = gatehouse(...argv);
     expect(result, JSON.stringify(result)).toMatchObject({ code: 0, stderr: '' });

@@ -18,7 +18,9 @@ interface ToolAnswer {
   isError?: boolean;
 }
 
-const HELD = /statement held for approval: request (ar-[0-9a-f]+)/;
+// The proxy's notice (approvals/hold.ts heldNotice). A database notice could imitate it; that would
+// only change what this server says, never what the proxy lets run.
+const HELD = /^statement held for approval: request (ar-[0-9a-f]+) /;
 const SQL = z.string().min(1).describe('One PostgreSQL statement');
 
 const LIST_TABLES = `SELECT table_schema, table_name, table_type FROM information_schema.tables
