@@ -228,6 +228,8 @@ describe('token identity', () => {
     const audit = readFileSync(gateway.auditFile!, 'utf8');
     expect(audit).not.toContain(token);
     expect(audit).toContain('"protocol":"mysql"');
+    // The client's program_name connection attribute, as the audit's `application`.
+    expect(audit).toMatch(/"protocol":"mysql".*"application":"(mysql|mariadb)"/);
   });
 
   it('refuses a token without TLS, and a bad token, with error 1045', async () => {

@@ -8,6 +8,12 @@ export interface SessionContext {
   readonly client: { readonly address: string; readonly port: number };
   readonly database: string;
   readonly protocol: 'postgres' | 'mysql';
+  /**
+   * What the client says it is (PostgreSQL's `application_name` startup parameter, MySQL's
+   * `program_name` connection attribute), as it said it:
+   * self-declared, so it tells tools apart (`gatehouse-mcp/query`), never who is connected.
+   */
+  readonly application?: string;
 }
 
 export interface ConnectionStartEvent {

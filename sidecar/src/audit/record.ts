@@ -89,6 +89,7 @@ function sessionFields(context: SessionContext): Record<string, unknown> {
     clientAddress: context.client.address,
     clientPort: context.client.port,
     database: context.database,
+    application: context.application,
   };
 }
 

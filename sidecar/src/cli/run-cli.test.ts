@@ -50,6 +50,7 @@ describe('--help', () => {
     [['audit', 'query', '--help'], 'usage: gatehouse audit query'],
     [['approve', '--help'], 'usage: gatehouse approve NAME'],
     [['deny', '--help'], 'usage: gatehouse approve NAME'],
+    [['mcp', '--help'], 'usage: gatehouse mcp'],
   ])('gatehouse %j prints its usage on stdout and exits 0', (argv, usage) => {
     const result = gatehouse(...argv);
     expect(result, JSON.stringify(result)).toMatchObject({ code: 0, stderr: '' });

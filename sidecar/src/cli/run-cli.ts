@@ -14,6 +14,7 @@ commands:
   audit query    ask the collector who ran what (statements, sessions, sources)
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
   approve, deny  decide an ApprovalRequest in Kubernetes (kubectl gatehouse approve NAME --reason ...)
+  mcp            serve the Model Context Protocol to an AI agent, through the proxy (docs/mcp.md)
   version        print the version (also --version)
   help           show this text
 
@@ -55,6 +56,10 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'collector': {
       const { runCollectorCommand } = await import('../../../operator/src/collector/collector-command.ts');
       return runCollectorCommand(rest);
+    }
+    case 'mcp': {
+      const { runMcpCommand } = await import('./mcp-command.ts');
+      return runMcpCommand(rest);
     }
     case 'audit':
       if (rest[0] === 'verify') return runAuditVerify(rest.slice(1));

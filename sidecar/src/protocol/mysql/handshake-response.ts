@@ -24,6 +24,8 @@ export interface HandshakeResponse {
   readonly auth: Buffer;
   readonly database: string;
   readonly plugin: string;
+  /** The `program_name` connection attribute: what the client says it is (audited as `application`). */
+  readonly program?: string;
 }
 
 export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
@@ -43,5 +45,25 @@ export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
     capabilities & Capability.CONNECT_WITH_DB && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
   const plugin =
     capabilities & Capability.PLUGIN_AUTH && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
-  return { capabilities, charset, user, auth, database, plugin };
+  const program = capabilities & Capability.CONNECT_ATTRS ? programName(r) : undefined;
+  return { capabilities, charset, user, auth, database, plugin, ...(program !== undefined && { program }) };
+}
+
+/**
+ * `program_name` from the connection attributes. Only a label for the audit: attributes that do not
+ * read as the protocol lays them out are ignored, never a reason to refuse a login.
+ */
+function programName(r: PayloadReader): string | undefined {
+  try {
+    if (r.remaining === 0) return undefined;
+    const attributes = new PayloadReader(r.lenencBytes());
+    while (attributes.remaining > 0) {
+      const key = attributes.lenencBytes().toString('utf8');
+      const value = attributes.lenencBytes().toString('utf8');
+      if (key === 'program_name') return value;
+    }
+  } catch {
+    // Malformed attributes: no label.
+  }
+  return undefined;
 }

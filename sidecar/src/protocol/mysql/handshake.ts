@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import { clientApplicationField } from '../../audit/client-application.ts';
 import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
@@ -103,6 +104,8 @@ export interface Established {
   readonly gate: MysqlGate;
   /** The masking in force for the identity (the policy may change it for the next command). */
   readonly masking: MaskingSettingsCache<SessionMasking>;
+  /** What the client says it is (its `program_name` attribute), for the audit. */
+  readonly application?: string;
 }
 
 const MAX_HANDSHAKE_PACKET = 64 * 1024;
@@ -322,6 +325,7 @@ export async function mysqlHandshake(
       setupQueries,
       gate,
       masking: maskingCache,
+      ...clientApplicationField(response.program),
     };
   } finally {
     reader.detach();

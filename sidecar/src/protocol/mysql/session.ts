@@ -105,6 +105,7 @@ export class MysqlSession {
       client: peer,
       database: this.deps.config.upstream.database,
       protocol: 'mysql' as const,
+      ...(established.application !== undefined && { application: established.application }),
     };
     const relay = new MysqlRelay(established, context, this.deps, () =>
       this.deps.sessions.release(this.connectionId),

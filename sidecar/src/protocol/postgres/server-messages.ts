@@ -10,6 +10,7 @@ import {
   createCopyTextMasker,
 } from './copy-text-masker.ts';
 import { Answer, type Pending, type PortalText, type PreparedText, textAt, textsOf } from './exchange.ts';
+import { maskingReport } from './masking-report.ts';
 import { commandTag, errorFields, splitCommandTag, transactionStatus } from './message-fields.ts';
 import { MessageScanner } from './message-framer.ts';
 import { FUNCTION_CALL_TEXT, UNJUDGED_BIND, UNJUDGED_DESCRIBE, UNKNOWN_TEXT } from './refusals.ts';
@@ -230,6 +231,7 @@ export class ServerMessages {
       }
       this.state.recordStatement(head, text, 'ok', { command, rows, masked });
       head.started = performance.now();
+      return this.withMaskingReport(masked, frame);
     } else if (head?.kind === 'execute') {
       const masking = (head.text as PreparedText).masking;
       const masked = masking ? planAt(masking, 0).masked : undefined;
@@ -239,8 +241,16 @@ export class ServerMessages {
         return undefined;
       }
       this.state.recordStatement(head, head.text, 'ok', { command, rows, masked });
+      return this.withMaskingReport(masked, frame);
     }
     return frame;
+  }
+
+  /** A completion, after a notice of its masked columns when the client asked for one. */
+  private withMaskingReport(masked: readonly string[] | undefined, frame: Buffer): Buffer {
+    return this.state.reportsMasking && masked && masked.length > 0
+      ? Buffer.concat([maskingReport(masked), frame])
+      : frame;
   }
 
   /** An ErrorResponse: recorded against what it answers; a refusal's stand-in error becomes the refusal. */

@@ -17,6 +17,8 @@ export class SessionState {
   readonly deps: SessionDeps;
   readonly logger: Logger;
   readonly context: SessionContext;
+  /** Tell the client which columns each statement masked (masking-report.ts). */
+  readonly reportsMasking: boolean;
   readonly gate: PostgresGate;
   /** How the server reads text (standard_conforming_strings, client_encoding), as it last reported. */
   readonly reading: ReportedReading;
@@ -55,6 +57,7 @@ export class SessionState {
     this.deps = deps;
     this.logger = established.logger;
     this.context = context;
+    this.reportsMasking = established.reportsMasking;
     this.gate = established.gate;
     this.holds = new SessionHolds(deps.approvals, established.logger);
     this.reading = established.reading;

@@ -39,6 +39,7 @@ export class PostgresSession implements RelayProtocol {
       client: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 },
       database: deps.config.upstream.database,
       protocol: 'postgres',
+      ...(established.application !== undefined && { application: established.application }),
     });
     this.framer = new MessageFramer(deps.config.limits.maxMessageBytes);
     this.core = new SessionCore(

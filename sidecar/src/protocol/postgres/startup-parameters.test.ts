@@ -63,3 +63,17 @@ describe('upstreamStartupParameters', () => {
     expect(long.startsWith('gatehouse:system:serviceaccount:')).toBe(true);
   });
 });
+
+describe('parameters for the proxy itself', () => {
+  it('never sends gatehouse.* parameters to the database', () => {
+    const params = upstreamStartupParameters(
+      new Map([
+        ['gatehouse.report_masking', 'on'],
+        ['gatehouse.anything', 'x'],
+        ['client_encoding', 'UTF8'],
+      ]),
+      identity,
+    );
+    expect(Object.keys(params).sort()).toEqual(['application_name', 'client_encoding']);
+  });
+});

@@ -38,7 +38,8 @@ export function upstreamStartupParameters(
     throw new StartupRefusal('replication connections are not allowed through Gatehouse');
   }
   for (const [key, value] of client) {
-    if (NOT_FORWARDED.has(key) || key.startsWith('_pq_.')) continue;
+    // `gatehouse.*` parameters speak to the proxy (masking-report.ts), not to the database.
+    if (NOT_FORWARDED.has(key) || key.startsWith('_pq_.') || key.startsWith('gatehouse.')) continue;
     if (IDENTITY_SETTINGS.has(key.toLowerCase())) {
       throw new StartupRefusal(
         `the startup parameter "${key}" changes the session identity and is not allowed`,

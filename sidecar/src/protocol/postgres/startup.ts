@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { clientApplicationField } from '../../audit/client-application.ts';
 import { AuthError, type Identity } from '../../identity/identity.ts';
 import { PostgresGate } from '../../policy/gates/postgres-gate.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
@@ -14,6 +15,7 @@ import {
 } from './backend-writer.ts';
 import { sendCancel } from './cancel.ts';
 import { Frontend, StartupCode } from './codes.ts';
+import { wantsMaskingReport } from './masking-report.ts';
 import { passwordText } from './message-fields.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { ReportedReading } from './reported-reading.ts';
@@ -43,6 +45,10 @@ export interface Established {
   readonly reading: ReportedReading;
   /** The key the client cancels with (see cancel-keys.ts), released when the session ends. */
   readonly cancelProcessId: number;
+  /** The application name the client declared at startup (see clientApplication). */
+  readonly application?: string;
+  /** The client asked to be told which columns each statement masked (masking-report.ts). */
+  readonly reportsMasking: boolean;
 }
 
 /** A startup the proxy refuses for policy or availability, with the SQLSTATE the client gets. */
@@ -216,6 +222,8 @@ export class Startup {
         gate,
         reading,
         cancelProcessId,
+        ...clientApplicationField(params.get('application_name')),
+        reportsMasking: wantsMaskingReport(params),
       };
     } catch (error) {
       clearTimeout(timer);

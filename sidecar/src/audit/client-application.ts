@@ -1,0 +1,24 @@
+/** PostgreSQL keeps at most 63 bytes of an application name (NAMEDATALEN - 1); so does the audit. */
+const MAX_BYTES = 63;
+
+/**
+ * The application name a client declared, as the audit keeps it: control characters dropped (a log
+ * line must not be forged through it), cut to 63 bytes on a character boundary, absent when empty.
+ */
+export function clientApplication(declared: string | undefined): string | undefined {
+  if (declared === undefined) return undefined;
+  const clean = declared.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '');
+  if (clean === '') return undefined;
+  const bytes = Buffer.from(clean, 'utf8');
+  if (bytes.length <= MAX_BYTES) return clean;
+  return bytes
+    .subarray(0, MAX_BYTES)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
+}
+
+/** `{application}` for a session context, or nothing when the client declared none. */
+export function clientApplicationField(declared: string | undefined): { application?: string } {
+  const application = clientApplication(declared);
+  return application === undefined ? {} : { application };
+}

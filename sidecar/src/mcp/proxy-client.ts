@@ -1,0 +1,248 @@
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import Cursor from 'pg-cursor';
+import { UserError } from '../errors.ts';
+import { REPORT_MASKING_PARAMETER } from '../protocol/postgres/masking-report.ts';
+import { type BoundedResult, type Cell, type ResultBounds, ResultCollector } from './bound-results.ts';
+
+/** Who the agent is to the proxy: what a psql user would type, never anything weaker. */
+export type AgentCredentials =
+  | { readonly kind: 'token'; readonly token: string }
+  | { readonly kind: 'token-file'; readonly path: string }
+  | { readonly kind: 'local'; readonly user: string; readonly password: string };
+
+export interface ProxyEndpoint {
+  readonly host: string;
+  readonly port: number;
+  /** PEM CA bundle when the proxy serves TLS to its clients (verified against `host`). */
+  readonly ca?: Buffer;
+}
+
+/** A statement's answer, or the error the proxy (or the database) gave instead. */
+export type Outcome =
+  | {
+      readonly ok: true;
+      readonly result: BoundedResult;
+      readonly command?: string;
+      readonly notices: string[];
+    }
+  | {
+      readonly ok: false;
+      readonly sqlstate?: string;
+      readonly message: string;
+      readonly notices: string[];
+    };
+
+const BATCH_ROWS = 50;
+// Every cell as the text the proxy sent: masked stand-ins are shown as they are, nothing is parsed.
+const TEXT_ONLY = { getTypeParser: () => (value: string) => value };
+
+/**
+ * Opens one connection to the Gatehouse proxy per tool call, as the agent, over the PostgreSQL wire
+ * protocol: the proxy authenticates it, judges, masks and audits each statement exactly as for psql.
+ * `application_name` names the tool (`gatehouse-mcp/query`), which the audit records keep.
+ */
+export class ProxyClient {
+  readonly #endpoint: ProxyEndpoint;
+  readonly #credentials: AgentCredentials;
+
+  constructor(endpoint: ProxyEndpoint, credentials: AgentCredentials) {
+    this.#endpoint = endpoint;
+    this.#credentials = credentials;
+  }
+
+  /**
+   * Runs `run` on a fresh session; the session is closed afterwards, so no transaction, setting or
+   * prepared statement carries over from one tool call to the next.
+   */
+  async withSession<T>(tool: string, run: (session: ProxySession) => Promise<T>): Promise<T> {
+    const { user, password } = this.#login();
+    const client = new ReportingClient({
+      host: this.#endpoint.host,
+      port: this.#endpoint.port,
+      user,
+      password,
+      database: 'gatehouse',
+      application_name: `gatehouse-mcp/${tool}`,
+      connectionTimeoutMillis: 15_000,
+      ...(this.#endpoint.ca && { ssl: { ca: this.#endpoint.ca, servername: this.#endpoint.host } }),
+    });
+    const session = new ProxySession(client);
+    client.on('notice', (notice) => session.notice(notice.message ?? ''));
+    // A connection the proxy ends (shutdown, a FATAL) must not crash the server.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (error) {
+      client.end().catch(() => undefined);
+      const e = error as { code?: string; message?: string };
+      throw new ProxyLoginError(e.message ?? String(error), sqlstateOf(e.code));
+    }
+    try {
+      return await run(session);
+    } finally {
+      session.close();
+    }
+  }
+
+  #login(): { user: string; password: string } {
+    const c = this.#credentials;
+    if (c.kind === 'local') return { user: c.user, password: c.password };
+    // The user name is ignored in token modes; the token is the password, re-read for rotation.
+    const token = c.kind === 'token' ? c.token : readToken(c.path);
+    return { user: 'mcp-agent', password: token };
+  }
+}
+
+/**
+ * node-postgres with one more startup parameter: the proxy then tells which columns each statement
+ * masked for this identity (sidecar/src/protocol/postgres/masking-report.ts), for describe_table.
+ */
+class ReportingClient extends pg.Client {
+  getStartupConf(): Record<string, string> {
+    const base = (pg.Client.prototype as unknown as { getStartupConf(): Record<string, string> })
+      .getStartupConf;
+    return { ...base.call(this), [REPORT_MASKING_PARAMETER]: 'on' };
+  }
+}
+
+/** The proxy (or the network) refused the agent's connection: no statement was sent. */
+export class ProxyLoginError extends Error {
+  override readonly name = 'ProxyLoginError';
+  readonly sqlstate: string | undefined;
+
+  constructor(message: string, sqlstate: string | undefined) {
+    super(message);
+    this.sqlstate = sqlstate;
+  }
+}
+
+function sqlstateOf(code: unknown): string | undefined {
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+function readToken(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    throw new UserError(`--token-file ${path} cannot be read (${(error as NodeJS.ErrnoException).code})`);
+  }
+}
+
+export class ProxySession {
+  readonly notices: string[] = [];
+  readonly #client: pg.Client;
+  #closed = false;
+  #keep: Promise<unknown> | undefined;
+
+  readonly #noticeWaiters: ((text: string) => void)[] = [];
+
+  constructor(client: pg.Client) {
+    this.#client = client;
+  }
+
+  notice(text: string): void {
+    this.notices.push(text);
+    for (const waiter of this.#noticeWaiters) waiter(text);
+  }
+
+  /** Resolves with the first notice (past or future) that `test` accepts. */
+  noticeMatching(test: (text: string) => boolean): Promise<string> {
+    const seen = this.notices.find(test);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve) => this.#noticeWaiters.push((text) => test(text) && resolve(text)));
+  }
+
+  /** One statement through the extended protocol, its rows read only up to the bounds. */
+  async statement(sql: string, values: readonly unknown[], bounds: ResultBounds): Promise<Outcome> {
+    const cursor = this.#client.query(
+      new Cursor(sql, values.length > 0 ? [...values] : undefined, { rowMode: 'array', types: TEXT_ONLY }),
+    );
+    try {
+      let collector: ResultCollector | undefined;
+      let command: string | undefined;
+      for (;;) {
+        const { rows, result } = await read(cursor, BATCH_ROWS);
+        collector ??= new ResultCollector(
+          (result.fields ?? []).map((f) => f.name),
+          bounds,
+        );
+        command = result.command ?? command;
+        if (rows.length === 0) break;
+        if (!rows.every((row) => collector!.add(row as Cell[]))) break;
+        if (rows.length < BATCH_ROWS) break;
+      }
+      return { ok: true, result: collector!.result(), ...(command && { command }), notices: this.notices };
+    } catch (error) {
+      return this.#failure(error);
+    } finally {
+      await cursor.close().catch(() => undefined);
+    }
+  }
+
+  /** A text of any number of statements through the simple protocol (execute's multi-statement texts). */
+  async text(sql: string, bounds: ResultBounds): Promise<Outcome> {
+    try {
+      const answer = (await this.#client.query({ text: sql, rowMode: 'array', types: TEXT_ONLY })) as
+        | pg.QueryArrayResult
+        | pg.QueryArrayResult[];
+      const last = Array.isArray(answer) ? answer.at(-1)! : answer;
+      const collector = new ResultCollector(
+        last.fields.map((f) => f.name),
+        bounds,
+      );
+      for (const row of last.rows) if (!collector.add(row as Cell[])) break;
+      return { ok: true, result: collector.result(), command: last.command, notices: this.notices };
+    } catch (error) {
+      return this.#failure(error);
+    }
+  }
+
+  /** A statement whose failure ends the tool call (BEGIN, ROLLBACK): its error is the answer. */
+  async control(sql: string): Promise<Outcome | undefined> {
+    try {
+      await this.#client.query(sql);
+      return undefined;
+    } catch (error) {
+      return this.#failure(error);
+    }
+  }
+
+  /**
+   * Keeps the session open after the tool call returns, until `pending` settles: closing a session
+   * whose statement waits for approval would withdraw the request before anyone could approve it.
+   */
+  keepOpenUntil(pending: Promise<unknown>): void {
+    this.#keep = pending;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const end = () => void this.#client.end().catch(() => undefined);
+    if (this.#keep) void this.#keep.finally(end);
+    else end();
+  }
+
+  #failure(error: unknown): Outcome {
+    const e = error as { code?: string; message?: string };
+    const sqlstate = sqlstateOf(e.code);
+    return {
+      ok: false,
+      ...(sqlstate && { sqlstate }),
+      message: e.message ?? String(error),
+      notices: this.notices,
+    };
+  }
+}
+
+function read(
+  cursor: Cursor,
+  count: number,
+): Promise<{ rows: unknown[]; result: { fields?: { name: string }[]; command?: string } }> {
+  return new Promise((resolve, reject) =>
+    cursor.read(count, (error, rows, result) =>
+      error ? reject(error) : resolve({ rows, result: result as never }),
+    ),
+  );
+}
