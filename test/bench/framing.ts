@@ -2,14 +2,18 @@
  * What following the server's frames costs, per answer, in both protocols' scanners (MessageScanner,
  * PacketScanner), in one process and without a database: a point select's answer, a 100-row answer
  * (PostgreSQL: once passed through, once with its rows handed over as masking does), and a 10,000-row
- * result cut into the 64 KiB chunks a socket delivers. `node test/bench/framing.ts [--seconds S]
- * [--only postgres|mysql]` prints CPU ns per answer (the median of seven timed rounds of each case,
- * taken in turn). `--only` keeps the other protocol's scanner out of the process, as in a proxy of one.
+ * result cut into the 64 KiB chunks a socket delivers. And what the client-side framers (MessageFramer,
+ * CommandFramer) cost per request: a simple query, PostgreSQL's extended-protocol pipeline in one
+ * chunk, and a 1 MiB statement in 64 KiB chunks. `node test/bench/framing.ts [--seconds S]
+ * [--only postgres|mysql]` prints CPU ns per answer or request (the median of seven timed rounds of each
+ * case, taken in turn). `--only` keeps the other protocol's framers out of the process, as in a proxy
+ * of one.
  */
 import { parseArgs } from 'node:util';
+import { CommandFramer } from '../../sidecar/src/protocol/mysql/command-framer.ts';
 import { packet } from '../../sidecar/src/protocol/mysql/packet-io.ts';
 import { PacketScanner } from '../../sidecar/src/protocol/mysql/packet-scanner.ts';
-import { MessageScanner } from '../../sidecar/src/protocol/postgres/message-framer.ts';
+import { MessageFramer, MessageScanner } from '../../sidecar/src/protocol/postgres/message-framer.ts';
 import { WANTED_BACKEND_TYPES } from '../../sidecar/src/protocol/postgres/server-messages.ts';
 
 function pgMessage(type: string, body: Buffer): Buffer {
@@ -98,6 +102,37 @@ function mysqlPass(chunks: readonly Buffer[]): () => void {
   };
 }
 
+const pgClient = new MessageFramer(1024 * 1024 * 1024);
+const mysqlClient = new CommandFramer(1024 * 1024 * 1024);
+const command = (frame: Buffer) => frame;
+const pointText = 'SELECT abalance FROM pgbench_accounts WHERE aid = 4242;';
+const pgQuery = [pgMessage('Q', Buffer.from(`${pointText}\0`))];
+const pgPipeline = [
+  Buffer.concat([
+    pgMessage('P', Buffer.from('\0SELECT abalance FROM pgbench_accounts WHERE aid = $1\0\0\0')),
+    pgMessage('B', Buffer.from('\0\0\0\0\0\x01\0\0\0\x044242\0\0')),
+    pgMessage('D', Buffer.from('P\0')),
+    pgMessage('E', Buffer.from('\0\0\0\0\0')),
+    pgMessage('S', Buffer.alloc(0)),
+  ]),
+];
+const bigText = `SELECT 1 WHERE 'x' IN ('${'y'.repeat(1 << 20)}')`;
+const pgBigQuery = chunked(pgMessage('Q', Buffer.from(`${bigText}\0`)));
+const myQuery = [packet(Buffer.from(`\x03${pointText}`), 0)];
+const myBigQuery = chunked(packet(Buffer.from(`\x03${bigText}`), 0));
+
+function pgClientPass(chunks: readonly Buffer[]): () => void {
+  return () => {
+    for (const chunk of chunks) pgClient.push(chunk, frame, keep);
+  };
+}
+
+function mysqlClientPass(chunks: readonly Buffer[]): () => void {
+  return () => {
+    for (const chunk of chunks) mysqlClient.push(chunk, command, keep);
+  };
+}
+
 const cases: { name: string; pass: () => void }[] = [
   { name: 'postgres point select', pass: pgPass(pgScanner, pgPoint) },
   { name: 'postgres 100 rows', pass: pgPass(pgScanner, pg100) },
@@ -106,6 +141,11 @@ const cases: { name: string; pass: () => void }[] = [
   { name: 'mysql point select', pass: mysqlPass(myPoint) },
   { name: 'mysql 100 rows', pass: mysqlPass(my100) },
   { name: 'mysql 10,000 rows in 64 KiB chunks', pass: mysqlPass(myLarge) },
+  { name: 'postgres client Query', pass: pgClientPass(pgQuery) },
+  { name: 'postgres client Parse..Sync pipeline', pass: pgClientPass(pgPipeline) },
+  { name: 'postgres client 1 MiB Query, 64 KiB chunks', pass: pgClientPass(pgBigQuery) },
+  { name: 'mysql client COM_QUERY', pass: mysqlClientPass(myQuery) },
+  { name: 'mysql client 1 MiB COM_QUERY, 64 KiB chunks', pass: mysqlClientPass(myBigQuery) },
 ];
 
 /** CPU ns per pass over `seconds` of CPU time (the machine may be shared: wall time would count others' work). */
@@ -132,5 +172,5 @@ for (let round = 0; round < 7; round++)
   for (const [i, c] of chosen.entries()) samples[i]!.push(time(c.pass, seconds));
 for (const [i, c] of chosen.entries()) {
   const sorted = samples[i]!.sort((a, b) => a - b);
-  console.log(`${c.name.padEnd(40)} ${sorted[3]!.toFixed(0).padStart(9)} ns per answer`);
+  console.log(`${c.name.padEnd(46)} ${sorted[3]!.toFixed(0).padStart(9)} ns per answer`);
 }

@@ -22,9 +22,10 @@ export async function probeUpstream(upstream: UpstreamConfig): Promise<UpstreamP
 }
 
 async function probeMysql(upstream: UpstreamConfig): Promise<UpstreamProbe> {
-  const [{ packet }, { connectMysqlUpstream, MysqlUpstreamError }] = await Promise.all([
+  const [{ packet }, { connectMysqlUpstream }, { MysqlUpstreamError }] = await Promise.all([
     import('./mysql/packet-io.ts'),
     import('./mysql/upstream.ts'),
+    import('./mysql/upstream-error.ts'),
   ]);
   try {
     const connection = await connectMysqlUpstream({

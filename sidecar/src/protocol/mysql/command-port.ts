@@ -15,7 +15,7 @@ import type { RowCounting } from './row-counting.ts';
 export interface CommandPort {
   /** The server status flags as the last answer left them. */
   status(): number;
-  /** The held statement with its impact measured, or HOLD_COMMAND while it is measured (relay.ts). */
+  /** The held statement with its impact measured, or HOLD_COMMAND while it is measured (command-holds.ts). */
   measureHeld(sql: string, held: HeldStatement): HeldStatement | typeof HOLD_COMMAND;
   /** The command being judged is judged again, against a catalog reloaded for it. */
   catalogRefreshed(): boolean;

@@ -29,12 +29,8 @@ import { nulTerminated, parseHandshakeResponse, randomScramble } from './handsha
 import { logUpstreamFailure, RefusedStart, refuseConnection, unreadableSession } from './login-refusals.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { authSwitchPacket, greetingPacket, okPacket } from './server-packets.ts';
-import {
-  connectMysqlUpstream,
-  MysqlUpstreamError,
-  type ServerGreeting,
-  upstreamFailureForClient,
-} from './upstream.ts';
+import { connectMysqlUpstream, type ServerGreeting } from './upstream.ts';
+import { MysqlUpstreamError, upstreamFailureForClient } from './upstream-error.ts';
 
 /** What logging a client in needs of the proxy. */
 export interface HandshakeDeps {

@@ -4,7 +4,7 @@ import type { ProxyConfig } from '../../config/load.ts';
 import type { SessionMetrics } from '../../metrics.ts';
 import { unreadableSqlMode } from '../../sql/mysql/sql-mode.ts';
 import type { MysqlErrorKind } from './constants.ts';
-import { MysqlUpstreamError } from './upstream.ts';
+import { MysqlUpstreamError } from './upstream-error.ts';
 
 /**
  * A login the proxy refuses: the error the client gets, the audit record and metrics of a refused

@@ -1,8 +1,5 @@
 import type { Logger } from 'pino';
 import type { ApprovalBook } from '../../approvals/approval-book.ts';
-import { withMeasured } from '../../approvals/held-statement.ts';
-import type { HeldStatement } from '../../approvals/hold.ts';
-import { PendingImpact } from '../../approvals/pending-impact.ts';
 import { SessionHolds } from '../../approvals/session-holds.ts';
 import type { AuditSink, SessionContext, StatementEvent } from '../../audit/events.ts';
 import {
@@ -21,13 +18,13 @@ import type { QueryText } from '../../sql/normalize.ts';
 import { BatchedWrite } from '../batched-write.ts';
 import { type FatalCause, type RelayProtocol, SessionCore } from '../session-core.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
-import { CommandFramer, HOLD_COMMAND } from './command-framer.ts';
+import { CommandHolds } from './command-holds.ts';
 import { AUDIT_UNAVAILABLE } from './command-refusals.ts';
 import { CommandGovernor } from './commands.ts';
 import { Command, MysqlError, type MysqlErrorKind, ServerStatus } from './constants.ts';
 import { MysqlExchange } from './exchange.ts';
 import type { Established } from './handshake.ts';
-import { type MysqlImpactSession, measureMysqlHeld, proxyCommand } from './held-impact.ts';
+import { type MysqlImpactSession, proxyCommand } from './held-impact.ts';
 import type { SessionRegistry } from './kill.ts';
 import { packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
@@ -55,7 +52,8 @@ export interface RelayDeps {
  * A logged-in MySQL session from its first command to its close: the protocol adapter of the
  * session core (session-core.ts: sockets, batched writes, backpressure, the close), and the glue
  * between command governance (commands.ts), the exchange of owed answers (exchange.ts), row-limit
- * counting (row-counting.ts) and the audit record each statement waits for.
+ * counting (row-counting.ts), holding the client's commands (command-holds.ts) and the audit record
+ * each statement waits for.
  */
 export class MysqlRelay implements RelayProtocol {
   readonly core: SessionCore;
@@ -69,7 +67,8 @@ export class MysqlRelay implements RelayProtocol {
   private readonly holds: SessionHolds;
   /** The masking in force for the identity. */
   private readonly masking: MaskingSettingsCache<SessionMasking>;
-  private readonly framer: CommandFramer;
+  /** When the client's commands stop and read on. */
+  private readonly held: CommandHolds;
   private readonly scanner: PacketScanner;
   private readonly startedAt = Date.now();
   private statementCount = 0;
@@ -84,12 +83,6 @@ export class MysqlRelay implements RelayProtocol {
   private readonly refusals = new BatchedWrite();
   /** Where a server chunk's bytes for the client go, while it is scanned. */
   private toClient: (bytes: Buffer) => void = () => {};
-  private readonly handleCommand = (frame: Buffer, payload: Buffer, lastSeq: number) =>
-    this.commands.onCommand(frame, payload, lastSeq);
-  /** The held command is judged again once, against a catalog reloaded for it. */
-  private catalogRefreshed = false;
-  /** A held statement whose impact is measured before its request opens. */
-  private readonly impact = new PendingImpact();
   /** Who waits for the server to owe nothing (a measurement of the proxy's own). */
   private quiet: (() => void)[] = [];
 
@@ -109,7 +102,6 @@ export class MysqlRelay implements RelayProtocol {
       },
       this,
     );
-    this.framer = new CommandFramer(deps.config.limits.maxMessageBytes);
     this.scanner = new PacketScanner(64 * 1024 * 1024);
     const record = (
       via: 'text' | 'prepared',
@@ -129,8 +121,8 @@ export class MysqlRelay implements RelayProtocol {
         answer: (bytes) => this.toClient(bytes),
         record,
         fatal: (refusal, seq) => this.fatalError(refusal.kind, refusal.message, seq, 'row-limit'),
-        hold: () => this.holdCommands(),
-        resume: () => this.resumeCommands(),
+        hold: () => this.held.hold(),
+        resume: () => this.held.resumeWhenFree(),
         status: () => this.exchange.status,
       },
       {
@@ -151,7 +143,7 @@ export class MysqlRelay implements RelayProtocol {
         },
         uploadStarted: () => this.commands.uploadStarted(),
         completed: (head, end) => {
-          if (this.counting.waitingForQuiet && !this.exchange.answersOwed) this.resumeCommands();
+          if (this.counting.waitingForQuiet && !this.exchange.answersOwed) this.held.resumeWhenFree();
           if (!this.exchange.answersOwed) for (const wake of this.quiet.splice(0)) wake();
           if (head.resets && end?.ok) this.afterReset();
           if (head.changesCode) this.deps.code.invalidate();
@@ -172,10 +164,19 @@ export class MysqlRelay implements RelayProtocol {
     this.holds = new SessionHolds(deps.approvals, this.logger);
     // A session that ends while a statement waits withdraws its request.
     this.core.whenClosed(() => this.holds.cancel());
+    this.held = new CommandHolds({
+      core: this.core,
+      holds: this.holds,
+      counting: this.counting,
+      handle: (frame, payload, lastSeq) => this.commands.onCommand(frame, payload, lastSeq),
+      refreshCatalog: () => deps.code.refresh(this.commands.takeUnknownRoutines()),
+      impactSession: () => this.impactSession(),
+      maxCommandBytes: deps.config.limits.maxMessageBytes,
+    });
     this.commands = new CommandGovernor(
       {
         status: () => this.exchange.status,
-        catalogRefreshed: () => this.catalogRefreshed,
+        catalogRefreshed: () => this.held.catalogRefreshed,
         masking: () => this.maskingNow(),
         expect: (shape, entry) => this.exchange.expect(shape, entry),
         refuse: (refusal, texts, via, seq, started) =>
@@ -184,8 +185,8 @@ export class MysqlRelay implements RelayProtocol {
         sendMeasured: (m, around, frame, via, texts, seq, started) =>
           this.sendMeasured(m, around, frame, via, texts, seq, started),
         planRows: (rows) => this.planRows(rows),
-        hold: () => this.holdCommands(),
-        measureHeld: (sql, held) => this.measureHeld(sql, held),
+        hold: () => this.held.hold(),
+        measureHeld: (sql, held) => this.held.measureHeld(sql, held),
         quit: () => this.core.clientQuit(),
       },
       deps,
@@ -227,30 +228,16 @@ export class MysqlRelay implements RelayProtocol {
   }
 
   clientChunk(chunk: Buffer, out: (bytes: Buffer) => void): void {
-    this.framer.push(chunk, this.handleCommand, out);
+    this.held.push(chunk, out);
   }
 
   afterClientChunk(): void {
-    if (this.framer.holding && this.holds.waiting) {
-      // A statement waits for approval; once per wait, as more bytes may arrive while it is held.
-      const waiting = this.holds.resumeAfter();
-      if (waiting) this.core.holdClientUntil(waiting, (out) => this.framer.resume(this.handleCommand, out));
-    } else if (this.framer.holding && this.impact.waiting) {
-      const measuring = this.impact.resumeAfter();
-      if (measuring)
-        this.core.holdClientUntil(measuring, (out) => this.framer.resume(this.handleCommand, out));
-    } else if (
-      this.framer.holding &&
-      !this.catalogRefreshed &&
-      !this.counting.waitingForQuiet &&
-      !this.counting.counting
-    )
-      this.refreshCatalogThenResume();
+    this.held.afterChunk();
     this.flushRefusals();
   }
 
   holdingClient(): boolean {
-    return this.framer.holding;
+    return this.held.holding;
   }
 
   serverChunk(chunk: Buffer, out: (bytes: Buffer) => void): void {
@@ -326,31 +313,6 @@ export class MysqlRelay implements RelayProtocol {
     });
   }
 
-  /**
-   * A statement named a function the catalog does not know, or DDL ran since it was loaded: the
-   * client's stream waits while the catalog reloads, then the command is judged again, once.
-   */
-  private refreshCatalogThenResume(): void {
-    this.catalogRefreshed = true;
-    const unknown = this.commands.takeUnknownRoutines();
-    this.core.holdClientUntil(this.deps.code.refresh(unknown), (out) => {
-      this.framer.resume(this.handleCommand, out);
-      this.catalogRefreshed = false;
-    });
-  }
-
-  /**
-   * The held statement with what it would do, measured on this connection first (the stream waits,
-   * HOLD_COMMAND, and the command is handled again); as it is when an approval releases it at once.
-   */
-  private measureHeld(sql: string, held: HeldStatement): HeldStatement | typeof HOLD_COMMAND {
-    if (this.holds.releasesAtOnce(held)) return held;
-    const taken = this.impact.take(sql);
-    if (taken) return withMeasured(held, taken.measured);
-    this.impact.start(sql, measureMysqlHeld(this.impactSession(), sql, held.statementFacts));
-    return HOLD_COMMAND;
-  }
-
   private impactSession(): MysqlImpactSession {
     return {
       whenQuiet: () =>
@@ -375,25 +337,9 @@ export class MysqlRelay implements RelayProtocol {
     };
   }
 
-  /** Holds the client's commands (and stops reading it) until resumeCommands. */
-  private holdCommands(): typeof HOLD_COMMAND {
-    this.core.client.pause();
-    return HOLD_COMMAND;
-  }
-
-  /** Reads the client's held commands again, once no statement under row limits waits. */
-  private resumeCommands(): void {
-    setImmediate(() => {
-      if (this.core.closed || this.counting.counting) return;
-      this.counting.resumed();
-      if (!this.framer.holding) return;
-      this.core.holdClientUntil(Promise.resolve(), (out) => this.framer.resume(this.handleCommand, out));
-    });
-  }
-
   /** How a statement under row limits runs (RowCounting.plan), given the answers owed before it. */
   private planRows(rows: RowsToMeasure): ReturnType<RowCounting['plan']> {
-    return this.counting.plan(rows, this.exchange.answersOwed, this.catalogRefreshed);
+    return this.counting.plan(rows, this.exchange.answersOwed, this.held.catalogRefreshed);
   }
 
   /** The client's statement between the proxy's commands, all held for its audit record together. */

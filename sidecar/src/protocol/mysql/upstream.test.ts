@@ -15,7 +15,8 @@ import { HandshakeReader } from './handshake-reader.ts';
 import { PayloadReader, PayloadWriter, packet } from './packet-io.ts';
 import { withPrefix } from './prefixed-stream.ts';
 import { cachingSha2Response, nativePasswordResponse } from './scramble.ts';
-import { connectMysqlUpstream, MysqlUpstreamError, upstreamFailureForClient } from './upstream.ts';
+import { connectMysqlUpstream } from './upstream.ts';
+import { MysqlUpstreamError, upstreamFailureForClient } from './upstream-error.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest();

@@ -1,9 +1,10 @@
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import { Capability } from './constants.ts';
 import { HandshakeReader, type Packet } from './handshake-reader.ts';
 import { PayloadReader, PayloadWriter, packet } from './packet-io.ts';
 import { cachingSha2Response, nativePasswordResponse, rsaEncryptedPassword } from './scramble.ts';
+import { MysqlUpstreamError } from './upstream-error.ts';
+import { openSocket, startTls, type UpstreamTls, withSignal } from './upstream-socket.ts';
 
 export interface MysqlUpstreamOptions {
   readonly host: string;
@@ -11,11 +12,7 @@ export interface MysqlUpstreamOptions {
   readonly user: string;
   readonly password?: string;
   readonly database: string;
-  readonly tls: {
-    readonly mode: 'disable' | 'require' | 'verify-full';
-    readonly ca?: Buffer;
-    readonly serverName?: string;
-  };
+  readonly tls: UpstreamTls;
   readonly connectTimeoutMs: number;
   /** Capabilities the client negotiated with the proxy; the relayed ones are asked of the server too. */
   readonly clientCapabilities: number;
@@ -48,53 +45,6 @@ export interface MysqlUpstream {
   readonly setupRows: readonly (readonly (readonly (string | null)[])[])[];
   readonly leftover: Buffer;
   readonly tls: boolean;
-}
-
-/** Why the upstream could not be reached; `server` carries the server's own error code. */
-export class MysqlUpstreamError extends Error {
-  override readonly name = 'MysqlUpstreamError';
-  readonly failure: 'server' | 'network' | 'timeout' | 'tls' | 'auth' | 'protocol';
-  readonly serverCode: number | undefined;
-  constructor(failure: MysqlUpstreamError['failure'], message: string, serverCode?: number) {
-    super(message);
-    this.failure = failure;
-    this.serverCode = serverCode;
-  }
-}
-
-/**
- * What a client is told when its session's upstream cannot be opened: the cause in words, without
- * the upstream's address or the proxy's credentials (those are in the proxy log).
- */
-export function upstreamFailureForClient(error: unknown): string {
-  return `Gatehouse cannot open a session on the database: ${failureCause(error)}; see the proxy log`;
-}
-
-function failureCause(error: unknown): string {
-  if (!(error instanceof MysqlUpstreamError)) return 'an unexpected error';
-  switch (error.failure) {
-    case 'network':
-      return `the database is not reachable (${/\b(E[A-Z]+)$/.exec(error.message)?.[1] ?? 'network error'})`;
-    case 'timeout':
-      return 'the database did not answer in time';
-    case 'tls':
-      return 'TLS to the database failed';
-    case 'auth':
-      return 'the database asks for an authentication method Gatehouse does not speak';
-    case 'protocol':
-      return "the database's handshake is not one Gatehouse understands";
-    case 'server':
-      switch (error.serverCode) {
-        case 1045:
-          return "the database refused the proxy's own login (error 1045): the proxy's upstream user or password is wrong";
-        case 1044:
-          return "the proxy's upstream user may not use the database (error 1044)";
-        case 1049:
-          return "the database the proxy's upstream names does not exist (error 1049)";
-        default:
-          return `the database refused the connection (error ${error.serverCode ?? 'unknown'})`;
-      }
-  }
 }
 
 /** Capabilities the proxy always asks for upstream, whatever the client said. */
@@ -382,83 +332,4 @@ async function readTextResult(
     }
     rows.push(values);
   }
-}
-
-function openSocket(host: string, port: number, signal: AbortSignal): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = host.startsWith('/') ? net.connect({ path: host }) : net.connect({ host, port });
-    const fail = (error: Error) => {
-      cleanup();
-      socket.on('error', () => {});
-      socket.destroy();
-      reject(
-        signal.aborted
-          ? new MysqlUpstreamError('timeout', `no connection to ${host}:${port} in time`)
-          : new MysqlUpstreamError(
-              'network',
-              `${host}:${port}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
-            ),
-      );
-    };
-    const onAbort = () => fail(new Error('timeout'));
-    const cleanup = () => {
-      socket.off('error', fail);
-      signal.removeEventListener('abort', onAbort);
-    };
-    socket.once('connect', () => {
-      cleanup();
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-    socket.once('error', fail);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function startTls(
-  socket: net.Socket,
-  options: MysqlUpstreamOptions,
-  signal: AbortSignal,
-): Promise<tls.TLSSocket> {
-  const verify = options.tls.mode === 'verify-full';
-  const name = options.tls.serverName ?? options.host;
-  return new Promise((resolve, reject) => {
-    const secure = tls.connect({
-      socket,
-      host: name,
-      ...(net.isIP(name) ? {} : { servername: name }),
-      ...(options.tls.ca ? { ca: options.tls.ca } : {}),
-      rejectUnauthorized: verify,
-    });
-    const onAbort = () => secure.destroy(new Error('timeout'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    secure.once('secureConnect', () => {
-      signal.removeEventListener('abort', onAbort);
-      secure.off('error', onError);
-      resolve(secure);
-    });
-    const onError = (error: Error) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(new MysqlUpstreamError('tls', `TLS to the database failed: ${error.message}`));
-    };
-    secure.once('error', onError);
-  });
-}
-
-function withSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new MysqlUpstreamError('timeout', 'login timed out'));
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(new MysqlUpstreamError('timeout', 'login timed out'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

@@ -3,7 +3,7 @@ import { BackendMessageReader } from './backend-message-reader.ts';
 import { Backend, encodeMessage, Frontend } from './codes.ts';
 import { transactionStatus } from './message-fields.ts';
 import { checkColumn, checkQuery } from './row-check.ts';
-import { readErrorFields } from './upstream.ts';
+import { readErrorFields } from './upstream-error.ts';
 import { dataRowValues } from './upstream-query.ts';
 
 /**

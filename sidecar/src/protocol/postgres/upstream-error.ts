@@ -47,3 +47,24 @@ export class UpstreamError extends Error {
     this.sqlstate = options.server?.sqlstate ?? (failure === 'protocol' ? '08P01' : '08001');
   }
 }
+
+/** ErrorResponse fields by their one-letter codes (PostgreSQL protocol, "Error and Notice Message Fields"). */
+export function readErrorFields(body: Buffer): UpstreamServerError {
+  const fields = new Map<string, string>();
+  let start = 0;
+  while (start < body.length && body[start] !== 0) {
+    const end = body.indexOf(0, start + 1);
+    if (end < 0) break;
+    fields.set(String.fromCharCode(body[start]!), body.toString('utf8', start + 1, end));
+    start = end + 1;
+  }
+  const detail = fields.get('D');
+  const hint = fields.get('H');
+  return {
+    severity: fields.get('V') ?? fields.get('S') ?? 'FATAL',
+    sqlstate: fields.get('C') ?? '08P01',
+    message: fields.get('M') ?? 'unknown error',
+    ...(detail === undefined ? {} : { detail }),
+    ...(hint === undefined ? {} : { hint }),
+  };
+}

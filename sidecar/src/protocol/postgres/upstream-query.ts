@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { BackendMessageReader } from './backend-message-reader.ts';
 import { Backend, encodeMessage, Frontend } from './codes.ts';
-import { readErrorFields } from './upstream.ts';
+import { readErrorFields } from './upstream-error.ts';
 
 /** One result set of a simple query, every value in text form (null for SQL NULL). */
 export type TextRows = (string | null)[][];
