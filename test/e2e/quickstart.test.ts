@@ -218,6 +218,29 @@ describe('quickstart', () => {
     expect(audit).toContain('"subject":"local:demo"');
     expect(audit).toContain('"statement":"SELECT count(*) FROM customers"');
     expect(output()).toContain('psql "postgres://demo:demo@');
+    // The proxy ships its records to the collector beside it: lead (an approver) reads them there
+    // with `gatehouse audit query`; demo, who is not, may not.
+    expect(output()).toContain('Collector  http://127.0.0.1:7450');
+    const auditQuery = (user: string, ...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [MAIN, 'audit', 'query', ...args, '--user', user, '--password', user, '--format', 'json'],
+          (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+        );
+      });
+    let shipped: { statement?: string; subject?: string }[] = [];
+    for (let i = 0; i < 100; i++) {
+      const answer = await auditQuery('lead', '--subject', 'local:demo', '--limit', '1000');
+      expect(answer.stderr).toBe('');
+      shipped = JSON.parse(answer.stdout).items ?? JSON.parse(answer.stdout);
+      if (shipped.some((row) => row.statement === 'SELECT count(*) FROM customers')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(shipped.map((row) => row.statement)).toContain('SELECT count(*) FROM customers');
+    expect(shipped.every((row) => row.subject === 'local:demo')).toBe(true);
+    const notAReader = await auditQuery('demo');
+    expect(notAReader.code).not.toBe(0);
   }, 180_000);
 
   it('signs its audit log with a key kept in its data directory, so the log verifies across restarts', async () => {
@@ -370,7 +393,19 @@ describe('quickstart', () => {
     );
     expect(existsSync(join(dir, 'other'))).toBe(false);
     // Free ports, the same database: refused, naming the first process.
-    const sameData = await runToExit([quickstart, ...first.args, '--port', '0', '--admin-port', '0'], dir);
+    // Free ports but the collector's (the default, 7450, which the first one holds): refused on it.
+    const sameCollectorPort = await runToExit(
+      [quickstart, '--data-dir', join(dir, 'other'), '--config', config, '--port', '0', '--admin-port', '0'],
+      dir,
+    );
+    expect(sameCollectorPort.stderr).toBe(
+      'gatehouse quickstart: port 7450 on 127.0.0.1 (the audit collector) is in use (another Gatehouse?); choose another with --collector-port\n',
+    );
+    expect(existsSync(join(dir, 'other'))).toBe(false);
+    const sameData = await runToExit(
+      [quickstart, ...first.args, '--port', '0', '--admin-port', '0', '--collector-port', '0'],
+      dir,
+    );
     expect(sameData.code).toBe(2);
     expect(sameData.stderr).toMatch(
       new RegExp(

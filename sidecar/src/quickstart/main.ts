@@ -1,13 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { DEFAULT_LISTEN, parseListen } from '../../../operator/src/collector/collector-config.ts';
 import { ensureSigningKeyFile } from '../audit/signing-key.ts';
 import { type HostPort, loadProxyConfig, type ProxyConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { checkPortsFree } from '../port-check.ts';
 import { startProxy } from '../proxy.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
+import { type QuickstartCollector, startQuickstartCollector } from './quickstart-collector.ts';
 
 /**
  * `npm start`: a first look at Gatehouse with nothing else installed. An embedded PostgreSQL (PGlite)
@@ -16,6 +19,8 @@ import { startEmbeddedPostgres } from './embedded-postgres.ts';
 
 /** The embedded database serves the proxy only, on this machine. */
 const DB_HOST = '127.0.0.1';
+/** Where `gatehouse audit query` looks by default. */
+const DEFAULT_COLLECTOR_PORT = parseListen(DEFAULT_LISTEN).port;
 
 const exampleDir = fileURLToPath(new URL('../../../examples/quickstart/', import.meta.url));
 
@@ -24,6 +29,8 @@ const usage = `Usage: npm start -- [options]
   --port PORT        where clients connect to Gatehouse (default: listen: in the config, 6432)
   --admin-port PORT  metrics and health checks (default: admin.listen: in the config, 9090)
   --db-port PORT     the embedded database itself (default: any free port)
+  --collector-port PORT
+                     the audit collector (gatehouse audit query; default 7450, 0 for any free port)
   --fresh            delete the sample database and seed it again
   --data-dir DIR     where the sample database lives (default: .gatehouse/quickstart-db)
   --config FILE      proxy configuration (default: examples/quickstart/gatehouse.yaml)
@@ -35,6 +42,7 @@ interface QuickstartArgs {
   readonly port?: number;
   readonly adminPort?: number;
   readonly dbPort: number;
+  readonly collectorPort: number;
   readonly configFile: string;
 }
 
@@ -55,6 +63,7 @@ async function main(): Promise<void> {
     { ...listen, role: 'the proxy', change: '--port' },
     ...(admin ? [{ ...admin, role: 'metrics', change: '--admin-port' }] : []),
     { host: DB_HOST, port: args.dbPort, role: 'the embedded database', change: '--db-port' },
+    { host: DB_HOST, port: args.collectorPort, role: 'the audit collector', change: '--collector-port' },
   ]);
   const database = await startEmbeddedPostgres({
     dataDir: args.dataDir,
@@ -65,6 +74,7 @@ async function main(): Promise<void> {
   });
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   let config: ProxyConfig;
+  let collector: QuickstartCollector | undefined;
   try {
     config = withPersistentSigningKey(
       loadProxyConfig(args.configFile, {
@@ -75,8 +85,25 @@ async function main(): Promise<void> {
       join(dirname(args.dataDir), 'audit-signing-key.pem'),
     );
     if (config.audit.signingKeyFile !== undefined) await ensureSigningKeyFile(config.audit.signingKeyFile);
-    proxy = await startProxy(config, { logger: pino({ level: config.logLevel }) });
+    const logger = pino({ level: config.logLevel });
+    // The proxy ships its audit file to a collector beside it, unless the config ships it elsewhere.
+    if (config.audit.file !== undefined && config.audit.ship === undefined) {
+      const shipperToken = randomBytes(24).toString('base64url');
+      collector = await startQuickstartCollector({
+        storeDir: join(dirname(args.dataDir), 'quickstart-audit-store'),
+        listen: { host: DB_HOST, port: args.collectorPort },
+        shipperToken,
+        config,
+        logger,
+      });
+      config = {
+        ...config,
+        audit: { ...config.audit, ship: { url: collector.url, token: shipperToken, cluster: 'quickstart' } },
+      };
+    }
+    proxy = await startProxy(config, { logger });
   } catch (error) {
+    await collector?.close();
     await database.close();
     throw error;
   }
@@ -89,15 +116,19 @@ async function main(): Promise<void> {
       dataDir: database.dataDir,
       seeded: database.seeded,
       caFile: proxy.clientTlsCaFile,
+      collector,
     }),
   );
   const failure = await Promise.race([stopSignal(), database.failure]);
   if (failure) {
     await proxy.close();
+    await collector?.close();
     throw failure;
   }
   process.stdout.write('Stopping...\n');
+  // The proxy first: its shipper sends what is left (the seal included) to the collector on the way out.
   await proxy.close();
+  await collector?.close();
   await database.close();
 }
 
@@ -127,6 +158,7 @@ function parseQuickstartArgs(argv: string[]): QuickstartArgs | undefined {
     ...(port !== undefined && { port }),
     ...(adminPort !== undefined && { adminPort }),
     dbPort: portFlag('db-port', values['db-port']) ?? 0,
+    collectorPort: portFlag('collector-port', values['collector-port']) ?? DEFAULT_COLLECTOR_PORT,
     configFile: values.config ? resolve(values.config) : resolve(exampleDir, 'gatehouse.yaml'),
   };
 }
@@ -155,6 +187,7 @@ function parse(argv: string[]) {
       'admin-port': { type: 'string' },
       'data-dir': { type: 'string' },
       'db-port': { type: 'string' },
+      'collector-port': { type: 'string' },
       config: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -169,9 +202,10 @@ interface BannerFacts {
   readonly seeded: boolean;
   /** `clientTls: auto`: the CA clients verify the proxy with. */
   readonly caFile: string | undefined;
+  readonly collector: QuickstartCollector | undefined;
 }
 
-function banner({ config, proxy, admin, dataDir, seeded, caFile }: BannerFacts): string {
+function banner({ config, proxy, admin, dataDir, seeded, caFile, collector }: BannerFacts): string {
   // Local users are development accounts whose passwords the quickstart file shows in clear anyway.
   const users = config.identity.mode === 'local' ? (config.identity.local?.users ?? []) : [];
   const connect = users.map((user) => {
@@ -196,6 +230,12 @@ function banner({ config, proxy, admin, dataDir, seeded, caFile }: BannerFacts):
       ? [`  TLS CA     ${caFile} (verify with: psql "...?sslmode=verify-full&sslrootcert=${caFile}")`]
       : []),
     ...(admin ? [`  Metrics    http://${urlHost(admin)}/metrics`] : []),
+    ...(collector
+      ? [
+          `  Collector  ${collector.url} (every record, kept in ${collector.storeDir})`,
+          `  Query it   npx --no-install gatehouse audit query${collector.url === `http://127.0.0.1:${DEFAULT_COLLECTOR_PORT}` ? '' : ` --server ${collector.url}`} --user ${collector.reader ?? 'USER'} --since 1h`,
+        ]
+      : []),
     '',
     'Ctrl-C to stop.',
   ];
