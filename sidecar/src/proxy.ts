@@ -171,6 +171,7 @@ export async function startProxy(
         approvalBook,
         logger,
         shapes,
+        () => policy,
       );
       const started = await startAdminServer(config.admin.host, config.admin.port, metrics.registry, {
         notReadyReason: () =>

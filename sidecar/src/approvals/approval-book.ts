@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Identity } from '../identity/identity.ts';
+import type { AccessExemption } from '../policy/masking/masking-for.ts';
 import { anySubjectMatches } from '../policy/subject-matches.ts';
 import {
+  type AccessAsk,
   type ApprovalImpact,
   type ApprovalRequest,
   type ApprovalRule,
@@ -16,6 +18,8 @@ import {
 
 /** The longest an approver may approve a statement's shape for (30 days). */
 export const MAX_SHAPE_APPROVAL_SECONDS = 30 * 24 * 3600;
+/** How long an access request waits for a decision. */
+export const ACCESS_PENDING_SECONDS = 3600;
 /** Finished requests kept for `list`, `show` and the denial history, oldest dropped first. */
 const MAX_FINISHED = 10_000;
 /** The longest denial history a condition may ask about (`noDenialForHours` ≤ 720). */
@@ -46,6 +50,16 @@ export interface OpenRequest {
   readonly reason?: string;
 }
 
+/** A request for clear access to masked columns (`gatehouse request-access`). */
+export interface OpenAccessRequest {
+  readonly requester: Identity;
+  readonly database: string;
+  readonly access: AccessAsk;
+  /** One per MaskingPolicy in force for the requester, each with its approvers; ttlSeconds = forSeconds. */
+  readonly rules: readonly ApprovalRule[];
+  readonly reason: string;
+}
+
 /** What lets a held statement run now: an approval of it, or of its shape for its identity. */
 export type Release =
   | { readonly by: 'statement'; readonly request: ApprovalRequest }
@@ -71,6 +85,7 @@ export class ApprovalBook {
   private readonly listeners = new Set<(change: ApprovalChange) => void>();
   private readonly now: () => number;
   private readonly newId: () => string;
+  #accessVersion = 0;
 
   constructor(options: { now?: () => number; newId?: () => string } = {}) {
     this.now = options.now ?? Date.now;
@@ -165,6 +180,68 @@ export class ApprovalBook {
     this.emit('requested', request);
     this.forget();
     return { request, created: true };
+  }
+
+  /**
+   * A new Pending request for clear access to masked columns. It releases no statement (its binding's
+   * parametersHash is unlike any statement's); approved, it is an exemption until the approval's end.
+   */
+  openAccess(input: OpenAccessRequest): ApprovalRequest {
+    this.sweep();
+    const now = this.now();
+    const id = this.newId();
+    const { columns, forSeconds } = input.access;
+    const request: ApprovalRequest = {
+      id,
+      binding: {
+        subject: input.requester.subject,
+        database: input.database,
+        statement: `ACCESS ${columns.join(', ')} FOR ${forSeconds}s`,
+        parametersHash: `access:${id}`,
+      },
+      fingerprint: null,
+      shape: null,
+      requester: { subject: input.requester.subject, groups: [...input.requester.groups] },
+      rules: input.rules,
+      reason: input.reason,
+      impact: { sensitiveColumns: [...columns] },
+      requestedAt: now,
+      // Undecided, it waits an hour at most whatever its duration; approved, it lasts forSeconds.
+      expiresAt: now + ACCESS_PENDING_SECONDS * 1000,
+      phase: 'Pending',
+      access: input.access,
+    };
+    this.requests.set(id, request);
+    this.emit('requested', request);
+    this.forget();
+    return request;
+  }
+
+  /** Changes whenever an access request changes: sessions work their masking out again then. */
+  get accessVersion(): number {
+    return this.#accessVersion;
+  }
+
+  /**
+   * The approved access requests of exactly this identity (subject and issuer) on exactly this
+   * database that have not ended: what its sessions see in clear.
+   */
+  accessExemptions(identity: Identity, database: string): AccessExemption[] {
+    const now = this.now();
+    const found: AccessExemption[] = [];
+    for (const request of this.requests.values()) {
+      const { access } = request;
+      if (
+        access !== undefined &&
+        request.phase === 'Approved' &&
+        now < request.expiresAt &&
+        request.binding.subject === identity.subject &&
+        request.binding.database === database &&
+        access.issuer === identity.issuer
+      )
+        found.push({ request: request.id, columns: access.columns, until: request.expiresAt });
+    }
+    return found;
   }
 
   /** Why `decider` may not decide request `id`, or undefined when they may. */
@@ -310,6 +387,7 @@ export class ApprovalBook {
   ): ApprovalRequest {
     const next: ApprovalRequest = { ...request, ...change };
     this.requests.set(next.id, next);
+    if (next.access !== undefined) this.#accessVersion++;
     this.emit(event, next);
     return next;
   }

@@ -3,7 +3,9 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { AuthError, type Authenticator, type Identity } from '../identity/identity.ts';
+import type { PolicySource } from '../policy/sources.ts';
 import { anySubjectMatches } from '../policy/subject-matches.ts';
+import { accessRequestRoutes } from './access-requests-api.ts';
 import type { ApprovalBook, DecisionRefusal } from './approval-book.ts';
 import { APPROVAL_PHASES, type ApprovalPhase, type ApprovalRequest } from './approval-request.ts';
 import type { ShapeRegistry } from './learned-shapes.ts';
@@ -19,6 +21,8 @@ const MAX_REASON = 1000;
  *   GET  /approvals/ID                one of them
  *   POST /approvals/ID/approve        {"reason": "...", "shapeForSeconds": N?}
  *   POST /approvals/ID/deny           {"reason": "..."}
+ *   POST /approvals/access-requests   {"database", "columns", "forSeconds", "reason"}: asks for clear
+ *                                     access to masked columns as the caller (access-requests-api.ts)
  *
  * Every call names its caller as a database client would: `Authorization: Bearer JWT` in token mode,
  * `Authorization: Basic` with a local user's name and password in local mode. Who decided is that
@@ -30,6 +34,8 @@ export function approvalsApi(options: {
   logger: Logger;
   /** The shapes unknown-shape rules learned, approved in one go (see learned-shapes-api.ts). */
   shapes?: ShapeRegistry;
+  /** The policy in force, for requests of clear access to masked columns (access-requests-api.ts). */
+  policy?: PolicySource;
 }): Hono<{ Variables: { caller: Identity } }> {
   const { book, authenticator, logger } = options;
   const app = new Hono<{ Variables: { caller: Identity } }>();
@@ -84,6 +90,7 @@ export function approvalsApi(options: {
   });
 
   if (options.shapes) learnedShapesRoutes(app, options.shapes, logger);
+  if (options.policy) accessRequestRoutes(app, book, options.policy, logger);
 
   app.get('/approvals/:id', (c) => {
     const request = book.get(c.req.param('id'));
@@ -197,6 +204,7 @@ export function view(request: ApprovalRequest) {
       },
     }),
     ...(request.executedAt !== undefined && { executedAt: iso(request.executedAt) }),
+    ...(request.access && { access: { columns: request.access.columns, forSeconds: request.access.forSeconds } }),
   };
 }
 

@@ -350,4 +350,16 @@ function checkMaskingPolicy(
       problems,
     );
   });
+  const access = policy.spec.accessRequests;
+  if (access) {
+    if (access.approvers.length === 0)
+      problems.push({ document: label, field: 'spec.accessRequests.approvers', problem: 'needs at least one approver' });
+    checkSubjects(
+      access.approvers,
+      (i) => `spec.accessRequests.approvers[${i}]`,
+      policy.metadata.namespace,
+      label,
+      problems,
+    );
+  }
 }

@@ -6,6 +6,7 @@ import { columnKey } from '../../sql/lineage/trace.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
 import { pgTextShape, statementShape } from '../../sql/statement-shape.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
+import type { AccessExemptionSource } from '../masking/masking-settings-cache.ts';
 import { sensitiveColumns } from '../masking/sensitive-columns.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
@@ -44,10 +45,18 @@ export class PostgresGate implements SessionGate<TextMasking> {
     misread: (sql: string) => string | undefined;
     /** Approved shapes for unknown-shape rules, and where dryRun hits are logged. */
     hooks?: PolicyHooks;
+    /** Approved requests for clear access to masked columns (the ApprovalBook). */
+    access?: AccessExemptionSource;
   }) {
     this.policy = options.policy;
     this.code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
-    this.masking = new MaskingGate(options.policy, options.identity, options.database, options.snapshot);
+    this.masking = new MaskingGate(
+      options.policy,
+      options.identity,
+      options.database,
+      options.snapshot,
+      options.access,
+    );
     this.misread = options.misread;
     this.snapshot = options.snapshot;
   }

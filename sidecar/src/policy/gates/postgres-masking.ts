@@ -5,7 +5,7 @@ import { outputLineage } from '../../sql/lineage/output-lineage.ts';
 import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../../sql/lineage/session.ts';
 import { parseTree } from '../../sql/parse-tree.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
-import { MaskingSettingsCache } from '../masking/masking-settings-cache.ts';
+import { type AccessExemptionSource, MaskingSettingsCache } from '../masking/masking-settings-cache.ts';
 import { type SampledKinds, sensitiveColumns } from '../masking/sensitive-columns.ts';
 import {
   MASK_EVERYTHING,
@@ -46,10 +46,11 @@ export class MaskingGate {
     identity: Identity,
     database: string,
     snapshot: () => CatalogSnapshot | undefined,
+    access?: AccessExemptionSource,
   ) {
     this.policy = policy;
     this.snapshot = snapshot;
-    this.cache = new MaskingSettingsCache(identity, database, (settings) => settings);
+    this.cache = new MaskingSettingsCache(identity, database, (settings) => settings, access);
   }
 
   /** The masking in force for this identity now (policy reloads and exemption expiry apply at once). */

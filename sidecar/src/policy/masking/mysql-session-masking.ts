@@ -3,7 +3,7 @@ import { isMetadataRelation } from '../../sql/mysql/metadata-relations.ts';
 import type { MaskMethod } from './mask-methods.ts';
 import type { MaskingSettings } from './masking-for.ts';
 import type { MaskingKey } from './masking-key.ts';
-import { MaskingSettingsCache } from './masking-settings-cache.ts';
+import { type AccessExemptionSource, MaskingSettingsCache } from './masking-settings-cache.ts';
 import type { PiiKind } from './pii-kind.ts';
 import { classifyCatalogColumn } from './sensitive-columns.ts';
 
@@ -36,8 +36,9 @@ export function sessionMaskingCache(
   identity: Identity,
   database: string,
   key: MaskingKey,
+  access?: AccessExemptionSource,
 ): MaskingSettingsCache<SessionMasking> {
-  return new MaskingSettingsCache(identity, database, (settings) => sessionMasking(settings, key));
+  return new MaskingSettingsCache(identity, database, (settings) => sessionMasking(settings, key), access);
 }
 
 function sessionMasking(settings: MaskingSettings, key: MaskingKey): SessionMasking {

@@ -35,6 +35,14 @@ export interface StatementMaskPlan {
    * where known (masked columns of unknown type become `\N`). See copy-text-masker.ts.
    */
   readonly copyTypes?: readonly (number | undefined)[];
+  /**
+   * Per output column: the approved access request whose exempt column this column passes through
+   * unchanged, in clear. The value scan skips these cells (it would redact what was approved); every
+   * other clean column is still scanned.
+   */
+  readonly exempt?: readonly (string | undefined)[];
+  /** The access requests that cleared some column of this result, for its audit record. */
+  readonly exemptions?: readonly string[];
 }
 
 export const NOTHING_MASKED: StatementMaskPlan = Object.freeze({
@@ -80,8 +88,11 @@ export function planStatementMasking(
     );
   const maskOf = (value: Lineage, name: string): OutputMask | undefined =>
     outputMask(value, name, sensitivity, readsSensitive);
+  // Exempt columns are clear to this identity in what decides rows and groups, nowhere else: writes
+  // still treat them as masked, so no statement copies their values where others would see them.
+  const maskedToReader = (s: ColumnRef): boolean => !sensitivity.exempt.has(columnKey(s));
 
-  const predicates = sensitiveSources(lineage.predicates, sensitivity);
+  const predicates = sensitiveSources(lineage.predicates, sensitivity).filter(maskedToReader);
   if (predicates.length > 0 && !settings.allowPredicatesOnMasked) {
     return refuse(
       `it filters, joins, groups, orders or branches on ${describeSources(predicates)}, or passes it where its value decides whether the statement fails or how many rows it returns; this identity sees it masked`,
@@ -90,7 +101,7 @@ export function planStatementMasking(
   if (!settings.allowPredicatesOnMasked) {
     const compared = comparedInClear(
       lineage.equalities ?? [],
-      (s) => sensitivity.columns.get(columnKey(s))?.method,
+      (s) => (maskedToReader(s) ? sensitivity.columns.get(columnKey(s))?.method : undefined),
     );
     if (compared) return refuse(compared);
   }
@@ -112,8 +123,10 @@ export function planStatementMasking(
   const columns = lineage.columns ?? [];
   let planned: (OutputMask | undefined)[];
   let rest: OutputMask | undefined;
+  let exempt: (string | undefined)[] = [];
   if (lineage.exact) {
-    planned = columns.map((column) => maskOf(column, column.name));
+    exempt = columns.map((column) => exemptPassThrough(column, sensitivity));
+    planned = columns.map((column, i) => (exempt[i] !== undefined ? undefined : maskOf(column, column.name)));
     rest = readsSensitive ? { method: 'redact', kind: null, reason: 'column not traced' } : undefined;
   } else {
     // A `*` over something whose columns are unknown: every column may hold any of the values.
@@ -140,14 +153,28 @@ export function planStatementMasking(
       );
     copyTypes = Object.freeze([...lineage.copyOut.types]);
   }
-  if (masked.length === 0 && !rest) return touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED;
+  const exemptions = [...new Set(exempt.filter((id) => id !== undefined))];
+  if (masked.length === 0 && !rest && exemptions.length === 0)
+    return touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED;
   return Object.freeze({
     columns: Object.freeze(planned),
     rest,
     masked: Object.freeze(masked),
     withholdsServerText: touchesSensitive,
     ...(copyTypes && { copyTypes }),
+    ...(exemptions.length > 0 && { exempt: Object.freeze(exempt), exemptions: Object.freeze(exemptions) }),
   });
+}
+
+/**
+ * The access request that clears this output value, when it is one exempt column passed through
+ * unchanged: a single source, not transformed, no whole row, nothing opaque. Anything else (a function
+ * of it, a mix with other columns, a UNION arm of another column) is judged as before, masked.
+ */
+function exemptPassThrough(value: Lineage, sensitivity: Sensitivity): string | undefined {
+  if (value.sources.length !== 1 || value.transformed || value.opaque || value.wholeRows.length > 0)
+    return undefined;
+  return sensitivity.exempt.get(columnKey(value.sources[0]!));
 }
 
 /**

@@ -109,11 +109,11 @@ export function createRowMasker(
   const rewriteAt = (i: number): CellRewrite => {
     let rewrite = rewrites[i];
     if (!rewrite) {
-      rewrite = cellRewrite(
-        plan.columns[i] ?? (i >= plan.columns.length ? plan.rest : undefined),
-        fields?.[i],
-        key,
-      );
+      // An exempt pass-through is shown as approved: neither masked nor value-scanned.
+      rewrite =
+        plan.exempt?.[i] !== undefined
+          ? keep
+          : cellRewrite(plan.columns[i] ?? (i >= plan.columns.length ? plan.rest : undefined), fields?.[i], key);
       rewrites[i] = rewrite;
       formats[i] = fields?.[i]?.format ?? 0;
     }
@@ -201,6 +201,8 @@ function writeInt32(to: Uint8Array, at: number, value: number): number {
   to[at + 3] = value;
   return at + 4;
 }
+
+const keep: CellRewrite = () => undefined;
 
 function cellRewrite(
   mask: StatementMaskPlan['rest'],

@@ -1,0 +1,87 @@
+import type { Identity } from '../identity/identity.ts';
+import type { Policy } from '../policy/load-policy.ts';
+import { applyingMaskingPolicies } from '../policy/masking/masking-for.ts';
+import type { ApprovalRule } from './approval-request.ts';
+
+/** What `maxDurationSeconds` is when a MaskingPolicy's accessRequests leaves it out. */
+export const DEFAULT_MAX_ACCESS_SECONDS = 3600;
+/** The most columns one request may name. */
+const MAX_COLUMNS = 100;
+/** Exact names only: a request names the columns it needs, never a pattern that may cover more. */
+const COLUMN = /^[^.\s*?]+(\.[^.\s*?]+){1,2}$/;
+
+/** A request for clear access, as the API's body or the CLI's options give it. */
+export interface AccessAskInput {
+  readonly database: string;
+  readonly columns: readonly string[];
+  readonly forSeconds: number;
+  readonly reason: string;
+}
+
+/** The body of POST /access-requests, checked; a string says what is wrong with it. */
+export function accessAskInput(body: unknown): AccessAskInput | string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return 'the body must be a JSON object with database, columns, forSeconds and reason';
+  const { database, columns, forSeconds, reason, ...rest } = body as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0)
+    return `unknown field ${unknown[0]}: the body takes database, columns, forSeconds and reason`;
+  if (typeof database !== 'string' || database === '') return 'database is required';
+  if (!Array.isArray(columns) || columns.length === 0) return 'columns is required: table.column, ...';
+  if (columns.length > MAX_COLUMNS) return `at most ${MAX_COLUMNS} columns per request`;
+  for (const column of columns)
+    if (typeof column !== 'string' || !COLUMN.test(column))
+      return `column ${JSON.stringify(column)} is not table.column or schema.table.column (exact names, no wildcards)`;
+  if (typeof forSeconds !== 'number' || !Number.isInteger(forSeconds) || forSeconds < 1)
+    return 'forSeconds must be a whole number of seconds, at least 1';
+  if (typeof reason !== 'string' || reason.trim() === '') return 'reason is required: say why you need the values';
+  if (reason.length > 1000) return 'reason is over 1000 characters';
+  return { database, columns: [...new Set(columns as string[])], forSeconds, reason: reason.trim() };
+}
+
+/**
+ * The rules that decide a request: one per MaskingPolicy in force for the requester on the database,
+ * each with its approvers. Masking policies add up, so every one of them must take access requests
+ * (any of them may mask the columns) and a decider must be an approver of each; the shortest
+ * maxDurationSeconds bounds the request. A string says why the request cannot be made.
+ */
+export function accessRules(
+  requester: Identity,
+  policy: Policy | undefined,
+  ask: AccessAskInput,
+  now: number = Date.now(),
+): ApprovalRule[] | string {
+  const applying = policy ? applyingMaskingPolicies(requester, policy, ask.database, now) : [];
+  if (applying.length === 0)
+    return `no MaskingPolicy masks values for ${requester.subject} on database "${ask.database}": there is nothing to request`;
+  const closed = applying.filter((masking) => masking.spec.accessRequests === undefined);
+  if (closed.length > 0)
+    return `MaskingPolicy ${closed.map((m) => m.metadata.name).join(', ')} masks ${ask.columns.join(', ')} for ${requester.subject} on database "${ask.database}" and takes no access requests (it has no spec.accessRequests)`;
+  const longest = Math.min(
+    ...applying.map((m) => m.spec.accessRequests!.maxDurationSeconds ?? DEFAULT_MAX_ACCESS_SECONDS),
+  );
+  if (ask.forSeconds > longest)
+    return `${ask.forSeconds} s is longer than the ${longest} s MaskingPolicy ${applying.map((m) => m.metadata.name).join(', ')} allow (accessRequests.maxDurationSeconds)`;
+  return applying.map((masking) => {
+    const access = masking.spec.accessRequests!;
+    return {
+      guardrail: masking.metadata.name,
+      kind: 'MaskingPolicy',
+      rule: 'accessRequests',
+      ...(masking.metadata.namespace !== undefined && { namespace: masking.metadata.namespace }),
+      approvers: access.approvers,
+      allowSelfApproval: access.allowSelfApproval === true,
+      waitSeconds: 1,
+      ttlSeconds: ask.forSeconds,
+    };
+  });
+}
+
+/** `30m`, `2h`, `90s`, `1d`, or a bare number of seconds; undefined when it is none of these. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
+  if (!match) return undefined;
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2]!]!;
+  const seconds = Number(match[1]) * unit;
+  return Number.isSafeInteger(seconds) && seconds > 0 ? seconds : undefined;
+}
