@@ -34,7 +34,8 @@ export function accessAskInput(body: unknown): AccessAskInput | string {
       return `column ${JSON.stringify(column)} is not table.column or schema.table.column (exact names, no wildcards)`;
   if (typeof forSeconds !== 'number' || !Number.isInteger(forSeconds) || forSeconds < 1)
     return 'forSeconds must be a whole number of seconds, at least 1';
-  if (typeof reason !== 'string' || reason.trim() === '') return 'reason is required: say why you need the values';
+  if (typeof reason !== 'string' || reason.trim() === '')
+    return 'reason is required: say why you need the values';
   if (reason.length > 1000) return 'reason is over 1000 characters';
   return { database, columns: [...new Set(columns as string[])], forSeconds, reason: reason.trim() };
 }
@@ -75,13 +76,4 @@ export function accessRules(
       ttlSeconds: ask.forSeconds,
     };
   });
-}
-
-/** `30m`, `2h`, `90s`, `1d`, or a bare number of seconds; undefined when it is none of these. */
-export function parseDuration(text: string): number | undefined {
-  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
-  if (!match) return undefined;
-  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2]!]!;
-  const seconds = Number(match[1]) * unit;
-  return Number.isSafeInteger(seconds) && seconds > 0 ? seconds : undefined;
 }

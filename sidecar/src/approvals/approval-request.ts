@@ -119,7 +119,11 @@ export function ttlSecondsOf(rules: readonly ApprovalRule[]): number {
 /** `rule drops of Guardrail admin-approvals and rule x of Guardrail y`, for messages. */
 export function describeRules(rules: readonly ApprovalRule[]): string {
   return rules
-    .map((r) => (r.kind === 'MaskingPolicy' ? `accessRequests of MaskingPolicy ${r.guardrail}` : `rule ${r.rule} of Guardrail ${r.guardrail}`))
+    .map((r) =>
+      r.kind === 'MaskingPolicy'
+        ? `accessRequests of MaskingPolicy ${r.guardrail}`
+        : `rule ${r.rule} of Guardrail ${r.guardrail}`,
+    )
     .join(' and ');
 }
 

@@ -189,7 +189,11 @@ export function view(request: ApprovalRequest) {
     statement: request.binding.statement,
     parametersHash: request.binding.parametersHash,
     fingerprint: request.fingerprint,
-    rules: request.rules.map((rule) => ({ guardrail: rule.guardrail, name: rule.rule })),
+    rules: request.rules.map((rule) => ({
+      guardrail: rule.guardrail,
+      name: rule.rule,
+      ...(rule.kind !== undefined && { kind: rule.kind }),
+    })),
     ...(request.reason !== undefined && { reason: request.reason }),
     impact: request.impact,
     requestedAt: iso(request.requestedAt),
@@ -204,7 +208,9 @@ export function view(request: ApprovalRequest) {
       },
     }),
     ...(request.executedAt !== undefined && { executedAt: iso(request.executedAt) }),
-    ...(request.access && { access: { columns: request.access.columns, forSeconds: request.access.forSeconds } }),
+    ...(request.access && {
+      access: { columns: request.access.columns, forSeconds: request.access.forSeconds },
+    }),
   };
 }
 

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../identity/identity.ts';
-import type { ApprovalBook } from './approval-book.ts';
 import type { PolicySource } from '../policy/sources.ts';
+import type { ApprovalBook } from './approval-book.ts';
 import type { ShapeRegistry } from './learned-shapes.ts';
 
 /**

@@ -11,6 +11,7 @@ commands:
   status         show each DatabaseAccess and whether its pods carry the current sidecar
   audit verify   prove an audit log complete and unaltered
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
+  request-access ask for clear values of masked columns for a while (decided with \`approvals\`)
   version        print the version (also --version)
   help           show this text
 
@@ -40,6 +41,10 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'approvals': {
       const { runApprovalsCommand } = await import('./approvals-command.ts');
       return runApprovalsCommand(rest);
+    }
+    case 'request-access': {
+      const { runRequestAccessCommand } = await import('./request-access-command.ts');
+      return runRequestAccessCommand(rest);
     }
     case 'audit':
       if (rest[0] === 'verify') return runAuditVerify(rest.slice(1));

@@ -353,7 +353,11 @@ function checkMaskingPolicy(
   const access = policy.spec.accessRequests;
   if (access) {
     if (access.approvers.length === 0)
-      problems.push({ document: label, field: 'spec.accessRequests.approvers', problem: 'needs at least one approver' });
+      problems.push({
+        document: label,
+        field: 'spec.accessRequests.approvers',
+        problem: 'needs at least one approver',
+      });
     checkSubjects(
       access.approvers,
       (i) => `spec.accessRequests.approvers[${i}]`,

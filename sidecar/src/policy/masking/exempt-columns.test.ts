@@ -80,14 +80,14 @@ describe('exempt columns (approved access requests)', () => {
 
   it.each([
     'SELECT lower(email) FROM customers',
-    "SELECT email || name FROM customers",
+    'SELECT email || name FROM customers',
     "SELECT email || '' FROM customers",
     'SELECT email::varchar(3) FROM customers',
     'SELECT upper(email)::text AS email FROM customers',
     'SELECT coalesce(ssn, email) FROM customers',
     'SELECT coalesce(email, ssn) AS email FROM customers',
     'SELECT greatest(email, ssn) FROM customers',
-    "SELECT CASE WHEN id > 0 THEN email ELSE ssn END FROM customers",
+    'SELECT CASE WHEN id > 0 THEN email ELSE ssn END FROM customers',
     'SELECT concat(email, phone) FROM customers',
     'SELECT email FROM customers UNION ALL SELECT ssn FROM customers',
     'SELECT ssn FROM customers UNION ALL SELECT email FROM customers',

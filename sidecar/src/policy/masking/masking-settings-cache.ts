@@ -1,6 +1,11 @@
 import type { Identity } from '../../identity/identity.ts';
 import type { Policy } from '../load-policy.ts';
-import { type AccessExemption, type MaskingSettings, maskingFor, nextExemptionExpiry } from './masking-for.ts';
+import {
+  type AccessExemption,
+  type MaskingSettings,
+  maskingFor,
+  nextExemptionExpiry,
+} from './masking-for.ts';
 
 /** The approved access requests of identities (the ApprovalBook), read once per change. */
 export interface AccessExemptionSource {

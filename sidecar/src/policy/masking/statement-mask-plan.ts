@@ -99,9 +99,8 @@ export function planStatementMasking(
     );
   }
   if (!settings.allowPredicatesOnMasked) {
-    const compared = comparedInClear(
-      lineage.equalities ?? [],
-      (s) => (maskedToReader(s) ? sensitivity.columns.get(columnKey(s))?.method : undefined),
+    const compared = comparedInClear(lineage.equalities ?? [], (s) =>
+      maskedToReader(s) ? sensitivity.columns.get(columnKey(s))?.method : undefined,
     );
     if (compared) return refuse(compared);
   }

@@ -113,7 +113,11 @@ export function createRowMasker(
       rewrite =
         plan.exempt?.[i] !== undefined
           ? keep
-          : cellRewrite(plan.columns[i] ?? (i >= plan.columns.length ? plan.rest : undefined), fields?.[i], key);
+          : cellRewrite(
+              plan.columns[i] ?? (i >= plan.columns.length ? plan.rest : undefined),
+              fields?.[i],
+              key,
+            );
       rewrites[i] = rewrite;
       formats[i] = fields?.[i]?.format ?? 0;
     }
