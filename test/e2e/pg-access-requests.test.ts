@@ -210,8 +210,12 @@ describe('PostgreSQL: requests for clear access to masked columns', () => {
       const id = await opened('other', 'customers.ssn', '2s');
       await api(`/approvals/${id}/approve`, 'lead', { reason: 'two seconds' });
       expect(await row(c, 'SELECT ssn FROM customers')).toEqual([SSN]);
+      // Prepared while in force, executed after: the exemption ends for it too.
+      const prepared = { name: 'ssn_by_id', text: 'SELECT ssn FROM customers WHERE id = $1', values: [1] };
+      expect((await c.query(prepared)).rows).toEqual([{ ssn: SSN }]);
       await new Promise((resolve) => setTimeout(resolve, 2100));
       expect(await row(c, 'SELECT ssn FROM customers')).toEqual(['****']);
+      expect((await c.query(prepared)).rows).toEqual([{ ssn: '****' }]);
       expect((await api(`/approvals/${id}`, 'lead')).body.phase).toBe('Expired');
     } finally {
       await c.end();

@@ -84,7 +84,7 @@ export function createMysqlGate(options: {
     if (!settings) return undefined;
     const catalog = options.catalog?.();
     // Masked only since a policy reload, the session has no catalog: every result is masked whole.
-    if (!catalog) return { settings, results: [], described: [], withholdsServerText: true };
+    if (!catalog) return { settings, results: [], described: [], exemptions: [], withholdsServerText: true };
     return { settings, ...resultMasks(mysqlOutputLineage(sql, catalog, state), catalog, settings) };
   };
 

@@ -23,7 +23,13 @@ export interface Sensitivity {
    * Sensitive columns an approved access request clears for this identity (by columnKey, the request's
    * id): still sensitive everywhere but where a value passes through unchanged (statement-mask-plan.ts).
    */
-  readonly exempt: ReadonlyMap<string, string>;
+  readonly exempt: ReadonlyMap<string, ExemptColumn>;
+}
+
+/** A sensitive column an approved access request clears, and until when (epoch ms). */
+export interface ExemptColumn {
+  readonly request: string;
+  readonly until: number;
 }
 
 /** What value sampling found in a column (by columnKey): the kind most of its sampled values have. */
@@ -105,7 +111,7 @@ export function sensitiveColumns(
 
   const columns = new Map<string, ColumnMasking>();
   const tables = new Set<string>();
-  const exempt = new Map<string, string>();
+  const exempt = new Map<string, ExemptColumn>();
   for (const table of catalog.tables.values()) {
     const values = SYSTEM_VALUE_COLUMNS.get(`${table.schema}.${table.name}`);
     for (const column of table.columns) {
@@ -122,8 +128,8 @@ export function sensitiveColumns(
         columns.set(key, masking);
         tables.add(tableKey(ref));
         // System value columns are never exempt: no request names them, and none may.
-        const request = value === undefined ? exemptionOf(ref, settings) : undefined;
-        if (request !== undefined) exempt.set(key, request);
+        const exemption = value === undefined ? exemptionOf(ref, settings) : undefined;
+        if (exemption !== undefined) exempt.set(key, exemption);
       }
     }
   }
@@ -156,9 +162,10 @@ export function classifyCatalogColumn(
 export function exemptionOf(
   ref: { schema: string; table: string; column: string },
   settings: MaskingSettings,
-): string | undefined {
+): ExemptColumn | undefined {
   for (const exemption of settings.exemptions)
-    if (exemption.columns.some((name) => sameColumn(name, ref))) return exemption.request;
+    if (exemption.columns.some((name) => sameColumn(name, ref)))
+      return { request: exemption.request, until: exemption.until };
   return undefined;
 }
 

@@ -3,7 +3,7 @@ import { columnKey, tableKey } from '../../sql/lineage/trace.ts';
 import type { ColumnRef, Lineage, StatementLineage } from '../../sql/lineage/types.ts';
 import type { MaskingSettings } from './masking-for.ts';
 import type { PiiKind } from './pii-kind.ts';
-import type { Sensitivity } from './sensitive-columns.ts';
+import type { ExemptColumn, Sensitivity } from './sensitive-columns.ts';
 
 /** How one output column is masked. */
 export interface OutputMask {
@@ -37,10 +37,11 @@ export interface StatementMaskPlan {
   readonly copyTypes?: readonly (number | undefined)[];
   /**
    * Per output column: the approved access request whose exempt column this column passes through
-   * unchanged, in clear. The value scan skips these cells (it would redact what was approved); every
-   * other clean column is still scanned.
+   * unchanged, shown in clear until it ends (`exemptInForce`). The value scan skips these cells (it
+   * would redact what was approved); every other clean column is still scanned. `columns` still holds
+   * their masks: what ignores this, or runs after the exemption ended (a prepared statement), masks.
    */
-  readonly exempt?: readonly (string | undefined)[];
+  readonly exempt?: readonly (ExemptColumn | undefined)[];
   /** The access requests that cleared some column of this result, for its audit record. */
   readonly exemptions?: readonly string[];
 }
@@ -122,10 +123,11 @@ export function planStatementMasking(
   const columns = lineage.columns ?? [];
   let planned: (OutputMask | undefined)[];
   let rest: OutputMask | undefined;
-  let exempt: (string | undefined)[] = [];
+  let exempt: (ExemptColumn | undefined)[] = [];
   if (lineage.exact) {
-    exempt = columns.map((column) => exemptPassThrough(column, sensitivity));
-    planned = columns.map((column, i) => (exempt[i] !== undefined ? undefined : maskOf(column, column.name)));
+    // COPY's rows are masked field by field without regard to exemptions: clear access is for queries.
+    if (lineage.kind !== 'CopyStmt') exempt = columns.map((column) => exemptPassThrough(column, sensitivity));
+    planned = columns.map((column) => maskOf(column, column.name));
     rest = readsSensitive ? { method: 'redact', kind: null, reason: 'column not traced' } : undefined;
   } else {
     // A `*` over something whose columns are unknown: every column may hold any of the values.
@@ -139,7 +141,9 @@ export function planStatementMasking(
     planned = [];
   }
   const masked: string[] = [];
-  for (const mask of planned) if (mask) masked.push(mask.reason);
+  planned.forEach((mask, i) => {
+    if (mask && exempt[i] === undefined) masked.push(mask.reason);
+  });
   if (rest && !lineage.exact) masked.push(rest.reason);
   let copyTypes: readonly (number | undefined)[] | undefined;
   if (lineage.kind === 'CopyStmt' && masked.length > 0) {
@@ -152,7 +156,7 @@ export function planStatementMasking(
       );
     copyTypes = Object.freeze([...lineage.copyOut.types]);
   }
-  const exemptions = [...new Set(exempt.filter((id) => id !== undefined))];
+  const exemptions = [...new Set(exempt.flatMap((e) => (e ? [e.request] : [])))];
   if (masked.length === 0 && !rest && exemptions.length === 0)
     return touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED;
   return Object.freeze({
@@ -165,12 +169,24 @@ export function planStatementMasking(
   });
 }
 
+/** Whether output column `index` of the plan is shown in clear at `now`: an exemption still in force. */
+export function exemptInForce(plan: StatementMaskPlan, index: number, now: number = Date.now()): boolean {
+  const exemption = plan.exempt?.[index];
+  return exemption !== undefined && now < exemption.until;
+}
+
+/** The access requests in force at `now` that clear some column of the plan, for the audit record. */
+export function exemptionsInForce(plan: StatementMaskPlan, now: number = Date.now()): string[] | undefined {
+  if (!plan.exempt) return undefined;
+  return [...new Set(plan.exempt.flatMap((e) => (e && now < e.until ? [e.request] : [])))];
+}
+
 /**
  * The access request that clears this output value, when it is one exempt column passed through
  * unchanged: a single source, not transformed, no whole row, nothing opaque. Anything else (a function
  * of it, a mix with other columns, a UNION arm of another column) is judged as before, masked.
  */
-function exemptPassThrough(value: Lineage, sensitivity: Sensitivity): string | undefined {
+function exemptPassThrough(value: Lineage, sensitivity: Sensitivity): ExemptColumn | undefined {
   if (value.sources.length !== 1 || value.transformed || value.opaque || value.wholeRows.length > 0)
     return undefined;
   return sensitivity.exempt.get(columnKey(value.sources[0]!));

@@ -3,7 +3,7 @@ import { BINARY_FORMAT, type CellMasker, createCellMasker } from '../../policy/m
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { PG_TYPE, typeFamily } from '../../policy/masking/pg-types.ts';
-import type { StatementMaskPlan } from '../../policy/masking/statement-mask-plan.ts';
+import { exemptInForce, type StatementMaskPlan } from '../../policy/masking/statement-mask-plan.ts';
 import { readCString } from './message-fields.ts';
 
 /** One column of a RowDescription, as masking needs it. */
@@ -110,14 +110,13 @@ export function createRowMasker(
     let rewrite = rewrites[i];
     if (!rewrite) {
       // An exempt pass-through is shown as approved: neither masked nor value-scanned.
-      rewrite =
-        plan.exempt?.[i] !== undefined
-          ? keep
-          : cellRewrite(
-              plan.columns[i] ?? (i >= plan.columns.length ? plan.rest : undefined),
-              fields?.[i],
-              key,
-            );
+      rewrite = exemptInForce(plan, i)
+        ? keep
+        : cellRewrite(
+            plan.columns[i] ?? (i >= plan.columns.length ? plan.rest : undefined),
+            fields?.[i],
+            key,
+          );
       rewrites[i] = rewrite;
       formats[i] = fields?.[i]?.format ?? 0;
     }

@@ -1,5 +1,6 @@
 import { planAt, type TextMasking, withholdsServerText } from '../../policy/gates/postgres-masking.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
+import { exemptionsInForce } from '../../policy/masking/statement-mask-plan.ts';
 import type { SessionCore } from '../session-core.ts';
 import { errorResponse } from './backend-writer.ts';
 import { Backend, encodeMessage } from './codes.ts';
@@ -222,7 +223,7 @@ export class ServerMessages {
       const index = this.state.exchange.index;
       const plan = head.masking ? planAt(head.masking, index) : undefined;
       const masked = plan?.masked;
-      const exemptions = plan?.exemptions;
+      const exemptions = plan && exemptionsInForce(plan);
       this.state.names.completedSql(head.nameEffects?.[index], head.stamp, command);
       const text = textAt(head, index);
       if (head.check && index === (head.check.after ?? textsOf(head).length - 1)) {
@@ -236,7 +237,7 @@ export class ServerMessages {
       const masking = (head.text as PreparedText).masking;
       const plan = masking ? planAt(masking, 0) : undefined;
       const masked = plan?.masked;
-      const exemptions = plan?.exemptions;
+      const exemptions = plan && exemptionsInForce(plan);
       this.state.names.completedSql((head.text as PreparedText).nameEffect, head.stamp ?? 0, command);
       if (head.check) {
         head.check.held = { frame, text: head.text, command, rows, masked, exemptions };
