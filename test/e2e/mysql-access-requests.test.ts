@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
@@ -88,6 +89,18 @@ describe('MySQL: requests for clear access to masked columns', () => {
         expect(rows, sql).not.toContain(SSN);
       }
       expect(await first(lead, 'SELECT email FROM customers')).toEqual(['****']);
+      const records = readFileSync(proxy.auditFile!, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const cleared = records.filter(
+        (r) =>
+          r['type'] === 'statement' && (r['exemptions'] as string[] | undefined)?.includes(opened.body.id),
+      );
+      expect(cleared.map((r) => [r['via'], r['subject']])).toEqual([
+        ['text', 'local:demo'],
+        ['prepared', 'local:demo'],
+      ]);
 
       await new Promise((resolve) => setTimeout(resolve, 3100));
       expect(await first(c, 'SELECT email FROM customers')).toEqual(['****']);

@@ -1,8 +1,10 @@
 import type { Identity } from '../identity/identity.ts';
 import type { Policy } from '../policy/load-policy.ts';
 import { applyingMaskingPolicies } from '../policy/masking/masking-for.ts';
-import type { ApprovalRule } from './approval-request.ts';
+import type { AccessAsk, ApprovalRequest, ApprovalRule } from './approval-request.ts';
 
+/** How long an access request waits for a decision, whatever its duration. */
+export const ACCESS_PENDING_SECONDS = 3600;
 /** What `maxDurationSeconds` is when a MaskingPolicy's accessRequests leaves it out. */
 export const DEFAULT_MAX_ACCESS_SECONDS = 3600;
 /** The most columns one request may name. */
@@ -76,4 +78,41 @@ export function accessRules(
       ttlSeconds: ask.forSeconds,
     };
   });
+}
+
+/** A request for clear access to masked columns (`gatehouse request-access`). */
+export interface OpenAccessRequest {
+  readonly requester: Identity;
+  readonly database: string;
+  readonly access: AccessAsk;
+  /** One per MaskingPolicy in force for the requester, each with its approvers; ttlSeconds = forSeconds. */
+  readonly rules: readonly ApprovalRule[];
+  readonly reason: string;
+}
+
+/**
+ * The Pending request for `input`. Its binding's parametersHash (`access:ID`) is unlike any statement's,
+ * so it releases no statement; approved, it lasts forSeconds from the decision (the rules' ttlSeconds).
+ */
+export function accessRequest(input: OpenAccessRequest, id: string, now: number): ApprovalRequest {
+  const { columns, forSeconds } = input.access;
+  return {
+    id,
+    binding: {
+      subject: input.requester.subject,
+      database: input.database,
+      statement: `ACCESS ${columns.join(', ')} FOR ${forSeconds}s`,
+      parametersHash: `access:${id}`,
+    },
+    fingerprint: null,
+    shape: null,
+    requester: { subject: input.requester.subject, groups: [...input.requester.groups] },
+    rules: input.rules,
+    reason: input.reason,
+    impact: { sensitiveColumns: [...columns] },
+    requestedAt: now,
+    expiresAt: now + ACCESS_PENDING_SECONDS * 1000,
+    phase: 'Pending',
+    access: input.access,
+  };
 }

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Identity } from '../identity/identity.ts';
 import type { AccessExemption } from '../policy/masking/masking-for.ts';
 import { anySubjectMatches } from '../policy/subject-matches.ts';
+import { accessRequest, type OpenAccessRequest } from './access-request.ts';
 import {
-  type AccessAsk,
   type ApprovalImpact,
   type ApprovalRequest,
   type ApprovalRule,
@@ -18,8 +18,6 @@ import {
 
 /** The longest an approver may approve a statement's shape for (30 days). */
 export const MAX_SHAPE_APPROVAL_SECONDS = 30 * 24 * 3600;
-/** How long an access request waits for a decision. */
-export const ACCESS_PENDING_SECONDS = 3600;
 /** Finished requests kept for `list`, `show` and the denial history, oldest dropped first. */
 const MAX_FINISHED = 10_000;
 /** The longest denial history a condition may ask about (`noDenialForHours` ≤ 720). */
@@ -48,16 +46,6 @@ export interface OpenRequest {
   readonly rules: readonly ApprovalRule[];
   readonly impact: ApprovalImpact;
   readonly reason?: string;
-}
-
-/** A request for clear access to masked columns (`gatehouse request-access`). */
-export interface OpenAccessRequest {
-  readonly requester: Identity;
-  readonly database: string;
-  readonly access: AccessAsk;
-  /** One per MaskingPolicy in force for the requester, each with its approvers; ttlSeconds = forSeconds. */
-  readonly rules: readonly ApprovalRule[];
-  readonly reason: string;
 }
 
 /** What lets a held statement run now: an approval of it, or of its shape for its identity. */
@@ -190,27 +178,7 @@ export class ApprovalBook {
     this.sweep();
     const now = this.now();
     const id = this.newId();
-    const { columns, forSeconds } = input.access;
-    const request: ApprovalRequest = {
-      id,
-      binding: {
-        subject: input.requester.subject,
-        database: input.database,
-        statement: `ACCESS ${columns.join(', ')} FOR ${forSeconds}s`,
-        parametersHash: `access:${id}`,
-      },
-      fingerprint: null,
-      shape: null,
-      requester: { subject: input.requester.subject, groups: [...input.requester.groups] },
-      rules: input.rules,
-      reason: input.reason,
-      impact: { sensitiveColumns: [...columns] },
-      requestedAt: now,
-      // Undecided, it waits an hour at most whatever its duration; approved, it lasts forSeconds.
-      expiresAt: now + ACCESS_PENDING_SECONDS * 1000,
-      phase: 'Pending',
-      access: input.access,
-    };
+    const request = accessRequest(input, id, now);
     this.requests.set(id, request);
     this.emit('requested', request);
     this.forget();
