@@ -78,6 +78,14 @@ export const MaskingAccessRequests = Type.Object(
         description: 'Whether a requester who is also an approver may approve their own request.',
       }),
     ),
+    openOnRefusalSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 60,
+        maximum: 604800,
+        description:
+          'When set, a statement refused because it filters or compares on masked columns opens a request for clear access to them, for this long, and its error names the request. At most maxDurationSeconds.',
+      }),
+    ),
   },
   {
     additionalProperties: false,
@@ -85,6 +93,10 @@ export const MaskingAccessRequests = Type.Object(
       {
         rule: 'self.approvers.size() >= 1',
         message: 'accessRequests needs at least one approver',
+      },
+      {
+        rule: '!has(self.openOnRefusalSeconds) || self.openOnRefusalSeconds <= (has(self.maxDurationSeconds) ? self.maxDurationSeconds : 3600)',
+        message: 'openOnRefusalSeconds may not exceed maxDurationSeconds',
       },
     ] satisfies CelRule[],
   },

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
+import { openOnRefusal } from './approvals/access-request.ts';
 import { approvalAuditEvent, shapeGrantAuditEvent } from './approvals/approval-audit.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
 import { ShapeRegistry } from './approvals/learned-shapes.ts';
@@ -129,6 +130,8 @@ export async function startProxy(
   const guardrailsLogger = logger.child({ component: 'guardrails' });
   const policyHooks: PolicyHooks = {
     shapes,
+    maskingRefused: (identity, database, columns) =>
+      openOnRefusal(approvalBook, policy, identity, database, columns)?.id,
     dryRun: (hits, identity) =>
       guardrailsLogger.info(
         { subject: identity.subject, rules: hits.map((h) => `${h.guardrail}/${h.rule}`) },

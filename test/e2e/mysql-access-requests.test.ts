@@ -34,7 +34,7 @@ beforeAll(async () => {
     extraDocuments: [
       policyDocument('MaskingPolicy', 'pii', {
         autoDetect: true,
-        accessRequests: { approvers: [{ kind: 'Group', name: 'approvers' }] },
+        accessRequests: { approvers: [{ kind: 'Group', name: 'approvers' }], openOnRefusalSeconds: 60 },
       }),
       policyDocument('DatabaseAccess', 'people', {
         subjects: [localUser('demo'), localUser('lead')],
@@ -109,6 +109,22 @@ describe('MySQL: requests for clear access to masked columns', () => {
     } finally {
       await c.end();
       await lead.end();
+    }
+  });
+
+  it('opens a request by itself when a statement is refused for a masked column', async () => {
+    const c = await mysqlClient(proxy.port, { database: DATABASE });
+    try {
+      const sql = `SELECT id FROM customers WHERE ssn = '${SSN}'`;
+      const refused = (await c.query(sql).catch((e: Error) => e)) as Error;
+      const id = /access request (ar-[0-9a-f]+)/.exec(refused.message)?.[1];
+      expect(id, refused.message).toBeDefined();
+      const shown = await api(`/approvals/${id}`, 'lead');
+      expect(shown.body.access).toEqual({ columns: [`${DATABASE}.customers.ssn`], forSeconds: 60 });
+      await api(`/approvals/${id}/approve`, 'lead', { reason: 'ok' });
+      expect(await first(c, sql)).toEqual([1]);
+    } finally {
+      await c.end();
     }
   });
 });

@@ -26,7 +26,7 @@ beforeAll(async () => {
   await admin.query(`
     CREATE TABLE customers(id int, name text, email text, ssn text, notes text);
     INSERT INTO customers VALUES (1, 'Ann Smith', '${EMAIL}', '${SSN}', 'likes tea');`);
-  const users = ['demo', 'lead', 'other', 'solo', 'closed'].map((name) => ({
+  const users = ['demo', 'lead', 'other', 'solo', 'closed', 'agent'].map((name) => ({
     name,
     password: `${name}-secret`,
     ...((name === 'lead' || name === 'solo') && { groups: ['approvers'] }),
@@ -48,6 +48,15 @@ beforeAll(async () => {
         accessRequests: { approvers, allowSelfApproval: true },
       }),
       policyDocument('MaskingPolicy', 'pii-closed', { autoDetect: true }),
+      policyDocument('MaskingPolicy', 'pii-auto', {
+        autoDetect: true,
+        accessRequests: { approvers, openOnRefusalSeconds: 600 },
+      }),
+      policyDocument('DatabaseAccess', 'agents', {
+        subjects: [localUser('agent')],
+        allow: ['read'],
+        maskingPolicies: ['pii-auto'],
+      }),
       policyDocument('DatabaseAccess', 'people', {
         subjects: [localUser('demo'), localUser('lead'), localUser('other')],
         allow: ['read', 'write'],
@@ -258,5 +267,32 @@ describe('PostgreSQL: requests for clear access to masked columns', () => {
     const pattern = await requestAccess('demo', '--columns', 'customers.*', '--for', '5m', '--reason', 'x');
     expect(pattern.code).toBe(1);
     expect(pattern.out).toMatch(/exact names, no wildcards/);
+  });
+
+  it('opens a request by itself when a statement is refused for masked columns, if the policy asks', async () => {
+    const c = await client('agent');
+    const demo = await client('demo');
+    try {
+      const sql = `SELECT id FROM customers WHERE ssn = '${SSN}'`;
+      const refused = (await c.query(sql).catch((e: Error) => e)) as Error;
+      const id = /access request (ar-[0-9a-f]+)/.exec(refused.message)?.[1];
+      expect(refused.message).toMatch(/refuses this statement: it filters/);
+      expect(id).toBeDefined();
+      // A retry joins the request; a policy without openOnRefusalSeconds opens none.
+      expect(((await c.query(sql).catch((e: Error) => e)) as Error).message).toContain(id);
+      expect(((await demo.query(sql).catch((e: Error) => e)) as Error).message).not.toMatch(/access request/);
+      const shown = await api(`/approvals/${id}`, 'lead');
+      expect(shown.body).toMatchObject({
+        phase: 'Pending',
+        requester: { subject: 'local:agent' },
+        access: { columns: ['public.customers.ssn'], forSeconds: 600 },
+      });
+      await api(`/approvals/${id}/approve`, 'lead', { reason: 'agent may match SSNs' });
+      expect((await c.query(sql)).rows).toEqual([{ id: 1 }]);
+      expect(await row(c, 'SELECT ssn FROM customers')).toEqual([SSN]);
+    } finally {
+      await c.end();
+      await demo.end();
+    }
   });
 });

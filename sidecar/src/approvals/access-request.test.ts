@@ -3,7 +3,7 @@ import { policyDocument } from '../../../test/support/policy-documents.ts';
 import type { Identity } from '../identity/identity.ts';
 import { loadPolicyDocuments } from '../policy/load-policy.ts';
 import { MaskingSettingsCache } from '../policy/masking/masking-settings-cache.ts';
-import { accessAskInput, accessRules } from './access-request.ts';
+import { accessAskInput, accessRules, openOnRefusal } from './access-request.ts';
 import { ApprovalBook } from './approval-book.ts';
 
 const ANN: Identity = { subject: 'local:ann', groups: [], method: 'local' };
@@ -166,5 +166,56 @@ describe('MaskingPolicy spec.accessRequests', () => {
 
   it('takes approvers, a longest duration and self-approval', () => {
     expect(load({ approvers, maxDurationSeconds: 7200, allowSelfApproval: true })).not.toThrow();
+  });
+});
+
+describe('openOnRefusal', () => {
+  const auto = loadPolicyDocuments(
+    [
+      policyDocument('MaskingPolicy', 'a', { accessRequests: { approvers, openOnRefusalSeconds: 120 } }),
+      policyDocument('MaskingPolicy', 'b', { accessRequests: { approvers, openOnRefusalSeconds: 300 } }),
+      policyDocument('MaskingPolicy', 'c', { accessRequests: { approvers } }),
+      policyDocument('DatabaseAccess', 'x', {
+        subjects: [{ kind: 'User', name: 'local:ann' }],
+        allow: ['read'],
+        maskingPolicies: ['a', 'b'],
+      }),
+      policyDocument('DatabaseAccess', 'y', {
+        subjects: [{ kind: 'User', name: 'local:cy' }],
+        allow: ['read'],
+        maskingPolicies: ['a', 'c'],
+      }),
+    ],
+    'test',
+  );
+
+  it('opens one request for the columns, the shortest duration, and joins it on retries', () => {
+    const book = new ApprovalBook();
+    const first = openOnRefusal(book, auto, ANN, 'app', ['public.t.b', 'public.t.a']);
+    expect(first).toMatchObject({
+      phase: 'Pending',
+      access: { columns: ['public.t.a', 'public.t.b'], forSeconds: 120 },
+    });
+    expect(openOnRefusal(book, auto, ANN, 'app', ['public.t.a', 'public.t.b'])?.id).toBe(first?.id);
+    expect(openOnRefusal(book, auto, ANN, 'app', ['public.t.a'])?.id).not.toBe(first?.id);
+    expect(openOnRefusal(book, auto, ANN_OIDC, 'app', ['public.t.a', 'public.t.b'])?.id).not.toBe(first?.id);
+  });
+
+  it('opens none unless every MaskingPolicy in force asks for it', () => {
+    const book = new ApprovalBook();
+    expect(openOnRefusal(book, auto, CY, 'app', ['public.t.a'])).toBeUndefined();
+    expect(openOnRefusal(book, auto, BOB, 'app', ['public.t.a'])).toBeUndefined();
+    expect(openOnRefusal(book, auto, ANN, 'app', [])).toBeUndefined();
+    expect(book.list({ phase: 'Pending' })).toEqual([]);
+  });
+
+  it('refuses openOnRefusalSeconds over maxDurationSeconds', () => {
+    const load = (accessRequests: unknown) => () =>
+      loadPolicyDocuments([policyDocument('MaskingPolicy', 'p', { accessRequests })], 'test');
+    expect(load({ approvers, openOnRefusalSeconds: 3601 })).toThrow(/may not exceed maxDurationSeconds/);
+    expect(load({ approvers, maxDurationSeconds: 600, openOnRefusalSeconds: 601 })).toThrow(
+      /may not exceed maxDurationSeconds/,
+    );
+    expect(load({ approvers, maxDurationSeconds: 600, openOnRefusalSeconds: 600 })).not.toThrow();
   });
 });

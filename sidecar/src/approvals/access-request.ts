@@ -1,12 +1,9 @@
 import type { Identity } from '../identity/identity.ts';
 import type { Policy } from '../policy/load-policy.ts';
 import { applyingMaskingPolicies } from '../policy/masking/masking-for.ts';
+import { ACCESS_PENDING_SECONDS, DEFAULT_MAX_ACCESS_SECONDS } from './access-limits.ts';
 import type { AccessAsk, ApprovalRequest, ApprovalRule } from './approval-request.ts';
 
-/** How long an access request waits for a decision, whatever its duration. */
-export const ACCESS_PENDING_SECONDS = 3600;
-/** What `maxDurationSeconds` is when a MaskingPolicy's accessRequests leaves it out. */
-export const DEFAULT_MAX_ACCESS_SECONDS = 3600;
 /** The most columns one request may name. */
 const MAX_COLUMNS = 100;
 /** Exact names only: a request names the columns it needs, never a pattern that may cover more. */
@@ -115,4 +112,61 @@ export function accessRequest(input: OpenAccessRequest, id: string, now: number)
     phase: 'Pending',
     access: input.access,
   };
+}
+
+/** What `openOnRefusal` needs of the ApprovalBook. */
+interface AccessBook {
+  list(filter: { phase: 'Pending' }): readonly ApprovalRequest[];
+  openAccess(input: OpenAccessRequest): ApprovalRequest;
+}
+
+/**
+ * For a statement refused because it needs clear values of masked `columns`: the Pending access request
+ * for them, opened now when every MaskingPolicy in force for the identity sets
+ * `accessRequests.openOnRefusalSeconds` (the shortest applies), or the one already open for the same
+ * identity, database and columns (a client that retries does not open more). Undefined otherwise.
+ */
+export function openOnRefusal(
+  book: AccessBook,
+  policy: Policy | undefined,
+  identity: Identity,
+  database: string,
+  columns: readonly string[],
+  now: number = Date.now(),
+): ApprovalRequest | undefined {
+  if (!policy || columns.length === 0) return undefined;
+  const applying = applyingMaskingPolicies(identity, policy, database, now);
+  const seconds = applying.map((m) => m.spec.accessRequests?.openOnRefusalSeconds);
+  if (applying.length === 0 || seconds.some((s) => s === undefined)) return undefined;
+  const wanted = [...new Set(columns)].sort();
+  const open = book
+    .list({ phase: 'Pending' })
+    .find(
+      (r) =>
+        r.access !== undefined &&
+        r.binding.subject === identity.subject &&
+        r.access.issuer === identity.issuer &&
+        r.binding.database === database &&
+        r.access.columns.join('\u0000') === wanted.join('\u0000'),
+    );
+  if (open) return open;
+  const ask: AccessAskInput = {
+    database,
+    columns: wanted,
+    forSeconds: Math.min(...(seconds as number[])),
+    reason: 'opened by Gatehouse: a statement was refused because it needs these columns in clear',
+  };
+  const rules = accessRules(identity, policy, ask, now);
+  if (typeof rules === 'string') return undefined;
+  return book.openAccess({
+    requester: identity,
+    database,
+    access: {
+      columns: wanted,
+      forSeconds: ask.forSeconds,
+      ...(identity.issuer !== undefined && { issuer: identity.issuer }),
+    },
+    rules,
+    reason: ask.reason,
+  });
 }

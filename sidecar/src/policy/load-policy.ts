@@ -13,6 +13,7 @@ import {
   TABLE_RULE_KINDS,
 } from '../../../crds/guardrail.ts';
 import { MaskingPolicyDocument, type MaskingPolicyDocumentType } from '../../../crds/masking-policy.ts';
+import { DEFAULT_MAX_ACCESS_SECONDS } from '../approvals/access-limits.ts';
 import { isTimeZone } from '../approvals/approval-window.ts';
 import { schemaProblems } from '../config/validate.ts';
 import { ConfigError } from '../errors.ts';
@@ -365,5 +366,14 @@ function checkMaskingPolicy(
       label,
       problems,
     );
+    if (
+      access.openOnRefusalSeconds !== undefined &&
+      access.openOnRefusalSeconds > (access.maxDurationSeconds ?? DEFAULT_MAX_ACCESS_SECONDS)
+    )
+      problems.push({
+        document: label,
+        field: 'spec.accessRequests.openOnRefusalSeconds',
+        problem: 'may not exceed maxDurationSeconds',
+      });
   }
 }

@@ -10,7 +10,7 @@ import type { AccessExemptionSource } from '../masking/masking-settings-cache.ts
 import { sensitiveColumns } from '../masking/sensitive-columns.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
-import type { PolicyHooks } from './policy-hooks.ts';
+import { accessRequestNote, type PolicyHooks } from './policy-hooks.ts';
 import { type CatalogSnapshot, MaskingGate, type TextMasking } from './postgres-masking.ts';
 import type { Moment, Refused, SessionGate, Verdict } from './session-gate.ts';
 import { analysisFailed, misreadRefusal } from './session-gate.ts';
@@ -32,6 +32,9 @@ export class PostgresGate implements SessionGate<TextMasking> {
   private readonly masking: MaskingGate;
   private readonly misread: (sql: string) => string | undefined;
   private readonly snapshot: () => CatalogSnapshot | undefined;
+  private readonly identity: Identity;
+  private readonly database: string;
+  private readonly hooks: PolicyHooks | undefined;
 
   constructor(options: {
     policy: PolicySource;
@@ -59,6 +62,9 @@ export class PostgresGate implements SessionGate<TextMasking> {
     );
     this.misread = options.misread;
     this.snapshot = options.snapshot;
+    this.identity = options.identity;
+    this.database = options.database;
+    this.hooks = options.hooks;
   }
 
   describe(sql: string): readonly QueryText[] {
@@ -82,11 +88,13 @@ export class PostgresGate implements SessionGate<TextMasking> {
     if (!masking) return verdict;
     if (masking.refusal) {
       const policies = masking.settings.policies.map((name) => `"${name}"`).join(', ');
+      const request =
+        masking.needs && this.hooks?.maskingRefused?.(this.identity, this.database, masking.needs);
       return {
         outcome: 'refuse',
         cause: 'masking',
-        reason: `MaskingPolicy ${masking.settings.policies.join(', ')}: ${masking.refusal}`,
-        message: `Gatehouse: MaskingPolicy ${policies} refuses this statement: ${masking.refusal}`,
+        reason: `MaskingPolicy ${masking.settings.policies.join(', ')}: ${masking.refusal}${request ? ` (access request ${request})` : ''}`,
+        message: `Gatehouse: MaskingPolicy ${policies} refuses this statement: ${masking.refusal}${accessRequestNote(request || undefined)}`,
       };
     }
     return { ...verdict, masking };

@@ -28,6 +28,8 @@ export interface TextMasking {
   /** One per statement of the text, in order; results past the end get `MASK_EVERYTHING`. */
   readonly plans: readonly StatementMaskPlan[];
   readonly refusal?: string;
+  /** With a refusal: the masked columns whose clear values the statement needs (StatementMaskPlan.needs). */
+  readonly needs?: readonly string[];
 }
 
 /**
@@ -86,7 +88,8 @@ export class MaskingGate {
     const plans: StatementMaskPlan[] = [];
     for (const statement of lineage.statements) {
       const plan = planStatementMasking(statement, sensitivity, settings);
-      if (plan.refusal) return { settings, plans: [], refusal: plan.refusal };
+      if (plan.refusal)
+        return { settings, plans: [], refusal: plan.refusal, ...(plan.needs && { needs: plan.needs }) };
       plans.push(plan);
     }
     for (const statement of lineage.statements)

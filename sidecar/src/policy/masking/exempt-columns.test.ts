@@ -148,4 +148,14 @@ describe('exempt columns (approved access requests)', () => {
     });
     expect(shown('SELECT phone, lower(phone) FROM customers', s)).toEqual(['clear', 'tokenize']);
   });
+
+  it('names the masked columns a refused statement needs, less exempt ones', () => {
+    expect(planOf("SELECT email FROM customers WHERE ssn LIKE '1%' AND email = 'a'").needs).toEqual([
+      'public.customers.ssn',
+    ]);
+    expect(planOf('SELECT email FROM customers UNION SELECT ssn FROM customers').needs).toEqual([
+      'public.customers.ssn',
+    ]);
+    expect(planOf('UPDATE customers SET notes = ssn').needs).toBeUndefined();
+  });
 });

@@ -17,6 +17,8 @@ export interface TextMasks {
   readonly exemptions: readonly (readonly ExemptColumn[])[];
   /** Set when the text filters or orders by a masked column and the policy does not allow it. */
   readonly refusal?: string;
+  /** With such a refusal: the masked columns it needs in clear (`schema.table.column`). */
+  readonly needs?: readonly string[];
   /**
    * The text reads or writes a relation with masked columns, or data it cannot trace: the server's
    * error messages for it may quote those values in any form, so they are withheld whole.
@@ -84,6 +86,7 @@ export function resultMasks(
   const described: string[][] = [];
   const exemptions: ExemptColumn[][] = [];
   let refusal: string | undefined;
+  let needs: string[] | undefined;
   let withholdsServerText = false;
   for (const statement of lineage.statements) {
     const readsSensitive =
@@ -100,11 +103,22 @@ export function resultMasks(
         'GET DIAGNOSTICS can carry masked values out of messages; use SHOW WARNINGS, which masks them';
     if (!masking.allowPredicates && refusal === undefined) {
       const over = statement.predicates.sources.find(maskedToReader);
-      if (over) refusal = `it filters or orders by the masked column ${over.table}.${over.column}`;
-      else
+      if (over) {
+        refusal = `it filters or orders by the masked column ${over.table}.${over.column}`;
+        needs = [`${over.schema}.${over.table}.${over.column}`];
+      } else {
         refusal = comparedInClear(statement.equalities ?? [], (s) =>
           maskedToReader(s) ? masking.columnMask(s.schema, s.table, s.column)?.method : undefined,
         );
+        if (refusal !== undefined)
+          needs = [
+            ...new Set(
+              (statement.equalities ?? []).flatMap((g) =>
+                g.sources.filter(maskedToReader).map((s) => `${s.schema}.${s.table}.${s.column}`),
+              ),
+            ),
+          ];
+      }
     }
     // Masked values must not be laundered into columns (or functions) that show them in clear later.
     for (const write of statement.writes) {
@@ -160,5 +174,5 @@ export function resultMasks(
   }
   return refusal === undefined
     ? { results, described, exemptions, withholdsServerText }
-    : { results, described, exemptions, refusal, withholdsServerText };
+    : { results, described, exemptions, refusal, ...(needs && { needs }), withholdsServerText };
 }

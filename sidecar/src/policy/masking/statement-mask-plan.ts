@@ -22,6 +22,11 @@ export interface StatementMaskPlan {
   readonly rest: OutputMask | undefined;
   /** Set when the statement would reveal or copy masked values in a way masking cannot cover. */
   readonly refusal?: string;
+  /**
+   * With a refusal over predicates or equality: the masked columns whose clear values the statement
+   * needs (`schema.table.column`), for a request of clear access (accessRequests.openOnRefusalSeconds).
+   */
+  readonly needs?: readonly string[];
   /** Masked output columns with their reasons, for the audit record (`rest` only when it applies to all). */
   readonly masked: readonly string[];
   /**
@@ -97,13 +102,20 @@ export function planStatementMasking(
   if (predicates.length > 0 && !settings.allowPredicatesOnMasked) {
     return refuse(
       `it filters, joins, groups, orders or branches on ${describeSources(predicates)}, or passes it where its value decides whether the statement fails or how many rows it returns; this identity sees it masked`,
+      predicates,
     );
   }
   if (!settings.allowPredicatesOnMasked) {
     const compared = comparedInClear(lineage.equalities ?? [], (s) =>
       maskedToReader(s) ? sensitivity.columns.get(columnKey(s))?.method : undefined,
     );
-    if (compared) return refuse(compared);
+    if (compared)
+      return refuse(
+        compared,
+        (lineage.equalities ?? []).flatMap((group) =>
+          sensitiveSources(group, sensitivity).filter(maskedToReader),
+        ),
+      );
   }
   for (const write of lineage.writes) {
     if (!maskOf(write, '')) continue;
@@ -223,8 +235,9 @@ export function comparedInClear(
   return undefined;
 }
 
-function refuse(refusal: string): StatementMaskPlan {
-  return Object.freeze({ ...NOTHING_MASKED, refusal });
+function refuse(refusal: string, needs: readonly ColumnRef[] = []): StatementMaskPlan {
+  const names = [...new Set(needs.map(qualified))];
+  return Object.freeze({ ...NOTHING_MASKED, refusal, ...(names.length > 0 && { needs: names }) });
 }
 
 function outputMask(
