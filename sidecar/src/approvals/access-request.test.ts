@@ -219,3 +219,33 @@ describe('openOnRefusal', () => {
     expect(load({ approvers, maxDurationSeconds: 600, openOnRefusalSeconds: 600 })).not.toThrow();
   });
 });
+
+describe('accessVersion', () => {
+  it('changes only when an exemption starts or ends, so sessions rework masking only then', () => {
+    let now = 0;
+    const book = new ApprovalBook({ now: () => now });
+    const input = accessAskInput(ask({ forSeconds: 60 })) as Exclude<
+      ReturnType<typeof accessAskInput>,
+      string
+    >;
+    const open = () =>
+      book.openAccess({
+        requester: ANN,
+        database: 'app',
+        access: { columns: input.columns, forSeconds: 60 },
+        rules: accessRules(ANN, policy, input) as never,
+        reason: 'r',
+      });
+    const v0 = book.accessVersion;
+    const denied = open();
+    book.decide(denied.id, BOB, 'deny', 'no');
+    expect(book.accessVersion).toBe(v0);
+    const approved = open();
+    book.decide(approved.id, BOB, 'approve', 'ok');
+    const v1 = book.accessVersion;
+    expect(v1).toBeGreaterThan(v0);
+    now += 60_000;
+    book.sweep();
+    expect(book.accessVersion).toBeGreaterThan(v1);
+  });
+});

@@ -185,7 +185,7 @@ export class ApprovalBook {
     return request;
   }
 
-  /** Changes whenever an access request changes: sessions work their masking out again then. */
+  /** Changes whenever an access request is approved or its approval ends: sessions work their masking out again. */
   get accessVersion(): number {
     return this.#accessVersion;
   }
@@ -355,7 +355,9 @@ export class ApprovalBook {
   ): ApprovalRequest {
     const next: ApprovalRequest = { ...request, ...change };
     this.requests.set(next.id, next);
-    if (next.access !== undefined) this.#accessVersion++;
+    // Only an exemption starting or ending changes what sessions see.
+    if (next.access !== undefined && (next.phase === 'Approved' || request.phase === 'Approved'))
+      this.#accessVersion++;
     this.emit(event, next);
     return next;
   }

@@ -9,7 +9,7 @@ import {
 
 /** The approved access requests of identities (the ApprovalBook), read once per change. */
 export interface AccessExemptionSource {
-  /** Changes whenever an access request is approved or ends: cached settings are worked out again. */
+  /** Changes whenever an access request is approved or its approval ends: settings are worked out again. */
   readonly accessVersion: number;
   /** The exemptions approved for exactly this identity on exactly this database, in force now. */
   accessExemptions(identity: Identity, database: string): readonly AccessExemption[];
