@@ -56,6 +56,52 @@ export const MaskingExemption = Type.Object(
   { additionalProperties: false },
 );
 
+/** Who may open clear access to this policy's masked columns for a while (`gatehouse request-access`). */
+export const MaskingAccessRequests = Type.Object(
+  {
+    approvers: Type.Array(Subject, {
+      minItems: 1,
+      description: 'Who may approve or deny a request for clear access: users, groups, service accounts.',
+    }),
+    maxDurationSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 60,
+        maximum: 604800,
+        default: 3600,
+        description:
+          'The longest clear access a request may ask for; longer requests are refused. A request not decided within its duration expires.',
+      }),
+    ),
+    allowSelfApproval: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: 'Whether a requester who is also an approver may approve their own request.',
+      }),
+    ),
+    openOnRefusalSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 60,
+        maximum: 604800,
+        description:
+          'When set, a statement refused because it filters or compares on masked columns opens a request for clear access to them, for this long, and its error names the request. At most maxDurationSeconds.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    'x-kubernetes-validations': [
+      {
+        rule: 'self.approvers.size() >= 1',
+        message: 'accessRequests needs at least one approver',
+      },
+      {
+        rule: '!has(self.openOnRefusalSeconds) || self.openOnRefusalSeconds <= (has(self.maxDurationSeconds) ? self.maxDurationSeconds : 3600)',
+        message: 'openOnRefusalSeconds may not exceed maxDurationSeconds',
+      },
+    ] satisfies CelRule[],
+  },
+);
+
 export const MaskingPolicySpec = Type.Object(
   {
     autoDetect: Type.Optional(
@@ -66,6 +112,7 @@ export const MaskingPolicySpec = Type.Object(
     ),
     rules: Type.Optional(Type.Array(MaskingRule, { default: [] })),
     exemptions: Type.Optional(Type.Array(MaskingExemption, { default: [] })),
+    accessRequests: Type.Optional(MaskingAccessRequests),
     allowPredicatesOnMasked: Type.Optional(
       Type.Boolean({
         default: false,
@@ -79,6 +126,7 @@ export const MaskingPolicySpec = Type.Object(
 
 export const MaskingPolicyDocument = documentSchema('MaskingPolicy', MaskingPolicySpec);
 
+export type MaskingAccessRequestsSpec = Static<typeof MaskingAccessRequests>;
 export type MaskingRuleSpec = Static<typeof MaskingRule>;
 export type MaskingPolicySpecType = Static<typeof MaskingPolicySpec>;
 export type MaskingPolicyDocumentType = Static<typeof MaskingPolicyDocument>;

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
 import { startAdminServer } from './admin/admin-server.ts';
+import { openOnRefusal } from './approvals/access-request.ts';
 import { approvalAuditEvent, shapeGrantAuditEvent } from './approvals/approval-audit.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
 import type { ApprovalRequest } from './approvals/approval-request.ts';
@@ -135,6 +136,8 @@ export async function startProxy(
   const guardrailsLogger = logger.child({ component: 'guardrails' });
   const policyHooks: PolicyHooks = {
     shapes,
+    maskingRefused: (identity, database, columns) =>
+      openOnRefusal(approvalBook, policy, identity, database, columns)?.id,
     dryRun: (hits, identity) =>
       guardrailsLogger.info(
         { subject: identity.subject, rules: hits.map((h) => `${h.guardrail}/${h.rule}`) },
@@ -177,6 +180,7 @@ export async function startProxy(
         approvalBook,
         logger,
         shapes,
+        () => policy,
       );
       const started = await startAdminServer(config.admin.host, config.admin.port, metrics.registry, {
         notReadyReason: () =>

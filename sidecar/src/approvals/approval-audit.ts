@@ -18,6 +18,8 @@ export function approvalAuditEvent({ event, request }: ApprovalChange): Approval
     ...(decision && { by: decision.by, reason: decision.reason }),
     ...(decision?.condition !== undefined && { condition: decision.condition }),
     ...(decision?.shapeUntil !== undefined && { shapeUntil: new Date(decision.shapeUntil).toISOString() }),
+    ...(request.access && { columns: [...request.access.columns], forSeconds: request.access.forSeconds }),
+    ...(request.access && event === 'approved' && { until: new Date(request.expiresAt).toISOString() }),
   };
 }
 

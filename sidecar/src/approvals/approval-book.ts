@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Identity } from '../identity/identity.ts';
+import type { AccessExemption } from '../policy/masking/masking-for.ts';
+import { accessRequest, type OpenAccessRequest } from './access-request.ts';
 import {
   type ApprovalImpact,
   type ApprovalRequest,
@@ -65,6 +67,7 @@ export class ApprovalBook {
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly decideCommand: ((request: Pick<ApprovalRequest, 'id' | 'rules'>) => string) | undefined;
+  #accessVersion = 0;
 
   constructor(
     options: {
@@ -169,6 +172,48 @@ export class ApprovalBook {
     this.emit('requested', request);
     this.forget();
     return { request, created: true };
+  }
+
+  /**
+   * A new Pending request for clear access to masked columns. It releases no statement (its binding's
+   * parametersHash is unlike any statement's); approved, it is an exemption until the approval's end.
+   */
+  openAccess(input: OpenAccessRequest): ApprovalRequest {
+    this.sweep();
+    const now = this.now();
+    const id = this.newId();
+    const request = accessRequest(input, id, now);
+    this.requests.set(id, request);
+    this.emit('requested', request);
+    this.forget();
+    return request;
+  }
+
+  /** Changes whenever an access request is approved or its approval ends: sessions work their masking out again. */
+  get accessVersion(): number {
+    return this.#accessVersion;
+  }
+
+  /**
+   * The approved access requests of exactly this identity (subject and issuer) on exactly this
+   * database that have not ended: what its sessions see in clear.
+   */
+  accessExemptions(identity: Identity, database: string): AccessExemption[] {
+    const now = this.now();
+    const found: AccessExemption[] = [];
+    for (const request of this.requests.values()) {
+      const { access } = request;
+      if (
+        access !== undefined &&
+        request.phase === 'Approved' &&
+        now < request.expiresAt &&
+        request.binding.subject === identity.subject &&
+        request.binding.database === database &&
+        access.issuer === identity.issuer
+      )
+        found.push({ request: request.id, columns: access.columns, until: request.expiresAt });
+    }
+    return found;
   }
 
   /** Why `decider` may not decide request `id`, or undefined when they may. */
@@ -300,6 +345,9 @@ export class ApprovalBook {
   ): ApprovalRequest {
     const next: ApprovalRequest = { ...request, ...change };
     this.requests.set(next.id, next);
+    // Only an exemption starting or ending changes what sessions see.
+    if (next.access !== undefined && (next.phase === 'Approved' || request.phase === 'Approved'))
+      this.#accessVersion++;
     this.emit(event, next);
     return next;
   }

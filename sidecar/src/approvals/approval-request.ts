@@ -40,9 +40,21 @@ export interface ApprovalImpact {
   readonly tables?: readonly string[];
 }
 
+/** What an access request asks for: clear values of these columns, for this long once approved. */
+export interface AccessAsk {
+  /** `table.column` or `schema.table.column`, exact names. */
+  readonly columns: readonly string[];
+  readonly forSeconds: number;
+  /** The requester's token issuer (undefined for local users): the exemption is bound to it too. */
+  readonly issuer?: string;
+}
+
 /** A rule that held the statement, and what it says about deciding. */
 export interface ApprovalRule {
+  /** The Guardrail's name, or the MaskingPolicy's for an access request (`rule` is then `accessRequests`). */
   readonly guardrail: string;
+  /** Set for an access request's rule: the document is a MaskingPolicy, not a Guardrail. */
+  readonly kind?: 'MaskingPolicy';
   readonly rule: string;
   /** The Guardrail's namespace: ServiceAccount approvers without a namespace are in it. */
   readonly namespace?: string;
@@ -92,6 +104,8 @@ export interface ApprovalRequest {
   readonly executedAt?: number;
   /** What an approver runs to decide it, when not the standalone `gatehouse approvals approve ID`. */
   readonly decideCommand?: string;
+  /** Set for a request for clear access to masked columns rather than for a statement. */
+  readonly access?: AccessAsk;
 }
 
 export const AUTO_APPROVER = 'gatehouse:auto-approve';
@@ -106,7 +120,13 @@ export function ttlSecondsOf(rules: readonly ApprovalRule[]): number {
 
 /** `rule drops of Guardrail admin-approvals and rule x of Guardrail y`, for messages. */
 export function describeRules(rules: readonly ApprovalRule[]): string {
-  return rules.map((r) => `rule ${r.rule} of Guardrail ${r.guardrail}`).join(' and ');
+  return rules
+    .map((r) =>
+      r.kind === 'MaskingPolicy'
+        ? `accessRequests of MaskingPolicy ${r.guardrail}`
+        : `rule ${r.rule} of Guardrail ${r.guardrail}`,
+    )
+    .join(' and ');
 }
 
 /**

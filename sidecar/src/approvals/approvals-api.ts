@@ -4,7 +4,9 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { credentialsOf } from '../identity/authorization-header.ts';
 import { AuthError, type Authenticator, type Identity } from '../identity/identity.ts';
+import type { PolicySource } from '../policy/sources.ts';
 import { anySubjectMatches } from '../policy/subject-matches.ts';
+import { accessRequestRoutes } from './access-requests-api.ts';
 import type { ApprovalBook, DecisionRefusal } from './approval-book.ts';
 import { APPROVAL_PHASES, type ApprovalPhase, type ApprovalRequest } from './approval-request.ts';
 import type { ShapeRegistry } from './learned-shapes.ts';
@@ -20,6 +22,8 @@ const MAX_REASON = 1000;
  *   GET  /approvals/ID                one of them
  *   POST /approvals/ID/approve        {"reason": "...", "shapeForSeconds": N?}
  *   POST /approvals/ID/deny           {"reason": "..."}
+ *   POST /approvals/access-requests   {"database", "columns", "forSeconds", "reason"}: asks for clear
+ *                                     access to masked columns as the caller (access-requests-api.ts)
  *
  * Every call names its caller as a database client would: `Authorization: Bearer JWT` in token mode,
  * `Authorization: Basic` with a local user's name and password in local mode. Who decided is that
@@ -31,6 +35,8 @@ export function approvalsApi(options: {
   logger: Logger;
   /** The shapes unknown-shape rules learned, approved in one go (see learned-shapes-api.ts). */
   shapes?: ShapeRegistry;
+  /** The policy in force, for requests of clear access to masked columns (access-requests-api.ts). */
+  policy?: PolicySource;
 }): Hono<{ Variables: { caller: Identity } }> {
   const { book, authenticator, logger } = options;
   const app = new Hono<{ Variables: { caller: Identity } }>();
@@ -85,6 +91,7 @@ export function approvalsApi(options: {
   });
 
   if (options.shapes) learnedShapesRoutes(app, options.shapes, logger);
+  if (options.policy) accessRequestRoutes(app, book, options.policy, logger);
 
   app.get('/approvals/:id', (c) => {
     const request = book.get(c.req.param('id'));
@@ -168,7 +175,11 @@ export function view(request: ApprovalRequest) {
     statement: request.binding.statement,
     parametersHash: request.binding.parametersHash,
     fingerprint: request.fingerprint,
-    rules: request.rules.map((rule) => ({ guardrail: rule.guardrail, name: rule.rule })),
+    rules: request.rules.map((rule) => ({
+      guardrail: rule.guardrail,
+      name: rule.rule,
+      ...(rule.kind !== undefined && { kind: rule.kind }),
+    })),
     ...(request.reason !== undefined && { reason: request.reason }),
     impact: request.impact,
     requestedAt: iso(request.requestedAt),
@@ -183,6 +194,9 @@ export function view(request: ApprovalRequest) {
       },
     }),
     ...(request.executedAt !== undefined && { executedAt: iso(request.executedAt) }),
+    ...(request.access && {
+      access: { columns: request.access.columns, forSeconds: request.access.forSeconds },
+    }),
   };
 }
 

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../identity/identity.ts';
+import type { PolicySource } from '../policy/sources.ts';
 import type { ApprovalBook } from './approval-book.ts';
 import type { ShapeRegistry } from './learned-shapes.ts';
 
@@ -19,6 +20,7 @@ export async function approvalsHandler(
   book: ApprovalBook,
   logger: Logger,
   shapes?: ShapeRegistry,
+  policy?: PolicySource,
 ): Promise<((request: IncomingMessage, response: ServerResponse) => void) | undefined> {
   if (!authenticator.needsPassword) return undefined;
   if (!isLoopback(adminHost)) {
@@ -38,6 +40,7 @@ export async function approvalsHandler(
       authenticator,
       logger: logger.child({ component: 'approvals' }),
       ...(shapes && { shapes }),
+      ...(policy && { policy }),
     }).fetch,
   );
 }

@@ -71,6 +71,8 @@ export interface StatementEvent {
   readonly masked?: readonly string[];
   /** The approval request that released it, when a requireApproval rule held it. */
   readonly approval?: string;
+  /** Approved access requests (`gatehouse request-access`) under which it returned clear values. */
+  readonly exemptions?: readonly string[];
 }
 
 /**
@@ -96,6 +98,11 @@ export interface ApprovalAuditEvent {
   readonly condition?: string;
   /** When an approval of the statement's shape ends (ISO 8601). */
   readonly shapeUntil?: string;
+  /** An access request: the columns it asks to see in clear, and for how long. */
+  readonly columns?: readonly string[];
+  readonly forSeconds?: number;
+  /** An approved access request: when its exemption ends (ISO 8601). */
+  readonly until?: string;
 }
 
 /**

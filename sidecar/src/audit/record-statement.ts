@@ -14,6 +14,8 @@ export interface StatementOutcome {
   readonly rowsChanged?: number | undefined;
   /** The approval request that released it. */
   readonly approval?: string | undefined;
+  /** Approved access requests under which it returned clear values of masked columns. */
+  readonly exemptions?: readonly string[] | undefined;
 }
 
 /** One statement's audit record and metrics, for either protocol. */
@@ -47,6 +49,7 @@ export function recordStatement(
     ...(extra.reason !== undefined && { reason: extra.reason }),
     ...(extra.masked !== undefined && extra.masked.length > 0 && { masked: extra.masked }),
     ...(extra.approval !== undefined && { approval: extra.approval }),
+    ...(extra.exemptions !== undefined && extra.exemptions.length > 0 && { exemptions: extra.exemptions }),
   });
 }
 

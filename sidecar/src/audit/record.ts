@@ -54,6 +54,7 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         reason: event.reason,
         masked: event.masked,
         approval: event.approval,
+        exemptions: event.exemptions,
       };
     case 'approval':
       return {
@@ -70,6 +71,9 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         reason: event.reason,
         condition: event.condition,
         shapeUntil: event.shapeUntil,
+        columns: event.columns,
+        forSeconds: event.forSeconds,
+        until: event.until,
       };
   }
 }
@@ -112,7 +116,8 @@ export function auditText(event: AuditEvent): string {
         `${member('outcome', event.outcome)}${member('command', event.command)}${member('rows', event.rows)}` +
         `${member('rowsChanged', event.rowsChanged)}${member('durationMs', event.durationMs)}` +
         `${member('sqlstate', event.sqlstate)}${member('reason', event.reason)}${member('masked', event.masked)}` +
-        member('approval', event.approval)
+        member('approval', event.approval) +
+        member('exemptions', event.exemptions)
       );
     default:
       return JSON.stringify(auditFields(event)).slice(1, -1);

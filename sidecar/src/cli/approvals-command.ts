@@ -32,9 +32,9 @@ Lists only the requests you may decide or that you made. Exits 0 on success, 1 w
 refused the call (not an approver, your own request, already decided...), 2 for a usage error or
 an endpoint that cannot be reached.`;
 
-const DEFAULT_SERVER = 'http://127.0.0.1:9090';
+export const DEFAULT_SERVER = 'http://127.0.0.1:9090';
 
-interface Output {
+export interface Output {
   write(text: string): unknown;
 }
 
@@ -138,7 +138,7 @@ export async function runApprovalsCommand(
   }
 }
 
-function authorizationOf(
+export function authorizationOf(
   values: { token?: string; user?: string; password?: string },
   env: NodeJS.ProcessEnv,
 ): string {
@@ -169,7 +169,7 @@ export function durationSeconds(text: string): number {
   return Number(match[1]) * UNITS[match[2]!]!;
 }
 
-async function request(
+export async function request(
   server: string,
   path: string,
   authorization: string,
@@ -202,7 +202,7 @@ async function request(
   return { ok: response.ok, status: response.status, body: parsed };
 }
 
-function refused(answer: { status: number; body: unknown }, io: { stderr: Output }): number {
+export function refused(answer: { status: number; body: unknown }, io: { stderr: Output }): number {
   const { message } = answer.body as { message?: string };
   io.stderr.write(`gatehouse: ${message ?? `the proxy answered HTTP ${answer.status}`}\n`);
   return 1;
@@ -232,8 +232,15 @@ function details(r: ApprovalView): string {
       `${r.requester.subject}${r.requester.groups.length ? ` (groups: ${r.requester.groups.join(', ')})` : ''}`,
     ],
     ['database', r.database],
-    ['rules', r.rules.map((rule) => `${rule.name} of Guardrail ${rule.guardrail}`).join('; ')],
+    [
+      'rules',
+      r.rules.map((rule) => `${rule.name} of ${rule.kind ?? 'Guardrail'} ${rule.guardrail}`).join('; '),
+    ],
     ['statement', r.statement],
+    [
+      'clear access to',
+      r.access && `${r.access.columns.join(', ')} for ${r.access.forSeconds} s once approved`,
+    ],
     ['reason', r.reason],
     ['affected rows', r.impact.affectedRows?.toString()],
     ['not measured', r.impact.notMeasured],

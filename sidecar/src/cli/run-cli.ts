@@ -15,6 +15,7 @@ commands:
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
   approve, deny  decide an ApprovalRequest in Kubernetes (kubectl gatehouse approve NAME --reason ...)
   mcp            serve the Model Context Protocol to an AI agent, through the proxy (docs/mcp.md)
+  request-access ask for clear values of masked columns for a while (decided with \`approvals\`)
   version        print the version (also --version)
   help           show this text
 
@@ -60,6 +61,10 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'mcp': {
       const { runMcpCommand } = await import('./mcp-command.ts');
       return runMcpCommand(rest);
+    }
+    case 'request-access': {
+      const { runRequestAccessCommand } = await import('./request-access-command.ts');
+      return runRequestAccessCommand(rest);
     }
     case 'audit':
       if (rest[0] === 'verify') return runAuditVerify(rest.slice(1));

@@ -13,6 +13,7 @@ import {
   TABLE_RULE_KINDS,
 } from '../../../crds/guardrail.ts';
 import { MaskingPolicyDocument, type MaskingPolicyDocumentType } from '../../../crds/masking-policy.ts';
+import { DEFAULT_MAX_ACCESS_SECONDS } from '../approvals/access-limits.ts';
 import { isTimeZone } from '../approvals/approval-window.ts';
 import { schemaProblems } from '../config/validate.ts';
 import { ConfigError } from '../errors.ts';
@@ -350,4 +351,29 @@ function checkMaskingPolicy(
       problems,
     );
   });
+  const access = policy.spec.accessRequests;
+  if (access) {
+    if (access.approvers.length === 0)
+      problems.push({
+        document: label,
+        field: 'spec.accessRequests.approvers',
+        problem: 'needs at least one approver',
+      });
+    checkSubjects(
+      access.approvers,
+      (i) => `spec.accessRequests.approvers[${i}]`,
+      policy.metadata.namespace,
+      label,
+      problems,
+    );
+    if (
+      access.openOnRefusalSeconds !== undefined &&
+      access.openOnRefusalSeconds > (access.maxDurationSeconds ?? DEFAULT_MAX_ACCESS_SECONDS)
+    )
+      problems.push({
+        document: label,
+        field: 'spec.accessRequests.openOnRefusalSeconds',
+        problem: 'may not exceed maxDurationSeconds',
+      });
+  }
 }

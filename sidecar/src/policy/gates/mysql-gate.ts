@@ -14,7 +14,7 @@ import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
-import type { PolicyHooks } from './policy-hooks.ts';
+import { accessRequestNote, type PolicyHooks } from './policy-hooks.ts';
 import {
   analysisFailed,
   type Moment,
@@ -84,7 +84,7 @@ export function createMysqlGate(options: {
     if (!settings) return undefined;
     const catalog = options.catalog?.();
     // Masked only since a policy reload, the session has no catalog: every result is masked whole.
-    if (!catalog) return { settings, results: [], described: [], withholdsServerText: true };
+    if (!catalog) return { settings, results: [], described: [], exemptions: [], withholdsServerText: true };
     return { settings, ...resultMasks(mysqlOutputLineage(sql, catalog, state), catalog, settings) };
   };
 
@@ -152,13 +152,16 @@ export function createMysqlGate(options: {
         return touched ? { ...verdict, held: { ...verdict.held, sensitiveColumns: touched } } : verdict;
       }
       if (verdict.outcome !== 'allow' || !masking) return verdict;
-      if (masking.refusal)
+      if (masking.refusal) {
+        const request =
+          masking.needs && options.hooks?.maskingRefused?.(options.identity, options.database, masking.needs);
         return {
           outcome: 'refuse',
           cause: 'masking',
-          reason: `MaskingPolicy: ${masking.refusal}`,
-          message: `Gatehouse masking refuses the statement: ${masking.refusal}, which would reveal masked values; the MaskingPolicy does not allow predicates over masked columns`,
+          reason: `MaskingPolicy: ${masking.refusal}${request ? ` (access request ${request})` : ''}`,
+          message: `Gatehouse masking refuses the statement: ${masking.refusal}, which would reveal masked values; the MaskingPolicy does not allow predicates over masked columns${accessRequestNote(request || undefined)}`,
         };
+      }
       return { ...verdict, masking };
     },
     settle() {

@@ -33,6 +33,23 @@ export interface PolicyHooks {
   readonly shapes?: ShapeSource;
   /** What rules in dryRun would have done to one statement: logged (the audit record has its own note). */
   readonly dryRun?: (hits: readonly GuardrailHit[], identity: Identity) => void;
+  /**
+   * A statement was refused because it needs clear values of these masked columns
+   * (`schema.table.column`): the id of the access request opened (or already open) for them, when
+   * the identity's MaskingPolicies ask for one (accessRequests.openOnRefusalSeconds).
+   */
+  readonly maskingRefused?: (
+    identity: Identity,
+    database: string,
+    columns: readonly string[],
+  ) => string | undefined;
+}
+
+/** What a client is told of the access request a refusal opened, after the refusal itself. */
+export function accessRequestNote(id: string | undefined): string {
+  return id === undefined
+    ? ''
+    : `; access request ${id} asks for clear access to these columns: once an approver runs gatehouse approvals approve ${id}, run the statement again`;
 }
 
 /**

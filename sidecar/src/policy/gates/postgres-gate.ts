@@ -6,10 +6,11 @@ import { columnKey } from '../../sql/lineage/trace.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
 import { pgTextShape, statementShape } from '../../sql/statement-shape.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
+import type { AccessExemptionSource } from '../masking/masking-settings-cache.ts';
 import { sensitiveColumns } from '../masking/sensitive-columns.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
-import type { PolicyHooks } from './policy-hooks.ts';
+import { accessRequestNote, type PolicyHooks } from './policy-hooks.ts';
 import { type CatalogSnapshot, MaskingGate, type TextMasking } from './postgres-masking.ts';
 import type { Moment, Refused, SessionGate, Verdict } from './session-gate.ts';
 import { analysisFailed, misreadRefusal } from './session-gate.ts';
@@ -31,6 +32,9 @@ export class PostgresGate implements SessionGate<TextMasking> {
   private readonly masking: MaskingGate;
   private readonly misread: (sql: string) => string | undefined;
   private readonly snapshot: () => CatalogSnapshot | undefined;
+  private readonly identity: Identity;
+  private readonly database: string;
+  private readonly hooks: PolicyHooks | undefined;
 
   constructor(options: {
     policy: PolicySource;
@@ -44,12 +48,23 @@ export class PostgresGate implements SessionGate<TextMasking> {
     misread: (sql: string) => string | undefined;
     /** Approved shapes for unknown-shape rules, and where dryRun hits are logged. */
     hooks?: PolicyHooks;
+    /** Approved requests for clear access to masked columns (the ApprovalBook). */
+    access?: AccessExemptionSource;
   }) {
     this.policy = options.policy;
     this.code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
-    this.masking = new MaskingGate(options.policy, options.identity, options.database, options.snapshot);
+    this.masking = new MaskingGate(
+      options.policy,
+      options.identity,
+      options.database,
+      options.snapshot,
+      options.access,
+    );
     this.misread = options.misread;
     this.snapshot = options.snapshot;
+    this.identity = options.identity;
+    this.database = options.database;
+    this.hooks = options.hooks;
   }
 
   describe(sql: string): readonly QueryText[] {
@@ -73,11 +88,13 @@ export class PostgresGate implements SessionGate<TextMasking> {
     if (!masking) return verdict;
     if (masking.refusal) {
       const policies = masking.settings.policies.map((name) => `"${name}"`).join(', ');
+      const request =
+        masking.needs && this.hooks?.maskingRefused?.(this.identity, this.database, masking.needs);
       return {
         outcome: 'refuse',
         cause: 'masking',
-        reason: `MaskingPolicy ${masking.settings.policies.join(', ')}: ${masking.refusal}`,
-        message: `Gatehouse: MaskingPolicy ${policies} refuses this statement: ${masking.refusal}`,
+        reason: `MaskingPolicy ${masking.settings.policies.join(', ')}: ${masking.refusal}${request ? ` (access request ${request})` : ''}`,
+        message: `Gatehouse: MaskingPolicy ${policies} refuses this statement: ${masking.refusal}${accessRequestNote(request || undefined)}`,
       };
     }
     return { ...verdict, masking };

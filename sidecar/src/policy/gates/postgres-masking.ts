@@ -5,7 +5,7 @@ import { outputLineage } from '../../sql/lineage/output-lineage.ts';
 import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../../sql/lineage/session.ts';
 import { parseTree } from '../../sql/parse-tree.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
-import { MaskingSettingsCache } from '../masking/masking-settings-cache.ts';
+import { type AccessExemptionSource, MaskingSettingsCache } from '../masking/masking-settings-cache.ts';
 import { type SampledKinds, sensitiveColumns } from '../masking/sensitive-columns.ts';
 import {
   MASK_EVERYTHING,
@@ -28,6 +28,8 @@ export interface TextMasking {
   /** One per statement of the text, in order; results past the end get `MASK_EVERYTHING`. */
   readonly plans: readonly StatementMaskPlan[];
   readonly refusal?: string;
+  /** With a refusal: the masked columns whose clear values the statement needs (StatementMaskPlan.needs). */
+  readonly needs?: readonly string[];
 }
 
 /**
@@ -46,10 +48,11 @@ export class MaskingGate {
     identity: Identity,
     database: string,
     snapshot: () => CatalogSnapshot | undefined,
+    access?: AccessExemptionSource,
   ) {
     this.policy = policy;
     this.snapshot = snapshot;
-    this.cache = new MaskingSettingsCache(identity, database, (settings) => settings);
+    this.cache = new MaskingSettingsCache(identity, database, (settings) => settings, access);
   }
 
   /** The masking in force for this identity now (policy reloads and exemption expiry apply at once). */
@@ -85,7 +88,8 @@ export class MaskingGate {
     const plans: StatementMaskPlan[] = [];
     for (const statement of lineage.statements) {
       const plan = planStatementMasking(statement, sensitivity, settings);
-      if (plan.refusal) return { settings, plans: [], refusal: plan.refusal };
+      if (plan.refusal)
+        return { settings, plans: [], refusal: plan.refusal, ...(plan.needs && { needs: plan.needs }) };
       plans.push(plan);
     }
     for (const statement of lineage.statements)

@@ -14,6 +14,19 @@ export interface MaskingRuleSettings {
   readonly method: MaskingMethod;
 }
 
+/**
+ * An approved access request (`gatehouse request-access`): these columns pass through in clear for
+ * the identity it names, on its database, until `until`. See docs/approvals.md.
+ */
+export interface AccessExemption {
+  /** The approval request that granted it, named in the audit record of each statement it clears. */
+  readonly request: string;
+  /** `table.column` or `schema.table.column`, exact names. */
+  readonly columns: readonly string[];
+  /** Epoch ms; the exemption ends then. */
+  readonly until: number;
+}
+
 /** What masking means for one identity on one database: the MaskingPolicies of its grants, merged. */
 export interface MaskingSettings {
   readonly autoDetect: boolean;
@@ -22,6 +35,8 @@ export interface MaskingSettings {
   readonly allowPredicatesOnMasked: boolean;
   /** Names of the MaskingPolicies in force, for logs. */
   readonly policies: readonly string[];
+  /** Approved access requests of the identity in force now; only unchanged pass-throughs turn clear. */
+  readonly exemptions: readonly AccessExemption[];
 }
 
 /**
@@ -35,11 +50,9 @@ export function maskingFor(
   policy: Policy,
   database: string,
   now: number = Date.now(),
+  access: readonly AccessExemption[] = [],
 ): MaskingSettings | undefined {
-  const seen = new Set<MaskingPolicyDocumentType>();
-  for (const grant of grantsFor(identity, policy, database))
-    for (const masking of grant.maskingPolicies) seen.add(masking);
-  const applying = [...seen].filter((masking) => !exempt(masking, identity, now));
+  const applying = applyingMaskingPolicies(identity, policy, database, now);
   if (applying.length === 0) return undefined;
   const rules: MaskingRuleSettings[] = [];
   for (const masking of applying) {
@@ -57,7 +70,21 @@ export function maskingFor(
     rules,
     allowPredicatesOnMasked: applying.every((masking) => masking.spec.allowPredicatesOnMasked === true),
     policies: applying.map((masking) => masking.metadata.name),
+    exemptions: Object.freeze(access.filter((exemption) => exemption.until > now)),
   });
+}
+
+/** The MaskingPolicies of the identity's grants on the database, less those whose exemptions name it. */
+export function applyingMaskingPolicies(
+  identity: Identity,
+  policy: Policy,
+  database: string,
+  now: number = Date.now(),
+): MaskingPolicyDocumentType[] {
+  const seen = new Set<MaskingPolicyDocumentType>();
+  for (const grant of grantsFor(identity, policy, database))
+    for (const masking of grant.maskingPolicies) seen.add(masking);
+  return [...seen].filter((masking) => !exempt(masking, identity, now));
 }
 
 function exempt(masking: MaskingPolicyDocumentType, identity: Identity, now: number): boolean {

@@ -2,6 +2,7 @@ import type { Catalog } from '../../sql/lineage/catalog.ts';
 import type { Lineage } from '../../sql/lineage/types.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
 import type { ColumnMask, SessionMasking } from './mysql-session-masking.ts';
+import type { ExemptColumn } from './sensitive-columns.ts';
 import { comparedInClear, derivedMethod } from './statement-mask-plan.ts';
 
 /** Masks for the columns of one result set, in order; 'all' masks every column. */
@@ -12,13 +13,26 @@ export interface TextMasks {
   readonly results: readonly ResultMask[];
   /** Per result, its masked columns for the audit record: `email <- rt.customers.email: redact`. */
   readonly described: readonly (readonly string[])[];
+  /** Per result, the exemptions that clear some column of it, for the audit record (`exemptionIds`). */
+  readonly exemptions: readonly (readonly ExemptColumn[])[];
   /** Set when the text filters or orders by a masked column and the policy does not allow it. */
   readonly refusal?: string;
+  /** With such a refusal: the masked columns it needs in clear (`schema.table.column`). */
+  readonly needs?: readonly string[];
   /**
    * The text reads or writes a relation with masked columns, or data it cannot trace: the server's
    * error messages for it may quote those values in any form, so they are withheld whole.
    */
   readonly withholdsServerText: boolean;
+}
+
+/** The access requests of `exemptions` still in force at `now`: those a result was shown clear under. */
+export function exemptionIds(
+  exemptions: readonly ExemptColumn[] | undefined,
+  now: number = Date.now(),
+): string[] | undefined {
+  if (!exemptions || exemptions.length === 0) return undefined;
+  return [...new Set(exemptions.flatMap((e) => (now < e.until ? [e.request] : [])))];
 }
 
 const REDACT_UNKNOWN: ColumnMask = { method: 'redact', kind: null };
@@ -46,7 +60,7 @@ export function resultMasks(
   catalog: Catalog,
   masking: SessionMasking,
 ): TextMasks {
-  if (lineage.parseError) return { results: [], described: [], withholdsServerText: true };
+  if (lineage.parseError) return { results: [], described: [], exemptions: [], withholdsServerText: true };
   const sensitiveTables = new Set<string>();
   for (const table of catalog.tables.values())
     if (table.columns.some((c) => masking.columnMask(table.schema, table.name, c.name)))
@@ -59,9 +73,20 @@ export function resultMasks(
     if (masks.length === 0) return wholeRow ? REDACT_UNKNOWN : undefined;
     return strictestMask(masks, l.sources.length === 1 && !l.transformed && !l.opaque && !wholeRow);
   };
+  // Exempt columns are clear to this identity in what decides rows and groups; writes still mask them.
+  const maskedToReader = (s: { schema: string; table: string; column: string }) =>
+    masking.columnMask(s.schema, s.table, s.column) !== undefined &&
+    masking.exemptionOf(s.schema, s.table, s.column) === undefined;
+  /** One exempt column passed through unchanged: its request, else undefined (see statement-mask-plan.ts). */
+  const exemptPassThrough = (l: Lineage): ExemptColumn | undefined =>
+    l.sources.length === 1 && !l.transformed && !l.opaque && l.wholeRows.length === 0
+      ? masking.exemptionOf(l.sources[0]!.schema, l.sources[0]!.table, l.sources[0]!.column)
+      : undefined;
   const results: ResultMask[] = [];
   const described: string[][] = [];
+  const exemptions: ExemptColumn[][] = [];
   let refusal: string | undefined;
+  let needs: string[] | undefined;
   let withholdsServerText = false;
   for (const statement of lineage.statements) {
     const readsSensitive =
@@ -77,13 +102,23 @@ export function resultMasks(
       refusal =
         'GET DIAGNOSTICS can carry masked values out of messages; use SHOW WARNINGS, which masks them';
     if (!masking.allowPredicates && refusal === undefined) {
-      const over = statement.predicates.sources.find((s) => masking.columnMask(s.schema, s.table, s.column));
-      if (over) refusal = `it filters or orders by the masked column ${over.table}.${over.column}`;
-      else
-        refusal = comparedInClear(
-          statement.equalities ?? [],
-          (s) => masking.columnMask(s.schema, s.table, s.column)?.method,
+      const over = statement.predicates.sources.find(maskedToReader);
+      if (over) {
+        refusal = `it filters or orders by the masked column ${over.table}.${over.column}`;
+        needs = [`${over.schema}.${over.table}.${over.column}`];
+      } else {
+        refusal = comparedInClear(statement.equalities ?? [], (s) =>
+          maskedToReader(s) ? masking.columnMask(s.schema, s.table, s.column)?.method : undefined,
         );
+        if (refusal !== undefined)
+          needs = [
+            ...new Set(
+              (statement.equalities ?? []).flatMap((g) =>
+                g.sources.filter(maskedToReader).map((s) => `${s.schema}.${s.table}.${s.column}`),
+              ),
+            ),
+          ];
+      }
     }
     // Masked values must not be laundered into columns (or functions) that show them in clear later.
     for (const write of statement.writes) {
@@ -110,6 +145,7 @@ export function resultMasks(
     if (columns === null) {
       results.push(readsSensitive ? 'all' : []);
       described.push(readsSensitive ? ['* (not traced): redact'] : []);
+      exemptions.push([]);
       continue;
     }
     const masks = columns.map(
@@ -119,12 +155,17 @@ export function resultMasks(
       const any = masks.some((m) => m !== undefined);
       results.push(any ? 'all' : []);
       described.push(any ? ['* (columns not told apart): redact'] : []);
+      exemptions.push([]);
     } else {
-      results.push(masks);
+      const exempt = columns.map(exemptPassThrough);
+      results.push(
+        masks.map((mask, i) => (mask && exempt[i] !== undefined ? { ...mask, exempt: exempt[i] } : mask)),
+      );
+      exemptions.push(exempt.filter((e) => e !== undefined));
       described.push(
         columns.flatMap((c, i) => {
           const mask = masks[i];
-          if (!mask) return [];
+          if (!mask || exempt[i] !== undefined) return [];
           const from = c.sources.map((s) => `${s.schema}.${s.table}.${s.column}`).join(', ') || 'not traced';
           return [`${c.name} <- ${from}: ${mask.method}`];
         }),
@@ -132,6 +173,6 @@ export function resultMasks(
     }
   }
   return refusal === undefined
-    ? { results, described, withholdsServerText }
-    : { results, described, refusal, withholdsServerText };
+    ? { results, described, exemptions, withholdsServerText }
+    : { results, described, exemptions, refusal, ...(needs && { needs }), withholdsServerText };
 }

@@ -3,15 +3,21 @@ import { isMetadataRelation } from '../../sql/mysql/metadata-relations.ts';
 import type { MaskMethod } from './mask-methods.ts';
 import type { MaskingSettings } from './masking-for.ts';
 import type { MaskingKey } from './masking-key.ts';
-import { MaskingSettingsCache } from './masking-settings-cache.ts';
+import { type AccessExemptionSource, MaskingSettingsCache } from './masking-settings-cache.ts';
 import type { PiiKind } from './pii-kind.ts';
-import { classifyCatalogColumn } from './sensitive-columns.ts';
+import { classifyCatalogColumn, type ExemptColumn, exemptionOf } from './sensitive-columns.ts';
 
 /** How one column's values are masked. */
 export interface ColumnMask {
   readonly method: MaskMethod;
   /** The column's classification, which shapes partial masks; null when not known. */
   readonly kind: PiiKind | null;
+  /**
+   * Set where a result column passes an exempt column through unchanged: the approved access request
+   * that shows it in clear (row-rewrite.ts keeps such cells as they are). Code that ignores it masks
+   * the column with `method`, so an exemption is never wider than what honours it.
+   */
+  readonly exempt?: ExemptColumn;
 }
 
 /** The MaskingPolicies that apply to one session, resolved for the columns of the catalog. */
@@ -23,6 +29,8 @@ export interface SessionMasking {
   readonly allowPredicates: boolean;
   /** How a catalog column is masked; undefined when it is not sensitive. */
   columnMask(schema: string, table: string, column: string): ColumnMask | undefined;
+  /** The approved access request that clears this sensitive column for the identity, if any. */
+  exemptionOf(schema: string, table: string, column: string): ExemptColumn | undefined;
 }
 
 /**
@@ -36,12 +44,17 @@ export function sessionMaskingCache(
   identity: Identity,
   database: string,
   key: MaskingKey,
+  access?: AccessExemptionSource,
 ): MaskingSettingsCache<SessionMasking> {
-  return new MaskingSettingsCache(identity, database, (settings) => sessionMasking(settings, key));
+  return new MaskingSettingsCache(identity, database, (settings) => sessionMasking(settings, key), access);
 }
 
 function sessionMasking(settings: MaskingSettings, key: MaskingKey): SessionMasking {
   const cache = new Map<string, ColumnMask | undefined>();
+  const exemptions: MaskingSettings = {
+    ...settings,
+    exemptions: settings.exemptions.map((e) => ({ ...e, columns: e.columns.map((c) => c.toLowerCase()) })),
+  };
   return {
     key,
     scanValues: settings.autoDetect,
@@ -59,6 +72,11 @@ function sessionMasking(settings: MaskingSettings, key: MaskingKey): SessionMask
       const mask = masking && { method: masking.method, kind: masking.kind };
       cache.set(id, mask);
       return mask;
+    },
+    exemptionOf(schema, table, column) {
+      if (!this.columnMask(schema, table, column)) return undefined;
+      const ref = { schema: schema.toLowerCase(), table: table.toLowerCase(), column: column.toLowerCase() };
+      return exemptionOf(ref, exemptions);
     },
   };
 }

@@ -19,6 +19,17 @@ export interface Sensitivity {
   readonly columns: ReadonlyMap<string, ColumnMasking>;
   /** Tables (by tableKey) with at least one sensitive column: reading one makes untraceable outputs masked. */
   readonly tables: ReadonlySet<string>;
+  /**
+   * Sensitive columns an approved access request clears for this identity (by columnKey, the request's
+   * id): still sensitive everywhere but where a value passes through unchanged (statement-mask-plan.ts).
+   */
+  readonly exempt: ReadonlyMap<string, ExemptColumn>;
+}
+
+/** A sensitive column an approved access request clears, and until when (epoch ms). */
+export interface ExemptColumn {
+  readonly request: string;
+  readonly until: number;
 }
 
 /** What value sampling found in a column (by columnKey): the kind most of its sampled values have. */
@@ -100,6 +111,7 @@ export function sensitiveColumns(
 
   const columns = new Map<string, ColumnMasking>();
   const tables = new Set<string>();
+  const exempt = new Map<string, ExemptColumn>();
   for (const table of catalog.tables.values()) {
     const values = SYSTEM_VALUE_COLUMNS.get(`${table.schema}.${table.name}`);
     for (const column of table.columns) {
@@ -115,10 +127,13 @@ export function sensitiveColumns(
       if (masking) {
         columns.set(key, masking);
         tables.add(tableKey(ref));
+        // System value columns are never exempt: no request names them, and none may.
+        const exemption = value === undefined ? exemptionOf(ref, settings) : undefined;
+        if (exemption !== undefined) exempt.set(key, exemption);
       }
     }
   }
-  const result: Sensitivity = Object.freeze({ columns, tables });
+  const result: Sensitivity = Object.freeze({ columns, tables, exempt });
   bySamples.set(samples, result);
   return result;
 }
@@ -141,6 +156,24 @@ export function classifyCatalogColumn(
   if (byName) return { method: AUTO_DETECT_METHOD, kind: byName, reason: `${byName} by name` };
   if (sampled) return { method: AUTO_DETECT_METHOD, kind: sampled, reason: `${sampled} by sampled values` };
   return undefined;
+}
+
+/** The approved access request that clears this column for the identity, if one does (exact names). */
+export function exemptionOf(
+  ref: { schema: string; table: string; column: string },
+  settings: MaskingSettings,
+): ExemptColumn | undefined {
+  for (const exemption of settings.exemptions)
+    if (exemption.columns.some((name) => sameColumn(name, ref)))
+      return { request: exemption.request, until: exemption.until };
+  return undefined;
+}
+
+/** `table.column` in any schema or `schema.table.column`, compared exactly: requests name no patterns. */
+function sameColumn(name: string, ref: { schema: string; table: string; column: string }): boolean {
+  const parts = name.split('.');
+  if (parts.length === 2) return parts[0] === ref.table && parts[1] === ref.column;
+  return parts.length === 3 && parts[0] === ref.schema && parts[1] === ref.table && parts[2] === ref.column;
 }
 
 /** A rule with both columns and classifiers needs both to match; with one, that one. */

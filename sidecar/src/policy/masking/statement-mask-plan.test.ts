@@ -52,6 +52,7 @@ const settings = (overrides: Partial<MaskingSettings> = {}): MaskingSettings => 
   rules: [],
   allowPredicatesOnMasked: false,
   policies: ['pii'],
+  exemptions: [],
   ...overrides,
 });
 

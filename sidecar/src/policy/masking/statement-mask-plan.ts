@@ -3,7 +3,7 @@ import { columnKey, tableKey } from '../../sql/lineage/trace.ts';
 import type { ColumnRef, Lineage, StatementLineage } from '../../sql/lineage/types.ts';
 import type { MaskingSettings } from './masking-for.ts';
 import type { PiiKind } from './pii-kind.ts';
-import type { Sensitivity } from './sensitive-columns.ts';
+import type { ExemptColumn, Sensitivity } from './sensitive-columns.ts';
 
 /** How one output column is masked. */
 export interface OutputMask {
@@ -22,6 +22,11 @@ export interface StatementMaskPlan {
   readonly rest: OutputMask | undefined;
   /** Set when the statement would reveal or copy masked values in a way masking cannot cover. */
   readonly refusal?: string;
+  /**
+   * With a refusal over predicates or equality: the masked columns whose clear values the statement
+   * needs (`schema.table.column`), for a request of clear access (accessRequests.openOnRefusalSeconds).
+   */
+  readonly needs?: readonly string[];
   /** Masked output columns with their reasons, for the audit record (`rest` only when it applies to all). */
   readonly masked: readonly string[];
   /**
@@ -35,6 +40,15 @@ export interface StatementMaskPlan {
    * where known (masked columns of unknown type become `\N`). See copy-text-masker.ts.
    */
   readonly copyTypes?: readonly (number | undefined)[];
+  /**
+   * Per output column: the approved access request whose exempt column this column passes through
+   * unchanged, shown in clear until it ends (`exemptInForce`). The value scan skips these cells (it
+   * would redact what was approved); every other clean column is still scanned. `columns` still holds
+   * their masks: what ignores this, or runs after the exemption ended (a prepared statement), masks.
+   */
+  readonly exempt?: readonly (ExemptColumn | undefined)[];
+  /** The access requests that cleared some column of this result, for its audit record. */
+  readonly exemptions?: readonly string[];
 }
 
 export const NOTHING_MASKED: StatementMaskPlan = Object.freeze({
@@ -80,19 +94,28 @@ export function planStatementMasking(
     );
   const maskOf = (value: Lineage, name: string): OutputMask | undefined =>
     outputMask(value, name, sensitivity, readsSensitive);
+  // Exempt columns are clear to this identity in what decides rows and groups, nowhere else: writes
+  // still treat them as masked, so no statement copies their values where others would see them.
+  const maskedToReader = (s: ColumnRef): boolean => !sensitivity.exempt.has(columnKey(s));
 
-  const predicates = sensitiveSources(lineage.predicates, sensitivity);
+  const predicates = sensitiveSources(lineage.predicates, sensitivity).filter(maskedToReader);
   if (predicates.length > 0 && !settings.allowPredicatesOnMasked) {
     return refuse(
       `it filters, joins, groups, orders or branches on ${describeSources(predicates)}, or passes it where its value decides whether the statement fails or how many rows it returns; this identity sees it masked`,
+      predicates,
     );
   }
   if (!settings.allowPredicatesOnMasked) {
-    const compared = comparedInClear(
-      lineage.equalities ?? [],
-      (s) => sensitivity.columns.get(columnKey(s))?.method,
+    const compared = comparedInClear(lineage.equalities ?? [], (s) =>
+      maskedToReader(s) ? sensitivity.columns.get(columnKey(s))?.method : undefined,
     );
-    if (compared) return refuse(compared);
+    if (compared)
+      return refuse(
+        compared,
+        (lineage.equalities ?? []).flatMap((group) =>
+          sensitiveSources(group, sensitivity).filter(maskedToReader),
+        ),
+      );
   }
   for (const write of lineage.writes) {
     if (!maskOf(write, '')) continue;
@@ -112,7 +135,10 @@ export function planStatementMasking(
   const columns = lineage.columns ?? [];
   let planned: (OutputMask | undefined)[];
   let rest: OutputMask | undefined;
+  let exempt: (ExemptColumn | undefined)[] = [];
   if (lineage.exact) {
+    // COPY's rows are masked field by field without regard to exemptions: clear access is for queries.
+    if (lineage.kind !== 'CopyStmt') exempt = columns.map((column) => exemptPassThrough(column, sensitivity));
     planned = columns.map((column) => maskOf(column, column.name));
     rest = readsSensitive ? { method: 'redact', kind: null, reason: 'column not traced' } : undefined;
   } else {
@@ -127,7 +153,9 @@ export function planStatementMasking(
     planned = [];
   }
   const masked: string[] = [];
-  for (const mask of planned) if (mask) masked.push(mask.reason);
+  planned.forEach((mask, i) => {
+    if (mask && exempt[i] === undefined) masked.push(mask.reason);
+  });
   if (rest && !lineage.exact) masked.push(rest.reason);
   let copyTypes: readonly (number | undefined)[] | undefined;
   if (lineage.kind === 'CopyStmt' && masked.length > 0) {
@@ -140,14 +168,40 @@ export function planStatementMasking(
       );
     copyTypes = Object.freeze([...lineage.copyOut.types]);
   }
-  if (masked.length === 0 && !rest) return touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED;
+  const exemptions = [...new Set(exempt.flatMap((e) => (e ? [e.request] : [])))];
+  if (masked.length === 0 && !rest && exemptions.length === 0)
+    return touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED;
   return Object.freeze({
     columns: Object.freeze(planned),
     rest,
     masked: Object.freeze(masked),
     withholdsServerText: touchesSensitive,
     ...(copyTypes && { copyTypes }),
+    ...(exemptions.length > 0 && { exempt: Object.freeze(exempt), exemptions: Object.freeze(exemptions) }),
   });
+}
+
+/** Whether output column `index` of the plan is shown in clear at `now`: an exemption still in force. */
+export function exemptInForce(plan: StatementMaskPlan, index: number, now: number = Date.now()): boolean {
+  const exemption = plan.exempt?.[index];
+  return exemption !== undefined && now < exemption.until;
+}
+
+/** The access requests in force at `now` that clear some column of the plan, for the audit record. */
+export function exemptionsInForce(plan: StatementMaskPlan, now: number = Date.now()): string[] | undefined {
+  if (!plan.exempt) return undefined;
+  return [...new Set(plan.exempt.flatMap((e) => (e && now < e.until ? [e.request] : [])))];
+}
+
+/**
+ * The access request that clears this output value, when it is one exempt column passed through
+ * unchanged: a single source, not transformed, no whole row, nothing opaque. Anything else (a function
+ * of it, a mix with other columns, a UNION arm of another column) is judged as before, masked.
+ */
+function exemptPassThrough(value: Lineage, sensitivity: Sensitivity): ExemptColumn | undefined {
+  if (value.sources.length !== 1 || value.transformed || value.opaque || value.wholeRows.length > 0)
+    return undefined;
+  return sensitivity.exempt.get(columnKey(value.sources[0]!));
 }
 
 /**
@@ -181,8 +235,9 @@ export function comparedInClear(
   return undefined;
 }
 
-function refuse(refusal: string): StatementMaskPlan {
-  return Object.freeze({ ...NOTHING_MASKED, refusal });
+function refuse(refusal: string, needs: readonly ColumnRef[] = []): StatementMaskPlan {
+  const names = [...new Set(needs.map(qualified))];
+  return Object.freeze({ ...NOTHING_MASKED, refusal, ...(names.length > 0 && { needs: names }) });
 }
 
 function outputMask(

@@ -142,6 +142,7 @@ export class CommandGovernor {
             masks: masks.results,
             masking: masks.settings,
             masked: masks.described,
+            exemptions: masks.exemptions,
             withholdsServerText: masks.withholdsServerText,
           }),
           localInfiles,
@@ -175,6 +176,7 @@ export class CommandGovernor {
           ...(masks && {
             masks: masks.results[0] ?? 'all',
             masked: masks.described[0] ?? ['*: redact'],
+            ...(masks.exemptions[0] && { exemptions: masks.exemptions[0] }),
             withholdsServerText: masks.withholdsServerText,
           }),
           ...(held && { approval: { sql, held } }),
@@ -236,6 +238,7 @@ export class CommandGovernor {
           ...(masking && {
             masks: [prepared?.masks ?? 'all'],
             masked: [prepared?.masked ?? ['* (not traced): redact']],
+            ...(prepared?.exemptions && { exemptions: [prepared.exemptions] }),
             withholdsServerText: prepared?.withholdsServerText ?? true,
             binary: true,
             masking,

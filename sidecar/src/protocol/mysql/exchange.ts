@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { StatementEvent } from '../../audit/events.ts';
 import type { StatementOutcome } from '../../audit/record-statement.ts';
+import { exemptionIds } from '../../policy/masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { MAX_PACKET_PAYLOAD, MysqlError, type MysqlErrorKind } from './constants.ts';
@@ -310,6 +311,7 @@ export class MysqlExchange {
         rows: end.rows,
         ...(head.notes && { reason: head.notes.join('; ') }),
         masked: head.masked?.[head.index],
+        exemptions: exemptionIds(head.exemptions?.[head.index]),
       });
     else
       this.port.record(head.via ?? 'text', head.started, text, 'error', {

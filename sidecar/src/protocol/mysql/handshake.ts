@@ -9,7 +9,10 @@ import type { SessionMetrics } from '../../metrics.ts';
 import type { MysqlGate } from '../../policy/gates/mysql-gate.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
-import type { MaskingSettingsCache } from '../../policy/masking/masking-settings-cache.ts';
+import type {
+  AccessExemptionSource,
+  MaskingSettingsCache,
+} from '../../policy/masking/masking-settings-cache.ts';
 import { type SessionMasking, sessionMaskingCache } from '../../policy/masking/mysql-session-masking.ts';
 import type { PolicySource } from '../../policy/sources.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
@@ -53,6 +56,8 @@ export interface HandshakeDeps {
   readonly maskingKey: MaskingKey;
   /** The server's stored code, for the guardrails (shared by the proxy's sessions). */
   readonly code: MysqlCodeCatalogCache;
+  /** Approved requests for clear access to masked columns (the ApprovalBook). */
+  readonly approvals?: AccessExemptionSource;
 }
 
 /**
@@ -248,7 +253,7 @@ export async function mysqlHandshake(
 
     const setupQueries = identitySetup(identity, who.session);
     // Masking is decided at login, by the policy then in force, over the database's tables.
-    const maskingCache = sessionMaskingCache(identity, database, deps.maskingKey);
+    const maskingCache = sessionMaskingCache(identity, database, deps.maskingKey, deps.approvals);
     const masking = maskingCache.get(deps.policy());
     const queries = loginQueries(setupQueries, masking !== undefined);
     const u = config.upstream;

@@ -1,5 +1,6 @@
 import type { StatementEvent } from '../../audit/events.ts';
 import type { StatementOutcome } from '../../audit/record-statement.ts';
+import { exemptionIds } from '../../policy/masking/mysql-result-masks.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { packet } from './packet-io.ts';
 import { commandOf, type Measurement, type Refusal, UNKNOWN_TEXT } from './pending.ts';
@@ -52,6 +53,7 @@ export function releaseHeldAnswer(
         rowsChanged: total,
         ...(reason.length > 0 && { reason: reason.join('; ') }),
         masked: head.masked?.[head.index],
+        exemptions: exemptionIds(head.exemptions?.[head.index]),
       });
     else
       port.record(head.via ?? 'text', head.started, text, 'error', {

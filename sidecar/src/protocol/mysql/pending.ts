@@ -2,6 +2,7 @@ import type { HeldStatement } from '../../approvals/hold.ts';
 import type { RowLimit } from '../../policy/guardrails/row-limits.ts';
 import type { ResultMask } from '../../policy/masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
+import type { ExemptColumn } from '../../policy/masking/sensitive-columns.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlErrorKind } from './constants.ts';
@@ -37,6 +38,8 @@ export interface Pending {
   readonly masking?: SessionMasking;
   /** Per result, the masked columns described for the audit record. */
   readonly masked?: readonly (readonly string[])[];
+  /** Per result, the access requests that cleared some of its columns, for the audit record. */
+  readonly exemptions?: readonly (readonly ExemptColumn[])[];
   /** The command touches masked data: the text of the server's error for it is withheld. */
   readonly withholdsServerText?: boolean;
   /** Client files the server may ask for (LOAD DATA LOCAL the policy allowed), in order. */
@@ -88,6 +91,8 @@ export interface PreparedText {
   readonly masks?: ResultMask;
   /** Those masked columns described for the audit record. */
   readonly masked?: readonly string[];
+  /** The access requests that clear some of its columns, for the audit record. */
+  readonly exemptions?: readonly ExemptColumn[];
   /** Its executions touch masked data: the server's error texts for them are withheld. */
   readonly withholdsServerText?: boolean;
   /** Its executions run under row limits. */

@@ -89,6 +89,7 @@ export interface RowCheck {
     readonly command: string;
     readonly rows?: number | undefined;
     readonly masked?: readonly string[] | undefined;
+    readonly exemptions?: readonly string[] | undefined;
   };
   /** Whose record the held completion is (the Query or Execute). */
   readonly owner: { kind: 'query' | 'execute'; started: number; notes?: readonly string[] };

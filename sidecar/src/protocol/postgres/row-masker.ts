@@ -3,7 +3,7 @@ import { BINARY_FORMAT, type CellMasker, createCellMasker } from '../../policy/m
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
 import type { MaskingKey } from '../../policy/masking/masking-key.ts';
 import { PG_TYPE, typeFamily } from '../../policy/masking/pg-types.ts';
-import type { StatementMaskPlan } from '../../policy/masking/statement-mask-plan.ts';
+import { exemptInForce, type StatementMaskPlan } from '../../policy/masking/statement-mask-plan.ts';
 import { readCString } from './message-fields.ts';
 
 /** One column of a RowDescription, as masking needs it. */
@@ -109,11 +109,14 @@ export function createRowMasker(
   const rewriteAt = (i: number): CellRewrite => {
     let rewrite = rewrites[i];
     if (!rewrite) {
-      rewrite = cellRewrite(
-        plan.columns[i] ?? (i >= plan.columns.length ? plan.rest : undefined),
-        fields?.[i],
-        key,
-      );
+      // An exempt pass-through is shown as approved: neither masked nor value-scanned.
+      rewrite = exemptInForce(plan, i)
+        ? keep
+        : cellRewrite(
+            plan.columns[i] ?? (i >= plan.columns.length ? plan.rest : undefined),
+            fields?.[i],
+            key,
+          );
       rewrites[i] = rewrite;
       formats[i] = fields?.[i]?.format ?? 0;
     }
@@ -201,6 +204,8 @@ function writeInt32(to: Uint8Array, at: number, value: number): number {
   to[at + 3] = value;
   return at + 4;
 }
+
+const keep: CellRewrite = () => undefined;
 
 function cellRewrite(
   mask: StatementMaskPlan['rest'],

@@ -1,5 +1,6 @@
 import { planAt, type TextMasking, withholdsServerText } from '../../policy/gates/postgres-masking.ts';
 import { maskTextFreeform } from '../../policy/masking/mask-text-freeform.ts';
+import { exemptionsInForce } from '../../policy/masking/statement-mask-plan.ts';
 import type { SessionCore } from '../session-core.ts';
 import { errorResponse } from './backend-writer.ts';
 import { Backend, encodeMessage } from './codes.ts';
@@ -221,26 +222,30 @@ export class ServerMessages {
     }
     if (head?.kind === 'query') {
       const index = this.state.exchange.index;
-      const masked = head.masking ? planAt(head.masking, index).masked : undefined;
+      const plan = head.masking ? planAt(head.masking, index) : undefined;
+      const masked = plan?.masked;
+      const exemptions = plan && exemptionsInForce(plan);
       this.state.names.completedSql(head.nameEffects?.[index], head.stamp, command);
       const text = textAt(head, index);
       if (head.check && index === (head.check.after ?? textsOf(head).length - 1)) {
         // The statement the check follows: its completion waits for the check's answer.
-        head.check.held = { frame, text, command, rows, masked };
+        head.check.held = { frame, text, command, rows, masked, exemptions };
         return undefined;
       }
-      this.state.recordStatement(head, text, 'ok', { command, rows, masked });
+      this.state.recordStatement(head, text, 'ok', { command, rows, masked, exemptions });
       head.started = performance.now();
       return this.withMaskingReport(masked, frame);
     } else if (head?.kind === 'execute') {
       const masking = (head.text as PreparedText).masking;
-      const masked = masking ? planAt(masking, 0).masked : undefined;
+      const plan = masking ? planAt(masking, 0) : undefined;
+      const masked = plan?.masked;
+      const exemptions = plan && exemptionsInForce(plan);
       this.state.names.completedSql((head.text as PreparedText).nameEffect, head.stamp ?? 0, command);
       if (head.check) {
-        head.check.held = { frame, text: head.text, command, rows, masked };
+        head.check.held = { frame, text: head.text, command, rows, masked, exemptions };
         return undefined;
       }
-      this.state.recordStatement(head, head.text, 'ok', { command, rows, masked });
+      this.state.recordStatement(head, head.text, 'ok', { command, rows, masked, exemptions });
       return this.withMaskingReport(masked, frame);
     }
     return frame;

@@ -138,6 +138,8 @@ function cellRewrite(
   masking: RowMasking,
 ): CellRewrite | undefined {
   const columnMask = mask === 'all' ? { method: 'redact' as const, kind: null } : mask[index];
+  // An exempt pass-through is shown as approved: neither masked nor value-scanned.
+  if (columnMask?.exempt !== undefined && Date.now() < columnMask.exempt.until) return undefined;
   const typeOid = pgTypeOf(column);
   const binaryCharset = column.charset === BINARY_CHARSET;
   if (columnMask) {
