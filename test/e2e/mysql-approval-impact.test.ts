@@ -1,7 +1,7 @@
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { approvalsClient } from './support/approvals.ts';
+import { approvalsClient, approvalUsers } from './support/approvals.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -29,17 +29,7 @@ beforeAll(async () => {
     `CREATE TABLE ${DATABASE}.invoices(customer int, CONSTRAINT invoice_customer FOREIGN KEY (customer) REFERENCES ${DATABASE}.customers(id)) ENGINE=InnoDB`,
   );
   await admin.query(`GRANT ALL PRIVILEGES ON ${DATABASE}.* TO '${server.users.native.user}'@'%'`);
-  const config = mysqlProxyConfig(server, {
-    identity: {
-      mode: 'local',
-      local: {
-        users: [
-          { name: 'demo', password: 'demo-secret' },
-          { name: 'lead', password: 'lead-secret', groups: ['approvers'] },
-        ],
-      },
-    },
-  });
+  const config = mysqlProxyConfig(server, approvalUsers('demo'));
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
   proxy = await startProxyProcess(config, {
     extraDocuments: [

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { withoutMysqlVariables } from '../harness/mariadb.ts';
 import { mysql as mysqlCli } from '../harness/mysql-cli.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { approvalsClient } from './support/approvals.ts';
+import { approvalsClient, approvalUsers } from './support/approvals.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
 import { RawMysqlClient, rawPacket } from './support/mysql-raw-client.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
@@ -25,17 +25,7 @@ beforeAll(async () => {
   await admin.query(`CREATE DATABASE ${DATABASE}`);
   await admin.query(`CREATE TABLE ${DATABASE}.orders(id int primary key, note text) ENGINE=InnoDB`);
   await admin.query(`GRANT ALL PRIVILEGES ON ${DATABASE}.* TO '${server.users.native.user}'@'%'`);
-  const config = mysqlProxyConfig(server, {
-    identity: {
-      mode: 'local',
-      local: {
-        users: [
-          { name: 'demo', password: 'demo-secret' },
-          { name: 'lead', password: 'lead-secret', groups: ['approvers'] },
-        ],
-      },
-    },
-  });
+  const config = mysqlProxyConfig(server, approvalUsers('demo'));
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
   proxy = await startProxyProcess(config, {
     extraDocuments: [

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runApprovalsCommand } from '../../sidecar/src/cli/approvals-command.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { approvalsClient } from './support/approvals.ts';
+import { approvalsClient, approvalUsers } from './support/approvals.ts';
 import { freshDatabase, localProxyConfig, pgClient, proxyDsn } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -42,17 +42,7 @@ beforeAll(async () => {
     CREATE TABLE lines(order_id int REFERENCES orders(id));
     CREATE TABLE customers(id int, email text);
     ANALYZE orders;`);
-  const config = localProxyConfig(pgInfo, {
-    identity: {
-      mode: 'local',
-      local: {
-        users: [
-          { name: 'demo', password: 'demo-secret' },
-          { name: 'lead', password: 'lead-secret', groups: ['approvers'] },
-        ],
-      },
-    },
-  });
+  const config = localProxyConfig(pgInfo, approvalUsers('demo'));
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
   proxy = await startProxyProcess(config, {
     extraDocuments: [

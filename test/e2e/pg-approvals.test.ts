@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
-import { approvalsClient } from './support/approvals.ts';
+import { approvalsClient, approvalUsers } from './support/approvals.ts';
 import { freshDatabase, localProxyConfig, pgClient, proxyDsn } from './support/clients.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -40,18 +40,7 @@ beforeAll(async () => {
     CREATE SCHEMA staging;
     CREATE TABLE staging.batches(id int);
     CREATE TABLE orders(id int, note text);`);
-  const config = localProxyConfig(pgInfo, {
-    identity: {
-      mode: 'local',
-      local: {
-        users: [
-          { name: 'demo', password: 'demo-secret' },
-          { name: 'lead', password: 'lead-secret', groups: ['approvers'] },
-          { name: 'viewer', password: 'viewer-secret' },
-        ],
-      },
-    },
-  });
+  const config = localProxyConfig(pgInfo, approvalUsers('demo', 'viewer'));
   (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
   proxy = await startProxyProcess(config, {
     extraDocuments: [

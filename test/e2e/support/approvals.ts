@@ -31,3 +31,21 @@ export function approvalsClient(adminPort: () => number | undefined) {
   };
   return { api: call, pendingFor };
 }
+
+/**
+ * The identity settings of an approvals test: local users named `requesters` (password `NAME-secret`)
+ * and `lead`, the approver (group `approvers`), as the rules under test name them.
+ */
+export function approvalUsers(...requesters: string[]) {
+  return {
+    identity: {
+      mode: 'local',
+      local: {
+        users: [
+          ...requesters.map((name) => ({ name, password: `${name}-secret` })),
+          { name: 'lead', password: 'lead-secret', groups: ['approvers'] },
+        ],
+      },
+    },
+  };
+}
