@@ -62,7 +62,16 @@ export const ApprovalRequestSpec = Type.Object(
       maxLength: 64,
       description: "SHA-256 of the statement's bound parameters ('' for none).",
     }),
-    fingerprint: Type.Optional(Type.String({ description: 'The statement with literals as placeholders.' })),
+    fingerprint: Type.Optional(
+      Type.String({ description: "A digest of the statement's shape: what an approval of the shape binds." }),
+    ),
+    shape: Type.Optional(
+      Type.String({
+        maxLength: 262144,
+        description:
+          'The statement with literals as placeholders: what notifications carry, never the values.',
+      }),
+    ),
     rules: Type.Array(HoldingRule, { minItems: 1 }),
     impact: Type.Optional(
       Type.Object(

@@ -10,6 +10,7 @@ import { ApprovalRequests } from './approvals/approval-requests.ts';
 import { approvalsEndpoint } from './approvals/approvals-endpoint.ts';
 import { bundleApprovalsEndpoint } from './approvals/bundle-approvals-endpoint.ts';
 import { APPROVAL_DECISIONS_PATH, reviewDecision } from './approvals/decision-review.ts';
+import { decisionAnnouncer, secretNotifier } from './approvals/secret-notifications.ts';
 import { SidecarAuthenticator } from './approvals/sidecar-auth.ts';
 import { PLURALS } from './controllers/api-paths.ts';
 import {
@@ -109,12 +110,25 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const maskingPolicies = new Informer<MaskingPolicyObject>(api, gatehouse(PLURALS.MaskingPolicy), logger);
   const pods = new Informer<V1Pod & KubeObject>(api, resourcePath('v1', 'pods'), logger);
   const approvalObjects = new Informer<ApprovalRequestObject>(api, approvalRequestPath(), logger);
+  /** Whether this replica holds the lease: controllers write, and decisions are announced, only then. */
+  let leader = false;
+  // Notify targets whose URL is in a Secret are the operator's to send; a sidecar cannot read them.
+  const notifySecretTargets = secretNotifier({
+    api,
+    guardrails,
+    logger: logger.child({ component: 'approval-notifications' }),
+  });
   const approvals = new ApprovalRequests({
     api,
     cache: approvalObjects,
     logger: logger.child({ component: 'approvals' }),
+    announce: (object) => notifySecretTargets('requested', object),
   });
-  approvalObjects.on((_event, object) => approvals.changed(object));
+  const announceDecision = decisionAnnouncer(notifySecretTargets, () => leader);
+  approvalObjects.on((_event, object) => {
+    approvals.changed(object);
+    announceDecision(object);
+  });
   const operatorUser = await ownUserName(api, logger);
   const issuer = new ServiceAccountIssuer(api, logger);
   const events = new EventRecorder(api, 'gatehouse-operator', logger);
@@ -212,7 +226,6 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   });
   servers.push(healthServer);
 
-  let leader = false;
   const startControllers = () => {
     leader = true;
     leaderGauge.set(1);

@@ -124,6 +124,8 @@ export async function startProxy(
   approvalBook.onChange(
     announceRequests(approvalsLogger, {
       count: (type, outcome) => metrics.approvalNotificationsTotal.inc({ type, outcome }),
+      // In a cluster the operator sends the targets whose URL is in a Secret: it can read them.
+      ...(config.approvals && { targets: 'url' as const }),
     }),
   );
   approvalBook.onChange((change) => audit.record(approvalAuditEvent(change)));

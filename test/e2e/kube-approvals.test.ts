@@ -1,8 +1,11 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../crds/common.ts';
 import { approvalRequestPath } from '../../operator/src/approvals/approval-request-object.ts';
 import { ApprovalBook } from '../../sidecar/src/approvals/approval-book.ts';
 import { parametersHash } from '../../sidecar/src/approvals/approval-request.ts';
@@ -137,6 +140,97 @@ describe('approvals through the operator and the Kubernetes API', () => {
       code: 1,
       stderr: expect.stringContaining('already decided'),
     });
+  });
+
+  it('sends the notify targets whose URL is in a Secret from the operator, as the Guardrail names them, with the shape and never the text', async () => {
+    const received: { path: string; body: Record<string, unknown> }[] = [];
+    const receiver = createServer((request, response) => {
+      let data = '';
+      request.on('data', (chunk: Buffer) => {
+        data += chunk.toString();
+      });
+      request.on('end', () => {
+        received.push({ path: request.url ?? '', body: JSON.parse(data) as Record<string, unknown> });
+        response.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (receiver.address() as AddressInfo).port;
+      await env.api.create(`/api/v1/namespaces/${NS}/secrets`, {
+        metadata: { name: 'approvals-hook' },
+        stringData: { url: `http://127.0.0.1:${port}/hook/secret-path` },
+      });
+      await env.api.create(`/apis/${API_VERSION}/namespaces/${NS}/guardrails`, {
+        apiVersion: API_VERSION,
+        kind: 'Guardrail',
+        metadata: { name: 'notifying', namespace: NS },
+        spec: {
+          rules: [
+            {
+              name: 'drops',
+              kinds: ['drop'],
+              action: 'requireApproval',
+              approval: {
+                approvers: [{ kind: 'ServiceAccount', name: 'lead' }],
+                notify: [
+                  { type: 'webhook', urlSecretRef: { name: 'approvals-hook', key: 'url' }, onDecision: true },
+                ],
+              },
+            },
+          ],
+        },
+      });
+      // The operator has seen the Guardrail once its controller wrote the status.
+      await env.eventually('the Guardrail seen by the operator', () =>
+        env.api
+          .getOptional<{ status?: { observedGeneration?: number } }>(
+            `/apis/${API_VERSION}/namespaces/${NS}/guardrails/notifying`,
+          )
+          .then((g) => g?.status?.observedGeneration),
+      );
+      const statement = held({
+        binding: {
+          subject: APP,
+          database: 'orders',
+          statement: 'DROP TABLE secret_literal_1234',
+          parametersHash: parametersHash([]),
+        },
+        shape: 'DROP TABLE secret_literal_$1',
+        rules: [rule({ guardrail: 'notifying' })],
+      });
+      const id = pending(statement);
+      const requested = await env.eventually('the request announced', async () =>
+        received.find((r) => (r.body['request'] as { id?: string })?.id === id),
+      );
+      expect(requested.path).toBe('/hook/secret-path');
+      expect(requested.body).toMatchObject({
+        type: 'gatehouse.approval.requested',
+        request: { id, phase: 'Pending', database: 'orders', shape: 'DROP TABLE secret_literal_$1' },
+      });
+      expect(JSON.stringify(requested.body)).not.toContain('secret_literal_1234');
+      // Sent once: on creation, not again when the informer sees the object.
+      expect(received.filter((r) => (r.body['request'] as { id?: string })?.id === id)).toHaveLength(1);
+      const waiting = waitForDecision(book, statement, id, 30_000);
+      expect(await people.decide('lead', 'deny', id, 'not now')).toMatchObject({ code: 0 });
+      await waiting;
+      const decided = await env.eventually('the decision announced', async () =>
+        received.find(
+          (r) =>
+            r.body['type'] === 'gatehouse.approval.decided' &&
+            (r.body['request'] as { id?: string })?.id === id,
+        ),
+      );
+      expect(decided.body).toMatchObject({
+        request: {
+          id,
+          phase: 'Denied',
+          decision: { by: `system:serviceaccount:${NS}:lead`, reason: 'not now' },
+        },
+      });
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 
   it('refuses a user the rule does not name, and the requester deciding their own request', async () => {

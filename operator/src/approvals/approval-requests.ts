@@ -32,17 +32,21 @@ export class ApprovalRequests {
   readonly #logger: Pick<Logger, 'info' | 'warn'>;
   readonly #now: () => number;
   readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #announce: ((object: ApprovalRequestObject) => void) | undefined;
 
   constructor(options: {
     api: KubeClient;
     cache: ObjectCache<ApprovalRequestObject>;
     logger: Pick<Logger, 'info' | 'warn'>;
     now?: () => number;
+    /** Announces a new Pending request to the notify targets the operator serves (secret URLs). */
+    announce?: (object: ApprovalRequestObject) => void;
   }) {
     this.#api = options.api;
     this.#cache = options.cache;
     this.#logger = options.logger;
     this.#now = options.now ?? Date.now;
+    this.#announce = options.announce;
   }
 
   /** Called for every change the informer sees: wakes the sidecars waiting on that request. */
@@ -99,6 +103,7 @@ export class ApprovalRequests {
       { request: id, namespace: caller.namespace, sidecar: caller.username, phase: status.phase },
       'approval request created',
     );
+    if (status.phase === 'Pending') this.#announce?.(written);
     return { view: viewOf(written, now), created: true };
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { NotifyTargetSpec } from '../../../crds/guardrail.ts';
 import type { ApprovalChange, ApprovalEvent } from './approval-book.ts';
-import type { ApprovalRequest } from './approval-request.ts';
+import type { ApprovalRequest, ApprovalRule } from './approval-request.ts';
 import { slackDecisionMessage, slackMessage, webhookMessage } from './notify.ts';
 
 /** Where a standalone proxy reads `urlSecretRef` targets: `$GATEHOUSE_NOTIFY_SECRETS_DIR/NAME/KEY`. */
@@ -22,6 +22,16 @@ export interface DeliveryOptions {
   readonly timeoutMs?: number;
   /** Waits before the second and later attempts (default 0.5 s, 2 s: three attempts in all). */
   readonly backoffMs?: readonly number[];
+  /**
+   * Which targets this sender serves: all (a standalone proxy), those with a `url` (a sidecar in a
+   * cluster, which has no Secrets), or those with a `urlSecretRef` (the operator, which reads them).
+   */
+  readonly targets?: 'all' | 'url' | 'urlSecretRef';
+  /** Reads a `urlSecretRef` target's URL (default: the file NAME/KEY below `secretsDir`). */
+  readonly secretUrl?: (
+    ref: NonNullable<NotifyTargetSpec['urlSecretRef']>,
+    rule: ApprovalRule,
+  ) => Promise<{ url: string } | { problem: string }>;
 }
 
 const DECIDED: ReadonlySet<ApprovalEvent> = new Set(['approved', 'denied', 'expired']);
@@ -42,12 +52,14 @@ export function announceRequests(
 ): (change: ApprovalChange) => void {
   return ({ event, request }) => {
     if (event !== 'requested' && !DECIDED.has(event)) return;
+    const serves = options.targets ?? 'all';
     for (const rule of request.rules) {
       for (const target of rule.notify ?? []) {
         if (event !== 'requested' && target.onDecision !== true) continue;
+        if (serves !== 'all' && (target.urlSecretRef === undefined) !== (serves === 'url')) continue;
         // After the session has told its client, never before: the delivery starts on a later turn.
         setImmediate(() => {
-          deliver(target, request, logger, options).catch((error: unknown) =>
+          deliver(target, rule, request, logger, options).catch((error: unknown) =>
             logger.error({ request: request.id, err: (error as Error).name }, 'approval notification broke'),
           );
         });
@@ -58,13 +70,14 @@ export function announceRequests(
 
 async function deliver(
   target: NotifyTargetSpec,
+  rule: ApprovalRule,
   request: ApprovalRequest,
   logger: Logger,
   options: DeliveryOptions,
 ): Promise<void> {
   const count = options.count ?? (() => {});
   const log = { request: request.id, type: target.type, phase: request.phase };
-  const url = await targetUrl(target, options.secretsDir ?? process.env[NOTIFY_SECRETS_DIR_ENV]);
+  const url = await targetUrl(target, rule, options);
   if ('problem' in url) {
     logger.warn(log, `approval notification skipped: ${url.problem}`);
     count(target.type, 'skipped');
@@ -112,22 +125,18 @@ async function deliver(
 /** The target's URL: given, or read from its Secret's file; a problem says why not (never the value). */
 async function targetUrl(
   target: NotifyTargetSpec,
-  secretsDir: string | undefined,
+  rule: ApprovalRule,
+  options: DeliveryOptions,
 ): Promise<{ url: URL } | { problem: string }> {
   let text = target.url;
   if (text === undefined) {
     const ref = target.urlSecretRef;
     if (!ref) return { problem: 'the target has neither url nor urlSecretRef' };
-    const named = `urlSecretRef ${ref.name}/${ref.key}`;
-    if (!secretsDir)
-      return { problem: `${named} needs ${NOTIFY_SECRETS_DIR_ENV}, the directory that holds NAME/KEY files` };
     if (!SECRET_KEY.test(ref.key) || ref.key === '.' || ref.key === '..' || !SECRET_KEY.test(ref.name))
-      return { problem: `${named} is not a Secret name and key` };
-    try {
-      text = (await readFile(join(secretsDir, ref.name, ref.key), 'utf8')).trim();
-    } catch (error) {
-      return { problem: `${named} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
-    }
+      return { problem: `urlSecretRef ${ref.name}/${ref.key} is not a Secret name and key` };
+    const read = await (options.secretUrl ?? secretFileUrl(options.secretsDir))(ref, rule);
+    if ('problem' in read) return read;
+    text = read.url.trim();
   }
   let url: URL;
   try {
@@ -137,4 +146,20 @@ async function targetUrl(
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: 'the URL is not http(s)' };
   return { url };
+}
+
+/** A standalone proxy's `urlSecretRef`: the file NAME/KEY below the secrets directory. */
+function secretFileUrl(
+  dir: string | undefined = process.env[NOTIFY_SECRETS_DIR_ENV],
+): NonNullable<DeliveryOptions['secretUrl']> {
+  return async (ref) => {
+    const named = `urlSecretRef ${ref.name}/${ref.key}`;
+    if (!dir)
+      return { problem: `${named} needs ${NOTIFY_SECRETS_DIR_ENV}, the directory that holds NAME/KEY files` };
+    try {
+      return { url: await readFile(join(dir, ref.name, ref.key), 'utf8') };
+    } catch (error) {
+      return { problem: `${named} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+    }
+  };
 }

@@ -183,4 +183,38 @@ describe('announceRequests', () => {
       `Request ${request.id} of local:admin on shop was denied by local:lead: not during the sale`,
     );
   });
+
+  it('serves only its share of the targets: a sidecar in a cluster the URLs, the operator the secret ones', async () => {
+    received.length = 0;
+    const targets = [
+      { type: 'webhook' as const, url: `${base}/share/plain` },
+      { type: 'webhook' as const, urlSecretRef: { name: 'hook', key: 'url' } },
+    ];
+    const asked: string[] = [];
+    const sidecar = new ApprovalBook();
+    const sidecarCounts: string[] = [];
+    sidecar.onChange(
+      announceRequests(captureLogs().logger, {
+        targets: 'url',
+        count: (type, outcome) => sidecarCounts.push(`${type}:${outcome}`),
+      }),
+    );
+    const operator = new ApprovalBook();
+    operator.onChange(
+      announceRequests(captureLogs().logger, {
+        targets: 'urlSecretRef',
+        secretUrl: async (ref, r) => {
+          asked.push(`${r.guardrail}:${ref.name}/${ref.key}`);
+          return { url: `${base}/share/from-secret` };
+        },
+      }),
+    );
+    openRequest(sidecar, rule(targets));
+    openRequest(operator, rule(targets));
+    await until(() => received.length >= 2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(received.map((r) => r.path).sort()).toEqual(['/share/from-secret', '/share/plain']);
+    expect(sidecarCounts).toEqual(['webhook:sent']);
+    expect(asked).toEqual(['prod:hook/url']);
+  });
 });

@@ -28,6 +28,7 @@ export const NewApprovalRequest = Type.Object(
     statement: spec.statement,
     parametersHash: spec.parametersHash,
     fingerprint: spec.fingerprint,
+    shape: spec.shape,
     rules: spec.rules,
     impact: spec.impact,
     autoApproved: Type.Optional(

@@ -154,6 +154,7 @@ function newRequest(request: ApprovalRequest): NewApprovalRequestValue {
     statement: request.binding.statement,
     parametersHash: request.binding.parametersHash,
     ...(request.fingerprint !== null && { fingerprint: request.fingerprint }),
+    ...(request.shape !== null && { shape: request.shape }),
     rules: request.rules.map((rule) => ({
       guardrail: rule.guardrail,
       rule: rule.rule,
