@@ -5,7 +5,7 @@ import type { Identity } from '../identity/identity.ts';
 import type { PolicySource } from '../policy/sources.ts';
 import { accessAskInput, accessRules } from './access-request.ts';
 import type { ApprovalBook } from './approval-book.ts';
-import { view } from './approvals-api.ts';
+import { view } from './approval-view.ts';
 
 /**
  * Requests for clear access to masked columns, on the approvals API:

@@ -1,4 +1,4 @@
-import type { ApprovalView } from '../approvals/approvals-api.ts';
+import type { ApprovalView } from '../approvals/approval-view.ts';
 import { UserError } from '../errors.ts';
 import { approveShapes, listLearned } from './learned-shapes-command.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
