@@ -3,7 +3,8 @@
  * event type of events.ts through the real writer, then a torn line (log.recover) and a loss
  * (audit.loss) made the way they happen.
  */
-import { appendFile } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { policyChangeEvent } from '../policy/policy-diff.ts';
 import type { ApprovalAuditEvent, AuditEvent } from './events.ts';
@@ -117,9 +118,14 @@ export const EVERY_EVENT: readonly AuditEvent[] = [
 /** Writes the log into `dir`; returns its path. It is sealed, and continued once after a torn line. */
 export async function writeEveryRecordLog(dir: string): Promise<string> {
   const file = join(dir, 'every-record.jsonl');
+  // One key across both runs, so that the log verifies whole.
+  const signingKeyFile = join(dir, 'every-record-key.pem');
+  const { privateKey } = generateKeyPairSync('ed25519');
+  await writeFile(signingKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
   const options = {
     file,
     stdout: false,
+    signingKeyFile,
     checkpointEveryRecords: 1000,
     checkpointIntervalMs: 60_000,
     logger: collectingLogger().logger,

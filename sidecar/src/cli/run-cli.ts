@@ -1,4 +1,5 @@
 import { UserError } from '../errors.ts';
+import { AUDIT_EXPORT_USAGE, runAuditExport } from './audit-export.ts';
 import { AUDIT_VERIFY_USAGE, runAuditVerify } from './audit-verify.ts';
 import { PROXY_USAGE, runProxyCommand } from './proxy-command.ts';
 import { packageVersion } from './version.ts';
@@ -10,6 +11,7 @@ commands:
   operator       run the Kubernetes operator (controllers and the injection webhook)
   status         show each DatabaseAccess and whether its pods carry the current sidecar
   audit verify   prove an audit log complete and unaltered
+  audit export   audit logs as OCSF events (or their records) on stdout, for a SIEM
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
   version        print the version (also --version)
   help           show this text
@@ -20,7 +22,11 @@ Run \`gatehouse <command> --help\` for a command's options.`;
 
 const AUDIT_USAGE = `usage: gatehouse audit verify FILE [options]
 
-${AUDIT_VERIFY_USAGE}`;
+${AUDIT_VERIFY_USAGE}
+
+usage: gatehouse audit export [options] FILE...
+
+${AUDIT_EXPORT_USAGE}`;
 
 /** The `gatehouse` command line: runs one command and returns its exit code. */
 export async function runCli(argv: string[]): Promise<number> {
@@ -43,13 +49,14 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     case 'audit':
       if (rest[0] === 'verify') return runAuditVerify(rest.slice(1));
+      if (rest[0] === 'export') return runAuditExport(rest.slice(1));
       if (rest[0] === '--help' || rest[0] === '-h' || rest[0] === 'help') {
         console.log(AUDIT_USAGE);
         return 0;
       }
       throw new UserError(
         rest[0] === undefined
-          ? 'audit needs a subcommand: gatehouse audit verify FILE (see gatehouse audit --help)'
+          ? 'audit needs a subcommand: gatehouse audit verify FILE, or audit export FILE... (see gatehouse audit --help)'
           : `unknown audit subcommand "${rest[0]}" (see gatehouse audit --help)`,
       );
     case 'version':
