@@ -17,6 +17,7 @@ import type { PolicyHooks } from './policy/gates/policy-hooks.ts';
 import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
+import { policyChangeEvent } from './policy/policy-diff.ts';
 import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
 import { prettyDestination } from './pretty-log.ts';
 import { probeUpstream } from './protocol/probe-upstream.ts';
@@ -84,6 +85,8 @@ export async function startProxy(
   registerAuditMetrics(metrics.registry, audit);
 
   let policyDocuments = config.policyDocuments;
+  // The policy in force from the start is evidence too: which bundle, by digest, and who made it.
+  audit.record(policyChangeEvent(undefined, policyDocuments, config.source, config.policyChangedBy));
   if (!policy && !config.policyNone)
     logger.warn(
       'no policy documents in the config: statements are audited, not checked against guardrails (policy.none: true says this is intended)',
@@ -99,6 +102,9 @@ export async function startProxy(
       );
       return;
     }
+    const change = policyChangeEvent(policyDocuments, reload.documents, config.source, reload.changedBy);
+    // A save that changed only proxy settings (or nothing) changes no policy: no record.
+    if (change.before !== change.after) audit.record(change);
     policy = reload.policy;
     policyDocuments = reload.documents;
     logger.warn(

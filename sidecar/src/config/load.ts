@@ -71,6 +71,8 @@ export interface ProxyConfig {
   readonly policyDocumentNumbers: readonly number[];
   /** `policy.none`: the file says it holds no policy on purpose (then it holds none). */
   readonly policyNone: boolean;
+  /** `policy.changedBy`: who made this version, for the policy.change audit record. */
+  readonly policyChangedBy?: string;
 }
 
 /** Command-line values that override the file. */
@@ -218,6 +220,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
     policyDocuments: values.filter((_, i) => i !== proxyIndex),
     policyDocumentNumbers: numbers.filter((_, i) => i !== proxyIndex),
     policyNone,
+    ...(document.policy?.changedBy !== undefined && { policyChangedBy: document.policy.changedBy }),
   };
 }
 

@@ -255,6 +255,14 @@ export const ProxyConfigSchema = Type.Object(
                 'The file holds no policy documents on purpose: statements are audited, none is checked or masked. Without it, a reload that removes every policy document is refused.',
             }),
           ),
+          changedBy: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 512,
+              description:
+                'Who made this version of the policy (a Kubernetes user, a CI job): written into the policy.change audit record of every load and reload.',
+            }),
+          ),
         },
         { additionalProperties: false },
       ),
