@@ -7,7 +7,9 @@ import { ApprovalBook } from './approvals/approval-book.ts';
 import { ShapeRegistry } from './approvals/learned-shapes.ts';
 import { announceRequests } from './approvals/notify-delivery.ts';
 import { approvalsHandler } from './approvals/serve-approvals.ts';
+import { HttpAuditSink } from './audit/http-sink.ts';
 import { openAuditLog } from './audit/log.ts';
+import { packageVersion } from './cli/version.ts';
 import { watchFileContent } from './config/file-watch.ts';
 import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
@@ -66,7 +68,17 @@ export async function startProxy(
   await loadSqlParser();
   const metrics = createMetrics();
   const authenticator = await createAuthenticator(config.identity, { logger });
+  // A copy for a SIEM, fed each record once the file has it (docs/compliance.md).
+  const httpSink =
+    config.audit.http === undefined
+      ? undefined
+      : new HttpAuditSink({
+          ...config.audit.http,
+          logger: logger.child({ component: 'audit-http' }),
+          productVersion: packageVersion(),
+        });
   const audit = await openAuditLog({
+    ...(httpSink && { onWritten: (line: string) => httpSink.push(line) }),
     ...(config.audit.file !== undefined && { file: config.audit.file }),
     stdout: config.audit.stdout,
     ...(config.audit.signingKeyFile !== undefined && { signingKeyFile: config.audit.signingKeyFile }),
@@ -83,6 +95,10 @@ export async function startProxy(
     throw error;
   });
   registerAuditMetrics(metrics.registry, audit);
+  const closeAudit = async () => {
+    await audit.close();
+    await httpSink?.close();
+  };
 
   let policyDocuments = config.policyDocuments;
   // The policy in force from the start is evidence too: which bundle, by digest, and who made it.
@@ -161,7 +177,7 @@ export async function startProxy(
   } catch (error) {
     stopWatching();
     authenticator.close();
-    await audit.close();
+    await closeAudit();
     throw new UserError(
       `cannot listen on ${config.listen.host}:${config.listen.port}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
     );
@@ -191,7 +207,7 @@ export async function startProxy(
       await server.shutdown(0);
       stopWatching();
       authenticator.close();
-      await audit.close();
+      await closeAudit();
       throw new UserError(
         `cannot listen on ${config.admin.host}:${config.admin.port} (admin): ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
       );
@@ -233,7 +249,7 @@ export async function startProxy(
         await server.shutdown(graceMs);
         server.close();
         authenticator.close();
-        await audit.close();
+        await closeAudit();
         if (admin) await new Promise((resolve) => admin!.server.close(resolve));
         logger.info('gatehouse proxy stopped');
       })();

@@ -79,7 +79,7 @@ export class HttpAuditSink {
       this.#dropped += over;
     }
     if (this.#queue.length >= this.#options.batchRecords) this.#kick();
-    else this.#timer ??= setTimeout(() => this.#kick(), this.#options.batchIntervalMs);
+    else this.#timer ??= setTimeout(() => this.#kick(), this.#options.batchIntervalMs).unref();
   }
 
   /** Sends what waits, trying for at most `graceMs` more, then stops. */
@@ -105,7 +105,7 @@ export class HttpAuditSink {
     this.#timer = undefined;
     this.#sending ??= this.#drain().finally(() => {
       this.#sending = undefined;
-      if (this.#queue.length > 0 && !this.#closed) this.#timer ??= setTimeout(() => this.#kick(), 0);
+      if (this.#queue.length > 0 && !this.#closed) this.#timer ??= setTimeout(() => this.#kick(), 0).unref();
     });
   }
 
@@ -136,7 +136,7 @@ export class HttpAuditSink {
         );
       if (this.#closed) return;
       await new Promise<void>((resolve) => {
-        this.#pause = { timer: setTimeout(resolve, pause * (0.5 + Math.random() / 2)), resolve };
+        this.#pause = { timer: setTimeout(resolve, pause * (0.5 + Math.random() / 2)).unref(), resolve };
       });
       this.#pause = undefined;
     }

@@ -49,6 +49,17 @@ export interface ProxyConfig {
     readonly checkpointEveryRecords: number;
     readonly checkpointIntervalMs: number;
     readonly failClosed: boolean;
+    /** A copy of every written record, sent to an HTTP endpoint; the token resolved (never logged). */
+    readonly http?: {
+      readonly url: string;
+      readonly shape: 'jsonl' | 'splunk-hec';
+      readonly format: 'records' | 'ocsf';
+      readonly token?: string;
+      readonly batchRecords: number;
+      readonly batchIntervalMs: number;
+      readonly maxBufferedRecords: number;
+      readonly timeoutMs: number;
+    };
   };
   readonly admin?: HostPort;
   readonly limits: {
@@ -200,6 +211,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       checkpointEveryRecords: document.audit?.checkpointEveryRecords ?? 1000,
       checkpointIntervalMs: (document.audit?.checkpointIntervalSeconds ?? 10) * 1000,
       failClosed: document.audit?.failClosed ?? true,
+      ...(document.audit?.http !== undefined && { http: resolveAuditHttp(document.audit.http, file) }),
     },
     ...(document.admin && { admin: parseHostPort(document.admin.listen, file, 'admin.listen') }),
     limits: {
@@ -420,4 +432,27 @@ export function parseHostPort(value: string, file: string, field: string): HostP
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+type AuditHttpDocument = NonNullable<NonNullable<ProxyConfigDocument['audit']>['http']>;
+
+function resolveAuditHttp(http: AuditHttpDocument, file: string): NonNullable<ProxyConfig['audit']['http']> {
+  let url: URL | undefined;
+  try {
+    url = new URL(http.url);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new ConfigError(file, 'audit.http.url', 'must be an http:// or https:// URL');
+  return {
+    url: http.url,
+    shape: (http.shape ?? 'jsonl') as 'jsonl' | 'splunk-hec',
+    format: (http.format ?? 'records') as 'records' | 'ocsf',
+    ...(http.token !== undefined && { token: resolveSecret(http.token, file, 'audit.http.token') }),
+    batchRecords: http.batchRecords ?? 500,
+    batchIntervalMs: (http.batchIntervalSeconds ?? 1) * 1000,
+    maxBufferedRecords: http.maxBufferedRecords ?? 100_000,
+    timeoutMs: (http.timeoutSeconds ?? 10) * 1000,
+  };
 }

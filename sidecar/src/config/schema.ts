@@ -117,6 +117,34 @@ const IdentityConfig = Type.Object(
   { additionalProperties: false },
 );
 
+/** A copy of every written record sent to an HTTP endpoint in batches (docs/compliance.md). */
+const AuditHttp = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      description: 'http:// or https:// endpoint that takes POSTed batches.',
+    }),
+    shape: Type.Optional(
+      Type.Enum(['jsonl', 'splunk-hec'], {
+        default: 'jsonl',
+        description: 'jsonl: one JSON value a line; splunk-hec: Splunk HTTP Event Collector events.',
+      }),
+    ),
+    format: Type.Optional(
+      Type.Enum(['records', 'ocsf'], {
+        default: 'records',
+        description: 'records: the audit records as written; ocsf: OCSF 1.5.0 events.',
+      }),
+    ),
+    token: Type.Optional(SecretValue),
+    batchRecords: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 500 })),
+    batchIntervalSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 1 })),
+    maxBufferedRecords: Type.Optional(Type.Integer({ minimum: 1, default: 100_000 })),
+    timeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 10 })),
+  },
+  { additionalProperties: false },
+);
+
 const Audit = Type.Object(
   {
     file: Type.Optional(
@@ -152,6 +180,7 @@ const Audit = Type.Object(
         description: 'Refuse statements while the audit file cannot be written.',
       }),
     ),
+    http: Type.Optional(AuditHttp),
   },
   { additionalProperties: false },
 );
