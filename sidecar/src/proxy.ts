@@ -14,7 +14,12 @@ import { watchFileContent } from './config/file-watch.ts';
 import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
-import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
+import {
+  createMetrics,
+  type ProxyMetrics,
+  registerAuditHttpMetrics,
+  registerAuditMetrics,
+} from './metrics.ts';
 import type { PolicyHooks } from './policy/gates/policy-hooks.ts';
 import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
@@ -95,6 +100,7 @@ export async function startProxy(
     throw error;
   });
   registerAuditMetrics(metrics.registry, audit);
+  if (httpSink) registerAuditHttpMetrics(metrics.registry, httpSink);
   const closeAudit = async () => {
     await audit.close();
     await httpSink?.close();

@@ -51,6 +51,10 @@ describe('audit HTTP sink of a standalone proxy', () => {
       for (let i = 0; i < 40; i++) await client.query('SELECT $1::int AS n', [i]);
       await client.end();
       await new Promise((r) => setTimeout(r, 300));
+      const metrics = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+      expect(metrics).toMatch(/^gatehouse_audit_http_sent 0$/m);
+      expect(Number(/^gatehouse_audit_http_pending (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(80);
+      expect(metrics).toMatch(/^gatehouse_audit_http_dropped 0$/m);
 
       server = createServer((request, response) => {
         let body = '';

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import Value from 'typebox/value';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError, UserError } from '../errors.ts';
+import { resolveAuditHttp } from './audit-http.ts';
 import { type ProxyConfigDocument, ProxyConfigSchema, type SecretValueConfig } from './schema.ts';
 import { schemaProblems } from './validate.ts';
 
@@ -432,27 +433,4 @@ export function parseHostPort(value: string, file: string, field: string): HostP
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-type AuditHttpDocument = NonNullable<NonNullable<ProxyConfigDocument['audit']>['http']>;
-
-function resolveAuditHttp(http: AuditHttpDocument, file: string): NonNullable<ProxyConfig['audit']['http']> {
-  let url: URL | undefined;
-  try {
-    url = new URL(http.url);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
-    throw new ConfigError(file, 'audit.http.url', 'must be an http:// or https:// URL');
-  return {
-    url: http.url,
-    shape: (http.shape ?? 'jsonl') as 'jsonl' | 'splunk-hec',
-    format: (http.format ?? 'records') as 'records' | 'ocsf',
-    ...(http.token !== undefined && { token: resolveSecret(http.token, file, 'audit.http.token') }),
-    batchRecords: http.batchRecords ?? 500,
-    batchIntervalMs: (http.batchIntervalSeconds ?? 1) * 1000,
-    maxBufferedRecords: http.maxBufferedRecords ?? 100_000,
-    timeoutMs: (http.timeoutSeconds ?? 10) * 1000,
-  };
 }
