@@ -1,15 +1,27 @@
 import { ConfigError } from '../errors.ts';
-import type { ProxyConfig } from './load.ts';
-import { resolveSecret } from './load.ts';
 import type { ProxyConfigDocument } from './schema.ts';
 
 type AuditHttpDocument = NonNullable<NonNullable<ProxyConfigDocument['audit']>['http']>;
 
-/** `audit.http` with defaults applied, its URL checked and its token resolved. */
+/** `audit.http` resolved: a copy of every written record, sent to an HTTP endpoint. */
+export interface AuditHttpConfig {
+  readonly url: string;
+  readonly shape: 'jsonl' | 'splunk-hec';
+  readonly format: 'records' | 'ocsf';
+  /** Never logged. */
+  readonly token?: string;
+  readonly batchRecords: number;
+  readonly batchIntervalMs: number;
+  readonly maxBufferedRecords: number;
+  readonly timeoutMs: number;
+}
+
+/** `audit.http` with defaults applied and its URL checked; `token` is the resolved secret, if any. */
 export function resolveAuditHttp(
   http: AuditHttpDocument,
   file: string,
-): NonNullable<ProxyConfig['audit']['http']> {
+  token: string | undefined,
+): AuditHttpConfig {
   let url: URL | undefined;
   try {
     url = new URL(http.url);
@@ -22,7 +34,7 @@ export function resolveAuditHttp(
     url: http.url,
     shape: (http.shape ?? 'jsonl') as 'jsonl' | 'splunk-hec',
     format: (http.format ?? 'records') as 'records' | 'ocsf',
-    ...(http.token !== undefined && { token: resolveSecret(http.token, file, 'audit.http.token') }),
+    ...(token !== undefined && { token }),
     batchRecords: http.batchRecords ?? 500,
     batchIntervalMs: (http.batchIntervalSeconds ?? 1) * 1000,
     maxBufferedRecords: http.maxBufferedRecords ?? 100_000,

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import Value from 'typebox/value';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError, UserError } from '../errors.ts';
-import { resolveAuditHttp } from './audit-http.ts';
+import { type AuditHttpConfig, resolveAuditHttp } from './audit-http.ts';
 import { type ProxyConfigDocument, ProxyConfigSchema, type SecretValueConfig } from './schema.ts';
 import { schemaProblems } from './validate.ts';
 
@@ -51,16 +51,7 @@ export interface ProxyConfig {
     readonly checkpointIntervalMs: number;
     readonly failClosed: boolean;
     /** A copy of every written record, sent to an HTTP endpoint; the token resolved (never logged). */
-    readonly http?: {
-      readonly url: string;
-      readonly shape: 'jsonl' | 'splunk-hec';
-      readonly format: 'records' | 'ocsf';
-      readonly token?: string;
-      readonly batchRecords: number;
-      readonly batchIntervalMs: number;
-      readonly maxBufferedRecords: number;
-      readonly timeoutMs: number;
-    };
+    readonly http?: AuditHttpConfig;
   };
   readonly admin?: HostPort;
   readonly limits: {
@@ -212,7 +203,13 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       checkpointEveryRecords: document.audit?.checkpointEveryRecords ?? 1000,
       checkpointIntervalMs: (document.audit?.checkpointIntervalSeconds ?? 10) * 1000,
       failClosed: document.audit?.failClosed ?? true,
-      ...(document.audit?.http !== undefined && { http: resolveAuditHttp(document.audit.http, file) }),
+      ...(document.audit?.http !== undefined && {
+        http: resolveAuditHttp(
+          document.audit.http,
+          file,
+          document.audit.http.token && resolveSecret(document.audit.http.token, file, 'audit.http.token'),
+        ),
+      }),
     },
     ...(document.admin && { admin: parseHostPort(document.admin.listen, file, 'admin.listen') }),
     limits: {
