@@ -78,6 +78,8 @@ export interface SessionOrigin {
   readonly clientPort?: number;
   readonly pod?: string;
   readonly namespace?: string;
+  /** The database the session logged into. */
+  readonly database?: string;
 }
 
 /** What every mapping fills in: class, activity, time, severity, metadata. */

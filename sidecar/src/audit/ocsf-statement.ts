@@ -49,8 +49,10 @@ export function datastoreActivity(
     correlation: session,
   });
   const subject = fields.string('subject') ?? '';
-  const database = start ? undefined : fields.string('database');
-  const duration = start ? undefined : fields.number('durationMs');
+  const database = start ? origin.database : fields.string('database');
+  // Peeked, not taken: OCSF's duration is whole milliseconds, unmapped keeps the exact value.
+  const durationMs = start ? undefined : fields.peek('durationMs');
+  const duration = typeof durationMs === 'number' ? durationMs : undefined;
   const reason = start ? undefined : fields.string('reason');
   const src = endpoint(origin);
   return compact({

@@ -159,6 +159,7 @@ describe('statements as Datastore Activity (6005)', () => {
       status_id: 99,
       status: 'Started',
       src_endpoint: { ip: '10.1.2.3', name: 'shop/orders-7d9f-abcde' },
+      database: { name: 'shop' },
     });
   });
 

@@ -146,7 +146,7 @@ export class OcsfMapper {
       session: session === undefined ? undefined : compact({ uid: session, issuer: fields.string('issuer') }),
       // The database logged into, through the proxy of its protocol (the class wants a service or a destination).
       service: compact({
-        name: fields.string('database') ?? 'unknown',
+        name: origin.database ?? 'unknown',
         labels: [fields.string('protocol') ?? 'unknown'],
       }),
       src_endpoint: endpoint(origin),
@@ -273,6 +273,7 @@ export class OcsfMapper {
       clientPort: fields.number('clientPort'),
       pod: fields.string('pod'),
       namespace: fields.string('namespace'),
+      database: fields.string('database'),
     });
   }
 }
