@@ -135,6 +135,24 @@ describe('HTTP audit sink', () => {
     expect(JSON.stringify(logLines)).not.toContain('hec-secret');
   });
 
+  it('keeps its pauses while closing against an endpoint that refuses, and gives up after the grace period', async () => {
+    const port = await freePort();
+    const down = await receiver(port, () => true);
+    const { sink: s, logLines } = sink(port, { retryMinMs: 100, retryMaxMs: 400 });
+    for (const line of lines.slice(0, 10)) s.push(line);
+    const started = Date.now();
+    await s.close(1500);
+    const took = Date.now() - started;
+    down.server.close();
+    expect(took).toBeGreaterThanOrEqual(1400);
+    expect(took).toBeLessThan(3000);
+    // About 1.5 s of pauses from 50 ms (half of 100, with jitter) doubling to 400 ms: a handful of tries.
+    expect(down.refused).toBeGreaterThan(2);
+    expect(down.refused).toBeLessThan(15);
+    expect(s.pending).toBe(10);
+    expect(logLines.some((l) => String(l['msg']).includes('closed with records unsent'))).toBe(true);
+  });
+
   it('drops the oldest beyond maxBufferedRecords, counts them, and says so once', async () => {
     const port = await freePort();
     const { sink: s, logLines } = sink(port, { maxBufferedRecords: 10 });

@@ -37,6 +37,8 @@ export class HttpAuditSink {
   #timer: NodeJS.Timeout | undefined;
   #failures = 0;
   #closed = false;
+  /** Past close()'s grace period: nothing more is sent. */
+  #stopped = false;
   #sent = 0;
   #dropped = 0;
   /** Set while a failed batch waits to be sent again; cleared by close() to try once more at once. */
@@ -87,12 +89,17 @@ export class HttpAuditSink {
     this.#closed = true;
     clearTimeout(this.#timer);
     const deadline = Date.now() + graceMs;
-    while (this.#queue.length > 0 && Date.now() < deadline) {
-      this.#wake();
-      this.#kick();
-      await Promise.race([this.#sending, sleep(Math.max(0, deadline - Date.now()))]);
-    }
+    // A batch waiting out a pause goes at once; after that the usual pauses hold, so an endpoint
+    // that is down is not hammered for the whole grace period.
     this.#wake();
+    if (this.#queue.length > 0) this.#kick();
+    while (this.#queue.length > 0 && Date.now() < deadline) {
+      await Promise.race([this.#sending ?? sleep(10), sleep(Math.max(0, deadline - Date.now()))]);
+      if (this.#sending === undefined && this.#queue.length > 0) this.#kick();
+    }
+    this.#stopped = true;
+    this.#wake();
+    await Promise.race([this.#sending, sleep(1000)]);
     if (this.#queue.length > 0)
       this.#options.logger.error(
         { url: redact(this.#options.url), unsent: this.#queue.length },
@@ -110,7 +117,7 @@ export class HttpAuditSink {
   }
 
   async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
+    while (this.#queue.length > 0 && !this.#stopped) {
       const batch = this.#queue.slice(0, this.#options.batchRecords);
       const droppedBefore = this.#dropped;
       const problem = await this.#post(batch);
@@ -134,7 +141,7 @@ export class HttpAuditSink {
           { url: redact(this.#options.url), problem, failures: this.#failures, pending: this.#queue.length },
           'audit HTTP sink: batch not delivered, trying again',
         );
-      if (this.#closed) return;
+      if (this.#stopped) return;
       await new Promise<void>((resolve) => {
         this.#pause = { timer: setTimeout(resolve, pause * (0.5 + Math.random() / 2)).unref(), resolve };
       });
