@@ -81,6 +81,7 @@ export async function startProxy(
           ...config.audit.http,
           logger: logger.child({ component: 'audit-http' }),
           productVersion: packageVersion(),
+          source: config.audit.file,
         });
   const audit = await openAuditLog({
     ...(httpSink && { onWritten: (line: string) => httpSink.push(line) }),

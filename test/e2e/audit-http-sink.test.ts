@@ -82,6 +82,7 @@ describe('audit HTTP sink of a standalone proxy', () => {
     expect(hashes.length).toBeGreaterThan(80);
     expect(events.map((e) => (e['unmapped'] as { hash: string }).hash)).toEqual(hashes);
     expect(events.flatMap(ocsfProblems)).toEqual([]);
+    expect(events[0]!['unmapped']).toMatchObject({ source: 'audit.jsonl', type: 'log.open' });
     expect([...auth]).toEqual(['Bearer sink-secret']);
     expect(proxy.lines.join('\n')).toContain('audit HTTP sink: batch not delivered');
     expect(proxy.lines.join('\n')).not.toContain('sink-secret');

@@ -24,6 +24,8 @@ export interface HttpSinkOptions {
   readonly timeoutMs: number;
   readonly logger: Logger;
   readonly productVersion: string;
+  /** The audit file the records come from, for OCSF's unmapped.source. */
+  readonly source?: string | undefined;
   /** First pause after a failed batch; it doubles up to `retryMaxMs`. */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
@@ -46,7 +48,10 @@ export class HttpAuditSink {
 
   constructor(options: HttpSinkOptions) {
     this.#options = options;
-    this.#mapper = new OcsfMapper({ productVersion: options.productVersion, source: 'gatehouse' });
+    this.#mapper = new OcsfMapper({
+      productVersion: options.productVersion,
+      source: options.source ?? 'stdout',
+    });
   }
 
   /** Records delivered so far (acknowledged with a 2xx). */
