@@ -96,6 +96,32 @@ export function registerAuditMetrics(
   });
 }
 
+/** The HTTP audit sink's state (audit.http): what it delivered, what waits, what it had to drop. */
+export function registerAuditHttpMetrics(
+  registry: Registry,
+  sink: { readonly sent: number; readonly pending: number; readonly dropped: number },
+): void {
+  const gauges: [string, string, () => number][] = [
+    ['gatehouse_audit_http_sent', 'Audit records the HTTP sink delivered since start.', () => sink.sent],
+    ['gatehouse_audit_http_pending', 'Audit records waiting for the HTTP endpoint.', () => sink.pending],
+    [
+      'gatehouse_audit_http_dropped',
+      'Audit records the HTTP sink dropped since start because too many waited (the audit file keeps them).',
+      () => sink.dropped,
+    ],
+  ];
+  for (const [name, help, value] of gauges) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(value());
+      },
+    });
+  }
+}
+
 /** The bound metric children a session updates. */
 export interface SessionMetrics {
   statementOk(): void;

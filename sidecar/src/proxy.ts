@@ -11,16 +11,24 @@ import type { ApprovalRequest } from './approvals/approval-request.ts';
 import { ShapeRegistry } from './approvals/learned-shapes.ts';
 import { announceRequests } from './approvals/notify-delivery.ts';
 import { approvalsHandler } from './approvals/serve-approvals.ts';
+import { HttpAuditSink } from './audit/http-sink.ts';
 import { openAuditLog } from './audit/log.ts';
+import { packageVersion } from './cli/version.ts';
 import { watchFileContent } from './config/file-watch.ts';
 import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
-import { createMetrics, type ProxyMetrics, registerAuditMetrics } from './metrics.ts';
+import {
+  createMetrics,
+  type ProxyMetrics,
+  registerAuditHttpMetrics,
+  registerAuditMetrics,
+} from './metrics.ts';
 import type { PolicyHooks } from './policy/gates/policy-hooks.ts';
 import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
+import { policyChangeEvent } from './policy/policy-diff.ts';
 import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
 import { prettyDestination } from './pretty-log.ts';
 import { probeUpstream } from './protocol/probe-upstream.ts';
@@ -69,7 +77,18 @@ export async function startProxy(
   await loadSqlParser();
   const metrics = createMetrics();
   const authenticator = await createAuthenticator(config.identity, { logger });
+  // A copy for a SIEM, fed each record once the file has it (docs/compliance.md).
+  const httpSink =
+    config.audit.http === undefined
+      ? undefined
+      : new HttpAuditSink({
+          ...config.audit.http,
+          logger: logger.child({ component: 'audit-http' }),
+          productVersion: packageVersion(),
+          source: config.audit.file,
+        });
   const audit = await openAuditLog({
+    ...(httpSink && { onWritten: (line: string) => httpSink.push(line) }),
     ...(config.audit.file !== undefined && { file: config.audit.file }),
     stdout: config.audit.stdout,
     ...(config.audit.signingKeyFile !== undefined && { signingKeyFile: config.audit.signingKeyFile }),
@@ -86,8 +105,15 @@ export async function startProxy(
     throw error;
   });
   registerAuditMetrics(metrics.registry, audit);
+  if (httpSink) registerAuditHttpMetrics(metrics.registry, httpSink);
+  const closeAudit = async () => {
+    await audit.close();
+    await httpSink?.close();
+  };
 
   let policyDocuments = config.policyDocuments;
+  // The policy in force from the start is evidence too: which bundle, by digest, and who made it.
+  audit.record(policyChangeEvent(undefined, policyDocuments, config.source, config.policyChangedBy));
   if (!policy && !config.policyNone)
     logger.warn(
       'no policy documents in the config: statements are audited, not checked against guardrails (policy.none: true says this is intended)',
@@ -103,6 +129,9 @@ export async function startProxy(
       );
       return;
     }
+    const change = policyChangeEvent(policyDocuments, reload.documents, config.source, reload.changedBy);
+    // A save that changed only proxy settings (or nothing) changes no policy: no record.
+    if (change.before !== change.after) audit.record(change);
     policy = reload.policy;
     policyDocuments = reload.documents;
     logger.warn(
@@ -166,7 +195,7 @@ export async function startProxy(
   } catch (error) {
     stopWatching();
     authenticator.close();
-    await audit.close();
+    await closeAudit();
     throw new UserError(
       `cannot listen on ${config.listen.host}:${config.listen.port}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
     );
@@ -197,7 +226,7 @@ export async function startProxy(
       await server.shutdown(0);
       stopWatching();
       authenticator.close();
-      await audit.close();
+      await closeAudit();
       throw new UserError(
         `cannot listen on ${config.admin.host}:${config.admin.port} (admin): ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
       );
@@ -241,7 +270,7 @@ export async function startProxy(
         await server.shutdown(graceMs);
         server.close();
         authenticator.close();
-        await audit.close();
+        await closeAudit();
         // After the seal, so the collector gets the log's last checkpoint too when it is reachable.
         await shipper?.stop();
         if (admin) await new Promise((resolve) => admin!.server.close(resolve));

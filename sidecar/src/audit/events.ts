@@ -117,13 +117,44 @@ export interface StatementStartEvent {
   readonly fingerprint: string | null;
 }
 
+/**
+ * A policy put in force at a proxy: at start (`loaded`) and at each accepted reload (`reloaded`), a
+ * file edit or an operator bundle update alike (docs/compliance.md).
+ */
+export interface PolicyChangeEvent {
+  readonly type: 'policy.change';
+  readonly event: 'loaded' | 'reloaded';
+  /** The config file it was read from. */
+  readonly file: string;
+  /** Who made the change, when the bundle says (`policy.changedBy`, filled by whoever writes it). */
+  readonly changedBy?: string;
+  /** sha256 of the policy documents in force before (undefined at start) and after (undefined: none). */
+  readonly before?: string;
+  readonly after?: string;
+  /** Policy documents by `Kind name`. */
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+  /** Rules by `Kind name/rule`: added, removed, or changed. */
+  readonly rules: {
+    readonly added: readonly string[];
+    readonly removed: readonly string[];
+    readonly changed: readonly string[];
+  };
+  /** Other fields of changed documents that differ, as `Kind name: spec.field`. */
+  readonly fields: readonly string[];
+  /** One readable line: `added Guardrail strict; changed Guardrail defaults (rule destructive)`. */
+  readonly summary: string;
+}
+
 export type AuditEvent =
   | ConnectionStartEvent
   | ConnectionEndEvent
   | ConnectionRefusedEvent
   | StatementStartEvent
   | StatementEvent
-  | ApprovalAuditEvent;
+  | ApprovalAuditEvent
+  | PolicyChangeEvent;
 
 /** Where the proxy sends its audit events. Implementations must not block the caller. */
 export interface AuditSink {

@@ -74,6 +74,8 @@ export interface AuditLogOptions {
   readonly maxPendingBytes?: number;
   /** fdatasync after every write, before its waiters go on: survives power loss, costs a disk flush per write. */
   readonly syncEachWrite?: boolean;
+  /** Called with each record's line once it is written (in order): for a sink that ships copies. */
+  readonly onWritten?: (line: string) => void;
 }
 
 export interface AuditLog extends AuditSink {
@@ -583,8 +585,14 @@ class ChainedAuditLog implements AuditLog {
     if (this.#queue(record)) return;
     // No file: stdout is the only destination, and takes the record at once.
     this.#chainRecord(record);
-    if (record.fields) this.#logger.info({ audit: record.fields });
+    this.#copy(record);
     record.accepted?.(true);
+  }
+
+  /** Hands a written record to its copies: stdout (through pino) and `onWritten`. */
+  #copy(record: Queued): void {
+    if (record.fields) this.#logger.info({ audit: record.fields });
+    if (record.type !== undefined && record.line) this.#options.onWritten?.(record.line);
   }
 
   #checkpointRecord(final: boolean): Queued {
@@ -611,7 +619,7 @@ class ChainedAuditLog implements AuditLog {
       if (this.#headFile !== undefined) this.#unanchored = { offset, record };
     } else {
       this.#chainRecord(record);
-      if (record.fields) this.#logger.info({ audit: record.fields });
+      this.#copy(record);
     }
   }
 
@@ -695,7 +703,7 @@ class ChainedAuditLog implements AuditLog {
       this.#written = batch.end;
       for (const queued of batch.lines) {
         if (queued.type !== undefined) this.#writtenRecords++;
-        if (queued.fields) this.#logger.info({ audit: queued.fields });
+        this.#copy(queued);
         queued.accepted?.(true);
       }
       if (batch.anchor) {
@@ -812,8 +820,8 @@ class ChainedAuditLog implements AuditLog {
       };
       this.#fileEnd = this.#written.offset;
       this.#writtenRecords += noted ? 2 : 1;
-      if (noted?.fields) this.#logger.info({ audit: noted.fields });
-      if (sealed.fields) this.#logger.info({ audit: sealed.fields });
+      if (noted) this.#copy(noted);
+      this.#copy(sealed);
       this.#broken = false;
       this.#failure = undefined;
       clearInterval(this.#repairTimer);

@@ -75,6 +75,25 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         forSeconds: event.forSeconds,
         until: event.until,
       };
+    case 'policy.change':
+      return {
+        type: event.type,
+        event: event.event,
+        file: event.file,
+        changedBy: event.changedBy,
+        before: event.before,
+        after: event.after,
+        added: [...event.added],
+        removed: [...event.removed],
+        changed: [...event.changed],
+        rules: {
+          added: [...event.rules.added],
+          removed: [...event.rules.removed],
+          changed: [...event.rules.changed],
+        },
+        fields: [...event.fields],
+        summary: event.summary,
+      };
   }
 }
 

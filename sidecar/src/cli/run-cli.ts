@@ -1,4 +1,5 @@
 import { UserError } from '../errors.ts';
+import { AUDIT_EXPORT_USAGE, runAuditExport } from './audit-export.ts';
 import { AUDIT_VERIFY_USAGE, runAuditVerify } from './audit-verify.ts';
 import { PROXY_USAGE, runProxyCommand } from './proxy-command.ts';
 import { packageVersion } from './version.ts';
@@ -12,6 +13,7 @@ commands:
   collector      collect the proxies' audit records into one store (PostgreSQL)
   audit verify   prove an audit log complete and unaltered
   audit query    ask the collector who ran what (statements, sessions, sources)
+  audit export   audit logs as OCSF events (or their records) on stdout, for a SIEM
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
   approve, deny  decide an ApprovalRequest in Kubernetes (kubectl gatehouse approve NAME --reason ...)
   mcp            serve the Model Context Protocol to an AI agent, through the proxy (docs/mcp.md)
@@ -28,7 +30,11 @@ const AUDIT_USAGE = `usage: gatehouse audit verify FILE [options]
 
 ${AUDIT_VERIFY_USAGE}
 
-Run \`gatehouse audit query --help\` for the query's options.`;
+Run \`gatehouse audit query --help\` for the query's options.
+
+usage: gatehouse audit export [options] FILE...
+
+${AUDIT_EXPORT_USAGE}`;
 
 /** The `gatehouse` command line: runs one command and returns its exit code. */
 export async function runCli(argv: string[]): Promise<number> {
@@ -72,13 +78,14 @@ export async function runCli(argv: string[]): Promise<number> {
         const { runAuditQuery } = await import('../../../operator/src/collector/audit-query-command.ts');
         return runAuditQuery(rest.slice(1));
       }
+      if (rest[0] === 'export') return runAuditExport(rest.slice(1));
       if (rest[0] === '--help' || rest[0] === '-h' || rest[0] === 'help') {
         console.log(AUDIT_USAGE);
         return 0;
       }
       throw new UserError(
         rest[0] === undefined
-          ? 'audit needs a subcommand: gatehouse audit verify FILE, or gatehouse audit query (see gatehouse audit --help)'
+          ? 'audit needs a subcommand: gatehouse audit verify FILE, audit export FILE... or audit query (see gatehouse audit --help)'
           : `unknown audit subcommand "${rest[0]}" (see gatehouse audit --help)`,
       );
     case 'version':

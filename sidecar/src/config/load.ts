@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import Value from 'typebox/value';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError, UserError } from '../errors.ts';
+import { type AuditHttpConfig, resolveAuditHttp } from './audit-http.ts';
 import {
   type AuditConfigDocument,
   type ProxyConfigDocument,
@@ -55,6 +56,8 @@ export interface ProxyConfig {
     readonly checkpointIntervalMs: number;
     readonly failClosed: boolean;
     readonly ship?: NonNullable<AuditConfigDocument['ship']>;
+    /** A copy of every written record, sent to an HTTP endpoint; the token resolved (never logged). */
+    readonly http?: AuditHttpConfig;
   };
   readonly admin?: HostPort;
   /** Held statements are decided through the operator (Kubernetes), not on the admin endpoint. */
@@ -81,6 +84,8 @@ export interface ProxyConfig {
   readonly policyDocumentNumbers: readonly number[];
   /** `policy.none`: the file says it holds no policy on purpose (then it holds none). */
   readonly policyNone: boolean;
+  /** `policy.changedBy`: who made this version, for the policy.change audit record. */
+  readonly policyChangedBy?: string;
 }
 
 /** Command-line values that override the file. */
@@ -209,6 +214,13 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       checkpointIntervalMs: (document.audit?.checkpointIntervalSeconds ?? 10) * 1000,
       failClosed: document.audit?.failClosed ?? true,
       ...(document.audit?.ship !== undefined && { ship: checkShip(document.audit, file) }),
+      ...(document.audit?.http !== undefined && {
+        http: resolveAuditHttp(
+          document.audit.http,
+          file,
+          document.audit.http.token && resolveSecret(document.audit.http.token, file, 'audit.http.token'),
+        ),
+      }),
     },
     ...(document.admin && { admin: parseHostPort(document.admin.listen, file, 'admin.listen') }),
     ...(document.approvals?.operator && { approvals: { operator: resolveOperator(document, file) } }),
@@ -230,6 +242,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
     policyDocuments: values.filter((_, i) => i !== proxyIndex),
     policyDocumentNumbers: numbers.filter((_, i) => i !== proxyIndex),
     policyNone,
+    ...(document.policy?.changedBy !== undefined && { policyChangedBy: document.policy.changedBy }),
   };
 }
 

@@ -157,6 +157,34 @@ const AuditShip = Type.Object(
   { additionalProperties: false },
 );
 
+/** A copy of every written record sent to an HTTP endpoint in batches (docs/compliance.md). */
+const AuditHttp = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      description: 'http:// or https:// endpoint that takes POSTed batches.',
+    }),
+    shape: Type.Optional(
+      Type.Enum(['jsonl', 'splunk-hec'], {
+        default: 'jsonl',
+        description: 'jsonl: one JSON value a line; splunk-hec: Splunk HTTP Event Collector events.',
+      }),
+    ),
+    format: Type.Optional(
+      Type.Enum(['records', 'ocsf'], {
+        default: 'records',
+        description: 'records: the audit records as written; ocsf: OCSF 1.5.0 events.',
+      }),
+    ),
+    token: Type.Optional(SecretValue),
+    batchRecords: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 500 })),
+    batchIntervalSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 1 })),
+    maxBufferedRecords: Type.Optional(Type.Integer({ minimum: 1, default: 100_000 })),
+    timeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, default: 10 })),
+  },
+  { additionalProperties: false },
+);
+
 const Audit = Type.Object(
   {
     file: Type.Optional(
@@ -193,6 +221,7 @@ const Audit = Type.Object(
       }),
     ),
     ship: Type.Optional(AuditShip),
+    http: Type.Optional(AuditHttp),
   },
   { additionalProperties: false },
 );
@@ -323,6 +352,14 @@ export const ProxyConfigSchema = Type.Object(
               default: false,
               description:
                 'The file holds no policy documents on purpose: statements are audited, none is checked or masked. Without it, a reload that removes every policy document is refused.',
+            }),
+          ),
+          changedBy: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 512,
+              description:
+                'Who made this version of the policy (a Kubernetes user, a CI job): written into the policy.change audit record of every load and reload.',
             }),
           ),
         },

@@ -16,6 +16,8 @@ export type PolicyReload =
       readonly policy: Policy | undefined;
       readonly documents: readonly unknown[];
       readonly change: PolicyChange;
+      /** `policy.changedBy` of the new file: who made this version, when its writer says. */
+      readonly changedBy: string | undefined;
     }
   | { readonly accepted: false; readonly reason: string };
 
@@ -28,10 +30,12 @@ export function reloadPolicy(current: readonly unknown[], text: string, source: 
   let documents: readonly unknown[];
   let policy: Policy | undefined;
   let policyNone: boolean;
+  let changedBy: string | undefined;
   try {
     const config = parseProxyConfig(text, source);
     documents = config.policyDocuments;
     policyNone = config.policyNone;
+    changedBy = config.policyChangedBy;
     policy =
       documents.length > 0 ? loadPolicyDocuments(documents, source, config.policyDocumentNumbers) : undefined;
   } catch (error) {
@@ -43,7 +47,7 @@ export function reloadPolicy(current: readonly unknown[], text: string, source: 
       reason: `${source} now holds no policy documents (it held ${current.map(documentName).join(', ')}); to run without any policy on purpose, set policy.none: true in its proxy settings`,
     };
   }
-  return { accepted: true, policy, documents, change: policyChange(current, documents) };
+  return { accepted: true, policy, documents, change: policyChange(current, documents), changedBy };
 }
 
 export function policyChange(before: readonly unknown[], after: readonly unknown[]): PolicyChange {
@@ -71,7 +75,7 @@ function byName(documents: readonly unknown[]): Map<string, unknown> {
 }
 
 /** `Guardrail defaults`, `MaskingPolicy shop/pii`; loaded documents have a kind and a name. */
-function documentName(document: unknown): string {
+export function documentName(document: unknown): string {
   const record = document as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
   const namespace = typeof record.metadata?.namespace === 'string' ? `${record.metadata.namespace}/` : '';
   return `${String(record.kind)} ${namespace}${String(record.metadata?.name)}`;
