@@ -14,6 +14,8 @@ export const TAG_DATE = 3;
 let input = Buffer.allocUnsafe(1024);
 let stream = new Uint8Array(256);
 const tagBytes = new Uint8Array(5);
+/** The tag alone, the prefix of block 0. */
+const tagByte = tagBytes.subarray(0, 1);
 
 function ensureStream(length: number): void {
   const rounded = Math.ceil(length / 32) * 32;
@@ -27,7 +29,7 @@ function expand(mac: HmacSha256, length: number): Uint8Array {
     tagBytes[2] = block >>> 16;
     tagBytes[3] = block >>> 8;
     tagBytes[4] = block;
-    mac.digestInto(tagBytes, 5, stream, 0, 32, stream, block * 32);
+    mac.digestInto(tagBytes, stream, 0, 32, stream, block * 32);
   }
   return stream;
 }
@@ -53,7 +55,7 @@ export function prfOfBytes(
 ): Uint8Array {
   ensureStream(Math.max(length, 32));
   tagBytes[0] = tag;
-  mac.digestInto(tagBytes, 1, bytes, start, end, stream, 0);
+  mac.digestInto(tagByte, bytes, start, end, stream, 0);
   return expand(mac, length);
 }
 
@@ -61,7 +63,7 @@ export function prfOfBytes(
 export function macOfText(mac: HmacSha256, text: string, out: Uint8Array): void {
   if (input.length < text.length * 3) input = Buffer.allocUnsafe(text.length * 3);
   const byteLength = input.write(text, 0, 'utf8');
-  mac.digestInto(EMPTY, 0, input, 0, byteLength, out, 0);
+  mac.digestInto(EMPTY, input, 0, byteLength, out, 0);
 }
 
 const EMPTY = new Uint8Array(0);
