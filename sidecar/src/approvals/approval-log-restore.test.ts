@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -105,6 +105,15 @@ describe('restoreApprovalsFromLog', () => {
     const run = await secondRun();
     expect(run.released).toBe('shape');
     expect(run.messages).toContain('approvals restored from the audit log');
+  });
+
+  it('restores from a log a crash left with a torn line, which the next run accounts for', async () => {
+    await (await firstRun()).close();
+    // Cut inside a two-byte character: the writer records the digest of the bytes as they are.
+    const torn = Buffer.from('{"seq":99,"note":"é', 'utf8');
+    await appendFile(file, torn.subarray(0, torn.length - 1));
+    const run = await secondRun();
+    expect(run.released).toBe('shape');
   });
 
   it('restores nothing from a log whose record was changed', async () => {

@@ -47,10 +47,13 @@ export async function approvalRecordsFromLog(
   const line = (bytes: Buffer): void => {
     const at = offset;
     offset += bytes.length + 1;
-    verifier.push(bytes);
-    if (verifier.firstBad) return;
-    const parsed = parseChainLine(bytes.toString('utf8'));
-    if (!parsed.ok) return;
+    const text = bytes.toString('utf8');
+    // Parsed once, for the verifier and for the approval records.
+    const parsed = parseChainLine(text);
+    // A torn line is checked on its own bytes: the writer recorded their digest, not the decoded text's.
+    if (parsed.ok) verifier.pushLine(text, parsed);
+    else verifier.push(bytes);
+    if (verifier.firstBad || !parsed.ok) return;
     const record = parsed.record as Record<string, unknown>;
     if (at >= source.before) {
       // This run's own open: a cut or rewritten log found now is not one to restore from.
