@@ -294,7 +294,10 @@ export class ApprovalBook {
    * Puts back what an earlier run left in force (approval-restore.ts), before any session: the
    * requests silently, the ones it ends with their record. None is live: no exact text is released.
    */
-  restore(restored: Pick<RestoredApprovals, 'requests' | 'ended' | 'shapes'>): void {
+  restore(restored: Pick<RestoredApprovals, 'requests' | 'ended' | 'shapes' | 'denials'>): void {
+    const since = this.now() - DENIAL_MEMORY_MS;
+    for (const { subject, at } of restored.denials)
+      if (at > since) this.denials.set(subject, [...(this.denials.get(subject) ?? []), at]);
     for (const request of restored.requests) this.requests.set(request.id, request);
     for (const { request } of restored.ended) this.requests.set(request.id, request);
     for (const { requestId, until, ...shape } of restored.shapes)

@@ -98,6 +98,15 @@ describe('restoreApprovals', () => {
     expect(later.book.list({ phase: 'Approved' })).toEqual([]);
   });
 
+  it('remembers the denials of the last 30 days, for noDenialForHours', () => {
+    const r = run();
+    const request = r.open(drop, 'fp-drop');
+    r.book.decide(request.id, lead, 'deny', 'no');
+    expect(restart(r.records, T0 + 3600_000).book.deniedSince(admin.subject, T0 - 1)).toBe(true);
+    expect(restart(r.records, T0 + 3600_000).book.deniedSince(lead.subject, T0 - 1)).toBe(false);
+    expect(restart(r.records, T0 + 721 * 3600_000).book.deniedSince(admin.subject, T0 - 1)).toBe(false);
+  });
+
   it('ends a Pending request as Withdrawn: its session ended with the proxy', () => {
     const r = run();
     const pending = r.open(drop, 'fp-drop');

@@ -24,6 +24,8 @@ export interface RestoredApprovals {
   }[];
   /** Shapes approved in one go (`approve-shapes`) still standing. */
   readonly grants: readonly ShapeGrant[];
+  /** Every denial recorded, by requester, for `noDenialForHours`: a restart must not forget one. */
+  readonly denials: readonly { readonly subject: string; readonly at: number }[];
   /** Records not used, and why: for the log (ids and reasons only, never statements). */
   readonly skipped: readonly { readonly request: string; readonly why: string }[];
 }
@@ -49,7 +51,12 @@ export function restoreApprovals(
   const requests = new Map<string, ApprovalRequest>();
   const grants = new Map<string, ShapeGrant>();
   const bad = new Map<string, string>();
+  const denials: { subject: string; at: number }[] = [];
   for (const record of records) {
+    // Counted even for a request left out: another denial only makes auto-approval stricter.
+    const deniedAt = typeof record['time'] === 'string' ? Date.parse(record['time']) : Number.NaN;
+    if (record['event'] === 'denied' && typeof record['subject'] === 'string' && !Number.isNaN(deniedAt))
+      denials.push({ subject: record['subject'], at: deniedAt });
     const id = typeof record['request'] === 'string' ? record['request'] : undefined;
     if (id === undefined) {
       bad.set('?', 'an approval record without a request id');
@@ -95,6 +102,7 @@ export function restoreApprovals(
     ended,
     shapes,
     grants: [...grants.values()].filter((g) => g.until > now),
+    denials,
     skipped,
   };
 }
