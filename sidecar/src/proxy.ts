@@ -7,7 +7,7 @@ import { startAdminServer } from './admin/admin-server.ts';
 import { openOnRefusal } from './approvals/access-request.ts';
 import { approvalAuditEvent, shapeGrantAuditEvent } from './approvals/approval-audit.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
-import { heldKeyIds, restoreApprovalsFromLog, sizeBeforeOpen } from './approvals/approval-log-restore.ts';
+import { restoreApprovalsFromLog, sizeBeforeOpen } from './approvals/approval-log-restore.ts';
 import type { ApprovalRequest } from './approvals/approval-request.ts';
 import { ShapeRegistry } from './approvals/learned-shapes.ts';
 import { announceRequests } from './approvals/notify-delivery.ts';
@@ -141,7 +141,7 @@ export async function startProxy(
       {
         file: config.audit.file,
         before: auditBefore,
-        trustedKeyIds: await heldKeyIds([config.audit.signingKeyFile, config.audit.previousSigningKeyFile]),
+        keyFiles: [config.audit.signingKeyFile, config.audit.previousSigningKeyFile],
       },
       approvalsLogger,
     );

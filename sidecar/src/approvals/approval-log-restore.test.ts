@@ -9,7 +9,7 @@ import { collectingLogger } from '../audit/testing.ts';
 import type { Identity } from '../identity/identity.ts';
 import { approvalAuditEvent } from './approval-audit.ts';
 import { ApprovalBook } from './approval-book.ts';
-import { heldKeyIds, restoreApprovalsFromLog, sizeBeforeOpen } from './approval-log-restore.ts';
+import { restoreApprovalsFromLog, sizeBeforeOpen } from './approval-log-restore.ts';
 import type { StatementBinding } from './approval-request.ts';
 import { ShapeRegistry } from './learned-shapes.ts';
 
@@ -92,7 +92,7 @@ async function secondRun(path = file, signingKeyFile: string | null = keyFile) {
   await restoreApprovalsFromLog(
     book,
     shapes,
-    { file: path, before, trustedKeyIds: await heldKeyIds([signingKeyFile ?? undefined]) },
+    { file: path, before, keyFiles: [signingKeyFile ?? undefined] },
     logger,
   );
   await log.close();

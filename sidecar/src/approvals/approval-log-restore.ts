@@ -15,8 +15,8 @@ export interface ApprovalLogSource {
   readonly headFile?: string;
   /** The file's size before this run opened it: what follows is this run's own. */
   readonly before: number;
-  /** The key ids this proxy holds (its signing key from a file, the previous one): only their checkpoints vouch for records. */
-  readonly trustedKeyIds: readonly string[];
+  /** The key files this proxy holds (`signingKeyFile`, `previousSigningKeyFile`): only their checkpoints vouch for records. */
+  readonly keyFiles: readonly (string | undefined)[];
 }
 
 /**
@@ -30,7 +30,8 @@ export async function approvalRecordsFromLog(
   source: ApprovalLogSource,
 ): Promise<{ records: Record<string, unknown>[]; unsigned: number } | { refused: string }> {
   if (source.before === 0) return { records: [], unsigned: 0 };
-  if (source.trustedKeyIds.length === 0)
+  const trustedKeyIds = await heldKeyIds(source.keyFiles);
+  if (trustedKeyIds.length === 0)
     return {
       refused:
         'the audit log is signed with a key made for each run (audit.signingKeyFile is not set), so nothing proves this proxy wrote its earlier records',
@@ -38,7 +39,7 @@ export async function approvalRecordsFromLog(
   const head = await readHeadFile(source.headFile ?? `${source.file}.head`);
   const size = (await stat(source.file)).size;
   const verifier = new AuditLogVerifier({ allowUnsealed: true, ...(head !== undefined && { head }) });
-  const trusted = new Set(source.trustedKeyIds);
+  const trusted = new Set(trustedKeyIds);
   const records: Record<string, unknown>[] = [];
   let unsigned: Record<string, unknown>[] = [];
   let segmentKey: string | undefined;
@@ -143,7 +144,7 @@ export async function sizeBeforeOpen(file: string | undefined): Promise<number> 
 }
 
 /** The ids of the keys this proxy signs with and signed with before, when they are kept in files. */
-export async function heldKeyIds(files: readonly (string | undefined)[]): Promise<string[]> {
+async function heldKeyIds(files: readonly (string | undefined)[]): Promise<string[]> {
   const ids: string[] = [];
   for (const file of files) if (file !== undefined) ids.push((await loadSigningKey(file)).keyId);
   return ids;
