@@ -7,6 +7,7 @@ import { startAdminServer } from './admin/admin-server.ts';
 import { openOnRefusal } from './approvals/access-request.ts';
 import { approvalAuditEvent, shapeGrantAuditEvent } from './approvals/approval-audit.ts';
 import { ApprovalBook } from './approvals/approval-book.ts';
+import { restoreApprovalsFromLog, sizeBeforeOpen } from './approvals/approval-log-restore.ts';
 import type { ApprovalRequest } from './approvals/approval-request.ts';
 import { ShapeRegistry } from './approvals/learned-shapes.ts';
 import { announceRequests } from './approvals/notify-delivery.ts';
@@ -87,6 +88,8 @@ export async function startProxy(
           productVersion: packageVersion(),
           source: config.audit.file,
         });
+  // What the file held before this run: approvals are restored from that part only.
+  const auditBefore = await sizeBeforeOpen(config.audit.file);
   const audit = await openAuditLog({
     ...(httpSink && { onWritten: (line: string) => httpSink.push(line) }),
     ...(config.audit.file !== undefined && { file: config.audit.file }),
@@ -161,6 +164,18 @@ export async function startProxy(
   const shapes = new ShapeRegistry(approvalBook, {
     onGrant: (grant) => audit.record(shapeGrantAuditEvent(grant)),
   });
+  // A standalone proxy decides approvals itself; its log is their memory across restarts.
+  if (config.audit.file !== undefined && !config.approvals)
+    await restoreApprovalsFromLog(
+      approvalBook,
+      shapes,
+      {
+        file: config.audit.file,
+        before: auditBefore,
+        keyFiles: [config.audit.signingKeyFile, config.audit.previousSigningKeyFile],
+      },
+      approvalsLogger,
+    );
   // In a cluster, people decide through ApprovalRequest objects the operator writes (docs/approvals.md).
   const operatorSync =
     config.approvals && (await syncWithOperator(approvalBook, config.approvals.operator, logger));

@@ -19,6 +19,8 @@ export function approvalAuditEvent({ event, request }: ApprovalChange): Approval
     ...(decision?.condition !== undefined && { condition: decision.condition }),
     ...(decision?.shapeUntil !== undefined && { shapeUntil: new Date(decision.shapeUntil).toISOString() }),
     ...(request.access && { columns: [...request.access.columns], forSeconds: request.access.forSeconds }),
+    // null for a local user: a restart restores the exemption to this issuer's subject only.
+    ...(request.access && { issuer: request.access.issuer ?? null }),
     ...(request.access && event === 'approved' && { until: new Date(request.expiresAt).toISOString() }),
   };
 }

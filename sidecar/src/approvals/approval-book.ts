@@ -13,6 +13,7 @@ import {
   shapeKey,
   ttlSecondsOf,
 } from './approval-request.ts';
+import type { RestoredApprovals } from './approval-restore.ts';
 import { type DecisionRefusal, decisionRefusal } from './decision-refusal.ts';
 
 /** The longest an approver may approve a statement's shape for (30 days). */
@@ -287,6 +288,22 @@ export class ApprovalBook {
     if (request?.phase !== 'Pending') return undefined;
     this.live.delete(bindingKey(request.binding));
     return this.update(request, { phase: 'Withdrawn' }, 'withdrawn');
+  }
+
+  /**
+   * Puts back what an earlier run left in force (approval-restore.ts), before any session: the
+   * requests silently, the ones it ends with their record. None is live: no exact text is released.
+   */
+  restore(restored: Pick<RestoredApprovals, 'requests' | 'ended' | 'shapes' | 'denials'>): void {
+    const since = this.now() - DENIAL_MEMORY_MS;
+    for (const { subject, at } of restored.denials)
+      if (at > since) this.denials.set(subject, [...(this.denials.get(subject) ?? []), at]);
+    for (const request of restored.requests) this.requests.set(request.id, request);
+    for (const { request } of restored.ended) this.requests.set(request.id, request);
+    for (const { requestId, until, ...shape } of restored.shapes)
+      this.shapes.set(shapeKey(shape), { until, requestId });
+    for (const change of restored.ended) this.emit(change.event, change.request);
+    this.#accessVersion++;
   }
 
   /** Whether a request of `subject` was denied at or after `since` (epoch ms). */

@@ -49,7 +49,8 @@ export interface ApproveShapes {
 /**
  * The closed world of `unknown-shape` rules: which shapes people approved for an identity (on a
  * request with `--for`, kept by the ApprovalBook, or here in one go from what the rules learned), and
- * the shapes the rules met that nobody approved. In memory, like the requests: a restart forgets both.
+ * the shapes the rules met that nobody approved. In memory: at start, the grants still standing are
+ * rebuilt from the audit log (approval-restore.ts); the shapes learned are not in it.
  */
 export class ShapeRegistry implements ShapeSource {
   private readonly learned = new Map<string, LearnedShape>();
@@ -177,6 +178,11 @@ export class ShapeRegistry implements ShapeSource {
       this.onGrant(grant);
     }
     return grants;
+  }
+
+  /** Puts back shapes approved in one go by an earlier run (approval-restore.ts), without a record. */
+  restore(grants: readonly ShapeGrant[]): void {
+    for (const grant of grants) this.grants.set(shapeKey(grant), grant);
   }
 
   private approvedUntil(shape: ShapeBinding): number | undefined {

@@ -103,6 +103,8 @@ export interface ApprovalAuditEvent {
   readonly forSeconds?: number;
   /** An approved access request: when its exemption ends (ISO 8601). */
   readonly until?: string;
+  /** An access request: the requester's token issuer, null for a local user (the exemption is bound to it). */
+  readonly issuer?: string | null;
 }
 
 /**

@@ -74,6 +74,7 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         columns: event.columns,
         forSeconds: event.forSeconds,
         until: event.until,
+        issuer: event.issuer,
       };
     case 'policy.change':
       return {
