@@ -1,6 +1,6 @@
 import type { ApprovalAuditEvent } from '../audit/events.ts';
 import type { ApprovalChange } from './approval-book.ts';
-import type { ShapeGrant } from './learned-shapes.ts';
+import type { ShapeGrant } from './approval-request.ts';
 
 /** The audit record of a step of an approval request. */
 export function approvalAuditEvent({ event, request }: ApprovalChange): ApprovalAuditEvent {

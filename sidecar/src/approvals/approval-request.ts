@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NotifyTargetSpec } from '../../../crds/guardrail.ts';
+import type { ShapeRule } from '../policy/gates/policy-hooks.ts';
 import type { SubjectSpec } from '../policy/subject-matches.ts';
 
 /**
@@ -160,4 +161,18 @@ export function bindingKey(binding: StatementBinding): string {
 
 export function shapeKey(shape: ShapeBinding): string {
   return JSON.stringify([shape.subject, shape.database, shape.fingerprint]);
+}
+
+/** Shapes approved in one go: each stands for its identity on its database until `until`. */
+export interface ShapeGrant {
+  readonly id: string;
+  readonly subject: string;
+  readonly database: string;
+  readonly fingerprint: string;
+  readonly shape: string;
+  readonly rules: readonly ShapeRule[];
+  readonly by: string;
+  readonly reason: string;
+  readonly at: number;
+  readonly until: number;
 }

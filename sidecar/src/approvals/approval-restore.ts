@@ -1,5 +1,4 @@
-import type { ApprovalDecision, ApprovalRequest, ApprovalRule } from './approval-request.ts';
-import type { ShapeGrant } from './learned-shapes.ts';
+import type { ApprovalDecision, ApprovalRequest, ApprovalRule, ShapeGrant } from './approval-request.ts';
 
 /**
  * What the `approval` records of an earlier run leave in force, rebuilt at start (docs/approvals.md,

@@ -3,7 +3,8 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import type { Identity } from '../identity/identity.ts';
 import type { DecisionRefusal } from './approval-book.ts';
-import type { LearnedShape, ShapeGrant, ShapeRegistry } from './learned-shapes.ts';
+import type { ShapeGrant } from './approval-request.ts';
+import type { LearnedShape, ShapeRegistry } from './learned-shapes.ts';
 
 const MAX_REASON = 1000;
 const MAX_FINGERPRINTS = 1000;

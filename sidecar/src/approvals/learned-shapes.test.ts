@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { Identity } from '../identity/identity.ts';
 import type { ShapeRule } from '../policy/gates/policy-hooks.ts';
 import { ApprovalBook } from './approval-book.ts';
+import type { ShapeGrant } from './approval-request.ts';
 import { parametersHash } from './approval-request.ts';
-import { type ShapeGrant, ShapeRegistry } from './learned-shapes.ts';
+import { ShapeRegistry } from './learned-shapes.ts';
 
 const person = (subject: string, groups: string[] = []): Identity => ({ subject, groups, method: 'local' });
 const lead = person('local:lead', ['approvers']);

@@ -3,7 +3,7 @@ import type { Identity } from '../identity/identity.ts';
 import type { ShapeRule, ShapeSeen, ShapeSource } from '../policy/gates/policy-hooks.ts';
 import { anySubjectMatches } from '../policy/subject-matches.ts';
 import { type ApprovalBook, type DecisionRefusal, MAX_SHAPE_APPROVAL_SECONDS } from './approval-book.ts';
-import { type ShapeBinding, shapeKey } from './approval-request.ts';
+import { type ShapeBinding, type ShapeGrant, shapeKey } from './approval-request.ts';
 
 /** Shapes kept at most; past it, new ones are not recorded (they still hold or refuse as the rule says). */
 const MAX_LEARNED = 10_000;
@@ -20,20 +20,6 @@ export interface LearnedShape {
   readonly count: number;
   readonly firstSeen: number;
   readonly lastSeen: number;
-}
-
-/** Shapes approved in one go: each stands for its identity on its database until `until`. */
-export interface ShapeGrant {
-  readonly id: string;
-  readonly subject: string;
-  readonly database: string;
-  readonly fingerprint: string;
-  readonly shape: string;
-  readonly rules: readonly ShapeRule[];
-  readonly by: string;
-  readonly reason: string;
-  readonly at: number;
-  readonly until: number;
 }
 
 export interface ApproveShapes {
