@@ -52,7 +52,7 @@ export function statementTouched(
   analysed: StatementTouched | undefined,
   traced: TracedTouch | undefined,
 ): StatementTouched | undefined {
-  if (traced === undefined) return analysed === NOTHING ? undefined : analysed;
+  if (traced === undefined) return analysed && Object.keys(analysed).length > 0 ? analysed : undefined;
   const base = analysed ?? NOTHING;
   let byTrace = merged.get(base);
   if (byTrace === undefined) {
