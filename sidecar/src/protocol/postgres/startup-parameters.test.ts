@@ -4,6 +4,7 @@ import {
   applicationNameFor,
   StartupRefusal,
   settingsInOptions,
+  startupSetting,
   upstreamStartupParameters,
 } from './startup-parameters.ts';
 
@@ -75,5 +76,26 @@ describe('parameters for the proxy itself', () => {
       identity,
     );
     expect(Object.keys(params).sort()).toEqual(['application_name', 'client_encoding']);
+  });
+});
+
+describe('startupSetting', () => {
+  it('reads a setting as a startup parameter, or as libpq options carry it', () => {
+    const options = (value: string) => new Map([['options', value]]);
+    expect(startupSetting(new Map([['gatehouse.purpose', 'train']]), 'gatehouse.purpose')).toBe('train');
+    for (const spelling of [
+      '-c gatehouse.purpose=train\\ churn',
+      '-cgatehouse.purpose=train\\ churn',
+      '--gatehouse.purpose=train\\ churn',
+      '-c search_path=app -c gatehouse.purpose=train\\ churn',
+    ])
+      expect(startupSetting(options(spelling), 'gatehouse.purpose')).toBe('train churn');
+    expect(startupSetting(options('-c gatehouse.run-id=r1'), 'gatehouse.run_id')).toBe('r1');
+    expect(startupSetting(options('-c search_path=app'), 'gatehouse.purpose')).toBeUndefined();
+    const both = new Map([
+      ['gatehouse.purpose', 'direct'],
+      ['options', '-c gatehouse.purpose=option'],
+    ]);
+    expect(startupSetting(both, 'gatehouse.purpose')).toBe('direct');
   });
 });

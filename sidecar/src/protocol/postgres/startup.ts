@@ -20,7 +20,7 @@ import { passwordText } from './message-fields.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { ReportedReading } from './reported-reading.ts';
 import type { SessionDeps } from './session-deps.ts';
-import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
+import { StartupRefusal, startupSetting, upstreamStartupParameters } from './startup-parameters.ts';
 import { StartupReader } from './startup-reader.ts';
 import { connectUpstream, type UpstreamConnection, upstreamOptions } from './upstream.ts';
 import { UpstreamError } from './upstream-error.ts';
@@ -227,7 +227,10 @@ export class Startup {
         reading,
         cancelProcessId,
         ...clientApplicationField(params.get('application_name')),
-        ...declaredWorkFields(params.get('gatehouse.purpose'), params.get('gatehouse.run_id')),
+        ...declaredWorkFields(
+          startupSetting(params, 'gatehouse.purpose'),
+          startupSetting(params, 'gatehouse.run_id'),
+        ),
         reportsMasking: wantsMaskingReport(params),
       };
     } catch (error) {
