@@ -100,7 +100,12 @@ export class ClientMessages {
    * its place, so the answer keeps its turn among pipelined ones and ReadyForQuery tells the real
    * transaction status; its EmptyQueryResponse becomes the SET's completion (server-messages.ts).
    */
-  private declare(sql: string, declares: DeclaredWork, started: number, stamp: number): Buffer | typeof HOLD {
+  private declareWork(
+    sql: string,
+    declares: DeclaredWork,
+    started: number,
+    stamp: number,
+  ): Buffer | typeof HOLD {
     const query: PendingQuery = {
       kind: 'query',
       sql,
@@ -129,7 +134,7 @@ export class ClientMessages {
         const audit = this.judge.auditRefusal();
         const declared = audit ? undefined : declaredWork(sql);
         if (declared !== undefined && typeof declared !== 'string')
-          return this.declare(sql, declared, started, stamp);
+          return this.declareWork(sql, declared, started, stamp);
         const approval = this.approvalOf(sql);
         let verdict: Verdict = audit
           ? { refusal: audit }

@@ -96,7 +96,7 @@ export class ServerMessages {
     if (type === Backend.EmptyQueryResponse && head?.kind === 'query' && head.declares) {
       // The empty query in place of a SET gatehouse.*: the client gets the SET's own completion.
       exchange.answer(type, frame);
-      this.state.declare(head.declares);
+      this.state.declareWork(head.declares);
       this.state.recordStatement(head, textAt(head, 0), 'ok', { command: 'SET' });
       return SET_COMPLETE;
     }

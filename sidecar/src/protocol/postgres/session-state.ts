@@ -85,7 +85,7 @@ export class SessionState {
   }
 
   /** From a `SET gatehouse.purpose|run_id` the proxy answered: the session's records from now on carry it. */
-  declare(work: DeclaredWork): void {
+  declareWork(work: DeclaredWork): void {
     const { [work.field]: _previous, ...rest } = this.context;
     const cleaned =
       work.field === 'purpose'

@@ -6,6 +6,7 @@ import {
   settingsInOptions,
   startupSetting,
   upstreamStartupParameters,
+  withoutProxySettings,
 } from './startup-parameters.ts';
 
 const identity: Identity = { subject: 'system:serviceaccount:shop:api', groups: [], method: 'token' };
@@ -97,5 +98,28 @@ describe('startupSetting', () => {
       ['options', '-c gatehouse.purpose=option'],
     ]);
     expect(startupSetting(both, 'gatehouse.purpose')).toBe('direct');
+  });
+});
+
+describe('withoutProxySettings', () => {
+  it('drops gatehouse.* settings from options, in every spelling, and keeps the rest as written', () => {
+    expect(withoutProxySettings('-c search_path=app')).toBe('-c search_path=app');
+    expect(
+      withoutProxySettings(
+        '-c gatehouse.purpose=train\\ churn -c search_path=a\\ b --gatehouse.run_id=r -cGATEHOUSE.x=1',
+      ),
+    ).toBe('-c search_path=a\\ b');
+    expect(withoutProxySettings('-c gatehouse.purpose=x')).toBe('');
+  });
+
+  it('is what goes upstream', () => {
+    const identity: Identity = { subject: 'app', groups: [], method: 'local' };
+    const only = upstreamStartupParameters(new Map([['options', '-c gatehouse.purpose=x']]), identity);
+    expect(only).not.toHaveProperty('options');
+    const mixed = upstreamStartupParameters(
+      new Map([['options', '-c gatehouse.purpose=x -c work_mem=64MB']]),
+      identity,
+    );
+    expect(mixed['options']).toBe('-c work_mem=64MB');
   });
 });

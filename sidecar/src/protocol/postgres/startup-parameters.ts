@@ -53,6 +53,9 @@ export function upstreamStartupParameters(
           );
         }
       }
+      const forwarded = withoutProxySettings(value);
+      if (forwarded !== '') out[key] = forwarded;
+      continue;
     }
     out[key] = value;
   }
@@ -113,4 +116,25 @@ function optionSettings(options: string): [string, string | undefined][] {
     settings.push([name, eq < 0 ? undefined : setting.slice(eq + 1)]);
   }
   return settings;
+}
+
+/**
+ * `options` without its `gatehouse.*` settings, which speak to the proxy as the parameters do (the
+ * server would refuse an unknown setting there). Words keep their escapes; the rest is unchanged.
+ */
+export function withoutProxySettings(options: string): string {
+  if (!/gatehouse/i.test(options)) return options;
+  const words = options.match(/(?:\\.|\S)+/gs) ?? [];
+  const kept: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const setting =
+      w === '-c' ? words[i + 1] : w.startsWith('-c') || w.startsWith('--') ? w.slice(2) : undefined;
+    if (setting !== undefined && /^gatehouse\./i.test(setting)) {
+      if (w === '-c') i++;
+      continue;
+    }
+    kept.push(w);
+  }
+  return kept.join(' ');
 }
