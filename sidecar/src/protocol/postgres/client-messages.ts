@@ -8,7 +8,7 @@ import { describeQuery, describeStatement, type QueryText } from '../../sql/norm
 import type { SessionCore } from '../session-core.ts';
 import { approvalRefusal, boundParametersHash, executeApproval, tellHeld } from './approval-holds.ts';
 import { encodeMessage, Frontend } from './codes.ts';
-import { type DeclaredWork, declaredWork } from './declared-work.ts';
+import { type DeclaredWork, declarationRefusal, declaredWork, EMPTY_QUERY } from './declared-work.ts';
 import {
   type Pending,
   type PendingExecute,
@@ -64,9 +64,6 @@ function describeStatementMessage(name: string): Buffer {
  * tracked in the exchange, held for its audit record, or replaced by a stand-in whose error becomes the
  * refusal.
  */
-/** A Query the server answers with EmptyQueryResponse and ReadyForQuery, running nothing. */
-const EMPTY_QUERY = encodeMessage(Frontend.Query, Buffer.from('\0'));
-
 export class ClientMessages {
   private readonly state: SessionState;
   private readonly core: SessionCore;
@@ -139,12 +136,7 @@ export class ClientMessages {
         let verdict: Verdict = audit
           ? { refusal: audit }
           : typeof declared === 'string'
-            ? {
-                refusal: {
-                  reason: `declared-work: ${declared}`,
-                  fields: { severity: 'ERROR', code: '0A000', message: declared },
-                },
-              }
+            ? { refusal: declarationRefusal(declared) }
             : (approval.refusal ?? this.judge.verdict(sql, undefined, approval.released));
         if (verdict.refreshCatalog) return HOLD;
         let approvedBy = approval.request;

@@ -1,4 +1,6 @@
 import { parseTree } from '../../sql/parse-tree.ts';
+import { encodeMessage, Frontend } from './codes.ts';
+import type { Refusal } from './exchange.ts';
 
 /** A session's `SET gatehouse.purpose` or `SET gatehouse.run_id`: the new value, undefined to clear it. */
 export interface DeclaredWork {
@@ -49,4 +51,12 @@ interface VariableSet {
   readonly name?: string;
   readonly is_local?: boolean;
   readonly args?: readonly { readonly A_Const?: { sval?: { sval?: string }; ival?: { ival?: number } } }[];
+}
+
+/** Sent upstream in place of a declaring SET: the server answers EmptyQueryResponse and ReadyForQuery. */
+export const EMPTY_QUERY = encodeMessage(Frontend.Query, Buffer.from('\0'));
+
+/** A SET gatehouse.* the proxy will not take, refused as a feature the server does not support. */
+export function declarationRefusal(message: string): Refusal {
+  return { reason: `declared-work: ${message}`, fields: { severity: 'ERROR', code: '0A000', message } };
 }
