@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { freshStoreUrl } from '../../operator/src/collector/test-store.ts';
 import { verifyAuditLog } from '../../sidecar/src/audit/verify.ts';
 import { freePort } from '../harness/free-port.ts';
 import { localProxyConfig, pgClient } from './support/clients.ts';
+import { type CollectorProcess, startCollectorProcess } from './support/collector-process.ts';
 import { MAIN, type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
@@ -24,57 +25,14 @@ const postgres = inject('postgres');
 const SHIPPER_TOKEN = 'e2e-shipper-token-0123456789';
 const READER = { name: 'lead', password: 'lead-secret' };
 
-interface CollectorProcess {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
 let dir: string;
 let storeUrl: string;
 let port: number;
 let collector: CollectorProcess | undefined;
 let proxy: ProxyProcess | undefined;
 
-async function startCollector(): Promise<CollectorProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--liftoff-only',
-      MAIN,
-      'collector',
-      '--config',
-      join(dir, 'collector.yaml'),
-      '--listen',
-      `127.0.0.1:${port}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const lines: string[] = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        if (line.includes('gatehouse collector listening')) resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then(() => reject(new Error(`collector exited before listening:\n${lines.join('\n')}`)));
-  });
-  return {
-    child,
-    lines,
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
-  };
+function startCollector(): Promise<CollectorProcess> {
+  return startCollectorProcess(join(dir, 'collector.yaml'), port);
 }
 
 async function api<T>(path: string): Promise<T> {

@@ -14,6 +14,11 @@ options:
   --subject S           only this identity
   --database D          only this database
   --outcome O           only statements that ended ok, error or refused
+  --table T             only statements that read or wrote table T (customers or public.customers)
+  --column T.C          only statements whose output came from column T.C (who touched it, masked or clear)
+  --seen clear|masked   with --column: only where it was seen in clear, or only masked
+  --purpose P           only sessions that declared this purpose (gatehouse.purpose)
+  --run-id R            only sessions that declared this run id (gatehouse.run_id)
   --since T             a duration back from now (15m, 2h, 7d) or an ISO 8601 time; also --from
   --to T                up to this time
   --limit N             at most N rows (default 100; follow \`next\` with --cursor)
@@ -36,6 +41,11 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
         subject: { type: 'string' },
         database: { type: 'string' },
         outcome: { type: 'string' },
+        table: { type: 'string' },
+        column: { type: 'string' },
+        seen: { type: 'string' },
+        purpose: { type: 'string' },
+        'run-id': { type: 'string' },
         since: { type: 'string' },
         from: { type: 'string' },
         to: { type: 'string' },
@@ -57,10 +67,21 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
   if (values.format !== 'table' && values.format !== 'json')
     throw new UserError(`--format must be table or json, not "${values.format}"`);
   const query = new URLSearchParams();
-  for (const name of ['subject', 'database', 'outcome', 'limit', 'cursor'] as const) {
+  for (const name of [
+    'subject',
+    'database',
+    'outcome',
+    'table',
+    'column',
+    'seen',
+    'purpose',
+    'limit',
+    'cursor',
+  ] as const) {
     const value = values[name];
     if (value !== undefined) query.set(name, value);
   }
+  if (values['run-id'] !== undefined) query.set('run_id', values['run-id']);
   const since = values.since ?? values.from;
   for (const [name, value] of [
     ['since', since],
@@ -92,7 +113,10 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
     console.log(JSON.stringify(body, null, 2));
     return 0;
   }
-  console.log(table(kind as (typeof KINDS)[number], body?.items ?? []));
+  const items = (body?.items ?? []).map((item) =>
+    kind === 'statements' ? { ...item, touched: touched(item) } : item,
+  );
+  console.log(table(kind as (typeof KINDS)[number], items));
   if (body?.next) console.log(`\nmore: --cursor ${body.next}`);
   return 0;
 }
@@ -108,7 +132,7 @@ function authorization(values: { token?: string; user?: string; password?: strin
 }
 
 const COLUMNS: Record<(typeof KINDS)[number], readonly string[]> = {
-  statements: ['time', 'subject', 'database', 'outcome', 'rows', 'statement', 'reason'],
+  statements: ['time', 'subject', 'database', 'outcome', 'rows', 'statement', 'touched', 'reason'],
   sessions: ['started', 'subject', 'database', 'pod', 'statements', 'durationMs', 'endReason'],
   sources: ['cluster', 'namespace', 'pod', 'database', 'status', 'lastSeq', 'checkpointSeq', 'reason'],
 };
@@ -135,4 +159,14 @@ function table(kind: (typeof KINDS)[number], items: readonly Record<string, unkn
 function cell(value: unknown): string {
   if (value === null || value === undefined) return '';
   return String(value).replace(/\s+/g, ' ');
+}
+
+/** A statement's source columns as a terminal reads them: `public.customers.ssn (redact), …`. */
+function touched(item: Record<string, unknown>): string {
+  const columns = (item['columns'] ?? {}) as Record<string, string>;
+  const names = Object.entries(columns).map(([column, how]) => `${column} (${how})`);
+  if (names.length > 0) return names.join(', ');
+  return [...((item['tablesRead'] as string[]) ?? []), ...((item['tablesWritten'] as string[]) ?? [])].join(
+    ', ',
+  );
 }

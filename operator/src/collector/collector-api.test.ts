@@ -105,7 +105,10 @@ describe('the collector API', () => {
       ['since=yesterday', /neither a duration/],
       ['limit=0', /positive integer/],
       ['cursor=abc', /cursor is not one/],
-      ['table=x', /unknown filter/],
+      ['colour=x', /unknown filter/],
+      ['column=ssn', /TABLE.COLUMN/],
+      ['column=customers.ssn&seen=both', /clear or masked/],
+      ['seen=clear', /only with column/],
     ] as const) {
       const answer = await get(`/v1/statements?${query}`);
       expect(answer.status).toBe(400);

@@ -17,8 +17,8 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *   POST /v1/records     {"source": {cluster, namespace, pod, database, logKeyId}, "lines": [...]}
  *                        → {"acknowledged": SEQ, "status", "stored", "duplicates"}; no lines: just ask
  *   GET  /v1/sources     every source and its chain status
- *   GET  /v1/statements  ?subject=&database=&outcome=&since=&until=&limit=&cursor=
- *   GET  /v1/sessions    the same filters
+ *   GET  /v1/statements  ?subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
+ *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
  *
  * Errors are JSON `{"problem", "message"}`, as in the approvals API.
  */
@@ -120,8 +120,18 @@ function filterOf(query: Record<string, string>): RecordFilter | string {
       case 'subject':
       case 'database':
       case 'outcome':
+      case 'table':
+      case 'column':
+      case 'purpose':
       case 'cursor':
         filter[name] = value;
+        break;
+      case 'run_id':
+        filter.runId = value;
+        break;
+      case 'seen':
+        if (value !== 'clear' && value !== 'masked') return `seen: must be clear or masked, not "${value}"`;
+        filter.seen = value;
         break;
       case 'since':
       case 'until': {
@@ -137,9 +147,12 @@ function filterOf(query: Record<string, string>): RecordFilter | string {
         break;
       }
       default:
-        return `unknown filter "${name}": use subject, database, outcome, since, until, limit, cursor`;
+        return `unknown filter "${name}": use subject, database, outcome, table, column, seen, purpose, run_id, since, until, limit, cursor`;
     }
   }
+  if (filter.column !== undefined && filter.column.split('.').length < 2)
+    return `column: name it as TABLE.COLUMN or SCHEMA.TABLE.COLUMN, not "${filter.column}"`;
+  if (filter.seen !== undefined && filter.column === undefined) return 'seen: only with column';
   return filter;
 }
 

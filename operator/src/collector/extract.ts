@@ -19,6 +19,14 @@ export interface RecordColumns {
   readonly reason: string | undefined;
   /** The masked output columns, as the proxy described each (source, why, method). */
   readonly masked: readonly string[] | undefined;
+  /** What the session declared it is for (`gatehouse.purpose`, `gatehouse.run_id`). */
+  readonly purpose: string | undefined;
+  readonly runId: string | undefined;
+  /** The tables it read or wrote, as keys (touchedKeys). */
+  readonly tables: readonly string[] | undefined;
+  /** The source columns of its output this identity saw in clear, and masked, as keys (touchedKeys). */
+  readonly columnsClear: readonly string[] | undefined;
+  readonly columnsMasked: readonly string[] | undefined;
 }
 
 /** `record` undefined: a line that is not a record (torn or malformed), kept under the time it arrived. */
@@ -39,8 +47,45 @@ export function extractColumns(record: Record<string, unknown> | undefined, rece
     rows: num(r['rows']),
     durationMs: num(r['durationMs']),
     reason: text(r['reason']),
-    masked: Array.isArray(r['masked']) ? r['masked'].filter((m) => typeof m === 'string') : undefined,
+    masked: strings(r['masked']),
+    purpose: text(r['purpose']),
+    runId: text(r['runId']),
+    ...touchedColumns(r),
   };
+}
+
+/** A statement record's `tablesRead`, `tablesWritten` and `columns` as the store's keys. */
+function touchedColumns(
+  r: Record<string, unknown>,
+): Pick<RecordColumns, 'tables' | 'columnsClear' | 'columnsMasked'> {
+  const tables = touchedKeys([...(strings(r['tablesRead']) ?? []), ...(strings(r['tablesWritten']) ?? [])]);
+  const clear: string[] = [];
+  const masked: string[] = [];
+  const columns = r['columns'];
+  if (typeof columns === 'object' && columns !== null && !Array.isArray(columns))
+    for (const [column, how] of Object.entries(columns))
+      if (typeof how === 'string') (how === 'clear' ? clear : masked).push(column);
+  return { tables, columnsClear: touchedKeys(clear), columnsMasked: touchedKeys(masked) };
+}
+
+/**
+ * Each name as written and without its schema (`public.customers.ssn` also as `customers.ssn`), so
+ * a question may name a table or column either way; undefined when there are none. The proxy names
+ * tables `schema.table` (or `table` where only the text named it) and columns `schema.table.column`.
+ */
+export function touchedKeys(names: readonly string[]): string[] | undefined {
+  if (names.length === 0) return undefined;
+  const keys = new Set<string>();
+  for (const name of names) {
+    keys.add(name);
+    const dot = name.indexOf('.');
+    if (dot > 0) keys.add(name.slice(dot + 1));
+  }
+  return [...keys];
+}
+
+function strings(value: unknown): string[] | undefined {
+  return Array.isArray(value) ? value.filter((m): m is string => typeof m === 'string') : undefined;
 }
 
 /** A record's own time decides its partition; one that has none or an invalid one takes its arrival time. */

@@ -5,6 +5,15 @@ export interface RecordFilter {
   readonly subject?: string;
   readonly database?: string;
   readonly outcome?: string;
+  /** Statements that read or wrote this table (`customers` or `public.customers`). */
+  readonly table?: string;
+  /** Statements whose output came from this column (`customers.ssn` or `public.customers.ssn`). */
+  readonly column?: string;
+  /** With `column`: only where this identity saw it in clear, or only masked. */
+  readonly seen?: 'clear' | 'masked';
+  /** What the session declared: `gatehouse.purpose`, `gatehouse.run_id`. */
+  readonly purpose?: string;
+  readonly runId?: string;
   readonly since?: Date;
   readonly until?: Date;
   /** Page size; at most MAX_LIMIT. */
@@ -38,6 +47,13 @@ export interface StatementView {
   readonly durationMs: number | null;
   readonly reason: string | null;
   readonly masked: readonly string[];
+  readonly exemptions: readonly string[];
+  readonly purpose: string | null;
+  readonly runId: string | null;
+  readonly tablesRead: readonly string[];
+  readonly tablesWritten: readonly string[];
+  /** Source columns of its output: `clear` or the masking method. */
+  readonly columns: Readonly<Record<string, string>>;
 }
 
 export interface SessionView {
@@ -57,6 +73,8 @@ export interface SessionView {
   readonly clientAddress: string | null;
   readonly database: string | null;
   readonly protocol: string | null;
+  readonly purpose: string | null;
+  readonly runId: string | null;
 }
 
 /** Newest first, statement records only. */
@@ -78,7 +96,33 @@ export async function queryStatements(db: SqlClient, filter: RecordFilter): Prom
     durationMs: r['duration_ms'] === null ? null : Number(r['duration_ms']),
     reason: str(r['reason']),
     masked: (r['masked'] as string[] | null) ?? [],
+    ...touchedOf(String(r['line'])),
+    purpose: str(r['purpose']),
+    runId: str(r['run_id']),
   }));
+}
+
+/** The detail the columns index, read back from the record as written. */
+function touchedOf(
+  line: string,
+): Pick<StatementView, 'exemptions' | 'tablesRead' | 'tablesWritten' | 'columns'> {
+  let record: Record<string, unknown> = {};
+  try {
+    record = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    // A torn line: nothing to show beyond its columns.
+  }
+  const list = (value: unknown) => (Array.isArray(value) ? (value as string[]) : []);
+  const columns = record['columns'];
+  return {
+    exemptions: list(record['exemptions']),
+    tablesRead: list(record['tablesRead']),
+    tablesWritten: list(record['tablesWritten']),
+    columns:
+      typeof columns === 'object' && columns !== null && !Array.isArray(columns)
+        ? (columns as Record<string, string>)
+        : {},
+  };
 }
 
 /** Newest first, one per connection.start, with how its connection.end says it ended. */
@@ -111,6 +155,8 @@ export async function querySessions(db: SqlClient, filter: RecordFilter): Promis
       clientAddress: str(start['clientAddress']),
       database: str(start['database']),
       protocol: str(start['protocol']),
+      purpose: str(start['purpose']),
+      runId: str(start['runId']),
     };
   });
 }
@@ -136,6 +182,22 @@ async function page(
   if (filter.subject !== undefined) add((n) => `r.subject = ${n}`, filter.subject);
   if (filter.database !== undefined) add((n) => `r.database = ${n}`, filter.database);
   if (filter.outcome !== undefined) add((n) => `r.outcome = ${n}`, filter.outcome);
+  if (filter.purpose !== undefined) add((n) => `r.purpose = ${n}`, filter.purpose);
+  if (filter.runId !== undefined) add((n) => `r.run_id = ${n}`, filter.runId);
+  // Array containment, which the GIN indexes answer.
+  if (filter.table !== undefined) add((n) => `r.tables @> ARRAY[${n}::text]`, filter.table);
+  if (filter.column !== undefined) {
+    const seen = filter.seen;
+    add(
+      (n) =>
+        seen === 'clear'
+          ? `r.columns_clear @> ARRAY[${n}::text]`
+          : seen === 'masked'
+            ? `r.columns_masked @> ARRAY[${n}::text]`
+            : `(r.columns_clear @> ARRAY[${n}::text] OR r.columns_masked @> ARRAY[${n}::text])`,
+      filter.column,
+    );
+  }
   if (filter.since !== undefined) add((n) => `r.time >= ${n}`, filter.since);
   if (filter.until !== undefined) add((n) => `r.time < ${n}`, filter.until);
   if (filter.cursor !== undefined) {

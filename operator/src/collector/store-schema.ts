@@ -55,10 +55,23 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX records_database_time ON records (database, time DESC) WHERE database IS NOT NULL;
    CREATE INDEX records_session ON records (session, time) WHERE session IS NOT NULL;
    CREATE INDEX records_not_ok_time ON records (outcome, time DESC) WHERE outcome <> 'ok';`,
+  // Data touched (extract.ts touchedKeys): tables and source columns as keys both qualified and not,
+  // so `customers.ssn` and `public.customers.ssn` each find them; the declared purpose and run id.
+  `ALTER TABLE records ADD COLUMN IF NOT EXISTS purpose text,
+     ADD COLUMN IF NOT EXISTS run_id text,
+     ADD COLUMN IF NOT EXISTS tables text[],
+     ADD COLUMN IF NOT EXISTS columns_clear text[],
+     ADD COLUMN IF NOT EXISTS columns_masked text[];
+   CREATE INDEX IF NOT EXISTS records_tables ON records USING gin (tables);
+   CREATE INDEX IF NOT EXISTS records_columns_clear ON records USING gin (columns_clear);
+   CREATE INDEX IF NOT EXISTS records_columns_masked ON records USING gin (columns_masked);
+   CREATE INDEX IF NOT EXISTS records_purpose_time ON records (purpose, time DESC) WHERE purpose IS NOT NULL;
+   CREATE INDEX IF NOT EXISTS records_run_id_time ON records (run_id, time DESC) WHERE run_id IS NOT NULL;`,
 ];
 
 export const COPY_RECORDS = `COPY records (source_id, seq, time, type, hash, verified, session, subject, database,
-  namespace, pod, statement, fingerprint, outcome, command, rows, duration_ms, reason, masked, line) FROM STDIN`;
+  namespace, pod, statement, fingerprint, outcome, command, rows, duration_ms, reason, masked, purpose, run_id, tables,
+  columns_clear, columns_masked, line) FROM STDIN`;
 
 /** An arbitrary constant naming the collector's migration lock among the database's advisory locks. */
 export const MIGRATION_LOCK = 0x6761_7465;

@@ -257,6 +257,11 @@ function rowValues(sourceId: number, r: IngestRow): CopyValue[] {
     r.durationMs,
     r.reason,
     r.masked,
+    r.purpose,
+    r.runId,
+    r.tables,
+    r.columnsClear,
+    r.columnsMasked,
     r.line,
   ];
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { clientApplication, clientApplicationField } from './client-application.ts';
+import {
+  clientApplication,
+  clientApplicationField,
+  declaredWorkFields,
+  MAX_PURPOSE_BYTES,
+  MAX_RUN_ID_BYTES,
+} from './client-application.ts';
 
 describe('clientApplication', () => {
   it('keeps a plain name as declared', () => {
@@ -29,5 +35,23 @@ describe('clientApplication', () => {
     expect(clientApplication('\n\r')).toBeUndefined();
     expect(clientApplicationField('\n')).toEqual({});
     expect(clientApplicationField('psql')).toEqual({ application: 'psql' });
+  });
+});
+
+describe('declaredWorkFields', () => {
+  it('cleans and bounds a purpose and a run id like an application name', () => {
+    expect(declaredWorkFields('train\nchurn', 'run\u0000-1')).toEqual({
+      purpose: 'trainchurn',
+      runId: 'run-1',
+    });
+    const long = declaredWorkFields('é'.repeat(MAX_PURPOSE_BYTES), 'r'.repeat(500));
+    expect(Buffer.byteLength(long.purpose!)).toBeLessThanOrEqual(MAX_PURPOSE_BYTES);
+    expect(long.purpose).not.toContain('\uFFFD');
+    expect(long.runId).toHaveLength(MAX_RUN_ID_BYTES);
+  });
+
+  it('declares nothing for an absent or empty value', () => {
+    expect(declaredWorkFields(undefined, '')).toEqual({});
+    expect(declaredWorkFields('\u0001', undefined)).toEqual({});
   });
 });

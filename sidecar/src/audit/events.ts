@@ -14,6 +14,25 @@ export interface SessionContext {
    * self-declared, so it tells tools apart (`gatehouse-mcp/query`), never who is connected.
    */
   readonly application?: string;
+  /**
+   * What the session is for and the run it belongs to (`gatehouse.purpose`, `gatehouse.run_id`: a
+   * startup parameter, a MySQL connection attribute, or PostgreSQL's `SET gatehouse.purpose`),
+   * declared by the workload, cleaned like `application`. A SET makes a new context for the session.
+   */
+  readonly purpose?: string;
+  readonly runId?: string;
+}
+
+/**
+ * What one statement touched, from the analysis and lineage its policy already made: the tables it
+ * read and wrote, and the source columns of its output with how this identity saw each (`clear`, or
+ * the masking method). Absent where the policy did not analyse the statement.
+ */
+export interface StatementTouched {
+  readonly tablesRead?: readonly string[];
+  readonly tablesWritten?: readonly string[];
+  /** `schema.table.column` -> `clear` or the masking method (`redact`, `hash`...). */
+  readonly columns?: Readonly<Record<string, string>>;
 }
 
 export interface ConnectionStartEvent {
@@ -73,6 +92,7 @@ export interface StatementEvent {
   readonly approval?: string;
   /** Approved access requests (`gatehouse request-access`) under which it returned clear values. */
   readonly exemptions?: readonly string[];
+  readonly touched?: StatementTouched;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { SessionMetrics } from '../metrics.ts';
 import type { QueryText } from '../sql/normalize.ts';
-import type { AuditSink, SessionContext, StatementEvent } from './events.ts';
+import type { AuditSink, SessionContext, StatementEvent, StatementTouched } from './events.ts';
 
 /** What a session knows of a statement's end, beyond its text and outcome. */
 export interface StatementOutcome {
@@ -16,6 +16,8 @@ export interface StatementOutcome {
   readonly approval?: string | undefined;
   /** Approved access requests under which it returned clear values of masked columns. */
   readonly exemptions?: readonly string[] | undefined;
+  /** What it touched (tables, source columns clear or masked), when its policy analysed it. */
+  readonly touched?: StatementTouched | undefined;
 }
 
 /** One statement's audit record and metrics, for either protocol. */
@@ -50,6 +52,7 @@ export function recordStatement(
     ...(extra.masked !== undefined && extra.masked.length > 0 && { masked: extra.masked }),
     ...(extra.approval !== undefined && { approval: extra.approval }),
     ...(extra.exemptions !== undefined && extra.exemptions.length > 0 && { exemptions: extra.exemptions }),
+    ...(extra.touched !== undefined && { touched: extra.touched }),
   });
 }
 

@@ -33,6 +33,7 @@ function context(n: number): SessionContext {
     },
     client: { address: '10.0.0.1', port: NUMBERS[n % NUMBERS.length]! },
     database: text,
+    ...(n % 3 === 1 && { purpose: text, runId: `run-${text}` }),
   };
 }
 
@@ -65,6 +66,13 @@ function events(n: number): AuditEvent[] {
         reason: text,
         masked: [text, `${text} (email, tokenize)`],
         approval: `ar-${n}`,
+        touched: {
+          tablesRead: [`public.${text}`, 'public.customers'],
+          ...(n % 3 === 0 && { tablesWritten: [text] }),
+          ...(n % 4 === 0 && {
+            columns: { [`public.customers.${text}`]: 'clear', 'public.customers.ssn': 'redact' },
+          }),
+        },
       }),
     },
     {
@@ -115,6 +123,35 @@ describe('auditText', () => {
     expect(start(a)).toContain(JSON.stringify(a.session));
     expect(start(b)).toContain(JSON.stringify(b.session));
     expect(start(b)).not.toContain(JSON.stringify(a.session));
+  });
+});
+
+describe('what a statement touched and what its session declared', () => {
+  it('are in the statement record, in this order, and left out when unknown', () => {
+    const statement = {
+      type: 'statement',
+      context: { ...sessionContext, purpose: 'train churn model', runId: 'run-42' },
+      via: 'simple',
+      statement: 'SELECT name, ssn FROM customers',
+      fingerprint: null,
+      outcome: 'ok',
+      durationMs: 1,
+      touched: {
+        tablesRead: ['public.customers'],
+        columns: { 'public.customers.name': 'clear', 'public.customers.ssn': 'redact' },
+      },
+    } as const;
+    const record = JSON.parse(`{${auditText(statement)}}`) as Record<string, unknown>;
+    expect(record).toMatchObject({
+      purpose: 'train churn model',
+      runId: 'run-42',
+      tablesRead: ['public.customers'],
+      columns: { 'public.customers.name': 'clear', 'public.customers.ssn': 'redact' },
+    });
+    expect(Object.keys(record).slice(-2)).toEqual(['tablesRead', 'columns']);
+    const bare = JSON.parse(`{${auditText({ ...statement, context: sessionContext, touched: undefined })}}`);
+    for (const field of ['purpose', 'runId', 'tablesRead', 'tablesWritten', 'columns'])
+      expect(bare).not.toHaveProperty(field);
   });
 });
 

@@ -1,4 +1,4 @@
-import type { AuditEvent, SessionContext } from './events.ts';
+import type { AuditEvent, SessionContext, StatementTouched } from './events.ts';
 
 /**
  * The fields of an audit record for one event, flat so that log readers (jq, a SIEM) need no
@@ -55,6 +55,9 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         masked: event.masked,
         approval: event.approval,
         exemptions: event.exemptions,
+        tablesRead: event.touched?.tablesRead,
+        tablesWritten: event.touched?.tablesWritten,
+        columns: event.touched?.columns,
       };
     case 'approval':
       return {
@@ -114,6 +117,8 @@ function sessionFields(context: SessionContext): Record<string, unknown> {
     clientPort: context.client.port,
     database: context.database,
     application: context.application,
+    purpose: context.purpose,
+    runId: context.runId,
   };
 }
 
@@ -137,7 +142,8 @@ export function auditText(event: AuditEvent): string {
         `${member('rowsChanged', event.rowsChanged)}${member('durationMs', event.durationMs)}` +
         `${member('sqlstate', event.sqlstate)}${member('reason', event.reason)}${member('masked', event.masked)}` +
         member('approval', event.approval) +
-        member('exemptions', event.exemptions)
+        member('exemptions', event.exemptions) +
+        touchedJson(event.touched)
       );
     default:
       return JSON.stringify(auditFields(event)).slice(1, -1);
@@ -162,6 +168,22 @@ function startJson(context: SessionContext): string {
   if (text === undefined) {
     text = JSON.stringify({ session: context.session, subject: context.identity.subject }).slice(1, -1);
     startJsonCache.set(context, text);
+  }
+  return text;
+}
+
+/** Each statement of one shape touches the same: its members are serialised once per touched object. */
+const touchedJsonCache = new WeakMap<StatementTouched, string>();
+
+function touchedJson(touched: StatementTouched | undefined): string {
+  if (touched === undefined) return '';
+  let text = touchedJsonCache.get(touched);
+  if (text === undefined) {
+    text =
+      member('tablesRead', touched.tablesRead) +
+      member('tablesWritten', touched.tablesWritten) +
+      member('columns', touched.columns);
+    touchedJsonCache.set(touched, text);
   }
   return text;
 }

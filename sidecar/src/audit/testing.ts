@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import type { SessionContext, StatementEvent, StatementStartEvent } from './events.ts';
+import type { AuditEvent, SessionContext, StatementEvent, StatementStartEvent } from './events.ts';
 import { openAuditLog } from './log.ts';
 
 export const sessionContext: SessionContext = {
@@ -89,11 +89,12 @@ export function collectingLogger(): { logger: Logger; lines: Record<string, unkn
 }
 
 /**
- * Writes a real, sealed audit log of ten statements signed with a fresh Ed25519 key (checkpoints every
+ * Writes a real, sealed audit log (by default of ten statements) signed with a fresh Ed25519 key (checkpoints every
  * four records) into `dir`; returns the log and the key files.
  */
 export async function writeSignedLog(
   dir: string,
+  events: readonly AuditEvent[] = Array.from({ length: 10 }, (_, i) => statementEvent(i)),
 ): Promise<{ file: string; keyFile: string; publicKeyPem: string }> {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const keyFile = join(dir, 'signing.pem');
@@ -107,7 +108,7 @@ export async function writeSignedLog(
     checkpointIntervalMs: 60_000,
     logger: collectingLogger().logger,
   });
-  for (let i = 0; i < 10; i++) log.record(statementEvent(i));
+  for (const event of events) log.record(event);
   await log.close();
   return { file, keyFile, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
 }

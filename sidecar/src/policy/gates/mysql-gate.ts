@@ -23,6 +23,7 @@ import {
   type Verdict,
 } from './session-gate.ts';
 import { analyzeByShape } from './shape-cache.ts';
+import { tablesTouched } from './statement-touched.ts';
 import { CodeGuard } from './stored-code.ts';
 
 /** The masks of one text's results, with the masking they were planned under (its key and value scan). */
@@ -132,6 +133,8 @@ export function createMysqlGate(options: {
         verdict = current
           ? code.judge(facts, current, moment, () => textShape(described)).verdict
           : { outcome: 'allow', notes: [], warnings: [], changesCode: false };
+        // Without a policy nothing was judged: the audit says nothing of what the text touched.
+        if (current && verdict.outcome === 'allow') verdict = { ...verdict, touched: tablesTouched(facts) };
         if (verdict.outcome === 'allow') state = applyMysqlSessionEffects(state, facts);
       } catch (error) {
         return analysisFailed('statement', error);

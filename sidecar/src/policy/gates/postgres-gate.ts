@@ -15,6 +15,7 @@ import { type CatalogSnapshot, MaskingGate, type TextMasking } from './postgres-
 import type { Moment, Refused, SessionGate, Verdict } from './session-gate.ts';
 import { analysisFailed, misreadRefusal } from './session-gate.ts';
 import { analyzeByShape } from './shape-cache.ts';
+import { tablesTouched } from './statement-touched.ts';
 import { CodeGuard } from './stored-code.ts';
 
 /** Functions whose facts depend on the value of an argument: set_config('role', ...). */
@@ -134,7 +135,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
         if (name === '*') this.prepared.clear();
         else this.prepared.delete(name);
       }
-      return verdict;
+      return { ...verdict, touched: tablesTouched(facts) };
     } catch (error) {
       return analysisFailed('statement', error);
     }

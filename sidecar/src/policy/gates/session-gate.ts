@@ -1,4 +1,5 @@
 import type { GuardrailRuleKind } from '../../../../crds/guardrail.ts';
+import type { StatementTouched } from '../../audit/events.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { ApprovalDemand, Decision } from '../guardrails/decide.ts';
@@ -52,6 +53,11 @@ export interface Allowed<Masking> {
   readonly changesCode: boolean;
   /** How its results are masked; undefined when this identity sees clear values. */
   readonly masking?: Masking;
+  /**
+   * Per top-level statement, the tables the guardrails' analysis found it reads and writes, for its
+   * audit record (statement-touched.ts); absent when no policy analysed it.
+   */
+  readonly touched?: readonly StatementTouched[];
 }
 
 /** The row limits of a statement, with what it is called in their messages and its judged facts. */

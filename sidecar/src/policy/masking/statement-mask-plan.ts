@@ -1,9 +1,11 @@
 import type { MaskingMethod } from '../../../../crds/masking-policy.ts';
 import { columnKey, tableKey } from '../../sql/lineage/trace.ts';
 import type { ColumnRef, Lineage, StatementLineage } from '../../sql/lineage/types.ts';
+import type { TracedTouch } from '../gates/statement-touched.ts';
 import type { MaskingSettings } from './masking-for.ts';
 import type { PiiKind } from './pii-kind.ts';
 import type { ExemptColumn, Sensitivity } from './sensitive-columns.ts';
+import { tracedTouch } from './traced-touch.ts';
 
 /** How one output column is masked. */
 export interface OutputMask {
@@ -49,6 +51,8 @@ export interface StatementMaskPlan {
   readonly exempt?: readonly (ExemptColumn | undefined)[];
   /** The access requests that cleared some column of this result, for its audit record. */
   readonly exemptions?: readonly string[];
+  /** What the statement touched as lineage traced it, for its audit record (see tracedTouch). */
+  readonly traced?: TracedTouch;
 }
 
 export const NOTHING_MASKED: StatementMaskPlan = Object.freeze({
@@ -169,9 +173,11 @@ export function planStatementMasking(
     copyTypes = Object.freeze([...lineage.copyOut.types]);
   }
   const exemptions = [...new Set(exempt.flatMap((e) => (e ? [e.request] : [])))];
+  const traced = tracedTouch(lineage, sensitivity, planned, rest, exempt);
   if (masked.length === 0 && !rest && exemptions.length === 0)
-    return touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED;
+    return Object.freeze({ ...(touchesSensitive ? NOTHING_MASKED_TEXT_WITHHELD : NOTHING_MASKED), traced });
   return Object.freeze({
+    traced,
     columns: Object.freeze(planned),
     rest,
     masked: Object.freeze(masked),

@@ -138,6 +138,7 @@ export class CommandGovernor {
             plan && 'note' in plan ? plan.note : undefined,
           ),
           ...(measure && { measure }),
+          ...(verdict.touched && { touched: verdict.touched }),
           ...(masks && {
             masks: masks.results,
             masking: masks.settings,
@@ -173,6 +174,7 @@ export class CommandGovernor {
           text,
           ...withNote(verdict.notes, undefined),
           ...(verdict.rows && { rows: verdict.rows }),
+          ...(verdict.touched?.[0] && { touched: verdict.touched[0] }),
           ...(masks && {
             masks: masks.results[0] ?? 'all',
             masked: masks.described[0] ?? ['*: redact'],
@@ -235,6 +237,7 @@ export class CommandGovernor {
             plan && 'note' in plan ? plan.note : undefined,
           ),
           ...(measure && { measure }),
+          ...(prepared?.touched && { touched: [prepared.touched] }),
           ...(masking && {
             masks: [prepared?.masks ?? 'all'],
             masked: [prepared?.masked ?? ['* (not traced): redact']],

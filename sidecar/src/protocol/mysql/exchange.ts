@@ -312,6 +312,7 @@ export class MysqlExchange {
         ...(head.notes && { reason: head.notes.join('; ') }),
         masked: head.masked?.[head.index],
         exemptions: exemptionIds(head.exemptions?.[head.index]),
+        touched: head.touched?.[head.index],
       });
     else
       this.port.record(head.via ?? 'text', head.started, text, 'error', {

@@ -26,6 +26,9 @@ export interface HandshakeResponse {
   readonly plugin: string;
   /** The `program_name` connection attribute: what the client says it is (audited as `application`). */
   readonly program?: string;
+  /** The `gatehouse.purpose` and `gatehouse.run_id` connection attributes, for the audit. */
+  readonly purpose?: string;
+  readonly runId?: string;
 }
 
 export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
@@ -45,25 +48,35 @@ export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
     capabilities & Capability.CONNECT_WITH_DB && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
   const plugin =
     capabilities & Capability.PLUGIN_AUTH && r.remaining > 0 ? r.nulBytes(true).toString('utf8') : '';
-  const program = capabilities & Capability.CONNECT_ATTRS ? programName(r) : undefined;
-  return { capabilities, charset, user, auth, database, plugin, ...(program !== undefined && { program }) };
+  const labels = capabilities & Capability.CONNECT_ATTRS ? auditLabels(r) : {};
+  return { capabilities, charset, user, auth, database, plugin, ...labels };
 }
 
+/** Connection attributes the audit keeps, by attribute name. */
+const LABELS: Readonly<Record<string, 'program' | 'purpose' | 'runId'>> = {
+  program_name: 'program',
+  'gatehouse.purpose': 'purpose',
+  'gatehouse.run_id': 'runId',
+};
+
 /**
- * `program_name` from the connection attributes. Only a label for the audit: attributes that do not
- * read as the protocol lays them out are ignored, never a reason to refuse a login.
+ * `program_name`, `gatehouse.purpose` and `gatehouse.run_id` from the connection attributes. Only
+ * labels for the audit: attributes that do not read as the protocol lays them out are ignored, never a
+ * reason to refuse a login.
  */
-function programName(r: PayloadReader): string | undefined {
+function auditLabels(r: PayloadReader): { program?: string; purpose?: string; runId?: string } {
+  const labels: { program?: string; purpose?: string; runId?: string } = {};
   try {
-    if (r.remaining === 0) return undefined;
+    if (r.remaining === 0) return labels;
     const attributes = new PayloadReader(r.lenencBytes());
     while (attributes.remaining > 0) {
       const key = attributes.lenencBytes().toString('utf8');
       const value = attributes.lenencBytes().toString('utf8');
-      if (key === 'program_name') return value;
+      const label = Object.hasOwn(LABELS, key) ? LABELS[key] : undefined;
+      if (label !== undefined && labels[label] === undefined) labels[label] = value;
     }
   } catch {
-    // Malformed attributes: no label.
+    // Malformed attributes: the labels read before the damage stand.
   }
-  return undefined;
+  return labels;
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import { clientApplicationField } from '../../audit/client-application.ts';
+import { clientApplicationField, declaredWorkFields } from '../../audit/client-application.ts';
 import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import { AuthError, type Authenticator, type Identity } from '../../identity/identity.ts';
@@ -107,6 +107,9 @@ export interface Established {
   readonly masking: MaskingSettingsCache<SessionMasking>;
   /** What the client says it is (its `program_name` attribute), for the audit. */
   readonly application?: string;
+  /** Its `gatehouse.purpose` and `gatehouse.run_id` attributes, for the audit. */
+  readonly purpose?: string;
+  readonly runId?: string;
 }
 
 const MAX_HANDSHAKE_PACKET = 64 * 1024;
@@ -327,6 +330,7 @@ export async function mysqlHandshake(
       gate,
       masking: maskingCache,
       ...clientApplicationField(response.program),
+      ...declaredWorkFields(response.purpose, response.runId),
     };
   } finally {
     reader.detach();

@@ -54,6 +54,7 @@ export function releaseHeldAnswer(
         ...(reason.length > 0 && { reason: reason.join('; ') }),
         masked: head.masked?.[head.index],
         exemptions: exemptionIds(head.exemptions?.[head.index]),
+        touched: head.touched?.[head.index],
       });
     else
       port.record(head.via ?? 'text', head.started, text, 'error', {

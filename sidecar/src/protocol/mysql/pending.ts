@@ -1,4 +1,5 @@
 import type { HeldStatement } from '../../approvals/hold.ts';
+import type { StatementTouched } from '../../audit/events.ts';
 import type { RowLimit } from '../../policy/guardrails/row-limits.ts';
 import type { ResultMask } from '../../policy/masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
@@ -40,6 +41,8 @@ export interface Pending {
   readonly masked?: readonly (readonly string[])[];
   /** Per result, the access requests that cleared some of its columns, for the audit record. */
   readonly exemptions?: readonly (readonly ExemptColumn[])[];
+  /** Per statement, the tables it touches, for its audit record (absent: no policy analysed it). */
+  readonly touched?: readonly (StatementTouched | undefined)[];
   /** The command touches masked data: the text of the server's error for it is withheld. */
   readonly withholdsServerText?: boolean;
   /** Client files the server may ask for (LOAD DATA LOCAL the policy allowed), in order. */
@@ -93,6 +96,8 @@ export interface PreparedText {
   readonly masked?: readonly string[];
   /** The access requests that clear some of its columns, for the audit record. */
   readonly exemptions?: readonly ExemptColumn[];
+  /** The tables its statement touches, for the audit record of each execution. */
+  readonly touched?: StatementTouched;
   /** Its executions touch masked data: the server's error texts for them are withheld. */
   readonly withholdsServerText?: boolean;
   /** Its executions run under row limits. */

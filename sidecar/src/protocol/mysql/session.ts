@@ -106,6 +106,8 @@ export class MysqlSession {
       database: this.deps.config.upstream.database,
       protocol: 'mysql' as const,
       ...(established.application !== undefined && { application: established.application }),
+      ...(established.purpose !== undefined && { purpose: established.purpose }),
+      ...(established.runId !== undefined && { runId: established.runId }),
     };
     const relay = new MysqlRelay(established, context, this.deps, () =>
       this.deps.sessions.release(this.connectionId),

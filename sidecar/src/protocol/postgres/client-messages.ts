@@ -8,6 +8,7 @@ import { describeQuery, describeStatement, type QueryText } from '../../sql/norm
 import type { SessionCore } from '../session-core.ts';
 import { approvalRefusal, boundParametersHash, executeApproval, tellHeld } from './approval-holds.ts';
 import { encodeMessage, Frontend } from './codes.ts';
+import { type DeclaredWork, declarationRefusal, declaredWork, EMPTY_QUERY } from './declared-work.ts';
 import {
   type Pending,
   type PendingExecute,
@@ -91,6 +92,35 @@ export class ClientMessages {
     return this.core.toServer.hold(frame, written, () => refuse(this.judge.auditUnavailable()));
   }
 
+  /**
+   * A `SET gatehouse.purpose|run_id`: kept by the proxy, never sent upstream. An empty query goes in
+   * its place, so the answer keeps its turn among pipelined ones and ReadyForQuery tells the real
+   * transaction status; its EmptyQueryResponse becomes the SET's completion (server-messages.ts).
+   */
+  private declareWork(
+    sql: string,
+    declares: DeclaredWork,
+    started: number,
+    stamp: number,
+  ): Buffer | typeof HOLD {
+    const query: PendingQuery = {
+      kind: 'query',
+      sql,
+      texts: describeQuery(sql),
+      index: 0,
+      started,
+      stamp,
+      declares,
+    };
+    this.state.names.synced(true);
+    this.state.exchange.expect(query);
+    return this.holdForAudit(EMPTY_QUERY, 'simple', textsOf(query), (lost) => {
+      query.refusal = lost;
+      query.declares = undefined;
+      return REFUSED_QUERY;
+    });
+  }
+
   /** Tracks what the message will make the server answer; returns the bytes to send upstream. */
   onClientMessage(type: number, frame: Buffer): Buffer | undefined | typeof HOLD {
     switch (type) {
@@ -99,10 +129,15 @@ export class ClientMessages {
         const stamp = this.state.names.stamp();
         const sql = queryText(frame);
         const audit = this.judge.auditRefusal();
+        const declared = audit ? undefined : declaredWork(sql);
+        if (declared !== undefined && typeof declared !== 'string')
+          return this.declareWork(sql, declared, started, stamp);
         const approval = this.approvalOf(sql);
         let verdict: Verdict = audit
           ? { refusal: audit }
-          : (approval.refusal ?? this.judge.verdict(sql, undefined, approval.released));
+          : typeof declared === 'string'
+            ? { refusal: declarationRefusal(declared) }
+            : (approval.refusal ?? this.judge.verdict(sql, undefined, approval.released));
         if (verdict.refreshCatalog) return HOLD;
         let approvedBy = approval.request;
         if (verdict.held && approval.released === undefined) {
@@ -123,6 +158,7 @@ export class ClientMessages {
         if (verdict.notes) query.notes = verdict.notes;
         query.notice = verdict.notice;
         query.masking = verdict.masking;
+        query.touched = verdict.touched;
         if (verdict.nameEffects) query.nameEffects = verdict.nameEffects;
         if (approvedBy !== undefined && !refusal) query.approval = approvedBy;
         this.state.names.synced(true);
@@ -168,6 +204,7 @@ export class ClientMessages {
           ...text,
           ...(verdict.notes && { notes: verdict.notes }),
           ...(verdict.masking && { masking: verdict.masking }),
+          ...(verdict.touched?.[0] && { touched: verdict.touched[0] }),
           ...(verdict.nameEffects?.[0] && { nameEffect: verdict.nameEffects[0] }),
           ...(verdict.rows && { rows: verdict.rows }),
           ...(approval && { approval }),

@@ -1,9 +1,11 @@
 import type { HeldStatement } from '../../approvals/hold.ts';
+import type { StatementTouched } from '../../audit/events.ts';
 import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
 import type { RowsMeasured } from '../../policy/gates/session-gate.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
 import type { ErrorFields } from './backend-writer.ts';
 import { Backend } from './codes.ts';
+import type { DeclaredWork } from './declared-work.ts';
 import { checkCount, firstColumnName } from './row-check.ts';
 import type { ResultField, RowMasker } from './row-masker.ts';
 import type { Settlement, SqlNameEffect } from './session-names.ts';
@@ -20,6 +22,8 @@ export interface Refusal {
  */
 export type PreparedText = QueryText & {
   readonly notes?: readonly string[];
+  /** What its statement touches, for the audit record of each Execute. */
+  readonly touched?: StatementTouched | undefined;
   readonly masking?: TextMasking | undefined;
   /** The names its statement makes or removes when executed (a PREPARE, DEALLOCATE... sent by Parse). */
   readonly nameEffect?: SqlNameEffect | undefined;
@@ -67,6 +71,10 @@ export interface PendingQuery {
   check?: RowCheck | undefined;
   /** The approval request that released it. */
   approval?: string;
+  /** Per statement, what it touches, for its audit record. */
+  touched?: readonly (StatementTouched | undefined)[] | undefined;
+  /** A `SET gatehouse.*` the proxy answers itself: the server got an empty query in its place. */
+  declares?: DeclaredWork;
 }
 
 /**
@@ -90,6 +98,7 @@ export interface RowCheck {
     readonly rows?: number | undefined;
     readonly masked?: readonly string[] | undefined;
     readonly exemptions?: readonly string[] | undefined;
+    readonly touched?: StatementTouched | undefined;
   };
   /** Whose record the held completion is (the Query or Execute). */
   readonly owner: { kind: 'query' | 'execute'; started: number; notes?: readonly string[] };

@@ -56,6 +56,8 @@ export const WANTED_BACKEND_TYPES = [
   Backend.NoticeResponse,
   Backend.NotificationResponse,
 ];
+const SET_COMPLETE = encodeMessage(Backend.CommandComplete, Buffer.from('SET\0'));
+
 /** Command tags after which the catalog masking relies on may have changed. */
 const CATALOG_CHANGING = /^(CREATE|ALTER|DROP|COMMENT|IMPORT|SECURITY LABEL|GRANT|REVOKE)\b/;
 
@@ -91,6 +93,13 @@ export class ServerMessages {
     // Decided before the answer moves the exchange on: the text belongs to the statement it answers.
     const withheld =
       (type === Backend.ErrorResponse || type === Backend.NoticeResponse) && this.withholdsServerText(head);
+    if (type === Backend.EmptyQueryResponse && head?.kind === 'query' && head.declares) {
+      // The empty query in place of a SET gatehouse.*: the client gets the SET's own completion.
+      exchange.answer(type, frame);
+      this.state.declareWork(head.declares);
+      this.state.recordStatement(head, textAt(head, 0), 'ok', { command: 'SET' });
+      return SET_COMPLETE;
+    }
     const answer = exchange.answer(type, frame);
     let out: Buffer | undefined = frame;
     switch (answer) {
@@ -227,12 +236,13 @@ export class ServerMessages {
       const exemptions = plan && exemptionsInForce(plan);
       this.state.names.completedSql(head.nameEffects?.[index], head.stamp, command);
       const text = textAt(head, index);
+      const touched = head.touched?.[index];
       if (head.check && index === (head.check.after ?? textsOf(head).length - 1)) {
         // The statement the check follows: its completion waits for the check's answer.
-        head.check.held = { frame, text, command, rows, masked, exemptions };
+        head.check.held = { frame, text, command, rows, masked, exemptions, touched };
         return undefined;
       }
-      this.state.recordStatement(head, text, 'ok', { command, rows, masked, exemptions });
+      this.state.recordStatement(head, text, 'ok', { command, rows, masked, exemptions, touched });
       head.started = performance.now();
       return this.withMaskingReport(masked, frame);
     } else if (head?.kind === 'execute') {
@@ -241,11 +251,12 @@ export class ServerMessages {
       const masked = plan?.masked;
       const exemptions = plan && exemptionsInForce(plan);
       this.state.names.completedSql((head.text as PreparedText).nameEffect, head.stamp ?? 0, command);
+      const touched = (head.text as PreparedText).touched;
       if (head.check) {
-        head.check.held = { frame, text: head.text, command, rows, masked, exemptions };
+        head.check.held = { frame, text: head.text, command, rows, masked, exemptions, touched };
         return undefined;
       }
-      this.state.recordStatement(head, head.text, 'ok', { command, rows, masked, exemptions });
+      this.state.recordStatement(head, head.text, 'ok', { command, rows, masked, exemptions, touched });
       return this.withMaskingReport(masked, frame);
     }
     return frame;

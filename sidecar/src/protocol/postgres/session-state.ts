@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import { PendingImpact } from '../../approvals/pending-impact.ts';
 import { SessionHolds } from '../../approvals/session-holds.ts';
+import { declaredWorkFields } from '../../audit/client-application.ts';
 import type { SessionContext, StatementEvent } from '../../audit/events.ts';
 import { recordStatement, type StatementOutcome } from '../../audit/record-statement.ts';
 import type { PostgresGate } from '../../policy/gates/postgres-gate.ts';
 import type { QueryText } from '../../sql/normalize.ts';
+import type { DeclaredWork } from './declared-work.ts';
 import { Exchange, type PortalText, type PreparedText } from './exchange.ts';
 import type { SessionProbe } from './impact-probe.ts';
 import type { ReportedReading } from './reported-reading.ts';
@@ -16,7 +18,8 @@ import type { Established } from './startup.ts';
 export class SessionState {
   readonly deps: SessionDeps;
   readonly logger: Logger;
-  readonly context: SessionContext;
+  /** Replaced, never changed, when the session declares its purpose or run id (see declared-work.ts). */
+  context: SessionContext;
   /** Tell the client which columns each statement masked (masking-report.ts). */
   readonly reportsMasking: boolean;
   readonly gate: PostgresGate;
@@ -79,6 +82,16 @@ export class SessionState {
   /** After each ReadyForQuery: wakes whoever waits for the upstream to be free. */
   answered(): void {
     if (this.exchange.size === 0) for (const wake of this.quiet.splice(0)) wake();
+  }
+
+  /** From a `SET gatehouse.purpose|run_id` the proxy answered: the session's records from now on carry it. */
+  declareWork(work: DeclaredWork): void {
+    const { [work.field]: _previous, ...rest } = this.context;
+    const cleaned =
+      work.field === 'purpose'
+        ? declaredWorkFields(work.value, undefined)
+        : declaredWorkFields(undefined, work.value);
+    this.context = { ...rest, ...cleaned };
   }
 
   recordStatement(

@@ -40,6 +40,8 @@ export class PostgresSession implements RelayProtocol {
       database: deps.config.upstream.database,
       protocol: 'postgres',
       ...(established.application !== undefined && { application: established.application }),
+      ...(established.purpose !== undefined && { purpose: established.purpose }),
+      ...(established.runId !== undefined && { runId: established.runId }),
     });
     this.framer = new MessageFramer(deps.config.limits.maxMessageBytes);
     this.core = new SessionCore(

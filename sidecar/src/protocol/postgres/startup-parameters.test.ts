@@ -4,7 +4,9 @@ import {
   applicationNameFor,
   StartupRefusal,
   settingsInOptions,
+  startupSetting,
   upstreamStartupParameters,
+  withoutProxySettings,
 } from './startup-parameters.ts';
 
 const identity: Identity = { subject: 'system:serviceaccount:shop:api', groups: [], method: 'token' };
@@ -75,5 +77,49 @@ describe('parameters for the proxy itself', () => {
       identity,
     );
     expect(Object.keys(params).sort()).toEqual(['application_name', 'client_encoding']);
+  });
+});
+
+describe('startupSetting', () => {
+  it('reads a setting as a startup parameter, or as libpq options carry it', () => {
+    const options = (value: string) => new Map([['options', value]]);
+    expect(startupSetting(new Map([['gatehouse.purpose', 'train']]), 'gatehouse.purpose')).toBe('train');
+    for (const spelling of [
+      '-c gatehouse.purpose=train\\ churn',
+      '-cgatehouse.purpose=train\\ churn',
+      '--gatehouse.purpose=train\\ churn',
+      '-c search_path=app -c gatehouse.purpose=train\\ churn',
+    ])
+      expect(startupSetting(options(spelling), 'gatehouse.purpose')).toBe('train churn');
+    expect(startupSetting(options('-c gatehouse.run-id=r1'), 'gatehouse.run_id')).toBe('r1');
+    expect(startupSetting(options('-c search_path=app'), 'gatehouse.purpose')).toBeUndefined();
+    const both = new Map([
+      ['gatehouse.purpose', 'direct'],
+      ['options', '-c gatehouse.purpose=option'],
+    ]);
+    expect(startupSetting(both, 'gatehouse.purpose')).toBe('direct');
+  });
+});
+
+describe('withoutProxySettings', () => {
+  it('drops gatehouse.* settings from options, in every spelling, and keeps the rest as written', () => {
+    expect(withoutProxySettings('-c search_path=app')).toBe('-c search_path=app');
+    expect(
+      withoutProxySettings(
+        '-c gatehouse.purpose=train\\ churn -c search_path=a\\ b --gatehouse.run_id=r -cGATEHOUSE.x=1',
+      ),
+    ).toBe('-c search_path=a\\ b');
+    expect(withoutProxySettings('-c gatehouse.purpose=x')).toBe('');
+  });
+
+  it('is what goes upstream', () => {
+    const identity: Identity = { subject: 'app', groups: [], method: 'local' };
+    const only = upstreamStartupParameters(new Map([['options', '-c gatehouse.purpose=x']]), identity);
+    expect(only).not.toHaveProperty('options');
+    const mixed = upstreamStartupParameters(
+      new Map([['options', '-c gatehouse.purpose=x -c work_mem=64MB']]),
+      identity,
+    );
+    expect(mixed['options']).toBe('-c work_mem=64MB');
   });
 });

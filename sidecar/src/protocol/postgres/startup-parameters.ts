@@ -53,6 +53,9 @@ export function upstreamStartupParameters(
           );
         }
       }
+      const forwarded = withoutProxySettings(value);
+      if (forwarded !== '') out[key] = forwarded;
+      continue;
     }
     out[key] = value;
   }
@@ -65,6 +68,22 @@ export function upstreamStartupParameters(
  * with backslash-escaped spaces as PostgreSQL's pg_split_opts reads them.
  */
 export function settingsInOptions(options: string): string[] {
+  return optionSettings(options).map(([name]) => name);
+}
+
+/**
+ * A setting's value as a startup parameter or, for libpq clients that can send no parameter of their
+ * own (psql), as `-c name=value` in `options`; the parameter wins.
+ */
+export function startupSetting(client: ReadonlyMap<string, string>, name: string): string | undefined {
+  const direct = client.get(name);
+  if (direct !== undefined) return direct;
+  const options = client.get('options');
+  return options === undefined ? undefined : optionSettings(options).find(([n]) => n === name)?.[1];
+}
+
+/** `[name, value]` of each setting in a libpq `options` string (value undefined without `=`). */
+function optionSettings(options: string): [string, string | undefined][] {
   const words: string[] = [];
   let word = '';
   let escaped = false;
@@ -79,7 +98,7 @@ export function settingsInOptions(options: string): string[] {
     } else word += ch;
   }
   if (word) words.push(word);
-  const names: string[] = [];
+  const settings: [string, string | undefined][] = [];
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
     let setting: string | undefined;
@@ -91,7 +110,31 @@ export function settingsInOptions(options: string): string[] {
       // documented ones; an unknown switch is not our concern, the server rejects it.
       continue;
     }
-    if (setting !== undefined) names.push(setting.split('=')[0]!.replaceAll('-', '_'));
+    if (setting === undefined) continue;
+    const eq = setting.indexOf('=');
+    const name = (eq < 0 ? setting : setting.slice(0, eq)).replaceAll('-', '_');
+    settings.push([name, eq < 0 ? undefined : setting.slice(eq + 1)]);
   }
-  return names;
+  return settings;
+}
+
+/**
+ * `options` without its `gatehouse.*` settings, which speak to the proxy as the parameters do (the
+ * server would refuse an unknown setting there). Words keep their escapes; the rest is unchanged.
+ */
+export function withoutProxySettings(options: string): string {
+  if (!/gatehouse/i.test(options)) return options;
+  const words = options.match(/(?:\\.|\S)+/gs) ?? [];
+  const kept: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const setting =
+      w === '-c' ? words[i + 1] : w.startsWith('-c') || w.startsWith('--') ? w.slice(2) : undefined;
+    if (setting !== undefined && /^gatehouse\./i.test(setting)) {
+      if (w === '-c') i++;
+      continue;
+    }
+    kept.push(w);
+  }
+  return kept.join(' ');
 }

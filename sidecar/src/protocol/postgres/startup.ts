@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { clientApplicationField } from '../../audit/client-application.ts';
+import { clientApplicationField, declaredWorkFields } from '../../audit/client-application.ts';
 import { AuthError, type Identity } from '../../identity/identity.ts';
 import { PostgresGate } from '../../policy/gates/postgres-gate.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
@@ -20,7 +20,7 @@ import { passwordText } from './message-fields.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { ReportedReading } from './reported-reading.ts';
 import type { SessionDeps } from './session-deps.ts';
-import { StartupRefusal, upstreamStartupParameters } from './startup-parameters.ts';
+import { StartupRefusal, startupSetting, upstreamStartupParameters } from './startup-parameters.ts';
 import { StartupReader } from './startup-reader.ts';
 import { connectUpstream, type UpstreamConnection, upstreamOptions } from './upstream.ts';
 import { UpstreamError } from './upstream-error.ts';
@@ -47,6 +47,9 @@ export interface Established {
   readonly cancelProcessId: number;
   /** The application name the client declared at startup (see clientApplication). */
   readonly application?: string;
+  /** `gatehouse.purpose` and `gatehouse.run_id` as the client declared them (see declaredWorkFields). */
+  readonly purpose?: string;
+  readonly runId?: string;
   /** The client asked to be told which columns each statement masked (masking-report.ts). */
   readonly reportsMasking: boolean;
 }
@@ -224,6 +227,10 @@ export class Startup {
         reading,
         cancelProcessId,
         ...clientApplicationField(params.get('application_name')),
+        ...declaredWorkFields(
+          startupSetting(params, 'gatehouse.purpose'),
+          startupSetting(params, 'gatehouse.run_id'),
+        ),
         reportsMasking: wantsMaskingReport(params),
       };
     } catch (error) {

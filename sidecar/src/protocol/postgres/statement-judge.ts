@@ -1,7 +1,9 @@
 import { heldStatement } from '../../approvals/held-statement.ts';
 import type { HeldStatement } from '../../approvals/hold.ts';
+import type { StatementTouched } from '../../audit/events.ts';
 import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
 import type { Moment, Refused, RowsMeasured } from '../../policy/gates/session-gate.ts';
+import { statementTouched } from '../../policy/gates/statement-touched.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
 import { pgTextShape } from '../../sql/statement-shape.ts';
 import { noticeResponse } from './backend-writer.ts';
@@ -22,6 +24,8 @@ export interface Verdict {
   readonly masking?: TextMasking;
   readonly nameEffects?: readonly (SqlNameEffect | undefined)[];
   readonly rows?: RowsMeasured;
+  /** Per statement of the text, what it touches, for its audit record (undefined: not analysed). */
+  readonly touched?: readonly (StatementTouched | undefined)[];
 }
 
 /**
@@ -111,6 +115,7 @@ export class StatementJudge {
         notice: noticeResponse({ severity: 'WARNING', code: '01000', message: verdict.warnings.join('\n') }),
       }),
       ...(verdict.masking && { masking: verdict.masking }),
+      ...touchedField(verdict.touched, verdict.masking),
     };
   }
 
@@ -132,4 +137,17 @@ export class StatementJudge {
         'statement refused: the server may read it differently',
       );
   }
+}
+
+/** Per statement, the analysis's tables joined with what masking traced of it (both cached by shape). */
+function touchedField(
+  analysed: readonly StatementTouched[] | undefined,
+  masking: TextMasking | undefined,
+): { touched?: readonly (StatementTouched | undefined)[] } {
+  if (analysed === undefined) return {};
+  const count = Math.max(analysed.length, masking?.plans.length ?? 0);
+  const touched = Array.from({ length: count }, (_, i) =>
+    statementTouched(analysed[i], masking?.plans[i]?.traced),
+  );
+  return touched.some((t) => t !== undefined) ? { touched } : {};
 }
