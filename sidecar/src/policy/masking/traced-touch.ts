@@ -1,7 +1,7 @@
+import type { MaskingMethod } from '../../../../crds/masking-policy.ts';
 import type { ColumnRef, StatementLineage, TableRef } from '../../sql/lineage/types.ts';
 import type { TracedTouch } from '../gates/statement-touched.ts';
 import type { ExemptColumn, Sensitivity } from './sensitive-columns.ts';
-import type { OutputMask } from './statement-mask-plan.ts';
 
 /**
  * Kept per lineage and sensitivity, of which the plan's masks are a function: lineage is cached by
@@ -16,11 +16,14 @@ const cache = new WeakMap<StatementLineage, WeakMap<Sensitivity, TracedTouch>>()
  * ways in one statement counts as `clear`: the record must never understate what was read in clear.
  * Columns shown clear under an access request's exemption are `clear` (the record names the request).
  */
+/** An output column's mask as statement-mask-plan.ts plans it: only its method matters here. */
+type Masked = { readonly method: MaskingMethod };
+
 export function tracedTouch(
   lineage: StatementLineage,
   sensitivity: Sensitivity,
-  planned: readonly (OutputMask | undefined)[],
-  rest: OutputMask | undefined,
+  planned: readonly (Masked | undefined)[],
+  rest: Masked | undefined,
   exempt: readonly (ExemptColumn | undefined)[],
 ): TracedTouch {
   let bySensitivity = cache.get(lineage);

@@ -8,8 +8,9 @@ import { describeQuery, describeStatement, type QueryText } from '../../sql/norm
 import type { SessionCore } from '../session-core.ts';
 import { approvalRefusal, boundParametersHash, executeApproval, tellHeld } from './approval-holds.ts';
 import { encodeMessage, Frontend } from './codes.ts';
-import { type DeclaredWork, declarationRefusal, declaredWork, EMPTY_QUERY } from './declared-work.ts';
+import { declarationRefusal, declaredWork, EMPTY_QUERY } from './declared-work.ts';
 import {
+  type DeclaredWork,
   type Pending,
   type PendingExecute,
   type PendingQuery,

@@ -1,12 +1,8 @@
 import { parseTree } from '../../sql/parse-tree.ts';
 import { encodeMessage, Frontend } from './codes.ts';
-import type { Refusal } from './exchange.ts';
+import type { DeclaredWork, Refusal } from './exchange.ts';
 
 /** A session's `SET gatehouse.purpose` or `SET gatehouse.run_id`: the new value, undefined to clear it. */
-export interface DeclaredWork {
-  readonly field: 'purpose' | 'runId';
-  readonly value: string | undefined;
-}
 
 const FIELDS: Readonly<Record<string, DeclaredWork['field']>> = {
   'gatehouse.purpose': 'purpose',

@@ -5,12 +5,17 @@ import type { RowsMeasured } from '../../policy/gates/session-gate.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
 import type { ErrorFields } from './backend-writer.ts';
 import { Backend } from './codes.ts';
-import type { DeclaredWork } from './declared-work.ts';
 import { checkCount, firstColumnName } from './row-check.ts';
 import type { ResultField, RowMasker } from './row-masker.ts';
 import type { Settlement, SqlNameEffect } from './session-names.ts';
 
 /** Why Gatehouse refused a statement; the server's answer to the stand-in message is replaced by this. */
+/** What a session declared of its work (`SET gatehouse.purpose`, declared-work.ts), kept by the proxy. */
+export interface DeclaredWork {
+  readonly field: 'purpose' | 'runId';
+  readonly value: string | undefined;
+}
+
 export interface Refusal {
   readonly fields: ErrorFields;
   readonly reason: string;
