@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseChainLine } from '../audit/chain.ts';
 import { OcsfMapper } from '../audit/ocsf.ts';
-import { publicKeyFromPem } from '../audit/signing-key.ts';
 import { verifyAuditLogFile } from '../audit/verify.ts';
 import { UserError } from '../errors.ts';
+import { describeFileError, exists, readPublicKeys } from './audit-files.ts';
 import { summarize } from './audit-verify.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
 import { packageVersion } from './version.ts';
@@ -58,7 +58,7 @@ export async function runAuditExport(
       io.stdout.write(USAGE);
       return 0;
     }
-    options = { ...parsed, publicKeys: await readKeys(parsed.keyFiles) };
+    options = { ...parsed, publicKeys: await readPublicKeys(parsed.keyFiles) };
   } catch (error) {
     io.stderr.write(`gatehouse: ${(error as Error).message}\n`);
     return 2;
@@ -79,7 +79,7 @@ export async function runAuditExport(
           broken++;
         }
       } catch (error) {
-        io.stderr.write(`${file}: ${describe(error)}\n`);
+        io.stderr.write(`${file}: ${describeFileError(error)}\n`);
         return 2;
       }
     }
@@ -112,7 +112,7 @@ export async function runAuditExport(
         }
       }
     } catch (error) {
-      io.stderr.write(`${file}: ${describe(error)}\n`);
+      io.stderr.write(`${file}: ${describeFileError(error)}\n`);
       return 2;
     }
     if (skipped > 0)
@@ -170,31 +170,4 @@ function parseDate(flag: string, text: string): number {
       `${flag} must be an ISO 8601 date or time with a zone (2026-12-01, 2026-12-01T08:00:00Z), not "${text}"`,
     );
   return ms;
-}
-
-async function readKeys(files: readonly string[]): Promise<string[]> {
-  const keys: string[] = [];
-  for (const file of files) {
-    try {
-      keys.push(publicKeyFromPem(await readFile(file)));
-    } catch (error) {
-      throw new UserError(`public key ${file}: ${describe(error)}`);
-    }
-  }
-  return keys;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function describe(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  const message = error instanceof Error ? error.message : String(error);
-  return code && !message.startsWith(code) ? `${code}: ${message}` : message;
 }

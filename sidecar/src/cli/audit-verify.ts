@@ -1,7 +1,7 @@
-import { access, readFile } from 'node:fs/promises';
-import { publicKeyFromPem } from '../audit/signing-key.ts';
+import { readFile } from 'node:fs/promises';
 import { type TrustedKey, type VerifyResult, verifyAuditLogFile } from '../audit/verify.ts';
 import { UserError } from '../errors.ts';
+import { describeFileError, exists, readPublicKeys } from './audit-files.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
 
 /** The options of `gatehouse audit verify`, also listed by `gatehouse audit --help`. */
@@ -63,14 +63,12 @@ export async function runAuditVerify(
     return 2;
   }
 
-  const publicKeys: string[] = [];
-  for (const keyFile of values['public-key'] ?? []) {
-    try {
-      publicKeys.push(publicKeyFromPem(await readFile(keyFile)));
-    } catch (error) {
-      io.stderr.write(`public key ${keyFile}: ${describe(error)}\n`);
-      return 2;
-    }
+  let publicKeys: string[];
+  try {
+    publicKeys = await readPublicKeys(values['public-key'] ?? []);
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n`);
+    return 2;
   }
 
   const headFile = values.head ?? ((await exists(`${file}.head`)) ? `${file}.head` : undefined);
@@ -79,7 +77,7 @@ export async function runAuditVerify(
     try {
       head = await readFile(headFile, 'utf8');
     } catch (error) {
-      io.stderr.write(`head anchor ${headFile}: ${describe(error)}\n`);
+      io.stderr.write(`head anchor ${headFile}: ${describeFileError(error)}\n`);
       return 2;
     }
   }
@@ -88,7 +86,7 @@ export async function runAuditVerify(
   try {
     result = await verifyAuditLogFile(file, { publicKeys, head, allowUnsealed: values['allow-unsealed'] });
   } catch (error) {
-    io.stderr.write(`${file}: ${describe(error)}\n`);
+    io.stderr.write(`${file}: ${describeFileError(error)}\n`);
     return 2;
   }
   io.stdout.write(`${summarize(result)}\n`);
@@ -130,19 +128,4 @@ export function summarize(result: VerifyResult): string {
   }
   if (result.lost > 0) parts.push(`${result.lost} records lost (recorded by audit.loss)`);
   return parts.join(', ');
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function describe(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  const message = error instanceof Error ? error.message : String(error);
-  return code && !message.startsWith(code) ? `${code}: ${message}` : message;
 }
