@@ -23,6 +23,9 @@ const PACKAGES = [
   'python3-asyncpg',
   'libpostgresql-jdbc-java',
   'openjdk-17-jdk-headless',
+  // The browser tests (console, evidence page) drive Debian's Chromium with playwright-core, which
+  // never downloads a browser of its own.
+  'chromium',
 ];
 
 /** What the harness and the benchmark call by full path; checked after installing, whatever dpkg says. */
@@ -46,6 +49,7 @@ const PROGRAMS = [
   '/usr/bin/java',
   '/usr/share/java/postgresql.jar',
   '/sbin/runuser',
+  '/usr/bin/chromium',
 ];
 
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';
