@@ -18,6 +18,7 @@ import { packageVersion } from './cli/version.ts';
 import { watchFileContent } from './config/file-watch.ts';
 import type { ProxyConfig } from './config/load.ts';
 import { UserError } from './errors.ts';
+import { limitHeapGrowth } from './heap-growth.ts';
 import { createAuthenticator } from './identity/create-authenticator.ts';
 import {
   createMetrics,
@@ -69,6 +70,7 @@ export async function startProxy(
   } = {},
 ): Promise<RunningProxy> {
   const logger = options.logger ?? createLogger(settings.logLevel);
+  limitHeapGrowth();
   // Policy first: a typo in it is the whole answer, not one line among the start-up logs.
   let policy =
     settings.policyDocuments.length > 0
