@@ -47,6 +47,42 @@ export const GUARDED_POLICY: readonly unknown[] = [
   },
 ];
 
+/**
+ * The full policy plus approval rules that none of the bench's statements meets (DROP and TRUNCATE wait
+ * for a person, with auto-approval conditions): beside gatehouse-guarded, what approvals cost the
+ * sessions they never hold.
+ */
+export const APPROVALS_POLICY: readonly unknown[] = [
+  ...GUARDED_POLICY.map((document) => {
+    const d = document as { kind: string; spec: { guardrails?: string[] } };
+    return d.kind === 'DatabaseAccess'
+      ? { ...d, spec: { ...d.spec, guardrails: [...(d.spec.guardrails ?? []), 'bench-approvals'] } }
+      : document;
+  }),
+  {
+    apiVersion: 'gatehouse.dev/v1alpha1',
+    kind: 'Guardrail',
+    metadata: { name: 'bench-approvals' },
+    spec: {
+      rules: [
+        {
+          name: 'drop-and-truncate',
+          kinds: ['drop', 'truncate'],
+          action: 'requireApproval',
+          approval: {
+            approvers: [{ kind: 'User', name: 'local:approver' }],
+            autoApprove: [{ name: 'small', maxAffectedRows: 10, sensitiveColumns: 'none' }],
+          },
+        },
+      ],
+    },
+  },
+];
+
+export function startApprovalsGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
+  return startGatehouseTarget(server, dir, 'gatehouse-approvals', APPROVALS_POLICY);
+}
+
 /** The same with the full policy (GUARDED_POLICY). */
 export function startGuardedGatehouse(server: PostgresInfo, dir: string): Promise<Target> {
   return startGatehouseTarget(server, dir, 'gatehouse-guarded', GUARDED_POLICY);
@@ -55,7 +91,7 @@ export function startGuardedGatehouse(server: PostgresInfo, dir: string): Promis
 async function startGatehouseTarget(
   server: PostgresInfo,
   dir: string,
-  name: 'gatehouse' | 'gatehouse-guarded',
+  name: 'gatehouse' | 'gatehouse-guarded' | 'gatehouse-approvals',
   policy: readonly unknown[],
 ): Promise<Target> {
   const login = { user: BENCH_USER, password: randomBytes(18).toString('base64url') };

@@ -11,7 +11,7 @@ import { runningAsRoot } from '../harness/os-user.ts';
 import { psql } from '../harness/pg-env.ts';
 import { PG_BIN_DIR, type PostgresInfo, startPostgres } from '../harness/postgres.ts';
 import { generateTls } from '../harness/tls.ts';
-import { startGatehouse, startGuardedGatehouse } from './gatehouse.ts';
+import { startApprovalsGatehouse, startGatehouse, startGuardedGatehouse } from './gatehouse.ts';
 import { checkGoals, formatGoals, type GoalCheck } from './goals.ts';
 import { HAPROXY, startHaproxy } from './haproxy.ts';
 import {
@@ -30,7 +30,7 @@ import { formatResultsTable } from './results-table.ts';
 import { runMatrix } from './run-matrix.ts';
 import { formatStageTable, runStages, type StageRow } from './stages.ts';
 import { type ResultRow, summarize } from './summarize.ts';
-import { TARGET_NAMES, type Target, type TargetName } from './target.ts';
+import { OPTIONAL_TARGETS, TARGET_NAMES, type Target, type TargetName } from './target.ts';
 import {
   LARGE_RESULT_SCRIPT,
   MASKED_ROWS_SCRIPT,
@@ -45,7 +45,7 @@ const USAGE = `usage: node test/bench/main.ts [options]      (npm run bench -- [
   --duration S      seconds per pgbench run (default 5)
   --rounds N        rounds over all targets and workloads; the report shows medians (default 3)
   --scale N         pgbench -i scale factor (default 10)
-  --targets LIST    comma-separated subset of ${TARGET_NAMES.join(',')} (default all)
+  --targets LIST    comma-separated subset of ${TARGET_NAMES.join(',')} (default all but ${OPTIONAL_TARGETS.join(',')})
   --protocols LIST  postgres, mysql or both (default postgres,mysql); MySQL runs mysqlslap point selects
   --workloads LIST  comma-separated prefixes of PostgreSQL workload ids (update-by-key, select-only/prepared...; default all)
   --mysql-workloads LIST  comma-separated parts of MySQL workload ids to run (e.g. update), default all
@@ -252,7 +252,9 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
     throw new UsageError((error as Error).message.split('\n')[0] ?? 'invalid arguments');
   }
   if (values.help) return undefined;
-  const targets = (values.targets ?? TARGET_NAMES.join(',')).split(',').map((t) => t.trim());
+  const targets = (values.targets ?? TARGET_NAMES.filter((t) => !OPTIONAL_TARGETS.includes(t)).join(','))
+    .split(',')
+    .map((t) => t.trim());
   const unknown = targets.filter((t) => !(TARGET_NAMES as readonly string[]).includes(t));
   if (unknown.length > 0) throw new UsageError(`unknown target(s): ${unknown.join(', ')}`);
   const protocols = (values.protocols ?? 'postgres,mysql').split(',').map((p) => p.trim());
@@ -383,6 +385,7 @@ function startTarget(name: TargetName, server: PostgresInfo, dir: string): Promi
     'node-relay': startNodeRelay,
     gatehouse: startGatehouse,
     'gatehouse-guarded': startGuardedGatehouse,
+    'gatehouse-approvals': startApprovalsGatehouse,
   }[name];
   const targetDir = join(dir, name);
   return mkdir(targetDir, { mode: 0o755 }).then(() => start(server, targetDir));

@@ -7,7 +7,14 @@ export const TARGET_NAMES = [
   'node-relay',
   'gatehouse',
   'gatehouse-guarded',
+  'gatehouse-approvals',
 ] as const;
+
+/**
+ * Measured only when named with --targets: gatehouse-approvals answers one question (what approval rules
+ * cost the statements they do not hold), asked beside gatehouse-guarded, not in every run.
+ */
+export const OPTIONAL_TARGETS: readonly TargetName[] = ['gatehouse-approvals'];
 
 export type TargetName = (typeof TARGET_NAMES)[number];
 
