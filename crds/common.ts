@@ -9,6 +9,13 @@ import Type, { type TSchema } from 'typebox';
 export const API_GROUP = 'gatehouse.dev';
 export const API_VERSION = `${API_GROUP}/v1alpha1`;
 
+/**
+ * Who last changed a DatabaseAccess, Guardrail or MaskingPolicy's spec, as the API server authenticated
+ * them: written by the operator's admission webhook (never by the client), carried into the sidecar's
+ * bundle, and named by the sidecar's policy.change audit records.
+ */
+export const CHANGED_BY_ANNOTATION = `${API_GROUP}/changed-by`;
+
 /** A string restricted to `values`, written as `{type: string, enum: [...]}` as CRD schemas need. */
 export function stringEnum<const T extends readonly string[]>(
   values: T,

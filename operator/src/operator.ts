@@ -20,6 +20,7 @@ import {
   type MaskingPolicyObject,
 } from './controllers/database-access-controller.ts';
 import { PolicyController, usersOf } from './controllers/policy-controller.ts';
+import { POLICY_CHANGES_PATH, reviewPolicyChange } from './policy-changes/policy-change-review.ts';
 import { Controller, controllerMetrics } from './runtime/controller-runner.ts';
 import { EventRecorder } from './runtime/event-recorder.ts';
 import { Informer } from './runtime/informer.ts';
@@ -349,6 +350,7 @@ async function startWebhook(
     reviews: {
       [APPROVAL_DECISIONS_PATH]: (review) =>
         reviewDecision(review, { operatorUser: () => approvalDeps.operatorUser, logger }),
+      [POLICY_CHANGES_PATH]: (review) => reviewPolicyChange(review, { logger }),
     },
     routes: {
       prefix: OPERATOR_APPROVALS_PREFIX,

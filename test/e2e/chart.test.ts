@@ -195,6 +195,21 @@ describe('helm template', () => {
       clientConfig: { service: { path: '/approval-decisions', port: 443 } },
       rules: [{ operations: ['UPDATE'], resources: ['approvalrequests/status'] }],
     });
+    // Who changed a policy object: stamped by the operator (operator/src/policy-changes/), failing closed.
+    const policyChanges = find(objects, 'MutatingWebhookConfiguration').webhooks.find(
+      (w: { name: string }) => w.name === 'policychanges.gatehouse.dev',
+    );
+    expect(policyChanges).toMatchObject({
+      failurePolicy: 'Fail',
+      clientConfig: { service: { path: '/policy-changes', port: 443 } },
+      rules: [
+        {
+          operations: ['CREATE', 'UPDATE'],
+          apiGroups: ['gatehouse.dev'],
+          resources: ['databaseaccesses', 'guardrails', 'maskingpolicies'],
+        },
+      ],
+    });
     const operatorRole = find(objects, 'ClusterRole').rules as Array<Record<string, string[]>>;
     expect(operatorRole).toEqual(
       expect.arrayContaining([

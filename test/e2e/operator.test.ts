@@ -10,6 +10,7 @@ import {
   VOLUME_BUNDLE,
 } from '../../operator/src/sidecar-layout.ts';
 import { publicKeyFromPem } from '../../sidecar/src/audit/signing-key.ts';
+import { ADMIN_USER as KUBE_ADMIN_USER } from '../harness/kube/start-kube.ts';
 import {
   type AccessView,
   conditionOf,
@@ -153,9 +154,15 @@ describe('gatehouse operator against a real API server', () => {
 
     // A policy change reaches the running sidecar through the ConfigMap, without a restart.
     const before = covered.status!.bundle!.hash;
+    // The client claims another author; the operator's webhook stamps the API request's user instead.
     await api.patch(gatehousePath('guardrails', namespace, 'no-drop'), {
+      metadata: { annotations: { 'gatehouse.dev/changed-by': 'someone-else' } },
       spec: { rules: [{ name: 'no-drops', kinds: ['drop', 'truncate'], action: 'block' }] },
     });
+    const stamped = await api.get<{ metadata: { annotations?: Record<string, string> } }>(
+      gatehousePath('guardrails', namespace, 'no-drop'),
+    );
+    expect(stamped.metadata.annotations?.['gatehouse.dev/changed-by']).toBe(KUBE_ADMIN_USER);
     await env.readyAccess(namespace, 'orders', (a) => a.status?.bundle?.hash !== before);
     const pid = sidecar.child.pid;
     await running.kubelet.resyncConfigMap(VOLUME_BUNDLE);
@@ -170,6 +177,15 @@ describe('gatehouse operator against a real API server', () => {
     expect(sidecar.child.pid).toBe(pid);
     expect(sidecar.child.exitCode).toBeNull();
     expect(sidecar.lines.some((l) => l.includes('policy reloaded'))).toBe(true);
+    // The reload's audit record names who changed the Guardrail, as the API server authenticated them.
+    const reload = await env.eventually('the policy.change record of the reload', async () =>
+      auditRecords(sidecar!).find((r) => r['type'] === 'policy.change' && r['event'] === 'reloaded'),
+    );
+    expect(reload).toMatchObject({
+      changedBy: KUBE_ADMIN_USER,
+      changedByDocument: { [`Guardrail ${namespace}/no-drop`]: KUBE_ADMIN_USER },
+      changed: [`Guardrail ${namespace}/no-drop`],
+    });
     await app.end();
   }, 90_000);
 
@@ -353,6 +369,8 @@ describe('references, validation, rollout and deletion', () => {
     );
     // The leader released its lease on the way out: no wait for it to expire (15 s).
     expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+    // The policy objects below pass the policy-change webhook, now served by the replica alone.
+    await env.routeWebhooksTo(replica);
     const namespace = 'after-handover';
     await createNamespace(env.api, namespace);
     await createPolicies(env.api, namespace, pgInfo);

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { parseProxyConfig } from '../../../sidecar/src/config/load.ts';
 import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
+import { policyChangeEvent } from '../../../sidecar/src/policy/policy-diff.ts';
 import {
   BUNDLE_CONFIG_KEY,
   BUNDLE_JWKS_KEY,
@@ -126,6 +127,28 @@ describe('compileBundle', () => {
     expect(compileBundle(changedGuardrail).hash).not.toBe(base.hash);
     expect(compileBundle({ ...input(), jwks: '{"keys":[]}' }).hash).not.toBe(base.hash);
     expect(compileBundle(input({ allow: ['read'] })).hash).not.toBe(base.hash);
+  });
+
+  it('carries who changed each object (the webhook stamp) into the bundle, and no other annotation', () => {
+    const stamped = input();
+    const author = { 'gatehouse.dev/changed-by': 'alice@example.com', 'argocd.argoproj.io/tracking-id': 'x' };
+    const withAuthor = {
+      ...stamped,
+      guardrails: stamped.guardrails.map((g) => ({ ...g, metadata: { ...g.metadata, annotations: author } })),
+    };
+    const bundle = compileBundle(withAuthor);
+    expect(bundle.hash).not.toBe(compileBundle(stamped).hash);
+    const { proxy, policy } = loadAsSidecar(bundle.data[BUNDLE_CONFIG_KEY]!);
+    expect(policy.grants).toHaveLength(1);
+    const guardrail = proxy.policyDocuments.find((d) => (d as { kind: string }).kind === 'Guardrail') as {
+      metadata: { annotations?: Record<string, string> };
+    };
+    expect(guardrail.metadata.annotations).toEqual({ 'gatehouse.dev/changed-by': 'alice@example.com' });
+    // The sidecar's policy.change record names the author of the document it put in force.
+    expect(policyChangeEvent(undefined, proxy.policyDocuments, 'bundle.yaml', undefined)).toMatchObject({
+      changedBy: 'alice@example.com',
+      changedByDocument: { 'Guardrail shop/no-drop': 'alice@example.com' },
+    });
   });
 
   it("points the sidecar at the operator's approvals endpoint with its CA, when the operator serves one", () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
-import { API_VERSION } from '../../../crds/common.ts';
+import { API_VERSION, CHANGED_BY_ANNOTATION } from '../../../crds/common.ts';
 import type { DatabaseAccessSpecType } from '../../../crds/database-access.ts';
 import type { GuardrailSpecType } from '../../../crds/guardrail.ts';
 import type { MaskingPolicySpecType } from '../../../crds/masking-policy.ts';
@@ -26,9 +26,16 @@ import {
   UPSTREAM_CA_MOUNT,
 } from '../sidecar-layout.ts';
 
-/** A policy object as read from the API server: only name, namespace and spec matter to the bundle. */
+/**
+ * A policy object as read from the API server: name, namespace, spec, and who last changed the spec
+ * (the operator's webhook stamps it), which the bundle carries to the sidecar's audit log.
+ */
 export interface PolicyObject<S> {
-  readonly metadata: { readonly name: string; readonly namespace?: string };
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
   readonly spec: S;
 }
 
@@ -133,12 +140,20 @@ export function compileBundle(input: BundleInput): CompiledBundle {
     }),
   };
   const namespace = access.metadata.namespace;
-  const document = (kind: string, object: PolicyObject<unknown>) => ({
-    apiVersion: API_VERSION,
-    kind,
-    metadata: { name: object.metadata.name, ...(namespace !== undefined && { namespace }) },
-    spec: object.spec,
-  });
+  const document = (kind: string, object: PolicyObject<unknown>) => {
+    // Only this annotation: any other would rewrite every sidecar's bundle on an unrelated edit.
+    const changedBy = object.metadata.annotations?.[CHANGED_BY_ANNOTATION];
+    return {
+      apiVersion: API_VERSION,
+      kind,
+      metadata: {
+        name: object.metadata.name,
+        ...(namespace !== undefined && { namespace }),
+        ...(changedBy !== undefined && { annotations: { [CHANGED_BY_ANNOTATION]: changedBy } }),
+      },
+      spec: object.spec,
+    };
+  };
   const documents = [
     proxy,
     document('DatabaseAccess', access),

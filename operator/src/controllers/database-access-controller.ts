@@ -222,12 +222,9 @@ export class DatabaseAccessController implements Reconciler {
     let bundle: CompiledBundle;
     try {
       bundle = compileBundle({
-        access: { metadata: { name, namespace }, spec: access.spec },
-        guardrails: guardrails.map((g) => ({ metadata: { name: g.metadata.name, namespace }, spec: g.spec })),
-        maskingPolicies: maskingPolicies.map((m) => ({
-          metadata: { name: m.metadata.name, namespace },
-          spec: m.spec,
-        })),
+        access: { metadata: withAuthor(access, namespace), spec: access.spec },
+        guardrails: guardrails.map((g) => ({ metadata: withAuthor(g, namespace), spec: g.spec })),
+        maskingPolicies: maskingPolicies.map((m) => ({ metadata: withAuthor(m, namespace), spec: m.spec })),
         issuer: keys.issuer,
         jwks: keys.jwks,
         ...(approvals && { approvals }),
@@ -483,4 +480,13 @@ function policyDocumentsOf(config: string): unknown[] {
   return parseAllDocuments(config)
     .slice(1)
     .map((document) => document.toJS());
+}
+
+/** Name, namespace and annotations: what compileBundle reads of an object's metadata (it keeps the author's stamp). */
+function withAuthor(object: KubeObject, namespace: string) {
+  return {
+    name: object.metadata.name ?? '',
+    namespace,
+    ...(object.metadata.annotations !== undefined && { annotations: object.metadata.annotations }),
+  };
 }

@@ -148,8 +148,13 @@ export interface PolicyChangeEvent {
   readonly event: 'loaded' | 'reloaded';
   /** The config file it was read from. */
   readonly file: string;
-  /** Who made the change, when the bundle says (`policy.changedBy`, filled by whoever writes it). */
+  /**
+   * Who made the change: `policy.changedBy` of the config when its writer sets it; otherwise, in a
+   * cluster, the users the operator's webhook stamped on the documents added or changed (comma-separated).
+   */
   readonly changedBy?: string;
+  /** Per document added or changed (`Kind namespace/name`), the user the operator's webhook stamped. */
+  readonly changedByDocument?: Readonly<Record<string, string>>;
   /** sha256 of the policy documents in force before (undefined at start) and after (undefined: none). */
   readonly before?: string;
   readonly after?: string;

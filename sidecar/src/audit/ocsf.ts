@@ -222,6 +222,7 @@ export class OcsfMapper {
       changed: fields.strings('changed'),
       rules: fields.value('rules') as unknown,
       fields: fields.value('fields') as unknown,
+      changedBy: fields.value('changedByDocument') as unknown,
       before,
     });
     return compact({

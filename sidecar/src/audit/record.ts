@@ -85,6 +85,7 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         event: event.event,
         file: event.file,
         changedBy: event.changedBy,
+        changedByDocument: event.changedByDocument && { ...event.changedByDocument },
         before: event.before,
         after: event.after,
         added: [...event.added],

@@ -55,6 +55,37 @@ describe('policyChangeEvent', () => {
     });
   });
 
+  it("names the users the operator's webhook stamped on the documents added or changed", () => {
+    const stamped = (name: string, author: string | undefined, rules: unknown[]) => ({
+      ...doc('Guardrail', name, { rules }),
+      metadata: {
+        name,
+        ...(author !== undefined && { annotations: { 'gatehouse.dev/changed-by': author } }),
+      },
+    });
+    const before = [stamped('a', 'bob', [{ name: 'x' }]), stamped('b', 'bob', [{ name: 'y' }])];
+    const after = [
+      stamped('a', 'carol', [{ name: 'x', action: 'warn' }]),
+      stamped('b', 'bob', [{ name: 'y' }]),
+      stamped('c', 'alice', [{ name: 'z' }]),
+      stamped('d', undefined, [{ name: 'w' }]),
+    ];
+    const event = policyChangeEvent(before, after, 'bundle.yaml', undefined);
+    expect(event.changedBy).toBe('alice, carol');
+    expect(event.changedByDocument).toEqual({ 'Guardrail a': 'carol', 'Guardrail c': 'alice' });
+    // The config's own policy.changedBy, when its writer sets one, is the record's changedBy.
+    expect(policyChangeEvent(before, after, 'bundle.yaml', 'ci-job').changedBy).toBe('ci-job');
+    // Nothing stamped, nothing named.
+    const plain = policyChangeEvent(
+      [doc('Guardrail', 'a', { rules: [] })],
+      [doc('Guardrail', 'a', { rules: [{ name: 'n' }] })],
+      'f.yaml',
+      undefined,
+    );
+    expect(plain).not.toHaveProperty('changedBy');
+    expect(plain).not.toHaveProperty('changedByDocument');
+  });
+
   it('at start, has no before and says what was loaded', () => {
     const event = policyChangeEvent(undefined, [], 'f.yaml', undefined);
     expect(event).toMatchObject({ event: 'loaded', summary: 'loaded no policy' });

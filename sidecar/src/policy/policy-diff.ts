@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { CHANGED_BY_ANNOTATION } from '../../../crds/common.ts';
 import type { PolicyChangeEvent } from '../audit/events.ts';
 import { documentName, policyChange } from './policy-reload.ts';
 
@@ -41,13 +42,21 @@ export function policyChangeEvent(
     for (const rule of was.keys()) if (!is.has(rule)) rules.removed.push(`${name}/${rule}`);
     for (const field of changedFields(old.get(name), now.get(name))) fields.push(`${name}: ${field}`);
   }
+  // Who changed each document put in force, as the operator's webhook stamped it (in a cluster).
+  const authors = [...documents.added, ...documents.changed].flatMap((name) => {
+    const author = authorOf(now.get(name));
+    return author === undefined ? [] : [[name, author] as const];
+  });
+  const stamped = [...new Set(authors.map(([, author]) => author))].sort().join(', ');
+  const by = changedBy ?? (stamped === '' ? undefined : stamped);
   const beforeDigest = before === undefined ? undefined : policyDigest(before);
   const afterDigest = policyDigest(after);
   return {
     type: 'policy.change',
     event: before === undefined ? 'loaded' : 'reloaded',
     file,
-    ...(changedBy !== undefined && { changedBy }),
+    ...(by !== undefined && { changedBy: by }),
+    ...(authors.length > 0 && { changedByDocument: Object.fromEntries(authors) }),
     ...(beforeDigest !== undefined && { before: beforeDigest }),
     ...(afterDigest !== undefined && { after: afterDigest }),
     added: documents.added,
@@ -127,4 +136,12 @@ function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
+}
+
+/** The `gatehouse.dev/changed-by` annotation of a policy document, when it has one. */
+function authorOf(document: unknown): string | undefined {
+  const annotations = (document as { metadata?: { annotations?: Record<string, unknown> } } | undefined)
+    ?.metadata?.annotations;
+  const author = annotations?.[CHANGED_BY_ANNOTATION];
+  return typeof author === 'string' && author !== '' ? author : undefined;
 }

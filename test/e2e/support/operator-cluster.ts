@@ -40,6 +40,11 @@ export interface OperatorCluster {
   readonly operator: OperatorProcess;
   /** Another replica of the operator, for leader election. */
   startReplica(): Promise<OperatorProcess>;
+  /**
+   * Points the webhook configuration at `replica`'s port, as a Service's endpoints move to the replicas
+   * that still run: every replica serves the webhooks, leader or not.
+   */
+  routeWebhooksTo(replica: OperatorProcess): Promise<void>;
   eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs?: number): Promise<T>;
   /** Until the DatabaseAccess is Ready for its current generation and `check` holds. */
   readyAccess(namespace: string, name: string, check?: (a: AccessView) => boolean): Promise<AccessView>;
@@ -139,6 +144,22 @@ export async function startOperatorCluster(
           admissionReviewVersions: ['v1'],
           timeoutSeconds: 10,
         },
+        {
+          name: 'policychanges.gatehouse.dev',
+          clientConfig: { url: `https://127.0.0.1:${webhookPort}/policy-changes` },
+          rules: [
+            {
+              apiGroups: ['gatehouse.dev'],
+              apiVersions: ['v1alpha1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['databaseaccesses', 'guardrails', 'maskingpolicies'],
+            },
+          ],
+          failurePolicy: 'Fail',
+          sideEffects: 'None',
+          admissionReviewVersions: ['v1'],
+          timeoutSeconds: 10,
+        },
       ],
     });
 
@@ -171,6 +192,16 @@ export async function startOperatorCluster(
       api,
       operator,
       startReplica: async () => launch(await freePort()),
+      async routeWebhooksTo(replica) {
+        const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK_CONFIG}`;
+        const configuration = await api.get<{ webhooks: { clientConfig: { url: string } }[] }>(path);
+        for (const webhook of configuration.webhooks) {
+          const url = new URL(webhook.clientConfig.url);
+          url.port = String(replica.webhookPort);
+          webhook.clientConfig.url = url.toString();
+        }
+        await api.replace(path, configuration);
+      },
       eventually,
       readyAccess: (namespace, name, check = () => true) =>
         eventually(`DatabaseAccess ${namespace}/${name} Ready`, async () => {

@@ -36,7 +36,8 @@ export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.lo
 const SERVICE_CLUSTER_IP_RANGE = '10.0.0.0/24';
 /** The first address of the service range: the `kubernetes` Service, which the serving certificate names. */
 const KUBERNETES_SERVICE_IP = '10.0.0.1';
-const ADMIN_USER = 'gatehouse-admin';
+/** The user name of the admin's token: what the API server tells webhooks of the admin's requests. */
+export const ADMIN_USER = 'gatehouse-admin';
 const PORT_ATTEMPTS = 5;
 const DEFAULT_START_TIMEOUT_MS = 90_000;
 
