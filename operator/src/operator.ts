@@ -20,6 +20,7 @@ import {
   type MaskingPolicyObject,
 } from './controllers/database-access-controller.ts';
 import { PolicyController, usersOf } from './controllers/policy-controller.ts';
+import { registerWorkloadMetrics } from './controllers/workload-metrics.ts';
 import { POLICY_CHANGES_PATH, reviewPolicyChange } from './policy-changes/policy-change-review.ts';
 import { Controller, controllerMetrics } from './runtime/controller-runner.ts';
 import { EventRecorder } from './runtime/event-recorder.ts';
@@ -137,6 +138,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gatehouse_operator_' });
   const metrics = controllerMetrics(registry);
+  registerWorkloadMetrics(registry, { list: () => accesses.list() });
   const leaderGauge = new Gauge({
     name: 'gatehouse_operator_leader',
     help: '1 while this replica holds the leader lease.',
