@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { LabelName, ObjectName, Subject, stringEnum } from './common.ts';
+import { ObjectName, Subject, stringEnum } from './common.ts';
 
 /**
  * A statement held for approval in a sidecar, as the operator writes it on the sidecar's behalf (the
@@ -25,8 +25,17 @@ const Timestamp = (description: string) => Type.String({ format: 'date-time', de
 /** A requireApproval rule that held the statement, with what it says about deciding. */
 const HoldingRule = Type.Object(
   {
-    guardrail: ObjectName,
-    rule: LabelName,
+    guardrail: Type.String({
+      ...ObjectName,
+      description: "The Guardrail's name, or the MaskingPolicy's for an access request.",
+    }),
+    // An access request's rule is its MaskingPolicy's `accessRequests`, which no Guardrail rule is called.
+    rule: Type.String({
+      minLength: 1,
+      maxLength: 63,
+      pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?|accessRequests)$',
+      description: "The Guardrail rule's name, or accessRequests for an access request.",
+    }),
     namespace: Type.Optional(
       Type.String({
         minLength: 1,
@@ -85,10 +94,36 @@ export const ApprovalRequestSpec = Type.Object(
         { additionalProperties: false, description: 'What the statement would do, as far as measured.' },
       ),
     ),
+    access: Type.Optional(
+      Type.Object(
+        {
+          columns: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 100 }),
+          forSeconds: Type.Integer({ minimum: 1 }),
+          issuer: Type.Optional(
+            Type.String({ description: "The requester's token issuer; absent for a local user." }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'A request for clear access to masked columns, not a statement: approved, the requester sees them in clear for forSeconds.',
+        },
+      ),
+    ),
     requestedBy: Type.String({
       minLength: 1,
       description: 'The sidecar that asked: its service account, from the TokenReview of its token.',
     }),
+    requestedByPod: Type.Optional(
+      Type.Object(
+        { name: Type.String({ minLength: 1 }), uid: Type.String({ minLength: 1 }) },
+        {
+          additionalProperties: false,
+          description:
+            "The sidecar's pod, from the TokenReview of its pod-bound token: a restarted sidecar ends its own earlier Pending requests.",
+        },
+      ),
+    ),
     requestedAt: Timestamp('When the sidecar asked.'),
     expiresAt: Timestamp('A request no one decided expires then.'),
   },

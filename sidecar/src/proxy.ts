@@ -180,7 +180,8 @@ export async function startProxy(
     );
   // In a cluster, people decide through ApprovalRequest objects the operator writes (docs/approvals.md).
   const operatorSync =
-    config.approvals && (await syncWithOperator(approvalBook, config.approvals.operator, logger));
+    config.approvals &&
+    (await syncWithOperator(approvalBook, config.approvals.operator, config.upstream.database, logger));
   const guardrailsLogger = logger.child({ component: 'guardrails' });
   const policyHooks: PolicyHooks = {
     shapes,
@@ -298,6 +299,9 @@ export async function startProxy(
   };
 }
 
+/** How long a sidecar's start waits for the operator to restore earlier approvals before it serves. */
+const RESTORE_WAIT_MS = 5_000;
+
 /** In a cluster the request is an ApprovalRequest in the namespace of the rules (the sidecar's). */
 function kubectlDecideCommand(request: Pick<ApprovalRequest, 'id' | 'rules'>): string {
   const namespace = request.rules[0]?.namespace;
@@ -308,14 +312,28 @@ function kubectlDecideCommand(request: Pick<ApprovalRequest, 'id' | 'rules'>): s
 async function syncWithOperator(
   book: ApprovalBook,
   operator: NonNullable<ProxyConfig['approvals']>['operator'],
+  database: string,
   logger: Logger,
 ): Promise<{ stop(): void }> {
-  const [{ OperatorClient }, { OperatorSync }] = await Promise.all([
+  const [{ OperatorClient }, { OperatorSync }, { restoreFromOperator }] = await Promise.all([
     import('./approvals/operator-client.ts'),
     import('./approvals/operator-sync.ts'),
+    import('./approvals/operator-restore.ts'),
   ]);
   logger.info({ operator: operator.url }, 'approvals are decided through the operator');
-  return new OperatorSync(book, new OperatorClient(operator), logger.child({ component: 'approvals' }));
+  const approvalsLogger = logger.child({ component: 'approvals' });
+  const client = new OperatorClient(operator);
+  // What people approved before this start stands again; the first sessions wait a little for it.
+  const stopped = new AbortController();
+  const restoring = restoreFromOperator(book, client, database, approvalsLogger, stopped.signal);
+  await Promise.race([restoring, new Promise((resolve) => setTimeout(resolve, RESTORE_WAIT_MS).unref())]);
+  const sync = new OperatorSync(book, client, approvalsLogger);
+  return {
+    stop: () => {
+      stopped.abort();
+      sync.stop();
+    },
+  };
 }
 
 /**

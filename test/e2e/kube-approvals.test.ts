@@ -365,3 +365,154 @@ describe('approvals through the operator and the Kubernetes API', () => {
     });
   });
 });
+
+describe('a sidecar that starts again', () => {
+  const quiet = pino({ level: 'silent' });
+
+  /** A pod of the app's service account (no kubelet runs it) and a gatehouse.dev token bound to it. */
+  async function pod(name: string): Promise<{ uid: string; client: OperatorClient }> {
+    const created = await env.api.create<{ metadata: { uid: string } }>(`/api/v1/namespaces/${NS}/pods`, {
+      metadata: { name },
+      spec: { serviceAccountName: 'orders-app', containers: [{ name: 'app', image: 'example.invalid/app' }] },
+    });
+    const uid = created.metadata.uid;
+    const answer = await env.api.create<{ status: { token: string } }>(
+      `/api/v1/namespaces/${NS}/serviceaccounts/orders-app/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: {
+          audiences: ['gatehouse.dev'],
+          expirationSeconds: 3600,
+          boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name, uid },
+        },
+      },
+    );
+    const tokenFile = join(dir, `${name}.token`);
+    await writeFile(tokenFile, answer.status.token);
+    return {
+      uid,
+      client: new OperatorClient({ url: people.operatorUrl, caFile: people.operatorCaFile, tokenFile }),
+    };
+  }
+
+  /** A process of the sidecar: its own book, kept in step with the operator. */
+  function process(client: OperatorClient) {
+    const processBook = new ApprovalBook();
+    const processSync = new OperatorSync(processBook, client, quiet);
+    const open = (statement: HeldStatement) => {
+      const start = hold(processBook, statement, new Date());
+      if (!('pending' in start)) throw new Error('expected a pending request');
+      return start.pending.id;
+    };
+    return { book: processBook, sync: processSync, open };
+  }
+
+  const atOperator = (id: string, phase: string) =>
+    env.eventually(`${id} ${phase} at the operator`, async () =>
+      (await people.phaseOf(id)) === phase ? true : undefined,
+    );
+
+  /** Decides as the approver `lead` through the API, as kubectl gatehouse does (with a shape period). */
+  async function decideAsLead(id: string, decision: Record<string, unknown>): Promise<void> {
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { KubeApi } = await import('../../operator/src/runtime/kube-api.ts');
+    const config = new KubeConfig();
+    config.loadFromFile(people.kubeconfigs['lead']!);
+    await new KubeApi(config).patch(approvalRequestPath(NS, id, true), { status: { decision } }, 'merge');
+  }
+
+  it('takes back shape approvals and access requests, and ends what its earlier process left waiting', async () => {
+    const { restoreFromOperator } = await import('../../sidecar/src/approvals/operator-restore.ts');
+    const first = await pod('orders-0');
+    const sibling = await pod('orders-1');
+    const before = process(first.client);
+
+    // A shape approved for an hour, on a request whose exact text never ran.
+    const shaped = held();
+    const shapedId = before.open(shaped);
+    await atOperator(shapedId, 'Pending');
+    await decideAsLead(shapedId, { verdict: 'approve', reason: 'nightly job', shapeForSeconds: 3600 });
+    // Clear access to a masked column for ten minutes.
+    const access = before.book.openAccess({
+      requester,
+      database: 'orders',
+      access: { columns: ['public.customers.email'], forSeconds: 600 },
+      rules: [
+        {
+          guardrail: 'pii',
+          kind: 'MaskingPolicy',
+          rule: 'accessRequests',
+          namespace: NS,
+          approvers: [{ kind: 'ServiceAccount', name: 'lead' }],
+          allowSelfApproval: false,
+          waitSeconds: 1,
+          ttlSeconds: 600,
+        },
+      ],
+      reason: 'ticket 4711',
+    });
+    await atOperator(access.id, 'Pending');
+    const object = await env.api.get<{ spec: { access?: unknown } }>(approvalRequestPath(NS, access.id));
+    expect(object.spec.access).toEqual({ columns: ['public.customers.email'], forSeconds: 600 });
+    expect((await people.decide('lead', 'approve', access.id)).code).toBe(0);
+    // An approval of an exact text its session never used, a request still waiting, a denial.
+    const exact = held();
+    const exactId = before.open(exact);
+    await atOperator(exactId, 'Pending');
+    expect((await people.decide('lead', 'approve', exactId)).code).toBe(0);
+    const waitingId = before.open(held());
+    const deniedId = before.open(held());
+    await atOperator(deniedId, 'Pending');
+    expect((await people.decide('lead', 'deny', deniedId)).code).toBe(0);
+    await atOperator(waitingId, 'Pending');
+    for (const id of [shapedId, access.id, exactId, deniedId])
+      await env.eventually(`${id} decided in the sidecar`, async () =>
+        before.book.get(id)?.phase !== 'Pending' ? true : undefined,
+      );
+    // Another pod of the same Deployment, running, waits on a request of its own.
+    const other = process(sibling.client);
+    const siblingId = other.open(held());
+    await atOperator(siblingId, 'Pending');
+
+    // The first pod's sidecar dies (nothing reported) and starts again with an empty book.
+    before.sync.stop();
+    const after = new ApprovalBook();
+    const recorded: string[] = [];
+    after.onChange(({ event, request }) => recorded.push(`${event} ${request.id}`));
+    await restoreFromOperator(after, first.client, 'orders', quiet, new AbortController().signal);
+
+    // The shape runs with other literals; the access request is an exemption until its end.
+    const sameShape = { ...held().binding, statement: 'DROP TABLE other_literal' };
+    expect(after.claim(sameShape, shaped.fingerprint)).toMatchObject({
+      by: 'shape',
+      request: { id: shapedId },
+    });
+    expect(after.accessExemptions(requester, 'orders')).toEqual([
+      { request: access.id, columns: ['public.customers.email'], until: expect.any(Number) },
+    ]);
+    expect(after.accessExemptions(requester, 'other-db')).toEqual([]);
+    // The exact text is not released: its session is gone, and the statement asks anew.
+    expect(after.claim(exact.binding, exact.fingerprint)).toBeUndefined();
+    expect(after.deniedSince(APP, Date.now() - 3600_000)).toBe(true);
+    // What the earlier process left is ended at the operator, and recorded; the sibling's is not.
+    expect(await people.phaseOf(waitingId)).toBe('Withdrawn');
+    expect(await people.phaseOf(exactId)).toBe('Expired');
+    expect(await people.phaseOf(siblingId)).toBe('Pending');
+    expect(await people.phaseOf(access.id)).toBe('Approved');
+    expect(recorded).toEqual(expect.arrayContaining([`withdrawn ${waitingId}`, `expired ${exactId}`]));
+    expect(recorded.join()).not.toContain(siblingId);
+
+    // Once the sibling's pod is gone, the next start ends its request too; the shape still stands.
+    other.sync.stop();
+    await env.api.delete(`/api/v1/namespaces/${NS}/pods/orders-1?gracePeriodSeconds=0`);
+    await env.eventually('the sibling pod gone', async () =>
+      (await env.api.getOptional(`/api/v1/namespaces/${NS}/pods/orders-1`)) ? undefined : true,
+    );
+    const again = new ApprovalBook();
+    await restoreFromOperator(again, first.client, 'orders', quiet, new AbortController().signal);
+    expect(await people.phaseOf(siblingId)).toBe('Withdrawn');
+    expect(again.claim(sameShape, shaped.fingerprint)).toMatchObject({ by: 'shape' });
+    before.sync.stop();
+  });
+});

@@ -122,3 +122,64 @@ describe('ApprovalRequests', () => {
     expect(await api.getOptional(approvalRequestPath(NS, 'ar-0000000000000005'))).toBeUndefined();
   });
 });
+
+describe('ApprovalRequests.restore', () => {
+  const podA = { ...app, pod: { name: 'orders-a', uid: 'uid-a' } };
+  const decide = (api: FakeKubeApi, id: string, phase: string, decision: Record<string, unknown>) =>
+    api.patch(approvalRequestPath(NS, id, true), {
+      status: { phase, decision: { by: 'alice', at: '2026-12-07T10:00:00.000Z', reason: 'ok', ...decision } },
+    });
+
+  it("ends its own pod's earlier requests and a gone pod's, keeps a running sibling's, and reports what stands", async () => {
+    const { api, requests, phase } = await world();
+    const running = await api.create<{ metadata: { uid: string } }>(`/api/v1/namespaces/${NS}/pods`, {
+      metadata: { name: 'orders-b' },
+    });
+    const podB = { ...app, pod: { name: 'orders-b', uid: running.metadata.uid } };
+    const id = (n: number) => `ar-00000000000001${String(n).padStart(2, '0')}`;
+    await requests.create(podA, newRequest(id(1), 600)); // Pending
+    await requests.create(podA, newRequest(id(2), 600)); // approved exact text, unused
+    await decide(api, id(2), 'Approved', { verdict: 'approve' });
+    await requests.create(podA, { ...newRequest(id(3), 600), fingerprint: 'f' }); // shape for an hour
+    await decide(api, id(3), 'Approved', { verdict: 'approve', shapeForSeconds: 3600 });
+    await requests.create(podA, {
+      ...newRequest(id(4), 600),
+      statement: 'ACCESS customers.email FOR 600s',
+      access: { columns: ['customers.email'], forSeconds: 600 },
+    });
+    await decide(api, id(4), 'Approved', { verdict: 'approve' });
+    await requests.create(podA, newRequest(id(5), 600));
+    await decide(api, id(5), 'Denied', { verdict: 'deny' });
+    await requests.create(podB, newRequest(id(6), 600)); // a running sibling's
+    await requests.create({ ...app, pod: { name: 'orders-c', uid: 'uid-c' } }, newRequest(id(7), 600));
+    await requests.create(podA, newRequest(id(8), 600)); // this process's own (a retry)
+    await requests.create(podA, { ...newRequest(id(9), 600), database: 'other' });
+
+    const answer = await requests.restore(podA, { database: 'orders', keep: [id(8)] });
+    expect(answer.ended.map((v) => [v.id, v.phase]).sort()).toEqual([
+      [id(1), 'Withdrawn'],
+      [id(2), 'Expired'],
+      [id(3), 'Expired'],
+      [id(7), 'Withdrawn'],
+    ]);
+    expect(answer.standing.map((v) => v.id).sort()).toEqual([id(3), id(4)]);
+    expect(answer.standing.find((v) => v.id === id(4))).toMatchObject({
+      until: '2026-12-07T10:10:00.000Z',
+      spec: { access: { columns: ['customers.email'], forSeconds: 600 } },
+    });
+    expect(answer.denials).toEqual([{ subject: app.username, at: '2026-12-07T10:00:00.000Z' }]);
+    for (const [n, expected] of [
+      [6, 'Pending'],
+      [8, 'Pending'],
+      [9, 'Pending'],
+      [4, 'Approved'],
+    ] as const)
+      expect(await phase(id(n)), id(n)).toBe(expected);
+    // Another service account finds none of these.
+    expect(await requests.restore(other, { database: 'orders', keep: [] })).toEqual({
+      standing: [],
+      ended: [],
+      denials: [],
+    });
+  });
+});

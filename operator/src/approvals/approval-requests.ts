@@ -4,6 +4,9 @@ import { AUTO_APPROVER } from '../../../sidecar/src/approvals/approval-request.t
 import type {
   ApprovalRequestView,
   NewApprovalRequestValue,
+  RestoreAnswer,
+  RestoreApprovalsValue,
+  RestoredRequestView,
 } from '../../../sidecar/src/approvals/operator-protocol.ts';
 import type { ObjectCache } from '../runtime/informer.ts';
 import { isConflict, KubeApiError, type KubeClient, objectKey } from '../runtime/kube-api.ts';
@@ -70,6 +73,7 @@ export class ApprovalRequests {
       spec: {
         ...about,
         requestedBy: caller.username,
+        ...(caller.pod && { requestedByPod: { ...caller.pod } }),
         requestedAt: new Date(now).toISOString(),
         expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
       },
@@ -148,6 +152,87 @@ export class ApprovalRequests {
     });
   }
 
+  /**
+   * A sidecar starts (again): what of its service account's requests on the database still stands
+   * after their sessions ended (shapes approved for a period, approved access requests, denials), and
+   * its earlier process's requests ended, since the sessions that waited on them are gone: Pending
+   * ones Withdrawn, unused approvals of an exact text Expired. An earlier process is the caller's own
+   * pod's, or a pod that no longer exists; a sibling pod that still runs keeps its requests.
+   */
+  async restore(caller: SidecarCaller, input: RestoreApprovalsValue): Promise<RestoreAnswer> {
+    const now = this.#now();
+    const keep = new Set(input.keep);
+    const gone = new Map<string, Promise<boolean>>();
+    const standing: RestoredRequestView[] = [];
+    const ended: RestoredRequestView[] = [];
+    const denials: { subject: string; at: string }[] = [];
+    for (const object of this.#cache.list()) {
+      const { spec, metadata } = object;
+      if (
+        metadata.namespace !== caller.namespace ||
+        spec.requestedBy !== caller.username ||
+        spec.database !== input.database
+      )
+        continue;
+      const view = viewOf(object, now);
+      const decision = object.status?.decision;
+      if (view.phase === 'Denied' && decision?.at)
+        denials.push({ subject: spec.identity.subject, at: decision.at });
+      const accessStands = spec.access !== undefined && view.phase === 'Approved';
+      if (accessStands || shapeStands(object, now)) standing.push(restoredView(object, view.phase));
+      const endable = view.phase === 'Pending' || (view.phase === 'Approved' && spec.access === undefined);
+      if (!endable || keep.has(metadata.name) || !(await this.#earlierProcess(caller, object, gone)))
+        continue;
+      const to =
+        view.phase === 'Pending'
+          ? { phase: 'Withdrawn', message: 'the sidecar whose session waited on it started again' }
+          : {
+              phase: 'Expired',
+              message: 'approved, but the session that waited on it ended with its sidecar',
+            };
+      try {
+        await this.#patchPhase(metadata.namespace, metadata.name, view.phase, to);
+      } catch (error) {
+        // Decided or expired meanwhile: it is not this start's to end.
+        if (error instanceof KubeApiError && error.status === 422) continue;
+        throw error;
+      }
+      ended.push(restoredView(object, to.phase as RestoredRequestView['phase']));
+    }
+    this.#logger.info(
+      {
+        namespace: caller.namespace,
+        sidecar: caller.username,
+        standing: standing.length,
+        ended: ended.length,
+      },
+      'approvals restored for a starting sidecar',
+    );
+    return { standing, ended, denials };
+  }
+
+  /** Whether the request was made by an earlier process: of the caller's pod, or of a pod now gone. */
+  async #earlierProcess(
+    caller: SidecarCaller,
+    object: ApprovalRequestObject,
+    gone: Map<string, Promise<boolean>>,
+  ): Promise<boolean> {
+    const pod = object.spec.requestedByPod;
+    // Neither token is pod-bound: nothing tells the service account's pods apart.
+    if (!pod) return caller.pod === undefined;
+    if (pod.uid === caller.pod?.uid) return true;
+    let found = gone.get(pod.uid);
+    if (!found) {
+      found = this.#api
+        .getOptional<{ metadata: { uid?: string } }>(
+          `/api/v1/namespaces/${object.metadata.namespace}/pods/${pod.name}`,
+        )
+        .then((current) => current?.metadata.uid !== pod.uid);
+      gone.set(pod.uid, found);
+    }
+    return found;
+  }
+
   /** One pass over the cache: expires what its time passed, deletes what finished long ago. */
   async sweep(): Promise<void> {
     const now = this.#now();
@@ -212,6 +297,29 @@ export class ApprovalRequests {
       (await this.#api.getOptional<ApprovalRequestObject>(approvalRequestPath(caller.namespace, id)));
     return object?.spec.requestedBy === caller.username ? object : undefined;
   }
+}
+
+/** Whether the request approved its statement's shape for a period that has not ended. */
+function shapeStands(object: ApprovalRequestObject, now: number): boolean {
+  const decision = object.status?.decision;
+  if (decision?.verdict !== 'approve' || decision.shapeForSeconds === undefined || !decision.at) return false;
+  if (object.spec.fingerprint === undefined || phaseOf(object) === 'Denied') return false;
+  return Date.parse(decision.at) + decision.shapeForSeconds * 1000 > now;
+}
+
+/** What a starting sidecar is told of a request: all but who asked (it is the caller). */
+function restoredView(
+  object: ApprovalRequestObject,
+  phase: RestoredRequestView['phase'],
+): RestoredRequestView {
+  const { requestedBy: _by, requestedByPod: _pod, ...spec } = object.spec;
+  return {
+    id: object.metadata.name,
+    phase,
+    spec,
+    ...(object.status?.decision && { decision: object.status.decision }),
+    ...(object.spec.access && phase === 'Approved' && { until: new Date(usableUntil(object)).toISOString() }),
+  };
 }
 
 /** What the sidecar is told; a Pending request past its expiry is already Expired to it. */

@@ -4,11 +4,13 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
+import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
 import {
   MAX_WAIT_SECONDS,
   NewApprovalRequest,
   OPERATOR_APPROVALS_PREFIX,
+  RestoreApprovals,
 } from '../../../sidecar/src/approvals/operator-protocol.ts';
 import type { ApprovalRequests } from './approval-requests.ts';
 import type { SidecarAuthenticator, SidecarCaller } from './sidecar-auth.ts';
@@ -55,18 +57,15 @@ export function approvalsEndpoint(options: {
 
   app.post('/', async (c) => {
     const body: unknown = await c.req.json().catch(() => undefined);
-    if (!Value.Check(NewApprovalRequest, body)) {
-      const first = [...Value.Errors(NewApprovalRequest, body)][0];
-      return problem(
-        c,
-        400,
-        'invalid',
-        first ? `${first.instancePath || '/'}: ${first.message}` : 'the body is not JSON',
-      );
-    }
+    if (!Value.Check(NewApprovalRequest, body)) return invalid(c, NewApprovalRequest, body);
     const result = await requests.create(c.get('caller'), body);
     if (!result) return problem(c, 409, 'exists', `request ${body.id} exists and is not yours`);
     return c.json(result.view, result.created ? 201 : 200);
+  });
+  app.post('/restore', async (c) => {
+    const body: unknown = await c.req.json().catch(() => undefined);
+    if (!Value.Check(RestoreApprovals, body)) return invalid(c, RestoreApprovals, body);
+    return c.json(await requests.restore(c.get('caller'), body));
   });
   app.get('/:id', async (c) => {
     const wait = Number(c.req.query('waitSeconds') ?? '0');
@@ -84,6 +83,17 @@ export function approvalsEndpoint(options: {
     return view ? c.json(view) : notFound(c);
   });
   return getRequestListener(app.fetch);
+}
+
+/** 400 naming the body's first fault against `schema`. */
+function invalid(c: Context, schema: TSchema, body: unknown) {
+  const first = [...Value.Errors(schema, body)][0];
+  return problem(
+    c,
+    400,
+    'invalid',
+    first ? `${first.instancePath || '/'}: ${first.message}` : 'the body is not JSON',
+  );
 }
 
 function notFound(c: Context) {

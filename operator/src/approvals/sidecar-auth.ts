@@ -8,7 +8,12 @@ export interface SidecarCaller {
   readonly username: string;
   readonly namespace: string;
   readonly serviceAccount: string;
+  /** The pod a pod-bound token (a kubelet's projected token) was issued for, as the API server says. */
+  readonly pod?: { readonly name: string; readonly uid: string };
 }
+
+const POD_NAME = 'authentication.kubernetes.io/pod-name';
+const POD_UID = 'authentication.kubernetes.io/pod-uid';
 
 /** Reviews are remembered this long, so a sidecar polling for a decision costs no TokenReview per poll. */
 const CACHE_MS = 60_000;
@@ -39,22 +44,37 @@ export class SidecarAuthenticator {
     const cached = this.#cache.get(key);
     if (cached && cached.until > now) return cached.caller;
     const review = await this.#api.create<{
-      status?: { authenticated?: boolean; user?: { username?: string }; audiences?: string[] };
+      status?: {
+        authenticated?: boolean;
+        user?: { username?: string; extra?: Record<string, string[] | undefined> };
+        audiences?: string[];
+      };
     }>('/apis/authentication.k8s.io/v1/tokenreviews', {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenReview',
       spec: { token, audiences: [TOKEN_AUDIENCE] },
     });
-    const caller = review.status?.authenticated ? serviceAccountOf(review.status.user?.username) : undefined;
+    const user = review.status?.user;
+    const caller = review.status?.authenticated ? serviceAccountOf(user?.username, user?.extra) : undefined;
     if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
     this.#cache.set(key, { caller, until: now + CACHE_MS });
     return caller;
   }
 }
 
-function serviceAccountOf(username: string | undefined): SidecarCaller | undefined {
+function serviceAccountOf(
+  username: string | undefined,
+  extra: Record<string, string[] | undefined> | undefined,
+): SidecarCaller | undefined {
   const parts = username?.split(':');
   if (!username || parts?.length !== 4 || parts[0] !== 'system' || parts[1] !== 'serviceaccount')
     return undefined;
-  return { username, namespace: parts[2]!, serviceAccount: parts[3]! };
+  const name = extra?.[POD_NAME]?.[0];
+  const uid = extra?.[POD_UID]?.[0];
+  return {
+    username,
+    namespace: parts[2]!,
+    serviceAccount: parts[3]!,
+    ...(name && uid && { pod: { name, uid } }),
+  };
 }

@@ -4,6 +4,8 @@ import {
   type ApprovalRequestView,
   type NewApprovalRequestValue,
   OPERATOR_APPROVALS_PREFIX,
+  type RestoreAnswer,
+  type RestoreApprovalsValue,
 } from './operator-protocol.ts';
 
 /** A call the operator refused or could not answer; `problem` is its JSON problem, when it sent one. */
@@ -56,6 +58,11 @@ export class OperatorClient {
 
   executed(id: string, signal?: AbortSignal): Promise<ApprovalRequestView> {
     return this.#call('POST', `/${encodeURIComponent(id)}/executed`, undefined, signal);
+  }
+
+  /** What of the service account's earlier requests on the database stands, at this sidecar's start. */
+  restore(body: RestoreApprovalsValue, signal?: AbortSignal): Promise<RestoreAnswer> {
+    return this.#call('POST', '/restore', body, signal);
   }
 
   async #call<T>(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {

@@ -171,6 +171,13 @@ function newRequest(request: ApprovalRequest): NewApprovalRequestValue {
       ...(request.impact.sensitiveColumns && { sensitiveColumns: [...request.impact.sensitiveColumns] }),
       ...(request.impact.tables && { tables: [...request.impact.tables] }),
     },
+    ...(request.access && {
+      access: {
+        columns: [...request.access.columns],
+        forSeconds: request.access.forSeconds,
+        ...(request.access.issuer !== undefined && { issuer: request.access.issuer }),
+      },
+    }),
     ...(decision?.by === AUTO_APPROVER &&
       decision.condition !== undefined && { autoApproved: { condition: decision.condition } }),
   };

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ApprovalBook } from '../../approvals/approval-book.ts';
+import { withMeasured } from '../../approvals/held-statement.ts';
 import type { HeldStatement } from '../../approvals/hold.ts';
 import { SessionHolds } from '../../approvals/session-holds.ts';
 import { captureLogs } from '../../identity/log-capture.ts';
 import { executeApproval, heldText } from './approval-holds.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
+import type { BoundExecution } from './command-holds.ts';
 import { MysqlError } from './constants.ts';
 import { PreparedStatements, type PreparedText } from './pending.ts';
 
@@ -55,8 +57,14 @@ function session(waitSeconds = 60) {
     approval: { sql: SQL, held: { ...held, rules: [{ ...held.rules[0]!, waitSeconds }] } },
   };
   prepared.set(1, waits, 1);
-  const run = (note: string, id = 1) => executeApproval(holds, prepared, id, waits, execute(id, note));
-  return { book, holds, prepared, run };
+  const measured: BoundExecution[] = [];
+  const measure = (_sql: string, h: HeldStatement, bound?: BoundExecution) => {
+    if (bound) measured.push(bound);
+    return withMeasured(h, { affectedRows: 7 });
+  };
+  const run = (note: string, id = 1) =>
+    executeApproval(holds, prepared, id, waits, execute(id, note), measure);
+  return { book, holds, prepared, run, measured };
 }
 
 describe('executeApproval', () => {
@@ -102,10 +110,25 @@ describe('executeApproval', () => {
     prepared.longData(1, false);
     const malformed = execute(1, 'a');
     malformed[12] = 0x11;
-    expect(executeApproval(session().holds, prepared, 1, text, malformed)).toMatchObject({
+    expect(executeApproval(session().holds, prepared, 1, text, malformed, (_s, h) => h)).toMatchObject({
       refusal: { message: expect.stringContaining('type 0x11') },
     });
     expect(book.list()).toEqual([]);
+  });
+});
+
+describe('executeApproval measures', () => {
+  it("each execution's impact with its own parameters, before its request opens", () => {
+    const { book, run, measured } = session();
+    expect(run('a')).toBe(HOLD_COMMAND);
+    expect(run('bc')).toBe(HOLD_COMMAND);
+    // The parameter block as the server reads it: null bitmap, new-params-bound with the type, the value.
+    expect(measured.map((m) => m.parameters)).toEqual([
+      { count: 1, block: Buffer.from([0, 1, 0xfd, 0, 1, 0x61]) },
+      { count: 1, block: Buffer.from([0, 1, 0xfd, 0, 2, 0x62, 0x63]) },
+    ]);
+    expect(new Set(measured.map((m) => m.key)).size).toBe(2);
+    expect(book.list().map((r) => r.impact.affectedRows)).toEqual([7, 7]);
   });
 });
 

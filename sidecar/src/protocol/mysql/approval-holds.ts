@@ -4,6 +4,7 @@ import { notReleasedMessage } from '../../approvals/hold.ts';
 import type { SessionHolds } from '../../approvals/session-holds.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
+import type { CommandPort } from './command-port.ts';
 import { MysqlError } from './constants.ts';
 import { executeParameters } from './execute-parameters.ts';
 import { packet } from './packet-io.ts';
@@ -54,12 +55,15 @@ function unbindable(why: string): { refusal: Refusal } {
   };
 }
 
+/** COM_STMT_EXECUTE's bytes before its parameters: command, statement id, flags, iteration count. */
+const EXECUTE_HEAD_BYTES = 10;
+
 /**
  * A COM_STMT_EXECUTE of statement `id`, which an approval must release with the parameters it
  * binds: released (the request that did, and the command to send in place of the client's when it
  * was rewritten to carry its parameter types), refused (denied, withdrawn, still pending, or
- * parameters that cannot be bound), or HOLD_COMMAND while it waits; the command is handled again
- * once the wait ends.
+ * parameters that cannot be bound), or HOLD_COMMAND while its impact is measured (`measure`, with
+ * those parameters) or while it waits; the command is handled again once the wait ends.
  */
 export function executeApproval(
   holds: SessionHolds,
@@ -67,6 +71,7 @@ export function executeApproval(
   id: number,
   text: PreparedText,
   payload: Buffer,
+  measure: CommandPort['measureHeld'],
 ): { request: string; rebound?: Buffer } | { refusal: Refusal } | typeof HOLD_COMMAND {
   const { sql, held } = text.approval!;
   const known = prepared.parameters(id);
@@ -84,7 +89,14 @@ export function executeApproval(
   const key = `${sql}\u0000${read.hash}`;
   const end = holds.take(key);
   if (end) return end.run ? { request: end.request, ...rebound } : { refusal: approvalRefusal(end.request) };
-  const start = holds.begin(key, { ...held, binding: { ...held.binding, parametersHash: read.hash } });
+  const parameters = { count: known.count, block: (read.rebound ?? payload).subarray(EXECUTE_HEAD_BYTES) };
+  const measured = measure(
+    sql,
+    { ...held, binding: { ...held.binding, parametersHash: read.hash } },
+    { key, parameters },
+  );
+  if (measured === HOLD_COMMAND) return HOLD_COMMAND;
+  const start = holds.begin(key, measured);
   if (start.run) return { request: start.request, ...rebound };
   return HOLD_COMMAND;
 }

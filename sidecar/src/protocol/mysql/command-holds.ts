@@ -5,6 +5,7 @@ import type { SessionHolds } from '../../approvals/session-holds.ts';
 import type { SessionCore } from '../session-core.ts';
 import { CommandFramer, type CommandHandler, HOLD_COMMAND } from './command-framer.ts';
 import { type MysqlImpactSession, measureMysqlHeld } from './held-impact.ts';
+import type { BoundParameters } from './impact-link.ts';
 import type { RowCounting } from './row-counting.ts';
 
 /** What holding the client's commands needs of its session. */
@@ -20,6 +21,12 @@ export interface CommandHoldsDeps {
   /** The connection a held statement's impact is measured on. */
   readonly impactSession: () => MysqlImpactSession;
   readonly maxCommandBytes: number;
+}
+
+/** A held execution of a prepared statement: what its wait is keyed by, and the parameters it binds. */
+export interface BoundExecution {
+  readonly key: string;
+  readonly parameters: BoundParameters;
 }
 
 /**
@@ -70,11 +77,15 @@ export class CommandHolds {
    * The held statement with what it would do, measured on this connection first (the stream waits,
    * HOLD_COMMAND, and the command is handled again); as it is when an approval releases it at once.
    */
-  measureHeld(sql: string, held: HeldStatement): HeldStatement | typeof HOLD_COMMAND {
+  measureHeld(sql: string, held: HeldStatement, bound?: BoundExecution): HeldStatement | typeof HOLD_COMMAND {
     if (this.deps.holds.releasesAtOnce(held)) return held;
-    const taken = this.impact.take(sql);
+    const key = bound?.key ?? sql;
+    const taken = this.impact.take(key);
     if (taken) return withMeasured(held, taken.measured);
-    this.impact.start(sql, measureMysqlHeld(this.deps.impactSession(), sql, held.statementFacts));
+    this.impact.start(
+      key,
+      measureMysqlHeld(this.deps.impactSession(), sql, held.statementFacts, bound?.parameters),
+    );
     return HOLD_COMMAND;
   }
 

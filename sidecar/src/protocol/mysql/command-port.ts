@@ -6,6 +6,7 @@ import type { PolicySource } from '../../policy/sources.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import type { HOLD_COMMAND } from './command-framer.ts';
+import type { BoundExecution } from './command-holds.ts';
 import type { SessionRegistry } from './kill.ts';
 import type { Measurement, Pending, Refusal, RowsToMeasure } from './pending.ts';
 import type { ResponseShape } from './response-tracker.ts';
@@ -15,8 +16,11 @@ import type { RowCounting } from './row-counting.ts';
 export interface CommandPort {
   /** The server status flags as the last answer left them. */
   status(): number;
-  /** The held statement with its impact measured, or HOLD_COMMAND while it is measured (command-holds.ts). */
-  measureHeld(sql: string, held: HeldStatement): HeldStatement | typeof HOLD_COMMAND;
+  /**
+   * The held statement with its impact measured, or HOLD_COMMAND while it is measured (command-holds.ts);
+   * `bound` for an execution of a prepared statement, measured with its parameters.
+   */
+  measureHeld(sql: string, held: HeldStatement, bound?: BoundExecution): HeldStatement | typeof HOLD_COMMAND;
   /** The command being judged is judged again, against a catalog reloaded for it. */
   catalogRefreshed(): boolean;
   /** The masking in force now (policy reloads apply to the next command). */

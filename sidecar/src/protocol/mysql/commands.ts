@@ -212,7 +212,10 @@ export class CommandGovernor {
         }
         // Before anything the execution changes: held, it is handled again once decided.
         const approval =
-          prepared?.approval && executeApproval(this.holds, this.prepared, id, prepared, payload);
+          prepared?.approval &&
+          executeApproval(this.holds, this.prepared, id, prepared, payload, (sql, held, bound) =>
+            this.port.measureHeld(sql, held, bound),
+          );
         if (approval === HOLD_COMMAND) return HOLD_COMMAND;
         if (approval && 'refusal' in approval) {
           this.port.refuse(approval.refusal, [text], 'prepared', answerSeq, started);

@@ -107,9 +107,13 @@ export class MysqlExchange {
   }
 
   /** Queues the answer owed to a command of the proxy's own: it never reaches the client. */
-  owe(command: string, hooks: Pick<Pending, 'onRow' | 'onDone'>): Pending {
+  owe(
+    command: string,
+    hooks: Pick<Pending, 'onRow' | 'onDone' | 'onDefinition' | 'onPrepared'>,
+    shape: ResponseShape = 'results',
+  ): Pending {
     const entry: Pending = {
-      tracker: new ResponseTracker('results', this.deprecateEof),
+      tracker: new ResponseTracker(shape, this.deprecateEof),
       internal: true,
       index: 0,
       started: performance.now(),
@@ -196,6 +200,7 @@ export class MysqlExchange {
     if (this.dropUnread) {
       this.dropUnread = false;
       if (head.onRow && tracker.lastAccounted === 'row') head.onRow(p.subarray(4));
+      else if (head.onDefinition && tracker.lastAccounted === 'definition') head.onDefinition(p.subarray(4));
       return undefined;
     }
     if (this.maskedPacket) {
@@ -208,6 +213,7 @@ export class MysqlExchange {
     if (localInfile !== undefined) return this.onLocalInfile(head, localInfile, p);
     // prepared.last was set when the prepare went upstream: a later prepare may have gone since.
     if (prepared && head.prepares) this.prepared.set(prepared.statementId, head.prepares, prepared.params);
+    if (prepared) head.onPrepared?.(prepared);
     // The last packet of a measured statement's answer waits for the count.
     const holds = head.measure !== undefined && end?.last === true;
     if (end) this.onResultEnd(head, end, p);

@@ -1,13 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeMysql } from '../../sql/mysql/analyze-mysql.ts';
 import { loadMysqlParser } from '../../sql/mysql/parser.ts';
-import {
-  dependentsQuery,
-  explainRows,
-  type MysqlAnswer,
-  measureMysqlImpact,
-  mysqlImpactPlan,
-} from './held-impact.ts';
+import { dependentsQuery, explainRows, measureMysqlImpact, mysqlImpactPlan } from './held-impact.ts';
+import type { BoundParameters, MysqlAnswer } from './impact-link.ts';
 import { PayloadWriter } from './packet-io.ts';
 import { buildTableCatalog } from './row-measure.ts';
 
@@ -60,6 +55,29 @@ describe('explainRows', () => {
     expect(explainRows([row('1', 'SIMPLE', 't', 'ALL', null, null, null, null, null, '')])).toBeUndefined();
     expect(explainRows([])).toBeUndefined();
   });
+
+  it('reads it from a binary row, as a prepared EXPLAIN returns it', () => {
+    const longlong = { type: 8, charset: 63 };
+    const string = { type: 253, charset: 33 };
+    const columns = [longlong, ...Array.from({ length: 9 }, () => string)];
+    // Header, null bitmap (columns offset by 2 bits: possible_keys, key, key_len, ref are NULL), values.
+    const bitmap = Buffer.from([(1 << 6) | (1 << 7), 0b11]);
+    const w = new PayloadWriter()
+      .u8(0)
+      .bytes(bitmap)
+      .bytes(Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]));
+    for (const v of ['SIMPLE', 't', 'ALL', '42', '']) w.lenencBytes(v);
+    expect(explainRows([w.build()], columns)).toBe(42);
+    expect(explainRows([Buffer.from([0, 0])], columns)).toBeUndefined();
+    const asNumber = [...columns.slice(0, 8), longlong, string];
+    const n = new PayloadWriter()
+      .u8(0)
+      .bytes(bitmap)
+      .bytes(Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]));
+    for (const v of ['SIMPLE', 't', 'ALL']) n.lenencBytes(v);
+    n.bytes(Buffer.from([9, 0, 0, 0, 0, 0, 0, 0])).lenencBytes('');
+    expect(explainRows([n.build()], asNumber)).toBe(9);
+  });
 });
 
 describe('measureMysqlImpact', () => {
@@ -73,6 +91,9 @@ describe('measureMysqlImpact', () => {
           const key = Object.keys(answers).find((k) => sql.startsWith(k));
           return { ok: true, rows: [], inTransaction, ...(key ? answers[key] : {}) };
         },
+        async runBound(sql: string, parameters: BoundParameters): Promise<MysqlAnswer> {
+          return this.run(`bound(${parameters.block.toString('hex')}) ${sql}`);
+        },
       },
     };
   }
@@ -81,6 +102,7 @@ describe('measureMysqlImpact', () => {
     let counter = 0;
     const { link, sent } = fake({}, false);
     const counting = {
+      runBound: link.runBound,
       async run(sql: string): Promise<MysqlAnswer> {
         if (sql.startsWith('SELECT CAST')) {
           sent.push(sql);
@@ -104,6 +126,51 @@ describe('measureMysqlImpact', () => {
       'SET STATEMENT max_statement_time=3, innodb_lock_wait_timeout=3 FOR DELETE FROM t',
     );
     expect(sent.at(-1)).toBe('ROLLBACK');
+  });
+
+  it("runs a prepared statement's EXPLAIN and itself with its bound parameters, the rest as text", async () => {
+    const { link, sent } = fake({}, false);
+    const parameters = { count: 1, block: Buffer.from([0, 1, 3, 0, 7, 0, 0, 0]) };
+    const result = await measureMysqlImpact(
+      {
+        run: (sql) => link.run(sql).then((a) => ({ ...a, inTransaction: sql !== 'ROLLBACK' })),
+        runBound: link.runBound.bind(link),
+      },
+      { measure: 'rows', explain: true },
+      'DELETE FROM t WHERE id = ?',
+      false,
+      'app',
+      parameters,
+    );
+    expect(result.intact).toBe(true);
+    const bound = 'bound(0001030007000000)';
+    expect(sent).toEqual([
+      'START TRANSACTION',
+      `${bound} SET STATEMENT max_statement_time=3, innodb_lock_wait_timeout=3 FOR EXPLAIN DELETE FROM t WHERE id = ?`,
+      expect.stringMatching(/^SELECT CAST/),
+      `${bound} SET STATEMENT max_statement_time=3, innodb_lock_wait_timeout=3 FOR DELETE FROM t WHERE id = ?`,
+      expect.stringMatching(/^SELECT CAST/),
+      'ROLLBACK',
+    ]);
+  });
+
+  it('says why a prepared statement could not run under measurement', async () => {
+    const { link } = fake(
+      { 'bound(': { ok: false, failure: 'prepared again it has 2 parameters, not 1' } },
+      false,
+    );
+    const result = await measureMysqlImpact(
+      {
+        run: (sql) => link.run(sql).then((a) => ({ ...a, inTransaction: sql !== 'ROLLBACK' })),
+        runBound: link.runBound.bind(link),
+      },
+      { measure: 'rows', explain: true },
+      'DELETE FROM t WHERE id = ?',
+      false,
+      'app',
+      { count: 1, block: Buffer.alloc(0) },
+    );
+    expect(result.measured.notMeasured).toMatch(/could not run under measurement: prepared again it has 2/);
   });
 
   it('is not intact when a deadlock took the savepoint with the client transaction', async () => {

@@ -1,8 +1,9 @@
 import { type ImpactPlan, impactPlan, type Measured } from '../../approvals/impact-plan.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
-import { ServerStatus } from './constants.ts';
-import type { MysqlExchange } from './exchange.ts';
-import { PayloadReader, packet } from './packet-io.ts';
+import { binaryCells, MYSQL_TYPE } from './binary-cells.ts';
+import type { BoundParameters, MysqlAnswer, MysqlLink } from './impact-link.ts';
+import type { ColumnType } from './masking/row-rewrite.ts';
+import { PayloadReader } from './packet-io.ts';
 import { counterQuery, counterValue, type MysqlTableCatalog, unmeasurable } from './row-measure.ts';
 
 /**
@@ -14,6 +15,9 @@ import { counterQuery, counterValue, type MysqlTableCatalog, unmeasurable } from
  *   innodb_lock_wait_timeout), the counters again; dependents: the information_schema
  *   ─► ROLLBACK, or ROLLBACK TO SAVEPOINT and RELEASE.
  *
+ * A held execution of a prepared statement is measured the same way, with EXPLAIN and the statement
+ * each prepared, executed with the execution's bound parameters and closed (impact-link.ts).
+ *
  * Each step waits for the one before. Only MariaDB can bound the time of an UPDATE or DELETE
  * (MySQL's max_execution_time covers SELECT alone): on MySQL the rows are not measured.
  */
@@ -24,19 +28,6 @@ const SAVEPOINT = '`gatehouse impact`';
 const MAX_DEPENDENTS = 50;
 /** The `rows` column of MariaDB's EXPLAIN (id, select_type, table, type, possible_keys, key, key_len, ref, rows). */
 const EXPLAIN_ROWS_COLUMN = 8;
-
-/** One command of the proxy's own, answered: its text-protocol rows and the status after it. */
-export interface MysqlAnswer {
-  readonly ok: boolean;
-  readonly errorCode?: number | undefined;
-  readonly rows: readonly Buffer[];
-  /** Whether a transaction is open after it (SERVER_STATUS_IN_TRANS). */
-  readonly inTransaction: boolean;
-}
-
-export interface MysqlLink {
-  run(sql: string): Promise<MysqlAnswer>;
-}
 
 export interface MysqlProbeResult {
   readonly measured: Measured;
@@ -78,6 +69,7 @@ export async function measureMysqlImpact(
   sql: string,
   inTransaction: boolean,
   database: string,
+  parameters?: BoundParameters,
 ): Promise<MysqlProbeResult> {
   if (plan.measure === 'nothing') return { measured: {}, intact: true };
   if (plan.measure === 'impossible') return { measured: { notMeasured: plan.reason }, intact: true };
@@ -86,10 +78,10 @@ export async function measureMysqlImpact(
   const opened = await link.run(inTransaction ? `SAVEPOINT ${SAVEPOINT}` : 'START TRANSACTION');
   if (!opened.ok)
     return {
-      measured: { notMeasured: failure('opening the measurement', opened.errorCode) },
+      measured: { notMeasured: failure('opening the measurement', opened) },
       intact: opened.inTransaction === inTransaction,
     };
-  const measured = await measureRows(link, sql);
+  const measured = await measureRows(link, sql, parameters);
   let intact: boolean;
   if (inTransaction) {
     // A deadlock rolls the client's whole transaction back, and its savepoint with it: not intact.
@@ -103,16 +95,21 @@ export async function measureMysqlImpact(
   return { measured, intact };
 }
 
-async function measureRows(link: MysqlLink, sql: string): Promise<Measured> {
+async function measureRows(
+  link: MysqlLink,
+  sql: string,
+  parameters: BoundParameters | undefined,
+): Promise<Measured> {
   const statement = sql.replace(/[\s;]+$/, '');
   const bounded = (text: string) =>
     `SET STATEMENT max_statement_time=${MEASURE_TIMEOUT_SECONDS}, innodb_lock_wait_timeout=${MEASURE_TIMEOUT_SECONDS} FOR ${text}`;
-  const explained = await link.run(bounded(`EXPLAIN ${statement}`));
-  const estimatedRows = explained.ok ? explainRows(explained.rows) : undefined;
+  const run = (text: string) => (parameters ? link.runBound(text, parameters) : link.run(text));
+  const explained = await run(bounded(`EXPLAIN ${statement}`));
+  const estimatedRows = explained.ok ? explainRows(explained.rows, explained.columns) : undefined;
   const estimate = estimatedRows === undefined ? {} : { estimatedRows };
   const before = await link.run(counterQuery(true));
-  const ran = await link.run(bounded(statement));
-  if (!ran.ok) return { ...estimate, notMeasured: failure('the statement', ran.errorCode) };
+  const ran = await run(bounded(statement));
+  if (!ran.ok) return { ...estimate, notMeasured: failure('the statement', ran) };
   const after = await link.run(counterQuery(true));
   const start = before.rows[0] && counterValue(before.rows[0]);
   const end = after.rows[0] && counterValue(after.rows[0]);
@@ -121,10 +118,14 @@ async function measureRows(link: MysqlLink, sql: string): Promise<Measured> {
   return { ...estimate, affectedRows: Math.max(0, end - start) };
 }
 
-/** The estimate of MariaDB's EXPLAIN: the rows of its first line (the table changed). */
-export function explainRows(rows: readonly Buffer[]): number | undefined {
+/**
+ * The estimate of MariaDB's EXPLAIN: the rows of its first line (the table changed). `columns` are
+ * given for a binary-protocol row (an EXPLAIN prepared with the client's parameters).
+ */
+export function explainRows(rows: readonly Buffer[], columns?: readonly ColumnType[]): number | undefined {
   const first = rows[0];
   if (!first) return undefined;
+  if (columns) return binaryExplainRows(first, columns);
   const r = new PayloadReader(first);
   let value: string | undefined;
   for (let i = 0; i <= EXPLAIN_ROWS_COLUMN && r.remaining > 0; i++) {
@@ -134,6 +135,23 @@ export function explainRows(rows: readonly Buffer[]): number | undefined {
     } else value = r.lenencBytes().toString('latin1');
   }
   return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}
+
+function binaryExplainRows(row: Buffer, columns: readonly ColumnType[]): number | undefined {
+  const column = columns[EXPLAIN_ROWS_COLUMN];
+  let cell: Buffer | null | undefined;
+  try {
+    cell = binaryCells(row, columns)[EXPLAIN_ROWS_COLUMN];
+  } catch {
+    return undefined;
+  }
+  if (!column || !cell) return undefined;
+  if (column.type === MYSQL_TYPE.LONGLONG && cell.length === 8) {
+    const rows = cell.readBigUInt64LE();
+    return rows <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(rows) : undefined;
+  }
+  const text = cell.toString('latin1');
+  return /^\d{1,15}$/.test(text) ? Number(text) : undefined;
 }
 
 async function listDependents(
@@ -179,7 +197,9 @@ export function dependentsQuery(targets: readonly string[], database: string): s
   return `SELECT DISTINCT * FROM (${parts.join(' UNION ALL ')}) d ORDER BY 1, 2 LIMIT ${MAX_DEPENDENTS + 1}`;
 }
 
-function failure(what: string, errorCode: number | undefined): string {
+function failure(what: string, answer: MysqlAnswer): string {
+  const errorCode = answer.errorCode;
+  if (answer.failure) return `${what} could not run under measurement: ${answer.failure}`;
   if (errorCode === 1969 || errorCode === 3024)
     return `${what} ran past the measurement's ${MEASURE_TIMEOUT_SECONDS} s time limit`;
   if (errorCode === 1205) return `${what} waited for a lock past the measurement's time limit`;
@@ -190,8 +210,9 @@ function failure(what: string, errorCode: number | undefined): string {
 export interface MysqlImpactSession {
   /** Resolves once no answer the session's commands are owed is outstanding. */
   whenQuiet(): Promise<void>;
-  /** Sends a command of the proxy's own; its answer never reaches the client. */
-  run(sql: string): Promise<MysqlAnswer>;
+  /** Sends commands of the proxy's own; their answers never reach the client. */
+  run: MysqlLink['run'];
+  runBound: MysqlLink['runBound'];
   inTransaction(): boolean;
   readonly catalog: MysqlTableCatalog | undefined;
   readonly database: string;
@@ -203,11 +224,15 @@ export interface MysqlImpactSession {
   closed(): boolean;
 }
 
-/** Measures a held text's impact on the session's own connection, once nothing else is in flight. */
+/**
+ * Measures a held text's impact on the session's own connection, once nothing else is in flight;
+ * `parameters` for an execution of a prepared statement, measured with the values it binds.
+ */
 export async function measureMysqlHeld(
   session: MysqlImpactSession,
   sql: string,
   facts: StatementFacts | undefined,
+  parameters?: BoundParameters,
 ): Promise<Measured> {
   if (!facts) return {};
   const plan = mysqlImpactPlan(sql, facts, session.catalog, session.database, session.mariadb);
@@ -215,30 +240,18 @@ export async function measureMysqlHeld(
   if (plan.measure === 'impossible') return { notMeasured: plan.reason };
   await session.whenQuiet();
   if (session.closed()) return { notMeasured: 'the session ended' };
-  const result = await measureMysqlImpact(session, plan, sql, session.inTransaction(), session.database);
+  const result = await measureMysqlImpact(
+    session,
+    plan,
+    sql,
+    session.inTransaction(),
+    session.database,
+    parameters,
+  );
   session.countersMoved();
   if (!result.intact) {
     session.lost();
     return { notMeasured: 'the measurement could not restore the transaction' };
   }
   return result.measured;
-}
-
-/** Runs one COM_QUERY of the proxy's own on the session's connection, its answer kept from the client. */
-export function proxyCommand(exchange: MysqlExchange, send: (bytes: Buffer) => void): MysqlLink['run'] {
-  return (sql) =>
-    new Promise((resolve) => {
-      const rows: Buffer[] = [];
-      exchange.owe('IMPACT', {
-        onRow: (row) => rows.push(Buffer.from(row)),
-        onDone: (end) =>
-          resolve({
-            ok: end?.ok ?? false,
-            errorCode: end?.errorCode,
-            rows,
-            inTransaction: (exchange.status & ServerStatus.IN_TRANS) !== 0,
-          }),
-      });
-      send(packet(Buffer.from(`\x03${sql}`, 'utf8'), 0));
-    });
 }

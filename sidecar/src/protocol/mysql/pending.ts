@@ -7,7 +7,7 @@ import type { ExemptColumn } from '../../policy/masking/sensitive-columns.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import type { MysqlErrorKind } from './constants.ts';
-import type { ResponseTracker, ResultEnd } from './response-tracker.ts';
+import type { PreparedOk, ResponseTracker, ResultEnd } from './response-tracker.ts';
 
 /**
  * What the MySQL session remembers between a command and its answer: the entries of its queue of
@@ -51,8 +51,12 @@ export interface Pending {
   readonly binary?: boolean;
   /** The client's command runs under row limits: its answer's last packet waits for the count. */
   readonly measure?: Measurement;
-  /** An internal command's rows (text protocol), read as they pass. */
+  /** An internal command's rows (text protocol, or binary for its COM_STMT_EXECUTE), read as they pass. */
   readonly onRow?: (row: Buffer) => void;
+  /** An internal command's column definitions, read as they pass. */
+  readonly onDefinition?: (definition: Buffer) => void;
+  /** An internal COM_STMT_PREPARE was answered with its statement id. */
+  readonly onPrepared?: (prepared: PreparedOk) => void;
   /** An internal command was answered. */
   readonly onDone?: (end: ResultEnd | undefined) => void;
 }

@@ -24,7 +24,8 @@ import { CommandGovernor } from './commands.ts';
 import { Command, MysqlError, type MysqlErrorKind, ServerStatus } from './constants.ts';
 import { MysqlExchange } from './exchange.ts';
 import type { Established } from './handshake.ts';
-import { type MysqlImpactSession, proxyCommand } from './held-impact.ts';
+import type { MysqlImpactSession } from './held-impact.ts';
+import { proxyBound, proxyCommand } from './impact-link.ts';
 import type { SessionRegistry } from './kill.ts';
 import { packet } from './packet-io.ts';
 import { PacketScanner } from './packet-scanner.ts';
@@ -186,7 +187,7 @@ export class MysqlRelay implements RelayProtocol {
           this.sendMeasured(m, around, frame, via, texts, seq, started),
         planRows: (rows) => this.planRows(rows),
         hold: () => this.held.hold(),
-        measureHeld: (sql, held) => this.held.measureHeld(sql, held),
+        measureHeld: (sql, held, bound) => this.held.measureHeld(sql, held, bound),
         quit: () => this.core.clientQuit(),
       },
       deps,
@@ -314,13 +315,21 @@ export class MysqlRelay implements RelayProtocol {
   }
 
   private impactSession(): MysqlImpactSession {
+    const send = (bytes: Buffer) => {
+      this.core.toServer.add(bytes);
+      this.core.toServer.flush();
+    };
+    const bound = proxyBound(this.exchange, send);
     return {
       whenQuiet: () =>
         this.exchange.answersOwed ? new Promise((resolve) => this.quiet.push(resolve)) : Promise.resolve(),
-      run: proxyCommand(this.exchange, (bytes) => {
-        this.core.toServer.add(bytes);
-        this.core.toServer.flush();
-      }),
+      run: proxyCommand(this.exchange, send),
+      runBound: (sql, parameters) => {
+        // The server's last prepared statement is the proxy's now: MariaDB's execution of id -1 no
+        // longer runs what the client prepared last, and is refused as an unknown statement.
+        this.prepared.last = undefined;
+        return bound(sql, parameters);
+      },
       inTransaction: () => (this.exchange.status & ServerStatus.IN_TRANS) !== 0,
       catalog: this.deps.code.tables(),
       database: this.deps.config.upstream.database,

@@ -6,6 +6,7 @@ import { maskTextFreeform } from '../../../policy/masking/mask-text-freeform.ts'
 import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
 import type { ResultMask } from '../../../policy/masking/mysql-result-masks.ts';
 import { PG_TYPE } from '../../../policy/masking/pg-types.ts';
+import { BINARY_SIZE, MYSQL_TYPE } from '../binary-cells.ts';
 import { PayloadReader, PayloadWriter } from '../packet-io.ts';
 
 /** What the row rewriter needs of a column definition. */
@@ -25,44 +26,6 @@ export function columnType(payload: Buffer): ColumnType {
   r.u32();
   return { type: r.u8(), charset };
 }
-
-const MYSQL_TYPE = {
-  DECIMAL: 0,
-  TINY: 1,
-  SHORT: 2,
-  LONG: 3,
-  FLOAT: 4,
-  DOUBLE: 5,
-  NULL: 6,
-  TIMESTAMP: 7,
-  LONGLONG: 8,
-  INT24: 9,
-  DATE: 10,
-  TIME: 11,
-  DATETIME: 12,
-  YEAR: 13,
-  NEWDATE: 14,
-  JSON: 245,
-  NEWDECIMAL: 246,
-} as const;
-
-/** Fixed sizes of binary-protocol values; -1: one length byte then that many bytes; absent: length-encoded. */
-const BINARY_SIZE: Readonly<Record<number, number>> = {
-  [MYSQL_TYPE.TINY]: 1,
-  [MYSQL_TYPE.SHORT]: 2,
-  [MYSQL_TYPE.YEAR]: 2,
-  [MYSQL_TYPE.LONG]: 4,
-  [MYSQL_TYPE.INT24]: 4,
-  [MYSQL_TYPE.FLOAT]: 4,
-  [MYSQL_TYPE.LONGLONG]: 8,
-  [MYSQL_TYPE.DOUBLE]: 8,
-  [MYSQL_TYPE.NULL]: 0,
-  [MYSQL_TYPE.DATE]: -1,
-  [MYSQL_TYPE.NEWDATE]: -1,
-  [MYSQL_TYPE.DATETIME]: -1,
-  [MYSQL_TYPE.TIMESTAMP]: -1,
-  [MYSQL_TYPE.TIME]: -1,
-};
 
 /** The PostgreSQL type whose text format matches MySQL's for the masking functions. */
 function pgTypeOf(column: ColumnType): number {
