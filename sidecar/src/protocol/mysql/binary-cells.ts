@@ -1,5 +1,20 @@
-import type { ColumnType } from './masking/row-rewrite.ts';
 import { PayloadReader } from './packet-io.ts';
+
+/** What the cell readers and the row rewriter need of a column definition. */
+export interface ColumnType {
+  readonly type: number;
+  readonly charset: number;
+}
+
+/** The type and character set of a column definition packet (protocol 4.1). */
+export function columnType(payload: Buffer): ColumnType {
+  const r = new PayloadReader(payload);
+  for (let i = 0; i < 6; i++) r.lenencBytes();
+  r.lenenc();
+  const charset = r.u16();
+  r.u32();
+  return { type: r.u8(), charset };
+}
 
 /** Column and parameter type codes (those the proxy reads). */
 export const MYSQL_TYPE = {

@@ -1,8 +1,8 @@
 import { type ImpactPlan, impactPlan, type Measured } from '../../approvals/impact-plan.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import type { ColumnType } from './binary-cells.ts';
 import { binaryCells, MYSQL_TYPE } from './binary-cells.ts';
 import type { BoundParameters, MysqlAnswer, MysqlLink } from './impact-link.ts';
-import type { ColumnType } from './masking/row-rewrite.ts';
 import { PayloadReader } from './packet-io.ts';
 import { counterQuery, counterValue, type MysqlTableCatalog, unmeasurable } from './row-measure.ts';
 

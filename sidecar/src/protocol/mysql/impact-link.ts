@@ -1,6 +1,6 @@
+import { type ColumnType, columnType } from './binary-cells.ts';
 import { Command, ServerStatus } from './constants.ts';
 import type { MysqlExchange } from './exchange.ts';
-import { type ColumnType, columnType } from './masking/row-rewrite.ts';
 import { PayloadWriter, packet } from './packet-io.ts';
 import type { ResultEnd } from './response-tracker.ts';
 

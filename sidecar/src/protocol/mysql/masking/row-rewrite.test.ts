@@ -5,8 +5,9 @@ import { maskValue } from '../../../policy/masking/mask-methods.ts';
 import { maskTextFreeform } from '../../../policy/masking/mask-text-freeform.ts';
 import { createMaskingKey } from '../../../policy/masking/masking-key.ts';
 import { PG_TYPE } from '../../../policy/masking/pg-types.ts';
+import type { ColumnType } from '../binary-cells.ts';
 import { PayloadReader, PayloadWriter } from '../packet-io.ts';
-import { type ColumnType, maskBinaryRow, maskTextRow } from './row-rewrite.ts';
+import { maskBinaryRow, maskTextRow } from './row-rewrite.ts';
 
 const key = createMaskingKey(randomBytes(32));
 const UTF8 = 45;

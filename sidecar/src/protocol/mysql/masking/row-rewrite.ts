@@ -6,26 +6,10 @@ import { maskTextFreeform } from '../../../policy/masking/mask-text-freeform.ts'
 import type { MaskingKey } from '../../../policy/masking/masking-key.ts';
 import type { ResultMask } from '../../../policy/masking/mysql-result-masks.ts';
 import { PG_TYPE } from '../../../policy/masking/pg-types.ts';
-import { BINARY_SIZE, MYSQL_TYPE } from '../binary-cells.ts';
+import { BINARY_SIZE, type ColumnType, MYSQL_TYPE } from '../binary-cells.ts';
 import { PayloadReader, PayloadWriter } from '../packet-io.ts';
 
-/** What the row rewriter needs of a column definition. */
-export interface ColumnType {
-  readonly type: number;
-  readonly charset: number;
-}
-
 const BINARY_CHARSET = 63;
-
-/** The type and character set of a column definition packet (protocol 4.1). */
-export function columnType(payload: Buffer): ColumnType {
-  const r = new PayloadReader(payload);
-  for (let i = 0; i < 6; i++) r.lenencBytes();
-  r.lenenc();
-  const charset = r.u16();
-  r.u32();
-  return { type: r.u8(), charset };
-}
 
 /** The PostgreSQL type whose text format matches MySQL's for the masking functions. */
 function pgTypeOf(column: ColumnType): number {
