@@ -12,6 +12,7 @@ import type {
 } from '../evidence/evidence-input.ts';
 import { buildSections, packFiles } from '../evidence/evidence-pack.ts';
 import { MANIFEST_FILE, signedManifest, verifyPack } from '../evidence/pack-manifest.ts';
+import { loadPolicyDocuments } from '../policy/load-policy.ts';
 import { policyDigest } from '../policy/policy-diff.ts';
 import { parseDate } from './audit-export.ts';
 import { describeFileError, readPublicKeys } from './audit-files.ts';
@@ -248,5 +249,7 @@ async function readPolicy(file: string): Promise<CurrentPolicy> {
     throw new UserError(`--policy ${file}: ${describeFileError(error)}`);
   }
   const config = parseProxyConfig(text, file);
+  // Checked now, so that a bundle that does not load is a usage error before any source is read.
+  if (config.policyDocuments.length > 0) loadPolicyDocuments(config.policyDocuments, file, config.policyDocumentNumbers);
   return { file, digest: policyDigest(config.policyDocuments), documents: config.policyDocuments };
 }
