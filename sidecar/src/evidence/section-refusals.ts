@@ -6,7 +6,7 @@ import type { SectionHeader } from './section.ts';
 export interface RefusalRow extends RowOrigin {
   /**
    * `statement` (refused by policy), `login` (a connection refused), `approval-denied`, or `warning`
-   * (a statement that ran with a guardrail warning or dry-run finding in its reason).
+   * (a statement that ran with a guardrail warning or dry-run finding among its notes).
    */
   readonly kind: 'statement' | 'login' | 'approval-denied' | 'warning';
   readonly subject: string | null;
@@ -19,6 +19,15 @@ export interface RefusalRow extends RowOrigin {
 
 export interface RefusalsSection extends SectionHeader {
   readonly rows: readonly RefusalRow[];
+}
+
+/**
+ * The warnings among a statement's notes (the reason of a statement that ran: `; `-separated), the
+ * guardrail warnings and dry-run findings; not the others (`approved: ...`, `runs ...`).
+ */
+function warningsOf(reason: string | null): string | null {
+  const found = (reason ?? '').split('; ').filter((note) => /^(warning|dry run): /.test(note));
+  return found.length > 0 ? found.join('; ') : null;
 }
 
 export function buildRefusalsSection(
@@ -40,8 +49,11 @@ export function buildRefusalsSection(
     } else if (record.type === 'statement') {
       const outcome = text(record, 'outcome');
       if (outcome === 'refused') rows.push({ ...base, kind: 'statement', subject: text(record, 'subject') });
-      else if (base.reason !== null)
-        rows.push({ ...base, kind: 'warning', subject: text(record, 'subject') });
+      else {
+        const warnings = warningsOf(base.reason);
+        if (warnings !== null)
+          rows.push({ ...base, kind: 'warning', subject: text(record, 'subject'), reason: warnings });
+      }
     } else if (record.type === 'approval' && text(record, 'event') === 'denied') {
       const request = text(record, 'request');
       rows.push({
@@ -59,7 +71,7 @@ export function buildRefusalsSection(
     title: 'Refusals and warnings',
     period: input.period,
     shows:
-      'Every statement the proxy refused (with the rule or reason and SQLSTATE), every refused login (the user name the client gave and its address), every approval request denied, and every statement that ran with a guardrail warning or dry-run finding recorded in its reason.',
+      'Every statement the proxy refused (with the rule or reason and SQLSTATE), every refused login (the user name the client gave and its address), every approval request denied, and every statement that ran with a guardrail warning or dry-run finding among its notes (only those notes are shown).',
     doesNotShow:
       'Errors the database itself returned (outcome error without a reason); refusals of a proxy whose audit is not among the sources; reloads of an invalid policy (logged, not audited).',
     counts: {

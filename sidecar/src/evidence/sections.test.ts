@@ -69,12 +69,20 @@ describe('refusals and warnings', () => {
     { record: () => rec('connection.refused', { user: 'mallory', clientAddress: '10.0.0.9', sqlstate: '28P01', reason: 'bad password' }), kind: 'login' },
     { record: () => rec('approval', { event: 'denied', request: 'r9', subject: 'local:demo', by: 'local:lead' }), kind: 'approval-denied' },
     { record: () => statement({ outcome: 'ok', statement: 'DELETE FROM t WHERE id = $1', reason: 'warning: g/rows (9 rows)' }), kind: 'warning' },
+    { record: () => statement({ outcome: 'ok', reason: 'approved: holds/sweeping; dry run: g/drop would block' }), kind: 'warning' },
+    { record: () => statement({ outcome: 'ok', reason: 'approved: holds/sweeping; runs public.f()' }), kind: undefined },
+    { record: () => statement({ outcome: 'ok', reason: 'rows changed not counted: track_counts is off on the database' }), kind: undefined },
     { record: () => statement({ outcome: 'error', sqlstate: '23505' }), kind: undefined },
     { record: () => statement({ outcome: 'ok' }), kind: undefined },
   ])('$kind', ({ record, kind }) => {
     const records = [record()];
     const rows = buildRefusalsSection(input(records), approvalHistories(records)).rows;
     expect(rows.map((r) => r.kind)).toEqual(kind === undefined ? [] : [kind]);
+  });
+
+  it('a warning row keeps only the warnings among the notes', () => {
+    const records = [statement({ reason: 'approved: h/s; warning: g/rows (9 rows); runs f()' })];
+    expect(buildRefusalsSection(input(records), new Map()).rows[0]!.reason).toBe('warning: g/rows (9 rows)');
   });
 
   it('a refused login names the user name the client gave', () => {
