@@ -150,7 +150,7 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px sol
 h3{font-size:1rem}.meta,.note,.shows,.not{color:#444}.not{font-style:italic}
 .count{font-weight:normal;color:#555;font-size:.95rem;margin-left:.5rem}
 table{border-collapse:collapse;width:100%;margin:.6rem 0}th,td{border:1px solid #d0d4da;padding:.25rem .45rem;text-align:left;vertical-align:top;white-space:pre-wrap;word-break:break-word}
-th{background:#f1f3f6}td.bad{color:#a40000;font-weight:bold}.summary td:first-child{font-weight:bold}`;
+th{background:#f1f3f6;white-space:nowrap}td.bad{color:#a40000;font-weight:bold}.summary td:first-child{font-weight:bold}`;
 
 /** The five characters that can end a text or an attribute value, as entities. */
 export function escapeHtml(value: string): string {
