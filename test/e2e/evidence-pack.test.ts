@@ -96,7 +96,9 @@ describe('an evidence pack from a real run', () => {
     // Held until the approver releases it.
     const held = c.query('TRUNCATE audit_notes');
     const { id: heldId } = await pendingFor('TRUNCATE audit_notes');
-    expect((await api(`/approvals/${heldId}/approve`, 'lead', { reason: 'cleanup ticket 7' })).status).toBe(200);
+    expect((await api(`/approvals/${heldId}/approve`, 'lead', { reason: 'cleanup ticket 7' })).status).toBe(
+      200,
+    );
     await held;
     // Clear values of one column under an access request.
     let out = '';
@@ -105,13 +107,25 @@ describe('an evidence pack from a real run', () => {
       stderr: { write: (t: string) => (out += t) },
       env: { GATEHOUSE_PASSWORD: 'demo-secret' },
     };
-    const args = ['--server', `http://127.0.0.1:${proxy.adminPort}`, '--user', 'demo', '--database', DATABASE];
+    const args = [
+      '--server',
+      `http://127.0.0.1:${proxy.adminPort}`,
+      '--user',
+      'demo',
+      '--database',
+      DATABASE,
+    ];
     expect(
-      await runRequestAccessCommand([...args, '--columns', 'customers.email', '--for', '10m', '--reason', 'case 9'], io),
+      await runRequestAccessCommand(
+        [...args, '--columns', 'customers.email', '--for', '10m', '--reason', 'case 9'],
+        io,
+      ),
       out,
     ).toBe(0);
     const accessId = /^(ar-[0-9a-f]+) pending/.exec(out)![1]!;
-    expect((await api(`/approvals/${accessId}/approve`, 'lead', { reason: 'support case' })).status).toBe(200);
+    expect((await api(`/approvals/${accessId}/approve`, 'lead', { reason: 'support case' })).status).toBe(
+      200,
+    );
     expect(await rows('SELECT email FROM customers')).toEqual([['ann@example.com']]);
     await c.end();
     await expect(pgClient(proxy.port, 'demo', 'wrong-password', DATABASE)).rejects.toThrow();
@@ -149,11 +163,19 @@ describe('an evidence pack from a real run', () => {
       subject: 'local:demo',
       outcome: 'ok',
       approved: true,
-      approval: { request: heldId, decision: 'approved', by: 'local:lead', reason: 'cleanup ticket 7', rules: ['holds/sweeping'] },
+      approval: {
+        request: heldId,
+        decision: 'approved',
+        by: 'local:lead',
+        reason: 'cleanup ticket 7',
+        rules: ['holds/sweeping'],
+      },
     });
 
     const refusals = read('refusals.json');
-    expect(refusals.rows.map((r: { kind: string; statement: string | null }) => [r.kind, r.statement])).toEqual([
+    expect(
+      refusals.rows.map((r: { kind: string; statement: string | null }) => [r.kind, r.statement]),
+    ).toEqual([
       ['statement', 'DELETE FROM customers'],
       ['login', null],
     ]);
@@ -171,7 +193,9 @@ describe('an evidence pack from a real run', () => {
       reason: 'support case',
       sawClear: ['local:demo'],
     });
-    expect(exemptions.rows[0].uses.map((u: { statement: string }) => u.statement)).toEqual(['SELECT email FROM customers']);
+    expect(exemptions.rows[0].uses.map((u: { statement: string }) => u.statement)).toEqual([
+      'SELECT email FROM customers',
+    ]);
 
     const masking = read('masking.json');
     const ssn = masking.rows.find((r: { column: string }) => r.column.endsWith('customers.ssn'));
@@ -181,7 +205,11 @@ describe('an evidence pack from a real run', () => {
 
     const access = read('access.json');
     expect(access.bundle.inForceAt).toEqual([proxy.auditFile]);
-    expect(access.bundle.grants[0]).toMatchObject({ access: 'people', subjects: ['User local:demo', 'User local:lead'], classes: ['read', 'write', 'ddl'] });
+    expect(access.bundle.grants[0]).toMatchObject({
+      access: 'people',
+      subjects: ['User local:demo', 'User local:lead'],
+      classes: ['read', 'write', 'ddl'],
+    });
     expect(access.inForce[0].event).toBe('loaded');
 
     const chains = read('chains.json');
@@ -189,11 +217,32 @@ describe('an evidence pack from a real run', () => {
     expect(chains.rows[0].keys.map((k: { trust: string }) => k.trust)).toEqual(['pinned']);
 
     const controls = read('controls.json');
-    const evidenced = controls.rows.filter((r: { evidenced: boolean }) => r.evidenced).map((r: { id: string }) => r.id);
-    expect(evidenced).toEqual(['CC6.1', 'CC6.2', 'CC6.3', 'CC6.6', 'CC7.2', 'CC7.3', 'CC8.1', 'AC-2', 'AC-3', 'AC-6', 'AU-2', 'AU-3', 'AU-6', 'AU-9', 'AU-12', 'CM-3']);
+    const evidenced = controls.rows
+      .filter((r: { evidenced: boolean }) => r.evidenced)
+      .map((r: { id: string }) => r.id);
+    expect(evidenced).toEqual([
+      'CC6.1',
+      'CC6.2',
+      'CC6.3',
+      'CC6.6',
+      'CC7.2',
+      'CC7.3',
+      'CC8.1',
+      'AC-2',
+      'AC-3',
+      'AC-6',
+      'AU-2',
+      'AU-3',
+      'AU-6',
+      'AU-9',
+      'AU-12',
+      'CM-3',
+    ]);
     // Nothing was denied: the count is cited as zero, not claimed.
     const au6 = controls.rows.find((r: { id: string }) => r.id === 'AU-6');
-    expect(au6.evidence.find((e: { count: string }) => e.count === 'approvalDenied').claim).toMatch(/^no rows: /);
+    expect(au6.evidence.find((e: { count: string }) => e.count === 'approvalDenied').claim).toMatch(
+      /^no rows: /,
+    );
 
     expect((await run(['verify', pack, '--key', auditKey])).code).toBe(0);
     const html = readFileSync(join(pack, 'index.html'), 'utf8');
@@ -214,8 +263,12 @@ describe('an evidence pack from a real run', () => {
         ['exemptions', 1],
         ['controls', 16],
       ] as const) {
-        expect(await page.locator(`#${section} .count`).getAttribute('data-count'), section).toBe(String(count));
-        expect(await page.locator(`#${section} .count`).textContent()).toBe(`${count} ${count === 1 ? 'row' : 'rows'}`);
+        expect(await page.locator(`#${section} .count`).getAttribute('data-count'), section).toBe(
+          String(count),
+        );
+        expect(await page.locator(`#${section} .count`).textContent()).toBe(
+          `${count} ${count === 1 ? 'row' : 'rows'}`,
+        );
       }
       expect(await page.locator('#privileged tbody tr').count()).toBe(3);
       expect(await page.locator('#privileged').textContent()).toContain('cleanup ticket 7');
@@ -224,7 +277,7 @@ describe('an evidence pack from a real run', () => {
       expect(await page.locator('#privileged tbody tr').nth(1).locator('td').nth(3).textContent()).toBe(
         `CREATE TABLE "${HOSTILE.replaceAll('"', '""')}"(id int)`,
       );
-      expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+      expect(await page.evaluate(() => (globalThis as { pwned?: number }).pwned)).toBeUndefined();
       expect(await page.locator('script').count()).toBe(0);
       expect(requests).toEqual([pathToFileURL(join(pack, 'index.html')).href]);
       console.log(`screenshot: ${await screenshot(page, 'evidence-pack')}`);

@@ -49,7 +49,14 @@ const json = async (pack: string, name: string) => JSON.parse(await readFile(joi
 
 describe('gatehouse evidence build from an audit file', () => {
   it('writes every section, index.html and a signed manifest; verify passes with the key pinned', async () => {
-    const { code, out, err, pack } = await build('--audit', log, '--public-key', keyFile, '--signing-key', packKey);
+    const { code, out, err, pack } = await build(
+      '--audit',
+      log,
+      '--public-key',
+      keyFile,
+      '--signing-key',
+      packKey,
+    );
     expect(err).toBe('');
     expect(code, out).toBe(0);
     expect((await readdir(pack)).sort()).toEqual([
@@ -70,13 +77,18 @@ describe('gatehouse evidence build from an audit file', () => {
     const refusals = await json(pack, 'refusals.json');
     expect(refusals.counts).toMatchObject({ statement: 2, login: 2, approvalDenied: 1 });
     const access = await json(pack, 'access.json');
-    expect(access.changes.map((c: { changedBy: string | null }) => c.changedBy)).toEqual([null, 'alice@example.com']);
+    expect(access.changes.map((c: { changedBy: string | null }) => c.changedBy)).toEqual([
+      null,
+      'alice@example.com',
+    ]);
     const privileged = await json(pack, 'privileged.json');
     expect(privileged.rows.map((r: { statement: string }) => r.statement)).toEqual(['DROP TABLE orders']);
 
     const verified = await run('verify', pack, '--key', packPub);
     expect(verified.code, verified.out).toBe(0);
-    expect(verified.out).toMatch(/^ok: .*: 8 files and their SHA-256 match the signed manifest \(key [0-9a-f]{16}, key pinned with --key\)\n$/);
+    expect(verified.out).toMatch(
+      /^ok: .*: 8 files and their SHA-256 match the signed manifest \(key [0-9a-f]{16}, key pinned with --key\)\n$/,
+    );
     const unpinned = await run('verify', pack);
     expect(unpinned.code).toBe(0);
     expect(unpinned.out).toContain('key not pinned');
@@ -105,7 +117,9 @@ describe('gatehouse evidence build from an audit file', () => {
       await unlink(file);
       const removed = await run('verify', pack);
       expect(removed.code, `${name} removed`).toBe(1);
-      expect(removed.out).toContain(name === 'manifest.json' ? 'manifest.json: cannot read it' : `${name}: missing`);
+      expect(removed.out).toContain(
+        name === 'manifest.json' ? 'manifest.json: cannot read it' : `${name}: missing`,
+      );
       await writeFile(file, original);
       expect((await run('verify', pack)).code, `${name} restored`).toBe(0);
     }
@@ -146,9 +160,17 @@ describe('gatehouse evidence build from an audit file', () => {
   });
 
   it('a period that holds none of the records makes empty sections that say so', async () => {
-    const { code, pack } = await run('build', '--from', '2020-01-01', '--to', '2020-01-02', '--out', join(dir, 'empty'), '--audit', log).then(
-      (r) => ({ ...r, pack: join(dir, 'empty') }),
-    );
+    const { code, pack } = await run(
+      'build',
+      '--from',
+      '2020-01-01',
+      '--to',
+      '2020-01-02',
+      '--out',
+      join(dir, 'empty'),
+      '--audit',
+      log,
+    ).then((r) => ({ ...r, pack: join(dir, 'empty') }));
     expect(code).toBe(0);
     const controls = await json(pack, 'controls.json');
     const au2 = controls.rows.find((r: { id: string }) => r.id === 'AU-2');
@@ -159,11 +181,32 @@ describe('gatehouse evidence build from an audit file', () => {
   it.each([
     [['build', '--to', '2026-12-02', '--out', 'x', '--audit', 'a'], /give the period/],
     [['build', '--from', '2026-12-02', '--to', '2026-12-01', '--out', 'x', '--audit', 'a'], /is not before/],
-    [['build', '--from', 'yesterday', '--to', '2026-12-01', '--out', 'x', '--audit', 'a'], /--from must be an ISO 8601/],
+    [
+      ['build', '--from', 'yesterday', '--to', '2026-12-01', '--out', 'x', '--audit', 'a'],
+      /--from must be an ISO 8601/,
+    ],
     [['build', '--from', '2026-12-01', '--to', '2026-12-02', '--audit', 'a'], /give --out DIR/],
     [['build', '--from', '2026-12-01', '--to', '2026-12-02', '--out', 'x'], /either --audit FILE/],
-    [['build', '--from', '2026-12-01', '--to', '2026-12-02', '--out', 'x', '--audit', 'a', '--server', 'http://h'], /either --audit FILE/],
-    [['build', '--from', '2026-12-01', '--to', '2026-12-02', '--out', 'x', '--bogus'], /Unknown option '--bogus'/],
+    [
+      [
+        'build',
+        '--from',
+        '2026-12-01',
+        '--to',
+        '2026-12-02',
+        '--out',
+        'x',
+        '--audit',
+        'a',
+        '--server',
+        'http://h',
+      ],
+      /either --audit FILE/,
+    ],
+    [
+      ['build', '--from', '2026-12-01', '--to', '2026-12-02', '--out', 'x', '--bogus'],
+      /Unknown option '--bogus'/,
+    ],
     [['verify'], /exactly one pack DIR/],
     [['verify', '/nonexistent/pack'], /ENOENT/],
     [['frobnicate'], /unknown evidence subcommand/],
@@ -177,8 +220,20 @@ describe('gatehouse evidence build from an audit file', () => {
     const full = join(dir, 'full');
     await mkdir(full);
     await copyFile(log, join(full, 'x'));
-    expect((await run('build', '--from', from, '--to', to, '--out', full, '--audit', log)).err).toContain('is not empty');
-    const missing = await run('build', '--from', from, '--to', to, '--out', join(dir, 'm'), '--audit', join(dir, 'nope.jsonl'));
+    expect((await run('build', '--from', from, '--to', to, '--out', full, '--audit', log)).err).toContain(
+      'is not empty',
+    );
+    const missing = await run(
+      'build',
+      '--from',
+      from,
+      '--to',
+      to,
+      '--out',
+      join(dir, 'm'),
+      '--audit',
+      join(dir, 'nope.jsonl'),
+    );
     expect(missing.code).toBe(2);
     expect(missing.err).toContain('nope.jsonl: ENOENT');
   });

@@ -250,6 +250,7 @@ async function readPolicy(file: string): Promise<CurrentPolicy> {
   }
   const config = parseProxyConfig(text, file);
   // Checked now, so that a bundle that does not load is a usage error before any source is read.
-  if (config.policyDocuments.length > 0) loadPolicyDocuments(config.policyDocuments, file, config.policyDocumentNumbers);
+  if (config.policyDocuments.length > 0)
+    loadPolicyDocuments(config.policyDocuments, file, config.policyDocumentNumbers);
   return { file, digest: policyDigest(config.policyDocuments), documents: config.policyDocuments };
 }

@@ -12,7 +12,7 @@ import { buildRefusalsSection } from './section-refusals.ts';
 
 const period = { from: '2026-12-01T00:00:00.000Z', to: '2026-12-02T00:00:00.000Z' };
 let seq = 0;
-function rec(type: string, fields: Record<string, unknown>, time = '2026-12-01T10:00:00.000Z'): EvidenceRecord {
+function rec(type: string, fields: object, time = '2026-12-01T10:00:00.000Z'): EvidenceRecord {
   seq++;
   return { source: 'a.jsonl', seq, time, type, verified: true, fields: { seq, type, time, ...fields } };
 }
@@ -28,11 +28,36 @@ const input = (records: EvidenceRecord[], extra: Partial<EvidenceInput> = {}): E
 
 describe('privileged statements', () => {
   it.each([
-    { name: 'DDL', fields: { statement: 'CREATE TABLE t (id int)', command: 'CREATE TABLE' }, privilege: 'ddl', approved: false },
-    { name: 'admin', fields: { statement: 'SET ROLE postgres', command: 'SET' }, privilege: 'admin', approved: false },
-    { name: 'approved DML', fields: { statement: 'DELETE FROM orders', command: 'DELETE', approval: 'req-1' }, privilege: null, approved: true },
-    { name: 'refused DDL', fields: { statement: 'DROP TABLE t', outcome: 'refused', reason: 'guardrail g/drop' }, privilege: 'ddl', approved: false },
-    { name: 'a read', fields: { statement: 'SELECT 1', command: 'SELECT' }, privilege: undefined, approved: false },
+    {
+      name: 'DDL',
+      fields: { statement: 'CREATE TABLE t (id int)', command: 'CREATE TABLE' },
+      privilege: 'ddl',
+      approved: false,
+    },
+    {
+      name: 'admin',
+      fields: { statement: 'SET ROLE postgres', command: 'SET' },
+      privilege: 'admin',
+      approved: false,
+    },
+    {
+      name: 'approved DML',
+      fields: { statement: 'DELETE FROM orders', command: 'DELETE', approval: 'req-1' },
+      privilege: null,
+      approved: true,
+    },
+    {
+      name: 'refused DDL',
+      fields: { statement: 'DROP TABLE t', outcome: 'refused', reason: 'guardrail g/drop' },
+      privilege: 'ddl',
+      approved: false,
+    },
+    {
+      name: 'a read',
+      fields: { statement: 'SELECT 1', command: 'SELECT' },
+      privilege: undefined,
+      approved: false,
+    },
   ])('$name', ({ fields, privilege, approved }) => {
     const records = [statement(fields)];
     const section = buildPrivilegedSection(input(records), approvalHistories(records));
@@ -43,8 +68,20 @@ describe('privileged statements', () => {
 
   it('names the approval that released a statement, who decided and why', () => {
     const records = [
-      rec('approval', { event: 'requested', request: 'req-1', subject: 'local:demo', statement: 'DELETE FROM orders', rules: ['holds/sweeping'] }),
-      rec('approval', { event: 'approved', request: 'req-1', subject: 'local:demo', by: 'local:lead', reason: 'ticket 42' }),
+      rec('approval', {
+        event: 'requested',
+        request: 'req-1',
+        subject: 'local:demo',
+        statement: 'DELETE FROM orders',
+        rules: ['holds/sweeping'],
+      }),
+      rec('approval', {
+        event: 'approved',
+        request: 'req-1',
+        subject: 'local:demo',
+        by: 'local:lead',
+        reason: 'ticket 42',
+      }),
       statement({ statement: 'DELETE FROM orders', command: 'DELETE', approval: 'req-1' }),
       statement({ statement: 'TRUNCATE orders', approval: 'req-old' }),
     ];
@@ -65,13 +102,54 @@ describe('privileged statements', () => {
 
 describe('refusals and warnings', () => {
   it.each([
-    { record: () => statement({ outcome: 'refused', statement: 'DROP TABLE t', reason: 'guardrail g/r', sqlstate: '42501' }), kind: 'statement' },
-    { record: () => rec('connection.refused', { user: 'mallory', clientAddress: '10.0.0.9', sqlstate: '28P01', reason: 'bad password' }), kind: 'login' },
-    { record: () => rec('approval', { event: 'denied', request: 'r9', subject: 'local:demo', by: 'local:lead' }), kind: 'approval-denied' },
-    { record: () => statement({ outcome: 'ok', statement: 'DELETE FROM t WHERE id = $1', reason: 'warning: g/rows (9 rows)' }), kind: 'warning' },
-    { record: () => statement({ outcome: 'ok', reason: 'approved: holds/sweeping; dry run: g/drop would block' }), kind: 'warning' },
-    { record: () => statement({ outcome: 'ok', reason: 'approved: holds/sweeping; runs public.f()' }), kind: undefined },
-    { record: () => statement({ outcome: 'ok', reason: 'rows changed not counted: track_counts is off on the database' }), kind: undefined },
+    {
+      record: () =>
+        statement({
+          outcome: 'refused',
+          statement: 'DROP TABLE t',
+          reason: 'guardrail g/r',
+          sqlstate: '42501',
+        }),
+      kind: 'statement',
+    },
+    {
+      record: () =>
+        rec('connection.refused', {
+          user: 'mallory',
+          clientAddress: '10.0.0.9',
+          sqlstate: '28P01',
+          reason: 'bad password',
+        }),
+      kind: 'login',
+    },
+    {
+      record: () =>
+        rec('approval', { event: 'denied', request: 'r9', subject: 'local:demo', by: 'local:lead' }),
+      kind: 'approval-denied',
+    },
+    {
+      record: () =>
+        statement({
+          outcome: 'ok',
+          statement: 'DELETE FROM t WHERE id = $1',
+          reason: 'warning: g/rows (9 rows)',
+        }),
+      kind: 'warning',
+    },
+    {
+      record: () =>
+        statement({ outcome: 'ok', reason: 'approved: holds/sweeping; dry run: g/drop would block' }),
+      kind: 'warning',
+    },
+    {
+      record: () => statement({ outcome: 'ok', reason: 'approved: holds/sweeping; runs public.f()' }),
+      kind: undefined,
+    },
+    {
+      record: () =>
+        statement({ outcome: 'ok', reason: 'rows changed not counted: track_counts is off on the database' }),
+      kind: undefined,
+    },
     { record: () => statement({ outcome: 'error', sqlstate: '23505' }), kind: undefined },
     { record: () => statement({ outcome: 'ok' }), kind: undefined },
   ])('$kind', ({ record, kind }) => {
@@ -87,19 +165,48 @@ describe('refusals and warnings', () => {
 
   it('a refused login names the user name the client gave', () => {
     const records = [rec('connection.refused', { user: 'mallory', reason: 'bad password' })];
-    expect(buildRefusalsSection(input(records), new Map()).rows[0]).toMatchObject({ subject: 'mallory', reason: 'bad password' });
+    expect(buildRefusalsSection(input(records), new Map()).rows[0]).toMatchObject({
+      subject: 'mallory',
+      reason: 'bad password',
+    });
   });
 });
 
 describe('exemptions', () => {
   it('lists each access request with its decision and who saw clear values under it', () => {
     const records = [
-      rec('approval', { event: 'requested', request: 'ar-1', subject: 'local:demo', columns: ['customers.email'], forSeconds: 600 }),
-      rec('approval', { event: 'approved', request: 'ar-1', subject: 'local:demo', by: 'local:lead', reason: 'support case', until: '2026-12-01T10:10:00Z' }),
-      statement({ statement: 'SELECT email FROM customers', exemptions: ['ar-1'], columns: { 'public.customers.email': 'clear' } }),
-      statement({ statement: 'SELECT ssn FROM customers', exemptions: ['ar-gone'], columns: { 'public.customers.ssn': 'clear' } }),
+      rec('approval', {
+        event: 'requested',
+        request: 'ar-1',
+        subject: 'local:demo',
+        columns: ['customers.email'],
+        forSeconds: 600,
+      }),
+      rec('approval', {
+        event: 'approved',
+        request: 'ar-1',
+        subject: 'local:demo',
+        by: 'local:lead',
+        reason: 'support case',
+        until: '2026-12-01T10:10:00Z',
+      }),
+      statement({
+        statement: 'SELECT email FROM customers',
+        exemptions: ['ar-1'],
+        columns: { 'public.customers.email': 'clear' },
+      }),
+      statement({
+        statement: 'SELECT ssn FROM customers',
+        exemptions: ['ar-gone'],
+        columns: { 'public.customers.ssn': 'clear' },
+      }),
       // A held statement is not an access request.
-      rec('approval', { event: 'requested', request: 'req-2', subject: 'local:demo', statement: 'DROP TABLE t' }),
+      rec('approval', {
+        event: 'requested',
+        request: 'req-2',
+        subject: 'local:demo',
+        statement: 'DROP TABLE t',
+      }),
     ];
     const section = buildExemptionsSection(input(records), approvalHistories(records));
     expect(section.rows.map((r) => r.request)).toEqual(['ar-1', 'ar-gone']);
@@ -122,11 +229,23 @@ describe('exemptions', () => {
 describe('masking coverage', () => {
   it('counts, per sensitive column, who saw it masked and who in clear', () => {
     const records = [
-      statement({ subject: 'local:demo', columns: { 'public.customers.ssn': 'redact', 'public.customers.id': 'clear' } }),
+      statement({
+        subject: 'local:demo',
+        columns: { 'public.customers.ssn': 'redact', 'public.customers.id': 'clear' },
+      }),
       statement({ subject: 'local:demo', columns: { 'public.customers.ssn': 'redact' } }),
       statement({ subject: 'local:lead', columns: { 'public.customers.ssn': 'clear' } }),
-      statement({ subject: 'local:demo', columns: { 'public.customers.email': 'clear' }, exemptions: ['ar-1'] }),
-      rec('approval', { event: 'requested', request: 'ar-1', subject: 'local:demo', columns: ['customers.email'] }),
+      statement({
+        subject: 'local:demo',
+        columns: { 'public.customers.email': 'clear' },
+        exemptions: ['ar-1'],
+      }),
+      rec('approval', {
+        event: 'requested',
+        request: 'ar-1',
+        subject: 'local:demo',
+        columns: ['customers.email'],
+      }),
       statement({ subject: 'local:demo', masked: ['x <- public.t.x: hash'] }),
     ];
     const section = buildMaskingSection(input(records), approvalHistories(records));
@@ -138,7 +257,12 @@ describe('masking coverage', () => {
       { subject: 'local:lead', masked: 0, clear: 1, methods: [] },
     ]);
     expect(section.clearOnlyColumns).toEqual(['public.customers.id']);
-    expect(section.counts).toMatchObject({ rows: 2, identitiesClear: 2, maskedWithoutColumnDetail: 1, statementsWithColumns: 4 });
+    expect(section.counts).toMatchObject({
+      rows: 2,
+      identitiesClear: 2,
+      maskedWithoutColumnDetail: 1,
+      statementsWithColumns: 4,
+    });
   });
 });
 
@@ -153,13 +277,28 @@ describe('access', () => {
     apiVersion: 'gatehouse.dev/v1alpha1',
     kind: 'DatabaseAccess',
     metadata: { name: 'people' },
-    spec: { subjects: [{ kind: 'User', name: 'demo' }, { kind: 'Group', name: 'approvers' }], allow: ['read', 'ddl'], guardrails: ['defaults'] },
+    spec: {
+      subjects: [
+        { kind: 'User', name: 'demo' },
+        { kind: 'Group', name: 'approvers' },
+      ],
+      allow: ['read', 'ddl'],
+      guardrails: ['defaults'],
+    },
   };
   it('shows the policy in force at the end, every change in the period with changedBy, and the bundle', () => {
     const before = [guardrail('block'), access];
     const after = [guardrail('warn'), access];
-    const loaded = rec('policy.change', policyChangeEvent(undefined, before, 'gh.yaml', undefined), '2026-11-30T08:00:00.000Z');
-    const changed = rec('policy.change', policyChangeEvent(before, after, 'gh.yaml', 'alice@example.com'), '2026-12-01T09:00:00.000Z');
+    const loaded = rec(
+      'policy.change',
+      policyChangeEvent(undefined, before, 'gh.yaml', undefined),
+      '2026-11-30T08:00:00.000Z',
+    );
+    const changed = rec(
+      'policy.change',
+      policyChangeEvent(before, after, 'gh.yaml', 'alice@example.com'),
+      '2026-12-01T09:00:00.000Z',
+    );
     const digest = { after: policyDigest(after) };
     const section = buildAccessSection({
       period,
@@ -169,7 +308,11 @@ describe('access', () => {
       policy: { file: 'gh.yaml', digest: digest.after, documents: after },
     });
     expect(section.changes).toHaveLength(1);
-    expect(section.changes[0]).toMatchObject({ changedBy: 'alice@example.com', event: 'reloaded', rules: { changed: ['Guardrail defaults/destructive'] } });
+    expect(section.changes[0]).toMatchObject({
+      changedBy: 'alice@example.com',
+      event: 'reloaded',
+      rules: { changed: ['Guardrail defaults/destructive'] },
+    });
     expect(section.inForce).toHaveLength(1);
     expect(section.inForce[0]!.after).toBe(digest.after);
     expect(section.bundle!.inForceAt).toEqual(['a.jsonl']);
@@ -188,7 +331,9 @@ describe('access', () => {
   it('a bundle whose digest no source records is in force nowhere', () => {
     const loaded = rec('policy.change', policyChangeEvent(undefined, [access], 'gh.yaml', undefined));
     const documents = [guardrail('block'), access];
-    const section = buildAccessSection(input([loaded], { policy: { file: 'other.yaml', digest: 'ff'.repeat(32), documents } }));
+    const section = buildAccessSection(
+      input([loaded], { policy: { file: 'other.yaml', digest: 'ff'.repeat(32), documents } }),
+    );
     expect(section.bundle!.inForceAt).toEqual([]);
   });
 });
@@ -207,13 +352,20 @@ describe('controls', () => {
     const sections = buildSections(input([statement({ outcome: 'refused', reason: 'r' })]));
     const ac3 = sections.controls.rows.find((r) => r.id === 'AC-3')!;
     expect(ac3.evidenced).toBe(true);
-    expect(ac3.evidence[0]).toMatchObject({ file: 'refusals.json', count: 'statement', rows: 1, claim: '1 statement refused by policy, each with its rule or reason' });
+    expect(ac3.evidence[0]).toMatchObject({
+      file: 'refusals.json',
+      count: 'statement',
+      rows: 1,
+      claim: '1 statement refused by policy, each with its rule or reason',
+    });
     expect(sections.controls.rows.find((r) => r.id === 'AU-9')!.evidenced).toBe(false);
   });
 
   it('a broken source is an exception of every control', () => {
     const sections = buildSections(
-      input([], { sources: [{ source: 'a', kind: 'file', ok: false, summary: 'TAMPERED', records: 1, keys: [] }] }),
+      input([], {
+        sources: [{ source: 'a', kind: 'file', ok: false, summary: 'TAMPERED', records: 1, keys: [] }],
+      }),
     );
     const controls = buildControlsSection([sections.chains]);
     for (const row of controls.rows) expect(row.exceptions[0]).toMatch(/^1 source failed chain verification/);
