@@ -3,6 +3,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { writeEveryRecordLog } from '../audit/every-record.testing.ts';
 import { runEvidenceCommand } from './evidence-command.ts';
 
@@ -176,6 +177,41 @@ describe('gatehouse evidence build from an audit file', () => {
     const au2 = controls.rows.find((r: { id: string }) => r.id === 'AU-2');
     expect(au2.evidenced).toBe(false);
     expect(au2.evidence[0].claim).toMatch(/^no rows: chains.json/);
+  });
+
+  it('--policy takes a config without reading its secrets, or a bundle alone, and says where it is in force', async () => {
+    const inForce = {
+      apiVersion: 'gatehouse.dev/v1alpha1',
+      kind: 'Guardrail',
+      metadata: { name: 'defaults' },
+      spec: {
+        rules: [
+          { name: 'destructive', kinds: ['drop'], action: 'warn' },
+          { name: 'evasive', kinds: ['multi-statement'], action: 'block' },
+        ],
+      },
+    };
+    const settings = {
+      upstream: { host: 'db', password: { file: '/nonexistent/secret' } },
+      identity: { mode: 'local', local: { users: [] } },
+    };
+    const config = join(dir, 'gatehouse.yaml');
+    await writeFile(config, [settings, inForce].map((d) => stringify(d)).join('---\n'));
+    const withConfig = await build('--audit', log, '--policy', config);
+    expect(withConfig.code, withConfig.err).toBe(0);
+    const access = await json(withConfig.pack, 'access.json');
+    expect(access.bundle).toMatchObject({ file: config, inForceAt: [log], grants: [] });
+
+    const bundle = join(dir, 'bundle.yaml');
+    await writeFile(bundle, stringify({ ...inForce, spec: { rules: [inForce.spec.rules[0]] } }));
+    const older = await build('--audit', log, '--policy', bundle);
+    expect((await json(older.pack, 'access.json')).bundle.inForceAt).toEqual([]);
+
+    const invalid = join(dir, 'invalid.yaml');
+    await writeFile(invalid, stringify({ ...inForce, spec: { rules: [{ name: 'x', kinds: ['nope'] }] } }));
+    const refused = await build('--audit', log, '--policy', invalid);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain('invalid.yaml: Guardrail "defaults"');
   });
 
   it.each([

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadSigningKey, publicKeyFromPem } from '../audit/signing-key.ts';
-import { parseProxyConfig } from '../config/load.ts';
+import { configDocuments } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { readAuditFileSource } from '../evidence/audit-file-source.ts';
 import type {
@@ -248,9 +248,16 @@ async function readPolicy(file: string): Promise<CurrentPolicy> {
   } catch (error) {
     throw new UserError(`--policy ${file}: ${describeFileError(error)}`);
   }
-  const config = parseProxyConfig(text, file);
+  // The policy documents only, as the proxy splits them from its settings: no secret is read, so an
+  // auditor's copy of the config serves without the files its settings name.
+  const { values, numbers, proxyIndex } = configDocuments(text, file);
+  const documents = values.filter((_, i) => i !== proxyIndex);
+  if (documents.length === 0) throw new UserError(`--policy ${file}: holds no policy documents`);
   // Checked now, so that a bundle that does not load is a usage error before any source is read.
-  if (config.policyDocuments.length > 0)
-    loadPolicyDocuments(config.policyDocuments, file, config.policyDocumentNumbers);
-  return { file, digest: policyDigest(config.policyDocuments), documents: config.policyDocuments };
+  loadPolicyDocuments(
+    documents,
+    file,
+    numbers.filter((_, i) => i !== proxyIndex),
+  );
+  return { file, digest: policyDigest(documents), documents };
 }
