@@ -1,11 +1,12 @@
 import { parseChainLine } from '../../../sidecar/src/audit/chain.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
-import type { EvidenceRecord, SourceCheck } from '../../../sidecar/src/evidence/evidence-input.ts';
+import {
+  EVIDENCE_TYPES,
+  type EvidenceRecord,
+  type SourceCheck,
+} from '../../../sidecar/src/evidence/evidence-input.ts';
 import type { SourceView } from './store.ts';
 import type { RecordView } from './store-queries.ts';
-
-/** The record types the sections read; the rest (statement.start, checkpoints...) stay in the store. */
-const PERIOD_TYPES = ['statement', 'connection.refused', 'approval', 'policy.change'];
 
 export interface CollectorEvidence {
   readonly sources: SourceCheck[];
@@ -71,7 +72,7 @@ export async function readCollectorEvidence(
   };
   const records = await read(
     new URLSearchParams({
-      type: PERIOD_TYPES.join(','),
+      type: EVIDENCE_TYPES.join(','),
       since: period.from.toISOString(),
       until: period.to.toISOString(),
       limit: '1000',

@@ -5,7 +5,7 @@ import { parseChainLine } from '../audit/chain.ts';
 import { verifyAuditLogFile } from '../audit/verify.ts';
 import { exists } from '../cli/audit-files.ts';
 import { summarize } from '../cli/audit-verify.ts';
-import type { EvidenceRecord, SourceCheck } from './evidence-input.ts';
+import { EVIDENCE_TYPES, type EvidenceRecord, type SourceCheck } from './evidence-input.ts';
 
 export interface FileSource {
   readonly check: SourceCheck;
@@ -44,6 +44,7 @@ export async function readAuditFileSource(
       continue;
     }
     const { record } = parsed;
+    if (!EVIDENCE_TYPES.includes(record.type)) continue;
     const time = Date.parse(String(record['time']));
     if (!(time < options.to)) continue;
     const evidence: EvidenceRecord = {

@@ -89,7 +89,7 @@ const RECORDS: Citation = {
   section: 'chains',
   count: 'periodRecords',
   claim: (r) =>
-    `${n(r, 'audit record')} in the period from the verified sources, each naming who, what, when, where and the outcome`,
+    `${n(r, 'audit record')} of statements, refused logins, approvals and policy changes in the period, each naming who, what, when and the outcome`,
 };
 
 export const CONTROLS: readonly ControlDefinition[] = [

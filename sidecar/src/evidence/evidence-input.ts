@@ -3,6 +3,17 @@
  * the records of the period, the policy history up to its end, and how each source's chain stood.
  */
 
+/**
+ * The record types the sections read, from a file or the collector alike; the rest (statement.start,
+ * connection.start and end, checkpoints) are verified with their chain but not carried into the pack.
+ */
+export const EVIDENCE_TYPES: readonly string[] = [
+  'statement',
+  'connection.refused',
+  'approval',
+  'policy.change',
+];
+
 /** One audit record, as its line holds it, with where it came from. */
 export interface EvidenceRecord {
   /** The audit file, or the collector's `cluster/namespace/pod/database`. */
@@ -55,7 +66,7 @@ export interface CurrentPolicy {
 export interface EvidenceInput {
   /** [from, to): ISO 8601. */
   readonly period: { readonly from: string; readonly to: string };
-  /** Every record in the period, in source order. */
+  /** Every record of EVIDENCE_TYPES in the period, in source order. */
   readonly records: readonly EvidenceRecord[];
   /** policy.change records before the period's end, the period's and those before it. */
   readonly policyHistory: readonly EvidenceRecord[];

@@ -182,9 +182,11 @@ function section(
   rows: readonly string[][],
   extra: readonly string[] = [],
 ): string {
-  const count = header.counts['rows'] ?? rows.length;
+  // Access has no one list: its count is of changes, and says so.
+  const count = header.counts['rows'] ?? header.counts['changes'] ?? rows.length;
+  const noun = 'rows' in header.counts ? 'row' : 'change';
   return `<section id="${e(header.section)}">
-<h2>${e(header.title)}<span class="count" data-count="${count}">${count} ${count === 1 ? 'row' : 'rows'}</span></h2>
+<h2>${e(header.title)}<span class="count" data-count="${count}">${count} ${count === 1 ? noun : `${noun}s`}</span></h2>
 <p class="shows">${e(header.shows)}</p>
 <p class="not">Does not show: ${e(header.doesNotShow)}</p>
 ${extra.join('\n')}
