@@ -207,6 +207,41 @@ describe('gatehouse evidence build from an audit file', () => {
     const older = await build('--audit', log, '--policy', bundle);
     expect((await json(older.pack, 'access.json')).bundle.inForceAt).toEqual([]);
 
+    // As kubectl writes the cluster's objects: one List, metadata and status as the API server keeps them.
+    const orders = {
+      apiVersion: 'gatehouse.dev/v1alpha1',
+      kind: 'DatabaseAccess',
+      metadata: {
+        name: 'orders',
+        namespace: 'shop',
+        uid: 'u-1',
+        resourceVersion: '7',
+        managedFields: [{ manager: 'kubectl' }],
+      },
+      spec: {
+        subjects: [{ kind: 'ServiceAccount', name: 'orders' }],
+        allow: ['read', 'write'],
+        upstream: { host: 'db' },
+        workloadSelector: { kind: 'Deployment', name: 'orders' },
+        guardrails: ['defaults'],
+      },
+      status: { conditions: [] },
+    };
+    const list = join(dir, 'cluster.yaml');
+    const guardrail = { ...inForce, metadata: { name: 'defaults', namespace: 'shop' } };
+    await writeFile(list, stringify({ apiVersion: 'v1', kind: 'List', items: [orders, guardrail] }));
+    const fromCluster = await build('--audit', log, '--policy', list);
+    expect(fromCluster.code, fromCluster.err).toBe(0);
+    expect((await json(fromCluster.pack, 'access.json')).bundle.grants).toEqual([
+      {
+        access: 'shop/orders',
+        subjects: ['ServiceAccount orders'],
+        classes: ['read', 'write'],
+        guardrails: [{ name: 'defaults', rules: ['destructive: warn', 'evasive: block'] }],
+        maskingPolicies: [],
+      },
+    ]);
+
     const invalid = join(dir, 'invalid.yaml');
     await writeFile(invalid, stringify({ ...inForce, spec: { rules: [{ name: 'x', kinds: ['nope'] }] } }));
     const refused = await build('--audit', log, '--policy', invalid);

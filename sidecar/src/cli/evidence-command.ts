@@ -33,8 +33,9 @@ evidences and what it does not.
   --server URL            the collector's store instead (docs/collector.md), with a reader's
   --token JWT               bearer token, or
   --user NAME               local user and --password P (or $GATEHOUSE_PASSWORD)
-  --policy FILE           the proxy config or bundle in force now: its DatabaseAccess grants go into
-                          access.json, with whether its digest is the one the sources record in force
+  --policy FILE           the proxy config or bundle in force now (in a cluster: the bundle ConfigMap's
+                          gatehouse.yaml), or kubectl get ... -o yaml output: its DatabaseAccess grants
+                          go into access.json, with whether its digest is the one the sources record
   --signing-key PEMFILE   the Ed25519 key that signs manifest.json (the audit.signingKeyFile kind);
                           without it a key is made for this pack only (verify then proves the pack
                           unaltered since it was built, not who built it)
@@ -251,13 +252,20 @@ async function readPolicy(file: string): Promise<CurrentPolicy> {
   // The policy documents only, as the proxy splits them from its settings: no secret is read, so an
   // auditor's copy of the config serves without the files its settings name.
   const { values, numbers, proxyIndex } = configDocuments(text, file);
-  const documents = values.filter((_, i) => i !== proxyIndex);
+  const kept = values.filter((_, i) => i !== proxyIndex);
+  // `kubectl get databaseaccesses,guardrails,maskingpolicies -o yaml` writes one List of the objects.
+  const documents = kept.flatMap((value) => (isList(value) ? value.items : [value]));
   if (documents.length === 0) throw new UserError(`--policy ${file}: holds no policy documents`);
-  // Checked now, so that a bundle that does not load is a usage error before any source is read.
-  loadPolicyDocuments(
-    documents,
-    file,
-    numbers.filter((_, i) => i !== proxyIndex),
-  );
+  // Checked now, so that a bundle that does not load is a usage error before any source is read; the
+  // problems name documents by their place in the file, which a List's items do not have.
+  const places = numbers.filter((_, i) => i !== proxyIndex);
+  loadPolicyDocuments(documents, file, kept.some(isList) ? undefined : places);
   return { file, digest: policyDigest(documents), documents };
+}
+
+function isList(value: unknown): value is { items: unknown[] } {
+  const object = value as { kind?: unknown; items?: unknown } | null;
+  return (
+    typeof object === 'object' && object !== null && object.kind === 'List' && Array.isArray(object.items)
+  );
 }
