@@ -156,7 +156,9 @@ describe('gatehouse evidence build from an audit file', () => {
     const refusals = await json(pack, 'refusals.json');
     const fromTampered = refusals.rows.filter((r: { source: string }) => r.source === tampered);
     expect(fromTampered.some((r: { verified: boolean }) => !r.verified)).toBe(true);
-    expect(await readFile(join(pack, 'index.html'), 'utf8')).toContain('<td class="bad">FAILED</td>');
+    const html = await readFile(join(pack, 'index.html'), 'utf8');
+    expect(html).toContain('<td class="bad">FAILED</td>');
+    expect(html).toContain('UNVERIFIED (after a break in its chain)');
     expect((await run('verify', pack)).code).toBe(0);
   });
 

@@ -30,7 +30,7 @@ export function packHtml(sections: PackSections, builtAt: string): string {
       ['time', 'source', 'event', 'changedBy', 'after', 'summary'],
       [
         ...access.changes.map((r) => [
-          r.time,
+          when(r),
           r.source,
           r.event ?? '',
           r.changedBy ?? 'not recorded',
@@ -42,7 +42,7 @@ export function packHtml(sections: PackSections, builtAt: string): string {
         sub(
           'Policy in force at the end of the period',
           ['source', 'since', 'changedBy', 'digest'],
-          access.inForce.map((r) => [r.source, r.time, r.changedBy ?? 'not recorded', r.after ?? 'none']),
+          access.inForce.map((r) => [r.source, when(r), r.changedBy ?? 'not recorded', r.after ?? 'none']),
         ),
         access.bundle
           ? sub(
@@ -65,7 +65,7 @@ export function packHtml(sections: PackSections, builtAt: string): string {
       privileged,
       ['time', 'subject', 'database', 'statement', 'class', 'outcome', 'approval'],
       privileged.rows.map((r) => [
-        r.time,
+        when(r),
         r.subject ?? '',
         r.database ?? '',
         r.statement ?? '(not parsed)',
@@ -80,7 +80,7 @@ export function packHtml(sections: PackSections, builtAt: string): string {
       refusals,
       ['time', 'kind', 'subject', 'database', 'statement', 'sqlstate', 'reason'],
       refusals.rows.map((r) => [
-        r.time,
+        when(r),
         r.kind,
         r.subject ?? '',
         r.database ?? '',
@@ -151,6 +151,11 @@ h3{font-size:1rem}.meta,.note,.shows,.not{color:#444}.not{font-style:italic}
 .count{font-weight:normal;color:#555;font-size:.95rem;margin-left:.5rem}
 table{border-collapse:collapse;width:100%;margin:.6rem 0}th,td{border:1px solid #d0d4da;padding:.25rem .45rem;text-align:left;vertical-align:top;white-space:pre-wrap;word-break:break-word}
 th{background:#f1f3f6;white-space:nowrap}td.bad{color:#a40000;font-weight:bold}.summary td:first-child{font-weight:bold}`;
+
+/** A row's time, and a warning when its record is past a break in its source's chain. */
+function when(row: { time: string; verified: boolean }): string {
+  return row.verified ? row.time : `${row.time} UNVERIFIED (after a break in its chain)`;
+}
 
 /** The five characters that can end a text or an attribute value, as entities. */
 export function escapeHtml(value: string): string {
