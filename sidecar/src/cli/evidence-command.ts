@@ -1,19 +1,12 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadSigningKey, publicKeyFromPem } from '../audit/signing-key.ts';
-import { configDocuments } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { readAuditFileSource } from '../evidence/audit-file-source.ts';
-import type {
-  CurrentPolicy,
-  EvidenceInput,
-  EvidenceRecord,
-  SourceCheck,
-} from '../evidence/evidence-input.ts';
+import type { EvidenceInput, EvidenceRecord, SourceCheck } from '../evidence/evidence-input.ts';
 import { buildSections, packFiles } from '../evidence/evidence-pack.ts';
 import { MANIFEST_FILE, signedManifest, verifyPack } from '../evidence/pack-manifest.ts';
-import { loadPolicyDocuments } from '../policy/load-policy.ts';
-import { policyDigest } from '../policy/policy-diff.ts';
+import { readPolicyFile } from '../evidence/policy-file.ts';
 import { parseDate } from './audit-export.ts';
 import { describeFileError, readPublicKeys } from './audit-files.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
@@ -115,7 +108,7 @@ async function build(argv: string[], io: Io): Promise<number> {
     );
   await ensureEmptyDir(values.out);
   const signingKey = await loadSigningKey(values['signing-key']);
-  const policy = values.policy === undefined ? undefined : await readPolicy(values.policy);
+  const policy = values.policy === undefined ? undefined : await readPolicyFile(values.policy);
   const period = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
 
   let sources: SourceCheck[] = [];
@@ -240,32 +233,4 @@ async function ensureEmptyDir(dir: string): Promise<void> {
     throw new UserError(
       `--out ${dir} is not empty: a pack goes into a new or empty folder, so it holds nothing its manifest does not list`,
     );
-}
-
-async function readPolicy(file: string): Promise<CurrentPolicy> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new UserError(`--policy ${file}: ${describeFileError(error)}`);
-  }
-  // The policy documents only, as the proxy splits them from its settings: no secret is read, so an
-  // auditor's copy of the config serves without the files its settings name.
-  const { values, numbers, proxyIndex } = configDocuments(text, file);
-  const kept = values.filter((_, i) => i !== proxyIndex);
-  // `kubectl get databaseaccesses,guardrails,maskingpolicies -o yaml` writes one List of the objects.
-  const documents = kept.flatMap((value) => (isList(value) ? value.items : [value]));
-  if (documents.length === 0) throw new UserError(`--policy ${file}: holds no policy documents`);
-  // Checked now, so that a bundle that does not load is a usage error before any source is read; the
-  // problems name documents by their place in the file, which a List's items do not have.
-  const places = numbers.filter((_, i) => i !== proxyIndex);
-  loadPolicyDocuments(documents, file, kept.some(isList) ? undefined : places);
-  return { file, digest: policyDigest(documents), documents };
-}
-
-function isList(value: unknown): value is { items: unknown[] } {
-  const object = value as { kind?: unknown; items?: unknown } | null;
-  return (
-    typeof object === 'object' && object !== null && object.kind === 'List' && Array.isArray(object.items)
-  );
 }
