@@ -1,24 +1,15 @@
 import { approvalHistories } from './approval-history.ts';
-import { buildControlsSection, type ControlsSection } from './controls.ts';
+import { buildControlsSection } from './controls.ts';
 import type { EvidenceInput } from './evidence-input.ts';
 import { packHtml } from './pack-html.ts';
+import type { PackSections } from './pack-sections.ts';
 import { sectionFile } from './section.ts';
-import { type AccessSection, buildAccessSection } from './section-access.ts';
-import { buildChainsSection, type ChainsSection } from './section-chains.ts';
-import { buildExemptionsSection, type ExemptionsSection } from './section-exemptions.ts';
-import { buildMaskingSection, type MaskingSection } from './section-masking.ts';
-import { buildPrivilegedSection, type PrivilegedSection } from './section-privileged.ts';
-import { buildRefusalsSection, type RefusalsSection } from './section-refusals.ts';
-
-export interface PackSections {
-  readonly access: AccessSection;
-  readonly privileged: PrivilegedSection;
-  readonly refusals: RefusalsSection;
-  readonly exemptions: ExemptionsSection;
-  readonly masking: MaskingSection;
-  readonly chains: ChainsSection;
-  readonly controls: ControlsSection;
-}
+import { buildAccessSection } from './section-access.ts';
+import { buildChainsSection } from './section-chains.ts';
+import { buildExemptionsSection } from './section-exemptions.ts';
+import { buildMaskingSection } from './section-masking.ts';
+import { buildPrivilegedSection } from './section-privileged.ts';
+import { buildRefusalsSection } from './section-refusals.ts';
 
 /** Every section of a pack, from its input: pure, so the same records make the same sections. */
 export function buildSections(input: EvidenceInput): PackSections {

@@ -1,4 +1,4 @@
-import type { PackSections } from './evidence-pack.ts';
+import type { PackSections } from './pack-sections.ts';
 import type { SectionHeader } from './section.ts';
 
 /**
