@@ -216,7 +216,9 @@ describe('an evidence pack from a real run', () => {
     expect(chains.rows[0]).toMatchObject({ ok: true, sealed: true });
     expect(chains.rows[0].keys.map((k: { trust: string }) => k.trust)).toEqual(['pinned']);
 
+    expect(chains.counts).toMatchObject({ ok: 1, broken: 0, lost: 0 });
     const controls = read('controls.json');
+    expect(controls.rows.flatMap((r: { exceptions: string[] }) => r.exceptions)).toEqual([]);
     const evidenced = controls.rows
       .filter((r: { evidenced: boolean }) => r.evidenced)
       .map((r: { id: string }) => r.id);

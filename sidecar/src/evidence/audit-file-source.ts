@@ -67,6 +67,7 @@ export async function readAuditFileSource(
       records: result.records,
       checkpoints: result.checkpoints,
       sealed: result.sealed,
+      lost: result.lost,
       unreadable,
       keys: result.keys.map((k) => ({
         keyId: k.keyId,

@@ -178,7 +178,7 @@ export interface ControlRow {
     readonly rows: number;
     readonly claim: string;
   }[];
-  /** What weakens the evidence: a source that failed verification. */
+  /** What weakens the evidence: a source that failed verification, records the writers lost. */
   readonly exceptions: readonly string[];
 }
 
@@ -194,6 +194,19 @@ export function buildControlsSection(sections: readonly SectionHeader[]): Contro
   const bySection = new Map(sections.map((s) => [s.section, s]));
   const chains = bySection.get('chains');
   const broken = chains?.counts['broken'] ?? 0;
+  const lost = chains?.counts['lost'] ?? 0;
+  const exceptions = [
+    ...(broken > 0
+      ? [
+          `${n(broken, 'source')} failed chain verification: its records are not proven complete or unaltered (chains.json)`,
+        ]
+      : []),
+    ...(lost > 0
+      ? [
+          `${n(lost, 'record')} the writers could not write, as their audit.loss records say: the period is not complete (chains.json)`,
+        ]
+      : []),
+  ];
   const rows = CONTROLS.map((control): ControlRow => {
     const evidence = control.cites.map((cite) => {
       const rows = bySection.get(cite.section)?.counts[cite.count] ?? 0;
@@ -213,12 +226,7 @@ export function buildControlsSection(sections: readonly SectionHeader[]): Contro
       title: control.title,
       evidenced: evidence.some((e) => e.rows > 0),
       evidence,
-      exceptions:
-        broken > 0
-          ? [
-              `${n(broken, 'source')} failed chain verification: its records are not proven complete or unaltered (chains.json)`,
-            ]
-          : [],
+      exceptions,
     };
   });
   const period = sections[0]?.period ?? { from: '', to: '' };

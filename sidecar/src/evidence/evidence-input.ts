@@ -49,6 +49,8 @@ export interface SourceCheck {
   readonly sealed?: boolean;
   readonly lastSeq?: number;
   readonly checkpointSeq?: number | null;
+  /** Records the writer could not write, as its `audit.loss` records count them (a file only). */
+  readonly lost?: number;
   /** Lines that are not whole audit records (torn or altered), left out of every section. */
   readonly unreadable?: number;
   readonly keys: readonly SourceKey[];

@@ -23,6 +23,7 @@ export function buildChainsSection(input: EvidenceInput): ChainsSection {
         (r) => r.keys.length > 0 && r.keys.every((k) => k.trust === 'pinned' || k.trust === 'signed'),
       ).length,
       records: rows.reduce((n, r) => n + r.records, 0),
+      lost: rows.reduce((n, r) => n + (r.lost ?? 0), 0),
       periodRecords: input.records.length,
     },
     rows,

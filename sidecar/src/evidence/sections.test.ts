@@ -361,6 +361,18 @@ describe('controls', () => {
     expect(sections.controls.rows.find((r) => r.id === 'AU-9')!.evidenced).toBe(false);
   });
 
+  it('records the writer lost are an exception of every control', () => {
+    const sections = buildSections(
+      input([], {
+        sources: [{ source: 'a', kind: 'file', ok: true, summary: 'ok', records: 9, lost: 3, keys: [] }],
+      }),
+    );
+    for (const row of sections.controls.rows)
+      expect(row.exceptions).toEqual([
+        '3 records the writers could not write, as their audit.loss records say: the period is not complete (chains.json)',
+      ]);
+  });
+
   it('a broken source is an exception of every control', () => {
     const sections = buildSections(
       input([], {
