@@ -138,6 +138,10 @@ describe('gatehouse evidence build --server', () => {
       ['c/shop/orders-0/shop', true, 'collector'],
       ['c/shop/orders-1/shop', false, 'collector'],
     ]);
+    // The writer's loss (audit.loss), as the file's pack counts it.
+    const fileChains = await json(fromFile, 'chains.json');
+    expect(fileChains.rows[0].lost).toBeGreaterThan(0);
+    expect(chains.rows[0].lost).toBe(fileChains.rows[0].lost);
     const strip = (rows: Record<string, unknown>[]) =>
       rows.map(({ source: _, verified: __, ...rest }) => rest);
     for (const name of ['privileged.json', 'refusals.json', 'exemptions.json', 'masking.json']) {

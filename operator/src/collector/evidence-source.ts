@@ -42,7 +42,8 @@ export async function readCollectorEvidence(
     return body;
   };
   const { items: sources } = await get<{ items: SourceView[] }>('/v1/sources');
-  const unreadable = new Map<string, number>();
+  // By seq: the period's policy changes are read twice (with the period, and with the history).
+  const unreadable = new Map<string, Set<number>>();
   const read = async (query: URLSearchParams): Promise<EvidenceRecord[]> => {
     const found: EvidenceRecord[] = [];
     let cursor: string | undefined;
@@ -53,7 +54,7 @@ export async function readCollectorEvidence(
         const source = sourceName(item.source);
         const parsed = parseChainLine(item.line);
         if (!parsed.ok) {
-          unreadable.set(source, (unreadable.get(source) ?? 0) + 1);
+          unreadable.set(source, (unreadable.get(source) ?? new Set()).add(item.seq));
           continue;
         }
         found.push({
@@ -81,6 +82,12 @@ export async function readCollectorEvidence(
   const policyHistory = await read(
     new URLSearchParams({ type: 'policy.change', until: period.to.toISOString(), limit: '1000' }),
   );
+  // Counted over the whole log, as gatehouse audit verify counts a file's.
+  const lost = new Map<string, number>();
+  for (const loss of await read(new URLSearchParams({ type: 'audit.loss', limit: '1000' }))) {
+    const count = loss.fields['lost'];
+    if (typeof count === 'number') lost.set(loss.source, (lost.get(loss.source) ?? 0) + count);
+  }
   return {
     sources: sources.map(
       (s): SourceCheck => ({
@@ -91,7 +98,8 @@ export async function readCollectorEvidence(
         records: s.records,
         lastSeq: s.lastSeq,
         checkpointSeq: s.checkpointSeq,
-        unreadable: unreadable.get(sourceName(s)) ?? 0,
+        lost: lost.get(sourceName(s)) ?? 0,
+        unreadable: unreadable.get(sourceName(s))?.size ?? 0,
         keys: [{ keyId: s.logKeyId, fromSeq: 1, trust: 'collector' }],
       }),
     ),
