@@ -121,7 +121,8 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
   return 0;
 }
 
-function authorization(values: { token?: string; user?: string; password?: string }): string {
+/** The Authorization header of a reader's credentials, as `audit query` and `evidence build` take them. */
+export function authorization(values: { token?: string; user?: string; password?: string }): string {
   if (values.token !== undefined) return `Bearer ${values.token}`;
   if (values.user !== undefined) {
     const password = values.password ?? process.env['GATEHOUSE_PASSWORD'];

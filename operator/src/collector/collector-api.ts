@@ -4,7 +4,13 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
 import type { CollectorStore, SourceKey } from './store.ts';
-import { CursorError, querySessions, queryStatements, type RecordFilter } from './store-queries.ts';
+import {
+  CursorError,
+  queryRecords,
+  querySessions,
+  queryStatements,
+  type RecordFilter,
+} from './store-queries.ts';
 import { parseSince } from './time-range.ts';
 
 /** The most lines one POST may carry; shippers send fewer (see ship.ts). */
@@ -19,6 +25,8 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *   GET  /v1/sources     every source and its chain status
  *   GET  /v1/statements  ?subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
  *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
+ *   GET  /v1/records     ?type=T1,T2&since=&until=&limit=&cursor=: records as written, any type, with their
+ *                        source (for `gatehouse evidence build --server`)
  *
  * Errors are JSON `{"problem", "message"}`, as in the approvals API.
  */
@@ -89,6 +97,26 @@ export function collectorApi(options: {
       }
     });
   }
+  app.get('/v1/records', async (c) => {
+    if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
+    const { type, ...rest } = c.req.query();
+    const filter = filterOf(rest);
+    if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
+    const types = type === undefined || type === '' ? [] : type.split(',');
+    if (types.some((t) => !/^[a-z.]{1,40}$/.test(t)))
+      return problem(
+        c,
+        400,
+        'invalid',
+        `type: record types separated by commas (statement,approval), not "${type}"`,
+      );
+    try {
+      return c.json(await queryRecords(store.db, { ...filter, types }));
+    } catch (error) {
+      if (error instanceof CursorError) return problem(c, 400, 'invalid', error.message);
+      throw error;
+    }
+  });
   return app;
 }
 

@@ -125,6 +125,47 @@ function touchedOf(
   };
 }
 
+/** A record as written, with its source: what `gatehouse evidence build --server` reads. */
+export interface RecordView {
+  readonly source: {
+    readonly cluster: string;
+    readonly namespace: string;
+    readonly pod: string;
+    readonly database: string;
+    readonly logKeyId: string;
+  };
+  readonly seq: number;
+  readonly time: string;
+  readonly type: string;
+  readonly verified: boolean;
+  readonly line: string;
+}
+
+/** Newest first, records of the given types (every type when none is given), as written. */
+export async function queryRecords(
+  db: SqlClient,
+  filter: RecordFilter & { readonly types?: readonly string[] },
+): Promise<Page<RecordView>> {
+  const rows = await page(
+    db,
+    filter.types ?? [],
+    filter,
+    'r.seq, r.time, r.type, r.verified, r.line, r.source_id',
+  );
+  return paged(rows, filter, (r) => ({
+    source: {
+      ...sourceOf(r),
+      database: String(r['source_database']),
+      logKeyId: String(r['source_log_key_id']),
+    },
+    seq: Number(r['seq']),
+    time: iso(r['time']),
+    type: String(r['type']),
+    verified: r['verified'] === true,
+    line: String(r['line']),
+  }));
+}
+
 /** Newest first, one per connection.start, with how its connection.end says it ended. */
 export async function querySessions(db: SqlClient, filter: RecordFilter): Promise<Page<SessionView>> {
   const rows = await page(
@@ -168,17 +209,19 @@ export async function querySessions(db: SqlClient, filter: RecordFilter): Promis
  */
 async function page(
   db: SqlClient,
-  type: string,
+  type: string | readonly string[],
   filter: RecordFilter,
   columns: string,
   join = '',
 ): Promise<Record<string, unknown>[]> {
-  const params: unknown[] = [type];
-  const where = ['r.type = $1'];
+  const params: unknown[] = [];
+  const where: string[] = [];
   const add = (condition: (n: string) => string, value: unknown) => {
     params.push(value);
     where.push(condition(`$${params.length}`));
   };
+  if (typeof type === 'string') add((n) => `r.type = ${n}`, type);
+  else if (type.length > 0) add((n) => `r.type = ANY(${n}::text[])`, type);
   if (filter.subject !== undefined) add((n) => `r.subject = ${n}`, filter.subject);
   if (filter.database !== undefined) add((n) => `r.database = ${n}`, filter.database);
   if (filter.outcome !== undefined) add((n) => `r.outcome = ${n}`, filter.outcome);
@@ -208,9 +251,10 @@ async function page(
   }
   params.push(limitOf(filter) + 1);
   return db.query(
-    `SELECT ${columns}, s.cluster AS source_cluster, s.namespace AS source_namespace, s.pod AS source_pod
+    `SELECT ${columns}, s.cluster AS source_cluster, s.namespace AS source_namespace, s.pod AS source_pod,
+       s.database AS source_database, s.log_key_id AS source_log_key_id
      FROM records r JOIN sources s ON s.id = r.source_id ${join}
-     WHERE ${where.join(' AND ')}
+     WHERE ${where.length > 0 ? where.join(' AND ') : 'true'}
      ORDER BY r.time DESC, r.source_id DESC, r.seq DESC LIMIT $${params.length}`,
     params,
   );

@@ -162,7 +162,7 @@ function parseOptions(argv: string[]): (Omit<ExportOptions, 'publicKeys'> & { ke
 }
 
 /** ISO 8601 only: a date alone is midnight UTC; anything Date.parse guesses at is refused. */
-function parseDate(flag: string, text: string): number {
+export function parseDate(flag: string, text: string): number {
   const form = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
   const ms = form.test(text) ? Date.parse(text) : Number.NaN;
   if (!Number.isFinite(ms))

@@ -14,6 +14,7 @@ commands:
   audit verify   prove an audit log complete and unaltered
   audit query    ask the collector who ran what (statements, sessions, sources)
   audit export   audit logs as OCSF events (or their records) on stdout, for a SIEM
+  evidence       build a signed evidence pack for a period (and verify one), for an auditor
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
   approve, deny  decide an ApprovalRequest in Kubernetes (kubectl gatehouse approve NAME --reason ...)
   mcp            serve the Model Context Protocol to an AI agent, through the proxy (docs/mcp.md)
@@ -67,6 +68,10 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'mcp': {
       const { runMcpCommand } = await import('./mcp-command.ts');
       return runMcpCommand(rest);
+    }
+    case 'evidence': {
+      const { runEvidenceCommand } = await import('./evidence-command.ts');
+      return runEvidenceCommand(rest);
     }
     case 'request-access': {
       const { runRequestAccessCommand } = await import('./request-access-command.ts');

@@ -151,7 +151,15 @@ function blameFlag(error: ConfigError, overrides: ConfigOverrides): UserError | 
   return new UserError(`${override.flag} ${error.problem}${form}`);
 }
 
-function parseConfigText(text: string, file: string, overrides: ConfigOverrides): ProxyConfig {
+/**
+ * The YAML documents of a config file, empty ones left out, with their places in the file (counted
+ * from 1), and which one holds the proxy settings (the first without a kind, or of kind Proxy; -1 for
+ * none): every other one is a policy document. Reads no secret.
+ */
+export function configDocuments(
+  text: string,
+  file: string,
+): { values: unknown[]; numbers: number[]; proxyIndex: number } {
   const documents = parseAllDocuments(text);
   if (!Array.isArray(documents)) throw new ConfigError(file, '', 'is not a YAML document stream');
   const values: unknown[] = [];
@@ -175,6 +183,11 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
   const proxyIndex = values.findIndex(
     (v) => isObject(v) && (v['kind'] === undefined || v['kind'] === 'Proxy'),
   );
+  return { values, numbers, proxyIndex };
+}
+
+function parseConfigText(text: string, file: string, overrides: ConfigOverrides): ProxyConfig {
+  const { values, numbers, proxyIndex } = configDocuments(text, file);
   if (proxyIndex < 0)
     throw new ConfigError(file, '', 'has no proxy settings (a document with `upstream:` and `identity:`)');
   const raw = structuredClone(values[proxyIndex]) as Record<string, unknown>;
