@@ -7,6 +7,7 @@ import { writeSignedLog } from '../../../sidecar/src/audit/testing.ts';
 import { createLocalAuthenticator } from '../../../sidecar/src/identity/local-authenticator.ts';
 import { collectorApi } from './collector-api.ts';
 import { collectorAuthenticator } from './collector-auth.ts';
+import { createCollectorMetrics } from './collector-metrics.ts';
 import { CollectorStore } from './store.ts';
 import { openDriver } from './store-driver.ts';
 import { freshStoreUrl } from './test-store.ts';
@@ -27,6 +28,7 @@ beforeAll(async () => {
   app = collectorApi({
     store,
     logger,
+    metrics: createCollectorMetrics(store),
     authenticate: collectorAuthenticator({
       shipperTokens: [TOKEN],
       readers: [],
@@ -114,5 +116,23 @@ describe('the collector API', () => {
       expect(answer.status).toBe(400);
       expect(((await answer.json()) as { message: string }).message).toMatch(message);
     }
+  });
+  // Last: it adds a second source, which the paging tests above do not expect.
+  it('serves metrics without credentials: records stored, and sources by chain status', async () => {
+    const before = await (await app.request('/metrics')).text();
+    expect(before).toContain(`gatehouse_collector_records_stored_total ${lines.length}`);
+    expect(before).toContain('gatehouse_collector_sources{status="ok"} 1');
+    expect(before).toContain('gatehouse_collector_sources{status="broken"} 0');
+    // Another pod whose log was edited after it was written: its chain no longer verifies.
+    const edited = lines.map((line, i) => (i === 2 ? line.replace(/"seq":3/, '"seq":3,"x":1') : line));
+    expect(edited).not.toEqual(lines);
+    const answer = await (
+      await post(shipper, { source: { ...source(), pod: 'orders-1' }, lines: edited })
+    ).json();
+    expect(answer.status).not.toBe('ok');
+    const after = await (await app.request('/metrics')).text();
+    expect(after).toContain('gatehouse_collector_sources{status="ok"} 1');
+    expect(after).toContain(`gatehouse_collector_sources{status="${answer.status}"} 1`);
+    expect(after).toContain(`gatehouse_collector_batches_total{status="${answer.status}"} 1`);
   });
 });

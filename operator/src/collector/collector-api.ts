@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
+import type { CollectorMetrics } from './collector-metrics.ts';
 import type { CollectorStore, SourceKey } from './store.ts';
 import {
   CursorError,
@@ -22,6 +23,7 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *
  *   POST /v1/records     {"source": {cluster, namespace, pod, database, logKeyId}, "lines": [...]}
  *                        → {"acknowledged": SEQ, "status", "stored", "duplicates"}; no lines: just ask
+ *   GET  /metrics        Prometheus metrics (unauthenticated: counts only)
  *   GET  /v1/sources     every source and its chain status
  *   GET  /v1/statements  ?subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
  *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
@@ -34,8 +36,10 @@ export function collectorApi(options: {
   store: CollectorStore;
   authenticate: (header: string | undefined) => Promise<Caller>;
   logger: Logger;
+  /** Served unauthenticated at GET /metrics (counts only, no record content), as Prometheus scrapes. */
+  metrics?: CollectorMetrics;
 }): Hono<{ Variables: { caller: Caller } }> {
-  const { store, authenticate, logger } = options;
+  const { store, authenticate, logger, metrics } = options;
   const app = new Hono<{ Variables: { caller: Caller } }>();
 
   app.onError((error, c) => {
@@ -44,6 +48,10 @@ export function collectorApi(options: {
   });
   app.notFound((c) => problem(c, 404, 'not-found', 'no such route; see docs/collector.md'));
   app.get('/healthz', (c) => c.text('ok'));
+  if (metrics)
+    app.get('/metrics', async (c) =>
+      c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
+    );
 
   app.use(
     '/v1/*',
@@ -70,6 +78,7 @@ export function collectorApi(options: {
     if (refusal) return problem(c, 403, 'forbidden', refusal);
     if (body.lines.length === 0) return c.json({ acknowledged: await store.acknowledged(body.source) });
     const outcome = await store.ingest(body.source, body.lines);
+    metrics?.ingested(outcome);
     if (outcome.status !== 'ok')
       logger.warn({ source: body.source, status: outcome.status }, 'source chain damaged');
     return c.json(outcome);

@@ -9,6 +9,7 @@ import { createLocalAuthenticator } from '../../../sidecar/src/identity/local-au
 import { collectorApi } from './collector-api.ts';
 import { collectorAuthenticator, type TokenReviewer } from './collector-auth.ts';
 import type { CollectorConfig } from './collector-config.ts';
+import { createCollectorMetrics } from './collector-metrics.ts';
 import { CollectorStore } from './store.ts';
 import { openDriver } from './store-driver.ts';
 
@@ -51,7 +52,12 @@ export async function startCollector(
       { listen: config.listen.host },
       'the collector listens beyond loopback without TLS: tokens and records cross the network in clear; set tls.certFile and tls.keyFile',
     );
-  const app = collectorApi({ store, authenticate, logger: logger.child({ component: 'collector-api' }) });
+  const app = collectorApi({
+    store,
+    authenticate,
+    logger: logger.child({ component: 'collector-api' }),
+    metrics: createCollectorMetrics(store),
+  });
   const server = await new Promise<ReturnType<typeof serve>>((resolveListen, reject) => {
     const s = serve(
       {
