@@ -2,10 +2,12 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
+import { queryApprovals } from './approvals-queries.ts';
 import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
+import { parseApprovalFilter, parseRecordFilter, parseTouchedFilter } from './record-filter.ts';
 import type { CollectorStore, SourceKey } from './store.ts';
-import { CursorError, querySessions, queryStatements, type RecordFilter } from './store-queries.ts';
-import { parseSince } from './time-range.ts';
+import { CursorError, querySessions, queryStatements } from './store-queries.ts';
+import { queryTouched } from './touched-queries.ts';
 
 /** The most lines one POST may carry; shippers send fewer (see ship.ts). */
 export const MAX_BATCH_LINES = 10_000;
@@ -17,8 +19,10 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *   POST /v1/records     {"source": {cluster, namespace, pod, database, logKeyId}, "lines": [...]}
  *                        → {"acknowledged": SEQ, "status", "stored", "duplicates"}; no lines: just ask
  *   GET  /v1/sources     every source and its chain status
- *   GET  /v1/statements  ?subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
+ *   GET  /v1/statements  ?session=&subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
  *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
+ *   GET  /v1/touched     per identity, per table and column, clear or masked (statements' filters, no paging)
+ *   GET  /v1/approvals   ?phase=&subject=&database=&since=&until=  approval requests as the records tell them
  *
  * Errors are JSON `{"problem", "message"}`, as in the approvals API.
  */
@@ -79,7 +83,7 @@ export function collectorApi(options: {
     app.get(path, async (c) => {
       if (!reader(c))
         return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
-      const filter = filterOf(c.req.query());
+      const filter = parseRecordFilter(c.req.query());
       if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
       try {
         return c.json(await query(store.db, filter));
@@ -89,6 +93,18 @@ export function collectorApi(options: {
       }
     });
   }
+  app.get('/v1/touched', async (c) => {
+    if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
+    const filter = parseTouchedFilter(c.req.query());
+    if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
+    return c.json(await queryTouched(store.db, filter));
+  });
+  app.get('/v1/approvals', async (c) => {
+    if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
+    const filter = parseApprovalFilter(c.req.query());
+    if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
+    return c.json(await queryApprovals(store.db, filter));
+  });
   return app;
 }
 
@@ -111,49 +127,6 @@ function parseBatch(body: unknown): { source: SourceKey; lines: string[] } | str
   if (lines.some((line) => line.includes('\n'))) return 'lines: a line may not contain a newline';
   const key = Object.fromEntries(SOURCE_FIELDS.map((f) => [f, source[f] as string])) as unknown as SourceKey;
   return { source: key, lines };
-}
-
-function filterOf(query: Record<string, string>): RecordFilter | string {
-  const filter: { -readonly [K in keyof RecordFilter]: RecordFilter[K] } = {};
-  for (const [name, value] of Object.entries(query)) {
-    switch (name) {
-      case 'subject':
-      case 'database':
-      case 'outcome':
-      case 'table':
-      case 'column':
-      case 'purpose':
-      case 'cursor':
-        filter[name] = value;
-        break;
-      case 'run_id':
-        filter.runId = value;
-        break;
-      case 'seen':
-        if (value !== 'clear' && value !== 'masked') return `seen: must be clear or masked, not "${value}"`;
-        filter.seen = value;
-        break;
-      case 'since':
-      case 'until': {
-        const time = parseSince(value);
-        if (!time) return `${name}: "${value}" is neither a duration (15m, 2h, 7d) nor an ISO 8601 time`;
-        filter[name] = time;
-        break;
-      }
-      case 'limit': {
-        const limit = Number(value);
-        if (!Number.isInteger(limit) || limit < 1) return 'limit: must be a positive integer';
-        filter.limit = limit;
-        break;
-      }
-      default:
-        return `unknown filter "${name}": use subject, database, outcome, table, column, seen, purpose, run_id, since, until, limit, cursor`;
-    }
-  }
-  if (filter.column !== undefined && filter.column.split('.').length < 2)
-    return `column: name it as TABLE.COLUMN or SCHEMA.TABLE.COLUMN, not "${filter.column}"`;
-  if (filter.seen !== undefined && filter.column === undefined) return 'seen: only with column';
-  return filter;
 }
 
 function problem(

@@ -2,6 +2,8 @@ import type { SqlClient } from './store-driver.ts';
 
 /** The filters the API and `gatehouse audit query` share. */
 export interface RecordFilter {
+  /** One session's records (its id, as `connection.start` names it). */
+  readonly session?: string;
   readonly subject?: string;
   readonly database?: string;
   readonly outcome?: string;
@@ -179,6 +181,7 @@ async function page(
     params.push(value);
     where.push(condition(`$${params.length}`));
   };
+  if (filter.session !== undefined) add((n) => `r.session = ${n}`, filter.session);
   if (filter.subject !== undefined) add((n) => `r.subject = ${n}`, filter.subject);
   if (filter.database !== undefined) add((n) => `r.database = ${n}`, filter.database);
   if (filter.outcome !== undefined) add((n) => `r.outcome = ${n}`, filter.outcome);
