@@ -14,6 +14,8 @@ options:
   --subject S           only this identity
   --database D          only this database
   --outcome O           only statements that ended ok, error or refused
+  --text S              only statements whose text contains S (ignoring case)
+  --session ID          only this session's statements
   --table T             only statements that read or wrote table T (customers or public.customers)
   --column T.C          only statements whose output came from column T.C (who touched it, masked or clear)
   --seen clear|masked   with --column: only where it was seen in clear, or only masked
@@ -41,6 +43,8 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
         subject: { type: 'string' },
         database: { type: 'string' },
         outcome: { type: 'string' },
+        text: { type: 'string' },
+        session: { type: 'string' },
         table: { type: 'string' },
         column: { type: 'string' },
         seen: { type: 'string' },
@@ -71,6 +75,8 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
     'subject',
     'database',
     'outcome',
+    'text',
+    'session',
     'table',
     'column',
     'seen',

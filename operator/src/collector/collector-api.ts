@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { queryApprovals } from './approvals-queries.ts';
 import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
+import type { ConsoleEnv } from './console/console-env.ts';
 import { parseApprovalFilter, parseRecordFilter, parseTouchedFilter } from './record-filter.ts';
 import type { CollectorStore, SourceKey } from './store.ts';
 import { CursorError, querySessions, queryStatements } from './store-queries.ts';
@@ -30,9 +31,15 @@ export function collectorApi(options: {
   store: CollectorStore;
   authenticate: (header: string | undefined) => Promise<Caller>;
   logger: Logger;
+  /** The web console (console/console-app.ts), served at /console when given. */
+  console?: Hono<ConsoleEnv>;
 }): Hono<{ Variables: { caller: Caller } }> {
   const { store, authenticate, logger } = options;
   const app = new Hono<{ Variables: { caller: Caller } }>();
+  if (options.console) {
+    app.route('/console', options.console as unknown as Hono<{ Variables: { caller: Caller } }>);
+    for (const path of ['/', '/console/']) app.get(path, (c) => c.redirect('/console', 303));
+  }
 
   app.onError((error, c) => {
     logger.error({ err: error.message }, 'collector API failed');

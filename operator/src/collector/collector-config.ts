@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { UserError } from '../../../sidecar/src/errors.ts';
+import type { RoleMember } from './console/console-sign-in.ts';
 
 /** `gatehouse collector`'s settings, from its YAML file and flags (docs/collector.md lists each). */
 export interface CollectorConfig {
@@ -15,7 +16,24 @@ export interface CollectorConfig {
   readonly readers: readonly string[];
   readonly localUsers: readonly { name: string; password: string; groups?: string[] }[];
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** The web console; undefined when `console.enabled` is false. */
+  readonly console: ConsoleConfig | undefined;
 }
+
+export interface ConsoleConfig {
+  readonly sessionHours: number;
+  readonly viewers: readonly RoleMember[];
+  readonly approvers: readonly RoleMember[];
+  /** A standalone proxy's approvals API that decides the requests of one cluster's sources. */
+  readonly approvals: { readonly url: string; readonly cluster: string } | undefined;
+}
+
+export const DEFAULT_CONSOLE: ConsoleConfig = {
+  sessionHours: 8,
+  viewers: [],
+  approvers: [],
+  approvals: undefined,
+};
 
 export interface CollectorOverrides {
   readonly listen?: string;
@@ -25,7 +43,7 @@ export interface CollectorOverrides {
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7450';
-const KEYS = ['listen', 'store', 'retentionDays', 'auth', 'tls'];
+const KEYS = ['listen', 'store', 'retentionDays', 'auth', 'tls', 'console'];
 
 export function loadCollectorConfig(
   file: string | undefined,
@@ -108,6 +126,47 @@ export function loadCollectorConfig(
     tls: tls && {
       certFile: resolve(base, text(tls, 'certFile', 'tls')),
       keyFile: resolve(base, text(tls, 'keyFile', 'tls')),
+    },
+    console: consoleConfig(section(doc, 'console')),
+  };
+}
+
+const CONSOLE_KEYS = ['enabled', 'sessionHours', 'viewers', 'approvers', 'approvals'];
+
+function consoleConfig(doc: Record<string, unknown>): ConsoleConfig | undefined {
+  for (const key of Object.keys(doc))
+    if (!CONSOLE_KEYS.includes(key))
+      throw new UserError(`console.${key}: is not a console setting (${CONSOLE_KEYS.join(', ')})`);
+  const enabled = doc['enabled'] ?? true;
+  if (typeof enabled !== 'boolean') throw new UserError('console.enabled: must be true or false');
+  if (!enabled) return undefined;
+  const hours = Number(doc['sessionHours'] ?? DEFAULT_CONSOLE.sessionHours);
+  if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 30)
+    throw new UserError(
+      `console.sessionHours: must be a number of hours above 0, at most 720, not ${String(doc['sessionHours'])}`,
+    );
+  const members = (key: string): RoleMember[] =>
+    list(doc, key).map((entry, i) => {
+      const where = `console.${key}[${i}]`;
+      if (isObject(entry) && Object.keys(entry).length === 1 && typeof entry['subject'] === 'string')
+        return { subject: entry['subject'] };
+      if (isObject(entry) && Object.keys(entry).length === 1 && typeof entry['group'] === 'string')
+        return { group: entry['group'] };
+      throw new UserError(`${where}: must be {subject: SUBJECT} or {group: GROUP}`);
+    });
+  const approvals = doc['approvals'] === undefined ? undefined : section(doc, 'approvals');
+  if (approvals) {
+    const url = text(approvals, 'url', 'console.approvals');
+    if (!/^https?:\/\//.test(url))
+      throw new UserError(`console.approvals.url: must be an http(s) URL, not "${url}"`);
+  }
+  return {
+    sessionHours: hours,
+    viewers: members('viewers'),
+    approvers: members('approvers'),
+    approvals: approvals && {
+      url: text(approvals, 'url', 'console.approvals'),
+      cluster: text(approvals, 'cluster', 'console.approvals'),
     },
   };
 }

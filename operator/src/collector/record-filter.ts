@@ -16,6 +16,7 @@ export function parseRecordFilter(query: Record<string, string>): RecordFilter |
       case 'subject':
       case 'database':
       case 'outcome':
+      case 'text':
       case 'table':
       case 'column':
       case 'purpose':
@@ -43,7 +44,7 @@ export function parseRecordFilter(query: Record<string, string>): RecordFilter |
         break;
       }
       default:
-        return `unknown filter "${name}": use session, subject, database, outcome, table, column, seen, purpose, run_id, since, until, limit, cursor`;
+        return `unknown filter "${name}": use session, subject, database, outcome, text, table, column, seen, purpose, run_id, since, until, limit, cursor`;
     }
   }
   if (filter.column !== undefined && filter.column.split('.').length < 2)

@@ -7,6 +7,8 @@ export interface RecordFilter {
   readonly subject?: string;
   readonly database?: string;
   readonly outcome?: string;
+  /** Statements whose text (with placeholders) contains this, ignoring case. */
+  readonly text?: string;
   /** Statements that read or wrote this table (`customers` or `public.customers`). */
   readonly table?: string;
   /** Statements whose output came from this column (`customers.ssn` or `public.customers.ssn`). */
@@ -187,6 +189,8 @@ async function page(
   if (filter.outcome !== undefined) add((n) => `r.outcome = ${n}`, filter.outcome);
   if (filter.purpose !== undefined) add((n) => `r.purpose = ${n}`, filter.purpose);
   if (filter.runId !== undefined) add((n) => `r.run_id = ${n}`, filter.runId);
+  // A substring, not a pattern: LIKE's wildcards in the text are matched as themselves.
+  if (filter.text !== undefined) add((n) => `strpos(lower(r.statement), lower(${n}::text)) > 0`, filter.text);
   // Array containment, which the GIN indexes answer.
   if (filter.table !== undefined) add((n) => `r.tables @> ARRAY[${n}::text]`, filter.table);
   if (filter.column !== undefined) {
