@@ -42,7 +42,8 @@ export function consoleApp(options: ConsoleOptions): Hono<ConsoleEnv> {
     c.header('content-security-policy', CSP);
     c.header('x-content-type-options', 'nosniff');
     c.header('x-frame-options', 'DENY');
-    c.header('referrer-policy', 'no-referrer');
+    // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on our own forms.
+    c.header('referrer-policy', 'same-origin');
     c.header('cache-control', 'no-store');
   });
   app.onError((error, c) => {
