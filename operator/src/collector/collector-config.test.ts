@@ -50,7 +50,30 @@ tls: {certFile: tls.crt, keyFile: tls.key}
       retentionDays: 7,
       shipperTokens: [],
       tokenReview: undefined,
+      console: { sessionHours: 8, viewers: [], approvers: [], approvals: undefined },
     });
+  });
+
+  it('reads the console settings, and turns it off', () => {
+    const config = loadCollectorConfig(
+      file(`store: {url: pglite:memory}
+console:
+  sessionHours: 2
+  viewers: [{group: auditors}]
+  approvers: [{subject: local:lead}, {group: approvers}]
+  approvals: {url: 'http://127.0.0.1:9090', cluster: quickstart}
+`),
+      {},
+    );
+    expect(config.console).toEqual({
+      sessionHours: 2,
+      viewers: [{ group: 'auditors' }],
+      approvers: [{ subject: 'local:lead' }, { group: 'approvers' }],
+      approvals: { url: 'http://127.0.0.1:9090', cluster: 'quickstart' },
+    });
+    expect(
+      loadCollectorConfig(file('store: {url: pglite:memory}\nconsole: {enabled: false}\n'), {}).console,
+    ).toBe(undefined);
   });
 
   it.each([
@@ -64,6 +87,18 @@ tls: {certFile: tls.crt, keyFile: tls.key}
     ],
     ['store: {url: pglite:memory}\nauth: {localUsers: [{name: x}]}\n', /auth.localUsers\[0\].password/],
     ['- a list\n', /is not a YAML mapping/],
+    ['store: {url: pglite:memory}\nconsole: {enable: false}\n', /console.enable: is not a console setting/],
+    [
+      'store: {url: pglite:memory}\nconsole: {enabled: no-thanks}\n',
+      /console.enabled: must be true or false/,
+    ],
+    ['store: {url: pglite:memory}\nconsole: {sessionHours: 0}\n', /console.sessionHours/],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvers: [lead]}\n',
+      /console.approvers\[0\]: must be \{subject/,
+    ],
+    ['store: {url: pglite:memory}\nconsole: {approvals: {url: ftp://x, cluster: c}}\n', /http\(s\) URL/],
+    ['store: {url: pglite:memory}\nconsole: {approvals: {url: "http://x"}}\n', /console.approvals.cluster/],
   ])('names the problem in %j', (text, message) => {
     expect(() => loadCollectorConfig(file(text), {})).toThrow(message);
   });
