@@ -1,3 +1,4 @@
+// biome-ignore-all lint/performance/useDomNodeTextContent: these are Playwright locators, whose innerText is the rendered text the tests read, not DOM nodes
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { stringify } from 'yaml';
 import { freshStoreUrl } from '../../operator/src/collector/test-store.ts';
 import { launchBrowser, screenshot } from '../harness/browser.ts';
 import { freePort } from '../harness/free-port.ts';
+import { type RunningOidcProvider, startOidcProvider } from '../harness/oidc-provider.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { freshDatabase, localProxyConfig, pgClient, proxyDsn, psql } from './support/clients.ts';
 import { type CollectorProcess, startCollectorProcess } from './support/collector-process.ts';
@@ -41,6 +43,8 @@ let browser: Browser;
 let base: string;
 let held: Promise<unknown> | undefined;
 let heldClient: pg.Client | undefined;
+let idp: RunningOidcProvider;
+const OIDC_CLIENT = { clientId: 'gatehouse-console', clientSecret: 'console-client-secret-0123456789' };
 
 beforeAll(async () => {
   admin = await freshDatabase(pgInfo, DATABASE);
@@ -52,13 +56,22 @@ beforeAll(async () => {
   const collectorPort = await freePort();
   const adminPort = await freePort();
   base = `http://127.0.0.1:${collectorPort}`;
+  idp = await startOidcProvider({
+    users: [
+      { id: 'carol', password: 'carol-pw', groups: ['auditors'] },
+      { id: 'mallory', password: 'mallory-pw', groups: ['interns'] },
+    ],
+    clients: [{ ...OIDC_CLIENT, redirectUris: [`${base}/console/oidc/callback`] }],
+  });
   writeFileSync(
     join(dir, 'collector.yaml'),
     stringify({
       store: { url: await freshStoreUrl('collector_console_e2e') },
       auth: { shipperTokens: [{ value: SHIPPER_TOKEN }], localUsers: [LEAD, AUDITOR] },
       console: {
+        viewers: [{ group: 'auditors' }],
         approvers: [{ group: 'approvers' }],
+        oidc: { issuer: idp.issuer, ...OIDC_CLIENT, redirectUrl: `${base}/console/oidc/callback` },
         approvals: { url: `http://127.0.0.1:${adminPort}`, cluster: 'e2e' },
       },
     }),
@@ -121,6 +134,7 @@ afterAll(async () => {
   await proxy?.stop();
   await collector?.stop();
   await admin?.end();
+  await idp?.stop();
 });
 
 async function signIn(user: { name: string; password: string }): Promise<Page> {
@@ -308,5 +322,43 @@ describe('the console in a browser', () => {
     expect(await page.locator('main').innerText()).toContain('All 1 sources verify');
     await screenshot(page, 'console-integrity');
     await page.close();
+  });
+
+  it('signs in with the OpenID provider (authorization code with PKCE), once per callback', async () => {
+    const page = await browser.newPage();
+    const callbacks: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().startsWith(`${base}/console/oidc/callback`)) callbacks.push(request.url());
+    });
+    await page.goto(`${base}/console/integrity`);
+    await page.getByRole('link', { name: 'Sign in with your identity provider' }).click();
+    // The provider's own pages: its login form, then consent.
+    expect(page.url().startsWith(idp.issuer)).toBe(true);
+    await page.locator('input[name="login"]').fill('carol');
+    await page.locator('input[name="password"]').fill('carol-pw');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL(`${base}/console/integrity`);
+    expect(await page.locator('header .who span').innerText()).toBe('carol (viewer)');
+    await screenshot(page, 'console-oidc-signed-in');
+    // The code and state of that callback cannot sign anyone in again.
+    expect(callbacks).toHaveLength(1);
+    const replay = await browser.newPage();
+    const answer = await replay.goto(callbacks[0]!);
+    expect(answer?.status()).toBe(401);
+    expect(await replay.getByRole('alert').innerText()).toContain('expired or was not started here');
+    await replay.close();
+    await page.close();
+
+    const intern = await browser.newPage();
+    await intern.goto(`${base}/console/sign-in`);
+    await intern.getByRole('link', { name: 'Sign in with your identity provider' }).click();
+    await intern.locator('input[name="login"]').fill('mallory');
+    await intern.locator('input[name="password"]').fill('mallory-pw');
+    await intern.getByRole('button', { name: 'Sign in' }).click();
+    await intern.getByRole('button', { name: 'Allow' }).click();
+    await intern.waitForURL(/\/console\/oidc\/callback/);
+    expect(await intern.getByRole('alert').innerText()).toContain('mallory may not read the audit');
+    await intern.close();
   });
 });

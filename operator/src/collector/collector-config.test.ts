@@ -55,6 +55,7 @@ tls: {certFile: tls.crt, keyFile: tls.key}
   });
 
   it('reads the console settings, and turns it off', () => {
+    writeFileSync(join(dir, 'console-secret'), 'a-console-client-secret\n');
     const config = loadCollectorConfig(
       file(`store: {url: pglite:memory}
 console:
@@ -62,6 +63,12 @@ console:
   viewers: [{group: auditors}]
   approvers: [{subject: local:lead}, {group: approvers}]
   approvals: {url: 'http://127.0.0.1:9090', cluster: quickstart}
+  oidc:
+    issuer: https://idp.example
+    clientId: gatehouse-console
+    clientSecretFile: console-secret
+    redirectUrl: https://audit.example/console/oidc/callback
+    subjectClaim: email
 `),
       {},
     );
@@ -70,6 +77,15 @@ console:
       viewers: [{ group: 'auditors' }],
       approvers: [{ subject: 'local:lead' }, { group: 'approvers' }],
       approvals: { url: 'http://127.0.0.1:9090', cluster: 'quickstart' },
+      oidc: {
+        issuer: 'https://idp.example',
+        clientId: 'gatehouse-console',
+        clientSecret: 'a-console-client-secret',
+        redirectUrl: 'https://audit.example/console/oidc/callback',
+        scopes: ['openid', 'groups'],
+        subjectClaim: 'email',
+        groupsClaim: 'groups',
+      },
     });
     expect(
       loadCollectorConfig(file('store: {url: pglite:memory}\nconsole: {enabled: false}\n'), {}).console,
@@ -99,6 +115,18 @@ console:
     ],
     ['store: {url: pglite:memory}\nconsole: {approvals: {url: ftp://x, cluster: c}}\n', /http\(s\) URL/],
     ['store: {url: pglite:memory}\nconsole: {approvals: {url: "http://x"}}\n', /console.approvals.cluster/],
+    [
+      'store: {url: pglite:memory}\nconsole: {oidc: {issuer: "https://idp", clientId: c, redirectUrl: "https://h/cb"}}\n',
+      /redirectUrl: must end with \/console\/oidc\/callback/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {oidc: {issuer: idp, clientId: c, redirectUrl: "https://h/console/oidc/callback"}}\n',
+      /console.oidc.issuer: must be an http\(s\) URL/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {oidc: {issuer: "https://idp", clientID: c}}\n',
+      /console.oidc.clientID: is not an OIDC setting/,
+    ],
   ])('names the problem in %j', (text, message) => {
     expect(() => loadCollectorConfig(file(text), {})).toThrow(message);
   });

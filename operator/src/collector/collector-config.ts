@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { UserError } from '../../../sidecar/src/errors.ts';
+import type { OidcSettings } from './console/console-oidc.ts';
 import type { RoleMember } from './console/console-sign-in.ts';
 
 /** `gatehouse collector`'s settings, from its YAML file and flags (docs/collector.md lists each). */
@@ -26,6 +27,8 @@ export interface ConsoleConfig {
   readonly approvers: readonly RoleMember[];
   /** A standalone proxy's approvals API that decides the requests of one cluster's sources. */
   readonly approvals: { readonly url: string; readonly cluster: string } | undefined;
+  /** Sign-in with an OpenID provider. */
+  readonly oidc: OidcSettings | undefined;
 }
 
 export const DEFAULT_CONSOLE: ConsoleConfig = {
@@ -33,6 +36,7 @@ export const DEFAULT_CONSOLE: ConsoleConfig = {
   viewers: [],
   approvers: [],
   approvals: undefined,
+  oidc: undefined,
 };
 
 export interface CollectorOverrides {
@@ -127,13 +131,23 @@ export function loadCollectorConfig(
       certFile: resolve(base, text(tls, 'certFile', 'tls')),
       keyFile: resolve(base, text(tls, 'keyFile', 'tls')),
     },
-    console: consoleConfig(section(doc, 'console')),
+    console: consoleConfig(section(doc, 'console'), base),
   };
 }
 
-const CONSOLE_KEYS = ['enabled', 'sessionHours', 'viewers', 'approvers', 'approvals'];
+const CONSOLE_KEYS = ['enabled', 'sessionHours', 'viewers', 'approvers', 'approvals', 'oidc'];
+const OIDC_KEYS = [
+  'issuer',
+  'clientId',
+  'clientSecret',
+  'clientSecretFile',
+  'redirectUrl',
+  'scopes',
+  'subjectClaim',
+  'groupsClaim',
+];
 
-function consoleConfig(doc: Record<string, unknown>): ConsoleConfig | undefined {
+function consoleConfig(doc: Record<string, unknown>, base: string): ConsoleConfig | undefined {
   for (const key of Object.keys(doc))
     if (!CONSOLE_KEYS.includes(key))
       throw new UserError(`console.${key}: is not a console setting (${CONSOLE_KEYS.join(', ')})`);
@@ -160,7 +174,9 @@ function consoleConfig(doc: Record<string, unknown>): ConsoleConfig | undefined 
     if (!/^https?:\/\//.test(url))
       throw new UserError(`console.approvals.url: must be an http(s) URL, not "${url}"`);
   }
+  const oidc = doc['oidc'] === undefined ? undefined : section(doc, 'oidc');
   return {
+    oidc: oidc && oidcSettings(oidc, base),
     sessionHours: hours,
     viewers: members('viewers'),
     approvers: members('approvers'),
@@ -213,4 +229,36 @@ function text(doc: Record<string, unknown>, key: string, where: string): string 
 
 function optionalText(doc: Record<string, unknown>, key: string, where: string): string | undefined {
   return doc[key] === undefined ? undefined : text(doc, key, where);
+}
+
+function oidcSettings(doc: Record<string, unknown>, base: string): OidcSettings {
+  const where = 'console.oidc';
+  for (const key of Object.keys(doc))
+    if (!OIDC_KEYS.includes(key))
+      throw new UserError(`${where}.${key}: is not an OIDC setting (${OIDC_KEYS.join(', ')})`);
+  const url = (key: string) => {
+    const value = text(doc, key, where);
+    if (!/^https?:\/\//.test(value))
+      throw new UserError(`${where}.${key}: must be an http(s) URL, not "${value}"`);
+    return value;
+  };
+  const redirectUrl = url('redirectUrl');
+  if (!new URL(redirectUrl).pathname.endsWith('/console/oidc/callback'))
+    throw new UserError(
+      `${where}.redirectUrl: must end with /console/oidc/callback (the console's callback)`,
+    );
+  const scopes = doc['scopes'] === undefined ? ['openid', 'groups'] : list(doc, 'scopes').map(String);
+  if (!scopes.includes('openid')) throw new UserError(`${where}.scopes: must include openid`);
+  return {
+    issuer: url('issuer'),
+    clientId: text(doc, 'clientId', where),
+    clientSecret:
+      doc['clientSecretFile'] !== undefined
+        ? readSecret(text(doc, 'clientSecretFile', where), base)
+        : optionalText(doc, 'clientSecret', where),
+    redirectUrl,
+    scopes,
+    subjectClaim: optionalText(doc, 'subjectClaim', where) ?? 'sub',
+    groupsClaim: optionalText(doc, 'groupsClaim', where) ?? 'groups',
+  };
 }

@@ -10,6 +10,7 @@ import { collectorApi } from './collector-api.ts';
 import { collectorAuthenticator, type TokenReviewer } from './collector-auth.ts';
 import type { CollectorConfig } from './collector-config.ts';
 import { consoleApp } from './console/console-app.ts';
+import { OidcSignIn } from './console/console-oidc.ts';
 import { ConsoleSessions } from './console/console-sessions.ts';
 import { CollectorStore } from './store.ts';
 import { openDriver } from './store-driver.ts';
@@ -57,6 +58,11 @@ export async function startCollector(
       { listen: config.listen.host },
       'the collector listens beyond loopback without TLS: tokens and records cross the network in clear; set tls.certFile and tls.keyFile',
     );
+  const access = {
+    viewers: config.console?.viewers ?? [],
+    approvers: config.console?.approvers ?? [],
+    readers: config.readers,
+  };
   const app = collectorApi({
     store,
     authenticate,
@@ -67,13 +73,10 @@ export async function startCollector(
         logger: logger.child({ component: 'console' }),
         approvals: config.console.approvals,
         sessions: new ConsoleSessions({ ttlMs: config.console.sessionHours * 3_600_000 }),
-        access: {
-          viewers: config.console.viewers,
-          approvers: config.console.approvers,
-          readers: config.readers,
-        },
+        access,
         localUsers,
         tokenReviewer: options.tokenReviewer,
+        oidc: config.console.oidc && new OidcSignIn(config.console.oidc, access),
       }),
     }),
   });

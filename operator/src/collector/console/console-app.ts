@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { html } from 'hono/html';
 import type { Authenticator } from '../../../../sidecar/src/identity/identity.ts';
@@ -6,6 +6,7 @@ import type { TokenReviewer } from '../collector-auth.ts';
 import { registerApprovalsDecide } from './approvals-decide.ts';
 import { registerApprovalsView } from './approvals-view.ts';
 import type { ConsoleDeps, ConsoleEnv } from './console-env.ts';
+import type { OidcSignIn } from './console-oidc.ts';
 import { type ConsoleSessions, csrfMatches, SESSION_COOKIE } from './console-sessions.ts';
 import { type ConsoleAccess, type SignIn, signInLocal, signInToken } from './console-sign-in.ts';
 import { CONSOLE_CSS } from './console-style.ts';
@@ -22,7 +23,11 @@ export interface ConsoleOptions extends ConsoleDeps {
   readonly access: ConsoleAccess;
   readonly localUsers: Authenticator | undefined;
   readonly tokenReviewer: TokenReviewer | undefined;
+  readonly oidc?: OidcSignIn | undefined;
 }
+
+/** Binds an OpenID sign-in's state to the browser that started it. */
+const OIDC_COOKIE = 'gatehouse_oidc';
 
 /**
  * No script runs on any page (there is none), styles come only from the console's own stylesheet,
@@ -78,6 +83,31 @@ export function consoleApp(options: ConsoleOptions): Hono<ConsoleEnv> {
   const signInOptions = {
     local: options.localUsers !== undefined,
     token: options.tokenReviewer !== undefined,
+    oidc: options.oidc !== undefined,
+  };
+  const secure = (c: Context) => new URL(c.req.url).protocol === 'https:';
+  /** Starts a session for someone who proved who they are, or says why they may not have one. */
+  const establish = (c: Context, proven: SignIn, next: string, method: string) => {
+    let outcome = proven;
+    if ('subject' in outcome && outcome.roles.length === 0)
+      outcome = { refused: `${outcome.subject} may not read the audit (console.viewers)` };
+    if ('refused' in outcome) {
+      logger.info({ method, problem: outcome.refused }, 'console sign-in refused');
+      return c.html(signInPage({ ...signInOptions, next, problem: outcome.refused }), 401);
+    }
+    const { id } = sessions.create(outcome);
+    logger.info(
+      { subject: outcome.subject, roles: outcome.roles, method: outcome.method },
+      'console sign-in',
+    );
+    setCookie(c, SESSION_COOKIE, id, {
+      path: BASE,
+      httpOnly: true,
+      sameSite: 'Lax',
+      secure: secure(c),
+      maxAge: sessions.ttlSeconds,
+    });
+    return c.redirect(next, 303);
   };
   app.get('/sign-in', (c) => c.html(signInPage({ ...signInOptions, next: safeNext(c.req.query('next')) })));
   app.post('/sign-in', async (c) => {
@@ -90,26 +120,37 @@ export function consoleApp(options: ConsoleOptions): Hono<ConsoleEnv> {
     else if (form['method'] === 'token')
       outcome = await signInToken(options.tokenReviewer, options.access, field('token').trim());
     else outcome = { refused: 'choose how to sign in' };
-    if ('subject' in outcome && outcome.roles.length === 0)
-      outcome = { refused: `${outcome.subject} may not read the audit (console.viewers)` };
-    if ('refused' in outcome) {
-      logger.info({ method: form['method'], problem: outcome.refused }, 'console sign-in refused');
-      return c.html(signInPage({ ...signInOptions, next, problem: outcome.refused }), 401);
-    }
-    const { id } = sessions.create(outcome);
-    logger.info(
-      { subject: outcome.subject, roles: outcome.roles, method: outcome.method },
-      'console sign-in',
-    );
-    setCookie(c, SESSION_COOKIE, id, {
-      path: BASE,
-      httpOnly: true,
-      sameSite: 'Lax',
-      secure: new URL(c.req.url).protocol === 'https:',
-      maxAge: sessions.ttlSeconds,
-    });
-    return c.redirect(next, 303);
+    return establish(c, outcome, next, String(form['method']));
   });
+
+  const oidc = options.oidc;
+  if (oidc) {
+    app.get('/oidc/start', async (c) => {
+      const next = safeNext(c.req.query('next'));
+      let started: { url: string; state: string };
+      try {
+        started = await oidc.start(next);
+      } catch (error) {
+        logger.warn({ err: (error as Error).message }, 'OpenID sign-in could not start');
+        return c.html(signInPage({ ...signInOptions, next, problem: (error as Error).message }), 502);
+      }
+      setCookie(c, OIDC_COOKIE, started.state, {
+        path: `${BASE}/oidc`,
+        httpOnly: true,
+        // Lax: the provider sends the browser back by a top-level GET from its own site.
+        sameSite: 'Lax',
+        secure: secure(c),
+        maxAge: 600,
+      });
+      return c.redirect(started.url, 303);
+    });
+    app.get('/oidc/callback', async (c) => {
+      const bound = getCookie(c, OIDC_COOKIE);
+      deleteCookie(c, OIDC_COOKIE, { path: `${BASE}/oidc` });
+      const { outcome, next } = await oidc.finish(new URL(c.req.url).searchParams, bound);
+      return establish(c, outcome, next, 'oidc');
+    });
+  }
 
   // Everything below needs a session; a POST also the session's CSRF token.
   app.use('*', async (c, next) => {

@@ -6,12 +6,14 @@ export function signInPage(options: {
   next: string;
   local: boolean;
   token: boolean;
+  oidc: boolean;
   problem?: string;
 }): Html {
-  const { next, local, token, problem } = options;
+  const { next, local, token, oidc, problem } = options;
   return page({
     title: 'Sign in',
     body: html`${problem ? problemBox(problem) : ''}
+${oidc ? html`<p class="sign-in"><a class="button" href="${BASE}/oidc/start?next=${encodeURIComponent(next)}">Sign in with your identity provider</a></p>` : ''}
 ${
   local
     ? html`<form class="sign-in" method="post" action="${BASE}/sign-in">
@@ -33,6 +35,6 @@ ${
 </form>`
     : ''
 }
-${local || token ? '' : html`<p class="problem">This collector has no way to sign in: configure auth.localUsers or auth.tokenReview.</p>`}`,
+${local || token || oidc ? '' : html`<p class="problem">This collector has no way to sign in: configure auth.localUsers, auth.tokenReview or console.oidc.</p>`}`,
   });
 }
