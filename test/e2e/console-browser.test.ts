@@ -271,6 +271,32 @@ describe('the console in a browser', () => {
     expect(JSON.parse(stdout)).toEqual(api);
     expect(shown.length).toBeGreaterThanOrEqual(3);
     expect(shown).toEqual(api.items.map((s) => s.statement));
+
+    // Who read customers.ssn: the CLI's answer is the API's, and the console's rows are its rows.
+    const cli = async (...args: string[]) =>
+      (
+        await run(
+          process.execPath,
+          ['--liftoff-only', MAIN, 'audit', 'query', ...args, '--server', base, '--user', AUDITOR.name],
+          { env: { ...process.env, GATEHOUSE_PASSWORD: AUDITOR.password } },
+        )
+      ).stdout;
+    const touchedApi = await (
+      await fetch(`${base}/v1/touched?column=customers.ssn`, { headers: { authorization: basic } })
+    ).json();
+    expect(JSON.parse(await cli('touched', '--column', 'customers.ssn', '--format', 'json'))).toEqual(
+      touchedApi,
+    );
+    expect(await cli('touched', '--column', 'customers.ssn')).toMatch(
+      /^subject +column +clear +masked +lastTime\nlocal:demo +public\.customers\.ssn +0 +1 /,
+    );
+    await page.goto(`${base}/console/touched?column=customers.ssn`);
+    const rows = await page.locator('table.touched-columns tbody tr').allInnerTexts();
+    expect(rows.map((r) => r.split('\t').slice(0, 4))).toEqual(
+      (
+        touchedApi as { columns: { subject: string; column: string; clear: number; masked: number }[] }
+      ).columns.map((c) => [c.subject, c.column, String(c.clear), String(c.masked)]),
+    );
     await page.close();
   });
 

@@ -270,4 +270,51 @@ describe('the console', () => {
     expect(detail).toContain('SELECT abalance FROM pgbench_accounts WHERE aid = $1');
     expect((await get('/console/sessions/nope', cookie)).status).toBe(404);
   });
+
+  it('answers the approvals and a text search through the API as on the pages', async () => {
+    const basic = { authorization: `Basic ${Buffer.from('demo:demo-secret').toString('base64')}` };
+    const approvals = (await (
+      await app.request('/v1/approvals?phase=Pending', { headers: basic })
+    ).json()) as {
+      items: { request: string; requester: string; statement: string }[];
+    };
+    expect(approvals.items).toEqual([
+      expect.objectContaining({
+        request: 'ar-0123456789abcdef',
+        requester: 'local:admin',
+        statement: 'DROP TABLE "<b>customers</b>"',
+      }),
+    ]);
+    expect(
+      (
+        (await (await app.request('/v1/approvals?phase=Denied', { headers: basic })).json()) as {
+          items: unknown[];
+        }
+      ).items,
+    ).toEqual([]);
+    expect((await app.request('/v1/approvals?phase=pending', { headers: basic })).status).toBe(400);
+    const text = async (query: string) =>
+      (
+        (await (
+          await app.request(`/v1/statements?text=${encodeURIComponent(query)}`, { headers: basic })
+        ).json()) as {
+          items: { statement: string }[];
+        }
+      ).items.map((s) => s.statement);
+    expect(await text('PGBENCH_accounts')).toEqual(['SELECT abalance FROM pgbench_accounts WHERE aid = $1']);
+    // A substring, not a LIKE pattern.
+    expect(await text('pgbench%accounts')).toEqual([]);
+    expect(await text('_')).toEqual(['SELECT abalance FROM pgbench_accounts WHERE aid = $1']);
+    expect((await app.request('/v1/touched?outcome=ok', { headers: basic })).status).toBe(400);
+  });
+
+  it('is not served when turned off', async () => {
+    const off = collectorApi({
+      store,
+      logger,
+      authenticate: collectorAuthenticator({ shipperTokens: [], readers: [] }),
+    });
+    expect((await off.request('/console/sessions')).status).toBe(404);
+    expect((await off.request('/')).status).toBe(404);
+  });
 });
