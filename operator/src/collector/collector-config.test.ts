@@ -114,7 +114,14 @@ console:
       /console.approvers\[0\]: must be \{subject/,
     ],
     ['store: {url: pglite:memory}\nconsole: {approvals: {url: ftp://x, cluster: c}}\n', /http\(s\) URL/],
-    ['store: {url: pglite:memory}\nconsole: {approvals: {url: "http://x"}}\n', /console.approvals.cluster/],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {url: "http://127.0.0.1:9"}}\n',
+      /console.approvals.cluster/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {url: "http://proxy.shop:9090", cluster: c}}\n',
+      /plain http only to loopback/,
+    ],
     [
       'store: {url: pglite:memory}\nconsole: {oidc: {issuer: "https://idp", clientId: c, redirectUrl: "https://h/cb"}}\n',
       /redirectUrl: must end with \/console\/oidc\/callback/,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { isLoopback } from '../../../sidecar/src/approvals/serve-approvals.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
 import type { OidcSettings } from './console/console-oidc.ts';
 import type { RoleMember } from './console/console-sign-in.ts';
@@ -173,6 +174,11 @@ function consoleConfig(doc: Record<string, unknown>, base: string): ConsoleConfi
     const url = text(approvals, 'url', 'console.approvals');
     if (!/^https?:\/\//.test(url))
       throw new UserError(`console.approvals.url: must be an http(s) URL, not "${url}"`);
+    // Approvers' passwords and tokens are forwarded there: never in clear across a network.
+    if (url.startsWith('http:') && !isLoopback(new URL(url).hostname.replace(/^\[|\]$/g, '')))
+      throw new UserError(
+        `console.approvals.url: plain http only to loopback, not "${url}": approvers' credentials are forwarded to it`,
+      );
   }
   const oidc = doc['oidc'] === undefined ? undefined : section(doc, 'oidc');
   return {
