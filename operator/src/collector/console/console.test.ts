@@ -1,13 +1,17 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../../../sidecar/src/audit/events.ts';
 import { sessionContext, statementEvent, writeSignedLog } from '../../../../sidecar/src/audit/testing.ts';
 import { createLocalAuthenticator } from '../../../../sidecar/src/identity/local-authenticator.ts';
 import { collectorApi } from '../collector-api.ts';
 import { collectorAuthenticator } from '../collector-auth.ts';
+import { DEFAULT_CONSOLE } from '../collector-config.ts';
+import { startCollector } from '../start-collector.ts';
 import { CollectorStore } from '../store.ts';
 import { openDriver } from '../store-driver.ts';
 import { freshStoreUrl } from '../test-store.ts';
@@ -316,5 +320,51 @@ describe('the console', () => {
     });
     expect((await off.request('/console/sessions')).status).toBe(404);
     expect((await off.request('/')).status).toBe(404);
+  });
+
+  it('marks the session cookie Secure when the collector serves HTTPS', async () => {
+    const tls = inject('tls');
+    const running = await startCollector(
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        storeUrl: 'pglite:memory',
+        poolSize: 1,
+        retentionDays: 1,
+        shipperTokens: [],
+        tokenReview: undefined,
+        readers: [],
+        localUsers: [{ name: 'lead', password: 'lead-secret' }],
+        tls: { certFile: tls.certFile, keyFile: tls.keyFile },
+        console: DEFAULT_CONSOLE,
+      },
+      { logger },
+    );
+    try {
+      expect(running.consoleUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/console$/);
+      const cookie = await new Promise<string>((resolve, reject) => {
+        const body = new URLSearchParams({
+          method: 'local',
+          user: 'lead',
+          password: 'lead-secret',
+        }).toString();
+        const request = httpsRequest(
+          `${running.consoleUrl}/sign-in`,
+          {
+            method: 'POST',
+            ca: readFileSync(tls.caFile),
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          },
+          (response) => {
+            response.resume();
+            resolve(String(response.headers['set-cookie']?.[0]));
+          },
+        );
+        request.on('error', reject);
+        request.end(body);
+      });
+      expect(cookie).toMatch(/^gatehouse_console=.*; Secure/);
+    } finally {
+      await running.close();
+    }
   });
 });
