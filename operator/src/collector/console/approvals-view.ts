@@ -3,7 +3,17 @@ import { type ApprovalView, queryApprovals } from '../approvals-queries.ts';
 import { parseApprovalFilter } from '../record-filter.ts';
 import type { ConsoleApp, ConsoleDeps } from './console-env.ts';
 import type { ConsoleSession } from './console-sessions.ts';
-import { csrfField, type Field, filledIn, filterForm, type Html, page, problemBox, time } from './layout.ts';
+import {
+  BASE,
+  csrfField,
+  type Field,
+  filledIn,
+  filterForm,
+  type Html,
+  page,
+  problemBox,
+  time,
+} from './layout.ts';
 
 const FIELDS: readonly Field[] = [
   {
@@ -73,7 +83,7 @@ function decide(r: ApprovalView, session: ConsoleSession, approver: boolean, dep
   if (!approver)
     return html`<p class="hint">Waiting for an approver. You may view the queue; signing in as an approver lets you decide.</p>`;
   if (deps.approvals && r.source.cluster === deps.approvals.cluster)
-    return html`<form class="decide" method="post" action="/console/approvals/${encodeURIComponent(r.request)}/decide">
+    return html`<form class="decide" method="post" action="${BASE}/approvals/${encodeURIComponent(r.request)}/decide">
 ${csrfField(session)}
 <label>Reason (for the audit log)<textarea name="reason" required maxlength="1000"></textarea></label>
 <button type="submit" name="verdict" value="approve" class="approve">Approve</button>
