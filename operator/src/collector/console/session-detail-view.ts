@@ -48,7 +48,7 @@ ${facts
   .filter(([, value]) => value !== null && value !== '')
   .map(([name, value]) => html`<dt>${name}</dt><dd>${String(value)}</dd>`)}
 <dt>started</dt><dd>${time(s.started)}</dd>
-<dt>ended</dt><dd>${s.ended ? html`${time(s.ended)} (${s.endReason ?? 'ended'}, ${duration(s.durationMs)}, ${s.statements ?? 0} statements)` : 'still open, or its end is not in the store yet'}</dd>
+<dt>ended</dt><dd>${s.ended ? html`${time(s.ended)} (${s.endReason ?? 'ended'}, ${duration(s.durationMs)}, ${s.statements ?? 0} statement${s.statements === 1 ? '' : 's'})` : 'still open, or its end is not in the store yet'}</dd>
 </dl>`
         : html`<p class="notice">The session's start is not in the store (older than the retention?); its statements are.</p>`
     }

@@ -44,13 +44,13 @@ ${result.next ? html`<p class="more"><a rel="next" href="${href('sessions', { ..
 function sessionsTable(items: readonly SessionView[]): Html {
   if (items.length === 0) return html`<p class="empty">No sessions match.</p>`;
   return html`<table class="sessions">
-<thead><tr><th>started</th><th>subject</th><th>groups</th><th>method</th><th>from</th><th>database</th><th>where</th><th>statements</th><th>duration</th><th>ended</th></tr></thead>
+<thead><tr><th>started</th><th>subject</th><th>groups</th><th>method</th><th>from</th><th>database</th><th>purpose / run</th><th>where</th><th>statements</th><th>duration</th><th>ended</th></tr></thead>
 <tbody>
 ${items.map(
   (s) => html`<tr>
 <td><a href="${href(`sessions/${encodeURIComponent(s.session)}`)}">${time(s.started)}</a></td>
 <td>${s.subject ?? ''}</td><td>${s.groups.join(', ')}</td><td>${s.method ?? ''}</td>
-<td>${s.clientAddress ?? ''}</td><td>${s.database ?? ''}</td>
+<td>${s.clientAddress ?? ''}</td><td>${s.database ?? ''}</td><td>${[s.purpose, s.runId].filter(Boolean).join(' / ')}</td>
 <td><small>${s.source.cluster}/${s.source.namespace}/${s.source.pod}</small></td>
 <td class="num">${s.statements ?? ''}</td><td class="num">${duration(s.durationMs)}</td>
 <td>${s.ended ? (s.endReason ?? 'ended') : html`<span class="badge open">open</span>`}</td>
