@@ -1,4 +1,5 @@
 import { KubeConfig } from '@kubernetes/client-node';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Caller,
@@ -7,6 +8,10 @@ import {
   mayShip,
   Unauthenticated,
 } from '../../operator/src/collector/collector-auth.ts';
+import { consoleApp } from '../../operator/src/collector/console/console-app.ts';
+import { ConsoleSessions } from '../../operator/src/collector/console/console-sessions.ts';
+import { CollectorStore } from '../../operator/src/collector/store.ts';
+import { openDriver } from '../../operator/src/collector/store-driver.ts';
 import { KubeApi } from '../../operator/src/runtime/kube-api.ts';
 import { type KubeCluster, startKube } from '../harness/kube/start-kube.ts';
 
@@ -92,6 +97,56 @@ describe('collector authentication by TokenReview', () => {
     const other = await podToken('orders-2', 'https://kubernetes.default.svc');
     for (const header of [`Bearer ${other}`, 'Bearer not-a-token', undefined, 'Basic Zm9vOmJhcg==']) {
       await expect(authenticate()(header)).rejects.toBeInstanceOf(Unauthenticated);
+    }
+  });
+});
+
+describe('console sign-in with a Kubernetes token', () => {
+  it('signs in a subject the console names, by TokenReview, and refuses the rest', async () => {
+    const store = await CollectorStore.open(await openDriver('pglite:memory'));
+    try {
+      const app = consoleApp({
+        store,
+        logger: pino({ level: 'silent' }),
+        approvals: undefined,
+        sessions: new ConsoleSessions({ ttlMs: 60_000 }),
+        access: { viewers: [{ subject: 'system:serviceaccount:shop:orders' }], approvers: [], readers: [] },
+        localUsers: undefined,
+        tokenReviewer: kubeTokenReviewer(api, ['gatehouse.dev']),
+      });
+      const signIn = (token: string) =>
+        app.request('/sign-in', {
+          method: 'POST',
+          body: new URLSearchParams({ method: 'token', token, next: '/console/integrity' }),
+        });
+      const good = await signIn(await podToken('orders-3', 'gatehouse.dev'));
+      expect(good.status).toBe(303);
+      expect(good.headers.get('location')).toBe('/console/integrity');
+      const cookie = good.headers.get('set-cookie')!.split(';')[0]!;
+      const page = await app.request('/integrity', { headers: { cookie } });
+      expect(await page.text()).toContain('system:serviceaccount:shop:orders (viewer)');
+
+      await api.create(`/api/v1/namespaces/${NAMESPACE}/serviceaccounts`, {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: { name: 'stranger' },
+      });
+      const stranger = await api.create<{ status: { token: string } }>(
+        `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/stranger/token`,
+        {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { audiences: ['gatehouse.dev'] },
+        },
+      );
+      const refused = await signIn(stranger.status.token);
+      expect(refused.status).toBe(401);
+      expect(await refused.text()).toContain('system:serviceaccount:shop:stranger may not read the audit');
+      const forged = await signIn('not-a-token');
+      expect(forged.status).toBe(401);
+      expect(await forged.text()).toContain('did not pass TokenReview');
+    } finally {
+      await store.close();
     }
   });
 });

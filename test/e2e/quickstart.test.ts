@@ -241,6 +241,24 @@ describe('quickstart', () => {
     expect(shipped.every((row) => row.subject === 'local:demo')).toBe(true);
     const notAReader = await auditQuery('demo');
     expect(notAReader.code).not.toBe(0);
+    // The banner names the console, where lead signs in and finds the decision among the approvals.
+    expect(output()).toContain('Console    http://127.0.0.1:7450/console (sign in as lead)');
+    const signIn = await fetch('http://127.0.0.1:7450/console/sign-in', {
+      method: 'POST',
+      body: new URLSearchParams({ method: 'local', user: 'lead', password: 'lead' }),
+      redirect: 'manual',
+    });
+    expect(signIn.status).toBe(303);
+    const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+    let approvalsPage = '';
+    for (let i = 0; i < 100 && !approvalsPage.includes('keep the sample data'); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      approvalsPage = await (
+        await fetch('http://127.0.0.1:7450/console/approvals?phase=', { headers: { cookie } })
+      ).text();
+    }
+    expect(approvalsPage).toContain(held!.id);
+    expect(approvalsPage).toContain('local:lead: keep the sample data');
   }, 180_000);
 
   it('signs its audit log with a key kept in its data directory, so the log verifies across restarts', async () => {

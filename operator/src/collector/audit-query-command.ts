@@ -3,9 +3,11 @@ import { UserError } from '../../../sidecar/src/errors.ts';
 import { DEFAULT_LISTEN } from './collector-config.ts';
 import { parseSince } from './time-range.ts';
 
-export const AUDIT_QUERY_USAGE = `usage: gatehouse audit query [statements|sessions|sources] [options]
+export const AUDIT_QUERY_USAGE = `usage: gatehouse audit query [statements|sessions|sources|touched|approvals] [options]
 
-Asks the collector (docs/collector.md) what was run, by whom, and whether each source's chain holds.
+Asks the collector (docs/collector.md) what was run, by whom, what data it touched (touched: per
+identity and column, clear or masked), which approvals were asked for, and whether each source's chain
+holds.
 
 options:
   --server URL          the collector (default http://${DEFAULT_LISTEN}, the quickstart's)
@@ -14,11 +16,14 @@ options:
   --subject S           only this identity
   --database D          only this database
   --outcome O           only statements that ended ok, error or refused
+  --text S              only statements whose text contains S (ignoring case)
+  --session ID          only this session's statements
   --table T             only statements that read or wrote table T (customers or public.customers)
   --column T.C          only statements whose output came from column T.C (who touched it, masked or clear)
   --seen clear|masked   with --column: only where it was seen in clear, or only masked
   --purpose P           only sessions that declared this purpose (gatehouse.purpose)
   --run-id R            only sessions that declared this run id (gatehouse.run_id)
+  --phase P             approvals: only Pending, Approved, Denied, Expired, Executed or Withdrawn
   --since T             a duration back from now (15m, 2h, 7d) or an ISO 8601 time; also --from
   --to T                up to this time
   --limit N             at most N rows (default 100; follow \`next\` with --cursor)
@@ -26,7 +31,7 @@ options:
   --format table|json   (default table)
   -h, --help            show this text`;
 
-const KINDS = ['statements', 'sessions', 'sources'] as const;
+const KINDS = ['statements', 'sessions', 'sources', 'touched', 'approvals'] as const;
 
 export async function runAuditQuery(argv: string[]): Promise<number> {
   const { values, positionals } = parseCliArgs(
@@ -41,11 +46,14 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
         subject: { type: 'string' },
         database: { type: 'string' },
         outcome: { type: 'string' },
+        text: { type: 'string' },
+        session: { type: 'string' },
         table: { type: 'string' },
         column: { type: 'string' },
         seen: { type: 'string' },
         purpose: { type: 'string' },
         'run-id': { type: 'string' },
+        phase: { type: 'string' },
         since: { type: 'string' },
         from: { type: 'string' },
         to: { type: 'string' },
@@ -71,10 +79,13 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
     'subject',
     'database',
     'outcome',
+    'text',
+    'session',
     'table',
     'column',
     'seen',
     'purpose',
+    'phase',
     'limit',
     'cursor',
   ] as const) {
@@ -113,8 +124,20 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
     console.log(JSON.stringify(body, null, 2));
     return 0;
   }
+  if (kind === 'touched') {
+    const summary = body as unknown as {
+      columns: Record<string, unknown>[];
+      tables: Record<string, unknown>[];
+    };
+    console.log(`${table('touched', summary.columns)}\n\n${table('tables', summary.tables)}`);
+    return 0;
+  }
   const items = (body?.items ?? []).map((item) =>
-    kind === 'statements' ? { ...item, touched: touched(item) } : item,
+    kind === 'statements'
+      ? { ...item, touched: touched(item) }
+      : kind === 'approvals'
+        ? { ...item, decidedBy: (item['decision'] as { by?: string } | null)?.by }
+        : item,
   );
   console.log(table(kind as (typeof KINDS)[number], items));
   if (body?.next) console.log(`\nmore: --cursor ${body.next}`);
@@ -132,7 +155,10 @@ export function authorization(values: { token?: string; user?: string; password?
   throw new UserError('say who you are: --token JWT, or --user NAME with --password P');
 }
 
-const COLUMNS: Record<(typeof KINDS)[number], readonly string[]> = {
+const COLUMNS: Record<(typeof KINDS)[number] | 'tables', readonly string[]> = {
+  touched: ['subject', 'column', 'clear', 'masked', 'lastTime'],
+  tables: ['subject', 'table', 'statements', 'lastTime'],
+  approvals: ['request', 'phase', 'requester', 'database', 'statement', 'decidedBy', 'updatedAt'],
   statements: ['time', 'subject', 'database', 'outcome', 'rows', 'statement', 'touched', 'reason'],
   sessions: ['started', 'subject', 'database', 'pod', 'statements', 'durationMs', 'endReason'],
   sources: ['cluster', 'namespace', 'pod', 'database', 'status', 'lastSeq', 'checkpointSeq', 'reason'],
@@ -140,7 +166,7 @@ const COLUMNS: Record<(typeof KINDS)[number], readonly string[]> = {
 const WIDEST = 60;
 
 /** Plain columns, each as wide as its widest cell up to WIDEST; longer cells end in an ellipsis. */
-function table(kind: (typeof KINDS)[number], items: readonly Record<string, unknown>[]): string {
+function table(kind: keyof typeof COLUMNS, items: readonly Record<string, unknown>[]): string {
   if (items.length === 0) return `no ${kind}`;
   const columns = COLUMNS[kind];
   const cells = items.map((item) => columns.map((c) => cell(item[c])));

@@ -126,9 +126,9 @@ describe('the collector API', () => {
     // Another pod whose log was edited after it was written: its chain no longer verifies.
     const edited = lines.map((line, i) => (i === 2 ? line.replace(/"seq":3/, '"seq":3,"x":1') : line));
     expect(edited).not.toEqual(lines);
-    const answer = await (
+    const answer = (await (
       await post(shipper, { source: { ...source(), pod: 'orders-1' }, lines: edited })
-    ).json();
+    ).json()) as { status: string };
     expect(answer.status).not.toBe('ok');
     const after = await (await app.request('/metrics')).text();
     expect(after).toContain('gatehouse_collector_sources{status="ok"} 1');

@@ -2,17 +2,14 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
+import { queryApprovals } from './approvals-queries.ts';
 import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
 import type { CollectorMetrics } from './collector-metrics.ts';
+import type { ConsoleEnv } from './console/console-env.ts';
+import { parseApprovalFilter, parseRecordFilter, parseTouchedFilter } from './record-filter.ts';
 import type { CollectorStore, SourceKey } from './store.ts';
-import {
-  CursorError,
-  queryRecords,
-  querySessions,
-  queryStatements,
-  type RecordFilter,
-} from './store-queries.ts';
-import { parseSince } from './time-range.ts';
+import { CursorError, queryRecords, querySessions, queryStatements } from './store-queries.ts';
+import { queryTouched } from './touched-queries.ts';
 
 /** The most lines one POST may carry; shippers send fewer (see ship.ts). */
 export const MAX_BATCH_LINES = 10_000;
@@ -25,10 +22,12 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *                        → {"acknowledged": SEQ, "status", "stored", "duplicates"}; no lines: just ask
  *   GET  /metrics        Prometheus metrics (unauthenticated: counts only)
  *   GET  /v1/sources     every source and its chain status
- *   GET  /v1/statements  ?subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
+ *   GET  /v1/statements  ?session=&subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
  *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
  *   GET  /v1/records     ?type=T1,T2&since=&until=&limit=&cursor=: records as written, any type, with their
  *                        source (for `gatehouse evidence build --server`)
+ *   GET  /v1/touched     per identity, per table and column, clear or masked (statements' filters, no paging)
+ *   GET  /v1/approvals   ?phase=&subject=&database=&since=&until=  approval requests as the records tell them
  *
  * Errors are JSON `{"problem", "message"}`, as in the approvals API.
  */
@@ -38,9 +37,15 @@ export function collectorApi(options: {
   logger: Logger;
   /** Served unauthenticated at GET /metrics (counts only, no record content), as Prometheus scrapes. */
   metrics?: CollectorMetrics;
+  /** The web console (console/console-app.ts), served at /console when given. */
+  console?: Hono<ConsoleEnv>;
 }): Hono<{ Variables: { caller: Caller } }> {
   const { store, authenticate, logger, metrics } = options;
   const app = new Hono<{ Variables: { caller: Caller } }>();
+  if (options.console) {
+    app.route('/console', options.console as unknown as Hono<{ Variables: { caller: Caller } }>);
+    for (const path of ['/', '/console/']) app.get(path, (c) => c.redirect('/console', 303));
+  }
 
   app.onError((error, c) => {
     logger.error({ err: error.message }, 'collector API failed');
@@ -96,7 +101,7 @@ export function collectorApi(options: {
     app.get(path, async (c) => {
       if (!reader(c))
         return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
-      const filter = filterOf(c.req.query());
+      const filter = parseRecordFilter(c.req.query());
       if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
       try {
         return c.json(await query(store.db, filter));
@@ -109,7 +114,7 @@ export function collectorApi(options: {
   app.get('/v1/records', async (c) => {
     if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
     const { type, ...rest } = c.req.query();
-    const filter = filterOf(rest);
+    const filter = parseRecordFilter(rest);
     if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
     const types = type === undefined || type === '' ? [] : type.split(',');
     if (types.some((t) => !/^[a-z.]{1,40}$/.test(t)))
@@ -125,6 +130,18 @@ export function collectorApi(options: {
       if (error instanceof CursorError) return problem(c, 400, 'invalid', error.message);
       throw error;
     }
+  });
+  app.get('/v1/touched', async (c) => {
+    if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
+    const filter = parseTouchedFilter(c.req.query());
+    if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
+    return c.json(await queryTouched(store.db, filter));
+  });
+  app.get('/v1/approvals', async (c) => {
+    if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
+    const filter = parseApprovalFilter(c.req.query());
+    if (typeof filter === 'string') return problem(c, 400, 'invalid', filter);
+    return c.json(await queryApprovals(store.db, filter));
   });
   return app;
 }
@@ -148,49 +165,6 @@ function parseBatch(body: unknown): { source: SourceKey; lines: string[] } | str
   if (lines.some((line) => line.includes('\n'))) return 'lines: a line may not contain a newline';
   const key = Object.fromEntries(SOURCE_FIELDS.map((f) => [f, source[f] as string])) as unknown as SourceKey;
   return { source: key, lines };
-}
-
-function filterOf(query: Record<string, string>): RecordFilter | string {
-  const filter: { -readonly [K in keyof RecordFilter]: RecordFilter[K] } = {};
-  for (const [name, value] of Object.entries(query)) {
-    switch (name) {
-      case 'subject':
-      case 'database':
-      case 'outcome':
-      case 'table':
-      case 'column':
-      case 'purpose':
-      case 'cursor':
-        filter[name] = value;
-        break;
-      case 'run_id':
-        filter.runId = value;
-        break;
-      case 'seen':
-        if (value !== 'clear' && value !== 'masked') return `seen: must be clear or masked, not "${value}"`;
-        filter.seen = value;
-        break;
-      case 'since':
-      case 'until': {
-        const time = parseSince(value);
-        if (!time) return `${name}: "${value}" is neither a duration (15m, 2h, 7d) nor an ISO 8601 time`;
-        filter[name] = time;
-        break;
-      }
-      case 'limit': {
-        const limit = Number(value);
-        if (!Number.isInteger(limit) || limit < 1) return 'limit: must be a positive integer';
-        filter.limit = limit;
-        break;
-      }
-      default:
-        return `unknown filter "${name}": use subject, database, outcome, table, column, seen, purpose, run_id, since, until, limit, cursor`;
-    }
-  }
-  if (filter.column !== undefined && filter.column.split('.').length < 2)
-    return `column: name it as TABLE.COLUMN or SCHEMA.TABLE.COLUMN, not "${filter.column}"`;
-  if (filter.seen !== undefined && filter.column === undefined) return 'seen: only with column';
-  return filter;
 }
 
 function problem(

@@ -6,10 +6,11 @@ import { DEFAULT_LISTEN, loadCollectorConfig } from './collector-config.ts';
 export const COLLECTOR_USAGE = `usage: gatehouse collector [--config FILE] [options]
 
 Receives the audit records that proxies ship, checks each source's hash chain and signatures as they
-arrive, and keeps them in PostgreSQL (or the quickstart's embedded PGlite). See docs/collector.md.
+arrive, and keeps them in PostgreSQL (or the quickstart's embedded PGlite). Serves the API and a web
+console at /console (docs/console.md). See docs/collector.md.
 
 options:
-  --config FILE           YAML settings (listen, store, retentionDays, auth, tls)
+  --config FILE           YAML settings (listen, store, retentionDays, auth, tls, console)
   --listen HOST:PORT      where the API listens (default ${DEFAULT_LISTEN}: loopback only)
   --store URL             postgres://USER:PASSWORD@HOST:PORT/DB, or pglite:DIR, or pglite:memory
   --retention-days N      drop records older than N days (default 90)
@@ -56,7 +57,10 @@ export async function runCollectorCommand(argv: string[]): Promise<number> {
   }
   const { startCollector } = await import('./start-collector.ts');
   const collector = await startCollector(config, { logger, ...(tokenReviewer && { tokenReviewer }) });
-  logger.info({ url: collector.url, retentionDays: config.retentionDays }, 'gatehouse collector listening');
+  logger.info(
+    { url: collector.url, console: collector.consoleUrl ?? 'off', retentionDays: config.retentionDays },
+    'gatehouse collector listening',
+  );
   await untilSignal(logger, () => collector.close());
   return 0;
 }

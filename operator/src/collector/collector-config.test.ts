@@ -50,7 +50,46 @@ tls: {certFile: tls.crt, keyFile: tls.key}
       retentionDays: 7,
       shipperTokens: [],
       tokenReview: undefined,
+      console: { sessionHours: 8, viewers: [], approvers: [], approvals: undefined },
     });
+  });
+
+  it('reads the console settings, and turns it off', () => {
+    writeFileSync(join(dir, 'console-secret'), 'a-console-client-secret\n');
+    const config = loadCollectorConfig(
+      file(`store: {url: pglite:memory}
+console:
+  sessionHours: 2
+  viewers: [{group: auditors}]
+  approvers: [{subject: local:lead}, {group: approvers}]
+  approvals: {url: 'http://127.0.0.1:9090', cluster: quickstart}
+  oidc:
+    issuer: https://idp.example
+    clientId: gatehouse-console
+    clientSecretFile: console-secret
+    redirectUrl: https://audit.example/console/oidc/callback
+    subjectClaim: email
+`),
+      {},
+    );
+    expect(config.console).toEqual({
+      sessionHours: 2,
+      viewers: [{ group: 'auditors' }],
+      approvers: [{ subject: 'local:lead' }, { group: 'approvers' }],
+      approvals: { url: 'http://127.0.0.1:9090', cluster: 'quickstart' },
+      oidc: {
+        issuer: 'https://idp.example',
+        clientId: 'gatehouse-console',
+        clientSecret: 'a-console-client-secret',
+        redirectUrl: 'https://audit.example/console/oidc/callback',
+        scopes: ['openid', 'groups'],
+        subjectClaim: 'email',
+        groupsClaim: 'groups',
+      },
+    });
+    expect(
+      loadCollectorConfig(file('store: {url: pglite:memory}\nconsole: {enabled: false}\n'), {}).console,
+    ).toBe(undefined);
   });
 
   it.each([
@@ -64,6 +103,37 @@ tls: {certFile: tls.crt, keyFile: tls.key}
     ],
     ['store: {url: pglite:memory}\nauth: {localUsers: [{name: x}]}\n', /auth.localUsers\[0\].password/],
     ['- a list\n', /is not a YAML mapping/],
+    ['store: {url: pglite:memory}\nconsole: {enable: false}\n', /console.enable: is not a console setting/],
+    [
+      'store: {url: pglite:memory}\nconsole: {enabled: no-thanks}\n',
+      /console.enabled: must be true or false/,
+    ],
+    ['store: {url: pglite:memory}\nconsole: {sessionHours: 0}\n', /console.sessionHours/],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvers: [lead]}\n',
+      /console.approvers\[0\]: must be \{subject/,
+    ],
+    ['store: {url: pglite:memory}\nconsole: {approvals: {url: ftp://x, cluster: c}}\n', /http\(s\) URL/],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {url: "http://127.0.0.1:9"}}\n',
+      /console.approvals.cluster/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {url: "http://proxy.shop:9090", cluster: c}}\n',
+      /plain http only to loopback/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {oidc: {issuer: "https://idp", clientId: c, redirectUrl: "https://h/cb"}}\n',
+      /redirectUrl: must end with \/console\/oidc\/callback/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {oidc: {issuer: idp, clientId: c, redirectUrl: "https://h/console/oidc/callback"}}\n',
+      /console.oidc.issuer: must be an http\(s\) URL/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {oidc: {issuer: "https://idp", clientID: c}}\n',
+      /console.oidc.clientID: is not an OIDC setting/,
+    ],
   ])('names the problem in %j', (text, message) => {
     expect(() => loadCollectorConfig(file(text), {})).toThrow(message);
   });

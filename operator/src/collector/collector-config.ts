@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { isLoopback } from '../../../sidecar/src/approvals/serve-approvals.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
+import type { OidcSettings } from './console/console-oidc.ts';
+import type { RoleMember } from './console/console-sign-in.ts';
 
 /** `gatehouse collector`'s settings, from its YAML file and flags (docs/collector.md lists each). */
 export interface CollectorConfig {
@@ -15,7 +18,27 @@ export interface CollectorConfig {
   readonly readers: readonly string[];
   readonly localUsers: readonly { name: string; password: string; groups?: string[] }[];
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** The web console; undefined when `console.enabled` is false. */
+  readonly console: ConsoleConfig | undefined;
 }
+
+export interface ConsoleConfig {
+  readonly sessionHours: number;
+  readonly viewers: readonly RoleMember[];
+  readonly approvers: readonly RoleMember[];
+  /** A standalone proxy's approvals API that decides the requests of one cluster's sources. */
+  readonly approvals: { readonly url: string; readonly cluster: string } | undefined;
+  /** Sign-in with an OpenID provider. */
+  readonly oidc: OidcSettings | undefined;
+}
+
+export const DEFAULT_CONSOLE: ConsoleConfig = {
+  sessionHours: 8,
+  viewers: [],
+  approvers: [],
+  approvals: undefined,
+  oidc: undefined,
+};
 
 export interface CollectorOverrides {
   readonly listen?: string;
@@ -25,7 +48,7 @@ export interface CollectorOverrides {
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7450';
-const KEYS = ['listen', 'store', 'retentionDays', 'auth', 'tls'];
+const KEYS = ['listen', 'store', 'retentionDays', 'auth', 'tls', 'console'];
 
 export function loadCollectorConfig(
   file: string | undefined,
@@ -109,6 +132,64 @@ export function loadCollectorConfig(
       certFile: resolve(base, text(tls, 'certFile', 'tls')),
       keyFile: resolve(base, text(tls, 'keyFile', 'tls')),
     },
+    console: consoleConfig(section(doc, 'console'), base),
+  };
+}
+
+const CONSOLE_KEYS = ['enabled', 'sessionHours', 'viewers', 'approvers', 'approvals', 'oidc'];
+const OIDC_KEYS = [
+  'issuer',
+  'clientId',
+  'clientSecret',
+  'clientSecretFile',
+  'redirectUrl',
+  'scopes',
+  'subjectClaim',
+  'groupsClaim',
+];
+
+function consoleConfig(doc: Record<string, unknown>, base: string): ConsoleConfig | undefined {
+  for (const key of Object.keys(doc))
+    if (!CONSOLE_KEYS.includes(key))
+      throw new UserError(`console.${key}: is not a console setting (${CONSOLE_KEYS.join(', ')})`);
+  const enabled = doc['enabled'] ?? true;
+  if (typeof enabled !== 'boolean') throw new UserError('console.enabled: must be true or false');
+  if (!enabled) return undefined;
+  const hours = Number(doc['sessionHours'] ?? DEFAULT_CONSOLE.sessionHours);
+  if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 30)
+    throw new UserError(
+      `console.sessionHours: must be a number of hours above 0, at most 720, not ${String(doc['sessionHours'])}`,
+    );
+  const members = (key: string): RoleMember[] =>
+    list(doc, key).map((entry, i) => {
+      const where = `console.${key}[${i}]`;
+      if (isObject(entry) && Object.keys(entry).length === 1 && typeof entry['subject'] === 'string')
+        return { subject: entry['subject'] };
+      if (isObject(entry) && Object.keys(entry).length === 1 && typeof entry['group'] === 'string')
+        return { group: entry['group'] };
+      throw new UserError(`${where}: must be {subject: SUBJECT} or {group: GROUP}`);
+    });
+  const approvals = doc['approvals'] === undefined ? undefined : section(doc, 'approvals');
+  if (approvals) {
+    const url = text(approvals, 'url', 'console.approvals');
+    if (!/^https?:\/\//.test(url))
+      throw new UserError(`console.approvals.url: must be an http(s) URL, not "${url}"`);
+    // Approvers' passwords and tokens are forwarded there: never in clear across a network.
+    if (url.startsWith('http:') && !isLoopback(new URL(url).hostname.replace(/^\[|\]$/g, '')))
+      throw new UserError(
+        `console.approvals.url: plain http only to loopback, not "${url}": approvers' credentials are forwarded to it`,
+      );
+  }
+  const oidc = doc['oidc'] === undefined ? undefined : section(doc, 'oidc');
+  return {
+    oidc: oidc && oidcSettings(oidc, base),
+    sessionHours: hours,
+    viewers: members('viewers'),
+    approvers: members('approvers'),
+    approvals: approvals && {
+      url: text(approvals, 'url', 'console.approvals'),
+      cluster: text(approvals, 'cluster', 'console.approvals'),
+    },
   };
 }
 
@@ -154,4 +235,36 @@ function text(doc: Record<string, unknown>, key: string, where: string): string 
 
 function optionalText(doc: Record<string, unknown>, key: string, where: string): string | undefined {
   return doc[key] === undefined ? undefined : text(doc, key, where);
+}
+
+function oidcSettings(doc: Record<string, unknown>, base: string): OidcSettings {
+  const where = 'console.oidc';
+  for (const key of Object.keys(doc))
+    if (!OIDC_KEYS.includes(key))
+      throw new UserError(`${where}.${key}: is not an OIDC setting (${OIDC_KEYS.join(', ')})`);
+  const url = (key: string) => {
+    const value = text(doc, key, where);
+    if (!/^https?:\/\//.test(value))
+      throw new UserError(`${where}.${key}: must be an http(s) URL, not "${value}"`);
+    return value;
+  };
+  const redirectUrl = url('redirectUrl');
+  if (!new URL(redirectUrl).pathname.endsWith('/console/oidc/callback'))
+    throw new UserError(
+      `${where}.redirectUrl: must end with /console/oidc/callback (the console's callback)`,
+    );
+  const scopes = doc['scopes'] === undefined ? ['openid', 'groups'] : list(doc, 'scopes').map(String);
+  if (!scopes.includes('openid')) throw new UserError(`${where}.scopes: must include openid`);
+  return {
+    issuer: url('issuer'),
+    clientId: text(doc, 'clientId', where),
+    clientSecret:
+      doc['clientSecretFile'] !== undefined
+        ? readSecret(text(doc, 'clientSecretFile', where), base)
+        : optionalText(doc, 'clientSecret', where),
+    redirectUrl,
+    scopes,
+    subjectClaim: optionalText(doc, 'subjectClaim', where) ?? 'sub',
+    groupsClaim: optionalText(doc, 'groupsClaim', where) ?? 'groups',
+  };
 }

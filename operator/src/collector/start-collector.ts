@@ -10,11 +10,16 @@ import { collectorApi } from './collector-api.ts';
 import { collectorAuthenticator, type TokenReviewer } from './collector-auth.ts';
 import type { CollectorConfig } from './collector-config.ts';
 import { createCollectorMetrics } from './collector-metrics.ts';
+import { consoleApp } from './console/console-app.ts';
+import { OidcSignIn } from './console/console-oidc.ts';
+import { ConsoleSessions } from './console/console-sessions.ts';
 import { CollectorStore } from './store.ts';
 import { openDriver } from './store-driver.ts';
 
 export interface RunningCollector {
   readonly url: string;
+  /** The web console's address; undefined when `console.enabled` is false. */
+  readonly consoleUrl: string | undefined;
   readonly store: CollectorStore;
   close(): Promise<void>;
 }
@@ -39,24 +44,43 @@ export async function startCollector(
   );
   timer.unref();
 
+  const localUsers =
+    config.localUsers.length > 0
+      ? createLocalAuthenticator({ users: config.localUsers }, { logger })
+      : undefined;
   const authenticate = collectorAuthenticator({
     shipperTokens: config.shipperTokens,
     readers: config.readers,
     ...(options.tokenReviewer && { tokenReviewer: options.tokenReviewer }),
-    ...(config.localUsers.length > 0 && {
-      localUsers: createLocalAuthenticator({ users: config.localUsers }, { logger }),
-    }),
+    ...(localUsers && { localUsers }),
   });
   if (!config.tls && !isLoopback(config.listen.host))
     logger.warn(
       { listen: config.listen.host },
       'the collector listens beyond loopback without TLS: tokens and records cross the network in clear; set tls.certFile and tls.keyFile',
     );
+  const access = {
+    viewers: config.console?.viewers ?? [],
+    approvers: config.console?.approvers ?? [],
+    readers: config.readers,
+  };
   const app = collectorApi({
     store,
     authenticate,
     logger: logger.child({ component: 'collector-api' }),
     metrics: createCollectorMetrics(store),
+    ...(config.console && {
+      console: consoleApp({
+        store,
+        logger: logger.child({ component: 'console' }),
+        approvals: config.console.approvals,
+        sessions: new ConsoleSessions({ ttlMs: config.console.sessionHours * 3_600_000 }),
+        access,
+        localUsers,
+        tokenReviewer: options.tokenReviewer,
+        oidc: config.console.oidc && new OidcSignIn(config.console.oidc, access),
+      }),
+    }),
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolveListen, reject) => {
     const s = serve(
@@ -78,10 +102,12 @@ export async function startCollector(
   const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`;
   return {
     url,
+    consoleUrl: config.console ? `${url}/console` : undefined,
     store,
     async close() {
       clearInterval(timer);
       await new Promise<void>((done) => server.close(() => done()));
+      localUsers?.close();
       await store.close();
     },
   };

@@ -2,9 +2,13 @@ import type { SqlClient } from './store-driver.ts';
 
 /** The filters the API and `gatehouse audit query` share. */
 export interface RecordFilter {
+  /** One session's records (its id, as `connection.start` names it). */
+  readonly session?: string;
   readonly subject?: string;
   readonly database?: string;
   readonly outcome?: string;
+  /** Statements whose text (with placeholders) contains this, ignoring case. */
+  readonly text?: string;
   /** Statements that read or wrote this table (`customers` or `public.customers`). */
   readonly table?: string;
   /** Statements whose output came from this column (`customers.ssn` or `public.customers.ssn`). */
@@ -222,11 +226,14 @@ async function page(
   };
   if (typeof type === 'string') add((n) => `r.type = ${n}`, type);
   else if (type.length > 0) add((n) => `r.type = ANY(${n}::text[])`, type);
+  if (filter.session !== undefined) add((n) => `r.session = ${n}`, filter.session);
   if (filter.subject !== undefined) add((n) => `r.subject = ${n}`, filter.subject);
   if (filter.database !== undefined) add((n) => `r.database = ${n}`, filter.database);
   if (filter.outcome !== undefined) add((n) => `r.outcome = ${n}`, filter.outcome);
   if (filter.purpose !== undefined) add((n) => `r.purpose = ${n}`, filter.purpose);
   if (filter.runId !== undefined) add((n) => `r.run_id = ${n}`, filter.runId);
+  // A substring, not a pattern: LIKE's wildcards in the text are matched as themselves.
+  if (filter.text !== undefined) add((n) => `strpos(lower(r.statement), lower(${n}::text)) > 0`, filter.text);
   // Array containment, which the GIN indexes answer.
   if (filter.table !== undefined) add((n) => `r.tables @> ARRAY[${n}::text]`, filter.table);
   if (filter.column !== undefined) {

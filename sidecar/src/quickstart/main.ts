@@ -10,7 +10,11 @@ import { UserError } from '../errors.ts';
 import { checkPortsFree } from '../port-check.ts';
 import { startProxy } from '../proxy.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
-import { type QuickstartCollector, startQuickstartCollector } from './quickstart-collector.ts';
+import {
+  QUICKSTART_CLUSTER,
+  type QuickstartCollector,
+  startQuickstartCollector,
+} from './quickstart-collector.ts';
 
 /**
  * `npm start`: a first look at Gatehouse with nothing else installed. An embedded PostgreSQL (PGlite)
@@ -93,12 +97,17 @@ async function main(): Promise<void> {
         storeDir: join(dirname(args.dataDir), 'quickstart-audit-store'),
         listen: { host: DB_HOST, port: args.collectorPort },
         shipperToken,
+        // The proxy's approvals API is on its admin endpoint, which serves it on loopback only.
+        approvalsUrl: admin && admin.port !== 0 ? `http://${urlHost(admin)}` : undefined,
         config,
         logger,
       });
       config = {
         ...config,
-        audit: { ...config.audit, ship: { url: collector.url, token: shipperToken, cluster: 'quickstart' } },
+        audit: {
+          ...config.audit,
+          ship: { url: collector.url, token: shipperToken, cluster: QUICKSTART_CLUSTER },
+        },
       };
     }
     proxy = await startProxy(config, { logger });
@@ -233,6 +242,9 @@ function banner({ config, proxy, admin, dataDir, seeded, caFile, collector }: Ba
     ...(collector
       ? [
           `  Collector  ${collector.url} (every record, kept in ${collector.storeDir})`,
+          ...(collector.consoleUrl
+            ? [`  Console    ${collector.consoleUrl} (sign in as ${collector.reader ?? 'an approver'})`]
+            : []),
           `  Query it   npx --no-install gatehouse audit query${collector.url === `http://127.0.0.1:${DEFAULT_COLLECTOR_PORT}` ? '' : ` --server ${collector.url}`} --user ${collector.reader ?? 'USER'} --since 1h`,
         ]
       : []),

@@ -1,15 +1,19 @@
 import type { Logger } from 'pino';
-import type { CollectorConfig } from '../../../operator/src/collector/collector-config.ts';
+import { type CollectorConfig, DEFAULT_CONSOLE } from '../../../operator/src/collector/collector-config.ts';
 import { startCollector } from '../../../operator/src/collector/start-collector.ts';
 import type { ProxyConfig } from '../config/load.ts';
 
 export interface QuickstartCollector {
   readonly url: string;
+  readonly consoleUrl: string | undefined;
   readonly storeDir: string;
   /** The local user the banner names for `gatehouse audit query`, if the config has one. */
   readonly reader: string | undefined;
   close(): Promise<void>;
 }
+
+/** The cluster name the quickstart proxy ships under. */
+export const QUICKSTART_CLUSTER = 'quickstart';
 
 /** The group whose local users may read the quickstart's audit (the approvers: `lead`). */
 const READER_GROUP = 'approvers';
@@ -23,6 +27,8 @@ export async function startQuickstartCollector(options: {
   readonly storeDir: string;
   readonly listen: { readonly host: string; readonly port: number };
   readonly shipperToken: string;
+  /** The proxy's admin endpoint, whose approvals API decides what the console's approvers approve. */
+  readonly approvalsUrl: string | undefined;
   readonly config: ProxyConfig;
   readonly logger: Logger;
 }): Promise<QuickstartCollector> {
@@ -41,10 +47,19 @@ export async function startQuickstartCollector(options: {
     readers: [],
     localUsers: readers,
     tls: undefined,
+    // lead (group approvers) views and approves; the proxy still checks each decision as lead's.
+    console: {
+      ...DEFAULT_CONSOLE,
+      approvers: [{ group: READER_GROUP }],
+      approvals: options.approvalsUrl
+        ? { url: options.approvalsUrl, cluster: QUICKSTART_CLUSTER }
+        : undefined,
+    },
   };
   const running = await startCollector(config, { logger: options.logger.child({ component: 'collector' }) });
   return {
     url: running.url,
+    consoleUrl: running.consoleUrl,
     storeDir: options.storeDir,
     reader: readers[0]?.name,
     close: () => running.close(),
