@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../crds/common.ts';
 import { KubeApiError } from '../../operator/src/runtime/kube-api.ts';
 import {
@@ -10,6 +11,7 @@ import {
   VOLUME_BUNDLE,
 } from '../../operator/src/sidecar-layout.ts';
 import { publicKeyFromPem } from '../../sidecar/src/audit/signing-key.ts';
+import { CHART_DIR, helm } from '../harness/helm.ts';
 import { ADMIN_USER as KUBE_ADMIN_USER } from '../harness/kube/start-kube.ts';
 import {
   type AccessView,
@@ -28,6 +30,7 @@ import {
   seedDatabase,
 } from './support/operator-fixtures.ts';
 import type { SidecarProcess } from './support/play-kubelet.ts';
+import { monitoringQueries, readsOperator, seriesByMetric, unbackedParts } from './support/promql-check.ts';
 
 const pgInfo = inject('postgres');
 const DATABASE = 'operator_e2e';
@@ -346,6 +349,32 @@ describe('references, validation, rollout and deletion', () => {
     );
     expect(text).toContain('gatehouse_operator_workqueue_depth{controller="databaseaccess"}');
     expect(text).toMatch(/^gatehouse_operator_leader 1$/m);
+    // The pods the accesses above select, counted from their status (orders-0 carries its sidecar).
+    expect(text).toMatch(/^gatehouse_operator_pods_without_sidecar\{namespace="shop",access="orders"\} 0$/m);
+    // The chart's alerts and dashboard panels on the operator read what it exports (the others':
+    // monitoring.test.ts).
+    const rendered = await helm([
+      'template',
+      'gatehouse',
+      CHART_DIR,
+      '--set',
+      'monitoring.prometheusRule.enabled=true,monitoring.dashboards.enabled=true',
+    ]);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    const operatorQueries = monitoringQueries(
+      parseAllDocuments(rendered.stdout).map(
+        (d) => d.toJS() as { kind?: string; spec?: unknown; data?: unknown },
+      ),
+    ).filter(readsOperator);
+    expect(operatorQueries.map((q) => q.where)).toEqual(
+      expect.arrayContaining(['alert GatehouseSidecarMissing', 'alert GatehouseOperatorNotLeading']),
+    );
+    const scrape = seriesByMetric(text);
+    expect(
+      operatorQueries.flatMap((q) =>
+        unbackedParts(q.expression, () => scrape).map((p) => `${q.where}: ${p}`),
+      ),
+    ).toEqual([]);
     expect((await fetch(`http://127.0.0.1:${env.operator.healthPort}/healthz`)).status).toBe(200);
     // The operator runs as the chart's ServiceAccount: nothing it did may have been refused by RBAC.
     expect(env.operator.lines.filter((line) => /forbidden/i.test(line))).toEqual([]);
