@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,8 @@ import { freePort } from '../harness/free-port.ts';
 import { type RunningOidcProvider, startOidcProvider } from '../harness/oidc-provider.ts';
 import { policyDocument } from '../support/policy-documents.ts';
 import { freshDatabase, localProxyConfig, psql } from './support/clients.ts';
-import { MAIN, type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
+import { type GatehouseCli, gatehouseCli } from './support/gatehouse-cli.ts';
+import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
 /**
  * A person's path, end to end and with real parts: `gatehouse login` against a certified OpenID
@@ -83,55 +83,10 @@ afterAll(async () => {
   await provider?.stop();
 });
 
-interface Cli {
-  readonly child: ChildProcess;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  /** Resolves with the first match of `pattern` in stdout+stderr. */
-  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
-  exit: Promise<number>;
-}
+type Cli = GatehouseCli;
 
 function gatehouse(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Cli {
-  const child = spawn(process.execPath, ['--liftoff-only', MAIN, ...args], {
-    env: { ...env, ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  const waiters: Array<() => void> = [];
-  const wake = () => {
-    for (const w of waiters.splice(0)) w();
-  };
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    wake();
-  });
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    wake();
-  });
-  const exit = new Promise<number>((resolve) =>
-    child.on('close', (code) => {
-      printed.push(out, err);
-      wake();
-      resolve(code ?? -1);
-    }),
-  );
-  return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    exit,
-    async waitFor(pattern) {
-      for (;;) {
-        const match = (out + err).match(pattern);
-        if (match) return match;
-        if (child.exitCode !== null) throw new Error(`gatehouse exited ${child.exitCode}:\n${out}\n${err}`);
-        await new Promise<void>((resolve) => waiters.push(resolve));
-      }
-    },
-  };
+  return gatehouseCli(args, { ...env, ...extraEnv }, (out, err) => printed.push(out, err));
 }
 
 function cacheFiles(): string[] {

@@ -43,7 +43,13 @@ export async function runConnectCommand(
     target.protocol === 'postgres'
       ? psqlInvocation(target, user, login.accessToken)
       : mysqlInvocation(target, user, login.accessToken);
-  const child = spawn(command, [...args, ...clientArgs], { stdio: 'inherit', env: { ...env, ...extraEnv } });
+  // mysql reads its option-file flags only when they come first.
+  const first = target.protocol === 'mysql' ? clientArgs.filter(isOptionFileFlag) : [];
+  const rest = clientArgs.filter((a) => !first.includes(a));
+  const child = spawn(command, [...first, ...args, ...rest], {
+    stdio: 'inherit',
+    env: { ...env, ...extraEnv },
+  });
   // Ctrl-C belongs to the client (psql cancels the running query); this process just waits.
   const ignore = () => undefined;
   process.on('SIGINT', ignore);
@@ -111,4 +117,10 @@ function mysqlInvocation(target: DatabaseTarget, user: string, token: string): I
     // The proxy asks for the token with mysql_clear_password, which Oracle's client sends only when told.
     extraEnv: { MYSQL_PWD: token, LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN: '1' },
   };
+}
+
+function isOptionFileFlag(arg: string): boolean {
+  return /^--(no-defaults|print-defaults|defaults-file=|defaults-extra-file=|defaults-group-suffix=)/.test(
+    arg,
+  );
 }

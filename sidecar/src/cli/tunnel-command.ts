@@ -3,7 +3,9 @@ import { createServer, type Socket } from 'node:net';
 import { UserError } from '../errors.ts';
 import type { DatabaseTarget } from '../login/client-config.ts';
 import { canSeeLoopbackPeers, loopbackPeerUid } from '../login/loopback-peer.ts';
+import { tunnelMysqlClient } from '../login/mysql-tunnel.ts';
 import { tunnelPostgresClient } from '../login/pg-tunnel.ts';
+import { fetchGreeting, type ServerGreeting } from '../protocol/mysql/upstream.ts';
 import type { UpstreamTls } from '../protocol/postgres/upstream-socket.ts';
 import { parseCliArgs } from './parse-cli-args.ts';
 import { resolveTargetFlags, TARGET_OPTIONS, targetUsage } from './target-flags.ts';
@@ -49,27 +51,37 @@ export async function runTunnelCommand(
     { ...values, port: values['proxy-port'] },
     env,
   );
-  if (target.protocol !== 'postgres')
-    throw new UserError('gatehouse tunnel speaks PostgreSQL only so far; use gatehouse connect for mysql');
   const login = await token.current();
   const user = target.user ?? login.subject ?? 'gatehouse';
   const tls = upstreamTls(target);
   const checkPeers = await canSeeLoopbackPeers();
+  // The proxy's MySQL greeting (version, capabilities) is what the tunnel greets its clients with.
+  let proxyGreeting: Promise<ServerGreeting> | undefined;
+  const greeting = (): Promise<ServerGreeting> => {
+    proxyGreeting ??= fetchGreeting({ host: target.host, port: target.port, connectTimeoutMs: 30_000 }).catch(
+      (error: unknown) => {
+        proxyGreeting = undefined;
+        throw error;
+      },
+    );
+    return proxyGreeting;
+  };
   const ownUid = process.getuid?.();
 
   const server = createServer((client: Socket) => {
     client.setNoDelay(true);
     void admit(client).then((admitted) => {
       if (!admitted) return;
-      void tunnelPostgresClient(
-        client,
-        { host: target.host, port: target.port, tls, database: target.dbname, user },
-        async () => (await token.current()).accessToken,
-        {
-          opened: (from) => process.stderr.write(`gatehouse tunnel: ${from} connected to ${target.name}\n`),
-          failed: (from, reason) => process.stderr.write(`gatehouse tunnel: ${from} refused: ${reason}\n`),
-        },
-      );
+      const events = {
+        opened: (from: string) =>
+          process.stderr.write(`gatehouse tunnel: ${from} connected to ${target.name}\n`),
+        failed: (from: string, reason: string) =>
+          process.stderr.write(`gatehouse tunnel: ${from} refused: ${reason}\n`),
+      };
+      const endpoint = { host: target.host, port: target.port, tls, database: target.dbname, user };
+      const currentToken = async () => (await token.current()).accessToken;
+      if (target.protocol === 'postgres') void tunnelPostgresClient(client, endpoint, currentToken, events);
+      else void tunnelMysqlClient(client, endpoint, greeting, currentToken, events);
     });
   });
   const admit = async (client: Socket): Promise<boolean> => {
@@ -99,7 +111,11 @@ export async function runTunnelCommand(
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : localPort;
   process.stdout.write(
-    `gatehouse tunnel listening on 127.0.0.1:${port} for ${target.name} (${target.host}:${target.port}); connect with no password: psql "host=127.0.0.1 port=${port} dbname=${target.dbname} user=${user}"\n`,
+    `gatehouse tunnel listening on 127.0.0.1:${port} for ${target.name} (${target.host}:${target.port}); connect with no password: ${
+      target.protocol === 'postgres'
+        ? `psql "host=127.0.0.1 port=${port} dbname=${target.dbname} user=${user}"`
+        : `mysql --protocol=TCP --host=127.0.0.1 --port=${port} --user=${user} ${target.dbname}`
+    }\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => {
