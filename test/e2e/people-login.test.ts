@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
+import { exec } from '../harness/exec.ts';
 import { freePort } from '../harness/free-port.ts';
 import { type RunningOidcProvider, startOidcProvider } from '../harness/oidc-provider.ts';
+import { runningAsRoot } from '../harness/os-user.ts';
 import { policyDocument } from '../support/policy-documents.ts';
 import { freshDatabase, localProxyConfig, psql } from './support/clients.ts';
 import { type GatehouseCli, gatehouseCli } from './support/gatehouse-cli.ts';
@@ -286,6 +288,17 @@ describe('gatehouse tunnel', () => {
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('gold|****\nbasic|****\n');
     expect(result.stdout).not.toContain('ann@example.com');
+  });
+
+  it.runIf(runningAsRoot())("refuses another OS user's program on the same machine", async () => {
+    const result = await exec(
+      '/usr/bin/psql',
+      [`host=127.0.0.1 port=${port} dbname=${DATABASE} user=x sslmode=disable`, '-X', '-At', '-c', SELECT],
+      { user: 'postgres', env: { PATH: '/usr/bin:/bin', PGCONNECT_TIMEOUT: '10' }, allowFailure: true },
+    );
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    await tunnel.waitFor(/refused a connection from another user's program \(uid \d+\)/);
   });
 
   it('serves many connections at once, renewing the token once when it nears expiry', async () => {
