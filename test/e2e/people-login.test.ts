@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { freePort } from '../harness/free-port.ts';
 import { type RunningOidcProvider, startOidcProvider } from '../harness/oidc-provider.ts';
 import { runningAsRoot } from '../harness/os-user.ts';
 import { policyDocument } from '../support/policy-documents.ts';
-import { freshDatabase, localProxyConfig, psql } from './support/clients.ts';
+import { directClient, freshDatabase, localProxyConfig, psql } from './support/clients.ts';
 import { type GatehouseCli, gatehouseCli } from './support/gatehouse-cli.ts';
 import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
 
@@ -288,6 +289,42 @@ describe('gatehouse tunnel', () => {
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe('gold|****\nbasic|****\n');
     expect(result.stdout).not.toContain('ann@example.com');
+  });
+
+  it('forwards a cancel request, so Ctrl-C in psql stops the running query', async () => {
+    const child = spawn(
+      '/usr/bin/psql',
+      [`host=127.0.0.1 port=${port} dbname=${DATABASE} sslmode=disable`, '-X', '-c', 'SELECT pg_sleep(30)'],
+      {
+        env: { ...env, PGPASSWORD: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const started = Date.now();
+    // Once the query runs on the server, interrupt psql as Ctrl-C does.
+    const watcher = await directClient({ ...postgres, database: DATABASE });
+    try {
+      for (;;) {
+        const { rows } = await watcher.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30)%'",
+        );
+        if (rows[0].n > 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await watcher.end();
+    }
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    // 57014 is query_canceled; a masked session's proxy withholds the server's text, not its code.
+    expect(stderr).toContain('Cancel request sent');
+    expect(stderr).toContain('SQLSTATE 57014');
+    expect(code).not.toBe(0);
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it.runIf(runningAsRoot())("refuses another OS user's program on the same machine", async () => {
