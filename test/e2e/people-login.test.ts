@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
+import { launchBrowser, screenshot } from '../harness/browser.ts';
 import { exec } from '../harness/exec.ts';
 import { freePort } from '../harness/free-port.ts';
 import { type RunningOidcProvider, startOidcProvider } from '../harness/oidc-provider.ts';
@@ -143,6 +144,27 @@ describe('gatehouse login', () => {
     expect(cli.stdout()).toContain('as alice (groups: analysts)');
   });
 
+  it('signs in with the code flow in a real headless browser', async () => {
+    const cli = gatehouse(['login', '--browser']);
+    const [, url] = await cli.waitFor(/open this URL in a browser:\s+(\S+)/);
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      await page.goto(url!);
+      await page.fill('input[name=login]', 'alice');
+      await page.fill('input[name=password]', 'alice-pw');
+      await page.click('button:has-text("Sign in")');
+      await page.click('button:has-text("Allow")');
+      await page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/callback\?/);
+      expect(await page.textContent('body')).toContain('Signed in to Gatehouse');
+      await screenshot(page, 'people-login-code-flow');
+    } finally {
+      await browser.close();
+    }
+    expect(await cli.exit).toBe(0);
+    expect(cli.stdout()).toContain('as alice (groups: analysts)');
+  });
+
   it('says so when the person denies consent', async () => {
     const cli = gatehouse(['login', '--browser']);
     const [, url] = await cli.waitFor(/open this URL in a browser:\s+(\S+)/);
@@ -206,7 +228,13 @@ describe('gatehouse connect', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const statement = records.filter((r) => r['type'] === 'statement').at(-1);
-    expect(statement).toMatchObject({ subject: 'alice', groups: ['analysts'], issuer: provider.issuer });
+    expect(statement).toMatchObject({
+      subject: 'alice',
+      groups: ['analysts'],
+      issuer: provider.issuer,
+      method: 'token',
+      application: 'gatehouse connect',
+    });
   });
 
   it('renews a token that nears expiry with the refresh token before starting psql', async () => {

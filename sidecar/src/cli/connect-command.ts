@@ -48,7 +48,8 @@ export async function runConnectCommand(
   const rest = clientArgs.filter((a) => !first.includes(a));
   const child = spawn(command, [...first, ...args, ...rest], {
     stdio: 'inherit',
-    env: { ...env, ...extraEnv },
+    // The person's own PGAPPNAME wins; otherwise the audit's `application` says how they came.
+    env: { PGAPPNAME: 'gatehouse connect', ...env, ...extraEnv },
   });
   // Ctrl-C belongs to the client (psql cancels the running query); this process just waits.
   const ignore = () => undefined;
@@ -87,7 +88,6 @@ function psqlInvocation(target: DatabaseTarget, user: string, token: string): In
       PGPASSWORD: token,
       PGSSLMODE: target.tls,
       ...(target.ca !== undefined && { PGSSLROOTCERT: target.ca }),
-      PGAPPNAME: 'gatehouse connect',
     },
   };
 }
