@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -407,13 +407,30 @@ describe('gatehouse tunnel', () => {
 
 describe('gatehouse logout', () => {
   it('removes the cached tokens, after which connect says to sign in', async () => {
+    const file = cacheFiles()[0]!;
+    const copy = readFileSync(file, 'utf8');
     const cli = gatehouse(['logout', '--issuer', provider.issuer]);
     expect(await cli.exit).toBe(0);
-    expect(cli.stdout()).toContain(`signed out of ${provider.issuer}`);
+    expect(cli.stdout()).toContain(
+      `signed out of ${provider.issuer} (refresh token revoked at the provider)`,
+    );
     expect(cacheFiles()).toEqual([]);
     const after = gatehouse(['connect', 'app', '--', '-c', 'SELECT 1']);
     expect(await after.exit).toBe(2);
     expect(after.stderr()).toContain(`not signed in to ${provider.issuer}: run gatehouse login`);
+
+    // A copy kept from before the logout is worth nothing once its access token nears expiry: the
+    // provider revoked the refresh token.
+    const kept = JSON.parse(copy) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...kept, expiresAt: Math.floor(Date.now() / 1000) + 5 }), {
+      mode: 0o600,
+    });
+    const revoked = gatehouse(['connect', 'app', '--', '-c', 'SELECT 1']);
+    expect(await revoked.exit).toBe(2);
+    expect(revoked.stderr()).toContain(
+      `gatehouse: your sign-in at ${provider.issuer} has ended (the provider refused the refresh token): run gatehouse login --issuer ${provider.issuer}`,
+    );
+    rmSync(file);
   });
 
   it('never printed a token', () => {
