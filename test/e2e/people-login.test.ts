@@ -179,15 +179,26 @@ describe('gatehouse login', () => {
   });
 
   it.each([
-    ['nothing listens there', async () => `http://127.0.0.1:${await freePort()}`],
-    ['a page that is not a provider', async () => `${provider.issuer}/not-an-issuer`],
-    ['plain http away from loopback', async () => 'http://idp.example.com'],
-  ])('refuses a wrong issuer (%s) with a clear error', async (_, issuer) => {
+    [
+      'nothing listens there',
+      async () => `http://127.0.0.1:${await freePort()}`,
+      /cannot reach the identity provider http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/,
+    ],
+    [
+      'a page that is not a provider',
+      async () => `${provider.issuer}/not-an-issuer`,
+      /is not an OpenID provider Gatehouse can use/,
+    ],
+    [
+      'plain http away from loopback',
+      async () => 'http://idp.example.com',
+      /--issuer must be an https:\/\/ URL/,
+    ],
+  ])('refuses a wrong issuer (%s) with a clear error', async (_, issuer, message) => {
     const cli = gatehouse(['login', '--issuer', await issuer(), '--client-id', CLIENT_ID, '--device']);
     expect(await cli.exit).toBe(2);
-    expect(cli.stderr()).toMatch(
-      /^gatehouse: .*(is not an OpenID provider Gatehouse can use|must be an https:\/\/ URL)/,
-    );
+    expect(cli.stderr()).toMatch(/^gatehouse: /);
+    expect(cli.stderr()).toMatch(message);
   });
 
   it('refuses an unknown client ID with a clear error', async () => {

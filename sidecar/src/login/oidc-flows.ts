@@ -31,6 +31,11 @@ export async function discoverProvider(settings: OidcClientSettings): Promise<oi
       timeout: 30,
     });
   } catch (error) {
+    // Down (or a wrong host or port) is told apart from a URL that answers but is no provider.
+    if (error instanceof TypeError && error.message === 'fetch failed') {
+      const cause = error.cause instanceof Error ? error.cause.message : 'network error';
+      throw new UserError(`cannot reach the identity provider ${settings.issuer}: ${cause}`);
+    }
     throw new UserError(`${settings.issuer} is not an OpenID provider Gatehouse can use: ${reason(error)}`);
   }
 }
