@@ -162,12 +162,15 @@ export async function deviceFlow(
     throw explain(error, 'the device flow');
   }
   options.announce(started.verification_uri, started.user_code, started.verification_uri_complete);
+  // Polling ends when the code does; a request that merely hangs is a different error.
+  const codeLifetime = AbortSignal.timeout(started.expires_in * 1000);
   try {
-    return storedLogin(settings, await oidc.pollDeviceAuthorizationGrant(config, started));
+    return storedLogin(
+      settings,
+      await oidc.pollDeviceAuthorizationGrant(config, started, undefined, { signal: codeLifetime }),
+    );
   } catch (error) {
-    // openid-client stops polling by itself once the code's expires_in has passed.
-    if (error instanceof oidc.ClientError && error.code === 'OAUTH_TIMEOUT')
-      throw explainCode('expired_token', undefined, 'the device flow');
+    if (codeLifetime.aborted) throw explainCode('expired_token', undefined, 'the device flow');
     throw explain(error, 'the device flow');
   }
 }
