@@ -17,6 +17,9 @@ commands:
   evidence       build a signed evidence pack for a period (and verify one), for an auditor
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
   approve, deny  decide an ApprovalRequest in Kubernetes (kubectl gatehouse approve NAME --reason ...)
+  login, logout  sign in to your identity provider (OIDC) as a person, or sign out (docs/people.md)
+  connect        start psql or mysql on a Gatehouse as you, with a fresh token
+  tunnel         a loopback port that opens a Gatehouse as you: GUI tools connect with no password
   mcp            serve the Model Context Protocol to an AI agent, through the proxy (docs/mcp.md)
   request-access ask for clear values of masked columns for a while (decided with \`approvals\`)
   version        print the version (also --version)
@@ -64,6 +67,22 @@ export async function runCli(argv: string[]): Promise<number> {
     case 'collector': {
       const { runCollectorCommand } = await import('../../../operator/src/collector/collector-command.ts');
       return runCollectorCommand(rest);
+    }
+    case 'login': {
+      const { runLoginCommand } = await import('./login-command.ts');
+      return runLoginCommand(rest);
+    }
+    case 'logout': {
+      const { runLogoutCommand } = await import('./login-command.ts');
+      return runLogoutCommand(rest);
+    }
+    case 'connect': {
+      const { runConnectCommand } = await import('./connect-command.ts');
+      return runConnectCommand(rest);
+    }
+    case 'tunnel': {
+      const { runTunnelCommand } = await import('./tunnel-command.ts');
+      return runTunnelCommand(rest);
     }
     case 'mcp': {
       const { runMcpCommand } = await import('./mcp-command.ts');

@@ -14,6 +14,7 @@ import {
 } from 'jose';
 import type { JwtVerificationConfig } from '../config/schema.ts';
 import { UserError } from '../errors.ts';
+import { HTTPS_OR_LOOPBACK, isHttpsOrLoopback } from './secure-url.ts';
 
 /** Every asymmetric JWS algorithm jose verifies; the default when the config lists none. */
 export const ASYMMETRIC_ALGORITHMS: readonly string[] = [
@@ -113,13 +114,7 @@ function remoteKeySet(
   } catch {
     throw new UserError(`${field}.jwksUrl: "${url}" is not a URL`);
   }
-  // Keys fetched in clear could be swapped by anyone on the path, and with them every identity.
-  const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(parsed.hostname);
-  if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback)) {
-    throw new UserError(
-      `${field}.jwksUrl: must be an https:// URL (http:// only for 127.0.0.1, [::1] or localhost)`,
-    );
-  }
+  if (!isHttpsOrLoopback(parsed)) throw new UserError(`${field}.jwksUrl: must be ${HTTPS_OR_LOOPBACK}`);
   const keySet = createRemoteJWKSet(parsed, {
     ...(options.cooldownMs !== undefined && { cooldownDuration: options.cooldownMs }),
     ...(options.cacheMaxAgeMs !== undefined && { cacheMaxAge: options.cacheMaxAgeMs }),

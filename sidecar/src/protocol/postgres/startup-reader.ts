@@ -91,3 +91,20 @@ export class StartupReader {
     waiter?.();
   }
 }
+
+/** The name/value pairs of a startup packet (after its version); `user` is required, as in PostgreSQL. */
+export function parseStartupParameters(packet: Buffer): Map<string, string> {
+  const params = new Map<string, string>();
+  let offset = 4;
+  while (offset < packet.length && packet[offset] !== 0) {
+    const keyEnd = packet.indexOf(0, offset);
+    if (keyEnd < 0) throw new ProtocolError('invalid startup packet layout');
+    const valueEnd = packet.indexOf(0, keyEnd + 1);
+    if (valueEnd < 0) throw new ProtocolError('invalid startup packet layout');
+    params.set(packet.toString('utf8', offset, keyEnd), packet.toString('utf8', keyEnd + 1, valueEnd));
+    offset = valueEnd + 1;
+  }
+  if (!params.has('user'))
+    throw new ProtocolError('no PostgreSQL user name specified in startup packet', '28000');
+  return params;
+}

@@ -21,7 +21,7 @@ import { ProtocolError } from './protocol-error.ts';
 import { ReportedReading } from './reported-reading.ts';
 import type { SessionDeps } from './session-deps.ts';
 import { StartupRefusal, startupSetting, upstreamStartupParameters } from './startup-parameters.ts';
-import { StartupReader } from './startup-reader.ts';
+import { parseStartupParameters, StartupReader } from './startup-reader.ts';
 import { connectUpstream, type UpstreamConnection, upstreamOptions } from './upstream.ts';
 import { UpstreamError } from './upstream-error.ts';
 
@@ -340,20 +340,4 @@ export class Startup {
       reason,
     });
   }
-}
-
-function parseStartupParameters(packet: Buffer): Map<string, string> {
-  const params = new Map<string, string>();
-  let offset = 4;
-  while (offset < packet.length && packet[offset] !== 0) {
-    const keyEnd = packet.indexOf(0, offset);
-    if (keyEnd < 0) throw new ProtocolError('invalid startup packet layout');
-    const valueEnd = packet.indexOf(0, keyEnd + 1);
-    if (valueEnd < 0) throw new ProtocolError('invalid startup packet layout');
-    params.set(packet.toString('utf8', offset, keyEnd), packet.toString('utf8', keyEnd + 1, valueEnd));
-    offset = valueEnd + 1;
-  }
-  if (!params.has('user'))
-    throw new ProtocolError('no PostgreSQL user name specified in startup packet', '28000');
-  return params;
 }
