@@ -1,12 +1,10 @@
 import { parseChainLine } from '../../../sidecar/src/audit/chain.ts';
-import { UserError } from '../../../sidecar/src/errors.ts';
 import {
   EVIDENCE_TYPES,
   type EvidenceRecord,
   type SourceCheck,
 } from '../../../sidecar/src/evidence/evidence-input.ts';
-import type { SourceView } from './store.ts';
-import type { RecordView } from './store-queries.ts';
+import { CollectorClient, sourceName } from './collector-client.ts';
 
 export interface CollectorEvidence {
   readonly sources: SourceCheck[];
@@ -24,50 +22,28 @@ export async function readCollectorEvidence(
   authorization: string,
   period: { from: Date; to: Date },
 ): Promise<CollectorEvidence> {
-  const base = server.replace(/\/$/, '');
-  const get = async <T>(path: string): Promise<T> => {
-    let response: Response;
-    try {
-      response = await fetch(`${base}${path}`, { headers: { authorization } });
-    } catch (error) {
-      throw new UserError(
-        `cannot reach the collector at ${server}: ${(error as Error).cause ?? (error as Error).message}`,
-      );
-    }
-    const body = (await response.json().catch(() => undefined)) as (T & { message?: string }) | undefined;
-    if (!response.ok || body === undefined)
-      throw new UserError(
-        `the collector answered ${response.status} to ${path.split('?')[0]}: ${body?.message ?? 'no reason given'}`,
-      );
-    return body;
-  };
-  const { items: sources } = await get<{ items: SourceView[] }>('/v1/sources');
+  const collector = new CollectorClient(server, authorization);
+  const sources = await collector.sources();
   // By seq: the period's policy changes are read twice (with the period, and with the history).
   const unreadable = new Map<string, Set<number>>();
   const read = async (query: URLSearchParams): Promise<EvidenceRecord[]> => {
     const found: EvidenceRecord[] = [];
-    let cursor: string | undefined;
-    do {
-      if (cursor !== undefined) query.set('cursor', cursor);
-      const page = await get<{ items: RecordView[]; next?: string }>(`/v1/records?${query}`);
-      for (const item of page.items) {
-        const source = sourceName(item.source);
-        const parsed = parseChainLine(item.line);
-        if (!parsed.ok) {
-          unreadable.set(source, (unreadable.get(source) ?? new Set()).add(item.seq));
-          continue;
-        }
-        found.push({
-          source,
-          seq: parsed.record.seq,
-          time: String(parsed.record['time']),
-          type: parsed.record.type,
-          verified: item.verified,
-          fields: parsed.record,
-        });
+    for await (const item of collector.records(query)) {
+      const source = sourceName(item.source);
+      const parsed = parseChainLine(item.line);
+      if (!parsed.ok) {
+        unreadable.set(source, (unreadable.get(source) ?? new Set()).add(item.seq));
+        continue;
       }
-      cursor = page.next;
-    } while (cursor !== undefined);
+      found.push({
+        source,
+        seq: parsed.record.seq,
+        time: String(parsed.record['time']),
+        type: parsed.record.type,
+        verified: item.verified,
+        fields: parsed.record,
+      });
+    }
     // Pages come newest first; sections read each source in chain order.
     return found.sort((a, b) => (a.source === b.source ? a.seq - b.seq : a.source < b.source ? -1 : 1));
   };
@@ -106,15 +82,4 @@ export async function readCollectorEvidence(
     records,
     policyHistory,
   };
-}
-
-/** One log: a pod's log begun with another key is another source. */
-function sourceName(source: {
-  cluster: string;
-  namespace: string;
-  pod: string;
-  database: string;
-  logKeyId: string;
-}): string {
-  return `${source.cluster}/${source.namespace}/${source.pod}/${source.database}@${source.logKeyId}`;
 }

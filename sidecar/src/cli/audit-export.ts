@@ -19,14 +19,21 @@ export const AUDIT_EXPORT_USAGE = `  --format ocsf|jsonl   ocsf (default): one O
   --allow-unsealed      accept logs that do not end in a seal (still being written)
   --no-verify           export without verifying the chains first (records that do not parse are
                         skipped, with a warning)
+  --server URL          read the collector's store (docs/collector.md) instead of FILEs, with a
+                        reader's --token JWT, or --user NAME and --password P (or $GATEHOUSE_PASSWORD);
+                        --from defaults to a day before --to, --to to now
   -h, --help            show this text
 
 Verifies every FILE first, as gatehouse audit verify does (FILE.head is checked when it exists), and
 exports nothing when one fails: exits 1 naming the file and the first bad record. Writes the events
-to stdout in the order of the files given. Exits 0 when all went out, 2 for a usage error or a file
-that cannot be read.`;
+to stdout in the order of the files given. With --server, the collector has verified each source's
+chain as it arrived: a source it found broken, gapped or signed by a foreign key stops the export
+before anything is written (exit 1, naming it; --no-verify exports anyway), each line is checked
+against its own hash again, and the events come out in time order, an hour of records at a time.
+Exits 0 when all went out, 2 for a usage error or a file or server that cannot be read.`;
 
 const USAGE = `usage: gatehouse audit export [--format ocsf|jsonl] [--from DATE] [--to DATE] FILE...
+       gatehouse audit export [--format ocsf|jsonl] [--from DATE] [--to DATE] --server URL (--token JWT | --user NAME)
 
 ${AUDIT_EXPORT_USAGE}
 `;
@@ -38,6 +45,8 @@ interface Output {
 
 interface ExportOptions {
   readonly files: readonly string[];
+  /** With --server: the collector and the reader's Authorization header. */
+  readonly server?: { readonly url: string; readonly authorization: string };
   readonly format: 'ocsf' | 'jsonl';
   readonly from: number;
   readonly to: number;
@@ -63,6 +72,8 @@ export async function runAuditExport(
     io.stderr.write(`gatehouse: ${(error as Error).message}\n`);
     return 2;
   }
+
+  if (options.server !== undefined) return exportFromCollector(options, options.server, io);
 
   if (options.verify) {
     let broken = 0;
@@ -136,6 +147,10 @@ function parseOptions(argv: string[]): (Omit<ExportOptions, 'publicKeys'> & { ke
         'public-key': { type: 'string', multiple: true },
         'allow-unsealed': { type: 'boolean' },
         'no-verify': { type: 'boolean' },
+        server: { type: 'string' },
+        token: { type: 'string' },
+        user: { type: 'string' },
+        password: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     },
@@ -145,13 +160,27 @@ function parseOptions(argv: string[]): (Omit<ExportOptions, 'publicKeys'> & { ke
   const format = values.format ?? 'ocsf';
   if (format !== 'ocsf' && format !== 'jsonl')
     throw new UserError(`--format must be ocsf or jsonl, not "${format}"`);
-  if (positionals.length === 0)
-    throw new UserError('give one or more audit log FILEs (see gatehouse audit export --help)');
-  const from = values.from === undefined ? Number.NEGATIVE_INFINITY : parseDate('--from', values.from);
-  const to = values.to === undefined ? Number.POSITIVE_INFINITY : parseDate('--to', values.to);
+  const server = values.server;
+  if (positionals.length > 0 === (server !== undefined))
+    throw new UserError(
+      'give one or more audit log FILEs, or --server URL (the collector), one of the two (see gatehouse audit export --help)',
+    );
+  if (server === undefined && (values.token ?? values.user ?? values.password) !== undefined)
+    throw new UserError('--token, --user and --password go with --server');
+  if (server !== undefined && !/^https?:\/\/[^/]/.test(server))
+    throw new UserError(`--server wants the collector's http(s) URL, not "${server}"`);
+  const nowOr = (fallback: number) => (server === undefined ? fallback : Date.now());
+  const to = values.to === undefined ? nowOr(Number.POSITIVE_INFINITY) : parseDate('--to', values.to);
+  const from =
+    values.from === undefined
+      ? server === undefined
+        ? Number.NEGATIVE_INFINITY
+        : to - 86_400_000
+      : parseDate('--from', values.from);
   if (from >= to) throw new UserError(`--from ${values.from} is not before --to ${values.to}`);
   return {
     files: positionals,
+    ...(server !== undefined && { server: { url: server, authorization: readerAuthorization(values) } }),
     format,
     from,
     to,
@@ -170,4 +199,98 @@ export function parseDate(flag: string, text: string): number {
       `${flag} must be an ISO 8601 date or time with a zone (2026-12-01, 2026-12-01T08:00:00Z), not "${text}"`,
     );
   return ms;
+}
+
+/** --token, or --user with --password or $GATEHOUSE_PASSWORD, as `gatehouse audit query` takes them. */
+function readerAuthorization(values: { token?: string; user?: string; password?: string }): string {
+  if (values.token !== undefined) return `Bearer ${values.token}`;
+  if (values.user !== undefined) {
+    const password = values.password ?? process.env['GATEHOUSE_PASSWORD'];
+    if (password === undefined) throw new UserError('--user needs --password P or $GATEHOUSE_PASSWORD');
+    return `Basic ${Buffer.from(`${values.user}:${password}`).toString('base64')}`;
+  }
+  throw new UserError('--server needs a reader: --token JWT, or --user NAME with --password P');
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * The collector's records of the period, an hour at a time so that memory holds one hour, each hour
+ * in time order (the API pages newest first). Refuses to start while a source's chain is damaged.
+ */
+async function exportFromCollector(
+  options: ExportOptions,
+  server: NonNullable<ExportOptions['server']>,
+  io: { readonly stdout: Output; readonly stderr: Output },
+): Promise<number> {
+  const { CollectorClient, sourceName } = await import('../../../operator/src/collector/collector-client.ts');
+  const collector = new CollectorClient(server.url, server.authorization);
+  try {
+    if (options.verify) {
+      const damaged = (await collector.sources()).filter((s) => s.status !== 'ok');
+      if (damaged.length > 0) {
+        for (const s of damaged)
+          io.stderr.write(`${sourceName(s)}: ${s.status}${s.reason ? `: ${s.reason}` : ''}\n`);
+        io.stderr.write(
+          `gatehouse: nothing exported: the collector found ${damaged.length} source(s) damaged (--no-verify exports anyway)\n`,
+        );
+        return 1;
+      }
+    }
+    const version = packageVersion();
+    const mappers = new Map<string, OcsfMapper>();
+    let torn = 0;
+    for (let start = options.from; start < options.to; start += HOUR_MS) {
+      const end = Math.min(start + HOUR_MS, options.to);
+      const hour: { source: string; seq: number; time: number; line: string }[] = [];
+      const query = new URLSearchParams({
+        since: new Date(start).toISOString(),
+        until: new Date(end).toISOString(),
+        limit: '1000',
+      });
+      for await (const item of collector.records(query))
+        hour.push({
+          source: sourceName(item.source),
+          seq: item.seq,
+          time: Date.parse(item.time),
+          line: item.line,
+        });
+      hour.sort(
+        (a, b) => a.time - b.time || (a.source < b.source ? -1 : a.source > b.source ? 1 : a.seq - b.seq),
+      );
+      for (const record of hour) {
+        const parsed = parseChainLine(record.line);
+        if (!parsed.ok) {
+          // A line torn by a crash is part of a verified chain (a log.recover record follows it).
+          if (parsed.torn || !options.verify) {
+            torn++;
+            continue;
+          }
+          io.stderr.write(
+            `gatehouse: ${record.source} record ${record.seq} does not match its own hash in the collector's store; stopping (--no-verify skips it)\n`,
+          );
+          return 1;
+        }
+        let out = record.line;
+        if (options.format === 'ocsf') {
+          let mapper = mappers.get(record.source);
+          if (mapper === undefined) {
+            mapper = new OcsfMapper({ productVersion: version, source: record.source });
+            mappers.set(record.source, mapper);
+          }
+          out = JSON.stringify(mapper.map(parsed));
+        }
+        if (io.stdout.write(`${out}\n`) === false && io.stdout.once)
+          await new Promise<void>((resolve) => io.stdout.once!('drain', resolve));
+      }
+    }
+    if (torn > 0)
+      io.stderr.write(
+        `gatehouse: skipped ${torn} line(s) that are not whole audit records (torn by a crash${options.verify ? '' : ', or altered'})\n`,
+      );
+  } catch (error) {
+    io.stderr.write(`gatehouse: ${(error as Error).message}\n`);
+    return 2;
+  }
+  return 0;
 }

@@ -1,0 +1,57 @@
+import { UserError } from '../../../sidecar/src/errors.ts';
+import type { SourceView } from './store.ts';
+import type { RecordView } from './store-queries.ts';
+
+/**
+ * The collector's read API as the CLI uses it (evidence build --server, audit export --server), with a
+ * reader's credentials: errors a person can act on (cannot reach, the collector's own reason), never a
+ * stack trace.
+ */
+export class CollectorClient {
+  readonly #base: string;
+  readonly #server: string;
+  readonly #authorization: string;
+
+  constructor(server: string, authorization: string) {
+    this.#server = server;
+    this.#base = server.replace(/\/$/, '');
+    this.#authorization = authorization;
+  }
+
+  async get<T>(path: string): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.#base}${path}`, { headers: { authorization: this.#authorization } });
+    } catch (error) {
+      throw new UserError(
+        `cannot reach the collector at ${this.#server}: ${(error as Error).cause ?? (error as Error).message}`,
+      );
+    }
+    const body = (await response.json().catch(() => undefined)) as (T & { message?: string }) | undefined;
+    if (!response.ok || body === undefined)
+      throw new UserError(
+        `the collector answered ${response.status} to ${path.split('?')[0]}: ${body?.message ?? 'no reason given'}`,
+      );
+    return body;
+  }
+
+  async sources(): Promise<SourceView[]> {
+    return (await this.get<{ items: SourceView[] }>('/v1/sources')).items;
+  }
+
+  /** Every record GET /v1/records answers for `query`, page by page (newest first, as the API pages). */
+  async *records(query: URLSearchParams): AsyncGenerator<RecordView> {
+    let cursor: string | undefined;
+    do {
+      if (cursor !== undefined) query.set('cursor', cursor);
+      const page = await this.get<{ items: RecordView[]; next?: string }>(`/v1/records?${query}`);
+      yield* page.items;
+      cursor = page.next;
+    } while (cursor !== undefined);
+  }
+}
+
+/** One log: a pod's log begun with another key is another source. */
+export function sourceName(source: RecordView['source']): string {
+  return `${source.cluster}/${source.namespace}/${source.pod}/${source.database}@${source.logKeyId}`;
+}
