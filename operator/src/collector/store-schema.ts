@@ -67,6 +67,19 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX IF NOT EXISTS records_columns_masked ON records USING gin (columns_masked);
    CREATE INDEX IF NOT EXISTS records_purpose_time ON records (purpose, time DESC) WHERE purpose IS NOT NULL;
    CREATE INDEX IF NOT EXISTS records_run_id_time ON records (run_id, time DESC) WHERE run_id IS NOT NULL;`,
+  // Forwarding to a SIEM (forwarder.ts): per sink, how far each source was delivered, and which
+  // replica forwards.
+  `CREATE TABLE IF NOT EXISTS forward_positions (
+     sink text NOT NULL,
+     source_id bigint NOT NULL,
+     seq bigint NOT NULL,
+     PRIMARY KEY (sink, source_id)
+   );
+   CREATE TABLE IF NOT EXISTS forward_leases (
+     sink text PRIMARY KEY,
+     holder text NOT NULL,
+     until timestamptz NOT NULL
+   );`,
 ];
 
 export const COPY_RECORDS = `COPY records (source_id, seq, time, type, hash, verified, session, subject, database,

@@ -33,7 +33,8 @@ export interface HttpSinkOptions {
 
 export class HttpAuditSink {
   readonly #options: HttpSinkOptions;
-  readonly #mapper: OcsfMapper;
+  /** One OCSF mapper per source (the collector forwards many logs through one sink). */
+  readonly #mappers = new Map<string, OcsfMapper>();
   #queue: string[] = [];
   #sending: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -48,10 +49,6 @@ export class HttpAuditSink {
 
   constructor(options: HttpSinkOptions) {
     this.#options = options;
-    this.#mapper = new OcsfMapper({
-      productVersion: options.productVersion,
-      source: options.source ?? 'stdout',
-    });
   }
 
   /** Records delivered so far (acknowledged with a 2xx). */
@@ -69,10 +66,13 @@ export class HttpAuditSink {
     return this.#queue.length;
   }
 
-  /** Takes one written audit line; never blocks and never throws. */
-  push(line: string): void {
+  /**
+   * Takes one written audit line; never blocks and never throws. `source` names its log for OCSF's
+   * unmapped.source (default: the sink's `source` option).
+   */
+  push(line: string, source?: string): void {
     if (this.#closed) return;
-    const item = this.#encode(line);
+    const item = this.#encode(line, source ?? this.#options.source ?? 'stdout');
     if (item === undefined) return;
     this.#queue.push(item);
     if (this.#queue.length > this.#options.maxBufferedRecords) {
@@ -87,6 +87,17 @@ export class HttpAuditSink {
     }
     if (this.#queue.length >= this.#options.batchRecords) this.#kick();
     else this.#timer ??= setTimeout(() => this.#kick(), this.#options.batchIntervalMs).unref();
+  }
+
+  /**
+   * Resolves once everything pushed so far is delivered (the queue is empty), however long the endpoint
+   * takes; or once the sink is stopped. The collector's forwarder moves its position only then.
+   */
+  async settled(): Promise<void> {
+    while (this.#queue.length > 0 && !this.#stopped) {
+      if (this.#sending === undefined) this.#kick();
+      await (this.#sending ?? sleep(10));
+    }
   }
 
   /** Sends what waits, trying for at most `graceMs` more, then stops. */
@@ -183,13 +194,22 @@ export class HttpAuditSink {
     }
   }
 
-  #encode(line: string): string | undefined {
+  #encode(line: string, source: string): string | undefined {
     const parsed = parseChainLine(line);
     if (!parsed.ok) return undefined;
-    const value = this.#options.format === 'ocsf' ? JSON.stringify(this.#mapper.map(parsed)) : line;
+    const value = this.#options.format === 'ocsf' ? JSON.stringify(this.#mapperOf(source).map(parsed)) : line;
     if (this.#options.shape === 'jsonl') return value;
     const time = Date.parse(String(parsed.record['time'])) / 1000;
     return `{"time":${Number.isFinite(time) ? time : 0},"source":"gatehouse","sourcetype":"${this.#options.format === 'ocsf' ? 'ocsf' : 'gatehouse:audit'}","event":${value}}`;
+  }
+
+  #mapperOf(source: string): OcsfMapper {
+    let mapper = this.#mappers.get(source);
+    if (mapper === undefined) {
+      mapper = new OcsfMapper({ productVersion: this.#options.productVersion, source });
+      this.#mappers.set(source, mapper);
+    }
+    return mapper;
   }
 }
 

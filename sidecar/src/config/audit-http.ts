@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.ts';
 import type { ProxyConfigDocument } from './schema.ts';
 
-type AuditHttpDocument = NonNullable<NonNullable<ProxyConfigDocument['audit']>['http']>;
+export type AuditHttpDocument = NonNullable<NonNullable<ProxyConfigDocument['audit']>['http']>;
 
 /** `audit.http` resolved: a copy of every written record, sent to an HTTP endpoint. */
 export interface AuditHttpConfig {
@@ -21,6 +21,7 @@ export function resolveAuditHttp(
   http: AuditHttpDocument,
   file: string,
   token: string | undefined,
+  where = 'audit.http',
 ): AuditHttpConfig {
   let url: URL | undefined;
   try {
@@ -29,7 +30,7 @@ export function resolveAuditHttp(
     url = undefined;
   }
   if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
-    throw new ConfigError(file, 'audit.http.url', 'must be an http:// or https:// URL');
+    throw new ConfigError(file, `${where}.url`, 'must be an http:// or https:// URL');
   return {
     url: http.url,
     shape: (http.shape ?? 'jsonl') as 'jsonl' | 'splunk-hec',

@@ -158,7 +158,8 @@ const AuditShip = Type.Object(
 );
 
 /** A copy of every written record sent to an HTTP endpoint in batches (docs/compliance.md). */
-const AuditHttp = Type.Object(
+/** `audit.http` of the proxy, and `forward.http` of the collector: the same sink. */
+export const AuditHttp = Type.Object(
   {
     url: Type.String({
       minLength: 1,
