@@ -19,6 +19,7 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *   GET  /v1/sources     every source and its chain status
  *   GET  /v1/statements  ?subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
  *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
+ *                        Both answer {"items", "next"?, "follow"}; `follow=` asks what was stored since.
  *
  * Errors are JSON `{"problem", "message"}`, as in the approvals API.
  */
@@ -124,6 +125,7 @@ function filterOf(query: Record<string, string>): RecordFilter | string {
       case 'column':
       case 'purpose':
       case 'cursor':
+      case 'follow':
         filter[name] = value;
         break;
       case 'run_id':
@@ -147,12 +149,14 @@ function filterOf(query: Record<string, string>): RecordFilter | string {
         break;
       }
       default:
-        return `unknown filter "${name}": use subject, database, outcome, table, column, seen, purpose, run_id, since, until, limit, cursor`;
+        return `unknown filter "${name}": use subject, database, outcome, table, column, seen, purpose, run_id, since, until, limit, cursor, follow`;
     }
   }
   if (filter.column !== undefined && filter.column.split('.').length < 2)
     return `column: name it as TABLE.COLUMN or SCHEMA.TABLE.COLUMN, not "${filter.column}"`;
   if (filter.seen !== undefined && filter.column === undefined) return 'seen: only with column';
+  if (filter.cursor !== undefined && filter.follow !== undefined)
+    return 'cursor and follow: one or the other (cursor pages back, follow asks what arrived since)';
   return filter;
 }
 

@@ -44,11 +44,7 @@ const SUBJECTS = 2000;
 const RUN_IDS = 400;
 const DAY_MS = 86_400_000;
 /** The last loaded day is today's, so `since=24h` and `since=7d` find recent records. */
-const LAST_DAY = Date.UTC(
-  new Date().getUTCFullYear(),
-  new Date().getUTCMonth(),
-  new Date().getUTCDate(),
-);
+const LAST_DAY = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
 
 /** A small, fast, seeded generator: the same arguments load the same records. */
 function random(seed: number): () => number {
@@ -96,7 +92,10 @@ const subjectOf = (n: number) =>
 
 function hex(r: () => number, length: number): string {
   let out = '';
-  while (out.length < length) out += Math.floor(r() * 0x1_0000_0000).toString(16).padStart(8, '0');
+  while (out.length < length)
+    out += Math.floor(r() * 0x1_0000_0000)
+      .toString(16)
+      .padStart(8, '0');
   return out.slice(0, length);
 }
 
@@ -328,7 +327,10 @@ function questions(r: () => number): [string, () => string][] {
     ['statements, newest', () => '/v1/statements'],
     ['statements of an identity, 24 h', () => `/v1/statements?subject=${e(subject())}&since=24h`],
     ['statements of a rare identity, 30 days', () => `/v1/statements?subject=${e(rareSubject())}&since=30d`],
-    ['refusals in a database, 7 days', () => `/v1/statements?database=${database()}&outcome=refused&since=7d`],
+    [
+      'refusals in a database, 7 days',
+      () => `/v1/statements?database=${database()}&outcome=refused&since=7d`,
+    ],
     ['errors, 30 days', () => '/v1/statements?outcome=error&since=30d'],
     ['statements in one day', () => `/v1/statements?${day()}`],
     ['touched a common table, 7 days', () => `/v1/statements?table=${common()}&since=7d`],
@@ -337,8 +339,14 @@ function questions(r: () => number): [string, () => string][] {
       'who read customers.ssn in clear, 30 days',
       () => '/v1/statements?column=customers.ssn&seen=clear&since=30d',
     ],
-    ['who read hr.employees.salary in clear, 30 days', () => '/v1/statements?column=hr.employees.salary&seen=clear&since=30d'],
-    ['who touched a column, masked or clear, 30 days', () => '/v1/statements?column=public.payments.iban&since=30d'],
+    [
+      'who read hr.employees.salary in clear, 30 days',
+      () => '/v1/statements?column=hr.employees.salary&seen=clear&since=30d',
+    ],
+    [
+      'who touched a column, masked or clear, 30 days',
+      () => '/v1/statements?column=public.payments.iban&since=30d',
+    ],
     [
       'an identity on a table, 30 days',
       () => `/v1/statements?subject=${e(subject())}&table=${common()}&since=30d`,
@@ -395,7 +403,10 @@ async function measure(store: CollectorStore): Promise<void> {
   const over = rows.filter((row) => row.p95 >= 200);
   console.log(
     `\n| question | p50 ms | p95 ms | items a page |\n| --- | --- | --- | --- |\n${rows
-      .map((row) => `| ${row.question} | ${row.p50.toFixed(1)} | ${row.p95.toFixed(1)} | ${row.items.toFixed(0)} |`)
+      .map(
+        (row) =>
+          `| ${row.question} | ${row.p50.toFixed(1)} | ${row.p95.toFixed(1)} | ${row.items.toFixed(0)} |`,
+      )
       .join('\n')}`,
   );
   console.log(

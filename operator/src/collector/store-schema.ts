@@ -67,6 +67,14 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX IF NOT EXISTS records_columns_masked ON records USING gin (columns_masked);
    CREATE INDEX IF NOT EXISTS records_purpose_time ON records (purpose, time DESC) WHERE purpose IS NOT NULL;
    CREATE INDEX IF NOT EXISTS records_run_id_time ON records (run_id, time DESC) WHERE run_id IS NOT NULL;`,
+  // Arrival order, for following (store-queries.ts): the id of the transaction that stored each
+  // record, which a snapshot tells apart exactly as committed before it or not, where a record's own
+  // time may be older than records already shown (a shipper catching up). Added without a default
+  // and given one after, so the partitions already there are not rewritten; records stored before
+  // it have none and are never followed.
+  `ALTER TABLE records ADD COLUMN IF NOT EXISTS ingest_xid xid8;
+   ALTER TABLE records ALTER COLUMN ingest_xid SET DEFAULT pg_current_xact_id();
+   CREATE INDEX IF NOT EXISTS records_ingest_xid ON records (ingest_xid) WHERE ingest_xid IS NOT NULL;`,
 ];
 
 export const COPY_RECORDS = `COPY records (source_id, seq, time, type, hash, verified, session, subject, database,
