@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,42 @@ async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10
     if (Date.now() > until) throw new Error('timed out waiting');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** `gatehouse audit query --follow` as a user runs it, its stdout read line by line. */
+function startFollow(...args: string[]) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--liftoff-only',
+      MAIN,
+      'audit',
+      'query',
+      ...(args[0] === 'sources' ? [args.shift()!] : []),
+      '--follow',
+      '--server',
+      `http://127.0.0.1:${port}`,
+      '--user',
+      READER.name,
+      '--subject',
+      'local:demo',
+      ...args,
+    ],
+    { env: { ...process.env, GATEHOUSE_PASSWORD: READER.password }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8');
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString('utf8');
+  });
+  const exit = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, stderr: err })),
+  );
+  const lines = () => out.split('\n').filter((line) => line !== '');
+  return { child, lines, exit };
 }
 
 beforeAll(async () => {
@@ -134,7 +170,10 @@ describe('the collector', () => {
           { env: { ...process.env, GATEHOUSE_PASSWORD: READER.password } },
         )
       ).stdout;
-    const fromApi = await api<{ items: unknown[] }>('/v1/statements?subject=local:demo');
+    // `follow` names the store's snapshot of the moment, which --follow asks for itself.
+    const { follow: _, ...fromApi } = await api<{ items: unknown[]; follow: string }>(
+      '/v1/statements?subject=local:demo',
+    );
     expect(JSON.parse(await query('--format', 'json'))).toEqual(fromApi);
     const table = (await query('--since', '1h')).split('\n');
     expect(table[0]).toMatch(/^time +subject +database +outcome +rows +statement/);
@@ -150,6 +189,51 @@ describe('the collector', () => {
     });
     expect(bad.status).toBe(401);
     expect((await fetch(`http://127.0.0.1:${port}/v1/statements`)).status).toBe(401);
+  });
+
+  it('follows new statements as they arrive, and ends cleanly on SIGINT', async () => {
+    const follower = startFollow('--format', 'json');
+    // The backlog first: the statement of the first test.
+    await eventually(async () =>
+      follower.lines().some((l) => l.includes('SELECT $1 AS answer')) ? true : undefined,
+    );
+    const client = await pgClient(proxy!.port);
+    await client.query('SELECT 1 AS follow_a');
+    await client.query('SELECT 2 AS follow_b');
+    await client.end();
+    const printed = await eventually(async () => {
+      const lines = follower.lines();
+      return lines.some((l) => l.includes('follow_b')) ? lines : undefined;
+    });
+    const statements = printed.map((l) => (JSON.parse(l) as { statement: string }).statement);
+    expect(statements.filter((s) => s.includes('follow_'))).toEqual([
+      'SELECT $1 AS follow_a',
+      'SELECT $1 AS follow_b',
+    ]);
+    // Oldest first, each once.
+    expect(new Set(statements).size).toBe(statements.length);
+    follower.child.kill('SIGINT');
+    expect(await follower.exit).toEqual({ code: 0, stderr: '' });
+  });
+
+  it('ends when whoever reads its output stops (| head), and on a refusal with the reason', async () => {
+    const follower = startFollow();
+    await eventually(async () => (follower.lines().length > 0 ? true : undefined));
+    expect(follower.lines()[0]).toMatch(/^time +subject +database +outcome/);
+    follower.child.stdout!.destroy();
+    const client = await pgClient(proxy!.port);
+    await client.query('SELECT 3 AS follow_c');
+    await client.end();
+    expect((await follower.exit).code).toBe(0);
+
+    const refused = startFollow('--password', 'not-the-password');
+    const { code, stderr } = await refused.exit;
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/the collector answered 401/);
+    expect(await startFollow('sources').exit).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/not sources/),
+    });
   });
 
   it('loses nothing when the collector is killed mid-stream and started again', async () => {
