@@ -65,7 +65,8 @@ const schemas: Record<string, Schema> = {
   ChainStatus: {
     type: 'string',
     enum: ['ok', 'gap', 'broken', 'foreign-key'],
-    description: 'ok, or the first damage found in the chain: records missing, changed, or a key nobody vouched for.',
+    description:
+      'ok, or the first damage found in the chain: records missing, changed, or a key nobody vouched for.',
   },
   Source: closed({
     id: { type: 'integer' },
@@ -183,7 +184,10 @@ const FILTERS = [
     maximum: MAX_LIMIT,
   }),
   query('cursor', 'The `next` of the previous page.'),
-  query('follow', 'The `follow` of a previous answer: what was stored since, oldest first. Not with `cursor`.'),
+  query(
+    'follow',
+    'The `follow` of a previous answer: what was stored since, oldest first. Not with `cursor`.',
+  ),
 ];
 
 const json = (schema: Schema) => ({ content: { 'application/json': { schema } } });
@@ -246,7 +250,10 @@ export function collectorOpenApi(): Record<string, unknown> {
         get: {
           operationId: 'listSources',
           summary: 'Every source with its chain status and last verified checkpoint',
-          responses: { '200': { description: 'The sources', ...json(ref('Sources')) }, ...problems(401, 403) },
+          responses: {
+            '200': { description: 'The sources', ...json(ref('Sources')) },
+            ...problems(401, 403),
+          },
         },
       },
       '/v1/statements': {
@@ -264,7 +271,7 @@ export function collectorOpenApi(): Record<string, unknown> {
         get: {
           operationId: 'listSessions',
           summary: 'Sessions, newest first: one per connection.start, with how it ended',
-          description: '`table`, `column` and `seen` are statements\' filters and match no session.',
+          description: "`table`, `column` and `seen` are statements' filters and match no session.",
           parameters: FILTERS,
           responses: {
             '200': { description: 'A page of sessions', ...json(ref('SessionPage')) },
@@ -278,7 +285,8 @@ export function collectorOpenApi(): Record<string, unknown> {
         bearer: {
           type: 'http',
           scheme: 'bearer',
-          description: "A pod's projected service-account token (TokenReview), a shipper token, or a reader's token.",
+          description:
+            "A pod's projected service-account token (TokenReview), a shipper token, or a reader's token.",
         },
         basic: { type: 'http', scheme: 'basic', description: 'A local user (the quickstart).' },
       },

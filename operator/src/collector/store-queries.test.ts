@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chainLine, GENESIS } from '../../../sidecar/src/audit/chain.ts';
 import { CollectorStore, type SourceKey } from './store.ts';
 import { openDriver, type SqlClient, type SqlDriver } from './store-driver.ts';
-import { queryStatements } from './store-queries.ts';
+import { pageWindows, queryStatements } from './store-queries.ts';
 import { freshStoreUrl } from './test-store.ts';
 
 /**
@@ -113,11 +113,40 @@ describe.each(stores)('the questions on $name', ({ name, url }) => {
       'SELECT p2026-03-01 2',
       'SELECT p2026-03-01 1',
     ]);
-    const plan = JSON.stringify(
-      await store.db.query(`EXPLAIN (FORMAT JSON) ${recorded.last!.sql}`, recorded.last!.params),
+    // Every query of the second page, planned as it ran: none reads the third day.
+    const plans = await Promise.all(
+      recorded
+        .since(first.next!)
+        .map(async (q) => JSON.stringify(await store.db.query(`EXPLAIN (FORMAT JSON) ${q.sql}`, q.params))),
     );
-    expect(plan).toContain('records_p20260302');
-    expect(plan).not.toContain('records_p20260303');
+    expect(plans.join()).toContain('records_p20260302');
+    expect(plans.join()).not.toContain('records_p20260303');
+  });
+
+  it('pages newest first across the time windows a page is read in', async () => {
+    const now = Date.now();
+    const at = (ms: number) => new Date(now - ms).toISOString();
+    // Six hours, three days, twenty days back: one record in each window, two in the last.
+    await store.ingest(source('w1'), statements('w1', 1, at(6 * 3_600_000), 'windows'));
+    await store.ingest(source('w2'), statements('w2', 1, at(3 * 86_400_000), 'windows'));
+    await store.ingest(source('w3'), statements('w3', 2, at(20 * 86_400_000), 'windows'));
+    const all = await queryStatements(store.db, { subject: 'windows' });
+    expect(texts(all)).toEqual(['SELECT w1 0', 'SELECT w2 0', 'SELECT w3 1', 'SELECT w3 0']);
+    const seen: (string | null)[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await queryStatements(store.db, {
+        subject: 'windows',
+        limit: 1,
+        ...(cursor && { cursor }),
+      });
+      seen.push(...texts(page));
+      cursor = page.next;
+    } while (cursor);
+    expect(seen).toEqual(texts(all));
+    expect(
+      texts(await queryStatements(store.db, { subject: 'windows', since: new Date(now - 4 * 86_400_000) })),
+    ).toEqual(['SELECT w1 0', 'SELECT w2 0']);
   });
 
   it.runIf(name === 'PostgreSQL')('follows a transaction that commits after a later one', async () => {
@@ -153,22 +182,53 @@ describe.each(stores)('the questions on $name', ({ name, url }) => {
   });
 });
 
-/** The driver, recording the last query it ran with its parameters, to EXPLAIN it. */
-function recording(db: SqlDriver): { driver: SqlDriver; last?: { sql: string; params: readonly unknown[] } } {
-  const state: { driver: SqlDriver; last?: { sql: string; params: readonly unknown[] } } = {
-    driver: db,
-  };
+type Recorded = { sql: string; params: readonly unknown[] };
+
+/** The driver, recording the queries it ran with their parameters, to EXPLAIN them. */
+function recording(db: SqlDriver): { driver: SqlDriver; since: (cursor: string) => Recorded[] } {
+  const queries: Recorded[] = [];
   const wrap = (client: SqlClient): SqlClient => ({
     query: (sql, params = []) => {
-      if (params.length > 0) state.last = { sql, params };
+      if (params.length > 0) queries.push({ sql, params });
       return client.query(sql, params);
     },
     copyIn: (sql, payload) => client.copyIn(sql, payload),
   });
-  state.driver = {
-    ...wrap(db),
-    transaction: (body) => db.transaction((tx) => body(wrap(tx))),
-    close: () => db.close(),
+  return {
+    driver: {
+      ...wrap(db),
+      transaction: (body) => db.transaction((tx) => body(wrap(tx))),
+      close: () => db.close(),
+    },
+    // The queries from the first that was given `cursor`.
+    since: (cursor) =>
+      queries.slice(
+        queries.findIndex((q) =>
+          q.params.includes(JSON.parse(Buffer.from(cursor, 'base64url').toString())[0]),
+        ),
+      ),
   };
-  return state;
 }
+
+describe('the windows a page is read in', () => {
+  const anchor = new Date('2026-12-07T12:00:00Z');
+  const day = (n: number) => new Date(anchor.getTime() - n * 86_400_000);
+
+  it('are the last day, the six before, and the rest, adjoining', () => {
+    expect(pageWindows(anchor, undefined)).toEqual([
+      { from: day(1) },
+      { from: day(7), before: day(1) },
+      { before: day(7) },
+    ]);
+    expect(pageWindows(anchor, day(30))).toEqual([
+      { from: day(1) },
+      { from: day(7), before: day(1) },
+      { from: day(30), before: day(7) },
+    ]);
+  });
+
+  it('are one window when `since` is within the first', () => {
+    expect(pageWindows(anchor, day(0.5))).toEqual([{ from: day(0.5) }]);
+    expect(pageWindows(anchor, day(3))).toEqual([{ from: day(1) }, { from: day(3), before: day(1) }]);
+  });
+});

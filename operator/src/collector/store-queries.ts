@@ -207,6 +207,7 @@ async function page(
   const select = `SELECT ${columns}, s.cluster AS source_cluster, s.namespace AS source_namespace, s.pod AS source_pod
      FROM records r JOIN sources s ON s.id = r.source_id ${join}`;
   if (filter.follow !== undefined) return followPage(db, select, where, params, filter);
+  let anchor = filter.until ?? new Date();
   if (filter.cursor !== undefined) {
     const [time, source, seq] = decodeCursor(filter.cursor);
     params.push(time, source, seq);
@@ -217,9 +218,9 @@ async function page(
       `r.time <= $${n - 2}::timestamptz`,
       `(r.time, r.source_id, r.seq) < ($${n - 2}::timestamptz, $${n - 1}::bigint, $${n}::bigint)`,
     );
+    if (Date.parse(time) < anchor.getTime()) anchor = new Date(time);
   }
   const limit = limitOf(filter);
-  params.push(limit + 1);
   // One snapshot for the page and the `follow` it gives, so following from it neither repeats a
   // record of the page nor misses one stored meanwhile.
   const [snapshot, rows] = await db.transaction(async (tx) => {
@@ -227,11 +228,28 @@ async function page(
     const [{ snapshot }] = (await tx.query<{ snapshot: string }>(
       'SELECT pg_current_snapshot()::text AS snapshot',
     )) as [{ snapshot: string }];
-    const rows = await tx.query(
-      `${select} WHERE ${where.join(' AND ')}
-       ORDER BY r.time DESC, r.source_id DESC, r.seq DESC LIMIT $${params.length}`,
-      params,
-    );
+    const rows: Record<string, unknown>[] = [];
+    for (const window of pageWindows(anchor, filter.since)) {
+      const bounded = [...where];
+      const values = [...params];
+      if (window.from !== undefined) {
+        values.push(window.from);
+        bounded.push(`r.time >= $${values.length}`);
+      }
+      if (window.before !== undefined) {
+        values.push(window.before);
+        bounded.push(`r.time < $${values.length}`);
+      }
+      values.push(limit + 1 - rows.length);
+      rows.push(
+        ...(await tx.query(
+          `${select} WHERE ${bounded.join(' AND ')}
+           ORDER BY r.time DESC, r.source_id DESC, r.seq DESC LIMIT $${values.length}`,
+          values,
+        )),
+      );
+      if (rows.length > limit) break;
+    }
     return [snapshot, rows] as const;
   });
   const last = rows[limit - 1];
@@ -242,6 +260,28 @@ async function page(
       : {}),
     follow: encodeFollow({ from: snapshot }),
   };
+}
+
+/**
+ * The time windows a page is read in, newest first: the day before `anchor` (the `until` or cursor
+ * time, or now), the six before it, then the rest back to `since`. A selective filter answered by a
+ * GIN index (a table, a column) finds its matches in every day partition and must sort them all
+ * before the first row comes: over 30 days of a table read a few hundred times a day, that is
+ * thousands of rows fetched for a page of 100 (0.5 s at 10 M records). Most pages fill from the first
+ * window; one that does not reads the next, and the windows adjoin, so the order is the same.
+ * The first window has no upper bound unless asked: a record from a clock a little ahead still shows.
+ */
+export function pageWindows(anchor: Date, since: Date | undefined): { from?: Date; before?: Date }[] {
+  const out: { from?: Date; before?: Date }[] = [];
+  let before: Date | undefined;
+  for (const days of [1, 7]) {
+    const from = new Date(anchor.getTime() - days * 86_400_000);
+    if (since !== undefined && since >= from) break;
+    out.push({ from, ...(before && { before }) });
+    before = from;
+  }
+  out.push({ ...(since && { from: since }), ...(before && { before }) });
+  return out;
 }
 
 /**
