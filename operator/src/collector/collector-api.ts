@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
+import { collectorOpenApi } from './openapi.ts';
 import type { CollectorStore, SourceKey } from './store.ts';
 import { CursorError, querySessions, queryStatements, type RecordFilter } from './store-queries.ts';
 import { parseSince } from './time-range.ts';
@@ -16,6 +17,7 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *
  *   POST /v1/records     {"source": {cluster, namespace, pod, database, logKeyId}, "lines": [...]}
  *                        → {"acknowledged": SEQ, "status", "stored", "duplicates"}; no lines: just ask
+ *   GET  /v1/openapi.json  this API as OpenAPI 3.1 (openapi.ts), without authentication
  *   GET  /v1/sources     every source and its chain status
  *   GET  /v1/statements  ?subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
  *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
@@ -37,6 +39,8 @@ export function collectorApi(options: {
   });
   app.notFound((c) => problem(c, 404, 'not-found', 'no such route; see docs/collector.md'));
   app.get('/healthz', (c) => c.text('ok'));
+  // Before the authentication below: the description of the API is no secret.
+  app.get('/v1/openapi.json', (c) => c.json(collectorOpenApi()));
 
   app.use(
     '/v1/*',
