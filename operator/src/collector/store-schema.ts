@@ -75,6 +75,19 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE records ADD COLUMN IF NOT EXISTS ingest_xid xid8;
    ALTER TABLE records ALTER COLUMN ingest_xid SET DEFAULT pg_current_xact_id();
    CREATE INDEX IF NOT EXISTS records_ingest_xid ON records (ingest_xid) WHERE ingest_xid IS NOT NULL;`,
+  // Resets of flagged sources (store.ts resetSource): who accepted the damage, why, and what it was.
+  // Kept for as long as the source: a reset is itself part of the audit.
+  `CREATE TABLE IF NOT EXISTS source_resets (
+     id bigserial PRIMARY KEY,
+     source_id bigint NOT NULL REFERENCES sources (id),
+     at timestamptz NOT NULL DEFAULT now(),
+     by_subject text NOT NULL,
+     reason text NOT NULL,
+     previous_status text NOT NULL,
+     previous_reason text,
+     at_seq bigint NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS source_resets_source ON source_resets (source_id, at);`,
 ];
 
 export const COPY_RECORDS = `COPY records (source_id, seq, time, type, hash, verified, session, subject, database,
