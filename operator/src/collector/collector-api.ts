@@ -4,7 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
 import { collectorOpenApi } from './openapi.ts';
-import type { CollectorStore, SourceKey } from './store.ts';
+import { type CollectorStore, ResetRefused, type SourceKey } from './store.ts';
 import { CursorError, querySessions, queryStatements, type RecordFilter } from './store-queries.ts';
 import { parseSince } from './time-range.ts';
 
@@ -19,6 +19,7 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *                        → {"acknowledged": SEQ, "status", "stored", "duplicates"}; no lines: just ask
  *   GET  /v1/openapi.json  this API as OpenAPI 3.1 (openapi.ts), without authentication
  *   GET  /v1/sources     every source and its chain status
+ *   POST /v1/sources/:id/reset  {"reason"} → the reset: an admin accepts a flagged source's damage
  *   GET  /v1/statements  ?subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
  *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
  *                        Both answer {"items", "next"?, "follow"}; `follow=` asks what was stored since.
@@ -76,6 +77,26 @@ export function collectorApi(options: {
   app.get('/v1/sources', async (c) => {
     if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
     return c.json({ items: await store.sources() });
+  });
+  app.post('/v1/sources/:id/reset', async (c) => {
+    const caller = c.get('caller');
+    if (!caller.admin) return problem(c, 403, 'forbidden', `${caller.subject} may not reset sources`);
+    const id = Number(c.req.param('id'));
+    if (!Number.isSafeInteger(id) || id < 1) return problem(c, 404, 'not-found', 'no such source');
+    const body = (await c.req.json().catch(() => undefined)) as { reason?: unknown } | undefined;
+    const reason = typeof body?.reason === 'string' ? body.reason.trim() : '';
+    if (reason === '' || reason.length > 1000)
+      return problem(c, 400, 'invalid', 'reason: say why the damage is accepted (1 to 1000 characters)');
+    try {
+      const reset = await store.resetSource(id, caller.subject, reason);
+      logger.warn({ source: id, by: caller.subject, previousStatus: reset.previousStatus }, 'source reset');
+      return c.json(reset);
+    } catch (error) {
+      if (!(error instanceof ResetRefused)) throw error;
+      return error.kind === 'not-found'
+        ? problem(c, 404, 'not-found', error.message)
+        : problem(c, 409, 'conflict', error.message);
+    }
   });
   for (const [path, query] of [
     ['/v1/statements', queryStatements],

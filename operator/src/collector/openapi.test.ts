@@ -19,6 +19,7 @@ import { freshStoreUrl } from './test-store.ts';
 
 const SHIPPER = 'openapi-test-shipper-token';
 const READER = { name: 'lead', password: 'lead-secret' };
+const ADMIN = { name: 'root', password: 'root-secret' };
 const doc = collectorOpenApi() as {
   paths: Record<
     string,
@@ -44,8 +45,9 @@ function resolveRefs(schema: unknown): unknown {
 async function call(
   method: 'get' | 'post',
   path: string,
-  options: { auth?: string; body?: string; query?: string } = {},
+  options: { auth?: string; body?: string; query?: string; template?: string } = {},
 ): Promise<{ status: number; body: unknown }> {
+  const route = options.template ?? path;
   const response = await fetch(`${collector.url}${path}${options.query ? `?${options.query}` : ''}`, {
     method: method.toUpperCase(),
     headers: {
@@ -54,7 +56,7 @@ async function call(
     },
     ...(options.body !== undefined && { body: options.body }),
   });
-  const documented = doc.paths[path]?.[method]?.responses[String(response.status)];
+  const documented = doc.paths[route]?.[method]?.responses[String(response.status)];
   expect(
     documented,
     `${method} ${path} answered ${response.status}, which the document does not name`,
@@ -65,12 +67,13 @@ async function call(
   const schema = resolveRefs(media!.schema) as Parameters<typeof Schema.Errors>[0];
   const [ok, errors] = Schema.Errors(schema, body);
   expect(ok, `${method} ${path} ${response.status}: ${JSON.stringify(errors.slice(0, 3))}`).toBe(true);
-  exercised.add(`${method} ${path} ${response.status}`);
+  exercised.add(`${method} ${route} ${response.status}`);
   return { status: response.status, body };
 }
 
 const basic = `Basic ${Buffer.from(`${READER.name}:${READER.password}`).toString('base64')}`;
 const bearer = `Bearer ${SHIPPER}`;
+const admin = `Basic ${Buffer.from(`${ADMIN.name}:${ADMIN.password}`).toString('base64')}`;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gatehouse-openapi-'));
@@ -84,7 +87,8 @@ beforeAll(async () => {
       shipperTokens: [SHIPPER],
       tokenReview: undefined,
       readers: [],
-      localUsers: [READER],
+      localUsers: [READER, ADMIN],
+      admins: [`local:${ADMIN.name}`],
       tls: undefined,
     },
     { logger: pino({ level: 'silent' }) },
@@ -141,6 +145,38 @@ describe('the OpenAPI description', () => {
       expect((await call('get', path)).status).toBe(401);
       expect((await call('get', path, { auth: bearer })).status).toBe(403);
     }
+    // A source with a gap, reset by an admin; refused to a reader, for an ok source, for no source.
+    const gapped = { ...source, pod: 'orders-1' };
+    await batch({ source: gapped, lines: [...lines.slice(0, 3), ...lines.slice(4)] });
+    const sources = (await call('get', '/v1/sources', { auth: basic })).body as {
+      items: { id: number; pod: string }[];
+    };
+    const id = sources.items.find((s) => s.pod === 'orders-1')!.id;
+    const reset = (path: string, body: unknown, auth = admin) =>
+      call('post', path, { auth, body: JSON.stringify(body), template: '/v1/sources/{id}/reset' });
+    expect((await reset(`/v1/sources/${id}/reset`, { reason: '' })).status).toBe(400);
+    expect((await reset(`/v1/sources/${id}/reset`, { reason: 'x' }, basic)).status).toBe(403);
+    expect(
+      (await reset(`/v1/sources/${id}/reset`, { reason: 'x' }, 'Bearer nothing-we-know-of-at-all')).status,
+    ).toBe(401);
+    expect((await reset('/v1/sources/99999/reset', { reason: 'x' })).status).toBe(404);
+    expect(
+      (await reset(`/v1/sources/${id}/reset`, { reason: 'seq 4 lost with the node' })).body,
+    ).toMatchObject({
+      by: `local:${ADMIN.name}`,
+      previousStatus: 'gap',
+    });
+    expect((await reset(`/v1/sources/${id}/reset`, { reason: 'again' })).status).toBe(409);
+    expect((await call('get', '/v1/sources', { auth: basic })).body).toMatchObject({
+      items: expect.arrayContaining([
+        expect.objectContaining({
+          pod: 'orders-1',
+          status: 'ok',
+          lastReset: expect.objectContaining({ reason: 'seq 4 lost with the node' }),
+        }),
+      ]),
+    });
+
     const statements = (await call('get', '/v1/statements', { auth: basic })).body as {
       items: { columns: object }[];
     };
@@ -162,7 +198,7 @@ describe('the OpenAPI description', () => {
     });
     const routes = app.routes
       .filter((route) => route.method !== 'ALL')
-      .map((route) => `${route.method.toLowerCase()} ${route.path}`);
+      .map((route) => `${route.method.toLowerCase()} ${route.path.replace(/:(\w+)/g, '{$1}')}`);
     const named = Object.entries(doc.paths).flatMap(([path, methods]) =>
       Object.keys(methods).map((m) => `${m} ${path}`),
     );

@@ -32,7 +32,7 @@ const schemas: Record<string, Schema> = {
     ...closed({
       problem: {
         type: 'string',
-        enum: ['invalid', 'unauthenticated', 'forbidden', 'not-found', 'internal'],
+        enum: ['invalid', 'unauthenticated', 'forbidden', 'not-found', 'conflict', 'internal'],
       },
       message: { type: 'string', description: 'What is wrong, for a person.' },
     }),
@@ -82,7 +82,20 @@ const schemas: Record<string, Schema> = {
     checkpointTime: { type: ['string', 'null'], format: 'date-time' },
     records: { type: 'integer', minimum: 0 },
     lastSeen: time,
+    lastReset: { oneOf: [ref('SourceReset'), { type: 'null' }] },
   }),
+  SourceReset: closed({
+    at: time,
+    by: { type: 'string', description: 'Who reset it.' },
+    reason: { type: 'string' },
+    previousStatus: ref('ChainStatus'),
+    previousReason: nullable('string'),
+    atSeq: {
+      type: 'integer',
+      description: 'The last seq stored then: the chain is checked again from the next.',
+    },
+  }),
+  ResetRequest: closed({ reason: { type: 'string', minLength: 1, maxLength: 1000 } }),
   Statement: closed({
     time,
     source: SOURCE_ID,
@@ -202,6 +215,8 @@ const PROBLEM_TEXT: Record<number, string> = {
   400: 'The request is not one the API takes; `message` says why.',
   401: 'No credentials, or ones the collector does not accept.',
   403: 'Authenticated, but not allowed: shippers may not read, readers may not ship.',
+  404: 'No such source.',
+  409: 'The source needs no reset (its chain holds), or none can be checked from it yet.',
   413: 'The body is over 32 MiB.',
 };
 
@@ -253,6 +268,21 @@ export function collectorOpenApi(): Record<string, unknown> {
           responses: {
             '200': { description: 'The sources', ...json(ref('Sources')) },
             ...problems(401, 403),
+          },
+        },
+      },
+      '/v1/sources/{id}/reset': {
+        post: {
+          operationId: 'resetSource',
+          summary:
+            "Accept a flagged source's damage: its status is ok again and its chain checked from the next record",
+          description:
+            "Admins only (`auth.admins`). Who reset it, why and what the flag said are kept, and shown as the source's `lastReset`; the damaged records stay as stored, unverified.",
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } }],
+          requestBody: { required: true, ...json(ref('ResetRequest')) },
+          responses: {
+            '200': { description: 'The reset, as recorded', ...json(ref('SourceReset')) },
+            ...problems(400, 401, 403, 404, 409),
           },
         },
       },

@@ -41,6 +41,7 @@ export async function startCollector(
   const authenticate = collectorAuthenticator({
     shipperTokens: config.shipperTokens,
     readers: config.readers,
+    admins: config.admins ?? [],
     ...(options.tokenReviewer && { tokenReviewer: options.tokenReviewer }),
     ...(config.localUsers.length > 0 && {
       localUsers: createLocalAuthenticator({ users: config.localUsers }, { logger }),
