@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { CollectorStore } from '../../operator/src/collector/store.ts';
 import { openDriver } from '../../operator/src/collector/store-driver.ts';
 import { freshStoreUrl } from '../../operator/src/collector/test-store.ts';
+import { writeSignedLog } from '../../sidecar/src/audit/testing.ts';
 import { verifyAuditLog } from '../../sidecar/src/audit/verify.ts';
 import { freePort } from '../harness/free-port.ts';
 import { localProxyConfig, pgClient } from './support/clients.ts';
@@ -24,6 +25,7 @@ const run = promisify(execFile);
 const postgres = inject('postgres');
 const SHIPPER_TOKEN = 'e2e-shipper-token-0123456789';
 const READER = { name: 'lead', password: 'lead-secret' };
+const ADMIN = { name: 'root', password: 'root-secret' };
 
 let dir: string;
 let storeUrl: string;
@@ -99,7 +101,11 @@ beforeAll(async () => {
     join(dir, 'collector.yaml'),
     stringify({
       store: { url: storeUrl },
-      auth: { shipperTokens: [{ value: SHIPPER_TOKEN }], localUsers: [READER] },
+      auth: {
+        shipperTokens: [{ value: SHIPPER_TOKEN }],
+        localUsers: [READER, ADMIN],
+        admins: [`local:${ADMIN.name}`],
+      },
     }),
   );
   collector = await startCollector();
@@ -236,6 +242,72 @@ describe('the collector', () => {
     });
   });
 
+  it('resets a flagged source from the CLI for an admin, keeping who and why, and refuses a reader', async () => {
+    const logDir = mkdtempSync(join(tmpdir(), 'gatehouse-collector-reset-'));
+    const lines = readFileSync((await writeSignedLog(logDir)).file, 'utf8')
+      .trimEnd()
+      .split('\n');
+    const source = {
+      cluster: 'e2e',
+      namespace: 'shop',
+      pod: 'gapped-0',
+      database: 'shop',
+      logKeyId: JSON.parse(lines[0]!).keyId,
+    };
+    const shipped = await fetch(`http://127.0.0.1:${port}/v1/records`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SHIPPER_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ source, lines: [...lines.slice(0, 3), ...lines.slice(4)] }),
+    });
+    expect(await shipped.json()).toMatchObject({ status: 'gap' });
+    const { items } = await api<{ items: { id: number; pod: string }[] }>('/v1/sources');
+    const id = String(items.find((s) => s.pod === 'gapped-0')!.id);
+    const reset = (user: { name: string; password: string }, ...args: string[]) =>
+      run(
+        process.execPath,
+        [
+          '--liftoff-only',
+          MAIN,
+          'audit',
+          'reset-source',
+          ...args,
+          '--server',
+          `http://127.0.0.1:${port}`,
+          '--user',
+          user.name,
+        ],
+        {
+          env: { ...process.env, GATEHOUSE_PASSWORD: user.password },
+        },
+      ).then(
+        ({ stdout }) => ({ code: 0, out: stdout }),
+        (error: { code: number; stderr: string }) => ({ code: error.code, out: error.stderr }),
+      );
+    expect(await reset(READER, id, '--reason', 'x')).toMatchObject({
+      code: 2,
+      out: expect.stringMatching(/403.*may not reset/),
+    });
+    expect(await reset(ADMIN, id)).toMatchObject({
+      code: 2,
+      out: expect.stringMatching(/--reason TEXT is required/),
+    });
+    expect(await reset(ADMIN, id, '--reason', 'seq 4 lost with its node')).toMatchObject({
+      code: 0,
+      out: expect.stringMatching(new RegExp(`source ${id} reset by local:root: was gap`)),
+    });
+    const after = await api<{
+      items: { pod: string; status: string; lastReset: { by: string; reason: string } }[];
+    }>('/v1/sources');
+    expect(after.items.find((s) => s.pod === 'gapped-0')).toMatchObject({
+      status: 'ok',
+      lastReset: { by: 'local:root', reason: 'seq 4 lost with its node' },
+    });
+    expect(await reset(ADMIN, id, '--reason', 'again')).toMatchObject({
+      code: 2,
+      out: expect.stringMatching(/409.*nothing to reset/),
+    });
+  });
+
   it('loses nothing when the collector is killed mid-stream and started again', async () => {
     const client = await pgClient(proxy!.port);
     let stop = false;
@@ -268,7 +340,7 @@ describe('the collector', () => {
     const store = await CollectorStore.open(await openDriver(storeUrl));
     try {
       // The proxy shipped its seal on the way out.
-      const [source] = await store.sources();
+      const source = (await store.sources()).find((s) => s.pod === 'proxy-0');
       expect(source).toMatchObject({ status: 'ok', lastSeq, checkpointSeq: lastSeq });
       const stored = await store.lines(source!.id);
       expect(stored.length).toBe(lines.length);

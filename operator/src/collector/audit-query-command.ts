@@ -119,7 +119,7 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
   return 0;
 }
 
-function authorization(values: { token?: string; user?: string; password?: string }): string {
+export function authorization(values: { token?: string; user?: string; password?: string }): string {
   if (values.token !== undefined) return `Bearer ${values.token}`;
   if (values.user !== undefined) {
     const password = values.password ?? process.env['GATEHOUSE_PASSWORD'];

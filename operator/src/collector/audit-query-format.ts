@@ -10,7 +10,7 @@ export type Kind = (typeof KINDS)[number];
 const COLUMNS: Record<Kind, readonly string[]> = {
   statements: ['time', 'subject', 'database', 'outcome', 'rows', 'statement', 'touched', 'reason'],
   sessions: ['started', 'subject', 'database', 'pod', 'statements', 'durationMs', 'endReason'],
-  sources: ['cluster', 'namespace', 'pod', 'database', 'status', 'lastSeq', 'checkpointSeq', 'reason'],
+  sources: ['id', 'cluster', 'namespace', 'pod', 'database', 'status', 'lastSeq', 'checkpointSeq', 'reason'],
 };
 const WIDEST = 60;
 /** Where a follow starts with nothing to measure: wide enough for a time, a subject, a statement. */
