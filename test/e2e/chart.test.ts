@@ -266,6 +266,8 @@ describe('helm template', () => {
       'collector.replicas=2',
       '--set',
       'collector.readers={system:serviceaccount:security:auditor}',
+      '--set',
+      'collector.admins={system:serviceaccount:security:lead}',
     );
     const collector = objects.filter(
       (object) => object.metadata.labels?.['app.kubernetes.io/component'] === 'collector',
@@ -318,6 +320,7 @@ describe('helm template', () => {
       retentionDays: 90,
       tokenReview: { audiences: [TOKEN_AUDIENCE] },
       readers: ['system:serviceaccount:security:auditor'],
+      admins: ['system:serviceaccount:security:lead'],
       shipperTokens: [],
     });
     await rm(dir, { recursive: true, force: true });
