@@ -13,13 +13,24 @@ const COLUMNS: Record<Kind, readonly string[]> = {
   sources: ['id', 'cluster', 'namespace', 'pod', 'database', 'status', 'lastSeq', 'checkpointSeq', 'reason'],
 };
 const WIDEST = 60;
-/** Where a follow starts with nothing to measure: wide enough for a time, a subject, a statement. */
-const FOLLOW_MINIMUM = 24;
+/** What a follow's columns are at least, since later rows may be wider than its first. */
+const FOLLOW_WIDTHS: Record<string, number> = {
+  time: 24,
+  started: 24,
+  subject: 32,
+  database: 12,
+  outcome: 8,
+  pod: 24,
+  statement: 48,
+  touched: 40,
+  reason: 32,
+  endReason: 12,
+};
 
 export function table(kind: Kind, items: readonly Record<string, unknown>[]): string {
   if (items.length === 0) return `no ${kind}`;
   const columns = COLUMNS[kind];
-  const widths = widthsOf(columns, rows(kind, items), 0);
+  const widths = widthsOf(columns, rows(kind, items), {});
   return [formatRow(columns, widths), ...rows(kind, items).map((row) => formatRow(row, widths))].join('\n');
 }
 
@@ -38,7 +49,7 @@ export class FollowTable {
     const cells = rows(this.#kind, items);
     const out: string[] = [];
     if (this.#widths === undefined) {
-      this.#widths = widthsOf(columns, cells, FOLLOW_MINIMUM);
+      this.#widths = widthsOf(columns, cells, FOLLOW_WIDTHS);
       out.push(formatRow(columns, this.#widths));
     }
     for (const row of cells) out.push(formatRow(row, this.#widths));
@@ -53,9 +64,13 @@ function rows(kind: Kind, items: readonly Record<string, unknown>[]): string[][]
   );
 }
 
-function widthsOf(columns: readonly string[], cells: readonly string[][], minimum: number): number[] {
+function widthsOf(
+  columns: readonly string[],
+  cells: readonly string[][],
+  minimum: Readonly<Record<string, number>>,
+): number[] {
   return columns.map((c, i) =>
-    Math.min(WIDEST, Math.max(Math.min(minimum, WIDEST), c.length, ...cells.map((row) => row[i]!.length))),
+    Math.min(WIDEST, Math.max(minimum[c] ?? 0, c.length, ...cells.map((row) => row[i]!.length))),
   );
 }
 
