@@ -93,6 +93,18 @@ function startFollow(...args: string[]) {
   return { child, lines, exit };
 }
 
+/** Runs `text` through the proxy and waits until the collector has it. */
+async function ranAndStored(text: string): Promise<void> {
+  const client = await pgClient(proxy!.port);
+  await client.query(text);
+  await client.end();
+  const word = text.split(' ').at(-1)!;
+  await eventually(async () => {
+    const page = await api<{ items: { statement: string }[] }>('/v1/statements?subject=local:demo&limit=5');
+    return page.items.some((s) => s.statement?.includes(word)) ? true : undefined;
+  });
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gatehouse-collector-e2e-'));
   storeUrl = await freshStoreUrl('collector_e2e');
@@ -198,10 +210,11 @@ describe('the collector', () => {
   });
 
   it('follows new statements as they arrive, and ends cleanly on SIGINT', async () => {
+    await ranAndStored('SELECT 0 AS backlog_line');
     const follower = startFollow('--format', 'json');
-    // The backlog first: the statement of the first test.
+    // The backlog first.
     await eventually(async () =>
-      follower.lines().some((l) => l.includes('SELECT $1 AS answer')) ? true : undefined,
+      follower.lines().some((l) => l.includes('backlog_line')) ? true : undefined,
     );
     const client = await pgClient(proxy!.port);
     await client.query('SELECT 1 AS follow_a');
@@ -223,6 +236,7 @@ describe('the collector', () => {
   });
 
   it('ends when whoever reads its output stops (| head), and on a refusal with the reason', async () => {
+    await ranAndStored('SELECT 0 AS backlog_line');
     const follower = startFollow();
     await eventually(async () => (follower.lines().length > 0 ? true : undefined));
     expect(follower.lines()[0]).toMatch(/^time +subject +database +outcome/);
