@@ -12,6 +12,7 @@ import { bundleApprovalsEndpoint } from './approvals/bundle-approvals-endpoint.t
 import { APPROVAL_DECISIONS_PATH, reviewDecision } from './approvals/decision-review.ts';
 import { decisionAnnouncer, secretNotifier } from './approvals/secret-notifications.ts';
 import { SidecarAuthenticator } from './approvals/sidecar-auth.ts';
+import type { BundleCollector } from './compile/compile-bundle.ts';
 import { PLURALS } from './controllers/api-paths.ts';
 import {
   DatabaseAccessController,
@@ -60,6 +61,8 @@ export interface OperatorOptions {
   readonly onLeadershipLost?: () => void;
   /** The pod-injection webhook, served on every replica; absent: no webhook (controllers only). */
   readonly webhook?: WebhookOptions;
+  /** The audit collector sidecars ship to (the chart's, when enabled). */
+  readonly collector?: BundleCollector;
 }
 
 export interface WebhookOptions {
@@ -156,6 +159,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       events,
       sidecarImage: options.sidecarImage,
       serverVersion,
+      ...(options.collector && { collector: options.collector }),
       ...(options.webhook && {
         approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
       }),

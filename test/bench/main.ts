@@ -49,9 +49,14 @@ const USAGE = `usage: node test/bench/main.ts [options]      (npm run bench -- [
   --protocols LIST  postgres, mysql or both (default postgres,mysql); MySQL runs mysqlslap point selects
   --workloads LIST  comma-separated prefixes of PostgreSQL workload ids (update-by-key, select-only/prepared...; default all)
   --mysql-workloads LIST  comma-separated parts of MySQL workload ids to run (e.g. update), default all
-  --out FILE        where to write the results as JSON (default bench-results.json)`;
+  --out FILE        where to write the results as JSON (default bench-results.json)
+  --collector       instead: the audit collector's benches, ingest records/s and the p50/p95 of each
+                    question over --collector-records synthetic records (default 10000000; loading
+                    them takes minutes) in a throwaway PostgreSQL (operator/src/collector/*.bench.ts)
+  --collector-records N`;
 
 type BenchOptions = {
+  collector?: { records: number };
   durationSeconds: number;
   rounds: number;
   warmupSeconds: number;
@@ -94,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (options.collector) return runCollectorBenches(options.collector.records);
   const signal = controller.signal;
   ensurePrograms(options.targets);
   const started = new Date();
@@ -241,6 +247,8 @@ const FLAGS = {
   workloads: { type: 'string' },
   'mysql-workloads': { type: 'string' },
   out: { type: 'string' },
+  collector: { type: 'boolean' },
+  'collector-records': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -266,6 +274,9 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
   if (workloads.length === 0) throw new UsageError(`no workload id starts with ${values.workloads}`);
   const quick = values.quick === true;
   return {
+    ...(values.collector && {
+      collector: { records: positiveInteger('--collector-records', values['collector-records'], 10_000_000) },
+    }),
     durationSeconds: positiveInteger('--duration', values.duration, quick ? 3 : 5),
     rounds: positiveInteger('--rounds', values.rounds, quick ? 1 : 3),
     warmupSeconds: quick ? 1 : 2,
@@ -279,6 +290,20 @@ function parseOptions(argv: string[]): BenchOptions | undefined {
       .filter(Boolean),
     out: values.out ?? 'bench-results.json',
   };
+}
+
+/** The collector's own benches, each a script of its own (runnable alone), one after the other. */
+function runCollectorBenches(records: number): number {
+  let failed = 0;
+  for (const [script, args] of [
+    ['operator/src/collector/ingest.bench.ts', []],
+    ['operator/src/collector/query.bench.ts', ['--records', String(records)]],
+  ] as const) {
+    log(`node ${script} ${args.join(' ')}`);
+    const run = spawnSync(process.execPath, [join(REPO_ROOT, script), ...args], { stdio: 'inherit' });
+    if (run.status !== 0) failed++;
+  }
+  return failed === 0 ? 0 : 1;
 }
 
 function positiveInteger(flag: string, value: string | undefined, fallback: number): number {

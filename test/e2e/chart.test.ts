@@ -1,7 +1,10 @@
-import { readdir, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { loadCollectorConfig } from '../../operator/src/collector/collector-config.ts';
+import { TOKEN_AUDIENCE } from '../../operator/src/sidecar-layout.ts';
 import { CHART_DIR, helm, helmBinary, PLAIN_MANIFESTS_NAMESPACE, plainManifests } from '../harness/helm.ts';
 import { type KubeEndpoint, kubeRequest } from '../harness/kube/kube-request.ts';
 import { type KubeCluster, startKube } from '../harness/kube/start-kube.ts';
@@ -15,7 +18,12 @@ import { KUBE_VERSIONS } from '../harness/kube/versions.ts';
 type KubeObject = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+  };
   // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are read field by field in assertions
   [field: string]: any;
 };
@@ -261,6 +269,103 @@ describe('helm template', () => {
     });
   });
 
+  it('installs the collector when asked, with TokenReview its only cluster permission, and points sidecars at it', async () => {
+    const objects = await render(
+      '--set',
+      'collector.enabled=true',
+      '--set',
+      'collector.store.secretName=audit-store',
+      '--set',
+      'collector.clusterName=prod-eu',
+      '--set',
+      'collector.replicas=2',
+      '--set',
+      'collector.readers={system:serviceaccount:security:auditor}',
+      '--set',
+      'collector.admins={system:serviceaccount:security:lead}',
+    );
+    const collector = objects.filter(
+      (object) => object.metadata.labels?.['app.kubernetes.io/component'] === 'collector',
+    );
+    expect(collector.map((object) => object.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ConfigMap',
+      'Deployment',
+      'Service',
+      'ServiceAccount',
+    ]);
+    const byKind = (kind: string) => collector.find((object) => object.kind === kind)!;
+    expect(byKind('ClusterRole').rules).toEqual([
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+    ]);
+    expect(byKind('ClusterRoleBinding').subjects).toEqual([
+      { kind: 'ServiceAccount', name: byKind('ServiceAccount').metadata.name, namespace: RELEASE_NAMESPACE },
+    ]);
+    const deployment = byKind('Deployment');
+    expect(deployment.spec.replicas).toBe(2);
+    const pod = deployment.spec.template.spec;
+    expect(pod.serviceAccountName).toBe(byKind('ServiceAccount').metadata.name);
+    const [container] = pod.containers;
+    expect(container.image).toBe('ghcr.io/gatehouse-dev/gatehouse-sidecar:0.1.0');
+    expect(container.args).toEqual(['collector', '--config=/etc/gatehouse/collector/collector.yaml']);
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, runAsNonRoot: true });
+    expect(pod.volumes).toContainEqual({
+      name: 'store',
+      secret: { secretName: 'audit-store', items: [{ key: 'url', path: 'url' }] },
+    });
+    const service = byKind('Service');
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    // The operator's Service and Deployment never select the collector's pods, nor it theirs.
+    const operator = objects.find((object) => object.kind === 'Deployment' && object !== deployment)!;
+    expect(operator.spec.selector.matchLabels).not.toEqual(deployment.spec.selector.matchLabels);
+
+    // The rendered configuration is one the collector takes, with the pods' token audience.
+    const dir = await mkdtemp(join(tmpdir(), 'gatehouse-chart-collector-'));
+    await writeFile(join(dir, 'url'), 'postgres://audit:secret@db:5432/audit');
+    const file = join(dir, 'collector.yaml');
+    await writeFile(
+      file,
+      byKind('ConfigMap').data['collector.yaml'].replaceAll('/etc/gatehouse/collector-store', dir),
+    );
+    const config = loadCollectorConfig(file, {});
+    expect(config).toMatchObject({
+      listen: { host: '0.0.0.0', port: service.spec.ports[0].port },
+      storeUrl: 'postgres://audit:secret@db:5432/audit',
+      retentionDays: 90,
+      tokenReview: { audiences: [TOKEN_AUDIENCE] },
+      readers: ['system:serviceaccount:security:auditor'],
+      admins: ['system:serviceaccount:security:lead'],
+      shipperTokens: [],
+    });
+    await rm(dir, { recursive: true, force: true });
+
+    // The operator puts the Service's address and the cluster name into every bundle.
+    const args = operator.spec.template.spec.containers[0].args as string[];
+    expect(args.slice(-2)).toEqual([
+      `--collector-url=http://${service.metadata.name}.${RELEASE_NAMESPACE}.svc:${service.spec.ports[0].port}`,
+      '--cluster-name=prod-eu',
+    ]);
+    expect((await render()).some((object) => object.metadata.name === service.metadata.name)).toBe(false);
+  });
+
+  it('refuses a collector without a store, or with a cluster name it cannot record', async () => {
+    const withoutStore = await helm(['template', 'gatehouse', CHART_DIR, '--set', 'collector.enabled=true']);
+    expect(withoutStore.code).not.toBe(0);
+    expect(withoutStore.stderr).toContain('collector.store.secretName');
+    for (const name of ['Prod', 'prod_eu', '-prod', '']) {
+      const result = await helm([
+        'template',
+        'gatehouse',
+        CHART_DIR,
+        '--set',
+        `collector.clusterName=${name}`,
+      ]);
+      expect(result.code, name).not.toBe(0);
+      expect(result.stderr).toContain('clusterName');
+    }
+  });
+
   it('refuses clusters older than 1.28, whose API servers lack what the CRDs need', async () => {
     const old = await helm(['template', 'gatehouse', CHART_DIR, '--kube-version', '1.27.9']);
     expect(old.code).not.toBe(0);
@@ -458,6 +563,10 @@ describe.each(KUBE_VERSIONS)('the rendered chart on kube-apiserver %s', (version
         'webhook.excludeNamespaces={monitoring}',
         '--set',
         'priorityClassName=system-cluster-critical',
+        '--set',
+        'collector.enabled=true',
+        '--set',
+        'collector.store.secretName=audit-store',
       ],
     ],
   ])('passes server-side dry-run with strict field validation (%s)', async (_, args) => {

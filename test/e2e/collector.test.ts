@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { CollectorStore } from '../../operator/src/collector/store.ts';
 import { openDriver } from '../../operator/src/collector/store-driver.ts';
 import { freshStoreUrl } from '../../operator/src/collector/test-store.ts';
+import { writeSignedLog } from '../../sidecar/src/audit/testing.ts';
 import { verifyAuditLog } from '../../sidecar/src/audit/verify.ts';
 import { freePort } from '../harness/free-port.ts';
 import { localProxyConfig, pgClient } from './support/clients.ts';
@@ -24,6 +25,7 @@ const run = promisify(execFile);
 const postgres = inject('postgres');
 const SHIPPER_TOKEN = 'e2e-shipper-token-0123456789';
 const READER = { name: 'lead', password: 'lead-secret' };
+const ADMIN = { name: 'root', password: 'root-secret' };
 
 let dir: string;
 let storeUrl: string;
@@ -55,6 +57,54 @@ async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10
   }
 }
 
+/** `gatehouse audit query --follow` as a user runs it, its stdout read line by line. */
+function startFollow(...args: string[]) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--liftoff-only',
+      MAIN,
+      'audit',
+      'query',
+      ...(args[0] === 'sources' ? [args.shift()!] : []),
+      '--follow',
+      '--server',
+      `http://127.0.0.1:${port}`,
+      '--user',
+      READER.name,
+      '--subject',
+      'local:demo',
+      ...args,
+    ],
+    { env: { ...process.env, GATEHOUSE_PASSWORD: READER.password }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8');
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString('utf8');
+  });
+  const exit = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, stderr: err })),
+  );
+  const lines = () => out.split('\n').filter((line) => line !== '');
+  return { child, lines, exit };
+}
+
+/** Runs `text` through the proxy and waits until the collector has it. */
+async function ranAndStored(text: string): Promise<void> {
+  const client = await pgClient(proxy!.port);
+  await client.query(text);
+  await client.end();
+  const word = text.split(' ').at(-1)!;
+  await eventually(async () => {
+    const page = await api<{ items: { statement: string }[] }>('/v1/statements?subject=local:demo&limit=5');
+    return page.items.some((s) => s.statement?.includes(word)) ? true : undefined;
+  });
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gatehouse-collector-e2e-'));
   storeUrl = await freshStoreUrl('collector_e2e');
@@ -63,7 +113,11 @@ beforeAll(async () => {
     join(dir, 'collector.yaml'),
     stringify({
       store: { url: storeUrl },
-      auth: { shipperTokens: [{ value: SHIPPER_TOKEN }], localUsers: [READER] },
+      auth: {
+        shipperTokens: [{ value: SHIPPER_TOKEN }],
+        localUsers: [READER, ADMIN],
+        admins: [`local:${ADMIN.name}`],
+      },
     }),
   );
   collector = await startCollector();
@@ -134,7 +188,10 @@ describe('the collector', () => {
           { env: { ...process.env, GATEHOUSE_PASSWORD: READER.password } },
         )
       ).stdout;
-    const fromApi = await api<{ items: unknown[] }>('/v1/statements?subject=local:demo');
+    // `follow` names the store's snapshot of the moment, which --follow asks for itself.
+    const { follow: _, ...fromApi } = await api<{ items: unknown[]; follow: string }>(
+      '/v1/statements?subject=local:demo',
+    );
     expect(JSON.parse(await query('--format', 'json'))).toEqual(fromApi);
     const table = (await query('--since', '1h')).split('\n');
     expect(table[0]).toMatch(/^time +subject +database +outcome +rows +statement/);
@@ -150,6 +207,119 @@ describe('the collector', () => {
     });
     expect(bad.status).toBe(401);
     expect((await fetch(`http://127.0.0.1:${port}/v1/statements`)).status).toBe(401);
+  });
+
+  it('follows new statements as they arrive, and ends cleanly on SIGINT', async () => {
+    await ranAndStored('SELECT 0 AS backlog_line');
+    const follower = startFollow('--format', 'json');
+    // The backlog first.
+    await eventually(async () =>
+      follower.lines().some((l) => l.includes('backlog_line')) ? true : undefined,
+    );
+    const client = await pgClient(proxy!.port);
+    await client.query('SELECT 1 AS follow_a');
+    await client.query('SELECT 2 AS follow_b');
+    await client.end();
+    const printed = await eventually(async () => {
+      const lines = follower.lines();
+      return lines.some((l) => l.includes('follow_b')) ? lines : undefined;
+    });
+    const statements = printed.map((l) => (JSON.parse(l) as { statement: string }).statement);
+    expect(statements.filter((s) => s.includes('follow_'))).toEqual([
+      'SELECT $1 AS follow_a',
+      'SELECT $1 AS follow_b',
+    ]);
+    // Oldest first, each once.
+    expect(new Set(statements).size).toBe(statements.length);
+    follower.child.kill('SIGINT');
+    expect(await follower.exit).toEqual({ code: 0, stderr: '' });
+  });
+
+  it('ends when whoever reads its output stops (| head), and on a refusal with the reason', async () => {
+    await ranAndStored('SELECT 0 AS backlog_line');
+    const follower = startFollow();
+    await eventually(async () => (follower.lines().length > 0 ? true : undefined));
+    expect(follower.lines()[0]).toMatch(/^time +subject +database +outcome/);
+    follower.child.stdout!.destroy();
+    const client = await pgClient(proxy!.port);
+    await client.query('SELECT 3 AS follow_c');
+    await client.end();
+    expect((await follower.exit).code).toBe(0);
+
+    const refused = startFollow('--password', 'not-the-password');
+    const { code, stderr } = await refused.exit;
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/the collector answered 401/);
+    expect(await startFollow('sources').exit).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/not sources/),
+    });
+  });
+
+  it('resets a flagged source from the CLI for an admin, keeping who and why, and refuses a reader', async () => {
+    const logDir = mkdtempSync(join(tmpdir(), 'gatehouse-collector-reset-'));
+    const lines = readFileSync((await writeSignedLog(logDir)).file, 'utf8')
+      .trimEnd()
+      .split('\n');
+    const source = {
+      cluster: 'e2e',
+      namespace: 'shop',
+      pod: 'gapped-0',
+      database: 'shop',
+      logKeyId: JSON.parse(lines[0]!).keyId,
+    };
+    const shipped = await fetch(`http://127.0.0.1:${port}/v1/records`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SHIPPER_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ source, lines: [...lines.slice(0, 3), ...lines.slice(4)] }),
+    });
+    expect(await shipped.json()).toMatchObject({ status: 'gap' });
+    const { items } = await api<{ items: { id: number; pod: string }[] }>('/v1/sources');
+    const id = String(items.find((s) => s.pod === 'gapped-0')!.id);
+    const reset = (user: { name: string; password: string }, ...args: string[]) =>
+      run(
+        process.execPath,
+        [
+          '--liftoff-only',
+          MAIN,
+          'audit',
+          'reset-source',
+          ...args,
+          '--server',
+          `http://127.0.0.1:${port}`,
+          '--user',
+          user.name,
+        ],
+        {
+          env: { ...process.env, GATEHOUSE_PASSWORD: user.password },
+        },
+      ).then(
+        ({ stdout }) => ({ code: 0, out: stdout }),
+        (error: { code: number; stderr: string }) => ({ code: error.code, out: error.stderr }),
+      );
+    expect(await reset(READER, id, '--reason', 'x')).toMatchObject({
+      code: 2,
+      out: expect.stringMatching(/403.*may not reset/),
+    });
+    expect(await reset(ADMIN, id)).toMatchObject({
+      code: 2,
+      out: expect.stringMatching(/--reason TEXT is required/),
+    });
+    expect(await reset(ADMIN, id, '--reason', 'seq 4 lost with its node')).toMatchObject({
+      code: 0,
+      out: expect.stringMatching(new RegExp(`source ${id} reset by local:root: was gap`)),
+    });
+    const after = await api<{
+      items: { pod: string; status: string; lastReset: { by: string; reason: string } }[];
+    }>('/v1/sources');
+    expect(after.items.find((s) => s.pod === 'gapped-0')).toMatchObject({
+      status: 'ok',
+      lastReset: { by: 'local:root', reason: 'seq 4 lost with its node' },
+    });
+    expect(await reset(ADMIN, id, '--reason', 'again')).toMatchObject({
+      code: 2,
+      out: expect.stringMatching(/409.*nothing to reset/),
+    });
   });
 
   it('loses nothing when the collector is killed mid-stream and started again', async () => {
@@ -184,7 +354,7 @@ describe('the collector', () => {
     const store = await CollectorStore.open(await openDriver(storeUrl));
     try {
       // The proxy shipped its seal on the way out.
-      const [source] = await store.sources();
+      const source = (await store.sources()).find((s) => s.pod === 'proxy-0');
       expect(source).toMatchObject({ status: 'ok', lastSeq, checkpointSeq: lastSeq });
       const stored = await store.lines(source!.id);
       expect(stored.length).toBe(lines.length);

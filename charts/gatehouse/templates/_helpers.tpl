@@ -68,3 +68,26 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .image.repository (default .appVersion .image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The audit collector (collector.yaml): its objects' name, labels and the URL sidecars ship to. */}}
+{{- define "gatehouse.collectorName" -}}
+{{- printf "%s-collector" (include "gatehouse.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "gatehouse.collectorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "gatehouse.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: collector
+{{- end -}}
+
+{{- define "gatehouse.collectorLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "gatehouse.collectorSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: gatehouse
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "gatehouse.collectorUrl" -}}
+{{- printf "http://%s.%s.svc:%v" (include "gatehouse.collectorName" .) .Release.Namespace .Values.collector.port -}}
+{{- end -}}

@@ -11,6 +11,15 @@ describe('gatehouse operator flags', () => {
     [['--sidecar-image=i', '--metrics-port=http'], '--metrics-port is "http"; use a port number'],
     [['--sidecar-image=i', '--webhook-port=70000'], '--webhook-port is "70000"; use a port number'],
     [['--sidecar-image=i', '--unknown-flag=1'], "Unknown option '--unknown-flag'"],
+    [
+      ['--sidecar-image=i', '--collector-url=gatehouse-collector:7450'],
+      '--collector-url is "gatehouse-collector:7450"',
+    ],
+    [['--sidecar-image=i', '--collector-url=http://c/v1/records'], 'use http(s)://HOST[:PORT]'],
+    [
+      ['--sidecar-image=i', '--collector-url=http://c:7450', '--cluster-name=Prod EU'],
+      '--cluster-name is "Prod EU"',
+    ],
   ])('refuses %j with a sentence naming the flag', async (argv, message) => {
     const error = await runOperatorCommand(argv).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);

@@ -16,6 +16,8 @@ export const OPERATOR_USAGE = `usage: gatehouse operator --sidecar-image IMAGE [
   --webhook-secret-name NAME  Secret with the webhook's certificate (default gatehouse-webhook-tls)
   --cert-mode self|cert-manager  who issues the webhook certificate (default self)
   --approvals-url URL         where sidecars ask for approvals (default https://WEBHOOK-SERVICE.NAMESPACE.svc)
+  --collector-url URL         the audit collector injected sidecars ship their audit logs to (default: none)
+  --cluster-name NAME         with --collector-url: the cluster name recorded with every record (default default)
   --metrics-port PORT         Prometheus /metrics (default 8080)
   --health-port PORT          /healthz and /readyz (default 8081)
   --leader-elect true|false   run controllers only while holding the Lease (default true)
@@ -41,6 +43,8 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
         'webhook-secret-name': { type: 'string', default: 'gatehouse-webhook-tls' },
         'cert-mode': { type: 'string', default: 'self' },
         'approvals-url': { type: 'string' },
+        'collector-url': { type: 'string' },
+        'cluster-name': { type: 'string', default: 'default' },
         'metrics-port': { type: 'string', default: '8080' },
         'health-port': { type: 'string', default: '8081' },
         'leader-elect': { type: 'string', default: 'true' },
@@ -67,6 +71,12 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   const leaderElect = values['leader-elect'];
   if (leaderElect !== 'true' && leaderElect !== 'false')
     throw new UserError(`--leader-elect is "${leaderElect}"; use true or false`);
+  const collectorUrl = values['collector-url'];
+  if (collectorUrl !== undefined && !/^https?:\/\/[^/]+\/?$/.test(collectorUrl))
+    throw new UserError(`--collector-url is "${collectorUrl}"; use http(s)://HOST[:PORT]`);
+  const clusterName = values['cluster-name'];
+  if (!/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(clusterName))
+    throw new UserError(`--cluster-name is "${clusterName}"; use lower-case letters, digits, '.' and '-'`);
   const webhookPort = port(values['webhook-port'], 'webhook-port');
   const metricsPort = port(values['metrics-port'], 'metrics-port');
   const healthPort = port(values['health-port'], 'health-port');
@@ -91,6 +101,9 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
     healthPort,
     leaderElect: leaderElect === 'true',
     bindHost: values['bind-address'],
+    ...(collectorUrl !== undefined && {
+      collector: { url: collectorUrl.replace(/\/$/, ''), cluster: clusterName },
+    }),
     ...(webhookPort !== 0 && {
       webhook: {
         port: webhookPort,

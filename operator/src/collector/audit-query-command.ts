@@ -1,5 +1,7 @@
 import { parseCliArgs } from '../../../sidecar/src/cli/parse-cli-args.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
+import { collectorClient, followRecords } from './audit-follow.ts';
+import { KINDS, type Kind, table } from './audit-query-format.ts';
 import { DEFAULT_LISTEN } from './collector-config.ts';
 import { parseSince } from './time-range.ts';
 
@@ -26,12 +28,13 @@ options:
   --phase P             approvals: only Pending, Approved, Denied, Expired, Executed or Withdrawn
   --since T             a duration back from now (15m, 2h, 7d) or an ISO 8601 time; also --from
   --to T                up to this time
-  --limit N             at most N rows (default 100; follow \`next\` with --cursor)
+  --limit N             at most N rows (default 100; follow \`next\` with --cursor); with --follow,
+                        how many earlier ones it prints first (default 20)
   --cursor C            the next page, as the previous answer named it
   --format table|json   (default table)
+  -f, --follow          keep printing statements (or sessions) as they arrive, oldest first, until
+                        interrupted; --format json prints one JSON object a line
   -h, --help            show this text`;
-
-const KINDS = ['statements', 'sessions', 'sources', 'touched', 'approvals'] as const;
 
 export async function runAuditQuery(argv: string[]): Promise<number> {
   const { values, positionals } = parseCliArgs(
@@ -60,6 +63,7 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
         limit: { type: 'string' },
         cursor: { type: 'string' },
         format: { type: 'string', default: 'table' },
+        follow: { type: 'boolean', short: 'f' },
         help: { type: 'boolean', short: 'h' },
       },
     },
@@ -106,22 +110,19 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
       );
     query.set(name, time.toISOString());
   }
-  const url = `${values.server.replace(/\/$/, '')}/v1/${kind}${kind === 'sources' || query.size === 0 ? '' : `?${query}`}`;
-  let response: Response;
-  try {
-    response = await fetch(url, { headers: { authorization: authorization(values) } });
-  } catch (error) {
-    throw new UserError(
-      `cannot reach the collector at ${values.server}: ${(error as Error).cause ?? (error as Error).message}`,
-    );
+  const url = `${values.server.replace(/\/$/, '')}/v1/${kind}`;
+  const ask = collectorClient(url, values.server, authorization(values));
+  if (values.follow) {
+    if (kind === 'sources') throw new UserError('--follow follows statements or sessions, not sources');
+    if (values.cursor !== undefined)
+      throw new UserError('--follow starts from the newest records; it takes no --cursor');
+    return followRecords({ kind: kind as Kind, query, format: values.format, ask });
   }
-  const body = (await response.json().catch(() => undefined)) as
-    | { items?: Record<string, unknown>[]; next?: string; message?: string }
-    | undefined;
-  if (!response.ok)
-    throw new UserError(`the collector answered ${response.status}: ${body?.message ?? 'no reason given'}`);
+  const body = await ask(kind === 'sources' ? new URLSearchParams() : query);
   if (values.format === 'json') {
-    console.log(JSON.stringify(body, null, 2));
+    // `follow` is the API's way in for --follow, which asks for it itself.
+    const { follow: _, ...answer } = body;
+    console.log(JSON.stringify(answer, null, 2));
     return 0;
   }
   if (kind === 'touched') {
@@ -132,15 +133,8 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
     console.log(`${table('touched', summary.columns)}\n\n${table('tables', summary.tables)}`);
     return 0;
   }
-  const items = (body?.items ?? []).map((item) =>
-    kind === 'statements'
-      ? { ...item, touched: touched(item) }
-      : kind === 'approvals'
-        ? { ...item, decidedBy: (item['decision'] as { by?: string } | null)?.by }
-        : item,
-  );
-  console.log(table(kind as (typeof KINDS)[number], items));
-  if (body?.next) console.log(`\nmore: --cursor ${body.next}`);
+  console.log(table(kind as Kind, body.items ?? []));
+  if (body.next) console.log(`\nmore: --cursor ${body.next}`);
   return 0;
 }
 
@@ -153,47 +147,4 @@ export function authorization(values: { token?: string; user?: string; password?
     return `Basic ${Buffer.from(`${values.user}:${password}`).toString('base64')}`;
   }
   throw new UserError('say who you are: --token JWT, or --user NAME with --password P');
-}
-
-const COLUMNS: Record<(typeof KINDS)[number] | 'tables', readonly string[]> = {
-  touched: ['subject', 'column', 'clear', 'masked', 'lastTime'],
-  tables: ['subject', 'table', 'statements', 'lastTime'],
-  approvals: ['request', 'phase', 'requester', 'database', 'statement', 'decidedBy', 'updatedAt'],
-  statements: ['time', 'subject', 'database', 'outcome', 'rows', 'statement', 'touched', 'reason'],
-  sessions: ['started', 'subject', 'database', 'pod', 'statements', 'durationMs', 'endReason'],
-  sources: ['cluster', 'namespace', 'pod', 'database', 'status', 'lastSeq', 'checkpointSeq', 'reason'],
-};
-const WIDEST = 60;
-
-/** Plain columns, each as wide as its widest cell up to WIDEST; longer cells end in an ellipsis. */
-function table(kind: keyof typeof COLUMNS, items: readonly Record<string, unknown>[]): string {
-  if (items.length === 0) return `no ${kind}`;
-  const columns = COLUMNS[kind];
-  const cells = items.map((item) => columns.map((c) => cell(item[c])));
-  const widths = columns.map((c, i) =>
-    Math.min(WIDEST, Math.max(c.length, ...cells.map((row) => row[i]!.length))),
-  );
-  const line = (row: readonly string[]) =>
-    row
-      .map((value, i) =>
-        value.length > widths[i]! ? `${value.slice(0, widths[i]! - 1)}…` : value.padEnd(widths[i]!),
-      )
-      .join('  ')
-      .trimEnd();
-  return [line(columns), ...cells.map(line)].join('\n');
-}
-
-function cell(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  return String(value).replace(/\s+/g, ' ');
-}
-
-/** A statement's source columns as a terminal reads them: `public.customers.ssn (redact), …`. */
-function touched(item: Record<string, unknown>): string {
-  const columns = (item['columns'] ?? {}) as Record<string, string>;
-  const names = Object.entries(columns).map(([column, how]) => `${column} (${how})`);
-  if (names.length > 0) return names.join(', ');
-  return [...((item['tablesRead'] as string[]) ?? []), ...((item['tablesWritten'] as string[]) ?? [])].join(
-    ', ',
-  );
 }

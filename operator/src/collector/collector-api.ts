@@ -6,8 +6,9 @@ import { queryApprovals } from './approvals-queries.ts';
 import { type Caller, mayShip, Unauthenticated } from './collector-auth.ts';
 import type { CollectorMetrics } from './collector-metrics.ts';
 import type { ConsoleEnv } from './console/console-env.ts';
+import { collectorOpenApi } from './openapi.ts';
 import { parseApprovalFilter, parseRecordFilter, parseTouchedFilter } from './record-filter.ts';
-import type { CollectorStore, SourceKey } from './store.ts';
+import { type CollectorStore, ResetRefused, type SourceKey } from './store.ts';
 import { CursorError, queryRecords, querySessions, queryStatements } from './store-queries.ts';
 import { queryTouched } from './touched-queries.ts';
 
@@ -21,9 +22,12 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
  *   POST /v1/records     {"source": {cluster, namespace, pod, database, logKeyId}, "lines": [...]}
  *                        → {"acknowledged": SEQ, "status", "stored", "duplicates"}; no lines: just ask
  *   GET  /metrics        Prometheus metrics (unauthenticated: counts only)
+ *   GET  /v1/openapi.json  this API as OpenAPI 3.1 (openapi.ts), without authentication
  *   GET  /v1/sources     every source and its chain status
- *   GET  /v1/statements  ?session=&subject=&database=&outcome=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=
+ *   POST /v1/sources/:id/reset  {"reason"} → the reset: an admin accepts a flagged source's damage
+ *   GET  /v1/statements  ?session=&subject=&database=&outcome=&text=&table=&column=&seen=&purpose=&run_id=&since=&until=&limit=&cursor=&follow=
  *   GET  /v1/sessions    the same filters (table and column match no session: they are statements')
+ *                        Both answer {"items", "next"?, "follow"}; `follow=` asks what was stored since.
  *   GET  /v1/records     ?type=T1,T2&since=&until=&limit=&cursor=: records as written, any type, with their
  *                        source (for `gatehouse evidence build --server`)
  *   GET  /v1/touched     per identity, per table and column, clear or masked (statements' filters, no paging)
@@ -57,6 +61,8 @@ export function collectorApi(options: {
     app.get('/metrics', async (c) =>
       c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
     );
+  // Before the authentication below: the description of the API is no secret.
+  app.get('/v1/openapi.json', (c) => c.json(collectorOpenApi()));
 
   app.use(
     '/v1/*',
@@ -93,6 +99,26 @@ export function collectorApi(options: {
   app.get('/v1/sources', async (c) => {
     if (!reader(c)) return problem(c, 403, 'forbidden', `${c.get('caller').subject} may not read the audit`);
     return c.json({ items: await store.sources() });
+  });
+  app.post('/v1/sources/:id/reset', async (c) => {
+    const caller = c.get('caller');
+    if (!caller.admin) return problem(c, 403, 'forbidden', `${caller.subject} may not reset sources`);
+    const id = Number(c.req.param('id'));
+    if (!Number.isSafeInteger(id) || id < 1) return problem(c, 404, 'not-found', 'no such source');
+    const body = (await c.req.json().catch(() => undefined)) as { reason?: unknown } | undefined;
+    const reason = typeof body?.reason === 'string' ? body.reason.trim() : '';
+    if (reason === '' || reason.length > 1000)
+      return problem(c, 400, 'invalid', 'reason: say why the damage is accepted (1 to 1000 characters)');
+    try {
+      const reset = await store.resetSource(id, caller.subject, reason);
+      logger.warn({ source: id, by: caller.subject, previousStatus: reset.previousStatus }, 'source reset');
+      return c.json(reset);
+    } catch (error) {
+      if (!(error instanceof ResetRefused)) throw error;
+      return error.kind === 'not-found'
+        ? problem(c, 404, 'not-found', error.message)
+        : problem(c, 409, 'conflict', error.message);
+    }
   });
   for (const [path, query] of [
     ['/v1/statements', queryStatements],

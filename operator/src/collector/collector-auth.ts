@@ -10,11 +10,15 @@ import type { SourceKey } from './store.ts';
  *   (checked with TokenReview), and may write only its own namespace's and pod's sources; outside
  *   one it is a proxy holding the configured shared token, trusted for any source.
  * - a reader asks the questions: a local user (the quickstart's) or a subject listed as a reader.
+ * - an admin (a subject listed in `admins`, local users by their subject `local:NAME`) is a reader
+ *   who may also reset a flagged source.
  */
 export interface Caller {
   readonly subject: string;
   readonly shipper: boolean;
   readonly reader: boolean;
+  /** May reset a flagged source (auth.admins): a reader too. */
+  readonly admin?: boolean;
   /** For a pod's token: the only namespace and pod it may ship for. */
   readonly boundTo?: { readonly namespace: string; readonly pod: string | undefined };
 }
@@ -62,6 +66,8 @@ export interface CollectorAuthOptions {
   readonly localUsers?: Authenticator;
   /** Further subjects (from TokenReview) that may read. */
   readonly readers: readonly string[];
+  /** Subjects (TokenReview user names, or `local:NAME`) that may read and reset flagged sources. */
+  readonly admins?: readonly string[];
 }
 
 const POD_NAME = 'authentication.kubernetes.io/pod-name';
@@ -69,6 +75,7 @@ const SERVICE_ACCOUNT = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
 export function collectorAuthenticator(options: CollectorAuthOptions) {
   const shipperDigests = options.shipperTokens.map(digest);
+  const admins = options.admins ?? [];
   return async function authenticate(header: string | undefined): Promise<Caller> {
     const credentials = credentialsOf(header);
     if (!credentials)
@@ -80,7 +87,12 @@ export function collectorAuthenticator(options: CollectorAuthOptions) {
           user: credentials.user,
           password: credentials.password,
         });
-        return { subject: identity.subject, shipper: false, reader: true };
+        return {
+          subject: identity.subject,
+          shipper: false,
+          reader: true,
+          admin: admins.includes(identity.subject),
+        };
       } catch {
         throw new Unauthenticated(`password authentication failed for user "${credentials.user}"`);
       }
@@ -94,12 +106,14 @@ export function collectorAuthenticator(options: CollectorAuthOptions) {
     const user = await options.tokenReviewer.review(credentials.password);
     if (!user) throw new Unauthenticated('the token did not pass TokenReview');
     const serviceAccount = SERVICE_ACCOUNT.exec(user.username);
-    const reader = options.readers.includes(user.username);
-    if (!serviceAccount) return { subject: user.username, shipper: false, reader };
+    const admin = admins.includes(user.username);
+    const reader = admin || options.readers.includes(user.username);
+    if (!serviceAccount) return { subject: user.username, shipper: false, reader, admin };
     return {
       subject: user.username,
       shipper: true,
       reader,
+      admin,
       boundTo: { namespace: serviceAccount[1]!, pod: user.extra[POD_NAME]?.[0] },
     };
   };

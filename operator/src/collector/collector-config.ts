@@ -16,6 +16,8 @@ export interface CollectorConfig {
   readonly shipperTokens: readonly string[];
   readonly tokenReview: { readonly audiences: readonly string[] } | undefined;
   readonly readers: readonly string[];
+  /** Subjects that may also reset a flagged source (`local:NAME` for a local user). */
+  readonly admins?: readonly string[];
   readonly localUsers: readonly { name: string; password: string; groups?: string[] }[];
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** The web console; undefined when `console.enabled` is false. */
@@ -119,6 +121,7 @@ export function loadCollectorConfig(
         .concat(review['audiences'] === undefined ? ['gatehouse.dev'] : []),
     },
     readers: list(auth, 'readers').map(String),
+    admins: list(auth, 'admins').map(String),
     localUsers: list(auth, 'localUsers').map((user, i) => {
       const where = `auth.localUsers[${i}]`;
       if (!isObject(user)) throw new UserError(`${where}: must be {name, password, groups?}`);

@@ -21,6 +21,7 @@ export function parseRecordFilter(query: Record<string, string>): RecordFilter |
       case 'column':
       case 'purpose':
       case 'cursor':
+      case 'follow':
         filter[name] = value;
         break;
       case 'run_id':
@@ -44,12 +45,14 @@ export function parseRecordFilter(query: Record<string, string>): RecordFilter |
         break;
       }
       default:
-        return `unknown filter "${name}": use session, subject, database, outcome, text, table, column, seen, purpose, run_id, since, until, limit, cursor`;
+        return `unknown filter "${name}": use session, subject, database, outcome, text, table, column, seen, purpose, run_id, since, until, limit, cursor, follow`;
     }
   }
   if (filter.column !== undefined && filter.column.split('.').length < 2)
     return `column: name it as TABLE.COLUMN or SCHEMA.TABLE.COLUMN, not "${filter.column}"`;
   if (filter.seen !== undefined && filter.column === undefined) return 'seen: only with column';
+  if (filter.cursor !== undefined && filter.follow !== undefined)
+    return 'cursor and follow: one or the other (cursor pages back, follow asks what arrived since)';
   return filter;
 }
 

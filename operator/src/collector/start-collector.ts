@@ -51,6 +51,7 @@ export async function startCollector(
   const authenticate = collectorAuthenticator({
     shipperTokens: config.shipperTokens,
     readers: config.readers,
+    admins: config.admins ?? [],
     ...(options.tokenReviewer && { tokenReviewer: options.tokenReviewer }),
     ...(localUsers && { localUsers }),
   });

@@ -67,6 +67,27 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX IF NOT EXISTS records_columns_masked ON records USING gin (columns_masked);
    CREATE INDEX IF NOT EXISTS records_purpose_time ON records (purpose, time DESC) WHERE purpose IS NOT NULL;
    CREATE INDEX IF NOT EXISTS records_run_id_time ON records (run_id, time DESC) WHERE run_id IS NOT NULL;`,
+  // Arrival order, for following (store-queries.ts): the id of the transaction that stored each
+  // record, which a snapshot tells apart exactly as committed before it or not, where a record's own
+  // time may be older than records already shown (a shipper catching up). Added without a default
+  // and given one after, so the partitions already there are not rewritten; records stored before
+  // it have none and are never followed.
+  `ALTER TABLE records ADD COLUMN IF NOT EXISTS ingest_xid xid8;
+   ALTER TABLE records ALTER COLUMN ingest_xid SET DEFAULT pg_current_xact_id();
+   CREATE INDEX IF NOT EXISTS records_ingest_xid ON records (ingest_xid) WHERE ingest_xid IS NOT NULL;`,
+  // Resets of flagged sources (store.ts resetSource): who accepted the damage, why, and what it was.
+  // Kept for as long as the source: a reset is itself part of the audit.
+  `CREATE TABLE IF NOT EXISTS source_resets (
+     id bigserial PRIMARY KEY,
+     source_id bigint NOT NULL REFERENCES sources (id),
+     at timestamptz NOT NULL DEFAULT now(),
+     by_subject text NOT NULL,
+     reason text NOT NULL,
+     previous_status text NOT NULL,
+     previous_reason text,
+     at_seq bigint NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS source_resets_source ON source_resets (source_id, at);`,
   // Forwarding to a SIEM (forwarder.ts): per sink, how far each source was delivered, and which
   // replica forwards.
   `CREATE TABLE IF NOT EXISTS forward_positions (

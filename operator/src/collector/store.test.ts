@@ -58,6 +58,38 @@ describe.each(stores)('the store on $name', ({ url }) => {
     expect(await rows()).toBe(before - 1);
   });
 
+  it('resets a flagged source: keeps who, why and what the flag said, and checks the chain again', async () => {
+    const gapped = { ...source, pod: 'reset-0' };
+    await store.ingest(gapped, lines.slice(0, 5));
+    // seq 6 never arrives.
+    expect(await store.ingest(gapped, lines.slice(6, 9))).toMatchObject({ status: 'gap' });
+    const id = (await store.sources()).find((s) => s.pod === 'reset-0')!.id;
+    const reset = await store.resetSource(id, 'local:lead', 'pod restarted from a backup; seq 6 is lost');
+    expect(reset).toMatchObject({ by: 'local:lead', previousStatus: 'gap', atSeq: 9 });
+    expect(reset.previousReason).toMatch(/seq 7/);
+    const view = (await store.sources()).find((s) => s.pod === 'reset-0')!;
+    expect(view).toMatchObject({ status: 'ok', reason: null, lastReset: reset });
+    // The records after it are checked against the last one stored, signatures included.
+    expect(await store.ingest(gapped, lines.slice(9))).toMatchObject({ status: 'ok' });
+    const verified = await store.db.query<{ seq: unknown; verified: boolean }>(
+      'SELECT seq, verified FROM records WHERE source_id = $1 ORDER BY seq',
+      [id],
+    );
+    expect(verified.filter((r) => Number(r.seq) > 9).every((r) => r.verified)).toBe(true);
+    expect(verified.filter((r) => [7, 8, 9].includes(Number(r.seq))).every((r) => !r.verified)).toBe(true);
+    // A changed record after the reset is flagged again: the check really resumed.
+    const tampered = { ...source, pod: 'reset-1' };
+    await store.ingest(tampered, lines.slice(0, 4));
+    await store.ingest(tampered, lines.slice(5, 7));
+    const tamperedId = (await store.sources()).find((s) => s.pod === 'reset-1')!.id;
+    await store.resetSource(tamperedId, 'local:lead', 'known gap');
+    const changed = lines[7]!.replace('"rows":', '"rows":1');
+    expect(await store.ingest(tampered, [changed])).toMatchObject({ status: 'broken' });
+
+    await expect(store.resetSource(id, 'local:lead', 'again')).rejects.toMatchObject({ kind: 'not-flagged' });
+    await expect(store.resetSource(999_999, 'local:lead', 'x')).rejects.toMatchObject({ kind: 'not-found' });
+  });
+
   it("keeps a line with every character COPY's text format escapes, and flags it", async () => {
     const odd = { ...source, pod: 'odd-0' };
     // Not JSON (a raw tab), so kept as a torn line before the malformed record that follows it.

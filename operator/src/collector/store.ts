@@ -39,6 +39,32 @@ export interface SourceView extends SourceKey {
   readonly checkpointTime: string | null;
   readonly records: number;
   readonly lastSeen: string;
+  /** The last time someone reset the source's flag, if anyone did (resetSource). */
+  readonly lastReset: SourceReset | null;
+}
+
+/** A reset of a flagged source: who accepted the damage, why, and what the flag said. */
+export interface SourceReset {
+  readonly at: string;
+  readonly by: string;
+  readonly reason: string;
+  readonly previousStatus: SourceStatus;
+  readonly previousReason: string | null;
+  /** The last seq stored when it was reset: the chain is checked again from the record after it. */
+  readonly atSeq: number;
+}
+
+/**
+ * Why a reset was not done: `not-found`; `not-flagged` (a source whose chain holds needs none); or
+ * `cannot-check` (its last record has no hash, or it has no log.open: no check could resume, and an
+ * `ok` that checks nothing would mislead).
+ */
+export class ResetRefused extends Error {
+  readonly kind: 'not-found' | 'not-flagged' | 'cannot-check';
+  constructor(kind: ResetRefused['kind'], message: string) {
+    super(message);
+    this.kind = kind;
+  }
 }
 
 export interface IngestOutcome {
@@ -127,8 +153,13 @@ export class CollectorStore {
   }
 
   async sources(): Promise<SourceView[]> {
-    const rows = await this.#db.query<SourceRow>(
-      'SELECT * FROM sources ORDER BY cluster, namespace, pod, id',
+    const rows = await this.#db.query<SourceRow & ResetRow>(
+      `SELECT s.*, r.at AS reset_at, r.by_subject AS reset_by, r.reason AS reset_reason,
+         r.previous_status AS reset_previous_status, r.previous_reason AS reset_previous_reason,
+         r.at_seq AS reset_at_seq
+       FROM sources s LEFT JOIN LATERAL (SELECT * FROM source_resets WHERE source_id = s.id
+         ORDER BY at DESC, id DESC LIMIT 1) r ON true
+       ORDER BY s.cluster, s.namespace, s.pod, s.id`,
     );
     return rows.map((r) => ({
       id: Number(r.id),
@@ -144,7 +175,54 @@ export class CollectorStore {
       checkpointTime: r.checkpoint_time === null ? null : new Date(r.checkpoint_time).toISOString(),
       records: Number(r.records),
       lastSeen: new Date(r.last_seen).toISOString(),
+      lastReset: resetOf(r),
     }));
+  }
+
+  /**
+   * Clears a flagged source's status, keeping who did it, why and what the flag said, and checks its
+   * chain again from the next record: the resumed check expects the record after the last stored
+   * one, linked to its hash, signed by the key of the source's last `log.open` (for a foreign key,
+   * the one the person resetting vouches for). The damaged records stay as stored, `verified` false.
+   */
+  async resetSource(id: number, by: string, reason: string): Promise<SourceReset> {
+    return this.#db.transaction(async (tx) => {
+      const [row] = await tx.query<SourceRow>('SELECT * FROM sources WHERE id = $1 FOR UPDATE', [id]);
+      if (!row) throw new ResetRefused('not-found', `no source ${id}`);
+      if (row.status === 'ok')
+        throw new ResetRefused('not-flagged', `source ${id}'s chain holds: nothing to reset`);
+      const [open] = await tx.query<{ line: string }>(
+        `SELECT line FROM records WHERE source_id = $1 AND type = 'log.open' ORDER BY seq DESC LIMIT 1`,
+        [id],
+      );
+      const publicKey = open ? publicKeyOf(open.line) : undefined;
+      if (row.last_hash === null || publicKey === undefined)
+        throw new ResetRefused(
+          'cannot-check',
+          `source ${id} has no whole last record or no log.open to check its chain from; reset it once one has arrived`,
+        );
+      const verifier = JSON.stringify({
+        expectedSeq: Number(row.last_seq) + 1,
+        prev: row.last_hash,
+        publicKey,
+        sealed: false,
+        unsigned: 0,
+        torn: [],
+        awaitingRecovery: [],
+      });
+      const [reset] = await tx.query<ResetRow>(
+        `INSERT INTO source_resets (source_id, by_subject, reason, previous_status, previous_reason, at_seq)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING at AS reset_at, by_subject AS reset_by, reason AS reset_reason,
+           previous_status AS reset_previous_status, previous_reason AS reset_previous_reason, at_seq AS reset_at_seq`,
+        [id, by, reason, row.status, row.reason, row.last_seq],
+      );
+      await tx.query(`UPDATE sources SET status = 'ok', reason = NULL, verifier = $2 WHERE id = $1`, [
+        id,
+        verifier,
+      ]);
+      return resetOf(reset!)!;
+    });
   }
 
   /** Every stored line of a source in chain order (torn lines before the record they preceded). */
@@ -207,6 +285,36 @@ interface SourceRow {
   verifier: unknown;
   records: unknown;
   last_seen: Date | string;
+}
+
+interface ResetRow {
+  reset_at: Date | string | null;
+  reset_by: string | null;
+  reset_reason: string | null;
+  reset_previous_status: SourceStatus | null;
+  reset_previous_reason: string | null;
+  reset_at_seq: unknown;
+}
+
+function resetOf(r: ResetRow): SourceReset | null {
+  if (r.reset_at === null || r.reset_by === null) return null;
+  return {
+    at: new Date(r.reset_at).toISOString(),
+    by: r.reset_by,
+    reason: r.reset_reason ?? '',
+    previousStatus: r.reset_previous_status!,
+    previousReason: r.reset_previous_reason,
+    atSeq: Number(r.reset_at_seq),
+  };
+}
+
+function publicKeyOf(line: string): string | undefined {
+  try {
+    const key = (JSON.parse(line) as Record<string, unknown>)['publicKey'];
+    return typeof key === 'string' ? key : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function chainOf(row: SourceRow): ChainState {

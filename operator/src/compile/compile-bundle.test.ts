@@ -170,6 +170,22 @@ describe('compileBundle', () => {
     expect(compileBundle({ ...input(), approvals: { url, ca: `${ca}\n` } }).hash).not.toBe(bundle.hash);
   });
 
+  it("ships the audit log to the chart's collector with the pod's token, when there is one", () => {
+    const collector = { url: 'http://gatehouse-collector.gatehouse-system.svc:7450', cluster: 'prod-eu' };
+    const bundle = compileBundle({ ...input(), collector });
+    const { proxy } = loadAsSidecar(bundle.data[BUNDLE_CONFIG_KEY]!);
+    expect(proxy.audit.ship).toMatchObject({
+      url: collector.url,
+      tokenFile: proxy.identity.tokenFile?.path,
+      cluster: 'prod-eu',
+      namespace: 'shop',
+    });
+    expect(loadAsSidecar(compileBundle(input()).data[BUNDLE_CONFIG_KEY]!).proxy.audit.ship).toBeUndefined();
+    expect(compileBundle({ ...input(), collector: { ...collector, cluster: 'prod-us' } }).hash).not.toBe(
+      bundle.hash,
+    );
+  });
+
   it('uses the sidecar port and protocol defaults', () => {
     const mysql = input({
       upstream: { protocol: 'mysql', host: 'm', credentialsSecretRef: { name: 's' } },

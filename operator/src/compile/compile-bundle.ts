@@ -50,6 +50,14 @@ export interface BundleInput {
   readonly jwks: string;
   /** Where the sidecar asks for approvals: the operator's endpoint and the CA of its certificate (PEM). */
   readonly approvals?: { readonly url: string; readonly ca: string };
+  /** The chart's audit collector, when it installs one: sidecars ship their audit logs to it. */
+  readonly collector?: BundleCollector;
+}
+
+/** Where sidecars ship their audit logs (`audit.ship`), and the cluster name recorded with each record. */
+export interface BundleCollector {
+  readonly url: string;
+  readonly cluster: string;
 }
 
 export interface CompiledBundle {
@@ -130,6 +138,16 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       file: `${AUDIT_MOUNT}/${AUDIT_FILE}`,
       stdout: true,
       signingKeyFile: `${AUDIT_SIGNING_KEY_MOUNT}/${AUDIT_SIGNING_KEY_KEY}`,
+      // The pod's projected token proves to the collector (TokenReview) which pod ships; the pod
+      // name is the sidecar's host name, the pod's own unless the pod spec sets `hostname`.
+      ...(input.collector && {
+        ship: {
+          url: input.collector.url,
+          tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+          cluster: input.collector.cluster,
+          ...(access.metadata.namespace !== undefined && { namespace: access.metadata.namespace }),
+        },
+      }),
     },
     masking: { key: { file: `${MASKING_KEY_MOUNT}/${MASKING_KEY_KEY}` } },
     // The token of identity.tokenFile authenticates the sidecar to the operator as well.

@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../../crds/common.ts';
 import { EventRecorder } from '../runtime/event-recorder.ts';
 import { FakeKubeApi } from '../runtime/fake-kube-api.ts';
@@ -35,7 +36,7 @@ const logger = pino({ level: 'silent' });
 const CONFIG_MAP = `/api/v1/namespaces/${NS}/configmaps/${bundleConfigMapName('orders')}`;
 const DEPLOYMENTS = `/apis/apps/v1/namespaces/${NS}/deployments`;
 
-async function world() {
+async function world(options: { collector?: { url: string; cluster: string } } = {}) {
   const api = new FakeKubeApi();
   await api.create('/api/v1/namespaces', { metadata: { name: NS } });
   const accesses = api.informer<DatabaseAccessObject>(gatehousePath('DatabaseAccess'));
@@ -49,6 +50,7 @@ async function world() {
     events: new EventRecorder(api, 'gatehouse-operator', logger),
     sidecarImage: 'example.com/gatehouse:test',
     serverVersion: parseServerVersion(await api.get('/version')),
+    ...(options.collector && { collector: options.collector }),
   };
   const controller = new DatabaseAccessController(deps);
   return {
@@ -194,6 +196,24 @@ describe('DatabaseAccessController reconcile states', () => {
     for (const name of [MASKING_KEY_SECRET, AUDIT_SIGNING_KEY_SECRET])
       expect(await w.api.getOptional(`/api/v1/namespaces/${NS}/secrets/${name}`)).toBeDefined();
     expect(w.events()).toEqual(['orders Normal BundleCompiled']);
+  });
+
+  it("points the bundle's audit at the chart's collector when the operator has one", async () => {
+    const collector = { url: 'http://gatehouse-collector.gatehouse-system.svc:7450', cluster: 'prod-eu' };
+    const w = await world({ collector });
+    await createSecret(w.api);
+    await createPolicies(w.api);
+    await createAccess(w.api);
+    expect((await w.reconcile())?.outcome).toBe('Ready');
+    const bundle = await w.api.get<KubeObject & { data: Record<string, string> }>(CONFIG_MAP);
+    const proxy = parseAllDocuments(bundle.data[BUNDLE_CONFIG_KEY]!)[0]!.toJS() as {
+      audit: { ship?: Record<string, string> };
+    };
+    expect(proxy.audit.ship).toMatchObject({ url: collector.url, cluster: 'prod-eu', namespace: NS });
+    const without = await readyWorld();
+    await without.reconcile();
+    const plain = await without.api.get<KubeObject & { data: Record<string, string> }>(CONFIG_MAP);
+    expect(plain.data[BUNDLE_CONFIG_KEY]).not.toContain('ship');
   });
 
   it('writes nothing when nothing changed: same status, same bundle, no event', async () => {

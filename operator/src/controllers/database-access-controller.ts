@@ -7,7 +7,12 @@ import type { GuardrailSpecType } from '../../../crds/guardrail.ts';
 import type { MaskingPolicySpecType } from '../../../crds/masking-policy.ts';
 import type { DatabaseAccessStatusType } from '../../../crds/status.ts';
 import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
-import { BundleSpecError, type CompiledBundle, compileBundle } from '../compile/compile-bundle.ts';
+import {
+  type BundleCollector,
+  BundleSpecError,
+  type CompiledBundle,
+  compileBundle,
+} from '../compile/compile-bundle.ts';
 import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
 import type { EventRecorder } from '../runtime/event-recorder.ts';
 import type { ObjectCache } from '../runtime/informer.ts';
@@ -79,6 +84,8 @@ export interface DatabaseAccessControllerDeps {
   readonly serverVersion: ServerVersion;
   /** The operator's approvals endpoint for the bundles, when it serves one (undefined: not yet known). */
   readonly approvalsEndpoint?: () => Promise<{ url: string; ca: string } | undefined>;
+  /** The audit collector the chart installed, for every bundle's `audit.ship`. */
+  readonly collector?: BundleCollector;
 }
 
 /** Kinds whose pod template a rollout may stamp; the others (ReplicaSet, Job...) are owned by something else. */
@@ -228,6 +235,7 @@ export class DatabaseAccessController implements Reconciler {
         issuer: keys.issuer,
         jwks: keys.jwks,
         ...(approvals && { approvals }),
+        ...(this.#d.collector && { collector: this.#d.collector }),
       });
       // What the sidecar will do with it: a bundle it would refuse must never reach a running pod.
       loadPolicyDocuments(

@@ -13,6 +13,7 @@ commands:
   collector      collect the proxies' audit records into one store (PostgreSQL)
   audit verify   prove an audit log complete and unaltered
   audit query    ask the collector who ran what (statements, sessions, sources)
+  audit reset-source  accept a flagged source's damage (collector admins)
   audit export   audit logs as OCSF events (or their records) on stdout, for a SIEM
   evidence       build a signed evidence pack for a period (and verify one), for an auditor
   approvals      list, show, approve and deny held statements (a standalone proxy's admin endpoint)
@@ -31,10 +32,12 @@ Run \`gatehouse <command> --help\` for a command's options.`;
 
 const AUDIT_USAGE = `usage: gatehouse audit verify FILE [options]
        gatehouse audit query [statements|sessions|sources] [options]
+       gatehouse audit reset-source ID --reason TEXT [options]
 
 ${AUDIT_VERIFY_USAGE}
 
-Run \`gatehouse audit query --help\` for the query's options.
+Run \`gatehouse audit query --help\` for the query's options, \`gatehouse audit reset-source --help\`
+for resetting a flagged source.
 
 usage: gatehouse audit export [options] FILE...
 
@@ -103,6 +106,10 @@ export async function runCli(argv: string[]): Promise<number> {
         return runAuditQuery(rest.slice(1));
       }
       if (rest[0] === 'export') return runAuditExport(rest.slice(1));
+      if (rest[0] === 'reset-source') {
+        const { runAuditReset } = await import('../../../operator/src/collector/audit-reset-command.ts');
+        return runAuditReset(rest.slice(1));
+      }
       if (rest[0] === '--help' || rest[0] === '-h' || rest[0] === 'help') {
         console.log(AUDIT_USAGE);
         return 0;
