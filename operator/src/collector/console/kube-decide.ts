@@ -35,6 +35,8 @@ export async function decideInKubernetes(
   request: { readonly namespace: string; readonly name: string },
   decision: { readonly verdict: 'approve' | 'deny'; readonly reason: string },
 ): Promise<KubeDecision> {
+  const unsafe = unsafeName(request);
+  if (unsafe) return { refused: unsafe };
   const config = new KubeConfig();
   config.loadFromOptions({
     clusters: [
@@ -70,6 +72,25 @@ export async function decideInKubernetes(
       return { refused: webhookWords(error) };
     return { failed: `HTTP ${error.status} ${error.reason}` };
   }
+}
+
+const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * Why these are not an object's name and namespace, if they are not. Both come from shipped records,
+ * and they become the path the person's token writes to: a name with `/`, `..`, `?` or `%` could
+ * point the write at another object of theirs.
+ */
+export function unsafeName(request: {
+  readonly namespace: string;
+  readonly name: string;
+}): string | undefined {
+  if (!NAMESPACE.test(request.namespace))
+    return `"${request.namespace}" is not a Kubernetes namespace name; decide with kubectl gatehouse`;
+  if (!NAME.test(request.name) || request.name.includes('..'))
+    return `"${request.name}" is not an ApprovalRequest name; decide with kubectl gatehouse`;
+  return undefined;
 }
 
 /** The webhook's own words, without the API server's wrapping around them. */
