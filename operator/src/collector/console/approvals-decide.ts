@@ -1,5 +1,6 @@
-import { queryApprovals } from '../approvals-queries.ts';
-import type { ConsoleApp, ConsoleDeps } from './console-env.ts';
+import { type ApprovalView, queryApprovals } from '../approvals-queries.ts';
+import type { ConsoleApp, ConsoleDeps, KubeApprovals } from './console-env.ts';
+import type { ConsoleSession } from './console-sessions.ts';
 import { apiTokenOf, decideInKubernetes } from './kube-decide.ts';
 import { BASE } from './layout.ts';
 
@@ -38,42 +39,7 @@ export function registerApprovalsDecide(app: ConsoleApp, deps: ConsoleDeps): voi
       return back;
     }
     if (kube && pending.source.cluster === kube.cluster) {
-      const token = apiTokenOf(session.user, kube);
-      if (token === undefined) {
-        session.flash = {
-          kind: 'problem',
-          message: `The Kubernetes API server cannot be told who you are (signed in by ${session.user.method}); decide with kubectl gatehouse approve ${id} -n ${pending.source.namespace}.`,
-        };
-        return back;
-      }
-      const outcome = await decideInKubernetes(
-        kube,
-        token,
-        { namespace: pending.source.namespace, name: id },
-        { verdict, reason },
-      );
-      if ('failed' in outcome) {
-        deps.logger.warn({ request: id, err: outcome.failed }, 'the Kubernetes API server failed a decision');
-        session.flash = {
-          kind: 'problem',
-          message: `The Kubernetes API server at ${kube.server} failed: ${outcome.failed}`,
-        };
-      } else if ('refused' in outcome) {
-        deps.logger.info(
-          { request: id, by: session.user.subject, verdict },
-          'decision refused by Kubernetes',
-        );
-        session.flash = { kind: 'problem', message: `Kubernetes refused: ${outcome.refused}` };
-      } else {
-        deps.logger.info(
-          { request: id, by: outcome.decided.by, verdict },
-          'decided from the console, in Kubernetes',
-        );
-        session.flash = {
-          kind: 'notice',
-          message: `${id} is ${outcome.decided.phase}, decided by ${outcome.decided.by}. Its record reaches this page with the proxy's next shipment.`,
-        };
-      }
+      session.flash = await decideAsPerson(kube, session, pending, { verdict, reason }, deps.logger);
       return back;
     }
     if (!authority) return back;
@@ -118,4 +84,49 @@ export function registerApprovalsDecide(app: ConsoleApp, deps: ConsoleDeps): voi
     };
     return back;
   });
+}
+
+/** A decision written on the ApprovalRequest with the person's own token, and what the page says of it. */
+async function decideAsPerson(
+  kube: KubeApprovals,
+  session: ConsoleSession,
+  pending: ApprovalView,
+  decision: { readonly verdict: 'approve' | 'deny'; readonly reason: string },
+  logger: ConsoleDeps['logger'],
+): Promise<NonNullable<ConsoleSession['flash']>> {
+  const id = pending.request;
+  const token = apiTokenOf(session.user, kube);
+  if (token === undefined)
+    return {
+      kind: 'problem',
+      message: `The Kubernetes API server cannot be told who you are (signed in by ${session.user.method}); decide with kubectl gatehouse approve ${id} -n ${pending.source.namespace}.`,
+    };
+  const outcome = await decideInKubernetes(
+    kube,
+    token,
+    { namespace: pending.source.namespace, name: id },
+    decision,
+  );
+  if ('failed' in outcome) {
+    logger.warn({ request: id, err: outcome.failed }, 'the Kubernetes API server failed a decision');
+    return {
+      kind: 'problem',
+      message: `The Kubernetes API server at ${kube.server} failed: ${outcome.failed}`,
+    };
+  }
+  if ('refused' in outcome) {
+    logger.info(
+      { request: id, by: session.user.subject, verdict: decision.verdict },
+      'decision refused by Kubernetes',
+    );
+    return { kind: 'problem', message: `Kubernetes refused: ${outcome.refused}` };
+  }
+  logger.info(
+    { request: id, by: outcome.decided.by, verdict: decision.verdict },
+    'decided from the console, in Kubernetes',
+  );
+  return {
+    kind: 'notice',
+    message: `${id} is ${outcome.decided.phase}, decided by ${outcome.decided.by}. Its record reaches this page with the sidecar's next shipment.`,
+  };
 }
