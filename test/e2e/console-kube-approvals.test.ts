@@ -119,7 +119,7 @@ async function collectorApi(dir: string): Promise<KubeApi> {
 beforeAll(async () => {
   env = await startOperatorCluster();
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-console-kube-'));
-  people = await prepareApprovers(env, NS, ['orders-app', 'lead', 'intruder', 'auditor'], dir);
+  people = await prepareApprovers(env, NS, ['orders-app', 'lead', 'intruder', 'auditor', 'leaver'], dir);
   const book = new ApprovalBook();
   sync = new OperatorSync(
     book,
@@ -152,7 +152,12 @@ beforeAll(async () => {
       },
       console: {
         viewers: [{ subject: AUDITOR }],
-        approvers: [{ subject: LEAD }, { subject: INTRUDER }, { subject: 'local:boss' }],
+        approvers: [
+          { subject: LEAD },
+          { subject: INTRUDER },
+          { subject: `system:serviceaccount:${NS}:leaver` },
+          { subject: 'local:boss' },
+        ],
         approvals: {
           kubernetes: { server: env.cluster.server, caFile: env.cluster.caFile, cluster: 'kube' },
         },
@@ -297,6 +302,32 @@ describe('deciding Kubernetes ApprovalRequests from the console', () => {
       `<p class="problem" role="status">The Kubernetes API server cannot be told who you are (signed in by local); decide with kubectl gatehouse approve ${ids[0]} -n ${NS}.</p>`,
     );
     expect((await stored(ids[0]!)).status?.decision).toBeUndefined();
+  });
+
+  it('says so when the API server no longer accepts the token the person signed in with', async () => {
+    const leaver = await asToken('leaver');
+    expect(section(await leaver.page(), ids[1]!)).toContain('<form class="decide"');
+    // A deleted account's tokens stop authenticating at once, as an expired one does.
+    await env.api.delete(`/api/v1/namespaces/${NS}/serviceaccounts/leaver`);
+    await env.eventually('the token refused', async () =>
+      (
+        await env.api.create<{ status: { authenticated?: boolean } }>(
+          '/apis/authentication.k8s.io/v1/tokenreviews',
+          {
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenReview',
+            spec: { token: leaver.token },
+          },
+        )
+      ).status.authenticated
+        ? undefined
+        : true,
+    );
+    await leaver.decide(ids[1]!, 'approve', 'on my way out');
+    expect(await leaver.page()).toContain(
+      'Kubernetes refused: the Kubernetes API server did not accept your token',
+    );
+    expect((await stored(ids[1]!)).status?.decision).toBeUndefined();
   });
 
   it("writes a non-approver's decision as them: the webhook refuses it and the page says why", async () => {
