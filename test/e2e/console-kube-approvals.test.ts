@@ -17,6 +17,7 @@ import { type HeldStatement, hold } from '../../sidecar/src/approvals/hold.ts';
 import { OperatorClient } from '../../sidecar/src/approvals/operator-client.ts';
 import { OperatorSync } from '../../sidecar/src/approvals/operator-sync.ts';
 import { writeSignedLog } from '../../sidecar/src/audit/testing.ts';
+import { launchBrowser, screenshot } from '../harness/browser.ts';
 import { SERVICE_ACCOUNT_ISSUER } from '../harness/kube/start-kube.ts';
 import { type Approvers, prepareApprovers } from './support/kube-approvers.ts';
 import {
@@ -130,7 +131,7 @@ beforeAll(async () => {
     }),
     pino({ level: 'silent' }),
   );
-  for (const n of [1, 2]) {
+  for (const n of [1, 2, 3]) {
     const start = hold(book, held(n), new Date());
     if (!('pending' in start)) throw new Error('expected a pending request');
     ids.push(start.pending.id);
@@ -365,5 +366,36 @@ describe('deciding Kubernetes ApprovalRequests from the console', () => {
     await lead.decide(ids[1]!, 'deny', 'not today');
     expect(await lead.page()).toContain(`${ids[1]} is Denied, decided by ${LEAD}`);
     expect((await stored(ids[1]!)).status?.decision).toMatchObject({ verdict: 'deny', by: LEAD });
+  });
+
+  it('approves in the browser: the token pasted on the sign-in page, the reason typed, Approve clicked', async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await (await browser.newContext()).newPage();
+      page.on('dialog', () => {
+        throw new Error('a script opened a dialog');
+      });
+      await page.goto(`${base}/console/approvals`);
+      const token = await people.token('lead');
+      await page.getByLabel('Token').fill(token);
+      await page.getByRole('button', { name: 'Sign in' }).nth(1).click();
+      await page.waitForURL(/\/console\/approvals$/);
+      expect(await page.content()).not.toContain(token);
+      const request = page.locator(`section.approval[id="${ids[2]}"]`);
+      await screenshot(page, 'console-kube-approvals-pending');
+      await request.getByLabel('Reason').fill('schema change window');
+      await request.getByRole('button', { name: 'Approve' }).click();
+      await expect(page.getByRole('status').first().textContent()).resolves.toBe(
+        `${ids[2]} is Approved, decided by ${LEAD}. Its record reaches this page with the sidecar's next shipment.`,
+      );
+      await screenshot(page, 'console-kube-approvals-decided');
+      expect((await stored(ids[2]!)).status?.decision).toMatchObject({
+        verdict: 'approve',
+        reason: 'schema change window',
+        by: LEAD,
+      });
+    } finally {
+      await browser.close();
+    }
   });
 });
