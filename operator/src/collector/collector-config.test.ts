@@ -77,6 +77,7 @@ console:
       viewers: [{ group: 'auditors' }],
       approvers: [{ subject: 'local:lead' }, { group: 'approvers' }],
       approvals: { url: 'http://127.0.0.1:9090', cluster: 'quickstart' },
+      kubeApprovals: undefined,
       oidc: {
         issuer: 'https://idp.example',
         clientId: 'gatehouse-console',
@@ -90,6 +91,84 @@ console:
     expect(
       loadCollectorConfig(file('store: {url: pglite:memory}\nconsole: {enabled: false}\n'), {}).console,
     ).toBe(undefined);
+  });
+
+  it('reads where Kubernetes ApprovalRequests are decided, with or without a proxy beside it', () => {
+    writeFileSync(join(dir, 'kube-ca.crt'), 'not checked here\n');
+    const oidc = `  oidc: {issuer: "https://idp.example", clientId: c, redirectUrl: "https://a/console/oidc/callback"}\n`;
+    const kube = loadCollectorConfig(
+      file(`store: {url: pglite:memory}
+console:
+  approvals:
+    kubernetes: {server: "https://kubernetes.default.svc/", caFile: kube-ca.crt, cluster: prod, oidcIssuer: "https://idp.example"}
+${oidc}`),
+      {},
+    ).console;
+    expect(kube?.approvals).toBe(undefined);
+    expect(kube?.kubeApprovals).toEqual({
+      server: 'https://kubernetes.default.svc',
+      caFile: join(dir, 'kube-ca.crt'),
+      cluster: 'prod',
+      oidcIssuer: 'https://idp.example',
+    });
+    const both = loadCollectorConfig(
+      file(`store: {url: pglite:memory}
+console:
+  approvals:
+    url: "http://127.0.0.1:9090"
+    cluster: dev
+    kubernetes: {server: "https://10.0.0.1:6443", cluster: prod}
+`),
+      {},
+    ).console;
+    expect(both?.approvals).toEqual({ url: 'http://127.0.0.1:9090', cluster: 'dev' });
+    expect(both?.kubeApprovals).toEqual({
+      server: 'https://10.0.0.1:6443',
+      caFile: undefined,
+      cluster: 'prod',
+      oidcIssuer: undefined,
+    });
+  });
+
+  it.each([
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {kubernetes: {server: "http://api.prod:6443", cluster: c}}}\n',
+      /console.approvals.kubernetes.server: plain http only to loopback/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {kubernetes: {server: "api.prod:6443", cluster: c}}}\n',
+      /console.approvals.kubernetes.server: must be an https URL/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {kubernetes: {server: "https://api"}}}\n',
+      /console.approvals.kubernetes.cluster: must be a non-empty string/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {kubernetes: {server: "https://api", cluster: c, caFile: nowhere.crt}}}\n',
+      /cannot read nowhere.crt: ENOENT/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {kubernetes: {server: "https://api", cluster: c, ca: x}}}\n',
+      /console.approvals.kubernetes.ca: is not a setting here/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {kubernetes: {server: "https://api", cluster: c, oidcIssuer: "https://idp"}}}\n',
+      /oidcIssuer: "https:\/\/idp" is not the console's provider \(console.oidc.issuer is not set\)/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole:\n  approvals: {kubernetes: {server: "https://api", cluster: c, oidcIssuer: "https://other"}}\n  oidc: {issuer: "https://idp", clientId: c, redirectUrl: "https://a/console/oidc/callback"}\n',
+      /is not the console's provider \(console.oidc.issuer "https:\/\/idp"\)/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {cluster: c, kubernetes: {server: "https://api", cluster: c}}}\n',
+      /console.approvals.cluster: goes with console.approvals.url/,
+    ],
+    [
+      'store: {url: pglite:memory}\nconsole: {approvals: {kube: {}}}\n',
+      /console.approvals.kube: is not an approvals setting/,
+    ],
+  ])('names the problem with console.approvals.kubernetes in %j', (text, message) => {
+    expect(() => loadCollectorConfig(file(text), {})).toThrow(message);
   });
 
   it.each([

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { isLoopback } from '../../../sidecar/src/approvals/serve-approvals.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
+import type { KubeApprovals } from './console/console-env.ts';
 import type { OidcSettings } from './console/console-oidc.ts';
 import type { RoleMember } from './console/console-sign-in.ts';
 
@@ -30,6 +31,8 @@ export interface ConsoleConfig {
   readonly approvers: readonly RoleMember[];
   /** A standalone proxy's approvals API that decides the requests of one cluster's sources. */
   readonly approvals: { readonly url: string; readonly cluster: string } | undefined;
+  /** The Kubernetes API server where one cluster's ApprovalRequests are decided, as the person. */
+  readonly kubeApprovals: KubeApprovals | undefined;
   /** Sign-in with an OpenID provider. */
   readonly oidc: OidcSettings | undefined;
 }
@@ -39,6 +42,7 @@ export const DEFAULT_CONSOLE: ConsoleConfig = {
   viewers: [],
   approvers: [],
   approvals: undefined,
+  kubeApprovals: undefined,
   oidc: undefined,
 };
 
@@ -173,8 +177,21 @@ function consoleConfig(doc: Record<string, unknown>, base: string): ConsoleConfi
       throw new UserError(`${where}: must be {subject: SUBJECT} or {group: GROUP}`);
     });
   const approvals = doc['approvals'] === undefined ? undefined : section(doc, 'approvals');
-  if (approvals) {
-    const url = text(approvals, 'url', 'console.approvals');
+  for (const key of Object.keys(approvals ?? {}))
+    if (!APPROVALS_KEYS.includes(key))
+      throw new UserError(
+        `console.approvals.${key}: is not an approvals setting (${APPROVALS_KEYS.join(', ')})`,
+      );
+  const kube = approvals?.['kubernetes'] === undefined ? undefined : section(approvals, 'kubernetes');
+  const oidc = doc['oidc'] === undefined ? undefined : section(doc, 'oidc');
+  const oidcSettingsValue = oidc && oidcSettings(oidc, base);
+  const proxy = approvals && (kube === undefined || approvals['url'] !== undefined) ? approvals : undefined;
+  if (approvals && !proxy && approvals['cluster'] !== undefined)
+    throw new UserError(
+      'console.approvals.cluster: goes with console.approvals.url (a proxy); in Kubernetes name it in console.approvals.kubernetes.cluster',
+    );
+  if (proxy) {
+    const url = text(proxy, 'url', 'console.approvals');
     if (!/^https?:\/\//.test(url))
       throw new UserError(`console.approvals.url: must be an http(s) URL, not "${url}"`);
     // Approvers' passwords and tokens are forwarded there: never in clear across a network.
@@ -183,16 +200,52 @@ function consoleConfig(doc: Record<string, unknown>, base: string): ConsoleConfi
         `console.approvals.url: plain http only to loopback, not "${url}": approvers' credentials are forwarded to it`,
       );
   }
-  const oidc = doc['oidc'] === undefined ? undefined : section(doc, 'oidc');
   return {
-    oidc: oidc && oidcSettings(oidc, base),
+    oidc: oidcSettingsValue,
     sessionHours: hours,
     viewers: members('viewers'),
     approvers: members('approvers'),
-    approvals: approvals && {
-      url: text(approvals, 'url', 'console.approvals'),
-      cluster: text(approvals, 'cluster', 'console.approvals'),
+    approvals: proxy && {
+      url: text(proxy, 'url', 'console.approvals'),
+      cluster: text(proxy, 'cluster', 'console.approvals'),
     },
+    kubeApprovals: kube && kubeApprovals(kube, base, oidcSettingsValue?.issuer),
+  };
+}
+
+const APPROVALS_KEYS = ['url', 'cluster', 'kubernetes'];
+const KUBE_APPROVALS_KEYS = ['server', 'caFile', 'cluster', 'oidcIssuer'];
+
+function kubeApprovals(
+  doc: Record<string, unknown>,
+  base: string,
+  consoleIssuer: string | undefined,
+): KubeApprovals {
+  const where = 'console.approvals.kubernetes';
+  for (const key of Object.keys(doc))
+    if (!KUBE_APPROVALS_KEYS.includes(key))
+      throw new UserError(`${where}.${key}: is not a setting here (${KUBE_APPROVALS_KEYS.join(', ')})`);
+  const server = text(doc, 'server', where);
+  if (!/^https?:\/\//.test(server))
+    throw new UserError(`${where}.server: must be an https URL, not "${server}"`);
+  // Approvers' own tokens are sent there: never in clear across a network.
+  if (server.startsWith('http:') && !isLoopback(new URL(server).hostname.replace(/^\[|\]$/g, '')))
+    throw new UserError(
+      `${where}.server: plain http only to loopback, not "${server}": approvers' tokens are sent to it`,
+    );
+  const caFile = optionalText(doc, 'caFile', where);
+  if (caFile !== undefined) readSecret(caFile, base);
+  const oidcIssuer = optionalText(doc, 'oidcIssuer', where);
+  // Forwarding an ID token is only sound to an API server that trusts the provider that issued it.
+  if (oidcIssuer !== undefined && oidcIssuer !== consoleIssuer)
+    throw new UserError(
+      `${where}.oidcIssuer: "${oidcIssuer}" is not the console's provider (console.oidc.issuer${consoleIssuer ? ` "${consoleIssuer}"` : ' is not set'}); name the issuer the API server trusts only when it is the one people sign in with`,
+    );
+  return {
+    server: server.replace(/\/$/, ''),
+    caFile: caFile === undefined ? undefined : resolve(base, caFile),
+    cluster: text(doc, 'cluster', where),
+    oidcIssuer,
   };
 }
 

@@ -75,6 +75,7 @@ export async function startCollector(
         store,
         logger: logger.child({ component: 'console' }),
         approvals: config.console.approvals,
+        kubeApprovals: config.console.kubeApprovals,
         sessions: new ConsoleSessions({ ttlMs: config.console.sessionHours * 3_600_000 }),
         access,
         localUsers,

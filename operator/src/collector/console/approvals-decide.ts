@@ -1,13 +1,17 @@
-import { queryApprovals } from '../approvals-queries.ts';
-import type { ConsoleApp, ConsoleDeps } from './console-env.ts';
+import { type ApprovalView, queryApprovals } from '../approvals-queries.ts';
+import type { ConsoleApp, ConsoleDeps, KubeApprovals } from './console-env.ts';
+import type { ConsoleSession } from './console-sessions.ts';
+import { apiTokenOf, decideInKubernetes } from './kube-decide.ts';
 import { BASE } from './layout.ts';
 
 const DECIDE_TIMEOUT_MS = 10_000;
 
 /**
- * Approve or deny from the console: forwarded to the proxy's approvals API (`console.approvals.url`)
- * with the approver's own credentials, so the proxy (the authority) checks who decides, as it does
- * for `gatehouse approvals`. The console's approver role only offers the buttons.
+ * Approve or deny from the console, always as the signed-in person: forwarded to a standalone
+ * proxy's approvals API (`console.approvals.url`) with their own credentials, or written on the
+ * ApprovalRequest through the Kubernetes API server (`console.approvals.kubernetes`) with their own
+ * token. The authority (the proxy, or the API server and the operator's webhook) checks who decides;
+ * the console's approver role only offers the buttons.
  */
 export function registerApprovalsDecide(app: ConsoleApp, deps: ConsoleDeps): void {
   app.post('/approvals/:id/decide', async (c) => {
@@ -21,10 +25,12 @@ export function registerApprovalsDecide(app: ConsoleApp, deps: ConsoleDeps): voi
     const back = c.redirect(`${BASE}/approvals`, 303);
     if (verdict !== 'approve' && verdict !== 'deny') return c.text('verdict: must be approve or deny', 400);
     const authority = deps.approvals;
+    const kube = deps.kubeApprovals;
     const pending = (await queryApprovals(deps.store.db, { phase: 'Pending' })).items.find(
-      (r) => r.request === id && authority !== undefined && r.source.cluster === authority.cluster,
+      (r) =>
+        r.request === id && (r.source.cluster === authority?.cluster || r.source.cluster === kube?.cluster),
     );
-    if (!authority || !pending) {
+    if (!pending) {
       session.flash = { kind: 'problem', message: `${id} is not a pending request this console can decide` };
       return back;
     }
@@ -32,6 +38,11 @@ export function registerApprovalsDecide(app: ConsoleApp, deps: ConsoleDeps): voi
       session.flash = { kind: 'problem', message: 'Say why, for the audit log: a decision needs a reason.' };
       return back;
     }
+    if (kube && pending.source.cluster === kube.cluster) {
+      session.flash = await decideAsPerson(kube, session, pending, { verdict, reason }, deps.logger);
+      return back;
+    }
+    if (!authority) return back;
     if (!session.user.forward) {
       session.flash = {
         kind: 'problem',
@@ -73,4 +84,49 @@ export function registerApprovalsDecide(app: ConsoleApp, deps: ConsoleDeps): voi
     };
     return back;
   });
+}
+
+/** A decision written on the ApprovalRequest with the person's own token, and what the page says of it. */
+async function decideAsPerson(
+  kube: KubeApprovals,
+  session: ConsoleSession,
+  pending: ApprovalView,
+  decision: { readonly verdict: 'approve' | 'deny'; readonly reason: string },
+  logger: ConsoleDeps['logger'],
+): Promise<NonNullable<ConsoleSession['flash']>> {
+  const id = pending.request;
+  const token = apiTokenOf(session.user, kube);
+  if (token === undefined)
+    return {
+      kind: 'problem',
+      message: `The Kubernetes API server cannot be told who you are (signed in by ${session.user.method}); decide with kubectl gatehouse approve ${id} -n ${pending.source.namespace}.`,
+    };
+  const outcome = await decideInKubernetes(
+    kube,
+    token,
+    { namespace: pending.source.namespace, name: id },
+    decision,
+  );
+  if ('failed' in outcome) {
+    logger.warn({ request: id, err: outcome.failed }, 'the Kubernetes API server failed a decision');
+    return {
+      kind: 'problem',
+      message: `The Kubernetes API server at ${kube.server} failed: ${outcome.failed}`,
+    };
+  }
+  if ('refused' in outcome) {
+    logger.info(
+      { request: id, by: session.user.subject, verdict: decision.verdict },
+      'decision refused by Kubernetes',
+    );
+    return { kind: 'problem', message: `Kubernetes refused: ${outcome.refused}` };
+  }
+  logger.info(
+    { request: id, by: outcome.decided.by, verdict: decision.verdict },
+    'decided from the console, in Kubernetes',
+  );
+  return {
+    kind: 'notice',
+    message: `${id} is ${outcome.decided.phase}, decided by ${outcome.decided.by}. Its record reaches this page with the sidecar's next shipment.`,
+  };
 }

@@ -3,6 +3,7 @@ import { type ApprovalView, queryApprovals } from '../approvals-queries.ts';
 import { parseApprovalFilter } from '../record-filter.ts';
 import type { ConsoleApp, ConsoleDeps } from './console-env.ts';
 import type { ConsoleSession } from './console-sessions.ts';
+import { apiTokenOf } from './kube-decide.ts';
 import {
   BASE,
   csrfField,
@@ -29,9 +30,11 @@ const FIELDS: readonly Field[] = [
 
 /**
  * The approval requests as the proxies' records tell them (the API's `GET /v1/approvals`), Pending
- * first. The collector is not the approval authority: a decision is forwarded to the proxy's own
- * approvals API where one is configured (`console.approvals`), as the signed-in approver, and the
- * proxy checks that they may decide; elsewhere the page says how to decide.
+ * first, in Kubernetes too: the records are the audit every viewer reads, in every namespace, whereas
+ * ApprovalRequests would need each viewer's RBAC in each namespace. The collector is not the approval
+ * authority: a decision goes, as the signed-in approver, to the proxy's own approvals API
+ * (`console.approvals.url`) or to the Kubernetes API server (`console.approvals.kubernetes`), which
+ * check that they may decide; elsewhere the page says how to decide.
  */
 export function registerApprovalsView(app: ConsoleApp, deps: ConsoleDeps): void {
   app.get('/approvals', async (c) => {
@@ -82,14 +85,23 @@ ${r.phase === 'Pending' ? decide(r, session, approver, deps) : ''}
 function decide(r: ApprovalView, session: ConsoleSession, approver: boolean, deps: ConsoleDeps): Html {
   if (!approver)
     return html`<p class="hint">Waiting for an approver. You may view the queue; signing in as an approver lets you decide.</p>`;
-  if (deps.approvals && r.source.cluster === deps.approvals.cluster)
-    return html`<form class="decide" method="post" action="${BASE}/approvals/${encodeURIComponent(r.request)}/decide">
+  const kubectl = html`<code>kubectl gatehouse approve ${r.request} -n ${r.source.namespace} --reason "…"</code>`;
+  const kube = deps.kubeApprovals;
+  if (kube && r.source.cluster === kube.cluster) {
+    if (apiTokenOf(session.user, kube) !== undefined) return decideForm(r, session);
+    return html`<p class="hint">The Kubernetes API server cannot be told who you are (signed in by ${session.user.method}${session.user.method === 'oidc' ? ', and this console does not forward ID tokens to it' : ''}): decide as yourself with ${kubectl} (or <code>deny</code>), or sign in with a Kubernetes token.</p>`;
+  }
+  if (deps.approvals && r.source.cluster === deps.approvals.cluster) return decideForm(r, session);
+  return html`<p class="hint">This collector cannot decide for ${r.source.cluster}/${r.source.pod}: decide where the request waits.
+A standalone proxy: <code>gatehouse approvals approve ${r.request} --reason "…" --server http://PROXY-ADMIN</code> (or <code>deny</code>).
+In Kubernetes: ${kubectl}.</p>`;
+}
+
+function decideForm(r: ApprovalView, session: ConsoleSession): Html {
+  return html`<form class="decide" method="post" action="${BASE}/approvals/${encodeURIComponent(r.request)}/decide">
 ${csrfField(session)}
 <label>Reason (for the audit log)<textarea name="reason" required maxlength="1000"></textarea></label>
 <button type="submit" name="verdict" value="approve" class="approve">Approve</button>
 <button type="submit" name="verdict" value="deny" class="deny">Deny</button>
 </form>`;
-  return html`<p class="hint">This collector cannot decide for ${r.source.cluster}/${r.source.pod}: decide where the request waits.
-A standalone proxy: <code>gatehouse approvals approve ${r.request} --reason "…" --server http://PROXY-ADMIN</code> (or <code>deny</code>).
-In Kubernetes: <code>kubectl gatehouse approve ${r.request} -n ${r.source.namespace} --reason "…"</code>.</p>`;
 }

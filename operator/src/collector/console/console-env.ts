@@ -11,10 +11,26 @@ export interface ApprovalAuthority {
   readonly cluster: string;
 }
 
+/**
+ * The Kubernetes API server where one cluster's ApprovalRequests are decided. The console writes
+ * `status.decision` there with the signed-in person's own token, never the collector's.
+ */
+export interface KubeApprovals {
+  /** `https://kubernetes.default.svc` in the cluster, or the API server's URL from outside. */
+  readonly server: string;
+  /** The CA of the API server's certificate; undefined: the system's CAs. */
+  readonly caFile: string | undefined;
+  /** Requests of this cluster's sources are ApprovalRequests there (the sidecars' `audit.ship.cluster`). */
+  readonly cluster: string;
+  /** Set when the API server trusts the console's OpenID provider: its people's ID tokens are forwarded. */
+  readonly oidcIssuer: string | undefined;
+}
+
 export interface ConsoleDeps {
   readonly store: CollectorStore;
   readonly logger: Logger;
   readonly approvals: ApprovalAuthority | undefined;
+  readonly kubeApprovals?: KubeApprovals | undefined;
 }
 
 /** Every route past sign-in has the signed-in session. */

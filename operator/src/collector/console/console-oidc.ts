@@ -126,6 +126,8 @@ export class OidcSignIn {
         method: 'oidc',
         // The access token, for a proxy in token mode that trusts this provider to check as the approver's.
         forward: `Bearer ${tokens.access_token}`,
+        // The ID token, for an API server that trusts this provider (console.approvals.kubernetes.oidcIssuer).
+        ...(tokens.id_token !== undefined && { apiToken: tokens.id_token }),
       },
       next: pending.next,
     };

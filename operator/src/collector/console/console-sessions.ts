@@ -13,6 +13,11 @@ export interface ConsoleUser {
    * token), kept in the collector's memory only, so a decision is the proxy's to check, as theirs.
    */
   readonly forward?: string;
+  /**
+   * A token the Kubernetes API server may authenticate as this person (the pasted token, or the
+   * OpenID ID token), for writing their decision on an ApprovalRequest; memory only, never in a page.
+   */
+  readonly apiToken?: string;
 }
 
 export interface ConsoleSession {

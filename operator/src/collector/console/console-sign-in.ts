@@ -67,5 +67,12 @@ export async function signInToken(
   const user = await reviewer.review(token);
   if (!user) return { refused: 'the token did not pass TokenReview' };
   const roles = rolesOf({ subject: user.username, groups: user.groups, local: false }, access);
-  return { subject: user.username, groups: user.groups, roles, method: 'token', forward: `Bearer ${token}` };
+  return {
+    subject: user.username,
+    groups: user.groups,
+    roles,
+    method: 'token',
+    forward: `Bearer ${token}`,
+    apiToken: token,
+  };
 }
