@@ -42,6 +42,33 @@ tls: {certFile: tls.crt, keyFile: tls.key}
     });
   });
 
+  it('reads forward.http as the proxy reads audit.http, the token from a file, and names what is wrong', () => {
+    writeFileSync(join(dir, 'hec-token'), 'hec-token-from-a-file\n');
+    const store = 'store: {url: "postgres://u:p@db/audit"}\n';
+    expect(
+      loadCollectorConfig(
+        file(
+          `${store}forward:\n  http: {url: "https://splunk:8088/services/collector/event", shape: splunk-hec, format: ocsf, token: {file: hec-token}}\n`,
+        ),
+        {},
+      ).forward,
+    ).toMatchObject({
+      url: 'https://splunk:8088/services/collector/event',
+      shape: 'splunk-hec',
+      format: 'ocsf',
+      token: 'hec-token-from-a-file',
+      batchRecords: 500,
+    });
+    expect(loadCollectorConfig(file(store), {}).forward).toBeUndefined();
+    for (const [text, message] of [
+      ['forward:\n  kafka: {}\n', 'forward.kafka: is not a forward setting'],
+      ['forward:\n  http: {url: "ftp://x"}\n', 'forward.http.url'],
+      ['forward:\n  http: {url: "https://x", shape: xml}\n', 'forward.http.shape'],
+      ['forward:\n  http: {}\n', 'forward.http'],
+    ] as const)
+      expect(() => loadCollectorConfig(file(store + text), {})).toThrow(message);
+  });
+
   it('takes flags over the file, with defaults for the rest', () => {
     const config = loadCollectorConfig(undefined, { store: 'pglite:memory', retentionDays: '7' });
     expect(config).toMatchObject({

@@ -2,6 +2,14 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { isLoopback } from '../../../sidecar/src/approvals/serve-approvals.ts';
+import {
+  type AuditHttpConfig,
+  type AuditHttpDocument,
+  resolveAuditHttp,
+} from '../../../sidecar/src/config/audit-http.ts';
+import { resolveSecret } from '../../../sidecar/src/config/load.ts';
+import { AuditHttp } from '../../../sidecar/src/config/schema.ts';
+import { schemaProblems } from '../../../sidecar/src/config/validate.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
 import type { KubeApprovals } from './console/console-env.ts';
 import type { OidcSettings } from './console/console-oidc.ts';
@@ -23,6 +31,8 @@ export interface CollectorConfig {
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** The web console; undefined when `console.enabled` is false. */
   readonly console: ConsoleConfig | undefined;
+  /** `forward.http`: every stored record also sent to an HTTP endpoint (a SIEM), at least once. */
+  readonly forward?: AuditHttpConfig;
 }
 
 export interface ConsoleConfig {
@@ -54,7 +64,7 @@ export interface CollectorOverrides {
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7450';
-const KEYS = ['listen', 'store', 'retentionDays', 'auth', 'tls', 'console'];
+const KEYS = ['listen', 'store', 'retentionDays', 'auth', 'tls', 'console', 'forward'];
 
 export function loadCollectorConfig(
   file: string | undefined,
@@ -140,6 +150,7 @@ export function loadCollectorConfig(
       keyFile: resolve(base, text(tls, 'keyFile', 'tls')),
     },
     console: consoleConfig(section(doc, 'console'), base),
+    ...forwardConfig(section(doc, 'forward'), file ?? 'collector.yaml', base),
   };
 }
 
@@ -322,5 +333,34 @@ function oidcSettings(doc: Record<string, unknown>, base: string): OidcSettings 
     scopes,
     subjectClaim: optionalText(doc, 'subjectClaim', where) ?? 'sub',
     groupsClaim: optionalText(doc, 'groupsClaim', where) ?? 'groups',
+  };
+}
+
+/**
+ * `forward.http`, the same settings as the proxy's `audit.http` (docs/compliance.md), checked by the
+ * same schema: the collector forwards what it stores to a SIEM, for every proxy at once.
+ */
+function forwardConfig(
+  doc: Record<string, unknown>,
+  file: string,
+  base: string,
+): { forward?: AuditHttpConfig } {
+  for (const key of Object.keys(doc))
+    if (key !== 'http') throw new UserError(`forward.${key}: is not a forward setting (http)`);
+  if (doc['http'] === undefined) return {};
+  const problem = schemaProblems(AuditHttp, doc['http'])[0];
+  if (problem)
+    throw new UserError(`forward.http${problem.field ? `.${problem.field}` : ''}: ${problem.problem}`);
+  const http = doc['http'] as AuditHttpDocument;
+  // Files beside the collector's config, as its other secrets are.
+  const token =
+    http.token?.file === undefined ? http.token : { ...http.token, file: resolve(base, http.token.file) };
+  return {
+    forward: resolveAuditHttp(
+      http,
+      file,
+      token && resolveSecret(token, file, 'forward.http.token'),
+      'forward.http',
+    ),
   };
 }

@@ -46,9 +46,17 @@ export class RecordForwarder {
     this.#loop ??= this.#run();
   }
 
-  async stop(): Promise<void> {
+  /** Stops after the batch in flight, giving the endpoint `graceMs` for it; what is not acknowledged goes next time. */
+  async stop(graceMs = 2000): Promise<void> {
     this.#stopped = true;
+    await this.#options.sink.close(graceMs);
     await this.#loop;
+    // Released on the way out, so another replica takes over at once instead of after the lease.
+    await this.#options.db
+      .query('DELETE FROM forward_leases WHERE sink = $1 AND holder = $2', [this.#options.name, this.#holder])
+      .catch((error: Error) =>
+        this.#options.logger.warn({ err: error.message }, 'could not release the forwarding lease'),
+      );
   }
 
   async #run(): Promise<void> {

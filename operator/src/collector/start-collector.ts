@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { isLoopback } from '../../../sidecar/src/approvals/serve-approvals.ts';
+import { HttpAuditSink } from '../../../sidecar/src/audit/http-sink.ts';
+import { packageVersion } from '../../../sidecar/src/cli/version.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
 import { createLocalAuthenticator } from '../../../sidecar/src/identity/local-authenticator.ts';
 import { collectorApi } from './collector-api.ts';
@@ -13,6 +15,7 @@ import { createCollectorMetrics } from './collector-metrics.ts';
 import { consoleApp } from './console/console-app.ts';
 import { OidcSignIn } from './console/console-oidc.ts';
 import { ConsoleSessions } from './console/console-sessions.ts';
+import { RecordForwarder } from './forwarder.ts';
 import { CollectorStore } from './store.ts';
 import { openDriver } from './store-driver.ts';
 
@@ -65,6 +68,24 @@ export async function startCollector(
     approvers: config.console?.approvers ?? [],
     readers: config.readers,
   };
+  // A copy of everything stored for a SIEM, at least once (forwarder.ts).
+  const forwarder =
+    config.forward === undefined
+      ? undefined
+      : new RecordForwarder({
+          db: store.db,
+          sink: new HttpAuditSink({
+            ...config.forward,
+            // Backpressure instead of dropping: the store holds what waits, the forwarder reads on.
+            maxBufferedRecords: Number.MAX_SAFE_INTEGER,
+            logger: logger.child({ component: 'forward-http' }),
+            productVersion: packageVersion(),
+          }),
+          name: 'http',
+          batchRecords: config.forward.batchRecords,
+          logger: logger.child({ component: 'forward' }),
+        });
+  forwarder?.start();
   const app = collectorApi({
     store,
     authenticate,
@@ -108,6 +129,7 @@ export async function startCollector(
     store,
     async close() {
       clearInterval(timer);
+      await forwarder?.stop();
       await new Promise<void>((done) => server.close(() => done()));
       localUsers?.close();
       await store.close();
