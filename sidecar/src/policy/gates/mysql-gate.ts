@@ -13,6 +13,7 @@ import { textShape } from '../../sql/text-shape.ts';
 import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
+import { clearTouch } from '../masking/traced-touch.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
 import { accessRequestNote, type PolicyHooks } from './policy-hooks.ts';
 import {
@@ -23,7 +24,7 @@ import {
   type Verdict,
 } from './session-gate.ts';
 import { analyzeByShape } from './shape-cache.ts';
-import { tablesTouched } from './statement-touched.ts';
+import { type TracedTouch, tablesTouched, withTraced } from './statement-touched.ts';
 import { CodeGuard } from './stored-code.ts';
 
 /** The masks of one text's results, with the masking they were planned under (its key and value scan). */
@@ -59,6 +60,8 @@ export function createMysqlGate(options: {
   catalog?: () => Catalog | undefined;
   /** Approved shapes for unknown-shape rules, and where dryRun hits are logged. */
   hooks?: PolicyHooks;
+  /** Trace output columns for the audit also when this identity sees them in clear (audit.columnLineage). */
+  columnLineage?: boolean;
 }): MysqlGate {
   const { policy } = options;
   const code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
@@ -87,6 +90,23 @@ export function createMysqlGate(options: {
     // Masked only since a policy reload, the session has no catalog: every result is masked whole.
     if (!catalog) return { settings, results: [], described: [], exemptions: [], withholdsServerText: true };
     return { settings, ...resultMasks(mysqlOutputLineage(sql, catalog, state), catalog, settings) };
+  };
+
+  /**
+   * For an identity that sees clear values, the source columns of each statement's output, for its
+   * audit record (clearTouch), traced in the state before the text runs; undefined when lineage
+   * cannot read it or has no catalog, which the record then gives as unknown (withTraced).
+   */
+  const clearColumns = (sql: string): readonly TracedTouch[] | undefined => {
+    const catalog = options.catalog?.();
+    if (!catalog) return undefined;
+    try {
+      const lineage = mysqlOutputLineage(sql, catalog, state);
+      return lineage.parseError ? undefined : lineage.statements.map(clearTouch);
+    } catch {
+      // Only the audit needs it: a tracing gap is recorded as unknown, not turned into a refusal.
+      return undefined;
+    }
   };
 
   return {
@@ -134,7 +154,11 @@ export function createMysqlGate(options: {
           ? code.judge(facts, current, moment, () => textShape(described)).verdict
           : { outcome: 'allow', notes: [], warnings: [], changesCode: false };
         // Without a policy nothing was judged: the audit says nothing of what the text touched.
-        if (current && verdict.outcome === 'allow') verdict = { ...verdict, touched: tablesTouched(facts) };
+        if (current && verdict.outcome === 'allow') {
+          const tables = tablesTouched(facts);
+          const touched = options.columnLineage && !masking ? withTraced(tables, clearColumns(sql)) : tables;
+          verdict = { ...verdict, touched };
+        }
         if (verdict.outcome === 'allow') state = applyMysqlSessionEffects(state, facts);
       } catch (error) {
         return analysisFailed('statement', error);
