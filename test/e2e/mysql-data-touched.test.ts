@@ -93,7 +93,7 @@ function statementRecords(): Record<string, unknown>[] {
 }
 
 describe('MySQL data touched', () => {
-  it('names the tables and carries the declared purpose and run id', async () => {
+  it('names the tables and the source columns, masked and clear, and carries the declared purpose and run id', async () => {
     const client = await mysqlClient(proxy.port, {
       database: DATABASE,
       connectAttributes: { 'gatehouse.purpose': 'train\nchurn', 'gatehouse.run_id': 'run-9' },
@@ -112,6 +112,7 @@ describe('MySQL data touched', () => {
       purpose: 'trainchurn',
       runId: 'run-9',
       tablesRead: [expect.stringMatching(/customers$/)],
+      columns: { [`${DATABASE}.customers.plan`]: 'clear', [`${DATABASE}.customers.ssn`]: 'redact' },
     });
     expect(of('INSERT INTO visits')).toMatchObject({
       tablesRead: [expect.stringMatching(/customers$/)],

@@ -156,7 +156,14 @@ export function createMysqlGate(options: {
         // Without a policy nothing was judged: the audit says nothing of what the text touched.
         if (current && verdict.outcome === 'allow') {
           const tables = tablesTouched(facts);
-          const touched = options.columnLineage && !masking ? withTraced(tables, clearColumns(sql)) : tables;
+          // A masked identity's columns come with its masks; a text they could not trace names tables only.
+          const touched = masking
+            ? masking.touched
+              ? withTraced(tables, analysedReads(masking.touched))
+              : tables
+            : options.columnLineage
+              ? withTraced(tables, analysedReads(clearColumns(sql)))
+              : tables;
           verdict = { ...verdict, touched };
         }
         if (verdict.outcome === 'allow') state = applyMysqlSessionEffects(state, facts);
@@ -199,6 +206,15 @@ export function createMysqlGate(options: {
       state = initialMysqlSession(null);
     },
   };
+}
+
+/**
+ * The traced columns with the analysis's tables read: MySQL lineage counts an INSERT's target among
+ * the relations it reads (it resolves the target's columns there), and expands no more views than the
+ * analysis does (the MySQL catalog leaves them out), so the analysis names the reads better.
+ */
+function analysedReads(traced: readonly TracedTouch[] | undefined): readonly TracedTouch[] | undefined {
+  return traced?.map((t) => ({ ...t, tablesRead: [] }));
 }
 
 /** Shared by shape beyond the common rule: nothing that changes the session or reaches outside it. */

@@ -33,6 +33,21 @@ export function tracedTouch(
   }
   const hit = bySensitivity.get(sensitivity);
   if (hit) return hit;
+  const traced = maskedTouch(lineage, planned, rest, exempt);
+  bySensitivity.set(sensitivity, traced);
+  return traced;
+}
+
+/**
+ * tracedTouch without its cache, for MySQL, whose lineage is traced per text: `planned` the masks of
+ * the output columns in order (when the lineage is exact), `rest` the mask of every column otherwise.
+ */
+export function maskedTouch(
+  lineage: StatementLineage,
+  planned: readonly (Masked | undefined)[],
+  rest: Masked | undefined,
+  exempt: readonly (unknown | undefined)[],
+): TracedTouch {
   const seen = new Map<string, string>();
   (lineage.columns ?? []).forEach((column, i) => {
     const mask = lineage.exact ? planned[i] : rest;
@@ -43,16 +58,11 @@ export function tracedTouch(
     }
   });
   const written = lineage.writes.flatMap((w) => (w.target.kind === 'column' ? [w.target.column] : []));
-  const traced: TracedTouch = Object.freeze({
+  return Object.freeze({
     tablesRead: uniqueTables(lineage.reads),
     tablesWritten: uniqueTables(written),
-    columns:
-      seen.size === 0
-        ? undefined
-        : Object.freeze(Object.fromEntries([...seen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))),
+    columns: seen.size === 0 ? undefined : sortedColumns(seen),
   });
-  bySensitivity.set(sensitivity, traced);
-  return traced;
 }
 
 function uniqueTables(tables: readonly TableRef[]): readonly string[] {
