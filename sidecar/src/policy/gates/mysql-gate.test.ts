@@ -140,6 +140,27 @@ describe('MysqlGate records the source columns an identity that sees clear value
     expect(unknown.outcome === 'allow' && unknown.touched?.[0]?.columns).toEqual({
       'app.customer_view.*': 'unknown',
     });
+    // Texts of one shape share one trace (per session).
+    const gate = createMysqlGate({
+      policy: () => policy,
+      identity,
+      database: 'app',
+      sqlMode: '',
+      code: () => ({ routine: () => 'builtin', operator: () => [], onWrite: () => [], onRead: () => [] }),
+      catalog: () => catalog,
+      columnLineage: true,
+    });
+    const idle = { idle: true, outdated: false, refreshed: false };
+    const [a, b] = [1, 2].map((id) =>
+      gate.check(`SELECT ssn FROM customers WHERE id = ${id}`, undefined, idle),
+    );
+    expect(a!.outcome === 'allow' && a!.touched?.[0]).toEqual({
+      tablesRead: ['customers'],
+      columns: { 'app.customers.ssn': 'clear' },
+    });
+    expect(a!.outcome === 'allow' && b!.outcome === 'allow' && a!.touched?.[0] === b!.touched?.[0]).toBe(
+      true,
+    );
     const off = check(false, 'SELECT ssn FROM customers');
     expect(off.outcome === 'allow' && off.touched).toEqual([{ tablesRead: ['customers'] }]);
   });

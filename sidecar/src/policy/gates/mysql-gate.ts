@@ -1,5 +1,6 @@
 import type { Identity } from '../../identity/identity.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
+import { Lru } from '../../sql/lru.ts';
 import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-mysql.ts';
 import { lexMysql } from '../../sql/mysql/lexer.ts';
 import { mysqlOutputLineage } from '../../sql/mysql/lineage-mysql.ts';
@@ -92,21 +93,30 @@ export function createMysqlGate(options: {
     return { settings, ...resultMasks(mysqlOutputLineage(sql, catalog, state), catalog, settings) };
   };
 
+  // An untraceable text is kept as no statements traced, which the record gives as unknown alike.
+  const byShape = new Lru<string, readonly TracedTouch[]>(SHAPES_TRACED);
   /**
    * For an identity that sees clear values, the source columns of each statement's output, for its
-   * audit record (clearTouch), traced in the state before the text runs; undefined when lineage
-   * cannot read it or has no catalog, which the record then gives as unknown (withTraced).
+   * audit record (clearTouch), traced in the state before the text runs and kept by shape where no
+   * literal or session variable can change them; undefined when lineage cannot read the text or has
+   * no catalog, which the record then gives as unknown (withTraced).
    */
-  const clearColumns = (sql: string): readonly TracedTouch[] | undefined => {
+  const clearColumns = (sql: string, shape: string | null): readonly TracedTouch[] | undefined => {
     const catalog = options.catalog?.();
     if (!catalog) return undefined;
+    const key = state.sqlMode && shape && shapeTraceable(shape) ? traceKey(state, shape) : undefined;
+    const hit = key === undefined ? undefined : byShape.get(key);
+    if (hit) return hit;
+    let traced: readonly TracedTouch[] | undefined;
     try {
       const lineage = mysqlOutputLineage(sql, catalog, state);
-      return lineage.parseError ? undefined : lineage.statements.map(clearTouch);
+      traced = lineage.parseError ? undefined : analysedReads(lineage.statements.map(clearTouch));
     } catch {
       // Only the audit needs it: a tracing gap is recorded as unknown, not turned into a refusal.
-      return undefined;
+      traced = undefined;
     }
+    if (key !== undefined) byShape.set(key, traced ?? NONE_TRACED);
+    return traced;
   };
 
   return {
@@ -162,7 +172,7 @@ export function createMysqlGate(options: {
               ? withTraced(tables, analysedReads(masking.touched))
               : tables
             : options.columnLineage
-              ? withTraced(tables, analysedReads(clearColumns(sql)))
+              ? withTraced(tables, clearColumns(sql, shape))
               : tables;
           verdict = { ...verdict, touched };
         }
@@ -206,6 +216,30 @@ export function createMysqlGate(options: {
       state = initialMysqlSession(null);
     },
   };
+}
+
+/** Shapes whose clear-identity lineage a session keeps (its catalog is its own, loaded at login). */
+const SHAPES_TRACED = 256;
+const NONE_TRACED: readonly TracedTouch[] = Object.freeze([]);
+
+/**
+ * Whether the source columns of a text's output are the same for every text of its shape, for the
+ * audit of an identity that sees clear values: one SELECT (or WITH) that reads no user variable and
+ * no HANDLER, whose lineage no literal changes (a literal is never a column). Masking never uses
+ * this: it traces every text.
+ */
+function shapeTraceable(shape: string): boolean {
+  return (
+    /^\s*(SELECT|WITH)\b/i.test(shape) &&
+    !shape.includes(';') &&
+    !shape.includes('@') &&
+    !/\bHANDLER\b/i.test(shape)
+  );
+}
+
+/** The state a traceable shape's lineage depends on besides the catalog: sql_mode and the default database. */
+function traceKey(state: MysqlSessionState, shape: string): string {
+  return `${sqlModeKey(state.sqlMode!)}\u0000${state.database ?? ''}\u0000${shape}`;
 }
 
 /**
