@@ -53,6 +53,7 @@ export async function createMysqlServer(deps: ProtocolServerDeps): Promise<Proto
         sqlMode,
         code: () => code.current(),
         ...(deps.policyHooks && { hooks: deps.policyHooks }),
+        columnLineage: config.audit.columnLineage,
       }),
   });
   return {

@@ -19,6 +19,7 @@ import type { SessionContext, StatementEvent, StatementStartEvent } from '../../
 import { openAuditLog } from '../../sidecar/src/audit/log.ts';
 import { auditText } from '../../sidecar/src/audit/record.ts';
 import type { Identity } from '../../sidecar/src/identity/identity.ts';
+import { PostgresGate } from '../../sidecar/src/policy/gates/postgres-gate.ts';
 import {
   type CatalogSnapshot,
   MaskingGate,
@@ -332,6 +333,40 @@ export async function measureStages(
       outputLineage(`${masked.slice(0, -1)} AND ${i} = ${i}`, snapshot.catalog),
     ),
   );
+
+  // What audit.columnLineage adds for an identity no MaskingPolicy covers: the gate's whole check of
+  // one statement (analysis hit, decision, and with the option the lineage hit and its touched record).
+  const clearPolicy = loadPolicyDocuments(
+    GUARDED_POLICY.map((document) => {
+      const d = document as { kind: string; spec: Record<string, unknown> };
+      return d.kind === 'DatabaseAccess' ? { ...d, spec: { ...d.spec, maskingPolicies: [] } } : document;
+    }),
+    'bench',
+  );
+  for (const columnLineage of [false, true]) {
+    const gate = new PostgresGate({
+      policy: () => clearPolicy,
+      identity,
+      database: server.database,
+      code: () => snapshot.code,
+      snapshot: () => snapshot,
+      misread: () => undefined,
+      columnLineage,
+    });
+    const stage = `lineage for the audit: gate check, clear identity, columnLineage ${columnLineage ? 'on' : 'off'}`;
+    const first = gate.check(selectSql[0]!, selectDescribed[0]!, idle);
+    if (first.outcome !== 'allow' || first.masking)
+      throw new Error('the clear identity is refused or masked');
+    if (columnLineage !== (first.touched?.[0]?.columns !== undefined))
+      throw new Error(`columnLineage ${columnLineage} does not decide the record's columns`);
+    rows.push(
+      measure(stage, SELECT_ONLY, seconds, (n) =>
+        gate.check(selectSql[n & 4095]!, selectDescribed[n & 4095]!, idle),
+      ),
+    );
+    const maskedDescribed = describeQuery(masked);
+    rows.push(measure(stage, MASKED, seconds, () => gate.check(masked, maskedDescribed, idle)));
+  }
 
   const masking = maskingGate.check(masked, statementShape(masked));
   if (!masking || masking.refusal) throw new Error('the masked select gets no masking plan');

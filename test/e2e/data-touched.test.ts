@@ -33,7 +33,11 @@ beforeAll(async () => {
   admin = await freshDatabase(pgInfo, DATABASE);
   await admin.query(`
     CREATE TABLE customers(id int, plan text, ssn text);
-    INSERT INTO customers VALUES (1, 'gold', '123-45-6789');`);
+    CREATE TABLE visits(id int);
+    INSERT INTO customers VALUES (1, 'gold', '123-45-6789');
+    INSERT INTO visits VALUES (1);
+    CREATE VIEW customer_view AS SELECT id, ssn FROM customers;
+    CREATE FUNCTION ssn_of(int) RETURNS text LANGUAGE sql STABLE AS 'SELECT ssn FROM customers WHERE id = $1';`);
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-touched-e2e-'));
   collectorPort = await freePort();
   writeFileSync(
@@ -65,6 +69,11 @@ beforeAll(async () => {
         subjects: [localUser('demo')],
         allow: ['read', 'write'],
         maskingPolicies: ['ssn'],
+      }),
+      // No MaskingPolicy: admin sees every column in clear, and its records still name them.
+      policyDocument('DatabaseAccess', 'admins', {
+        subjects: [localUser('admin')],
+        allow: ['read', 'write'],
       }),
     ],
   });
@@ -185,7 +194,9 @@ describe('data touched', () => {
         )
       ).stdout;
     const answer = await eventually(async () => {
-      const page = JSON.parse(await query('--column', 'customers.ssn', '--format', 'json')) as {
+      const page = JSON.parse(
+        await query('--column', 'customers.ssn', '--subject', 'local:demo', '--format', 'json'),
+      ) as {
         items: { subject: string; columns: Record<string, string>; statement: string }[];
       };
       return page.items.length > 0 ? page : undefined;
@@ -198,7 +209,18 @@ describe('data touched', () => {
       }),
     ]);
     expect(
-      JSON.parse(await query('--column', 'customers.ssn', '--seen', 'clear', '--format', 'json')).items,
+      JSON.parse(
+        await query(
+          '--column',
+          'customers.ssn',
+          '--seen',
+          'clear',
+          '--subject',
+          'local:demo',
+          '--format',
+          'json',
+        ),
+      ).items,
     ).toEqual([]);
     const runs = JSON.parse(await query('--run-id', 'run-2', '--table', 'customers', '--format', 'json')) as {
       items: { statement: string }[];
@@ -210,5 +232,87 @@ describe('data touched', () => {
     expect(await query('--column', 'customers.ssn')).toMatch(
       /local:demo .*public\.customers\.ssn \(redact\)/,
     );
+  });
+});
+
+/** Every way of reading customers.ssn a statement may take, each through the proxy as its own Query. */
+const SPELLINGS: readonly { readonly name: string; readonly sql: string; readonly unknown?: true }[] = [
+  { name: 'plain', sql: 'SELECT ssn FROM customers' },
+  { name: 'alias', sql: 'SELECT x.ssn AS s FROM customers x' },
+  { name: 'join', sql: 'SELECT v.id, c.ssn FROM visits v JOIN customers c ON c.id = v.id' },
+  { name: 'subquery', sql: 'SELECT s FROM (SELECT ssn AS s FROM customers) q' },
+  { name: 'CTE', sql: 'WITH c AS (SELECT ssn FROM customers) SELECT * FROM c' },
+  { name: 'SELECT *', sql: 'SELECT * FROM customers' },
+  { name: 'qualified *', sql: 'SELECT c.* FROM public.customers c JOIN visits USING (id)' },
+  { name: 'view', sql: 'SELECT ssn FROM customer_view' },
+  { name: 'function-wrapped', sql: "SELECT upper(ssn) || '' FROM customers" },
+  { name: 'whole row', sql: 'SELECT row_to_json(c) FROM customers c' },
+  { name: 'UNION', sql: 'SELECT plan FROM customers UNION ALL SELECT ssn FROM customers' },
+  { name: 'stored function', sql: 'SELECT ssn_of(id) FROM customers', unknown: true },
+];
+
+describe('data touched by an identity that sees clear values', () => {
+  it('attributes every spelling of a read of customers.ssn to the column, or marks it unknown', async () => {
+    const dsn = proxyDsn(proxy!.port, 'admin', 'admin-secret').replace('dbname=app', `dbname=${DATABASE}`);
+    const out = await psql(dsn, ['-At'], { input: SPELLINGS.map((s) => `${s.sql};`).join('\n') });
+    expect(out.stderr).toBe('');
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain('123-45-6789');
+    const records = await eventually(() => {
+      const found = statementRecords('').filter((r) => r.subject === 'local:admin');
+      return found.length >= SPELLINGS.length ? found : undefined;
+    });
+    SPELLINGS.forEach((spelling, i) => {
+      const columns = records[i]!.columns as Record<string, string> | undefined;
+      const how = spelling.unknown
+        ? columns?.['public.customers.*']
+        : (columns?.['public.customers.ssn'] ?? columns?.['public.customers.*']);
+      expect({ spelling: spelling.name, how }).toEqual({
+        spelling: spelling.name,
+        how: spelling.unknown ? 'unknown' : 'clear',
+      });
+      expect(records[i]!.tablesRead).toContain('public.customers');
+    });
+    // A column that passes through stays named; no record claims the untraced one clear.
+    expect(records[0]!.columns).toEqual({ 'public.customers.ssn': 'clear' });
+    expect(records[SPELLINGS.length - 1]!.columns).not.toHaveProperty(['public.customers.ssn']);
+
+    const auth = `Basic ${Buffer.from(`${READER.name}:${READER.password}`).toString('base64')}`;
+    const touched = await eventually(async () => {
+      const response = await fetch(
+        `http://127.0.0.1:${collectorPort}/v1/touched?column=customers.ssn&seen=clear&subject=local:admin`,
+        { headers: { authorization: auth } },
+      );
+      const body = (await response.json()) as { columns: { column: string; clear: number }[] };
+      const total = body.columns.reduce((sum, c) => sum + c.clear, 0);
+      return total >= SPELLINGS.length ? body : undefined;
+    });
+    expect(touched.columns).toEqual([
+      expect.objectContaining({ column: 'public.customers.*', clear: 1 }),
+      expect.objectContaining({ column: 'public.customers.ssn', clear: SPELLINGS.length - 1 }),
+    ]);
+    const cli = await run(
+      process.execPath,
+      [
+        '--liftoff-only',
+        MAIN,
+        'audit',
+        'query',
+        '--column',
+        'customers.ssn',
+        '--seen',
+        'clear',
+        '--format',
+        'json',
+        '--server',
+        `http://127.0.0.1:${collectorPort}`,
+        '--user',
+        READER.name,
+      ],
+      { env: { ...process.env, GATEHOUSE_PASSWORD: READER.password } },
+    );
+    const items = (JSON.parse(cli.stdout) as { items: { subject: string }[] }).items;
+    expect(items).toHaveLength(SPELLINGS.length);
+    expect(new Set(items.map((i) => i.subject))).toEqual(new Set(['local:admin']));
   });
 });

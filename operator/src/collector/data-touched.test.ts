@@ -7,8 +7,9 @@ import { sessionContext, statementEvent, writeSignedLog } from '../../../sidecar
 import { extractColumns, touchedKeys } from './extract.ts';
 import { CollectorStore } from './store.ts';
 import { openDriver } from './store-driver.ts';
-import { queryStatements } from './store-queries.ts';
+import { columnKeys, queryStatements } from './store-queries.ts';
 import { freshStoreUrl } from './test-store.ts';
+import { queryTouched } from './touched-queries.ts';
 
 const training = { ...sessionContext, purpose: 'train churn model', runId: 'run-7' };
 const analyst = { ...sessionContext, identity: { ...sessionContext.identity, subject: 'local:analyst' } };
@@ -30,6 +31,12 @@ const EVENTS: StatementEvent[] = [
   },
   { ...statementEvent(2), context: analyst, touched: { tablesWritten: ['orders'] } },
   statementEvent(4),
+  // A stored function's output over visits: which of its columns lineage could not tell.
+  {
+    ...statementEvent(5),
+    context: analyst,
+    touched: { tablesRead: ['public.visits'], columns: { 'public.visits.*': 'unknown' } },
+  },
 ];
 
 describe('extractColumns of what a statement touched', () => {
@@ -59,6 +66,23 @@ describe('extractColumns of what a statement touched', () => {
       purpose: undefined,
     });
     expect(touchedKeys([])).toBeUndefined();
+  });
+
+  it('keeps a table whose columns are unknown among the clear ones, never among the masked', () => {
+    const columns = extractColumns(
+      { type: 'statement', columns: { 'public.customers.*': 'unknown', 'public.customers.id': 'clear' } },
+      new Date(),
+    );
+    expect(columns).toMatchObject({
+      columnsClear: ['public.customers.*', 'customers.*', 'public.customers.id', 'customers.id'],
+      columnsMasked: undefined,
+    });
+  });
+
+  it('answers a question about a column also with its table`s unknown columns', () => {
+    expect(columnKeys('customers.ssn')).toEqual(['customers.ssn', 'customers.*']);
+    expect(columnKeys('public.customers.ssn')).toEqual(['public.customers.ssn', 'public.customers.*']);
+    expect(columnKeys('ssn')).toEqual(['ssn']);
   });
 });
 
@@ -105,6 +129,16 @@ describe.each([
     expect(await who({ column: 'customers.email' })).toEqual([]);
   });
 
+  it('answers a question about a column with the statements that left its columns unknown', async () => {
+    for (const column of ['visits.note', 'public.visits.note'])
+      expect(await who({ column, seen: 'clear' })).toEqual(['local:analyst {"public.visits.*":"unknown"}']);
+    expect(await who({ column: 'visits.note', seen: 'masked' })).toEqual([]);
+    const summary = await queryTouched(store.db, { column: 'visits.note' });
+    expect(summary.columns).toEqual([
+      expect.objectContaining({ subject: 'local:analyst', column: 'public.visits.*', clear: 1, masked: 0 }),
+    ]);
+  });
+
   it('answers by table, purpose and run id', async () => {
     expect((await queryStatements(store.db, { table: 'customers' })).items).toHaveLength(2);
     expect((await queryStatements(store.db, { table: 'orders' })).items.map((i) => i.tablesWritten)).toEqual([
@@ -115,6 +149,6 @@ describe.each([
       ['train churn model', 'run-7', ['public.customers']],
     ]);
     expect((await queryStatements(store.db, { purpose: 'train churn model' })).items).toHaveLength(1);
-    expect((await queryStatements(store.db, {})).items).toHaveLength(4);
+    expect((await queryStatements(store.db, {})).items).toHaveLength(5);
   });
 });

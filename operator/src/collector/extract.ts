@@ -63,8 +63,10 @@ function touchedColumns(
   const masked: string[] = [];
   const columns = r['columns'];
   if (typeof columns === 'object' && columns !== null && !Array.isArray(columns))
+    // `unknown` (schema.table.*): columns of that table, which not known, of an identity that sees
+    // them in clear; kept among the clear ones, where a question about any of its columns finds it.
     for (const [column, how] of Object.entries(columns))
-      if (typeof how === 'string') (how === 'clear' ? clear : masked).push(column);
+      if (typeof how === 'string') (how === 'clear' || how === 'unknown' ? clear : masked).push(column);
   return { tables, columnsClear: touchedKeys(clear), columnsMasked: touchedKeys(masked) };
 }
 

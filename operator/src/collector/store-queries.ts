@@ -246,11 +246,11 @@ async function page(
     add(
       (n) =>
         seen === 'clear'
-          ? `r.columns_clear @> ARRAY[${n}::text]`
+          ? `r.columns_clear && ${n}::text[]`
           : seen === 'masked'
-            ? `r.columns_masked @> ARRAY[${n}::text]`
-            : `(r.columns_clear @> ARRAY[${n}::text] OR r.columns_masked @> ARRAY[${n}::text])`,
-      filter.column,
+            ? `r.columns_masked && ${n}::text[]`
+            : `(r.columns_clear && ${n}::text[] OR r.columns_masked && ${n}::text[])`,
+      columnKeys(filter.column),
     );
   }
   if (filter.since !== undefined) add((n) => `r.time >= ${n}`, filter.since);
@@ -480,4 +480,13 @@ function iso(value: unknown): string {
 
 function str(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
+}
+
+/**
+ * The stored names that answer a question about one column: the column, and its table's `.*`, under
+ * which a statement whose output lineage could not tell its columns apart was recorded (extract.ts).
+ */
+export function columnKeys(column: string): string[] {
+  const dot = column.lastIndexOf('.');
+  return dot > 0 ? [column, `${column.slice(0, dot)}.*`] : [column];
 }

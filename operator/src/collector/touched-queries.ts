@@ -1,5 +1,5 @@
 import type { SqlClient } from './store-driver.ts';
-import type { RecordFilter } from './store-queries.ts';
+import { columnKeys, type RecordFilter } from './store-queries.ts';
 
 /** The filters the data-touched summary takes: who, where, which table or column, over which period. */
 export type TouchedFilter = Pick<
@@ -55,11 +55,11 @@ export async function queryTouched(db: SqlClient, filter: TouchedFilter): Promis
     add(
       (n) =>
         filter.seen === 'clear'
-          ? `r.columns_clear @> ARRAY[${n}::text]`
+          ? `r.columns_clear && ${n}::text[]`
           : filter.seen === 'masked'
-            ? `r.columns_masked @> ARRAY[${n}::text]`
-            : `(r.columns_clear @> ARRAY[${n}::text] OR r.columns_masked @> ARRAY[${n}::text])`,
-      filter.column,
+            ? `r.columns_masked && ${n}::text[]`
+            : `(r.columns_clear && ${n}::text[] OR r.columns_masked && ${n}::text[])`,
+      columnKeys(filter.column),
     );
   if (filter.since !== undefined) add((n) => `r.time >= ${n}`, filter.since);
   if (filter.until !== undefined) add((n) => `r.time < ${n}`, filter.until);
@@ -68,9 +68,13 @@ export async function queryTouched(db: SqlClient, filter: TouchedFilter): Promis
   // Each column is stored with and without its schema; the summary counts the qualified name only.
   let columnCondition = "c.name LIKE '%.%.%'";
   if (filter.column !== undefined) {
-    params.push(filter.column);
-    const n = `$${params.length}`;
-    columnCondition += ` AND (c.name = ${n}::text OR right(c.name, length(${n}::text) + 1) = '.' || ${n}::text)`;
+    const named: string[] = [];
+    for (const key of columnKeys(filter.column)) {
+      params.push(key);
+      const n = `$${params.length}`;
+      named.push(`c.name = ${n}::text OR right(c.name, length(${n}::text) + 1) = '.' || ${n}::text`);
+    }
+    columnCondition += ` AND (${named.join(' OR ')})`;
   }
   if (filter.seen !== undefined) columnCondition += ` AND c.clear = ${filter.seen === 'clear'}`;
   const columns = await db.query(

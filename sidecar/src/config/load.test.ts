@@ -36,11 +36,19 @@ describe('parseProxyConfig', () => {
     expect(config.audit).toMatchObject({
       stdout: true,
       failClosed: true,
+      columnLineage: true,
       checkpointEveryRecords: 1000,
       checkpointIntervalMs: 10_000,
     });
     expect(config.limits.maxConnections).toBe(1000);
     expect(config.policyDocuments).toEqual([]);
+  });
+
+  it('takes audit.columnLineage as a boolean', () => {
+    const upstream = 'upstream:\n  url: postgres://app@db/shop\n';
+    const off = parseProxyConfig(`${upstream}${LOCAL}audit:\n  columnLineage: false\n`, 'g.yaml');
+    expect(off.audit.columnLineage).toBe(false);
+    expect(errorOf(`${upstream}${LOCAL}audit:\n  columnLineage: sometimes\n`)).toMatch(/columnLineage/);
   });
 
   it('asks the operator for approvals with the token-file token unless another is named, and only over https', () => {

@@ -55,6 +55,8 @@ export interface ProxyConfig {
     readonly checkpointEveryRecords: number;
     readonly checkpointIntervalMs: number;
     readonly failClosed: boolean;
+    /** Trace output columns for the audit also for identities that see them in clear (docs/collector.md). */
+    readonly columnLineage: boolean;
     readonly ship?: NonNullable<AuditConfigDocument['ship']>;
     /** A copy of every written record, sent to an HTTP endpoint; the token resolved (never logged). */
     readonly http?: AuditHttpConfig;
@@ -226,6 +228,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       checkpointEveryRecords: document.audit?.checkpointEveryRecords ?? 1000,
       checkpointIntervalMs: (document.audit?.checkpointIntervalSeconds ?? 10) * 1000,
       failClosed: document.audit?.failClosed ?? true,
+      columnLineage: document.audit?.columnLineage ?? true,
       ...(document.audit?.ship !== undefined && { ship: checkShip(document.audit, file) }),
       ...(document.audit?.http !== undefined && {
         http: resolveAuditHttp(

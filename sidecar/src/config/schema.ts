@@ -221,6 +221,13 @@ const Audit = Type.Object(
         description: 'Refuse statements while the audit file cannot be written.',
       }),
     ),
+    columnLineage: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description:
+          "With a policy, trace the source columns of every statement's output for its audit record, also for identities no MaskingPolicy covers (who read customers.ssn in clear); off: their records name tables only.",
+      }),
+    ),
     ship: Type.Optional(AuditShip),
     http: Type.Optional(AuditHttp),
   },

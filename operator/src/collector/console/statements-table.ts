@@ -29,7 +29,8 @@ function touched(s: StatementView): Html | string {
   if (columns.length > 0)
     return html`<ul class="touched">${columns.map(
       ([column, how]) =>
-        html`<li><code>${column}</code> <span class="badge ${how === 'clear' ? 'clear' : 'masked'}">${how}</span></li>`,
+        // `unknown` (table.*) columns were seen in clear too, which ones not known: badged as clear.
+        html`<li><code>${column}</code> <span class="badge ${how === 'clear' || how === 'unknown' ? 'clear' : 'masked'}">${how}</span></li>`,
     )}</ul>`;
   const tables = [...s.tablesRead, ...s.tablesWritten];
   return tables.length > 0 ? html`<small>${tables.join(', ')}</small>` : '';

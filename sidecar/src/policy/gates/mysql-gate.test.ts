@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../../crds/common.ts';
 import { ApprovalBook } from '../../approvals/approval-book.ts';
 import { ShapeRegistry } from '../../approvals/learned-shapes.ts';
+import { createCatalog } from '../../sql/lineage/catalog.ts';
 import { loadMysqlParser } from '../../sql/mysql/parser.ts';
 import { loadPolicyDocuments } from '../load-policy.ts';
 import { createMysqlGate } from './mysql-gate.ts';
@@ -99,5 +100,68 @@ describe('MysqlGate with an unknown-shape rule', () => {
       'SELECT id FROM orders WHERE id = 1; DELETE FROM orders',
     ])
       expect(check(other), other).toBe('refuse');
+  });
+});
+
+describe('MysqlGate records the source columns an identity that sees clear values read', () => {
+  const policy = loadPolicyDocuments(
+    [
+      {
+        apiVersion: API_VERSION,
+        kind: 'DatabaseAccess',
+        metadata: { name: 'app' },
+        spec: { subjects: [{ kind: 'User', name: 'local:demo' }], allow: ['read', 'write'] },
+      },
+    ],
+    'test',
+  );
+  const catalog = createCatalog({
+    tables: [{ schema: 'app', name: 'customers', columns: ['id', 'plan', 'ssn'].map((name) => ({ name })) }],
+    searchPath: ['app'],
+  });
+  const check = (columnLineage: boolean, sql: string) =>
+    createMysqlGate({
+      policy: () => policy,
+      identity,
+      database: 'app',
+      sqlMode: '',
+      code: () => ({ routine: () => 'builtin', operator: () => [], onWrite: () => [], onRead: () => [] }),
+      catalog: () => catalog,
+      columnLineage,
+    }).check(sql, undefined, { idle: true, outdated: false, refreshed: false });
+
+  it('with audit.columnLineage, by its source column or as unknown; without it, tables only', () => {
+    const on = check(true, 'SELECT s FROM (SELECT ssn AS s FROM customers) q');
+    expect(on.outcome === 'allow' && on.touched).toEqual([
+      { tablesRead: ['customers'], columns: { 'app.customers.ssn': 'clear' } },
+    ]);
+    // A relation the catalog does not hold (MySQL's leaves views out): which columns, unknown.
+    const unknown = check(true, 'SELECT * FROM customer_view');
+    expect(unknown.outcome === 'allow' && unknown.touched?.[0]?.columns).toEqual({
+      'app.customer_view.*': 'unknown',
+    });
+    // Texts of one shape share one trace (per session).
+    const gate = createMysqlGate({
+      policy: () => policy,
+      identity,
+      database: 'app',
+      sqlMode: '',
+      code: () => ({ routine: () => 'builtin', operator: () => [], onWrite: () => [], onRead: () => [] }),
+      catalog: () => catalog,
+      columnLineage: true,
+    });
+    const idle = { idle: true, outdated: false, refreshed: false };
+    const [a, b] = [1, 2].map((id) =>
+      gate.check(`SELECT ssn FROM customers WHERE id = ${id}`, undefined, idle),
+    );
+    expect(a!.outcome === 'allow' && a!.touched?.[0]).toEqual({
+      tablesRead: ['customers'],
+      columns: { 'app.customers.ssn': 'clear' },
+    });
+    expect(a!.outcome === 'allow' && b!.outcome === 'allow' && a!.touched?.[0] === b!.touched?.[0]).toBe(
+      true,
+    );
+    const off = check(false, 'SELECT ssn FROM customers');
+    expect(off.outcome === 'allow' && off.touched).toEqual([{ tablesRead: ['customers'] }]);
   });
 });

@@ -1,5 +1,6 @@
 import type { Identity } from '../../identity/identity.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
+import { Lru } from '../../sql/lru.ts';
 import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-mysql.ts';
 import { lexMysql } from '../../sql/mysql/lexer.ts';
 import { mysqlOutputLineage } from '../../sql/mysql/lineage-mysql.ts';
@@ -13,6 +14,7 @@ import { textShape } from '../../sql/text-shape.ts';
 import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
+import { clearTouch } from '../masking/traced-touch.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
 import { accessRequestNote, type PolicyHooks } from './policy-hooks.ts';
 import {
@@ -23,7 +25,7 @@ import {
   type Verdict,
 } from './session-gate.ts';
 import { analyzeByShape } from './shape-cache.ts';
-import { tablesTouched } from './statement-touched.ts';
+import { type TracedTouch, tablesTouched, withTraced } from './statement-touched.ts';
 import { CodeGuard } from './stored-code.ts';
 
 /** The masks of one text's results, with the masking they were planned under (its key and value scan). */
@@ -59,6 +61,8 @@ export function createMysqlGate(options: {
   catalog?: () => Catalog | undefined;
   /** Approved shapes for unknown-shape rules, and where dryRun hits are logged. */
   hooks?: PolicyHooks;
+  /** Trace output columns for the audit also when this identity sees them in clear (audit.columnLineage). */
+  columnLineage?: boolean;
 }): MysqlGate {
   const { policy } = options;
   const code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
@@ -87,6 +91,32 @@ export function createMysqlGate(options: {
     // Masked only since a policy reload, the session has no catalog: every result is masked whole.
     if (!catalog) return { settings, results: [], described: [], exemptions: [], withholdsServerText: true };
     return { settings, ...resultMasks(mysqlOutputLineage(sql, catalog, state), catalog, settings) };
+  };
+
+  // An untraceable text is kept as no statements traced, which the record gives as unknown alike.
+  const byShape = new Lru<string, readonly TracedTouch[]>(SHAPES_TRACED);
+  /**
+   * For an identity that sees clear values, the source columns of each statement's output, for its
+   * audit record (clearTouch), traced in the state before the text runs and kept by shape where no
+   * literal or session variable can change them; undefined when lineage cannot read the text or has
+   * no catalog, which the record then gives as unknown (withTraced).
+   */
+  const clearColumns = (sql: string, shape: string | null): readonly TracedTouch[] | undefined => {
+    const catalog = options.catalog?.();
+    if (!catalog) return undefined;
+    const key = state.sqlMode && shape && shapeTraceable(shape) ? traceKey(state, shape) : undefined;
+    const hit = key === undefined ? undefined : byShape.get(key);
+    if (hit) return hit;
+    let traced: readonly TracedTouch[] | undefined;
+    try {
+      const lineage = mysqlOutputLineage(sql, catalog, state);
+      traced = lineage.parseError ? undefined : analysedReads(lineage.statements.map(clearTouch));
+    } catch {
+      // Only the audit needs it: a tracing gap is recorded as unknown, not turned into a refusal.
+      traced = undefined;
+    }
+    if (key !== undefined) byShape.set(key, traced ?? NONE_TRACED);
+    return traced;
   };
 
   return {
@@ -134,7 +164,18 @@ export function createMysqlGate(options: {
           ? code.judge(facts, current, moment, () => textShape(described)).verdict
           : { outcome: 'allow', notes: [], warnings: [], changesCode: false };
         // Without a policy nothing was judged: the audit says nothing of what the text touched.
-        if (current && verdict.outcome === 'allow') verdict = { ...verdict, touched: tablesTouched(facts) };
+        if (current && verdict.outcome === 'allow') {
+          const tables = tablesTouched(facts);
+          // A masked identity's columns come with its masks; a text they could not trace names tables only.
+          const touched = masking
+            ? masking.touched
+              ? withTraced(tables, analysedReads(masking.touched))
+              : tables
+            : options.columnLineage
+              ? withTraced(tables, clearColumns(sql, shape))
+              : tables;
+          verdict = { ...verdict, touched };
+        }
         if (verdict.outcome === 'allow') state = applyMysqlSessionEffects(state, facts);
       } catch (error) {
         return analysisFailed('statement', error);
@@ -175,6 +216,39 @@ export function createMysqlGate(options: {
       state = initialMysqlSession(null);
     },
   };
+}
+
+/** Shapes whose clear-identity lineage a session keeps (its catalog is its own, loaded at login). */
+const SHAPES_TRACED = 256;
+const NONE_TRACED: readonly TracedTouch[] = Object.freeze([]);
+
+/**
+ * Whether the source columns of a text's output are the same for every text of its shape, for the
+ * audit of an identity that sees clear values: one SELECT (or WITH) that reads no user variable and
+ * no HANDLER, whose lineage no literal changes (a literal is never a column). Masking never uses
+ * this: it traces every text.
+ */
+function shapeTraceable(shape: string): boolean {
+  return (
+    /^\s*(SELECT|WITH)\b/i.test(shape) &&
+    !shape.includes(';') &&
+    !shape.includes('@') &&
+    !/\bHANDLER\b/i.test(shape)
+  );
+}
+
+/** The state a traceable shape's lineage depends on besides the catalog: sql_mode and the default database. */
+function traceKey(state: MysqlSessionState, shape: string): string {
+  return `${sqlModeKey(state.sqlMode!)}\u0000${state.database ?? ''}\u0000${shape}`;
+}
+
+/**
+ * The traced columns with the analysis's tables read: MySQL lineage counts an INSERT's target among
+ * the relations it reads (it resolves the target's columns there), and expands no more views than the
+ * analysis does (the MySQL catalog leaves them out), so the analysis names the reads better.
+ */
+function analysedReads(traced: readonly TracedTouch[] | undefined): readonly TracedTouch[] | undefined {
+  return traced?.map((t) => ({ ...t, tablesRead: [] }));
 }
 
 /** Shared by shape beyond the common rule: nothing that changes the session or reaches outside it. */

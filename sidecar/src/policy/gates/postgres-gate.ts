@@ -15,7 +15,7 @@ import { type CatalogSnapshot, MaskingGate, type TextMasking } from './postgres-
 import type { Moment, Refused, SessionGate, Verdict } from './session-gate.ts';
 import { analysisFailed, misreadRefusal } from './session-gate.ts';
 import { analyzeByShape } from './shape-cache.ts';
-import { tablesTouched } from './statement-touched.ts';
+import { type TracedTouch, tablesTouched, withTraced } from './statement-touched.ts';
 import { CodeGuard } from './stored-code.ts';
 
 /** Functions whose facts depend on the value of an argument: set_config('role', ...). */
@@ -36,6 +36,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
   private readonly identity: Identity;
   private readonly database: string;
   private readonly hooks: PolicyHooks | undefined;
+  private readonly columnLineage: boolean;
 
   constructor(options: {
     policy: PolicySource;
@@ -51,6 +52,8 @@ export class PostgresGate implements SessionGate<TextMasking> {
     hooks?: PolicyHooks;
     /** Approved requests for clear access to masked columns (the ApprovalBook). */
     access?: AccessExemptionSource;
+    /** Trace output columns for the audit also when this identity sees them in clear (audit.columnLineage). */
+    columnLineage?: boolean;
   }) {
     this.policy = options.policy;
     this.code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
@@ -66,6 +69,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
     this.identity = options.identity;
     this.database = options.database;
     this.hooks = options.hooks;
+    this.columnLineage = options.columnLineage ?? false;
   }
 
   describe(sql: string): readonly QueryText[] {
@@ -86,7 +90,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
     } catch (error) {
       return analysisFailed('masking', error);
     }
-    if (!masking) return verdict;
+    if (!masking) return this.columnLineage ? this.withColumns(verdict, sql, shape) : verdict;
     if (masking.refusal) {
       const policies = masking.settings.policies.map((name) => `"${name}"`).join(', ');
       const request =
@@ -99,6 +103,26 @@ export class PostgresGate implements SessionGate<TextMasking> {
       };
     }
     return { ...verdict, masking };
+  }
+
+  /**
+   * An allowed verdict for an identity that sees clear values, with the source columns of each
+   * statement's output for its record. Only the audit needs them: a lineage that fails is recorded as
+   * unknown and never refuses the statement.
+   */
+  private withColumns(
+    verdict: Verdict<TextMasking>,
+    sql: string,
+    shape: string | undefined,
+  ): Verdict<TextMasking> {
+    if (verdict.outcome !== 'allow' || verdict.touched === undefined) return verdict;
+    let traced: readonly TracedTouch[] | undefined;
+    try {
+      traced = this.masking.trace(sql, shape);
+    } catch {
+      // Recorded as unknown (withTraced): the audit does not turn a tracing gap into a refusal.
+    }
+    return { ...verdict, touched: withTraced(verdict.touched, traced) };
   }
 
   /**

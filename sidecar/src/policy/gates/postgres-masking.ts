@@ -3,6 +3,7 @@ import type { PgCodeCatalog } from '../../sql/analyze/pg-code-catalog.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
 import { outputLineage } from '../../sql/lineage/output-lineage.ts';
 import { applySessionEffects, EMPTY_SESSION, type SessionState } from '../../sql/lineage/session.ts';
+import type { StatementLineage } from '../../sql/lineage/types.ts';
 import { parseTree } from '../../sql/parse-tree.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
 import { type AccessExemptionSource, MaskingSettingsCache } from '../masking/masking-settings-cache.ts';
@@ -12,7 +13,9 @@ import {
   planStatementMasking,
   type StatementMaskPlan,
 } from '../masking/statement-mask-plan.ts';
+import { clearTouch } from '../masking/traced-touch.ts';
 import type { PolicySource } from '../sources.ts';
+import type { TracedTouch } from './statement-touched.ts';
 
 /** What the proxy knows of the upstream's tables: the catalog and what value sampling found. */
 export interface CatalogSnapshot {
@@ -92,9 +95,30 @@ export class MaskingGate {
         return { settings, plans: [], refusal: plan.refusal, ...(plan.needs && { needs: plan.needs }) };
       plans.push(plan);
     }
-    for (const statement of lineage.statements)
-      if (statement.effects.length > 0) this.session = applySessionEffects(this.session, statement.effects);
+    this.follow(lineage.statements);
     return { settings, plans };
+  }
+
+  /**
+   * For an identity that sees clear values: the source columns of each statement's output, for its
+   * audit record (clearTouch); undefined when lineage cannot read the text (the record then says so).
+   * Follows the session state as check does, so a later EXECUTE or FETCH is traced as well.
+   */
+  trace(sql: string, shape?: string): readonly TracedTouch[] | undefined {
+    const snapshot = this.snapshot();
+    if (!snapshot) return undefined;
+    const lineage = outputLineage(sql, snapshot.catalog, {
+      session: this.session,
+      ...(shape !== undefined && { shape }),
+    });
+    if (lineage.parseError) return undefined;
+    this.follow(lineage.statements);
+    return lineage.statements.map(clearTouch);
+  }
+
+  private follow(statements: readonly StatementLineage[]): void {
+    for (const statement of statements)
+      if (statement.effects.length > 0) this.session = applySessionEffects(this.session, statement.effects);
   }
 }
 

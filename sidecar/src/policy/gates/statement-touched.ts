@@ -1,5 +1,8 @@
 import type { StatementTouched } from '../../audit/events.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import { type TracedTouch, untracedTouch } from '../masking/traced-touch.ts';
+
+export type { TracedTouch };
 
 /**
  * What each statement of a text touched, for its audit record, from what the policy already worked
@@ -35,13 +38,6 @@ export function tablesTouched(facts: StatementFacts): readonly StatementTouched[
   return touched;
 }
 
-/** The statement's lineage, where masking traced it: qualified tables and its output's source columns. */
-export interface TracedTouch {
-  readonly tablesRead: readonly string[];
-  readonly tablesWritten: readonly string[];
-  readonly columns: Readonly<Record<string, string>> | undefined;
-}
-
 const merged = new WeakMap<StatementTouched, WeakMap<TracedTouch, StatementTouched>>();
 
 /**
@@ -73,6 +69,22 @@ export function statementTouched(
     byTrace.set(traced, touched);
   }
   return touched === NOTHING ? undefined : touched;
+}
+
+/**
+ * Per statement, the analysis's tables joined with the columns lineage traced for an identity that
+ * sees them in clear; where lineage could not read the text (`traced` undefined or short), the tables
+ * read are recorded with their columns unknown (untracedTouch) rather than left out.
+ */
+export function withTraced(
+  analysed: readonly StatementTouched[],
+  traced: readonly TracedTouch[] | undefined,
+): readonly StatementTouched[] {
+  const count = Math.max(analysed.length, traced?.length ?? 0);
+  return Array.from(
+    { length: count },
+    (_, i) => statementTouched(analysed[i], traced?.[i] ?? untracedTouch(analysed[i]?.tablesRead)) ?? NOTHING,
+  );
 }
 
 const NOTHING: StatementTouched = Object.freeze({});

@@ -1,9 +1,11 @@
 import type { Catalog } from '../../sql/lineage/catalog.ts';
 import type { Lineage } from '../../sql/lineage/types.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
+import type { TracedTouch } from '../gates/statement-touched.ts';
 import type { ColumnMask, SessionMasking } from './mysql-session-masking.ts';
 import type { ExemptColumn } from './sensitive-columns.ts';
 import { comparedInClear, derivedMethod } from './statement-mask-plan.ts';
+import { maskedTouch } from './traced-touch.ts';
 
 /** Masks for the columns of one result set, in order; 'all' masks every column. */
 export type ResultMask = readonly (ColumnMask | undefined)[] | 'all';
@@ -15,6 +17,8 @@ export interface TextMasks {
   readonly described: readonly (readonly string[])[];
   /** Per result, the exemptions that clear some column of it, for the audit record (`exemptionIds`). */
   readonly exemptions: readonly (readonly ExemptColumn[])[];
+  /** Per statement, what it touched as lineage traced it, with how this identity saw each column. */
+  readonly touched?: readonly TracedTouch[];
   /** Set when the text filters or orders by a masked column and the policy does not allow it. */
   readonly refusal?: string;
   /** With such a refusal: the masked columns it needs in clear (`schema.table.column`). */
@@ -85,6 +89,7 @@ export function resultMasks(
   const results: ResultMask[] = [];
   const described: string[][] = [];
   const exemptions: ExemptColumn[][] = [];
+  const touched: TracedTouch[] = [];
   let refusal: string | undefined;
   let needs: string[] | undefined;
   let withholdsServerText = false;
@@ -143,6 +148,7 @@ export function resultMasks(
     }
     const columns = statement.columns;
     if (columns === null) {
+      touched.push(maskedTouch(statement, [], undefined, []));
       results.push(readsSensitive ? 'all' : []);
       described.push(readsSensitive ? ['* (not traced): redact'] : []);
       exemptions.push([]);
@@ -153,11 +159,13 @@ export function resultMasks(
     );
     if (!statement.exact) {
       const any = masks.some((m) => m !== undefined);
+      touched.push(maskedTouch(statement, [], any ? REDACT_UNKNOWN : undefined, []));
       results.push(any ? 'all' : []);
       described.push(any ? ['* (columns not told apart): redact'] : []);
       exemptions.push([]);
     } else {
       const exempt = columns.map(exemptPassThrough);
+      touched.push(maskedTouch(statement, masks, undefined, exempt));
       results.push(
         masks.map((mask, i) => (mask && exempt[i] !== undefined ? { ...mask, exempt: exempt[i] } : mask)),
       );
@@ -173,6 +181,6 @@ export function resultMasks(
     }
   }
   return refusal === undefined
-    ? { results, described, exemptions, withholdsServerText }
+    ? { results, described, exemptions, touched, withholdsServerText }
     : { results, described, exemptions, refusal, ...(needs && { needs }), withholdsServerText };
 }

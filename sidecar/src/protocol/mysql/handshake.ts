@@ -258,7 +258,11 @@ export async function mysqlHandshake(
     // Masking is decided at login, by the policy then in force, over the database's tables.
     const maskingCache = sessionMaskingCache(identity, database, deps.maskingKey, deps.approvals);
     const masking = maskingCache.get(deps.policy());
-    const queries = loginQueries(setupQueries, masking !== undefined);
+    // The catalog also serves the audit's column lineage of sessions that see clear values.
+    const queries = loginQueries(
+      setupQueries,
+      masking !== undefined || (policy !== undefined && config.audit.columnLineage),
+    );
     const u = config.upstream;
     // Guarded sessions wait for a first catalog of stored code, loaded over a connection of its own.
     const codeReady = deps.policy() ? deps.code.ready() : undefined;

@@ -201,6 +201,7 @@ export class Startup {
         misread: (sql) => reading.misread(sql),
         ...(this.deps.policyHooks && { hooks: this.deps.policyHooks }),
         access: this.deps.approvals,
+        columnLineage: config.audit.columnLineage,
       });
       // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
       // Guarded ones too: calls of stored code are judged by what the catalog says the code does.
