@@ -3,9 +3,12 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { type Logger, pino } from 'pino';
 import { packageVersion } from '../cli/version.ts';
 import type { ProxyConfig } from '../config/load.ts';
-import { UserError } from '../errors.ts';
 import type { RunningProxy } from '../proxy.ts';
-import { type AgentCredentials, ProxyClient, type ProxyEndpoint } from './proxy-client.ts';
+import { loadMysqlParser } from '../sql/mysql/parser.ts';
+import { loadSqlParser } from '../sql/normalize.ts';
+import { MysqlProxyClient } from './mysql-client.ts';
+import { PostgresProxyClient } from './postgres-client.ts';
+import type { AgentCredentials, ProxyClient, ProxyEndpoint } from './proxy-session.ts';
 import { serveHttp } from './serve-http.ts';
 import { registerTools, type ToolSettings } from './tools.ts';
 
@@ -14,8 +17,9 @@ export interface McpOptions {
   readonly settings: ToolSettings;
   /** Serve Streamable HTTP here; stdio otherwise. */
   readonly http?: { readonly host: string; readonly port: number };
-  /** A running proxy to connect to... */
+  /** A running proxy to connect to, and its wire protocol... */
   readonly proxy?: ProxyEndpoint;
+  readonly protocol?: WireProtocol;
   /** ...or a proxy to start in this process. */
   readonly config?: {
     readonly file: string;
@@ -23,6 +27,22 @@ export interface McpOptions {
     readonly upstream?: string;
     readonly auditFile?: string;
   };
+}
+
+export type WireProtocol = 'postgres' | 'mysql';
+
+/** The client of the proxy's protocol, with the analyser `query` checks its argument with loaded. */
+export async function proxyClientFor(
+  protocol: WireProtocol,
+  endpoint: ProxyEndpoint,
+  credentials: AgentCredentials,
+): Promise<ProxyClient> {
+  if (protocol === 'mysql') {
+    await loadMysqlParser();
+    return new MysqlProxyClient(endpoint, credentials);
+  }
+  await loadSqlParser();
+  return new PostgresProxyClient(endpoint, credentials);
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -36,11 +56,14 @@ export async function startMcp(options: McpOptions): Promise<{ done: Promise<voi
   );
   let inProcess: RunningProxy | undefined;
   let endpoint = options.proxy;
+  let protocol = options.protocol ?? 'postgres';
   if (options.config) {
-    inProcess = await startInProcessProxy(options.config, logger);
+    const started = await startInProcessProxy(options.config, logger);
+    inProcess = started.proxy;
+    protocol = started.protocol;
     endpoint = { host: inProcess.address.host, port: inProcess.address.port };
   }
-  const client = new ProxyClient(endpoint!, options.credentials);
+  const client = await proxyClientFor(protocol, endpoint!, options.credentials);
   const makeServer = () => {
     const server = new McpServer(
       { name: 'gatehouse', version: packageVersion() },
@@ -106,14 +129,10 @@ async function startInProcessProxy(settings: NonNullable<McpOptions['config']>, 
     ...(settings.upstream !== undefined && { upstream: settings.upstream }),
     ...(settings.auditFile !== undefined && { auditFile: settings.auditFile }),
   });
-  if (loaded.upstream.protocol !== 'postgres')
-    throw new UserError(
-      `${settings.file}: gatehouse mcp speaks PostgreSQL to the proxy, and this upstream is ${loaded.upstream.protocol} (not supported yet)`,
-    );
   // The agent's connection never leaves this process's loopback: client TLS would guard nothing.
   const { clientTls: _tls, clientTlsAuto: _auto, ...rest } = loaded;
   const config: ProxyConfig = rest;
-  return startProxy(config, { logger });
+  return { proxy: await startProxy(config, { logger }), protocol: loaded.upstream.protocol };
 }
 
 function untilSignal(): Promise<void> {

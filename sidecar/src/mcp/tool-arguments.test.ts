@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadSqlParser } from '../sql/normalize.ts';
+import { POSTGRES_DIALECT } from './dialects.ts';
 import {
   executableSql,
   explainSql,
@@ -25,7 +26,7 @@ describe('readOnlySql', () => {
     'TABLE customers',
     'SELECT 1 UNION SELECT 2',
   ])('takes the read %j', (sql) => {
-    expect(readOnlySql(sql)).toBe(sql);
+    expect(readOnlySql(sql, POSTGRES_DIALECT)).toBe(sql);
   });
 
   const writes = [
@@ -70,7 +71,7 @@ describe('readOnlySql', () => {
     ';',
     '/* only a comment */',
   ])('refuses %j', (sql) => {
-    expect(() => readOnlySql(sql)).toThrow(ToolArgumentError);
+    expect(() => readOnlySql(sql, POSTGRES_DIALECT)).toThrow(ToolArgumentError);
   });
 });
 
@@ -78,7 +79,7 @@ describe('explainSql', () => {
   it.each(['SELECT 1', 'DELETE FROM t WHERE id = 1', 'UPDATE t SET a = 1', 'INSERT INTO t VALUES (1)'])(
     'plans %j without running it',
     (sql) => {
-      expect(explainSql(sql)).toBe(`EXPLAIN ${sql}`);
+      expect(explainSql(sql, POSTGRES_DIALECT)).toBe(`EXPLAIN ${sql}`);
     },
   );
 
@@ -93,24 +94,26 @@ describe('explainSql', () => {
     'SET x = 1',
     '',
   ])('refuses %j', (sql) => {
-    expect(() => explainSql(sql)).toThrow(ToolArgumentError);
+    expect(() => explainSql(sql, POSTGRES_DIALECT)).toThrow(ToolArgumentError);
   });
 });
 
 describe('executableSql', () => {
   it('takes any text, and says whether it is one statement', () => {
-    expect(executableSql('DELETE FROM t WHERE id = 1')).toEqual({
+    expect(executableSql('DELETE FROM t WHERE id = 1', POSTGRES_DIALECT)).toEqual({
       sql: 'DELETE FROM t WHERE id = 1',
       single: true,
     });
-    expect(executableSql('BEGIN; DELETE FROM t; COMMIT').single).toBe(false);
-    expect(executableSql("SELECT ';'").single).toBe(true);
-    expect(executableSql('not sql at all').single).toBe(false);
+    expect(executableSql('BEGIN; DELETE FROM t; COMMIT', POSTGRES_DIALECT).single).toBe(false);
+    expect(executableSql("SELECT ';'", POSTGRES_DIALECT).single).toBe(true);
+    expect(executableSql('not sql at all', POSTGRES_DIALECT).single).toBe(false);
   });
 
   it('refuses empty and oversized text', () => {
-    expect(() => executableSql('  ')).toThrow(/empty/);
-    expect(() => executableSql(`SELECT '${'x'.repeat(MAX_SQL_CHARS)}'`)).toThrow(/longer than/);
+    expect(() => executableSql('  ', POSTGRES_DIALECT)).toThrow(/empty/);
+    expect(() => executableSql(`SELECT '${'x'.repeat(MAX_SQL_CHARS)}'`, POSTGRES_DIALECT)).toThrow(
+      /longer than/,
+    );
   });
 });
 
@@ -123,7 +126,7 @@ describe('tableName', () => {
     ['"we""ird".t', { schema: 'we"ird', name: 't' }],
     [' shop.orders ', { schema: 'shop', name: 'orders' }],
   ])('%j', (text, name) => {
-    expect(tableName(text)).toEqual(name);
+    expect(tableName(text, POSTGRES_DIALECT)).toEqual(name);
   });
 
   it.each([
@@ -137,6 +140,6 @@ describe('tableName', () => {
     'a b',
     `${'x'.repeat(201)}`,
   ])('refuses %j', (text) => {
-    expect(() => tableName(text)).toThrow(ToolArgumentError);
+    expect(() => tableName(text, POSTGRES_DIALECT)).toThrow(ToolArgumentError);
   });
 });

@@ -6,8 +6,8 @@ import type { SessionMasking } from '../../policy/masking/mysql-session-masking.
 import type { QueryText } from '../../sql/normalize.ts';
 import { type ColumnType, columnType } from './binary-cells.ts';
 import { MAX_PACKET_PAYLOAD, MysqlError, type MysqlErrorKind } from './constants.ts';
-import { markedMasked, masksColumn } from './masking-report.ts';
 import { maskBinaryRow, maskTextRow } from './masking/row-rewrite.ts';
+import { markedMasked, masksColumn } from './masking-report.ts';
 import { packet } from './packet-io.ts';
 import { commandOf, type Pending, type PreparedStatements, type Refusal, UNKNOWN_TEXT } from './pending.ts';
 import { type ResponseShape, ResponseTracker, type ResultEnd } from './response-tracker.ts';

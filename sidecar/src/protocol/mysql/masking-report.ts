@@ -23,7 +23,10 @@ export function wantsMaskingReport(value: string | undefined): boolean {
 export function markedMasked(definition: Buffer): Buffer {
   const r = new PayloadReader(definition);
   r.lenencBytes();
-  return Buffer.concat([new PayloadWriter().lenencBytes(MASKED_CATALOG).build(), definition.subarray(r.offset)]);
+  return Buffer.concat([
+    new PayloadWriter().lenencBytes(MASKED_CATALOG).build(),
+    definition.subarray(r.offset),
+  ]);
 }
 
 /** Whether the result's mask hides column `index` now (an exemption in force shows it clear, as the rows do). */
