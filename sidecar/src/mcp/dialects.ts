@@ -24,8 +24,14 @@ export interface ToolDialect {
   readonly quote: '"' | '`';
   /** An unquoted name as the database reads it. */
   fold(name: string): string;
-  /** Why `query` refuses a read the common checks let through (side effects the kinds do not show). */
-  readRefusal(facts: StatementFacts): string | undefined;
+  /** Why `tool` refuses a read the common checks let through (side effects the kinds do not show). */
+  readRefusal(facts: StatementFacts, tool: 'query' | 'explain'): string | undefined;
+  /**
+   * Whether `explain` of an INSERT, UPDATE or DELETE runs in the READ ONLY transaction too. MySQL
+   * and MariaDB refuse even EXPLAIN of a write there (error 1792), so on MySQL it runs without one,
+   * after the same side-effect checks as `query` (EXPLAIN may evaluate a constant subquery).
+   */
+  readonly explainWritesReadOnly: boolean;
   /** The composed `EXPLAIN sql` is one plain EXPLAIN, never one that runs the statement. */
   plainExplain(facts: StatementFacts): boolean;
 }
@@ -50,11 +56,12 @@ ORDER BY ordinal_position`,
   plannable: new Set(['select', 'insert', 'update', 'delete', 'merge']),
   quote: '"',
   fold: (name) => name.toLowerCase(),
-  readRefusal: (facts) =>
+  readRefusal: (facts, tool) =>
     // set_config changes the session (its transaction's mode included) while reading like a SELECT.
     facts.functions.some((f) => f.toLowerCase().endsWith('set_config'))
-      ? 'query runs reads only, and set_config changes a setting: use execute'
+      ? `${tool} runs reads only, and set_config changes a setting: use execute`
       : undefined,
+  explainWritesReadOnly: true,
   plainExplain: (facts) => facts.statements.find((s) => s.via.length === 0)?.kind === 'explain',
 };
 
@@ -71,15 +78,16 @@ ORDER BY ordinal_position`,
   plannable: new Set(['select', 'insert', 'update', 'delete']),
   quote: '`',
   fold: (name) => name,
-  readRefusal: (facts) => {
+  explainWritesReadOnly: false,
+  readRefusal: (facts, tool) => {
     const variables = (facts as { userVariables?: readonly string[] }).userVariables ?? [];
     if (variables.length > 0)
-      return `query runs reads only, and this assigns user variables (@${variables.join(', @')}): use execute`;
+      return `${tool} runs reads only, and this assigns user variables (@${variables.join(', @')}): use execute`;
     // Stored functions, GET_LOCK, NEXTVAL, SLEEP...: the kinds cannot show what a function does, so
     // only built-ins known to compute from their arguments are taken as reads.
     const other = facts.functions.filter((f) => !MYSQL_PURE_FUNCTIONS.has(f.toLowerCase()));
     return other.length > 0
-      ? `query runs reads only, and it calls ${other.join(', ')}, which may change data, lock or wait: use execute`
+      ? `${tool} runs reads only, and it calls ${other.join(', ')}, which may change data, lock or wait: use execute`
       : undefined;
   },
   // ANALYZE and EXPLAIN ANALYZE run the statement.

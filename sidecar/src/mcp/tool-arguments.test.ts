@@ -79,7 +79,7 @@ describe('explainSql', () => {
   it.each(['SELECT 1', 'DELETE FROM t WHERE id = 1', 'UPDATE t SET a = 1', 'INSERT INTO t VALUES (1)'])(
     'plans %j without running it',
     (sql) => {
-      expect(explainSql(sql, POSTGRES_DIALECT)).toBe(`EXPLAIN ${sql}`);
+      expect(explainSql(sql, POSTGRES_DIALECT).sql).toBe(`EXPLAIN ${sql}`);
     },
   );
 

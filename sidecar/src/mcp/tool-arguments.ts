@@ -28,7 +28,7 @@ export function readOnlySql(sql: string, dialect: ToolDialect): string {
         `query runs reads only, and this is ${describe(statement.command)}${top.includes(statement) ? '' : ' inside a read'}: use execute for changes`,
       );
   }
-  const refusal = dialect.readRefusal(facts);
+  const refusal = dialect.readRefusal(facts, 'query');
   if (refusal) throw new ToolArgumentError(refusal);
   const other = facts.classes.filter((c) => c !== 'read');
   if (other.length > 0)
@@ -38,20 +38,25 @@ export function readOnlySql(sql: string, dialect: ToolDialect): string {
   return sql;
 }
 
-/** The `sql` argument of `explain`: one SELECT, INSERT, UPDATE, DELETE (or MERGE); returns `EXPLAIN sql`. */
-export function explainSql(sql: string, dialect: ToolDialect): string {
+/**
+ * The `sql` argument of `explain`: one SELECT, INSERT, UPDATE, DELETE (or MERGE); returns `EXPLAIN sql`,
+ * and whether the statement reads only (so it may be planned in a READ ONLY transaction on any database).
+ */
+export function explainSql(sql: string, dialect: ToolDialect): { sql: string; read: boolean } {
   const facts = oneStatement(sql, 'explain', dialect);
   const top = facts.statements.find((s) => s.via.length === 0);
   if (!top || !dialect.plannable.has(top.kind))
     throw new ToolArgumentError(
       `explain plans one ${[...dialect.plannable].map((k) => k.toUpperCase()).join(', ')}, not ${describe(top?.command)}`,
     );
+  const refusal = dialect.readRefusal(facts, 'explain');
+  if (refusal) throw new ToolArgumentError(refusal);
   const explain = `EXPLAIN ${sql}`;
   // The composed text is judged too: it must still be one plain EXPLAIN (never ANALYZE, which runs).
   const composed = dialect.analyse(explain);
   if (!composed.parsed || composed.statementCount !== 1 || !dialect.plainExplain(composed))
     throw new ToolArgumentError('explain could not compose one EXPLAIN statement from this text');
-  return explain;
+  return { sql: explain, read: top.kind === 'select' };
 }
 
 /**

@@ -93,8 +93,12 @@ export function registerTools(server: McpServer, proxy: ProxyClient, settings: T
     },
     ({ sql }) =>
       call(() => {
-        const text = explainSql(sql, dialect);
-        return proxy.withSession('explain', (s) => readOnly(proxy, s, text, [], settings));
+        const plan = explainSql(sql, dialect);
+        return proxy.withSession('explain', async (s) =>
+          plan.read || dialect.explainWritesReadOnly
+            ? readOnly(proxy, s, plan.sql, [], settings)
+            : answer(await s.statement(plan.sql, [], bounds), bounds),
+        );
       }),
   );
 }
