@@ -5,6 +5,8 @@ import type { ToolDialect } from './dialects.ts';
 
 /** Who the agent is to the proxy: what a psql or mysql user would type, never anything weaker. */
 export type AgentCredentials =
+  /** The proxy's token-file mode: it proves the pod's identity itself and asks for no password. */
+  | { readonly kind: 'pod' }
   | { readonly kind: 'token'; readonly token: string }
   | { readonly kind: 'token-file'; readonly path: string }
   | { readonly kind: 'local'; readonly user: string; readonly password: string };
@@ -82,6 +84,7 @@ export function sqlstateOf(code: unknown): string | undefined {
 /** The user name and password a login sends: in token modes the token is the password, re-read for rotation. */
 export function loginOf(credentials: AgentCredentials): { user: string; password: string } {
   if (credentials.kind === 'local') return { user: credentials.user, password: credentials.password };
+  if (credentials.kind === 'pod') return { user: 'mcp-agent', password: '' };
   const token = credentials.kind === 'token' ? credentials.token : readToken(credentials.path);
   // The user name is ignored in token modes.
   return { user: 'mcp-agent', password: token };
