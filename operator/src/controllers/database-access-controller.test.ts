@@ -2,6 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../crds/common.ts';
+import type { DatabaseAccessSpecType } from '../../../crds/database-access.ts';
 import { EventRecorder } from '../runtime/event-recorder.ts';
 import { FakeKubeApi } from '../runtime/fake-kube-api.ts';
 import { KubeApiError, type KubeObject, resourcePath } from '../runtime/kube-api.ts';
@@ -22,6 +23,7 @@ import {
   type DatabaseAccessObject,
   type GuardrailObject,
   type MaskingPolicyObject,
+  rolloutHash,
 } from './database-access-controller.ts';
 
 /**
@@ -423,5 +425,21 @@ describe('DatabaseAccessController reconcile states', () => {
     expect(w.events()).toContain('orders Warning ReconcileError');
     expect((await w.reconcile())?.outcome).toBe('Ready');
     expect(await stampOf(w.api, `${DEPLOYMENTS}/web`)).toBeDefined();
+  });
+});
+
+describe('rolloutHash', () => {
+  const spec = {
+    subjects: [{ kind: 'ServiceAccount', name: 'api' }],
+    allow: ['read'],
+    upstream: { host: 'db', credentialsSecretRef: { name: 's' } },
+  } as unknown as DatabaseAccessSpecType;
+
+  it('changes when spec.sidecar.mcp is set or changed (the sidecar serves it from its start), not otherwise', () => {
+    const plain = rolloutHash('p', spec);
+    expect(rolloutHash('p', { ...spec, sidecar: { rolloutStrategy: 'Workload' } })).toBe(plain);
+    const on = rolloutHash('p', { ...spec, sidecar: { mcp: {} } });
+    expect(on).not.toBe(plain);
+    expect(rolloutHash('p', { ...spec, sidecar: { mcp: { port: 9100 } } })).not.toBe(on);
   });
 });

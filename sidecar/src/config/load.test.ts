@@ -262,4 +262,10 @@ describe('parseProxyConfig: mcp', () => {
   ])('refuses %j', (text, message) => {
     expect(errorOf(`${UP}${text}`)).toMatch(message);
   });
+
+  it('refuses token mode in front of MySQL, whose tokens go only over TLS', () => {
+    expect(
+      errorOf(`upstream: {url: "mysql://u@h/db"}\n${TOKEN}mcp: {listen: "127.0.0.1:1", tokenFile: /t}\n`),
+    ).toMatch(/mcp: cannot be used with a MySQL upstream in identity.mode token/);
+  });
 });

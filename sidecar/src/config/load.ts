@@ -211,10 +211,11 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       `is true, but the file holds ${policyDocuments.length} policy document${policyDocuments.length === 1 ? '' : 's'}: remove one or the other`,
     );
 
+  const upstream = resolveUpstream(document, file);
   return {
     source: file,
     listen: parseHostPort(document.listen ?? '127.0.0.1:6432', file, 'listen'),
-    upstream: resolveUpstream(document, file),
+    upstream,
     ...resolveClientTls(document.clientTls, file),
     identity: checkIdentity(document.identity, file),
     audit: {
@@ -238,7 +239,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       }),
     },
     ...(document.admin && { admin: parseHostPort(document.admin.listen, file, 'admin.listen') }),
-    ...(document.mcp && { mcp: resolveMcp(document, file) }),
+    ...(document.mcp && { mcp: resolveMcp(document, file, upstream.protocol) }),
     ...(document.approvals?.operator && { approvals: { operator: resolveOperator(document, file) } }),
     limits: {
       maxConnections: document.limits?.maxConnections ?? 1000,
@@ -276,7 +277,7 @@ export interface McpConfig {
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
-function resolveMcp(document: ProxyConfigDocument, file: string): McpConfig {
+function resolveMcp(document: ProxyConfigDocument, file: string, protocol: string): McpConfig {
   const m = document.mcp!;
   const listen = parseHostPort(m.listen, file, 'mcp.listen');
   // The endpoint has no authentication of its own: whoever reaches it acts as the agent.
@@ -305,6 +306,13 @@ function resolveMcp(document: ProxyConfigDocument, file: string): McpConfig {
       );
     agent = { kind: 'pod' };
   } else if (mode === 'token') {
+    // A MySQL proxy takes tokens only over TLS, and the tool calls connect to it without.
+    if (protocol === 'mysql')
+      throw new ConfigError(
+        file,
+        'mcp',
+        'cannot be used with a MySQL upstream in identity.mode token yet: MySQL tokens go only over TLS',
+      );
     if (m.tokenFile === undefined || m.user !== undefined || m.password !== undefined)
       throw new ConfigError(
         file,
