@@ -197,6 +197,36 @@ const READ_TRICKS = [
   'SELECT 1 FROM dual WHERE 1 = 1 /*',
 ];
 
+describe('a login the MySQL proxy refuses', () => {
+  it('is a tool error naming the refusal, and nothing is sent', async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [
+        '--liftoff-only',
+        MAIN,
+        'mcp',
+        '--proxy',
+        `127.0.0.1:${proxy.port}`,
+        '--protocol',
+        'mysql',
+        '--user',
+        'agent',
+        '--password',
+        'wrong',
+      ],
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'e2e-agent', version: '1.0.0' });
+    await client.connect(transport);
+    const result = await callTool(client, 'query', { sql: 'SELECT 1' });
+    await client.close();
+    expect(result.isError).toBe(true);
+    expect(result.content[0]!.text).toMatch(
+      /^REFUSED: the proxy refused the agent's login \(SQLSTATE 28000\)/,
+    );
+  }, 30_000);
+});
+
 describe.each([
   ['stdio, against a running proxy', stdioClient, () => proxy.auditFile!],
   ['Streamable HTTP, with a proxy in process', httpClient, () => join(proxy.dir, 'mcp-audit.jsonl')],
