@@ -3,9 +3,9 @@ import type { Logger } from 'pino';
 import type { McpConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { newMcpServer } from './mcp-server.ts';
+import { proxyClientFor, type WireProtocol } from './proxy-client-for.ts';
 import type { AgentCredentials } from './proxy-session.ts';
 import { serveHttp } from './serve-http.ts';
-import { proxyClientFor, type WireProtocol } from './start-mcp.ts';
 
 /**
  * The proxy's `mcp` option: Streamable HTTP MCP in the proxy process, whose tool calls connect to

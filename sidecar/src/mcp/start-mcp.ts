@@ -2,12 +2,9 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { type Logger, pino } from 'pino';
 import type { ProxyConfig } from '../config/load.ts';
 import type { RunningProxy } from '../proxy.ts';
-import { loadMysqlParser } from '../sql/mysql/parser.ts';
-import { loadSqlParser } from '../sql/normalize.ts';
 import { newMcpServer } from './mcp-server.ts';
-import { MysqlProxyClient } from './mysql-client.ts';
-import { PostgresProxyClient } from './postgres-client.ts';
-import type { AgentCredentials, ProxyClient, ProxyEndpoint } from './proxy-session.ts';
+import { proxyClientFor, type WireProtocol } from './proxy-client-for.ts';
+import type { AgentCredentials, ProxyEndpoint } from './proxy-session.ts';
 import { serveHttp } from './serve-http.ts';
 import type { ToolSettings } from './tools.ts';
 
@@ -26,22 +23,6 @@ export interface McpOptions {
     readonly upstream?: string;
     readonly auditFile?: string;
   };
-}
-
-export type WireProtocol = 'postgres' | 'mysql';
-
-/** The client of the proxy's protocol, with the analyser `query` checks its argument with loaded. */
-export async function proxyClientFor(
-  protocol: WireProtocol,
-  endpoint: ProxyEndpoint,
-  credentials: AgentCredentials,
-): Promise<ProxyClient> {
-  if (protocol === 'mysql') {
-    await loadMysqlParser();
-    return new MysqlProxyClient(endpoint, credentials);
-  }
-  await loadSqlParser();
-  return new PostgresProxyClient(endpoint, credentials);
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
