@@ -189,3 +189,67 @@ describe('standalone, with configured credentials (local mode, MariaDB)', () => 
     expect(JSON.stringify(query['masked'])).toContain('email');
   });
 });
+
+describe('in a sidecar (token-file mode, MariaDB)', () => {
+  let proxy: ProxyProcess;
+  beforeAll(async () => {
+    const direct = await directMysql(mariadb);
+    await direct.query(`DROP DATABASE IF EXISTS mcp_pod; CREATE DATABASE mcp_pod; USE mcp_pod;
+      CREATE TABLE customers(id int PRIMARY KEY, email text);
+      INSERT INTO customers VALUES (1, 'alice.smith@example.com');`);
+    await direct.query(`GRANT ALL PRIVILEGES ON mcp_pod.* TO '${mariadb.users.native.user}'@'%'`);
+    await direct.end();
+    const issuer = await createTestIssuer('RS256', 'cluster-key-1');
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-mcp-pod-'));
+    const jwksFile = join(dir, 'jwks.json');
+    writeFileSync(jwksFile, JSON.stringify({ keys: [issuer.publicJwk] }));
+    await projectFile(
+      dir,
+      'token',
+      await issuer.sign(
+        serviceAccountClaims({
+          issuer: ISSUER,
+          audience: AUDIENCE,
+          namespace: 'shop',
+          name: 'agent',
+          pod: 'agent-1',
+        }),
+      ),
+    );
+    const config = mysqlProxyConfig(mariadb, {
+      identity: {
+        mode: 'token-file',
+        tokenFile: { path: join(dir, 'token'), verify: { issuer: ISSUER, audience: AUDIENCE, jwksFile } },
+      },
+      mcp: { listen: '127.0.0.1:0' },
+    });
+    (config['upstream'] as Record<string, unknown>)['database'] = 'mcp_pod';
+    proxy = await startProxyProcess(config, {
+      extraDocuments: [
+        ...PII,
+        policyDocument('DatabaseAccess', 'agent', {
+          subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: 'shop' }],
+          allow: ['read'],
+          maskingPolicies: ['pii'],
+        }),
+      ],
+    });
+    proxies.push(proxy);
+  }, 60_000);
+
+  it("logs in as the pod's identity with no password, masked and audited", async () => {
+    const client = await mcpClient(proxy);
+    const result = await callTool(client, 'query', { sql: 'SELECT id, email FROM customers' });
+    expect(result.isError, result.content[0]!.text).toBeFalsy();
+    expect(rowsOf(result).rows[0]![1]).not.toContain('alice');
+    await client.close();
+    const query = statements(proxy).find(
+      (r) => r['application'] === 'gatehouse-mcp/query' && String(r['statement']).startsWith('SELECT'),
+    )!;
+    expect(query).toMatchObject({
+      subject: 'system:serviceaccount:shop:agent',
+      method: 'token-file',
+      protocol: 'mysql',
+    });
+  });
+});
