@@ -99,6 +99,25 @@ const Sidecar = Type.Object(
         description: 'Workload: a change rolls the selected workloads. None: only new pods see it.',
       }),
     ),
+    mcp: Type.Optional(
+      Type.Object(
+        {
+          port: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              maximum: 65535,
+              default: 8808,
+              description: 'The loopback port of the MCP endpoint (http://127.0.0.1:PORT/mcp).',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "Serve MCP (Streamable HTTP) on the pod's loopback for an AI workload: each tool call is a connection to the sidecar as the workload's own identity (docs/mcp.md).",
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

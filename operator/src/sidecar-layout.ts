@@ -73,6 +73,8 @@ export const TOKEN_EXPIRATION_SECONDS = 3600;
 export const DEFAULT_LISTEN_PORT = { postgres: 5432, mysql: 3306 } as const;
 export const DEFAULT_UPSTREAM_PORT = { postgres: 5432, mysql: 3306 } as const;
 export const ADMIN_PORT = 15090;
+/** The sidecar's MCP endpoint when `spec.sidecar.mcp` gives no port. */
+export const DEFAULT_MCP_PORT = 8808;
 
 /** Volume names in the pod (prefixed so they do not collide with the app's). */
 export const VOLUME_BUNDLE = 'gatehouse-bundle';

@@ -45,6 +45,8 @@ export interface RunningProxy {
   /** With `clientTls: auto`: the CA file clients verify the proxy's certificate with. */
   readonly clientTlsCaFile?: string;
   readonly adminAddress?: { host: string; port: number };
+  /** With `mcp`: the MCP endpoint's URL (`http://127.0.0.1:PORT/mcp`). */
+  readonly mcpUrl?: string;
   readonly metrics: ProxyMetrics;
   /** Graceful stop: no new connections, sessions finish within the grace period, audit log sealed. */
   close(graceMs?: number): Promise<void>;
@@ -250,6 +252,20 @@ export async function startProxy(
       );
     }
   }
+  let mcp: { server: Server; url: string } | undefined;
+  if (config.mcp) {
+    try {
+      const { serveMcpInProxy } = await import('./mcp/serve-in-proxy.ts');
+      mcp = await serveMcpInProxy(config.mcp, config.upstream.protocol, address, logger);
+    } catch (error) {
+      await server.shutdown(0);
+      stopWatching();
+      authenticator.close();
+      await closeAudit();
+      if (admin) await new Promise((resolve) => admin!.server.close(resolve));
+      throw error;
+    }
+  }
   const tiering = wasmTieringWarning();
   if (tiering) logger.warn(tiering);
   const announcer =
@@ -262,6 +278,7 @@ export async function startProxy(
       identity: config.identity.mode,
       audit: config.audit.file ?? '(stdout only)',
       ...(admin && { admin: `${admin.address.host}:${admin.address.port}` }),
+      ...(mcp && { mcp: mcp.url }),
       ...(caFile !== undefined && { clientTlsCa: caFile }),
     },
     readyLine(config, policy, address, admin?.address),
@@ -275,6 +292,7 @@ export async function startProxy(
     address,
     ...(caFile !== undefined && { clientTlsCaFile: caFile }),
     ...(admin && { adminAddress: admin.address }),
+    ...(mcp && { mcpUrl: mcp.url }),
     metrics,
     close(graceMs = config.limits.shutdownGraceMs) {
       closing ??= (async () => {
@@ -285,6 +303,8 @@ export async function startProxy(
         );
         stopWatching();
         operatorSync?.stop();
+        // No new tool calls; those running are sessions of the proxy, and finish as sessions do.
+        mcp?.server.close();
         await server.shutdown(graceMs);
         server.close();
         authenticator.close();

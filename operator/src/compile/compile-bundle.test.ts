@@ -240,5 +240,18 @@ describe('compileBundle', () => {
     expect(() => compileBundle(noUpstream)).toThrow(/spec\.upstream: is required/);
     expect(fieldOf({ upstream: { host: 'h' } })).toBe('spec.upstream.credentialsSecretRef');
     expect(fieldOf({ sidecar: { port: 15090 } })).toBe('spec.sidecar.port');
+    expect(fieldOf({ sidecar: { mcp: { port: 15090 } } })).toBe('spec.sidecar.mcp.port');
+    expect(fieldOf({ sidecar: { port: 9000, mcp: { port: 9000 } } })).toBe('spec.sidecar.mcp.port');
+  });
+
+  it("enables the MCP endpoint on loopback with spec.sidecar.mcp, as the workload's own identity", () => {
+    const off = loadAsSidecar(compileBundle(input()).data[BUNDLE_CONFIG_KEY]!).proxy;
+    expect(off.mcp).toBeUndefined();
+    const on = loadAsSidecar(compileBundle(input({ sidecar: { mcp: {} } })).data[BUNDLE_CONFIG_KEY]!).proxy;
+    expect(on.mcp).toMatchObject({ listen: { host: '127.0.0.1', port: 8808 }, agent: { kind: 'pod' } });
+    const port = loadAsSidecar(
+      compileBundle(input({ sidecar: { mcp: { port: 9100 } } })).data[BUNDLE_CONFIG_KEY]!,
+    ).proxy;
+    expect(port.mcp?.listen).toEqual({ host: '127.0.0.1', port: 9100 });
   });
 });

@@ -16,6 +16,7 @@ import {
   BUNDLE_OPERATOR_CA_KEY,
   CREDENTIALS_MOUNT,
   DEFAULT_LISTEN_PORT,
+  DEFAULT_MCP_PORT,
   DEFAULT_UPSTREAM_PORT,
   MASKING_KEY_KEY,
   MASKING_KEY_MOUNT,
@@ -103,11 +104,21 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       `${ADMIN_PORT} is the sidecar's admin port; choose another`,
     );
 
+  const mcp = access.spec.sidecar?.mcp;
+  const mcpPort = mcp && (mcp.port ?? DEFAULT_MCP_PORT);
+  if (mcpPort === ADMIN_PORT || mcpPort === listenPort)
+    throw new BundleSpecError(
+      'spec.sidecar.mcp.port',
+      `${mcpPort} is the sidecar's ${mcpPort === ADMIN_PORT ? 'admin' : 'database'} port; choose another`,
+    );
+
   const proxy = {
     apiVersion: API_VERSION,
     kind: 'Proxy',
     listen: `127.0.0.1:${listenPort}`,
     admin: { listen: `0.0.0.0:${ADMIN_PORT}` },
+    // The workload's own identity (token-file mode): loopback, so only the pod reaches it.
+    ...(mcpPort !== undefined && { mcp: { listen: `127.0.0.1:${mcpPort}` } }),
     upstream: {
       protocol,
       host: upstream.host,

@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../../crds/common.ts';
+import type { DatabaseAccessSpecType } from '../../../crds/database-access.ts';
 import { EventRecorder } from '../runtime/event-recorder.ts';
 import { FakeKubeApi } from '../runtime/fake-kube-api.ts';
 import { KubeApiError, type KubeObject, resourcePath } from '../runtime/kube-api.ts';
@@ -23,6 +24,7 @@ import {
   type DatabaseAccessObject,
   type GuardrailObject,
   type MaskingPolicyObject,
+  rolloutHash,
 } from './database-access-controller.ts';
 
 /**
@@ -443,5 +445,21 @@ describe('DatabaseAccessController reconcile states', () => {
     expect(w.events()).toContain('orders Warning ReconcileError');
     expect((await w.reconcile())?.outcome).toBe('Ready');
     expect(await stampOf(w.api, `${DEPLOYMENTS}/web`)).toBeDefined();
+  });
+});
+
+describe('rolloutHash', () => {
+  const spec = {
+    subjects: [{ kind: 'ServiceAccount', name: 'api' }],
+    allow: ['read'],
+    upstream: { host: 'db', credentialsSecretRef: { name: 's' } },
+  } as unknown as DatabaseAccessSpecType;
+
+  it('changes when spec.sidecar.mcp is set or changed (the sidecar serves it from its start), not otherwise', () => {
+    const plain = rolloutHash('p', spec);
+    expect(rolloutHash('p', { ...spec, sidecar: { rolloutStrategy: 'Workload' } })).toBe(plain);
+    const on = rolloutHash('p', { ...spec, sidecar: { mcp: {} } });
+    expect(on).not.toBe(plain);
+    expect(rolloutHash('p', { ...spec, sidecar: { mcp: { port: 9100 } } })).not.toBe(on);
   });
 });

@@ -474,13 +474,17 @@ export class DatabaseAccessController implements Reconciler {
   }
 }
 
-/** What needs new pods: the injected container and volumes (image, port, Secret) and the upstream the sidecar connects to at start. */
+/**
+ * What needs new pods: the injected container and volumes (image, port, Secret), the upstream the
+ * sidecar connects to at start, and its MCP endpoint (served from the start too).
+ */
 export function rolloutHash(planHash: string, spec: DatabaseAccessSpecType): string {
-  return createHash('sha256')
+  const hash = createHash('sha256')
     .update(planHash)
-    .update(JSON.stringify(spec.upstream ?? {}))
-    .digest('hex')
-    .slice(0, 16);
+    .update(JSON.stringify(spec.upstream ?? {}));
+  // Only when set: an access without it keeps the hash it had, so an upgrade rolls nothing.
+  if (spec.sidecar?.mcp !== undefined) hash.update(JSON.stringify({ mcp: spec.sidecar.mcp }));
+  return hash.digest('hex').slice(0, 16);
 }
 
 /** The policy documents of a compiled config: every document after the proxy settings. */

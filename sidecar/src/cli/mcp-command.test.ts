@@ -42,7 +42,11 @@ describe('gatehouse mcp', () => {
     [['--proxy', '127.0.0.1:1', '--token', 't', '--max-rows', '0'], /--max-rows must be a positive/],
     [['--proxy', '127.0.0.1:1', '--token', 't', '--approval-wait', '2.5'], /--approval-wait must be/],
     [['--proxy', '127.0.0.1:1', '--token', 't', '--upstream', 'postgres://x@y/z'], /go with --config/],
-    [['--config', mysqlConfig, '--token', 't'], /speaks PostgreSQL to the proxy, and this upstream is mysql/],
+    [['--config', mysqlConfig, '--token', 't', '--protocol', 'mysql'], /--protocol goes with --proxy/],
+    [
+      ['--proxy', '127.0.0.1:1', '--token', 't', '--protocol', 'oracle'],
+      /--protocol must be postgres or mysql/,
+    ],
     [['--proxy', '127.0.0.1:1', '--token', ''], /--token is empty/],
     [['--bogus'], /Unknown option '--bogus'.*gatehouse mcp --help/],
   ])('refuses %j in one line', (argv, message) => {

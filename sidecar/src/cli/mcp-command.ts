@@ -10,7 +10,8 @@ proxy as the agent, so guardrails, masking, approvals and audit apply as they do
   --config FILE          start a proxy in this process from FILE (listening on loopback only)
   --upstream URL         with --config: the database, as for gatehouse proxy
   --audit-file PATH      with --config: the audit log, as for gatehouse proxy
-  --proxy HOST:PORT      use a running proxy instead (PostgreSQL protocol)
+  --proxy HOST:PORT      use a running proxy instead
+  --protocol P           with --proxy: that proxy's protocol, postgres (default) or mysql
   --proxy-ca FILE        the CA that proxy's client TLS certificate is verified with
   identity, one of:
   --token JWT            a token the proxy's token mode accepts (default: $GATEHOUSE_TOKEN)
@@ -36,6 +37,7 @@ export async function runMcpCommand(argv: string[], env: NodeJS.ProcessEnv = pro
         'audit-file': { type: 'string' },
         proxy: { type: 'string' },
         'proxy-ca': { type: 'string' },
+        protocol: { type: 'string' },
         token: { type: 'string' },
         'token-file': { type: 'string' },
         user: { type: 'string' },
@@ -58,6 +60,10 @@ export async function runMcpCommand(argv: string[], env: NodeJS.ProcessEnv = pro
     throw new UserError('give --config FILE (a proxy in this process) or --proxy HOST:PORT, one of them');
   if (values.proxy !== undefined && (values.upstream !== undefined || values['audit-file'] !== undefined))
     throw new UserError('--upstream and --audit-file go with --config; a running proxy has its own');
+  if (values.protocol !== undefined && values.proxy === undefined)
+    throw new UserError('--protocol goes with --proxy; with --config the upstream says which');
+  if (values.protocol !== undefined && values.protocol !== 'postgres' && values.protocol !== 'mysql')
+    throw new UserError(`--protocol must be postgres or mysql, not "${values.protocol}"`);
   const credentials = credentialsOf(values, env);
   const bounds = {
     maxRows: positive(values['max-rows'], '--max-rows', 200),
@@ -74,6 +80,7 @@ export async function runMcpCommand(argv: string[], env: NodeJS.ProcessEnv = pro
     credentials,
     settings: { bounds, approvalWaitMs },
     ...(http && { http }),
+    ...(values.protocol !== undefined && { protocol: values.protocol as 'postgres' | 'mysql' }),
     ...(proxyAt && {
       proxy: {
         ...proxyAt,

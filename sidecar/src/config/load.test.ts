@@ -224,3 +224,56 @@ describe('parseProxyConfig', () => {
     expect(errorOf(text)).toContain(message);
   });
 });
+
+describe('parseProxyConfig: mcp', () => {
+  const PEM = join(mkdtempSync(join(tmpdir(), 'gatehouse-mcp-config-')), 'x.pem');
+  writeFileSync(PEM, 'not read as PEM here');
+  const UP = 'upstream: {url: postgres://u@h/db}\n';
+  const POD =
+    'identity:\n  mode: token-file\n  tokenFile:\n    path: /var/run/token\n    verify: {issuer: https://k, audience: gatehouse.dev, jwksFile: /j.json}\n';
+  const TOKEN = 'identity: {mode: token, token: {issuer: https://i, audience: a, jwksFile: /j.json}}\n';
+
+  it("takes the pod's identity in token-file mode, a token file in token mode, a user in local mode", () => {
+    expect(parseProxyConfig(`${UP}${POD}mcp: {listen: "127.0.0.1:8808"}\n`, 'g.yaml').mcp).toEqual({
+      listen: { host: '127.0.0.1', port: 8808 },
+      agent: { kind: 'pod' },
+      maxRows: 200,
+      maxBytes: 65536,
+      approvalWaitMs: 30_000,
+    });
+    expect(
+      parseProxyConfig(`${UP}${TOKEN}mcp: {listen: "localhost:0", tokenFile: /t}\n`, 'g.yaml').mcp?.agent,
+    ).toEqual({ kind: 'token-file', path: '/t' });
+    expect(
+      parseProxyConfig(
+        `${UP}${LOCAL}mcp: {listen: "[::1]:1", user: agent, password: {value: s}, maxRows: 5}\n`,
+        'g.yaml',
+      ).mcp,
+    ).toMatchObject({ agent: { kind: 'local', user: 'agent', password: 's' }, maxRows: 5 });
+  });
+
+  it.each([
+    [`${POD}mcp: {listen: "0.0.0.0:8808"}\n`, /mcp.listen: must be a loopback address .* not 0.0.0.0/],
+    [`${POD}mcp: {listen: "10.0.0.1:8808"}\n`, /mcp.listen: must be a loopback address/],
+    [
+      `${POD}mcp: {listen: "127.0.0.1:1", user: a, password: {value: b}}\n`,
+      /mcp.user: is not used in identity.mode token-file/,
+    ],
+    [`${POD}mcp: {listen: "127.0.0.1:1", tokenFile: /t}\n`, /mcp.tokenFile: is not used/],
+    [`${TOKEN}mcp: {listen: "127.0.0.1:1"}\n`, /mcp.tokenFile: is required in identity.mode token/],
+    [`${LOCAL}mcp: {listen: "127.0.0.1:1", user: a}\n`, /mcp.user: and mcp.password are required/],
+    [`${LOCAL}mcp: {listen: "127.0.0.1:1", user: a, password: {value: b}, extra: 1}\n`, /mcp/],
+    [
+      `${LOCAL}clientTls: {certFile: ${PEM}, keyFile: ${PEM}, required: true}\nmcp: {listen: "127.0.0.1:1", user: a, password: {value: b}}\n`,
+      /mcp: cannot be used with clientTls.required/,
+    ],
+  ])('refuses %j', (text, message) => {
+    expect(errorOf(`${UP}${text}`)).toMatch(message);
+  });
+
+  it('refuses token mode in front of MySQL, whose tokens go only over TLS', () => {
+    expect(
+      errorOf(`upstream: {url: "mysql://u@h/db"}\n${TOKEN}mcp: {listen: "127.0.0.1:1", tokenFile: /t}\n`),
+    ).toMatch(/mcp: cannot be used with a MySQL upstream in identity.mode token/);
+  });
+});

@@ -62,6 +62,8 @@ export interface ProxyConfig {
     readonly http?: AuditHttpConfig;
   };
   readonly admin?: HostPort;
+  /** `mcp`: an MCP endpoint in the proxy process, as the agent named here (mcp/serve-in-proxy.ts). */
+  readonly mcp?: McpConfig;
   /** Held statements are decided through the operator (Kubernetes), not on the admin endpoint. */
   readonly approvals?: {
     readonly operator: { readonly url: string; readonly caFile?: string; readonly tokenFile: string };
@@ -211,10 +213,11 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       `is true, but the file holds ${policyDocuments.length} policy document${policyDocuments.length === 1 ? '' : 's'}: remove one or the other`,
     );
 
+  const upstream = resolveUpstream(document, file);
   return {
     source: file,
     listen: parseHostPort(document.listen ?? '127.0.0.1:6432', file, 'listen'),
-    upstream: resolveUpstream(document, file),
+    upstream,
     ...resolveClientTls(document.clientTls, file),
     identity: checkIdentity(document.identity, file),
     audit: {
@@ -239,6 +242,7 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
       }),
     },
     ...(document.admin && { admin: parseHostPort(document.admin.listen, file, 'admin.listen') }),
+    ...(document.mcp && { mcp: resolveMcp(document, file, upstream.protocol) }),
     ...(document.approvals?.operator && { approvals: { operator: resolveOperator(document, file) } }),
     limits: {
       maxConnections: document.limits?.maxConnections ?? 1000,
@@ -259,6 +263,77 @@ function parseConfigText(text: string, file: string, overrides: ConfigOverrides)
     policyDocumentNumbers: numbers.filter((_, i) => i !== proxyIndex),
     policyNone,
     ...(document.policy?.changedBy !== undefined && { policyChangedBy: document.policy.changedBy }),
+  };
+}
+
+export interface McpConfig {
+  readonly listen: HostPort;
+  /** How the agent logs in to this proxy: none in token-file mode (the pod's identity). */
+  readonly agent:
+    | { readonly kind: 'pod' }
+    | { readonly kind: 'token-file'; readonly path: string }
+    | { readonly kind: 'local'; readonly user: string; readonly password: string };
+  readonly maxRows: number;
+  readonly maxBytes: number;
+  readonly approvalWaitMs: number;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+
+function resolveMcp(document: ProxyConfigDocument, file: string, protocol: string): McpConfig {
+  const m = document.mcp!;
+  const listen = parseHostPort(m.listen, file, 'mcp.listen');
+  // The endpoint has no authentication of its own: whoever reaches it acts as the agent.
+  if (!LOOPBACK_HOSTS.has(listen.host))
+    throw new ConfigError(
+      file,
+      'mcp.listen',
+      `must be a loopback address (127.0.0.1, ::1 or localhost), not ${listen.host}: whoever reaches the MCP endpoint acts as the agent, and it serves no TLS`,
+    );
+  // The tool calls connect to the proxy's own listener without TLS (the connection stays in the process's loopback).
+  if (document.clientTls?.required === true)
+    throw new ConfigError(
+      file,
+      'mcp',
+      'cannot be used with clientTls.required yet: its tool calls connect to this proxy without TLS',
+    );
+  const mode = document.identity.mode;
+  const given = [m.tokenFile !== undefined && 'tokenFile', m.user !== undefined && 'user'].filter(Boolean);
+  let agent: McpConfig['agent'];
+  if (mode === 'token-file') {
+    if (given.length > 0 || m.password !== undefined)
+      throw new ConfigError(
+        file,
+        `mcp.${given[0] || 'password'}`,
+        "is not used in identity.mode token-file: the agent is the pod's own identity",
+      );
+    agent = { kind: 'pod' };
+  } else if (mode === 'token') {
+    // A MySQL proxy takes tokens only over TLS, and the tool calls connect to it without.
+    if (protocol === 'mysql')
+      throw new ConfigError(
+        file,
+        'mcp',
+        'cannot be used with a MySQL upstream in identity.mode token yet: MySQL tokens go only over TLS',
+      );
+    if (m.tokenFile === undefined || m.user !== undefined || m.password !== undefined)
+      throw new ConfigError(
+        file,
+        'mcp.tokenFile',
+        "is required in identity.mode token (the agent's token), alone",
+      );
+    agent = { kind: 'token-file', path: m.tokenFile };
+  } else {
+    if (m.user === undefined || m.password === undefined || m.tokenFile !== undefined)
+      throw new ConfigError(file, 'mcp.user', 'and mcp.password are required in identity.mode local');
+    agent = { kind: 'local', user: m.user, password: resolveSecret(m.password, file, 'mcp.password') };
+  }
+  return {
+    listen,
+    agent,
+    maxRows: m.maxRows ?? 200,
+    maxBytes: m.maxBytes ?? 64 * 1024,
+    approvalWaitMs: (m.approvalWaitSeconds ?? 30) * 1000,
   };
 }
 

@@ -275,6 +275,32 @@ export const ProxyConfigSchema = Type.Object(
     identity: IdentityConfig,
     audit: Type.Optional(Audit),
     admin: Type.Optional(Type.Object({ listen: HostPort }, { additionalProperties: false })),
+    mcp: Type.Optional(
+      Type.Object(
+        {
+          listen: HostPort,
+          tokenFile: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description:
+                "identity.mode token: the agent's token, read at each tool call. Not in token-file mode (the pod's own identity is the agent's).",
+            }),
+          ),
+          user: Type.Optional(
+            Type.String({ minLength: 1, description: "identity.mode local: the agent's user." }),
+          ),
+          password: Type.Optional(SecretValue),
+          maxRows: Type.Optional(Type.Integer({ minimum: 1, default: 200 })),
+          maxBytes: Type.Optional(Type.Integer({ minimum: 1, default: 65536 })),
+          approvalWaitSeconds: Type.Optional(Type.Integer({ minimum: 1, default: 30 })),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Serve MCP (Streamable HTTP, http://LISTEN/mcp) in the proxy process, on loopback, each tool call a connection to this proxy as the agent (docs/mcp.md).',
+        },
+      ),
+    ),
     approvals: Type.Optional(
       Type.Object(
         {

@@ -1,9 +1,9 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { UserError } from '../errors.ts';
-import { MASKING_REPORT_PREFIX } from '../protocol/postgres/masking-report.ts';
 import { type BoundedResult, formatResult, type ResultBounds } from './bound-results.ts';
-import { type Outcome, type ProxyClient, ProxyLoginError, type ProxySession } from './proxy-client.ts';
+import { quoteIdentifier } from './dialects.ts';
+import { type Outcome, type ProxyClient, ProxyLoginError, type ProxySession } from './proxy-session.ts';
 import { executableSql, explainSql, readOnlySql, ToolArgumentError, tableName } from './tool-arguments.ts';
 
 export interface ToolSettings {
@@ -21,27 +21,21 @@ interface ToolAnswer {
 // The proxy's notice (approvals/hold.ts heldNotice). A database notice could imitate it; that would
 // only change what this server says, never what the proxy lets run.
 const HELD = /^statement held for approval: request (ar-[0-9a-f]+) /;
-const SQL = z.string().min(1).describe('One PostgreSQL statement');
-
-const LIST_TABLES = `SELECT table_schema, table_name, table_type FROM information_schema.tables
-WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`;
-// Without a schema, the table search_path finds, as the probe below (and any query) would.
-const DESCRIBE_TABLE = `SELECT table_schema, column_name, data_type, is_nullable, column_default
-FROM information_schema.columns WHERE table_name = $1 AND table_schema = coalesce($2::text,
-  (SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident($1))))
-ORDER BY ordinal_position`;
-
 /** The five tools, each a thin call through the proxy: the proxy, not this file, decides what runs. */
 export function registerTools(server: McpServer, proxy: ProxyClient, settings: ToolSettings): void {
   const { bounds } = settings;
+  const { dialect } = proxy;
+  const SQL = z.string().min(1).describe(`One ${dialect.name} statement`);
   server.registerTool(
     'list_tables',
     {
       description: 'List the tables and views this identity can see (schema, name, type).',
       annotations: { readOnlyHint: true },
     },
-    () => call(() => proxy.withSession('list_tables', (s) => readOnly(s, LIST_TABLES, [], settings))),
+    () =>
+      call(() =>
+        proxy.withSession('list_tables', (s) => readOnly(proxy, s, dialect.listTables, [], settings)),
+      ),
   );
   server.registerTool(
     'describe_table',
@@ -53,24 +47,23 @@ export function registerTools(server: McpServer, proxy: ProxyClient, settings: T
     },
     ({ table }) =>
       call(() => {
-        const name = tableName(table);
+        const name = tableName(table, dialect);
         return proxy.withSession('describe_table', (s) =>
-          describeTable(s, name.name, name.schema ?? null, settings),
+          describeTable(s, proxy, name.name, name.schema ?? null, settings),
         );
       }),
   );
   server.registerTool(
     'query',
     {
-      description:
-        'Run one read-only SQL statement (SELECT, SHOW) in a READ ONLY transaction. Results are bounded and masked by policy; other statements are refused.',
+      description: `Run one read-only ${dialect.name} statement (SELECT, SHOW) in a READ ONLY transaction. Results are bounded and masked by policy; other statements are refused.`,
       inputSchema: { sql: SQL },
       annotations: { readOnlyHint: true },
     },
     ({ sql }) =>
       call(() => {
-        const text = readOnlySql(sql);
-        return proxy.withSession('query', (s) => readOnly(s, text, [], settings));
+        const text = readOnlySql(sql, dialect);
+        return proxy.withSession('query', (s) => readOnly(proxy, s, text, [], settings));
       }),
   );
   server.registerTool(
@@ -83,7 +76,7 @@ export function registerTools(server: McpServer, proxy: ProxyClient, settings: T
     },
     ({ sql }) =>
       call(() => {
-        const text = executableSql(sql);
+        const text = executableSql(sql, dialect);
         return proxy.withSession('execute', async (s) => {
           // One statement goes through the extended protocol, its rows read only up to the bounds.
           const running = text.single ? s.statement(text.sql, [], bounds) : s.text(text.sql, bounds);
@@ -94,26 +87,31 @@ export function registerTools(server: McpServer, proxy: ProxyClient, settings: T
   server.registerTool(
     'explain',
     {
-      description: "Show PostgreSQL's plan for one statement (EXPLAIN, never ANALYZE: nothing runs).",
+      description: `Show ${dialect.name}'s plan for one statement (EXPLAIN, never ANALYZE: nothing runs).`,
       inputSchema: { sql: SQL },
       annotations: { readOnlyHint: true },
     },
     ({ sql }) =>
       call(() => {
-        const text = explainSql(sql);
-        return proxy.withSession('explain', (s) => readOnly(s, text, [], settings));
+        const plan = explainSql(sql, dialect);
+        return proxy.withSession('explain', async (s) =>
+          plan.read || dialect.explainWritesReadOnly
+            ? readOnly(proxy, s, plan.sql, [], settings)
+            : answer(await s.statement(plan.sql, [], bounds), bounds),
+        );
       }),
   );
 }
 
 /** A statement in a READ ONLY transaction that is rolled back: a read cannot leave anything behind. */
 async function readOnly(
+  proxy: ProxyClient,
   session: ProxySession,
   sql: string,
   values: readonly unknown[],
   settings: ToolSettings,
 ): Promise<ToolAnswer> {
-  const begun = await session.control('BEGIN TRANSACTION READ ONLY');
+  const begun = await session.control(proxy.dialect.beginReadOnly);
   if (begun) return answer(begun, settings.bounds);
   const outcome = await heldOrDone(session, session.statement(sql, values, settings.bounds), settings);
   if (!('held' in outcome)) await session.control('ROLLBACK');
@@ -127,13 +125,15 @@ async function readOnly(
  */
 async function describeTable(
   session: ProxySession,
+  proxy: ProxyClient,
   table: string,
   schema: string | null,
   settings: ToolSettings,
 ): Promise<ToolAnswer> {
-  const begun = await session.control('BEGIN TRANSACTION READ ONLY');
+  const { dialect } = proxy;
+  const begun = await session.control(dialect.beginReadOnly);
   if (begun) return answer(begun, settings.bounds);
-  const columns = await session.statement(DESCRIBE_TABLE, [table, schema], settings.bounds);
+  const columns = await session.statement(dialect.describeColumns, [table, schema], settings.bounds);
   if (!columns.ok || columns.result.rows.length === 0) {
     await session.control('ROLLBACK');
     return columns.ok
@@ -141,15 +141,13 @@ async function describeTable(
       : answer(columns, settings.bounds);
   }
   const found = columns.result.rows[0]![0]!;
-  const seen = session.notices.length;
   const probe = await session.statement(
-    `SELECT * FROM ${quoted(found)}.${quoted(table)} LIMIT 0`,
+    `SELECT * FROM ${quoteIdentifier(dialect, found)}.${quoteIdentifier(dialect, table)} LIMIT 0`,
     [],
     settings.bounds,
   );
-  const reported = session.notices.splice(seen).filter((n) => n.startsWith(MASKING_REPORT_PREFIX));
   await session.control('ROLLBACK');
-  const masked = maskedColumns(reported);
+  const masked = new Set(probe.ok ? probe.masked : []);
   const mark = (column: string): string =>
     !probe.ok ? 'unknown' : masked.has('*') || masked.has(column) ? 'masked' : 'clear';
   const result: BoundedResult = {
@@ -161,21 +159,6 @@ async function describeTable(
     ? 'masked: the values this identity gets from that column are masked by policy.'
     : `masked: unknown, the proxy refused reading the table (${probe.message}).`;
   return text(`${formatResult(result, settings.bounds)}\n${note}`, false);
-}
-
-/** Output names in the proxy's masking report (`email <- public.customers.email (...): tokenize`). */
-function maskedColumns(reports: readonly string[]): Set<string> {
-  const names = new Set<string>();
-  for (const report of reports)
-    for (const entry of report.slice(MASKING_REPORT_PREFIX.length).split('; ')) {
-      // An untraced result masks every column.
-      names.add(entry.startsWith('* ') ? '*' : entry.split(' <- ')[0]!);
-    }
-  return names;
-}
-
-function quoted(identifier: string): string {
-  return `"${identifier.replaceAll('"', '""')}"`;
 }
 
 type Held = { readonly held: string };
@@ -214,7 +197,7 @@ function answer(outcome: Outcome | Held, bounds: ResultBounds): ToolAnswer {
       false,
     );
   }
-  const notices = outcome.notices.filter((n) => !HELD.test(n) && !n.startsWith(MASKING_REPORT_PREFIX));
+  const notices = outcome.notices.filter((n) => !HELD.test(n));
   const approved = outcome.notices.find((n) => HELD.test(n));
   const tail = [
     ...(approved
@@ -225,8 +208,8 @@ function answer(outcome: Outcome | Held, bounds: ResultBounds): ToolAnswer {
   if (!outcome.ok)
     return text(
       [
-        `REFUSED or failed${outcome.sqlstate ? ` (SQLSTATE ${outcome.sqlstate})` : ''}: ${outcome.message}`,
-        ...(outcome.sqlstate === '42501'
+        `REFUSED or failed${errorCode(outcome)}: ${outcome.message}`,
+        ...(outcome.policy
           ? ['This is a policy decision: sending it again, or in another spelling, gets the same answer.']
           : []),
         ...tail,
@@ -237,6 +220,14 @@ function answer(outcome: Outcome | Held, bounds: ResultBounds): ToolAnswer {
     [formatResult(outcome.result as BoundedResult, bounds, outcome.command), ...tail].join('\n'),
     false,
   );
+}
+
+function errorCode(outcome: { sqlstate?: string; errno?: number }): string {
+  const parts = [
+    ...(outcome.errno !== undefined ? [`error ${outcome.errno}`] : []),
+    ...(outcome.sqlstate ? [`SQLSTATE ${outcome.sqlstate}`] : []),
+  ];
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
 }
 
 /** Argument errors are tool errors too: the agent reads why, and nothing reached the proxy. */

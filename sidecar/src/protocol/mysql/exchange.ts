@@ -7,6 +7,7 @@ import type { QueryText } from '../../sql/normalize.ts';
 import { type ColumnType, columnType } from './binary-cells.ts';
 import { MAX_PACKET_PAYLOAD, MysqlError, type MysqlErrorKind } from './constants.ts';
 import { maskBinaryRow, maskTextRow } from './masking/row-rewrite.ts';
+import { markedMasked, masksColumn } from './masking-report.ts';
 import { packet } from './packet-io.ts';
 import { commandOf, type Pending, type PreparedStatements, type Refusal, UNKNOWN_TEXT } from './pending.ts';
 import { type ResponseShape, ResponseTracker, type ResultEnd } from './response-tracker.ts';
@@ -49,6 +50,7 @@ export class MysqlExchange {
   private readonly counting: RowCounting;
   private readonly prepared: PreparedStatements;
   private readonly deprecateEof: boolean;
+  private readonly reportsMasking: boolean;
   private readonly logger: Logger;
   private readonly pending: Pending[] = [];
   private statusFlags: number;
@@ -69,6 +71,8 @@ export class MysqlExchange {
       counting: RowCounting;
       prepared: PreparedStatements;
       deprecateEof: boolean;
+      /** The client asked for masked columns to be marked (masking-report.ts). */
+      reportsMasking?: boolean;
       status: number;
       logger: Logger;
     },
@@ -77,6 +81,7 @@ export class MysqlExchange {
     this.counting = session.counting;
     this.prepared = session.prepared;
     this.deprecateEof = session.deprecateEof;
+    this.reportsMasking = session.reportsMasking === true;
     this.statusFlags = session.status;
     this.logger = session.logger;
   }
@@ -269,12 +274,16 @@ export class MysqlExchange {
       this.columns = [];
       this.columnsOf = { head, result };
     }
+    const mask = head.masks?.[result] ?? 'all';
     if (kind === 'definition') {
+      const index = this.columns.length;
       this.columns.push(columnType(p.subarray(4)));
-      return p;
+      // Marked as the rows will be: with no masking in force, they pass clear.
+      const masks = this.reportsMasking && (head.masking ?? this.port.masking()) && masksColumn(mask, index);
+      if (!masks) return p;
+      return packet(markedMasked(p.subarray(4)), p[3] ?? 0);
     }
     const payload = p.subarray(4);
-    const mask = head.masks?.[result] ?? 'all';
     const masking = head.masking ?? this.port.masking();
     if (!masking) return p;
     const masked = head.binary

@@ -57,3 +57,24 @@ describe('parseHandshakeResponse: program_name', () => {
     expect(parsed.program).toBeUndefined();
   });
 });
+
+describe('parseHandshakeResponse: gatehouse.report_masking', () => {
+  it.each([
+    ['on', true],
+    ['ON', true],
+    ['true', true],
+    ['1', true],
+    ['off', undefined],
+    ['', undefined],
+    ['yes please', undefined],
+  ])('reads %j as %s', (value, wanted) => {
+    const parsed = parseHandshakeResponse(response(attributes([['gatehouse.report_masking', value]])));
+    expect(parsed.reportsMasking).toBe(wanted);
+  });
+
+  it('is off without the attribute, and is never an audit label', () => {
+    const parsed = parseHandshakeResponse(response(attributes([['program_name', 'mysql']])));
+    expect(parsed.reportsMasking).toBeUndefined();
+    expect(Object.keys(parsed)).not.toContain('reportMasking');
+  });
+});

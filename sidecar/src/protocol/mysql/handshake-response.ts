@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Capability } from './constants.ts';
+import { REPORT_MASKING_ATTRIBUTE, wantsMaskingReport } from './masking-report.ts';
 import { PayloadReader } from './packet-io.ts';
 import { ProtocolError } from './protocol-error.ts';
 
@@ -29,6 +30,8 @@ export interface HandshakeResponse {
   /** The `gatehouse.purpose` and `gatehouse.run_id` connection attributes, for the audit. */
   readonly purpose?: string;
   readonly runId?: string;
+  /** The `gatehouse.report_masking` attribute, on: mark masked columns in column definitions (masking-report.ts). */
+  readonly reportsMasking?: boolean;
 }
 
 export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
@@ -53,10 +56,11 @@ export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
 }
 
 /** Connection attributes the audit keeps, by attribute name. */
-const LABELS: Readonly<Record<string, 'program' | 'purpose' | 'runId'>> = {
+const LABELS: Readonly<Record<string, 'program' | 'purpose' | 'runId' | 'reportMasking'>> = {
   program_name: 'program',
   'gatehouse.purpose': 'purpose',
   'gatehouse.run_id': 'runId',
+  [REPORT_MASKING_ATTRIBUTE]: 'reportMasking',
 };
 
 /**
@@ -64,8 +68,13 @@ const LABELS: Readonly<Record<string, 'program' | 'purpose' | 'runId'>> = {
  * labels for the audit: attributes that do not read as the protocol lays them out are ignored, never a
  * reason to refuse a login.
  */
-function auditLabels(r: PayloadReader): { program?: string; purpose?: string; runId?: string } {
-  const labels: { program?: string; purpose?: string; runId?: string } = {};
+function auditLabels(r: PayloadReader): {
+  program?: string;
+  purpose?: string;
+  runId?: string;
+  reportsMasking?: boolean;
+} {
+  const labels: { program?: string; purpose?: string; runId?: string; reportMasking?: string } = {};
   try {
     if (r.remaining === 0) return labels;
     const attributes = new PayloadReader(r.lenencBytes());
@@ -78,5 +87,6 @@ function auditLabels(r: PayloadReader): { program?: string; purpose?: string; ru
   } catch {
     // Malformed attributes: the labels read before the damage stand.
   }
-  return labels;
+  const { reportMasking, ...audit } = labels;
+  return { ...audit, ...(wantsMaskingReport(reportMasking) && { reportsMasking: true }) };
 }

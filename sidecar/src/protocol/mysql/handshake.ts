@@ -110,6 +110,8 @@ export interface Established {
   /** Its `gatehouse.purpose` and `gatehouse.run_id` attributes, for the audit. */
   readonly purpose?: string;
   readonly runId?: string;
+  /** It asked, by the `gatehouse.report_masking` attribute, for masked columns to be marked. */
+  readonly reportsMasking: boolean;
 }
 
 const MAX_HANDSHAKE_PACKET = 64 * 1024;
@@ -335,6 +337,7 @@ export async function mysqlHandshake(
       masking: maskingCache,
       ...clientApplicationField(response.program),
       ...declaredWorkFields(response.purpose, response.runId),
+      reportsMasking: response.reportsMasking === true,
     };
   } finally {
     reader.detach();

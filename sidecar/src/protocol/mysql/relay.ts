@@ -158,6 +158,7 @@ export class MysqlRelay implements RelayProtocol {
         counting: this.counting,
         prepared: this.prepared,
         deprecateEof: established.deprecateEof,
+        reportsMasking: established.reportsMasking,
         status: established.status,
         logger: this.logger,
       },

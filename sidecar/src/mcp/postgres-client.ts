@@ -1,37 +1,18 @@
-import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
-import { UserError } from '../errors.ts';
-import { REPORT_MASKING_PARAMETER } from '../protocol/postgres/masking-report.ts';
-import { type BoundedResult, type Cell, type ResultBounds, ResultCollector } from './bound-results.ts';
-
-/** Who the agent is to the proxy: what a psql user would type, never anything weaker. */
-export type AgentCredentials =
-  | { readonly kind: 'token'; readonly token: string }
-  | { readonly kind: 'token-file'; readonly path: string }
-  | { readonly kind: 'local'; readonly user: string; readonly password: string };
-
-export interface ProxyEndpoint {
-  readonly host: string;
-  readonly port: number;
-  /** PEM CA bundle when the proxy serves TLS to its clients (verified against `host`). */
-  readonly ca?: Buffer;
-}
-
-/** A statement's answer, or the error the proxy (or the database) gave instead. */
-export type Outcome =
-  | {
-      readonly ok: true;
-      readonly result: BoundedResult;
-      readonly command?: string;
-      readonly notices: string[];
-    }
-  | {
-      readonly ok: false;
-      readonly sqlstate?: string;
-      readonly message: string;
-      readonly notices: string[];
-    };
+import { MASKING_REPORT_PREFIX, REPORT_MASKING_PARAMETER } from '../protocol/postgres/masking-report.ts';
+import { type Cell, type ResultBounds, ResultCollector } from './bound-results.ts';
+import { POSTGRES_DIALECT } from './dialects.ts';
+import {
+  type AgentCredentials,
+  loginOf,
+  type Outcome,
+  type ProxyClient,
+  type ProxyEndpoint,
+  ProxyLoginError,
+  type ProxySession,
+  sqlstateOf,
+} from './proxy-session.ts';
 
 const BATCH_ROWS = 50;
 // Every cell as the text the proxy sent: masked stand-ins are shown as they are, nothing is parsed.
@@ -42,7 +23,8 @@ const TEXT_ONLY = { getTypeParser: () => (value: string) => value };
  * protocol: the proxy authenticates it, judges, masks and audits each statement exactly as for psql.
  * `application_name` names the tool (`gatehouse-mcp/query`), which the audit records keep.
  */
-export class ProxyClient {
+export class PostgresProxyClient implements ProxyClient {
+  readonly dialect = POSTGRES_DIALECT;
   readonly #endpoint: ProxyEndpoint;
   readonly #credentials: AgentCredentials;
 
@@ -56,7 +38,7 @@ export class ProxyClient {
    * prepared statement carries over from one tool call to the next.
    */
   async withSession<T>(tool: string, run: (session: ProxySession) => Promise<T>): Promise<T> {
-    const { user, password } = this.#login();
+    const { user, password } = loginOf(this.#credentials);
     const client = new ReportingClient({
       host: this.#endpoint.host,
       port: this.#endpoint.port,
@@ -67,7 +49,7 @@ export class ProxyClient {
       connectionTimeoutMillis: 15_000,
       ...(this.#endpoint.ca && { ssl: { ca: this.#endpoint.ca, servername: this.#endpoint.host } }),
     });
-    const session = new ProxySession(client);
+    const session = new PostgresSession(client);
     client.on('notice', (notice) => session.notice(notice.message ?? ''));
     // A connection the proxy ends (shutdown, a FATAL) must not crash the server.
     client.on('error', () => undefined);
@@ -84,14 +66,6 @@ export class ProxyClient {
       session.close();
     }
   }
-
-  #login(): { user: string; password: string } {
-    const c = this.#credentials;
-    if (c.kind === 'local') return { user: c.user, password: c.password };
-    // The user name is ignored in token modes; the token is the password, re-read for rotation.
-    const token = c.kind === 'token' ? c.token : readToken(c.path);
-    return { user: 'mcp-agent', password: token };
-  }
 }
 
 /**
@@ -106,30 +80,7 @@ class ReportingClient extends pg.Client {
   }
 }
 
-/** The proxy (or the network) refused the agent's connection: no statement was sent. */
-export class ProxyLoginError extends Error {
-  override readonly name = 'ProxyLoginError';
-  readonly sqlstate: string | undefined;
-
-  constructor(message: string, sqlstate: string | undefined) {
-    super(message);
-    this.sqlstate = sqlstate;
-  }
-}
-
-function sqlstateOf(code: unknown): string | undefined {
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-}
-
-function readToken(path: string): string {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch (error) {
-    throw new UserError(`--token-file ${path} cannot be read (${(error as NodeJS.ErrnoException).code})`);
-  }
-}
-
-export class ProxySession {
+class PostgresSession implements ProxySession {
   readonly notices: string[] = [];
   readonly #client: pg.Client;
   #closed = false;
@@ -141,7 +92,14 @@ export class ProxySession {
     this.#client = client;
   }
 
+  /** Masking reports since the statement began (masking-report.ts): kept apart from the notices. */
+  #maskReports: string[] = [];
+
   notice(text: string): void {
+    if (text.startsWith(MASKING_REPORT_PREFIX)) {
+      this.#maskReports.push(text);
+      return;
+    }
     this.notices.push(text);
     for (const waiter of this.#noticeWaiters) waiter(text);
   }
@@ -155,6 +113,7 @@ export class ProxySession {
 
   /** One statement through the extended protocol, its rows read only up to the bounds. */
   async statement(sql: string, values: readonly unknown[], bounds: ResultBounds): Promise<Outcome> {
+    this.#maskReports = [];
     const cursor = this.#client.query(
       new Cursor(sql, values.length > 0 ? [...values] : undefined, { rowMode: 'array', types: TEXT_ONLY }),
     );
@@ -172,7 +131,13 @@ export class ProxySession {
         if (!rows.every((row) => collector!.add(row as Cell[]))) break;
         if (rows.length < BATCH_ROWS) break;
       }
-      return { ok: true, result: collector!.result(), ...(command && { command }), notices: this.notices };
+      return {
+        ok: true,
+        result: collector!.result(),
+        ...(command && { command }),
+        notices: this.notices,
+        masked: maskedColumns(this.#maskReports),
+      };
     } catch (error) {
       return this.#failure(error);
     } finally {
@@ -231,6 +196,7 @@ export class ProxySession {
       ok: false,
       ...(sqlstate && { sqlstate }),
       message: e.message ?? String(error),
+      policy: sqlstate === '42501',
       notices: this.notices,
     };
   }
@@ -245,4 +211,15 @@ function read(
       error ? reject(error) : resolve({ rows, result: result as never }),
     ),
   );
+}
+
+/** Output names in the proxy's masking report (`email <- public.customers.email (...): tokenize`). */
+function maskedColumns(reports: readonly string[]): string[] {
+  const names = new Set<string>();
+  for (const report of reports)
+    for (const entry of report.slice(MASKING_REPORT_PREFIX.length).split('; ')) {
+      // An untraced result masks every column.
+      names.add(entry.startsWith('* ') ? '*' : entry.split(' <- ')[0]!);
+    }
+  return [...names];
 }
