@@ -78,7 +78,52 @@ export class BundleSpecError extends Error {
  */
 export function compileBundle(input: BundleInput): CompiledBundle {
   const { access } = input;
-  const upstream = access.spec.upstream;
+  const { protocol, upstream } = upstreamSettings(access.spec);
+  const listenPort = access.spec.sidecar?.port ?? DEFAULT_LISTEN_PORT[protocol];
+  if (listenPort === ADMIN_PORT)
+    throw new BundleSpecError(
+      'spec.sidecar.port',
+      `${ADMIN_PORT} is the sidecar's admin port; choose another`,
+    );
+
+  const proxy = {
+    ...proxyDocument(`127.0.0.1:${listenPort}`, upstream),
+    identity: {
+      mode: 'token-file',
+      tokenFile: {
+        path: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+        verify: {
+          issuer: input.issuer,
+          audience: TOKEN_AUDIENCE,
+          jwksFile: `${BUNDLE_MOUNT}/${BUNDLE_JWKS_KEY}`,
+        },
+      },
+    },
+    // The token of identity.tokenFile authenticates the sidecar to the operator as well.
+    ...(input.approvals && {
+      approvals: {
+        operator: { url: input.approvals.url, caFile: `${BUNDLE_MOUNT}/${BUNDLE_OPERATOR_CA_KEY}` },
+      },
+    }),
+  };
+  const extra: Record<string, string> = { [BUNDLE_JWKS_KEY]: input.jwks };
+  if (input.approvals) extra[BUNDLE_OPERATOR_CA_KEY] = input.approvals.ca;
+  return assembleBundle(proxy, input, extra);
+}
+
+/** The policy objects a bundle carries after its proxy settings. */
+export interface BundlePolicies {
+  readonly access: PolicyObject<DatabaseAccessSpecType>;
+  readonly guardrails: readonly PolicyObject<GuardrailSpecType>[];
+  readonly maskingPolicies: readonly PolicyObject<MaskingPolicySpecType>[];
+}
+
+/** The upstream section of the proxy settings, from spec.upstream; credentials come from the mounted Secret. */
+export function upstreamSettings(spec: DatabaseAccessSpecType): {
+  protocol: 'postgres' | 'mysql';
+  upstream: Record<string, unknown>;
+} {
+  const upstream = spec.upstream;
   if (!upstream)
     throw new BundleSpecError('spec.upstream', 'is required in a cluster (the database to proxy)');
   const credentials = upstream.credentialsSecretRef;
@@ -88,18 +133,8 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       'is required: the Secret with the database user and password',
     );
   const protocol = upstream.protocol ?? 'postgres';
-  const listenPort = access.spec.sidecar?.port ?? DEFAULT_LISTEN_PORT[protocol];
-  if (listenPort === ADMIN_PORT)
-    throw new BundleSpecError(
-      'spec.sidecar.port',
-      `${ADMIN_PORT} is the sidecar's admin port; choose another`,
-    );
-
-  const proxy = {
-    apiVersion: API_VERSION,
-    kind: 'Proxy',
-    listen: `127.0.0.1:${listenPort}`,
-    admin: { listen: `0.0.0.0:${ADMIN_PORT}` },
+  return {
+    protocol,
     upstream: {
       protocol,
       host: upstream.host,
@@ -115,31 +150,36 @@ export function compileBundle(input: BundleInput): CompiledBundle {
         }),
       },
     },
-    identity: {
-      mode: 'token-file',
-      tokenFile: {
-        path: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
-        verify: {
-          issuer: input.issuer,
-          audience: TOKEN_AUDIENCE,
-          jwksFile: `${BUNDLE_MOUNT}/${BUNDLE_JWKS_KEY}`,
-        },
-      },
-    },
+  };
+}
+
+/** The proxy settings every bundle shares: listen, admin, upstream, audit and masking key files. */
+export function proxyDocument(listen: string, upstream: Record<string, unknown>) {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Proxy',
+    listen,
+    admin: { listen: `0.0.0.0:${ADMIN_PORT}` },
+    upstream,
     audit: {
       file: `${AUDIT_MOUNT}/${AUDIT_FILE}`,
       stdout: true,
       signingKeyFile: `${AUDIT_SIGNING_KEY_MOUNT}/${AUDIT_SIGNING_KEY_KEY}`,
     },
     masking: { key: { file: `${MASKING_KEY_MOUNT}/${MASKING_KEY_KEY}` } },
-    // The token of identity.tokenFile authenticates the sidecar to the operator as well.
-    ...(input.approvals && {
-      approvals: {
-        operator: { url: input.approvals.url, caFile: `${BUNDLE_MOUNT}/${BUNDLE_OPERATOR_CA_KEY}` },
-      },
-    }),
   };
-  const namespace = access.metadata.namespace;
+}
+
+/**
+ * The proxy settings, then the policy documents, as one multi-document YAML under BUNDLE_CONFIG_KEY,
+ * beside `extra` keys; the hash covers every key, so a change of any file the proxy reads shows.
+ */
+export function assembleBundle(
+  proxy: Record<string, unknown>,
+  policies: BundlePolicies,
+  extra: Record<string, string>,
+): CompiledBundle {
+  const namespace = policies.access.metadata.namespace;
   const document = (kind: string, object: PolicyObject<unknown>) => {
     // Only this annotation: any other would rewrite every sidecar's bundle on an unrelated edit.
     const changedBy = object.metadata.annotations?.[CHANGED_BY_ANNOTATION];
@@ -156,16 +196,13 @@ export function compileBundle(input: BundleInput): CompiledBundle {
   };
   const documents = [
     proxy,
-    document('DatabaseAccess', access),
-    ...input.guardrails.map((g) => document('Guardrail', g)),
-    ...input.maskingPolicies.map((m) => document('MaskingPolicy', m)),
+    document('DatabaseAccess', policies.access),
+    ...policies.guardrails.map((g) => document('Guardrail', g)),
+    ...policies.maskingPolicies.map((m) => document('MaskingPolicy', m)),
   ];
   const config = documents.map((d) => stringify(d, { sortMapEntries: true })).join('---\n');
-  const data: Record<string, string> = { [BUNDLE_CONFIG_KEY]: config, [BUNDLE_JWKS_KEY]: input.jwks };
-  const hash = createHash('sha256').update(config).update('\0').update(input.jwks);
-  if (input.approvals) {
-    data[BUNDLE_OPERATOR_CA_KEY] = input.approvals.ca;
-    hash.update('\0').update(input.approvals.ca);
-  }
+  const data: Record<string, string> = { [BUNDLE_CONFIG_KEY]: config, ...extra };
+  const hash = createHash('sha256').update(config);
+  for (const key of Object.keys(extra)) hash.update('\0').update(extra[key]!);
   return { data, hash: hash.digest('hex') };
 }
