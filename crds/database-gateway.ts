@@ -153,7 +153,7 @@ export const DatabaseGatewayStatus = Type.Object(
       Type.Object(
         {
           secret: ObjectName,
-          caConfigMap: ObjectName,
+          caConfigMap: Type.Optional(ObjectName),
         },
         {
           additionalProperties: false,
