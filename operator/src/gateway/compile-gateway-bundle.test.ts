@@ -92,7 +92,8 @@ describe('compileGatewayBundle', () => {
     expect(proxy.clientTls).toMatchObject({ required: true });
     expect(proxy.upstream).toMatchObject({ host: 'db.shop.svc', user: 'app', password: 'pw' });
     expect(proxy.approvals).toBeUndefined();
-    expect(policy.accesses.map((a) => a.metadata.name)).toEqual(['analysts']);
+    expect(policy.grants.map((g) => g.access.metadata.name)).toEqual(['analysts']);
+    expect(policy.grants[0]!.maskingPolicies.map((m) => m.metadata.name)).toEqual(['pii']);
   });
 
   it('listens on the protocol default or spec.port, and never on the admin port', async () => {
