@@ -36,6 +36,7 @@ function input(
       spec: {
         subjects: [{ kind: 'Group', name: 'analysts' }],
         allow: ['read'],
+        maskingPolicies: ['pii'],
         upstream: {
           ...(protocol && { protocol }),
           host: 'db.shop.svc',
