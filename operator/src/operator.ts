@@ -19,6 +19,10 @@ import {
   type GuardrailObject,
   type MaskingPolicyObject,
 } from './controllers/database-access-controller.ts';
+import {
+  DatabaseGatewayController,
+  type DatabaseGatewayObject,
+} from './controllers/database-gateway-controller.ts';
 import { PolicyController, usersOf } from './controllers/policy-controller.ts';
 import { registerWorkloadMetrics } from './controllers/workload-metrics.ts';
 import { POLICY_CHANGES_PATH, reviewPolicyChange } from './policy-changes/policy-change-review.ts';
@@ -110,6 +114,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const accesses = new Informer<DatabaseAccessObject>(api, gatehouse(PLURALS.DatabaseAccess), logger);
   const guardrails = new Informer<GuardrailObject>(api, gatehouse(PLURALS.Guardrail), logger);
   const maskingPolicies = new Informer<MaskingPolicyObject>(api, gatehouse(PLURALS.MaskingPolicy), logger);
+  const gateways = new Informer<DatabaseGatewayObject>(api, gatehouse(PLURALS.DatabaseGateway), logger);
   const pods = new Informer<V1Pod & KubeObject>(api, resourcePath('v1', 'pods'), logger);
   const approvalObjects = new Informer<ApprovalRequestObject>(api, approvalRequestPath(), logger);
   /** Whether this replica holds the lease: controllers write, and decisions are announced, only then. */
@@ -173,8 +178,27 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     logger,
     metrics,
   );
-  const controllers = [accessController, guardrailController, maskingController];
+  const gatewayController = new Controller(
+    new DatabaseGatewayController({
+      api,
+      gateways,
+      accesses,
+      guardrails,
+      maskingPolicies,
+      events,
+      sidecarImage: options.sidecarImage,
+    }),
+    logger,
+    metrics,
+  );
+  const controllers = [accessController, guardrailController, maskingController, gatewayController];
   const key = (object: KubeObject) => objectKey(object.metadata.namespace, object.metadata.name);
+  /** A gateway compiles its access and the policies the access names: a change to any of them requeues it. */
+  const requeueGateways = (namespace: string | undefined, accessNames: readonly string[]) => {
+    for (const gateway of gateways.list(namespace))
+      if (accessNames.includes(gateway.spec.access)) gatewayController.queue.add(key(gateway));
+  };
+  gateways.on((_event, gateway) => gatewayController.queue.add(key(gateway)));
 
   /** Generation last seen per access: a spec change (not our own status writes) may change its siblings' conflicts. */
   const seenGenerations = new Map<string, number | undefined>();
@@ -185,6 +209,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       for (const sibling of accesses.list(access.metadata.namespace))
         accessController.queue.add(key(sibling));
     }
+    requeueGateways(access.metadata.namespace, [access.metadata.name]);
     if (event === 'delete') seenGenerations.delete(accessKey);
     else seenGenerations.set(accessKey, access.metadata.generation);
     // A policy's status names the accesses that use it.
@@ -198,8 +223,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     (_event: string, policy: PolicyEventObject) => {
       controller.queue.add(key(policy));
       // Every bundle that uses the policy is recompiled; running sidecars reload it from the ConfigMap.
-      for (const name of usersOf(kind, accesses.list(policy.metadata.namespace), policy.metadata.name))
-        accessController.queue.add(objectKey(policy.metadata.namespace, name));
+      const users = usersOf(kind, accesses.list(policy.metadata.namespace), policy.metadata.name);
+      for (const name of users) accessController.queue.add(objectKey(policy.metadata.namespace, name));
+      requeueGateways(policy.metadata.namespace, users);
     };
   guardrails.on(onPolicy('Guardrail', guardrailController));
   maskingPolicies.on(onPolicy('MaskingPolicy', maskingController));
@@ -209,7 +235,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     }
   });
 
-  const informers = [accesses, guardrails, maskingPolicies, pods, approvalObjects];
+  const informers = [accesses, guardrails, maskingPolicies, gateways, pods, approvalObjects];
   await Promise.all(informers.map((informer) => informer.start()));
   const host = options.bindHost ?? '0.0.0.0';
   const servers: ProbeServer[] = [];
@@ -236,6 +262,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     for (const access of accesses.list()) accessController.queue.add(key(access));
     for (const g of guardrails.list()) guardrailController.queue.add(key(g));
     for (const m of maskingPolicies.list()) maskingController.queue.add(key(m));
+    for (const g of gateways.list()) gatewayController.queue.add(key(g));
     issuer.start(() => {
       for (const access of accesses.list()) accessController.queue.add(key(access));
     });
