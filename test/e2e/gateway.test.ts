@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { API_VERSION } from '../../crds/common.ts';
 import type { DatabaseGatewayObject } from '../../operator/src/controllers/database-gateway-controller.ts';
 import { FINALIZER } from '../../operator/src/sidecar-layout.ts';
+import { createCertificateAuthority } from '../../sidecar/src/tls/certificates.ts';
 import { type RunningOidcProvider, startOidcProvider } from '../harness/oidc-provider.ts';
 import { type GatehouseCli, gatehouseCli } from './support/gatehouse-cli.ts';
 import {
@@ -165,7 +166,7 @@ describe('DatabaseGateway against a real API server', () => {
       await provider.approveDevice(code!, { user, password: `${user}-pw` });
       expect(await cli.exit).toBe(0);
     };
-    const connect = (extra: string[] = []) =>
+    const connect = (extra: string[] = [], ca = caFile) =>
       gatehouse([
         'connect',
         DATABASE,
@@ -174,7 +175,7 @@ describe('DatabaseGateway against a real API server', () => {
         '--port',
         String(proxy!.port),
         '--ca',
-        caFile,
+        ca,
         ...extra,
         '--',
         '-X',
@@ -201,6 +202,17 @@ describe('DatabaseGateway against a real API server', () => {
     // TLS is not optional: the token is a password.
     const clear = connect(['--tls', 'disable']);
     expect(await clear.exit).not.toBe(0);
+    expect(clear.stderr()).toContain('this Gatehouse requires TLS');
+
+    // Verified, not merely encrypted: a CA other than the gateway's is not trusted.
+    const otherCa = join(mkdtempSync(join(tmpdir(), 'gatehouse-other-ca-')), 'ca.crt');
+    writeFileSync(
+      otherCa,
+      (await createCertificateAuthority('not the gateway', new Date(), 1)).certificate.toString('pem'),
+    );
+    const untrusted = connect([], otherCa);
+    expect(await untrusted.exit).not.toBe(0);
+    expect(untrusted.stderr()).toMatch(/certificate verify failed/);
 
     // Someone the DatabaseAccess does not name is refused, by name.
     await login('mallory');
@@ -221,7 +233,7 @@ describe('DatabaseGateway against a real API server', () => {
       'SELECT 1',
     ]);
     expect(await refused.exit).not.toBe(0);
-    expect(refused.stderr() + refused.stdout()).toMatch(/mallory|no DatabaseAccess|not allowed|denied/i);
+    expect(refused.stderr()).toContain(`no DatabaseAccess grants mallory access to database "${DATABASE}"`);
   });
 
   it('on deletion takes everything it made with it', async () => {
