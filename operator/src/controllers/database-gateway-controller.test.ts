@@ -309,6 +309,21 @@ describe('DatabaseGatewayController reconcile states', () => {
     expect((await w.api.get<V1Service>(core('services', OBJ))).spec!.ports![0]!.port).toBe(1);
   });
 
+  it('never renews over a certificate Secret of its name that it does not own', async () => {
+    const w = await readyWorld();
+    await w.api.create(core('secrets', ''), {
+      metadata: { name: `${OBJ}-tls` },
+      stringData: { 'tls.crt': 'THEIRS' },
+    });
+    expect((await w.reconcile())?.outcome).toBe('CertificateConflict');
+    expect(condition(await w.gateway(), 'Stalled')).toBe(
+      `True CertificateConflict: Secret "${OBJ}-tls" exists and is not owned by this DatabaseGateway; rename or delete it`,
+    );
+    const secret = await w.api.get<V1Secret>(core('secrets', `${OBJ}-tls`));
+    expect(Buffer.from(secret.data!['tls.crt']!, 'base64').toString()).toBe('THEIRS');
+    expect(await w.api.getOptional(DEPLOYMENT)).toBeUndefined();
+  });
+
   it('refuses a listen port that is the admin port (InvalidSpec)', async () => {
     const w = await readyWorld({ port: 15090 });
     expect((await w.reconcile())?.outcome).toBe('InvalidSpec');

@@ -32,7 +32,17 @@ export async function ensureGatewayTls(api: KubeClient, gateway: GatewayRef): Pr
   const secretName = gatewayTlsSecretName(name);
   const service = gatewayObjectName(name);
   const dnsNames = gateway.spec.tls?.dnsNames ?? [];
+  const secretPath = resourcePath('v1', 'secrets', namespace, secretName);
+  const existing = await api.getOptional<V1Secret>(secretPath);
+  const owned = existing?.metadata?.ownerReferences?.some((o) => o.uid === gateway.metadata.uid);
   if ((gateway.spec.tls?.mode ?? 'SelfManaged') === 'SelfManaged') {
+    // The certificate code replaces the Secret it renews: never one that is someone else's.
+    if (existing && !owned)
+      return {
+        ready: false,
+        reason: 'CertificateConflict',
+        message: `Secret "${secretName}" exists and is not owned by this DatabaseGateway; rename or delete it`,
+      };
     const issued = await ensureServingCertificate({
       client: certificateClient(api),
       namespace,
@@ -78,7 +88,7 @@ export async function ensureGatewayTls(api: KubeClient, gateway: GatewayRef): Pr
       reason: 'CertificateConflict',
       message: `Certificate "${secretName}" exists and is not owned by this DatabaseGateway; rename or delete it`,
     };
-  const secret = await api.getOptional<V1Secret>(resourcePath('v1', 'secrets', namespace, secretName));
+  const secret = await api.getOptional<V1Secret>(secretPath);
   const cert = decode(secret?.data?.['tls.crt']);
   if (cert === undefined || secret?.data?.['tls.key'] === undefined)
     return {
