@@ -5,6 +5,7 @@ import type { V1ConfigMap, V1Deployment, V1Pod, V1Service } from '@kubernetes/cl
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { API_VERSION } from '../../crds/common.ts';
 import type { DatabaseGatewayObject } from '../../operator/src/controllers/database-gateway-controller.ts';
+import { KubeApiError } from '../../operator/src/runtime/kube-api.ts';
 import { FINALIZER } from '../../operator/src/sidecar-layout.ts';
 import { createCertificateAuthority } from '../../sidecar/src/tls/certificates.ts';
 import { type RunningOidcProvider, startOidcProvider } from '../harness/oidc-provider.ts';
@@ -234,6 +235,33 @@ describe('DatabaseGateway against a real API server', () => {
     ]);
     expect(await refused.exit).not.toBe(0);
     expect(refused.stderr()).toContain(`no DatabaseAccess grants mallory access to database "${DATABASE}"`);
+  });
+
+  it('is refused by the API server when its spec cannot work, naming the field', async () => {
+    const attempt = async (spec: Record<string, unknown>) => {
+      try {
+        await env.api.create(gatehousePath('databasegateways', NS), {
+          apiVersion: API_VERSION,
+          kind: 'DatabaseGateway',
+          metadata: { name: 'broken' },
+          spec: {
+            access: 'analysts',
+            oidc: { issuer: provider.issuer, audience: AUDIENCE, jwksUrl: `${provider.issuer}/jwks` },
+            ...spec,
+          },
+        });
+      } catch (error) {
+        return error instanceof KubeApiError ? `${error.status} ${error.message}` : String(error);
+      }
+      return 'accepted';
+    };
+    expect(await attempt({ tls: { mode: 'CertManager' } })).toMatch(
+      /^422 .*tls\.issuerRef is required when tls\.mode is CertManager/,
+    );
+    expect(
+      await attempt({ oidc: { issuer: 'login.example.com', audience: 'a', jwksUrl: 'https://x/jwks' } }),
+    ).toMatch(/^422 .*spec\.oidc\.issuer/);
+    expect(await attempt({ tls: { mode: 'None' } })).toMatch(/^422 .*spec\.tls\.mode/);
   });
 
   it('on deletion takes everything it made with it', async () => {
