@@ -25,6 +25,7 @@ import {
 } from './controllers/database-gateway-controller.ts';
 import { PolicyController, usersOf } from './controllers/policy-controller.ts';
 import { registerWorkloadMetrics } from './controllers/workload-metrics.ts';
+import { APP_NAME, LABEL_APP_NAME, LABEL_GATEWAY } from './gateway/gateway-layout.ts';
 import { POLICY_CHANGES_PATH, reviewPolicyChange } from './policy-changes/policy-change-review.ts';
 import { Controller, controllerMetrics } from './runtime/controller-runner.ts';
 import { EventRecorder } from './runtime/event-recorder.ts';
@@ -34,6 +35,7 @@ import { LeaderElector } from './runtime/leader-election.ts';
 import { ownUserName } from './runtime/own-user-name.ts';
 import { type ProbeServer, startHealthServer, startMetricsServer } from './runtime/probe-servers.ts';
 import { ServiceAccountIssuer } from './runtime/service-account-issuer.ts';
+import { LABEL_MANAGED_BY, MANAGED_BY } from './sidecar-layout.ts';
 import { handleAdmissionReview } from './webhook/admission-review.ts';
 import {
   type CertificateSource,
@@ -115,6 +117,10 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const guardrails = new Informer<GuardrailObject>(api, gatehouse(PLURALS.Guardrail), logger);
   const maskingPolicies = new Informer<MaskingPolicyObject>(api, gatehouse(PLURALS.MaskingPolicy), logger);
   const gateways = new Informer<DatabaseGatewayObject>(api, gatehouse(PLURALS.DatabaseGateway), logger);
+  // Only the gateways' own Deployments: their ready replicas are the gateways' status.
+  const gatewayDeployments = new Informer<KubeObject>(api, resourcePath('apps/v1', 'deployments'), logger, {
+    labelSelector: `${LABEL_APP_NAME}=${APP_NAME},${LABEL_MANAGED_BY}=${MANAGED_BY}`,
+  });
   const pods = new Informer<V1Pod & KubeObject>(api, resourcePath('v1', 'pods'), logger);
   const approvalObjects = new Informer<ApprovalRequestObject>(api, approvalRequestPath(), logger);
   /** Whether this replica holds the lease: controllers write, and decisions are announced, only then. */
@@ -199,6 +205,10 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       if (accessNames.includes(gateway.spec.access)) gatewayController.queue.add(key(gateway));
   };
   gateways.on((_event, gateway) => gatewayController.queue.add(key(gateway)));
+  gatewayDeployments.on((_event, deployment) => {
+    const gateway = deployment.metadata.labels?.[LABEL_GATEWAY];
+    if (gateway !== undefined) gatewayController.queue.add(objectKey(deployment.metadata.namespace, gateway));
+  });
 
   /** Generation last seen per access: a spec change (not our own status writes) may change its siblings' conflicts. */
   const seenGenerations = new Map<string, number | undefined>();
@@ -235,7 +245,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     }
   });
 
-  const informers = [accesses, guardrails, maskingPolicies, gateways, pods, approvalObjects];
+  const informers = [
+    accesses,
+    guardrails,
+    maskingPolicies,
+    gateways,
+    gatewayDeployments,
+    pods,
+    approvalObjects,
+  ];
   await Promise.all(informers.map((informer) => informer.start()));
   const host = options.bindHost ?? '0.0.0.0';
   const servers: ProbeServer[] = [];

@@ -61,8 +61,10 @@ export interface DatabaseGatewayControllerDeps {
   readonly sidecarImage: string;
 }
 
-/** Secrets and Deployments are not watched: a gateway waiting on one looks again this often. */
+/** Secrets are not watched: a gateway waiting for cert-manager's looks again this often. */
 const RECHECK_MS = 5_000;
+/** The operator watches the gateways' Deployments and requeues on each change; this is a safety net. */
+const DEPLOYMENT_RECHECK_MS = 60_000;
 const MISSING_SECRET_RECHECK_MS = 30_000;
 const RESYNC_MS = 10 * 60_000;
 
@@ -248,7 +250,7 @@ export class DatabaseGatewayController implements Reconciler {
     };
     const message = `${readyReplicas} of ${replicas} replicas ready at ${details.address}`;
     if (replicas > 0 && readyReplicas === 0)
-      return outcome('retrying', 'RollingOut', message, RECHECK_MS, details);
+      return outcome('retrying', 'RollingOut', message, DEPLOYMENT_RECHECK_MS, details);
     const next: DatabaseGatewayStatus = {
       observedGeneration: generation,
       conditions: this.#conditions(
@@ -259,8 +261,7 @@ export class DatabaseGatewayController implements Reconciler {
     };
     await this.#report(gateway, 'Normal', 'Available', message, status);
     await writeStatus(this.#d.api, path, gateway.status, next);
-    // Replicas come and go without touching the gateway: look again soon while some are missing.
-    return { outcome: 'Ready', requeueAfterMs: readyReplicas < replicas ? RECHECK_MS : RESYNC_MS };
+    return { outcome: 'Ready', requeueAfterMs: readyReplicas < replicas ? DEPLOYMENT_RECHECK_MS : RESYNC_MS };
   }
 
   #conditions(gateway: DatabaseGatewayObject, desired: DesiredCondition[]): Condition[] {
