@@ -324,6 +324,14 @@ describe('DatabaseGatewayController reconcile states', () => {
     expect(await w.api.getOptional(DEPLOYMENT)).toBeUndefined();
   });
 
+  it('stalls on a CertManager gateway without issuerRef, which an API server without CEL lets through', async () => {
+    const w = await readyWorld({ tls: { mode: 'CertManager' } });
+    expect((await w.reconcile())?.outcome).toBe('InvalidSpec');
+    expect(condition(await w.gateway(), 'Stalled')).toBe(
+      'True InvalidSpec: spec.tls.issuerRef: is required when tls.mode is CertManager',
+    );
+  });
+
   it('refuses a listen port that is the admin port (InvalidSpec)', async () => {
     const w = await readyWorld({ port: 15090 });
     expect((await w.reconcile())?.outcome).toBe('InvalidSpec');

@@ -33,11 +33,11 @@ export async function ensureGatewayTls(api: KubeClient, gateway: GatewayRef): Pr
   const service = gatewayObjectName(name);
   const dnsNames = gateway.spec.tls?.dnsNames ?? [];
   const secretPath = resourcePath('v1', 'secrets', namespace, secretName);
-  const existing = await api.getOptional<V1Secret>(secretPath);
-  const owned = existing?.metadata?.ownerReferences?.some((o) => o.uid === gateway.metadata.uid);
   if ((gateway.spec.tls?.mode ?? 'SelfManaged') === 'SelfManaged') {
-    // The certificate code replaces the Secret it renews: never one that is someone else's.
-    if (existing && !owned)
+    // The certificate code replaces the Secret it renews: never one that is someone else's (cert-manager's
+    // too, after a switch from CertManager: delete it to let the operator issue its own).
+    const existing = await api.getOptional<V1Secret>(secretPath);
+    if (existing && !existing.metadata?.ownerReferences?.some((o) => o.uid === gateway.metadata.uid))
       return {
         ready: false,
         reason: 'CertificateConflict',
@@ -55,7 +55,14 @@ export async function ensureGatewayTls(api: KubeClient, gateway: GatewayRef): Pr
     return { ready: true, secret: secretName, certificate: issued.cert, caBundle: issued.caBundle };
   }
 
-  const issuer = gateway.spec.tls!.issuerRef!;
+  const issuer = gateway.spec.tls?.issuerRef;
+  // The CRD's CEL rule says so too; an API server that does not run CEL rules lets it through.
+  if (!issuer)
+    return {
+      ready: false,
+      reason: 'InvalidSpec',
+      message: 'spec.tls.issuerRef: is required when tls.mode is CertManager',
+    };
   const written = await ensureOwned(
     api,
     resourcePath('cert-manager.io/v1', 'certificates', namespace),
