@@ -2,6 +2,7 @@ import type { TSchema } from 'typebox';
 import { ApprovalRequestSpec, ApprovalRequestStatus } from './approval-request.ts';
 import { API_GROUP } from './common.ts';
 import { DatabaseAccessSpec } from './database-access.ts';
+import { DatabaseGatewaySpec, DatabaseGatewayStatus } from './database-gateway.ts';
 import { GuardrailSpec } from './guardrail.ts';
 import { MaskingPolicySpec } from './masking-policy.ts';
 import { crdOpenApiSchema } from './openapi.ts';
@@ -64,6 +65,35 @@ export const API_KINDS: readonly ApiKind[] = [
         jsonPath: '.status.bundle.configMap',
         description: 'The ConfigMap holding the compiled policy bundle.',
         priority: 1,
+      },
+    ],
+  },
+  {
+    kind: 'DatabaseGateway',
+    plural: 'databasegateways',
+    singular: 'databasegateway',
+    shortNames: ['dbgw'],
+    spec: DatabaseGatewaySpec,
+    status: DatabaseGatewayStatus,
+    declarative: true,
+    summaryColumns: [
+      {
+        name: 'Access',
+        type: 'string',
+        jsonPath: '.spec.access',
+        description: 'The DatabaseAccess the gateway enforces.',
+      },
+      {
+        name: 'Address',
+        type: 'string',
+        jsonPath: '.status.address',
+        description: 'The Service people connect to.',
+      },
+      {
+        name: 'Ready-Replicas',
+        type: 'integer',
+        jsonPath: '.status.readyReplicas',
+        description: 'Proxy pods that are ready.',
       },
     ],
   },

@@ -24,6 +24,7 @@ describe('generated CRD YAML', () => {
       files.filter((file) => file.path.startsWith(prefix)).map((file) => file.path.slice(prefix.length));
     expect(byName('crds/generated/')).toEqual([
       'databaseaccesses.gatehouse.dev.yaml',
+      'databasegateways.gatehouse.dev.yaml',
       'guardrails.gatehouse.dev.yaml',
       'maskingpolicies.gatehouse.dev.yaml',
       'approvalrequests.gatehouse.dev.yaml',

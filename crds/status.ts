@@ -45,12 +45,12 @@ export const Condition = Type.Object(
   { additionalProperties: false },
 );
 
-const Conditions = Type.Array(Condition, {
+export const Conditions = Type.Array(Condition, {
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
 });
 
-const ObservedGeneration = Type.Integer({
+export const ObservedGeneration = Type.Integer({
   format: 'int64',
   minimum: 0,
   description: 'The .metadata.generation the operator last acted on.',

@@ -20,8 +20,13 @@ import {
   type GuardrailObject,
   type MaskingPolicyObject,
 } from './controllers/database-access-controller.ts';
+import {
+  DatabaseGatewayController,
+  type DatabaseGatewayObject,
+} from './controllers/database-gateway-controller.ts';
 import { PolicyController, usersOf } from './controllers/policy-controller.ts';
 import { registerWorkloadMetrics } from './controllers/workload-metrics.ts';
+import { APP_NAME, LABEL_APP_NAME, LABEL_GATEWAY } from './gateway/gateway-layout.ts';
 import { POLICY_CHANGES_PATH, reviewPolicyChange } from './policy-changes/policy-change-review.ts';
 import { Controller, controllerMetrics } from './runtime/controller-runner.ts';
 import { EventRecorder } from './runtime/event-recorder.ts';
@@ -31,6 +36,7 @@ import { LeaderElector } from './runtime/leader-election.ts';
 import { ownUserName } from './runtime/own-user-name.ts';
 import { type ProbeServer, startHealthServer, startMetricsServer } from './runtime/probe-servers.ts';
 import { ServiceAccountIssuer } from './runtime/service-account-issuer.ts';
+import { LABEL_MANAGED_BY, MANAGED_BY } from './sidecar-layout.ts';
 import { handleAdmissionReview } from './webhook/admission-review.ts';
 import {
   type CertificateSource,
@@ -113,6 +119,11 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const accesses = new Informer<DatabaseAccessObject>(api, gatehouse(PLURALS.DatabaseAccess), logger);
   const guardrails = new Informer<GuardrailObject>(api, gatehouse(PLURALS.Guardrail), logger);
   const maskingPolicies = new Informer<MaskingPolicyObject>(api, gatehouse(PLURALS.MaskingPolicy), logger);
+  const gateways = new Informer<DatabaseGatewayObject>(api, gatehouse(PLURALS.DatabaseGateway), logger);
+  // Only the gateways' own Deployments: their ready replicas are the gateways' status.
+  const gatewayDeployments = new Informer<KubeObject>(api, resourcePath('apps/v1', 'deployments'), logger, {
+    labelSelector: `${LABEL_APP_NAME}=${APP_NAME},${LABEL_MANAGED_BY}=${MANAGED_BY}`,
+  });
   const pods = new Informer<V1Pod & KubeObject>(api, resourcePath('v1', 'pods'), logger);
   const approvalObjects = new Informer<ApprovalRequestObject>(api, approvalRequestPath(), logger);
   /** Whether this replica holds the lease: controllers write, and decisions are announced, only then. */
@@ -177,8 +188,31 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     logger,
     metrics,
   );
-  const controllers = [accessController, guardrailController, maskingController];
+  const gatewayController = new Controller(
+    new DatabaseGatewayController({
+      api,
+      gateways,
+      accesses,
+      guardrails,
+      maskingPolicies,
+      events,
+      sidecarImage: options.sidecarImage,
+    }),
+    logger,
+    metrics,
+  );
+  const controllers = [accessController, guardrailController, maskingController, gatewayController];
   const key = (object: KubeObject) => objectKey(object.metadata.namespace, object.metadata.name);
+  /** A gateway compiles its access and the policies the access names: a change to any of them requeues it. */
+  const requeueGateways = (namespace: string | undefined, accessNames: readonly string[]) => {
+    for (const gateway of gateways.list(namespace))
+      if (accessNames.includes(gateway.spec.access)) gatewayController.queue.add(key(gateway));
+  };
+  gateways.on((_event, gateway) => gatewayController.queue.add(key(gateway)));
+  gatewayDeployments.on((_event, deployment) => {
+    const gateway = deployment.metadata.labels?.[LABEL_GATEWAY];
+    if (gateway !== undefined) gatewayController.queue.add(objectKey(deployment.metadata.namespace, gateway));
+  });
 
   /** Generation last seen per access: a spec change (not our own status writes) may change its siblings' conflicts. */
   const seenGenerations = new Map<string, number | undefined>();
@@ -189,6 +223,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       for (const sibling of accesses.list(access.metadata.namespace))
         accessController.queue.add(key(sibling));
     }
+    requeueGateways(access.metadata.namespace, [access.metadata.name]);
     if (event === 'delete') seenGenerations.delete(accessKey);
     else seenGenerations.set(accessKey, access.metadata.generation);
     // A policy's status names the accesses that use it.
@@ -202,8 +237,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     (_event: string, policy: PolicyEventObject) => {
       controller.queue.add(key(policy));
       // Every bundle that uses the policy is recompiled; running sidecars reload it from the ConfigMap.
-      for (const name of usersOf(kind, accesses.list(policy.metadata.namespace), policy.metadata.name))
-        accessController.queue.add(objectKey(policy.metadata.namespace, name));
+      const users = usersOf(kind, accesses.list(policy.metadata.namespace), policy.metadata.name);
+      for (const name of users) accessController.queue.add(objectKey(policy.metadata.namespace, name));
+      requeueGateways(policy.metadata.namespace, users);
     };
   guardrails.on(onPolicy('Guardrail', guardrailController));
   maskingPolicies.on(onPolicy('MaskingPolicy', maskingController));
@@ -213,7 +249,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     }
   });
 
-  const informers = [accesses, guardrails, maskingPolicies, pods, approvalObjects];
+  const informers = [
+    accesses,
+    guardrails,
+    maskingPolicies,
+    gateways,
+    gatewayDeployments,
+    pods,
+    approvalObjects,
+  ];
   await Promise.all(informers.map((informer) => informer.start()));
   const host = options.bindHost ?? '0.0.0.0';
   const servers: ProbeServer[] = [];
@@ -240,6 +284,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     for (const access of accesses.list()) accessController.queue.add(key(access));
     for (const g of guardrails.list()) guardrailController.queue.add(key(g));
     for (const m of maskingPolicies.list()) maskingController.queue.add(key(m));
+    for (const g of gateways.list()) gatewayController.queue.add(key(g));
     issuer.start(() => {
       for (const access of accesses.list()) accessController.queue.add(key(access));
     });

@@ -47,6 +47,7 @@ describe('Argo CD health check (charts/gatehouse/argocd/health.lua, run by Lua 5
     const lua = await readFile(join(ARGOCD_DIR, 'health.lua'), 'utf8');
     expect(configMap.data).toEqual({
       'resource.customizations.health.gatehouse.dev_DatabaseAccess': lua,
+      'resource.customizations.health.gatehouse.dev_DatabaseGateway': lua,
       'resource.customizations.health.gatehouse.dev_Guardrail': lua,
       'resource.customizations.health.gatehouse.dev_MaskingPolicy': lua,
     });

@@ -87,16 +87,7 @@ export class BundleSpecError extends Error {
  */
 export function compileBundle(input: BundleInput): CompiledBundle {
   const { access } = input;
-  const upstream = access.spec.upstream;
-  if (!upstream)
-    throw new BundleSpecError('spec.upstream', 'is required in a cluster (the database to proxy)');
-  const credentials = upstream.credentialsSecretRef;
-  if (!credentials)
-    throw new BundleSpecError(
-      'spec.upstream.credentialsSecretRef',
-      'is required: the Secret with the database user and password',
-    );
-  const protocol = upstream.protocol ?? 'postgres';
+  const { protocol, upstream } = upstreamSettings(access.spec);
   const listenPort = access.spec.sidecar?.port ?? DEFAULT_LISTEN_PORT[protocol];
   if (listenPort === ADMIN_PORT)
     throw new BundleSpecError(
@@ -112,13 +103,71 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       `${mcpPort} is the sidecar's ${mcpPort === ADMIN_PORT ? 'admin' : 'database'} port; choose another`,
     );
 
+  const base = proxyDocument(`127.0.0.1:${listenPort}`, upstream);
   const proxy = {
-    apiVersion: API_VERSION,
-    kind: 'Proxy',
-    listen: `127.0.0.1:${listenPort}`,
-    admin: { listen: `0.0.0.0:${ADMIN_PORT}` },
+    ...base,
     // The workload's own identity (token-file mode): loopback, so only the pod reaches it.
     ...(mcpPort !== undefined && { mcp: { listen: `127.0.0.1:${mcpPort}` } }),
+    audit: {
+      ...base.audit,
+      // The pod's projected token proves to the collector (TokenReview) which pod ships; the pod
+      // name is the sidecar's host name, the pod's own unless the pod spec sets `hostname`.
+      ...(input.collector && {
+        ship: {
+          url: input.collector.url,
+          tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+          cluster: input.collector.cluster,
+          ...(access.metadata.namespace !== undefined && { namespace: access.metadata.namespace }),
+        },
+      }),
+    },
+    identity: {
+      mode: 'token-file',
+      tokenFile: {
+        path: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+        verify: {
+          issuer: input.issuer,
+          audience: TOKEN_AUDIENCE,
+          jwksFile: `${BUNDLE_MOUNT}/${BUNDLE_JWKS_KEY}`,
+        },
+      },
+    },
+    // The token of identity.tokenFile authenticates the sidecar to the operator as well.
+    ...(input.approvals && {
+      approvals: {
+        operator: { url: input.approvals.url, caFile: `${BUNDLE_MOUNT}/${BUNDLE_OPERATOR_CA_KEY}` },
+      },
+    }),
+  };
+  const extra: Record<string, string> = { [BUNDLE_JWKS_KEY]: input.jwks };
+  if (input.approvals) extra[BUNDLE_OPERATOR_CA_KEY] = input.approvals.ca;
+  return assembleBundle(proxy, input, extra);
+}
+
+/** The policy objects a bundle carries after its proxy settings. */
+export interface BundlePolicies {
+  readonly access: PolicyObject<DatabaseAccessSpecType>;
+  readonly guardrails: readonly PolicyObject<GuardrailSpecType>[];
+  readonly maskingPolicies: readonly PolicyObject<MaskingPolicySpecType>[];
+}
+
+/** The upstream section of the proxy settings, from spec.upstream; credentials come from the mounted Secret. */
+export function upstreamSettings(spec: DatabaseAccessSpecType): {
+  protocol: 'postgres' | 'mysql';
+  upstream: Record<string, unknown>;
+} {
+  const upstream = spec.upstream;
+  if (!upstream)
+    throw new BundleSpecError('spec.upstream', 'is required in a cluster (the database to proxy)');
+  const credentials = upstream.credentialsSecretRef;
+  if (!credentials)
+    throw new BundleSpecError(
+      'spec.upstream.credentialsSecretRef',
+      'is required: the Secret with the database user and password',
+    );
+  const protocol = upstream.protocol ?? 'postgres';
+  return {
+    protocol,
     upstream: {
       protocol,
       host: upstream.host,
@@ -134,41 +183,36 @@ export function compileBundle(input: BundleInput): CompiledBundle {
         }),
       },
     },
-    identity: {
-      mode: 'token-file',
-      tokenFile: {
-        path: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
-        verify: {
-          issuer: input.issuer,
-          audience: TOKEN_AUDIENCE,
-          jwksFile: `${BUNDLE_MOUNT}/${BUNDLE_JWKS_KEY}`,
-        },
-      },
-    },
+  };
+}
+
+/** The proxy settings every bundle shares: listen, admin, upstream, audit and masking key files. */
+export function proxyDocument(listen: string, upstream: Record<string, unknown>) {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Proxy',
+    listen,
+    admin: { listen: `0.0.0.0:${ADMIN_PORT}` },
+    upstream,
     audit: {
       file: `${AUDIT_MOUNT}/${AUDIT_FILE}`,
       stdout: true,
       signingKeyFile: `${AUDIT_SIGNING_KEY_MOUNT}/${AUDIT_SIGNING_KEY_KEY}`,
-      // The pod's projected token proves to the collector (TokenReview) which pod ships; the pod
-      // name is the sidecar's host name, the pod's own unless the pod spec sets `hostname`.
-      ...(input.collector && {
-        ship: {
-          url: input.collector.url,
-          tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
-          cluster: input.collector.cluster,
-          ...(access.metadata.namespace !== undefined && { namespace: access.metadata.namespace }),
-        },
-      }),
     },
     masking: { key: { file: `${MASKING_KEY_MOUNT}/${MASKING_KEY_KEY}` } },
-    // The token of identity.tokenFile authenticates the sidecar to the operator as well.
-    ...(input.approvals && {
-      approvals: {
-        operator: { url: input.approvals.url, caFile: `${BUNDLE_MOUNT}/${BUNDLE_OPERATOR_CA_KEY}` },
-      },
-    }),
   };
-  const namespace = access.metadata.namespace;
+}
+
+/**
+ * The proxy settings, then the policy documents, as one multi-document YAML under BUNDLE_CONFIG_KEY,
+ * beside `extra` keys; the hash covers every key, so a change of any file the proxy reads shows.
+ */
+export function assembleBundle(
+  proxy: Record<string, unknown>,
+  policies: BundlePolicies,
+  extra: Record<string, string>,
+): CompiledBundle {
+  const namespace = policies.access.metadata.namespace;
   const document = (kind: string, object: PolicyObject<unknown>) => {
     // Only this annotation: any other would rewrite every sidecar's bundle on an unrelated edit.
     const changedBy = object.metadata.annotations?.[CHANGED_BY_ANNOTATION];
@@ -185,16 +229,13 @@ export function compileBundle(input: BundleInput): CompiledBundle {
   };
   const documents = [
     proxy,
-    document('DatabaseAccess', access),
-    ...input.guardrails.map((g) => document('Guardrail', g)),
-    ...input.maskingPolicies.map((m) => document('MaskingPolicy', m)),
+    document('DatabaseAccess', policies.access),
+    ...policies.guardrails.map((g) => document('Guardrail', g)),
+    ...policies.maskingPolicies.map((m) => document('MaskingPolicy', m)),
   ];
   const config = documents.map((d) => stringify(d, { sortMapEntries: true })).join('---\n');
-  const data: Record<string, string> = { [BUNDLE_CONFIG_KEY]: config, [BUNDLE_JWKS_KEY]: input.jwks };
-  const hash = createHash('sha256').update(config).update('\0').update(input.jwks);
-  if (input.approvals) {
-    data[BUNDLE_OPERATOR_CA_KEY] = input.approvals.ca;
-    hash.update('\0').update(input.approvals.ca);
-  }
+  const data: Record<string, string> = { [BUNDLE_CONFIG_KEY]: config, ...extra };
+  const hash = createHash('sha256').update(config);
+  for (const key of Object.keys(extra)) hash.update('\0').update(extra[key]!);
   return { data, hash: hash.digest('hex') };
 }

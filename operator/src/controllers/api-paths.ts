@@ -4,6 +4,7 @@ import { resourcePath } from '../runtime/kube-api.ts';
 /** The plural (REST) names of our kinds. */
 export const PLURALS = {
   DatabaseAccess: 'databaseaccesses',
+  DatabaseGateway: 'databasegateways',
   Guardrail: 'guardrails',
   MaskingPolicy: 'maskingpolicies',
 } as const;

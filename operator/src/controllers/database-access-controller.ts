@@ -1,12 +1,8 @@
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import type { V1Pod, V1Secret } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { createHash } from 'node:crypto';
+import type { V1Pod } from '@kubernetes/client-node';
 import { API_VERSION } from '../../../crds/common.ts';
 import type { DatabaseAccessSpecType } from '../../../crds/database-access.ts';
-import type { GuardrailSpecType } from '../../../crds/guardrail.ts';
-import type { MaskingPolicySpecType } from '../../../crds/masking-policy.ts';
 import type { DatabaseAccessStatusType } from '../../../crds/status.ts';
-import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
 import {
   type BundleCollector,
   BundleSpecError,
@@ -27,25 +23,25 @@ import {
 import type { ServiceAccountIssuer } from '../runtime/service-account-issuer.ts';
 import {
   ANNOTATION_RESTARTED_FOR,
-  AUDIT_SIGNING_KEY_KEY,
-  AUDIT_SIGNING_KEY_SECRET,
-  AUDIT_SIGNING_PUBLIC_KEY_KEY,
-  BUNDLE_CONFIG_KEY,
   bundleConfigMapName,
   FINALIZER,
   LABEL_BUNDLE_OF,
   LABEL_MANAGED_BY,
   MANAGED_BY,
-  MASKING_KEY_KEY,
-  MASKING_KEY_SECRET,
-  UPSTREAM_CA_FILE,
 } from '../sidecar-layout.ts';
 import { injectionPlan } from '../workload/inject-pod.ts';
 import { matchesAccess } from '../workload/matches-access.ts';
 import { selectAccess } from '../workload/select-access.ts';
 import type { ServerVersion } from '../workload/server-version.ts';
+import {
+  type GuardrailObject,
+  type MaskingPolicyObject,
+  resolveAccessReferences,
+} from './access-references.ts';
 import { gatehousePath } from './api-paths.ts';
+import { checkBundle, withAuthor } from './bundle-check.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
+import { ensureNamespaceKeys } from './namespace-keys.ts';
 import { writeStatus } from './status-writer.ts';
 import { workloadStatuses } from './workload-status.ts';
 
@@ -55,12 +51,7 @@ export interface DatabaseAccessObject extends KubeObject {
   spec: DatabaseAccessSpecType;
   status?: DatabaseAccessStatus;
 }
-export interface GuardrailObject extends KubeObject {
-  spec: GuardrailSpecType;
-}
-export interface MaskingPolicyObject extends KubeObject {
-  spec: MaskingPolicySpecType;
-}
+export type { GuardrailObject, MaskingPolicyObject };
 
 interface ConfigMapObject extends KubeObject {
   data?: Record<string, string>;
@@ -178,45 +169,12 @@ export class DatabaseAccessController implements Reconciler {
       return { outcome: reason, ...(requeueAfterMs !== undefined && { requeueAfterMs }) };
     };
 
-    const missing: string[] = [];
-    const credentials = access.spec.upstream?.credentialsSecretRef;
-    let secretProblem = false;
-    if (credentials) {
-      const secret = await this.#d.api.getOptional<V1Secret>(
-        resourcePath('v1', 'secrets', namespace, credentials.name),
-      );
-      if (!secret) missing.push(`Secret "${credentials.name}" not found`);
-      else {
-        for (const key of [credentials.userKey ?? 'username', credentials.passwordKey ?? 'password']) {
-          if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined)
-            missing.push(`Secret "${credentials.name}" has no key "${key}"`);
-        }
-      }
-      secretProblem = missing.length > 0;
-    }
-    const ca = access.spec.upstream?.tls?.caSecretRef;
-    if (ca) {
-      const secret = await this.#d.api.getOptional<V1Secret>(
-        resourcePath('v1', 'secrets', namespace, ca.name),
-      );
-      const key = ca.key ?? UPSTREAM_CA_FILE;
-      if (!secret) missing.push(`Secret "${ca.name}" not found`);
-      else if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined)
-        missing.push(`Secret "${ca.name}" has no key "${key}"`);
-      secretProblem ||= missing.length > 0;
-    }
-    const guardrails: GuardrailObject[] = [];
-    for (const ref of access.spec.guardrails ?? []) {
-      const found = this.#d.guardrails.get(namespace, ref);
-      if (found) guardrails.push(found);
-      else missing.push(`Guardrail "${ref}" not found`);
-    }
-    const maskingPolicies: MaskingPolicyObject[] = [];
-    for (const ref of access.spec.maskingPolicies ?? []) {
-      const found = this.#d.maskingPolicies.get(namespace, ref);
-      if (found) maskingPolicies.push(found);
-      else missing.push(`MaskingPolicy "${ref}" not found`);
-    }
+    const { guardrails, maskingPolicies, missing, secretProblem } = await resolveAccessReferences(
+      this.#d.api,
+      this.#d,
+      namespace,
+      access.spec,
+    );
     if (missing.length > 0)
       return stalled(
         'ReferenceNotFound',
@@ -238,10 +196,7 @@ export class DatabaseAccessController implements Reconciler {
         ...(this.#d.collector && { collector: this.#d.collector }),
       });
       // What the sidecar will do with it: a bundle it would refuse must never reach a running pod.
-      loadPolicyDocuments(
-        policyDocumentsOf(bundle.data[BUNDLE_CONFIG_KEY]!),
-        `bundle of ${namespace}/${name}`,
-      );
+      checkBundle(bundle, `bundle of ${namespace}/${name}`);
     } catch (error) {
       if (error instanceof BundleSpecError) return stalled('InvalidSpec', error.message);
       if (error instanceof Error && error.name === 'PolicyError')
@@ -250,8 +205,7 @@ export class DatabaseAccessController implements Reconciler {
     }
 
     // Before the bundle: pods wait for the bundle's ConfigMap, so they never start without the key.
-    await this.#ensureMaskingKey(namespace);
-    await this.#ensureAuditSigningKey(namespace);
+    await ensureNamespaceKeys(this.#d.api, namespace);
     const configMap = bundleConfigMapName(name);
     const bundleWritten = await this.#ensureBundle(access, configMap, bundle);
     if (bundleWritten === 'conflict')
@@ -331,47 +285,6 @@ export class DatabaseAccessController implements Reconciler {
   }
 
   /** Returns 'written' when the ConfigMap was created or changed, 'unchanged', or 'conflict' when it is not ours. */
-  /** The namespace's masking key Secret (see MASKING_KEY_SECRET): made once, never overwritten. */
-  async #ensureMaskingKey(namespace: string): Promise<void> {
-    // 256 random bits written as text (base64url), since the sidecar reads the key file as text.
-    await this.#ensureSecretOnce(namespace, MASKING_KEY_SECRET, () => ({
-      [MASKING_KEY_KEY]: randomBytes(32).toString('base64url'),
-    }));
-  }
-
-  /** The namespace's audit signing key Secret (see AUDIT_SIGNING_KEY_SECRET): made once, never overwritten. */
-  async #ensureAuditSigningKey(namespace: string): Promise<void> {
-    await this.#ensureSecretOnce(namespace, AUDIT_SIGNING_KEY_SECRET, () => {
-      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-      return {
-        [AUDIT_SIGNING_KEY_KEY]: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-        [AUDIT_SIGNING_PUBLIC_KEY_KEY]: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-      };
-    });
-  }
-
-  /** Creates a Secret of ours unless it exists; another replica or reconcile that made it first wins. */
-  async #ensureSecretOnce(
-    namespace: string,
-    name: string,
-    stringData: () => Record<string, string>,
-  ): Promise<void> {
-    const path = resourcePath('v1', 'secrets', namespace, name);
-    if (await this.#d.api.getOptional<V1Secret>(path)) return;
-    const secret: V1Secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name, namespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY } },
-      type: 'Opaque',
-      stringData: stringData(),
-    };
-    try {
-      await this.#d.api.create(resourcePath('v1', 'secrets', namespace), secret);
-    } catch (error) {
-      if (!isConflict(error)) throw error;
-    }
-  }
-
   async #ensureBundle(
     access: DatabaseAccessObject,
     configMap: string,
@@ -485,20 +398,4 @@ export function rolloutHash(planHash: string, spec: DatabaseAccessSpecType): str
   // Only when set: an access without it keeps the hash it had, so an upgrade rolls nothing.
   if (spec.sidecar?.mcp !== undefined) hash.update(JSON.stringify({ mcp: spec.sidecar.mcp }));
   return hash.digest('hex').slice(0, 16);
-}
-
-/** The policy documents of a compiled config: every document after the proxy settings. */
-function policyDocumentsOf(config: string): unknown[] {
-  return parseAllDocuments(config)
-    .slice(1)
-    .map((document) => document.toJS());
-}
-
-/** Name, namespace and annotations: what compileBundle reads of an object's metadata (it keeps the author's stamp). */
-function withAuthor(object: KubeObject, namespace: string) {
-  return {
-    name: object.metadata.name ?? '',
-    namespace,
-    ...(object.metadata.annotations !== undefined && { annotations: object.metadata.annotations }),
-  };
 }

@@ -516,6 +516,7 @@ const RESOURCES: Record<string, Resource> = {
   'v1/pods': builtIn('pods', 'Pod', { status: true }),
   'v1/configmaps': builtIn('configmaps', 'ConfigMap'),
   'v1/secrets': builtIn('secrets', 'Secret'),
+  'v1/services': builtIn('services', 'Service', { status: true }),
   'v1/events': builtIn('events', 'Event'),
   'v1/serviceaccounts': builtIn('serviceaccounts', 'ServiceAccount'),
   'apps/v1/deployments': builtIn('deployments', 'Deployment', WORKLOAD),
@@ -524,6 +525,11 @@ const RESOURCES: Record<string, Resource> = {
   'apps/v1/replicasets': builtIn('replicasets', 'ReplicaSet', WORKLOAD),
   'batch/v1/jobs': builtIn('jobs', 'Job', WORKLOAD),
   'coordination.k8s.io/v1/leases': builtIn('leases', 'Lease'),
+  // Not built in, but installed where the operator is asked to use it (DatabaseGateway tls.mode CertManager).
+  'cert-manager.io/v1/certificates': builtIn('certificates', 'Certificate', {
+    status: true,
+    generation: true,
+  }),
 };
 const NAMESPACES = { apiVersion: 'v1', resource: RESOURCES['v1/namespaces']! };
 
@@ -531,6 +537,7 @@ const NAMESPACES = { apiVersion: 'v1', resource: RESOURCES['v1/namespaces']! };
 const CUSTOM_KINDS: Record<string, Record<string, string>> = {
   [API_VERSION]: {
     databaseaccesses: 'DatabaseAccess',
+    databasegateways: 'DatabaseGateway',
     guardrails: 'Guardrail',
     maskingpolicies: 'MaskingPolicy',
     approvalrequests: 'ApprovalRequest',

@@ -5,6 +5,7 @@ import {
   CoreV1Api,
   type KubeConfig,
   type V1MutatingWebhookConfiguration,
+  type V1OwnerReference,
   type V1Secret,
 } from '@kubernetes/client-node';
 import type * as x509 from '@peculiar/x509';
@@ -46,6 +47,10 @@ export type ServingCertificateOptions = {
   service: string;
   /** Extra subject alternative names, e.g. 127.0.0.1 when the API server calls a URL (tests). */
   extraNames?: string[];
+  /** The CA's common name; default `gatehouse-webhook-ca NAMESPACE/SERVICE`. */
+  caName?: string;
+  /** Put on the Secret, so it goes with its owner (a DatabaseGateway's certificate). */
+  ownerReferences?: V1OwnerReference[];
   now?: () => Date;
 };
 
@@ -93,7 +98,7 @@ async function ensureOnce(options: ServingCertificateOptions): Promise<IssuedSer
   if (ca === undefined || !freshEnough(ca.certificate, now)) {
     const previous = ca?.certificate;
     ca = await createCertificateAuthority(
-      `gatehouse-webhook-ca ${options.namespace}/${options.service}`,
+      options.caName ?? `gatehouse-webhook-ca ${options.namespace}/${options.service}`,
       now,
       CA_VALIDITY_DAYS,
     );
@@ -127,6 +132,7 @@ async function ensureOnce(options: ServingCertificateOptions): Promise<IssuedSer
         resourceVersion: existing.metadata.resourceVersion,
       }),
       labels: { ...existing?.metadata?.labels, 'app.kubernetes.io/managed-by': 'gatehouse-operator' },
+      ...(options.ownerReferences !== undefined && { ownerReferences: options.ownerReferences }),
     },
     type: 'kubernetes.io/tls',
     data: {

@@ -1,0 +1,362 @@
+import { X509Certificate } from 'node:crypto';
+import type { V1ConfigMap, V1Deployment, V1Secret, V1Service } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { API_VERSION } from '../../../crds/common.ts';
+import { ANNOTATION_GATEWAY_ROLLOUT } from '../gateway/gateway-layout.ts';
+import { EventRecorder } from '../runtime/event-recorder.ts';
+import { FakeKubeApi } from '../runtime/fake-kube-api.ts';
+import { type KubeObject, resourcePath } from '../runtime/kube-api.ts';
+import { BUNDLE_CONFIG_KEY, FINALIZER, INJECT_DISABLED, LABEL_INJECT } from '../sidecar-layout.ts';
+import { gatehousePath } from './api-paths.ts';
+import type { Condition } from './conditions.ts';
+import type {
+  DatabaseAccessObject,
+  GuardrailObject,
+  MaskingPolicyObject,
+} from './database-access-controller.ts';
+import { DatabaseGatewayController, type DatabaseGatewayObject } from './database-gateway-controller.ts';
+
+/**
+ * Each state of a DatabaseGateway reconcile against FakeKubeApi (the API server's rules, in memory);
+ * test/e2e/gateway.test.ts runs it against a real kube-apiserver and runs the pod's proxy.
+ */
+
+const NS = 'shop';
+const KEY = `${NS}/people`;
+const logger = pino({ level: 'silent' });
+const OBJ = 'gatehouse-gw-people';
+const core = (plural: string, name: string) => resourcePath('v1', plural, NS, name);
+const DEPLOYMENT = resourcePath('apps/v1', 'deployments', NS, OBJ);
+
+async function world() {
+  const api = new FakeKubeApi();
+  await api.create('/api/v1/namespaces', { metadata: { name: NS } });
+  const gateways = api.informer<DatabaseGatewayObject>(gatehousePath('DatabaseGateway'));
+  const controller = new DatabaseGatewayController({
+    api,
+    gateways,
+    accesses: api.informer<DatabaseAccessObject>(gatehousePath('DatabaseAccess')),
+    guardrails: api.informer<GuardrailObject>(gatehousePath('Guardrail')),
+    maskingPolicies: api.informer<MaskingPolicyObject>(gatehousePath('MaskingPolicy')),
+    events: new EventRecorder(api, 'gatehouse-operator', logger),
+    sidecarImage: 'example.com/gatehouse:test',
+  });
+  return {
+    api,
+    reconcile: () => controller.reconcile(KEY),
+    gateway: () => api.get<DatabaseGatewayObject>(gatehousePath('DatabaseGateway', NS, 'people')),
+    deployment: () => api.get<V1Deployment & KubeObject>(DEPLOYMENT),
+    bundle: async () => (await api.get<V1ConfigMap>(core('configmaps', `${OBJ}-bundle`))).data!,
+  };
+}
+
+const OIDC = {
+  issuer: 'https://login.example.com',
+  audience: 'gatehouse',
+  jwksUrl: 'https://login.example.com/jwks',
+};
+
+async function createGateway(api: FakeKubeApi, extra: Record<string, unknown> = {}) {
+  await api.create(gatehousePath('DatabaseGateway', NS), {
+    apiVersion: API_VERSION,
+    kind: 'DatabaseGateway',
+    metadata: { name: 'people' },
+    spec: { access: 'analysts', oidc: OIDC, ...extra },
+  });
+}
+
+async function createAccess(api: FakeKubeApi, upstreamHost = 'db.shop.svc') {
+  await api.create(gatehousePath('DatabaseAccess', NS), {
+    apiVersion: API_VERSION,
+    kind: 'DatabaseAccess',
+    metadata: { name: 'analysts' },
+    spec: {
+      subjects: [{ kind: 'Group', name: 'analysts' }],
+      allow: ['read'],
+      guardrails: ['no-drop'],
+      maskingPolicies: ['pii'],
+      upstream: {
+        host: upstreamHost,
+        database: 'orders',
+        credentialsSecretRef: { name: 'db-creds' },
+        tls: { mode: 'disable' },
+      },
+    },
+  });
+}
+
+async function createPolicies(api: FakeKubeApi) {
+  await api.create(core('secrets', ''), {
+    metadata: { name: 'db-creds' },
+    stringData: { username: 'app', password: 'pw-not-in-bundle' },
+  });
+  await api.create(gatehousePath('Guardrail', NS), {
+    apiVersion: API_VERSION,
+    kind: 'Guardrail',
+    metadata: { name: 'no-drop' },
+    spec: { rules: [{ name: 'no-drops', kinds: ['drop'], action: 'block' }] },
+  });
+  await api.create(gatehousePath('MaskingPolicy', NS), {
+    apiVersion: API_VERSION,
+    kind: 'MaskingPolicy',
+    metadata: { name: 'pii' },
+    spec: { rules: [{ columns: ['customers.email'], method: 'redact' }] },
+  });
+}
+
+async function readyWorld(extra: Record<string, unknown> = {}) {
+  const w = await world();
+  await createPolicies(w.api);
+  await createAccess(w.api);
+  await createGateway(w.api, extra);
+  return w;
+}
+
+/** Plays the Deployment controller and kubelet: the pods are up. */
+async function podsReady(w: Awaited<ReturnType<typeof world>>, ready: number) {
+  await w.api.patch(`${DEPLOYMENT}/status`, { status: { replicas: ready, readyReplicas: ready } });
+}
+
+function condition(object: { status?: { conditions?: Condition[] } }, type: string) {
+  const found = object.status?.conditions?.find((c) => c.type === type);
+  return found && `${found.status} ${found.reason}${found.message ? `: ${found.message}` : ''}`;
+}
+
+describe('DatabaseGatewayController reconcile states', () => {
+  it('stalls while its DatabaseAccess, or what the access names, is missing, and names each', async () => {
+    const w = await world();
+    await createGateway(w.api);
+    expect((await w.reconcile())?.outcome).toBe('ReferenceNotFound');
+    expect(condition(await w.gateway(), 'Ready')).toBe(
+      'False ReferenceNotFound: DatabaseAccess "analysts" not found',
+    );
+    expect(condition(await w.gateway(), 'Stalled')).toMatch(/^True ReferenceNotFound/);
+    await createAccess(w.api);
+    const second = await w.reconcile();
+    expect(second).toEqual({ outcome: 'ReferenceNotFound', requeueAfterMs: 30_000 });
+    expect(condition(await w.gateway(), 'Ready')).toBe(
+      'False ReferenceNotFound: DatabaseAccess "analysts": Secret "db-creds" not found; Guardrail "no-drop" not found; MaskingPolicy "pii" not found',
+    );
+    expect(await w.api.getOptional(DEPLOYMENT)).toBeUndefined();
+  });
+
+  it('makes the bundle, certificate, CA, Deployment and Service it owns, and is Ready once a replica is', async () => {
+    const w = await readyWorld();
+    expect((await w.reconcile())?.outcome).toBe('RollingOut');
+    let gateway = await w.gateway();
+    expect(gateway.metadata.finalizers).toEqual([FINALIZER]);
+    expect(condition(gateway, 'Ready')).toBe(
+      'False RollingOut: 0 of 2 replicas ready at gatehouse-gw-people.shop.svc:5432',
+    );
+    expect(condition(gateway, 'Reconciling')).toMatch(/^True RollingOut/);
+
+    const owner = { kind: 'DatabaseGateway', name: 'people', uid: gateway.metadata.uid, controller: true };
+    const bundle = await w.bundle();
+    const [proxy] = parseAllDocuments(bundle[BUNDLE_CONFIG_KEY]!).map((d) => d.toJS());
+    expect(proxy.listen).toBe('0.0.0.0:5432');
+    expect(proxy.identity).toEqual({ mode: 'token', token: OIDC });
+    expect(proxy.clientTls).toEqual({
+      certFile: '/etc/gatehouse/client-tls/tls.crt',
+      keyFile: '/etc/gatehouse/client-tls/tls.key',
+      required: true,
+    });
+    expect(bundle[BUNDLE_CONFIG_KEY]).not.toContain('pw-not-in-bundle');
+
+    const secret = await w.api.get<V1Secret & KubeObject>(core('secrets', `${OBJ}-tls`));
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(secret.metadata.ownerReferences).toEqual([expect.objectContaining(owner)]);
+    const served = new X509Certificate(Buffer.from(secret.data!['tls.crt']!, 'base64'));
+    expect(served.subjectAltName).toContain('DNS:gatehouse-gw-people.shop.svc');
+    const ca = await w.api.get<V1ConfigMap & KubeObject>(core('configmaps', `${OBJ}-ca`));
+    expect(served.verify(new X509Certificate(ca.data!['ca.crt']!).publicKey)).toBe(true);
+    expect(ca.data!['ca.crt']).not.toContain('PRIVATE KEY');
+
+    const deployment = await w.deployment();
+    expect(deployment.metadata.ownerReferences).toEqual([expect.objectContaining(owner)]);
+    const pod = deployment.spec!.template.spec!;
+    const [container] = pod.containers;
+    expect(deployment.spec!.replicas).toBe(2);
+    expect(container!.image).toBe('example.com/gatehouse:test');
+    expect(container!.args).toEqual(['proxy', '--config', '/etc/gatehouse/bundle/gatehouse.yaml']);
+    expect(container!.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    });
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(deployment.spec!.template.metadata!.labels![LABEL_INJECT]).toBe(INJECT_DISABLED);
+    expect(
+      Object.fromEntries(container!.volumeMounts!.map((m) => [m.mountPath, m.readOnly ?? false])),
+    ).toEqual({
+      '/etc/gatehouse/bundle': true,
+      '/etc/gatehouse/credentials': true,
+      '/etc/gatehouse/masking-key': true,
+      '/etc/gatehouse/audit-signing-key': true,
+      '/etc/gatehouse/client-tls': true,
+      '/var/lib/gatehouse/audit': false,
+    });
+    // The proxy sees the certificate and its key, never the CA's key kept in the same Secret.
+    expect(
+      pod.volumes!.find((v) => v.name === 'gatehouse-client-tls')!.secret!.items!.map((i) => i.key),
+    ).toEqual(['tls.crt', 'tls.key']);
+
+    const service = await w.api.get<V1Service & KubeObject>(core('services', OBJ));
+    expect(service.spec!.type).toBe('ClusterIP');
+    expect(service.spec!.selector).toEqual(deployment.spec!.selector!.matchLabels);
+    expect(service.spec!.ports).toEqual([
+      { name: 'proxy', port: 5432, targetPort: 'gh-proxy', protocol: 'TCP' },
+    ]);
+
+    await podsReady(w, 2);
+    expect(await w.reconcile()).toEqual({ outcome: 'Ready', requeueAfterMs: 600_000 });
+    gateway = await w.gateway();
+    expect(condition(gateway, 'Ready')).toBe(
+      'True Available: 2 of 2 replicas ready at gatehouse-gw-people.shop.svc:5432',
+    );
+    expect(condition(gateway, 'Stalled')).toBe('False Available');
+    expect(gateway.status).toMatchObject({
+      observedGeneration: 1,
+      address: 'gatehouse-gw-people.shop.svc:5432',
+      bundle: { configMap: `${OBJ}-bundle` },
+      tls: { secret: `${OBJ}-tls`, caConfigMap: `${OBJ}-ca` },
+      replicas: 2,
+      readyReplicas: 2,
+    });
+
+    const since = w.api.requests.length;
+    await w.reconcile();
+    expect(w.api.writes(since)).toEqual([]);
+  });
+
+  it('a policy change rewrites the bundle only (hot reload); an upstream change rolls the pods', async () => {
+    const w = await readyWorld();
+    await w.reconcile();
+    const rollout = async () =>
+      (await w.deployment()).spec!.template.metadata!.annotations![ANNOTATION_GATEWAY_ROLLOUT];
+    const first = { bundle: (await w.gateway()).status!.bundle!.hash, rollout: await rollout() };
+
+    await w.api.patch(gatehousePath('MaskingPolicy', NS, 'pii'), {
+      spec: { rules: [{ columns: ['customers.phone'], method: 'redact' }] },
+    });
+    await w.reconcile();
+    expect((await w.gateway()).status!.bundle!.hash).not.toBe(first.bundle);
+    expect(await rollout()).toBe(first.rollout);
+    expect((await w.bundle())[BUNDLE_CONFIG_KEY]).toContain('customers.phone');
+
+    await w.api.patch(gatehousePath('DatabaseAccess', NS, 'analysts'), {
+      spec: { upstream: { host: 'db2.shop.svc' } },
+    });
+    await w.reconcile();
+    expect(await rollout()).not.toBe(first.rollout);
+
+    await w.api.patch(gatehousePath('DatabaseGateway', NS, 'people'), {
+      spec: { replicas: 3, service: { type: 'LoadBalancer', port: 15432 } },
+    });
+    await w.reconcile();
+    expect((await w.deployment()).spec!.replicas).toBe(3);
+    const service = await w.api.get<V1Service>(core('services', OBJ));
+    expect(service.spec).toMatchObject({
+      type: 'LoadBalancer',
+      ports: [expect.objectContaining({ port: 15432 })],
+    });
+    expect((await w.gateway()).status!.address).toBe('gatehouse-gw-people.shop.svc:15432');
+  });
+
+  it('with tls.mode CertManager asks cert-manager for the certificate and waits for its Secret', async () => {
+    const w = await readyWorld({
+      tls: { mode: 'CertManager', issuerRef: { name: 'corp-ca' }, dnsNames: ['db.example.com'] },
+    });
+    expect(await w.reconcile()).toEqual({ outcome: 'CertificateNotReady', requeueAfterMs: 5_000 });
+    expect(condition(await w.gateway(), 'Reconciling')).toBe(
+      `True CertificateNotReady: waiting for cert-manager to write Secret "${OBJ}-tls" (Certificate "${OBJ}-tls")`,
+    );
+    const certificate = await w.api.get<KubeObject & { spec: Record<string, unknown> }>(
+      resourcePath('cert-manager.io/v1', 'certificates', NS, `${OBJ}-tls`),
+    );
+    expect(certificate.spec).toMatchObject({
+      secretName: `${OBJ}-tls`,
+      dnsNames: [
+        'gatehouse-gw-people.shop.svc',
+        'gatehouse-gw-people.shop.svc.cluster.local',
+        'db.example.com',
+      ],
+      issuerRef: { name: 'corp-ca', kind: 'Issuer', group: 'cert-manager.io' },
+    });
+    expect(await w.api.getOptional(DEPLOYMENT)).toBeUndefined();
+
+    // cert-manager's part.
+    await w.api.create(core('secrets', ''), {
+      metadata: { name: `${OBJ}-tls` },
+      type: 'kubernetes.io/tls',
+      stringData: { 'tls.crt': 'CERT', 'tls.key': 'KEY', 'ca.crt': 'CORP CA' },
+    });
+    expect((await w.reconcile())?.outcome).toBe('RollingOut');
+    expect((await w.api.get<V1ConfigMap>(core('configmaps', `${OBJ}-ca`))).data).toEqual({
+      'ca.crt': 'CORP CA',
+    });
+    expect(await w.api.getOptional(DEPLOYMENT)).toBeDefined();
+  });
+
+  it('leaves alone an object of its name that it does not own, and says so', async () => {
+    const w = await readyWorld();
+    await w.api.create(core('services', ''), { metadata: { name: OBJ }, spec: { ports: [{ port: 1 }] } });
+    expect((await w.reconcile())?.outcome).toBe('ObjectConflict');
+    expect(condition(await w.gateway(), 'Ready')).toBe(
+      `False ObjectConflict: Service "${OBJ}" exists and is not owned by this DatabaseGateway; rename or delete it`,
+    );
+    expect((await w.api.get<V1Service>(core('services', OBJ))).spec!.ports![0]!.port).toBe(1);
+  });
+
+  it('never renews over a certificate Secret of its name that it does not own', async () => {
+    const w = await readyWorld();
+    await w.api.create(core('secrets', ''), {
+      metadata: { name: `${OBJ}-tls` },
+      stringData: { 'tls.crt': 'THEIRS' },
+    });
+    expect((await w.reconcile())?.outcome).toBe('CertificateConflict');
+    expect(condition(await w.gateway(), 'Stalled')).toBe(
+      `True CertificateConflict: Secret "${OBJ}-tls" exists and is not owned by this DatabaseGateway; rename or delete it`,
+    );
+    const secret = await w.api.get<V1Secret>(core('secrets', `${OBJ}-tls`));
+    expect(Buffer.from(secret.data!['tls.crt']!, 'base64').toString()).toBe('THEIRS');
+    expect(await w.api.getOptional(DEPLOYMENT)).toBeUndefined();
+  });
+
+  it('stalls on a CertManager gateway without issuerRef, which an API server without CEL lets through', async () => {
+    const w = await readyWorld({ tls: { mode: 'CertManager' } });
+    expect((await w.reconcile())?.outcome).toBe('InvalidSpec');
+    expect(condition(await w.gateway(), 'Stalled')).toBe(
+      'True InvalidSpec: spec.tls.issuerRef: is required when tls.mode is CertManager',
+    );
+  });
+
+  it('refuses a listen port that is the admin port (InvalidSpec)', async () => {
+    const w = await readyWorld({ port: 15090 });
+    expect((await w.reconcile())?.outcome).toBe('InvalidSpec');
+    expect(condition(await w.gateway(), 'Ready')).toBe(
+      "False InvalidSpec: spec.port: 15090 is the proxy's admin port; choose another",
+    );
+  });
+
+  it('on deletion deletes what it made, not what others own, then removes its finalizer', async () => {
+    const w = await readyWorld();
+    await w.reconcile();
+    await w.api.delete(gatehousePath('DatabaseGateway', NS, 'people'));
+    expect((await w.gateway()).metadata.deletionTimestamp).toBeDefined();
+    expect(await w.reconcile()).toEqual({ outcome: 'finalized' });
+    for (const path of [
+      DEPLOYMENT,
+      core('services', OBJ),
+      core('configmaps', `${OBJ}-bundle`),
+      core('configmaps', `${OBJ}-ca`),
+      core('secrets', `${OBJ}-tls`),
+    ])
+      expect(await w.api.getOptional(path), path).toBeUndefined();
+    expect(await w.api.getOptional(gatehousePath('DatabaseGateway', NS, 'people'))).toBeUndefined();
+    // Shared by every sidecar and gateway of the namespace: never deleted with one of them.
+    expect(await w.api.getOptional(core('secrets', 'gatehouse-masking-key'))).toBeDefined();
+    expect(await w.api.getOptional(core('secrets', 'db-creds'))).toBeDefined();
+  });
+});
