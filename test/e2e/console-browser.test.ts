@@ -268,7 +268,9 @@ describe('the console in a browser', () => {
       ],
       { env: { ...process.env, GATEHOUSE_PASSWORD: AUDITOR.password } },
     );
-    expect(JSON.parse(stdout)).toEqual(api);
+    // The API's `follow` is its way in for --follow; the CLI's one-shot answer leaves it out.
+    const { follow: _, ...answer } = api as typeof api & { follow?: string };
+    expect(JSON.parse(stdout)).toEqual(answer);
     expect(shown.length).toBeGreaterThanOrEqual(3);
     expect(shown).toEqual(api.items.map((s) => s.statement));
 
