@@ -12,14 +12,7 @@ import {
 import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
 import type { EventRecorder } from '../runtime/event-recorder.ts';
 import type { ObjectCache } from '../runtime/informer.ts';
-import {
-  isConflict,
-  type KubeClient,
-  type KubeObject,
-  type ObjectMeta,
-  resourcePath,
-  splitKey,
-} from '../runtime/kube-api.ts';
+import { isConflict, type KubeClient, type KubeObject, resourcePath, splitKey } from '../runtime/kube-api.ts';
 import type { ServiceAccountIssuer } from '../runtime/service-account-issuer.ts';
 import {
   ANNOTATION_RESTARTED_FOR,
@@ -41,6 +34,7 @@ import {
 import { gatehousePath } from './api-paths.ts';
 import { checkBundle, withAuthor } from './bundle-check.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
+import { finalizerStep } from './finalizer.ts';
 import { ensureNamespaceKeys } from './namespace-keys.ts';
 import { writeStatus } from './status-writer.ts';
 import { workloadStatuses } from './workload-status.ts';
@@ -111,19 +105,8 @@ export class DatabaseAccessController implements Reconciler {
     const path = gatehousePath('DatabaseAccess', namespace, name);
     const meta = access.metadata;
 
-    if (meta.deletionTimestamp) {
-      if (!meta.finalizers?.includes(FINALIZER)) return { outcome: 'deleting' };
-      await this.#deleteBundle(access);
-      await this.#setFinalizers(
-        path,
-        meta,
-        (meta.finalizers ?? []).filter((f) => f !== FINALIZER),
-      );
-      return { outcome: 'finalized' };
-    }
-    if (!meta.finalizers?.includes(FINALIZER)) {
-      await this.#setFinalizers(path, meta, [...(meta.finalizers ?? []), FINALIZER]);
-    }
+    const ending = await finalizerStep(this.#d.api, path, meta, FINALIZER, () => this.#deleteBundle(access));
+    if (ending) return ending;
     let status: DatabaseAccessStatus = access.status ?? {};
     if (!status.conditions?.length) {
       status = { ...status, conditions: this.#conditions(access, standardConditions({ kind: 'unknown' })) };
@@ -277,11 +260,6 @@ export class DatabaseAccessController implements Reconciler {
     const ready = status.conditions?.find((c) => c.type === 'Ready');
     if (ready?.reason === reason && ready.message === message) return;
     await this.#d.events.record(access, type, reason, message);
-  }
-
-  async #setFinalizers(path: string, meta: ObjectMeta, finalizers: string[]): Promise<void> {
-    // resourceVersion makes this a compare-and-swap: another writer's finalizer is never dropped.
-    await this.#d.api.patch(path, { metadata: { finalizers, resourceVersion: meta.resourceVersion } });
   }
 
   /** Returns 'written' when the ConfigMap was created or changed, 'unchanged', or 'conflict' when it is not ours. */

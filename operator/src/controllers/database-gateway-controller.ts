@@ -23,13 +23,7 @@ import { deleteOwned, ensureOwned } from '../gateway/owned-objects.ts';
 import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
 import type { EventRecorder } from '../runtime/event-recorder.ts';
 import type { ObjectCache } from '../runtime/informer.ts';
-import {
-  type KubeClient,
-  type KubeObject,
-  type ObjectMeta,
-  resourcePath,
-  splitKey,
-} from '../runtime/kube-api.ts';
+import { type KubeClient, type KubeObject, resourcePath, splitKey } from '../runtime/kube-api.ts';
 import { BUNDLE_CONFIG_KEY, FINALIZER } from '../sidecar-layout.ts';
 import {
   type GuardrailObject,
@@ -40,6 +34,7 @@ import { gatehousePath } from './api-paths.ts';
 import { checkBundle, withAuthor } from './bundle-check.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
 import type { DatabaseAccessObject } from './database-access-controller.ts';
+import { finalizerStep } from './finalizer.ts';
 import { ensureNamespaceKeys } from './namespace-keys.ts';
 import { writeStatus } from './status-writer.ts';
 
@@ -89,18 +84,10 @@ export class DatabaseGatewayController implements Reconciler {
     const path = gatehousePath('DatabaseGateway', namespace, name);
     const meta = gateway.metadata;
 
-    if (meta.deletionTimestamp) {
-      if (!meta.finalizers?.includes(FINALIZER)) return { outcome: 'deleting' };
-      await this.#deleteObjects(gateway);
-      await this.#setFinalizers(
-        path,
-        meta,
-        (meta.finalizers ?? []).filter((f) => f !== FINALIZER),
-      );
-      return { outcome: 'finalized' };
-    }
-    if (!meta.finalizers?.includes(FINALIZER))
-      await this.#setFinalizers(path, meta, [...(meta.finalizers ?? []), FINALIZER]);
+    const ending = await finalizerStep(this.#d.api, path, meta, FINALIZER, () =>
+      this.#deleteObjects(gateway),
+    );
+    if (ending) return ending;
     let status: DatabaseGatewayStatus = gateway.status ?? {};
     if (!status.conditions?.length) {
       status = { ...status, conditions: this.#conditions(gateway, standardConditions({ kind: 'unknown' })) };
@@ -279,10 +266,6 @@ export class DatabaseGatewayController implements Reconciler {
     const ready = status.conditions?.find((c) => c.type === 'Ready');
     if (ready?.reason === reason) return;
     await this.#d.events.record(gateway, type, reason, message);
-  }
-
-  async #setFinalizers(path: string, meta: ObjectMeta, finalizers: string[]): Promise<void> {
-    await this.#d.api.patch(path, { metadata: { finalizers, resourceVersion: meta.resourceVersion } });
   }
 
   /** Deleted here rather than left to the garbage collector, which a cluster may not run (envtest, vcluster). */
