@@ -1,8 +1,8 @@
 import { html } from 'hono/html';
-import { parseRecordFilter } from '../record-filter.ts';
-import { CursorError, querySessions, type SessionView } from '../store-queries.ts';
+import { querySessions, type SessionView } from '../store-queries.ts';
 import type { ConsoleApp, ConsoleDeps } from './console-env.ts';
-import { type Field, filledIn, filterForm, type Html, href, page, problemBox, time } from './layout.ts';
+import { type Field, type Html, href, time } from './layout.ts';
+import { registerPagedView } from './paged-view.ts';
 
 const FIELDS: readonly Field[] = [
   { name: 'subject', label: 'Identity', placeholder: 'local:demo' },
@@ -15,29 +15,12 @@ const FIELDS: readonly Field[] = [
 
 /** Who connected, from where, to what, for how long: the API's `GET /v1/sessions`. */
 export function registerSessionsView(app: ConsoleApp, deps: ConsoleDeps): void {
-  app.get('/sessions', async (c) => {
-    const values = filledIn(c.req.query());
-    const filter = parseRecordFilter(values);
-    let body: Html;
-    if (typeof filter === 'string') body = problemBox(filter);
-    else {
-      try {
-        const result = await querySessions(deps.store.db, filter);
-        body = html`${sessionsTable(result.items)}
-${result.next ? html`<p class="more"><a rel="next" href="${href('sessions', { ...values, cursor: result.next })}">Older sessions</a></p>` : ''}`;
-      } catch (error) {
-        if (!(error instanceof CursorError)) throw error;
-        body = problemBox(error.message);
-      }
-    }
-    return c.html(
-      page({
-        title: 'Sessions',
-        session: c.get('session'),
-        active: 'sessions',
-        body: html`${filterForm('sessions', FIELDS, values)}${body}`,
-      }),
-    );
+  registerPagedView(app, deps, {
+    path: 'sessions',
+    title: 'Sessions',
+    fields: FIELDS,
+    query: querySessions,
+    table: sessionsTable,
   });
 }
 
