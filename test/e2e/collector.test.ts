@@ -364,4 +364,68 @@ describe('the collector', () => {
       await store.close();
     }
   });
+  it('gathers several proxies shipping at once, each a source with its own verified chain', async () => {
+    const pods = ['proxy-a', 'proxy-b', 'proxy-c'];
+    const proxies = await Promise.all(
+      pods.map((pod) =>
+        startProxyProcess(
+          localProxyConfig(postgres, {
+            audit: {
+              file: 'audit.jsonl',
+              stdout: false,
+              checkpointEveryRecords: 20,
+              ship: {
+                url: `http://127.0.0.1:${port}`,
+                token: SHIPPER_TOKEN,
+                cluster: 'e2e',
+                pod,
+                batchRecords: 10,
+              },
+            },
+            policy: { none: true },
+          }),
+        ),
+      ),
+    );
+    try {
+      // Every proxy runs statements at the same time; each names its pod in its text.
+      await Promise.all(
+        proxies.map(async (p, i) => {
+          const client = await pgClient(p.port);
+          for (let n = 0; n < 25; n++) await client.query(`SELECT ${n} AS n, '${pods[i]}' AS pod`);
+          await client.end();
+        }),
+      );
+      const sources = await eventually(async () => {
+        const answer = await api<{ items: { pod: string; status: string; records: number }[] }>(
+          '/v1/sources',
+        );
+        const ours = answer.items.filter((s) => pods.includes(s.pod));
+        return ours.length === pods.length && ours.every((s) => s.records >= 25) ? ours : undefined;
+      });
+      expect(sources.map((s) => s.status)).toEqual(['ok', 'ok', 'ok']);
+      for (const pod of pods) {
+        const page = await api<{ items: { source: { pod: string } }[] }>(
+          `/v1/statements?subject=local:demo&since=10m&limit=500`,
+        );
+        expect(page.items.filter((s) => s.source.pod === pod).length).toBeGreaterThanOrEqual(25);
+      }
+    } finally {
+      await Promise.all(proxies.map((p) => p.stop()));
+    }
+    // Each store chain is its file, byte for byte, after the proxies sealed their logs.
+    const store = await CollectorStore.open(await openDriver(storeUrl));
+    try {
+      for (const [i, p] of proxies.entries()) {
+        const lines = readFileSync(join(p.dir, 'audit.jsonl'), 'utf8').trimEnd().split('\n');
+        const source = await eventually(async () => {
+          const s = (await store.sources()).find((x) => x.pod === pods[i]);
+          return s && s.lastSeq === (JSON.parse(lines.at(-1)!).seq as number) ? s : undefined;
+        });
+        expect(await store.lines(source.id)).toEqual(lines);
+      }
+    } finally {
+      await store.close();
+    }
+  });
 });
