@@ -90,6 +90,49 @@ describe('token identity at the gateway', () => {
     expect(result.stdout.trim()).toBe('1');
   });
 
+  it('records both identities of a token exchanged on behalf of a user: the user and the agent acting', async () => {
+    const now = nowSeconds();
+    const token = await issuer.sign({
+      iss: ISSUER,
+      aud: AUDIENCE,
+      sub: 'bob@example.com',
+      groups: ['analysts'],
+      act: { sub: 'agent:report-writer', act: { sub: 'mcp-gateway' } },
+      iat: now,
+      exp: now + 600,
+    });
+    const result = await psql(dsn(proxy.port, token), ['-At', '-c', 'SELECT 2 AS exchanged']);
+    expect(result.stdout.trim()).toBe('2');
+    // The audit file is written in batches: the record was accepted before the statement ran.
+    await new Promise((r) => setTimeout(r, 300));
+    const records = readFileSync(proxy.auditFile!, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const statement = records.find(
+      (r) =>
+        r['type'] === 'statement' &&
+        r['subject'] === 'bob@example.com' &&
+        String(r['statement']).includes('exchanged'),
+    );
+    expect(statement).toMatchObject({
+      subject: 'bob@example.com',
+      actors: ['agent:report-writer', 'mcp-gateway'],
+    });
+    // A malformed act fails the login rather than record the user without the agent.
+    const malformed = await issuer.sign({
+      iss: ISSUER,
+      aud: AUDIENCE,
+      sub: 'bob@example.com',
+      act: 'agent',
+      iat: now,
+      exp: now + 600,
+    });
+    const refused = await psql(dsn(proxy.port, malformed), ['-At', '-c', 'SELECT 1']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('act');
+  });
+
   const now = nowSeconds();
   const bad: Array<[string, () => Promise<string>]> = [
     [

@@ -111,6 +111,7 @@ function sessionFields(context: SessionContext): Record<string, unknown> {
     groups: [...identity.groups],
     method: identity.method,
     issuer: identity.issuer,
+    actors: identity.actors && [...identity.actors],
     namespace: identity.namespace,
     serviceAccount: identity.serviceAccount,
     pod: identity.pod,

@@ -118,6 +118,44 @@ describe('identityFromClaims', () => {
     });
   }
 
+  it('records the actors of an exchanged token (RFC 8693 act), the current one first', () => {
+    expect(identityFromClaims({ sub: 'ada', act: { sub: 'agent-7' } }, oidc)).toMatchObject({
+      subject: 'ada',
+      actors: ['agent-7'],
+    });
+    expect(
+      identityFromClaims({ sub: 'ada', act: { sub: 'mcp-gateway', act: { sub: 'agent-7', iss: 'x' } } }, oidc)
+        .actors,
+    ).toEqual(['mcp-gateway', 'agent-7']);
+    // A service account acting for someone keeps its own workload fields beside the actor.
+    expect(
+      identityFromClaims(
+        {
+          sub: 'system:serviceaccount:shop:orders',
+          'kubernetes.io': kubernetes('shop', 'orders'),
+          act: { sub: 'ci' },
+        },
+        oidc,
+      ),
+    ).toMatchObject({ serviceAccount: 'orders', actors: ['ci'] });
+    expect(identityFromClaims({ sub: 'ada' }, oidc)).not.toHaveProperty('actors');
+    let deep: Record<string, unknown> = { sub: 'a9' };
+    for (let i = 8; i >= 0; i--) deep = { sub: `a${i}`, act: deep };
+    for (const [act, message] of [
+      ['agent-7', 'must be an object'],
+      [['agent-7'], 'must be an object'],
+      [null, 'must be an object'],
+      [{}, 'non-empty "sub"'],
+      [{ sub: '' }, 'non-empty "sub"'],
+      [{ sub: 7 }, 'non-empty "sub"'],
+      [{ sub: 'ok', act: 'bad' }, 'must be an object'],
+      [deep, 'nests more than 8 actors'],
+    ] as const) {
+      expect(() => identityFromClaims({ sub: 'ada', act } as JWTPayload, oidc)).toThrow(AuthError);
+      expect(() => identityFromClaims({ sub: 'ada', act } as JWTPayload, oidc)).toThrow(message);
+    }
+  });
+
   it('uses the configured claims for OIDC users but always sub for service accounts', () => {
     const mapping = { method: 'token-file', subjectClaim: 'email', groupsClaim: 'roles' } as const;
     expect(

@@ -13,10 +13,12 @@ const SERVICE_ACCOUNT_PREFIX = 'system:serviceaccount:';
 
 /** The identity a verified token's claims describe: a Kubernetes service account or an OIDC user. */
 export function identityFromClaims(claims: JWTPayload, mapping: ClaimMapping): Identity {
+  const actors = actorsOf(claims['act']);
   const common = {
     method: mapping.method,
     ...(typeof claims.iss === 'string' && { issuer: claims.iss }),
     ...(typeof claims.exp === 'number' && { expiresAt: claims.exp }),
+    ...(actors.length > 0 && { actors }),
   };
   if (typeof claims.sub === 'string' && claims.sub.startsWith(SERVICE_ACCOUNT_PREFIX)) {
     return { ...common, ...serviceAccount(claims.sub, claims['kubernetes.io']) };
@@ -59,6 +61,30 @@ function serviceAccount(
     ...(typeof pod === 'string' && pod !== '' && { pod }),
     groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
   };
+}
+
+/** Nested `act` claims a token may carry at most; a longer chain is refused, not cut. */
+const MAX_ACTORS = 8;
+
+/**
+ * The actors of an exchanged token (RFC 8693 section 4.1): `act` names the current actor by `sub`, and
+ * an `act` inside it the actor before, and so on. A malformed `act` fails the login: recording the user
+ * without the agent acting for them would hide who ran the statements.
+ */
+function actorsOf(act: unknown): readonly string[] {
+  const actors: string[] = [];
+  for (let current = act; current !== undefined; ) {
+    const claim = objectOrUndefined(current);
+    if (!claim) throw new AuthError('token claim "act" must be an object naming the actor by "sub"');
+    const sub = claim['sub'];
+    if (typeof sub !== 'string' || sub === '')
+      throw new AuthError('token claim "act" must name the actor with a non-empty "sub"');
+    actors.push(sub);
+    if (actors.length > MAX_ACTORS)
+      throw new AuthError(`token claim "act" nests more than ${MAX_ACTORS} actors`);
+    current = claim['act'];
+  }
+  return actors;
 }
 
 function groupsOf(value: unknown, claim: string): readonly string[] {

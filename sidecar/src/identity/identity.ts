@@ -11,6 +11,11 @@ export interface Identity {
   readonly pod?: string;
   /** Token expiry, epoch seconds. */
   readonly expiresAt?: number;
+  /**
+   * A token exchanged on someone's behalf (RFC 8693 `act` claim): who acts for the subject, the
+   * current actor first, then the ones it acts for in turn. The subject is still whom policy grants.
+   */
+  readonly actors?: readonly string[];
 }
 
 /** Why authentication failed; `sqlstate` follows PostgreSQL (28P01 bad password/token, 28000 not allowed). */
