@@ -2,6 +2,7 @@ import { parseCliArgs } from '../../../sidecar/src/cli/parse-cli-args.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
 import { collectorClient, followRecords } from './audit-follow.ts';
 import { KINDS, type Kind, table } from './audit-query-format.ts';
+import { readerAuthorization } from './collector-client.ts';
 import { DEFAULT_LISTEN } from './collector-config.ts';
 import { parseSince } from './time-range.ts';
 
@@ -111,7 +112,7 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
     query.set(name, time.toISOString());
   }
   const url = `${values.server.replace(/\/$/, '')}/v1/${kind}`;
-  const ask = collectorClient(url, values.server, authorization(values));
+  const ask = collectorClient(url, values.server, readerAuthorization(values));
   if (values.follow) {
     if (kind === 'sources') throw new UserError('--follow follows statements or sessions, not sources');
     if (values.cursor !== undefined)
@@ -138,13 +139,4 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The Authorization header of a reader's credentials, as `audit query` and `evidence build` take them. */
-export function authorization(values: { token?: string; user?: string; password?: string }): string {
-  if (values.token !== undefined) return `Bearer ${values.token}`;
-  if (values.user !== undefined) {
-    const password = values.password ?? process.env['GATEHOUSE_PASSWORD'];
-    if (password === undefined) throw new UserError('--user needs --password P or $GATEHOUSE_PASSWORD');
-    return `Basic ${Buffer.from(`${values.user}:${password}`).toString('base64')}`;
-  }
-  throw new UserError('say who you are: --token JWT, or --user NAME with --password P');
-}
+export { readerAuthorization as authorization };

@@ -55,3 +55,14 @@ export class CollectorClient {
 export function sourceName(source: RecordView['source']): string {
   return `${source.cluster}/${source.namespace}/${source.pod}/${source.database}@${source.logKeyId}`;
 }
+
+/** The Authorization header of a reader's credentials, as `audit query`, `audit export` and `evidence build` take them. */
+export function readerAuthorization(values: { token?: string; user?: string; password?: string }): string {
+  if (values.token !== undefined) return `Bearer ${values.token}`;
+  if (values.user !== undefined) {
+    const password = values.password ?? process.env['GATEHOUSE_PASSWORD'];
+    if (password === undefined) throw new UserError('--user needs --password P or $GATEHOUSE_PASSWORD');
+    return `Basic ${Buffer.from(`${values.user}:${password}`).toString('base64')}`;
+  }
+  throw new UserError('say who you are: --token JWT, or --user NAME with --password P');
+}

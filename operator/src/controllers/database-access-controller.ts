@@ -34,6 +34,7 @@ import {
 import { gatehousePath } from './api-paths.ts';
 import { checkBundle, withAuthor } from './bundle-check.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
+import { convergeWithStatus } from './converge-step.ts';
 import { finalizerStep } from './finalizer.ts';
 import { ensureNamespaceKeys } from './namespace-keys.ts';
 import { writeStatus } from './status-writer.ts';
@@ -107,28 +108,15 @@ export class DatabaseAccessController implements Reconciler {
 
     const ending = await finalizerStep(this.#d.api, path, meta, FINALIZER, () => this.#deleteBundle(access));
     if (ending) return ending;
-    let status: DatabaseAccessStatus = access.status ?? {};
-    if (!status.conditions?.length) {
-      status = { ...status, conditions: this.#conditions(access, standardConditions({ kind: 'unknown' })) };
-      await writeStatus(this.#d.api, path, access.status, status);
-    }
-
-    try {
-      return await this.#converge(access, path, status);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      const next = {
-        ...status,
-        observedGeneration: meta.generation,
-        conditions: this.#conditions(
-          access,
-          standardConditions({ kind: 'retrying', reason: 'ReconcileError', message }),
-        ),
-      };
-      await this.#report(access, 'Warning', 'ReconcileError', message, status);
-      await writeStatus(this.#d.api, path, status, next).catch(() => {});
-      throw error;
-    }
+    return convergeWithStatus<DatabaseAccessStatus>({
+      api: this.#d.api,
+      path,
+      generation: meta.generation,
+      current: access.status,
+      conditions: (desired) => this.#conditions(access, desired),
+      report: (message, status) => this.#report(access, 'Warning', 'ReconcileError', message, status),
+      converge: (status) => this.#converge(access, path, status),
+    });
   }
 
   async #converge(

@@ -33,6 +33,7 @@ import {
 import { gatehousePath } from './api-paths.ts';
 import { checkBundle, withAuthor } from './bundle-check.ts';
 import { type Condition, type DesiredCondition, mergeConditions, standardConditions } from './conditions.ts';
+import { convergeWithStatus } from './converge-step.ts';
 import type { DatabaseAccessObject } from './database-access-controller.ts';
 import { finalizerStep } from './finalizer.ts';
 import { ensureNamespaceKeys } from './namespace-keys.ts';
@@ -88,27 +89,15 @@ export class DatabaseGatewayController implements Reconciler {
       this.#deleteObjects(gateway),
     );
     if (ending) return ending;
-    let status: DatabaseGatewayStatus = gateway.status ?? {};
-    if (!status.conditions?.length) {
-      status = { ...status, conditions: this.#conditions(gateway, standardConditions({ kind: 'unknown' })) };
-      await writeStatus(this.#d.api, path, gateway.status, status);
-    }
-    try {
-      return await this.#converge(gateway, path, status);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      const next = {
-        ...status,
-        observedGeneration: meta.generation,
-        conditions: this.#conditions(
-          gateway,
-          standardConditions({ kind: 'retrying', reason: 'ReconcileError', message }),
-        ),
-      };
-      await this.#report(gateway, 'Warning', 'ReconcileError', message, status);
-      await writeStatus(this.#d.api, path, status, next).catch(() => {});
-      throw error;
-    }
+    return convergeWithStatus<DatabaseGatewayStatus>({
+      api: this.#d.api,
+      path,
+      generation: meta.generation,
+      current: gateway.status,
+      conditions: (desired) => this.#conditions(gateway, desired),
+      report: (message, status) => this.#report(gateway, 'Warning', 'ReconcileError', message, status),
+      converge: (status) => this.#converge(gateway, path, status),
+    });
   }
 
   async #converge(

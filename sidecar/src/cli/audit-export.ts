@@ -1,6 +1,11 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import {
+  CollectorClient,
+  readerAuthorization,
+  sourceName,
+} from '../../../operator/src/collector/collector-client.ts';
 import { parseChainLine } from '../audit/chain.ts';
 import { OcsfMapper } from '../audit/ocsf.ts';
 import { verifyAuditLogFile } from '../audit/verify.ts';
@@ -180,7 +185,15 @@ function parseOptions(argv: string[]): (Omit<ExportOptions, 'publicKeys'> & { ke
   if (from >= to) throw new UserError(`--from ${values.from} is not before --to ${values.to}`);
   return {
     files: positionals,
-    ...(server !== undefined && { server: { url: server, authorization: readerAuthorization(values) } }),
+    ...(server !== undefined && {
+      server: {
+        url: server,
+        authorization:
+          values.token === undefined && values.user === undefined
+            ? missingReader()
+            : readerAuthorization(values),
+      },
+    }),
     format,
     from,
     to,
@@ -201,17 +214,6 @@ export function parseDate(flag: string, text: string): number {
   return ms;
 }
 
-/** --token, or --user with --password or $GATEHOUSE_PASSWORD, as `gatehouse audit query` takes them. */
-function readerAuthorization(values: { token?: string; user?: string; password?: string }): string {
-  if (values.token !== undefined) return `Bearer ${values.token}`;
-  if (values.user !== undefined) {
-    const password = values.password ?? process.env['GATEHOUSE_PASSWORD'];
-    if (password === undefined) throw new UserError('--user needs --password P or $GATEHOUSE_PASSWORD');
-    return `Basic ${Buffer.from(`${values.user}:${password}`).toString('base64')}`;
-  }
-  throw new UserError('--server needs a reader: --token JWT, or --user NAME with --password P');
-}
-
 const HOUR_MS = 3_600_000;
 
 /**
@@ -223,7 +225,6 @@ async function exportFromCollector(
   server: NonNullable<ExportOptions['server']>,
   io: { readonly stdout: Output; readonly stderr: Output },
 ): Promise<number> {
-  const { CollectorClient, sourceName } = await import('../../../operator/src/collector/collector-client.ts');
   const collector = new CollectorClient(server.url, server.authorization);
   try {
     if (options.verify) {
@@ -293,4 +294,8 @@ async function exportFromCollector(
     return 2;
   }
   return 0;
+}
+
+function missingReader(): never {
+  throw new UserError('--server needs a reader: --token JWT, or --user NAME with --password P');
 }
