@@ -1,11 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import {
-  CollectorClient,
-  readerAuthorization,
-  sourceName,
-} from '../../../operator/src/collector/collector-client.ts';
 import { parseChainLine } from '../audit/chain.ts';
 import { OcsfMapper } from '../audit/ocsf.ts';
 import { verifyAuditLogFile } from '../audit/verify.ts';
@@ -50,8 +45,11 @@ interface Output {
 
 interface ExportOptions {
   readonly files: readonly string[];
-  /** With --server: the collector and the reader's Authorization header. */
-  readonly server?: { readonly url: string; readonly authorization: string };
+  /** With --server: the collector and the reader's credentials. */
+  readonly server?: {
+    readonly url: string;
+    readonly reader: { readonly token?: string; readonly user?: string; readonly password?: string };
+  };
   readonly format: 'ocsf' | 'jsonl';
   readonly from: number;
   readonly to: number;
@@ -188,10 +186,14 @@ function parseOptions(argv: string[]): (Omit<ExportOptions, 'publicKeys'> & { ke
     ...(server !== undefined && {
       server: {
         url: server,
-        authorization:
+        reader:
           values.token === undefined && values.user === undefined
             ? missingReader()
-            : readerAuthorization(values),
+            : {
+                ...(values.token !== undefined && { token: values.token }),
+                ...(values.user !== undefined && { user: values.user }),
+                ...(values.password !== undefined && { password: values.password }),
+              },
       },
     }),
     format,
@@ -225,7 +227,17 @@ async function exportFromCollector(
   server: NonNullable<ExportOptions['server']>,
   io: { readonly stdout: Output; readonly stderr: Output },
 ): Promise<number> {
-  const collector = new CollectorClient(server.url, server.authorization);
+  // Loaded here, not at the top: the proxy, which imports this command's usage, never loads collector code.
+  const { CollectorClient, readerAuthorization, sourceName } = await import(
+    '../../../operator/src/collector/collector-client.ts'
+  );
+  let collector: InstanceType<typeof CollectorClient>;
+  try {
+    collector = new CollectorClient(server.url, readerAuthorization(server.reader));
+  } catch (error) {
+    io.stderr.write(`gatehouse: ${(error as Error).message}\n`);
+    return 2;
+  }
   try {
     if (options.verify) {
       const damaged = (await collector.sources()).filter((s) => s.status !== 'ok');
