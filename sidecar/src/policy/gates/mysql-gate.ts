@@ -1,7 +1,9 @@
 import type { Identity } from '../../identity/identity.ts';
+import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
 import { Lru } from '../../sql/lru.ts';
 import { analyzeMysql, type MysqlStatementFacts } from '../../sql/mysql/analyze-mysql.ts';
+import { MYSQL_PURE_FUNCTIONS } from '../../sql/mysql/builtins.ts';
 import { lexMysql } from '../../sql/mysql/lexer.ts';
 import { mysqlOutputLineage } from '../../sql/mysql/lineage-mysql.ts';
 import { normalizeMysql } from '../../sql/mysql/normalize-mysql.ts';
@@ -11,6 +13,7 @@ import { EVERY_SQL_MODE, type MysqlSqlMode, parseSqlMode, sqlModeKey } from '../
 import { changesReading } from '../../sql/mysql/statement-rules.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { textShape } from '../../sql/text-shape.ts';
+import { maskedDataMove, maybeMaskedAmong } from '../masking/masked-data-moves.ts';
 import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
@@ -84,6 +87,22 @@ export function createMysqlGate(options: {
   };
 
   /** The masks of a text's results, planned in the state before it runs. */
+  /** Why masking refuses what the statement does to the schema or through stored code (masked-data-moves.ts). */
+  const movesMaskedData = (reached: StatementFacts, settings: SessionMasking): string | undefined => {
+    const catalog = options.catalog?.();
+    const masked =
+      catalog &&
+      [...catalog.tables.values()].filter((table) =>
+        table.columns.some((column) => settings.columnMask(table.schema, table.name, column.name)),
+      );
+    return maskedDataMove(reached, {
+      maybeMasked: maybeMaskedAmong(masked?.map((table) => table.name)),
+      pureFunctions: MYSQL_PURE_FUNCTIONS,
+      // Lineage does not trace CREATE TABLE ... SELECT into the new table's columns.
+      copiesTraced: false,
+    });
+  };
+
   const masksOf = (sql: string): MysqlTextMasking | undefined => {
     const settings = options.masking?.();
     if (!settings) return undefined;
@@ -145,13 +164,14 @@ export function createMysqlGate(options: {
     check(sql, texts, moment: Moment): Verdict<MysqlTextMasking> {
       const described = texts ?? describeStatements(sql, state.sqlMode);
       const shape = shapeOf(described);
-      const masking = masksOf(sql);
+      let masking = masksOf(sql);
       const current = policy();
       if (current) {
         const hold = code.before(moment);
         if (hold) return hold;
       }
       let verdict: Verdict<never>;
+      let reached: StatementFacts | undefined;
       try {
         // Refused with or without a policy: the analysis, the masking and the audit would all misread what follows.
         const analysed = analyze(sql, shape);
@@ -160,9 +180,8 @@ export function createMysqlGate(options: {
         )?.detail;
         if (misread) return misreadRefusal(misread);
         const facts = resolveMysqlExecutes(analysed, state);
-        verdict = current
-          ? code.judge(facts, current, moment, () => textShape(described)).verdict
-          : { outcome: 'allow', notes: [], warnings: [], changesCode: false };
+        if (current) ({ verdict, reached } = code.judge(facts, current, moment, () => textShape(described)));
+        else verdict = { outcome: 'allow', notes: [], warnings: [], changesCode: false };
         // Without a policy nothing was judged: the audit says nothing of what the text touched.
         if (current && verdict.outcome === 'allow') {
           const tables = tablesTouched(facts);
@@ -196,6 +215,8 @@ export function createMysqlGate(options: {
         return touched ? { ...verdict, held: { ...verdict.held, sensitiveColumns: touched } } : verdict;
       }
       if (verdict.outcome !== 'allow' || !masking) return verdict;
+      const moved = !masking.refusal && reached && movesMaskedData(reached, masking.settings);
+      if (moved) masking = { ...masking, refusal: moved };
       if (masking.refusal) {
         const request =
           masking.needs && options.hooks?.maskingRefused?.(options.identity, options.database, masking.needs);

@@ -2,9 +2,11 @@ import type { Identity } from '../../identity/identity.ts';
 import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
 import { resolveExecutes } from '../../sql/analyze/assemble-facts.ts';
 import type { StatementFacts } from '../../sql/analyze/statement-facts.ts';
+import { PURE_FUNCTIONS } from '../../sql/lineage/builtins.ts';
 import { columnKey } from '../../sql/lineage/trace.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
 import { pgTextShape, statementShape } from '../../sql/statement-shape.ts';
+import { maskedDataMove, maybeMaskedAmong } from '../masking/masked-data-moves.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
 import type { AccessExemptionSource } from '../masking/masking-settings-cache.ts';
 import { sensitiveColumns } from '../masking/sensitive-columns.ts';
@@ -81,7 +83,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
     if (misread) return misreadRefusal(misread);
     // Texts that differ only in literals share analyses where no literal can change them.
     const shape = this.policy() ? statementShape(sql, texts) : undefined;
-    const verdict = this.guard(sql, shape, moment, texts);
+    const { verdict, reached } = this.guarded(sql, shape, moment, texts);
     if (verdict.outcome === 'refuse' && verdict.held?.facts) return this.withSensitive(verdict);
     if (verdict.outcome !== 'allow') return verdict;
     let masking: TextMasking | undefined;
@@ -91,6 +93,8 @@ export class PostgresGate implements SessionGate<TextMasking> {
       return analysisFailed('masking', error);
     }
     if (!masking) return this.columnLineage ? this.withColumns(verdict, sql, shape) : verdict;
+    const moved = !masking.refusal && reached && this.movesMaskedData(reached, masking.settings);
+    if (moved) masking = { ...masking, refusal: moved };
     if (masking.refusal) {
       const policies = masking.settings.policies.map((name) => `"${name}"`).join(', ');
       const request =
@@ -135,10 +139,20 @@ export class PostgresGate implements SessionGate<TextMasking> {
     moment: Moment,
     texts?: readonly QueryText[],
   ): Verdict<never> {
+    return this.guarded(sql, shape, moment, texts).verdict;
+  }
+
+  /** guard, with the statement's facts and the stored code they run when it was allowed. */
+  private guarded(
+    sql: string,
+    shape: string | undefined,
+    moment: Moment,
+    texts?: readonly QueryText[],
+  ): { verdict: Verdict<never>; reached?: StatementFacts } {
     const policy = this.policy();
-    if (!policy) return { outcome: 'allow', notes: [], warnings: [], changesCode: false };
+    if (!policy) return { verdict: { outcome: 'allow', notes: [], warnings: [], changesCode: false } };
     const hold = this.code.before(moment);
-    if (hold) return hold;
+    if (hold) return { verdict: hold };
     let facts: StatementFacts;
     try {
       facts = resolveExecutes(
@@ -149,20 +163,34 @@ export class PostgresGate implements SessionGate<TextMasking> {
         ),
         (name) => this.prepared.get(name),
       );
-      const { verdict } = this.code.judge(facts, policy, moment, () =>
+      const { verdict, reached } = this.code.judge(facts, policy, moment, () =>
         pgTextShape(texts ?? describeQuery(sql)),
       );
-      if (verdict.outcome !== 'allow') return verdict;
+      if (verdict.outcome !== 'allow') return { verdict };
       // Only what was allowed can have been prepared; what was refused never reached the server.
       for (const prepared of facts.prepared) this.prepared.set(prepared.name, prepared.facts);
       for (const name of facts.deallocated) {
         if (name === '*') this.prepared.clear();
         else this.prepared.delete(name);
       }
-      return { ...verdict, touched: tablesTouched(facts) };
+      return { verdict: { ...verdict, touched: tablesTouched(facts) }, reached };
     } catch (error) {
-      return analysisFailed('statement', error);
+      return { verdict: analysisFailed('statement', error) };
     }
+  }
+
+  /** Why masking refuses what the statement does to the schema or through stored code (masked-data-moves.ts). */
+  private movesMaskedData(reached: StatementFacts, settings: MaskingSettings): string | undefined {
+    const snapshot = this.snapshot();
+    const sensitivity = snapshot && sensitiveColumns(snapshot.catalog, settings, snapshot.samples);
+    return maskedDataMove(reached, {
+      // tableKey: schema NUL table.
+      maybeMasked: maybeMaskedAmong(
+        sensitivity && [...sensitivity.tables].map((key) => key.split('\u0000')[1]!),
+      ),
+      pureFunctions: PURE_FUNCTIONS,
+      copiesTraced: true,
+    });
   }
 
   /** A held statement with the columns masked for this identity that it touches, for its approver. */

@@ -836,9 +836,12 @@ function create(s: Statement, ctx: RuleContext): StatementResult {
   const temporary = s.word(i) === 'TEMPORARY';
   if (temporary) i++;
   const what = s.word(i);
-  const objects = s.names(i + 1);
+  const on = what === 'INDEX' || what === 'TRIGGER' ? s.find('ON', i + 1) : -1;
+  // An index or a trigger acts on its table as well: masking refuses either on a masked table.
+  const named = s.names(i + 1);
+  const objects = [...named, ...(on > 0 ? s.names(on + 1) : [])];
   const command = `CREATE ${temporary ? 'TEMPORARY ' : ''}${what}`;
-  const summary = `${command} ${objects.join(', ')}`;
+  const summary = `${command} ${named.join(', ')}${on > 0 ? ` ON ${s.names(on + 1).join(', ')}` : ''}`;
   if (what === 'USER' || what === 'ROLE')
     return result([
       entry('create', command, command, ADMIN, {

@@ -1,0 +1,105 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
+import { PURE_FUNCTIONS } from '../../sql/lineage/builtins.ts';
+import { analyzeMysql } from '../../sql/mysql/analyze-mysql.ts';
+import { MYSQL_PURE_FUNCTIONS } from '../../sql/mysql/builtins.ts';
+import { loadMysqlParser } from '../../sql/mysql/parser.ts';
+import { DEFAULT_SQL_MODE } from '../../sql/mysql/sql-mode.ts';
+import { loadSqlParser } from '../../sql/normalize.ts';
+import { maskedDataMove, maybeMaskedAmong } from './masked-data-moves.ts';
+
+beforeAll(async () => {
+  await loadSqlParser();
+  await loadMysqlParser();
+});
+
+const maybeMasked = maybeMaskedAmong(['customers', 'odd.name']);
+const pg = (sql: string) =>
+  maskedDataMove(analyzeStatement(sql), { maybeMasked, pureFunctions: PURE_FUNCTIONS, copiesTraced: true });
+const mysql = (sql: string) =>
+  maskedDataMove(analyzeMysql(sql, { sqlMode: DEFAULT_SQL_MODE }), {
+    maybeMasked,
+    pureFunctions: MYSQL_PURE_FUNCTIONS,
+    copiesTraced: false,
+  });
+
+describe('maybeMaskedAmong', () => {
+  it.each([
+    ['customers', true],
+    ['CUSTOMERS', true],
+    ['public.customers', true],
+    ['"public"."customers"', true],
+    ['`db`.`Customers`', true],
+    ['odd.name', true],
+    ['s."odd.name"', true],
+    ['name', false],
+    ['customers_archive', false],
+    ['notes', false],
+  ])('%s: %s', (relation, expected) => {
+    expect(maybeMasked(relation)).toBe(expected);
+  });
+
+  it('takes every relation as masked without a catalog', () => {
+    expect(maybeMaskedAmong(undefined)('anything')).toBe(true);
+  });
+});
+
+describe('maskedDataMove (PostgreSQL)', () => {
+  it.each([
+    ['ALTER TABLE customers RENAME COLUMN ssn TO x', /changes customers/],
+    ['ALTER TABLE public.customers RENAME TO people', /changes public\.customers/],
+    ['CREATE INDEX ON customers (ssn)', /changes customers/],
+    ["CREATE POLICY p ON customers USING (ssn > 'a')", /changes customers/],
+    [
+      'CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$INSERT INTO log SELECT ssn FROM customers$$',
+      /writes log/,
+    ],
+    [
+      "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$BEGIN PERFORM pg_notify('c', ssn) FROM customers; END$$",
+      /calls pg_notify/,
+    ],
+    ['DO $$BEGIN INSERT INTO log SELECT ssn FROM customers; END$$', /writes log/],
+  ])('%s is refused', (sql, reason) => {
+    expect(pg(sql)).toMatch(reason);
+  });
+
+  it.each([
+    'DROP TABLE customers',
+    "COMMENT ON TABLE customers IS 'x'",
+    'ALTER TABLE notes ADD COLUMN x int',
+    'CREATE TABLE c AS SELECT id FROM customers',
+    'INSERT INTO log SELECT ssn FROM customers',
+    'CREATE FUNCTION f() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM customers$$',
+    'CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$INSERT INTO log SELECT body FROM notes$$',
+    'SELECT * FROM customers',
+  ])('%s is left to lineage', (sql) => {
+    expect(pg(sql)).toBeUndefined();
+  });
+});
+
+describe('maskedDataMove (MySQL)', () => {
+  it.each([
+    ['RENAME TABLE notes TO n2, customers TO people', /changes customers/],
+    ['ALTER TABLE customers CHANGE ssn x text', /changes customers/],
+    ['CREATE INDEX i ON customers (ssn)', /changes customers/],
+    ['CREATE TRIGGER t BEFORE UPDATE ON customers FOR EACH ROW SET @v = OLD.ssn', /changes customers/],
+    ['CREATE TABLE c AS SELECT ssn FROM customers', /fill c from customers/],
+    ['CREATE TABLE c SELECT id FROM customers', /fill c from customers/],
+    [
+      'CREATE TRIGGER t AFTER INSERT ON notes FOR EACH ROW INSERT INTO log SELECT ssn FROM customers',
+      /writes log/,
+    ],
+  ])('%s is refused', (sql, reason) => {
+    expect(mysql(sql)).toMatch(reason);
+  });
+
+  it.each([
+    'DROP TABLE customers',
+    'CREATE TABLE c AS SELECT body FROM notes',
+    'CREATE INDEX i ON notes (body(10))',
+    'CREATE TRIGGER t AFTER INSERT ON notes FOR EACH ROW INSERT INTO log VALUES (NEW.body)',
+    'INSERT INTO log SELECT ssn FROM customers',
+  ])('%s is left to lineage', (sql) => {
+    expect(mysql(sql)).toBeUndefined();
+  });
+});

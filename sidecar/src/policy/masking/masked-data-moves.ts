@@ -1,0 +1,103 @@
+import type { StatementFact, StatementFacts } from '../../sql/analyze/statement-facts.ts';
+
+/**
+ * What masking must know of a statement beyond its result: whether it moves masked values somewhere
+ * the rules that mask them no longer reach. Lineage answers this for the statement's own writes
+ * (`INSERT ... SELECT`, `UPDATE ... SET`); what it cannot see is the schema and the stored code:
+ *
+ * - DDL on a table that holds masked columns. A MaskingPolicy names columns (`customers.ssn`):
+ *   renaming the column or the table, moving it to another schema, retyping it with a USING
+ *   expression or adding a generated column over it takes its values out of the rule that names them,
+ *   and an index, constraint, trigger, rule or row policy over it computes on the values (an error
+ *   or a failed insert then answers a question about them). Refused, whatever the change: a schema
+ *   change to such a table is for an identity that sees its values in clear.
+ * - Stored code that runs with masked values in reach: a trigger of a table the statement writes sees
+ *   its rows (NEW, OLD), and code that reads a masked table sees that table. Such code may only read:
+ *   a write, a call Gatehouse cannot see into, or a function not known to be free of side effects
+ *   (`pg_notify`, `set_config`) could carry the values where they are shown in clear.
+ * - Where lineage does not trace CREATE TABLE ... AS SELECT (MySQL), a new table filled from a table
+ *   with masked columns.
+ */
+
+/** Whether a relation, as the analysis names it (`t`, `s.t`), may hold columns this identity sees masked. */
+export type MaybeMasked = (relation: string) => boolean;
+
+export interface MoveChecks {
+  readonly maybeMasked: MaybeMasked;
+  /** Functions known to have no effect but their result (the dialect's list, lower case). */
+  readonly pureFunctions: ReadonlySet<string>;
+  /** Whether lineage traces CREATE TABLE ... AS SELECT column by column (PostgreSQL's does). */
+  readonly copiesTraced: boolean;
+}
+
+/** Kinds of DDL that cannot move or compute on a table's values: removing it, or a comment on it. */
+const DDL_WITHOUT_VALUES: ReadonlySet<string> = new Set(['drop', 'comment']);
+
+/** Why the statement must not run for an identity that sees masked values; undefined when it may. */
+export function maskedDataMove(facts: StatementFacts, checks: MoveChecks): string | undefined {
+  const { maybeMasked } = checks;
+  const byTopLevel = new Map<number, StatementFact[]>();
+  for (const fact of facts.statements) {
+    const group = byTopLevel.get(fact.topLevel);
+    if (group) group.push(fact);
+    else byTopLevel.set(fact.topLevel, [fact]);
+  }
+  for (const group of byTopLevel.values()) {
+    for (const fact of group) {
+      if (!fact.classes.includes('ddl') || DDL_WITHOUT_VALUES.has(fact.kind)) continue;
+      const table = [...fact.objects, ...fact.tablesWritten].find(maybeMasked);
+      if (table !== undefined)
+        return `it changes ${table}, whose columns this identity sees masked (${fact.summary}): a schema change can move masked values out of the rules that mask them or compute on them; make schema changes as an identity that sees the table in clear`;
+    }
+    const topLevel = group.filter((fact) => fact.via.length === 0);
+    const code = group.filter((fact) => fact.via.length > 0);
+    if (!checks.copiesTraced) {
+      const creates = topLevel.find((fact) => fact.kind === 'create' && fact.tablesWritten.length > 0);
+      const source = creates && group.flatMap((fact) => fact.tablesRead).find(maybeMasked);
+      if (creates && source !== undefined)
+        return `it would fill ${creates.tablesWritten.join(', ')} from ${source}, whose columns this identity sees masked, and the new table would show them in clear; select the columns instead, which masks them`;
+    }
+    if (code.length === 0) continue;
+    const inReach =
+      code.flatMap((fact) => fact.tablesRead).find(maybeMasked) ??
+      topLevel.flatMap((fact) => fact.tablesWritten).find(maybeMasked);
+    if (inReach === undefined) continue;
+    for (const fact of code) {
+      const effect = sideEffect(fact, checks.pureFunctions);
+      if (effect !== undefined)
+        return `it runs ${fact.via.join(' → ')}, which has masked values of ${inReach} in reach and ${effect}: the code could carry them where they are shown in clear`;
+    }
+  }
+  return undefined;
+}
+
+/** What a statement of stored code does besides reading, in a few words; undefined when it only reads. */
+function sideEffect(fact: StatementFact, pure: ReadonlySet<string>): string | undefined {
+  if (fact.findings.some((f) => f.kind === 'dynamic-sql' || f.kind === 'unknown-statement'))
+    return 'runs code Gatehouse cannot see into';
+  if (fact.tablesWritten.length > 0) return `writes ${fact.tablesWritten.join(', ')}`;
+  const impure = fact.functions.find((name) => !pure.has(unqualified(name)));
+  if (impure !== undefined) return `calls ${impure}(), which is not known to be free of side effects`;
+  if (fact.classes.some((c) => c !== 'read')) return `runs ${fact.summary}`;
+  return undefined;
+}
+
+function unqualified(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.startsWith('pg_catalog.') ? lower.slice('pg_catalog.'.length) : lower;
+}
+
+/**
+ * The MaybeMasked of the names of the tables with masked columns, compared without regard to case: a
+ * name the analysis gives qualified or not matches any schema's table of that name, which may refuse
+ * more than needed but never less. Without a catalog every relation may hold masked columns.
+ */
+export function maybeMaskedAmong(tables: Iterable<string> | undefined): MaybeMasked {
+  if (tables === undefined) return () => true;
+  const names = [...new Set([...tables].map((table) => table.toLowerCase()))];
+  return (relation) => {
+    const written = relation.toLowerCase().replaceAll('"', '').replaceAll('`', '');
+    // A quoted name may hold dots itself: compare whole trailing parts rather than split.
+    return names.some((name) => written === name || written.endsWith(`.${name}`));
+  };
+}

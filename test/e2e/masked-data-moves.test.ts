@@ -1,0 +1,286 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { localUser, policyDocument } from '../support/policy-documents.ts';
+import { freshDatabase, localProxyConfig } from './support/clients.ts';
+import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
+import { type ProxyProcess, startProxyProcess } from './support/proxy-process.ts';
+
+/**
+ * A masked identity that may change the schema must not move masked values out of the rules that mask
+ * them: renaming the column or the table, a generated column or a USING expression over it, an
+ * index, constraint, trigger, rule or policy that computes on it, or stored code (its own or the
+ * database's) that copies it where it shows in clear. The column here is masked by a rule that names
+ * it and nothing else (no automatic detection, a value no scanner recognises), so only the rule
+ * protects it: after every attempt, the database is checked directly for what changed.
+ */
+
+const SECRET = 'zq-7731-secret';
+/** Masked by name only: `customers.code`, whose values look like nothing in particular. */
+const POLICIES = [
+  policyDocument('MaskingPolicy', 'by-name', {
+    autoDetect: false,
+    rules: [{ columns: ['customers.code'], method: 'redact' }],
+  }),
+  policyDocument('DatabaseAccess', 'agent', {
+    subjects: [localUser('demo')],
+    allow: ['read', 'write', 'ddl', 'admin'],
+    maskingPolicies: ['by-name'],
+  }),
+];
+
+/** Spellings that aim at customers' schema: each must be refused by masking. */
+const PG_SCHEMA_CHANGES = [
+  'ALTER TABLE customers RENAME COLUMN code TO label2',
+  'ALTER TABLE customers RENAME code TO label2',
+  'alter table CUSTOMERS rename column CODE to label2',
+  'ALTER TABLE public.customers RENAME COLUMN code TO label2',
+  'ALTER TABLE "customers" RENAME COLUMN "code" TO "label2"',
+  'ALTER TABLE IF EXISTS ONLY customers RENAME COLUMN code TO label2',
+  'ALTER /* x */ TABLE customers -- y\n RENAME COLUMN code TO label2',
+  'ALTER TABLE customers RENAME TO people',
+  'ALTER TABLE customers SET SCHEMA elsewhere',
+  'ALTER TABLE customers ADD COLUMN copy text GENERATED ALWAYS AS (code) STORED',
+  'ALTER TABLE customers ALTER COLUMN label TYPE text USING code',
+  "ALTER TABLE customers ADD CONSTRAINT probe CHECK (code < 'm')",
+  'CREATE INDEX probe ON customers ((1 / length(code)))',
+  'CREATE UNIQUE INDEX probe ON public.customers (code)',
+  "CREATE POLICY probe ON customers USING (code > 'm')",
+  'CREATE RULE probe AS ON UPDATE TO customers DO ALSO INSERT INTO log VALUES (NEW.code)',
+  'CREATE TRIGGER probe AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION copy_row()',
+  "DO $$ BEGIN EXECUTE 'ALTER TABLE customers RENAME COLUMN code TO label2'; END $$",
+  'BEGIN; ALTER TABLE customers RENAME COLUMN code TO label2; COMMIT',
+];
+
+/** Stored code that would carry the masked values: created here, or the database's own, fired here. */
+const PG_CODE = [
+  'CREATE FUNCTION leak() RETURNS void LANGUAGE plpgsql AS $$BEGIN INSERT INTO log SELECT code FROM customers; END$$',
+  'CREATE FUNCTION leak() RETURNS void LANGUAGE sql AS $$INSERT INTO log SELECT code FROM customers$$',
+  'CREATE FUNCTION leak() RETURNS void LANGUAGE plpgsql AS $$DECLARE v text; BEGIN SELECT code INTO v FROM customers LIMIT 1; INSERT INTO log VALUES (v); END$$',
+  "CREATE FUNCTION leak() RETURNS void LANGUAGE plpgsql AS $$BEGIN PERFORM pg_notify('out', code) FROM customers; END$$",
+  "CREATE FUNCTION leak() RETURNS void LANGUAGE plpgsql AS $$BEGIN PERFORM set_config('app.v', code, false) FROM customers; END$$",
+  // The database's own triggers: copy_on_insert (on trig) reads customers; history (on customers) sees NEW.
+  'INSERT INTO trig VALUES (1)',
+  "UPDATE customers SET label = 'changed' WHERE id = 1",
+  'DELETE FROM customers WHERE id = 2',
+  'DO $$ BEGIN INSERT INTO log SELECT code FROM customers; END $$',
+];
+
+/** What the identity may still do: schema changes and code that keep masked values where they are. */
+const PG_ALLOWED = [
+  'ALTER TABLE notes ADD COLUMN extra int',
+  'CREATE INDEX ON notes (body)',
+  'CREATE TABLE scratch(id int)',
+  'DROP TABLE scratch',
+  'INSERT INTO notes VALUES (1, $$hello$$)',
+  'CREATE FUNCTION harmless() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM notes$$',
+];
+
+const pgInfo = inject('postgres');
+const mariadb = inject('mariadb');
+
+describe('PostgreSQL: a masked identity cannot move masked values', () => {
+  const DATABASE = 'moves';
+  let proxy: ProxyProcess;
+  let admin: pg.Client;
+
+  beforeAll(async () => {
+    admin = await freshDatabase(pgInfo, DATABASE);
+    await admin.query(`
+      CREATE SCHEMA elsewhere;
+      CREATE TABLE customers(id int, label text, code text);
+      INSERT INTO customers VALUES (1, 'first', '${SECRET}'), (2, 'second', '${SECRET}');
+      CREATE TABLE log(v text);
+      CREATE TABLE history(v text);
+      CREATE TABLE trig(id int);
+      CREATE TABLE notes(id int, body text);
+      CREATE FUNCTION copy_from_customers() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO log SELECT code FROM customers; RETURN NEW; END$$;
+      CREATE TRIGGER copy_on_insert AFTER INSERT ON trig FOR EACH ROW EXECUTE FUNCTION copy_from_customers();
+      CREATE FUNCTION copy_row() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO history VALUES (OLD.code); RETURN NEW; END$$;
+      CREATE TRIGGER history AFTER UPDATE OR DELETE ON customers FOR EACH ROW EXECUTE FUNCTION copy_row();
+    `);
+    const config = localProxyConfig(pgInfo, {
+      masking: { key: { value: 'test-masking-key-0123456789abcdef' } },
+    });
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    proxy = await startProxyProcess(config, { extraDocuments: POLICIES });
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await admin?.end();
+  });
+
+  async function asAgent<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: proxy.port,
+      user: 'demo',
+      password: 'demo-secret',
+      database: DATABASE,
+    });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      return await run(client);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  it.each([...PG_SCHEMA_CHANGES, ...PG_CODE])('refuses %s', async (sql) => {
+    const error = await asAgent((c) =>
+      c.query(sql).then(
+        () => undefined,
+        (e: Error) => e,
+      ),
+    );
+    expect(error?.message).toMatch(/MaskingPolicy "by-name" refuses/);
+    const columns = await admin.query(
+      "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) AS c FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'customers'",
+    );
+    expect(columns.rows[0].c).toBe('id,label,code');
+    for (const table of ['log', 'history'])
+      expect((await admin.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n).toBe(0);
+    expect(
+      (await admin.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'leak'")).rows[0].n,
+    ).toBe(0);
+    expect((await admin.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(2);
+  });
+
+  it.each(PG_ALLOWED)('allows %s', async (sql) => {
+    await asAgent((c) => c.query(sql));
+  });
+
+  it('still masks the column when read, and shows the clear ones', async () => {
+    const rows = await asAgent((c) => c.query('SELECT id, label, code FROM customers ORDER BY id'));
+    expect(rows.rows.map((r) => r.label)).toEqual(['first', 'second']);
+    expect(JSON.stringify(rows.rows)).not.toContain(SECRET);
+  });
+});
+
+/** MySQL's spellings of the same moves. */
+const MYSQL_SCHEMA_CHANGES = [
+  'ALTER TABLE customers RENAME COLUMN code TO label2',
+  'alter table CUSTOMERS rename column CODE to label2',
+  'ALTER TABLE `customers` CHANGE `code` label2 text',
+  'ALTER TABLE moves.customers CHANGE COLUMN code label2 text',
+  'ALTER TABLE customers MODIFY code int',
+  'ALTER TABLE customers RENAME TO people',
+  'ALTER TABLE customers RENAME moves.people',
+  'RENAME TABLE customers TO people',
+  'RENAME TABLE notes TO notes2, customers TO people',
+  'ALTER TABLE customers ADD COLUMN copy text AS (code) STORED',
+  'ALTER TABLE customers ADD COLUMN copy text GENERATED ALWAYS AS (upper(code)) VIRTUAL',
+  "ALTER TABLE customers ADD CONSTRAINT probe CHECK (code < 'm')",
+  'CREATE INDEX probe ON customers (code)',
+  'CREATE UNIQUE INDEX probe USING BTREE ON moves.customers (code)',
+  'ALTER TABLE customers ADD INDEX probe (code)',
+  'CREATE TRIGGER probe AFTER UPDATE ON customers FOR EACH ROW INSERT INTO log VALUES (OLD.code)',
+  'CREATE TRIGGER probe BEFORE DELETE ON `customers` FOR EACH ROW SET @v = OLD.code',
+  '/*!50001 ALTER TABLE customers RENAME COLUMN code TO label2 */',
+];
+
+const MYSQL_CODE = [
+  'CREATE TABLE copy AS SELECT id, code AS label FROM customers',
+  'CREATE TABLE copy SELECT code FROM customers',
+  'CREATE TABLE copy (v text) SELECT code AS v FROM customers',
+  'CREATE TABLE IF NOT EXISTS copy SELECT * FROM customers',
+  'CREATE TABLE copy IGNORE SELECT code FROM customers',
+  'CREATE TABLE copy AS (SELECT code FROM customers)',
+  'CREATE TABLE copy AS WITH c AS (SELECT code FROM customers) SELECT * FROM c',
+  'CREATE TRIGGER probe AFTER INSERT ON notes FOR EACH ROW INSERT INTO log SELECT code FROM customers',
+  'CREATE PROCEDURE leak() INSERT INTO log SELECT code FROM customers',
+  'CREATE PROCEDURE leak() BEGIN DECLARE v text; SELECT code INTO v FROM customers LIMIT 1; INSERT INTO log VALUES (v); END',
+  // The database's own triggers: copy_on_insert (on trig) reads customers; history (on customers) sees OLD.
+  'INSERT INTO trig VALUES (1)',
+  "UPDATE customers SET label = 'changed' WHERE id = 1",
+  'DELETE FROM customers WHERE id = 2',
+];
+
+const MYSQL_ALLOWED = [
+  'ALTER TABLE notes ADD COLUMN extra int',
+  'CREATE INDEX notes_body ON notes (body(10))',
+  'CREATE TABLE scratch(id int)',
+  'DROP TABLE scratch',
+  "INSERT INTO notes VALUES (1, 'hello', NULL)",
+  'CREATE TABLE labels AS SELECT id, body FROM notes',
+];
+
+describe('MySQL: a masked identity cannot move masked values', () => {
+  const DATABASE = 'moves';
+  let proxy: ProxyProcess;
+
+  beforeAll(async () => {
+    const admin = await directMysql(mariadb);
+    await admin.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
+    await admin.query(`CREATE DATABASE ${DATABASE}`);
+    await admin.query(`GRANT ALL PRIVILEGES ON ${DATABASE}.* TO '${mariadb.users.native.user}'@'%'`);
+    await admin.changeUser({ database: DATABASE });
+    for (const sql of [
+      'CREATE TABLE customers(id int, label text, code text)',
+      `INSERT INTO customers VALUES (1, 'first', '${SECRET}'), (2, 'second', '${SECRET}')`,
+      'CREATE TABLE log(v text)',
+      'CREATE TABLE history(v text)',
+      'CREATE TABLE trig(id int)',
+      'CREATE TABLE notes(id int, body text)',
+      'CREATE TRIGGER copy_on_insert AFTER INSERT ON trig FOR EACH ROW INSERT INTO log SELECT code FROM customers',
+      'CREATE TRIGGER history_update AFTER UPDATE ON customers FOR EACH ROW INSERT INTO history VALUES (OLD.code)',
+      'CREATE TRIGGER history_delete AFTER DELETE ON customers FOR EACH ROW INSERT INTO history VALUES (OLD.code)',
+    ])
+      await admin.query(sql);
+    await admin.end();
+    const config = mysqlProxyConfig(mariadb);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    proxy = await startProxyProcess(config, { extraDocuments: POLICIES });
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+  });
+
+  async function asAgent<T>(
+    run: (client: Awaited<ReturnType<typeof mysqlClient>>) => Promise<T>,
+  ): Promise<T> {
+    const client = await mysqlClient(proxy.port, { database: DATABASE });
+    try {
+      return await run(client);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  it.each([...MYSQL_SCHEMA_CHANGES, ...MYSQL_CODE])('refuses %s', async (sql) => {
+    const error = await asAgent((c) =>
+      c.query(sql).then(
+        () => undefined,
+        (e: Error) => e,
+      ),
+    );
+    expect(error?.message).toMatch(/Gatehouse masking refuses/);
+    const admin = await directMysql(mariadb, DATABASE);
+    try {
+      const [columns] = await admin.query(
+        `SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '${DATABASE}' AND TABLE_NAME = 'customers'`,
+      );
+      expect((columns as { c: string }[])[0]!.c).toBe('id,label,code');
+      for (const table of ['log', 'history']) {
+        const [rows] = await admin.query(`SELECT count(*) AS n FROM ${table}`);
+        expect((rows as { n: number }[])[0]!.n).toBe(0);
+      }
+      const [tables] = await admin.query(
+        `SELECT count(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${DATABASE}' AND TABLE_NAME IN ('copy', 'people')`,
+      );
+      expect((tables as { n: number }[])[0]!.n).toBe(0);
+      const [code] = await admin.query(
+        `SELECT (SELECT count(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '${DATABASE}') + (SELECT count(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '${DATABASE}') AS n`,
+      );
+      expect(Number((code as { n: number }[])[0]!.n)).toBe(3);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it.each(MYSQL_ALLOWED)('allows %s', async (sql) => {
+    await asAgent((c) => c.query(sql));
+  });
+});
