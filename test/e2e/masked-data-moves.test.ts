@@ -26,6 +26,11 @@ const POLICIES = [
     allow: ['read', 'write', 'ddl', 'admin'],
     maskingPolicies: ['by-name'],
   }),
+  // Someone who sees everything in clear and may change the schema, through the same proxy.
+  policyDocument('DatabaseAccess', 'owner', {
+    subjects: [localUser('admin')],
+    allow: ['read', 'write', 'ddl'],
+  }),
 ];
 
 /** Spellings that aim at customers' schema: each must be refused by masking. */
@@ -189,6 +194,9 @@ const MYSQL_CODE = [
   'CREATE TABLE copy AS (SELECT code FROM customers)',
   'CREATE TABLE copy AS WITH c AS (SELECT code FROM customers) SELECT * FROM c',
   'CREATE TRIGGER probe AFTER INSERT ON notes FOR EACH ROW INSERT INTO log SELECT code FROM customers',
+  'CREATE VIEW copy AS SELECT code AS label FROM customers',
+  'CREATE OR REPLACE VIEW copy AS SELECT id, code AS label FROM moves.customers',
+  'CREATE SQL SECURITY INVOKER VIEW copy (a) AS SELECT code FROM customers',
   'CREATE PROCEDURE leak() INSERT INTO log SELECT code FROM customers',
   'CREATE PROCEDURE leak() BEGIN DECLARE v text; SELECT code INTO v FROM customers LIMIT 1; INSERT INTO log VALUES (v); END',
   // The database's own triggers: copy_on_insert (on trig) reads customers; history (on customers) sees OLD.
@@ -204,6 +212,7 @@ const MYSQL_ALLOWED = [
   'DROP TABLE scratch',
   "INSERT INTO notes VALUES (1, 'hello', NULL)",
   'CREATE TABLE labels AS SELECT id, body FROM notes',
+  'CREATE OR REPLACE VIEW note_view AS SELECT body FROM notes',
 ];
 
 describe('MySQL: a masked identity cannot move masked values', () => {
@@ -282,5 +291,35 @@ describe('MySQL: a masked identity cannot move masked values', () => {
 
   it.each(MYSQL_ALLOWED)('allows %s', async (sql) => {
     await asAgent((c) => c.query(sql));
+  });
+
+  it('reads a view by its definition as it is now, after another identity redefines it', async () => {
+    const owner = await mysqlClient(proxy.port, {
+      database: DATABASE,
+      user: 'admin',
+      password: 'admin-secret',
+    });
+    const agent = await mysqlClient(proxy.port, { database: DATABASE });
+    const read = async () => {
+      const [rows] = await agent.query('SELECT v FROM shown ORDER BY id');
+      return (rows as { v: string }[]).map((r) => r.v);
+    };
+    try {
+      await owner.query('CREATE OR REPLACE VIEW shown AS SELECT id, label AS v FROM customers');
+      // Traced through the definition: the clear column comes back clear, not masked for being a view.
+      expect(await read()).toEqual(['first', 'second']);
+      await owner.query('CREATE OR REPLACE VIEW shown AS SELECT id, code AS v FROM customers');
+      const masked = await read();
+      expect(masked).toHaveLength(2);
+      expect(masked).not.toContain(SECRET);
+      await owner.query('CREATE OR REPLACE VIEW shown (id, v) AS SELECT id, label FROM customers');
+      expect(await read()).toEqual(['first', 'second']);
+      await owner.query('CREATE OR REPLACE VIEW shown (v, id) AS SELECT code, id FROM customers');
+      expect(await read()).not.toContain(SECRET);
+    } finally {
+      await owner.query('DROP VIEW IF EXISTS shown');
+      await owner.end();
+      await agent.end();
+    }
   });
 });

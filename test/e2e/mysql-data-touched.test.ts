@@ -35,6 +35,7 @@ beforeAll(async () => {
     INSERT INTO customers VALUES (1, 'gold', '123-45-6789');
     INSERT INTO visits VALUES (1);
     CREATE VIEW customer_view AS SELECT id, ssn FROM customers;
+    CREATE VIEW customer_view_listed (key_id, renamed) AS SELECT id, ssn FROM customers;
     CREATE FUNCTION ssn_of(n int) RETURNS text READS SQL DATA RETURN (SELECT ssn FROM customers WHERE id = n);`);
   await admin.query(`GRANT ALL PRIVILEGES ON ${DATABASE}.* TO '${server.users.native.user}'@'%'`);
   await admin.end();
@@ -135,8 +136,9 @@ const SPELLINGS: readonly {
   { name: 'CTE', sql: 'WITH c AS (SELECT ssn FROM customers) SELECT * FROM c' },
   { name: 'SELECT *', sql: 'SELECT * FROM customers' },
   { name: 'qualified *', sql: `SELECT c.* FROM ${DATABASE}.customers c JOIN visits USING (id)` },
-  // The MySQL catalog leaves views out (what lineage cannot see into is masked): unknown, on the view.
-  { name: 'view', sql: 'SELECT ssn FROM customer_view', unknown: 'customer_view' },
+  // Views are expanded through their definitions, as the stored-code catalog holds them.
+  { name: 'view', sql: 'SELECT ssn FROM customer_view' },
+  { name: 'view with a column list', sql: 'SELECT renamed FROM customer_view_listed' },
   { name: 'function-wrapped', sql: "SELECT CONCAT(UPPER(ssn), '') FROM customers" },
   { name: 'UNION', sql: 'SELECT plan FROM customers UNION ALL SELECT ssn FROM customers' },
   { name: 'stored function', sql: 'SELECT ssn_of(id) FROM customers', unknown: 'customers' },
@@ -192,7 +194,7 @@ describe('MySQL data touched by an identity that sees clear values', () => {
     })();
     expect(touched.columns).toEqual([
       expect.objectContaining({ column: table, clear: 1 }),
-      expect.objectContaining({ column: ssn, clear: SPELLINGS.length - 2 }),
+      expect.objectContaining({ column: ssn, clear: SPELLINGS.filter((s) => !s.unknown).length }),
     ]);
     const cli = await run(
       process.execPath,
@@ -215,7 +217,8 @@ describe('MySQL data touched by an identity that sees clear values', () => {
       { env: { ...process.env, GATEHOUSE_PASSWORD: READER.password } },
     );
     const items = (JSON.parse(cli.stdout) as { items: { subject: string }[] }).items;
-    expect(items).toHaveLength(SPELLINGS.length - 1);
+    // A read of customers that lineage could not trace to its columns counts as possibly this column.
+    expect(items).toHaveLength(SPELLINGS.filter((s) => !s.unknown || s.unknown === 'customers').length);
     expect(new Set(items.map((i) => i.subject))).toEqual(new Set(['local:admin']));
   });
 });

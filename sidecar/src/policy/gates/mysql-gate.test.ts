@@ -135,7 +135,7 @@ describe('MysqlGate records the source columns an identity that sees clear value
     expect(on.outcome === 'allow' && on.touched).toEqual([
       { tablesRead: ['customers'], columns: { 'app.customers.ssn': 'clear' } },
     ]);
-    // A relation the catalog does not hold (MySQL's leaves views out): which columns, unknown.
+    // A relation the catalog does not hold: which columns, unknown.
     const unknown = check(true, 'SELECT * FROM customer_view');
     expect(unknown.outcome === 'allow' && unknown.touched?.[0]?.columns).toEqual({
       'app.customer_view.*': 'unknown',

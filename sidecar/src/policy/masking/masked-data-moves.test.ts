@@ -15,12 +15,12 @@ beforeAll(async () => {
 
 const maybeMasked = maybeMaskedAmong(['customers', 'odd.name']);
 const pg = (sql: string) =>
-  maskedDataMove(analyzeStatement(sql), { maybeMasked, pureFunctions: PURE_FUNCTIONS, copiesTraced: true });
+  maskedDataMove(analyzeStatement(sql), { maybeMasked, pureFunctions: PURE_FUNCTIONS, createsTraced: true });
 const mysql = (sql: string) =>
   maskedDataMove(analyzeMysql(sql, { sqlMode: DEFAULT_SQL_MODE }), {
     maybeMasked,
     pureFunctions: MYSQL_PURE_FUNCTIONS,
-    copiesTraced: false,
+    createsTraced: false,
   });
 
 describe('maybeMaskedAmong', () => {
@@ -89,6 +89,12 @@ describe('maskedDataMove (MySQL)', () => {
       'CREATE TRIGGER t AFTER INSERT ON notes FOR EACH ROW INSERT INTO log SELECT ssn FROM customers',
       /writes log/,
     ],
+    ['CREATE VIEW v AS SELECT ssn AS x FROM customers', /defines a view over customers/],
+    [
+      'CREATE OR REPLACE ALGORITHM=MERGE VIEW v AS SELECT n.body FROM notes n JOIN customers c ON c.id = n.id',
+      /view over customers/,
+    ],
+    ['ALTER VIEW v AS SELECT id FROM customers', /view over customers/],
   ])('%s is refused', (sql, reason) => {
     expect(mysql(sql)).toMatch(reason);
   });
@@ -99,6 +105,7 @@ describe('maskedDataMove (MySQL)', () => {
     'CREATE INDEX i ON notes (body(10))',
     'CREATE TRIGGER t AFTER INSERT ON notes FOR EACH ROW INSERT INTO log VALUES (NEW.body)',
     'INSERT INTO log SELECT ssn FROM customers',
+    'CREATE OR REPLACE VIEW v AS SELECT body FROM notes',
   ])('%s is left to lineage', (sql) => {
     expect(mysql(sql)).toBeUndefined();
   });

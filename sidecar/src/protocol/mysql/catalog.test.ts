@@ -8,7 +8,9 @@ import {
   readLoginResults,
   SESSION_SETTINGS_QUERY,
   type TextRows,
+  withViews,
 } from './catalog.ts';
+import { lineageViewsOf } from './code-catalog-cache.ts';
 
 const IDENTITY_TAG = identitySetup({ subject: 'alice' } as never, 'abc');
 const CATALOG_ROWS: TextRows = [
@@ -99,5 +101,57 @@ describe('identitySetup', () => {
       expect(identitySetup({ subject } as never, 's')[0]).toMatch(
         /^SET @gatehouse_identity = _utf8mb4'(?:[^'\\]|''|\\\\)*', @gatehouse_session = _utf8mb4's'$/,
       );
+  });
+});
+
+describe('lineageViewsOf', () => {
+  it('joins each view to its column names, and keeps a view whose definition the account may not read', () => {
+    const views = lineageViewsOf(
+      [
+        ['app', 'listed', 'select `app`.`t`.`a` AS `a` from `app`.`t`'],
+        ['app', 'hidden', ''],
+        ['app', 'nameless', null],
+        [null, 'x', 'select 1'],
+      ],
+      [
+        ['app', 'listed', 'renamed'],
+        ['app', 'hidden', 'h'],
+        ['app', 'other', 'o'],
+      ],
+    );
+    expect(views).toEqual([
+      {
+        schema: 'app',
+        name: 'listed',
+        definition: 'select `app`.`t`.`a` AS `a` from `app`.`t`',
+        columns: ['renamed'],
+      },
+      { schema: 'app', name: 'hidden', definition: '', columns: ['h'] },
+      { schema: 'app', name: 'nameless', definition: '' },
+    ]);
+  });
+});
+
+describe('withViews', () => {
+  const tables = catalogOf(CATALOG_ROWS, 'app');
+  const view = { schema: 'app', name: 'v', definition: 'select 1 AS `x`' };
+
+  it('adds the views in force, and makes a new catalog only when they change', () => {
+    let views: readonly (typeof view)[] | undefined = [view];
+    const catalog = withViews(tables, () => views);
+    const first = catalog();
+    expect(first?.views.get(qualifiedName('app', 'v'))).toEqual(view);
+    expect(first?.tables).toEqual(tables.tables);
+    expect(catalog()).toBe(first);
+    views = [view, { ...view, name: 'w' }];
+    expect(catalog()?.views.size).toBe(2);
+    // Views that may be outdated: none, so that lineage takes them as unknown.
+    views = undefined;
+    expect(catalog()).toBe(tables);
+    expect(catalog()?.views.size).toBe(0);
+  });
+
+  it('gives no catalog when the session has none', () => {
+    expect(withViews(undefined, () => [view])()).toBeUndefined();
   });
 });

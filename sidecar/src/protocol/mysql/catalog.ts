@@ -1,5 +1,6 @@
 import type { Identity } from '../../identity/identity.ts';
 import { type Catalog, createCatalog } from '../../sql/lineage/catalog.ts';
+import type { CatalogViewEntry } from '../../sql/lineage/types.ts';
 import {
   isMetadataRelation,
   METADATA_RELATIONS,
@@ -34,8 +35,9 @@ export interface LoginFacts {
 
 /**
  * The base tables of the session's database and their columns, for lineage, and the columns of the
- * information_schema relations that hold metadata (metadata-relations.ts). Views are left out on
- * purpose: a view the catalog does not list cannot be traced, so what it returns is masked.
+ * information_schema relations that hold metadata (metadata-relations.ts). Views come from the
+ * proxy's stored-code catalog instead (withViews), which is reloaded after DDL through the proxy: a
+ * view redefined after this session logged in is read by its new definition.
  */
 export const CATALOG_QUERY = `SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME WHERE (c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE <> 'VIEW') OR (c.TABLE_SCHEMA = '${METADATA_SCHEMA}' AND c.TABLE_NAME IN (${METADATA_RELATIONS.map((name) => `'${name}'`).join(', ')})) ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`;
 
@@ -101,4 +103,33 @@ export function catalogOf(rows: TextRows, database: string): Catalog {
     entry.columns.push({ name: column });
   }
   return createCatalog({ tables: [...tables.values()], searchPath: [database] });
+}
+
+/**
+ * The session's lineage catalog: its tables from login, with the views as `views()` gives them now
+ * (undefined while they may be outdated: views are then unknown, and what they return is masked). A
+ * new Catalog is made only when the views change, since lineage caches its results per Catalog.
+ */
+export function withViews(
+  tables: Catalog | undefined,
+  views: () => readonly CatalogViewEntry[] | undefined,
+): () => Catalog | undefined {
+  let seen: readonly CatalogViewEntry[] | undefined;
+  let catalog = tables;
+  return () => {
+    if (!tables) return undefined;
+    const current = views();
+    if (current !== seen) {
+      seen = current;
+      catalog = current
+        ? createCatalog({
+            tables: [...tables.tables.values()],
+            views: current,
+            userRoutines: tables.userRoutines,
+            searchPath: tables.searchPath,
+          })
+        : tables;
+    }
+    return catalog;
+  };
 }

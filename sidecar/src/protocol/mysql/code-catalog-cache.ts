@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { CodeCatalog } from '../../sql/code-reach.ts';
+import type { CatalogViewEntry } from '../../sql/lineage/types.ts';
 import {
   buildMysqlCodeCatalog,
   MYSQL_CODE_CATALOG_QUERIES,
@@ -17,6 +18,13 @@ export interface MysqlCodeCatalogCacheOptions {
   readonly refreshMs: number;
 }
 
+/**
+ * The column names of every view, in order: a view defined with a column list (`CREATE VIEW v (a, b)`)
+ * names its columns apart from its query, which VIEW_DEFINITION holds without the list.
+ */
+export const VIEW_COLUMNS_QUERY =
+  'SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.VIEWS v ON v.TABLE_SCHEMA = c.TABLE_SCHEMA AND v.TABLE_NAME = c.TABLE_NAME ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION';
+
 /** Names assumed to be the server's own functions at most (each came from an unknown call). */
 const MAX_ASSUMED = 4096;
 
@@ -29,6 +37,7 @@ export class MysqlCodeCatalogCache {
   private catalog: CodeCatalog | undefined;
   private tableCatalog: MysqlTableCatalog | undefined;
   private rows: MysqlCodeCatalogRows | undefined;
+  private views: readonly CatalogViewEntry[] | undefined;
   private readonly assumed = new Set<string>();
   private loading: Promise<void> | undefined;
   private loadedAt = 0;
@@ -54,6 +63,15 @@ export class MysqlCodeCatalogCache {
 
   async ready(): Promise<void> {
     if (!this.catalog) await this.load();
+  }
+
+  /**
+   * The views with their definitions and column names, for lineage, as of the catalog in force;
+   * undefined before one is loaded and while DDL through the proxy has made it outdated (a view may
+   * have been redefined: untraced, its columns are masked until the reload).
+   */
+  lineageViews(): readonly CatalogViewEntry[] | undefined {
+    return this.outdated ? undefined : this.views;
   }
 
   /** DDL ran since the catalog in force started loading. */
@@ -97,9 +115,22 @@ export class MysqlCodeCatalogCache {
     this.loadStartedAt = started;
     const at = performance.now();
     try {
-      const [routines = [], parameters = [], triggers = [], views = [], tables = [], cascades = []] =
-        await this.options.load([...MYSQL_CODE_CATALOG_QUERIES, TABLES_QUERY, CASCADES_QUERY]);
+      const [
+        routines = [],
+        parameters = [],
+        triggers = [],
+        views = [],
+        tables = [],
+        cascades = [],
+        viewColumns = [],
+      ] = await this.options.load([
+        ...MYSQL_CODE_CATALOG_QUERIES,
+        TABLES_QUERY,
+        CASCADES_QUERY,
+        VIEW_COLUMNS_QUERY,
+      ]);
       this.rows = { routines, parameters, triggers, views };
+      this.views = lineageViewsOf(views, viewColumns);
       this.tableCatalog = buildTableCatalog(tables, cascades);
       this.catalog = buildMysqlCodeCatalog(this.rows, new Set(this.assumed));
       this.snapshotStartedAt = started;
@@ -123,4 +154,30 @@ export class MysqlCodeCatalogCache {
       this.loadedAt = Date.now();
     }
   }
+}
+
+/**
+ * Views for lineage from the rows of the views query (schema, name, definition) and VIEW_COLUMNS_QUERY.
+ * A definition the account may not read comes back empty (no SHOW VIEW): kept, so that lineage finds
+ * the view and, unable to parse it, masks what it returns.
+ */
+export function lineageViewsOf(
+  views: readonly (readonly (string | null)[])[],
+  columns: readonly (readonly (string | null)[])[],
+): readonly CatalogViewEntry[] {
+  const names = new Map<string, string[]>();
+  for (const [schema, name, column] of columns) {
+    if (schema == null || name == null || column == null) continue;
+    const key = `${schema}\u0000${name}`;
+    const list = names.get(key);
+    if (list) list.push(column);
+    else names.set(key, [column]);
+  }
+  const out: CatalogViewEntry[] = [];
+  for (const [schema, name, definition] of views) {
+    if (schema == null || name == null) continue;
+    const listed = names.get(`${schema}\u0000${name}`);
+    out.push({ schema, name, definition: definition ?? '', ...(listed && { columns: listed }) });
+  }
+  return Object.freeze(out);
 }

@@ -16,7 +16,7 @@ import type {
 import { type SessionMasking, sessionMaskingCache } from '../../policy/masking/mysql-session-masking.ts';
 import type { PolicySource } from '../../policy/sources.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
-import { identitySetup, loginQueries, readLoginResults } from './catalog.ts';
+import { identitySetup, loginQueries, readLoginResults, withViews } from './catalog.ts';
 import { upgradeClientToTls } from './client-tls.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
 import {
@@ -317,7 +317,7 @@ export async function mysqlHandshake(
     }
     const gate = deps.createGate(identity, facts.sqlMode, {
       masking: () => maskingCache.get(deps.policy()),
-      catalog: () => facts.catalog,
+      catalog: withViews(facts.catalog, () => deps.code.lineageViews()),
     });
     client.write(okPacket(seq, upstream.status));
     return {

@@ -326,8 +326,12 @@ function analyzeByKeyword(s: Statement, ctx: RuleContext): StatementResult {
     }
     case 'DROP':
       return drop(s);
-    case 'ALTER':
-      return result([alter(s)]);
+    case 'ALTER': {
+      const altered = alter(s);
+      // ALTER VIEW ... AS SELECT defines the view anew: its query is judged as CREATE VIEW's is.
+      const query = altered.command === 'ALTER VIEW' ? definitionQuery(s, ctx, 2, 'ALTER VIEW') : [];
+      return result([...query, altered]);
+    }
     case 'RENAME': {
       if (s.word(1) === 'USER')
         return result([
@@ -898,15 +902,7 @@ function create(s: Statement, ctx: RuleContext): StatementResult {
       kind: 'file-access',
       detail: 'it names server files or connections as the table storage',
     });
-  const nestedEntries: StatementEntry[] = [];
-  const select = firstTopLevel(s, ['SELECT', 'WITH'], i + 1);
-  if (select >= 0 && (what === 'TABLE' || what === 'VIEW')) {
-    const inner = analyzeLexed(
-      { ...s.lexed, tokens: s.tokens.slice(select), canonical: s.text(select) },
-      ctx,
-    );
-    nestedEntries.push(...nested(inner.entries, command));
-  }
+  const nestedEntries = what === 'TABLE' || what === 'VIEW' ? definitionQuery(s, ctx, i + 1, command) : [];
   const like = s.find('LIKE', i + 1);
   const tablesRead = what === 'TABLE' && like >= 0 ? s.names(like + 1) : [];
   const classes = temporary ? READ : DDL;
@@ -915,6 +911,14 @@ function create(s: Statement, ctx: RuleContext): StatementResult {
     ...nestedEntries,
     entry('create', command, summary, classes, { objects, tablesRead, tablesWritten: written, findings }),
   ]);
+}
+
+/** The facts of the query a CREATE TABLE ... SELECT or a view's definition runs, from token `from` on. */
+function definitionQuery(s: Statement, ctx: RuleContext, from: number, command: string): StatementEntry[] {
+  const select = firstTopLevel(s, ['SELECT', 'WITH'], from);
+  if (select < 0) return [];
+  const inner = analyzeLexed({ ...s.lexed, tokens: s.tokens.slice(select), canonical: s.text(select) }, ctx);
+  return nested(inner.entries, command);
 }
 
 function firstTopLevel(s: Statement, words: readonly string[], from: number): number {
