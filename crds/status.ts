@@ -20,7 +20,8 @@ export const Condition = Type.Object(
       maxLength: 316,
       pattern:
         '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
-      description: 'Ready, Reconciling or Stalled.',
+      description:
+        'Ready, Reconciling or Stalled; a DatabaseAccess also reports AuditShipping when the operator ships to a collector.',
     }),
     status: stringEnum(CONDITION_STATUSES),
     observedGeneration: Type.Optional(

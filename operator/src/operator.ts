@@ -12,7 +12,7 @@ import { bundleApprovalsEndpoint } from './approvals/bundle-approvals-endpoint.t
 import { APPROVAL_DECISIONS_PATH, reviewDecision } from './approvals/decision-review.ts';
 import { decisionAnnouncer, secretNotifier } from './approvals/secret-notifications.ts';
 import { SidecarAuthenticator } from './approvals/sidecar-auth.ts';
-import type { BundleCollector } from './compile/compile-bundle.ts';
+import { type CollectorTls, startCollectorTls } from './collector-tls/collector-certificate.ts';
 import { PLURALS } from './controllers/api-paths.ts';
 import {
   DatabaseAccessController,
@@ -67,8 +67,21 @@ export interface OperatorOptions {
   readonly onLeadershipLost?: () => void;
   /** The pod-injection webhook, served on every replica; absent: no webhook (controllers only). */
   readonly webhook?: WebhookOptions;
-  /** The audit collector sidecars ship to (the chart's, when enabled). */
-  readonly collector?: BundleCollector;
+  /** The audit collector sidecars ship to (the chart's, when enabled), always over https. */
+  readonly collector?: CollectorOptions;
+}
+
+export interface CollectorOptions {
+  /** https://HOST[:PORT]. */
+  readonly url: string;
+  /** The cluster name recorded with every record. */
+  readonly cluster: string;
+  /** The collector's Service, named in its certificate. */
+  readonly serviceName: string;
+  /** The Secret (in the operator's namespace) with its serving certificate and ca.crt. */
+  readonly secretName: string;
+  /** Who issues the certificate: the operator (self) or cert-manager. */
+  readonly certMode: 'self' | 'cert-manager';
 }
 
 export interface WebhookOptions {
@@ -170,7 +183,10 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       events,
       sidecarImage: options.sidecarImage,
       serverVersion,
-      ...(options.collector && { collector: options.collector }),
+      ...(options.collector && {
+        collector: { url: options.collector.url, cluster: options.collector.cluster },
+        collectorCa: () => collectorTls?.ca() ?? Promise.resolve(undefined),
+      }),
       ...(options.webhook && {
         approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
       }),
@@ -277,8 +293,24 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   });
   servers.push(healthServer);
 
+  /** The collector's certificate is the leader's to renew, as the bundles that carry its CA are. */
+  let collectorTls: CollectorTls | undefined;
   const startControllers = () => {
     leader = true;
+    if (options.collector)
+      collectorTls = startCollectorTls({
+        api,
+        client: kubeCertificateClient(options.kubeConfig),
+        namespace: options.namespace,
+        secretName: options.collector.secretName,
+        service: options.collector.serviceName,
+        url: options.collector.url,
+        mode: options.collector.certMode,
+        logger: logger.child({ component: 'collector-tls' }),
+        onCaChanged: () => {
+          for (const access of accesses.list()) accessController.queue.add(key(access));
+        },
+      });
     leaderGauge.set(1);
     for (const controller of controllers) controller.start(options.workers ?? 2);
     for (const access of accesses.list()) accessController.queue.add(key(access));
@@ -345,6 +377,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       logger.info('shutting down: finishing reconciles in progress');
       await Promise.all(controllers.map((c) => c.stop()));
       issuer.stop();
+      collectorTls?.stop();
       clearInterval(sweeper);
       await elector?.stop();
       leader = false;

@@ -50,6 +50,11 @@ export const BUNDLE_CONFIG_KEY = 'gatehouse.yaml';
 export const BUNDLE_JWKS_KEY = 'jwks.json';
 /** The CA of the operator's webhook certificate, which signs its approvals endpoint too. */
 export const BUNDLE_OPERATOR_CA_KEY = 'operator-ca.crt';
+/**
+ * The CA that verifies the audit collector's certificate (`audit.ship.caFile`); empty while the
+ * collector has none yet, and the sidecar then ships nothing (never in clear).
+ */
+export const BUNDLE_COLLECTOR_CA_KEY = 'collector-ca.crt';
 
 /** Mount points inside the sidecar container. */
 export const BUNDLE_MOUNT = '/etc/gatehouse/bundle';

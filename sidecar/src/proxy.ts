@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
@@ -422,7 +421,7 @@ async function startAuditShipper(config: ProxyConfig, logger: Logger) {
       url: ship.url,
       ...(ship.tokenFile !== undefined && { tokenFile: ship.tokenFile }),
       ...(ship.token !== undefined && { token: ship.token }),
-      ...(ship.caFile !== undefined && { ca: readFileSync(ship.caFile) }),
+      ...(ship.caFile !== undefined && { caFile: ship.caFile }),
     },
     source: {
       cluster: ship.cluster ?? 'local',

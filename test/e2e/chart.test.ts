@@ -320,6 +320,24 @@ describe('helm template', () => {
       name: 'store',
       secret: { secretName: 'audit-store', items: [{ key: 'url', path: 'url' }] },
     });
+    // TLS always: the certificate and its key only, never the CA key the operator keeps beside them.
+    expect(pod.volumes).toContainEqual({
+      name: 'tls',
+      secret: {
+        secretName: 'gatehouse-collector-tls',
+        items: [
+          { key: 'tls.crt', path: 'tls.crt' },
+          { key: 'tls.key', path: 'tls.key' },
+        ],
+      },
+    });
+    expect(container.volumeMounts).toContainEqual({
+      name: 'tls',
+      mountPath: '/etc/gatehouse/collector-tls',
+      readOnly: true,
+    });
+    expect(container.livenessProbe.httpGet.scheme).toBe('HTTPS');
+    expect(container.readinessProbe.httpGet.scheme).toBe('HTTPS');
     const service = byKind('Service');
     expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
     // The operator's Service and Deployment never select the collector's pods, nor it theirs.
@@ -343,16 +361,110 @@ describe('helm template', () => {
       readers: ['system:serviceaccount:security:auditor'],
       admins: ['system:serviceaccount:security:lead'],
       shipperTokens: [],
+      tls: {
+        certFile: '/etc/gatehouse/collector-tls/tls.crt',
+        keyFile: '/etc/gatehouse/collector-tls/tls.key',
+      },
     });
     await rm(dir, { recursive: true, force: true });
 
-    // The operator puts the Service's address and the cluster name into every bundle.
+    // The operator puts the Service's https address, the CA that verifies it and the cluster name
+    // into every bundle; it issues the certificate (no cert-manager here) into the Secret the pods mount.
     const args = operator.spec.template.spec.containers[0].args as string[];
-    expect(args.slice(-2)).toEqual([
-      `--collector-url=http://${service.metadata.name}.${RELEASE_NAMESPACE}.svc:${service.spec.ports[0].port}`,
+    expect(args.slice(-4)).toEqual([
+      `--collector-url=https://${service.metadata.name}.${RELEASE_NAMESPACE}.svc:${service.spec.ports[0].port}`,
+      `--collector-service-name=${service.metadata.name}`,
+      '--collector-secret-name=gatehouse-collector-tls',
       '--cluster-name=prod-eu',
     ]);
+    expect(args).toContain('--cert-mode=self');
+    // Its Secret rights are by name: the webhook's certificate and the collector's.
+    const role = objects.find((object) => object.kind === 'Role')!;
+    expect(role.rules).toContainEqual({
+      apiGroups: [''],
+      resources: ['secrets'],
+      resourceNames: ['gatehouse-webhook-tls', 'gatehouse-collector-tls'],
+      verbs: ['get', 'list', 'watch', 'update', 'patch'],
+    });
+    expect(objects.some((object) => object.kind === 'Certificate')).toBe(false);
     expect((await render()).some((object) => object.metadata.name === service.metadata.name)).toBe(false);
+  });
+
+  it("lets cert-manager issue the collector's certificate for its Service names, with a CA of its own or the user's issuer", async () => {
+    const base = [
+      '--set',
+      'collector.enabled=true',
+      '--set',
+      'collector.store.secretName=audit-store',
+      '--set',
+      'webhook.certManager.enabled=true',
+    ];
+    const objects = await render(...base);
+    const collectorObjects = objects.filter(
+      (object) => object.metadata.labels?.['app.kubernetes.io/component'] === 'collector',
+    );
+    const certificate = collectorObjects.find(
+      (object) => object.kind === 'Certificate' && object.metadata.name === 'gatehouse-collector',
+    )!;
+    const service = collectorObjects.find((object) => object.kind === 'Service')!;
+    const svc = service.metadata.name;
+    expect(certificate.spec).toMatchObject({
+      secretName: 'gatehouse-collector-tls',
+      dnsNames: [
+        svc,
+        `${svc}.${RELEASE_NAMESPACE}`,
+        `${svc}.${RELEASE_NAMESPACE}.svc`,
+        `${svc}.${RELEASE_NAMESPACE}.svc.cluster.local`,
+      ],
+      usages: ['server auth'],
+      issuerRef: { name: 'gatehouse-collector-ca', kind: 'Issuer', group: 'cert-manager.io' },
+    });
+    // A CA of the collector's own, so ca.crt (which the bundles carry) outlives each renewal of the certificate.
+    const ca = collectorObjects.find(
+      (object) => object.kind === 'Certificate' && object.metadata.name === 'gatehouse-collector-ca',
+    )!;
+    expect(ca.spec).toMatchObject({
+      isCA: true,
+      secretName: 'gatehouse-collector-ca',
+      issuerRef: { name: 'gatehouse-selfsigned', kind: 'Issuer' },
+    });
+    expect(collectorObjects.find((object) => object.kind === 'Issuer')?.spec).toEqual({
+      ca: { secretName: 'gatehouse-collector-ca' },
+    });
+    // The operator only reads the Secret cert-manager writes (for its ca.crt), by name, and creates none.
+    const role = objects.find((object) => object.kind === 'Role')!;
+    expect(role.rules.filter((rule: { resources: string[] }) => rule.resources.includes('secrets'))).toEqual([
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: ['gatehouse-webhook-tls', 'gatehouse-collector-tls'],
+        verbs: ['get', 'list', 'watch'],
+      },
+    ]);
+    const operator = objects.find(
+      (object) => object.kind === 'Deployment' && object.metadata.name === 'gatehouse-operator',
+    )!;
+    expect(operator.spec.template.spec.containers[0].args).toContain('--cert-mode=cert-manager');
+
+    const withIssuer = await render(
+      ...base,
+      '--set',
+      'webhook.certManager.issuerRef.name=corp-ca',
+      '--set',
+      'webhook.certManager.issuerRef.kind=ClusterIssuer',
+    );
+    const certificates = withIssuer.filter((object) => object.kind === 'Certificate');
+    expect(certificates.map((object) => object.metadata.name).sort()).toEqual([
+      'gatehouse-collector',
+      'gatehouse-webhook',
+    ]);
+    expect(
+      certificates.find((object) => object.metadata.name === 'gatehouse-collector')!.spec.issuerRef,
+    ).toEqual({
+      name: 'corp-ca',
+      kind: 'ClusterIssuer',
+      group: 'cert-manager.io',
+    });
   });
 
   it('refuses a collector without a store, or with a cluster name it cannot record', async () => {

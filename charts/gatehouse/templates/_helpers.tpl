@@ -88,6 +88,12 @@ app.kubernetes.io/part-of: gatehouse
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{/* Always https: sidecars send their pod's token and their audit records (docs/collector.md, "TLS"). */}}
 {{- define "gatehouse.collectorUrl" -}}
-{{- printf "http://%s.%s.svc:%v" (include "gatehouse.collectorName" .) .Release.Namespace .Values.collector.port -}}
+{{- printf "https://%s.%s.svc:%v" (include "gatehouse.collectorName" .) .Release.Namespace .Values.collector.port -}}
+{{- end -}}
+
+{{/* The collector's serving certificate: written by the operator, or by cert-manager with webhook.certManager. */}}
+{{- define "gatehouse.collectorSecretName" -}}
+{{- printf "%s-collector-tls" (include "gatehouse.fullname" .) -}}
 {{- end -}}

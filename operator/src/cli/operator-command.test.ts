@@ -15,9 +15,17 @@ describe('gatehouse operator flags', () => {
       ['--sidecar-image=i', '--collector-url=gatehouse-collector:7450'],
       '--collector-url is "gatehouse-collector:7450"',
     ],
-    [['--sidecar-image=i', '--collector-url=http://c/v1/records'], 'use http(s)://HOST[:PORT]'],
+    [['--sidecar-image=i', '--collector-url=https://c/v1/records'], 'use https://HOST[:PORT]'],
+    // Pods' tokens and audit records never cross the network in clear, whatever the spelling.
+    ...['http://c:7450', 'HTTP://c:7450', 'http://127.0.0.1:7450', 'c:7450', 'ftp://c', '//c:7450'].map(
+      (url) =>
+        [['--sidecar-image=i', `--collector-url=${url}`], `--collector-url is "${url}"; use https://`] as [
+          string[],
+          string,
+        ],
+    ),
     [
-      ['--sidecar-image=i', '--collector-url=http://c:7450', '--cluster-name=Prod EU'],
+      ['--sidecar-image=i', '--collector-url=https://c:7450', '--cluster-name=Prod EU'],
       '--cluster-name is "Prod EU"',
     ],
   ])('refuses %j with a sentence naming the flag', async (argv, message) => {

@@ -16,7 +16,12 @@ export const OPERATOR_USAGE = `usage: gatehouse operator --sidecar-image IMAGE [
   --webhook-secret-name NAME  Secret with the webhook's certificate (default gatehouse-webhook-tls)
   --cert-mode self|cert-manager  who issues the webhook certificate (default self)
   --approvals-url URL         where sidecars ask for approvals (default https://WEBHOOK-SERVICE.NAMESPACE.svc)
-  --collector-url URL         the audit collector injected sidecars ship their audit logs to (default: none)
+  --collector-url URL         the audit collector injected sidecars ship their audit logs to, https://HOST[:PORT]
+                              (default: none); the bundles carry the CA that verifies it
+  --collector-service-name NAME  with --collector-url: the collector's Service, named in its certificate
+                              (default gatehouse-collector)
+  --collector-secret-name NAME   with --collector-url: the Secret with the collector's certificate and ca.crt,
+                              issued by the operator or cert-manager as --cert-mode says (default gatehouse-collector-tls)
   --cluster-name NAME         with --collector-url: the cluster name recorded with every record (default default)
   --metrics-port PORT         Prometheus /metrics (default 8080)
   --health-port PORT          /healthz and /readyz (default 8081)
@@ -44,6 +49,8 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
         'cert-mode': { type: 'string', default: 'self' },
         'approvals-url': { type: 'string' },
         'collector-url': { type: 'string' },
+        'collector-service-name': { type: 'string', default: 'gatehouse-collector' },
+        'collector-secret-name': { type: 'string', default: 'gatehouse-collector-tls' },
         'cluster-name': { type: 'string', default: 'default' },
         'metrics-port': { type: 'string', default: '8080' },
         'health-port': { type: 'string', default: '8081' },
@@ -72,8 +79,11 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   if (leaderElect !== 'true' && leaderElect !== 'false')
     throw new UserError(`--leader-elect is "${leaderElect}"; use true or false`);
   const collectorUrl = values['collector-url'];
-  if (collectorUrl !== undefined && !/^https?:\/\/[^/]+\/?$/.test(collectorUrl))
-    throw new UserError(`--collector-url is "${collectorUrl}"; use http(s)://HOST[:PORT]`);
+  // Pod tokens and audit records cross the cluster network: never in clear.
+  if (collectorUrl !== undefined && !/^https:\/\/[^/]+\/?$/.test(collectorUrl))
+    throw new UserError(
+      `--collector-url is "${collectorUrl}"; use https://HOST[:PORT] (sidecars send their pod's token and audit records there)`,
+    );
   const clusterName = values['cluster-name'];
   if (!/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(clusterName))
     throw new UserError(`--cluster-name is "${clusterName}"; use lower-case letters, digits, '.' and '-'`);
@@ -102,7 +112,13 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
     leaderElect: leaderElect === 'true',
     bindHost: values['bind-address'],
     ...(collectorUrl !== undefined && {
-      collector: { url: collectorUrl.replace(/\/$/, ''), cluster: clusterName },
+      collector: {
+        url: collectorUrl.replace(/\/$/, ''),
+        cluster: clusterName,
+        serviceName: values['collector-service-name'],
+        secretName: values['collector-secret-name'],
+        certMode,
+      },
     }),
     ...(webhookPort !== 0 && {
       webhook: {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Logger } from 'pino';
@@ -16,6 +16,7 @@ import { consoleApp } from './console/console-app.ts';
 import { OidcSignIn } from './console/console-oidc.ts';
 import { ConsoleSessions } from './console/console-sessions.ts';
 import { RecordForwarder } from './forwarder.ts';
+import { reloadServingCertificate } from './serving-certificate-reload.ts';
 import { CollectorStore } from './store.ts';
 import { openDriver } from './store-driver.ts';
 
@@ -120,6 +121,9 @@ export async function startCollector(
     );
     s.once('error', reject);
   });
+  const stopReload =
+    config.tls &&
+    reloadServingCertificate(server as HttpsServer, config.tls, logger.child({ component: 'tls' }));
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`;
@@ -129,6 +133,7 @@ export async function startCollector(
     store,
     async close() {
       clearInterval(timer);
+      stopReload?.();
       await forwarder?.stop();
       await new Promise<void>((done) => server.close(() => done()));
       localUsers?.close();

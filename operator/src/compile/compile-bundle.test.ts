@@ -7,8 +7,10 @@ import { parseProxyConfig } from '../../../sidecar/src/config/load.ts';
 import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts';
 import { policyChangeEvent } from '../../../sidecar/src/policy/policy-diff.ts';
 import {
+  BUNDLE_COLLECTOR_CA_KEY,
   BUNDLE_CONFIG_KEY,
   BUNDLE_JWKS_KEY,
+  BUNDLE_MOUNT,
   BUNDLE_OPERATOR_CA_KEY,
   CREDENTIALS_MOUNT,
   MASKING_KEY_KEY,
@@ -170,20 +172,57 @@ describe('compileBundle', () => {
     expect(compileBundle({ ...input(), approvals: { url, ca: `${ca}\n` } }).hash).not.toBe(bundle.hash);
   });
 
-  it("ships the audit log to the chart's collector with the pod's token, when there is one", () => {
-    const collector = { url: 'http://gatehouse-collector.gatehouse-system.svc:7450', cluster: 'prod-eu' };
+  it("ships the audit log to the chart's collector over https with the pod's token, verified by the CA the bundle carries", () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const collector = {
+      url: 'https://gatehouse-collector.gatehouse-system.svc:7450',
+      cluster: 'prod-eu',
+      ca,
+    };
     const bundle = compileBundle({ ...input(), collector });
     const { proxy } = loadAsSidecar(bundle.data[BUNDLE_CONFIG_KEY]!);
     expect(proxy.audit.ship).toMatchObject({
       url: collector.url,
+      caFile: `${BUNDLE_MOUNT}/${BUNDLE_COLLECTOR_CA_KEY}`,
       tokenFile: proxy.identity.tokenFile?.path,
       cluster: 'prod-eu',
       namespace: 'shop',
     });
-    expect(loadAsSidecar(compileBundle(input()).data[BUNDLE_CONFIG_KEY]!).proxy.audit.ship).toBeUndefined();
+    expect(bundle.data[BUNDLE_COLLECTOR_CA_KEY]).toBe(ca);
+    const without = compileBundle(input());
+    expect(loadAsSidecar(without.data[BUNDLE_CONFIG_KEY]!).proxy.audit.ship).toBeUndefined();
+    expect(without.data[BUNDLE_COLLECTOR_CA_KEY]).toBeUndefined();
     expect(compileBundle({ ...input(), collector: { ...collector, cluster: 'prod-us' } }).hash).not.toBe(
       bundle.hash,
     );
+    // A renewed CA is a new bundle, which the kubelet brings to running sidecars (read for every batch).
+    expect(compileBundle({ ...input(), collector: { ...collector, ca: `${ca}${ca}` } }).hash).not.toBe(
+      bundle.hash,
+    );
+  });
+
+  it('carries an empty CA file while the collector has no CA yet: the sidecar ships nothing, in clear least of all', () => {
+    const collector = { url: 'https://gatehouse-collector.gatehouse-system.svc:7450', cluster: 'prod-eu' };
+    const bundle = compileBundle({ ...input(), collector });
+    expect(bundle.data[BUNDLE_COLLECTOR_CA_KEY]).toBe('');
+    const { proxy } = loadAsSidecar(bundle.data[BUNDLE_CONFIG_KEY]!);
+    expect(proxy.audit.ship?.url).toBe(collector.url);
+    expect(proxy.audit.ship?.caFile).toBe(`${BUNDLE_MOUNT}/${BUNDLE_COLLECTOR_CA_KEY}`);
+    expect(compileBundle({ ...input(), collector: { ...collector, ca: 'x' } }).hash).not.toBe(bundle.hash);
+  });
+
+  it('is refused by the sidecar when the collector URL is plain http beyond loopback', () => {
+    for (const url of [
+      'http://gatehouse-collector.gatehouse-system.svc:7450',
+      'http://gatehouse-collector:7450',
+      'http://10.0.0.7:7450',
+      'http://[fd00::7]:7450',
+    ]) {
+      const bundle = compileBundle({ ...input(), collector: { url, cluster: 'c', ca: 'x' } });
+      expect(() => loadAsSidecar(bundle.data[BUNDLE_CONFIG_KEY]!), url).toThrow(
+        /plain http only to loopback/,
+      );
+    }
   });
 
   it('uses the sidecar port and protocol defaults', () => {

@@ -10,6 +10,7 @@ import {
   AUDIT_MOUNT,
   AUDIT_SIGNING_KEY_KEY,
   AUDIT_SIGNING_KEY_MOUNT,
+  BUNDLE_COLLECTOR_CA_KEY,
   BUNDLE_CONFIG_KEY,
   BUNDLE_JWKS_KEY,
   BUNDLE_MOUNT,
@@ -57,8 +58,14 @@ export interface BundleInput {
 
 /** Where sidecars ship their audit logs (`audit.ship`), and the cluster name recorded with each record. */
 export interface BundleCollector {
+  /** https://...: the operator refuses any other (docs/collector.md, "TLS"). */
   readonly url: string;
   readonly cluster: string;
+  /**
+   * PEM of the CA(s) that verify the collector's certificate; undefined while its Secret holds none
+   * yet: the bundle then carries an empty CA file, and the sidecar ships nothing until it is filled in.
+   */
+  readonly ca?: string | undefined;
 }
 
 export interface CompiledBundle {
@@ -115,6 +122,7 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       ...(input.collector && {
         ship: {
           url: input.collector.url,
+          caFile: `${BUNDLE_MOUNT}/${BUNDLE_COLLECTOR_CA_KEY}`,
           tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
           cluster: input.collector.cluster,
           ...(access.metadata.namespace !== undefined && { namespace: access.metadata.namespace }),
@@ -141,6 +149,7 @@ export function compileBundle(input: BundleInput): CompiledBundle {
   };
   const extra: Record<string, string> = { [BUNDLE_JWKS_KEY]: input.jwks };
   if (input.approvals) extra[BUNDLE_OPERATOR_CA_KEY] = input.approvals.ca;
+  if (input.collector) extra[BUNDLE_COLLECTOR_CA_KEY] = input.collector.ca ?? '';
   return assembleBundle(proxy, input, extra);
 }
 

@@ -11,7 +11,9 @@ import { ServiceAccountIssuer } from '../runtime/service-account-issuer.ts';
 import {
   ANNOTATION_RESTARTED_FOR,
   AUDIT_SIGNING_KEY_SECRET,
+  BUNDLE_COLLECTOR_CA_KEY,
   BUNDLE_CONFIG_KEY,
+  BUNDLE_MOUNT,
   bundleConfigMapName,
   FINALIZER,
   MASKING_KEY_SECRET,
@@ -25,6 +27,7 @@ import {
   type GuardrailObject,
   type MaskingPolicyObject,
   rolloutHash,
+  SHIPPING_CONDITION,
 } from './database-access-controller.ts';
 
 /**
@@ -38,7 +41,12 @@ const logger = pino({ level: 'silent' });
 const CONFIG_MAP = `/api/v1/namespaces/${NS}/configmaps/${bundleConfigMapName('orders')}`;
 const DEPLOYMENTS = `/apis/apps/v1/namespaces/${NS}/deployments`;
 
-async function world(options: { collector?: { url: string; cluster: string } } = {}) {
+async function world(
+  options: {
+    collector?: { url: string; cluster: string };
+    collectorCa?: () => Promise<string | undefined>;
+  } = {},
+) {
   const api = new FakeKubeApi();
   await api.create('/api/v1/namespaces', { metadata: { name: NS } });
   const accesses = api.informer<DatabaseAccessObject>(gatehousePath('DatabaseAccess'));
@@ -53,6 +61,7 @@ async function world(options: { collector?: { url: string; cluster: string } } =
     sidecarImage: 'example.com/gatehouse:test',
     serverVersion: parseServerVersion(await api.get('/version')),
     ...(options.collector && { collector: options.collector }),
+    ...(options.collectorCa && { collectorCa: options.collectorCa }),
   };
   const controller = new DatabaseAccessController(deps);
   return {
@@ -137,6 +146,10 @@ async function readyWorld(extra: Record<string, unknown> = {}): Promise<World> {
   return w;
 }
 
+function conditionOf(object: { status?: { conditions?: Condition[] } }, type: string) {
+  return object.status?.conditions?.find((c) => c.type === type);
+}
+
 function condition(object: { status?: { conditions?: Condition[] } }, type: string) {
   const found = object.status?.conditions?.find((c) => c.type === type);
   return found && `${found.status} ${found.reason}${found.message ? `: ${found.message}` : ''}`;
@@ -200,9 +213,10 @@ describe('DatabaseAccessController reconcile states', () => {
     expect(w.events()).toEqual(['orders Normal BundleCompiled']);
   });
 
-  it("points the bundle's audit at the chart's collector when the operator has one", async () => {
-    const collector = { url: 'http://gatehouse-collector.gatehouse-system.svc:7450', cluster: 'prod-eu' };
-    const w = await world({ collector });
+  it("points the bundle's audit at the chart's collector over https, with the CA that verifies it", async () => {
+    const collector = { url: 'https://gatehouse-collector.gatehouse-system.svc:7450', cluster: 'prod-eu' };
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const w = await world({ collector, collectorCa: async () => ca });
     await createSecret(w.api);
     await createPolicies(w.api);
     await createAccess(w.api);
@@ -211,11 +225,52 @@ describe('DatabaseAccessController reconcile states', () => {
     const proxy = parseAllDocuments(bundle.data[BUNDLE_CONFIG_KEY]!)[0]!.toJS() as {
       audit: { ship?: Record<string, string> };
     };
-    expect(proxy.audit.ship).toMatchObject({ url: collector.url, cluster: 'prod-eu', namespace: NS });
+    expect(proxy.audit.ship).toMatchObject({
+      url: collector.url,
+      caFile: `${BUNDLE_MOUNT}/${BUNDLE_COLLECTOR_CA_KEY}`,
+      cluster: 'prod-eu',
+      namespace: NS,
+    });
+    expect(bundle.data[BUNDLE_COLLECTOR_CA_KEY]).toBe(ca);
+    expect(conditionOf(await w.access(), SHIPPING_CONDITION)).toMatchObject({
+      status: 'True',
+      reason: 'CollectorTrusted',
+    });
     const without = await readyWorld();
     await without.reconcile();
     const plain = await without.api.get<KubeObject & { data: Record<string, string> }>(CONFIG_MAP);
     expect(plain.data[BUNDLE_CONFIG_KEY]).not.toContain('ship');
+    expect(conditionOf(await without.access(), SHIPPING_CONDITION)).toBeUndefined();
+  });
+
+  it('says so, once, while the collector has no CA yet, and ships nothing until the bundle carries it', async () => {
+    const collector = { url: 'https://gatehouse-collector.gatehouse-system.svc:7450', cluster: 'prod-eu' };
+    let ca: string | undefined;
+    const w = await world({ collector, collectorCa: async () => ca });
+    await createSecret(w.api);
+    await createPolicies(w.api);
+    await createAccess(w.api);
+    const first = await w.reconcile();
+    // Access works meanwhile: the records wait in each pod's audit file.
+    expect(first).toMatchObject({ outcome: 'Ready', requeueAfterMs: 30_000 });
+    const bundle = await w.api.get<KubeObject & { data: Record<string, string> }>(CONFIG_MAP);
+    expect(bundle.data[BUNDLE_COLLECTOR_CA_KEY]).toBe('');
+    expect(bundle.data[BUNDLE_CONFIG_KEY]).toContain(`url: ${collector.url}`);
+    expect(conditionOf(await w.access(), SHIPPING_CONDITION)).toMatchObject({
+      status: 'False',
+      reason: 'CollectorCANotReady',
+    });
+    expect(conditionOf(await w.access(), 'Ready')?.status).toBe('True');
+    await w.reconcile();
+    expect(w.events().filter((e) => e.includes('CollectorCANotReady'))).toEqual([
+      'orders Warning CollectorCANotReady',
+    ]);
+
+    ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    expect(await w.reconcile()).toMatchObject({ outcome: 'Ready', requeueAfterMs: 600_000 });
+    const filled = await w.api.get<KubeObject & { data: Record<string, string> }>(CONFIG_MAP);
+    expect(filled.data[BUNDLE_COLLECTOR_CA_KEY]).toBe(ca);
+    expect(conditionOf(await w.access(), SHIPPING_CONDITION)?.status).toBe('True');
   });
 
   it('writes nothing when nothing changed: same status, same bundle, no event', async () => {

@@ -71,7 +71,9 @@ export interface DatabaseAccessControllerDeps {
   /** The operator's approvals endpoint for the bundles, when it serves one (undefined: not yet known). */
   readonly approvalsEndpoint?: () => Promise<{ url: string; ca: string } | undefined>;
   /** The audit collector the chart installed, for every bundle's `audit.ship`. */
-  readonly collector?: BundleCollector;
+  readonly collector?: Omit<BundleCollector, 'ca'>;
+  /** The CA that verifies the collector, read at each reconcile; undefined while there is none yet. */
+  readonly collectorCa?: () => Promise<string | undefined>;
 }
 
 /** Kinds whose pod template a rollout may stamp; the others (ReplicaSet, Job...) are owned by something else. */
@@ -80,6 +82,9 @@ const ROLLABLE = [
   { kind: 'StatefulSet', plural: 'statefulsets' },
   { kind: 'DaemonSet', plural: 'daemonsets' },
 ] as const;
+
+/** Reported when the chart installs a collector: whether the bundles let the sidecars ship to it. */
+export const SHIPPING_CONDITION = 'AuditShipping';
 
 /** Secrets are not watched (the operator keeps no copy of credentials), so a missing one is looked for again. */
 const MISSING_SECRET_RECHECK_MS = 30_000;
@@ -155,6 +160,7 @@ export class DatabaseAccessController implements Reconciler {
 
     const keys = await this.#d.issuer.get();
     const approvals = await this.#d.approvalsEndpoint?.();
+    const collectorCa = this.#d.collector && (await this.#d.collectorCa?.());
     let bundle: CompiledBundle;
     try {
       bundle = compileBundle({
@@ -164,7 +170,7 @@ export class DatabaseAccessController implements Reconciler {
         issuer: keys.issuer,
         jwks: keys.jwks,
         ...(approvals && { approvals }),
-        ...(this.#d.collector && { collector: this.#d.collector }),
+        ...(this.#d.collector && { collector: { ...this.#d.collector, ca: collectorCa } }),
       });
       // What the sidecar will do with it: a bundle it would refuse must never reach a running pod.
       checkBundle(bundle, `bundle of ${namespace}/${name}`);
@@ -205,12 +211,13 @@ export class DatabaseAccessController implements Reconciler {
     const podCount = workloads.reduce((n, w) => n + w.pods, 0);
     const current = workloads.reduce((n, w) => n + w.current, 0);
     const message = `bundle ${configMap} compiled; ${current} of ${podCount} selected pods carry the current sidecar`;
+    const shipping = this.#shippingCondition(collectorCa);
     const next: DatabaseAccessStatus = {
       observedGeneration: generation,
-      conditions: this.#conditions(
-        access,
-        standardConditions({ kind: 'ready', reason: 'BundleCompiled', message }),
-      ),
+      conditions: this.#conditions(access, [
+        ...standardConditions({ kind: 'ready', reason: 'BundleCompiled', message }),
+        ...(shipping ? [shipping] : []),
+      ]),
       bundle: { configMap, hash: bundle.hash },
       workloads,
       conflicts,
@@ -229,8 +236,37 @@ export class DatabaseAccessController implements Reconciler {
         'RolloutStarted',
         `stamped ${workload} to roll its pods onto the new sidecar`,
       );
+    const shippedBefore = access.status?.conditions?.find((c) => c.type === SHIPPING_CONDITION);
+    if (shipping?.status === 'False' && shippedBefore?.reason !== shipping.reason)
+      await this.#d.events.record(access, 'Warning', shipping.reason, shipping.message);
     await writeStatus(this.#d.api, path, access.status, next);
-    return { outcome: 'Ready', requeueAfterMs: RESYNC_MS };
+    return {
+      outcome: 'Ready',
+      // The collector's Secret is looked at by a timer too; this is the safety net.
+      requeueAfterMs: shipping?.status === 'False' ? MISSING_SECRET_RECHECK_MS : RESYNC_MS,
+    };
+  }
+
+  /**
+   * Whether the sidecars can ship: only once the bundle carries the CA that verifies the collector.
+   * Until then they ship nothing (never in clear) and keep every record in their audit file.
+   */
+  #shippingCondition(ca: string | undefined): DesiredCondition | undefined {
+    const collector = this.#d.collector;
+    if (!collector) return undefined;
+    return ca === undefined
+      ? {
+          type: SHIPPING_CONDITION,
+          status: 'False',
+          reason: 'CollectorCANotReady',
+          message: `the collector at ${collector.url} has no certificate authority yet: the sidecars ship nothing until the bundle carries it, and keep their records in their audit file`,
+        }
+      : {
+          type: SHIPPING_CONDITION,
+          status: 'True',
+          reason: 'CollectorTrusted',
+          message: `the sidecars ship to ${collector.url} over https, verifying it with the CA in the bundle`,
+        };
   }
 
   #conditions(access: DatabaseAccessObject, desired: DesiredCondition[]): Condition[] {

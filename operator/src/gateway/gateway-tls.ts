@@ -108,7 +108,7 @@ export async function ensureGatewayTls(api: KubeClient, gateway: GatewayRef): Pr
 }
 
 /** The webhook's certificate code over the operator's KubeClient; a gateway touches no webhook configuration. */
-function certificateClient(api: KubeClient): CertificateKubeClient {
+export function certificateClient(api: KubeClient): CertificateKubeClient {
   const conflictsAsErrors = async <T>(call: Promise<T>): Promise<T> => {
     try {
       return await call;

@@ -8,8 +8,12 @@ export interface CollectorTarget {
   /** A file holding the token: the pod's projected token (re-read on every request, as it rotates) or a shared one. */
   readonly tokenFile?: string;
   readonly token?: string;
-  /** CA of an https collector, when it is not one the system trusts. */
-  readonly ca?: Buffer;
+  /**
+   * The CA (PEM) that verifies an https collector, when it is not one the system trusts. Read again
+   * for every request, as the token is: in a cluster it is a key of the bundle ConfigMap, which the
+   * operator fills in once the collector has a certificate and updates when its CA is renewed.
+   */
+  readonly caFile?: string;
 }
 
 export interface SourceMetadata {
@@ -39,8 +43,9 @@ export async function postBatch(
 ): Promise<Acknowledgement> {
   const token =
     target.tokenFile !== undefined ? (await readFile(target.tokenFile, 'utf8')).trim() : target.token;
-  const body = JSON.stringify({ source, lines });
   const url = new URL('/v1/records', target.url);
+  const ca = target.caFile === undefined ? undefined : await collectorCa(target.caFile);
+  const body = JSON.stringify({ source, lines });
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = send(
@@ -53,7 +58,7 @@ export async function postBatch(
           ...(token !== undefined && { authorization: `Bearer ${token}` }),
         },
         timeout: TIMEOUT_MS,
-        ...(target.ca && { ca: target.ca }),
+        ...(ca && { ca }),
         ...(signal && { signal }),
       },
       (res) => {
@@ -91,4 +96,17 @@ export async function postBatch(
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/**
+ * The CA file's certificates. An empty file (the operator writes one while the collector has no
+ * certificate yet) is an error, never a reason to trust the system's CAs instead, nor to send in clear.
+ */
+async function collectorCa(file: string): Promise<string> {
+  const pem = await readFile(file, 'utf8');
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new Error(
+      `${file} holds no CA certificate yet: nothing is sent until it does (the records wait in the file)`,
+    );
+  return pem;
 }

@@ -127,6 +127,35 @@ describe('parseProxyConfig', () => {
     );
   });
 
+  it('ships in clear only to loopback: beyond it, https, with caFile only for https', () => {
+    const base = `upstream:\n  url: postgres://app:x@db/shop\n${LOCAL}`;
+    const ship = (url: string, extra = '') =>
+      `${base}audit:\n  file: a.jsonl\n  ship:\n    url: ${url}\n    tokenFile: t\n${extra}`;
+    for (const url of [
+      'http://127.0.0.1:7450',
+      'http://localhost:7450',
+      'http://[::1]:7450',
+      'http://127.8.0.1',
+    ])
+      expect(parseProxyConfig(ship(url), 'g.yaml').audit.ship?.url, url).toBe(url);
+    for (const url of [
+      'http://gatehouse-collector.gatehouse-system.svc:7450',
+      'http://collector:7450',
+      'http://10.0.0.7:7450',
+      'http://[fd00::7]:7450',
+      'http://0.0.0.0:7450',
+      'http://localhost.example.com:7450',
+      'http://127.0.0.1.nip.io:7450',
+      'http://user:pw@collector:7450',
+    ])
+      expect(errorOf(ship(url)), url).toMatch(/audit.ship.url.*plain http only to loopback/);
+    const https = parseProxyConfig(ship('https://collector:7450', '    caFile: /etc/ca.crt\n'), 'g.yaml');
+    expect(https.audit.ship).toMatchObject({ url: 'https://collector:7450', caFile: '/etc/ca.crt' });
+    expect(errorOf(ship('http://127.0.0.1:7450', '    caFile: /etc/ca.crt\n'))).toMatch(
+      /audit.ship.caFile.*https/,
+    );
+  });
+
   it('lets flags override the file, keeping the upstream TLS settings', () => {
     const config = parseProxyConfig(
       `upstream:\n  url: postgres://a@h/db\n  tls: {mode: require}\n${LOCAL}`,

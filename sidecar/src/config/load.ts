@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import Value from 'typebox/value';
 import { parseAllDocuments } from 'yaml';
+import { isLoopback } from '../approvals/serve-approvals.ts';
 import { ConfigError, UserError } from '../errors.ts';
 import { type AuditHttpConfig, resolveAuditHttp } from './audit-http.ts';
 import {
@@ -561,5 +562,17 @@ function checkShip(audit: AuditConfigDocument, file: string): NonNullable<AuditC
     );
   if ((ship.tokenFile === undefined) === (ship.token === undefined))
     throw new ConfigError(file, 'audit.ship', 'needs exactly one of tokenFile or token');
+  // The token and the records would cross the network in clear: https beyond this host, always.
+  const url = new URL(ship.url);
+  if (url.protocol === 'http:') {
+    if (!isLoopback(url.hostname.replace(/^\[|\]$/g, '')))
+      throw new ConfigError(
+        file,
+        'audit.ship.url',
+        `plain http only to loopback, not "${ship.url}": the token and the records would cross the network in clear; use https (with caFile for a private CA)`,
+      );
+    if (ship.caFile !== undefined)
+      throw new ConfigError(file, 'audit.ship.caFile', 'goes with an https url, not http');
+  }
   return ship;
 }

@@ -123,7 +123,7 @@ const AuditShip = Type.Object(
     url: Type.String({
       pattern: '^https?://',
       description:
-        'The collector, e.g. http://127.0.0.1:7450 or https://gatehouse-collector.gatehouse-system:7450.',
+        'The collector, e.g. https://gatehouse-collector.gatehouse-system.svc:7450; plain http only to loopback (http://127.0.0.1:7450).',
     }),
     tokenFile: Type.Optional(
       Type.String({
@@ -139,7 +139,11 @@ const AuditShip = Type.Object(
       }),
     ),
     caFile: Type.Optional(
-      Type.String({ minLength: 1, description: 'CA certificate (PEM) of an https collector.' }),
+      Type.String({
+        minLength: 1,
+        description:
+          'CA certificate (PEM) that verifies an https collector, instead of the system CAs; read again for every batch, and nothing is sent while it holds no certificate.',
+      }),
     ),
     cluster: Type.Optional(
       Type.String({

@@ -9,11 +9,15 @@ export interface CollectorProcess {
 }
 
 /** Starts `gatehouse collector --config FILE` on 127.0.0.1:PORT; resolves once it listens. */
-export async function startCollectorProcess(config: string, port: number): Promise<CollectorProcess> {
+export async function startCollectorProcess(
+  config: string,
+  port: number,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CollectorProcess> {
   const child = spawn(
     process.execPath,
     ['--liftoff-only', MAIN, 'collector', '--config', config, '--listen', `127.0.0.1:${port}`],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env },
   );
   const lines: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

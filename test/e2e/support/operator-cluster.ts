@@ -7,6 +7,7 @@ import { API_VERSION } from '../../../crds/common.ts';
 import type { DatabaseAccessStatus } from '../../../operator/src/controllers/database-access-controller.ts';
 import { KubeApi } from '../../../operator/src/runtime/kube-api.ts';
 import { freePort } from '../../harness/free-port.ts';
+import { CHART_DIR, helm } from '../../harness/helm.ts';
 import { type KubeCluster, startKube } from '../../harness/kube/start-kube.ts';
 import type { KubeVersion } from '../../harness/kube/versions.ts';
 import { MAIN, REPO_ROOT } from './proxy-process.ts';
@@ -14,6 +15,9 @@ import { MAIN, REPO_ROOT } from './proxy-process.ts';
 export const OPERATOR_NAMESPACE = 'gatehouse-system';
 /** As the chart names it for a release `gatehouse` in gatehouse-system (its RBAC grants access to this name only). */
 export const WEBHOOK_CONFIG = 'gatehouse-gatehouse-system';
+/** As the chart names the collector's Service and certificate Secret for that release. */
+export const COLLECTOR_SERVICE = 'gatehouse-collector';
+export const COLLECTOR_TLS_SECRET = 'gatehouse-collector-tls';
 /** Kinds of the rendered chart that the test applies: the operator's identity and its least-privilege RBAC. */
 const RBAC_KINDS = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
 
@@ -65,7 +69,11 @@ export function conditionOf(object: AccessView | undefined, type: string) {
  * the chart runs it.
  */
 export async function startOperatorCluster(
-  options: { version?: KubeVersion } = {},
+  options: {
+    version?: KubeVersion;
+    /** Run the operator as the chart does with collector.enabled: its RBAC and flags, shipping to `url`. */
+    collector?: { url: string; cluster: string };
+  } = {},
 ): Promise<OperatorCluster> {
   const cluster = await startKube(options.version ? { version: options.version } : {});
   const processes: OperatorProcess[] = [];
@@ -163,9 +171,17 @@ export async function startOperatorCluster(
       ],
     });
 
-    const kubeconfig = await operatorKubeconfig(api, cluster);
+    const kubeconfig = await operatorKubeconfig(api, cluster, options.collector !== undefined);
+    const collectorArgs = options.collector
+      ? [
+          `--collector-url=${options.collector.url}`,
+          `--collector-service-name=${COLLECTOR_SERVICE}`,
+          `--collector-secret-name=${COLLECTOR_TLS_SECRET}`,
+          `--cluster-name=${options.collector.cluster}`,
+        ]
+      : [];
     const launch = async (port: number) => {
-      const started = await startOperatorProcess(kubeconfig, port);
+      const started = await startOperatorProcess(kubeconfig, port, collectorArgs);
       processes.push(started);
       return started;
     };
@@ -230,19 +246,27 @@ export async function startOperatorCluster(
  * rendered manifests, charts/manifests/gatehouse.yaml): the operator runs with exactly the rights
  * a release gives it, so a missing permission fails here, not in someone's cluster.
  */
-async function operatorKubeconfig(api: KubeApi, cluster: KubeCluster): Promise<string> {
+async function operatorKubeconfig(api: KubeApi, cluster: KubeCluster, collector: boolean): Promise<string> {
   const manifests = parseAllDocuments(
-    readFileSync(join(REPO_ROOT, 'charts/manifests/gatehouse.yaml'), 'utf8'),
+    collector
+      ? await collectorRelease()
+      : readFileSync(join(REPO_ROOT, 'charts/manifests/gatehouse.yaml'), 'utf8'),
   )
     .map(
       (document) =>
         document.toJS() as {
           apiVersion: string;
           kind: string;
-          metadata: { name: string; namespace?: string };
+          metadata: { name: string; namespace?: string; labels?: Record<string, string> };
         },
     )
-    .filter((object) => object && RBAC_KINDS.includes(object.kind));
+    // The operator's own: the collector's ServiceAccount and TokenReview role are not the operator's.
+    .filter(
+      (object) =>
+        object &&
+        RBAC_KINDS.includes(object.kind) &&
+        object.metadata.labels?.['app.kubernetes.io/component'] !== 'collector',
+    );
   let serviceAccount: string | undefined;
   for (const object of manifests) {
     const group = object.apiVersion.includes('/')
@@ -276,6 +300,23 @@ async function operatorKubeconfig(api: KubeApi, cluster: KubeCluster): Promise<s
   return path;
 }
 
+/** The chart rendered as a release with the collector enabled: its operator RBAC names the collector's Secret. */
+async function collectorRelease(): Promise<string> {
+  const rendered = await helm([
+    'template',
+    'gatehouse',
+    CHART_DIR,
+    '--namespace',
+    OPERATOR_NAMESPACE,
+    '--set',
+    'collector.enabled=true',
+    '--set',
+    'collector.store.secretName=audit-store',
+  ]);
+  if (rendered.code !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
+  return rendered.stdout;
+}
+
 /** The CRDs as `npm run gen` writes them to crds/generated/ (and the chart ships them). */
 function customResourceDefinitions(): { metadata: { name: string } }[] {
   const dir = join(REPO_ROOT, 'crds/generated');
@@ -285,7 +326,11 @@ function customResourceDefinitions(): { metadata: { name: string } }[] {
     .map((file) => parse(readFileSync(join(dir, file), 'utf8')) as { metadata: { name: string } });
 }
 
-async function startOperatorProcess(kubeconfig: string, webhookPort: number): Promise<OperatorProcess> {
+async function startOperatorProcess(
+  kubeconfig: string,
+  webhookPort: number,
+  extraArgs: readonly string[],
+): Promise<OperatorProcess> {
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const child = spawn(
     process.execPath,
@@ -308,6 +353,7 @@ async function startOperatorProcess(kubeconfig: string, webhookPort: number): Pr
       `--approvals-url=https://127.0.0.1:${webhookPort}`,
       '--log-level=info',
       '--bind-address=127.0.0.1',
+      ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -17,6 +17,8 @@ import { MAIN } from './proxy-process.ts';
 export interface KubeletPlay {
   /** mountPath → local directory. */
   readonly mounts: ReadonlyMap<string, string>;
+  /** The pod's name: the host name kubelet gives its containers (unless the pod spec sets one). */
+  readonly podName: string;
   /** Rewrites every mount path in `text` to its local directory. */
   localPath(text: string): string;
   /** Re-reads the ConfigMap behind `volume` and projects its keys again, as kubelet's sync does. */
@@ -104,6 +106,7 @@ export async function materializeVolumes(
   }
   return {
     mounts,
+    podName: pod.spec?.hostname ?? pod.metadata!.name!,
     localPath,
     async resyncConfigMap(volumeName) {
       const volume = configMapVolumes.get(volumeName);
@@ -133,7 +136,8 @@ export async function runContainer(
   extraArgs: string[],
 ): Promise<SidecarProcess> {
   const args = [...(container.command?.slice(1) ?? []), ...(container.args ?? [])].map(kubelet.localPath);
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  // A local process has the machine's host name; the proxy takes POD_NAME before it (audit.ship.pod).
+  const env: NodeJS.ProcessEnv = { ...process.env, POD_NAME: kubelet.podName };
   for (const variable of container.env ?? [])
     if (variable.value !== undefined) env[variable.name] = variable.value;
   const child = spawn(process.execPath, ['--liftoff-only', MAIN, ...args, ...extraArgs], {
