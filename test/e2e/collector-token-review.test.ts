@@ -109,7 +109,7 @@ describe('console sign-in with a Kubernetes token', () => {
         store,
         logger: pino({ level: 'silent' }),
         approvals: undefined,
-        sessions: new ConsoleSessions({ ttlMs: 60_000 }),
+        sessions: new ConsoleSessions(store.db, { ttlMs: 60_000 }),
         access: { viewers: [{ subject: 'system:serviceaccount:shop:orders' }], approvers: [], readers: [] },
         localUsers: undefined,
         tokenReviewer: kubeTokenReviewer(api, ['gatehouse.dev']),

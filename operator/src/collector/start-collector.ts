@@ -15,6 +15,7 @@ import { createCollectorMetrics } from './collector-metrics.ts';
 import { consoleApp } from './console/console-app.ts';
 import { OidcSignIn } from './console/console-oidc.ts';
 import { ConsoleSessions } from './console/console-sessions.ts';
+import { PendingSignIns } from './console/oidc-pending.ts';
 import { RecordForwarder } from './forwarder.ts';
 import { reloadServingCertificate } from './serving-certificate-reload.ts';
 import { CollectorStore } from './store.ts';
@@ -98,11 +99,12 @@ export async function startCollector(
         logger: logger.child({ component: 'console' }),
         approvals: config.console.approvals,
         kubeApprovals: config.console.kubeApprovals,
-        sessions: new ConsoleSessions({ ttlMs: config.console.sessionHours * 3_600_000 }),
+        sessions: new ConsoleSessions(store.db, { ttlMs: config.console.sessionHours * 3_600_000 }),
         access,
         localUsers,
         tokenReviewer: options.tokenReviewer,
-        oidc: config.console.oidc && new OidcSignIn(config.console.oidc, access),
+        oidc:
+          config.console.oidc && new OidcSignIn(config.console.oidc, access, new PendingSignIns(store.db)),
       }),
     }),
   });

@@ -101,6 +101,26 @@ export const MIGRATIONS: readonly string[] = [
      holder text NOT NULL,
      until timestamptz NOT NULL
    );`,
+  // The console's sign-ins (console/console-sessions.ts, console/oidc-pending.ts), so any replica
+  // serves any browser and a restart signs no one out. Rows are keyed by the SHA-256 of the browser's
+  // secret and sealed under a key derived from it: the store can neither present nor open them. The
+  // subject stays readable to cap each person's sessions and to revoke them (DELETE ... WHERE subject).
+  `CREATE TABLE IF NOT EXISTS console_sessions (
+     lookup text PRIMARY KEY,
+     subject text NOT NULL,
+     created_at timestamptz NOT NULL,
+     expires_at timestamptz NOT NULL,
+     sealed text NOT NULL,
+     flash text
+   );
+   CREATE INDEX IF NOT EXISTS console_sessions_expires ON console_sessions (expires_at);
+   CREATE INDEX IF NOT EXISTS console_sessions_subject ON console_sessions (subject, created_at);
+   CREATE TABLE IF NOT EXISTS console_oidc_pending (
+     lookup text PRIMARY KEY,
+     expires_at timestamptz NOT NULL,
+     sealed text NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS console_oidc_pending_expires ON console_oidc_pending (expires_at);`,
 ];
 
 export const COPY_RECORDS = `COPY records (source_id, seq, time, type, hash, verified, session, subject, database,

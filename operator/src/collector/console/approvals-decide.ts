@@ -1,6 +1,6 @@
 import { type ApprovalView, queryApprovals } from '../approvals-queries.ts';
 import type { ConsoleApp, ConsoleDeps, KubeApprovals } from './console-env.ts';
-import type { ConsoleSession } from './console-sessions.ts';
+import type { ConsoleSession, Flash } from './console-sessions.ts';
 import { apiTokenOf, decideInKubernetes } from './kube-decide.ts';
 import { BASE } from './layout.ts';
 
@@ -22,68 +22,60 @@ export function registerApprovalsDecide(app: ConsoleApp, deps: ConsoleDeps): voi
     const form = await c.req.parseBody();
     const verdict = form['verdict'];
     const reason = typeof form['reason'] === 'string' ? form['reason'].trim() : '';
-    const back = c.redirect(`${BASE}/approvals`, 303);
     if (verdict !== 'approve' && verdict !== 'deny') return c.text('verdict: must be approve or deny', 400);
-    const authority = deps.approvals;
-    const kube = deps.kubeApprovals;
-    const pending = (await queryApprovals(deps.store.db, { phase: 'Pending' })).items.find(
-      (r) =>
-        r.request === id && (r.source.cluster === authority?.cluster || r.source.cluster === kube?.cluster),
-    );
-    if (!pending) {
-      session.flash = { kind: 'problem', message: `${id} is not a pending request this console can decide` };
-      return back;
-    }
-    if (reason === '') {
-      session.flash = { kind: 'problem', message: 'Say why, for the audit log: a decision needs a reason.' };
-      return back;
-    }
-    if (kube && pending.source.cluster === kube.cluster) {
-      session.flash = await decideAsPerson(kube, session, pending, { verdict, reason }, deps.logger);
-      return back;
-    }
-    if (!authority) return back;
-    if (!session.user.forward) {
-      session.flash = {
-        kind: 'problem',
-        message: `The proxy cannot be told who you are (signed in by ${session.user.method}); decide with gatehouse approvals.`,
-      };
-      return back;
-    }
-    let answer: Response;
-    try {
-      answer = await fetch(
-        `${authority.url.replace(/\/$/, '')}/approvals/${encodeURIComponent(id)}/${verdict}`,
-        {
-          method: 'POST',
-          headers: { authorization: session.user.forward, 'content-type': 'application/json' },
-          body: JSON.stringify({ reason }),
-          signal: AbortSignal.timeout(DECIDE_TIMEOUT_MS),
-        },
-      );
-    } catch (error) {
-      deps.logger.warn({ request: id, err: (error as Error).message }, 'the approvals API did not answer');
-      session.flash = {
-        kind: 'problem',
-        message: `The proxy's approvals API at ${authority.url} did not answer.`,
-      };
-      return back;
-    }
-    const body = (await answer.json().catch(() => ({}))) as { phase?: string; message?: string };
-    if (!answer.ok) {
-      session.flash = {
-        kind: 'problem',
-        message: `The proxy refused: ${body.message ?? `HTTP ${answer.status}`}`,
-      };
-      return back;
-    }
-    deps.logger.info({ request: id, by: session.user.subject, verdict }, 'decided from the console');
-    session.flash = {
-      kind: 'notice',
-      message: `${id} is ${body.phase ?? (verdict === 'approve' ? 'Approved' : 'Denied')}. Its record reaches this page with the proxy's next shipment.`,
-    };
-    return back;
+    const flash = await decide(deps, session, id, { verdict, reason });
+    if (flash) await deps.sessions.setFlash(session, flash);
+    return c.redirect(`${BASE}/approvals`, 303);
   });
+}
+
+/** What the page says of a decision, after it was sent to whoever decides it; undefined: nothing. */
+async function decide(
+  deps: ConsoleDeps,
+  session: ConsoleSession,
+  id: string,
+  { verdict, reason }: { readonly verdict: 'approve' | 'deny'; readonly reason: string },
+): Promise<Flash | undefined> {
+  const authority = deps.approvals;
+  const kube = deps.kubeApprovals;
+  const pending = (await queryApprovals(deps.store.db, { phase: 'Pending' })).items.find(
+    (r) =>
+      r.request === id && (r.source.cluster === authority?.cluster || r.source.cluster === kube?.cluster),
+  );
+  if (!pending) return { kind: 'problem', message: `${id} is not a pending request this console can decide` };
+  if (reason === '')
+    return { kind: 'problem', message: 'Say why, for the audit log: a decision needs a reason.' };
+  if (kube && pending.source.cluster === kube.cluster)
+    return decideAsPerson(kube, session, pending, { verdict, reason }, deps.logger);
+  if (!authority) return undefined;
+  if (!session.user.forward)
+    return {
+      kind: 'problem',
+      message: `The proxy cannot be told who you are (signed in by ${session.user.method}); decide with gatehouse approvals.`,
+    };
+  let answer: Response;
+  try {
+    answer = await fetch(
+      `${authority.url.replace(/\/$/, '')}/approvals/${encodeURIComponent(id)}/${verdict}`,
+      {
+        method: 'POST',
+        headers: { authorization: session.user.forward, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason }),
+        signal: AbortSignal.timeout(DECIDE_TIMEOUT_MS),
+      },
+    );
+  } catch (error) {
+    deps.logger.warn({ request: id, err: (error as Error).message }, 'the approvals API did not answer');
+    return { kind: 'problem', message: `The proxy's approvals API at ${authority.url} did not answer.` };
+  }
+  const body = (await answer.json().catch(() => ({}))) as { phase?: string; message?: string };
+  if (!answer.ok)
+    return { kind: 'problem', message: `The proxy refused: ${body.message ?? `HTTP ${answer.status}`}` };
+  deps.logger.info({ request: id, by: session.user.subject, verdict }, 'decided from the console');
+  return {
+    kind: 'notice',
+    message: `${id} is ${body.phase ?? (verdict === 'approve' ? 'Approved' : 'Denied')}. Its record reaches this page with the proxy's next shipment.`,
+  };
 }
 
 /** A decision written on the ApprovalRequest with the person's own token, and what the page says of it. */
@@ -93,7 +85,7 @@ async function decideAsPerson(
   pending: ApprovalView,
   decision: { readonly verdict: 'approve' | 'deny'; readonly reason: string },
   logger: ConsoleDeps['logger'],
-): Promise<NonNullable<ConsoleSession['flash']>> {
+): Promise<Flash> {
   const id = pending.request;
   const token = apiTokenOf(session.user, kube);
   if (token === undefined)

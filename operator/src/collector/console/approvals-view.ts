@@ -43,8 +43,7 @@ export function registerApprovalsView(app: ConsoleApp, deps: ConsoleDeps): void 
     if (c.req.query('phase') === undefined) values['phase'] = 'Pending';
     const filter = parseApprovalFilter(values);
     const session = c.get('session');
-    const flash = session.flash;
-    delete session.flash;
+    const flash = await deps.sessions.takeFlash(session);
     const body =
       typeof filter === 'string'
         ? problemBox(filter)

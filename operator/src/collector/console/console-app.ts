@@ -7,7 +7,7 @@ import { registerApprovalsDecide } from './approvals-decide.ts';
 import { registerApprovalsView } from './approvals-view.ts';
 import type { ConsoleDeps, ConsoleEnv } from './console-env.ts';
 import type { OidcSignIn } from './console-oidc.ts';
-import { type ConsoleSessions, csrfMatches, SESSION_COOKIE } from './console-sessions.ts';
+import { csrfMatches, SESSION_COOKIE } from './console-sessions.ts';
 import { type ConsoleAccess, type SignIn, signInLocal, signInToken } from './console-sign-in.ts';
 import { CONSOLE_CSS } from './console-style.ts';
 import { registerIntegrityView } from './integrity-view.ts';
@@ -19,7 +19,6 @@ import { registerStatementsView } from './statements-view.ts';
 import { registerTouchedView } from './touched-view.ts';
 
 export interface ConsoleOptions extends ConsoleDeps {
-  readonly sessions: ConsoleSessions;
   readonly access: ConsoleAccess;
   readonly localUsers: Authenticator | undefined;
   readonly tokenReviewer: TokenReviewer | undefined;
@@ -87,7 +86,7 @@ export function consoleApp(options: ConsoleOptions): Hono<ConsoleEnv> {
   };
   const secure = (c: Context) => new URL(c.req.url).protocol === 'https:';
   /** Starts a session for someone who proved who they are, or says why they may not have one. */
-  const establish = (c: Context, proven: SignIn, next: string, method: string) => {
+  const establish = async (c: Context, proven: SignIn, next: string, method: string) => {
     let outcome = proven;
     if ('subject' in outcome && outcome.roles.length === 0)
       outcome = { refused: `${outcome.subject} may not read the audit (console.viewers)` };
@@ -95,7 +94,7 @@ export function consoleApp(options: ConsoleOptions): Hono<ConsoleEnv> {
       logger.info({ method, problem: outcome.refused }, 'console sign-in refused');
       return c.html(signInPage({ ...signInOptions, next, problem: outcome.refused }), 401);
     }
-    const { id } = sessions.create(outcome);
+    const { id } = await sessions.create(outcome);
     logger.info(
       { subject: outcome.subject, roles: outcome.roles, method: outcome.method },
       'console sign-in',
@@ -154,7 +153,7 @@ export function consoleApp(options: ConsoleOptions): Hono<ConsoleEnv> {
 
   // Everything below needs a session; a POST also the session's CSRF token.
   app.use('*', async (c, next) => {
-    const session = sessions.get(getCookie(c, SESSION_COOKIE));
+    const session = await sessions.get(getCookie(c, SESSION_COOKIE));
     if (!session) {
       if (c.req.method !== 'GET') return c.text('sign in first', 401);
       const url = new URL(c.req.url);
@@ -168,8 +167,8 @@ export function consoleApp(options: ConsoleOptions): Hono<ConsoleEnv> {
     c.set('session', session);
     await next();
   });
-  app.post('/sign-out', (c) => {
-    sessions.delete(getCookie(c, SESSION_COOKIE));
+  app.post('/sign-out', async (c) => {
+    await sessions.delete(getCookie(c, SESSION_COOKIE));
     deleteCookie(c, SESSION_COOKIE, { path: BASE });
     return c.redirect(`${BASE}/sign-in`, 303);
   });

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { CollectorStore } from '../store.ts';
-import type { ConsoleSession } from './console-sessions.ts';
+import type { ConsoleSession, ConsoleSessions } from './console-sessions.ts';
 
 /** Where a standalone proxy's approvals API is, for deciding its requests from the console. */
 export interface ApprovalAuthority {
@@ -31,6 +31,7 @@ export interface ConsoleDeps {
   readonly logger: Logger;
   readonly approvals: ApprovalAuthority | undefined;
   readonly kubeApprovals?: KubeApprovals | undefined;
+  readonly sessions: ConsoleSessions;
 }
 
 /** Every route past sign-in has the signed-in session. */

@@ -2,6 +2,7 @@ import * as client from 'openid-client';
 import { isLoopback } from '../../../../sidecar/src/approvals/serve-approvals.ts';
 import type { ConsoleAccess, SignIn } from './console-sign-in.ts';
 import { rolesOf } from './console-sign-in.ts';
+import type { PendingSignIns } from './oidc-pending.ts';
 
 /** `console.oidc`: sign-in with an OpenID provider, authorization code flow with PKCE, server-side. */
 export interface OidcSettings {
@@ -17,47 +18,32 @@ export interface OidcSettings {
   readonly groupsClaim: string;
 }
 
-interface Pending {
-  readonly verifier: string;
-  readonly nonce: string;
-  readonly next: string;
-  readonly expiresAt: number;
-}
-
-/** How long a person may take at the provider before the sign-in must start again. */
-const PENDING_MS = 10 * 60_000;
-const MAX_PENDING = 1000;
-
 /**
  * The console's side of an OpenID Connect sign-in. The provider is discovered at the first sign-in,
  * not at start, so a collector starts while its provider is down. The code is exchanged by the
  * server with its PKCE verifier; the ID token's signature, issuer, audience, expiry and nonce are
- * checked by openid-client; the state is bound to the browser by a cookie (see console-app.ts).
+ * checked by openid-client; the state is bound to the browser by a cookie (see console-app.ts). What
+ * a sign-in under way must remember is in the store (oidc-pending.ts), so any replica finishes it.
  */
 export class OidcSignIn {
   readonly #settings: OidcSettings;
   readonly #access: ConsoleAccess;
-  readonly #pending = new Map<string, Pending>();
+  readonly #pending: PendingSignIns;
   #config: Promise<client.Configuration> | undefined;
 
-  constructor(settings: OidcSettings, access: ConsoleAccess) {
+  constructor(settings: OidcSettings, access: ConsoleAccess, pending: PendingSignIns) {
     this.#settings = settings;
     this.#access = access;
+    this.#pending = pending;
   }
 
   /** The provider's authorization URL for a new sign-in, and the state to bind to the browser. */
   async start(next: string, now = Date.now()): Promise<{ url: string; state: string }> {
     const config = await this.#configuration();
-    for (const [state, pending] of this.#pending) if (pending.expiresAt <= now) this.#pending.delete(state);
-    while (this.#pending.size >= MAX_PENDING) {
-      const oldest = this.#pending.keys().next().value;
-      if (oldest === undefined) break;
-      this.#pending.delete(oldest);
-    }
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
-    this.#pending.set(state, { verifier, nonce, next, expiresAt: now + PENDING_MS });
+    await this.#pending.put(state, { verifier, nonce, next }, now);
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: this.#settings.redirectUrl,
       scope: this.#settings.scopes.join(' '),
@@ -79,9 +65,8 @@ export class OidcSignIn {
     now = Date.now(),
   ): Promise<{ outcome: SignIn; next: string }> {
     const state = query.get('state') ?? '';
-    const pending = this.#pending.get(state);
-    this.#pending.delete(state);
-    if (!pending || pending.expiresAt <= now || boundState !== state)
+    const pending = await this.#pending.take(state, now);
+    if (!pending || boundState !== state)
       return {
         outcome: { refused: 'the sign-in expired or was not started here; start again' },
         next: '/console/',

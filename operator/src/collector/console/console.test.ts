@@ -84,7 +84,7 @@ beforeAll(async () => {
       store,
       logger,
       approvals: { url: 'http://127.0.0.1:1', cluster: 'c' },
-      sessions: new ConsoleSessions({ ttlMs: 60_000 }),
+      sessions: new ConsoleSessions(store.db, { ttlMs: 60_000 }),
       access: { viewers: [], approvers: [{ group: 'approvers' }], readers: [] },
       localUsers,
       tokenReviewer: undefined,
