@@ -10,6 +10,7 @@ import { ApprovalRequests } from './approvals/approval-requests.ts';
 import { approvalsEndpoint } from './approvals/approvals-endpoint.ts';
 import { bundleApprovalsEndpoint } from './approvals/bundle-approvals-endpoint.ts';
 import { APPROVAL_DECISIONS_PATH, reviewDecision } from './approvals/decision-review.ts';
+import { GatewayCallers } from './approvals/gateway-callers.ts';
 import { decisionAnnouncer, secretNotifier } from './approvals/secret-notifications.ts';
 import { SidecarAuthenticator } from './approvals/sidecar-auth.ts';
 import { type CollectorTls, startCollectorTls } from './collector-tls/collector-certificate.ts';
@@ -213,6 +214,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       maskingPolicies,
       events,
       sidecarImage: options.sidecarImage,
+      ...(options.webhook && {
+        approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
+      }),
     }),
     logger,
     metrics,
@@ -282,7 +286,11 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   servers.push(metricsServer);
   let webhook: { server: WebhookServer; certificates: CertificateSource } | undefined;
   if (options.webhook)
-    webhook = await startWebhook(options, api, accesses, serverVersion, host, { approvals, operatorUser });
+    webhook = await startWebhook(options, api, accesses, serverVersion, host, {
+      approvals,
+      operatorUser,
+      gateways: new GatewayCallers({ api, gateways, accesses }),
+    });
   // Every replica expires: each change tests the phase it leaves, so two replicas cannot both write one.
   const sweeper = setInterval(() => void approvals.sweep(), EXPIRY_SWEEP_MS);
   sweeper.unref();
@@ -396,7 +404,7 @@ async function startWebhook(
   accesses: Informer<DatabaseAccessObject>,
   serverVersion: { major: number; minor: number },
   host: string,
-  approvalDeps: { approvals: ApprovalRequests; operatorUser: string | undefined },
+  approvalDeps: { approvals: ApprovalRequests; operatorUser: string | undefined; gateways: GatewayCallers },
 ): Promise<{ server: WebhookServer; certificates: CertificateSource }> {
   const webhook = options.webhook!;
   const logger = options.logger.child({ component: 'webhook' });
@@ -441,6 +449,7 @@ async function startWebhook(
       listener: approvalsEndpoint({
         requests: approvalDeps.approvals,
         authenticator: new SidecarAuthenticator(api),
+        gateways: approvalDeps.gateways,
         logger: logger.child({ component: 'approvals' }),
       }),
     },

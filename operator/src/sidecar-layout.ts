@@ -74,6 +74,27 @@ export const AUDIT_FILE = 'audit.jsonl';
 export const TOKEN_AUDIENCE = 'gatehouse.dev';
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 
+/**
+ * The pod's projected token for Gatehouse (audience gatehouse.dev, never the API server's), which
+ * the kubelet renews in place: a sidecar's identity, and what a sidecar or gateway shows the operator.
+ */
+export function tokenVolume() {
+  return {
+    name: VOLUME_TOKEN,
+    projected: {
+      sources: [
+        {
+          serviceAccountToken: {
+            audience: TOKEN_AUDIENCE,
+            expirationSeconds: TOKEN_EXPIRATION_SECONDS,
+            path: TOKEN_FILE,
+          },
+        },
+      ],
+    },
+  };
+}
+
 /** Ports: the app connects to 127.0.0.1:<listen port>; probes and metrics on the admin port. */
 export const DEFAULT_LISTEN_PORT = { postgres: 5432, mysql: 3306 } as const;
 export const DEFAULT_UPSTREAM_PORT = { postgres: 5432, mysql: 3306 } as const;

@@ -170,14 +170,13 @@ describe('helm template', () => {
     const grants = (rules: Array<Record<string, string[]>>, resource: string) =>
       rules.filter((rule) => rule['resources']!.includes(resource));
     expect(grants(clusterRules, 'leases')).toEqual([]);
-    // Reads the Secrets accesses name (existence only) and creates each namespace's masking key; never lists
-    // them. Updates and deletes only a DatabaseGateway's own certificate Secret (renewed, deleted with it):
-    // the operator checks the gateway's ownerReference before either.
-    expect(grants(clusterRules, 'secrets').flatMap((rule) => rule['verbs'])).toEqual([
+    // Reads the Secrets accesses name (existence only) and creates each namespace's keys and each
+    // generation of a DatabaseGateway's certificate; never lists, updates or deletes one. A gateway's
+    // account likewise: made once, never changed.
+    expect(grants(clusterRules, 'secrets').flatMap((rule) => rule['verbs'])).toEqual(['get', 'create']);
+    expect(grants(clusterRules, 'serviceaccounts').flatMap((rule) => rule['verbs'])).toEqual([
       'get',
       'create',
-      'update',
-      'delete',
     ]);
     expect(grants(clusterRules, 'mutatingwebhookconfigurations')[0]!['resourceNames']).toEqual([
       `gatehouse-${RELEASE_NAMESPACE}`,

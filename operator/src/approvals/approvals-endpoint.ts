@@ -13,6 +13,12 @@ import {
   RestoreApprovals,
 } from '../../../sidecar/src/approvals/operator-protocol.ts';
 import type { ApprovalRequests } from './approval-requests.ts';
+import {
+  type CallerScope,
+  databaseRefusal,
+  type GatewayCallers,
+  gatewayRequestRefusal,
+} from './gateway-callers.ts';
 import type { SidecarAuthenticator, SidecarCaller } from './sidecar-auth.ts';
 
 /** A statement is at most 256 KiB in the CRD; the rest of a request is small. */
@@ -21,15 +27,19 @@ const MAX_BODY_BYTES = 512 * 1024;
 /**
  * The approvals endpoint sidecars call (operator-protocol.ts), served on the webhook's HTTPS port:
  * the sidecars already reach the operator's Service there, and its certificate is the one the
- * operator keeps current. Every call is authenticated by TokenReview of the caller's projected token.
+ * operator keeps current. Every call is authenticated by TokenReview of the caller's projected token;
+ * a DatabaseGateway's pods are held to their gateway's DatabaseAccess (gateway-callers.ts).
  */
 export function approvalsEndpoint(options: {
   requests: ApprovalRequests;
   authenticator: SidecarAuthenticator;
+  gateways: GatewayCallers;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
 }): (request: IncomingMessage, response: ServerResponse) => void {
-  const { requests, authenticator, logger } = options;
-  const app = new Hono<{ Variables: { caller: SidecarCaller } }>().basePath(OPERATOR_APPROVALS_PREFIX);
+  const { requests, authenticator, gateways, logger } = options;
+  const app = new Hono<{ Variables: { caller: SidecarCaller; scope: CallerScope } }>().basePath(
+    OPERATOR_APPROVALS_PREFIX,
+  );
   app.onError((error, c) => {
     logger.error({ err: error.message }, 'approvals endpoint failed');
     return problem(c, 500, 'internal', 'the operator could not serve the request; see its log');
@@ -51,13 +61,20 @@ export function approvalsEndpoint(options: {
         'unauthenticated',
         "send Authorization: Bearer with the pod's projected gatehouse.dev token",
       );
+    const scope = await gateways.scope(caller);
+    if (scope.kind === 'refused') return forbidden(c, caller, scope.message);
     c.set('caller', caller);
+    c.set('scope', scope);
     await next();
   });
 
   app.post('/', async (c) => {
     const body: unknown = await c.req.json().catch(() => undefined);
     if (!Value.Check(NewApprovalRequest, body)) return invalid(c, NewApprovalRequest, body);
+    const scope = c.get('scope');
+    const refusal =
+      scope.kind === 'gateway' ? gatewayRequestRefusal(scope, body, c.get('caller').namespace) : undefined;
+    if (refusal) return forbidden(c, c.get('caller'), refusal);
     const result = await requests.create(c.get('caller'), body);
     if (!result) return problem(c, 409, 'exists', `request ${body.id} exists and is not yours`);
     return c.json(result.view, result.created ? 201 : 200);
@@ -65,6 +82,9 @@ export function approvalsEndpoint(options: {
   app.post('/restore', async (c) => {
     const body: unknown = await c.req.json().catch(() => undefined);
     if (!Value.Check(RestoreApprovals, body)) return invalid(c, RestoreApprovals, body);
+    const scope = c.get('scope');
+    const refusal = scope.kind === 'gateway' ? databaseRefusal(scope, body.database) : undefined;
+    if (refusal) return forbidden(c, c.get('caller'), refusal);
     return c.json(await requests.restore(c.get('caller'), body));
   });
   app.get('/:id', async (c) => {
@@ -83,6 +103,12 @@ export function approvalsEndpoint(options: {
     return view ? c.json(view) : notFound(c);
   });
   return getRequestListener(app.fetch);
+
+  /** 403, logged: a gateway's token used beyond its gateway is worth an operator's attention. */
+  function forbidden(c: Context, caller: SidecarCaller, message: string) {
+    logger.warn({ caller: caller.username, refused: message }, 'approvals endpoint refused a caller');
+    return problem(c, 403, 'forbidden', message);
+  }
 }
 
 /** 400 naming the body's first fault against `schema`. */

@@ -8,6 +8,8 @@ export interface SidecarCaller {
   readonly username: string;
   readonly namespace: string;
   readonly serviceAccount: string;
+  /** The service account's uid, as the API server says: tells it from an account deleted and made again. */
+  readonly uid?: string;
   /** The pod a pod-bound token (a kubelet's projected token) was issued for, as the API server says. */
   readonly pod?: { readonly name: string; readonly uid: string };
 }
@@ -46,7 +48,7 @@ export class SidecarAuthenticator {
     const review = await this.#api.create<{
       status?: {
         authenticated?: boolean;
-        user?: { username?: string; extra?: Record<string, string[] | undefined> };
+        user?: { username?: string; uid?: string; extra?: Record<string, string[] | undefined> };
         audiences?: string[];
       };
     }>('/apis/authentication.k8s.io/v1/tokenreviews', {
@@ -55,7 +57,9 @@ export class SidecarAuthenticator {
       spec: { token, audiences: [TOKEN_AUDIENCE] },
     });
     const user = review.status?.user;
-    const caller = review.status?.authenticated ? serviceAccountOf(user?.username, user?.extra) : undefined;
+    const caller = review.status?.authenticated
+      ? serviceAccountOf(user?.username, user?.uid, user?.extra)
+      : undefined;
     if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
     this.#cache.set(key, { caller, until: now + CACHE_MS });
     return caller;
@@ -64,17 +68,19 @@ export class SidecarAuthenticator {
 
 function serviceAccountOf(
   username: string | undefined,
+  uid: string | undefined,
   extra: Record<string, string[] | undefined> | undefined,
 ): SidecarCaller | undefined {
   const parts = username?.split(':');
   if (!username || parts?.length !== 4 || parts[0] !== 'system' || parts[1] !== 'serviceaccount')
     return undefined;
-  const name = extra?.[POD_NAME]?.[0];
-  const uid = extra?.[POD_UID]?.[0];
+  const podName = extra?.[POD_NAME]?.[0];
+  const podUid = extra?.[POD_UID]?.[0];
   return {
     username,
     namespace: parts[2]!,
     serviceAccount: parts[3]!,
-    ...(name && uid && { pod: { name, uid } }),
+    ...(uid && { uid }),
+    ...(podName && podUid && { pod: { name: podName, uid: podUid } }),
   };
 }

@@ -1,8 +1,10 @@
 import { X509Certificate } from 'node:crypto';
+import type { V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { certificateClient } from '../gateway/gateway-tls.ts';
 import { FakeKubeApi } from '../runtime/fake-kube-api.ts';
+import { isConflict, type KubeClient, resourcePath } from '../runtime/kube-api.ts';
+import { CertificateConflictError, type CertificateKubeClient } from '../webhook/certificates.ts';
 import { type CollectorTls, startCollectorTls } from './collector-certificate.ts';
 
 /**
@@ -24,6 +26,31 @@ async function until<T>(probe: () => Promise<T | undefined> | T | undefined): Pr
     if (Date.now() > deadline) throw new Error('timed out');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** The webhook's certificate code over the fake API server (the operator gives it the real one). */
+function certificateClient(api: KubeClient): CertificateKubeClient {
+  const conflictsAsErrors = async <T>(call: Promise<T>): Promise<T> => {
+    try {
+      return await call;
+    } catch (error) {
+      if (isConflict(error)) throw new CertificateConflictError(String(error));
+      throw error;
+    }
+  };
+  const notUsed = () => Promise.reject(new Error('the collector has no webhook configuration'));
+  return {
+    readSecret: (namespace, name) =>
+      api.getOptional<V1Secret>(resourcePath('v1', 'secrets', namespace, name)),
+    createSecret: (namespace, secret) =>
+      conflictsAsErrors(api.create<V1Secret>(resourcePath('v1', 'secrets', namespace), secret)),
+    replaceSecret: (namespace, secret) =>
+      conflictsAsErrors(
+        api.replace<V1Secret>(resourcePath('v1', 'secrets', namespace, secret.metadata!.name!), secret),
+      ),
+    readMutatingWebhookConfiguration: notUsed,
+    replaceMutatingWebhookConfiguration: notUsed,
+  };
 }
 
 async function world(mode: 'self' | 'cert-manager') {

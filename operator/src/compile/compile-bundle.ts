@@ -141,16 +141,29 @@ export function compileBundle(input: BundleInput): CompiledBundle {
       },
     },
     // The token of identity.tokenFile authenticates the sidecar to the operator as well.
-    ...(input.approvals && {
-      approvals: {
-        operator: { url: input.approvals.url, caFile: `${BUNDLE_MOUNT}/${BUNDLE_OPERATOR_CA_KEY}` },
-      },
-    }),
+    ...(input.approvals && operatorApprovals(input.approvals)),
   };
   const extra: Record<string, string> = { [BUNDLE_JWKS_KEY]: input.jwks };
   if (input.approvals) extra[BUNDLE_OPERATOR_CA_KEY] = input.approvals.ca;
   if (input.collector) extra[BUNDLE_COLLECTOR_CA_KEY] = input.collector.ca ?? '';
   return assembleBundle(proxy, input, extra);
+}
+
+/**
+ * The proxy's `approvals.operator` section: the operator's endpoint, verified with the CA the bundle
+ * carries as BUNDLE_OPERATOR_CA_KEY (the caller adds that key). `tokenFile` when the proxy's identity
+ * is not the pod's token (a gateway's people sign in with OIDC tokens); else the identity's token.
+ */
+export function operatorApprovals(approvals: { readonly url: string }, tokenFile?: string) {
+  return {
+    approvals: {
+      operator: {
+        url: approvals.url,
+        caFile: `${BUNDLE_MOUNT}/${BUNDLE_OPERATOR_CA_KEY}`,
+        ...(tokenFile !== undefined && { tokenFile }),
+      },
+    },
+  };
 }
 
 /** The policy objects a bundle carries after its proxy settings. */

@@ -30,7 +30,7 @@ const OBJ = 'gatehouse-gw-people';
 const core = (plural: string, name: string) => resourcePath('v1', plural, NS, name);
 const DEPLOYMENT = resourcePath('apps/v1', 'deployments', NS, OBJ);
 
-async function world() {
+async function world(approvals?: { url: string; ca: string }) {
   const api = new FakeKubeApi();
   await api.create('/api/v1/namespaces', { metadata: { name: NS } });
   const gateways = api.informer<DatabaseGatewayObject>(gatehousePath('DatabaseGateway'));
@@ -42,6 +42,7 @@ async function world() {
     maskingPolicies: api.informer<MaskingPolicyObject>(gatehousePath('MaskingPolicy')),
     events: new EventRecorder(api, 'gatehouse-operator', logger),
     sidecarImage: 'example.com/gatehouse:test',
+    ...(approvals && { approvalsEndpoint: async () => approvals }),
   });
   return {
     api,
@@ -106,8 +107,8 @@ async function createPolicies(api: FakeKubeApi) {
   });
 }
 
-async function readyWorld(extra: Record<string, unknown> = {}) {
-  const w = await world();
+async function readyWorld(extra: Record<string, unknown> = {}, approvals?: { url: string; ca: string }) {
+  const w = await world(approvals);
   await createPolicies(w.api);
   await createAccess(w.api);
   await createGateway(w.api, extra);
@@ -163,9 +164,13 @@ describe('DatabaseGatewayController reconcile states', () => {
       required: true,
     });
     expect(bundle[BUNDLE_CONFIG_KEY]).not.toContain('pw-not-in-bundle');
+    // No approvals endpoint (the operator runs without its webhook): held statements are refused.
+    expect(proxy.approvals).toBeUndefined();
 
-    const secret = await w.api.get<V1Secret & KubeObject>(core('secrets', `${OBJ}-tls`));
+    // The certificate's first generation: created once, immutable, never written again.
+    const secret = await w.api.get<V1Secret & KubeObject>(core('secrets', `${OBJ}-tls-1`));
     expect(secret.type).toBe('kubernetes.io/tls');
+    expect(secret.immutable).toBe(true);
     expect(secret.metadata.ownerReferences).toEqual([expect.objectContaining(owner)]);
     const served = new X509Certificate(Buffer.from(secret.data!['tls.crt']!, 'base64'));
     expect(served.subjectAltName).toContain('DNS:gatehouse-gw-people.shop.svc');
@@ -185,7 +190,17 @@ describe('DatabaseGatewayController reconcile states', () => {
       allowPrivilegeEscalation: false,
     });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
+    // Its own account, with no API server token: only the projected token for the operator.
+    expect(pod.serviceAccountName).toBe(OBJ);
     expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.volumes!.find((v) => v.name === 'gatehouse-token')!.projected!.sources).toEqual([
+      { serviceAccountToken: { audience: 'gatehouse.dev', expirationSeconds: 3600, path: 'token' } },
+    ]);
+    const account = await w.api.get<KubeObject & { automountServiceAccountToken?: boolean }>(
+      core('serviceaccounts', OBJ),
+    );
+    expect(account.metadata.ownerReferences).toEqual([expect.objectContaining(owner)]);
+    expect(account.automountServiceAccountToken).toBe(false);
     expect(deployment.spec!.template.metadata!.labels![LABEL_INJECT]).toBe(INJECT_DISABLED);
     expect(
       Object.fromEntries(container!.volumeMounts!.map((m) => [m.mountPath, m.readOnly ?? false])),
@@ -195,12 +210,13 @@ describe('DatabaseGatewayController reconcile states', () => {
       '/etc/gatehouse/masking-key': true,
       '/etc/gatehouse/audit-signing-key': true,
       '/etc/gatehouse/client-tls': true,
+      '/var/run/secrets/gatehouse.dev/serviceaccount': true,
       '/var/lib/gatehouse/audit': false,
     });
     // The proxy sees the certificate and its key, never the CA's key kept in the same Secret.
-    expect(
-      pod.volumes!.find((v) => v.name === 'gatehouse-client-tls')!.secret!.items!.map((i) => i.key),
-    ).toEqual(['tls.crt', 'tls.key']);
+    const clientTls = pod.volumes!.find((v) => v.name === 'gatehouse-client-tls')!.secret!;
+    expect(clientTls.secretName).toBe(`${OBJ}-tls-1`);
+    expect(clientTls.items!.map((i) => i.key)).toEqual(['tls.crt', 'tls.key']);
 
     const service = await w.api.get<V1Service & KubeObject>(core('services', OBJ));
     expect(service.spec!.type).toBe('ClusterIP');
@@ -220,7 +236,7 @@ describe('DatabaseGatewayController reconcile states', () => {
       observedGeneration: 1,
       address: 'gatehouse-gw-people.shop.svc:5432',
       bundle: { configMap: `${OBJ}-bundle` },
-      tls: { secret: `${OBJ}-tls`, caConfigMap: `${OBJ}-ca` },
+      tls: { secret: `${OBJ}-tls-1`, caConfigMap: `${OBJ}-ca` },
       replicas: 2,
       readyReplicas: 2,
     });
@@ -309,18 +325,131 @@ describe('DatabaseGatewayController reconcile states', () => {
     expect((await w.api.get<V1Service>(core('services', OBJ))).spec!.ports![0]!.port).toBe(1);
   });
 
-  it('never renews over a certificate Secret of its name that it does not own', async () => {
+  it('never uses or writes a certificate Secret at a generation name that it does not own', async () => {
     const w = await readyWorld();
     await w.api.create(core('secrets', ''), {
-      metadata: { name: `${OBJ}-tls` },
-      stringData: { 'tls.crt': 'THEIRS' },
+      metadata: { name: `${OBJ}-tls-1` },
+      stringData: { 'tls.crt': 'THEIRS', 'tls.key': 'THEIRS', 'ca.crt': 'THEIRS', 'ca.key': 'THEIRS' },
     });
-    expect((await w.reconcile())?.outcome).toBe('CertificateConflict');
-    expect(condition(await w.gateway(), 'Stalled')).toBe(
-      `True CertificateConflict: Secret "${OBJ}-tls" exists and is not owned by this DatabaseGateway; rename or delete it`,
-    );
-    const secret = await w.api.get<V1Secret>(core('secrets', `${OBJ}-tls`));
+    expect((await w.reconcile())?.outcome).toBe('RollingOut');
+    const secret = await w.api.get<V1Secret>(core('secrets', `${OBJ}-tls-1`));
     expect(Buffer.from(secret.data!['tls.crt']!, 'base64').toString()).toBe('THEIRS');
+    expect((await w.gateway()).status!.tls!.secret).toBe(`${OBJ}-tls-2`);
+    const mounted = (await w.deployment()).spec!.template.spec!.volumes!.find(
+      (v) => v.name === 'gatehouse-client-tls',
+    )!.secret!.secretName;
+    expect(mounted).toBe(`${OBJ}-tls-2`);
+    expect((await w.api.get<V1ConfigMap>(core('configmaps', `${OBJ}-ca`))).data!['ca.crt']).not.toBe(
+      'THEIRS',
+    );
+  });
+
+  it("never takes a Secret put at a later generation's name for its certificate, even one naming it owner", async () => {
+    const w = await readyWorld();
+    await w.reconcile();
+    const gateway = await w.gateway();
+    const caBefore = (await w.api.get<V1ConfigMap>(core('configmaps', `${OBJ}-ca`))).data!['ca.crt'];
+    // Whoever creates a Secret writes its owner reference: this one claims the gateway.
+    const forged = {
+      metadata: {
+        name: `${OBJ}-tls-2`,
+        ownerReferences: [
+          {
+            apiVersion: API_VERSION,
+            kind: 'DatabaseGateway',
+            name: 'people',
+            uid: gateway.metadata.uid,
+            controller: true,
+          },
+        ],
+      },
+      type: 'kubernetes.io/tls',
+      stringData: { 'tls.crt': 'FORGED', 'tls.key': 'FORGED', 'ca.crt': 'FORGED CA', 'ca.key': 'FORGED' },
+    };
+    await w.api.create(core('secrets', ''), forged);
+    await w.reconcile();
+    expect((await w.gateway()).status!.tls!.secret).toBe(`${OBJ}-tls-1`);
+    // A renewal skips the taken name.
+    await w.api.patch(gatehousePath('DatabaseGateway', NS, 'people'), {
+      spec: { tls: { dnsNames: ['db.example.com'] } },
+    });
+    await w.reconcile();
+    expect((await w.gateway()).status!.tls!.secret).toBe(`${OBJ}-tls-3`);
+    expect((await w.api.get<V1ConfigMap>(core('configmaps', `${OBJ}-ca`))).data!['ca.crt']).toBe(caBefore);
+    const untouched = await w.api.get<V1Secret>(core('secrets', `${OBJ}-tls-2`));
+    expect(Buffer.from(untouched.data!['ca.crt']!, 'base64').toString()).toBe('FORGED CA');
+  });
+
+  it('renews into a new Secret generation: the old one is never written, the CA people trust stays', async () => {
+    const w = await readyWorld();
+    await w.reconcile();
+    const first = await w.api.get<V1Secret & KubeObject>(core('secrets', `${OBJ}-tls-1`));
+    const caBefore = (await w.api.get<V1ConfigMap>(core('configmaps', `${OBJ}-ca`))).data!['ca.crt'];
+    const rolloutBefore = (await w.deployment()).spec!.template.metadata!.annotations![
+      ANNOTATION_GATEWAY_ROLLOUT
+    ];
+    const since = w.api.requests.length;
+    // A new name for the certificate: it is issued again.
+    await w.api.patch(gatehousePath('DatabaseGateway', NS, 'people'), {
+      spec: { tls: { dnsNames: ['db.example.com'] } },
+    });
+    await w.reconcile();
+    const second = await w.api.get<V1Secret & KubeObject>(core('secrets', `${OBJ}-tls-2`));
+    expect(second.immutable).toBe(true);
+    expect(new X509Certificate(Buffer.from(second.data!['tls.crt']!, 'base64')).subjectAltName).toContain(
+      'DNS:db.example.com',
+    );
+    expect(second.data!['ca.key']).toBe(first.data!['ca.key']);
+    expect((await w.api.get<V1ConfigMap>(core('configmaps', `${OBJ}-ca`))).data!['ca.crt']).toBe(caBefore);
+    const deployment = await w.deployment();
+    expect(
+      deployment.spec!.template.spec!.volumes!.find((v) => v.name === 'gatehouse-client-tls')!.secret!
+        .secretName,
+    ).toBe(`${OBJ}-tls-2`);
+    expect(deployment.spec!.template.metadata!.annotations![ANNOTATION_GATEWAY_ROLLOUT]).not.toBe(
+      rolloutBefore,
+    );
+    expect((await w.gateway()).status!.tls!.secret).toBe(`${OBJ}-tls-2`);
+    // Secrets are only ever created: no update, patch or delete of one.
+    const secretWrites = w.api.writes(since).filter((write) => write.includes('/secrets'));
+    expect(secretWrites).toEqual([`POST /api/v1/namespaces/${NS}/secrets`]);
+    expect((await w.api.get<KubeObject>(core('secrets', `${OBJ}-tls-1`))).metadata.resourceVersion).toBe(
+      first.metadata.resourceVersion,
+    );
+    // Found again from the generation the pods mount: nothing more is written.
+    const idle = w.api.requests.length;
+    await w.reconcile();
+    expect(w.api.writes(idle)).toEqual([]);
+  });
+
+  it("with the operator's approvals endpoint, asks it with the pod's projected token and CA", async () => {
+    const w = await readyWorld(
+      {},
+      { url: 'https://gatehouse-webhook.gatehouse-system.svc', ca: 'OPERATOR CA' },
+    );
+    await w.reconcile();
+    const bundle = await w.bundle();
+    const [proxy] = parseAllDocuments(bundle[BUNDLE_CONFIG_KEY]!).map((d) => d.toJS());
+    expect(proxy.approvals).toEqual({
+      operator: {
+        url: 'https://gatehouse-webhook.gatehouse-system.svc',
+        caFile: '/etc/gatehouse/bundle/operator-ca.crt',
+        tokenFile: '/var/run/secrets/gatehouse.dev/serviceaccount/token',
+      },
+    });
+    expect(bundle['operator-ca.crt']).toBe('OPERATOR CA');
+  });
+
+  it('stalls while a ServiceAccount of its name is not its own, and never writes it', async () => {
+    const w = await readyWorld();
+    await w.api.create(core('serviceaccounts', ''), { metadata: { name: OBJ } });
+    expect(await w.reconcile()).toEqual({ outcome: 'ObjectConflict', requeueAfterMs: 30_000 });
+    expect(condition(await w.gateway(), 'Stalled')).toBe(
+      `True ObjectConflict: ServiceAccount "${OBJ}" exists and is not owned by this DatabaseGateway; rename or delete it`,
+    );
+    expect(
+      (await w.api.get<KubeObject>(core('serviceaccounts', OBJ))).metadata.ownerReferences,
+    ).toBeUndefined();
     expect(await w.api.getOptional(DEPLOYMENT)).toBeUndefined();
   });
 
@@ -351,9 +480,14 @@ describe('DatabaseGatewayController reconcile states', () => {
       core('services', OBJ),
       core('configmaps', `${OBJ}-bundle`),
       core('configmaps', `${OBJ}-ca`),
-      core('secrets', `${OBJ}-tls`),
     ])
       expect(await w.api.getOptional(path), path).toBeUndefined();
+    // The operator may not delete Secrets or accounts: these go with the gateway through the garbage
+    // collector (which FakeKubeApi, like envtest, does not run), by their owner reference.
+    for (const path of [core('secrets', `${OBJ}-tls-1`), core('serviceaccounts', OBJ)])
+      expect((await w.api.get<KubeObject>(path)).metadata.ownerReferences, path).toEqual([
+        expect.objectContaining({ kind: 'DatabaseGateway', name: 'people', controller: true }),
+      ]);
     expect(await w.api.getOptional(gatehousePath('DatabaseGateway', NS, 'people'))).toBeUndefined();
     // Shared by every sidecar and gateway of the namespace: never deleted with one of them.
     expect(await w.api.getOptional(core('secrets', 'gatehouse-masking-key'))).toBeDefined();

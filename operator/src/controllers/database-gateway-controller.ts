@@ -7,6 +7,7 @@ import {
   gatewayBundleName,
   gatewayCaConfigMapName,
   gatewayObjectName,
+  gatewayServiceAccountName,
   gatewayTlsSecretName,
 } from '../gateway/gateway-layout.ts';
 import {
@@ -17,9 +18,11 @@ import {
   gatewayDeployment,
   gatewayRolloutHash,
   gatewayService,
+  gatewayServiceAccount,
+  mountedTlsSecret,
 } from '../gateway/gateway-objects.ts';
 import { ensureGatewayTls } from '../gateway/gateway-tls.ts';
-import { deleteOwned, ensureOwned } from '../gateway/owned-objects.ts';
+import { createOwned, deleteOwned, ensureOwned } from '../gateway/owned-objects.ts';
 import type { ReconcileResult, Reconciler } from '../runtime/controller-runner.ts';
 import type { EventRecorder } from '../runtime/event-recorder.ts';
 import type { ObjectCache } from '../runtime/informer.ts';
@@ -55,6 +58,8 @@ export interface DatabaseGatewayControllerDeps {
   readonly events: EventRecorder;
   /** The operator's sidecar image: the gateway runs the same proxy; spec.image overrides it. */
   readonly sidecarImage: string;
+  /** Where the gateway asks for approvals (the operator's endpoint and CA); absent: nowhere, held statements are refused. */
+  readonly approvalsEndpoint?: () => Promise<{ url: string; ca: string } | undefined>;
 }
 
 /** Secrets are not watched: a gateway waiting for cert-manager's looks again this often. */
@@ -137,6 +142,7 @@ export class DatabaseGatewayController implements Reconciler {
         refs.secretProblem ? MISSING_SECRET_RECHECK_MS : undefined,
       );
 
+    const approvals = await this.#d.approvalsEndpoint?.();
     let bundle: CompiledBundle;
     let port: number;
     try {
@@ -149,6 +155,7 @@ export class DatabaseGatewayController implements Reconciler {
           metadata: withAuthor(m, namespace),
           spec: m.spec,
         })),
+        ...(approvals && { approvals }),
       });
       checkBundle(bundle, `bundle of gateway ${namespace}/${name}`);
     } catch (error) {
@@ -158,7 +165,12 @@ export class DatabaseGatewayController implements Reconciler {
       throw error;
     }
 
-    const tls = await ensureGatewayTls(this.#d.api, ref);
+    const deploymentPath = resourcePath('apps/v1', 'deployments', namespace, gatewayObjectName(name));
+    const existing = await this.#d.api.getOptional<V1Deployment & KubeObject>(deploymentPath);
+    const mounted = existing?.metadata.ownerReferences?.some((o) => o.uid === uid)
+      ? mountedTlsSecret(existing)
+      : undefined;
+    const tls = await ensureGatewayTls(this.#d.api, ref, mounted ?? gateway.status?.tls?.secret);
     if (!tls.ready)
       return outcome(
         tls.reason === 'CertificateNotReady' ? 'retrying' : 'stalled',
@@ -168,6 +180,21 @@ export class DatabaseGatewayController implements Reconciler {
       );
 
     await ensureNamespaceKeys(this.#d.api, namespace);
+    const account = gatewayServiceAccount(ref);
+    const accountWritten = await createOwned(
+      this.#d.api,
+      resourcePath('v1', 'serviceaccounts', namespace),
+      account as KubeObject,
+      uid,
+    );
+    if (accountWritten === 'conflict')
+      // A gateway deleted under the same name leaves its account until the garbage collector takes it.
+      return outcome(
+        'stalled',
+        'ObjectConflict',
+        `ServiceAccount "${gatewayServiceAccountName(name)}" exists and is not owned by this DatabaseGateway; rename or delete it`,
+        MISSING_SECRET_RECHECK_MS,
+      );
     const image = gateway.spec.image ?? this.#d.sidecarImage;
     const core = (plural: string) => resourcePath('v1', plural, namespace);
     const objects = [
@@ -184,11 +211,13 @@ export class DatabaseGatewayController implements Reconciler {
           image,
           port,
           rolloutHash: gatewayRolloutHash(proxySettingsOf(bundle), tls.certificate, image),
+          tlsSecret: tls.secret,
         }),
       },
       { what: 'Service', collection: core('services'), object: gatewayService(ref, port) },
     ];
-    const changed: string[] = [];
+    const changed: string[] =
+      accountWritten === 'created' ? [`ServiceAccount "${account.metadata!.name}"`] : [];
     for (const { what, collection, object } of objects) {
       const objectName = object.metadata!.name!;
       const result = await ensureOwned(
@@ -208,9 +237,7 @@ export class DatabaseGatewayController implements Reconciler {
     if (changed.length > 0)
       await this.#d.events.record(gateway, 'Normal', 'Applied', `wrote ${changed.join(', ')}`);
 
-    const deployment = await this.#d.api.getOptional<V1Deployment>(
-      resourcePath('apps/v1', 'deployments', namespace, gatewayObjectName(name)),
-    );
+    const deployment = await this.#d.api.getOptional<V1Deployment>(deploymentPath);
     const replicas = gateway.spec.replicas ?? DEFAULT_REPLICAS;
     const readyReplicas = deployment?.status?.readyReplicas ?? 0;
     const service = gatewayService(ref, port);
@@ -218,7 +245,7 @@ export class DatabaseGatewayController implements Reconciler {
       address: `${service.metadata!.name}.${namespace}.svc:${service.spec!.ports![0]!.port}`,
       bundle: { configMap: gatewayBundleName(name), hash: bundle.hash },
       tls: {
-        secret: gatewayTlsSecretName(name),
+        secret: tls.secret,
         ...(tls.caBundle !== undefined && { caConfigMap: gatewayCaConfigMapName(name) }),
       },
       replicas,
@@ -257,7 +284,11 @@ export class DatabaseGatewayController implements Reconciler {
     await this.#d.events.record(gateway, type, reason, message);
   }
 
-  /** Deleted here rather than left to the garbage collector, which a cluster may not run (envtest, vcluster). */
+  /**
+   * Deleted here rather than left to the garbage collector, which a cluster may not run (envtest,
+   * vcluster). Not the certificate Secrets nor the ServiceAccount: the operator may not delete
+   * Secrets or accounts, so those go with the gateway through their owner references alone.
+   */
   async #deleteObjects(gateway: DatabaseGatewayObject): Promise<void> {
     const { namespace = '', name, uid = '' } = gateway.metadata;
     const paths = [
@@ -265,7 +296,6 @@ export class DatabaseGatewayController implements Reconciler {
       resourcePath('v1', 'services', namespace, gatewayObjectName(name)),
       resourcePath('v1', 'configmaps', namespace, gatewayBundleName(name)),
       resourcePath('v1', 'configmaps', namespace, gatewayCaConfigMapName(name)),
-      resourcePath('v1', 'secrets', namespace, gatewayTlsSecretName(name)),
     ];
     if (gateway.spec.tls?.mode === 'CertManager')
       paths.push(resourcePath('cert-manager.io/v1', 'certificates', namespace, gatewayTlsSecretName(name)));

@@ -4,6 +4,7 @@ import type {
   V1Deployment,
   V1ResourceRequirements,
   V1Service,
+  V1ServiceAccount,
   V1Volume,
 } from '@kubernetes/client-node';
 import { API_VERSION } from '../../../crds/common.ts';
@@ -24,6 +25,8 @@ import {
   MASKING_KEY_MOUNT,
   MASKING_KEY_SECRET,
   SIDECAR_ARGS,
+  TOKEN_MOUNT,
+  tokenVolume,
   UPSTREAM_CA_FILE,
   UPSTREAM_CA_MOUNT,
   VOLUME_AUDIT,
@@ -31,6 +34,7 @@ import {
   VOLUME_BUNDLE,
   VOLUME_CREDENTIALS,
   VOLUME_MASKING_KEY,
+  VOLUME_TOKEN,
   VOLUME_UPSTREAM_CA,
 } from '../sidecar-layout.ts';
 import {
@@ -41,7 +45,7 @@ import {
   gatewayBundleName,
   gatewayCaConfigMapName,
   gatewayObjectName,
-  gatewayTlsSecretName,
+  gatewayServiceAccountName,
   LABEL_APP_NAME,
   LABEL_GATEWAY,
   LABEL_INSTANCE,
@@ -132,15 +136,31 @@ export function gatewayRolloutHash(proxySettings: string, certificatePem: string
     .slice(0, 16);
 }
 
+/**
+ * The account the gateway's pods run as. It holds no RBAC and its pods mount no API token: only a
+ * projected token for the operator's approvals endpoint (audience gatehouse.dev), which admits it
+ * for this gateway's DatabaseAccess. Created once, never updated (nothing in it changes).
+ */
+export function gatewayServiceAccount(gateway: GatewayRef): V1ServiceAccount {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: metadata(gateway, gatewayServiceAccountName(gateway.metadata.name)),
+    automountServiceAccountToken: false,
+  };
+}
+
 export function gatewayDeployment(input: {
   gateway: GatewayRef;
   access: DatabaseAccessSpecType;
   image: string;
   port: number;
   rolloutHash: string;
+  /** The Secret with the serving certificate the pods mount (a self-managed generation, or cert-manager's). */
+  tlsSecret: string;
 }): V1Deployment {
   const { gateway, access } = input;
-  const volumes = gatewayVolumes(gateway, access);
+  const volumes = gatewayVolumes(gateway, access, input.tlsSecret);
   const probe = (path: string) => ({ httpGet: { path, port: ADMIN_PORT } });
   return {
     apiVersion: 'apps/v1',
@@ -158,7 +178,9 @@ export function gatewayDeployment(input: {
           annotations: { [ANNOTATION_GATEWAY_ROLLOUT]: input.rolloutHash },
         },
         spec: {
-          // The proxy calls no Kubernetes API: its pods hold no service-account token.
+          // The proxy calls no Kubernetes API: its pods hold no API server token, only the projected
+          // token of the operator's audience (the approvals endpoint) in VOLUME_TOKEN.
+          serviceAccountName: gatewayServiceAccountName(gateway.metadata.name),
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           securityContext: {
@@ -225,10 +247,17 @@ const MOUNT_PATHS: Record<string, string> = {
   [VOLUME_AUDIT_SIGNING_KEY]: AUDIT_SIGNING_KEY_MOUNT,
   [VOLUME_UPSTREAM_CA]: UPSTREAM_CA_MOUNT,
   [VOLUME_CLIENT_TLS]: CLIENT_TLS_MOUNT,
+  [VOLUME_TOKEN]: TOKEN_MOUNT,
   [VOLUME_AUDIT]: AUDIT_MOUNT,
 };
 
-function gatewayVolumes(gateway: GatewayRef, access: DatabaseAccessSpecType): V1Volume[] {
+/** The Secret the Deployment's pods mount the serving certificate from: where a renewal search starts. */
+export function mountedTlsSecret(deployment: V1Deployment | undefined): string | undefined {
+  return deployment?.spec?.template.spec?.volumes?.find((v) => v.name === VOLUME_CLIENT_TLS)?.secret
+    ?.secretName;
+}
+
+function gatewayVolumes(gateway: GatewayRef, access: DatabaseAccessSpecType, tlsSecret: string): V1Volume[] {
   // Secret files belong to root and the proxy runs as another user with no fsGroup: world-readable,
   // in a pod where no other process runs.
   const secret = (name: string, secretName: string, items?: { key: string; path: string }[]): V1Volume => ({
@@ -251,10 +280,11 @@ function gatewayVolumes(gateway: GatewayRef, access: DatabaseAccessSpecType): V1
     );
   volumes.push(
     // Only the certificate and key: a self-managed Secret also holds the CA's key, which the proxy must not see.
-    secret(VOLUME_CLIENT_TLS, gatewayTlsSecretName(gateway.metadata.name), [
+    secret(VOLUME_CLIENT_TLS, tlsSecret, [
       { key: 'tls.crt', path: 'tls.crt' },
       { key: 'tls.key', path: 'tls.key' },
     ]),
+    tokenVolume(),
     { name: VOLUME_AUDIT, emptyDir: {} },
   );
   return volumes;

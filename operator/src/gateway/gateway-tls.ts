@@ -2,11 +2,16 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { isConflict, type KubeClient, resourcePath } from '../runtime/kube-api.ts';
 import {
   CA_CERT_KEY,
-  CertificateConflictError,
-  type CertificateKubeClient,
-  ensureServingCertificate,
+  type IssuedServingCertificate,
+  planServingCertificate,
+  serviceNames,
 } from '../webhook/certificates.ts';
-import { gatewayObjectName, gatewayTlsSecretName } from './gateway-layout.ts';
+import {
+  gatewayObjectName,
+  gatewayTlsGenerationName,
+  gatewayTlsGenerationOf,
+  gatewayTlsSecretName,
+} from './gateway-layout.ts';
 import { type GatewayRef, gatewayLabels, gatewayOwner } from './gateway-objects.ts';
 import { ensureOwned } from './owned-objects.ts';
 
@@ -22,39 +27,24 @@ export type GatewayTls =
   | { ready: false; reason: string; message: string };
 
 /**
- * The gateway's serving certificate in the Secret `gatehouse-gw-NAME-tls`, naming the Service
- * (`NAME.NAMESPACE.svc`, `.svc.cluster.local`) and spec.tls.dnsNames. SelfManaged: the operator's
- * own CA code (the webhook's) issues and renews it, with a CA per gateway kept in the same Secret.
- * CertManager: a cert-manager Certificate the gateway owns; not ready until cert-manager wrote the Secret.
+ * The gateway's serving certificate, naming the Service (`NAME.NAMESPACE.svc`, `.svc.cluster.local`)
+ * and spec.tls.dnsNames. SelfManaged: the operator's own CA code (the webhook's) issues it, with a CA
+ * per gateway, into a Secret per generation (`gatehouse-gw-NAME-tls-N`, below). CertManager: a
+ * cert-manager Certificate the gateway owns, writing `gatehouse-gw-NAME-tls`; not ready until it has.
+ * `current` is the Secret the gateway's pods mount now (its Deployment's, else its status's).
  */
-export async function ensureGatewayTls(api: KubeClient, gateway: GatewayRef): Promise<GatewayTls> {
+export async function ensureGatewayTls(
+  api: KubeClient,
+  gateway: GatewayRef,
+  current?: string,
+): Promise<GatewayTls> {
   const { namespace, name } = gateway.metadata;
   const secretName = gatewayTlsSecretName(name);
   const service = gatewayObjectName(name);
   const dnsNames = gateway.spec.tls?.dnsNames ?? [];
   const secretPath = resourcePath('v1', 'secrets', namespace, secretName);
-  if ((gateway.spec.tls?.mode ?? 'SelfManaged') === 'SelfManaged') {
-    // The certificate code replaces the Secret it renews: never one that is someone else's (cert-manager's
-    // too, after a switch from CertManager: delete it to let the operator issue its own).
-    const existing = await api.getOptional<V1Secret>(secretPath);
-    if (existing && !existing.metadata?.ownerReferences?.some((o) => o.uid === gateway.metadata.uid))
-      return {
-        ready: false,
-        reason: 'CertificateConflict',
-        message: `Secret "${secretName}" exists and is not owned by this DatabaseGateway; rename or delete it`,
-      };
-    const issued = await ensureServingCertificate({
-      client: certificateClient(api),
-      namespace,
-      secretName,
-      service,
-      extraNames: dnsNames,
-      caName: `gatehouse-gateway-ca ${namespace}/${name}`,
-      ownerReferences: [gatewayOwner(gateway)],
-    });
-    return { ready: true, secret: secretName, certificate: issued.cert, caBundle: issued.caBundle };
-  }
-
+  if ((gateway.spec.tls?.mode ?? 'SelfManaged') === 'SelfManaged')
+    return selfManaged(api, gateway, serviceNames(service, namespace, dnsNames), current);
   const issuer = gateway.spec.tls?.issuerRef;
   // The CRD's CEL rule says so too; an API server that does not run CEL rules lets it through.
   if (!issuer)
@@ -77,7 +67,7 @@ export async function ensureGatewayTls(api: KubeClient, gateway: GatewayRef): Pr
       },
       spec: {
         secretName,
-        dnsNames: [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`, ...dnsNames],
+        dnsNames: serviceNames(service, namespace, dnsNames),
         usages: ['server auth', 'digital signature', 'key encipherment'],
         privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
         issuerRef: {
@@ -107,29 +97,75 @@ export async function ensureGatewayTls(api: KubeClient, gateway: GatewayRef): Pr
   return { ready: true, secret: secretName, certificate: cert, ...(ca && { caBundle: ca }) };
 }
 
-/** The webhook's certificate code over the operator's KubeClient; a gateway touches no webhook configuration. */
-export function certificateClient(api: KubeClient): CertificateKubeClient {
-  const conflictsAsErrors = async <T>(call: Promise<T>): Promise<T> => {
+/** More generations than a gateway renews in decades: past them, something else is making Secrets. */
+const MAX_PROBES = 100;
+
+/**
+ * Self-managed generations. The current certificate is the generation the gateway's pods mount (its
+ * Deployment's, else the one its status names), when the gateway owns it: never one found by name,
+ * since whoever creates a Secret writes its owner reference, and a Secret someone put at a later
+ * generation's name must not become the certificate and CA people trust. When the current one needs
+ * renewing (a third of its validity left, other names, its CA due) or there is none, the next free
+ * generation is created with the same CA (or a renewed CA bundle) and a new certificate, marked
+ * immutable; nothing is ever updated or deleted. Old generations stay, owned by the gateway, until
+ * the garbage collector deletes them with it: pods still starting from one keep working.
+ */
+async function selfManaged(
+  api: KubeClient,
+  gateway: GatewayRef,
+  names: readonly string[],
+  current: string | undefined,
+): Promise<GatewayTls> {
+  const { namespace, name, uid } = gateway.metadata;
+  const secretPath = (generation: number) =>
+    resourcePath('v1', 'secrets', namespace, gatewayTlsGenerationName(name, generation));
+  const pinnedGeneration = gatewayTlsGenerationOf(name, current);
+  const found =
+    pinnedGeneration === undefined
+      ? undefined
+      : await api.getOptional<V1Secret>(secretPath(pinnedGeneration));
+  const pinned = found?.metadata?.ownerReferences?.some((o) => o.uid === uid) ? found : undefined;
+  const plan = await planServingCertificate(pinned, {
+    names,
+    caName: `gatehouse-gateway-ca ${namespace}/${name}`,
+    now: new Date(),
+  });
+  if (plan.data === undefined && pinned)
+    return { ready: true, secret: pinned.metadata!.name!, ...issuedOf(plan.issued) };
+  const first = (pinnedGeneration ?? 0) + 1;
+  for (let next = first; next < first + MAX_PROBES; next++) {
+    // A name taken (an earlier attempt whose Deployment was never written, or someone else's) is skipped.
+    if (await api.getOptional<V1Secret>(secretPath(next))) continue;
+    const secretName = gatewayTlsGenerationName(name, next);
     try {
-      return await call;
+      await api.create(resourcePath('v1', 'secrets', namespace), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: secretName,
+          namespace,
+          labels: gatewayLabels(gateway),
+          ownerReferences: [gatewayOwner(gateway)],
+        },
+        type: 'kubernetes.io/tls',
+        immutable: true,
+        data: plan.data,
+      });
     } catch (error) {
-      if (isConflict(error)) throw new CertificateConflictError(String(error));
+      if (isConflict(error)) continue;
       throw error;
     }
-  };
-  const notUsed = () => Promise.reject(new Error('a gateway has no webhook configuration'));
+    return { ready: true, secret: secretName, ...issuedOf(plan.issued) };
+  }
   return {
-    readSecret: (namespace, name) =>
-      api.getOptional<V1Secret>(resourcePath('v1', 'secrets', namespace, name)),
-    createSecret: (namespace, secret) =>
-      conflictsAsErrors(api.create<V1Secret>(resourcePath('v1', 'secrets', namespace), secret)),
-    replaceSecret: (namespace, secret) =>
-      conflictsAsErrors(
-        api.replace<V1Secret>(resourcePath('v1', 'secrets', namespace, secret.metadata!.name!), secret),
-      ),
-    readMutatingWebhookConfiguration: notUsed,
-    replaceMutatingWebhookConfiguration: notUsed,
+    ready: false,
+    reason: 'CertificateConflict',
+    message: `Secrets ${gatewayTlsGenerationName(name, first)} to ${gatewayTlsGenerationName(name, first + MAX_PROBES - 1)} all exist: delete those this DatabaseGateway does not own`,
   };
+}
+
+function issuedOf(issued: IssuedServingCertificate): { certificate: string; caBundle: string } {
+  return { certificate: issued.cert, caBundle: issued.caBundle };
 }
 
 function decode(value: string | undefined): string | undefined {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { KubeClient, KubeObject } from '../runtime/kube-api.ts';
+import { isConflict, type KubeClient, type KubeObject } from '../runtime/kube-api.ts';
 import { ANNOTATION_DESIRED_HASH } from './gateway-layout.ts';
 
 export type EnsureResult = 'created' | 'updated' | 'unchanged' | 'conflict';
@@ -43,4 +43,30 @@ export async function ensureOwned(
 export async function deleteOwned(api: KubeClient, path: string, ownerUid: string): Promise<void> {
   const existing = await api.getOptional<KubeObject>(path);
   if (existing?.metadata.ownerReferences?.some((o) => o.uid === ownerUid)) await api.delete(path);
+}
+
+/**
+ * Creates the object at `collection/name` when missing, and never writes it again: for objects
+ * whose content never changes, so the operator needs no right to update them. 'conflict' when an
+ * object of that name is not the owner's.
+ */
+export async function createOwned(
+  api: KubeClient,
+  collection: string,
+  desired: KubeObject,
+  ownerUid: string,
+): Promise<'created' | 'unchanged' | 'conflict'> {
+  const path = `${collection}/${encodeURIComponent(desired.metadata.name)}`;
+  const ours = (object: KubeObject) =>
+    object.metadata.ownerReferences?.some((o) => o.uid === ownerUid) ? 'unchanged' : 'conflict';
+  const existing = await api.getOptional<KubeObject>(path);
+  if (existing) return ours(existing);
+  try {
+    await api.create(collection, desired);
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+    // Made meanwhile (another replica, or someone else): whose it is decides.
+    return ours(await api.get<KubeObject>(path));
+  }
+  return 'created';
 }

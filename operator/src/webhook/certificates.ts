@@ -88,40 +88,13 @@ export async function ensureServingCertificate(
 }
 
 async function ensureOnce(options: ServingCertificateOptions): Promise<IssuedServingCertificate> {
-  const now = options.now?.() ?? new Date();
-  const names = servingNames(options);
   const existing = await options.client.readSecret(options.namespace, options.secretName);
-  const stored = existing === undefined ? undefined : await readStored(existing);
-
-  let ca = stored?.ca;
-  let caBundle = stored?.caBundle ?? [];
-  if (ca === undefined || !freshEnough(ca.certificate, now)) {
-    const previous = ca?.certificate;
-    ca = await createCertificateAuthority(
-      options.caName ?? `gatehouse-webhook-ca ${options.namespace}/${options.service}`,
-      now,
-      CA_VALIDITY_DAYS,
-    );
-    caBundle = [ca.certificate, ...(previous !== undefined && previous.notAfter > now ? [previous] : [])];
-  }
-  const serving = stored?.serving;
-  if (
-    serving !== undefined &&
-    ca === stored?.ca &&
-    freshEnough(serving.certificate, now) &&
-    (await issuedBy(serving.certificate, ca.certificate)) &&
-    sameNames(serving.certificate, names)
-  ) {
-    return {
-      cert: serving.certificate.toString('pem'),
-      key: serving.keyPem,
-      caBundle: pemBundle(caBundle),
-      notAfter: serving.certificate.notAfter,
-      renewed: false,
-    };
-  }
-
-  const issued = await issueServerCertificate(ca, names, now, SERVING_VALIDITY_DAYS);
+  const plan = await planServingCertificate(existing, {
+    names: servingNames(options),
+    caName: options.caName ?? `gatehouse-webhook-ca ${options.namespace}/${options.service}`,
+    now: options.now?.() ?? new Date(),
+  });
+  if (plan.data === undefined) return plan.issued;
   const secret: V1Secret = {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -135,21 +108,66 @@ async function ensureOnce(options: ServingCertificateOptions): Promise<IssuedSer
       ...(options.ownerReferences !== undefined && { ownerReferences: options.ownerReferences }),
     },
     type: 'kubernetes.io/tls',
+    data: plan.data,
+  };
+  if (existing === undefined) await options.client.createSecret(options.namespace, secret);
+  else await options.client.replaceSecret(options.namespace, secret);
+  return plan.issued;
+}
+
+/**
+ * What a Secret holding a serving certificate and its CA should hold now: `data` undefined when what
+ * it holds is still good (fresh enough, issued by a CA that is fresh enough, naming exactly `names`),
+ * otherwise the Secret data (base64) to write, with a new serving certificate and, when the CA
+ * needed renewing, a new CA whose bundle keeps the old one while it is valid. Writes nothing: where
+ * the data goes (the same Secret replaced, or a new one) is the caller's.
+ */
+export async function planServingCertificate(
+  existing: V1Secret | undefined,
+  options: { names: readonly string[]; caName: string; now: Date },
+): Promise<{ issued: IssuedServingCertificate; data?: Record<string, string> }> {
+  const { now, names } = options;
+  const stored = existing === undefined ? undefined : await readStored(existing);
+  let ca = stored?.ca;
+  let caBundle = stored?.caBundle ?? [];
+  if (ca === undefined || !freshEnough(ca.certificate, now)) {
+    const previous = ca?.certificate;
+    ca = await createCertificateAuthority(options.caName, now, CA_VALIDITY_DAYS);
+    caBundle = [ca.certificate, ...(previous !== undefined && previous.notAfter > now ? [previous] : [])];
+  }
+  const serving = stored?.serving;
+  if (
+    serving !== undefined &&
+    ca === stored?.ca &&
+    freshEnough(serving.certificate, now) &&
+    (await issuedBy(serving.certificate, ca.certificate)) &&
+    sameNames(serving.certificate, names)
+  ) {
+    return {
+      issued: {
+        cert: serving.certificate.toString('pem'),
+        key: serving.keyPem,
+        caBundle: pemBundle(caBundle),
+        notAfter: serving.certificate.notAfter,
+        renewed: false,
+      },
+    };
+  }
+  const issued = await issueServerCertificate(ca, names, now, SERVING_VALIDITY_DAYS);
+  return {
+    issued: {
+      cert: issued.certificate.toString('pem'),
+      key: issued.keyPem,
+      caBundle: pemBundle(caBundle),
+      notAfter: issued.certificate.notAfter,
+      renewed: true,
+    },
     data: {
       'tls.crt': base64(issued.certificate.toString('pem')),
       'tls.key': base64(issued.keyPem),
       [CA_CERT_KEY]: base64(pemBundle(caBundle)),
       [CA_KEY_KEY]: base64(ca.keyPem),
     },
-  };
-  if (existing === undefined) await options.client.createSecret(options.namespace, secret);
-  else await options.client.replaceSecret(options.namespace, secret);
-  return {
-    cert: issued.certificate.toString('pem'),
-    key: issued.keyPem,
-    caBundle: pemBundle(caBundle),
-    notAfter: issued.certificate.notAfter,
-    renewed: true,
   };
 }
 
@@ -288,8 +306,13 @@ export function kubeCertificateClient(config: KubeConfig): CertificateKubeClient
 }
 
 function servingNames(options: ServingCertificateOptions): string[] {
-  const service = `${options.service}.${options.namespace}.svc`;
-  return [service, `${service}.cluster.local`, ...(options.extraNames ?? [])];
+  return serviceNames(options.service, options.namespace, options.extraNames);
+}
+
+/** The names a Service's certificate carries: `SERVICE.NAMESPACE.svc`, `.svc.cluster.local`, then `extra`. */
+export function serviceNames(service: string, namespace: string, extra: readonly string[] = []): string[] {
+  const name = `${service}.${namespace}.svc`;
+  return [name, `${name}.cluster.local`, ...extra];
 }
 
 type Stored = { ca?: KeyedCertificate; caBundle: x509.X509Certificate[]; serving?: KeyedCertificate };

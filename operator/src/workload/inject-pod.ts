@@ -16,10 +16,8 @@ import {
   MASKING_KEY_MOUNT,
   MASKING_KEY_SECRET,
   SIDECAR_ARGS,
-  TOKEN_AUDIENCE,
-  TOKEN_EXPIRATION_SECONDS,
-  TOKEN_FILE,
   TOKEN_MOUNT,
+  tokenVolume,
   UPSTREAM_CA_FILE,
   UPSTREAM_CA_MOUNT,
   VOLUME_AUDIT,
@@ -229,23 +227,7 @@ function sidecarVolumes(access: DatabaseAccess): V1Volume[] {
       },
     });
   }
-  volumes.push(
-    {
-      name: VOLUME_TOKEN,
-      projected: {
-        sources: [
-          {
-            serviceAccountToken: {
-              audience: TOKEN_AUDIENCE,
-              expirationSeconds: TOKEN_EXPIRATION_SECONDS,
-              path: TOKEN_FILE,
-            },
-          },
-        ],
-      },
-    },
-    { name: VOLUME_AUDIT, emptyDir: {} },
-  );
+  volumes.push(tokenVolume(), { name: VOLUME_AUDIT, emptyDir: {} });
   return volumes;
 }
 
