@@ -59,6 +59,7 @@ export async function createMysqlServer(deps: ProtocolServerDeps): Promise<Proto
   return {
     listen: (host, port) => server.listen(host, port),
     shutdown: (graceMs) => server.shutdown(graceMs),
+    connectInProcess: (origin) => server.connectInProcess(origin),
     get sessionCount() {
       return server.sessionCount;
     },
