@@ -3,8 +3,12 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadProxyConfig } from '../../sidecar/src/config/load.ts';
+import { type RunningProxy, startProxy } from '../../sidecar/src/proxy.ts';
 import { localUser, policyDocument } from '../support/policy-documents.ts';
 import { freshDatabase, localProxyConfig } from './support/clients.ts';
 import { directMysql, mysqlClient, mysqlProxyConfig } from './support/mysql.ts';
@@ -177,6 +181,27 @@ function expectTrustedToolField(file: string): void {
 }
 
 /**
+ * The proxy from the same config file in this process, as `gatehouse mcp --config` runs it: its
+ * in-process channel lets the test send what the MCP server never would under a reading tool.
+ */
+async function inThisProcess(proxy: ProxyProcess): Promise<RunningProxy> {
+  const config = loadProxyConfig(join(proxy.dir, 'gatehouse.yaml'), {
+    listen: '127.0.0.1:0',
+    auditFile: join(proxy.dir, 'in-process-audit.jsonl'),
+  });
+  const { admin: _admin, mcp: _mcp, ...rest } = config;
+  return startProxy(rest, { logger: pino({ level: 'silent' }) });
+}
+
+/** Writes the proxy refuses in a session it knows is a `query` call, though the grants allow writes. */
+const WRITES_UNDER_QUERY = [
+  'DELETE FROM customers WHERE id = 1',
+  'UPDATE customers SET email = NULL',
+  'INSERT INTO customers VALUES (11, NULL)',
+  'DROP TABLE customers',
+];
+
+/**
  * The same declared application, `gatehouse-mcp/query`, from the MCP server (which the proxy marks)
  * and from a wire client (which it does not): the label is the client's, the field the proxy's.
  */
@@ -229,6 +254,44 @@ describe('PostgreSQL: an agent granted query and list_tables', () => {
     },
     60_000,
   );
+
+  it('a session handed in as a query call runs reads only, at the proxy, though the grants allow writes', async () => {
+    const running = await inThisProcess(proxy);
+    try {
+      for (const sql of [
+        ...WRITES_UNDER_QUERY,
+        'SELECT 1; DELETE FROM customers',
+        'WITH d AS (DELETE FROM customers RETURNING *) SELECT * FROM d',
+      ]) {
+        const client = new pg.Client({
+          stream: () => running.inProcess.connect('query'),
+          user: 'agent',
+          password: 'agent-secret',
+          database: 'app',
+        });
+        await client.connect();
+        const error = await client.query(sql).then(
+          () => undefined,
+          (e: { code?: string; message: string }) => e,
+        );
+        await client.end();
+        expect(error?.code, sql).toBe('42501');
+        expect(error?.message).toMatch(/the MCP tool query runs read only/);
+      }
+      const plan = new pg.Client({
+        stream: () => running.inProcess.connect('query'),
+        user: 'agent',
+        password: 'agent-secret',
+        database: 'app',
+      });
+      await plan.connect();
+      expect((await plan.query('EXPLAIN DELETE FROM customers WHERE id = 1')).rows.length).toBeGreaterThan(0);
+      await plan.end();
+    } finally {
+      await running.close(0);
+    }
+    expect((await admin.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(2);
+  });
 
   it('a wire client naming a tool as its application gains, loses and is recorded as nothing more', async () => {
     for (const name of ['gatehouse-mcp/execute', 'gatehouse-mcp/query', 'execute']) {
@@ -289,6 +352,31 @@ describe('MariaDB: an agent granted query and list_tables', () => {
     expect(await count()).toBe(2);
     expectTrustedToolField(proxy.auditFile!);
   }, 60_000);
+
+  it('a session handed in as a query call runs reads only, at the proxy, though the grants allow writes', async () => {
+    const running = await inThisProcess(proxy);
+    try {
+      for (const sql of WRITES_UNDER_QUERY) {
+        const connection = await mysql.createConnection({
+          stream: () => running.inProcess.connect('query'),
+          user: 'agent',
+          password: 'agent-secret',
+          enableCleartextPlugin: true,
+        } as mysql.ConnectionOptions);
+        connection.on('error', () => {});
+        const error = await connection.query(sql).then(
+          () => undefined,
+          (e: { errno?: number; message: string }) => e,
+        );
+        await connection.end();
+        expect([1142, 1227], sql).toContain(error?.errno);
+        expect(error?.message).toMatch(/the MCP tool query runs read only/);
+      }
+    } finally {
+      await running.close(0);
+    }
+    expect(await count()).toBe(2);
+  });
 
   it('a wire client naming a tool as its program gains, loses and is recorded as nothing more', async () => {
     for (const name of ['gatehouse-mcp/execute', 'gatehouse-mcp/query']) {

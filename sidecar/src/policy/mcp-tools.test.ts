@@ -1,8 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { policyDocument } from '../../../test/support/policy-documents.ts';
 import type { Identity } from '../identity/identity.ts';
+import { analyzeStatement } from '../sql/analyze/analyze-statement.ts';
+import { analyzeMysql } from '../sql/mysql/analyze-mysql.ts';
+import { loadMysqlParser } from '../sql/mysql/parser.ts';
+import { loadSqlParser } from '../sql/normalize.ts';
+import { decide } from './guardrails/decide.ts';
 import { loadPolicyDocuments, PolicyError } from './load-policy.ts';
-import { grantTools, MCP_TOOLS, type McpTool, toolRefusal, toolsFor } from './mcp-tools.ts';
+import { grantTools, MCP_TOOLS, type McpTool, toolClasses, toolRefusal, toolsFor } from './mcp-tools.ts';
 
 const agent: Identity = { subject: 'local:agent', groups: ['agents'], method: 'local' };
 const READING = ['list_tables', 'describe_table', 'query', 'explain'];
@@ -100,5 +105,71 @@ describe('spec.mcp.tools in the policy loader', () => {
     expect(() => policyOf(access('agent', { allow: ['read'], mcp: { tool: ['query'] } }))).toThrow(
       /spec\.mcp\.tool: is not a known field/,
     );
+  });
+});
+
+describe('a session the proxy knows is a call of a reading tool', () => {
+  beforeAll(async () => {
+    await loadSqlParser();
+    await loadMysqlParser();
+  });
+  // Grants that allow every class: only the tool's own promise can refuse.
+  const policy = policyOf(access('all', { allow: ['read', 'write', 'ddl', 'admin'] }));
+  const WRITES = [
+    'DELETE FROM customers WHERE id = 1',
+    'SELECT 1; DELETE FROM customers',
+    'UPDATE customers SET email = NULL',
+    'INSERT INTO customers VALUES (1)',
+    'DROP TABLE customers',
+    'TRUNCATE customers',
+    'CREATE TABLE t (id int)',
+  ];
+  const PG_WRITES = [
+    ...WRITES,
+    'WITH d AS (DELETE FROM customers RETURNING *) SELECT * FROM d',
+    'EXPLAIN ANALYZE DELETE FROM customers',
+  ];
+  const READS = ['SELECT * FROM customers', 'EXPLAIN DELETE FROM customers', 'SHOW search_path'];
+
+  const reading = MCP_TOOLS.filter((t) => t !== 'execute');
+  it.each(reading.flatMap((tool) => PG_WRITES.map((sql) => [tool, sql] as const)))(
+    'PostgreSQL: %s refuses %s, whatever the grants allow',
+    (tool, sql) => {
+      const decision = decide(analyzeStatement(sql), agent, policy, {
+        database: 'shop',
+        tool: { name: tool, classes: toolClasses(tool)! },
+      });
+      expect(decision).toMatchObject({ outcome: 'refuse', rule: 'mcp-tool', sqlstate: '42501' });
+      expect(decision.outcome === 'refuse' && decision.message).toMatch(
+        new RegExp(`^Gatehouse: the MCP tool ${tool} runs read only, and .* needs (write|ddl|admin)`),
+      );
+    },
+  );
+
+  it.each(reading.flatMap((tool) => WRITES.map((sql) => [tool, sql] as const)))(
+    'MySQL: %s refuses %s, whatever the grants allow',
+    (tool, sql) => {
+      const decision = decide(analyzeMysql(sql, { sqlMode: null }), agent, policy, {
+        database: 'shop',
+        tool: { name: tool, classes: toolClasses(tool)! },
+      });
+      expect(decision).toMatchObject({ outcome: 'refuse', rule: 'mcp-tool' });
+    },
+  );
+
+  it.each(reading.flatMap((tool) => READS.map((sql) => [tool, sql] as const)))('%s runs %s', (tool, sql) => {
+    const decision = decide(analyzeStatement(sql), agent, policy, {
+      database: 'shop',
+      tool: { name: tool, classes: toolClasses(tool)! },
+    });
+    expect(decision.outcome).toBe('allow');
+  });
+
+  it('execute is bounded by the grants alone', () => {
+    expect(toolClasses('execute')).toBeUndefined();
+    expect(
+      decide(analyzeStatement('DELETE FROM customers WHERE id = 1'), agent, policy, { database: 'shop' })
+        .outcome,
+    ).toBe('allow');
   });
 });

@@ -1,4 +1,4 @@
-import { MCP_TOOLS, type McpTool } from '../../../crds/database-access.ts';
+import { MCP_TOOLS, type McpTool, type StatementClass } from '../../../crds/database-access.ts';
 import type { Identity } from '../identity/identity.ts';
 import { grantsFor } from './grants-for.ts';
 import type { Grant, Policy } from './load-policy.ts';
@@ -7,6 +7,16 @@ export { MCP_TOOLS, type McpTool };
 
 /** The tools that only read: what `allow: [read]` lets a grant's subjects call when it lists none. */
 const READING_TOOLS: readonly McpTool[] = ['list_tables', 'describe_table', 'query', 'explain'];
+
+/**
+ * The statement classes a call of `tool` may need, whatever the grants allow: the reading tools
+ * promise reads (EXPLAIN without ANALYZE is a read), so a session the proxy knows is one of their
+ * calls runs nothing else, even if the MCP server's own checks let something through. Undefined:
+ * the grants alone decide (execute).
+ */
+export function toolClasses(tool: McpTool): readonly StatementClass[] | undefined {
+  return READING_TOOLS.includes(tool) ? ['read'] : undefined;
+}
 
 export function isMcpTool(name: string): name is McpTool {
   return (MCP_TOOLS as readonly string[]).includes(name);

@@ -14,7 +14,7 @@ import type {
   MaskingSettingsCache,
 } from '../../policy/masking/masking-settings-cache.ts';
 import { type SessionMasking, sessionMaskingCache } from '../../policy/masking/mysql-session-masking.ts';
-import { toolRefusal } from '../../policy/mcp-tools.ts';
+import { type McpTool, toolRefusal } from '../../policy/mcp-tools.ts';
 import type { PolicySource } from '../../policy/sources.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
 import type { ConnectionOrigin } from '../in-process-channel.ts';
@@ -51,6 +51,8 @@ export interface HandshakeDeps {
     identity: Identity,
     sqlMode: string | null,
     masking: { masking: () => SessionMasking | undefined; catalog: () => Catalog | undefined },
+    /** The MCP tool whose call the session is, from the connection's origin. */
+    mcpTool?: McpTool,
   ) => MysqlGate;
   /** The policy in force: its MaskingPolicies decide, at login, what the session's results hide. */
   readonly policy: PolicySource;
@@ -325,10 +327,12 @@ export async function mysqlHandshake(
       upstream.socket.destroy();
       throw new RefusedStart(MysqlError.NOT_SUPPORTED, `Gatehouse: ${unreadable}`, seq);
     }
-    const gate = deps.createGate(identity, facts.sqlMode, {
-      masking: () => maskingCache.get(deps.policy()),
-      catalog: () => facts.catalog,
-    });
+    const gate = deps.createGate(
+      identity,
+      facts.sqlMode,
+      { masking: () => maskingCache.get(deps.policy()), catalog: () => facts.catalog },
+      tool,
+    );
     client.write(okPacket(seq, upstream.status));
     return {
       client,

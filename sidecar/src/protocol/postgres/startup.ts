@@ -220,6 +220,7 @@ export class Startup {
         ...(this.deps.policyHooks && { hooks: this.deps.policyHooks }),
         access: this.deps.approvals,
         columnLineage: config.audit.columnLineage,
+        ...(tool && { mcpTool: tool }),
       });
       // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
       // Guarded ones too: calls of stored code are judged by what the catalog says the code does.
