@@ -113,6 +113,13 @@ describe('in a sidecar (token-file mode, PostgreSQL)', () => {
   it("serves MCP on loopback, as the pod's identity, masked and audited per tool", async () => {
     expect(mcpUrl(proxy)).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
     const client = await mcpClient(proxy);
+    // No spec.mcp.tools: the tools `allow: [read]` permits, so execute is not offered.
+    expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual([
+      'describe_table',
+      'explain',
+      'list_tables',
+      'query',
+    ]);
     const described = rowsOf(await callTool(client, 'describe_table', { table: 'customers' }));
     expect(Object.fromEntries(described.rows.map((r) => [r[1], r.at(-1)]))).toEqual({
       id: 'clear',

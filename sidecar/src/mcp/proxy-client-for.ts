@@ -9,13 +9,13 @@ export type WireProtocol = 'postgres' | 'mysql';
 /** The client of the proxy's protocol, with the analyser `query` checks its argument with loaded. */
 export async function proxyClientFor(
   protocol: WireProtocol,
-  endpoint: ProxyRoute,
+  route: ProxyRoute,
   credentials: AgentCredentials,
 ): Promise<ProxyClient> {
   if (protocol === 'mysql') {
     await loadMysqlParser();
-    return new MysqlProxyClient(endpoint, credentials);
+    return new MysqlProxyClient(route, credentials);
   }
   await loadSqlParser();
-  return new PostgresProxyClient(endpoint, credentials);
+  return new PostgresProxyClient(route, credentials);
 }

@@ -100,7 +100,8 @@ async function startInProcessProxy(settings: NonNullable<McpOptions['config']>, 
     ...(settings.upstream !== undefined && { upstream: settings.upstream }),
     ...(settings.auditFile !== undefined && { auditFile: settings.auditFile }),
   });
-  // The agent's connection never leaves this process's loopback: client TLS would guard nothing.
+  // The agent's connections are handed over in this process, never through the listener: client TLS
+  // would guard nothing.
   const { clientTls: _tls, clientTlsAuto: _auto, ...rest } = loaded;
   const config: ProxyConfig = rest;
   return startProxy(config, { logger });
