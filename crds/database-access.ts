@@ -5,6 +5,10 @@ import { type CelRule, documentSchema, ObjectName, Subject, stringEnum } from '.
 export const STATEMENT_CLASSES = ['read', 'write', 'ddl', 'admin'] as const;
 export type StatementClass = (typeof STATEMENT_CLASSES)[number];
 
+/** The tools of Gatehouse's MCP server (sidecar/src/mcp/tools.ts), which `spec.mcp.tools` lists. */
+export const MCP_TOOLS = ['list_tables', 'describe_table', 'query', 'explain', 'execute'] as const;
+export type McpTool = (typeof MCP_TOOLS)[number];
+
 /** A resource quantity such as `500m`, `128Mi` or `1`, as Kubernetes writes them. */
 const Quantity = Type.Unsafe<string | number>({
   'x-kubernetes-int-or-string': true,
@@ -140,6 +144,24 @@ export const DatabaseAccessSpec = Type.Object(
         default: [],
         description: 'Names of MaskingPolicies in the same namespace that apply to these subjects.',
       }),
+    ),
+    mcp: Type.Optional(
+      Type.Object(
+        {
+          tools: Type.Optional(
+            Type.Array(stringEnum(MCP_TOOLS), {
+              'x-kubernetes-list-type': 'set',
+              description:
+                'The MCP tools these subjects may call; [] for none. Absent: the tools `allow` permits (read: list_tables, describe_table, query, explain; write, ddl or admin: execute).',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "What these subjects may do through Gatehouse's MCP server, enforced by the proxy for tool calls it receives from its own MCP server (docs/mcp.md).",
+        },
+      ),
     ),
     workloadSelector: Type.Optional(WorkloadSelector),
     upstream: Type.Optional(Upstream),

@@ -44,9 +44,10 @@ export async function createMysqlServer(deps: ProtocolServerDeps): Promise<Proto
     code,
     rowBudget: deps.rowBudget,
     approvals: deps.approvals,
-    createGate: (identity, sqlMode, masking) =>
+    createGate: (identity, sqlMode, masking, mcpTool) =>
       createMysqlGate({
         ...masking,
+        ...(mcpTool && { mcpTool }),
         policy: deps.policy,
         identity,
         database: config.upstream.database,
@@ -59,6 +60,7 @@ export async function createMysqlServer(deps: ProtocolServerDeps): Promise<Proto
   return {
     listen: (host, port) => server.listen(host, port),
     shutdown: (graceMs) => server.shutdown(graceMs),
+    connectInProcess: (origin) => server.connectInProcess(origin),
     get sessionCount() {
       return server.sessionCount;
     },

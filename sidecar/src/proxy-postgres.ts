@@ -37,6 +37,7 @@ export function createPostgresServer(deps: ProtocolServerDeps): ProtocolServer {
   return {
     listen: (host, port) => server.listen(host, port),
     shutdown: (graceMs) => server.shutdown(graceMs),
+    connectInProcess: (origin) => server.connectInProcess(origin),
     get sessionCount() {
       return server.sessionCount;
     },

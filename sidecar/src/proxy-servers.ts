@@ -9,12 +9,15 @@ import type { PolicyHooks } from './policy/gates/policy-hooks.ts';
 import type { RowBudget } from './policy/guardrails/row-limits.ts';
 import type { MaskingKey } from './policy/masking/masking-key.ts';
 import type { PolicySource } from './policy/sources.ts';
+import type { ConnectionOrigin, InProcessClientStream } from './protocol/in-process-channel.ts';
 
 /** What the proxy needs of either protocol's server. */
 export interface ProtocolServer {
   listen(host: string, port: number): Promise<AddressInfo>;
   shutdown(graceMs: number): Promise<void>;
   readonly sessionCount: number;
+  /** A connection from this process, run as an accepted client's with `origin` known for certain. */
+  connectInProcess(origin: ConnectionOrigin): InProcessClientStream;
   /** Stops the protocol's background work (catalog refreshes). */
   close(): void;
 }

@@ -29,9 +29,11 @@ import type { PolicyHooks } from './policy/gates/policy-hooks.ts';
 import { RowBudget } from './policy/guardrails/row-limits.ts';
 import { loadPolicyDocuments } from './policy/load-policy.ts';
 import { createMaskingKey } from './policy/masking/masking-key.ts';
+import { toolsFor } from './policy/mcp-tools.ts';
 import { policyChangeEvent } from './policy/policy-diff.ts';
 import { describePolicyChange, reloadPolicy } from './policy/policy-reload.ts';
 import { prettyDestination } from './pretty-log.ts';
+import type { InProcessProxy } from './protocol/in-process-channel.ts';
 import { probeUpstream } from './protocol/probe-upstream.ts';
 import { createProtocolServer } from './proxy-servers.ts';
 import { readyLine } from './ready-line.ts';
@@ -46,6 +48,8 @@ export interface RunningProxy {
   readonly adminAddress?: { host: string; port: number };
   /** With `mcp`: the MCP endpoint's URL (`http://127.0.0.1:PORT/mcp`). */
   readonly mcpUrl?: string;
+  /** Connections handed to the sessions in process, for an MCP server in this process (`gatehouse mcp --config`). */
+  readonly inProcess: InProcessProxy;
   readonly metrics: ProxyMetrics;
   /** Graceful stop: no new connections, sessions finish within the grace period, audit log sealed. */
   close(graceMs?: number): Promise<void>;
@@ -207,6 +211,18 @@ export async function startProxy(
     approvals: approvalBook,
     policyHooks,
   });
+  const inProcess: InProcessProxy = {
+    protocol: config.upstream.protocol,
+    connect: (tool) => server.connectInProcess({ mcpTool: tool }),
+    toolsFor: async (login) => {
+      try {
+        const identity = await authenticator.authenticate(login);
+        return toolsFor(identity, policy, config.upstream.database);
+      } catch {
+        return undefined;
+      }
+    },
+  };
   let address: { host: string; port: number };
   try {
     const bound = await server.listen(config.listen.host, config.listen.port);
@@ -255,7 +271,7 @@ export async function startProxy(
   if (config.mcp) {
     try {
       const { serveMcpInProxy } = await import('./mcp/serve-in-proxy.ts');
-      mcp = await serveMcpInProxy(config.mcp, config.upstream.protocol, address, logger);
+      mcp = await serveMcpInProxy(config.mcp, inProcess, logger);
     } catch (error) {
       await server.shutdown(0);
       stopWatching();
@@ -292,6 +308,7 @@ export async function startProxy(
     ...(caFile !== undefined && { clientTlsCaFile: caFile }),
     ...(admin && { adminAddress: admin.address }),
     ...(mcp && { mcpUrl: mcp.url }),
+    inProcess,
     metrics,
     close(graceMs = config.limits.shutdownGraceMs) {
       closing ??= (async () => {

@@ -21,6 +21,12 @@ export interface SessionContext {
    */
   readonly purpose?: string;
   readonly runId?: string;
+  /**
+   * The MCP tool whose call this session is, set by the proxy, not declared: present only on a
+   * connection its own MCP server handed it in process (protocol/in-process-channel.ts), where it
+   * knows the tool for certain. A client's `application` that names a tool never sets it.
+   */
+  readonly mcpTool?: string;
 }
 
 /**
@@ -55,6 +61,8 @@ export interface ConnectionRefusedEvent {
   readonly type: 'connection.refused';
   readonly client: { readonly address: string; readonly port: number };
   readonly protocol: 'postgres' | 'mysql';
+  /** As SessionContext's: the MCP tool whose call was refused, when the proxy knows it. */
+  readonly mcpTool?: string;
   readonly user: string;
   readonly database: string;
   /** The SQLSTATE the client was sent (MySQL's own for MySQL clients). */

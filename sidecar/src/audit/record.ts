@@ -28,6 +28,7 @@ export function auditFields(event: AuditEvent): Record<string, unknown> {
         sqlstate: event.sqlstate,
         reason: event.reason,
         errno: event.errno,
+        mcpTool: event.mcpTool,
       };
     case 'statement.start':
       return {
@@ -121,6 +122,7 @@ function sessionFields(context: SessionContext): Record<string, unknown> {
     application: context.application,
     purpose: context.purpose,
     runId: context.runId,
+    mcpTool: context.mcpTool,
   };
 }
 

@@ -1,5 +1,6 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { packageVersion } from '../cli/version.ts';
+import { listAllowedToolsOnly } from './listed-tools.ts';
 import type { ProxyClient } from './proxy-session.ts';
 import { registerTools, type ToolSettings } from './tools.ts';
 
@@ -13,5 +14,6 @@ export function newMcpServer(client: ProxyClient, settings: ToolSettings): McpSe
     },
   );
   registerTools(server, client, settings);
+  listAllowedToolsOnly(server, () => client.toolsAllowed());
   return server;
 }

@@ -1,16 +1,19 @@
 import mysql from 'mysql2';
+import type { McpTool } from '../policy/mcp-tools.ts';
 import { MASKED_CATALOG, REPORT_MASKING_ATTRIBUTE } from '../protocol/mysql/masking-report.ts';
 import { type Cell, type ResultBounds, ResultCollector } from './bound-results.ts';
 import { MYSQL_DIALECT } from './dialects.ts';
 import {
   type AgentCredentials,
+  isInProcess,
   loginOf,
   type Outcome,
   type ProxyClient,
-  type ProxyEndpoint,
   ProxyLoginError,
+  type ProxyRoute,
   type ProxySession,
   sqlstateOf,
+  toolsAllowed,
 } from './proxy-session.ts';
 
 /** MySQL's character set number of binary strings (and of every number). */
@@ -28,19 +31,26 @@ const POLICY_ERRNOS = new Set([1142, 1227]);
  */
 export class MysqlProxyClient implements ProxyClient {
   readonly dialect = MYSQL_DIALECT;
-  readonly #endpoint: ProxyEndpoint;
+  readonly #route: ProxyRoute;
   readonly #credentials: AgentCredentials;
 
-  constructor(endpoint: ProxyEndpoint, credentials: AgentCredentials) {
-    this.#endpoint = endpoint;
+  constructor(route: ProxyRoute, credentials: AgentCredentials) {
+    this.#route = route;
     this.#credentials = credentials;
   }
 
-  async withSession<T>(tool: string, run: (session: ProxySession) => Promise<T>): Promise<T> {
+  toolsAllowed(): Promise<ReadonlySet<McpTool> | undefined> {
+    return toolsAllowed(this.#route, this.#credentials);
+  }
+
+  async withSession<T>(tool: McpTool, run: (session: ProxySession) => Promise<T>): Promise<T> {
     const { user, password } = loginOf(this.#credentials);
+    const route = this.#route;
     const connection = mysql.createConnection({
-      host: this.#endpoint.host,
-      port: this.#endpoint.port,
+      // In process, the proxy knows the tool from the connection it was handed (in-process-channel.ts).
+      ...(isInProcess(route)
+        ? { stream: () => route.connect(tool) }
+        : { host: route.host, port: route.port, ...(route.ca && { ssl: { ca: route.ca } }) }),
       user,
       password,
       // The proxy asks for the password in clear (over TLS, or on loopback): a token must reach it whole.
@@ -50,7 +60,6 @@ export class MysqlProxyClient implements ProxyClient {
       // refuses a second statement, whatever the analysers read.
       multipleStatements: tool === 'execute',
       connectAttributes: { program_name: `gatehouse-mcp/${tool}`, [REPORT_MASKING_ATTRIBUTE]: 'on' },
-      ...(this.#endpoint.ca && { ssl: { ca: this.#endpoint.ca } }),
     });
     // A connection the proxy ends (shutdown, a refusal at login) must not crash the server.
     connection.on('error', () => undefined);
@@ -60,8 +69,12 @@ export class MysqlProxyClient implements ProxyClient {
       );
     } catch (error) {
       connection.destroy();
-      const e = error as { sqlState?: string; message?: string };
-      throw new ProxyLoginError(e.message ?? String(error), sqlstateOf(e.sqlState));
+      const e = error as { sqlState?: string; message?: string; errno?: number };
+      throw new ProxyLoginError(
+        e.message ?? String(error),
+        sqlstateOf(e.sqlState),
+        e.errno !== undefined && POLICY_ERRNOS.has(e.errno),
+      );
     }
     const session = new MysqlSession(connection);
     try {

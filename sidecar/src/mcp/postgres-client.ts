@@ -1,17 +1,20 @@
 import pg from 'pg';
 import Cursor from 'pg-cursor';
+import type { McpTool } from '../policy/mcp-tools.ts';
 import { MASKING_REPORT_PREFIX, REPORT_MASKING_PARAMETER } from '../protocol/postgres/masking-report.ts';
 import { type Cell, type ResultBounds, ResultCollector } from './bound-results.ts';
 import { POSTGRES_DIALECT } from './dialects.ts';
 import {
   type AgentCredentials,
+  isInProcess,
   loginOf,
   type Outcome,
   type ProxyClient,
-  type ProxyEndpoint,
   ProxyLoginError,
+  type ProxyRoute,
   type ProxySession,
   sqlstateOf,
+  toolsAllowed,
 } from './proxy-session.ts';
 
 const BATCH_ROWS = 50;
@@ -21,33 +24,43 @@ const TEXT_ONLY = { getTypeParser: () => (value: string) => value };
 /**
  * Opens one connection to the Gatehouse proxy per tool call, as the agent, over the PostgreSQL wire
  * protocol: the proxy authenticates it, judges, masks and audits each statement exactly as for psql.
- * `application_name` names the tool (`gatehouse-mcp/query`), which the audit records keep.
+ * `application_name` names the tool (`gatehouse-mcp/query`), which the audit records keep as the
+ * client's declaration; handed in process, the proxy also knows the tool itself (`mcpTool`).
  */
 export class PostgresProxyClient implements ProxyClient {
   readonly dialect = POSTGRES_DIALECT;
-  readonly #endpoint: ProxyEndpoint;
+  readonly #route: ProxyRoute;
   readonly #credentials: AgentCredentials;
 
-  constructor(endpoint: ProxyEndpoint, credentials: AgentCredentials) {
-    this.#endpoint = endpoint;
+  constructor(route: ProxyRoute, credentials: AgentCredentials) {
+    this.#route = route;
     this.#credentials = credentials;
+  }
+
+  toolsAllowed(): Promise<ReadonlySet<McpTool> | undefined> {
+    return toolsAllowed(this.#route, this.#credentials);
   }
 
   /**
    * Runs `run` on a fresh session; the session is closed afterwards, so no transaction, setting or
    * prepared statement carries over from one tool call to the next.
    */
-  async withSession<T>(tool: string, run: (session: ProxySession) => Promise<T>): Promise<T> {
+  async withSession<T>(tool: McpTool, run: (session: ProxySession) => Promise<T>): Promise<T> {
     const { user, password } = loginOf(this.#credentials);
+    const route = this.#route;
     const client = new ReportingClient({
-      host: this.#endpoint.host,
-      port: this.#endpoint.port,
+      ...(isInProcess(route)
+        ? { stream: () => route.connect(tool) }
+        : {
+            host: route.host,
+            port: route.port,
+            ...(route.ca && { ssl: { ca: route.ca, servername: route.host } }),
+          }),
       user,
       password,
       database: 'gatehouse',
       application_name: `gatehouse-mcp/${tool}`,
       connectionTimeoutMillis: 15_000,
-      ...(this.#endpoint.ca && { ssl: { ca: this.#endpoint.ca, servername: this.#endpoint.host } }),
     });
     const session = new PostgresSession(client);
     client.on('notice', (notice) => session.notice(notice.message ?? ''));
@@ -58,7 +71,7 @@ export class PostgresProxyClient implements ProxyClient {
     } catch (error) {
       client.end().catch(() => undefined);
       const e = error as { code?: string; message?: string };
-      throw new ProxyLoginError(e.message ?? String(error), sqlstateOf(e.code));
+      throw new ProxyLoginError(e.message ?? String(error), sqlstateOf(e.code), e.code === '42501');
     }
     try {
       return await run(session);

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
+import type { McpTool } from '../policy/mcp-tools.ts';
+import type { InProcessProxy } from '../protocol/in-process-channel.ts';
 import type { BoundedResult, ResultBounds } from './bound-results.ts';
 import type { ToolDialect } from './dialects.ts';
 
@@ -16,6 +18,16 @@ export interface ProxyEndpoint {
   readonly port: number;
   /** PEM CA bundle when the proxy serves TLS to its clients (verified against `host`). */
   readonly ca?: Buffer;
+}
+
+/**
+ * How the MCP server reaches the proxy: over TCP as any client (a proxy elsewhere: it cannot tell
+ * the tool from a label), or handed in process to the proxy it runs in, which then knows the tool.
+ */
+export type ProxyRoute = ProxyEndpoint | InProcessProxy;
+
+export function isInProcess(route: ProxyRoute): route is InProcessProxy {
+  return 'connect' in route;
 }
 
 /** A statement's answer, or the error the proxy (or the database) gave instead. */
@@ -63,17 +75,41 @@ export interface ProxyClient {
    * Runs `run` on a fresh session named for `tool` (the audit's `application`: `gatehouse-mcp/TOOL`);
    * it is closed afterwards, so nothing carries over from one tool call to the next.
    */
-  withSession<T>(tool: string, run: (session: ProxySession) => Promise<T>): Promise<T>;
+  withSession<T>(tool: McpTool, run: (session: ProxySession) => Promise<T>): Promise<T>;
+  /**
+   * The tools the agent may call, when the proxy can say (in process); undefined over TCP, where
+   * every tool is listed and the proxy's grants decide each statement.
+   */
+  toolsAllowed(): Promise<ReadonlySet<McpTool> | undefined>;
+}
+
+/** What `toolsAllowed` is for either protocol's client. */
+export function toolsAllowed(
+  route: ProxyRoute,
+  credentials: AgentCredentials,
+): Promise<ReadonlySet<McpTool> | undefined> {
+  if (!isInProcess(route)) return Promise.resolve(undefined);
+  let login: { user: string; password: string };
+  try {
+    login = loginOf(credentials);
+  } catch {
+    // A token file that cannot be read: each call says so.
+    return Promise.resolve(undefined);
+  }
+  return route.toolsFor(credentials.kind === 'pod' ? { user: login.user } : login);
 }
 
 /** The proxy (or the network) refused the agent's connection: no statement was sent. */
 export class ProxyLoginError extends Error {
   override readonly name = 'ProxyLoginError';
   readonly sqlstate: string | undefined;
+  /** Refused by policy (a tool no DatabaseAccess grants): sending it again gets the same answer. */
+  readonly policy: boolean;
 
-  constructor(message: string, sqlstate: string | undefined) {
+  constructor(message: string, sqlstate: string | undefined, policy = false) {
     super(message);
     this.sqlstate = sqlstate;
+    this.policy = policy;
   }
 }
 

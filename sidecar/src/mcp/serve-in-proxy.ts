@@ -2,21 +2,22 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { McpConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
+import type { InProcessProxy } from '../protocol/in-process-channel.ts';
 import { newMcpServer } from './mcp-server.ts';
-import { proxyClientFor, type WireProtocol } from './proxy-client-for.ts';
+import { proxyClientFor } from './proxy-client-for.ts';
 import type { AgentCredentials } from './proxy-session.ts';
 import { serveHttp } from './serve-http.ts';
 
 /**
- * The proxy's `mcp` option: Streamable HTTP MCP in the proxy process, whose tool calls connect to
- * this proxy's own listener as any client does (so the session machinery, policy and audit are the
- * same as for `gatehouse mcp`), as the agent the section names: in a sidecar (token-file mode) the
- * pod's own identity, the workload that reaches the loopback port being that pod.
+ * The proxy's `mcp` option: Streamable HTTP MCP in the proxy process, whose tool calls are
+ * connections handed to this proxy's sessions in process, each marked with its tool (so the session
+ * machinery, policy and audit are those of any client, and the proxy knows the tool for certain), as
+ * the agent the section names: in a sidecar (token-file mode) the pod's own identity, the workload
+ * that reaches the loopback port being that pod.
  */
 export async function serveMcpInProxy(
   config: McpConfig,
-  protocol: WireProtocol,
-  listener: { host: string; port: number },
+  proxy: InProcessProxy,
   logger: Logger,
 ): Promise<{ server: Server; url: string }> {
   const credentials: AgentCredentials =
@@ -25,14 +26,7 @@ export async function serveMcpInProxy(
       : config.agent.kind === 'token-file'
         ? { kind: 'token-file', path: config.agent.path }
         : { kind: 'local', user: config.agent.user, password: config.agent.password };
-  // A listener on every address is reached on loopback: the connection stays in the pod.
-  const host =
-    listener.host === '0.0.0.0' || listener.host === ''
-      ? '127.0.0.1'
-      : listener.host === '::'
-        ? '::1'
-        : listener.host;
-  const client = await proxyClientFor(protocol, { host, port: listener.port }, credentials);
+  const client = await proxyClientFor(proxy.protocol, proxy, credentials);
   const settings = {
     bounds: { maxRows: config.maxRows, maxBytes: config.maxBytes, maxCellChars: 2000 },
     approvalWaitMs: config.approvalWaitMs,

@@ -4,7 +4,7 @@ import type { ProxyConfig } from '../config/load.ts';
 import type { RunningProxy } from '../proxy.ts';
 import { newMcpServer } from './mcp-server.ts';
 import { proxyClientFor, type WireProtocol } from './proxy-client-for.ts';
-import type { AgentCredentials, ProxyEndpoint } from './proxy-session.ts';
+import type { AgentCredentials, ProxyEndpoint, ProxyRoute } from './proxy-session.ts';
 import { serveHttp } from './serve-http.ts';
 import type { ToolSettings } from './tools.ts';
 
@@ -35,20 +35,21 @@ export async function startMcp(options: McpOptions): Promise<{ done: Promise<voi
     pino.destination(2),
   );
   let inProcess: RunningProxy | undefined;
-  let endpoint = options.proxy;
+  let route: ProxyRoute = options.proxy!;
   let protocol = options.protocol ?? 'postgres';
+  let where = `${options.proxy?.host}:${options.proxy?.port}`;
   if (options.config) {
-    const started = await startInProcessProxy(options.config, logger);
-    inProcess = started.proxy;
-    protocol = started.protocol;
-    endpoint = { host: inProcess.address.host, port: inProcess.address.port };
+    inProcess = await startInProcessProxy(options.config, logger);
+    // Tool calls are handed to the proxy's sessions in process, each marked with its tool.
+    route = inProcess.inProcess;
+    protocol = route.protocol;
+    where = `${inProcess.address.host}:${inProcess.address.port} (in process)`;
   }
-  const client = await proxyClientFor(protocol, endpoint!, options.credentials);
+  const client = await proxyClientFor(protocol, route, options.credentials);
   const makeServer = () => newMcpServer(client, options.settings);
   const stopProxy = async () => {
     if (inProcess) await inProcess.close();
   };
-  const where = `${endpoint!.host}:${endpoint!.port}`;
 
   if (options.http) {
     if (!LOOPBACK.has(options.http.host))
@@ -99,10 +100,11 @@ async function startInProcessProxy(settings: NonNullable<McpOptions['config']>, 
     ...(settings.upstream !== undefined && { upstream: settings.upstream }),
     ...(settings.auditFile !== undefined && { auditFile: settings.auditFile }),
   });
-  // The agent's connection never leaves this process's loopback: client TLS would guard nothing.
+  // The agent's connections are handed over in this process, never through the listener: client TLS
+  // would guard nothing.
   const { clientTls: _tls, clientTlsAuto: _auto, ...rest } = loaded;
   const config: ProxyConfig = rest;
-  return { proxy: await startProxy(config, { logger }), protocol: loaded.upstream.protocol };
+  return startProxy(config, { logger });
 }
 
 function untilSignal(): Promise<void> {

@@ -238,6 +238,12 @@ async function call(run: () => Promise<ToolAnswer>): Promise<ToolAnswer> {
     if (error instanceof ToolArgumentError) return text(`REFUSED before sending: ${error.message}`, true);
     // A token file that cannot be read: the agent's identity is missing, so nothing was sent.
     if (error instanceof UserError) return text(`REFUSED before sending: ${error.message}`, true);
+    // A tool no DatabaseAccess grants this identity: the proxy knows the tool (in process) and says so.
+    if (error instanceof ProxyLoginError && error.policy)
+      return text(
+        `REFUSED (SQLSTATE ${error.sqlstate ?? '42501'}): ${error.message}\nThis is a policy decision: calling it again, or the same SQL through another tool, gets no more than the grants allow.`,
+        true,
+      );
     if (error instanceof ProxyLoginError)
       return text(
         `REFUSED: the proxy refused the agent's login${error.sqlstate ? ` (SQLSTATE ${error.sqlstate})` : ''}: ${error.message}`,

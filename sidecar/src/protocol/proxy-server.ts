@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { SessionMetrics } from '../metrics.ts';
 import { type DrainableSession, drainSessions } from './drain-sessions.ts';
+import { type ConnectionOrigin, type InProcessClientStream, inProcessPair } from './in-process-channel.ts';
 
 /** A protocol's connection as the server sees it: drained on shutdown, forgotten once closed. */
 export interface ServedConnection extends DrainableSession {
@@ -11,8 +12,8 @@ export interface ServedConnection extends DrainableSession {
 
 /** What a protocol gives the server: how to run a connection, and how to turn one away. */
 export interface ServedProtocol<C extends ServedConnection> {
-  /** Runs a new client's connection (its startup, then its session). */
-  connect(socket: Socket): C;
+  /** Runs a new client's connection (its startup, then its session); `origin` only for one made in process. */
+  connect(socket: Socket, origin?: ConnectionOrigin): C;
   /** The protocol's own error for a client turned away before its startup. */
   refusal(cause: 'full' | 'draining'): Buffer;
 }
@@ -64,7 +65,17 @@ export class ProxyServer<C extends ServedConnection> {
     await drainSessions(this.server, this.connections, graceMs);
   }
 
-  private accept(socket: Socket): void {
+  /**
+   * A connection made in this process, whose origin the session trusts because no client sent it:
+   * the client's end is returned, the other runs as any accepted client's, under the same limits.
+   */
+  connectInProcess(origin: ConnectionOrigin): InProcessClientStream {
+    const { client, server } = inProcessPair();
+    this.accept(server, origin);
+    return client;
+  }
+
+  private accept(socket: Socket, origin?: ConnectionOrigin): void {
     const { logger, metrics, maxConnections } = this.settings;
     if (this.#draining || this.connections.size >= maxConnections) {
       metrics.connection('refused');
@@ -77,7 +88,7 @@ export class ProxyServer<C extends ServedConnection> {
       socket.end(this.protocol.refusal(this.#draining ? 'draining' : 'full'));
       return;
     }
-    const connection = this.protocol.connect(socket);
+    const connection = this.protocol.connect(socket, origin);
     this.connections.add(connection);
     connection.whenClosed(() => this.connections.delete(connection));
   }

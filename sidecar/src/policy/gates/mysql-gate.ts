@@ -18,6 +18,7 @@ import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import { clearTouch } from '../masking/traced-touch.ts';
+import type { McpTool } from '../mcp-tools.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
 import { accessRequestNote, type PolicyHooks } from './policy-hooks.ts';
 import {
@@ -66,9 +67,17 @@ export function createMysqlGate(options: {
   hooks?: PolicyHooks;
   /** Trace output columns for the audit also when this identity sees them in clear (audit.columnLineage). */
   columnLineage?: boolean;
+  /** The MCP tool whose call the session is, from the connection's origin (in-process-channel.ts). */
+  mcpTool?: McpTool;
 }): MysqlGate {
   const { policy } = options;
-  const code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
+  const code = new CodeGuard(
+    options.identity,
+    options.database,
+    options.code,
+    options.hooks,
+    options.mcpTool,
+  );
   let state: MysqlSessionState = initialMysqlSession(
     options.sqlMode === null ? null : parseSqlMode(options.sqlMode),
   );

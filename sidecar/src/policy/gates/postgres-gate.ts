@@ -11,6 +11,7 @@ import type { MaskingSettings } from '../masking/masking-for.ts';
 import type { AccessExemptionSource } from '../masking/masking-settings-cache.ts';
 import { sensitiveColumns } from '../masking/sensitive-columns.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
+import type { McpTool } from '../mcp-tools.ts';
 import type { CodeSource, PolicySource } from '../sources.ts';
 import { accessRequestNote, type PolicyHooks } from './policy-hooks.ts';
 import { type CatalogSnapshot, MaskingGate, type TextMasking } from './postgres-masking.ts';
@@ -56,9 +57,17 @@ export class PostgresGate implements SessionGate<TextMasking> {
     access?: AccessExemptionSource;
     /** Trace output columns for the audit also when this identity sees them in clear (audit.columnLineage). */
     columnLineage?: boolean;
+    /** The MCP tool whose call the session is, from the connection's origin (in-process-channel.ts). */
+    mcpTool?: McpTool;
   }) {
     this.policy = options.policy;
-    this.code = new CodeGuard(options.identity, options.database, options.code, options.hooks);
+    this.code = new CodeGuard(
+      options.identity,
+      options.database,
+      options.code,
+      options.hooks,
+      options.mcpTool,
+    );
     this.masking = new MaskingGate(
       options.policy,
       options.identity,

@@ -10,8 +10,9 @@ import {
   withPendingCode,
 } from '../../sql/code-reach.ts';
 import type { TextShape } from '../../sql/text-shape.ts';
-import { decide } from '../guardrails/decide.ts';
+import { type DecisionContext, decide } from '../guardrails/decide.ts';
 import type { Policy } from '../load-policy.ts';
+import { type McpTool, toolClasses } from '../mcp-tools.ts';
 import type { CodeSource } from '../sources.ts';
 import { type PolicyHooks, shapeContext } from './policy-hooks.ts';
 import { guardrailVerdict, type Moment, type RefreshCatalog, type Verdict } from './session-gate.ts';
@@ -70,12 +71,22 @@ export class CodeGuard {
   private readonly database: string;
   private readonly code: CodeSource;
   private readonly hooks: PolicyHooks | undefined;
+  private readonly tool: DecisionContext['tool'];
 
-  constructor(identity: Identity, database: string, code: CodeSource, hooks?: PolicyHooks) {
+  constructor(
+    identity: Identity,
+    database: string,
+    code: CodeSource,
+    hooks?: PolicyHooks,
+    /** The MCP tool whose call the session is, when the proxy knows it (see DecisionContext). */
+    tool?: McpTool,
+  ) {
     this.identity = identity;
     this.database = database;
     this.code = code;
     this.hooks = hooks;
+    const classes = tool && toolClasses(tool);
+    this.tool = tool && classes ? { name: tool, classes } : undefined;
   }
 
   /** Forget the kept DDL: the catalog shows everything the session committed. */
@@ -110,6 +121,7 @@ export class CodeGuard {
       database: this.database,
       ...(moment.released && { released: moment.released }),
       ...(shape && { shape }),
+      ...(this.tool && { tool: this.tool }),
     });
     if (decision.dryRun.length > 0) this.hooks?.dryRun?.(decision.dryRun, this.identity);
     const changesCode = changesStoredCode(code.facts);

@@ -23,6 +23,11 @@ export interface DecisionContext {
   readonly released?: ReadonlySet<string>;
   /** The text's shape, for `unknown-shape` rules; absent: it has none, and no approval can cover it. */
   readonly shape?: ShapeContext;
+  /**
+   * The session is a call of this MCP tool, as the proxy knows from the connection's origin (never
+   * from the client): its statements need no class beyond `classes`, whatever the grants allow.
+   */
+  readonly tool?: { readonly name: string; readonly classes: readonly string[] };
 }
 
 /** How a requireApproval rule is named in DecisionContext.released. */
@@ -127,6 +132,21 @@ export function decide(
       guardrail: '',
       rule: 'subjects',
       message: `Gatehouse: no DatabaseAccess grants ${identity.subject} access to database "${context.database}"`,
+    });
+  }
+  const tool = context.tool;
+  const beyondTool = tool ? facts.classes.filter((c) => !tool.classes.includes(c)) : [];
+  if (tool && beyondTool.length > 0) {
+    const statement = facts.statements.findIndex((s) => s.classes.some((c) => !tool.classes.includes(c)));
+    const needing = facts.statements[statement];
+    return refusal({
+      policyKind: 'DatabaseAccess',
+      guardrail: '',
+      rule: 'mcp-tool',
+      statement,
+      message: `Gatehouse: the MCP tool ${tool.name} runs ${tool.classes.join(', ')} only, and ${
+        needing ? describe(needing) : 'this statement'
+      } needs ${beyondTool.join(', ')}: use execute, if a DatabaseAccess grants it`,
     });
   }
   const decisions = grants.map((grant) => decideForGrant(facts, identity, grant, context));

@@ -14,8 +14,10 @@ import type {
   MaskingSettingsCache,
 } from '../../policy/masking/masking-settings-cache.ts';
 import { type SessionMasking, sessionMaskingCache } from '../../policy/masking/mysql-session-masking.ts';
+import { type McpTool, toolRefusal } from '../../policy/mcp-tools.ts';
 import type { PolicySource } from '../../policy/sources.ts';
 import type { Catalog } from '../../sql/lineage/catalog.ts';
+import type { ConnectionOrigin } from '../in-process-channel.ts';
 import { identitySetup, loginQueries, readLoginResults, withViews } from './catalog.ts';
 import { upgradeClientToTls } from './client-tls.ts';
 import type { MysqlCodeCatalogCache } from './code-catalog-cache.ts';
@@ -49,6 +51,8 @@ export interface HandshakeDeps {
     identity: Identity,
     sqlMode: string | null,
     masking: { masking: () => SessionMasking | undefined; catalog: () => Catalog | undefined },
+    /** The MCP tool whose call the session is, from the connection's origin. */
+    mcpTool?: McpTool,
   ) => MysqlGate;
   /** The policy in force: its MaskingPolicies decide, at login, what the session's results hide. */
   readonly policy: PolicySource;
@@ -82,6 +86,8 @@ export interface Connecting {
   readonly peer: { readonly address: string; readonly port: number };
   /** The session was closed while the login ran (timeout, shutdown). */
   readonly closed: () => boolean;
+  /** Set only for a connection made in process (in-process-channel.ts). */
+  readonly origin?: ConnectionOrigin | undefined;
 }
 
 /** A client logged in and an upstream session set up for it: what the running session starts from. */
@@ -112,6 +118,8 @@ export interface Established {
   readonly runId?: string;
   /** It asked, by the `gatehouse.report_masking` attribute, for masked columns to be marked. */
   readonly reportsMasking: boolean;
+  /** The MCP tool whose call this is, known from the connection's origin (never from the client). */
+  readonly mcpTool?: string;
 }
 
 const MAX_HANDSHAKE_PACKET = 64 * 1024;
@@ -255,6 +263,10 @@ export async function mysqlHandshake(
         `Access denied for user '${response.user}' (Gatehouse: ${reason})`,
       );
     }
+    const tool = who.origin?.mcpTool;
+    const toolRefused = tool && toolRefusal(tool, identity, policy, database);
+    if (toolRefused)
+      throw refuse(MysqlError.SPECIFIC_ACCESS_DENIED, toolRefused, `Gatehouse: ${toolRefused}`);
 
     const setupQueries = identitySetup(identity, who.session);
     // Masking is decided at login, by the policy then in force, over the database's tables.
@@ -315,10 +327,15 @@ export async function mysqlHandshake(
       upstream.socket.destroy();
       throw new RefusedStart(MysqlError.NOT_SUPPORTED, `Gatehouse: ${unreadable}`, seq);
     }
-    const gate = deps.createGate(identity, facts.sqlMode, {
-      masking: () => maskingCache.get(deps.policy()),
-      catalog: withViews(facts.catalog, () => deps.code.lineageViews()),
-    });
+    const gate = deps.createGate(
+      identity,
+      facts.sqlMode,
+      {
+        masking: () => maskingCache.get(deps.policy()),
+        catalog: withViews(facts.catalog, () => deps.code.lineageViews()),
+      },
+      tool,
+    );
     client.write(okPacket(seq, upstream.status));
     return {
       client,
@@ -338,6 +355,7 @@ export async function mysqlHandshake(
       ...clientApplicationField(response.program),
       ...declaredWorkFields(response.purpose, response.runId),
       reportsMasking: response.reportsMasking === true,
+      ...(tool !== undefined && { mcpTool: tool }),
     };
   } finally {
     reader.detach();

@@ -3,6 +3,7 @@ import type { AuditSink } from '../../audit/events.ts';
 import type { ProxyConfig } from '../../config/load.ts';
 import type { SessionMetrics } from '../../metrics.ts';
 import { unreadableSqlMode } from '../../sql/mysql/sql-mode.ts';
+import type { ConnectionOrigin } from '../in-process-channel.ts';
 import type { MysqlErrorKind } from './constants.ts';
 import { MysqlUpstreamError } from './upstream-error.ts';
 
@@ -39,7 +40,10 @@ export function logUpstreamFailure(
 
 /** Audits a refused login with the MySQL error the client gets (its number and SQLSTATE). */
 export function refuseConnection(
-  who: { readonly peer: { readonly address: string; readonly port: number } },
+  who: {
+    readonly peer: { readonly address: string; readonly port: number };
+    readonly origin?: ConnectionOrigin | undefined;
+  },
   deps: { readonly config: ProxyConfig; readonly metrics: SessionMetrics; readonly audit: AuditSink },
   user: string,
   kind: MysqlErrorKind,
@@ -50,6 +54,7 @@ export function refuseConnection(
     type: 'connection.refused',
     client: who.peer,
     protocol: 'mysql',
+    ...(who.origin && { mcpTool: who.origin.mcpTool }),
     user,
     database: deps.config.upstream.database,
     sqlstate: kind.sqlstate,

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import type { ConnectionOrigin, InProcessClientStream } from '../in-process-channel.ts';
 import { ProxyServer } from '../proxy-server.ts';
 import { MysqlError } from './constants.ts';
 import { SessionRegistry } from './kill.ts';
@@ -33,7 +34,7 @@ export class MysqlProxyServer {
     };
     this.server = new ProxyServer(
       {
-        connect: (socket) => handleMysqlConnection(socket, this.deps),
+        connect: (socket, origin) => handleMysqlConnection(socket, this.deps, origin),
         // In place of the greeting, as the server does for too many connections.
         refusal: (cause) =>
           cause === 'draining'
@@ -50,6 +51,11 @@ export class MysqlProxyServer {
 
   get sessionCount(): number {
     return this.server.sessionCount;
+  }
+
+  /** A connection handed over in this process (the MCP server's tool calls): see in-process-channel.ts. */
+  connectInProcess(origin: ConnectionOrigin): InProcessClientStream {
+    return this.server.connectInProcess(origin);
   }
 
   /**

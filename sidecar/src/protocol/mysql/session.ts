@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Identity } from '../../identity/identity.ts';
+import type { ConnectionOrigin } from '../in-process-channel.ts';
 import { MysqlError, type MysqlErrorKind } from './constants.ts';
 import { type ClientLine, type Established, type HandshakeDeps, mysqlHandshake } from './handshake.ts';
 import { RefusedStart } from './login-refusals.ts';
@@ -11,8 +12,12 @@ import { errPacket } from './server-packets.ts';
 export type MysqlSessionDeps = HandshakeDeps & RelayDeps;
 
 /** Runs one client connection from its first byte to its close. Never throws. */
-export function handleMysqlConnection(socket: Socket, deps: MysqlSessionDeps): MysqlSession {
-  const session = new MysqlSession(socket, deps);
+export function handleMysqlConnection(
+  socket: Socket,
+  deps: MysqlSessionDeps,
+  origin?: ConnectionOrigin,
+): MysqlSession {
+  const session = new MysqlSession(socket, deps, origin);
   session.start();
   return session;
 }
@@ -37,8 +42,11 @@ export class MysqlSession {
   private endReason = 'client';
   private readonly onClosed: Array<() => void> = [];
 
-  constructor(client: Socket, deps: MysqlSessionDeps) {
+  private readonly origin: ConnectionOrigin | undefined;
+
+  constructor(client: Socket, deps: MysqlSessionDeps, origin?: ConnectionOrigin) {
     this.deps = deps;
+    this.origin = origin;
     this.connectionId = deps.sessions.register(this);
     this.line = {
       socket: client,
@@ -77,7 +85,13 @@ export class MysqlSession {
       this.line.logger.info('client did not finish the handshake in time');
       this.close('startup-timeout');
     }, this.deps.config.limits.startupTimeoutMs);
-    const who = { session: this.id, connectionId: this.connectionId, peer, closed: () => this.closed };
+    const who = {
+      session: this.id,
+      connectionId: this.connectionId,
+      peer,
+      closed: () => this.closed,
+      origin: this.origin,
+    };
     // A failure to begin the session once logged in is a startup failure too, never an unhandled rejection.
     void mysqlHandshake(this.line, who, this.deps)
       .then((established) => {
@@ -108,6 +122,7 @@ export class MysqlSession {
       ...(established.application !== undefined && { application: established.application }),
       ...(established.purpose !== undefined && { purpose: established.purpose }),
       ...(established.runId !== undefined && { runId: established.runId }),
+      ...(established.mcpTool !== undefined && { mcpTool: established.mcpTool }),
     };
     const relay = new MysqlRelay(established, context, this.deps, () =>
       this.deps.sessions.release(this.connectionId),

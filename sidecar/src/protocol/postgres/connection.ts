@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { AuthError } from '../../identity/identity.ts';
 import type { DrainableSession } from '../drain-sessions.ts';
+import type { ConnectionOrigin } from '../in-process-channel.ts';
 import { type ErrorFields, errorResponse } from './backend-writer.ts';
 import { ProtocolError } from './protocol-error.ts';
 import { PostgresSession } from './session.ts';
@@ -9,8 +10,12 @@ import type { SessionDeps } from './session-deps.ts';
 import { type Established, RefusedStart, Startup } from './startup.ts';
 
 /** Runs one client connection from its first byte to its close. Never throws. */
-export function handleConnection(socket: Socket, deps: SessionDeps): PostgresConnection {
-  const connection = new PostgresConnection(socket, deps);
+export function handleConnection(
+  socket: Socket,
+  deps: SessionDeps,
+  origin?: ConnectionOrigin,
+): PostgresConnection {
+  const connection = new PostgresConnection(socket, deps, origin);
   connection.start();
   return connection;
 }
@@ -25,10 +30,10 @@ export class PostgresConnection implements DrainableSession {
   private endReason = 'client';
   private readonly onClosed: Array<() => void> = [];
 
-  constructor(client: Socket, deps: SessionDeps) {
+  constructor(client: Socket, deps: SessionDeps, origin?: ConnectionOrigin) {
     this.deps = deps;
     const logger = deps.logger.child({ session: this.id, client: client.remoteAddress });
-    this.startup = new Startup(client, logger, deps, this);
+    this.startup = new Startup(client, logger, deps, this, origin);
   }
 
   get closed(): boolean {

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import type { ConnectionOrigin, InProcessClientStream } from '../in-process-channel.ts';
 import { ProxyServer } from '../proxy-server.ts';
 import { errorResponse } from './backend-writer.ts';
 import { CancelKeys } from './cancel-keys.ts';
@@ -22,7 +23,7 @@ export class PostgresProxyServer {
     };
     this.server = new ProxyServer(
       {
-        connect: (socket) => handleConnection(socket, sessionDeps),
+        connect: (socket, origin) => handleConnection(socket, sessionDeps, origin),
         // The client reads it as FATAL, as it reads the server's own for too many clients.
         refusal: (cause) =>
           errorResponse({
@@ -41,6 +42,11 @@ export class PostgresProxyServer {
 
   get sessionCount(): number {
     return this.server.sessionCount;
+  }
+
+  /** A connection handed over in this process (the MCP server's tool calls): see in-process-channel.ts. */
+  connectInProcess(origin: ConnectionOrigin): InProcessClientStream {
+    return this.server.connectInProcess(origin);
   }
 
   /** Stops accepting, ends idle sessions now and busy ones when idle, and the rest after `graceMs`. */

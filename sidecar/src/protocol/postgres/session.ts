@@ -42,6 +42,7 @@ export class PostgresSession implements RelayProtocol {
       ...(established.application !== undefined && { application: established.application }),
       ...(established.purpose !== undefined && { purpose: established.purpose }),
       ...(established.runId !== undefined && { runId: established.runId }),
+      ...(established.mcpTool !== undefined && { mcpTool: established.mcpTool }),
     });
     this.framer = new MessageFramer(deps.config.limits.maxMessageBytes);
     this.core = new SessionCore(

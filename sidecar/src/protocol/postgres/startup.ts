@@ -5,6 +5,8 @@ import { clientApplicationField, declaredWorkFields } from '../../audit/client-a
 import { AuthError, type Identity } from '../../identity/identity.ts';
 import { PostgresGate } from '../../policy/gates/postgres-gate.ts';
 import { grantsFor } from '../../policy/grants-for.ts';
+import { toolRefusal } from '../../policy/mcp-tools.ts';
+import type { ConnectionOrigin } from '../in-process-channel.ts';
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -52,6 +54,8 @@ export interface Established {
   readonly runId?: string;
   /** The client asked to be told which columns each statement masked (masking-report.ts). */
   readonly reportsMasking: boolean;
+  /** The MCP tool whose call this is, known from the connection's origin (never from the client). */
+  readonly mcpTool?: string;
 }
 
 /** A startup the proxy refuses for policy or availability, with the SQLSTATE the client gets. */
@@ -82,12 +86,20 @@ export class Startup {
   logger: Logger;
   private readonly deps: SessionDeps;
   private readonly host: StartupHost;
+  private readonly origin: ConnectionOrigin | undefined;
 
-  constructor(client: Socket, logger: Logger, deps: SessionDeps, host: StartupHost) {
+  constructor(
+    client: Socket,
+    logger: Logger,
+    deps: SessionDeps,
+    host: StartupHost,
+    origin?: ConnectionOrigin,
+  ) {
     this.client = client;
     this.logger = logger;
     this.deps = deps;
     this.host = host;
+    this.origin = origin;
   }
 
   /** The established connection; undefined for a cancel request or a client gone meanwhile. */
@@ -181,6 +193,12 @@ export class Startup {
         this.refuseConnection(user, config.upstream.database, '28000', reason);
         throw new RefusedStart('28000', `Gatehouse: ${reason}`);
       }
+      const tool = this.origin?.mcpTool;
+      const toolRefused = tool && toolRefusal(tool, identity, policy, config.upstream.database);
+      if (toolRefused) {
+        this.refuseConnection(user, config.upstream.database, '42501', toolRefused);
+        throw new RefusedStart('42501', `Gatehouse: ${toolRefused}`);
+      }
 
       let upstreamParams: Record<string, string>;
       try {
@@ -202,6 +220,7 @@ export class Startup {
         ...(this.deps.policyHooks && { hooks: this.deps.policyHooks }),
         access: this.deps.approvals,
         columnLineage: config.audit.columnLineage,
+        ...(tool && { mcpTool: tool }),
       });
       // Masked sessions wait for a first catalog, loaded over a connection of its own meanwhile.
       // Guarded ones too: calls of stored code are judged by what the catalog says the code does.
@@ -233,6 +252,7 @@ export class Startup {
           startupSetting(params, 'gatehouse.run_id'),
         ),
         reportsMasking: wantsMaskingReport(params),
+        ...(tool !== undefined && { mcpTool: tool }),
       };
     } catch (error) {
       clearTimeout(timer);
@@ -335,6 +355,7 @@ export class Startup {
       type: 'connection.refused',
       client: { address: this.client.remoteAddress ?? '', port: this.client.remotePort ?? 0 },
       protocol: 'postgres',
+      ...(this.origin && { mcpTool: this.origin.mcpTool }),
       user,
       database,
       sqlstate,
