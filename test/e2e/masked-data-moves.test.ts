@@ -68,6 +68,12 @@ const PG_CODE = [
   "UPDATE customers SET label = 'changed' WHERE id = 1",
   'DELETE FROM customers WHERE id = 2',
   'DO $$ BEGIN INSERT INTO log SELECT code FROM customers; END $$',
+  // A view read later by a statement prepared under its old definition would be masked by that one.
+  'CREATE VIEW leak AS SELECT id, code AS label FROM customers',
+  'CREATE OR REPLACE VIEW leak AS SELECT c.id, upper(c.code) AS label FROM public.customers c',
+  'CREATE MATERIALIZED VIEW leak AS SELECT code FROM customers',
+  'CREATE VIEW leak AS SELECT label FROM shown',
+  'CREATE RULE probe AS ON INSERT TO notes DO INSTEAD SELECT code FROM customers',
 ];
 
 /** What the identity may still do: schema changes and code that keep masked values where they are. */
@@ -102,6 +108,7 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
       CREATE TRIGGER copy_on_insert AFTER INSERT ON trig FOR EACH ROW EXECUTE FUNCTION copy_from_customers();
       CREATE FUNCTION copy_row() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO history VALUES (OLD.code); RETURN NEW; END$$;
       CREATE TRIGGER history AFTER UPDATE OR DELETE ON customers FOR EACH ROW EXECUTE FUNCTION copy_row();
+      CREATE VIEW shown AS SELECT id, code AS label FROM customers;
     `);
     const config = localProxyConfig(pgInfo, {
       masking: { key: { value: 'test-masking-key-0123456789abcdef' } },
@@ -149,11 +156,31 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
     expect(
       (await admin.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'leak'")).rows[0].n,
     ).toBe(0);
+    expect(
+      (await admin.query("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'leak'")).rows[0].n,
+    ).toBe(0);
     expect((await admin.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(2);
   });
 
   it.each(PG_ALLOWED)('allows %s', async (sql) => {
     await asAgent((c) => c.query(sql));
+  });
+
+  it('keeps a statement prepared over a view masked: the view cannot be redefined over masked columns', async () => {
+    await asAgent(async (c) => {
+      await c.query('CREATE VIEW labels AS SELECT id, label AS x FROM customers');
+      const prepared = () => c.query({ name: 'over_view', text: 'SELECT x FROM labels ORDER BY id' });
+      expect((await prepared()).rows.map((r) => r.x)).toEqual(['first', 'second']);
+      const redefined = await c
+        .query('CREATE OR REPLACE VIEW labels AS SELECT id, code AS x FROM customers')
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        );
+      expect(redefined?.message).toMatch(/defines a view or rule over customers/);
+      expect(JSON.stringify((await prepared()).rows)).not.toContain(SECRET);
+      await c.query('DROP VIEW labels');
+    });
   });
 
   it('still masks the column when read, and shows the clear ones', async () => {

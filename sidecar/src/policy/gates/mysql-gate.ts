@@ -107,8 +107,8 @@ export function createMysqlGate(options: {
     return maskedDataMove(reached, {
       maybeMasked: maybeMaskedAmong(masked?.map((table) => table.name)),
       pureFunctions: MYSQL_PURE_FUNCTIONS,
-      // Lineage follows neither CREATE TABLE ... SELECT nor CREATE VIEW into what they create.
-      createsTraced: false,
+      // Lineage does not trace CREATE TABLE ... SELECT into the new table's columns.
+      ctasTraced: false,
     });
   };
 

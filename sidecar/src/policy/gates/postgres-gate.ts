@@ -198,7 +198,7 @@ export class PostgresGate implements SessionGate<TextMasking> {
         sensitivity && [...sensitivity.tables].map((key) => key.split('\u0000')[1]!),
       ),
       pureFunctions: PURE_FUNCTIONS,
-      createsTraced: true,
+      ctasTraced: true,
     });
   }
 

@@ -15,12 +15,12 @@ beforeAll(async () => {
 
 const maybeMasked = maybeMaskedAmong(['customers', 'odd.name']);
 const pg = (sql: string) =>
-  maskedDataMove(analyzeStatement(sql), { maybeMasked, pureFunctions: PURE_FUNCTIONS, createsTraced: true });
+  maskedDataMove(analyzeStatement(sql), { maybeMasked, pureFunctions: PURE_FUNCTIONS, ctasTraced: true });
 const mysql = (sql: string) =>
   maskedDataMove(analyzeMysql(sql, { sqlMode: DEFAULT_SQL_MODE }), {
     maybeMasked,
     pureFunctions: MYSQL_PURE_FUNCTIONS,
-    createsTraced: false,
+    ctasTraced: false,
   });
 
 describe('maybeMaskedAmong', () => {
@@ -59,6 +59,9 @@ describe('maskedDataMove (PostgreSQL)', () => {
       /calls pg_notify/,
     ],
     ['DO $$BEGIN INSERT INTO log SELECT ssn FROM customers; END$$', /writes log/],
+    ['CREATE VIEW v AS SELECT ssn AS x FROM customers', /view or rule over customers/],
+    ['CREATE MATERIALIZED VIEW v AS SELECT ssn FROM public.customers', /view or rule over/],
+    ['CREATE RULE r AS ON INSERT TO notes DO INSTEAD SELECT ssn FROM customers', /view or rule over/],
   ])('%s is refused', (sql, reason) => {
     expect(pg(sql)).toMatch(reason);
   });
@@ -72,6 +75,7 @@ describe('maskedDataMove (PostgreSQL)', () => {
     'CREATE FUNCTION f() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM customers$$',
     'CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$INSERT INTO log SELECT body FROM notes$$',
     'SELECT * FROM customers',
+    'CREATE VIEW v AS SELECT body FROM notes',
   ])('%s is left to lineage', (sql) => {
     expect(pg(sql)).toBeUndefined();
   });
@@ -89,12 +93,12 @@ describe('maskedDataMove (MySQL)', () => {
       'CREATE TRIGGER t AFTER INSERT ON notes FOR EACH ROW INSERT INTO log SELECT ssn FROM customers',
       /writes log/,
     ],
-    ['CREATE VIEW v AS SELECT ssn AS x FROM customers', /defines a view over customers/],
+    ['CREATE VIEW v AS SELECT ssn AS x FROM customers', /defines a view or rule over customers/],
     [
       'CREATE OR REPLACE ALGORITHM=MERGE VIEW v AS SELECT n.body FROM notes n JOIN customers c ON c.id = n.id',
-      /view over customers/,
+      /view or rule over customers/,
     ],
-    ['ALTER VIEW v AS SELECT id FROM customers', /view over customers/],
+    ['ALTER VIEW v AS SELECT id FROM customers', /view or rule over customers/],
   ])('%s is refused', (sql, reason) => {
     expect(mysql(sql)).toMatch(reason);
   });

@@ -15,10 +15,11 @@ import type { StatementFact, StatementFacts } from '../../sql/analyze/statement-
  *   its rows (NEW, OLD), and code that reads a masked table sees that table. Such code may only read:
  *   a write, a call Gatehouse cannot see into, or a function not known to be free of side effects
  *   (`pg_notify`, `set_config`) could carry the values where they are shown in clear.
- * - Where lineage does not follow what a text creates into its later statements (MySQL): a new table
- *   filled from a table with masked columns (CREATE TABLE ... SELECT), and a view defined over one
- *   (CREATE or ALTER VIEW), which a later statement of the same text, or a statement prepared before,
- *   would read by the definition it had.
+ * - A view (or a PostgreSQL rule) defined over a table with masked columns. Lineage reads a view by
+ *   the definition in the catalog when a statement is planned: a statement prepared before the view was
+ *   redefined, or a later statement of the same MySQL text, would be masked by the old definition.
+ * - Where lineage does not trace CREATE TABLE ... SELECT (MySQL), a new table filled from a table with
+ *   masked columns.
  */
 
 /** Whether a relation, as the analysis names it (`t`, `s.t`), may hold columns this identity sees masked. */
@@ -28,12 +29,12 @@ export interface MoveChecks {
   readonly maybeMasked: MaybeMasked;
   /** Functions known to have no effect but their result (the dialect's list, lower case). */
   readonly pureFunctions: ReadonlySet<string>;
-  /**
-   * Whether lineage traces CREATE TABLE ... AS SELECT column by column and follows a CREATE VIEW into
-   * the statements after it (PostgreSQL's does).
-   */
-  readonly createsTraced: boolean;
+  /** Whether lineage traces CREATE TABLE ... AS SELECT into the new table's columns (PostgreSQL's does). */
+  readonly ctasTraced: boolean;
 }
+
+/** DDL whose query is read later under the name it defines: views (materialized too) and rules. */
+const DEFINES_A_QUERY = /\b(VIEW|RULE)\b/;
 
 /** Kinds of DDL that cannot move or compute on a table's values: removing it, or a comment on it. */
 const DDL_WITHOUT_VALUES: ReadonlySet<string> = new Set(['drop', 'comment']);
@@ -56,15 +57,15 @@ export function maskedDataMove(facts: StatementFacts, checks: MoveChecks): strin
     }
     const topLevel = group.filter((fact) => fact.via.length === 0);
     const code = group.filter((fact) => fact.via.length > 0);
-    if (!checks.createsTraced) {
-      const source = group.flatMap((fact) => fact.tablesRead).find(maybeMasked);
-      const creates = topLevel.find((fact) => fact.kind === 'create' && fact.tablesWritten.length > 0);
-      if (creates && source !== undefined)
-        return `it would fill ${creates.tablesWritten.join(', ')} from ${source}, whose columns this identity sees masked, and the new table would show them in clear; select the columns instead, which masks them`;
-      const view = topLevel.find((fact) => fact.classes.includes('ddl') && /\bVIEW\b/.test(fact.command));
-      if (view && source !== undefined)
-        return `it defines a view over ${source}, whose columns this identity sees masked (${view.summary}); define views over masked tables as an identity that sees them in clear`;
-    }
+    const source = group.flatMap((fact) => fact.tablesRead).find(maybeMasked);
+    const defines = topLevel.find(
+      (fact) => fact.classes.includes('ddl') && DEFINES_A_QUERY.test(fact.command),
+    );
+    if (defines && source !== undefined)
+      return `it defines a view or rule over ${source}, whose columns this identity sees masked (${defines.summary}): statements prepared before would be masked by the old definition; define it as an identity that sees the table in clear`;
+    const creates = topLevel.find((fact) => fact.kind === 'create' && fact.tablesWritten.length > 0);
+    if (!checks.ctasTraced && creates && source !== undefined)
+      return `it would fill ${creates.tablesWritten.join(', ')} from ${source}, whose columns this identity sees masked, and the new table would show them in clear; select the columns instead, which masks them`;
     if (code.length === 0) continue;
     const inReach =
       code.flatMap((fact) => fact.tablesRead).find(maybeMasked) ??
