@@ -167,8 +167,9 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
   });
 
   it('keeps a statement prepared over a view masked: the view cannot be redefined over masked columns', async () => {
+    // Someone who may defines it; the masked identity prepares a statement over it.
+    await admin.query('CREATE VIEW labels AS SELECT id, label AS x FROM customers');
     await asAgent(async (c) => {
-      await c.query('CREATE VIEW labels AS SELECT id, label AS x FROM customers');
       const prepared = () => c.query({ name: 'over_view', text: 'SELECT x FROM labels ORDER BY id' });
       expect((await prepared()).rows.map((r) => r.x)).toEqual(['first', 'second']);
       const redefined = await c
@@ -178,9 +179,9 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
           (e: Error) => e,
         );
       expect(redefined?.message).toMatch(/defines a view or rule over customers/);
-      expect(JSON.stringify((await prepared()).rows)).not.toContain(SECRET);
-      await c.query('DROP VIEW labels');
+      expect((await prepared()).rows.map((r) => r.x)).toEqual(['first', 'second']);
     });
+    await admin.query('DROP VIEW labels');
   });
 
   it('still masks the column when read, and shows the clear ones', async () => {
