@@ -97,20 +97,19 @@ export function createMysqlGate(options: {
 
   /** The masks of a text's results, planned in the state before it runs. */
   /** Why masking refuses what the statement does to the schema or through stored code (masked-data-moves.ts). */
-  const movesMaskedData = (reached: StatementFacts, settings: SessionMasking): string | undefined => {
-    const catalog = options.catalog?.();
-    const masked =
-      catalog &&
-      [...catalog.tables.values()].filter((table) =>
-        table.columns.some((column) => settings.columnMask(table.schema, table.name, column.name)),
-      );
-    return maskedDataMove(reached, {
-      maybeMasked: maybeMaskedAmong(masked?.map((table) => table.name)),
+  const movesMaskedData = (reached: StatementFacts, settings: SessionMasking): string | undefined =>
+    maskedDataMove(reached, {
+      maybeMasked: maybeMaskedAmong(() => {
+        const catalog = options.catalog?.();
+        if (!catalog) return undefined;
+        return [...catalog.tables.values()]
+          .filter((table) => table.columns.some((c) => settings.columnMask(table.schema, table.name, c.name)))
+          .map((table) => table.name);
+      }),
       pureFunctions: MYSQL_PURE_FUNCTIONS,
       // Lineage does not trace CREATE TABLE ... SELECT into the new table's columns.
       ctasTraced: false,
     });
-  };
 
   const masksOf = (sql: string): MysqlTextMasking | undefined => {
     const settings = options.masking?.();

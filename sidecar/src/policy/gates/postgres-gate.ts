@@ -190,13 +190,14 @@ export class PostgresGate implements SessionGate<TextMasking> {
 
   /** Why masking refuses what the statement does to the schema or through stored code (masked-data-moves.ts). */
   private movesMaskedData(reached: StatementFacts, settings: MaskingSettings): string | undefined {
-    const snapshot = this.snapshot();
-    const sensitivity = snapshot && sensitiveColumns(snapshot.catalog, settings, snapshot.samples);
     return maskedDataMove(reached, {
-      // tableKey: schema NUL table.
-      maybeMasked: maybeMaskedAmong(
-        sensitivity && [...sensitivity.tables].map((key) => key.split('\u0000')[1]!),
-      ),
+      maybeMasked: maybeMaskedAmong(() => {
+        const snapshot = this.snapshot();
+        if (!snapshot) return undefined;
+        // tableKey: schema NUL table.
+        const { tables } = sensitiveColumns(snapshot.catalog, settings, snapshot.samples);
+        return [...tables].map((key) => key.slice(key.indexOf('\u0000') + 1));
+      }),
       pureFunctions: PURE_FUNCTIONS,
       ctasTraced: true,
     });

@@ -13,7 +13,7 @@ beforeAll(async () => {
   await loadMysqlParser();
 });
 
-const maybeMasked = maybeMaskedAmong(['customers', 'odd.name']);
+const maybeMasked = maybeMaskedAmong(() => ['customers', 'odd.name']);
 const pg = (sql: string) =>
   maskedDataMove(analyzeStatement(sql), { maybeMasked, pureFunctions: PURE_FUNCTIONS, ctasTraced: true });
 const mysql = (sql: string) =>
@@ -40,7 +40,7 @@ describe('maybeMaskedAmong', () => {
   });
 
   it('takes every relation as masked without a catalog', () => {
-    expect(maybeMaskedAmong(undefined)('anything')).toBe(true);
+    expect(maybeMaskedAmong(() => undefined)('anything')).toBe(true);
   });
 });
 

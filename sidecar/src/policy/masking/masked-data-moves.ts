@@ -57,13 +57,16 @@ export function maskedDataMove(facts: StatementFacts, checks: MoveChecks): strin
     }
     const topLevel = group.filter((fact) => fact.via.length === 0);
     const code = group.filter((fact) => fact.via.length > 0);
-    const source = group.flatMap((fact) => fact.tablesRead).find(maybeMasked);
     const defines = topLevel.find(
       (fact) => fact.classes.includes('ddl') && DEFINES_A_QUERY.test(fact.command),
     );
+    const creates = topLevel.find((fact) => fact.kind === 'create' && fact.tablesWritten.length > 0);
+    const source =
+      defines || (creates && !checks.ctasTraced)
+        ? group.flatMap((fact) => fact.tablesRead).find(maybeMasked)
+        : undefined;
     if (defines && source !== undefined)
       return `it defines a view or rule over ${source}, whose columns this identity sees masked (${defines.summary}): statements prepared before would be masked by the old definition; define it as an identity that sees the table in clear`;
-    const creates = topLevel.find((fact) => fact.kind === 'create' && fact.tablesWritten.length > 0);
     if (!checks.ctasTraced && creates && source !== undefined)
       return `it would fill ${creates.tablesWritten.join(', ')} from ${source}, whose columns this identity sees masked, and the new table would show them in clear; select the columns instead, which masks them`;
     if (code.length === 0) continue;
@@ -97,14 +100,19 @@ function unqualified(name: string): string {
 }
 
 /**
- * The MaybeMasked of the names of the tables with masked columns, compared without regard to case: a
- * name the analysis gives qualified or not matches any schema's table of that name, which may refuse
- * more than needed but never less. Without a catalog every relation may hold masked columns.
+ * The MaybeMasked of the names of the tables with masked columns, compared without regard to case or
+ * schema: a name the analysis gives qualified or not matches any schema's table of that name, which
+ * may refuse more than needed but never less. `tables` is asked once, on the first question (most
+ * statements ask none); undefined there (no catalog yet) makes every relation maybe masked.
  */
-export function maybeMaskedAmong(tables: Iterable<string> | undefined): MaybeMasked {
-  if (tables === undefined) return () => true;
-  const names = [...new Set([...tables].map((table) => table.toLowerCase()))];
+export function maybeMaskedAmong(tables: () => Iterable<string> | undefined): MaybeMasked {
+  let names: readonly string[] | undefined | null = null;
   return (relation) => {
+    if (names === null) {
+      const listed = tables();
+      names = listed && [...new Set([...listed].map((table) => table.toLowerCase()))];
+    }
+    if (names === undefined) return true;
     const written = relation.toLowerCase().replaceAll('"', '').replaceAll('`', '');
     // A quoted name may hold dots itself: compare whole trailing parts rather than split.
     return names.some((name) => written === name || written.endsWith(`.${name}`));
