@@ -74,6 +74,17 @@ const PG_CODE = [
   'CREATE MATERIALIZED VIEW leak AS SELECT code FROM customers',
   'CREATE VIEW leak AS SELECT label FROM shown',
   'CREATE RULE probe AS ON INSERT TO notes DO INSTEAD SELECT code FROM customers',
+  // A default or an expression that calls code reading the masked table fills clear columns later.
+  'ALTER TABLE notes ALTER COLUMN body SET DEFAULT code_of_first()',
+  'CREATE TABLE leak (id int, v text DEFAULT code_of_first())',
+  'ALTER TABLE notes ADD COLUMN leak text DEFAULT code_of_first()',
+  'CREATE INDEX leak ON notes ((code_of_first() || body))',
+  'CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS $$SELECT code FROM customers LIMIT 1$$',
+  // Server files and programs hold every value in clear.
+  "COPY (SELECT code FROM customers) TO '/tmp/gatehouse-masked-moves.txt'",
+  "COPY customers TO PROGRAM 'cat > /dev/null'",
+  "COPY notes FROM PROGRAM 'echo 1'",
+  "SELECT pg_read_file('PG_VERSION')",
 ];
 
 /** What the identity may still do: schema changes and code that keep masked values where they are. */
@@ -109,6 +120,7 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
       CREATE FUNCTION copy_row() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO history VALUES (OLD.code); RETURN NEW; END$$;
       CREATE TRIGGER history AFTER UPDATE OR DELETE ON customers FOR EACH ROW EXECUTE FUNCTION copy_row();
       CREATE VIEW shown AS SELECT id, code AS label FROM customers;
+      CREATE FUNCTION code_of_first() RETURNS text LANGUAGE sql AS $fn$SELECT code FROM customers ORDER BY id LIMIT 1$fn$;
     `);
     const config = localProxyConfig(pgInfo, {
       masking: { key: { value: 'test-masking-key-0123456789abcdef' } },
@@ -160,6 +172,10 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
       (await admin.query("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'leak'")).rows[0].n,
     ).toBe(0);
     expect((await admin.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(2);
+    const defaults = await admin.query(
+      "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'notes' AND (column_default IS NOT NULL OR column_name = 'leak')",
+    );
+    expect(defaults.rows[0].n).toBe(0);
   });
 
   it.each(PG_ALLOWED)('allows %s', async (sql) => {
@@ -178,7 +194,7 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
           () => undefined,
           (e: Error) => e,
         );
-      expect(redefined?.message).toMatch(/defines a view or rule over customers/);
+      expect(redefined?.message).toMatch(/keeps in the schema a query or code that reads customers/);
       expect((await prepared()).rows.map((r) => r.x)).toEqual(['first', 'second']);
     });
     await admin.query('DROP VIEW labels');

@@ -15,11 +15,14 @@ import type { StatementFact, StatementFacts } from '../../sql/analyze/statement-
  *   its rows (NEW, OLD), and code that reads a masked table sees that table. Such code may only read:
  *   a write, a call Gatehouse cannot see into, or a function not known to be free of side effects
  *   (`pg_notify`, `set_config`) could carry the values where they are shown in clear.
- * - A view (or a PostgreSQL rule) defined over a table with masked columns. Lineage reads a view by
- *   the definition in the catalog when a statement is planned: a statement prepared before the view was
- *   redefined, or a later statement of the same MySQL text, would be masked by the old definition.
- * - Where lineage does not trace CREATE TABLE ... SELECT (MySQL), a new table filled from a table with
- *   masked columns.
+ * - DDL that keeps a query or code reading a table with masked columns: a view or rule over it, a
+ *   function or trigger body, a column default or index expression calling a function that reads it.
+ *   What the schema keeps runs later without the masks: a default fills a clear column, and a
+ *   statement prepared before a view was redefined keeps the old definition's masks. Where lineage
+ *   does not trace CREATE TABLE ... SELECT (MySQL), a new table filled from such a table as well.
+ * - Server files and programs (COPY TO a file or PROGRAM, pg_read_binary_file, INTO OUTFILE): any
+ *   statement with such a finding, whatever it reads, since a program or the database's own files hold
+ *   every value in clear.
  */
 
 /** Whether a relation, as the analysis names it (`t`, `s.t`), may hold columns this identity sees masked. */
@@ -33,42 +36,53 @@ export interface MoveChecks {
   readonly ctasTraced: boolean;
 }
 
-/** DDL whose query is read later under the name it defines: views (materialized too) and rules. */
-const DEFINES_A_QUERY = /\b(VIEW|RULE)\b/;
+/** PostgreSQL's commands that make a table from a query, which its lineage traces column by column. */
+const TRACED_CREATES: ReadonlySet<string> = new Set(['CREATE TABLE AS', 'SELECT INTO']);
 
 /** Kinds of DDL that cannot move or compute on a table's values: removing it, or a comment on it. */
 const DDL_WITHOUT_VALUES: ReadonlySet<string> = new Set(['drop', 'comment']);
+
+/** Server files and programs: what reaches them leaves every mask behind. */
+const OUTSIDE_THE_DATABASE: ReadonlySet<string> = new Set(['file-access', 'copy-program']);
 
 /** Why the statement must not run for an identity that sees masked values; undefined when it may. */
 export function maskedDataMove(facts: StatementFacts, checks: MoveChecks): string | undefined {
   const { maybeMasked } = checks;
   const byTopLevel = new Map<number, StatementFact[]>();
   for (const fact of facts.statements) {
+    const outside = fact.findings.find((f) => OUTSIDE_THE_DATABASE.has(f.kind));
+    // A server file or program can hold anything the server can read, its data files included.
+    if (outside !== undefined)
+      return `${outside.detail}, which no mask reaches (${fact.summary}); this identity sees some columns masked`;
     const group = byTopLevel.get(fact.topLevel);
     if (group) group.push(fact);
     else byTopLevel.set(fact.topLevel, [fact]);
   }
   for (const group of byTopLevel.values()) {
-    for (const fact of group) {
-      if (!fact.classes.includes('ddl') || DDL_WITHOUT_VALUES.has(fact.kind)) continue;
+    const topLevel = group.filter((fact) => fact.via.length === 0);
+    const code = group.filter((fact) => fact.via.length > 0);
+    // Nested too: DDL a DO block or a body runs is as much a schema change as DDL sent as text.
+    const schemaChanges = group.filter(
+      (fact) => fact.classes.includes('ddl') && !DDL_WITHOUT_VALUES.has(fact.kind),
+    );
+    for (const fact of schemaChanges) {
       const table = [...fact.objects, ...fact.tablesWritten].find(maybeMasked);
       if (table !== undefined)
         return `it changes ${table}, whose columns this identity sees masked (${fact.summary}): a schema change can move masked values out of the rules that mask them or compute on them; make schema changes as an identity that sees the table in clear`;
     }
-    const topLevel = group.filter((fact) => fact.via.length === 0);
-    const code = group.filter((fact) => fact.via.length > 0);
-    const defines = topLevel.find(
-      (fact) => fact.classes.includes('ddl') && DEFINES_A_QUERY.test(fact.command),
-    );
-    const creates = topLevel.find((fact) => fact.kind === 'create' && fact.tablesWritten.length > 0);
-    const source =
-      defines || (creates && !checks.ctasTraced)
-        ? group.flatMap((fact) => fact.tablesRead).find(maybeMasked)
-        : undefined;
-    if (defines && source !== undefined)
-      return `it defines a view or rule over ${source}, whose columns this identity sees masked (${defines.summary}): statements prepared before would be masked by the old definition; define it as an identity that sees the table in clear`;
-    if (!checks.ctasTraced && creates && source !== undefined)
-      return `it would fill ${creates.tablesWritten.join(', ')} from ${source}, whose columns this identity sees masked, and the new table would show them in clear; select the columns instead, which masks them`;
+    const traced = (fact: StatementFact) => checks.ctasTraced && TRACED_CREATES.has(fact.command);
+    const keeps = schemaChanges.find((fact) => !traced(fact));
+    if (keeps) {
+      // What the schema keeps (a view's or rule's query, a body, a default or an index expression and
+      // the functions they call) runs later, for anyone, under masks planned before or not at all.
+      const source = code.flatMap((fact) => fact.tablesRead).find(maybeMasked);
+      if (source !== undefined)
+        // A table filled from a query (MySQL's CREATE TABLE ... SELECT; views are queries kept, not copies).
+        return /\bTABLE\b/.test(keeps.command) &&
+          code.some((fact) => fact.kind === 'select' && fact.via[0] === keeps.command)
+          ? `it would fill ${keeps.tablesWritten.join(', ')} from ${source}, whose columns this identity sees masked, and the new table would show them in clear; select the columns instead, which masks them`
+          : `it keeps in the schema a query or code that reads ${source}, whose columns this identity sees masked (${keeps.summary}): it would run later without those masks; define it as an identity that sees the table in clear`;
+    }
     if (code.length === 0) continue;
     const inReach =
       code.flatMap((fact) => fact.tablesRead).find(maybeMasked) ??
