@@ -241,6 +241,9 @@ const MYSQL_CODE = [
   'CREATE VIEW copy AS SELECT code AS label FROM customers',
   'CREATE OR REPLACE VIEW copy AS SELECT id, code AS label FROM moves.customers',
   'CREATE SQL SECURITY INVOKER VIEW copy (a) AS SELECT code FROM customers',
+  'CREATE FUNCTION leak() RETURNS text READS SQL DATA RETURN (SELECT code FROM customers LIMIT 1)',
+  "SELECT code FROM customers INTO OUTFILE '/tmp/gatehouse-masked-moves.csv'",
+  "SELECT id INTO DUMPFILE '/tmp/gatehouse-masked-moves.bin' FROM notes LIMIT 1",
   'CREATE PROCEDURE leak() INSERT INTO log SELECT code FROM customers',
   'CREATE PROCEDURE leak() BEGIN DECLARE v text; SELECT code INTO v FROM customers LIMIT 1; INSERT INTO log VALUES (v); END',
   // The database's own triggers: copy_on_insert (on trig) reads customers; history (on customers) sees OLD.
