@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exec } from './exec.ts';
 import { freePort } from './free-port.ts';
@@ -138,6 +138,11 @@ export async function startMariaDb(options: StartMariaDbOptions): Promise<MariaD
   };
 }
 
+/** This server's own directory for temporary tables, beside its data directory. */
+function tmpDirOf(info: MariaDbInfo): string {
+  return join(dirname(info.dataDir), 'tmp');
+}
+
 function serverArgs(info: MariaDbInfo, owner?: OsUser): string[] {
   return [
     // Must come first: the machine's /etc/mysql configuration belongs to Debian's own service.
@@ -149,6 +154,9 @@ function serverArgs(info: MariaDbInfo, owner?: OsUser): string[] {
     `--socket=${info.socket}`,
     `--pid-file=${join(info.dataDir, 'mariadbd.pid')}`,
     `--log-error=${info.logFile}`,
+    // A server deletes every #sql* file in its tmpdir when it starts: in a shared /tmp, a second
+    // test run starting its server would delete this one's temporary tables mid-query (error 6).
+    `--tmpdir=${tmpDirOf(info)}`,
     '--skip-name-resolve',
     `--ssl-ca=${info.caFile}`,
     `--ssl-cert=${info.certFile}`,
@@ -198,13 +206,14 @@ async function terminate(child: ChildProcess): Promise<void> {
 async function prepareDirectories(info: MariaDbInfo, baseDir: string, tls: TlsFiles, owner?: OsUser) {
   const tlsDir = join(baseDir, 'tls');
   await mkdir(tlsDir);
+  await mkdir(tmpDirOf(info));
   await copyFile(tls.caFile, info.caFile);
   await copyFile(tls.certFile, info.certFile);
   await copyFile(tls.keyFile, info.keyFile);
   await chmod(info.keyFile, 0o600);
   await chmod(baseDir, 0o755);
   if (owner !== undefined) {
-    for (const path of [baseDir, tlsDir, info.caFile, info.certFile, info.keyFile]) {
+    for (const path of [baseDir, tlsDir, tmpDirOf(info), info.caFile, info.certFile, info.keyFile]) {
       await chown(path, owner.uid, owner.gid);
     }
   }
