@@ -167,8 +167,17 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
   });
 
   it('keeps a statement prepared over a view masked: the view cannot be redefined over masked columns', async () => {
+    // The view is the owner's (the agent may not define one over customers at all), made through the proxy.
+    const owner = new pg.Client({
+      host: '127.0.0.1',
+      port: proxy.port,
+      user: 'admin',
+      password: 'admin-secret',
+      database: DATABASE,
+    });
+    await owner.connect();
+    await owner.query('CREATE VIEW labels AS SELECT id, label AS x FROM customers');
     await asAgent(async (c) => {
-      await c.query('CREATE VIEW labels AS SELECT id, label AS x FROM customers');
       const prepared = () => c.query({ name: 'over_view', text: 'SELECT x FROM labels ORDER BY id' });
       expect((await prepared()).rows.map((r) => r.x)).toEqual(['first', 'second']);
       const redefined = await c
@@ -179,8 +188,9 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
         );
       expect(redefined?.message).toMatch(/defines a view or rule over customers/);
       expect(JSON.stringify((await prepared()).rows)).not.toContain(SECRET);
-      await c.query('DROP VIEW labels');
     });
+    await owner.query('DROP VIEW labels');
+    await owner.end();
   });
 
   it('still masks the column when read, and shows the clear ones', async () => {
