@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
@@ -265,5 +267,101 @@ describe('MySQL: prepared statements are masked by the catalog in force when the
     expectNoSecret(await run());
     await owner.query('CREATE OR REPLACE VIEW t AS SELECT id, label AS x FROM customers');
     expect(await run()).toEqual(CLEAR);
+  });
+});
+
+describe('a policy reload reaches statements prepared before it', () => {
+  const DATABASE = 'staleplans_reload';
+  /** The agent's grant, first without the MaskingPolicy; the reload adds it. */
+  const ACCESS = (masked: boolean) =>
+    policyDocument('DatabaseAccess', 'agent', {
+      subjects: [localUser('demo')],
+      allow: ['read'],
+      maskingPolicies: masked ? ['by-name'] : [],
+    });
+  const reload = (proxy: ProxyProcess, masked: boolean) => {
+    const file = join(proxy.dir, 'gatehouse.yaml');
+    const [from, to] = masked
+      ? ['maskingPolicies: []', 'maskingPolicies:\n    - by-name']
+      : ['maskingPolicies:\n    - by-name', 'maskingPolicies: []'];
+    writeFileSync(file, readFileSync(file, 'utf8').replace(from, to));
+  };
+
+  it('PostgreSQL: a named statement parsed while clear is masked once the policy masks the identity', async () => {
+    const admin = await freshDatabase(pgInfo, DATABASE);
+    await admin.query(`
+      CREATE TABLE customers(id int, label text, code text);
+      INSERT INTO customers VALUES (1, 'first', '${SECRET}'), (2, 'second', '${SECRET}');
+    `);
+    await admin.end();
+    const config = localProxyConfig(pgInfo, {
+      masking: { key: { value: 'test-masking-key-0123456789abcdef' } },
+    });
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const proxy = await startProxyProcess(config, { extraDocuments: [POLICIES[0], ACCESS(false)] });
+    const agent = new pg.Client({
+      host: '127.0.0.1',
+      port: proxy.port,
+      user: 'demo',
+      password: 'demo-secret',
+      database: DATABASE,
+    });
+    try {
+      await agent.connect();
+      const run = () =>
+        agent.query({ name: 'codes', text: 'SELECT code FROM customers ORDER BY id' }).then(
+          (r) => r.rows.map((row) => row.code as string),
+          (e: Error) => e,
+        );
+      expect(await run()).toEqual([SECRET, SECRET]);
+      reload(proxy, true);
+      // A plain statement shows when the reload is in force; then the prepared one must follow it.
+      await expect
+        .poll(async () => JSON.stringify((await agent.query('SELECT code FROM customers')).rows), {
+          timeout: 5000,
+          interval: 100,
+        })
+        .not.toContain(SECRET);
+      expectNoSecret(await run());
+      reload(proxy, false);
+      await expect.poll(run, { timeout: 5000, interval: 100 }).toEqual([SECRET, SECRET]);
+    } finally {
+      await agent.end().catch(() => {});
+      await proxy.stop();
+    }
+  });
+
+  it('MySQL: a COM_STMT_PREPARE statement prepared while clear is masked once the policy masks the identity', async () => {
+    const admin = await directMysql(mariadb);
+    await admin.query(`DROP DATABASE IF EXISTS ${DATABASE}`);
+    await admin.query(`CREATE DATABASE ${DATABASE}`);
+    await admin.query(`GRANT ALL PRIVILEGES ON ${DATABASE}.* TO '${mariadb.users.native.user}'@'%'`);
+    await admin.changeUser({ database: DATABASE });
+    await admin.query('CREATE TABLE customers(id int, label text, code text)');
+    await admin.query(`INSERT INTO customers VALUES (1, 'first', '${SECRET}'), (2, 'second', '${SECRET}')`);
+    await admin.end();
+    const config = mysqlProxyConfig(mariadb);
+    (config['upstream'] as Record<string, unknown>)['database'] = DATABASE;
+    const proxy = await startProxyProcess(config, { extraDocuments: [POLICIES[0], ACCESS(false)] });
+    const agent = await mysqlClient(proxy.port, { database: DATABASE });
+    try {
+      const run = () =>
+        agent.execute('SELECT code FROM customers ORDER BY id').then(
+          ([rows]) => (rows as { code: string }[]).map((r) => r.code),
+          (e: Error) => e,
+        );
+      expect(await run()).toEqual([SECRET, SECRET]);
+      reload(proxy, true);
+      await expect
+        .poll(async () => JSON.stringify((await agent.query('SELECT code FROM customers'))[0]), {
+          timeout: 5000,
+          interval: 100,
+        })
+        .not.toContain(SECRET);
+      expectNoSecret(await run());
+    } finally {
+      await agent.end().catch(() => {});
+      await proxy.stop();
+    }
   });
 });

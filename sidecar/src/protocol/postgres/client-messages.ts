@@ -204,7 +204,8 @@ export class ClientMessages {
         const prepared: PreparedText = {
           ...text,
           ...(verdict.notes && { notes: verdict.notes }),
-          ...(verdict.masking && { masking: verdict.masking, sql }),
+          ...(verdict.masking && { masking: verdict.masking }),
+          sql,
           ...(verdict.touched?.[0] && { touched: verdict.touched[0] }),
           ...(verdict.nameEffects?.[0] && { nameEffect: verdict.nameEffects[0] }),
           ...(verdict.rows && { rows: verdict.rows }),

@@ -34,7 +34,7 @@ export type PreparedText = QueryText & {
    * masking in force has changed since (StatementJudge.replan).
    */
   masking?: TextMasking | undefined;
-  /** Its text as the client sent it, kept where masking may have to be planned again. */
+  /** Its text as the client sent it, for masking planned again at an Execute. */
   readonly sql?: string;
   /** The names its statement makes or removes when executed (a PREPARE, DEALLOCATE... sent by Parse). */
   readonly nameEffect?: SqlNameEffect | undefined;

@@ -83,12 +83,16 @@ export class StatementJudge {
    * masking than the ones in force (a view redefined since, by another session): its text judged
    * again, whose masking then replaces the kept one, or whose refusal refuses the Execute;
    * `refreshCatalog` when DDL through the proxy has outdated the catalog, which is reloaded first.
-   * Undefined when the kept plan is in force: the common case costs two compares.
+   * Likewise for a statement parsed while this identity saw clear values that a policy reload has
+   * masked since. Undefined when the kept plan is in force: the common case costs two compares.
    */
   replan(text: PreparedText): Verdict | undefined {
+    if (text.sql === undefined) return undefined;
     const masking = text.masking;
-    if (!masking || text.sql === undefined) return undefined;
-    if (this.state.gate.inForce(masking, this.state.deps.catalog.outdated)) return undefined;
+    const gate = this.state.gate;
+    // Parsed while this identity saw clear values: planned only once a policy reload masks it.
+    if (!masking ? gate.settings() === undefined : gate.inForce(masking, this.state.deps.catalog.outdated))
+      return undefined;
     // Judged as at Parse: a statement prepared as an approval released it is judged so again.
     const released = text.approval && releasedRules(text.approval.held);
     const verdict = this.judgeText(text.sql, text, released);
