@@ -16,6 +16,7 @@ import { textShape } from '../../sql/text-shape.ts';
 import { maskedDataMove, maybeMaskedAmong } from '../masking/masked-data-moves.ts';
 import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
+import { planInForce } from '../masking/plan-basis.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
 import { clearTouch } from '../masking/traced-touch.ts';
 import type { McpTool } from '../mcp-tools.ts';
@@ -32,8 +33,14 @@ import { analyzeByShape } from './shape-cache.ts';
 import { type TracedTouch, tablesTouched, withTraced } from './statement-touched.ts';
 import { CodeGuard } from './stored-code.ts';
 
-/** The masks of one text's results, with the masking they were planned under (its key and value scan). */
-export type MysqlTextMasking = TextMasks & { readonly settings: SessionMasking };
+/**
+ * The masks of one text's results, with the masking they were planned under (its key and value scan)
+ * and the catalog lineage read (see plan-basis.ts).
+ */
+export type MysqlTextMasking = TextMasks & {
+  readonly settings: SessionMasking;
+  readonly catalog: Catalog | undefined;
+};
 
 /** The MySQL gate: the common verbs, and what only MySQL asks. */
 export interface MysqlGate extends SessionGate<MysqlTextMasking> {
@@ -116,8 +123,16 @@ export function createMysqlGate(options: {
     if (!settings) return undefined;
     const catalog = options.catalog?.();
     // Masked only since a policy reload, the session has no catalog: every result is masked whole.
-    if (!catalog) return { settings, results: [], described: [], exemptions: [], withholdsServerText: true };
-    return { settings, ...resultMasks(mysqlOutputLineage(sql, catalog, state), catalog, settings) };
+    if (!catalog)
+      return {
+        settings,
+        catalog,
+        results: [],
+        described: [],
+        exemptions: [],
+        withholdsServerText: true,
+      };
+    return { settings, catalog, ...resultMasks(mysqlOutputLineage(sql, catalog, state), catalog, settings) };
   };
 
   // An untraceable text is kept as no statements traced, which the record gives as unknown alike.
@@ -236,6 +251,9 @@ export function createMysqlGate(options: {
         };
       }
       return { ...verdict, masking };
+    },
+    inForce(masking, outdated) {
+      return planInForce(masking, options.catalog?.(), options.masking?.(), outdated);
     },
     settle() {
       code.settle();

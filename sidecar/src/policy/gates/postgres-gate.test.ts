@@ -1,11 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../../../crds/common.ts';
 import type { CodeCatalog } from '../../sql/code-reach.ts';
+import { createCatalog } from '../../sql/lineage/catalog.ts';
 import { loadSqlParser } from '../../sql/normalize.ts';
 import { statementShape } from '../../sql/statement-shape.ts';
 import { DEFAULT_GUARDRAIL } from '../guardrails/default-guardrails.ts';
 import { loadPolicyDocuments } from '../load-policy.ts';
 import { PostgresGate } from './postgres-gate.ts';
+import type { CatalogSnapshot, TextMasking } from './postgres-masking.ts';
 
 /** A database with no user code: every function named is a built-in, no relation has triggers. */
 const BUILTINS_ONLY: CodeCatalog = {
@@ -179,5 +181,74 @@ describe('PostgresGate with approvals', () => {
     expect(gate.check('GRANT ALL ON staging.batches TO public', undefined, released)).toMatchObject({
       outcome: 'refuse',
     });
+  });
+});
+
+describe('PostgresGate.inForce: a kept plan is used only under the catalog and masking it was made under', () => {
+  const documents = (rules: readonly string[]) =>
+    loadPolicyDocuments(
+      [
+        {
+          apiVersion: API_VERSION,
+          kind: 'MaskingPolicy',
+          metadata: { name: 'by-name' },
+          spec: { autoDetect: false, rules: [{ columns: rules, method: 'redact' }] },
+        },
+        {
+          apiVersion: API_VERSION,
+          kind: 'DatabaseAccess',
+          metadata: { name: 'app' },
+          spec: { subjects: [{ kind: 'User', name: 'app' }], allow: ['read'], maskingPolicies: ['by-name'] },
+        },
+      ],
+      'test',
+    );
+  const customers = {
+    schema: 'public',
+    name: 'customers',
+    columns: [{ name: 'id' }, { name: 'label' }, { name: 'code' }],
+  };
+  const snapshotWith = (definition: string): CatalogSnapshot => ({
+    catalog: createCatalog({
+      tables: [customers],
+      views: [{ schema: 'public', name: 'v', definition }],
+    }),
+    samples: new Map(),
+    code: { ...BUILTINS_ONLY, byOid: () => undefined },
+  });
+
+  it('asks for a new plan after a reload, a policy change or DDL, and the new plan follows the view', () => {
+    let snapshot = snapshotWith('SELECT id, label AS x FROM customers');
+    let loaded = documents(['customers.code']);
+    const gate = new PostgresGate({
+      policy: () => loaded,
+      identity: { subject: 'app', groups: [], method: 'local' },
+      database: 'app',
+      code: () => BUILTINS_ONLY,
+      snapshot: () => snapshot,
+      misread: () => undefined,
+    });
+    const idle = { idle: true, outdated: false, refreshed: false };
+    const plan = () => {
+      const verdict = gate.check('SELECT x FROM v', undefined, idle);
+      if (verdict.outcome !== 'allow' || !verdict.masking) throw new Error(`not masked: ${verdict.outcome}`);
+      return verdict.masking;
+    };
+    const masked = (masking: TextMasking) => masking.plans[0]!.columns[0] !== undefined;
+    const first = plan();
+    expect(masked(first)).toBe(false);
+    expect(gate.inForce(first, false)).toBe(true);
+    // DDL through the proxy since the catalog in force started loading.
+    expect(gate.inForce(first, true)).toBe(false);
+    // The view now reads the masked column: a new snapshot, and the plan made under it masks x.
+    snapshot = snapshotWith('SELECT id, code AS x FROM customers');
+    expect(gate.inForce(first, false)).toBe(false);
+    const second = plan();
+    expect(masked(second)).toBe(true);
+    expect(gate.inForce(second, false)).toBe(true);
+    // A policy reload makes new settings: planned again, by the new rules.
+    loaded = documents(['customers.id']);
+    expect(gate.inForce(second, false)).toBe(false);
+    expect(masked(plan())).toBe(false);
   });
 });

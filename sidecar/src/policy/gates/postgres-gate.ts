@@ -118,6 +118,10 @@ export class PostgresGate implements SessionGate<TextMasking> {
     return { ...verdict, masking };
   }
 
+  inForce(masking: TextMasking, outdated: boolean): boolean {
+    return this.masking.inForce(masking, outdated);
+  }
+
   /**
    * An allowed verdict for an identity that sees clear values, with the source columns of each
    * statement's output for its record. Only the audit needs them: a lineage that fails is recorded as

@@ -7,6 +7,7 @@ import type { StatementLineage } from '../../sql/lineage/types.ts';
 import { parseTree } from '../../sql/parse-tree.ts';
 import type { MaskingSettings } from '../masking/masking-for.ts';
 import { type AccessExemptionSource, MaskingSettingsCache } from '../masking/masking-settings-cache.ts';
+import { type PlanBasis, planInForce } from '../masking/plan-basis.ts';
 import { type SampledKinds, sensitiveColumns } from '../masking/sensitive-columns.ts';
 import {
   MASK_EVERYTHING,
@@ -25,9 +26,14 @@ export interface CatalogSnapshot {
   readonly code: PgCodeCatalog;
 }
 
-/** Masking of one Query or Parse text: a plan per statement, or why it must not run. */
-export interface TextMasking {
+/**
+ * Masking of one Query or Parse text: a plan per statement, or why it must not run, with the catalog
+ * snapshot and settings it was planned under (a prepared statement's is planned again when either is
+ * no longer the one in force, see plan-basis.ts).
+ */
+export interface TextMasking extends PlanBasis {
   readonly settings: MaskingSettings;
+  readonly catalog: CatalogSnapshot | undefined;
   /** One per statement of the text, in order; results past the end get `MASK_EVERYTHING`. */
   readonly plans: readonly StatementMaskPlan[];
   readonly refusal?: string;
@@ -74,16 +80,22 @@ export class MaskingGate {
     if (!settings) return undefined;
     const snapshot = this.snapshot();
     // Without a catalog nothing can be shown to be clean, so every result column is masked.
-    if (!snapshot) return { settings, plans: [] };
+    if (!snapshot) return { settings, catalog: undefined, plans: [] };
     const lineage = outputLineage(sql, snapshot.catalog, {
       session: this.session,
       ...(shape !== undefined && { shape }),
     });
     if (lineage.parseError)
-      return { settings, plans: [], refusal: 'Gatehouse cannot trace which columns it would return' };
+      return {
+        settings,
+        catalog: snapshot,
+        plans: [],
+        refusal: 'Gatehouse cannot trace which columns it would return',
+      };
     if (lineage.statements.some((s) => s.kind === 'CopyStmt') && binaryCopyOut(sql))
       return {
         settings,
+        catalog: snapshot,
         plans: [],
         refusal: 'COPY TO in binary format cannot be checked for personal data; use the text or CSV format',
       };
@@ -92,11 +104,25 @@ export class MaskingGate {
     for (const statement of lineage.statements) {
       const plan = planStatementMasking(statement, sensitivity, settings);
       if (plan.refusal)
-        return { settings, plans: [], refusal: plan.refusal, ...(plan.needs && { needs: plan.needs }) };
+        return {
+          settings,
+          catalog: snapshot,
+          plans: [],
+          refusal: plan.refusal,
+          ...(plan.needs && { needs: plan.needs }),
+        };
       plans.push(plan);
     }
     this.follow(lineage.statements);
-    return { settings, plans };
+    return { settings, catalog: snapshot, plans };
+  }
+
+  /**
+   * Whether a plan check made earlier (a prepared statement's) is still the one it would make now:
+   * the same catalog snapshot and settings, and no DDL through the proxy outdating the catalog.
+   */
+  inForce(masking: TextMasking, outdated: boolean): boolean {
+    return planInForce(masking, this.snapshot(), this.settings(), outdated);
   }
 
   /**

@@ -20,6 +20,13 @@ export interface SessionGate<Masking> {
    * in the session (prepared statements, sql_mode, temporary views) is remembered for the next.
    */
   check(sql: string, texts: readonly QueryText[] | undefined, moment: Moment): Verdict<Masking>;
+  /**
+   * Whether masking check planned earlier for a text that runs again (a prepared statement's) may
+   * still be used: the catalog and masking in force are the ones it was planned under, and `outdated`
+   * (DDL through the proxy since the catalog in force started loading) is false. When not, the text
+   * is checked again before any row of it is relayed (plan-basis.ts).
+   */
+  inForce(masking: Masking, outdated: boolean): boolean;
   /** No transaction is open and the catalog shows the session's DDL: forget what was kept of it. */
   settle(): void;
   /** The connection was reset: forget what the session's statements had changed. */

@@ -3,7 +3,7 @@ import { releasedRules } from '../../approvals/held-statement.ts';
 import type { HeldStatement } from '../../approvals/hold.ts';
 import type { SessionHolds } from '../../approvals/session-holds.ts';
 import type { Identity } from '../../identity/identity.ts';
-import type { MysqlGate } from '../../policy/gates/mysql-gate.ts';
+import type { MysqlGate, MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
 import { approvalRefusal, executeApproval } from './approval-holds.ts';
 import { HOLD_COMMAND } from './command-framer.ts';
 import type { CommandDeps, CommandPort } from './command-port.ts';
@@ -18,7 +18,7 @@ import {
 import { Command } from './constants.ts';
 import { mapKill } from './kill.ts';
 import { PayloadReader } from './packet-io.ts';
-import type { PreparedStatements, PreparedText } from './pending.ts';
+import type { PreparedStatements, PreparedText, Refusal } from './pending.ts';
 import { ProtocolError } from './protocol-error.ts';
 import type { RowCounting } from './row-counting.ts';
 import { StatementJudge } from './statement-judge.ts';
@@ -169,18 +169,12 @@ export class CommandGovernor {
           this.port.refuse(verdict, [text], 'prepared', answerSeq, started);
           return undefined;
         }
-        const masks = verdict.masking;
         const prepares: PreparedText = {
           text,
           ...withNote(verdict.notes, undefined),
           ...(verdict.rows && { rows: verdict.rows }),
           ...(verdict.touched?.[0] && { touched: verdict.touched[0] }),
-          ...(masks && {
-            masks: masks.results[0] ?? 'all',
-            masked: masks.described[0] ?? ['*: redact'],
-            ...(masks.exemptions[0] && { exemptions: masks.exemptions[0] }),
-            withholdsServerText: masks.withholdsServerText,
-          }),
+          ...(verdict.masking && { masking: verdict.masking, sql }),
           ...(held && { approval: { sql, held } }),
         };
         // MariaDB's COM_STMT_EXECUTE of id -1 (pipelined after this prepare) runs this statement.
@@ -208,6 +202,14 @@ export class CommandGovernor {
         const masking = this.port.masking();
         if (flags & 0x07) {
           this.port.refuse(CURSOR, [text], 'prepared', answerSeq, started);
+          return undefined;
+        }
+        // A mask plan made under another catalog is made again before any row is relayed; after DDL
+        // through the proxy, once the catalog is reloaded (held, the command is handled again then).
+        const replanned = prepared && this.replan(prepared);
+        if (replanned === HOLD_COMMAND) return HOLD_COMMAND;
+        if (replanned) {
+          this.port.refuse(replanned, [text], 'prepared', answerSeq, started);
           return undefined;
         }
         // Before anything the execution changes: held, it is handled again once decided.
@@ -241,14 +243,8 @@ export class CommandGovernor {
           ),
           ...(measure && { measure }),
           ...(prepared?.touched && { touched: [prepared.touched] }),
-          ...(masking && {
-            masks: [prepared?.masks ?? 'all'],
-            masked: [prepared?.masked ?? ['* (not traced): redact']],
-            ...(prepared?.exemptions && { exemptions: [prepared.exemptions] }),
-            withholdsServerText: prepared?.withholdsServerText ?? true,
-            binary: true,
-            masking,
-          }),
+          ...(masking && executionMasks(prepared?.masking)),
+          ...(masking && { binary: true, masking }),
         });
         if (measure && around)
           return this.port.sendMeasured(measure, around, sent, 'prepared', [text], answerSeq, started);
@@ -309,6 +305,27 @@ export class CommandGovernor {
   }
 
   /**
+   * Before an execution of a prepared statement whose masks were planned under another catalog or
+   * masking than the ones in force (a view redefined since, by another session): its text judged
+   * again, whose masks then replace the kept ones; the refusal when it is refused now; HOLD_COMMAND
+   * when DDL through the proxy has outdated the catalog, which is reloaded first. Undefined when the
+   * kept plan is in force: the common case costs two compares.
+   */
+  private replan(prepared: PreparedText): Refusal | typeof HOLD_COMMAND | undefined {
+    const kept = prepared.masking;
+    if (!kept || prepared.sql === undefined) return undefined;
+    if (this.gate.inForce(kept, this.deps.code.outdated)) return undefined;
+    // Judged as at prepare: a statement prepared as an approval released it is judged so again.
+    const released = prepared.approval && releasedRules(prepared.approval.held);
+    const verdict = this.judge.verdict(prepared.sql, [prepared.text], released);
+    if (verdict === HOLD_COMMAND) return HOLD_COMMAND;
+    if ('kind' in verdict) return { kind: verdict.kind, message: verdict.message, reason: verdict.reason };
+    prepared.masking = verdict.masking;
+    prepared.touched = verdict.touched?.[0];
+    return undefined;
+  }
+
+  /**
    * A KILL goes upstream for the thread the client's id maps to (kill.ts); 'refused' when answered
    * already, undefined when `sql` is no KILL.
    */
@@ -322,6 +339,21 @@ export class CommandGovernor {
     this.port.expect('results', { via: 'text', texts: [kill.text], started, command: 'KILL' });
     return this.port.holdForAudit(kill.upstream, 'text', [kill.text], answerSeq, started);
   }
+}
+
+/**
+ * The masks of an execution's result, from its statement's plan; untraced (prepared while the session
+ * saw clear values, masked since a policy reload), every column is masked.
+ */
+function executionMasks(plan: MysqlTextMasking | undefined) {
+  if (!plan)
+    return { masks: ['all' as const], masked: [['* (not traced): redact']], withholdsServerText: true };
+  return {
+    masks: [plan.results[0] ?? ('all' as const)],
+    masked: [plan.described[0] ?? ['*: redact']],
+    ...(plan.exemptions[0] && { exemptions: [plan.exemptions[0]] }),
+    withholdsServerText: plan.withholdsServerText,
+  };
 }
 
 /** The notes with one more, when there is one. */

@@ -1,5 +1,6 @@
 import type { HeldStatement } from '../../approvals/hold.ts';
 import type { StatementTouched } from '../../audit/events.ts';
+import type { MysqlTextMasking } from '../../policy/gates/mysql-gate.ts';
 import type { RowLimit } from '../../policy/guardrails/row-limits.ts';
 import type { ResultMask } from '../../policy/masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../../policy/masking/mysql-session-masking.ts';
@@ -94,16 +95,16 @@ export interface Measurement {
 export interface PreparedText {
   readonly text: QueryText;
   readonly notes?: readonly string[];
-  /** What its executions' rows hide, when the session masks. */
-  readonly masks?: ResultMask;
-  /** Those masked columns described for the audit record. */
-  readonly masked?: readonly string[];
-  /** The access requests that clear some of its columns, for the audit record. */
-  readonly exemptions?: readonly ExemptColumn[];
-  /** The tables its statement touches, for the audit record of each execution. */
-  readonly touched?: StatementTouched;
-  /** Its executions touch masked data: the server's error texts for them are withheld. */
-  readonly withholdsServerText?: boolean;
+  /**
+   * What its executions' rows hide, when the session masked at prepare: planned then, and planned
+   * again at an execution when the catalog or masking in force has changed since (its result is the
+   * first; its described columns, exemptions and whether server texts are withheld go with it).
+   */
+  masking?: MysqlTextMasking;
+  /** Its text as the client sent it, kept where masking may have to be planned again. */
+  readonly sql?: string;
+  /** The tables its statement touches, for the audit record of each execution (replaced with its masking). */
+  touched?: StatementTouched | undefined;
   /** Its executions run under row limits. */
   readonly rows?: RowsToMeasure;
   /**

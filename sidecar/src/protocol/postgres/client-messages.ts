@@ -205,6 +205,7 @@ export class ClientMessages {
           ...text,
           ...(verdict.notes && { notes: verdict.notes }),
           ...(verdict.masking && { masking: verdict.masking }),
+          sql,
           ...(verdict.touched?.[0] && { touched: verdict.touched[0] }),
           ...(verdict.nameEffects?.[0] && { nameEffect: verdict.nameEffects[0] }),
           ...(verdict.rows && { rows: verdict.rows }),
@@ -251,8 +252,13 @@ export class ClientMessages {
       case Frontend.Execute: {
         const named = this.state.names.portal(executePortal(frame));
         const portal = isNameRefusal(named) ? undefined : named;
+        // A mask plan made under another catalog is made again before any row is relayed; after DDL
+        // through the proxy, once the catalog is reloaded (held, the Execute is handled again then).
+        const replanned = portal && this.judge.replan(portal.text);
+        if (replanned?.refreshCatalog) return HOLD;
         // Before anything the Execute changes: held, it is handled again once decided.
-        const approval = portal?.text.approval && executeApproval(this.state, this.core, portal);
+        const approval =
+          !replanned?.refusal && portal?.text.approval && executeApproval(this.state, this.core, portal);
         if (approval === HOLD) return HOLD;
         // Each run of a PREPARE or DECLARE sent by Parse makes its name again.
         const makes = portal?.text.nameEffect;
@@ -262,6 +268,7 @@ export class ClientMessages {
         const refusal =
           this.judge.auditRefusal() ??
           (isNameRefusal(named) ? nameRefusal(named) : undefined) ??
+          replanned?.refusal ??
           (approval && 'refusal' in approval ? approval.refusal : undefined);
         const started = performance.now();
         if (refusal) {

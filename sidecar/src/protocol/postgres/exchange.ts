@@ -27,9 +27,15 @@ export interface Refusal {
  */
 export type PreparedText = QueryText & {
   readonly notes?: readonly string[];
-  /** What its statement touches, for the audit record of each Execute. */
-  readonly touched?: StatementTouched | undefined;
-  readonly masking?: TextMasking | undefined;
+  /** What its statement touches, for the audit record of each Execute (replaced with its masking). */
+  touched?: StatementTouched | undefined;
+  /**
+   * How its results are masked: planned at Parse, and planned again at an Execute when the catalog or
+   * masking in force has changed since (StatementJudge.replan).
+   */
+  masking?: TextMasking | undefined;
+  /** Its text as the client sent it, for masking planned again at an Execute. */
+  readonly sql?: string;
   /** The names its statement makes or removes when executed (a PREPARE, DEALLOCATE... sent by Parse). */
   readonly nameEffect?: SqlNameEffect | undefined;
   /** Row limits it runs under: each Execute is followed by a row check. */

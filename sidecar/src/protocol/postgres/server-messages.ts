@@ -164,7 +164,9 @@ export class ServerMessages {
           this.state.measuredRows = 0;
         }
         this.state.names.ready(this.state.txStatus);
-        if (this.state.codeChanged) {
+        // Other sessions see the DDL once its transaction ends: a reload before then would show them
+        // the old definitions as current, and would wait on this transaction's locks.
+        if (this.state.codeChanged && this.state.txStatus === 'I') {
           this.state.codeChanged = false;
           this.state.deps.catalog.invalidateCode();
         }

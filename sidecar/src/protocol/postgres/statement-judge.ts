@@ -1,4 +1,4 @@
-import { heldStatement } from '../../approvals/held-statement.ts';
+import { heldStatement, releasedRules } from '../../approvals/held-statement.ts';
 import type { HeldStatement } from '../../approvals/hold.ts';
 import type { StatementTouched } from '../../audit/events.ts';
 import type { TextMasking } from '../../policy/gates/postgres-masking.ts';
@@ -7,7 +7,7 @@ import { statementTouched } from '../../policy/gates/statement-touched.ts';
 import { describeQuery, type QueryText } from '../../sql/normalize.ts';
 import { pgTextShape } from '../../sql/statement-shape.ts';
 import { noticeResponse } from './backend-writer.ts';
-import type { Refusal } from './exchange.ts';
+import type { PreparedText, Refusal } from './exchange.ts';
 import { nameRefusal, pgRefusal } from './refusals.ts';
 import { type SqlNameEffect, sqlNameEffects } from './session-names.ts';
 import type { SessionState } from './session-state.ts';
@@ -76,6 +76,30 @@ export class StatementJudge {
     if (verdict.refusal || nameEffects.length === 0) return verdict;
     this.state.names.admitSql(nameEffects);
     return { ...verdict, nameEffects };
+  }
+
+  /**
+   * Before an Execute of a prepared statement whose masking was planned under another catalog or
+   * masking than the ones in force (a view redefined since, by another session): its text judged
+   * again, whose masking then replaces the kept one, or whose refusal refuses the Execute;
+   * `refreshCatalog` when DDL through the proxy has outdated the catalog, which is reloaded first.
+   * Likewise for a statement parsed while this identity saw clear values that a policy reload has
+   * masked since. Undefined when the kept plan is in force: the common case costs two compares.
+   */
+  replan(text: PreparedText): Verdict | undefined {
+    if (text.sql === undefined) return undefined;
+    const masking = text.masking;
+    const gate = this.state.gate;
+    // Parsed while this identity saw clear values: planned only once a policy reload masks it.
+    if (!masking ? gate.settings() === undefined : gate.inForce(masking, this.state.deps.catalog.outdated))
+      return undefined;
+    // Judged as at Parse: a statement prepared as an approval released it is judged so again.
+    const released = text.approval && releasedRules(text.approval.held);
+    const verdict = this.judgeText(text.sql, text, released);
+    if (verdict.refusal || verdict.refreshCatalog) return verdict;
+    text.masking = verdict.masking;
+    text.touched = verdict.touched?.[0];
+    return verdict;
   }
 
   private judgeText(sql: string, described?: QueryText, released?: ReadonlySet<string>): Verdict {

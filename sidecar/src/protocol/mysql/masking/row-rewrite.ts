@@ -60,6 +60,16 @@ interface Prepared {
 /** Per result (its column list, kept by the session for all its rows): the cell rewriters. */
 const prepared = new WeakMap<readonly ColumnType[], Prepared>();
 
+/**
+ * The plan as it applies to a result of these columns: a plan of one mask per column that the result
+ * does not match (the server re-prepared the statement to another shape since it was planned, or a
+ * table gained columns since the session's catalog was read) tells no column apart, so every one is
+ * masked. An empty plan masks nothing, whatever the columns.
+ */
+function fitted(columns: readonly ColumnType[], mask: ResultMask): ResultMask {
+  return mask !== 'all' && mask.length > 0 && mask.length !== columns.length ? 'all' : mask;
+}
+
 function rewritesFor(
   columns: readonly ColumnType[],
   mask: ResultMask,
@@ -129,7 +139,7 @@ export function maskTextRow(
   mask: ResultMask,
   masking: RowMasking,
 ): Buffer {
-  const rewrites = rewritesFor(columns, mask, masking);
+  const rewrites = rewritesFor(columns, fitted(columns, mask), masking);
   const r = new PayloadReader(payload);
   let out: PayloadWriter | undefined;
   let copied = 0;
@@ -163,9 +173,10 @@ export function maskTextRow(
 export function maskBinaryRow(
   payload: Buffer,
   columns: readonly ColumnType[],
-  mask: ResultMask,
+  planned: ResultMask,
   masking: RowMasking,
 ): Buffer {
+  const mask = fitted(columns, planned);
   const rewrites = rewritesFor(columns, mask, masking);
   const bitmapLength = (columns.length + 7 + 2) >> 3;
   const r = new PayloadReader(payload, 1);
