@@ -214,6 +214,10 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       maskingPolicies,
       events,
       sidecarImage: options.sidecarImage,
+      ...(options.collector && {
+        collector: { url: options.collector.url, cluster: options.collector.cluster },
+        collectorCa: () => collectorTls?.ca() ?? Promise.resolve(undefined),
+      }),
       ...(options.webhook && {
         approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
       }),
@@ -317,6 +321,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         logger: logger.child({ component: 'collector-tls' }),
         onCaChanged: () => {
           for (const access of accesses.list()) accessController.queue.add(key(access));
+          for (const gateway of gateways.list()) gatewayController.queue.add(key(gateway));
         },
       });
     leaderGauge.set(1);

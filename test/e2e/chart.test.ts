@@ -414,7 +414,10 @@ describe('helm template', () => {
         `${svc}.${RELEASE_NAMESPACE}`,
         `${svc}.${RELEASE_NAMESPACE}.svc`,
         `${svc}.${RELEASE_NAMESPACE}.svc.cluster.local`,
+        // A reader's `kubectl port-forward`, verified with --ca (docs/collector.md).
+        'localhost',
       ],
+      ipAddresses: ['127.0.0.1'],
       usages: ['server auth'],
       issuerRef: { name: 'gatehouse-collector-ca', kind: 'Issuer', group: 'cert-manager.io' },
     });

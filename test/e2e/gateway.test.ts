@@ -9,10 +9,20 @@ import { API_VERSION } from '../../crds/common.ts';
 import { approvalRequestPath } from '../../operator/src/approvals/approval-request-object.ts';
 import type { DatabaseGatewayObject } from '../../operator/src/controllers/database-gateway-controller.ts';
 import { KubeApiError, type KubeObject } from '../../operator/src/runtime/kube-api.ts';
-import { FINALIZER } from '../../operator/src/sidecar-layout.ts';
+import {
+  BUNDLE_COLLECTOR_CA_KEY,
+  BUNDLE_CONFIG_KEY,
+  BUNDLE_MOUNT,
+  FINALIZER,
+  TOKEN_FILE,
+  TOKEN_MOUNT,
+} from '../../operator/src/sidecar-layout.ts';
 import { OperatorCallError, OperatorClient } from '../../sidecar/src/approvals/operator-client.ts';
+import { postBatch } from '../../sidecar/src/audit/ship-post.ts';
 import { createCertificateAuthority } from '../../sidecar/src/tls/certificates.ts';
+import { freePort } from '../harness/free-port.ts';
 import { type RunningOidcProvider, startOidcProvider } from '../harness/oidc-provider.ts';
+import { type ChartCollector, startChartCollector } from './support/chart-collector.ts';
 import { type GatehouseCli, gatehouseCli } from './support/gatehouse-cli.ts';
 import { type Approvers, prepareApprovers } from './support/kube-approvers.ts';
 import {
@@ -40,7 +50,11 @@ import { REPO_ROOT } from './support/proxy-process.ts';
  * on the operator's approvals endpoint, which the gateway's pod calls with its own projected token,
  * until an approver decides with `gatehouse approve|deny` as a real API user. The operator runs with
  * the chart's RBAC, which lets it create Secrets but never update or delete one: the certificate is
- * renewed into a new Secret generation.
+ * renewed into a new Secret generation. With the chart's collector on, the gateway's pod ships its
+ * audit records there as a sidecar does (TLS verified with the bundle's CA, its own projected token
+ * checked by TokenReview): a person's statement arrives with the person as subject and the gateway's
+ * pod as source, and a reader finds it with `gatehouse audit query --ca` through a port-forward's
+ * address (https://localhost), verified against the CA of the collector's Secret.
  */
 
 const pgInfo = inject('postgres');
@@ -49,6 +63,8 @@ const NS = 'people';
 const OBJ = 'gatehouse-gw-analysts';
 const AUDIENCE = 'urn:gatehouse:people';
 const CLIENT_ID = 'gatehouse-cli';
+const CLUSTER = 'e2e-gw';
+const READER = { name: 'auditor', password: 'auditor-secret' };
 
 let env: OperatorCluster;
 let provider: RunningOidcProvider;
@@ -58,10 +74,13 @@ let admin: pg.Client;
 /** The gateway's pod, as the API server stored it (its uid binds the projected token), and its volumes. */
 let pod: V1Pod;
 let kubelet: KubeletPlay;
+let collectorPort: number;
+let collector: ChartCollector | undefined;
 
 beforeAll(async () => {
+  collectorPort = await freePort();
   [env, provider] = await Promise.all([
-    startOperatorCluster(),
+    startOperatorCluster({ collector: { url: `https://127.0.0.1:${collectorPort}`, cluster: CLUSTER } }),
     startOidcProvider({
       users: [
         { id: 'alice', password: 'alice-pw', groups: ['analysts'] },
@@ -80,12 +99,17 @@ beforeAll(async () => {
     database: DATABASE,
   });
   await admin.connect();
+  collector = await startChartCollector(env, collectorPort, {
+    storeDatabase: 'gateway_e2e_store',
+    readers: [READER],
+  });
   // The namespace, with `lead`, who approves, as a real API user (the chart's approver ClusterRole).
   people = await prepareApprovers(env, NS, ['lead'], mkdtempSync(join(tmpdir(), 'gatehouse-gw-approvers-')));
 }, 240_000);
 
 afterAll(async () => {
   await proxy?.stop();
+  await collector?.process.stop();
   await admin?.end();
   await provider?.stop();
   await env?.stop();
@@ -249,6 +273,22 @@ describe('DatabaseGateway against a real API server', () => {
     const ca = await api.get<V1ConfigMap>(core('configmaps', `${OBJ}-ca`));
     caFile = join(mkdtempSync(join(tmpdir(), 'gatehouse-gw-ca-')), 'ca.crt');
     writeFileSync(caFile, ca.data!['ca.crt']!);
+    // With the chart's collector, the gateway ships as a sidecar does: same URL and CA, its pod's token.
+    const bundle = await env.eventually('the gateway bundle carrying the collector CA', async () => {
+      const b = await api.get<V1ConfigMap>(core('configmaps', `${OBJ}-bundle`));
+      return b.data?.[BUNDLE_COLLECTOR_CA_KEY] ? b : undefined;
+    });
+    expect(bundle.data![BUNDLE_COLLECTOR_CA_KEY]).toBe(collector!.ca);
+    const settings = parseAllDocuments(bundle.data![BUNDLE_CONFIG_KEY]!)[0]!.toJS() as {
+      audit: { ship?: unknown };
+    };
+    expect(settings.audit.ship).toEqual({
+      url: `https://127.0.0.1:${collectorPort}`,
+      caFile: `${BUNDLE_MOUNT}/${BUNDLE_COLLECTOR_CA_KEY}`,
+      tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+      cluster: CLUSTER,
+      namespace: NS,
+    });
     // Its own account, which no RBAC names; its pods mount the projected token for the operator only.
     const account = await api.get<KubeObject>(core('serviceaccounts', OBJ));
     expect(account.metadata.ownerReferences).toEqual([expect.objectContaining(owner)]);
@@ -283,6 +323,73 @@ describe('DatabaseGateway against a real API server', () => {
       method: 'token',
       issuer: provider.issuer,
     });
+
+    // The collector has it too: the person as subject, the gateway's pod as source. A reader finds it
+    // at the address a `kubectl port-forward` gives (https://localhost), verified with the collector's CA.
+    const collectorCaFile = join(mkdtempSync(join(tmpdir(), 'gatehouse-gw-collector-ca-')), 'ca.crt');
+    writeFileSync(collectorCaFile, collector!.ca);
+    const reader = (what: string, extra: string[]) =>
+      gatehouse([
+        'audit',
+        'query',
+        what,
+        '--server',
+        `https://localhost:${collectorPort}`,
+        '--user',
+        READER.name,
+        '--password',
+        READER.password,
+        '--format',
+        'json',
+        ...extra,
+      ]);
+    type Shipped = { subject: string; statement: string; source: Record<string, string> };
+    const shipped = await env.eventually(
+      "alice's statement in the collector",
+      async () => {
+        const cli = reader('statements', ['--ca', collectorCaFile, '--subject', 'alice']);
+        if ((await cli.exit) !== 0) throw new Error(cli.stderr());
+        const { items } = JSON.parse(cli.stdout()) as { items: Shipped[] };
+        return items.find((item) => item.statement.includes('FROM customers'));
+      },
+      40_000,
+    );
+    expect(shipped).toMatchObject({
+      subject: 'alice',
+      source: { cluster: CLUSTER, namespace: NS, pod: `${OBJ}-0` },
+    });
+    const sources = reader('sources', ['--ca', collectorCaFile]);
+    expect(await sources.exit, sources.stderr()).toBe(0);
+    expect((JSON.parse(sources.stdout()) as { items: Record<string, unknown>[] }).items).toEqual([
+      expect.objectContaining({ namespace: NS, pod: `${OBJ}-0`, database: DATABASE, status: 'ok' }),
+    ]);
+    // Without the CA, the system's CAs do not know the collector's: said so, with what to do.
+    const unverified = reader('sources', []);
+    expect(await unverified.exit).not.toBe(0);
+    expect(unverified.stderr()).toContain(
+      `cannot verify the collector at https://localhost:${collectorPort}: its certificate did not verify`,
+    );
+    expect(unverified.stderr()).toContain(
+      "give the collector's CA with --ca FILE or $GATEHOUSE_COLLECTOR_CA",
+    );
+
+    // The gateway's token ships its own pod's records only, in its own namespace (TokenReview binds it).
+    const gatewayToken = `${kubelet.mounts.get(TOKEN_MOUNT)!}/${TOKEN_FILE}`;
+    const refusal = async (namespace: string, pod: string) =>
+      postBatch(
+        { url: `https://127.0.0.1:${collectorPort}`, tokenFile: gatewayToken, caFile: collectorCaFile },
+        { cluster: CLUSTER, namespace, pod, database: DATABASE, logKeyId: 'k' },
+        [],
+      ).then(
+        () => 'accepted',
+        (error: Error) => error.message,
+      );
+    expect(await refusal(NS, 'orders-0')).toBe(
+      `the collector answered 403: this token belongs to pod ${OBJ}-0, not orders-0`,
+    );
+    expect(await refusal('shop', `${OBJ}-0`)).toBe(
+      `the collector answered 403: ${ACCOUNT} may ship records of namespace ${NS} only, not shop`,
+    );
 
     // TLS is not optional: the token is a password.
     const clear = connect('SELECT 1', { extra: ['--tls', 'disable'] });

@@ -1,13 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { API_VERSION } from '../../crds/common.ts';
-import { freshStoreUrl } from '../../operator/src/collector/test-store.ts';
 import {
   BUNDLE_COLLECTOR_CA_KEY,
   BUNDLE_CONFIG_KEY,
@@ -17,10 +15,10 @@ import {
 } from '../../operator/src/sidecar-layout.ts';
 import { createCertificateAuthority, pemBundle } from '../../sidecar/src/tls/certificates.ts';
 import { freePort } from '../harness/free-port.ts';
-import { type CollectorProcess, startCollectorProcess } from './support/collector-process.ts';
+import { startChartCollector } from './support/chart-collector.ts';
+import type { CollectorProcess } from './support/collector-process.ts';
 import {
   COLLECTOR_SERVICE,
-  COLLECTOR_TLS_SECRET,
   conditionOf,
   gatehousePath,
   OPERATOR_NAMESPACE,
@@ -120,46 +118,24 @@ async function runSelectedPod(pod: string, beforeStart?: (bundleDir: string) => 
 
 describe('shipping to the chart collector over TLS', () => {
   it("issues the collector's certificate, and a sidecar ships to it verified with the CA from its bundle", async () => {
-    const secret = await env.eventually('the collector certificate issued', async () => {
-      const s = await env.api.getOptional<{ type: string; data?: Record<string, string> }>(
-        `/api/v1/namespaces/${OPERATOR_NAMESPACE}/secrets/${COLLECTOR_TLS_SECRET}`,
-      );
-      return s?.data?.['tls.crt'] && s.data['ca.crt'] ? s : undefined;
+    // The collector as the chart runs it: TLS from the Secret's files, pods authenticated by TokenReview.
+    const chart = await startChartCollector(env, port, {
+      storeDatabase: 'operator_collector_tls_store',
+      readers: [READER],
     });
-    const decoded = (key: string) => Buffer.from(secret.data![key]!, 'base64').toString('utf8');
-    collectorCa = decoded('ca.crt');
-    const served = new X509Certificate(decoded('tls.crt'));
-    // The Service's names, and the host of the URL the bundles name.
+    collector = chart.process;
+    collectorCa = chart.ca;
+    const served = new X509Certificate(chart.certificate);
+    // The Service's names, the host of the URL the bundles name, and those of a port-forward.
     for (const name of [
       COLLECTOR_SERVICE,
       `${COLLECTOR_SERVICE}.${OPERATOR_NAMESPACE}.svc`,
       `${COLLECTOR_SERVICE}.${OPERATOR_NAMESPACE}.svc.cluster.local`,
+      'localhost',
     ])
       expect(served.checkHost(name)).toBe(name);
     expect(served.checkIP('127.0.0.1')).toBe('127.0.0.1');
     expect(served.verify(new X509Certificate(collectorCa).publicKey)).toBe(true);
-
-    // The collector as the chart runs it: TLS from the Secret's files, pods authenticated by TokenReview.
-    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-collector-tls-'));
-    writeFileSync(join(dir, 'tls.crt'), decoded('tls.crt'));
-    writeFileSync(join(dir, 'tls.key'), decoded('tls.key'), { mode: 0o600 });
-    writeFileSync(
-      join(dir, 'collector.yaml'),
-      stringify({
-        store: { url: await freshStoreUrl('operator_collector_tls_store') },
-        tls: { certFile: 'tls.crt', keyFile: 'tls.key' },
-        auth: {
-          tokenReview: { audiences: ['gatehouse.dev'] },
-          localUsers: [READER],
-          readers: [`local:${READER.name}`],
-        },
-        console: { enabled: false },
-      }),
-    );
-    collector = await startCollectorProcess(join(dir, 'collector.yaml'), port, {
-      ...process.env,
-      KUBECONFIG: env.cluster.kubeconfigPath,
-    });
 
     await createNamespace(env.api, NAMESPACE);
     await env.api.create(`/api/v1/namespaces/${NAMESPACE}/serviceaccounts`, {

@@ -94,8 +94,11 @@ describe('the collector certificate', () => {
         'gatehouse-collector.gatehouse-system',
         'gatehouse-collector.gatehouse-system.svc',
         'gatehouse-collector.gatehouse-system.svc.cluster.local',
+        // A reader's `kubectl port-forward`, verified with the CA (docs/collector.md).
+        'localhost',
       ]
         .map((name) => `DNS:${name}`)
+        .concat('IP Address:127.0.0.1')
         .sort(),
     );
     // Unchanged on later looks: the same certificate, no recompilation.

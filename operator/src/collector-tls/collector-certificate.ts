@@ -33,6 +33,8 @@ export interface CollectorTls {
 }
 
 const DEFAULT_INTERVAL_MS = 60_000;
+/** What a reader connects to through `kubectl port-forward`; the chart's cert-manager Certificate names them too. */
+export const PORT_FORWARD_NAMES = ['localhost', '127.0.0.1'] as const;
 
 /**
  * The collector's serving certificate and the CA the bundles carry to verify it. Mode self: the
@@ -92,10 +94,13 @@ export function startCollectorTls(options: CollectorTlsOptions): CollectorTls {
   return { ca, stop: () => clearInterval(timer) };
 }
 
-/** `SERVICE`, `SERVICE.NAMESPACE` and the URL's host, beside the `.svc` names the certificate code adds. */
+/**
+ * `SERVICE`, `SERVICE.NAMESPACE`, the URL's host, and the loopback names of a `kubectl port-forward`
+ * (a reader verifies the collector there with --ca), beside the `.svc` names the certificate code adds.
+ */
 function extraNames(options: CollectorTlsOptions): string[] {
   const svc = `${options.service}.${options.namespace}.svc`;
   const host = new URL(options.url).hostname.replace(/^\[|\]$/g, '');
-  const names = [options.service, `${options.service}.${options.namespace}`, host];
+  const names = [options.service, `${options.service}.${options.namespace}`, host, ...PORT_FORWARD_NAMES];
   return [...new Set(names)].filter((name) => name !== svc && name !== `${svc}.cluster.local`);
 }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../../../sidecar/src/errors.ts';
 import { FollowTable, type Kind } from './audit-query-format.ts';
+import { type CollectorTarget, collectorRequest, reasonOf, Unavailable } from './collector-http.ts';
 
 /** What the collector's statements, sessions and sources answer. */
 export interface Answer {
@@ -10,34 +11,21 @@ export interface Answer {
   readonly message?: string;
 }
 
-/** The collector could not be reached or failed (5xx): worth asking again, unlike a refusal. */
-export class Unavailable extends UserError {}
+export { Unavailable };
 
 export type Ask = (query: URLSearchParams, signal?: AbortSignal) => Promise<Answer>;
 
-/** GETs `url` with `query`; a refusal (4xx) or an unreachable collector is a UserError naming why. */
-export function collectorClient(url: string, server: string, authorization: string): Ask {
+/** GETs `url` with `query`; a refusal (4xx), an unverified or unreachable collector is a UserError naming why. */
+export function collectorClient(url: string, target: CollectorTarget, authorization: string): Ask {
   return async (query, signal) => {
-    let response: Response;
-    try {
-      response = await fetch(query.size === 0 ? url : `${url}?${query}`, {
-        headers: { authorization },
-        ...(signal && { signal }),
-      });
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      throw new Unavailable(
-        `cannot reach the collector at ${server}: ${(error as Error).cause ?? (error as Error).message}`,
-      );
-    }
-    const body = (await response.json().catch(() => undefined)) as Answer | undefined;
-    if (response.status >= 500)
-      throw new Unavailable(
-        `the collector answered ${response.status}: ${body?.message ?? 'no reason given'}`,
-      );
-    if (!response.ok)
-      throw new UserError(`the collector answered ${response.status}: ${body?.message ?? 'no reason given'}`);
-    return body ?? {};
+    const { status, body } = await collectorRequest(target, query.size === 0 ? url : `${url}?${query}`, {
+      authorization,
+      signal,
+    });
+    if (status >= 500) throw new Unavailable(`the collector answered ${status}: ${reasonOf(body)}`);
+    if (status < 200 || status >= 300)
+      throw new UserError(`the collector answered ${status}: ${reasonOf(body)}`);
+    return (body as Answer | undefined) ?? {};
   };
 }
 

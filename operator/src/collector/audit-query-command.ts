@@ -4,6 +4,7 @@ import { collectorClient, followRecords } from './audit-follow.ts';
 import { KINDS, type Kind, table } from './audit-query-format.ts';
 import { readerAuthorization } from './collector-client.ts';
 import { DEFAULT_LISTEN } from './collector-config.ts';
+import { COLLECTOR_CA_ENV, collectorCa } from './collector-http.ts';
 import { parseSince } from './time-range.ts';
 
 export const AUDIT_QUERY_USAGE = `usage: gatehouse audit query [statements|sessions|sources|touched|approvals] [options]
@@ -14,6 +15,9 @@ holds.
 
 options:
   --server URL          the collector (default http://${DEFAULT_LISTEN}, the quickstart's)
+  --ca FILE             the CA (PEM) that verifies an https collector instead of the system's
+                        (default $${COLLECTOR_CA_ENV}); e.g. its Secret's ca.crt through a
+                        kubectl port-forward (docs/collector.md)
   --token JWT           a bearer token; or
   --user NAME           a local user, with --password P or $GATEHOUSE_PASSWORD
   --subject S           only this identity
@@ -44,6 +48,7 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         server: { type: 'string', default: `http://${DEFAULT_LISTEN}` },
+        ca: { type: 'string' },
         token: { type: 'string' },
         user: { type: 'string' },
         password: { type: 'string' },
@@ -112,7 +117,8 @@ export async function runAuditQuery(argv: string[]): Promise<number> {
     query.set(name, time.toISOString());
   }
   const url = `${values.server.replace(/\/$/, '')}/v1/${kind}`;
-  const ask = collectorClient(url, values.server, readerAuthorization(values));
+  const target = { server: values.server, ca: collectorCa(values.ca) };
+  const ask = collectorClient(url, target, readerAuthorization(values));
   if (values.follow) {
     if (kind === 'sources') throw new UserError('--follow follows statements or sessions, not sources');
     if (values.cursor !== undefined)

@@ -2,6 +2,7 @@ import { parseCliArgs } from '../../../sidecar/src/cli/parse-cli-args.ts';
 import { UserError } from '../../../sidecar/src/errors.ts';
 import { authorization } from './audit-query-command.ts';
 import { DEFAULT_LISTEN } from './collector-config.ts';
+import { COLLECTOR_CA_ENV, collectorCa, collectorRequest, reasonOf } from './collector-http.ts';
 
 export const AUDIT_RESET_USAGE = `usage: gatehouse audit reset-source ID --reason TEXT [options]
 
@@ -13,6 +14,7 @@ source. Only the collector's admins (auth.admins) may.
 options:
   --reason TEXT         why the damage is accepted (required)
   --server URL          the collector (default http://${DEFAULT_LISTEN})
+  --ca FILE             the CA (PEM) that verifies an https collector (default $${COLLECTOR_CA_ENV})
   --token JWT           a bearer token; or
   --user NAME           a local user, with --password P or $GATEHOUSE_PASSWORD
   -h, --help            show this text`;
@@ -25,6 +27,7 @@ export async function runAuditReset(argv: string[]): Promise<number> {
       options: {
         reason: { type: 'string' },
         server: { type: 'string', default: `http://${DEFAULT_LISTEN}` },
+        ca: { type: 'string' },
         token: { type: 'string' },
         user: { type: 'string' },
         password: { type: 'string' },
@@ -43,25 +46,17 @@ export async function runAuditReset(argv: string[]): Promise<number> {
   const reason = values.reason?.trim();
   if (!reason) throw new UserError('--reason TEXT is required: say why the damage is accepted');
   const url = `${values.server.replace(/\/$/, '')}/v1/sources/${id}/reset`;
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: { authorization: authorization(values), 'content-type': 'application/json' },
-      body: JSON.stringify({ reason }),
-    });
-  } catch (error) {
-    throw new UserError(
-      `cannot reach the collector at ${values.server}: ${(error as Error).cause ?? (error as Error).message}`,
-    );
-  }
-  const body = (await response.json().catch(() => undefined)) as Record<string, unknown> | undefined;
-  if (!response.ok)
-    throw new UserError(
-      `the collector answered ${response.status}: ${String(body?.['message'] ?? 'no reason given')}`,
-    );
+  const target = { server: values.server, ca: collectorCa(values.ca) };
+  const { status, body } = await collectorRequest(target, url, {
+    method: 'POST',
+    authorization: authorization(values),
+    json: { reason },
+  });
+  if (status < 200 || status >= 300)
+    throw new UserError(`the collector answered ${status}: ${reasonOf(body)}`);
+  const answer = body as Record<string, unknown> | undefined;
   console.log(
-    `source ${id} reset by ${String(body?.['by'])}: was ${String(body?.['previousStatus'])} (${String(body?.['previousReason'] ?? '')}); its chain is checked again after seq ${String(body?.['atSeq'])}`,
+    `source ${id} reset by ${String(answer?.['by'])}: was ${String(answer?.['previousStatus'])} (${String(answer?.['previousReason'] ?? '')}); its chain is checked again after seq ${String(answer?.['atSeq'])}`,
   );
   return 0;
 }

@@ -1,4 +1,5 @@
 import { UserError } from '../../../sidecar/src/errors.ts';
+import { type CollectorCa, type CollectorTarget, collectorRequest, reasonOf } from './collector-http.ts';
 import type { SourceView } from './store.ts';
 import type { RecordView } from './store-queries.ts';
 
@@ -9,30 +10,23 @@ import type { RecordView } from './store-queries.ts';
  */
 export class CollectorClient {
   readonly #base: string;
-  readonly #server: string;
+  readonly #target: CollectorTarget;
   readonly #authorization: string;
 
-  constructor(server: string, authorization: string) {
-    this.#server = server;
+  /** `ca`: the CA that verifies an https collector instead of the system's (--ca), for this client only. */
+  constructor(server: string, authorization: string, ca?: CollectorCa) {
+    this.#target = { server, ca };
     this.#base = server.replace(/\/$/, '');
     this.#authorization = authorization;
   }
 
   async get<T>(path: string): Promise<T> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.#base}${path}`, { headers: { authorization: this.#authorization } });
-    } catch (error) {
-      throw new UserError(
-        `cannot reach the collector at ${this.#server}: ${(error as Error).cause ?? (error as Error).message}`,
-      );
-    }
-    const body = (await response.json().catch(() => undefined)) as (T & { message?: string }) | undefined;
-    if (!response.ok || body === undefined)
-      throw new UserError(
-        `the collector answered ${response.status} to ${path.split('?')[0]}: ${body?.message ?? 'no reason given'}`,
-      );
-    return body;
+    const { status, body } = await collectorRequest(this.#target, `${this.#base}${path}`, {
+      authorization: this.#authorization,
+    });
+    if (status < 200 || status >= 300 || body === undefined)
+      throw new UserError(`the collector answered ${status} to ${path.split('?')[0]}: ${reasonOf(body)}`);
+    return body as T;
   }
 
   async sources(): Promise<SourceView[]> {

@@ -5,6 +5,7 @@ import {
   type SourceCheck,
 } from '../../../sidecar/src/evidence/evidence-input.ts';
 import { CollectorClient, sourceName } from './collector-client.ts';
+import type { CollectorCa } from './collector-http.ts';
 
 export interface CollectorEvidence {
   readonly sources: SourceCheck[];
@@ -21,8 +22,9 @@ export async function readCollectorEvidence(
   server: string,
   authorization: string,
   period: { from: Date; to: Date },
+  ca?: CollectorCa,
 ): Promise<CollectorEvidence> {
-  const collector = new CollectorClient(server, authorization);
+  const collector = new CollectorClient(server, authorization, ca);
   const sources = await collector.sources();
   // By seq: the period's policy changes are read twice (with the period, and with the history).
   const unreadable = new Map<string, Set<number>>();

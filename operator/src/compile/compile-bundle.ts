@@ -115,20 +115,7 @@ export function compileBundle(input: BundleInput): CompiledBundle {
     ...base,
     // The workload's own identity (token-file mode): loopback, so only the pod reaches it.
     ...(mcpPort !== undefined && { mcp: { listen: `127.0.0.1:${mcpPort}` } }),
-    audit: {
-      ...base.audit,
-      // The pod's projected token proves to the collector (TokenReview) which pod ships; the pod
-      // name is the sidecar's host name, the pod's own unless the pod spec sets `hostname`.
-      ...(input.collector && {
-        ship: {
-          url: input.collector.url,
-          caFile: `${BUNDLE_MOUNT}/${BUNDLE_COLLECTOR_CA_KEY}`,
-          tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
-          cluster: input.collector.cluster,
-          ...(access.metadata.namespace !== undefined && { namespace: access.metadata.namespace }),
-        },
-      }),
-    },
+    audit: { ...base.audit, ...(input.collector && auditShip(input.collector, access.metadata.namespace)) },
     identity: {
       mode: 'token-file',
       tokenFile: {
@@ -147,6 +134,25 @@ export function compileBundle(input: BundleInput): CompiledBundle {
   if (input.approvals) extra[BUNDLE_OPERATOR_CA_KEY] = input.approvals.ca;
   if (input.collector) extra[BUNDLE_COLLECTOR_CA_KEY] = input.collector.ca ?? '';
   return assembleBundle(proxy, input, extra);
+}
+
+/**
+ * The proxy's `audit.ship` section, for a sidecar and a gateway alike: the collector's URL, verified
+ * with the CA the bundle carries as BUNDLE_COLLECTOR_CA_KEY (the caller adds that key, empty while
+ * there is none), and the pod's projected token (audience gatehouse.dev), which proves to the
+ * collector (TokenReview) which pod ships. The pod name is the proxy's host name, the pod's own
+ * unless the pod spec sets `hostname`; the collector refuses records of any other pod for it.
+ */
+export function auditShip(collector: BundleCollector, namespace: string | undefined) {
+  return {
+    ship: {
+      url: collector.url,
+      caFile: `${BUNDLE_MOUNT}/${BUNDLE_COLLECTOR_CA_KEY}`,
+      tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+      cluster: collector.cluster,
+      ...(namespace !== undefined && { namespace }),
+    },
+  };
 }
 
 /**

@@ -8,7 +8,15 @@ import { ANNOTATION_GATEWAY_ROLLOUT } from '../gateway/gateway-layout.ts';
 import { EventRecorder } from '../runtime/event-recorder.ts';
 import { FakeKubeApi } from '../runtime/fake-kube-api.ts';
 import { type KubeObject, resourcePath } from '../runtime/kube-api.ts';
-import { BUNDLE_CONFIG_KEY, FINALIZER, INJECT_DISABLED, LABEL_INJECT } from '../sidecar-layout.ts';
+import {
+  BUNDLE_COLLECTOR_CA_KEY,
+  BUNDLE_CONFIG_KEY,
+  FINALIZER,
+  INJECT_DISABLED,
+  LABEL_INJECT,
+  TOKEN_FILE,
+  TOKEN_MOUNT,
+} from '../sidecar-layout.ts';
 import { gatehousePath } from './api-paths.ts';
 import type { Condition } from './conditions.ts';
 import type {
@@ -30,7 +38,10 @@ const OBJ = 'gatehouse-gw-people';
 const core = (plural: string, name: string) => resourcePath('v1', plural, NS, name);
 const DEPLOYMENT = resourcePath('apps/v1', 'deployments', NS, OBJ);
 
-async function world(approvals?: { url: string; ca: string }) {
+async function world(
+  approvals?: { url: string; ca: string },
+  collector?: { url: string; cluster: string; ca: () => string | undefined },
+) {
   const api = new FakeKubeApi();
   await api.create('/api/v1/namespaces', { metadata: { name: NS } });
   const gateways = api.informer<DatabaseGatewayObject>(gatehousePath('DatabaseGateway'));
@@ -43,6 +54,10 @@ async function world(approvals?: { url: string; ca: string }) {
     events: new EventRecorder(api, 'gatehouse-operator', logger),
     sidecarImage: 'example.com/gatehouse:test',
     ...(approvals && { approvalsEndpoint: async () => approvals }),
+    ...(collector && {
+      collector: { url: collector.url, cluster: collector.cluster },
+      collectorCa: async () => collector.ca(),
+    }),
   });
   return {
     api,
@@ -126,6 +141,40 @@ function condition(object: { status?: { conditions?: Condition[] } }, type: stri
 }
 
 describe('DatabaseGatewayController reconcile states', () => {
+  it("ships to the chart's collector: an empty CA file until the collector has a CA, then that CA", async () => {
+    let ca: string | undefined;
+    const w = await world(undefined, {
+      url: 'https://gatehouse-collector.gatehouse-system.svc:7450',
+      cluster: 'prod-eu',
+      ca: () => ca,
+    });
+    await createPolicies(w.api);
+    await createAccess(w.api);
+    await createGateway(w.api);
+    await w.reconcile();
+    const first = await w.bundle();
+    expect(first[BUNDLE_COLLECTOR_CA_KEY]).toBe('');
+    const proxy = parseAllDocuments(first[BUNDLE_CONFIG_KEY]!)[0]!.toJS() as {
+      audit: { ship?: Record<string, unknown> };
+    };
+    expect(proxy.audit.ship).toEqual({
+      url: 'https://gatehouse-collector.gatehouse-system.svc:7450',
+      caFile: expect.stringMatching(new RegExp(`/${BUNDLE_COLLECTOR_CA_KEY}$`)),
+      tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+      cluster: 'prod-eu',
+      namespace: NS,
+    });
+    const rollout = (await w.deployment()).spec!.template.metadata!.annotations![ANNOTATION_GATEWAY_ROLLOUT];
+    // The collector's CA appears (the operator requeues every gateway then): the bundle carries it,
+    // and the running pods read it from their ConfigMap volume without a new rollout.
+    ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    await w.reconcile();
+    expect((await w.bundle())[BUNDLE_COLLECTOR_CA_KEY]).toBe(ca);
+    expect((await w.deployment()).spec!.template.metadata!.annotations![ANNOTATION_GATEWAY_ROLLOUT]).toBe(
+      rollout,
+    );
+  });
+
   it('stalls while its DatabaseAccess, or what the access names, is missing, and names each', async () => {
     const w = await world();
     await createGateway(w.api);

@@ -1,7 +1,12 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import type { DatabaseGatewaySpecType, DatabaseGatewayStatusType } from '../../../crds/database-gateway.ts';
-import { BundleSpecError, type CompiledBundle, upstreamSettings } from '../compile/compile-bundle.ts';
+import {
+  type BundleCollector,
+  BundleSpecError,
+  type CompiledBundle,
+  upstreamSettings,
+} from '../compile/compile-bundle.ts';
 import { compileGatewayBundle, gatewayListenPort } from '../gateway/compile-gateway-bundle.ts';
 import {
   gatewayBundleName,
@@ -60,6 +65,10 @@ export interface DatabaseGatewayControllerDeps {
   readonly sidecarImage: string;
   /** Where the gateway asks for approvals (the operator's endpoint and CA); absent: nowhere, held statements are refused. */
   readonly approvalsEndpoint?: () => Promise<{ url: string; ca: string } | undefined>;
+  /** The chart's audit collector: the gateway's bundle ships there as a sidecar's does. */
+  readonly collector?: Omit<BundleCollector, 'ca'>;
+  /** The CA that verifies the collector, read at each reconcile; undefined while there is none yet. */
+  readonly collectorCa?: () => Promise<string | undefined>;
 }
 
 /** Secrets are not watched: a gateway waiting for cert-manager's looks again this often. */
@@ -143,6 +152,7 @@ export class DatabaseGatewayController implements Reconciler {
       );
 
     const approvals = await this.#d.approvalsEndpoint?.();
+    const collectorCa = this.#d.collector && (await this.#d.collectorCa?.());
     let bundle: CompiledBundle;
     let port: number;
     try {
@@ -156,6 +166,7 @@ export class DatabaseGatewayController implements Reconciler {
           spec: m.spec,
         })),
         ...(approvals && { approvals }),
+        ...(this.#d.collector && { collector: { ...this.#d.collector, ca: collectorCa } }),
       });
       checkBundle(bundle, `bundle of gateway ${namespace}/${name}`);
     } catch (error) {

@@ -7,10 +7,14 @@ import { loadPolicyDocuments } from '../../../sidecar/src/policy/load-policy.ts'
 import { createCertificateAuthority, issueServerCertificate } from '../../../sidecar/src/tls/certificates.ts';
 import { BundleSpecError } from '../compile/compile-bundle.ts';
 import {
+  BUNDLE_COLLECTOR_CA_KEY,
   BUNDLE_CONFIG_KEY,
+  BUNDLE_MOUNT,
   CREDENTIALS_MOUNT,
   MASKING_KEY_KEY,
   MASKING_KEY_MOUNT,
+  TOKEN_FILE,
+  TOKEN_MOUNT,
 } from '../sidecar-layout.ts';
 import { compileGatewayBundle, type GatewayBundleInput } from './compile-gateway-bundle.ts';
 import { CLIENT_TLS_MOUNT } from './gateway-layout.ts';
@@ -106,6 +110,39 @@ describe('compileGatewayBundle', () => {
     const custom = compileGatewayBundle(input({ port: 6432 }));
     expect((await loadAsProxy(custom.data[BUNDLE_CONFIG_KEY]!)).proxy.listen.port).toBe(6432);
     expect(() => compileGatewayBundle(input({ port: 15090 }))).toThrow(BundleSpecError);
+  });
+
+  it("ships its audit log to the chart's collector as a sidecar does: same URL and CA, the pod's own token", async () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const collector = {
+      url: 'https://gatehouse-collector.gatehouse-system.svc:7450',
+      cluster: 'prod-eu',
+      ca,
+    };
+    const bundle = compileGatewayBundle({ ...input(), collector });
+    const { proxy } = await loadAsProxy(bundle.data[BUNDLE_CONFIG_KEY]!);
+    // The pod's projected token (audience gatehouse.dev), never a person's: the collector binds it
+    // (TokenReview) to the gateway's namespace and pod, and takes the pod's records only.
+    expect(proxy.audit.ship).toEqual({
+      url: collector.url,
+      caFile: `${BUNDLE_MOUNT}/${BUNDLE_COLLECTOR_CA_KEY}`,
+      tokenFile: `${TOKEN_MOUNT}/${TOKEN_FILE}`,
+      cluster: 'prod-eu',
+      namespace: 'shop',
+      batchRecords: 1000,
+    });
+    expect(proxy.audit.ship?.pod).toBeUndefined();
+    expect(bundle.data[BUNDLE_COLLECTOR_CA_KEY]).toBe(ca);
+    expect(Object.keys(bundle.data).sort()).toEqual([BUNDLE_COLLECTOR_CA_KEY, BUNDLE_CONFIG_KEY].sort());
+    // A renewed CA is a new bundle; before there is one, an empty CA file, and nothing is sent.
+    expect(compileGatewayBundle({ ...input(), collector: { ...collector, ca: `${ca}${ca}` } }).hash).not.toBe(
+      bundle.hash,
+    );
+    const waiting = compileGatewayBundle({ ...input(), collector: { ...collector, ca: undefined } });
+    expect(waiting.data[BUNDLE_COLLECTOR_CA_KEY]).toBe('');
+    expect((await loadAsProxy(compileGatewayBundle(input()).data[BUNDLE_CONFIG_KEY]!)).proxy.audit.ship).toBe(
+      undefined,
+    );
   });
 
   it('is deterministic: the same input gives the same hash, another issuer another', () => {

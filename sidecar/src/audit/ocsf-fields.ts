@@ -115,3 +115,13 @@ export function endpoint(origin: SessionOrigin): Record<string, unknown> {
           : `${origin.namespace}/${origin.pod}`,
   });
 }
+
+/**
+ * OCSF's `actor.app_name` ("the client application that initiated the activity"): the record's
+ * `application`, as the client declared it (application_name, program_name). Self-declared, so it
+ * names a tool, never an identity. The proxy's own `mcpTool`, which no client can set, has no OCSF
+ * attribute of that meaning and stays in `unmapped.mcpTool`, apart from what a client claims.
+ */
+export function clientApplication(fields: RecordFields): string | undefined {
+  return fields.string('application');
+}

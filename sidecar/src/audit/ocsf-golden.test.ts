@@ -6,7 +6,7 @@ import { OcsfMapper } from './ocsf.ts';
 const PREV = 'a'.repeat(64);
 const HASH = 'b'.repeat(64);
 
-/** A refused statement as the writer lays it out (record.ts), and its OCSF event, in full. */
+/** A refused statement of an MCP tool call as the writer lays it out (record.ts), and its OCSF event, in full. */
 const RECORD: ParsedRecord = {
   seq: 7,
   prev: PREV,
@@ -21,6 +21,8 @@ const RECORD: ParsedRecord = {
   clientAddress: '10.0.0.7',
   clientPort: 50123,
   database: 'billing',
+  application: 'gatehouse-mcp/query',
+  mcpTool: 'query',
   via: 'text',
   statement: 'DELETE FROM invoices',
   fingerprint: 'f00df00df00df00d',
@@ -63,6 +65,8 @@ const GOLDEN = {
   actor: {
     user: { name: 'alice@example.com', uid: 'alice@example.com', groups: [{ name: 'dba' }] },
     session: { uid: '01JGOLDEN', issuer: 'https://idp.example' },
+    // What the client declared itself (application_name, program_name).
+    app_name: 'gatehouse-mcp/query',
   },
   src_endpoint: { ip: '10.0.0.7', port: 50123 },
   database: { name: 'billing', type_id: 1, type: 'Relational' },
@@ -78,6 +82,8 @@ const GOLDEN = {
     type: 'statement',
     protocol: 'mysql',
     method: 'token',
+    // The tool the proxy's own MCP server ran the statement for: no OCSF attribute means that.
+    mcpTool: 'query',
     via: 'text',
     durationMs: 0.25,
   },

@@ -1,5 +1,6 @@
 import { CONTROL, DATABASE_RELATIONAL, DATASTORE_ACTIVITY, STATUS } from './ocsf-classes.ts';
 import {
+  clientApplication,
   compact,
   type EventBase,
   endpoint,
@@ -61,10 +62,11 @@ export function datastoreActivity(
     ...status(outcome),
     status_code: start ? undefined : fields.string('sqlstate'),
     status_detail: reason,
-    actor: {
+    actor: compact({
       user: user(subject, start ? undefined : fields.strings('groups')),
       session: compact({ uid: session, issuer: start ? undefined : fields.string('issuer') }),
-    },
+      app_name: start ? undefined : clientApplication(fields),
+    }),
     // A statement.start whose session began before the exported lines names only its session.
     src_endpoint: Object.keys(src).length > 0 ? src : { uid: `session:${session ?? 'unknown'}` },
     database: compact({ name: database ?? 'unknown', ...DATABASE_RELATIONAL }),

@@ -264,3 +264,142 @@ describe('the log itself as Event Log Activity (1008)', () => {
     expect(byType('audit.loss')[0]).toMatchObject({ activity_id: 99, status_id: 2, severity_id: 4 });
   });
 });
+
+describe('what the client declared and what the proxy knows: application and mcpTool', () => {
+  const session = {
+    session: '01JMCP',
+    protocol: 'postgres',
+    subject: 'system:serviceaccount:shop:agent',
+    groups: ['system:serviceaccounts'],
+    method: 'token',
+    clientAddress: '127.0.0.1',
+    clientPort: 40000,
+    database: 'shop',
+  };
+  const record = (seq: number, type: string, fields: Record<string, unknown>) => ({
+    record: { seq, prev: 'a'.repeat(64), time: '2026-12-07T08:00:00.000Z', type, ...fields },
+    hash: String(seq).padStart(64, '0'),
+  });
+  // Each record as the writer lays it out (record.ts), with both, one, or neither field.
+  const cases: [string, Record<string, unknown>, string | undefined, string | undefined][] = [
+    [
+      'connection.start',
+      { ...session, application: 'gatehouse-mcp/query', mcpTool: 'query', tls: true },
+      'gatehouse-mcp/query',
+      'query',
+    ],
+    [
+      'statement',
+      {
+        ...session,
+        application: 'gatehouse-mcp/query',
+        mcpTool: 'query',
+        via: 'text',
+        statement: 'SELECT $1',
+        fingerprint: 'f00d',
+        outcome: 'ok',
+      },
+      'gatehouse-mcp/query',
+      'query',
+    ],
+    [
+      'statement',
+      {
+        ...session,
+        application: 'psql',
+        via: 'simple',
+        statement: 'SELECT $1',
+        fingerprint: 'f00d',
+        outcome: 'ok',
+      },
+      'psql',
+      undefined,
+    ],
+    // A client naming itself like the MCP server is still only a declared application.
+    [
+      'statement',
+      {
+        ...session,
+        application: 'gatehouse-mcp/query',
+        via: 'simple',
+        statement: 'SELECT $1',
+        fingerprint: 'f00d',
+        outcome: 'refused',
+        reason: 'no',
+      },
+      'gatehouse-mcp/query',
+      undefined,
+    ],
+    [
+      'statement',
+      { ...session, via: 'simple', statement: 'SELECT $1', fingerprint: 'f00d', outcome: 'ok' },
+      undefined,
+      undefined,
+    ],
+    [
+      'connection.end',
+      {
+        ...session,
+        application: 'gatehouse-mcp/query',
+        mcpTool: 'query',
+        durationMs: 5,
+        statements: 1,
+        reason: 'client',
+      },
+      'gatehouse-mcp/query',
+      'query',
+    ],
+    [
+      'connection.refused',
+      {
+        protocol: 'postgres',
+        clientAddress: '127.0.0.1',
+        clientPort: 1,
+        user: 'agent',
+        database: 'shop',
+        sqlstate: '28000',
+        reason: 'no grant',
+        mcpTool: 'query',
+      },
+      undefined,
+      'query',
+    ],
+  ];
+
+  it.each(cases)(
+    '%s maps application to actor.app_name and keeps mcpTool in unmapped',
+    (type, fields, application, mcpTool) => {
+      const event = new OcsfMapper({ productVersion: '1.0.0' }).map(record(1, type, fields));
+      expect(ocsfProblems(event)).toEqual([]);
+      expect((event['actor'] as { app_name?: string } | undefined)?.app_name).toBe(application);
+      const unmapped = event['unmapped'] as Record<string, unknown>;
+      expect(unmapped['mcpTool']).toBe(mcpTool);
+      // Each in one place only: the declared name never doubles as the proxy's own tool, nor the reverse.
+      expect(unmapped['application']).toBeUndefined();
+      expect(JSON.stringify(event).split('"query"').length - 1).toBe(mcpTool === undefined ? 0 : 1);
+    },
+  );
+
+  it('leaves them out of statement.start, whose record names only its session', () => {
+    const mapper = new OcsfMapper({ productVersion: '1.0.0' });
+    mapper.map(
+      record(1, 'connection.start', {
+        ...session,
+        application: 'gatehouse-mcp/query',
+        mcpTool: 'query',
+        tls: true,
+      }),
+    );
+    const start = mapper.map(
+      record(2, 'statement.start', {
+        session: '01JMCP',
+        subject: session.subject,
+        via: 'text',
+        statement: 'SELECT $1',
+        fingerprint: 'f',
+      }),
+    );
+    expect(ocsfProblems(start)).toEqual([]);
+    expect((start['actor'] as { app_name?: string }).app_name).toBeUndefined();
+  });
+});

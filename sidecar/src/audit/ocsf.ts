@@ -17,6 +17,7 @@ import {
   STATUS,
 } from './ocsf-classes.ts';
 import {
+  clientApplication,
   compact,
   type EventBase,
   endpoint,
@@ -143,6 +144,8 @@ export class OcsfMapper {
       status_code: refused ? fields.string('sqlstate') : undefined,
       status_detail: refused || type === 'connection.end' ? fields.string('reason') : undefined,
       user: user(subject ?? '', refused ? undefined : fields.strings('groups')),
+      // Who asked for the logon: the client application, when it declared one.
+      actor: mapApplication(clientApplication(fields)),
       session: session === undefined ? undefined : compact({ uid: session, issuer: fields.string('issuer') }),
       // The database logged into, through the proxy of its protocol (the class wants a service or a destination).
       service: compact({
@@ -293,6 +296,10 @@ const LOG_ACTIVITY_NAMES: Record<string, string> = {
   'audit.loss': 'Loss',
   'log.recover': 'Recovery',
 };
+
+function mapApplication(application: string | undefined): Record<string, unknown> | undefined {
+  return application === undefined ? undefined : { app_name: application };
+}
 
 function capitalize(word: string): string {
   return word.charAt(0).toUpperCase() + word.slice(1);

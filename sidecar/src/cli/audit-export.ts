@@ -22,6 +22,8 @@ export const AUDIT_EXPORT_USAGE = `  --format ocsf|jsonl   ocsf (default): one O
   --server URL          read the collector's store (docs/collector.md) instead of FILEs, with a
                         reader's --token JWT, or --user NAME and --password P (or $GATEHOUSE_PASSWORD);
                         --from defaults to a day before --to, --to to now
+  --ca FILE             with --server: the CA (PEM) that verifies an https collector instead of the
+                        system's (default $GATEHOUSE_COLLECTOR_CA; docs/collector.md)
   -h, --help            show this text
 
 Verifies every FILE first, as gatehouse audit verify does (FILE.head is checked when it exists), and
@@ -49,6 +51,8 @@ interface ExportOptions {
   readonly server?: {
     readonly url: string;
     readonly reader: { readonly token?: string; readonly user?: string; readonly password?: string };
+    /** --ca FILE: the CA file that verifies the collector (else $GATEHOUSE_COLLECTOR_CA, else the system's). */
+    readonly caFile?: string;
   };
   readonly format: 'ocsf' | 'jsonl';
   readonly from: number;
@@ -151,6 +155,7 @@ function parseOptions(argv: string[]): (Omit<ExportOptions, 'publicKeys'> & { ke
         'allow-unsealed': { type: 'boolean' },
         'no-verify': { type: 'boolean' },
         server: { type: 'string' },
+        ca: { type: 'string' },
         token: { type: 'string' },
         user: { type: 'string' },
         password: { type: 'string' },
@@ -168,8 +173,8 @@ function parseOptions(argv: string[]): (Omit<ExportOptions, 'publicKeys'> & { ke
     throw new UserError(
       'give one or more audit log FILEs, or --server URL (the collector), one of the two (see gatehouse audit export --help)',
     );
-  if (server === undefined && (values.token ?? values.user ?? values.password) !== undefined)
-    throw new UserError('--token, --user and --password go with --server');
+  if (server === undefined && (values.token ?? values.user ?? values.password ?? values.ca) !== undefined)
+    throw new UserError('--token, --user, --password and --ca go with --server');
   if (server !== undefined && !/^https?:\/\/[^/]/.test(server))
     throw new UserError(`--server wants the collector's http(s) URL, not "${server}"`);
   const nowOr = (fallback: number) => (server === undefined ? fallback : Date.now());
@@ -194,6 +199,7 @@ function parseOptions(argv: string[]): (Omit<ExportOptions, 'publicKeys'> & { ke
                 ...(values.user !== undefined && { user: values.user }),
                 ...(values.password !== undefined && { password: values.password }),
               },
+        ...(values.ca !== undefined && { caFile: values.ca }),
       },
     }),
     format,
@@ -228,12 +234,17 @@ async function exportFromCollector(
   io: { readonly stdout: Output; readonly stderr: Output },
 ): Promise<number> {
   // Loaded here, not at the top: the proxy, which imports this command's usage, never loads collector code.
-  const { CollectorClient, readerAuthorization, sourceName } = await import(
-    '../../../operator/src/collector/collector-client.ts'
-  );
+  const [{ CollectorClient, readerAuthorization, sourceName }, { collectorCa }] = await Promise.all([
+    import('../../../operator/src/collector/collector-client.ts'),
+    import('../../../operator/src/collector/collector-http.ts'),
+  ]);
   let collector: InstanceType<typeof CollectorClient>;
   try {
-    collector = new CollectorClient(server.url, readerAuthorization(server.reader));
+    collector = new CollectorClient(
+      server.url,
+      readerAuthorization(server.reader),
+      collectorCa(server.caFile),
+    );
   } catch (error) {
     io.stderr.write(`gatehouse: ${(error as Error).message}\n`);
     return 2;

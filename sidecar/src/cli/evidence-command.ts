@@ -26,6 +26,8 @@ evidences and what it does not.
   --server URL            the collector's store instead (docs/collector.md), with a reader's
   --token JWT               bearer token, or
   --user NAME               local user and --password P (or $GATEHOUSE_PASSWORD)
+  --ca FILE                 the CA (PEM) that verifies an https collector instead of the system's
+                            (default $GATEHOUSE_COLLECTOR_CA; docs/collector.md)
   --policy FILE           the proxy config or bundle in force now (in a cluster: the bundle ConfigMap's
                           gatehouse.yaml), or kubectl get ... -o yaml output: its DatabaseAccess grants
                           go into access.json, with whether its digest is the one the sources record
@@ -81,6 +83,7 @@ async function build(argv: string[], io: Io): Promise<number> {
         'public-key': { type: 'string', multiple: true },
         'allow-unsealed': { type: 'boolean' },
         server: { type: 'string' },
+        ca: { type: 'string' },
         token: { type: 'string' },
         user: { type: 'string' },
         password: { type: 'string' },
@@ -106,6 +109,16 @@ async function build(argv: string[], io: Io): Promise<number> {
     throw new UserError(
       'give either --audit FILE... (audit logs) or --server URL (the collector), one of the two',
     );
+  if (values.server === undefined && values.ca !== undefined)
+    throw new UserError('--ca goes with --server: it verifies the collector');
+  // Read before the folder is made: a CA that cannot be read writes nothing.
+  const ca =
+    values.server === undefined
+      ? undefined
+      : (await import('../../../operator/src/collector/collector-http.ts')).collectorCa(
+          values.ca,
+          io.env ?? process.env,
+        );
   await ensureEmptyDir(values.out);
   const signingKey = await loadSigningKey(values['signing-key']);
   const policy = values.policy === undefined ? undefined : await readPolicyFile(values.policy);
@@ -124,10 +137,12 @@ async function build(argv: string[], io: Io): Promise<number> {
         password: values.password ?? io.env?.['GATEHOUSE_PASSWORD'],
       }),
     });
-    ({ sources, records, policyHistory } = await readCollectorEvidence(values.server, header, {
-      from: new Date(from),
-      to: new Date(to),
-    }));
+    ({ sources, records, policyHistory } = await readCollectorEvidence(
+      values.server,
+      header,
+      { from: new Date(from), to: new Date(to) },
+      ca,
+    ));
   } else {
     const publicKeys = await readPublicKeys(values['public-key'] ?? []);
     for (const file of files) {
