@@ -19,7 +19,7 @@ const SECRET = 'zq-7731-secret';
 const POLICIES = [
   policyDocument('MaskingPolicy', 'by-name', {
     autoDetect: false,
-    rules: [{ columns: ['customers.code'], method: 'redact' }],
+    rules: [{ columns: ['customers.code', 'mv_customers.code'], method: 'redact' }],
   }),
   policyDocument('DatabaseAccess', 'agent', {
     subjects: [localUser('demo')],
@@ -209,57 +209,57 @@ describe('PostgreSQL: a masked identity cannot move masked values', () => {
 
 /** MySQL's spellings of the same moves. */
 const MYSQL_SCHEMA_CHANGES = [
-  'ALTER TABLE customers RENAME COLUMN code TO label2',
-  'alter table CUSTOMERS rename column CODE to label2',
-  'ALTER TABLE `customers` CHANGE `code` label2 text',
-  'ALTER TABLE moves.customers CHANGE COLUMN code label2 text',
-  'ALTER TABLE customers MODIFY code int',
-  'ALTER TABLE customers RENAME TO people',
-  'ALTER TABLE customers RENAME moves.people',
-  'RENAME TABLE customers TO people',
-  'RENAME TABLE notes TO notes2, customers TO people',
-  'ALTER TABLE customers ADD COLUMN copy text AS (code) STORED',
-  'ALTER TABLE customers ADD COLUMN copy text GENERATED ALWAYS AS (upper(code)) VIRTUAL',
-  "ALTER TABLE customers ADD CONSTRAINT probe CHECK (code < 'm')",
-  'CREATE INDEX probe ON customers (code)',
-  'CREATE UNIQUE INDEX probe USING BTREE ON moves.customers (code)',
-  'ALTER TABLE customers ADD INDEX probe (code)',
-  'CREATE TRIGGER probe AFTER UPDATE ON customers FOR EACH ROW INSERT INTO log VALUES (OLD.code)',
-  'CREATE TRIGGER probe BEFORE DELETE ON `customers` FOR EACH ROW SET @v = OLD.code',
-  '/*!50001 ALTER TABLE customers RENAME COLUMN code TO label2 */',
+  'ALTER TABLE mv_customers RENAME COLUMN code TO label2',
+  'alter table MV_CUSTOMERS rename column CODE to label2',
+  'ALTER TABLE `mv_customers` CHANGE `code` label2 text',
+  'ALTER TABLE moves.mv_customers CHANGE COLUMN code label2 text',
+  'ALTER TABLE mv_customers MODIFY code int',
+  'ALTER TABLE mv_customers RENAME TO people',
+  'ALTER TABLE mv_customers RENAME moves.people',
+  'RENAME TABLE mv_customers TO people',
+  'RENAME TABLE mv_notes TO notes2, mv_customers TO people',
+  'ALTER TABLE mv_customers ADD COLUMN copy text AS (code) STORED',
+  'ALTER TABLE mv_customers ADD COLUMN copy text GENERATED ALWAYS AS (upper(code)) VIRTUAL',
+  "ALTER TABLE mv_customers ADD CONSTRAINT probe CHECK (code < 'm')",
+  'CREATE INDEX probe ON mv_customers (code)',
+  'CREATE UNIQUE INDEX probe USING BTREE ON moves.mv_customers (code)',
+  'ALTER TABLE mv_customers ADD INDEX probe (code)',
+  'CREATE TRIGGER probe AFTER UPDATE ON mv_customers FOR EACH ROW INSERT INTO mv_log VALUES (OLD.code)',
+  'CREATE TRIGGER probe BEFORE DELETE ON `mv_customers` FOR EACH ROW SET @v = OLD.code',
+  '/*!50001 ALTER TABLE mv_customers RENAME COLUMN code TO label2 */',
 ];
 
 const MYSQL_CODE = [
-  'CREATE TABLE copy AS SELECT id, code AS label FROM customers',
-  'CREATE TABLE copy SELECT code FROM customers',
-  'CREATE TABLE copy (v text) SELECT code AS v FROM customers',
-  'CREATE TABLE IF NOT EXISTS copy SELECT * FROM customers',
-  'CREATE TABLE copy IGNORE SELECT code FROM customers',
-  'CREATE TABLE copy AS (SELECT code FROM customers)',
-  'CREATE TABLE copy AS WITH c AS (SELECT code FROM customers) SELECT * FROM c',
-  'CREATE TRIGGER probe AFTER INSERT ON notes FOR EACH ROW INSERT INTO log SELECT code FROM customers',
-  'CREATE VIEW copy AS SELECT code AS label FROM customers',
-  'CREATE OR REPLACE VIEW copy AS SELECT id, code AS label FROM moves.customers',
-  'CREATE SQL SECURITY INVOKER VIEW copy (a) AS SELECT code FROM customers',
-  'CREATE FUNCTION leak() RETURNS text READS SQL DATA RETURN (SELECT code FROM customers LIMIT 1)',
-  "SELECT code FROM customers INTO OUTFILE '/tmp/gatehouse-masked-moves.csv'",
-  "SELECT id INTO DUMPFILE '/tmp/gatehouse-masked-moves.bin' FROM notes LIMIT 1",
-  'CREATE PROCEDURE leak() INSERT INTO log SELECT code FROM customers',
-  'CREATE PROCEDURE leak() BEGIN DECLARE v text; SELECT code INTO v FROM customers LIMIT 1; INSERT INTO log VALUES (v); END',
-  // The database's own triggers: copy_on_insert (on trig) reads customers; history (on customers) sees OLD.
-  'INSERT INTO trig VALUES (1)',
-  "UPDATE customers SET label = 'changed' WHERE id = 1",
-  'DELETE FROM customers WHERE id = 2',
+  'CREATE TABLE copy AS SELECT id, code AS label FROM mv_customers',
+  'CREATE TABLE copy SELECT code FROM mv_customers',
+  'CREATE TABLE copy (v text) SELECT code AS v FROM mv_customers',
+  'CREATE TABLE IF NOT EXISTS copy SELECT * FROM mv_customers',
+  'CREATE TABLE copy IGNORE SELECT code FROM mv_customers',
+  'CREATE TABLE copy AS (SELECT code FROM mv_customers)',
+  'CREATE TABLE copy AS WITH c AS (SELECT code FROM mv_customers) SELECT * FROM c',
+  'CREATE TRIGGER probe AFTER INSERT ON mv_notes FOR EACH ROW INSERT INTO mv_log SELECT code FROM mv_customers',
+  'CREATE VIEW copy AS SELECT code AS label FROM mv_customers',
+  'CREATE OR REPLACE VIEW copy AS SELECT id, code AS label FROM moves.mv_customers',
+  'CREATE SQL SECURITY INVOKER VIEW copy (a) AS SELECT code FROM mv_customers',
+  'CREATE FUNCTION leak() RETURNS text READS SQL DATA RETURN (SELECT code FROM mv_customers LIMIT 1)',
+  "SELECT code FROM mv_customers INTO OUTFILE '/tmp/gatehouse-masked-moves.csv'",
+  "SELECT id INTO DUMPFILE '/tmp/gatehouse-masked-moves.bin' FROM mv_notes LIMIT 1",
+  'CREATE PROCEDURE leak() INSERT INTO mv_log SELECT code FROM mv_customers',
+  'CREATE PROCEDURE leak() BEGIN DECLARE v text; SELECT code INTO v FROM mv_customers LIMIT 1; INSERT INTO mv_log VALUES (v); END',
+  // The database's own triggers: copy_on_insert (on mv_trig) reads mv_customers; mv_history (on mv_customers) sees OLD.
+  'INSERT INTO mv_trig VALUES (1)',
+  "UPDATE mv_customers SET label = 'changed' WHERE id = 1",
+  'DELETE FROM mv_customers WHERE id = 2',
 ];
 
 const MYSQL_ALLOWED = [
-  'ALTER TABLE notes ADD COLUMN extra int',
-  'CREATE INDEX notes_body ON notes (body(10))',
+  'ALTER TABLE mv_notes ADD COLUMN extra int',
+  'CREATE INDEX notes_body ON mv_notes (body(10))',
   'CREATE TABLE scratch(id int)',
   'DROP TABLE scratch',
-  "INSERT INTO notes VALUES (1, 'hello', NULL)",
-  'CREATE TABLE labels AS SELECT id, body FROM notes',
-  'CREATE OR REPLACE VIEW note_view AS SELECT body FROM notes',
+  "INSERT INTO mv_notes VALUES (1, 'hello', NULL)",
+  'CREATE TABLE labels AS SELECT id, body FROM mv_notes',
+  'CREATE OR REPLACE VIEW note_view AS SELECT body FROM mv_notes',
 ];
 
 describe('MySQL: a masked identity cannot move masked values', () => {
@@ -273,15 +273,15 @@ describe('MySQL: a masked identity cannot move masked values', () => {
     await admin.query(`GRANT ALL PRIVILEGES ON ${DATABASE}.* TO '${mariadb.users.native.user}'@'%'`);
     await admin.changeUser({ database: DATABASE });
     for (const sql of [
-      'CREATE TABLE customers(id int, label text, code text)',
-      `INSERT INTO customers VALUES (1, 'first', '${SECRET}'), (2, 'second', '${SECRET}')`,
-      'CREATE TABLE log(v text)',
-      'CREATE TABLE history(v text)',
-      'CREATE TABLE trig(id int)',
-      'CREATE TABLE notes(id int, body text)',
-      'CREATE TRIGGER copy_on_insert AFTER INSERT ON trig FOR EACH ROW INSERT INTO log SELECT code FROM customers',
-      'CREATE TRIGGER history_update AFTER UPDATE ON customers FOR EACH ROW INSERT INTO history VALUES (OLD.code)',
-      'CREATE TRIGGER history_delete AFTER DELETE ON customers FOR EACH ROW INSERT INTO history VALUES (OLD.code)',
+      'CREATE TABLE mv_customers(id int, label text, code text)',
+      `INSERT INTO mv_customers VALUES (1, 'first', '${SECRET}'), (2, 'second', '${SECRET}')`,
+      'CREATE TABLE mv_log(v text)',
+      'CREATE TABLE mv_history(v text)',
+      'CREATE TABLE mv_trig(id int)',
+      'CREATE TABLE mv_notes(id int, body text)',
+      'CREATE TRIGGER copy_on_insert AFTER INSERT ON mv_trig FOR EACH ROW INSERT INTO mv_log SELECT code FROM mv_customers',
+      'CREATE TRIGGER history_update AFTER UPDATE ON mv_customers FOR EACH ROW INSERT INTO mv_history VALUES (OLD.code)',
+      'CREATE TRIGGER history_delete AFTER DELETE ON mv_customers FOR EACH ROW INSERT INTO mv_history VALUES (OLD.code)',
     ])
       await admin.query(sql);
     await admin.end();
@@ -316,10 +316,10 @@ describe('MySQL: a masked identity cannot move masked values', () => {
     const admin = await directMysql(mariadb, DATABASE);
     try {
       const [columns] = await admin.query(
-        `SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '${DATABASE}' AND TABLE_NAME = 'customers'`,
+        `SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '${DATABASE}' AND TABLE_NAME = 'mv_customers'`,
       );
       expect((columns as { c: string }[])[0]!.c).toBe('id,label,code');
-      for (const table of ['log', 'history']) {
+      for (const table of ['mv_log', 'mv_history']) {
         const [rows] = await admin.query(`SELECT count(*) AS n FROM ${table}`);
         expect((rows as { n: number }[])[0]!.n).toBe(0);
       }
@@ -352,16 +352,16 @@ describe('MySQL: a masked identity cannot move masked values', () => {
       return (rows as { v: string }[]).map((r) => r.v);
     };
     try {
-      await owner.query('CREATE OR REPLACE VIEW shown AS SELECT id, label AS v FROM customers');
+      await owner.query('CREATE OR REPLACE VIEW shown AS SELECT id, label AS v FROM mv_customers');
       // Traced through the definition: the clear column comes back clear, not masked for being a view.
       expect(await read()).toEqual(['first', 'second']);
-      await owner.query('CREATE OR REPLACE VIEW shown AS SELECT id, code AS v FROM customers');
+      await owner.query('CREATE OR REPLACE VIEW shown AS SELECT id, code AS v FROM mv_customers');
       const masked = await read();
       expect(masked).toHaveLength(2);
       expect(masked).not.toContain(SECRET);
-      await owner.query('CREATE OR REPLACE VIEW shown (id, v) AS SELECT id, label FROM customers');
+      await owner.query('CREATE OR REPLACE VIEW shown (id, v) AS SELECT id, label FROM mv_customers');
       expect(await read()).toEqual(['first', 'second']);
-      await owner.query('CREATE OR REPLACE VIEW shown (v, id) AS SELECT code, id FROM customers');
+      await owner.query('CREATE OR REPLACE VIEW shown (v, id) AS SELECT code, id FROM mv_customers');
       expect(await read()).not.toContain(SECRET);
     } finally {
       await owner.query('DROP VIEW IF EXISTS shown');

@@ -148,11 +148,16 @@ describe('in a sidecar (token-file mode, PostgreSQL)', () => {
     });
     expect(JSON.stringify(query['masked'])).toContain('email');
     expect(records.some((r) => r['application'] === 'gatehouse-mcp/describe_table')).toBe(true);
-    const refused = readFileSync(proxy.auditFile!, 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((r) => r['type'] === 'connection.refused');
+    // The refusal's record is written in the audit writer's next batch, not before the tool answers.
+    const refusedRecords = () =>
+      readFileSync(proxy.auditFile!, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((r) => r['type'] === 'connection.refused');
+    for (let i = 0; i < 100 && refusedRecords().length === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const refused = refusedRecords();
     expect(refused).toEqual([
       expect.objectContaining({
         mcpTool: 'execute',
