@@ -127,3 +127,72 @@ describe('maskedDataMove (MySQL)', () => {
     expect(mysql(sql)).toBeUndefined();
   });
 });
+
+/**
+ * Generated spellings: every way of naming the masked table (case, schema, quotes) in every template
+ * of a schema change or a kept query, with comments and line breaks where the grammar allows them.
+ */
+describe('maskedDataMove over generated spellings', () => {
+  const PG_NAMES = [
+    'customers',
+    'CUSTOMERS',
+    'public.customers',
+    '"customers"',
+    '"public"."customers"',
+    'Public.Customers',
+  ];
+  const MYSQL_NAMES = [
+    'customers',
+    'CUSTOMERS',
+    'app.customers',
+    '`customers`',
+    '`app`.`customers`',
+    '`App`.Customers',
+  ];
+  const PG_TEMPLATES = [
+    'ALTER TABLE § RENAME COLUMN ssn TO x',
+    'ALTER TABLE IF EXISTS ONLY § RENAME TO people',
+    'ALTER TABLE § SET SCHEMA other',
+    'ALTER TABLE § ADD COLUMN g text GENERATED ALWAYS AS (ssn) STORED',
+    'ALTER TABLE § ALTER COLUMN body TYPE text USING ssn',
+    'CREATE INDEX ON § ((length(ssn)))',
+    "CREATE POLICY p ON § USING (ssn > 'a')",
+    'CREATE TRIGGER t AFTER UPDATE ON § FOR EACH ROW EXECUTE FUNCTION f()',
+    'CREATE VIEW v AS SELECT ssn AS x FROM §',
+    'CREATE MATERIALIZED VIEW v AS SELECT 1 FROM §',
+    'CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$SELECT ssn FROM § LIMIT 1$$',
+    "DO $$BEGIN EXECUTE 'ALTER TABLE § RENAME COLUMN ssn TO x'; END$$",
+    "COPY (SELECT ssn FROM §) TO '/tmp/out'",
+  ];
+  const MYSQL_TEMPLATES = [
+    'ALTER TABLE § RENAME COLUMN ssn TO x',
+    'ALTER TABLE § CHANGE ssn x text',
+    'ALTER TABLE § MODIFY ssn int',
+    'RENAME TABLE § TO people',
+    'ALTER TABLE § ADD COLUMN g text AS (ssn) STORED',
+    'CREATE INDEX i ON § (ssn)',
+    'CREATE TRIGGER t BEFORE DELETE ON § FOR EACH ROW SET @v = OLD.ssn',
+    'CREATE TABLE c AS SELECT ssn FROM §',
+    'CREATE VIEW v AS SELECT ssn AS x FROM §',
+    'CREATE FUNCTION f() RETURNS text READS SQL DATA RETURN (SELECT ssn FROM § LIMIT 1)',
+    "SELECT ssn FROM § INTO OUTFILE '/tmp/out'",
+  ];
+  /** Where a comment or a line break may stand: around the table's name. */
+  const around = (name: string) => [name, `/* c */ ${name}`, `${name} -- c\n`, `\n\t${name}\n`];
+  const spellings = (templates: readonly string[], names: readonly string[]) =>
+    templates.flatMap((template) =>
+      names.flatMap((name) => around(name).map((spelled) => template.replaceAll('§', spelled))),
+    );
+
+  it('refuses every PostgreSQL spelling', () => {
+    const all = spellings(PG_TEMPLATES, PG_NAMES);
+    expect(all.length).toBeGreaterThan(300);
+    expect(all.filter((sql) => pg(sql) === undefined)).toEqual([]);
+  });
+
+  it('refuses every MySQL spelling', () => {
+    const all = spellings(MYSQL_TEMPLATES, MYSQL_NAMES);
+    expect(all.length).toBeGreaterThan(250);
+    expect(all.filter((sql) => mysql(sql) === undefined)).toEqual([]);
+  });
+});
