@@ -1,7 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { uncountableChange } from '../policy/guardrails/row-limits.ts';
 import { analyzeStatement } from '../sql/analyze/analyze-statement.ts';
+import { loadSqlParser } from '../sql/normalize.ts';
 import { explainedRows, impactPlan } from './impact-plan.ts';
+
+// The parser's WebAssembly may still be loading when the first test runs: wait for it.
+beforeAll(loadSqlParser);
 
 const plan = (sql: string) => {
   const facts = analyzeStatement(sql);

@@ -1,7 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeStatement } from '../../sql/analyze/analyze-statement.ts';
 import { createCatalog } from '../../sql/lineage/catalog.ts';
+import { loadSqlParser } from '../../sql/normalize.ts';
 import { touchedSensitiveColumns } from './touched-columns.ts';
+
+// The parser's WebAssembly may still be loading when the first test runs: wait for it.
+beforeAll(loadSqlParser);
 
 const catalog = createCatalog({
   tables: [
