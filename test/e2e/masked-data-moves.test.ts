@@ -237,6 +237,9 @@ const MYSQL_CODE = [
   'CREATE TABLE copy IGNORE SELECT code FROM mv_customers',
   'CREATE TABLE copy AS (SELECT code FROM mv_customers)',
   'CREATE TABLE copy AS WITH c AS (SELECT code FROM mv_customers) SELECT * FROM c',
+  // A temporary table named like a base table is read as that table by lineage for the session.
+  'CREATE TEMPORARY TABLE mv_notes SELECT id, code AS body FROM mv_customers',
+  'CREATE TEMPORARY TABLE IF NOT EXISTS mv_notes (id int, body text) SELECT id, code AS body FROM mv_customers',
   'CREATE TRIGGER probe AFTER INSERT ON mv_notes FOR EACH ROW INSERT INTO mv_log SELECT code FROM mv_customers',
   'CREATE VIEW copy AS SELECT code AS label FROM mv_customers',
   'CREATE OR REPLACE VIEW copy AS SELECT id, code AS label FROM moves.mv_customers',

@@ -71,7 +71,12 @@ export function maskedDataMove(facts: StatementFacts, checks: MoveChecks): strin
         return `it changes ${table}, whose columns this identity sees masked (${fact.summary}): a schema change can move masked values out of the rules that mask them or compute on them; make schema changes as an identity that sees the table in clear`;
     }
     const traced = (fact: StatementFact) => checks.ctasTraced && TRACED_CREATES.has(fact.command);
-    const keeps = schemaChanges.find((fact) => !traced(fact));
+    // MySQL's CREATE TEMPORARY TABLE ... SELECT is no DDL by class, yet its table may take a base
+    // table's name for the session (lineage would then read it as that table): it counts too.
+    const keeps = [
+      ...schemaChanges,
+      ...group.filter((fact) => fact.kind === 'create' && fact.tablesWritten.length > 0),
+    ].find((fact) => !traced(fact));
     if (keeps) {
       // What the schema keeps (a view's or rule's query, a body, a default or an index expression and
       // the functions they call) runs later, for anyone, under masks planned before or not at all.
