@@ -173,6 +173,16 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     registers: [registry],
   });
 
+  // Sidecars and gateways alike ship to the collector and ask the operator for approvals.
+  const bundleServices = {
+    ...(options.collector && {
+      collector: { url: options.collector.url, cluster: options.collector.cluster },
+      collectorCa: () => collectorTls?.ca() ?? Promise.resolve(undefined),
+    }),
+    ...(options.webhook && {
+      approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
+    }),
+  };
   const accessController = new Controller(
     new DatabaseAccessController({
       api,
@@ -184,13 +194,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       events,
       sidecarImage: options.sidecarImage,
       serverVersion,
-      ...(options.collector && {
-        collector: { url: options.collector.url, cluster: options.collector.cluster },
-        collectorCa: () => collectorTls?.ca() ?? Promise.resolve(undefined),
-      }),
-      ...(options.webhook && {
-        approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
-      }),
+      ...bundleServices,
     }),
     logger,
     metrics,
@@ -214,13 +218,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       maskingPolicies,
       events,
       sidecarImage: options.sidecarImage,
-      ...(options.collector && {
-        collector: { url: options.collector.url, cluster: options.collector.cluster },
-        collectorCa: () => collectorTls?.ca() ?? Promise.resolve(undefined),
-      }),
-      ...(options.webhook && {
-        approvalsEndpoint: bundleApprovalsEndpoint(api, options.namespace, options.webhook),
-      }),
+      ...bundleServices,
     }),
     logger,
     metrics,

@@ -1,3 +1,4 @@
+import { TOUCHED_FILTERS } from './record-filter.ts';
 import { DEFAULT_LIMIT, MAX_LIMIT } from './store-queries.ts';
 
 /**
@@ -385,19 +386,7 @@ export function collectorOpenApi(): Record<string, unknown> {
           summary: 'Per identity, per source column (clear or masked) and per table, over a period',
           description:
             "With `column`: only that column's rows, who read it and how. At most 1,000 rows in each list.",
-          parameters: FILTERS.filter((f) =>
-            [
-              'subject',
-              'database',
-              'table',
-              'column',
-              'seen',
-              'purpose',
-              'run_id',
-              'since',
-              'until',
-            ].includes(f.name),
-          ),
+          parameters: FILTERS.filter((f) => TOUCHED_FILTERS.has(f.name)),
           responses: {
             '200': { description: 'The summary', ...json(ref('Touched')) },
             ...problems(400, 401, 403),

@@ -56,7 +56,8 @@ export function parseRecordFilter(query: Record<string, string>): RecordFilter |
   return filter;
 }
 
-const TOUCHED_FILTERS = new Set([
+/** The filters /v1/touched takes (the OpenAPI description lists the same). */
+export const TOUCHED_FILTERS: ReadonlySet<string> = new Set([
   'subject',
   'database',
   'table',

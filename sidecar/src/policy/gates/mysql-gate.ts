@@ -14,7 +14,7 @@ import { changesReading } from '../../sql/mysql/statement-rules.ts';
 import type { QueryText } from '../../sql/normalize.ts';
 import { textShape } from '../../sql/text-shape.ts';
 import { maskedDataMove, maybeMaskedAmong } from '../masking/masked-data-moves.ts';
-import { resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
+import { maskedTables, resultMasks, type TextMasks } from '../masking/mysql-result-masks.ts';
 import type { SessionMasking } from '../masking/mysql-session-masking.ts';
 import { planInForce } from '../masking/plan-basis.ts';
 import { touchedSensitiveColumns } from '../masking/touched-columns.ts';
@@ -108,10 +108,7 @@ export function createMysqlGate(options: {
     maskedDataMove(reached, {
       maybeMasked: maybeMaskedAmong(() => {
         const catalog = options.catalog?.();
-        if (!catalog) return undefined;
-        return [...catalog.tables.values()]
-          .filter((table) => table.columns.some((c) => settings.columnMask(table.schema, table.name, c.name)))
-          .map((table) => table.name);
+        return catalog && maskedTables(catalog, settings).map((table) => table.name);
       }),
       pureFunctions: MYSQL_PURE_FUNCTIONS,
       // Lineage does not trace CREATE TABLE ... SELECT into the new table's columns.

@@ -1,4 +1,4 @@
-import type { Catalog } from '../../sql/lineage/catalog.ts';
+import type { Catalog, CatalogTable } from '../../sql/lineage/catalog.ts';
 import type { Lineage } from '../../sql/lineage/types.ts';
 import type { MysqlLineageResult } from '../../sql/mysql/lineage-mysql.ts';
 import type { TracedTouch } from '../gates/statement-touched.ts';
@@ -53,6 +53,28 @@ export function strictestMask(masks: readonly ColumnMask[], passedThrough: boole
   return method === 'redact' ? REDACT_UNKNOWN : { method, kind: null };
 }
 
+const maskedTablesMemo = new WeakMap<Catalog, WeakMap<SessionMasking, readonly CatalogTable[]>>();
+
+/**
+ * The catalog's tables with a column this masking masks, once per (catalog, masking): both are made
+ * anew when they change, and every statement of a masked session asks.
+ */
+export function maskedTables(catalog: Catalog, masking: SessionMasking): readonly CatalogTable[] {
+  let byMasking = maskedTablesMemo.get(catalog);
+  if (!byMasking) {
+    byMasking = new WeakMap();
+    maskedTablesMemo.set(catalog, byMasking);
+  }
+  let tables = byMasking.get(masking);
+  if (!tables) {
+    tables = [...catalog.tables.values()].filter((table) =>
+      table.columns.some((c) => masking.columnMask(table.schema, table.name, c.name)),
+    );
+    byMasking.set(masking, tables);
+  }
+  return tables;
+}
+
 /**
  * From the lineage of a text to the masks of its results: a column is masked when a sensitive catalog
  * column flows into it, when it carries whole rows of a relation with sensitive columns, and, when it
@@ -65,10 +87,9 @@ export function resultMasks(
   masking: SessionMasking,
 ): TextMasks {
   if (lineage.parseError) return { results: [], described: [], exemptions: [], withholdsServerText: true };
-  const sensitiveTables = new Set<string>();
-  for (const table of catalog.tables.values())
-    if (table.columns.some((c) => masking.columnMask(table.schema, table.name, c.name)))
-      sensitiveTables.add(`${table.schema}.${table.name}`.toLowerCase());
+  const sensitiveTables = new Set(
+    maskedTables(catalog, masking).map((t) => `${t.schema}.${t.name}`.toLowerCase()),
+  );
   const isSensitiveTable = (schema: string, table: string) =>
     sensitiveTables.has(`${schema}.${table}`.toLowerCase());
   const sourceMask = (l: Lineage): ColumnMask | undefined => {
